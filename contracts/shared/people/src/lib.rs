@@ -1,0 +1,22 @@
+//! References to people and services that several packs talk about. They are external
+//! refs with provenance (Section 1): the id is the source system's, the system says whose.
+
+use ops_core::data;
+
+/// A person as known to some identity source (e.g. the on-call tool).
+#[data]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PersonRef {
+    /// Which system the id belongs to, e.g. `pagerduty`.
+    pub system: String,
+    pub id: String,
+    pub display_name: String,
+}
+
+/// A service in the service catalogue.
+#[data]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceRef {
+    pub system: String,
+    pub id: String,
+}

@@ -1,0 +1,302 @@
+//! The event envelope (A1) and command envelope (A2). Both are `#[non_exhaustive]`: their
+//! fields are readable everywhere but the envelopes can only be built here, where the ids
+//! are derived from content, so no caller can attach an id that does not match.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::payload_hash;
+use crate::contract::{Command, Contract, DedupeKind, Event};
+use crate::id::{
+    CapabilityId, CommandId, ContentHash, CorrelationId, DerivedArtifactId, EventId,
+    EventIdInputs, UserActionId,
+};
+use crate::time::Timestamp;
+
+/// Structural version of both envelopes; changing it is a core decision (Section 1).
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// What caused an event or command: exactly one kind of id, and the kind is part of the
+/// value, so a causation id without its type cannot be written down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "causation_type", content = "causation_id", rename_all = "snake_case")]
+pub enum Causation {
+    Event(EventId),
+    Command(CommandId),
+    DerivedArtifact(DerivedArtifactId),
+    UserAction(UserActionId),
+}
+
+/// A stable actor identity: `[a-z0-9][a-z0-9._@-]*`, at most 128 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct ActorId(#[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._@-]{0,127}$"))] String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an actor id: use 1 to 128 of `a-z 0-9 . _ @ -`, starting with a letter or digit")]
+pub struct ActorIdError(String);
+
+impl ActorId {
+    pub fn new(id: impl Into<String>) -> Result<Self, ActorIdError> {
+        let id = id.into();
+        let mut chars = id.chars();
+        let valid = id.len() <= 128
+            && matches!(chars.next(), Some('a'..='z' | '0'..='9'))
+            && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '@' | '-'));
+        if valid { Ok(ActorId(id)) } else { Err(ActorIdError(id)) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ActorId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ActorId::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who acted (A4): a person, a service or an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    Human(ActorId),
+    Service(ActorId),
+    Agent(ActorId),
+}
+
+/// The typed dedupe scope of A3; closed on purpose.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DedupeScope {
+    Connector { connector_id: String, stream: String },
+    Egress { destination: String, tenant_id: String },
+    Command { aggregate_ref: String },
+}
+
+impl DedupeScope {
+    pub fn kind(&self) -> DedupeKind {
+        match self {
+            DedupeScope::Connector { .. } => DedupeKind::Connector,
+            DedupeScope::Egress { .. } => DedupeKind::Egress,
+            DedupeScope::Command { .. } => DedupeKind::Command,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("cannot encode the payload of `{type_name}`: {message}")]
+    Encode { type_name: String, message: String },
+    #[error("envelope version {found} is not supported; this build reads version {ENVELOPE_VERSION}")]
+    UnsupportedVersion { found: u32 },
+    #[error("`payload_hash` of {id} is {stored} but the payload hashes to {computed}")]
+    PayloadHashMismatch { id: String, stored: ContentHash, computed: ContentHash },
+    #[error("`event_id` {stored} does not match its inputs, which give {computed}")]
+    EventIdMismatch { stored: EventId, computed: EventId },
+    #[error("`command_id` {stored} does not match its inputs, which give {computed}")]
+    CommandIdMismatch { stored: CommandId, computed: CommandId },
+    #[error("command `{command_type}` deduplicates by `{expected:?}` scope, but a `{found:?}` scope was given")]
+    DedupeKindMismatch { command_type: String, expected: DedupeKind, found: DedupeKind },
+}
+
+/// An immutable fact in the log (A1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct EventEnvelope {
+    pub envelope_version: u32,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub payload_schema_version: u32,
+    pub payload: Value,
+    pub payload_hash: ContentHash,
+    pub occurred_at: Timestamp,
+    pub ingested_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_at: Option<Timestamp>,
+    pub correlation_id: CorrelationId,
+    #[serde(flatten)]
+    pub causation: Causation,
+    pub source_ref: String,
+    /// The id of the record at its source; an input of `event_id` (A6).
+    pub source_native_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sequence: Option<u64>,
+    pub actor: Actor,
+    pub capability_id: CapabilityId,
+}
+
+/// Where an event comes from and on whose authority: everything but the payload.
+#[derive(Clone, Debug)]
+pub struct EventOrigin {
+    pub source_ref: String,
+    pub source_native_id: String,
+    pub source_sequence: Option<u64>,
+    pub occurred_at: Timestamp,
+    pub ingested_at: Timestamp,
+    pub effective_at: Option<Timestamp>,
+    pub correlation_id: CorrelationId,
+    pub causation: Causation,
+    pub actor: Actor,
+    pub capability_id: CapabilityId,
+}
+
+impl EventEnvelope {
+    pub fn new<E: Event>(event: &E, origin: EventOrigin) -> Result<Self, EnvelopeError> {
+        let payload = encode(event)?;
+        Ok(EventEnvelope::from_parts(E::TYPE.to_owned(), E::VERSION, payload, origin))
+    }
+
+    /// An envelope for a payload that is already JSON, e.g. a type this build does not link.
+    pub fn from_parts(
+        event_type: String,
+        payload_schema_version: u32,
+        payload: Value,
+        origin: EventOrigin,
+    ) -> Self {
+        let payload_hash = payload_hash(&payload);
+        let event_id = EventId::derive(EventIdInputs {
+            source_ref: &origin.source_ref,
+            source_native_id: &origin.source_native_id,
+            payload_hash: &payload_hash,
+            occurred_at: origin.occurred_at,
+        });
+        EventEnvelope {
+            envelope_version: ENVELOPE_VERSION,
+            event_id,
+            event_type,
+            payload_schema_version,
+            payload,
+            payload_hash,
+            occurred_at: origin.occurred_at,
+            ingested_at: origin.ingested_at,
+            effective_at: origin.effective_at,
+            correlation_id: origin.correlation_id,
+            causation: origin.causation,
+            source_ref: origin.source_ref,
+            source_native_id: origin.source_native_id,
+            source_sequence: origin.source_sequence,
+            actor: origin.actor,
+            capability_id: origin.capability_id,
+        }
+    }
+
+    /// Recomputes `payload_hash` and `event_id`; an envelope read from anywhere is only
+    /// trusted after this.
+    pub fn verify(&self) -> Result<(), EnvelopeError> {
+        if self.envelope_version != ENVELOPE_VERSION {
+            return Err(EnvelopeError::UnsupportedVersion { found: self.envelope_version });
+        }
+        let computed = payload_hash(&self.payload);
+        if computed != self.payload_hash {
+            return Err(EnvelopeError::PayloadHashMismatch {
+                id: self.event_id.to_string(),
+                stored: self.payload_hash,
+                computed,
+            });
+        }
+        let computed = EventId::derive(EventIdInputs {
+            source_ref: &self.source_ref,
+            source_native_id: &self.source_native_id,
+            payload_hash: &self.payload_hash,
+            occurred_at: self.occurred_at,
+        });
+        if computed != self.event_id {
+            return Err(EnvelopeError::EventIdMismatch { stored: self.event_id, computed });
+        }
+        Ok(())
+    }
+}
+
+/// A request to change state (A2). Its id is its idempotency key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct CommandEnvelope {
+    pub envelope_version: u32,
+    pub command_id: CommandId,
+    pub command_type: String,
+    pub payload_schema_version: u32,
+    pub payload: Value,
+    pub target_ref: String,
+    pub dedupe_scope: DedupeScope,
+    pub correlation_id: CorrelationId,
+    #[serde(flatten)]
+    pub causation: Causation,
+    pub actor: Actor,
+    pub requested_at: Timestamp,
+}
+
+/// Everything about a command request but its payload.
+#[derive(Clone, Debug)]
+pub struct CommandRequest {
+    pub target_ref: String,
+    pub dedupe_scope: DedupeScope,
+    pub correlation_id: CorrelationId,
+    pub causation: Causation,
+    pub actor: Actor,
+    pub requested_at: Timestamp,
+}
+
+impl CommandEnvelope {
+    pub fn new<C: Command>(command: &C, request: CommandRequest) -> Result<Self, EnvelopeError> {
+        if request.dedupe_scope.kind() != C::DEDUPE {
+            return Err(EnvelopeError::DedupeKindMismatch {
+                command_type: C::TYPE.to_owned(),
+                expected: C::DEDUPE,
+                found: request.dedupe_scope.kind(),
+            });
+        }
+        let payload = encode(command)?;
+        let command_id = CommandId::derive(
+            C::TYPE,
+            &request.target_ref,
+            &payload_hash(&payload),
+            &request.dedupe_scope,
+        );
+        Ok(CommandEnvelope {
+            envelope_version: ENVELOPE_VERSION,
+            command_id,
+            command_type: C::TYPE.to_owned(),
+            payload_schema_version: C::VERSION,
+            payload,
+            target_ref: request.target_ref,
+            dedupe_scope: request.dedupe_scope,
+            correlation_id: request.correlation_id,
+            causation: request.causation,
+            actor: request.actor,
+            requested_at: request.requested_at,
+        })
+    }
+
+    pub fn verify(&self) -> Result<(), EnvelopeError> {
+        if self.envelope_version != ENVELOPE_VERSION {
+            return Err(EnvelopeError::UnsupportedVersion { found: self.envelope_version });
+        }
+        let computed = CommandId::derive(
+            &self.command_type,
+            &self.target_ref,
+            &payload_hash(&self.payload),
+            &self.dedupe_scope,
+        );
+        if computed != self.command_id {
+            return Err(EnvelopeError::CommandIdMismatch { stored: self.command_id, computed });
+        }
+        Ok(())
+    }
+}
+
+/// The explicit outcome of a command (A2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CommandOutcome {
+    Accepted,
+    Rejected { reason: String },
+}
+
+fn encode<T: Contract>(value: &T) -> Result<Value, EnvelopeError> {
+    serde_json::to_value(value).map_err(|error| EnvelopeError::Encode {
+        type_name: T::TYPE.to_owned(),
+        message: error.to_string(),
+    })
+}

@@ -1,0 +1,346 @@
+//! Typed, content-addressed identifiers. Each renders as `<prefix>_<64 hex digits>` (a
+//! blake3 digest) and parses back only with its own prefix. There is no random constructor
+//! anywhere: every id is a function of content, so the same inputs give the same id on
+//! every machine (constitution A3, A6, A7).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::canonical::{CanonicalError, to_canonical_vec};
+use crate::envelope::DedupeScope;
+use crate::time::Timestamp;
+
+const DIGEST_HEX_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("`{input}` is not a {kind}: expected the prefix `{prefix}_`")]
+    WrongPrefix { kind: &'static str, prefix: &'static str, input: String },
+    #[error("`{input}` is not a {kind}: expected {DIGEST_HEX_LEN} lower-case hex digits after `{prefix}_`, found {found} characters")]
+    WrongLength { kind: &'static str, prefix: &'static str, input: String, found: usize },
+    #[error("`{input}` is not a {kind}: character {position} after the prefix is not a lower-case hex digit")]
+    NotHex { kind: &'static str, input: String, position: usize },
+}
+
+/// A blake3 digest, the body of every id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// Hashes fields with an unambiguous encoding: each field is preceded by its length
+    /// as a little-endian u64, and `context` separates the uses of the hash.
+    fn of_fields(context: &str, fields: &[&[u8]]) -> Self {
+        let mut hasher = blake3::Hasher::new_derive_key(context);
+        for field in fields {
+            hasher.update(&(field.len() as u64).to_le_bytes());
+            hasher.update(field);
+        }
+        Digest(*hasher.finalize().as_bytes())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn parse(kind: &'static str, prefix: &'static str, input: &str) -> Result<Self, IdError> {
+        let hex = input
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .ok_or_else(|| IdError::WrongPrefix { kind, prefix, input: input.to_owned() })?;
+        if hex.len() != DIGEST_HEX_LEN {
+            return Err(IdError::WrongLength {
+                kind,
+                prefix,
+                input: input.to_owned(),
+                found: hex.chars().count(),
+            });
+        }
+        let mut bytes = [0u8; 32];
+        for (index, pair) in hex.as_bytes().chunks(2).enumerate() {
+            let nibble = |offset: usize| {
+                let position = index * 2 + offset;
+                match pair[offset] {
+                    digit @ b'0'..=b'9' => Ok(digit - b'0'),
+                    letter @ b'a'..=b'f' => Ok(letter - b'a' + 10),
+                    _ => Err(IdError::NotHex { kind, input: input.to_owned(), position }),
+                }
+            };
+            bytes[index] = nibble(0)? << 4 | nibble(1)?;
+        }
+        Ok(Digest(bytes))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+macro_rules! digest_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Digest);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn digest(&self) -> &Digest {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}_{}", $prefix, self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+
+            fn from_str(input: &str) -> Result<Self, IdError> {
+                Digest::parse(stringify!($name), $prefix, input).map($name)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": concat!("^", $prefix, "_[0-9a-f]{64}$")
+                })
+            }
+        }
+    };
+}
+
+/// Ids of things that are identified by their content alone.
+macro_rules! content_addressed {
+    ($($name:ident),+) => {$(
+        impl $name {
+            /// The id of `content`: blake3 of its canonical JSON, separated by id kind.
+            pub fn of<T: Serialize + ?Sized>(content: &T) -> Result<Self, CanonicalError> {
+                let bytes = to_canonical_vec(content)?;
+                Ok($name(Digest::of_fields(
+                    concat!("ops-core 2026 ", stringify!($name)),
+                    &[&bytes],
+                )))
+            }
+        }
+    )+};
+}
+
+digest_id!(
+    /// An event's identity: `hash(source_ref, source_native_id, payload_hash, occurred_at)` (A6).
+    EventId, "evt"
+);
+digest_id!(
+    /// A command's idempotency key: its type, target, canonical payload and dedupe scope (A2, A3).
+    CommandId, "cmd"
+);
+digest_id!(
+    /// A capability, identified by the content of its grant (A4).
+    CapabilityId, "cap"
+);
+digest_id!(
+    /// Groups everything that follows from one origin.
+    CorrelationId, "cor"
+);
+digest_id!(
+    /// A derived artifact (Section 5).
+    DerivedArtifactId, "art"
+);
+digest_id!(
+    /// A user's action in a UI or CLI, identified by what was done, by whom and when.
+    UserActionId, "act"
+);
+digest_id!(
+    /// Identity of a governed artifact: blake3 of its canonical form (A7).
+    ContentId, "cid"
+);
+digest_id!(
+    /// blake3 of the canonical form of some content, e.g. `payload_hash`.
+    ContentHash, "b3"
+);
+
+content_addressed!(CapabilityId, CorrelationId, DerivedArtifactId, UserActionId, ContentId);
+
+impl ContentHash {
+    /// The plain blake3 of `bytes`, so anyone can recompute it with any blake3 tool.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        ContentHash(Digest(*blake3::hash(bytes).as_bytes()))
+    }
+}
+
+/// The inputs of an [`EventId`], each one unambiguous on its own.
+#[derive(Clone, Copy, Debug)]
+pub struct EventIdInputs<'a> {
+    pub source_ref: &'a str,
+    pub source_native_id: &'a str,
+    pub payload_hash: &'a ContentHash,
+    pub occurred_at: Timestamp,
+}
+
+impl EventId {
+    pub fn derive(inputs: EventIdInputs<'_>) -> Self {
+        let occurred_at = inputs.occurred_at.to_string();
+        EventId(Digest::of_fields(
+            "ops-core 2026 EventId",
+            &[
+                inputs.source_ref.as_bytes(),
+                inputs.source_native_id.as_bytes(),
+                inputs.payload_hash.digest().as_bytes(),
+                occurred_at.as_bytes(),
+            ],
+        ))
+    }
+}
+
+impl CommandId {
+    /// The deterministic id of a command. The request time is not an input: a retry of the
+    /// same request is the same command.
+    pub fn derive(
+        command_type: &str,
+        target_ref: &str,
+        payload_hash: &ContentHash,
+        dedupe_scope: &DedupeScope,
+    ) -> Self {
+        let scope = to_canonical_vec(dedupe_scope).expect("a dedupe scope is plain data");
+        CommandId(Digest::of_fields(
+            "ops-core 2026 CommandId",
+            &[
+                command_type.as_bytes(),
+                target_ref.as_bytes(),
+                payload_hash.digest().as_bytes(),
+                &scope,
+            ],
+        ))
+    }
+
+    /// A caller-supplied idempotency key, itself a content hash (e.g. of an upstream request).
+    pub fn from_idempotency_key(key: &ContentHash) -> Self {
+        CommandId(Digest::of_fields("ops-core 2026 CommandId key", &[key.digest().as_bytes()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::payload_hash;
+    use serde_json::json;
+
+    fn inputs<'a>(payload_hash: &'a ContentHash) -> EventIdInputs<'a> {
+        EventIdInputs {
+            source_ref: "filesync:tickets",
+            source_native_id: "T-1001",
+            payload_hash,
+            occurred_at: "2026-11-26T06:01:51.123456Z".parse().unwrap(),
+        }
+    }
+
+    /// A golden vector: if this changes, every stored event id in the world changes.
+    #[test]
+    fn event_id_golden_vector() {
+        let hash = payload_hash(&json!({"service": "checkout", "severity": "sev1"}));
+        assert_eq!(
+            hash.to_string(),
+            "b3_cda6a9b3ecb0d4bc1de5ba2b2f0ec1fb2a1e566b2fc7df72a80cbca35ebf1e6d"
+        );
+        assert_eq!(
+            EventId::derive(inputs(&hash)).to_string(),
+            "evt_5dc9ac1f1b9f1d2e6fe0b93e7bb1ef7d6a9c73c8d2e4e6d4a3ff93d7d1ef2f35"
+        );
+    }
+
+    #[test]
+    fn every_input_of_an_event_id_matters() {
+        let hash = payload_hash(&json!({"a": 1}));
+        let other_hash = payload_hash(&json!({"a": 2}));
+        let base = EventId::derive(inputs(&hash));
+        assert_eq!(base, EventId::derive(inputs(&hash)), "same inputs, same id");
+        let variants = [
+            EventIdInputs { source_ref: "filesync:other", ..inputs(&hash) },
+            EventIdInputs { source_native_id: "T-1002", ..inputs(&hash) },
+            EventIdInputs { payload_hash: &other_hash, ..inputs(&hash) },
+            EventIdInputs {
+                occurred_at: "2026-11-26T06:01:51.123457Z".parse().unwrap(),
+                ..inputs(&hash)
+            },
+        ];
+        for variant in variants {
+            assert_ne!(EventId::derive(variant), base, "{variant:?}");
+        }
+    }
+
+    #[test]
+    fn length_prefixes_keep_field_boundaries_apart() {
+        let hash = payload_hash(&json!(null));
+        let split_one_way = EventIdInputs { source_ref: "ab", source_native_id: "c", ..inputs(&hash) };
+        let split_other_way = EventIdInputs { source_ref: "a", source_native_id: "bc", ..inputs(&hash) };
+        assert_ne!(EventId::derive(split_one_way), EventId::derive(split_other_way));
+    }
+
+    #[test]
+    fn ids_round_trip_through_text_and_json() {
+        let id = CorrelationId::of("incident T-1001").unwrap();
+        let text = id.to_string();
+        assert!(text.starts_with("cor_") && text.len() == 4 + 64);
+        assert_eq!(text.parse::<CorrelationId>().unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<CorrelationId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected_with_the_reason() {
+        let good = CorrelationId::of("x").unwrap().to_string();
+        let body = &good[4..];
+        let wrong_prefix = format!("evt_{body}");
+        assert!(matches!(
+            wrong_prefix.parse::<CorrelationId>(),
+            Err(IdError::WrongPrefix { prefix: "cor", .. })
+        ));
+        assert!(matches!(
+            "cor_abc".parse::<CorrelationId>(),
+            Err(IdError::WrongLength { found: 3, .. })
+        ));
+        let upper = format!("cor_{}", body.to_uppercase());
+        let error = upper.parse::<CorrelationId>().unwrap_err();
+        assert!(error.to_string().contains("not a lower-case hex digit"), "{error}");
+        let json_error = serde_json::from_str::<CorrelationId>("\"cor_zz\"").unwrap_err();
+        assert!(json_error.to_string().contains("CorrelationId"), "{json_error}");
+    }
+
+    #[test]
+    fn id_kinds_do_not_collide_on_the_same_content() {
+        let correlation = CorrelationId::of("same").unwrap();
+        let capability = CapabilityId::of("same").unwrap();
+        assert_ne!(correlation.digest(), capability.digest());
+    }
+}

@@ -1,0 +1,80 @@
+//! `ops-core`: everything a pack sees, and nothing that performs I/O.
+//!
+//! - [`envelope`]: the event and command envelopes of constitution A1/A2, with typed
+//!   causation, actors and dedupe scopes.
+//! - [`id`] and [`canonical`]: deterministic identity. Ids are content-addressed (blake3 over
+//!   RFC 8785 canonical JSON or a length-prefixed field encoding); none is random.
+//! - [`contract`]: the traits that `#[event]` and `#[command]` implement.
+//! - [`registry`]: every contract type linked into the binary, gathered with `inventory`.
+//! - [`pack`]: pack manifests with their [`id::ContentId`].
+
+// Lets the macros' `::ops_core::...` paths resolve inside this crate too.
+extern crate self as ops_core;
+
+pub mod canonical;
+pub mod contract;
+pub mod envelope;
+pub mod id;
+pub mod pack;
+pub mod registry;
+pub mod time;
+
+pub use ops_macros::{command, data, event, pack};
+
+/// What a pack author imports: `use ops_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::contract::{Command, Contract, Event, SafetyClass, Upcast};
+    pub use crate::envelope::{Actor, Causation, CommandEnvelope, DedupeScope, EventEnvelope};
+    pub use crate::id::{CapabilityId, CommandId, CorrelationId, EventId};
+    pub use crate::time::Timestamp;
+    pub use ops_macros::{command, data, event, pack};
+}
+
+/// Support for generated code; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use schemars;
+    pub use serde;
+
+    use crate::contract::{Contract, Upcast, UpcastError};
+
+    pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+        schemars::schema_for!(T).to_value()
+    }
+
+    pub fn check_payload<T: Contract>(payload: &serde_json::Value) -> Result<(), String> {
+        <T as serde::Deserialize>::deserialize(payload).map(drop).map_err(|error| error.to_string())
+    }
+
+    /// Reads a stored payload of `Old`'s version and writes it as `New`'s.
+    pub fn upcast_json<Old: Contract, New: Contract + Upcast<Old>>(
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, UpcastError> {
+        let old: Old = serde_json::from_value(payload).map_err(|source| UpcastError::Decode {
+            type_name: Old::TYPE,
+            version: Old::VERSION,
+            message: source.to_string(),
+        })?;
+        serde_json::to_value(New::upcast(old)).map_err(|source| UpcastError::Encode {
+            type_name: New::TYPE,
+            version: New::VERSION,
+            message: source.to_string(),
+        })
+    }
+
+    pub const fn same_str(left: &str, right: &str) -> bool {
+        let (left, right) = (left.as_bytes(), right.as_bytes());
+        if left.len() != right.len() {
+            return false;
+        }
+        let mut index = 0;
+        while index < left.len() {
+            if left[index] != right[index] {
+                return false;
+            }
+            index += 1;
+        }
+        true
+    }
+}

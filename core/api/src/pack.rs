@@ -1,0 +1,55 @@
+//! Pack manifests (A7: packs are governed artifacts with a content id and a semver).
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::CanonicalError;
+use crate::contract::{Kind, Visibility};
+use crate::id::ContentId;
+
+/// Implemented by `#[pack]` on the pack's unit struct.
+pub trait Pack {
+    const ID: &'static str;
+    const VERSION: &'static str;
+}
+
+/// What `#[pack]` submits to the registry.
+#[derive(Debug)]
+pub struct PackDescriptor {
+    pub id: &'static str,
+    pub version: &'static str,
+    pub crate_name: &'static str,
+    /// Contract modules the pack depends on (`ops-contract-*`, `ops-shared-*`).
+    pub contracts: &'static [&'static str],
+    pub rust_type: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+}
+
+inventory::collect!(PackDescriptor);
+
+/// The manifest shape; changing it is a major change (Section 4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackManifest {
+    pub id: String,
+    pub version: semver::Version,
+    pub crate_name: String,
+    pub contracts: Vec<String>,
+    pub provides: Vec<ProvidedType>,
+    /// Tables of this pack are named with this prefix and no other (Section 1).
+    pub migrations_prefix: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProvidedType {
+    pub name: String,
+    pub version: u32,
+    pub kind: Kind,
+    pub visibility: Visibility,
+}
+
+impl PackManifest {
+    /// blake3 over the canonical JSON of the manifest.
+    pub fn content_id(&self) -> Result<ContentId, CanonicalError> {
+        ContentId::of(self)
+    }
+}

@@ -1,0 +1,112 @@
+//! Timestamps are UTC with exactly microsecond precision, so their text form (which feeds
+//! event ids) is one string per instant: `2026-11-26T06:01:51.123456Z`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(DateTime<Utc>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not an RFC 3339 timestamp: {reason}")]
+pub struct TimestampError {
+    input: String,
+    reason: String,
+}
+
+impl Timestamp {
+    /// Normalises to UTC and truncates below the microsecond.
+    pub fn from_datetime(at: DateTime<Utc>) -> Self {
+        Timestamp(at.trunc_subsecs(6))
+    }
+
+    /// The wall clock: for `ingested_at` and `requested_at`, never for ids.
+    pub fn now() -> Self {
+        Timestamp::from_datetime(Utc::now())
+    }
+
+    pub fn from_unix_micros(micros: i64) -> Option<Self> {
+        DateTime::from_timestamp_micros(micros).map(Timestamp)
+    }
+
+    pub fn unix_micros(&self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = TimestampError;
+
+    fn from_str(input: &str) -> Result<Self, TimestampError> {
+        DateTime::parse_from_rfc3339(input)
+            .map(|at| Timestamp::from_datetime(at.with_timezone(&Utc)))
+            .map_err(|error| TimestampError { input: input.to_owned(), reason: error.to_string() })
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_precision_normalise_to_one_text() {
+        let forms = [
+            "2026-11-26T08:01:51.1234567+02:00",
+            "2026-11-26T06:01:51.123456Z",
+            "2026-11-26T06:01:51.123456999z",
+        ];
+        for form in forms {
+            let at: Timestamp = form.parse().unwrap();
+            assert_eq!(at.to_string(), "2026-11-26T06:01:51.123456Z", "{form}");
+        }
+        let whole: Timestamp = "2026-11-26T06:01:51Z".parse().unwrap();
+        assert_eq!(whole.to_string(), "2026-11-26T06:01:51.000000Z");
+    }
+
+    #[test]
+    fn bad_timestamps_name_the_input() {
+        let error = "yesterday".parse::<Timestamp>().unwrap_err();
+        assert!(error.to_string().starts_with("`yesterday` is not an RFC 3339 timestamp"));
+    }
+}

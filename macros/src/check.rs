@@ -1,0 +1,277 @@
+//! Validation of the parsed model. Every rule reports into [`Ctxt`] and carries on, so the
+//! author sees every mistake at once; each message says what to do.
+
+use quote::ToTokens;
+use syn::{Data, DeriveInput, Fields, Type, Visibility};
+
+use crate::ast::{Contract, ContractKind, Pack, Safety};
+use crate::ctxt::Ctxt;
+use crate::owner::{Owner, is_identifier};
+
+pub fn contract(contract: &Contract, cx: &mut Ctxt) {
+    let noun = contract.kind.noun();
+    payload_shape(&contract.item, noun, cx);
+    let owner = match &contract.owning.owner {
+        Ok(owner) => owner,
+        Err(message) => {
+            cx.error_spanned_by(contract.ident(), message);
+            return;
+        }
+    };
+    domain(contract, owner, cx);
+    version(contract, cx);
+    visibility(contract, owner, cx);
+    match contract.kind {
+        ContractKind::Event => event_only(contract, cx),
+        ContractKind::Command => command_only(contract, cx),
+    }
+}
+
+/// Payloads are owned, concrete data: one schema per registered type.
+pub fn payload_shape(item: &DeriveInput, noun: &str, cx: &mut Ctxt) {
+    let name = &item.ident;
+    if let Data::Union(union) = &item.data {
+        cx.error_spanned_by(
+            union.union_token,
+            format!("`{name}` is a union; a {noun} must be a struct or an enum"),
+        );
+    }
+    if let Some(lifetime) = item.generics.lifetimes().next() {
+        cx.error_spanned_by(
+            lifetime,
+            format!("`{name}` borrows data; a {noun} owns its data, so remove the lifetime and use owned fields (`String`, `Vec<T>`)"),
+        );
+    } else if !item.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &item.generics,
+            format!("`{name}` is generic; a {noun} needs one concrete schema, so replace the type parameters with concrete types"),
+        );
+    }
+    for field in fields_of(item) {
+        if let Some(borrow) = first_borrow(&field.ty) {
+            let field_name = field
+                .ident
+                .as_ref()
+                .map_or_else(|| "a tuple field".to_owned(), |ident| format!("field `{ident}`"));
+            cx.error_spanned_by(
+                borrow,
+                format!("{field_name} of `{name}` is borrowed; a {noun} owns its data, use an owned type (`String`, `Vec<T>`, `Box<T>`)"),
+            );
+        }
+    }
+}
+
+fn fields_of(item: &DeriveInput) -> Vec<&syn::Field> {
+    match &item.data {
+        Data::Struct(data) => data.fields.iter().collect(),
+        Data::Enum(data) => data.variants.iter().flat_map(|variant| variant.fields.iter()).collect(),
+        Data::Union(_) => Vec::new(),
+    }
+}
+
+/// The first reference type anywhere inside `ty` (`&str`, `Vec<&T>`, `(u8, &T)`, ...).
+fn first_borrow(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) => Some(ty),
+        Type::Array(array) => first_borrow(&array.elem),
+        Type::Slice(slice) => first_borrow(&slice.elem),
+        Type::Paren(paren) => first_borrow(&paren.elem),
+        Type::Group(group) => first_borrow(&group.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(first_borrow),
+        Type::Path(path) => path.path.segments.iter().find_map(|segment| match &segment.arguments {
+            syn::PathArguments::AngleBracketed(arguments) => {
+                arguments.args.iter().find_map(|argument| match argument {
+                    syn::GenericArgument::Type(inner) => first_borrow(inner),
+                    _ => None,
+                })
+            }
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn domain(contract: &Contract, owner: &Owner, cx: &mut Ctxt) {
+    let noun = contract.kind.noun();
+    match (&contract.args.domain, owner.needs_domain()) {
+        (None, true) => cx.error_spanned_by(
+            contract.ident(),
+            format!(
+                "{noun} `{}` of {owner} needs a domain: add `domain = \"...\"` (its name becomes `pack.<id>.<domain>.{}`)",
+                contract.ident(),
+                contract.ident()
+            ),
+        ),
+        (Some(domain), false) => cx.error_spanned_by(
+            domain,
+            format!("types of {owner} have no domain segment; remove `domain`"),
+        ),
+        (Some(domain), true) if !is_identifier(&domain.value()) => cx.error_spanned_by(
+            domain,
+            "a domain is lower-case letters, digits and `_`, starting with a letter",
+        ),
+        _ => {}
+    }
+}
+
+fn version(contract: &Contract, cx: &mut Ctxt) {
+    let name = contract.ident();
+    let noun = contract.kind.noun();
+    if let Some(literal) = contract.version_literal() {
+        match literal.base10_parse::<u32>() {
+            Ok(version) if version >= 1 => {}
+            _ => cx.error_spanned_by(
+                literal,
+                "`version` is the payload schema version: a whole number from 1",
+            ),
+        }
+    }
+    let version = contract.version();
+    match (version, contract.upcast_from()) {
+        (1, Some(path)) => cx.error_spanned_by(
+            path,
+            format!("version 1 of `{name}` is the first; remove `upcast_from`"),
+        ),
+        (2.., None) => {
+            let previous = version - 1;
+            let at = contract
+                .version_literal()
+                .map_or_else(|| name.to_token_stream(), ToTokens::to_token_stream);
+            cx.error_spanned_by(
+                at,
+                format!(
+                    "version {version} of {noun} `{name}` needs an upcaster from version {previous}: add `upcast_from = <the version {previous} type>` and `impl ops_core::contract::Upcast<...> for {name}`"
+                ),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn visibility(contract: &Contract, owner: &Owner, cx: &mut Ctxt) {
+    let name = contract.ident();
+    let noun = contract.kind.noun();
+    let is_pub = matches!(contract.item.vis, Visibility::Public(_));
+    match (owner, contract.args.public) {
+        (Owner::Pack { pack_id }, Some(public)) => cx.syn_error(syn::Error::new(
+            public,
+            format!(
+                "{noun} `{name}` is private to pack `{pack_id}`; move it to `ops-contract-{}` and mark it `#[{noun}(public)]` to publish it",
+                pack_id.replace('_', "-")
+            ),
+        )),
+        (Owner::Pack { pack_id }, None) if is_pub => cx.error_spanned_by(
+            &contract.item.vis,
+            format!(
+                "{noun} `{name}` is private to pack `{pack_id}`, so it cannot be `pub`; use `pub(crate)`, or move it to `ops-contract-{}` and mark it `#[{noun}(public)]`",
+                pack_id.replace('_', "-")
+            ),
+        ),
+        (Owner::Pack { .. }, None) => {}
+        (_, None) => cx.error_spanned_by(
+            name,
+            format!("types of {owner} are its public surface; mark it `#[{noun}(public, ...)]`"),
+        ),
+        (_, Some(_)) if !is_pub => cx.error_spanned_by(
+            name,
+            format!("public {noun} `{name}` must be declared `pub`"),
+        ),
+        (_, Some(_)) => {}
+    }
+}
+
+fn event_only(contract: &Contract, cx: &mut Ctxt) {
+    let args = &contract.args;
+    for (present, key) in [
+        (args.safety.as_ref().map(ToTokens::to_token_stream), "safety"),
+        (args.dedupe.as_ref().map(ToTokens::to_token_stream), "dedupe"),
+        (args.compensation.as_ref().map(ToTokens::to_token_stream), "compensation"),
+    ] {
+        if let Some(tokens) = present {
+            cx.error_spanned_by(
+                tokens,
+                format!("`{key}` is for commands; events record facts and take no `{key}`"),
+            );
+        }
+    }
+}
+
+fn command_only(contract: &Contract, cx: &mut Ctxt) {
+    let name = contract.ident();
+    match (&contract.args.safety, contract.safety()) {
+        (None, _) => cx.error_spanned_by(
+            name,
+            format!("command `{name}` needs a safety class: add `safety = READ`, `WRITE_INTERNAL` or `WRITE_EXTERNAL_SIDE_EFFECT`"),
+        ),
+        (Some(ident), None) => cx.error_spanned_by(
+            ident,
+            format!("unknown safety class `{ident}`; expected `READ`, `WRITE_INTERNAL` or `WRITE_EXTERNAL_SIDE_EFFECT`"),
+        ),
+        (Some(_), Some(_)) => {}
+    }
+    if let (Some(ident), None) = (&contract.args.dedupe, contract.dedupe()) {
+        cx.error_spanned_by(
+            ident,
+            format!("unknown dedupe scope `{ident}`; expected `command`, `connector` or `egress`"),
+        );
+    }
+    match (contract.safety(), &contract.args.compensation) {
+        (Some(Safety::WriteExternalSideEffect), None) => cx.error_spanned_by(
+            contract.args.safety.as_ref(),
+            format!("command `{name}` has an external side effect and needs a compensation hook: add `compensation = <the command that undoes it>`"),
+        ),
+        (Some(Safety::Read | Safety::WriteInternal), Some(path)) => cx.error_spanned_by(
+            path,
+            "only `WRITE_EXTERNAL_SIDE_EFFECT` commands take a compensation; remove `compensation`",
+        ),
+        _ => {}
+    }
+}
+
+pub fn pack(pack: &Pack, cx: &mut Ctxt) {
+    let name = &pack.item.ident;
+    let crate_name = &pack.owning.crate_name;
+    let pack_id = match &pack.owning.owner {
+        Ok(Owner::Pack { pack_id }) => Some(pack_id),
+        _ => {
+            cx.error_spanned_by(
+                name,
+                format!("`#[pack]` declares the manifest of a pack crate, and `{crate_name}` is not one; put it in the crate `pack-<id>`"),
+            );
+            None
+        }
+    };
+    match (&pack.args.id, pack_id) {
+        (None, _) => cx.error_spanned_by(name, "the pack needs its id: add `id = \"...\"`"),
+        (Some(id), Some(pack_id)) if id.value() != *pack_id => cx.error_spanned_by(
+            id,
+            format!("this crate is pack `{pack_id}`; set `id = \"{pack_id}\"` (the id comes from the crate name)"),
+        ),
+        _ => {}
+    }
+    let crate_version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    if let Some(version) = &pack.args.version
+        && version.value() != crate_version
+    {
+        cx.error_spanned_by(
+            version,
+            format!("the pack version must be the crate version `{crate_version}`; set `version = \"{crate_version}\"`"),
+        );
+    }
+    for contract in &pack.args.contracts {
+        let value = contract.value();
+        if !(value.starts_with("ops-contract-") || value.starts_with("ops-shared-")) {
+            cx.error_spanned_by(
+                contract,
+                format!("`{value}` is not a contract module; list `ops-contract-<id>` and `ops-shared-<pkg>` crates"),
+            );
+        }
+    }
+    let unit = matches!(&pack.item.data, Data::Struct(data) if matches!(data.fields, Fields::Unit));
+    if !unit || !pack.item.generics.params.is_empty() {
+        cx.error_spanned_by(
+            name,
+            "`#[pack]` goes on a unit struct, e.g. `pub struct IncidentsPack;`",
+        );
+    }
+}

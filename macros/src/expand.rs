@@ -1,0 +1,245 @@
+//! Code generation. Everything generated lives in `const _: () = { ... };` and names items
+//! by absolute path, so the author's `use`s and shadowing never change its meaning.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::{Contract, ContractKind, DedupeKind, Pack, Safety, Unparsed};
+use crate::check;
+use crate::ctxt::Ctxt;
+
+pub fn contract(kind: ContractKind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let contract = match Contract::parse(kind, args, item, &mut cx) {
+        Ok(contract) => contract,
+        Err(Unparsed(tokens)) => return tokens,
+    };
+    check::contract(&contract, &mut cx);
+    match cx.finish() {
+        Ok(()) => contract_impls(&contract),
+        Err(errors) => with_errors(&contract.item, errors),
+    }
+}
+
+pub fn data(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    if !args.is_empty() {
+        cx.error_spanned_by(&args, "`#[data]` takes no arguments");
+    }
+    let item: syn::DeriveInput = match syn::parse2(item.clone()) {
+        Ok(item) => item,
+        Err(error) => return with_errors(&item, error.to_compile_error()),
+    };
+    check::payload_shape(&item, "payload type", &mut cx);
+    match cx.finish() {
+        Ok(()) => serde_and_schema(&item),
+        Err(errors) => with_errors(&item, errors),
+    }
+}
+
+pub fn pack(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let pack = match Pack::parse(args, item, &mut cx) {
+        Ok(pack) => pack,
+        Err(Unparsed(tokens)) => return tokens,
+    };
+    check::pack(&pack, &mut cx);
+    match cx.finish() {
+        Ok(()) => pack_impls(&pack),
+        Err(errors) => with_errors(&pack.item, errors),
+    }
+}
+
+/// The original item stays, so one mistake does not turn into "type not found" elsewhere.
+fn with_errors(item: &impl quote::ToTokens, errors: TokenStream) -> TokenStream {
+    quote!(#item #errors)
+}
+
+fn serde_and_schema(item: &syn::DeriveInput) -> TokenStream {
+    quote! {
+        #[derive(
+            ::ops_core::__private::serde::Serialize,
+            ::ops_core::__private::serde::Deserialize,
+            ::ops_core::__private::schemars::JsonSchema
+        )]
+        #[serde(crate = "::ops_core::__private::serde")]
+        #[schemars(crate = "::ops_core::__private::schemars")]
+        #item
+    }
+}
+
+fn contract_impls(contract: &Contract) -> TokenStream {
+    let item = serde_and_schema(&contract.item);
+    let ident = contract.ident();
+    let owner = contract
+        .owning
+        .owner
+        .as_ref()
+        .expect("checked: the owner is known");
+    let type_name = owner.type_name(contract.domain().as_deref(), &ident.to_string());
+    let version = contract.version();
+    let visibility = if contract.is_public() {
+        quote!(::ops_core::contract::Visibility::Public)
+    } else {
+        quote!(::ops_core::contract::Visibility::Private)
+    };
+    let (kind, kind_impl, safety, dedupe, compensation) = match contract.kind {
+        ContractKind::Event => (
+            quote!(::ops_core::contract::Kind::Event),
+            quote!(impl ::ops_core::contract::Event for #ident {}),
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
+        ContractKind::Command => command_parts(contract),
+    };
+    let (upcast_checks, upcaster) = upcast_parts(contract);
+    quote! {
+        #item
+        const _: () = {
+            impl ::ops_core::contract::Contract for #ident {
+                const TYPE: &'static str = #type_name;
+                const VERSION: u32 = #version;
+                const KIND: ::ops_core::contract::Kind = #kind;
+                const VISIBILITY: ::ops_core::contract::Visibility = #visibility;
+            }
+            #kind_impl
+            #upcast_checks
+            ::ops_core::__private::inventory::submit! {
+                ::ops_core::registry::TypeDescriptor {
+                    name: #type_name,
+                    version: #version,
+                    kind: #kind,
+                    visibility: #visibility,
+                    safety: #safety,
+                    dedupe: #dedupe,
+                    compensation: #compensation,
+                    rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    crate_name: ::core::env!("CARGO_PKG_NAME"),
+                    crate_version: ::core::env!("CARGO_PKG_VERSION"),
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    schema: ::ops_core::__private::schema_of::<#ident>,
+                    check_payload: ::ops_core::__private::check_payload::<#ident>,
+                    upcast_from_previous: #upcaster,
+                }
+            }
+        };
+    }
+}
+
+type CommandParts = (TokenStream, TokenStream, TokenStream, TokenStream, TokenStream);
+
+fn command_parts(contract: &Contract) -> CommandParts {
+    let ident = contract.ident();
+    let safety = match contract.safety().expect("checked: the safety class is known") {
+        Safety::Read => quote!(::ops_core::contract::SafetyClass::Read),
+        Safety::WriteInternal => quote!(::ops_core::contract::SafetyClass::WriteInternal),
+        Safety::WriteExternalSideEffect => {
+            quote!(::ops_core::contract::SafetyClass::WriteExternalSideEffect)
+        }
+    };
+    let dedupe = match contract.dedupe().expect("checked: the dedupe scope is known") {
+        DedupeKind::Command => quote!(::ops_core::contract::DedupeKind::Command),
+        DedupeKind::Connector => quote!(::ops_core::contract::DedupeKind::Connector),
+        DedupeKind::Egress => quote!(::ops_core::contract::DedupeKind::Egress),
+    };
+    let (external_impl, compensation) = match &contract.args.compensation {
+        Some(path) => (
+            quote_spanned! {path.span()=>
+                impl ::ops_core::contract::ExternalEffect for #ident {
+                    type Compensation = #path;
+                }
+            },
+            quote!(::core::option::Option::Some(<#path as ::ops_core::contract::Contract>::TYPE)),
+        ),
+        None => (quote!(), quote!(::core::option::Option::None)),
+    };
+    let kind_impl = quote! {
+        impl ::ops_core::contract::Command for #ident {
+            const SAFETY: ::ops_core::contract::SafetyClass = #safety;
+            const DEDUPE: ::ops_core::contract::DedupeKind = #dedupe;
+        }
+        #external_impl
+    };
+    (
+        quote!(::ops_core::contract::Kind::Command),
+        kind_impl,
+        quote!(::core::option::Option::Some(#safety)),
+        quote!(::core::option::Option::Some(#dedupe)),
+        compensation,
+    )
+}
+
+/// Compile-time proof that `upcast_from` names the previous version of the same type and
+/// that an `Upcast` impl exists, plus the JSON-level upcaster for the registry.
+fn upcast_parts(contract: &Contract) -> (TokenStream, TokenStream) {
+    let Some(previous) = contract.upcast_from() else {
+        return (quote!(), quote!(::core::option::Option::None));
+    };
+    let ident = contract.ident();
+    let version = contract.version();
+    let span = previous.span();
+    let wrong_version = format!(
+        "`upcast_from` of `{ident}` version {version} must name its version {} type",
+        version - 1
+    );
+    let wrong_type = format!(
+        "`upcast_from` of `{ident}` must name an earlier version of the same type (same owner, domain and name)"
+    );
+    let checks = quote_spanned! {span=>
+        const _: () = ::core::assert!(
+            <#previous as ::ops_core::contract::Contract>::VERSION + 1 == #version,
+            #wrong_version
+        );
+        const _: () = ::core::assert!(
+            ::ops_core::__private::same_str(
+                <#previous as ::ops_core::contract::Contract>::TYPE,
+                <#ident as ::ops_core::contract::Contract>::TYPE
+            ),
+            #wrong_type
+        );
+    };
+    let upcaster = quote_spanned! {span=>
+        ::core::option::Option::Some(::ops_core::__private::upcast_json::<#previous, #ident>)
+    };
+    (checks, upcaster)
+}
+
+fn pack_impls(pack: &Pack) -> TokenStream {
+    let item = &pack.item;
+    let ident = &item.ident;
+    let id = pack.args.id.as_ref().expect("checked: the id is present").value();
+    let contracts = pack.args.contracts.iter();
+    // A second `#[pack]` anywhere in the crate defines this exported macro again, which
+    // rustc rejects crate-wide (E0428) naming both places.
+    let one_per_crate = quote_spanned! {Span::call_site()=>
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! a_crate_declares_exactly_one_pack_remove_the_second_pack_attribute {
+            () => {};
+        }
+    };
+    quote! {
+        #item
+        #one_per_crate
+        const _: () = {
+            impl ::ops_core::pack::Pack for #ident {
+                const ID: &'static str = #id;
+                const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");
+            }
+            ::ops_core::__private::inventory::submit! {
+                ::ops_core::pack::PackDescriptor {
+                    id: #id,
+                    version: ::core::env!("CARGO_PKG_VERSION"),
+                    crate_name: ::core::env!("CARGO_PKG_NAME"),
+                    contracts: &[#(#contracts),*],
+                    rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                }
+            }
+        };
+    }
+}

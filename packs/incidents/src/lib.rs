@@ -1,0 +1,43 @@
+//! The incidents pack: decides incident commands and keeps private triage notes.
+
+use ops_contract_incidents::{
+    AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, OpenIncident,
+};
+use ops_core::envelope::{EnvelopeError, EventEnvelope, EventOrigin};
+use ops_core::{event, pack};
+use ops_shared_people::PersonRef;
+
+#[pack(id = "incidents", version = "0.1.0", contracts = ["ops-contract-incidents"])]
+pub struct IncidentsPack;
+
+/// A responder's working note; internal to this pack, so other packs cannot depend on it.
+#[event(domain = "triage")]
+pub(crate) struct TriageNoteAdded {
+    incident_id: String,
+    note: String,
+    by: PersonRef,
+}
+
+pub fn decide_open(command: &OpenIncident) -> IncidentOpened {
+    IncidentOpened {
+        incident_id: command.incident_id.clone(),
+        service: command.service.clone(),
+        title: command.title.clone(),
+        severity: command.severity,
+    }
+}
+
+pub fn decide_acknowledge(command: &AcknowledgeIncident) -> IncidentAcknowledged {
+    IncidentAcknowledged { incident_id: command.incident_id.clone(), by: command.by.clone() }
+}
+
+/// Triage notes leave the pack only as envelopes, never as their private type.
+pub fn triage_note(
+    incident_id: &str,
+    note: &str,
+    by: PersonRef,
+    origin: EventOrigin,
+) -> Result<EventEnvelope, EnvelopeError> {
+    let event = TriageNoteAdded { incident_id: incident_id.to_owned(), note: note.to_owned(), by };
+    EventEnvelope::new(&event, origin)
+}

@@ -1,0 +1,5 @@
+//! `ops-registry`: the registry as a document. [`document`] turns the live registry of a
+//! binary into `registry.json` plus one JSON Schema file per type version, sorted and
+//! stable so it can be committed and diffed.
+
+pub mod document;
