@@ -1,0 +1,65 @@
+//! `cargo xtask <chore>`: every project chore, in Rust (see `.cargo/config.toml`).
+
+mod deps_check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project chores and CI gates")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enforce the dependency graph of constitution Section 7 and the I/O deny-list.
+    DepsCheck {
+        /// The workspace to check (default: this one).
+        #[arg(long, value_name = "Cargo.toml")]
+        manifest_path: Option<PathBuf>,
+        /// The deny-list (default: xtask/deny-list.toml).
+        #[arg(long, value_name = "FILE")]
+        deny_list: Option<PathBuf>,
+    },
+}
+
+/// Exit codes shared by every gate: 0 clean, 1 violations, 2 usage or input error.
+pub enum Verdict {
+    Clean,
+    Violations,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let outcome = match cli.command {
+        Command::DepsCheck { manifest_path, deny_list } => {
+            deps_check::run(manifest_path.as_deref(), deny_list.as_deref())
+        }
+    };
+    match outcome {
+        Ok(Verdict::Clean) => ExitCode::SUCCESS,
+        Ok(Verdict::Violations) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The root of this repository (the parent of `xtask/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_owned()
+}
