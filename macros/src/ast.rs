@@ -21,6 +21,13 @@ impl ContractKind {
             ContractKind::Command => "command",
         }
     }
+
+    pub fn with_article(self) -> &'static str {
+        match self {
+            ContractKind::Event => "an event",
+            ContractKind::Command => "a command",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

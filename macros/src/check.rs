@@ -9,8 +9,7 @@ use crate::ctxt::Ctxt;
 use crate::owner::{Owner, is_identifier};
 
 pub fn contract(contract: &Contract, cx: &mut Ctxt) {
-    let noun = contract.kind.noun();
-    payload_shape(&contract.item, noun, cx);
+    payload_shape(&contract.item, contract.kind.with_article(), cx);
     let owner = match &contract.owning.owner {
         Ok(owner) => owner,
         Err(message) => {
@@ -28,23 +27,24 @@ pub fn contract(contract: &Contract, cx: &mut Ctxt) {
 }
 
 /// Payloads are owned, concrete data: one schema per registered type.
+/// `noun` comes with its article: "an event", "a command".
 pub fn payload_shape(item: &DeriveInput, noun: &str, cx: &mut Ctxt) {
     let name = &item.ident;
     if let Data::Union(union) = &item.data {
         cx.error_spanned_by(
             union.union_token,
-            format!("`{name}` is a union; a {noun} must be a struct or an enum"),
+            format!("`{name}` is a union; {noun} must be a struct or an enum"),
         );
     }
     if let Some(lifetime) = item.generics.lifetimes().next() {
         cx.error_spanned_by(
             lifetime,
-            format!("`{name}` borrows data; a {noun} owns its data, so remove the lifetime and use owned fields (`String`, `Vec<T>`)"),
+            format!("`{name}` borrows data; {noun} owns its data, so remove the lifetime and use owned fields (`String`, `Vec<T>`)"),
         );
     } else if !item.generics.params.is_empty() {
         cx.error_spanned_by(
             &item.generics,
-            format!("`{name}` is generic; a {noun} needs one concrete schema, so replace the type parameters with concrete types"),
+            format!("`{name}` is generic; {noun} needs one concrete schema, so replace the type parameters with concrete types"),
         );
     }
     for field in fields_of(item) {
@@ -55,7 +55,7 @@ pub fn payload_shape(item: &DeriveInput, noun: &str, cx: &mut Ctxt) {
                 .map_or_else(|| "a tuple field".to_owned(), |ident| format!("field `{ident}`"));
             cx.error_spanned_by(
                 borrow,
-                format!("{field_name} of `{name}` is borrowed; a {noun} owns its data, use an owned type (`String`, `Vec<T>`, `Box<T>`)"),
+                format!("{field_name} of `{name}` is borrowed; {noun} owns its data, use an owned type (`String`, `Vec<T>`, `Box<T>`)"),
             );
         }
     }

@@ -31,7 +31,7 @@ pub fn data(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(item) => item,
         Err(error) => return with_errors(&item, error.to_compile_error()),
     };
-    check::payload_shape(&item, "payload type", &mut cx);
+    check::payload_shape(&item, "a payload type", &mut cx);
     match cx.finish() {
         Ok(()) => serde_and_schema(&item),
         Err(errors) => with_errors(&item, errors),

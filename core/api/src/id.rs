@@ -73,6 +73,12 @@ impl Digest {
     }
 }
 
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
@@ -265,17 +271,18 @@ mod tests {
         }
     }
 
-    /// A golden vector: if this changes, every stored event id in the world changes.
+    /// A golden vector: if this changes, every stored event id in the world changes. The
+    /// expected values were computed outside Rust (Python `blake3`, same encoding).
     #[test]
     fn event_id_golden_vector() {
         let hash = payload_hash(&json!({"service": "checkout", "severity": "sev1"}));
         assert_eq!(
             hash.to_string(),
-            "b3_cda6a9b3ecb0d4bc1de5ba2b2f0ec1fb2a1e566b2fc7df72a80cbca35ebf1e6d"
+            "b3_df8ddc02d62941525ece00064249738c21f810af583a6d963740036e3a8d0584"
         );
         assert_eq!(
             EventId::derive(inputs(&hash)).to_string(),
-            "evt_5dc9ac1f1b9f1d2e6fe0b93e7bb1ef7d6a9c73c8d2e4e6d4a3ff93d7d1ef2f35"
+            "evt_66ebf928fce0c31266c5d4698acc945ad2603c817bb0f4a229ff293cdb7d0f16"
         );
     }
 

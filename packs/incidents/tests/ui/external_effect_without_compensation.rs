@@ -1,0 +1,9 @@
+// A command with an external side effect must name the command that undoes it.
+use ops_core::command;
+
+#[command(domain = "paging", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress)]
+pub(crate) struct PageOnCall {
+    incident_id: String,
+}
+
+fn main() {}

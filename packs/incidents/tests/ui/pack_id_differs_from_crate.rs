@@ -1,0 +1,7 @@
+// The pack id comes from the crate name; a manifest cannot claim another.
+use ops_core::pack;
+
+#[pack(id = "billing")]
+pub struct BillingPack;
+
+fn main() {}

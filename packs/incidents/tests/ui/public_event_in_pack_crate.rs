@@ -1,0 +1,9 @@
+// Public events live in the pack's contract crate, not in the pack.
+use ops_core::event;
+
+#[event(public, domain = "incident")]
+pub struct IncidentEscalated {
+    pub incident_id: String,
+}
+
+fn main() {}

@@ -1,0 +1,38 @@
+//! Shared fixtures of the workspace tests: a valid origin for envelopes, and the linked
+//! registry with every example pack in it.
+
+use ops_core::envelope::{Actor, ActorId, Causation, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::registry::Registry;
+
+// Linked for their registrations; no code here names them otherwise.
+use pack_incidents as _;
+
+/// The registry of this test binary: core plus every example pack.
+pub fn linked_registry() -> &'static Registry {
+    match ops_core::registry::registry() {
+        Ok(registry) => registry,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+pub fn responder() -> Actor {
+    Actor::Human(ActorId::new("ada@example.com").expect("a valid actor id"))
+}
+
+/// An origin at a fixed time from a connector-like source.
+pub fn origin(native_id: &str) -> EventOrigin {
+    let occurred_at = "2026-11-26T06:01:51.123456Z".parse().expect("a valid timestamp");
+    EventOrigin {
+        source_ref: "filesync:tickets".to_owned(),
+        source_native_id: native_id.to_owned(),
+        source_sequence: Some(7),
+        occurred_at,
+        ingested_at: occurred_at,
+        effective_at: None,
+        correlation_id: CorrelationId::of(native_id).expect("a string has a canonical form"),
+        causation: Causation::UserAction(UserActionId::of(&("open", native_id)).expect("canonical")),
+        actor: responder(),
+        capability_id: CapabilityId::of("responders").expect("canonical"),
+    }
+}
