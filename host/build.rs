@@ -14,15 +14,28 @@ fn main() {
     let mut packs: Vec<String> = manifest
         .get("dependencies")
         .and_then(toml::Value::as_table)
-        .map(|deps| deps.keys().filter(|name| name.starts_with("pack-")).cloned().collect())
+        .map(|deps| {
+            deps.keys()
+                .filter(|name| name.starts_with("pack-"))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     packs.sort();
     let mut generated = String::new();
     for pack in &packs {
         writeln!(generated, "extern crate {};", pack.replace('-', "_")).unwrap();
     }
-    writeln!(generated, "/// Crates of the packs installed in this host, from `host/Cargo.toml`.").unwrap();
-    writeln!(generated, "pub const INSTALLED_PACKS: &[&str] = &{packs:?};").unwrap();
+    writeln!(
+        generated,
+        "/// Crates of the packs installed in this host, from `host/Cargo.toml`."
+    )
+    .unwrap();
+    writeln!(
+        generated,
+        "pub const INSTALLED_PACKS: &[&str] = &{packs:?};"
+    )
+    .unwrap();
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(Path::new(&out_dir).join("installed_packs.rs"), generated)
         .expect("OUT_DIR is writable");

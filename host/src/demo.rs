@@ -37,7 +37,9 @@ pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> any
     }
     writeln!(out, "\n== upcasting stored payloads")?;
     for descriptor in registry.types().filter(|t| t.version == 1) {
-        let latest = registry.latest(descriptor.name).expect("the type is registered");
+        let latest = registry
+            .latest(descriptor.name)
+            .expect("the type is registered");
         if latest.version == 1 {
             continue;
         }
@@ -46,14 +48,23 @@ pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> any
                 .upcast_to_latest(descriptor.name, 1, example.clone())
                 .with_context(|| format!("upcasting an example of `{}`", descriptor.name))?;
             (latest.check_payload)(&upcast).map_err(|error| {
-                anyhow::anyhow!("`{}` v{version} rejects the upcast example: {error}", latest.name)
+                anyhow::anyhow!(
+                    "`{}` v{version} rejects the upcast example: {error}",
+                    latest.name
+                )
             })?;
-            writeln!(out, "{} v1 {example}\n  -> v{version} {upcast}", descriptor.name)?;
+            writeln!(
+                out,
+                "{} v1 {example}\n  -> v{version} {upcast}",
+                descriptor.name
+            )?;
         }
     }
     writeln!(out, "\n== deterministic event ids")?;
     for latest in registry.types().filter(|t| is_latest_event(registry, t)) {
-        let Some(example) = examples_of(latest).into_iter().next() else { continue };
+        let Some(example) = examples_of(latest).into_iter().next() else {
+            continue;
+        };
         let first = envelope_of(latest, example.clone())?;
         let again = envelope_of(latest, example)?;
         first.verify()?;
@@ -93,5 +104,10 @@ fn envelope_of(descriptor: &TypeDescriptor, payload: Value) -> anyhow::Result<Ev
         actor: Actor::Human(demo_user.clone()),
         capability_id: CapabilityId::of(&("demo grant", demo_user.as_str()))?,
     };
-    Ok(EventEnvelope::from_parts(descriptor.name.to_owned(), descriptor.version, payload, origin))
+    Ok(EventEnvelope::from_parts(
+        descriptor.name.to_owned(),
+        descriptor.version,
+        payload,
+        origin,
+    ))
 }

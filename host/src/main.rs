@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 include!(concat!(env!("OUT_DIR"), "/installed_packs.rs"));
 
 #[derive(Parser)]
-#[command(name = "ops-host", version, about = "Run business operations as code, safely")]
+#[command(
+    name = "ops-host",
+    version,
+    about = "Run business operations as code, safely"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,9 @@ fn main() -> anyhow::Result<()> {
     let registry = ops_core::registry::registry().map_err(|error| anyhow::anyhow!("{error}"))?;
     match Cli::parse().command {
         Command::Demo => demo::run(registry, INSTALLED_PACKS, &mut std::io::stdout().lock()),
-        Command::Registry { command: RegistryCommand::Export { out } } => {
+        Command::Registry {
+            command: RegistryCommand::Export { out },
+        } => {
             let export = ops_registry::document::Export::of(registry)?;
             export
                 .write_to(&out)

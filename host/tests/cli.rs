@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::Command;
 
 fn host(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ops-host")).args(args).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args(args)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
@@ -24,11 +27,16 @@ fn registry_export_writes_the_document_and_one_schema_per_type_version() {
         let file = entry["schema_file"].as_str().unwrap();
         let schema: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join(file)).unwrap()).unwrap();
-        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{file}");
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{file}"
+        );
     }
     let schema_files = std::fs::read_dir(out.join("schemas")).unwrap().count();
     assert_eq!(schema_files, types.len());
-    assert!(Path::new(&out.join("schemas/pack.incidents.incident.IncidentOpened@v2.json")).exists());
+    assert!(
+        Path::new(&out.join("schemas/pack.incidents.incident.IncidentOpened@v2.json")).exists()
+    );
 
     // A second export into the same place gives the same bytes.
     let first = std::fs::read(out.join("registry.json")).unwrap();
@@ -43,7 +51,10 @@ fn demo_shows_the_installed_packs_and_upcasts_a_v1_payload() {
     let (ok, text) = host(&["demo"]);
     assert!(ok, "{text}");
     assert!(text.contains("pack incidents 0.1.0  cid_"), "{text}");
-    assert!(text.contains("pack.incidents.incident.IncidentOpened v1"), "{text}");
+    assert!(
+        text.contains("pack.incidents.incident.IncidentOpened v1"),
+        "{text}"
+    );
     assert!(text.contains("-> v2 {"), "{text}");
 }
 
@@ -51,5 +62,8 @@ fn demo_shows_the_installed_packs_and_upcasts_a_v1_payload() {
 fn unknown_commands_are_usage_errors() {
     let (ok, text) = host(&["frobnicate"]);
     assert!(!ok);
-    assert!(text.contains("unrecognized subcommand 'frobnicate'"), "{text}");
+    assert!(
+        text.contains("unrecognized subcommand 'frobnicate'"),
+        "{text}"
+    );
 }

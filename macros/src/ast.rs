@@ -79,7 +79,12 @@ impl Contract {
     ) -> Result<Self, Unparsed> {
         let item = parse_item(item)?;
         let args = attr::parse_contract_args(args, cx);
-        Ok(Contract { kind, item, args, owning: OwningCrate::from_env() })
+        Ok(Contract {
+            kind,
+            item,
+            args,
+            owning: OwningCrate::from_env(),
+        })
     }
 
     pub fn ident(&self) -> &Ident {
@@ -99,17 +104,26 @@ impl Contract {
     }
 
     pub fn safety(&self) -> Option<Safety> {
-        self.args.safety.as_ref().and_then(|ident| match ident.to_string().as_str() {
-            "READ" => Some(Safety::Read),
-            "WRITE_INTERNAL" => Some(Safety::WriteInternal),
-            "WRITE_EXTERNAL_SIDE_EFFECT" => Some(Safety::WriteExternalSideEffect),
-            _ => None,
-        })
+        self.args
+            .safety
+            .as_ref()
+            .and_then(|ident| match ident.to_string().as_str() {
+                "READ" => Some(Safety::Read),
+                "WRITE_INTERNAL" => Some(Safety::WriteInternal),
+                "WRITE_EXTERNAL_SIDE_EFFECT" => Some(Safety::WriteExternalSideEffect),
+                _ => None,
+            })
     }
 
     /// Commands default to deduplication per target aggregate.
     pub fn dedupe(&self) -> Option<DedupeKind> {
-        match self.args.dedupe.as_ref().map(ToString::to_string).as_deref() {
+        match self
+            .args
+            .dedupe
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref()
+        {
             None | Some("command") => Some(DedupeKind::Command),
             Some("connector") => Some(DedupeKind::Connector),
             Some("egress") => Some(DedupeKind::Egress),
@@ -134,6 +148,10 @@ impl Pack {
     pub fn parse(args: TokenStream, item: TokenStream, cx: &mut Ctxt) -> Result<Self, Unparsed> {
         let item = parse_item(item)?;
         let args = attr::parse_pack_args(args, cx);
-        Ok(Pack { item, args, owning: OwningCrate::from_env() })
+        Ok(Pack {
+            item,
+            args,
+            owning: OwningCrate::from_env(),
+        })
     }
 }

@@ -49,10 +49,10 @@ pub fn payload_shape(item: &DeriveInput, noun: &str, cx: &mut Ctxt) {
     }
     for field in fields_of(item) {
         if let Some(borrow) = first_borrow(&field.ty) {
-            let field_name = field
-                .ident
-                .as_ref()
-                .map_or_else(|| "a tuple field".to_owned(), |ident| format!("field `{ident}`"));
+            let field_name = field.ident.as_ref().map_or_else(
+                || "a tuple field".to_owned(),
+                |ident| format!("field `{ident}`"),
+            );
             cx.error_spanned_by(
                 borrow,
                 format!("{field_name} of `{name}` is borrowed; {noun} owns its data, use an owned type (`String`, `Vec<T>`, `Box<T>`)"),
@@ -64,7 +64,11 @@ pub fn payload_shape(item: &DeriveInput, noun: &str, cx: &mut Ctxt) {
 fn fields_of(item: &DeriveInput) -> Vec<&syn::Field> {
     match &item.data {
         Data::Struct(data) => data.fields.iter().collect(),
-        Data::Enum(data) => data.variants.iter().flat_map(|variant| variant.fields.iter()).collect(),
+        Data::Enum(data) => data
+            .variants
+            .iter()
+            .flat_map(|variant| variant.fields.iter())
+            .collect(),
         Data::Union(_) => Vec::new(),
     }
 }
@@ -78,15 +82,20 @@ fn first_borrow(ty: &Type) -> Option<&Type> {
         Type::Paren(paren) => first_borrow(&paren.elem),
         Type::Group(group) => first_borrow(&group.elem),
         Type::Tuple(tuple) => tuple.elems.iter().find_map(first_borrow),
-        Type::Path(path) => path.path.segments.iter().find_map(|segment| match &segment.arguments {
-            syn::PathArguments::AngleBracketed(arguments) => {
-                arguments.args.iter().find_map(|argument| match argument {
-                    syn::GenericArgument::Type(inner) => first_borrow(inner),
+        Type::Path(path) => {
+            path.path
+                .segments
+                .iter()
+                .find_map(|segment| match &segment.arguments {
+                    syn::PathArguments::AngleBracketed(arguments) => {
+                        arguments.args.iter().find_map(|argument| match argument {
+                            syn::GenericArgument::Type(inner) => first_borrow(inner),
+                            _ => None,
+                        })
+                    }
                     _ => None,
                 })
-            }
-            _ => None,
-        }),
+        }
         _ => None,
     }
 }
@@ -183,9 +192,18 @@ fn visibility(contract: &Contract, owner: &Owner, cx: &mut Ctxt) {
 fn event_only(contract: &Contract, cx: &mut Ctxt) {
     let args = &contract.args;
     for (present, key) in [
-        (args.safety.as_ref().map(ToTokens::to_token_stream), "safety"),
-        (args.dedupe.as_ref().map(ToTokens::to_token_stream), "dedupe"),
-        (args.compensation.as_ref().map(ToTokens::to_token_stream), "compensation"),
+        (
+            args.safety.as_ref().map(ToTokens::to_token_stream),
+            "safety",
+        ),
+        (
+            args.dedupe.as_ref().map(ToTokens::to_token_stream),
+            "dedupe",
+        ),
+        (
+            args.compensation.as_ref().map(ToTokens::to_token_stream),
+            "compensation",
+        ),
     ] {
         if let Some(tokens) = present {
             cx.error_spanned_by(

@@ -23,6 +23,10 @@ impl Ctxt {
         if self.errors.is_empty() {
             return Ok(());
         }
-        Err(self.errors.iter().map(syn::Error::to_compile_error).collect())
+        Err(self
+            .errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect())
     }
 }

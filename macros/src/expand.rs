@@ -129,18 +129,30 @@ fn contract_impls(contract: &Contract) -> TokenStream {
     }
 }
 
-type CommandParts = (TokenStream, TokenStream, TokenStream, TokenStream, TokenStream);
+type CommandParts = (
+    TokenStream,
+    TokenStream,
+    TokenStream,
+    TokenStream,
+    TokenStream,
+);
 
 fn command_parts(contract: &Contract) -> CommandParts {
     let ident = contract.ident();
-    let safety = match contract.safety().expect("checked: the safety class is known") {
+    let safety = match contract
+        .safety()
+        .expect("checked: the safety class is known")
+    {
         Safety::Read => quote!(::ops_core::contract::SafetyClass::Read),
         Safety::WriteInternal => quote!(::ops_core::contract::SafetyClass::WriteInternal),
         Safety::WriteExternalSideEffect => {
             quote!(::ops_core::contract::SafetyClass::WriteExternalSideEffect)
         }
     };
-    let dedupe = match contract.dedupe().expect("checked: the dedupe scope is known") {
+    let dedupe = match contract
+        .dedupe()
+        .expect("checked: the dedupe scope is known")
+    {
         DedupeKind::Command => quote!(::ops_core::contract::DedupeKind::Command),
         DedupeKind::Connector => quote!(::ops_core::contract::DedupeKind::Connector),
         DedupeKind::Egress => quote!(::ops_core::contract::DedupeKind::Egress),
@@ -210,7 +222,12 @@ fn upcast_parts(contract: &Contract) -> (TokenStream, TokenStream) {
 fn pack_impls(pack: &Pack) -> TokenStream {
     let item = &pack.item;
     let ident = &item.ident;
-    let id = pack.args.id.as_ref().expect("checked: the id is present").value();
+    let id = pack
+        .args
+        .id
+        .as_ref()
+        .expect("checked: the id is present")
+        .value();
     let contracts = pack.args.contracts.iter();
     // A second `#[pack]` anywhere in the crate defines this exported macro again, which
     // rustc rejects crate-wide (E0428) naming both places.

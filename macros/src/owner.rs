@@ -121,15 +121,21 @@ mod tests {
         assert_eq!(owner_of("ops-core"), Ok(Owner::Core));
         assert_eq!(
             owner_of("ops-shared-people"),
-            Ok(Owner::Shared { package: "people".into() })
+            Ok(Owner::Shared {
+                package: "people".into()
+            })
         );
         assert_eq!(
             owner_of("ops-contract-incidents"),
-            Ok(Owner::Contract { pack_id: "incidents".into() })
+            Ok(Owner::Contract {
+                pack_id: "incidents".into()
+            })
         );
         assert_eq!(
             owner_of("pack-crm-sync"),
-            Ok(Owner::Pack { pack_id: "crm_sync".into() })
+            Ok(Owner::Pack {
+                pack_id: "crm_sync".into()
+            })
         );
         assert!(owner_of("serde").is_err());
         assert!(owner_of("pack-9lives").is_err());
@@ -137,13 +143,23 @@ mod tests {
 
     #[test]
     fn type_names_follow_the_namespace_rules() {
-        let pack = Owner::Pack { pack_id: "incidents".into() };
+        let pack = Owner::Pack {
+            pack_id: "incidents".into(),
+        };
         assert_eq!(
             pack.type_name(Some("incident"), "Opened"),
             "pack.incidents.incident.Opened"
         );
-        assert_eq!(Owner::Core.type_name(None, "CapabilityGranted"), "core.CapabilityGranted");
-        let shared = Owner::Shared { package: "people".into() };
-        assert_eq!(shared.type_name(None, "PersonRef"), "shared.people.PersonRef");
+        assert_eq!(
+            Owner::Core.type_name(None, "CapabilityGranted"),
+            "core.CapabilityGranted"
+        );
+        let shared = Owner::Shared {
+            package: "people".into(),
+        };
+        assert_eq!(
+            shared.type_name(None, "PersonRef"),
+            "shared.people.PersonRef"
+        );
     }
 }

@@ -60,7 +60,10 @@ pub struct Export {
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot encode {what}: {message}")]
     Encode { what: String, message: String },
 }
@@ -76,7 +79,10 @@ impl Export {
         for descriptor in registry.types() {
             let schema = (descriptor.schema)();
             let canonical = to_canonical_vec(&schema).map_err(|error| ExportError::Encode {
-                what: format!("the schema of `{}` v{}", descriptor.name, descriptor.version),
+                what: format!(
+                    "the schema of `{}` v{}",
+                    descriptor.name, descriptor.version
+                ),
                 message: error.to_string(),
             })?;
             let schema_file = schema_file_name(descriptor.name, descriptor.version);
@@ -104,10 +110,17 @@ impl Export {
                 what: format!("the manifest of pack `{}`", pack.id),
                 message: error.to_string(),
             })?;
-            packs.push(PackEntry { content_id, manifest });
+            packs.push(PackEntry {
+                content_id,
+                manifest,
+            });
         }
-        let document =
-            RegistryDocument { format: DOCUMENT_FORMAT, envelope_version: ENVELOPE_VERSION, types, packs };
+        let document = RegistryDocument {
+            format: DOCUMENT_FORMAT,
+            envelope_version: ENVELOPE_VERSION,
+            types,
+            packs,
+        };
         Ok(Export { document, schemas })
     }
 
@@ -116,11 +129,15 @@ impl Export {
     pub fn write_to(&self, dir: &Path) -> Result<(), ExportError> {
         let schemas_dir = dir.join("schemas");
         if schemas_dir.exists() {
-            std::fs::remove_dir_all(&schemas_dir)
-                .map_err(|source| ExportError::Write { path: schemas_dir.clone(), source })?;
+            std::fs::remove_dir_all(&schemas_dir).map_err(|source| ExportError::Write {
+                path: schemas_dir.clone(),
+                source,
+            })?;
         }
-        std::fs::create_dir_all(&schemas_dir)
-            .map_err(|source| ExportError::Write { path: schemas_dir.clone(), source })?;
+        std::fs::create_dir_all(&schemas_dir).map_err(|source| ExportError::Write {
+            path: schemas_dir.clone(),
+            source,
+        })?;
         write_json(&dir.join("registry.json"), &self.document)?;
         for (file, schema) in &self.schemas {
             write_json(&dir.join(file), schema)?;
@@ -135,5 +152,8 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExportError> {
         message: error.to_string(),
     })?;
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| ExportError::Write { path: path.to_owned(), source })
+    std::fs::write(path, text).map_err(|source| ExportError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -2,4 +2,5 @@
 //! binary into `registry.json` plus one JSON Schema file per type version, sorted and
 //! stable so it can be committed and diffed.
 
+pub mod compat;
 pub mod document;

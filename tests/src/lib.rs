@@ -22,7 +22,9 @@ pub fn responder() -> Actor {
 
 /// An origin at a fixed time from a connector-like source.
 pub fn origin(native_id: &str) -> EventOrigin {
-    let occurred_at = "2026-11-26T06:01:51.123456Z".parse().expect("a valid timestamp");
+    let occurred_at = "2026-11-26T06:01:51.123456Z"
+        .parse()
+        .expect("a valid timestamp");
     EventOrigin {
         source_ref: "filesync:tickets".to_owned(),
         source_native_id: native_id.to_owned(),
@@ -31,7 +33,9 @@ pub fn origin(native_id: &str) -> EventOrigin {
         ingested_at: occurred_at,
         effective_at: None,
         correlation_id: CorrelationId::of(native_id).expect("a string has a canonical form"),
-        causation: Causation::UserAction(UserActionId::of(&("open", native_id)).expect("canonical")),
+        causation: Causation::UserAction(
+            UserActionId::of(&("open", native_id)).expect("canonical"),
+        ),
         actor: responder(),
         capability_id: CapabilityId::of("responders").expect("canonical"),
     }

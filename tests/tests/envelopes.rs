@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 fn opened(id: &str) -> IncidentOpened {
     IncidentOpened {
         incident_id: id.to_owned(),
-        service: ServiceRef { system: "catalogue".to_owned(), id: "payments".to_owned() },
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: "payments".to_owned(),
+        },
         title: "Timeouts".to_owned(),
         severity: Severity::Sev1,
     }
@@ -25,9 +28,20 @@ fn event_envelope_has_every_a1_field_and_round_trips() {
     let envelope = EventEnvelope::new(&opened("INC-1"), origin("T-1")).unwrap();
     let json = serde_json::to_value(&envelope).unwrap();
     for field in [
-        "event_id", "event_type", "payload", "occurred_at", "ingested_at", "correlation_id",
-        "causation_id", "causation_type", "source_ref", "source_sequence", "actor",
-        "capability_id", "envelope_version", "payload_schema_version",
+        "event_id",
+        "event_type",
+        "payload",
+        "occurred_at",
+        "ingested_at",
+        "correlation_id",
+        "causation_id",
+        "causation_type",
+        "source_ref",
+        "source_sequence",
+        "actor",
+        "capability_id",
+        "envelope_version",
+        "payload_schema_version",
     ] {
         assert!(json.get(field).is_some(), "missing `{field}` in {json}");
     }
@@ -45,7 +59,10 @@ fn the_same_fact_gets_the_same_id_and_another_fact_another() {
     let mut later = origin("T-1");
     later.ingested_at = "2030-01-01T00:00:00Z".parse().unwrap();
     let replayed = EventEnvelope::new(&opened("INC-1"), later).unwrap();
-    assert_eq!(first.event_id, replayed.event_id, "ingestion time is not identity");
+    assert_eq!(
+        first.event_id, replayed.event_id,
+        "ingestion time is not identity"
+    );
     let other = EventEnvelope::new(&opened("INC-2"), origin("T-1")).unwrap();
     assert_ne!(first.event_id, other.event_id);
 }
@@ -56,12 +73,18 @@ fn tampered_envelopes_fail_verification() {
     let mut json = serde_json::to_value(&envelope).unwrap();
     json["payload"]["title"] = json!("Nothing to see");
     let tampered: EventEnvelope = serde_json::from_value(json.clone()).unwrap();
-    assert!(matches!(tampered.verify(), Err(EnvelopeError::PayloadHashMismatch { .. })));
+    assert!(matches!(
+        tampered.verify(),
+        Err(EnvelopeError::PayloadHashMismatch { .. })
+    ));
 
     let mut json = serde_json::to_value(&envelope).unwrap();
     json["source_native_id"] = json!("T-2");
     let moved: EventEnvelope = serde_json::from_value(json).unwrap();
-    assert!(matches!(moved.verify(), Err(EnvelopeError::EventIdMismatch { .. })));
+    assert!(matches!(
+        moved.verify(),
+        Err(EnvelopeError::EventIdMismatch { .. })
+    ));
 }
 
 #[test]
@@ -69,7 +92,9 @@ fn causation_id_and_type_must_agree() {
     let envelope = EventEnvelope::new(&opened("INC-1"), origin("T-1")).unwrap();
     let mut json = serde_json::to_value(&envelope).unwrap();
     json["causation_type"] = json!("event");
-    let error = serde_json::from_value::<EventEnvelope>(json).unwrap_err().to_string();
+    let error = serde_json::from_value::<EventEnvelope>(json)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("expected the prefix `evt_`"), "{error}");
 }
 
@@ -78,8 +103,13 @@ fn malformed_envelopes_are_rejected_naming_the_field() {
     let envelope = EventEnvelope::new(&opened("INC-1"), origin("T-1")).unwrap();
     let mut json = serde_json::to_value(&envelope).unwrap();
     json["occurred_at"] = json!("last tuesday");
-    let error = serde_json::from_value::<EventEnvelope>(json).unwrap_err().to_string();
-    assert!(error.contains("`last tuesday` is not an RFC 3339 timestamp"), "{error}");
+    let error = serde_json::from_value::<EventEnvelope>(json)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("`last tuesday` is not an RFC 3339 timestamp"),
+        "{error}"
+    );
     let mut json = serde_json::to_value(&envelope).unwrap();
     json["actor"] = json!({"kind": "robot", "id": "r2"});
     assert!(serde_json::from_value::<EventEnvelope>(json).is_err());
@@ -91,7 +121,9 @@ fn request(scope: DedupeScope) -> CommandRequest {
         dedupe_scope: scope,
         correlation_id: CorrelationId::of("INC-1").unwrap(),
         causation: Causation::Event(
-            EventEnvelope::new(&opened("INC-1"), origin("T-1")).unwrap().event_id,
+            EventEnvelope::new(&opened("INC-1"), origin("T-1"))
+                .unwrap()
+                .event_id,
         ),
         actor: responder(),
         requested_at: "2026-11-26T07:00:00Z".parse().unwrap(),
@@ -101,7 +133,10 @@ fn request(scope: DedupeScope) -> CommandRequest {
 fn open_command() -> OpenIncident {
     OpenIncident {
         incident_id: "INC-1".to_owned(),
-        service: ServiceRef { system: "catalogue".to_owned(), id: "payments".to_owned() },
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: "payments".to_owned(),
+        },
         title: "Timeouts".to_owned(),
         severity: Severity::Sev1,
     }
@@ -109,12 +144,17 @@ fn open_command() -> OpenIncident {
 
 #[test]
 fn command_ids_are_idempotency_keys() {
-    let scope = DedupeScope::Command { aggregate_ref: "incident/INC-1".to_owned() };
+    let scope = DedupeScope::Command {
+        aggregate_ref: "incident/INC-1".to_owned(),
+    };
     let first = CommandEnvelope::new(&open_command(), request(scope.clone())).unwrap();
     let mut retry = request(scope.clone());
     retry.requested_at = "2026-11-26T07:05:00Z".parse().unwrap();
     let retried = CommandEnvelope::new(&open_command(), retry).unwrap();
-    assert_eq!(first.command_id, retried.command_id, "a retry is the same command");
+    assert_eq!(
+        first.command_id, retried.command_id,
+        "a retry is the same command"
+    );
     let mut changed = open_command();
     changed.severity = Severity::Sev2;
     let other = CommandEnvelope::new(&changed, request(scope)).unwrap();
@@ -122,8 +162,16 @@ fn command_ids_are_idempotency_keys() {
     first.verify().unwrap();
     let json: Value = serde_json::to_value(&first).unwrap();
     for field in [
-        "command_id", "command_type", "payload", "target_ref", "dedupe_scope", "correlation_id",
-        "causation_id", "causation_type", "actor", "requested_at",
+        "command_id",
+        "command_type",
+        "payload",
+        "target_ref",
+        "dedupe_scope",
+        "correlation_id",
+        "causation_id",
+        "causation_type",
+        "actor",
+        "requested_at",
     ] {
         assert!(json.get(field).is_some(), "missing `{field}` in {json}");
     }
@@ -132,7 +180,10 @@ fn command_ids_are_idempotency_keys() {
 
 #[test]
 fn a_command_refuses_a_dedupe_scope_of_another_kind() {
-    let scope = DedupeScope::Egress { destination: "slack".to_owned(), tenant_id: "acme".to_owned() };
+    let scope = DedupeScope::Egress {
+        destination: "slack".to_owned(),
+        tenant_id: "acme".to_owned(),
+    };
     let error = CommandEnvelope::new(&open_command(), request(scope)).unwrap_err();
     assert_eq!(
         error,
@@ -147,7 +198,13 @@ fn a_command_refuses_a_dedupe_scope_of_another_kind() {
 #[test]
 fn caller_supplied_keys_are_content_hashes() {
     let key = ops_core::id::ContentHash::of_bytes(b"upstream request 42");
-    assert_eq!(CommandId::from_idempotency_key(&key), CommandId::from_idempotency_key(&key));
+    assert_eq!(
+        CommandId::from_idempotency_key(&key),
+        CommandId::from_idempotency_key(&key)
+    );
     let other = ops_core::id::ContentHash::of_bytes(b"upstream request 43");
-    assert_ne!(CommandId::from_idempotency_key(&key), CommandId::from_idempotency_key(&other));
+    assert_ne!(
+        CommandId::from_idempotency_key(&key),
+        CommandId::from_idempotency_key(&other)
+    );
 }

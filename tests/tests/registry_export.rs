@@ -39,9 +39,17 @@ fn every_schema_is_draft_2020_12_and_accepts_its_examples() {
             .unwrap_or_else(|error| panic!("{} v{}: {error}", descriptor.name, descriptor.version));
         let validator = jsonschema::validator_for(&schema).unwrap();
         let examples = schema["examples"].as_array().cloned().unwrap_or_default();
-        assert!(!examples.is_empty() || descriptor.visibility == Visibility::Private, "{} has no example", descriptor.name);
+        assert!(
+            !examples.is_empty() || descriptor.visibility == Visibility::Private,
+            "{} has no example",
+            descriptor.name
+        );
         for example in examples {
-            assert!(validator.is_valid(&example), "{} rejects its example {example}", descriptor.name);
+            assert!(
+                validator.is_valid(&example),
+                "{} rejects its example {example}",
+                descriptor.name
+            );
             (descriptor.check_payload)(&example).unwrap();
         }
     }
@@ -53,7 +61,10 @@ fn typed_payloads_validate_and_broken_ones_are_located() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let opened = IncidentOpened {
         incident_id: "INC-9".to_owned(),
-        service: ServiceRef { system: "catalogue".to_owned(), id: "search".to_owned() },
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: "search".to_owned(),
+        },
         title: "Search is slow".to_owned(),
         severity: Severity::Sev2,
     };
@@ -62,11 +73,16 @@ fn typed_payloads_validate_and_broken_ones_are_located() {
 
     let mut broken = payload.clone();
     broken["service"]["id"] = json!(42);
-    let errors: Vec<String> =
-        validator.iter_errors(&broken).map(|e| e.instance_path().to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&broken)
+        .map(|e| e.instance_path().to_string())
+        .collect();
     assert_eq!(errors, vec!["/service/id".to_owned()]);
-    let typed_error = (linked_registry().get(IncidentOpened::TYPE, 2).unwrap().check_payload)(&broken)
-        .unwrap_err();
+    let typed_error = (linked_registry()
+        .get(IncidentOpened::TYPE, 2)
+        .unwrap()
+        .check_payload)(&broken)
+    .unwrap_err();
     assert!(typed_error.contains("invalid type"), "{typed_error}");
 }
 
@@ -78,8 +94,9 @@ fn stored_v1_payloads_read_as_v2_through_the_upcaster() {
         title: "502s".to_owned(),
     })
     .unwrap();
-    let (version, current) =
-        linked_registry().upcast_to_latest(IncidentOpened::TYPE, 1, stored).unwrap();
+    let (version, current) = linked_registry()
+        .upcast_to_latest(IncidentOpened::TYPE, 1, stored)
+        .unwrap();
     assert_eq!(version, 2);
     let validator = jsonschema::validator_for(&schema_of(IncidentOpened::TYPE, 2)).unwrap();
     assert!(validator.is_valid(&current), "{current}");
@@ -113,13 +130,25 @@ fn upcasting_reports_unknown_types_versions_and_bad_payloads() {
 #[test]
 fn pack_manifests_list_what_the_pack_provides() {
     let export = Export::of(linked_registry()).unwrap();
-    let incidents = export.document.packs.iter().find(|p| p.manifest.id == "incidents").unwrap();
+    let incidents = export
+        .document
+        .packs
+        .iter()
+        .find(|p| p.manifest.id == "incidents")
+        .unwrap();
     assert_eq!(incidents.manifest.migrations_prefix, "pack_incidents_");
-    let provided: Vec<(&str, u32)> =
-        incidents.manifest.provides.iter().map(|t| (t.name.as_str(), t.version)).collect();
+    let provided: Vec<(&str, u32)> = incidents
+        .manifest
+        .provides
+        .iter()
+        .map(|t| (t.name.as_str(), t.version))
+        .collect();
     assert!(provided.contains(&("pack.incidents.triage.TriageNoteAdded", 1)));
     assert!(provided.contains(&("pack.incidents.incident.IncidentOpened", 2)));
-    assert_eq!(incidents.content_id, incidents.manifest.content_id().unwrap());
+    assert_eq!(
+        incidents.content_id,
+        incidents.manifest.content_id().unwrap()
+    );
     let mut changed = incidents.manifest.clone();
     changed.version = semver::Version::new(0, 2, 0);
     assert_ne!(changed.content_id().unwrap(), incidents.content_id);

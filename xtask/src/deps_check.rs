@@ -47,7 +47,10 @@ impl Role {
 
     /// Crates whose whole dependency tree must stay free of raw I/O.
     fn is_sandboxed(self) -> bool {
-        matches!(self, Role::Core | Role::Macros | Role::Shared | Role::Contract | Role::Pack)
+        matches!(
+            self,
+            Role::Core | Role::Macros | Role::Shared | Role::Contract | Role::Pack
+        )
     }
 }
 
@@ -98,7 +101,10 @@ pub fn run(manifest_path: Option<&Path>, deny_list: Option<&Path>) -> anyhow::Re
     }
 }
 
-pub fn check(manifest_path: Option<&Path>, deny_list: Option<&Path>) -> anyhow::Result<Vec<Violation>> {
+pub fn check(
+    manifest_path: Option<&Path>,
+    deny_list: Option<&Path>,
+) -> anyhow::Result<Vec<Violation>> {
     let root = repo_root();
     let manifest_path = manifest_path.map_or_else(|| root.join("Cargo.toml"), Path::to_owned);
     let deny_path = deny_list.map_or_else(|| root.join("xtask/deny-list.toml"), Path::to_owned);
@@ -106,7 +112,11 @@ pub fn check(manifest_path: Option<&Path>, deny_list: Option<&Path>) -> anyhow::
         .with_context(|| format!("reading the deny-list {}", deny_path.display()))?;
     let deny: DenyList = toml::from_str(&deny_text)
         .with_context(|| format!("parsing the deny-list {}", deny_path.display()))?;
-    if let Some(entry) = deny.deny.iter().find(|entry| entry.reason.trim().is_empty()) {
+    if let Some(entry) = deny
+        .deny
+        .iter()
+        .find(|entry| entry.reason.trim().is_empty())
+    {
         anyhow::bail!(
             "{}: the entry for `{}` has no reason; every denied crate says why",
             deny_path.display(),
@@ -159,12 +169,22 @@ fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
             });
             continue;
         };
-        let Some(node) = nodes.get(&package.id) else { continue };
+        let Some(node) = nodes.get(&package.id) else {
+            continue;
+        };
         for dep_id in linked_deps(node).filter(|id| members.contains(id)) {
             let to = metadata[dep_id].name.to_string();
-            let Some(to_role) = Role::of(&to) else { continue };
+            let Some(to_role) = Role::of(&to) else {
+                continue;
+            };
             if let Some((rule, message, fix)) = edge_rule(from_role, to_role, &to) {
-                violations.push(Violation { rule, from: from.clone(), to, message, fix });
+                violations.push(Violation {
+                    rule,
+                    from: from.clone(),
+                    to,
+                    message,
+                    fix,
+                });
             }
         }
     }
@@ -180,12 +200,17 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
         (_, Pack) if from == Pack => (
             "section-7/pack-to-pack",
             "a pack depends on another pack".to_owned(),
-            format!("depend on `{}` and use its public events and commands", contract_of(to_name)),
+            format!(
+                "depend on `{}` and use its public events and commands",
+                contract_of(to_name)
+            ),
         ),
         (Contract, Pack) => (
             "section-7/contract-to-pack",
             "a contract depends on a pack".to_owned(),
-            format!("move what the contract needs out of `{to_name}` into the contract or an `ops-shared-*` crate"),
+            format!(
+                "move what the contract needs out of `{to_name}` into the contract or an `ops-shared-*` crate"
+            ),
         ),
         (_, Pack) => (
             "section-7/only-host-links-packs",
@@ -242,7 +267,11 @@ fn deny_violations(metadata: &Metadata, deny: &[DenyEntry]) -> Vec<Violation> {
                     rule: "section-9/denied-crate",
                     from: from.clone(),
                     to: name,
-                    message: format!("{} (path: {})", entry.reason, path_to(metadata, &reached_via, id)),
+                    message: format!(
+                        "{} (path: {})",
+                        entry.reason,
+                        path_to(metadata, &reached_via, id)
+                    ),
                     fix: "remove the dependency; ask the core for a typed handle instead".into(),
                 });
                 continue;
@@ -262,7 +291,10 @@ fn denied<'a>(deny: &'a [DenyEntry], name: &str, node: &Node) -> Option<&'a Deny
     deny.iter().find(|entry| {
         entry.crate_name == name
             && (entry.features.is_empty()
-                || node.features.iter().any(|f| entry.features.iter().any(|d| f == d)))
+                || node
+                    .features
+                    .iter()
+                    .any(|f| entry.features.iter().any(|d| f == d)))
     })
 }
 

@@ -38,13 +38,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let outcome = match cli.command {
-        Command::DepsCheck { manifest_path, deny_list } => {
-            deps_check::run(manifest_path.as_deref(), deny_list.as_deref())
-        }
+        Command::DepsCheck {
+            manifest_path,
+            deny_list,
+        } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
     };
     match outcome {
         Ok(Verdict::Clean) => ExitCode::SUCCESS,

@@ -31,13 +31,22 @@ fn findings(report: &str) -> BTreeSet<(String, String, String)> {
 
 #[test]
 fn every_broken_rule_in_the_fixture_is_reported() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-workspace/Cargo.toml");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-workspace/Cargo.toml");
     let (code, report) = run_on(&fixture);
     assert_eq!(code, Some(1), "{report}");
     let expected: BTreeSet<(String, String, String)> = [
         ("crate-role", "utilities", "utilities"),
-        ("section-7/core-depends-on-nothing", "ops-core", "ops-shared-x"),
-        ("section-7/shared-only-core", "ops-shared-x", "ops-contract-a"),
+        (
+            "section-7/core-depends-on-nothing",
+            "ops-core",
+            "ops-shared-x",
+        ),
+        (
+            "section-7/shared-only-core",
+            "ops-shared-x",
+            "ops-contract-a",
+        ),
         ("section-7/contract-to-pack", "ops-contract-a", "pack-b"),
         ("section-7/pack-to-pack", "pack-a", "pack-b"),
         ("section-7/only-host-links-packs", "ops-registry", "pack-b"),
@@ -49,13 +58,20 @@ fn every_broken_rule_in_the_fixture_is_reported() {
     .map(|(rule, from, to)| (rule.to_owned(), from.to_owned(), to.to_owned()))
     .collect();
     assert_eq!(findings(&report), expected, "{report}");
-    assert!(report.contains("path: pack-c -> wrapper -> reqwest"), "{report}");
-    assert!(report.contains("fix: depend on `ops-contract-b`"), "{report}");
+    assert!(
+        report.contains("path: pack-c -> wrapper -> reqwest"),
+        "{report}"
+    );
+    assert!(
+        report.contains("fix: depend on `ops-contract-b`"),
+        "{report}"
+    );
 }
 
 #[test]
 fn a_denied_crate_without_its_denied_features_is_allowed() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good-workspace/Cargo.toml");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good-workspace/Cargo.toml");
     let (code, report) = run_on(&fixture);
     assert_eq!(code, Some(0), "{report}");
 }

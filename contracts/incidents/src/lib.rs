@@ -52,7 +52,10 @@ impl Upcast<v1::IncidentOpened> for IncidentOpened {
     fn upcast(old: v1::IncidentOpened) -> Self {
         IncidentOpened {
             incident_id: old.incident_id,
-            service: ServiceRef { system: "legacy-catalogue".to_owned(), id: old.service },
+            service: ServiceRef {
+                system: "legacy-catalogue".to_owned(),
+                id: old.service,
+            },
             title: old.title,
             severity: Severity::Sev3,
         }

@@ -63,7 +63,15 @@ mod tests {
             "\u0080": "Control",
             "\u00f6": "Latin Small Letter O With Diaeresis"
         }"#;
-        let expected_order = ["\r", "1", "\u{80}", "\u{f6}", "\u{20ac}", "\u{1f600}", "\u{fb33}"];
+        let expected_order = [
+            "\r",
+            "1",
+            "\u{80}",
+            "\u{f6}",
+            "\u{20ac}",
+            "\u{1f600}",
+            "\u{fb33}",
+        ];
         let canonical: serde_json::Map<String, Value> =
             serde_json::from_str(&canonical_of_text(input)).unwrap();
         let text = canonical_of_text(input);
@@ -93,7 +101,11 @@ mod tests {
             (333333333.3333333, "333333333.3333333"),
         ];
         for (number, expected) in cases {
-            assert_eq!(to_canonical_string(&json!(number)).unwrap(), expected, "{number:e}");
+            assert_eq!(
+                to_canonical_string(&json!(number)).unwrap(),
+                expected,
+                "{number:e}"
+            );
         }
     }
 

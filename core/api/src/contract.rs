@@ -4,7 +4,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Event,
@@ -12,7 +14,9 @@ pub enum Kind {
 }
 
 /// Events are private to their pack unless published through its contract crate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     Private,
@@ -20,7 +24,9 @@ pub enum Visibility {
 }
 
 /// Action safety classes (A5), ordered from least to most dangerous.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SafetyClass {
     Read,
@@ -29,7 +35,9 @@ pub enum SafetyClass {
 }
 
 /// Which [`crate::envelope::DedupeScope`] variant a command deduplicates by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DedupeKind {
     Connector,
@@ -87,9 +95,17 @@ pub trait Upcast<Old>: Sized {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpcastError {
     #[error("stored payload is not a valid `{type_name}` version {version}: {message}")]
-    Decode { type_name: &'static str, version: u32, message: String },
+    Decode {
+        type_name: &'static str,
+        version: u32,
+        message: String,
+    },
     #[error("cannot encode `{type_name}` version {version}: {message}")]
-    Encode { type_name: &'static str, version: u32, message: String },
+    Encode {
+        type_name: &'static str,
+        version: u32,
+        message: String,
+    },
     #[error("`{type_name}` has no version {version} in this build")]
     UnknownVersion { type_name: String, version: u32 },
     #[error("`{type_name}` is not a registered type in this build")]

@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::canonical::payload_hash;
 use crate::contract::{Command, Contract, DedupeKind, Event};
 use crate::id::{
-    CapabilityId, CommandId, ContentHash, CorrelationId, DerivedArtifactId, EventId,
-    EventIdInputs, UserActionId,
+    CapabilityId, CommandId, ContentHash, CorrelationId, DerivedArtifactId, EventId, EventIdInputs,
+    UserActionId,
 };
 use crate::time::Timestamp;
 
@@ -19,7 +19,11 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// What caused an event or command: exactly one kind of id, and the kind is part of the
 /// value, so a causation id without its type cannot be written down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "causation_type", content = "causation_id", rename_all = "snake_case")]
+#[serde(
+    tag = "causation_type",
+    content = "causation_id",
+    rename_all = "snake_case"
+)]
 pub enum Causation {
     Event(EventId),
     Command(CommandId),
@@ -33,7 +37,9 @@ pub enum Causation {
 pub struct ActorId(#[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._@-]{0,127}$"))] String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an actor id: use 1 to 128 of `a-z 0-9 . _ @ -`, starting with a letter or digit")]
+#[error(
+    "`{0}` is not an actor id: use 1 to 128 of `a-z 0-9 . _ @ -`, starting with a letter or digit"
+)]
 pub struct ActorIdError(String);
 
 impl ActorId {
@@ -43,7 +49,11 @@ impl ActorId {
         let valid = id.len() <= 128
             && matches!(chars.next(), Some('a'..='z' | '0'..='9'))
             && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '@' | '-'));
-        if valid { Ok(ActorId(id)) } else { Err(ActorIdError(id)) }
+        if valid {
+            Ok(ActorId(id))
+        } else {
+            Err(ActorIdError(id))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,9 +80,17 @@ pub enum Actor {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DedupeScope {
-    Connector { connector_id: String, stream: String },
-    Egress { destination: String, tenant_id: String },
-    Command { aggregate_ref: String },
+    Connector {
+        connector_id: String,
+        stream: String,
+    },
+    Egress {
+        destination: String,
+        tenant_id: String,
+    },
+    Command {
+        aggregate_ref: String,
+    },
 }
 
 impl DedupeScope {
@@ -89,16 +107,31 @@ impl DedupeScope {
 pub enum EnvelopeError {
     #[error("cannot encode the payload of `{type_name}`: {message}")]
     Encode { type_name: String, message: String },
-    #[error("envelope version {found} is not supported; this build reads version {ENVELOPE_VERSION}")]
+    #[error(
+        "envelope version {found} is not supported; this build reads version {ENVELOPE_VERSION}"
+    )]
     UnsupportedVersion { found: u32 },
     #[error("`payload_hash` of {id} is {stored} but the payload hashes to {computed}")]
-    PayloadHashMismatch { id: String, stored: ContentHash, computed: ContentHash },
+    PayloadHashMismatch {
+        id: String,
+        stored: ContentHash,
+        computed: ContentHash,
+    },
     #[error("`event_id` {stored} does not match its inputs, which give {computed}")]
     EventIdMismatch { stored: EventId, computed: EventId },
     #[error("`command_id` {stored} does not match its inputs, which give {computed}")]
-    CommandIdMismatch { stored: CommandId, computed: CommandId },
-    #[error("command `{command_type}` deduplicates by `{expected:?}` scope, but a `{found:?}` scope was given")]
-    DedupeKindMismatch { command_type: String, expected: DedupeKind, found: DedupeKind },
+    CommandIdMismatch {
+        stored: CommandId,
+        computed: CommandId,
+    },
+    #[error(
+        "command `{command_type}` deduplicates by `{expected:?}` scope, but a `{found:?}` scope was given"
+    )]
+    DedupeKindMismatch {
+        command_type: String,
+        expected: DedupeKind,
+        found: DedupeKind,
+    },
 }
 
 /// An immutable fact in the log (A1).
@@ -145,7 +178,12 @@ pub struct EventOrigin {
 impl EventEnvelope {
     pub fn new<E: Event>(event: &E, origin: EventOrigin) -> Result<Self, EnvelopeError> {
         let payload = encode(event)?;
-        Ok(EventEnvelope::from_parts(E::TYPE.to_owned(), E::VERSION, payload, origin))
+        Ok(EventEnvelope::from_parts(
+            E::TYPE.to_owned(),
+            E::VERSION,
+            payload,
+            origin,
+        ))
     }
 
     /// An envelope for a payload that is already JSON, e.g. a type this build does not link.
@@ -186,7 +224,9 @@ impl EventEnvelope {
     /// trusted after this.
     pub fn verify(&self) -> Result<(), EnvelopeError> {
         if self.envelope_version != ENVELOPE_VERSION {
-            return Err(EnvelopeError::UnsupportedVersion { found: self.envelope_version });
+            return Err(EnvelopeError::UnsupportedVersion {
+                found: self.envelope_version,
+            });
         }
         let computed = payload_hash(&self.payload);
         if computed != self.payload_hash {
@@ -203,7 +243,10 @@ impl EventEnvelope {
             occurred_at: self.occurred_at,
         });
         if computed != self.event_id {
-            return Err(EnvelopeError::EventIdMismatch { stored: self.event_id, computed });
+            return Err(EnvelopeError::EventIdMismatch {
+                stored: self.event_id,
+                computed,
+            });
         }
         Ok(())
     }
@@ -271,7 +314,9 @@ impl CommandEnvelope {
 
     pub fn verify(&self) -> Result<(), EnvelopeError> {
         if self.envelope_version != ENVELOPE_VERSION {
-            return Err(EnvelopeError::UnsupportedVersion { found: self.envelope_version });
+            return Err(EnvelopeError::UnsupportedVersion {
+                found: self.envelope_version,
+            });
         }
         let computed = CommandId::derive(
             &self.command_type,
@@ -280,7 +325,10 @@ impl CommandEnvelope {
             &self.dedupe_scope,
         );
         if computed != self.command_id {
-            return Err(EnvelopeError::CommandIdMismatch { stored: self.command_id, computed });
+            return Err(EnvelopeError::CommandIdMismatch {
+                stored: self.command_id,
+                computed,
+            });
         }
         Ok(())
     }

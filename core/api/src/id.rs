@@ -17,11 +17,28 @@ const DIGEST_HEX_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("`{input}` is not a {kind}: expected the prefix `{prefix}_`")]
-    WrongPrefix { kind: &'static str, prefix: &'static str, input: String },
-    #[error("`{input}` is not a {kind}: expected {DIGEST_HEX_LEN} lower-case hex digits after `{prefix}_`, found {found} characters")]
-    WrongLength { kind: &'static str, prefix: &'static str, input: String, found: usize },
-    #[error("`{input}` is not a {kind}: character {position} after the prefix is not a lower-case hex digit")]
-    NotHex { kind: &'static str, input: String, position: usize },
+    WrongPrefix {
+        kind: &'static str,
+        prefix: &'static str,
+        input: String,
+    },
+    #[error(
+        "`{input}` is not a {kind}: expected {DIGEST_HEX_LEN} lower-case hex digits after `{prefix}_`, found {found} characters"
+    )]
+    WrongLength {
+        kind: &'static str,
+        prefix: &'static str,
+        input: String,
+        found: usize,
+    },
+    #[error(
+        "`{input}` is not a {kind}: character {position} after the prefix is not a lower-case hex digit"
+    )]
+    NotHex {
+        kind: &'static str,
+        input: String,
+        position: usize,
+    },
 }
 
 /// A blake3 digest, the body of every id.
@@ -48,7 +65,11 @@ impl Digest {
         let hex = input
             .strip_prefix(prefix)
             .and_then(|rest| rest.strip_prefix('_'))
-            .ok_or_else(|| IdError::WrongPrefix { kind, prefix, input: input.to_owned() })?;
+            .ok_or_else(|| IdError::WrongPrefix {
+                kind,
+                prefix,
+                input: input.to_owned(),
+            })?;
         if hex.len() != DIGEST_HEX_LEN {
             return Err(IdError::WrongLength {
                 kind,
@@ -64,7 +85,11 @@ impl Digest {
                 match pair[offset] {
                     digit @ b'0'..=b'9' => Ok(digit - b'0'),
                     letter @ b'a'..=b'f' => Ok(letter - b'a' + 10),
-                    _ => Err(IdError::NotHex { kind, input: input.to_owned(), position }),
+                    _ => Err(IdError::NotHex {
+                        kind,
+                        input: input.to_owned(),
+                        position,
+                    }),
                 }
             };
             bytes[index] = nibble(0)? << 4 | nibble(1)?;
@@ -196,7 +221,13 @@ digest_id!(
     ContentHash, "b3"
 );
 
-content_addressed!(CapabilityId, CorrelationId, DerivedArtifactId, UserActionId, ContentId);
+content_addressed!(
+    CapabilityId,
+    CorrelationId,
+    DerivedArtifactId,
+    UserActionId,
+    ContentId
+);
 
 impl ContentHash {
     /// The plain blake3 of `bytes`, so anyone can recompute it with any blake3 tool.
@@ -252,7 +283,10 @@ impl CommandId {
 
     /// A caller-supplied idempotency key, itself a content hash (e.g. of an upstream request).
     pub fn from_idempotency_key(key: &ContentHash) -> Self {
-        CommandId(Digest::of_fields("ops-core 2026 CommandId key", &[key.digest().as_bytes()]))
+        CommandId(Digest::of_fields(
+            "ops-core 2026 CommandId key",
+            &[key.digest().as_bytes()],
+        ))
     }
 }
 
@@ -293,9 +327,18 @@ mod tests {
         let base = EventId::derive(inputs(&hash));
         assert_eq!(base, EventId::derive(inputs(&hash)), "same inputs, same id");
         let variants = [
-            EventIdInputs { source_ref: "filesync:other", ..inputs(&hash) },
-            EventIdInputs { source_native_id: "T-1002", ..inputs(&hash) },
-            EventIdInputs { payload_hash: &other_hash, ..inputs(&hash) },
+            EventIdInputs {
+                source_ref: "filesync:other",
+                ..inputs(&hash)
+            },
+            EventIdInputs {
+                source_native_id: "T-1002",
+                ..inputs(&hash)
+            },
+            EventIdInputs {
+                payload_hash: &other_hash,
+                ..inputs(&hash)
+            },
             EventIdInputs {
                 occurred_at: "2026-11-26T06:01:51.123457Z".parse().unwrap(),
                 ..inputs(&hash)
@@ -309,9 +352,20 @@ mod tests {
     #[test]
     fn length_prefixes_keep_field_boundaries_apart() {
         let hash = payload_hash(&json!(null));
-        let split_one_way = EventIdInputs { source_ref: "ab", source_native_id: "c", ..inputs(&hash) };
-        let split_other_way = EventIdInputs { source_ref: "a", source_native_id: "bc", ..inputs(&hash) };
-        assert_ne!(EventId::derive(split_one_way), EventId::derive(split_other_way));
+        let split_one_way = EventIdInputs {
+            source_ref: "ab",
+            source_native_id: "c",
+            ..inputs(&hash)
+        };
+        let split_other_way = EventIdInputs {
+            source_ref: "a",
+            source_native_id: "bc",
+            ..inputs(&hash)
+        };
+        assert_ne!(
+            EventId::derive(split_one_way),
+            EventId::derive(split_other_way)
+        );
     }
 
     #[test]
@@ -339,9 +393,15 @@ mod tests {
         ));
         let upper = format!("cor_{}", body.to_uppercase());
         let error = upper.parse::<CorrelationId>().unwrap_err();
-        assert!(error.to_string().contains("not a lower-case hex digit"), "{error}");
+        assert!(
+            error.to_string().contains("not a lower-case hex digit"),
+            "{error}"
+        );
         let json_error = serde_json::from_str::<CorrelationId>("\"cor_zz\"").unwrap_err();
-        assert!(json_error.to_string().contains("CorrelationId"), "{json_error}");
+        assert!(
+            json_error.to_string().contains("CorrelationId"),
+            "{json_error}"
+        );
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub mod __private {
     }
 
     pub fn check_payload<T: Contract>(payload: &serde_json::Value) -> Result<(), String> {
-        <T as serde::Deserialize>::deserialize(payload).map(drop).map_err(|error| error.to_string())
+        <T as serde::Deserialize>::deserialize(payload)
+            .map(drop)
+            .map_err(|error| error.to_string())
     }
 
     /// Reads a stored payload of `Old`'s version and writes it as `New`'s.

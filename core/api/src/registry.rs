@@ -39,7 +39,11 @@ inventory::collect!(TypeDescriptor);
 
 impl TypeDescriptor {
     pub fn location(&self) -> Location {
-        Location { rust_type: self.rust_type, file: self.file, line: self.line }
+        Location {
+            rust_type: self.rust_type,
+            file: self.file,
+            line: self.line,
+        }
     }
 }
 
@@ -59,16 +63,42 @@ impl fmt::Display for Location {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryProblem {
-    #[error("type `{name}` version {version} is declared twice: by {first} and by {second}; rename one of them")]
-    DuplicateType { name: &'static str, version: u32, first: Location, second: Location },
-    #[error("type `{name}` has version {present} but no version {missing}; declare every version from 1 with its upcaster")]
-    MissingVersion { name: &'static str, present: u32, missing: u32 },
+    #[error(
+        "type `{name}` version {version} is declared twice: by {first} and by {second}; rename one of them"
+    )]
+    DuplicateType {
+        name: &'static str,
+        version: u32,
+        first: Location,
+        second: Location,
+    },
+    #[error(
+        "type `{name}` has version {present} but no version {missing}; declare every version from 1 with its upcaster"
+    )]
+    MissingVersion {
+        name: &'static str,
+        present: u32,
+        missing: u32,
+    },
     #[error("pack `{id}` is declared twice: by {first} and by {second}")]
-    DuplicatePack { id: &'static str, first: Location, second: Location },
+    DuplicatePack {
+        id: &'static str,
+        first: Location,
+        second: Location,
+    },
     #[error("pack `{id}` version `{version}` is not semver: {reason}")]
-    PackVersion { id: &'static str, version: &'static str, reason: String },
-    #[error("pack `{id}` lists contract `{contract}`, but no type of it is linked; add `{contract}` to the pack's dependencies or remove it from `contracts`")]
-    MissingContract { id: &'static str, contract: &'static str },
+    PackVersion {
+        id: &'static str,
+        version: &'static str,
+        reason: String,
+    },
+    #[error(
+        "pack `{id}` lists contract `{contract}`, but no type of it is linked; add `{contract}` to the pack's dependencies or remove it from `contracts`"
+    )]
+    MissingContract {
+        id: &'static str,
+        contract: &'static str,
+    },
 }
 
 /// Every problem found while building the registry, not just the first.
@@ -123,7 +153,11 @@ impl Registry {
         }
         for (&name, &present) in &latest {
             for missing in (1..present).filter(|v| !by_key.contains_key(&(name, *v))) {
-                problems.push(RegistryProblem::MissingVersion { name, present, missing });
+                problems.push(RegistryProblem::MissingVersion {
+                    name,
+                    present,
+                    missing,
+                });
             }
         }
         let mut by_id: BTreeMap<&'static str, &'static PackDescriptor> = BTreeMap::new();
@@ -137,7 +171,10 @@ impl Registry {
             }
             for &contract in pack.contracts {
                 if !by_key.values().any(|t| t.crate_name == contract) {
-                    problems.push(RegistryProblem::MissingContract { id: pack.id, contract });
+                    problems.push(RegistryProblem::MissingContract {
+                        id: pack.id,
+                        contract,
+                    });
                 }
             }
             if let Some(first) = by_id.insert(pack.id, pack) {
@@ -149,7 +186,10 @@ impl Registry {
             }
         }
         if problems.is_empty() {
-            Ok(Registry { types: by_key, packs: by_id })
+            Ok(Registry {
+                types: by_key,
+                packs: by_id,
+            })
         } else {
             Err(RegistryError { problems })
         }
@@ -161,7 +201,10 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str, version: u32) -> Option<&'static TypeDescriptor> {
-        self.types.range((name, version)..=(name, version)).next().map(|(_, t)| *t)
+        self.types
+            .range((name, version)..=(name, version))
+            .next()
+            .map(|(_, t)| *t)
     }
 
     /// The current (highest) version of `name`.
@@ -180,11 +223,14 @@ impl Registry {
         version: u32,
         mut payload: Value,
     ) -> Result<(u32, Value), UpcastError> {
-        let latest = self
-            .latest(name)
-            .ok_or_else(|| UpcastError::UnknownType { type_name: name.to_owned() })?;
+        let latest = self.latest(name).ok_or_else(|| UpcastError::UnknownType {
+            type_name: name.to_owned(),
+        })?;
         if self.get(name, version).is_none() {
-            return Err(UpcastError::UnknownVersion { type_name: name.to_owned(), version });
+            return Err(UpcastError::UnknownVersion {
+                type_name: name.to_owned(),
+                version,
+            });
         }
         for next in version + 1..=latest.version {
             let step = self
@@ -221,7 +267,8 @@ impl Registry {
         contracts.sort();
         PackManifest {
             id: pack.id.to_owned(),
-            version: semver::Version::parse(pack.version).expect("checked when the registry was built"),
+            version: semver::Version::parse(pack.version)
+                .expect("checked when the registry was built"),
             crate_name: pack.crate_name.to_owned(),
             contracts,
             provides,
@@ -231,7 +278,11 @@ impl Registry {
 }
 
 fn pack_location(pack: &PackDescriptor) -> Location {
-    Location { rust_type: pack.rust_type, file: pack.file, line: pack.line }
+    Location {
+        rust_type: pack.rust_type,
+        file: pack.file,
+        line: pack.line,
+    }
 }
 
 #[cfg(test)]
@@ -269,15 +320,25 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_rejected_with_both_locations() {
-        let error = Registry::build([&FIRST, &SECOND], []).err().expect("duplicate accepted");
+        let error = Registry::build([&FIRST, &SECOND], [])
+            .err()
+            .expect("duplicate accepted");
         let message = error.to_string();
-        assert!(message.contains("fixture.rs:10") && message.contains("fixture.rs:20"), "{message}");
-        assert!(matches!(error.problems[0], RegistryProblem::DuplicateType { version: 1, .. }));
+        assert!(
+            message.contains("fixture.rs:10") && message.contains("fixture.rs:20"),
+            "{message}"
+        );
+        assert!(matches!(
+            error.problems[0],
+            RegistryProblem::DuplicateType { version: 1, .. }
+        ));
     }
 
     #[test]
     fn version_gaps_are_rejected() {
-        let error = Registry::build([&FIRST, &THIRD], []).err().expect("gap accepted");
+        let error = Registry::build([&FIRST, &THIRD], [])
+            .err()
+            .expect("gap accepted");
         assert_eq!(
             error.problems,
             vec![RegistryProblem::MissingVersion {
@@ -299,10 +360,15 @@ mod tests {
             file: "pack.rs",
             line: 1,
         };
-        let error = Registry::build([&FIRST], [&PACK]).err().expect("missing contract accepted");
+        let error = Registry::build([&FIRST], [&PACK])
+            .err()
+            .expect("missing contract accepted");
         assert_eq!(
             error.problems,
-            vec![RegistryProblem::MissingContract { id: "fixture", contract: "ops-contract-missing" }]
+            vec![RegistryProblem::MissingContract {
+                id: "fixture",
+                contract: "ops-contract-missing"
+            }]
         );
     }
 }

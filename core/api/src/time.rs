@@ -58,7 +58,10 @@ impl FromStr for Timestamp {
     fn from_str(input: &str) -> Result<Self, TimestampError> {
         DateTime::parse_from_rfc3339(input)
             .map(|at| Timestamp::from_datetime(at.with_timezone(&Utc)))
-            .map_err(|error| TimestampError { input: input.to_owned(), reason: error.to_string() })
+            .map_err(|error| TimestampError {
+                input: input.to_owned(),
+                reason: error.to_string(),
+            })
     }
 }
 
@@ -107,6 +110,10 @@ mod tests {
     #[test]
     fn bad_timestamps_name_the_input() {
         let error = "yesterday".parse::<Timestamp>().unwrap_err();
-        assert!(error.to_string().starts_with("`yesterday` is not an RFC 3339 timestamp"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("`yesterday` is not an RFC 3339 timestamp")
+        );
     }
 }

@@ -28,7 +28,10 @@ pub fn decide_open(command: &OpenIncident) -> IncidentOpened {
 }
 
 pub fn decide_acknowledge(command: &AcknowledgeIncident) -> IncidentAcknowledged {
-    IncidentAcknowledged { incident_id: command.incident_id.clone(), by: command.by.clone() }
+    IncidentAcknowledged {
+        incident_id: command.incident_id.clone(),
+        by: command.by.clone(),
+    }
 }
 
 /// Triage notes leave the pack only as envelopes, never as their private type.
@@ -38,6 +41,10 @@ pub fn triage_note(
     by: PersonRef,
     origin: EventOrigin,
 ) -> Result<EventEnvelope, EnvelopeError> {
-    let event = TriageNoteAdded { incident_id: incident_id.to_owned(), note: note.to_owned(), by };
+    let event = TriageNoteAdded {
+        incident_id: incident_id.to_owned(),
+        note: note.to_owned(),
+        by,
+    };
     EventEnvelope::new(&event, origin)
 }
