@@ -1,6 +1,7 @@
 //! `cargo xtask <chore>`: every project chore, in Rust (see `.cargo/config.toml`).
 
 mod deps_check;
+mod schema_diff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,13 @@ enum Command {
         /// The deny-list (default: xtask/deny-list.toml).
         #[arg(long, value_name = "FILE")]
         deny_list: Option<PathBuf>,
+    },
+    /// Compare two JSON Schemas under typed-producers semantics.
+    SchemaDiff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: schema_diff::Format,
     },
 }
 
@@ -50,6 +58,7 @@ fn main() -> ExitCode {
             manifest_path,
             deny_list,
         } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
+        Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),
     };
     match outcome {
         Ok(Verdict::Clean) => ExitCode::SUCCESS,
