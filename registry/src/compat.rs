@@ -568,14 +568,7 @@ impl<'a> Cx<'a> {
                     self.branch_pair(old_branch, &new_branches[index], mask)?;
                 }
                 None => {
-                    let (rule, what) = if old_branch.kind == Kind::Null {
-                        ("nullable-removed", "null is no longer allowed".to_owned())
-                    } else {
-                        (
-                            "type-narrowed",
-                            format!("`{}` values are no longer allowed", old_branch.kind.name()),
-                        )
-                    };
+                    let (rule, what) = unmatched_branch(old_branch.kind, Side::Old);
                     self.report(
                         rule,
                         Some(&old_branch.loc),
@@ -592,14 +585,7 @@ impl<'a> Cx<'a> {
             .enumerate()
             .filter(|(i, _)| !new_used[*i])
         {
-            let (rule, what) = if new_branch.kind == Kind::Null {
-                ("nullable-added", "null is now allowed".to_owned())
-            } else {
-                (
-                    "type-widened",
-                    format!("`{}` values are now allowed", new_branch.kind.name()),
-                )
-            };
+            let (rule, what) = unmatched_branch(new_branch.kind, Side::New);
             self.report(
                 rule,
                 Some(&old),
@@ -1149,6 +1135,27 @@ impl<'a> Cx<'a> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+enum Side {
+    Old,
+    New,
+}
+
+/// A branch with no partner on the other side: a kind of value that came or went.
+fn unmatched_branch(kind: Kind, side: Side) -> (&'static str, String) {
+    match (kind, side) {
+        (Kind::Null, Side::Old) => ("nullable-removed", "null is no longer allowed".to_owned()),
+        (Kind::Null, Side::New) => ("nullable-added", "null is now allowed".to_owned()),
+        (kind, Side::Old) => (
+            "type-narrowed",
+            format!("`{}` values are no longer allowed", kind.name()),
+        ),
+        (kind, Side::New) => (
+            "type-widened",
+            format!("`{}` values are now allowed", kind.name()),
+        ),
     }
 }
 

@@ -131,14 +131,17 @@ fn request(scope: DedupeScope) -> CommandRequest {
 }
 
 fn open_command() -> OpenIncident {
+    let IncidentOpened {
+        incident_id,
+        service,
+        title,
+        severity,
+    } = opened("INC-1");
     OpenIncident {
-        incident_id: "INC-1".to_owned(),
-        service: ServiceRef {
-            system: "catalogue".to_owned(),
-            id: "payments".to_owned(),
-        },
-        title: "Timeouts".to_owned(),
-        severity: Severity::Sev1,
+        incident_id,
+        service,
+        title,
+        severity,
     }
 }
 
