@@ -279,30 +279,40 @@ impl<'a> Doc<'a> {
                 }
             }
         }
-        for key in ["properties", "$defs", "definitions", "patternProperties"] {
-            if let Some(map) = node.get(key) {
-                let map = map.as_object().ok_or_else(|| {
-                    fail(
+        // Maps of named subschemas and lists of subschemas, each checked by the same rule.
+        let containers = [
+            ("properties", "an object"),
+            ("$defs", "an object"),
+            ("definitions", "an object"),
+            ("patternProperties", "an object"),
+            ("anyOf", "an array"),
+            ("oneOf", "an array"),
+            ("allOf", "an array"),
+            ("prefixItems", "an array"),
+        ];
+        for (key, shape) in containers {
+            let Some(container) = node.get(key) else {
+                continue;
+            };
+            let children: Vec<(String, &Value)> = match container {
+                Value::Object(map) if shape == "an object" => map
+                    .iter()
+                    .map(|(name, child)| (escape(name), child))
+                    .collect(),
+                Value::Array(list) if shape == "an array" => list
+                    .iter()
+                    .enumerate()
+                    .map(|(index, child)| (index.to_string(), child))
+                    .collect(),
+                _ => {
+                    return Err(fail(
                         format!("{pointer}/{key}"),
-                        format!("`{key}` must be an object"),
-                    )
-                })?;
-                for (name, child) in map {
-                    self.validate(&format!("{pointer}/{key}/{}", escape(name)), child)?;
+                        format!("`{key}` must be {shape}"),
+                    ));
                 }
-            }
-        }
-        for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
-            if let Some(list) = node.get(key) {
-                let list = list.as_array().ok_or_else(|| {
-                    fail(
-                        format!("{pointer}/{key}"),
-                        format!("`{key}` must be an array"),
-                    )
-                })?;
-                for (index, child) in list.iter().enumerate() {
-                    self.validate(&format!("{pointer}/{key}/{index}"), child)?;
-                }
+            };
+            for (segment, child) in children {
+                self.validate(&format!("{pointer}/{key}/{segment}"), child)?;
             }
         }
         for key in ["items", "additionalProperties", "not", "contains"] {
