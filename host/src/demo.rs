@@ -43,7 +43,7 @@ pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> any
         if latest.version == 1 {
             continue;
         }
-        for example in examples_of(descriptor) {
+        for example in examples_of(&export, descriptor) {
             let (version, upcast) = registry
                 .upcast_to_latest(descriptor.name, 1, example.clone())
                 .with_context(|| format!("upcasting an example of `{}`", descriptor.name))?;
@@ -62,7 +62,7 @@ pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> any
     }
     writeln!(out, "\n== deterministic event ids")?;
     for latest in registry.types().filter(|t| is_latest_event(registry, t)) {
-        let Some(example) = examples_of(latest).into_iter().next() else {
+        let Some(example) = examples_of(&export, latest).first().cloned() else {
             continue;
         };
         let first = envelope_of(latest, example.clone())?;
@@ -82,11 +82,12 @@ fn is_latest_event(registry: &Registry, descriptor: &TypeDescriptor) -> bool {
 }
 
 /// Sample payloads that the type's author put in its schema (`#[schemars(example = ...)]`).
-fn examples_of(descriptor: &TypeDescriptor) -> Vec<Value> {
-    match (descriptor.schema)().get("examples") {
-        Some(Value::Array(examples)) => examples.clone(),
-        _ => Vec::new(),
-    }
+fn examples_of<'e>(export: &'e Export, descriptor: &TypeDescriptor) -> &'e [Value] {
+    export
+        .schema(descriptor.name, descriptor.version)
+        .and_then(|schema| schema.get("examples"))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn envelope_of(descriptor: &TypeDescriptor, payload: Value) -> anyhow::Result<EventEnvelope> {

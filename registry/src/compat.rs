@@ -472,17 +472,51 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Strips annotations recursively, for "is this the same schema" questions.
-fn without_annotations(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(key, _)| !ANNOTATIONS.contains(&key.as_str()))
-                .map(|(key, child)| (key.clone(), without_annotations(child)))
-                .collect::<Map<String, Value>>(),
-        ),
-        Value::Array(list) => Value::Array(list.iter().map(without_annotations).collect()),
-        other => other.clone(),
+/// Whether two schemas are the same once annotations are ignored. Walks both in step and
+/// allocates nothing. Annotations are skipped only where a schema keyword can stand, so a
+/// property *named* `title` still counts; data keywords (`enum`, `const`, `required`, bounds)
+/// compare literally.
+fn same_schema(old: &Value, new: &Value) -> bool {
+    let (Value::Object(old), Value::Object(new)) = (old, new) else {
+        return old == new;
+    };
+    let keywords = |map: &'_ Map<String, Value>| {
+        map.iter()
+            .filter(|(key, _)| !ANNOTATIONS.contains(&key.as_str()))
+            .count()
+    };
+    keywords(old) == keywords(new)
+        && old
+            .iter()
+            .filter(|(key, _)| !ANNOTATIONS.contains(&key.as_str()))
+            .all(|(key, value)| {
+                new.get(key)
+                    .is_some_and(|other| same_keyword(key, value, other))
+            })
+}
+
+fn same_keyword(key: &str, old: &Value, new: &Value) -> bool {
+    match (key, old, new) {
+        (
+            "properties" | "$defs" | "definitions" | "patternProperties" | "dependentSchemas",
+            Value::Object(old),
+            Value::Object(new),
+        ) => {
+            old.len() == new.len()
+                && old.iter().all(|(name, schema)| {
+                    new.get(name)
+                        .is_some_and(|other| same_schema(schema, other))
+                })
+        }
+        ("anyOf" | "oneOf" | "allOf" | "prefixItems", Value::Array(old), Value::Array(new)) => {
+            old.len() == new.len() && old.iter().zip(new).all(|(a, b)| same_schema(a, b))
+        }
+        (
+            "items" | "additionalProperties" | "not" | "contains" | "if" | "then" | "else",
+            old,
+            new,
+        ) => same_schema(old, new),
+        (_, old, new) => old == new,
     }
 }
 
@@ -534,7 +568,8 @@ impl<'a> Cx<'a> {
         new: Loc<'a>,
         mask: Mask,
     ) -> Result<(), SchemaError> {
-        if without_annotations(old.node) == without_annotations(new.node) && !has_ref(old.node) {
+        // Identical text is only the same schema when no `$ref` can point elsewhere.
+        if same_schema(old.node, new.node) && !has_ref(old.node) {
             return Ok(());
         }
         for (loc, side) in [(&old, "old"), (&new, "new")] {
@@ -664,25 +699,27 @@ impl<'a> Cx<'a> {
                 "values are no longer restricted to an enumeration".into(),
             ),
             (Some(old_values), Some(new_values)) => {
-                for value in old_values.iter().filter(|v| !new_values.contains(v)) {
-                    self.report(
+                let directions = [
+                    (
+                        old_values,
+                        new_values,
                         "enum-value-removed",
-                        Some(&old.loc),
-                        Some(&new.loc),
                         Mask::BACKWARD,
-                        mask,
-                        format!("value {value} is no longer allowed"),
-                    );
-                }
-                for value in new_values.iter().filter(|v| !old_values.contains(v)) {
-                    self.report(
+                        "no longer",
+                    ),
+                    (
+                        new_values,
+                        old_values,
                         "enum-value-added",
-                        Some(&old.loc),
-                        Some(&new.loc),
                         Mask::FORWARD,
-                        mask,
-                        format!("value {value} is now allowed"),
-                    );
+                        "now",
+                    ),
+                ];
+                for (from, to, rule, breaks, when) in directions {
+                    for value in from.iter().filter(|v| !to.contains(v)) {
+                        let message = format!("value {value} is {when} allowed");
+                        self.report(rule, Some(&old.loc), Some(&new.loc), breaks, mask, message);
+                    }
                 }
             }
         }
@@ -1269,9 +1306,10 @@ fn pick_partner(old: &Branch, candidates: &[Branch], used: &[bool]) -> Option<us
             return untagged_or_other.filter(|_| pool.len() == 1);
         }
     }
-    let same = pool.iter().copied().find(|&i| {
-        without_annotations(candidates[i].loc.node) == without_annotations(old.loc.node)
-    });
+    let same = pool
+        .iter()
+        .copied()
+        .find(|&i| same_schema(old.loc.node, candidates[i].loc.node));
     same.or_else(|| pool.first().copied())
 }
 

@@ -124,6 +124,15 @@ impl Export {
         Ok(Export { document, schemas })
     }
 
+    /// The exported schema of one type version.
+    pub fn schema(&self, name: &str, version: u32) -> Option<&Value> {
+        let file = schema_file_name(name, version);
+        self.schemas
+            .iter()
+            .find(|(path, _)| *path == file)
+            .map(|(_, schema)| schema)
+    }
+
     /// Writes `dir/registry.json` and `dir/schemas/*.json`, pretty-printed with a final
     /// newline. Stale schema files from an earlier export are removed.
     pub fn write_to(&self, dir: &Path) -> Result<(), ExportError> {
