@@ -520,6 +520,74 @@ fn same_keyword(key: &str, old: &Value, new: &Value) -> bool {
     }
 }
 
+/// A numeric keyword whose change narrows or widens what is valid.
+struct Bound {
+    key: &'static str,
+    /// Rule id when the new value admits less.
+    stricter: &'static str,
+    /// Rule id when the new value admits more.
+    looser: &'static str,
+    /// `minimum` is stricter when larger, `maximum` when smaller.
+    larger_is_stricter: bool,
+}
+
+const NUMBER_BOUNDS: &[Bound] = &[
+    Bound {
+        key: "minimum",
+        stricter: "minimum-raised",
+        looser: "minimum-lowered",
+        larger_is_stricter: true,
+    },
+    Bound {
+        key: "exclusiveMinimum",
+        stricter: "minimum-raised",
+        looser: "minimum-lowered",
+        larger_is_stricter: true,
+    },
+    Bound {
+        key: "maximum",
+        stricter: "maximum-lowered",
+        looser: "maximum-raised",
+        larger_is_stricter: false,
+    },
+    Bound {
+        key: "exclusiveMaximum",
+        stricter: "maximum-lowered",
+        looser: "maximum-raised",
+        larger_is_stricter: false,
+    },
+];
+
+const STRING_BOUNDS: &[Bound] = &[
+    Bound {
+        key: "minLength",
+        stricter: "min-length-raised",
+        looser: "min-length-lowered",
+        larger_is_stricter: true,
+    },
+    Bound {
+        key: "maxLength",
+        stricter: "max-length-lowered",
+        looser: "max-length-raised",
+        larger_is_stricter: false,
+    },
+];
+
+const ARRAY_BOUNDS: &[Bound] = &[
+    Bound {
+        key: "minItems",
+        stricter: "min-items-raised",
+        looser: "min-items-lowered",
+        larger_is_stricter: true,
+    },
+    Bound {
+        key: "maxItems",
+        stricter: "max-items-lowered",
+        looser: "max-items-raised",
+        larger_is_stricter: false,
+    },
+];
+
 struct Cx<'a> {
     old: Doc<'a>,
     new: Doc<'a>,
@@ -725,17 +793,8 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// A bound where a larger value is stricter (`minimum`) or looser (`maximum`).
-    fn bound(
-        &mut self,
-        old: &Loc<'a>,
-        new: &Loc<'a>,
-        key: &'static str,
-        rule_stricter: &'static str,
-        rule_looser: &'static str,
-        larger_is_stricter: bool,
-        mask: Mask,
-    ) {
+    fn bound(&mut self, old: &Loc<'a>, new: &Loc<'a>, bound: &Bound, mask: Mask) {
+        let key = bound.key;
         let (old_value, new_value) = (
             old.node.get(key).and_then(Value::as_f64),
             new.node.get(key).and_then(Value::as_f64),
@@ -745,7 +804,7 @@ impl<'a> Cx<'a> {
             (None, Some(_)) => true,
             (Some(_), None) => false,
             (Some(a), Some(b)) if a == b => return,
-            (Some(a), Some(b)) => (b > a) == larger_is_stricter,
+            (Some(a), Some(b)) => (b > a) == bound.larger_is_stricter,
         };
         let describe = |v: Option<f64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
         let message = format!(
@@ -755,7 +814,7 @@ impl<'a> Cx<'a> {
         );
         if stricter {
             self.report(
-                rule_stricter,
+                bound.stricter,
                 Some(old),
                 Some(new),
                 Mask::BACKWARD,
@@ -764,7 +823,7 @@ impl<'a> Cx<'a> {
             );
         } else {
             self.report(
-                rule_looser,
+                bound.looser,
                 Some(old),
                 Some(new),
                 Mask::FORWARD,
@@ -775,42 +834,9 @@ impl<'a> Cx<'a> {
     }
 
     fn numbers(&mut self, old: &Loc<'a>, new: &Loc<'a>, mask: Mask) {
-        self.bound(
-            old,
-            new,
-            "minimum",
-            "minimum-raised",
-            "minimum-lowered",
-            true,
-            mask,
-        );
-        self.bound(
-            old,
-            new,
-            "exclusiveMinimum",
-            "minimum-raised",
-            "minimum-lowered",
-            true,
-            mask,
-        );
-        self.bound(
-            old,
-            new,
-            "maximum",
-            "maximum-lowered",
-            "maximum-raised",
-            false,
-            mask,
-        );
-        self.bound(
-            old,
-            new,
-            "exclusiveMaximum",
-            "maximum-lowered",
-            "maximum-raised",
-            false,
-            mask,
-        );
+        for bound in NUMBER_BOUNDS {
+            self.bound(old, new, bound, mask);
+        }
         let (a, b) = (
             old.node.get("multipleOf").and_then(Value::as_f64),
             new.node.get("multipleOf").and_then(Value::as_f64),
@@ -838,24 +864,9 @@ impl<'a> Cx<'a> {
     }
 
     fn strings(&mut self, old: &Loc<'a>, new: &Loc<'a>, mask: Mask) {
-        self.bound(
-            old,
-            new,
-            "minLength",
-            "min-length-raised",
-            "min-length-lowered",
-            true,
-            mask,
-        );
-        self.bound(
-            old,
-            new,
-            "maxLength",
-            "max-length-lowered",
-            "max-length-raised",
-            false,
-            mask,
-        );
+        for bound in STRING_BOUNDS {
+            self.bound(old, new, bound, mask);
+        }
         for (key, rule) in [("pattern", "pattern-changed"), ("format", "format-changed")] {
             let (a, b) = (old.node.get(key), new.node.get(key));
             let breaks = match (a, b) {
@@ -882,24 +893,9 @@ impl<'a> Cx<'a> {
     }
 
     fn arrays(&mut self, old: &Loc<'a>, new: &Loc<'a>, mask: Mask) -> Result<(), SchemaError> {
-        self.bound(
-            old,
-            new,
-            "minItems",
-            "min-items-raised",
-            "min-items-lowered",
-            true,
-            mask,
-        );
-        self.bound(
-            old,
-            new,
-            "maxItems",
-            "max-items-lowered",
-            "max-items-raised",
-            false,
-            mask,
-        );
+        for bound in ARRAY_BOUNDS {
+            self.bound(old, new, bound, mask);
+        }
         let unique = |loc: &Loc| loc.node.get("uniqueItems") == Some(&Value::Bool(true));
         match (unique(old), unique(new)) {
             (false, true) => self.report(
