@@ -17,6 +17,7 @@ pub struct ContractArgs {
     pub safety: Option<Ident>,
     pub dedupe: Option<Ident>,
     pub compensation: Option<Path>,
+    pub renamed_from: Option<LitStr>,
 }
 
 #[derive(Default)]
@@ -41,6 +42,7 @@ pub fn parse_contract_args(args: TokenStream, cx: &mut Ctxt) -> ContractArgs {
             "safety" => parsed.safety = Some(meta.value()?.parse()?),
             "dedupe" => parsed.dedupe = Some(meta.value()?.parse()?),
             "compensation" => parsed.compensation = Some(meta.value()?.parse()?),
+            "renamed_from" => parsed.renamed_from = Some(meta.value()?.parse()?),
             spoof if SPOOFING_KEYS.contains(&spoof) => {
                 skip_value(&meta)?;
                 cx.error_spanned_by(
@@ -55,7 +57,7 @@ pub fn parse_contract_args(args: TokenStream, cx: &mut Ctxt) -> ContractArgs {
                 cx.error_spanned_by(
                     &meta.path,
                     format!(
-                        "unknown argument `{other}`; expected `domain`, `version`, `public`, `upcast_from`, `safety`, `dedupe` or `compensation`"
+                        "unknown argument `{other}`; expected `domain`, `version`, `public`, `upcast_from`, `safety`, `dedupe`, `compensation` or `renamed_from`"
                     ),
                 );
             }

@@ -20,6 +20,7 @@ pub fn contract(contract: &Contract, cx: &mut Ctxt) {
     domain(contract, owner, cx);
     version(contract, cx);
     visibility(contract, owner, cx);
+    renamed_from(contract, owner, cx);
     match contract.kind {
         ContractKind::Event => event_only(contract, cx),
         ContractKind::Command => command_only(contract, cx),
@@ -187,6 +188,36 @@ fn visibility(contract: &Contract, owner: &Owner, cx: &mut Ctxt) {
         ),
         (_, Some(_)) => {}
     }
+}
+
+/// A rename keeps the owner: the old name must lie in the namespace the new one is derived in.
+fn renamed_from(contract: &Contract, owner: &Owner, cx: &mut Ctxt) {
+    let Some(literal) = &contract.args.renamed_from else {
+        return;
+    };
+    let old = literal.value();
+    let name = owner.type_name(contract.domain().as_deref(), &contract.ident().to_string());
+    let namespace = owner.namespace();
+    if old == name {
+        cx.error_spanned_by(
+            literal,
+            format!("`{name}` cannot be renamed from itself; remove `renamed_from`"),
+        );
+    } else if !old.strip_prefix(&namespace).is_some_and(is_dotted_name) {
+        cx.error_spanned_by(
+            literal,
+            format!("`renamed_from` names a type of this owner, like `{namespace}<domain>.<Name>`; a rename cannot move a type to another owner"),
+        );
+    }
+}
+
+/// `domain.Name` or `Name`: identifiers separated by dots, the last one a Rust type name.
+fn is_dotted_name(text: &str) -> bool {
+    let mut segments: Vec<&str> = text.split('.').collect();
+    let last = segments.pop().unwrap_or_default();
+    segments.iter().all(|segment| is_identifier(segment))
+        && last.starts_with(|c: char| c.is_ascii_uppercase())
+        && last.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn event_only(contract: &Contract, cx: &mut Ctxt) {

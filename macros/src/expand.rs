@@ -95,6 +95,10 @@ fn contract_impls(contract: &Contract) -> TokenStream {
         ContractKind::Command => command_parts(contract),
     };
     let (upcast_checks, upcaster) = upcast_parts(contract);
+    let renamed_from = match &contract.args.renamed_from {
+        Some(old) => quote!(::core::option::Option::Some(#old)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         #item
         const _: () = {
@@ -115,6 +119,7 @@ fn contract_impls(contract: &Contract) -> TokenStream {
                     safety: #safety,
                     dedupe: #dedupe,
                     compensation: #compensation,
+                    renamed_from: #renamed_from,
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     crate_name: ::core::env!("CARGO_PKG_NAME"),
                     crate_version: ::core::env!("CARGO_PKG_VERSION"),

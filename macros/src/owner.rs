@@ -96,6 +96,15 @@ impl Owner {
         }
     }
 
+    /// The prefix every type name of this owner starts with.
+    pub fn namespace(&self) -> String {
+        match self {
+            Owner::Core => "core.".to_owned(),
+            Owner::Shared { package } => format!("shared.{package}."),
+            Owner::Contract { pack_id } | Owner::Pack { pack_id } => format!("pack.{pack_id}."),
+        }
+    }
+
     pub fn needs_domain(&self) -> bool {
         matches!(self, Owner::Contract { .. } | Owner::Pack { .. })
     }

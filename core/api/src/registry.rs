@@ -22,6 +22,9 @@ pub struct TypeDescriptor {
     pub dedupe: Option<DedupeKind>,
     /// The type name of the compensating command, for external side effects.
     pub compensation: Option<&'static str>,
+    /// The name this type had before, stated on its latest version; stored events under the
+    /// old name read as this type.
+    pub renamed_from: Option<&'static str>,
     pub rust_type: &'static str,
     pub crate_name: &'static str,
     pub crate_version: &'static str,
@@ -79,6 +82,15 @@ pub enum RegistryProblem {
         name: &'static str,
         present: u32,
         missing: u32,
+    },
+    #[error(
+        "type `{name}` ({renamed}) is renamed from `{old}`, but `{old}` is still declared by {still}; remove the old declaration or `renamed_from`"
+    )]
+    RenamedTypeStillDeclared {
+        name: &'static str,
+        old: &'static str,
+        renamed: Location,
+        still: Location,
     },
     #[error("pack `{id}` is declared twice: by {first} and by {second}")]
     DuplicatePack {
@@ -160,6 +172,18 @@ impl Registry {
                 });
             }
         }
+        for descriptor in by_key.values() {
+            if let Some(old) = descriptor.renamed_from
+                && let Some(still) = by_key.values().find(|t| t.name == old)
+            {
+                problems.push(RegistryProblem::RenamedTypeStillDeclared {
+                    name: descriptor.name,
+                    old,
+                    renamed: descriptor.location(),
+                    still: still.location(),
+                });
+            }
+        }
         let mut by_id: BTreeMap<&'static str, &'static PackDescriptor> = BTreeMap::new();
         for pack in packs {
             if let Err(error) = semver::Version::parse(pack.version) {
@@ -213,6 +237,17 @@ impl Registry {
             .range((name, 0)..=(name, u32::MAX))
             .next_back()
             .map(|(_, descriptor)| *descriptor)
+    }
+
+    /// The current name of a type stored under `name`: itself, or the type renamed from it.
+    pub fn current_name(&self, name: &str) -> Option<&'static str> {
+        if let Some(descriptor) = self.latest(name) {
+            return Some(descriptor.name);
+        }
+        self.types
+            .values()
+            .find(|descriptor| descriptor.renamed_from == Some(name))
+            .map(|descriptor| descriptor.name)
     }
 
     /// Reads a stored payload of `name` at `version` as the current version, through every
@@ -303,6 +338,7 @@ mod tests {
             safety: None,
             dedupe: None,
             compensation: None,
+            renamed_from: None,
             rust_type: "fixture::Opened",
             crate_name: "ops-contract-fixture",
             crate_version: "0.1.0",
@@ -346,6 +382,38 @@ mod tests {
                 present: 3,
                 missing: 2
             }]
+        );
+    }
+
+    static RENAMED: TypeDescriptor = TypeDescriptor {
+        renamed_from: Some("pack.fixture.incident.Opened"),
+        ..descriptor("pack.fixture.incident.Raised", 1, 40)
+    };
+
+    #[test]
+    fn old_names_resolve_to_the_renamed_type() {
+        let registry = Registry::build([&RENAMED], []).expect("registry");
+        assert_eq!(
+            registry.current_name("pack.fixture.incident.Opened"),
+            Some("pack.fixture.incident.Raised")
+        );
+        assert_eq!(
+            registry.current_name("pack.fixture.incident.Raised"),
+            Some("pack.fixture.incident.Raised")
+        );
+        assert_eq!(registry.current_name("pack.fixture.incident.Closed"), None);
+    }
+
+    #[test]
+    fn a_rename_must_retire_the_old_declaration() {
+        let error = Registry::build([&FIRST, &RENAMED], [])
+            .err()
+            .expect("rename beside its old name accepted");
+        let message = error.to_string();
+        assert!(
+            message.contains("renamed from `pack.fixture.incident.Opened`")
+                && message.contains("fixture.rs:10"),
+            "{message}"
         );
     }
 
