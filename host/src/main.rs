@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ops_core::registry::Registry;
 
 include!(concat!(env!("OUT_DIR"), "/installed_packs.rs"));
 
@@ -38,6 +39,58 @@ enum RegistryCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Read stored payloads as the current version of their type, through every upcaster.
+    ///
+    /// FILE holds a JSON array of `{"type": NAME, "version": N, "payload": {...}}`; the
+    /// answer is one JSON array, in the same order, of `{"version": N, "payload": {...}}`
+    /// or `{"error": "..."}`.
+    Upcast {
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct StoredPayload {
+    #[serde(rename = "type")]
+    type_name: String,
+    version: u32,
+    payload: serde_json::Value,
+}
+
+fn upcast_all(registry: &Registry, input: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("reading {}", input.display()))?;
+    let stored: Vec<StoredPayload> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected an array of stored payloads", input.display()))?;
+    let answers: Vec<serde_json::Value> = stored
+        .into_iter()
+        .map(|stored| {
+            let name = registry
+                .current_name(&stored.type_name)
+                .unwrap_or(&stored.type_name);
+            // A panicking upcaster is a finding about that payload, not the end of the run.
+            let upcast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                registry.upcast_to_latest(name, stored.version, stored.payload)
+            }));
+            match upcast {
+                Ok(Ok((version, payload))) => {
+                    serde_json::json!({"version": version, "payload": payload})
+                }
+                Ok(Err(error)) => serde_json::json!({"error": error.to_string()}),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    serde_json::json!({"error": format!("the upcaster panicked: {message}")})
+                }
+            }
+        })
+        .collect();
+    println!("{}", serde_json::to_string(&answers)?);
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,5 +111,8 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Registry {
+            command: RegistryCommand::Upcast { input },
+        } => upcast_all(registry, &input),
     }
 }

@@ -34,15 +34,25 @@ pub struct TypeEntry {
     pub dedupe: Option<DedupeKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
     pub owner_crate: String,
     pub owner_crate_version: String,
     pub rust_type: String,
+    /// Where the type is declared, relative to the workspace root.
+    pub source: SourceLocation,
     /// blake3 of the canonical schema.
     pub schema_hash: ContentHash,
     /// Relative to the document: `schemas/<name>@v<version>.json`.
     pub schema_file: String,
     /// Versions this one reads through upcasters, oldest first (`[1, 2]` for version 3).
     pub upcast_chain: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLocation {
+    pub file: String,
+    pub line: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +76,8 @@ pub enum ExportError {
     },
     #[error("cannot encode {what}: {message}")]
     Encode { what: String, message: String },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
 }
 
 pub fn schema_file_name(name: &str, version: u32) -> String {
@@ -94,9 +106,14 @@ impl Export {
                 safety: descriptor.safety,
                 dedupe: descriptor.dedupe,
                 compensation: descriptor.compensation.map(str::to_owned),
+                renamed_from: descriptor.renamed_from.map(str::to_owned),
                 owner_crate: descriptor.crate_name.to_owned(),
                 owner_crate_version: descriptor.crate_version.to_owned(),
                 rust_type: descriptor.rust_type.to_owned(),
+                source: SourceLocation {
+                    file: descriptor.file.to_owned(),
+                    line: descriptor.line,
+                },
                 schema_hash: ContentHash::of_bytes(&canonical),
                 schema_file: schema_file.clone(),
                 upcast_chain: (1..descriptor.version).collect(),
@@ -133,6 +150,26 @@ impl Export {
             .map(|(_, schema)| schema)
     }
 
+    /// Reads what [`Export::write_to`] wrote; errors name the file and what is wrong.
+    pub fn read_from(dir: &Path) -> Result<Self, ExportError> {
+        let document: RegistryDocument = read_json(&dir.join("registry.json"))?;
+        if document.format != DOCUMENT_FORMAT {
+            return Err(ExportError::Read {
+                path: dir.join("registry.json"),
+                message: format!(
+                    "document format {} is not the supported format {DOCUMENT_FORMAT}",
+                    document.format
+                ),
+            });
+        }
+        let schemas = document
+            .types
+            .iter()
+            .map(|entry| Ok((entry.schema_file.clone(), read_json(&dir.join(&entry.schema_file))?)))
+            .collect::<Result<_, ExportError>>()?;
+        Ok(Export { document, schemas })
+    }
+
     /// Writes `dir/registry.json` and `dir/schemas/*.json`, pretty-printed with a final
     /// newline. Stale schema files from an earlier export are removed.
     pub fn write_to(&self, dir: &Path) -> Result<(), ExportError> {
@@ -164,5 +201,20 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExportError> {
     std::fs::write(path, text).map_err(|source| ExportError::Write {
         path: path.to_owned(),
         source,
+    })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ExportError> {
+    let read_error = |message: String| ExportError::Read {
+        path: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|error| read_error(error.to_string()))?;
+    serde_json::from_str(&text).map_err(|error| {
+        read_error(format!(
+            "line {}, column {}: {error}",
+            error.line(),
+            error.column()
+        ))
     })
 }

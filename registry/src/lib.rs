@@ -4,3 +4,6 @@
 
 pub mod compat;
 pub mod document;
+pub mod instances;
+pub mod policy;
+pub mod snapshot;

@@ -1,5 +1,6 @@
 //! `cargo xtask <chore>`: every project chore, in Rust (see `.cargo/config.toml`).
 
+mod contract_diff;
 mod deps_check;
 mod schema_diff;
 
@@ -26,6 +27,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         deny_list: Option<PathBuf>,
     },
+    /// Compare the current registry with the committed snapshot (constitution Sections 1, 4).
+    ContractDiff(contract_diff::Options),
     /// Compare two JSON Schemas under typed-producers semantics.
     SchemaDiff {
         old: PathBuf,
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             manifest_path,
             deny_list,
         } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
+        Command::ContractDiff(options) => contract_diff::run(&options),
         Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),
     };
     match outcome {

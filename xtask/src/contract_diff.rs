@@ -1,0 +1,326 @@
+//! `cargo xtask contract-diff`: builds the current registry through the host's export,
+//! compares it with the committed snapshot under the policy of `ops_registry::policy`, runs
+//! the upcasters of new payload versions on samples of the old ones, checks semver, applies
+//! the committed acceptances and reports.
+
+mod acceptances;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, anyhow, bail};
+use ops_registry::document::Export;
+use ops_registry::instances;
+use ops_registry::policy::{self, Finding, Level, UpcastCheck};
+use ops_registry::snapshot::{SNAPSHOT_FORMAT, Snapshot};
+use serde_json::{Value, json};
+
+pub use report::Format;
+
+use crate::{Verdict, repo_root};
+
+pub const SNAPSHOT_PATH: &str = "registry/snapshot.json";
+pub const ACCEPTANCES_PATH: &str = "registry/acceptances.toml";
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// The snapshot to compare with: a file, or a git ref whose `registry/snapshot.json`
+    /// is read (default: the committed file in the working tree).
+    #[arg(long, value_name = "PATH|GIT_REF")]
+    against: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// After a deliberate change, record the current registry in the snapshot. Refused
+    /// while violations remain.
+    #[arg(long)]
+    bless: bool,
+    /// Fail when the snapshot does not record the current registry yet (CI uses this, so
+    /// the history never skips a version).
+    #[arg(long)]
+    require_blessed: bool,
+    /// The workspace to check (default: this repository).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<Verdict> {
+    let workspace = options.workspace.clone().unwrap_or_else(repo_root);
+    let acceptances = acceptances::read(&workspace.join(ACCEPTANCES_PATH))?;
+    let host = Host::new(&workspace);
+    let scratch = Scratch::new()?;
+    let export = host.export(&scratch.0)?;
+    let snapshot_path = workspace.join(SNAPSHOT_PATH);
+    let old = match &options.against {
+        Some(against) => read_against(&workspace, against)?,
+        None if !snapshot_path.exists() && options.bless => Snapshot {
+            format: SNAPSHOT_FORMAT,
+            envelope_version: export.document.envelope_version,
+            crates: Default::default(),
+            types: Default::default(),
+            packs: Default::default(),
+        },
+        None if !snapshot_path.exists() => bail!(
+            "{}: no snapshot yet; record the current registry with `cargo xtask contract-diff --bless`",
+            snapshot_path.display()
+        ),
+        None => Snapshot::read(&snapshot_path)?,
+    };
+
+    let comparison = policy::compare(&old, &export);
+    let mut findings = comparison.findings;
+    findings.extend(check_upcasters(&comparison.upcast_checks, &host, &scratch.0)?);
+    let blessed = old.blessed(&export);
+    findings.extend(policy::semver_findings(&old, &blessed, &findings));
+    if blessed != old && !options.bless {
+        let level = if options.require_blessed {
+            Level::Error
+        } else {
+            Level::Note
+        };
+        findings.push(Finding::new(
+            "snapshot-not-blessed",
+            level,
+            SNAPSHOT_PATH,
+            "the snapshot does not record the current registry yet".to_owned(),
+        ));
+        if let Some(last) = findings.last_mut() {
+            last.fix = Some(
+                "review the findings above, then run `cargo xtask contract-diff --bless` and commit the snapshot".to_owned(),
+            );
+        }
+    }
+    let unused = acceptances.apply(&mut findings);
+    findings.extend(unused);
+    findings.sort_by(|a, b| {
+        (b.level, &a.subject, a.version, a.rule).cmp(&(a.level, &b.subject, b.version, b.rule))
+    });
+
+    print!("{}", options.format.render(&findings));
+    let violations = findings.iter().filter(|f| f.is_violation()).count();
+    if options.bless {
+        if violations > 0 {
+            eprintln!("not blessed: {violations} violation(s) remain; fix or accept them first");
+            return Ok(Verdict::Violations);
+        }
+        blessed.write(&snapshot_path)?;
+        eprintln!("blessed {}", snapshot_path.display());
+        return Ok(Verdict::Clean);
+    }
+    Ok(if violations > 0 {
+        Verdict::Violations
+    } else {
+        Verdict::Clean
+    })
+}
+
+/// A file path, or else a git ref of the checked workspace.
+fn read_against(workspace: &Path, against: &str) -> anyhow::Result<Snapshot> {
+    let as_path = PathBuf::from(against);
+    if as_path.is_file() {
+        return Ok(Snapshot::read(&as_path)?);
+    }
+    let origin = format!("{against}:{SNAPSHOT_PATH}");
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(workspace)
+        .args(["show", &origin])
+        .output()
+        .context("running git")?;
+    if !output.status.success() {
+        bail!(
+            "--against `{against}` is neither a file nor a git ref with {SNAPSHOT_PATH}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(Snapshot::parse(
+        &String::from_utf8_lossy(&output.stdout),
+        &origin,
+    )?)
+}
+
+/// The checked workspace's own `ops-host`, run through cargo so it is built first.
+struct Host {
+    manifest: PathBuf,
+}
+
+impl Host {
+    fn new(workspace: &Path) -> Self {
+        Host {
+            manifest: workspace.join("Cargo.toml"),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["run", "--quiet", "--package", "ops-host", "--manifest-path"])
+            .arg(&self.manifest)
+            .arg("--")
+            .args(args)
+            .output()
+            .context("running cargo")?;
+        if !output.status.success() {
+            bail!(
+                "`ops-host {}` failed in {}:\n{}",
+                args.join(" "),
+                self.manifest.display(),
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn export(&self, scratch: &Path) -> anyhow::Result<Export> {
+        let dir = scratch.join("export");
+        self.run(&["registry", "export", "--out", path_str(&dir)?])?;
+        Ok(Export::read_from(&dir)?)
+    }
+
+    fn upcast(&self, scratch: &Path, stored: &[Value]) -> anyhow::Result<Vec<Value>> {
+        let input = scratch.join("upcast-input.json");
+        std::fs::write(&input, serde_json::to_vec(stored)?)
+            .with_context(|| format!("writing {}", input.display()))?;
+        let answer = self.run(&["registry", "upcast", "--input", path_str(&input)?])?;
+        let answers: Vec<Value> = serde_json::from_str(&answer)
+            .context("`ops-host registry upcast` did not answer a JSON array")?;
+        if answers.len() != stored.len() {
+            bail!(
+                "`ops-host registry upcast` answered {} payloads for {}",
+                answers.len(),
+                stored.len()
+            );
+        }
+        Ok(answers)
+    }
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .ok_or_else(|| anyhow!("{} is not UTF-8", path.display()))
+}
+
+/// A private temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "contract-diff-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Samples of each old version, read through the new build's upcasters, must be valid
+/// under the new schema.
+fn check_upcasters(
+    checks: &[UpcastCheck],
+    host: &Host,
+    scratch: &Path,
+) -> anyhow::Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let mut stored = Vec::new();
+    let mut sampled: Vec<(&UpcastCheck, Vec<Value>)> = Vec::new();
+    for check in checks {
+        let samples = match jsonschema::validator_for(&check.old_schema) {
+            Ok(validator) => instances::samples(&check.old_schema)
+                .into_iter()
+                .filter(|sample| validator.is_valid(sample))
+                .collect(),
+            Err(error) => {
+                findings.push(upcast_finding(
+                    check,
+                    "upcaster-unchecked",
+                    Level::Warning,
+                    format!("the recorded schema of v{} is not usable: {error}", check.from_version),
+                ));
+                continue;
+            }
+        };
+        for sample in &samples {
+            stored.push(json!({"type": check.stored_name, "version": check.from_version, "payload": sample}));
+        }
+        sampled.push((check, samples));
+    }
+    let mut answers = if stored.is_empty() {
+        Vec::new()
+    } else {
+        host.upcast(scratch, &stored)?
+    }
+    .into_iter();
+    for (check, samples) in sampled {
+        if samples.is_empty() {
+            let mut finding = upcast_finding(
+                check,
+                "upcaster-unchecked",
+                Level::Warning,
+                format!("no valid sample of v{} could be made, so the upcaster was not run", check.from_version),
+            );
+            finding.fix = Some("add `#[schemars(example = ...)]` to the old version".to_owned());
+            findings.push(finding);
+            continue;
+        }
+        let validator = jsonschema::validator_for(&check.new_schema)
+            .map_err(|error| anyhow!("the schema of `{}` v{}: {error}", check.type_name, check.to_version))?;
+        let mut failures = Vec::new();
+        for sample in &samples {
+            let answer = answers.next().unwrap_or(Value::Null);
+            if let Some(error) = answer.get("error").and_then(Value::as_str) {
+                failures.push(format!("{sample} does not upcast: {error}"));
+            } else if let Some(error) = validator.iter_errors(&answer["payload"]).next() {
+                failures.push(format!(
+                    "{sample} upcasts to {}, invalid at `{}`: {error}",
+                    answer["payload"],
+                    error.instance_path()
+                ));
+            }
+        }
+        findings.push(if failures.is_empty() {
+            upcast_finding(
+                check,
+                "upcaster-checked",
+                Level::Note,
+                format!(
+                    "{} sample(s) of v{} upcast to valid v{} payloads",
+                    samples.len(),
+                    check.from_version,
+                    check.to_version
+                ),
+            )
+        } else {
+            upcast_finding(
+                check,
+                "upcaster-failed",
+                Level::Error,
+                format!(
+                    "the upcaster from v{} to v{} fails on {} of {} sample(s): {}",
+                    check.from_version,
+                    check.to_version,
+                    failures.len(),
+                    samples.len(),
+                    failures.join("; ")
+                ),
+            )
+        });
+    }
+    Ok(findings)
+}
+
+fn upcast_finding(check: &UpcastCheck, rule: &'static str, level: Level, message: String) -> Finding {
+    let mut finding = Finding::new(rule, level, &check.type_name, message);
+    finding.version = Some(check.from_version);
+    finding.location = check.location.clone();
+    finding
+}

@@ -1,0 +1,264 @@
+//! `cargo xtask contract-diff` end to end, on a copy of this workspace: a breaking change
+//! to a public event fails with the right rule; a new payload version with an upcaster and
+//! a crate bump passes; blessing records it.
+//!
+//! The copy builds its own `ops-host` into `target/tests/contract-diff-e2e`, a target
+//! directory kept between runs so only the edited crates rebuild.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn copy_workspace(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_workspace(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+struct Workspace {
+    dir: PathBuf,
+}
+
+struct Run {
+    code: Option<i32>,
+    report: Value,
+    stderr: String,
+}
+
+impl Run {
+    fn rules(&self) -> Vec<(String, String)> {
+        self.report["findings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr))
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_owned(),
+                    f["subject"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn has(&self, rule: &str, subject: &str) -> bool {
+        self.rules()
+            .iter()
+            .any(|(r, s)| r == rule && s == subject)
+    }
+}
+
+impl Workspace {
+    fn copy(label: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "contract-diff-e2e-{label}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        copy_workspace(&repo_root(), &dir);
+        Workspace { dir }
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn contract_diff(&self, extra: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["contract-diff", "--format", "json", "--workspace"])
+            .arg(&self.dir)
+            .args(extra)
+            .env(
+                "CARGO_TARGET_DIR",
+                repo_root().join("target/tests/contract-diff-e2e"),
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+        Run {
+            code: output.status.code(),
+            report,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const ACKNOWLEDGED: &str = "pack.incidents.incident.IncidentAcknowledged";
+const CONTRACT: &str = "contracts/incidents/src/lib.rs";
+const PACK: &str = "packs/incidents/src/lib.rs";
+
+#[test]
+fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
+    let workspace = Workspace::copy("versions");
+    let clean = workspace.contract_diff(&["--require-blessed"]);
+    assert_eq!(clean.code, Some(0), "{}", clean.stderr);
+    assert_eq!(clean.report["violations"], 0);
+
+    // Renaming a field on the wire breaks readers both ways.
+    workspace.edit(
+        CONTRACT,
+        "pub struct IncidentAcknowledged {\n    pub incident_id: String,\n    pub by: PersonRef,",
+        "pub struct IncidentAcknowledged {\n    pub incident_id: String,\n    #[serde(rename = \"acknowledged_by\")]\n    pub by: PersonRef,",
+    );
+    let broken = workspace.contract_diff(&[]);
+    assert_eq!(broken.code, Some(1), "{}", broken.stderr);
+    assert!(
+        broken.has("schema-changed-in-place", ACKNOWLEDGED),
+        "{:?}",
+        broken.rules()
+    );
+    let finding = broken.report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "schema-changed-in-place")
+        .unwrap();
+    assert_eq!(finding["version"], 1);
+    assert!(
+        finding["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Upcast<v1::IncidentAcknowledged>")
+    );
+
+    // Keep version 1, declare version 2 with its upcaster.
+    workspace.edit(
+        CONTRACT,
+        "#[event(public, domain = \"incident\")]\n#[derive(Clone, Debug, PartialEq)]\n#[schemars(example = IncidentAcknowledged",
+        "#[event(public, domain = \"incident\", version = 2, upcast_from = v1::IncidentAcknowledged)]\n#[derive(Clone, Debug, PartialEq)]\n#[schemars(example = IncidentAcknowledged",
+    );
+    workspace.edit(
+        CONTRACT,
+        "pub mod v1 {\n    use super::event;",
+        "pub mod v1 {\n    use super::event;\n\n    #[event(public, domain = \"incident\", version = 1)]\n    #[derive(Clone, Debug, PartialEq)]\n    pub struct IncidentAcknowledged {\n        pub incident_id: String,\n        pub by: super::PersonRef,\n    }",
+    );
+    workspace.edit(
+        CONTRACT,
+        "fn example_responder()",
+        "impl Upcast<v1::IncidentAcknowledged> for IncidentAcknowledged {\n    fn upcast(old: v1::IncidentAcknowledged) -> Self {\n        IncidentAcknowledged { incident_id: old.incident_id, by: old.by }\n    }\n}\n\nfn example_responder()",
+    );
+    let unbumped = workspace.contract_diff(&[]);
+    assert_eq!(unbumped.code, Some(1), "{}", unbumped.stderr);
+    assert!(unbumped.has("version-added", ACKNOWLEDGED), "{:?}", unbumped.rules());
+    assert!(unbumped.has("upcaster-checked", ACKNOWLEDGED), "{:?}", unbumped.rules());
+    assert!(
+        unbumped.has("semver-bump-too-small", "ops-contract-incidents"),
+        "{:?}",
+        unbumped.rules()
+    );
+    assert!(!unbumped.has("schema-changed-in-place", ACKNOWLEDGED));
+    // The pack provides the new version too, so its manifest gained a type.
+    assert!(unbumped.has("semver-bump-too-small", "incidents"), "{:?}", unbumped.rules());
+
+    workspace.edit(
+        "contracts/incidents/Cargo.toml",
+        "version = \"0.1.0\"",
+        "version = \"0.1.1\"",
+    );
+    workspace.edit(PACK, "version = \"0.1.0\"", "version = \"0.1.1\"");
+    workspace.edit(
+        "packs/incidents/Cargo.toml",
+        "version = \"0.1.0\"",
+        "version = \"0.1.1\"",
+    );
+    let fixed = workspace.contract_diff(&[]);
+    assert_eq!(fixed.code, Some(0), "{:?}\n{}", fixed.rules(), fixed.stderr);
+    assert!(fixed.has("snapshot-not-blessed", "registry/snapshot.json"));
+    let unblessed = workspace.contract_diff(&["--require-blessed"]);
+    assert_eq!(unblessed.code, Some(1), "{:?}", unblessed.rules());
+
+    let blessed = workspace.contract_diff(&["--bless"]);
+    assert_eq!(blessed.code, Some(0), "{}", blessed.stderr);
+    let snapshot: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace.dir.join("registry/snapshot.json")).unwrap(),
+    )
+    .unwrap();
+    let versions = snapshot["types"][ACKNOWLEDGED]["versions"]
+        .as_object()
+        .unwrap();
+    assert_eq!(versions.keys().collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(snapshot["crates"]["ops-contract-incidents"], "0.1.1");
+    let after = workspace.contract_diff(&["--require-blessed"]);
+    assert_eq!(after.code, Some(0), "{:?}", after.rules());
+    assert_eq!(after.rules(), Vec::<(String, String)>::new());
+
+    // An upcaster that produces invalid payloads is caught on the samples.
+    workspace.edit(
+        CONTRACT,
+        "IncidentAcknowledged { incident_id: old.incident_id, by: old.by }",
+        "IncidentAcknowledged { incident_id: old.incident_id, by: old.by }; panic!(\"lost\")",
+    );
+    workspace.edit(
+        CONTRACT,
+        "version = 2, upcast_from = v1::IncidentAcknowledged)]\n#[derive",
+        "version = 3, upcast_from = v2::IncidentAcknowledged)]\n#[derive",
+    );
+    workspace.edit(
+        CONTRACT,
+        "pub mod v1 {",
+        "pub mod v2 {\n    use super::event;\n\n    #[event(public, domain = \"incident\", version = 2, upcast_from = super::v1::IncidentAcknowledged)]\n    #[derive(Clone, Debug, PartialEq)]\n    pub struct IncidentAcknowledged {\n        pub incident_id: String,\n        #[serde(rename = \"acknowledged_by\")]\n        pub by: super::PersonRef,\n    }\n\n    impl super::Upcast<super::v1::IncidentAcknowledged> for IncidentAcknowledged {\n        fn upcast(old: super::v1::IncidentAcknowledged) -> Self {\n            IncidentAcknowledged { incident_id: old.incident_id, by: old.by }\n        }\n    }\n}\n\npub mod v1 {",
+    );
+    workspace.edit(
+        CONTRACT,
+        "impl Upcast<v1::IncidentAcknowledged> for IncidentAcknowledged {\n    fn upcast(old: v1::IncidentAcknowledged)",
+        "impl Upcast<v2::IncidentAcknowledged> for IncidentAcknowledged {\n    fn upcast(old: v2::IncidentAcknowledged)",
+    );
+    workspace.edit(
+        "contracts/incidents/Cargo.toml",
+        "version = \"0.1.1\"",
+        "version = \"0.1.2\"",
+    );
+    workspace.edit(PACK, "version = \"0.1.1\"", "version = \"0.1.2\"");
+    workspace.edit(
+        "packs/incidents/Cargo.toml",
+        "version = \"0.1.1\"",
+        "version = \"0.1.2\"",
+    );
+    let failing = workspace.contract_diff(&[]);
+    assert_eq!(failing.code, Some(1), "{:?}\n{}", failing.rules(), failing.stderr);
+    assert!(failing.has("upcaster-failed", ACKNOWLEDGED), "{:?}", failing.rules());
+}
+
+#[test]
+fn an_acceptance_without_a_reason_is_an_input_error() {
+    let workspace = Workspace::copy("acceptance");
+    std::fs::write(
+        workspace.dir.join("registry/acceptances.toml"),
+        "[[accept]]\nrule = \"safety-lowered\"\nsubject = \"pack.incidents.incident.OpenIncident\"\n",
+    )
+    .unwrap();
+    let run = workspace.contract_diff(&[]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("registry/acceptances.toml") && run.stderr.contains("has no reason"),
+        "{}",
+        run.stderr
+    );
+}
