@@ -59,8 +59,8 @@ struct StoredPayload {
 }
 
 fn upcast_all(registry: &Registry, input: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(input)
-        .with_context(|| format!("reading {}", input.display()))?;
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
     let stored: Vec<StoredPayload> = serde_json::from_str(&text)
         .with_context(|| format!("{}: expected an array of stored payloads", input.display()))?;
     let answers: Vec<serde_json::Value> = stored

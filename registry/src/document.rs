@@ -1,5 +1,6 @@
 //! The exported registry: `registry.json` and `schemas/<type>@v<N>.json`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ops_core::canonical::to_canonical_vec;
@@ -64,7 +65,8 @@ pub struct PackEntry {
 /// A document with the schemas it refers to.
 pub struct Export {
     pub document: RegistryDocument,
-    pub schemas: Vec<(String, Value)>,
+    /// Keyed by `schema_file`.
+    pub schemas: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +89,7 @@ pub fn schema_file_name(name: &str, version: u32) -> String {
 impl Export {
     pub fn of(registry: &Registry) -> Result<Self, ExportError> {
         let mut types = Vec::new();
-        let mut schemas = Vec::new();
+        let mut schemas = BTreeMap::new();
         for descriptor in registry.types() {
             let schema = (descriptor.schema)();
             let canonical = to_canonical_vec(&schema).map_err(|error| ExportError::Encode {
@@ -118,7 +120,7 @@ impl Export {
                 schema_file: schema_file.clone(),
                 upcast_chain: (1..descriptor.version).collect(),
             });
-            schemas.push((schema_file, schema));
+            schemas.insert(schema_file, schema);
         }
         let mut packs = Vec::new();
         for pack in registry.packs() {
@@ -143,11 +145,7 @@ impl Export {
 
     /// The exported schema of one type version.
     pub fn schema(&self, name: &str, version: u32) -> Option<&Value> {
-        let file = schema_file_name(name, version);
-        self.schemas
-            .iter()
-            .find(|(path, _)| *path == file)
-            .map(|(_, schema)| schema)
+        self.schemas.get(&schema_file_name(name, version))
     }
 
     /// Reads what [`Export::write_to`] wrote; errors name the file and what is wrong.
@@ -165,7 +163,12 @@ impl Export {
         let schemas = document
             .types
             .iter()
-            .map(|entry| Ok((entry.schema_file.clone(), read_json(&dir.join(&entry.schema_file))?)))
+            .map(|entry| {
+                Ok((
+                    entry.schema_file.clone(),
+                    read_json(&dir.join(&entry.schema_file))?,
+                ))
+            })
             .collect::<Result<_, ExportError>>()?;
         Ok(Export { document, schemas })
     }

@@ -278,7 +278,11 @@ mod tests {
         let samples = samples(&schema);
         assert_eq!(samples[0], json!({"kind": "a"}));
         assert!(samples.contains(&json!({"kind": "b", "at": "2026-01-01T00:00:00Z"})));
-        assert!(samples.iter().any(|sample| sample.as_str().is_some_and(|s| "cde".contains(s))));
+        assert!(
+            samples
+                .iter()
+                .any(|sample| sample.as_str().is_some_and(|s| "cde".contains(s)))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod compat;
 pub mod document;
+pub mod generated;
 pub mod instances;
 pub mod policy;
 pub mod snapshot;

@@ -511,7 +511,11 @@ fn schema_changed(
 
 /// What to paste: the old shape kept as the previous version, the new one upcasting from it.
 fn upcaster_skeleton(entry: &TypeEntry) -> String {
-    let rust = entry.rust_type.rsplit("::").next().unwrap_or(&entry.rust_type);
+    let rust = entry
+        .rust_type
+        .rsplit("::")
+        .next()
+        .unwrap_or(&entry.rust_type);
     let (version, next) = (entry.version, entry.version + 1);
     let attribute = noun(entry.kind);
     format!(
@@ -538,11 +542,16 @@ fn compare_packs(old: &Snapshot, current: &Export, findings: &mut Vec<Finding>) 
                 "pack-removed",
                 Level::Note,
                 id,
-                format!("pack `{id}` is no longer installed; its events stay readable as raw envelopes"),
+                format!(
+                    "pack `{id}` is no longer installed; its events stay readable as raw envelopes"
+                ),
             )),
         }
     }
-    for id in current_packs.keys().filter(|id| !old.packs.contains_key(**id)) {
+    for id in current_packs
+        .keys()
+        .filter(|id| !old.packs.contains_key(**id))
+    {
         findings.push(Finding::new(
             "pack-added",
             Level::Note,
@@ -774,7 +783,10 @@ mod tests {
                 Impact::Minor => Bump::Minor,
                 Impact::Patch => Bump::Patch,
             };
-            assert!(moved >= needed, "{old} -> {next} is {moved:?}, needs {needed:?}");
+            assert!(
+                moved >= needed,
+                "{old} -> {next} is {moved:?}, needs {needed:?}"
+            );
         }
         assert_eq!(next_version(&v("0.1.0"), Impact::Major), v("0.2.0"));
         assert_eq!(next_version(&v("0.1.0"), Impact::Minor), v("0.1.1"));

@@ -69,7 +69,11 @@ pub fn run(options: &Options) -> anyhow::Result<Verdict> {
 
     let comparison = policy::compare(&old, &export);
     let mut findings = comparison.findings;
-    findings.extend(check_upcasters(&comparison.upcast_checks, &host, &scratch.0)?);
+    findings.extend(check_upcasters(
+        &comparison.upcast_checks,
+        &host,
+        &scratch.0,
+    )?);
     let blessed = old.blessed(&export);
     findings.extend(policy::semver_findings(&old, &blessed, &findings));
     if blessed != old && !options.bless {
@@ -208,10 +212,8 @@ impl Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "contract-diff-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("contract-diff-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Scratch(dir))
     }
@@ -244,7 +246,10 @@ fn check_upcasters(
                     check,
                     "upcaster-unchecked",
                     Level::Warning,
-                    format!("the recorded schema of v{} is not usable: {error}", check.from_version),
+                    format!(
+                        "the recorded schema of v{} is not usable: {error}",
+                        check.from_version
+                    ),
                 ));
                 continue;
             }
@@ -266,14 +271,22 @@ fn check_upcasters(
                 check,
                 "upcaster-unchecked",
                 Level::Warning,
-                format!("no valid sample of v{} could be made, so the upcaster was not run", check.from_version),
+                format!(
+                    "no valid sample of v{} could be made, so the upcaster was not run",
+                    check.from_version
+                ),
             );
             finding.fix = Some("add `#[schemars(example = ...)]` to the old version".to_owned());
             findings.push(finding);
             continue;
         }
-        let validator = jsonschema::validator_for(&check.new_schema)
-            .map_err(|error| anyhow!("the schema of `{}` v{}: {error}", check.type_name, check.to_version))?;
+        let validator = jsonschema::validator_for(&check.new_schema).map_err(|error| {
+            anyhow!(
+                "the schema of `{}` v{}: {error}",
+                check.type_name,
+                check.to_version
+            )
+        })?;
         let mut failures = Vec::new();
         for sample in &samples {
             let answer = answers.next().unwrap_or(Value::Null);
@@ -318,7 +331,12 @@ fn check_upcasters(
     Ok(findings)
 }
 
-fn upcast_finding(check: &UpcastCheck, rule: &'static str, level: Level, message: String) -> Finding {
+fn upcast_finding(
+    check: &UpcastCheck,
+    rule: &'static str,
+    level: Level,
+    message: String,
+) -> Finding {
     let mut finding = Finding::new(rule, level, &check.type_name, message);
     finding.version = Some(check.from_version);
     finding.location = check.location.clone();

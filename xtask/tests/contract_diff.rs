@@ -11,7 +11,10 @@ use std::process::Command;
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn copy_workspace(from: &Path, to: &Path) {
@@ -57,18 +60,14 @@ impl Run {
     }
 
     fn has(&self, rule: &str, subject: &str) -> bool {
-        self.rules()
-            .iter()
-            .any(|(r, s)| r == rule && s == subject)
+        self.rules().iter().any(|(r, s)| r == rule && s == subject)
     }
 }
 
 impl Workspace {
     fn copy(label: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "contract-diff-e2e-{label}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("contract-diff-e2e-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         copy_workspace(&repo_root(), &dir);
@@ -166,8 +165,16 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
     );
     let unbumped = workspace.contract_diff(&[]);
     assert_eq!(unbumped.code, Some(1), "{}", unbumped.stderr);
-    assert!(unbumped.has("version-added", ACKNOWLEDGED), "{:?}", unbumped.rules());
-    assert!(unbumped.has("upcaster-checked", ACKNOWLEDGED), "{:?}", unbumped.rules());
+    assert!(
+        unbumped.has("version-added", ACKNOWLEDGED),
+        "{:?}",
+        unbumped.rules()
+    );
+    assert!(
+        unbumped.has("upcaster-checked", ACKNOWLEDGED),
+        "{:?}",
+        unbumped.rules()
+    );
     assert!(
         unbumped.has("semver-bump-too-small", "ops-contract-incidents"),
         "{:?}",
@@ -175,7 +182,11 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
     );
     assert!(!unbumped.has("schema-changed-in-place", ACKNOWLEDGED));
     // The pack provides the new version too, so its manifest gained a type.
-    assert!(unbumped.has("semver-bump-too-small", "incidents"), "{:?}", unbumped.rules());
+    assert!(
+        unbumped.has("semver-bump-too-small", "incidents"),
+        "{:?}",
+        unbumped.rules()
+    );
 
     workspace.edit(
         "contracts/incidents/Cargo.toml",
@@ -242,8 +253,18 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
         "version = \"0.1.2\"",
     );
     let failing = workspace.contract_diff(&[]);
-    assert_eq!(failing.code, Some(1), "{:?}\n{}", failing.rules(), failing.stderr);
-    assert!(failing.has("upcaster-failed", ACKNOWLEDGED), "{:?}", failing.rules());
+    assert_eq!(
+        failing.code,
+        Some(1),
+        "{:?}\n{}",
+        failing.rules(),
+        failing.stderr
+    );
+    assert!(
+        failing.has("upcaster-failed", ACKNOWLEDGED),
+        "{:?}",
+        failing.rules()
+    );
 }
 
 #[test]

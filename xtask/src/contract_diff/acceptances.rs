@@ -49,7 +49,11 @@ fn parse(text: &str, origin: &str) -> anyhow::Result<Acceptances> {
     let mut acceptances: Acceptances =
         toml::from_str(text).with_context(|| format!("{origin}: not an acceptances file"))?;
     for (index, acceptance) in acceptances.accept.iter().enumerate() {
-        if acceptance.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        if acceptance
+            .reason
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+        {
             bail!(
                 "{origin}: acceptance {} (rule `{}`, subject `{}`) has no reason; add `reason = \"...\"` saying why the change is acceptable",
                 index + 1,
@@ -72,7 +76,9 @@ impl Acceptances {
             for finding in findings.iter_mut().filter(|finding| {
                 finding.rule == acceptance.rule
                     && finding.subject == acceptance.subject
-                    && acceptance.version.is_none_or(|v| finding.version == Some(v))
+                    && acceptance
+                        .version
+                        .is_none_or(|v| finding.version == Some(v))
             }) {
                 finding.accepted = acceptance.reason.clone();
                 matched = true;
