@@ -391,6 +391,12 @@ impl<'a> Doc<'a> {
 
     /// The union branches of a schema, one kind each.
     fn branches(&self, loc: Loc<'a>) -> Vec<Branch<'a>> {
+        self.union_branches(loc, &mut Vec::new())
+    }
+
+    /// `unions` holds the unions being flattened: a union that reaches itself through
+    /// `$ref` adds nothing it does not already have (X = X | Y is Y).
+    fn union_branches(&self, loc: Loc<'a>, unions: &mut Vec<String>) -> Vec<Branch<'a>> {
         let loc = self.resolve(loc);
         let node = loc.node;
         if node == &Value::Bool(false) {
@@ -398,10 +404,16 @@ impl<'a> Doc<'a> {
         }
         for key in ["anyOf", "oneOf"] {
             if let Some(list) = node.get(key).and_then(Value::as_array) {
-                return (0..list.len())
+                if unions.contains(&loc.pointer) {
+                    return Vec::new();
+                }
+                unions.push(loc.pointer.clone());
+                let branches = (0..list.len())
                     .filter_map(|index| loc.child_index(key, index))
-                    .flat_map(|child| self.branches(child))
+                    .flat_map(|child| self.union_branches(child, unions))
                     .collect();
+                unions.pop();
+                return branches;
             }
         }
         let values: Option<Vec<Value>> = node
@@ -592,8 +604,8 @@ struct Cx<'a> {
     old: Doc<'a>,
     new: Doc<'a>,
     changes: Vec<Change>,
-    /// Pairs of locations being compared; meeting one again means a recursive schema.
-    in_progress: BTreeSet<(String, String)>,
+    /// Pairs of schema nodes being compared, assumed compatible meanwhile (recursion).
+    in_progress: BTreeSet<(usize, usize)>,
 }
 
 impl<'a> Cx<'a> {
@@ -621,8 +633,13 @@ impl<'a> Cx<'a> {
 
     fn schemas(&mut self, old: Loc<'a>, new: Loc<'a>, mask: Mask) -> Result<(), SchemaError> {
         let (old, new) = (self.old.resolve(old), self.new.resolve(new));
-        let key = (old.pointer.clone(), new.pointer.clone());
-        if !self.in_progress.insert(key.clone()) {
+        // Keyed by node identity, not pointer: a synthesised "anything" for absent `items`
+        // gets a longer pointer at every level, but it is the same schema.
+        let key = (
+            std::ptr::from_ref(old.node) as usize,
+            std::ptr::from_ref(new.node) as usize,
+        );
+        if !self.in_progress.insert(key) {
             return Ok(());
         }
         let result = self.schemas_resolved(old, new, mask);
@@ -636,8 +653,12 @@ impl<'a> Cx<'a> {
         new: Loc<'a>,
         mask: Mask,
     ) -> Result<(), SchemaError> {
-        // Identical text is only the same schema when no `$ref` can point elsewhere.
-        if same_schema(old.node, new.node) && !has_ref(old.node) {
+        // Identical text is only the same schema when no `$ref` can point elsewhere, or
+        // when it sits at the same place of identical documents.
+        if same_schema(old.node, new.node)
+            && (!has_ref(old.node)
+                || (old.pointer == new.pointer && self.old.root == self.new.root))
+        {
             return Ok(());
         }
         for (loc, side) in [(&old, "old"), (&new, "new")] {
@@ -1205,9 +1226,15 @@ fn unmatched_branch(kind: Kind, side: Side) -> (&'static str, String) {
 /// The schema that accepts anything: what a missing `items` means.
 static ANY: Value = Value::Bool(true);
 
+/// Whether the schema itself (not the definitions it carries) refers elsewhere.
 fn has_ref(node: &Value) -> bool {
     match node {
-        Value::Object(map) => map.contains_key("$ref") || map.values().any(has_ref),
+        Value::Object(map) => {
+            map.contains_key("$ref")
+                || map
+                    .iter()
+                    .any(|(key, value)| key != "$defs" && key != "definitions" && has_ref(value))
+        }
         Value::Array(list) => list.iter().any(has_ref),
         _ => false,
     }
