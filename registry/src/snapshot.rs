@@ -104,7 +104,7 @@ impl Snapshot {
             history.versions.insert(
                 entry.version,
                 VersionHistory {
-                    schema_hash: entry.schema_hash.clone(),
+                    schema_hash: entry.schema_hash,
                     schema,
                 },
             );

@@ -1,5 +1,6 @@
 //! `cargo xtask <chore>`: every project chore, in Rust (see `.cargo/config.toml`).
 
+mod bench;
 mod contract_diff;
 mod deps_check;
 mod schema_diff;
@@ -26,6 +27,11 @@ enum Command {
         /// The deny-list (default: xtask/deny-list.toml).
         #[arg(long, value_name = "FILE")]
         deny_list: Option<PathBuf>,
+    },
+    /// Run the benchmarks (in release) and print each as a ratio against its baseline.
+    Bench {
+        #[arg(value_enum)]
+        only: Option<bench::Bench>,
     },
     /// Compare the current registry with the committed snapshot (constitution Sections 1, 4).
     ContractDiff(contract_diff::Options),
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
             manifest_path,
             deny_list,
         } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
+        Command::Bench { only } => bench::run(only),
         Command::ContractDiff(options) => contract_diff::run(&options),
         Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),
     };
