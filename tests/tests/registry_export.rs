@@ -15,8 +15,12 @@ fn schema_of(name: &str, version: u32) -> Value {
 
 #[test]
 fn registry_export_snapshot() {
-    let export = Export::of(linked_registry()).unwrap();
-    insta::assert_json_snapshot!("registry_document", export.document);
+    let mut document = Export::of(linked_registry()).unwrap().document;
+    // Lines move with every edit above a declaration; the file is what the snapshot pins.
+    for entry in &mut document.types {
+        entry.source.line = 0;
+    }
+    insta::assert_json_snapshot!("registry_document", document);
 }
 
 #[test]
