@@ -25,6 +25,8 @@ pub struct PackArgs {
     pub id: Option<LitStr>,
     pub version: Option<LitStr>,
     pub contracts: Vec<LitStr>,
+    /// SQL files relative to the pack crate, applied in this order.
+    pub migrations: Vec<LitStr>,
 }
 
 /// Keys an author might reach for to pick a name or owner; the answer is always "no".
@@ -77,18 +79,13 @@ pub fn parse_pack_args(args: TokenStream, cx: &mut Ctxt) -> PackArgs {
         match key.as_str() {
             "id" => parsed.id = Some(meta.value()?.parse()?),
             "version" => parsed.version = Some(meta.value()?.parse()?),
-            "contracts" => {
-                let content;
-                meta.value()?;
-                syn::bracketed!(content in meta.input);
-                let list = content.parse_terminated(|input| input.parse::<LitStr>(), Token![,])?;
-                parsed.contracts.extend(list);
-            }
+            "contracts" => parsed.contracts.extend(string_list(&meta)?),
+            "migrations" => parsed.migrations.extend(string_list(&meta)?),
             other => {
                 skip_value(&meta)?;
                 cx.error_spanned_by(
                     &meta.path,
-                    format!("unknown argument `{other}`; expected `id`, `version` or `contracts`"),
+                    format!("unknown argument `{other}`; expected `id`, `version`, `contracts` or `migrations`"),
                 );
             }
         }
@@ -98,6 +95,15 @@ pub fn parse_pack_args(args: TokenStream, cx: &mut Ctxt) -> PackArgs {
         cx.syn_error(error);
     }
     parsed
+}
+
+/// `key = ["a", "b"]`.
+fn string_list(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
+    let content;
+    meta.value()?;
+    syn::bracketed!(content in meta.input);
+    let list = content.parse_terminated(|input| input.parse::<LitStr>(), Token![,])?;
+    Ok(list.into_iter().collect())
 }
 
 fn key_of(meta: &ParseNestedMeta) -> String {

@@ -234,6 +234,18 @@ fn pack_impls(pack: &Pack) -> TokenStream {
         .expect("checked: the id is present")
         .value();
     let contracts = pack.args.contracts.iter();
+    let migrations = pack.args.migrations.iter().map(|file| {
+        let name = std::path::Path::new(&file.value())
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        quote! {
+            ::ops_core::pack::PackMigration {
+                name: #name,
+                sql: ::core::include_str!(::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "/", #file)),
+            }
+        }
+    });
     // A second `#[pack]` anywhere in the crate defines this exported macro again, which
     // rustc rejects crate-wide (E0428) naming both places.
     let one_per_crate = quote_spanned! {Span::call_site()=>
@@ -257,6 +269,7 @@ fn pack_impls(pack: &Pack) -> TokenStream {
                     version: ::core::env!("CARGO_PKG_VERSION"),
                     crate_name: ::core::env!("CARGO_PKG_NAME"),
                     contracts: &[#(#contracts),*],
+                    migrations: &[#(#migrations),*],
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     file: ::core::file!(),
                     line: ::core::line!(),

@@ -1,6 +1,8 @@
 //! Shared fixtures of the workspace tests: a valid origin for envelopes, and the linked
 //! registry with every example pack in it.
 
+pub mod storage;
+
 use ops_core::envelope::{Actor, ActorId, Causation, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
 use ops_core::registry::Registry;
@@ -38,5 +40,23 @@ pub fn origin(native_id: &str) -> EventOrigin {
         ),
         actor: responder(),
         capability_id: CapabilityId::of("responders").expect("canonical"),
+    }
+}
+
+/// An origin at `occurred_at_us` from `source_ref`, for ordering tests.
+pub fn origin_at(
+    native_id: &str,
+    occurred_at_us: i64,
+    source_ref: &str,
+    source_sequence: Option<u64>,
+) -> EventOrigin {
+    let occurred_at =
+        ops_core::time::Timestamp::from_unix_micros(occurred_at_us).expect("a time in range");
+    EventOrigin {
+        source_ref: source_ref.to_owned(),
+        source_sequence,
+        occurred_at,
+        ingested_at: occurred_at,
+        ..origin(native_id)
     }
 }

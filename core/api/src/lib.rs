@@ -16,6 +16,7 @@ pub mod contract;
 pub mod envelope;
 pub mod id;
 pub mod pack;
+pub mod projection;
 pub mod registry;
 pub mod time;
 
@@ -44,19 +45,38 @@ pub mod __private {
     }
 
     pub fn check_payload<T: Contract>(payload: &serde_json::Value) -> Result<(), String> {
-        <T as serde::Deserialize>::deserialize(payload)
-            .map(drop)
-            .map_err(|error| error.to_string())
+        decode_located::<T>(payload).map(drop)
+    }
+
+    /// Decodes `payload`, naming the JSON pointer of the first problem.
+    fn decode_located<T: serde::de::DeserializeOwned>(
+        payload: &serde_json::Value,
+    ) -> Result<T, String> {
+        serde_path_to_error::deserialize(payload).map_err(|error| {
+            let pointer: String = error
+                .path()
+                .iter()
+                .map(|segment| match segment {
+                    serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+                    serde_path_to_error::Segment::Map { key } => {
+                        format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+                    }
+                    serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
+                    serde_path_to_error::Segment::Unknown => "/?".to_owned(),
+                })
+                .collect();
+            format!("at `{pointer}`: {}", error.into_inner())
+        })
     }
 
     /// Reads a stored payload of `Old`'s version and writes it as `New`'s.
     pub fn upcast_json<Old: Contract, New: Contract + Upcast<Old>>(
         payload: serde_json::Value,
     ) -> Result<serde_json::Value, UpcastError> {
-        let old: Old = serde_json::from_value(payload).map_err(|source| UpcastError::Decode {
+        let old: Old = decode_located(&payload).map_err(|message| UpcastError::Decode {
             type_name: Old::TYPE,
             version: Old::VERSION,
-            message: source.to_string(),
+            message,
         })?;
         serde_json::to_value(New::upcast(old)).map_err(|source| UpcastError::Encode {
             type_name: New::TYPE,

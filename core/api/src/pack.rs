@@ -20,12 +20,22 @@ pub struct PackDescriptor {
     pub crate_name: &'static str,
     /// Contract modules the pack depends on (`ops-contract-*`, `ops-shared-*`).
     pub contracts: &'static [&'static str],
+    /// SQL migrations of the pack's own tables (`pack_<id>_*`), in order; the host runs
+    /// them in the pack's name and refuses any that touches another prefix.
+    pub migrations: &'static [PackMigration],
     pub rust_type: &'static str,
     pub file: &'static str,
     pub line: u32,
 }
 
 inventory::collect!(PackDescriptor);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackMigration {
+    /// The file stem, e.g. `0001_create_notes`.
+    pub name: &'static str,
+    pub sql: &'static str,
+}
 
 /// The manifest shape; changing it is a major change (Section 4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -424,6 +424,7 @@ mod tests {
             version: "0.1.0",
             crate_name: "pack-fixture",
             contracts: &["ops-contract-fixture", "ops-contract-missing"],
+            migrations: &[],
             rust_type: "fixture::FixturePack",
             file: "pack.rs",
             line: 1,

@@ -1,0 +1,189 @@
+//! Projections (A6): read models folded from the event log, rebuildable and versioned.
+//!
+//! A pack writes a [`Projection`]: a pure function from events to [`State`] rows. The runtime
+//! feeds it, stores its rows in tables of its pack (`pack_<id>_<name>_v<version>`) together
+//! with its checkpoint in one transaction, rebuilds it when its version changes, and reports
+//! its freshness. A projection never sees a database handle.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::envelope::EventEnvelope;
+use crate::pack::Pack;
+
+/// The order a projection needs its events in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ordering {
+    /// `(occurred_at, source_ref, source_sequence?, event_id)` across the whole log (A6).
+    Canonical,
+    /// Each stream in its own order; streams interleave in commit order.
+    PerStream,
+}
+
+/// What happens to an event that arrives after events that precede it canonically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LateEvents {
+    /// Rebuild the state by replaying the log in canonical order (the default: the result is
+    /// exactly what a replay gives).
+    Rebuild,
+    /// Apply it as it comes: for projections whose result does not depend on order.
+    ApplyInArrivalOrder,
+}
+
+/// An event as a projection sees it: the stored envelope, with the payload read as the
+/// current version of its type.
+#[derive(Clone, Debug)]
+pub struct ProjectedEvent<'a> {
+    pub envelope: &'a EventEnvelope,
+    pub stream_id: &'a str,
+    pub stream_version: i64,
+    /// The payload upcast to `version`, the current version of the type in this build.
+    pub payload: &'a Value,
+    pub version: u32,
+}
+
+impl ProjectedEvent<'_> {
+    pub fn event_type(&self) -> &str {
+        &self.envelope.event_type
+    }
+
+    /// Decodes the payload as `E`; `None` when this event is not an `E`.
+    pub fn decode<E: crate::contract::Event>(&self) -> Option<Result<E, serde_json::Error>> {
+        (self.envelope.event_type == E::TYPE && self.version == E::VERSION)
+            .then(|| serde_json::from_value(self.payload.clone()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("projection `{projection}` cannot apply event {event_id}: {reason}")]
+pub struct ProjectionError {
+    pub projection: String,
+    pub event_id: String,
+    pub reason: String,
+}
+
+/// A read model of one pack. Its `Pack` names the owner, and its rows live in that pack's
+/// tables; a pack cannot name another pack's type without depending on it, which
+/// deps-check refuses.
+pub trait Projection: Send + Sync + 'static {
+    type Pack: Pack;
+    /// `[a-z][a-z0-9_]*`, unique within the pack.
+    const NAME: &'static str;
+    /// Bumping it rebuilds the projection into new tables, then switches over atomically.
+    const VERSION: u32;
+    const ORDERING: Ordering = Ordering::Canonical;
+    const LATE_EVENTS: LateEvents = LateEvents::Rebuild;
+    /// The freshness objective: how far behind the log head the state may be.
+    const MAX_LAG_MS: u64 = 5_000;
+
+    /// The event types it reads; others are never given to it.
+    fn event_types(&self) -> &'static [&'static str];
+
+    /// Folds one event into the state. Must depend on nothing but the event and the state.
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String>;
+}
+
+/// The rows of a projection: named tables of JSON documents by key. Kept sorted, so the
+/// same rows always serialise to the same bytes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    rows: BTreeMap<(String, String), Value>,
+    changed: BTreeMap<(String, String), bool>,
+}
+
+impl State {
+    /// Rows as stored: `(table, key) -> document`.
+    pub fn from_rows(rows: BTreeMap<(String, String), Value>) -> Self {
+        State {
+            rows,
+            changed: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, table: &str, key: &str) -> Option<&Value> {
+        self.rows.get(&(table.to_owned(), key.to_owned()))
+    }
+
+    pub fn put(&mut self, table: &str, key: &str, document: Value) {
+        let id = (table.to_owned(), key.to_owned());
+        self.changed.insert(id.clone(), true);
+        self.rows.insert(id, document);
+    }
+
+    pub fn delete(&mut self, table: &str, key: &str) {
+        let id = (table.to_owned(), key.to_owned());
+        if self.rows.remove(&id).is_some() {
+            self.changed.insert(id, false);
+        }
+    }
+
+    /// The rows of one table, by key.
+    pub fn table<'a>(&'a self, table: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.rows
+            .range((table.to_owned(), String::new())..)
+            .take_while(move |((t, _), _)| t == table)
+            .map(|((_, key), value)| (key.as_str(), value))
+    }
+
+    pub fn rows(&self) -> &BTreeMap<(String, String), Value> {
+        &self.rows
+    }
+
+    /// Rows written (`Some`) or deleted (`None`) since the last call, for the runtime to
+    /// store with the checkpoint.
+    pub fn take_changes(&mut self) -> Vec<((String, String), Option<Value>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|(id, written)| {
+                let value = written.then(|| self.rows.get(&id).cloned()).flatten();
+                (id, value)
+            })
+            .collect()
+    }
+}
+
+/// `[a-z][a-z0-9_]*`: projection and table names become parts of SQL identifiers.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= 40
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changes_are_reported_once_with_their_last_value() {
+        let mut state = State::default();
+        state.put("open", "a", json!(1));
+        state.put("open", "b", json!(2));
+        state.put("open", "a", json!(3));
+        state.delete("open", "b");
+        state.delete("open", "missing");
+        assert_eq!(
+            state.take_changes(),
+            vec![
+                (("open".into(), "a".into()), Some(json!(3))),
+                (("open".into(), "b".into()), None)
+            ]
+        );
+        assert!(state.take_changes().is_empty());
+        assert_eq!(
+            state.table("open").collect::<Vec<_>>(),
+            vec![("a", &json!(3))]
+        );
+        assert_eq!(state.table("other").count(), 0);
+    }
+
+    #[test]
+    fn names_are_sql_safe() {
+        assert!(is_valid_name("open_incidents"));
+        assert!(!is_valid_name("Open"));
+        assert!(!is_valid_name("a;drop"));
+        assert!(!is_valid_name(""));
+    }
+}

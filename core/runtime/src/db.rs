@@ -1,0 +1,149 @@
+//! The two real backends: SQLite (one file, WAL; the embedded default) and PostgreSQL
+//! (several hosts on one database). Code that is the same for both is written once and
+//! compiled for each through [`on_db!`]; where the SQL differs, [`Dialect`] says how.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open the SQLite database {path}: {source}")]
+    OpenSqlite { path: String, source: sqlx::Error },
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    ConnectPostgres { url: String, source: sqlx::Error },
+    #[error("`{schema}` is not a usable schema name: use `[a-z_][a-z0-9_]*`")]
+    SchemaName { schema: String },
+    #[error("`{url}` is neither `sqlite://PATH` nor `postgres://...`")]
+    Url { url: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// What orders commits: on PostgreSQL the writing transaction's id, so followers can
+    /// tell which rows are final (see `EventStore::follow`); SQLite has one writer at a
+    /// time, so commit order is row order and this is 0.
+    pub fn tx_order_expr(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "0",
+            Dialect::Postgres => "pg_current_xact_id()::text::bigint",
+        }
+    }
+}
+
+/// A pool of one backend. Cloning shares the pool.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the typed pool of whichever backend `$db` is.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub use on_db;
+
+impl Db {
+    /// A SQLite file, created if missing, in WAL mode.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, DbError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL is durable against application crashes; a power loss may
+            // drop the last commits but never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| DbError::OpenSqlite {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    /// PostgreSQL at `url`; with `schema`, every connection works in that schema (created
+    /// if missing), so tests and tenants can share one database.
+    pub async fn connect_postgres(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+        let connect_error = |source| DbError::ConnectPostgres {
+            url: url.to_owned(),
+            source,
+        };
+        let mut options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+        if let Some(schema) = schema {
+            let valid = schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(DbError::SchemaName {
+                    schema: schema.to_owned(),
+                });
+            }
+            let setup = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await
+                .map_err(connect_error)?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .execute(&setup)
+                .await
+                .map_err(connect_error)?;
+            setup.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Db::Postgres(pool))
+    }
+
+    /// `sqlite://PATH` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Db::open_sqlite(Path::new(path)).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::connect_postgres(url, None).await
+        } else {
+            Err(DbError::Url {
+                url: url.to_owned(),
+            })
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}

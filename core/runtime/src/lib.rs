@@ -1,0 +1,7 @@
+//! `ops-core-runtime`: the core's machinery, which packs never link (deps-check refuses it).
+//! [`db`] opens SQLite or PostgreSQL, [`migrate`] runs core's and packs' migrations,
+//! [`store`] is the event log.
+
+pub mod db;
+pub mod migrate;
+pub mod store;

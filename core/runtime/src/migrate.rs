@@ -1,0 +1,328 @@
+//! Migrations with an owner: core's own (`core_*` tables, in this crate) and each pack's
+//! (`pack_<id>_*` tables, declared with `#[pack(migrations = [...])]`, run by the host in
+//! the pack's name). One ledger, `core_migrations`, records `(owner, name, checksum)`; an
+//! applied migration whose text changed is refused rather than run again.
+//!
+//! Hand-rolled rather than `sqlx::migrate`, whose ledger has one owner and no way to check
+//! what a migration touches; the SQL itself is parsed with `sqlparser`.
+
+use std::ops::ControlFlow;
+
+use ops_core::id::ContentHash;
+use ops_core::pack::PackMigration;
+use sqlparser::ast::{ObjectName, ObjectType, Statement};
+use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::db::{Db, Dialect, on_db};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "migration `{name}` of {owner} is refused before it runs: {reason}; a pack's migrations may only touch tables named `{prefix}*`"
+    )]
+    OutsidePrefix {
+        owner: String,
+        name: String,
+        prefix: String,
+        reason: String,
+    },
+    #[error("migration `{name}` of {owner} is not SQL this host can check: {reason}")]
+    Unparsable {
+        owner: String,
+        name: String,
+        reason: String,
+    },
+    #[error(
+        "migration `{name}` of {owner} was applied with checksum {applied} but its text now hashes to {now}; never edit an applied migration, add a new one"
+    )]
+    Edited {
+        owner: String,
+        name: String,
+        applied: String,
+        now: String,
+    },
+    #[error("migration `{name}` of {owner} failed: {source}")]
+    Failed {
+        owner: String,
+        name: String,
+        source: sqlx::Error,
+    },
+}
+
+struct Migration<'a> {
+    name: &'a str,
+    sql: &'a str,
+}
+
+const SQLITE_CORE: &[Migration<'static>] = &[Migration {
+    name: "0001_event_log",
+    sql: include_str!("../migrations/sqlite/0001_event_log.sql"),
+}];
+
+const POSTGRES_CORE: &[Migration<'static>] = &[Migration {
+    name: "0001_event_log",
+    sql: include_str!("../migrations/postgres/0001_event_log.sql"),
+}];
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    PRIMARY KEY (owner, name)
+)";
+
+/// Brings core's tables up to date.
+pub async fn run_core(db: &Db) -> Result<(), MigrationError> {
+    let migrations = match db.dialect() {
+        Dialect::Sqlite => SQLITE_CORE,
+        Dialect::Postgres => POSTGRES_CORE,
+    };
+    apply(db, "core", migrations).await
+}
+
+/// Runs a pack's migrations in its name, after checking every one of them.
+pub async fn run_pack(
+    db: &Db,
+    pack_id: &str,
+    migrations: &[PackMigration],
+) -> Result<(), MigrationError> {
+    let owner = format!("pack `{pack_id}`");
+    let prefix = format!("pack_{pack_id}_");
+    let migrations: Vec<Migration> = migrations
+        .iter()
+        .map(|m| Migration {
+            name: m.name,
+            sql: m.sql,
+        })
+        .collect();
+    for migration in &migrations {
+        check_pack_sql(db.dialect(), &owner, &prefix, migration)?;
+    }
+    apply(db, &format!("pack:{pack_id}"), &migrations).await
+}
+
+async fn apply(
+    db: &Db,
+    ledger_owner: &str,
+    migrations: &[Migration<'_>],
+) -> Result<(), MigrationError> {
+    let owner_text = ledger_owner.to_owned();
+    let failed = |name: &str, source| MigrationError::Failed {
+        owner: owner_text.clone(),
+        name: name.to_owned(),
+        source,
+    };
+    on_db!(db, pool => {
+        sqlx::query(LEDGER).execute(pool).await.map_err(|e| failed("ledger", e))?;
+        for migration in migrations {
+            let checksum = ContentHash::of_bytes(migration.sql.as_bytes()).to_string();
+            let mut tx = pool.begin().await.map_err(|e| failed(migration.name, e))?;
+            if db.dialect() == Dialect::Postgres {
+                // Hosts starting together on one database take turns.
+                sqlx::query("SELECT pg_advisory_xact_lock(7201)")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| failed(migration.name, e))?;
+            }
+            let applied: Option<(String,)> = sqlx::query_as(
+                "SELECT checksum FROM core_migrations WHERE owner = $1 AND name = $2",
+            )
+            .bind(ledger_owner)
+            .bind(migration.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| failed(migration.name, e))?;
+            match applied {
+                Some((applied,)) if applied == checksum => continue,
+                Some((applied,)) => {
+                    return Err(MigrationError::Edited {
+                        owner: owner_text.clone(),
+                        name: migration.name.to_owned(),
+                        applied,
+                        now: checksum,
+                    });
+                }
+                None => {}
+            }
+            sqlx::raw_sql(migration.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| failed(migration.name, e))?;
+            sqlx::query("INSERT INTO core_migrations (owner, name, checksum) VALUES ($1, $2, $3)")
+                .bind(ledger_owner)
+                .bind(migration.name)
+                .bind(&checksum)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| failed(migration.name, e))?;
+            tx.commit().await.map_err(|e| failed(migration.name, e))?;
+        }
+        Ok(())
+    })
+}
+
+/// Statements a pack migration may contain: tables and indexes of its own, and rows in them.
+fn check_pack_sql(
+    dialect: Dialect,
+    owner: &str,
+    prefix: &str,
+    migration: &Migration,
+) -> Result<(), MigrationError> {
+    let refuse = |reason: String| MigrationError::OutsidePrefix {
+        owner: owner.to_owned(),
+        name: migration.name.to_owned(),
+        prefix: prefix.to_owned(),
+        reason,
+    };
+    let sql_dialect: Box<dyn SqlDialect> = match dialect {
+        Dialect::Sqlite => Box::new(SQLiteDialect {}),
+        Dialect::Postgres => Box::new(PostgreSqlDialect {}),
+    };
+    // Every word that names something of core, another pack or the catalog is refused,
+    // wherever it appears (a REFERENCES clause, a subquery, a trigger body).
+    let tokens = Tokenizer::new(sql_dialect.as_ref(), migration.sql)
+        .tokenize()
+        .map_err(|error| MigrationError::Unparsable {
+            owner: owner.to_owned(),
+            name: migration.name.to_owned(),
+            reason: error.to_string(),
+        })?;
+    for token in &tokens {
+        if let Token::Word(word) = token {
+            let name = word.value.to_lowercase();
+            let foreign = (name.starts_with("pack_") && !name.starts_with(prefix))
+                || name.starts_with("core_")
+                || name.starts_with("sqlite_")
+                || name.starts_with("pg_")
+                || name == "information_schema";
+            if foreign {
+                return Err(refuse(format!("it names `{}`", word.value)));
+            }
+        }
+    }
+    let statements = Parser::parse_sql(sql_dialect.as_ref(), migration.sql).map_err(|error| {
+        MigrationError::Unparsable {
+            owner: owner.to_owned(),
+            name: migration.name.to_owned(),
+            reason: error.to_string(),
+        }
+    })?;
+    let own = |name: &ObjectName| {
+        let text = name.to_string().to_lowercase();
+        let unqualified = name.0.len() == 1;
+        (unqualified && text.trim_matches('"').starts_with(prefix))
+            .then_some(())
+            .ok_or_else(|| refuse(format!("it touches `{name}`")))
+    };
+    for statement in &statements {
+        match statement {
+            Statement::CreateTable(_)
+            | Statement::AlterTable { .. }
+            | Statement::Insert(_)
+            | Statement::Update { .. }
+            | Statement::Delete(_) => {}
+            Statement::CreateIndex(index) => {
+                if let Some(name) = &index.name {
+                    own(name)?;
+                }
+            }
+            Statement::Drop {
+                object_type: ObjectType::Table | ObjectType::Index,
+                names,
+                ..
+            } => names.iter().try_for_each(own)?,
+            other => {
+                let kind = other.to_string();
+                let kind: String = kind
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return Err(refuse(format!(
+                    "`{kind} ...` is not a statement a pack migration may run (tables, indexes and their rows only)"
+                )));
+            }
+        }
+    }
+    let mut outside = None;
+    let _ = sqlparser::ast::visit_relations(&statements, |relation| match own(relation) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(error) => {
+            outside = Some(error);
+            ControlFlow::Break(())
+        }
+    });
+    outside.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(sql: &str) -> Result<(), MigrationError> {
+        let migration = Migration {
+            name: "0001_x",
+            sql,
+        };
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            check_pack_sql(dialect, "pack `notes`", "pack_notes_", &migration)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn own_tables_indexes_and_rows_are_allowed() {
+        check(
+            "CREATE TABLE pack_notes_items (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+             CREATE INDEX pack_notes_items_body ON pack_notes_items (body);
+             ALTER TABLE pack_notes_items ADD COLUMN tag TEXT;
+             INSERT INTO pack_notes_items (id, body) VALUES ('a', 'b');
+             UPDATE pack_notes_items SET tag = 'x' WHERE id IN (SELECT id FROM pack_notes_items);
+             DROP INDEX pack_notes_items_body;",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn anything_outside_the_prefix_is_refused_with_its_name() {
+        for (sql, named) in [
+            (
+                "CREATE TABLE core_events_copy (id TEXT)",
+                "core_events_copy",
+            ),
+            ("DROP TABLE core_events", "core_events"),
+            (
+                "INSERT INTO pack_other_items VALUES (1)",
+                "pack_other_items",
+            ),
+            (
+                "CREATE TABLE pack_notes_a (id TEXT REFERENCES core_events (event_id))",
+                "core_events",
+            ),
+            ("CREATE TABLE notes (id TEXT)", "notes"),
+            ("CREATE INDEX idx ON pack_notes_a (id)", "idx"),
+            (
+                "DELETE FROM pack_notes_a WHERE id IN (SELECT event_id FROM events)",
+                "events",
+            ),
+            (
+                "CREATE TABLE public.pack_notes_a (id TEXT)",
+                "public.pack_notes_a",
+            ),
+        ] {
+            let error = check(sql).expect_err(sql).to_string();
+            assert!(error.contains(&format!("`{named}`")), "{sql}: {error}");
+            assert!(error.contains("pack_notes_*"), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_statements_are_refused() {
+        let error = check("CREATE VIEW pack_notes_v AS SELECT 1").unwrap_err();
+        assert!(error.to_string().contains("CREATE VIEW"), "{error}");
+        let error = check("GRANT ALL ON pack_notes_a TO someone").unwrap_err();
+        assert!(error.to_string().contains("GRANT"), "{error}");
+    }
+}

@@ -1,0 +1,619 @@
+//! The event store: one API over SQLite and PostgreSQL.
+//!
+//! - `append` is idempotent on `event_id` (a stored event is reported as a duplicate, not
+//!   stored again), atomic per batch, checks the stream's expected version, and validates
+//!   every payload against its registered type before anything is written.
+//! - `replay` reads in the canonical order `(occurred_at, source_ref, source_sequence?,
+//!   event_id)` of A6, served by an index.
+//! - `follow` reads in commit order and never skips an event. On PostgreSQL a row's
+//!   sequence number is taken before its transaction commits, so a reader following by
+//!   sequence alone can pass over a row that commits late. Each row therefore records its
+//!   transaction id, followers order by `(transaction id, seq)` and read only rows of
+//!   transactions older than the oldest one still running (`pg_snapshot_xmin`): every row
+//!   that can still appear sorts after the cursor. A long transaction delays followers; it
+//!   never makes them lose an event.
+//! - Unknown event types (an uninstalled pack) read as raw envelopes, never as errors.
+
+use std::collections::BTreeSet;
+
+use ops_core::envelope::{EnvelopeError, EventEnvelope};
+use ops_core::id::{CorrelationId, EventId};
+use ops_core::registry::Registry;
+use ops_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::QueryBuilder;
+use sqlx::Row;
+use sqlx::error::ErrorKind;
+
+use crate::db::{Db, Dialect, on_db};
+use crate::migrate::{self, MigrationError};
+
+/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
+/// bind parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+/// Attempts when a concurrent writer took the same stream version first.
+const APPEND_ATTEMPTS: usize = 8;
+
+/// A place in commit order; see the module docs.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogPosition {
+    pub tx_order: i64,
+    pub seq: i64,
+}
+
+/// The canonical sort key of A6; `source_sequence` absent sorts as -1, before any present.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CanonicalKey {
+    pub occurred_at_us: i64,
+    pub source_ref: String,
+    pub source_sequence_key: i64,
+    pub event_id: String,
+}
+
+impl CanonicalKey {
+    pub fn of(envelope: &EventEnvelope) -> Self {
+        CanonicalKey {
+            occurred_at_us: envelope.occurred_at.unix_micros(),
+            source_ref: envelope.source_ref.clone(),
+            source_sequence_key: envelope
+                .source_sequence
+                .map_or(-1, |sequence| i64::try_from(sequence).unwrap_or(i64::MAX)),
+            event_id: envelope.event_id.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    Any,
+    /// The stream has no event yet.
+    NoStream,
+    /// The stream's last event has this version.
+    Exact(i64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub position: LogPosition,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub recorded_at: Timestamp,
+    pub envelope: EventEnvelope,
+}
+
+/// A row whose envelope cannot be decoded (written by another build, or damaged).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CorruptEvent {
+    pub position: LogPosition,
+    pub event_id: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// The payload of a stored event as this build reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CurrentPayload {
+    /// Upcast to the current version of its type.
+    Current { version: u32, payload: Value },
+    /// No linked crate declares this type (say, its pack was uninstalled).
+    UnknownType,
+    /// Declared, but the stored payload does not read as it.
+    Unreadable { reason: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppendOutcome {
+    pub appended: Vec<EventId>,
+    /// Already stored (or twice in the batch): not stored again.
+    pub duplicates: Vec<EventId>,
+    /// The stream's version after the append.
+    pub stream_version: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(
+        "event {index} of the batch ({event_type} v{version}) is not a registered type of this build; declare it with `#[event]` in a linked crate"
+    )]
+    UnknownType {
+        index: usize,
+        event_type: String,
+        version: u32,
+    },
+    #[error(
+        "event {index} of the batch ({event_type} v{version}) has an invalid payload: {reason}"
+    )]
+    InvalidPayload {
+        index: usize,
+        event_type: String,
+        version: u32,
+        reason: String,
+    },
+    #[error("event {index} of the batch has a forged or damaged envelope: {source}")]
+    Envelope { index: usize, source: EnvelopeError },
+    #[error("event {index} of the batch: source_sequence {sequence} is above {max}", max = i64::MAX)]
+    SourceSequence { index: usize, sequence: u64 },
+    #[error(
+        "`{stream}` is at version {actual}, but the append expected {expected:?}; nothing was written"
+    )]
+    Conflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: i64,
+    },
+    #[error("the database refused the append; nothing was written: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("event {event_id} at {position:?} cannot be decoded: {reason}")]
+    Corrupt {
+        position: LogPosition,
+        event_id: String,
+        reason: String,
+    },
+    #[error("reading the event log failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+}
+
+/// What `follow` found after a position.
+#[derive(Debug, Default)]
+pub struct FollowBatch {
+    pub events: Vec<StoredEvent>,
+    pub corrupt: Vec<CorruptEvent>,
+    /// Where the next `follow` starts.
+    pub next: LogPosition,
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    db: Db,
+    registry: &'static Registry,
+}
+
+const COLUMNS: &str =
+    "seq, tx_order, stream_id, stream_version, recorded_at_us, event_id, envelope";
+
+/// A row as read, before its envelope is decoded.
+struct RawRow {
+    position: LogPosition,
+    stream_id: String,
+    stream_version: i64,
+    recorded_at_us: i64,
+    event_id: String,
+    envelope: String,
+}
+
+impl EventStore {
+    /// Opens the store on `db`, bringing core's tables up to date.
+    pub async fn open(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
+        migrate::run_core(&db).await?;
+        Ok(EventStore { db, registry })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn registry(&self) -> &'static Registry {
+        self.registry
+    }
+
+    /// Appends `events` to `stream` as one transaction: all of them, or none.
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventEnvelope],
+    ) -> Result<AppendOutcome, AppendError> {
+        let rows = self.validate(events)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_append(stream, expected, events, &rows).await {
+                Err(AppendError::Database(sqlx::Error::Database(error)))
+                    if error.kind() == ErrorKind::UniqueViolation && attempt < APPEND_ATTEMPTS =>
+                {
+                    // Another writer stored one of these events or took the next stream
+                    // version first; the next attempt sees its rows.
+                    tracing::debug!(stream, attempt, "append raced another writer; retrying");
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Checks every event before anything is written; returns each envelope's JSON text.
+    fn validate(&self, events: &[EventEnvelope]) -> Result<Vec<String>, AppendError> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, envelope)| {
+                envelope
+                    .verify()
+                    .map_err(|source| AppendError::Envelope { index, source })?;
+                if let Some(sequence) = envelope.source_sequence
+                    && i64::try_from(sequence).is_err()
+                {
+                    return Err(AppendError::SourceSequence { index, sequence });
+                }
+                let descriptor = self
+                    .registry
+                    .get(&envelope.event_type, envelope.payload_schema_version)
+                    .filter(|d| d.kind == ops_core::contract::Kind::Event)
+                    .ok_or_else(|| AppendError::UnknownType {
+                        index,
+                        event_type: envelope.event_type.clone(),
+                        version: envelope.payload_schema_version,
+                    })?;
+                (descriptor.check_payload)(&envelope.payload).map_err(|reason| {
+                    AppendError::InvalidPayload {
+                        index,
+                        event_type: envelope.event_type.clone(),
+                        version: envelope.payload_schema_version,
+                        reason,
+                    }
+                })?;
+                Ok(serde_json::to_string(envelope).expect("an envelope is plain JSON"))
+            })
+            .collect()
+    }
+
+    async fn try_append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventEnvelope],
+        rows: &[String],
+    ) -> Result<AppendOutcome, AppendError> {
+        let dialect = self.db.dialect();
+        let recorded_at_us = Timestamp::now().unix_micros();
+        on_db!(&self.db, pool => {
+            let mut tx = match dialect {
+                // Take the write lock now, not on the first insert: a deferred upgrade
+                // from reader to writer fails at once under contention.
+                Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Dialect::Postgres => pool.begin().await?,
+            };
+            let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+            let mut stored: BTreeSet<String> = BTreeSet::new();
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::new("SELECT event_id FROM core_events WHERE event_id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                query.push(")");
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    stored.insert(row.try_get::<String, _>(0)?);
+                }
+            }
+            let mut outcome = AppendOutcome::default();
+            let mut fresh = Vec::new();
+            for (index, id) in ids.iter().enumerate() {
+                if stored.insert(id.clone()) {
+                    fresh.push(index);
+                    outcome.appended.push(events[index].event_id);
+                } else {
+                    outcome.duplicates.push(events[index].event_id);
+                }
+            }
+            let current: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(stream_version), 0) FROM core_events WHERE stream_id = $1",
+            )
+            .bind(stream)
+            .fetch_one(&mut *tx)
+            .await?;
+            outcome.stream_version = current;
+            if fresh.is_empty() {
+                return Ok(outcome);
+            }
+            let matches = match expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => current == 0,
+                ExpectedVersion::Exact(version) => current == version,
+            };
+            if !matches {
+                return Err(AppendError::Conflict {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual: current,
+                });
+            }
+            for (chunk_index, chunk) in fresh.chunks(ROWS_PER_STATEMENT).enumerate() {
+                let mut query = QueryBuilder::new(
+                    "INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
+                     payload_schema_version, occurred_at_us, source_ref, source_sequence_key, \
+                     correlation_id, recorded_at_us, envelope) ",
+                );
+                query.push_values(chunk.iter().enumerate(), |mut row, (offset, &index)| {
+                    let envelope = &events[index];
+                    let key = CanonicalKey::of(envelope);
+                    let version = current + (chunk_index * ROWS_PER_STATEMENT + offset) as i64 + 1;
+                    row.push(dialect.tx_order_expr())
+                        .push_bind(key.event_id)
+                        .push_bind(stream)
+                        .push_bind(version)
+                        .push_bind(envelope.event_type.as_str())
+                        .push_bind(i64::from(envelope.payload_schema_version))
+                        .push_bind(key.occurred_at_us)
+                        .push_bind(key.source_ref)
+                        .push_bind(key.source_sequence_key)
+                        .push_bind(envelope.correlation_id.to_string())
+                        .push_bind(recorded_at_us)
+                        .push_bind(rows[index].as_str());
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            outcome.stream_version = current + fresh.len() as i64;
+            Ok(outcome)
+        })
+    }
+
+    /// Every event of `stream`, in stream order.
+    pub async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, ReadError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events WHERE stream_id = $1 ORDER BY stream_version"
+        );
+        decode_all(self.fetch(&sql, &[stream]).await?)
+    }
+
+    /// Every event of a type, in commit order.
+    pub async fn read_by_type(&self, event_type: &str) -> Result<Vec<StoredEvent>, ReadError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events WHERE event_type = $1 ORDER BY tx_order, seq"
+        );
+        decode_all(self.fetch(&sql, &[event_type]).await?)
+    }
+
+    /// Every event of one correlation, in commit order.
+    pub async fn read_by_correlation(
+        &self,
+        correlation: &CorrelationId,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events WHERE correlation_id = $1 ORDER BY tx_order, seq"
+        );
+        decode_all(self.fetch(&sql, &[&correlation.to_string()]).await?)
+    }
+
+    async fn fetch(&self, sql: &str, binds: &[&str]) -> Result<Vec<RawRow>, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = query.bind(*bind);
+            }
+            query.fetch_all(pool).await?.iter().map(raw_row).collect()
+        })
+    }
+
+    /// Up to `limit` events after `after` in canonical order (`None`: from the start).
+    pub async fn replay(
+        &self,
+        after: Option<&CanonicalKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let start = after.cloned().unwrap_or(CanonicalKey {
+            occurred_at_us: i64::MIN,
+            source_ref: String::new(),
+            source_sequence_key: i64::MIN,
+            event_id: String::new(),
+        });
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events \
+             WHERE (occurred_at_us, source_ref, source_sequence_key, event_id) > ($1, $2, $3, $4) \
+             ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $5"
+        );
+        let rows = on_db!(&self.db, pool => {
+            sqlx::query(&sql)
+                .bind(start.occurred_at_us)
+                .bind(&start.source_ref)
+                .bind(start.source_sequence_key)
+                .bind(&start.event_id)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(raw_row)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        decode_all(rows)
+    }
+
+    /// Up to `limit` events after `after` in commit order, never skipping one that commits
+    /// late (see the module docs). Undecodable rows come back in `corrupt`, in place.
+    pub async fn follow(&self, after: LogPosition, limit: usize) -> Result<FollowBatch, ReadError> {
+        let finished = match self.db.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => {
+                "AND tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            }
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) {finished} \
+             ORDER BY tx_order, seq LIMIT $3"
+        );
+        let rows = on_db!(&self.db, pool => {
+            sqlx::query(&sql)
+                .bind(after.tx_order)
+                .bind(after.seq)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(raw_row)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut batch = FollowBatch {
+            next: rows.last().map_or(after, |row| row.position),
+            ..FollowBatch::default()
+        };
+        for row in rows {
+            match decode(row) {
+                Ok(event) => batch.events.push(event),
+                Err(corrupt) => batch.corrupt.push(corrupt),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The last position a follower can reach now, and when that event was recorded.
+    pub async fn head(&self) -> Result<Option<(LogPosition, Timestamp)>, ReadError> {
+        let finished = match self.db.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => {
+                "WHERE tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            }
+        };
+        let sql = format!(
+            "SELECT tx_order, seq, recorded_at_us FROM core_events {finished} ORDER BY tx_order DESC, seq DESC LIMIT 1"
+        );
+        let row: Option<(i64, i64, i64)> =
+            on_db!(&self.db, pool => sqlx::query_as(&sql).fetch_optional(pool).await?);
+        Ok(row.map(|(tx_order, seq, recorded)| {
+            (
+                LogPosition { tx_order, seq },
+                Timestamp::from_unix_micros(recorded).unwrap_or_else(Timestamp::now),
+            )
+        }))
+    }
+
+    /// How many events the log holds.
+    pub async fn count(&self) -> Result<i64, ReadError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM core_events").fetch_one(pool).await?
+        }))
+    }
+
+    /// The payload as this build reads it: upcast to the current version, or why not.
+    pub fn current_payload(&self, envelope: &EventEnvelope) -> CurrentPayload {
+        let Some(name) = self.registry.current_name(&envelope.event_type) else {
+            return CurrentPayload::UnknownType;
+        };
+        match self.registry.upcast_to_latest(
+            name,
+            envelope.payload_schema_version,
+            envelope.payload.clone(),
+        ) {
+            Ok((version, payload)) => CurrentPayload::Current { version, payload },
+            Err(error) => CurrentPayload::Unreadable {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    /// Keeps what could not be read or applied, with the reason, so nothing is dropped
+    /// silently. `origin` says who found it (`projection:...`, `connector:...`).
+    pub async fn quarantine(
+        &self,
+        origin: &str,
+        reference: &str,
+        reason: &str,
+        raw: &str,
+    ) -> Result<(), sqlx::Error> {
+        tracing::warn!(origin, reference, reason, "quarantined");
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO core_quarantine (origin, reference, reason, raw, recorded_at_us) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(origin)
+            .bind(reference)
+            .bind(reason)
+            .bind(raw)
+            .bind(Timestamp::now().unix_micros())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// Quarantined entries of `origin`, oldest first: `(reference, reason, raw)`.
+    pub async fn quarantined(
+        &self,
+        origin: &str,
+    ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT reference, reason, raw FROM core_quarantine WHERE origin = $1 ORDER BY id",
+            )
+            .bind(origin)
+            .fetch_all(pool)
+            .await
+        })
+    }
+}
+
+fn raw_row<R>(row: &R) -> Result<RawRow, sqlx::Error>
+where
+    R: Row,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    Ok(RawRow {
+        position: LogPosition {
+            seq: row.try_get("seq")?,
+            tx_order: row.try_get("tx_order")?,
+        },
+        stream_id: row.try_get("stream_id")?,
+        stream_version: row.try_get("stream_version")?,
+        recorded_at_us: row.try_get("recorded_at_us")?,
+        event_id: row.try_get("event_id")?,
+        envelope: row.try_get("envelope")?,
+    })
+}
+
+fn decode(row: RawRow) -> Result<StoredEvent, CorruptEvent> {
+    let corrupt = |reason: String| CorruptEvent {
+        position: row.position,
+        event_id: row.event_id.clone(),
+        reason,
+        raw: row.envelope.clone(),
+    };
+    let envelope: EventEnvelope = serde_json::from_str(&row.envelope)
+        .map_err(|error| corrupt(format!("not an envelope: {error}")))?;
+    if envelope.event_id.to_string() != row.event_id {
+        return Err(corrupt(format!(
+            "the row is keyed {} but its envelope says {}",
+            row.event_id, envelope.event_id
+        )));
+    }
+    let recorded_at = Timestamp::from_unix_micros(row.recorded_at_us).ok_or_else(|| {
+        corrupt(format!(
+            "recorded_at_us {} is out of range",
+            row.recorded_at_us
+        ))
+    })?;
+    Ok(StoredEvent {
+        position: row.position,
+        stream_id: row.stream_id,
+        stream_version: row.stream_version,
+        recorded_at,
+        envelope,
+    })
+}
+
+fn decode_all(rows: Vec<RawRow>) -> Result<Vec<StoredEvent>, ReadError> {
+    rows.into_iter()
+        .map(|row| {
+            decode(row).map_err(|corrupt| ReadError::Corrupt {
+                position: corrupt.position,
+                event_id: corrupt.event_id,
+                reason: corrupt.reason,
+            })
+        })
+        .collect()
+}
