@@ -228,7 +228,7 @@ async fn replay_is_in_canonical_order_and_upcasts_old_versions(backend: Backend)
     )
     .unwrap();
     // Appended out of order, in separate batches and streams.
-    let events = vec![
+    let events = [
         opened_with("c", origin_at("c", 3_000, "b-source", Some(2))),
         opened_with("a", origin_at("a", 3_000, "a-source", None)),
         opened_with("d", origin_at("d", 3_000, "b-source", Some(1))),

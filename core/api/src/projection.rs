@@ -126,6 +126,13 @@ impl State {
             .map(|((_, key), value)| (key.as_str(), value))
     }
 
+    /// Removes every row (reported as deleted by the next `take_changes`).
+    pub fn clear(&mut self) {
+        for id in std::mem::take(&mut self.rows).into_keys() {
+            self.changed.insert(id, false);
+        }
+    }
+
     pub fn rows(&self) -> &BTreeMap<(String, String), Value> {
         &self.rows
     }

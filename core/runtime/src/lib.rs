@@ -1,7 +1,8 @@
 //! `ops-core-runtime`: the core's machinery, which packs never link (deps-check refuses it).
 //! [`db`] opens SQLite or PostgreSQL, [`migrate`] runs core's and packs' migrations,
-//! [`store`] is the event log.
+//! [`store`] is the event log, [`projection`] runs packs' projections.
 
 pub mod db;
 pub mod migrate;
+pub mod projection;
 pub mod store;

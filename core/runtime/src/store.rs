@@ -406,16 +406,32 @@ impl EventStore {
         after: Option<&CanonicalKey>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, ReadError> {
+        self.replay_until(after, None, limit).await
+    }
+
+    /// As [`EventStore::replay`], only events at or before `until` in commit order: what a
+    /// follower that reached `until` has seen, for rebuilding exactly that state.
+    pub async fn replay_until(
+        &self,
+        after: Option<&CanonicalKey>,
+        until: Option<LogPosition>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
         let start = after.cloned().unwrap_or(CanonicalKey {
             occurred_at_us: i64::MIN,
             source_ref: String::new(),
             source_sequence_key: i64::MIN,
             event_id: String::new(),
         });
+        let until = until.unwrap_or(LogPosition {
+            tx_order: i64::MAX,
+            seq: i64::MAX,
+        });
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events \
              WHERE (occurred_at_us, source_ref, source_sequence_key, event_id) > ($1, $2, $3, $4) \
-             ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $5"
+             AND (tx_order, seq) <= ($5, $6) \
+             ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $7"
         );
         let rows = on_db!(&self.db, pool => {
             sqlx::query(&sql)
@@ -423,6 +439,8 @@ impl EventStore {
                 .bind(&start.source_ref)
                 .bind(start.source_sequence_key)
                 .bind(&start.event_id)
+                .bind(until.tx_order)
+                .bind(until.seq)
                 .bind(limit as i64)
                 .fetch_all(pool)
                 .await?
@@ -472,11 +490,24 @@ impl EventStore {
 
     /// The last position a follower can reach now, and when that event was recorded.
     pub async fn head(&self) -> Result<Option<(LogPosition, Timestamp)>, ReadError> {
+        self.last_position(true).await
+    }
+
+    /// The last committed position, which a follower may not reach yet while an older
+    /// transaction is still open (see the module docs).
+    pub async fn committed_head(&self) -> Result<Option<(LogPosition, Timestamp)>, ReadError> {
+        self.last_position(false).await
+    }
+
+    async fn last_position(
+        &self,
+        only_final: bool,
+    ) -> Result<Option<(LogPosition, Timestamp)>, ReadError> {
         let finished = match self.db.dialect() {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => {
+            Dialect::Postgres if only_final => {
                 "WHERE tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
             }
+            _ => "",
         };
         let sql = format!(
             "SELECT tx_order, seq, recorded_at_us FROM core_events {finished} ORDER BY tx_order DESC, seq DESC LIMIT 1"

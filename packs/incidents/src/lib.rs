@@ -1,4 +1,9 @@
-//! The incidents pack: decides incident commands and keeps private triage notes.
+//! The incidents pack: decides incident commands, keeps private triage notes and the
+//! incident board projection.
+
+mod board;
+
+pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
 
 use ops_contract_incidents::{
     AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, OpenIncident,

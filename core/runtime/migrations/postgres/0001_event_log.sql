@@ -36,6 +36,7 @@ CREATE TABLE core_projections (
     applied_events BIGINT NOT NULL,
     late_events BIGINT NOT NULL,
     rebuilds BIGINT NOT NULL,
+    max_lag_ms BIGINT NOT NULL,
     updated_at_us BIGINT NOT NULL,
     PRIMARY KEY (owner, name)
 );

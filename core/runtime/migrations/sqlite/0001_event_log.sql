@@ -36,6 +36,7 @@ CREATE TABLE core_projections (
     applied_events INTEGER NOT NULL,
     late_events INTEGER NOT NULL,
     rebuilds INTEGER NOT NULL,
+    max_lag_ms INTEGER NOT NULL,
     updated_at_us INTEGER NOT NULL,
     PRIMARY KEY (owner, name)
 );

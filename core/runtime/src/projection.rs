@@ -1,0 +1,632 @@
+//! Runs a pack's [`Projection`]: follows the log, applies events in the order the
+//! projection declared, and stores its changed rows together with its checkpoint in one
+//! transaction, so a crash never applies an event twice or loses one.
+//!
+//! State lives in one table of the owning pack per projection version,
+//! `pack_<id>_<name>_v<version>` (`tbl`, `key`, `document`). A new version is built from
+//! the log into its own table while the old one stays readable, then one transaction points
+//! `core_projections` at it and drops the old table.
+//!
+//! Canonical projections see each batch sorted canonically. An event that sorts before one
+//! already applied is late: with [`LateEvents::Rebuild`] the state is rebuilt by a canonical
+//! replay of everything the follower has reached, so it equals what a replay from scratch
+//! gives; with [`LateEvents::ApplyInArrivalOrder`] it is applied as it comes. Either way it
+//! is counted, never dropped. Events a projection cannot read or apply are quarantined
+//! with the reason.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use ops_core::pack::Pack;
+use ops_core::projection::{
+    LateEvents, Ordering, ProjectedEvent, Projection, State, is_valid_name,
+};
+use ops_core::time::Timestamp;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::db::{Dialect, on_db};
+use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadError, StoredEvent};
+
+/// Events per read while following or replaying.
+const PAGE: usize = 500;
+/// How long `catch_up` waits for committed events held back by an older open transaction.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionRunError {
+    #[error(
+        "projection `{name}` of pack `{pack}`: `{name}` is not a valid name; use `[a-z][a-z0-9_]*`, at most 40 characters"
+    )]
+    Name {
+        pack: &'static str,
+        name: &'static str,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(
+        "projection `{projection}`: the database failed, and its state was reloaded from the last checkpoint: {source}"
+    )]
+    Database {
+        projection: String,
+        source: sqlx::Error,
+    },
+    #[error("projection `{projection}`: stored row {table}/{key} is not JSON: {reason}")]
+    CorruptRow {
+        projection: String,
+        table: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Where a projection is, and whether it is as fresh as it promised.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Freshness {
+    pub owner: String,
+    pub name: String,
+    pub version: u32,
+    pub position: LogPosition,
+    pub head: Option<LogPosition>,
+    pub lag_ms: u64,
+    pub max_lag_ms: u64,
+    pub within_objective: bool,
+    pub applied_events: i64,
+    pub late_events: i64,
+    pub rebuilds: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Checkpoint {
+    follow: LogPosition,
+    canonical_mark: Option<CanonicalKey>,
+    applied: i64,
+    late: i64,
+    rebuilds: i64,
+}
+
+/// What one `catch_up` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    pub applied: usize,
+    pub late: usize,
+    pub quarantined: usize,
+    pub rebuilt: bool,
+}
+
+pub struct ProjectionRunner<P: Projection> {
+    store: EventStore,
+    projection: P,
+    state: State,
+    checkpoint: Checkpoint,
+    _projection: PhantomData<P>,
+}
+
+fn owner_of<P: Projection>() -> String {
+    format!("pack:{}", P::Pack::ID)
+}
+
+/// The state table of one projection version.
+pub fn state_table(pack_id: &str, name: &str, version: u32) -> String {
+    format!("pack_{pack_id}_{name}_v{version}")
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    /// Loads the projection's state and checkpoint; builds it from the log first when it is
+    /// new or its version changed.
+    pub async fn start(store: EventStore, projection: P) -> Result<Self, ProjectionRunError> {
+        if !is_valid_name(P::NAME) {
+            return Err(ProjectionRunError::Name {
+                pack: P::Pack::ID,
+                name: P::NAME,
+            });
+        }
+        let mut runner = ProjectionRunner {
+            store,
+            projection,
+            state: State::default(),
+            checkpoint: Checkpoint::default(),
+            _projection: PhantomData,
+        };
+        match runner.stored_version().await? {
+            Some(version) if version == P::VERSION => runner.load().await?,
+            previous => {
+                runner.create_table().await?;
+                runner.rebuild_state().await?;
+                runner.switch_to_this_version(previous).await?;
+            }
+        }
+        Ok(runner)
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn position(&self) -> LogPosition {
+        self.checkpoint.follow
+    }
+
+    fn label(&self) -> String {
+        format!("{}/{}", owner_of::<P>(), P::NAME)
+    }
+
+    fn db_error(&self, source: sqlx::Error) -> ProjectionRunError {
+        ProjectionRunError::Database {
+            projection: self.label(),
+            source,
+        }
+    }
+
+    fn table(&self) -> String {
+        state_table(P::Pack::ID, P::NAME, P::VERSION)
+    }
+
+    async fn stored_version(&self) -> Result<Option<u32>, ProjectionRunError> {
+        let owner = owner_of::<P>();
+        let version: Option<i64> = on_db!(self.store.db(), pool => {
+            sqlx::query_scalar("SELECT version FROM core_projections WHERE owner = $1 AND name = $2")
+                .bind(&owner)
+                .bind(P::NAME)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|e| self.db_error(e))?;
+        Ok(version.map(|v| v as u32))
+    }
+
+    async fn create_table(&self) -> Result<(), ProjectionRunError> {
+        let table = self.table();
+        let sql = format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key))"
+        );
+        on_db!(self.store.db(), pool => sqlx::raw_sql(&sql).execute(pool).await.map(drop))
+            .map_err(|e| self.db_error(e))?;
+        Ok(())
+    }
+
+    /// Reads the state table and checkpoint of the active version.
+    async fn load(&mut self) -> Result<(), ProjectionRunError> {
+        let owner = owner_of::<P>();
+        let table = self.table();
+        let (checkpoint, rows) = on_db!(self.store.db(), pool => async {
+            let row = sqlx::query(
+                "SELECT follow_tx_order, follow_seq, canonical_mark, applied_events, late_events, rebuilds \
+                 FROM core_projections WHERE owner = $1 AND name = $2",
+            )
+            .bind(&owner)
+            .bind(P::NAME)
+            .fetch_one(pool)
+            .await?;
+            let mark: Option<String> = row.try_get("canonical_mark")?;
+            let checkpoint = Checkpoint {
+                follow: LogPosition {
+                    tx_order: row.try_get("follow_tx_order")?,
+                    seq: row.try_get("follow_seq")?,
+                },
+                canonical_mark: mark.and_then(|text| serde_json::from_str(&text).ok()),
+                applied: row.try_get("applied_events")?,
+                late: row.try_get("late_events")?,
+                rebuilds: row.try_get("rebuilds")?,
+            };
+            let rows: Vec<(String, String, String)> =
+                sqlx::query_as(&format!("SELECT tbl, key, document FROM {table}"))
+                    .fetch_all(pool)
+                    .await?;
+            Ok::<_, sqlx::Error>((checkpoint, rows))
+        }
+        .await)
+        .map_err(|e| self.db_error(e))?;
+        let mut state = BTreeMap::new();
+        for (tbl, key, document) in rows {
+            let value: Value = serde_json::from_str(&document).map_err(|error| {
+                ProjectionRunError::CorruptRow {
+                    projection: self.label(),
+                    table: tbl.clone(),
+                    key: key.clone(),
+                    reason: error.to_string(),
+                }
+            })?;
+            state.insert((tbl, key), value);
+        }
+        self.state = State::from_rows(state);
+        self.checkpoint = checkpoint;
+        Ok(())
+    }
+
+    /// Applies everything committed to the log when it is called; stores the result batch
+    /// by batch, each with its checkpoint. Committed events that an older open transaction
+    /// still holds back (PostgreSQL) are waited for, up to a bound.
+    pub async fn catch_up(&mut self) -> Result<CatchUp, ProjectionRunError> {
+        let target = self
+            .store
+            .committed_head()
+            .await?
+            .map(|(position, _)| position);
+        let started = std::time::Instant::now();
+        let mut done = CatchUp::default();
+        loop {
+            let batch = self.store.follow(self.checkpoint.follow, PAGE).await?;
+            if batch.next == self.checkpoint.follow {
+                let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
+                if reached || started.elapsed() > CATCH_UP_WAIT {
+                    if !reached {
+                        tracing::warn!(projection = %self.label(), "committed events are held back by an open transaction; catching up later");
+                    }
+                    return Ok(done);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                continue;
+            }
+            for corrupt in &batch.corrupt {
+                self.quarantine(&corrupt.event_id, &corrupt.reason, &corrupt.raw)
+                    .await?;
+                done.quarantined += 1;
+            }
+            let mut events: Vec<StoredEvent> = batch
+                .events
+                .into_iter()
+                .filter(|e| {
+                    self.projection
+                        .event_types()
+                        .contains(&e.envelope.event_type.as_str())
+                })
+                .collect();
+            let mut late = false;
+            if P::ORDERING == Ordering::Canonical {
+                events.sort_by_cached_key(|e| CanonicalKey::of(&e.envelope));
+                if let (Some(first), Some(mark)) = (events.first(), &self.checkpoint.canonical_mark)
+                {
+                    late = CanonicalKey::of(&first.envelope) < *mark;
+                }
+            }
+            if late {
+                let count = events
+                    .iter()
+                    .filter(|e| {
+                        self.checkpoint
+                            .canonical_mark
+                            .as_ref()
+                            .is_some_and(|m| CanonicalKey::of(&e.envelope) < *m)
+                    })
+                    .count();
+                done.late += count;
+                self.checkpoint.late += count as i64;
+                tracing::info!(projection = %self.label(), late = count, "late events");
+            }
+            if late && P::LATE_EVENTS == LateEvents::Rebuild {
+                self.rebuild_state_until(Some(batch.next)).await?;
+                self.checkpoint.rebuilds += 1;
+                done.rebuilt = true;
+                self.persist().await?;
+                continue;
+            }
+            for event in &events {
+                if self.apply(event).await? {
+                    done.applied += 1;
+                } else {
+                    done.quarantined += 1;
+                }
+                if P::ORDERING == Ordering::Canonical {
+                    let key = CanonicalKey::of(&event.envelope);
+                    if self
+                        .checkpoint
+                        .canonical_mark
+                        .as_ref()
+                        .is_none_or(|mark| key > *mark)
+                    {
+                        self.checkpoint.canonical_mark = Some(key);
+                    }
+                }
+            }
+            self.checkpoint.follow = batch.next;
+            self.persist().await?;
+        }
+    }
+
+    /// Applies one event; `false` when it was quarantined instead.
+    async fn apply(&mut self, event: &StoredEvent) -> Result<bool, ProjectionRunError> {
+        let raw = || serde_json::to_string(&event.envelope).unwrap_or_default();
+        let event_id = event.envelope.event_id.to_string();
+        let (version, payload) = match self.store.current_payload(&event.envelope) {
+            CurrentPayload::Current { version, payload } => (version, payload),
+            CurrentPayload::UnknownType => {
+                self.quarantine(&event_id, "its type is not declared in this build", &raw())
+                    .await?;
+                return Ok(false);
+            }
+            CurrentPayload::Unreadable { reason } => {
+                self.quarantine(&event_id, &reason, &raw()).await?;
+                return Ok(false);
+            }
+        };
+        let projected = ProjectedEvent {
+            envelope: &event.envelope,
+            stream_id: &event.stream_id,
+            stream_version: event.stream_version,
+            payload: &payload,
+            version,
+        };
+        let mut attempt = self.state.clone();
+        match self.projection.apply(&projected, &mut attempt) {
+            Ok(()) => {
+                self.state = attempt;
+                self.checkpoint.applied += 1;
+                Ok(true)
+            }
+            Err(reason) => {
+                self.quarantine(&event_id, &reason, &raw()).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn quarantine(
+        &self,
+        reference: &str,
+        reason: &str,
+        raw: &str,
+    ) -> Result<(), ProjectionRunError> {
+        self.store
+            .quarantine(
+                &format!("projection:{}", self.label()),
+                reference,
+                reason,
+                raw,
+            )
+            .await
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// Drops the state and replays the log in canonical order up to where the follower is.
+    async fn rebuild_state(&mut self) -> Result<(), ProjectionRunError> {
+        let head = self.store.head().await?.map(|(position, _)| position);
+        self.rebuild_state_until(head).await
+    }
+
+    async fn rebuild_state_until(
+        &mut self,
+        until: Option<LogPosition>,
+    ) -> Result<(), ProjectionRunError> {
+        let Some(until) = until else {
+            self.state = State::default();
+            self.checkpoint.follow = LogPosition::default();
+            self.checkpoint.canonical_mark = None;
+            return Ok(());
+        };
+        self.state.clear();
+        self.checkpoint.canonical_mark = None;
+        self.checkpoint.applied = 0;
+        let mut after: Option<CanonicalKey> = None;
+        loop {
+            let page = self
+                .store
+                .replay_until(after.as_ref(), Some(until), PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(CanonicalKey::of(&last.envelope));
+            let types = self.projection.event_types();
+            for event in page
+                .iter()
+                .filter(|e| types.contains(&e.envelope.event_type.as_str()))
+            {
+                self.apply(event).await?;
+                self.checkpoint.canonical_mark = Some(CanonicalKey::of(&event.envelope));
+            }
+        }
+        self.checkpoint.follow = until;
+        Ok(())
+    }
+
+    /// Stores the changed rows and the checkpoint in one transaction. On failure the
+    /// in-memory state is reloaded, so memory never runs ahead of what is stored.
+    async fn persist(&mut self) -> Result<(), ProjectionRunError> {
+        let changes = self.state.take_changes();
+        let result = self.write(&changes, None).await;
+        if let Err(error) = result {
+            self.load().await?;
+            return Err(self.db_error(error));
+        }
+        Ok(())
+    }
+
+    /// The new version's table is complete: point `core_projections` at it and drop the
+    /// previous version's table, in one transaction.
+    async fn switch_to_this_version(
+        &mut self,
+        previous: Option<u32>,
+    ) -> Result<(), ProjectionRunError> {
+        let changes = self.state.take_changes();
+        let old_table = previous
+            .filter(|old| *old != P::VERSION)
+            .map(|old| state_table(P::Pack::ID, P::NAME, old));
+        self.write(&changes, old_table.as_deref())
+            .await
+            .map_err(|e| self.db_error(e))?;
+        if let Some(old) = previous {
+            tracing::info!(projection = %self.label(), from = old, to = P::VERSION, "projection rebuilt into a new version");
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        changes: &[((String, String), Option<Value>)],
+        drop_table: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let table = self.table();
+        let owner = owner_of::<P>();
+        let dialect = self.store.db().dialect();
+        let checkpoint = &self.checkpoint;
+        let mark = checkpoint
+            .canonical_mark
+            .as_ref()
+            .map(|mark| serde_json::to_string(mark).expect("a key is plain JSON"));
+        let upsert = format!(
+            "INSERT INTO {table} (tbl, key, document) VALUES ($1, $2, $3) \
+             ON CONFLICT (tbl, key) DO UPDATE SET document = excluded.document"
+        );
+        let delete = format!("DELETE FROM {table} WHERE tbl = $1 AND key = $2");
+        on_db!(self.store.db(), pool => {
+            let mut tx = match dialect {
+                Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Dialect::Postgres => pool.begin().await?,
+            };
+            for ((tbl, key), document) in changes {
+                match document {
+                    Some(document) => {
+                        sqlx::query(&upsert)
+                            .bind(tbl)
+                            .bind(key)
+                            .bind(document.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    None => {
+                        sqlx::query(&delete).bind(tbl).bind(key).execute(&mut *tx).await?;
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO core_projections (owner, name, version, state_table, follow_tx_order, follow_seq, \
+                 canonical_mark, applied_events, late_events, rebuilds, max_lag_ms, updated_at_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (owner, name) DO UPDATE SET version = excluded.version, \
+                 state_table = excluded.state_table, follow_tx_order = excluded.follow_tx_order, \
+                 follow_seq = excluded.follow_seq, canonical_mark = excluded.canonical_mark, \
+                 applied_events = excluded.applied_events, late_events = excluded.late_events, \
+                 rebuilds = excluded.rebuilds, max_lag_ms = excluded.max_lag_ms, updated_at_us = excluded.updated_at_us",
+            )
+            .bind(&owner)
+            .bind(P::NAME)
+            .bind(i64::from(P::VERSION))
+            .bind(&table)
+            .bind(checkpoint.follow.tx_order)
+            .bind(checkpoint.follow.seq)
+            .bind(mark)
+            .bind(checkpoint.applied)
+            .bind(checkpoint.late)
+            .bind(checkpoint.rebuilds)
+            .bind(P::MAX_LAG_MS as i64)
+            .bind(Timestamp::now().unix_micros())
+            .execute(&mut *tx)
+            .await?;
+            if let Some(old_table) = drop_table {
+                sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// Freshness against the log head; a violated objective is logged.
+    pub async fn freshness(&self) -> Result<Freshness, ProjectionRunError> {
+        let freshness = freshness_of(
+            &self.store,
+            FreshnessRow {
+                owner: owner_of::<P>(),
+                name: P::NAME.to_owned(),
+                version: P::VERSION,
+                position: self.checkpoint.follow,
+                max_lag_ms: P::MAX_LAG_MS,
+                applied_events: self.checkpoint.applied,
+                late_events: self.checkpoint.late,
+                rebuilds: self.checkpoint.rebuilds,
+            },
+        )
+        .await?;
+        Ok(freshness)
+    }
+}
+
+struct FreshnessRow {
+    owner: String,
+    name: String,
+    version: u32,
+    position: LogPosition,
+    max_lag_ms: u64,
+    applied_events: i64,
+    late_events: i64,
+    rebuilds: i64,
+}
+
+async fn freshness_of(store: &EventStore, row: FreshnessRow) -> Result<Freshness, ReadError> {
+    let head = store.committed_head().await?.map(|(position, _)| position);
+    let lag_ms = match head {
+        Some(head) if head > row.position => {
+            let next = store.follow(row.position, 1).await?;
+            let oldest_unseen = next
+                .events
+                .first()
+                .map_or_else(Timestamp::now, |e| e.recorded_at);
+            let lag = Timestamp::now().unix_micros() - oldest_unseen.unix_micros();
+            u64::try_from(lag / 1_000).unwrap_or(0)
+        }
+        _ => 0,
+    };
+    let within_objective = lag_ms <= row.max_lag_ms;
+    if !within_objective {
+        tracing::warn!(
+            projection = %format!("{}/{}", row.owner, row.name),
+            lag_ms,
+            max_lag_ms = row.max_lag_ms,
+            "projection is behind its freshness objective"
+        );
+    }
+    Ok(Freshness {
+        owner: row.owner,
+        name: row.name,
+        version: row.version,
+        position: row.position,
+        head,
+        lag_ms,
+        max_lag_ms: row.max_lag_ms,
+        within_objective,
+        applied_events: row.applied_events,
+        late_events: row.late_events,
+        rebuilds: row.rebuilds,
+    })
+}
+
+/// The freshness of every projection recorded in the database, for status commands.
+pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadError> {
+    let rows: Vec<FreshnessRow> = on_db!(store.db(), pool => {
+        sqlx::query(
+            "SELECT owner, name, version, follow_tx_order, follow_seq, max_lag_ms, applied_events, late_events, rebuilds \
+             FROM core_projections ORDER BY owner, name",
+        )
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok::<_, sqlx::Error>(FreshnessRow {
+                owner: row.try_get("owner")?,
+                name: row.try_get("name")?,
+                version: row.try_get::<i64, _>("version")? as u32,
+                position: LogPosition {
+                    tx_order: row.try_get("follow_tx_order")?,
+                    seq: row.try_get("follow_seq")?,
+                },
+                max_lag_ms: row.try_get::<i64, _>("max_lag_ms")? as u64,
+                applied_events: row.try_get("applied_events")?,
+                late_events: row.try_get("late_events")?,
+                rebuilds: row.try_get("rebuilds")?,
+            })
+        })
+        .collect::<Result<_, _>>()?
+    });
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(freshness_of(store, row).await?);
+    }
+    Ok(out)
+}
+
+/// The stored rows of a projection's active version, sorted: `(tbl, key, document)` as
+/// stored bytes, for comparing states exactly.
+pub async fn stored_rows<P: Projection>(
+    store: &EventStore,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let table = state_table(P::Pack::ID, P::NAME, P::VERSION);
+    let sql = format!("SELECT tbl, key, document FROM {table} ORDER BY tbl, key");
+    on_db!(store.db(), pool => sqlx::query_as(&sql).fetch_all(pool).await)
+}

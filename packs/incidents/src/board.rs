@@ -1,0 +1,127 @@
+//! The incident board: open incidents per service and time to acknowledge, folded from
+//! the public incident events in canonical order.
+
+use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved};
+use ops_core::contract::Contract;
+use ops_core::projection::{ProjectedEvent, Projection, State};
+use serde_json::{Value, json};
+
+use crate::IncidentsPack;
+
+/// Rows: `incidents/<id>` (service, title, severity, status, opened/acknowledged/resolved
+/// times, `time_to_acknowledge_ms`) and `open_by_service/<system>/<id>` (open incident ids,
+/// sorted).
+pub struct IncidentBoard;
+
+const INCIDENTS: &str = "incidents";
+const OPEN_BY_SERVICE: &str = "open_by_service";
+
+impl Projection for IncidentBoard {
+    type Pack = IncidentsPack;
+    const NAME: &'static str = "incident_board";
+    const VERSION: u32 = 1;
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &[
+            IncidentOpened::TYPE,
+            IncidentAcknowledged::TYPE,
+            IncidentResolved::TYPE,
+        ]
+    }
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        let at = event.envelope.occurred_at;
+        if let Some(opened) = event.decode::<IncidentOpened>() {
+            let opened = opened.map_err(|e| e.to_string())?;
+            if state.get(INCIDENTS, &opened.incident_id).is_some() {
+                return Err(format!(
+                    "incident {} was already opened",
+                    opened.incident_id
+                ));
+            }
+            let service = format!("{}/{}", opened.service.system, opened.service.id);
+            state.put(
+                INCIDENTS,
+                &opened.incident_id,
+                json!({
+                    "service": service,
+                    "title": opened.title,
+                    "severity": opened.severity,
+                    "status": "open",
+                    "opened_at": at.to_string(),
+                    "opened_at_us": at.unix_micros(),
+                }),
+            );
+            set_open(state, &service, &opened.incident_id, true);
+        } else if let Some(acknowledged) = event.decode::<IncidentAcknowledged>() {
+            let acknowledged = acknowledged.map_err(|e| e.to_string())?;
+            let mut incident = known(state, &acknowledged.incident_id, "acknowledged")?;
+            if incident["status"] == "open" {
+                let waited_ms =
+                    (at.unix_micros() - incident["opened_at_us"].as_i64().unwrap_or(0)) / 1_000;
+                incident["status"] = json!("acknowledged");
+                incident["acknowledged_at"] = json!(at.to_string());
+                incident["acknowledged_by"] = json!(acknowledged.by.id);
+                incident["time_to_acknowledge_ms"] = json!(waited_ms);
+                state.put(INCIDENTS, &acknowledged.incident_id, incident);
+            }
+        } else if let Some(resolved) = event.decode::<IncidentResolved>() {
+            let resolved = resolved.map_err(|e| e.to_string())?;
+            let mut incident = known(state, &resolved.incident_id, "resolved")?;
+            incident["status"] = json!("resolved");
+            incident["resolved_at"] = json!(at.to_string());
+            let service = incident["service"].as_str().unwrap_or_default().to_owned();
+            state.put(INCIDENTS, &resolved.incident_id, incident);
+            set_open(state, &service, &resolved.incident_id, false);
+        }
+        Ok(())
+    }
+}
+
+/// An incident must be opened before anything else happens to it, in canonical order.
+fn known(state: &State, incident_id: &str, what: &str) -> Result<Value, String> {
+    state
+        .get(INCIDENTS, incident_id)
+        .cloned()
+        .ok_or_else(|| format!("incident {incident_id} was {what} before it was opened"))
+}
+
+fn set_open(state: &mut State, service: &str, incident_id: &str, open: bool) {
+    let mut ids: Vec<String> = state
+        .get(OPEN_BY_SERVICE, service)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    ids.retain(|id| id != incident_id);
+    if open {
+        ids.push(incident_id.to_owned());
+        ids.sort();
+    }
+    if ids.is_empty() {
+        state.delete(OPEN_BY_SERVICE, service);
+    } else {
+        state.put(OPEN_BY_SERVICE, service, json!(ids));
+    }
+}
+
+/// Open incident ids per service, from a board's state.
+pub fn open_by_service(state: &State) -> Vec<(String, Vec<String>)> {
+    state
+        .table(OPEN_BY_SERVICE)
+        .map(|(service, ids)| {
+            let ids = serde_json::from_value(ids.clone()).unwrap_or_default();
+            (service.to_owned(), ids)
+        })
+        .collect()
+}
+
+/// Time to acknowledge of every acknowledged incident, in milliseconds.
+pub fn time_to_acknowledge(state: &State) -> Vec<(String, i64)> {
+    state
+        .table(INCIDENTS)
+        .filter_map(|(id, incident)| {
+            incident["time_to_acknowledge_ms"]
+                .as_i64()
+                .map(|ms| (id.to_owned(), ms))
+        })
+        .collect()
+}

@@ -1,0 +1,355 @@
+//! Projections on both backends: the incident board, exactly-once checkpoints, late
+//! events, version bumps, freshness, and determinism under any arrival order.
+
+use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved, Severity};
+use ops_core::envelope::EventEnvelope;
+use ops_core::projection::{ProjectedEvent, Projection, State};
+use ops_core_runtime::projection::{ProjectionRunner, all_freshness, stored_rows};
+use ops_core_runtime::store::{CanonicalKey, EventStore, ExpectedVersion};
+use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, origin_at};
+use pack_incidents::{IncidentBoard, IncidentsPack, open_by_service, time_to_acknowledge};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+
+const MINUTE_US: i64 = 60_000_000;
+
+fn opened(id: &str, at_us: i64, service: &str) -> EventEnvelope {
+    let event = IncidentOpened {
+        incident_id: id.to_owned(),
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: service.to_owned(),
+        },
+        title: format!("{service} is down"),
+        severity: Severity::Sev2,
+    };
+    EventEnvelope::new(
+        &event,
+        origin_at(&format!("{id}-opened"), at_us, "tickets", None),
+    )
+    .unwrap()
+}
+
+fn responder() -> PersonRef {
+    PersonRef {
+        system: "oncall".to_owned(),
+        id: "U042".to_owned(),
+        display_name: "Ada".to_owned(),
+    }
+}
+
+fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
+    let event = IncidentAcknowledged {
+        incident_id: id.to_owned(),
+        by: responder(),
+    };
+    EventEnvelope::new(
+        &event,
+        origin_at(&format!("{id}-ack"), at_us, "tickets", None),
+    )
+    .unwrap()
+}
+
+fn resolved(id: &str, at_us: i64) -> EventEnvelope {
+    let event = IncidentResolved {
+        incident_id: id.to_owned(),
+        by: responder(),
+        resolution: "rolled back".to_owned(),
+    };
+    EventEnvelope::new(
+        &event,
+        origin_at(&format!("{id}-resolved"), at_us, "tickets", None),
+    )
+    .unwrap()
+}
+
+async fn append(store: &EventStore, events: &[EventEnvelope]) {
+    store
+        .append("tickets", ExpectedVersion::Any, events)
+        .await
+        .unwrap();
+}
+
+on_both_backends!(
+    the_board_shows_open_incidents_and_time_to_acknowledge,
+    a_late_event_rebuilds_the_state_a_replay_would_give,
+    a_new_version_is_built_in_its_own_table_then_switched_to,
+    freshness_reports_lag_against_the_objective,
+    any_arrival_order_gives_byte_identical_state,
+);
+
+async fn the_board_shows_open_incidents_and_time_to_acknowledge(backend: Backend) {
+    let store = backend
+        .store("the_board_shows_open_incidents_and_time_to_acknowledge")
+        .await;
+    append(
+        &store,
+        &[
+            opened("INC-1", 0, "payments"),
+            acknowledged("INC-1", 90_000_000),
+            opened("INC-2", MINUTE_US, "payments"),
+            opened("INC-3", MINUTE_US, "search"),
+            resolved("INC-3", 2 * MINUTE_US),
+        ],
+    )
+    .await;
+    let mut runner = ProjectionRunner::start(store.clone(), IncidentBoard)
+        .await
+        .unwrap();
+    runner.catch_up().await.unwrap();
+    assert_eq!(
+        open_by_service(runner.state()),
+        vec![(
+            "catalogue/payments".to_owned(),
+            vec!["INC-1".to_owned(), "INC-2".to_owned()]
+        )]
+    );
+    assert_eq!(
+        time_to_acknowledge(runner.state()),
+        vec![("INC-1".to_owned(), 90_000)]
+    );
+
+    // The checkpoint was stored with the rows: a restarted runner applies nothing again.
+    let rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+    let mut restarted = ProjectionRunner::start(store.clone(), IncidentBoard)
+        .await
+        .unwrap();
+    assert_eq!(restarted.state(), runner.state());
+    assert_eq!(restarted.catch_up().await.unwrap().applied, 0);
+    assert_eq!(stored_rows::<IncidentBoard>(&store).await.unwrap(), rows);
+
+    // An acknowledgement of an incident nobody opened is quarantined, with the reason.
+    append(&store, &[acknowledged("INC-404", 3 * MINUTE_US)]).await;
+    let done = restarted.catch_up().await.unwrap();
+    assert_eq!(done.quarantined, 1);
+    let quarantined = store
+        .quarantined("projection:pack:incidents/incident_board")
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert!(
+        quarantined[0]
+            .1
+            .contains("INC-404 was acknowledged before it was opened")
+    );
+}
+
+async fn a_late_event_rebuilds_the_state_a_replay_would_give(backend: Backend) {
+    let store = backend
+        .store("a_late_event_rebuilds_the_state_a_replay_would_give")
+        .await;
+    let mut runner = ProjectionRunner::start(store.clone(), IncidentBoard)
+        .await
+        .unwrap();
+    append(&store, &[acknowledged("INC-1", 5 * MINUTE_US)]).await;
+    runner.catch_up().await.unwrap();
+    assert_eq!(time_to_acknowledge(runner.state()), vec![]);
+    // The opening arrives after the acknowledgement, though it happened before it.
+    append(&store, &[opened("INC-1", MINUTE_US, "payments")]).await;
+    let done = runner.catch_up().await.unwrap();
+    assert!(done.rebuilt);
+    assert_eq!(done.late, 1);
+    assert_eq!(
+        time_to_acknowledge(runner.state()),
+        vec![("INC-1".to_owned(), 4 * 60_000)]
+    );
+    let status = runner.freshness().await.unwrap();
+    assert_eq!((status.late_events, status.rebuilds), (1, 1));
+    // Exactly what a projection built from scratch holds.
+    let rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+    let fresh = backend
+        .store("a_late_event_rebuilds_the_state_a_replay_would_give_ref")
+        .await;
+    append(
+        &fresh,
+        &[
+            opened("INC-1", MINUTE_US, "payments"),
+            acknowledged("INC-1", 5 * MINUTE_US),
+        ],
+    )
+    .await;
+    let mut reference = ProjectionRunner::start(fresh.clone(), IncidentBoard)
+        .await
+        .unwrap();
+    reference.catch_up().await.unwrap();
+    assert_eq!(stored_rows::<IncidentBoard>(&fresh).await.unwrap(), rows);
+}
+
+/// The board at version 2: same rows, rebuilt into its own table.
+struct BoardV2;
+
+impl Projection for BoardV2 {
+    type Pack = IncidentsPack;
+    const NAME: &'static str = "incident_board";
+    const VERSION: u32 = 2;
+
+    fn event_types(&self) -> &'static [&'static str] {
+        IncidentBoard.event_types()
+    }
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        IncidentBoard.apply(event, state)
+    }
+}
+
+async fn a_new_version_is_built_in_its_own_table_then_switched_to(backend: Backend) {
+    let store = backend
+        .store("a_new_version_is_built_in_its_own_table_then_switched_to")
+        .await;
+    append(
+        &store,
+        &[
+            opened("INC-1", 0, "payments"),
+            acknowledged("INC-1", 1_000_000),
+        ],
+    )
+    .await;
+    let mut v1 = ProjectionRunner::start(store.clone(), IncidentBoard)
+        .await
+        .unwrap();
+    v1.catch_up().await.unwrap();
+    let v1_rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+
+    let v2 = ProjectionRunner::start(store.clone(), BoardV2)
+        .await
+        .unwrap();
+    assert_eq!(v2.state(), v1.state());
+    assert_eq!(stored_rows::<BoardV2>(&store).await.unwrap(), v1_rows);
+    let status = all_freshness(&store).await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].version, 2);
+    // The old table is gone.
+    assert!(stored_rows::<IncidentBoard>(&store).await.is_err());
+}
+
+/// The board with a freshness objective no runner can meet while events wait.
+struct ImpatientBoard;
+
+impl Projection for ImpatientBoard {
+    type Pack = IncidentsPack;
+    const NAME: &'static str = "impatient_board";
+    const VERSION: u32 = 1;
+    const MAX_LAG_MS: u64 = 0;
+
+    fn event_types(&self) -> &'static [&'static str] {
+        IncidentBoard.event_types()
+    }
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        IncidentBoard.apply(event, state)
+    }
+}
+
+async fn freshness_reports_lag_against_the_objective(backend: Backend) {
+    let store = backend
+        .store("freshness_reports_lag_against_the_objective")
+        .await;
+    let mut runner = ProjectionRunner::start(store.clone(), ImpatientBoard)
+        .await
+        .unwrap();
+    append(&store, &[opened("INC-1", 0, "payments")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let behind = runner.freshness().await.unwrap();
+    assert!(behind.lag_ms >= 30, "{behind:?}");
+    assert!(!behind.within_objective);
+    runner.catch_up().await.unwrap();
+    let caught_up = runner.freshness().await.unwrap();
+    assert_eq!(caught_up.lag_ms, 0);
+    assert!(caught_up.within_objective);
+    assert_eq!(caught_up.position, caught_up.head.unwrap());
+}
+
+/// A small incident history: each incident opens, maybe is acknowledged, maybe resolved.
+fn history() -> impl Strategy<Value = Vec<EventEnvelope>> {
+    prop::collection::vec(
+        (0i64..20, 1i64..10, 0i64..10, any::<bool>(), 0usize..3),
+        1..6,
+    )
+    .prop_map(|incidents| {
+        let mut events = Vec::new();
+        for (index, (open_at, ack_after, resolve_after, resolves, service)) in
+            incidents.into_iter().enumerate()
+        {
+            let id = format!("INC-{index}");
+            let opened_at = open_at * MINUTE_US;
+            events.push(opened(
+                &id,
+                opened_at,
+                ["payments", "search", "mail"][service],
+            ));
+            let ack_at = opened_at + ack_after * MINUTE_US;
+            events.push(acknowledged(&id, ack_at));
+            if resolves {
+                events.push(resolved(&id, ack_at + resolve_after * MINUTE_US));
+            }
+        }
+        events
+    })
+}
+
+/// An arrival: the events shuffled, cut into batches, with a catch-up after some of them.
+fn arrival() -> impl Strategy<Value = (Vec<EventEnvelope>, Vec<usize>, Vec<(usize, bool)>)> {
+    history().prop_flat_map(|events| {
+        let count = events.len();
+        (
+            Just(events),
+            Just((0..count).collect::<Vec<_>>()).prop_shuffle(),
+            prop::collection::vec((1usize..4, any::<bool>()), count),
+        )
+    })
+}
+
+async fn any_arrival_order_gives_byte_identical_state(backend: Backend) {
+    let cases = match backend {
+        Backend::Sqlite => 24,
+        Backend::Postgres => 10,
+    };
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let strategy = arrival();
+    for case in 0..cases {
+        let (events, order, batches) = strategy.new_tree(&mut runner).unwrap().current();
+        let arrived: Vec<EventEnvelope> = order.iter().map(|&i| events[i].clone()).collect();
+
+        let store = backend.store(&format!("arrival_order_{case}")).await;
+        let mut projection = ProjectionRunner::start(store.clone(), IncidentBoard)
+            .await
+            .unwrap();
+        let mut rest = arrived.as_slice();
+        for (size, catch_up) in &batches {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, tail) = rest.split_at((*size).min(rest.len()));
+            append(&store, batch).await;
+            if *catch_up {
+                projection.catch_up().await.unwrap();
+            }
+            rest = tail;
+        }
+        append(&store, rest).await;
+        projection.catch_up().await.unwrap();
+        let arrived_rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+
+        let mut canonical = events.clone();
+        canonical.sort_by_key(CanonicalKey::of);
+        let reference = backend.store(&format!("arrival_order_{case}_ref")).await;
+        append(&reference, &canonical).await;
+        let mut replayed = ProjectionRunner::start(reference.clone(), IncidentBoard)
+            .await
+            .unwrap();
+        replayed.catch_up().await.unwrap();
+        let reference_rows = stored_rows::<IncidentBoard>(&reference).await.unwrap();
+        assert_eq!(
+            arrived_rows, reference_rows,
+            "case {case}: arrival order {order:?}, batches {batches:?}"
+        );
+        assert!(!reference_rows.is_empty());
+        assert_eq!(projection.state(), replayed.state());
+    }
+}
