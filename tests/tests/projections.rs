@@ -96,7 +96,7 @@ async fn the_board_shows_open_incidents_and_time_to_acknowledge(backend: Backend
         ],
     )
     .await;
-    let mut runner = ProjectionRunner::start(store.clone(), IncidentBoard)
+    let mut runner = ProjectionRunner::start(store.clone(), &IncidentBoard)
         .await
         .unwrap();
     runner.catch_up().await.unwrap();
@@ -113,13 +113,13 @@ async fn the_board_shows_open_incidents_and_time_to_acknowledge(backend: Backend
     );
 
     // The checkpoint was stored with the rows: a restarted runner applies nothing again.
-    let rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
-    let mut restarted = ProjectionRunner::start(store.clone(), IncidentBoard)
+    let rows = stored_rows(&store, &IncidentBoard).await.unwrap();
+    let mut restarted = ProjectionRunner::start(store.clone(), &IncidentBoard)
         .await
         .unwrap();
     assert_eq!(restarted.state(), runner.state());
     assert_eq!(restarted.catch_up().await.unwrap().applied, 0);
-    assert_eq!(stored_rows::<IncidentBoard>(&store).await.unwrap(), rows);
+    assert_eq!(stored_rows(&store, &IncidentBoard).await.unwrap(), rows);
 
     // An acknowledgement of an incident nobody opened is quarantined, with the reason.
     append(&store, &[acknowledged("INC-404", 3 * MINUTE_US)]).await;
@@ -141,7 +141,7 @@ async fn a_late_event_rebuilds_the_state_a_replay_would_give(backend: Backend) {
     let store = backend
         .store("a_late_event_rebuilds_the_state_a_replay_would_give")
         .await;
-    let mut runner = ProjectionRunner::start(store.clone(), IncidentBoard)
+    let mut runner = ProjectionRunner::start(store.clone(), &IncidentBoard)
         .await
         .unwrap();
     append(&store, &[acknowledged("INC-1", 5 * MINUTE_US)]).await;
@@ -159,7 +159,7 @@ async fn a_late_event_rebuilds_the_state_a_replay_would_give(backend: Backend) {
     let status = runner.freshness().await.unwrap();
     assert_eq!((status.late_events, status.rebuilds), (1, 1));
     // Exactly what a projection built from scratch holds.
-    let rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+    let rows = stored_rows(&store, &IncidentBoard).await.unwrap();
     let fresh = backend
         .store("a_late_event_rebuilds_the_state_a_replay_would_give_ref")
         .await;
@@ -171,11 +171,11 @@ async fn a_late_event_rebuilds_the_state_a_replay_would_give(backend: Backend) {
         ],
     )
     .await;
-    let mut reference = ProjectionRunner::start(fresh.clone(), IncidentBoard)
+    let mut reference = ProjectionRunner::start(fresh.clone(), &IncidentBoard)
         .await
         .unwrap();
     reference.catch_up().await.unwrap();
-    assert_eq!(stored_rows::<IncidentBoard>(&fresh).await.unwrap(), rows);
+    assert_eq!(stored_rows(&fresh, &IncidentBoard).await.unwrap(), rows);
 }
 
 /// The board at version 2: same rows, rebuilt into its own table.
@@ -207,22 +207,22 @@ async fn a_new_version_is_built_in_its_own_table_then_switched_to(backend: Backe
         ],
     )
     .await;
-    let mut v1 = ProjectionRunner::start(store.clone(), IncidentBoard)
+    let mut v1 = ProjectionRunner::start(store.clone(), &IncidentBoard)
         .await
         .unwrap();
     v1.catch_up().await.unwrap();
-    let v1_rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+    let v1_rows = stored_rows(&store, &IncidentBoard).await.unwrap();
 
-    let v2 = ProjectionRunner::start(store.clone(), BoardV2)
+    let v2 = ProjectionRunner::start(store.clone(), &BoardV2)
         .await
         .unwrap();
     assert_eq!(v2.state(), v1.state());
-    assert_eq!(stored_rows::<BoardV2>(&store).await.unwrap(), v1_rows);
+    assert_eq!(stored_rows(&store, &BoardV2).await.unwrap(), v1_rows);
     let status = all_freshness(&store).await.unwrap();
     assert_eq!(status.len(), 1);
     assert_eq!(status[0].version, 2);
     // The old table is gone.
-    assert!(stored_rows::<IncidentBoard>(&store).await.is_err());
+    assert!(stored_rows(&store, &IncidentBoard).await.is_err());
 }
 
 /// The board with a freshness objective no runner can meet while events wait.
@@ -247,7 +247,7 @@ async fn freshness_reports_lag_against_the_objective(backend: Backend) {
     let store = backend
         .store("freshness_reports_lag_against_the_objective")
         .await;
-    let mut runner = ProjectionRunner::start(store.clone(), ImpatientBoard)
+    let mut runner = ProjectionRunner::start(store.clone(), &ImpatientBoard)
         .await
         .unwrap();
     append(&store, &[opened("INC-1", 0, "payments")]).await;
@@ -317,7 +317,7 @@ async fn any_arrival_order_gives_byte_identical_state(backend: Backend) {
         let arrived: Vec<EventEnvelope> = order.iter().map(|&i| events[i].clone()).collect();
 
         let store = backend.store(&format!("arrival_order_{case}")).await;
-        let mut projection = ProjectionRunner::start(store.clone(), IncidentBoard)
+        let mut projection = ProjectionRunner::start(store.clone(), &IncidentBoard)
             .await
             .unwrap();
         let mut rest = arrived.as_slice();
@@ -334,17 +334,17 @@ async fn any_arrival_order_gives_byte_identical_state(backend: Backend) {
         }
         append(&store, rest).await;
         projection.catch_up().await.unwrap();
-        let arrived_rows = stored_rows::<IncidentBoard>(&store).await.unwrap();
+        let arrived_rows = stored_rows(&store, &IncidentBoard).await.unwrap();
 
         let mut canonical = events.clone();
         canonical.sort_by_key(CanonicalKey::of);
         let reference = backend.store(&format!("arrival_order_{case}_ref")).await;
         append(&reference, &canonical).await;
-        let mut replayed = ProjectionRunner::start(reference.clone(), IncidentBoard)
+        let mut replayed = ProjectionRunner::start(reference.clone(), &IncidentBoard)
             .await
             .unwrap();
         replayed.catch_up().await.unwrap();
-        let reference_rows = stored_rows::<IncidentBoard>(&reference).await.unwrap();
+        let reference_rows = stored_rows(&reference, &IncidentBoard).await.unwrap();
         assert_eq!(
             arrived_rows, reference_rows,
             "case {case}: arrival order {order:?}, batches {batches:?}"

@@ -12,6 +12,7 @@
 extern crate self as ops_core;
 
 pub mod canonical;
+pub mod connector;
 pub mod contract;
 pub mod envelope;
 pub mod id;
@@ -45,13 +46,15 @@ pub mod __private {
     }
 
     pub fn check_payload<T: Contract>(payload: &serde_json::Value) -> Result<(), String> {
-        decode_located::<T>(payload).map(drop)
+        decode_located::<T>(payload)
+            .map(drop)
+            .map_err(located_message)
     }
 
-    /// Decodes `payload`, naming the JSON pointer of the first problem.
-    fn decode_located<T: serde::de::DeserializeOwned>(
+    /// Decodes `payload`; on failure, the JSON pointer of the first problem and what it is.
+    pub fn decode_located<T: serde::de::DeserializeOwned>(
         payload: &serde_json::Value,
-    ) -> Result<T, String> {
+    ) -> Result<T, (String, String)> {
         serde_path_to_error::deserialize(payload).map_err(|error| {
             let pointer: String = error
                 .path()
@@ -65,18 +68,22 @@ pub mod __private {
                     serde_path_to_error::Segment::Unknown => "/?".to_owned(),
                 })
                 .collect();
-            format!("at `{pointer}`: {}", error.into_inner())
+            (pointer, error.into_inner().to_string())
         })
+    }
+
+    fn located_message((pointer, reason): (String, String)) -> String {
+        format!("at `{pointer}`: {reason}")
     }
 
     /// Reads a stored payload of `Old`'s version and writes it as `New`'s.
     pub fn upcast_json<Old: Contract, New: Contract + Upcast<Old>>(
         payload: serde_json::Value,
     ) -> Result<serde_json::Value, UpcastError> {
-        let old: Old = decode_located(&payload).map_err(|message| UpcastError::Decode {
+        let old: Old = decode_located(&payload).map_err(|located| UpcastError::Decode {
             type_name: Old::TYPE,
             version: Old::VERSION,
-            message,
+            message: located_message(located),
         })?;
         serde_json::to_value(New::upcast(old)).map_err(|source| UpcastError::Encode {
             type_name: New::TYPE,

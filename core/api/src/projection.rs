@@ -84,6 +84,71 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String>;
 }
 
+/// A projection as the runtime drives it, whatever its type: what [`Projection`] declares,
+/// as methods, so the host can run every registered projection without naming a pack.
+pub trait DynProjection: Send + Sync {
+    fn pack_id(&self) -> &'static str;
+    fn name(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn ordering(&self) -> Ordering;
+    fn late_events(&self) -> LateEvents;
+    fn max_lag_ms(&self) -> u64;
+    fn event_types(&self) -> &'static [&'static str];
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String>;
+}
+
+impl<P: Projection> DynProjection for P {
+    fn pack_id(&self) -> &'static str {
+        P::Pack::ID
+    }
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+    fn version(&self) -> u32 {
+        P::VERSION
+    }
+    fn ordering(&self) -> Ordering {
+        P::ORDERING
+    }
+    fn late_events(&self) -> LateEvents {
+        P::LATE_EVENTS
+    }
+    fn max_lag_ms(&self) -> u64 {
+        P::MAX_LAG_MS
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        Projection::event_types(self)
+    }
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        Projection::apply(self, event, state)
+    }
+}
+
+/// What [`crate::install_projection!`] submits: the host runs every one of them.
+pub struct ProjectionRegistration(pub &'static dyn DynProjection);
+
+inventory::collect!(ProjectionRegistration);
+
+/// Installs a projection with its pack: `ops_core::install_projection!(IncidentBoard);`.
+#[macro_export]
+macro_rules! install_projection {
+    ($projection:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::projection::ProjectionRegistration(&$projection)
+        }
+    };
+}
+
+/// Every installed projection of this binary, by pack and name.
+pub fn installed() -> Vec<&'static dyn DynProjection> {
+    let mut all: Vec<&'static dyn DynProjection> = inventory::iter::<ProjectionRegistration>
+        .into_iter()
+        .map(|registration| registration.0)
+        .collect();
+    all.sort_by_key(|p| (p.pack_id(), p.name()));
+    all
+}
+
 /// The rows of a projection: named tables of JSON documents by key. Kept sorted, so the
 /// same rows always serialise to the same bytes.
 #[derive(Clone, Debug, Default, PartialEq)]

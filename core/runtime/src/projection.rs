@@ -15,11 +15,9 @@
 //! with the reason.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 
-use ops_core::pack::Pack;
 use ops_core::projection::{
-    LateEvents, Ordering, ProjectedEvent, Projection, State, is_valid_name,
+    DynProjection, LateEvents, Ordering, ProjectedEvent, State, is_valid_name,
 };
 use ops_core::time::Timestamp;
 use serde_json::Value;
@@ -94,16 +92,15 @@ pub struct CatchUp {
     pub rebuilt: bool,
 }
 
-pub struct ProjectionRunner<P: Projection> {
+pub struct ProjectionRunner {
     store: EventStore,
-    projection: P,
+    projection: &'static dyn DynProjection,
     state: State,
     checkpoint: Checkpoint,
-    _projection: PhantomData<P>,
 }
 
-fn owner_of<P: Projection>() -> String {
-    format!("pack:{}", P::Pack::ID)
+fn owner_of(projection: &dyn DynProjection) -> String {
+    format!("pack:{}", projection.pack_id())
 }
 
 /// The state table of one projection version.
@@ -111,14 +108,17 @@ pub fn state_table(pack_id: &str, name: &str, version: u32) -> String {
     format!("pack_{pack_id}_{name}_v{version}")
 }
 
-impl<P: Projection> ProjectionRunner<P> {
+impl ProjectionRunner {
     /// Loads the projection's state and checkpoint; builds it from the log first when it is
     /// new or its version changed.
-    pub async fn start(store: EventStore, projection: P) -> Result<Self, ProjectionRunError> {
-        if !is_valid_name(P::NAME) {
+    pub async fn start(
+        store: EventStore,
+        projection: &'static dyn DynProjection,
+    ) -> Result<Self, ProjectionRunError> {
+        if !is_valid_name(projection.name()) {
             return Err(ProjectionRunError::Name {
-                pack: P::Pack::ID,
-                name: P::NAME,
+                pack: projection.pack_id(),
+                name: projection.name(),
             });
         }
         let mut runner = ProjectionRunner {
@@ -126,10 +126,9 @@ impl<P: Projection> ProjectionRunner<P> {
             projection,
             state: State::default(),
             checkpoint: Checkpoint::default(),
-            _projection: PhantomData,
         };
         match runner.stored_version().await? {
-            Some(version) if version == P::VERSION => runner.load().await?,
+            Some(version) if version == projection.version() => runner.load().await?,
             previous => {
                 runner.create_table().await?;
                 runner.rebuild_state().await?;
@@ -148,7 +147,7 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     fn label(&self) -> String {
-        format!("{}/{}", owner_of::<P>(), P::NAME)
+        format!("{}/{}", owner_of(self.projection), self.projection.name())
     }
 
     fn db_error(&self, source: sqlx::Error) -> ProjectionRunError {
@@ -159,15 +158,19 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     fn table(&self) -> String {
-        state_table(P::Pack::ID, P::NAME, P::VERSION)
+        state_table(
+            self.projection.pack_id(),
+            self.projection.name(),
+            self.projection.version(),
+        )
     }
 
     async fn stored_version(&self) -> Result<Option<u32>, ProjectionRunError> {
-        let owner = owner_of::<P>();
+        let owner = owner_of(self.projection);
         let version: Option<i64> = on_db!(self.store.db(), pool => {
             sqlx::query_scalar("SELECT version FROM core_projections WHERE owner = $1 AND name = $2")
                 .bind(&owner)
-                .bind(P::NAME)
+                .bind(self.projection.name())
                 .fetch_optional(pool)
                 .await
         })
@@ -187,7 +190,7 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// Reads the state table and checkpoint of the active version.
     async fn load(&mut self) -> Result<(), ProjectionRunError> {
-        let owner = owner_of::<P>();
+        let owner = owner_of(self.projection);
         let table = self.table();
         let (checkpoint, rows) = on_db!(self.store.db(), pool => async {
             let row = sqlx::query(
@@ -195,7 +198,7 @@ impl<P: Projection> ProjectionRunner<P> {
                  FROM core_projections WHERE owner = $1 AND name = $2",
             )
             .bind(&owner)
-            .bind(P::NAME)
+            .bind(self.projection.name())
             .fetch_one(pool)
             .await?;
             let mark: Option<String> = row.try_get("canonical_mark")?;
@@ -273,7 +276,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 })
                 .collect();
             let mut late = false;
-            if P::ORDERING == Ordering::Canonical {
+            if self.projection.ordering() == Ordering::Canonical {
                 events.sort_by_cached_key(|e| CanonicalKey::of(&e.envelope));
                 if let (Some(first), Some(mark)) = (events.first(), &self.checkpoint.canonical_mark)
                 {
@@ -294,7 +297,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 self.checkpoint.late += count as i64;
                 tracing::info!(projection = %self.label(), late = count, "late events");
             }
-            if late && P::LATE_EVENTS == LateEvents::Rebuild {
+            if late && self.projection.late_events() == LateEvents::Rebuild {
                 self.rebuild_state_until(Some(batch.next)).await?;
                 self.checkpoint.rebuilds += 1;
                 done.rebuilt = true;
@@ -307,7 +310,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 } else {
                     done.quarantined += 1;
                 }
-                if P::ORDERING == Ordering::Canonical {
+                if self.projection.ordering() == Ordering::Canonical {
                     let key = CanonicalKey::of(&event.envelope);
                     if self
                         .checkpoint
@@ -438,13 +441,13 @@ impl<P: Projection> ProjectionRunner<P> {
     ) -> Result<(), ProjectionRunError> {
         let changes = self.state.take_changes();
         let old_table = previous
-            .filter(|old| *old != P::VERSION)
-            .map(|old| state_table(P::Pack::ID, P::NAME, old));
+            .filter(|old| *old != self.projection.version())
+            .map(|old| state_table(self.projection.pack_id(), self.projection.name(), old));
         self.write(&changes, old_table.as_deref())
             .await
             .map_err(|e| self.db_error(e))?;
         if let Some(old) = previous {
-            tracing::info!(projection = %self.label(), from = old, to = P::VERSION, "projection rebuilt into a new version");
+            tracing::info!(projection = %self.label(), from = old, to = self.projection.version(), "projection rebuilt into a new version");
         }
         Ok(())
     }
@@ -455,7 +458,7 @@ impl<P: Projection> ProjectionRunner<P> {
         drop_table: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let table = self.table();
-        let owner = owner_of::<P>();
+        let owner = owner_of(self.projection);
         let dialect = self.store.db().dialect();
         let checkpoint = &self.checkpoint;
         let mark = checkpoint
@@ -498,8 +501,8 @@ impl<P: Projection> ProjectionRunner<P> {
                  rebuilds = excluded.rebuilds, max_lag_ms = excluded.max_lag_ms, updated_at_us = excluded.updated_at_us",
             )
             .bind(&owner)
-            .bind(P::NAME)
-            .bind(i64::from(P::VERSION))
+            .bind(self.projection.name())
+            .bind(i64::from(self.projection.version()))
             .bind(&table)
             .bind(checkpoint.follow.tx_order)
             .bind(checkpoint.follow.seq)
@@ -507,7 +510,7 @@ impl<P: Projection> ProjectionRunner<P> {
             .bind(checkpoint.applied)
             .bind(checkpoint.late)
             .bind(checkpoint.rebuilds)
-            .bind(P::MAX_LAG_MS as i64)
+            .bind(self.projection.max_lag_ms() as i64)
             .bind(Timestamp::now().unix_micros())
             .execute(&mut *tx)
             .await?;
@@ -523,11 +526,11 @@ impl<P: Projection> ProjectionRunner<P> {
         let freshness = freshness_of(
             &self.store,
             FreshnessRow {
-                owner: owner_of::<P>(),
-                name: P::NAME.to_owned(),
-                version: P::VERSION,
+                owner: owner_of(self.projection),
+                name: self.projection.name().to_owned(),
+                version: self.projection.version(),
                 position: self.checkpoint.follow,
-                max_lag_ms: P::MAX_LAG_MS,
+                max_lag_ms: self.projection.max_lag_ms(),
                 applied_events: self.checkpoint.applied,
                 late_events: self.checkpoint.late,
                 rebuilds: self.checkpoint.rebuilds,
@@ -623,10 +626,15 @@ pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadErr
 
 /// The stored rows of a projection's active version, sorted: `(tbl, key, document)` as
 /// stored bytes, for comparing states exactly.
-pub async fn stored_rows<P: Projection>(
+pub async fn stored_rows(
     store: &EventStore,
+    projection: &dyn DynProjection,
 ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    let table = state_table(P::Pack::ID, P::NAME, P::VERSION);
+    let table = state_table(
+        projection.pack_id(),
+        projection.name(),
+        projection.version(),
+    );
     let sql = format!("SELECT tbl, key, document FROM {table} ORDER BY tbl, key");
     on_db!(store.db(), pool => sqlx::query_as(&sql).fetch_all(pool).await)
 }

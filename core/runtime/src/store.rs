@@ -218,11 +218,27 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[EventEnvelope],
     ) -> Result<AppendOutcome, AppendError> {
+        self.append_with_cursor(stream, expected, events, None)
+            .await
+    }
+
+    /// As [`EventStore::append`], and moves a connector's cursor in the same transaction,
+    /// so a batch and the cursor that led past it are stored together or not at all.
+    pub async fn append_with_cursor(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventEnvelope],
+        cursor: Option<&CursorUpdate>,
+    ) -> Result<AppendOutcome, AppendError> {
         let rows = self.validate(events)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_append(stream, expected, events, &rows).await {
+            match self
+                .try_append(stream, expected, events, &rows, cursor)
+                .await
+            {
                 Err(AppendError::Database(sqlx::Error::Database(error)))
                     if error.kind() == ErrorKind::UniqueViolation && attempt < APPEND_ATTEMPTS =>
                 {
@@ -277,6 +293,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[EventEnvelope],
         rows: &[String],
+        cursor: Option<&CursorUpdate>,
     ) -> Result<AppendOutcome, AppendError> {
         let dialect = self.db.dialect();
         let recorded_at_us = Timestamp::now().unix_micros();
@@ -318,6 +335,10 @@ impl EventStore {
             .await?;
             outcome.stream_version = current;
             if fresh.is_empty() {
+                if let Some(cursor) = cursor {
+                    write_cursor(&mut *tx, cursor, recorded_at_us).await?;
+                }
+                tx.commit().await?;
                 return Ok(outcome);
             }
             let matches = match expected {
@@ -356,6 +377,9 @@ impl EventStore {
                         .push_bind(rows[index].as_str());
                 });
                 query.build().execute(&mut *tx).await?;
+            }
+            if let Some(cursor) = cursor {
+                write_cursor(&mut *tx, cursor, recorded_at_us).await?;
             }
             tx.commit().await?;
             outcome.stream_version = current + fresh.len() as i64;
@@ -522,6 +546,28 @@ impl EventStore {
         }))
     }
 
+    /// Where a connector's stream was read up to, and its watermark.
+    pub async fn cursor(
+        &self,
+        connector_id: &str,
+        stream: &str,
+    ) -> Result<Option<(String, Option<Timestamp>)>, ReadError> {
+        let row: Option<(String, Option<i64>)> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT cursor, watermark_us FROM core_connector_cursors WHERE connector_id = $1 AND stream = $2",
+            )
+            .bind(connector_id)
+            .bind(stream)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(cursor, watermark)| {
+                (cursor, watermark.and_then(Timestamp::from_unix_micros))
+            }),
+        )
+    }
+
     /// How many events the log holds.
     pub async fn count(&self) -> Result<i64, ReadError> {
         Ok(on_db!(&self.db, pool => {
@@ -585,6 +631,43 @@ impl EventStore {
             .await
         })
     }
+}
+
+/// Where a connector's stream has been read up to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorUpdate {
+    pub connector_id: String,
+    pub stream: String,
+    pub cursor: String,
+    /// The latest `occurred_at` read so far.
+    pub watermark: Option<Timestamp>,
+}
+
+const WRITE_CURSOR: &str = "INSERT INTO core_connector_cursors (connector_id, stream, cursor, watermark_us, updated_at_us) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
+     watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us";
+
+async fn write_cursor<'c, E>(
+    executor: E,
+    cursor: &CursorUpdate,
+    now_us: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c>,
+    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    for<'q> Option<i64>: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    for<'q> i64: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+{
+    sqlx::query(WRITE_CURSOR)
+        .bind(cursor.connector_id.as_str())
+        .bind(cursor.stream.as_str())
+        .bind(cursor.cursor.as_str())
+        .bind(cursor.watermark.map(|w| w.unix_micros()))
+        .bind(now_us)
+        .execute(executor)
+        .await
+        .map(drop)
 }
 
 fn raw_row<R>(row: &R) -> Result<RawRow, sqlx::Error>

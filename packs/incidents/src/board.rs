@@ -125,3 +125,5 @@ pub fn time_to_acknowledge(state: &State) -> Vec<(String, i64)> {
         })
         .collect()
 }
+
+ops_core::install_projection!(IncidentBoard);

@@ -1,0 +1,183 @@
+//! Ingress connectors (A8): read a source, emit events, nothing else.
+//!
+//! A pack implements [`Connector`]: it names its streams and turns one raw source record
+//! into facts. It never holds a reader, a database or a network handle: the runtime reads
+//! the source through the reader the host configured, builds the envelopes (ids are derived
+//! from the source, so re-reading from the same cursor gives the same events), stores them
+//! with the cursor in one transaction, and turns what the connector cannot read into a
+//! quarantine entry plus a [`SourceSchemaDrifted`] event.
+
+use serde_json::Value;
+
+use crate::contract::Event;
+use crate::event;
+use crate::pack::Pack;
+use crate::time::Timestamp;
+
+/// A fact read from a source record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fact {
+    /// A typed event. `native_id` identifies the record at its source; with the payload and
+    /// `occurred_at` it derives the event id.
+    Event {
+        event_type: &'static str,
+        version: u32,
+        payload: Value,
+        native_id: String,
+        occurred_at: Timestamp,
+        source_sequence: Option<u64>,
+    },
+    /// The record was deleted at the source: recorded as [`SourceRecordDeleted`], never
+    /// dropped silently.
+    Deleted {
+        native_id: String,
+        occurred_at: Timestamp,
+    },
+}
+
+impl Fact {
+    pub fn event<E: Event>(
+        event: &E,
+        native_id: impl Into<String>,
+        occurred_at: Timestamp,
+        source_sequence: Option<u64>,
+    ) -> Result<Self, String> {
+        let payload = serde_json::to_value(event).map_err(|e| e.to_string())?;
+        Ok(Fact::Event {
+            event_type: E::TYPE,
+            version: E::VERSION,
+            payload,
+            native_id: native_id.into(),
+            occurred_at,
+            source_sequence,
+        })
+    }
+}
+
+/// Why a record could not be read as the connector expects: the source's schema drifted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("at `{pointer}`: {reason}")]
+pub struct Drift {
+    /// JSON pointer into the raw record.
+    pub pointer: String,
+    pub reason: String,
+}
+
+impl Drift {
+    pub fn at(pointer: impl Into<String>, reason: impl Into<String>) -> Self {
+        Drift {
+            pointer: pointer.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub trait Connector: Send + Sync + 'static {
+    /// The pack the connector belongs to; its events are that pack's or its contracts'.
+    type Pack: Pack;
+    /// `[a-z][a-z0-9_-]*`: names the connector in cursors and `source_ref`s.
+    const ID: &'static str;
+
+    /// The streams it reads, each with its own cursor.
+    fn streams(&self) -> Vec<String>;
+
+    /// Turns one raw record of `stream` into facts.
+    fn interpret(&self, stream: &str, record: &Value) -> Result<Vec<Fact>, Drift>;
+}
+
+/// A record that no longer matched its connector's expectations; the raw record is in the
+/// quarantine under the same `location`.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSchemaDrifted {
+    pub connector_id: String,
+    pub stream: String,
+    /// Where the record is at the source (e.g. `tickets/0002.jsonl:4`).
+    pub location: String,
+    pub pointer: String,
+    pub reason: String,
+}
+
+/// A tombstone: the record was deleted at its source.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceRecordDeleted {
+    pub connector_id: String,
+    pub stream: String,
+    pub native_id: String,
+}
+
+/// Two sources state different facts about the same thing (see `reconcile`).
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceFactsConflicted {
+    /// What both facts are about.
+    pub subject: String,
+    /// `event_id`s of the conflicting events, sorted.
+    pub event_ids: Vec<String>,
+    pub reason: String,
+}
+
+/// Reconciliation (A8): how to tell that events from different sources are about the
+/// same thing, and whether they disagree.
+pub trait Reconciler: Send + Sync {
+    /// What the event is about, when it takes part in reconciliation.
+    fn subject(&self, event_type: &str, payload: &Value) -> Option<String>;
+
+    /// Why two facts about the same subject conflict, or `None` when they agree.
+    fn conflict(&self, first: &Value, second: &Value) -> Option<String>;
+}
+
+/// A connector as the runtime drives it, whatever its type.
+pub trait DynConnector: Send + Sync {
+    fn pack_id(&self) -> &'static str;
+    fn id(&self) -> &'static str;
+    fn streams(&self) -> Vec<String>;
+    fn interpret(&self, stream: &str, record: &Value) -> Result<Vec<Fact>, Drift>;
+}
+
+impl<C: Connector> DynConnector for C {
+    fn pack_id(&self) -> &'static str {
+        C::Pack::ID
+    }
+    fn id(&self) -> &'static str {
+        C::ID
+    }
+    fn streams(&self) -> Vec<String> {
+        Connector::streams(self)
+    }
+    fn interpret(&self, stream: &str, record: &Value) -> Result<Vec<Fact>, Drift> {
+        Connector::interpret(self, stream, record)
+    }
+}
+
+/// What [`crate::install_connector!`] submits.
+pub struct ConnectorRegistration(pub &'static dyn DynConnector);
+
+inventory::collect!(ConnectorRegistration);
+
+/// Installs a connector with its pack: `ops_core::install_connector!(TicketExport);`.
+#[macro_export]
+macro_rules! install_connector {
+    ($connector:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::connector::ConnectorRegistration(&$connector)
+        }
+    };
+}
+
+/// Every installed connector of this binary, by pack and id.
+pub fn installed() -> Vec<&'static dyn DynConnector> {
+    let mut all: Vec<&'static dyn DynConnector> = inventory::iter::<ConnectorRegistration>
+        .into_iter()
+        .map(|registration| registration.0)
+        .collect();
+    all.sort_by_key(|c| (c.pack_id(), c.id()));
+    all
+}
+
+/// Decodes a raw record as `T`; a mismatch is a [`Drift`] at the JSON pointer of the
+/// first problem.
+pub fn decode_record<T: serde::de::DeserializeOwned>(record: &Value) -> Result<T, Drift> {
+    crate::__private::decode_located(record).map_err(|(pointer, reason)| Drift { pointer, reason })
+}

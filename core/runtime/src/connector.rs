@@ -1,0 +1,516 @@
+//! Runs a pack's [`Connector`] against a source (A8).
+//!
+//! Per page of source records: each record is interpreted by the connector; facts become
+//! envelopes whose ids derive from the source (`source_ref`, native id, payload,
+//! `occurred_at`), so reading again from the same cursor gives the same events; records the
+//! connector cannot read are quarantined with a [`SourceSchemaDrifted`] event and the rest
+//! go on; deletes become [`SourceRecordDeleted`] tombstones. The page's events and the
+//! cursor past it are stored in one transaction. Reads are rate-limited and transient
+//! source errors retried with exponential backoff, per connector.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ops_core::connector::{Drift, DynConnector, Fact, SourceRecordDeleted, SourceSchemaDrifted};
+use ops_core::contract::Contract;
+use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId, DerivedArtifactId};
+use ops_core::time::Timestamp;
+use serde_json::Value;
+
+use crate::store::{AppendError, CursorUpdate, EventStore, ExpectedVersion, ReadError};
+
+/// One record as the source holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRecord {
+    /// The cursor just past this record.
+    pub cursor: String,
+    /// Where it is, for people: `tickets/0002.jsonl:4`.
+    pub location: String,
+    /// The record, or why it is not JSON.
+    pub content: Result<Value, String>,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Worth retrying: the source is busy or briefly away.
+    #[error("the source is unavailable: {0}")]
+    Transient(String),
+    #[error("the source cannot be read: {0}")]
+    Permanent(String),
+    /// The cursor points past anything this source has: from another source, or the future.
+    #[error("cursor `{cursor}` is beyond this source: {reason}")]
+    CursorBeyondEnd { cursor: String, reason: String },
+}
+
+/// Where a connector's records come from; the host configures one per connector. It is
+/// the connector's only way to the outside world.
+pub trait SourceReader: Send + Sync {
+    /// Up to `limit` complete records of `stream` after `cursor` (`None`: from the start).
+    fn read_after(
+        &self,
+        stream: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, SourceError>;
+}
+
+/// A directory of JSON-lines export files: `ROOT/<stream>/*.jsonl`, read in file-name
+/// order. The cursor is `<file>:<line>` of the last record read. A last line without its
+/// newline is still being written and is not read yet.
+pub struct JsonLinesDirectory {
+    root: PathBuf,
+}
+
+impl JsonLinesDirectory {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        JsonLinesDirectory { root: root.into() }
+    }
+
+    fn files(&self, stream: &str) -> Result<Vec<String>, SourceError> {
+        let dir = self.root.join(stream);
+        let entries = std::fs::read_dir(&dir).map_err(|error| {
+            SourceError::Permanent(format!("cannot list {}: {error}", dir.display()))
+        })?;
+        let mut files: Vec<String> = entries
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".jsonl"))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Result<(&str, usize), SourceError> {
+    cursor
+        .rsplit_once(':')
+        .and_then(|(file, line)| Some((file, line.parse().ok()?)))
+        .ok_or_else(|| SourceError::CursorBeyondEnd {
+            cursor: cursor.to_owned(),
+            reason: "expected `<file>:<line>`".to_owned(),
+        })
+}
+
+impl SourceReader for JsonLinesDirectory {
+    fn read_after(
+        &self,
+        stream: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, SourceError> {
+        let files = self.files(stream)?;
+        let start = cursor.map(parse_cursor).transpose()?;
+        if let Some((file, _)) = start
+            && !files.iter().any(|f| f == file)
+        {
+            return Err(SourceError::CursorBeyondEnd {
+                cursor: cursor.unwrap_or_default().to_owned(),
+                reason: format!("`{stream}/{file}` is not in the source"),
+            });
+        }
+        let mut records = Vec::new();
+        for file in files
+            .iter()
+            .filter(|f| start.is_none_or(|(s, _)| f.as_str() >= s))
+        {
+            let path = self.root.join(stream).join(file);
+            let text = std::fs::read(&path).map_err(|error| {
+                SourceError::Transient(format!("cannot read {}: {error}", path.display()))
+            })?;
+            let mut complete_lines = 0;
+            let skip = match start {
+                Some((s, line)) if s == file => line,
+                _ => 0,
+            };
+            for (index, line) in text.split_inclusive(|b| *b == b'\n').enumerate() {
+                if !line.ends_with(b"\n") {
+                    break;
+                }
+                complete_lines = index + 1;
+                if index < skip {
+                    continue;
+                }
+                let number = index + 1;
+                let text = String::from_utf8_lossy(line).trim_end().to_owned();
+                if text.is_empty() {
+                    continue;
+                }
+                if records.len() == limit {
+                    return Ok(records);
+                }
+                records.push(RawRecord {
+                    cursor: format!("{file}:{number}"),
+                    location: format!("{stream}/{file}:{number}"),
+                    content: serde_json::from_str(&text).map_err(|e| e.to_string()),
+                    text,
+                });
+            }
+            if skip > complete_lines {
+                return Err(SourceError::CursorBeyondEnd {
+                    cursor: cursor.unwrap_or_default().to_owned(),
+                    reason: format!(
+                        "`{stream}/{file}` has {complete_lines} complete lines, not {skip}"
+                    ),
+                });
+            }
+        }
+        Ok(records)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ConnectorOptions {
+    pub page_size: usize,
+    /// Reads of one page before a transient error is given up on.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each next one twice as long.
+    pub initial_backoff: Duration,
+    /// At least this long between two reads of the source.
+    pub min_interval: Duration,
+}
+
+impl Default for ConnectorOptions {
+    fn default() -> Self {
+        ConnectorOptions {
+            page_size: 200,
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(50),
+            min_interval: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("connector id `{connector}` is not valid: use `[a-z][a-z0-9_-]*`")]
+    Id { connector: &'static str },
+    #[error("connector `{connector}`, stream `{stream}`: {source}")]
+    Source {
+        connector: &'static str,
+        stream: String,
+        source: SourceError,
+    },
+    #[error(
+        "connector `{connector}`, stream `{stream}`: storing the page failed, and neither its events nor its cursor were stored: {source}"
+    )]
+    Append {
+        connector: &'static str,
+        stream: String,
+        source: AppendError,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("connector `{connector}`: quarantining a record failed: {source}")]
+    Quarantine {
+        connector: &'static str,
+        source: sqlx::Error,
+    },
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub records: usize,
+    pub appended: usize,
+    pub duplicates: usize,
+    pub deleted: usize,
+    pub quarantined: usize,
+    pub retries: usize,
+    pub cursor: Option<String>,
+}
+
+pub struct ConnectorRunner {
+    store: EventStore,
+    connector: &'static dyn DynConnector,
+    reader: Box<dyn SourceReader>,
+    options: ConnectorOptions,
+    last_read: Option<Instant>,
+}
+
+/// The time of records whose own time cannot be read: they keep a deterministic id.
+const UNKNOWN_TIME_US: i64 = 0;
+
+impl ConnectorRunner {
+    pub fn new(
+        store: EventStore,
+        connector: &'static dyn DynConnector,
+        reader: Box<dyn SourceReader>,
+        options: ConnectorOptions,
+    ) -> Result<Self, ConnectorError> {
+        let id = connector.id();
+        let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid {
+            return Err(ConnectorError::Id { connector: id });
+        }
+        Ok(ConnectorRunner {
+            store,
+            connector,
+            reader,
+            options,
+            last_read: None,
+        })
+    }
+
+    /// Reads every stream from its stored cursor to the end of the source.
+    pub async fn sync(&mut self) -> Result<Vec<(String, SyncReport)>, ConnectorError> {
+        let mut reports = Vec::new();
+        for stream in self.connector.streams() {
+            let report = self.sync_stream(&stream).await?;
+            reports.push((stream, report));
+        }
+        Ok(reports)
+    }
+
+    /// Reads `stream` from its stored cursor to the end of the source.
+    pub async fn sync_stream(&mut self, stream: &str) -> Result<SyncReport, ConnectorError> {
+        let stored = self.store.cursor(self.connector.id(), stream).await?;
+        let (cursor, watermark) = stored.map_or((None, None), |(c, w)| (Some(c), w));
+        self.read_from(stream, cursor, watermark).await
+    }
+
+    /// Reads `stream` again from `cursor` (`None`: from the start), whatever is stored:
+    /// what was stored before comes back as duplicates, with the same ids.
+    pub async fn backfill(
+        &mut self,
+        stream: &str,
+        cursor: Option<&str>,
+    ) -> Result<SyncReport, ConnectorError> {
+        self.read_from(stream, cursor.map(str::to_owned), None)
+            .await
+    }
+
+    async fn read_from(
+        &mut self,
+        stream: &str,
+        mut cursor: Option<String>,
+        mut watermark: Option<Timestamp>,
+    ) -> Result<SyncReport, ConnectorError> {
+        let mut report = SyncReport::default();
+        loop {
+            let records = self
+                .read_page(stream, cursor.as_deref(), &mut report)
+                .await?;
+            let Some(last) = records.last() else {
+                report.cursor = cursor;
+                return Ok(report);
+            };
+            let next_cursor = last.cursor.clone();
+            let mut events = Vec::new();
+            for record in &records {
+                report.records += 1;
+                for event in self.record_events(stream, record, &mut report).await? {
+                    watermark = watermark.max(Some(event.occurred_at));
+                    events.push(event);
+                }
+            }
+            let update = CursorUpdate {
+                connector_id: self.connector.id().to_owned(),
+                stream: stream.to_owned(),
+                cursor: next_cursor.clone(),
+                watermark,
+            };
+            let outcome = self
+                .store
+                .append_with_cursor(
+                    &format!("connector/{}/{stream}", self.connector.id()),
+                    ExpectedVersion::Any,
+                    &events,
+                    Some(&update),
+                )
+                .await
+                .map_err(|source| ConnectorError::Append {
+                    connector: self.connector.id(),
+                    stream: stream.to_owned(),
+                    source,
+                })?;
+            report.appended += outcome.appended.len();
+            report.duplicates += outcome.duplicates.len();
+            cursor = Some(next_cursor);
+        }
+    }
+
+    /// One page, rate-limited, with transient errors retried.
+    async fn read_page(
+        &mut self,
+        stream: &str,
+        cursor: Option<&str>,
+        report: &mut SyncReport,
+    ) -> Result<Vec<RawRecord>, ConnectorError> {
+        let mut backoff = self.options.initial_backoff;
+        let mut attempt = 0;
+        loop {
+            if let Some(last) = self.last_read {
+                let wait = self.options.min_interval.saturating_sub(last.elapsed());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            self.last_read = Some(Instant::now());
+            attempt += 1;
+            match self
+                .reader
+                .read_after(stream, cursor, self.options.page_size)
+            {
+                Ok(records) => return Ok(records),
+                Err(SourceError::Transient(reason)) if attempt < self.options.max_attempts => {
+                    tracing::info!(connector = self.connector.id(), stream, attempt, %reason, "source unavailable; retrying");
+                    report.retries += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(source) => {
+                    return Err(ConnectorError::Source {
+                        connector: self.connector.id(),
+                        stream: stream.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The envelopes of one record: its facts, or a drift event after quarantining it.
+    async fn record_events(
+        &self,
+        stream: &str,
+        record: &RawRecord,
+        report: &mut SyncReport,
+    ) -> Result<Vec<EventEnvelope>, ConnectorError> {
+        let facts = match &record.content {
+            Ok(value) => self.connector.interpret(stream, value),
+            Err(reason) => Err(Drift::at("", format!("not JSON: {reason}"))),
+        };
+        let built = facts.and_then(|facts| {
+            facts
+                .into_iter()
+                .map(|fact| self.envelope(stream, record, fact))
+                .collect::<Result<Vec<_>, Drift>>()
+        });
+        match built {
+            Ok(events) => {
+                report.deleted += events
+                    .iter()
+                    .filter(|e| e.event_type == SourceRecordDeleted::TYPE)
+                    .count();
+                Ok(events)
+            }
+            Err(drift) => {
+                report.quarantined += 1;
+                self.store
+                    .quarantine(
+                        &format!("connector:{}/{stream}", self.connector.id()),
+                        &record.location,
+                        &drift.to_string(),
+                        &record.text,
+                    )
+                    .await
+                    .map_err(|source| ConnectorError::Quarantine {
+                        connector: self.connector.id(),
+                        source,
+                    })?;
+                let drifted = SourceSchemaDrifted {
+                    connector_id: self.connector.id().to_owned(),
+                    stream: stream.to_owned(),
+                    location: record.location.clone(),
+                    pointer: drift.pointer.clone(),
+                    reason: drift.reason.clone(),
+                };
+                let at = Timestamp::from_unix_micros(UNKNOWN_TIME_US).expect("the epoch");
+                let origin = self.origin(stream, record, &record.location, at, None);
+                Ok(vec![
+                    EventEnvelope::new(&drifted, origin).expect("a drift event is plain JSON"),
+                ])
+            }
+        }
+    }
+
+    fn envelope(
+        &self,
+        stream: &str,
+        record: &RawRecord,
+        fact: Fact,
+    ) -> Result<EventEnvelope, Drift> {
+        match fact {
+            Fact::Event {
+                event_type,
+                version,
+                payload,
+                native_id,
+                occurred_at,
+                source_sequence,
+            } => {
+                // Checked here, per record, so one bad record cannot fail the whole page.
+                let registry = self.store.registry();
+                let descriptor = registry.get(event_type, version).ok_or_else(|| {
+                    Drift::at(
+                        "",
+                        format!("`{event_type}` v{version} is not a registered event type"),
+                    )
+                })?;
+                (descriptor.check_payload)(&payload).map_err(|reason| {
+                    Drift::at(
+                        "",
+                        format!("the `{event_type}` it maps to is invalid {reason}"),
+                    )
+                })?;
+                let origin = self.origin(stream, record, &native_id, occurred_at, source_sequence);
+                Ok(EventEnvelope::from_parts(
+                    event_type.to_owned(),
+                    version,
+                    payload,
+                    origin,
+                ))
+            }
+            Fact::Deleted {
+                native_id,
+                occurred_at,
+            } => {
+                let tombstone = SourceRecordDeleted {
+                    connector_id: self.connector.id().to_owned(),
+                    stream: stream.to_owned(),
+                    native_id: native_id.clone(),
+                };
+                let origin = self.origin(stream, record, &native_id, occurred_at, None);
+                EventEnvelope::new(&tombstone, origin).map_err(|e| Drift::at("", e.to_string()))
+            }
+        }
+    }
+
+    /// Everything about an event but its payload, from the source alone: reading the same
+    /// record again gives the same origin (except `ingested_at`, which is not in the id).
+    fn origin(
+        &self,
+        stream: &str,
+        record: &RawRecord,
+        native_id: &str,
+        occurred_at: Timestamp,
+        source_sequence: Option<u64>,
+    ) -> EventOrigin {
+        let source_ref = format!("connector:{}/{stream}", self.connector.id());
+        let canonical = "plain strings have a canonical form";
+        EventOrigin {
+            correlation_id: CorrelationId::of(&(self.connector.id(), stream, native_id))
+                .expect(canonical),
+            causation: Causation::DerivedArtifact(
+                DerivedArtifactId::of(&(&source_ref, &record.location, &record.text))
+                    .expect(canonical),
+            ),
+            source_ref,
+            source_native_id: native_id.to_owned(),
+            source_sequence,
+            occurred_at,
+            ingested_at: Timestamp::now(),
+            effective_at: None,
+            actor: Actor::Service(
+                ActorId::new(format!("connector.{}", self.connector.id()))
+                    .expect("connector ids are actor ids"),
+            ),
+            capability_id: CapabilityId::of(&("connector", self.connector.id())).expect(canonical),
+        }
+    }
+}
