@@ -8,6 +8,7 @@ use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
 use ops_core::registry::Registry;
 
 // Linked for their registrations; no code here names them otherwise.
+use pack_filesync as _;
 use pack_incidents as _;
 
 /// The registry of this test binary: core plus every example pack.

@@ -89,6 +89,13 @@ pub trait Connector: Send + Sync + 'static {
 /// quarantine under the same `location`.
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
+#[schemars(example = SourceSchemaDrifted {
+    connector_id: "tickets".to_owned(),
+    stream: "tickets".to_owned(),
+    location: "tickets/0002.jsonl:2".to_owned(),
+    pointer: "/severity".to_owned(),
+    reason: "unknown variant `urgent`".to_owned(),
+})]
 pub struct SourceSchemaDrifted {
     pub connector_id: String,
     pub stream: String,
@@ -101,6 +108,11 @@ pub struct SourceSchemaDrifted {
 /// A tombstone: the record was deleted at its source.
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
+#[schemars(example = SourceRecordDeleted {
+    connector_id: "tickets".to_owned(),
+    stream: "tickets".to_owned(),
+    native_id: "T-104".to_owned(),
+})]
 pub struct SourceRecordDeleted {
     pub connector_id: String,
     pub stream: String,
@@ -110,6 +122,11 @@ pub struct SourceRecordDeleted {
 /// Two sources state different facts about the same thing (see `reconcile`).
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
+#[schemars(example = SourceFactsConflicted {
+    subject: "incident T-100".to_owned(),
+    event_ids: vec!["evt_1111111111111111111111111111111111111111111111111111111111111111".to_owned(), "evt_2222222222222222222222222222222222222222222222222222222222222222".to_owned()],
+    reason: "`severity` is sev1 in one source and sev2 in the other".to_owned(),
+})]
 pub struct SourceFactsConflicted {
     /// What both facts are about.
     pub subject: String,

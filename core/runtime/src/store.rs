@@ -336,7 +336,7 @@ impl EventStore {
             outcome.stream_version = current;
             if fresh.is_empty() {
                 if let Some(cursor) = cursor {
-                    write_cursor(&mut *tx, cursor, recorded_at_us).await?;
+                    cursor_query(cursor, recorded_at_us).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 return Ok(outcome);
@@ -379,7 +379,7 @@ impl EventStore {
                 query.build().execute(&mut *tx).await?;
             }
             if let Some(cursor) = cursor {
-                write_cursor(&mut *tx, cursor, recorded_at_us).await?;
+                cursor_query(cursor, recorded_at_us).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             outcome.stream_version = current + fresh.len() as i64;
@@ -593,7 +593,8 @@ impl EventStore {
     }
 
     /// Keeps what could not be read or applied, with the reason, so nothing is dropped
-    /// silently. `origin` says who found it (`projection:...`, `connector:...`).
+    /// silently. `origin` says who found it (`projection:...`, `connector:...`); finding the
+    /// same thing again for the same reason keeps one entry.
     pub async fn quarantine(
         &self,
         origin: &str,
@@ -604,7 +605,8 @@ impl EventStore {
         tracing::warn!(origin, reference, reason, "quarantined");
         on_db!(&self.db, pool => {
             sqlx::query(
-                "INSERT INTO core_quarantine (origin, reference, reason, raw, recorded_at_us) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO core_quarantine (origin, reference, reason, raw, recorded_at_us) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (origin, reference, reason) DO NOTHING",
             )
             .bind(origin)
             .bind(reference)
@@ -647,17 +649,15 @@ const WRITE_CURSOR: &str = "INSERT INTO core_connector_cursors (connector_id, st
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
      watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us";
 
-async fn write_cursor<'c, E>(
-    executor: E,
-    cursor: &CursorUpdate,
+/// The statement that moves a cursor; run in the transaction of the batch it follows.
+fn cursor_query<'q, DB: sqlx::Database>(
+    cursor: &'q CursorUpdate,
     now_us: i64,
-) -> Result<(), sqlx::Error>
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
 where
-    E: sqlx::Executor<'c>,
-    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> Option<i64>: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> i64: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     sqlx::query(WRITE_CURSOR)
         .bind(cursor.connector_id.as_str())
@@ -665,9 +665,6 @@ where
         .bind(cursor.cursor.as_str())
         .bind(cursor.watermark.map(|w| w.unix_micros()))
         .bind(now_us)
-        .execute(executor)
-        .await
-        .map(drop)
 }
 
 fn raw_row<R>(row: &R) -> Result<RawRow, sqlx::Error>

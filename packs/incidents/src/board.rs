@@ -2,6 +2,7 @@
 //! the public incident events in canonical order.
 
 use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved};
+use ops_core::connector::SourceRecordDeleted;
 use ops_core::contract::Contract;
 use ops_core::projection::{ProjectedEvent, Projection, State};
 use serde_json::{Value, json};
@@ -26,6 +27,7 @@ impl Projection for IncidentBoard {
             IncidentOpened::TYPE,
             IncidentAcknowledged::TYPE,
             IncidentResolved::TYPE,
+            SourceRecordDeleted::TYPE,
         ]
     }
 
@@ -73,6 +75,16 @@ impl Projection for IncidentBoard {
             let service = incident["service"].as_str().unwrap_or_default().to_owned();
             state.put(INCIDENTS, &resolved.incident_id, incident);
             set_open(state, &service, &resolved.incident_id, false);
+        } else if let Some(deleted) = event.decode::<SourceRecordDeleted>() {
+            // A ticket deleted at its source is no longer an open incident; other deleted
+            // records are not about incidents.
+            let deleted = deleted.map_err(|e| e.to_string())?;
+            if let Some(mut incident) = state.get(INCIDENTS, &deleted.native_id).cloned() {
+                incident["status"] = json!("deleted_at_source");
+                let service = incident["service"].as_str().unwrap_or_default().to_owned();
+                state.put(INCIDENTS, &deleted.native_id, incident);
+                set_open(state, &service, &deleted.native_id, false);
+            }
         }
         Ok(())
     }

@@ -48,7 +48,8 @@ CREATE TABLE core_quarantine (
     reference TEXT NOT NULL,
     reason TEXT NOT NULL,
     raw TEXT NOT NULL,
-    recorded_at_us BIGINT NOT NULL
+    recorded_at_us BIGINT NOT NULL,
+    UNIQUE (origin, reference, reason)
 );
 
 -- Ingress connectors (A8): cursor and watermark, stored with the batch they led to.

@@ -1,0 +1,275 @@
+//! Ingress connectors on both backends, with the filesync pack's sample export.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ops_core::connector::{DynConnector, SourceRecordDeleted, SourceSchemaDrifted};
+use ops_core::contract::Contract;
+use ops_core_runtime::connector::{
+    ConnectorError, ConnectorOptions, ConnectorRunner, JsonLinesDirectory, RawRecord, SourceError,
+    SourceReader,
+};
+use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::store::EventStore;
+use ops_tests::on_both_backends;
+use ops_tests::storage::Backend;
+use pack_filesync::{SAMPLE_EXPORT, TicketExport};
+use pack_incidents::{IncidentBoard, open_by_service, time_to_acknowledge};
+
+const TICKETS: &dyn DynConnector = &TicketExport;
+
+fn runner(store: &EventStore, source: impl SourceReader + 'static) -> ConnectorRunner {
+    let options = ConnectorOptions {
+        page_size: 4,
+        initial_backoff: std::time::Duration::from_millis(1),
+        ..ConnectorOptions::default()
+    };
+    ConnectorRunner::new(store.clone(), TICKETS, Box::new(source), options).unwrap()
+}
+
+/// A copy of the sample export that a test may change.
+fn sample_copy(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ops-filesync-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tickets")).unwrap();
+    for file in ["0001.jsonl", "0002.jsonl"] {
+        std::fs::copy(
+            Path::new(SAMPLE_EXPORT).join("tickets").join(file),
+            dir.join("tickets").join(file),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+on_both_backends!(
+    the_sample_export_feeds_the_incident_board,
+    reading_again_from_the_same_cursor_gives_the_same_events,
+    only_new_and_complete_records_are_read,
+    a_cursor_beyond_the_source_is_refused,
+    transient_source_errors_are_retried_with_backoff,
+);
+
+async fn the_sample_export_feeds_the_incident_board(backend: Backend) {
+    let store = backend
+        .store("the_sample_export_feeds_the_incident_board")
+        .await;
+    let report = runner(&store, JsonLinesDirectory::new(SAMPLE_EXPORT))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    assert_eq!(report.records, 10);
+    assert_eq!(report.appended, 10);
+    assert_eq!(report.quarantined, 1);
+    assert_eq!(report.deleted, 1);
+    assert_eq!(report.cursor.as_deref(), Some("0002.jsonl:5"));
+    let (cursor, watermark) = store.cursor("tickets", "tickets").await.unwrap().unwrap();
+    assert_eq!(cursor, "0002.jsonl:5");
+    assert_eq!(
+        watermark.unwrap().to_string(),
+        "2026-11-20T12:01:00.000000Z"
+    );
+
+    // The record that drifted is quarantined with where it is and why, and stated as an event.
+    let quarantined = store
+        .quarantined("connector:tickets/tickets")
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].0, "tickets/0002.jsonl:2");
+    assert!(
+        quarantined[0]
+            .1
+            .starts_with("at `/severity`: unknown variant `urgent`"),
+        "{}",
+        quarantined[0].1
+    );
+    assert!(quarantined[0].2.contains("\"T-103\""));
+    let drifted = store.read_by_type(SourceSchemaDrifted::TYPE).await.unwrap();
+    assert_eq!(
+        drifted[0].envelope.payload["location"],
+        "tickets/0002.jsonl:2"
+    );
+    let deleted = store.read_by_type(SourceRecordDeleted::TYPE).await.unwrap();
+    assert_eq!(deleted[0].envelope.payload["native_id"], "T-104");
+
+    let mut board = ProjectionRunner::start(store.clone(), &IncidentBoard)
+        .await
+        .unwrap();
+    board.catch_up().await.unwrap();
+    assert_eq!(
+        open_by_service(board.state()),
+        vec![(
+            "catalogue/payments".to_owned(),
+            vec!["T-100".to_owned(), "T-102".to_owned()]
+        )]
+    );
+    assert_eq!(
+        time_to_acknowledge(board.state()),
+        vec![
+            ("T-100".to_owned(), 270_000),
+            ("T-101".to_owned(), 900_000),
+            ("T-102".to_owned(), 720_000)
+        ]
+    );
+}
+
+async fn reading_again_from_the_same_cursor_gives_the_same_events(backend: Backend) {
+    let store = backend
+        .store("reading_again_from_the_same_cursor_gives_the_same_events")
+        .await;
+    let mut connector = runner(&store, JsonLinesDirectory::new(SAMPLE_EXPORT));
+    connector.sync_stream("tickets").await.unwrap();
+    let first: Vec<_> = store
+        .replay(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope.event_id)
+        .collect();
+    let again = connector.backfill("tickets", None).await.unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 10));
+    let from_middle = connector
+        .backfill("tickets", Some("0001.jsonl:3"))
+        .await
+        .unwrap();
+    assert_eq!((from_middle.records, from_middle.appended), (7, 0));
+    let second: Vec<_> = store
+        .replay(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope.event_id)
+        .collect();
+    assert_eq!(first, second);
+    // The drifted record is kept once, however often it is read.
+    assert_eq!(
+        store
+            .quarantined("connector:tickets/tickets")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A second store fed from scratch holds the same ids.
+    let other = backend
+        .store("reading_again_from_the_same_cursor_gives_the_same_events_2")
+        .await;
+    runner(&other, JsonLinesDirectory::new(SAMPLE_EXPORT))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    let third: Vec<_> = other
+        .replay(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope.event_id)
+        .collect();
+    assert_eq!(first, third);
+}
+
+async fn only_new_and_complete_records_are_read(backend: Backend) {
+    let test = "only_new_and_complete_records_are_read";
+    let store = backend.store(test).await;
+    let dir = sample_copy(&format!("{test}-{backend:?}"));
+    let mut connector = runner(&store, JsonLinesDirectory::new(&dir));
+    connector.sync_stream("tickets").await.unwrap();
+    // The exporter is still writing 0003.jsonl: its last line has no newline yet.
+    let third = dir.join("tickets/0003.jsonl");
+    std::fs::write(
+        &third,
+        "{\"seq\": 11, \"op\": \"update\", \"id\": \"T-100\", \"at\": \"2026-11-20T13:00:00Z\", \"status\": \"reopened\", \"assignee\": {\"id\": \"U042\", \"name\": \"Ada\"}}\n{\"seq\": 12, \"op\": \"upd",
+    )
+    .unwrap();
+    let report = connector.sync_stream("tickets").await.unwrap();
+    assert_eq!((report.records, report.quarantined), (1, 0));
+    assert_eq!(report.cursor.as_deref(), Some("0003.jsonl:1"));
+    std::fs::write(
+        &third,
+        "{\"seq\": 11, \"op\": \"update\", \"id\": \"T-100\", \"at\": \"2026-11-20T13:00:00Z\", \"status\": \"reopened\", \"assignee\": {\"id\": \"U042\", \"name\": \"Ada\"}}\n{\"seq\": 12, \"op\": \"create\", \"id\": \"T-105\", \"at\": \"2026-11-20T13:05:00Z\", \"service\": \"mail\", \"title\": \"Bounces\", \"severity\": \"sev2\"}\n",
+    )
+    .unwrap();
+    let report = connector.sync_stream("tickets").await.unwrap();
+    assert_eq!((report.records, report.appended), (1, 1));
+    assert_eq!(store.count().await.unwrap(), 11);
+}
+
+async fn a_cursor_beyond_the_source_is_refused(backend: Backend) {
+    let store = backend.store("a_cursor_beyond_the_source_is_refused").await;
+    let mut connector = runner(&store, JsonLinesDirectory::new(SAMPLE_EXPORT));
+    for cursor in ["0009.jsonl:1", "0001.jsonl:99", "garbage"] {
+        let error = connector
+            .backfill("tickets", Some(cursor))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                ConnectorError::Source {
+                    source: SourceError::CursorBeyondEnd { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains(cursor), "{error}");
+    }
+    assert_eq!(store.count().await.unwrap(), 0);
+    assert!(store.cursor("tickets", "tickets").await.unwrap().is_none());
+}
+
+/// The sample export behind a source that is away for its first reads.
+struct FlakySource {
+    inner: JsonLinesDirectory,
+    failures_left: Mutex<u32>,
+}
+
+impl SourceReader for FlakySource {
+    fn read_after(
+        &self,
+        stream: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, SourceError> {
+        let mut left = self.failures_left.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(SourceError::Transient(
+                "the export share is busy".to_owned(),
+            ));
+        }
+        self.inner.read_after(stream, cursor, limit)
+    }
+}
+
+async fn transient_source_errors_are_retried_with_backoff(backend: Backend) {
+    let store = backend
+        .store("transient_source_errors_are_retried_with_backoff")
+        .await;
+    let flaky = FlakySource {
+        inner: JsonLinesDirectory::new(SAMPLE_EXPORT),
+        failures_left: Mutex::new(3),
+    };
+    let report = runner(&store, flaky).sync_stream("tickets").await.unwrap();
+    assert_eq!(report.retries, 3);
+    assert_eq!(report.appended, 10);
+
+    let down = FlakySource {
+        inner: JsonLinesDirectory::new(SAMPLE_EXPORT),
+        failures_left: Mutex::new(100),
+    };
+    let other = backend
+        .store("transient_source_errors_are_retried_with_backoff_2")
+        .await;
+    let error = runner(&other, down)
+        .sync_stream("tickets")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("the export share is busy"),
+        "{error}"
+    );
+    assert_eq!(other.count().await.unwrap(), 0);
+}

@@ -1,0 +1,188 @@
+//! What only a server shows: transactions that hold their commit, and a connection that
+//! goes away in the middle of a batch.
+//!
+//! The known bug of sequence-following readers: a transaction takes its sequence number,
+//! then holds its commit while a later one commits first. A reader that followed by
+//! sequence would read the later row, move past the earlier one and never see it.
+//! `EventStore::follow` waits for it instead.
+
+use std::time::Duration;
+
+use ops_contract_incidents::{IncidentOpened, Severity};
+use ops_core::envelope::EventEnvelope;
+use ops_core_runtime::db::Db;
+use ops_core_runtime::store::{
+    AppendError, CursorUpdate, EventStore, ExpectedVersion, LogPosition,
+};
+use ops_shared_people::ServiceRef;
+use ops_tests::origin;
+use ops_tests::storage::{Backend, database_url};
+
+fn opened(native_id: &str) -> EventEnvelope {
+    let event = IncidentOpened {
+        incident_id: native_id.to_owned(),
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: "payments".to_owned(),
+        },
+        title: "held".to_owned(),
+        severity: Severity::Sev1,
+    };
+    EventEnvelope::new(&event, origin(native_id)).unwrap()
+}
+
+/// Both tests hold a transaction open on purpose, which holds back every follower on the
+/// server (that is the point); they take turns so neither sees the other's.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Inserts into stream `held` wait, inside their transaction and after taking their
+/// sequence number, until the advisory lock `key` is released.
+async fn hold_inserts(store: &EventStore, key: i64) -> sqlx::PgPool {
+    let Db::Postgres(pool) = store.db().clone() else {
+        unreachable!("a PostgreSQL store")
+    };
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION hold_insert() RETURNS trigger AS $$
+         BEGIN
+             IF NEW.stream_id = 'held' THEN PERFORM pg_advisory_xact_lock_shared({key}); END IF;
+             RETURN NEW;
+         END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER hold_insert AFTER INSERT ON core_events
+             FOR EACH ROW EXECUTE FUNCTION hold_insert();"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+/// A session of its own that holds the advisory lock `key` until it unlocks it.
+async fn gate(key: i64) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let Db::Postgres(pool) = Db::connect_postgres(&database_url(), None).await.unwrap() else {
+        unreachable!()
+    };
+    let mut gate = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+    gate
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_that_commits_late_is_not_skipped() {
+    const HOLD_KEY: i64 = 4242;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let store = Backend::Postgres
+        .store("a_transaction_that_commits_late_is_not_skipped")
+        .await;
+    let pool = hold_inserts(&store, HOLD_KEY).await;
+    let mut gate = gate(HOLD_KEY).await;
+
+    let held = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append("held", ExpectedVersion::Any, &[opened("early")])
+                .await
+                .unwrap()
+        })
+    };
+    wait_until_blocked(&pool).await;
+    store
+        .append("free", ExpectedVersion::Any, &[opened("late")])
+        .await
+        .unwrap();
+
+    // The later transaction has committed; the earlier one holds a smaller sequence number
+    // and has not. A follower must not move past it.
+    let batch = store.follow(LogPosition::default(), 10).await.unwrap();
+    assert!(
+        batch.events.is_empty(),
+        "read {:?} while an earlier transaction was still open",
+        batch
+            .events
+            .iter()
+            .map(|e| &e.envelope.source_native_id)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(batch.next, LogPosition::default());
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(HOLD_KEY)
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+    held.await.unwrap();
+
+    let batch = store.follow(batch.next, 10).await.unwrap();
+    let read: Vec<(&str, i64)> = batch
+        .events
+        .iter()
+        .map(|e| (e.envelope.source_native_id.as_str(), e.position.seq))
+        .collect();
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert_eq!(read[0].0, "early");
+    assert_eq!(read[1].0, "late");
+    // The bug this guards against: by sequence, `early` precedes `late`, yet `late`
+    // committed first, so a sequence follower would have skipped `early`.
+    assert!(read[0].1 < read[1].1, "{read:?}");
+}
+
+async fn wait_until_blocked(pool: &sqlx::PgPool) {
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the held append never reached its insert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_lost_mid_batch_stores_nothing() {
+    const HOLD_KEY: i64 = 4343;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let store = Backend::Postgres
+        .store("a_connection_lost_mid_batch_stores_nothing")
+        .await;
+    let pool = hold_inserts(&store, HOLD_KEY).await;
+    let _gate = gate(HOLD_KEY).await;
+    let batch: Vec<EventEnvelope> = (0..50).map(|n| opened(&format!("lost-{n}"))).collect();
+    let cursor = CursorUpdate {
+        connector_id: "tickets".to_owned(),
+        stream: "tickets".to_owned(),
+        cursor: "0001.jsonl:50".to_owned(),
+        watermark: None,
+    };
+    let append = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append_with_cursor("held", ExpectedVersion::Any, &batch, Some(&cursor))
+                .await
+        })
+    };
+    wait_until_blocked(&pool).await;
+    // The database goes away for the writing session in the middle of its batch.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO core_events%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+    let error = append.await.unwrap().unwrap_err();
+    assert!(matches!(error, AppendError::Database(_)), "{error}");
+    assert!(error.to_string().contains("nothing was written"), "{error}");
+    assert_eq!(store.count().await.unwrap(), 0);
+    assert!(store.cursor("tickets", "tickets").await.unwrap().is_none());
+}
