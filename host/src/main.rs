@@ -1,6 +1,7 @@
 //! `ops-host`: the binary that links the installed packs and runs the platform.
 
 mod demo;
+mod runtime_demo;
 
 use std::path::PathBuf;
 
@@ -23,8 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the end-to-end demo on the embedded default.
-    Demo,
+    /// Run the end-to-end demo on the embedded default (SQLite in `--data`).
+    Demo {
+        /// Where the demo's SQLite event log lives; running again reuses it, so the
+        /// second run shows every event as already stored.
+        #[arg(long, value_name = "DIR", default_value = "ops-data")]
+        data: PathBuf,
+    },
     /// Inspect the type registry of the installed packs.
     Registry {
         #[command(subcommand)]
@@ -96,7 +102,14 @@ fn upcast_all(registry: &Registry, input: &std::path::Path) -> anyhow::Result<()
 fn main() -> anyhow::Result<()> {
     let registry = ops_core::registry::registry().map_err(|error| anyhow::anyhow!("{error}"))?;
     match Cli::parse().command {
-        Command::Demo => demo::run(registry, INSTALLED_PACKS, &mut std::io::stdout().lock()),
+        Command::Demo { data } => {
+            let mut out = std::io::stdout().lock();
+            demo::run(registry, INSTALLED_PACKS, &mut out)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(runtime_demo::run(registry, &data, &mut out))
+        }
         Command::Registry {
             command: RegistryCommand::Export { out },
         } => {

@@ -47,8 +47,11 @@ fn registry_export_writes_the_document_and_one_schema_per_type_version() {
 }
 
 #[test]
-fn demo_shows_the_installed_packs_and_upcasts_a_v1_payload() {
-    let (ok, text) = host(&["demo"]);
+fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
+    let data = std::env::temp_dir().join(format!("ops-host-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap();
+    let (ok, text) = host(&["demo", "--data", data_arg]);
     assert!(ok, "{text}");
     assert!(text.contains("pack incidents 0.1.0  cid_"), "{text}");
     assert!(
@@ -56,6 +59,26 @@ fn demo_shows_the_installed_packs_and_upcasts_a_v1_payload() {
         "{text}"
     );
     assert!(text.contains("-> v2 {"), "{text}");
+    assert!(
+        text.contains("connector tickets/tickets: 10 records, 10 new events, 0 already stored, 1 tombstones, 1 quarantined"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quarantined tickets/0002.jsonl:2: at `/severity`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("open_by_service/catalogue/payments [\"T-100\",\"T-102\"]"),
+        "{text}"
+    );
+    let (ok, again) = host(&["demo", "--data", data_arg]);
+    assert!(ok, "{again}");
+    assert!(
+        again.contains("connector tickets/tickets: 0 records, 0 new events, 0 already stored, 0 tombstones, 0 quarantined; cursor 0002.jsonl:5"),
+        "{again}"
+    );
+    assert!(again.contains("log holds 10 events"), "{again}");
+    std::fs::remove_dir_all(&data).unwrap();
 }
 
 #[test]

@@ -77,6 +77,8 @@ pub trait Connector: Send + Sync + 'static {
     type Pack: Pack;
     /// `[a-z][a-z0-9_-]*`: names the connector in cursors and `source_ref`s.
     const ID: &'static str;
+    /// A committed sample of its source, for demos and tests (a directory of JSON lines).
+    const SAMPLE: Option<&'static str> = None;
 
     /// The streams it reads, each with its own cursor.
     fn streams(&self) -> Vec<String>;
@@ -149,6 +151,7 @@ pub trait Reconciler: Send + Sync {
 pub trait DynConnector: Send + Sync {
     fn pack_id(&self) -> &'static str;
     fn id(&self) -> &'static str;
+    fn sample(&self) -> Option<&'static str>;
     fn streams(&self) -> Vec<String>;
     fn interpret(&self, stream: &str, record: &Value) -> Result<Vec<Fact>, Drift>;
 }
@@ -159,6 +162,9 @@ impl<C: Connector> DynConnector for C {
     }
     fn id(&self) -> &'static str {
         C::ID
+    }
+    fn sample(&self) -> Option<&'static str> {
+        C::SAMPLE
     }
     fn streams(&self) -> Vec<String> {
         Connector::streams(self)

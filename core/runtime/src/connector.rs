@@ -198,7 +198,7 @@ pub enum ConnectorError {
     Append {
         connector: &'static str,
         stream: String,
-        source: AppendError,
+        source: Box<AppendError>,
     },
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -326,7 +326,7 @@ impl ConnectorRunner {
                 .map_err(|source| ConnectorError::Append {
                     connector: self.connector.id(),
                     stream: stream.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
             report.appended += outcome.appended.len();
             report.duplicates += outcome.duplicates.len();

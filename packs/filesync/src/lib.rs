@@ -87,6 +87,7 @@ struct Assignee {
 impl Connector for TicketExport {
     type Pack = FilesyncPack;
     const ID: &'static str = "tickets";
+    const SAMPLE: Option<&'static str> = Some(SAMPLE_EXPORT);
 
     fn streams(&self) -> Vec<String> {
         vec!["tickets".to_owned()]
