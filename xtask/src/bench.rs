@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: performance, always as a ratio against a baseline measured in the
 //! same run on the same data, because this machine is shared and noisy. Benchmarks build
 //! in release: from a debug build the command re-runs itself through `cargo run --release`.
+//! The storage benchmarks live in `ops-tests` (`storage_bench`), which links the packs'
+//! types; this command runs them and prints every result the same way.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,23 +18,61 @@ use serde_json::json;
 pub enum Bench {
     /// The contract-diff policy over a generated registry of 5,000 types.
     ContractDiff,
+    /// Append, replay and event ids on SQLite and PostgreSQL (needs `DATABASE_URL`).
+    Storage,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    /// One JSON object per line: `{"name", "ours_per_s", "baseline_per_s", "ratio"}`.
+    Json,
 }
 
 const RUNS: usize = 7;
 
-pub fn run(only: Option<Bench>) -> anyhow::Result<crate::Verdict> {
+pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict> {
     if cfg!(debug_assertions) {
-        return rerun_in_release(only);
+        return rerun_in_release(only, format);
     }
-    if only.is_none_or(|bench| bench == Bench::ContractDiff) {
-        contract_diff(5_000);
+    let wanted = |bench| only.is_none_or(|only| only == bench);
+    if wanted(Bench::ContractDiff) {
+        print_line(&contract_diff(5_000), format);
+    }
+    if wanted(Bench::Storage) {
+        let output = cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "ops-tests",
+                "--bin",
+                "storage_bench",
+            ])
+            .output()
+            .context("running the storage benchmarks")?;
+        if !output.status.success() {
+            bail!(
+                "the storage benchmarks failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let measurement: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("the storage benchmarks printed `{line}`"))?;
+            print_line(&measurement, format);
+        }
     }
     Ok(crate::Verdict::Clean)
 }
 
-fn rerun_in_release(only: Option<Bench>) -> anyhow::Result<crate::Verdict> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn rerun_in_release(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict> {
+    let mut command = cargo();
     command.args([
         "run",
         "--quiet",
@@ -42,14 +82,43 @@ fn rerun_in_release(only: Option<Bench>) -> anyhow::Result<crate::Verdict> {
         "--",
         "bench",
     ]);
-    if let Some(Bench::ContractDiff) = only {
-        command.arg("contract-diff");
+    match only {
+        Some(Bench::ContractDiff) => command.arg("contract-diff"),
+        Some(Bench::Storage) => command.arg("storage"),
+        None => &mut command,
+    };
+    if format == Format::Json {
+        command.args(["--format", "json"]);
     }
     let status = command.status().context("running cargo")?;
     if !status.success() {
         bail!("the release build of the benchmarks failed");
     }
     Ok(crate::Verdict::Clean)
+}
+
+fn print_line(measurement: &serde_json::Value, format: Format) {
+    match format {
+        Format::Json => println!("{measurement}"),
+        Format::Text => println!(
+            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}",
+            measurement["name"].as_str().unwrap_or_default(),
+            measurement["ours_per_s"],
+            measurement["baseline_per_s"],
+            measurement["ratio"].as_f64().unwrap_or_default()
+        ),
+    }
+}
+
+fn measurement(name: &str, items: usize, ours: Duration, baseline: Duration) -> serde_json::Value {
+    let ours_per_s = items as f64 / ours.as_secs_f64();
+    let baseline_per_s = items as f64 / baseline.as_secs_f64();
+    json!({
+        "name": name,
+        "ours_per_s": ours_per_s.round(),
+        "baseline_per_s": baseline_per_s.round(),
+        "ratio": ((ours_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
+    })
 }
 
 /// The median of `RUNS` timed runs of `work`.
@@ -65,18 +134,9 @@ fn median(mut work: impl FnMut()) -> Duration {
     times[RUNS / 2]
 }
 
-fn report(name: &str, ours: Duration, baseline_name: &str, baseline: Duration) {
-    println!(
-        "{name}: {:.1} ms; baseline ({baseline_name}): {:.1} ms; ratio {:.2}x",
-        ours.as_secs_f64() * 1e3,
-        baseline.as_secs_f64() * 1e3,
-        ours.as_secs_f64() / baseline.as_secs_f64()
-    );
-}
-
 /// A registry of `count` types against a copy where one type in ten changed compatibly,
 /// one in fifty incompatibly, twenty were removed and fifty added.
-fn contract_diff(count: usize) {
+fn contract_diff(count: usize) -> serde_json::Value {
     let old_export = generated::export(count);
     let old = Snapshot::of(&old_export);
     let new = changed_copy(&old_export, count);
@@ -99,12 +159,9 @@ fn contract_diff(count: usize) {
         }
         std::hint::black_box(differing);
     });
-    report(
-        &format!("contract-diff policy, {count} types, {findings} findings"),
-        ours,
-        "look up and compare every schema for equality",
-        baseline,
-    );
+    std::hint::black_box(findings);
+    // Per type: how many types a second the policy compares.
+    measurement("contract_diff_5000_types", count, ours, baseline)
 }
 
 fn changed_copy(old: &Export, count: usize) -> Export {

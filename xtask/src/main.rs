@@ -32,6 +32,8 @@ enum Command {
     Bench {
         #[arg(value_enum)]
         only: Option<bench::Bench>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: bench::Format,
     },
     /// Compare the current registry with the committed snapshot (constitution Sections 1, 4).
     ContractDiff(contract_diff::Options),
@@ -67,7 +69,7 @@ fn main() -> ExitCode {
             manifest_path,
             deny_list,
         } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
-        Command::Bench { only } => bench::run(only),
+        Command::Bench { only, format } => bench::run(only, format),
         Command::ContractDiff(options) => contract_diff::run(&options),
         Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),
     };

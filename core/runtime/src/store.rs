@@ -144,6 +144,10 @@ pub enum AppendError {
         expected: ExpectedVersion,
         actual: i64,
     },
+    #[error(
+        "other writers kept storing the same events during {attempts} attempts; nothing was written, try again"
+    )]
+    Contended { attempts: usize },
     #[error("the database refused the append; nothing was written: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -233,12 +237,18 @@ impl EventStore {
     ) -> Result<AppendOutcome, AppendError> {
         let rows = self.validate(events)?;
         let mut attempt = 0;
+        // Most batches are new: insert them straight away, and only when one turns out to
+        // be stored already, start again looking every id up first.
+        let mut look_up_stored = false;
         loop {
             attempt += 1;
             match self
-                .try_append(stream, expected, events, &rows, cursor)
+                .try_append(stream, expected, events, &rows, cursor, look_up_stored)
                 .await
             {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) if attempt < APPEND_ATTEMPTS => look_up_stored = true,
+                Ok(None) => return Err(AppendError::Contended { attempts: attempt }),
                 Err(AppendError::Database(sqlx::Error::Database(error)))
                     if error.kind() == ErrorKind::UniqueViolation && attempt < APPEND_ATTEMPTS =>
                 {
@@ -246,7 +256,7 @@ impl EventStore {
                     // version first; the next attempt sees its rows.
                     tracing::debug!(stream, attempt, "append raced another writer; retrying");
                 }
-                outcome => return outcome,
+                Err(error) => return Err(error),
             }
         }
     }
@@ -294,7 +304,8 @@ impl EventStore {
         events: &[EventEnvelope],
         rows: &[String],
         cursor: Option<&CursorUpdate>,
-    ) -> Result<AppendOutcome, AppendError> {
+        look_up_stored: bool,
+    ) -> Result<Option<AppendOutcome>, AppendError> {
         let dialect = self.db.dialect();
         let recorded_at_us = Timestamp::now().unix_micros();
         on_db!(&self.db, pool => {
@@ -306,7 +317,7 @@ impl EventStore {
             };
             let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
             let mut stored: BTreeSet<String> = BTreeSet::new();
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT).filter(|_| look_up_stored) {
                 let mut query = QueryBuilder::new("SELECT event_id FROM core_events WHERE event_id IN (");
                 let mut list = query.separated(", ");
                 for id in chunk {
@@ -327,25 +338,32 @@ impl EventStore {
                     outcome.duplicates.push(events[index].event_id);
                 }
             }
+            // Written so both backends read one index entry, not the whole stream.
             let current: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(stream_version), 0) FROM core_events WHERE stream_id = $1",
+                "SELECT stream_version FROM core_events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
             )
             .bind(stream)
-            .fetch_one(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
             outcome.stream_version = current;
             if fresh.is_empty() {
                 if let Some(cursor) = cursor {
                     cursor_query(cursor, recorded_at_us).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                return Ok(outcome);
+                return Ok(Some(outcome));
             }
             let matches = match expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => current == 0,
                 ExpectedVersion::Exact(version) => current == version,
             };
+            // Without the look-up, a mismatch may only mean the batch is a retry of one
+            // already stored: look before calling it a conflict.
+            if !matches && !look_up_stored {
+                return Ok(None);
+            }
             if !matches {
                 return Err(AppendError::Conflict {
                     stream: stream.to_owned(),
@@ -376,14 +394,19 @@ impl EventStore {
                         .push_bind(recorded_at_us)
                         .push_bind(rows[index].as_str());
                 });
-                query.build().execute(&mut *tx).await?;
+                query.push(" ON CONFLICT (event_id) DO NOTHING");
+                let inserted = query.build().execute(&mut *tx).await?.rows_affected();
+                if inserted != chunk.len() as u64 {
+                    // Some were stored already; dropping the transaction rolls it back.
+                    return Ok(None);
+                }
             }
             if let Some(cursor) = cursor {
                 cursor_query(cursor, recorded_at_us).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             outcome.stream_version = current + fresh.len() as i64;
-            Ok(outcome)
+            Ok(Some(outcome))
         })
     }
 
@@ -667,23 +690,24 @@ where
         .bind(now_us)
 }
 
+/// Reads the columns of [`COLUMNS`], by position.
 fn raw_row<R>(row: &R) -> Result<RawRow, sqlx::Error>
 where
     R: Row,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
 {
     Ok(RawRow {
         position: LogPosition {
-            seq: row.try_get("seq")?,
-            tx_order: row.try_get("tx_order")?,
+            seq: row.try_get(0)?,
+            tx_order: row.try_get(1)?,
         },
-        stream_id: row.try_get("stream_id")?,
-        stream_version: row.try_get("stream_version")?,
-        recorded_at_us: row.try_get("recorded_at_us")?,
-        event_id: row.try_get("event_id")?,
-        envelope: row.try_get("envelope")?,
+        stream_id: row.try_get(2)?,
+        stream_version: row.try_get(3)?,
+        recorded_at_us: row.try_get(4)?,
+        event_id: row.try_get(5)?,
+        envelope: row.try_get(6)?,
     })
 }
 
@@ -696,7 +720,7 @@ fn decode(row: RawRow) -> Result<StoredEvent, CorruptEvent> {
     };
     let envelope: EventEnvelope = serde_json::from_str(&row.envelope)
         .map_err(|error| corrupt(format!("not an envelope: {error}")))?;
-    if envelope.event_id.to_string() != row.event_id {
+    if row.event_id.parse::<EventId>().ok() != Some(envelope.event_id) {
         return Err(corrupt(format!(
             "the row is keyed {} but its envelope says {}",
             row.event_id, envelope.event_id

@@ -1,6 +1,6 @@
 -- The event log (A1, A6): append-only, one row per event.
 CREATE TABLE core_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     -- What orders commits; 0 on SQLite, where one writer at a time makes row order commit order.
     tx_order INTEGER NOT NULL,
     event_id TEXT NOT NULL UNIQUE,

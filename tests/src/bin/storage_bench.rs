@@ -1,0 +1,261 @@
+//! Storage benchmarks, each against a baseline measured in the same run on the same
+//! machine: append vs. a raw sqlx multi-row `INSERT` of the same rows in one transaction,
+//! replay vs. a raw sqlx `SELECT ... ORDER BY` with `serde_json::from_str`, and `event_id`
+//! derivation vs. `serde_json::to_vec` + `blake3`. Run through `cargo xtask bench`, which
+//! builds it in release. Prints one JSON object per line.
+
+use std::time::{Duration, Instant};
+
+use ops_contract_incidents::{IncidentOpened, Severity, v1};
+use ops_core::envelope::EventEnvelope;
+use ops_core_runtime::db::{Db, on_db};
+use ops_core_runtime::store::{CanonicalKey, ExpectedVersion};
+use ops_shared_people::ServiceRef;
+use ops_tests::origin_at;
+use ops_tests::storage::Backend;
+use serde_json::json;
+use sqlx::QueryBuilder;
+
+fn opened(run: &str, n: usize) -> EventEnvelope {
+    let event = IncidentOpened {
+        incident_id: format!("INC-{n}"),
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: format!("service-{}", n % 17),
+        },
+        title: "Card authorisations time out for one issuer".to_owned(),
+        severity: Severity::Sev2,
+    };
+    let at = 1_795_000_000_000_000 + (n as i64 % 5_000) * 1_000_000;
+    EventEnvelope::new(
+        &event,
+        origin_at(&format!("{run}-{n}"), at, "bench", Some(n as u64)),
+    )
+    .unwrap()
+}
+
+/// One in ten is a stored v1 payload, so replay upcasts.
+fn mixed(run: &str, n: usize) -> EventEnvelope {
+    if n % 10 == 0 {
+        let event = v1::IncidentOpened {
+            incident_id: format!("INC-{n}"),
+            service: "checkout".to_owned(),
+            title: "Checkout returns 502".to_owned(),
+        };
+        let at = 1_795_000_000_000_000 + (n as i64 % 5_000) * 1_000_000;
+        EventEnvelope::new(
+            &event,
+            origin_at(&format!("{run}-{n}"), at, "bench", Some(n as u64)),
+        )
+        .unwrap()
+    } else {
+        opened(run, n)
+    }
+}
+
+fn report(name: &str, items: usize, ours: Duration, baseline: Duration) {
+    let ours_per_s = items as f64 / ours.as_secs_f64();
+    let baseline_per_s = items as f64 / baseline.as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "name": name,
+            "ours_per_s": ours_per_s.round(),
+            "baseline_per_s": baseline_per_s.round(),
+            "ratio": ((ours_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
+        })
+    );
+}
+
+/// The same table as `core_events`, with the same indexes, for the raw baseline.
+const RAW_TABLE: &str = "CREATE TABLE bench_raw AS SELECT * FROM core_events WHERE 1 = 0;
+CREATE UNIQUE INDEX bench_raw_event_id ON bench_raw (event_id);
+CREATE UNIQUE INDEX bench_raw_stream ON bench_raw (stream_id, stream_version);
+CREATE INDEX bench_raw_canonical ON bench_raw (occurred_at_us, source_ref, source_sequence_key, event_id);
+CREATE INDEX bench_raw_follow ON bench_raw (tx_order, seq);
+CREATE INDEX bench_raw_type ON bench_raw (event_type, seq);
+CREATE INDEX bench_raw_correlation ON bench_raw (correlation_id, seq);";
+
+/// A row as the raw baseline inserts it, prepared before the clock starts.
+struct RawRow {
+    seq: i64,
+    event_id: String,
+    stream_version: i64,
+    event_type: String,
+    occurred_at_us: i64,
+    source_ref: String,
+    source_sequence_key: i64,
+    correlation_id: String,
+    envelope: String,
+}
+
+async fn raw_insert(db: &Db, rows: &[RawRow]) {
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        for chunk in rows.chunks(500) {
+            let mut query = QueryBuilder::new(
+                "INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
+                 payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+                 recorded_at_us, envelope) ",
+            );
+            query.push_values(chunk, |mut row, raw| {
+                row.push_bind(raw.seq)
+                    .push_bind(0i64)
+                    .push_bind(raw.event_id.as_str())
+                    .push_bind("bench")
+                    .push_bind(raw.stream_version)
+                    .push_bind(raw.event_type.as_str())
+                    .push_bind(2i64)
+                    .push_bind(raw.occurred_at_us)
+                    .push_bind(raw.source_ref.as_str())
+                    .push_bind(raw.source_sequence_key)
+                    .push_bind(raw.correlation_id.as_str())
+                    .push_bind(0i64)
+                    .push_bind(raw.envelope.as_str());
+            });
+            query.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+}
+
+/// Rounds per append benchmark; each side's median counts.
+const ROUNDS: usize = 3;
+
+async fn append_bench(backend: Backend, batch: usize, batches: usize) {
+    let name = format!("append_batch_{batch}_{backend:?}").to_lowercase();
+    let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
+    let rows: Vec<RawRow> = events
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let key = CanonicalKey::of(e);
+            RawRow {
+                seq: index as i64 + 1,
+                event_id: key.event_id,
+                stream_version: index as i64 + 1,
+                event_type: e.event_type.clone(),
+                occurred_at_us: key.occurred_at_us,
+                source_ref: key.source_ref,
+                source_sequence_key: key.source_sequence_key,
+                correlation_id: e.correlation_id.to_string(),
+                envelope: serde_json::to_string(e).unwrap(),
+            }
+        })
+        .collect();
+    // Each side writes into a fresh database of its own, so neither pays for the other's
+    // checkpoints; the rounds alternate so both see the same machine.
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
+        let started = Instant::now();
+        for chunk in events.chunks(batch) {
+            store
+                .append("bench", ExpectedVersion::Any, chunk)
+                .await
+                .unwrap();
+        }
+        ours.push(started.elapsed());
+        store.db().close().await;
+
+        let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
+        on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
+        let started = Instant::now();
+        for chunk in rows.chunks(batch) {
+            raw_insert(raw.db(), chunk).await;
+        }
+        baseline.push(started.elapsed());
+        raw.db().close().await;
+    }
+    ours.sort();
+    baseline.sort();
+    report(&name, events.len(), ours[ROUNDS / 2], baseline[ROUNDS / 2]);
+}
+
+async fn replay_bench(backend: Backend, count: usize) {
+    let name = format!("replay_{count}_{backend:?}").to_lowercase();
+    let store = backend.store(&format!("bench_{name}")).await;
+    let events: Vec<EventEnvelope> = (0..count).map(|n| mixed(&name, n)).collect();
+    for chunk in events.chunks(1000) {
+        store
+            .append("bench", ExpectedVersion::Any, chunk)
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let mut read = 0;
+    let mut after = None;
+    loop {
+        let page = store.replay(after.as_ref(), 5_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(CanonicalKey::of(&last.envelope));
+        for event in &page {
+            std::hint::black_box(store.current_payload(&event.envelope));
+            read += 1;
+        }
+    }
+    let ours = started.elapsed();
+    assert_eq!(read, count);
+    let started = Instant::now();
+    let texts: Vec<(String,)> = on_db!(store.db(), pool => {
+        sqlx::query_as(
+            "SELECT envelope FROM core_events ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
+    for (text,) in &texts {
+        std::hint::black_box(serde_json::from_str::<EventEnvelope>(text).unwrap());
+    }
+    let baseline = started.elapsed();
+    report(&name, count, ours, baseline);
+}
+
+fn event_id_bench(count: usize) {
+    let events: Vec<IncidentOpened> = (0..count)
+        .map(|n| IncidentOpened {
+            incident_id: format!("INC-{n}"),
+            service: ServiceRef {
+                system: "catalogue".to_owned(),
+                id: "payments".to_owned(),
+            },
+            title: "Card authorisations time out".to_owned(),
+            severity: Severity::Sev1,
+        })
+        .collect();
+    let origin = origin_at("id-bench", 1_795_000_000_000_000, "bench", None);
+    let started = Instant::now();
+    for event in &events {
+        std::hint::black_box(EventEnvelope::new(event, origin.clone()).unwrap().event_id);
+    }
+    let ours = started.elapsed();
+    let started = Instant::now();
+    for event in &events {
+        let bytes = serde_json::to_vec(event).unwrap();
+        std::hint::black_box(blake3::hash(&bytes));
+    }
+    let baseline = started.elapsed();
+    report("event_id", count, ours, baseline);
+}
+
+/// With an argument, runs only the benchmarks whose name starts with it.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let wanted = |name: &str| name.starts_with(&only);
+    if wanted("event_id") {
+        event_id_bench(20_000);
+    }
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let suffix = format!("{backend:?}").to_lowercase();
+        for (batch, batches) in [(1, 500), (100, 50), (1000, 10)] {
+            if wanted(&format!("append_batch_{batch}_{suffix}")) {
+                append_bench(backend, batch, batches).await;
+            }
+        }
+        if wanted(&format!("replay_100000_{suffix}")) {
+            replay_bench(backend, 100_000).await;
+        }
+    }
+}
