@@ -36,7 +36,7 @@ fn opened(run: &str, n: usize) -> EventEnvelope {
 
 /// One in ten is a stored v1 payload, so replay upcasts.
 fn mixed(run: &str, n: usize) -> EventEnvelope {
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         let event = v1::IncidentOpened {
             incident_id: format!("INC-{n}"),
             service: "checkout".to_owned(),
