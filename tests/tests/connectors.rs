@@ -14,7 +14,7 @@ use ops_core_runtime::store::EventStore;
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 use pack_filesync::{SAMPLE_EXPORT, TicketExport};
-use pack_incidents::{IncidentBoard, open_by_service, time_to_acknowledge};
+use pack_incidents::{IncidentBoard, IncidentOpenings, open_by_service, time_to_acknowledge};
 
 const TICKETS: &dyn DynConnector = &TicketExport;
 
@@ -48,6 +48,7 @@ on_both_backends!(
     only_new_and_complete_records_are_read,
     a_cursor_beyond_the_source_is_refused,
     transient_source_errors_are_retried_with_backoff,
+    two_sources_that_disagree_become_a_conflict_event,
 );
 
 async fn the_sample_export_feeds_the_incident_board(backend: Backend) {
@@ -272,4 +273,82 @@ async fn transient_source_errors_are_retried_with_backoff(backend: Backend) {
         "{error}"
     );
     assert_eq!(other.count().await.unwrap(), 0);
+}
+
+async fn two_sources_that_disagree_become_a_conflict_event(backend: Backend) {
+    let store = backend
+        .store("two_sources_that_disagree_become_a_conflict_event")
+        .await;
+    runner(&store, JsonLinesDirectory::new(SAMPLE_EXPORT))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    // The pager also opened T-100, as SEV2 on another service; it agrees on T-102.
+    let pager = |id: &str, service: &str, title: &str, severity| {
+        let event = ops_contract_incidents::IncidentOpened {
+            incident_id: id.to_owned(),
+            service: ops_shared_people::ServiceRef {
+                system: "catalogue".to_owned(),
+                id: service.to_owned(),
+            },
+            title: title.to_owned(),
+            severity,
+        };
+        ops_core::envelope::EventEnvelope::new(
+            &event,
+            ops_tests::origin_at(&format!("page-{id}"), 1_795_165_300_000_000, "pager", None),
+        )
+        .unwrap()
+    };
+    use ops_contract_incidents::Severity;
+    store
+        .append(
+            "pager",
+            ops_core_runtime::store::ExpectedVersion::Any,
+            &[
+                pager(
+                    "T-100",
+                    "checkout",
+                    "Card authorisations time out",
+                    Severity::Sev2,
+                ),
+                pager(
+                    "T-102",
+                    "payments",
+                    "Refunds fail for one bank",
+                    Severity::Sev2,
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let outcome = ops_core_runtime::reconcile::reconcile(
+        &store,
+        &IncidentOpenings,
+        IncidentOpenings::EVENT_TYPES,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.appended.len(), 1);
+    let conflicts = store
+        .read_by_type(ops_core::connector::SourceFactsConflicted::TYPE)
+        .await
+        .unwrap();
+    let payload = &conflicts[0].envelope.payload;
+    assert_eq!(payload["subject"], "incident T-100");
+    let reason = payload["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`service`") && reason.contains("`severity`"),
+        "{reason}"
+    );
+    assert!(!reason.contains("`title`"), "{reason}");
+    // Reconciling again finds the same conflict and stores nothing new.
+    let again = ops_core_runtime::reconcile::reconcile(
+        &store,
+        &IncidentOpenings,
+        IncidentOpenings::EVENT_TYPES,
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.appended.len(), again.duplicates.len()), (0, 1));
 }

@@ -2,8 +2,10 @@
 //! incident board projection.
 
 mod board;
+mod reconcile;
 
 pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
+pub use reconcile::IncidentOpenings;
 
 use ops_contract_incidents::{
     AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, OpenIncident,

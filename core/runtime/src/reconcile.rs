@@ -1,0 +1,100 @@
+//! Reconciliation (A8): when two sources state facts about the same subject that disagree,
+//! the disagreement becomes a [`SourceFactsConflicted`] event. Its id derives from the
+//! conflicting events, so reconciling again adds nothing.
+
+use std::collections::BTreeMap;
+
+use ops_core::connector::{Reconciler, SourceFactsConflicted};
+use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId};
+
+use crate::store::{
+    AppendError, AppendOutcome, CurrentPayload, EventStore, ExpectedVersion, ReadError, StoredEvent,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("storing the conflicts failed; none was stored: {0}")]
+    Append(#[from] AppendError),
+}
+
+/// Compares the facts of `event_types` from different sources about the same subject and
+/// appends a conflict event for each disagreeing pair.
+pub async fn reconcile(
+    store: &EventStore,
+    reconciler: &dyn Reconciler,
+    event_types: &[&str],
+) -> Result<AppendOutcome, ReconcileError> {
+    let mut by_subject: BTreeMap<String, Vec<(StoredEvent, serde_json::Value)>> = BTreeMap::new();
+    for event_type in event_types {
+        for event in store.read_by_type(event_type).await? {
+            let CurrentPayload::Current { payload, .. } = store.current_payload(&event.envelope)
+            else {
+                continue;
+            };
+            if let Some(subject) = reconciler.subject(event_type, &payload) {
+                by_subject
+                    .entry(subject)
+                    .or_default()
+                    .push((event, payload));
+            }
+        }
+    }
+    let mut conflicts = Vec::new();
+    for (subject, facts) in &by_subject {
+        for (index, (first, first_payload)) in facts.iter().enumerate() {
+            for (second, second_payload) in &facts[index + 1..] {
+                if first.envelope.source_ref == second.envelope.source_ref {
+                    continue;
+                }
+                if let Some(reason) = reconciler.conflict(first_payload, second_payload) {
+                    conflicts.push(conflict_event(
+                        subject,
+                        &first.envelope,
+                        &second.envelope,
+                        reason,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(store
+        .append("reconciliation", ExpectedVersion::Any, &conflicts)
+        .await?)
+}
+
+fn conflict_event(
+    subject: &str,
+    first: &EventEnvelope,
+    second: &EventEnvelope,
+    reason: String,
+) -> EventEnvelope {
+    let mut ids = [first.event_id.to_string(), second.event_id.to_string()];
+    ids.sort();
+    let later = if first.occurred_at >= second.occurred_at {
+        first
+    } else {
+        second
+    };
+    let canonical = "plain strings have a canonical form";
+    let origin = EventOrigin {
+        source_ref: "reconciliation".to_owned(),
+        source_native_id: format!("{subject}:{}:{}", ids[0], ids[1]),
+        source_sequence: None,
+        occurred_at: later.occurred_at,
+        ingested_at: ops_core::time::Timestamp::now(),
+        effective_at: None,
+        correlation_id: CorrelationId::of(subject).expect(canonical),
+        causation: Causation::Event(later.event_id),
+        actor: Actor::Service(ActorId::new("core.reconciliation").expect("a valid actor id")),
+        capability_id: CapabilityId::of(&("core", "reconciliation")).expect(canonical),
+    };
+    let event = SourceFactsConflicted {
+        subject: subject.to_owned(),
+        event_ids: ids.to_vec(),
+        reason,
+    };
+    EventEnvelope::new(&event, origin).expect("a conflict event is plain JSON")
+}

@@ -1,0 +1,40 @@
+//! Two sources that open the same incident must agree on what it is.
+
+use ops_contract_incidents::IncidentOpened;
+use ops_core::connector::Reconciler;
+use ops_core::contract::Contract;
+use serde_json::Value;
+
+/// Openings of one incident id from different sources: service, title and severity must
+/// match.
+pub struct IncidentOpenings;
+
+impl IncidentOpenings {
+    pub const EVENT_TYPES: &'static [&'static str] = &[IncidentOpened::TYPE];
+}
+
+impl Reconciler for IncidentOpenings {
+    fn subject(&self, event_type: &str, payload: &Value) -> Option<String> {
+        (event_type == IncidentOpened::TYPE)
+            .then(|| {
+                payload["incident_id"]
+                    .as_str()
+                    .map(|id| format!("incident {id}"))
+            })
+            .flatten()
+    }
+
+    fn conflict(&self, first: &Value, second: &Value) -> Option<String> {
+        let differing: Vec<String> = ["service", "title", "severity"]
+            .into_iter()
+            .filter(|field| first[field] != second[field])
+            .map(|field| {
+                format!(
+                    "`{field}` is {} in one source and {} in the other",
+                    first[field], second[field]
+                )
+            })
+            .collect();
+        (!differing.is_empty()).then(|| differing.join("; "))
+    }
+}

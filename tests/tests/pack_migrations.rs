@@ -1,0 +1,70 @@
+//! Pack migrations on both backends: run in the pack's name, refused before they run when
+//! they touch another prefix, and never run again once applied (nor edited).
+
+use ops_core::pack::PackMigration;
+use ops_core_runtime::db::on_db;
+use ops_core_runtime::migrate::{MigrationError, run_pack};
+use ops_tests::on_both_backends;
+use ops_tests::storage::Backend;
+
+const NOTES: PackMigration = PackMigration {
+    name: "0001_notes",
+    sql: "CREATE TABLE pack_notes_items (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+          CREATE INDEX pack_notes_items_body ON pack_notes_items (body);",
+};
+
+const SNEAKY: PackMigration = PackMigration {
+    name: "0002_tidy_up",
+    sql: "CREATE TABLE pack_notes_more (id TEXT); DELETE FROM core_events;",
+};
+
+on_both_backends!(pack_migrations_run_once_in_their_prefix_and_never_outside_it);
+
+async fn pack_migrations_run_once_in_their_prefix_and_never_outside_it(backend: Backend) {
+    let store = backend
+        .store("pack_migrations_run_once_in_their_prefix_and_never_outside_it")
+        .await;
+    let db = store.db();
+    run_pack(db, "notes", &[NOTES]).await.unwrap();
+    // Applied once: running again is a no-op, not a "table exists" error.
+    run_pack(db, "notes", &[NOTES]).await.unwrap();
+    on_db!(db, pool => {
+        sqlx::query("INSERT INTO pack_notes_items (id, body) VALUES ('a', 'b')")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+
+    let error = run_pack(db, "notes", &[NOTES, SNEAKY]).await.unwrap_err();
+    assert!(
+        matches!(error, MigrationError::OutsidePrefix { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("`0002_tidy_up`") && message.contains("`core_events`"),
+        "{message}"
+    );
+    // Refused before anything ran: its first statement's table does not exist.
+    let created: i64 = on_db!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM core_migrations WHERE owner = 'pack:notes'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(created, 1);
+    let probe = on_db!(db, pool => sqlx::query("SELECT 1 FROM pack_notes_more").fetch_all(pool).await.map(drop));
+    assert!(probe.is_err(), "pack_notes_more was created");
+
+    let edited = PackMigration {
+        name: "0001_notes",
+        sql: "CREATE TABLE pack_notes_items (id TEXT PRIMARY KEY);",
+    };
+    let error = run_pack(db, "notes", &[edited]).await.unwrap_err();
+    assert!(matches!(error, MigrationError::Edited { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("never edit an applied migration")
+    );
+}
