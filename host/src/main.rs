@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ops_core::registry::Registry;
+use ops_core_runtime::db::Db;
+use ops_core_runtime::store::EventStore;
 
 include!(concat!(env!("OUT_DIR"), "/installed_packs.rs"));
 
@@ -36,6 +38,55 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// What packs are installed, and what uninstalled ones left behind.
+    Packs {
+        #[command(subcommand)]
+        command: PacksCommand,
+    },
+    /// Inspect the event log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+/// Which database: the demo's SQLite file under `--data`, or `--database URL`.
+#[derive(clap::Args)]
+struct Storage {
+    #[arg(long, value_name = "DIR", default_value = "ops-data")]
+    data: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; overrides `--data`.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+}
+
+impl Storage {
+    async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+        let db = match &self.database {
+            Some(url) => Db::connect(url).await?,
+            None => Db::open_sqlite(&self.data.join("ops.db")).await?,
+        };
+        Ok(EventStore::open(db, registry).await?)
+    }
+}
+
+#[derive(Subcommand)]
+enum PacksCommand {
+    /// Tables, migrations and projections of packs that are no longer installed. They are
+    /// kept: deleting data is an operator's decision.
+    Orphaned {
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Events per type, and whether this build can read them as typed payloads.
+    Types {
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,6 +105,13 @@ enum RegistryCommand {
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
     },
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
 }
 
 #[derive(serde::Deserialize)]
@@ -105,10 +163,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { data } => {
             let mut out = std::io::stdout().lock();
             demo::run(registry, INSTALLED_PACKS, &mut out)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(runtime_demo::run(registry, &data, &mut out))
+            block_on(runtime_demo::run(registry, &data, &mut out))
         }
         Command::Registry {
             command: RegistryCommand::Export { out },
@@ -127,5 +182,39 @@ fn main() -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Upcast { input },
         } => upcast_all(registry, &input),
+        Command::Packs {
+            command: PacksCommand::Orphaned { storage },
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
+            let orphans = ops_core_runtime::migrate::orphans(store.db(), &installed).await?;
+            for table in &orphans.tables {
+                println!("table {table}");
+            }
+            for owner in &orphans.migration_owners {
+                println!("migrations {owner}");
+            }
+            for projection in &orphans.projections {
+                println!("projection {projection}");
+            }
+            if orphans == Default::default() {
+                println!("nothing orphaned");
+            }
+            Ok(())
+        }),
+        Command::Log {
+            command: LogCommand::Types { storage },
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            for (event_type, count) in store.count_by_type().await? {
+                let readable = if registry.current_name(&event_type).is_some() {
+                    "typed"
+                } else {
+                    "raw envelope (type not installed)"
+                };
+                println!("{event_type} {count} {readable}");
+            }
+            Ok(())
+        }),
     }
 }

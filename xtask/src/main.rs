@@ -1,5 +1,6 @@
 //! `cargo xtask <chore>`: every project chore, in Rust (see `.cargo/config.toml`).
 
+mod acceptance;
 mod bench;
 mod contract_diff;
 mod deps_check;
@@ -28,6 +29,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         deny_list: Option<PathBuf>,
     },
+    /// Acceptance checks of the constitution that need a whole workspace.
+    Acceptance {
+        #[command(subcommand)]
+        check: AcceptanceCheck,
+    },
     /// Run the benchmarks (in release) and print each as a ratio against its baseline.
     Bench {
         #[arg(value_enum)]
@@ -43,6 +49,18 @@ enum Command {
         new: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: schema_diff::Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum AcceptanceCheck {
+    /// Delete a pack in a copy of the workspace and prove nothing else breaks (Section 10).
+    DeletePack {
+        /// The pack id, e.g. `incidents`.
+        id: String,
+        /// The workspace to copy (default: this one).
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
     },
 }
 
@@ -69,6 +87,9 @@ fn main() -> ExitCode {
             manifest_path,
             deny_list,
         } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
+        Command::Acceptance {
+            check: AcceptanceCheck::DeletePack { id, workspace },
+        } => acceptance::delete_pack(&id, workspace.as_deref()),
         Command::Bench { only, format } => bench::run(only, format),
         Command::ContractDiff(options) => contract_diff::run(&options),
         Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),

@@ -2,8 +2,9 @@
 //! to a public event fails with the right rule; a new payload version with an upcaster and
 //! a crate bump passes; blessing records it.
 //!
-//! The copy builds its own `ops-host` into `target/tests/contract-diff-e2e`, a target
-//! directory kept between runs so only the edited crates rebuild.
+//! The copy builds its own `ops-host` into `target/tests/workspace-copies`, a target
+//! directory kept between runs (and shared with `cargo xtask acceptance`) so only the
+//! edited crates rebuild.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,23 +16,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_owned()
-}
-
-fn copy_workspace(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" || name == ".git" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_workspace(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 struct Workspace {
@@ -70,7 +54,7 @@ impl Workspace {
             std::env::temp_dir().join(format!("contract-diff-e2e-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        copy_workspace(&repo_root(), &dir);
+        xtask::workspace::copy(&repo_root(), &dir).unwrap();
         Workspace { dir }
     }
 
@@ -88,7 +72,7 @@ impl Workspace {
             .args(extra)
             .env(
                 "CARGO_TARGET_DIR",
-                repo_root().join("target/tests/contract-diff-e2e"),
+                xtask::workspace::copies_target_dir(&repo_root()),
             )
             .output()
             .unwrap();

@@ -163,6 +163,62 @@ async fn apply(
     })
 }
 
+/// What uninstalled packs left in the database: kept, never dropped by the host, so an
+/// operator can decide (Section 10).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// Tables named `pack_<id>_*` of no installed pack.
+    pub tables: Vec<String>,
+    /// Migration ledger owners (`pack:<id>`) of no installed pack.
+    pub migration_owners: Vec<String>,
+    /// Projections (`pack:<id>/<name>`) of no installed pack.
+    pub projections: Vec<String>,
+}
+
+/// Finds what packs not in `installed` (pack ids) left behind.
+pub async fn orphans(db: &Db, installed: &[&str]) -> Result<Orphans, sqlx::Error> {
+    let owned = |name: &str| {
+        installed
+            .iter()
+            .any(|id| name.starts_with(&format!("pack_{id}_")))
+    };
+    let tables_sql = match db.dialect() {
+        Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        Dialect::Postgres => {
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+        }
+    };
+    let (tables, owners, projections): (Vec<String>, Vec<String>, Vec<(String, String)>) = on_db!(db, pool => {
+        let tables = sqlx::query_scalar(tables_sql).fetch_all(pool).await?;
+        let owners = sqlx::query_scalar(
+            "SELECT DISTINCT owner FROM core_migrations WHERE owner LIKE 'pack:%' ORDER BY owner",
+        )
+        .fetch_all(pool)
+        .await?;
+        let projections = sqlx::query_as("SELECT owner, name FROM core_projections ORDER BY owner, name")
+            .fetch_all(pool)
+            .await?;
+        (tables, owners, projections)
+    });
+    let uninstalled = |owner: &str| {
+        owner
+            .strip_prefix("pack:")
+            .is_some_and(|id| !installed.contains(&id))
+    };
+    Ok(Orphans {
+        tables: tables
+            .into_iter()
+            .filter(|name| name.starts_with("pack_") && !owned(name))
+            .collect(),
+        migration_owners: owners.into_iter().filter(|o| uninstalled(o)).collect(),
+        projections: projections
+            .into_iter()
+            .filter(|(owner, _)| uninstalled(owner))
+            .map(|(owner, name)| format!("{owner}/{name}"))
+            .collect(),
+    })
+}
+
 /// Statements a pack migration may contain: tables and indexes of its own, and rows in them.
 fn check_pack_sql(
     dialect: Dialect,

@@ -591,6 +591,15 @@ impl EventStore {
         )
     }
 
+    /// How many events of each type the log holds, by type.
+    pub async fn count_by_type(&self) -> Result<Vec<(String, i64)>, ReadError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT event_type, COUNT(*) FROM core_events GROUP BY event_type ORDER BY event_type")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// How many events the log holds.
     pub async fn count(&self) -> Result<i64, ReadError> {
         Ok(on_db!(&self.db, pool => {

@@ -1,0 +1,3 @@
+//! What the chores of `cargo xtask` share with their tests.
+
+pub mod workspace;
