@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: PacksCommand,
     },
+    /// Installed projections: freshness, and rebuilding one from the log.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Inspect the event log.
     Log {
         #[command(subcommand)]
@@ -75,6 +80,21 @@ enum PacksCommand {
     /// Tables, migrations and projections of packs that are no longer installed. They are
     /// kept: deleting data is an operator's decision.
     Orphaned {
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Where each projection is against the log head, and whether it meets its objective.
+    Status {
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Drops a projection's rows and replays the log into it: `<pack>/<name>`.
+    Rebuild {
+        projection: String,
         #[command(flatten)]
         storage: Storage,
     },
@@ -200,6 +220,52 @@ fn main() -> anyhow::Result<()> {
             if orphans == Default::default() {
                 println!("nothing orphaned");
             }
+            Ok(())
+        }),
+        Command::Projections {
+            command: ProjectionsCommand::Status { storage },
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            for status in ops_core_runtime::projection::all_freshness(&store).await? {
+                println!(
+                    "{}/{} v{}: lag {} ms of {} ms allowed ({}), {} applied, {} late, {} rebuilds",
+                    status.owner,
+                    status.name,
+                    status.version,
+                    status.lag_ms,
+                    status.max_lag_ms,
+                    if status.within_objective {
+                        "fresh"
+                    } else {
+                        "STALE"
+                    },
+                    status.applied_events,
+                    status.late_events,
+                    status.rebuilds
+                );
+            }
+            Ok(())
+        }),
+        Command::Projections {
+            command:
+                ProjectionsCommand::Rebuild {
+                    projection,
+                    storage,
+                },
+        } => block_on(async {
+            let Some(found) = ops_core::projection::installed()
+                .into_iter()
+                .find(|p| format!("{}/{}", p.pack_id(), p.name()) == projection)
+            else {
+                anyhow::bail!(
+                    "no installed projection `{projection}`; `ops-host projections status` lists them"
+                );
+            };
+            let store = storage.store(registry).await?;
+            let mut runner =
+                ops_core_runtime::projection::ProjectionRunner::start(store, found).await?;
+            runner.rebuild().await?;
+            println!("rebuilt {projection}: {} rows", runner.state().rows().len());
             Ok(())
         }),
         Command::Log {

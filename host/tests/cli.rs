@@ -78,6 +78,18 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{again}"
     );
     assert!(again.contains("log holds 10 events"), "{again}");
+    let (ok, status) = host(&["projections", "status", "--data", data_arg]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("pack:incidents/incident_board v1: lag 0 ms of 5000 ms allowed (fresh)"),
+        "{status}"
+    );
+    let (ok, types) = host(&["log", "types", "--data", data_arg]);
+    assert!(ok, "{types}");
+    assert!(
+        types.contains("pack.incidents.incident.IncidentOpened 4 typed"),
+        "{types}"
+    );
     std::fs::remove_dir_all(&data).unwrap();
 }
 

@@ -121,6 +121,11 @@ async fn the_board_shows_open_incidents_and_time_to_acknowledge(backend: Backend
     assert_eq!(restarted.catch_up().await.unwrap().applied, 0);
     assert_eq!(stored_rows(&store, &IncidentBoard).await.unwrap(), rows);
 
+    // A rebuild drops the rows and replays the log: the same rows, counted as a rebuild.
+    restarted.rebuild().await.unwrap();
+    assert_eq!(stored_rows(&store, &IncidentBoard).await.unwrap(), rows);
+    assert_eq!(restarted.freshness().await.unwrap().rebuilds, 1);
+
     // An acknowledgement of an incident nobody opened is quarantined, with the reason.
     append(&store, &[acknowledged("INC-404", 3 * MINUTE_US)]).await;
     let done = restarted.catch_up().await.unwrap();

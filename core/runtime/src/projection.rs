@@ -327,6 +327,15 @@ impl ProjectionRunner {
         }
     }
 
+    /// Drops the state and replays the log in canonical order up to the last event a
+    /// follower can reach; the new rows replace the old ones, with the checkpoint, in one
+    /// transaction.
+    pub async fn rebuild(&mut self) -> Result<(), ProjectionRunError> {
+        self.rebuild_state().await?;
+        self.checkpoint.rebuilds += 1;
+        self.persist().await
+    }
+
     /// Applies one event; `false` when it was quarantined instead.
     async fn apply(&mut self, event: &StoredEvent) -> Result<bool, ProjectionRunError> {
         let raw = || serde_json::to_string(&event.envelope).unwrap_or_default();
