@@ -115,19 +115,24 @@ async fn the_sample_export_feeds_the_incident_board(backend: Backend) {
     );
 }
 
+/// The ids of the log, in canonical order.
+async fn replayed_ids(store: &EventStore) -> Vec<ops_core::id::EventId> {
+    store
+        .replay(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope.event_id)
+        .collect()
+}
+
 async fn reading_again_from_the_same_cursor_gives_the_same_events(backend: Backend) {
     let store = backend
         .store("reading_again_from_the_same_cursor_gives_the_same_events")
         .await;
     let mut connector = runner(&store, JsonLinesDirectory::new(SAMPLE_EXPORT));
     connector.sync_stream("tickets").await.unwrap();
-    let first: Vec<_> = store
-        .replay(None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope.event_id)
-        .collect();
+    let first = replayed_ids(&store).await;
     let again = connector.backfill("tickets", None).await.unwrap();
     assert_eq!((again.appended, again.duplicates), (0, 10));
     let from_middle = connector
@@ -135,13 +140,7 @@ async fn reading_again_from_the_same_cursor_gives_the_same_events(backend: Backe
         .await
         .unwrap();
     assert_eq!((from_middle.records, from_middle.appended), (7, 0));
-    let second: Vec<_> = store
-        .replay(None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope.event_id)
-        .collect();
+    let second = replayed_ids(&store).await;
     assert_eq!(first, second);
     // The drifted record is kept once, however often it is read.
     assert_eq!(
@@ -161,13 +160,7 @@ async fn reading_again_from_the_same_cursor_gives_the_same_events(backend: Backe
         .sync_stream("tickets")
         .await
         .unwrap();
-    let third: Vec<_> = other
-        .replay(None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope.event_id)
-        .collect();
+    let third = replayed_ids(&other).await;
     assert_eq!(first, third);
 }
 

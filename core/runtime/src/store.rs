@@ -190,6 +190,12 @@ pub struct EventStore {
 const COLUMNS: &str =
     "seq, tx_order, stream_id, stream_version, recorded_at_us, event_id, envelope";
 
+/// A value bound to a read query.
+enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 /// A row as read, before its envelope is decoded.
 struct RawRow {
     position: LogPosition,
@@ -415,7 +421,7 @@ impl EventStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE stream_id = $1 ORDER BY stream_version"
         );
-        decode_all(self.fetch(&sql, &[stream]).await?)
+        decode_all(self.fetch(&sql, &[Bind::Text(stream)]).await?)
     }
 
     /// Every event of a type, in commit order.
@@ -423,7 +429,7 @@ impl EventStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE event_type = $1 ORDER BY tx_order, seq"
         );
-        decode_all(self.fetch(&sql, &[event_type]).await?)
+        decode_all(self.fetch(&sql, &[Bind::Text(event_type)]).await?)
     }
 
     /// Every event of one correlation, in commit order.
@@ -434,14 +440,20 @@ impl EventStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE correlation_id = $1 ORDER BY tx_order, seq"
         );
-        decode_all(self.fetch(&sql, &[&correlation.to_string()]).await?)
+        decode_all(
+            self.fetch(&sql, &[Bind::Text(&correlation.to_string())])
+                .await?,
+        )
     }
 
-    async fn fetch(&self, sql: &str, binds: &[&str]) -> Result<Vec<RawRow>, sqlx::Error> {
+    async fn fetch(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<RawRow>, sqlx::Error> {
         on_db!(&self.db, pool => {
             let mut query = sqlx::query(sql);
             for bind in binds {
-                query = query.bind(*bind);
+                query = match bind {
+                    Bind::Int(value) => query.bind(*value),
+                    Bind::Text(value) => query.bind(*value),
+                };
             }
             query.fetch_all(pool).await?.iter().map(raw_row).collect()
         })
@@ -480,48 +492,37 @@ impl EventStore {
              AND (tx_order, seq) <= ($5, $6) \
              ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $7"
         );
-        let rows = on_db!(&self.db, pool => {
-            sqlx::query(&sql)
-                .bind(start.occurred_at_us)
-                .bind(&start.source_ref)
-                .bind(start.source_sequence_key)
-                .bind(&start.event_id)
-                .bind(until.tx_order)
-                .bind(until.seq)
-                .bind(limit as i64)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(raw_row)
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let rows = self
+            .fetch(
+                &sql,
+                &[
+                    Bind::Int(start.occurred_at_us),
+                    Bind::Text(&start.source_ref),
+                    Bind::Int(start.source_sequence_key),
+                    Bind::Text(&start.event_id),
+                    Bind::Int(until.tx_order),
+                    Bind::Int(until.seq),
+                    Bind::Int(limit as i64),
+                ],
+            )
+            .await?;
         decode_all(rows)
     }
 
     /// Up to `limit` events after `after` in commit order, never skipping one that commits
     /// late (see the module docs). Undecodable rows come back in `corrupt`, in place.
     pub async fn follow(&self, after: LogPosition, limit: usize) -> Result<FollowBatch, ReadError> {
-        let finished = match self.db.dialect() {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => {
-                "AND tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-            }
-        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) {finished} \
-             ORDER BY tx_order, seq LIMIT $3"
+            "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) AND {} \
+             ORDER BY tx_order, seq LIMIT $3",
+            self.db.dialect().final_rows()
         );
-        let rows = on_db!(&self.db, pool => {
-            sqlx::query(&sql)
-                .bind(after.tx_order)
-                .bind(after.seq)
-                .bind(limit as i64)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(raw_row)
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let binds = [
+            Bind::Int(after.tx_order),
+            Bind::Int(after.seq),
+            Bind::Int(limit as i64),
+        ];
+        let rows = self.fetch(&sql, &binds).await?;
         let mut batch = FollowBatch {
             next: rows.last().map_or(after, |row| row.position),
             ..FollowBatch::default()
@@ -550,14 +551,13 @@ impl EventStore {
         &self,
         only_final: bool,
     ) -> Result<Option<(LogPosition, Timestamp)>, ReadError> {
-        let finished = match self.db.dialect() {
-            Dialect::Postgres if only_final => {
-                "WHERE tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-            }
-            _ => "",
+        let finished = if only_final {
+            self.db.dialect().final_rows()
+        } else {
+            "1 = 1"
         };
         let sql = format!(
-            "SELECT tx_order, seq, recorded_at_us FROM core_events {finished} ORDER BY tx_order DESC, seq DESC LIMIT 1"
+            "SELECT tx_order, seq, recorded_at_us FROM core_events WHERE {finished} ORDER BY tx_order DESC, seq DESC LIMIT 1"
         );
         let row: Option<(i64, i64, i64)> =
             on_db!(&self.db, pool => sqlx::query_as(&sql).fetch_optional(pool).await?);
