@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod connector;
 pub mod contract;
 pub mod envelope;
+pub mod handler;
 pub mod id;
 pub mod pack;
 pub mod projection;

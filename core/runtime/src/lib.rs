@@ -1,8 +1,9 @@
 //! `ops-core-runtime`: the core's machinery, which packs never link (deps-check refuses it).
 //! [`db`] opens SQLite or PostgreSQL, [`migrate`] runs core's and packs' migrations,
-//! [`store`] is the event log, [`projection`] runs packs' projections and [`connector`]
+//! [`store`] is the event log, [`command`] the command bus, [`projection`] runs packs' projections and [`connector`]
 //! their ingress connectors, and [`reconcile`] turns disagreeing sources into conflict events.
 
+pub mod command;
 pub mod connector;
 pub mod db;
 pub mod migrate;

@@ -56,15 +56,21 @@ struct Migration<'a> {
     sql: &'a str,
 }
 
-const SQLITE_CORE: &[Migration<'static>] = &[Migration {
-    name: "0001_event_log",
-    sql: include_str!("../migrations/sqlite/0001_event_log.sql"),
-}];
+/// Core's migrations of one dialect, from `migrations/<dialect>/`, in order.
+macro_rules! core_migrations {
+    ($dialect:literal: $($name:literal),+) => {
+        &[$(Migration {
+            name: $name,
+            sql: include_str!(concat!("../migrations/", $dialect, "/", $name, ".sql")),
+        }),+]
+    };
+}
 
-const POSTGRES_CORE: &[Migration<'static>] = &[Migration {
-    name: "0001_event_log",
-    sql: include_str!("../migrations/postgres/0001_event_log.sql"),
-}];
+const SQLITE_CORE: &[Migration<'static>] =
+    core_migrations!("sqlite": "0001_event_log", "0002_commands");
+
+const POSTGRES_CORE: &[Migration<'static>] =
+    core_migrations!("postgres": "0001_event_log", "0002_commands");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
     owner TEXT NOT NULL,

@@ -241,6 +241,18 @@ impl EventStore {
         events: &[EventEnvelope],
         cursor: Option<&CursorUpdate>,
     ) -> Result<AppendOutcome, AppendError> {
+        self.append_with(stream, expected, events, cursor.map(SideWrite::Cursor))
+            .await
+    }
+
+    /// Appends `events` and writes `side` in the same transaction.
+    pub(crate) async fn append_with(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventEnvelope],
+        side: Option<SideWrite<'_>>,
+    ) -> Result<AppendOutcome, AppendError> {
         let rows = self.validate(events)?;
         let mut attempt = 0;
         // Most batches are new: insert them straight away, and only when one turns out to
@@ -249,7 +261,7 @@ impl EventStore {
         loop {
             attempt += 1;
             match self
-                .try_append(stream, expected, events, &rows, cursor, look_up_stored)
+                .try_append(stream, expected, events, &rows, side, look_up_stored)
                 .await
             {
                 Ok(Some(outcome)) => return Ok(outcome),
@@ -309,7 +321,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[EventEnvelope],
         rows: &[String],
-        cursor: Option<&CursorUpdate>,
+        side: Option<SideWrite<'_>>,
         look_up_stored: bool,
     ) -> Result<Option<AppendOutcome>, AppendError> {
         let dialect = self.db.dialect();
@@ -354,8 +366,8 @@ impl EventStore {
             .unwrap_or(0);
             outcome.stream_version = current;
             if fresh.is_empty() {
-                if let Some(cursor) = cursor {
-                    cursor_query(cursor, recorded_at_us).execute(&mut *tx).await?;
+                if let Some(side) = side {
+                    side_query(side, recorded_at_us).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 return Ok(Some(outcome));
@@ -407,8 +419,8 @@ impl EventStore {
                     return Ok(None);
                 }
             }
-            if let Some(cursor) = cursor {
-                cursor_query(cursor, recorded_at_us).execute(&mut *tx).await?;
+            if let Some(side) = side {
+                side_query(side, recorded_at_us).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             outcome.stream_version = current + fresh.len() as i64;
@@ -681,22 +693,63 @@ const WRITE_CURSOR: &str = "INSERT INTO core_connector_cursors (connector_id, st
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
      watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us";
 
-/// The statement that moves a cursor; run in the transaction of the batch it follows.
-fn cursor_query<'q, DB: sqlx::Database>(
-    cursor: &'q CursorUpdate,
+/// What else a batch's transaction writes.
+#[derive(Clone, Copy)]
+pub(crate) enum SideWrite<'a> {
+    /// A connector's cursor moves past the page.
+    Cursor(&'a CursorUpdate),
+    /// A command's outcome is recorded with the events it caused.
+    Command(&'a CommandRecord),
+}
+
+/// A command's outcome as `core_commands` keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CommandRecord {
+    pub command_id: String,
+    pub command_type: String,
+    pub target_ref: String,
+    pub dedupe_scope: String,
+    pub envelope: String,
+    pub capability_id: String,
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub event_ids: String,
+}
+
+const WRITE_COMMAND: &str = "INSERT INTO core_commands (command_id, command_type, target_ref, dedupe_scope, \
+     envelope, capability_id, outcome, reason, event_ids, recorded_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// The statement of a side write, run in the transaction of the batch.
+fn side_query<'q, DB: sqlx::Database>(
+    side: SideWrite<'q>,
     now_us: i64,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
 where
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    sqlx::query(WRITE_CURSOR)
-        .bind(cursor.connector_id.as_str())
-        .bind(cursor.stream.as_str())
-        .bind(cursor.cursor.as_str())
-        .bind(cursor.watermark.map(|w| w.unix_micros()))
-        .bind(now_us)
+    match side {
+        SideWrite::Cursor(cursor) => sqlx::query(WRITE_CURSOR)
+            .bind(cursor.connector_id.as_str())
+            .bind(cursor.stream.as_str())
+            .bind(cursor.cursor.as_str())
+            .bind(cursor.watermark.map(|w| w.unix_micros()))
+            .bind(now_us),
+        SideWrite::Command(command) => sqlx::query(WRITE_COMMAND)
+            .bind(command.command_id.as_str())
+            .bind(command.command_type.as_str())
+            .bind(command.target_ref.as_str())
+            .bind(command.dedupe_scope.as_str())
+            .bind(command.envelope.as_str())
+            .bind(command.capability_id.as_str())
+            .bind(command.outcome)
+            .bind(command.reason.as_deref())
+            .bind(command.event_ids.as_str())
+            .bind(now_us),
+    }
 }
 
 /// Reads the columns of [`COLUMNS`], by position.

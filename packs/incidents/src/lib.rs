@@ -1,15 +1,14 @@
-//! The incidents pack: decides incident commands, keeps private triage notes and the
+//! The incidents pack: handles incident commands, keeps private triage notes and the
 //! incident board projection.
 
 mod board;
+mod handlers;
 mod reconcile;
 
 pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
+pub use handlers::{AcknowledgeIncidentHandler, OpenIncidentHandler};
 pub use reconcile::IncidentOpenings;
 
-use ops_contract_incidents::{
-    AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, OpenIncident,
-};
 use ops_core::envelope::{EnvelopeError, EventEnvelope, EventOrigin};
 use ops_core::{event, pack};
 use ops_shared_people::PersonRef;
@@ -23,22 +22,6 @@ pub(crate) struct TriageNoteAdded {
     incident_id: String,
     note: String,
     by: PersonRef,
-}
-
-pub fn decide_open(command: &OpenIncident) -> IncidentOpened {
-    IncidentOpened {
-        incident_id: command.incident_id.clone(),
-        service: command.service.clone(),
-        title: command.title.clone(),
-        severity: command.severity,
-    }
-}
-
-pub fn decide_acknowledge(command: &AcknowledgeIncident) -> IncidentAcknowledged {
-    IncidentAcknowledged {
-        incident_id: command.incident_id.clone(),
-        by: command.by.clone(),
-    }
 }
 
 /// Triage notes leave the pack only as envelopes, never as their private type.

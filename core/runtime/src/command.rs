@@ -1,0 +1,275 @@
+//! The command bus (A2, A3): routes a command to the one handler of its owning pack, gives
+//! it the target's history, and records the outcome (`accepted` with the events it caused,
+//! or `rejected` with the reason) in the same transaction as those events. A command is
+//! decided once: submitting it again returns the recorded outcome and appends nothing.
+//! The target's stream version is checked when the events are stored, so two commands
+//! decided on the same state cannot both land: the later one is re-decided on the new
+//! state, or, when the caller said which version it saw, refused as a conflict.
+
+use std::collections::BTreeMap;
+
+use ops_core::envelope::{
+    CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
+};
+use ops_core::handler::{DynHandler, PastEvent, owned_by};
+use ops_core::id::{CapabilityId, CommandId, EventId};
+use ops_core::time::Timestamp;
+
+use crate::db::on_db;
+use crate::store::{
+    AppendError, CommandRecord, CurrentPayload, EventStore, ExpectedVersion, ReadError, SideWrite,
+};
+
+/// How often a command is re-decided when its target moved while it was being decided.
+const DECIDE_ATTEMPTS: usize = 3;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receipt {
+    pub command_id: CommandId,
+    pub outcome: CommandOutcome,
+    pub event_ids: Vec<EventId>,
+    /// The outcome recorded when this command was first submitted.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the command envelope is not valid: {0}")]
+    Envelope(#[from] EnvelopeError),
+    #[error("the installed handlers are inconsistent: {0}")]
+    Handlers(String),
+    #[error(
+        "`{target}` is at version {actual}, not {expected} as the request assumed; nothing was written, decide again on the current state"
+    )]
+    Conflict {
+        target: String,
+        expected: i64,
+        actual: i64,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("recording the command failed; nothing was written: {0}")]
+    Append(#[from] AppendError),
+    #[error("reading the command record failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub struct CommandBus {
+    store: EventStore,
+    handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
+}
+
+impl CommandBus {
+    /// A bus over every installed handler.
+    pub fn new(store: EventStore) -> Result<Self, BusError> {
+        Self::with_handlers(store, ops_core::handler::installed())
+    }
+
+    /// Checks again at start what `install_handler!` checks at compile time, for handlers
+    /// registered by other means: one handler per command, by the command's owner.
+    pub fn with_handlers(
+        store: EventStore,
+        handlers: Vec<&'static dyn DynHandler>,
+    ) -> Result<Self, BusError> {
+        let mut by_type = BTreeMap::new();
+        for handler in handlers {
+            if !owned_by(handler.command_type(), handler.pack_id()) {
+                return Err(BusError::Handlers(format!(
+                    "pack `{}` handles `{}`, which it does not own",
+                    handler.pack_id(),
+                    handler.command_type()
+                )));
+            }
+            if by_type.insert(handler.command_type(), handler).is_some() {
+                return Err(BusError::Handlers(format!(
+                    "`{}` has two handlers",
+                    handler.command_type()
+                )));
+            }
+        }
+        Ok(CommandBus {
+            store,
+            handlers: by_type,
+        })
+    }
+
+    /// Decides `command` once, on the authority of `capability_id`. `expected` is the
+    /// target version the caller saw, if it wants the command refused when it moved.
+    pub async fn submit(
+        &self,
+        command: &CommandEnvelope,
+        capability_id: CapabilityId,
+        expected: Option<i64>,
+    ) -> Result<Receipt, BusError> {
+        command.verify()?;
+        if let Some(receipt) = self.recorded(&command.command_id).await? {
+            return Ok(receipt);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .decide_and_record(command, capability_id, expected)
+                .await
+            {
+                Err(BusError::Append(AppendError::Conflict { actual, .. }))
+                    if expected.is_none() && attempt < DECIDE_ATTEMPTS =>
+                {
+                    tracing::debug!(command = %command.command_id, actual, "target moved; deciding again");
+                }
+                Err(BusError::Append(AppendError::Conflict { actual, .. })) => {
+                    return Err(BusError::Conflict {
+                        target: command.target_ref.clone(),
+                        expected: expected.unwrap_or_default(),
+                        actual,
+                    });
+                }
+                Err(BusError::Append(error)) => {
+                    // The same command, submitted concurrently, may have been recorded first.
+                    return match self.recorded(&command.command_id).await? {
+                        Some(receipt) => Ok(receipt),
+                        None => Err(BusError::Append(error)),
+                    };
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn decide_and_record(
+        &self,
+        command: &CommandEnvelope,
+        capability_id: CapabilityId,
+        expected: Option<i64>,
+    ) -> Result<Receipt, BusError> {
+        let history = self.store.read_stream(&command.target_ref).await?;
+        let current = history.last().map_or(0, |event| event.stream_version);
+        if let Some(expected) = expected.filter(|expected| *expected != current) {
+            return Err(BusError::Conflict {
+                target: command.target_ref.clone(),
+                expected,
+                actual: current,
+            });
+        }
+        let past: Vec<PastEvent> = history
+            .iter()
+            .filter_map(|event| match self.store.current_payload(&event.envelope) {
+                CurrentPayload::Current { version, payload } => Some(PastEvent {
+                    event_type: event.envelope.event_type.clone(),
+                    version,
+                    payload,
+                }),
+                // A handler decides on what this build can read; the rest is not its past.
+                CurrentPayload::UnknownType | CurrentPayload::Unreadable { .. } => None,
+            })
+            .collect();
+        let decided = match self.handlers.get(command.command_type.as_str()) {
+            None => Err(format!(
+                "no installed pack handles `{}`",
+                command.command_type
+            )),
+            Some(handler) if handler.command_version() != command.payload_schema_version => {
+                Err(format!(
+                    "`{}` v{} is not the version this build handles (v{})",
+                    command.command_type,
+                    command.payload_schema_version,
+                    handler.command_version()
+                ))
+            }
+            Some(handler) => handler.decide(&command.payload, &past),
+        };
+        let (outcome, events) = match decided {
+            Ok(decided) => {
+                let events = decided
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, event)| {
+                        EventEnvelope::from_parts(
+                            event.event_type.to_owned(),
+                            event.version,
+                            event.payload,
+                            origin(command, capability_id, index),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                (CommandOutcome::Accepted, events)
+            }
+            Err(reason) => (CommandOutcome::Rejected { reason }, Vec::new()),
+        };
+        let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
+        let record = CommandRecord {
+            command_id: command.command_id.to_string(),
+            command_type: command.command_type.clone(),
+            target_ref: command.target_ref.clone(),
+            dedupe_scope: serde_json::to_string(&command.dedupe_scope)
+                .expect("a dedupe scope is plain JSON"),
+            envelope: serde_json::to_string(command).expect("an envelope is plain JSON"),
+            capability_id: capability_id.to_string(),
+            outcome: match outcome {
+                CommandOutcome::Accepted => "accepted",
+                CommandOutcome::Rejected { .. } => "rejected",
+            },
+            reason: match &outcome {
+                CommandOutcome::Rejected { reason } => Some(reason.clone()),
+                CommandOutcome::Accepted => None,
+            },
+            event_ids: serde_json::to_string(&event_ids).expect("ids are plain JSON"),
+        };
+        let expected_version = match current {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        self.store
+            .append_with(
+                &command.target_ref,
+                expected_version,
+                &events,
+                Some(SideWrite::Command(&record)),
+            )
+            .await?;
+        Ok(Receipt {
+            command_id: command.command_id,
+            outcome,
+            event_ids,
+            replayed: false,
+        })
+    }
+
+    /// The outcome recorded for `command_id`, if it was decided before.
+    async fn recorded(&self, command_id: &CommandId) -> Result<Option<Receipt>, BusError> {
+        let row: Option<(String, Option<String>, String)> = on_db!(self.store.db(), pool => {
+            sqlx::query_as("SELECT outcome, reason, event_ids FROM core_commands WHERE command_id = $1")
+                .bind(command_id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(outcome, reason, event_ids)| Receipt {
+            command_id: *command_id,
+            outcome: match outcome.as_str() {
+                "accepted" => CommandOutcome::Accepted,
+                _ => CommandOutcome::Rejected {
+                    reason: reason.unwrap_or_default(),
+                },
+            },
+            event_ids: serde_json::from_str(&event_ids).unwrap_or_default(),
+            replayed: true,
+        }))
+    }
+}
+
+/// The events a command causes happen when it was requested, on its actor's authority,
+/// caused by it; their ids derive from the command's id, so deciding again gives the same.
+fn origin(command: &CommandEnvelope, capability_id: CapabilityId, index: usize) -> EventOrigin {
+    EventOrigin {
+        source_ref: format!("command:{}", command.command_type),
+        source_native_id: format!("{}#{index}", command.command_id),
+        source_sequence: None,
+        occurred_at: command.requested_at,
+        ingested_at: Timestamp::now(),
+        effective_at: None,
+        correlation_id: command.correlation_id,
+        causation: ops_core::envelope::Causation::Command(command.command_id),
+        actor: command.actor.clone(),
+        capability_id,
+    }
+}

@@ -1,0 +1,19 @@
+// The filesync pack uses the incidents contract, so it can name `AcknowledgeIncident`; it
+// still cannot install a handler for it: only the owner of a command decides it.
+use ops_contract_incidents::AcknowledgeIncident;
+use ops_core::handler::{Decided, Handler, PastEvent};
+
+struct AcknowledgeEverything;
+
+impl Handler for AcknowledgeEverything {
+    type Pack = pack_filesync::FilesyncPack;
+    type Command = AcknowledgeIncident;
+
+    fn decide(&self, _: &AcknowledgeIncident, _: &[PastEvent]) -> Result<Vec<Decided>, String> {
+        Ok(Vec::new())
+    }
+}
+
+ops_core::install_handler!(AcknowledgeEverything);
+
+fn main() {}

@@ -1,0 +1,242 @@
+//! The command bus on both backends: routing to the owning pack's handler, outcomes
+//! recorded with their events in one transaction, idempotent re-submission, and
+//! optimistic concurrency on the target.
+
+use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
+use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
+use ops_core::handler::{Decided, Handler, PastEvent};
+use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core_runtime::command::{BusError, CommandBus};
+use ops_core_runtime::store::EventStore;
+use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, responder};
+
+fn request(target: &str, action: &str) -> CommandRequest {
+    CommandRequest {
+        target_ref: target.to_owned(),
+        dedupe_scope: DedupeScope::Command {
+            aggregate_ref: target.to_owned(),
+        },
+        correlation_id: CorrelationId::of(target).unwrap(),
+        causation: Causation::UserAction(UserActionId::of(&(action, target)).unwrap()),
+        actor: responder(),
+        requested_at: "2026-11-26T06:00:00Z".parse().unwrap(),
+    }
+}
+
+fn open(id: &str) -> CommandEnvelope {
+    let command = OpenIncident {
+        incident_id: id.to_owned(),
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: "payments".to_owned(),
+        },
+        title: "Card authorisations time out".to_owned(),
+        severity: Severity::Sev1,
+    };
+    CommandEnvelope::new(&command, request(&format!("incident/{id}"), "open")).unwrap()
+}
+
+fn acknowledge(id: &str, by: &str) -> CommandEnvelope {
+    let command = AcknowledgeIncident {
+        incident_id: id.to_owned(),
+        by: PersonRef {
+            system: "oncall".to_owned(),
+            id: by.to_owned(),
+            display_name: by.to_owned(),
+        },
+    };
+    CommandEnvelope::new(&command, request(&format!("incident/{id}"), "acknowledge")).unwrap()
+}
+
+fn capability() -> CapabilityId {
+    CapabilityId::of(&("responders", "ada@example.com")).unwrap()
+}
+
+async fn bus(backend: Backend, test: &str) -> (EventStore, CommandBus) {
+    let store = backend.store(test).await;
+    let bus = CommandBus::new(store.clone()).unwrap();
+    (store, bus)
+}
+
+on_both_backends!(
+    accepted_commands_store_their_events_with_the_outcome,
+    a_command_is_decided_once,
+    rejections_are_recorded_with_their_reason,
+    a_stale_expected_version_is_a_conflict_not_a_lost_write,
+    concurrent_commands_on_one_target_are_decided_in_turn,
+);
+
+async fn accepted_commands_store_their_events_with_the_outcome(backend: Backend) {
+    let (store, bus) = bus(
+        backend,
+        "accepted_commands_store_their_events_with_the_outcome",
+    )
+    .await;
+    let opened = bus
+        .submit(&open("INC-1"), capability(), None)
+        .await
+        .unwrap();
+    assert_eq!(opened.outcome, CommandOutcome::Accepted);
+    let acknowledged = bus
+        .submit(&acknowledge("INC-1", "U042"), capability(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.outcome, CommandOutcome::Accepted);
+    let stream = store.read_stream("incident/INC-1").await.unwrap();
+    assert_eq!(stream.len(), 2);
+    let event = &stream[1].envelope;
+    assert_eq!(event.event_id, acknowledged.event_ids[0]);
+    assert_eq!(event.causation, Causation::Command(acknowledged.command_id));
+    assert_eq!(event.capability_id, capability());
+    assert_eq!(event.occurred_at.to_string(), "2026-11-26T06:00:00.000000Z");
+}
+
+async fn a_command_is_decided_once(backend: Backend) {
+    let (store, bus) = bus(backend, "a_command_is_decided_once").await;
+    let command = open("INC-1");
+    let first = bus.submit(&command, capability(), None).await.unwrap();
+    let again = bus.submit(&command, capability(), None).await.unwrap();
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(
+        (again.outcome, again.event_ids),
+        (first.outcome, first.event_ids)
+    );
+    assert_eq!(store.count().await.unwrap(), 1);
+
+    // The same command from several places at once: one decision, one set of events.
+    let bus = std::sync::Arc::new(bus);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                bus.submit(&open("INC-2"), capability(), None)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut receipts = Vec::new();
+    for task in tasks {
+        receipts.push(task.await.unwrap());
+    }
+    assert!(
+        receipts
+            .iter()
+            .all(|r| r.event_ids == receipts[0].event_ids)
+    );
+    assert_eq!(receipts.iter().filter(|r| !r.replayed).count(), 1);
+    assert_eq!(store.count().await.unwrap(), 2);
+}
+
+async fn rejections_are_recorded_with_their_reason(backend: Backend) {
+    let (store, bus) = bus(backend, "rejections_are_recorded_with_their_reason").await;
+    let command = acknowledge("INC-404", "U042");
+    let rejected = bus.submit(&command, capability(), None).await.unwrap();
+    assert_eq!(
+        rejected.outcome,
+        CommandOutcome::Rejected {
+            reason: "incident INC-404 was never opened".to_owned()
+        }
+    );
+    assert!(rejected.event_ids.is_empty());
+    let again = bus.submit(&command, capability(), None).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.outcome, rejected.outcome);
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+async fn a_stale_expected_version_is_a_conflict_not_a_lost_write(backend: Backend) {
+    let (store, bus) = bus(
+        backend,
+        "a_stale_expected_version_is_a_conflict_not_a_lost_write",
+    )
+    .await;
+    bus.submit(&open("INC-1"), capability(), None)
+        .await
+        .unwrap();
+    let error = bus
+        .submit(&acknowledge("INC-1", "U042"), capability(), Some(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BusError::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("nothing was written"));
+    assert_eq!(store.count().await.unwrap(), 1);
+    // Not recorded: the caller may decide again on the current state.
+    let accepted = bus
+        .submit(&acknowledge("INC-1", "U042"), capability(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(accepted.outcome, CommandOutcome::Accepted);
+}
+
+async fn concurrent_commands_on_one_target_are_decided_in_turn(backend: Backend) {
+    let (store, bus) = bus(
+        backend,
+        "concurrent_commands_on_one_target_are_decided_in_turn",
+    )
+    .await;
+    bus.submit(&open("INC-1"), capability(), None)
+        .await
+        .unwrap();
+    let bus = std::sync::Arc::new(bus);
+    let tasks: Vec<_> = ["U1", "U2", "U3"]
+        .into_iter()
+        .map(|by| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                bus.submit(&acknowledge("INC-1", by), capability(), None)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap().outcome {
+            CommandOutcome::Accepted => accepted += 1,
+            CommandOutcome::Rejected { reason } => {
+                assert_eq!(reason, "incident INC-1 is already acknowledged")
+            }
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(store.read_stream("incident/INC-1").await.unwrap().len(), 2);
+}
+
+/// A handler a pack registered by hand for a command of another pack.
+struct Rogue;
+
+impl Handler for Rogue {
+    type Pack = pack_filesync::FilesyncPack;
+    type Command = AcknowledgeIncident;
+
+    fn decide(&self, _: &AcknowledgeIncident, _: &[PastEvent]) -> Result<Vec<Decided>, String> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn the_bus_refuses_a_handler_of_another_owner() {
+    let store = Backend::Sqlite
+        .store("the_bus_refuses_a_handler_of_another_owner")
+        .await;
+    let error = CommandBus::with_handlers(store, vec![&Rogue])
+        .err()
+        .unwrap();
+    assert!(
+        error.to_string().contains("pack `filesync` handles `pack.incidents.incident.AcknowledgeIncident`, which it does not own"),
+        "{error}"
+    );
+}
