@@ -78,21 +78,29 @@ impl Digest {
                 found: hex.chars().count(),
             });
         }
+        // Every stored envelope has five ids to parse: a tight loop, errors located after.
+        let nibble = |digit: u8| match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            _ => None,
+        };
+        let digits = hex.as_bytes();
         let mut bytes = [0u8; 32];
-        for (index, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let nibble = |offset: usize| {
-                let position = index * 2 + offset;
-                match pair[offset] {
-                    digit @ b'0'..=b'9' => Ok(digit - b'0'),
-                    letter @ b'a'..=b'f' => Ok(letter - b'a' + 10),
-                    _ => Err(IdError::NotHex {
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            match (nibble(digits[2 * index]), nibble(digits[2 * index + 1])) {
+                (Some(high), Some(low)) => *byte = high << 4 | low,
+                _ => {
+                    let position = digits
+                        .iter()
+                        .position(|digit| nibble(*digit).is_none())
+                        .unwrap_or_default();
+                    return Err(IdError::NotHex {
                         kind,
                         input: input.to_owned(),
                         position,
-                    }),
+                    });
                 }
-            };
-            bytes[index] = nibble(0)? << 4 | nibble(1)?;
+            }
         }
         Ok(Digest(bytes))
     }

@@ -262,7 +262,7 @@ impl ProjectionRunner {
                 continue;
             }
             for corrupt in &batch.corrupt {
-                self.quarantine(&corrupt.event_id, &corrupt.reason, &corrupt.raw)
+                self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
                     .await?;
                 done.quarantined += 1;
             }
