@@ -53,7 +53,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     let data_arg = data.to_str().unwrap();
     let (ok, text) = host(&["demo", "--data", data_arg]);
     assert!(ok, "{text}");
-    assert!(text.contains("pack incidents 0.1.0  cid_"), "{text}");
+    assert!(text.contains("pack incidents 0.1.1  cid_"), "{text}");
     assert!(
         text.contains("pack.incidents.incident.IncidentOpened v1"),
         "{text}"

@@ -177,11 +177,11 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
         "version = \"0.1.0\"",
         "version = \"0.1.1\"",
     );
-    workspace.edit(PACK, "version = \"0.1.0\"", "version = \"0.1.1\"");
+    workspace.edit(PACK, "version = \"0.1.1\"", "version = \"0.1.2\"");
     workspace.edit(
         "packs/incidents/Cargo.toml",
-        "version = \"0.1.0\"",
         "version = \"0.1.1\"",
+        "version = \"0.1.2\"",
     );
     let fixed = workspace.contract_diff(&[]);
     assert_eq!(fixed.code, Some(0), "{:?}\n{}", fixed.rules(), fixed.stderr);
@@ -230,11 +230,11 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
         "version = \"0.1.1\"",
         "version = \"0.1.2\"",
     );
-    workspace.edit(PACK, "version = \"0.1.1\"", "version = \"0.1.2\"");
+    workspace.edit(PACK, "version = \"0.1.2\"", "version = \"0.1.3\"");
     workspace.edit(
         "packs/incidents/Cargo.toml",
-        "version = \"0.1.1\"",
         "version = \"0.1.2\"",
+        "version = \"0.1.3\"",
     );
     let failing = workspace.contract_diff(&[]);
     assert_eq!(

@@ -14,6 +14,7 @@ extern crate self as ops_core;
 pub mod canonical;
 pub mod connector;
 pub mod contract;
+pub mod egress;
 pub mod envelope;
 pub mod handler;
 pub mod id;

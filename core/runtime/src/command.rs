@@ -17,8 +17,12 @@ use ops_core::time::Timestamp;
 
 use crate::db::on_db;
 use crate::store::{
-    AppendError, CommandRecord, CurrentPayload, EventStore, ExpectedVersion, ReadError, SideWrite,
+    AppendError, CommandRecord, CurrentPayload, EventStore, ExpectedVersion, OutboxRow, ReadError,
+    SideWrite,
 };
+use ops_core::canonical::payload_hash;
+use ops_core::contract::SafetyClass;
+use ops_core::envelope::DedupeScope;
 
 /// How often a command is re-decided when its target moved while it was being decided.
 const DECIDE_ATTEMPTS: usize = 3;
@@ -196,6 +200,18 @@ impl CommandBus {
             }
             Err(reason) => (CommandOutcome::Rejected { reason }, Vec::new()),
         };
+        let (outcome, effect) = match outcome {
+            CommandOutcome::Accepted => match self.external_effect(command, capability_id) {
+                Ok(effect) => (CommandOutcome::Accepted, effect),
+                Err(reason) => (CommandOutcome::Rejected { reason }, None),
+            },
+            rejected => (rejected, None),
+        };
+        let events = if outcome == CommandOutcome::Accepted {
+            events
+        } else {
+            Vec::new()
+        };
         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let record = CommandRecord {
             command_id: command.command_id.to_string(),
@@ -219,13 +235,10 @@ impl CommandBus {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
         };
+        let mut sides = vec![SideWrite::Command(&record)];
+        sides.extend(effect.as_ref().map(SideWrite::Outbox));
         self.store
-            .append_with(
-                &command.target_ref,
-                expected_version,
-                &events,
-                Some(SideWrite::Command(&record)),
-            )
+            .append_with(&command.target_ref, expected_version, &events, &sides)
             .await?;
         Ok(Receipt {
             command_id: command.command_id,
@@ -233,6 +246,50 @@ impl CommandBus {
             event_ids,
             replayed: false,
         })
+    }
+
+    /// The outbox row of an accepted `WRITE_EXTERNAL_SIDE_EFFECT` command: its effect is
+    /// the gateway's to carry out, never the handler's (A5).
+    fn external_effect(
+        &self,
+        command: &CommandEnvelope,
+        capability_id: CapabilityId,
+    ) -> Result<Option<OutboxRow>, String> {
+        let external = self
+            .store
+            .registry()
+            .get(&command.command_type, command.payload_schema_version)
+            .is_some_and(|d| d.safety == Some(SafetyClass::WriteExternalSideEffect));
+        if !external {
+            return Ok(None);
+        }
+        let DedupeScope::Egress {
+            destination,
+            tenant_id,
+        } = &command.dedupe_scope
+        else {
+            return Err(format!(
+                "`{}` has an external side effect, which needs an `egress` dedupe scope naming its destination",
+                command.command_type
+            ));
+        };
+        let request_hash = payload_hash(&command.payload);
+        let idempotency_key = payload_hash(&serde_json::json!([
+            destination,
+            tenant_id,
+            request_hash.to_string()
+        ]));
+        Ok(Some(OutboxRow {
+            command_id: command.command_id.to_string(),
+            command_type: command.command_type.clone(),
+            destination: destination.clone(),
+            tenant_id: tenant_id.clone(),
+            idempotency_key: idempotency_key.to_string(),
+            request_hash: request_hash.to_string(),
+            request: command.payload.to_string(),
+            actor: serde_json::to_string(&command.actor).expect("an actor is plain JSON"),
+            capability_id: capability_id.to_string(),
+        }))
     }
 
     /// The outcome recorded for `command_id`, if it was decided before.

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod connector;
 pub mod db;
+pub mod egress;
 pub mod migrate;
 pub mod projection;
 pub mod reconcile;

@@ -149,6 +149,8 @@ pub enum AppendError {
         "other writers kept storing the same events during {attempts} attempts; nothing was written, try again"
     )]
     Contended { attempts: usize },
+    #[error("{what}; nothing was written")]
+    Fenced { what: String },
     #[error("the database refused the append; nothing was written: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -242,17 +244,17 @@ impl EventStore {
         events: &[EventEnvelope],
         cursor: Option<&CursorUpdate>,
     ) -> Result<AppendOutcome, AppendError> {
-        self.append_with(stream, expected, events, cursor.map(SideWrite::Cursor))
-            .await
+        let sides: Vec<SideWrite<'_>> = cursor.map(SideWrite::Cursor).into_iter().collect();
+        self.append_with(stream, expected, events, &sides).await
     }
 
-    /// Appends `events` and writes `side` in the same transaction.
+    /// Appends `events` and writes `sides` in the same transaction.
     pub(crate) async fn append_with(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: &[EventEnvelope],
-        side: Option<SideWrite<'_>>,
+        sides: &[SideWrite<'_>],
     ) -> Result<AppendOutcome, AppendError> {
         let rows = self.validate(events)?;
         let mut attempt = 0;
@@ -262,7 +264,7 @@ impl EventStore {
         loop {
             attempt += 1;
             match self
-                .try_append(stream, expected, events, &rows, side, look_up_stored)
+                .try_append(stream, expected, events, &rows, sides, look_up_stored)
                 .await
             {
                 Ok(Some(outcome)) => return Ok(outcome),
@@ -322,7 +324,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[EventEnvelope],
         rows: &[String],
-        side: Option<SideWrite<'_>>,
+        sides: &[SideWrite<'_>],
         look_up_stored: bool,
     ) -> Result<Option<AppendOutcome>, AppendError> {
         let dialect = self.db.dialect();
@@ -367,8 +369,9 @@ impl EventStore {
             .unwrap_or(0);
             outcome.stream_version = current;
             if fresh.is_empty() {
-                if let Some(side) = side {
-                    side_query(side, recorded_at_us).execute(&mut *tx).await?;
+                for side in sides {
+                    let done = side_query(*side, recorded_at_us).execute(&mut *tx).await?;
+                    side.check(done.rows_affected())?;
                 }
                 tx.commit().await?;
                 return Ok(Some(outcome));
@@ -420,8 +423,9 @@ impl EventStore {
                     return Ok(None);
                 }
             }
-            if let Some(side) = side {
-                side_query(side, recorded_at_us).execute(&mut *tx).await?;
+            for side in sides {
+                let done = side_query(*side, recorded_at_us).execute(&mut *tx).await?;
+                side.check(done.rows_affected())?;
             }
             tx.commit().await?;
             outcome.stream_version = current + fresh.len() as i64;
@@ -701,6 +705,42 @@ pub(crate) enum SideWrite<'a> {
     Cursor(&'a CursorUpdate),
     /// A command's outcome is recorded with the events it caused.
     Command(&'a CommandRecord),
+    /// An external effect the command asked for joins the outbox.
+    Outbox(&'a OutboxRow),
+    /// A claimed outbox row is closed with its receipt, if its claimer still holds it.
+    CloseOutbox {
+        id: i64,
+        claimed_by: &'a str,
+        state: &'static str,
+    },
+}
+
+impl SideWrite<'_> {
+    /// A close that found its row no longer claimed by its dispatcher writes nothing.
+    fn check(&self, rows: u64) -> Result<(), AppendError> {
+        match self {
+            SideWrite::CloseOutbox { id, claimed_by, .. } if rows != 1 => {
+                Err(AppendError::Fenced {
+                    what: format!("outbox row {id} is no longer claimed by `{claimed_by}`"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An external effect as the outbox keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct OutboxRow {
+    pub command_id: String,
+    pub command_type: String,
+    pub destination: String,
+    pub tenant_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub request: String,
+    pub actor: String,
+    pub capability_id: String,
 }
 
 /// A command's outcome as `core_commands` keeps it.
@@ -720,6 +760,14 @@ pub(crate) struct CommandRecord {
 const WRITE_COMMAND: &str = "INSERT INTO core_commands (command_id, command_type, target_ref, dedupe_scope, \
      envelope, capability_id, outcome, reason, event_ids, recorded_at_us) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+const ENQUEUE: &str = "INSERT INTO core_outbox (command_id, command_type, destination, tenant_id, \
+     idempotency_key, request_hash, request, actor, capability_id, approval, state, attempts, \
+     claimed_by, claimed_until_us, created_at_us, updated_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'pending', 0, NULL, 0, $10, $10)";
+
+const CLOSE_OUTBOX: &str = "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
+     WHERE id = $3 AND claimed_by = $4 AND state = 'pending'";
 
 /// The statement of a side write, run in the transaction of the batch.
 fn side_query<'q, DB: sqlx::Database>(
@@ -750,6 +798,26 @@ where
             .bind(command.reason.as_deref())
             .bind(command.event_ids.as_str())
             .bind(now_us),
+        SideWrite::Outbox(row) => sqlx::query(ENQUEUE)
+            .bind(row.command_id.as_str())
+            .bind(row.command_type.as_str())
+            .bind(row.destination.as_str())
+            .bind(row.tenant_id.as_str())
+            .bind(row.idempotency_key.as_str())
+            .bind(row.request_hash.as_str())
+            .bind(row.request.as_str())
+            .bind(row.actor.as_str())
+            .bind(row.capability_id.as_str())
+            .bind(now_us),
+        SideWrite::CloseOutbox {
+            id,
+            claimed_by,
+            state,
+        } => sqlx::query(CLOSE_OUTBOX)
+            .bind(state)
+            .bind(now_us)
+            .bind(id)
+            .bind(claimed_by),
     }
 }
 

@@ -3,17 +3,19 @@
 
 mod board;
 mod handlers;
+mod paging;
 mod reconcile;
 
 pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
 pub use handlers::{AcknowledgeIncidentHandler, OpenIncidentHandler};
+pub use paging::page_responder;
 pub use reconcile::IncidentOpenings;
 
 use ops_core::envelope::{EnvelopeError, EventEnvelope, EventOrigin};
 use ops_core::{event, pack};
 use ops_shared_people::PersonRef;
 
-#[pack(id = "incidents", version = "0.1.0", contracts = ["ops-contract-incidents"])]
+#[pack(id = "incidents", version = "0.1.1", contracts = ["ops-contract-incidents"])]
 pub struct IncidentsPack;
 
 /// A responder's working note; internal to this pack, so other packs cannot depend on it.

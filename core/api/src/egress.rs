@@ -1,0 +1,88 @@
+//! External side effects (A5): what the egress gateway records for each one.
+//!
+//! A command of class `WRITE_EXTERNAL_SIDE_EFFECT` is never executed by its pack: the command
+//! bus enqueues it in the outbox, in the transaction that records it, and the runtime's
+//! gateway checks it (kill switch, capability, quota, approval) before an executor runs it
+//! against its destination with its idempotency key. Every effect ends in a receipt event:
+//! [`EgressExecuted`], which cannot be built without an [`Approval`], or [`EgressRefused`],
+//! which says at which check and why.
+
+use crate::envelope::Actor;
+use crate::event;
+use crate::id::{CapabilityId, CommandId, ContentHash};
+
+/// Who or what allowed an external effect: a person, or a policy at a version.
+#[crate::data]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Approval {
+    Actor {
+        actor: Actor,
+    },
+    Policy {
+        policy_id: String,
+        policy_version: String,
+    },
+}
+
+/// The gateway's checks, in the order they run.
+#[crate::data]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    KillSwitch,
+    Capability,
+    Quota,
+    Approval,
+    Destination,
+}
+
+/// The receipt of an effect that was carried out.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = EgressExecuted {
+    command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    destination: "pager".to_owned(),
+    tenant_id: "acme".to_owned(),
+    idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
+    request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
+    capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
+})]
+pub struct EgressExecuted {
+    pub command_id: CommandId,
+    pub destination: String,
+    pub tenant_id: String,
+    pub idempotency_key: ContentHash,
+    pub request_hash: ContentHash,
+    pub capability_id: CapabilityId,
+    /// Which state of the capability allowed it (A4): its grant, until capabilities are
+    /// event-sourced.
+    pub capability_state_ref: String,
+    pub approval: Approval,
+}
+
+/// The receipt of an effect the gateway refused, or that failed at its destination.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = EgressRefused {
+    command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    destination: "pager".to_owned(),
+    tenant_id: "acme".to_owned(),
+    idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
+    request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
+    capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    check: Check::KillSwitch,
+    reason: "the kill switch for `pager` is on".to_owned(),
+})]
+pub struct EgressRefused {
+    pub command_id: CommandId,
+    pub destination: String,
+    pub tenant_id: String,
+    pub idempotency_key: ContentHash,
+    pub request_hash: ContentHash,
+    pub capability_id: CapabilityId,
+    pub check: Check,
+    pub reason: String,
+}

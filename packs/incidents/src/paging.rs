@@ -1,0 +1,67 @@
+//! Paging a responder: an external side effect. The pack decides that a page is due; the
+//! core's egress gateway, not the pack, reaches the pager.
+
+use ops_contract_incidents::IncidentOpened;
+use ops_core::envelope::{CommandEnvelope, CommandRequest, EnvelopeError};
+use ops_core::handler::{Decided, Handler, PastEvent};
+use ops_core::{command, event};
+use ops_shared_people::PersonRef;
+
+use crate::IncidentsPack;
+
+#[command(domain = "paging", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = CancelPage)]
+pub(crate) struct PageResponder {
+    incident_id: String,
+    responder: PersonRef,
+}
+
+#[command(domain = "paging", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = PageResponder)]
+pub(crate) struct CancelPage {
+    incident_id: String,
+    responder: PersonRef,
+}
+
+#[event(domain = "paging")]
+pub(crate) struct PageRequested {
+    incident_id: String,
+    responder: PersonRef,
+}
+
+/// A page request leaves the pack only as an envelope.
+pub fn page_responder(
+    incident_id: &str,
+    responder: PersonRef,
+    request: CommandRequest,
+) -> Result<CommandEnvelope, EnvelopeError> {
+    let page = PageResponder {
+        incident_id: incident_id.to_owned(),
+        responder,
+    };
+    CommandEnvelope::new(&page, request)
+}
+
+pub(crate) struct PageResponderHandler;
+
+impl Handler for PageResponderHandler {
+    type Pack = IncidentsPack;
+    type Command = PageResponder;
+
+    fn decide(
+        &self,
+        command: &PageResponder,
+        history: &[PastEvent],
+    ) -> Result<Vec<Decided>, String> {
+        if !history
+            .iter()
+            .any(|e| e.decode::<IncidentOpened>().is_some())
+        {
+            return Err(format!("incident {} was never opened", command.incident_id));
+        }
+        Ok(vec![Decided::event(&PageRequested {
+            incident_id: command.incident_id.clone(),
+            responder: command.responder.clone(),
+        })?])
+    }
+}
+
+ops_core::install_handler!(PageResponderHandler);

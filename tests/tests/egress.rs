@@ -1,0 +1,308 @@
+//! The outbox and the egress gateway on both backends: an external command joins the
+//! outbox with its events, a dispatcher carries it out once through its destination with
+//! the idempotency key and a receipt, and each refusal leaves a receipt and no effect.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ops_contract_incidents::{OpenIncident, Severity};
+use ops_core::egress::{Approval, Check, EgressExecuted, EgressRefused};
+use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
+use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::egress::{
+    AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
+};
+use ops_core_runtime::store::EventStore;
+use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, responder};
+use serde_json::Value;
+
+/// A pager that does each effect once per idempotency key, and counts what it was asked.
+#[derive(Clone, Default)]
+struct Pager {
+    deliveries: Arc<Mutex<BTreeMap<ContentHash, usize>>>,
+}
+
+impl Pager {
+    fn effects(&self) -> usize {
+        self.deliveries.lock().unwrap().len()
+    }
+    fn asked(&self) -> usize {
+        self.deliveries.lock().unwrap().values().sum()
+    }
+}
+
+impl Executor for Pager {
+    fn execute<'a>(
+        &'a self,
+        key: &'a ContentHash,
+        _: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            *self.deliveries.lock().unwrap().entry(*key).or_default() += 1;
+            Ok(())
+        })
+    }
+}
+
+/// Pages for SEV1 incidents are approved by policy `paging-sev1` 1.0.0.
+struct Sev1Policy;
+
+impl ApprovalPolicy for Sev1Policy {
+    fn approve(&self, effect: &Effect) -> Option<Approval> {
+        (effect.command_type == "pack.incidents.paging.PageResponder").then(|| Approval::Policy {
+            policy_id: "paging-sev1".to_owned(),
+            policy_version: "1.0.0".to_owned(),
+        })
+    }
+}
+
+fn capability() -> CapabilityId {
+    CapabilityId::of(&("responders", "ada@example.com")).unwrap()
+}
+
+fn request(target: &str, scope: DedupeScope) -> CommandRequest {
+    CommandRequest {
+        target_ref: target.to_owned(),
+        dedupe_scope: scope,
+        correlation_id: CorrelationId::of(target).unwrap(),
+        causation: Causation::UserAction(UserActionId::of(&("page", target)).unwrap()),
+        actor: responder(),
+        requested_at: "2026-11-26T06:00:00Z".parse().unwrap(),
+    }
+}
+
+fn page(incident: &str, who: &str, destination: &str) -> CommandEnvelope {
+    pack_incidents::page_responder(
+        incident,
+        PersonRef {
+            system: "oncall".to_owned(),
+            id: who.to_owned(),
+            display_name: who.to_owned(),
+        },
+        request(
+            &format!("incident/{incident}"),
+            DedupeScope::Egress {
+                destination: destination.to_owned(),
+                tenant_id: "acme".to_owned(),
+            },
+        ),
+    )
+    .unwrap()
+}
+
+async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventStore, CommandBus) {
+    let store = backend.store(test).await;
+    let bus = CommandBus::new(store.clone()).unwrap();
+    for n in 0..incidents {
+        let open = OpenIncident {
+            incident_id: format!("INC-{n}"),
+            service: ServiceRef {
+                system: "catalogue".to_owned(),
+                id: "payments".to_owned(),
+            },
+            title: "down".to_owned(),
+            severity: Severity::Sev1,
+        };
+        let target = format!("incident/INC-{n}");
+        let scope = DedupeScope::Command {
+            aggregate_ref: target.clone(),
+        };
+        let command = CommandEnvelope::new(&open, request(&target, scope)).unwrap();
+        bus.submit(&command, capability(), None).await.unwrap();
+    }
+    (store, bus)
+}
+
+fn dispatcher(store: &EventStore, name: &str, pager: &Pager, gateway: Gateway) -> Dispatcher {
+    Dispatcher::new(
+        store.clone(),
+        name,
+        gateway,
+        Box::new(AllowList::default().allow(capability(), "pager")),
+    )
+    .with_executor("pager", Box::new(pager.clone()))
+}
+
+fn policy_gateway() -> Gateway {
+    Gateway {
+        policies: vec![Box::new(Sev1Policy)],
+        ..Gateway::default()
+    }
+}
+
+on_both_backends!(
+    an_external_command_is_carried_out_once_with_a_receipt,
+    each_refusal_leaves_a_receipt_and_no_effect,
+    two_dispatchers_never_carry_out_the_same_effect,
+);
+
+async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend) {
+    let (store, bus) = opened(
+        backend,
+        "an_external_command_is_carried_out_once_with_a_receipt",
+        1,
+    )
+    .await;
+    let command = page("INC-0", "U042", "pager");
+    let receipt = bus.submit(&command, capability(), None).await.unwrap();
+    assert_eq!(receipt.outcome, CommandOutcome::Accepted);
+    // The same command again: decided once, enqueued once.
+    bus.submit(&command, capability(), None).await.unwrap();
+
+    let pager = Pager::default();
+    let report = dispatcher(&store, "d1", &pager, policy_gateway())
+        .dispatch(10)
+        .await
+        .unwrap();
+    assert_eq!((report.executed, report.refused), (1, 0));
+    assert_eq!((pager.effects(), pager.asked()), (1, 1));
+    let receipts = store.read_by_type(EgressExecuted::TYPE).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    let executed: EgressExecuted =
+        serde_json::from_value(receipts[0].envelope.payload.clone()).unwrap();
+    assert_eq!(executed.command_id, command.command_id);
+    assert_eq!(executed.destination, "pager");
+    assert_eq!(
+        executed.capability_state_ref,
+        format!("grant:{}", capability())
+    );
+    assert!(matches!(executed.approval, Approval::Policy { .. }));
+    assert_eq!(
+        receipts[0].envelope.causation,
+        Causation::Command(command.command_id)
+    );
+    // Nothing is left to do.
+    let again = dispatcher(&store, "d1", &pager, policy_gateway())
+        .dispatch(10)
+        .await
+        .unwrap();
+    assert_eq!(again, Default::default());
+}
+
+use ops_core::contract::Contract;
+
+async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
+    let (store, bus) = opened(backend, "each_refusal_leaves_a_receipt_and_no_effect", 5).await;
+    let pager = Pager::default();
+    let refuse = |gateway: Gateway, command: CommandEnvelope, check: Check| {
+        let (store, bus, pager) = (&store, &bus, &pager);
+        async move {
+            bus.submit(&command, capability(), None).await.unwrap();
+            let report = dispatcher(store, "d1", pager, gateway)
+                .dispatch(10)
+                .await
+                .unwrap();
+            assert_eq!(report.refused, 1, "{check:?}");
+            let refusals = store.read_by_type(EgressRefused::TYPE).await.unwrap();
+            let last: EgressRefused =
+                serde_json::from_value(refusals.last().unwrap().envelope.payload.clone()).unwrap();
+            assert_eq!((last.command_id, last.check), (command.command_id, check));
+            last.reason
+        }
+    };
+    let kill = Gateway {
+        killed: ["pager".to_owned()].into(),
+        ..policy_gateway()
+    };
+    let reason = refuse(kill, page("INC-0", "U1", "pager"), Check::KillSwitch).await;
+    assert!(reason.contains("kill switch"), "{reason}");
+    let reason = refuse(
+        Gateway::default(),
+        page("INC-1", "U1", "pager"),
+        Check::Approval,
+    )
+    .await;
+    assert!(reason.contains("no actor approved it"), "{reason}");
+    let reason = refuse(
+        policy_gateway(),
+        page("INC-2", "U1", "sms"),
+        Check::Capability,
+    )
+    .await;
+    assert!(reason.contains("does not reach `sms`"), "{reason}");
+    // Within quota the first goes out; the next is refused.
+    let quota = || Gateway {
+        quotas: [("pager".to_owned(), (1, Duration::from_secs(3600)))].into(),
+        ..policy_gateway()
+    };
+    bus.submit(&page("INC-3", "U1", "pager"), capability(), None)
+        .await
+        .unwrap();
+    dispatcher(&store, "d1", &pager, quota())
+        .dispatch(10)
+        .await
+        .unwrap();
+    assert_eq!(pager.effects(), 1);
+    let reason = refuse(quota(), page("INC-4", "U1", "pager"), Check::Quota).await;
+    assert!(reason.contains("its quota is 1"), "{reason}");
+    assert_eq!(pager.effects(), 1, "a refused effect reached the pager");
+
+    // An actor's approval stands in for a policy.
+    let (store, bus) = opened(backend, "each_refusal_leaves_a_receipt_and_no_effect_2", 1).await;
+    let command = page("INC-0", "U1", "pager");
+    bus.submit(&command, capability(), None).await.unwrap();
+    assert!(
+        approve(
+            &store,
+            &command.command_id,
+            &Approval::Actor { actor: responder() }
+        )
+        .await
+        .unwrap()
+    );
+    let report = dispatcher(&store, "d1", &pager, Gateway::default())
+        .dispatch(10)
+        .await
+        .unwrap();
+    assert_eq!(report.executed, 1);
+}
+
+async fn two_dispatchers_never_carry_out_the_same_effect(backend: Backend) {
+    const PAGES: usize = 200;
+    let (store, bus) = opened(
+        backend,
+        "two_dispatchers_never_carry_out_the_same_effect",
+        PAGES,
+    )
+    .await;
+    for n in 0..PAGES {
+        bus.submit(
+            &page(&format!("INC-{n}"), "U042", "pager"),
+            capability(),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let pager = Pager::default();
+    let run = |name: &'static str| {
+        let dispatcher = dispatcher(&store, name, &pager, policy_gateway());
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                let report = dispatcher.dispatch(7).await.unwrap();
+                if report == Default::default() {
+                    return total;
+                }
+                total += report.executed;
+            }
+        })
+    };
+    let (first, second) = (run("d1"), run("d2"));
+    let executed = first.await.unwrap() + second.await.unwrap();
+    assert_eq!(executed, PAGES);
+    assert_eq!(pager.effects(), PAGES);
+    assert_eq!(pager.asked(), PAGES, "an effect was carried out twice");
+    assert_eq!(
+        store
+            .read_by_type(EgressExecuted::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        PAGES
+    );
+}
