@@ -138,7 +138,140 @@ on_both_backends!(
     an_external_command_is_carried_out_once_with_a_receipt,
     each_refusal_leaves_a_receipt_and_no_effect,
     two_dispatchers_never_carry_out_the_same_effect,
+    an_effect_whose_answer_was_lost_is_carried_out_once,
+    a_dispatcher_that_lost_its_claim_writes_no_receipt,
 );
+
+/// The pager does the effect, but the first answer per key never comes back: a crash
+/// between the remote call and the receipt.
+#[derive(Clone, Default)]
+struct LossyPager {
+    pager: Pager,
+    answered: Arc<Mutex<std::collections::BTreeSet<ContentHash>>>,
+}
+
+impl Executor for LossyPager {
+    fn execute<'a>(
+        &'a self,
+        key: &'a ContentHash,
+        request: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.pager.execute(key, request).await?;
+            if self.answered.lock().unwrap().insert(*key) {
+                return Err("connection reset after the request was sent".to_owned());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The pager answers, slowly.
+#[derive(Clone, Default)]
+struct SlowPager(Pager);
+
+impl Executor for SlowPager {
+    fn execute<'a>(
+        &'a self,
+        key: &'a ContentHash,
+        request: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.0.execute(key, request).await
+        })
+    }
+}
+
+async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
+    const PAGES: usize = 20;
+    let (store, bus) = opened(
+        backend,
+        "an_effect_whose_answer_was_lost_is_carried_out_once",
+        PAGES,
+    )
+    .await;
+    for n in 0..PAGES {
+        bus.submit(
+            &page(&format!("INC-{n}"), "U042", "pager"),
+            capability(),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let lossy = LossyPager::default();
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        "d1",
+        policy_gateway(),
+        Box::new(AllowList::default().allow(capability(), "pager")),
+    )
+    .with_executor("pager", Box::new(lossy.clone()))
+    .with_lease(Duration::from_millis(5));
+    let mut executed = 0;
+    for _ in 0..200 {
+        executed += dispatcher.dispatch(50).await.unwrap().executed;
+        if executed == PAGES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(6)).await;
+    }
+    assert_eq!(executed, PAGES);
+    // Every page was asked for twice and done once, with one receipt each.
+    assert_eq!(
+        (lossy.pager.effects(), lossy.pager.asked()),
+        (PAGES, 2 * PAGES)
+    );
+    assert_eq!(
+        store
+            .read_by_type(EgressExecuted::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        PAGES
+    );
+}
+
+async fn a_dispatcher_that_lost_its_claim_writes_no_receipt(backend: Backend) {
+    let (store, bus) = opened(
+        backend,
+        "a_dispatcher_that_lost_its_claim_writes_no_receipt",
+        1,
+    )
+    .await;
+    bus.submit(&page("INC-0", "U042", "pager"), capability(), None)
+        .await
+        .unwrap();
+    let pager = Pager::default();
+    let slow = Dispatcher::new(
+        store.clone(),
+        "slow",
+        policy_gateway(),
+        Box::new(AllowList::default().allow(capability(), "pager")),
+    )
+    .with_executor("pager", Box::new(SlowPager(pager.clone())))
+    .with_lease(Duration::from_millis(20));
+    let slow = tokio::spawn(async move { slow.dispatch(1).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // The slow one's lease ran out: another dispatcher takes the row and finishes it.
+    let fast = dispatcher(&store, "fast", &pager, policy_gateway())
+        .dispatch(1)
+        .await
+        .unwrap();
+    assert_eq!(fast.executed, 1);
+    let slow = slow.await.unwrap();
+    assert_eq!((slow.executed, slow.lost_claims), (0, 1));
+    assert_eq!((pager.effects(), pager.asked()), (1, 2));
+    assert_eq!(
+        store
+            .read_by_type(EgressExecuted::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
 
 async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend) {
     let (store, bus) = opened(

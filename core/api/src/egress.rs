@@ -47,6 +47,7 @@ pub enum Check {
     idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
     request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
     capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    requested_by: Actor::Human(crate::envelope::ActorId::new("ada@example.com").expect("an actor id")),
     capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
     approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
 })]
@@ -56,6 +57,8 @@ pub struct EgressExecuted {
     pub tenant_id: String,
     pub idempotency_key: ContentHash,
     pub request_hash: ContentHash,
+    /// The actor of the command that asked for the effect.
+    pub requested_by: Actor,
     pub capability_id: CapabilityId,
     /// Which state of the capability allowed it (A4): its grant, until capabilities are
     /// event-sourced.
@@ -72,6 +75,7 @@ pub struct EgressExecuted {
     tenant_id: "acme".to_owned(),
     idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
     request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
+    requested_by: Actor::Human(crate::envelope::ActorId::new("ada@example.com").expect("an actor id")),
     capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
     check: Check::KillSwitch,
     reason: "the kill switch for `pager` is on".to_owned(),
@@ -82,6 +86,8 @@ pub struct EgressRefused {
     pub tenant_id: String,
     pub idempotency_key: ContentHash,
     pub request_hash: ContentHash,
+    /// The actor of the command that asked for the effect.
+    pub requested_by: Actor,
     pub capability_id: CapabilityId,
     pub check: Check,
     pub reason: String,
