@@ -374,6 +374,31 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
     assert!(reason.contains("its quota is 1"), "{reason}");
     assert_eq!(pager.effects(), 1, "a refused effect reached the pager");
 
+    // Allowed, but nowhere to send it.
+    bus.submit(&page("INC-0", "U9", "fax"), capability(), None)
+        .await
+        .unwrap();
+    let report = Dispatcher::new(
+        store.clone(),
+        "d1",
+        policy_gateway(),
+        Box::new(AllowList::default().allow(capability(), "fax")),
+    )
+    .dispatch(10)
+    .await
+    .unwrap();
+    assert_eq!(report.refused, 1);
+    let refusals = store.read_by_type(EgressRefused::TYPE).await.unwrap();
+    let last: EgressRefused =
+        serde_json::from_value(refusals.last().unwrap().envelope.payload.clone()).unwrap();
+    assert_eq!(last.check, Check::Destination);
+    assert!(
+        last.reason.contains("`fax` is not a known destination"),
+        "{}",
+        last.reason
+    );
+    assert_eq!(pager.effects(), 1);
+
     // An actor's approval stands in for a policy.
     let (store, bus) = opened(backend, "each_refusal_leaves_a_receipt_and_no_effect_2", 1).await;
     let command = page("INC-0", "U1", "pager");

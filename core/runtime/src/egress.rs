@@ -164,22 +164,17 @@ impl Dispatcher {
     /// Claims up to `limit` pending rows and carries each through the gateway.
     pub async fn dispatch(&self, limit: usize) -> Result<DispatchReport, DispatchError> {
         let mut report = DispatchReport::default();
+        let mut closing = Vec::new();
         for effect in self.claim(limit).await? {
             match self.gate(&effect).await {
-                Err((check, reason)) => {
-                    self.close(&effect, Err((check, reason)), &mut report)
-                        .await?;
-                }
-                Ok((approval, state_ref)) => {
+                Err(refusal) => closing.push((effect, Err(refusal))),
+                Ok(allowed) => {
                     let executor = &self.executors[&effect.destination];
                     match executor
                         .execute(&effect.idempotency_key, &effect.request)
                         .await
                     {
-                        Ok(()) => {
-                            self.close(&effect, Ok((approval, state_ref)), &mut report)
-                                .await?;
-                        }
+                        Ok(()) => closing.push((effect, Ok(allowed))),
                         Err(reason) => {
                             tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
                             report.failed += 1;
@@ -188,11 +183,35 @@ impl Dispatcher {
                 }
             }
         }
+        // One transaction for the whole batch; if a claim was lost meanwhile, close the
+        // rows one by one so the others keep their receipts.
+        match self.close(&closing).await {
+            Ok(()) => count(&closing, &mut report),
+            Err(DispatchError::Close {
+                source: AppendError::Fenced { .. },
+                ..
+            }) => {
+                for one in closing.chunks(1) {
+                    match self.close(one).await {
+                        Ok(()) => count(one, &mut report),
+                        Err(DispatchError::Close {
+                            source: AppendError::Fenced { what },
+                            ..
+                        }) => {
+                            tracing::warn!(%what, "lost the claim before writing the receipt");
+                            report.lost_claims += 1;
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        }
         Ok(report)
     }
 
     /// The checks of A5, in order; the first that fails refuses the effect.
-    async fn gate(&self, effect: &Effect) -> Result<(Approval, String), (Check, String)> {
+    async fn gate(&self, effect: &Effect) -> Gated {
         let gateway = &self.gateway;
         if gateway.kill_all || gateway.killed.contains(&effect.destination) {
             return Err((
@@ -309,86 +328,97 @@ impl Dispatcher {
         Ok(rows)
     }
 
-    /// The receipt and the row's final state, in one transaction, while the claim holds.
-    async fn close(
-        &self,
-        effect: &Effect,
-        result: Result<(Approval, String), (Check, String)>,
-        report: &mut DispatchReport,
-    ) -> Result<(), DispatchError> {
-        let origin = EventOrigin {
-            source_ref: "egress".to_owned(),
-            source_native_id: effect.command_id.to_string(),
-            source_sequence: None,
-            occurred_at: Timestamp::now(),
-            ingested_at: Timestamp::now(),
-            effective_at: None,
-            correlation_id: CorrelationId::of(&effect.command_id.to_string())
-                .expect("plain strings have a canonical form"),
-            causation: Causation::Command(effect.command_id),
-            actor: Actor::Service(ActorId::new("core.egress").expect("a valid actor id")),
-            capability_id: effect.capability_id,
-        };
-        let (receipt, state) = match result {
-            Ok((approval, capability_state_ref)) => {
-                let executed = EgressExecuted {
-                    command_id: effect.command_id,
-                    destination: effect.destination.clone(),
-                    tenant_id: effect.tenant_id.clone(),
-                    idempotency_key: effect.idempotency_key,
-                    request_hash: effect.request_hash,
-                    requested_by: effect.actor.clone(),
-                    capability_id: effect.capability_id,
-                    capability_state_ref,
-                    approval,
-                };
-                (EventEnvelope::new(&executed, origin), "executed")
-            }
-            Err((check, reason)) => {
-                let refused = EgressRefused {
-                    command_id: effect.command_id,
-                    destination: effect.destination.clone(),
-                    tenant_id: effect.tenant_id.clone(),
-                    idempotency_key: effect.idempotency_key,
-                    request_hash: effect.request_hash,
-                    requested_by: effect.actor.clone(),
-                    capability_id: effect.capability_id,
-                    check,
-                    reason,
-                };
-                (EventEnvelope::new(&refused, origin), "refused")
-            }
-        };
-        let receipt = receipt.expect("a receipt is plain JSON");
-        let stored = self
-            .store
-            .append_with(
-                &format!("egress/{}", effect.command_id),
-                ExpectedVersion::Any,
-                &[receipt],
-                &[SideWrite::CloseOutbox {
-                    id: effect.id,
-                    claimed_by: &self.name,
-                    state,
-                }],
-            )
-            .await;
-        match stored {
-            Ok(_) if state == "executed" => report.executed += 1,
-            Ok(_) => report.refused += 1,
-            Err(AppendError::Fenced { what }) => {
-                tracing::warn!(%what, "lost the claim before writing the receipt");
-                report.lost_claims += 1;
-            }
-            Err(source) => {
-                return Err(DispatchError::Close {
-                    id: effect.id,
-                    source,
-                });
-            }
+    /// The receipts and the rows' final states, in one transaction, while the claims hold.
+    async fn close(&self, closing: &[(Effect, Gated)]) -> Result<(), DispatchError> {
+        if closing.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let receipts: Vec<EventEnvelope> = closing
+            .iter()
+            .map(|(effect, gated)| receipt(effect, gated.clone()))
+            .collect();
+        let sides: Vec<SideWrite<'_>> = closing
+            .iter()
+            .map(|(effect, gated)| SideWrite::CloseOutbox {
+                id: effect.id,
+                claimed_by: &self.name,
+                state: if gated.is_ok() { "executed" } else { "refused" },
+            })
+            .collect();
+        self.store
+            .append_with(
+                &format!("egress/{}", self.name),
+                ExpectedVersion::Any,
+                &receipts,
+                &sides,
+            )
+            .await
+            .map(drop)
+            .map_err(|source| DispatchError::Close {
+                id: closing[0].0.id,
+                source,
+            })
     }
+}
+
+/// What the gateway said: allowed (with the approval and capability state), or refused.
+type Gated = Result<(Approval, String), (Check, String)>;
+
+fn count(closed: &[(Effect, Gated)], report: &mut DispatchReport) {
+    for (_, gated) in closed {
+        match gated {
+            Ok(_) => report.executed += 1,
+            Err(_) => report.refused += 1,
+        }
+    }
+}
+
+/// The receipt of one effect; its id derives from the command, so an effect has one.
+fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
+    let origin = EventOrigin {
+        source_ref: "egress".to_owned(),
+        source_native_id: effect.command_id.to_string(),
+        source_sequence: None,
+        occurred_at: Timestamp::now(),
+        ingested_at: Timestamp::now(),
+        effective_at: None,
+        correlation_id: CorrelationId::of(&effect.command_id.to_string())
+            .expect("plain strings have a canonical form"),
+        causation: Causation::Command(effect.command_id),
+        actor: Actor::Service(ActorId::new("core.egress").expect("a valid actor id")),
+        capability_id: effect.capability_id,
+    };
+    let receipt = match gated {
+        Ok((approval, capability_state_ref)) => EventEnvelope::new(
+            &EgressExecuted {
+                command_id: effect.command_id,
+                destination: effect.destination.clone(),
+                tenant_id: effect.tenant_id.clone(),
+                idempotency_key: effect.idempotency_key,
+                request_hash: effect.request_hash,
+                requested_by: effect.actor.clone(),
+                capability_id: effect.capability_id,
+                capability_state_ref,
+                approval,
+            },
+            origin,
+        ),
+        Err((check, reason)) => EventEnvelope::new(
+            &EgressRefused {
+                command_id: effect.command_id,
+                destination: effect.destination.clone(),
+                tenant_id: effect.tenant_id.clone(),
+                idempotency_key: effect.idempotency_key,
+                request_hash: effect.request_hash,
+                requested_by: effect.actor.clone(),
+                capability_id: effect.capability_id,
+                check,
+                reason,
+            },
+            origin,
+        ),
+    };
+    receipt.expect("a receipt is plain JSON")
 }
 
 /// Records an actor's approval of a pending effect.

@@ -1,7 +1,8 @@
 //! Storage benchmarks, each against a baseline measured in the same run on the same
 //! machine: append vs. a raw sqlx multi-row `INSERT` of the same rows in one transaction,
-//! replay vs. a raw sqlx `SELECT ... ORDER BY` with `serde_json::from_str`, and `event_id`
-//! derivation vs. `serde_json::to_vec` + `blake3`. Run through `cargo xtask bench`, which
+//! replay vs. a raw sqlx `SELECT ... ORDER BY` with `serde_json::from_str`, `event_id`
+//! derivation vs. `serde_json::to_vec` + `blake3`, and outbox dispatch vs. a raw
+//! claim-and-delete loop on the same table. Run through `cargo xtask bench`, which
 //! builds it in release. Prints one JSON object per line.
 
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use ops_contract_incidents::{IncidentOpened, Severity, v1};
 use ops_core::envelope::EventEnvelope;
 use ops_core_runtime::db::{Db, on_db};
+use ops_core_runtime::egress::{AllowList, BoxFuture, Dispatcher, Executor, Gateway};
 use ops_core_runtime::store::{CanonicalKey, ExpectedVersion};
 use ops_shared_people::ServiceRef;
 use ops_tests::origin_at;
@@ -239,6 +241,122 @@ fn event_id_bench(count: usize) {
     report("event_id", count, ours, baseline);
 }
 
+/// Fills the outbox with `count` pending pages, as the command bus would have.
+async fn fill_outbox(db: &Db, count: usize, capability: &str) {
+    let actor = r#"{"kind":"human","id":"ada@example.com"}"#;
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            let mut query = QueryBuilder::new(
+                "INSERT INTO core_outbox (command_id, command_type, destination, tenant_id, idempotency_key, \
+                 request_hash, request, actor, capability_id, approval, state, attempts, claimed_by, \
+                 claimed_until_us, created_at_us, updated_at_us) ",
+            );
+            query.push_values(chunk, |mut row, n| {
+                row.push_bind(format!("cmd_{n:064x}"))
+                    .push_bind("pack.incidents.paging.PageResponder")
+                    .push_bind("pager")
+                    .push_bind("acme")
+                    .push_bind(format!("b3_{n:064x}"))
+                    .push_bind(format!("b3_{n:064x}"))
+                    .push_bind(r#"{"incident_id":"INC-1"}"#)
+                    .push_bind(actor)
+                    .push_bind(capability)
+                    .push_bind(r#"{"kind":"policy","policy_id":"paging","policy_version":"1.0.0"}"#)
+                    .push_bind("pending")
+                    .push_bind(0i64)
+                    .push_bind(None::<String>)
+                    .push_bind(0i64)
+                    .push_bind(0i64)
+                    .push_bind(0i64);
+            });
+            query.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+}
+
+/// A destination that accepts everything at once.
+struct NullSink;
+
+impl Executor for NullSink {
+    fn execute<'a>(
+        &'a self,
+        _: &'a ops_core::id::ContentHash,
+        _: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Outbox dispatch with `workers` dispatchers (claim, gateway, execute, receipt) against
+/// the same number of workers claiming and deleting rows with nothing else.
+async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
+    let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
+    let capability = ops_core::id::CapabilityId::of("bench").unwrap();
+    let store = backend.store(&format!("bench_{name}_ours")).await;
+    fill_outbox(store.db(), count, &capability.to_string()).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let dispatcher = Dispatcher::new(
+                store.clone(),
+                &format!("bench-{worker}"),
+                Gateway::default(),
+                Box::new(AllowList::default().allow(capability, "pager")),
+            )
+            .with_executor("pager", Box::new(NullSink));
+            tokio::spawn(async move {
+                let mut done = 0;
+                loop {
+                    let report = dispatcher.dispatch(50).await.unwrap();
+                    if report.executed == 0 {
+                        return done;
+                    }
+                    done += report.executed;
+                }
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.unwrap();
+    }
+    let ours = started.elapsed();
+    assert_eq!(done, count);
+
+    let raw = backend.store(&format!("bench_{name}_raw")).await;
+    fill_outbox(raw.db(), count, &capability.to_string()).await;
+    let lock = if backend == Backend::Postgres {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "DELETE FROM core_outbox WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' ORDER BY id LIMIT 50 {lock}) RETURNING id"
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (db, sql) = (raw.db().clone(), sql.clone());
+            tokio::spawn(async move {
+                loop {
+                    let claimed: Vec<i64> =
+                        on_db!(&db, pool => sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap());
+                    if claimed.is_empty() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let baseline = started.elapsed();
+    report(&name, count, ours, baseline);
+}
+
 /// With an argument, runs only the benchmarks whose name starts with it.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -256,6 +374,11 @@ async fn main() {
         }
         if wanted(&format!("replay_100000_{suffix}")) {
             replay_bench(backend, 100_000).await;
+        }
+        for workers in [1, 2] {
+            if wanted(&format!("dispatch_{workers}_{suffix}")) {
+                dispatch_bench(backend, workers, 5_000).await;
+            }
         }
     }
 }
