@@ -48,6 +48,12 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// External effects and where each is in its life (pending, approved, dispatched,
+    /// executed or refused).
+    Sagas {
+        #[command(subcommand)]
+        command: SagasCommand,
+    },
     /// Inspect the event log.
     Log {
         #[command(subcommand)]
@@ -95,6 +101,15 @@ enum ProjectionsCommand {
     /// Drops a projection's rows and replays the log into it: `<pack>/<name>`.
     Rebuild {
         projection: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum SagasCommand {
+    /// Every external effect, its current state and the steps it went through.
+    List {
         #[command(flatten)]
         storage: Storage,
     },
@@ -266,6 +281,26 @@ fn main() -> anyhow::Result<()> {
                 ops_core_runtime::projection::ProjectionRunner::start(store, found).await?;
             runner.rebuild().await?;
             println!("rebuilt {projection}: {} rows", runner.state().rows().len());
+            Ok(())
+        }),
+        Command::Sagas {
+            command: SagasCommand::List { storage },
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            for effect in ops_core_runtime::egress::effects(&store).await? {
+                let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
+                println!(
+                    "{} {:?} (attempt {}): {}{}",
+                    effect.command_id,
+                    effect.state,
+                    effect.attempt,
+                    steps.join(" -> "),
+                    effect
+                        .note
+                        .map(|note| format!("; {note}"))
+                        .unwrap_or_default()
+                );
+            }
             Ok(())
         }),
         Command::Log {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ops_contract_incidents::{OpenIncident, Severity};
-use ops_core::egress::{Approval, Check, EgressExecuted, EgressRefused};
+use ops_core::egress::{Approval, Check, EffectState, EgressExecuted, EgressRefused};
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
 use ops_core_runtime::command::CommandBus;
@@ -231,6 +231,15 @@ async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
             .len(),
         PAGES
     );
+    let effects = ops_core_runtime::egress::effects(&store).await.unwrap();
+    assert!(effects.iter().all(|effect| effect.steps
+        == [
+            EffectState::Pending,
+            EffectState::Dispatched,
+            EffectState::AttemptFailed,
+            EffectState::Dispatched,
+            EffectState::Executed
+        ]));
 }
 
 async fn a_dispatcher_that_lost_its_claim_writes_no_receipt(backend: Backend) {
@@ -307,6 +316,17 @@ async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend
     assert_eq!(
         receipts[0].envelope.causation,
         Causation::Command(command.command_id)
+    );
+    // Each step of its life is an event.
+    let effects = ops_core_runtime::egress::effects(&store).await.unwrap();
+    assert_eq!(effects.len(), 1);
+    assert_eq!(
+        effects[0].steps,
+        [
+            EffectState::Pending,
+            EffectState::Dispatched,
+            EffectState::Executed
+        ]
     );
     // Nothing is left to do.
     let again = dispatcher(&store, "d1", &pager, policy_gateway())
@@ -417,6 +437,16 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(report.executed, 1);
+    let effects = ops_core_runtime::egress::effects(&store).await.unwrap();
+    assert_eq!(
+        effects[0].steps,
+        [
+            EffectState::Pending,
+            EffectState::Approved,
+            EffectState::Dispatched,
+            EffectState::Executed
+        ]
+    );
 }
 
 async fn two_dispatchers_never_carry_out_the_same_effect(backend: Backend) {

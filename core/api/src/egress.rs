@@ -92,3 +92,47 @@ pub struct EgressRefused {
     pub check: Check,
     pub reason: String,
 }
+
+/// Where an external effect is in its life (A9): each step is a durable event.
+#[crate::data]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectState {
+    /// Accepted and in the outbox.
+    Pending,
+    /// An actor approved it.
+    Approved,
+    /// A dispatcher claimed it and is about to reach the destination.
+    Dispatched,
+    /// The destination did not confirm it; it will be claimed again.
+    AttemptFailed,
+    /// Done, with an [`EgressExecuted`] receipt.
+    Executed,
+    /// Refused by a check, with an [`EgressRefused`] receipt.
+    Refused,
+}
+
+impl EffectState {
+    pub fn is_final(self) -> bool {
+        matches!(self, EffectState::Executed | EffectState::Refused)
+    }
+}
+
+/// A step of an external effect (the command that asked for it), in order.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = EffectStateChanged {
+    command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    state: EffectState::Dispatched,
+    attempt: 1,
+    note: None,
+})]
+pub struct EffectStateChanged {
+    pub command_id: CommandId,
+    pub state: EffectState,
+    /// The dispatch attempt it belongs to; 0 before the first claim.
+    pub attempt: u32,
+    /// Why, for failed attempts and refusals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}

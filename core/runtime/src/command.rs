@@ -207,11 +207,21 @@ impl CommandBus {
             },
             rejected => (rejected, None),
         };
-        let events = if outcome == CommandOutcome::Accepted {
+        let mut events = if outcome == CommandOutcome::Accepted {
             events
         } else {
             Vec::new()
         };
+        if effect.is_some() {
+            events.push(crate::egress::effect_event(
+                command.command_id,
+                capability_id,
+                command.actor.clone(),
+                ops_core::egress::EffectState::Pending,
+                0,
+                None,
+            ));
+        }
         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let record = CommandRecord {
             command_id: command.command_id.to_string(),

@@ -14,7 +14,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use ops_core::egress::{Approval, Check, EgressExecuted, EgressRefused};
+use ops_core::contract::Contract;
+use ops_core::egress::{
+    Approval, Check, EffectState, EffectStateChanged, EgressExecuted, EgressRefused,
+};
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CommandId, ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
@@ -165,7 +168,36 @@ impl Dispatcher {
     pub async fn dispatch(&self, limit: usize) -> Result<DispatchReport, DispatchError> {
         let mut report = DispatchReport::default();
         let mut closing = Vec::new();
-        for effect in self.claim(limit).await? {
+        let claimed = self.claim(limit).await?;
+        // Durable before any destination is reached: these effects are under way.
+        let dispatched: Vec<EventEnvelope> = claimed
+            .iter()
+            .map(|effect| {
+                effect_event(
+                    effect.command_id,
+                    effect.capability_id,
+                    gateway_actor(),
+                    EffectState::Dispatched,
+                    effect.attempts as u32,
+                    None,
+                )
+            })
+            .collect();
+        if dispatched.is_empty() {
+            return Ok(report);
+        }
+        self.store
+            .append(
+                &format!("egress/{}", self.name),
+                ExpectedVersion::Any,
+                &dispatched,
+            )
+            .await
+            .map_err(|source| DispatchError::Close {
+                id: claimed.first().map_or(0, |e| e.id),
+                source,
+            })?;
+        for effect in claimed {
             match self.gate(&effect).await {
                 Err(refusal) => closing.push((effect, Err(refusal))),
                 Ok(allowed) => {
@@ -178,6 +210,25 @@ impl Dispatcher {
                         Err(reason) => {
                             tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
                             report.failed += 1;
+                            let failed = effect_event(
+                                effect.command_id,
+                                effect.capability_id,
+                                gateway_actor(),
+                                EffectState::AttemptFailed,
+                                effect.attempts as u32,
+                                Some(reason),
+                            );
+                            self.store
+                                .append(
+                                    &format!("egress/{}", self.name),
+                                    ExpectedVersion::Any,
+                                    &[failed],
+                                )
+                                .await
+                                .map_err(|source| DispatchError::Close {
+                                    id: effect.id,
+                                    source,
+                                })?;
                         }
                     }
                 }
@@ -335,7 +386,23 @@ impl Dispatcher {
         }
         let receipts: Vec<EventEnvelope> = closing
             .iter()
-            .map(|(effect, gated)| receipt(effect, gated.clone()))
+            .flat_map(|(effect, gated)| {
+                let (state, note) = match gated {
+                    Ok(_) => (EffectState::Executed, None),
+                    Err((_, reason)) => (EffectState::Refused, Some(reason.clone())),
+                };
+                [
+                    receipt(effect, gated.clone()),
+                    effect_event(
+                        effect.command_id,
+                        effect.capability_id,
+                        gateway_actor(),
+                        state,
+                        effect.attempts as u32,
+                        note,
+                    ),
+                ]
+            })
             .collect();
         let sides: Vec<SideWrite<'_>> = closing
             .iter()
@@ -421,20 +488,118 @@ fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
     receipt.expect("a receipt is plain JSON")
 }
 
+/// A step of an effect's life, as an event of the egress log.
+pub(crate) fn effect_event(
+    command_id: CommandId,
+    capability_id: CapabilityId,
+    actor: Actor,
+    state: EffectState,
+    attempt: u32,
+    note: Option<String>,
+) -> EventEnvelope {
+    let origin = EventOrigin {
+        source_ref: "egress".to_owned(),
+        source_native_id: format!("{command_id}:{state:?}:{attempt}"),
+        source_sequence: None,
+        occurred_at: Timestamp::now(),
+        ingested_at: Timestamp::now(),
+        effective_at: None,
+        correlation_id: CorrelationId::of(&command_id.to_string())
+            .expect("plain strings have a canonical form"),
+        causation: Causation::Command(command_id),
+        actor,
+        capability_id,
+    };
+    let step = EffectStateChanged {
+        command_id,
+        state,
+        attempt,
+        note,
+    };
+    EventEnvelope::new(&step, origin).expect("a state change is plain JSON")
+}
+
+fn gateway_actor() -> Actor {
+    Actor::Service(ActorId::new("core.egress").expect("a valid actor id"))
+}
+
+/// An effect's steps so far, oldest first, and where it is now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EffectStatus {
+    pub command_id: CommandId,
+    pub state: EffectState,
+    pub attempt: u32,
+    pub steps: Vec<EffectState>,
+    pub note: Option<String>,
+}
+
+/// Every external effect with its steps, from the log.
+pub async fn effects(store: &EventStore) -> Result<Vec<EffectStatus>, crate::store::ReadError> {
+    let mut by_command: BTreeMap<CommandId, EffectStatus> = BTreeMap::new();
+    for event in store.read_by_type(EffectStateChanged::TYPE).await? {
+        let Ok(step) = serde_json::from_value::<EffectStateChanged>(event.envelope.payload) else {
+            continue;
+        };
+        let status = by_command
+            .entry(step.command_id)
+            .or_insert_with(|| EffectStatus {
+                command_id: step.command_id,
+                state: step.state,
+                attempt: step.attempt,
+                steps: Vec::new(),
+                note: None,
+            });
+        status.steps.push(step.state);
+        status.state = step.state;
+        status.attempt = step.attempt;
+        status.note = step.note;
+    }
+    Ok(by_command.into_values().collect())
+}
+
 /// Records an actor's approval of a pending effect.
 pub async fn approve(
     store: &EventStore,
     command_id: &CommandId,
     approval: &Approval,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, AppendError> {
     let text = serde_json::to_string(approval).expect("an approval is plain JSON");
-    let updated = on_db!(store.db(), pool => {
-        sqlx::query("UPDATE core_outbox SET approval = $1 WHERE command_id = $2 AND state = 'pending'")
-            .bind(text)
+    let capability: Option<String> = on_db!(store.db(), pool => {
+        sqlx::query_scalar("SELECT capability_id FROM core_outbox WHERE command_id = $1 AND state = 'pending'")
             .bind(command_id.to_string())
-            .execute(pool)
+            .fetch_optional(pool)
             .await?
-            .rows_affected()
     });
-    Ok(updated == 1)
+    let Some(capability_id) = capability.and_then(|text| text.parse::<CapabilityId>().ok()) else {
+        return Ok(false);
+    };
+    let approver = match approval {
+        Approval::Actor { actor } => actor.clone(),
+        Approval::Policy { .. } => gateway_actor(),
+    };
+    let step = effect_event(
+        *command_id,
+        capability_id,
+        approver,
+        EffectState::Approved,
+        0,
+        None,
+    );
+    let command = command_id.to_string();
+    let stored = store
+        .append_with(
+            &format!("effect/{command_id}"),
+            ExpectedVersion::Any,
+            &[step],
+            &[SideWrite::Approve {
+                command_id: &command,
+                approval: &text,
+            }],
+        )
+        .await;
+    match stored {
+        Ok(_) => Ok(true),
+        Err(AppendError::Fenced { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
 }

@@ -707,6 +707,11 @@ pub(crate) enum SideWrite<'a> {
     Command(&'a CommandRecord),
     /// An external effect the command asked for joins the outbox.
     Outbox(&'a OutboxRow),
+    /// An actor's approval of a pending outbox row.
+    Approve {
+        command_id: &'a str,
+        approval: &'a str,
+    },
     /// A claimed outbox row is closed with its receipt, if its claimer still holds it.
     CloseOutbox {
         id: i64,
@@ -809,6 +814,13 @@ where
             .bind(row.actor.as_str())
             .bind(row.capability_id.as_str())
             .bind(now_us),
+        SideWrite::Approve {
+            command_id,
+            approval,
+        } => sqlx::query("UPDATE core_outbox SET approval = $1, updated_at_us = $2 WHERE command_id = $3 AND state = 'pending'")
+            .bind(approval)
+            .bind(now_us)
+            .bind(command_id),
         SideWrite::CloseOutbox {
             id,
             claimed_by,
