@@ -117,14 +117,49 @@ async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventStore, 
     (store, bus)
 }
 
-fn dispatcher(store: &EventStore, name: &str, pager: &Pager, gateway: Gateway) -> Dispatcher {
-    Dispatcher::new(
+/// `pages` incidents opened, each with a page to `pager` waiting in the outbox.
+async fn paged(backend: Backend, test: &str, pages: usize) -> EventStore {
+    let (store, bus) = opened(backend, test, pages).await;
+    for n in 0..pages {
+        bus.submit(
+            &page(&format!("INC-{n}"), "U042", "pager"),
+            capability(),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    store
+}
+
+/// A dispatcher whose capability allow-list reaches `reach`, with one executor.
+fn dispatcher_with(
+    store: &EventStore,
+    name: &str,
+    gateway: Gateway,
+    reach: &str,
+    executor: Option<(&str, Box<dyn Executor>)>,
+) -> Dispatcher {
+    let dispatcher = Dispatcher::new(
         store.clone(),
         name,
         gateway,
-        Box::new(AllowList::default().allow(capability(), "pager")),
+        Box::new(AllowList::default().allow(capability(), reach)),
+    );
+    match executor {
+        Some((destination, executor)) => dispatcher.with_executor(destination, executor),
+        None => dispatcher,
+    }
+}
+
+fn dispatcher(store: &EventStore, name: &str, pager: &Pager, gateway: Gateway) -> Dispatcher {
+    dispatcher_with(
+        store,
+        name,
+        gateway,
+        "pager",
+        Some(("pager", Box::new(pager.clone()))),
     )
-    .with_executor("pager", Box::new(pager.clone()))
 }
 
 fn policy_gateway() -> Gateway {
