@@ -220,29 +220,20 @@ impl Executor for SlowPager {
 
 async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
     const PAGES: usize = 20;
-    let (store, bus) = opened(
+    let store = paged(
         backend,
         "an_effect_whose_answer_was_lost_is_carried_out_once",
         PAGES,
     )
     .await;
-    for n in 0..PAGES {
-        bus.submit(
-            &page(&format!("INC-{n}"), "U042", "pager"),
-            capability(),
-            None,
-        )
-        .await
-        .unwrap();
-    }
     let lossy = LossyPager::default();
-    let dispatcher = Dispatcher::new(
-        store.clone(),
+    let dispatcher = dispatcher_with(
+        &store,
         "d1",
         policy_gateway(),
-        Box::new(AllowList::default().allow(capability(), "pager")),
+        "pager",
+        Some(("pager", Box::new(lossy.clone()))),
     )
-    .with_executor("pager", Box::new(lossy.clone()))
     .with_lease(Duration::from_millis(5));
     let mut executed = 0;
     for _ in 0..200 {
@@ -288,13 +279,13 @@ async fn a_dispatcher_that_lost_its_claim_writes_no_receipt(backend: Backend) {
         .await
         .unwrap();
     let pager = Pager::default();
-    let slow = Dispatcher::new(
-        store.clone(),
+    let slow = dispatcher_with(
+        &store,
         "slow",
         policy_gateway(),
-        Box::new(AllowList::default().allow(capability(), "pager")),
+        "pager",
+        Some(("pager", Box::new(SlowPager(pager.clone())))),
     )
-    .with_executor("pager", Box::new(SlowPager(pager.clone())))
     .with_lease(Duration::from_millis(20));
     let slow = tokio::spawn(async move { slow.dispatch(1).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(60)).await;
@@ -433,15 +424,10 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
     bus.submit(&page("INC-0", "U9", "fax"), capability(), None)
         .await
         .unwrap();
-    let report = Dispatcher::new(
-        store.clone(),
-        "d1",
-        policy_gateway(),
-        Box::new(AllowList::default().allow(capability(), "fax")),
-    )
-    .dispatch(10)
-    .await
-    .unwrap();
+    let report = dispatcher_with(&store, "d1", policy_gateway(), "fax", None)
+        .dispatch(10)
+        .await
+        .unwrap();
     assert_eq!(report.refused, 1);
     let refusals = store.read_by_type(EgressRefused::TYPE).await.unwrap();
     let last: EgressRefused =
@@ -486,21 +472,12 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
 
 async fn two_dispatchers_never_carry_out_the_same_effect(backend: Backend) {
     const PAGES: usize = 200;
-    let (store, bus) = opened(
+    let store = paged(
         backend,
         "two_dispatchers_never_carry_out_the_same_effect",
         PAGES,
     )
     .await;
-    for n in 0..PAGES {
-        bus.submit(
-            &page(&format!("INC-{n}"), "U042", "pager"),
-            capability(),
-            None,
-        )
-        .await
-        .unwrap();
-    }
     let pager = Pager::default();
     let run = |name: &'static str| {
         let dispatcher = dispatcher(&store, name, &pager, policy_gateway());
