@@ -332,8 +332,9 @@ async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend
     assert_eq!(receipts.len(), 1);
     let executed: EgressExecuted =
         serde_json::from_value(receipts[0].envelope.payload.clone()).unwrap();
-    assert_eq!(executed.command_id, command.command_id);
-    assert_eq!(executed.destination, "pager");
+    assert_eq!(executed.effect.command_id, command.command_id);
+    assert_eq!(executed.effect.destination, "pager");
+    assert_eq!(executed.effect.requested_by, responder());
     assert_eq!(
         executed.capability_state_ref,
         format!("grant:{}", capability())
@@ -379,7 +380,10 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
             let refusals = store.read_by_type(EgressRefused::TYPE).await.unwrap();
             let last: EgressRefused =
                 serde_json::from_value(refusals.last().unwrap().envelope.payload.clone()).unwrap();
-            assert_eq!((last.command_id, last.check), (command.command_id, check));
+            assert_eq!(
+                (last.effect.command_id, last.check),
+                (command.command_id, check)
+            );
             last.reason
         }
     };

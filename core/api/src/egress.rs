@@ -37,21 +37,11 @@ pub enum Check {
     Destination,
 }
 
-/// The receipt of an effect that was carried out.
-#[event(public)]
+/// What an effect was: which command asked, where it goes, with which key, on whose
+/// authority. Both receipts carry it.
+#[crate::data]
 #[derive(Clone, Debug, PartialEq)]
-#[schemars(example = EgressExecuted {
-    command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
-    destination: "pager".to_owned(),
-    tenant_id: "acme".to_owned(),
-    idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
-    request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
-    capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
-    requested_by: Actor::Human(crate::envelope::ActorId::new("ada@example.com").expect("an actor id")),
-    capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
-    approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
-})]
-pub struct EgressExecuted {
+pub struct EffectRequest {
     pub command_id: CommandId,
     pub destination: String,
     pub tenant_id: String,
@@ -60,35 +50,56 @@ pub struct EgressExecuted {
     /// The actor of the command that asked for the effect.
     pub requested_by: Actor,
     pub capability_id: CapabilityId,
+}
+
+fn example_request() -> EffectRequest {
+    EffectRequest {
+        command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000"
+            .parse()
+            .expect("an id"),
+        destination: "pager".to_owned(),
+        tenant_id: "acme".to_owned(),
+        idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000"
+            .parse()
+            .expect("a hash"),
+        request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000"
+            .parse()
+            .expect("a hash"),
+        requested_by: Actor::Human(
+            crate::envelope::ActorId::new("ada@example.com").expect("an actor id"),
+        ),
+        capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000"
+            .parse()
+            .expect("an id"),
+    }
+}
+
+/// The receipt of an effect that was carried out.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = EgressExecuted {
+    effect: example_request(),
+    capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
+})]
+pub struct EgressExecuted {
+    pub effect: EffectRequest,
     /// Which state of the capability allowed it (A4): its grant, until capabilities are
     /// event-sourced.
     pub capability_state_ref: String,
     pub approval: Approval,
 }
 
-/// The receipt of an effect the gateway refused, or that failed at its destination.
+/// The receipt of an effect the gateway refused.
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = EgressRefused {
-    command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
-    destination: "pager".to_owned(),
-    tenant_id: "acme".to_owned(),
-    idempotency_key: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
-    request_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
-    requested_by: Actor::Human(crate::envelope::ActorId::new("ada@example.com").expect("an actor id")),
-    capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    effect: example_request(),
     check: Check::KillSwitch,
     reason: "the kill switch for `pager` is on".to_owned(),
 })]
 pub struct EgressRefused {
-    pub command_id: CommandId,
-    pub destination: String,
-    pub tenant_id: String,
-    pub idempotency_key: ContentHash,
-    pub request_hash: ContentHash,
-    /// The actor of the command that asked for the effect.
-    pub requested_by: Actor,
-    pub capability_id: CapabilityId,
+    pub effect: EffectRequest,
     pub check: Check,
     pub reason: String,
 }

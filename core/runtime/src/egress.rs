@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ops_core::contract::Contract;
 use ops_core::egress::{
-    Approval, Check, EffectState, EffectStateChanged, EgressExecuted, EgressRefused,
+    Approval, Check, EffectRequest, EffectState, EffectStateChanged, EgressExecuted, EgressRefused,
 };
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CommandId, ContentHash, CorrelationId};
@@ -455,16 +455,19 @@ fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
         actor: Actor::Service(ActorId::new("core.egress").expect("a valid actor id")),
         capability_id: effect.capability_id,
     };
+    let request = EffectRequest {
+        command_id: effect.command_id,
+        destination: effect.destination.clone(),
+        tenant_id: effect.tenant_id.clone(),
+        idempotency_key: effect.idempotency_key,
+        request_hash: effect.request_hash,
+        requested_by: effect.actor.clone(),
+        capability_id: effect.capability_id,
+    };
     let receipt = match gated {
         Ok((approval, capability_state_ref)) => EventEnvelope::new(
             &EgressExecuted {
-                command_id: effect.command_id,
-                destination: effect.destination.clone(),
-                tenant_id: effect.tenant_id.clone(),
-                idempotency_key: effect.idempotency_key,
-                request_hash: effect.request_hash,
-                requested_by: effect.actor.clone(),
-                capability_id: effect.capability_id,
+                effect: request,
                 capability_state_ref,
                 approval,
             },
@@ -472,13 +475,7 @@ fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
         ),
         Err((check, reason)) => EventEnvelope::new(
             &EgressRefused {
-                command_id: effect.command_id,
-                destination: effect.destination.clone(),
-                tenant_id: effect.tenant_id.clone(),
-                idempotency_key: effect.idempotency_key,
-                request_hash: effect.request_hash,
-                requested_by: effect.actor.clone(),
-                capability_id: effect.capability_id,
+                effect: request,
                 check,
                 reason,
             },
