@@ -175,7 +175,90 @@ on_both_backends!(
     two_dispatchers_never_carry_out_the_same_effect,
     an_effect_whose_answer_was_lost_is_carried_out_once,
     a_dispatcher_that_lost_its_claim_writes_no_receipt,
+    an_executed_effect_is_undone_by_its_compensation,
 );
+
+async fn an_executed_effect_is_undone_by_its_compensation(backend: Backend) {
+    let (store, bus) = opened(
+        backend,
+        "an_executed_effect_is_undone_by_its_compensation",
+        1,
+    )
+    .await;
+    let command = page("INC-0", "U042", "pager");
+    bus.submit(&command, capability(), None).await.unwrap();
+    // Nothing to undo before the page went out.
+    let early = bus
+        .compensate(&command.command_id, responder(), capability())
+        .await
+        .unwrap_err();
+    assert!(
+        early
+            .to_string()
+            .contains("no executed effect to undo (its effect is pending)"),
+        "{early}"
+    );
+
+    let pager = Pager::default();
+    let policies = || Gateway {
+        policies: vec![Box::new(Sev1Policy), Box::new(CancelPolicy)],
+        ..Gateway::default()
+    };
+    dispatcher(&store, "d1", &pager, policies())
+        .dispatch(10)
+        .await
+        .unwrap();
+    let undo = bus
+        .compensate(&command.command_id, responder(), capability())
+        .await
+        .unwrap();
+    assert_eq!(undo.outcome, CommandOutcome::Accepted);
+    // Asking again is the same compensation, recorded once.
+    let again = bus
+        .compensate(&command.command_id, responder(), capability())
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    dispatcher(&store, "d1", &pager, policies())
+        .dispatch(10)
+        .await
+        .unwrap();
+    // The cancellation is an effect of its own at the pager (a different key), receipted.
+    assert_eq!((pager.effects(), pager.asked()), (2, 2));
+    let receipts = store.read_by_type(EgressExecuted::TYPE).await.unwrap();
+    assert_eq!(receipts.len(), 2);
+    let effects = ops_core_runtime::egress::effects(&store).await.unwrap();
+    let original = effects
+        .iter()
+        .find(|e| e.command_id == command.command_id)
+        .unwrap();
+    assert_eq!(
+        original.steps,
+        [
+            EffectState::Pending,
+            EffectState::Dispatched,
+            EffectState::Executed,
+            EffectState::Compensating
+        ]
+    );
+    let cancel = effects
+        .iter()
+        .find(|e| e.command_id != command.command_id)
+        .unwrap();
+    assert_eq!(cancel.state, EffectState::Executed);
+}
+
+/// Cancelling a page is approved by policy too.
+struct CancelPolicy;
+
+impl ApprovalPolicy for CancelPolicy {
+    fn approve(&self, effect: &Effect) -> Option<Approval> {
+        (effect.command_type == "pack.incidents.paging.CancelPage").then(|| Approval::Policy {
+            policy_id: "paging-cancel".to_owned(),
+            policy_version: "1.0.0".to_owned(),
+        })
+    }
+}
 
 /// The pager does the effect, but the first answer per key never comes back: a crash
 /// between the remote call and the receipt.

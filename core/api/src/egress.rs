@@ -121,6 +121,8 @@ pub enum EffectState {
     Executed,
     /// Refused by a check, with an [`EgressRefused`] receipt.
     Refused,
+    /// Done, then undone: its compensating command was sent (its own effect follows).
+    Compensating,
 }
 
 impl EffectState {

@@ -312,6 +312,37 @@ impl CommandEnvelope {
         })
     }
 
+    /// The command that undoes `self`: `compensation_type` (the type its declaration names
+    /// as compensation; the command bus checks that) with the same payload, target and
+    /// scope, caused by `self`.
+    pub fn compensation(
+        &self,
+        compensation_type: &str,
+        payload_schema_version: u32,
+        actor: Actor,
+        requested_at: Timestamp,
+    ) -> Self {
+        let command_id = CommandId::derive(
+            compensation_type,
+            &self.target_ref,
+            &payload_hash(&self.payload),
+            &self.dedupe_scope,
+        );
+        CommandEnvelope {
+            envelope_version: ENVELOPE_VERSION,
+            command_id,
+            command_type: compensation_type.to_owned(),
+            payload_schema_version,
+            payload: self.payload.clone(),
+            target_ref: self.target_ref.clone(),
+            dedupe_scope: self.dedupe_scope.clone(),
+            correlation_id: self.correlation_id,
+            causation: Causation::Command(self.command_id),
+            actor,
+            requested_at,
+        }
+    }
+
     pub fn verify(&self) -> Result<(), EnvelopeError> {
         if self.envelope_version != ENVELOPE_VERSION {
             return Err(EnvelopeError::UnsupportedVersion {

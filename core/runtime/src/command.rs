@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use ops_core::envelope::{
-    CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
+    Actor, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
 };
 use ops_core::handler::{DynHandler, PastEvent, owned_by};
 use ops_core::id::{CapabilityId, CommandId, EventId};
@@ -50,6 +50,8 @@ pub enum BusError {
         expected: i64,
         actual: i64,
     },
+    #[error("{command} cannot be compensated: {reason}")]
+    Compensation { command: String, reason: String },
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("recording the command failed; nothing was written: {0}")]
@@ -284,9 +286,12 @@ impl CommandBus {
             ));
         };
         let request_hash = payload_hash(&command.payload);
+        // The command type is in the key: a compensation carries the payload of what it
+        // undoes, and must not pass for it at the destination.
         let idempotency_key = payload_hash(&serde_json::json!([
             destination,
             tenant_id,
+            command.command_type,
             request_hash.to_string()
         ]));
         Ok(Some(OutboxRow {
@@ -300,6 +305,86 @@ impl CommandBus {
             actor: serde_json::to_string(&command.actor).expect("an actor is plain JSON"),
             capability_id: capability_id.to_string(),
         }))
+    }
+
+    /// Undoes the executed effect of `command_id` by sending the command its declaration
+    /// names as compensation, with the same payload, caused by it; that command's own effect
+    /// is dispatched and receipted like any other. Sending it again returns the first outcome.
+    pub async fn compensate(
+        &self,
+        command_id: &CommandId,
+        actor: Actor,
+        capability_id: CapabilityId,
+    ) -> Result<Receipt, BusError> {
+        let refuse = |reason: String| BusError::Compensation {
+            command: command_id.to_string(),
+            reason,
+        };
+        let (envelope, state): (Option<String>, Option<String>) = on_db!(self.store.db(), pool => {
+            let envelope = sqlx::query_scalar("SELECT envelope FROM core_commands WHERE command_id = $1")
+                .bind(command_id.to_string())
+                .fetch_optional(pool)
+                .await?;
+            let state = sqlx::query_scalar("SELECT state FROM core_outbox WHERE command_id = $1")
+                .bind(command_id.to_string())
+                .fetch_optional(pool)
+                .await?;
+            (envelope, state)
+        });
+        let original: CommandEnvelope = envelope
+            .ok_or_else(|| refuse("it was never submitted".to_owned()))
+            .and_then(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| refuse(format!("its record is damaged: {e}")))
+            })?;
+        if state.as_deref() != Some("executed") {
+            return Err(refuse(format!(
+                "it has no executed effect to undo (its effect is {})",
+                state.as_deref().unwrap_or("absent")
+            )));
+        }
+        let registry = self.store.registry();
+        let compensation = registry
+            .get(&original.command_type, original.payload_schema_version)
+            .and_then(|descriptor| descriptor.compensation)
+            .and_then(|name| registry.latest(name))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "`{}` names no compensation installed here",
+                    original.command_type
+                ))
+            })?;
+        (compensation.check_payload)(&original.payload).map_err(|reason| {
+            refuse(format!(
+                "its payload is not a `{}`: {reason}",
+                compensation.name
+            ))
+        })?;
+        let command = original.compensation(
+            compensation.name,
+            compensation.version,
+            actor.clone(),
+            Timestamp::now(),
+        );
+        let receipt = self.submit(&command, capability_id, None).await?;
+        if receipt.outcome == CommandOutcome::Accepted && !receipt.replayed {
+            let step = crate::egress::effect_event(
+                *command_id,
+                capability_id,
+                actor,
+                ops_core::egress::EffectState::Compensating,
+                0,
+                Some(format!("compensated by {}", command.command_id)),
+            );
+            self.store
+                .append(
+                    &format!("effect/{command_id}"),
+                    ExpectedVersion::Any,
+                    &[step],
+                )
+                .await?;
+        }
+        Ok(receipt)
     }
 
     /// The outcome recorded for `command_id`, if it was decided before.

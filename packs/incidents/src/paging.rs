@@ -27,6 +27,12 @@ pub(crate) struct PageRequested {
     responder: PersonRef,
 }
 
+#[event(domain = "paging")]
+pub(crate) struct PageCancelled {
+    incident_id: String,
+    responder: PersonRef,
+}
+
 /// A page request leaves the pack only as an envelope.
 pub fn page_responder(
     incident_id: &str,
@@ -65,3 +71,29 @@ impl Handler for PageResponderHandler {
 }
 
 ops_core::install_handler!(PageResponderHandler);
+
+/// Undoing a page: it must have been asked for.
+pub(crate) struct CancelPageHandler;
+
+impl Handler for CancelPageHandler {
+    type Pack = IncidentsPack;
+    type Command = CancelPage;
+
+    fn decide(&self, command: &CancelPage, history: &[PastEvent]) -> Result<Vec<Decided>, String> {
+        if !history
+            .iter()
+            .any(|e| e.decode::<PageRequested>().is_some())
+        {
+            return Err(format!(
+                "nobody was paged for incident {}",
+                command.incident_id
+            ));
+        }
+        Ok(vec![Decided::event(&PageCancelled {
+            incident_id: command.incident_id.clone(),
+            responder: command.responder.clone(),
+        })?])
+    }
+}
+
+ops_core::install_handler!(CancelPageHandler);
