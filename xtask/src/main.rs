@@ -34,6 +34,12 @@ enum Command {
         #[command(subcommand)]
         check: AcceptanceCheck,
     },
+    /// The randomized crash scenarios of the outbox and egress gateway, many of them, on
+    /// SQLite and PostgreSQL (`cargo test` runs a few).
+    Soak {
+        #[arg(long, default_value_t = 1000)]
+        scenarios: u32,
+    },
     /// Run the benchmarks (in release) and print each as a ratio against its baseline.
     Bench {
         #[arg(value_enum)]
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         Command::Acceptance {
             check: AcceptanceCheck::DeletePack { id, workspace },
         } => acceptance::delete_pack(&id, workspace.as_deref()),
+        Command::Soak { scenarios } => soak(scenarios),
         Command::Bench { only, format } => bench::run(only, format),
         Command::ContractDiff(options) => contract_diff::run(&options),
         Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),
@@ -102,6 +109,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn soak(scenarios: u32) -> anyhow::Result<Verdict> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["test", "--package", "ops-tests", "--test", "egress_soak", "--", "--nocapture"])
+        .env("OPS_SOAK_SCENARIOS", scenarios.to_string())
+        .current_dir(repo_root())
+        .status()?;
+    Ok(if status.success() {
+        Verdict::Clean
+    } else {
+        Verdict::Violations
+    })
 }
 
 /// The root of this repository (the parent of `xtask/`).

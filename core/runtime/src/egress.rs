@@ -218,17 +218,30 @@ impl Dispatcher {
                                 effect.attempts as u32,
                                 Some(reason),
                             );
-                            self.store
-                                .append(
+                            // Only while the claim holds: if it ran out, the attempt is
+                            // another dispatcher's story now.
+                            let recorded = self
+                                .store
+                                .append_with(
                                     &format!("egress/{}", self.name),
                                     ExpectedVersion::Any,
                                     &[failed],
+                                    &[SideWrite::HoldsClaim {
+                                        id: effect.id,
+                                        claimed_by: &self.name,
+                                    }],
                                 )
-                                .await
-                                .map_err(|source| DispatchError::Close {
-                                    id: effect.id,
-                                    source,
-                                })?;
+                                .await;
+                            match recorded {
+                                Ok(_) => {}
+                                Err(AppendError::Fenced { .. }) => report.lost_claims += 1,
+                                Err(source) => {
+                                    return Err(DispatchError::Close {
+                                        id: effect.id,
+                                        source,
+                                    });
+                                }
+                            }
                         }
                     }
                 }
@@ -547,9 +560,14 @@ pub async fn effects(store: &EventStore) -> Result<Vec<EffectStatus>, crate::sto
                 note: None,
             });
         status.steps.push(step.state);
-        status.state = step.state;
-        status.attempt = step.attempt;
-        status.note = step.note;
+        // A receipt ends a saga, except that an executed effect may still be compensated;
+        // a late step of a dispatcher that lost its claim is history, not a state.
+        let settled = status.state.is_final() && step.state != EffectState::Compensating;
+        if !settled {
+            status.state = step.state;
+            status.attempt = step.attempt;
+            status.note = step.note;
+        }
     }
     Ok(by_command.into_values().collect())
 }

@@ -712,6 +712,8 @@ pub(crate) enum SideWrite<'a> {
         command_id: &'a str,
         approval: &'a str,
     },
+    /// Writes only while `claimed_by` still holds the claim on outbox row `id`.
+    HoldsClaim { id: i64, claimed_by: &'a str },
     /// A claimed outbox row is closed with its receipt, if its claimer still holds it.
     CloseOutbox {
         id: i64,
@@ -821,6 +823,12 @@ where
             .bind(approval)
             .bind(now_us)
             .bind(command_id),
+        SideWrite::HoldsClaim { id, claimed_by } => sqlx::query(
+            "UPDATE core_outbox SET updated_at_us = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
+        )
+        .bind(now_us)
+        .bind(id)
+        .bind(claimed_by),
         SideWrite::CloseOutbox {
             id,
             claimed_by,
