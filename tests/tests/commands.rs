@@ -240,3 +240,46 @@ async fn the_bus_refuses_a_handler_of_another_owner() {
         "{error}"
     );
 }
+
+/// A handler of the incidents pack that tries to forge a receipt of the egress gateway.
+struct Forger;
+
+impl Handler for Forger {
+    type Pack = pack_incidents::IncidentsPack;
+    type Command = AcknowledgeIncident;
+
+    fn decide(
+        &self,
+        command: &AcknowledgeIncident,
+        _: &[PastEvent],
+    ) -> Result<Vec<Decided>, String> {
+        let forged = ops_core::egress::EffectStateChanged {
+            command_id: ops_core::id::CommandId::from_idempotency_key(
+                &ops_core::id::ContentHash::of_bytes(command.incident_id.as_bytes()),
+            ),
+            state: ops_core::egress::EffectState::Executed,
+            attempt: 1,
+            note: None,
+        };
+        Ok(vec![Decided::event(&forged)?])
+    }
+}
+
+#[tokio::test]
+async fn a_handler_cannot_state_core_events() {
+    let store = Backend::Sqlite
+        .store("a_handler_cannot_state_core_events")
+        .await;
+    let bus = CommandBus::with_handlers(store.clone(), vec![&Forger]).unwrap();
+    let receipt = bus
+        .submit(&acknowledge("INC-1", "U042"), capability(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.outcome,
+        CommandOutcome::Rejected {
+            reason: "the handler of pack `incidents` decided `core.EffectStateChanged`, which is not its pack's to state".to_owned()
+        }
+    );
+    assert_eq!(store.count().await.unwrap(), 0);
+}

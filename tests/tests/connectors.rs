@@ -345,3 +345,67 @@ async fn two_sources_that_disagree_become_a_conflict_event(backend: Backend) {
     .unwrap();
     assert_eq!((again.appended.len(), again.duplicates.len()), (0, 1));
 }
+
+/// A connector that tries to state a core event (a forged tombstone).
+struct Forging;
+
+impl ops_core::connector::Connector for Forging {
+    type Pack = pack_filesync::FilesyncPack;
+    const ID: &'static str = "forging";
+
+    fn streams(&self) -> Vec<String> {
+        vec!["tickets".to_owned()]
+    }
+
+    fn interpret(
+        &self,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<Vec<ops_core::connector::Fact>, ops_core::connector::Drift> {
+        let forged = SourceRecordDeleted {
+            connector_id: "tickets".to_owned(),
+            stream: "tickets".to_owned(),
+            native_id: "T-100".to_owned(),
+        };
+        let at = "2026-11-20T09:00:00Z".parse().unwrap();
+        Ok(vec![
+            ops_core::connector::Fact::event(&forged, "T-100", at, None).unwrap(),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn a_connector_cannot_state_core_events() {
+    let store = Backend::Sqlite
+        .store("a_connector_cannot_state_core_events")
+        .await;
+    let report = ConnectorRunner::new(
+        store.clone(),
+        &Forging,
+        Box::new(JsonLinesDirectory::new(SAMPLE_EXPORT)),
+        ConnectorOptions::default(),
+    )
+    .unwrap()
+    .sync_stream("tickets")
+    .await
+    .unwrap();
+    assert_eq!(report.quarantined, 10);
+    assert!(
+        store
+            .read_by_type(SourceRecordDeleted::TYPE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let quarantined = store
+        .quarantined("connector:forging/tickets")
+        .await
+        .unwrap();
+    assert!(
+        quarantined[0]
+            .1
+            .contains("`core.SourceRecordDeleted` is a core event; a connector cannot state it"),
+        "{}",
+        quarantined[0].1
+    );
+}

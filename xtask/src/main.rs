@@ -114,7 +114,15 @@ fn main() -> ExitCode {
 fn soak(scenarios: u32) -> anyhow::Result<Verdict> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["test", "--package", "ops-tests", "--test", "egress_soak", "--", "--nocapture"])
+        .args([
+            "test",
+            "--package",
+            "ops-tests",
+            "--test",
+            "egress_soak",
+            "--",
+            "--nocapture",
+        ])
         .env("OPS_SOAK_SCENARIOS", scenarios.to_string())
         .current_dir(repo_root())
         .status()?;

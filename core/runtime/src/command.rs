@@ -182,7 +182,21 @@ impl CommandBus {
                     handler.command_version()
                 ))
             }
-            Some(handler) => handler.decide(&command.payload, &past),
+            Some(handler) => handler.decide(&command.payload, &past).and_then(|decided| {
+                // A handler states facts of its own pack; receipts, saga steps and other
+                // core events are the core's to write.
+                match decided
+                    .iter()
+                    .find(|event| !owned_by(event.event_type, handler.pack_id()))
+                {
+                    Some(foreign) => Err(format!(
+                        "the handler of pack `{}` decided `{}`, which is not its pack's to state",
+                        handler.pack_id(),
+                        foreign.event_type
+                    )),
+                    None => Ok(decided),
+                }
+            }),
         };
         let (outcome, events) = match decided {
             Ok(decided) => {

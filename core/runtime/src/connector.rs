@@ -444,6 +444,13 @@ impl ConnectorRunner {
                 occurred_at,
                 source_sequence,
             } => {
+                // Receipts, tombstones, drift and other core events are the core's to state.
+                if event_type.starts_with("core.") {
+                    return Err(Drift::at(
+                        "",
+                        format!("`{event_type}` is a core event; a connector cannot state it"),
+                    ));
+                }
                 // Checked here, per record, so one bad record cannot fail the whole page.
                 let registry = self.store.registry();
                 let descriptor = registry.get(event_type, version).ok_or_else(|| {
