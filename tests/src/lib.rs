@@ -1,6 +1,7 @@
 //! Shared fixtures of the workspace tests: a valid origin for envelopes, and the linked
 //! registry with every example pack in it.
 
+pub mod commands;
 pub mod storage;
 
 use ops_core::envelope::{Actor, ActorId, Causation, EventOrigin};

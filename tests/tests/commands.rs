@@ -2,62 +2,17 @@
 //! recorded with their events in one transaction, idempotent re-submission, and
 //! optimistic concurrency on the target.
 
-use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
-use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
+use ops_contract_incidents::AcknowledgeIncident;
+use ops_core::envelope::{Causation, CommandOutcome};
 use ops_core::handler::{Decided, Handler, PastEvent};
-use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
 use ops_core_runtime::command::{BusError, CommandBus};
 use ops_core_runtime::store::EventStore;
-use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::commands::{acknowledge, capability, open, opened};
+use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
-use ops_tests::{on_both_backends, responder};
-
-fn request(target: &str, action: &str) -> CommandRequest {
-    CommandRequest {
-        target_ref: target.to_owned(),
-        dedupe_scope: DedupeScope::Command {
-            aggregate_ref: target.to_owned(),
-        },
-        correlation_id: CorrelationId::of(target).unwrap(),
-        causation: Causation::UserAction(UserActionId::of(&(action, target)).unwrap()),
-        actor: responder(),
-        requested_at: "2026-11-26T06:00:00Z".parse().unwrap(),
-    }
-}
-
-fn open(id: &str) -> CommandEnvelope {
-    let command = OpenIncident {
-        incident_id: id.to_owned(),
-        service: ServiceRef {
-            system: "catalogue".to_owned(),
-            id: "payments".to_owned(),
-        },
-        title: "Card authorisations time out".to_owned(),
-        severity: Severity::Sev1,
-    };
-    CommandEnvelope::new(&command, request(&format!("incident/{id}"), "open")).unwrap()
-}
-
-fn acknowledge(id: &str, by: &str) -> CommandEnvelope {
-    let command = AcknowledgeIncident {
-        incident_id: id.to_owned(),
-        by: PersonRef {
-            system: "oncall".to_owned(),
-            id: by.to_owned(),
-            display_name: by.to_owned(),
-        },
-    };
-    CommandEnvelope::new(&command, request(&format!("incident/{id}"), "acknowledge")).unwrap()
-}
-
-fn capability() -> CapabilityId {
-    CapabilityId::of(&("responders", "ada@example.com")).unwrap()
-}
 
 async fn bus(backend: Backend, test: &str) -> (EventStore, CommandBus) {
-    let store = backend.store(test).await;
-    let bus = CommandBus::new(store.clone()).unwrap();
-    (store, bus)
+    opened(backend, test, 0).await
 }
 
 on_both_backends!(

@@ -6,16 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ops_contract_incidents::{OpenIncident, Severity};
 use ops_core::egress::{Approval, Check, EffectState, EgressExecuted, EgressRefused};
-use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
-use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
-use ops_core_runtime::command::CommandBus;
+use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome};
+use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
     AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
 };
 use ops_core_runtime::store::EventStore;
-use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::commands::{capability, opened, page, paged};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use serde_json::Value;
@@ -58,78 +56,6 @@ impl ApprovalPolicy for Sev1Policy {
             policy_version: "1.0.0".to_owned(),
         })
     }
-}
-
-fn capability() -> CapabilityId {
-    CapabilityId::of(&("responders", "ada@example.com")).unwrap()
-}
-
-fn request(target: &str, scope: DedupeScope) -> CommandRequest {
-    CommandRequest {
-        target_ref: target.to_owned(),
-        dedupe_scope: scope,
-        correlation_id: CorrelationId::of(target).unwrap(),
-        causation: Causation::UserAction(UserActionId::of(&("page", target)).unwrap()),
-        actor: responder(),
-        requested_at: "2026-11-26T06:00:00Z".parse().unwrap(),
-    }
-}
-
-fn page(incident: &str, who: &str, destination: &str) -> CommandEnvelope {
-    pack_incidents::page_responder(
-        incident,
-        PersonRef {
-            system: "oncall".to_owned(),
-            id: who.to_owned(),
-            display_name: who.to_owned(),
-        },
-        request(
-            &format!("incident/{incident}"),
-            DedupeScope::Egress {
-                destination: destination.to_owned(),
-                tenant_id: "acme".to_owned(),
-            },
-        ),
-    )
-    .unwrap()
-}
-
-async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventStore, CommandBus) {
-    let store = backend.store(test).await;
-    let bus = CommandBus::new(store.clone()).unwrap();
-    for n in 0..incidents {
-        let open = OpenIncident {
-            incident_id: format!("INC-{n}"),
-            service: ServiceRef {
-                system: "catalogue".to_owned(),
-                id: "payments".to_owned(),
-            },
-            title: "down".to_owned(),
-            severity: Severity::Sev1,
-        };
-        let target = format!("incident/INC-{n}");
-        let scope = DedupeScope::Command {
-            aggregate_ref: target.clone(),
-        };
-        let command = CommandEnvelope::new(&open, request(&target, scope)).unwrap();
-        bus.submit(&command, capability(), None).await.unwrap();
-    }
-    (store, bus)
-}
-
-/// `pages` incidents opened, each with a page to `pager` waiting in the outbox.
-async fn paged(backend: Backend, test: &str, pages: usize) -> EventStore {
-    let (store, bus) = opened(backend, test, pages).await;
-    for n in 0..pages {
-        bus.submit(
-            &page(&format!("INC-{n}"), "U042", "pager"),
-            capability(),
-            None,
-        )
-        .await
-        .unwrap();
-    }
-    store
 }
 
 /// A dispatcher whose capability allow-list reaches `reach`, with one executor.
@@ -303,7 +229,7 @@ impl Executor for SlowPager {
 
 async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
     const PAGES: usize = 20;
-    let store = paged(
+    let (store, _) = paged(
         backend,
         "an_effect_whose_answer_was_lost_is_carried_out_once",
         PAGES,
@@ -559,7 +485,7 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
 
 async fn two_dispatchers_never_carry_out_the_same_effect(backend: Backend) {
     const PAGES: usize = 200;
-    let store = paged(
+    let (store, _) = paged(
         backend,
         "two_dispatchers_never_carry_out_the_same_effect",
         PAGES,

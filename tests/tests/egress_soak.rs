@@ -13,18 +13,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ops_contract_incidents::{OpenIncident, Severity};
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EffectState, EgressExecuted};
-use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope};
-use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
-use ops_core_runtime::command::CommandBus;
+use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
     AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway,
 };
-use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::commands::{capability, paged};
+use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
-use ops_tests::{on_both_backends, responder};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -79,21 +76,6 @@ impl ApprovalPolicy for AlwaysApprove {
     }
 }
 
-fn capability() -> CapabilityId {
-    CapabilityId::of("soak").unwrap()
-}
-
-fn request(target: &str, scope: DedupeScope) -> CommandRequest {
-    CommandRequest {
-        target_ref: target.to_owned(),
-        dedupe_scope: scope,
-        correlation_id: CorrelationId::of(target).unwrap(),
-        causation: Causation::UserAction(UserActionId::of(target).unwrap()),
-        actor: responder(),
-        requested_at: "2026-11-26T06:00:00Z".parse().unwrap(),
-    }
-}
-
 /// A scenario: how many pages, dispatchers and what strikes each call.
 fn scenario() -> impl Strategy<Value = (usize, usize, Vec<Fault>)> {
     let fault = prop_oneof![
@@ -125,47 +107,7 @@ async fn crashes_at_any_step_lose_nothing_and_do_nothing_twice(backend: Backend)
     });
     for case in 0..count {
         let (pages, dispatchers, faults) = scenario().new_tree(&mut runner).unwrap().current();
-        let store = backend.store(&format!("soak_{case}")).await;
-        let bus = CommandBus::new(store.clone()).unwrap();
-        for n in 0..pages {
-            let target = format!("incident/INC-{n}");
-            let open = OpenIncident {
-                incident_id: format!("INC-{n}"),
-                service: ServiceRef {
-                    system: "catalogue".to_owned(),
-                    id: "payments".to_owned(),
-                },
-                title: "down".to_owned(),
-                severity: Severity::Sev1,
-            };
-            let scope = DedupeScope::Command {
-                aggregate_ref: target.clone(),
-            };
-            bus.submit(
-                &CommandEnvelope::new(&open, request(&target, scope)).unwrap(),
-                capability(),
-                None,
-            )
-            .await
-            .unwrap();
-            let page = pack_incidents::page_responder(
-                &format!("INC-{n}"),
-                PersonRef {
-                    system: "oncall".to_owned(),
-                    id: "U042".to_owned(),
-                    display_name: "Ada".to_owned(),
-                },
-                request(
-                    &target,
-                    DedupeScope::Egress {
-                        destination: "pager".to_owned(),
-                        tenant_id: "acme".to_owned(),
-                    },
-                ),
-            )
-            .unwrap();
-            bus.submit(&page, capability(), None).await.unwrap();
-        }
+        let (store, _) = paged(backend, &format!("soak_{case}"), pages).await;
         let lease = Duration::from_millis(15);
         let pager = FaultyPager {
             done: Arc::default(),

@@ -1,0 +1,107 @@
+//! Commands as the tests send them: one request shape, the incident commands, pages, and
+//! stores with incidents already opened (and paged) through the command bus.
+
+use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
+use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope};
+use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::store::EventStore;
+use ops_shared_people::{PersonRef, ServiceRef};
+
+use crate::responder;
+use crate::storage::Backend;
+
+/// The capability the tests act on.
+pub fn capability() -> CapabilityId {
+    CapabilityId::of(&("responders", "ada@example.com")).expect("canonical")
+}
+
+/// A request by the responder at a fixed time, on `target`, deduplicated by `scope`.
+pub fn request(target: &str, scope: DedupeScope) -> CommandRequest {
+    CommandRequest {
+        target_ref: target.to_owned(),
+        dedupe_scope: scope,
+        correlation_id: CorrelationId::of(target).expect("canonical"),
+        causation: Causation::UserAction(UserActionId::of(target).expect("canonical")),
+        actor: responder(),
+        requested_at: "2026-11-26T06:00:00Z".parse().expect("a valid timestamp"),
+    }
+}
+
+fn on_incident(id: &str) -> CommandRequest {
+    let target = format!("incident/{id}");
+    let scope = DedupeScope::Command {
+        aggregate_ref: target.clone(),
+    };
+    request(&target, scope)
+}
+
+fn person(id: &str) -> PersonRef {
+    PersonRef {
+        system: "oncall".to_owned(),
+        id: id.to_owned(),
+        display_name: id.to_owned(),
+    }
+}
+
+pub fn open(id: &str) -> CommandEnvelope {
+    let command = OpenIncident {
+        incident_id: id.to_owned(),
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: "payments".to_owned(),
+        },
+        title: "Card authorisations time out".to_owned(),
+        severity: Severity::Sev1,
+    };
+    CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")
+}
+
+pub fn acknowledge(id: &str, by: &str) -> CommandEnvelope {
+    let command = AcknowledgeIncident {
+        incident_id: id.to_owned(),
+        by: person(by),
+    };
+    CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")
+}
+
+/// Pages `who` for incident `incident` through `destination`, for tenant `acme`.
+pub fn page(incident: &str, who: &str, destination: &str) -> CommandEnvelope {
+    let scope = DedupeScope::Egress {
+        destination: destination.to_owned(),
+        tenant_id: "acme".to_owned(),
+    };
+    pack_incidents::page_responder(
+        incident,
+        person(who),
+        request(&format!("incident/{incident}"), scope),
+    )
+    .expect("a valid command")
+}
+
+/// A store with incidents `INC-0` .. `INC-<incidents - 1>` opened through the bus.
+pub async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventStore, CommandBus) {
+    let store = backend.store(test).await;
+    let bus = CommandBus::new(store.clone()).expect("the installed handlers are consistent");
+    for n in 0..incidents {
+        bus.submit(&open(&format!("INC-{n}")), capability(), None)
+            .await
+            .expect("opening an incident");
+    }
+    (store, bus)
+}
+
+/// As [`opened`], with a page to `pager` for each incident waiting in the outbox.
+pub async fn paged(backend: Backend, test: &str, pages: usize) -> (EventStore, CommandBus) {
+    let (store, bus) = opened(backend, test, pages).await;
+    for n in 0..pages {
+        bus.submit(
+            &page(&format!("INC-{n}"), "U042", "pager"),
+            capability(),
+            None,
+        )
+        .await
+        .expect("paging");
+    }
+    (store, bus)
+}
