@@ -1,10 +1,15 @@
-//! Commands as the tests send them: one request shape, the incident commands, pages, and
-//! stores with incidents already opened (and paged) through the command bus.
+//! Commands as the tests send them: one request shape, the incident commands, pages,
+//! stores with incidents already opened (and paged) through the command bus, and the pager
+//! their effects reach.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
 use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope};
-use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
 use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::egress::{BoxFuture, Executor};
 use ops_core_runtime::store::EventStore;
 use ops_shared_people::{PersonRef, ServiceRef};
 
@@ -104,4 +109,41 @@ pub async fn paged(backend: Backend, test: &str, pages: usize) -> (EventStore, C
         .expect("paging");
     }
     (store, bus)
+}
+
+/// An in-process pager: does each effect once per idempotency key, as a destination must,
+/// and counts every request.
+#[derive(Clone, Default)]
+pub struct Pager {
+    deliveries: Arc<Mutex<BTreeMap<ContentHash, usize>>>,
+}
+
+impl Pager {
+    /// Effects done: one per key.
+    pub fn effects(&self) -> usize {
+        self.deliveries.lock().expect("not poisoned").len()
+    }
+
+    /// Requests received, repeats included.
+    pub fn asked(&self) -> usize {
+        self.deliveries.lock().expect("not poisoned").values().sum()
+    }
+}
+
+impl Executor for Pager {
+    fn execute<'a>(
+        &'a self,
+        key: &'a ContentHash,
+        _: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            *self
+                .deliveries
+                .lock()
+                .expect("not poisoned")
+                .entry(*key)
+                .or_default() += 1;
+            Ok(())
+        })
+    }
 }

@@ -2,7 +2,6 @@
 //! outbox with its events, a dispatcher carries it out once through its destination with
 //! the idempotency key and a receipt, and each refusal leaves a receipt and no effect.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,38 +12,10 @@ use ops_core_runtime::egress::{
     AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{capability, opened, page, paged};
+use ops_tests::commands::{Pager, capability, opened, page, paged};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use serde_json::Value;
-
-/// A pager that does each effect once per idempotency key, and counts what it was asked.
-#[derive(Clone, Default)]
-struct Pager {
-    deliveries: Arc<Mutex<BTreeMap<ContentHash, usize>>>,
-}
-
-impl Pager {
-    fn effects(&self) -> usize {
-        self.deliveries.lock().unwrap().len()
-    }
-    fn asked(&self) -> usize {
-        self.deliveries.lock().unwrap().values().sum()
-    }
-}
-
-impl Executor for Pager {
-    fn execute<'a>(
-        &'a self,
-        key: &'a ContentHash,
-        _: &'a Value,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            *self.deliveries.lock().unwrap().entry(*key).or_default() += 1;
-            Ok(())
-        })
-    }
-}
 
 /// Pages for SEV1 incidents are approved by policy `paging-sev1` 1.0.0.
 struct Sev1Policy;

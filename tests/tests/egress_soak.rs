@@ -9,7 +9,6 @@
 //! `cargo test` runs a few scenarios per backend; `cargo xtask soak` runs
 //! `OPS_SOAK_SCENARIOS` (1,000 by default there).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
     AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway,
 };
-use ops_tests::commands::{capability, paged};
+use ops_tests::commands::{Pager, capability, paged};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 use proptest::prelude::*;
@@ -38,7 +37,7 @@ enum Fault {
 /// The pager: does each effect once per key, counts every request, and fails as told.
 #[derive(Clone)]
 struct FaultyPager {
-    done: Arc<Mutex<BTreeMap<ContentHash, usize>>>,
+    pager: Pager,
     faults: Arc<Mutex<Vec<Fault>>>,
     lease: Duration,
 }
@@ -47,7 +46,7 @@ impl Executor for FaultyPager {
     fn execute<'a>(
         &'a self,
         key: &'a ContentHash,
-        _: &'a Value,
+        request: &'a Value,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let fault = self.faults.lock().unwrap().pop().unwrap_or(Fault::None);
@@ -56,7 +55,7 @@ impl Executor for FaultyPager {
                 Fault::OutlastsLease => tokio::time::sleep(self.lease * 3).await,
                 Fault::None | Fault::AfterCall => {}
             }
-            *self.done.lock().unwrap().entry(*key).or_default() += 1;
+            self.pager.execute(key, request).await?;
             match fault {
                 Fault::AfterCall => Err("connection reset after the request was sent".to_owned()),
                 _ => Ok(()),
@@ -110,7 +109,7 @@ async fn crashes_at_any_step_lose_nothing_and_do_nothing_twice(backend: Backend)
         let (store, _) = paged(backend, &format!("soak_{case}"), pages).await;
         let lease = Duration::from_millis(15);
         let pager = FaultyPager {
-            done: Arc::default(),
+            pager: Pager::default(),
             faults: Arc::new(Mutex::new(faults.clone())),
             lease,
         };
@@ -149,8 +148,11 @@ async fn crashes_at_any_step_lose_nothing_and_do_nothing_twice(backend: Backend)
         }
         let context =
             format!("case {case}: {pages} pages, {dispatchers} dispatchers, faults {faults:?}");
-        let done = pager.done.lock().unwrap().clone();
-        assert_eq!(done.len(), pages, "an effect was lost; {context}");
+        assert_eq!(
+            pager.pager.effects(),
+            pages,
+            "an effect was lost; {context}"
+        );
         let receipts = store.read_by_type(EgressExecuted::TYPE).await.unwrap();
         assert_eq!(receipts.len(), pages, "receipts; {context}");
         let effects = ops_core_runtime::egress::effects(&store).await.unwrap();
