@@ -318,8 +318,9 @@ fn compare_type(
         comparison.findings.append(&mut metadata);
         return;
     }
-    if latest.kind != old.kind {
-        push(
+    let declaration_changes = [
+        (
+            latest.kind != old.kind,
             "kind-changed",
             Level::Warning,
             Impact::Major,
@@ -329,10 +330,9 @@ fn compare_type(
                 noun(old.kind),
                 noun(latest.kind)
             ),
-        );
-    }
-    if latest.owner_crate != old.owner_crate {
-        push(
+        ),
+        (
+            latest.owner_crate != old.owner_crate,
             "owner-changed",
             Level::Warning,
             Impact::Major,
@@ -340,10 +340,9 @@ fn compare_type(
                 "`{}` moved from crate `{}` to `{}`",
                 now.name, old.owner_crate, latest.owner_crate
             ),
-        );
-    }
-    if latest.dedupe != old.dedupe {
-        push(
+        ),
+        (
+            latest.dedupe != old.dedupe,
             "dedupe-changed",
             Level::Warning,
             Impact::Major,
@@ -351,10 +350,9 @@ fn compare_type(
                 "`{}` deduplicates by {:?} instead of {:?}; senders build different dedupe scopes",
                 now.name, latest.dedupe, old.dedupe
             ),
-        );
-    }
-    if latest.compensation != old.compensation {
-        push(
+        ),
+        (
+            latest.compensation != old.compensation,
             "compensation-changed",
             Level::Note,
             Impact::Minor,
@@ -362,7 +360,12 @@ fn compare_type(
                 "`{}` is compensated by {:?} instead of {:?}",
                 now.name, latest.compensation, old.compensation
             ),
-        );
+        ),
+    ];
+    for (changed, rule, level, impact, message) in declaration_changes {
+        if changed {
+            push(rule, level, impact, message);
+        }
     }
     match (old.safety, latest.safety) {
         (Some(before), Some(after)) if after > before => push(
