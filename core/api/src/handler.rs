@@ -27,6 +27,11 @@ impl PastEvent {
     }
 }
 
+/// Whether an `E` is in `history`: the usual first question of a handler.
+pub fn happened<E: Event>(history: &[PastEvent]) -> bool {
+    history.iter().any(|event| event.decode::<E>().is_some())
+}
+
 /// An event a handler decided on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decided {

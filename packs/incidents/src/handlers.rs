@@ -3,13 +3,9 @@
 use ops_contract_incidents::{
     AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, IncidentResolved, OpenIncident,
 };
-use ops_core::handler::{Decided, Handler, PastEvent};
+use ops_core::handler::{Decided, Handler, PastEvent, happened};
 
 use crate::IncidentsPack;
-
-fn happened<E: ops_core::contract::Event>(history: &[PastEvent]) -> bool {
-    history.iter().any(|event| event.decode::<E>().is_some())
-}
 
 pub struct OpenIncidentHandler;
 

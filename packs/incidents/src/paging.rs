@@ -3,7 +3,7 @@
 
 use ops_contract_incidents::IncidentOpened;
 use ops_core::envelope::{CommandEnvelope, CommandRequest, EnvelopeError};
-use ops_core::handler::{Decided, Handler, PastEvent};
+use ops_core::handler::{Decided, Handler, PastEvent, happened};
 use ops_core::{command, event};
 use ops_shared_people::PersonRef;
 
@@ -57,10 +57,7 @@ impl Handler for PageResponderHandler {
         command: &PageResponder,
         history: &[PastEvent],
     ) -> Result<Vec<Decided>, String> {
-        if !history
-            .iter()
-            .any(|e| e.decode::<IncidentOpened>().is_some())
-        {
+        if !happened::<IncidentOpened>(history) {
             return Err(format!("incident {} was never opened", command.incident_id));
         }
         Ok(vec![Decided::event(&PageRequested {
@@ -80,10 +77,7 @@ impl Handler for CancelPageHandler {
     type Command = CancelPage;
 
     fn decide(&self, command: &CancelPage, history: &[PastEvent]) -> Result<Vec<Decided>, String> {
-        if !history
-            .iter()
-            .any(|e| e.decode::<PageRequested>().is_some())
-        {
+        if !happened::<PageRequested>(history) {
             return Err(format!(
                 "nobody was paged for incident {}",
                 command.incident_id
