@@ -153,16 +153,23 @@ pub fn installed() -> Vec<&'static dyn DynProjection> {
 /// same rows always serialise to the same bytes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct State {
-    rows: BTreeMap<(String, String), Value>,
-    changed: BTreeMap<(String, String), bool>,
+    rows: BTreeMap<Key, Value>,
+    changed: BTreeMap<Key, bool>,
+    /// While an event is applied: how to undo what it did, newest last.
+    undo: Option<Vec<Undo>>,
 }
+
+type Key = (String, String);
+
+/// A row and its change mark as they were before a change.
+type Undo = (Key, Option<Value>, Option<bool>);
 
 impl State {
     /// Rows as stored: `(table, key) -> document`.
     pub fn from_rows(rows: BTreeMap<(String, String), Value>) -> Self {
         State {
             rows,
-            changed: BTreeMap::new(),
+            ..State::default()
         }
     }
 
@@ -172,14 +179,53 @@ impl State {
 
     pub fn put(&mut self, table: &str, key: &str, document: Value) {
         let id = (table.to_owned(), key.to_owned());
+        self.remember(&id);
         self.changed.insert(id.clone(), true);
         self.rows.insert(id, document);
     }
 
     pub fn delete(&mut self, table: &str, key: &str) {
         let id = (table.to_owned(), key.to_owned());
-        if self.rows.remove(&id).is_some() {
+        if self.rows.contains_key(&id) {
+            self.remember(&id);
+            self.rows.remove(&id);
             self.changed.insert(id, false);
+        }
+    }
+
+    fn remember(&mut self, id: &Key) {
+        if let Some(undo) = &mut self.undo {
+            undo.push((
+                id.clone(),
+                self.rows.get(id).cloned(),
+                self.changed.get(id).copied(),
+            ));
+        }
+    }
+
+    /// From here on, changes can be undone by [`State::rollback`]: the runtime applies each
+    /// event this way, so a failed event leaves no half of itself behind without copying
+    /// the whole state.
+    pub fn savepoint(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    /// Keeps the changes since the savepoint.
+    pub fn release(&mut self) {
+        self.undo = None;
+    }
+
+    /// Undoes every change since the savepoint.
+    pub fn rollback(&mut self) {
+        for (id, row, mark) in self.undo.take().unwrap_or_default().into_iter().rev() {
+            match row {
+                Some(row) => self.rows.insert(id.clone(), row),
+                None => self.rows.remove(&id),
+            };
+            match mark {
+                Some(mark) => self.changed.insert(id, mark),
+                None => self.changed.remove(&id),
+            };
         }
     }
 
@@ -193,8 +239,9 @@ impl State {
 
     /// Removes every row (reported as deleted by the next `take_changes`).
     pub fn clear(&mut self) {
-        for id in std::mem::take(&mut self.rows).into_keys() {
-            self.changed.insert(id, false);
+        let ids: Vec<Key> = self.rows.keys().cloned().collect();
+        for (table, key) in ids {
+            self.delete(&table, &key);
         }
     }
 
@@ -249,6 +296,26 @@ mod tests {
             vec![("a", &json!(3))]
         );
         assert_eq!(state.table("other").count(), 0);
+    }
+
+    #[test]
+    fn a_rollback_undoes_exactly_the_changes_since_the_savepoint() {
+        let mut state = State::default();
+        state.put("open", "a", json!(1));
+        state.put("open", "b", json!(2));
+        let before = state.clone();
+        state.savepoint();
+        state.put("open", "a", json!(3));
+        state.put("open", "c", json!(4));
+        state.delete("open", "b");
+        state.rollback();
+        assert_eq!(state, before);
+        state.savepoint();
+        state.put("open", "c", json!(5));
+        state.release();
+        assert_eq!(state.get("open", "c"), Some(&json!(5)));
+        state.rollback();
+        assert_eq!(state.get("open", "c"), Some(&json!(5)));
     }
 
     #[test]

@@ -359,14 +359,15 @@ impl ProjectionRunner {
             payload: &payload,
             version,
         };
-        let mut attempt = self.state.clone();
-        match self.projection.apply(&projected, &mut attempt) {
+        self.state.savepoint();
+        match self.projection.apply(&projected, &mut self.state) {
             Ok(()) => {
-                self.state = attempt;
+                self.state.release();
                 self.checkpoint.applied += 1;
                 Ok(true)
             }
             Err(reason) => {
+                self.state.rollback();
                 self.quarantine(&event_id, &reason, &raw()).await?;
                 Ok(false)
             }
