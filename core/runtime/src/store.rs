@@ -58,11 +58,16 @@ impl CanonicalKey {
         CanonicalKey {
             occurred_at_us: envelope.occurred_at.unix_micros(),
             source_ref: envelope.source_ref.clone(),
-            source_sequence_key: envelope
-                .source_sequence
-                .map_or(-1, |sequence| i64::try_from(sequence).unwrap_or(i64::MAX)),
+            source_sequence_key: Self::source_sequence_key(envelope),
             event_id: envelope.event_id.to_string(),
         }
+    }
+
+    /// `source_sequence`, or -1 when absent.
+    pub fn source_sequence_key(envelope: &EventEnvelope) -> i64 {
+        envelope
+            .source_sequence
+            .map_or(-1, |sequence| i64::try_from(sequence).unwrap_or(i64::MAX))
     }
 }
 
@@ -401,17 +406,17 @@ impl EventStore {
                 );
                 query.push_values(chunk.iter().enumerate(), |mut row, (offset, &index)| {
                     let envelope = &events[index];
-                    let key = CanonicalKey::of(envelope);
                     let version = current + (chunk_index * ROWS_PER_STATEMENT + offset) as i64 + 1;
+                    // The canonical key's parts, without formatting the id a second time.
                     row.push(dialect.tx_order_expr())
-                        .push_bind(key.event_id)
+                        .push_bind(ids[index].as_str())
                         .push_bind(stream)
                         .push_bind(version)
                         .push_bind(envelope.event_type.as_str())
                         .push_bind(i64::from(envelope.payload_schema_version))
-                        .push_bind(key.occurred_at_us)
-                        .push_bind(key.source_ref)
-                        .push_bind(key.source_sequence_key)
+                        .push_bind(envelope.occurred_at.unix_micros())
+                        .push_bind(envelope.source_ref.as_str())
+                        .push_bind(CanonicalKey::source_sequence_key(envelope))
                         .push_bind(envelope.correlation_id.to_string())
                         .push_bind(recorded_at_us)
                         .push_bind(rows[index].as_str());
