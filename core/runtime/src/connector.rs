@@ -451,27 +451,14 @@ impl ConnectorRunner {
                         format!("`{event_type}` is a core event; a connector cannot state it"),
                     ));
                 }
-                // Checked here, per record, so one bad record cannot fail the whole page.
-                let registry = self.store.registry();
-                let descriptor = registry.get(event_type, version).ok_or_else(|| {
-                    Drift::at(
-                        "",
-                        format!("`{event_type}` v{version} is not a registered event type"),
-                    )
-                })?;
-                (descriptor.check_payload)(&payload).map_err(|reason| {
-                    Drift::at(
-                        "",
-                        format!("the `{event_type}` it maps to is invalid {reason}"),
-                    )
-                })?;
                 let origin = self.origin(stream, record, &native_id, occurred_at, source_sequence);
-                Ok(EventEnvelope::from_parts(
-                    event_type.to_owned(),
-                    version,
-                    payload,
-                    origin,
-                ))
+                let envelope =
+                    EventEnvelope::from_parts(event_type.to_owned(), version, payload, origin);
+                // Checked here, per record, so one bad record cannot fail the whole page.
+                self.store
+                    .check(&envelope)
+                    .map_err(|error| Drift::at("", error.to_string()))?;
+                Ok(envelope)
             }
             Fact::Deleted {
                 native_id,

@@ -293,34 +293,44 @@ impl EventStore {
             .iter()
             .enumerate()
             .map(|(index, envelope)| {
-                envelope
-                    .verify()
-                    .map_err(|source| AppendError::Envelope { index, source })?;
-                if let Some(sequence) = envelope.source_sequence
-                    && i64::try_from(sequence).is_err()
-                {
-                    return Err(AppendError::SourceSequence { index, sequence });
-                }
-                let descriptor = self
-                    .registry
-                    .get(&envelope.event_type, envelope.payload_schema_version)
-                    .filter(|d| d.kind == ops_core::contract::Kind::Event)
-                    .ok_or_else(|| AppendError::UnknownType {
-                        index,
-                        event_type: envelope.event_type.clone(),
-                        version: envelope.payload_schema_version,
-                    })?;
-                (descriptor.check_payload)(&envelope.payload).map_err(|reason| {
-                    AppendError::InvalidPayload {
-                        index,
-                        event_type: envelope.event_type.clone(),
-                        version: envelope.payload_schema_version,
-                        reason,
-                    }
-                })?;
+                self.check_at(index, envelope)?;
                 Ok(serde_json::to_string(envelope).expect("an envelope is plain JSON"))
             })
             .collect()
+    }
+
+    /// What `append` checks of each event, for callers that want to set one bad event
+    /// aside (a connector's record) instead of failing its whole batch.
+    pub fn check(&self, envelope: &EventEnvelope) -> Result<(), AppendError> {
+        self.check_at(0, envelope)
+    }
+
+    fn check_at(&self, index: usize, envelope: &EventEnvelope) -> Result<(), AppendError> {
+        envelope
+            .verify()
+            .map_err(|source| AppendError::Envelope { index, source })?;
+        if let Some(sequence) = envelope.source_sequence
+            && i64::try_from(sequence).is_err()
+        {
+            return Err(AppendError::SourceSequence { index, sequence });
+        }
+        let descriptor = self
+            .registry
+            .get(&envelope.event_type, envelope.payload_schema_version)
+            .filter(|d| d.kind == ops_core::contract::Kind::Event)
+            .ok_or_else(|| AppendError::UnknownType {
+                index,
+                event_type: envelope.event_type.clone(),
+                version: envelope.payload_schema_version,
+            })?;
+        (descriptor.check_payload)(&envelope.payload).map_err(|reason| {
+            AppendError::InvalidPayload {
+                index,
+                event_type: envelope.event_type.clone(),
+                version: envelope.payload_schema_version,
+                reason,
+            }
+        })
     }
 
     async fn try_append(
