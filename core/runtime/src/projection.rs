@@ -266,60 +266,49 @@ impl ProjectionRunner {
                     .await?;
                 done.quarantined += 1;
             }
-            let mut events: Vec<StoredEvent> = batch
+            // Each event's canonical key, computed once, when the order is canonical.
+            let canonical = self.projection.ordering() == Ordering::Canonical;
+            let types = self.projection.event_types();
+            let mut events: Vec<(Option<CanonicalKey>, StoredEvent)> = batch
                 .events
                 .into_iter()
-                .filter(|e| {
-                    self.projection
-                        .event_types()
-                        .contains(&e.envelope.event_type.as_str())
-                })
+                .filter(|e| types.contains(&e.envelope.event_type.as_str()))
+                .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
                 .collect();
-            let mut late = false;
-            if self.projection.ordering() == Ordering::Canonical {
-                events.sort_by_cached_key(|e| CanonicalKey::of(&e.envelope));
-                if let (Some(first), Some(mark)) = (events.first(), &self.checkpoint.canonical_mark)
-                {
-                    late = CanonicalKey::of(&first.envelope) < *mark;
+            events.sort_by(|a, b| a.0.cmp(&b.0));
+            let late = match &self.checkpoint.canonical_mark {
+                Some(mark) => events
+                    .iter()
+                    .filter(|(key, _)| key.as_ref().is_some_and(|key| key < mark))
+                    .count(),
+                None => 0,
+            };
+            if late > 0 {
+                done.late += late;
+                self.checkpoint.late += late as i64;
+                tracing::info!(projection = %self.label(), late, "late events");
+                if self.projection.late_events() == LateEvents::Rebuild {
+                    self.rebuild_state_until(Some(batch.next)).await?;
+                    self.checkpoint.rebuilds += 1;
+                    done.rebuilt = true;
+                    self.persist().await?;
+                    continue;
                 }
             }
-            if late {
-                let count = events
-                    .iter()
-                    .filter(|e| {
-                        self.checkpoint
-                            .canonical_mark
-                            .as_ref()
-                            .is_some_and(|m| CanonicalKey::of(&e.envelope) < *m)
-                    })
-                    .count();
-                done.late += count;
-                self.checkpoint.late += count as i64;
-                tracing::info!(projection = %self.label(), late = count, "late events");
-            }
-            if late && self.projection.late_events() == LateEvents::Rebuild {
-                self.rebuild_state_until(Some(batch.next)).await?;
-                self.checkpoint.rebuilds += 1;
-                done.rebuilt = true;
-                self.persist().await?;
-                continue;
-            }
-            for event in &events {
-                if self.apply(event).await? {
+            for (key, event) in events {
+                if self.apply(&event).await? {
                     done.applied += 1;
                 } else {
                     done.quarantined += 1;
                 }
-                if self.projection.ordering() == Ordering::Canonical {
-                    let key = CanonicalKey::of(&event.envelope);
-                    if self
+                if let Some(key) = key
+                    && self
                         .checkpoint
                         .canonical_mark
                         .as_ref()
                         .is_none_or(|mark| key > *mark)
-                    {
-                        self.checkpoint.canonical_mark = Some(key);
-                    }
+                {
+                    self.checkpoint.canonical_mark = Some(key);
                 }
             }
             self.checkpoint.follow = batch.next;
