@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use xtask::workspace;
@@ -30,8 +29,7 @@ struct Copy {
 
 impl Copy {
     fn cargo(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
+        let output = workspace::cargo()
             .args(args)
             .current_dir(&self.root)
             .env("CARGO_TARGET_DIR", &self.target)

@@ -4,8 +4,8 @@
 //! The storage benchmarks live in `ops-tests` (`storage_bench`), which links the packs'
 //! types; this command runs them and prints every result the same way.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
+use xtask::workspace::cargo;
 
 use anyhow::{Context, bail};
 use ops_registry::document::Export;
@@ -65,10 +65,6 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
         }
     }
     Ok(crate::Verdict::Clean)
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 fn rerun_in_release(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict> {

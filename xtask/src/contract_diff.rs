@@ -156,8 +156,7 @@ impl Host {
     }
 
     fn run(&self, args: &[&str]) -> anyhow::Result<String> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
+        let output = xtask::workspace::cargo()
             .args(["run", "--quiet", "--package", "ops-host", "--manifest-path"])
             .arg(&self.manifest)
             .arg("--")

@@ -112,8 +112,7 @@ fn main() -> ExitCode {
 }
 
 fn soak(scenarios: u32) -> anyhow::Result<Verdict> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
+    let status = xtask::workspace::cargo()
         .args([
             "test",
             "--package",

@@ -1,6 +1,13 @@
-//! Temporary copies of a workspace, for checks that change code and build it.
+//! Temporary copies of a workspace, for checks that change code and build it, and the
+//! cargo that builds them.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The cargo that runs this chore (`CARGO` when run by cargo), ready for arguments.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
 
 /// Copies the workspace at `from` into `to`, without `target/` and `.git/`.
 pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
