@@ -1,5 +1,7 @@
 //! `ops-host`: the binary that links the installed packs and runs the platform.
 
+use ops_host as _;
+
 mod demo;
 mod runtime_demo;
 

@@ -50,6 +50,10 @@ fn person(id: &str) -> PersonRef {
 }
 
 pub fn open(id: &str) -> CommandEnvelope {
+    open_with(id, Severity::Sev1)
+}
+
+pub fn open_with(id: &str, severity: Severity) -> CommandEnvelope {
     let command = OpenIncident {
         incident_id: id.to_owned(),
         service: ServiceRef {
@@ -57,7 +61,7 @@ pub fn open(id: &str) -> CommandEnvelope {
             id: "payments".to_owned(),
         },
         title: "Card authorisations time out".to_owned(),
-        severity: Severity::Sev1,
+        severity,
     };
     CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")
 }

@@ -11,6 +11,7 @@ use ops_core::registry::Registry;
 // Linked for their registrations; no code here names them otherwise.
 use pack_filesync as _;
 use pack_incidents as _;
+use pack_notify as _;
 
 /// The registry of this test binary: core plus every example pack.
 pub fn linked_registry() -> &'static Registry {

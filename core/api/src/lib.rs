@@ -20,6 +20,7 @@ pub mod handler;
 pub mod id;
 pub mod pack;
 pub mod projection;
+pub mod reaction;
 pub mod registry;
 pub mod time;
 

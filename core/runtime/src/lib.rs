@@ -1,6 +1,6 @@
 //! `ops-core-runtime`: the core's machinery, which packs never link (deps-check refuses it).
 //! [`db`] opens SQLite or PostgreSQL, [`migrate`] runs core's and packs' migrations,
-//! [`store`] is the event log, [`command`] the command bus, [`projection`] runs packs' projections and [`connector`]
+//! [`store`] is the event log, [`command`] the command bus, [`projection`] runs packs' projections, [`reaction`] their reactions and [`connector`]
 //! their ingress connectors, and [`reconcile`] turns disagreeing sources into conflict events.
 
 pub mod command;
@@ -9,5 +9,6 @@ pub mod db;
 pub mod egress;
 pub mod migrate;
 pub mod projection;
+pub mod reaction;
 pub mod reconcile;
 pub mod store;

@@ -1,0 +1,180 @@
+//! Runs a pack's reaction: follows the log in commit order, hands each event of the
+//! reaction's type to it, and submits the commands it proposes through the command bus.
+//!
+//! The cursor moves only after a batch's commands were decided. A runner that stops in
+//! between proposes the same commands again on restart; their ids derive from their
+//! content, so the bus replays the recorded outcomes and nothing is decided twice.
+
+use ops_core::envelope::CommandOutcome;
+use ops_core::id::CapabilityId;
+use ops_core::reaction::DynReaction;
+
+use crate::command::{BusError, CommandBus};
+use crate::store::{
+    CurrentPayload, CursorUpdate, EventStore, ExpectedVersion, LogPosition, ReadError,
+};
+
+const BATCH: usize = 500;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReactionReport {
+    pub events: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Decided before (by an earlier run that stopped before moving its cursor).
+    pub replayed: usize,
+    /// Events the reaction could not read or answer; each is in the quarantine.
+    pub quarantined: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReactionError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("the reaction's cursor is damaged: {0}")]
+    Cursor(String),
+    #[error("submitting a proposed command failed; the cursor stays before its event: {0}")]
+    Submit(#[from] BusError),
+    #[error("quarantining failed: {0}")]
+    Quarantine(#[from] sqlx::Error),
+    #[error("moving the reaction's cursor failed: {0}")]
+    Save(#[from] crate::store::AppendError),
+}
+
+pub struct ReactionRunner {
+    store: EventStore,
+    reaction: &'static dyn DynReaction,
+    /// The capability the pack's reactions act on.
+    capability_id: CapabilityId,
+}
+
+impl ReactionRunner {
+    pub fn new(
+        store: EventStore,
+        reaction: &'static dyn DynReaction,
+        capability_id: CapabilityId,
+    ) -> Self {
+        ReactionRunner {
+            store,
+            reaction,
+            capability_id,
+        }
+    }
+
+    /// Where its cursor is kept: the connector cursor table, under a name no connector has.
+    fn cursor_key(&self) -> (String, String) {
+        (
+            format!("reaction:{}", self.reaction.pack_id()),
+            format!(
+                "{}->{}",
+                self.reaction.event_type(),
+                self.reaction.command_type()
+            ),
+        )
+    }
+
+    fn origin(&self) -> String {
+        let (owner, stream) = self.cursor_key();
+        format!("{owner}/{stream}")
+    }
+
+    /// Answers every event committed since the last run.
+    pub async fn catch_up(&self, bus: &CommandBus) -> Result<ReactionReport, ReactionError> {
+        let (owner, stream) = self.cursor_key();
+        let mut position = match self.store.cursor(&owner, &stream).await? {
+            None => LogPosition::default(),
+            Some((text, _)) => serde_json::from_str(&text)
+                .map_err(|error| ReactionError::Cursor(format!("`{text}`: {error}")))?,
+        };
+        let mut report = ReactionReport::default();
+        loop {
+            let batch = self.store.follow(position, BATCH).await?;
+            if batch.events.is_empty() && batch.corrupt.is_empty() {
+                return Ok(report);
+            }
+            for event in &batch.events {
+                if event.envelope.event_type != self.reaction.event_type() {
+                    continue;
+                }
+                report.events += 1;
+                self.answer(bus, event, &mut report).await?;
+            }
+            position = batch.next;
+            let cursor = CursorUpdate {
+                connector_id: owner.clone(),
+                stream: stream.clone(),
+                cursor: serde_json::to_string(&position).expect("a position is plain JSON"),
+                watermark: None,
+            };
+            self.store
+                .append_with_cursor(&owner, ExpectedVersion::Any, &[], Some(&cursor))
+                .await?;
+        }
+    }
+
+    async fn answer(
+        &self,
+        bus: &CommandBus,
+        event: &crate::store::StoredEvent,
+        report: &mut ReactionReport,
+    ) -> Result<(), ReactionError> {
+        let envelope = &event.envelope;
+        let raw = || serde_json::to_string(envelope).expect("an envelope is plain JSON");
+        let payload = match self.store.current_payload(envelope) {
+            CurrentPayload::Current { version, payload }
+                if version == self.reaction.event_version() =>
+            {
+                payload
+            }
+            CurrentPayload::Current { version, .. } => {
+                let reason = format!(
+                    "the reaction reads v{} and this build upcasts `{}` to v{version}",
+                    self.reaction.event_version(),
+                    envelope.event_type
+                );
+                return self.set_aside(envelope, &reason, &raw(), report).await;
+            }
+            CurrentPayload::UnknownType => {
+                return self
+                    .set_aside(envelope, "its type is not installed", &raw(), report)
+                    .await;
+            }
+            CurrentPayload::Unreadable { reason } => {
+                return self.set_aside(envelope, &reason, &raw(), report).await;
+            }
+        };
+        let commands = match self.reaction.react(envelope, &payload) {
+            Ok(commands) => commands,
+            Err(error) => {
+                let reason = format!("the reaction could not build its command: {error}");
+                return self.set_aside(envelope, &reason, &raw(), report).await;
+            }
+        };
+        for command in commands {
+            let receipt = bus.submit(&command, self.capability_id, None).await?;
+            match (receipt.replayed, &receipt.outcome) {
+                (true, _) => report.replayed += 1,
+                (false, CommandOutcome::Accepted) => report.accepted += 1,
+                (false, CommandOutcome::Rejected { reason }) => {
+                    tracing::info!(command = %command.command_id, %reason, "a reaction's command was rejected");
+                    report.rejected += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_aside(
+        &self,
+        envelope: &ops_core::envelope::EventEnvelope,
+        reason: &str,
+        raw: &str,
+        report: &mut ReactionReport,
+    ) -> Result<(), ReactionError> {
+        report.quarantined += 1;
+        self.store
+            .quarantine(&self.origin(), &envelope.event_id.to_string(), reason, raw)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! Webhook destinations: the egress gateway's executor that POSTs an effect's request to an
+//! HTTP endpoint, and a local endpoint that receives such posts (the demo's stand-in for a
+//! real on-call service, and what the tests count deliveries with).
+//!
+//! The idempotency key travels in the `Idempotency-Key` header; an endpoint that honours
+//! it does each effect once however often it is asked, which is what lets the dispatcher
+//! retry after a lost answer.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use ops_core::id::ContentHash;
+use ops_core_runtime::egress::{BoxFuture, Executor};
+use serde_json::Value;
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// POSTs each effect's request as JSON to one URL.
+pub struct WebhookExecutor {
+    url: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl WebhookExecutor {
+    pub fn new(url: &str) -> Result<Self, String> {
+        let url: Uri = url
+            .parse()
+            .map_err(|error| format!("`{url}` is not a URL: {error}"))?;
+        if url.scheme_str() != Some("http") {
+            // TLS needs a certificate store; until a deployment asks for one, say so plainly.
+            return Err(format!(
+                "`{url}`: only http:// webhooks are supported in this build"
+            ));
+        }
+        Ok(WebhookExecutor {
+            url,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl Executor for WebhookExecutor {
+    fn execute<'a>(
+        &'a self,
+        idempotency_key: &'a ContentHash,
+        request: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(request).expect("a request is plain JSON");
+            let post = Request::post(self.url.clone())
+                .header("content-type", "application/json")
+                .header(IDEMPOTENCY_HEADER, idempotency_key.to_string())
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|error| format!("the request to {} cannot be built: {error}", self.url))?;
+            let answer = tokio::time::timeout(self.timeout, self.client.request(post))
+                .await
+                .map_err(|_| {
+                    format!("{} did not answer within {:?}", self.url, self.timeout)
+                })?
+                .map_err(|error| format!("{} did not answer: {error}", self.url))?;
+            if answer.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("{} answered {}", self.url, answer.status()))
+            }
+        })
+    }
+}
+
+/// What a [`WebhookSink`] saw of one idempotency key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delivery {
+    /// Posts that carried the key, answered or not.
+    pub attempts: u32,
+    /// The request it did, the first time; later posts with the key did nothing.
+    pub request: Option<Value>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    deliveries: BTreeMap<String, Delivery>,
+    /// Posts to refuse with 503 before doing anything.
+    refuse_next: u32,
+    /// Posts to do and then answer nothing (the connection drops), like a crash after
+    /// the remote call.
+    lose_next_answers: u32,
+}
+
+/// A local HTTP endpoint that does each effect once per idempotency key.
+#[derive(Clone)]
+pub struct WebhookSink {
+    address: SocketAddr,
+    state: Arc<Mutex<SinkState>>,
+}
+
+impl WebhookSink {
+    /// Listens on a free port of 127.0.0.1 until the runtime stops.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sink = WebhookSink {
+            address: listener.local_addr()?,
+            state: Arc::default(),
+        };
+        let serving = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let sink = serving.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |post| {
+                        let sink = sink.clone();
+                        async move { sink.receive(post).await }
+                    });
+                    // A dropped answer ends the connection with an error; that is the point.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(sink)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.address)
+    }
+
+    pub fn refuse_next(&self, posts: u32) {
+        self.state.lock().expect("sink state").refuse_next = posts;
+    }
+
+    pub fn lose_next_answers(&self, posts: u32) {
+        self.state.lock().expect("sink state").lose_next_answers = posts;
+    }
+
+    /// Every key seen, with its attempts and the request done.
+    pub fn deliveries(&self) -> BTreeMap<String, Delivery> {
+        self.state.lock().expect("sink state").deliveries.clone()
+    }
+
+    async fn receive(&self, post: Request<Incoming>) -> Result<Response<Full<Bytes>>, LostAnswer> {
+        let key = post
+            .headers()
+            .get(IDEMPOTENCY_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = post.into_body().collect().await.map(|b| b.to_bytes());
+        let (Some(key), Ok(body)) = (key, body) else {
+            return Ok(answer(StatusCode::BAD_REQUEST, "an idempotency-key header and a body are required"));
+        };
+        let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+            return Ok(answer(StatusCode::BAD_REQUEST, "the body is not JSON"));
+        };
+        let mut state = self.state.lock().expect("sink state");
+        if state.refuse_next > 0 {
+            state.refuse_next -= 1;
+            state.deliveries.entry(key).or_default().attempts += 1;
+            return Ok(answer(StatusCode::SERVICE_UNAVAILABLE, "try again later"));
+        }
+        let delivery = state.deliveries.entry(key).or_default();
+        delivery.attempts += 1;
+        // Done the first time only; a later post with the key is answered, not done again.
+        delivery.request.get_or_insert(request);
+        if state.lose_next_answers > 0 {
+            state.lose_next_answers -= 1;
+            return Err(LostAnswer);
+        }
+        Ok(answer(StatusCode::OK, "done"))
+    }
+}
+
+/// The service error that makes hyper drop the connection without an answer.
+#[derive(Debug)]
+struct LostAnswer;
+
+impl std::fmt::Display for LostAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the answer was lost on purpose")
+    }
+}
+
+impl std::error::Error for LostAnswer {}
+
+fn answer(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}

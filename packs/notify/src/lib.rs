@@ -1,0 +1,118 @@
+//! The notify pack: asks for the on-call to be told when a SEV1 incident opens. It never
+//! reaches the on-call itself: its `NotifyOnCall` command is an external side effect, so
+//! the command bus puts it in the outbox and the host's webhook executor delivers it once
+//! the egress gateway lets it through. `RetractNotification` undoes it when a saga that
+//! sent it fails.
+
+use ops_contract_incidents::{IncidentOpened, Severity};
+use ops_core::envelope::DedupeScope;
+use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::reaction::{Proposal, Reaction};
+use ops_core::{command, event, pack};
+
+#[pack(id = "notify", version = "0.1.0", contracts = ["ops-contract-incidents"])]
+pub struct NotifyPack;
+
+/// Where on-call notifications go; the host maps it to a webhook URL.
+pub const ONCALL_DESTINATION: &str = "webhook.oncall";
+
+/// Notifications are not per tenant yet: one on-call rota.
+const TENANT: &str = "default";
+
+#[command(domain = "oncall", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = RetractNotification)]
+pub(crate) struct NotifyOnCall {
+    incident_id: String,
+    title: String,
+    service: String,
+}
+
+#[command(domain = "oncall", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = NotifyOnCall)]
+pub(crate) struct RetractNotification {
+    incident_id: String,
+    title: String,
+    service: String,
+}
+
+#[event(domain = "oncall")]
+pub(crate) struct OnCallNotified {
+    incident_id: String,
+}
+
+#[event(domain = "oncall")]
+pub(crate) struct NotificationRetracted {
+    incident_id: String,
+}
+
+/// The on-call hears of every SEV1 incident, once.
+pub(crate) struct NotifyOnCallOfSev1;
+
+impl Reaction for NotifyOnCallOfSev1 {
+    type Pack = NotifyPack;
+    type Event = IncidentOpened;
+    type Command = NotifyOnCall;
+
+    fn react(&self, opened: &IncidentOpened) -> Vec<Proposal<NotifyOnCall>> {
+        if opened.severity != Severity::Sev1 {
+            return Vec::new();
+        }
+        vec![Proposal {
+            command: NotifyOnCall {
+                incident_id: opened.incident_id.clone(),
+                title: opened.title.clone(),
+                service: opened.service.id.clone(),
+            },
+            target_ref: notification_stream(&opened.incident_id),
+            dedupe_scope: DedupeScope::Egress {
+                destination: ONCALL_DESTINATION.to_owned(),
+                tenant_id: TENANT.to_owned(),
+            },
+        }]
+    }
+}
+
+ops_core::install_reaction!(NotifyOnCallOfSev1);
+
+/// The stream of an incident's notifications.
+pub fn notification_stream(incident_id: &str) -> String {
+    format!("notify/incident/{incident_id}")
+}
+
+pub(crate) struct NotifyOnCallHandler;
+
+impl Handler for NotifyOnCallHandler {
+    type Pack = NotifyPack;
+    type Command = NotifyOnCall;
+
+    fn decide(&self, command: &NotifyOnCall, _: &[PastEvent]) -> Result<Vec<Decided>, String> {
+        Ok(vec![Decided::event(&OnCallNotified {
+            incident_id: command.incident_id.clone(),
+        })?])
+    }
+}
+
+ops_core::install_handler!(NotifyOnCallHandler);
+
+pub(crate) struct RetractNotificationHandler;
+
+impl Handler for RetractNotificationHandler {
+    type Pack = NotifyPack;
+    type Command = RetractNotification;
+
+    fn decide(
+        &self,
+        command: &RetractNotification,
+        history: &[PastEvent],
+    ) -> Result<Vec<Decided>, String> {
+        if !happened::<OnCallNotified>(history) {
+            return Err(format!(
+                "the on-call was never notified of incident {}",
+                command.incident_id
+            ));
+        }
+        Ok(vec![Decided::event(&NotificationRetracted {
+            incident_id: command.incident_id.clone(),
+        })?])
+    }
+}
+
+ops_core::install_handler!(RetractNotificationHandler);
