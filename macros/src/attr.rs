@@ -17,6 +17,8 @@ pub struct ContractArgs {
     pub safety: Option<Ident>,
     pub dedupe: Option<Ident>,
     pub compensation: Option<Path>,
+    /// Declared on purpose without a compensation: nothing can undo its effect.
+    pub irreversible: Option<Span>,
     pub renamed_from: Option<LitStr>,
 }
 
@@ -44,6 +46,7 @@ pub fn parse_contract_args(args: TokenStream, cx: &mut Ctxt) -> ContractArgs {
             "safety" => parsed.safety = Some(meta.value()?.parse()?),
             "dedupe" => parsed.dedupe = Some(meta.value()?.parse()?),
             "compensation" => parsed.compensation = Some(meta.value()?.parse()?),
+            "irreversible" => parsed.irreversible = Some(key_span(&meta)),
             "renamed_from" => parsed.renamed_from = Some(meta.value()?.parse()?),
             spoof if SPOOFING_KEYS.contains(&spoof) => {
                 skip_value(&meta)?;
@@ -59,7 +62,7 @@ pub fn parse_contract_args(args: TokenStream, cx: &mut Ctxt) -> ContractArgs {
                 cx.error_spanned_by(
                     &meta.path,
                     format!(
-                        "unknown argument `{other}`; expected `domain`, `version`, `public`, `upcast_from`, `safety`, `dedupe`, `compensation` or `renamed_from`"
+                        "unknown argument `{other}`; expected `domain`, `version`, `public`, `upcast_from`, `safety`, `dedupe`, `compensation`, `irreversible` or `renamed_from`"
                     ),
                 );
             }

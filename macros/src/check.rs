@@ -235,6 +235,10 @@ fn event_only(contract: &Contract, cx: &mut Ctxt) {
             args.compensation.as_ref().map(ToTokens::to_token_stream),
             "compensation",
         ),
+        (
+            args.irreversible.map(|span| quote::quote_spanned!(span=> irreversible)),
+            "irreversible",
+        ),
     ] {
         if let Some(tokens) = present {
             cx.error_spanned_by(
@@ -264,14 +268,23 @@ fn command_only(contract: &Contract, cx: &mut Ctxt) {
             format!("unknown dedupe scope `{ident}`; expected `command`, `connector` or `egress`"),
         );
     }
-    match (contract.safety(), &contract.args.compensation) {
-        (Some(Safety::WriteExternalSideEffect), None) => cx.error_spanned_by(
-            contract.args.safety.as_ref(),
-            format!("command `{name}` has an external side effect and needs a compensation hook: add `compensation = <the command that undoes it>`"),
+    let args = &contract.args;
+    match (contract.safety(), &args.compensation, args.irreversible) {
+        (Some(Safety::WriteExternalSideEffect), None, None) => cx.error_spanned_by(
+            args.safety.as_ref(),
+            format!("command `{name}` has an external side effect and needs a compensation hook: add `compensation = <the command that undoes it>`, or `irreversible` when nothing can undo it (the gateway then holds it before dispatch)"),
         ),
-        (Some(Safety::Read | Safety::WriteInternal), Some(path)) => cx.error_spanned_by(
+        (Some(Safety::WriteExternalSideEffect), Some(path), Some(_)) => cx.error_spanned_by(
+            path,
+            "a command with a compensation is not irreversible; remove `irreversible` or `compensation`",
+        ),
+        (Some(Safety::Read | Safety::WriteInternal), Some(path), _) => cx.error_spanned_by(
             path,
             "only `WRITE_EXTERNAL_SIDE_EFFECT` commands take a compensation; remove `compensation`",
+        ),
+        (Some(Safety::Read | Safety::WriteInternal), None, Some(span)) => cx.error_spanned_by(
+            quote::quote_spanned!(span=> irreversible),
+            "only `WRITE_EXTERNAL_SIDE_EFFECT` commands can be irreversible; remove `irreversible`",
         ),
         _ => {}
     }

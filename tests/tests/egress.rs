@@ -432,7 +432,8 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
         approve(
             &store,
             &command.command_id,
-            &Approval::Actor { actor: responder() }
+            &Approval::Actor { actor: responder() },
+            None
         )
         .await
         .unwrap()

@@ -5,7 +5,8 @@
 //! gateway checks it (kill switch, capability, quota, approval) before an executor runs it
 //! against its destination with its idempotency key. Every effect ends in a receipt event:
 //! [`EgressExecuted`], which cannot be built without an [`Approval`], or [`EgressRefused`],
-//! which says at which check and why.
+//! which says at which check and why, or [`EgressFailed`] when the destination never
+//! confirmed it.
 
 use crate::envelope::Actor;
 use crate::event;
@@ -34,7 +35,20 @@ pub enum Check {
     Capability,
     Quota,
     Approval,
+    /// An effect that cannot be undone waits out its hold; cancelled during it, it is
+    /// refused here.
+    Hold,
     Destination,
+}
+
+/// Whether an effect can be undone: it can when its command declares a compensation.
+/// Effects that cannot are held before dispatch, so a person can still cancel them.
+#[crate::data]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reversibility {
+    Reversible,
+    Irreversible,
 }
 
 /// What an effect was: which command asked, where it goes, with which key, on whose
@@ -104,6 +118,27 @@ pub struct EgressRefused {
     pub reason: String,
 }
 
+/// The receipt of an effect the destination never confirmed, after the gateway's last
+/// attempt. The destination may or may not have done it; its saga fails, and the effects
+/// already executed in it are compensated.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = EgressFailed {
+    effect: example_request(),
+    capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
+    attempts: 5,
+    reason: "http://127.0.0.1:8080/hook answered 503 Service Unavailable".to_owned(),
+})]
+pub struct EgressFailed {
+    pub effect: EffectRequest,
+    pub capability_state_ref: String,
+    pub approval: Approval,
+    pub attempts: u32,
+    /// What the destination said the last time.
+    pub reason: String,
+}
+
 /// Where an external effect is in its life (A9): each step is a durable event.
 #[crate::data]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,13 +156,21 @@ pub enum EffectState {
     Executed,
     /// Refused by a check, with an [`EgressRefused`] receipt.
     Refused,
+    /// Given up after the gateway's last attempt, with an [`EgressFailed`] receipt.
+    Failed,
     /// Done, then undone: its compensating command was sent (its own effect follows).
     Compensating,
+    /// Its compensating effect was executed.
+    Compensated,
 }
 
 impl EffectState {
+    /// A receipt was written: the effect will not be attempted again.
     pub fn is_final(self) -> bool {
-        matches!(self, EffectState::Executed | EffectState::Refused)
+        matches!(
+            self,
+            EffectState::Executed | EffectState::Refused | EffectState::Failed
+        )
     }
 }
 
@@ -139,6 +182,7 @@ impl EffectState {
     state: EffectState::Dispatched,
     attempt: 1,
     note: None,
+    compensates: None,
 })]
 pub struct EffectStateChanged {
     pub command_id: CommandId,
@@ -148,4 +192,7 @@ pub struct EffectStateChanged {
     /// Why, for failed attempts and refusals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// On a compensation's first step: the effect it undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensates: Option<CommandId>,
 }

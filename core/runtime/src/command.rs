@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use ops_core::envelope::{
-    Actor, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
+    Actor, Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
 };
 use ops_core::handler::{DynHandler, PastEvent, owned_by};
 use ops_core::id::{CapabilityId, CommandId, EventId};
@@ -228,15 +228,16 @@ impl CommandBus {
         } else {
             Vec::new()
         };
-        if effect.is_some() {
-            events.push(crate::egress::effect_event(
+        if let Some(effect) = &effect {
+            let mut pending = crate::egress::Step::new(
                 command.command_id,
+                command.correlation_id,
                 capability_id,
                 command.actor.clone(),
                 ops_core::egress::EffectState::Pending,
-                0,
-                None,
-            ));
+            );
+            pending.compensates = effect.compensates.as_ref().and_then(|id| id.parse().ok());
+            events.push(pending.event());
         }
         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let record = CommandRecord {
@@ -281,14 +282,20 @@ impl CommandBus {
         command: &CommandEnvelope,
         capability_id: CapabilityId,
     ) -> Result<Option<OutboxRow>, String> {
-        let external = self
+        let Some(declared) = self
             .store
             .registry()
             .get(&command.command_type, command.payload_schema_version)
-            .is_some_and(|d| d.safety == Some(SafetyClass::WriteExternalSideEffect));
-        if !external {
+            .filter(|d| d.safety == Some(SafetyClass::WriteExternalSideEffect))
+        else {
             return Ok(None);
-        }
+        };
+        let reversible = declared.compensation.is_some();
+        // A compensation is sent by `compensate`, caused by the command it undoes.
+        let compensates = match command.causation {
+            Causation::Command(original) if reversible => Some(original.to_string()),
+            _ => None,
+        };
         let DedupeScope::Egress {
             destination,
             tenant_id,
@@ -318,6 +325,9 @@ impl CommandBus {
             request: command.payload.to_string(),
             actor: serde_json::to_string(&command.actor).expect("an actor is plain JSON"),
             capability_id: capability_id.to_string(),
+            correlation_id: command.correlation_id.to_string(),
+            compensates,
+            reversible,
         }))
     }
 
@@ -382,14 +392,15 @@ impl CommandBus {
         );
         let receipt = self.submit(&command, capability_id, None).await?;
         if receipt.outcome == CommandOutcome::Accepted && !receipt.replayed {
-            let step = crate::egress::effect_event(
+            let mut step = crate::egress::Step::new(
                 *command_id,
+                original.correlation_id,
                 capability_id,
                 actor,
                 ops_core::egress::EffectState::Compensating,
-                0,
-                Some(format!("compensated by {}", command.command_id)),
             );
+            step.note = Some(format!("compensated by {}", command.command_id));
+            let step = step.event();
             self.store
                 .append(
                     &format!("effect/{command_id}"),
@@ -399,6 +410,37 @@ impl CommandBus {
                 .await?;
         }
         Ok(receipt)
+    }
+
+    /// Unwinds every saga with a refused or failed effect: each of its executed effects
+    /// that can be undone and is not undone yet is compensated, on `actor`'s authority.
+    /// Running it again finds nothing new to do; an effect executed later in such a saga
+    /// is compensated by the next run.
+    pub async fn unwind_failed_sagas(
+        &self,
+        actor: &Actor,
+        capability_id: CapabilityId,
+    ) -> Result<Vec<Receipt>, BusError> {
+        let to_undo: Vec<String> = on_db!(self.store.db(), pool => {
+            sqlx::query_scalar(
+                "SELECT command_id FROM core_outbox AS done WHERE state = 'executed' AND reversible = 1 \
+                 AND compensates IS NULL AND correlation_id <> '' \
+                 AND correlation_id IN (SELECT correlation_id FROM core_outbox WHERE state IN ('refused', 'failed') AND compensates IS NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM core_outbox AS undo WHERE undo.compensates = done.command_id) \
+                 ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut receipts = Vec::new();
+        for command_id in to_undo {
+            let command_id: CommandId = command_id.parse().map_err(|error| BusError::Compensation {
+                command: command_id.clone(),
+                reason: format!("its outbox row is damaged: {error}"),
+            })?;
+            receipts.push(self.compensate(&command_id, actor.clone(), capability_id).await?);
+        }
+        Ok(receipts)
     }
 
     /// The outcome recorded for `command_id`, if it was decided before.

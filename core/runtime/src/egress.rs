@@ -8,6 +8,13 @@
 //! that only commits while the dispatcher still holds the claim. A dispatcher that dies
 //! after the effect but before the receipt leaves the row to be claimed again when the lease
 //! ends; the destination sees the same idempotency key and does the effect once.
+//!
+//! An effect belongs to the saga of its command's correlation. An effect that cannot be
+//! undone (its command declares no compensation) is held for [`Gateway::hold`] before any
+//! dispatcher claims it, and can be cancelled meanwhile ([`Dispatcher::cancel`]). After
+//! [`Gateway::max_attempts`] unconfirmed attempts an effect fails with an `EgressFailed`
+//! receipt; a saga with a refused or failed effect is unwound by
+//! `CommandBus::unwind_failed_sagas`, which compensates its executed effects.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -16,7 +23,8 @@ use std::time::Duration;
 
 use ops_core::contract::Contract;
 use ops_core::egress::{
-    Approval, Check, EffectRequest, EffectState, EffectStateChanged, EgressExecuted, EgressRefused,
+    Approval, Check, EffectRequest, EffectState, EffectStateChanged, EgressExecuted, EgressFailed,
+    EgressRefused, Reversibility,
 };
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CommandId, ContentHash, CorrelationId};
@@ -40,7 +48,13 @@ pub struct Effect {
     pub request: Value,
     pub actor: Actor,
     pub capability_id: CapabilityId,
+    pub correlation_id: CorrelationId,
     pub approval: Option<Approval>,
+    /// When an actor's approval stops counting.
+    pub approval_expires_at: Option<Timestamp>,
+    /// The effect this one undoes, for a compensation.
+    pub compensates: Option<CommandId>,
+    pub reversibility: Reversibility,
     pub attempts: i64,
 }
 
@@ -105,7 +119,14 @@ pub struct Gateway {
     pub killed: BTreeSet<String>,
     /// At most this many executed effects per destination in this window.
     pub quotas: BTreeMap<String, (i64, Duration)>,
+    /// At most this many executed effects per requesting actor in this window.
+    pub actor_quota: Option<(i64, Duration)>,
     pub policies: Vec<Box<dyn ApprovalPolicy>>,
+    /// How long an irreversible effect waits after it was requested before it may be
+    /// dispatched; until then it can be cancelled.
+    pub hold: Duration,
+    /// Unconfirmed attempts after which an effect fails; `None` tries until it is confirmed.
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +147,8 @@ pub struct DispatchReport {
     pub failed: usize,
     /// Another dispatcher holds the row now; its receipt is the other's to write.
     pub lost_claims: usize,
+    /// Given up after the last attempt, with an `EgressFailed` receipt.
+    pub gave_up: usize,
 }
 
 pub struct Dispatcher {
@@ -172,16 +195,7 @@ impl Dispatcher {
         // Durable before any destination is reached: these effects are under way.
         let dispatched: Vec<EventEnvelope> = claimed
             .iter()
-            .map(|effect| {
-                effect_event(
-                    effect.command_id,
-                    effect.capability_id,
-                    gateway_actor(),
-                    EffectState::Dispatched,
-                    effect.attempts as u32,
-                    None,
-                )
-            })
+            .map(|effect| effect.step(EffectState::Dispatched).event())
             .collect();
         if dispatched.is_empty() {
             return Ok(report);
@@ -198,52 +212,71 @@ impl Dispatcher {
                 source,
             })?;
         for effect in claimed {
-            match self.gate(&effect).await {
-                Err(refusal) => closing.push((effect, Err(refusal))),
-                Ok(allowed) => {
-                    let executor = &self.executors[&effect.destination];
-                    match executor
-                        .execute(&effect.idempotency_key, &effect.request)
-                        .await
-                    {
-                        Ok(()) => closing.push((effect, Ok(allowed))),
-                        Err(reason) => {
-                            tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
-                            report.failed += 1;
-                            let failed = effect_event(
-                                effect.command_id,
-                                effect.capability_id,
-                                gateway_actor(),
-                                EffectState::AttemptFailed,
-                                effect.attempts as u32,
-                                Some(reason),
-                            );
-                            // Only while the claim holds: if it ran out, the attempt is
-                            // another dispatcher's story now.
-                            let recorded = self
-                                .store
-                                .append_with(
-                                    &format!("egress/{}", self.name),
-                                    ExpectedVersion::Any,
-                                    &[failed],
-                                    &[SideWrite::HoldsClaim {
-                                        id: effect.id,
-                                        claimed_by: &self.name,
-                                    }],
-                                )
-                                .await;
-                            match recorded {
-                                Ok(_) => {}
-                                Err(AppendError::Fenced { .. }) => report.lost_claims += 1,
-                                Err(source) => {
-                                    return Err(DispatchError::Close {
-                                        id: effect.id,
-                                        source,
-                                    });
-                                }
-                            }
-                        }
-                    }
+            let (approval, capability_state_ref) = match self.gate(&effect).await {
+                Err((check, reason)) => {
+                    closing.push((effect, Outcome::Refused { check, reason }));
+                    continue;
+                }
+                Ok(allowed) => allowed,
+            };
+            let executor = &self.executors[&effect.destination];
+            let reason = match executor
+                .execute(&effect.idempotency_key, &effect.request)
+                .await
+            {
+                Ok(()) => {
+                    closing.push((
+                        effect,
+                        Outcome::Executed {
+                            approval,
+                            capability_state_ref,
+                        },
+                    ));
+                    continue;
+                }
+                Err(reason) => reason,
+            };
+            if self
+                .gateway
+                .max_attempts
+                .is_some_and(|max| effect.attempts >= i64::from(max))
+            {
+                tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed its last attempt");
+                closing.push((
+                    effect,
+                    Outcome::Failed {
+                        approval,
+                        capability_state_ref,
+                        reason,
+                    },
+                ));
+                continue;
+            }
+            tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
+            report.failed += 1;
+            let failed = effect.step(EffectState::AttemptFailed).note(reason).event();
+            // Only while the claim holds: if it ran out, the attempt is another
+            // dispatcher's story now.
+            let recorded = self
+                .store
+                .append_with(
+                    &format!("egress/{}", self.name),
+                    ExpectedVersion::Any,
+                    &[failed],
+                    &[SideWrite::HoldsClaim {
+                        id: effect.id,
+                        claimed_by: &self.name,
+                    }],
+                )
+                .await;
+            match recorded {
+                Ok(_) => {}
+                Err(AppendError::Fenced { .. }) => report.lost_claims += 1,
+                Err(source) => {
+                    return Err(DispatchError::Close {
+                        id: effect.id,
+                        source,
+                    });
                 }
             }
         }
@@ -303,14 +336,42 @@ impl Dispatcher {
                 ));
             }
         }
+        if let Some((max, window)) = gateway.actor_quota {
+            let used = self
+                .executed_by_since(&effect.actor, window)
+                .await
+                .map_err(|error| (Check::Quota, format!("the quota cannot be read: {error}")))?;
+            if used >= max {
+                return Err((
+                    Check::Quota,
+                    format!(
+                        "{} had {used} effects in the last {}s, the quota per actor is {max}",
+                        actor_name(&effect.actor),
+                        window.as_secs()
+                    ),
+                ));
+            }
+        }
+        let now = Timestamp::now();
+        let expired = effect
+            .approval_expires_at
+            .filter(|expires| *expires <= now)
+            .filter(|_| effect.approval.is_some());
         let approval = effect
             .approval
             .clone()
+            .filter(|_| expired.is_none())
             .or_else(|| gateway.policies.iter().find_map(|p| p.approve(effect)))
-            .ok_or((
-                Check::Approval,
-                "no actor approved it and no policy covers it".to_owned(),
-            ))?;
+            .ok_or_else(|| match expired {
+                Some(expires) => (
+                    Check::Approval,
+                    format!("its approval expired at {expires} and no policy covers it"),
+                ),
+                None => (
+                    Check::Approval,
+                    "no actor approved it and no policy covers it".to_owned(),
+                ),
+            })?;
         if !self.executors.contains_key(&effect.destination) {
             return Err((
                 Check::Destination,
@@ -337,27 +398,83 @@ impl Dispatcher {
         })
     }
 
+    async fn executed_by_since(&self, actor: &Actor, window: Duration) -> Result<i64, sqlx::Error> {
+        let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
+        let actor = serde_json::to_string(actor).expect("an actor is plain JSON");
+        on_db!(self.store.db(), pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM core_outbox WHERE actor = $1 AND state = 'executed' AND updated_at_us >= $2",
+            )
+            .bind(actor)
+            .bind(since)
+            .fetch_one(pool)
+            .await
+        })
+    }
+
+    /// Cancels a pending effect that no dispatcher holds (an irreversible one during its
+    /// hold, say): it is refused at the hold check, with a receipt naming who cancelled it
+    /// and why. `false` when there was no such effect to cancel.
+    pub async fn cancel(
+        &self,
+        command_id: &CommandId,
+        by: &Actor,
+        reason: &str,
+    ) -> Result<bool, DispatchError> {
+        let claimed = self.claim_rows(1, Some(command_id)).await?;
+        let Some(effect) = claimed.into_iter().next() else {
+            return Ok(false);
+        };
+        let refusal = Outcome::Refused {
+            check: Check::Hold,
+            reason: format!("cancelled by {} before dispatch: {reason}", actor_name(by)),
+        };
+        self.close(&[(effect, refusal)]).await?;
+        Ok(true)
+    }
+
     async fn claim(&self, limit: usize) -> Result<Vec<Effect>, DispatchError> {
+        self.claim_rows(limit, None).await
+    }
+
+    /// Claims pending rows whose hold is over, or the one row of `only` whatever its hold.
+    async fn claim_rows(
+        &self,
+        limit: usize,
+        only: Option<&CommandId>,
+    ) -> Result<Vec<Effect>, DispatchError> {
         let now = Timestamp::now().unix_micros();
         let until = now + self.lease.as_micros() as i64;
+        let held_until = now - self.gateway.hold.as_micros() as i64;
         let lock = match self.store.db().dialect() {
             // Rows another dispatcher is claiming right now are skipped, not waited for.
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        let which = match only {
+            Some(_) => "command_id = $5",
+            None => "(reversible = 1 OR created_at_us <= $5)",
+        };
         let sql = format!(
             "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' AND claimed_until_us < $3 \
-             ORDER BY id LIMIT $4 {lock}) \
+             AND {which} ORDER BY id LIMIT $4 {lock}) \
              RETURNING id, command_id, command_type, destination, tenant_id, idempotency_key, request_hash, \
-             request, actor, capability_id, approval, attempts"
+             request, actor, capability_id, approval, attempts, correlation_id, compensates, reversible, \
+             approval_expires_us"
         );
+        let only = only.map(ToString::to_string);
         let rows = on_db!(self.store.db(), pool => {
-            sqlx::query(&sql)
+            let query = sqlx::query(&sql)
                 .bind(&self.name)
                 .bind(until)
                 .bind(now)
-                .bind(limit as i64)
+                .bind(limit as i64);
+            let query = match &only {
+                Some(command_id) => query.bind(command_id.as_str()),
+                None => query.bind(held_until),
+            };
+            query
                 .fetch_all(pool)
                 .await
                 .map_err(DispatchError::Claim)?
@@ -385,6 +502,27 @@ impl Dispatcher {
                             .transpose()
                             .map_err(|e| corrupt(e.to_string()))?,
                         attempts: row.try_get("attempts").unwrap_or_default(),
+                        correlation_id: match text("correlation_id").as_str() {
+                            // Enqueued before sagas were recorded: its own saga.
+                            "" => CorrelationId::of(&text("command_id")).map_err(|e| corrupt(e.to_string()))?,
+                            stored => stored.parse().map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
+                        },
+                        compensates: row
+                            .try_get::<Option<String>, _>("compensates")
+                            .ok()
+                            .flatten()
+                            .map(|text| text.parse())
+                            .transpose()
+                            .map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
+                        reversibility: match row.try_get::<i64, _>("reversible").unwrap_or(1) {
+                            0 => Reversibility::Irreversible,
+                            _ => Reversibility::Reversible,
+                        },
+                        approval_expires_at: row
+                            .try_get::<Option<i64>, _>("approval_expires_us")
+                            .ok()
+                            .flatten()
+                            .and_then(Timestamp::from_unix_micros),
                     })
                 })
                 .collect::<Result<Vec<_>, DispatchError>>()
@@ -393,36 +531,38 @@ impl Dispatcher {
     }
 
     /// The receipts and the rows' final states, in one transaction, while the claims hold.
-    async fn close(&self, closing: &[(Effect, Gated)]) -> Result<(), DispatchError> {
+    async fn close(&self, closing: &[(Effect, Outcome)]) -> Result<(), DispatchError> {
         if closing.is_empty() {
             return Ok(());
         }
-        let receipts: Vec<EventEnvelope> = closing
-            .iter()
-            .flat_map(|(effect, gated)| {
-                let (state, note) = match gated {
-                    Ok(_) => (EffectState::Executed, None),
-                    Err((_, reason)) => (EffectState::Refused, Some(reason.clone())),
-                };
-                [
-                    receipt(effect, gated.clone()),
-                    effect_event(
-                        effect.command_id,
-                        effect.capability_id,
-                        gateway_actor(),
-                        state,
-                        effect.attempts as u32,
-                        note,
-                    ),
-                ]
-            })
-            .collect();
+        let mut receipts: Vec<EventEnvelope> = Vec::new();
+        for (effect, outcome) in closing {
+            let step = effect.step(outcome.state());
+            let step = match outcome {
+                Outcome::Executed { .. } => step,
+                Outcome::Refused { reason, .. } | Outcome::Failed { reason, .. } => {
+                    step.note(reason.clone())
+                }
+            };
+            receipts.push(receipt(effect, outcome.clone()));
+            receipts.push(step.event());
+            // The effect this one undoes is compensated now.
+            if let (Outcome::Executed { .. }, Some(original)) = (outcome, effect.compensates) {
+                let mut undone = effect.step(EffectState::Compensated);
+                undone.command_id = original;
+                receipts.push(
+                    undone
+                        .note(format!("undone by {}", effect.command_id))
+                        .event(),
+                );
+            }
+        }
         let sides: Vec<SideWrite<'_>> = closing
             .iter()
-            .map(|(effect, gated)| SideWrite::CloseOutbox {
+            .map(|(effect, outcome)| SideWrite::CloseOutbox {
                 id: effect.id,
                 claimed_by: &self.name,
-                state: if gated.is_ok() { "executed" } else { "refused" },
+                state: outcome.row_state(),
             })
             .collect();
         self.store
@@ -441,33 +581,61 @@ impl Dispatcher {
     }
 }
 
-/// What the gateway said: allowed (with the approval and capability state), or refused.
-type Gated = Result<(Approval, String), (Check, String)>;
+/// What the gateway passed: the approval and the capability state that allowed it.
+type Allowed = (Approval, String);
+/// Where the gateway stopped an effect, and why.
+type Gated = Result<Allowed, (Check, String)>;
 
-fn count(closed: &[(Effect, Gated)], report: &mut DispatchReport) {
-    for (_, gated) in closed {
-        match gated {
-            Ok(_) => report.executed += 1,
-            Err(_) => report.refused += 1,
+/// How a claimed effect ends.
+#[derive(Clone, Debug)]
+enum Outcome {
+    Executed {
+        approval: Approval,
+        capability_state_ref: String,
+    },
+    Refused {
+        check: Check,
+        reason: String,
+    },
+    Failed {
+        approval: Approval,
+        capability_state_ref: String,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    fn state(&self) -> EffectState {
+        match self {
+            Outcome::Executed { .. } => EffectState::Executed,
+            Outcome::Refused { .. } => EffectState::Refused,
+            Outcome::Failed { .. } => EffectState::Failed,
+        }
+    }
+
+    /// The outbox row's final state.
+    fn row_state(&self) -> &'static str {
+        match self {
+            Outcome::Executed { .. } => "executed",
+            Outcome::Refused { .. } => "refused",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+fn count(closed: &[(Effect, Outcome)], report: &mut DispatchReport) {
+    for (_, outcome) in closed {
+        match outcome {
+            Outcome::Executed { .. } => report.executed += 1,
+            Outcome::Refused { .. } => report.refused += 1,
+            Outcome::Failed { .. } => report.gave_up += 1,
         }
     }
 }
 
 /// The receipt of one effect; its id derives from the command, so an effect has one.
-fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
-    let origin = EventOrigin {
-        source_ref: "egress".to_owned(),
-        source_native_id: effect.command_id.to_string(),
-        source_sequence: None,
-        occurred_at: Timestamp::now(),
-        ingested_at: Timestamp::now(),
-        effective_at: None,
-        correlation_id: CorrelationId::of(&effect.command_id.to_string())
-            .expect("plain strings have a canonical form"),
-        causation: Causation::Command(effect.command_id),
-        actor: Actor::Service(ActorId::new("core.egress").expect("a valid actor id")),
-        capability_id: effect.capability_id,
-    };
+fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
+    let origin = effect.origin(effect.command_id.to_string(), gateway_actor());
     let request = EffectRequest {
         command_id: effect.command_id,
         destination: effect.destination.clone(),
@@ -477,8 +645,11 @@ fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
         requested_by: effect.actor.clone(),
         capability_id: effect.capability_id,
     };
-    let receipt = match gated {
-        Ok((approval, capability_state_ref)) => EventEnvelope::new(
+    let receipt = match outcome {
+        Outcome::Executed {
+            approval,
+            capability_state_ref,
+        } => EventEnvelope::new(
             &EgressExecuted {
                 effect: request,
                 capability_state_ref,
@@ -486,10 +657,24 @@ fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
             },
             origin,
         ),
-        Err((check, reason)) => EventEnvelope::new(
+        Outcome::Refused { check, reason } => EventEnvelope::new(
             &EgressRefused {
                 effect: request,
                 check,
+                reason,
+            },
+            origin,
+        ),
+        Outcome::Failed {
+            approval,
+            capability_state_ref,
+            reason,
+        } => EventEnvelope::new(
+            &EgressFailed {
+                effect: request,
+                capability_state_ref,
+                approval,
+                attempts: effect.attempts as u32,
                 reason,
             },
             origin,
@@ -498,55 +683,144 @@ fn receipt(effect: &Effect, gated: Gated) -> EventEnvelope {
     receipt.expect("a receipt is plain JSON")
 }
 
-/// A step of an effect's life, as an event of the egress log.
-pub(crate) fn effect_event(
+impl Effect {
+    /// A step of this effect at its current attempt, by the gateway.
+    fn step(&self, state: EffectState) -> Step {
+        Step::new(
+            self.command_id,
+            self.correlation_id,
+            self.capability_id,
+            gateway_actor(),
+            state,
+        )
+        .attempt(self.attempts as u32)
+    }
+
+    fn origin(&self, native_id: String, actor: Actor) -> EventOrigin {
+        step_origin(
+            native_id,
+            self.correlation_id,
+            self.command_id,
+            actor,
+            self.capability_id,
+        )
+    }
+}
+
+fn step_origin(
+    native_id: String,
+    correlation_id: CorrelationId,
     command_id: CommandId,
-    capability_id: CapabilityId,
     actor: Actor,
-    state: EffectState,
-    attempt: u32,
-    note: Option<String>,
-) -> EventEnvelope {
-    let origin = EventOrigin {
+    capability_id: CapabilityId,
+) -> EventOrigin {
+    EventOrigin {
         source_ref: "egress".to_owned(),
-        source_native_id: format!("{command_id}:{state:?}:{attempt}"),
+        source_native_id: native_id,
         source_sequence: None,
         occurred_at: Timestamp::now(),
         ingested_at: Timestamp::now(),
         effective_at: None,
-        correlation_id: CorrelationId::of(&command_id.to_string())
-            .expect("plain strings have a canonical form"),
+        correlation_id,
         causation: Causation::Command(command_id),
         actor,
         capability_id,
-    };
-    let step = EffectStateChanged {
-        command_id,
-        state,
-        attempt,
-        note,
-    };
-    EventEnvelope::new(&step, origin).expect("a state change is plain JSON")
+    }
+}
+
+/// A step of an effect's life, before it becomes an event of the egress log.
+pub(crate) struct Step {
+    pub command_id: CommandId,
+    pub correlation_id: CorrelationId,
+    pub capability_id: CapabilityId,
+    pub actor: Actor,
+    pub state: EffectState,
+    pub attempt: u32,
+    pub note: Option<String>,
+    pub compensates: Option<CommandId>,
+}
+
+impl Step {
+    pub fn new(
+        command_id: CommandId,
+        correlation_id: CorrelationId,
+        capability_id: CapabilityId,
+        actor: Actor,
+        state: EffectState,
+    ) -> Self {
+        Step {
+            command_id,
+            correlation_id,
+            capability_id,
+            actor,
+            state,
+            attempt: 0,
+            note: None,
+            compensates: None,
+        }
+    }
+
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    pub fn note(mut self, note: String) -> Self {
+        self.note = Some(note);
+        self
+    }
+
+    pub fn event(self) -> EventEnvelope {
+        let origin = step_origin(
+            format!("{}:{:?}:{}", self.command_id, self.state, self.attempt),
+            self.correlation_id,
+            self.command_id,
+            self.actor,
+            self.capability_id,
+        );
+        let step = EffectStateChanged {
+            command_id: self.command_id,
+            state: self.state,
+            attempt: self.attempt,
+            note: self.note,
+            compensates: self.compensates,
+        };
+        EventEnvelope::new(&step, origin).expect("a state change is plain JSON")
+    }
 }
 
 fn gateway_actor() -> Actor {
     Actor::Service(ActorId::new("core.egress").expect("a valid actor id"))
 }
 
+/// How an actor is named in refusal reasons.
+fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::Human(id) => format!("human `{}`", id.as_str()),
+        Actor::Service(id) => format!("service `{}`", id.as_str()),
+        Actor::Agent(id) => format!("agent `{}`", id.as_str()),
+    }
+}
+
 /// An effect's steps so far, oldest first, and where it is now.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EffectStatus {
     pub command_id: CommandId,
+    /// Its saga: the correlation of the command that asked for it.
+    pub correlation_id: CorrelationId,
     pub state: EffectState,
     pub attempt: u32,
     pub steps: Vec<EffectState>,
     pub note: Option<String>,
+    /// For a compensation: the effect it undoes.
+    pub compensates: Option<CommandId>,
 }
 
 /// Every external effect with its steps, from the log.
 pub async fn effects(store: &EventStore) -> Result<Vec<EffectStatus>, crate::store::ReadError> {
     let mut by_command: BTreeMap<CommandId, EffectStatus> = BTreeMap::new();
     for event in store.read_by_type(EffectStateChanged::TYPE).await? {
+        let correlation_id = event.envelope.correlation_id;
         let Ok(step) = serde_json::from_value::<EffectStateChanged>(event.envelope.payload) else {
             continue;
         };
@@ -554,16 +828,22 @@ pub async fn effects(store: &EventStore) -> Result<Vec<EffectStatus>, crate::sto
             .entry(step.command_id)
             .or_insert_with(|| EffectStatus {
                 command_id: step.command_id,
+                correlation_id,
                 state: step.state,
                 attempt: step.attempt,
                 steps: Vec::new(),
                 note: None,
+                compensates: None,
             });
         status.steps.push(step.state);
-        // A receipt ends a saga, except that an executed effect may still be compensated;
-        // a late step of a dispatcher that lost its claim is history, not a state.
-        let settled = status.state.is_final() && step.state != EffectState::Compensating;
-        if !settled {
+        status.compensates = status.compensates.or(step.compensates);
+        // A receipt ends an effect, except that an executed effect may still be
+        // compensated; a late step of a dispatcher that lost its claim is history.
+        let undoing = matches!(
+            step.state,
+            EffectState::Compensating | EffectState::Compensated
+        );
+        if !status.state.is_final() || undoing {
             status.state = step.state;
             status.attempt = step.attempt;
             status.note = step.note;
@@ -572,43 +852,122 @@ pub async fn effects(store: &EventStore) -> Result<Vec<EffectStatus>, crate::sto
     Ok(by_command.into_values().collect())
 }
 
-/// Records an actor's approval of a pending effect.
+/// Where a saga (the effects of one correlation) is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SagaState {
+    /// Some effect is still on its way.
+    Running,
+    /// Every effect was executed.
+    Completed,
+    /// An effect was refused or failed, and executed ones are not all undone yet.
+    Failed,
+    /// Its executed effects are being undone.
+    Compensating,
+    /// An effect was refused or failed, and every executed effect was undone.
+    Compensated,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SagaStatus {
+    pub correlation_id: CorrelationId,
+    pub state: SagaState,
+    /// Its effects, compensations included, in command id order.
+    pub effects: Vec<EffectStatus>,
+}
+
+/// Every saga, from the log: the effects grouped by correlation.
+pub async fn sagas(store: &EventStore) -> Result<Vec<SagaStatus>, crate::store::ReadError> {
+    let mut by_saga: BTreeMap<String, Vec<EffectStatus>> = BTreeMap::new();
+    for effect in effects(store).await? {
+        by_saga
+            .entry(effect.correlation_id.to_string())
+            .or_default()
+            .push(effect);
+    }
+    Ok(by_saga
+        .into_values()
+        .map(|effects| SagaStatus {
+            correlation_id: effects[0].correlation_id,
+            state: saga_state(&effects),
+            effects,
+        })
+        .collect())
+}
+
+fn saga_state(effects: &[EffectStatus]) -> SagaState {
+    let steps: Vec<&EffectStatus> = effects.iter().filter(|e| e.compensates.is_none()).collect();
+    let broke = steps
+        .iter()
+        .any(|e| matches!(e.state, EffectState::Refused | EffectState::Failed));
+    let is = |state: EffectState| steps.iter().any(|e| e.state == state);
+    let undoing = |e: &&&EffectStatus| {
+        matches!(
+            e.state,
+            EffectState::Compensating | EffectState::Compensated
+        )
+    };
+    let running = steps.iter().any(|e| !e.state.is_final() && !undoing(&e));
+    if is(EffectState::Compensating) {
+        SagaState::Compensating
+    } else if broke && is(EffectState::Executed) {
+        SagaState::Failed
+    } else if running {
+        SagaState::Running
+    } else if broke || is(EffectState::Compensated) {
+        SagaState::Compensated
+    } else {
+        SagaState::Completed
+    }
+}
+
+/// Records an actor's approval of a pending effect; an approval with `expires_at` no
+/// longer counts at dispatch after that time.
 pub async fn approve(
     store: &EventStore,
     command_id: &CommandId,
     approval: &Approval,
+    expires_at: Option<Timestamp>,
 ) -> Result<bool, AppendError> {
     let text = serde_json::to_string(approval).expect("an approval is plain JSON");
-    let capability: Option<String> = on_db!(store.db(), pool => {
-        sqlx::query_scalar("SELECT capability_id FROM core_outbox WHERE command_id = $1 AND state = 'pending'")
+    let row: Option<(String, String)> = on_db!(store.db(), pool => {
+        sqlx::query_as("SELECT capability_id, correlation_id FROM core_outbox WHERE command_id = $1 AND state = 'pending'")
             .bind(command_id.to_string())
             .fetch_optional(pool)
             .await?
     });
-    let Some(capability_id) = capability.and_then(|text| text.parse::<CapabilityId>().ok()) else {
+    let Some((capability_id, correlation_id)) = row.and_then(|(capability, correlation)| {
+        let correlation = match correlation.as_str() {
+            "" => CorrelationId::of(&command_id.to_string()).ok()?,
+            stored => stored.parse().ok()?,
+        };
+        Some((capability.parse::<CapabilityId>().ok()?, correlation))
+    }) else {
         return Ok(false);
     };
     let approver = match approval {
         Approval::Actor { actor } => actor.clone(),
         Approval::Policy { .. } => gateway_actor(),
     };
-    let step = effect_event(
+    let mut step = Step::new(
         *command_id,
+        correlation_id,
         capability_id,
         approver,
         EffectState::Approved,
-        0,
-        None,
     );
+    if let Some(expires_at) = expires_at {
+        step = step.note(format!("until {expires_at}"));
+    }
     let command = command_id.to_string();
     let stored = store
         .append_with(
             &format!("effect/{command_id}"),
             ExpectedVersion::Any,
-            &[step],
+            &[step.event()],
             &[SideWrite::Approve {
                 command_id: &command,
                 approval: &text,
+                expires_at_us: expires_at.map(|at| at.unix_micros()),
             }],
         )
         .await;

@@ -726,6 +726,7 @@ pub(crate) enum SideWrite<'a> {
     Approve {
         command_id: &'a str,
         approval: &'a str,
+        expires_at_us: Option<i64>,
     },
     /// Writes only while `claimed_by` still holds the claim on outbox row `id`.
     HoldsClaim { id: i64, claimed_by: &'a str },
@@ -763,6 +764,9 @@ pub(crate) struct OutboxRow {
     pub request: String,
     pub actor: String,
     pub capability_id: String,
+    pub correlation_id: String,
+    pub compensates: Option<String>,
+    pub reversible: bool,
 }
 
 /// A command's outcome as `core_commands` keeps it.
@@ -785,8 +789,8 @@ const WRITE_COMMAND: &str = "INSERT INTO core_commands (command_id, command_type
 
 const ENQUEUE: &str = "INSERT INTO core_outbox (command_id, command_type, destination, tenant_id, \
      idempotency_key, request_hash, request, actor, capability_id, approval, state, attempts, \
-     claimed_by, claimed_until_us, created_at_us, updated_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'pending', 0, NULL, 0, $10, $10)";
+     claimed_by, claimed_until_us, created_at_us, updated_at_us, correlation_id, compensates, reversible) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'pending', 0, NULL, 0, $10, $10, $11, $12, $13)";
 
 const CLOSE_OUTBOX: &str = "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
      WHERE id = $3 AND claimed_by = $4 AND state = 'pending'";
@@ -830,12 +834,17 @@ where
             .bind(row.request.as_str())
             .bind(row.actor.as_str())
             .bind(row.capability_id.as_str())
-            .bind(now_us),
+            .bind(now_us)
+            .bind(row.correlation_id.as_str())
+            .bind(row.compensates.as_deref())
+            .bind(i64::from(row.reversible)),
         SideWrite::Approve {
             command_id,
             approval,
-        } => sqlx::query("UPDATE core_outbox SET approval = $1, updated_at_us = $2 WHERE command_id = $3 AND state = 'pending'")
+            expires_at_us,
+        } => sqlx::query("UPDATE core_outbox SET approval = $1, approval_expires_us = $2, updated_at_us = $3 WHERE command_id = $4 AND state = 'pending'")
             .bind(approval)
+            .bind(expires_at_us)
             .bind(now_us)
             .bind(command_id),
         SideWrite::HoldsClaim { id, claimed_by } => sqlx::query(

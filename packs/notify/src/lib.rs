@@ -2,10 +2,11 @@
 //! reaches the on-call itself: its `NotifyOnCall` command is an external side effect, so
 //! the command bus puts it in the outbox and the host's webhook executor delivers it once
 //! the egress gateway lets it through. `RetractNotification` undoes it when a saga that
-//! sent it fails.
+//! sent it fails. `PublishStatusUpdate` posts to the public status page, which cannot be
+//! taken back: the gateway holds it before dispatch so a person can still cancel it.
 
 use ops_contract_incidents::{IncidentOpened, Severity};
-use ops_core::envelope::DedupeScope;
+use ops_core::envelope::{CommandEnvelope, CommandRequest, DedupeScope, EnvelopeError};
 use ops_core::handler::{Decided, Handler, PastEvent, happened};
 use ops_core::reaction::{Proposal, Reaction};
 use ops_core::{command, event, pack};
@@ -41,6 +42,47 @@ pub(crate) struct OnCallNotified {
 #[event(domain = "oncall")]
 pub(crate) struct NotificationRetracted {
     incident_id: String,
+}
+
+/// What the status page says cannot be unsaid: no compensation, so the effect is held.
+#[command(domain = "status", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, irreversible)]
+pub(crate) struct PublishStatusUpdate {
+    incident_id: String,
+    message: String,
+}
+
+#[event(domain = "status")]
+pub(crate) struct StatusUpdatePublished {
+    incident_id: String,
+    message: String,
+}
+
+/// Asks for the on-call to be told of an incident; `request` says where and for whom.
+pub fn notify_oncall(
+    incident_id: &str,
+    title: &str,
+    service: &str,
+    request: CommandRequest,
+) -> Result<CommandEnvelope, EnvelopeError> {
+    let notify = NotifyOnCall {
+        incident_id: incident_id.to_owned(),
+        title: title.to_owned(),
+        service: service.to_owned(),
+    };
+    CommandEnvelope::new(&notify, request)
+}
+
+/// Asks for a status page update about an incident.
+pub fn publish_status_update(
+    incident_id: &str,
+    message: &str,
+    request: CommandRequest,
+) -> Result<CommandEnvelope, EnvelopeError> {
+    let update = PublishStatusUpdate {
+        incident_id: incident_id.to_owned(),
+        message: message.to_owned(),
+    };
+    CommandEnvelope::new(&update, request)
 }
 
 /// The on-call hears of every SEV1 incident, once.
@@ -116,3 +158,26 @@ impl Handler for RetractNotificationHandler {
 }
 
 ops_core::install_handler!(RetractNotificationHandler);
+
+pub(crate) struct PublishStatusUpdateHandler;
+
+impl Handler for PublishStatusUpdateHandler {
+    type Pack = NotifyPack;
+    type Command = PublishStatusUpdate;
+
+    fn decide(
+        &self,
+        command: &PublishStatusUpdate,
+        _: &[PastEvent],
+    ) -> Result<Vec<Decided>, String> {
+        if command.message.trim().is_empty() {
+            return Err("a status update needs a message".to_owned());
+        }
+        Ok(vec![Decided::event(&StatusUpdatePublished {
+            incident_id: command.incident_id.clone(),
+            message: command.message.clone(),
+        })?])
+    }
+}
+
+ops_core::install_handler!(PublishStatusUpdateHandler);
