@@ -215,6 +215,7 @@ impl Handler for Forger {
             state: ops_core::egress::EffectState::Executed,
             attempt: 1,
             note: None,
+            compensates: None,
         };
         Ok(vec![Decided::event(&forged)?])
     }

@@ -135,7 +135,8 @@ async fn an_executed_effect_is_undone_by_its_compensation(backend: Backend) {
             EffectState::Pending,
             EffectState::Dispatched,
             EffectState::Executed,
-            EffectState::Compensating
+            EffectState::Compensating,
+            EffectState::Compensated
         ]
     );
     let cancel = effects
