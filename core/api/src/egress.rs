@@ -104,8 +104,8 @@ pub struct EgressExecuted {
     pub approval: Approval,
 }
 
-/// The receipt of an effect the gateway refused.
-#[event(public)]
+/// The receipt of an effect the gateway refused. Version 2 added the hold check.
+#[event(public, version = 2, upcast_from = v1::EgressRefused)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = EgressRefused {
     effect: example_request(),
@@ -174,8 +174,9 @@ impl EffectState {
     }
 }
 
-/// A step of an external effect (the command that asked for it), in order.
-#[event(public)]
+/// A step of an external effect (the command that asked for it), in order. Version 2
+/// added the failed and compensated states and `compensates`.
+#[event(public, version = 2, upcast_from = v1::EffectStateChanged)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = EffectStateChanged {
     command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
@@ -195,4 +196,103 @@ pub struct EffectStateChanged {
     /// On a compensation's first step: the effect it undoes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensates: Option<CommandId>,
+}
+
+/// Every v1 receipt and step reads as v2: v2 only added values and an optional field.
+impl crate::contract::Upcast<v1::EgressRefused> for EgressRefused {
+    fn upcast(old: v1::EgressRefused) -> Self {
+        EgressRefused {
+            effect: old.effect,
+            check: match old.check {
+                v1::Check::KillSwitch => Check::KillSwitch,
+                v1::Check::Capability => Check::Capability,
+                v1::Check::Quota => Check::Quota,
+                v1::Check::Approval => Check::Approval,
+                v1::Check::Destination => Check::Destination,
+            },
+            reason: old.reason,
+        }
+    }
+}
+
+impl crate::contract::Upcast<v1::EffectStateChanged> for EffectStateChanged {
+    fn upcast(old: v1::EffectStateChanged) -> Self {
+        EffectStateChanged {
+            command_id: old.command_id,
+            state: match old.state {
+                v1::EffectState::Pending => EffectState::Pending,
+                v1::EffectState::Approved => EffectState::Approved,
+                v1::EffectState::Dispatched => EffectState::Dispatched,
+                v1::EffectState::AttemptFailed => EffectState::AttemptFailed,
+                v1::EffectState::Executed => EffectState::Executed,
+                v1::EffectState::Refused => EffectState::Refused,
+                v1::EffectState::Compensating => EffectState::Compensating,
+            },
+            attempt: old.attempt,
+            note: old.note,
+            compensates: None,
+        }
+    }
+}
+
+/// Earlier payload versions, kept so stored receipts and steps stay readable.
+pub mod v1 {
+    use super::{EffectRequest, example_request};
+    use crate::event;
+    use crate::id::CommandId;
+
+    /// The gateway's checks before holds.
+    #[crate::data]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Check {
+        KillSwitch,
+        Capability,
+        Quota,
+        Approval,
+        Destination,
+    }
+
+    #[event(public, version = 1)]
+    #[derive(Clone, Debug, PartialEq)]
+    #[schemars(example = EgressRefused {
+        effect: example_request(),
+        check: Check::KillSwitch,
+        reason: "the kill switch for `pager` is on".to_owned(),
+    })]
+    pub struct EgressRefused {
+        pub effect: EffectRequest,
+        pub check: Check,
+        pub reason: String,
+    }
+
+    /// An effect's states before sagas could fail and be compensated.
+    #[crate::data]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EffectState {
+        Pending,
+        Approved,
+        Dispatched,
+        AttemptFailed,
+        Executed,
+        Refused,
+        Compensating,
+    }
+
+    #[event(public, version = 1)]
+    #[derive(Clone, Debug, PartialEq)]
+    #[schemars(example = EffectStateChanged {
+        command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+        state: EffectState::Dispatched,
+        attempt: 1,
+        note: None,
+    })]
+    pub struct EffectStateChanged {
+        pub command_id: CommandId,
+        pub state: EffectState,
+        pub attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub note: Option<String>,
+    }
 }
