@@ -1,9 +1,8 @@
 //! `ops-host`: the binary that links the installed packs and runs the platform.
 
-use ops_host as _;
-
 mod demo;
 mod runtime_demo;
+mod sagas;
 
 use std::path::PathBuf;
 
@@ -50,8 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
-    /// External effects and where each is in its life (pending, approved, dispatched,
-    /// executed or refused).
+    /// Sagas (the external effects of one correlation) and where each effect is in its
+    /// life: pending, approved, dispatched, executed, refused or failed, compensated.
     Sagas {
         #[command(subcommand)]
         command: SagasCommand,
@@ -110,7 +109,7 @@ enum ProjectionsCommand {
 
 #[derive(Subcommand)]
 enum SagasCommand {
-    /// Every external effect, its current state and the steps it went through.
+    /// Every saga with its effects, their current states and the steps they went through.
     List {
         #[command(flatten)]
         storage: Storage,
@@ -289,21 +288,7 @@ fn main() -> anyhow::Result<()> {
             command: SagasCommand::List { storage },
         } => block_on(async {
             let store = storage.store(registry).await?;
-            for effect in ops_core_runtime::egress::effects(&store).await? {
-                let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
-                println!(
-                    "{} {:?} (attempt {}): {}{}",
-                    effect.command_id,
-                    effect.state,
-                    effect.attempt,
-                    steps.join(" -> "),
-                    effect
-                        .note
-                        .map(|note| format!("; {note}"))
-                        .unwrap_or_default()
-                );
-            }
-            Ok(())
+            sagas::write_sagas(&store, &mut std::io::stdout().lock()).await
         }),
         Command::Log {
             command: LogCommand::Types { storage },

@@ -1,7 +1,9 @@
 //! The demo's second half: the runtime on the embedded default. Every installed pack's
 //! migrations run in its name, every installed connector reads its sample source into a
-//! SQLite event log, and every installed projection catches up and shows its rows. It
-//! names no pack.
+//! SQLite event log, every installed projection catches up and shows its rows, and every
+//! installed reaction answers what was ingested; the commands it proposes go through the
+//! command bus, and their external effects through the egress gateway to a local webhook
+//! endpoint standing in for the real destinations. It names no pack.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,7 +13,16 @@ use ops_core::registry::Registry;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::db::Db;
 use ops_core_runtime::migrate;
+use ops_core::contract::Contract;
+use ops_core::egress::{Approval, EgressExecuted};
+use ops_core::id::CapabilityId;
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::egress::{
+    AllowList, ApprovalPolicy, Dispatcher, Effect, Gateway, pending_destinations,
+};
 use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::reaction::ReactionRunner;
+use ops_host::webhook::{WebhookExecutor, WebhookSink};
 use ops_core_runtime::store::EventStore;
 
 /// Rows shown per projection table.
@@ -102,6 +113,89 @@ pub async fn run(
             }
         }
     }
+    reactions_and_egress(&store, out).await?;
     store.db().close().await;
     Ok(())
+}
+
+/// Approves every effect the demo dispatches, and says so in each receipt.
+struct DemoApproval;
+
+impl ApprovalPolicy for DemoApproval {
+    fn approve(&self, _: &Effect) -> Option<Approval> {
+        Some(Approval::Policy {
+            policy_id: "host.demo-approves-all".to_owned(),
+            policy_version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+    }
+}
+
+async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "\n== reactions")?;
+    let capability = CapabilityId::of("host.demo").expect("a string has a canonical form");
+    let bus = CommandBus::new(store.clone())?;
+    for reaction in ops_core::reaction::installed() {
+        let report = ReactionRunner::new(store.clone(), reaction, capability)
+            .catch_up(&bus)
+            .await?;
+        writeln!(
+            out,
+            "reaction {}: {} -> {}: {} events, {} commands accepted, {} rejected, {} decided before, {} quarantined",
+            reaction.pack_id(),
+            reaction.event_type(),
+            reaction.command_type(),
+            report.events,
+            report.accepted,
+            report.rejected,
+            report.replayed,
+            report.quarantined
+        )?;
+    }
+
+    writeln!(out, "\n== egress")?;
+    let sink = WebhookSink::start().await?;
+    let destinations = pending_destinations(store).await?;
+    let mut allowed = AllowList::default();
+    for destination in &destinations {
+        allowed = allowed.allow(capability, destination);
+    }
+    let gateway = Gateway {
+        policies: vec![Box::new(DemoApproval)],
+        max_attempts: Some(3),
+        ..Gateway::default()
+    };
+    let mut dispatcher = Dispatcher::new(store.clone(), "demo", gateway, Box::new(allowed));
+    for destination in &destinations {
+        writeln!(out, "destination {destination} -> {}", sink.url())?;
+        dispatcher =
+            dispatcher.with_executor(destination, Box::new(WebhookExecutor::new(&sink.url()).map_err(anyhow::Error::msg)?));
+    }
+    let report = dispatcher.dispatch(100).await?;
+    writeln!(
+        out,
+        "dispatched: {} executed, {} refused, {} failed for now, {} given up",
+        report.executed, report.refused, report.failed, report.gave_up
+    )?;
+    for (key, delivery) in sink.deliveries() {
+        writeln!(
+            out,
+            "  webhook received key {key} ({} post(s)): {}",
+            delivery.attempts,
+            delivery.request.unwrap_or_default()
+        )?;
+    }
+    for receipt in store.read_by_type(EgressExecuted::TYPE).await? {
+        let executed: EgressExecuted = serde_json::from_value(receipt.envelope.payload)?;
+        writeln!(
+            out,
+            "  receipt {}: {} to {} on capability {} ({}), approved by {:?}",
+            receipt.envelope.event_id,
+            executed.effect.command_id,
+            executed.effect.destination,
+            executed.effect.capability_id,
+            executed.capability_state_ref,
+            executed.approval
+        )?;
+    }
+    crate::sagas::write_sagas(store, out).await
 }

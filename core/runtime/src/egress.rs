@@ -920,6 +920,17 @@ fn saga_state(effects: &[EffectStatus]) -> SagaState {
     }
 }
 
+/// The destinations of effects still pending in the outbox.
+pub async fn pending_destinations(store: &EventStore) -> Result<Vec<String>, sqlx::Error> {
+    on_db!(store.db(), pool => {
+        sqlx::query_scalar(
+            "SELECT DISTINCT destination FROM core_outbox WHERE state = 'pending' ORDER BY destination",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
 /// Records an actor's approval of a pending effect; an approval with `expires_at` no
 /// longer counts at dispatch after that time.
 pub async fn approve(
