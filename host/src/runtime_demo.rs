@@ -9,21 +9,21 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use ops_core::registry::Registry;
-use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
-use ops_core_runtime::db::Db;
-use ops_core_runtime::migrate;
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EgressExecuted};
 use ops_core::id::CapabilityId;
+use ops_core::registry::Registry;
 use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
+use ops_core_runtime::db::Db;
 use ops_core_runtime::egress::{
     AllowList, ApprovalPolicy, Dispatcher, Effect, Gateway, pending_destinations,
 };
+use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
-use ops_host::webhook::{WebhookExecutor, WebhookSink};
 use ops_core_runtime::store::EventStore;
+use ops_host::webhook::{WebhookExecutor, WebhookSink};
 
 /// Rows shown per projection table.
 const ROWS_SHOWN: usize = 8;
@@ -167,8 +167,10 @@ async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyho
     let mut dispatcher = Dispatcher::new(store.clone(), "demo", gateway, Box::new(allowed));
     for destination in &destinations {
         writeln!(out, "destination {destination} -> {}", sink.url())?;
-        dispatcher =
-            dispatcher.with_executor(destination, Box::new(WebhookExecutor::new(&sink.url()).map_err(anyhow::Error::msg)?));
+        dispatcher = dispatcher.with_executor(
+            destination,
+            Box::new(WebhookExecutor::new(&sink.url()).map_err(anyhow::Error::msg)?),
+        );
     }
     let report = dispatcher.dispatch(100).await?;
     writeln!(

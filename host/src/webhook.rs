@@ -69,9 +69,7 @@ impl Executor for WebhookExecutor {
                 .map_err(|error| format!("the request to {} cannot be built: {error}", self.url))?;
             let answer = tokio::time::timeout(self.timeout, self.client.request(post))
                 .await
-                .map_err(|_| {
-                    format!("{} did not answer within {:?}", self.url, self.timeout)
-                })?
+                .map_err(|_| format!("{} did not answer within {:?}", self.url, self.timeout))?
                 .map_err(|error| format!("{} did not answer: {error}", self.url))?;
             if answer.status().is_success() {
                 Ok(())
@@ -163,7 +161,10 @@ impl WebhookSink {
             .map(str::to_owned);
         let body = post.into_body().collect().await.map(|b| b.to_bytes());
         let (Some(key), Ok(body)) = (key, body) else {
-            return Ok(answer(StatusCode::BAD_REQUEST, "an idempotency-key header and a body are required"));
+            return Ok(answer(
+                StatusCode::BAD_REQUEST,
+                "an idempotency-key header and a body are required",
+            ));
         };
         let Ok(request) = serde_json::from_slice::<Value>(&body) else {
             return Ok(answer(StatusCode::BAD_REQUEST, "the body is not JSON"));

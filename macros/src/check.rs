@@ -236,7 +236,8 @@ fn event_only(contract: &Contract, cx: &mut Ctxt) {
             "compensation",
         ),
         (
-            args.irreversible.map(|span| quote::quote_spanned!(span=> irreversible)),
+            args.irreversible
+                .map(|span| quote::quote_spanned!(span=> irreversible)),
             "irreversible",
         ),
     ] {

@@ -138,7 +138,10 @@ async fn command_of(store: &EventStore, receipt: &EgressExecuted) -> CommandEnve
         .react(&opened[0].envelope, &payload)
         .expect("the reaction answers");
     assert_eq!(commands.len(), 1);
-    assert_eq!(commands[0].command_id, id, "reacting again proposes the same command");
+    assert_eq!(
+        commands[0].command_id, id,
+        "reacting again proposes the same command"
+    );
     commands[0].clone()
 }
 

@@ -101,7 +101,10 @@ fn approving(gateway: Gateway) -> Gateway {
 }
 
 async fn submit(bus: &CommandBus, command: &CommandEnvelope) {
-    let receipt = bus.submit(command, capability(), None).await.expect("submitting");
+    let receipt = bus
+        .submit(command, capability(), None)
+        .await
+        .expect("submitting");
     assert_eq!(receipt.outcome, CommandOutcome::Accepted);
 }
 
@@ -131,7 +134,11 @@ async fn a_failed_step_undoes_the_steps_already_executed(backend: Backend) {
         .await
         .expect("dispatching");
     assert_eq!((first.executed, first.failed), (1, 1), "{first:?}");
-    assert_eq!(saga_state(&store).await, SagaState::Running, "one attempt left");
+    assert_eq!(
+        saga_state(&store).await,
+        SagaState::Running,
+        "one attempt left"
+    );
     tokio::time::sleep(Duration::from_millis(5)).await;
     let second = dispatcher(&store, &pager, gateway())
         .dispatch(10)
@@ -139,7 +146,10 @@ async fn a_failed_step_undoes_the_steps_already_executed(backend: Backend) {
         .expect("dispatching");
     assert_eq!(second.gave_up, 1, "{second:?}");
     assert_eq!(saga_state(&store).await, SagaState::Failed);
-    let failed = store.read_by_type(EgressFailed::TYPE).await.expect("reading");
+    let failed = store
+        .read_by_type(EgressFailed::TYPE)
+        .await
+        .expect("reading");
     let failed: EgressFailed =
         serde_json::from_value(failed[0].envelope.payload.clone()).expect("a receipt");
     assert_eq!(failed.attempts, 2);
@@ -219,13 +229,18 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
             .expect("cancelling"),
         "nothing left to cancel"
     );
-    let refusals = store.read_by_type(EgressRefused::TYPE).await.expect("reading");
+    let refusals = store
+        .read_by_type(EgressRefused::TYPE)
+        .await
+        .expect("reading");
     assert_eq!(refusals.len(), 1);
     let refusal: EgressRefused =
         serde_json::from_value(refusals[0].envelope.payload.clone()).expect("a receipt");
     assert_eq!(refusal.check, Check::Hold);
     assert!(
-        refusal.reason.contains("cancelled by human `ada@example.com`")
+        refusal
+            .reason
+            .contains("cancelled by human `ada@example.com`")
             && refusal.reason.contains("wrong incident"),
         "{}",
         refusal.reason
@@ -258,7 +273,10 @@ async fn an_expired_approval_and_an_actor_over_quota_are_refused(backend: Backen
         .expect("dispatching");
     assert_eq!(report.refused, 1, "{report:?}");
     let refusal: EgressRefused = serde_json::from_value(
-        store.read_by_type(EgressRefused::TYPE).await.expect("reading")[0]
+        store
+            .read_by_type(EgressRefused::TYPE)
+            .await
+            .expect("reading")[0]
             .envelope
             .payload
             .clone(),
@@ -285,13 +303,18 @@ async fn an_expired_approval_and_an_actor_over_quota_are_refused(backend: Backen
         .await
         .expect("dispatching");
     assert_eq!(report.refused, 1, "{report:?}");
-    let refusals = store.read_by_type(EgressRefused::TYPE).await.expect("reading");
+    let refusals = store
+        .read_by_type(EgressRefused::TYPE)
+        .await
+        .expect("reading");
     let refusal: EgressRefused =
         serde_json::from_value(refusals.last().expect("two").envelope.payload.clone())
             .expect("a receipt");
     assert_eq!(refusal.check, Check::Quota);
     assert!(
-        refusal.reason.contains("human `ada@example.com` had 1 effects")
+        refusal
+            .reason
+            .contains("human `ada@example.com` had 1 effects")
             && refusal.reason.contains("quota per actor is 1"),
         "{}",
         refusal.reason

@@ -36,9 +36,12 @@ enum Command {
     },
     /// The randomized crash scenarios of the outbox and egress gateway, many of them, on
     /// SQLite and PostgreSQL (`cargo test` runs a few).
+    /// Then two dispatchers race for `--race-rows` outbox rows on each backend.
     Soak {
         #[arg(long, default_value_t = 1000)]
         scenarios: u32,
+        #[arg(long, default_value_t = 10_000)]
+        race_rows: u32,
     },
     /// Run the benchmarks (in release) and print each as a ratio against its baseline.
     Bench {
@@ -96,7 +99,10 @@ fn main() -> ExitCode {
         Command::Acceptance {
             check: AcceptanceCheck::DeletePack { id, workspace },
         } => acceptance::delete_pack(&id, workspace.as_deref()),
-        Command::Soak { scenarios } => soak(scenarios),
+        Command::Soak {
+            scenarios,
+            race_rows,
+        } => soak(scenarios, race_rows),
         Command::Bench { only, format } => bench::run(only, format),
         Command::ContractDiff(options) => contract_diff::run(&options),
         Command::SchemaDiff { old, new, format } => schema_diff::run(&old, &new, format),
@@ -111,21 +117,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn soak(scenarios: u32) -> anyhow::Result<Verdict> {
-    let status = xtask::workspace::cargo()
-        .args([
-            "test",
-            "--package",
-            "ops-tests",
-            "--test",
-            "egress_soak",
-            "--",
-            "--nocapture",
-        ])
-        .env("OPS_SOAK_SCENARIOS", scenarios.to_string())
-        .current_dir(repo_root())
-        .status()?;
-    Ok(if status.success() {
+fn soak(scenarios: u32, race_rows: u32) -> anyhow::Result<Verdict> {
+    let run = |test: &str, filter: &str, variable: &str, value: u32| {
+        xtask::workspace::cargo()
+            .args([
+                "test",
+                "--release",
+                "--package",
+                "ops-tests",
+                "--test",
+                test,
+                "--",
+                filter,
+                "--nocapture",
+            ])
+            .env(variable, value.to_string())
+            .current_dir(repo_root())
+            .status()
+    };
+    let scenarios_pass = run("egress_soak", "", "OPS_SOAK_SCENARIOS", scenarios)?.success();
+    let race_passes = run(
+        "egress",
+        "two_dispatchers_never_carry_out_the_same_effect",
+        "OPS_RACE_ROWS",
+        race_rows,
+    )?
+    .success();
+    Ok(if scenarios_pass && race_passes {
         Verdict::Clean
     } else {
         Verdict::Violations

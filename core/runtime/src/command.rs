@@ -434,11 +434,15 @@ impl CommandBus {
         });
         let mut receipts = Vec::new();
         for command_id in to_undo {
-            let command_id: CommandId = command_id.parse().map_err(|error| BusError::Compensation {
-                command: command_id.clone(),
-                reason: format!("its outbox row is damaged: {error}"),
-            })?;
-            receipts.push(self.compensate(&command_id, actor.clone(), capability_id).await?);
+            let command_id: CommandId =
+                command_id.parse().map_err(|error| BusError::Compensation {
+                    command: command_id.clone(),
+                    reason: format!("its outbox row is damaged: {error}"),
+                })?;
+            receipts.push(
+                self.compensate(&command_id, actor.clone(), capability_id)
+                    .await?,
+            );
         }
         Ok(receipts)
     }
