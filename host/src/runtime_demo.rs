@@ -7,18 +7,21 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
+use ops_core::capability::{CapabilityGranted, Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EgressExecuted};
+use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
+use ops_core::time::Timestamp;
+use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::db::Db;
-use ops_core_runtime::egress::{
-    AllowList, ApprovalPolicy, Dispatcher, Effect, Gateway, pending_destinations,
-};
+use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway, pending_destinations};
 use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
@@ -131,22 +134,60 @@ impl ApprovalPolicy for DemoApproval {
 }
 
 async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyhow::Result<()> {
-    writeln!(out, "\n== reactions")?;
-    let capability = CapabilityId::of("host.demo").expect("a string has a canonical form");
-    let bus = CommandBus::new(store.clone())?;
+    writeln!(out, "\n== capabilities")?;
+    let capabilities = Capabilities::load(store.clone()).await?;
+    let operator = Actor::Human(ActorId::new("operator@example.com")?);
+    let mut reactors = std::collections::BTreeMap::new();
     for reaction in ops_core::reaction::installed() {
-        let report = ReactionRunner::new(store.clone(), reaction, capability)
+        let pack = reaction.pack_id();
+        let capability = CapabilityId::of(&("host.demo", pack))?;
+        reactors.insert(pack, capability);
+        if capabilities.is_granted(capability) {
+            writeln!(
+                out,
+                "capability {capability} of pack.{pack}: granted before"
+            )?;
+            continue;
+        }
+        let now = Timestamp::now();
+        let in_a_year = Timestamp::from_unix_micros(now.unix_micros() + 365 * 86_400_000_000)
+            .context("a year from now")?;
+        // A pack's reactions may send its own commands, to any destination, for a year.
+        let grant = CapabilityGranted {
+            capability_id: capability,
+            holder: ops_core::reaction::reactor(pack),
+            issuer: operator.clone(),
+            scope: Scope {
+                command_types: Selector::only([format!("pack.{pack}.*").as_str()]),
+                ..Scope::everything()
+            },
+            valid_from: now,
+            valid_until: in_a_year,
+            parent: None,
+        };
+        let event = capabilities.grant(grant, now).await?;
+        writeln!(
+            out,
+            "capability {capability} granted to pack.{pack} by the operator ({event})"
+        )?;
+    }
+
+    writeln!(out, "\n== reactions")?;
+    let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
+    for reaction in ops_core::reaction::installed() {
+        let report = ReactionRunner::new(store.clone(), reaction, reactors[reaction.pack_id()])
             .catch_up(&bus)
             .await?;
         writeln!(
             out,
-            "reaction {}: {} -> {}: {} events, {} commands accepted, {} rejected, {} decided before, {} quarantined",
+            "reaction {}: {} -> {}: {} events, {} commands accepted, {} rejected, {} denied, {} decided before, {} quarantined",
             reaction.pack_id(),
             reaction.event_type(),
             reaction.command_type(),
             report.events,
             report.accepted,
             report.rejected,
+            report.denied,
             report.replayed,
             report.quarantined
         )?;
@@ -155,16 +196,12 @@ async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyho
     writeln!(out, "\n== egress")?;
     let sink = WebhookSink::start().await?;
     let destinations = pending_destinations(store).await?;
-    let mut allowed = AllowList::default();
-    for destination in &destinations {
-        allowed = allowed.allow(capability, destination);
-    }
     let gateway = Gateway {
         policies: vec![Box::new(DemoApproval)],
         max_attempts: Some(3),
         ..Gateway::default()
     };
-    let mut dispatcher = Dispatcher::new(store.clone(), "demo", gateway, Box::new(allowed));
+    let mut dispatcher = Dispatcher::new(store.clone(), "demo", gateway, Arc::new(capabilities));
     for destination in &destinations {
         writeln!(out, "destination {destination} -> {}", sink.url())?;
         dispatcher = dispatcher.with_executor(

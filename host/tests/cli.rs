@@ -71,13 +71,27 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         text.contains("open_by_service/catalogue/payments [\"T-100\",\"T-102\"]"),
         "{text}"
     );
+    // The SEV1 incident T-100 reaches the on-call once, through the gateway, with a receipt.
+    assert!(
+        text.contains("-> pack.notify.oncall.NotifyOnCall: 4 events, 1 commands accepted, 0 rejected, 0 denied"),
+        "{text}"
+    );
+    assert!(text.contains("dispatched: 1 executed, 0 refused"), "{text}");
+    assert!(text.contains(r#"{"incident_id":"T-100""#), "{text}");
+    assert!(text.contains("approved by Policy"), "{text}");
     let (ok, again) = host(&["demo", "--data", data_arg]);
     assert!(ok, "{again}");
     assert!(
         again.contains("connector tickets/tickets: 0 records, 0 new events, 0 already stored, 0 tombstones, 0 quarantined; cursor 0002.jsonl:5"),
         "{again}"
     );
-    assert!(again.contains("log holds 10 events"), "{again}");
+    // The second run answers nothing twice and sends nothing twice.
+    assert!(
+        again.contains("-> pack.notify.oncall.NotifyOnCall: 0 events, 0 commands accepted"),
+        "{again}"
+    );
+    assert!(again.contains("dispatched: 0 executed"), "{again}");
+    assert!(again.contains("granted before"), "{again}");
     let (ok, status) = host(&["projections", "status", "--data", data_arg]);
     assert!(ok, "{status}");
     assert!(

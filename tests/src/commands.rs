@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use ops_core::capability::{CapabilityBook, CapabilityGranted, Scope};
+use ops_core::envelope::{Actor, ActorId, EventEnvelope};
+
 use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
 use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope};
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
@@ -19,6 +22,49 @@ use crate::storage::Backend;
 /// The capability the tests act on.
 pub fn capability() -> CapabilityId {
     CapabilityId::of(&("responders", "ada@example.com")).expect("canonical")
+}
+
+/// The capability the notify pack's reactions act on.
+pub fn reactor_capability() -> CapabilityId {
+    CapabilityId::of(&("reactions", "notify")).expect("canonical")
+}
+
+/// Who grants the tests' capabilities.
+pub fn operator() -> Actor {
+    Actor::Human(ActorId::new("operator@example.com").expect("a valid actor id"))
+}
+
+/// A root grant of `scope` to `holder`, valid from 2026 to 2100.
+pub fn grant(capability_id: CapabilityId, holder: Actor, scope: Scope) -> CapabilityGranted {
+    CapabilityGranted {
+        capability_id,
+        holder,
+        issuer: operator(),
+        scope,
+        valid_from: "2026-01-01T00:00:00Z".parse().expect("a valid timestamp"),
+        valid_until: "2100-01-01T00:00:00Z".parse().expect("a valid timestamp"),
+        parent: None,
+    }
+}
+
+/// The responder's and the notify pack's capabilities with `scope`, folded in memory by
+/// the same book the runtime keeps (the stored kind is tested in `capabilities.rs`).
+pub fn authority(scope: Scope) -> Arc<CapabilityBook> {
+    let mut book = CapabilityBook::default();
+    let grants = [
+        grant(capability(), responder(), scope.clone()),
+        grant(
+            reactor_capability(),
+            ops_core::reaction::reactor("notify"),
+            scope,
+        ),
+    ];
+    for grant in grants {
+        let native_id = grant.capability_id.to_string();
+        let event = EventEnvelope::new(&grant, crate::origin(&native_id)).expect("a valid grant");
+        book.record_event(&event).expect("a capability event");
+    }
+    Arc::new(book)
 }
 
 /// A request by the responder at a fixed time, on `target`, deduplicated by `scope`.
@@ -91,7 +137,8 @@ pub fn page(incident: &str, who: &str, destination: &str) -> CommandEnvelope {
 /// A store with incidents `INC-0` .. `INC-<incidents - 1>` opened through the bus.
 pub async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventStore, CommandBus) {
     let store = backend.store(test).await;
-    let bus = CommandBus::new(store.clone()).expect("the installed handlers are consistent");
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything()))
+        .expect("the installed handlers are consistent");
     for n in 0..incidents {
         bus.submit(&open(&format!("INC-{n}")), capability(), None)
             .await

@@ -187,9 +187,13 @@ async fn the_bus_refuses_a_handler_of_another_owner() {
     let store = Backend::Sqlite
         .store("the_bus_refuses_a_handler_of_another_owner")
         .await;
-    let error = CommandBus::with_handlers(store, vec![&Rogue])
-        .err()
-        .unwrap();
+    let error = CommandBus::with_handlers(
+        store,
+        vec![&Rogue],
+        ops_tests::commands::authority(ops_core::capability::Scope::everything()),
+    )
+    .err()
+    .unwrap();
     assert!(
         error.to_string().contains("pack `filesync` handles `pack.incidents.incident.AcknowledgeIncident`, which it does not own"),
         "{error}"
@@ -226,7 +230,12 @@ async fn a_handler_cannot_state_core_events() {
     let store = Backend::Sqlite
         .store("a_handler_cannot_state_core_events")
         .await;
-    let bus = CommandBus::with_handlers(store.clone(), vec![&Forger]).unwrap();
+    let bus = CommandBus::with_handlers(
+        store.clone(),
+        vec![&Forger],
+        ops_tests::commands::authority(ops_core::capability::Scope::everything()),
+    )
+    .unwrap();
     let receipt = bus
         .submit(&acknowledge("INC-1", "U042"), capability(), None)
         .await

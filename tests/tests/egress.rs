@@ -5,14 +5,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ops_core::capability::{Scope, Selector};
 use ops_core::egress::{Approval, Check, EffectState, EgressExecuted, EgressRefused};
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome};
 use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
-    AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
+    ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{Pager, capability, opened, page, paged};
+use ops_tests::commands::{Pager, authority, capability, opened, page, paged};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use serde_json::Value;
@@ -41,7 +42,10 @@ fn dispatcher_with(
         store.clone(),
         name,
         gateway,
-        Box::new(AllowList::default().allow(capability(), reach)),
+        authority(Scope {
+            destinations: Selector::only([reach]),
+            ..Scope::everything()
+        }),
     );
     match executor {
         Some((destination, executor)) => dispatcher.with_executor(destination, executor),
@@ -316,10 +320,13 @@ async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend
     assert_eq!(executed.effect.command_id, command.command_id);
     assert_eq!(executed.effect.destination, "pager");
     assert_eq!(executed.effect.requested_by, responder());
-    assert_eq!(
-        executed.capability_state_ref,
-        format!("grant:{}", capability())
+    // The grant the decision relied on, by event id; no copy of its scope.
+    assert!(
+        executed.capability_state_ref.starts_with("evt_"),
+        "{}",
+        executed.capability_state_ref
     );
+    assert_eq!(executed.capability_chain, [capability()]);
     assert!(matches!(executed.approval, Approval::Policy { .. }));
     assert_eq!(
         receipts[0].envelope.causation,

@@ -12,13 +12,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ops_core::capability::Scope;
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EffectState, EgressExecuted};
 use ops_core::id::ContentHash;
-use ops_core_runtime::egress::{
-    AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway,
-};
-use ops_tests::commands::{Pager, capability, paged};
+use ops_core_runtime::egress::{ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway};
+use ops_tests::commands::{Pager, authority, paged};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 use proptest::prelude::*;
@@ -122,7 +121,7 @@ async fn crashes_at_any_step_lose_nothing_and_do_nothing_twice(backend: Backend)
                         policies: vec![Box::new(AlwaysApprove)],
                         ..Gateway::default()
                     },
-                    Box::new(AllowList::default().allow(capability(), "pager")),
+                    authority(Scope::everything()),
                 )
                 .with_executor("pager", Box::new(pager.clone()))
                 .with_lease(lease);

@@ -6,16 +6,17 @@
 use std::time::Duration;
 
 use ops_contract_incidents::Severity;
+use ops_core::capability::Scope;
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EgressExecuted};
 use ops_core::envelope::{Causation, CommandEnvelope};
 use ops_core::reaction::DynReaction;
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{AllowList, ApprovalPolicy, Dispatcher, Effect, Gateway};
+use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::{WebhookExecutor, WebhookSink};
-use ops_tests::commands::{capability, open_with};
+use ops_tests::commands::{authority, capability, open_with, reactor_capability};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 use pack_notify::ONCALL_DESTINATION;
@@ -46,7 +47,7 @@ fn dispatcher(store: &EventStore, sink: &WebhookSink) -> Dispatcher {
             policies: vec![Box::new(OnCallPolicy)],
             ..Gateway::default()
         },
-        Box::new(AllowList::default().allow(capability(), ONCALL_DESTINATION)),
+        authority(Scope::everything()),
     )
     .with_executor(
         ONCALL_DESTINATION,
@@ -61,7 +62,8 @@ fn dispatcher(store: &EventStore, sink: &WebhookSink) -> Dispatcher {
 /// A store where INC-1 (SEV1) and INC-2 (SEV3) were opened through the bus.
 async fn two_incidents(backend: Backend, test: &str) -> (EventStore, CommandBus) {
     let store = backend.store(test).await;
-    let bus = CommandBus::new(store.clone()).expect("consistent handlers");
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything()))
+        .expect("consistent handlers");
     for (id, severity) in [("INC-1", Severity::Sev1), ("INC-2", Severity::Sev3)] {
         bus.submit(&open_with(id, severity), capability(), None)
             .await
@@ -72,7 +74,7 @@ async fn two_incidents(backend: Backend, test: &str) -> (EventStore, CommandBus)
 
 async fn sev1_reaches_the_oncall_once_over_http(backend: Backend) {
     let (store, bus) = two_incidents(backend, "notify_sev1_once").await;
-    let runner = ReactionRunner::new(store.clone(), notify_reaction(), capability());
+    let runner = ReactionRunner::new(store.clone(), notify_reaction(), reactor_capability());
     let report = runner.catch_up(&bus).await.expect("the reaction runs");
     assert_eq!((report.events, report.accepted), (2, 1), "{report:?}");
     let again = runner.catch_up(&bus).await.expect("the reaction runs");
@@ -147,7 +149,7 @@ async fn command_of(store: &EventStore, receipt: &EgressExecuted) -> CommandEnve
 
 async fn a_lost_answer_is_retried_and_done_once(backend: Backend) {
     let (store, bus) = two_incidents(backend, "notify_lost_answer").await;
-    ReactionRunner::new(store.clone(), notify_reaction(), capability())
+    ReactionRunner::new(store.clone(), notify_reaction(), reactor_capability())
         .catch_up(&bus)
         .await
         .expect("the reaction runs");

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ops_core::capability::Scope;
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, Check, EffectState, EgressFailed, EgressRefused};
 use ops_core::envelope::{CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
@@ -11,11 +12,10 @@ use ops_core::id::{ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::egress::{
-    AllowList, ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, SagaState,
-    approve, sagas,
+    ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, SagaState, approve, sagas,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{Pager, capability, opened, page, request};
+use ops_tests::commands::{Pager, authority, capability, opened, page, request};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use pack_notify::{ONCALL_DESTINATION, notify_oncall, publish_status_update};
@@ -77,20 +77,10 @@ fn status_update(saga: &str, incident: &str, message: &str) -> CommandEnvelope {
 }
 
 fn dispatcher(store: &EventStore, pager: &Pager, gateway: Gateway) -> Dispatcher {
-    Dispatcher::new(
-        store.clone(),
-        "d1",
-        gateway,
-        Box::new(
-            AllowList::default()
-                .allow(capability(), ONCALL_DESTINATION)
-                .allow(capability(), STATUS_PAGE)
-                .allow(capability(), "pager"),
-        ),
-    )
-    .with_executor(ONCALL_DESTINATION, Box::new(pager.clone()))
-    .with_executor("pager", Box::new(pager.clone()))
-    .with_executor(STATUS_PAGE, Box::new(Down))
+    Dispatcher::new(store.clone(), "d1", gateway, authority(Scope::everything()))
+        .with_executor(ONCALL_DESTINATION, Box::new(pager.clone()))
+        .with_executor("pager", Box::new(pager.clone()))
+        .with_executor(STATUS_PAGE, Box::new(Down))
 }
 
 fn approving(gateway: Gateway) -> Gateway {
@@ -116,7 +106,8 @@ async fn saga_state(store: &EventStore) -> SagaState {
 
 async fn a_failed_step_undoes_the_steps_already_executed(backend: Backend) {
     let store = backend.store("a_failed_step_undoes_the_executed").await;
-    let bus = CommandBus::new(store.clone()).expect("consistent handlers");
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything()))
+        .expect("consistent handlers");
     submit(&bus, &notify("saga-1", "INC-1")).await;
     submit(&bus, &status_update("saga-1", "INC-1", "Investigating")).await;
     assert_eq!(saga_state(&store).await, SagaState::Running);
@@ -197,7 +188,8 @@ async fn a_failed_step_undoes_the_steps_already_executed(backend: Backend) {
 
 async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
     let store = backend.store("an_irreversible_effect_is_held").await;
-    let bus = CommandBus::new(store.clone()).expect("consistent handlers");
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything()))
+        .expect("consistent handlers");
     let update = status_update("saga-2", "INC-2", "Resolved");
     submit(&bus, &update).await;
     submit(&bus, &notify("saga-2", "INC-2")).await;

@@ -94,13 +94,16 @@ fn example_request() -> EffectRequest {
 #[schemars(example = EgressExecuted {
     effect: example_request(),
     capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    capability_chain: Vec::new(),
     approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
 })]
 pub struct EgressExecuted {
     pub effect: EffectRequest,
-    /// Which state of the capability allowed it (A4): its grant, until capabilities are
-    /// event-sourced.
+    /// Which state of the capability allowed it (A4): the id of its last event then.
     pub capability_state_ref: String,
+    /// The capability and the ones it was delegated from, nearest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capability_chain: Vec<CapabilityId>,
     pub approval: Approval,
 }
 
@@ -126,6 +129,7 @@ pub struct EgressRefused {
 #[schemars(example = EgressFailed {
     effect: example_request(),
     capability_state_ref: "grant:cap_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    capability_chain: Vec::new(),
     approval: Approval::Policy { policy_id: "paging-sev1".to_owned(), policy_version: "1.0.0".to_owned() },
     attempts: 5,
     reason: "http://127.0.0.1:8080/hook answered 503 Service Unavailable".to_owned(),
@@ -133,6 +137,8 @@ pub struct EgressRefused {
 pub struct EgressFailed {
     pub effect: EffectRequest,
     pub capability_state_ref: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capability_chain: Vec<CapabilityId>,
     pub approval: Approval,
     pub attempts: u32,
     /// What the destination said the last time.

@@ -12,6 +12,7 @@
 extern crate self as ops_core;
 
 pub mod canonical;
+pub mod capability;
 pub mod connector;
 pub mod contract;
 pub mod egress;

@@ -7,6 +7,9 @@
 //! state, or, when the caller said which version it saw, refused as a conflict.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ops_core::capability::{Action, Authority, CapabilityDenied};
 
 use ops_core::envelope::{
     Actor, Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
@@ -50,6 +53,12 @@ pub enum BusError {
         expected: i64,
         actual: i64,
     },
+    #[error("capability {capability} does not allow `{command}`: {reason}")]
+    Denied {
+        command: String,
+        capability: CapabilityId,
+        reason: String,
+    },
     #[error("{command} cannot be compensated: {reason}")]
     Compensation { command: String, reason: String },
     #[error(transparent)]
@@ -63,12 +72,14 @@ pub enum BusError {
 pub struct CommandBus {
     store: EventStore,
     handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
+    authority: Arc<dyn Authority>,
 }
 
 impl CommandBus {
-    /// A bus over every installed handler.
-    pub fn new(store: EventStore) -> Result<Self, BusError> {
-        Self::with_handlers(store, ops_core::handler::installed())
+    /// A bus over every installed handler, checking each command's capability with
+    /// `authority`.
+    pub fn new(store: EventStore, authority: Arc<dyn Authority>) -> Result<Self, BusError> {
+        Self::with_handlers(store, ops_core::handler::installed(), authority)
     }
 
     /// Checks again at start what `install_handler!` checks at compile time, for handlers
@@ -76,6 +87,7 @@ impl CommandBus {
     pub fn with_handlers(
         store: EventStore,
         handlers: Vec<&'static dyn DynHandler>,
+        authority: Arc<dyn Authority>,
     ) -> Result<Self, BusError> {
         let mut by_type = BTreeMap::new();
         for handler in handlers {
@@ -96,6 +108,7 @@ impl CommandBus {
         Ok(CommandBus {
             store,
             handlers: by_type,
+            authority,
         })
     }
 
@@ -111,6 +124,7 @@ impl CommandBus {
         if let Some(receipt) = self.recorded(&command.command_id).await? {
             return Ok(receipt);
         }
+        self.authorize(command, capability_id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -140,6 +154,78 @@ impl CommandBus {
                 outcome => return outcome,
             }
         }
+    }
+
+    /// Checks the command's capability now. A denial is not a decision (the same command
+    /// may pass once the capability allows it) but leaves a `CapabilityDenied` receipt.
+    async fn authorize(
+        &self,
+        command: &CommandEnvelope,
+        capability_id: CapabilityId,
+    ) -> Result<(), BusError> {
+        let safety = self
+            .store
+            .registry()
+            .get(&command.command_type, command.payload_schema_version)
+            .and_then(|declared| declared.safety)
+            // What this build cannot classify is treated as the most dangerous.
+            .unwrap_or(SafetyClass::WriteExternalSideEffect);
+        let (tenant, destination) = match &command.dedupe_scope {
+            DedupeScope::Egress {
+                destination,
+                tenant_id,
+            } => (Some(tenant_id.clone()), Some(destination.clone())),
+            _ => (None, None),
+        };
+        let action = Action {
+            actor: command.actor.clone(),
+            command_type: command.command_type.clone(),
+            safety,
+            tenant,
+            destination,
+        };
+        let now = Timestamp::now();
+        let decision = self.authority.check(capability_id, &action, now);
+        if decision.allowed {
+            return Ok(());
+        }
+        let reason = decision
+            .reason
+            .unwrap_or_else(|| "the capability does not allow it".to_owned());
+        let denied = CapabilityDenied {
+            capability_id,
+            actor: command.actor.clone(),
+            action: command.command_type.clone(),
+            subject: command.command_id.to_string(),
+            reason: reason.clone(),
+            capability_state_ref: decision.state_ref,
+            capability_chain: decision.chain,
+        };
+        let origin = EventOrigin {
+            source_ref: "core.bus".to_owned(),
+            source_native_id: format!("{}:denied:{now}", command.command_id),
+            source_sequence: None,
+            occurred_at: now,
+            ingested_at: now,
+            effective_at: None,
+            correlation_id: command.correlation_id,
+            causation: Causation::Command(command.command_id),
+            actor: command.actor.clone(),
+            capability_id,
+        };
+        let receipt = EventEnvelope::new(&denied, origin)?;
+        self.store
+            .append(
+                &format!("denials/{capability_id}"),
+                ExpectedVersion::Any,
+                &[receipt],
+            )
+            .await?;
+        Err(BusError::Denied {
+            command: command.command_type.clone(),
+            capability: capability_id,
+            reason,
+        })
     }
 
     async fn decide_and_record(

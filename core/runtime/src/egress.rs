@@ -19,9 +19,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::contract::Contract;
+use ops_core::capability::{Action, Authority, Decision, actor_label};
+use ops_core::contract::{Contract, SafetyClass};
 use ops_core::egress::{
     Approval, Check, EffectRequest, EffectState, EffectStateChanged, EgressExecuted, EgressFailed,
     EgressRefused, Reversibility,
@@ -68,41 +70,6 @@ pub trait Executor: Send + Sync {
         idempotency_key: &'a ContentHash,
         request: &'a Value,
     ) -> BoxFuture<'a, Result<(), String>>;
-}
-
-/// Whether a capability allows an effect, and which state of it did. (Issue 7 replaces
-/// the allow-list with event-sourced capabilities evaluated as of the action.)
-pub trait CapabilityCheck: Send + Sync {
-    fn allows(&self, effect: &Effect) -> Result<String, String>;
-}
-
-/// A real allow-list: capability → destinations it may reach.
-#[derive(Default)]
-pub struct AllowList {
-    allowed: BTreeSet<(CapabilityId, String)>,
-}
-
-impl AllowList {
-    pub fn allow(mut self, capability: CapabilityId, destination: &str) -> Self {
-        self.allowed.insert((capability, destination.to_owned()));
-        self
-    }
-}
-
-impl CapabilityCheck for AllowList {
-    fn allows(&self, effect: &Effect) -> Result<String, String> {
-        if self
-            .allowed
-            .contains(&(effect.capability_id, effect.destination.clone()))
-        {
-            Ok(format!("grant:{}", effect.capability_id))
-        } else {
-            Err(format!(
-                "capability {} does not reach `{}`",
-                effect.capability_id, effect.destination
-            ))
-        }
-    }
 }
 
 /// Approves effects by rule: a policy with an id and a version.
@@ -156,7 +123,7 @@ pub struct Dispatcher {
     name: String,
     lease: Duration,
     gateway: Gateway,
-    capabilities: Box<dyn CapabilityCheck>,
+    authority: Arc<dyn Authority>,
     executors: BTreeMap<String, Box<dyn Executor>>,
 }
 
@@ -165,14 +132,14 @@ impl Dispatcher {
         store: EventStore,
         name: &str,
         gateway: Gateway,
-        capabilities: Box<dyn CapabilityCheck>,
+        authority: Arc<dyn Authority>,
     ) -> Self {
         Dispatcher {
             store,
             name: name.to_owned(),
             lease: Duration::from_secs(30),
             gateway,
-            capabilities,
+            authority,
             executors: BTreeMap::new(),
         }
     }
@@ -212,7 +179,7 @@ impl Dispatcher {
                 source,
             })?;
         for effect in claimed {
-            let (approval, capability_state_ref) = match self.gate(&effect).await {
+            let (approval, capability) = match self.gate(&effect).await {
                 Err((check, reason)) => {
                     closing.push((effect, Outcome::Refused { check, reason }));
                     continue;
@@ -229,7 +196,7 @@ impl Dispatcher {
                         effect,
                         Outcome::Executed {
                             approval,
-                            capability_state_ref,
+                            capability,
                         },
                     ));
                     continue;
@@ -246,7 +213,7 @@ impl Dispatcher {
                     effect,
                     Outcome::Failed {
                         approval,
-                        capability_state_ref,
+                        capability,
                         reason,
                     },
                 ));
@@ -316,10 +283,26 @@ impl Dispatcher {
                 format!("the kill switch for `{}` is on", effect.destination),
             ));
         }
-        let state_ref = self
-            .capabilities
-            .allows(effect)
-            .map_err(|reason| (Check::Capability, reason))?;
+        // Enforcement asks about now; the receipt names the state it relied on.
+        let decision = self.authority.check(
+            effect.capability_id,
+            &Action {
+                actor: effect.actor.clone(),
+                command_type: effect.command_type.clone(),
+                safety: SafetyClass::WriteExternalSideEffect,
+                tenant: Some(effect.tenant_id.clone()),
+                destination: Some(effect.destination.clone()),
+            },
+            Timestamp::now(),
+        );
+        if !decision.allowed {
+            return Err((
+                Check::Capability,
+                decision
+                    .reason
+                    .unwrap_or_else(|| "the capability does not allow it".to_owned()),
+            ));
+        }
         if let Some((max, window)) = gateway.quotas.get(&effect.destination) {
             let used = self
                 .executed_since(&effect.destination, *window)
@@ -346,7 +329,7 @@ impl Dispatcher {
                     Check::Quota,
                     format!(
                         "{} had {used} effects in the last {}s, the quota per actor is {max}",
-                        actor_name(&effect.actor),
+                        actor_label(&effect.actor),
                         window.as_secs()
                     ),
                 ));
@@ -378,7 +361,7 @@ impl Dispatcher {
                 format!("`{}` is not a known destination", effect.destination),
             ));
         }
-        Ok((approval, state_ref))
+        Ok((approval, decision))
     }
 
     async fn executed_since(
@@ -427,7 +410,7 @@ impl Dispatcher {
         };
         let refusal = Outcome::Refused {
             check: Check::Hold,
-            reason: format!("cancelled by {} before dispatch: {reason}", actor_name(by)),
+            reason: format!("cancelled by {} before dispatch: {reason}", actor_label(by)),
         };
         self.close(&[(effect, refusal)]).await?;
         Ok(true)
@@ -581,8 +564,8 @@ impl Dispatcher {
     }
 }
 
-/// What the gateway passed: the approval and the capability state that allowed it.
-type Allowed = (Approval, String);
+/// What the gateway passed: the approval and the capability decision that allowed it.
+type Allowed = (Approval, Decision);
 /// Where the gateway stopped an effect, and why.
 type Gated = Result<Allowed, (Check, String)>;
 
@@ -591,7 +574,7 @@ type Gated = Result<Allowed, (Check, String)>;
 enum Outcome {
     Executed {
         approval: Approval,
-        capability_state_ref: String,
+        capability: Decision,
     },
     Refused {
         check: Check,
@@ -599,7 +582,7 @@ enum Outcome {
     },
     Failed {
         approval: Approval,
-        capability_state_ref: String,
+        capability: Decision,
         reason: String,
     },
 }
@@ -648,11 +631,12 @@ fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
     let receipt = match outcome {
         Outcome::Executed {
             approval,
-            capability_state_ref,
+            capability,
         } => EventEnvelope::new(
             &EgressExecuted {
                 effect: request,
-                capability_state_ref,
+                capability_state_ref: capability.state_ref,
+                capability_chain: capability.chain,
                 approval,
             },
             origin,
@@ -667,12 +651,13 @@ fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
         ),
         Outcome::Failed {
             approval,
-            capability_state_ref,
+            capability,
             reason,
         } => EventEnvelope::new(
             &EgressFailed {
                 effect: request,
-                capability_state_ref,
+                capability_state_ref: capability.state_ref,
+                capability_chain: capability.chain,
                 approval,
                 attempts: effect.attempts as u32,
                 reason,
@@ -791,15 +776,6 @@ impl Step {
 
 fn gateway_actor() -> Actor {
     Actor::Service(ActorId::new("core.egress").expect("a valid actor id"))
-}
-
-/// How an actor is named in refusal reasons.
-fn actor_name(actor: &Actor) -> String {
-    match actor {
-        Actor::Human(id) => format!("human `{}`", id.as_str()),
-        Actor::Service(id) => format!("service `{}`", id.as_str()),
-        Actor::Agent(id) => format!("agent `{}`", id.as_str()),
-    }
 }
 
 /// An effect's steps so far, oldest first, and where it is now.

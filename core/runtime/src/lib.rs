@@ -3,6 +3,7 @@
 //! [`store`] is the event log, [`command`] the command bus, [`projection`] runs packs' projections, [`reaction`] their reactions and [`connector`]
 //! their ingress connectors, and [`reconcile`] turns disagreeing sources into conflict events.
 
+pub mod capability;
 pub mod command;
 pub mod connector;
 pub mod db;

@@ -25,6 +25,8 @@ pub struct ReactionReport {
     pub replayed: usize,
     /// Events the reaction could not read or answer; each is in the quarantine.
     pub quarantined: usize,
+    /// Commands the pack's capability did not allow; each left a `CapabilityDenied` receipt.
+    pub denied: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +153,15 @@ impl ReactionRunner {
             }
         };
         for command in commands {
-            let receipt = bus.submit(&command, self.capability_id, None).await?;
+            let receipt = match bus.submit(&command, self.capability_id, None).await {
+                Ok(receipt) => receipt,
+                Err(BusError::Denied { reason, .. }) => {
+                    tracing::warn!(command = %command.command_id, %reason, "a reaction's command was denied");
+                    report.denied += 1;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
             match (receipt.replayed, &receipt.outcome) {
                 (true, _) => report.replayed += 1,
                 (false, CommandOutcome::Accepted) => report.accepted += 1,

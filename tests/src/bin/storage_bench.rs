@@ -8,9 +8,10 @@
 use std::time::{Duration, Instant};
 
 use ops_contract_incidents::{IncidentOpened, Severity, v1};
+use ops_core::capability::Scope;
 use ops_core::envelope::EventEnvelope;
 use ops_core_runtime::db::{Db, on_db};
-use ops_core_runtime::egress::{AllowList, BoxFuture, Dispatcher, Executor, Gateway};
+use ops_core_runtime::egress::{BoxFuture, Dispatcher, Executor, Gateway};
 use ops_core_runtime::store::{CanonicalKey, ExpectedVersion};
 use ops_shared_people::ServiceRef;
 use ops_tests::origin_at;
@@ -293,7 +294,8 @@ impl Executor for NullSink {
 /// the same number of workers claiming and deleting rows with nothing else.
 async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
-    let capability = ops_core::id::CapabilityId::of("bench").unwrap();
+    // The responder's capability: the rows below are the responder's pages.
+    let capability = ops_tests::commands::capability();
     let store = backend.store(&format!("bench_{name}_ours")).await;
     fill_outbox(store.db(), count, &capability.to_string()).await;
     let started = Instant::now();
@@ -303,7 +305,7 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
                 store.clone(),
                 &format!("bench-{worker}"),
                 Gateway::default(),
-                Box::new(AllowList::default().allow(capability, "pager")),
+                ops_tests::commands::authority(Scope::everything()),
             )
             .with_executor("pager", Box::new(NullSink));
             tokio::spawn(async move {

@@ -1,0 +1,543 @@
+//! Capabilities (A4): who may do what, as events, evaluated as of a time.
+//!
+//! A capability is granted to one holder by an issuer, with a [`Scope`] (which command
+//! types, up to which safety class, for which tenants and destinations) and a validity
+//! window. Its later life is events too: its scope changes, it is revoked, it expires.
+//! [`CapabilityBook`] folds those events; [`CapabilityBook::check`] answers whether an
+//! [`Action`] was allowed at a time from the events that had happened by then, so
+//! enforcement asks about now and an audit about any past moment and gets the answer that
+//! was true then. A revocation that arrives late counts from when it happened.
+//!
+//! Delegation is a grant with a parent: its scope must lie within the parent's and its
+//! window within the parent's, and it holds only while every ancestor holds, so revoking
+//! or expiring a parent ends all its descendants at once. A decision names the capability
+//! event it relied on (`state_ref`) and the chain of delegations, never a copy of a scope.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::contract::SafetyClass;
+use crate::envelope::{Actor, EventEnvelope};
+use crate::event;
+use crate::id::{CapabilityId, EventId};
+use crate::time::Timestamp;
+
+/// A set of names: everything, or only these. A name ending in `.*` covers every name
+/// under that prefix (`pack.incidents.*`).
+#[crate::data]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "kind", content = "names", rename_all = "snake_case")]
+pub enum Selector {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl Selector {
+    pub fn only<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Selector::Only(names.into_iter().map(str::to_owned).collect())
+    }
+
+    pub fn covers(&self, name: &str) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Only(names) => names.iter().any(|pattern| matches(pattern, name)),
+        }
+    }
+
+    /// Whether everything `self` covers, `parent` covers too.
+    pub fn within(&self, parent: &Selector) -> bool {
+        match (self, parent) {
+            (_, Selector::All) => true,
+            (Selector::All, Selector::Only(_)) => false,
+            (Selector::Only(names), Selector::Only(_)) => {
+                names.iter().all(|name| match name.strip_suffix(".*") {
+                    // A prefix is within the parent only if a parent prefix covers it whole.
+                    Some(prefix) => parent_covers_prefix(parent, prefix),
+                    None => parent.covers(name),
+                })
+            }
+        }
+    }
+}
+
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => {
+            name.len() > prefix.len() + 1
+                && name.starts_with(prefix)
+                && name.as_bytes()[prefix.len()] == b'.'
+        }
+        None => pattern == name,
+    }
+}
+
+fn parent_covers_prefix(parent: &Selector, prefix: &str) -> bool {
+    match parent {
+        Selector::All => true,
+        Selector::Only(names) => names.iter().any(|pattern| {
+            pattern
+                .strip_suffix(".*")
+                .is_some_and(|outer| outer == prefix || matches(pattern, prefix))
+        }),
+    }
+}
+
+/// What a capability allows.
+#[crate::data]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// Command types it may send.
+    pub command_types: Selector,
+    /// The most dangerous safety class it may use.
+    pub max_safety: SafetyClass,
+    pub tenants: Selector,
+    /// Destinations its external effects may reach.
+    pub destinations: Selector,
+}
+
+impl Scope {
+    /// Everything: what an operator grants itself at install time.
+    pub fn everything() -> Self {
+        Scope {
+            command_types: Selector::All,
+            max_safety: SafetyClass::WriteExternalSideEffect,
+            tenants: Selector::All,
+            destinations: Selector::All,
+        }
+    }
+
+    pub fn within(&self, parent: &Scope) -> bool {
+        self.command_types.within(&parent.command_types)
+            && self.max_safety <= parent.max_safety
+            && self.tenants.within(&parent.tenants)
+            && self.destinations.within(&parent.destinations)
+    }
+
+    /// Why `action` is outside this scope, if it is.
+    fn refuses(&self, action: &Action) -> Option<String> {
+        if !self.command_types.covers(&action.command_type) {
+            return Some(format!(
+                "its scope does not cover `{}`",
+                action.command_type
+            ));
+        }
+        if action.safety > self.max_safety {
+            return Some(format!(
+                "its scope stops at {:?}, and `{}` is {:?}",
+                self.max_safety, action.command_type, action.safety
+            ));
+        }
+        if let Some(tenant) = action.tenant.as_deref().filter(|t| !self.tenants.covers(t)) {
+            return Some(format!("its scope does not cover tenant `{tenant}`"));
+        }
+        if let Some(destination) = action
+            .destination
+            .as_deref()
+            .filter(|d| !self.destinations.covers(d))
+        {
+            return Some(format!("its scope does not reach `{destination}`"));
+        }
+        None
+    }
+}
+
+/// Something an actor wants to do on a capability's authority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    pub actor: Actor,
+    pub command_type: String,
+    pub safety: SafetyClass,
+    pub tenant: Option<String>,
+    pub destination: Option<String>,
+}
+
+const EXAMPLE_ID: &str = "cap_0000000000000000000000000000000000000000000000000000000000000000";
+
+fn example_id() -> CapabilityId {
+    EXAMPLE_ID.parse().expect("an id")
+}
+
+fn example_actor(id: &str) -> Actor {
+    Actor::Human(crate::envelope::ActorId::new(id).expect("an actor id"))
+}
+
+fn example_scope() -> Scope {
+    Scope {
+        command_types: Selector::only(["pack.incidents.*"]),
+        max_safety: SafetyClass::WriteExternalSideEffect,
+        tenants: Selector::only(["acme"]),
+        destinations: Selector::only(["pager"]),
+    }
+}
+
+fn example_time(text: &str) -> Timestamp {
+    text.parse().expect("a timestamp")
+}
+
+/// A capability comes to be: granted by an issuer, or delegated by the holder of `parent`.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = CapabilityGranted {
+    capability_id: example_id(),
+    holder: example_actor("ada@example.com"),
+    issuer: example_actor("operator@example.com"),
+    scope: example_scope(),
+    valid_from: example_time("2026-11-01T00:00:00Z"),
+    valid_until: example_time("2027-11-01T00:00:00Z"),
+    parent: None,
+})]
+pub struct CapabilityGranted {
+    pub capability_id: CapabilityId,
+    pub holder: Actor,
+    pub issuer: Actor,
+    pub scope: Scope,
+    pub valid_from: Timestamp,
+    pub valid_until: Timestamp,
+    /// The capability this one was delegated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<CapabilityId>,
+}
+
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = CapabilityScopeChanged {
+    capability_id: example_id(),
+    scope: example_scope(),
+    changed_by: example_actor("operator@example.com"),
+})]
+pub struct CapabilityScopeChanged {
+    pub capability_id: CapabilityId,
+    pub scope: Scope,
+    pub changed_by: Actor,
+}
+
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = CapabilityRevoked {
+    capability_id: example_id(),
+    revoked_by: example_actor("operator@example.com"),
+    reason: "left the on-call rota".to_owned(),
+})]
+pub struct CapabilityRevoked {
+    pub capability_id: CapabilityId,
+    pub revoked_by: Actor,
+    pub reason: String,
+}
+
+/// Recorded when a capability's window ended; the window alone already ends it, so this
+/// event makes the end visible in the log rather than changing any answer.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = CapabilityExpired { capability_id: example_id() })]
+pub struct CapabilityExpired {
+    pub capability_id: CapabilityId,
+}
+
+/// The receipt of a check that said no: who asked, for what, and why not.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = CapabilityDenied {
+    capability_id: example_id(),
+    actor: example_actor("ada@example.com"),
+    action: "pack.incidents.paging.PageResponder".to_owned(),
+    subject: "cmd_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    reason: "its scope does not reach `sms`".to_owned(),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    capability_chain: vec![example_id()],
+})]
+pub struct CapabilityDenied {
+    pub capability_id: CapabilityId,
+    pub actor: Actor,
+    /// The command type the action was.
+    pub action: String,
+    /// What was asked: the command, by its id (`cmd_…`).
+    pub subject: String,
+    pub reason: String,
+    /// The capability event the decision relied on; empty when it was unknown.
+    pub capability_state_ref: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capability_chain: Vec<CapabilityId>,
+}
+
+/// One event of a capability's life, as the book keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Granted(CapabilityGranted),
+    ScopeChanged(Scope),
+    Revoked { reason: String },
+    Expired,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub event_id: EventId,
+    pub occurred_at: Timestamp,
+    pub change: Change,
+}
+
+/// The answer to a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The id of the last event of the capability the decision relied on (`evt_…`), or
+    /// empty when the capability was unknown at that time.
+    pub state_ref: String,
+    /// The capability and its ancestors, nearest first.
+    pub chain: Vec<CapabilityId>,
+    /// Why not, when it is not allowed.
+    pub reason: Option<String>,
+}
+
+/// Authority over actions: what the command bus and the egress gateway ask.
+pub trait Authority: Send + Sync {
+    fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision;
+}
+
+/// How deep delegations may nest; deeper chains are refused at grant time.
+pub const MAX_DELEGATION_DEPTH: usize = 8;
+
+/// Every capability's events, in the order they happened.
+#[derive(Clone, Debug, Default)]
+pub struct CapabilityBook {
+    histories: BTreeMap<CapabilityId, Vec<Recorded>>,
+}
+
+/// A capability as it stood at one time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State<'a> {
+    pub grant: &'a CapabilityGranted,
+    pub scope: &'a Scope,
+    pub revoked: Option<&'a str>,
+    pub expired: bool,
+    pub last_event: EventId,
+}
+
+impl CapabilityBook {
+    pub fn record(&mut self, capability_id: CapabilityId, recorded: Recorded) {
+        let history = self.histories.entry(capability_id).or_default();
+        if history
+            .iter()
+            .any(|known| known.event_id == recorded.event_id)
+        {
+            return;
+        }
+        // Late arrivals take their place by when they happened, not when they came.
+        let at = history.partition_point(|known| {
+            (known.occurred_at, known.event_id) <= (recorded.occurred_at, recorded.event_id)
+        });
+        history.insert(at, recorded);
+    }
+
+    /// Records a capability event from the log. Other events are not the book's: `Ok(false)`.
+    pub fn record_event(&mut self, envelope: &EventEnvelope) -> Result<bool, String> {
+        use crate::contract::Contract;
+        fn decode<T: serde::de::DeserializeOwned>(envelope: &EventEnvelope) -> Result<T, String> {
+            serde_json::from_value(envelope.payload.clone())
+                .map_err(|error| format!("`{}` does not read as one: {error}", envelope.event_type))
+        }
+        let (id, change) = match envelope.event_type.as_str() {
+            CapabilityGranted::TYPE => {
+                let grant: CapabilityGranted = decode(envelope)?;
+                (grant.capability_id, Change::Granted(grant))
+            }
+            CapabilityScopeChanged::TYPE => {
+                let change: CapabilityScopeChanged = decode(envelope)?;
+                (change.capability_id, Change::ScopeChanged(change.scope))
+            }
+            CapabilityRevoked::TYPE => {
+                let revoked: CapabilityRevoked = decode(envelope)?;
+                let reason = revoked.reason;
+                (revoked.capability_id, Change::Revoked { reason })
+            }
+            CapabilityExpired::TYPE => {
+                let expired: CapabilityExpired = decode(envelope)?;
+                (expired.capability_id, Change::Expired)
+            }
+            _ => return Ok(false),
+        };
+        self.record(
+            id,
+            Recorded {
+                event_id: envelope.event_id,
+                occurred_at: envelope.occurred_at,
+                change,
+            },
+        );
+        Ok(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.histories.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.histories.is_empty()
+    }
+
+    /// The capability as of `at`: its events up to then, folded.
+    pub fn state_at(&self, capability_id: CapabilityId, at: Timestamp) -> Option<State<'_>> {
+        let history = self.histories.get(&capability_id)?;
+        let known = history.partition_point(|recorded| recorded.occurred_at <= at);
+        let mut state: Option<State<'_>> = None;
+        for recorded in &history[..known] {
+            match (&recorded.change, state.as_mut()) {
+                (Change::Granted(grant), None) => {
+                    state = Some(State {
+                        grant,
+                        scope: &grant.scope,
+                        revoked: None,
+                        expired: false,
+                        last_event: recorded.event_id,
+                    });
+                }
+                (Change::ScopeChanged(scope), Some(state)) => {
+                    state.scope = scope;
+                    state.last_event = recorded.event_id;
+                }
+                (Change::Revoked { reason }, Some(state)) => {
+                    state.revoked = state.revoked.or(Some(reason));
+                    state.last_event = recorded.event_id;
+                }
+                (Change::Expired, Some(state)) => {
+                    state.expired = true;
+                    state.last_event = recorded.event_id;
+                }
+                // A second grant of one id, or a change before any grant, changes nothing.
+                _ => {}
+            }
+        }
+        state
+    }
+
+    /// Whether `action` was allowed on `capability_id` at `at`.
+    pub fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
+        let mut chain = Vec::new();
+        let mut state_ref = String::new();
+        let mut next = Some(capability_id);
+        let deny = |chain: Vec<CapabilityId>, state_ref: String, reason: String| Decision {
+            allowed: false,
+            state_ref,
+            chain,
+            reason: Some(reason),
+        };
+        while let Some(id) = next {
+            if chain.len() > MAX_DELEGATION_DEPTH {
+                return deny(
+                    chain,
+                    state_ref,
+                    format!(
+                        "capability {capability_id} is delegated deeper than {MAX_DELEGATION_DEPTH}"
+                    ),
+                );
+            }
+            chain.push(id);
+            let Some(state) = self.state_at(id, at) else {
+                return deny(
+                    chain,
+                    state_ref,
+                    format!("capability {id} was not granted by {at}"),
+                );
+            };
+            let nearest = chain.len() == 1;
+            if nearest {
+                state_ref = state.last_event.to_string();
+                if state.grant.holder != action.actor {
+                    return deny(
+                        chain,
+                        state_ref,
+                        format!(
+                            "capability {id} is not held by {}",
+                            actor_label(&action.actor)
+                        ),
+                    );
+                }
+            }
+            let whose = if nearest {
+                format!("capability {id}")
+            } else {
+                format!("capability {capability_id} is delegated from {id}, which")
+            };
+            if let Some(reason) = state.revoked {
+                return deny(chain, state_ref, format!("{whose} was revoked: {reason}"));
+            }
+            if at < state.grant.valid_from {
+                return deny(
+                    chain,
+                    state_ref,
+                    format!("{whose} is valid from {}", state.grant.valid_from),
+                );
+            }
+            if state.expired || at >= state.grant.valid_until {
+                return deny(
+                    chain,
+                    state_ref,
+                    format!("{whose} expired at {}", state.grant.valid_until),
+                );
+            }
+            if let Some(reason) = state.scope.refuses(action) {
+                return deny(chain, state_ref, format!("{whose}: {reason}"));
+            }
+            next = state.grant.parent;
+        }
+        Decision {
+            allowed: true,
+            state_ref,
+            chain,
+            reason: None,
+        }
+    }
+
+    /// Why `grant` may not be recorded now (`at`), if it may not: its id is taken, or as
+    /// a delegation it is wider than its parent, outlives it, is not asked for by the
+    /// parent's holder, or nests too deep.
+    pub fn refuses_grant(&self, grant: &CapabilityGranted, at: Timestamp) -> Option<String> {
+        if self.histories.contains_key(&grant.capability_id) {
+            return Some(format!("capability {} exists already", grant.capability_id));
+        }
+        if grant.valid_until <= grant.valid_from {
+            return Some("its window ends before it starts".to_owned());
+        }
+        let parent_id = grant.parent?;
+        let Some(parent) = self.state_at(parent_id, at) else {
+            return Some(format!("its parent {parent_id} was never granted"));
+        };
+        if parent.grant.holder != grant.issuer {
+            return Some(format!(
+                "only the holder of {parent_id} may delegate it, not {}",
+                actor_label(&grant.issuer)
+            ));
+        }
+        if parent.revoked.is_some() || parent.expired || at >= parent.grant.valid_until {
+            return Some(format!("its parent {parent_id} no longer holds"));
+        }
+        if !grant.scope.within(parent.scope) {
+            return Some(format!("its scope is wider than its parent {parent_id}'s"));
+        }
+        if grant.valid_from < parent.grant.valid_from
+            || grant.valid_until > parent.grant.valid_until
+        {
+            return Some(format!("its window lies outside its parent {parent_id}'s"));
+        }
+        let mut depth = 1;
+        let mut ancestor = parent.grant.parent;
+        while let Some(id) = ancestor {
+            depth += 1;
+            ancestor = self.state_at(id, at).and_then(|state| state.grant.parent);
+        }
+        (depth >= MAX_DELEGATION_DEPTH)
+            .then(|| format!("delegations nest at most {MAX_DELEGATION_DEPTH} deep"))
+    }
+}
+
+impl Authority for CapabilityBook {
+    fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
+        CapabilityBook::check(self, capability_id, action, at)
+    }
+}
+
+pub fn actor_label(actor: &Actor) -> String {
+    match actor {
+        Actor::Human(id) => format!("human `{}`", id.as_str()),
+        Actor::Service(id) => format!("service `{}`", id.as_str()),
+        Actor::Agent(id) => format!("agent `{}`", id.as_str()),
+    }
+}

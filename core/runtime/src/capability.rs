@@ -1,0 +1,242 @@
+//! Capabilities kept in the event log (A4): each change is a core event on the stream
+//! `capability/<id>`, checked before it is written (a delegation must lie within its
+//! parent), and folded into a [`CapabilityBook`] that answers checks from memory.
+//!
+//! The book is this process's cache of the log. Writes through this handle update it at
+//! once; changes written by other hosts on a shared database arrive with
+//! [`Capabilities::refresh`], which the host calls on a timer. A check therefore uses the
+//! state as of its last refresh, and an audit that needs the exact past refreshes first.
+
+use std::sync::{Arc, RwLock};
+
+use ops_core::capability::{
+    Action, Authority, CapabilityBook, CapabilityExpired, CapabilityGranted, CapabilityRevoked,
+    CapabilityScopeChanged, Decision, Scope,
+};
+use ops_core::contract::{Contract, Event};
+use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId, EventId};
+use ops_core::time::Timestamp;
+
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapabilityError {
+    #[error("capability {capability} cannot be granted: {reason}")]
+    Refused {
+        capability: CapabilityId,
+        reason: String,
+    },
+    #[error("capability {0} was never granted")]
+    Unknown(CapabilityId),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("recording the capability change failed; nothing was written: {0}")]
+    Append(#[from] AppendError),
+}
+
+#[derive(Clone)]
+pub struct Capabilities {
+    store: EventStore,
+    book: Arc<RwLock<CapabilityBook>>,
+}
+
+impl Capabilities {
+    /// Every capability in the log, folded.
+    pub async fn load(store: EventStore) -> Result<Self, ReadError> {
+        let capabilities = Capabilities {
+            store,
+            book: Arc::default(),
+        };
+        capabilities.refresh().await?;
+        Ok(capabilities)
+    }
+
+    /// Reads the capability events again, picking up other hosts' changes.
+    pub async fn refresh(&self) -> Result<(), ReadError> {
+        let mut book = CapabilityBook::default();
+        for event_type in [
+            CapabilityGranted::TYPE,
+            CapabilityScopeChanged::TYPE,
+            CapabilityRevoked::TYPE,
+            CapabilityExpired::TYPE,
+        ] {
+            for stored in self.store.read_by_type(event_type).await? {
+                if let Err(reason) = book.record_event(&stored.envelope) {
+                    // Kept aside, not dropped: a capability the book cannot read allows nothing.
+                    let raw =
+                        serde_json::to_string(&stored.envelope).expect("an envelope is plain JSON");
+                    self.store
+                        .quarantine(
+                            "capabilities",
+                            &stored.envelope.event_id.to_string(),
+                            &reason,
+                            &raw,
+                        )
+                        .await
+                        .map_err(ReadError::from)?;
+                }
+            }
+        }
+        *self
+            .book
+            .write()
+            .expect("the capability book is never poisoned") = book;
+        Ok(())
+    }
+
+    /// Grants a capability; with a `parent`, delegates part of it.
+    pub async fn grant(
+        &self,
+        grant: CapabilityGranted,
+        at: Timestamp,
+    ) -> Result<EventId, CapabilityError> {
+        if let Some(reason) = self.read().refuses_grant(&grant, at) {
+            return Err(CapabilityError::Refused {
+                capability: grant.capability_id,
+                reason,
+            });
+        }
+        let (id, issuer) = (grant.capability_id, grant.issuer.clone());
+        self.write(id, &grant, issuer, "granted", at).await
+    }
+
+    /// Changes the scope of a capability. A delegated one stays within its parent.
+    pub async fn change_scope(
+        &self,
+        capability_id: CapabilityId,
+        scope: Scope,
+        by: Actor,
+        at: Timestamp,
+    ) -> Result<EventId, CapabilityError> {
+        let parent_scope = {
+            let book = self.read();
+            let state = book
+                .state_at(capability_id, at)
+                .ok_or(CapabilityError::Unknown(capability_id))?;
+            state
+                .grant
+                .parent
+                .and_then(|parent| book.state_at(parent, at).map(|p| p.scope.clone()))
+        };
+        if parent_scope.is_some_and(|parent| !scope.within(&parent)) {
+            return Err(CapabilityError::Refused {
+                capability: capability_id,
+                reason: "the new scope is wider than its parent's".to_owned(),
+            });
+        }
+        let change = CapabilityScopeChanged {
+            capability_id,
+            scope,
+            changed_by: by.clone(),
+        };
+        self.write(capability_id, &change, by, "scope", at).await
+    }
+
+    /// Revokes a capability, and with it every capability delegated from it.
+    pub async fn revoke(
+        &self,
+        capability_id: CapabilityId,
+        by: Actor,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<EventId, CapabilityError> {
+        self.known(capability_id, at)?;
+        let revoked = CapabilityRevoked {
+            capability_id,
+            revoked_by: by.clone(),
+            reason: reason.to_owned(),
+        };
+        self.write(capability_id, &revoked, by, "revoked", at).await
+    }
+
+    /// Records that a capability's window ended.
+    pub async fn expire(
+        &self,
+        capability_id: CapabilityId,
+        at: Timestamp,
+    ) -> Result<EventId, CapabilityError> {
+        self.known(capability_id, at)?;
+        let actor = Actor::Service(
+            ops_core::envelope::ActorId::new("core.capabilities").expect("a valid actor id"),
+        );
+        self.write(
+            capability_id,
+            &CapabilityExpired { capability_id },
+            actor,
+            "expired",
+            at,
+        )
+        .await
+    }
+
+    pub fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
+        self.read().check(capability_id, action, at)
+    }
+
+    /// Whether `capability_id` was ever granted (whatever became of it since).
+    pub fn is_granted(&self, capability_id: CapabilityId) -> bool {
+        self.read()
+            .state_at(capability_id, Timestamp::now())
+            .is_some()
+    }
+
+    fn known(&self, capability_id: CapabilityId, at: Timestamp) -> Result<(), CapabilityError> {
+        self.read()
+            .state_at(capability_id, at)
+            .map(drop)
+            .ok_or(CapabilityError::Unknown(capability_id))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CapabilityBook> {
+        self.book
+            .read()
+            .expect("the capability book is never poisoned")
+    }
+
+    async fn write<E: Event>(
+        &self,
+        capability_id: CapabilityId,
+        event: &E,
+        actor: Actor,
+        what: &str,
+        at: Timestamp,
+    ) -> Result<EventId, CapabilityError> {
+        let origin = EventOrigin {
+            source_ref: "core.capabilities".to_owned(),
+            source_native_id: format!("{capability_id}:{what}:{at}"),
+            source_sequence: None,
+            occurred_at: at,
+            ingested_at: Timestamp::now(),
+            effective_at: None,
+            correlation_id: CorrelationId::of(&capability_id.to_string())
+                .expect("plain strings have a canonical form"),
+            causation: Causation::UserAction(
+                ops_core::id::UserActionId::of(&(what, capability_id.to_string()))
+                    .expect("plain strings have a canonical form"),
+            ),
+            actor,
+            capability_id,
+        };
+        let envelope = EventEnvelope::new(event, origin).expect("capability events are plain JSON");
+        self.store
+            .append(
+                &format!("capability/{capability_id}"),
+                ExpectedVersion::Any,
+                std::slice::from_ref(&envelope),
+            )
+            .await?;
+        self.book
+            .write()
+            .expect("the capability book is never poisoned")
+            .record_event(&envelope)
+            .expect("an event this handle just wrote reads back");
+        Ok(envelope.event_id)
+    }
+}
+
+impl Authority for Capabilities {
+    fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
+        Capabilities::check(self, capability_id, action, at)
+    }
+}
