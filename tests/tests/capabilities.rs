@@ -1,0 +1,528 @@
+//! Capabilities kept in the log (A4): checks as of a time, late revocations, delegation
+//! with attenuation and cascade, denials with receipts, and a reference model for random
+//! histories.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ops_core::capability::{
+    Action, CapabilityBook, CapabilityDenied, CapabilityGranted, Scope, Selector,
+};
+use ops_core::contract::{Contract, SafetyClass};
+use ops_core::envelope::{Actor, ActorId, CommandOutcome, EventEnvelope};
+use ops_core::id::CapabilityId;
+use ops_core::time::Timestamp;
+use ops_core_runtime::capability::{Capabilities, CapabilityError};
+use ops_core_runtime::command::{BusError, CommandBus};
+use ops_tests::commands::{capability, grant, operator, page};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, responder};
+use proptest::prelude::*;
+
+fn at(text: &str) -> Timestamp {
+    text.parse().expect("a valid timestamp")
+}
+
+fn human(id: &str) -> Actor {
+    Actor::Human(ActorId::new(id).expect("a valid actor id"))
+}
+
+fn paging_by(actor: Actor, destination: &str) -> Action {
+    Action {
+        actor,
+        command_type: "pack.incidents.paging.PageResponder".to_owned(),
+        safety: SafetyClass::WriteExternalSideEffect,
+        tenant: Some("acme".to_owned()),
+        destination: Some(destination.to_owned()),
+    }
+}
+
+fn reaching(destinations: &[&str]) -> Scope {
+    Scope {
+        destinations: Selector::only(destinations.iter().copied()),
+        ..Scope::everything()
+    }
+}
+
+fn window(
+    capability_id: CapabilityId,
+    holder: Actor,
+    scope: Scope,
+    from: &str,
+    until: &str,
+) -> CapabilityGranted {
+    CapabilityGranted {
+        valid_from: at(from),
+        valid_until: at(until),
+        ..grant(capability_id, holder, scope)
+    }
+}
+
+async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happened(
+    backend: Backend,
+) {
+    let store = backend.store("capabilities_as_of").await;
+    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let id = capability();
+    let ada = responder();
+    capabilities
+        .grant(
+            window(
+                id,
+                ada.clone(),
+                reaching(&["pager", "sms"]),
+                "2026-01-01T00:00:00Z",
+                "2026-12-01T00:00:00Z",
+            ),
+            at("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .expect("granting");
+    let narrowed = capabilities
+        .change_scope(
+            id,
+            reaching(&["pager"]),
+            operator(),
+            at("2026-03-01T00:00:00Z"),
+        )
+        .await
+        .expect("narrowing");
+    let check = |when: &str, destination: &str| {
+        capabilities.check(id, &paging_by(ada.clone(), destination), at(when))
+    };
+    assert!(
+        !check("2025-12-31T00:00:00Z", "pager").allowed,
+        "before the grant"
+    );
+    assert!(
+        check("2026-02-01T00:00:00Z", "sms").allowed,
+        "during, before the change"
+    );
+    let after_change = check("2026-04-01T00:00:00Z", "sms");
+    assert!(!after_change.allowed, "the change took sms away");
+    assert_eq!(
+        after_change.state_ref,
+        narrowed.to_string(),
+        "it names the change it relied on"
+    );
+    assert!(check("2026-06-01T00:00:00Z", "pager").allowed);
+
+    // The revocation happened in May but is recorded only now.
+    capabilities
+        .revoke(id, operator(), "left the rota", at("2026-05-01T00:00:00Z"))
+        .await
+        .expect("revoking");
+    assert!(
+        check("2026-04-30T00:00:00Z", "pager").allowed,
+        "before it happened"
+    );
+    let revoked = check("2026-06-01T00:00:00Z", "pager");
+    assert!(!revoked.allowed, "after it happened");
+    assert!(
+        revoked
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("revoked: left the rota"),
+        "{revoked:?}"
+    );
+    assert!(
+        !check("2026-12-02T00:00:00Z", "pager").allowed,
+        "after the window"
+    );
+    assert!(
+        !capabilities
+            .check(
+                id,
+                &paging_by(human("eve@example.com"), "pager"),
+                at("2026-02-01T00:00:00Z")
+            )
+            .allowed,
+        "another actor cannot use it"
+    );
+
+    // Another host reading the same log answers the same.
+    let elsewhere = Capabilities::load(store).await.expect("loading");
+    for when in [
+        "2026-02-01T00:00:00Z",
+        "2026-04-30T00:00:00Z",
+        "2026-06-01T00:00:00Z",
+    ] {
+        assert_eq!(
+            elsewhere.check(id, &paging_by(ada.clone(), "pager"), at(when)),
+            check(when, "pager")
+        );
+    }
+}
+
+async fn delegation_stays_within_its_parent_and_falls_with_it(backend: Backend) {
+    let store = backend.store("capabilities_delegation").await;
+    let capabilities = Capabilities::load(store).await.expect("loading");
+    let (ada, grace) = (responder(), human("grace@example.com"));
+    let root = capability();
+    let now = at("2026-06-01T00:00:00Z");
+    capabilities
+        .grant(
+            window(
+                root,
+                ada.clone(),
+                reaching(&["pager", "sms"]),
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            at("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .expect("granting");
+    let delegated =
+        |id: &str, scope: Scope, from: &str, until: &str, issuer: Actor| CapabilityGranted {
+            issuer,
+            parent: Some(root),
+            ..window(
+                CapabilityId::of(id).expect("canonical"),
+                grace.clone(),
+                scope,
+                from,
+                until,
+            )
+        };
+    for (wider, why) in [
+        (
+            delegated(
+                "wide",
+                Scope::everything(),
+                "2026-06-01T00:00:00Z",
+                "2026-07-01T00:00:00Z",
+                ada.clone(),
+            ),
+            "wider",
+        ),
+        (
+            delegated(
+                "long",
+                reaching(&["pager"]),
+                "2026-06-01T00:00:00Z",
+                "2028-01-01T00:00:00Z",
+                ada.clone(),
+            ),
+            "outside",
+        ),
+        (
+            delegated(
+                "stolen",
+                reaching(&["pager"]),
+                "2026-06-01T00:00:00Z",
+                "2026-07-01T00:00:00Z",
+                grace.clone(),
+            ),
+            "only the holder",
+        ),
+    ] {
+        let refused = capabilities.grant(wider, now).await;
+        assert!(
+            matches!(&refused, Err(CapabilityError::Refused { reason, .. }) if reason.contains(why)),
+            "{refused:?}"
+        );
+    }
+    let child = delegated(
+        "grace-pages",
+        reaching(&["pager"]),
+        "2026-06-01T00:00:00Z",
+        "2026-09-01T00:00:00Z",
+        ada.clone(),
+    );
+    let child_id = child.capability_id;
+    capabilities.grant(child, now).await.expect("delegating");
+    let grandchild_id = CapabilityId::of("grace-pages-again").expect("canonical");
+    capabilities
+        .grant(
+            CapabilityGranted {
+                issuer: grace.clone(),
+                holder: human("linus@example.com"),
+                parent: Some(child_id),
+                ..window(
+                    grandchild_id,
+                    grace.clone(),
+                    reaching(&["pager"]),
+                    "2026-06-01T00:00:00Z",
+                    "2026-08-01T00:00:00Z",
+                )
+            },
+            now,
+        )
+        .await
+        .expect("delegating again");
+
+    let by_grace = capabilities.check(
+        child_id,
+        &paging_by(grace.clone(), "pager"),
+        at("2026-06-02T00:00:00Z"),
+    );
+    assert!(by_grace.allowed, "{by_grace:?}");
+    assert_eq!(
+        by_grace.chain,
+        [child_id, root],
+        "the chain is in the decision"
+    );
+    assert!(
+        !capabilities
+            .check(
+                child_id,
+                &paging_by(grace.clone(), "sms"),
+                at("2026-06-02T00:00:00Z")
+            )
+            .allowed,
+        "sms was not delegated"
+    );
+    let by_linus = capabilities.check(
+        grandchild_id,
+        &paging_by(human("linus@example.com"), "pager"),
+        at("2026-06-02T00:00:00Z"),
+    );
+    assert_eq!(by_linus.chain, [grandchild_id, child_id, root]);
+    assert!(by_linus.allowed);
+
+    capabilities
+        .revoke(root, operator(), "rota ended", at("2026-07-01T00:00:00Z"))
+        .await
+        .expect("revoking");
+    for (id, actor) in [
+        (child_id, grace.clone()),
+        (grandchild_id, human("linus@example.com")),
+    ] {
+        let after = capabilities.check(
+            id,
+            &paging_by(actor.clone(), "pager"),
+            at("2026-07-02T00:00:00Z"),
+        );
+        assert!(!after.allowed, "revoking the root ends its descendants");
+        assert!(
+            after
+                .reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("which was revoked"),
+            "{after:?}"
+        );
+        assert!(
+            capabilities
+                .check(id, &paging_by(actor, "pager"), at("2026-06-30T00:00:00Z"))
+                .allowed,
+            "but not before"
+        );
+    }
+}
+
+async fn a_denied_command_leaves_a_receipt_and_passes_once_allowed(backend: Backend) {
+    let store = backend.store("capabilities_denied_command").await;
+    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone())).expect("handlers");
+    let open = ops_tests::commands::open("INC-1");
+    let denied = bus.submit(&open, capability(), None).await;
+    assert!(
+        matches!(&denied, Err(BusError::Denied { reason, .. }) if reason.contains("was not granted")),
+        "{denied:?}"
+    );
+    let receipts = store
+        .read_by_type(CapabilityDenied::TYPE)
+        .await
+        .expect("reading");
+    assert_eq!(receipts.len(), 1);
+    let receipt: CapabilityDenied =
+        serde_json::from_value(receipts[0].envelope.payload.clone()).expect("a receipt");
+    assert_eq!(receipt.subject, open.command_id.to_string());
+
+    capabilities
+        .grant(
+            grant(capability(), responder(), reaching(&["pager"])),
+            at("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .expect("granting");
+    let accepted = bus
+        .submit(&open, capability(), None)
+        .await
+        .expect("allowed now");
+    assert_eq!(accepted.outcome, CommandOutcome::Accepted);
+    let to_sms = bus
+        .submit(&page("INC-1", "U1", "sms"), capability(), None)
+        .await;
+    assert!(
+        matches!(&to_sms, Err(BusError::Denied { reason, .. }) if reason.contains("does not reach `sms`")),
+        "{to_sms:?}"
+    );
+}
+
+on_both_backends!(
+    answers_as_of_any_time_and_late_revocations_count_from_when_they_happened,
+    delegation_stays_within_its_parent_and_falls_with_it,
+    a_denied_command_leaves_a_receipt_and_passes_once_allowed,
+);
+
+// Random scopes and histories, in memory: the same fold the runtime keeps.
+
+const NAMES: [&str; 4] = ["pager", "sms", "mail", "fax"];
+
+fn selector() -> impl Strategy<Value = Selector> {
+    prop_oneof![
+        Just(Selector::All),
+        proptest::sample::subsequence(NAMES.to_vec(), 0..=NAMES.len())
+            .prop_map(|names| Selector::only(names)),
+    ]
+}
+
+fn safety() -> impl Strategy<Value = SafetyClass> {
+    prop_oneof![
+        Just(SafetyClass::Read),
+        Just(SafetyClass::WriteInternal),
+        Just(SafetyClass::WriteExternalSideEffect),
+    ]
+}
+
+fn scope() -> impl Strategy<Value = Scope> {
+    (selector(), safety(), selector()).prop_map(|(tenants, max_safety, destinations)| Scope {
+        command_types: Selector::All,
+        max_safety,
+        tenants,
+        destinations,
+    })
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    (
+        safety(),
+        proptest::sample::select(NAMES.to_vec()),
+        proptest::sample::select(NAMES.to_vec()),
+    )
+        .prop_map(|(safety, tenant, destination)| Action {
+            actor: responder(),
+            command_type: "pack.incidents.paging.PageResponder".to_owned(),
+            safety,
+            tenant: Some(tenant.to_owned()),
+            destination: Some(destination.to_owned()),
+        })
+}
+
+fn record(
+    book: &mut CapabilityBook,
+    event: &impl ops_core::contract::Event,
+    native_id: &str,
+    occurred_at: Timestamp,
+) {
+    let mut origin = ops_tests::origin(native_id);
+    origin.occurred_at = occurred_at;
+    let envelope = EventEnvelope::new(event, origin).expect("a valid event");
+    book.record_event(&envelope).expect("a capability event");
+}
+
+/// Minutes after the start of 2026.
+fn minute(n: u32) -> Timestamp {
+    Timestamp::from_unix_micros(1_767_225_600_000_000 + i64::from(n) * 60_000_000)
+        .expect("in range")
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    ScopeChanged(Scope),
+    Revoked,
+    Expired,
+}
+
+fn history() -> impl Strategy<Value = (Scope, u32, u32, Vec<(u32, Step)>)> {
+    let step = prop_oneof![
+        scope().prop_map(Step::ScopeChanged),
+        Just(Step::Revoked),
+        Just(Step::Expired),
+    ];
+    (
+        scope(),
+        0u32..50,
+        50u32..100,
+        proptest::collection::vec((0u32..120, step), 0..6),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// A delegation the book accepts never allows what its parent would not.
+    #[test]
+    fn a_delegation_never_exceeds_its_parent(parent_scope in scope(), child_scope in scope(), action in action()) {
+        let mut book = CapabilityBook::default();
+        let root = capability();
+        let parent = window(root, human("operator@example.com"), parent_scope.clone(), "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+        record(&mut book, &parent, "parent", at("2026-01-01T00:00:00Z"));
+        let child = CapabilityGranted {
+            issuer: human("operator@example.com"),
+            parent: Some(root),
+            ..window(CapabilityId::of("child").expect("canonical"), responder(), child_scope.clone(), "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z")
+        };
+        let refused = book.refuses_grant(&child, at("2026-02-01T00:00:00Z"));
+        prop_assert_eq!(refused.is_none(), child_scope.within(&parent_scope));
+        if refused.is_none() {
+            record(&mut book, &child, "child", at("2026-02-01T00:00:00Z"));
+            let child_allows = book.check(child.capability_id, &action, at("2026-02-02T00:00:00Z")).allowed;
+            let parent_would = parent_scope.within(&parent_scope) && {
+                let as_parent = Action { actor: human("operator@example.com"), ..action.clone() };
+                book.check(root, &as_parent, at("2026-02-02T00:00:00Z")).allowed
+            };
+            prop_assert!(!child_allows || parent_would);
+        }
+    }
+
+    /// The fold agrees with a plain reading of the history at every time.
+    #[test]
+    fn checks_agree_with_a_reference_model(
+        (granted_scope, from, until, steps) in history(),
+        action in action(),
+        asked_at in 0u32..130,
+    ) {
+        let mut book = CapabilityBook::default();
+        let id = capability();
+        let grant = CapabilityGranted {
+            valid_from: minute(from),
+            valid_until: minute(until),
+            ..grant(id, responder(), granted_scope.clone())
+        };
+        record(&mut book, &grant, "grant", minute(0));
+        // Recorded in random order: the book must sort by when they happened.
+        for (index, (when, step)) in steps.iter().enumerate().rev() {
+            let native = format!("step-{index}");
+            match step {
+                Step::ScopeChanged(scope) => record(&mut book, &ops_core::capability::CapabilityScopeChanged { capability_id: id, scope: scope.clone(), changed_by: operator() }, &native, minute(*when)),
+                Step::Revoked => record(&mut book, &ops_core::capability::CapabilityRevoked { capability_id: id, revoked_by: operator(), reason: "r".to_owned() }, &native, minute(*when)),
+                Step::Expired => record(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when)),
+            }
+        }
+        // The reference: what had happened by then, read plainly.
+        let happened: Vec<&(u32, Step)> = steps.iter().filter(|(when, _)| *when <= asked_at).collect();
+        let revoked = happened.iter().any(|(_, step)| matches!(step, Step::Revoked));
+        let expired = happened.iter().any(|(_, step)| matches!(step, Step::Expired));
+        let mut ordered: Vec<(u32, usize, &Scope)> = steps.iter().enumerate().filter_map(|(index, (when, step))| match step {
+            Step::ScopeChanged(scope) if *when <= asked_at => Some((*when, index, scope)),
+            _ => None,
+        }).collect();
+        ordered.sort_by_key(|(when, index, _)| (*when, *index));
+        let scope = ordered.last().map_or(&granted_scope, |(_, _, scope)| *scope);
+        let covers = |selector: &Selector, name: &Option<String>| name.as_deref().is_none_or(|name| selector.covers(name));
+        let expected = !revoked && !expired && from <= asked_at && asked_at < until
+            && action.safety <= scope.max_safety
+            && covers(&scope.tenants, &action.tenant)
+            && covers(&scope.destinations, &action.destination);
+        let decision = book.check(id, &action, minute(asked_at));
+        prop_assert_eq!(decision.allowed, expected, "{:?}", decision);
+    }
+}
+
+#[test]
+fn selectors_with_prefixes_nest() {
+    let incidents = Selector::only(["pack.incidents.*"]);
+    assert!(incidents.covers("pack.incidents.paging.PageResponder"));
+    assert!(!incidents.covers("pack.incidentsx.paging.PageResponder"));
+    assert!(Selector::only(["pack.incidents.paging.*"]).within(&incidents));
+    assert!(Selector::only(["pack.incidents.paging.PageResponder"]).within(&incidents));
+    assert!(!incidents.within(&Selector::only(["pack.incidents.paging.*"])));
+    assert!(!Selector::All.within(&incidents));
+    let names: BTreeSet<&str> = ["a"].into();
+    assert!(!Selector::only(names).within(&Selector::only(["b"])));
+}
