@@ -97,11 +97,15 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
     match format {
         Format::Json => println!("{measurement}"),
         Format::Text => println!(
-            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}",
+            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}",
             measurement["name"].as_str().unwrap_or_default(),
             measurement["ours_per_s"],
             measurement["baseline_per_s"],
-            measurement["ratio"].as_f64().unwrap_or_default()
+            measurement["ratio"].as_f64().unwrap_or_default(),
+            measurement["p99_us"]
+                .as_f64()
+                .map(|p99| format!("  p99 {p99} µs"))
+                .unwrap_or_default()
         ),
     }
 }
