@@ -9,7 +9,15 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+
+use hyper::header::{AUTHORIZATION, HeaderValue};
+use ops_core::envelope::Actor;
+use ops_core::id::{CapabilityId, CorrelationId};
+use ops_core::secrets::SecretHandle;
+use ops_core::time::Timestamp;
+use ops_core_runtime::secrets::{AccessToken, SecretsProvider};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -28,7 +36,82 @@ pub struct WebhookExecutor {
     url: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    credential: Option<Credential>,
 }
+
+/// How the executor authenticates: a bearer credential held by the secrets provider,
+/// reached through a handle, for one audience.
+pub struct Credential {
+    pub provider: Arc<SecretsProvider>,
+    pub handle: SecretHandle,
+    /// The destination the credential is for; tokens are bound to it.
+    pub audience: String,
+    /// The host's actor and capability the tokens are issued to.
+    pub requester: Actor,
+    pub capability_id: CapabilityId,
+    token: Mutex<Option<AccessToken>>,
+}
+
+impl Credential {
+    pub fn new(
+        provider: Arc<SecretsProvider>,
+        handle: SecretHandle,
+        audience: &str,
+        requester: Actor,
+        capability_id: CapabilityId,
+    ) -> Self {
+        Credential {
+            provider,
+            handle,
+            audience: audience.to_owned(),
+            requester,
+            capability_id,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The `Authorization` header: from the cached token while it holds, else a new one.
+    async fn header(&self) -> Result<HeaderValue, String> {
+        let cached = self.token.lock().expect("never poisoned").take();
+        let token = match cached.filter(|token| token.expires_at > Timestamp::now()) {
+            Some(token) => token,
+            None => self
+                .provider
+                .access_token(
+                    &self.handle,
+                    &self.audience,
+                    "post",
+                    TOKEN_LIFETIME,
+                    &self.requester,
+                    self.capability_id,
+                    CorrelationId::of(&self.handle.handle_id)
+                        .expect("plain strings have a canonical form"),
+                )
+                .await
+                .map_err(|error| format!("no credential for `{}`: {error}", self.audience))?,
+        };
+        let secret = self
+            .provider
+            .redeem(&token, &self.audience)
+            .map_err(|error| {
+                format!("the credential for `{}` is refused: {error}", self.audience)
+            })?;
+        *self.token.lock().expect("never poisoned") = Some(token);
+        let mut value = Zeroizing::new(b"Bearer ".to_vec());
+        value.extend_from_slice(secret.expose());
+        let mut header = HeaderValue::from_bytes(&value).map_err(|_| {
+            format!(
+                "the credential for `{}` is not a valid header",
+                self.audience
+            )
+        })?;
+        header.set_sensitive(true);
+        Ok(header)
+    }
+}
+
+/// How long an executor's access token lasts before it asks for another.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 impl WebhookExecutor {
     pub fn new(url: &str) -> Result<Self, String> {
@@ -45,7 +128,13 @@ impl WebhookExecutor {
             url,
             client: Client::builder(TokioExecutor::new()).build_http(),
             timeout: Duration::from_secs(10),
+            credential: None,
         })
+    }
+
+    pub fn with_credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -62,7 +151,11 @@ impl Executor for WebhookExecutor {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let body = serde_json::to_vec(request).expect("a request is plain JSON");
-            let post = Request::post(self.url.clone())
+            let mut post = Request::post(self.url.clone());
+            if let Some(credential) = &self.credential {
+                post = post.header(AUTHORIZATION, credential.header().await?);
+            }
+            let post = post
                 .header("content-type", "application/json")
                 .header(IDEMPOTENCY_HEADER, idempotency_key.to_string())
                 .body(Full::new(Bytes::from(body)))
@@ -87,6 +180,8 @@ pub struct Delivery {
     pub attempts: u32,
     /// The request it did, the first time; later posts with the key did nothing.
     pub request: Option<Value>,
+    /// The `Authorization` header of the last post, as the endpoint saw it.
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -154,11 +249,13 @@ impl WebhookSink {
     }
 
     async fn receive(&self, post: Request<Incoming>) -> Result<Response<Full<Bytes>>, LostAnswer> {
-        let key = post
-            .headers()
-            .get(IDEMPOTENCY_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header = |name| {
+            post.headers()
+                .get(name)
+                .and_then(|value: &HeaderValue| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (key, authorization) = (header(IDEMPOTENCY_HEADER), header(AUTHORIZATION.as_str()));
         let body = post.into_body().collect().await.map(|b| b.to_bytes());
         let (Some(key), Ok(body)) = (key, body) else {
             return Ok(answer(
@@ -177,6 +274,7 @@ impl WebhookSink {
         }
         let delivery = state.deliveries.entry(key).or_default();
         delivery.attempts += 1;
+        delivery.authorization = authorization;
         // Done the first time only; a later post with the key is answered, not done again.
         delivery.request.get_or_insert(request);
         if state.lose_next_answers > 0 {

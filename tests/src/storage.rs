@@ -19,14 +19,19 @@ pub fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
 }
 
+/// Where the SQLite database of `test` lives, so a test can read its raw bytes.
+pub fn sqlite_path(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("ops-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(format!("{test}-{}.db", std::process::id()))
+}
+
 impl Backend {
     /// An empty database of this backend, named after the test.
     pub async fn db(self, test: &str) -> Db {
         match self {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join("ops-tests");
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                let path = dir.join(format!("{test}-{}.db", std::process::id()));
+                let path = sqlite_path(test);
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }

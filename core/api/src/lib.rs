@@ -23,6 +23,7 @@ pub mod pack;
 pub mod projection;
 pub mod reaction;
 pub mod registry;
+pub mod secrets;
 pub mod time;
 
 pub use ops_macros::{command, data, event, pack};

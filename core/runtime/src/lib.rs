@@ -12,4 +12,5 @@ pub mod migrate;
 pub mod projection;
 pub mod reaction;
 pub mod reconcile;
+pub mod secrets;
 pub mod store;

@@ -1,0 +1,14 @@
+// A pack never holds a credential. What it may hold names a secret and has no value to
+// read, and the types that carry values live in the runtime, which no pack can link.
+use ops_core::secrets::SecretHandle;
+use ops_core_runtime::secrets::SecretValue;
+
+pub fn leak(handle: &SecretHandle) -> Vec<u8> {
+    handle.expose().to_vec()
+}
+
+pub fn print(value: &SecretValue) -> String {
+    format!("{value:?}")
+}
+
+fn main() {}

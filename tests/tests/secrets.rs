@@ -1,0 +1,394 @@
+//! Secrets custody on both backends: the on-call webhook's credential goes from the
+//! encrypted store to the destination only through the provider, with receipts; revoked,
+//! expired and misdirected tokens are refused; and the raw secret is nowhere at rest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_core::capability::{Scope, Selector};
+use ops_core::contract::Contract;
+use ops_core::id::CorrelationId;
+use ops_core::secrets::{SecretHandleRevoked, SecretTokenIssued, TokenType};
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
+use ops_core_runtime::reaction::ReactionRunner;
+use ops_core_runtime::secrets::{
+    EncryptedFile, SecretBackend, SecretValue, SecretsError, SecretsProvider,
+};
+use ops_core_runtime::store::EventStore;
+use ops_host::webhook::{Credential, WebhookExecutor, WebhookSink};
+use ops_tests::commands::{authority, capability, open, reactor_capability};
+use ops_tests::storage::{Backend, sqlite_path};
+use ops_tests::{on_both_backends, responder};
+use pack_notify::ONCALL_DESTINATION;
+
+/// What the on-call service expects; it must never be found at rest.
+const SECRET: &str = "oncall-webhook-token-7f3a9c2e51";
+const SECRET_ID: &str = "webhook.oncall.token";
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+struct ApproveAll;
+
+impl ApprovalPolicy for ApproveAll {
+    fn approve(&self, _: &Effect) -> Option<ops_core::egress::Approval> {
+        Some(ops_core::egress::Approval::Policy {
+            policy_id: "tests-approve-all".to_owned(),
+            policy_version: "1.0.0".to_owned(),
+        })
+    }
+}
+
+fn secrets_file(test: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir()
+        .join("ops-tests")
+        .join(format!("{test}-{}.secrets.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+async fn provider(store: &EventStore, file: &std::path::Path, scope: Scope) -> SecretsProvider {
+    let backend = EncryptedFile::with_key(file, KEY).expect("a valid key");
+    SecretsProvider::open(store.clone(), Box::new(backend), authority(scope))
+        .await
+        .expect("opening the provider")
+}
+
+fn correlation() -> CorrelationId {
+    CorrelationId::of("secrets-test").expect("canonical")
+}
+
+/// Every byte the test's database holds at rest, as text.
+async fn everything_at_rest(backend: Backend, test: &str, store: &EventStore) -> Vec<u8> {
+    match backend {
+        Backend::Sqlite => {
+            let path = sqlite_path(test);
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal"] {
+                bytes.extend(
+                    std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default(),
+                );
+            }
+            bytes
+        }
+        Backend::Postgres => {
+            let ops_core_runtime::db::Db::Postgres(pool) = store.db() else {
+                unreachable!("a PostgreSQL store");
+            };
+            let mut text = String::new();
+            for table in [
+                "core_events",
+                "core_commands",
+                "core_outbox",
+                "core_quarantine",
+            ] {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM {table} AS t"))
+                        .fetch_all(pool)
+                        .await
+                        .expect("reading a table");
+                text.extend(rows);
+            }
+            text.into_bytes()
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(backend: Backend) {
+    let test = "secrets_webhook_credential";
+    let store = backend.store(test).await;
+    let file = secrets_file(test);
+    let provider = Arc::new(provider(&store, &file, Scope::everything()).await);
+    provider
+        .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
+        .expect("storing the secret");
+    let handle = provider
+        .handle(SECRET_ID, &responder(), capability(), correlation())
+        .await
+        .expect("a handle");
+
+    // A SEV1 incident; the notify pack's reaction asks for the on-call to be told.
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
+    bus.submit(&open("INC-1"), capability(), None)
+        .await
+        .expect("opening");
+    let reaction = ops_core::reaction::installed()
+        .into_iter()
+        .find(|reaction| reaction.pack_id() == "notify")
+        .expect("installed");
+    ReactionRunner::new(store.clone(), reaction, reactor_capability())
+        .catch_up(&bus)
+        .await
+        .expect("reacting");
+
+    let sink = WebhookSink::start().await.expect("a local endpoint");
+    let executor = WebhookExecutor::new(&sink.url())
+        .expect("a URL")
+        .with_credential(Credential::new(
+            provider.clone(),
+            handle.clone(),
+            ONCALL_DESTINATION,
+            responder(),
+            capability(),
+        ));
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        "d1",
+        Gateway {
+            policies: vec![Box::new(ApproveAll)],
+            ..Gateway::default()
+        },
+        authority(Scope::everything()),
+    )
+    .with_executor(ONCALL_DESTINATION, Box::new(executor))
+    .with_lease(Duration::from_millis(50));
+    let report = dispatcher.dispatch(10).await.expect("dispatching");
+    assert_eq!(report.executed, 1, "{report:?}");
+    let delivery = sink
+        .deliveries()
+        .into_values()
+        .next()
+        .expect("one delivery");
+    assert_eq!(
+        delivery.authorization.as_deref(),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+
+    // Receipts for the handle and the token; none holds the value.
+    let issued: Vec<SecretTokenIssued> = store
+        .read_by_type(SecretTokenIssued::TYPE)
+        .await
+        .expect("reading")
+        .into_iter()
+        .map(|stored| serde_json::from_value(stored.envelope.payload).expect("a receipt"))
+        .collect();
+    assert_eq!(
+        issued.iter().map(|i| i.token_type).collect::<Vec<_>>(),
+        [TokenType::Handle, TokenType::AccessToken]
+    );
+    let token = &issued[1];
+    assert_eq!(token.audience.as_deref(), Some(ONCALL_DESTINATION));
+    assert_eq!(token.secret_id, SECRET_ID);
+    assert_eq!(token.handle_id.as_deref(), Some(handle.handle_id.as_str()));
+    assert_eq!(
+        (token.requester.clone(), token.capability_id),
+        (responder(), capability())
+    );
+    assert!(
+        token
+            .expires_at
+            .is_some_and(|expires| expires > token.issued_at)
+    );
+
+    // Tokens are bound to their audience and their time.
+    let elsewhere = provider
+        .access_token(
+            &handle,
+            "webhook.other",
+            "post",
+            Duration::from_secs(60),
+            &responder(),
+            capability(),
+            correlation(),
+        )
+        .await
+        .expect("a token for another audience");
+    assert!(matches!(
+        provider.redeem(&elsewhere, ONCALL_DESTINATION),
+        Err(SecretsError::TokenRefused(reason)) if reason.contains("not `webhook.oncall`")
+    ));
+    let short = provider
+        .access_token(
+            &handle,
+            ONCALL_DESTINATION,
+            "post",
+            Duration::ZERO,
+            &responder(),
+            capability(),
+            correlation(),
+        )
+        .await
+        .expect("a token that is already over");
+    assert!(matches!(
+        provider.redeem(&short, ONCALL_DESTINATION),
+        Err(SecretsError::TokenRefused(reason)) if reason.contains("expired")
+    ));
+
+    // Revoking the handle ends its tokens at once, and the executor can no longer post.
+    let live = provider
+        .access_token(
+            &handle,
+            ONCALL_DESTINATION,
+            "post",
+            Duration::from_secs(60),
+            &responder(),
+            capability(),
+            correlation(),
+        )
+        .await
+        .expect("a token");
+    provider
+        .revoke(&handle.handle_id, &responder(), "rotated", capability())
+        .await
+        .expect("revoking");
+    assert!(matches!(
+        provider.redeem(&live, ONCALL_DESTINATION),
+        Err(SecretsError::TokenRefused(_))
+    ));
+    assert!(matches!(
+        provider
+            .access_token(
+                &handle,
+                ONCALL_DESTINATION,
+                "post",
+                Duration::from_secs(60),
+                &responder(),
+                capability(),
+                correlation()
+            )
+            .await,
+        Err(SecretsError::Revoked(_))
+    ));
+    assert_eq!(
+        store
+            .read_by_type(SecretHandleRevoked::TYPE)
+            .await
+            .expect("reading")
+            .len(),
+        1
+    );
+    // A provider opened again from the log knows the handle is revoked.
+    let reopened = self::provider(&store, &file, Scope::everything()).await;
+    assert!(matches!(
+        reopened
+            .access_token(
+                &handle,
+                ONCALL_DESTINATION,
+                "post",
+                Duration::from_secs(60),
+                &responder(),
+                capability(),
+                correlation()
+            )
+            .await,
+        Err(SecretsError::Revoked(_))
+    ));
+
+    // The raw secret is nowhere at rest: not in the secrets file, not in the database.
+    let sealed = std::fs::read(&file).expect("the secrets file");
+    assert!(
+        !contains(&sealed, SECRET),
+        "the secrets file holds the value in clear"
+    );
+    assert!(
+        contains(&sealed, SECRET_ID),
+        "the file does hold the sealed entry"
+    );
+    let at_rest = everything_at_rest(backend, test, &store).await;
+    assert!(!at_rest.is_empty());
+    assert!(
+        contains(&at_rest, SECRET_ID),
+        "the receipts name the secret"
+    );
+    assert!(
+        !contains(&at_rest, SECRET),
+        "the database holds the value in clear"
+    );
+}
+
+async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Backend) {
+    let test = "secrets_capability_denied";
+    let store = backend.store(test).await;
+    let file = secrets_file(test);
+    let provider = provider(
+        &store,
+        &file,
+        Scope {
+            destinations: Selector::only(["webhook.other"]),
+            ..Scope::everything()
+        },
+    )
+    .await;
+    provider
+        .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
+        .expect("storing");
+    let handle = provider
+        .handle(SECRET_ID, &responder(), capability(), correlation())
+        .await
+        .expect("a handle needs no audience");
+    let denied = provider
+        .access_token(
+            &handle,
+            ONCALL_DESTINATION,
+            "post",
+            Duration::from_secs(60),
+            &responder(),
+            capability(),
+            correlation(),
+        )
+        .await;
+    assert!(
+        matches!(&denied, Err(SecretsError::Denied { reason, .. }) if reason.contains("does not reach `webhook.oncall`")),
+        "{denied:?}"
+    );
+}
+
+on_both_backends!(
+    the_webhook_credential_reaches_its_audience_only_through_the_provider,
+    a_capability_that_does_not_reach_the_audience_gets_no_token,
+);
+
+#[test]
+fn a_tampered_or_moved_secret_does_not_decrypt() {
+    let file = secrets_file("secrets_tampered");
+    let backend = EncryptedFile::with_key(&file, KEY).expect("a valid key");
+    backend
+        .put(SECRET_ID, &SecretValue::new(SECRET.as_bytes().to_vec()))
+        .expect("storing");
+    assert_eq!(
+        backend.get(SECRET_ID).expect("reading").expose(),
+        SECRET.as_bytes()
+    );
+    let mut sealed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("the file")).expect("JSON");
+    // Moved under another name: the name is authenticated with the value.
+    sealed["webhook.other.token"] = sealed[SECRET_ID].clone();
+    let ciphertext = sealed[SECRET_ID]["ciphertext"]
+        .as_str()
+        .expect("hex")
+        .to_owned();
+    let flipped = format!(
+        "{}{}",
+        if ciphertext.starts_with('0') {
+            "1"
+        } else {
+            "0"
+        },
+        &ciphertext[1..]
+    );
+    sealed[SECRET_ID]["ciphertext"] = flipped.into();
+    std::fs::write(&file, serde_json::to_vec(&sealed).expect("JSON")).expect("writing");
+    for secret_id in [SECRET_ID, "webhook.other.token"] {
+        assert!(
+            matches!(
+                backend.get(secret_id),
+                Err(SecretsError::Undecryptable { .. })
+            ),
+            "{secret_id} decrypted"
+        );
+    }
+    let wrong_key = EncryptedFile::with_key(&file, &KEY.replace('0', "f")).expect("a valid key");
+    assert!(matches!(
+        wrong_key.get("webhook.other.token"),
+        Err(SecretsError::Undecryptable { .. })
+    ));
+    assert!(matches!(
+        EncryptedFile::with_key(&file, "abcd"),
+        Err(SecretsError::BadKey(_))
+    ));
+}
