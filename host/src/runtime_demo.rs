@@ -158,7 +158,7 @@ async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyho
             holder: ops_core::reaction::reactor(pack),
             issuer: operator.clone(),
             scope: Scope {
-                command_types: Selector::only([format!("pack.{pack}.*").as_str()]),
+                types: Selector::only([format!("pack.{pack}.*").as_str()]),
                 ..Scope::everything()
             },
             valid_from: now,

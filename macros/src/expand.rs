@@ -57,6 +57,7 @@ fn with_errors(item: &impl quote::ToTokens, errors: TokenStream) -> TokenStream 
 }
 
 fn serde_and_schema(item: &syn::DeriveInput) -> TokenStream {
+    let item = &mark_sensitive(item);
     quote! {
         #[derive(
             ::ops_core::__private::serde::Serialize,
@@ -67,6 +68,31 @@ fn serde_and_schema(item: &syn::DeriveInput) -> TokenStream {
         #[schemars(crate = "::ops_core::__private::schemars")]
         #item
     }
+}
+
+/// `#[sensitive]` on a field becomes `x-sensitive: true` in its schema: query results
+/// redact it unless the caller's capability reveals the type's sensitive fields.
+fn mark_sensitive(item: &syn::DeriveInput) -> syn::DeriveInput {
+    let mut item = item.clone();
+    let mark = |fields: &mut syn::Fields| {
+        for field in fields.iter_mut() {
+            let before = field.attrs.len();
+            field
+                .attrs
+                .retain(|attr| !attr.path().is_ident("sensitive"));
+            if field.attrs.len() != before {
+                field
+                    .attrs
+                    .push(syn::parse_quote!(#[schemars(extend("x-sensitive" = true))]));
+            }
+        }
+    };
+    match &mut item.data {
+        syn::Data::Struct(data) => mark(&mut data.fields),
+        syn::Data::Enum(data) => data.variants.iter_mut().for_each(|v| mark(&mut v.fields)),
+        syn::Data::Union(_) => {}
+    }
+    item
 }
 
 fn contract_impls(contract: &Contract) -> TokenStream {

@@ -380,12 +380,15 @@ fn safety() -> impl Strategy<Value = SafetyClass> {
 }
 
 fn scope() -> impl Strategy<Value = Scope> {
-    (selector(), safety(), selector()).prop_map(|(tenants, max_safety, destinations)| Scope {
-        command_types: Selector::All,
-        max_safety,
-        tenants,
-        destinations,
-    })
+    (selector(), safety(), selector(), selector()).prop_map(
+        |(tenants, max_safety, destinations, sensitive)| Scope {
+            types: Selector::All,
+            max_safety,
+            tenants,
+            destinations,
+            sensitive,
+        },
+    )
 }
 
 fn action() -> impl Strategy<Value = Action> {

@@ -32,6 +32,10 @@ pub enum Selector {
 }
 
 impl Selector {
+    pub fn none() -> Self {
+        Selector::Only(BTreeSet::new())
+    }
+
     pub fn only<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         Selector::Only(names.into_iter().map(str::to_owned).collect())
     }
@@ -85,36 +89,41 @@ fn parent_covers_prefix(parent: &Selector, prefix: &str) -> bool {
 #[crate::data]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scope {
-    /// Command types it may send.
-    pub command_types: Selector,
+    /// Command types it may send, and event types it may query.
+    pub types: Selector,
     /// The most dangerous safety class it may use.
     pub max_safety: SafetyClass,
     pub tenants: Selector,
     /// Destinations its external effects may reach.
     pub destinations: Selector,
+    /// Types whose sensitive fields its queries see; redacted otherwise.
+    #[serde(default = "Selector::none")]
+    pub sensitive: Selector,
 }
 
 impl Scope {
     /// Everything: what an operator grants itself at install time.
     pub fn everything() -> Self {
         Scope {
-            command_types: Selector::All,
+            types: Selector::All,
             max_safety: SafetyClass::WriteExternalSideEffect,
             tenants: Selector::All,
             destinations: Selector::All,
+            sensitive: Selector::All,
         }
     }
 
     pub fn within(&self, parent: &Scope) -> bool {
-        self.command_types.within(&parent.command_types)
+        self.types.within(&parent.types)
             && self.max_safety <= parent.max_safety
             && self.tenants.within(&parent.tenants)
             && self.destinations.within(&parent.destinations)
+            && self.sensitive.within(&parent.sensitive)
     }
 
     /// Why `action` is outside this scope, if it is.
     fn refuses(&self, action: &Action) -> Option<String> {
-        if !self.command_types.covers(&action.command_type) {
+        if !self.types.covers(&action.command_type) {
             return Some(format!(
                 "its scope does not cover `{}`",
                 action.command_type
@@ -162,10 +171,11 @@ fn example_actor(id: &str) -> Actor {
 
 fn example_scope() -> Scope {
     Scope {
-        command_types: Selector::only(["pack.incidents.*"]),
+        types: Selector::only(["pack.incidents.*"]),
         max_safety: SafetyClass::WriteExternalSideEffect,
         tenants: Selector::only(["acme"]),
         destinations: Selector::only(["pager"]),
+        sensitive: Selector::none(),
     }
 }
 
@@ -287,9 +297,13 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
-/// Authority over actions: what the command bus and the egress gateway ask.
+/// Authority over actions: what the command bus, the egress gateway, the query gateway
+/// and the secrets provider ask.
 pub trait Authority: Send + Sync {
     fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision;
+    /// Whether queries on `capability_id` see the sensitive fields of `type_name` at `at`:
+    /// only when the capability and every ancestor reveal them.
+    fn reveals(&self, capability_id: CapabilityId, type_name: &str, at: Timestamp) -> bool;
 }
 
 /// How deep delegations may nest; deeper chains are refused at grant time.
@@ -531,6 +545,24 @@ impl CapabilityBook {
 impl Authority for CapabilityBook {
     fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
         CapabilityBook::check(self, capability_id, action, at)
+    }
+
+    fn reveals(&self, capability_id: CapabilityId, type_name: &str, at: Timestamp) -> bool {
+        let mut next = Some(capability_id);
+        let mut depth = 0;
+        while let Some(id) = next {
+            depth += 1;
+            match self.state_at(id, at) {
+                Some(state)
+                    if depth <= MAX_DELEGATION_DEPTH + 1
+                        && state.scope.sensitive.covers(type_name) =>
+                {
+                    next = state.grant.parent;
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 }
 

@@ -22,6 +22,7 @@ pub mod id;
 pub mod pack;
 pub mod projection;
 pub mod reaction;
+pub mod redaction;
 pub mod registry;
 pub mod secrets;
 pub mod time;

@@ -10,8 +10,8 @@
 use std::sync::{Arc, RwLock};
 
 use ops_core::capability::{
-    Action, Authority, CapabilityBook, CapabilityExpired, CapabilityGranted, CapabilityRevoked,
-    CapabilityScopeChanged, Decision, Scope,
+    Action, Authority, CapabilityBook, CapabilityDenied, CapabilityExpired, CapabilityGranted,
+    CapabilityRevoked, CapabilityScopeChanged, Decision, Scope,
 };
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
@@ -239,4 +239,60 @@ impl Authority for Capabilities {
     fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
         Capabilities::check(self, capability_id, action, at)
     }
+
+    fn reveals(&self, capability_id: CapabilityId, type_name: &str, at: Timestamp) -> bool {
+        self.read().reveals(capability_id, type_name, at)
+    }
+}
+
+/// A check that said no, as its receipt records it.
+pub(crate) struct Denial<'a> {
+    pub capability_id: CapabilityId,
+    pub actor: &'a Actor,
+    pub action: &'a str,
+    pub subject: String,
+    pub reason: &'a str,
+    pub decision: Decision,
+    pub correlation_id: CorrelationId,
+    pub causation: Causation,
+    pub source_ref: &'static str,
+}
+
+/// Writes the `CapabilityDenied` receipt of a refused call, on the capability's stream of
+/// denials.
+pub(crate) async fn record_denial(
+    store: &EventStore,
+    denial: Denial<'_>,
+) -> Result<(), AppendError> {
+    let now = Timestamp::now();
+    let receipt = CapabilityDenied {
+        capability_id: denial.capability_id,
+        actor: denial.actor.clone(),
+        action: denial.action.to_owned(),
+        subject: denial.subject.clone(),
+        reason: denial.reason.to_owned(),
+        capability_state_ref: denial.decision.state_ref,
+        capability_chain: denial.decision.chain,
+    };
+    let origin = EventOrigin {
+        source_ref: denial.source_ref.to_owned(),
+        source_native_id: format!("{}:denied:{now}", denial.subject),
+        source_sequence: None,
+        occurred_at: now,
+        ingested_at: now,
+        effective_at: None,
+        correlation_id: denial.correlation_id,
+        causation: denial.causation,
+        actor: denial.actor.clone(),
+        capability_id: denial.capability_id,
+    };
+    let receipt = EventEnvelope::new(&receipt, origin).expect("a denial is plain JSON");
+    store
+        .append(
+            &format!("denials/{}", denial.capability_id),
+            ExpectedVersion::Any,
+            &[receipt],
+        )
+        .await
+        .map(drop)
 }

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ops_core::capability::{Action, Authority, CapabilityDenied};
+use ops_core::capability::{Action, Authority};
+
+use crate::capability::Denial;
 
 use ops_core::envelope::{
     Actor, Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
@@ -191,36 +193,23 @@ impl CommandBus {
         }
         let reason = decision
             .reason
+            .clone()
             .unwrap_or_else(|| "the capability does not allow it".to_owned());
-        let denied = CapabilityDenied {
-            capability_id,
-            actor: command.actor.clone(),
-            action: command.command_type.clone(),
-            subject: command.command_id.to_string(),
-            reason: reason.clone(),
-            capability_state_ref: decision.state_ref,
-            capability_chain: decision.chain,
-        };
-        let origin = EventOrigin {
-            source_ref: "core.bus".to_owned(),
-            source_native_id: format!("{}:denied:{now}", command.command_id),
-            source_sequence: None,
-            occurred_at: now,
-            ingested_at: now,
-            effective_at: None,
-            correlation_id: command.correlation_id,
-            causation: Causation::Command(command.command_id),
-            actor: command.actor.clone(),
-            capability_id,
-        };
-        let receipt = EventEnvelope::new(&denied, origin)?;
-        self.store
-            .append(
-                &format!("denials/{capability_id}"),
-                ExpectedVersion::Any,
-                &[receipt],
-            )
-            .await?;
+        crate::capability::record_denial(
+            &self.store,
+            Denial {
+                capability_id,
+                actor: &command.actor,
+                action: &command.command_type,
+                subject: command.command_id.to_string(),
+                reason: &reason,
+                decision,
+                correlation_id: command.correlation_id,
+                causation: Causation::Command(command.command_id),
+                source_ref: "core.bus",
+            },
+        )
+        .await?;
         Err(BusError::Denied {
             command: command.command_type.clone(),
             capability: capability_id,

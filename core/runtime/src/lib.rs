@@ -10,6 +10,7 @@ pub mod db;
 pub mod egress;
 pub mod migrate;
 pub mod projection;
+pub mod query;
 pub mod reaction;
 pub mod reconcile;
 pub mod secrets;

@@ -10,6 +10,8 @@ pub struct PersonRef {
     /// Which system the id belongs to, e.g. `pagerduty`.
     pub system: String,
     pub id: String,
+    /// Personal data: queries redact it unless the capability reveals it.
+    #[sensitive]
     pub display_name: String,
 }
 
