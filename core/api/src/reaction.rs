@@ -123,7 +123,7 @@ macro_rules! install_reaction {
             }
             ::core::assert!(
                 proposes_own(&$reaction),
-                "a reaction can only propose its own pack's commands (`pack.<its id>.*`); to ask another pack, send its public command from a handler of that pack"
+                "a reaction can only propose its own pack's commands (`pack.<its id>.*`); another pack's commands are sent by that pack or by a person"
             );
             ::core::assert!(
                 sees(&$reaction),

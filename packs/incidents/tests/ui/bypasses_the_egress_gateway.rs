@@ -1,0 +1,13 @@
+// A pack trying to reach the outside by itself. It cannot name the executor trait (the
+// runtime is not linkable from a pack) and has no HTTP client to call.
+use ops_core_runtime::egress::Executor;
+
+pub struct MyOwnPager;
+
+impl Executor for MyOwnPager {}
+
+pub fn page_directly() {
+    let _ = reqwest::blocking::get("https://pager.example.com/page");
+}
+
+fn main() {}
