@@ -1,5 +1,6 @@
 //! `ops-host`: the binary that links the installed packs and runs the platform.
 
+mod capabilities;
 mod demo;
 mod runtime_demo;
 mod sagas;
@@ -54,6 +55,11 @@ enum Command {
     Sagas {
         #[command(subcommand)]
         command: SagasCommand,
+    },
+    /// Capabilities as of a time, and whether one allowed an action then (for audits).
+    Capabilities {
+        #[command(subcommand)]
+        command: CapabilitiesCommand,
     },
     /// Inspect the event log.
     Log {
@@ -111,6 +117,40 @@ enum ProjectionsCommand {
 enum SagasCommand {
     /// Every saga with its effects, their current states and the steps they went through.
     List {
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum CapabilitiesCommand {
+    /// Every capability as it stood at `--at` (default: now).
+    List {
+        /// An RFC 3339 time, e.g. 2026-11-26T09:00:00Z.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Whether `--capability` allowed an action at `--at`; exit 1 when it did not.
+    Check {
+        #[arg(long)]
+        capability: String,
+        /// `human:ID`, `service:ID` or `agent:ID`.
+        #[arg(long)]
+        actor: String,
+        /// The command or event type.
+        #[arg(long = "type")]
+        type_name: String,
+        /// read, write_internal or write_external.
+        #[arg(long, default_value = "read")]
+        safety: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long)]
+        at: Option<String>,
         #[command(flatten)]
         storage: Storage,
     },
@@ -289,6 +329,41 @@ fn main() -> anyhow::Result<()> {
         } => block_on(async {
             let store = storage.store(registry).await?;
             sagas::write_sagas(&store, &mut std::io::stdout().lock()).await
+        }),
+        Command::Capabilities {
+            command: CapabilitiesCommand::List { at, storage },
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            capabilities::list(&store, at.as_deref(), &mut std::io::stdout().lock()).await
+        }),
+        Command::Capabilities {
+            command:
+                CapabilitiesCommand::Check {
+                    capability,
+                    actor,
+                    type_name,
+                    safety,
+                    tenant,
+                    destination,
+                    at,
+                    storage,
+                },
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            let request = capabilities::CheckRequest {
+                capability: &capability,
+                actor: &actor,
+                type_name: &type_name,
+                safety: &safety,
+                tenant: tenant.as_deref(),
+                destination: destination.as_deref(),
+                at: at.as_deref(),
+            };
+            if capabilities::check(&store, request, &mut std::io::stdout().lock()).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }),
         Command::Log {
             command: LogCommand::Types { storage },

@@ -98,6 +98,38 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         status.contains("pack:incidents/incident_board v1: lag 0 ms of 5000 ms allowed (fresh)"),
         "{status}"
     );
+    let (ok, capabilities) = host(&["capabilities", "list", "--data", data_arg]);
+    assert!(ok, "{capabilities}");
+    assert!(
+        capabilities.contains("active: held by service `pack.notify`"),
+        "{capabilities}"
+    );
+    let notify_capability = capabilities.split(' ').next().unwrap_or_default();
+    let check = |type_name: &str| {
+        host(&[
+            "capabilities",
+            "check",
+            "--data",
+            data_arg,
+            "--capability",
+            notify_capability,
+            "--actor",
+            "service:pack.notify",
+            "--type",
+            type_name,
+            "--safety",
+            "write_external",
+            "--destination",
+            "webhook.oncall",
+        ])
+    };
+    let (ok, allowed) = check("pack.notify.oncall.NotifyOnCall");
+    assert!(ok && allowed.starts_with("allowed"), "{allowed}");
+    let (ok, denied) = check("pack.incidents.incident.OpenIncident");
+    assert!(
+        !ok && denied.contains("does not cover `pack.incidents.incident.OpenIncident`"),
+        "{denied}"
+    );
     let (ok, types) = host(&["log", "types", "--data", data_arg]);
     assert!(ok, "{types}");
     assert!(

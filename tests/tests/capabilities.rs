@@ -141,6 +141,35 @@ async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happen
         "another actor cannot use it"
     );
 
+    // The end of the window is recorded once, when it is due.
+    assert!(
+        capabilities
+            .expire_due(at("2026-11-30T00:00:00Z"))
+            .await
+            .expect("expiring")
+            .is_empty()
+    );
+    assert_eq!(
+        capabilities
+            .expire_due(at("2026-12-02T00:00:00Z"))
+            .await
+            .expect("expiring"),
+        [id]
+    );
+    assert!(
+        capabilities
+            .expire_due(at("2026-12-03T00:00:00Z"))
+            .await
+            .expect("expiring")
+            .is_empty()
+    );
+    let expired = store
+        .read_by_type(ops_core::capability::CapabilityExpired::TYPE)
+        .await
+        .expect("reading");
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].envelope.occurred_at, at("2026-12-01T00:00:00Z"));
+
     // Another host reading the same log answers the same.
     let elsewhere = Capabilities::load(store).await.expect("loading");
     for when in [

@@ -379,6 +379,27 @@ impl CapabilityBook {
         Ok(true)
     }
 
+    /// Capabilities whose window ended by `now` with no `CapabilityExpired` recorded, and
+    /// when each ended.
+    pub fn ended_unrecorded(&self, now: Timestamp) -> Vec<(CapabilityId, Timestamp)> {
+        self.histories
+            .iter()
+            .filter_map(|(id, history)| {
+                let grant = history.iter().find_map(|recorded| match &recorded.change {
+                    Change::Granted(grant) => Some(grant),
+                    _ => None,
+                })?;
+                let recorded = history.iter().any(|r| r.change == Change::Expired);
+                (!recorded && grant.valid_until <= now).then_some((*id, grant.valid_until))
+            })
+            .collect()
+    }
+
+    /// Every capability the book knows, by id.
+    pub fn ids(&self) -> impl Iterator<Item = CapabilityId> + '_ {
+        self.histories.keys().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.histories.len()
     }

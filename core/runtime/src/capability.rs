@@ -170,8 +170,24 @@ impl Capabilities {
         .await
     }
 
+    /// Records `CapabilityExpired` for every capability whose window ended by `now` and
+    /// whose end is not recorded yet; returns them. The window alone already ends a
+    /// capability; this makes the end visible in the log. Running it again records nothing.
+    pub async fn expire_due(&self, now: Timestamp) -> Result<Vec<CapabilityId>, CapabilityError> {
+        let due: Vec<(CapabilityId, Timestamp)> = self.read().ended_unrecorded(now);
+        for (capability_id, ended_at) in &due {
+            self.expire(*capability_id, *ended_at).await?;
+        }
+        Ok(due.into_iter().map(|(id, _)| id).collect())
+    }
+
     pub fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
         self.read().check(capability_id, action, at)
+    }
+
+    /// A copy of the book as of the last refresh, for audits that walk every capability.
+    pub fn book(&self) -> CapabilityBook {
+        self.read().clone()
     }
 
     /// Whether `capability_id` was ever granted (whatever became of it since).
