@@ -17,6 +17,7 @@ pub mod connector;
 pub mod contract;
 pub mod egress;
 pub mod envelope;
+pub mod governance;
 pub mod handler;
 pub mod id;
 pub mod pack;

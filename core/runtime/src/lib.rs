@@ -8,6 +8,7 @@ pub mod command;
 pub mod connector;
 pub mod db;
 pub mod egress;
+pub mod governance;
 pub mod migrate;
 pub mod projection;
 pub mod query;

@@ -1,0 +1,472 @@
+//! Governed policies in the log (Section 2, 3): drafting, simulation against recorded
+//! decisions, approval, activation on a passing eval artifact and a verified Ed25519
+//! signature, deprecation and explicit rollback. Each step is a core event whose actor is
+//! who took it; [`PolicyBook`] says which step is allowed. [`ActivePolicies`] approves
+//! effects for the egress gateway by the active versions, so receipts name the policy id
+//! and version that approved them.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, RwLock};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ops_core::canonical::payload_hash;
+use ops_core::contract::{Contract, Event};
+use ops_core::egress::{Approval, EgressExecuted};
+use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::governance::{
+    DecisionChange, EvalArtifact, EvalRecorded, Evidence, PolicyBook, PolicyDefinition,
+    PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
+};
+use ops_core::id::{CapabilityId, CommandId, ContentId, CorrelationId, UserActionId};
+use ops_core::time::Timestamp;
+
+use crate::db::on_db;
+use crate::egress::{ApprovalPolicy, Effect};
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, StoredEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy `{policy}` {version}: {reason}")]
+    Refused {
+        policy: String,
+        version: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("reading recorded decisions failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("recording the step failed; nothing was written: {0}")]
+    Append(#[from] AppendError),
+}
+
+/// Signs a governed artifact: Ed25519 over the text of its content id, hex.
+pub fn sign(content_id: &ContentId, key: &SigningKey) -> String {
+    hex::encode(key.sign(content_id.to_string().as_bytes()).to_bytes())
+}
+
+pub struct Policies {
+    store: EventStore,
+    book: RwLock<PolicyBook>,
+    /// Keys whose signatures may activate a policy.
+    trusted: Vec<VerifyingKey>,
+    /// The capability governance steps are recorded under.
+    capability_id: CapabilityId,
+}
+
+impl Policies {
+    pub async fn load(
+        store: EventStore,
+        trusted: Vec<VerifyingKey>,
+        capability_id: CapabilityId,
+    ) -> Result<Self, PolicyError> {
+        let mut events: Vec<StoredEvent> = Vec::new();
+        for event_type in [
+            PolicyDrafted::TYPE,
+            PolicyPromoted::TYPE,
+            PolicyRolledBack::TYPE,
+            EvalRecorded::TYPE,
+        ] {
+            events.extend(store.read_by_type(event_type).await?);
+        }
+        events.sort_by_key(|event| event.position);
+        let mut book = PolicyBook::default();
+        for event in &events {
+            apply(&mut book, &event.envelope);
+        }
+        Ok(Policies {
+            store,
+            book: RwLock::new(book),
+            trusted,
+            capability_id,
+        })
+    }
+
+    pub fn book(&self) -> PolicyBook {
+        self.book.read().expect("never poisoned").clone()
+    }
+
+    pub async fn draft(
+        &self,
+        definition: PolicyDefinition,
+        by: &Actor,
+    ) -> Result<ContentId, PolicyError> {
+        let content_id = definition.content_id();
+        let refuse = |reason: String| PolicyError::Refused {
+            policy: definition.policy_id.clone(),
+            version: definition.version.clone(),
+            reason,
+        };
+        semver::Version::parse(&definition.version).map_err(|error| {
+            refuse(format!(
+                "`{}` is not a semver version: {error}",
+                definition.version
+            ))
+        })?;
+        if let Some(existing) = self
+            .book()
+            .version(&definition.policy_id, &definition.version)
+        {
+            return if existing.content_id == content_id {
+                Ok(content_id)
+            } else {
+                Err(refuse(
+                    "this version was drafted with other content; bump the version".to_owned(),
+                ))
+            };
+        }
+        let drafted = PolicyDrafted {
+            definition: definition.clone(),
+            content_id,
+        };
+        self.record(&drafted, &format!("{content_id}:drafted"), by)
+            .await?;
+        Ok(content_id)
+    }
+
+    /// Replays the recorded external effects against the candidate: which would it approve,
+    /// which did the active version approve, and what the inputs were.
+    pub async fn simulate(
+        &self,
+        policy_id: &str,
+        version: &str,
+        by: &Actor,
+    ) -> Result<SimulationReport, PolicyError> {
+        let definition = self.definition(policy_id, version)?;
+        let rows: Vec<(String, String, String, i64)> = on_db!(self.store.db(), pool => {
+            sqlx::query_as(
+                "SELECT command_id, command_type, destination, created_at_us FROM core_outbox \
+                 WHERE state <> 'pending' ORDER BY created_at_us, id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut approved_by_policy: BTreeMap<String, bool> = BTreeMap::new();
+        for receipt in self.store.read_by_type(EgressExecuted::TYPE).await? {
+            if let Ok(executed) = serde_json::from_value::<EgressExecuted>(receipt.envelope.payload)
+            {
+                let by_this = matches!(&executed.approval, Approval::Policy { policy_id: id, .. } if id == policy_id);
+                approved_by_policy.insert(executed.effect.command_id.to_string(), by_this);
+            }
+        }
+        let mut per_day: BTreeMap<i64, u32> = BTreeMap::new();
+        let mut changed = Vec::new();
+        for (command_id, command_type, destination, created_at_us) in &rows {
+            let day = created_at_us.div_euclid(86_400_000_000);
+            let candidate = definition.covers(command_type, destination) && {
+                let used = per_day.entry(day).or_default();
+                *used += 1;
+                *used <= definition.rule.max_per_day
+            };
+            let active = approved_by_policy.get(command_id).copied().unwrap_or(false);
+            if candidate != active {
+                changed.push(DecisionChange {
+                    command_id: command_id.parse::<CommandId>().map_err(|error| {
+                        PolicyError::Refused {
+                            policy: policy_id.to_owned(),
+                            version: version.to_owned(),
+                            reason: format!("outbox row {command_id} is damaged: {error}"),
+                        }
+                    })?,
+                    active,
+                    candidate,
+                });
+            }
+        }
+        let report = SimulationReport {
+            compared: rows.len() as u32,
+            changed,
+            inputs_hash: payload_hash(&serde_json::to_value(&rows).expect("rows are plain JSON")),
+        };
+        self.promote(
+            policy_id,
+            version,
+            PolicyState::Simulated,
+            Evidence::Simulation {
+                report: report.clone(),
+            },
+            by,
+        )
+        .await?;
+        Ok(report)
+    }
+
+    pub async fn approve(
+        &self,
+        policy_id: &str,
+        version: &str,
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let evidence = Evidence::Approval {
+            approved_by: by.clone(),
+        };
+        self.promote(policy_id, version, PolicyState::Approved, evidence, by)
+            .await
+    }
+
+    pub async fn record_eval(
+        &self,
+        artifact: EvalArtifact,
+        by: &Actor,
+    ) -> Result<ContentId, PolicyError> {
+        let eval_id = artifact.eval_id();
+        let recorded = EvalRecorded { eval_id, artifact };
+        self.record(&recorded, &format!("{eval_id}:eval"), by)
+            .await?;
+        Ok(eval_id)
+    }
+
+    /// Activates a version on a recorded, passing eval and a signature by a trusted key.
+    pub async fn activate(
+        &self,
+        policy_id: &str,
+        version: &str,
+        eval_id: ContentId,
+        signature: &str,
+        signer: &VerifyingKey,
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let refuse = |reason: String| PolicyError::Refused {
+            policy: policy_id.to_owned(),
+            version: version.to_owned(),
+            reason,
+        };
+        let definition = self.definition(policy_id, version)?;
+        let recorded = self
+            .book()
+            .version(policy_id, version)
+            .map(|v| v.content_id);
+        let content_id = definition.content_id();
+        if recorded != Some(content_id) {
+            return Err(refuse(format!(
+                "its definition no longer hashes to {}; it was tampered with",
+                recorded.map(|id| id.to_string()).unwrap_or_default()
+            )));
+        }
+        if !self.trusted.contains(signer) {
+            return Err(refuse(format!(
+                "the signing key {} is not trusted",
+                hex::encode(signer.as_bytes())
+            )));
+        }
+        let signature = hex::decode(signature)
+            .ok()
+            .and_then(|bytes| Signature::from_slice(&bytes).ok())
+            .ok_or_else(|| refuse("the signature is not 64 bytes of hex".to_owned()))?;
+        signer
+            .verify(content_id.to_string().as_bytes(), &signature)
+            .map_err(|_| refuse(format!("the signature does not verify for {content_id}: the artifact changed after it was signed, or another key signed it")))?;
+        let evidence = Evidence::Activation {
+            eval_id,
+            signature: hex::encode(signature.to_bytes()),
+            signer: hex::encode(signer.as_bytes()),
+        };
+        self.promote(policy_id, version, PolicyState::Active, evidence, by)
+            .await
+    }
+
+    pub async fn deprecate(
+        &self,
+        policy_id: &str,
+        version: &str,
+        reason: &str,
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let evidence = Evidence::Deprecation {
+            reason: reason.to_owned(),
+        };
+        self.promote(policy_id, version, PolicyState::Deprecated, evidence, by)
+            .await
+    }
+
+    /// Makes a named earlier version active again.
+    pub async fn rollback(
+        &self,
+        policy_id: &str,
+        to_version: &str,
+        reason: &str,
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let book = self.book();
+        if let Some(reason) = book.refuses_rollback(policy_id, to_version) {
+            return Err(PolicyError::Refused {
+                policy: policy_id.to_owned(),
+                version: to_version.to_owned(),
+                reason,
+            });
+        }
+        let from_version = book
+            .active()
+            .find(|v| v.definition.policy_id == policy_id)
+            .map(|v| v.definition.version.clone())
+            .unwrap_or_default();
+        let rolled_back = PolicyRolledBack {
+            policy_id: policy_id.to_owned(),
+            from_version: from_version.clone(),
+            to_version: to_version.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.record(
+            &rolled_back,
+            &format!(
+                "{policy_id}:{from_version}->{to_version}:{}",
+                Timestamp::now()
+            ),
+            by,
+        )
+        .await
+    }
+
+    /// The approval policy the egress gateway asks: the active versions, with each one's
+    /// daily count so far read from today's receipts.
+    pub async fn active_approvals(&self) -> Result<ActivePolicies, PolicyError> {
+        let today = Timestamp::now().unix_micros().div_euclid(86_400_000_000);
+        let mut used: BTreeMap<String, u32> = BTreeMap::new();
+        for receipt in self.store.read_by_type(EgressExecuted::TYPE).await? {
+            let day = receipt
+                .envelope
+                .occurred_at
+                .unix_micros()
+                .div_euclid(86_400_000_000);
+            if let Ok(executed) = serde_json::from_value::<EgressExecuted>(receipt.envelope.payload)
+                && let Approval::Policy { policy_id, .. } = executed.approval
+                && day == today
+            {
+                *used.entry(policy_id).or_default() += 1;
+            }
+        }
+        Ok(ActivePolicies {
+            active: self.book().active().map(|v| v.definition.clone()).collect(),
+            used: Mutex::new((today, used)),
+        })
+    }
+
+    fn definition(&self, policy_id: &str, version: &str) -> Result<PolicyDefinition, PolicyError> {
+        self.book()
+            .version(policy_id, version)
+            .map(|v| v.definition.clone())
+            .ok_or_else(|| PolicyError::Refused {
+                policy: policy_id.to_owned(),
+                version: version.to_owned(),
+                reason: "it was never drafted".to_owned(),
+            })
+    }
+
+    async fn promote(
+        &self,
+        policy_id: &str,
+        version: &str,
+        to: PolicyState,
+        evidence: Evidence,
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let book = self.book();
+        if let Some(reason) = book.refuses(policy_id, version, to, &evidence) {
+            return Err(PolicyError::Refused {
+                policy: policy_id.to_owned(),
+                version: version.to_owned(),
+                reason,
+            });
+        }
+        let content_id = book
+            .version(policy_id, version)
+            .map(|v| v.content_id)
+            .expect("checked: the version exists");
+        let promoted = PolicyPromoted {
+            policy_id: policy_id.to_owned(),
+            version: version.to_owned(),
+            content_id,
+            to,
+            evidence,
+        };
+        self.record(&promoted, &format!("{content_id}:{to:?}"), by)
+            .await
+    }
+
+    async fn record<E: Event>(
+        &self,
+        event: &E,
+        native_id: &str,
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let now = Timestamp::now();
+        let origin = EventOrigin {
+            source_ref: "core.governance".to_owned(),
+            source_native_id: native_id.to_owned(),
+            source_sequence: None,
+            occurred_at: now,
+            ingested_at: now,
+            effective_at: None,
+            correlation_id: CorrelationId::of(native_id)
+                .expect("plain strings have a canonical form"),
+            causation: Causation::UserAction(
+                UserActionId::of(native_id).expect("plain strings have a canonical form"),
+            ),
+            actor: by.clone(),
+            capability_id: self.capability_id,
+        };
+        let envelope = EventEnvelope::new(event, origin).expect("governance events are plain JSON");
+        self.store
+            .append(
+                "governance",
+                ExpectedVersion::Any,
+                std::slice::from_ref(&envelope),
+            )
+            .await?;
+        apply(&mut self.book.write().expect("never poisoned"), &envelope);
+        Ok(())
+    }
+}
+
+fn apply(book: &mut PolicyBook, envelope: &EventEnvelope) {
+    let payload = envelope.payload.clone();
+    match envelope.event_type.as_str() {
+        PolicyDrafted::TYPE => {
+            if let Ok(drafted) = serde_json::from_value::<PolicyDrafted>(payload) {
+                book.drafted(&drafted, envelope.actor.clone());
+            }
+        }
+        PolicyPromoted::TYPE => {
+            if let Ok(promoted) = serde_json::from_value(payload) {
+                book.promoted(&promoted);
+            }
+        }
+        PolicyRolledBack::TYPE => {
+            if let Ok(rolled_back) = serde_json::from_value(payload) {
+                book.rolled_back(&rolled_back);
+            }
+        }
+        EvalRecorded::TYPE => {
+            if let Ok(recorded) = serde_json::from_value(payload) {
+                book.eval_recorded(&recorded);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Approves effects by the active policy versions, each at most its daily count.
+pub struct ActivePolicies {
+    active: Vec<PolicyDefinition>,
+    /// The day (since the epoch) and each policy's approvals on it.
+    used: Mutex<(i64, BTreeMap<String, u32>)>,
+}
+
+impl ApprovalPolicy for ActivePolicies {
+    fn approve(&self, effect: &Effect) -> Option<Approval> {
+        let today = Timestamp::now().unix_micros().div_euclid(86_400_000_000);
+        let mut used = self.used.lock().expect("never poisoned");
+        if used.0 != today {
+            *used = (today, BTreeMap::new());
+        }
+        let policy = self.active.iter().find(|policy| {
+            policy.covers(&effect.command_type, &effect.destination)
+                && used.1.get(&policy.policy_id).copied().unwrap_or(0) < policy.rule.max_per_day
+        })?;
+        *used.1.entry(policy.policy_id.clone()).or_default() += 1;
+        Some(Approval::Policy {
+            policy_id: policy.policy_id.clone(),
+            policy_version: policy.version.clone(),
+        })
+    }
+}

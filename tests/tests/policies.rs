@@ -1,0 +1,335 @@
+//! Governed policies on both backends: each gate of the lifecycle refuses what it must,
+//! an active policy approves effects (its receipts name its id and version), and rollback
+//! goes back to a named earlier version. A reloaded book agrees.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use ops_core::contract::Contract;
+use ops_core::egress::{Approval, EgressExecuted};
+use ops_core::envelope::{Actor, ActorId};
+use ops_core::governance::{ApprovalRule, EvalArtifact, Pins, PolicyDefinition, PolicyState};
+use ops_core::id::{ContentHash, CorrelationId};
+use ops_core::time::Timestamp;
+use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
+use ops_core_runtime::governance::{Policies, PolicyError, sign};
+use ops_core_runtime::store::EventStore;
+use ops_tests::commands::{Pager, authority, capability, page, paged};
+use ops_tests::on_both_backends;
+use ops_tests::storage::Backend;
+
+const POLICY: &str = "incidents.page-sev1";
+
+fn human(id: &str) -> Actor {
+    Actor::Human(ActorId::new(id).expect("a valid actor id"))
+}
+
+fn definition(version: &str, max_per_day: u32) -> PolicyDefinition {
+    PolicyDefinition {
+        policy_id: POLICY.to_owned(),
+        version: version.to_owned(),
+        owner_pack: "incidents".to_owned(),
+        description: "page the responder of a SEV1 incident without asking".to_owned(),
+        rule: ApprovalRule {
+            command_type: "pack.incidents.paging.PageResponder".to_owned(),
+            destination: "pager".to_owned(),
+            max_per_day,
+        },
+        pins: Pins {
+            core_version: "0.1.2".to_owned(),
+            ..Pins::default()
+        },
+    }
+}
+
+fn eval(version: &str, inputs_hash: ContentHash, precision: f64) -> EvalArtifact {
+    EvalArtifact {
+        inputs_hash,
+        policy_version: version.to_owned(),
+        tool_versions: BTreeMap::new(),
+        model_config: BTreeMap::new(),
+        metrics: [("precision".to_owned(), precision)].into(),
+        thresholds: [("precision".to_owned(), 0.95)].into(),
+        passed: precision >= 0.95,
+        run_at: Timestamp::now(),
+        environment: "tests".to_owned(),
+        correlation_id: CorrelationId::of("policy-eval").expect("canonical"),
+    }
+}
+
+/// Approves the tests' first pages, so there are recorded decisions to replay.
+struct Before;
+
+impl ApprovalPolicy for Before {
+    fn approve(&self, _: &Effect) -> Option<Approval> {
+        Some(Approval::Policy {
+            policy_id: "paging-by-hand".to_owned(),
+            policy_version: "0.1.0".to_owned(),
+        })
+    }
+}
+
+async fn dispatch(store: &EventStore, pager: &Pager, policy: Box<dyn ApprovalPolicy>) -> usize {
+    Dispatcher::new(
+        store.clone(),
+        "d1",
+        Gateway {
+            policies: vec![policy],
+            ..Gateway::default()
+        },
+        authority(ops_core::capability::Scope::everything()),
+    )
+    .with_executor("pager", Box::new(pager.clone()))
+    .dispatch(10)
+    .await
+    .expect("dispatching")
+    .executed
+}
+
+fn refused(result: Result<(), PolicyError>, why: &str) {
+    match result {
+        Err(PolicyError::Refused { reason, .. }) if reason.contains(why) => {}
+        other => panic!("expected a refusal saying `{why}`, got {other:?}"),
+    }
+}
+
+async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend) {
+    let (store, bus) = paged(backend, "policies_lifecycle", 3).await;
+    let pager = Pager::default();
+    assert_eq!(dispatch(&store, &pager, Box::new(Before)).await, 3);
+
+    let signer = SigningKey::from_bytes(&[7; 32]);
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    let policies = Policies::load(store.clone(), vec![signer.verifying_key()], capability())
+        .await
+        .expect("loading");
+    let (alice, bob) = (human("alice@example.com"), human("bob@example.com"));
+    let v1 = definition("1.0.0", 2);
+    let content_id = policies.draft(v1.clone(), &alice).await.expect("drafting");
+    assert_eq!(content_id, v1.content_id());
+    assert!(matches!(
+        policies.draft(definition("1.0.0", 5), &alice).await,
+        Err(PolicyError::Refused { reason, .. }) if reason.contains("bump the version")
+    ));
+    refused(
+        policies.approve(POLICY, "1.0.0", &bob).await,
+        "only a Simulated policy",
+    );
+
+    // The replay: the candidate would have approved two of the three pages (its cap is two).
+    let report = policies
+        .simulate(POLICY, "1.0.0", &alice)
+        .await
+        .expect("simulating");
+    assert_eq!(report.compared, 3);
+    assert_eq!(report.changed.len(), 2, "{report:?}");
+    assert!(
+        report
+            .changed
+            .iter()
+            .all(|change| change.candidate && !change.active)
+    );
+
+    refused(
+        policies.approve(POLICY, "1.0.0", &alice).await,
+        "cannot approve their own",
+    );
+    policies
+        .approve(POLICY, "1.0.0", &bob)
+        .await
+        .expect("approving");
+
+    let signature = sign(&content_id, &signer);
+    let missing = ops_core::id::ContentId::of("no such eval").expect("canonical");
+    refused(
+        policies
+            .activate(
+                POLICY,
+                "1.0.0",
+                missing,
+                &signature,
+                &signer.verifying_key(),
+                &bob,
+            )
+            .await,
+        "is not recorded",
+    );
+    let failing = policies
+        .record_eval(eval("1.0.0", report.inputs_hash, 0.5), &bob)
+        .await
+        .expect("recording");
+    refused(
+        policies
+            .activate(
+                POLICY,
+                "1.0.0",
+                failing,
+                &signature,
+                &signer.verifying_key(),
+                &bob,
+            )
+            .await,
+        "fails its thresholds",
+    );
+    let elsewhere = ContentHash::of_bytes(b"other inputs");
+    let mismatched = policies
+        .record_eval(eval("1.0.0", elsewhere, 0.99), &bob)
+        .await
+        .expect("recording");
+    refused(
+        policies
+            .activate(
+                POLICY,
+                "1.0.0",
+                mismatched,
+                &signature,
+                &signer.verifying_key(),
+                &bob,
+            )
+            .await,
+        "ran on inputs",
+    );
+    let passing = policies
+        .record_eval(eval("1.0.0", report.inputs_hash, 0.99), &bob)
+        .await
+        .expect("recording");
+    refused(
+        policies
+            .activate(
+                POLICY,
+                "1.0.0",
+                passing,
+                &sign(&content_id, &stranger),
+                &stranger.verifying_key(),
+                &bob,
+            )
+            .await,
+        "is not trusted",
+    );
+    // Signed as it was before someone raised the cap: the signature is not this artifact's.
+    let tampered = sign(&definition("1.0.0", 200).content_id(), &signer);
+    refused(
+        policies
+            .activate(
+                POLICY,
+                "1.0.0",
+                passing,
+                &tampered,
+                &signer.verifying_key(),
+                &bob,
+            )
+            .await,
+        "does not verify",
+    );
+    policies
+        .activate(
+            POLICY,
+            "1.0.0",
+            passing,
+            &signature,
+            &signer.verifying_key(),
+            &bob,
+        )
+        .await
+        .expect("activating");
+
+    // Active: it approves new pages, at most two a day, and the receipts say so.
+    for n in 0..3 {
+        bus.submit(
+            &page(&format!("INC-{n}"), "U7", "pager"),
+            capability(),
+            None,
+        )
+        .await
+        .expect("paging");
+    }
+    let approvals = policies.active_approvals().await.expect("active policies");
+    assert_eq!(
+        dispatch(&store, &pager, Box::new(approvals)).await,
+        2,
+        "its cap is two a day"
+    );
+    let by_policy: Vec<Approval> = store
+        .read_by_type(EgressExecuted::TYPE)
+        .await
+        .expect("reading")
+        .into_iter()
+        .map(|receipt| serde_json::from_value::<EgressExecuted>(receipt.envelope.payload).expect("a receipt").approval)
+        .filter(|approval| matches!(approval, Approval::Policy { policy_id, .. } if policy_id == POLICY))
+        .collect();
+    assert_eq!(
+        by_policy,
+        vec![
+            Approval::Policy {
+                policy_id: POLICY.to_owned(),
+                policy_version: "1.0.0".to_owned()
+            };
+            2
+        ]
+    );
+
+    // Version 1.1.0 through the gates, then an explicit rollback to 1.0.0.
+    let v2 = definition("1.1.0", 50);
+    let v2_id = policies.draft(v2, &alice).await.expect("drafting");
+    let report = policies
+        .simulate(POLICY, "1.1.0", &alice)
+        .await
+        .expect("simulating");
+    policies
+        .approve(POLICY, "1.1.0", &bob)
+        .await
+        .expect("approving");
+    let eval_id = policies
+        .record_eval(eval("1.1.0", report.inputs_hash, 0.97), &bob)
+        .await
+        .expect("recording");
+    policies
+        .activate(
+            POLICY,
+            "1.1.0",
+            eval_id,
+            &sign(&v2_id, &signer),
+            &signer.verifying_key(),
+            &bob,
+        )
+        .await
+        .expect("activating");
+    assert_eq!(
+        policies.book().version(POLICY, "1.0.0").map(|v| v.state),
+        Some(PolicyState::Deprecated),
+        "the version it replaced"
+    );
+    refused(
+        policies.rollback(POLICY, "1.1.0", "no", &bob).await,
+        "already active",
+    );
+    policies
+        .rollback(POLICY, "1.0.0", "pages too often", &bob)
+        .await
+        .expect("rolling back");
+    let active: Vec<String> = policies
+        .book()
+        .active()
+        .map(|v| v.definition.version.clone())
+        .collect();
+    assert_eq!(active, ["1.0.0"]);
+
+    let reloaded = Policies::load(store, vec![signer.verifying_key()], capability())
+        .await
+        .expect("loading");
+    let states = |book: ops_core::governance::PolicyBook| -> Vec<(String, PolicyState)> {
+        book.versions()
+            .map(|v| (v.definition.version.clone(), v.state))
+            .collect()
+    };
+    assert_eq!(states(reloaded.book()), states(policies.book()));
+    assert_eq!(
+        states(reloaded.book()),
+        [
+            ("1.0.0".to_owned(), PolicyState::Active),
+            ("1.1.0".to_owned(), PolicyState::Deprecated)
+        ]
+    );
+}
+
+on_both_backends!(a_policy_passes_every_gate_before_it_approves_anything);
