@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod projection;
 pub mod query;
 pub mod reaction;
+pub mod scheduler;
 pub mod reconcile;
 pub mod secrets;
 pub mod store;

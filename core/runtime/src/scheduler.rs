@@ -1,0 +1,129 @@
+//! Priority lanes (Section 6): interactive > background > batch.
+//!
+//! The order of the queue is effective lane → per-actor fairness → arrival → job id (the
+//! deterministic tie-break). A job's effective lane rises one step for every `aging` ticks
+//! it has waited, so batch work is never starved by a steady stream of interactive work.
+//! Within a lane the actor served least so far goes first, so one actor's burst does not
+//! hold back everyone else's. A running job is preempted when a waiting job's effective
+//! lane is higher than its own. Time is a logical tick the caller advances, so the same
+//! pushes and ticks always give the same order.
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    Interactive,
+    Background,
+    Batch,
+}
+
+impl Lane {
+    fn rank(self) -> u64 {
+        match self {
+            Lane::Interactive => 0,
+            Lane::Background => 1,
+            Lane::Batch => 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub lane: Lane,
+    pub actor: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Waiting {
+    job: Job,
+    arrival: u64,
+    /// The tick it was pushed at.
+    since: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    waiting: Vec<Waiting>,
+    served: BTreeMap<String, u64>,
+    arrivals: u64,
+    now: u64,
+    /// Ticks of waiting that raise a job by one lane.
+    aging: u64,
+}
+
+impl Scheduler {
+    pub fn new(aging: u64) -> Self {
+        Scheduler {
+            waiting: Vec::new(),
+            served: BTreeMap::new(),
+            arrivals: 0,
+            now: 0,
+            aging: aging.max(1),
+        }
+    }
+
+    pub fn push(&mut self, job: Job) {
+        self.arrivals += 1;
+        self.waiting.push(Waiting {
+            job,
+            arrival: self.arrivals,
+            since: self.now,
+        });
+    }
+
+    pub fn tick(&mut self) {
+        self.now += 1;
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The lane rank a job has now: its own, raised one step per `aging` ticks waited.
+    fn effective(&self, waiting: &Waiting) -> u64 {
+        let raised = (self.now - waiting.since) / self.aging;
+        waiting.job.lane.rank().saturating_sub(raised)
+    }
+
+    fn key(&self, waiting: &Waiting) -> (u64, u64, u64, String) {
+        (
+            self.effective(waiting),
+            self.served.get(&waiting.job.actor).copied().unwrap_or(0),
+            waiting.arrival,
+            waiting.job.id.clone(),
+        )
+    }
+
+    /// The job to run next, taken off the queue.
+    pub fn next(&mut self) -> Option<Job> {
+        let index = (0..self.waiting.len()).min_by_key(|&index| self.key(&self.waiting[index]))?;
+        let job = self.waiting.swap_remove(index).job;
+        *self.served.entry(job.actor.clone()).or_default() += 1;
+        Some(job)
+    }
+
+    /// Whether `running` (started in its own lane) should yield to a waiting job.
+    pub fn preempts(&self, running: &Job) -> bool {
+        self.waiting
+            .iter()
+            .any(|waiting| self.effective(waiting) < running.lane.rank())
+    }
+
+    /// The longest any waiting job has waited, in ticks.
+    pub fn longest_wait(&self) -> u64 {
+        self.waiting
+            .iter()
+            .map(|waiting| self.now - waiting.since)
+            .max()
+            .unwrap_or(0)
+    }
+}
