@@ -7,7 +7,11 @@ use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use proptest::prelude::*;
 
 fn lane() -> impl Strategy<Value = Lane> {
-    prop_oneof![Just(Lane::Interactive), Just(Lane::Background), Just(Lane::Batch)]
+    prop_oneof![
+        Just(Lane::Interactive),
+        Just(Lane::Background),
+        Just(Lane::Batch)
+    ]
 }
 
 fn jobs() -> impl Strategy<Value = Vec<(Lane, u8)>> {
@@ -88,7 +92,10 @@ fn a_waiting_interactive_job_preempts_batch_work() {
     assert!(!scheduler.preempts(&running));
     scheduler.push(job(1, Lane::Interactive, 1));
     assert!(scheduler.preempts(&running));
-    assert!(!scheduler.preempts(&job(2, Lane::Interactive, 1)), "same lane does not preempt");
+    assert!(
+        !scheduler.preempts(&job(2, Lane::Interactive, 1)),
+        "same lane does not preempt"
+    );
 }
 
 /// One job finishes per tick; a new interactive job arrives every tick; twenty batch jobs

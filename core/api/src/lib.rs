@@ -11,6 +11,7 @@
 // Lets the macros' `::ops_core::...` paths resolve inside this crate too.
 extern crate self as ops_core;
 
+pub mod budget;
 pub mod canonical;
 pub mod capability;
 pub mod connector;

@@ -3,6 +3,7 @@
 //! [`store`] is the event log, [`command`] the command bus, [`projection`] runs packs' projections, [`reaction`] their reactions and [`connector`]
 //! their ingress connectors, and [`reconcile`] turns disagreeing sources into conflict events.
 
+pub mod budget;
 pub mod capability;
 pub mod command;
 pub mod connector;
@@ -13,7 +14,7 @@ pub mod migrate;
 pub mod projection;
 pub mod query;
 pub mod reaction;
-pub mod scheduler;
 pub mod reconcile;
+pub mod scheduler;
 pub mod secrets;
 pub mod store;

@@ -1,0 +1,177 @@
+//! Budgets kept in the log: each request to spend is allowed or denied against the run's
+//! and the day's limits and the rate limit, and the decision is a `core.BudgetDecided`
+//! receipt. Usage is folded from today's allowed receipts when the ledger opens, so a
+//! restart does not reset a day.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use ops_core::budget::{BudgetDecided, BudgetLimits, Usage};
+use ops_core::contract::Contract;
+use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::time::Timestamp;
+
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+
+const DAY_US: i64 = 86_400_000_000;
+const MINUTE_US: i64 = 60_000_000;
+
+#[derive(Default)]
+struct Ledger {
+    day: i64,
+    day_used: Usage,
+    runs: BTreeMap<String, Usage>,
+    /// When each allowed call of the last minute happened.
+    recent_calls: VecDeque<i64>,
+}
+
+pub struct Budgets {
+    store: EventStore,
+    limits: BudgetLimits,
+    capability_id: CapabilityId,
+    ledger: Mutex<Ledger>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("recording the decision failed: {0}")]
+    Append(#[from] AppendError),
+}
+
+impl Budgets {
+    pub async fn open(
+        store: EventStore,
+        limits: BudgetLimits,
+        capability_id: CapabilityId,
+    ) -> Result<Self, BudgetError> {
+        let now = Timestamp::now().unix_micros();
+        let mut ledger = Ledger {
+            day: now.div_euclid(DAY_US),
+            ..Ledger::default()
+        };
+        for stored in store.read_by_type(BudgetDecided::TYPE).await? {
+            let at = stored.envelope.occurred_at.unix_micros();
+            match serde_json::from_value::<BudgetDecided>(stored.envelope.payload) {
+                Ok(decided) if decided.allowed => {
+                    record(&mut ledger, &decided.run_id, decided.asked, at, now)
+                }
+                _ => {}
+            }
+        }
+        Ok(Budgets {
+            store,
+            limits,
+            capability_id,
+            ledger: Mutex::new(ledger),
+        })
+    }
+
+    /// Asks to spend `asked` for `run_id`; the answer is also a receipt in the log.
+    pub async fn spend(
+        &self,
+        run_id: &str,
+        actor: &Actor,
+        asked: Usage,
+    ) -> Result<bool, BudgetError> {
+        let now = Timestamp::now();
+        let decided = {
+            let mut ledger = self.ledger.lock().expect("never poisoned");
+            let at = now.unix_micros();
+            if ledger.day != at.div_euclid(DAY_US) {
+                *ledger = Ledger {
+                    day: at.div_euclid(DAY_US),
+                    ..Ledger::default()
+                };
+            }
+            while ledger
+                .recent_calls
+                .front()
+                .is_some_and(|call| *call <= at - MINUTE_US)
+            {
+                ledger.recent_calls.pop_front();
+            }
+            let run_used = ledger.runs.get(run_id).copied().unwrap_or_default();
+            let day_used = ledger.day_used;
+            let reason = if !run_used.plus(asked).within(self.limits.per_run) {
+                Some(format!(
+                    "run `{run_id}` would use {} tokens and {} calls of its {} and {}",
+                    run_used.tokens + asked.tokens,
+                    run_used.calls + asked.calls,
+                    self.limits.per_run.tokens,
+                    self.limits.per_run.calls
+                ))
+            } else if !day_used.plus(asked).within(self.limits.per_day) {
+                Some(format!(
+                    "the day would use {} tokens and {} calls of its {} and {}",
+                    day_used.tokens + asked.tokens,
+                    day_used.calls + asked.calls,
+                    self.limits.per_day.tokens,
+                    self.limits.per_day.calls
+                ))
+            } else if ledger.recent_calls.len() as u64 + asked.calls > self.limits.calls_per_minute
+            {
+                Some(format!(
+                    "{} calls in the last minute; the limit is {}",
+                    ledger.recent_calls.len(),
+                    self.limits.calls_per_minute
+                ))
+            } else {
+                None
+            };
+            if reason.is_none() {
+                record(&mut ledger, run_id, asked, at, at);
+            }
+            BudgetDecided {
+                run_id: run_id.to_owned(),
+                actor: actor.clone(),
+                asked,
+                allowed: reason.is_none(),
+                reason,
+                run_used,
+                day_used,
+            }
+        };
+        let native_id = format!("{run_id}:{now}");
+        let origin = EventOrigin {
+            source_ref: "core.budgets".to_owned(),
+            source_native_id: native_id.clone(),
+            source_sequence: None,
+            occurred_at: now,
+            ingested_at: now,
+            effective_at: None,
+            correlation_id: CorrelationId::of(run_id).expect("plain strings have a canonical form"),
+            causation: Causation::UserAction(
+                UserActionId::of(&native_id).expect("plain strings have a canonical form"),
+            ),
+            actor: actor.clone(),
+            capability_id: self.capability_id,
+        };
+        let receipt = EventEnvelope::new(&decided, origin).expect("a decision is plain JSON");
+        self.store
+            .append(
+                &format!("budget/{run_id}"),
+                ExpectedVersion::Any,
+                &[receipt],
+            )
+            .await?;
+        Ok(decided.allowed)
+    }
+}
+
+/// Counts an allowed spend at `at`, if it falls on the ledger's day.
+fn record(ledger: &mut Ledger, run_id: &str, asked: Usage, at: i64, now: i64) {
+    if at.div_euclid(DAY_US) != ledger.day {
+        return;
+    }
+    ledger.day_used = ledger.day_used.plus(asked);
+    let run = ledger.runs.entry(run_id.to_owned()).or_default();
+    *run = run.plus(asked);
+    if at > now - MINUTE_US {
+        ledger
+            .recent_calls
+            .extend(std::iter::repeat_n(at, asked.calls as usize));
+    }
+}

@@ -1,0 +1,152 @@
+//! Budgets on both backends: per-run, per-day and per-minute limits, every decision a
+//! receipt, and a reopened ledger that remembers the day.
+
+use ops_core::budget::{BudgetDecided, BudgetLimits, Usage};
+use ops_core::contract::Contract;
+use ops_core::envelope::{Actor, ActorId};
+use ops_core_runtime::budget::Budgets;
+use ops_tests::commands::capability;
+use ops_tests::on_both_backends;
+use ops_tests::storage::Backend;
+
+fn bot() -> Actor {
+    Actor::Agent(ActorId::new("triage-bot").expect("a valid actor id"))
+}
+
+fn limits() -> BudgetLimits {
+    BudgetLimits {
+        per_run: Usage {
+            tokens: 1_000,
+            calls: 10,
+        },
+        per_day: Usage {
+            tokens: 2_500,
+            calls: 100,
+        },
+        calls_per_minute: 6,
+    }
+}
+
+fn tokens(tokens: u64) -> Usage {
+    Usage { tokens, calls: 1 }
+}
+
+async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
+    let store = backend.store("budgets_limits").await;
+    let budgets = Budgets::open(store.clone(), limits(), capability())
+        .await
+        .expect("opening");
+    assert!(
+        budgets
+            .spend("run-1", &bot(), tokens(600))
+            .await
+            .expect("deciding")
+    );
+    assert!(
+        !budgets
+            .spend("run-1", &bot(), tokens(600))
+            .await
+            .expect("deciding"),
+        "over the run's 1000"
+    );
+    assert!(
+        budgets
+            .spend("run-1", &bot(), tokens(400))
+            .await
+            .expect("deciding"),
+        "exactly the run's limit"
+    );
+    assert!(
+        budgets
+            .spend("run-2", &bot(), tokens(900))
+            .await
+            .expect("deciding")
+    );
+    assert!(
+        !budgets
+            .spend("run-3", &bot(), tokens(900))
+            .await
+            .expect("deciding"),
+        "over the day's 2500"
+    );
+
+    let receipts: Vec<BudgetDecided> = store
+        .read_by_type(BudgetDecided::TYPE)
+        .await
+        .expect("reading")
+        .into_iter()
+        .map(|stored| serde_json::from_value(stored.envelope.payload).expect("a receipt"))
+        .collect();
+    assert_eq!(
+        receipts.iter().map(|r| r.allowed).collect::<Vec<_>>(),
+        [true, false, true, true, false]
+    );
+    assert!(
+        receipts[1]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("run `run-1` would use 1200 tokens"),
+        "{:?}",
+        receipts[1]
+    );
+    assert!(
+        receipts[4]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the day would use 2800 tokens"),
+        "{:?}",
+        receipts[4]
+    );
+    assert_eq!(
+        receipts[4].day_used,
+        Usage {
+            tokens: 1_900,
+            calls: 3
+        }
+    );
+
+    // Reopened, it remembers today's spending; and the rate limit holds: six calls a minute.
+    let reopened = Budgets::open(store.clone(), limits(), capability())
+        .await
+        .expect("opening");
+    assert!(
+        !reopened
+            .spend("run-4", &bot(), tokens(700))
+            .await
+            .expect("deciding"),
+        "the day is nearly spent"
+    );
+    let mut allowed = 0;
+    for _ in 0..5 {
+        allowed += usize::from(
+            reopened
+                .spend("run-5", &bot(), tokens(1))
+                .await
+                .expect("deciding"),
+        );
+    }
+    assert_eq!(allowed, 3, "three calls were made this minute already");
+    let last: BudgetDecided = serde_json::from_value(
+        store
+            .read_by_type(BudgetDecided::TYPE)
+            .await
+            .expect("reading")
+            .last()
+            .expect("receipts")
+            .envelope
+            .payload
+            .clone(),
+    )
+    .expect("a receipt");
+    assert!(
+        last.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("calls in the last minute; the limit is 6"),
+        "{last:?}"
+    );
+}
+
+on_both_backends!(spending_stops_at_each_limit_with_a_receipt);
