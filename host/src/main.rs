@@ -4,6 +4,7 @@ mod capabilities;
 mod demo;
 mod runtime_demo;
 mod sagas;
+mod status;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,12 @@ enum Command {
     Capabilities {
         #[command(subcommand)]
         command: CapabilitiesCommand,
+    },
+    /// What needs attention: projections over their freshness objective, failed sagas.
+    /// Exit 1 when there is any.
+    Status {
+        #[command(flatten)]
+        storage: Storage,
     },
     /// Inspect the event log.
     Log {
@@ -360,6 +367,14 @@ fn main() -> anyhow::Result<()> {
                 at: at.as_deref(),
             };
             if capabilities::check(&store, request, &mut std::io::stdout().lock()).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }),
+        Command::Status { storage } => block_on(async {
+            let store = storage.store(registry).await?;
+            if status::write_status(&store, &mut std::io::stdout().lock()).await? {
                 Ok(())
             } else {
                 std::process::exit(1)

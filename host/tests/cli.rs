@@ -98,6 +98,16 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         status.contains("pack:incidents/incident_board v1: lag 0 ms of 5000 ms allowed (fresh)"),
         "{status}"
     );
+    let (ok, status) = host(&["status", "--data", data_arg]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("projections: 1 within their freshness objective, 0 over it"),
+        "{status}"
+    );
+    assert!(
+        status.contains("sagas: 0 running, 1 completed, 0 failed"),
+        "{status}"
+    );
     let (ok, capabilities) = host(&["capabilities", "list", "--data", data_arg]);
     assert!(ok, "{capabilities}");
     assert!(

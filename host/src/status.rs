@@ -1,0 +1,50 @@
+//! `ops-host status`: what needs an operator's attention. Projections over their freshness
+//! objective (Section 6) and sagas that failed are listed; the exit code is 1 when there is
+//! any, so a monitor can run it.
+
+use std::io::Write;
+
+use ops_core_runtime::egress::{SagaState, sagas};
+use ops_core_runtime::projection::all_freshness;
+use ops_core_runtime::store::EventStore;
+
+/// Writes the status; `true` when nothing needs attention.
+pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::Result<bool> {
+    let mut healthy = true;
+    let projections = all_freshness(store).await?;
+    let stale: Vec<_> = projections.iter().filter(|p| !p.within_objective).collect();
+    writeln!(
+        out,
+        "projections: {} within their freshness objective, {} over it",
+        projections.len() - stale.len(),
+        stale.len()
+    )?;
+    for status in stale {
+        healthy = false;
+        writeln!(
+            out,
+            "  SLO VIOLATED {}/{} v{}: lag {} ms, objective {} ms",
+            status.owner, status.name, status.version, status.lag_ms, status.max_lag_ms
+        )?;
+    }
+    let all = sagas(store).await?;
+    let count = |state: SagaState| all.iter().filter(|saga| saga.state == state).count();
+    writeln!(
+        out,
+        "sagas: {} running, {} completed, {} failed, {} compensating, {} compensated",
+        count(SagaState::Running),
+        count(SagaState::Completed),
+        count(SagaState::Failed),
+        count(SagaState::Compensating),
+        count(SagaState::Compensated)
+    )?;
+    for saga in all.iter().filter(|saga| saga.state == SagaState::Failed) {
+        healthy = false;
+        writeln!(
+            out,
+            "  FAILED saga {}: unwind it with its compensations",
+            saga.correlation_id
+        )?;
+    }
+    Ok(healthy)
+}
