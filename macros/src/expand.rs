@@ -71,19 +71,21 @@ fn serde_and_schema(item: &syn::DeriveInput) -> TokenStream {
 }
 
 /// `#[sensitive]` on a field becomes `x-sensitive: true` in its schema: query results
-/// redact it unless the caller's capability reveals the type's sensitive fields.
+/// redact it unless the caller's capability reveals the type's sensitive fields, and the
+/// runtime encrypts it per data subject. `#[subject]` becomes `x-subject: true`: the fields
+/// that together say whose data the object holds.
 fn mark_sensitive(item: &syn::DeriveInput) -> syn::DeriveInput {
     let mut item = item.clone();
     let mark = |fields: &mut syn::Fields| {
         for field in fields.iter_mut() {
-            let before = field.attrs.len();
-            field
-                .attrs
-                .retain(|attr| !attr.path().is_ident("sensitive"));
-            if field.attrs.len() != before {
-                field
-                    .attrs
-                    .push(syn::parse_quote!(#[schemars(extend("x-sensitive" = true))]));
+            for (attribute, keyword) in [("sensitive", "x-sensitive"), ("subject", "x-subject")] {
+                let before = field.attrs.len();
+                field.attrs.retain(|attr| !attr.path().is_ident(attribute));
+                if field.attrs.len() != before {
+                    field
+                        .attrs
+                        .push(syn::parse_quote!(#[schemars(extend(#keyword = true))]));
+                }
             }
         }
     };

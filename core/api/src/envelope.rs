@@ -187,6 +187,22 @@ impl EventEnvelope {
     }
 
     /// An envelope for a payload that is already JSON, e.g. a type this build does not link.
+    /// Everything but the payload, as given when it was built.
+    pub fn origin(&self) -> EventOrigin {
+        EventOrigin {
+            source_ref: self.source_ref.clone(),
+            source_native_id: self.source_native_id.clone(),
+            source_sequence: self.source_sequence,
+            occurred_at: self.occurred_at,
+            ingested_at: self.ingested_at,
+            effective_at: self.effective_at,
+            correlation_id: self.correlation_id,
+            causation: self.causation,
+            actor: self.actor.clone(),
+            capability_id: self.capability_id,
+        }
+    }
+
     pub fn from_parts(
         event_type: String,
         payload_schema_version: u32,

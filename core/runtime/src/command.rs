@@ -273,6 +273,13 @@ impl CommandBus {
                 }
             }),
         };
+        // The command as it is kept: its personal data sealed like the log's.
+        let mut stored = command.clone();
+        stored.payload = self.store.seal_payload(
+            &command.command_type,
+            command.payload_schema_version,
+            &command.payload,
+        )?;
         let (outcome, events) = match decided {
             Ok(decided) => {
                 let events = decided
@@ -292,7 +299,8 @@ impl CommandBus {
             Err(reason) => (CommandOutcome::Rejected { reason }, Vec::new()),
         };
         let (outcome, effect) = match outcome {
-            CommandOutcome::Accepted => match self.external_effect(command, capability_id) {
+            CommandOutcome::Accepted => match self.external_effect(command, &stored, capability_id)
+            {
                 Ok(effect) => (CommandOutcome::Accepted, effect),
                 Err(reason) => (CommandOutcome::Rejected { reason }, None),
             },
@@ -314,6 +322,11 @@ impl CommandBus {
             pending.compensates = effect.compensates.as_ref().and_then(|id| id.parse().ok());
             events.push(pending.event());
         }
+        // Personal data is sealed before any id is taken from the events.
+        let events = events
+            .iter()
+            .map(|event| self.store.seal(event))
+            .collect::<Result<Vec<_>, _>>()?;
         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let record = CommandRecord {
             command_id: command.command_id.to_string(),
@@ -321,7 +334,7 @@ impl CommandBus {
             target_ref: command.target_ref.clone(),
             dedupe_scope: serde_json::to_string(&command.dedupe_scope)
                 .expect("a dedupe scope is plain JSON"),
-            envelope: serde_json::to_string(command).expect("an envelope is plain JSON"),
+            envelope: serde_json::to_string(&stored).expect("an envelope is plain JSON"),
             capability_id: capability_id.to_string(),
             outcome: match outcome {
                 CommandOutcome::Accepted => "accepted",
@@ -355,6 +368,7 @@ impl CommandBus {
     fn external_effect(
         &self,
         command: &CommandEnvelope,
+        stored: &CommandEnvelope,
         capability_id: CapabilityId,
     ) -> Result<Option<OutboxRow>, String> {
         let Some(declared) = self
@@ -381,7 +395,8 @@ impl CommandBus {
                 command.command_type
             ));
         };
-        let request_hash = payload_hash(&command.payload);
+        // Over the sealed payload: no hash of personal data outlives its subject's key.
+        let request_hash = payload_hash(&stored.payload);
         // The command type is in the key: a compensation carries the payload of what it
         // undoes, and must not pass for it at the destination.
         let idempotency_key = payload_hash(&serde_json::json!([
@@ -397,7 +412,7 @@ impl CommandBus {
             tenant_id: tenant_id.clone(),
             idempotency_key: idempotency_key.to_string(),
             request_hash: request_hash.to_string(),
-            request: command.payload.to_string(),
+            request: stored.payload.to_string(),
             actor: serde_json::to_string(&command.actor).expect("an actor is plain JSON"),
             capability_id: capability_id.to_string(),
             correlation_id: command.correlation_id.to_string(),

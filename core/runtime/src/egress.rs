@@ -187,10 +187,13 @@ impl Dispatcher {
                 Ok(allowed) => allowed,
             };
             let executor = &self.executors[&effect.destination];
-            let reason = match executor
-                .execute(&effect.idempotency_key, &effect.request)
-                .await
-            {
+            // The destination gets the request as asked, personal data opened.
+            let mut request = effect.request.clone();
+            if let Some(declared) = self.store.registry().latest(&effect.command_type) {
+                self.store
+                    .open_payload(&effect.command_type, declared.version, &mut request);
+            }
+            let reason = match executor.execute(&effect.idempotency_key, &request).await {
                 Ok(()) => {
                     closing.push((
                         effect,

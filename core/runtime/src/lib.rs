@@ -17,4 +17,5 @@ pub mod reaction;
 pub mod reconcile;
 pub mod scheduler;
 pub mod secrets;
+pub mod shredding;
 pub mod store;

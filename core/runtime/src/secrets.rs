@@ -113,6 +113,8 @@ pub enum SecretsError {
 pub trait SecretBackend: Send + Sync {
     fn put(&self, secret_id: &str, value: &SecretValue) -> Result<(), SecretsError>;
     fn get(&self, secret_id: &str) -> Result<SecretValue, SecretsError>;
+    /// Destroys a value; `false` when there was none.
+    fn delete(&self, secret_id: &str) -> Result<bool, SecretsError>;
 }
 
 /// Values sealed one by one in a JSON file: `{secret_id: {nonce, ciphertext}}` in hex.
@@ -160,6 +162,14 @@ impl EncryptedFile {
             path: self.path.clone(),
             reason: reason.to_string(),
         }
+    }
+
+    /// Replaces the file whole: a value removed from it is gone from the new file.
+    fn write_all(&self, all: &BTreeMap<String, Sealed>) -> Result<(), SecretsError> {
+        let text = serde_json::to_vec_pretty(all).expect("sealed values are plain JSON");
+        let temporary = self.path.with_extension("tmp");
+        std::fs::write(&temporary, text).map_err(|e| self.file_error(e))?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| self.file_error(e))
     }
 
     fn read_all(&self) -> Result<BTreeMap<String, Sealed>, SecretsError> {
@@ -215,10 +225,17 @@ impl SecretBackend for EncryptedFile {
                 ciphertext: hex::encode(ciphertext),
             },
         );
-        let text = serde_json::to_vec_pretty(&all).expect("sealed values are plain JSON");
-        let temporary = self.path.with_extension("tmp");
-        std::fs::write(&temporary, text).map_err(|e| self.file_error(e))?;
-        std::fs::rename(&temporary, &self.path).map_err(|e| self.file_error(e))
+        self.write_all(&all)
+    }
+
+    fn delete(&self, secret_id: &str) -> Result<bool, SecretsError> {
+        let _writer = self.writing.lock().expect("never poisoned");
+        let mut all = self.read_all()?;
+        let found = all.remove(secret_id).is_some();
+        if found {
+            self.write_all(&all)?;
+        }
+        Ok(found)
     }
 
     fn get(&self, secret_id: &str) -> Result<SecretValue, SecretsError> {

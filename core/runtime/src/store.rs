@@ -15,6 +15,7 @@
 //! - Unknown event types (an uninstalled pack) read as raw envelopes, never as errors.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use ops_core::envelope::{EnvelopeError, EventEnvelope};
 use ops_core::id::{CorrelationId, EventId};
@@ -28,6 +29,7 @@ use sqlx::error::ErrorKind;
 
 use crate::db::{Db, Dialect, on_db};
 use crate::migrate::{self, MigrationError};
+use crate::shredding::SubjectKeys;
 
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters.
@@ -156,6 +158,8 @@ pub enum AppendError {
     Contended { attempts: usize },
     #[error("{what}; nothing was written")]
     Fenced { what: String },
+    #[error("the data subject keys cannot be used; nothing was written: {0}")]
+    Keys(String),
     #[error("the database refused the append; nothing was written: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -193,6 +197,8 @@ pub struct FollowBatch {
 pub struct EventStore {
     db: Db,
     registry: &'static Registry,
+    /// When set, personal data is sealed per subject on the way in (see `shredding`).
+    keys: Option<Arc<SubjectKeys>>,
 }
 
 /// Read with every event; each column costs time per row, so only what decoding needs (the
@@ -218,7 +224,68 @@ impl EventStore {
     /// Opens the store on `db`, bringing core's tables up to date.
     pub async fn open(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
         migrate::run_core(&db).await?;
-        Ok(EventStore { db, registry })
+        Ok(EventStore {
+            db,
+            registry,
+            keys: None,
+        })
+    }
+
+    pub fn subject_keys(&self) -> Option<&Arc<SubjectKeys>> {
+        self.keys.as_ref()
+    }
+
+    /// Seals personal data per subject from now on, with keys kept in `keys`.
+    pub fn with_subject_keys(mut self, keys: Arc<SubjectKeys>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// `envelope` with its personal data sealed, and its hash and id recomputed over the
+    /// sealed payload; unchanged when there is nothing to seal.
+    pub fn seal(&self, envelope: &EventEnvelope) -> Result<EventEnvelope, AppendError> {
+        let (Some(keys), Some(declared)) = (
+            &self.keys,
+            self.registry
+                .get(&envelope.event_type, envelope.payload_schema_version),
+        ) else {
+            return Ok(envelope.clone());
+        };
+        let mut payload = envelope.payload.clone();
+        if !keys
+            .seal(&mut payload, &(declared.schema)())
+            .map_err(|error| AppendError::Keys(error.to_string()))?
+        {
+            return Ok(envelope.clone());
+        }
+        Ok(EventEnvelope::from_parts(
+            envelope.event_type.clone(),
+            envelope.payload_schema_version,
+            payload,
+            envelope.origin(),
+        ))
+    }
+
+    /// A command or outbox payload of `type_name` with its personal data sealed.
+    pub fn seal_payload(
+        &self,
+        type_name: &str,
+        version: u32,
+        payload: &Value,
+    ) -> Result<Value, AppendError> {
+        let mut payload = payload.clone();
+        if let (Some(keys), Some(declared)) = (&self.keys, self.registry.get(type_name, version)) {
+            keys.seal(&mut payload, &(declared.schema)())
+                .map_err(|error| AppendError::Keys(error.to_string()))?;
+        }
+        Ok(payload)
+    }
+
+    /// A stored payload of `type_name` with its sealed fields opened (or `[shredded]`).
+    pub fn open_payload(&self, type_name: &str, version: u32, payload: &mut Value) {
+        if let (Some(keys), Some(declared)) = (&self.keys, self.registry.get(type_name, version)) {
+            keys.open(payload, &(declared.schema)());
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -261,6 +328,19 @@ impl EventStore {
         events: &[EventEnvelope],
         sides: &[SideWrite<'_>],
     ) -> Result<AppendOutcome, AppendError> {
+        let sealed: Vec<EventEnvelope> = if self.keys.is_some() {
+            events
+                .iter()
+                .map(|event| self.seal(event))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let events = if self.keys.is_some() {
+            &sealed[..]
+        } else {
+            events
+        };
         let rows = self.validate(events)?;
         let mut attempt = 0;
         // Most batches are new: insert them straight away, and only when one turns out to
@@ -649,7 +729,10 @@ impl EventStore {
             envelope.payload_schema_version,
             envelope.payload.clone(),
         ) {
-            Ok((version, payload)) => CurrentPayload::Current { version, payload },
+            Ok((version, mut payload)) => {
+                self.open_payload(name, version, &mut payload);
+                CurrentPayload::Current { version, payload }
+            }
             Err(error) => CurrentPayload::Unreadable {
                 reason: error.to_string(),
             },

@@ -8,9 +8,12 @@ use ops_core::data;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PersonRef {
     /// Which system the id belongs to, e.g. `pagerduty`.
+    #[subject]
     pub system: String,
+    #[subject]
     pub id: String,
-    /// Personal data: queries redact it unless the capability reveals it.
+    /// Personal data: queries redact it unless the capability reveals it, and the log
+    /// keeps it encrypted under this person's key, so destroying the key erases it.
     #[sensitive]
     pub display_name: String,
 }

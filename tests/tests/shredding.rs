@@ -1,0 +1,254 @@
+//! Crypto-shredding on both backends: a person's name is sealed under their key in the
+//! log, the command records and the outbox; it reads in clear through the store and
+//! reaches the destination in clear; after the subject is erased it reads as shredded,
+//! every event and id is unchanged, and the name is nowhere at rest.
+
+use std::sync::Arc;
+
+use ops_contract_incidents::{AcknowledgeIncident, IncidentAcknowledged};
+use ops_core::capability::Scope;
+use ops_core::contract::Contract;
+use ops_core::envelope::{CommandEnvelope, DedupeScope};
+use ops_core::redaction::RedactionApplied;
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
+use ops_core_runtime::secrets::EncryptedFile;
+use ops_core_runtime::shredding::{SHREDDED, SubjectKeys, erase};
+use ops_core_runtime::store::{CurrentPayload, EventStore};
+use ops_host::webhook::{WebhookExecutor, WebhookSink};
+use ops_shared_people::PersonRef;
+use ops_tests::commands::{authority, capability, open, request};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, responder};
+
+const NAME: &str = "Ada Lovelace";
+const KEY: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+
+fn ada() -> PersonRef {
+    PersonRef {
+        system: "oncall".to_owned(),
+        id: "U042".to_owned(),
+        display_name: NAME.to_owned(),
+    }
+}
+
+struct ApproveAll;
+
+impl ApprovalPolicy for ApproveAll {
+    fn approve(&self, _: &Effect) -> Option<ops_core::egress::Approval> {
+        Some(ops_core::egress::Approval::Policy {
+            policy_id: "tests-approve-all".to_owned(),
+            policy_version: "1.0.0".to_owned(),
+        })
+    }
+}
+
+fn key_file(test: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir()
+        .join("ops-tests")
+        .join(format!("{test}-{}.keys.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn keys(file: &std::path::Path) -> Arc<SubjectKeys> {
+    Arc::new(SubjectKeys::new(Box::new(
+        EncryptedFile::with_key(file, KEY).expect("a valid key"),
+    )))
+}
+
+/// Every table that holds payloads, as text.
+async fn at_rest(store: &EventStore) -> String {
+    let mut text = String::new();
+    for table in ["core_events", "core_commands", "core_outbox"] {
+        let rows: Vec<String> = ops_core_runtime::db::on_db!(store.db(), pool => {
+            sqlx::query_scalar::<_, String>(&format!(
+                "SELECT {} FROM {table}",
+                match table {
+                    "core_outbox" => "request",
+                    _ => "envelope",
+                }
+            ))
+            .fetch_all(pool)
+            .await
+            .expect("reading a table")
+        });
+        text.extend(rows);
+    }
+    text
+}
+
+fn display_name(store: &EventStore, stored: &ops_core_runtime::store::StoredEvent) -> String {
+    let CurrentPayload::Current { payload, .. } = store.current_payload(&stored.envelope) else {
+        panic!("readable");
+    };
+    payload["by"]["display_name"]
+        .as_str()
+        .expect("a string")
+        .to_owned()
+}
+
+async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Backend) {
+    let test = "shredding_erase";
+    let file = key_file(test);
+    let store = backend.store(test).await.with_subject_keys(keys(&file));
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
+    bus.submit(&open("INC-1"), capability(), None)
+        .await
+        .expect("opening");
+    let acknowledge = CommandEnvelope::new(
+        &AcknowledgeIncident {
+            incident_id: "INC-1".to_owned(),
+            by: ada(),
+        },
+        request(
+            "incident/INC-1",
+            DedupeScope::Command {
+                aggregate_ref: "incident/INC-1".to_owned(),
+            },
+        ),
+    )
+    .expect("a valid command");
+    bus.submit(&acknowledge, capability(), None)
+        .await
+        .expect("acknowledging");
+    let page = pack_incidents::page_responder(
+        "INC-1",
+        ada(),
+        request(
+            "incident/INC-1",
+            DedupeScope::Egress {
+                destination: "pager".to_owned(),
+                tenant_id: "acme".to_owned(),
+            },
+        ),
+    )
+    .expect("a valid command");
+    bus.submit(&page, capability(), None).await.expect("paging");
+
+    // Sealed at rest, in clear through the store and at the destination.
+    let before = at_rest(&store).await;
+    assert!(!before.contains(NAME), "the name is stored in clear");
+    assert!(before.contains("enc:v1:sub_"));
+    let acknowledged = store
+        .read_by_type(IncidentAcknowledged::TYPE)
+        .await
+        .expect("reading");
+    assert_eq!(display_name(&store, &acknowledged[0]), NAME);
+    acknowledged[0]
+        .envelope
+        .verify()
+        .expect("the id recomputes over the sealed payload");
+    let sink = WebhookSink::start().await.expect("a local endpoint");
+    let report = Dispatcher::new(
+        store.clone(),
+        "d1",
+        Gateway {
+            policies: vec![Box::new(ApproveAll)],
+            ..Gateway::default()
+        },
+        authority(Scope::everything()),
+    )
+    .with_executor(
+        "pager",
+        Box::new(WebhookExecutor::new(&sink.url()).expect("a URL")),
+    )
+    .dispatch(10)
+    .await
+    .expect("dispatching");
+    assert_eq!(report.executed, 1);
+    let delivered = sink
+        .deliveries()
+        .into_values()
+        .next()
+        .expect("one delivery");
+    assert_eq!(
+        delivered.request.expect("done")["responder"]["display_name"],
+        NAME
+    );
+
+    // Submitting the same command again is still the same command: sealing is stable.
+    assert!(
+        bus.submit(&acknowledge, capability(), None)
+            .await
+            .expect("again")
+            .replayed
+    );
+
+    let subject_id = before
+        .split("enc:v1:")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .expect("a sealed field names its subject")
+        .to_owned();
+    let ids_before: Vec<_> = store
+        .replay(None, 1_000)
+        .await
+        .expect("replaying")
+        .iter()
+        .map(|e| e.envelope.event_id)
+        .collect();
+    let applied = erase(
+        &store,
+        &subject_id,
+        &responder(),
+        "right to erasure request 17",
+        capability(),
+    )
+    .await
+    .expect("erasing");
+    assert!(
+        applied
+            .fields
+            .contains(&format!("{}#/by/display_name", IncidentAcknowledged::TYPE)),
+        "{:?}",
+        applied.fields
+    );
+    assert!(
+        applied
+            .fields
+            .iter()
+            .any(|field| field.ends_with("#/responder/display_name")),
+        "{:?}",
+        applied.fields
+    );
+
+    // The log is unchanged but for the tombstone; the name reads as shredded, everywhere.
+    let after: Vec<_> = store.replay(None, 1_000).await.expect("replaying");
+    let ids_after: Vec<_> = after.iter().map(|e| e.envelope.event_id).collect();
+    assert_eq!(ids_after.len(), ids_before.len() + 1);
+    assert!(
+        ids_before.iter().all(|id| ids_after.contains(id)),
+        "no event id changed"
+    );
+    assert_eq!(
+        store
+            .read_by_type(RedactionApplied::TYPE)
+            .await
+            .expect("reading")
+            .len(),
+        1
+    );
+    let acknowledged = store
+        .read_by_type(IncidentAcknowledged::TYPE)
+        .await
+        .expect("reading");
+    assert_eq!(display_name(&store, &acknowledged[0]), SHREDDED);
+    // A process that starts now, with the same key file, cannot read it either.
+    let fresh = backend_store_again(&store, keys(&file));
+    assert_eq!(display_name(&fresh, &acknowledged[0]), SHREDDED);
+    let rest = at_rest(&store).await;
+    assert!(!rest.contains(NAME));
+    let key_file = std::fs::read_to_string(&file).expect("the key file");
+    assert!(
+        !key_file.contains(&subject_id),
+        "the subject's key is gone from the key file"
+    );
+}
+
+/// The same database, read by another handle with its own keys.
+fn backend_store_again(store: &EventStore, keys: Arc<SubjectKeys>) -> EventStore {
+    store.clone().with_subject_keys(keys)
+}
+
+on_both_backends!(an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest);
