@@ -2,6 +2,7 @@
 
 mod capabilities;
 mod demo;
+mod lineage;
 mod runtime_demo;
 mod sagas;
 mod status;
@@ -65,6 +66,13 @@ enum Command {
     /// What needs attention: projections over their freshness objective, failed sagas.
     /// Exit 1 when there is any.
     Status {
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// An artifact's lineage: what it was computed from, back to the source events.
+    Lineage {
+        /// `cid_…`
+        artifact_id: String,
         #[command(flatten)]
         storage: Storage,
     },
@@ -371,6 +379,13 @@ fn main() -> anyhow::Result<()> {
             } else {
                 std::process::exit(1)
             }
+        }),
+        Command::Lineage {
+            artifact_id,
+            storage,
+        } => block_on(async {
+            let store = storage.store(registry).await?;
+            lineage::write_chain(&store, &artifact_id, &mut std::io::stdout().lock()).await
         }),
         Command::Status { storage } => block_on(async {
             let store = storage.store(registry).await?;

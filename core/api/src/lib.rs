@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod governance;
 pub mod handler;
 pub mod id;
+pub mod lineage;
 pub mod pack;
 pub mod projection;
 pub mod reaction;

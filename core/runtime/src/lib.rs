@@ -10,6 +10,7 @@ pub mod connector;
 pub mod db;
 pub mod egress;
 pub mod governance;
+pub mod lineage;
 pub mod migrate;
 pub mod projection;
 pub mod query;

@@ -66,11 +66,9 @@ macro_rules! core_migrations {
     };
 }
 
-const SQLITE_CORE: &[Migration<'static>] =
-    core_migrations!("sqlite": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas");
+const SQLITE_CORE: &[Migration<'static>] = core_migrations!("sqlite": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts");
 
-const POSTGRES_CORE: &[Migration<'static>] =
-    core_migrations!("postgres": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas");
+const POSTGRES_CORE: &[Migration<'static>] = core_migrations!("postgres": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
     owner TEXT NOT NULL,

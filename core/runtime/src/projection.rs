@@ -146,6 +146,10 @@ impl ProjectionRunner {
         self.checkpoint.follow
     }
 
+    pub fn projection(&self) -> &'static dyn DynProjection {
+        self.projection
+    }
+
     fn label(&self) -> String {
         format!("{}/{}", owner_of(self.projection), self.projection.name())
     }

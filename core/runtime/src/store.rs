@@ -813,6 +813,12 @@ pub(crate) enum SideWrite<'a> {
     },
     /// Writes only while `claimed_by` still holds the claim on outbox row `id`.
     HoldsClaim { id: i64, claimed_by: &'a str },
+    /// An artifact body is stored under its content id (once).
+    Artifact {
+        id: &'a str,
+        kind: &'a str,
+        body: &'a str,
+    },
     /// A claimed outbox row is closed with its receipt, if its claimer still holds it.
     CloseOutbox {
         id: i64,
@@ -936,6 +942,14 @@ where
         .bind(now_us)
         .bind(id)
         .bind(claimed_by),
+        SideWrite::Artifact { id, kind, body } => sqlx::query(
+            "INSERT INTO core_artifacts (artifact_id, kind, body, recorded_at_us) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (artifact_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(body)
+        .bind(now_us),
         SideWrite::CloseOutbox {
             id,
             claimed_by,

@@ -1,0 +1,319 @@
+//! Lineage kept by the core (Section 5): artifacts stored under their content id with an
+//! `ArtifactRecorded` event in the same transaction, feedback as events, the chain of an
+//! artifact back to the source events, and retention that removes old artifact bodies
+//! with a `RetentionApplied` receipt (the records in the log stay).
+
+use ops_core::contract::{Contract, Event};
+use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, ContentId, CorrelationId, EventId, UserActionId};
+use ops_core::lineage::{
+    Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact, RetentionApplied,
+};
+use ops_core::time::Timestamp;
+
+use crate::db::on_db;
+use crate::projection::ProjectionRunner;
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, SideWrite};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LineageError {
+    #[error("artifact {0} is not known")]
+    Unknown(ContentId),
+    #[error("artifact {id} is damaged: {reason}")]
+    Damaged { id: String, reason: String },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("reading artifacts failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("recording failed; nothing was written: {0}")]
+    Append(#[from] AppendError),
+}
+
+/// One line of an artifact's chain, from the artifact back to its source events.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Link {
+    Artifact {
+        depth: usize,
+        id: ContentId,
+        artifact: Artifact,
+        feedback: Vec<FeedbackKind>,
+    },
+    /// Recorded, but its body was removed by retention.
+    Removed { depth: usize, id: ContentId },
+    Event {
+        depth: usize,
+        id: EventId,
+        event_type: Option<String>,
+    },
+}
+
+pub struct Lineage {
+    store: EventStore,
+    capability_id: CapabilityId,
+}
+
+impl Lineage {
+    pub fn new(store: EventStore, capability_id: CapabilityId) -> Self {
+        Lineage {
+            store,
+            capability_id,
+        }
+    }
+
+    /// What a projection answers now, as a query artifact read on `capability_id`.
+    pub async fn query_artifact(
+        &self,
+        runner: &ProjectionRunner,
+        state_ref: &str,
+    ) -> Result<QueryArtifact, LineageError> {
+        let projection = runner.projection();
+        let position = runner.position();
+        let mut source_events = Vec::new();
+        let mut freshness_at = Timestamp::from_unix_micros(0).expect("the epoch");
+        let mut after = Default::default();
+        loop {
+            let batch = self.store.follow(after, 1_000).await?;
+            if batch.events.is_empty() {
+                break;
+            }
+            for event in &batch.events {
+                if event.position > position {
+                    break;
+                }
+                if projection
+                    .event_types()
+                    .contains(&event.envelope.event_type.as_str())
+                {
+                    source_events.push(event.envelope.event_id);
+                    freshness_at = freshness_at.max(event.recorded_at);
+                }
+            }
+            if batch.next >= position {
+                break;
+            }
+            after = batch.next;
+        }
+        let rows: Vec<(String, String, serde_json::Value)> = runner
+            .state()
+            .rows()
+            .iter()
+            .map(|((table, key), row)| (table.clone(), key.clone(), row.clone()))
+            .collect();
+        Ok(QueryArtifact {
+            snapshot_id: format!("{}:{}", position.tx_order, position.seq),
+            projection: format!("{}/{}", projection.pack_id(), projection.name()),
+            projection_version: projection.version(),
+            freshness_at,
+            capability_id: self.capability_id,
+            capability_state_ref: state_ref.to_owned(),
+            source_events,
+            result_hash: ops_core::canonical::payload_hash(
+                &serde_json::to_value(rows).expect("rows are plain JSON"),
+            ),
+        })
+    }
+
+    /// Stores an artifact and records it; storing it again changes nothing.
+    pub async fn record(&self, artifact: &Artifact, by: &Actor) -> Result<ContentId, LineageError> {
+        let id = artifact.artifact_id();
+        if self.was_recorded(id).await? {
+            return Ok(id);
+        }
+        let kind = match artifact {
+            Artifact::Query(_) => "query",
+            Artifact::Derived(_) => "derived",
+        };
+        let body = serde_json::to_string(artifact).expect("an artifact is plain JSON");
+        let recorded = ArtifactRecorded {
+            artifact_id: id,
+            kind: kind.to_owned(),
+        };
+        let event = self.event(&recorded, &format!("{id}:recorded"), by);
+        self.store
+            .append_with(
+                &format!("artifact/{id}"),
+                ExpectedVersion::Any,
+                &[event],
+                &[SideWrite::Artifact {
+                    id: &id.to_string(),
+                    kind,
+                    body: &body,
+                }],
+            )
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn feedback(
+        &self,
+        artifact_id: ContentId,
+        feedback: FeedbackKind,
+        note: Option<&str>,
+        by: &Actor,
+    ) -> Result<(), LineageError> {
+        if self.get(artifact_id).await?.is_none() && !self.was_recorded(artifact_id).await? {
+            return Err(LineageError::Unknown(artifact_id));
+        }
+        let given = FeedbackGiven {
+            artifact_id,
+            feedback,
+            note: note.map(str::to_owned),
+        };
+        let event = self.event(
+            &given,
+            &format!("{artifact_id}:{feedback:?}:{}", Timestamp::now()),
+            by,
+        );
+        self.store
+            .append(
+                &format!("artifact/{artifact_id}"),
+                ExpectedVersion::Any,
+                &[event],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, artifact_id: ContentId) -> Result<Option<Artifact>, LineageError> {
+        let body: Option<String> = on_db!(self.store.db(), pool => {
+            sqlx::query_scalar("SELECT body FROM core_artifacts WHERE artifact_id = $1")
+                .bind(artifact_id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        body.map(|text| {
+            serde_json::from_str(&text).map_err(|error| LineageError::Damaged {
+                id: artifact_id.to_string(),
+                reason: error.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn was_recorded(&self, artifact_id: ContentId) -> Result<bool, LineageError> {
+        Ok(!self
+            .store
+            .read_stream(&format!("artifact/{artifact_id}"))
+            .await?
+            .is_empty())
+    }
+
+    /// The artifact, what it was computed from, and so on back to the source events.
+    pub async fn chain(&self, artifact_id: ContentId) -> Result<Vec<Link>, LineageError> {
+        let mut links = Vec::new();
+        let mut pending = vec![(0, Input::Artifact(artifact_id))];
+        while let Some((depth, input)) = pending.pop() {
+            match input {
+                Input::Event(id) => {
+                    let event_type = self.event_type(id).await?;
+                    links.push(Link::Event {
+                        depth,
+                        id,
+                        event_type,
+                    });
+                }
+                Input::Artifact(id) => {
+                    let Some(artifact) = self.get(id).await? else {
+                        if self.was_recorded(id).await? {
+                            links.push(Link::Removed { depth, id });
+                            continue;
+                        }
+                        return Err(LineageError::Unknown(id));
+                    };
+                    let inputs: Vec<Input> = match &artifact {
+                        Artifact::Derived(derived) => derived.inputs.clone(),
+                        Artifact::Query(query) => query
+                            .source_events
+                            .iter()
+                            .copied()
+                            .map(Input::Event)
+                            .collect(),
+                    };
+                    let feedback = self.feedback_on(id).await?;
+                    links.push(Link::Artifact {
+                        depth,
+                        id,
+                        artifact,
+                        feedback,
+                    });
+                    pending.extend(inputs.into_iter().rev().map(|input| (depth + 1, input)));
+                }
+            }
+        }
+        Ok(links)
+    }
+
+    async fn feedback_on(&self, artifact_id: ContentId) -> Result<Vec<FeedbackKind>, LineageError> {
+        Ok(self
+            .store
+            .read_stream(&format!("artifact/{artifact_id}"))
+            .await?
+            .into_iter()
+            .filter(|event| event.envelope.event_type == FeedbackGiven::TYPE)
+            .filter_map(|event| {
+                serde_json::from_value::<FeedbackGiven>(event.envelope.payload).ok()
+            })
+            .map(|given| given.feedback)
+            .collect())
+    }
+
+    async fn event_type(&self, id: EventId) -> Result<Option<String>, LineageError> {
+        Ok(on_db!(self.store.db(), pool => {
+            sqlx::query_scalar("SELECT event_type FROM core_events WHERE event_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Removes artifact bodies recorded more than `retention_days` before `now`, and records
+    /// what it removed (also when nothing was due).
+    pub async fn apply_retention(
+        &self,
+        retention_days: u32,
+        now: Timestamp,
+        by: &Actor,
+    ) -> Result<Vec<String>, LineageError> {
+        let cutoff = now.unix_micros() - i64::from(retention_days) * 86_400_000_000;
+        let removed: Vec<String> = on_db!(self.store.db(), pool => {
+            sqlx::query_scalar(
+                "DELETE FROM core_artifacts WHERE recorded_at_us < $1 RETURNING artifact_id",
+            )
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut removed = removed;
+        removed.sort();
+        let applied = RetentionApplied {
+            class: "artifacts".to_owned(),
+            retention_days,
+            removed: removed.clone(),
+        };
+        let event = self.event(&applied, &format!("retention:artifacts:{now}"), by);
+        self.store
+            .append("retention", ExpectedVersion::Any, &[event])
+            .await?;
+        Ok(removed)
+    }
+
+    fn event<E: Event>(&self, event: &E, native_id: &str, by: &Actor) -> EventEnvelope {
+        let now = Timestamp::now();
+        let origin = EventOrigin {
+            source_ref: "core.lineage".to_owned(),
+            source_native_id: native_id.to_owned(),
+            source_sequence: None,
+            occurred_at: now,
+            ingested_at: now,
+            effective_at: None,
+            correlation_id: CorrelationId::of(native_id)
+                .expect("plain strings have a canonical form"),
+            causation: Causation::UserAction(
+                UserActionId::of(native_id).expect("plain strings have a canonical form"),
+            ),
+            actor: by.clone(),
+            capability_id: self.capability_id,
+        };
+        EventEnvelope::new(event, origin).expect("lineage events are plain JSON")
+    }
+}
