@@ -6,6 +6,7 @@ mod lineage;
 mod runtime_demo;
 mod sagas;
 mod status;
+mod story_demo;
 
 use std::path::PathBuf;
 

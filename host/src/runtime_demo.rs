@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use ops_core::capability::{CapabilityGranted, Scope, Selector};
 use ops_core::contract::Contract;
-use ops_core::egress::{Approval, EgressExecuted};
+use ops_core::egress::EgressExecuted;
 use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
@@ -21,7 +21,7 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::db::Db;
-use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway, pending_destinations};
+use ops_core_runtime::egress::{Dispatcher, Gateway, pending_destinations};
 use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
@@ -40,7 +40,10 @@ pub async fn run(
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let path = data_dir.join("ops.db");
     let db = Db::open_sqlite(&path).await?;
-    let store = EventStore::open(db.clone(), registry).await?;
+    // Personal data is sealed per subject from the first event on (keys next to the log).
+    let store = EventStore::open(db.clone(), registry)
+        .await?
+        .with_subject_keys(crate::story_demo::subject_keys(data_dir)?);
     writeln!(out, "\n== event log: SQLite at {}", path.display())?;
     for pack in registry.packs() {
         migrate::run_pack(&db, pack.id, pack.migrations).await?;
@@ -116,24 +119,19 @@ pub async fn run(
             }
         }
     }
-    reactions_and_egress(&store, out).await?;
+    let capabilities = reactions_and_egress(&store, out).await?;
+    let host_capability = CapabilityId::of("host.demo")?;
+    crate::story_demo::delegation(&capabilities, out).await?;
+    crate::story_demo::erasure(&store, host_capability, out).await?;
+    crate::story_demo::lineage(&store, host_capability, out).await?;
     store.db().close().await;
     Ok(())
 }
 
-/// Approves every effect the demo dispatches, and says so in each receipt.
-struct DemoApproval;
-
-impl ApprovalPolicy for DemoApproval {
-    fn approve(&self, _: &Effect) -> Option<Approval> {
-        Some(Approval::Policy {
-            policy_id: "host.demo-approves-all".to_owned(),
-            policy_version: env!("CARGO_PKG_VERSION").to_owned(),
-        })
-    }
-}
-
-async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyhow::Result<()> {
+async fn reactions_and_egress(
+    store: &EventStore,
+    out: &mut impl Write,
+) -> anyhow::Result<Capabilities> {
     writeln!(out, "\n== capabilities")?;
     let capabilities = Capabilities::load(store.clone()).await?;
     let operator = Actor::Human(ActorId::new("operator@example.com")?);
@@ -193,15 +191,23 @@ async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyho
         )?;
     }
 
+    let approvals =
+        crate::story_demo::governance(store, CapabilityId::of("host.demo")?, out).await?;
+
     writeln!(out, "\n== egress")?;
     let sink = WebhookSink::start().await?;
     let destinations = pending_destinations(store).await?;
     let gateway = Gateway {
-        policies: vec![Box::new(DemoApproval)],
+        policies: vec![Box::new(approvals)],
         max_attempts: Some(3),
         ..Gateway::default()
     };
-    let mut dispatcher = Dispatcher::new(store.clone(), "demo", gateway, Arc::new(capabilities));
+    let mut dispatcher = Dispatcher::new(
+        store.clone(),
+        "demo",
+        gateway,
+        Arc::new(capabilities.clone()),
+    );
     for destination in &destinations {
         writeln!(out, "destination {destination} -> {}", sink.url())?;
         dispatcher = dispatcher.with_executor(
@@ -236,5 +242,6 @@ async fn reactions_and_egress(store: &EventStore, out: &mut impl Write) -> anyho
             executed.approval
         )?;
     }
-    crate::sagas::write_sagas(store, out).await
+    crate::sagas::write_sagas(store, out).await?;
+    Ok(capabilities)
 }

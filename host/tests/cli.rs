@@ -78,7 +78,22 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     );
     assert!(text.contains("dispatched: 1 executed, 0 refused"), "{text}");
     assert!(text.contains(r#"{"incident_id":"T-100""#), "{text}");
-    assert!(text.contains("approved by Policy"), "{text}");
+    assert!(
+        text.contains(
+            r#"approved by Policy { policy_id: "notify.oncall-sev1", policy_version: "1.0.0" }"#
+        ),
+        "the policy promoted through its gates approved it: {text}"
+    );
+    assert!(text.contains("activated on eval cid_"), "{text}");
+    assert!(
+        text.contains("after the lead's capability was revoked: allowed = false"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"read through the store now: "[shredded]""#),
+        "{text}"
+    );
+    assert!(text.contains("feedback [Accepted]"), "{text}");
     let (ok, again) = host(&["demo", "--data", data_arg]);
     assert!(ok, "{again}");
     assert!(
@@ -95,7 +110,8 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     let (ok, status) = host(&["projections", "status", "--data", data_arg]);
     assert!(ok, "{status}");
     assert!(
-        status.contains("pack:incidents/incident_board v1: lag 0 ms of 5000 ms allowed (fresh)"),
+        status.contains("pack:incidents/incident_board v1: lag ")
+            && status.contains("ms of 5000 ms allowed (fresh)"),
         "{status}"
     );
     let (ok, status) = host(&["status", "--data", data_arg]);

@@ -1,0 +1,324 @@
+//! The demo's governance story, after ingest: a policy promoted through its gates approves
+//! the on-call notification, a delegated capability is revoked, a data subject is erased,
+//! and a derived artifact shows its lineage. Each part works on whatever the installed
+//! packs put in the log and is idempotent: a second run shows what the first recorded.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use ops_core::capability::{Action, CapabilityGranted, Scope, Selector};
+use ops_core::contract::{Contract, SafetyClass};
+use ops_core::envelope::Actor;
+use ops_core::governance::{ApprovalRule, EvalArtifact, Pins, PolicyDefinition, PolicyState};
+use ops_core::id::{CapabilityId, ContentHash, CorrelationId};
+use ops_core::lineage::{Artifact, DerivedArtifact, FeedbackKind, Input};
+use ops_core::redaction::RedactionApplied;
+use ops_core::time::Timestamp;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::governance::{ActivePolicies, Policies, sign};
+use ops_core_runtime::lineage::Lineage;
+use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::secrets::EncryptedFile;
+use ops_core_runtime::shredding::{SEALED_PREFIX, SubjectKeys, erase};
+use ops_core_runtime::store::{CurrentPayload, EventStore};
+
+/// The demo signs with a fixed key so its runs agree; a deployment's key is its own.
+const DEMO_SIGNING_SEED: [u8; 32] = [42; 32];
+const POLICY: &str = "notify.oncall-sev1";
+
+pub fn human(id: &str) -> anyhow::Result<Actor> {
+    Ok(Actor::Human(ops_core::envelope::ActorId::new(id)?))
+}
+
+/// Subject keys kept next to the demo's database, sealed with a key file there too.
+pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
+    let backend = EncryptedFile::open(
+        &data_dir.join("subject-keys.json"),
+        Some(&data_dir.join("secrets.key")),
+    )?;
+    Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
+}
+
+/// Drafts, simulates, approves, evaluates, signs and activates the on-call policy (once),
+/// and returns the active policies for the gateway.
+pub async fn governance(
+    store: &EventStore,
+    capability: CapabilityId,
+    out: &mut impl Write,
+) -> anyhow::Result<ActivePolicies> {
+    writeln!(out, "\n== governance")?;
+    let signer = SigningKey::from_bytes(&DEMO_SIGNING_SEED);
+    let policies = Policies::load(store.clone(), vec![signer.verifying_key()], capability).await?;
+    let (author, lead) = (human("operator@example.com")?, human("lead@example.com")?);
+    let definition = PolicyDefinition {
+        policy_id: POLICY.to_owned(),
+        version: "1.0.0".to_owned(),
+        owner_pack: "notify".to_owned(),
+        description: "approve on-call notifications of SEV1 incidents, at most 20 a day".to_owned(),
+        rule: ApprovalRule {
+            command_type: "pack.notify.oncall.NotifyOnCall".to_owned(),
+            destination: "webhook.oncall".to_owned(),
+            max_per_day: 20,
+        },
+        pins: Pins {
+            core_version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..Pins::default()
+        },
+    };
+    let state = policies.book().version(POLICY, "1.0.0").map(|v| v.state);
+    if state == Some(PolicyState::Active) {
+        writeln!(
+            out,
+            "policy {POLICY} 1.0.0 is active (promoted by an earlier run)"
+        )?;
+        return Ok(policies.active_approvals().await?);
+    }
+    let content_id = policies.draft(definition, &author).await?;
+    writeln!(
+        out,
+        "policy {POLICY} 1.0.0 drafted by the operator: {content_id}"
+    )?;
+    let report = policies.simulate(POLICY, "1.0.0", &author).await?;
+    writeln!(
+        out,
+        "simulated against {} recorded decision(s): {} would change",
+        report.compared,
+        report.changed.len()
+    )?;
+    if let Err(refused) = policies.approve(POLICY, "1.0.0", &author).await {
+        writeln!(out, "approval by its author refused: {refused}")?;
+    }
+    policies.approve(POLICY, "1.0.0", &lead).await?;
+    writeln!(out, "approved by lead@example.com")?;
+    let eval = EvalArtifact {
+        inputs_hash: report.inputs_hash,
+        policy_version: "1.0.0".to_owned(),
+        tool_versions: Default::default(),
+        model_config: Default::default(),
+        metrics: [("decisions_unchanged".to_owned(), 1.0)].into(),
+        thresholds: [("decisions_unchanged".to_owned(), 0.0)].into(),
+        passed: true,
+        run_at: Timestamp::now(),
+        environment: "demo".to_owned(),
+        correlation_id: CorrelationId::of(POLICY)?,
+    };
+    let eval_id = policies.record_eval(eval, &lead).await?;
+    let signature = sign(&content_id, &signer);
+    policies
+        .activate(
+            POLICY,
+            "1.0.0",
+            eval_id,
+            &signature,
+            &signer.verifying_key(),
+            &lead,
+        )
+        .await?;
+    writeln!(out, "activated on eval {eval_id} with a verified signature")?;
+    Ok(policies.active_approvals().await?)
+}
+
+/// A lead delegates paging to a responder for a week, then the lead's capability is
+/// revoked: the delegation falls with it.
+pub async fn delegation(capabilities: &Capabilities, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "\n== delegation")?;
+    let (operator, lead, responder) = (
+        human("operator@example.com")?,
+        human("lead@example.com")?,
+        human("ada@example.com")?,
+    );
+    let lead_capability = CapabilityId::of(&("host.demo", "lead"))?;
+    let delegated = CapabilityId::of(&("host.demo", "lead", "ada"))?;
+    let now = Timestamp::now();
+    let week = Timestamp::from_unix_micros(now.unix_micros() + 7 * 86_400_000_000)
+        .context("a week from now")?;
+    let year = Timestamp::from_unix_micros(now.unix_micros() + 365 * 86_400_000_000)
+        .context("a year from now")?;
+    let paging = |actor: Actor| Action {
+        actor,
+        command_type: "pack.incidents.paging.PageResponder".to_owned(),
+        safety: SafetyClass::WriteExternalSideEffect,
+        tenant: Some("acme".to_owned()),
+        destination: Some("pager".to_owned()),
+    };
+    if !capabilities.is_granted(lead_capability) {
+        capabilities
+            .grant(
+                CapabilityGranted {
+                    capability_id: lead_capability,
+                    holder: lead.clone(),
+                    issuer: operator.clone(),
+                    scope: Scope {
+                        types: Selector::only(["pack.incidents.*"]),
+                        ..Scope::everything()
+                    },
+                    valid_from: now,
+                    valid_until: year,
+                    parent: None,
+                },
+                now,
+            )
+            .await?;
+        let wider = CapabilityGranted {
+            capability_id: delegated,
+            holder: responder.clone(),
+            issuer: lead.clone(),
+            scope: Scope::everything(),
+            valid_from: now,
+            valid_until: week,
+            parent: Some(lead_capability),
+        };
+        if let Err(refused) = capabilities.grant(wider.clone(), now).await {
+            writeln!(out, "a delegation wider than its parent: {refused}")?;
+        }
+        capabilities
+            .grant(
+                CapabilityGranted {
+                    scope: Scope {
+                        types: Selector::only(["pack.incidents.paging.*"]),
+                        destinations: Selector::only(["pager"]),
+                        ..Scope::everything()
+                    },
+                    ..wider
+                },
+                now,
+            )
+            .await?;
+        let before = capabilities.check(delegated, &paging(responder.clone()), Timestamp::now());
+        writeln!(
+            out,
+            "ada pages on the lead's delegation: allowed = {} (chain {:?})",
+            before.allowed, before.chain
+        )?;
+        capabilities
+            .revoke(
+                lead_capability,
+                operator,
+                "the lead left the rota",
+                Timestamp::now(),
+            )
+            .await?;
+    }
+    let after = capabilities.check(delegated, &paging(responder), Timestamp::now());
+    writeln!(
+        out,
+        "after the lead's capability was revoked: allowed = {}; {}",
+        after.allowed,
+        after.reason.unwrap_or_default()
+    )?;
+    Ok(())
+}
+
+/// Erases the first data subject found sealed in the log, and shows what remains.
+pub async fn erasure(
+    store: &EventStore,
+    capability: CapabilityId,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out, "\n== right to erasure")?;
+    let acknowledged = store
+        .read_by_type("pack.incidents.incident.IncidentAcknowledged")
+        .await?;
+    let Some(first) = acknowledged.first() else {
+        writeln!(out, "no personal data in the log")?;
+        return Ok(());
+    };
+    let sealed = first.envelope.payload["by"]["display_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let Some(subject_id) = sealed
+        .strip_prefix(SEALED_PREFIX)
+        .and_then(|rest| rest.split(':').next())
+    else {
+        writeln!(out, "the log holds no sealed personal data")?;
+        return Ok(());
+    };
+    let name = |store: &EventStore| match store.current_payload(&first.envelope) {
+        CurrentPayload::Current { payload, .. } => payload["by"]["display_name"].to_string(),
+        _ => "(unreadable)".to_owned(),
+    };
+    writeln!(
+        out,
+        "in the log: {}…; read through the store: {}",
+        &sealed[..sealed.len().min(40)],
+        name(store)
+    )?;
+    let erased = store.read_by_type(RedactionApplied::TYPE).await?;
+    if erased.is_empty() {
+        let applied = erase(
+            store,
+            subject_id,
+            &human("privacy@example.com")?,
+            "erasure request 2026-117",
+            capability,
+        )
+        .await?;
+        writeln!(
+            out,
+            "erased subject {subject_id}: key destroyed, fields {:?}",
+            applied.fields
+        )?;
+    } else {
+        writeln!(out, "subject {subject_id} was erased by an earlier run")?;
+    }
+    writeln!(
+        out,
+        "read through the store now: {}; event {} unchanged",
+        name(store),
+        first.envelope.event_id
+    )?;
+    Ok(())
+}
+
+/// A summary derived from the incident board, with feedback and its chain.
+pub async fn lineage(
+    store: &EventStore,
+    capability: CapabilityId,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out, "\n== lineage")?;
+    let Some(board) = ops_core::projection::installed().into_iter().next() else {
+        writeln!(out, "no projection installed")?;
+        return Ok(());
+    };
+    let mut runner = ProjectionRunner::start(store.clone(), board).await?;
+    runner.catch_up().await?;
+    let lineage = Lineage::new(store.clone(), capability);
+    let query = lineage.query_artifact(&runner, "demo").await?;
+    let analyst = human("analyst@example.com")?;
+    let query_id = lineage
+        .record(&Artifact::Query(query.clone()), &analyst)
+        .await?;
+    let summary = format!("{} event(s) on the board", query.source_events.len());
+    let derived = Artifact::Derived(DerivedArtifact {
+        inputs: vec![Input::Artifact(query_id)],
+        input_hashes: vec![query.result_hash],
+        policy_version: "board-summary 0.1.0".to_owned(),
+        tool_versions: [("ops-host".to_owned(), env!("CARGO_PKG_VERSION").to_owned())].into(),
+        model_config: Default::default(),
+        eval_id: None,
+        output_hash: ContentHash::of_bytes(summary.as_bytes()),
+    });
+    let derived_id = lineage.record(&derived, &analyst).await?;
+    lineage
+        .feedback(derived_id, FeedbackKind::Accepted, None, &analyst)
+        .await?;
+    writeln!(
+        out,
+        "derived artifact {derived_id} (\"{summary}\"); ops-host lineage {derived_id}:"
+    )?;
+    let mut chain = Vec::new();
+    crate::lineage::write_chain(store, &derived_id.to_string(), &mut chain).await?;
+    let text = String::from_utf8(chain)?;
+    for line in text.lines().take(6) {
+        writeln!(out, "  {line}")?;
+    }
+    if text.lines().count() > 6 {
+        writeln!(out, "  … {} more source event(s)", text.lines().count() - 6)?;
+    }
+    Ok(())
+}
