@@ -9,10 +9,11 @@ use ops_core::capability::{CapabilityBook, CapabilityGranted, Scope};
 use ops_core::envelope::{Actor, ActorId, EventEnvelope};
 
 use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
+use ops_core::egress::Approval;
 use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope};
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{BoxFuture, Executor};
+use ops_core_runtime::egress::{ApprovalPolicy, BoxFuture, Effect, Executor};
 use ops_core_runtime::store::EventStore;
 use ops_shared_people::{PersonRef, ServiceRef};
 
@@ -160,6 +161,18 @@ pub async fn paged(backend: Backend, test: &str, pages: usize) -> (EventStore, C
         .expect("paging");
     }
     (store, bus)
+}
+
+/// Approves every effect, as policy `tests-approve-all` 1.0.0.
+pub struct ApproveAll;
+
+impl ApprovalPolicy for ApproveAll {
+    fn approve(&self, _: &Effect) -> Option<Approval> {
+        Some(Approval::Policy {
+            policy_id: "tests-approve-all".to_owned(),
+            policy_version: "1.0.0".to_owned(),
+        })
+    }
 }
 
 /// An in-process pager: does each effect once per idempotency key, as a destination must,

@@ -19,6 +19,13 @@ pub fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
 }
 
+/// A fresh path for a file of `test` (a key file, a secrets file), named by `suffix`.
+pub fn temp_file(test: &str, suffix: &str) -> std::path::PathBuf {
+    let path = sqlite_path(test).with_extension(suffix);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
 /// Where the SQLite database of `test` lives, so a test can read its raw bytes.
 pub fn sqlite_path(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join("ops-tests");

@@ -12,26 +12,15 @@ use ops_core::id::{ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::egress::{
-    ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, SagaState, approve, sagas,
+    BoxFuture, Dispatcher, Executor, Gateway, SagaState, approve, sagas,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{Pager, authority, capability, opened, page, request};
+use ops_tests::commands::{ApproveAll, Pager, authority, capability, opened, page, request};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use pack_notify::{ONCALL_DESTINATION, notify_oncall, publish_status_update};
 
 const STATUS_PAGE: &str = "statuspage";
-
-struct ApproveAll;
-
-impl ApprovalPolicy for ApproveAll {
-    fn approve(&self, _: &Effect) -> Option<Approval> {
-        Some(Approval::Policy {
-            policy_id: "tests-approve-all".to_owned(),
-            policy_version: "1.0.0".to_owned(),
-        })
-    }
-}
 
 /// A destination that never confirms anything.
 struct Down;

@@ -10,15 +10,15 @@ use ops_core::contract::Contract;
 use ops_core::id::CorrelationId;
 use ops_core::secrets::{SecretHandleRevoked, SecretTokenIssued, TokenType};
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
+use ops_core_runtime::egress::{Dispatcher, Gateway};
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::secrets::{
     EncryptedFile, SecretBackend, SecretValue, SecretsError, SecretsProvider,
 };
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::{Credential, WebhookExecutor, WebhookSink};
-use ops_tests::commands::{authority, capability, open, reactor_capability};
-use ops_tests::storage::{Backend, sqlite_path};
+use ops_tests::commands::{ApproveAll, authority, capability, open, reactor_capability};
+use ops_tests::storage::{Backend, sqlite_path, temp_file};
 use ops_tests::{on_both_backends, responder};
 use pack_notify::ONCALL_DESTINATION;
 
@@ -26,25 +26,6 @@ use pack_notify::ONCALL_DESTINATION;
 const SECRET: &str = "oncall-webhook-token-7f3a9c2e51";
 const SECRET_ID: &str = "webhook.oncall.token";
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-struct ApproveAll;
-
-impl ApprovalPolicy for ApproveAll {
-    fn approve(&self, _: &Effect) -> Option<ops_core::egress::Approval> {
-        Some(ops_core::egress::Approval::Policy {
-            policy_id: "tests-approve-all".to_owned(),
-            policy_version: "1.0.0".to_owned(),
-        })
-    }
-}
-
-fn secrets_file(test: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir()
-        .join("ops-tests")
-        .join(format!("{test}-{}.secrets.json", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
 
 async fn provider(store: &EventStore, file: &std::path::Path, scope: Scope) -> SecretsProvider {
     let backend = EncryptedFile::with_key(file, KEY).expect("a valid key");
@@ -102,7 +83,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(backend: Backend) {
     let test = "secrets_webhook_credential";
     let store = backend.store(test).await;
-    let file = secrets_file(test);
+    let file = temp_file(test, "secrets.json");
     let provider = Arc::new(provider(&store, &file, Scope::everything()).await);
     provider
         .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
@@ -185,33 +166,28 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
             .is_some_and(|expires| expires > token.issued_at)
     );
 
+    let token = async |audience: &str, ttl: Duration| {
+        provider
+            .access_token(
+                &handle,
+                audience,
+                "post",
+                ttl,
+                &responder(),
+                capability(),
+                correlation(),
+            )
+            .await
+    };
     // Tokens are bound to their audience and their time.
-    let elsewhere = provider
-        .access_token(
-            &handle,
-            "webhook.other",
-            "post",
-            Duration::from_secs(60),
-            &responder(),
-            capability(),
-            correlation(),
-        )
+    let elsewhere = token("webhook.other", Duration::from_secs(60))
         .await
         .expect("a token for another audience");
     assert!(matches!(
         provider.redeem(&elsewhere, ONCALL_DESTINATION),
         Err(SecretsError::TokenRefused(reason)) if reason.contains("not `webhook.oncall`")
     ));
-    let short = provider
-        .access_token(
-            &handle,
-            ONCALL_DESTINATION,
-            "post",
-            Duration::ZERO,
-            &responder(),
-            capability(),
-            correlation(),
-        )
+    let short = token(ONCALL_DESTINATION, Duration::ZERO)
         .await
         .expect("a token that is already over");
     assert!(matches!(
@@ -220,16 +196,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     ));
 
     // Revoking the handle ends its tokens at once, and the executor can no longer post.
-    let live = provider
-        .access_token(
-            &handle,
-            ONCALL_DESTINATION,
-            "post",
-            Duration::from_secs(60),
-            &responder(),
-            capability(),
-            correlation(),
-        )
+    let live = token(ONCALL_DESTINATION, Duration::from_secs(60))
         .await
         .expect("a token");
     provider
@@ -241,17 +208,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
         Err(SecretsError::TokenRefused(_))
     ));
     assert!(matches!(
-        provider
-            .access_token(
-                &handle,
-                ONCALL_DESTINATION,
-                "post",
-                Duration::from_secs(60),
-                &responder(),
-                capability(),
-                correlation()
-            )
-            .await,
+        token(ONCALL_DESTINATION, Duration::from_secs(60)).await,
         Err(SecretsError::Revoked(_))
     ));
     assert_eq!(
@@ -304,7 +261,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
 async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Backend) {
     let test = "secrets_capability_denied";
     let store = backend.store(test).await;
-    let file = secrets_file(test);
+    let file = temp_file(test, "secrets.json");
     let provider = provider(
         &store,
         &file,
@@ -345,7 +302,7 @@ on_both_backends!(
 
 #[test]
 fn a_tampered_or_moved_secret_does_not_decrypt() {
-    let file = secrets_file("secrets_tampered");
+    let file = temp_file("secrets_tampered", "secrets.json");
     let backend = EncryptedFile::with_key(&file, KEY).expect("a valid key");
     backend
         .put(SECRET_ID, &SecretValue::new(SECRET.as_bytes().to_vec()))

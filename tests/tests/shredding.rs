@@ -11,14 +11,14 @@ use ops_core::contract::Contract;
 use ops_core::envelope::{CommandEnvelope, DedupeScope};
 use ops_core::redaction::RedactionApplied;
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
+use ops_core_runtime::egress::{Dispatcher, Gateway};
 use ops_core_runtime::secrets::EncryptedFile;
 use ops_core_runtime::shredding::{SHREDDED, SubjectKeys, erase};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 use ops_host::webhook::{WebhookExecutor, WebhookSink};
 use ops_shared_people::PersonRef;
-use ops_tests::commands::{authority, capability, open, request};
-use ops_tests::storage::Backend;
+use ops_tests::commands::{ApproveAll, authority, capability, open, request};
+use ops_tests::storage::{Backend, temp_file};
 use ops_tests::{on_both_backends, responder};
 
 const NAME: &str = "Ada Lovelace";
@@ -30,25 +30,6 @@ fn ada() -> PersonRef {
         id: "U042".to_owned(),
         display_name: NAME.to_owned(),
     }
-}
-
-struct ApproveAll;
-
-impl ApprovalPolicy for ApproveAll {
-    fn approve(&self, _: &Effect) -> Option<ops_core::egress::Approval> {
-        Some(ops_core::egress::Approval::Policy {
-            policy_id: "tests-approve-all".to_owned(),
-            policy_version: "1.0.0".to_owned(),
-        })
-    }
-}
-
-fn key_file(test: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir()
-        .join("ops-tests")
-        .join(format!("{test}-{}.keys.json", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
 }
 
 fn keys(file: &std::path::Path) -> Arc<SubjectKeys> {
@@ -90,7 +71,7 @@ fn display_name(store: &EventStore, stored: &ops_core_runtime::store::StoredEven
 
 async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Backend) {
     let test = "shredding_erase";
-    let file = key_file(test);
+    let file = temp_file(test, "keys.json");
     let store = backend.store(test).await.with_subject_keys(keys(&file));
     let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
     bus.submit(&open("INC-1"), capability(), None)

@@ -8,11 +8,12 @@ use std::sync::Mutex;
 
 use ops_core::budget::{BudgetDecided, BudgetLimits, Usage};
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::envelope::{Actor, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::time::Timestamp;
 
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+use crate::service_event;
+use crate::store::{AppendError, EventStore, ReadError};
 
 const DAY_US: i64 = 86_400_000_000;
 const MINUTE_US: i64 = 60_000_000;
@@ -136,27 +137,12 @@ impl Budgets {
         };
         let native_id = format!("{run_id}:{now}");
         let origin = EventOrigin {
-            source_ref: "core.budgets".to_owned(),
-            source_native_id: native_id.clone(),
-            source_sequence: None,
             occurred_at: now,
             ingested_at: now,
-            effective_at: None,
             correlation_id: CorrelationId::of(run_id).expect("plain strings have a canonical form"),
-            causation: Causation::UserAction(
-                UserActionId::of(&native_id).expect("plain strings have a canonical form"),
-            ),
-            actor: actor.clone(),
-            capability_id: self.capability_id,
+            ..service_event::origin("core.budgets", &native_id, actor, self.capability_id)
         };
-        let receipt = EventEnvelope::new(&decided, origin).expect("a decision is plain JSON");
-        self.store
-            .append(
-                &format!("budget/{run_id}"),
-                ExpectedVersion::Any,
-                &[receipt],
-            )
-            .await?;
+        service_event::record(&self.store, &format!("budget/{run_id}"), &decided, origin).await?;
         Ok(decided.allowed)
     }
 }

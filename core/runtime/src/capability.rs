@@ -14,11 +14,12 @@ use ops_core::capability::{
     CapabilityRevoked, CapabilityScopeChanged, Decision, Scope,
 };
 use ops_core::contract::{Contract, Event};
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::envelope::{Actor, Causation, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, EventId};
 use ops_core::time::Timestamp;
 
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+use crate::service_event;
+use crate::store::{AppendError, EventStore, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
@@ -219,29 +220,23 @@ impl Capabilities {
         at: Timestamp,
     ) -> Result<EventId, CapabilityError> {
         let origin = EventOrigin {
-            source_ref: "core.capabilities".to_owned(),
-            source_native_id: format!("{capability_id}:{what}:{at}"),
-            source_sequence: None,
             occurred_at: at,
-            ingested_at: Timestamp::now(),
-            effective_at: None,
             correlation_id: CorrelationId::of(&capability_id.to_string())
                 .expect("plain strings have a canonical form"),
-            causation: Causation::UserAction(
-                ops_core::id::UserActionId::of(&(what, capability_id.to_string()))
-                    .expect("plain strings have a canonical form"),
-            ),
-            actor,
-            capability_id,
-        };
-        let envelope = EventEnvelope::new(event, origin).expect("capability events are plain JSON");
-        self.store
-            .append(
-                &format!("capability/{capability_id}"),
-                ExpectedVersion::Any,
-                std::slice::from_ref(&envelope),
+            ..service_event::origin(
+                "core.capabilities",
+                &format!("{capability_id}:{what}:{at}"),
+                &actor,
+                capability_id,
             )
-            .await?;
+        };
+        let envelope = service_event::record(
+            &self.store,
+            &format!("capability/{capability_id}"),
+            event,
+            origin,
+        )
+        .await?;
         self.book
             .write()
             .expect("the capability book is never poisoned")
@@ -280,7 +275,6 @@ pub(crate) async fn record_denial(
     store: &EventStore,
     denial: Denial<'_>,
 ) -> Result<(), AppendError> {
-    let now = Timestamp::now();
     let receipt = CapabilityDenied {
         capability_id: denial.capability_id,
         actor: denial.actor.clone(),
@@ -290,25 +284,19 @@ pub(crate) async fn record_denial(
         capability_state_ref: denial.decision.state_ref,
         capability_chain: denial.decision.chain,
     };
+    let native_id = format!("{}:denied:{}", denial.subject, Timestamp::now());
     let origin = EventOrigin {
-        source_ref: denial.source_ref.to_owned(),
-        source_native_id: format!("{}:denied:{now}", denial.subject),
-        source_sequence: None,
-        occurred_at: now,
-        ingested_at: now,
-        effective_at: None,
         correlation_id: denial.correlation_id,
         causation: denial.causation,
-        actor: denial.actor.clone(),
-        capability_id: denial.capability_id,
-    };
-    let receipt = EventEnvelope::new(&receipt, origin).expect("a denial is plain JSON");
-    store
-        .append(
-            &format!("denials/{}", denial.capability_id),
-            ExpectedVersion::Any,
-            &[receipt],
+        ..service_event::origin(
+            denial.source_ref,
+            &native_id,
+            denial.actor,
+            denial.capability_id,
         )
+    };
+    let stream = format!("denials/{}", denial.capability_id);
+    service_event::record(store, &stream, &receipt, origin)
         .await
         .map(drop)
 }

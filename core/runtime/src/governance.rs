@@ -12,17 +12,18 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use ops_core::canonical::payload_hash;
 use ops_core::contract::{Contract, Event};
 use ops_core::egress::{Approval, EgressExecuted};
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::envelope::{Actor, EventEnvelope};
 use ops_core::governance::{
     DecisionChange, EvalArtifact, EvalRecorded, Evidence, PolicyBook, PolicyDefinition,
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
 };
-use ops_core::id::{CapabilityId, CommandId, ContentId, CorrelationId, UserActionId};
+use ops_core::id::{CapabilityId, CommandId, ContentId};
 use ops_core::time::Timestamp;
 
 use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, StoredEvent};
+use crate::service_event;
+use crate::store::{AppendError, EventStore, ReadError, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -389,30 +390,8 @@ impl Policies {
         native_id: &str,
         by: &Actor,
     ) -> Result<(), PolicyError> {
-        let now = Timestamp::now();
-        let origin = EventOrigin {
-            source_ref: "core.governance".to_owned(),
-            source_native_id: native_id.to_owned(),
-            source_sequence: None,
-            occurred_at: now,
-            ingested_at: now,
-            effective_at: None,
-            correlation_id: CorrelationId::of(native_id)
-                .expect("plain strings have a canonical form"),
-            causation: Causation::UserAction(
-                UserActionId::of(native_id).expect("plain strings have a canonical form"),
-            ),
-            actor: by.clone(),
-            capability_id: self.capability_id,
-        };
-        let envelope = EventEnvelope::new(event, origin).expect("governance events are plain JSON");
-        self.store
-            .append(
-                "governance",
-                ExpectedVersion::Any,
-                std::slice::from_ref(&envelope),
-            )
-            .await?;
+        let origin = service_event::origin("core.governance", native_id, by, self.capability_id);
+        let envelope = service_event::record(&self.store, "governance", event, origin).await?;
         apply(&mut self.book.write().expect("never poisoned"), &envelope);
         Ok(())
     }

@@ -18,5 +18,6 @@ pub mod reaction;
 pub mod reconcile;
 pub mod scheduler;
 pub mod secrets;
+mod service_event;
 pub mod shredding;
 pub mod store;

@@ -4,8 +4,8 @@
 //! with a `RetentionApplied` receipt (the records in the log stay).
 
 use ops_core::contract::{Contract, Event};
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, ContentId, CorrelationId, EventId, UserActionId};
+use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::id::{CapabilityId, ContentId, EventId};
 use ops_core::lineage::{
     Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact, RetentionApplied,
 };
@@ -13,6 +13,7 @@ use ops_core::time::Timestamp;
 
 use crate::db::on_db;
 use crate::projection::ProjectionRunner;
+use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, SideWrite};
 
 #[derive(Debug, thiserror::Error)]
@@ -298,22 +299,7 @@ impl Lineage {
     }
 
     fn event<E: Event>(&self, event: &E, native_id: &str, by: &Actor) -> EventEnvelope {
-        let now = Timestamp::now();
-        let origin = EventOrigin {
-            source_ref: "core.lineage".to_owned(),
-            source_native_id: native_id.to_owned(),
-            source_sequence: None,
-            occurred_at: now,
-            ingested_at: now,
-            effective_at: None,
-            correlation_id: CorrelationId::of(native_id)
-                .expect("plain strings have a canonical form"),
-            causation: Causation::UserAction(
-                UserActionId::of(native_id).expect("plain strings have a canonical form"),
-            ),
-            actor: by.clone(),
-            capability_id: self.capability_id,
-        };
+        let origin = service_event::origin("core.lineage", native_id, by, self.capability_id);
         EventEnvelope::new(event, origin).expect("lineage events are plain JSON")
     }
 }

@@ -24,14 +24,15 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core:
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use ops_core::capability::{Action, Authority};
 use ops_core::contract::{Contract, SafetyClass};
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::envelope::{Actor, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, TokenType};
 use ops_core::time::Timestamp;
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroizing;
 
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+use crate::service_event;
+use crate::store::{AppendError, EventStore, ReadError};
 
 /// The command type a capability must cover to use secrets; the audience is its
 /// destination.
@@ -545,26 +546,11 @@ impl SecretsProvider {
         capability_id: CapabilityId,
         correlation_id: CorrelationId,
     ) -> Result<(), SecretsError> {
-        let now = Timestamp::now();
         let origin = EventOrigin {
-            source_ref: "core.secrets".to_owned(),
-            source_native_id: native_id.to_owned(),
-            source_sequence: None,
-            occurred_at: now,
-            ingested_at: now,
-            effective_at: None,
             correlation_id,
-            causation: Causation::UserAction(
-                ops_core::id::UserActionId::of(native_id)
-                    .expect("plain strings have a canonical form"),
-            ),
-            actor: actor.clone(),
-            capability_id,
+            ..service_event::origin("core.secrets", native_id, actor, capability_id)
         };
-        let envelope = EventEnvelope::new(receipt, origin).expect("receipts are plain JSON");
-        self.store
-            .append("secrets", ExpectedVersion::Any, &[envelope])
-            .await?;
+        service_event::record(&self.store, "secrets", receipt, origin).await?;
         Ok(())
     }
 }

@@ -204,9 +204,7 @@ pub async fn erase(
     reason: &str,
     capability_id: ops_core::id::CapabilityId,
 ) -> Result<ops_core::redaction::RedactionApplied, EraseError> {
-    use ops_core::envelope::{Causation, EventEnvelope, EventOrigin};
-    use ops_core::id::{CorrelationId, UserActionId};
-    use ops_core::time::Timestamp;
+    use ops_core::envelope::EventEnvelope;
 
     let keys = store.subject_keys().ok_or(EraseError::NoKeys)?;
     let pattern = format!("%{SEALED_PREFIX}{subject_id}:%");
@@ -239,29 +237,13 @@ pub async fn erase(
         fields: fields.into_iter().collect(),
         reason: reason.to_owned(),
     };
-    let now = Timestamp::now();
-    let native_id = format!("{subject_id}:erased");
-    let origin = EventOrigin {
-        source_ref: "core.shredding".to_owned(),
-        source_native_id: native_id.clone(),
-        source_sequence: None,
-        occurred_at: now,
-        ingested_at: now,
-        effective_at: None,
-        correlation_id: CorrelationId::of(&native_id).expect("plain strings have a canonical form"),
-        causation: Causation::UserAction(
-            UserActionId::of(&native_id).expect("plain strings have a canonical form"),
-        ),
-        actor: actor.clone(),
+    let origin = crate::service_event::origin(
+        "core.shredding",
+        &format!("{subject_id}:erased"),
+        actor,
         capability_id,
-    };
-    let event = EventEnvelope::new(&applied, origin).expect("a redaction record is plain JSON");
-    store
-        .append(
-            &format!("subjects/{subject_id}"),
-            crate::store::ExpectedVersion::Any,
-            &[event],
-        )
+    );
+    crate::service_event::record(store, &format!("subjects/{subject_id}"), &applied, origin)
         .await?;
     Ok(applied)
 }
