@@ -21,6 +21,21 @@ pub fn linked_registry() -> &'static Registry {
     }
 }
 
+/// The payloads of every stored `E`, in log order.
+pub async fn payloads<E: ops_core::contract::Event>(
+    store: &ops_core_runtime::store::EventStore,
+) -> Vec<E> {
+    store
+        .read_by_type(E::TYPE)
+        .await
+        .expect("reading the log")
+        .into_iter()
+        .map(|stored| {
+            serde_json::from_value(stored.envelope.payload).expect("a payload of its type")
+        })
+        .collect()
+}
+
 pub fn responder() -> Actor {
     Actor::Human(ActorId::new("ada@example.com").expect("a valid actor id"))
 }

@@ -70,13 +70,7 @@ async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
         "over the day's 2500"
     );
 
-    let receipts: Vec<BudgetDecided> = store
-        .read_by_type(BudgetDecided::TYPE)
-        .await
-        .expect("reading")
-        .into_iter()
-        .map(|stored| serde_json::from_value(stored.envelope.payload).expect("a receipt"))
-        .collect();
+    let receipts: Vec<BudgetDecided> = ops_tests::payloads::<BudgetDecided>(&store).await;
     assert_eq!(
         receipts.iter().map(|r| r.allowed).collect::<Vec<_>>(),
         [true, false, true, true, false]

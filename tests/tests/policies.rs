@@ -140,18 +140,14 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .expect("approving");
 
     let signature = sign(&content_id, &signer);
+    let activate_v1 = async |eval_id, signature: &str, key: &ed25519_dalek::VerifyingKey| {
+        policies
+            .activate(POLICY, "1.0.0", eval_id, signature, key, &bob)
+            .await
+    };
     let missing = ops_core::id::ContentId::of("no such eval").expect("canonical");
     refused(
-        policies
-            .activate(
-                POLICY,
-                "1.0.0",
-                missing,
-                &signature,
-                &signer.verifying_key(),
-                &bob,
-            )
-            .await,
+        activate_v1(missing, &signature, &signer.verifying_key()).await,
         "is not recorded",
     );
     let failing = policies
@@ -159,16 +155,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .await
         .expect("recording");
     refused(
-        policies
-            .activate(
-                POLICY,
-                "1.0.0",
-                failing,
-                &signature,
-                &signer.verifying_key(),
-                &bob,
-            )
-            .await,
+        activate_v1(failing, &signature, &signer.verifying_key()).await,
         "fails its thresholds",
     );
     let elsewhere = ContentHash::of_bytes(b"other inputs");
@@ -177,16 +164,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .await
         .expect("recording");
     refused(
-        policies
-            .activate(
-                POLICY,
-                "1.0.0",
-                mismatched,
-                &signature,
-                &signer.verifying_key(),
-                &bob,
-            )
-            .await,
+        activate_v1(mismatched, &signature, &signer.verifying_key()).await,
         "ran on inputs",
     );
     let passing = policies
@@ -209,27 +187,10 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     // Signed as it was before someone raised the cap: the signature is not this artifact's.
     let tampered = sign(&definition("1.0.0", 200).content_id(), &signer);
     refused(
-        policies
-            .activate(
-                POLICY,
-                "1.0.0",
-                passing,
-                &tampered,
-                &signer.verifying_key(),
-                &bob,
-            )
-            .await,
+        activate_v1(passing, &tampered, &signer.verifying_key()).await,
         "does not verify",
     );
-    policies
-        .activate(
-            POLICY,
-            "1.0.0",
-            passing,
-            &signature,
-            &signer.verifying_key(),
-            &bob,
-        )
+    activate_v1(passing, &signature, &signer.verifying_key())
         .await
         .expect("activating");
 

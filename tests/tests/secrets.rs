@@ -141,13 +141,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     );
 
     // Receipts for the handle and the token; none holds the value.
-    let issued: Vec<SecretTokenIssued> = store
-        .read_by_type(SecretTokenIssued::TYPE)
-        .await
-        .expect("reading")
-        .into_iter()
-        .map(|stored| serde_json::from_value(stored.envelope.payload).expect("a receipt"))
-        .collect();
+    let issued: Vec<SecretTokenIssued> = ops_tests::payloads::<SecretTokenIssued>(&store).await;
     assert_eq!(
         issued.iter().map(|i| i.token_type).collect::<Vec<_>>(),
         [TokenType::Handle, TokenType::AccessToken]

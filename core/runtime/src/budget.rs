@@ -97,21 +97,13 @@ impl Budgets {
             let run_used = ledger.runs.get(run_id).copied().unwrap_or_default();
             let day_used = ledger.day_used;
             let reason = if !run_used.plus(asked).within(self.limits.per_run) {
-                Some(format!(
-                    "run `{run_id}` would use {} tokens and {} calls of its {} and {}",
-                    run_used.tokens + asked.tokens,
-                    run_used.calls + asked.calls,
-                    self.limits.per_run.tokens,
-                    self.limits.per_run.calls
+                Some(over(
+                    &format!("run `{run_id}`"),
+                    run_used.plus(asked),
+                    self.limits.per_run,
                 ))
             } else if !day_used.plus(asked).within(self.limits.per_day) {
-                Some(format!(
-                    "the day would use {} tokens and {} calls of its {} and {}",
-                    day_used.tokens + asked.tokens,
-                    day_used.calls + asked.calls,
-                    self.limits.per_day.tokens,
-                    self.limits.per_day.calls
-                ))
+                Some(over("the day", day_used.plus(asked), self.limits.per_day))
             } else if ledger.recent_calls.len() as u64 + asked.calls > self.limits.calls_per_minute
             {
                 Some(format!(
@@ -145,6 +137,13 @@ impl Budgets {
         service_event::record(&self.store, &format!("budget/{run_id}"), &decided, origin).await?;
         Ok(decided.allowed)
     }
+}
+
+fn over(what: &str, would: Usage, limit: Usage) -> String {
+    format!(
+        "{what} would use {} tokens and {} calls of its {} and {}",
+        would.tokens, would.calls, limit.tokens, limit.calls
+    )
 }
 
 /// Counts an allowed spend at `at`, if it falls on the ledger's day.
