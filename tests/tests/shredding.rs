@@ -90,9 +90,12 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
         ),
     )
     .expect("a valid command");
-    bus.submit(&acknowledge, capability(), None)
+    let acknowledged_receipt = bus
+        .submit(&acknowledge, capability(), None)
         .await
         .expect("acknowledging");
+    // Kept under an id derived from the sealed payload: no hash of the name is stored.
+    assert_ne!(acknowledged_receipt.command_id, acknowledge.command_id);
     let page = pack_incidents::page_responder(
         "INC-1",
         ada(),
@@ -149,12 +152,12 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
     );
 
     // Submitting the same command again is still the same command: sealing is stable.
-    assert!(
-        bus.submit(&acknowledge, capability(), None)
-            .await
-            .expect("again")
-            .replayed
-    );
+    let again = bus
+        .submit(&acknowledge, capability(), None)
+        .await
+        .expect("again");
+    assert!(again.replayed);
+    assert_eq!(again.command_id, acknowledged_receipt.command_id);
 
     let subject_id = before
         .split("enc:v1:")

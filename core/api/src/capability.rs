@@ -334,10 +334,16 @@ impl CapabilityBook {
         {
             return;
         }
-        // Late arrivals take their place by when they happened, not when they came.
-        let at = history.partition_point(|known| {
-            (known.occurred_at, known.event_id) <= (recorded.occurred_at, recorded.event_id)
-        });
+        // Late arrivals take their place by when they happened, not when they came; at the
+        // same instant a grant comes before what happens to it.
+        let order = |r: &Recorded| {
+            (
+                r.occurred_at,
+                !matches!(r.change, Change::Granted(_)),
+                r.event_id,
+            )
+        };
+        let at = history.partition_point(|known| order(known) <= order(&recorded));
         history.insert(at, recorded);
     }
 

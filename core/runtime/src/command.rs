@@ -123,6 +123,10 @@ impl CommandBus {
         expected: Option<i64>,
     ) -> Result<Receipt, BusError> {
         command.verify()?;
+        // With subject keys, the command is kept and identified by its sealed form, so its
+        // id is no hash of personal data either; it is deterministic, so a retry matches.
+        let sealed = self.sealed(command)?;
+        let command = &sealed;
         if let Some(receipt) = self.recorded(&command.command_id).await? {
             return Ok(receipt);
         }
@@ -156,6 +160,27 @@ impl CommandBus {
                 outcome => return outcome,
             }
         }
+    }
+
+    /// `command` with its personal data sealed and its id derived again from that; the
+    /// same command when the store seals nothing.
+    fn sealed(&self, command: &CommandEnvelope) -> Result<CommandEnvelope, BusError> {
+        let payload = self.store.seal_payload(
+            &command.command_type,
+            command.payload_schema_version,
+            &command.payload,
+        )?;
+        let mut sealed = command.clone();
+        if payload != command.payload {
+            sealed.command_id = CommandId::derive(
+                &command.command_type,
+                &command.target_ref,
+                &payload_hash(&payload),
+                &command.dedupe_scope,
+            );
+            sealed.payload = payload;
+        }
+        Ok(sealed)
     }
 
     /// Checks the command's capability now. A denial is not a decision (the same command
@@ -244,6 +269,13 @@ impl CommandBus {
                 CurrentPayload::UnknownType | CurrentPayload::Unreadable { .. } => None,
             })
             .collect();
+        // The handler decides on the command as it was asked, personal data opened.
+        let mut opened = command.payload.clone();
+        self.store.open_payload(
+            &command.command_type,
+            command.payload_schema_version,
+            &mut opened,
+        );
         let decided = match self.handlers.get(command.command_type.as_str()) {
             None => Err(format!(
                 "no installed pack handles `{}`",
@@ -257,7 +289,7 @@ impl CommandBus {
                     handler.command_version()
                 ))
             }
-            Some(handler) => handler.decide(&command.payload, &past).and_then(|decided| {
+            Some(handler) => handler.decide(&opened, &past).and_then(|decided| {
                 // A handler states facts of its own pack; receipts, saga steps and other
                 // core events are the core's to write.
                 match decided
@@ -273,13 +305,6 @@ impl CommandBus {
                 }
             }),
         };
-        // The command as it is kept: its personal data sealed like the log's.
-        let mut stored = command.clone();
-        stored.payload = self.store.seal_payload(
-            &command.command_type,
-            command.payload_schema_version,
-            &command.payload,
-        )?;
         let (outcome, events) = match decided {
             Ok(decided) => {
                 let events = decided
@@ -299,8 +324,7 @@ impl CommandBus {
             Err(reason) => (CommandOutcome::Rejected { reason }, Vec::new()),
         };
         let (outcome, effect) = match outcome {
-            CommandOutcome::Accepted => match self.external_effect(command, &stored, capability_id)
-            {
+            CommandOutcome::Accepted => match self.external_effect(command, capability_id) {
                 Ok(effect) => (CommandOutcome::Accepted, effect),
                 Err(reason) => (CommandOutcome::Rejected { reason }, None),
             },
@@ -334,7 +358,7 @@ impl CommandBus {
             target_ref: command.target_ref.clone(),
             dedupe_scope: serde_json::to_string(&command.dedupe_scope)
                 .expect("a dedupe scope is plain JSON"),
-            envelope: serde_json::to_string(&stored).expect("an envelope is plain JSON"),
+            envelope: serde_json::to_string(command).expect("an envelope is plain JSON"),
             capability_id: capability_id.to_string(),
             outcome: match outcome {
                 CommandOutcome::Accepted => "accepted",
@@ -368,7 +392,6 @@ impl CommandBus {
     fn external_effect(
         &self,
         command: &CommandEnvelope,
-        stored: &CommandEnvelope,
         capability_id: CapabilityId,
     ) -> Result<Option<OutboxRow>, String> {
         let Some(declared) = self
@@ -395,8 +418,9 @@ impl CommandBus {
                 command.command_type
             ));
         };
-        // Over the sealed payload: no hash of personal data outlives its subject's key.
-        let request_hash = payload_hash(&stored.payload);
+        // Over the sealed payload (see `submit`): no hash of personal data outlives its
+        // subject's key.
+        let request_hash = payload_hash(&command.payload);
         // The command type is in the key: a compensation carries the payload of what it
         // undoes, and must not pass for it at the destination.
         let idempotency_key = payload_hash(&serde_json::json!([
@@ -412,7 +436,7 @@ impl CommandBus {
             tenant_id: tenant_id.clone(),
             idempotency_key: idempotency_key.to_string(),
             request_hash: request_hash.to_string(),
-            request: stored.payload.to_string(),
+            request: command.payload.to_string(),
             actor: serde_json::to_string(&command.actor).expect("an actor is plain JSON"),
             capability_id: capability_id.to_string(),
             correlation_id: command.correlation_id.to_string(),
