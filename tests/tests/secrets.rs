@@ -81,7 +81,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(backend: Backend) {
-    let test = "secrets_webhook_credential";
+    // Files are per backend: both run at once.
+    let test = &format!("secrets_webhook_credential_{backend:?}").to_lowercase();
     let store = backend.store(test).await;
     let file = temp_file(test, "secrets.json");
     let provider = Arc::new(provider(&store, &file, Scope::everything()).await);
@@ -129,7 +130,10 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     .with_executor(ONCALL_DESTINATION, Box::new(executor))
     .with_lease(Duration::from_millis(50));
     let report = dispatcher.dispatch(10).await.expect("dispatching");
-    assert_eq!(report.executed, 1, "{report:?}");
+    let steps = ops_core_runtime::egress::effects(&store)
+        .await
+        .expect("reading steps");
+    assert_eq!(report.executed, 1, "{report:?} {steps:?}");
     let delivery = sink
         .deliveries()
         .into_values()
@@ -253,7 +257,8 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
 }
 
 async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Backend) {
-    let test = "secrets_capability_denied";
+    // Files are per backend: both run at once.
+    let test = &format!("secrets_capability_denied_{backend:?}").to_lowercase();
     let store = backend.store(test).await;
     let file = temp_file(test, "secrets.json");
     let provider = provider(

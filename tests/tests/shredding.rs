@@ -70,7 +70,8 @@ fn display_name(store: &EventStore, stored: &ops_core_runtime::store::StoredEven
 }
 
 async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Backend) {
-    let test = "shredding_erase";
+    // Files are per backend: both run at once.
+    let test = &format!("shredding_erase_{backend:?}").to_lowercase();
     let file = temp_file(test, "keys.json");
     let store = backend.store(test).await.with_subject_keys(keys(&file));
     let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
