@@ -59,9 +59,20 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
             );
         }
         for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let measurement: serde_json::Value = serde_json::from_str(line)
+            let timing: serde_json::Value = serde_json::from_str(line)
                 .with_context(|| format!("the storage benchmarks printed `{line}`"))?;
-            print_line(&measurement, format);
+            let seconds =
+                |key: &str| Duration::from_secs_f64(timing[key].as_f64().unwrap_or_default());
+            let mut result = measurement(
+                timing["name"].as_str().unwrap_or_default(),
+                timing["items"].as_u64().unwrap_or_default() as usize,
+                seconds("ours_s"),
+                seconds("baseline_s"),
+            );
+            if let Some(p99) = timing.get("p99_us") {
+                result["p99_us"] = p99.clone();
+            }
+            print_line(&result, format);
         }
     }
     Ok(crate::Verdict::Clean)

@@ -56,18 +56,17 @@ fn mixed(run: &str, n: usize) -> EventEnvelope {
     }
 }
 
+/// One timing, as raw durations; `cargo xtask bench` turns them into rates and a ratio.
 fn report(name: &str, items: usize, ours: Duration, baseline: Duration) {
-    println!("{}", measurement(name, items, ours, baseline));
+    println!("{}", timing(name, items, ours, baseline));
 }
 
-fn measurement(name: &str, items: usize, ours: Duration, baseline: Duration) -> serde_json::Value {
-    let ours_per_s = items as f64 / ours.as_secs_f64();
-    let baseline_per_s = items as f64 / baseline.as_secs_f64();
+fn timing(name: &str, items: usize, ours: Duration, baseline: Duration) -> serde_json::Value {
     json!({
         "name": name,
-        "ours_per_s": ours_per_s.round(),
-        "baseline_per_s": baseline_per_s.round(),
-        "ratio": ((ours_per_s / baseline_per_s) * 1000.0).round() / 1000.0,
+        "items": items,
+        "ours_s": ours.as_secs_f64(),
+        "baseline_s": baseline.as_secs_f64(),
     })
 }
 
@@ -439,12 +438,13 @@ fn capability_bench(roots: usize, depth: usize, checks: usize) {
     latencies.sort();
     let p99 = latencies[checks * 99 / 100];
     let name = format!("capability_check_{}_depth_{depth}", roots * depth);
-    let mut line = measurement(&name, checks, ours, baseline);
+    let mut line = timing(&name, checks, ours, baseline);
     line["p99_us"] = json!((p99.as_secs_f64() * 1e7).round() / 10.0);
     println!("{line}");
 }
 
-/// With an argument, runs only the benchmarks whose name starts with it.
+/// With an argument, runs only the benchmarks whose name starts with it. Prints one JSON
+/// timing per line.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let only = std::env::args().nth(1).unwrap_or_default();
