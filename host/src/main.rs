@@ -70,6 +70,14 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// A consistent copy of the SQLite database in one file. Personal data stays sealed in
+    /// it and subject keys are not in it, so an erased subject stays erased in old backups.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// An artifact's lineage: what it was computed from, back to the source events.
     Lineage {
         /// `cid_…`
@@ -380,6 +388,12 @@ fn main() -> anyhow::Result<()> {
             } else {
                 std::process::exit(1)
             }
+        }),
+        Command::Backup { out, storage } => block_on(async {
+            let store = storage.store(registry).await?;
+            store.db().backup_to(&out).await?;
+            println!("backed up to {}", out.display());
+            Ok(())
         }),
         Command::Lineage {
             artifact_id,

@@ -124,6 +124,12 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         status.contains("sagas: 0 running, 1 completed, 0 failed"),
         "{status}"
     );
+    let backup = data.join("backup.db");
+    let backup_arg = backup.to_str().unwrap();
+    let (ok, backed_up) = host(&["backup", "--out", backup_arg, "--data", data_arg]);
+    assert!(ok && backup.exists(), "{backed_up}");
+    let (ok, again) = host(&["backup", "--out", backup_arg, "--data", data_arg]);
+    assert!(!ok && again.contains("the file exists"), "{again}");
     let (ok, capabilities) = host(&["capabilities", "list", "--data", data_arg]);
     assert!(ok, "{capabilities}");
     assert!(

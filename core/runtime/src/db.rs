@@ -14,6 +14,8 @@ use sqlx::{PgPool, SqlitePool};
 pub enum DbError {
     #[error("cannot open the SQLite database {path}: {source}")]
     OpenSqlite { path: String, source: sqlx::Error },
+    #[error("cannot back up to {path}: {reason}")]
+    Backup { path: String, reason: String },
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
     ConnectPostgres { url: String, source: sqlx::Error },
     #[error("`{schema}` is not a usable schema name: use `[a-z_][a-z0-9_]*`")]
@@ -150,6 +152,35 @@ impl Db {
             Db::Sqlite(_) => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
         }
+    }
+
+    /// A consistent copy of an SQLite database in one file (`VACUUM INTO`), taken while
+    /// it is in use. It holds what the database holds: sealed personal data stays sealed,
+    /// and subject keys, which live outside the database, are not in it. For PostgreSQL,
+    /// use `pg_dump`; this refuses with a clear error.
+    pub async fn backup_to(&self, path: &Path) -> Result<(), DbError> {
+        let Db::Sqlite(pool) = self else {
+            return Err(DbError::Backup {
+                path: path.display().to_string(),
+                reason: "only SQLite is backed up by the host; use pg_dump for PostgreSQL"
+                    .to_owned(),
+            });
+        };
+        if path.exists() {
+            return Err(DbError::Backup {
+                path: path.display().to_string(),
+                reason: "the file exists; choose a new path".to_owned(),
+            });
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.display().to_string())
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(|error| DbError::Backup {
+                path: path.display().to_string(),
+                reason: error.to_string(),
+            })
     }
 
     pub async fn close(&self) {
