@@ -16,7 +16,7 @@ use ops_core::egress::EgressExecuted;
 use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
-use ops_core::time::Timestamp;
+use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
@@ -148,8 +148,7 @@ async fn reactions_and_egress(
             continue;
         }
         let now = Timestamp::now();
-        let in_a_year = Timestamp::from_unix_micros(now.unix_micros() + 365 * 86_400_000_000)
-            .context("a year from now")?;
+        let in_a_year = now.plus(365 * DAY).context("a year from now")?;
         // A pack's reactions may send its own commands, to any destination, for a year.
         let grant = CapabilityGranted {
             capability_id: capability,

@@ -16,13 +16,13 @@ use ops_core::governance::{ApprovalRule, EvalArtifact, Pins, PolicyDefinition, P
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId};
 use ops_core::lineage::{Artifact, DerivedArtifact, FeedbackKind, Input};
 use ops_core::redaction::RedactionApplied;
-use ops_core::time::Timestamp;
+use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::governance::{ActivePolicies, Policies, sign};
 use ops_core_runtime::lineage::Lineage;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::secrets::EncryptedFile;
-use ops_core_runtime::shredding::{SEALED_PREFIX, SubjectKeys, erase};
+use ops_core_runtime::shredding::{SubjectKeys, erase, sealed_subject};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 
 /// The demo signs with a fixed key so its runs agree; a deployment's key is its own.
@@ -133,10 +133,8 @@ pub async fn delegation(capabilities: &Capabilities, out: &mut impl Write) -> an
     let lead_capability = CapabilityId::of(&("host.demo", "lead"))?;
     let delegated = CapabilityId::of(&("host.demo", "lead", "ada"))?;
     let now = Timestamp::now();
-    let week = Timestamp::from_unix_micros(now.unix_micros() + 7 * 86_400_000_000)
-        .context("a week from now")?;
-    let year = Timestamp::from_unix_micros(now.unix_micros() + 365 * 86_400_000_000)
-        .context("a year from now")?;
+    let week = now.plus(7 * DAY).context("a week from now")?;
+    let year = now.plus(365 * DAY).context("a year from now")?;
     let paging = |actor: Actor| Action {
         actor,
         command_type: "pack.incidents.paging.PageResponder".to_owned(),
@@ -230,10 +228,7 @@ pub async fn erasure(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let Some(subject_id) = sealed
-        .strip_prefix(SEALED_PREFIX)
-        .and_then(|rest| rest.split(':').next())
-    else {
+    let Some(subject_id) = sealed_subject(&sealed) else {
         writeln!(out, "the log holds no sealed personal data")?;
         return Ok(());
     };

@@ -360,18 +360,25 @@ impl PolicyBook {
         let Some(current) = self.version(policy_id, version) else {
             return Some(format!("policy `{policy_id}` {version} was never drafted"));
         };
-        let expected = match to {
+        // Each promotion follows one state; deprecation follows any but itself.
+        let follows = match to {
             PolicyState::Draft => return Some("a policy is drafted once".to_owned()),
-            PolicyState::Simulated => PolicyState::Draft,
-            PolicyState::Approved => PolicyState::Simulated,
-            PolicyState::Active => PolicyState::Approved,
-            PolicyState::Deprecated => current.state.max(PolicyState::Draft),
+            PolicyState::Simulated => Some(PolicyState::Draft),
+            PolicyState::Approved => Some(PolicyState::Simulated),
+            PolicyState::Active => Some(PolicyState::Approved),
+            PolicyState::Deprecated => None,
         };
-        if current.state != expected || current.state == PolicyState::Deprecated {
-            return Some(format!(
-                "`{policy_id}` {version} is {:?}; only a {expected:?} policy can become {to:?}",
-                current.state
-            ));
+        match follows {
+            Some(expected) if current.state != expected => {
+                return Some(format!(
+                    "`{policy_id}` {version} is {:?}; only a {expected:?} policy can become {to:?}",
+                    current.state
+                ));
+            }
+            None if current.state == PolicyState::Deprecated => {
+                return Some(format!("`{policy_id}` {version} is deprecated already"));
+            }
+            _ => {}
         }
         match (to, evidence) {
             (PolicyState::Simulated, Evidence::Simulation { .. }) => None,

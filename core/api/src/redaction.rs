@@ -135,6 +135,18 @@ fn walk(
     }
 }
 
+/// Whether any node of a schema (its `$defs` included) is marked `x-sensitive`.
+pub fn marks_sensitive(schema: &Value) -> bool {
+    match schema {
+        Value::Object(node) => {
+            node.get("x-sensitive") == Some(&Value::Bool(true))
+                || node.values().any(marks_sensitive)
+        }
+        Value::Array(items) => items.iter().any(marks_sensitive),
+        _ => false,
+    }
+}
+
 /// Follows a local `$ref` (`#/$defs/Name`) to its definition.
 fn resolve<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
     match node.get("$ref").and_then(Value::as_str) {

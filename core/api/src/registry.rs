@@ -123,6 +123,15 @@ pub struct RegistryError {
 pub struct Registry {
     types: BTreeMap<(&'static str, u32), &'static TypeDescriptor>,
     packs: BTreeMap<&'static str, &'static PackDescriptor>,
+    /// Each type version's schema, generated on first use: readers that walk schemas per
+    /// event (sealing, opening, redacting) must not generate one per event.
+    schemas: BTreeMap<(&'static str, u32), OnceLock<Schema>>,
+}
+
+/// A generated schema and whether any field in it is marked sensitive.
+struct Schema {
+    document: serde_json::Value,
+    sensitive: bool,
 }
 
 /// The registry of this binary, built on first use.
@@ -211,6 +220,7 @@ impl Registry {
         }
         if problems.is_empty() {
             Ok(Registry {
+                schemas: by_key.keys().map(|key| (*key, OnceLock::new())).collect(),
                 types: by_key,
                 packs: by_id,
             })
@@ -229,6 +239,29 @@ impl Registry {
             .range((name, version)..=(name, version))
             .next()
             .map(|(_, t)| *t)
+    }
+
+    /// The JSON Schema of `name` v`version`, generated once per registry.
+    pub fn schema(&self, name: &str, version: u32) -> Option<&serde_json::Value> {
+        self.generated(name, version).map(|schema| &schema.document)
+    }
+
+    /// Whether `name` v`version` has a field marked `#[sensitive]`, anywhere inside it.
+    pub fn has_sensitive_fields(&self, name: &str, version: u32) -> bool {
+        self.generated(name, version)
+            .is_some_and(|schema| schema.sensitive)
+    }
+
+    fn generated(&self, name: &str, version: u32) -> Option<&Schema> {
+        let descriptor = self.get(name, version)?;
+        let cell = self.schemas.get(&(descriptor.name, descriptor.version))?;
+        Some(cell.get_or_init(|| {
+            let document = (descriptor.schema)();
+            Schema {
+                sensitive: crate::redaction::marks_sensitive(&document),
+                document,
+            }
+        }))
     }
 
     /// The current (highest) version of `name`.

@@ -38,7 +38,32 @@ impl Timestamp {
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }
+
+    /// The UTC day it falls on, counted from the Unix epoch: what daily limits reset on.
+    pub fn day(&self) -> i64 {
+        day_of_micros(self.unix_micros())
+    }
+
+    /// `by` later; `None` past the end of the representable range.
+    pub fn plus(&self, by: std::time::Duration) -> Option<Self> {
+        let micros = i64::try_from(by.as_micros()).ok()?;
+        Timestamp::from_unix_micros(self.unix_micros().checked_add(micros)?)
+    }
+
+    /// `by` earlier; `None` before the start of the representable range.
+    pub fn minus(&self, by: std::time::Duration) -> Option<Self> {
+        let micros = i64::try_from(by.as_micros()).ok()?;
+        Timestamp::from_unix_micros(self.unix_micros().checked_sub(micros)?)
+    }
 }
+
+/// The UTC day of a time given in microseconds since the epoch, as [`Timestamp::day`].
+pub fn day_of_micros(micros: i64) -> i64 {
+    micros.div_euclid(86_400_000_000)
+}
+
+/// A day, for windows and retention periods.
+pub const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -10,12 +10,11 @@ use ops_core::budget::{BudgetDecided, BudgetLimits, Usage};
 use ops_core::contract::Contract;
 use ops_core::envelope::{Actor, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
-use ops_core::time::Timestamp;
+use ops_core::time::{Timestamp, day_of_micros};
 
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ReadError};
 
-const DAY_US: i64 = 86_400_000_000;
 const MINUTE_US: i64 = 60_000_000;
 
 #[derive(Default)]
@@ -50,7 +49,7 @@ impl Budgets {
     ) -> Result<Self, BudgetError> {
         let now = Timestamp::now().unix_micros();
         let mut ledger = Ledger {
-            day: now.div_euclid(DAY_US),
+            day: day_of_micros(now),
             ..Ledger::default()
         };
         for stored in store.read_by_type(BudgetDecided::TYPE).await? {
@@ -81,9 +80,9 @@ impl Budgets {
         let decided = {
             let mut ledger = self.ledger.lock().expect("never poisoned");
             let at = now.unix_micros();
-            if ledger.day != at.div_euclid(DAY_US) {
+            if ledger.day != day_of_micros(at) {
                 *ledger = Ledger {
-                    day: at.div_euclid(DAY_US),
+                    day: day_of_micros(at),
                     ..Ledger::default()
                 };
             }
@@ -148,7 +147,7 @@ fn over(what: &str, would: Usage, limit: Usage) -> String {
 
 /// Counts an allowed spend at `at`, if it falls on the ledger's day.
 fn record(ledger: &mut Ledger, run_id: &str, asked: Usage, at: i64, now: i64) {
-    if at.div_euclid(DAY_US) != ledger.day {
+    if day_of_micros(at) != ledger.day {
         return;
     }
     ledger.day_used = ledger.day_used.plus(asked);

@@ -6,6 +6,7 @@
 //! decided on the same state cannot both land: the later one is re-decided on the new
 //! state, or, when the caller said which version it saw, refused as a conflict.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -126,7 +127,7 @@ impl CommandBus {
         // With subject keys, the command is kept and identified by its sealed form, so its
         // id is no hash of personal data either; it is deterministic, so a retry matches.
         let sealed = self.sealed(command)?;
-        let command = &sealed;
+        let command = sealed.as_ref();
         if let Some(receipt) = self.recorded(&command.command_id).await? {
             return Ok(receipt);
         }
@@ -163,24 +164,28 @@ impl CommandBus {
     }
 
     /// `command` with its personal data sealed and its id derived again from that; the
-    /// same command when the store seals nothing.
-    fn sealed(&self, command: &CommandEnvelope) -> Result<CommandEnvelope, BusError> {
-        let payload = self.store.seal_payload(
+    /// same command, not a copy, when the store seals nothing.
+    fn sealed<'a>(
+        &self,
+        command: &'a CommandEnvelope,
+    ) -> Result<Cow<'a, CommandEnvelope>, BusError> {
+        let Some(payload) = self.store.sealed_payload(
             &command.command_type,
             command.payload_schema_version,
             &command.payload,
-        )?;
+        )?
+        else {
+            return Ok(Cow::Borrowed(command));
+        };
         let mut sealed = command.clone();
-        if payload != command.payload {
-            sealed.command_id = CommandId::derive(
-                &command.command_type,
-                &command.target_ref,
-                &payload_hash(&payload),
-                &command.dedupe_scope,
-            );
-            sealed.payload = payload;
-        }
-        Ok(sealed)
+        sealed.command_id = CommandId::derive(
+            &command.command_type,
+            &command.target_ref,
+            &payload_hash(&payload),
+            &command.dedupe_scope,
+        );
+        sealed.payload = payload;
+        Ok(Cow::Owned(sealed))
     }
 
     /// Checks the command's capability now. A denial is not a decision (the same command
@@ -270,11 +275,10 @@ impl CommandBus {
             })
             .collect();
         // The handler decides on the command as it was asked, personal data opened.
-        let mut opened = command.payload.clone();
-        self.store.open_payload(
+        let opened = self.store.opened(
             &command.command_type,
             command.payload_schema_version,
-            &mut opened,
+            &command.payload,
         );
         let decided = match self.handlers.get(command.command_type.as_str()) {
             None => Err(format!(

@@ -188,11 +188,14 @@ impl Dispatcher {
             };
             let executor = &self.executors[&effect.destination];
             // The destination gets the request as asked, personal data opened.
-            let mut request = effect.request.clone();
-            if let Some(declared) = self.store.registry().latest(&effect.command_type) {
-                self.store
-                    .open_payload(&effect.command_type, declared.version, &mut request);
-            }
+            let version = self
+                .store
+                .registry()
+                .latest(&effect.command_type)
+                .map_or(0, |declared| declared.version);
+            let request = self
+                .store
+                .opened(&effect.command_type, version, &effect.request);
             let reason = match executor.execute(&effect.idempotency_key, &request).await {
                 Ok(()) => {
                     closing.push((

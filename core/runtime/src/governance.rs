@@ -18,7 +18,7 @@ use ops_core::governance::{
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
 };
 use ops_core::id::{CapabilityId, CommandId, ContentId};
-use ops_core::time::Timestamp;
+use ops_core::time::{Timestamp, day_of_micros};
 
 use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
@@ -153,7 +153,7 @@ impl Policies {
         let mut per_day: BTreeMap<i64, u32> = BTreeMap::new();
         let mut changed = Vec::new();
         for (command_id, command_type, destination, created_at_us) in &rows {
-            let day = created_at_us.div_euclid(86_400_000_000);
+            let day = day_of_micros(*created_at_us);
             let candidate = definition.covers(command_type, destination) && {
                 let used = per_day.entry(day).or_default();
                 *used += 1;
@@ -321,14 +321,10 @@ impl Policies {
     /// The approval policy the egress gateway asks: the active versions, with each one's
     /// daily count so far read from today's receipts.
     pub async fn active_approvals(&self) -> Result<ActivePolicies, PolicyError> {
-        let today = Timestamp::now().unix_micros().div_euclid(86_400_000_000);
+        let today = Timestamp::now().day();
         let mut used: BTreeMap<String, u32> = BTreeMap::new();
         for receipt in self.store.read_by_type(EgressExecuted::TYPE).await? {
-            let day = receipt
-                .envelope
-                .occurred_at
-                .unix_micros()
-                .div_euclid(86_400_000_000);
+            let day = receipt.envelope.occurred_at.day();
             if let Ok(executed) = serde_json::from_value::<EgressExecuted>(receipt.envelope.payload)
                 && let Approval::Policy { policy_id, .. } = executed.approval
                 && day == today
@@ -433,7 +429,7 @@ pub struct ActivePolicies {
 
 impl ApprovalPolicy for ActivePolicies {
     fn approve(&self, effect: &Effect) -> Option<Approval> {
-        let today = Timestamp::now().unix_micros().div_euclid(86_400_000_000);
+        let today = Timestamp::now().day();
         let mut used = self.used.lock().expect("never poisoned");
         if used.0 != today {
             *used = (today, BTreeMap::new());

@@ -9,7 +9,7 @@ use ops_core::id::{CapabilityId, ContentId, EventId};
 use ops_core::lineage::{
     Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact, RetentionApplied,
 };
-use ops_core::time::Timestamp;
+use ops_core::time::{DAY, Timestamp};
 
 use crate::db::on_db;
 use crate::projection::ProjectionRunner;
@@ -275,7 +275,7 @@ impl Lineage {
         now: Timestamp,
         by: &Actor,
     ) -> Result<Vec<String>, LineageError> {
-        let cutoff = now.unix_micros() - i64::from(retention_days) * 86_400_000_000;
+        let cutoff = now.unix_micros() - i64::from(retention_days) * DAY.as_micros() as i64;
         let removed: Vec<String> = on_db!(self.store.db(), pool => {
             sqlx::query_scalar(
                 "DELETE FROM core_artifacts WHERE recorded_at_us < $1 RETURNING artifact_id",

@@ -100,8 +100,8 @@ impl QueryGateway {
             {
                 envelope.payload = payload;
                 envelope.payload_schema_version = version;
-                if !reveals && let Some(declared) = registry.get(event_type, version) {
-                    redacted = redact(&mut envelope.payload, &(declared.schema)());
+                if !reveals && let Some(schema) = registry.schema(event_type, version) {
+                    redacted = redact(&mut envelope.payload, schema);
                 }
             } else if !reveals {
                 // A type this build cannot read has no schema to say what is sensitive:

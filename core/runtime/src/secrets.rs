@@ -390,8 +390,7 @@ impl SecretsProvider {
         OsRng.fill_bytes(bytes.as_mut());
         let bearer = Zeroizing::new(hex::encode(bytes.as_ref()));
         let token_id = token_id(&bearer);
-        let expires_at =
-            Timestamp::from_unix_micros(now.unix_micros() + ttl.as_micros() as i64).unwrap_or(now);
+        let expires_at = now.plus(ttl).unwrap_or(now);
         let receipt = SecretTokenIssued {
             capability_id,
             token_type: TokenType::AccessToken,

@@ -115,10 +115,7 @@ impl SubjectKeys {
             let Value::String(sealed) = &*field.value else {
                 return;
             };
-            let Some((subject_id, _)) = sealed
-                .strip_prefix(SEALED_PREFIX)
-                .and_then(|rest| rest.split_once(':'))
-            else {
+            let Some(subject_id) = sealed_subject(sealed) else {
                 return;
             };
             let plain = match self.key(subject_id, false) {
@@ -134,17 +131,19 @@ impl SubjectKeys {
         let mut found = Vec::new();
         let mut copy = payload.clone();
         for_each_sensitive(&mut copy, schema, &mut |field| {
-            if let Some((subject_id, _)) = field
-                .value
-                .as_str()
-                .and_then(|sealed| sealed.strip_prefix(SEALED_PREFIX))
-                .and_then(|rest| rest.split_once(':'))
-            {
+            if let Some(subject_id) = field.value.as_str().and_then(sealed_subject) {
                 found.push((subject_id.to_owned(), field.pointer.to_owned()));
             }
         });
         found
     }
+}
+
+/// The subject a sealed field belongs to: `enc:v1:<subject id>:…`.
+pub fn sealed_subject(text: &str) -> Option<&str> {
+    text.strip_prefix(SEALED_PREFIX)?
+        .split_once(':')
+        .map(|(subject_id, _)| subject_id)
 }
 
 fn seal_text(plain: &str, subject_id: &str, key: &[u8; 32]) -> String {
@@ -219,13 +218,13 @@ pub async fn erase(
         let Ok(envelope) = serde_json::from_str::<EventEnvelope>(&text) else {
             continue;
         };
-        let Some(declared) = store
+        let Some(schema) = store
             .registry()
-            .get(&envelope.event_type, envelope.payload_schema_version)
+            .schema(&envelope.event_type, envelope.payload_schema_version)
         else {
             continue;
         };
-        for (found, pointer) in SubjectKeys::subjects_in(&envelope.payload, &(declared.schema)()) {
+        for (found, pointer) in SubjectKeys::subjects_in(&envelope.payload, schema) {
             if found == subject_id {
                 fields.insert(format!("{}#{pointer}", envelope.event_type));
             }

@@ -14,6 +14,7 @@
 //!   never makes them lose an event.
 //! - Unknown event types (an uninstalled pack) read as raw envelopes, never as errors.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -244,47 +245,86 @@ impl EventStore {
     /// `envelope` with its personal data sealed, and its hash and id recomputed over the
     /// sealed payload; unchanged when there is nothing to seal.
     pub fn seal(&self, envelope: &EventEnvelope) -> Result<EventEnvelope, AppendError> {
-        let (Some(keys), Some(declared)) = (
-            &self.keys,
-            self.registry
-                .get(&envelope.event_type, envelope.payload_schema_version),
-        ) else {
-            return Ok(envelope.clone());
-        };
-        let mut payload = envelope.payload.clone();
-        if !keys
-            .seal(&mut payload, &(declared.schema)())
-            .map_err(|error| AppendError::Keys(error.to_string()))?
-        {
-            return Ok(envelope.clone());
-        }
-        Ok(EventEnvelope::from_parts(
-            envelope.event_type.clone(),
-            envelope.payload_schema_version,
-            payload,
-            envelope.origin(),
-        ))
+        Ok(self
+            .sealed_event(envelope)?
+            .unwrap_or_else(|| envelope.clone()))
     }
 
-    /// A command or outbox payload of `type_name` with its personal data sealed.
-    pub fn seal_payload(
+    /// As [`EventStore::seal`], `None` when nothing changes.
+    fn sealed_event(&self, envelope: &EventEnvelope) -> Result<Option<EventEnvelope>, AppendError> {
+        let payload = self.sealed_payload(
+            &envelope.event_type,
+            envelope.payload_schema_version,
+            &envelope.payload,
+        )?;
+        Ok(payload.map(|payload| {
+            EventEnvelope::from_parts(
+                envelope.event_type.clone(),
+                envelope.payload_schema_version,
+                payload,
+                envelope.origin(),
+            )
+        }))
+    }
+
+    /// The batch with personal data sealed, or `None` when no event changes.
+    fn seal_all(
+        &self,
+        events: &[EventEnvelope],
+    ) -> Result<Option<Vec<EventEnvelope>>, AppendError> {
+        let mut sealed: Option<Vec<EventEnvelope>> = None;
+        for (index, event) in events.iter().enumerate() {
+            if let Some(event) = self.sealed_event(event)? {
+                sealed.get_or_insert_with(|| events.to_vec())[index] = event;
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// `payload` of `type_name` with its personal data sealed; `None` when nothing in it
+    /// is sealed now (no keys, no sensitive field, or sealed already), so callers copy only
+    /// what changed.
+    pub fn sealed_payload(
         &self,
         type_name: &str,
         version: u32,
         payload: &Value,
-    ) -> Result<Value, AppendError> {
-        let mut payload = payload.clone();
-        if let (Some(keys), Some(declared)) = (&self.keys, self.registry.get(type_name, version)) {
-            keys.seal(&mut payload, &(declared.schema)())
-                .map_err(|error| AppendError::Keys(error.to_string()))?;
+    ) -> Result<Option<Value>, AppendError> {
+        let Some(keys) = &self.keys else {
+            return Ok(None);
+        };
+        if !self.registry.has_sensitive_fields(type_name, version) {
+            return Ok(None);
         }
-        Ok(payload)
+        let schema = self
+            .registry
+            .schema(type_name, version)
+            .expect("a type with sensitive fields has a schema");
+        let mut sealed = payload.clone();
+        let changed = keys
+            .seal(&mut sealed, schema)
+            .map_err(|error| AppendError::Keys(error.to_string()))?;
+        Ok(changed.then_some(sealed))
+    }
+
+    /// `payload` of `type_name` with its sealed fields opened (or `[shredded]`); borrowed
+    /// as it is when the store seals nothing.
+    pub fn opened<'a>(&self, type_name: &str, version: u32, payload: &'a Value) -> Cow<'a, Value> {
+        if self.keys.is_none() || !self.registry.has_sensitive_fields(type_name, version) {
+            return Cow::Borrowed(payload);
+        }
+        let mut opened = payload.clone();
+        self.open_payload(type_name, version, &mut opened);
+        Cow::Owned(opened)
     }
 
     /// A stored payload of `type_name` with its sealed fields opened (or `[shredded]`).
     pub fn open_payload(&self, type_name: &str, version: u32, payload: &mut Value) {
-        if let (Some(keys), Some(declared)) = (&self.keys, self.registry.get(type_name, version)) {
-            keys.open(payload, &(declared.schema)());
+        if let Some(keys) = &self.keys
+            && self.registry.has_sensitive_fields(type_name, version)
+            && let Some(schema) = self.registry.schema(type_name, version)
+        {
+            keys.open(payload, schema);
         }
     }
 
@@ -328,19 +368,10 @@ impl EventStore {
         events: &[EventEnvelope],
         sides: &[SideWrite<'_>],
     ) -> Result<AppendOutcome, AppendError> {
-        let sealed: Vec<EventEnvelope> = if self.keys.is_some() {
-            events
-                .iter()
-                .map(|event| self.seal(event))
-                .collect::<Result<_, _>>()?
-        } else {
-            Vec::new()
-        };
-        let events = if self.keys.is_some() {
-            &sealed[..]
-        } else {
-            events
-        };
+        // Copied only when something in the batch is sealed now (the bus seals before it
+        // appends; most types hold no personal data).
+        let sealed = self.seal_all(events)?;
+        let events = sealed.as_deref().unwrap_or(events);
         let rows = self.validate(events)?;
         let mut attempt = 0;
         // Most batches are new: insert them straight away, and only when one turns out to
