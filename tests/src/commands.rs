@@ -13,7 +13,7 @@ use ops_core::egress::Approval;
 use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope};
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{ApprovalPolicy, BoxFuture, Effect, Executor};
+use ops_core_runtime::egress::{ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway};
 use ops_core_runtime::store::EventStore;
 use ops_shared_people::{PersonRef, ServiceRef};
 
@@ -173,6 +173,19 @@ impl ApprovalPolicy for ApproveAll {
             policy_version: "1.0.0".to_owned(),
         })
     }
+}
+
+/// A dispatcher named `d1` that approves everything, on capabilities that allow everything.
+pub fn approving_dispatcher(store: &EventStore) -> Dispatcher {
+    Dispatcher::new(
+        store.clone(),
+        "d1",
+        Gateway {
+            policies: vec![Box::new(ApproveAll)],
+            ..Gateway::default()
+        },
+        authority(Scope::everything()),
+    )
 }
 
 /// An in-process pager: does each effect once per idempotency key, as a destination must,

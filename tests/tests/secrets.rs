@@ -10,14 +10,13 @@ use ops_core::contract::Contract;
 use ops_core::id::CorrelationId;
 use ops_core::secrets::{SecretHandleRevoked, SecretTokenIssued, TokenType};
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{Dispatcher, Gateway};
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::secrets::{
     EncryptedFile, SecretBackend, SecretValue, SecretsError, SecretsProvider,
 };
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::{Credential, WebhookExecutor, WebhookSink};
-use ops_tests::commands::{ApproveAll, authority, capability, open, reactor_capability};
+use ops_tests::commands::{approving_dispatcher, authority, capability, open, reactor_capability};
 use ops_tests::storage::{Backend, sqlite_path, temp_file};
 use ops_tests::{on_both_backends, responder};
 use pack_notify::ONCALL_DESTINATION;
@@ -118,17 +117,9 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
             responder(),
             capability(),
         ));
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        "d1",
-        Gateway {
-            policies: vec![Box::new(ApproveAll)],
-            ..Gateway::default()
-        },
-        authority(Scope::everything()),
-    )
-    .with_executor(ONCALL_DESTINATION, Box::new(executor))
-    .with_lease(Duration::from_millis(50));
+    let dispatcher = approving_dispatcher(&store)
+        .with_executor(ONCALL_DESTINATION, Box::new(executor))
+        .with_lease(Duration::from_millis(50));
     let report = dispatcher.dispatch(10).await.expect("dispatching");
     let steps = ops_core_runtime::egress::effects(&store)
         .await

@@ -11,13 +11,12 @@ use ops_core::contract::Contract;
 use ops_core::envelope::{CommandEnvelope, DedupeScope};
 use ops_core::redaction::RedactionApplied;
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::egress::{Dispatcher, Gateway};
 use ops_core_runtime::secrets::EncryptedFile;
 use ops_core_runtime::shredding::{SHREDDED, SubjectKeys, erase};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 use ops_host::webhook::{WebhookExecutor, WebhookSink};
 use ops_shared_people::PersonRef;
-use ops_tests::commands::{ApproveAll, authority, capability, open, request};
+use ops_tests::commands::{approving_dispatcher, authority, capability, open, request};
 use ops_tests::storage::{Backend, temp_file};
 use ops_tests::{on_both_backends, responder};
 
@@ -125,22 +124,14 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
         .verify()
         .expect("the id recomputes over the sealed payload");
     let sink = WebhookSink::start().await.expect("a local endpoint");
-    let report = Dispatcher::new(
-        store.clone(),
-        "d1",
-        Gateway {
-            policies: vec![Box::new(ApproveAll)],
-            ..Gateway::default()
-        },
-        authority(Scope::everything()),
-    )
-    .with_executor(
-        "pager",
-        Box::new(WebhookExecutor::new(&sink.url()).expect("a URL")),
-    )
-    .dispatch(10)
-    .await
-    .expect("dispatching");
+    let report = approving_dispatcher(&store)
+        .with_executor(
+            "pager",
+            Box::new(WebhookExecutor::new(&sink.url()).expect("a URL")),
+        )
+        .dispatch(10)
+        .await
+        .expect("dispatching");
     assert_eq!(report.executed, 1);
     let delivered = sink
         .deliveries()
