@@ -18,7 +18,8 @@ use ops_core::lineage::{Artifact, DerivedArtifact, FeedbackKind, Input};
 use ops_core::redaction::RedactionApplied;
 use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::Capabilities;
-use ops_core_runtime::governance::{ActivePolicies, Policies, sign};
+use ops_core_runtime::governance::{ActivePolicies, Policies};
+use ops_core_runtime::signing::sign;
 use ops_core_runtime::lineage::Lineage;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::secrets::EncryptedFile;
@@ -113,7 +114,6 @@ pub async fn governance(
             "1.0.0",
             eval_id,
             &signature,
-            &signer.verifying_key(),
             &lead,
         )
         .await?;

@@ -7,4 +7,5 @@ pub mod document;
 pub mod generated;
 pub mod instances;
 pub mod policy;
+pub mod releases;
 pub mod snapshot;

@@ -10,9 +10,11 @@ use ops_core::egress::{Approval, EgressExecuted};
 use ops_core::envelope::{Actor, ActorId};
 use ops_core::governance::{ApprovalRule, EvalArtifact, Pins, PolicyDefinition, PolicyState};
 use ops_core::id::{ContentHash, CorrelationId};
+use ops_core::supply_chain::SignatureRef;
 use ops_core::time::Timestamp;
 use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
-use ops_core_runtime::governance::{Policies, PolicyError, sign};
+use ops_core_runtime::governance::{Policies, PolicyError};
+use ops_core_runtime::signing::sign;
 use ops_core_runtime::store::EventStore;
 use ops_tests::commands::{Pager, authority, capability, page, paged};
 use ops_tests::on_both_backends;
@@ -36,7 +38,7 @@ fn definition(version: &str, max_per_day: u32) -> PolicyDefinition {
             max_per_day,
         },
         pins: Pins {
-            core_version: "0.1.2".to_owned(),
+            core_version: ops_core::VERSION.to_owned(),
             ..Pins::default()
         },
     }
@@ -140,14 +142,14 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .expect("approving");
 
     let signature = sign(&content_id, &signer);
-    let activate_v1 = async |eval_id, signature: &str, key: &ed25519_dalek::VerifyingKey| {
+    let activate_v1 = async |eval_id, signature: &SignatureRef| {
         policies
-            .activate(POLICY, "1.0.0", eval_id, signature, key, &bob)
+            .activate(POLICY, "1.0.0", eval_id, signature, &bob)
             .await
     };
     let missing = ops_core::id::ContentId::of("no such eval").expect("canonical");
     refused(
-        activate_v1(missing, &signature, &signer.verifying_key()).await,
+        activate_v1(missing, &signature).await,
         "is not recorded",
     );
     let failing = policies
@@ -155,7 +157,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .await
         .expect("recording");
     refused(
-        activate_v1(failing, &signature, &signer.verifying_key()).await,
+        activate_v1(failing, &signature).await,
         "fails its thresholds",
     );
     let elsewhere = ContentHash::of_bytes(b"other inputs");
@@ -164,7 +166,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .await
         .expect("recording");
     refused(
-        activate_v1(mismatched, &signature, &signer.verifying_key()).await,
+        activate_v1(mismatched, &signature).await,
         "ran on inputs",
     );
     let passing = policies
@@ -178,7 +180,6 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
                 "1.0.0",
                 passing,
                 &sign(&content_id, &stranger),
-                &stranger.verifying_key(),
                 &bob,
             )
             .await,
@@ -187,10 +188,10 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     // Signed as it was before someone raised the cap: the signature is not this artifact's.
     let tampered = sign(&definition("1.0.0", 200).content_id(), &signer);
     refused(
-        activate_v1(passing, &tampered, &signer.verifying_key()).await,
+        activate_v1(passing, &tampered).await,
         "does not verify",
     );
-    activate_v1(passing, &signature, &signer.verifying_key())
+    activate_v1(passing, &signature)
         .await
         .expect("activating");
 
@@ -229,9 +230,10 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         ]
     );
 
-    // Version 1.1.0 through the gates, then an explicit rollback to 1.0.0.
-    let v2 = definition("1.1.0", 50);
-    let v2_id = policies.draft(v2, &alice).await.expect("drafting");
+    // Version 1.1.0, which pins a model, through the gates, then an explicit rollback.
+    let mut v2 = definition("1.1.0", 50);
+    v2.pins.tools = [("triage-model".to_owned(), "2026-06".to_owned())].into();
+    let v2_id = policies.draft(v2.clone(), &alice).await.expect("drafting");
     let report = policies
         .simulate(POLICY, "1.1.0", &alice)
         .await
@@ -240,21 +242,29 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .approve(POLICY, "1.1.0", &bob)
         .await
         .expect("approving");
-    let eval_id = policies
+    // The model-change impact check: an eval that did not run the pinned model is refused.
+    let without_model = policies
         .record_eval(eval("1.1.0", report.inputs_hash, 0.97), &bob)
         .await
         .expect("recording");
-    policies
-        .activate(
-            POLICY,
-            "1.1.0",
-            eval_id,
-            &sign(&v2_id, &signer),
-            &signer.verifying_key(),
-            &bob,
-        )
+    let activate_v2 = async |eval_id| {
+        policies
+            .activate(POLICY, "1.1.0", eval_id, &sign(&v2_id, &signer), &bob)
+            .await
+    };
+    refused(
+        activate_v2(without_model).await,
+        "`triage-model` 2026-06 was not in the run",
+    );
+    let with_model = EvalArtifact {
+        tool_versions: v2.pins.tools.clone(),
+        ..eval("1.1.0", report.inputs_hash, 0.97)
+    };
+    let eval_id = policies
+        .record_eval(with_model, &bob)
         .await
-        .expect("activating");
+        .expect("recording");
+    activate_v2(eval_id).await.expect("activating");
     assert_eq!(
         policies.book().version(POLICY, "1.0.0").map(|v| v.state),
         Some(PolicyState::Deprecated),

@@ -136,6 +136,20 @@ impl EvalArtifact {
             (false, false) => Some(failing.join(", ")),
         }
     }
+
+    /// Why it does not vouch for the pinned models and tools, if it does not: the model
+    /// change impact check (Section 3) needs an eval run with exactly the pinned versions.
+    pub fn mismatched_tools(&self, pinned: &BTreeMap<String, String>) -> Option<String> {
+        let mismatched: Vec<String> = pinned
+            .iter()
+            .filter(|(tool, version)| self.tool_versions.get(*tool) != Some(version))
+            .map(|(tool, version)| match self.tool_versions.get(tool) {
+                Some(ran) => format!("`{tool}` ran at {ran}, pinned at {version}"),
+                None => format!("`{tool}` {version} was not in the run"),
+            })
+            .collect();
+        (!mismatched.is_empty()).then(|| mismatched.join(", "))
+    }
 }
 
 fn example_definition() -> PolicyDefinition {
@@ -393,6 +407,11 @@ impl PolicyBook {
                 };
                 if let Some(failure) = eval.failure() {
                     return Some(format!("eval {eval_id} fails its thresholds: {failure}"));
+                }
+                if let Some(mismatch) = eval.mismatched_tools(&current.definition.pins.tools) {
+                    return Some(format!(
+                        "eval {eval_id} does not cover the pinned models and tools: {mismatch}"
+                    ));
                 }
                 if eval.policy_version != version {
                     return Some(format!(

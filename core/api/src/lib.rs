@@ -28,9 +28,13 @@ pub mod reaction;
 pub mod redaction;
 pub mod registry;
 pub mod secrets;
+pub mod supply_chain;
 pub mod time;
 
 pub use ops_macros::{command, data, event, pack};
+
+/// The version of the core this binary runs, which promotions pin.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a pack author imports: `use ops_core::prelude::*;`.
 pub mod prelude {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use ops_core::canonical::payload_hash;
 use ops_core::contract::{Contract, Event};
 use ops_core::egress::{Approval, EgressExecuted};
@@ -18,11 +18,13 @@ use ops_core::governance::{
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
 };
 use ops_core::id::{CapabilityId, CommandId, ContentId};
+use ops_core::supply_chain::SignatureRef;
 use ops_core::time::{Timestamp, day_of_micros};
 
 use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
 use crate::service_event;
+use crate::signing;
 use crate::store::{AppendError, EventStore, ReadError, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +41,6 @@ pub enum PolicyError {
     Database(#[from] sqlx::Error),
     #[error("recording the step failed; nothing was written: {0}")]
     Append(#[from] AppendError),
-}
-
-/// Signs a governed artifact: Ed25519 over the text of its content id, hex.
-pub fn sign(content_id: &ContentId, key: &SigningKey) -> String {
-    hex::encode(key.sign(content_id.to_string().as_bytes()).to_bytes())
 }
 
 pub struct Policies {
@@ -223,8 +220,7 @@ impl Policies {
         policy_id: &str,
         version: &str,
         eval_id: ContentId,
-        signature: &str,
-        signer: &VerifyingKey,
+        signature: &SignatureRef,
         by: &Actor,
     ) -> Result<(), PolicyError> {
         let refuse = |reason: String| PolicyError::Refused {
@@ -244,23 +240,11 @@ impl Policies {
                 recorded.map(|id| id.to_string()).unwrap_or_default()
             )));
         }
-        if !self.trusted.contains(signer) {
-            return Err(refuse(format!(
-                "the signing key {} is not trusted",
-                hex::encode(signer.as_bytes())
-            )));
-        }
-        let signature = hex::decode(signature)
-            .ok()
-            .and_then(|bytes| Signature::from_slice(&bytes).ok())
-            .ok_or_else(|| refuse("the signature is not 64 bytes of hex".to_owned()))?;
-        signer
-            .verify(content_id.to_string().as_bytes(), &signature)
-            .map_err(|_| refuse(format!("the signature does not verify for {content_id}: the artifact changed after it was signed, or another key signed it")))?;
+        signing::verify(&content_id, signature, &self.trusted).map_err(refuse)?;
         let evidence = Evidence::Activation {
             eval_id,
-            signature: hex::encode(signature.to_bytes()),
-            signer: hex::encode(signer.as_bytes()),
+            signature: signature.signature.clone(),
+            signer: signature.signer.clone(),
         };
         self.promote(policy_id, version, PolicyState::Active, evidence, by)
             .await

@@ -20,4 +20,6 @@ pub mod scheduler;
 pub mod secrets;
 mod service_event;
 pub mod shredding;
+pub mod signing;
 pub mod store;
+pub mod supply_chain;

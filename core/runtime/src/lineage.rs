@@ -191,6 +191,41 @@ impl Lineage {
         .transpose()
     }
 
+    /// Derived artifacts whose stored body says they were computed with `tool` (a tool or
+    /// a model) at `version`: what a change of that version affects.
+    pub async fn derived_with(
+        &self,
+        tool: &str,
+        version: &str,
+    ) -> Result<Vec<ContentId>, LineageError> {
+        let rows: Vec<(String, String)> = on_db!(self.store.db(), pool => {
+            sqlx::query_as(
+                "SELECT artifact_id, body FROM core_artifacts WHERE kind = 'derived' ORDER BY artifact_id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut affected = Vec::new();
+        for (id, body) in rows {
+            let damaged = |reason: String| LineageError::Damaged {
+                id: id.clone(),
+                reason,
+            };
+            let Artifact::Derived(derived) =
+                serde_json::from_str(&body).map_err(|error| damaged(error.to_string()))?
+            else {
+                continue;
+            };
+            let used = |pins: &std::collections::BTreeMap<String, String>| {
+                pins.get(tool).is_some_and(|used| used == version)
+            };
+            if used(&derived.tool_versions) || used(&derived.model_config) {
+                affected.push(id.parse().map_err(|error| damaged(format!("{error}")))?);
+            }
+        }
+        Ok(affected)
+    }
+
     async fn was_recorded(&self, artifact_id: ContentId) -> Result<bool, LineageError> {
         Ok(!self
             .store

@@ -1,0 +1,292 @@
+//! Releases of packs, contract modules and tool manifests in the log (Section 3, A7).
+//!
+//! [`Releases::record`] records a release, signed or not. [`Releases::activate`] makes it
+//! the active version of its artifact only when all of these hold, and records
+//! `ReleaseActivated` with what it checked:
+//! - the release as presented now hashes to the recorded content id (a changed artifact
+//!   is refused as tampered);
+//! - a trusted key signed that content id;
+//! - its pins match what this host runs (core version, contract module versions);
+//! - the model-change impact check: when its pinned models or tools differ from the
+//!   active release's, a recorded eval that passes its thresholds ran with exactly the new
+//!   versions, and the derived artifacts computed with the replaced versions are listed.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use ed25519_dalek::VerifyingKey;
+use ops_core::contract::{Contract, Event};
+use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::governance::{EvalRecorded, Pins};
+use ops_core::id::{CapabilityId, ContentId};
+use ops_core::supply_chain::{
+    ImpactReport, Release, ReleaseActivated, ReleaseBook, ReleaseRecorded, SignatureRef,
+    model_changes,
+};
+use ops_core::time::Timestamp;
+
+use crate::lineage::{Lineage, LineageError};
+use crate::service_event;
+use crate::signing;
+use crate::store::{AppendError, EventStore, ReadError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("{release}: {reason}")]
+    Refused { release: String, reason: String },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Lineage(#[from] LineageError),
+    #[error("recording the release failed; nothing was written: {0}")]
+    Append(#[from] AppendError),
+}
+
+pub struct Releases {
+    store: EventStore,
+    book: RwLock<ReleaseBook>,
+    trusted: Vec<VerifyingKey>,
+    /// What this host runs: the core version and each contract module's version.
+    environment: Pins,
+    capability_id: CapabilityId,
+}
+
+impl Releases {
+    pub async fn load(
+        store: EventStore,
+        trusted: Vec<VerifyingKey>,
+        environment: Pins,
+        capability_id: CapabilityId,
+    ) -> Result<Self, ReleaseError> {
+        let mut events = store.read_by_type(ReleaseRecorded::TYPE).await?;
+        events.extend(store.read_by_type(ReleaseActivated::TYPE).await?);
+        events.sort_by_key(|event| event.position);
+        let mut book = ReleaseBook::default();
+        for event in &events {
+            apply(&mut book, &event.envelope);
+        }
+        Ok(Releases {
+            store,
+            book: RwLock::new(book),
+            trusted,
+            environment,
+            capability_id,
+        })
+    }
+
+    pub fn book(&self) -> ReleaseBook {
+        self.book.read().expect("never poisoned").clone()
+    }
+
+    /// Records a release; a signature, optional here, is verified when given. Recording
+    /// the same release again changes nothing.
+    pub async fn record(
+        &self,
+        release: &Release,
+        signature: Option<SignatureRef>,
+        by: &Actor,
+    ) -> Result<ContentId, ReleaseError> {
+        let content_id = release.content_id();
+        let refuse = |reason: String| refused(release, reason);
+        semver::Version::parse(&release.version).map_err(|error| {
+            refuse(format!("`{}` is not a semver version: {error}", release.version))
+        })?;
+        if let Some(signature) = &signature {
+            signing::verify(&content_id, signature, &self.trusted).map_err(refuse)?;
+        }
+        let book = self.book();
+        if book.release(&content_id).is_some() {
+            return Ok(content_id);
+        }
+        if book
+            .find(release.kind, &release.name, &release.version)
+            .is_some()
+        {
+            return Err(refuse(
+                "this version was recorded with other content; bump the version".to_owned(),
+            ));
+        }
+        let recorded = ReleaseRecorded {
+            release: release.clone(),
+            content_id,
+            signature,
+        };
+        self.append(&recorded, &format!("{content_id}:recorded"), by)
+            .await?;
+        Ok(content_id)
+    }
+
+    /// Makes `release`, as it is now, the active version of its artifact. Naming an
+    /// earlier version than the active one is the explicit rollback.
+    pub async fn activate(
+        &self,
+        release: &Release,
+        signature: &SignatureRef,
+        eval_id: Option<ContentId>,
+        reason: &str,
+        by: &Actor,
+    ) -> Result<ReleaseActivated, ReleaseError> {
+        let refuse = |reason: String| refused(release, reason);
+        let content_id = release.content_id();
+        let book = self.book();
+        if book.release(&content_id).is_none() {
+            return Err(refuse(
+                match book.find(release.kind, &release.name, &release.version) {
+                    Some(recorded) => format!(
+                        "it no longer hashes to {}, the content id it was recorded with; it changed after it was recorded",
+                        recorded.content_id()
+                    ),
+                    None => "it was never recorded; record it first".to_owned(),
+                },
+            ));
+        }
+        let active = book.active(release.kind, &release.name);
+        if active.is_some_and(|(id, _)| *id == content_id) {
+            return Err(refuse("it is already active".to_owned()));
+        }
+        signing::verify(&content_id, signature, &self.trusted).map_err(&refuse)?;
+        if let Some(mismatch) = self.pin_mismatch(&release.pins) {
+            return Err(refuse(mismatch));
+        }
+        let empty = BTreeMap::new();
+        let replaced_tools = active.map_or(&empty, |(_, active)| &active.pins.tools);
+        let impact = self
+            .impact(release, replaced_tools, eval_id)
+            .await?
+            .map_err(refuse)?;
+        let activated = ReleaseActivated {
+            kind: release.kind,
+            name: release.name.clone(),
+            version: release.version.clone(),
+            content_id,
+            signature: signature.clone(),
+            impact,
+            replaces: active.map(|(_, active)| active.version.clone()),
+            reason: reason.to_owned(),
+        };
+        self.append(
+            &activated,
+            &format!("{content_id}:activated:{}", Timestamp::now()),
+            by,
+        )
+        .await?;
+        Ok(activated)
+    }
+
+    /// Why the pins do not match what this host runs, if they do not.
+    fn pin_mismatch(&self, pins: &Pins) -> Option<String> {
+        let running = &self.environment;
+        if !pins.core_version.is_empty() && pins.core_version != running.core_version {
+            return Some(format!(
+                "it pins ops-core {}, this host runs {}",
+                pins.core_version, running.core_version
+            ));
+        }
+        pins.contracts.iter().find_map(|(module, version)| {
+            match running.contracts.get(module) {
+                Some(ours) if ours == version => None,
+                Some(ours) => Some(format!(
+                    "it pins contract module `{module}` {version}, this host runs {ours}"
+                )),
+                None => Some(format!(
+                    "it pins contract module `{module}` {version}, which this host does not have"
+                )),
+            }
+        })
+    }
+
+    /// The model-change impact check: `Ok(Err(why))` when it does not pass.
+    async fn impact(
+        &self,
+        release: &Release,
+        replaced_tools: &BTreeMap<String, String>,
+        eval_id: Option<ContentId>,
+    ) -> Result<Result<ImpactReport, String>, ReleaseError> {
+        let changes = model_changes(replaced_tools, &release.pins.tools);
+        if changes.is_empty() {
+            return Ok(Ok(ImpactReport {
+                eval_id,
+                ..ImpactReport::default()
+            }));
+        }
+        let changed: Vec<String> = changes
+            .iter()
+            .map(|c| format!("`{}` {:?} -> {:?}", c.tool, c.from, c.to))
+            .collect();
+        let Some(eval_id) = eval_id else {
+            return Ok(Err(format!(
+                "it changes {}; the model-change impact check needs an eval run with the new versions",
+                changed.join(", ")
+            )));
+        };
+        let eval = self
+            .store
+            .read_by_type(EvalRecorded::TYPE)
+            .await?
+            .into_iter()
+            .filter_map(|event| serde_json::from_value::<EvalRecorded>(event.envelope.payload).ok())
+            .find(|recorded| recorded.eval_id == eval_id)
+            .map(|recorded| recorded.artifact);
+        let Some(eval) = eval else {
+            return Ok(Err(format!("eval {eval_id} is not recorded")));
+        };
+        if let Some(failure) = eval.failure() {
+            return Ok(Err(format!("eval {eval_id} fails its thresholds: {failure}")));
+        }
+        if let Some(mismatch) = eval.mismatched_tools(&release.pins.tools) {
+            return Ok(Err(format!(
+                "eval {eval_id} does not cover the new versions: {mismatch}"
+            )));
+        }
+        let lineage = Lineage::new(self.store.clone(), self.capability_id);
+        let mut affected_artifacts = Vec::new();
+        for change in &changes {
+            if let Some(from) = &change.from {
+                affected_artifacts.extend(lineage.derived_with(&change.tool, from).await?);
+            }
+        }
+        affected_artifacts.sort();
+        affected_artifacts.dedup();
+        Ok(Ok(ImpactReport {
+            changes,
+            affected_artifacts,
+            eval_id: Some(eval_id),
+        }))
+    }
+
+    async fn append<E: Event>(
+        &self,
+        event: &E,
+        native_id: &str,
+        by: &Actor,
+    ) -> Result<(), ReleaseError> {
+        let origin = service_event::origin("core.supply_chain", native_id, by, self.capability_id);
+        let envelope = service_event::record(&self.store, "supply-chain", event, origin).await?;
+        apply(&mut self.book.write().expect("never poisoned"), &envelope);
+        Ok(())
+    }
+}
+
+fn refused(release: &Release, reason: String) -> ReleaseError {
+    ReleaseError::Refused {
+        release: release.label(),
+        reason,
+    }
+}
+
+fn apply(book: &mut ReleaseBook, envelope: &EventEnvelope) {
+    let payload = envelope.payload.clone();
+    match envelope.event_type.as_str() {
+        ReleaseRecorded::TYPE => {
+            if let Ok(recorded) = serde_json::from_value(payload) {
+                book.recorded(&recorded);
+            }
+        }
+        ReleaseActivated::TYPE => {
+            if let Ok(activated) = serde_json::from_value(payload) {
+                book.activated(&activated);
+            }
+        }
+        _ => {}
+    }
+}
