@@ -3,6 +3,7 @@
 mod capabilities;
 mod demo;
 mod lineage;
+mod retention;
 mod runtime_demo;
 mod sagas;
 mod status;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ops_core::registry::Registry;
+use ops_core::retention::RetentionPolicy;
 use ops_core_runtime::db::Db;
 use ops_core_runtime::store::EventStore;
 
@@ -70,11 +72,28 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
-    /// A consistent copy of the SQLite database in one file. Personal data stays sealed in
-    /// it and subject keys are not in it, so an erased subject stays erased in old backups.
+    /// A consistent copy of the database in one new file: SQLite's database file, or
+    /// pg_dump's SQL script of a PostgreSQL database. Personal data stays sealed in it and
+    /// subject keys are not in it, so an erased subject stays erased in old backups.
     Backup {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Apply the retention policy (Section 11): old artifact bodies, idle projections of
+    /// uninstalled packs and the outbox rows of finished sagas are removed, each class
+    /// with a `RetentionApplied` receipt. Events, receipts included, are never removed.
+    Retention {
+        #[arg(long, default_value_t = RetentionPolicy::default().artifacts_days)]
+        artifacts_days: u32,
+        #[arg(long, default_value_t = RetentionPolicy::default().projections_days)]
+        projections_days: u32,
+        #[arg(long, default_value_t = RetentionPolicy::default().receipts_days)]
+        receipts_days: u32,
+        /// Who applies it: `human:ID`, `service:ID` or `agent:ID`.
+        #[arg(long, default_value = "service:ops-host")]
+        actor: String,
         #[command(flatten)]
         storage: Storage,
     },
@@ -394,6 +413,24 @@ fn main() -> anyhow::Result<()> {
             store.db().backup_to(&out).await?;
             println!("backed up to {}", out.display());
             Ok(())
+        }),
+        Command::Retention {
+            artifacts_days,
+            projections_days,
+            receipts_days,
+            actor,
+            storage,
+        } => block_on(async {
+            let policy = RetentionPolicy {
+                artifacts_days,
+                projections_days,
+                receipts_days,
+            };
+            let actor = capabilities::parse_actor(&actor)?;
+            let store = storage.store(registry).await?;
+            let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
+            retention::apply(&store, &policy, &installed, &actor, &mut std::io::stdout().lock())
+                .await
         }),
         Command::Lineage {
             artifact_id,

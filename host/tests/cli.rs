@@ -168,7 +168,48 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         types.contains("pack.incidents.incident.IncidentOpened 4 typed"),
         "{types}"
     );
+
+    // Retention: one receipt per class; nothing from this run is old enough to go.
+    let (ok, retention) = host(&["retention", "--data", data_arg]);
+    assert!(ok, "{retention}");
+    for class in [
+        "artifacts: kept 365 days, removed 0",
+        "projections: kept 30 days, removed 0",
+        "receipts: kept 90 days, removed 0",
+    ] {
+        assert!(retention.contains(class), "{retention}");
+    }
+    let (ok, refused) = host(&["retention", "--receipts-days", "0", "--data", data_arg]);
+    assert!(
+        !ok && refused.contains("receipts are kept at least one day"),
+        "{refused}"
+    );
+
+    // A projection that fell behind its objective: status names it and exits 1.
+    fall_behind(&data.join("ops.db"));
+    let (ok, status) = host(&["status", "--data", data_arg]);
+    assert!(!ok, "status exits 1 when an objective is violated: {status}");
+    assert!(
+        status.contains("projections: 0 within their freshness objective, 1 over it")
+            && status.contains("SLO VIOLATED pack:incidents/incident_board v1: lag "),
+        "{status}"
+    );
     std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// Rewinds every projection to the start of the log and gives it no lag allowance, as a
+/// projection whose runner stopped long ago.
+fn fall_behind(database: &Path) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = ops_core_runtime::db::Db::open_sqlite(database).await.unwrap();
+        ops_core_runtime::db::on_db!(&db, pool => {
+            sqlx::query("UPDATE core_projections SET follow_tx_order = 0, follow_seq = 0, max_lag_ms = 0")
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        db.close().await;
+    });
 }
 
 #[test]

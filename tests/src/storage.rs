@@ -33,6 +33,14 @@ pub fn sqlite_path(test: &str) -> std::path::PathBuf {
     dir.join(format!("{test}-{}.db", std::process::id()))
 }
 
+/// The PostgreSQL schema of `test`.
+fn schema_of(test: &str) -> String {
+    format!("t_{}", test.to_lowercase())
+        .chars()
+        .take(63)
+        .collect()
+}
+
 impl Backend {
     /// An empty database of this backend, named after the test.
     pub async fn db(self, test: &str) -> Db {
@@ -46,10 +54,7 @@ impl Backend {
             }
             Backend::Postgres => {
                 let url = database_url();
-                let schema = format!("t_{}", test.to_lowercase())
-                    .chars()
-                    .take(63)
-                    .collect::<String>();
+                let schema = schema_of(test);
                 let admin = Db::connect_postgres(&url, None).await.unwrap_or_else(|error| {
                     panic!("PostgreSQL is unreachable ({error}); set DATABASE_URL. Storage tests never skip.")
                 });
@@ -63,6 +68,50 @@ impl Backend {
                 Db::connect_postgres(&url, Some(&schema))
                     .await
                     .expect("connect to the test schema")
+            }
+        }
+    }
+
+    /// The database a backup of `test`'s made by `Db::backup_to` restores to: the SQLite
+    /// file itself, or for PostgreSQL a fresh database `r_<test>` into which `psql` runs
+    /// the dump, read in the test's schema as the dump recreates it.
+    pub async fn restore(self, test: &str, backup: &std::path::Path) -> Db {
+        match self {
+            Backend::Sqlite => Db::open_sqlite(backup).await.expect("opening the backup"),
+            Backend::Postgres => {
+                let url = database_url();
+                let database = format!("r_{}", test.to_lowercase());
+                let admin = Db::connect_postgres(&url, None).await.expect("PostgreSQL");
+                if let Db::Postgres(pool) = &admin {
+                    for statement in [
+                        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+                        format!("CREATE DATABASE {database}"),
+                    ] {
+                        sqlx::query(&statement)
+                            .execute(pool)
+                            .await
+                            .expect("a database for the restore");
+                    }
+                }
+                admin.close().await;
+                let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+                let (server, _) = base.rsplit_once('/').expect("a database in DATABASE_URL");
+                let restored_url = format!("{server}/{database}")
+                    + &(if query.is_empty() { String::new() } else { format!("?{query}") });
+                let output = std::process::Command::new("psql")
+                    .args(["-v", "ON_ERROR_STOP=1", "-q", "-d", &restored_url, "-f"])
+                    .arg(backup)
+                    .output()
+                    .expect("psql runs");
+                assert!(
+                    output.status.success(),
+                    "restoring {}: {}",
+                    backup.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                Db::connect_postgres(&restored_url, Some(&schema_of(test)))
+                    .await
+                    .expect("connect to the restored schema")
             }
         }
     }

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use ops_core::contract::Contract;
 use ops_core::id::ContentHash;
 use ops_core::lineage::{
-    Artifact, ArtifactRecorded, DerivedArtifact, FeedbackKind, Input, RetentionApplied,
+    Artifact, ArtifactRecorded, DerivedArtifact, FeedbackKind, Input,
 };
+use ops_core::retention::RetentionApplied;
 use ops_core::time::Timestamp;
 use ops_core_runtime::lineage::{Lineage, LineageError, Link};
 use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::retention::Retention;
 use ops_tests::commands::{acknowledge, capability, opened};
 use ops_tests::on_both_backends;
 use ops_tests::responder;
@@ -137,10 +139,12 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
     // Retention removes the bodies; the records and the chain's first link stay.
     let tomorrow = Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 86_400_000_000)
         .expect("in range");
-    let removed = lineage
-        .apply_retention(0, tomorrow, &responder())
+    let retention = Retention::new(store.clone(), capability());
+    let removed = retention
+        .artifacts(0, tomorrow, &responder())
         .await
-        .expect("retention");
+        .expect("retention")
+        .removed;
     assert_eq!(removed.len(), 2);
     let receipts = store
         .read_by_type(RetentionApplied::TYPE)
@@ -157,10 +161,11 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
         }]
     );
     assert!(
-        lineage
-            .apply_retention(0, tomorrow, &responder())
+        retention
+            .artifacts(0, tomorrow, &responder())
             .await
             .expect("retention")
+            .removed
             .is_empty()
     );
 }

@@ -27,6 +27,7 @@ pub mod projection;
 pub mod reaction;
 pub mod redaction;
 pub mod registry;
+pub mod retention;
 pub mod secrets;
 pub mod supply_chain;
 pub mod time;

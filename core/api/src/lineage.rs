@@ -105,19 +105,3 @@ pub struct FeedbackGiven {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
-
-/// A retention job removed what had outlived its retention (Section 11).
-#[event(public)]
-#[derive(Clone, Debug, PartialEq)]
-#[schemars(example = RetentionApplied {
-    class: "artifacts".to_owned(),
-    retention_days: 90,
-    removed: vec!["cid_0000000000000000000000000000000000000000000000000000000000000000".to_owned()],
-})]
-pub struct RetentionApplied {
-    /// `artifacts` or `projections`.
-    pub class: String,
-    pub retention_days: u32,
-    /// What was removed: artifact ids or projection tables.
-    pub removed: Vec<String>,
-}

@@ -154,33 +154,60 @@ impl Db {
         }
     }
 
-    /// A consistent copy of an SQLite database in one file (`VACUUM INTO`), taken while
-    /// it is in use. It holds what the database holds: sealed personal data stays sealed,
-    /// and subject keys, which live outside the database, are not in it. For PostgreSQL,
-    /// use `pg_dump`; this refuses with a clear error.
+    /// A consistent copy of the database in one new file, taken while it is in use: SQLite
+    /// with `VACUUM INTO` (a database file), PostgreSQL with `pg_dump` (a plain SQL script
+    /// of this schema, restored with `psql -f`; pg_dump authenticates as libpq does, with
+    /// `PGPASSWORD` or `~/.pgpass`). It holds what the database holds: sealed personal data
+    /// stays sealed, and subject keys, which live outside the database, are not in it.
     pub async fn backup_to(&self, path: &Path) -> Result<(), DbError> {
-        let Db::Sqlite(pool) = self else {
-            return Err(DbError::Backup {
-                path: path.display().to_string(),
-                reason: "only SQLite is backed up by the host; use pg_dump for PostgreSQL"
-                    .to_owned(),
-            });
+        let failed = |reason: String| DbError::Backup {
+            path: path.display().to_string(),
+            reason,
         };
         if path.exists() {
-            return Err(DbError::Backup {
-                path: path.display().to_string(),
-                reason: "the file exists; choose a new path".to_owned(),
-            });
+            return Err(failed("the file exists; choose a new path".to_owned()));
         }
-        sqlx::query("VACUUM INTO $1")
-            .bind(path.display().to_string())
-            .execute(pool)
-            .await
-            .map(drop)
-            .map_err(|error| DbError::Backup {
-                path: path.display().to_string(),
-                reason: error.to_string(),
-            })
+        match self {
+            Db::Sqlite(pool) => sqlx::query("VACUUM INTO $1")
+                .bind(path.display().to_string())
+                .execute(pool)
+                .await
+                .map(drop)
+                .map_err(|error| failed(error.to_string())),
+            Db::Postgres(pool) => {
+                let schema: String = sqlx::query_scalar("SELECT current_schema()")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|error| failed(error.to_string()))?;
+                let options = pool.connect_options();
+                let mut dump = std::process::Command::new("pg_dump");
+                dump.args(["--format=plain", "--no-owner", "--schema", &schema, "--file"])
+                    .arg(path)
+                    .env("PGHOST", options.get_host())
+                    .env("PGPORT", options.get_port().to_string())
+                    .env("PGUSER", options.get_username());
+                if let Some(database) = options.get_database() {
+                    dump.env("PGDATABASE", database);
+                }
+                let output = tokio::task::spawn_blocking(move || dump.output())
+                    .await
+                    .map_err(|error| failed(error.to_string()))?
+                    .map_err(|error| {
+                        failed(format!(
+                            "cannot run pg_dump ({error}); install PostgreSQL's client tools, of the server's version or newer"
+                        ))
+                    })?;
+                if output.status.success() {
+                    Ok(())
+                } else {
+                    let _ = std::fs::remove_file(path);
+                    Err(failed(format!(
+                        "pg_dump failed: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    )))
+                }
+            }
+        }
     }
 
     pub async fn close(&self) {

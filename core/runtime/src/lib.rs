@@ -17,6 +17,7 @@ pub mod query;
 pub mod reaction;
 pub mod reconcile;
 pub mod scheduler;
+pub mod retention;
 pub mod secrets;
 mod service_event;
 pub mod shredding;

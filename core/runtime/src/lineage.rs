@@ -1,15 +1,15 @@
 //! Lineage kept by the core (Section 5): artifacts stored under their content id with an
 //! `ArtifactRecorded` event in the same transaction, feedback as events, the chain of an
-//! artifact back to the source events, and retention that removes old artifact bodies
-//! with a `RetentionApplied` receipt (the records in the log stay).
+//! artifact back to the source events. Retention of artifact bodies is
+//! [`crate::retention`]'s.
 
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, EventEnvelope};
 use ops_core::id::{CapabilityId, ContentId, EventId};
 use ops_core::lineage::{
-    Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact, RetentionApplied,
+    Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact,
 };
-use ops_core::time::{DAY, Timestamp};
+use ops_core::time::Timestamp;
 
 use crate::db::on_db;
 use crate::projection::ProjectionRunner;
@@ -300,37 +300,6 @@ impl Lineage {
                 .fetch_optional(pool)
                 .await?
         }))
-    }
-
-    /// Removes artifact bodies recorded more than `retention_days` before `now`, and records
-    /// what it removed (also when nothing was due).
-    pub async fn apply_retention(
-        &self,
-        retention_days: u32,
-        now: Timestamp,
-        by: &Actor,
-    ) -> Result<Vec<String>, LineageError> {
-        let cutoff = now.unix_micros() - i64::from(retention_days) * DAY.as_micros() as i64;
-        let removed: Vec<String> = on_db!(self.store.db(), pool => {
-            sqlx::query_scalar(
-                "DELETE FROM core_artifacts WHERE recorded_at_us < $1 RETURNING artifact_id",
-            )
-            .bind(cutoff)
-            .fetch_all(pool)
-            .await?
-        });
-        let mut removed = removed;
-        removed.sort();
-        let applied = RetentionApplied {
-            class: "artifacts".to_owned(),
-            retention_days,
-            removed: removed.clone(),
-        };
-        let event = self.event(&applied, &format!("retention:artifacts:{now}"), by);
-        self.store
-            .append("retention", ExpectedVersion::Any, &[event])
-            .await?;
-        Ok(removed)
     }
 
     fn event<E: Event>(&self, event: &E, native_id: &str, by: &Actor) -> EventEnvelope {

@@ -1,0 +1,352 @@
+//! The retention job (Section 11): applies a [`RetentionPolicy`] class by class. For each
+//! class it finds what is due, appends a `RetentionApplied` receipt naming it, and only
+//! then removes it, so a crash in between leaves a receipt and rows that the next run
+//! removes (and names) again; nothing is ever removed without a receipt. What each class
+//! covers, and why the log itself is not one, is said in [`ops_core::retention`].
+
+use std::collections::BTreeMap;
+
+use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::id::CapabilityId;
+use ops_core::retention::{RetentionApplied, RetentionPolicy};
+use ops_core::time::{DAY, Timestamp};
+
+use crate::db::on_db;
+use crate::service_event;
+use crate::store::{AppendError, EventStore, ExpectedVersion};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error("receipts are kept at least one day, since quotas count the last day's effects; `receipts_days` is 0")]
+    ReceiptsTooShort,
+    #[error("the state table `{table}` of projection {projection} is not a table name this runtime writes; nothing was dropped")]
+    DamagedProjection { projection: String, table: String },
+    #[error("applying retention failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("recording the retention receipt failed; nothing was removed: {0}")]
+    Append(#[from] AppendError),
+}
+
+pub struct Retention {
+    store: EventStore,
+    capability_id: CapabilityId,
+}
+
+/// One outbox row, as retention judges it.
+struct OutboxRow {
+    id: i64,
+    command_id: String,
+    correlation_id: String,
+    state: String,
+    reversible: i64,
+    compensates: Option<String>,
+    updated_at_us: i64,
+}
+
+impl Retention {
+    pub fn new(store: EventStore, capability_id: CapabilityId) -> Self {
+        Retention {
+            store,
+            capability_id,
+        }
+    }
+
+    /// Every class of `policy` as of `now`, in the order artifacts, projections, receipts;
+    /// `installed` names the installed packs.
+    pub async fn apply(
+        &self,
+        policy: &RetentionPolicy,
+        installed: &[&str],
+        now: Timestamp,
+        by: &Actor,
+    ) -> Result<Vec<RetentionApplied>, RetentionError> {
+        if policy.receipts_days == 0 {
+            return Err(RetentionError::ReceiptsTooShort);
+        }
+        Ok(vec![
+            self.artifacts(policy.artifacts_days, now, by).await?,
+            self.projections(policy.projections_days, installed, now, by)
+                .await?,
+            self.receipts(policy.receipts_days, now, by).await?,
+        ])
+    }
+
+    /// Artifact bodies recorded before the period.
+    pub async fn artifacts(
+        &self,
+        days: u32,
+        now: Timestamp,
+        by: &Actor,
+    ) -> Result<RetentionApplied, RetentionError> {
+        let cutoff = cutoff(now, days);
+        let due: Vec<String> = on_db!(self.store.db(), pool => {
+            sqlx::query_scalar(
+                "SELECT artifact_id FROM core_artifacts WHERE recorded_at_us < $1 ORDER BY artifact_id",
+            )
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await?
+        });
+        let receipt = self.receipt("artifacts", days, due, now, by).await?;
+        on_db!(self.store.db(), pool => {
+            for id in &receipt.removed {
+                sqlx::query("DELETE FROM core_artifacts WHERE artifact_id = $1")
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+        });
+        Ok(receipt)
+    }
+
+    /// The state of projections of uninstalled packs that nothing updated in the period.
+    pub async fn projections(
+        &self,
+        days: u32,
+        installed: &[&str],
+        now: Timestamp,
+        by: &Actor,
+    ) -> Result<RetentionApplied, RetentionError> {
+        let cutoff = cutoff(now, days);
+        let rows: Vec<(String, String, String)> = on_db!(self.store.db(), pool => {
+            sqlx::query_as(
+                "SELECT owner, name, state_table FROM core_projections WHERE updated_at_us < $1 ORDER BY owner, name",
+            )
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await?
+        });
+        let due: Vec<(String, String, String)> = rows
+            .into_iter()
+            .filter(|(owner, _, _)| {
+                owner
+                    .strip_prefix("pack:")
+                    .is_some_and(|pack| !installed.contains(&pack))
+            })
+            .collect();
+        for (owner, name, table) in &due {
+            let plain = table
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !plain || !table.starts_with("pack_") {
+                return Err(RetentionError::DamagedProjection {
+                    projection: format!("{owner}/{name}"),
+                    table: table.clone(),
+                });
+            }
+        }
+        let labels = due
+            .iter()
+            .map(|(owner, name, _)| format!("{owner}/{name}"))
+            .collect();
+        let receipt = self.receipt("projections", days, labels, now, by).await?;
+        on_db!(self.store.db(), pool => {
+            for (owner, name, table) in &due {
+                let mut tx = pool.begin().await?;
+                sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM core_projections WHERE owner = $1 AND name = $2")
+                    .bind(owner)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        });
+        Ok(receipt)
+    }
+
+    /// The outbox rows of sagas that finished before the period: every effect closed, and
+    /// none left to compensate. Their receipts stay in the log.
+    pub async fn receipts(
+        &self,
+        days: u32,
+        now: Timestamp,
+        by: &Actor,
+    ) -> Result<RetentionApplied, RetentionError> {
+        if days == 0 {
+            return Err(RetentionError::ReceiptsTooShort);
+        }
+        type Row = (i64, String, String, String, i64, Option<String>, i64);
+        let rows: Vec<Row> = on_db!(self.store.db(), pool => {
+            sqlx::query_as(
+                "SELECT id, command_id, correlation_id, state, reversible, compensates, updated_at_us \
+                 FROM core_outbox ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let rows: Vec<OutboxRow> = rows
+            .into_iter()
+            .map(
+                |(id, command_id, correlation_id, state, reversible, compensates, updated_at_us)| {
+                    OutboxRow {
+                        id,
+                        command_id,
+                        correlation_id,
+                        state,
+                        reversible,
+                        compensates,
+                        updated_at_us,
+                    }
+                },
+            )
+            .collect();
+        let due = finished_sagas_before(&rows, cutoff(now, days));
+        let receipt = self
+            .receipt(
+                "receipts",
+                days,
+                due.iter().map(|row| row.command_id.clone()).collect(),
+                now,
+                by,
+            )
+            .await?;
+        on_db!(self.store.db(), pool => {
+            for row in &due {
+                sqlx::query("DELETE FROM core_outbox WHERE id = $1")
+                    .bind(row.id)
+                    .execute(pool)
+                    .await?;
+            }
+        });
+        Ok(receipt)
+    }
+
+    async fn receipt(
+        &self,
+        class: &str,
+        days: u32,
+        removed: Vec<String>,
+        now: Timestamp,
+        by: &Actor,
+    ) -> Result<RetentionApplied, RetentionError> {
+        let applied = RetentionApplied {
+            class: class.to_owned(),
+            retention_days: days,
+            removed,
+        };
+        let origin = service_event::origin(
+            "core.retention",
+            &format!("retention:{class}:{now}"),
+            by,
+            self.capability_id,
+        );
+        let envelope = EventEnvelope::new(&applied, origin).expect("a receipt is plain JSON");
+        self.store
+            .append("retention", ExpectedVersion::Any, &[envelope])
+            .await?;
+        Ok(applied)
+    }
+}
+
+fn cutoff(now: Timestamp, days: u32) -> i64 {
+    now.unix_micros() - i64::from(days) * DAY.as_micros() as i64
+}
+
+/// The rows of sagas whose every effect is closed and last changed before `cutoff`, and
+/// that have no executed, reversible effect still waiting for its compensation. A row
+/// without a correlation is a saga of its own. In row order.
+fn finished_sagas_before(rows: &[OutboxRow], cutoff: i64) -> Vec<&OutboxRow> {
+    let saga_of = |row: &OutboxRow| {
+        if row.correlation_id.is_empty() {
+            row.command_id.clone()
+        } else {
+            row.correlation_id.clone()
+        }
+    };
+    let mut sagas: BTreeMap<String, Vec<&OutboxRow>> = BTreeMap::new();
+    for row in rows {
+        sagas.entry(saga_of(row)).or_default().push(row);
+    }
+    let mut due: Vec<&OutboxRow> = sagas
+        .into_values()
+        .filter(|saga| {
+            let closed = saga
+                .iter()
+                .all(|row| row.state != "pending" && row.updated_at_us < cutoff);
+            let went_wrong = saga
+                .iter()
+                .any(|row| matches!(row.state.as_str(), "refused" | "failed") && row.compensates.is_none());
+            let waiting_for_undo = went_wrong
+                && saga.iter().any(|done| {
+                    done.state == "executed"
+                        && done.reversible == 1
+                        && done.compensates.is_none()
+                        && !saga
+                            .iter()
+                            .any(|undo| undo.compensates.as_deref() == Some(&done.command_id))
+                });
+            closed && !waiting_for_undo
+        })
+        .flatten()
+        .collect();
+    due.sort_by_key(|row| row.id);
+    due
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, saga: &str, state: &str, compensates: Option<&str>, at: i64) -> OutboxRow {
+        OutboxRow {
+            id,
+            command_id: format!("cmd-{id}"),
+            correlation_id: saga.to_owned(),
+            state: state.to_owned(),
+            reversible: 1,
+            compensates: compensates.map(str::to_owned),
+            updated_at_us: at,
+        }
+    }
+
+    fn due(rows: &[OutboxRow], cutoff: i64) -> Vec<i64> {
+        finished_sagas_before(rows, cutoff)
+            .iter()
+            .map(|row| row.id)
+            .collect()
+    }
+
+    #[test]
+    fn only_whole_finished_sagas_before_the_cutoff_are_due() {
+        let rows = [
+            row(1, "done", "executed", None, 10),
+            row(2, "done", "executed", None, 20),
+            // One effect still pending keeps the whole saga.
+            row(3, "running", "executed", None, 10),
+            row(4, "running", "pending", None, 10),
+            // One effect changed after the cutoff keeps the whole saga.
+            row(5, "recent", "executed", None, 10),
+            row(6, "recent", "refused", None, 500),
+            // Without a correlation, a row is a saga of its own.
+            row(7, "", "refused", None, 10),
+        ];
+        assert_eq!(due(&rows, 100), [1, 2, 7]);
+        assert_eq!(due(&rows, 5), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_failed_saga_is_kept_until_its_executed_effects_are_compensated() {
+        let waiting = [
+            row(1, "s", "executed", None, 10),
+            row(2, "s", "failed", None, 10),
+        ];
+        assert!(due(&waiting, 100).is_empty());
+        let undone = [
+            row(1, "s", "executed", None, 10),
+            row(2, "s", "failed", None, 10),
+            row(3, "s", "executed", Some("cmd-1"), 10),
+        ];
+        assert_eq!(due(&undone, 100), [1, 2, 3]);
+        let irreversible = [
+            OutboxRow {
+                reversible: 0,
+                ..row(1, "s", "executed", None, 10)
+            },
+            row(2, "s", "refused", None, 10),
+        ];
+        assert_eq!(due(&irreversible, 100), [1, 2]);
+    }
+}

@@ -1,0 +1,153 @@
+//! Retention of projections and receipts on both backends: what is due is named in a
+//! `RetentionApplied` receipt and removed; what is not due, the log and the receipts in
+//! it stay; a dropped projection is rebuilt from the log to the same rows.
+
+use ops_core::egress::EgressExecuted;
+use ops_core::retention::{RetentionApplied, RetentionPolicy};
+use ops_core::time::{DAY, Timestamp};
+use ops_core_runtime::db::on_db;
+use ops_core_runtime::projection::{ProjectionRunner, stored_rows};
+use ops_core_runtime::retention::{Retention, RetentionError};
+use ops_core_runtime::store::EventStore;
+use ops_tests::commands::{Pager, acknowledge, approving_dispatcher, capability, opened, paged};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, payloads, responder};
+
+async fn outbox_rows(store: &EventStore) -> Vec<(String, String)> {
+    on_db!(store.db(), pool => {
+        sqlx::query_as("SELECT command_id, state FROM core_outbox ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("reading the outbox")
+    })
+}
+
+async fn finished_sagas_lose_their_outbox_rows_but_never_their_receipts(backend: Backend) {
+    let (store, bus) = paged(backend, "retention_receipts", 2).await;
+    let pager = Pager::default();
+    approving_dispatcher(&store)
+        .with_executor("pager", Box::new(pager.clone()))
+        .dispatch(10)
+        .await
+        .expect("dispatching");
+    // A third page, in INC-1's saga, is still waiting.
+    bus.submit(
+        &ops_tests::commands::page("INC-1", "U043", "pager"),
+        capability(),
+        None,
+    )
+    .await
+    .expect("paging again");
+    let before = outbox_rows(&store).await;
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let retention = Retention::new(store.clone(), capability());
+    let in_three_days = Timestamp::now().plus(DAY * 3).expect("in range");
+    refused_too_short(retention.receipts(0, in_three_days, &responder()).await);
+    // Within the period nothing is due, and the receipt says so.
+    let kept = retention
+        .receipts(7, in_three_days, &responder())
+        .await
+        .expect("retention");
+    assert!(kept.removed.is_empty());
+    let applied = retention
+        .receipts(1, in_three_days, &responder())
+        .await
+        .expect("retention");
+    // INC-0's saga is finished; INC-1's still has the third page pending, so its executed
+    // first page is kept with it.
+    assert_eq!(applied.removed, [before[0].0.clone()]);
+    assert_eq!(outbox_rows(&store).await, before[1..]);
+    assert_eq!(before[1].1, "executed");
+    assert_eq!(before[2].1, "pending");
+    // The receipts are events, and stay.
+    assert_eq!(payloads::<EgressExecuted>(&store).await.len(), 2);
+    let receipts = payloads::<RetentionApplied>(&store).await;
+    assert_eq!(receipts, vec![kept, applied]);
+}
+
+fn refused_too_short<T: std::fmt::Debug>(result: Result<T, RetentionError>) {
+    assert!(
+        matches!(result, Err(RetentionError::ReceiptsTooShort)),
+        "{result:?}"
+    );
+}
+
+async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(backend: Backend) {
+    let (store, bus) = opened(backend, "retention_projections", 3).await;
+    bus.submit(&acknowledge("INC-1", "U042"), capability(), None)
+        .await
+        .expect("acknowledging");
+    let board = ops_core::projection::installed()
+        .into_iter()
+        .find(|projection| projection.name() == "incident_board")
+        .expect("installed");
+    let mut runner = ProjectionRunner::start(store.clone(), board)
+        .await
+        .expect("starting");
+    runner.catch_up().await.expect("catching up");
+    let rows = stored_rows(&store, board).await.expect("rows");
+    assert!(!rows.is_empty());
+    drop(runner);
+
+    let retention = Retention::new(store.clone(), capability());
+    let next_week = Timestamp::now().plus(DAY * 7).expect("in range");
+    // Installed: kept, however idle.
+    let kept = retention
+        .projections(1, &["incidents"], next_week, &responder())
+        .await
+        .expect("retention");
+    assert!(kept.removed.is_empty());
+    // Uninstalled, but updated within the period: kept.
+    let recent = retention
+        .projections(30, &["filesync"], next_week, &responder())
+        .await
+        .expect("retention");
+    assert!(recent.removed.is_empty());
+    let dropped = retention
+        .projections(1, &["filesync"], next_week, &responder())
+        .await
+        .expect("retention");
+    assert_eq!(dropped.removed, ["pack:incidents/incident_board"]);
+    assert!(
+        stored_rows(&store, board).await.is_err(),
+        "the state table is gone"
+    );
+    let statuses = ops_core_runtime::projection::all_freshness(&store)
+        .await
+        .expect("freshness");
+    assert!(statuses.is_empty(), "{statuses:?}");
+
+    // Reinstalled: the projection is rebuilt from the log to the same rows.
+    let mut runner = ProjectionRunner::start(store.clone(), board)
+        .await
+        .expect("starting again");
+    runner.catch_up().await.expect("catching up");
+    assert_eq!(stored_rows(&store, board).await.expect("rows"), rows);
+
+    // The whole policy: one receipt per class.
+    let all = retention
+        .apply(&RetentionPolicy::default(), &["incidents"], next_week, &responder())
+        .await
+        .expect("retention");
+    let classes: Vec<&str> = all.iter().map(|r| r.class.as_str()).collect();
+    assert_eq!(classes, ["artifacts", "projections", "receipts"]);
+    refused_too_short(
+        retention
+            .apply(
+                &RetentionPolicy {
+                    receipts_days: 0,
+                    ..RetentionPolicy::default()
+                },
+                &["incidents"],
+                next_week,
+                &responder(),
+            )
+            .await,
+    );
+}
+
+on_both_backends!(
+    finished_sagas_lose_their_outbox_rows_but_never_their_receipts,
+    an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same,
+);
