@@ -3,6 +3,7 @@
 mod capabilities;
 mod demo;
 mod lineage;
+mod releases;
 mod retention;
 mod runtime_demo;
 mod sagas;
@@ -81,6 +82,12 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Whether each installed pack, contract module and tool is the active, signed release
+    /// of its artifact. Exit 1 when one is not.
+    Releases {
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// Apply the retention policy (Section 11): old artifact bodies, idle projections of
     /// uninstalled packs and the outbox rows of finished sagas are removed, each class
     /// with a `RetentionApplied` receipt. Events, receipts included, are never removed.
@@ -125,7 +132,17 @@ impl Storage {
     async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
         let db = match &self.database {
             Some(url) => Db::connect(url).await?,
-            None => Db::open_sqlite(&self.data.join("ops.db")).await?,
+            None => {
+                let path = self.data.join("ops.db");
+                if !path.exists() {
+                    anyhow::bail!(
+                        "there is no event log at {}; run `ops-host demo --data {}` first, or pass `--database URL`",
+                        path.display(),
+                        self.data.display()
+                    );
+                }
+                Db::open_sqlite(&path).await?
+            }
         };
         Ok(EventStore::open(db, registry).await?)
     }
@@ -413,6 +430,14 @@ fn main() -> anyhow::Result<()> {
             store.db().backup_to(&out).await?;
             println!("backed up to {}", out.display());
             Ok(())
+        }),
+        Command::Releases { storage } => block_on(async {
+            let store = storage.store(registry).await?;
+            if releases::verify(&store, registry, &mut std::io::stdout().lock()).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }),
         Command::Retention {
             artifacts_days,

@@ -16,10 +16,13 @@ use ops_core::governance::{ApprovalRule, EvalArtifact, Pins, PolicyDefinition, P
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId};
 use ops_core::lineage::{Artifact, DerivedArtifact, FeedbackKind, Input};
 use ops_core::redaction::RedactionApplied;
+use ops_core::registry::Registry;
+use ops_core::supply_chain::Release;
 use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::governance::{ActivePolicies, Policies};
 use ops_core_runtime::signing::sign;
+use ops_core_runtime::supply_chain::Releases;
 use ops_core_runtime::lineage::Lineage;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::secrets::EncryptedFile;
@@ -41,6 +44,65 @@ pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
         Some(&data_dir.join("secrets.key")),
     )?;
     Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
+}
+
+/// The releases this host runs: every installed pack and contract module, and the webhook
+/// tool, recorded, signed and activated (once); a pack changed after signing is refused.
+pub async fn supply_chain(
+    store: &EventStore,
+    registry: &Registry,
+    capability: CapabilityId,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out, "\n== supply chain")?;
+    let signer = SigningKey::from_bytes(&DEMO_SIGNING_SEED);
+    let releases = Releases::load(
+        store.clone(),
+        vec![signer.verifying_key()],
+        ops_registry::releases::environment(registry),
+        capability,
+    )
+    .await?;
+    let operator = human("operator@example.com")?;
+    let installed = crate::releases::installed(registry);
+    for release in &installed {
+        let content_id = release.content_id();
+        if releases
+            .book()
+            .active(release.kind, &release.name)
+            .is_some_and(|(active, _)| *active == content_id)
+        {
+            writeln!(out, "{} {content_id}: active (an earlier run)", release.label())?;
+            continue;
+        }
+        let signature = sign(&content_id, &signer);
+        releases
+            .record(release, Some(signature.clone()), &operator)
+            .await?;
+        releases
+            .activate(release, &signature, None, "installed by the demo", &operator)
+            .await?;
+        writeln!(
+            out,
+            "{} {content_id}: signed, verified, pinned to ops-core {}, active",
+            release.label(),
+            release.pins.core_version
+        )?;
+    }
+    if let Some(pack) = installed.first() {
+        let tampered = Release {
+            content_hash: ContentHash::of_bytes(b"a schema edited after signing"),
+            ..pack.clone()
+        };
+        let signature = sign(&pack.content_id(), &signer);
+        if let Err(refused) = releases
+            .activate(&tampered, &signature, None, "tampered", &operator)
+            .await
+        {
+            writeln!(out, "a changed copy refused: {refused}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Drafts, simulates, approves, evaluates, signs and activates the on-call policy (once),
@@ -65,7 +127,7 @@ pub async fn governance(
             max_per_day: 20,
         },
         pins: Pins {
-            core_version: env!("CARGO_PKG_VERSION").to_owned(),
+            core_version: ops_core::VERSION.to_owned(),
             ..Pins::default()
         },
     };

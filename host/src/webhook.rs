@@ -14,6 +14,7 @@ use hyper::header::{AUTHORIZATION, HeaderValue};
 use ops_core::envelope::Actor;
 use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::secrets::SecretHandle;
+use ops_core::supply_chain::ToolManifest;
 use ops_core::time::Timestamp;
 use ops_core_runtime::secrets::{AccessToken, SecretsProvider};
 use std::time::Duration;
@@ -114,6 +115,17 @@ impl Credential {
 const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 impl WebhookExecutor {
+    /// What this executor is, for the supply chain: a governed tool manifest.
+    pub fn manifest() -> ToolManifest {
+        ToolManifest {
+            name: "ops-host.webhook".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "POSTs an effect's request with its Idempotency-Key and an optional bearer token".to_owned(),
+            destinations: vec!["webhook.*".to_owned()],
+            models: BTreeMap::new(),
+        }
+    }
+
     pub fn new(url: &str) -> Result<Self, String> {
         let url: Uri = url
             .parse()

@@ -94,6 +94,15 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{text}"
     );
     assert!(text.contains("feedback [Accepted]"), "{text}");
+    assert!(
+        text.contains("pack `incidents` 0.1.1 cid_")
+            && text.contains(": signed, verified, pinned to ops-core "),
+        "{text}"
+    );
+    assert!(
+        text.contains("a changed copy refused: pack `filesync` 0.1.0: it no longer hashes to cid_"),
+        "{text}"
+    );
     let (ok, again) = host(&["demo", "--data", data_arg]);
     assert!(ok, "{again}");
     assert!(
@@ -167,6 +176,22 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     assert!(
         types.contains("pack.incidents.incident.IncidentOpened 4 typed"),
         "{types}"
+    );
+
+    let (ok, releases) = host(&["releases", "--data", data_arg]);
+    assert!(ok, "{releases}");
+    assert!(
+        releases.contains("tool manifest `ops-host.webhook` 0.1.0 cid_")
+            && !releases.contains("NOT ACTIVE"),
+        "{releases}"
+    );
+    // A database where nothing was released: every installed artifact is named, exit 1.
+    let empty = format!("sqlite://{}", data.join("empty.db").display());
+    let (ok, unreleased) = host(&["releases", "--database", &empty]);
+    assert!(
+        !ok && unreleased.contains("pack `incidents` 0.1.1 cid_")
+            && unreleased.contains("NOT ACTIVE: never recorded"),
+        "{unreleased}"
     );
 
     // Retention: one receipt per class; nothing from this run is old enough to go.

@@ -26,6 +26,16 @@ pub enum ArtifactKind {
     ToolManifest,
 }
 
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Pack => "pack",
+            ArtifactKind::ContractModule => "contract module",
+            ArtifactKind::ToolManifest => "tool manifest",
+        }
+    }
+}
+
 #[crate::data]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Release {
@@ -46,7 +56,7 @@ impl Release {
 
     /// `kind name version`, for messages.
     pub fn label(&self) -> String {
-        format!("{:?} `{}` {}", self.kind, self.name, self.version)
+        format!("{} `{}` {}", self.kind.as_str(), self.name, self.version)
     }
 }
 
