@@ -454,8 +454,14 @@ fn main() -> anyhow::Result<()> {
             let actor = capabilities::parse_actor(&actor)?;
             let store = storage.store(registry).await?;
             let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
-            retention::apply(&store, &policy, &installed, &actor, &mut std::io::stdout().lock())
-                .await
+            retention::apply(
+                &store,
+                &policy,
+                &installed,
+                &actor,
+                &mut std::io::stdout().lock(),
+            )
+            .await
         }),
         Command::Lineage {
             artifact_id,

@@ -44,7 +44,7 @@ pub async fn run(
     let store = EventStore::open(db.clone(), registry)
         .await?
         .with_subject_keys(crate::story_demo::subject_keys(data_dir)?);
-    crate::story_demo::supply_chain(&store, registry, CapabilityId::of("host.demo")?, out).await?;
+    crate::story_demo::supply_chain(&store, CapabilityId::of("host.demo")?, out).await?;
     writeln!(out, "\n== event log: SQLite at {}", path.display())?;
     for pack in registry.packs() {
         migrate::run_pack(&db, pack.id, pack.migrations).await?;

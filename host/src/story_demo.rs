@@ -21,13 +21,13 @@ use ops_core::supply_chain::Release;
 use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::governance::{ActivePolicies, Policies};
-use ops_core_runtime::signing::sign;
-use ops_core_runtime::supply_chain::Releases;
 use ops_core_runtime::lineage::Lineage;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::secrets::EncryptedFile;
 use ops_core_runtime::shredding::{SubjectKeys, erase, sealed_subject};
+use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
+use ops_core_runtime::supply_chain::Releases;
 
 /// The demo signs with a fixed key so its runs agree; a deployment's key is its own.
 const DEMO_SIGNING_SEED: [u8; 32] = [42; 32];
@@ -46,25 +46,26 @@ pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
     Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
 }
 
+/// The demo trusts its own fixed key, and pins to what this binary runs.
+fn demo_trust(registry: &Registry) -> Trust {
+    Trust {
+        keys: vec![SigningKey::from_bytes(&DEMO_SIGNING_SEED).verifying_key()],
+        environment: ops_registry::releases::environment(registry),
+    }
+}
+
 /// The releases this host runs: every installed pack and contract module, and the webhook
 /// tool, recorded, signed and activated (once); a pack changed after signing is refused.
 pub async fn supply_chain(
     store: &EventStore,
-    registry: &Registry,
     capability: CapabilityId,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     writeln!(out, "\n== supply chain")?;
     let signer = SigningKey::from_bytes(&DEMO_SIGNING_SEED);
-    let releases = Releases::load(
-        store.clone(),
-        vec![signer.verifying_key()],
-        ops_registry::releases::environment(registry),
-        capability,
-    )
-    .await?;
+    let releases = Releases::load(store.clone(), demo_trust(store.registry()), capability).await?;
     let operator = human("operator@example.com")?;
-    let installed = crate::releases::installed(registry);
+    let installed = crate::releases::installed(store.registry());
     for release in &installed {
         let content_id = release.content_id();
         if releases
@@ -72,7 +73,11 @@ pub async fn supply_chain(
             .active(release.kind, &release.name)
             .is_some_and(|(active, _)| *active == content_id)
         {
-            writeln!(out, "{} {content_id}: active (an earlier run)", release.label())?;
+            writeln!(
+                out,
+                "{} {content_id}: active (an earlier run)",
+                release.label()
+            )?;
             continue;
         }
         let signature = sign(&content_id, &signer);
@@ -80,7 +85,13 @@ pub async fn supply_chain(
             .record(release, Some(signature.clone()), &operator)
             .await?;
         releases
-            .activate(release, &signature, None, "installed by the demo", &operator)
+            .activate(
+                release,
+                &signature,
+                None,
+                "installed by the demo",
+                &operator,
+            )
             .await?;
         writeln!(
             out,
@@ -114,7 +125,7 @@ pub async fn governance(
 ) -> anyhow::Result<ActivePolicies> {
     writeln!(out, "\n== governance")?;
     let signer = SigningKey::from_bytes(&DEMO_SIGNING_SEED);
-    let policies = Policies::load(store.clone(), vec![signer.verifying_key()], capability).await?;
+    let policies = Policies::load(store.clone(), demo_trust(store.registry()), capability).await?;
     let (author, lead) = (human("operator@example.com")?, human("lead@example.com")?);
     let definition = PolicyDefinition {
         policy_id: POLICY.to_owned(),
@@ -144,17 +155,24 @@ pub async fn governance(
         out,
         "policy {POLICY} 1.0.0 drafted by the operator: {content_id}"
     )?;
-    let report = policies.simulate(POLICY, "1.0.0", &author).await?;
+    let report = policies
+        .simulate(POLICY, "1.0.0", "replay today's decisions", &author)
+        .await?;
     writeln!(
         out,
         "simulated against {} recorded decision(s): {} would change",
         report.compared,
         report.changed.len()
     )?;
-    if let Err(refused) = policies.approve(POLICY, "1.0.0", &author).await {
+    if let Err(refused) = policies
+        .approve(POLICY, "1.0.0", "looks right to me", &author)
+        .await
+    {
         writeln!(out, "approval by its author refused: {refused}")?;
     }
-    policies.approve(POLICY, "1.0.0", &lead).await?;
+    policies
+        .approve(POLICY, "1.0.0", "the simulation changes no decision", &lead)
+        .await?;
     writeln!(out, "approved by lead@example.com")?;
     let eval = EvalArtifact {
         inputs_hash: report.inputs_hash,
@@ -176,6 +194,7 @@ pub async fn governance(
             "1.0.0",
             eval_id,
             &signature,
+            "eval passed; signed by the release key",
             &lead,
         )
         .await?;

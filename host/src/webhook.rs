@@ -120,7 +120,9 @@ impl WebhookExecutor {
         ToolManifest {
             name: "ops-host.webhook".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "POSTs an effect's request with its Idempotency-Key and an optional bearer token".to_owned(),
+            description:
+                "POSTs an effect's request with its Idempotency-Key and an optional bearer token"
+                    .to_owned(),
             destinations: vec!["webhook.*".to_owned()],
             models: BTreeMap::new(),
         }

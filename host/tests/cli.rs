@@ -213,7 +213,10 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     // A projection that fell behind its objective: status names it and exits 1.
     fall_behind(&data.join("ops.db"));
     let (ok, status) = host(&["status", "--data", data_arg]);
-    assert!(!ok, "status exits 1 when an objective is violated: {status}");
+    assert!(
+        !ok,
+        "status exits 1 when an objective is violated: {status}"
+    );
     assert!(
         status.contains("projections: 0 within their freshness objective, 1 over it")
             && status.contains("SLO VIOLATED pack:incidents/incident_board v1: lag "),

@@ -97,7 +97,11 @@ impl Backend {
                 let (base, query) = url.split_once('?').unwrap_or((&url, ""));
                 let (server, _) = base.rsplit_once('/').expect("a database in DATABASE_URL");
                 let restored_url = format!("{server}/{database}")
-                    + &(if query.is_empty() { String::new() } else { format!("?{query}") });
+                    + &(if query.is_empty() {
+                        String::new()
+                    } else {
+                        format!("?{query}")
+                    });
                 let output = std::process::Command::new("psql")
                     .args(["-v", "ON_ERROR_STOP=1", "-q", "-d", &restored_url, "-f"])
                     .arg(backup)

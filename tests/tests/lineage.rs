@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 
 use ops_core::contract::Contract;
 use ops_core::id::ContentHash;
-use ops_core::lineage::{
-    Artifact, ArtifactRecorded, DerivedArtifact, FeedbackKind, Input,
-};
+use ops_core::lineage::{Artifact, ArtifactRecorded, DerivedArtifact, FeedbackKind, Input};
 use ops_core::retention::RetentionApplied;
 use ops_core::time::Timestamp;
 use ops_core_runtime::lineage::{Lineage, LineageError, Link};

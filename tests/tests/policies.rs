@@ -14,13 +14,20 @@ use ops_core::supply_chain::SignatureRef;
 use ops_core::time::Timestamp;
 use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Effect, Gateway};
 use ops_core_runtime::governance::{Policies, PolicyError};
-use ops_core_runtime::signing::sign;
+use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::EventStore;
 use ops_tests::commands::{Pager, authority, capability, page, paged};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 
 const POLICY: &str = "incidents.page-sev1";
+
+fn trust(signer: &SigningKey) -> Trust {
+    Trust {
+        keys: vec![signer.verifying_key()],
+        environment: ops_registry::releases::environment(ops_tests::linked_registry()),
+    }
+}
 
 fn human(id: &str) -> Actor {
     Actor::Human(ActorId::new(id).expect("a valid actor id"))
@@ -102,7 +109,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
 
     let signer = SigningKey::from_bytes(&[7; 32]);
     let stranger = SigningKey::from_bytes(&[9; 32]);
-    let policies = Policies::load(store.clone(), vec![signer.verifying_key()], capability())
+    let policies = Policies::load(store.clone(), trust(&signer), capability())
         .await
         .expect("loading");
     let (alice, bob) = (human("alice@example.com"), human("bob@example.com"));
@@ -114,13 +121,13 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         Err(PolicyError::Refused { reason, .. }) if reason.contains("bump the version")
     ));
     refused(
-        policies.approve(POLICY, "1.0.0", &bob).await,
+        policies.approve(POLICY, "1.0.0", "fine", &bob).await,
         "only a Simulated policy",
     );
 
     // The replay: the candidate would have approved two of the three pages (its cap is two).
     let report = policies
-        .simulate(POLICY, "1.0.0", &alice)
+        .simulate(POLICY, "1.0.0", "what would it change", &alice)
         .await
         .expect("simulating");
     assert_eq!(report.compared, 3);
@@ -133,25 +140,24 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     );
 
     refused(
-        policies.approve(POLICY, "1.0.0", &alice).await,
+        policies
+            .approve(POLICY, "1.0.0", "mine is fine", &alice)
+            .await,
         "cannot approve their own",
     );
     policies
-        .approve(POLICY, "1.0.0", &bob)
+        .approve(POLICY, "1.0.0", "one page fewer, as intended", &bob)
         .await
         .expect("approving");
 
     let signature = sign(&content_id, &signer);
     let activate_v1 = async |eval_id, signature: &SignatureRef| {
         policies
-            .activate(POLICY, "1.0.0", eval_id, signature, &bob)
+            .activate(POLICY, "1.0.0", eval_id, signature, "eval passed", &bob)
             .await
     };
     let missing = ops_core::id::ContentId::of("no such eval").expect("canonical");
-    refused(
-        activate_v1(missing, &signature).await,
-        "is not recorded",
-    );
+    refused(activate_v1(missing, &signature).await, "is not recorded");
     let failing = policies
         .record_eval(eval("1.0.0", report.inputs_hash, 0.5), &bob)
         .await
@@ -165,10 +171,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .record_eval(eval("1.0.0", elsewhere, 0.99), &bob)
         .await
         .expect("recording");
-    refused(
-        activate_v1(mismatched, &signature).await,
-        "ran on inputs",
-    );
+    refused(activate_v1(mismatched, &signature).await, "ran on inputs");
     let passing = policies
         .record_eval(eval("1.0.0", report.inputs_hash, 0.99), &bob)
         .await
@@ -180,6 +183,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
                 "1.0.0",
                 passing,
                 &sign(&content_id, &stranger),
+                "eval passed",
                 &bob,
             )
             .await,
@@ -187,13 +191,8 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     );
     // Signed as it was before someone raised the cap: the signature is not this artifact's.
     let tampered = sign(&definition("1.0.0", 200).content_id(), &signer);
-    refused(
-        activate_v1(passing, &tampered).await,
-        "does not verify",
-    );
-    activate_v1(passing, &signature)
-        .await
-        .expect("activating");
+    refused(activate_v1(passing, &tampered).await, "does not verify");
+    activate_v1(passing, &signature).await.expect("activating");
 
     // Active: it approves new pages, at most two a day, and the receipts say so.
     for n in 0..3 {
@@ -235,11 +234,11 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     v2.pins.tools = [("triage-model".to_owned(), "2026-06".to_owned())].into();
     let v2_id = policies.draft(v2.clone(), &alice).await.expect("drafting");
     let report = policies
-        .simulate(POLICY, "1.1.0", &alice)
+        .simulate(POLICY, "1.1.0", "raise the cap", &alice)
         .await
         .expect("simulating");
     policies
-        .approve(POLICY, "1.1.0", &bob)
+        .approve(POLICY, "1.1.0", "fine", &bob)
         .await
         .expect("approving");
     // The model-change impact check: an eval that did not run the pinned model is refused.
@@ -249,7 +248,14 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .expect("recording");
     let activate_v2 = async |eval_id| {
         policies
-            .activate(POLICY, "1.1.0", eval_id, &sign(&v2_id, &signer), &bob)
+            .activate(
+                POLICY,
+                "1.1.0",
+                eval_id,
+                &sign(&v2_id, &signer),
+                "eval passed",
+                &bob,
+            )
             .await
     };
     refused(
@@ -285,7 +291,23 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .collect();
     assert_eq!(active, ["1.0.0"]);
 
-    let reloaded = Policies::load(store, vec![signer.verifying_key()], capability())
+    // Every step records who took it and why.
+    let steps: Vec<(PolicyState, String)> =
+        ops_tests::payloads::<ops_core::governance::PolicyPromoted>(&store)
+            .await
+            .into_iter()
+            .filter(|promoted| promoted.version == "1.0.0")
+            .map(|promoted| (promoted.to, promoted.reason))
+            .collect();
+    assert_eq!(
+        steps,
+        [
+            (PolicyState::Simulated, "what would it change".to_owned()),
+            (PolicyState::Approved, "one page fewer, as intended".to_owned()),
+            (PolicyState::Active, "eval passed".to_owned()),
+        ]
+    );
+    let reloaded = Policies::load(store, trust(&signer), capability())
         .await
         .expect("loading");
     let states = |book: ops_core::governance::PolicyBook| -> Vec<(String, PolicyState)> {

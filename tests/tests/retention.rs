@@ -127,7 +127,12 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
 
     // The whole policy: one receipt per class.
     let all = retention
-        .apply(&RetentionPolicy::default(), &["incidents"], next_week, &responder())
+        .apply(
+            &RetentionPolicy::default(),
+            &["incidents"],
+            next_week,
+            &responder(),
+        )
         .await
         .expect("retention");
     let classes: Vec<&str> = all.iter().map(|r| r.class.as_str()).collect();

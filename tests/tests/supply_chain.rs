@@ -14,7 +14,7 @@ use ops_core::supply_chain::{ArtifactKind, ModelChange, ToolManifest};
 use ops_core::time::Timestamp;
 use ops_core_runtime::governance::Policies;
 use ops_core_runtime::lineage::Lineage;
-use ops_core_runtime::signing::sign;
+use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::EventStore;
 use ops_core_runtime::supply_chain::{ReleaseError, Releases};
 use ops_registry::releases;
@@ -42,7 +42,7 @@ fn summarizer(version: &str, model: &str) -> ToolManifest {
 }
 
 async fn eval_with(store: &EventStore, model: &str, score: f64) -> ContentId {
-    let policies = Policies::load(store.clone(), vec![], capability())
+    let policies = Policies::load(store.clone(), Trust::default(), capability())
         .await
         .expect("loading");
     let eval = EvalArtifact {
@@ -64,14 +64,13 @@ async fn eval_with(store: &EventStore, model: &str, score: f64) -> ContentId {
 }
 
 async fn load(store: &EventStore, signer: &SigningKey) -> Releases {
-    Releases::load(
-        store.clone(),
-        vec![signer.verifying_key()],
-        releases::environment(linked_registry()),
-        capability(),
-    )
-    .await
-    .expect("loading releases")
+    let trust = Trust {
+        keys: vec![signer.verifying_key()],
+        environment: releases::environment(linked_registry()),
+    };
+    Releases::load(store.clone(), trust, capability())
+        .await
+        .expect("loading releases")
 }
 
 async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(backend: Backend) {
@@ -100,7 +99,10 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
         .await
         .expect("recording a draft");
     assert_eq!(
-        releases.record(&pack, None, &responder()).await.expect("again"),
+        releases
+            .record(&pack, None, &responder())
+            .await
+            .expect("again"),
         content_id
     );
     refused(
@@ -113,7 +115,13 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
     let signature = sign(&content_id, &signer);
     refused(
         releases
-            .activate(&pack, &sign(&content_id, &stranger), None, "first", &responder())
+            .activate(
+                &pack,
+                &sign(&content_id, &stranger),
+                None,
+                "first",
+                &responder(),
+            )
             .await,
         "is not trusted",
     );
@@ -152,7 +160,13 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
         .expect("recording");
     refused(
         releases
-            .activate(&old_core, &sign(&old_id, &signer), None, "old", &responder())
+            .activate(
+                &old_core,
+                &sign(&old_id, &signer),
+                None,
+                "old",
+                &responder(),
+            )
             .await,
         "it pins ops-core 0.0.9",
     );
@@ -171,7 +185,9 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
     );
     let reloaded = load(&store, &signer).await.book();
     assert_eq!(
-        reloaded.active(ArtifactKind::Pack, "incidents").map(|(id, _)| *id),
+        reloaded
+            .active(ArtifactKind::Pack, "incidents")
+            .map(|(id, _)| *id),
         Some(content_id)
     );
 }
@@ -182,7 +198,9 @@ async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: 
     let releases = load(&store, &signer).await;
     let lineage = Lineage::new(store.clone(), capability());
     let old_summary = Artifact::Derived(DerivedArtifact {
-        inputs: vec![Input::Artifact(ContentId::of("an incident").expect("canonical"))],
+        inputs: vec![Input::Artifact(
+            ContentId::of("an incident").expect("canonical"),
+        )],
         input_hashes: vec![ContentHash::of_bytes(b"an incident")],
         policy_version: "none".to_owned(),
         tool_versions: [("summarizer".to_owned(), "1.0.0".to_owned())].into(),
@@ -199,7 +217,13 @@ async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: 
     let v1_id = releases.record(&v1, None, &responder()).await.expect("v1");
     let old_eval = eval_with(&store, "2026-01", 0.95).await;
     releases
-        .activate(&v1, &sign(&v1_id, &signer), Some(old_eval), "first", &responder())
+        .activate(
+            &v1,
+            &sign(&v1_id, &signer),
+            Some(old_eval),
+            "first",
+            &responder(),
+        )
         .await
         .expect("activating v1");
 
@@ -235,7 +259,13 @@ async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: 
     // Rollback: v1 again, explicitly, on the eval of its model; the summary made with the
     // new model is not affected by going back, since none was made.
     let rolled_back = releases
-        .activate(&v1, &sign(&v1_id, &signer), Some(old_eval), "rollback: summaries too long", &responder())
+        .activate(
+            &v1,
+            &sign(&v1_id, &signer),
+            Some(old_eval),
+            "rollback: summaries too long",
+            &responder(),
+        )
         .await
         .expect("rolling back");
     assert_eq!(rolled_back.replaces.as_deref(), Some("2.0.0"));

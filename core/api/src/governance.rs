@@ -213,6 +213,7 @@ pub enum Evidence {
     content_id: example_content_id(),
     to: PolicyState::Approved,
     evidence: Evidence::Approval { approved_by: Actor::Human(crate::envelope::ActorId::new("lead@example.com").expect("an actor id")) },
+    reason: "the simulation changed no decision".to_owned(),
 })]
 pub struct PolicyPromoted {
     pub policy_id: String,
@@ -220,6 +221,9 @@ pub struct PolicyPromoted {
     pub content_id: ContentId,
     pub to: PolicyState,
     pub evidence: Evidence,
+    /// Why the actor took the step (empty in events recorded before it was asked).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// The active version of a policy goes back to a named earlier one.

@@ -181,11 +181,17 @@ impl Db {
                     .map_err(|error| failed(error.to_string()))?;
                 let options = pool.connect_options();
                 let mut dump = std::process::Command::new("pg_dump");
-                dump.args(["--format=plain", "--no-owner", "--schema", &schema, "--file"])
-                    .arg(path)
-                    .env("PGHOST", options.get_host())
-                    .env("PGPORT", options.get_port().to_string())
-                    .env("PGUSER", options.get_username());
+                dump.args([
+                    "--format=plain",
+                    "--no-owner",
+                    "--schema",
+                    &schema,
+                    "--file",
+                ])
+                .arg(path)
+                .env("PGHOST", options.get_host())
+                .env("PGPORT", options.get_port().to_string())
+                .env("PGUSER", options.get_username());
                 if let Some(database) = options.get_database() {
                     dump.env("PGDATABASE", database);
                 }

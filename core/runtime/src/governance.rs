@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 
-use ed25519_dalek::VerifyingKey;
 use ops_core::canonical::payload_hash;
 use ops_core::contract::{Contract, Event};
 use ops_core::egress::{Approval, EgressExecuted};
@@ -24,7 +23,7 @@ use ops_core::time::{Timestamp, day_of_micros};
 use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
 use crate::service_event;
-use crate::signing;
+use crate::signing::Trust;
 use crate::store::{AppendError, EventStore, ReadError, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +45,8 @@ pub enum PolicyError {
 pub struct Policies {
     store: EventStore,
     book: RwLock<PolicyBook>,
-    /// Keys whose signatures may activate a policy.
-    trusted: Vec<VerifyingKey>,
+    /// Keys whose signatures may activate a policy, and the pins it must match.
+    trust: Trust,
     /// The capability governance steps are recorded under.
     capability_id: CapabilityId,
 }
@@ -55,7 +54,7 @@ pub struct Policies {
 impl Policies {
     pub async fn load(
         store: EventStore,
-        trusted: Vec<VerifyingKey>,
+        trust: Trust,
         capability_id: CapabilityId,
     ) -> Result<Self, PolicyError> {
         let mut events: Vec<StoredEvent> = Vec::new();
@@ -75,7 +74,7 @@ impl Policies {
         Ok(Policies {
             store,
             book: RwLock::new(book),
-            trusted,
+            trust,
             capability_id,
         })
     }
@@ -128,6 +127,7 @@ impl Policies {
         &self,
         policy_id: &str,
         version: &str,
+        reason: &str,
         by: &Actor,
     ) -> Result<SimulationReport, PolicyError> {
         let definition = self.definition(policy_id, version)?;
@@ -183,6 +183,7 @@ impl Policies {
             Evidence::Simulation {
                 report: report.clone(),
             },
+            reason,
             by,
         )
         .await?;
@@ -193,13 +194,21 @@ impl Policies {
         &self,
         policy_id: &str,
         version: &str,
+        reason: &str,
         by: &Actor,
     ) -> Result<(), PolicyError> {
         let evidence = Evidence::Approval {
             approved_by: by.clone(),
         };
-        self.promote(policy_id, version, PolicyState::Approved, evidence, by)
-            .await
+        self.promote(
+            policy_id,
+            version,
+            PolicyState::Approved,
+            evidence,
+            reason,
+            by,
+        )
+        .await
     }
 
     pub async fn record_eval(
@@ -221,6 +230,7 @@ impl Policies {
         version: &str,
         eval_id: ContentId,
         signature: &SignatureRef,
+        reason: &str,
         by: &Actor,
     ) -> Result<(), PolicyError> {
         let refuse = |reason: String| PolicyError::Refused {
@@ -240,14 +250,24 @@ impl Policies {
                 recorded.map(|id| id.to_string()).unwrap_or_default()
             )));
         }
-        signing::verify(&content_id, signature, &self.trusted).map_err(refuse)?;
+        self.trust.verify(&content_id, signature).map_err(refuse)?;
+        if let Some(mismatch) = self.trust.pin_mismatch(&definition.pins) {
+            return Err(refuse(mismatch));
+        }
         let evidence = Evidence::Activation {
             eval_id,
             signature: signature.signature.clone(),
             signer: signature.signer.clone(),
         };
-        self.promote(policy_id, version, PolicyState::Active, evidence, by)
-            .await
+        self.promote(
+            policy_id,
+            version,
+            PolicyState::Active,
+            evidence,
+            reason,
+            by,
+        )
+        .await
     }
 
     pub async fn deprecate(
@@ -260,8 +280,15 @@ impl Policies {
         let evidence = Evidence::Deprecation {
             reason: reason.to_owned(),
         };
-        self.promote(policy_id, version, PolicyState::Deprecated, evidence, by)
-            .await
+        self.promote(
+            policy_id,
+            version,
+            PolicyState::Deprecated,
+            evidence,
+            reason,
+            by,
+        )
+        .await
     }
 
     /// Makes a named earlier version active again.
@@ -339,6 +366,7 @@ impl Policies {
         version: &str,
         to: PolicyState,
         evidence: Evidence,
+        reason: &str,
         by: &Actor,
     ) -> Result<(), PolicyError> {
         let book = self.book();
@@ -359,6 +387,7 @@ impl Policies {
             content_id,
             to,
             evidence,
+            reason: reason.to_owned(),
         };
         self.record(&promoted, &format!("{content_id}:{to:?}"), by)
             .await

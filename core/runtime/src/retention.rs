@@ -17,9 +17,13 @@ use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
-    #[error("receipts are kept at least one day, since quotas count the last day's effects; `receipts_days` is 0")]
+    #[error(
+        "receipts are kept at least one day, since quotas count the last day's effects; `receipts_days` is 0"
+    )]
     ReceiptsTooShort,
-    #[error("the state table `{table}` of projection {projection} is not a table name this runtime writes; nothing was dropped")]
+    #[error(
+        "the state table `{table}` of projection {projection} is not a table name this runtime writes; nothing was dropped"
+    )]
     DamagedProjection { projection: String, table: String },
     #[error("applying retention failed: {0}")]
     Database(#[from] sqlx::Error),
@@ -180,7 +184,15 @@ impl Retention {
         let rows: Vec<OutboxRow> = rows
             .into_iter()
             .map(
-                |(id, command_id, correlation_id, state, reversible, compensates, updated_at_us)| {
+                |(
+                    id,
+                    command_id,
+                    correlation_id,
+                    state,
+                    reversible,
+                    compensates,
+                    updated_at_us,
+                )| {
                     OutboxRow {
                         id,
                         command_id,
@@ -266,9 +278,9 @@ fn finished_sagas_before(rows: &[OutboxRow], cutoff: i64) -> Vec<&OutboxRow> {
             let closed = saga
                 .iter()
                 .all(|row| row.state != "pending" && row.updated_at_us < cutoff);
-            let went_wrong = saga
-                .iter()
-                .any(|row| matches!(row.state.as_str(), "refused" | "failed") && row.compensates.is_none());
+            let went_wrong = saga.iter().any(|row| {
+                matches!(row.state.as_str(), "refused" | "failed") && row.compensates.is_none()
+            });
             let waiting_for_undo = went_wrong
                 && saga.iter().any(|done| {
                     done.state == "executed"

@@ -14,10 +14,9 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use ed25519_dalek::VerifyingKey;
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, EventEnvelope};
-use ops_core::governance::{EvalRecorded, Pins};
+use ops_core::governance::EvalRecorded;
 use ops_core::id::{CapabilityId, ContentId};
 use ops_core::supply_chain::{
     ImpactReport, Release, ReleaseActivated, ReleaseBook, ReleaseRecorded, SignatureRef,
@@ -27,7 +26,7 @@ use ops_core::time::Timestamp;
 
 use crate::lineage::{Lineage, LineageError};
 use crate::service_event;
-use crate::signing;
+use crate::signing::Trust;
 use crate::store::{AppendError, EventStore, ReadError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,17 +44,14 @@ pub enum ReleaseError {
 pub struct Releases {
     store: EventStore,
     book: RwLock<ReleaseBook>,
-    trusted: Vec<VerifyingKey>,
-    /// What this host runs: the core version and each contract module's version.
-    environment: Pins,
+    trust: Trust,
     capability_id: CapabilityId,
 }
 
 impl Releases {
     pub async fn load(
         store: EventStore,
-        trusted: Vec<VerifyingKey>,
-        environment: Pins,
+        trust: Trust,
         capability_id: CapabilityId,
     ) -> Result<Self, ReleaseError> {
         let mut events = store.read_by_type(ReleaseRecorded::TYPE).await?;
@@ -68,8 +64,7 @@ impl Releases {
         Ok(Releases {
             store,
             book: RwLock::new(book),
-            trusted,
-            environment,
+            trust,
             capability_id,
         })
     }
@@ -89,10 +84,13 @@ impl Releases {
         let content_id = release.content_id();
         let refuse = |reason: String| refused(release, reason);
         semver::Version::parse(&release.version).map_err(|error| {
-            refuse(format!("`{}` is not a semver version: {error}", release.version))
+            refuse(format!(
+                "`{}` is not a semver version: {error}",
+                release.version
+            ))
         })?;
         if let Some(signature) = &signature {
-            signing::verify(&content_id, signature, &self.trusted).map_err(refuse)?;
+            self.trust.verify(&content_id, signature).map_err(refuse)?;
         }
         let book = self.book();
         if book.release(&content_id).is_some() {
@@ -144,8 +142,8 @@ impl Releases {
         if active.is_some_and(|(id, _)| *id == content_id) {
             return Err(refuse("it is already active".to_owned()));
         }
-        signing::verify(&content_id, signature, &self.trusted).map_err(&refuse)?;
-        if let Some(mismatch) = self.pin_mismatch(&release.pins) {
+        self.trust.verify(&content_id, signature).map_err(&refuse)?;
+        if let Some(mismatch) = self.trust.pin_mismatch(&release.pins) {
             return Err(refuse(mismatch));
         }
         let empty = BTreeMap::new();
@@ -171,28 +169,6 @@ impl Releases {
         )
         .await?;
         Ok(activated)
-    }
-
-    /// Why the pins do not match what this host runs, if they do not.
-    fn pin_mismatch(&self, pins: &Pins) -> Option<String> {
-        let running = &self.environment;
-        if !pins.core_version.is_empty() && pins.core_version != running.core_version {
-            return Some(format!(
-                "it pins ops-core {}, this host runs {}",
-                pins.core_version, running.core_version
-            ));
-        }
-        pins.contracts.iter().find_map(|(module, version)| {
-            match running.contracts.get(module) {
-                Some(ours) if ours == version => None,
-                Some(ours) => Some(format!(
-                    "it pins contract module `{module}` {version}, this host runs {ours}"
-                )),
-                None => Some(format!(
-                    "it pins contract module `{module}` {version}, which this host does not have"
-                )),
-            }
-        })
     }
 
     /// The model-change impact check: `Ok(Err(why))` when it does not pass.
@@ -231,7 +207,9 @@ impl Releases {
             return Ok(Err(format!("eval {eval_id} is not recorded")));
         };
         if let Some(failure) = eval.failure() {
-            return Ok(Err(format!("eval {eval_id} fails its thresholds: {failure}")));
+            return Ok(Err(format!(
+                "eval {eval_id} fails its thresholds: {failure}"
+            )));
         }
         if let Some(mismatch) = eval.mismatched_tools(&release.pins.tools) {
             return Ok(Err(format!(
