@@ -396,7 +396,7 @@ fn selector() -> impl Strategy<Value = Selector> {
     prop_oneof![
         Just(Selector::All),
         proptest::sample::subsequence(NAMES.to_vec(), 0..=NAMES.len())
-            .prop_map(|names| Selector::only(names)),
+            .prop_map(Selector::only),
     ]
 }
 

@@ -32,7 +32,7 @@ fn drain(pushed: &[(Lane, u8)]) -> Vec<Job> {
     for (n, (lane, actor)) in pushed.iter().enumerate() {
         scheduler.push(job(n, *lane, *actor));
     }
-    std::iter::from_fn(|| scheduler.next()).collect()
+    std::iter::from_fn(|| scheduler.pop_next()).collect()
 }
 
 proptest! {
@@ -114,7 +114,7 @@ fn batch_work_completes_under_sustained_interactive_load() {
     for tick in 0..TICKS {
         scheduler.push(job(100 + tick, Lane::Interactive, (tick % 3) as u8));
         longest = longest.max(scheduler.longest_wait());
-        let done = scheduler.next().expect("work is waiting");
+        let done = scheduler.pop_next().expect("work is waiting");
         *completed.entry(done.lane).or_default() += 1;
         scheduler.tick();
     }
@@ -131,7 +131,7 @@ fn batch_work_completes_under_sustained_interactive_load() {
     no_aging.push(job(0, Lane::Batch, 9));
     for tick in 0..100 {
         no_aging.push(job(100 + tick, Lane::Interactive, 0));
-        assert_eq!(no_aging.next().expect("work").lane, Lane::Interactive);
+        assert_eq!(no_aging.pop_next().expect("work").lane, Lane::Interactive);
         no_aging.tick();
     }
 }

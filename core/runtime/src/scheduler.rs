@@ -104,7 +104,7 @@ impl Scheduler {
     }
 
     /// The job to run next, taken off the queue.
-    pub fn next(&mut self) -> Option<Job> {
+    pub fn pop_next(&mut self) -> Option<Job> {
         let index = (0..self.waiting.len()).min_by_key(|&index| self.key(&self.waiting[index]))?;
         let job = self.waiting.swap_remove(index).job;
         *self.served.entry(job.actor.clone()).or_default() += 1;
