@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use ops_core::capability::{CapabilityBook, CapabilityGranted, Scope};
 use ops_core::envelope::{Actor, ActorId, EventEnvelope};
+use ops_core::projection::DynProjection;
 
 use ops_contract_incidents::{AcknowledgeIncident, OpenIncident, Severity};
 use ops_core::egress::Approval;
@@ -14,6 +15,7 @@ use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, DedupeScope
 use ops_core::id::{CapabilityId, ContentHash, CorrelationId, UserActionId};
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::egress::{ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway};
+use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::store::EventStore;
 use ops_shared_people::{PersonRef, ServiceRef};
 
@@ -146,6 +148,19 @@ pub async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventSto
             .expect("opening an incident");
     }
     (store, bus)
+}
+
+/// The incident board projection, caught up with `store`'s log.
+pub async fn caught_up_board(store: &EventStore) -> (ProjectionRunner, &'static dyn DynProjection) {
+    let board = ops_core::projection::installed()
+        .into_iter()
+        .find(|projection| projection.name() == "incident_board")
+        .expect("installed");
+    let mut runner = ProjectionRunner::start(store.clone(), board)
+        .await
+        .expect("starting");
+    runner.catch_up().await.expect("catching up");
+    (runner, board)
 }
 
 /// As [`opened`], with a page to `pager` for each incident waiting in the outbox.

@@ -395,8 +395,7 @@ const NAMES: [&str; 4] = ["pager", "sms", "mail", "fax"];
 fn selector() -> impl Strategy<Value = Selector> {
     prop_oneof![
         Just(Selector::All),
-        proptest::sample::subsequence(NAMES.to_vec(), 0..=NAMES.len())
-            .prop_map(Selector::only),
+        proptest::sample::subsequence(NAMES.to_vec(), 0..=NAMES.len()).prop_map(Selector::only),
     ]
 }
 

@@ -10,9 +10,8 @@ use ops_core::lineage::{Artifact, ArtifactRecorded, DerivedArtifact, FeedbackKin
 use ops_core::retention::RetentionApplied;
 use ops_core::time::Timestamp;
 use ops_core_runtime::lineage::{Lineage, LineageError, Link};
-use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::retention::Retention;
-use ops_tests::commands::{acknowledge, capability, opened};
+use ops_tests::commands::{acknowledge, capability, caught_up_board, opened};
 use ops_tests::on_both_backends;
 use ops_tests::responder;
 use ops_tests::storage::Backend;
@@ -22,14 +21,7 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
     bus.submit(&acknowledge("INC-0", "U042"), capability(), None)
         .await
         .expect("acknowledging");
-    let board = ops_core::projection::installed()
-        .into_iter()
-        .find(|projection| projection.name() == "incident_board")
-        .expect("installed");
-    let mut runner = ProjectionRunner::start(store.clone(), board)
-        .await
-        .expect("starting");
-    runner.catch_up().await.expect("catching up");
+    let (runner, _) = caught_up_board(&store).await;
 
     let lineage = Lineage::new(store.clone(), capability());
     let query = lineage

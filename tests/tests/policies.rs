@@ -303,7 +303,10 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         steps,
         [
             (PolicyState::Simulated, "what would it change".to_owned()),
-            (PolicyState::Approved, "one page fewer, as intended".to_owned()),
+            (
+                PolicyState::Approved,
+                "one page fewer, as intended".to_owned()
+            ),
             (PolicyState::Active, "eval passed".to_owned()),
         ]
     );

@@ -6,10 +6,12 @@ use ops_core::egress::EgressExecuted;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::db::on_db;
-use ops_core_runtime::projection::{ProjectionRunner, stored_rows};
+use ops_core_runtime::projection::stored_rows;
 use ops_core_runtime::retention::{Retention, RetentionError};
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{Pager, acknowledge, approving_dispatcher, capability, opened, paged};
+use ops_tests::commands::{
+    Pager, acknowledge, approving_dispatcher, capability, caught_up_board, opened, paged,
+};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, payloads, responder};
 
@@ -78,14 +80,7 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
     bus.submit(&acknowledge("INC-1", "U042"), capability(), None)
         .await
         .expect("acknowledging");
-    let board = ops_core::projection::installed()
-        .into_iter()
-        .find(|projection| projection.name() == "incident_board")
-        .expect("installed");
-    let mut runner = ProjectionRunner::start(store.clone(), board)
-        .await
-        .expect("starting");
-    runner.catch_up().await.expect("catching up");
+    let (runner, board) = caught_up_board(&store).await;
     let rows = stored_rows(&store, board).await.expect("rows");
     assert!(!rows.is_empty());
     drop(runner);
@@ -119,10 +114,7 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
     assert!(statuses.is_empty(), "{statuses:?}");
 
     // Reinstalled: the projection is rebuilt from the log to the same rows.
-    let mut runner = ProjectionRunner::start(store.clone(), board)
-        .await
-        .expect("starting again");
-    runner.catch_up().await.expect("catching up");
+    let (_runner, _) = caught_up_board(&store).await;
     assert_eq!(stored_rows(&store, board).await.expect("rows"), rows);
 
     // The whole policy: one receipt per class.

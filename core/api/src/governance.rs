@@ -167,15 +167,9 @@ fn example_definition() -> PolicyDefinition {
     }
 }
 
-fn example_content_id() -> ContentId {
-    "cid_0000000000000000000000000000000000000000000000000000000000000000"
-        .parse()
-        .expect("an id")
-}
-
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
-#[schemars(example = PolicyDrafted { definition: example_definition(), content_id: example_content_id() })]
+#[schemars(example = PolicyDrafted { definition: example_definition(), content_id: ContentId::example() })]
 pub struct PolicyDrafted {
     pub definition: PolicyDefinition,
     pub content_id: ContentId,
@@ -210,7 +204,7 @@ pub enum Evidence {
 #[schemars(example = PolicyPromoted {
     policy_id: "notify.oncall-sev1".to_owned(),
     version: "1.0.0".to_owned(),
-    content_id: example_content_id(),
+    content_id: ContentId::example(),
     to: PolicyState::Approved,
     evidence: Evidence::Approval { approved_by: Actor::Human(crate::envelope::ActorId::new("lead@example.com").expect("an actor id")) },
     reason: "the simulation changed no decision".to_owned(),
@@ -246,9 +240,9 @@ pub struct PolicyRolledBack {
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = EvalRecorded {
-    eval_id: example_content_id(),
+    eval_id: ContentId::example(),
     artifact: EvalArtifact {
-        inputs_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("a hash"),
+        inputs_hash: ContentHash::example(),
         policy_version: "1.0.0".to_owned(),
         tool_versions: BTreeMap::new(),
         model_config: BTreeMap::new(),

@@ -239,7 +239,19 @@ content_addressed!(
     ContentId
 );
 
+impl ContentId {
+    /// The all-zero id, for the examples in schemas.
+    pub(crate) fn example() -> Self {
+        ContentId(Digest([0; 32]))
+    }
+}
+
 impl ContentHash {
+    /// The all-zero hash, for the examples in schemas.
+    pub(crate) fn example() -> Self {
+        ContentHash(Digest([0; 32]))
+    }
+
     /// The plain blake3 of `bytes`, so anyone can recompute it with any blake3 tool.
     pub fn of_bytes(bytes: &[u8]) -> Self {
         ContentHash(Digest(*blake3::hash(bytes).as_bytes()))

@@ -71,7 +71,7 @@ impl Artifact {
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = ArtifactRecorded {
-    artifact_id: "cid_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    artifact_id: ContentId::example(),
     kind: "derived".to_owned(),
 })]
 pub struct ArtifactRecorded {
@@ -95,7 +95,7 @@ pub enum FeedbackKind {
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = FeedbackGiven {
-    artifact_id: "cid_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    artifact_id: ContentId::example(),
     feedback: FeedbackKind::Edited,
     note: Some("shortened the summary".to_owned()),
 })]

@@ -40,7 +40,7 @@ impl Default for RetentionPolicy {
 #[schemars(example = RetentionApplied {
     class: "artifacts".to_owned(),
     retention_days: 90,
-    removed: vec!["cid_0000000000000000000000000000000000000000000000000000000000000000".to_owned()],
+    removed: vec![crate::id::ContentId::example().to_string()],
 })]
 pub struct RetentionApplied {
     /// `artifacts`, `projections` or `receipts`.

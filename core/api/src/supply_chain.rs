@@ -146,23 +146,15 @@ fn example_release() -> Release {
         kind: ArtifactKind::Pack,
         name: "incidents".to_owned(),
         version: "0.1.1".to_owned(),
-        content_hash: "b3_0000000000000000000000000000000000000000000000000000000000000000"
-            .parse()
-            .expect("a hash"),
+        content_hash: ContentHash::example(),
         pins: Pins::default(),
     }
-}
-
-fn example_content_id() -> ContentId {
-    "cid_0000000000000000000000000000000000000000000000000000000000000000"
-        .parse()
-        .expect("an id")
 }
 
 /// A release was recorded; drafts may be unsigned.
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
-#[schemars(example = ReleaseRecorded { release: example_release(), content_id: example_content_id(), signature: None })]
+#[schemars(example = ReleaseRecorded { release: example_release(), content_id: ContentId::example(), signature: None })]
 pub struct ReleaseRecorded {
     pub release: Release,
     pub content_id: ContentId,
@@ -177,7 +169,7 @@ pub struct ReleaseRecorded {
     kind: ArtifactKind::Pack,
     name: "incidents".to_owned(),
     version: "0.1.1".to_owned(),
-    content_id: example_content_id(),
+    content_id: ContentId::example(),
     signature: SignatureRef { signature: "00".repeat(64), signer: "00".repeat(32) },
     impact: ImpactReport::default(),
     replaces: None,

@@ -11,6 +11,8 @@ use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
+use sqlx::Row;
+
 use crate::db::on_db;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
@@ -172,39 +174,27 @@ impl Retention {
         if days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
-        type Row = (i64, String, String, String, i64, Option<String>, i64);
-        let rows: Vec<Row> = on_db!(self.store.db(), pool => {
-            sqlx::query_as(
+        let rows: Vec<OutboxRow> = on_db!(self.store.db(), pool => {
+            sqlx::query(
                 "SELECT id, command_id, correlation_id, state, reversible, compensates, updated_at_us \
                  FROM core_outbox ORDER BY id",
             )
             .fetch_all(pool)
             .await?
+            .iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>(OutboxRow {
+                    id: row.try_get("id")?,
+                    command_id: row.try_get("command_id")?,
+                    correlation_id: row.try_get("correlation_id")?,
+                    state: row.try_get("state")?,
+                    reversible: row.try_get("reversible")?,
+                    compensates: row.try_get("compensates")?,
+                    updated_at_us: row.try_get("updated_at_us")?,
+                })
+            })
+            .collect::<Result<_, _>>()?
         });
-        let rows: Vec<OutboxRow> = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    command_id,
-                    correlation_id,
-                    state,
-                    reversible,
-                    compensates,
-                    updated_at_us,
-                )| {
-                    OutboxRow {
-                        id,
-                        command_id,
-                        correlation_id,
-                        state,
-                        reversible,
-                        compensates,
-                        updated_at_us,
-                    }
-                },
-            )
-            .collect();
         let due = finished_sagas_before(&rows, cutoff(now, days));
         let receipt = self
             .receipt(
