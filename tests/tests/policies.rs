@@ -291,7 +291,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .collect();
     assert_eq!(active, ["1.0.0"]);
 
-    // Every step records who took it and why.
+    // Every step of 1.0.0 records why (and, in its envelope, who).
     let steps: Vec<(PolicyState, String)> =
         ops_tests::payloads::<ops_core::governance::PolicyPromoted>(&store)
             .await
@@ -308,6 +308,8 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
                 "one page fewer, as intended".to_owned()
             ),
             (PolicyState::Active, "eval passed".to_owned()),
+            // Replacing it is a step of its own, in the same append as the activation.
+            (PolicyState::Deprecated, "replaced by 1.1.0".to_owned()),
         ]
     );
     let reloaded = Policies::load(store, trust(&signer), capability())

@@ -24,7 +24,7 @@ use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
 use crate::service_event;
 use crate::signing::Trust;
-use crate::store::{AppendError, EventStore, ReadError, StoredEvent};
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -389,8 +389,30 @@ impl Policies {
             evidence,
             reason: reason.to_owned(),
         };
-        self.record(&promoted, &format!("{content_id}:{to:?}"), by)
-            .await
+        let mut steps = vec![(promoted, format!("{content_id}:{to:?}"))];
+        // The version this one replaces is deprecated in the same append, as its own step.
+        let replaced = book
+            .active()
+            .find(|v| v.definition.policy_id == policy_id && v.definition.version != version);
+        if let (PolicyState::Active, Some(replaced)) = (to, replaced) {
+            let why = format!("replaced by {version}");
+            steps.push((
+                PolicyPromoted {
+                    policy_id: policy_id.to_owned(),
+                    version: replaced.definition.version.clone(),
+                    content_id: replaced.content_id,
+                    to: PolicyState::Deprecated,
+                    evidence: Evidence::Deprecation {
+                        reason: why.clone(),
+                    },
+                    reason: why,
+                },
+                format!("{}:{:?}:by:{content_id}", replaced.content_id, PolicyState::Deprecated),
+            ));
+        }
+        let steps: Vec<(&PolicyPromoted, String)> =
+            steps.iter().map(|(step, id)| (step, id.clone())).collect();
+        self.record_all(&steps, by).await
     }
 
     async fn record<E: Event>(
@@ -399,9 +421,30 @@ impl Policies {
         native_id: &str,
         by: &Actor,
     ) -> Result<(), PolicyError> {
-        let origin = service_event::origin("core.governance", native_id, by, self.capability_id);
-        let envelope = service_event::record(&self.store, "governance", event, origin).await?;
-        apply(&mut self.book.write().expect("never poisoned"), &envelope);
+        self.record_all(&[(event, native_id.to_owned())], by).await
+    }
+
+    /// Records several steps in one append: all or none.
+    async fn record_all<E: Event>(
+        &self,
+        steps: &[(&E, String)],
+        by: &Actor,
+    ) -> Result<(), PolicyError> {
+        let envelopes: Vec<EventEnvelope> = steps
+            .iter()
+            .map(|(event, native_id)| {
+                let origin =
+                    service_event::origin("core.governance", native_id, by, self.capability_id);
+                EventEnvelope::new(*event, origin).expect("core events are plain JSON")
+            })
+            .collect();
+        self.store
+            .append("governance", ExpectedVersion::Any, &envelopes)
+            .await?;
+        let mut book = self.book.write().expect("never poisoned");
+        for envelope in &envelopes {
+            apply(&mut book, envelope);
+        }
         Ok(())
     }
 }
