@@ -407,7 +407,11 @@ impl Policies {
                     },
                     reason: why,
                 },
-                format!("{}:{:?}:by:{content_id}", replaced.content_id, PolicyState::Deprecated),
+                format!(
+                    "{}:{:?}:by:{content_id}",
+                    replaced.content_id,
+                    PolicyState::Deprecated
+                ),
             ));
         }
         let steps: Vec<(&PolicyPromoted, String)> =

@@ -11,9 +11,9 @@ use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
-use crate::db::on_db;
+use crate::db::{Db, on_db};
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
@@ -84,25 +84,28 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
-        let cutoff = cutoff(now, days);
         let due: Vec<String> = on_db!(self.store.db(), pool => {
             sqlx::query_scalar(
                 "SELECT artifact_id FROM core_artifacts WHERE recorded_at_us < $1 ORDER BY artifact_id",
             )
-            .bind(cutoff)
+            .bind(cutoff(now, days))
             .fetch_all(pool)
             .await?
         });
-        let receipt = self.receipt("artifacts", days, due, now, by).await?;
-        on_db!(self.store.db(), pool => {
-            for id in &receipt.removed {
-                sqlx::query("DELETE FROM core_artifacts WHERE artifact_id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-            }
-        });
-        Ok(receipt)
+        let period = Period {
+            class: "artifacts",
+            days,
+            now,
+        };
+        let db = self.store.db();
+        self.receipted(
+            period,
+            &due,
+            String::clone,
+            by,
+            async |chunk: &[String]| delete_in(db, "core_artifacts", "artifact_id", chunk).await,
+        )
+        .await
     }
 
     /// The state of projections of uninstalled packs that nothing updated in the period.
@@ -113,12 +116,11 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
-        let cutoff = cutoff(now, days);
         let rows: Vec<(String, String, String)> = on_db!(self.store.db(), pool => {
             sqlx::query_as(
                 "SELECT owner, name, state_table FROM core_projections WHERE updated_at_us < $1 ORDER BY owner, name",
             )
-            .bind(cutoff)
+            .bind(cutoff(now, days))
             .fetch_all(pool)
             .await?
         });
@@ -141,26 +143,37 @@ impl Retention {
                 });
             }
         }
-        let labels = due
-            .iter()
-            .map(|(owner, name, _)| format!("{owner}/{name}"))
-            .collect();
-        let receipt = self.receipt("projections", days, labels, now, by).await?;
-        on_db!(self.store.db(), pool => {
-            for (owner, name, table) in &due {
-                let mut tx = pool.begin().await?;
-                sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM core_projections WHERE owner = $1 AND name = $2")
-                    .bind(owner)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }
-        });
-        Ok(receipt)
+        let period = Period {
+            class: "projections",
+            days,
+            now,
+        };
+        let label = |(owner, name, _): &(String, String, String)| format!("{owner}/{name}");
+        let db = self.store.db();
+        self.receipted(
+            period,
+            &due,
+            label,
+            by,
+            async |chunk: &[(String, String, String)]| {
+                on_db!(db, pool => {
+                    for (owner, name, table) in chunk {
+                        let mut tx = pool.begin().await?;
+                        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("DELETE FROM core_projections WHERE owner = $1 AND name = $2")
+                            .bind(owner)
+                            .bind(name)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                    }
+                });
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// The outbox rows of sagas that finished before the period: every effect closed, and
@@ -195,52 +208,97 @@ impl Retention {
             })
             .collect::<Result<_, _>>()?
         });
-        let due = finished_sagas_before(&rows, cutoff(now, days));
-        let receipt = self
-            .receipt(
-                "receipts",
-                days,
-                due.iter().map(|row| row.command_id.clone()).collect(),
-                now,
-                by,
-            )
-            .await?;
-        on_db!(self.store.db(), pool => {
-            for row in &due {
-                sqlx::query("DELETE FROM core_outbox WHERE id = $1")
-                    .bind(row.id)
-                    .execute(pool)
-                    .await?;
-            }
-        });
-        Ok(receipt)
+        let due: Vec<String> = finished_sagas_before(&rows, cutoff(now, days))
+            .into_iter()
+            .map(|row| row.command_id.clone())
+            .collect();
+        let period = Period {
+            class: "receipts",
+            days,
+            now,
+        };
+        let db = self.store.db();
+        self.receipted(
+            period,
+            &due,
+            String::clone,
+            by,
+            async |chunk: &[String]| delete_in(db, "core_outbox", "command_id", chunk).await,
+        )
+        .await
     }
 
-    async fn receipt(
+    /// Removes `due` in chunks of [`RECEIPT_CHUNK`], appending the receipt that names each
+    /// chunk before `remove` deletes it; with nothing due, one empty receipt. Returns what
+    /// was removed in all.
+    async fn receipted<T>(
         &self,
-        class: &str,
-        days: u32,
-        removed: Vec<String>,
-        now: Timestamp,
+        period: Period<'_>,
+        due: &[T],
+        label: impl Fn(&T) -> String,
         by: &Actor,
+        remove: impl AsyncFn(&[T]) -> Result<(), sqlx::Error>,
     ) -> Result<RetentionApplied, RetentionError> {
-        let applied = RetentionApplied {
-            class: class.to_owned(),
-            retention_days: days,
-            removed,
+        let chunks: Vec<&[T]> = if due.is_empty() {
+            vec![&[]]
+        } else {
+            due.chunks(RECEIPT_CHUNK).collect()
         };
-        let origin = service_event::origin(
-            "core.retention",
-            &format!("retention:{class}:{now}"),
-            by,
-            self.capability_id,
-        );
-        let envelope = EventEnvelope::new(&applied, origin).expect("a receipt is plain JSON");
-        self.store
-            .append("retention", ExpectedVersion::Any, &[envelope])
-            .await?;
-        Ok(applied)
+        let mut removed = Vec::with_capacity(due.len());
+        for (part, chunk) in chunks.into_iter().enumerate() {
+            let labels: Vec<String> = chunk.iter().map(&label).collect();
+            let applied = RetentionApplied {
+                class: period.class.to_owned(),
+                retention_days: period.days,
+                removed: labels,
+            };
+            let origin = service_event::origin(
+                "core.retention",
+                &format!("retention:{}:{}:{part}", period.class, period.now),
+                by,
+                self.capability_id,
+            );
+            let envelope = EventEnvelope::new(&applied, origin).expect("a receipt is plain JSON");
+            self.store
+                .append("retention", ExpectedVersion::Any, &[envelope])
+                .await?;
+            remove(chunk).await?;
+            removed.extend(applied.removed);
+        }
+        Ok(RetentionApplied {
+            class: period.class.to_owned(),
+            retention_days: period.days,
+            removed,
+        })
     }
+}
+
+/// A receipt names at most this many removals, so a large backlog goes in bounded steps,
+/// each receipted before it is removed.
+const RECEIPT_CHUNK: usize = 1_000;
+
+/// One class's run: what, kept how long, as of when.
+#[derive(Clone, Copy)]
+struct Period<'a> {
+    class: &'a str,
+    days: u32,
+    now: Timestamp,
+}
+
+/// `DELETE FROM table WHERE column IN (keys)`, in one statement.
+async fn delete_in(db: &Db, table: &str, column: &str, keys: &[String]) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    on_db!(db, pool => {
+        let mut delete = QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+        let mut list = delete.separated(", ");
+        for key in keys {
+            list.push_bind(key);
+        }
+        list.push_unseparated(")");
+        delete.build().execute(pool).await.map(drop)
+    })
 }
 
 fn cutoff(now: Timestamp, days: u32) -> i64 {

@@ -2,7 +2,7 @@
 //! machine: append vs. a raw sqlx multi-row `INSERT` of the same rows in one transaction,
 //! replay vs. a raw sqlx `SELECT ... ORDER BY` with `serde_json::from_str`, `event_id`
 //! derivation vs. `serde_json::to_vec` + `blake3`, and outbox dispatch vs. a raw
-//! claim-and-delete loop on the same table. Run through `cargo xtask bench`, which
+//! claim-and-delete loop on the same table, and receipts retention vs. one raw `DELETE`. Run through `cargo xtask bench`, which
 //! builds it in release. Prints one JSON object per line.
 
 use std::time::{Duration, Instant};
@@ -242,8 +242,9 @@ fn event_id_bench(count: usize) {
     report("event_id", count, ours, baseline);
 }
 
-/// Fills the outbox with `count` pending pages, as the command bus would have.
-async fn fill_outbox(db: &Db, count: usize, capability: &str) {
+/// Fills the outbox with `count` pages in `state`, as the command bus (and, for a closed
+/// state, a dispatcher long ago) would have.
+async fn fill_outbox(db: &Db, count: usize, capability: &str, state: &str) {
     let actor = r#"{"kind":"human","id":"ada@example.com"}"#;
     on_db!(db, pool => {
         let mut tx = pool.begin().await.unwrap();
@@ -264,7 +265,7 @@ async fn fill_outbox(db: &Db, count: usize, capability: &str) {
                     .push_bind(actor)
                     .push_bind(capability)
                     .push_bind(r#"{"kind":"policy","policy_id":"paging","policy_version":"1.0.0"}"#)
-                    .push_bind("pending")
+                    .push_bind(state)
                     .push_bind(0i64)
                     .push_bind(None::<String>)
                     .push_bind(0i64)
@@ -297,7 +298,7 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     // The responder's capability: the rows below are the responder's pages.
     let capability = ops_tests::commands::capability();
     let store = backend.store(&format!("bench_{name}_ours")).await;
-    fill_outbox(store.db(), count, &capability.to_string()).await;
+    fill_outbox(store.db(), count, &capability.to_string(), "pending").await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..workers)
         .map(|worker| {
@@ -328,7 +329,7 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     assert_eq!(done, count);
 
     let raw = backend.store(&format!("bench_{name}_raw")).await;
-    fill_outbox(raw.db(), count, &capability.to_string()).await;
+    fill_outbox(raw.db(), count, &capability.to_string(), "pending").await;
     let lock = if backend == Backend::Postgres {
         "FOR UPDATE SKIP LOCKED"
     } else {
@@ -443,6 +444,44 @@ fn capability_bench(roots: usize, depth: usize, checks: usize) {
     println!("{line}");
 }
 
+/// Retention of `count` outbox rows of finished sagas (each judged by the saga rule,
+/// receipted in chunks, deleted by key) against one raw `DELETE` of every closed row
+/// older than the cutoff.
+async fn retention_bench(backend: Backend, count: usize) {
+    let name = format!("retention_receipts_{count}_{backend:?}").to_lowercase();
+    let capability = ops_tests::commands::capability().to_string();
+    let now = ops_core::time::Timestamp::now();
+    let store = backend.store(&format!("bench_{name}_ours")).await;
+    fill_outbox(store.db(), count, &capability, "executed").await;
+    let retention = ops_core_runtime::retention::Retention::new(
+        store.clone(),
+        ops_tests::commands::capability(),
+    );
+    let started = Instant::now();
+    let applied = retention
+        .receipts(1, now, &ops_tests::responder())
+        .await
+        .unwrap();
+    let ours = started.elapsed();
+    assert_eq!(applied.removed.len(), count);
+
+    let raw = backend.store(&format!("bench_{name}_raw")).await;
+    fill_outbox(raw.db(), count, &capability, "executed").await;
+    let cutoff = now.unix_micros() - ops_core::time::DAY.as_micros() as i64;
+    let started = Instant::now();
+    let deleted = on_db!(raw.db(), pool => {
+        sqlx::query("DELETE FROM core_outbox WHERE state <> 'pending' AND updated_at_us < $1")
+            .bind(cutoff)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+    let baseline = started.elapsed();
+    assert_eq!(deleted as usize, count);
+    report(&name, count, ours, baseline);
+}
+
 /// With an argument, runs only the benchmarks whose name starts with it. Prints one JSON
 /// timing per line.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -469,6 +508,9 @@ async fn main() {
             if wanted(&format!("dispatch_{workers}_{suffix}")) {
                 dispatch_bench(backend, workers, 5_000).await;
             }
+        }
+        if wanted(&format!("retention_receipts_20000_{suffix}")) {
+            retention_bench(backend, 20_000).await;
         }
     }
 }
