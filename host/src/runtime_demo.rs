@@ -112,12 +112,23 @@ pub async fn run(
             freshness.max_lag_ms
         )?;
         let mut shown = std::collections::BTreeMap::<&str, usize>::new();
+        let mut sealed = 0;
         for ((table, key), document) in runner.state().rows() {
             let count = shown.entry(table).or_default();
             *count += 1;
             if *count <= ROWS_SHOWN {
-                writeln!(out, "  {table}/{key} {document}")?;
+                // Rows keep personal data sealed; the operator's view opens it.
+                let mut opened = document.clone();
+                store.open_sealed(&mut opened);
+                sealed += usize::from(opened != *document);
+                writeln!(out, "  {table}/{key} {opened}")?;
             }
+        }
+        if sealed > 0 {
+            writeln!(
+                out,
+                "  ({sealed} of these rows hold personal data, stored sealed and opened here)"
+            )?;
         }
     }
     let capabilities = reactions_and_egress(&store, out).await?;

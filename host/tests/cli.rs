@@ -115,11 +115,21 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{again}"
     );
     assert!(again.contains("dispatched: 0 executed"), "{again}");
+    // The board holds names sealed: the first run shows Ada's opened, the second (after
+    // the first erased her) shows it shredded, without rebuilding anything.
+    assert!(
+        text.contains(r#""acknowledged_by_name":"Ada Responder""#),
+        "{text}"
+    );
+    assert!(
+        again.contains(r#""acknowledged_by_name":"[shredded]""#),
+        "{again}"
+    );
     assert!(again.contains("granted before"), "{again}");
     let (ok, status) = host(&["projections", "status", "--data", data_arg]);
     assert!(ok, "{status}");
     assert!(
-        status.contains("pack:incidents/incident_board v1: lag ")
+        status.contains("pack:incidents/incident_board v2: lag ")
             && status.contains("ms of 5000 ms allowed (fresh)"),
         "{status}"
     );
@@ -219,7 +229,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     );
     assert!(
         status.contains("projections: 0 within their freshness objective, 1 over it")
-            && status.contains("SLO VIOLATED pack:incidents/incident_board v1: lag "),
+            && status.contains("SLO VIOLATED pack:incidents/incident_board v2: lag "),
         "{status}"
     );
     std::fs::remove_dir_all(&data).unwrap();

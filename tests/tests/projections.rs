@@ -183,13 +183,13 @@ async fn a_late_event_rebuilds_the_state_a_replay_would_give(backend: Backend) {
     assert_eq!(stored_rows(&fresh, &IncidentBoard).await.unwrap(), rows);
 }
 
-/// The board at version 2: same rows, rebuilt into its own table.
-struct BoardV2;
+/// The board at its next version: same rows, rebuilt into its own table.
+struct NextBoard;
 
-impl Projection for BoardV2 {
+impl Projection for NextBoard {
     type Pack = IncidentsPack;
     const NAME: &'static str = "incident_board";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = IncidentBoard::VERSION + 1;
 
     fn event_types(&self) -> &'static [&'static str] {
         IncidentBoard.event_types()
@@ -212,20 +212,20 @@ async fn a_new_version_is_built_in_its_own_table_then_switched_to(backend: Backe
         ],
     )
     .await;
-    let mut v1 = ProjectionRunner::start(store.clone(), &IncidentBoard)
+    let mut current = ProjectionRunner::start(store.clone(), &IncidentBoard)
         .await
         .unwrap();
-    v1.catch_up().await.unwrap();
-    let v1_rows = stored_rows(&store, &IncidentBoard).await.unwrap();
+    current.catch_up().await.unwrap();
+    let current_rows = stored_rows(&store, &IncidentBoard).await.unwrap();
 
-    let v2 = ProjectionRunner::start(store.clone(), &BoardV2)
+    let next = ProjectionRunner::start(store.clone(), &NextBoard)
         .await
         .unwrap();
-    assert_eq!(v2.state(), v1.state());
-    assert_eq!(stored_rows(&store, &BoardV2).await.unwrap(), v1_rows);
+    assert_eq!(next.state(), current.state());
+    assert_eq!(stored_rows(&store, &NextBoard).await.unwrap(), current_rows);
     let status = all_freshness(&store).await.unwrap();
     assert_eq!(status.len(), 1);
-    assert_eq!(status[0].version, 2);
+    assert_eq!(status[0].version, NextBoard::VERSION);
     // The old table is gone.
     assert!(stored_rows(&store, &IncidentBoard).await.is_err());
 }

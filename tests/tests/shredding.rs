@@ -6,17 +6,21 @@
 use std::sync::Arc;
 
 use ops_contract_incidents::{AcknowledgeIncident, IncidentAcknowledged};
-use ops_core::capability::Scope;
+use ops_core::capability::{Scope, Selector};
 use ops_core::contract::Contract;
-use ops_core::envelope::{CommandEnvelope, DedupeScope};
-use ops_core::redaction::RedactionApplied;
+use ops_core::envelope::{CommandEnvelope, CommandRequest, DedupeScope};
+use ops_core::redaction::{REDACTED, RedactionApplied};
 use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::projection::stored_rows;
+use ops_core_runtime::query::QueryGateway;
 use ops_core_runtime::secrets::EncryptedFile;
 use ops_core_runtime::shredding::{SHREDDED, SubjectKeys, erase};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 use ops_host::webhook::{WebhookExecutor, WebhookSink};
 use ops_shared_people::PersonRef;
-use ops_tests::commands::{approving_dispatcher, authority, capability, open, request};
+use ops_tests::commands::{
+    approving_dispatcher, authority, capability, caught_up_board, open, request,
+};
 use ops_tests::storage::{Backend, temp_file};
 use ops_tests::{on_both_backends, responder};
 
@@ -82,12 +86,16 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
             incident_id: "INC-1".to_owned(),
             by: ada(),
         },
-        request(
-            "incident/INC-1",
-            DedupeScope::Command {
-                aggregate_ref: "incident/INC-1".to_owned(),
-            },
-        ),
+        // Five minutes after the opening, so the board folds it after the opening.
+        CommandRequest {
+            requested_at: "2026-11-26T06:05:00Z".parse().expect("a valid timestamp"),
+            ..request(
+                "incident/INC-1",
+                DedupeScope::Command {
+                    aggregate_ref: "incident/INC-1".to_owned(),
+                },
+            )
+        },
     )
     .expect("a valid command");
     let acknowledged_receipt = bus
@@ -109,6 +117,20 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
     )
     .expect("a valid command");
     bus.submit(&page, capability(), None).await.expect("paging");
+
+    // The board shows who acknowledged, by name: its row holds the name sealed, and the
+    // query gateway opens it for a capability that reveals it.
+    let (mut board, projection) = caught_up_board(&store).await;
+    let rows = stored_rows(&store, projection).await.expect("rows");
+    assert!(
+        rows.iter().all(|(_, _, document)| !document.contains(NAME))
+            && rows
+                .iter()
+                .any(|(_, _, document)| document.contains("enc:v1:sub_")),
+        "{rows:?}"
+    );
+    assert_eq!(acknowledged_by(&store, projection, true).await, NAME);
+    assert_eq!(acknowledged_by(&store, projection, false).await, REDACTED);
 
     // Sealed at rest, in clear through the store and at the destination.
     let before = at_rest(&store).await;
@@ -244,11 +266,48 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
     restored.db().close().await;
     let rest = at_rest(&store).await;
     assert!(!rest.contains(NAME));
+    // The board's row is unchanged, and reads as shredded through the gateway.
+    board.catch_up().await.expect("catching up");
+    assert_eq!(acknowledged_by(&store, projection, true).await, SHREDDED);
+    let rows = stored_rows(&store, projection).await.expect("rows");
+    assert!(
+        rows.iter().all(|(_, _, document)| !document.contains(NAME)),
+        "{rows:?}"
+    );
     let key_file = std::fs::read_to_string(&file).expect("the key file");
     assert!(
         !key_file.contains(&subject_id),
         "the subject's key is gone from the key file"
     );
+}
+
+/// Who acknowledged INC-1, as the board shows it through the query gateway to a
+/// capability that reveals personal data, or one that does not.
+async fn acknowledged_by(
+    store: &EventStore,
+    projection: &'static dyn ops_core::projection::DynProjection,
+    reveals: bool,
+) -> String {
+    let scope = if reveals {
+        Scope::everything()
+    } else {
+        Scope {
+            sensitive: Selector::none(),
+            ..Scope::everything()
+        }
+    };
+    let rows = QueryGateway::new(store.clone(), authority(scope))
+        .rows(projection, &responder(), capability())
+        .await
+        .expect("reading the board");
+    let incident = rows
+        .iter()
+        .find(|row| row.table == "incidents" && row.key == "INC-1")
+        .expect("INC-1 is on the board");
+    incident.document["acknowledged_by_name"]
+        .as_str()
+        .expect("a name")
+        .to_owned()
 }
 
 /// The same database, read by another handle with its own keys.

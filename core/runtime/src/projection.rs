@@ -333,7 +333,9 @@ impl ProjectionRunner {
     async fn apply(&mut self, event: &StoredEvent) -> Result<bool, ProjectionRunError> {
         let raw = || serde_json::to_string(&event.envelope).unwrap_or_default();
         let event_id = event.envelope.event_id.to_string();
-        let (version, payload) = match self.store.current_payload(&event.envelope) {
+        // Personal data stays sealed: a projection may copy it, and only the query gateway
+        // opens it, for readers who may see it.
+        let (version, payload) = match self.store.current_sealed_payload(&event.envelope) {
             CurrentPayload::Current { version, payload } => (version, payload),
             CurrentPayload::UnknownType => {
                 self.quarantine(&event_id, "its type is not declared in this build", &raw())

@@ -1,6 +1,7 @@
-//! The query gateway: reads of the log on a capability, checked per call, with every
-//! sensitive field redacted unless the capability reveals that type's sensitive fields.
-//! The log keeps full payloads; only what leaves through a query is redacted.
+//! The query gateway: reads of the log and of projections on a capability, checked per
+//! call, with every sensitive field redacted unless the capability reveals that type's
+//! sensitive fields. The log and projections keep full payloads (personal data sealed);
+//! only what leaves through a query is opened or redacted.
 
 use std::sync::Arc;
 
@@ -8,10 +9,13 @@ use ops_core::capability::{Action, Authority};
 use ops_core::contract::SafetyClass;
 use ops_core::envelope::{Actor, Causation, EventEnvelope};
 use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
-use ops_core::redaction::redact;
+use ops_core::projection::DynProjection;
+use ops_core::redaction::{REDACTED, redact};
 use ops_core::time::Timestamp;
 
 use crate::capability::{Denial, record_denial};
+use crate::projection::stored_rows;
+use crate::shredding::for_each_sealed;
 use crate::store::{AppendError, CurrentPayload, EventStore, ReadError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,18 @@ pub enum QueryError {
     Read(#[from] ReadError),
     #[error("recording the denial failed: {0}")]
     Append(#[from] AppendError),
+    #[error("reading projection rows failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("projection row {row} is damaged: {reason}")]
+    Damaged { row: String, reason: String },
+}
+
+/// A projection row as a query returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueriedRow {
+    pub table: String,
+    pub key: String,
+    pub document: serde_json::Value,
 }
 
 /// An event as a query returns it: its payload upcast to the current version and
@@ -54,41 +70,14 @@ impl QueryGateway {
         capability_id: CapabilityId,
     ) -> Result<Vec<QueriedEvent>, QueryError> {
         let now = Timestamp::now();
-        let action = Action {
-            actor: actor.clone(),
-            command_type: event_type.to_owned(),
-            safety: SafetyClass::Read,
-            tenant: None,
-            destination: None,
-        };
-        let decision = self.authority.check(capability_id, &action, now);
-        if !decision.allowed {
-            let reason = decision.reason.clone().unwrap_or_default();
-            let subject = format!("query:{event_type}");
-            record_denial(
-                &self.store,
-                Denial {
-                    capability_id,
-                    actor,
-                    action: event_type,
-                    subject: subject.clone(),
-                    reason: &reason,
-                    decision,
-                    correlation_id: CorrelationId::of(&subject)
-                        .expect("plain strings have a canonical form"),
-                    causation: Causation::UserAction(
-                        UserActionId::of(&subject).expect("plain strings have a canonical form"),
-                    ),
-                    source_ref: "core.query",
-                },
-            )
-            .await?;
-            return Err(QueryError::Denied {
-                capability: capability_id,
-                event_type: event_type.to_owned(),
-                reason,
-            });
-        }
+        self.authorize(
+            event_type,
+            &format!("query:{event_type}"),
+            actor,
+            capability_id,
+            now,
+        )
+        .await?;
         let reveals = self.authority.reveals(capability_id, event_type, now);
         let registry = self.store.registry();
         let mut queried = Vec::new();
@@ -106,12 +95,97 @@ impl QueryGateway {
             } else if !reveals {
                 // A type this build cannot read has no schema to say what is sensitive:
                 // nothing of its payload leaves.
-                envelope.payload =
-                    serde_json::Value::String(ops_core::redaction::REDACTED.to_owned());
+                envelope.payload = serde_json::Value::String(REDACTED.to_owned());
                 redacted.push(String::new());
             }
             queried.push(QueriedEvent { envelope, redacted });
         }
         Ok(queried)
+    }
+
+    /// The rows of `projection`, as `actor` on `capability_id` may see them now. The
+    /// capability must allow reading every event type the projection folds. Rows hold
+    /// personal data sealed; it is opened (or reads `[shredded]`) only when the capability
+    /// reveals all of those types, and reads `[redacted]` otherwise.
+    pub async fn rows(
+        &self,
+        projection: &dyn DynProjection,
+        actor: &Actor,
+        capability_id: CapabilityId,
+    ) -> Result<Vec<QueriedRow>, QueryError> {
+        let now = Timestamp::now();
+        let subject = format!("query:{}/{}", projection.pack_id(), projection.name());
+        let mut reveals = true;
+        for event_type in projection.event_types() {
+            self.authorize(event_type, &subject, actor, capability_id, now)
+                .await?;
+            reveals &= self.authority.reveals(capability_id, event_type, now);
+        }
+        let mut rows = Vec::new();
+        for (table, key, document) in stored_rows(&self.store, projection).await? {
+            let mut document: serde_json::Value =
+                serde_json::from_str(&document).map_err(|error| QueryError::Damaged {
+                    row: format!("{subject}/{table}/{key}"),
+                    reason: error.to_string(),
+                })?;
+            if reveals {
+                self.store.open_sealed(&mut document);
+            } else {
+                for_each_sealed(&mut document, &mut |_| REDACTED.to_owned());
+            }
+            rows.push(QueriedRow {
+                table,
+                key,
+                document,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Whether `capability_id`, held by `actor`, may read `event_type` now; a denial is
+    /// recorded, naming what was asked for (`subject`).
+    async fn authorize(
+        &self,
+        event_type: &str,
+        subject: &str,
+        actor: &Actor,
+        capability_id: CapabilityId,
+        now: Timestamp,
+    ) -> Result<(), QueryError> {
+        let action = Action {
+            actor: actor.clone(),
+            command_type: event_type.to_owned(),
+            safety: SafetyClass::Read,
+            tenant: None,
+            destination: None,
+        };
+        let decision = self.authority.check(capability_id, &action, now);
+        if decision.allowed {
+            return Ok(());
+        }
+        let reason = decision.reason.clone().unwrap_or_default();
+        record_denial(
+            &self.store,
+            Denial {
+                capability_id,
+                actor,
+                action: event_type,
+                subject: subject.to_owned(),
+                reason: &reason,
+                decision,
+                correlation_id: CorrelationId::of(subject)
+                    .expect("plain strings have a canonical form"),
+                causation: Causation::UserAction(
+                    UserActionId::of(subject).expect("plain strings have a canonical form"),
+                ),
+                source_ref: "core.query",
+            },
+        )
+        .await?;
+        Err(QueryError::Denied {
+            capability: capability_id,
+            event_type: event_type.to_owned(),
+            reason,
+        })
     }
 }

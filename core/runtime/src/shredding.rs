@@ -11,7 +11,9 @@
 //! hashing it matches nothing. Keys live in a [`SecretBackend`] (by default an encrypted
 //! file next to the database), never in the database, so a backup of the database holds
 //! only ciphertext. Reading through [`crate::store::EventStore::current_payload`] opens
-//! sealed fields; a field whose key was destroyed reads as `[shredded]`.
+//! sealed fields; a field whose key was destroyed reads as `[shredded]`. Projections fold
+//! the sealed form, so their rows (and backups of them) hold no personal data in clear
+//! either; the query gateway opens what the reader's capability reveals.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -126,6 +128,18 @@ impl SubjectKeys {
         });
     }
 
+    /// Opens every sealed string in `value`, wherever it is.
+    pub fn open_everywhere(&self, value: &mut Value) {
+        for_each_sealed(value, &mut |sealed| {
+            let subject_id = sealed_subject(sealed).expect("for_each_sealed found one");
+            match self.key(subject_id, false) {
+                Ok(Some(key)) => open_text(sealed, subject_id, &key),
+                _ => None,
+            }
+            .unwrap_or_else(|| SHREDDED.to_owned())
+        });
+    }
+
     /// The subjects whose sealed fields `payload` holds, with their pointers.
     pub fn subjects_in(payload: &Value, schema: &Value) -> Vec<(String, String)> {
         let mut found = Vec::new();
@@ -136,6 +150,20 @@ impl SubjectKeys {
             }
         });
         found
+    }
+}
+
+/// Replaces every sealed string anywhere in `value` by what `replace` makes of it.
+pub fn for_each_sealed(value: &mut Value, replace: &mut impl FnMut(&str) -> String) {
+    match value {
+        Value::String(text) if sealed_subject(text).is_some() => *text = replace(text),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| for_each_sealed(item, replace)),
+        Value::Object(fields) => fields
+            .values_mut()
+            .for_each(|field| for_each_sealed(field, replace)),
+        _ => {}
     }
 }
 

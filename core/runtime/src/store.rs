@@ -750,8 +750,23 @@ impl EventStore {
         }))
     }
 
-    /// The payload as this build reads it: upcast to the current version, or why not.
+    /// The payload as this build reads it: upcast to the current version, with its sealed
+    /// fields opened (or `[shredded]`), or why not.
     pub fn current_payload(&self, envelope: &EventEnvelope) -> CurrentPayload {
+        let mut current = self.current_sealed_payload(envelope);
+        if let CurrentPayload::Current { version, payload } = &mut current {
+            let name = self
+                .registry
+                .current_name(&envelope.event_type)
+                .expect("a current payload has a current type");
+            self.open_payload(name, *version, payload);
+        }
+        current
+    }
+
+    /// As [`EventStore::current_payload`], with personal data still sealed: what
+    /// projections fold, so their rows hold no personal data in clear.
+    pub fn current_sealed_payload(&self, envelope: &EventEnvelope) -> CurrentPayload {
         let Some(name) = self.registry.current_name(&envelope.event_type) else {
             return CurrentPayload::UnknownType;
         };
@@ -760,13 +775,18 @@ impl EventStore {
             envelope.payload_schema_version,
             envelope.payload.clone(),
         ) {
-            Ok((version, mut payload)) => {
-                self.open_payload(name, version, &mut payload);
-                CurrentPayload::Current { version, payload }
-            }
+            Ok((version, payload)) => CurrentPayload::Current { version, payload },
             Err(error) => CurrentPayload::Unreadable {
                 reason: error.to_string(),
             },
+        }
+    }
+
+    /// Opens every sealed string anywhere in `value` (a projection row has no schema to
+    /// say where); one whose key was destroyed reads as `[shredded]`.
+    pub fn open_sealed(&self, value: &mut Value) {
+        if let Some(keys) = &self.keys {
+            keys.open_everywhere(value);
         }
     }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::IncidentsPack;
 
 /// Rows: `incidents/<id>` (service, title, severity, status, opened/acknowledged/resolved
-/// times, `time_to_acknowledge_ms`) and `open_by_service/<system>/<id>` (open incident ids,
+/// times, who acknowledged it, by id and name, `time_to_acknowledge_ms`) and `open_by_service/<system>/<id>` (open incident ids,
 /// sorted).
 pub struct IncidentBoard;
 
@@ -20,7 +20,8 @@ const OPEN_BY_SERVICE: &str = "open_by_service";
 impl Projection for IncidentBoard {
     type Pack = IncidentsPack;
     const NAME: &'static str = "incident_board";
-    const VERSION: u32 = 1;
+    // v2: the acknowledger's name, which erasure of that person turns into `[shredded]`.
+    const VERSION: u32 = 2;
 
     fn event_types(&self) -> &'static [&'static str] {
         &[
@@ -64,6 +65,7 @@ impl Projection for IncidentBoard {
                 incident["status"] = json!("acknowledged");
                 incident["acknowledged_at"] = json!(at.to_string());
                 incident["acknowledged_by"] = json!(acknowledged.by.id);
+                incident["acknowledged_by_name"] = json!(acknowledged.by.display_name);
                 incident["time_to_acknowledge_ms"] = json!(waited_ms);
                 state.put(INCIDENTS, &acknowledged.incident_id, incident);
             }
