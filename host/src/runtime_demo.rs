@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ops_core::budget::{BudgetLimits, Usage};
 use ops_core::capability::{CapabilityGranted, Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::egress::EgressExecuted;
@@ -17,6 +18,7 @@ use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
 use ops_core::time::{DAY, Timestamp};
+use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
@@ -183,13 +185,33 @@ async fn reactions_and_egress(
 
     writeln!(out, "\n== reactions")?;
     let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
+    // Automation spends from a budget: every proposed command is a call, receipted.
+    let limits = BudgetLimits {
+        per_run: Usage {
+            tokens: 0,
+            calls: 50,
+        },
+        per_day: Usage {
+            tokens: 0,
+            calls: 500,
+        },
+        calls_per_minute: 120,
+    };
+    let budgets =
+        Arc::new(Budgets::open(store.clone(), limits, CapabilityId::of("host.demo")?).await?);
+    writeln!(
+        out,
+        "budget for reactions: {} calls a run, {} a day, {} a minute",
+        limits.per_run.calls, limits.per_day.calls, limits.calls_per_minute
+    )?;
     for reaction in ops_core::reaction::installed() {
         let report = ReactionRunner::new(store.clone(), reaction, reactors[reaction.pack_id()])
+            .with_budget(budgets.clone())
             .catch_up(&bus)
             .await?;
         writeln!(
             out,
-            "reaction {}: {} -> {}: {} events, {} commands accepted, {} rejected, {} denied, {} decided before, {} quarantined",
+            "reaction {}: {} -> {}: {} events, {} commands accepted, {} rejected, {} denied, {} decided before, {} quarantined{}",
             reaction.pack_id(),
             reaction.event_type(),
             reaction.command_type(),
@@ -198,7 +220,12 @@ async fn reactions_and_egress(
             report.rejected,
             report.denied,
             report.replayed,
-            report.quarantined
+            report.quarantined,
+            if report.stopped_by_budget {
+                "; stopped by its budget"
+            } else {
+                ""
+            }
         )?;
     }
 

@@ -1,13 +1,20 @@
 //! Budgets on both backends: per-run, per-day and per-minute limits, every decision a
 //! receipt, and a reopened ledger that remembers the day.
 
+use std::sync::Arc;
+
+use ops_contract_incidents::Severity;
 use ops_core::budget::{BudgetDecided, BudgetLimits, Usage};
+use ops_core::capability::Scope;
 use ops_core::contract::Contract;
 use ops_core::envelope::{Actor, ActorId};
 use ops_core_runtime::budget::Budgets;
-use ops_tests::commands::capability;
-use ops_tests::on_both_backends;
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::db::on_db;
+use ops_core_runtime::reaction::ReactionRunner;
+use ops_tests::commands::{authority, capability, open_with, reactor_capability};
 use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, payloads};
 
 fn bot() -> Actor {
     Actor::Agent(ActorId::new("triage-bot").expect("a valid actor id"))
@@ -143,4 +150,68 @@ async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
     );
 }
 
-on_both_backends!(spending_stops_at_each_limit_with_a_receipt);
+/// A reaction on a budget of two calls a run: of three SEV1 incidents, a run notifies
+/// about two and stops before the third, which the next run answers.
+async fn a_reaction_stops_when_its_run_is_spent_and_the_next_run_resumes(backend: Backend) {
+    let store = backend.store("budgets_reaction").await;
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything()))
+        .expect("consistent handlers");
+    for id in ["INC-1", "INC-2", "INC-3"] {
+        bus.submit(&open_with(id, Severity::Sev1), capability(), None)
+            .await
+            .expect("opening an incident");
+    }
+    let two_a_run = BudgetLimits {
+        per_run: Usage {
+            tokens: 0,
+            calls: 2,
+        },
+        ..limits()
+    };
+    let budgets = Arc::new(
+        Budgets::open(store.clone(), two_a_run, capability())
+            .await
+            .expect("opening"),
+    );
+    let reaction = ops_core::reaction::installed()
+        .into_iter()
+        .find(|reaction| reaction.pack_id() == "notify")
+        .expect("installed");
+    let runner =
+        ReactionRunner::new(store.clone(), reaction, reactor_capability()).with_budget(budgets);
+    let first = runner.catch_up(&bus).await.expect("the reaction runs");
+    assert_eq!(
+        (first.events, first.accepted, first.stopped_by_budget),
+        (2, 2, true),
+        "{first:?}"
+    );
+    let decisions: Vec<bool> = payloads::<BudgetDecided>(&store)
+        .await
+        .iter()
+        .map(|decided| decided.allowed)
+        .collect();
+    assert_eq!(decisions, [true, true, false]);
+    let second = runner.catch_up(&bus).await.expect("the reaction runs");
+    assert_eq!(
+        (second.events, second.accepted, second.stopped_by_budget),
+        (1, 1, false),
+        "{second:?}"
+    );
+    let third = runner.catch_up(&bus).await.expect("the reaction runs");
+    assert_eq!(third.events, 0, "{third:?}");
+    let notifications: i64 = on_db!(store.db(), pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM core_outbox WHERE command_type = 'pack.notify.oncall.NotifyOnCall'")
+            .fetch_one(pool)
+            .await
+            .expect("counting")
+    });
+    assert_eq!(
+        notifications, 3,
+        "one notification per incident, none twice"
+    );
+}
+
+on_both_backends!(
+    spending_stops_at_each_limit_with_a_receipt,
+    a_reaction_stops_when_its_run_is_spent_and_the_next_run_resumes,
+);

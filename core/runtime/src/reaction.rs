@@ -4,11 +4,21 @@
 //! The cursor moves only after a batch's commands were decided. A runner that stops in
 //! between proposes the same commands again on restart; their ids derive from their
 //! content, so the bus replays the recorded outcomes and nothing is decided twice.
+//!
+//! With a budget, every proposed command first spends one call of the run (one
+//! `catch_up`, named by where it started) and of the day; a denial stops the run with the
+//! cursor just before the event, so the next run answers it. A replayed command spends
+//! too: the budget cannot know before the bus does, and erring on the side of spending
+//! never lets a runaway reaction through.
 
+use std::sync::Arc;
+
+use ops_core::budget::Usage;
 use ops_core::envelope::CommandOutcome;
 use ops_core::id::CapabilityId;
-use ops_core::reaction::DynReaction;
+use ops_core::reaction::{DynReaction, reactor};
 
+use crate::budget::{BudgetError, Budgets};
 use crate::command::{BusError, CommandBus};
 use crate::store::{
     CurrentPayload, CursorUpdate, EventStore, ExpectedVersion, LogPosition, ReadError,
@@ -27,6 +37,9 @@ pub struct ReactionReport {
     pub quarantined: usize,
     /// Commands the pack's capability did not allow; each left a `CapabilityDenied` receipt.
     pub denied: usize,
+    /// The budget refused a call (its `BudgetDecided` receipt says why); the run stopped
+    /// before the event whose command it refused.
+    pub stopped_by_budget: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +54,8 @@ pub enum ReactionError {
     Quarantine(#[from] sqlx::Error),
     #[error("moving the reaction's cursor failed: {0}")]
     Save(#[from] crate::store::AppendError),
+    #[error("the budget could not decide: {0}")]
+    Budget(#[from] BudgetError),
 }
 
 pub struct ReactionRunner {
@@ -48,6 +63,7 @@ pub struct ReactionRunner {
     reaction: &'static dyn DynReaction,
     /// The capability the pack's reactions act on.
     capability_id: CapabilityId,
+    budget: Option<Arc<Budgets>>,
 }
 
 impl ReactionRunner {
@@ -60,7 +76,14 @@ impl ReactionRunner {
             store,
             reaction,
             capability_id,
+            budget: None,
         }
+    }
+
+    /// Every command it proposes spends a call of `budget` first.
+    pub fn with_budget(mut self, budget: Arc<Budgets>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Where its cursor is kept: the connector cursor table, under a name no connector has.
@@ -80,7 +103,7 @@ impl ReactionRunner {
         format!("{owner}/{stream}")
     }
 
-    /// Answers every event committed since the last run.
+    /// Answers every event committed since the last run, or until the budget runs out.
     pub async fn catch_up(&self, bus: &CommandBus) -> Result<ReactionReport, ReactionError> {
         let (owner, stream) = self.cursor_key();
         let mut position = match self.store.cursor(&owner, &stream).await? {
@@ -88,6 +111,11 @@ impl ReactionRunner {
             Some((text, _)) => serde_json::from_str(&text)
                 .map_err(|error| ReactionError::Cursor(format!("`{text}`: {error}")))?,
         };
+        let run_id = format!(
+            "{}@{}",
+            self.origin(),
+            serde_json::to_string(&position).expect("a position is plain JSON")
+        );
         let mut report = ReactionReport::default();
         loop {
             let batch = self.store.follow(position, BATCH).await?;
@@ -99,27 +127,46 @@ impl ReactionRunner {
                     continue;
                 }
                 report.events += 1;
-                self.answer(bus, event, &mut report).await?;
+                if !self.answer(bus, event, &run_id, &mut report).await? {
+                    report.events -= 1;
+                    report.stopped_by_budget = true;
+                    // Resume at this event: the cursor names the position before it.
+                    self.save(&owner, &stream, position_before(event.position, position))
+                        .await?;
+                    return Ok(report);
+                }
             }
             position = batch.next;
-            let cursor = CursorUpdate {
-                connector_id: owner.clone(),
-                stream: stream.clone(),
-                cursor: serde_json::to_string(&position).expect("a position is plain JSON"),
-                watermark: None,
-            };
-            self.store
-                .append_with_cursor(&owner, ExpectedVersion::Any, &[], Some(&cursor))
-                .await?;
+            self.save(&owner, &stream, position).await?;
         }
     }
 
+    async fn save(
+        &self,
+        owner: &str,
+        stream: &str,
+        position: LogPosition,
+    ) -> Result<(), ReactionError> {
+        let cursor = CursorUpdate {
+            connector_id: owner.to_owned(),
+            stream: stream.to_owned(),
+            cursor: serde_json::to_string(&position).expect("a position is plain JSON"),
+            watermark: None,
+        };
+        self.store
+            .append_with_cursor(owner, ExpectedVersion::Any, &[], Some(&cursor))
+            .await?;
+        Ok(())
+    }
+
+    /// Answers one event; `false` when the budget refused one of its commands.
     async fn answer(
         &self,
         bus: &CommandBus,
         event: &crate::store::StoredEvent,
+        run_id: &str,
         report: &mut ReactionReport,
-    ) -> Result<(), ReactionError> {
+    ) -> Result<bool, ReactionError> {
         let envelope = &event.envelope;
         let raw = || serde_json::to_string(envelope).expect("an envelope is plain JSON");
         let payload = match self.store.current_payload(envelope) {
@@ -153,6 +200,16 @@ impl ReactionRunner {
             }
         };
         for command in commands {
+            if let Some(budget) = &self.budget {
+                let one_call = Usage {
+                    tokens: 0,
+                    calls: 1,
+                };
+                let actor = reactor(self.reaction.pack_id());
+                if !budget.spend(run_id, &actor, one_call).await? {
+                    return Ok(false);
+                }
+            }
             let receipt = match bus.submit(&command, self.capability_id, None).await {
                 Ok(receipt) => receipt,
                 Err(BusError::Denied { reason, .. }) => {
@@ -171,7 +228,7 @@ impl ReactionRunner {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn set_aside(
@@ -180,11 +237,21 @@ impl ReactionRunner {
         reason: &str,
         raw: &str,
         report: &mut ReactionReport,
-    ) -> Result<(), ReactionError> {
+    ) -> Result<bool, ReactionError> {
         report.quarantined += 1;
         self.store
             .quarantine(&self.origin(), &envelope.event_id.to_string(), reason, raw)
             .await?;
-        Ok(())
+        Ok(true)
     }
+}
+
+/// The cursor that makes `follow` return the event at `event` next: the position just
+/// before it within its transaction, never before where the run started.
+fn position_before(event: LogPosition, start: LogPosition) -> LogPosition {
+    let before = LogPosition {
+        tx_order: event.tx_order,
+        seq: event.seq - 1,
+    };
+    before.max(start)
 }
