@@ -97,15 +97,8 @@ impl Retention {
             days,
             now,
         };
-        let db = self.store.db();
-        self.receipted(
-            period,
-            &due,
-            String::clone,
-            by,
-            async |chunk: &[String]| delete_in(db, "core_artifacts", "artifact_id", chunk).await,
-        )
-        .await
+        self.remove_rows(period, &due, ("core_artifacts", "artifact_id"), by)
+            .await
     }
 
     /// The state of projections of uninstalled packs that nothing updated in the period.
@@ -217,13 +210,25 @@ impl Retention {
             days,
             now,
         };
+        self.remove_rows(period, &due, ("core_outbox", "command_id"), by)
+            .await
+    }
+
+    /// Removes the rows of `table` whose `column` is one of `due`, receipted.
+    async fn remove_rows(
+        &self,
+        period: Period<'_>,
+        due: &[String],
+        (table, column): (&str, &str),
+        by: &Actor,
+    ) -> Result<RetentionApplied, RetentionError> {
         let db = self.store.db();
         self.receipted(
             period,
-            &due,
+            due,
             String::clone,
             by,
-            async |chunk: &[String]| delete_in(db, "core_outbox", "command_id", chunk).await,
+            async |chunk: &[String]| delete_in(db, table, column, chunk).await,
         )
         .await
     }
