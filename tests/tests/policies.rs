@@ -271,6 +271,27 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .await
         .expect("recording");
     activate_v2(eval_id).await.expect("activating");
+    let activation = ops_tests::payloads::<ops_core::governance::PolicyPromoted>(&store)
+        .await
+        .into_iter()
+        .find(|promoted| promoted.version == "1.1.0" && promoted.to == PolicyState::Active)
+        .expect("recorded");
+    let ops_core::governance::Evidence::Activation {
+        impact: Some(impact),
+        ..
+    } = activation.evidence
+    else {
+        panic!("the activation names its model-change impact: {activation:?}");
+    };
+    assert_eq!(
+        impact.changes,
+        [ops_core::supply_chain::ModelChange {
+            tool: "triage-model".to_owned(),
+            from: None,
+            to: Some("2026-06".to_owned()),
+        }]
+    );
+    assert_eq!(impact.eval_id, Some(eval_id));
     assert_eq!(
         policies.book().version(POLICY, "1.0.0").map(|v| v.state),
         Some(PolicyState::Deprecated),

@@ -192,6 +192,10 @@ pub enum Evidence {
         signature: String,
         /// The verifying key, hex.
         signer: String,
+        /// The model-change impact check against the version it replaces, when it
+        /// changes a pinned model or tool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        impact: Option<crate::supply_chain::ImpactReport>,
     },
     Deprecation {
         reason: String,

@@ -17,11 +17,12 @@ use ops_core::governance::{
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
 };
 use ops_core::id::{CapabilityId, CommandId, ContentId};
-use ops_core::supply_chain::SignatureRef;
+use ops_core::supply_chain::{ImpactReport, SignatureRef, model_changes};
 use ops_core::time::{Timestamp, day_of_micros};
 
 use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
+use crate::lineage::Lineage;
 use crate::service_event;
 use crate::signing::Trust;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, StoredEvent};
@@ -254,10 +255,35 @@ impl Policies {
         if let Some(mismatch) = self.trust.pin_mismatch(&definition.pins) {
             return Err(refuse(mismatch));
         }
+        // The eval must have run the pinned models (the book checks); what the models
+        // they replace computed is named in the evidence.
+        let book = self.book();
+        let replaced_tools = book
+            .active()
+            .find(|v| v.definition.policy_id == policy_id)
+            .map(|v| v.definition.pins.tools.clone())
+            .unwrap_or_default();
+        let changes = model_changes(&replaced_tools, &definition.pins.tools);
+        let impact = if changes.is_empty() {
+            None
+        } else {
+            let affected_artifacts = Lineage::new(self.store.clone(), self.capability_id)
+                .affected_by(&changes)
+                .await
+                .map_err(|error| {
+                    refuse(format!("the impact check could not read lineage: {error}"))
+                })?;
+            Some(ImpactReport {
+                changes,
+                affected_artifacts,
+                eval_id: Some(eval_id),
+            })
+        };
         let evidence = Evidence::Activation {
             eval_id,
             signature: signature.signature.clone(),
             signer: signature.signer.clone(),
+            impact,
         };
         self.promote(
             policy_id,

@@ -9,6 +9,7 @@ use ops_core::id::{CapabilityId, ContentId, EventId};
 use ops_core::lineage::{
     Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact,
 };
+use ops_core::supply_chain::ModelChange;
 use ops_core::time::Timestamp;
 
 use crate::db::on_db;
@@ -223,6 +224,22 @@ impl Lineage {
                 affected.push(id.parse().map_err(|error| damaged(format!("{error}")))?);
             }
         }
+        Ok(affected)
+    }
+
+    /// The derived artifacts computed with a version that `changes` replace, sorted.
+    pub async fn affected_by(
+        &self,
+        changes: &[ModelChange],
+    ) -> Result<Vec<ContentId>, LineageError> {
+        let mut affected = Vec::new();
+        for change in changes {
+            if let Some(from) = &change.from {
+                affected.extend(self.derived_with(&change.tool, from).await?);
+            }
+        }
+        affected.sort();
+        affected.dedup();
         Ok(affected)
     }
 

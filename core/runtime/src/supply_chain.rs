@@ -216,15 +216,9 @@ impl Releases {
                 "eval {eval_id} does not cover the new versions: {mismatch}"
             )));
         }
-        let lineage = Lineage::new(self.store.clone(), self.capability_id);
-        let mut affected_artifacts = Vec::new();
-        for change in &changes {
-            if let Some(from) = &change.from {
-                affected_artifacts.extend(lineage.derived_with(&change.tool, from).await?);
-            }
-        }
-        affected_artifacts.sort();
-        affected_artifacts.dedup();
+        let affected_artifacts = Lineage::new(self.store.clone(), self.capability_id)
+            .affected_by(&changes)
+            .await?;
         Ok(Ok(ImpactReport {
             changes,
             affected_artifacts,
