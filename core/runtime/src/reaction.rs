@@ -112,9 +112,10 @@ impl ReactionRunner {
                 .map_err(|error| ReactionError::Cursor(format!("`{text}`: {error}")))?,
         };
         let run_id = format!(
-            "{}@{}",
+            "{}@{}:{}",
             self.origin(),
-            serde_json::to_string(&position).expect("a position is plain JSON")
+            position.tx_order,
+            position.seq
         );
         let mut report = ReactionReport::default();
         loop {
