@@ -115,12 +115,17 @@ pub fn open_with(id: &str, severity: Severity) -> CommandEnvelope {
     CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")
 }
 
+/// An acknowledgement five minutes after the opening, so canonical order folds it after.
 pub fn acknowledge(id: &str, by: &str) -> CommandEnvelope {
     let command = AcknowledgeIncident {
         incident_id: id.to_owned(),
         by: person(by),
     };
-    CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")
+    let request = CommandRequest {
+        requested_at: "2026-11-26T06:05:00Z".parse().expect("a valid timestamp"),
+        ..on_incident(id)
+    };
+    CommandEnvelope::new(&command, request).expect("a valid command")
 }
 
 /// Pages `who` for incident `incident` through `destination`, for tenant `acme`.

@@ -45,7 +45,11 @@ async fn accepted_commands_store_their_events_with_the_outcome(backend: Backend)
     assert_eq!(event.event_id, acknowledged.event_ids[0]);
     assert_eq!(event.causation, Causation::Command(acknowledged.command_id));
     assert_eq!(event.capability_id, capability());
-    assert_eq!(event.occurred_at.to_string(), "2026-11-26T06:00:00.000000Z");
+    assert_eq!(
+        event.occurred_at.to_string(),
+        "2026-11-26T06:05:00.000000Z",
+        "when it was requested"
+    );
 }
 
 async fn a_command_is_decided_once(backend: Backend) {

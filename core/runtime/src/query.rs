@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ops_core::capability::{Action, Authority};
+use ops_core::capability::{Action, Authority, Decision};
 use ops_core::contract::SafetyClass;
 use ops_core::envelope::{Actor, Causation, EventEnvelope};
 use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
@@ -116,10 +116,28 @@ impl QueryGateway {
         let now = Timestamp::now();
         let subject = format!("query:{}/{}", projection.pack_id(), projection.name());
         let mut reveals = true;
+        let mut last = None;
         for event_type in projection.event_types() {
-            self.authorize(event_type, &subject, actor, capability_id, now)
+            let decision = self
+                .authorize(event_type, &subject, actor, capability_id, now)
                 .await?;
             reveals &= self.authority.reveals(capability_id, event_type, now);
+            last = Some((*event_type, decision));
+        }
+        // Rows have no schema: without sealing nothing marks what to redact, so a reader
+        // who may not see personal data may not read them at all.
+        if let Some((event_type, decision)) = last
+            && !reveals
+            && !self.store.seals_personal_data()
+        {
+            let refused = Decision {
+                allowed: false,
+                reason: Some("this store seals no personal data, so the projection's rows cannot be redacted; read it on a capability that reveals the types it folds".to_owned()),
+                ..decision
+            };
+            return Err(self
+                .refuse(event_type, &subject, actor, capability_id, refused)
+                .await);
         }
         let mut rows = Vec::new();
         for (table, key, document) in stored_rows(&self.store, projection).await? {
@@ -151,7 +169,7 @@ impl QueryGateway {
         actor: &Actor,
         capability_id: CapabilityId,
         now: Timestamp,
-    ) -> Result<(), QueryError> {
+    ) -> Result<Decision, QueryError> {
         let action = Action {
             actor: actor.clone(),
             command_type: event_type.to_owned(),
@@ -161,10 +179,24 @@ impl QueryGateway {
         };
         let decision = self.authority.check(capability_id, &action, now);
         if decision.allowed {
-            return Ok(());
+            return Ok(decision);
         }
+        Err(self
+            .refuse(event_type, subject, actor, capability_id, decision)
+            .await)
+    }
+
+    /// Records the `CapabilityDenied` receipt of a refused read and says why.
+    async fn refuse(
+        &self,
+        event_type: &str,
+        subject: &str,
+        actor: &Actor,
+        capability_id: CapabilityId,
+        decision: Decision,
+    ) -> QueryError {
         let reason = decision.reason.clone().unwrap_or_default();
-        record_denial(
+        let recorded = record_denial(
             &self.store,
             Denial {
                 capability_id,
@@ -181,11 +213,14 @@ impl QueryGateway {
                 source_ref: "core.query",
             },
         )
-        .await?;
-        Err(QueryError::Denied {
-            capability: capability_id,
-            event_type: event_type.to_owned(),
-            reason,
-        })
+        .await;
+        match recorded {
+            Ok(_) => QueryError::Denied {
+                capability: capability_id,
+                event_type: event_type.to_owned(),
+                reason,
+            },
+            Err(error) => error.into(),
+        }
     }
 }

@@ -111,12 +111,7 @@ impl ReactionRunner {
             Some((text, _)) => serde_json::from_str(&text)
                 .map_err(|error| ReactionError::Cursor(format!("`{text}`: {error}")))?,
         };
-        let run_id = format!(
-            "{}@{}:{}",
-            self.origin(),
-            position.tx_order,
-            position.seq
-        );
+        let run_id = format!("{}@{}:{}", self.origin(), position.tx_order, position.seq);
         let mut report = ReactionReport::default();
         loop {
             let batch = self.store.follow(position, BATCH).await?;

@@ -782,6 +782,11 @@ impl EventStore {
         }
     }
 
+    /// Whether personal data is sealed per subject in this store.
+    pub fn seals_personal_data(&self) -> bool {
+        self.keys.is_some()
+    }
+
     /// Opens every sealed string anywhere in `value` (a projection row has no schema to
     /// say where); one whose key was destroyed reads as `[shredded]`.
     pub fn open_sealed(&self, value: &mut Value) {
