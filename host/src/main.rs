@@ -9,6 +9,7 @@ mod runtime_demo;
 mod sagas;
 mod status;
 mod story_demo;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -82,6 +83,33 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Run as a worker: each tick, queue what is due (dispatch: interactive; connectors,
+    /// projections, reactions: background; capability expiry, retention: batch) and run
+    /// it in the scheduler's order. Stopping it at any point loses nothing.
+    Run {
+        /// Stop after this many ticks (default: run until killed).
+        #[arg(long)]
+        ticks: Option<u64>,
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Jobs run per tick; the rest wait, and age.
+        #[arg(long, default_value_t = 4)]
+        jobs_per_tick: usize,
+        /// Ticks of waiting that raise a job one lane.
+        #[arg(long, default_value_t = 3)]
+        aging: u64,
+        /// Apply the default retention policy every this many ticks.
+        #[arg(long, default_value_t = 3600)]
+        retention_every: u64,
+        /// `CONNECTOR=DIR`: read that connector's JSON-lines source from DIR.
+        #[arg(long = "source", value_name = "CONNECTOR=DIR")]
+        sources: Vec<String>,
+        /// `DESTINATION=URL`: post that destination's effects to URL.
+        #[arg(long = "webhook", value_name = "DESTINATION=URL")]
+        webhooks: Vec<String>,
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// Whether each installed pack, contract module and tool is the active, signed release
     /// of its artifact. Exit 1 when one is not.
     Releases {
@@ -129,12 +157,31 @@ struct Storage {
 }
 
 impl Storage {
+    /// The store, which must exist: inspecting commands never create one.
     async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+        self.open(registry, false).await
+    }
+
+    /// The store, created under `--data` if missing, with every installed pack's
+    /// migrations run: for commands that do the work.
+    async fn working_store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+        let store = self.open(registry, true).await?;
+        for pack in registry.packs() {
+            ops_core_runtime::migrate::run_pack(store.db(), pack.id, pack.migrations).await?;
+        }
+        Ok(store)
+    }
+
+    async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
         let db = match &self.database {
             Some(url) => Db::connect(url).await?,
             None => {
                 let path = self.data.join("ops.db");
-                if !path.exists() {
+                if create {
+                    std::fs::create_dir_all(&self.data).with_context(|| {
+                        format!("creating the data directory {}", self.data.display())
+                    })?;
+                } else if !path.exists() {
                     anyhow::bail!(
                         "there is no event log at {}; run `ops-host demo --data {}` first, or pass `--database URL`",
                         path.display(),
@@ -241,6 +288,22 @@ enum RegistryCommand {
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
     },
+}
+
+/// `KEY=VALUE` arguments of `flag`, by key.
+fn pairs(
+    flag: &str,
+    values: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|value| {
+            value
+                .split_once('=')
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .with_context(|| format!("{flag} `{value}`: expected KEY=VALUE"))
+        })
+        .collect()
 }
 
 fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
@@ -430,6 +493,32 @@ fn main() -> anyhow::Result<()> {
             store.db().backup_to(&out).await?;
             println!("backed up to {}", out.display());
             Ok(())
+        }),
+        Command::Run {
+            ticks,
+            interval_ms,
+            jobs_per_tick,
+            aging,
+            retention_every,
+            sources,
+            webhooks,
+            storage,
+        } => block_on(async {
+            let options = worker::WorkerOptions {
+                ticks,
+                interval: std::time::Duration::from_millis(interval_ms),
+                jobs_per_tick,
+                aging,
+                retention_every,
+                retention: RetentionPolicy::default(),
+                sources: pairs("--source", &sources)?
+                    .into_iter()
+                    .map(|(id, dir)| (id, PathBuf::from(dir)))
+                    .collect(),
+                webhooks: pairs("--webhook", &webhooks)?,
+            };
+            let store = storage.working_store(registry).await?;
+            worker::run(store, options, &mut std::io::stdout().lock()).await
         }),
         Command::Releases { storage } => block_on(async {
             let store = storage.store(registry).await?;

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ops_core::budget::{BudgetLimits, Usage};
 use ops_core::capability::{CapabilityGranted, Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::egress::EgressExecuted;
@@ -152,7 +151,7 @@ async fn reactions_and_egress(
     let mut reactors = std::collections::BTreeMap::new();
     for reaction in ops_core::reaction::installed() {
         let pack = reaction.pack_id();
-        let capability = CapabilityId::of(&("host.demo", pack))?;
+        let capability = crate::worker::reaction_capability(pack)?;
         reactors.insert(pack, capability);
         if capabilities.is_granted(capability) {
             writeln!(
@@ -186,17 +185,7 @@ async fn reactions_and_egress(
     writeln!(out, "\n== reactions")?;
     let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
     // Automation spends from a budget: every proposed command is a call, receipted.
-    let limits = BudgetLimits {
-        per_run: Usage {
-            tokens: 0,
-            calls: 50,
-        },
-        per_day: Usage {
-            tokens: 0,
-            calls: 500,
-        },
-        calls_per_minute: 120,
-    };
+    let limits = crate::worker::REACTION_BUDGET;
     let budgets =
         Arc::new(Budgets::open(store.clone(), limits, CapabilityId::of("host.demo")?).await?);
     writeln!(

@@ -250,6 +250,88 @@ fn fall_behind(database: &Path) {
     });
 }
 
+/// The worker on the demo's data: a new SEV1 ticket arrives in the source; the worker
+/// ingests it (background), the notify reaction asks for the on-call to be told
+/// (background), the effect goes out to a live endpoint first thing the next tick
+/// (interactive), and the batch work queued at the start runs once it has aged.
+#[test]
+fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
+    let data = std::env::temp_dir().join(format!("ops-host-worker-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap();
+    let (ok, text) = host(&["demo", "--data", data_arg]);
+    assert!(ok, "{text}");
+    let source = data.join("source");
+    std::fs::create_dir_all(source.join("tickets")).unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample/tickets");
+    for file in ["0001.jsonl", "0002.jsonl"] {
+        std::fs::copy(sample.join(file), source.join("tickets").join(file)).unwrap();
+    }
+    std::fs::write(
+        source.join("tickets/0003.jsonl"),
+        r#"{"seq": 11, "op": "create", "id": "T-105", "at": "2026-11-20T13:00:00Z", "service": "payments", "title": "Payouts stall", "severity": "sev1"}
+"#,
+    )
+    .unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime
+        .block_on(ops_host::webhook::WebhookSink::start())
+        .unwrap();
+    let (ok, worked) = host(&[
+        "run",
+        "--data",
+        data_arg,
+        "--ticks",
+        "4",
+        "--interval-ms",
+        "1",
+        "--jobs-per-tick",
+        "2",
+        "--source",
+        &format!("tickets={}", source.display()),
+        "--webhook",
+        &format!("webhook.oncall={}", sink.url()),
+    ]);
+    assert!(ok, "{worked}");
+    let lines: Vec<&str> = worked.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{worked}"))
+    };
+    let ingested = at("tick 1 Background connector:tickets: 1 new events");
+    let reacted = at(
+        "Background reaction:notify/pack.incidents.incident.IncidentOpened->pack.notify.oncall.NotifyOnCall: 1 events, 1 accepted",
+    );
+    let dispatched = at("Interactive dispatch: 1 executed");
+    assert!(ingested < reacted && reacted < dispatched, "{worked}");
+    // The effect went out the tick after the reaction, before any background job of it.
+    let tick_of = |line: usize| lines[line].split(' ').nth(1).unwrap().to_owned();
+    assert_eq!(
+        tick_of(dispatched).parse::<u32>().unwrap(),
+        tick_of(reacted).parse::<u32>().unwrap() + 1,
+        "{worked}"
+    );
+    assert!(lines[dispatched].ends_with("(waited 0 ticks)"), "{worked}");
+    // Queued at tick 1 behind the background work, the batch jobs ran once they had aged.
+    assert!(
+        worked.contains("tick 4 Batch expire-capabilities: 0 expired (waited 3 ticks)"),
+        "{worked}"
+    );
+    let deliveries = sink.deliveries();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert!(
+        deliveries.values().all(|delivery| delivery
+            .request
+            .as_ref()
+            .is_some_and(|request| request["incident_id"] == "T-105")),
+        "{deliveries:?}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
 #[test]
 fn unknown_commands_are_usage_errors() {
     let (ok, text) = host(&["frobnicate"]);

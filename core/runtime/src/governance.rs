@@ -58,6 +58,18 @@ impl Policies {
         trust: Trust,
         capability_id: CapabilityId,
     ) -> Result<Self, PolicyError> {
+        let policies = Policies {
+            store,
+            book: RwLock::new(PolicyBook::default()),
+            trust,
+            capability_id,
+        };
+        policies.refresh().await?;
+        Ok(policies)
+    }
+
+    /// Reads the policies' events again: what other hosts recorded since.
+    pub async fn refresh(&self) -> Result<(), PolicyError> {
         let mut events: Vec<StoredEvent> = Vec::new();
         for event_type in [
             PolicyDrafted::TYPE,
@@ -65,19 +77,15 @@ impl Policies {
             PolicyRolledBack::TYPE,
             EvalRecorded::TYPE,
         ] {
-            events.extend(store.read_by_type(event_type).await?);
+            events.extend(self.store.read_by_type(event_type).await?);
         }
         events.sort_by_key(|event| event.position);
         let mut book = PolicyBook::default();
         for event in &events {
             apply(&mut book, &event.envelope);
         }
-        Ok(Policies {
-            store,
-            book: RwLock::new(book),
-            trust,
-            capability_id,
-        })
+        *self.book.write().expect("never poisoned") = book;
+        Ok(())
     }
 
     pub fn book(&self) -> PolicyBook {

@@ -1,0 +1,352 @@
+//! `ops-host run`: the host as a long-running worker, its work ordered by the scheduler's
+//! lanes (Section 6). Each tick it queues what is due and not already waiting:
+//! - interactive: dispatching the effects waiting for the destinations it has a webhook
+//!   for (someone is waiting on a page);
+//! - background: each connector it has a source for, each projection, each reaction (on
+//!   the reactions' budget);
+//! - batch: expiring ended capabilities, and every `retention_every` ticks the retention
+//!   policy.
+//!
+//! Then it runs at most `jobs_per_tick` of them in the scheduler's order (lane raised by
+//! waiting, per-actor turns, arrival, id), so under load batch work waits but still runs.
+//! Every job is a catch-up that resumes from the log, so stopping the worker at any point
+//! loses nothing, and a job that fails is reported and queued again the next tick.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_core::budget::{BudgetLimits, Usage};
+use ops_core::connector::DynConnector;
+use ops_core::envelope::{Actor, ActorId};
+use ops_core::id::CapabilityId;
+use ops_core::projection::DynProjection;
+use ops_core::reaction::DynReaction;
+use ops_core::retention::RetentionPolicy;
+use ops_core::time::Timestamp;
+use ops_core_runtime::budget::Budgets;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
+use ops_core_runtime::egress::{Dispatcher, Gateway, pending_destinations};
+use ops_core_runtime::governance::Policies;
+use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::reaction::ReactionRunner;
+use ops_core_runtime::retention::Retention;
+use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
+use ops_core_runtime::signing::Trust;
+use ops_core_runtime::store::EventStore;
+use ops_host::webhook::WebhookExecutor;
+
+/// What the host's reactions may spend: a call per proposed command.
+pub const REACTION_BUDGET: BudgetLimits = BudgetLimits {
+    per_run: Usage {
+        tokens: 0,
+        calls: 50,
+    },
+    per_day: Usage {
+        tokens: 0,
+        calls: 500,
+    },
+    calls_per_minute: 120,
+};
+
+/// The capability a pack's reactions act on: granted by an operator (the demo does).
+pub fn reaction_capability(pack: &str) -> anyhow::Result<CapabilityId> {
+    Ok(CapabilityId::of(&("host.demo", pack))?)
+}
+
+pub struct WorkerOptions {
+    /// Stop after this many ticks; run until killed without it.
+    pub ticks: Option<u64>,
+    pub interval: Duration,
+    pub jobs_per_tick: usize,
+    /// Ticks of waiting that raise a job one lane.
+    pub aging: u64,
+    pub retention_every: u64,
+    pub retention: RetentionPolicy,
+    /// Connector id → the directory of its JSON-lines source.
+    pub sources: BTreeMap<String, PathBuf>,
+    /// Destination → the URL its effects are posted to.
+    pub webhooks: BTreeMap<String, String>,
+}
+
+/// What a job does.
+enum Work {
+    Connector(&'static dyn DynConnector),
+    Projection(&'static dyn DynProjection),
+    Reaction(&'static dyn DynReaction),
+    Dispatch,
+    ExpireCapabilities,
+    Retention,
+}
+
+struct Worker {
+    store: EventStore,
+    options: WorkerOptions,
+    host: Actor,
+    host_capability: CapabilityId,
+    capabilities: Capabilities,
+    bus: CommandBus,
+    budgets: Arc<Budgets>,
+    /// Read, not promoted: they were verified when they were activated.
+    policies: Policies,
+    connectors: BTreeMap<&'static str, ConnectorRunner>,
+    projections: BTreeMap<String, ProjectionRunner>,
+}
+
+pub async fn run(
+    store: EventStore,
+    options: WorkerOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut worker = Worker::start(store, options).await?;
+    let mut scheduler = Scheduler::new(worker.options.aging);
+    let mut waiting: BTreeMap<String, (Work, u64)> = BTreeMap::new();
+    let mut tick = 0;
+    loop {
+        tick += 1;
+        for (id, lane, actor, work) in worker.due(tick).await? {
+            if !waiting.contains_key(&id) {
+                scheduler.push(Job {
+                    id: id.clone(),
+                    lane,
+                    actor,
+                });
+                waiting.insert(id, (work, tick));
+            }
+        }
+        for _ in 0..worker.options.jobs_per_tick {
+            let Some(job) = scheduler.pop_next() else {
+                break;
+            };
+            let (work, queued_at) = waiting
+                .remove(&job.id)
+                .expect("every queued job has its work");
+            let done = worker
+                .run_job(work)
+                .await
+                .unwrap_or_else(|error| format!("failed: {error:#}"));
+            writeln!(
+                out,
+                "tick {tick} {:?} {}: {done} (waited {} ticks)",
+                job.lane,
+                job.id,
+                tick - queued_at
+            )?;
+        }
+        scheduler.tick();
+        out.flush()?;
+        if worker.options.ticks.is_some_and(|ticks| tick >= ticks) {
+            writeln!(
+                out,
+                "stopped after {tick} ticks; {} jobs waiting, the longest for {} ticks",
+                scheduler.len(),
+                scheduler.longest_wait()
+            )?;
+            return Ok(());
+        }
+        tokio::time::sleep(worker.options.interval).await;
+    }
+}
+
+impl Worker {
+    async fn start(store: EventStore, options: WorkerOptions) -> anyhow::Result<Self> {
+        let host_capability = CapabilityId::of("host.worker")?;
+        let capabilities = Capabilities::load(store.clone()).await?;
+        let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
+        let budgets = Budgets::open(store.clone(), REACTION_BUDGET, host_capability).await?;
+        let policies = Policies::load(store.clone(), Trust::default(), host_capability).await?;
+        let mut connectors = BTreeMap::new();
+        for connector in ops_core::connector::installed() {
+            if let Some(source) = options.sources.get(connector.id()) {
+                let reader = Box::new(JsonLinesDirectory::new(source.clone()));
+                let runner = ConnectorRunner::new(
+                    store.clone(),
+                    connector,
+                    reader,
+                    ConnectorOptions::default(),
+                )?;
+                connectors.insert(connector.id(), runner);
+            }
+        }
+        let mut projections = BTreeMap::new();
+        for projection in ops_core::projection::installed() {
+            projections.insert(
+                projection_label(projection),
+                ProjectionRunner::start(store.clone(), projection).await?,
+            );
+        }
+        Ok(Worker {
+            store,
+            options,
+            host: Actor::Service(ActorId::new("ops-host")?),
+            host_capability,
+            capabilities,
+            bus,
+            budgets: Arc::new(budgets),
+            policies,
+            connectors,
+            projections,
+        })
+    }
+
+    /// What is due at `tick`: `(job id, lane, actor, work)`.
+    async fn due(&self, tick: u64) -> anyhow::Result<Vec<(String, Lane, String, Work)>> {
+        let mut due = Vec::new();
+        let served = pending_destinations(&self.store)
+            .await?
+            .iter()
+            .any(|destination| self.options.webhooks.contains_key(destination));
+        if served {
+            due.push((
+                "dispatch".to_owned(),
+                Lane::Interactive,
+                "egress".to_owned(),
+                Work::Dispatch,
+            ));
+        }
+        for connector in ops_core::connector::installed() {
+            if self.connectors.contains_key(connector.id()) {
+                due.push((
+                    format!("connector:{}", connector.id()),
+                    Lane::Background,
+                    format!("pack.{}", connector.pack_id()),
+                    Work::Connector(connector),
+                ));
+            }
+        }
+        for projection in ops_core::projection::installed() {
+            due.push((
+                format!("projection:{}", projection_label(projection)),
+                Lane::Background,
+                format!("pack.{}", projection.pack_id()),
+                Work::Projection(projection),
+            ));
+        }
+        for reaction in ops_core::reaction::installed() {
+            due.push((
+                format!(
+                    "reaction:{}/{}->{}",
+                    reaction.pack_id(),
+                    reaction.event_type(),
+                    reaction.command_type()
+                ),
+                Lane::Background,
+                format!("pack.{}", reaction.pack_id()),
+                Work::Reaction(reaction),
+            ));
+        }
+        due.push((
+            "expire-capabilities".to_owned(),
+            Lane::Batch,
+            "ops-host".to_owned(),
+            Work::ExpireCapabilities,
+        ));
+        if (tick - 1).is_multiple_of(self.options.retention_every.max(1)) {
+            due.push((
+                "retention".to_owned(),
+                Lane::Batch,
+                "ops-host".to_owned(),
+                Work::Retention,
+            ));
+        }
+        Ok(due)
+    }
+
+    /// Runs one job; what it did, in a few words.
+    async fn run_job(&mut self, work: Work) -> anyhow::Result<String> {
+        // Other hosts grant and revoke too.
+        self.capabilities.refresh().await?;
+        Ok(match work {
+            Work::Dispatch => {
+                // The policies active now, with today's counts so far.
+                self.policies.refresh().await?;
+                let gateway = Gateway {
+                    policies: vec![Box::new(self.policies.active_approvals().await?)],
+                    max_attempts: Some(5),
+                    ..Gateway::default()
+                };
+                let mut dispatcher = Dispatcher::new(
+                    self.store.clone(),
+                    "worker",
+                    gateway,
+                    Arc::new(self.capabilities.clone()),
+                );
+                for (destination, url) in &self.options.webhooks {
+                    dispatcher = dispatcher.with_executor(
+                        destination,
+                        Box::new(WebhookExecutor::new(url).map_err(anyhow::Error::msg)?),
+                    );
+                }
+                let report = dispatcher.dispatch(100).await?;
+                format!(
+                    "{} executed, {} refused, {} failed for now",
+                    report.executed, report.refused, report.failed
+                )
+            }
+            Work::Connector(connector) => {
+                let runner = self
+                    .connectors
+                    .get_mut(connector.id())
+                    .expect("queued only with a source");
+                let reports = runner.sync().await?;
+                let appended: usize = reports.iter().map(|(_, r)| r.appended).sum();
+                let quarantined: usize = reports.iter().map(|(_, r)| r.quarantined).sum();
+                format!("{appended} new events, {quarantined} quarantined")
+            }
+            Work::Projection(projection) => {
+                let runner = self
+                    .projections
+                    .get_mut(&projection_label(projection))
+                    .expect("started with the worker");
+                format!("{} applied", runner.catch_up().await?.applied)
+            }
+            Work::Reaction(reaction) => {
+                let report = ReactionRunner::new(
+                    self.store.clone(),
+                    reaction,
+                    reaction_capability(reaction.pack_id())?,
+                )
+                .with_budget(self.budgets.clone())
+                .catch_up(&self.bus)
+                .await?;
+                format!(
+                    "{} events, {} accepted, {} denied{}",
+                    report.events,
+                    report.accepted,
+                    report.denied,
+                    if report.stopped_by_budget {
+                        ", stopped by its budget"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Work::ExpireCapabilities => {
+                let expired = self.capabilities.expire_due(Timestamp::now()).await?;
+                format!("{} expired", expired.len())
+            }
+            Work::Retention => {
+                let installed: Vec<&str> =
+                    self.store.registry().packs().map(|pack| pack.id).collect();
+                let receipts = Retention::new(self.store.clone(), self.host_capability)
+                    .apply(
+                        &self.options.retention,
+                        &installed,
+                        Timestamp::now(),
+                        &self.host,
+                    )
+                    .await?;
+                let removed: usize = receipts.iter().map(|r| r.removed.len()).sum();
+                format!("{removed} removed, receipted")
+            }
+        })
+    }
+}
+
+fn projection_label(projection: &dyn DynProjection) -> String {
+    format!("{}/{}", projection.pack_id(), projection.name())
+}
