@@ -109,13 +109,9 @@ pub async fn run(
     loop {
         tick += 1;
         for (id, lane, actor, work) in worker.due(tick).await? {
-            if !waiting.contains_key(&id) {
-                scheduler.push(Job {
-                    id: id.clone(),
-                    lane,
-                    actor,
-                });
-                waiting.insert(id, (work, tick));
+            if let std::collections::btree_map::Entry::Vacant(entry) = waiting.entry(id.clone()) {
+                entry.insert((work, tick));
+                scheduler.push(Job { id, lane, actor });
             }
         }
         for _ in 0..worker.options.jobs_per_tick {
