@@ -107,6 +107,10 @@ enum Command {
         /// `DESTINATION=URL`: post that destination's effects to URL.
         #[arg(long = "webhook", value_name = "DESTINATION=URL")]
         webhooks: Vec<String>,
+        /// How long a claimed effect is this worker's; after a crash, another worker (or
+        /// this one restarted) takes it over once the lease ends.
+        #[arg(long, default_value_t = 30_000)]
+        lease_ms: u64,
         #[command(flatten)]
         storage: Storage,
     },
@@ -502,6 +506,7 @@ fn main() -> anyhow::Result<()> {
             retention_every,
             sources,
             webhooks,
+            lease_ms,
             storage,
         } => block_on(async {
             let options = worker::WorkerOptions {
@@ -516,6 +521,7 @@ fn main() -> anyhow::Result<()> {
                     .map(|(id, dir)| (id, PathBuf::from(dir)))
                     .collect(),
                 webhooks: pairs("--webhook", &webhooks)?,
+                lease: std::time::Duration::from_millis(lease_ms),
             };
             let store = storage.working_store(registry).await?;
             worker::run(store, options, &mut std::io::stdout().lock()).await

@@ -71,6 +71,8 @@ pub struct WorkerOptions {
     pub sources: BTreeMap<String, PathBuf>,
     /// Destination → the URL its effects are posted to.
     pub webhooks: BTreeMap<String, String>,
+    /// How long a claimed effect is this worker's before another may take it over.
+    pub lease: Duration,
 }
 
 /// What a job does.
@@ -270,7 +272,8 @@ impl Worker {
                     "worker",
                     gateway,
                     Arc::new(self.capabilities.clone()),
-                );
+                )
+                .with_lease(self.options.lease);
                 for (destination, url) in &self.options.webhooks {
                     dispatcher = dispatcher.with_executor(
                         destination,

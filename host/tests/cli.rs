@@ -1,6 +1,6 @@
 //! The host binary as a user runs it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn host(args: &[&str]) -> (bool, String) {
@@ -250,49 +250,67 @@ fn fall_behind(database: &Path) {
     });
 }
 
+/// A data directory where the demo ran, and a copy of the demo's ticket source in
+/// `DIR/source` with `tickets` added as a new file.
+fn demo_with_new_tickets(name: &str, tickets: &[String]) -> PathBuf {
+    let data = std::env::temp_dir().join(format!("ops-host-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (ok, text) = host(&["demo", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let copy = data.join("source/tickets");
+    std::fs::create_dir_all(&copy).unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample/tickets");
+    for file in ["0001.jsonl", "0002.jsonl"] {
+        std::fs::copy(sample.join(file), copy.join(file)).unwrap();
+    }
+    std::fs::write(copy.join("0003.jsonl"), tickets.join("\n") + "\n").unwrap();
+    data
+}
+
+/// A new SEV1 ticket, `T-<n>`, opened `n` minutes after 13:00.
+fn sev1_ticket(n: u32) -> String {
+    format!(
+        r#"{{"seq": {}, "op": "create", "id": "T-{n}", "at": "2026-11-20T13:{:02}:00Z", "service": "payments", "title": "Payouts stall", "severity": "sev1"}}"#,
+        n + 11,
+        n % 60
+    )
+}
+
+/// `ops-host run` arguments for `data`, its source and `webhook`, then `extra`.
+fn worker_args(data: &Path, webhook: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--source",
+        &format!("tickets={}", data.join("source").display()),
+        "--webhook",
+        &format!("webhook.oncall={webhook}"),
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    args
+}
+
 /// The worker on the demo's data: a new SEV1 ticket arrives in the source; the worker
 /// ingests it (background), the notify reaction asks for the on-call to be told
 /// (background), the effect goes out to a live endpoint first thing the next tick
 /// (interactive), and the batch work queued at the start runs once it has aged.
 #[test]
 fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
-    let data = std::env::temp_dir().join(format!("ops-host-worker-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let data_arg = data.to_str().unwrap();
-    let (ok, text) = host(&["demo", "--data", data_arg]);
-    assert!(ok, "{text}");
-    let source = data.join("source");
-    std::fs::create_dir_all(source.join("tickets")).unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample/tickets");
-    for file in ["0001.jsonl", "0002.jsonl"] {
-        std::fs::copy(sample.join(file), source.join("tickets").join(file)).unwrap();
-    }
-    std::fs::write(
-        source.join("tickets/0003.jsonl"),
-        r#"{"seq": 11, "op": "create", "id": "T-105", "at": "2026-11-20T13:00:00Z", "service": "payments", "title": "Payouts stall", "severity": "sev1"}
-"#,
-    )
-    .unwrap();
-
+    let data = demo_with_new_tickets("worker", &[sev1_ticket(105)]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sink = runtime
         .block_on(ops_host::webhook::WebhookSink::start())
         .unwrap();
-    let (ok, worked) = host(&[
-        "run",
-        "--data",
-        data_arg,
-        "--ticks",
-        "4",
-        "--interval-ms",
-        "1",
-        "--jobs-per-tick",
-        "2",
-        "--source",
-        &format!("tickets={}", source.display()),
-        "--webhook",
-        &format!("webhook.oncall={}", sink.url()),
-    ]);
+    let args = worker_args(
+        &data,
+        &sink.url(),
+        &["--ticks", "4", "--interval-ms", "1", "--jobs-per-tick", "2"],
+    );
+    let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{worked}");
     let lines: Vec<&str> = worked.lines().collect();
     let at = |needle: &str| {
@@ -328,6 +346,81 @@ fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
             .as_ref()
             .is_some_and(|request| request["incident_id"] == "T-105")),
         "{deliveries:?}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// A worker process killed (SIGKILL) three times at different moments, then run to the
+/// end: every new SEV1 ticket reaches the on-call once, with one receipt each. (Twelve:
+/// with the demo's, within the on-call policy's twenty a day.)
+#[test]
+fn a_killed_worker_loses_nothing_and_does_nothing_twice() {
+    let tickets: Vec<String> = (200..212).map(sev1_ticket).collect();
+    let data = demo_with_new_tickets("worker-kill", &tickets);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime
+        .block_on(ops_host::webhook::WebhookSink::start())
+        .unwrap();
+    let lease = ["--lease-ms", "200"];
+    for after_ms in [60, 150, 300] {
+        let args = worker_args(
+            &data,
+            &sink.url(),
+            &[
+                &["--interval-ms", "5", "--jobs-per-tick", "2"][..],
+                &lease[..],
+            ]
+            .concat(),
+        );
+        let mut worker = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(after_ms));
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+    }
+    // Long enough for any lease a killed worker held to end.
+    let args = worker_args(
+        &data,
+        &sink.url(),
+        &[
+            &[
+                "--ticks",
+                "30",
+                "--interval-ms",
+                "20",
+                "--jobs-per-tick",
+                "8",
+            ][..],
+            &lease[..],
+        ]
+        .concat(),
+    );
+    let (ok, finished) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{finished}");
+    let notified: std::collections::BTreeSet<String> = sink
+        .deliveries()
+        .values()
+        .filter_map(|delivery| delivery.request.as_ref())
+        .map(|request| {
+            request["incident_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        (200..212).map(|n| format!("T-{n}")).collect();
+    assert_eq!(notified, expected, "{finished}");
+    assert_eq!(sink.deliveries().len(), 12, "one effect per notification");
+    let (ok, types) = host(&["log", "types", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{types}");
+    assert!(
+        types.contains("core.EgressExecuted 13 typed") && !types.contains("EgressRefused"),
+        "one receipt each, and the demo's: {types}"
     );
     std::fs::remove_dir_all(&data).unwrap();
 }
