@@ -193,6 +193,8 @@ impl Worker {
 
     /// What is due at `tick`: `(job id, lane, actor, work)`.
     async fn due(&self, tick: u64) -> anyhow::Result<Vec<(String, Lane, String, Work)>> {
+        // Other hosts grant and revoke too; the tick's jobs see the log as it is now.
+        self.capabilities.refresh().await?;
         let mut due = Vec::new();
         let served = pending_destinations(&self.store)
             .await?
@@ -256,8 +258,6 @@ impl Worker {
 
     /// Runs one job; what it did, in a few words.
     async fn run_job(&mut self, work: Work) -> anyhow::Result<String> {
-        // Other hosts grant and revoke too.
-        self.capabilities.refresh().await?;
         Ok(match work {
             Work::Dispatch => {
                 // The policies active now, with today's counts so far.

@@ -48,8 +48,8 @@ fn schema_hashes(registry: &Registry, select: impl Fn(&TypeDescriptor) -> bool) 
 }
 
 /// A pack's release: its manifest, its migrations' SQL and its types' schemas, pinned to
-/// this core and the contract modules it declares.
-pub fn pack_release(registry: &Registry, pack: &PackDescriptor) -> Release {
+/// the core and the contract modules it declares, as `running` has them.
+fn pack_release(registry: &Registry, pack: &PackDescriptor, running: &Pins) -> Release {
     let manifest = registry.manifest(pack);
     let namespace = format!("pack.{}.", pack.id);
     let migrations: Vec<(&str, &str)> = pack.migrations.iter().map(|m| (m.name, m.sql)).collect();
@@ -58,18 +58,18 @@ pub fn pack_release(registry: &Registry, pack: &PackDescriptor) -> Release {
         "migrations": migrations,
         "schemas": schema_hashes(registry, |t| t.name.starts_with(&namespace)),
     });
-    let running = environment(registry);
     Release {
         kind: ArtifactKind::Pack,
         name: pack.id.to_owned(),
         version: pack.version.to_owned(),
         content_hash: payload_hash(&content),
         pins: Pins {
-            core_version: running.core_version,
+            core_version: running.core_version.clone(),
             contracts: running
                 .contracts
-                .into_iter()
+                .iter()
                 .filter(|(module, _)| pack.contracts.contains(&module.as_str()))
+                .map(|(module, version)| (module.clone(), version.clone()))
                 .collect(),
             tools: BTreeMap::new(),
         },
@@ -77,7 +77,7 @@ pub fn pack_release(registry: &Registry, pack: &PackDescriptor) -> Release {
 }
 
 /// A contract module's release: the schemas of the types it defines.
-pub fn contract_module_release(registry: &Registry, module: &str, version: &str) -> Release {
+fn contract_module_release(registry: &Registry, module: &str, version: &str) -> Release {
     Release {
         kind: ArtifactKind::ContractModule,
         name: module.to_owned(),
@@ -92,16 +92,17 @@ pub fn contract_module_release(registry: &Registry, module: &str, version: &str)
 
 /// Every installed pack's and contract module's release, packs first, by name.
 pub fn installed(registry: &Registry) -> Vec<Release> {
+    let running = environment(registry);
     let mut packs: Vec<Release> = registry
         .packs()
-        .map(|pack| pack_release(registry, pack))
+        .map(|pack| pack_release(registry, pack, &running))
         .collect();
     packs.sort_by(|a, b| a.name.cmp(&b.name));
-    let modules = environment(registry).contracts;
     packs
         .into_iter()
         .chain(
-            modules
+            running
+                .contracts
                 .iter()
                 .map(|(module, version)| contract_module_release(registry, module, version)),
         )

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ops_core::capability::{Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::id::CorrelationId;
-use ops_core::secrets::{SecretHandleRevoked, SecretTokenIssued, TokenType};
+use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, TokenType};
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::secrets::{
@@ -31,6 +31,17 @@ async fn provider(store: &EventStore, file: &std::path::Path, scope: Scope) -> S
     SecretsProvider::open(store.clone(), Box::new(backend), authority(scope))
         .await
         .expect("opening the provider")
+}
+
+/// Stores the webhook secret in `provider` and returns the responder's handle to it.
+async fn holding_the_secret(provider: &SecretsProvider) -> SecretHandle {
+    provider
+        .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
+        .expect("storing the secret");
+    provider
+        .handle(SECRET_ID, &responder(), capability(), correlation())
+        .await
+        .expect("a handle")
 }
 
 fn correlation() -> CorrelationId {
@@ -85,13 +96,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     let store = backend.store(test).await;
     let file = temp_file(test, "secrets.json");
     let provider = Arc::new(provider(&store, &file, Scope::everything()).await);
-    provider
-        .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
-        .expect("storing the secret");
-    let handle = provider
-        .handle(SECRET_ID, &responder(), capability(), correlation())
-        .await
-        .expect("a handle");
+    let handle = holding_the_secret(&provider).await;
 
     // A SEV1 incident; the notify pack's reaction asks for the on-call to be told.
     let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
@@ -261,13 +266,8 @@ async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Ba
         },
     )
     .await;
-    provider
-        .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
-        .expect("storing");
-    let handle = provider
-        .handle(SECRET_ID, &responder(), capability(), correlation())
-        .await
-        .expect("a handle needs no audience");
+    // A handle needs no audience.
+    let handle = holding_the_secret(&provider).await;
     let denied = provider
         .access_token(
             &handle,

@@ -137,9 +137,8 @@ impl EvalArtifact {
         }
     }
 
-    /// Why it does not vouch for the pinned models and tools, if it does not: the model
-    /// change impact check (Section 3) needs an eval run with exactly the pinned versions.
-    pub fn mismatched_tools(&self, pinned: &BTreeMap<String, String>) -> Option<String> {
+    /// Which pinned models and tools it did not run at their pinned versions, if any.
+    fn mismatched_tools(&self, pinned: &BTreeMap<String, String>) -> Option<String> {
         let mismatched: Vec<String> = pinned
             .iter()
             .filter(|(tool, version)| self.tool_versions.get(*tool) != Some(version))
@@ -149,6 +148,26 @@ impl EvalArtifact {
             })
             .collect();
         (!mismatched.is_empty()).then(|| mismatched.join(", "))
+    }
+}
+
+/// Eval `eval_id` (`None` when it is not recorded) if it vouches for an artifact that
+/// pins `tools`, or why not. It must pass its thresholds and, for the model-change impact
+/// check (Section 3), have run exactly the pinned model and tool versions.
+pub fn vouching_eval<'a>(
+    eval_id: &ContentId,
+    eval: Option<&'a EvalArtifact>,
+    tools: &BTreeMap<String, String>,
+) -> Result<&'a EvalArtifact, String> {
+    let eval = eval.ok_or_else(|| format!("eval {eval_id} is not recorded"))?;
+    if let Some(failure) = eval.failure() {
+        return Err(format!("eval {eval_id} fails its thresholds: {failure}"));
+    }
+    match eval.mismatched_tools(tools) {
+        Some(mismatch) => Err(format!(
+            "eval {eval_id} does not cover the pinned models and tools: {mismatch}"
+        )),
+        None => Ok(eval),
     }
 }
 
@@ -404,17 +423,14 @@ impl PolicyBook {
                 })
             }
             (PolicyState::Active, Evidence::Activation { eval_id, .. }) => {
-                let Some(eval) = self.eval(eval_id) else {
-                    return Some(format!("eval {eval_id} is not recorded"));
+                let eval = match vouching_eval(
+                    eval_id,
+                    self.eval(eval_id),
+                    &current.definition.pins.tools,
+                ) {
+                    Ok(eval) => eval,
+                    Err(refusal) => return Some(refusal),
                 };
-                if let Some(failure) = eval.failure() {
-                    return Some(format!("eval {eval_id} fails its thresholds: {failure}"));
-                }
-                if let Some(mismatch) = eval.mismatched_tools(&current.definition.pins.tools) {
-                    return Some(format!(
-                        "eval {eval_id} does not cover the pinned models and tools: {mismatch}"
-                    ));
-                }
                 if eval.policy_version != version {
                     return Some(format!(
                         "eval {eval_id} is of version {}, not {version}",

@@ -91,6 +91,23 @@ impl ToolManifest {
     }
 }
 
+/// Whether `version` of a governed artifact may be recorded with `content_id`, given what
+/// was recorded under it before: `Ok(true)` when it is new, `Ok(false)` when exactly this
+/// content was (recording again changes nothing), and why not otherwise.
+pub fn may_record(
+    version: &str,
+    content_id: ContentId,
+    recorded: Option<ContentId>,
+) -> Result<bool, String> {
+    semver::Version::parse(version)
+        .map_err(|error| format!("`{version}` is not a semver version: {error}"))?;
+    match recorded {
+        None => Ok(true),
+        Some(recorded) if recorded == content_id => Ok(false),
+        Some(_) => Err("this version was recorded with other content; bump the version".to_owned()),
+    }
+}
+
 /// A pinned model or tool whose version a release changes.
 #[crate::data]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -17,7 +17,7 @@ use ops_core::governance::{
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
 };
 use ops_core::id::{CapabilityId, CommandId, ContentId};
-use ops_core::supply_chain::{ImpactReport, SignatureRef, model_changes};
+use ops_core::supply_chain::{ImpactReport, SignatureRef, may_record, model_changes};
 use ops_core::time::{Timestamp, day_of_micros};
 
 use crate::db::on_db;
@@ -103,23 +103,12 @@ impl Policies {
             version: definition.version.clone(),
             reason,
         };
-        semver::Version::parse(&definition.version).map_err(|error| {
-            refuse(format!(
-                "`{}` is not a semver version: {error}",
-                definition.version
-            ))
-        })?;
-        if let Some(existing) = self
+        let recorded = self
             .book()
             .version(&definition.policy_id, &definition.version)
-        {
-            return if existing.content_id == content_id {
-                Ok(content_id)
-            } else {
-                Err(refuse(
-                    "this version was drafted with other content; bump the version".to_owned(),
-                ))
-            };
+            .map(|existing| existing.content_id);
+        if !may_record(&definition.version, content_id, recorded).map_err(refuse)? {
+            return Ok(content_id);
         }
         let drafted = PolicyDrafted {
             definition: definition.clone(),
@@ -247,16 +236,16 @@ impl Policies {
             version: version.to_owned(),
             reason,
         };
-        let definition = self.definition(policy_id, version)?;
-        let recorded = self
-            .book()
-            .version(policy_id, version)
-            .map(|v| v.content_id);
+        let book = self.book();
+        let Some(recorded) = book.version(policy_id, version) else {
+            return Err(refuse("it was never drafted".to_owned()));
+        };
+        let definition = &recorded.definition;
         let content_id = definition.content_id();
-        if recorded != Some(content_id) {
+        if recorded.content_id != content_id {
             return Err(refuse(format!(
                 "its definition no longer hashes to {}; it was tampered with",
-                recorded.map(|id| id.to_string()).unwrap_or_default()
+                recorded.content_id
             )));
         }
         self.trust.verify(&content_id, signature).map_err(refuse)?;
@@ -265,7 +254,6 @@ impl Policies {
         }
         // The eval must have run the pinned models (the book checks); what the models
         // they replace computed is named in the evidence.
-        let book = self.book();
         let replaced_tools = book
             .active()
             .find(|v| v.definition.policy_id == policy_id)

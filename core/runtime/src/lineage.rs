@@ -192,13 +192,19 @@ impl Lineage {
         .transpose()
     }
 
-    /// Derived artifacts whose stored body says they were computed with `tool` (a tool or
-    /// a model) at `version`: what a change of that version affects.
-    pub async fn derived_with(
+    /// The derived artifacts computed with a version that `changes` replace, sorted: what
+    /// a change of model or tool versions affects.
+    pub async fn affected_by(
         &self,
-        tool: &str,
-        version: &str,
+        changes: &[ModelChange],
     ) -> Result<Vec<ContentId>, LineageError> {
+        let replaced: Vec<(&str, &str)> = changes
+            .iter()
+            .filter_map(|change| Some((change.tool.as_str(), change.from.as_deref()?)))
+            .collect();
+        if replaced.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows: Vec<(String, String)> = on_db!(self.store.db(), pool => {
             sqlx::query_as(
                 "SELECT artifact_id, body FROM core_artifacts WHERE kind = 'derived' ORDER BY artifact_id",
@@ -217,29 +223,15 @@ impl Lineage {
             else {
                 continue;
             };
-            let used = |pins: &std::collections::BTreeMap<String, String>| {
-                pins.get(tool).is_some_and(|used| used == version)
+            let used = |tool: &str, version: &str| {
+                [&derived.tool_versions, &derived.model_config]
+                    .iter()
+                    .any(|pins| pins.get(tool).is_some_and(|used| used == version))
             };
-            if used(&derived.tool_versions) || used(&derived.model_config) {
+            if replaced.iter().any(|(tool, version)| used(tool, version)) {
                 affected.push(id.parse().map_err(|error| damaged(format!("{error}")))?);
             }
         }
-        Ok(affected)
-    }
-
-    /// The derived artifacts computed with a version that `changes` replace, sorted.
-    pub async fn affected_by(
-        &self,
-        changes: &[ModelChange],
-    ) -> Result<Vec<ContentId>, LineageError> {
-        let mut affected = Vec::new();
-        for change in changes {
-            if let Some(from) = &change.from {
-                affected.extend(self.derived_with(&change.tool, from).await?);
-            }
-        }
-        affected.sort();
-        affected.dedup();
         Ok(affected)
     }
 

@@ -114,29 +114,30 @@ impl SubjectKeys {
     /// Opens every sealed field; one whose key was destroyed reads as [`SHREDDED`].
     pub fn open(&self, payload: &mut Value, schema: &Value) {
         for_each_sensitive(payload, schema, &mut |field| {
-            let Value::String(sealed) = &*field.value else {
-                return;
-            };
-            let Some(subject_id) = sealed_subject(sealed) else {
-                return;
-            };
-            let plain = match self.key(subject_id, false) {
-                Ok(Some(key)) => open_text(sealed, subject_id, &key),
-                _ => None,
-            };
-            *field.value = Value::String(plain.unwrap_or_else(|| SHREDDED.to_owned()));
+            if let Value::String(text) = &*field.value
+                && let Some(plain) = self.open_sealed(text)
+            {
+                *field.value = Value::String(plain);
+            }
         });
+    }
+
+    /// The plain text of one sealed string, or [`SHREDDED`] once its key is gone; `None`
+    /// when `text` is not sealed.
+    fn open_sealed(&self, text: &str) -> Option<String> {
+        let subject_id = sealed_subject(text)?;
+        let plain = match self.key(subject_id, false) {
+            Ok(Some(key)) => open_text(text, subject_id, &key),
+            _ => None,
+        };
+        Some(plain.unwrap_or_else(|| SHREDDED.to_owned()))
     }
 
     /// Opens every sealed string in `value`, wherever it is.
     pub fn open_everywhere(&self, value: &mut Value) {
         for_each_sealed(value, &mut |sealed| {
-            let subject_id = sealed_subject(sealed).expect("for_each_sealed found one");
-            match self.key(subject_id, false) {
-                Ok(Some(key)) => open_text(sealed, subject_id, &key),
-                _ => None,
-            }
-            .unwrap_or_else(|| SHREDDED.to_owned())
+            self.open_sealed(sealed)
+                .expect("for_each_sealed passes only sealed strings")
         });
     }
 

@@ -753,20 +753,16 @@ impl EventStore {
     /// The payload as this build reads it: upcast to the current version, with its sealed
     /// fields opened (or `[shredded]`), or why not.
     pub fn current_payload(&self, envelope: &EventEnvelope) -> CurrentPayload {
-        let mut current = self.current_sealed_payload(envelope);
-        if let CurrentPayload::Current { version, payload } = &mut current {
-            let name = self
-                .registry
-                .current_name(&envelope.event_type)
-                .expect("a current payload has a current type");
-            self.open_payload(name, *version, payload);
-        }
-        current
+        self.current(envelope, true)
     }
 
     /// As [`EventStore::current_payload`], with personal data still sealed: what
     /// projections fold, so their rows hold no personal data in clear.
     pub fn current_sealed_payload(&self, envelope: &EventEnvelope) -> CurrentPayload {
+        self.current(envelope, false)
+    }
+
+    fn current(&self, envelope: &EventEnvelope, open: bool) -> CurrentPayload {
         let Some(name) = self.registry.current_name(&envelope.event_type) else {
             return CurrentPayload::UnknownType;
         };
@@ -775,7 +771,12 @@ impl EventStore {
             envelope.payload_schema_version,
             envelope.payload.clone(),
         ) {
-            Ok((version, payload)) => CurrentPayload::Current { version, payload },
+            Ok((version, mut payload)) => {
+                if open {
+                    self.open_payload(name, version, &mut payload);
+                }
+                CurrentPayload::Current { version, payload }
+            }
             Err(error) => CurrentPayload::Unreadable {
                 reason: error.to_string(),
             },

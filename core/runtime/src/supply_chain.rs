@@ -16,11 +16,11 @@ use std::sync::RwLock;
 
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, EventEnvelope};
-use ops_core::governance::EvalRecorded;
+use ops_core::governance::{EvalRecorded, vouching_eval};
 use ops_core::id::{CapabilityId, ContentId};
 use ops_core::supply_chain::{
     ImpactReport, Release, ReleaseActivated, ReleaseBook, ReleaseRecorded, SignatureRef,
-    model_changes,
+    may_record, model_changes,
 };
 use ops_core::time::Timestamp;
 
@@ -83,26 +83,15 @@ impl Releases {
     ) -> Result<ContentId, ReleaseError> {
         let content_id = release.content_id();
         let refuse = |reason: String| refused(release, reason);
-        semver::Version::parse(&release.version).map_err(|error| {
-            refuse(format!(
-                "`{}` is not a semver version: {error}",
-                release.version
-            ))
-        })?;
         if let Some(signature) = &signature {
             self.trust.verify(&content_id, signature).map_err(refuse)?;
         }
-        let book = self.book();
-        if book.release(&content_id).is_some() {
-            return Ok(content_id);
-        }
-        if book
+        let recorded = self
+            .book()
             .find(release.kind, &release.name, &release.version)
-            .is_some()
-        {
-            return Err(refuse(
-                "this version was recorded with other content; bump the version".to_owned(),
-            ));
+            .map(Release::content_id);
+        if !may_record(&release.version, content_id, recorded).map_err(refuse)? {
+            return Ok(content_id);
         }
         let recorded = ReleaseRecorded {
             release: release.clone(),
@@ -195,6 +184,7 @@ impl Releases {
                 changed.join(", ")
             )));
         };
+        // Read now: evals are recorded through governance, by any host.
         let eval = self
             .store
             .read_by_type(EvalRecorded::TYPE)
@@ -203,18 +193,8 @@ impl Releases {
             .filter_map(|event| serde_json::from_value::<EvalRecorded>(event.envelope.payload).ok())
             .find(|recorded| recorded.eval_id == eval_id)
             .map(|recorded| recorded.artifact);
-        let Some(eval) = eval else {
-            return Ok(Err(format!("eval {eval_id} is not recorded")));
-        };
-        if let Some(failure) = eval.failure() {
-            return Ok(Err(format!(
-                "eval {eval_id} fails its thresholds: {failure}"
-            )));
-        }
-        if let Some(mismatch) = eval.mismatched_tools(&release.pins.tools) {
-            return Ok(Err(format!(
-                "eval {eval_id} does not cover the new versions: {mismatch}"
-            )));
+        if let Err(refusal) = vouching_eval(&eval_id, eval.as_ref(), &release.pins.tools) {
+            return Ok(Err(refusal));
         }
         let affected_artifacts = Lineage::new(self.store.clone(), self.capability_id)
             .affected_by(&changes)
