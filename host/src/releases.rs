@@ -3,11 +3,13 @@
 
 use std::io::Write;
 
-use ops_core::contract::Contract;
 use ops_core::governance::Pins;
+use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
-use ops_core::supply_chain::{Release, ReleaseActivated, ReleaseBook, ReleaseRecorded};
+use ops_core::supply_chain::Release;
+use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
+use ops_core_runtime::supply_chain::Releases;
 use ops_host::webhook::WebhookExecutor;
 
 /// What this binary runs, as releases: installed packs, contract modules, the webhook tool.
@@ -26,17 +28,14 @@ pub async fn verify(
     registry: &Registry,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let mut book = ReleaseBook::default();
-    let mut events = store.read_by_type(ReleaseRecorded::TYPE).await?;
-    events.extend(store.read_by_type(ReleaseActivated::TYPE).await?);
-    events.sort_by_key(|event| event.position);
-    for event in events {
-        let payload = event.envelope.payload;
-        match event.envelope.event_type.as_str() {
-            ReleaseRecorded::TYPE => book.recorded(&serde_json::from_value(payload)?),
-            _ => book.activated(&serde_json::from_value(payload)?),
-        }
-    }
+    // Only read: what was verified was verified when it was activated.
+    let book = Releases::load(
+        store.clone(),
+        Trust::default(),
+        CapabilityId::of("host.releases")?,
+    )
+    .await?
+    .book();
     let mut all_active = true;
     for release in installed(registry) {
         let content_id = release.content_id();

@@ -25,7 +25,7 @@ use crate::egress::{ApprovalPolicy, Effect};
 use crate::lineage::Lineage;
 use crate::service_event;
 use crate::signing::Trust;
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, StoredEvent};
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -70,16 +70,15 @@ impl Policies {
 
     /// Reads the policies' events again: what other hosts recorded since.
     pub async fn refresh(&self) -> Result<(), PolicyError> {
-        let mut events: Vec<StoredEvent> = Vec::new();
-        for event_type in [
-            PolicyDrafted::TYPE,
-            PolicyPromoted::TYPE,
-            PolicyRolledBack::TYPE,
-            EvalRecorded::TYPE,
-        ] {
-            events.extend(self.store.read_by_type(event_type).await?);
-        }
-        events.sort_by_key(|event| event.position);
+        let events = self
+            .store
+            .read_by_types(&[
+                PolicyDrafted::TYPE,
+                PolicyPromoted::TYPE,
+                PolicyRolledBack::TYPE,
+                EvalRecorded::TYPE,
+            ])
+            .await?;
         let mut book = PolicyBook::default();
         for event in &events {
             apply(&mut book, &event.envelope);

@@ -575,6 +575,18 @@ impl EventStore {
         decode_all(self.fetch(&sql, &[Bind::Text(event_type)]).await?)
     }
 
+    /// Every event of any of `event_types`, in commit order: what a service folds whose
+    /// state several event types make.
+    pub async fn read_by_types(&self, event_types: &[&str]) -> Result<Vec<StoredEvent>, ReadError> {
+        let placeholders: Vec<String> = (1..=event_types.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events WHERE event_type IN ({}) ORDER BY tx_order, seq",
+            placeholders.join(", ")
+        );
+        let binds: Vec<Bind<'_>> = event_types.iter().map(|t| Bind::Text(t)).collect();
+        decode_all(self.fetch(&sql, &binds).await?)
+    }
+
     /// Every event of one correlation, in commit order.
     pub async fn read_by_correlation(
         &self,

@@ -54,9 +54,9 @@ impl Releases {
         trust: Trust,
         capability_id: CapabilityId,
     ) -> Result<Self, ReleaseError> {
-        let mut events = store.read_by_type(ReleaseRecorded::TYPE).await?;
-        events.extend(store.read_by_type(ReleaseActivated::TYPE).await?);
-        events.sort_by_key(|event| event.position);
+        let events = store
+            .read_by_types(&[ReleaseRecorded::TYPE, ReleaseActivated::TYPE])
+            .await?;
         let mut book = ReleaseBook::default();
         for event in &events {
             apply(&mut book, &event.envelope);
