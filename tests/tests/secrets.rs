@@ -12,7 +12,7 @@ use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, To
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::secrets::{
-    EncryptedFile, SecretBackend, SecretValue, SecretsError, SecretsProvider,
+    AccessToken, EncryptedFile, SecretBackend, SecretValue, SecretsError, SecretsProvider,
 };
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::{Credential, WebhookExecutor, WebhookSink};
@@ -42,6 +42,26 @@ async fn holding_the_secret(provider: &SecretsProvider) -> SecretHandle {
         .handle(SECRET_ID, &responder(), capability(), correlation())
         .await
         .expect("a handle")
+}
+
+/// A token to `post` to `audience` for `ttl`, asked by the responder.
+async fn post_token(
+    provider: &SecretsProvider,
+    handle: &SecretHandle,
+    audience: &str,
+    ttl: Duration,
+) -> Result<AccessToken, SecretsError> {
+    provider
+        .access_token(
+            handle,
+            audience,
+            "post",
+            ttl,
+            &responder(),
+            capability(),
+            correlation(),
+        )
+        .await
 }
 
 fn correlation() -> CorrelationId {
@@ -160,19 +180,8 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
             .is_some_and(|expires| expires > token.issued_at)
     );
 
-    let token = async |audience: &str, ttl: Duration| {
-        provider
-            .access_token(
-                &handle,
-                audience,
-                "post",
-                ttl,
-                &responder(),
-                capability(),
-                correlation(),
-            )
-            .await
-    };
+    let token =
+        async |audience: &str, ttl: Duration| post_token(&provider, &handle, audience, ttl).await;
     // Tokens are bound to their audience and their time.
     let elsewhere = token("webhook.other", Duration::from_secs(60))
         .await
@@ -216,17 +225,13 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     // A provider opened again from the log knows the handle is revoked.
     let reopened = self::provider(&store, &file, Scope::everything()).await;
     assert!(matches!(
-        reopened
-            .access_token(
-                &handle,
-                ONCALL_DESTINATION,
-                "post",
-                Duration::from_secs(60),
-                &responder(),
-                capability(),
-                correlation()
-            )
-            .await,
+        post_token(
+            &reopened,
+            &handle,
+            ONCALL_DESTINATION,
+            Duration::from_secs(60)
+        )
+        .await,
         Err(SecretsError::Revoked(_))
     ));
 
@@ -268,17 +273,13 @@ async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Ba
     .await;
     // A handle needs no audience.
     let handle = holding_the_secret(&provider).await;
-    let denied = provider
-        .access_token(
-            &handle,
-            ONCALL_DESTINATION,
-            "post",
-            Duration::from_secs(60),
-            &responder(),
-            capability(),
-            correlation(),
-        )
-        .await;
+    let denied = post_token(
+        &provider,
+        &handle,
+        ONCALL_DESTINATION,
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(
         matches!(&denied, Err(SecretsError::Denied { reason, .. }) if reason.contains("does not reach `webhook.oncall`")),
         "{denied:?}"
