@@ -1,5 +1,6 @@
 //! `ops-host capabilities`: what each capability allowed at a time, for audits.
 
+use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 
 use anyhow::{Context, bail};

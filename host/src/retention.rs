@@ -1,5 +1,6 @@
 //! `ops-host retention`: applies a retention policy and prints each class's receipt.
 
+use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 
 use ops_core::envelope::Actor;

@@ -5,6 +5,7 @@
 //! command bus, and their external effects through the egress gateway to a local webhook
 //! endpoint standing in for the real destinations. It names no pack.
 
+use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! and a derived artifact shows its lineage. Each part works on whatever the installed
 //! packs put in the log and is idempotent: a second run shows what the first recorded.
 
+use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

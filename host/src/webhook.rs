@@ -6,6 +6,7 @@
 //! it does each effect once however often it is asked, which is what lets the dispatcher
 //! retry after a lost answer.
 
+use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@
 //! Every job is a catch-up that resumes from the log, so stopping the worker at any point
 //! loses nothing, and a job that fails is reported and queued again the next tick.
 
+use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! The arguments of `#[event(...)]`, `#[command(...)]` and `#[pack(...)]`, parsed but not
 //! yet validated: every key keeps its tokens so `check` can point at them.
 
+use std::collections::BTreeSet;
+
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
@@ -36,8 +38,12 @@ const SPOOFING_KEYS: &[&str] = &["name", "type", "owner", "namespace", "crate", 
 
 pub fn parse_contract_args(args: TokenStream, cx: &mut Ctxt) -> ContractArgs {
     let mut parsed = ContractArgs::default();
+    let mut seen = BTreeSet::new();
     let parser = syn::meta::parser(|meta| {
         let key = key_of(&meta);
+        if given_twice(&mut seen, &key, &meta, cx)? {
+            return Ok(());
+        }
         match key.as_str() {
             "domain" => parsed.domain = Some(meta.value()?.parse()?),
             "version" => parsed.version = Some(meta.value()?.parse()?),
@@ -77,8 +83,12 @@ pub fn parse_contract_args(args: TokenStream, cx: &mut Ctxt) -> ContractArgs {
 
 pub fn parse_pack_args(args: TokenStream, cx: &mut Ctxt) -> PackArgs {
     let mut parsed = PackArgs::default();
+    let mut seen = BTreeSet::new();
     let parser = syn::meta::parser(|meta| {
         let key = key_of(&meta);
+        if given_twice(&mut seen, &key, &meta, cx)? {
+            return Ok(());
+        }
         match key.as_str() {
             "id" => parsed.id = Some(meta.value()?.parse()?),
             "version" => parsed.version = Some(meta.value()?.parse()?),
@@ -98,6 +108,27 @@ pub fn parse_pack_args(args: TokenStream, cx: &mut Ctxt) -> PackArgs {
         cx.syn_error(error);
     }
     parsed
+}
+
+/// A key given a second time is refused (which one would win is a guess), and its value
+/// skipped so the rest is still read.
+fn given_twice(
+    seen: &mut BTreeSet<String>,
+    key: &str,
+    meta: &ParseNestedMeta,
+    cx: &mut Ctxt,
+) -> syn::Result<bool> {
+    if seen.insert(key.to_owned()) {
+        return Ok(false);
+    }
+    if meta.input.peek(Token![=]) {
+        meta.value()?;
+        while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+            meta.input.parse::<proc_macro2::TokenTree>()?;
+        }
+    }
+    cx.error_spanned_by(&meta.path, format!("`{key}` is given twice; keep one"));
+    Ok(true)
 }
 
 /// `key = ["a", "b"]`.

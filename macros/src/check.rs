@@ -10,6 +10,7 @@ use crate::owner::{Owner, is_identifier};
 
 pub fn contract(contract: &Contract, cx: &mut Ctxt) {
     payload_shape(&contract.item, contract.kind.with_article(), cx);
+    personal_data(&contract.item, cx);
     let owner = match &contract.owning.owner {
         Ok(owner) => owner,
         Err(message) => {
@@ -59,6 +60,51 @@ pub fn payload_shape(item: &DeriveInput, noun: &str, cx: &mut Ctxt) {
                 format!("{field_name} of `{name}` is borrowed; {noun} owns its data, use an owned type (`String`, `Vec<T>`, `Box<T>`)"),
             );
         }
+    }
+}
+
+/// Whether the item can carry the contract traits: a struct or enum without generics or
+/// borrowed fields (a rejected one of those gets no impls, which would only add errors).
+pub fn shape_is_sound(item: &DeriveInput) -> bool {
+    let mut cx = Ctxt::default();
+    payload_shape(item, "a payload", &mut cx);
+    cx.finish().is_ok()
+}
+
+/// A `#[sensitive]` field is sealed under the key of the data subject that the `#[subject]`
+/// fields beside it name. Without them it would be stored in clear and could never be
+/// erased, so every struct or variant with a sensitive field says whose data it holds.
+pub fn personal_data(item: &DeriveInput, cx: &mut Ctxt) {
+    let has = |field: &syn::Field, name: &str| field.attrs.iter().any(|a| a.path().is_ident(name));
+    let mut check = |fields: &Fields, place: String| {
+        if fields.iter().any(|field| has(field, "subject")) {
+            return;
+        }
+        for field in fields.iter().filter(|field| has(field, "sensitive")) {
+            let attribute = field
+                .attrs
+                .iter()
+                .find(|a| a.path().is_ident("sensitive"))
+                .expect("filtered on it");
+            let field_name = field.ident.as_ref().map_or_else(
+                || "a tuple field".to_owned(),
+                |ident| format!("field `{ident}`"),
+            );
+            cx.error_spanned_by(
+                attribute,
+                format!("{field_name} of {place} is `#[sensitive]`, but {place} has no `#[subject]` field, so this personal data would be stored in clear and could never be erased; mark the fields that say whose data it is `#[subject]`, or hold it in a `#[data]` type that has them (like `ops_shared_people::PersonRef`)"),
+            );
+        }
+    };
+    let name = &item.ident;
+    match &item.data {
+        Data::Struct(data) => check(&data.fields, format!("`{name}`")),
+        Data::Enum(data) => {
+            for variant in &data.variants {
+                check(&variant.fields, format!("`{name}::{}`", variant.ident));
+            }
+        }
+        Data::Union(_) => {}
     }
 }
 

@@ -1,5 +1,9 @@
 //! Code generation. Everything generated lives in `const _: () = { ... };` and names items
 //! by absolute path, so the author's `use`s and shadowing never change its meaning.
+//!
+//! A rejected item is still emitted with its derives and trait impls (but never
+//! registered), as thiserror does, so one mistake gives one error and not a cascade of
+//! "not an event" or schema-derive hints wherever the type is used.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -8,6 +12,8 @@ use syn::spanned::Spanned;
 use crate::ast::{Contract, ContractKind, DedupeKind, Pack, Safety, Unparsed};
 use crate::check;
 use crate::ctxt::Ctxt;
+use crate::owner::OwningCrate;
+use crate::sandbox;
 
 pub fn contract(kind: ContractKind, args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
@@ -16,10 +22,21 @@ pub fn contract(kind: ContractKind, args: TokenStream, item: TokenStream) -> Tok
         Err(Unparsed(tokens)) => return tokens,
     };
     check::contract(&contract, &mut cx);
-    match cx.finish() {
+    let sandbox = sandbox::check(&contract.owning);
+    let expanded = match cx.finish() {
         Ok(()) => contract_impls(&contract),
-        Err(errors) => with_errors(&contract.item, errors),
-    }
+        Err(errors) => {
+            let fallback = if check::shape_is_sound(&contract.item) {
+                let item = serde_and_schema(&contract.item);
+                let impls = trait_impls(&contract);
+                quote!(#item const _: () = { #impls };)
+            } else {
+                derives_if_possible(&contract.item)
+            };
+            quote!(#fallback #errors)
+        }
+    };
+    quote!(#expanded #sandbox)
 }
 
 pub fn data(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -32,10 +49,13 @@ pub fn data(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => return with_errors(&item, error.to_compile_error()),
     };
     check::payload_shape(&item, "a payload type", &mut cx);
-    match cx.finish() {
+    check::personal_data(&item, &mut cx);
+    let sandbox = sandbox::check(&OwningCrate::from_env());
+    let expanded = match cx.finish() {
         Ok(()) => serde_and_schema(&item),
-        Err(errors) => with_errors(&item, errors),
-    }
+        Err(errors) => with_errors(&derives_if_possible(&item), errors),
+    };
+    quote!(#expanded #sandbox)
 }
 
 pub fn pack(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -45,9 +65,23 @@ pub fn pack(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(Unparsed(tokens)) => return tokens,
     };
     check::pack(&pack, &mut cx);
-    match cx.finish() {
+    let sandbox = sandbox::check(&pack.owning);
+    let expanded = match cx.finish() {
         Ok(()) => pack_impls(&pack),
-        Err(errors) => with_errors(&pack.item, errors),
+        Err(errors) => {
+            let item = &pack.item;
+            let impl_pack = pack_trait_impl(&pack);
+            quote!(#item const _: () = { #impl_pack }; #errors)
+        }
+    };
+    quote!(#expanded #sandbox)
+}
+
+/// The item with its serde and schema derives, unless it is a union (which they refuse).
+fn derives_if_possible(item: &syn::DeriveInput) -> TokenStream {
+    match item.data {
+        syn::Data::Union(_) => quote!(#item),
+        _ => serde_and_schema(item),
     }
 }
 
@@ -100,29 +134,13 @@ fn mark_sensitive(item: &syn::DeriveInput) -> syn::DeriveInput {
 fn contract_impls(contract: &Contract) -> TokenStream {
     let item = serde_and_schema(&contract.item);
     let ident = contract.ident();
-    let owner = contract
-        .owning
-        .owner
-        .as_ref()
-        .expect("checked: the owner is known");
-    let type_name = owner.type_name(contract.domain().as_deref(), &ident.to_string());
+    let type_name = type_name(contract);
     let version = contract.version();
-    let visibility = if contract.is_public() {
-        quote!(::ops_core::contract::Visibility::Public)
-    } else {
-        quote!(::ops_core::contract::Visibility::Private)
-    };
-    let (kind, kind_impl, safety, dedupe, compensation) = match contract.kind {
-        ContractKind::Event => (
-            quote!(::ops_core::contract::Kind::Event),
-            quote!(impl ::ops_core::contract::Event for #ident {}),
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
-        ContractKind::Command => command_parts(contract),
-    };
+    let impls = trait_impls(contract);
     let (upcast_checks, upcaster) = upcast_parts(contract);
+    let (kind, visibility) = (kind_of(contract), visibility_of(contract));
+    let (_, safety, dedupe, compensation) = command_parts(contract);
+    let identity = compiled_in_owner(&contract.owning);
     let renamed_from = match &contract.args.renamed_from {
         Some(old) => quote!(::core::option::Option::Some(#old)),
         None => quote!(::core::option::Option::None),
@@ -130,14 +148,9 @@ fn contract_impls(contract: &Contract) -> TokenStream {
     quote! {
         #item
         const _: () = {
-            impl ::ops_core::contract::Contract for #ident {
-                const TYPE: &'static str = #type_name;
-                const VERSION: u32 = #version;
-                const KIND: ::ops_core::contract::Kind = #kind;
-                const VISIBILITY: ::ops_core::contract::Visibility = #visibility;
-            }
-            #kind_impl
+            #impls
             #upcast_checks
+            #identity
             ::ops_core::__private::inventory::submit! {
                 ::ops_core::registry::TypeDescriptor {
                     name: #type_name,
@@ -149,6 +162,7 @@ fn contract_impls(contract: &Contract) -> TokenStream {
                     compensation: #compensation,
                     renamed_from: #renamed_from,
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    type_path: ::core::any::type_name::<#ident>,
                     crate_name: ::core::env!("CARGO_PKG_NAME"),
                     crate_version: ::core::env!("CARGO_PKG_VERSION"),
                     file: ::core::file!(),
@@ -162,30 +176,87 @@ fn contract_impls(contract: &Contract) -> TokenStream {
     }
 }
 
-type CommandParts = (
-    TokenStream,
-    TokenStream,
-    TokenStream,
-    TokenStream,
-    TokenStream,
-);
+/// `pack.<id>.<domain>.<Name>`, or the bare name when the owner is unknown (a rejected item).
+fn type_name(contract: &Contract) -> String {
+    let ident = contract.ident().to_string();
+    match &contract.owning.owner {
+        Ok(owner) => owner.type_name(contract.domain().as_deref(), &ident),
+        Err(_) => ident,
+    }
+}
 
-fn command_parts(contract: &Contract) -> CommandParts {
+fn kind_of(contract: &Contract) -> TokenStream {
+    match contract.kind {
+        ContractKind::Event => quote!(::ops_core::contract::Kind::Event),
+        ContractKind::Command => quote!(::ops_core::contract::Kind::Command),
+    }
+}
+
+fn visibility_of(contract: &Contract) -> TokenStream {
+    if contract.is_public() {
+        quote!(::ops_core::contract::Visibility::Public)
+    } else {
+        quote!(::ops_core::contract::Visibility::Private)
+    }
+}
+
+/// `Contract` and `Event` or `Command` (and `ExternalEffect`): what code using the type needs,
+/// emitted for a rejected item too.
+fn trait_impls(contract: &Contract) -> TokenStream {
     let ident = contract.ident();
-    let safety = match contract
-        .safety()
-        .expect("checked: the safety class is known")
-    {
+    let type_name = type_name(contract);
+    let version = contract.version();
+    let (kind, visibility) = (kind_of(contract), visibility_of(contract));
+    let kind_impl = match contract.kind {
+        ContractKind::Event => quote!(impl ::ops_core::contract::Event for #ident {}),
+        ContractKind::Command => command_parts(contract).0,
+    };
+    quote! {
+        impl ::ops_core::contract::Contract for #ident {
+            const TYPE: &'static str = #type_name;
+            const VERSION: u32 = #version;
+            const KIND: ::ops_core::contract::Kind = #kind;
+            const VISIBILITY: ::ops_core::contract::Visibility = #visibility;
+        }
+        #kind_impl
+    }
+}
+
+/// A build script can rewrite `CARGO_PKG_NAME`, not the crate rustc compiles: the type must
+/// find itself in the crate whose name gives it its owner.
+fn compiled_in_owner(owning: &OwningCrate) -> TokenStream {
+    let Some(expected) = &owning.compiled_as else {
+        return quote!();
+    };
+    let message = format!(
+        "this type claims the owner of crate `{}`, but it is compiled in another crate; the owner is the crate that compiles the type: remove the `CARGO_PKG_NAME` override (a build script's `cargo::rustc-env`)",
+        owning.crate_name
+    );
+    quote! {
+        const _: () = ::core::assert!(
+            ::ops_core::__private::compiled_in(::core::module_path!(), #expected),
+            #message
+        );
+    }
+}
+
+/// The `Command` (and `ExternalEffect`) impls and the descriptor's safety, dedupe and
+/// compensation. A rejected command still gets impls, with the defaults where its
+/// arguments could not be read.
+fn command_parts(contract: &Contract) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+    let none = || quote!(::core::option::Option::None);
+    if contract.kind == ContractKind::Event {
+        return (quote!(), none(), none(), none());
+    }
+    let ident = contract.ident();
+    let safety = match contract.safety().unwrap_or(Safety::WriteInternal) {
         Safety::Read => quote!(::ops_core::contract::SafetyClass::Read),
         Safety::WriteInternal => quote!(::ops_core::contract::SafetyClass::WriteInternal),
         Safety::WriteExternalSideEffect => {
             quote!(::ops_core::contract::SafetyClass::WriteExternalSideEffect)
         }
     };
-    let dedupe = match contract
-        .dedupe()
-        .expect("checked: the dedupe scope is known")
-    {
+    let dedupe = match contract.dedupe().unwrap_or(DedupeKind::Command) {
         DedupeKind::Command => quote!(::ops_core::contract::DedupeKind::Command),
         DedupeKind::Connector => quote!(::ops_core::contract::DedupeKind::Connector),
         DedupeKind::Egress => quote!(::ops_core::contract::DedupeKind::Egress),
@@ -199,9 +270,9 @@ fn command_parts(contract: &Contract) -> CommandParts {
             },
             quote!(::core::option::Option::Some(<#path as ::ops_core::contract::Contract>::TYPE)),
         ),
-        None => (quote!(), quote!(::core::option::Option::None)),
+        None => (quote!(), none()),
     };
-    let kind_impl = quote! {
+    let impls = quote! {
         impl ::ops_core::contract::Command for #ident {
             const SAFETY: ::ops_core::contract::SafetyClass = #safety;
             const DEDUPE: ::ops_core::contract::DedupeKind = #dedupe;
@@ -209,8 +280,7 @@ fn command_parts(contract: &Contract) -> CommandParts {
         #external_impl
     };
     (
-        quote!(::ops_core::contract::Kind::Command),
-        kind_impl,
+        impls,
         quote!(::core::option::Option::Some(#safety)),
         quote!(::core::option::Option::Some(#dedupe)),
         compensation,
@@ -252,6 +322,24 @@ fn upcast_parts(contract: &Contract) -> (TokenStream, TokenStream) {
     (checks, upcaster)
 }
 
+fn pack_trait_impl(pack: &Pack) -> TokenStream {
+    let ident = &pack.item.ident;
+    let id = pack
+        .args
+        .id
+        .as_ref()
+        .map(syn::LitStr::value)
+        .unwrap_or_default();
+    let contracts = pack.args.contracts.iter();
+    quote! {
+        impl ::ops_core::pack::Pack for #ident {
+            const ID: &'static str = #id;
+            const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");
+            const CONTRACTS: &'static [&'static str] = &[#(#contracts),*];
+        }
+    }
+}
+
 fn pack_impls(pack: &Pack) -> TokenStream {
     let item = &pack.item;
     let ident = &item.ident;
@@ -261,7 +349,8 @@ fn pack_impls(pack: &Pack) -> TokenStream {
         .as_ref()
         .expect("checked: the id is present")
         .value();
-    let contracts = pack.args.contracts.iter();
+    let impl_pack = pack_trait_impl(pack);
+    let identity = compiled_in_owner(&pack.owning);
     let migrations = pack.args.migrations.iter().map(|file| {
         let name = std::path::Path::new(&file.value())
             .file_stem()
@@ -287,18 +376,17 @@ fn pack_impls(pack: &Pack) -> TokenStream {
         #item
         #one_per_crate
         const _: () = {
-            impl ::ops_core::pack::Pack for #ident {
-                const ID: &'static str = #id;
-                const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");
-            }
+            #impl_pack
+            #identity
             ::ops_core::__private::inventory::submit! {
                 ::ops_core::pack::PackDescriptor {
                     id: #id,
                     version: ::core::env!("CARGO_PKG_VERSION"),
                     crate_name: ::core::env!("CARGO_PKG_NAME"),
-                    contracts: &[#(#contracts),*],
+                    contracts: <#ident as ::ops_core::pack::Pack>::CONTRACTS,
                     migrations: &[#(#migrations),*],
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    type_path: ::core::any::type_name::<#ident>,
                     file: ::core::file!(),
                     line: ::core::line!(),
                 }

@@ -10,6 +10,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod owner;
+mod sandbox;
 
 use proc_macro::TokenStream;
 

@@ -20,14 +20,24 @@ pub enum Owner {
 pub struct OwningCrate {
     pub crate_name: String,
     pub owner: Result<Owner, String>,
+    /// The Rust crate the generated code must find itself in (`pack_incidents`): Cargo's
+    /// environment can be rewritten by a build script, `module_path!()` cannot, so the
+    /// expansion asserts the two agree. `None` for trybuild's cases, compiled as binaries
+    /// named after the case.
+    pub compiled_as: Option<String>,
 }
 
 impl OwningCrate {
     pub fn from_env() -> Self {
         let crate_name = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
-        let identity = trybuild_identity(&crate_name).unwrap_or(&crate_name);
-        let owner = owner_of(identity);
-        OwningCrate { crate_name, owner }
+        let trybuild = trybuild_identity(&crate_name);
+        let owner = owner_of(trybuild.unwrap_or(&crate_name));
+        let compiled_as = trybuild.is_none().then(|| crate_name.replace('-', "_"));
+        OwningCrate {
+            crate_name,
+            owner,
+            compiled_as,
+        }
     }
 }
 

@@ -58,7 +58,9 @@ pub fn tokens(source: &str) -> Vec<Token<'_>> {
                 ..
             } => Some((
                 Kind::Str,
-                text.trim_start_matches('r').trim_matches('#').trim_matches('"'),
+                text.trim_start_matches('r')
+                    .trim_matches('#')
+                    .trim_matches('"'),
             )),
             TokenKind::Literal { .. } | TokenKind::Lifetime { .. } => Some((Kind::Other, text)),
             _ => text.chars().next().map(|c| (Kind::Punct(c), text)),
@@ -99,8 +101,18 @@ mod tests {
             .collect();
         assert_eq!(
             idents,
-            vec![("use", 2, 1), ("std", 2, 5), ("net", 2, 12), ("let", 3, 11), ("s", 3, 15)]
+            vec![
+                ("use", 2, 1),
+                ("std", 2, 5),
+                ("net", 2, 12),
+                ("let", 3, 11),
+                ("s", 3, 15)
+            ]
         );
-        assert!(tokens.iter().any(|t| t.kind == Kind::Str && t.text == "std"));
+        assert!(
+            tokens
+                .iter()
+                .any(|t| t.kind == Kind::Str && t.text == "std")
+        );
     }
 }

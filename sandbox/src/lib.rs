@@ -92,40 +92,72 @@ impl Rule {
     /// What is wrong, as the middle of a sentence.
     pub fn what(self) -> &'static str {
         match self {
-            Rule::NoStd => "the crate root does not say `#![no_std]`, so the whole standard library (network, files, processes, environment, clock) is in reach",
-            Rule::ForbidUnsafe => "the crate root does not say `#![forbid(unsafe_code)]`, so foreign and unsafe code can be written",
+            Rule::NoStd => {
+                "the crate root does not say `#![no_std]`, so the whole standard library (network, files, processes, environment, clock) is in reach"
+            }
+            Rule::ForbidUnsafe => {
+                "the crate root does not say `#![forbid(unsafe_code)]`, so foreign and unsafe code can be written"
+            }
             Rule::Network => "a pack has no network access",
             Rule::Filesystem => "a pack has no filesystem or standard streams",
             Rule::Process => "a pack starts no processes or threads",
             Rule::Environment => "a pack reads no environment variables",
             Rule::Clock => "a pack has no wall clock (a replay must give the same result)",
-            Rule::Randomness => "a pack has no randomness, and hash maps seeded from the OS iterate differently on every run",
+            Rule::Randomness => {
+                "a pack has no randomness, and hash maps seeded from the OS iterate differently on every run"
+            }
             Rule::Unsafe => "a pack runs no unsafe code",
             Rule::ForeignCode => "a pack calls and exports no foreign (C) code",
             Rule::BuildEnvironment => "this compiles the build machine's environment into the pack",
             Rule::BuildFiles => "this compiles the build machine's files into the pack",
-            Rule::Std => "the standard library carries network, files, processes, environment and clock, so a pack is `#![no_std]`",
+            Rule::Std => {
+                "the standard library carries network, files, processes, environment and clock, so a pack is `#![no_std]`"
+            }
             Rule::ModulePath => "`#[path]` can load a module from anywhere on the build machine",
-            Rule::CoreInternals => "this is written only by the ops macros, which check what it claims",
+            Rule::CoreInternals => {
+                "this is written only by the ops macros, which check what it claims"
+            }
         }
     }
 
     /// What to use instead.
     pub fn instead(self) -> &'static str {
         match self {
-            Rule::NoStd => "add `#![no_std]` at the top of the crate root; `ops_core::prelude` has `String`, `Vec`, `BTreeMap`, `format!`, `vec!` and serde",
+            Rule::NoStd => {
+                "add `#![no_std]` at the top of the crate root; `ops_core::prelude` has `String`, `Vec`, `BTreeMap`, `format!`, `vec!` and serde"
+            }
             Rule::ForbidUnsafe => "add `#![forbid(unsafe_code)]` at the top of the crate root",
-            Rule::Network | Rule::Process => "ask for the effect with a `WRITE_EXTERNAL_SIDE_EFFECT` command: the egress gateway sends it, fenced, with a receipt",
-            Rule::Filesystem => "read a source through a connector (the runtime's `SourceReader` feeds `Connector::interpret`) and keep state in a projection",
-            Rule::Environment => "take configuration from the host, and hold a credential as a `SecretHandle`, which only the host's executor redeems",
-            Rule::Clock => "use the envelope's `occurred_at` (`ProjectedEvent::envelope`, the event a reaction answers)",
-            Rule::Randomness => "derive what you need from the event (ids are content-addressed) and use `BTreeMap`/`BTreeSet`",
-            Rule::Unsafe | Rule::ForeignCode => "write it in safe Rust; an effect outside the pack is a `WRITE_EXTERNAL_SIDE_EFFECT` command",
-            Rule::BuildEnvironment => "take configuration from the host, and hold a credential as a `SecretHandle`",
-            Rule::BuildFiles => "write the data into the source, or read it at run time through a connector's `SourceReader`",
-            Rule::Std => "use `core` and `alloc` through `ops_core::prelude`; for I/O, a command through the egress gateway or a connector",
+            Rule::Network | Rule::Process => {
+                "ask for the effect with a `WRITE_EXTERNAL_SIDE_EFFECT` command: the egress gateway sends it, fenced, with a receipt"
+            }
+            Rule::Filesystem => {
+                "read a source through a connector (the runtime's `SourceReader` feeds `Connector::interpret`) and keep state in a projection"
+            }
+            Rule::Environment => {
+                "take configuration from the host, and hold a credential as a `SecretHandle`, which only the host's executor redeems"
+            }
+            Rule::Clock => {
+                "use the envelope's `occurred_at` (`ProjectedEvent::envelope`, the event a reaction answers)"
+            }
+            Rule::Randomness => {
+                "derive what you need from the event (ids are content-addressed) and use `BTreeMap`/`BTreeSet`"
+            }
+            Rule::Unsafe | Rule::ForeignCode => {
+                "write it in safe Rust; an effect outside the pack is a `WRITE_EXTERNAL_SIDE_EFFECT` command"
+            }
+            Rule::BuildEnvironment => {
+                "take configuration from the host, and hold a credential as a `SecretHandle`"
+            }
+            Rule::BuildFiles => {
+                "write the data into the source, or read it at run time through a connector's `SourceReader`"
+            }
+            Rule::Std => {
+                "use `core` and `alloc` through `ops_core::prelude`; for I/O, a command through the egress gateway or a connector"
+            }
             Rule::ModulePath => "keep modules in the crate's `src/` folder under their own names",
-            Rule::CoreInternals => "declare types with `#[event]`, `#[command]`, `#[data]` and `#[pack]`, and install with `install_projection!`, `install_handler!`, `install_reaction!` or `install_connector!`",
+            Rule::CoreInternals => {
+                "declare types with `#[event]`, `#[command]`, `#[data]` and `#[pack]`, and install with `install_projection!`, `install_handler!`, `install_reaction!` or `install_connector!`"
+            }
         }
     }
 }
@@ -151,14 +183,21 @@ impl Finding {
     /// `rule: `found` at file:line:col: what; instead`, with the file relative to `base`.
     pub fn message(&self, base: &Path) -> String {
         let file = self.file.strip_prefix(base).unwrap_or(&self.file);
+        let place = match self.rule {
+            Rule::NoStd | Rule::ForbidUnsafe => format!("{}", file.display()),
+            _ => format!(
+                "`{}` at {}:{}:{}",
+                self.found,
+                file.display(),
+                self.line,
+                self.column
+            ),
+        };
         format!(
-            "`{}` at {}:{}:{}: {}; {}",
-            self.found,
-            file.display(),
-            self.line,
-            self.column,
+            "{place}: {}; {} [{}]",
             self.rule.what(),
-            self.rule.instead()
+            self.rule.instead(),
+            self.rule.id()
         )
     }
 }
@@ -229,7 +268,10 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
         let attributes = inner_attributes(&tokens);
         let start = tokens.first();
         if let Some(first) = start.or(tokens.last()) {
-            if !attributes.iter().any(|a| a.len() == 1 && a[0].is_ident("no_std")) {
+            if !attributes
+                .iter()
+                .any(|a| a.len() == 1 && a[0].is_ident("no_std"))
+            {
                 found(Rule::NoStd, first, "crate root".to_owned());
             }
             let forbids_unsafe = attributes.iter().any(|a| {
@@ -280,8 +322,8 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
             continue;
         }
         let followed_by_bang = next(1).is_some_and(|t| t.is_punct('!'));
-        let path_follows = next(1).is_some_and(|t| t.is_punct(':'))
-            && next(2).is_some_and(|t| t.is_punct(':'));
+        let path_follows =
+            next(1).is_some_and(|t| t.is_punct(':')) && next(2).is_some_and(|t| t.is_punct(':'));
         let after_path = previous(1).is_some_and(|t| t.is_punct(':'))
             && previous(2).is_some_and(|t| t.is_punct(':'));
         match token.text {

@@ -39,14 +39,20 @@ fn a_clean_pack_has_no_findings() {
 
 #[test]
 fn the_root_must_be_no_std_and_forbid_unsafe_code() {
-    let dir = crate_with(&[("lib.rs", "#![cfg_attr(any(), no_std)]\n#![deny(unsafe_code)]\npub struct A;")]);
+    let dir = crate_with(&[(
+        "lib.rs",
+        "#![cfg_attr(any(), no_std)]\n#![deny(unsafe_code)]\npub struct A;",
+    )]);
     let rules: Vec<Rule> = scan_crate(&dir.join("src/lib.rs"))
         .expect("scans")
         .into_iter()
         .map(|f| f.rule)
         .collect();
     assert_eq!(rules, vec![Rule::NoStd, Rule::ForbidUnsafe]);
-    let dir = crate_with(&[("lib.rs", "#![no_std]\n#![forbid(missing_docs, unsafe_code)]\n")]);
+    let dir = crate_with(&[(
+        "lib.rs",
+        "#![no_std]\n#![forbid(missing_docs, unsafe_code)]\n",
+    )]);
     assert_eq!(scan_crate(&dir.join("src/lib.rs")).expect("scans"), vec![]);
 }
 
@@ -67,7 +73,10 @@ fn network_in_every_spelling() {
             "{body}: {rules:?}"
         );
     }
-    assert_eq!(rules_only("use std::os::unix::net::UnixStream;"), vec![Rule::Network]);
+    assert_eq!(
+        rules_only("use std::os::unix::net::UnixStream;"),
+        vec![Rule::Network]
+    );
     assert_eq!(
         rules_only("use std::{fs, net};"),
         vec![Rule::Network, Rule::Filesystem]
@@ -81,18 +90,45 @@ fn each_kind_of_ambient_authority_is_named() {
         ("fn f() { std::io::stdout(); }", Rule::Filesystem),
         ("use std::process::Command;", Rule::Process),
         ("fn f() { std::thread::spawn(|| ()); }", Rule::Process),
-        ("fn f() { std::env::var(\"OPS_SECRETS_KEY\"); }", Rule::Environment),
-        ("const K: &str = env!(\"OPS_SECRETS_KEY\");", Rule::BuildEnvironment),
-        ("const K: Option<&str> = core::option_env!(\"HOME\");", Rule::BuildEnvironment),
-        ("const K: &str = include_str!(\"../../ops-data/secrets.key\");", Rule::BuildFiles),
-        ("const K: &[u8] = ::core::include_bytes!(\"/etc/passwd\");", Rule::BuildFiles),
+        (
+            "fn f() { std::env::var(\"OPS_SECRETS_KEY\"); }",
+            Rule::Environment,
+        ),
+        (
+            "const K: &str = env!(\"OPS_SECRETS_KEY\");",
+            Rule::BuildEnvironment,
+        ),
+        (
+            "const K: Option<&str> = core::option_env!(\"HOME\");",
+            Rule::BuildEnvironment,
+        ),
+        (
+            "const K: &str = include_str!(\"../../ops-data/secrets.key\");",
+            Rule::BuildFiles,
+        ),
+        (
+            "const K: &[u8] = ::core::include_bytes!(\"/etc/passwd\");",
+            Rule::BuildFiles,
+        ),
         ("fn f() { let _ = Timestamp::now(); }", Rule::Clock),
         ("fn f() { std::time::SystemTime::now(); }", Rule::Clock),
-        ("type M = std::collections::HashMap<u8, u8>;", Rule::Randomness),
-        ("fn f() { unsafe { core::hint::unreachable_unchecked() } }", Rule::Unsafe),
-        ("unsafe extern \"C\" { safe fn abs(x: i32) -> i32; }", Rule::Unsafe),
+        (
+            "type M = std::collections::HashMap<u8, u8>;",
+            Rule::Randomness,
+        ),
+        (
+            "fn f() { unsafe { core::hint::unreachable_unchecked() } }",
+            Rule::Unsafe,
+        ),
+        (
+            "unsafe extern \"C\" { safe fn abs(x: i32) -> i32; }",
+            Rule::Unsafe,
+        ),
         ("#[path = \"/etc/evil.rs\"] mod evil;", Rule::ModulePath),
-        ("ops_core::__private::inventory::submit! {}", Rule::CoreInternals),
+        (
+            "ops_core::__private::inventory::submit! {}",
+            Rule::CoreInternals,
+        ),
     ];
     for (body, rule) in cases {
         let rules = rules_only(body);
@@ -100,9 +136,14 @@ fn each_kind_of_ambient_authority_is_named() {
     }
     assert!(rules_only("extern \"C\" fn f() {}").contains(&Rule::ForeignCode));
     assert!(rules_only("#[unsafe(no_mangle)] pub fn f() {}").contains(&Rule::ForeignCode));
-    assert!(rules_only("impl ops_core::contract::Contract for X {}").contains(&Rule::CoreInternals));
+    assert!(
+        rules_only("impl ops_core::contract::Contract for X {}").contains(&Rule::CoreInternals)
+    );
     assert!(rules_only("impl<T> DynProjection for Y<T> {}").contains(&Rule::CoreInternals));
-    assert_eq!(rules_only("impl ops_core::contract::Upcast<v1::X> for X { }"), vec![]);
+    assert_eq!(
+        rules_only("impl ops_core::contract::Upcast<v1::X> for X { }"),
+        vec![]
+    );
 }
 
 #[test]
@@ -117,7 +158,12 @@ fn modules_are_followed_into_their_files() {
     let places: Vec<(String, usize, Rule)> = findings
         .iter()
         .map(|f| {
-            let file = f.file.strip_prefix(&dir).expect("inside").display().to_string();
+            let file = f
+                .file
+                .strip_prefix(&dir)
+                .expect("inside")
+                .display()
+                .to_string();
             (file, f.line, f.rule)
         })
         .collect();
@@ -140,6 +186,9 @@ fn modules_are_followed_into_their_files() {
 fn every_rule_says_what_to_use_instead() {
     for rule in Rule::ALL {
         assert!(rule.id().starts_with("sandbox/"));
-        assert!(!rule.what().is_empty() && !rule.instead().is_empty(), "{rule}");
+        assert!(
+            !rule.what().is_empty() && !rule.instead().is_empty(),
+            "{rule}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! folded, a derived artifact names its inputs, feedback attaches to it, the chain leads
 //! back to the source events, and retention removes bodies but not records.
 
+use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ops_core::contract::Contract;

@@ -2,6 +2,7 @@
 //! an active policy approves effects (its receipts name its id and version), and rollback
 //! goes back to a named earlier version. A reloaded book agrees.
 
+use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;

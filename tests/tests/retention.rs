@@ -5,6 +5,7 @@
 use ops_core::egress::EgressExecuted;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
+use ops_core_runtime::clock::WallClock;
 use ops_core_runtime::db::on_db;
 use ops_core_runtime::projection::stored_rows;
 use ops_core_runtime::retention::{Retention, RetentionError};

@@ -2,6 +2,7 @@
 //! an effect that cannot be undone is held and can be cancelled; an approval can expire and
 //! an actor has a quota.
 
+use ops_core_runtime::clock::WallClock;
 use std::time::Duration;
 
 use ops_core::capability::Scope;

@@ -4,6 +4,7 @@
 //! version; the impact report names what the old version computed. Rollback is activating
 //! the earlier version again, and another host reads the same state from the log.
 
+use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;

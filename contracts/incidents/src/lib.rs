@@ -1,6 +1,10 @@
 //! The public surface of the incidents pack: what other packs may read and send.
 
+#![no_std]
+#![forbid(unsafe_code)]
+
 use ops_core::contract::Upcast;
+use ops_core::prelude::*;
 use ops_core::{command, data, event};
 use ops_shared_people::{PersonRef, ServiceRef};
 
@@ -16,6 +20,7 @@ pub enum Severity {
 /// Earlier payload versions, kept so stored events stay readable.
 pub mod v1 {
     use super::event;
+    use ops_core::prelude::*;
 
     /// Version 1 named the service by free text and had no severity.
     #[event(public, domain = "incident", version = 1)]

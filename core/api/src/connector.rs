@@ -174,6 +174,16 @@ impl<C: Connector> DynConnector for C {
     }
 }
 
+/// The absolute path of a file or folder committed in the calling pack crate, for a
+/// connector's `SAMPLE`: `ops_core::pack_path!("sample")`. The host reads it; the pack only
+/// names it, since a pack reads no files and its source may not say `env!`.
+#[macro_export]
+macro_rules! pack_path {
+    ($relative:literal) => {
+        ::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "/", $relative)
+    };
+}
+
 /// What [`crate::install_connector!`] submits.
 pub struct ConnectorRegistration(pub &'static dyn DynConnector);
 

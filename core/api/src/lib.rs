@@ -44,6 +44,18 @@ pub mod prelude {
     pub use crate::id::{CapabilityId, CommandId, CorrelationId, EventId};
     pub use crate::time::Timestamp;
     pub use ops_macros::{command, data, event, pack};
+
+    // Pack, contract and shared crates are `#![no_std]`: what `alloc` would give them, so
+    // one import is enough. Maps are ordered ones; a hash map seeded by the OS would make a
+    // fold's result depend on the run.
+    pub use serde::{Deserialize, Serialize};
+    pub use serde_json::{Value, json};
+    pub use std::borrow::ToOwned;
+    pub use std::boxed::Box;
+    pub use std::collections::{BTreeMap, BTreeSet};
+    pub use std::string::{String, ToString};
+    pub use std::vec::Vec;
+    pub use std::{format, vec};
 }
 
 /// Support for generated code; not part of the API.
@@ -104,6 +116,22 @@ pub mod __private {
             version: New::VERSION,
             message: source.to_string(),
         })
+    }
+
+    /// Whether `module_path` (of `module_path!()`) lies in crate `crate_ident`.
+    pub const fn compiled_in(module_path: &str, crate_ident: &str) -> bool {
+        let (path, name) = (module_path.as_bytes(), crate_ident.as_bytes());
+        if path.len() < name.len() {
+            return false;
+        }
+        let mut index = 0;
+        while index < name.len() {
+            if path[index] != name[index] {
+                return false;
+            }
+            index += 1;
+        }
+        path.len() == name.len() || path[name.len()] == b':'
     }
 
     pub const fn same_str(left: &str, right: &str) -> bool {

@@ -10,6 +10,9 @@ use crate::id::ContentId;
 pub trait Pack {
     const ID: &'static str;
     const VERSION: &'static str;
+    /// The contract modules its manifest lists: the only crates whose public types it may
+    /// name besides its own and the core's.
+    const CONTRACTS: &'static [&'static str];
 }
 
 /// What `#[pack]` submits to the registry.
@@ -24,6 +27,8 @@ pub struct PackDescriptor {
     /// them in the pack's name and refuses any that touches another prefix.
     pub migrations: &'static [PackMigration],
     pub rust_type: &'static str,
+    /// `core::any::type_name` of the pack struct (see `TypeDescriptor::type_path`).
+    pub type_path: fn() -> &'static str,
     pub file: &'static str,
     pub line: u32,
 }

@@ -26,6 +26,9 @@ pub struct TypeDescriptor {
     /// old name read as this type.
     pub renamed_from: Option<&'static str>,
     pub rust_type: &'static str,
+    /// `core::any::type_name` of the Rust type: its first segment is the crate rustc really
+    /// compiled it in, which no build script or environment override can change.
+    pub type_path: fn() -> &'static str,
     pub crate_name: &'static str,
     pub crate_version: &'static str,
     pub file: &'static str,
@@ -373,6 +376,7 @@ mod tests {
             compensation: None,
             renamed_from: None,
             rust_type: "fixture::Opened",
+            type_path: || "ops_contract_fixture::Opened",
             crate_name: "ops-contract-fixture",
             crate_version: "0.1.0",
             file: "fixture.rs",
@@ -459,6 +463,7 @@ mod tests {
             contracts: &["ops-contract-fixture", "ops-contract-missing"],
             migrations: &[],
             rust_type: "fixture::FixturePack",
+            type_path: || "pack_fixture::FixturePack",
             file: "pack.rs",
             line: 1,
         };

@@ -22,11 +22,6 @@ impl Timestamp {
         Timestamp(at.trunc_subsecs(6))
     }
 
-    /// The wall clock: for `ingested_at` and `requested_at`, never for ids.
-    pub fn now() -> Self {
-        Timestamp::from_datetime(Utc::now())
-    }
-
     pub fn from_unix_micros(micros: i64) -> Option<Self> {
         DateTime::from_timestamp_micros(micros).map(Timestamp)
     }

@@ -3,6 +3,7 @@
 //! receipt. Usage is folded from today's allowed receipts when the ledger opens, so a
 //! restart does not reset a day.
 
+use crate::clock::WallClock;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 

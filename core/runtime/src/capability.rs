@@ -7,6 +7,7 @@
 //! [`Capabilities::refresh`], which the host calls on a timer. A check therefore uses the
 //! state as of its last refresh, and an audit that needs the exact past refreshes first.
 
+use crate::clock::WallClock;
 use std::sync::{Arc, RwLock};
 
 use ops_core::capability::{

@@ -6,6 +6,7 @@
 //! decided on the same state cannot both land: the later one is re-decided on the new
 //! state, or, when the caller said which version it saw, refused as a conflict.
 
+use crate::clock::WallClock;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 //! cursor past it are stored in one transaction. Reads are rate-limited and transient
 //! source errors retried with exponential backoff, per connector.
 
+use crate::clock::WallClock;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -16,6 +16,7 @@
 //! receipt; a saga with a refused or failed effect is unwound by
 //! `CommandBus::unwind_failed_sagas`, which compensates its executed effects.
 
+use crate::clock::WallClock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;

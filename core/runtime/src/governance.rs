@@ -5,6 +5,7 @@
 //! effects for the egress gateway by the active versions, so receipts name the policy id
 //! and version that approved them.
 
+use crate::clock::WallClock;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 

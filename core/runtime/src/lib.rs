@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod capability;
+pub mod clock;
 pub mod command;
 pub mod connector;
 pub mod db;

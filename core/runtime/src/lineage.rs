@@ -3,6 +3,7 @@
 //! artifact back to the source events. Retention of artifact bodies is
 //! [`crate::retention`]'s.
 
+use crate::clock::WallClock;
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, EventEnvelope};
 use ops_core::id::{CapabilityId, ContentId, EventId};

@@ -14,6 +14,7 @@
 //! is counted, never dropped. Events a projection cannot read or apply are quarantined
 //! with the reason.
 
+use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ops_core::projection::{

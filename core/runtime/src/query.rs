@@ -3,6 +3,7 @@
 //! sensitive fields. The log and projections keep full payloads (personal data sealed);
 //! only what leaves through a query is opened or redacted.
 
+use crate::clock::WallClock;
 use std::sync::Arc;
 
 use ops_core::capability::{Action, Authority, Decision};

@@ -2,6 +2,7 @@
 //! the disagreement becomes a [`SourceFactsConflicted`] event. Its id derives from the
 //! conflicting events, so reconciling again adds nothing.
 
+use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ops_core::connector::{Reconciler, SourceFactsConflicted};

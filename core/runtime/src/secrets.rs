@@ -15,6 +15,7 @@
 //! Tokens live in this process's memory only: a restart ends them, and executors ask for
 //! new ones. Handles and revocations are rebuilt from the log at open.
 
+use crate::clock::WallClock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 //! capability are recorded, and the action is the causation. One place, so every receipt
 //! of the core carries the same provenance.
 
+use crate::clock::WallClock;
 use ops_core::contract::Event;
 use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, UserActionId};

@@ -14,6 +14,7 @@
 //!   never makes them lose an event.
 //! - Unknown event types (an uninstalled pack) read as raw envelopes, never as errors.
 
+use crate::clock::WallClock;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -11,6 +11,7 @@
 //!   active release's, a recorded eval that passes its thresholds ran with exactly the new
 //!   versions, and the derived artifacts computed with the replaced versions are listed.
 
+use crate::clock::WallClock;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 

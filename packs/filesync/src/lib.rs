@@ -9,9 +9,13 @@
 //! {"seq": 3, "op": "delete", "id": "T-100", "at": "..."}
 //! ```
 
+#![no_std]
+#![forbid(unsafe_code)]
+
 use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved, Severity};
 use ops_core::connector::{Connector, Drift, Fact, decode_record};
 use ops_core::pack;
+use ops_core::prelude::*;
 use ops_core::time::Timestamp;
 use ops_shared_people::{PersonRef, ServiceRef};
 use serde::Deserialize;
@@ -24,7 +28,7 @@ pub struct FilesyncPack;
 pub struct TicketExport;
 
 /// The committed sample export, for the demo and the tests.
-pub const SAMPLE_EXPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sample");
+pub const SAMPLE_EXPORT: &str = ops_core::pack_path!("sample");
 
 /// Every record names its operation; the rest of its shape depends on it.
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved};
 use ops_core::connector::SourceRecordDeleted;
 use ops_core::contract::Contract;
+use ops_core::prelude::*;
 use ops_core::projection::{ProjectedEvent, Projection, State};
 use serde_json::{Value, json};
 

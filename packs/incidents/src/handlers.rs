@@ -4,6 +4,7 @@ use ops_contract_incidents::{
     AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, IncidentResolved, OpenIncident,
 };
 use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::prelude::*;
 
 use crate::IncidentsPack;
 

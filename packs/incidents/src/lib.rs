@@ -1,6 +1,9 @@
 //! The incidents pack: handles incident commands, keeps private triage notes and the
 //! incident board projection.
 
+#![no_std]
+#![forbid(unsafe_code)]
+
 mod board;
 mod handlers;
 mod paging;
@@ -12,6 +15,7 @@ pub use paging::page_responder;
 pub use reconcile::IncidentOpenings;
 
 use ops_core::envelope::{EnvelopeError, EventEnvelope, EventOrigin};
+use ops_core::prelude::*;
 use ops_core::{event, pack};
 use ops_shared_people::PersonRef;
 

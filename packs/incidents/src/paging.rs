@@ -4,6 +4,7 @@
 use ops_contract_incidents::IncidentOpened;
 use ops_core::envelope::{CommandEnvelope, CommandRequest, EnvelopeError};
 use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::prelude::*;
 use ops_core::{command, event};
 use ops_shared_people::PersonRef;
 

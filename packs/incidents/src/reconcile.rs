@@ -3,6 +3,7 @@
 use ops_contract_incidents::IncidentOpened;
 use ops_core::connector::Reconciler;
 use ops_core::contract::Contract;
+use ops_core::prelude::*;
 use serde_json::Value;
 
 /// Openings of one incident id from different sources: service, title and severity must

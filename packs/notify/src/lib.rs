@@ -5,9 +5,13 @@
 //! sent it fails. `PublishStatusUpdate` posts to the public status page, which cannot be
 //! taken back: the gateway holds it before dispatch so a person can still cancel it.
 
+#![no_std]
+#![forbid(unsafe_code)]
+
 use ops_contract_incidents::{IncidentOpened, Severity};
 use ops_core::envelope::{CommandEnvelope, CommandRequest, DedupeScope, EnvelopeError};
 use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::prelude::*;
 use ops_core::reaction::{Proposal, Reaction};
 use ops_core::{command, event, pack};
 

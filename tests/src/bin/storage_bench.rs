@@ -5,6 +5,7 @@
 //! claim-and-delete loop on the same table, and receipts retention vs. one raw `DELETE`. Run through `cargo xtask bench`, which
 //! builds it in release. Prints one JSON object per line.
 
+use ops_core_runtime::clock::WallClock;
 use std::time::{Duration, Instant};
 
 use ops_contract_incidents::{IncidentOpened, Severity, v1};

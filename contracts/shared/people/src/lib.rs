@@ -1,7 +1,11 @@
 //! References to people and services that several packs talk about. They are external
 //! refs with provenance (Section 1): the id is the source system's, the system says whose.
 
+#![no_std]
+#![forbid(unsafe_code)]
+
 use ops_core::data;
+use ops_core::prelude::*;
 
 /// A person as known to some identity source (e.g. the on-call tool).
 #[data]

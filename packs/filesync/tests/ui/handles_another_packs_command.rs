@@ -1,5 +1,8 @@
 // The filesync pack uses the incidents contract, so it can name `AcknowledgeIncident`; it
 // still cannot install a handler for it: only the owner of a command decides it.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_contract_incidents::AcknowledgeIncident;
 use ops_core::handler::{Decided, Handler, PastEvent};
 

@@ -1,4 +1,7 @@
 // Payloads own their data.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_core::event;
 
 #[event(domain = "triage")]

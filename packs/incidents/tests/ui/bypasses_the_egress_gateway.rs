@@ -1,5 +1,8 @@
 // A pack trying to reach the outside by itself. It cannot name the executor trait (the
 // runtime is not linkable from a pack) and has no HTTP client to call.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core as _;
 use ops_core_runtime::egress::Executor;
 
 pub struct MyOwnPager;

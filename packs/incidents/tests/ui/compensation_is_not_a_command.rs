@@ -1,4 +1,7 @@
 // The compensation hook must itself be a command.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_core::command;
 
 pub(crate) struct CancelPage;

@@ -1,4 +1,6 @@
 // A crate is one pack: a second manifest is refused.
+#![no_std]
+#![forbid(unsafe_code)]
 use ops_core::pack;
 
 #[pack(id = "incidents")]

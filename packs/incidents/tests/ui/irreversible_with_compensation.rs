@@ -1,5 +1,8 @@
 // An effect that a compensation undoes cannot also be declared irreversible, and only
 // external effects are held at all.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_core::command;
 
 #[command(domain = "paging", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = CancelPage, irreversible)]

@@ -1,5 +1,8 @@
 // A projection's rows live in the tables of its `Pack`. Naming another pack as the owner,
 // to write into its tables, needs that pack as a dependency, which a pack cannot have.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_core::projection::{ProjectedEvent, Projection, State};
 
 struct Board;

@@ -1,5 +1,8 @@
 // A pack never holds a credential. What it may hold names a secret and has no value to
 // read, and the types that carry values live in the runtime, which no pack can link.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_core::secrets::SecretHandle;
 use ops_core_runtime::secrets::SecretValue;
 

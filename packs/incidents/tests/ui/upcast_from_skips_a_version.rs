@@ -1,8 +1,12 @@
 // Version 3 must upcast from version 2, not from version 1.
+#![no_std]
+#![forbid(unsafe_code)]
+use ops_core::prelude::*;
 use ops_core::contract::Upcast;
 use ops_core::event;
 
 mod v1 {
+    use ops_core::prelude::*;
     #[ops_core::event(domain = "triage", version = 1)]
     pub(crate) struct TriageNoteAdded {
         pub(crate) note: String,

@@ -1,0 +1,22 @@
+//! The wall clock. Only the runtime reads it (for `ingested_at`, `requested_at`, leases and
+//! windows): ops-core gives packs no clock, so a handler, projection or reaction is a pure
+//! function of its inputs and a replay gives the same result.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ops_core::time::Timestamp;
+
+/// `Timestamp::now()`, for the runtime and the host: `use ops_core_runtime::clock::WallClock;`.
+pub trait WallClock {
+    fn now() -> Self;
+}
+
+impl WallClock for Timestamp {
+    fn now() -> Self {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros());
+        Timestamp::from_unix_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+            .expect("the wall clock is within the representable range")
+    }
+}

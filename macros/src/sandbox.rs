@@ -1,0 +1,62 @@
+//! The sandbox rules at compile time. The first ops macro that expands in a pack, contract
+//! or shared crate reads the crate's source with `ops-sandbox` and turns every finding into
+//! a compile error, so `extern crate std`, `env!`, `unsafe` or a hand-written registration
+//! fail the crate's own build. `deps-check` runs the same rules over crates that use no ops
+//! macro.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::owner::{Owner, OwningCrate};
+
+/// `compile_error!`s for the crate's findings, the first time any macro of this
+/// compilation asks; nothing for ops-core, which is trusted, or when the crate was scanned.
+pub fn check(owning: &OwningCrate) -> TokenStream {
+    if !matches!(
+        owning.owner,
+        Ok(Owner::Pack { .. } | Owner::Contract { .. } | Owner::Shared { .. })
+    ) {
+        return quote!();
+    }
+    let Some((root, base)) = crate_root() else {
+        return quote!();
+    };
+    static SCANNED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let first_time = SCANNED
+        .lock()
+        .map(|mut scanned| scanned.insert(root.clone()))
+        .unwrap_or(true);
+    if !first_time {
+        return quote!();
+    }
+    match ops_sandbox::scan_crate(&root) {
+        Ok(findings) => findings
+            .iter()
+            .map(|finding| {
+                let message = finding.message(&base);
+                quote!(::core::compile_error!(#message);)
+            })
+            .collect(),
+        Err(error) => {
+            let message = format!("the pack sandbox cannot read the crate's source: {error}");
+            quote!(::core::compile_error!(#message);)
+        }
+    }
+}
+
+/// The crate's root file and the folder its messages name files from: `src/lib.rs` of the
+/// package, or for a binary (trybuild's cases) the file the macro expands in.
+fn crate_root() -> Option<(PathBuf, PathBuf)> {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    let lib = manifest_dir.join("src/lib.rs");
+    if std::env::var_os("CARGO_BIN_NAME").is_none() && lib.is_file() {
+        return Some((lib, manifest_dir));
+    }
+    let file = proc_macro::Span::call_site().local_file()?;
+    let base = file.parent().map(Path::to_owned).unwrap_or_default();
+    Some((file, base))
+}
