@@ -219,26 +219,89 @@ impl std::error::Error for ScanError {}
 /// Every finding in the crate whose root file is `root`, following its `mod` declarations,
 /// sorted by place.
 pub fn scan_crate(root: &Path) -> Result<Vec<Finding>, ScanError> {
+    // Every file of the crate first: a name bound to `std` in one module (`extern crate std
+    // as platform;` at the root) is the standard library in all of them.
     let children = root.parent().map(Path::to_owned).unwrap_or_default();
-    let mut queue = vec![(root.to_owned(), children, true)];
-    let mut seen = std::collections::BTreeSet::new();
-    let mut findings = Vec::new();
-    while let Some((file, children, is_root)) = queue.pop() {
-        if !seen.insert(file.clone()) {
+    let mut queue = vec![(root.to_owned(), children)];
+    let mut files: Vec<(PathBuf, String, PathBuf)> = Vec::new();
+    while let Some((file, children)) = queue.pop() {
+        if files.iter().any(|(seen, _, _)| *seen == file) {
             continue;
         }
         let source = std::fs::read_to_string(&file).map_err(|error| ScanError {
             file: file.clone(),
             error,
         })?;
-        let scanned = scan_file(&file, &source, &children, is_root);
-        findings.extend(scanned.findings);
-        for module in scanned.modules {
-            queue.push((module.file, module.children, false));
+        for module in modules_of(&lex::tokens(&source), &children) {
+            queue.push((module.file, module.children));
         }
+        files.push((file, source, children));
+    }
+    let mut std_names = vec!["std".to_owned()];
+    for (_, source, _) in &files {
+        std_names.extend(aliases_of_std(&lex::tokens(source)));
+    }
+    let mut findings = Vec::new();
+    for (index, (file, source, _)) in files.iter().enumerate() {
+        findings.extend(scan_file(file, source, index == 0, &std_names));
     }
     findings.sort();
     Ok(findings)
+}
+
+/// Names bound to the standard library: `extern crate std as x;`, `use std as x;`,
+/// `use ::std as x;`.
+fn aliases_of_std(tokens: &[Token<'_>]) -> Vec<String> {
+    tokens
+        .windows(3)
+        .filter(|w| w[0].is_ident("std") && w[1].is_ident("as") && w[2].kind == Kind::Ident)
+        .map(|w| w[2].text.to_owned())
+        .filter(|alias| alias != "_")
+        .collect()
+}
+
+/// The files that `mod name;` declarations load (`name.rs` or `name/mod.rs`, in the folder
+/// of the enclosing inline modules), each with the folder of its own children.
+fn modules_of(tokens: &[Token<'_>], children: &Path) -> Vec<ModuleFile> {
+    let mut modules = Vec::new();
+    let mut inline: Vec<(PathBuf, usize)> = Vec::new();
+    let mut depth = 0usize;
+    for (index, token) in tokens.iter().enumerate() {
+        match token.kind {
+            Kind::Punct('{') => depth += 1,
+            Kind::Punct('}') => {
+                depth = depth.saturating_sub(1);
+                if inline.last().is_some_and(|(_, at)| *at == depth) {
+                    inline.pop();
+                }
+            }
+            _ => {}
+        }
+        if !token.is_ident("mod") {
+            continue;
+        }
+        let Some(name) = tokens.get(index + 1).filter(|t| t.kind == Kind::Ident) else {
+            continue;
+        };
+        let dir = inline
+            .last()
+            .map_or_else(|| children.to_owned(), |(dir, _)| dir.clone());
+        match tokens.get(index + 2) {
+            Some(t) if t.is_punct('{') => inline.push((dir.join(name.text), depth)),
+            Some(t) if t.is_punct(';') => {
+                let flat = dir.join(format!("{}.rs", name.text));
+                let nested = dir.join(name.text).join("mod.rs");
+                if let Some(file) = [flat, nested].into_iter().find(|file| file.is_file()) {
+                    modules.push(ModuleFile {
+                        file,
+                        children: dir.join(name.text),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    modules
 }
 
 /// A module file a `mod name;` declaration loads, and where its own children live.
@@ -247,12 +310,7 @@ struct ModuleFile {
     children: PathBuf,
 }
 
-struct Scanned {
-    findings: Vec<Finding>,
-    modules: Vec<ModuleFile>,
-}
-
-fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scanned {
+fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> Vec<Finding> {
     let tokens = lex::tokens(source);
     let mut findings = Vec::new();
     let mut found = |rule: Rule, token: &Token<'_>, text: String| {
@@ -266,8 +324,7 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
     };
     if is_root {
         let attributes = inner_attributes(&tokens);
-        let start = tokens.first();
-        if let Some(first) = start.or(tokens.last()) {
+        if let Some(first) = tokens.first() {
             if !attributes
                 .iter()
                 .any(|a| a.len() == 1 && a[0].is_ident("no_std"))
@@ -283,24 +340,15 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
             }
         }
     }
-    let mut modules = Vec::new();
-    // Inline modules open a directory for the files they declare: (dir, brace depth).
-    let mut inline: Vec<(PathBuf, usize)> = Vec::new();
-    let mut depth = 0usize;
     // The bracket depth at which an attribute `#[...]` opened, while inside one.
     let mut attribute: Option<usize> = None;
     let mut brackets = 0usize;
+    // The rest of a `std::…` path already reported is not reported again piece by piece.
+    let mut reported_until = 0usize;
     for (index, token) in tokens.iter().enumerate() {
         let next = |n: usize| tokens.get(index + n);
         let previous = |n: usize| index.checked_sub(n).and_then(|i| tokens.get(i));
         match token.kind {
-            Kind::Punct('{') => depth += 1,
-            Kind::Punct('}') => {
-                depth = depth.saturating_sub(1);
-                if inline.last().is_some_and(|(_, at)| *at == depth) {
-                    inline.pop();
-                }
-            }
             Kind::Punct('[') => {
                 let opens_attribute = previous(1).is_some_and(|t| t.is_punct('#'))
                     || (previous(1).is_some_and(|t| t.is_punct('!'))
@@ -318,7 +366,7 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
             }
             _ => {}
         }
-        if token.kind != Kind::Ident {
+        if token.kind != Kind::Ident || index < reported_until {
             continue;
         }
         let followed_by_bang = next(1).is_some_and(|t| t.is_punct('!'));
@@ -326,12 +374,15 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
             next(1).is_some_and(|t| t.is_punct(':')) && next(2).is_some_and(|t| t.is_punct(':'));
         let after_path = previous(1).is_some_and(|t| t.is_punct(':'))
             && previous(2).is_some_and(|t| t.is_punct(':'));
-        match token.text {
-            "std" => {
-                for (rule, text) in std_uses(&tokens, index) {
-                    found(rule, token, text);
-                }
+        if std_names.iter().any(|name| name == token.text) {
+            let (uses, end) = std_uses(&tokens, index);
+            for (rule, text) in uses {
+                found(rule, token, text);
             }
+            reported_until = end;
+            continue;
+        }
+        match token.text {
             "unsafe" => found(Rule::Unsafe, token, "unsafe".to_owned()),
             "asm" | "global_asm" | "naked_asm" if followed_by_bang => {
                 found(Rule::Unsafe, token, format!("{}!", token.text))
@@ -376,35 +427,10 @@ fn scan_file(file: &Path, source: &str, children: &Path, is_root: bool) -> Scann
             {
                 found(Rule::ForeignCode, token, format!("#[{}]", token.text))
             }
-            "mod" => {
-                let Some(name) = next(1).filter(|t| t.kind == Kind::Ident) else {
-                    continue;
-                };
-                let dir = inline
-                    .last()
-                    .map_or_else(|| children.to_owned(), |(dir, _)| dir.clone());
-                if next(2).is_some_and(|t| t.is_punct('{')) {
-                    inline.push((dir.join(name.text), depth));
-                } else if next(2).is_some_and(|t| t.is_punct(';')) {
-                    let flat = dir.join(format!("{}.rs", name.text));
-                    let nested = dir.join(name.text).join("mod.rs");
-                    if flat.is_file() {
-                        modules.push(ModuleFile {
-                            file: flat,
-                            children: dir.join(name.text),
-                        });
-                    } else if nested.is_file() {
-                        modules.push(ModuleFile {
-                            file: nested,
-                            children: dir.join(name.text),
-                        });
-                    }
-                }
-            }
             _ => {}
         }
     }
-    Scanned { findings, modules }
+    findings
 }
 
 /// Traits whose impls the ops macros write and check; a hand-written one claims what it likes.
@@ -465,8 +491,9 @@ fn implemented_trait<'a>(tokens: &[Token<'a>], impl_at: usize) -> Option<&'a str
 
 /// What `std` at `at` reaches: one finding per kind of authority its path names, or
 /// [`Rule::Std`] when it names none (`use std;`, `extern crate std as s;`).
-fn std_uses(tokens: &[Token<'_>], at: usize) -> Vec<(Rule, String)> {
+fn std_uses(tokens: &[Token<'_>], at: usize) -> (Vec<(Rule, String)>, usize) {
     let mut uses = Vec::new();
+    let name = tokens[at].text;
     let mut segments: Vec<&str> = Vec::new();
     let mut index = at + 1;
     while tokens.get(index).is_some_and(|t| t.is_punct(':'))
@@ -481,6 +508,7 @@ fn std_uses(tokens: &[Token<'_>], at: usize) -> Vec<(Rule, String)> {
                 // `std::{net, fs::File, os::unix::net}`: every identifier in the group.
                 let mut depth = 0;
                 for inner in &tokens[index + 2..] {
+                    index += 1;
                     match inner.kind {
                         Kind::Punct('{') => depth += 1,
                         Kind::Punct('}') => {
@@ -491,7 +519,7 @@ fn std_uses(tokens: &[Token<'_>], at: usize) -> Vec<(Rule, String)> {
                         }
                         Kind::Ident => {
                             if let Some(rule) = authority_of(inner.text) {
-                                uses.push((rule, format!("std::{}", inner.text)));
+                                uses.push((rule, format!("{name}::{}", inner.text)));
                             }
                         }
                         _ => {}
@@ -510,18 +538,22 @@ fn std_uses(tokens: &[Token<'_>], at: usize) -> Vec<(Rule, String)> {
         .find(|rule| **rule != Rule::ForeignCode)
         .or(rules.first())
     {
-        uses.push((*rule, format!("std::{}", segments.join("::"))));
+        uses.push((*rule, format!("{name}::{}", segments.join("::"))));
     }
     if uses.is_empty() {
         let text = if segments.is_empty() {
-            "std".to_owned()
+            name.to_owned()
         } else {
-            format!("std::{}", segments.join("::"))
+            format!("{name}::{}", segments.join("::"))
         };
         uses.push((Rule::Std, text));
     }
     uses.dedup_by(|a, b| a.0 == b.0);
-    uses
+    // `std as platform`: the new name is the same finding.
+    if tokens.get(index).is_some_and(|t| t.is_ident("as")) {
+        index += 2;
+    }
+    (uses, index)
 }
 
 /// The authority a module or item of `std` gives, if it gives one.

@@ -84,6 +84,46 @@ fn network_in_every_spelling() {
 }
 
 #[test]
+fn a_name_bound_to_std_anywhere_in_the_crate_is_std_everywhere() {
+    let dir = crate_with(&[
+        (
+            "lib.rs",
+            &format!("{HEADER}extern crate std as platform;\nmod a;\n"),
+        ),
+        (
+            "a.rs",
+            "use self::super::x;\nfn f() { platform::net::TcpStream::connect(\"x\"); }\nuse std as s;\nfn g() { s::fs::remove_file(\"x\"); }",
+        ),
+    ]);
+    let findings: Vec<(Rule, String)> = scan_crate(&dir.join("src/lib.rs"))
+        .expect("scans")
+        .into_iter()
+        .map(|f| (f.rule, f.found))
+        .collect();
+    assert_eq!(
+        findings,
+        vec![
+            (
+                Rule::Network,
+                "platform::net::TcpStream::connect".to_owned()
+            ),
+            (Rule::Std, "std".to_owned()),
+            (Rule::Filesystem, "s::fs::remove_file".to_owned()),
+            (Rule::Std, "std".to_owned()),
+        ]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_std_path_is_reported_once() {
+    assert_eq!(
+        rules_in("fn f() { std::time::SystemTime::now(); }"),
+        vec![(Rule::Clock, "std::time::SystemTime::now".to_owned())]
+    );
+}
+
+#[test]
 fn each_kind_of_ambient_authority_is_named() {
     let cases: [(&str, Rule); 16] = [
         ("use std::fs::read_to_string;", Rule::Filesystem),

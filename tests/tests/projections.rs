@@ -2,6 +2,7 @@
 //! events, version bumps, freshness, and determinism under any arrival order.
 
 use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved, Severity};
+use ops_core::contract::EventType;
 use ops_core::envelope::EventEnvelope;
 use ops_core::projection::{ProjectedEvent, Projection, State};
 use ops_core_runtime::projection::{ProjectionRunner, all_freshness, stored_rows};
@@ -191,9 +192,7 @@ impl Projection for NextBoard {
     const NAME: &'static str = "incident_board";
     const VERSION: u32 = IncidentBoard::VERSION + 1;
 
-    fn event_types(&self) -> &'static [&'static str] {
-        IncidentBoard.event_types()
-    }
+    const EVENTS: &'static [EventType] = IncidentBoard::EVENTS;
 
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
         IncidentBoard.apply(event, state)
@@ -239,9 +238,7 @@ impl Projection for ImpatientBoard {
     const VERSION: u32 = 1;
     const MAX_LAG_MS: u64 = 0;
 
-    fn event_types(&self) -> &'static [&'static str] {
-        IncidentBoard.event_types()
-    }
+    const EVENTS: &'static [EventType] = IncidentBoard::EVENTS;
 
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
         IncidentBoard.apply(event, state)

@@ -17,16 +17,9 @@ use crate::time::Timestamp;
 /// A fact read from a source record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fact {
-    /// A typed event. `native_id` identifies the record at its source; with the payload and
-    /// `occurred_at` it derives the event id.
-    Event {
-        event_type: &'static str,
-        version: u32,
-        payload: Value,
-        native_id: String,
-        occurred_at: Timestamp,
-        source_sequence: Option<u64>,
-    },
+    /// A typed event, built by [`Fact::event`] only: a connector states types it can name,
+    /// and the runtime refuses any its pack may not see.
+    Event(EventFact),
     /// The record was deleted at the source: recorded as [`SourceRecordDeleted`], never
     /// dropped silently.
     Deleted {
@@ -43,14 +36,57 @@ impl Fact {
         source_sequence: Option<u64>,
     ) -> Result<Self, String> {
         let payload = serde_json::to_value(event).map_err(|e| e.to_string())?;
-        Ok(Fact::Event {
+        Ok(Fact::Event(EventFact {
             event_type: E::TYPE,
             version: E::VERSION,
             payload,
             native_id: native_id.into(),
             occurred_at,
             source_sequence,
-        })
+        }))
+    }
+}
+
+/// The event of a [`Fact::Event`]. `native_id` identifies the record at its source; with the
+/// payload and `occurred_at` it derives the event id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventFact {
+    event_type: &'static str,
+    version: u32,
+    payload: Value,
+    native_id: String,
+    occurred_at: Timestamp,
+    source_sequence: Option<u64>,
+}
+
+impl EventFact {
+    pub fn event_type(&self) -> &'static str {
+        self.event_type
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub fn payload(&self) -> &Value {
+        &self.payload
+    }
+
+    pub fn native_id(&self) -> &str {
+        &self.native_id
+    }
+
+    pub fn occurred_at(&self) -> Timestamp {
+        self.occurred_at
+    }
+
+    pub fn source_sequence(&self) -> Option<u64> {
+        self.source_sequence
+    }
+
+    /// The payload, taken out when the envelope is built.
+    pub fn into_payload(self) -> Value {
+        self.payload
     }
 }
 
@@ -184,8 +220,14 @@ macro_rules! pack_path {
     };
 }
 
-/// What [`crate::install_connector!`] submits.
-pub struct ConnectorRegistration(pub &'static dyn DynConnector);
+/// What [`crate::install_connector!`] submits; only a [`Connector`] can be registered.
+pub struct ConnectorRegistration(&'static dyn DynConnector);
+
+impl ConnectorRegistration {
+    pub const fn of<C: Connector>(connector: &'static C) -> Self {
+        ConnectorRegistration(connector)
+    }
+}
 
 inventory::collect!(ConnectorRegistration);
 
@@ -194,7 +236,7 @@ inventory::collect!(ConnectorRegistration);
 macro_rules! install_connector {
     ($connector:expr) => {
         $crate::__private::inventory::submit! {
-            $crate::connector::ConnectorRegistration(&$connector)
+            $crate::connector::ConnectorRegistration::of(&$connector)
         }
     };
 }

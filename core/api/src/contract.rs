@@ -121,3 +121,146 @@ pub enum UpcastError {
     #[error("`{type_name}` is not a registered type in this build")]
     UnknownType { type_name: String },
 }
+
+/// An event type as a pack names it: built from the type itself ([`EventType::of`]), never
+/// from a string, so a pack can only name types it can name in Rust (its own, and the
+/// public ones of crates it depends on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventType {
+    name: &'static str,
+    version: u32,
+    visibility: Visibility,
+}
+
+impl EventType {
+    pub const fn of<E: Event>() -> Self {
+        EventType {
+            name: E::TYPE,
+            version: E::VERSION,
+            visibility: E::VISIBILITY,
+        }
+    }
+
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub const fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub const fn visibility(&self) -> Visibility {
+        self.visibility
+    }
+
+    /// Whether the pack `pack_id`, whose manifest lists `contracts`, may see this type.
+    pub const fn visible_to(&self, pack_id: &str, contracts: &[&str]) -> bool {
+        visible_to(pack_id, contracts, self.name, self.visibility)
+    }
+}
+
+/// What a pack may name (Section 1): its own types, private or public; public core types;
+/// and the public types of the contract modules its manifest lists (`ops-contract-<id>` for
+/// `pack.<id>.*`, `ops-shared-<pkg>` for `shared.<pkg>.*`). `const`, so the install macros
+/// refuse an invisible type at compile time; the runtime asks the same of the registry.
+pub const fn visible_to(
+    pack_id: &str,
+    contracts: &[&str],
+    name: &str,
+    visibility: Visibility,
+) -> bool {
+    if crate::handler::owned_by(name, pack_id) {
+        return true;
+    }
+    if !matches!(visibility, Visibility::Public) {
+        return false;
+    }
+    if starts_with(name.as_bytes(), b"core.") {
+        return true;
+    }
+    let mut index = 0;
+    while index < contracts.len() {
+        if is_module_of(contracts[index].as_bytes(), name.as_bytes()) {
+            return true;
+        }
+        index += 1;
+    }
+    false
+}
+
+const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    if text.len() < prefix.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < prefix.len() {
+        if text[index] != prefix[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
+
+/// Whether crate `module` (`ops-contract-incidents`) publishes type `name`
+/// (`pack.incidents.…`): the owner segment of the name, `_` read as `-`.
+const fn is_module_of(module: &[u8], name: &[u8]) -> bool {
+    let (module_prefix, name_prefix): (&[u8], &[u8]) = if starts_with(name, b"pack.") {
+        (b"ops-contract-", b"pack.")
+    } else if starts_with(name, b"shared.") {
+        (b"ops-shared-", b"shared.")
+    } else {
+        return false;
+    };
+    if !starts_with(module, module_prefix) {
+        return false;
+    }
+    let mut m = module_prefix.len();
+    let mut n = name_prefix.len();
+    while n < name.len() && name[n] != b'.' {
+        if m >= module.len() {
+            return false;
+        }
+        let same = module[m] == name[n] || (module[m] == b'-' && name[n] == b'_');
+        if !same {
+            return false;
+        }
+        m += 1;
+        n += 1;
+    }
+    m == module.len() && n < name.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_sees_its_own_types_public_core_types_and_what_its_contracts_publish() {
+        let contracts = ["ops-contract-incidents", "ops-shared-people"];
+        let sees = |name, visibility| visible_to("notify", &contracts, name, visibility);
+        assert!(sees(
+            "pack.notify.oncall.OnCallNotified",
+            Visibility::Private
+        ));
+        assert!(sees(
+            "pack.incidents.incident.IncidentOpened",
+            Visibility::Public
+        ));
+        assert!(sees("shared.people.PersonRef", Visibility::Public));
+        assert!(sees("core.SourceRecordDeleted", Visibility::Public));
+        assert!(!sees(
+            "pack.incidents.triage.TriageNoteAdded",
+            Visibility::Private
+        ));
+        assert!(!sees("pack.crm.account.AccountOpened", Visibility::Public));
+        assert!(!sees("pack.incidentsx.incident.Opened", Visibility::Public));
+        assert!(!sees("core.Secret", Visibility::Private));
+        assert!(visible_to(
+            "filesync",
+            &["ops-contract-crm-sync"],
+            "pack.crm_sync.account.Opened",
+            Visibility::Public
+        ));
+    }
+}

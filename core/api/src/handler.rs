@@ -32,12 +32,13 @@ pub fn happened<E: Event>(history: &[PastEvent]) -> bool {
     history.iter().any(|event| event.decode::<E>().is_some())
 }
 
-/// An event a handler decided on.
+/// An event a handler decided on. Built only from a typed event ([`Decided::event`]), so a
+/// handler states types it can name; the bus also refuses any that is not its pack's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decided {
-    pub event_type: &'static str,
-    pub version: u32,
-    pub payload: Value,
+    event_type: &'static str,
+    version: u32,
+    payload: Value,
 }
 
 impl Decided {
@@ -47,6 +48,22 @@ impl Decided {
             version: E::VERSION,
             payload: serde_json::to_value(event).map_err(|e| e.to_string())?,
         })
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event_type
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub fn payload(&self) -> &Value {
+        &self.payload
+    }
+
+    pub fn into_payload(self) -> Value {
+        self.payload
     }
 }
 
@@ -87,8 +104,14 @@ impl<H: Handler> DynHandler for H {
     }
 }
 
-/// What [`crate::install_handler!`] submits.
-pub struct HandlerRegistration(pub &'static dyn DynHandler);
+/// What [`crate::install_handler!`] submits; only a [`Handler`] can be registered.
+pub struct HandlerRegistration(&'static dyn DynHandler);
+
+impl HandlerRegistration {
+    pub const fn of<H: Handler>(handler: &'static H) -> Self {
+        HandlerRegistration(handler)
+    }
+}
 
 inventory::collect!(HandlerRegistration);
 
@@ -135,7 +158,7 @@ macro_rules! install_handler {
             );
         };
         $crate::__private::inventory::submit! {
-            $crate::handler::HandlerRegistration(&$handler)
+            $crate::handler::HandlerRegistration::of(&$handler)
         }
     };
 }

@@ -39,7 +39,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a pack author imports: `use ops_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::contract::{Command, Contract, Event, SafetyClass, Upcast};
+    pub use crate::contract::{Command, Contract, Event, EventType, SafetyClass, Upcast};
     pub use crate::envelope::{Actor, Causation, CommandEnvelope, DedupeScope, EventEnvelope};
     pub use crate::id::{CapabilityId, CommandId, CorrelationId, EventId};
     pub use crate::time::Timestamp;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::contract::EventType;
 use crate::envelope::EventEnvelope;
 use crate::pack::Pack;
 
@@ -77,8 +78,10 @@ pub trait Projection: Send + Sync + 'static {
     /// The freshness objective: how far behind the log head the state may be.
     const MAX_LAG_MS: u64 = 5_000;
 
-    /// The event types it reads; others are never given to it.
-    fn event_types(&self) -> &'static [&'static str];
+    /// The event types it reads, as types (`EventType::of::<IncidentOpened>()`); others are
+    /// never given to it. Each must be visible to its pack: its own, a public core type, or
+    /// a public type of a contract module its manifest lists (`install_projection!` checks).
+    const EVENTS: &'static [EventType];
 
     /// Folds one event into the state. Must depend on nothing but the event and the state.
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String>;
@@ -93,7 +96,11 @@ pub trait DynProjection: Send + Sync {
     fn ordering(&self) -> Ordering;
     fn late_events(&self) -> LateEvents;
     fn max_lag_ms(&self) -> u64;
-    fn event_types(&self) -> &'static [&'static str];
+    fn event_types(&self) -> &'static [EventType];
+    /// Whether it reads events of `name`.
+    fn reads(&self, name: &str) -> bool {
+        self.event_types().iter().any(|t| t.name() == name)
+    }
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String>;
 }
 
@@ -116,25 +123,49 @@ impl<P: Projection> DynProjection for P {
     fn max_lag_ms(&self) -> u64 {
         P::MAX_LAG_MS
     }
-    fn event_types(&self) -> &'static [&'static str] {
-        Projection::event_types(self)
+    fn event_types(&self) -> &'static [EventType] {
+        P::EVENTS
     }
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
         Projection::apply(self, event, state)
     }
 }
 
-/// What [`crate::install_projection!`] submits: the host runs every one of them.
-pub struct ProjectionRegistration(pub &'static dyn DynProjection);
+/// What [`crate::install_projection!`] submits: the host runs every one of them. Only a
+/// [`Projection`] can be registered, so its event types are typed and checked.
+pub struct ProjectionRegistration(&'static dyn DynProjection);
+
+impl ProjectionRegistration {
+    pub const fn of<P: Projection>(projection: &'static P) -> Self {
+        ProjectionRegistration(projection)
+    }
+}
 
 inventory::collect!(ProjectionRegistration);
 
+/// Whether every type `P` reads is visible to its pack; `const`, for `install_projection!`.
+pub const fn reads_only_visible<P: Projection>(_: &P) -> bool {
+    let mut index = 0;
+    while index < P::EVENTS.len() {
+        if !P::EVENTS[index].visible_to(<P::Pack as Pack>::ID, <P::Pack as Pack>::CONTRACTS) {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
+
 /// Installs a projection with its pack: `ops_core::install_projection!(IncidentBoard);`.
+/// It does not compile when the projection reads a type its pack may not see.
 #[macro_export]
 macro_rules! install_projection {
     ($projection:expr) => {
+        const _: () = ::core::assert!(
+            $crate::projection::reads_only_visible(&$projection),
+            "a projection reads only its own pack's events, public core events and public events of the contract modules its pack lists in `#[pack(contracts = [...])]`; ask the owner to publish the event in its contract crate, and list that crate"
+        );
         $crate::__private::inventory::submit! {
-            $crate::projection::ProjectionRegistration(&$projection)
+            $crate::projection::ProjectionRegistration::of(&$projection)
         }
     };
 }

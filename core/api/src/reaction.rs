@@ -94,14 +94,20 @@ pub fn reactor(pack_id: &str) -> Actor {
     Actor::Service(ActorId::new(format!("pack.{pack_id}")).expect("pack ids are valid actor ids"))
 }
 
-/// What [`crate::install_reaction!`] submits.
-pub struct ReactionRegistration(pub &'static dyn DynReaction);
+/// What [`crate::install_reaction!`] submits; only a [`Reaction`] can be registered.
+pub struct ReactionRegistration(&'static dyn DynReaction);
+
+impl ReactionRegistration {
+    pub const fn of<R: Reaction>(reaction: &'static R) -> Self {
+        ReactionRegistration(reaction)
+    }
+}
 
 inventory::collect!(ReactionRegistration);
 
 /// Installs a pack's reaction: `ops_core::install_reaction!(PageOnSev1);`. A reaction may
-/// only propose its own pack's commands, and only react to events it may see: public ones,
-/// or its own pack's.
+/// only propose its own pack's commands, and only react to events it may see: its own
+/// pack's, public core events, and public events of the contract modules its pack lists.
 #[macro_export]
 macro_rules! install_reaction {
     ($reaction:expr) => {
@@ -113,13 +119,10 @@ macro_rules! install_reaction {
                 )
             }
             const fn sees<R: $crate::reaction::Reaction>(_: &R) -> bool {
-                ::core::matches!(
-                    <R::Event as $crate::contract::Contract>::VISIBILITY,
-                    $crate::contract::Visibility::Public
-                ) || $crate::handler::owned_by(
-                        <R::Event as $crate::contract::Contract>::TYPE,
-                        <R::Pack as $crate::pack::Pack>::ID,
-                    )
+                $crate::contract::EventType::of::<R::Event>().visible_to(
+                    <R::Pack as $crate::pack::Pack>::ID,
+                    <R::Pack as $crate::pack::Pack>::CONTRACTS,
+                )
             }
             ::core::assert!(
                 proposes_own(&$reaction),
@@ -127,11 +130,11 @@ macro_rules! install_reaction {
             );
             ::core::assert!(
                 sees(&$reaction),
-                "a reaction can only react to public events or its own pack's; ask the owner to make the event public in its contract crate"
+                "a reaction can only react to its own pack's events, public core events and public events of the contract modules its pack lists in `#[pack(contracts = [...])]`; ask the owner to publish the event in its contract crate, and list that crate"
             );
         };
         $crate::__private::inventory::submit! {
-            $crate::reaction::ReactionRegistration(&$reaction)
+            $crate::reaction::ReactionRegistration::of(&$reaction)
         }
     };
 }

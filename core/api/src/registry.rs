@@ -114,6 +114,32 @@ pub enum RegistryProblem {
         id: &'static str,
         contract: &'static str,
     },
+    #[error(
+        "`{name}` claims crate `{claimed}`, but it was compiled in crate `{compiled}` ({location}); the owner of a type is the crate that compiles it, so define it in its owner's crate and remove any override of `CARGO_PKG_NAME`"
+    )]
+    ForeignOwner {
+        name: &'static str,
+        claimed: &'static str,
+        compiled: String,
+        location: Location,
+    },
+    #[error(
+        "{owner} is claimed by two crates: `{crate_name}` at {first} and at {second}; a host links one crate per pack and contract, so remove the other from its dependencies"
+    )]
+    ClaimedTwice {
+        owner: String,
+        crate_name: &'static str,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{reader} of pack `{pack}` reads `{type_name}`, which pack `{pack}` may not see; a pack reads its own types, public core types and public types of the contract modules it lists: ask the owner to publish it in its contract crate and list that crate in `#[pack(contracts = [...])]`"
+    )]
+    InvisibleType {
+        reader: String,
+        pack: &'static str,
+        type_name: &'static str,
+    },
 }
 
 /// Every problem found while building the registry, not just the first.
@@ -137,17 +163,51 @@ struct Schema {
     sensitive: bool,
 }
 
-/// The registry of this binary, built on first use.
+/// The registry of this binary, built on first use, with every installed projection and
+/// reaction checked to read only what its pack may see: the host refuses to start otherwise.
 pub fn registry() -> Result<&'static Registry, &'static RegistryError> {
     static REGISTRY: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
     REGISTRY
         .get_or_init(|| {
-            Registry::build(
+            let registry = Registry::build(
                 inventory::iter::<TypeDescriptor>(),
                 inventory::iter::<PackDescriptor>(),
-            )
+            )?;
+            let problems = registry.invisible_reads();
+            if problems.is_empty() {
+                Ok(registry)
+            } else {
+                Err(RegistryError { problems })
+            }
         })
         .as_ref()
+}
+
+/// The crate segment of a Rust path (`pack_incidents::board::X` → `pack_incidents`).
+fn crate_of(rust_path: &str) -> &str {
+    rust_path.split("::").next().unwrap_or(rust_path)
+}
+
+/// The Rust crates that may define type `name`: `pack_<id>` and `ops_contract_<id>` for
+/// `pack.<id>.*`, `ops_shared_<pkg>` for `shared.<pkg>.*`, `ops_core` for `core.*`.
+fn owning_crates(name: &str) -> Vec<String> {
+    let segment = |rest: &str| rest.split('.').next().unwrap_or_default().to_owned();
+    if let Some(rest) = name.strip_prefix("pack.") {
+        let id = segment(rest);
+        vec![format!("pack_{id}"), format!("ops_contract_{id}")]
+    } else if let Some(rest) = name.strip_prefix("shared.") {
+        vec![format!("ops_shared_{}", segment(rest))]
+    } else {
+        vec!["ops_core".to_owned()]
+    }
+}
+
+/// The folder of the crate a source file belongs to: what comes before its `src/`.
+fn crate_folder(file: &str) -> &str {
+    match file.rfind("src/") {
+        Some(at) => file[..at].trim_end_matches('/'),
+        None => file,
+    }
 }
 
 impl Registry {
@@ -196,8 +256,60 @@ impl Registry {
                 });
             }
         }
+        // Identity: the crate rustc compiled a type in must own its name, and be the crate
+        // Cargo's environment named; and each pack's crate and contract crate is one crate.
+        let mut folders: BTreeMap<String, (&'static str, &'static str)> = BTreeMap::new();
+        for descriptor in by_key.values() {
+            let compiled = crate_of((descriptor.type_path)());
+            if !owning_crates(descriptor.name).iter().any(|c| c == compiled)
+                || descriptor.crate_name.replace('-', "_") != compiled
+            {
+                problems.push(RegistryProblem::ForeignOwner {
+                    name: descriptor.name,
+                    claimed: descriptor.crate_name,
+                    compiled: compiled.to_owned(),
+                    location: descriptor.location(),
+                });
+                continue;
+            }
+            let folder = crate_folder(descriptor.file);
+            match folders.get(compiled) {
+                Some((first, _)) if *first != folder => {
+                    problems.push(RegistryProblem::ClaimedTwice {
+                        owner: format!("crate `{compiled}`"),
+                        crate_name: descriptor.crate_name,
+                        first: (*first).to_owned(),
+                        second: folder.to_owned(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    folders.insert(compiled.to_owned(), (folder, descriptor.crate_name));
+                }
+            }
+        }
         let mut by_id: BTreeMap<&'static str, &'static PackDescriptor> = BTreeMap::new();
         for pack in packs {
+            let compiled = crate_of((pack.type_path)());
+            if compiled != format!("pack_{}", pack.id)
+                || pack.crate_name.replace('-', "_") != compiled
+            {
+                problems.push(RegistryProblem::ForeignOwner {
+                    name: pack.id,
+                    claimed: pack.crate_name,
+                    compiled: compiled.to_owned(),
+                    location: pack_location(pack),
+                });
+            } else if let Some((first, _)) = folders.get(compiled)
+                && *first != crate_folder(pack.file)
+            {
+                problems.push(RegistryProblem::ClaimedTwice {
+                    owner: format!("pack `{}`", pack.id),
+                    crate_name: pack.crate_name,
+                    first: (*first).to_owned(),
+                    second: crate_folder(pack.file).to_owned(),
+                });
+            }
             if let Err(error) = semver::Version::parse(pack.version) {
                 problems.push(RegistryProblem::PackVersion {
                     id: pack.id,
@@ -314,6 +426,47 @@ impl Registry {
             payload = step(payload)?;
         }
         Ok((latest.version, payload))
+    }
+
+    /// What installed projections and reactions read that their pack may not see, judged by
+    /// the registered descriptors (a hand-written `Contract` impl cannot claim to be public).
+    pub fn invisible_reads(&self) -> Vec<RegistryProblem> {
+        let mut problems = Vec::new();
+        for projection in crate::projection::installed() {
+            for event in projection.event_types() {
+                if !self.visible_to(projection.pack_id(), event.name()) {
+                    problems.push(RegistryProblem::InvisibleType {
+                        reader: format!("projection `{}`", projection.name()),
+                        pack: projection.pack_id(),
+                        type_name: event.name(),
+                    });
+                }
+            }
+        }
+        for reaction in crate::reaction::installed() {
+            if !self.visible_to(reaction.pack_id(), reaction.event_type()) {
+                problems.push(RegistryProblem::InvisibleType {
+                    reader: format!("a reaction to `{}`", reaction.event_type()),
+                    pack: reaction.pack_id(),
+                    type_name: reaction.event_type(),
+                });
+            }
+        }
+        problems
+    }
+
+    /// Whether pack `pack_id` may see events stored as `name`, judged by the registered
+    /// descriptor of the type (not by what a type claims of itself): its own types, public
+    /// core types, and public types of the contract modules its manifest lists.
+    pub fn visible_to(&self, pack_id: &str, name: &str) -> bool {
+        let Some(descriptor) = self.current_name(name).and_then(|name| self.latest(name)) else {
+            return false;
+        };
+        let contracts = self
+            .packs
+            .get(pack_id)
+            .map_or(&[][..], |pack| pack.contracts);
+        crate::contract::visible_to(pack_id, contracts, descriptor.name, descriptor.visibility)
     }
 
     pub fn packs(&self) -> impl Iterator<Item = &'static PackDescriptor> + '_ {

@@ -263,18 +263,23 @@ impl CommandBus {
                 actual: current,
             });
         }
-        let past: Vec<PastEvent> = history
-            .iter()
-            .filter_map(|event| match self.store.current_payload(&event.envelope) {
-                CurrentPayload::Current { version, payload } => Some(PastEvent {
-                    event_type: event.envelope.event_type.clone(),
-                    version,
-                    payload,
-                }),
-                // A handler decides on what this build can read; the rest is not its past.
-                CurrentPayload::UnknownType | CurrentPayload::Unreadable { .. } => None,
-            })
-            .collect();
+        // A handler decides on what its pack may see and this build can read; the rest of
+        // the stream (another pack's private events, say) is not its past.
+        let past_seen_by = |pack_id: &str| -> Vec<PastEvent> {
+            let registry = self.store.registry();
+            history
+                .iter()
+                .filter(|event| registry.visible_to(pack_id, &event.envelope.event_type))
+                .filter_map(|event| match self.store.current_payload(&event.envelope) {
+                    CurrentPayload::Current { version, payload } => Some(PastEvent {
+                        event_type: event.envelope.event_type.clone(),
+                        version,
+                        payload,
+                    }),
+                    CurrentPayload::UnknownType | CurrentPayload::Unreadable { .. } => None,
+                })
+                .collect()
+        };
         // The handler decides on the command as it was asked, personal data opened.
         let opened = self.store.opened(
             &command.command_type,
@@ -294,17 +299,17 @@ impl CommandBus {
                     handler.command_version()
                 ))
             }
-            Some(handler) => handler.decide(&opened, &past).and_then(|decided| {
+            Some(handler) => handler.decide(&opened, &past_seen_by(handler.pack_id())).and_then(|decided| {
                 // A handler states facts of its own pack; receipts, saga steps and other
                 // core events are the core's to write.
                 match decided
                     .iter()
-                    .find(|event| !owned_by(event.event_type, handler.pack_id()))
+                    .find(|event| !owned_by(event.event_type(), handler.pack_id()))
                 {
                     Some(foreign) => Err(format!(
                         "the handler of pack `{}` decided `{}`, which is not its pack's to state",
                         handler.pack_id(),
-                        foreign.event_type
+                        foreign.event_type()
                     )),
                     None => Ok(decided),
                 }
@@ -317,9 +322,9 @@ impl CommandBus {
                     .enumerate()
                     .map(|(index, event)| {
                         EventEnvelope::from_parts(
-                            event.event_type.to_owned(),
-                            event.version,
-                            event.payload,
+                            event.event_type().to_owned(),
+                            event.version(),
+                            event.into_payload(),
                             origin(command, capability_id, index),
                         )
                     })

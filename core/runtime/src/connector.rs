@@ -437,14 +437,8 @@ impl ConnectorRunner {
         fact: Fact,
     ) -> Result<EventEnvelope, Drift> {
         match fact {
-            Fact::Event {
-                event_type,
-                version,
-                payload,
-                native_id,
-                occurred_at,
-                source_sequence,
-            } => {
+            Fact::Event(fact) => {
+                let event_type = fact.event_type();
                 // Receipts, tombstones, drift and other core events are the core's to state.
                 if event_type.starts_with("core.") {
                     return Err(Drift::at(
@@ -452,9 +446,29 @@ impl ConnectorRunner {
                         format!("`{event_type}` is a core event; a connector cannot state it"),
                     ));
                 }
-                let origin = self.origin(stream, record, &native_id, occurred_at, source_sequence);
-                let envelope =
-                    EventEnvelope::from_parts(event_type.to_owned(), version, payload, origin);
+                let pack_id = self.connector.pack_id();
+                if !self.store.registry().visible_to(pack_id, event_type) {
+                    return Err(Drift::at(
+                        "",
+                        format!(
+                            "`{event_type}` is not visible to pack `{pack_id}`, so its connector cannot state it; a connector states its own pack's events or public events of the contract modules its pack lists in `#[pack(contracts = [...])]`"
+                        ),
+                    ));
+                }
+                let origin = self.origin(
+                    stream,
+                    record,
+                    fact.native_id(),
+                    fact.occurred_at(),
+                    fact.source_sequence(),
+                );
+                let version = fact.version();
+                let envelope = EventEnvelope::from_parts(
+                    event_type.to_owned(),
+                    version,
+                    fact.into_payload(),
+                    origin,
+                );
                 // Checked here, per record, so one bad record cannot fail the whole page.
                 self.store
                     .check(&envelope)

@@ -83,10 +83,7 @@ impl Lineage {
                 if event.position > position {
                     break;
                 }
-                if projection
-                    .event_types()
-                    .contains(&event.envelope.event_type.as_str())
-                {
+                if projection.reads(&event.envelope.event_type) {
                     source_events.push(event.envelope.event_id);
                     freshness_at = freshness_at.max(event.recorded_at);
                 }

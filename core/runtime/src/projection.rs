@@ -273,11 +273,10 @@ impl ProjectionRunner {
             }
             // Each event's canonical key, computed once, when the order is canonical.
             let canonical = self.projection.ordering() == Ordering::Canonical;
-            let types = self.projection.event_types();
             let mut events: Vec<(Option<CanonicalKey>, StoredEvent)> = batch
                 .events
                 .into_iter()
-                .filter(|e| types.contains(&e.envelope.event_type.as_str()))
+                .filter(|e| self.projection.reads(&e.envelope.event_type))
                 .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
                 .collect();
             events.sort_by(|a, b| a.0.cmp(&b.0));
@@ -414,10 +413,9 @@ impl ProjectionRunner {
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(CanonicalKey::of(&last.envelope));
-            let types = self.projection.event_types();
             for event in page
                 .iter()
-                .filter(|e| types.contains(&e.envelope.event_type.as_str()))
+                .filter(|e| self.projection.reads(&e.envelope.event_type))
             {
                 self.apply(event).await?;
                 self.checkpoint.canonical_mark = Some(CanonicalKey::of(&event.envelope));

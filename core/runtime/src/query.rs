@@ -4,6 +4,7 @@
 //! only what leaves through a query is opened or redacted.
 
 use crate::clock::WallClock;
+use ops_core::contract::EventType;
 use std::sync::Arc;
 
 use ops_core::capability::{Action, Authority, Decision};
@@ -118,12 +119,12 @@ impl QueryGateway {
         let subject = format!("query:{}/{}", projection.pack_id(), projection.name());
         let mut reveals = true;
         let mut last = None;
-        for event_type in projection.event_types() {
+        for event_type in projection.event_types().iter().map(EventType::name) {
             let decision = self
                 .authorize(event_type, &subject, actor, capability_id, now)
                 .await?;
             reveals &= self.authority.reveals(capability_id, event_type, now);
-            last = Some((*event_type, decision));
+            last = Some((event_type, decision));
         }
         // Rows have no schema: without sealing nothing marks what to redact, so a reader
         // who may not see personal data may not read them at all.

@@ -194,17 +194,10 @@ mod tests {
             )
             .unwrap();
         match &facts[..] {
-            [
-                Fact::Event {
-                    event_type,
-                    native_id,
-                    payload,
-                    ..
-                },
-            ] => {
-                assert_eq!(*event_type, "pack.incidents.incident.IncidentOpened");
-                assert_eq!(native_id, "T-1#1");
-                assert_eq!(payload["service"]["id"], "payments");
+            [Fact::Event(fact)] => {
+                assert_eq!(fact.event_type(), "pack.incidents.incident.IncidentOpened");
+                assert_eq!(fact.native_id(), "T-1#1");
+                assert_eq!(fact.payload()["service"]["id"], "payments");
             }
             other => panic!("{other:?}"),
         }

@@ -3,7 +3,6 @@
 
 use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, IncidentResolved};
 use ops_core::connector::SourceRecordDeleted;
-use ops_core::contract::Contract;
 use ops_core::prelude::*;
 use ops_core::projection::{ProjectedEvent, Projection, State};
 use serde_json::{Value, json};
@@ -24,14 +23,12 @@ impl Projection for IncidentBoard {
     // v2: the acknowledger's name, which erasure of that person turns into `[shredded]`.
     const VERSION: u32 = 2;
 
-    fn event_types(&self) -> &'static [&'static str] {
-        &[
-            IncidentOpened::TYPE,
-            IncidentAcknowledged::TYPE,
-            IncidentResolved::TYPE,
-            SourceRecordDeleted::TYPE,
-        ]
-    }
+    const EVENTS: &'static [EventType] = &[
+        EventType::of::<IncidentOpened>(),
+        EventType::of::<IncidentAcknowledged>(),
+        EventType::of::<IncidentResolved>(),
+        EventType::of::<SourceRecordDeleted>(),
+    ];
 
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
         let at = event.envelope.occurred_at;

@@ -12,9 +12,7 @@ impl Projection for Board {
     const NAME: &'static str = "board";
     const VERSION: u32 = 1;
 
-    fn event_types(&self) -> &'static [&'static str] {
-        &[]
-    }
+    const EVENTS: &'static [EventType] = &[];
 
     fn apply(&self, _event: &ProjectedEvent<'_>, _state: &mut State) -> Result<(), String> {
         Ok(())
