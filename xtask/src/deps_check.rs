@@ -1,23 +1,31 @@
-//! `cargo xtask deps-check`: the dependency graph of constitution Section 7, and the I/O
-//! deny-list of Sections 9 and 12, read from `cargo metadata`.
+//! `cargo xtask deps-check`: the dependency graph of constitution Section 7, the allow-list
+//! of what pack, contract and shared crates may depend on, the I/O deny-list of Sections 9
+//! and 12, and the sandbox rules of their manifests and source, read from `cargo metadata`
+//! and `cargo tree`.
 //!
 //! Only normal and build dependencies count: dev-dependencies are linked into a crate's
-//! own tests, never into the crate a host installs.
+//! own tests, never into the crate a host installs. Every crate of the graph is judged, in
+//! the workspace or not (a path outside it, a registry): roles come from names.
+//! Features are judged per crate, as `cargo tree -p <crate>` resolves them for that crate
+//! built alone, not by the workspace's unified set.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::process::Command;
 
 use anyhow::Context;
-use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, PackageId};
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, Package, PackageId};
 use serde::Deserialize;
 
 use crate::{Verdict, repo_root};
 
-/// What a workspace crate is, read from its name (DESIGN.md, "Crates and folders").
+/// What a crate is, read from its name (DESIGN.md, "Crates and folders").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Core,
     Macros,
+    /// `ops-sandbox`: the sandbox rules, used by the macros and this gate.
+    Sandbox,
     Runtime,
     Shared,
     Contract,
@@ -33,6 +41,7 @@ impl Role {
         Some(match name {
             "ops-core" => Role::Core,
             "ops-macros" => Role::Macros,
+            "ops-sandbox" => Role::Sandbox,
             "ops-core-runtime" => Role::Runtime,
             "ops-registry" => Role::Registry,
             "ops-host" => Role::Host,
@@ -49,8 +58,13 @@ impl Role {
     fn is_sandboxed(self) -> bool {
         matches!(
             self,
-            Role::Core | Role::Macros | Role::Shared | Role::Contract | Role::Pack
+            Role::Core | Role::Macros | Role::Sandbox | Role::Shared | Role::Contract | Role::Pack
         )
+    }
+
+    /// Crates that hold pack code: no ambient authority, dependencies by allow-list only.
+    fn is_pack_code(self) -> bool {
+        matches!(self, Role::Shared | Role::Contract | Role::Pack)
     }
 }
 
@@ -87,13 +101,33 @@ struct DenyEntry {
     reason: String,
 }
 
-pub fn run(manifest_path: Option<&Path>, deny_list: Option<&Path>) -> anyhow::Result<Verdict> {
-    let violations = check(manifest_path, deny_list)?;
+#[derive(Debug, Deserialize)]
+struct AllowList {
+    allow: Vec<AllowEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AllowEntry {
+    #[serde(rename = "crate")]
+    crate_name: String,
+    /// Every feature it may have; `None`: any.
+    features: Option<Vec<String>>,
+    reason: String,
+}
+
+pub fn run(
+    manifest_path: Option<&Path>,
+    deny_list: Option<&Path>,
+    allow_list: Option<&Path>,
+) -> anyhow::Result<Verdict> {
+    let violations = check(manifest_path, deny_list, allow_list)?;
     for violation in &violations {
         println!("{violation}\n");
     }
     if violations.is_empty() {
-        println!("deps-check: the dependency graph follows Section 7 and the deny-list");
+        println!(
+            "deps-check: the dependency graph follows Section 7, the allow-list and the deny-list, and pack source the sandbox rules"
+        );
         Ok(Verdict::Clean)
     } else {
         println!("deps-check: {} violation(s)", violations.len());
@@ -101,34 +135,65 @@ pub fn run(manifest_path: Option<&Path>, deny_list: Option<&Path>) -> anyhow::Re
     }
 }
 
+/// Reads a TOML list whose every entry must give a reason.
+fn read_list<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    reasons: impl Fn(&T) -> Vec<(&str, &str)>,
+) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let list: T = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if let Some((name, _)) = reasons(&list)
+        .into_iter()
+        .find(|(_, reason)| reason.trim().is_empty())
+    {
+        anyhow::bail!(
+            "{}: the entry for `{name}` has no reason; every entry says why",
+            path.display()
+        );
+    }
+    Ok(list)
+}
+
 pub fn check(
     manifest_path: Option<&Path>,
     deny_list: Option<&Path>,
+    allow_list: Option<&Path>,
 ) -> anyhow::Result<Vec<Violation>> {
     let root = repo_root();
     let manifest_path = manifest_path.map_or_else(|| root.join("Cargo.toml"), Path::to_owned);
     let deny_path = deny_list.map_or_else(|| root.join("xtask/deny-list.toml"), Path::to_owned);
-    let deny_text = std::fs::read_to_string(&deny_path)
-        .with_context(|| format!("reading the deny-list {}", deny_path.display()))?;
-    let deny: DenyList = toml::from_str(&deny_text)
-        .with_context(|| format!("parsing the deny-list {}", deny_path.display()))?;
-    if let Some(entry) = deny
-        .deny
-        .iter()
-        .find(|entry| entry.reason.trim().is_empty())
-    {
-        anyhow::bail!(
-            "{}: the entry for `{}` has no reason; every denied crate says why",
-            deny_path.display(),
-            entry.crate_name
-        );
-    }
+    let allow_path = allow_list.map_or_else(|| root.join("xtask/allow-list.toml"), Path::to_owned);
+    let deny: DenyList = read_list(&deny_path, |list: &DenyList| {
+        list.deny
+            .iter()
+            .map(|e| (e.crate_name.as_str(), e.reason.as_str()))
+            .collect()
+    })?;
+    let allow: AllowList = read_list(&allow_path, |list: &AllowList| {
+        list.allow
+            .iter()
+            .map(|e| (e.crate_name.as_str(), e.reason.as_str()))
+            .collect()
+    })?;
     let metadata = MetadataCommand::new()
         .manifest_path(&manifest_path)
         .exec()
         .with_context(|| format!("running `cargo metadata` on {}", manifest_path.display()))?;
     let mut violations = graph_violations(&metadata);
-    violations.extend(deny_violations(&metadata, &deny.deny));
+    let lists = Lists {
+        deny: &deny.deny,
+        allow: &allow.allow,
+    };
+    for package in sandboxed(&metadata) {
+        let role = Role::of(&package.name).expect("sandboxed crates have a role");
+        let tree = crate_tree(&manifest_path, package)?;
+        violations.extend(tree_violations(role, &tree, &lists));
+        if role.is_pack_code() {
+            violations.extend(manifest_violations(package));
+            violations.extend(source_violations(package)?);
+        }
+    }
     violations.sort();
     violations.dedup();
     Ok(violations)
@@ -153,26 +218,39 @@ fn nodes(metadata: &Metadata) -> HashMap<&PackageId, &Node> {
         .unwrap_or_default()
 }
 
+/// Every package of the resolved graph with a sandboxed role, in the workspace or not.
+fn sandboxed(metadata: &Metadata) -> Vec<&Package> {
+    let nodes = nodes(metadata);
+    let mut packages: Vec<&Package> = metadata
+        .packages
+        .iter()
+        .filter(|p| nodes.contains_key(&p.id))
+        .filter(|p| Role::of(&p.name).is_some_and(Role::is_sandboxed))
+        .collect();
+    packages.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    packages
+}
+
 fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
     let nodes = nodes(metadata);
     let members: BTreeSet<&PackageId> = metadata.workspace_members.iter().collect();
     let mut violations = Vec::new();
-    for package in metadata.workspace_packages() {
+    for package in &metadata.packages {
         let from = package.name.to_string();
-        let Some(from_role) = Role::of(&from) else {
+        let role = Role::of(&from);
+        if role.is_none() && members.contains(&package.id) {
             violations.push(Violation {
                 rule: "crate-role",
                 from: from.clone(),
                 to: from.clone(),
                 message: "this crate's name gives it no place in the dependency graph".into(),
-                fix: "name it `pack-<id>`, `ops-contract-<id>` or `ops-shared-<pkg>`, or add its role to DESIGN.md and deps-check".into(),
+                fix: "name it `pack-<id>`, `ops-contract-<id>` or `ops-shared-<pkg>`, or give its role a place in ARCHITECTURE.md and deps-check".into(),
             });
+        }
+        let (Some(from_role), Some(node)) = (role, nodes.get(&package.id)) else {
             continue;
         };
-        let Some(node) = nodes.get(&package.id) else {
-            continue;
-        };
-        for dep_id in linked_deps(node).filter(|id| members.contains(id)) {
+        for dep_id in linked_deps(node) {
             let to = metadata[dep_id].name.to_string();
             let Some(to_role) = Role::of(&to) else {
                 continue;
@@ -217,14 +295,14 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
             "only ops-host links packs".to_owned(),
             format!("install `{to_name}` with one line in host/Cargo.toml instead"),
         ),
-        (Xtask, Runtime | Registry | Core) => return None,
+        (Xtask, Runtime | Registry | Core | Sandbox) => return None,
         (_, Runtime) => (
             "section-7/runtime-is-host-only",
             "only ops-host, xtask and tests use the core runtime".to_owned(),
             "use the typed handles of ops-core; the host passes them in".to_owned(),
         ),
-        (Core, Macros) => return None,
-        (Core | Macros, _) => (
+        (Core, Macros) | (Macros, Sandbox) => return None,
+        (Core | Macros | Sandbox, _) => (
             "section-7/core-depends-on-nothing",
             "ops-core depends on none of our crates".to_owned(),
             "move the code into ops-core, or invert the dependency".to_owned(),
@@ -240,74 +318,266 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
         (Contract | Pack | Runtime | Registry | Xtask, _) => (
             "section-7/layering",
             format!("{from:?} crates may not depend on {to:?} crates"),
-            "see the dependency table in DESIGN.md".to_owned(),
+            "see the dependency table in ARCHITECTURE.md".to_owned(),
         ),
     };
     Some(broken)
 }
 
-/// Denied crates reachable from a sandboxed crate through linked dependencies.
-fn deny_violations(metadata: &Metadata, deny: &[DenyEntry]) -> Vec<Violation> {
-    let nodes = nodes(metadata);
+/// One crate of a `cargo tree`, with its features as resolved for the root alone.
+struct TreeNode {
+    name: String,
+    features: BTreeSet<String>,
+    /// The crates from the root down to this one.
+    path: Vec<String>,
+}
+
+/// The normal and build dependencies of `package` on every target, as `cargo tree -p`
+/// resolves them for it alone.
+fn crate_tree(manifest_path: &Path, package: &Package) -> anyhow::Result<Vec<TreeNode>> {
+    let spec = format!("{}@{}", package.name, package.version);
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["tree", "--quiet", "--manifest-path"])
+        .arg(manifest_path)
+        .args(["-p", &spec, "-e", "normal,build", "--target", "all"])
+        .args(["--prefix", "depth", "--no-dedupe", "--format", "{p}|{f}"])
+        .output()
+        .with_context(|| format!("running `cargo tree -p {spec}`"))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "`cargo tree -p {spec}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut nodes = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let digits = line.chars().take_while(char::is_ascii_digit).count();
+        let Ok(depth) = line[..digits].parse::<usize>() else {
+            continue;
+        };
+        let (described, features) = line[digits..]
+            .split_once('|')
+            .unwrap_or((&line[digits..], ""));
+        let name = described.split(' ').next().unwrap_or_default().to_owned();
+        stack.truncate(depth);
+        stack.push(name.clone());
+        nodes.push(TreeNode {
+            name,
+            features: features
+                .trim_end_matches("(*)")
+                .trim()
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            path: stack.clone(),
+        });
+    }
+    Ok(nodes)
+}
+
+struct Lists<'a> {
+    deny: &'a [DenyEntry],
+    allow: &'a [AllowEntry],
+}
+
+/// What a sandboxed crate reaches: denied crates for all of them, and for pack code every
+/// crate that is neither an ops crate its role allows nor on the allow-list (with its
+/// features), and any other pack, however far down. ops-core's own dependencies are the
+/// core's: the walk does not enter it.
+fn tree_violations(role: Role, tree: &[TreeNode], lists: &Lists<'_>) -> Vec<Violation> {
+    let Some(root) = tree.first() else {
+        return Vec::new();
+    };
     let mut violations = Vec::new();
-    for package in metadata.workspace_packages() {
-        let from = package.name.to_string();
-        if !Role::of(&from).is_some_and(Role::is_sandboxed) {
+    // A path prefix under which nothing more is reported but packs (a crate already refused).
+    let mut refused: Vec<Vec<String>> = Vec::new();
+    let mut trusted: Vec<Vec<String>> = Vec::new();
+    for node in &tree[1..] {
+        let under = |prefixes: &[Vec<String>]| {
+            prefixes
+                .iter()
+                .any(|p| node.path.len() > p.len() && node.path.starts_with(p))
+        };
+        if under(&trusted) {
             continue;
         }
-        // Breadth-first, remembering how each crate was reached to show the path.
-        let mut reached_via: HashMap<&PackageId, Option<&PackageId>> = HashMap::new();
-        let mut queue = VecDeque::from([&package.id]);
-        reached_via.insert(&package.id, None);
-        while let Some(id) = queue.pop_front() {
-            let Some(node) = nodes.get(id) else { continue };
-            let name = metadata[id].name.to_string();
-            if let Some(entry) = denied(deny, &name, node) {
-                violations.push(Violation {
-                    rule: "section-9/denied-crate",
-                    from: from.clone(),
-                    to: name,
-                    message: format!(
-                        "{} (path: {})",
-                        entry.reason,
-                        path_to(metadata, &reached_via, id)
-                    ),
-                    fix: "remove the dependency; ask the core for a typed handle instead".into(),
-                });
-                continue;
-            }
-            for dep in linked_deps(node) {
-                if !reached_via.contains_key(dep) {
-                    reached_via.insert(dep, Some(id));
-                    queue.push_back(dep);
+        let through = node.path.join(" -> ");
+        let node_role = Role::of(&node.name);
+        let inside_refused = under(&refused);
+        // A direct edge is `graph_violations`' to judge; this finds the ones through others.
+        if role.is_pack_code()
+            && node_role == Some(Role::Pack)
+            && node.name != root.name
+            && node.path.len() > 2
+        {
+            violations.push(Violation {
+                rule: "section-7/pack-to-pack",
+                from: root.name.clone(),
+                to: node.name.clone(),
+                message: format!("a pack's code reaches another pack (path: {through})"),
+                fix: format!(
+                    "depend on `{}` and use its public events and commands",
+                    node.name.replacen("pack-", "ops-contract-", 1)
+                ),
+            });
+            continue;
+        }
+        if node.name == "ops-core" || (!role.is_pack_code() && node_role.is_some()) {
+            trusted.push(node.path.clone());
+            continue;
+        }
+        if let Some(entry) = denied(lists.deny, node) {
+            violations.push(Violation {
+                rule: "section-9/denied-crate",
+                from: root.name.clone(),
+                to: node.name.clone(),
+                message: format!("{} (path: {through})", entry.reason),
+                fix: "remove the dependency; ask the core for a typed handle instead".into(),
+            });
+            refused.push(node.path.clone());
+            continue;
+        }
+        // Below a refused crate only denied crates and other packs are worth naming.
+        if !role.is_pack_code() || inside_refused {
+            continue;
+        }
+        if node_role.is_some() {
+            // Ops crates: the role rules of `graph_violations` judge the edges themselves.
+            trusted.push(node.path.clone());
+            continue;
+        }
+        match lists.allow.iter().find(|e| e.crate_name == node.name) {
+            Some(entry) => {
+                let extra: Vec<&String> = match &entry.features {
+                    Some(allowed) => node
+                        .features
+                        .iter()
+                        .filter(|f| !allowed.contains(f))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if !extra.is_empty() {
+                    violations.push(Violation {
+                        rule: "section-9/feature-not-allowed",
+                        from: root.name.clone(),
+                        to: node.name.clone(),
+                        message: format!(
+                            "`{}` is allowed without {}: {} (path: {through})",
+                            node.name,
+                            extra.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
+                            entry.reason
+                        ),
+                        fix: "turn the feature off (`default-features = false` and the features the pack needs)".into(),
+                    });
+                    refused.push(node.path.clone());
                 }
+            }
+            None => {
+                violations.push(Violation {
+                    rule: "section-9/not-allowed",
+                    from: root.name.clone(),
+                    to: node.name.clone(),
+                    message: format!(
+                        "pack, contract and shared crates depend only on ops crates and the pure crates of the allow-list (path: {through})"
+                    ),
+                    fix: "remove the dependency (an effect is a `WRITE_EXTERNAL_SIDE_EFFECT` command, a source a connector), or add a pure crate to xtask/allow-list.toml with its reason".into(),
+                });
+                refused.push(node.path.clone());
             }
         }
     }
     violations
 }
 
-fn denied<'a>(deny: &'a [DenyEntry], name: &str, node: &Node) -> Option<&'a DenyEntry> {
+fn denied<'a>(deny: &'a [DenyEntry], node: &TreeNode) -> Option<&'a DenyEntry> {
     deny.iter().find(|entry| {
-        entry.crate_name == name
+        entry.crate_name == node.name
             && (entry.features.is_empty()
-                || node
-                    .features
-                    .iter()
-                    .any(|f| entry.features.iter().any(|d| f == d)))
+                || entry.features.iter().any(|d| node.features.contains(d)))
     })
 }
 
-fn path_to<'a>(
-    metadata: &Metadata,
-    reached_via: &HashMap<&'a PackageId, Option<&'a PackageId>>,
-    mut id: &'a PackageId,
-) -> String {
-    let mut names = vec![metadata[id].name.to_string()];
-    while let Some(Some(parent)) = reached_via.get(id) {
-        names.push(metadata[*parent].name.to_string());
-        id = parent;
+/// A pack, contract or shared crate is one plain library: no build script (it runs code on
+/// the build machine and can rewrite the crate's identity with `cargo::rustc-env`), no
+/// procedural macro, and a library named after its package (the name is its identity).
+fn manifest_violations(package: &Package) -> Vec<Violation> {
+    let name = package.name.to_string();
+    let mut violations = Vec::new();
+    for target in &package.targets {
+        let kinds: Vec<String> = target.kind.iter().map(ToString::to_string).collect();
+        if kinds.iter().any(|k| k == "custom-build") {
+            violations.push(Violation {
+                rule: "sandbox/build-script",
+                from: name.clone(),
+                to: "build.rs".into(),
+                message: "a build script runs arbitrary code on the build machine (network, files, environment) and can rewrite the crate's identity with `cargo::rustc-env=CARGO_PKG_NAME=…`".into(),
+                fix: "remove the build script; migrations are listed in `#[pack(migrations = [...])]` and samples named with `ops_core::pack_path!`".into(),
+            });
+        }
+        if kinds.iter().any(|k| k == "proc-macro") {
+            violations.push(Violation {
+                rule: "sandbox/proc-macro",
+                from: name.clone(),
+                to: target.name.clone(),
+                message: "a procedural macro runs arbitrary code on the build machine".into(),
+                fix: "write the code as ordinary Rust, or ask for a macro in ops-core".into(),
+            });
+        }
+        if kinds.iter().any(|k| k == "lib") && target.name != name.replace('-', "_") {
+            violations.push(Violation {
+                rule: "sandbox/crate-name",
+                from: name.clone(),
+                to: target.name.clone(),
+                message: format!(
+                    "its library is named `{}`, not `{}`: the name of the crate rustc compiles is what the registry checks a type's owner against",
+                    target.name,
+                    name.replace('-', "_")
+                ),
+                fix: "remove `name` from the `[lib]` section".into(),
+            });
+        }
     }
-    names.reverse();
-    names.join(" -> ")
+    violations
+}
+
+/// The sandbox rules over the crate's library source.
+fn source_violations(package: &Package) -> anyhow::Result<Vec<Violation>> {
+    let Some(lib) = package
+        .targets
+        .iter()
+        .find(|t| t.kind.iter().any(|k| k.to_string() == "lib"))
+    else {
+        return Ok(Vec::new());
+    };
+    let manifest_dir = package
+        .manifest_path
+        .parent()
+        .map(|dir| dir.as_std_path().to_owned())
+        .unwrap_or_default();
+    let findings = ops_sandbox::scan_crate(lib.src_path.as_std_path())
+        .with_context(|| format!("reading the source of `{}`", package.name))?;
+    Ok(findings
+        .into_iter()
+        .map(|finding| {
+            let file = finding
+                .file
+                .strip_prefix(&manifest_dir)
+                .unwrap_or(&finding.file);
+            Violation {
+                rule: finding.rule.id(),
+                from: package.name.to_string(),
+                to: finding.found.clone(),
+                message: format!(
+                    "{} (at {}:{}:{})",
+                    finding.rule.what(),
+                    file.display(),
+                    finding.line,
+                    finding.column
+                ),
+                fix: finding.rule.instead().to_owned(),
+            }
+        })
+        .collect())
 }

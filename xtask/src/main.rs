@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Enforce the dependency graph of constitution Section 7 and the I/O deny-list.
+    /// Enforce the dependency graph of constitution Section 7, the allow-list of pack
+    /// dependencies, the I/O deny-list and the sandbox rules of pack source.
     DepsCheck {
         /// The workspace to check (default: this one).
         #[arg(long, value_name = "Cargo.toml")]
@@ -28,6 +29,10 @@ enum Command {
         /// The deny-list (default: xtask/deny-list.toml).
         #[arg(long, value_name = "FILE")]
         deny_list: Option<PathBuf>,
+        /// The allow-list of pack, contract and shared dependencies (default:
+        /// xtask/allow-list.toml).
+        #[arg(long, value_name = "FILE")]
+        allow_list: Option<PathBuf>,
     },
     /// Acceptance checks of the constitution that need a whole workspace.
     Acceptance {
@@ -95,7 +100,12 @@ fn main() -> ExitCode {
         Command::DepsCheck {
             manifest_path,
             deny_list,
-        } => deps_check::run(manifest_path.as_deref(), deny_list.as_deref()),
+            allow_list,
+        } => deps_check::run(
+            manifest_path.as_deref(),
+            deny_list.as_deref(),
+            allow_list.as_deref(),
+        ),
         Command::Acceptance {
             check: AcceptanceCheck::DeletePack { id, workspace },
         } => acceptance::delete_pack(&id, workspace.as_deref()),

@@ -218,7 +218,7 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
     workspace.edit(
         CONTRACT,
         "pub mod v1 {",
-        "pub mod v2 {\n    use super::event;\n\n    #[event(public, domain = \"incident\", version = 2, upcast_from = super::v1::IncidentAcknowledged)]\n    #[derive(Clone, Debug, PartialEq)]\n    pub struct IncidentAcknowledged {\n        pub incident_id: String,\n        #[serde(rename = \"acknowledged_by\")]\n        pub by: super::PersonRef,\n    }\n\n    impl super::Upcast<super::v1::IncidentAcknowledged> for IncidentAcknowledged {\n        fn upcast(old: super::v1::IncidentAcknowledged) -> Self {\n            IncidentAcknowledged { incident_id: old.incident_id, by: old.by }\n        }\n    }\n}\n\npub mod v1 {",
+        "pub mod v2 {\n    use super::event;\n    use ops_core::prelude::*;\n\n    #[event(public, domain = \"incident\", version = 2, upcast_from = super::v1::IncidentAcknowledged)]\n    #[derive(Clone, Debug, PartialEq)]\n    pub struct IncidentAcknowledged {\n        pub incident_id: String,\n        #[serde(rename = \"acknowledged_by\")]\n        pub by: super::PersonRef,\n    }\n\n    impl super::Upcast<super::v1::IncidentAcknowledged> for IncidentAcknowledged {\n        fn upcast(old: super::v1::IncidentAcknowledged) -> Self {\n            IncidentAcknowledged { incident_id: old.incident_id, by: old.by }\n        }\n    }\n}\n\npub mod v1 {",
     );
     workspace.edit(
         CONTRACT,
