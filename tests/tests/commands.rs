@@ -3,10 +3,10 @@
 //! optimistic concurrency on the target.
 
 use ops_contract_incidents::AcknowledgeIncident;
-use ops_core::envelope::{Causation, CommandOutcome};
+use ops_core::envelope::{Causation, CommandOutcome, EventEnvelope};
 use ops_core::handler::{Decided, Handler, PastEvent};
-use ops_core_runtime::command::{BusError, CommandBus};
-use ops_core_runtime::store::EventStore;
+use ops_core_runtime::command::{BusError, CommandBus, history_seen_by};
+use ops_core_runtime::store::{EventStore, ExpectedVersion};
 use ops_tests::commands::{acknowledge, capability, open, opened};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
@@ -21,7 +21,76 @@ on_both_backends!(
     rejections_are_recorded_with_their_reason,
     a_stale_expected_version_is_a_conflict_not_a_lost_write,
     concurrent_commands_on_one_target_are_decided_in_turn,
+    a_handler_sees_only_the_history_its_pack_may_see,
 );
+
+/// One stream holding a public incident event, the incidents pack's private triage note and
+/// the notify pack's private notification (written under its type name, as a string door
+/// would): each pack's handlers see their own events and what the contracts they list
+/// publish, never another pack's private ones.
+async fn a_handler_sees_only_the_history_its_pack_may_see(backend: Backend) {
+    let (store, bus) = bus(backend, "a_handler_sees_only_the_history_its_pack_may_see").await;
+    bus.submit(&open("INC-7"), capability(), None)
+        .await
+        .unwrap();
+    let note = pack_incidents::triage_note(
+        "INC-7",
+        "rolled back the deploy",
+        ops_shared_people::PersonRef {
+            system: "pagerduty".into(),
+            id: "U042".into(),
+            display_name: "Ada".into(),
+        },
+        ops_tests::origin("note-1"),
+    )
+    .unwrap();
+    let notified = EventEnvelope::from_parts(
+        "pack.notify.oncall.OnCallNotified".to_owned(),
+        1,
+        serde_json::json!({"incident_id": "INC-7"}),
+        ops_tests::origin("notified-1"),
+    );
+    store
+        .append(
+            "incident/INC-7",
+            ExpectedVersion::Exact(1),
+            &[note, notified],
+        )
+        .await
+        .unwrap();
+    let history = store.read_stream("incident/INC-7").await.unwrap();
+    assert_eq!(history.len(), 3);
+    let seen = |pack: &str| -> Vec<String> {
+        history_seen_by(&store, pack, &history)
+            .into_iter()
+            .map(|event| event.event_type)
+            .collect()
+    };
+    assert_eq!(
+        seen("incidents"),
+        vec![
+            "pack.incidents.incident.IncidentOpened",
+            "pack.incidents.triage.TriageNoteAdded"
+        ]
+    );
+    assert_eq!(
+        seen("notify"),
+        vec![
+            "pack.incidents.incident.IncidentOpened",
+            "pack.notify.oncall.OnCallNotified"
+        ]
+    );
+    assert_eq!(
+        seen("filesync"),
+        vec!["pack.incidents.incident.IncidentOpened"]
+    );
+    // The bus decides on that filtered past: acknowledging still works for incidents.
+    let acknowledged = bus
+        .submit(&acknowledge("INC-7", "U042"), capability(), None)
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.outcome, CommandOutcome::Accepted);
+}
 
 async fn accepted_commands_store_their_events_with_the_outcome(backend: Backend) {
     let (store, bus) = bus(

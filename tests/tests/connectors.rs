@@ -409,3 +409,81 @@ async fn a_connector_cannot_state_core_events() {
         quarantined[0].1
     );
 }
+
+/// A payload that claims by hand to be the notify pack's private `OnCallNotified`, and to
+/// be public: what a string door would let a connector state.
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct ClaimsToBeOnCallNotified {
+    incident_id: String,
+}
+
+impl Contract for ClaimsToBeOnCallNotified {
+    const TYPE: &'static str = "pack.notify.oncall.OnCallNotified";
+    const VERSION: u32 = 1;
+    const KIND: ops_core::contract::Kind = ops_core::contract::Kind::Event;
+    const VISIBILITY: ops_core::contract::Visibility = ops_core::contract::Visibility::Public;
+}
+
+impl ops_core::contract::Event for ClaimsToBeOnCallNotified {}
+
+/// A connector of the filesync pack that states another pack's private event.
+struct Impersonating;
+
+impl ops_core::connector::Connector for Impersonating {
+    type Pack = pack_filesync::FilesyncPack;
+    const ID: &'static str = "impersonating";
+
+    fn streams(&self) -> Vec<String> {
+        vec!["tickets".to_owned()]
+    }
+
+    fn interpret(
+        &self,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<Vec<ops_core::connector::Fact>, ops_core::connector::Drift> {
+        let claimed = ClaimsToBeOnCallNotified {
+            incident_id: "T-100".to_owned(),
+        };
+        let at = "2026-11-20T09:00:00Z".parse().unwrap();
+        Ok(vec![
+            ops_core::connector::Fact::event(&claimed, "T-100", at, None).unwrap(),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn a_connector_cannot_state_another_packs_private_event() {
+    let store = Backend::Sqlite
+        .store("a_connector_cannot_state_another_packs_private_event")
+        .await;
+    let report = ConnectorRunner::new(
+        store.clone(),
+        &Impersonating,
+        Box::new(JsonLinesDirectory::new(SAMPLE_EXPORT)),
+        ConnectorOptions::default(),
+    )
+    .unwrap()
+    .sync_stream("tickets")
+    .await
+    .unwrap();
+    assert_eq!(report.quarantined, 10);
+    assert!(
+        store
+            .read_by_type("pack.notify.oncall.OnCallNotified")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let quarantined = store
+        .quarantined("connector:impersonating/tickets")
+        .await
+        .unwrap();
+    assert!(
+        quarantined[0].1.contains(
+            "`pack.notify.oncall.OnCallNotified` is not visible to pack `filesync`, so its connector cannot state it"
+        ),
+        "{}",
+        quarantined[0].1
+    );
+}

@@ -267,3 +267,63 @@ fn an_acceptance_without_a_reason_is_an_input_error() {
         run.stderr
     );
 }
+
+/// The attack of a crate that borrows another's identity: its build script tells Cargo it
+/// is `ops-contract-incidents`, so its types would be named `pack.incidents.incident.*` and
+/// the victim asked for a version bump. The type's own build refuses it, the report never
+/// blames the victim, and deps-check refuses the build script.
+#[test]
+fn a_crate_that_borrows_another_crates_name_is_refused_and_the_victim_not_blamed() {
+    let workspace = Workspace::copy("borrowed-identity");
+    let thief = workspace.dir.join("contracts/thief");
+    std::fs::create_dir_all(thief.join("src")).unwrap();
+    std::fs::write(
+        thief.join("Cargo.toml"),
+        "[package]\nname = \"ops-contract-thief\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[dependencies]\nops-core.workspace = true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        thief.join("build.rs"),
+        "fn main() {\n    println!(\"cargo::rustc-env=CARGO_PKG_NAME=ops-contract-incidents\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        thief.join("src/lib.rs"),
+        "#![no_std]\n#![forbid(unsafe_code)]\nuse ops_core::prelude::*;\n\n#[ops_core::event(public, domain = \"incident\")]\npub struct IncidentEscalated {\n    pub incident_id: String,\n}\n",
+    )
+    .unwrap();
+    workspace.edit(
+        "Cargo.toml",
+        "    \"contracts/incidents\",",
+        "    \"contracts/incidents\",\n    \"contracts/thief\",",
+    );
+    workspace.edit(
+        "host/Cargo.toml",
+        "pack-notify.workspace = true",
+        "pack-notify.workspace = true\nops-contract-thief = { path = \"../contracts/thief\" }",
+    );
+    let run = workspace.contract_diff(&[]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("this type claims the owner of crate `ops-contract-incidents`, but it is compiled in another crate"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("bump") && run.report.is_null(),
+        "{}",
+        run.stderr
+    );
+    let deps = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deps-check", "--manifest-path"])
+        .arg(workspace.dir.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&deps.stdout);
+    assert_eq!(deps.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("error[sandbox/build-script]: `ops-contract-thief` -> `build.rs`"),
+        "{report}"
+    );
+}

@@ -631,4 +631,85 @@ mod tests {
             }]
         );
     }
+
+    static STOLEN: TypeDescriptor = TypeDescriptor {
+        type_path: || "ops_contract_thief::Opened",
+        ..descriptor("pack.fixture.incident.Stolen", 1, 50)
+    };
+    static RENAMED_PACKAGE: TypeDescriptor = TypeDescriptor {
+        crate_name: "ops-contract-other",
+        ..descriptor("pack.fixture.incident.Misnamed", 1, 60)
+    };
+
+    #[test]
+    fn a_type_compiled_outside_its_owners_crate_is_refused() {
+        let error = Registry::build([&STOLEN, &RENAMED_PACKAGE], [])
+            .err()
+            .expect("a borrowed identity accepted");
+        let message = error.to_string();
+        assert!(
+            message.contains("`pack.fixture.incident.Stolen` claims crate `ops-contract-fixture`, but it was compiled in crate `ops_contract_thief`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`pack.fixture.incident.Misnamed` claims crate `ops-contract-other`, but it was compiled in crate `ops_contract_fixture`"),
+            "{message}"
+        );
+    }
+
+    static ELSEWHERE: TypeDescriptor = TypeDescriptor {
+        file: "/home/someone/.cargo/registry/ops-contract-fixture-0.2.0/src/lib.rs",
+        ..descriptor("pack.fixture.incident.Closed", 1, 70)
+    };
+    static HERE: TypeDescriptor = TypeDescriptor {
+        file: "contracts/fixture/src/lib.rs",
+        ..descriptor("pack.fixture.incident.Reopened", 1, 80)
+    };
+    static HERE_TOO: TypeDescriptor = TypeDescriptor {
+        file: "contracts/fixture/src/v1.rs",
+        ..descriptor("pack.fixture.incident.Paused", 1, 90)
+    };
+
+    #[test]
+    fn a_crate_claimed_by_two_folders_is_refused_naming_both() {
+        assert!(Registry::build([&HERE, &HERE_TOO], []).is_ok());
+        let error = Registry::build([&HERE, &ELSEWHERE], [])
+            .err()
+            .expect("two crates of one name accepted");
+        let message = error.to_string();
+        assert!(
+            message.contains("crate `ops_contract_fixture` is claimed by two crates")
+                && message.contains("contracts/fixture")
+                && message.contains("/home/someone/.cargo/registry/ops-contract-fixture-0.2.0"),
+            "{message}"
+        );
+    }
+
+    static PRIVATE: TypeDescriptor = TypeDescriptor {
+        visibility: Visibility::Private,
+        crate_name: "pack-fixture",
+        type_path: || "pack_fixture::Noted",
+        ..descriptor("pack.fixture.triage.Noted", 1, 100)
+    };
+
+    #[test]
+    fn what_a_pack_sees_is_judged_by_the_registered_descriptor() {
+        static READER: PackDescriptor = PackDescriptor {
+            id: "reader",
+            version: "0.1.0",
+            crate_name: "pack-reader",
+            contracts: &["ops-contract-fixture"],
+            migrations: &[],
+            rust_type: "reader::ReaderPack",
+            type_path: || "pack_reader::ReaderPack",
+            file: "packs/reader/src/lib.rs",
+            line: 1,
+        };
+        let registry = Registry::build([&FIRST, &PRIVATE], [&READER]).expect("registry");
+        assert!(registry.visible_to("reader", "pack.fixture.incident.Opened"));
+        assert!(!registry.visible_to("reader", "pack.fixture.triage.Noted"));
+        assert!(registry.visible_to("fixture", "pack.fixture.triage.Noted"));
+        assert!(!registry.visible_to("other", "pack.fixture.incident.Opened"));
+        assert!(!registry.visible_to("reader", "pack.unknown.incident.Opened"));
+    }
 }

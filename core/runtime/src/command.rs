@@ -25,7 +25,7 @@ use ops_core::time::Timestamp;
 use crate::db::on_db;
 use crate::store::{
     AppendError, CommandRecord, CurrentPayload, EventStore, ExpectedVersion, OutboxRow, ReadError,
-    SideWrite,
+    SideWrite, StoredEvent,
 };
 use ops_core::canonical::payload_hash;
 use ops_core::contract::SafetyClass;
@@ -263,23 +263,6 @@ impl CommandBus {
                 actual: current,
             });
         }
-        // A handler decides on what its pack may see and this build can read; the rest of
-        // the stream (another pack's private events, say) is not its past.
-        let past_seen_by = |pack_id: &str| -> Vec<PastEvent> {
-            let registry = self.store.registry();
-            history
-                .iter()
-                .filter(|event| registry.visible_to(pack_id, &event.envelope.event_type))
-                .filter_map(|event| match self.store.current_payload(&event.envelope) {
-                    CurrentPayload::Current { version, payload } => Some(PastEvent {
-                        event_type: event.envelope.event_type.clone(),
-                        version,
-                        payload,
-                    }),
-                    CurrentPayload::UnknownType | CurrentPayload::Unreadable { .. } => None,
-                })
-                .collect()
-        };
         // The handler decides on the command as it was asked, personal data opened.
         let opened = self.store.opened(
             &command.command_type,
@@ -299,7 +282,9 @@ impl CommandBus {
                     handler.command_version()
                 ))
             }
-            Some(handler) => handler.decide(&opened, &past_seen_by(handler.pack_id())).and_then(|decided| {
+            Some(handler) => handler
+                .decide(&opened, &history_seen_by(&self.store, handler.pack_id(), &history))
+                .and_then(|decided| {
                 // A handler states facts of its own pack; receipts, saga steps and other
                 // core events are the core's to write.
                 match decided
@@ -608,4 +593,28 @@ fn origin(command: &CommandEnvelope, capability_id: CapabilityId, index: usize) 
         actor: command.actor.clone(),
         capability_id,
     }
+}
+
+/// The past a handler of pack `pack_id` decides on: the target's events its pack may see
+/// (its own, public core events, public events of the contract modules it lists) that this
+/// build can read, each as the current version of its type. Another pack's private events in
+/// the same stream are not its past.
+pub fn history_seen_by(
+    store: &EventStore,
+    pack_id: &str,
+    history: &[StoredEvent],
+) -> Vec<PastEvent> {
+    let registry = store.registry();
+    history
+        .iter()
+        .filter(|event| registry.visible_to(pack_id, &event.envelope.event_type))
+        .filter_map(|event| match store.current_payload(&event.envelope) {
+            CurrentPayload::Current { version, payload } => Some(PastEvent {
+                event_type: event.envelope.event_type.clone(),
+                version,
+                payload,
+            }),
+            CurrentPayload::UnknownType | CurrentPayload::Unreadable { .. } => None,
+        })
+        .collect()
 }

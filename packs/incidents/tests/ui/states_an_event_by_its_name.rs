@@ -1,8 +1,9 @@
-// Another pack's private event, written as a string: a fact and a decision are built only
-// from types, so the string has nowhere to go.
+// Another pack's private event, written as a string: an event list, a fact and a decision
+// are built only from types, so the string has nowhere to go.
 #![no_std]
 #![forbid(unsafe_code)]
 use ops_core::connector::{EventFact, Fact};
+use ops_core::contract::Visibility;
 use ops_core::handler::Decided;
 use ops_core::prelude::*;
 
@@ -24,5 +25,11 @@ pub fn forged_decision() -> Decided {
         payload: json!({}),
     }
 }
+
+pub const FOLDED: &[EventType] = &[EventType {
+    name: "pack.notify.oncall.OnCallNotified",
+    version: 1,
+    visibility: Visibility::Public,
+}];
 
 fn main() {}
