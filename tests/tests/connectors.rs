@@ -374,14 +374,15 @@ impl ops_core::connector::Connector for Forging {
     }
 }
 
-#[tokio::test]
-async fn a_connector_cannot_state_core_events() {
-    let store = Backend::Sqlite
-        .store("a_connector_cannot_state_core_events")
-        .await;
+/// Syncs the sample export through `connector` into a fresh SQLite store.
+async fn sync_sample(
+    test: &str,
+    connector: &'static dyn DynConnector,
+) -> (EventStore, ops_core_runtime::connector::SyncReport) {
+    let store = Backend::Sqlite.store(test).await;
     let report = ConnectorRunner::new(
         store.clone(),
-        &Forging,
+        connector,
         Box::new(JsonLinesDirectory::new(SAMPLE_EXPORT)),
         ConnectorOptions::default(),
     )
@@ -389,25 +390,34 @@ async fn a_connector_cannot_state_core_events() {
     .sync_stream("tickets")
     .await
     .unwrap();
+    (store, report)
+}
+
+/// Every record was quarantined, none of `event_type` stored, and the first reason says `why`.
+async fn all_quarantined(
+    (store, report): (EventStore, ops_core_runtime::connector::SyncReport),
+    connector_id: &str,
+    event_type: &str,
+    why: &str,
+) {
     assert_eq!(report.quarantined, 10);
-    assert!(
-        store
-            .read_by_type(SourceRecordDeleted::TYPE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.read_by_type(event_type).await.unwrap().is_empty());
     let quarantined = store
-        .quarantined("connector:forging/tickets")
+        .quarantined(&format!("connector:{connector_id}/tickets"))
         .await
         .unwrap();
-    assert!(
-        quarantined[0]
-            .1
-            .contains("`core.SourceRecordDeleted` is a core event; a connector cannot state it"),
-        "{}",
-        quarantined[0].1
-    );
+    assert!(quarantined[0].1.contains(why), "{}", quarantined[0].1);
+}
+
+#[tokio::test]
+async fn a_connector_cannot_state_core_events() {
+    all_quarantined(
+        sync_sample("a_connector_cannot_state_core_events", &Forging).await,
+        "forging",
+        SourceRecordDeleted::TYPE,
+        "`core.SourceRecordDeleted` is a core event; a connector cannot state it",
+    )
+    .await;
 }
 
 /// A payload that claims by hand to be the notify pack's private `OnCallNotified`, and to
@@ -454,36 +464,15 @@ impl ops_core::connector::Connector for Impersonating {
 
 #[tokio::test]
 async fn a_connector_cannot_state_another_packs_private_event() {
-    let store = Backend::Sqlite
-        .store("a_connector_cannot_state_another_packs_private_event")
-        .await;
-    let report = ConnectorRunner::new(
-        store.clone(),
-        &Impersonating,
-        Box::new(JsonLinesDirectory::new(SAMPLE_EXPORT)),
-        ConnectorOptions::default(),
+    all_quarantined(
+        sync_sample(
+            "a_connector_cannot_state_another_packs_private_event",
+            &Impersonating,
+        )
+        .await,
+        "impersonating",
+        "pack.notify.oncall.OnCallNotified",
+        "`pack.notify.oncall.OnCallNotified` is not visible to pack `filesync`, so its connector cannot state it",
     )
-    .unwrap()
-    .sync_stream("tickets")
-    .await
-    .unwrap();
-    assert_eq!(report.quarantined, 10);
-    assert!(
-        store
-            .read_by_type("pack.notify.oncall.OnCallNotified")
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let quarantined = store
-        .quarantined("connector:impersonating/tickets")
-        .await
-        .unwrap();
-    assert!(
-        quarantined[0].1.contains(
-            "`pack.notify.oncall.OnCallNotified` is not visible to pack `filesync`, so its connector cannot state it"
-        ),
-        "{}",
-        quarantined[0].1
-    );
+    .await;
 }

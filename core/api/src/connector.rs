@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::contract::Event;
+use crate::contract::{Event, TypedEvent};
 use crate::event;
 use crate::pack::Pack;
 use crate::time::Timestamp;
@@ -35,11 +35,8 @@ impl Fact {
         occurred_at: Timestamp,
         source_sequence: Option<u64>,
     ) -> Result<Self, String> {
-        let payload = serde_json::to_value(event).map_err(|e| e.to_string())?;
         Ok(Fact::Event(EventFact {
-            event_type: E::TYPE,
-            version: E::VERSION,
-            payload,
+            event: TypedEvent::event(event)?,
             native_id: native_id.into(),
             occurred_at,
             source_sequence,
@@ -51,25 +48,15 @@ impl Fact {
 /// payload and `occurred_at` it derives the event id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventFact {
-    event_type: &'static str,
-    version: u32,
-    payload: Value,
+    event: TypedEvent,
     native_id: String,
     occurred_at: Timestamp,
     source_sequence: Option<u64>,
 }
 
 impl EventFact {
-    pub fn event_type(&self) -> &'static str {
-        self.event_type
-    }
-
-    pub fn version(&self) -> u32 {
-        self.version
-    }
-
-    pub fn payload(&self) -> &Value {
-        &self.payload
+    pub fn event(&self) -> &TypedEvent {
+        &self.event
     }
 
     pub fn native_id(&self) -> &str {
@@ -84,9 +71,9 @@ impl EventFact {
         self.source_sequence
     }
 
-    /// The payload, taken out when the envelope is built.
-    pub fn into_payload(self) -> Value {
-        self.payload
+    /// The event, taken out when the envelope is built.
+    pub fn into_event(self) -> TypedEvent {
+        self.event
     }
 }
 

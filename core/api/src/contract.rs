@@ -122,6 +122,42 @@ pub enum UpcastError {
     UnknownType { type_name: String },
 }
 
+/// A typed event's name, version and JSON payload: what a handler decides and a connector
+/// states. Its fields are private and its one constructor takes the event itself, so no
+/// string can name a type a pack could not name in Rust.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypedEvent {
+    event_type: &'static str,
+    version: u32,
+    payload: serde_json::Value,
+}
+
+impl TypedEvent {
+    pub fn event<E: Event>(event: &E) -> Result<Self, String> {
+        Ok(TypedEvent {
+            event_type: E::TYPE,
+            version: E::VERSION,
+            payload: serde_json::to_value(event).map_err(|e| e.to_string())?,
+        })
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event_type
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub fn payload(&self) -> &serde_json::Value {
+        &self.payload
+    }
+
+    pub fn into_payload(self) -> serde_json::Value {
+        self.payload
+    }
+}
+
 /// An event type as a pack names it: built from the type itself ([`EventType::of`]), never
 /// from a string, so a pack can only name types it can name in Rust (its own, and the
 /// public ones of crates it depends on).
@@ -175,7 +211,7 @@ pub const fn visible_to(
     if !matches!(visibility, Visibility::Public) {
         return false;
     }
-    if starts_with(name.as_bytes(), b"core.") {
+    if crate::handler::starts_with(name.as_bytes(), b"core.") {
         return true;
     }
     let mut index = 0;
@@ -188,19 +224,7 @@ pub const fn visible_to(
     false
 }
 
-const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
-    if text.len() < prefix.len() {
-        return false;
-    }
-    let mut index = 0;
-    while index < prefix.len() {
-        if text[index] != prefix[index] {
-            return false;
-        }
-        index += 1;
-    }
-    true
-}
+use crate::handler::starts_with;
 
 /// Whether crate `module` (`ops-contract-incidents`) publishes type `name`
 /// (`pack.incidents.…`): the owner segment of the name, `_` read as `-`.

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::contract::{Command, Event};
+use crate::contract::{Command, Event, TypedEvent};
 use crate::pack::Pack;
 
 /// An event of the target's stream, as the handler sees it: upcast to the current version.
@@ -32,40 +32,9 @@ pub fn happened<E: Event>(history: &[PastEvent]) -> bool {
     history.iter().any(|event| event.decode::<E>().is_some())
 }
 
-/// An event a handler decided on. Built only from a typed event ([`Decided::event`]), so a
-/// handler states types it can name; the bus also refuses any that is not its pack's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Decided {
-    event_type: &'static str,
-    version: u32,
-    payload: Value,
-}
-
-impl Decided {
-    pub fn event<E: Event>(event: &E) -> Result<Self, String> {
-        Ok(Decided {
-            event_type: E::TYPE,
-            version: E::VERSION,
-            payload: serde_json::to_value(event).map_err(|e| e.to_string())?,
-        })
-    }
-
-    pub fn event_type(&self) -> &'static str {
-        self.event_type
-    }
-
-    pub fn version(&self) -> u32 {
-        self.version
-    }
-
-    pub fn payload(&self) -> &Value {
-        &self.payload
-    }
-
-    pub fn into_payload(self) -> Value {
-        self.payload
-    }
-}
+/// An event a handler decided on. Built only from a typed event ([`TypedEvent::event`]),
+/// so a handler states types it can name; the bus also refuses any that is not its pack's.
+pub type Decided = TypedEvent;
 
 pub trait Handler: Send + Sync + 'static {
     type Pack: Pack;
@@ -120,24 +89,26 @@ inventory::collect!(HandlerRegistration);
 pub const fn owned_by(type_name: &str, pack_id: &str) -> bool {
     let (name, id) = (type_name.as_bytes(), pack_id.as_bytes());
     let prefix = b"pack.";
-    if name.len() <= prefix.len() + id.len() + 1 {
+    if name.len() <= prefix.len() + id.len() + 1 || !starts_with(name, prefix) {
+        return false;
+    }
+    let (_, rest) = name.split_at(prefix.len());
+    starts_with(rest, id) && rest[id.len()] == b'.'
+}
+
+/// Whether `text` begins with `prefix`, byte by byte; `const`, for the install checks.
+pub(crate) const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    if text.len() < prefix.len() {
         return false;
     }
     let mut index = 0;
     while index < prefix.len() {
-        if name[index] != prefix[index] {
+        if text[index] != prefix[index] {
             return false;
         }
         index += 1;
     }
-    let mut offset = 0;
-    while offset < id.len() {
-        if name[prefix.len() + offset] != id[offset] {
-            return false;
-        }
-        offset += 1;
-    }
-    name[prefix.len() + id.len()] == b'.'
+    true
 }
 
 /// Installs a pack's handler: `ops_core::install_handler!(AcknowledgeHandler);`. Only the

@@ -121,31 +121,11 @@ pub mod __private {
     /// Whether `module_path` (of `module_path!()`) lies in crate `crate_ident`.
     pub const fn compiled_in(module_path: &str, crate_ident: &str) -> bool {
         let (path, name) = (module_path.as_bytes(), crate_ident.as_bytes());
-        if path.len() < name.len() {
-            return false;
-        }
-        let mut index = 0;
-        while index < name.len() {
-            if path[index] != name[index] {
-                return false;
-            }
-            index += 1;
-        }
-        path.len() == name.len() || path[name.len()] == b':'
+        crate::handler::starts_with(path, name)
+            && (path.len() == name.len() || path[name.len()] == b':')
     }
 
     pub const fn same_str(left: &str, right: &str) -> bool {
-        let (left, right) = (left.as_bytes(), right.as_bytes());
-        if left.len() != right.len() {
-            return false;
-        }
-        let mut index = 0;
-        while index < left.len() {
-            if left[index] != right[index] {
-                return false;
-            }
-            index += 1;
-        }
-        true
+        left.len() == right.len() && crate::handler::starts_with(left.as_bytes(), right.as_bytes())
     }
 }

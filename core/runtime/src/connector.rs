@@ -438,7 +438,7 @@ impl ConnectorRunner {
     ) -> Result<EventEnvelope, Drift> {
         match fact {
             Fact::Event(fact) => {
-                let event_type = fact.event_type();
+                let event_type = fact.event().event_type();
                 // Receipts, tombstones, drift and other core events are the core's to state.
                 if event_type.starts_with("core.") {
                     return Err(Drift::at(
@@ -462,11 +462,11 @@ impl ConnectorRunner {
                     fact.occurred_at(),
                     fact.source_sequence(),
                 );
-                let version = fact.version();
+                let event = fact.into_event();
                 let envelope = EventEnvelope::from_parts(
                     event_type.to_owned(),
-                    version,
-                    fact.into_payload(),
+                    event.version(),
+                    event.into_payload(),
                     origin,
                 );
                 // Checked here, per record, so one bad record cannot fail the whole page.

@@ -195,9 +195,12 @@ mod tests {
             .unwrap();
         match &facts[..] {
             [Fact::Event(fact)] => {
-                assert_eq!(fact.event_type(), "pack.incidents.incident.IncidentOpened");
+                assert_eq!(
+                    fact.event().event_type(),
+                    "pack.incidents.incident.IncidentOpened"
+                );
                 assert_eq!(fact.native_id(), "T-1#1");
-                assert_eq!(fact.payload()["service"]["id"], "payments");
+                assert_eq!(fact.event().payload()["service"]["id"], "payments");
             }
             other => panic!("{other:?}"),
         }

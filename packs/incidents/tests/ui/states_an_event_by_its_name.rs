@@ -9,9 +9,11 @@ use ops_core::prelude::*;
 
 pub fn forged_fact() -> Fact {
     Fact::Event(EventFact {
-        event_type: "pack.notify.oncall.OnCallNotified",
-        version: 1,
-        payload: json!({}),
+        event: Decided {
+            event_type: "pack.notify.oncall.OnCallNotified",
+            version: 1,
+            payload: json!({}),
+        },
         native_id: "x".to_owned(),
         occurred_at: "2026-01-01T00:00:00Z".parse().expect("a time"),
         source_sequence: None,
