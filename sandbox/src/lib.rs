@@ -35,6 +35,8 @@ pub enum Rule {
     Environment,
     Clock,
     Randomness,
+    /// Atomics and `static mut`: state kept between calls, outside the fold.
+    SharedState,
     Unsafe,
     ForeignCode,
     /// `env!`, `option_env!`: the build machine's environment compiled in.
@@ -50,7 +52,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 16] = [
         Rule::NoStd,
         Rule::ForbidUnsafe,
         Rule::Network,
@@ -59,6 +61,7 @@ impl Rule {
         Rule::Environment,
         Rule::Clock,
         Rule::Randomness,
+        Rule::SharedState,
         Rule::Unsafe,
         Rule::ForeignCode,
         Rule::BuildEnvironment,
@@ -79,6 +82,7 @@ impl Rule {
             Rule::Environment => "sandbox/environment",
             Rule::Clock => "sandbox/clock",
             Rule::Randomness => "sandbox/randomness",
+            Rule::SharedState => "sandbox/shared-state",
             Rule::Unsafe => "sandbox/unsafe",
             Rule::ForeignCode => "sandbox/foreign-code",
             Rule::BuildEnvironment => "sandbox/build-environment",
@@ -105,6 +109,9 @@ impl Rule {
             Rule::Clock => "a pack has no wall clock (a replay must give the same result)",
             Rule::Randomness => {
                 "a pack has no randomness, and hash maps seeded from the OS iterate differently on every run"
+            }
+            Rule::SharedState => {
+                "a handler, projection or reaction keeps no state between calls (a replay would see what an earlier run left)"
             }
             Rule::Unsafe => "a pack runs no unsafe code",
             Rule::ForeignCode => "a pack calls and exports no foreign (C) code",
@@ -141,6 +148,9 @@ impl Rule {
             }
             Rule::Randomness => {
                 "derive what you need from the event (ids are content-addressed) and use `BTreeMap`/`BTreeSet`"
+            }
+            Rule::SharedState => {
+                "keep state in the projection's `State` rows, or decide from the target's history"
             }
             Rule::Unsafe | Rule::ForeignCode => {
                 "write it in safe Rust; an effect outside the pack is a `WRITE_EXTERNAL_SIDE_EFFECT` command"
@@ -406,6 +416,12 @@ fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> 
                 found(Rule::Randomness, token, token.text.to_owned())
             }
             "rand" if path_follows => found(Rule::Randomness, token, "rand::".to_owned()),
+            name if name.starts_with("Atomic") && name.len() > "Atomic".len() => {
+                found(Rule::SharedState, token, name.to_owned())
+            }
+            "static" if next(1).is_some_and(|t| t.is_ident("mut")) => {
+                found(Rule::SharedState, token, "static mut".to_owned())
+            }
             "__private" | "inventory" | "TypeDescriptor" | "PackDescriptor" => {
                 found(Rule::CoreInternals, token, token.text.to_owned())
             }

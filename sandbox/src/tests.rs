@@ -125,7 +125,12 @@ fn a_std_path_is_reported_once() {
 
 #[test]
 fn each_kind_of_ambient_authority_is_named() {
-    let cases: [(&str, Rule); 16] = [
+    let cases: [(&str, Rule); 18] = [
+        (
+            "static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);",
+            Rule::SharedState,
+        ),
+        ("static mut SEEN: u64 = 0;", Rule::SharedState),
         ("use std::fs::read_to_string;", Rule::Filesystem),
         ("fn f() { std::io::stdout(); }", Rule::Filesystem),
         ("use std::process::Command;", Rule::Process),

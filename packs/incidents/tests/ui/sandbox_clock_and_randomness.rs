@@ -1,5 +1,6 @@
-// A fold that reads the wall clock or iterates an OS-seeded hash map gives another result on
-// every replay. ops-core has no `Timestamp::now()` for packs; the time is the envelope's.
+// A fold that reads the wall clock, iterates an OS-seeded hash map or counts in a static gives
+// another result on every replay. ops-core has no `Timestamp::now()` for packs; the time is
+// the envelope's.
 #![no_std]
 #![forbid(unsafe_code)]
 extern crate std;
@@ -11,7 +12,10 @@ pub(crate) struct Paged {
     pub(crate) incident_id: String,
 }
 
+static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 pub fn stamp(paged: &Paged) -> String {
+    CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let now = Timestamp::now();
     let wall = std::time::SystemTime::now();
     let mut seen = std::collections::HashMap::new();
