@@ -49,10 +49,12 @@ pub enum Rule {
     ModulePath,
     /// The registrations and traits only the ops macros write.
     CoreInternals,
+    /// The core runtime or a crate that does I/O, named in pack code.
+    IoCrate,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::NoStd,
         Rule::ForbidUnsafe,
         Rule::Network,
@@ -69,6 +71,7 @@ impl Rule {
         Rule::Std,
         Rule::ModulePath,
         Rule::CoreInternals,
+        Rule::IoCrate,
     ];
 
     /// A stable id: `sandbox/<name>`.
@@ -90,6 +93,7 @@ impl Rule {
             Rule::Std => "sandbox/std",
             Rule::ModulePath => "sandbox/module-path",
             Rule::CoreInternals => "sandbox/core-internals",
+            Rule::IoCrate => "sandbox/io-crate",
         }
     }
 
@@ -123,6 +127,9 @@ impl Rule {
             Rule::ModulePath => "`#[path]` can load a module from anywhere on the build machine",
             Rule::CoreInternals => {
                 "this is written only by the ops macros, which check what it claims"
+            }
+            Rule::IoCrate => {
+                "the core runtime and crates that do I/O (databases, HTTP, sockets, processes, OS calls) belong to the host, never to a pack"
             }
         }
     }
@@ -167,6 +174,9 @@ impl Rule {
             Rule::ModulePath => "keep modules in the crate's `src/` folder under their own names",
             Rule::CoreInternals => {
                 "declare types with `#[event]`, `#[command]`, `#[data]` and `#[pack]`, and install with `install_projection!`, `install_handler!`, `install_reaction!` or `install_connector!`"
+            }
+            Rule::IoCrate => {
+                "remove the dependency: state goes through projections, effects through `WRITE_EXTERNAL_SIDE_EFFECT` commands, sources through connectors"
             }
         }
     }
@@ -422,6 +432,11 @@ fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> 
             "static" if next(1).is_some_and(|t| t.is_ident("mut")) => {
                 found(Rule::SharedState, token, "static mut".to_owned())
             }
+            name if IO_CRATES.contains(&name)
+                && (path_follows || previous(1).is_some_and(|t| t.is_ident("crate"))) =>
+            {
+                found(Rule::IoCrate, token, name.to_owned())
+            }
             "__private" | "inventory" | "TypeDescriptor" | "PackDescriptor" => {
                 found(Rule::CoreInternals, token, token.text.to_owned())
             }
@@ -448,6 +463,36 @@ fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> 
     }
     findings
 }
+
+/// Crates a pack may never name (`name::…` or `extern crate name`): the core runtime and
+/// what does I/O. deps-check refuses them as dependencies too; naming them here makes the
+/// pack's own build say so.
+const IO_CRATES: [&str; 24] = [
+    "ops_core_runtime",
+    "ops_host",
+    "sqlx",
+    "rusqlite",
+    "postgres",
+    "tokio_postgres",
+    "diesel",
+    "sea_orm",
+    "redis",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "ureq",
+    "isahc",
+    "curl",
+    "surf",
+    "attohttpc",
+    "tokio",
+    "async_std",
+    "socket2",
+    "mio",
+    "libc",
+    "nix",
+    "rustix",
+];
 
 /// Traits whose impls the ops macros write and check; a hand-written one claims what it likes.
 const MACRO_ONLY_TRAITS: [&str; 9] = [

@@ -125,7 +125,13 @@ fn a_std_path_is_reported_once() {
 
 #[test]
 fn each_kind_of_ambient_authority_is_named() {
-    let cases: [(&str, Rule); 18] = [
+    let cases: [(&str, Rule); 21] = [
+        ("use ops_core_runtime::egress::Executor;", Rule::IoCrate),
+        (
+            "fn f() { let _ = reqwest::blocking::get(\"https://x\"); }",
+            Rule::IoCrate,
+        ),
+        ("extern crate libc;", Rule::IoCrate),
         (
             "static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);",
             Rule::SharedState,
