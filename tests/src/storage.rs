@@ -1,6 +1,15 @@
 //! Real backends for tests: a SQLite file per test, and a PostgreSQL schema per test on
 //! the server at `DATABASE_URL` (default: the local one CI provides). A test that cannot
 //! reach PostgreSQL fails, loudly; it never skips.
+//!
+//! Schema (and restore database) names are unique to the run: `t<pid>_<n>_<test>`, so two
+//! runs against one server never touch each other's state, and never `public`. A test
+//! drops its schemas when it passes ([`drop_schemas_of`], which `on_both_backends!` calls);
+//! what a failed or killed run left is dropped by the next run, once its process is gone.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ops_core_runtime::db::Db;
 use ops_core_runtime::store::EventStore;
@@ -33,12 +42,118 @@ pub fn sqlite_path(test: &str) -> std::path::PathBuf {
     dir.join(format!("{test}-{}.db", std::process::id()))
 }
 
-/// The PostgreSQL schema of `test`.
+/// The schemas (and restore databases) this process made, by the test name they were made
+/// for: the same name gives the same schema for the whole run, so a restore reconnects to it.
+static MADE: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// The PostgreSQL schema of `test` in this run.
 fn schema_of(test: &str) -> String {
-    format!("t_{}", test.to_lowercase())
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    made.entry(test.to_owned())
+        .or_insert_with(|| {
+            format!(
+                "t{}_{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed),
+                test.to_lowercase()
+            )
+            .chars()
+            .take(63)
+            .collect()
+        })
+        .clone()
+}
+
+/// The database a restore of `test`'s backup goes to, `r` + its schema's name.
+fn restore_database_of(test: &str) -> String {
+    format!("r{}", &schema_of(test)[1..])
         .chars()
         .take(63)
         .collect()
+}
+
+/// A connection to the server itself, for creating and dropping schemas and databases.
+async fn admin() -> sqlx::PgPool {
+    let url = database_url();
+    match Db::connect_postgres(&url, None).await {
+        Ok(Db::Postgres(pool)) => pool,
+        Ok(_) => unreachable!("a PostgreSQL url opens PostgreSQL"),
+        Err(error) => panic!(
+            "PostgreSQL is unreachable ({error}); set DATABASE_URL. Storage tests never skip."
+        ),
+    }
+}
+
+/// Drops what earlier runs left behind: schemas and restore databases of processes that
+/// are gone (a failed test keeps its schema for a look; the next run removes it).
+async fn sweep_runs_that_are_gone(admin: &sqlx::PgPool) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let gone = |name: &String| {
+                let pid: String = name[1..].chars().take_while(char::is_ascii_digit).collect();
+                !pid.is_empty()
+                    && pid != std::process::id().to_string()
+                    && !std::path::Path::new("/proc").join(&pid).exists()
+            };
+            let schemas: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t[0-9]+_[0-9]+_'",
+            )
+            .fetch_all(admin)
+            .await
+            .expect("listing test schemas");
+            for schema in schemas.iter().filter(|name| gone(name)) {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(admin)
+                    .await;
+            }
+            let databases: Vec<String> = sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database WHERE datname ~ '^r[0-9]+_[0-9]+_'",
+            )
+            .fetch_all(admin)
+            .await
+            .expect("listing restore databases");
+            for database in databases.iter().filter(|name| gone(name)) {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                    .execute(admin)
+                    .await;
+            }
+        })
+        .await;
+}
+
+/// Drops the schemas and restore databases this run made for tests whose name starts with
+/// `test`: what a passing test calls last.
+pub async fn drop_schemas_of(test: &str) {
+    let names: Vec<String> = {
+        let made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        made.keys()
+            .filter(|name| name.starts_with(test))
+            .cloned()
+            .collect()
+    };
+    if names.is_empty() {
+        return;
+    }
+    let admin = admin().await;
+    for name in &names {
+        let schema = schema_of(name);
+        let database = restore_database_of(name);
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .expect("dropping the test schema");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&admin)
+            .await
+            .expect("dropping the restore database");
+    }
+    admin.close().await;
+    let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for name in names {
+        made.remove(&name);
+    }
 }
 
 impl Backend {
@@ -55,15 +170,12 @@ impl Backend {
             Backend::Postgres => {
                 let url = database_url();
                 let schema = schema_of(test);
-                let admin = Db::connect_postgres(&url, None).await.unwrap_or_else(|error| {
-                    panic!("PostgreSQL is unreachable ({error}); set DATABASE_URL. Storage tests never skip.")
-                });
-                if let Db::Postgres(pool) = &admin {
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .execute(pool)
-                        .await
-                        .expect("drop the test schema");
-                }
+                let admin = admin().await;
+                sweep_runs_that_are_gone(&admin).await;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&admin)
+                    .await
+                    .expect("drop the test schema");
                 admin.close().await;
                 Db::connect_postgres(&url, Some(&schema))
                     .await
@@ -73,25 +185,23 @@ impl Backend {
     }
 
     /// The database a backup of `test`'s made by `Db::backup_to` restores to: the SQLite
-    /// file itself, or for PostgreSQL a fresh database `r_<test>` into which `psql` runs
+    /// file itself, or for PostgreSQL a fresh database of this run into which `psql` runs
     /// the dump, read in the test's schema as the dump recreates it.
     pub async fn restore(self, test: &str, backup: &std::path::Path) -> Db {
         match self {
             Backend::Sqlite => Db::open_sqlite(backup).await.expect("opening the backup"),
             Backend::Postgres => {
                 let url = database_url();
-                let database = format!("r_{}", test.to_lowercase());
-                let admin = Db::connect_postgres(&url, None).await.expect("PostgreSQL");
-                if let Db::Postgres(pool) = &admin {
-                    for statement in [
-                        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-                        format!("CREATE DATABASE {database}"),
-                    ] {
-                        sqlx::query(&statement)
-                            .execute(pool)
-                            .await
-                            .expect("a database for the restore");
-                    }
+                let database = restore_database_of(test);
+                let admin = admin().await;
+                for statement in [
+                    format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+                    format!("CREATE DATABASE {database}"),
+                ] {
+                    sqlx::query(&statement)
+                        .execute(&admin)
+                        .await
+                        .expect("a database for the restore");
                 }
                 admin.close().await;
                 let (base, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -145,7 +255,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::$test($crate::storage::Backend::Postgres).await
+                    super::$test($crate::storage::Backend::Postgres).await;
+                    $crate::storage::drop_schemas_of(::core::stringify!($test)).await;
                 }
             )*
         }

@@ -16,7 +16,7 @@ use ops_core_runtime::store::{
 };
 use ops_shared_people::ServiceRef;
 use ops_tests::origin;
-use ops_tests::storage::{Backend, database_url};
+use ops_tests::storage::{Backend, database_url, drop_schemas_of};
 
 fn opened(native_id: &str) -> EventEnvelope {
     let event = IncidentOpened {
@@ -128,6 +128,7 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     // The bug this guards against: by sequence, `early` precedes `late`, yet `late`
     // committed first, so a sequence follower would have skipped `early`.
     assert!(read[0].1 < read[1].1, "{read:?}");
+    drop_schemas_of("a_transaction_that_commits_late_is_not_skipped").await;
 }
 
 async fn wait_until_blocked(pool: &sqlx::PgPool) {
@@ -185,4 +186,5 @@ async fn a_connection_lost_mid_batch_stores_nothing() {
     assert!(error.to_string().contains("nothing was written"), "{error}");
     assert_eq!(store.count().await.unwrap(), 0);
     assert!(store.cursor("tickets", "tickets").await.unwrap().is_none());
+    drop_schemas_of("a_connection_lost_mid_batch_stores_nothing").await;
 }

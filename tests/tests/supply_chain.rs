@@ -75,7 +75,12 @@ async fn load(store: &EventStore, signer: &SigningKey) -> Releases {
 }
 
 async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(backend: Backend) {
-    let (store, _) = opened(backend, "supply_chain_pack", 0).await;
+    let (store, _) = opened(
+        backend,
+        "a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host",
+        0,
+    )
+    .await;
     let signer = SigningKey::from_bytes(&[3; 32]);
     let stranger = SigningKey::from_bytes(&[4; 32]);
     let releases = load(&store, &signer).await;
@@ -194,7 +199,12 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
 }
 
 async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: Backend) {
-    let (store, _) = opened(backend, "supply_chain_model", 0).await;
+    let (store, _) = opened(
+        backend,
+        "a_model_change_needs_a_passing_eval_and_names_what_it_affects",
+        0,
+    )
+    .await;
     let signer = SigningKey::from_bytes(&[3; 32]);
     let releases = load(&store, &signer).await;
     let lineage = Lineage::new(store.clone(), capability());
