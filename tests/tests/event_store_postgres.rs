@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use ops_contract_incidents::{IncidentOpened, Severity};
 use ops_core::envelope::EventEnvelope;
+use ops_core_runtime::cursors::CursorUpdate;
 use ops_core_runtime::db::Db;
-use ops_core_runtime::store::{
-    AppendError, CursorUpdate, EventStore, ExpectedVersion, LogPosition,
-};
+use ops_core_runtime::store::{AppendError, EventStore, ExpectedVersion, LogPosition};
 use ops_shared_people::ServiceRef;
 use ops_tests::origin;
 use ops_tests::storage::{Backend, database_url, drop_schemas_of};

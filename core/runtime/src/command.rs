@@ -22,10 +22,11 @@ use ops_core::handler::{DynHandler, PastEvent, owned_by};
 use ops_core::id::{CapabilityId, CommandId, EventId};
 use ops_core::time::Timestamp;
 
-use crate::db::on_db;
+use crate::atomic::AtomicWrite;
+use crate::command_log::CommandRecord;
+use crate::outbox::OutboxRow;
 use crate::store::{
-    AppendError, CommandRecord, CurrentPayload, EventStore, ExpectedVersion, OutboxRow, ReadError,
-    SideWrite, StoredEvent,
+    AppendError, CurrentPayload, EventStore, ExpectedVersion, ReadError, StoredEvent,
 };
 use ops_core::canonical::payload_hash;
 use ops_core::contract::SafetyClass;
@@ -369,8 +370,8 @@ impl CommandBus {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
         };
-        let mut sides = vec![SideWrite::Command(&record)];
-        sides.extend(effect.as_ref().map(SideWrite::Outbox));
+        let mut sides: Vec<&dyn AtomicWrite> = vec![&record];
+        sides.extend(effect.as_ref().map(|row| row as &dyn AtomicWrite));
         self.store
             .append_with(&command.target_ref, expected_version, &events, &sides)
             .await?;
@@ -453,17 +454,9 @@ impl CommandBus {
             command: command_id.to_string(),
             reason,
         };
-        let (envelope, state): (Option<String>, Option<String>) = on_db!(self.store.db(), pool => {
-            let envelope = sqlx::query_scalar("SELECT envelope FROM core_commands WHERE command_id = $1")
-                .bind(command_id.to_string())
-                .fetch_optional(pool)
-                .await?;
-            let state = sqlx::query_scalar("SELECT state FROM core_outbox WHERE command_id = $1")
-                .bind(command_id.to_string())
-                .fetch_optional(pool)
-                .await?;
-            (envelope, state)
-        });
+        let envelope =
+            crate::command_log::envelope_of(self.store.db(), &command_id.to_string()).await?;
+        let state = crate::outbox::state_of(self.store.db(), &command_id.to_string()).await?;
         let original: CommandEnvelope = envelope
             .ok_or_else(|| refuse("it was never submitted".to_owned()))
             .and_then(|text| {
@@ -530,17 +523,7 @@ impl CommandBus {
         actor: &Actor,
         capability_id: CapabilityId,
     ) -> Result<Vec<Receipt>, BusError> {
-        let to_undo: Vec<String> = on_db!(self.store.db(), pool => {
-            sqlx::query_scalar(
-                "SELECT command_id FROM core_outbox AS done WHERE state = 'executed' AND reversible = 1 \
-                 AND compensates IS NULL AND correlation_id <> '' \
-                 AND correlation_id IN (SELECT correlation_id FROM core_outbox WHERE state IN ('refused', 'failed') AND compensates IS NULL) \
-                 AND NOT EXISTS (SELECT 1 FROM core_outbox AS undo WHERE undo.compensates = done.command_id) \
-                 ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await?
-        });
+        let to_undo = crate::outbox::awaiting_compensation(self.store.db()).await?;
         let mut receipts = Vec::new();
         for command_id in to_undo {
             let command_id: CommandId =
@@ -558,12 +541,7 @@ impl CommandBus {
 
     /// The outcome recorded for `command_id`, if it was decided before.
     async fn recorded(&self, command_id: &CommandId) -> Result<Option<Receipt>, BusError> {
-        let row: Option<(String, Option<String>, String)> = on_db!(self.store.db(), pool => {
-            sqlx::query_as("SELECT outcome, reason, event_ids FROM core_commands WHERE command_id = $1")
-                .bind(command_id.to_string())
-                .fetch_optional(pool)
-                .await?
-        });
+        let row = crate::command_log::outcome_of(self.store.db(), &command_id.to_string()).await?;
         Ok(row.map(|(outcome, reason, event_ids)| Receipt {
             command_id: *command_id,
             outcome: match outcome.as_str() {

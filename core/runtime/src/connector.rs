@@ -19,7 +19,8 @@ use ops_core::id::{CapabilityId, CorrelationId, DerivedArtifactId};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 
-use crate::store::{AppendError, CursorUpdate, EventStore, ExpectedVersion, ReadError};
+use crate::cursors::CursorUpdate;
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 /// One record as the source holds it.
 #[derive(Clone, Debug, PartialEq)]

@@ -220,3 +220,25 @@ impl Db {
         on_db!(self, pool => pool.close().await)
     }
 }
+
+/// `DELETE FROM table WHERE column IN (keys)`, in one statement: how a table's owner removes
+/// rows it names by key (retention, after its receipt).
+pub(crate) async fn delete_where_in(
+    db: &Db,
+    table: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    on_db!(db, pool => {
+        let mut delete = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+        let mut list = delete.separated(", ");
+        for key in keys {
+            list.push_bind(key);
+        }
+        list.push_unseparated(")");
+        delete.build().execute(pool).await.map(drop)
+    })
+}

@@ -33,10 +33,10 @@ use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CommandId, ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
 use serde_json::Value;
-use sqlx::Row;
 
-use crate::db::{Dialect, on_db};
-use crate::store::{AppendError, EventStore, ExpectedVersion, SideWrite};
+use crate::atomic::AtomicWrite;
+use crate::outbox::{self, Approve, ClaimedRow, Close, CountedBy, HoldsClaim};
+use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 /// A claimed outbox row.
 #[derive(Clone, Debug, PartialEq)]
@@ -237,7 +237,7 @@ impl Dispatcher {
                     &format!("egress/{}", self.name),
                     ExpectedVersion::Any,
                     &[failed],
-                    &[SideWrite::HoldsClaim {
+                    &[&HoldsClaim {
                         id: effect.id,
                         claimed_by: &self.name,
                     }],
@@ -377,29 +377,13 @@ impl Dispatcher {
         window: Duration,
     ) -> Result<i64, sqlx::Error> {
         let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
-        on_db!(self.store.db(), pool => {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM core_outbox WHERE destination = $1 AND state = 'executed' AND updated_at_us >= $2",
-            )
-            .bind(destination)
-            .bind(since)
-            .fetch_one(pool)
-            .await
-        })
+        outbox::executed_since(self.store.db(), CountedBy::Destination(destination), since).await
     }
 
     async fn executed_by_since(&self, actor: &Actor, window: Duration) -> Result<i64, sqlx::Error> {
         let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
         let actor = serde_json::to_string(actor).expect("an actor is plain JSON");
-        on_db!(self.store.db(), pool => {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM core_outbox WHERE actor = $1 AND state = 'executed' AND updated_at_us >= $2",
-            )
-            .bind(actor)
-            .bind(since)
-            .fetch_one(pool)
-            .await
-        })
+        outbox::executed_since(self.store.db(), CountedBy::Actor(&actor), since).await
     }
 
     /// Cancels a pending effect that no dispatcher holds (an irreversible one during its
@@ -435,89 +419,20 @@ impl Dispatcher {
     ) -> Result<Vec<Effect>, DispatchError> {
         let now = Timestamp::now().unix_micros();
         let until = now + self.lease.as_micros() as i64;
-        let held_until = now - self.gateway.hold.as_micros() as i64;
-        let lock = match self.store.db().dialect() {
-            // Rows another dispatcher is claiming right now are skipped, not waited for.
-            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let which = match only {
-            Some(_) => "command_id = $5",
-            None => "(reversible = 1 OR created_at_us <= $5)",
-        };
-        let sql = format!(
-            "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' AND claimed_until_us < $3 \
-             AND {which} ORDER BY id LIMIT $4 {lock}) \
-             RETURNING id, command_id, command_type, destination, tenant_id, idempotency_key, request_hash, \
-             request, actor, capability_id, approval, attempts, correlation_id, compensates, reversible, \
-             approval_expires_us"
-        );
         let only = only.map(ToString::to_string);
-        let rows = on_db!(self.store.db(), pool => {
-            let query = sqlx::query(&sql)
-                .bind(&self.name)
-                .bind(until)
-                .bind(now)
-                .bind(limit as i64);
-            let query = match &only {
-                Some(command_id) => query.bind(command_id.as_str()),
-                None => query.bind(held_until),
-            };
-            query
-                .fetch_all(pool)
-                .await
-                .map_err(DispatchError::Claim)?
-                .iter()
-                .map(|row| {
-                    let text = |column: &str| row.try_get::<String, _>(column).unwrap_or_default();
-                    let id: i64 = row.try_get("id").unwrap_or_default();
-                    let corrupt = |reason: String| DispatchError::Corrupt { id, reason };
-                    Ok(Effect {
-                        id,
-                        command_id: text("command_id").parse().map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
-                        command_type: text("command_type"),
-                        destination: text("destination"),
-                        tenant_id: text("tenant_id"),
-                        idempotency_key: text("idempotency_key").parse().map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
-                        request_hash: text("request_hash").parse().map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
-                        request: serde_json::from_str(&text("request")).map_err(|e| corrupt(e.to_string()))?,
-                        actor: serde_json::from_str(&text("actor")).map_err(|e| corrupt(e.to_string()))?,
-                        capability_id: text("capability_id").parse().map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
-                        approval: row
-                            .try_get::<Option<String>, _>("approval")
-                            .ok()
-                            .flatten()
-                            .map(|text| serde_json::from_str(&text))
-                            .transpose()
-                            .map_err(|e| corrupt(e.to_string()))?,
-                        attempts: row.try_get("attempts").unwrap_or_default(),
-                        correlation_id: match text("correlation_id").as_str() {
-                            // Enqueued before sagas were recorded: its own saga.
-                            "" => CorrelationId::of(&text("command_id")).map_err(|e| corrupt(e.to_string()))?,
-                            stored => stored.parse().map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
-                        },
-                        compensates: row
-                            .try_get::<Option<String>, _>("compensates")
-                            .ok()
-                            .flatten()
-                            .map(|text| text.parse())
-                            .transpose()
-                            .map_err(|e: ops_core::id::IdError| corrupt(e.to_string()))?,
-                        reversibility: match row.try_get::<i64, _>("reversible").unwrap_or(1) {
-                            0 => Reversibility::Irreversible,
-                            _ => Reversibility::Reversible,
-                        },
-                        approval_expires_at: row
-                            .try_get::<Option<i64>, _>("approval_expires_us")
-                            .ok()
-                            .flatten()
-                            .and_then(Timestamp::from_unix_micros),
-                    })
-                })
-                .collect::<Result<Vec<_>, DispatchError>>()
-        })?;
-        Ok(rows)
+        let which = match &only {
+            Some(command_id) => outbox::Claim::Only(command_id),
+            None => outbox::Claim::HoldOver {
+                held_until_us: now - self.gateway.hold.as_micros() as i64,
+                limit: limit as i64,
+            },
+        };
+        outbox::claim(self.store.db(), &self.name, until, now, which)
+            .await
+            .map_err(DispatchError::Claim)?
+            .into_iter()
+            .map(Effect::try_from)
+            .collect()
     }
 
     /// The receipts and the rows' final states, in one transaction, while the claims hold.
@@ -547,14 +462,15 @@ impl Dispatcher {
                 );
             }
         }
-        let sides: Vec<SideWrite<'_>> = closing
+        let closes: Vec<Close<'_>> = closing
             .iter()
-            .map(|(effect, outcome)| SideWrite::CloseOutbox {
+            .map(|(effect, outcome)| Close {
                 id: effect.id,
                 claimed_by: &self.name,
                 state: outcome.row_state(),
             })
             .collect();
+        let sides: Vec<&dyn AtomicWrite> = closes.iter().map(|c| c as &dyn AtomicWrite).collect();
         self.store
             .append_with(
                 &format!("egress/{}", self.name),
@@ -903,15 +819,78 @@ fn saga_state(effects: &[EffectStatus]) -> SagaState {
     }
 }
 
+impl TryFrom<ClaimedRow> for Effect {
+    type Error = DispatchError;
+
+    /// A row whose contents do not parse is corrupt, reported with its id: never read as
+    /// an empty string or a zero.
+    fn try_from(row: ClaimedRow) -> Result<Self, DispatchError> {
+        let id = row.id;
+        let corrupt = |column: &str, reason: String| DispatchError::Corrupt {
+            id,
+            reason: format!("`{column}`: {reason}"),
+        };
+        fn parsed<T: std::str::FromStr<Err = ops_core::id::IdError>>(
+            id: i64,
+            column: &str,
+            text: &str,
+        ) -> Result<T, DispatchError> {
+            text.parse()
+                .map_err(|e: ops_core::id::IdError| DispatchError::Corrupt {
+                    id,
+                    reason: format!("`{column}`: {e}"),
+                })
+        }
+        Ok(Effect {
+            id,
+            command_id: parsed(id, "command_id", &row.command_id)?,
+            idempotency_key: parsed(id, "idempotency_key", &row.idempotency_key)?,
+            request_hash: parsed(id, "request_hash", &row.request_hash)?,
+            capability_id: parsed(id, "capability_id", &row.capability_id)?,
+            request: serde_json::from_str(&row.request)
+                .map_err(|e| corrupt("request", e.to_string()))?,
+            actor: serde_json::from_str(&row.actor).map_err(|e| corrupt("actor", e.to_string()))?,
+            approval: row
+                .approval
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("approval", e.to_string()))?,
+            correlation_id: match row.correlation_id.as_str() {
+                // Enqueued before sagas were recorded: its own saga.
+                "" => CorrelationId::of(&row.command_id)
+                    .map_err(|e| corrupt("correlation_id", e.to_string()))?,
+                stored => parsed(id, "correlation_id", stored)?,
+            },
+            compensates: row
+                .compensates
+                .as_deref()
+                .map(|text| parsed(id, "compensates", text))
+                .transpose()?,
+            reversibility: if row.reversible {
+                Reversibility::Reversible
+            } else {
+                Reversibility::Irreversible
+            },
+            approval_expires_at: row
+                .approval_expires_us
+                .map(|micros| {
+                    Timestamp::from_unix_micros(micros).ok_or_else(|| {
+                        corrupt("approval_expires_us", format!("{micros} is out of range"))
+                    })
+                })
+                .transpose()?,
+            attempts: row.attempts,
+            command_type: row.command_type,
+            destination: row.destination,
+            tenant_id: row.tenant_id,
+        })
+    }
+}
+
 /// The destinations of effects still pending in the outbox.
 pub async fn pending_destinations(store: &EventStore) -> Result<Vec<String>, sqlx::Error> {
-    on_db!(store.db(), pool => {
-        sqlx::query_scalar(
-            "SELECT DISTINCT destination FROM core_outbox WHERE state = 'pending' ORDER BY destination",
-        )
-        .fetch_all(pool)
-        .await
-    })
+    outbox::pending_destinations(store.db()).await
 }
 
 /// Records an actor's approval of a pending effect; an approval with `expires_at` no
@@ -923,12 +902,7 @@ pub async fn approve(
     expires_at: Option<Timestamp>,
 ) -> Result<bool, AppendError> {
     let text = serde_json::to_string(approval).expect("an approval is plain JSON");
-    let row: Option<(String, String)> = on_db!(store.db(), pool => {
-        sqlx::query_as("SELECT capability_id, correlation_id FROM core_outbox WHERE command_id = $1 AND state = 'pending'")
-            .bind(command_id.to_string())
-            .fetch_optional(pool)
-            .await?
-    });
+    let row = outbox::pending_effect(store.db(), &command_id.to_string()).await?;
     let Some((capability_id, correlation_id)) = row.and_then(|(capability, correlation)| {
         let correlation = match correlation.as_str() {
             "" => CorrelationId::of(&command_id.to_string()).ok()?,
@@ -958,7 +932,7 @@ pub async fn approve(
             &format!("effect/{command_id}"),
             ExpectedVersion::Any,
             &[step.event()],
-            &[SideWrite::Approve {
+            &[&Approve {
                 command_id: &command,
                 approval: &text,
                 expires_at_us: expires_at.map(|at| at.unix_micros()),

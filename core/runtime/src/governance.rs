@@ -21,7 +21,6 @@ use ops_core::id::{CapabilityId, CommandId, ContentId};
 use ops_core::supply_chain::{ImpactReport, SignatureRef, may_record, model_changes};
 use ops_core::time::{Timestamp, day_of_micros};
 
-use crate::db::on_db;
 use crate::egress::{ApprovalPolicy, Effect};
 use crate::lineage::Lineage;
 use crate::service_event;
@@ -129,14 +128,7 @@ impl Policies {
         by: &Actor,
     ) -> Result<SimulationReport, PolicyError> {
         let definition = self.definition(policy_id, version)?;
-        let rows: Vec<(String, String, String, i64)> = on_db!(self.store.db(), pool => {
-            sqlx::query_as(
-                "SELECT command_id, command_type, destination, created_at_us FROM core_outbox \
-                 WHERE state <> 'pending' ORDER BY created_at_us, id",
-            )
-            .fetch_all(pool)
-            .await?
-        });
+        let rows = crate::outbox::closed(self.store.db()).await?;
         let mut approved_by_policy: BTreeMap<String, bool> = BTreeMap::new();
         for receipt in self.store.read_by_type(EgressExecuted::TYPE).await? {
             if let Ok(executed) = serde_json::from_value::<EgressExecuted>(receipt.envelope.payload)

@@ -16,7 +16,7 @@ use ops_core::time::Timestamp;
 use crate::db::on_db;
 use crate::projection::ProjectionRunner;
 use crate::service_event;
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError, SideWrite};
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineageError {
@@ -134,7 +134,7 @@ impl Lineage {
                 &format!("artifact/{id}"),
                 ExpectedVersion::Any,
                 &[event],
-                &[SideWrite::Artifact {
+                &[&crate::artifacts::StoreBody {
                     id: &id.to_string(),
                     kind,
                     body: &body,
@@ -175,12 +175,7 @@ impl Lineage {
     }
 
     pub async fn get(&self, artifact_id: ContentId) -> Result<Option<Artifact>, LineageError> {
-        let body: Option<String> = on_db!(self.store.db(), pool => {
-            sqlx::query_scalar("SELECT body FROM core_artifacts WHERE artifact_id = $1")
-                .bind(artifact_id.to_string())
-                .fetch_optional(pool)
-                .await?
-        });
+        let body = crate::artifacts::body(self.store.db(), &artifact_id.to_string()).await?;
         body.map(|text| {
             serde_json::from_str(&text).map_err(|error| LineageError::Damaged {
                 id: artifact_id.to_string(),
@@ -203,13 +198,7 @@ impl Lineage {
         if replaced.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, String)> = on_db!(self.store.db(), pool => {
-            sqlx::query_as(
-                "SELECT artifact_id, body FROM core_artifacts WHERE kind = 'derived' ORDER BY artifact_id",
-            )
-            .fetch_all(pool)
-            .await?
-        });
+        let rows = crate::artifacts::bodies_of_kind(self.store.db(), "derived").await?;
         let mut affected = Vec::new();
         for (id, body) in rows {
             let damaged = |reason: String| LineageError::Damaged {

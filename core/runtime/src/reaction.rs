@@ -20,9 +20,8 @@ use ops_core::reaction::{DynReaction, reactor};
 
 use crate::budget::{BudgetError, Budgets};
 use crate::command::{BusError, CommandBus};
-use crate::store::{
-    CurrentPayload, CursorUpdate, EventStore, ExpectedVersion, LogPosition, ReadError,
-};
+use crate::cursors::CursorUpdate;
+use crate::store::{CurrentPayload, EventStore, ExpectedVersion, LogPosition, ReadError};
 
 const BATCH: usize = 500;
 

@@ -11,9 +11,8 @@ use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
-use sqlx::{QueryBuilder, Row};
-
-use crate::db::{Db, on_db};
+use crate::db::on_db;
+use crate::outbox::SagaRow;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
@@ -36,17 +35,6 @@ pub enum RetentionError {
 pub struct Retention {
     store: EventStore,
     capability_id: CapabilityId,
-}
-
-/// One outbox row, as retention judges it.
-struct OutboxRow {
-    id: i64,
-    command_id: String,
-    correlation_id: String,
-    state: String,
-    reversible: i64,
-    compensates: Option<String>,
-    updated_at_us: i64,
 }
 
 impl Retention {
@@ -84,21 +72,21 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
-        let due: Vec<String> = on_db!(self.store.db(), pool => {
-            sqlx::query_scalar(
-                "SELECT artifact_id FROM core_artifacts WHERE recorded_at_us < $1 ORDER BY artifact_id",
-            )
-            .bind(cutoff(now, days))
-            .fetch_all(pool)
-            .await?
-        });
+        let due = crate::artifacts::recorded_before(self.store.db(), cutoff(now, days)).await?;
         let period = Period {
             class: "artifacts",
             days,
             now,
         };
-        self.remove_rows(period, &due, ("core_artifacts", "artifact_id"), by)
-            .await
+        let db = self.store.db();
+        self.receipted(
+            period,
+            &due,
+            String::clone,
+            by,
+            async |chunk: &[String]| crate::artifacts::remove(db, chunk).await,
+        )
+        .await
     }
 
     /// The state of projections of uninstalled packs that nothing updated in the period.
@@ -180,27 +168,7 @@ impl Retention {
         if days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
-        let rows: Vec<OutboxRow> = on_db!(self.store.db(), pool => {
-            sqlx::query(
-                "SELECT id, command_id, correlation_id, state, reversible, compensates, updated_at_us \
-                 FROM core_outbox ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok::<_, sqlx::Error>(OutboxRow {
-                    id: row.try_get("id")?,
-                    command_id: row.try_get("command_id")?,
-                    correlation_id: row.try_get("correlation_id")?,
-                    state: row.try_get("state")?,
-                    reversible: row.try_get("reversible")?,
-                    compensates: row.try_get("compensates")?,
-                    updated_at_us: row.try_get("updated_at_us")?,
-                })
-            })
-            .collect::<Result<_, _>>()?
-        });
+        let rows = crate::outbox::saga_rows(self.store.db()).await?;
         let due: Vec<String> = finished_sagas_before(&rows, cutoff(now, days))
             .into_iter()
             .map(|row| row.command_id.clone())
@@ -210,25 +178,13 @@ impl Retention {
             days,
             now,
         };
-        self.remove_rows(period, &due, ("core_outbox", "command_id"), by)
-            .await
-    }
-
-    /// Removes the rows of `table` whose `column` is one of `due`, receipted.
-    async fn remove_rows(
-        &self,
-        period: Period<'_>,
-        due: &[String],
-        (table, column): (&str, &str),
-        by: &Actor,
-    ) -> Result<RetentionApplied, RetentionError> {
         let db = self.store.db();
         self.receipted(
             period,
-            due,
+            &due,
             String::clone,
             by,
-            async |chunk: &[String]| delete_in(db, table, column, chunk).await,
+            async |chunk: &[String]| crate::outbox::remove(db, chunk).await,
         )
         .await
     }
@@ -290,22 +246,6 @@ struct Period<'a> {
     now: Timestamp,
 }
 
-/// `DELETE FROM table WHERE column IN (keys)`, in one statement.
-async fn delete_in(db: &Db, table: &str, column: &str, keys: &[String]) -> Result<(), sqlx::Error> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    on_db!(db, pool => {
-        let mut delete = QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
-        let mut list = delete.separated(", ");
-        for key in keys {
-            list.push_bind(key);
-        }
-        list.push_unseparated(")");
-        delete.build().execute(pool).await.map(drop)
-    })
-}
-
 fn cutoff(now: Timestamp, days: u32) -> i64 {
     now.unix_micros() - i64::from(days) * DAY.as_micros() as i64
 }
@@ -313,19 +253,19 @@ fn cutoff(now: Timestamp, days: u32) -> i64 {
 /// The rows of sagas whose every effect is closed and last changed before `cutoff`, and
 /// that have no executed, reversible effect still waiting for its compensation. A row
 /// without a correlation is a saga of its own. In row order.
-fn finished_sagas_before(rows: &[OutboxRow], cutoff: i64) -> Vec<&OutboxRow> {
-    let saga_of = |row: &OutboxRow| {
+fn finished_sagas_before(rows: &[SagaRow], cutoff: i64) -> Vec<&SagaRow> {
+    let saga_of = |row: &SagaRow| {
         if row.correlation_id.is_empty() {
             row.command_id.clone()
         } else {
             row.correlation_id.clone()
         }
     };
-    let mut sagas: BTreeMap<String, Vec<&OutboxRow>> = BTreeMap::new();
+    let mut sagas: BTreeMap<String, Vec<&SagaRow>> = BTreeMap::new();
     for row in rows {
         sagas.entry(saga_of(row)).or_default().push(row);
     }
-    let mut due: Vec<&OutboxRow> = sagas
+    let mut due: Vec<&SagaRow> = sagas
         .into_values()
         .filter(|saga| {
             let closed = saga
@@ -355,8 +295,8 @@ fn finished_sagas_before(rows: &[OutboxRow], cutoff: i64) -> Vec<&OutboxRow> {
 mod tests {
     use super::*;
 
-    fn row(id: i64, saga: &str, state: &str, compensates: Option<&str>, at: i64) -> OutboxRow {
-        OutboxRow {
+    fn row(id: i64, saga: &str, state: &str, compensates: Option<&str>, at: i64) -> SagaRow {
+        SagaRow {
             id,
             command_id: format!("cmd-{id}"),
             correlation_id: saga.to_owned(),
@@ -367,7 +307,7 @@ mod tests {
         }
     }
 
-    fn due(rows: &[OutboxRow], cutoff: i64) -> Vec<i64> {
+    fn due(rows: &[SagaRow], cutoff: i64) -> Vec<i64> {
         finished_sagas_before(rows, cutoff)
             .iter()
             .map(|row| row.id)
@@ -406,7 +346,7 @@ mod tests {
         ];
         assert_eq!(due(&undone, 100), [1, 2, 3]);
         let irreversible = [
-            OutboxRow {
+            SagaRow {
                 reversible: 0,
                 ..row(1, "s", "executed", None, 10)
             },

@@ -29,6 +29,7 @@ use sqlx::QueryBuilder;
 use sqlx::Row;
 use sqlx::error::ErrorKind;
 
+use crate::atomic::{self, AtomicWrite};
 use crate::db::{Db, Dialect, on_db};
 use crate::migrate::{self, MigrationError};
 use crate::shredding::SubjectKeys;
@@ -355,9 +356,12 @@ impl EventStore {
         stream: &str,
         expected: ExpectedVersion,
         events: &[EventEnvelope],
-        cursor: Option<&CursorUpdate>,
+        cursor: Option<&crate::cursors::CursorUpdate>,
     ) -> Result<AppendOutcome, AppendError> {
-        let sides: Vec<SideWrite<'_>> = cursor.map(SideWrite::Cursor).into_iter().collect();
+        let sides: Vec<&dyn AtomicWrite> = cursor
+            .map(|cursor| cursor as &dyn AtomicWrite)
+            .into_iter()
+            .collect();
         self.append_with(stream, expected, events, &sides).await
     }
 
@@ -367,7 +371,7 @@ impl EventStore {
         stream: &str,
         expected: ExpectedVersion,
         events: &[EventEnvelope],
-        sides: &[SideWrite<'_>],
+        sides: &[&dyn AtomicWrite],
     ) -> Result<AppendOutcome, AppendError> {
         // Copied only when something in the batch is sealed now (the bus seals before it
         // appends; most types hold no personal data).
@@ -451,7 +455,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[EventEnvelope],
         rows: &[String],
-        sides: &[SideWrite<'_>],
+        sides: &[&dyn AtomicWrite],
         look_up_stored: bool,
     ) -> Result<Option<AppendOutcome>, AppendError> {
         let dialect = self.db.dialect();
@@ -497,7 +501,7 @@ impl EventStore {
             outcome.stream_version = current;
             if fresh.is_empty() {
                 for side in sides {
-                    let done = side_query(*side, recorded_at_us).execute(&mut *tx).await?;
+                    let done = atomic::query(*side, recorded_at_us).execute(&mut *tx).await?;
                     side.check(done.rows_affected())?;
                 }
                 tx.commit().await?;
@@ -551,7 +555,7 @@ impl EventStore {
                 }
             }
             for side in sides {
-                let done = side_query(*side, recorded_at_us).execute(&mut *tx).await?;
+                let done = atomic::query(*side, recorded_at_us).execute(&mut *tx).await?;
                 side.check(done.rows_affected())?;
             }
             tx.commit().await?;
@@ -731,20 +735,7 @@ impl EventStore {
         connector_id: &str,
         stream: &str,
     ) -> Result<Option<(String, Option<Timestamp>)>, ReadError> {
-        let row: Option<(String, Option<i64>)> = on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT cursor, watermark_us FROM core_connector_cursors WHERE connector_id = $1 AND stream = $2",
-            )
-            .bind(connector_id)
-            .bind(stream)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(
-            row.map(|(cursor, watermark)| {
-                (cursor, watermark.and_then(Timestamp::from_unix_micros))
-            }),
-        )
+        Ok(crate::cursors::read(&self.db, connector_id, stream).await?)
     }
 
     /// How many events of each type the log holds, by type.
@@ -819,21 +810,7 @@ impl EventStore {
         reason: &str,
         raw: &str,
     ) -> Result<(), sqlx::Error> {
-        tracing::warn!(origin, reference, reason, "quarantined");
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO core_quarantine (origin, reference, reason, raw, recorded_at_us) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (origin, reference, reason) DO NOTHING",
-            )
-            .bind(origin)
-            .bind(reference)
-            .bind(reason)
-            .bind(raw)
-            .bind(Timestamp::now().unix_micros())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
+        crate::quarantine::keep(&self.db, origin, reference, reason, raw).await
     }
 
     /// Quarantined entries of `origin`, oldest first: `(reference, reason, raw)`.
@@ -841,194 +818,7 @@ impl EventStore {
         &self,
         origin: &str,
     ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-        on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT reference, reason, raw FROM core_quarantine WHERE origin = $1 ORDER BY id",
-            )
-            .bind(origin)
-            .fetch_all(pool)
-            .await
-        })
-    }
-}
-
-/// Where a connector's stream has been read up to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CursorUpdate {
-    pub connector_id: String,
-    pub stream: String,
-    pub cursor: String,
-    /// The latest `occurred_at` read so far.
-    pub watermark: Option<Timestamp>,
-}
-
-const WRITE_CURSOR: &str = "INSERT INTO core_connector_cursors (connector_id, stream, cursor, watermark_us, updated_at_us) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
-     watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us";
-
-/// What else a batch's transaction writes.
-#[derive(Clone, Copy)]
-pub(crate) enum SideWrite<'a> {
-    /// A connector's cursor moves past the page.
-    Cursor(&'a CursorUpdate),
-    /// A command's outcome is recorded with the events it caused.
-    Command(&'a CommandRecord),
-    /// An external effect the command asked for joins the outbox.
-    Outbox(&'a OutboxRow),
-    /// An actor's approval of a pending outbox row.
-    Approve {
-        command_id: &'a str,
-        approval: &'a str,
-        expires_at_us: Option<i64>,
-    },
-    /// Writes only while `claimed_by` still holds the claim on outbox row `id`.
-    HoldsClaim { id: i64, claimed_by: &'a str },
-    /// An artifact body is stored under its content id (once).
-    Artifact {
-        id: &'a str,
-        kind: &'a str,
-        body: &'a str,
-    },
-    /// A claimed outbox row is closed with its receipt, if its claimer still holds it.
-    CloseOutbox {
-        id: i64,
-        claimed_by: &'a str,
-        state: &'static str,
-    },
-}
-
-impl SideWrite<'_> {
-    /// A close that found its row no longer claimed by its dispatcher writes nothing.
-    fn check(&self, rows: u64) -> Result<(), AppendError> {
-        match self {
-            SideWrite::CloseOutbox { id, claimed_by, .. } if rows != 1 => {
-                Err(AppendError::Fenced {
-                    what: format!("outbox row {id} is no longer claimed by `{claimed_by}`"),
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// An external effect as the outbox keeps it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct OutboxRow {
-    pub command_id: String,
-    pub command_type: String,
-    pub destination: String,
-    pub tenant_id: String,
-    pub idempotency_key: String,
-    pub request_hash: String,
-    pub request: String,
-    pub actor: String,
-    pub capability_id: String,
-    pub correlation_id: String,
-    pub compensates: Option<String>,
-    pub reversible: bool,
-}
-
-/// A command's outcome as `core_commands` keeps it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct CommandRecord {
-    pub command_id: String,
-    pub command_type: String,
-    pub target_ref: String,
-    pub dedupe_scope: String,
-    pub envelope: String,
-    pub capability_id: String,
-    pub outcome: &'static str,
-    pub reason: Option<String>,
-    pub event_ids: String,
-}
-
-const WRITE_COMMAND: &str = "INSERT INTO core_commands (command_id, command_type, target_ref, dedupe_scope, \
-     envelope, capability_id, outcome, reason, event_ids, recorded_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-
-const ENQUEUE: &str = "INSERT INTO core_outbox (command_id, command_type, destination, tenant_id, \
-     idempotency_key, request_hash, request, actor, capability_id, approval, state, attempts, \
-     claimed_by, claimed_until_us, created_at_us, updated_at_us, correlation_id, compensates, reversible) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'pending', 0, NULL, 0, $10, $10, $11, $12, $13)";
-
-const CLOSE_OUTBOX: &str = "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
-     WHERE id = $3 AND claimed_by = $4 AND state = 'pending'";
-
-/// The statement of a side write, run in the transaction of the batch.
-fn side_query<'q, DB: sqlx::Database>(
-    side: SideWrite<'q>,
-    now_us: i64,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
-where
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    match side {
-        SideWrite::Cursor(cursor) => sqlx::query(WRITE_CURSOR)
-            .bind(cursor.connector_id.as_str())
-            .bind(cursor.stream.as_str())
-            .bind(cursor.cursor.as_str())
-            .bind(cursor.watermark.map(|w| w.unix_micros()))
-            .bind(now_us),
-        SideWrite::Command(command) => sqlx::query(WRITE_COMMAND)
-            .bind(command.command_id.as_str())
-            .bind(command.command_type.as_str())
-            .bind(command.target_ref.as_str())
-            .bind(command.dedupe_scope.as_str())
-            .bind(command.envelope.as_str())
-            .bind(command.capability_id.as_str())
-            .bind(command.outcome)
-            .bind(command.reason.as_deref())
-            .bind(command.event_ids.as_str())
-            .bind(now_us),
-        SideWrite::Outbox(row) => sqlx::query(ENQUEUE)
-            .bind(row.command_id.as_str())
-            .bind(row.command_type.as_str())
-            .bind(row.destination.as_str())
-            .bind(row.tenant_id.as_str())
-            .bind(row.idempotency_key.as_str())
-            .bind(row.request_hash.as_str())
-            .bind(row.request.as_str())
-            .bind(row.actor.as_str())
-            .bind(row.capability_id.as_str())
-            .bind(now_us)
-            .bind(row.correlation_id.as_str())
-            .bind(row.compensates.as_deref())
-            .bind(i64::from(row.reversible)),
-        SideWrite::Approve {
-            command_id,
-            approval,
-            expires_at_us,
-        } => sqlx::query("UPDATE core_outbox SET approval = $1, approval_expires_us = $2, updated_at_us = $3 WHERE command_id = $4 AND state = 'pending'")
-            .bind(approval)
-            .bind(expires_at_us)
-            .bind(now_us)
-            .bind(command_id),
-        SideWrite::HoldsClaim { id, claimed_by } => sqlx::query(
-            "UPDATE core_outbox SET updated_at_us = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
-        )
-        .bind(now_us)
-        .bind(id)
-        .bind(claimed_by),
-        SideWrite::Artifact { id, kind, body } => sqlx::query(
-            "INSERT INTO core_artifacts (artifact_id, kind, body, recorded_at_us) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (artifact_id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(kind)
-        .bind(body)
-        .bind(now_us),
-        SideWrite::CloseOutbox {
-            id,
-            claimed_by,
-            state,
-        } => sqlx::query(CLOSE_OUTBOX)
-            .bind(state)
-            .bind(now_us)
-            .bind(id)
-            .bind(claimed_by),
+        crate::quarantine::of(&self.db, origin).await
     }
 }
 

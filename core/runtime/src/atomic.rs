@@ -1,0 +1,58 @@
+//! Writes that other modules make in the transaction of an append: a command's record and
+//! its outbox row, a connector's cursor, an artifact body, an outbox row's approval or
+//! close. Each owner module keeps its SQL and implements [`AtomicWrite`]; the event store
+//! only runs them after the events, so a new atomic side effect never edits the store.
+
+use sqlx::query::Query;
+
+use crate::store::AppendError;
+
+/// A value for a statement's next `$n` placeholder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Bind<'a> {
+    Text(&'a str),
+    MaybeText(Option<&'a str>),
+    Int(i64),
+    MaybeInt(Option<i64>),
+    /// The time of the append's transaction, in microseconds since the epoch.
+    Now,
+}
+
+/// A write another table's owner makes atomically with an append.
+pub(crate) trait AtomicWrite: Sync {
+    /// The statement, with `$1`, `$2`, … placeholders (both backends read them).
+    fn statement(&self) -> &'static str;
+
+    /// What the placeholders take, in order.
+    fn binds(&self) -> Vec<Bind<'_>>;
+
+    /// Whether the rows it touched mean it held; a fenced write that touched none refuses
+    /// the whole append.
+    fn check(&self, _rows_affected: u64) -> Result<(), AppendError> {
+        Ok(())
+    }
+}
+
+/// The statement of `write`, bound for the backend `DB`.
+pub(crate) fn query<'q, DB>(
+    write: &'q dyn AtomicWrite,
+    now_us: i64,
+) -> Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    write
+        .binds()
+        .into_iter()
+        .fold(sqlx::query(write.statement()), |query, bind| match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::MaybeText(text) => query.bind(text),
+            Bind::Int(value) => query.bind(value),
+            Bind::MaybeInt(value) => query.bind(value),
+            Bind::Now => query.bind(now_us),
+        })
+}

@@ -1,0 +1,54 @@
+//! Owns `core_connector_cursors`: where each connector stream has been read up to, and its
+//! watermark. Nothing else reads or writes the table. A cursor moves in the transaction
+//! that stores the page it covers ([`AtomicWrite`]).
+
+use ops_core::time::Timestamp;
+
+use crate::atomic::{AtomicWrite, Bind};
+use crate::db::{Db, on_db};
+
+/// Where a connector's stream has been read up to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorUpdate {
+    pub connector_id: String,
+    pub stream: String,
+    pub cursor: String,
+    /// The latest `occurred_at` read so far.
+    pub watermark: Option<Timestamp>,
+}
+
+impl AtomicWrite for CursorUpdate {
+    fn statement(&self) -> &'static str {
+        "INSERT INTO core_connector_cursors (connector_id, stream, cursor, watermark_us, updated_at_us) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
+         watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![
+            Bind::Text(&self.connector_id),
+            Bind::Text(&self.stream),
+            Bind::Text(&self.cursor),
+            Bind::MaybeInt(self.watermark.map(|w| w.unix_micros())),
+            Bind::Now,
+        ]
+    }
+}
+
+/// The cursor and watermark of `connector_id`'s `stream`, if it was read before.
+pub(crate) async fn read(
+    db: &Db,
+    connector_id: &str,
+    stream: &str,
+) -> Result<Option<(String, Option<Timestamp>)>, sqlx::Error> {
+    let row: Option<(String, Option<i64>)> = on_db!(db, pool => {
+        sqlx::query_as(
+            "SELECT cursor, watermark_us FROM core_connector_cursors WHERE connector_id = $1 AND stream = $2",
+        )
+        .bind(connector_id)
+        .bind(stream)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|(cursor, watermark)| (cursor, watermark.and_then(Timestamp::from_unix_micros))))
+}

@@ -1,0 +1,370 @@
+//! Owns `core_outbox`: the external effects accepted commands asked for, with their claim,
+//! approval, attempts and final state. Nothing else writes the table. Rows join it, are
+//! approved and are closed in the transaction of the events that record why
+//! ([`AtomicWrite`]); a close or a heartbeat only holds while its dispatcher still holds
+//! the claim (fencing).
+
+use sqlx::Row;
+
+use crate::atomic::{AtomicWrite, Bind};
+use crate::db::{Db, Dialect, on_db};
+use crate::store::AppendError;
+
+/// An external effect as the outbox keeps it, joining it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct OutboxRow {
+    pub command_id: String,
+    pub command_type: String,
+    pub destination: String,
+    pub tenant_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub request: String,
+    pub actor: String,
+    pub capability_id: String,
+    pub correlation_id: String,
+    pub compensates: Option<String>,
+    pub reversible: bool,
+}
+
+impl AtomicWrite for OutboxRow {
+    fn statement(&self) -> &'static str {
+        "INSERT INTO core_outbox (command_id, command_type, destination, tenant_id, \
+         idempotency_key, request_hash, request, actor, capability_id, approval, state, attempts, \
+         claimed_by, claimed_until_us, created_at_us, updated_at_us, correlation_id, compensates, reversible) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 'pending', 0, NULL, 0, $10, $11, $12, $13, $14)"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![
+            Bind::Text(&self.command_id),
+            Bind::Text(&self.command_type),
+            Bind::Text(&self.destination),
+            Bind::Text(&self.tenant_id),
+            Bind::Text(&self.idempotency_key),
+            Bind::Text(&self.request_hash),
+            Bind::Text(&self.request),
+            Bind::Text(&self.actor),
+            Bind::Text(&self.capability_id),
+            Bind::Now,
+            Bind::Now,
+            Bind::Text(&self.correlation_id),
+            Bind::MaybeText(self.compensates.as_deref()),
+            Bind::Int(i64::from(self.reversible)),
+        ]
+    }
+}
+
+/// An actor's approval of a pending row.
+pub(crate) struct Approve<'a> {
+    pub command_id: &'a str,
+    pub approval: &'a str,
+    pub expires_at_us: Option<i64>,
+}
+
+impl AtomicWrite for Approve<'_> {
+    fn statement(&self) -> &'static str {
+        "UPDATE core_outbox SET approval = $1, approval_expires_us = $2, updated_at_us = $3 \
+         WHERE command_id = $4 AND state = 'pending'"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![
+            Bind::Text(self.approval),
+            Bind::MaybeInt(self.expires_at_us),
+            Bind::Now,
+            Bind::Text(self.command_id),
+        ]
+    }
+}
+
+/// Touches row `id` only while `claimed_by` still holds its claim: events written with it
+/// are written by the dispatcher that owns the effect.
+pub(crate) struct HoldsClaim<'a> {
+    pub id: i64,
+    pub claimed_by: &'a str,
+}
+
+impl AtomicWrite for HoldsClaim<'_> {
+    fn statement(&self) -> &'static str {
+        "UPDATE core_outbox SET updated_at_us = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'pending'"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![Bind::Now, Bind::Int(self.id), Bind::Text(self.claimed_by)]
+    }
+}
+
+/// Closes claimed row `id` in `state` with its receipt, if `claimed_by` still holds it.
+pub(crate) struct Close<'a> {
+    pub id: i64,
+    pub claimed_by: &'a str,
+    pub state: &'static str,
+}
+
+impl AtomicWrite for Close<'_> {
+    fn statement(&self) -> &'static str {
+        "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
+         WHERE id = $3 AND claimed_by = $4 AND state = 'pending'"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![
+            Bind::Text(self.state),
+            Bind::Now,
+            Bind::Int(self.id),
+            Bind::Text(self.claimed_by),
+        ]
+    }
+
+    /// A close that found its row no longer claimed by its dispatcher writes nothing.
+    fn check(&self, rows_affected: u64) -> Result<(), AppendError> {
+        if rows_affected == 1 {
+            Ok(())
+        } else {
+            Err(AppendError::Fenced {
+                what: format!(
+                    "outbox row {} is no longer claimed by `{}`",
+                    self.id, self.claimed_by
+                ),
+            })
+        }
+    }
+}
+
+/// Which rows a claim takes.
+pub(crate) enum Claim<'a> {
+    /// Pending rows whose hold is over (reversible ones, or irreversible ones created at or
+    /// before `held_until_us`), oldest first.
+    HoldOver { held_until_us: i64, limit: i64 },
+    /// The one pending row of this command, whatever its hold.
+    Only(&'a str),
+}
+
+/// A claimed row, its columns decoded; what they hold is parsed by the dispatcher.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ClaimedRow {
+    pub id: i64,
+    pub command_id: String,
+    pub command_type: String,
+    pub destination: String,
+    pub tenant_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub request: String,
+    pub actor: String,
+    pub capability_id: String,
+    pub approval: Option<String>,
+    pub attempts: i64,
+    pub correlation_id: String,
+    pub compensates: Option<String>,
+    pub reversible: bool,
+    pub approval_expires_us: Option<i64>,
+}
+
+impl ClaimedRow {
+    /// Every column by name; a column that does not decode is an error, never a default.
+    fn decode<R>(row: &R) -> Result<Self, sqlx::Error>
+    where
+        R: Row,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+    {
+        Ok(ClaimedRow {
+            id: row.try_get("id")?,
+            command_id: row.try_get("command_id")?,
+            command_type: row.try_get("command_type")?,
+            destination: row.try_get("destination")?,
+            tenant_id: row.try_get("tenant_id")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            request_hash: row.try_get("request_hash")?,
+            request: row.try_get("request")?,
+            actor: row.try_get("actor")?,
+            capability_id: row.try_get("capability_id")?,
+            approval: row.try_get("approval")?,
+            attempts: row.try_get("attempts")?,
+            correlation_id: row.try_get("correlation_id")?,
+            compensates: row.try_get("compensates")?,
+            reversible: row.try_get::<i64, _>("reversible")? != 0,
+            approval_expires_us: row.try_get("approval_expires_us")?,
+        })
+    }
+}
+
+/// Claims rows for `claimer` until `lease_until_us`: pending rows whose last claim ran out
+/// before `now_us`; on PostgreSQL rows another dispatcher is claiming are skipped, not
+/// waited for. Each claim counts an attempt.
+pub(crate) async fn claim(
+    db: &Db,
+    claimer: &str,
+    lease_until_us: i64,
+    now_us: i64,
+    which: Claim<'_>,
+) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    let lock = match db.dialect() {
+        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let filter = match which {
+        Claim::Only(_) => "command_id = $5",
+        Claim::HoldOver { .. } => "(reversible = 1 OR created_at_us <= $5)",
+    };
+    let sql = format!(
+        "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' AND claimed_until_us < $3 \
+         AND {filter} ORDER BY id LIMIT $4 {lock}) \
+         RETURNING id, command_id, command_type, destination, tenant_id, idempotency_key, request_hash, \
+         request, actor, capability_id, approval, attempts, correlation_id, compensates, reversible, \
+         approval_expires_us"
+    );
+    on_db!(db, pool => {
+        let query = sqlx::query(&sql).bind(claimer).bind(lease_until_us).bind(now_us);
+        let query = match which {
+            Claim::Only(command_id) => query.bind(1_i64).bind(command_id),
+            Claim::HoldOver { held_until_us, limit } => query.bind(limit).bind(held_until_us),
+        };
+        let rows = query.fetch_all(pool).await?;
+        let mut claimed = rows.iter().map(ClaimedRow::decode).collect::<Result<Vec<_>, _>>()?;
+        // `RETURNING` gives no order; dispatch goes oldest first.
+        claimed.sort_by_key(|row| row.id);
+        Ok(claimed)
+    })
+}
+
+/// What a quota counts executed effects by.
+pub(crate) enum CountedBy<'a> {
+    Destination(&'a str),
+    /// The actor, as its JSON.
+    Actor(&'a str),
+}
+
+/// How many effects were executed since `since_us`, to one destination or by one actor.
+pub(crate) async fn executed_since(
+    db: &Db,
+    by: CountedBy<'_>,
+    since_us: i64,
+) -> Result<i64, sqlx::Error> {
+    let (sql, value) = match by {
+        CountedBy::Destination(destination) => (
+            "SELECT COUNT(*) FROM core_outbox WHERE destination = $1 AND state = 'executed' AND updated_at_us >= $2",
+            destination,
+        ),
+        CountedBy::Actor(actor) => (
+            "SELECT COUNT(*) FROM core_outbox WHERE actor = $1 AND state = 'executed' AND updated_at_us >= $2",
+            actor,
+        ),
+    };
+    on_db!(db, pool => {
+        sqlx::query_scalar(sql).bind(value).bind(since_us).fetch_one(pool).await
+    })
+}
+
+/// The destinations of effects still pending.
+pub(crate) async fn pending_destinations(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT DISTINCT destination FROM core_outbox WHERE state = 'pending' ORDER BY destination",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// The capability and correlation of `command_id`'s effect, while it is pending.
+pub(crate) async fn pending_effect(
+    db: &Db,
+    command_id: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as(
+            "SELECT capability_id, correlation_id FROM core_outbox WHERE command_id = $1 AND state = 'pending'",
+        )
+        .bind(command_id)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// The state of `command_id`'s effect (`pending`, `executed`, …), if it has one.
+pub(crate) async fn state_of(db: &Db, command_id: &str) -> Result<Option<String>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_scalar("SELECT state FROM core_outbox WHERE command_id = $1")
+            .bind(command_id)
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// The executed, reversible effects (not themselves compensations) of sagas in which an
+/// effect was refused or failed, that no compensation undoes yet, oldest first.
+pub(crate) async fn awaiting_compensation(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT command_id FROM core_outbox AS done WHERE state = 'executed' AND reversible = 1 \
+             AND compensates IS NULL AND correlation_id <> '' \
+             AND correlation_id IN (SELECT correlation_id FROM core_outbox WHERE state IN ('refused', 'failed') AND compensates IS NULL) \
+             AND NOT EXISTS (SELECT 1 FROM core_outbox AS undo WHERE undo.compensates = done.command_id) \
+             ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Every closed effect in the order it was asked for: `(command_id, command_type,
+/// destination, created_at_us)`, what a policy simulation replays.
+pub(crate) async fn closed(db: &Db) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as(
+            "SELECT command_id, command_type, destination, created_at_us FROM core_outbox \
+             WHERE state <> 'pending' ORDER BY created_at_us, id",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// A row as the saga rule of retention reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SagaRow {
+    pub id: i64,
+    pub command_id: String,
+    pub correlation_id: String,
+    pub state: String,
+    pub reversible: i64,
+    pub compensates: Option<String>,
+    pub updated_at_us: i64,
+}
+
+/// Every row, by id, for the saga rule of retention.
+pub(crate) async fn saga_rows(db: &Db) -> Result<Vec<SagaRow>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query(
+            "SELECT id, command_id, correlation_id, state, reversible, compensates, updated_at_us \
+             FROM core_outbox ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SagaRow {
+                id: row.try_get("id")?,
+                command_id: row.try_get("command_id")?,
+                correlation_id: row.try_get("correlation_id")?,
+                state: row.try_get("state")?,
+                reversible: row.try_get("reversible")?,
+                compensates: row.try_get("compensates")?,
+                updated_at_us: row.try_get("updated_at_us")?,
+            })
+        })
+        .collect()
+    })
+}
+
+/// Removes the rows of these commands (retention, after its receipt).
+pub(crate) async fn remove(db: &Db, command_ids: &[String]) -> Result<(), sqlx::Error> {
+    crate::db::delete_where_in(db, "core_outbox", "command_id", command_ids).await
+}

@@ -1,0 +1,48 @@
+//! Owns `core_quarantine`: what could not be read or applied, with the reason, so nothing
+//! is dropped silently. Nothing else reads or writes the table.
+
+use crate::clock::WallClock;
+use ops_core::time::Timestamp;
+
+use crate::db::{Db, on_db};
+
+/// Keeps `raw` under `(origin, reference, reason)`; finding the same thing again for the same
+/// reason keeps one entry.
+pub(crate) async fn keep(
+    db: &Db,
+    origin: &str,
+    reference: &str,
+    reason: &str,
+    raw: &str,
+) -> Result<(), sqlx::Error> {
+    tracing::warn!(origin, reference, reason, "quarantined");
+    on_db!(db, pool => {
+        sqlx::query(
+            "INSERT INTO core_quarantine (origin, reference, reason, raw, recorded_at_us) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (origin, reference, reason) DO NOTHING",
+        )
+        .bind(origin)
+        .bind(reference)
+        .bind(reason)
+        .bind(raw)
+        .bind(Timestamp::now().unix_micros())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+}
+
+/// The entries of `origin`, oldest first: `(reference, reason, raw)`.
+pub(crate) async fn of(
+    db: &Db,
+    origin: &str,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as(
+            "SELECT reference, reason, raw FROM core_quarantine WHERE origin = $1 ORDER BY id",
+        )
+        .bind(origin)
+        .fetch_all(pool)
+        .await
+    })
+}
