@@ -1,12 +1,33 @@
 //! `ops-core`: everything a pack sees, and nothing that performs I/O.
 //!
+//! Identity and envelopes:
 //! - [`envelope`]: the event and command envelopes of constitution A1/A2, with typed
 //!   causation, actors and dedupe scopes.
 //! - [`id`] and [`canonical`]: deterministic identity. Ids are content-addressed (blake3 over
 //!   RFC 8785 canonical JSON or a length-prefixed field encoding); none is random.
-//! - [`contract`]: the traits that `#[event]` and `#[command]` implement.
-//! - [`registry`]: every contract type linked into the binary, gathered with `inventory`.
+//! - [`time`]: UTC timestamps with one text per instant; no clock (the runtime has it).
+//!
+//! Contracts and what a pack writes:
+//! - [`contract`]: the traits `#[event]` and `#[command]` implement, [`contract::EventType`],
+//!   [`contract::TypedEvent`] and what a pack may see ([`contract::visible_to`]).
+//! - [`registry`]: every contract type linked into the binary, gathered with `inventory`,
+//!   with its identity checked against the crate that compiled it.
 //! - [`pack`]: pack manifests with their [`id::ContentId`].
+//! - [`projection`], [`handler`], [`connector`], [`reaction`]: the read models, command
+//!   decisions, ingress connectors and standing answers a pack installs.
+//!
+//! Gateways' contracts (the events and checks, no I/O):
+//! - [`capability`]: scopes, the capability events and the book that answers checks.
+//! - [`egress`]: receipts of external effects and the saga steps.
+//! - [`secrets`]: the handles a pack may hold and the custody receipts.
+//! - [`redaction`]: sensitive fields in payloads, and `RedactionApplied`.
+//! - [`governance`]: policies, their lifecycle and eval artifacts.
+//! - [`supply_chain`]: releases of packs, contract modules and tools.
+//! - [`lineage`]: query and derived artifacts and feedback.
+//! - [`budget`]: usage, limits and budget receipts.
+//! - [`retention`]: the explicit retention policy and its receipt.
+//!
+//! [`prelude`] is what a `#![no_std]` pack imports.
 
 // Lets the macros' `::ops_core::...` paths resolve inside this crate too.
 extern crate self as ops_core;

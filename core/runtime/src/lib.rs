@@ -1,7 +1,25 @@
 //! `ops-core-runtime`: the core's machinery, which packs never link (deps-check refuses it).
-//! [`db`] opens SQLite or PostgreSQL, [`migrate`] runs core's and packs' migrations,
-//! [`store`] is the event log, [`command`] the command bus, [`projection`] runs packs' projections, [`reaction`] their reactions and [`connector`]
-//! their ingress connectors, and [`reconcile`] turns disagreeing sources into conflict events.
+//!
+//! Storage, each table with one owner module that holds all its SQL:
+//! - [`db`] opens SQLite or PostgreSQL; [`migrate`] runs core's and packs' migrations and
+//!   owns `core_migrations`.
+//! - [`store`] is the event log (`core_events`); other owners' writes join an append's
+//!   transaction through the `atomic` module's `AtomicWrite`.
+//! - `outbox` owns `core_outbox`, `command_log` owns `core_commands`, [`cursors`] owns
+//!   `core_connector_cursors`, `artifacts` owns `core_artifacts`, `quarantine` owns
+//!   `core_quarantine`, and [`projection`] owns `core_projections` and the packs' state tables.
+//! - [`clock`] is the wall clock, which only the runtime and the host read.
+//!
+//! Running packs: [`projection`] runs their projections, [`reaction`] their reactions,
+//! [`connector`] their ingress connectors, [`reconcile`] turns disagreeing sources into
+//! conflict events, and [`command`] is the command bus.
+//!
+//! Gateways and services: [`egress`] (dispatcher, gateway checks, sagas), [`capability`],
+//! [`query`] (the query gateway), [`secrets`] (the secrets provider), [`shredding`]
+//! (sealing per data subject and erasure), [`governance`] (policies), [`signing`] (Ed25519
+//! over content ids), [`supply_chain`] (releases), [`lineage`] (artifacts and their chain),
+//! [`retention`], [`budget`] and [`scheduler`] (priority lanes). `service_event` is how
+//! these services state their events.
 
 pub(crate) mod artifacts;
 mod atomic;

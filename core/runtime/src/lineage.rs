@@ -13,7 +13,6 @@ use ops_core::lineage::{
 use ops_core::supply_chain::ModelChange;
 use ops_core::time::Timestamp;
 
-use crate::db::on_db;
 use crate::projection::ProjectionRunner;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
@@ -290,12 +289,7 @@ impl Lineage {
     }
 
     async fn event_type(&self, id: EventId) -> Result<Option<String>, LineageError> {
-        Ok(on_db!(self.store.db(), pool => {
-            sqlx::query_scalar("SELECT event_type FROM core_events WHERE event_id = $1")
-                .bind(id.to_string())
-                .fetch_optional(pool)
-                .await?
-        }))
+        Ok(self.store.event_type_of(id).await?)
     }
 
     fn event<E: Event>(&self, event: &E, native_id: &str, by: &Actor) -> EventEnvelope {

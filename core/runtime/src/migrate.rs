@@ -199,10 +199,7 @@ pub async fn orphans(db: &Db, installed: &[&str]) -> Result<Orphans, sqlx::Error
         )
         .fetch_all(pool)
         .await?;
-        let projections = sqlx::query_as("SELECT owner, name FROM core_projections ORDER BY owner, name")
-            .fetch_all(pool)
-            .await?;
-        (tables, owners, projections)
+        (tables, owners, crate::projection::recorded(db).await?)
     });
     let uninstalled = |owner: &str| {
         owner

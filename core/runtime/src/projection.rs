@@ -642,3 +642,49 @@ pub async fn stored_rows(
     let sql = format!("SELECT tbl, key, document FROM {table} ORDER BY tbl, key");
     on_db!(store.db(), pool => sqlx::query_as(&sql).fetch_all(pool).await)
 }
+
+/// Every projection recorded in `core_projections`: `(owner, name)`, sorted.
+pub(crate) async fn recorded(db: &crate::db::Db) -> Result<Vec<(String, String)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as("SELECT owner, name FROM core_projections ORDER BY owner, name")
+            .fetch_all(pool)
+            .await
+    })
+}
+
+/// Projections nothing updated since `cutoff_us`: `(owner, name, state_table)`, sorted.
+pub(crate) async fn idle_since(
+    db: &crate::db::Db,
+    cutoff_us: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as(
+            "SELECT owner, name, state_table FROM core_projections WHERE updated_at_us < $1 ORDER BY owner, name",
+        )
+        .bind(cutoff_us)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Drops a projection's state table and its record, in one transaction (retention, after
+/// its receipt). `table` must be a plain `pack_*` name; the caller checks it.
+pub(crate) async fn forget(
+    db: &crate::db::Db,
+    owner: &str,
+    name: &str,
+    table: &str,
+) -> Result<(), sqlx::Error> {
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM core_projections WHERE owner = $1 AND name = $2")
+            .bind(owner)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    })
+}

@@ -11,7 +11,6 @@ use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
-use crate::db::on_db;
 use crate::outbox::SagaRow;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
@@ -97,14 +96,7 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
-        let rows: Vec<(String, String, String)> = on_db!(self.store.db(), pool => {
-            sqlx::query_as(
-                "SELECT owner, name, state_table FROM core_projections WHERE updated_at_us < $1 ORDER BY owner, name",
-            )
-            .bind(cutoff(now, days))
-            .fetch_all(pool)
-            .await?
-        });
+        let rows = crate::projection::idle_since(self.store.db(), cutoff(now, days)).await?;
         let due: Vec<(String, String, String)> = rows
             .into_iter()
             .filter(|(owner, _, _)| {
@@ -137,20 +129,9 @@ impl Retention {
             label,
             by,
             async |chunk: &[(String, String, String)]| {
-                on_db!(db, pool => {
-                    for (owner, name, table) in chunk {
-                        let mut tx = pool.begin().await?;
-                        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query("DELETE FROM core_projections WHERE owner = $1 AND name = $2")
-                            .bind(owner)
-                            .bind(name)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await?;
-                    }
-                });
+                for (owner, name, table) in chunk {
+                    crate::projection::forget(db, owner, name, table).await?;
+                }
                 Ok(())
             },
         )

@@ -236,12 +236,7 @@ pub async fn erase(
 
     let keys = store.subject_keys().ok_or(EraseError::NoKeys)?;
     let pattern = format!("%{SEALED_PREFIX}{subject_id}:%");
-    let envelopes: Vec<String> = crate::db::on_db!(store.db(), pool => {
-        sqlx::query_scalar("SELECT envelope FROM core_events WHERE envelope LIKE $1 ORDER BY seq")
-            .bind(&pattern)
-            .fetch_all(pool)
-            .await?
-    });
+    let envelopes = store.envelopes_containing(&pattern).await?;
     let mut fields = std::collections::BTreeSet::new();
     for text in envelopes {
         let Ok(envelope) = serde_json::from_str::<EventEnvelope>(&text) else {

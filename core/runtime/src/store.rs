@@ -738,6 +738,30 @@ impl EventStore {
         Ok(crate::cursors::read(&self.db, connector_id, stream).await?)
     }
 
+    /// The type of the stored event `id`, if it is stored.
+    pub(crate) async fn event_type_of(&self, id: EventId) -> Result<Option<String>, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT event_type FROM core_events WHERE event_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// The stored envelopes whose text matches the SQL `LIKE` pattern, in log order: how an
+    /// erasure finds what was sealed under a subject without reading every event.
+    pub(crate) async fn envelopes_containing(
+        &self,
+        pattern: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT envelope FROM core_events WHERE envelope LIKE $1 ORDER BY seq")
+                .bind(pattern)
+                .fetch_all(pool)
+                .await
+        })
+    }
+
     /// How many events of each type the log holds, by type.
     pub async fn count_by_type(&self) -> Result<Vec<(String, i64)>, ReadError> {
         Ok(on_db!(&self.db, pool => {

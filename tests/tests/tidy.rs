@@ -1,0 +1,119 @@
+//! The project's own conventions, checked like the rules of the constitution: every module
+//! of ops-core, ops-core-runtime and ops-registry has `//!` docs and is named in its crate's
+//! docs, and each core table's SQL lives in its one owner module.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_owned()
+}
+
+/// The `mod` declarations of a crate root: `(name, file)`.
+fn modules(crate_dir: &Path) -> Vec<(String, PathBuf)> {
+    let root = std::fs::read_to_string(crate_dir.join("src/lib.rs")).expect("lib.rs");
+    root.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let rest = line
+                .strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("pub(crate) mod "))
+                .or_else(|| line.strip_prefix("mod "))?;
+            let name = rest.strip_suffix(';')?.to_owned();
+            let flat = crate_dir.join(format!("src/{name}.rs"));
+            let file = if flat.is_file() {
+                flat
+            } else {
+                crate_dir.join(format!("src/{name}/mod.rs"))
+            };
+            Some((name, file))
+        })
+        .collect()
+}
+
+#[test]
+fn every_module_has_docs_and_is_named_in_its_crates_docs() {
+    let mut missing = Vec::new();
+    for crate_dir in ["core/api", "core/runtime", "registry"] {
+        let dir = workspace().join(crate_dir);
+        let root = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        let crate_docs: String = root
+            .lines()
+            .take_while(|line| line.starts_with("//!") || line.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let found = modules(&dir);
+        assert!(found.len() > 5, "{crate_dir}: {found:?}");
+        for (name, file) in found {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if !text.starts_with("//!") {
+                missing.push(format!("{} has no `//!` docs", file.display()));
+            }
+            if !crate_docs.contains(&format!("`{name}`")) {
+                missing.push(format!(
+                    "{crate_dir}/src/lib.rs does not name module `{name}`"
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// Each core table and the one runtime module that holds its SQL.
+const OWNERS: [(&str, &str); 8] = [
+    ("core_events", "store.rs"),
+    ("core_outbox", "outbox.rs"),
+    ("core_commands", "command_log.rs"),
+    ("core_connector_cursors", "cursors.rs"),
+    ("core_artifacts", "artifacts.rs"),
+    ("core_quarantine", "quarantine.rs"),
+    ("core_migrations", "migrate.rs"),
+    ("core_projections", "projection.rs"),
+];
+
+#[test]
+fn each_core_table_is_named_only_by_its_owner() {
+    let runtime = workspace().join("core/runtime");
+    let migrations = std::fs::read_dir(runtime.join("migrations/sqlite"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect::<String>();
+    for table in migrations
+        .split("CREATE TABLE ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+    {
+        assert!(
+            OWNERS.iter().any(|(owned, _)| *owned == table),
+            "table `{table}` has no owner module in this test"
+        );
+    }
+    let mut strays = Vec::new();
+    for entry in std::fs::read_dir(runtime.join("src")).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Unit tests may name tables (the guard that refuses a pack migration does).
+        // Comments and docs may name any table.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (table, owner) in OWNERS {
+            let named = code.match_indices(table).any(|(at, _)| {
+                !code[at + table.len()..]
+                    .starts_with(|c: char| c == '_' || c.is_ascii_alphanumeric())
+            });
+            if named && file != owner && !(file == "migrate.rs" && table == "core_migrations") {
+                strays.push(format!("{file} names `{table}`, which {owner} owns"));
+            }
+        }
+    }
+    assert!(strays.is_empty(), "{}", strays.join("\n"));
+}
