@@ -16,7 +16,7 @@ use ops_core::capability::{Action, Authority};
 use crate::capability::Denial;
 
 use ops_core::envelope::{
-    Actor, Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
+    Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
 };
 use ops_core::handler::{DynHandler, PastEvent, owned_by};
 use ops_core::id::{CapabilityId, CommandId, EventId};
@@ -75,7 +75,7 @@ pub enum BusError {
 }
 
 pub struct CommandBus {
-    store: EventStore,
+    pub(crate) store: EventStore,
     handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
     authority: Arc<dyn Authority>,
 }
@@ -439,104 +439,6 @@ impl CommandBus {
             compensates,
             reversible,
         }))
-    }
-
-    /// Undoes the executed effect of `command_id` by sending the command its declaration
-    /// names as compensation, with the same payload, caused by it; that command's own effect
-    /// is dispatched and receipted like any other. Sending it again returns the first outcome.
-    pub async fn compensate(
-        &self,
-        command_id: &CommandId,
-        actor: Actor,
-        capability_id: CapabilityId,
-    ) -> Result<Receipt, BusError> {
-        let refuse = |reason: String| BusError::Compensation {
-            command: command_id.to_string(),
-            reason,
-        };
-        let envelope =
-            crate::command_log::envelope_of(self.store.db(), &command_id.to_string()).await?;
-        let state = crate::outbox::state_of(self.store.db(), &command_id.to_string()).await?;
-        let original: CommandEnvelope = envelope
-            .ok_or_else(|| refuse("it was never submitted".to_owned()))
-            .and_then(|text| {
-                serde_json::from_str(&text)
-                    .map_err(|e| refuse(format!("its record is damaged: {e}")))
-            })?;
-        if state.as_deref() != Some("executed") {
-            return Err(refuse(format!(
-                "it has no executed effect to undo (its effect is {})",
-                state.as_deref().unwrap_or("absent")
-            )));
-        }
-        let registry = self.store.registry();
-        let compensation = registry
-            .get(&original.command_type, original.payload_schema_version)
-            .and_then(|descriptor| descriptor.compensation)
-            .and_then(|name| registry.latest(name))
-            .ok_or_else(|| {
-                refuse(format!(
-                    "`{}` names no compensation installed here",
-                    original.command_type
-                ))
-            })?;
-        (compensation.check_payload)(&original.payload).map_err(|reason| {
-            refuse(format!(
-                "its payload is not a `{}`: {reason}",
-                compensation.name
-            ))
-        })?;
-        let command = original.compensation(
-            compensation.name,
-            compensation.version,
-            actor.clone(),
-            Timestamp::now(),
-        );
-        let receipt = self.submit(&command, capability_id, None).await?;
-        if receipt.outcome == CommandOutcome::Accepted && !receipt.replayed {
-            let mut step = crate::egress::Step::new(
-                *command_id,
-                original.correlation_id,
-                capability_id,
-                actor,
-                ops_core::egress::EffectState::Compensating,
-            );
-            step.note = Some(format!("compensated by {}", command.command_id));
-            let step = step.event();
-            self.store
-                .append(
-                    &format!("effect/{command_id}"),
-                    ExpectedVersion::Any,
-                    &[step],
-                )
-                .await?;
-        }
-        Ok(receipt)
-    }
-
-    /// Unwinds every saga with a refused or failed effect: each of its executed effects
-    /// that can be undone and is not undone yet is compensated, on `actor`'s authority.
-    /// Running it again finds nothing new to do; an effect executed later in such a saga
-    /// is compensated by the next run.
-    pub async fn unwind_failed_sagas(
-        &self,
-        actor: &Actor,
-        capability_id: CapabilityId,
-    ) -> Result<Vec<Receipt>, BusError> {
-        let to_undo = crate::outbox::awaiting_compensation(self.store.db()).await?;
-        let mut receipts = Vec::new();
-        for command_id in to_undo {
-            let command_id: CommandId =
-                command_id.parse().map_err(|error| BusError::Compensation {
-                    command: command_id.clone(),
-                    reason: format!("its outbox row is damaged: {error}"),
-                })?;
-            receipts.push(
-                self.compensate(&command_id, actor.clone(), capability_id)
-                    .await?,
-            );
-        }
-        Ok(receipts)
     }
 
     /// The outcome recorded for `command_id`, if it was decided before.

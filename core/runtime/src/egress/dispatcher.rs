@@ -1,0 +1,487 @@
+//! The dispatcher: claims pending outbox rows for a lease, records them dispatched, asks the
+//! gateway about each, runs the allowed ones through their destination's executor with the
+//! idempotency key, and closes the batch with receipts in one transaction that commits only
+//! while the claims hold.
+
+use crate::clock::WallClock;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_core::capability::{Action, Authority, Decision, actor_label};
+use ops_core::contract::SafetyClass;
+use ops_core::egress::{
+    Approval, Check, EffectRequest, EffectState, EgressExecuted, EgressFailed, EgressRefused,
+};
+use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::id::{CommandId, ContentHash};
+use ops_core::time::Timestamp;
+use serde_json::Value;
+
+use super::saga::gateway_actor;
+use super::{Effect, Facts, Gateway};
+use crate::atomic::AtomicWrite;
+use crate::outbox::{self, Close, CountedBy, HoldsClaim};
+use crate::store::{AppendError, EventStore, ExpectedVersion};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Carries out effects at one destination. It must pass the idempotency key on, so the
+/// destination does an effect once however often it is asked.
+pub trait Executor: Send + Sync {
+    fn execute<'a>(
+        &'a self,
+        idempotency_key: &'a ContentHash,
+        request: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("claiming outbox rows failed: {0}")]
+    Claim(sqlx::Error),
+    #[error("outbox row {id} cannot be read: {reason}")]
+    Corrupt { id: i64, reason: String },
+    #[error("closing outbox row {id} failed: {source}")]
+    Close { id: i64, source: AppendError },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub executed: usize,
+    pub refused: usize,
+    /// The destination failed; the row stays for another attempt.
+    pub failed: usize,
+    /// Another dispatcher holds the row now; its receipt is the other's to write.
+    pub lost_claims: usize,
+    /// Given up after the last attempt, with an `EgressFailed` receipt.
+    pub gave_up: usize,
+}
+
+pub struct Dispatcher {
+    store: EventStore,
+    name: String,
+    lease: Duration,
+    gateway: Gateway,
+    authority: Arc<dyn Authority>,
+    executors: BTreeMap<String, Box<dyn Executor>>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: EventStore,
+        name: &str,
+        gateway: Gateway,
+        authority: Arc<dyn Authority>,
+    ) -> Self {
+        Dispatcher {
+            store,
+            name: name.to_owned(),
+            lease: Duration::from_secs(30),
+            gateway,
+            authority,
+            executors: BTreeMap::new(),
+        }
+    }
+
+    pub fn with_executor(mut self, destination: &str, executor: Box<dyn Executor>) -> Self {
+        self.executors.insert(destination.to_owned(), executor);
+        self
+    }
+
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Claims up to `limit` pending rows and carries each through the gateway.
+    pub async fn dispatch(&self, limit: usize) -> Result<DispatchReport, DispatchError> {
+        let mut report = DispatchReport::default();
+        let mut closing = Vec::new();
+        let claimed = self.claim(limit).await?;
+        // Durable before any destination is reached: these effects are under way.
+        let dispatched: Vec<EventEnvelope> = claimed
+            .iter()
+            .map(|effect| effect.step(EffectState::Dispatched).event())
+            .collect();
+        if dispatched.is_empty() {
+            return Ok(report);
+        }
+        self.store
+            .append(
+                &format!("egress/{}", self.name),
+                ExpectedVersion::Any,
+                &dispatched,
+            )
+            .await
+            .map_err(|source| DispatchError::Close {
+                id: claimed.first().map_or(0, |e| e.id),
+                source,
+            })?;
+        for effect in claimed {
+            let (approval, capability) = match self.gate(&effect).await {
+                Err((check, reason)) => {
+                    closing.push((effect, Outcome::Refused { check, reason }));
+                    continue;
+                }
+                Ok(allowed) => allowed,
+            };
+            let executor = &self.executors[&effect.destination];
+            // The destination gets the request as asked, personal data opened.
+            let version = self
+                .store
+                .registry()
+                .latest(&effect.command_type)
+                .map_or(0, |declared| declared.version);
+            let request = self
+                .store
+                .opened(&effect.command_type, version, &effect.request);
+            let reason = match executor.execute(&effect.idempotency_key, &request).await {
+                Ok(()) => {
+                    closing.push((
+                        effect,
+                        Outcome::Executed {
+                            approval,
+                            capability,
+                        },
+                    ));
+                    continue;
+                }
+                Err(reason) => reason,
+            };
+            if self
+                .gateway
+                .max_attempts
+                .is_some_and(|max| effect.attempts >= i64::from(max))
+            {
+                tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed its last attempt");
+                closing.push((
+                    effect,
+                    Outcome::Failed {
+                        approval,
+                        capability,
+                        reason,
+                    },
+                ));
+                continue;
+            }
+            tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
+            report.failed += 1;
+            let failed = effect.step(EffectState::AttemptFailed).note(reason).event();
+            // Only while the claim holds: if it ran out, the attempt is another
+            // dispatcher's story now.
+            let recorded = self
+                .store
+                .append_with(
+                    &format!("egress/{}", self.name),
+                    ExpectedVersion::Any,
+                    &[failed],
+                    &[&HoldsClaim {
+                        id: effect.id,
+                        claimed_by: &self.name,
+                    }],
+                )
+                .await;
+            match recorded {
+                Ok(_) => {}
+                Err(AppendError::Fenced { .. }) => report.lost_claims += 1,
+                Err(source) => {
+                    return Err(DispatchError::Close {
+                        id: effect.id,
+                        source,
+                    });
+                }
+            }
+        }
+        // One transaction for the whole batch; if a claim was lost meanwhile, close the
+        // rows one by one so the others keep their receipts.
+        match self.close(&closing).await {
+            Ok(()) => count(&closing, &mut report),
+            Err(DispatchError::Close {
+                source: AppendError::Fenced { .. },
+                ..
+            }) => {
+                for one in closing.chunks(1) {
+                    match self.close(one).await {
+                        Ok(()) => count(one, &mut report),
+                        Err(DispatchError::Close {
+                            source: AppendError::Fenced { what },
+                            ..
+                        }) => {
+                            tracing::warn!(%what, "lost the claim before writing the receipt");
+                            report.lost_claims += 1;
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(report)
+    }
+
+    /// The checks of A5, in order, on the facts they need read now; the first that fails
+    /// refuses the effect.
+    async fn gate(&self, effect: &Effect) -> Result<(Approval, Decision), (Check, String)> {
+        let now = Timestamp::now();
+        // Enforcement asks about now; the receipt names the state it relied on.
+        let decision = self.authority.check(
+            effect.capability_id,
+            &Action {
+                actor: effect.actor.clone(),
+                command_type: effect.command_type.clone(),
+                safety: SafetyClass::WriteExternalSideEffect,
+                tenant: Some(effect.tenant_id.clone()),
+                destination: Some(effect.destination.clone()),
+            },
+            now,
+        );
+        let unreadable = |error: sqlx::Error| format!("the quota cannot be read: {error}");
+        let destination_used = match self.gateway.quotas.get(&effect.destination) {
+            Some((_, window)) => Some(
+                self.executed_since(&effect.destination, *window)
+                    .await
+                    .map_err(unreadable),
+            ),
+            None => None,
+        };
+        let actor_used = match self.gateway.actor_quota {
+            Some((_, window)) => Some(
+                self.executed_by_since(&effect.actor, window)
+                    .await
+                    .map_err(unreadable),
+            ),
+            None => None,
+        };
+        let facts = Facts {
+            now,
+            known_destination: self.executors.contains_key(&effect.destination),
+            destination_used,
+            actor_used,
+        };
+        self.gateway
+            .judge(effect, &decision, &facts)
+            .map(|approval| (approval, decision))
+    }
+
+    async fn executed_since(
+        &self,
+        destination: &str,
+        window: Duration,
+    ) -> Result<i64, sqlx::Error> {
+        let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
+        outbox::executed_since(self.store.db(), CountedBy::Destination(destination), since).await
+    }
+
+    async fn executed_by_since(&self, actor: &Actor, window: Duration) -> Result<i64, sqlx::Error> {
+        let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
+        let actor = serde_json::to_string(actor).expect("an actor is plain JSON");
+        outbox::executed_since(self.store.db(), CountedBy::Actor(&actor), since).await
+    }
+
+    /// Cancels a pending effect that no dispatcher holds (an irreversible one during its
+    /// hold, say): it is refused at the hold check, with a receipt naming who cancelled it
+    /// and why. `false` when there was no such effect to cancel.
+    pub async fn cancel(
+        &self,
+        command_id: &CommandId,
+        by: &Actor,
+        reason: &str,
+    ) -> Result<bool, DispatchError> {
+        let claimed = self.claim_rows(1, Some(command_id)).await?;
+        let Some(effect) = claimed.into_iter().next() else {
+            return Ok(false);
+        };
+        let refusal = Outcome::Refused {
+            check: Check::Hold,
+            reason: format!("cancelled by {} before dispatch: {reason}", actor_label(by)),
+        };
+        self.close(&[(effect, refusal)]).await?;
+        Ok(true)
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Effect>, DispatchError> {
+        self.claim_rows(limit, None).await
+    }
+
+    /// Claims pending rows whose hold is over, or the one row of `only` whatever its hold.
+    async fn claim_rows(
+        &self,
+        limit: usize,
+        only: Option<&CommandId>,
+    ) -> Result<Vec<Effect>, DispatchError> {
+        let now = Timestamp::now().unix_micros();
+        let until = now + self.lease.as_micros() as i64;
+        let only = only.map(ToString::to_string);
+        let which = match &only {
+            Some(command_id) => outbox::Claim::Only(command_id),
+            None => outbox::Claim::HoldOver {
+                held_until_us: now - self.gateway.hold.as_micros() as i64,
+                limit: limit as i64,
+            },
+        };
+        outbox::claim(self.store.db(), &self.name, until, now, which)
+            .await
+            .map_err(DispatchError::Claim)?
+            .into_iter()
+            .map(Effect::try_from)
+            .collect()
+    }
+
+    /// The receipts and the rows' final states, in one transaction, while the claims hold.
+    async fn close(&self, closing: &[(Effect, Outcome)]) -> Result<(), DispatchError> {
+        if closing.is_empty() {
+            return Ok(());
+        }
+        let mut receipts: Vec<EventEnvelope> = Vec::new();
+        for (effect, outcome) in closing {
+            let step = effect.step(outcome.state());
+            let step = match outcome {
+                Outcome::Executed { .. } => step,
+                Outcome::Refused { reason, .. } | Outcome::Failed { reason, .. } => {
+                    step.note(reason.clone())
+                }
+            };
+            receipts.push(receipt(effect, outcome.clone()));
+            receipts.push(step.event());
+            // The effect this one undoes is compensated now.
+            if let (Outcome::Executed { .. }, Some(original)) = (outcome, effect.compensates) {
+                let mut undone = effect.step(EffectState::Compensated);
+                undone.command_id = original;
+                receipts.push(
+                    undone
+                        .note(format!("undone by {}", effect.command_id))
+                        .event(),
+                );
+            }
+        }
+        let closes: Vec<Close<'_>> = closing
+            .iter()
+            .map(|(effect, outcome)| Close {
+                id: effect.id,
+                claimed_by: &self.name,
+                state: outcome.row_state(),
+            })
+            .collect();
+        let sides: Vec<&dyn AtomicWrite> = closes.iter().map(|c| c as &dyn AtomicWrite).collect();
+        self.store
+            .append_with(
+                &format!("egress/{}", self.name),
+                ExpectedVersion::Any,
+                &receipts,
+                &sides,
+            )
+            .await
+            .map(drop)
+            .map_err(|source| DispatchError::Close {
+                id: closing[0].0.id,
+                source,
+            })
+    }
+}
+
+/// How a claimed effect ends.
+#[derive(Clone, Debug)]
+enum Outcome {
+    Executed {
+        approval: Approval,
+        capability: Decision,
+    },
+    Refused {
+        check: Check,
+        reason: String,
+    },
+    Failed {
+        approval: Approval,
+        capability: Decision,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    fn state(&self) -> EffectState {
+        match self {
+            Outcome::Executed { .. } => EffectState::Executed,
+            Outcome::Refused { .. } => EffectState::Refused,
+            Outcome::Failed { .. } => EffectState::Failed,
+        }
+    }
+
+    /// The outbox row's final state.
+    fn row_state(&self) -> &'static str {
+        match self {
+            Outcome::Executed { .. } => "executed",
+            Outcome::Refused { .. } => "refused",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+fn count(closed: &[(Effect, Outcome)], report: &mut DispatchReport) {
+    for (_, outcome) in closed {
+        match outcome {
+            Outcome::Executed { .. } => report.executed += 1,
+            Outcome::Refused { .. } => report.refused += 1,
+            Outcome::Failed { .. } => report.gave_up += 1,
+        }
+    }
+}
+
+/// The receipt of one effect; its id derives from the command, so an effect has one.
+fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
+    let origin = effect.origin(effect.command_id.to_string(), gateway_actor());
+    let request = EffectRequest {
+        command_id: effect.command_id,
+        destination: effect.destination.clone(),
+        tenant_id: effect.tenant_id.clone(),
+        idempotency_key: effect.idempotency_key,
+        request_hash: effect.request_hash,
+        requested_by: effect.actor.clone(),
+        capability_id: effect.capability_id,
+    };
+    let receipt = match outcome {
+        Outcome::Executed {
+            approval,
+            capability,
+        } => EventEnvelope::new(
+            &EgressExecuted {
+                effect: request,
+                capability_state_ref: capability.state_ref,
+                capability_chain: capability.chain,
+                approval,
+            },
+            origin,
+        ),
+        Outcome::Refused { check, reason } => EventEnvelope::new(
+            &EgressRefused {
+                effect: request,
+                check,
+                reason,
+            },
+            origin,
+        ),
+        Outcome::Failed {
+            approval,
+            capability,
+            reason,
+        } => EventEnvelope::new(
+            &EgressFailed {
+                effect: request,
+                capability_state_ref: capability.state_ref,
+                capability_chain: capability.chain,
+                approval,
+                attempts: effect.attempts as u32,
+                reason,
+            },
+            origin,
+        ),
+    };
+    receipt.expect("a receipt is plain JSON")
+}
+
+/// The destinations of effects still pending in the outbox.
+pub async fn pending_destinations(store: &EventStore) -> Result<Vec<String>, sqlx::Error> {
+    outbox::pending_destinations(store.db()).await
+}
