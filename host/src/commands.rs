@@ -1,0 +1,396 @@
+//! What each verb of the command line does: one function per subcommand, each returning
+//! how it ended, so `main` alone turns that into the exit code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use ops_core::registry::Registry;
+use ops_core::retention::RetentionPolicy;
+use ops_core_runtime::db::Db;
+use ops_core_runtime::store::EventStore;
+
+use crate::cli::{
+    CapabilitiesCommand, Command, LogCommand, PacksCommand, ProjectionsCommand, RegistryCommand,
+    SagasCommand, Storage,
+};
+use crate::{
+    capabilities, demo, lineage, releases, retention, runtime_demo, sagas, status, worker,
+};
+
+/// How a command ended, besides an error: done (exit 0), or it found something refused or
+/// unhealthy and said so (exit 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Done,
+    Refused,
+}
+
+impl From<bool> for Ended {
+    fn from(healthy: bool) -> Self {
+        if healthy { Ended::Done } else { Ended::Refused }
+    }
+}
+
+pub(crate) fn run(
+    command: Command,
+    registry: &'static Registry,
+    installed_packs: &[&str],
+) -> anyhow::Result<Ended> {
+    match command {
+        Command::Demo { data } => demo(registry, installed_packs, &data),
+        Command::Registry {
+            command: RegistryCommand::Export { out },
+        } => registry_export(registry, &out),
+        Command::Registry {
+            command: RegistryCommand::Upcast { input },
+        } => upcast_all(registry, &input),
+        Command::Packs {
+            command: PacksCommand::Orphaned { storage },
+        } => block_on(packs_orphaned(registry, storage)),
+        Command::Projections {
+            command: ProjectionsCommand::Status { storage },
+        } => block_on(projections_status(registry, storage)),
+        Command::Projections {
+            command:
+                ProjectionsCommand::Rebuild {
+                    projection,
+                    storage,
+                },
+        } => block_on(projections_rebuild(registry, projection, storage)),
+        Command::Sagas {
+            command: SagasCommand::List { storage },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            sagas::write_sagas(&store, &mut std::io::stdout().lock()).await?;
+            Ok(Ended::Done)
+        }),
+        Command::Capabilities {
+            command: CapabilitiesCommand::List { at, storage },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            capabilities::list(&store, at.as_deref(), &mut std::io::stdout().lock()).await?;
+            Ok(Ended::Done)
+        }),
+        Command::Capabilities {
+            command:
+                CapabilitiesCommand::Check {
+                    capability,
+                    actor,
+                    type_name,
+                    safety,
+                    tenant,
+                    destination,
+                    at,
+                    storage,
+                },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            let request = capabilities::CheckRequest {
+                capability: &capability,
+                actor: &actor,
+                type_name: &type_name,
+                safety: &safety,
+                tenant: tenant.as_deref(),
+                destination: destination.as_deref(),
+                at: at.as_deref(),
+            };
+            Ok(
+                capabilities::check(&store, request, &mut std::io::stdout().lock())
+                    .await?
+                    .into(),
+            )
+        }),
+        Command::Backup { out, storage } => block_on(async move {
+            let store = storage.store(registry).await?;
+            store.db().backup_to(&out).await?;
+            println!("backed up to {}", out.display());
+            Ok(Ended::Done)
+        }),
+        Command::Run {
+            ticks,
+            interval_ms,
+            jobs_per_tick,
+            aging,
+            retention_every,
+            sources,
+            webhooks,
+            lease_ms,
+            storage,
+        } => block_on(async move {
+            let options = worker::WorkerOptions {
+                ticks,
+                interval: std::time::Duration::from_millis(interval_ms),
+                jobs_per_tick,
+                aging,
+                retention_every,
+                retention: RetentionPolicy::default(),
+                sources: pairs("--source", &sources)?
+                    .into_iter()
+                    .map(|(id, dir)| (id, PathBuf::from(dir)))
+                    .collect(),
+                webhooks: pairs("--webhook", &webhooks)?,
+                lease: std::time::Duration::from_millis(lease_ms),
+            };
+            let store = storage.working_store(registry).await?;
+            worker::run(store, options, &mut std::io::stdout().lock()).await?;
+            Ok(Ended::Done)
+        }),
+        Command::Releases { storage } => block_on(async move {
+            let store = storage.store(registry).await?;
+            Ok(
+                releases::verify(&store, registry, &mut std::io::stdout().lock())
+                    .await?
+                    .into(),
+            )
+        }),
+        Command::Retention {
+            artifacts_days,
+            projections_days,
+            receipts_days,
+            actor,
+            storage,
+        } => block_on(async move {
+            let policy = RetentionPolicy {
+                artifacts_days,
+                projections_days,
+                receipts_days,
+            };
+            let actor = capabilities::parse_actor(&actor)?;
+            let store = storage.store(registry).await?;
+            let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
+            retention::apply(
+                &store,
+                &policy,
+                &installed,
+                &actor,
+                &mut std::io::stdout().lock(),
+            )
+            .await?;
+            Ok(Ended::Done)
+        }),
+        Command::Lineage {
+            artifact_id,
+            storage,
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            lineage::write_chain(&store, &artifact_id, &mut std::io::stdout().lock()).await?;
+            Ok(Ended::Done)
+        }),
+        Command::Status { storage } => block_on(async move {
+            let store = storage.store(registry).await?;
+            Ok(status::write_status(&store, &mut std::io::stdout().lock())
+                .await?
+                .into())
+        }),
+        Command::Log {
+            command: LogCommand::Types { storage },
+        } => block_on(log_types(registry, storage)),
+    }
+}
+
+fn demo(
+    registry: &'static Registry,
+    installed_packs: &[&str],
+    data: &Path,
+) -> anyhow::Result<Ended> {
+    let mut out = std::io::stdout().lock();
+    demo::run(registry, installed_packs, &mut out)?;
+    block_on(runtime_demo::run(registry, data, &mut out))?;
+    Ok(Ended::Done)
+}
+
+fn registry_export(registry: &'static Registry, out: &Path) -> anyhow::Result<Ended> {
+    let export = ops_registry::document::Export::of(registry)?;
+    export
+        .write_to(out)
+        .with_context(|| format!("exporting the registry to {}", out.display()))?;
+    println!(
+        "wrote {} and {} schemas",
+        out.join("registry.json").display(),
+        export.schemas.len()
+    );
+    Ok(Ended::Done)
+}
+
+async fn packs_orphaned(registry: &'static Registry, storage: Storage) -> anyhow::Result<Ended> {
+    let store = storage.store(registry).await?;
+    let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
+    let orphans = ops_core_runtime::migrate::orphans(store.db(), &installed).await?;
+    for table in &orphans.tables {
+        println!("table {table}");
+    }
+    for owner in &orphans.migration_owners {
+        println!("migrations {owner}");
+    }
+    for projection in &orphans.projections {
+        println!("projection {projection}");
+    }
+    if orphans == Default::default() {
+        println!("nothing orphaned");
+    }
+    Ok(Ended::Done)
+}
+
+async fn projections_status(
+    registry: &'static Registry,
+    storage: Storage,
+) -> anyhow::Result<Ended> {
+    let store = storage.store(registry).await?;
+    for status in ops_core_runtime::projection::all_freshness(&store).await? {
+        println!(
+            "{}/{} v{}: lag {} ms of {} ms allowed ({}), {} applied, {} late, {} rebuilds",
+            status.owner,
+            status.name,
+            status.version,
+            status.lag_ms,
+            status.max_lag_ms,
+            if status.within_objective {
+                "fresh"
+            } else {
+                "STALE"
+            },
+            status.applied_events,
+            status.late_events,
+            status.rebuilds
+        );
+    }
+    Ok(Ended::Done)
+}
+
+async fn projections_rebuild(
+    registry: &'static Registry,
+    projection: String,
+    storage: Storage,
+) -> anyhow::Result<Ended> {
+    let Some(found) = ops_core::projection::installed()
+        .into_iter()
+        .find(|p| format!("{}/{}", p.pack_id(), p.name()) == projection)
+    else {
+        anyhow::bail!(
+            "no installed projection `{projection}`; `ops-host projections status` lists them"
+        );
+    };
+    let store = storage.store(registry).await?;
+    let mut runner = ops_core_runtime::projection::ProjectionRunner::start(store, found).await?;
+    runner.rebuild().await?;
+    println!("rebuilt {projection}: {} rows", runner.state().rows().len());
+    Ok(Ended::Done)
+}
+
+async fn log_types(registry: &'static Registry, storage: Storage) -> anyhow::Result<Ended> {
+    let store = storage.store(registry).await?;
+    for (event_type, count) in store.count_by_type().await? {
+        let readable = if registry.current_name(&event_type).is_some() {
+            "typed"
+        } else {
+            "raw envelope (type not installed)"
+        };
+        println!("{event_type} {count} {readable}");
+    }
+    Ok(Ended::Done)
+}
+
+/// `KEY=VALUE` arguments of `flag`, by key.
+fn pairs(
+    flag: &str,
+    values: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|value| {
+            value
+                .split_once('=')
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .with_context(|| format!("{flag} `{value}`: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
+
+#[derive(serde::Deserialize)]
+struct StoredPayload {
+    #[serde(rename = "type")]
+    type_name: String,
+    version: u32,
+    payload: serde_json::Value,
+}
+
+fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let stored: Vec<StoredPayload> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected an array of stored payloads", input.display()))?;
+    let answers: Vec<serde_json::Value> = stored
+        .into_iter()
+        .map(|stored| {
+            let name = registry
+                .current_name(&stored.type_name)
+                .unwrap_or(&stored.type_name);
+            // A panicking upcaster is a finding about that payload, not the end of the run.
+            let upcast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                registry.upcast_to_latest(name, stored.version, stored.payload)
+            }));
+            match upcast {
+                Ok(Ok((version, payload))) => {
+                    serde_json::json!({"version": version, "payload": payload})
+                }
+                Ok(Err(error)) => serde_json::json!({"error": error.to_string()}),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    serde_json::json!({"error": format!("the upcaster panicked: {message}")})
+                }
+            }
+        })
+        .collect();
+    println!("{}", serde_json::to_string(&answers)?);
+    Ok(Ended::Done)
+}
+
+impl Storage {
+    /// The store, which must exist: inspecting commands never create one.
+    async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+        self.open(registry, false).await
+    }
+
+    /// The store, created under `--data` if missing, with every installed pack's
+    /// migrations run: for commands that do the work.
+    async fn working_store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+        let store = self.open(registry, true).await?;
+        for pack in registry.packs() {
+            ops_core_runtime::migrate::run_pack(store.db(), pack.id, pack.migrations).await?;
+        }
+        Ok(store)
+    }
+
+    async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
+        let db = match &self.database {
+            Some(url) => Db::connect(url).await?,
+            None => {
+                let path = self.data.join("ops.db");
+                if create {
+                    std::fs::create_dir_all(&self.data).with_context(|| {
+                        format!("creating the data directory {}", self.data.display())
+                    })?;
+                } else if !path.exists() {
+                    anyhow::bail!(
+                        "there is no event log at {}; run `ops-host demo --data {}` first, or pass `--database URL`",
+                        path.display(),
+                        self.data.display()
+                    );
+                }
+                Db::open_sqlite(&path).await?
+            }
+        };
+        Ok(EventStore::open(db, registry).await?)
+    }
+}
