@@ -8,7 +8,8 @@
 //! - `outbox` owns `core_outbox`, `command_log` owns `core_commands`, [`cursors`] owns
 //!   `core_connector_cursors`, `artifacts` owns `core_artifacts`, `quarantine` owns
 //!   `core_quarantine`, and [`projection`] owns `core_projections` and the packs' state tables.
-//! - [`clock`] is the wall clock, which only the runtime and the host read.
+//! - [`clock`] is the wall clock, which only the runtime and the host read; [`custody`]
+//!   keeps keys and sealing below the store, knowing nothing of it.
 //!
 //! Running packs: [`projection`] runs their projections, [`reaction`] their reactions,
 //! [`connector`] their ingress connectors, [`reconcile`] turns disagreeing sources into
@@ -30,6 +31,7 @@ pub mod command;
 pub(crate) mod command_log;
 pub mod connector;
 pub mod cursors;
+pub mod custody;
 pub mod db;
 pub mod egress;
 pub mod governance;

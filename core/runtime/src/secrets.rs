@@ -17,44 +17,25 @@
 
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
 use ops_core::capability::{Action, Authority};
 use ops_core::contract::{Contract, SafetyClass};
 use ops_core::envelope::{Actor, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, TokenType};
 use ops_core::time::Timestamp;
-use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroizing;
 
+pub use crate::custody::{EncryptedFile, KEY_VARIABLE, KeyError, SecretBackend, SecretValue};
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ReadError};
 
 /// The command type a capability must cover to use secrets; the audience is its
 /// destination.
 pub const SECRETS_ACTION: &str = "core.secrets.Issue";
-
-/// The environment variable holding the at-rest key, as 64 hex digits.
-pub const KEY_VARIABLE: &str = "OPS_SECRETS_KEY";
-
-/// A secret in clear. Only `expose` reads it; it never prints and is wiped on drop.
-pub struct SecretValue(SecretBox<[u8]>);
-
-impl SecretValue {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        SecretValue(SecretBox::new(bytes.into_boxed_slice()))
-    }
-
-    /// The bytes, for the executor that sends them to their audience.
-    pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
 
 /// A bearer token for one audience, until it expires. Its bearer string never prints.
 pub struct AccessToken {
@@ -83,16 +64,8 @@ impl std::fmt::Debug for AccessToken {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("the secrets key is missing: set {KEY_VARIABLE} to 64 hex digits or give a key file")]
-    NoKey,
-    #[error("the secrets key is not 32 bytes of hex: {0}")]
-    BadKey(String),
-    #[error("the secrets file {path} cannot be used: {reason}")]
-    File { path: PathBuf, reason: String },
-    #[error("secret `{0}` is not stored")]
-    Unknown(String),
-    #[error("secret `{secret_id}` does not decrypt with this key (tampered, or another key)")]
-    Undecryptable { secret_id: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("handle {0} is not known")]
     UnknownHandle(String),
     #[error("handle {0} was revoked")]
@@ -108,163 +81,6 @@ pub enum SecretsError {
     Read(#[from] ReadError),
     #[error("writing the receipt failed: {0}")]
     Append(#[from] AppendError),
-}
-
-/// Where secret values rest. Implementations never log or return values but through
-/// [`SecretBackend::get`].
-pub trait SecretBackend: Send + Sync {
-    fn put(&self, secret_id: &str, value: &SecretValue) -> Result<(), SecretsError>;
-    fn get(&self, secret_id: &str) -> Result<SecretValue, SecretsError>;
-    /// Destroys a value; `false` when there was none.
-    fn delete(&self, secret_id: &str) -> Result<bool, SecretsError>;
-}
-
-/// Values sealed one by one in a JSON file: `{secret_id: {nonce, ciphertext}}` in hex.
-pub struct EncryptedFile {
-    path: PathBuf,
-    cipher: ChaCha20Poly1305,
-    /// Serialises writers of this process; the file is replaced atomically.
-    writing: Mutex<()>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Sealed {
-    nonce: String,
-    ciphertext: String,
-}
-
-impl EncryptedFile {
-    /// Opens (or will create) `path`, with the key from `OPS_SECRETS_KEY` or else from
-    /// `key_file` (64 hex digits; created with a fresh key when absent, for local use).
-    pub fn open(path: &Path, key_file: Option<&Path>) -> Result<Self, SecretsError> {
-        let key_hex = match (std::env::var(KEY_VARIABLE), key_file) {
-            (Ok(hex), _) => Zeroizing::new(hex),
-            (Err(_), Some(file)) => Zeroizing::new(read_or_create_key(file)?),
-            (Err(_), None) => return Err(SecretsError::NoKey),
-        };
-        Self::with_key(path, &key_hex)
-    }
-
-    pub fn with_key(path: &Path, key_hex: &str) -> Result<Self, SecretsError> {
-        let bytes = Zeroizing::new(
-            hex::decode(key_hex.trim()).map_err(|error| SecretsError::BadKey(error.to_string()))?,
-        );
-        if bytes.len() != 32 {
-            return Err(SecretsError::BadKey(format!("{} bytes", bytes.len())));
-        }
-        Ok(EncryptedFile {
-            path: path.to_owned(),
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
-            writing: Mutex::new(()),
-        })
-    }
-
-    fn file_error(&self, reason: impl ToString) -> SecretsError {
-        SecretsError::File {
-            path: self.path.clone(),
-            reason: reason.to_string(),
-        }
-    }
-
-    /// Replaces the file whole: a value removed from it is gone from the new file.
-    fn write_all(&self, all: &BTreeMap<String, Sealed>) -> Result<(), SecretsError> {
-        let text = serde_json::to_vec_pretty(all).expect("sealed values are plain JSON");
-        let temporary = self.path.with_extension("tmp");
-        std::fs::write(&temporary, text).map_err(|e| self.file_error(e))?;
-        std::fs::rename(&temporary, &self.path).map_err(|e| self.file_error(e))
-    }
-
-    fn read_all(&self) -> Result<BTreeMap<String, Sealed>, SecretsError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.file_error(e)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(error) => Err(self.file_error(error)),
-        }
-    }
-}
-
-fn read_or_create_key(file: &Path) -> Result<String, SecretsError> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => Ok(text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = Zeroizing::new([0u8; 32]);
-            OsRng.fill_bytes(key.as_mut());
-            let text = hex::encode(key.as_ref());
-            std::fs::write(file, &text).map_err(|error| SecretsError::File {
-                path: file.to_owned(),
-                reason: error.to_string(),
-            })?;
-            Ok(text)
-        }
-        Err(error) => Err(SecretsError::File {
-            path: file.to_owned(),
-            reason: error.to_string(),
-        }),
-    }
-}
-
-impl SecretBackend for EncryptedFile {
-    fn put(&self, secret_id: &str, value: &SecretValue) -> Result<(), SecretsError> {
-        let _writer = self.writing.lock().expect("never poisoned");
-        let mut all = self.read_all()?;
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        // The id is authenticated with the value: a sealed value moved under another
-        // name does not decrypt.
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: value.expose(),
-                    aad: secret_id.as_bytes(),
-                },
-            )
-            .map_err(|_| self.file_error("encryption failed"))?;
-        all.insert(
-            secret_id.to_owned(),
-            Sealed {
-                nonce: hex::encode(nonce),
-                ciphertext: hex::encode(ciphertext),
-            },
-        );
-        self.write_all(&all)
-    }
-
-    fn delete(&self, secret_id: &str) -> Result<bool, SecretsError> {
-        let _writer = self.writing.lock().expect("never poisoned");
-        let mut all = self.read_all()?;
-        let found = all.remove(secret_id).is_some();
-        if found {
-            self.write_all(&all)?;
-        }
-        Ok(found)
-    }
-
-    fn get(&self, secret_id: &str) -> Result<SecretValue, SecretsError> {
-        let all = self.read_all()?;
-        let sealed = all
-            .get(secret_id)
-            .ok_or_else(|| SecretsError::Unknown(secret_id.to_owned()))?;
-        let undecryptable = || SecretsError::Undecryptable {
-            secret_id: secret_id.to_owned(),
-        };
-        let nonce = hex::decode(&sealed.nonce).map_err(|_| undecryptable())?;
-        let ciphertext = hex::decode(&sealed.ciphertext).map_err(|_| undecryptable())?;
-        if nonce.len() != 12 {
-            return Err(undecryptable());
-        }
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &ciphertext,
-                    aad: secret_id.as_bytes(),
-                },
-            )
-            .map_err(|_| undecryptable())?;
-        Ok(SecretValue::new(plain))
-    }
 }
 
 struct Issued {
@@ -323,7 +139,7 @@ impl SecretsProvider {
 
     /// Stores (or replaces) a secret's value; only the operator's tooling calls this.
     pub fn store_secret(&self, secret_id: &str, value: SecretValue) -> Result<(), SecretsError> {
-        self.backend.put(secret_id, &value)
+        Ok(self.backend.put(secret_id, &value)?)
     }
 
     /// An opaque handle to `secret_id`, for `requester` on `capability_id`.
@@ -457,7 +273,7 @@ impl SecretsProvider {
             }
             issued.secret_id.clone()
         };
-        self.backend.get(&secret_id)
+        Ok(self.backend.get(&secret_id)?)
     }
 
     /// Revokes a handle and every token issued from it, with a receipt.

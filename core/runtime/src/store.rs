@@ -30,9 +30,9 @@ use sqlx::Row;
 use sqlx::error::ErrorKind;
 
 use crate::atomic::{self, AtomicWrite};
+use crate::custody::SubjectKeys;
 use crate::db::{Db, Dialect, on_db};
 use crate::migrate::{self, MigrationError};
-use crate::shredding::SubjectKeys;
 
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters.

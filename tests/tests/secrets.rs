@@ -12,7 +12,7 @@ use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, To
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::secrets::{
-    AccessToken, EncryptedFile, SecretBackend, SecretValue, SecretsError, SecretsProvider,
+    AccessToken, EncryptedFile, KeyError, SecretBackend, SecretValue, SecretsError, SecretsProvider,
 };
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::{Credential, WebhookExecutor, WebhookSink};
@@ -323,20 +323,17 @@ fn a_tampered_or_moved_secret_does_not_decrypt() {
     std::fs::write(&file, serde_json::to_vec(&sealed).expect("JSON")).expect("writing");
     for secret_id in [SECRET_ID, "webhook.other.token"] {
         assert!(
-            matches!(
-                backend.get(secret_id),
-                Err(SecretsError::Undecryptable { .. })
-            ),
+            matches!(backend.get(secret_id), Err(KeyError::Undecryptable { .. })),
             "{secret_id} decrypted"
         );
     }
     let wrong_key = EncryptedFile::with_key(&file, &KEY.replace('0', "f")).expect("a valid key");
     assert!(matches!(
         wrong_key.get("webhook.other.token"),
-        Err(SecretsError::Undecryptable { .. })
+        Err(KeyError::Undecryptable { .. })
     ));
     assert!(matches!(
         EncryptedFile::with_key(&file, "abcd"),
-        Err(SecretsError::BadKey(_))
+        Err(KeyError::BadKey(_))
     ));
 }
