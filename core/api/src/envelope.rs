@@ -297,6 +297,22 @@ pub struct CommandRequest {
     pub requested_at: Timestamp,
 }
 
+/// A command's id: its type, target, canonical payload and dedupe scope, never the time it
+/// was asked, so a retry is the same command. The one place it is derived.
+fn command_id_of(
+    command_type: &str,
+    target_ref: &str,
+    payload: &Value,
+    dedupe_scope: &DedupeScope,
+) -> CommandId {
+    CommandId::derive(
+        command_type,
+        target_ref,
+        &payload_hash(payload),
+        dedupe_scope,
+    )
+}
+
 impl CommandEnvelope {
     pub fn new<C: Command>(command: &C, request: CommandRequest) -> Result<Self, EnvelopeError> {
         if request.dedupe_scope.kind() != C::DEDUPE {
@@ -307,10 +323,10 @@ impl CommandEnvelope {
             });
         }
         let payload = encode(command)?;
-        let command_id = CommandId::derive(
+        let command_id = command_id_of(
             C::TYPE,
             &request.target_ref,
-            &payload_hash(&payload),
+            &payload,
             &request.dedupe_scope,
         );
         Ok(CommandEnvelope {
@@ -338,10 +354,10 @@ impl CommandEnvelope {
         actor: Actor,
         requested_at: Timestamp,
     ) -> Self {
-        let command_id = CommandId::derive(
+        let command_id = command_id_of(
             compensation_type,
             &self.target_ref,
-            &payload_hash(&self.payload),
+            &self.payload,
             &self.dedupe_scope,
         );
         CommandEnvelope {
@@ -359,16 +375,31 @@ impl CommandEnvelope {
         }
     }
 
+    /// The same command with `payload` in place of its own (the runtime seals personal data
+    /// this way) and its id derived again from it, so the id is always the payload's.
+    pub fn with_payload(&self, payload: Value) -> Self {
+        CommandEnvelope {
+            command_id: command_id_of(
+                &self.command_type,
+                &self.target_ref,
+                &payload,
+                &self.dedupe_scope,
+            ),
+            payload,
+            ..self.clone()
+        }
+    }
+
     pub fn verify(&self) -> Result<(), EnvelopeError> {
         if self.envelope_version != ENVELOPE_VERSION {
             return Err(EnvelopeError::UnsupportedVersion {
                 found: self.envelope_version,
             });
         }
-        let computed = CommandId::derive(
+        let computed = command_id_of(
             &self.command_type,
             &self.target_ref,
-            &payload_hash(&self.payload),
+            &self.payload,
             &self.dedupe_scope,
         );
         if computed != self.command_id {

@@ -179,15 +179,7 @@ impl CommandBus {
         else {
             return Ok(Cow::Borrowed(command));
         };
-        let mut sealed = command.clone();
-        sealed.command_id = CommandId::derive(
-            &command.command_type,
-            &command.target_ref,
-            &payload_hash(&payload),
-            &command.dedupe_scope,
-        );
-        sealed.payload = payload;
-        Ok(Cow::Owned(sealed))
+        Ok(Cow::Owned(command.with_payload(payload)))
     }
 
     /// Checks the command's capability now. A denial is not a decision (the same command
