@@ -1,10 +1,11 @@
-//! What only a server shows: transactions that hold their commit, and a connection that
-//! goes away in the middle of a batch.
+//! What only a server shows: transactions that hold their commit, a transaction left open
+//! elsewhere on the server, and a connection that goes away in the middle of a batch.
 //!
 //! The known bug of sequence-following readers: a transaction takes its sequence number,
 //! then holds its commit while a later one commits first. A reader that followed by
 //! sequence would read the later row, move past the earlier one and never see it.
-//! `EventStore::follow` waits for it instead.
+//! `EventStore::follow` waits for it instead, and for nothing else: a transaction that
+//! cannot write to this store holds no follower back.
 
 use std::time::Duration;
 
@@ -30,8 +31,8 @@ fn opened(native_id: &str) -> EventEnvelope {
     EventEnvelope::new(&event, origin(native_id)).unwrap()
 }
 
-/// Both tests hold a transaction open on purpose, which holds back every follower on the
-/// server (that is the point); they take turns so neither sees the other's.
+/// The tests hold appends and transactions open on purpose, and one ends the sessions that
+/// wait on a lock; they take turns so none sees another's.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Inserts into stream `held` wait, inside their transaction and after taking their
@@ -95,18 +96,17 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
         .unwrap();
 
     // The later transaction has committed; the earlier one holds a smaller sequence number
-    // and has not. A follower must not move past it.
-    let batch = store.follow(LogPosition::default(), 10).await.unwrap();
+    // and has not. A follower must not move past it: it waits for that append, as it
+    // waits for any append of this store still in flight.
+    let follower = {
+        let store = store.clone();
+        tokio::spawn(async move { store.follow(LogPosition::default(), 10).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        batch.events.is_empty(),
-        "read {:?} while an earlier transaction was still open",
-        batch
-            .events
-            .iter()
-            .map(|e| &e.envelope.source_native_id)
-            .collect::<Vec<_>>()
+        !follower.is_finished(),
+        "a follower read past an append still in flight"
     );
-    assert_eq!(batch.next, LogPosition::default());
 
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(HOLD_KEY)
@@ -115,7 +115,7 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
         .unwrap();
     held.await.unwrap();
 
-    let batch = store.follow(batch.next, 10).await.unwrap();
+    let batch = follower.await.unwrap();
     let read: Vec<(&str, i64)> = batch
         .events
         .iter()
@@ -128,6 +128,54 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     // committed first, so a sequence follower would have skipped `early`.
     assert!(read[0].1 < read[1].1, "{read:?}");
     drop_schemas_of("a_transaction_that_commits_late_is_not_skipped").await;
+}
+
+/// A transaction left open in another database of the server (an analytics session, a
+/// `pg_dump`) holds the server's oldest snapshot back; followers of this store keep up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_open_elsewhere_on_the_server_holds_no_follower_back() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let url = database_url();
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let (server, _) = base.rsplit_once('/').expect("a database in DATABASE_URL");
+    let elsewhere_url = format!("{server}/postgres")
+        + &(if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        });
+    let Db::Postgres(elsewhere) = Db::connect_postgres(&elsewhere_url, None).await.unwrap() else {
+        unreachable!()
+    };
+    let mut open = elsewhere.begin().await.unwrap();
+    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+    assert!(!xid.is_empty());
+
+    let store = Backend::Postgres
+        .store("a_transaction_open_elsewhere_on_the_server_holds_no_follower_back")
+        .await;
+    let events: Vec<EventEnvelope> = (0..3).map(|n| opened(&format!("kept-up-{n}"))).collect();
+    store
+        .append("kept-up", ExpectedVersion::Any, &events)
+        .await
+        .unwrap();
+    let batch = store.follow(LogPosition::default(), 10).await.unwrap();
+    assert_eq!(
+        batch.events.len(),
+        3,
+        "a transaction in another database held the follower back"
+    );
+    let head = store
+        .committed_head()
+        .await
+        .unwrap()
+        .map(|(position, _)| position);
+    assert_eq!(head, Some(batch.next));
+    open.rollback().await.unwrap();
+    drop_schemas_of("a_transaction_open_elsewhere_on_the_server_holds_no_follower_back").await;
 }
 
 async fn wait_until_blocked(pool: &sqlx::PgPool) {

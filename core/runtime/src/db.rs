@@ -31,15 +31,6 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// A condition true of the rows no transaction can still add before: on PostgreSQL,
-    /// rows of transactions older than the oldest one running; on SQLite, every row.
-    pub fn final_rows(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "1 = 1",
-            Dialect::Postgres => "tx_order < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-        }
-    }
-
     /// What orders commits: on PostgreSQL the writing transaction's id, so followers can
     /// tell which rows are final (see `EventStore::follow`); SQLite has one writer at a
     /// time, so commit order is row order and this is 0.

@@ -8,10 +8,15 @@
 //! - `follow` reads in commit order and never skips an event. On PostgreSQL a row's
 //!   sequence number is taken before its transaction commits, so a reader following by
 //!   sequence alone can pass over a row that commits late. Each row therefore records its
-//!   transaction id, followers order by `(transaction id, seq)` and read only rows of
-//!   transactions older than the oldest one still running (`pg_snapshot_xmin`): every row
-//!   that can still appear sorts after the cursor. A long transaction delays followers; it
-//!   never makes them lose an event.
+//!   transaction id, and followers order by `(transaction id, seq)`. Which rows are final
+//!   is decided per store, not per server: every append holds a shared advisory lock of
+//!   its store (schema) for its transaction, taken before it is given a transaction id; a
+//!   follower takes the same lock exclusively for an instant, so every append that began
+//!   before has committed or rolled back, and reads the snapshot's `xmax` as its bound.
+//!   Appends that begin later get ids at or above it. Rows below the bound are final, so
+//!   every row that can still appear sorts after the cursor. Only this store's appends in
+//!   flight delay a follower, for as long as they take; a transaction elsewhere on the
+//!   server (an analytics session, `pg_dump`, another tenant's schema) delays none.
 //! - Unknown event types (an uninstalled pack) read as raw envelopes, never as errors.
 
 use crate::clock::WallClock;
@@ -33,6 +38,12 @@ use crate::atomic::{self, AtomicWrite};
 use crate::custody::SubjectKeys;
 use crate::db::{Db, Dialect, on_db};
 use crate::migrate::{self, MigrationError};
+
+/// The advisory lock of this store's appends, per schema: shared by every append for its
+/// transaction, exclusive for an instant when a follower takes its bound.
+const APPENDING_SHARED: &str =
+    "SELECT pg_advisory_xact_lock_shared(28528, hashtext(current_schema()))";
+const APPENDING_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(28528, hashtext(current_schema()))";
 
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters.
@@ -467,6 +478,10 @@ impl EventStore {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
+            if dialect == Dialect::Postgres {
+                // Before any write gives this transaction its id: see the module docs.
+                sqlx::query(APPENDING_SHARED).execute(&mut *tx).await?;
+            }
             let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
             let mut stored: BTreeSet<String> = BTreeSet::new();
             for chunk in ids.chunks(ROWS_PER_STATEMENT).filter(|_| look_up_stored) {
@@ -673,14 +688,14 @@ impl EventStore {
     /// late (see the module docs). Undecodable rows come back in `corrupt`, in place.
     pub async fn follow(&self, after: LogPosition, limit: usize) -> Result<FollowBatch, ReadError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) AND {} \
-             ORDER BY tx_order, seq LIMIT $3",
-            self.db.dialect().final_rows()
+            "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) AND tx_order < $4 \
+             ORDER BY tx_order, seq LIMIT $3"
         );
         let binds = [
             Bind::Int(after.tx_order),
             Bind::Int(after.seq),
             Bind::Int(limit as i64),
+            Bind::Int(self.final_bound().await?),
         ];
         let rows = self.fetch(&sql, &binds).await?;
         let mut batch = FollowBatch {
@@ -694,6 +709,26 @@ impl EventStore {
             }
         }
         Ok(batch)
+    }
+
+    /// Rows whose `tx_order` is below this are final: no append of this store can still add
+    /// one before them (see the module docs). SQLite has one writer at a time, so every
+    /// committed row is final.
+    async fn final_bound(&self) -> Result<i64, sqlx::Error> {
+        match &self.db {
+            Db::Sqlite(_) => Ok(i64::MAX),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(APPENDING_EXCLUSIVE).execute(&mut *tx).await?;
+                let bound: i64 = sqlx::query_scalar(
+                    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(bound)
+            }
+        }
     }
 
     /// The last position a follower can reach now, and when that event was recorded.
@@ -711,16 +746,20 @@ impl EventStore {
         &self,
         only_final: bool,
     ) -> Result<Option<(LogPosition, Timestamp)>, ReadError> {
-        let finished = if only_final {
-            self.db.dialect().final_rows()
+        let bound = if only_final {
+            self.final_bound().await?
         } else {
-            "1 = 1"
+            i64::MAX
         };
-        let sql = format!(
-            "SELECT tx_order, seq, recorded_at_us FROM core_events WHERE {finished} ORDER BY tx_order DESC, seq DESC LIMIT 1"
-        );
-        let row: Option<(i64, i64, i64)> =
-            on_db!(&self.db, pool => sqlx::query_as(&sql).fetch_optional(pool).await?);
+        let row: Option<(i64, i64, i64)> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT tx_order, seq, recorded_at_us FROM core_events WHERE tx_order < $1 \
+                 ORDER BY tx_order DESC, seq DESC LIMIT 1",
+            )
+            .bind(bound)
+            .fetch_optional(pool)
+            .await?
+        });
         Ok(row.map(|(tx_order, seq, recorded)| {
             (
                 LogPosition { tx_order, seq },
