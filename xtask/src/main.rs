@@ -145,9 +145,9 @@ fn soak(scenarios: u32, race_rows: u32) -> anyhow::Result<Verdict> {
             .current_dir(repo_root())
             .status()
     };
-    let scenarios_pass = run("egress_soak", "", "OPS_SOAK_SCENARIOS", scenarios)?.success();
+    let scenarios_pass = run("it", "egress_soak::", "OPS_SOAK_SCENARIOS", scenarios)?.success();
     let race_passes = run(
-        "egress",
+        "it",
         "two_dispatchers_never_carry_out_the_same_effect",
         "OPS_RACE_ROWS",
         race_rows,
