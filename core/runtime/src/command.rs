@@ -334,11 +334,8 @@ impl CommandBus {
             pending.compensates = effect.compensates.as_ref().and_then(|id| id.parse().ok());
             events.push(pending.event());
         }
-        // Personal data is sealed before any id is taken from the events.
-        let events = events
-            .iter()
-            .map(|event| self.store.seal(event))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Personal data is sealed before any id is taken from the events, once.
+        let events = self.store.seal_all(&events)?.unwrap_or(events);
         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();
         let record = CommandRecord {
             command_id: command.command_id.to_string(),
@@ -365,7 +362,7 @@ impl CommandBus {
         let mut sides: Vec<&dyn AtomicWrite> = vec![&record];
         sides.extend(effect.as_ref().map(|row| row as &dyn AtomicWrite));
         self.store
-            .append_with(&command.target_ref, expected_version, &events, &sides)
+            .append_sealed_with(&command.target_ref, expected_version, &events, &sides)
             .await?;
         Ok(Receipt {
             command_id: command.command_id,

@@ -280,8 +280,9 @@ impl EventStore {
         }))
     }
 
-    /// The batch with personal data sealed, or `None` when no event changes.
-    fn seal_all(
+    /// The batch with personal data sealed, or `None` when no event changes: the one place
+    /// events are sealed.
+    pub(crate) fn seal_all(
         &self,
         events: &[EventEnvelope],
     ) -> Result<Option<Vec<EventEnvelope>>, AppendError> {
@@ -384,10 +385,22 @@ impl EventStore {
         events: &[EventEnvelope],
         sides: &[&dyn AtomicWrite],
     ) -> Result<AppendOutcome, AppendError> {
-        // Copied only when something in the batch is sealed now (the bus seals before it
-        // appends; most types hold no personal data).
+        // Copied only when something in the batch is sealed now (most types hold no
+        // personal data).
         let sealed = self.seal_all(events)?;
-        let events = sealed.as_deref().unwrap_or(events);
+        self.append_sealed_with(stream, expected, sealed.as_deref().unwrap_or(events), sides)
+            .await
+    }
+
+    /// As [`EventStore::append_with`], for a batch its caller sealed already with
+    /// [`EventStore::seal_all`] (the bus does, to take the events' ids): sealed once.
+    pub(crate) async fn append_sealed_with(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventEnvelope],
+        sides: &[&dyn AtomicWrite],
+    ) -> Result<AppendOutcome, AppendError> {
         let rows = self.validate(events)?;
         let mut attempt = 0;
         // Most batches are new: insert them straight away, and only when one turns out to
