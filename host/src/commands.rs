@@ -215,7 +215,8 @@ fn registry_export(registry: &'static Registry, out: &Path) -> anyhow::Result<En
 async fn packs_orphaned(registry: &'static Registry, storage: Storage) -> anyhow::Result<Ended> {
     let store = storage.store(registry).await?;
     let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
-    let orphans = ops_core_runtime::migrate::orphans(store.db(), &installed).await?;
+    let recorded = ops_core_runtime::projection::recorded(store.db()).await?;
+    let orphans = ops_core_runtime::migrate::orphans(store.db(), &installed, recorded).await?;
     for table in &orphans.tables {
         println!("table {table}");
     }

@@ -5,8 +5,6 @@
 
 use sqlx::query::Query;
 
-use crate::store::AppendError;
-
 /// A value for a statement's next `$n` placeholder.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Bind<'a> {
@@ -28,9 +26,16 @@ pub(crate) trait AtomicWrite: Sync {
 
     /// Whether the rows it touched mean it held; a fenced write that touched none refuses
     /// the whole append.
-    fn check(&self, _rows_affected: u64) -> Result<(), AppendError> {
+    fn check(&self, _rows_affected: u64) -> Result<(), Fenced> {
         Ok(())
     }
+}
+
+/// A fenced write found its precondition gone (a claim lost to another worker): the append
+/// it belongs to writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fenced {
+    pub what: String,
 }
 
 /// The statement of `write`, bound for the backend `DB`.

@@ -324,7 +324,7 @@ impl CommandBus {
             Vec::new()
         };
         if let Some(effect) = &effect {
-            let mut pending = crate::egress::Step::new(
+            let mut pending = crate::steps::Step::new(
                 command.command_id,
                 command.correlation_id,
                 capability_id,

@@ -20,7 +20,7 @@
 //! (sealing per data subject and erasure), [`governance`] (policies), [`signing`] (Ed25519
 //! over content ids), [`supply_chain`] (releases), [`lineage`] (artifacts and their chain),
 //! [`retention`], [`budget`] and [`scheduler`] (priority lanes). `service_event` is how
-//! these services state their events.
+//! these services state their events, and `steps` how an effect's steps become events.
 
 pub(crate) mod artifacts;
 mod atomic;
@@ -49,5 +49,6 @@ pub mod secrets;
 mod service_event;
 pub mod shredding;
 pub mod signing;
+mod steps;
 pub mod store;
 pub mod supply_chain;

@@ -180,7 +180,12 @@ pub struct Orphans {
 }
 
 /// Finds what packs not in `installed` (pack ids) left behind.
-pub async fn orphans(db: &Db, installed: &[&str]) -> Result<Orphans, sqlx::Error> {
+/// `projections` are those recorded in the store (`projection::recorded`), by owner and name.
+pub async fn orphans(
+    db: &Db,
+    installed: &[&str],
+    projections: Vec<(String, String)>,
+) -> Result<Orphans, sqlx::Error> {
     let owned = |name: &str| {
         installed
             .iter()
@@ -199,7 +204,7 @@ pub async fn orphans(db: &Db, installed: &[&str]) -> Result<Orphans, sqlx::Error
         )
         .fetch_all(pool)
         .await?;
-        (tables, owners, crate::projection::recorded(db).await?)
+        (tables, owners, projections)
     });
     let uninstalled = |owner: &str| {
         owner

@@ -6,9 +6,8 @@
 
 use sqlx::Row;
 
-use crate::atomic::{AtomicWrite, Bind};
+use crate::atomic::{AtomicWrite, Bind, Fenced};
 use crate::db::{Db, Dialect, on_db};
-use crate::store::AppendError;
 
 /// An external effect as the outbox keeps it, joining it.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,11 +117,11 @@ impl AtomicWrite for Close<'_> {
     }
 
     /// A close that found its row no longer claimed by its dispatcher writes nothing.
-    fn check(&self, rows_affected: u64) -> Result<(), AppendError> {
+    fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
         if rows_affected == 1 {
             Ok(())
         } else {
-            Err(AppendError::Fenced {
+            Err(Fenced {
                 what: format!(
                     "outbox row {} is no longer claimed by `{}`",
                     self.id, self.claimed_by

@@ -644,7 +644,7 @@ pub async fn stored_rows(
 }
 
 /// Every projection recorded in `core_projections`: `(owner, name)`, sorted.
-pub(crate) async fn recorded(db: &crate::db::Db) -> Result<Vec<(String, String)>, sqlx::Error> {
+pub async fn recorded(db: &crate::db::Db) -> Result<Vec<(String, String)>, sqlx::Error> {
     on_db!(db, pool => {
         sqlx::query_as("SELECT owner, name FROM core_projections ORDER BY owner, name")
             .fetch_all(pool)

@@ -530,7 +530,8 @@ impl EventStore {
             if fresh.is_empty() {
                 for side in sides {
                     let done = atomic::query(*side, recorded_at_us).execute(&mut *tx).await?;
-                    side.check(done.rows_affected())?;
+                    side.check(done.rows_affected())
+                        .map_err(|fenced| AppendError::Fenced { what: fenced.what })?;
                 }
                 tx.commit().await?;
                 return Ok(Some(outcome));
@@ -584,7 +585,8 @@ impl EventStore {
             }
             for side in sides {
                 let done = atomic::query(*side, recorded_at_us).execute(&mut *tx).await?;
-                side.check(done.rows_affected())?;
+                side.check(done.rows_affected())
+                        .map_err(|fenced| AppendError::Fenced { what: fenced.what })?;
             }
             tx.commit().await?;
             outcome.stream_version = current + fresh.len() as i64;

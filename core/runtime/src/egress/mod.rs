@@ -40,7 +40,7 @@ use ops_core::time::Timestamp;
 use serde_json::Value;
 
 use crate::outbox::ClaimedRow;
-use saga::{gateway_actor, step_origin};
+use crate::steps::{gateway_actor, step_origin};
 
 /// A claimed outbox row.
 #[derive(Clone, Debug, PartialEq)]
