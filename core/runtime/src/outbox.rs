@@ -144,20 +144,10 @@ pub(crate) enum Claim<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ClaimedRow {
     pub id: i64,
-    pub command_id: String,
-    pub command_type: String,
-    pub destination: String,
-    pub tenant_id: String,
-    pub idempotency_key: String,
-    pub request_hash: String,
-    pub request: String,
-    pub actor: String,
-    pub capability_id: String,
+    /// What the row was enqueued with.
+    pub row: OutboxRow,
     pub approval: Option<String>,
     pub attempts: i64,
-    pub correlation_id: String,
-    pub compensates: Option<String>,
-    pub reversible: bool,
     pub approval_expires_us: Option<i64>,
 }
 
@@ -174,20 +164,22 @@ impl ClaimedRow {
     {
         Ok(ClaimedRow {
             id: row.try_get("id")?,
-            command_id: row.try_get("command_id")?,
-            command_type: row.try_get("command_type")?,
-            destination: row.try_get("destination")?,
-            tenant_id: row.try_get("tenant_id")?,
-            idempotency_key: row.try_get("idempotency_key")?,
-            request_hash: row.try_get("request_hash")?,
-            request: row.try_get("request")?,
-            actor: row.try_get("actor")?,
-            capability_id: row.try_get("capability_id")?,
+            row: OutboxRow {
+                command_id: row.try_get("command_id")?,
+                command_type: row.try_get("command_type")?,
+                destination: row.try_get("destination")?,
+                tenant_id: row.try_get("tenant_id")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+                request_hash: row.try_get("request_hash")?,
+                request: row.try_get("request")?,
+                actor: row.try_get("actor")?,
+                capability_id: row.try_get("capability_id")?,
+                correlation_id: row.try_get("correlation_id")?,
+                compensates: row.try_get("compensates")?,
+                reversible: row.try_get::<i64, _>("reversible")? != 0,
+            },
             approval: row.try_get("approval")?,
             attempts: row.try_get("attempts")?,
-            correlation_id: row.try_get("correlation_id")?,
-            compensates: row.try_get("compensates")?,
-            reversible: row.try_get::<i64, _>("reversible")? != 0,
             approval_expires_us: row.try_get("approval_expires_us")?,
         })
     }

@@ -11,6 +11,7 @@ use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
+use crate::db::Db;
 use crate::outbox::SagaRow;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
@@ -77,15 +78,8 @@ impl Retention {
             days,
             now,
         };
-        let db = self.store.db();
-        self.receipted(
-            period,
-            &due,
-            String::clone,
-            by,
-            async |chunk: &[String]| crate::artifacts::remove(db, chunk).await,
-        )
-        .await
+        self.remove_keys(period, &due, by, crate::artifacts::remove)
+            .await
     }
 
     /// The state of projections of uninstalled packs that nothing updated in the period.
@@ -159,13 +153,25 @@ impl Retention {
             days,
             now,
         };
+        self.remove_keys(period, &due, by, crate::outbox::remove)
+            .await
+    }
+
+    /// Removes the rows named by `due` through their table's owner, receipted.
+    async fn remove_keys(
+        &self,
+        period: Period<'_>,
+        due: &[String],
+        by: &Actor,
+        remove: impl AsyncFn(&Db, &[String]) -> Result<(), sqlx::Error>,
+    ) -> Result<RetentionApplied, RetentionError> {
         let db = self.store.db();
         self.receipted(
             period,
-            &due,
+            due,
             String::clone,
             by,
-            async |chunk: &[String]| crate::outbox::remove(db, chunk).await,
+            async |chunk: &[String]| remove(db, chunk).await,
         )
         .await
     }

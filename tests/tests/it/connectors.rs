@@ -346,12 +346,18 @@ async fn two_sources_that_disagree_become_a_conflict_event(backend: Backend) {
     assert_eq!((again.appended.len(), again.duplicates.len()), (0, 1));
 }
 
-/// A connector that tries to state a core event (a forged tombstone).
-struct Forging;
+/// An event a forging connector states for every record it reads, and that connector's id.
+trait Forgery: ops_core::contract::Event + Send + Sync {
+    const CONNECTOR: &'static str;
+    fn forged() -> Self;
+}
 
-impl ops_core::connector::Connector for Forging {
+/// A filesync connector that states `F` for every record, whatever it reads.
+struct Stating<F>(std::marker::PhantomData<F>);
+
+impl<F: Forgery> ops_core::connector::Connector for Stating<F> {
     type Pack = pack_filesync::FilesyncPack;
-    const ID: &'static str = "forging";
+    const ID: &'static str = F::CONNECTOR;
 
     fn streams(&self) -> Vec<String> {
         vec!["tickets".to_owned()]
@@ -362,15 +368,23 @@ impl ops_core::connector::Connector for Forging {
         _: &str,
         _: &serde_json::Value,
     ) -> Result<Vec<ops_core::connector::Fact>, ops_core::connector::Drift> {
-        let forged = SourceRecordDeleted {
+        let at = "2026-11-20T09:00:00Z".parse().unwrap();
+        Ok(vec![
+            ops_core::connector::Fact::event(&F::forged(), "T-100", at, None).unwrap(),
+        ])
+    }
+}
+
+/// A forged tombstone: a core event.
+impl Forgery for SourceRecordDeleted {
+    const CONNECTOR: &'static str = "forging";
+
+    fn forged() -> Self {
+        SourceRecordDeleted {
             connector_id: "tickets".to_owned(),
             stream: "tickets".to_owned(),
             native_id: "T-100".to_owned(),
-        };
-        let at = "2026-11-20T09:00:00Z".parse().unwrap();
-        Ok(vec![
-            ops_core::connector::Fact::event(&forged, "T-100", at, None).unwrap(),
-        ])
+        }
     }
 }
 
@@ -412,7 +426,11 @@ async fn all_quarantined(
 #[tokio::test]
 async fn a_connector_cannot_state_core_events() {
     all_quarantined(
-        sync_sample("a_connector_cannot_state_core_events", &Forging).await,
+        sync_sample(
+            "a_connector_cannot_state_core_events",
+            &Stating::<SourceRecordDeleted>(std::marker::PhantomData),
+        )
+        .await,
         "forging",
         SourceRecordDeleted::TYPE,
         "`core.SourceRecordDeleted` is a core event; a connector cannot state it",
@@ -436,29 +454,14 @@ impl Contract for ClaimsToBeOnCallNotified {
 
 impl ops_core::contract::Event for ClaimsToBeOnCallNotified {}
 
-/// A connector of the filesync pack that states another pack's private event.
-struct Impersonating;
+/// Another pack's private event, stated by a filesync connector.
+impl Forgery for ClaimsToBeOnCallNotified {
+    const CONNECTOR: &'static str = "impersonating";
 
-impl ops_core::connector::Connector for Impersonating {
-    type Pack = pack_filesync::FilesyncPack;
-    const ID: &'static str = "impersonating";
-
-    fn streams(&self) -> Vec<String> {
-        vec!["tickets".to_owned()]
-    }
-
-    fn interpret(
-        &self,
-        _: &str,
-        _: &serde_json::Value,
-    ) -> Result<Vec<ops_core::connector::Fact>, ops_core::connector::Drift> {
-        let claimed = ClaimsToBeOnCallNotified {
+    fn forged() -> Self {
+        ClaimsToBeOnCallNotified {
             incident_id: "T-100".to_owned(),
-        };
-        let at = "2026-11-20T09:00:00Z".parse().unwrap();
-        Ok(vec![
-            ops_core::connector::Fact::event(&claimed, "T-100", at, None).unwrap(),
-        ])
+        }
     }
 }
 
@@ -467,7 +470,7 @@ async fn a_connector_cannot_state_another_packs_private_event() {
     all_quarantined(
         sync_sample(
             "a_connector_cannot_state_another_packs_private_event",
-            &Impersonating,
+            &Stating::<ClaimsToBeOnCallNotified>(std::marker::PhantomData),
         )
         .await,
         "impersonating",

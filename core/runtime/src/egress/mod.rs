@@ -94,8 +94,8 @@ impl TryFrom<ClaimedRow> for Effect {
 
     /// A row whose contents do not parse is corrupt, reported with its id: never read as
     /// an empty string or a zero.
-    fn try_from(row: ClaimedRow) -> Result<Self, DispatchError> {
-        let id = row.id;
+    fn try_from(claimed: ClaimedRow) -> Result<Self, DispatchError> {
+        let (id, row) = (claimed.id, claimed.row);
         let corrupt = |column: &str, reason: String| DispatchError::Corrupt {
             id,
             reason: format!("`{column}`: {reason}"),
@@ -120,7 +120,7 @@ impl TryFrom<ClaimedRow> for Effect {
             request: serde_json::from_str(&row.request)
                 .map_err(|e| corrupt("request", e.to_string()))?,
             actor: serde_json::from_str(&row.actor).map_err(|e| corrupt("actor", e.to_string()))?,
-            approval: row
+            approval: claimed
                 .approval
                 .as_deref()
                 .map(serde_json::from_str)
@@ -142,7 +142,7 @@ impl TryFrom<ClaimedRow> for Effect {
             } else {
                 Reversibility::Irreversible
             },
-            approval_expires_at: row
+            approval_expires_at: claimed
                 .approval_expires_us
                 .map(|micros| {
                     Timestamp::from_unix_micros(micros).ok_or_else(|| {
@@ -150,7 +150,7 @@ impl TryFrom<ClaimedRow> for Effect {
                     })
                 })
                 .transpose()?,
-            attempts: row.attempts,
+            attempts: claimed.attempts,
             command_type: row.command_type,
             destination: row.destination,
             tenant_id: row.tenant_id,
