@@ -47,7 +47,7 @@ pub fn sqlite_path(test: &str) -> std::path::PathBuf {
 static MADE: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 
 /// The PostgreSQL schema of `test` in this run.
-fn schema_of(test: &str) -> String {
+pub fn schema_of(test: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     made.entry(test.to_owned())

@@ -16,7 +16,7 @@ use ops_core_runtime::db::Db;
 use ops_core_runtime::store::{AppendError, EventStore, ExpectedVersion, LogPosition};
 use ops_shared_people::ServiceRef;
 use ops_tests::origin;
-use ops_tests::storage::{Backend, database_url, drop_schemas_of};
+use ops_tests::storage::{Backend, database_url, drop_schemas_of, schema_of};
 
 fn opened(native_id: &str) -> EventEnvelope {
     let event = IncidentOpened {
@@ -176,6 +176,30 @@ async fn a_transaction_open_elsewhere_on_the_server_holds_no_follower_back() {
     assert_eq!(head, Some(batch.next));
     open.rollback().await.unwrap();
     drop_schemas_of("a_transaction_open_elsewhere_on_the_server_holds_no_follower_back").await;
+}
+
+/// Workers starting together on a fresh database and schema: creating the schema and the
+/// migration ledger take turns, so every one of them opens the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_starting_together_on_a_fresh_schema_all_open_it() {
+    for round in 0..5 {
+        let schema = schema_of(&format!("workers_starting_together_{round}"));
+        // In one task, so the four opens interleave on the server, not in threads.
+        let open = || async {
+            let db = Db::connect_postgres(&database_url(), Some(&schema))
+                .await
+                .map_err(|error| error.to_string())?;
+            EventStore::open(db, ops_tests::linked_registry())
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
+        };
+        let (a, b, c, d) = tokio::join!(open(), open(), open(), open());
+        for opened in [a, b, c, d] {
+            opened.unwrap_or_else(|error| panic!("round {round}: {error}"));
+        }
+    }
+    drop_schemas_of("workers_starting_together").await;
 }
 
 async fn wait_until_blocked(pool: &sqlx::PgPool) {

@@ -109,10 +109,17 @@ impl Db {
                 .connect_with(options.clone())
                 .await
                 .map_err(connect_error)?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                .execute(&setup)
+            // Hosts starting together take turns: `IF NOT EXISTS` alone races. The name was
+            // checked above, so it can stand in the statement.
+            let create = format!(
+                "SELECT pg_advisory_xact_lock(7202, hashtext('{schema}')); CREATE SCHEMA IF NOT EXISTS {schema}"
+            );
+            let mut tx = setup.begin().await.map_err(connect_error)?;
+            sqlx::raw_sql(&create)
+                .execute(&mut *tx)
                 .await
                 .map_err(connect_error)?;
+            tx.commit().await.map_err(connect_error)?;
             setup.close().await;
             options = options.options([("search_path", schema)]);
         }

@@ -70,6 +70,9 @@ const SQLITE_CORE: &[Migration<'static>] = core_migrations!("sqlite": "0001_even
 
 const POSTGRES_CORE: &[Migration<'static>] = core_migrations!("postgres": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts");
 
+/// The lock migrations of one schema take, in their transaction.
+const MIGRATING: &str = "SELECT pg_advisory_xact_lock(7201, hashtext(current_schema()))";
+
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
     owner TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -119,13 +122,22 @@ async fn apply(
         source,
     };
     on_db!(db, pool => {
-        sqlx::query(LEDGER).execute(pool).await.map_err(|e| failed("ledger", e))?;
+        // Hosts starting together on one schema take turns, from the ledger on: before it
+        // exists too, since `CREATE TABLE IF NOT EXISTS` alone races.
+        let mut tx = pool.begin().await.map_err(|e| failed("ledger", e))?;
+        if db.dialect() == Dialect::Postgres {
+            sqlx::query(MIGRATING)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| failed("ledger", e))?;
+        }
+        sqlx::query(LEDGER).execute(&mut *tx).await.map_err(|e| failed("ledger", e))?;
+        tx.commit().await.map_err(|e| failed("ledger", e))?;
         for migration in migrations {
             let checksum = ContentHash::of_bytes(migration.sql.as_bytes()).to_string();
             let mut tx = pool.begin().await.map_err(|e| failed(migration.name, e))?;
             if db.dialect() == Dialect::Postgres {
-                // Hosts starting together on one database take turns.
-                sqlx::query("SELECT pg_advisory_xact_lock(7201)")
+                sqlx::query(MIGRATING)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| failed(migration.name, e))?;
