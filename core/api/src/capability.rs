@@ -281,6 +281,9 @@ pub enum Change {
 pub struct Recorded {
     pub event_id: EventId,
     pub occurred_at: Timestamp,
+    /// Its place in the capability's stream (the envelope's `source_sequence`): what orders
+    /// changes recorded at the same instant.
+    pub sequence: Option<u64>,
     pub change: Change,
 }
 
@@ -335,11 +338,13 @@ impl CapabilityBook {
             return;
         }
         // Late arrivals take their place by when they happened, not when they came; at the
-        // same instant a grant comes before what happens to it.
+        // same instant a grant comes before what happens to it, then changes in the order
+        // they were recorded in their stream.
         let order = |r: &Recorded| {
             (
                 r.occurred_at,
                 !matches!(r.change, Change::Granted(_)),
+                r.sequence,
                 r.event_id,
             )
         };
@@ -379,6 +384,7 @@ impl CapabilityBook {
             Recorded {
                 event_id: envelope.event_id,
                 occurred_at: envelope.occurred_at,
+                sequence: envelope.source_sequence,
                 change,
             },
         );

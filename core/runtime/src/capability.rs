@@ -231,7 +231,7 @@ impl Capabilities {
                 capability_id,
             )
         };
-        let envelope = service_event::record(
+        let envelope = service_event::record_in_sequence(
             &self.store,
             &format!("capability/{capability_id}"),
             event,

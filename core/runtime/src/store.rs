@@ -792,6 +792,19 @@ impl EventStore {
         Ok(crate::cursors::read(&self.db, connector_id, stream).await?)
     }
 
+    /// The version of `stream` now: how many events it holds (0 for none).
+    pub(crate) async fn stream_version(&self, stream: &str) -> Result<i64, sqlx::Error> {
+        let version: Option<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT stream_version FROM core_events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+            )
+            .bind(stream)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(version.unwrap_or(0))
+    }
+
     /// The type of the stored event `id`, if it is stored.
     pub(crate) async fn event_type_of(&self, id: EventId) -> Result<Option<String>, sqlx::Error> {
         on_db!(&self.db, pool => {

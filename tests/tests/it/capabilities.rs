@@ -58,6 +58,56 @@ fn window(
     }
 }
 
+/// Two scope changes at one microsecond: the one recorded last holds, for every
+/// capability (ordering by event id would get about half of them wrong), and again after a
+/// reload from the log.
+async fn same_instant_changes_apply_in_the_order_they_were_recorded(backend: Backend) {
+    let store = backend.store("same_instant_changes_apply_in_order").await;
+    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let ada = responder();
+    let ids: Vec<CapabilityId> = (0..8)
+        .map(|n| CapabilityId::of(&format!("same-instant-{n}")).expect("canonical"))
+        .collect();
+    for id in &ids {
+        capabilities
+            .grant(
+                window(
+                    *id,
+                    ada.clone(),
+                    reaching(&["pager", "sms"]),
+                    "2026-01-01T00:00:00Z",
+                    "2026-12-01T00:00:00Z",
+                ),
+                at("2026-01-01T00:00:00Z"),
+            )
+            .await
+            .expect("granting");
+        for only in [&["pager"], &["sms"]] {
+            capabilities
+                .change_scope(*id, reaching(only), operator(), at("2026-03-01T00:00:00Z"))
+                .await
+                .expect("changing");
+        }
+    }
+    let reloaded = Capabilities::load(store).await.expect("reloading");
+    for book in [&capabilities, &reloaded] {
+        for id in &ids {
+            let allows = |destination: &str| {
+                book.check(
+                    *id,
+                    &paging_by(ada.clone(), destination),
+                    at("2026-03-02T00:00:00Z"),
+                )
+                .allowed
+            };
+            assert!(
+                allows("sms") && !allows("pager"),
+                "{id}: the first change held"
+            );
+        }
+    }
+}
+
 async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happened(
     backend: Backend,
 ) {
@@ -383,6 +433,7 @@ async fn a_denied_command_leaves_a_receipt_and_passes_once_allowed(backend: Back
 }
 
 on_both_backends!(
+    same_instant_changes_apply_in_the_order_they_were_recorded,
     answers_as_of_any_time_and_late_revocations_count_from_when_they_happened,
     delegation_stays_within_its_parent_and_falls_with_it,
     a_denied_command_leaves_a_receipt_and_passes_once_allowed,
@@ -440,8 +491,20 @@ fn record(
     native_id: &str,
     occurred_at: Timestamp,
 ) {
+    record_at(book, event, native_id, occurred_at, 7);
+}
+
+/// As [`record`], at place `sequence` of the capability's stream.
+fn record_at(
+    book: &mut CapabilityBook,
+    event: &impl ops_core::contract::Event,
+    native_id: &str,
+    occurred_at: Timestamp,
+    sequence: u64,
+) {
     let mut origin = ops_tests::origin(native_id);
     origin.occurred_at = occurred_at;
+    origin.source_sequence = Some(sequence);
     let envelope = EventEnvelope::new(event, origin).expect("a valid event");
     book.record_event(&envelope).expect("a capability event");
 }
@@ -515,14 +578,16 @@ proptest! {
             valid_until: minute(until),
             ..grant(id, responder(), granted_scope.clone())
         };
-        record(&mut book, &grant, "grant", minute(0));
-        // Recorded in random order: the book must sort by when they happened.
+        record_at(&mut book, &grant, "grant", minute(0), 0);
+        // Arriving in random order: the book must sort by when they happened, and at the
+        // same instant by their place in the stream (`index + 1`).
         for (index, (when, step)) in steps.iter().enumerate().rev() {
             let native = format!("step-{index}");
+            let sequence = index as u64 + 1;
             match step {
-                Step::ScopeChanged(scope) => record(&mut book, &ops_core::capability::CapabilityScopeChanged { capability_id: id, scope: scope.clone(), changed_by: operator() }, &native, minute(*when)),
-                Step::Revoked => record(&mut book, &ops_core::capability::CapabilityRevoked { capability_id: id, revoked_by: operator(), reason: "r".to_owned() }, &native, minute(*when)),
-                Step::Expired => record(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when)),
+                Step::ScopeChanged(scope) => record_at(&mut book, &ops_core::capability::CapabilityScopeChanged { capability_id: id, scope: scope.clone(), changed_by: operator() }, &native, minute(*when), sequence),
+                Step::Revoked => record_at(&mut book, &ops_core::capability::CapabilityRevoked { capability_id: id, revoked_by: operator(), reason: "r".to_owned() }, &native, minute(*when), sequence),
+                Step::Expired => record_at(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when), sequence),
             }
         }
         // The reference: what had happened by then, read plainly.
