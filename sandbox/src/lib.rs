@@ -257,13 +257,17 @@ pub fn scan_crate(root: &Path) -> Result<Vec<Finding>, ScanError> {
         }
         files.push((file, source, children));
     }
+    let lexed: Vec<Vec<Token<'_>>> = files
+        .iter()
+        .map(|(_, source, _)| lex::tokens(source))
+        .collect();
     let mut std_names = vec!["std".to_owned()];
-    for (_, source, _) in &files {
-        std_names.extend(aliases_of_std(&lex::tokens(source)));
+    for tokens in &lexed {
+        std_names.extend(aliases_of_std(tokens));
     }
     let mut findings = Vec::new();
-    for (index, (file, source, _)) in files.iter().enumerate() {
-        findings.extend(scan_file(file, source, index == 0, &std_names));
+    for (index, ((file, _, _), tokens)) in files.iter().zip(&lexed).enumerate() {
+        findings.extend(scan_file(file, tokens, index == 0, &std_names));
     }
     findings.sort();
     Ok(findings)
@@ -330,8 +334,12 @@ struct ModuleFile {
     children: PathBuf,
 }
 
-fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> Vec<Finding> {
-    let tokens = lex::tokens(source);
+fn scan_file(
+    file: &Path,
+    tokens: &[Token<'_>],
+    is_root: bool,
+    std_names: &[String],
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut found = |rule: Rule, token: &Token<'_>, text: String| {
         findings.push(Finding {
@@ -343,7 +351,7 @@ fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> 
         })
     };
     if is_root {
-        let attributes = inner_attributes(&tokens);
+        let attributes = inner_attributes(tokens);
         if let Some(first) = tokens.first() {
             if !attributes
                 .iter()
@@ -395,7 +403,7 @@ fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> 
         let after_path = previous(1).is_some_and(|t| t.is_punct(':'))
             && previous(2).is_some_and(|t| t.is_punct(':'));
         if std_names.iter().any(|name| name == token.text) {
-            let (uses, end) = std_uses(&tokens, index);
+            let (uses, end) = std_uses(tokens, index);
             for (rule, text) in uses {
                 found(rule, token, text);
             }
@@ -444,7 +452,7 @@ fn scan_file(file: &Path, source: &str, is_root: bool, std_names: &[String]) -> 
                 found(Rule::CoreInternals, token, name.to_owned())
             }
             "impl" => {
-                if let Some(trait_name) = implemented_trait(&tokens, index)
+                if let Some(trait_name) = implemented_trait(tokens, index)
                     && MACRO_ONLY_TRAITS.contains(&trait_name)
                 {
                     found(Rule::CoreInternals, token, format!("impl {trait_name}"));

@@ -256,14 +256,7 @@ impl EventStore {
     }
 
     /// `envelope` with its personal data sealed, and its hash and id recomputed over the
-    /// sealed payload; unchanged when there is nothing to seal.
-    pub fn seal(&self, envelope: &EventEnvelope) -> Result<EventEnvelope, AppendError> {
-        Ok(self
-            .sealed_event(envelope)?
-            .unwrap_or_else(|| envelope.clone()))
-    }
-
-    /// As [`EventStore::seal`], `None` when nothing changes.
+    /// sealed payload; `None` when there is nothing to seal.
     fn sealed_event(&self, envelope: &EventEnvelope) -> Result<Option<EventEnvelope>, AppendError> {
         let payload = self.sealed_payload(
             &envelope.event_type,

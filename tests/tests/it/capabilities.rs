@@ -58,6 +58,23 @@ fn window(
     }
 }
 
+/// Grants `holder` paging by pager and sms for most of 2026.
+async fn grant_pager_and_sms(capabilities: &Capabilities, id: CapabilityId, holder: &Actor) {
+    capabilities
+        .grant(
+            window(
+                id,
+                holder.clone(),
+                reaching(&["pager", "sms"]),
+                "2026-01-01T00:00:00Z",
+                "2026-12-01T00:00:00Z",
+            ),
+            at("2026-01-01T00:00:00Z"),
+        )
+        .await
+        .expect("granting");
+}
+
 /// Two scope changes at one microsecond: the one recorded last holds, for every
 /// capability (ordering by event id would get about half of them wrong), and again after a
 /// reload from the log.
@@ -69,19 +86,7 @@ async fn same_instant_changes_apply_in_the_order_they_were_recorded(backend: Bac
         .map(|n| CapabilityId::of(&format!("same-instant-{n}")).expect("canonical"))
         .collect();
     for id in &ids {
-        capabilities
-            .grant(
-                window(
-                    *id,
-                    ada.clone(),
-                    reaching(&["pager", "sms"]),
-                    "2026-01-01T00:00:00Z",
-                    "2026-12-01T00:00:00Z",
-                ),
-                at("2026-01-01T00:00:00Z"),
-            )
-            .await
-            .expect("granting");
+        grant_pager_and_sms(&capabilities, *id, &ada).await;
         for only in [&["pager"], &["sms"]] {
             capabilities
                 .change_scope(*id, reaching(only), operator(), at("2026-03-01T00:00:00Z"))
@@ -115,19 +120,7 @@ async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happen
     let capabilities = Capabilities::load(store.clone()).await.expect("loading");
     let id = capability();
     let ada = responder();
-    capabilities
-        .grant(
-            window(
-                id,
-                ada.clone(),
-                reaching(&["pager", "sms"]),
-                "2026-01-01T00:00:00Z",
-                "2026-12-01T00:00:00Z",
-            ),
-            at("2026-01-01T00:00:00Z"),
-        )
-        .await
-        .expect("granting");
+    grant_pager_and_sms(&capabilities, id, &ada).await;
     let narrowed = capabilities
         .change_scope(
             id,
