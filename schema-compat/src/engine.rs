@@ -1,0 +1,1069 @@
+//! Inclusion as emptiness: A ⊆ B exactly when no value is in A and not in B. The engine
+//! turns a goal (literals that must all hold) into its normal form and looks for a value in
+//! each conjunction. A value it finds is checked against every literal by the evaluator
+//! before it counts, so "incompatible" always comes with a real witness; "empty" is only
+//! answered where a rule proves it (a contradiction, an exhausted automaton, an exhausted
+//! finite set, or a recursion that would need an infinitely deep value), and anything else
+//! is "cannot be decided", with the reason.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use serde_json::{Map, Number, Value};
+
+use crate::eval::{Evaluator, is_multiple, same};
+use crate::format::Format;
+use crate::normal::{self, Arr, Clause, Conj, Lit, Names, Num, Obj, Shape, Str, Unevaluated};
+use crate::pattern::{Search, StringSpec};
+use crate::schema::{Arena, Body, Keywords, NodeId, Side};
+
+/// Conjunctions a normal form may have before the question is given up.
+const FORM_LIMIT: usize = 4096;
+/// Nested goals (values inside values) searched before giving up.
+const DEPTH_LIMIT: usize = 40;
+/// Goals searched in one comparison before giving up.
+const STEP_LIMIT: usize = 200_000;
+
+#[derive(Clone, Debug)]
+pub enum Found {
+    Witness(Value),
+    Empty,
+    Unknown(String),
+}
+
+struct Probe {
+    candidates: Vec<Value>,
+    /// The candidates are every value of the conjunction.
+    exhaustive: bool,
+    reason: Option<String>,
+}
+
+impl Probe {
+    fn empty() -> Probe {
+        Probe { candidates: Vec::new(), exhaustive: true, reason: None }
+    }
+
+    fn unknown(reason: impl Into<String>) -> Probe {
+        Probe { candidates: Vec::new(), exhaustive: false, reason: Some(reason.into()) }
+    }
+
+    fn some(candidates: Vec<Value>) -> Probe {
+        Probe { candidates, exhaustive: false, reason: None }
+    }
+}
+
+pub struct Engine {
+    pub arena: Arena,
+    /// Whose objects are closed: typed producers write only the properties they declare.
+    producer: Option<Side>,
+    forms: HashMap<Lit, Rc<Vec<Conj>>>,
+    forming: HashSet<Lit>,
+    found: HashMap<(Option<Side>, Vec<Lit>), Found>,
+    searching: HashSet<(Option<Side>, Vec<Lit>)>,
+    assumptions: usize,
+    depth: usize,
+    steps: usize,
+    truth: NodeId,
+}
+
+fn product(a: &[Conj], b: &[Conj]) -> Result<Vec<Conj>, String> {
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            if let Some(both) = x.meet(y) {
+                out.push(both);
+                if out.len() > FORM_LIMIT {
+                    return Err(format!("the normal form has more than {FORM_LIMIT} branches"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn number_value(x: f64) -> Option<Value> {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Some(Value::from(x as i64))
+    } else {
+        Number::from_f64(x).map(Value::Number)
+    }
+}
+
+impl Engine {
+    pub fn new(mut arena: Arena) -> Engine {
+        arena.nodes.push(crate::schema::Node {
+            side: Side::New,
+            pointer: String::new(),
+            body: Body::True,
+        });
+        let truth = arena.nodes.len() - 1;
+        Engine {
+            arena,
+            producer: None,
+            forms: HashMap::new(),
+            forming: HashSet::new(),
+            found: HashMap::new(),
+            searching: HashSet::new(),
+            assumptions: 0,
+            depth: 0,
+            steps: 0,
+            truth,
+        }
+    }
+
+    /// Whether some value produced under `producer`'s closed objects is in `sub` and not in
+    /// `sup`: the witness of a break, or `Empty` when `sub ⊆ sup`.
+    pub fn difference(&mut self, sub: NodeId, sup: NodeId, producer: Option<Side>) -> Found {
+        self.producer = producer;
+        self.steps = 0;
+        self.inhabit(vec![(sub, true), (sup, false)])
+    }
+
+    pub fn inhabit(&mut self, mut goal: Vec<Lit>) -> Found {
+        goal.sort();
+        goal.dedup();
+        if goal.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Found::Empty;
+        }
+        let key = (self.producer, goal.clone());
+        if let Some(found) = self.found.get(&key) {
+            return found.clone();
+        }
+        // A value in this set would need a smaller value in the same set: none is finite.
+        if self.searching.contains(&key) {
+            self.assumptions += 1;
+            return Found::Empty;
+        }
+        if self.depth >= DEPTH_LIMIT {
+            return Found::Unknown(format!("values nest deeper than {DEPTH_LIMIT} levels"));
+        }
+        self.steps += 1;
+        if self.steps > STEP_LIMIT {
+            return Found::Unknown(format!("the comparison needs more than {STEP_LIMIT} steps"));
+        }
+        self.searching.insert(key.clone());
+        self.depth += 1;
+        let assumed = self.assumptions;
+        let result = self.search(&goal);
+        self.depth -= 1;
+        self.searching.remove(&key);
+        if !matches!(result, Found::Empty) || self.assumptions == assumed {
+            self.found.insert(key, result.clone());
+        }
+        result
+    }
+
+    fn search(&mut self, goal: &[Lit]) -> Found {
+        let mut form = Conj::everything();
+        for &lit in goal {
+            let conjs = match self.form(lit) {
+                Ok(conjs) => conjs,
+                Err(reason) => return Found::Unknown(reason),
+            };
+            form = match product(&form, &conjs) {
+                Ok(form) => form,
+                Err(reason) => return Found::Unknown(reason),
+            };
+        }
+        let mut doubt: Option<String> = None;
+        for conj in &form {
+            let probe = self.probe(conj);
+            for candidate in probe.candidates {
+                match self.verify(&candidate, goal) {
+                    Ok(true) => return Found::Witness(candidate),
+                    Ok(false) => {}
+                    Err(reason) => {
+                        doubt.get_or_insert(reason);
+                    }
+                }
+            }
+            if !probe.exhaustive {
+                doubt.get_or_insert(probe.reason.unwrap_or_else(|| "no value could be built for one branch".into()));
+            } else if let Some(reason) = &conj.doubt {
+                doubt.get_or_insert(reason.clone());
+            }
+        }
+        match doubt {
+            Some(reason) => Found::Unknown(reason),
+            None => Found::Empty,
+        }
+    }
+
+    fn verify(&self, value: &Value, goal: &[Lit]) -> Result<bool, String> {
+        let evaluator = Evaluator::new(&self.arena);
+        for &(node, wanted) in goal {
+            if evaluator.check(value, node)? != wanted {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    // ----- normal forms -----
+
+    fn form(&mut self, lit: Lit) -> Result<Rc<Vec<Conj>>, String> {
+        if let Some(form) = self.forms.get(&lit) {
+            return Ok(form.clone());
+        }
+        // A schema that refers to itself before reaching a value: the least solution of
+        // `X = X ∪ S` is `S`, and of its complement everything.
+        if self.forming.contains(&lit) {
+            return Ok(Rc::new(if lit.1 { Vec::new() } else { Conj::everything() }));
+        }
+        self.forming.insert(lit);
+        let result = self.build_form(lit);
+        self.forming.remove(&lit);
+        let form = Rc::new(result?);
+        self.forms.insert(lit, form.clone());
+        Ok(form)
+    }
+
+    fn build_form(&mut self, (node, positive): Lit) -> Result<Vec<Conj>, String> {
+        let everything = || Conj::everything();
+        match &self.arena.node(node).body {
+            Body::True => Ok(if positive { everything() } else { Vec::new() }),
+            Body::False => Ok(if positive { Vec::new() } else { everything() }),
+            Body::Const(value) => Ok(everything()
+                .into_iter()
+                .filter(|conj| crate::eval::type_of(value) & conj.type_bits() != 0)
+                .map(|mut conj| {
+                    if positive {
+                        conj.only = Some(vec![value.clone()]);
+                    } else {
+                        conj.excluded = vec![value.clone()];
+                    }
+                    conj
+                })
+                .chain(if positive { Vec::new() } else { everything().into_iter().filter(|c| crate::eval::type_of(value) & c.type_bits() == 0).collect() })
+                .collect()),
+            Body::Schema(_) => {
+                if positive {
+                    self.positive(node)
+                } else {
+                    self.negative(node)
+                }
+            }
+        }
+    }
+
+    fn keywords(&self, node: NodeId) -> &Keywords {
+        self.arena.keywords(node).expect("a schema node")
+    }
+
+    fn positive(&mut self, node: NodeId) -> Result<Vec<Conj>, String> {
+        let side = self.arena.node(node).side;
+        let unevaluated = self.unevaluated(node);
+        let k = self.keywords(node);
+        let mut form = normal::assertions(k, side, &unevaluated);
+        let (all_of, any_of, one_of, not, reference, conditional, dependent) = (
+            k.all_of.clone(),
+            k.any_of.clone(),
+            k.one_of.clone(),
+            k.not,
+            k.reference,
+            k.if_then_else,
+            k.dependent_schemas.clone(),
+        );
+        for branch in all_of.into_iter().chain(reference) {
+            form = product(&form, &self.form((branch, true))?)?;
+        }
+        if !any_of.is_empty() {
+            let mut union = Vec::new();
+            for branch in any_of {
+                union.extend(self.form((branch, true))?.iter().cloned());
+            }
+            form = product(&form, &union)?;
+        }
+        if !one_of.is_empty() {
+            let exactly_one = self.exactly_one(&one_of)?;
+            form = product(&form, &exactly_one)?;
+        }
+        if let Some(not) = not {
+            form = product(&form, &self.form((not, false))?)?;
+        }
+        if let Some((condition, then, otherwise)) = conditional {
+            let mut union = product(&self.form((condition, true))?, &self.maybe((then, true))?)?;
+            union.extend(product(&self.form((condition, false))?, &self.maybe((otherwise, true))?)?);
+            form = product(&form, &union)?;
+        }
+        for (name, schema) in dependent {
+            let mut union: Vec<Conj> = Conj::everything()
+                .into_iter()
+                .filter(|conj| !matches!(conj.shape, Shape::Object(_)))
+                .collect();
+            union.push(Conj::of(Shape::Object(Obj { absent: [name.clone()].into(), ..Obj::default() })));
+            let present = vec![Conj::of(Shape::Object(Obj { required: [name].into(), ..Obj::default() }))];
+            union.extend(product(&present, &self.form((schema, true))?)?);
+            form = product(&form, &union)?;
+        }
+        Ok(form)
+    }
+
+    fn negative(&mut self, node: NodeId) -> Result<Vec<Conj>, String> {
+        let unevaluated = self.unevaluated(node);
+        let k = self.keywords(node);
+        let mut union = normal::violations(k, &unevaluated);
+        let (all_of, any_of, one_of, not, reference, conditional, dependent) = (
+            k.all_of.clone(),
+            k.any_of.clone(),
+            k.one_of.clone(),
+            k.not,
+            k.reference,
+            k.if_then_else,
+            k.dependent_schemas.clone(),
+        );
+        for branch in all_of.into_iter().chain(reference) {
+            union.extend(self.form((branch, false))?.iter().cloned());
+        }
+        if !any_of.is_empty() {
+            let mut none = Conj::everything();
+            for branch in any_of {
+                none = product(&none, &self.form((branch, false))?)?;
+            }
+            union.extend(none);
+        }
+        if !one_of.is_empty() {
+            let mut none = Conj::everything();
+            for &branch in &one_of {
+                none = product(&none, &self.form((branch, false))?)?;
+            }
+            union.extend(none);
+            for (first, second) in self.overlapping(&one_of) {
+                union.extend(product(&self.form((first, true))?, &self.form((second, true))?)?);
+            }
+        }
+        if let Some(not) = not {
+            union.extend(self.form((not, true))?.iter().cloned());
+        }
+        if let Some((condition, then, otherwise)) = conditional {
+            if let Some(then) = then {
+                union.extend(product(&self.form((condition, true))?, &self.form((then, false))?)?);
+            }
+            if let Some(otherwise) = otherwise {
+                union.extend(product(&self.form((condition, false))?, &self.form((otherwise, false))?)?);
+            }
+        }
+        for (name, schema) in dependent {
+            let present = vec![Conj::of(Shape::Object(Obj { required: [name].into(), ..Obj::default() }))];
+            union.extend(product(&present, &self.form((schema, false))?)?);
+        }
+        if union.len() > FORM_LIMIT {
+            return Err(format!("the normal form has more than {FORM_LIMIT} branches"));
+        }
+        Ok(union)
+    }
+
+    fn maybe(&mut self, (node, positive): (Option<NodeId>, bool)) -> Result<Rc<Vec<Conj>>, String> {
+        match node {
+            Some(node) => self.form((node, positive)),
+            None => Ok(Rc::new(Conj::everything())),
+        }
+    }
+
+    /// Pairs of `oneOf` branches some value meets both of (plain validation: closing does
+    /// not decide what `oneOf` accepts). An undecided pair counts as overlapping, which is
+    /// exact too, only larger.
+    fn overlapping(&mut self, branches: &[NodeId]) -> Vec<(NodeId, NodeId)> {
+        let producer = self.producer.take();
+        let mut pairs = Vec::new();
+        for (index, &first) in branches.iter().enumerate() {
+            for &second in &branches[index + 1..] {
+                if !matches!(self.inhabit(vec![(first, true), (second, true)]), Found::Empty) {
+                    pairs.push((first, second));
+                }
+            }
+        }
+        self.producer = producer;
+        pairs
+    }
+
+    /// Each branch, without the branches it overlaps.
+    fn exactly_one(&mut self, branches: &[NodeId]) -> Result<Vec<Conj>, String> {
+        let pairs = self.overlapping(branches);
+        let mut union = Vec::new();
+        for &branch in branches {
+            let mut only = (*self.form((branch, true))?).clone();
+            for &(a, b) in &pairs {
+                let other = if a == branch { b } else if b == branch { a } else { continue };
+                only = product(&only, &self.form((other, false))?)?;
+            }
+            union.extend(only);
+        }
+        Ok(union)
+    }
+
+    /// `unevaluatedProperties`/`unevaluatedItems` of `node` as plain constraints, where the
+    /// node's other applicators are all `allOf` and `$ref` (always applied).
+    fn unevaluated(&self, node: NodeId) -> Unevaluated {
+        let k = self.keywords(node);
+        let mut out = Unevaluated::default();
+        let mut chain = vec![node];
+        let mut index = 0;
+        while index < chain.len() {
+            if let Some(member) = self.arena.keywords(chain[index]) {
+                for next in member.all_of.iter().copied().chain(member.reference) {
+                    if !chain.contains(&next) {
+                        chain.push(next);
+                    }
+                }
+            }
+            index += 1;
+        }
+        let members: Vec<&Keywords> = chain.iter().filter_map(|&n| self.arena.keywords(n)).collect();
+        let conditional = members
+            .iter()
+            .any(|m| !m.any_of.is_empty() || !m.one_of.is_empty() || m.if_then_else.is_some() || !m.dependent_schemas.is_empty());
+        if let Some(rest) = k.unevaluated_properties
+            && k.additional_properties.is_none()
+        {
+            let all = members[1..].iter().any(|m| m.additional_properties.is_some() || m.unevaluated_properties.is_some());
+            if !all {
+                out.properties = Some(if conditional {
+                    Err("`unevaluatedProperties` beside `anyOf`, `oneOf`, `if` or `dependentSchemas` is only checked, not proved".into())
+                } else {
+                    Ok(Clause {
+                        side: self.arena.node(node).side,
+                        explicit: true,
+                        properties: members.iter().flat_map(|m| m.properties.iter().map(|(name, _)| (name.clone(), self.truth))).collect(),
+                        patterns: members.iter().flat_map(|m| m.pattern_properties.iter().map(|(p, _)| (*p, self.truth))).collect(),
+                        additional: Some(rest),
+                    })
+                });
+            }
+        }
+        if let Some(rest) = k.unevaluated_items
+            && k.items.is_none()
+        {
+            let all = members[1..].iter().any(|m| m.items.is_some() || m.unevaluated_items.is_some());
+            if !all {
+                out.items = Some(if conditional || members.iter().any(|m| m.contains.is_some()) {
+                    Err("`unevaluatedItems` beside `contains`, `anyOf`, `oneOf` or `if` is only checked, not proved".into())
+                } else {
+                    Ok((members.iter().map(|m| m.prefix_items.len()).max().unwrap_or(0), rest))
+                });
+            }
+        }
+        out
+    }
+
+    // ----- values for one conjunction -----
+
+    fn probe(&mut self, conj: &Conj) -> Probe {
+        if let Some(only) = &conj.only {
+            return Probe {
+                candidates: only.iter().filter(|v| !conj.excluded.iter().any(|e| same(e, v))).cloned().collect(),
+                exhaustive: true,
+                reason: None,
+            };
+        }
+        let excluded = &conj.excluded;
+        match &conj.shape {
+            Shape::Null => {
+                if excluded.contains(&Value::Null) {
+                    Probe::empty()
+                } else {
+                    Probe { candidates: vec![Value::Null], exhaustive: true, reason: None }
+                }
+            }
+            Shape::Boolean(mask) => Probe {
+                candidates: [(1, false), (2, true)]
+                    .into_iter()
+                    .filter(|(bit, value)| mask & bit != 0 && !excluded.contains(&Value::Bool(*value)))
+                    .map(|(_, value)| Value::Bool(value))
+                    .collect(),
+                exhaustive: true,
+                reason: None,
+            },
+            Shape::Number(number) => number_probe(number, excluded),
+            Shape::String(string) => self.string_probe(string, excluded),
+            Shape::Array(array) => self.array_probe(array, excluded),
+            Shape::Object(object) => self.object_probe(object, excluded),
+        }
+    }
+
+    fn string_probe(&self, s: &Str, excluded: &[Value]) -> Probe {
+        let excluded: Vec<String> = excluded.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        let patterns = &self.arena.patterns;
+        let meets = |text: &str| -> Result<bool, String> {
+            let length = text.chars().count() as u64;
+            if length < s.min || s.max.is_some_and(|max| length > max) || excluded.iter().any(|e| e == text) {
+                return Ok(false);
+            }
+            for (ids, wanted) in [(&s.matching, true), (&s.not_matching, false)] {
+                for &id in ids {
+                    match patterns.is_match(id, text) {
+                        Some(hit) if hit != wanted => return Ok(false),
+                        Some(_) => {}
+                        None => return Err(format!("pattern `{}` is outside the regular subset the engine decides", patterns.source(id))),
+                    }
+                }
+            }
+            for (formats, wanted) in [(&s.formats, true), (&s.not_formats, false)] {
+                for format in formats {
+                    match format.check(text) {
+                        Some(hit) if hit != wanted => return Ok(false),
+                        Some(_) => {}
+                        None => return Err(format!("format `{}` is not known, so its values cannot be decided", format.name())),
+                    }
+                }
+            }
+            Ok(true)
+        };
+        if !s.formats.is_empty() {
+            for (index, first) in s.formats.iter().enumerate() {
+                if s.formats[index + 1..].iter().any(|other| first.disjoint(other)) {
+                    return Probe::empty();
+                }
+                let (shortest, longest) = first.lengths();
+                if s.max.is_some_and(|max| max < shortest) || longest.is_some_and(|longest| longest < s.min) {
+                    return Probe::empty();
+                }
+            }
+            let mut candidates = Vec::new();
+            let mut reason = None;
+            for sample in s.formats.iter().flat_map(Format::samples) {
+                match meets(sample) {
+                    Ok(true) => candidates.push(Value::String((*sample).to_owned())),
+                    Ok(false) => {}
+                    Err(why) => reason = Some(why),
+                }
+            }
+            let names: Vec<String> = s.formats.iter().map(Format::name).collect();
+            return Probe {
+                exhaustive: false,
+                reason: reason.or_else(|| Some(format!("no `{}` string meeting the other constraints was found", names.join("` and `")))),
+                candidates,
+            };
+        }
+        let spec = StringSpec {
+            min_length: s.min,
+            max_length: s.max,
+            matching: s.matching.clone(),
+            not_matching: s.not_matching.clone(),
+            excluded: excluded.clone(),
+        };
+        match patterns.search(&spec, 12) {
+            Search::Empty => Probe::empty(),
+            Search::Found(found) => {
+                let mut reason = None;
+                let candidates: Vec<Value> = found
+                    .into_iter()
+                    .filter(|text| match meets(text) {
+                        Ok(ok) => ok,
+                        Err(why) => {
+                            reason = Some(why);
+                            false
+                        }
+                    })
+                    .take(4)
+                    .map(Value::String)
+                    .collect();
+                Probe { candidates, exhaustive: false, reason: reason.or_else(|| Some("no string outside the excluded formats was found".into())) }
+            }
+            Search::Unknown(reason) => {
+                let fallback = ["", "a", "0", "ab", "A", " ", "-", "a0", "aaaaaaaaaa"];
+                let candidates = fallback
+                    .iter()
+                    .filter(|text| meets(text).unwrap_or(false))
+                    .map(|text| Value::String((*text).to_owned()))
+                    .collect();
+                Probe { candidates, exhaustive: false, reason: Some(reason) }
+            }
+        }
+    }
+
+    fn constant(&mut self, value: Value) -> NodeId {
+        self.arena.constant(value)
+    }
+
+    fn array_probe(&mut self, a: &Arr, excluded: &[Value]) -> Probe {
+        let base = |index: usize| -> Vec<Lit> {
+            let mut lits: Vec<Lit> = a.positional.get(index).cloned().unwrap_or_default();
+            lits.extend(a.tails.iter().filter(|(start, _)| *start <= index).map(|(_, lit)| *lit));
+            lits
+        };
+        let settled = a
+            .positional
+            .len()
+            .max(a.tails.iter().map(|(start, _)| *start).max().unwrap_or(0))
+            .max(a.counts.iter().map(|c| c.start).max().unwrap_or(0));
+        let mut reason: Option<String> = None;
+        let note = |found: &Found, reason: &mut Option<String>| {
+            if let Found::Unknown(why) = found {
+                reason.get_or_insert(why.clone());
+            }
+        };
+        // Proofs: a mandatory position with no possible item, or a count no position meets.
+        let mandatory = (a.min as usize).min(settled + 1);
+        for index in 0..mandatory {
+            let found = self.inhabit(base(index));
+            if matches!(found, Found::Empty) {
+                return Probe::empty();
+            }
+            note(&found, &mut reason);
+        }
+        for count in a.counts.iter().filter(|c| c.min > 0) {
+            if a.max.is_some_and(|max| max < count.start as u64 + count.min) {
+                return Probe::empty();
+            }
+            let last = settled.max(count.start);
+            let reachable = a.max.map_or(last, |max| last.min(max.saturating_sub(1) as usize));
+            let mut any = false;
+            for index in count.start..=reachable {
+                let mut goal = base(index);
+                goal.push(count.lit);
+                let found = self.inhabit(goal);
+                note(&found, &mut reason);
+                if !matches!(found, Found::Empty) {
+                    any = true;
+                    break;
+                }
+            }
+            if !any && reachable >= count.start {
+                return Probe::empty();
+            }
+        }
+        // Construction: the shortest lengths that can satisfy every count.
+        let mut shortest = a.min.max(a.counts.iter().map(|c| c.start as u64 + c.min).max().unwrap_or(0));
+        if a.duplicate {
+            shortest = shortest.max(2);
+        }
+        for length in shortest..shortest + 3 {
+            if a.max.is_some_and(|max| length > max) {
+                break;
+            }
+            let mut items: Vec<Value> = Vec::new();
+            let mut complete = true;
+            for index in 0..length as usize {
+                if a.duplicate && index == 1 {
+                    items.push(items[0].clone());
+                    continue;
+                }
+                let mut goal = base(index);
+                if a.duplicate && index == 0 {
+                    goal.extend(base(1));
+                }
+                for count in &a.counts {
+                    if index < count.start {
+                        continue;
+                    }
+                    if index < count.start + count.min as usize {
+                        goal.push(count.lit);
+                    } else if count.max.is_some() {
+                        goal.push((count.lit.0, !count.lit.1));
+                    }
+                }
+                if a.unique {
+                    for previous in items.clone() {
+                        let node = self.constant(previous);
+                        goal.push((node, false));
+                    }
+                }
+                match self.inhabit(goal) {
+                    Found::Witness(item) => items.push(item),
+                    other => {
+                        note(&other, &mut reason);
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            let candidate = Value::Array(items);
+            if complete && !excluded.iter().any(|e| same(e, &candidate)) {
+                return Probe::some(vec![candidate]);
+            }
+        }
+        Probe::unknown(reason.unwrap_or_else(|| "no array meeting every item constraint was found".into()))
+    }
+
+    fn object_probe(&mut self, o: &Obj, excluded: &[Value]) -> Probe {
+        let producer = self.producer;
+        let own = |clause: &&Clause| Some(clause.side) == producer;
+        let closed = o.clauses.iter().any(|c| own(&c)) && !o.clauses.iter().filter(own).any(|c| c.explicit);
+        let declared: Vec<String> = {
+            let mut keys: Vec<String> = o.clauses.iter().flat_map(|c| c.properties.iter().map(|(k, _)| k.clone())).collect();
+            keys.extend(o.required.iter().cloned());
+            for exists in &o.exists {
+                if let Names::Key(key) = &exists.names {
+                    keys.push(key.clone());
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            keys
+        };
+        let producer_patterns: Vec<usize> = o.clauses.iter().filter(own).flat_map(|c| c.patterns.iter().map(|(p, _)| *p)).collect();
+        let producer_keys: Vec<&String> = o.clauses.iter().filter(own).flat_map(|c| c.properties.iter().map(|(k, _)| k)).collect();
+        let mut reason: Option<String> = None;
+        // Whether a property of this name may be written at all.
+        let allowed = |engine: &Engine, name: &str| -> Result<bool, String> {
+            if o.absent.contains(name) {
+                return Ok(false);
+            }
+            if closed && !producer_keys.iter().any(|k| *k == name) {
+                let mut matched = false;
+                for &p in &producer_patterns {
+                    match engine.arena.patterns.is_match(p, name) {
+                        Some(hit) => matched |= hit,
+                        None => return Err(format!("pattern `{}` is outside the regular subset the engine decides", engine.arena.patterns.source(p))),
+                    }
+                }
+                if !matched {
+                    return Ok(false);
+                }
+            }
+            engine.verify(&Value::String(name.to_owned()), &o.names)
+        };
+        let value_goal = |engine: &Engine, name: &str| -> Result<Vec<Lit>, String> {
+            let mut goal = Vec::new();
+            for clause in &o.clauses {
+                let mut matched = false;
+                if let Some((_, node)) = clause.properties.iter().find(|(k, _)| k == name) {
+                    goal.push((*node, true));
+                    matched = true;
+                }
+                for (pattern, node) in &clause.patterns {
+                    match engine.arena.patterns.is_match(*pattern, name) {
+                        Some(true) => {
+                            goal.push((*node, true));
+                            matched = true;
+                        }
+                        Some(false) => {}
+                        None => return Err(format!("pattern `{}` is outside the regular subset the engine decides", engine.arena.patterns.source(*pattern))),
+                    }
+                }
+                if !matched && let Some(node) = clause.additional {
+                    goal.push((node, true));
+                }
+            }
+            Ok(goal)
+        };
+        // Required properties: each must be allowed and have a possible value.
+        let mut chosen: BTreeMap<String, Vec<Lit>> = BTreeMap::new();
+        let mut required: Vec<String> = o.required.iter().cloned().collect();
+        let mut index = 0;
+        while index < required.len() {
+            let name = required[index].clone();
+            index += 1;
+            for (trigger, needed) in &o.dependent_required {
+                if *trigger == name {
+                    for other in needed {
+                        if !required.contains(other) {
+                            required.push(other.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for name in &required {
+            match allowed(self, name) {
+                Ok(true) => {}
+                Ok(false) => return Probe::empty(),
+                Err(why) => return Probe::unknown(why),
+            }
+            let goal = match value_goal(self, name) {
+                Ok(goal) => goal,
+                Err(why) => return Probe::unknown(why),
+            };
+            match self.inhabit(goal.clone()) {
+                Found::Empty => return Probe::empty(),
+                Found::Unknown(why) => {
+                    reason.get_or_insert(why);
+                }
+                Found::Witness(_) => {}
+            }
+            chosen.insert(name.clone(), goal);
+        }
+        if o.max.is_some_and(|max| (chosen.len() as u64) > max) {
+            return Probe::empty();
+        }
+        // Each existential needs a property: one already chosen, a declared one, or a
+        // fresh name.
+        for exists in &o.exists {
+            let mut names: Vec<String> = match &exists.names {
+                Names::Key(key) => vec![key.clone()],
+                _ => declared.clone(),
+            };
+            let fresh_spec = match &exists.names {
+                Names::Key(_) => None,
+                Names::Pattern(p) => Some(StringSpec { matching: vec![*p], excluded: declared.clone(), ..StringSpec::default() }),
+                Names::Other { patterns, .. } => Some(StringSpec { not_matching: patterns.clone(), excluded: declared.clone(), ..StringSpec::default() }),
+                Names::Meeting(_) => Some(StringSpec { excluded: declared.clone(), ..StringSpec::default() }),
+            };
+            let mut fresh_possible = false;
+            if let Some(spec) = &fresh_spec {
+                let mut spec = spec.clone();
+                spec.matching.extend(producer_patterns.iter().copied().filter(|_| closed && producer_patterns.len() == 1));
+                match self.arena.patterns.search(&spec, 6) {
+                    Search::Found(found) => {
+                        fresh_possible = !closed || !producer_patterns.is_empty();
+                        names.extend(found);
+                    }
+                    Search::Empty => {}
+                    Search::Unknown(why) => {
+                        fresh_possible = true;
+                        reason.get_or_insert(why);
+                    }
+                }
+                for guess in ["x", "y", "extra", "a", "0"] {
+                    if !names.iter().any(|n| n == guess) {
+                        names.push(guess.to_owned());
+                    }
+                }
+            }
+            let mut placed = false;
+            let mut undecided = false;
+            for name in names {
+                let in_set = match &exists.names {
+                    Names::Key(key) => *key == name,
+                    Names::Pattern(p) => self.arena.patterns.is_match(*p, &name).unwrap_or(false),
+                    Names::Other { keys, patterns } => {
+                        !keys.contains(&name) && patterns.iter().all(|p| self.arena.patterns.is_match(*p, &name) == Some(false))
+                    }
+                    Names::Meeting(lit) => self.verify(&Value::String(name.clone()), &[*lit]).unwrap_or(false),
+                };
+                if !in_set {
+                    continue;
+                }
+                match allowed(self, &name) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(why) => {
+                        undecided = true;
+                        reason.get_or_insert(why);
+                        continue;
+                    }
+                }
+                let mut goal = match chosen.get(&name) {
+                    Some(goal) => goal.clone(),
+                    None => match value_goal(self, &name) {
+                        Ok(goal) => goal,
+                        Err(why) => {
+                            undecided = true;
+                            reason.get_or_insert(why);
+                            continue;
+                        }
+                    },
+                };
+                goal.extend(exists.value);
+                match self.inhabit(goal.clone()) {
+                    Found::Witness(_) => {
+                        chosen.insert(name, goal);
+                        placed = true;
+                        break;
+                    }
+                    Found::Empty => {}
+                    Found::Unknown(why) => {
+                        undecided = true;
+                        reason.get_or_insert(why);
+                    }
+                }
+            }
+            if !placed {
+                // Proved only when every declared name failed and no fresh name can exist
+                // or every fresh name's value is impossible.
+                let fresh_impossible = !fresh_possible || {
+                    let mut goal: Vec<Lit> = o.clauses.iter().filter(|c| c.patterns.is_empty()).filter_map(|c| c.additional.map(|n| (n, true))).collect();
+                    let simple = o.clauses.iter().all(|c| c.patterns.is_empty()) && !matches!(exists.names, Names::Pattern(_));
+                    goal.extend(exists.value);
+                    simple && matches!(self.inhabit(goal), Found::Empty)
+                };
+                if !undecided && fresh_impossible {
+                    return Probe::empty();
+                }
+                return Probe::unknown(reason.unwrap_or_else(|| "no property meeting a constraint on some property was found".into()));
+            }
+        }
+        // Enough properties for `minProperties`.
+        let mut spare = 0;
+        while (chosen.len() as u64) < o.min {
+            let mut names: Vec<String> = declared.iter().filter(|n| !chosen.contains_key(*n)).cloned().collect();
+            let spec = StringSpec {
+                matching: if closed && producer_patterns.len() == 1 { producer_patterns.clone() } else { Vec::new() },
+                excluded: chosen.keys().cloned().chain(declared.iter().cloned()).collect(),
+                ..StringSpec::default()
+            };
+            if let Search::Found(found) = self.arena.patterns.search(&spec, 4) {
+                names.extend(found);
+            }
+            names.push(format!("p{spare}"));
+            spare += 1;
+            let mut added = false;
+            let mut undecided = false;
+            for name in names {
+                if chosen.contains_key(&name) {
+                    continue;
+                }
+                match allowed(self, &name) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => {
+                        undecided = true;
+                        continue;
+                    }
+                }
+                let Ok(goal) = value_goal(self, &name) else {
+                    undecided = true;
+                    continue;
+                };
+                match self.inhabit(goal.clone()) {
+                    Found::Witness(_) => {
+                        chosen.insert(name, goal);
+                        added = true;
+                        break;
+                    }
+                    Found::Empty => {}
+                    Found::Unknown(_) => undecided = true,
+                }
+            }
+            if !added {
+                if closed && producer_patterns.is_empty() && !undecided {
+                    return Probe::empty();
+                }
+                return Probe::unknown(reason.unwrap_or_else(|| "not enough properties could be found for `minProperties`".into()));
+            }
+        }
+        // Dependencies of what was chosen.
+        let mut queue: Vec<String> = chosen.keys().cloned().collect();
+        while let Some(name) = queue.pop() {
+            for (trigger, needed) in &o.dependent_required {
+                if *trigger != name {
+                    continue;
+                }
+                for other in needed {
+                    if chosen.contains_key(other) {
+                        continue;
+                    }
+                    if !matches!(allowed(self, other), Ok(true)) {
+                        return Probe::unknown("a dependent property cannot be written");
+                    }
+                    let Ok(goal) = value_goal(self, other) else {
+                        return Probe::unknown("a dependent property's value cannot be decided");
+                    };
+                    chosen.insert(other.clone(), goal);
+                    queue.push(other.clone());
+                }
+            }
+        }
+        if o.max.is_some_and(|max| (chosen.len() as u64) > max) {
+            return Probe::unknown(reason.unwrap_or_else(|| "`maxProperties` leaves no room for the properties needed".into()));
+        }
+        let mut object = Map::new();
+        for (name, goal) in chosen {
+            match self.inhabit(goal) {
+                Found::Witness(value) => {
+                    object.insert(name, value);
+                }
+                Found::Empty => return Probe::unknown("a property's value became impossible"),
+                Found::Unknown(why) => return Probe::unknown(why),
+            }
+        }
+        let candidate = Value::Object(object);
+        if excluded.iter().any(|e| same(e, &candidate)) {
+            return Probe::unknown(reason.unwrap_or_else(|| "the only object found is excluded".into()));
+        }
+        Probe { candidates: vec![candidate], exhaustive: false, reason }
+    }
+}
+
+fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
+    if n.visibly_empty() {
+        return Probe::empty();
+    }
+    let passes = |x: f64| -> bool {
+        if !x.is_finite() {
+            return false;
+        }
+        if let Some(low) = n.low
+            && (x < low.value || (low.exclusive && x == low.value))
+        {
+            return false;
+        }
+        if let Some(high) = n.high
+            && (x > high.value || (high.exclusive && x == high.value))
+        {
+            return false;
+        }
+        (!n.integer || x.fract() == 0.0)
+            && (!n.fractional || x.fract() != 0.0)
+            && n.multiples.iter().all(|m| is_multiple(x, *m))
+            && !n.not_multiples.iter().any(|m| is_multiple(x, *m))
+            && !excluded.iter().any(|e| e.as_f64() == Some(x))
+    };
+    let low = n.low.map(|b| b.value);
+    let high = n.high.map(|b| b.value);
+    let mut points: Vec<f64> = vec![0.0, 1.0, -1.0, 0.5, -0.5, 2.0, 10.0, -10.0, 1e6, -1e6, 0.25];
+    for bound in low.iter().chain(high.iter()) {
+        for offset in [0.0, 1.0, -1.0, 0.5, -0.5, 0.001, -0.001, 2.0, -2.0] {
+            points.push(bound + offset);
+        }
+        points.push(bound.floor());
+        points.push(bound.ceil());
+    }
+    if let (Some(low), Some(high)) = (low, high) {
+        let middle = (low + high) / 2.0;
+        points.extend([middle, middle.floor(), middle.ceil(), low + (high - low) / 3.0]);
+    }
+    for &m in &n.multiples {
+        let start = low.map_or(0.0, |low| (low / m).ceil() * m);
+        for step in -2..6 {
+            points.push(start + step as f64 * m);
+        }
+        if let Some(high) = high {
+            let end = (high / m).floor() * m;
+            points.extend([end, end - m]);
+        }
+        if n.fractional {
+            points.extend([m * 0.5, m * 1.5, start + m * 0.5]);
+        }
+    }
+    let bases = points.clone();
+    for &m in &n.not_multiples {
+        for base in &bases {
+            points.push(base + m / 2.0);
+            points.push(base + 1.0);
+        }
+    }
+    let (integer_low, integer_high) = n.integer_range();
+    if integer_low.is_finite() {
+        points.extend((0..64).map(|i| integer_low + i as f64));
+    }
+    if integer_high.is_finite() {
+        points.extend((0..64).map(|i| integer_high - i as f64));
+    }
+    let mut candidates: Vec<f64> = Vec::new();
+    for x in points {
+        if passes(x) && !candidates.contains(&x) {
+            candidates.push(x);
+        }
+        if candidates.len() >= 3 {
+            break;
+        }
+    }
+    if !candidates.is_empty() {
+        return Probe::some(candidates.into_iter().filter_map(number_value).collect());
+    }
+    if n.integer && integer_low.is_finite() && integer_high.is_finite() && integer_high - integer_low <= 4096.0 {
+        let mut x = integer_low;
+        let mut all = Vec::new();
+        while x <= integer_high {
+            if passes(x) {
+                all.extend(number_value(x));
+            }
+            x += 1.0;
+        }
+        return Probe { candidates: all, exhaustive: true, reason: None };
+    }
+    for &m in &n.multiples {
+        if let (Some(low), Some(high)) = (n.low, n.high) {
+            let mut first = (low.value / m).ceil() * m;
+            if low.exclusive && first == low.value {
+                first += m;
+            }
+            if first > high.value || (high.exclusive && first == high.value) {
+                return Probe::empty();
+            }
+        }
+    }
+    Probe::unknown("no number meeting every numeric constraint was found")
+}

@@ -1,0 +1,428 @@
+//! `pattern` and `patternProperties` as automata. A JSON Schema pattern is an ECMA-262
+//! regular expression that matches anywhere in the string; each is translated to
+//! `regex-syntax`'s dialect and compiled twice: a matcher for the evaluator and, on demand,
+//! an anchored DFA over UTF-8 bytes for `(?s:.)*(?:pattern)(?s:.)*`.
+//!
+//! String constraints are then decided exactly by searching the product of the DFAs (each
+//! positive pattern must accept, each negated one must not, a UTF-8 automaton keeps the
+//! strings valid) with the length in code points as a counter: the search either finds
+//! strings, proves there are none, or stops at a size bound and says so. Patterns outside
+//! the regular subset (look-around, back references) are never guessed at.
+
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use regex_automata::dfa::dense::{self, DFA};
+use regex_automata::dfa::{Automaton, StartKind};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::start;
+use regex_automata::{Anchored, meta, util::syntax};
+
+pub type PatternId = usize;
+
+/// Product states explored before a string question is answered "cannot be decided".
+const SEARCH_LIMIT: usize = 60_000;
+/// Bytes of DFA per pattern before it is given up.
+const DFA_LIMIT: usize = 4 << 20;
+
+struct Pattern {
+    source: String,
+    translated: Option<String>,
+    matcher: Option<meta::Regex>,
+    dfa: OnceCell<Option<Rc<DFA<Vec<u32>>>>>,
+}
+
+#[derive(Default)]
+pub struct Patterns {
+    list: Vec<Pattern>,
+    by_source: HashMap<String, PatternId>,
+    any_char: OnceCell<Option<Rc<DFA<Vec<u32>>>>>,
+}
+
+/// What a string must be: lengths in code points, patterns it must and must not match.
+#[derive(Clone, Debug, Default)]
+pub struct StringSpec {
+    pub min_length: u64,
+    pub max_length: Option<u64>,
+    pub matching: Vec<PatternId>,
+    pub not_matching: Vec<PatternId>,
+    pub excluded: Vec<String>,
+}
+
+pub enum Search {
+    Found(Vec<String>),
+    Empty,
+    Unknown(String),
+}
+
+fn build(regex: &str) -> Option<Rc<DFA<Vec<u32>>>> {
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(DFA_LIMIT))
+                .determinize_size_limit(Some(DFA_LIMIT)),
+        )
+        .syntax(syntax::Config::new().unicode(true).utf8(true))
+        .build(regex)
+        .ok()
+        .map(Rc::new)
+}
+
+impl Patterns {
+    pub fn intern(&mut self, source: &str) -> PatternId {
+        if let Some(&id) = self.by_source.get(source) {
+            return id;
+        }
+        let translated = translate(source);
+        let matcher = translated.as_deref().and_then(|t| {
+            meta::Regex::builder()
+                .syntax(syntax::Config::new().unicode(true).utf8(true))
+                .build(t)
+                .ok()
+        });
+        let translated = translated.filter(|_| matcher.is_some());
+        self.list.push(Pattern {
+            source: source.to_owned(),
+            translated,
+            matcher,
+            dfa: OnceCell::new(),
+        });
+        self.by_source.insert(source.to_owned(), self.list.len() - 1);
+        self.list.len() - 1
+    }
+
+    pub fn source(&self, id: PatternId) -> &str {
+        &self.list[id].source
+    }
+
+    /// Whether `text` matches; `None` when the pattern is outside the supported subset.
+    pub fn is_match(&self, id: PatternId, text: &str) -> Option<bool> {
+        self.list[id].matcher.as_ref().map(|m| m.is_match(text))
+    }
+
+    fn dfa(&self, id: PatternId) -> Option<Rc<DFA<Vec<u32>>>> {
+        let pattern = &self.list[id];
+        pattern
+            .dfa
+            .get_or_init(|| {
+                let translated = pattern.translated.as_ref()?;
+                build(&format!("(?s:.)*(?:{translated})(?s:.)*"))
+            })
+            .clone()
+    }
+
+    /// Up to `limit` strings meeting `spec`, shortest first, or a proof there are none.
+    pub fn search(&self, spec: &StringSpec, limit: usize) -> Search {
+        let mut automata: Vec<(Rc<DFA<Vec<u32>>>, bool)> = Vec::new();
+        let Some(any) = self.any_char.get_or_init(|| build("(?s:.)*")).clone() else {
+            return Search::Unknown("the UTF-8 automaton could not be built".into());
+        };
+        automata.push((any, true));
+        for (ids, wanted) in [(&spec.matching, true), (&spec.not_matching, false)] {
+            for &id in ids {
+                match self.dfa(id) {
+                    Some(dfa) => automata.push((dfa, wanted)),
+                    None => {
+                        return Search::Unknown(format!(
+                            "pattern `{}` is outside the regular subset the engine decides",
+                            self.source(id)
+                        ));
+                    }
+                }
+            }
+        }
+        if spec.max_length.is_some_and(|max| max < spec.min_length) {
+            return Search::Empty;
+        }
+        let cap = spec.max_length.map_or(spec.min_length, |max| max + 1);
+        if cap > 4096 {
+            return Search::Unknown(format!("a length bound of {cap} is beyond the search"));
+        }
+        let alphabet = alphabet(&automata);
+        let config = start::Config::new().anchored(Anchored::Yes);
+        let mut first = Vec::with_capacity(automata.len());
+        for (dfa, _) in &automata {
+            match dfa.start_state(&config) {
+                Ok(state) => first.push(state),
+                Err(_) => return Search::Unknown("a pattern has no anchored start".into()),
+            }
+        }
+        let accepts = |states: &[StateID]| {
+            automata.iter().zip(states).all(|((dfa, wanted), &state)| {
+                dfa.is_match_state(dfa.next_eoi_state(state)) == *wanted
+            })
+        };
+        // Breadth-first over (states, length so far), remembering how each was reached.
+        let mut seen: HashSet<(Vec<StateID>, u64)> = HashSet::new();
+        let mut trail: Vec<(usize, u8)> = Vec::new();
+        let mut queue: VecDeque<(Vec<StateID>, u64, usize)> = VecDeque::new();
+        let mut found = Vec::new();
+        let mut accepted_any = false;
+        seen.insert((first.clone(), 0));
+        trail.push((usize::MAX, 0));
+        queue.push_back((first, 0, 0));
+        while let Some((states, length, at)) = queue.pop_front() {
+            let long_enough = length >= spec.min_length;
+            if long_enough && accepts(&states) {
+                accepted_any = true;
+                let text = spell(&trail, at);
+                if !spec.excluded.contains(&text) {
+                    found.push(text);
+                    if found.len() >= limit {
+                        return Search::Found(found);
+                    }
+                }
+            }
+            for &byte in &alphabet {
+                let next: Vec<StateID> = automata
+                    .iter()
+                    .zip(&states)
+                    .map(|((dfa, _), &state)| dfa.next_state(state, byte))
+                    .collect();
+                let dead = automata
+                    .iter()
+                    .zip(&next)
+                    .any(|((dfa, wanted), &state)| *wanted && dfa.is_dead_state(state));
+                if dead {
+                    continue;
+                }
+                let grown = if byte & 0xC0 == 0x80 { length } else { length + 1 };
+                if spec.max_length.is_some_and(|max| grown > max) {
+                    continue;
+                }
+                let counted = grown.min(cap);
+                if seen.insert((next.clone(), counted)) {
+                    if seen.len() > SEARCH_LIMIT {
+                        return if found.is_empty() {
+                            Search::Unknown(format!(
+                                "the string automata have more than {SEARCH_LIMIT} states"
+                            ))
+                        } else {
+                            Search::Found(found)
+                        };
+                    }
+                    trail.push((at, byte));
+                    queue.push_back((next, counted, trail.len() - 1));
+                }
+            }
+        }
+        match (found.is_empty(), accepted_any) {
+            (false, _) => Search::Found(found),
+            (true, false) => Search::Empty,
+            (true, true) => Search::Unknown("every string found is excluded".into()),
+        }
+    }
+}
+
+fn spell(trail: &[(usize, u8)], mut at: usize) -> String {
+    let mut bytes = Vec::new();
+    while at != 0 {
+        let (parent, byte) = trail[at];
+        bytes.push(byte);
+        at = parent;
+    }
+    bytes.reverse();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// One byte per class of bytes that every automaton treats alike, readable ones first.
+fn alphabet(automata: &[(Rc<DFA<Vec<u32>>>, bool)]) -> Vec<u8> {
+    let preference = |byte: u8| match byte {
+        b'a'..=b'z' => 0,
+        b'0'..=b'9' => 1,
+        b'A'..=b'Z' => 2,
+        b'!'..=b'~' => 3,
+        b' ' => 4,
+        _ => 5,
+    };
+    let mut bytes: Vec<u8> = (0..=255).collect();
+    bytes.sort_by_key(|&byte| (preference(byte), byte));
+    let mut classes: HashSet<Vec<u8>> = HashSet::new();
+    bytes
+        .into_iter()
+        .filter(|&byte| {
+            let class: Vec<u8> = automata
+                .iter()
+                .map(|(dfa, _)| dfa.byte_classes().get(byte))
+                .collect();
+            classes.insert(class)
+        })
+        .collect()
+}
+
+/// ECMA-262 to `regex-syntax`: `\d`, `\w` and `.` as ECMA defines them, escapes spelled the
+/// way `regex-syntax` reads them; `None` for what has no regular equivalent.
+fn translate(source: &str) -> Option<String> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::new();
+    let mut in_class = false;
+    let mut index = 0;
+    while index < chars.len() {
+        let c = chars[index];
+        match c {
+            '\\' => {
+                let next = *chars.get(index + 1)?;
+                index += 2;
+                match next {
+                    'd' => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
+                    'w' => out.push_str(if in_class { "A-Za-z0-9_" } else { "[A-Za-z0-9_]" }),
+                    'D' if !in_class => out.push_str("[^0-9]"),
+                    'W' if !in_class => out.push_str("[^A-Za-z0-9_]"),
+                    's' | 'S' | 'n' | 'r' | 't' | 'f' | 'v' => {
+                        if next == 'v' {
+                            out.push_str("\\x0B");
+                        } else {
+                            out.push('\\');
+                            out.push(next);
+                        }
+                    }
+                    'b' | 'B' if !in_class => {
+                        out.push('\\');
+                        out.push(next);
+                    }
+                    '0' if !chars.get(index).is_some_and(char::is_ascii_digit) => out.push_str("\\x00"),
+                    'x' => {
+                        let hex: String = chars.get(index..index + 2)?.iter().collect();
+                        u8::from_str_radix(&hex, 16).ok()?;
+                        out.push_str(&format!("\\x{{{hex}}}"));
+                        index += 2;
+                    }
+                    'u' => {
+                        if chars.get(index) == Some(&'{') {
+                            let end = chars[index..].iter().position(|c| *c == '}')? + index;
+                            let hex: String = chars[index + 1..end].iter().collect();
+                            out.push_str(&format!("\\x{{{hex}}}"));
+                            index = end + 1;
+                        } else {
+                            let hex: String = chars.get(index..index + 4)?.iter().collect();
+                            let code = u32::from_str_radix(&hex, 16).ok()?;
+                            char::from_u32(code)?;
+                            out.push_str(&format!("\\x{{{hex}}}"));
+                            index += 4;
+                        }
+                    }
+                    'c' => {
+                        let letter = *chars.get(index)?;
+                        if !letter.is_ascii_alphabetic() {
+                            return None;
+                        }
+                        out.push_str(&format!("\\x{{{:02X}}}", (letter as u8) % 32));
+                        index += 1;
+                    }
+                    'p' | 'P' => {
+                        out.push('\\');
+                        out.push(next);
+                    }
+                    other if other.is_ascii_punctuation() => {
+                        out.push_str(&format!("\\x{{{:02X}}}", other as u32));
+                    }
+                    _ => return None,
+                }
+                continue;
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                // `[]` and `[^]` mean nothing and anything in ECMA; `regex-syntax` reads `]`
+                // there as a literal.
+                if chars.get(index + 1) == Some(&']')
+                    || (chars.get(index + 1) == Some(&'^') && chars.get(index + 2) == Some(&']'))
+                {
+                    return None;
+                }
+                if chars.get(index + 1) == Some(&'^') {
+                    out.push('^');
+                    index += 1;
+                }
+            }
+            '[' => out.push_str("\\["),
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '.' if !in_class => out.push_str("[^\\n\\r\\x{2028}\\x{2029}]"),
+            '(' if !in_class && chars.get(index + 1) == Some(&'?') => {
+                let kind = chars.get(index + 2).copied();
+                match kind {
+                    Some(':') => out.push_str("(?:"),
+                    Some('<') if !matches!(chars.get(index + 3), Some('=' | '!')) => {
+                        out.push_str("(?<");
+                        index += 3;
+                        continue;
+                    }
+                    _ => return None,
+                }
+                index += 3;
+                continue;
+            }
+            '&' | '~' | '-' if in_class && chars.get(index + 1) == Some(&c) => {
+                out.push_str(&format!("\\x{{{:02X}}}", c as u32));
+            }
+            '&' | '~' if in_class => out.push(c),
+            _ => out.push(c),
+        }
+        index += 1;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Patterns, Search, StringSpec};
+
+    fn found(search: Search) -> Vec<String> {
+        match search {
+            Search::Found(found) => found,
+            Search::Empty => panic!("empty"),
+            Search::Unknown(why) => panic!("unknown: {why}"),
+        }
+    }
+
+    #[test]
+    fn patterns_match_anywhere_as_ecma_reads_them() {
+        let mut patterns = Patterns::default();
+        let digits = patterns.intern("^\\d+$");
+        assert_eq!(patterns.is_match(digits, "123"), Some(true));
+        assert_eq!(patterns.is_match(digits, "١٢٣"), Some(false));
+        let inner = patterns.intern("b");
+        assert_eq!(patterns.is_match(inner, "abc"), Some(true));
+        let lookahead = patterns.intern("^(?!x)");
+        assert_eq!(patterns.is_match(lookahead, "a"), None);
+    }
+
+    #[test]
+    fn inclusion_of_patterns_is_decided_by_the_product() {
+        let mut patterns = Patterns::default();
+        let letters = patterns.intern("^[a-z]+$");
+        let words = patterns.intern("^\\w+$");
+        let spec = StringSpec {
+            matching: vec![letters],
+            not_matching: vec![words],
+            ..StringSpec::default()
+        };
+        assert!(matches!(patterns.search(&spec, 1), Search::Empty));
+        let spec = StringSpec {
+            matching: vec![words],
+            not_matching: vec![letters],
+            ..StringSpec::default()
+        };
+        let witness = &found(patterns.search(&spec, 1))[0];
+        assert_eq!(patterns.is_match(words, witness), Some(true));
+        assert_eq!(patterns.is_match(letters, witness), Some(false));
+    }
+
+    #[test]
+    fn lengths_count_code_points() {
+        let mut patterns = Patterns::default();
+        let accented = patterns.intern("^é+$");
+        let spec = StringSpec {
+            min_length: 2,
+            max_length: Some(2),
+            matching: vec![accented],
+            ..StringSpec::default()
+        };
+        assert_eq!(found(patterns.search(&spec, 1)), vec!["éé".to_owned()]);
+    }
+}
