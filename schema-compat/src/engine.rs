@@ -6,14 +6,14 @@
 //! finite set, or a recursion that would need an infinitely deep value), and anything else
 //! is "cannot be decided", with the reason.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use crate::eval::{Evaluator, is_multiple, same};
 use crate::format::Format;
-use crate::normal::{self, Arr, Clause, Conj, Lit, Names, Num, Obj, Shape, Str, Unevaluated};
+use crate::normal::{self, Arr, Clause, Conj, Count, Lit, Num, Obj, Shape, Str, Unevaluated};
 use crate::pattern::{Search, StringSpec};
 use crate::schema::{Arena, Body, Keywords, NodeId, Side};
 
@@ -31,23 +31,23 @@ pub enum Found {
     Unknown(String),
 }
 
-struct Probe {
-    candidates: Vec<Value>,
+pub(crate) struct Probe {
+    pub candidates: Vec<Value>,
     /// The candidates are every value of the conjunction.
-    exhaustive: bool,
-    reason: Option<String>,
+    pub exhaustive: bool,
+    pub reason: Option<String>,
 }
 
 impl Probe {
-    fn empty() -> Probe {
+    pub fn empty() -> Probe {
         Probe { candidates: Vec::new(), exhaustive: true, reason: None }
     }
 
-    fn unknown(reason: impl Into<String>) -> Probe {
+    pub fn unknown(reason: impl Into<String>) -> Probe {
         Probe { candidates: Vec::new(), exhaustive: false, reason: Some(reason.into()) }
     }
 
-    fn some(candidates: Vec<Value>) -> Probe {
+    pub fn some(candidates: Vec<Value>) -> Probe {
         Probe { candidates, exhaustive: false, reason: None }
     }
 }
@@ -55,7 +55,7 @@ impl Probe {
 pub struct Engine {
     pub arena: Arena,
     /// Whose objects are closed: typed producers write only the properties they declare.
-    producer: Option<Side>,
+    pub(crate) producer: Option<Side>,
     forms: HashMap<Lit, Rc<Vec<Conj>>>,
     forming: HashSet<Lit>,
     found: HashMap<(Option<Side>, Vec<Lit>), Found>,
@@ -66,7 +66,7 @@ pub struct Engine {
     truth: NodeId,
 }
 
-fn product(a: &[Conj], b: &[Conj]) -> Result<Vec<Conj>, String> {
+pub(crate) fn product(a: &[Conj], b: &[Conj]) -> Result<Vec<Conj>, String> {
     let mut out = Vec::new();
     for x in a {
         for y in b {
@@ -189,7 +189,7 @@ impl Engine {
         }
     }
 
-    fn verify(&self, value: &Value, goal: &[Lit]) -> Result<bool, String> {
+    pub(crate) fn verify(&self, value: &Value, goal: &[Lit]) -> Result<bool, String> {
         let evaluator = Evaluator::new(&self.arena);
         for &(node, wanted) in goal {
             if evaluator.check(value, node)? != wanted {
@@ -201,7 +201,7 @@ impl Engine {
 
     // ----- normal forms -----
 
-    fn form(&mut self, lit: Lit) -> Result<Rc<Vec<Conj>>, String> {
+    pub(crate) fn form(&mut self, lit: Lit) -> Result<Rc<Vec<Conj>>, String> {
         if let Some(form) = self.forms.get(&lit) {
             return Ok(form.clone());
         }
@@ -446,6 +446,15 @@ impl Engine {
         out
     }
 
+    /// Whether two nodes accept the same values (plain validation).
+    fn equivalent(&mut self, a: NodeId, b: NodeId) -> bool {
+        let producer = self.producer.take();
+        let same = matches!(self.inhabit(vec![(a, true), (b, false)]), Found::Empty)
+            && matches!(self.inhabit(vec![(b, true), (a, false)]), Found::Empty);
+        self.producer = producer;
+        same
+    }
+
     // ----- values for one conjunction -----
 
     fn probe(&mut self, conj: &Conj) -> Probe {
@@ -577,6 +586,34 @@ impl Engine {
     }
 
     fn array_probe(&mut self, a: &Arr, excluded: &[Value]) -> Probe {
+        // Counts of one literal from one index merge; a count that allows none is a tail.
+        let mut a = a.clone();
+        let mut merged: Vec<Count> = Vec::new();
+        for count in std::mem::take(&mut a.counts) {
+            let same_set = |engine: &mut Engine, x: Lit, y: Lit| x == y || (x.1 == y.1 && engine.equivalent(x.0, y.0));
+            let index = (0..merged.len()).find(|&i| merged[i].start == count.start && same_set(self, merged[i].lit, count.lit));
+            match index.map(|i| &mut merged[i]) {
+                Some(existing) => {
+                    existing.min = existing.min.max(count.min);
+                    existing.max = match (existing.max, count.max) {
+                        (Some(x), Some(y)) => Some(x.min(y)),
+                        (x, y) => x.or(y),
+                    };
+                }
+                None => merged.push(count),
+            }
+        }
+        for count in merged {
+            if count.max.is_some_and(|max| max < count.min) {
+                return Probe::empty();
+            }
+            if count.max == Some(0) {
+                a.tails.push((count.start, (count.lit.0, !count.lit.1)));
+            } else {
+                a.counts.push(count);
+            }
+        }
+        let a = &a;
         let base = |index: usize| -> Vec<Lit> {
             let mut lits: Vec<Lit> = a.positional.get(index).cloned().unwrap_or_default();
             lits.extend(a.tails.iter().filter(|(start, _)| *start <= index).map(|(_, lit)| *lit));
@@ -628,7 +665,7 @@ impl Engine {
         if a.duplicate {
             shortest = shortest.max(2);
         }
-        for length in shortest..shortest + 3 {
+        for (length, last) in (shortest..shortest + 3).flat_map(|length| [(length, false), (length, true)]) {
             if a.max.is_some_and(|max| length > max) {
                 break;
             }
@@ -647,7 +684,13 @@ impl Engine {
                     if index < count.start {
                         continue;
                     }
-                    if index < count.start + count.min as usize {
+                    // The items that must meet the count go first, or last.
+                    let counted = if last {
+                        index + count.min as usize >= length as usize
+                    } else {
+                        index < count.start + count.min as usize
+                    };
+                    if counted {
                         goal.push(count.lit);
                     } else if count.max.is_some() {
                         goal.push((count.lit.0, !count.lit.1));
@@ -674,295 +717,6 @@ impl Engine {
             }
         }
         Probe::unknown(reason.unwrap_or_else(|| "no array meeting every item constraint was found".into()))
-    }
-
-    fn object_probe(&mut self, o: &Obj, excluded: &[Value]) -> Probe {
-        let producer = self.producer;
-        let own = |clause: &&Clause| Some(clause.side) == producer;
-        let closed = o.clauses.iter().any(|c| own(&c)) && !o.clauses.iter().filter(own).any(|c| c.explicit);
-        let declared: Vec<String> = {
-            let mut keys: Vec<String> = o.clauses.iter().flat_map(|c| c.properties.iter().map(|(k, _)| k.clone())).collect();
-            keys.extend(o.required.iter().cloned());
-            for exists in &o.exists {
-                if let Names::Key(key) = &exists.names {
-                    keys.push(key.clone());
-                }
-            }
-            keys.sort();
-            keys.dedup();
-            keys
-        };
-        let producer_patterns: Vec<usize> = o.clauses.iter().filter(own).flat_map(|c| c.patterns.iter().map(|(p, _)| *p)).collect();
-        let producer_keys: Vec<&String> = o.clauses.iter().filter(own).flat_map(|c| c.properties.iter().map(|(k, _)| k)).collect();
-        let mut reason: Option<String> = None;
-        // Whether a property of this name may be written at all.
-        let allowed = |engine: &Engine, name: &str| -> Result<bool, String> {
-            if o.absent.contains(name) {
-                return Ok(false);
-            }
-            if closed && !producer_keys.iter().any(|k| *k == name) {
-                let mut matched = false;
-                for &p in &producer_patterns {
-                    match engine.arena.patterns.is_match(p, name) {
-                        Some(hit) => matched |= hit,
-                        None => return Err(format!("pattern `{}` is outside the regular subset the engine decides", engine.arena.patterns.source(p))),
-                    }
-                }
-                if !matched {
-                    return Ok(false);
-                }
-            }
-            engine.verify(&Value::String(name.to_owned()), &o.names)
-        };
-        let value_goal = |engine: &Engine, name: &str| -> Result<Vec<Lit>, String> {
-            let mut goal = Vec::new();
-            for clause in &o.clauses {
-                let mut matched = false;
-                if let Some((_, node)) = clause.properties.iter().find(|(k, _)| k == name) {
-                    goal.push((*node, true));
-                    matched = true;
-                }
-                for (pattern, node) in &clause.patterns {
-                    match engine.arena.patterns.is_match(*pattern, name) {
-                        Some(true) => {
-                            goal.push((*node, true));
-                            matched = true;
-                        }
-                        Some(false) => {}
-                        None => return Err(format!("pattern `{}` is outside the regular subset the engine decides", engine.arena.patterns.source(*pattern))),
-                    }
-                }
-                if !matched && let Some(node) = clause.additional {
-                    goal.push((node, true));
-                }
-            }
-            Ok(goal)
-        };
-        // Required properties: each must be allowed and have a possible value.
-        let mut chosen: BTreeMap<String, Vec<Lit>> = BTreeMap::new();
-        let mut required: Vec<String> = o.required.iter().cloned().collect();
-        let mut index = 0;
-        while index < required.len() {
-            let name = required[index].clone();
-            index += 1;
-            for (trigger, needed) in &o.dependent_required {
-                if *trigger == name {
-                    for other in needed {
-                        if !required.contains(other) {
-                            required.push(other.clone());
-                        }
-                    }
-                }
-            }
-        }
-        for name in &required {
-            match allowed(self, name) {
-                Ok(true) => {}
-                Ok(false) => return Probe::empty(),
-                Err(why) => return Probe::unknown(why),
-            }
-            let goal = match value_goal(self, name) {
-                Ok(goal) => goal,
-                Err(why) => return Probe::unknown(why),
-            };
-            match self.inhabit(goal.clone()) {
-                Found::Empty => return Probe::empty(),
-                Found::Unknown(why) => {
-                    reason.get_or_insert(why);
-                }
-                Found::Witness(_) => {}
-            }
-            chosen.insert(name.clone(), goal);
-        }
-        if o.max.is_some_and(|max| (chosen.len() as u64) > max) {
-            return Probe::empty();
-        }
-        // Each existential needs a property: one already chosen, a declared one, or a
-        // fresh name.
-        for exists in &o.exists {
-            let mut names: Vec<String> = match &exists.names {
-                Names::Key(key) => vec![key.clone()],
-                _ => declared.clone(),
-            };
-            let fresh_spec = match &exists.names {
-                Names::Key(_) => None,
-                Names::Pattern(p) => Some(StringSpec { matching: vec![*p], excluded: declared.clone(), ..StringSpec::default() }),
-                Names::Other { patterns, .. } => Some(StringSpec { not_matching: patterns.clone(), excluded: declared.clone(), ..StringSpec::default() }),
-                Names::Meeting(_) => Some(StringSpec { excluded: declared.clone(), ..StringSpec::default() }),
-            };
-            let mut fresh_possible = false;
-            if let Some(spec) = &fresh_spec {
-                let mut spec = spec.clone();
-                spec.matching.extend(producer_patterns.iter().copied().filter(|_| closed && producer_patterns.len() == 1));
-                match self.arena.patterns.search(&spec, 6) {
-                    Search::Found(found) => {
-                        fresh_possible = !closed || !producer_patterns.is_empty();
-                        names.extend(found);
-                    }
-                    Search::Empty => {}
-                    Search::Unknown(why) => {
-                        fresh_possible = true;
-                        reason.get_or_insert(why);
-                    }
-                }
-                for guess in ["x", "y", "extra", "a", "0"] {
-                    if !names.iter().any(|n| n == guess) {
-                        names.push(guess.to_owned());
-                    }
-                }
-            }
-            let mut placed = false;
-            let mut undecided = false;
-            for name in names {
-                let in_set = match &exists.names {
-                    Names::Key(key) => *key == name,
-                    Names::Pattern(p) => self.arena.patterns.is_match(*p, &name).unwrap_or(false),
-                    Names::Other { keys, patterns } => {
-                        !keys.contains(&name) && patterns.iter().all(|p| self.arena.patterns.is_match(*p, &name) == Some(false))
-                    }
-                    Names::Meeting(lit) => self.verify(&Value::String(name.clone()), &[*lit]).unwrap_or(false),
-                };
-                if !in_set {
-                    continue;
-                }
-                match allowed(self, &name) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(why) => {
-                        undecided = true;
-                        reason.get_or_insert(why);
-                        continue;
-                    }
-                }
-                let mut goal = match chosen.get(&name) {
-                    Some(goal) => goal.clone(),
-                    None => match value_goal(self, &name) {
-                        Ok(goal) => goal,
-                        Err(why) => {
-                            undecided = true;
-                            reason.get_or_insert(why);
-                            continue;
-                        }
-                    },
-                };
-                goal.extend(exists.value);
-                match self.inhabit(goal.clone()) {
-                    Found::Witness(_) => {
-                        chosen.insert(name, goal);
-                        placed = true;
-                        break;
-                    }
-                    Found::Empty => {}
-                    Found::Unknown(why) => {
-                        undecided = true;
-                        reason.get_or_insert(why);
-                    }
-                }
-            }
-            if !placed {
-                // Proved only when every declared name failed and no fresh name can exist
-                // or every fresh name's value is impossible.
-                let fresh_impossible = !fresh_possible || {
-                    let mut goal: Vec<Lit> = o.clauses.iter().filter(|c| c.patterns.is_empty()).filter_map(|c| c.additional.map(|n| (n, true))).collect();
-                    let simple = o.clauses.iter().all(|c| c.patterns.is_empty()) && !matches!(exists.names, Names::Pattern(_));
-                    goal.extend(exists.value);
-                    simple && matches!(self.inhabit(goal), Found::Empty)
-                };
-                if !undecided && fresh_impossible {
-                    return Probe::empty();
-                }
-                return Probe::unknown(reason.unwrap_or_else(|| "no property meeting a constraint on some property was found".into()));
-            }
-        }
-        // Enough properties for `minProperties`.
-        let mut spare = 0;
-        while (chosen.len() as u64) < o.min {
-            let mut names: Vec<String> = declared.iter().filter(|n| !chosen.contains_key(*n)).cloned().collect();
-            let spec = StringSpec {
-                matching: if closed && producer_patterns.len() == 1 { producer_patterns.clone() } else { Vec::new() },
-                excluded: chosen.keys().cloned().chain(declared.iter().cloned()).collect(),
-                ..StringSpec::default()
-            };
-            if let Search::Found(found) = self.arena.patterns.search(&spec, 4) {
-                names.extend(found);
-            }
-            names.push(format!("p{spare}"));
-            spare += 1;
-            let mut added = false;
-            let mut undecided = false;
-            for name in names {
-                if chosen.contains_key(&name) {
-                    continue;
-                }
-                match allowed(self, &name) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(_) => {
-                        undecided = true;
-                        continue;
-                    }
-                }
-                let Ok(goal) = value_goal(self, &name) else {
-                    undecided = true;
-                    continue;
-                };
-                match self.inhabit(goal.clone()) {
-                    Found::Witness(_) => {
-                        chosen.insert(name, goal);
-                        added = true;
-                        break;
-                    }
-                    Found::Empty => {}
-                    Found::Unknown(_) => undecided = true,
-                }
-            }
-            if !added {
-                if closed && producer_patterns.is_empty() && !undecided {
-                    return Probe::empty();
-                }
-                return Probe::unknown(reason.unwrap_or_else(|| "not enough properties could be found for `minProperties`".into()));
-            }
-        }
-        // Dependencies of what was chosen.
-        let mut queue: Vec<String> = chosen.keys().cloned().collect();
-        while let Some(name) = queue.pop() {
-            for (trigger, needed) in &o.dependent_required {
-                if *trigger != name {
-                    continue;
-                }
-                for other in needed {
-                    if chosen.contains_key(other) {
-                        continue;
-                    }
-                    if !matches!(allowed(self, other), Ok(true)) {
-                        return Probe::unknown("a dependent property cannot be written");
-                    }
-                    let Ok(goal) = value_goal(self, other) else {
-                        return Probe::unknown("a dependent property's value cannot be decided");
-                    };
-                    chosen.insert(other.clone(), goal);
-                    queue.push(other.clone());
-                }
-            }
-        }
-        if o.max.is_some_and(|max| (chosen.len() as u64) > max) {
-            return Probe::unknown(reason.unwrap_or_else(|| "`maxProperties` leaves no room for the properties needed".into()));
-        }
-        let mut object = Map::new();
-        for (name, goal) in chosen {
-            match self.inhabit(goal) {
-                Found::Witness(value) => {
-                    object.insert(name, value);
-                }
-                Found::Empty => return Probe::unknown("a property's value became impossible"),
-                Found::Unknown(why) => return Probe::unknown(why),
-            }
-        }
-        let candidate = Value::Object(object);
-        if excluded.iter().any(|e| same(e, &candidate)) {
-            return Probe::unknown(reason.unwrap_or_else(|| "the only object found is excluded".into()));
-        }
-        Probe { candidates: vec![candidate], exhaustive: false, reason }
     }
 }
 
@@ -1004,8 +758,11 @@ fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
         let middle = (low + high) / 2.0;
         points.extend([middle, middle.floor(), middle.ceil(), low + (high - low) / 3.0]);
     }
+    let mut preferred = Vec::new();
     for &m in &n.multiples {
-        let start = low.map_or(0.0, |low| (low / m).ceil() * m);
+        // Positive multiples first: validators disagree about negative ones.
+        let start = low.map_or(m, |low| (low / m).ceil() * m);
+        preferred.extend([start, start + m, start + 2.0 * m]);
         for step in -2..6 {
             points.push(start + step as f64 * m);
         }
@@ -1032,7 +789,8 @@ fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
         points.extend((0..64).map(|i| integer_high - i as f64));
     }
     let mut candidates: Vec<f64> = Vec::new();
-    for x in points {
+    preferred.extend(points);
+    for x in preferred {
         if passes(x) && !candidates.contains(&x) {
             candidates.push(x);
         }

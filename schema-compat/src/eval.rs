@@ -20,10 +20,14 @@ const MAX_DEPTH: usize = 256;
 /// JSON equality with numbers compared by value (`1` equals `1.0`).
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x == y,
-        },
+        // Integers exactly (2^53 + 1 is not 2^53), other numbers by value.
+        (Value::Number(x), Value::Number(y)) => {
+            let integer = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+            match (integer(x), integer(y)) {
+                (Some(a), Some(b)) => a == b,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(key, a)| y.get(key).is_some_and(|b| same(a, b)))
@@ -49,12 +53,35 @@ pub fn type_of(value: &Value) -> u8 {
     }
 }
 
+/// Whether `value / of` is an integer, on the numbers as JSON writes them: each is read as
+/// the shortest decimal that round-trips (`3.3` is a multiple of `1.1`), and the quotient
+/// is computed exactly in integers. Beyond `i128`, on the binary values with one rounding.
 pub fn is_multiple(value: f64, of: f64) -> bool {
-    let quotient = value / of;
-    if !quotient.is_finite() {
-        return false;
+    if let (Some((a, p)), Some((b, q))) = (decimal(value), decimal(of))
+        && b != 0
+    {
+        let scale = |n: i128, by: i32| 10i128.checked_pow(by as u32).and_then(|f| n.checked_mul(f));
+        let exact = if p >= q {
+            scale(a, p - q).map(|scaled| scaled % b == 0)
+        } else {
+            scale(b, q - p).map(|scaled| a % scaled == 0)
+        };
+        if let Some(exact) = exact {
+            return exact;
+        }
     }
-    (quotient - quotient.round()).abs() < 1e-9 * quotient.abs().max(1.0)
+    let quotient = (value / of).round();
+    quotient.is_finite() && quotient.mul_add(of, -value) == 0.0
+}
+
+/// `x` as `mantissa × 10^exponent` with the shortest mantissa that round-trips.
+fn decimal(x: f64) -> Option<(i128, i32)> {
+    let text = format!("{x:e}");
+    let (mantissa, exponent) = text.split_once('e')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+    Some((digits, exponent - fraction.len() as i32))
 }
 
 /// What a successful validation evaluated, for `unevaluatedProperties`/`unevaluatedItems`.

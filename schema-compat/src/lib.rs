@@ -42,6 +42,7 @@ mod eval;
 mod explain;
 mod format;
 mod normal;
+mod objects;
 mod pattern;
 mod rule;
 mod schema;

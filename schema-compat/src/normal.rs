@@ -307,6 +307,14 @@ impl Num {
                 return true;
             }
         }
+        // Only non-integers, in an interval that is one integer.
+        if self.fractional
+            && let (Some(low), Some(high)) = (self.low, self.high)
+            && low.value == high.value
+            && low.value.fract() == 0.0
+        {
+            return true;
+        }
         false
     }
 }

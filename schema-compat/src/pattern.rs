@@ -136,7 +136,10 @@ impl Patterns {
         if spec.max_length.is_some_and(|max| max < spec.min_length) {
             return Search::Empty;
         }
-        let cap = spec.max_length.map_or(spec.min_length, |max| max + 1);
+        // Lengths are told apart up to one past the longest excluded string, so a string
+        // longer than every excluded one is reached whenever the language has one.
+        let longest_excluded = spec.excluded.iter().map(|e| e.chars().count() as u64 + 1).max().unwrap_or(0);
+        let cap = spec.max_length.map_or(spec.min_length.max(longest_excluded), |max| max + 1);
         if cap > 4096 {
             return Search::Unknown(format!("a length bound of {cap} is beyond the search"));
         }
