@@ -40,15 +40,27 @@ pub(crate) struct Probe {
 
 impl Probe {
     pub fn empty() -> Probe {
-        Probe { candidates: Vec::new(), exhaustive: true, reason: None }
+        Probe {
+            candidates: Vec::new(),
+            exhaustive: true,
+            reason: None,
+        }
     }
 
     pub fn unknown(reason: impl Into<String>) -> Probe {
-        Probe { candidates: Vec::new(), exhaustive: false, reason: Some(reason.into()) }
+        Probe {
+            candidates: Vec::new(),
+            exhaustive: false,
+            reason: Some(reason.into()),
+        }
     }
 
     pub fn some(candidates: Vec<Value>) -> Probe {
-        Probe { candidates, exhaustive: false, reason: None }
+        Probe {
+            candidates,
+            exhaustive: false,
+            reason: None,
+        }
     }
 }
 
@@ -73,7 +85,9 @@ pub(crate) fn product(a: &[Conj], b: &[Conj]) -> Result<Vec<Conj>, String> {
             if let Some(both) = x.meet(y) {
                 out.push(both);
                 if out.len() > FORM_LIMIT {
-                    return Err(format!("the normal form has more than {FORM_LIMIT} branches"));
+                    return Err(format!(
+                        "the normal form has more than {FORM_LIMIT} branches"
+                    ));
                 }
             }
         }
@@ -178,7 +192,11 @@ impl Engine {
                 }
             }
             if !probe.exhaustive {
-                doubt.get_or_insert(probe.reason.unwrap_or_else(|| "no value could be built for one branch".into()));
+                doubt.get_or_insert(
+                    probe
+                        .reason
+                        .unwrap_or_else(|| "no value could be built for one branch".into()),
+                );
             } else if let Some(reason) = &conj.doubt {
                 doubt.get_or_insert(reason.clone());
             }
@@ -208,7 +226,11 @@ impl Engine {
         // A schema that refers to itself before reaching a value: the least solution of
         // `X = X ∪ S` is `S`, and of its complement everything.
         if self.forming.contains(&lit) {
-            return Ok(Rc::new(if lit.1 { Vec::new() } else { Conj::everything() }));
+            return Ok(Rc::new(if lit.1 {
+                Vec::new()
+            } else {
+                Conj::everything()
+            }));
         }
         self.forming.insert(lit);
         let result = self.build_form(lit);
@@ -234,7 +256,14 @@ impl Engine {
                     }
                     conj
                 })
-                .chain(if positive { Vec::new() } else { everything().into_iter().filter(|c| crate::eval::type_of(value) & c.type_bits() == 0).collect() })
+                .chain(if positive {
+                    Vec::new()
+                } else {
+                    everything()
+                        .into_iter()
+                        .filter(|c| crate::eval::type_of(value) & c.type_bits() == 0)
+                        .collect()
+                })
                 .collect()),
             Body::Schema(_) => {
                 if positive {
@@ -283,7 +312,10 @@ impl Engine {
         }
         if let Some((condition, then, otherwise)) = conditional {
             let mut union = product(&self.form((condition, true))?, &self.maybe((then, true))?)?;
-            union.extend(product(&self.form((condition, false))?, &self.maybe((otherwise, true))?)?);
+            union.extend(product(
+                &self.form((condition, false))?,
+                &self.maybe((otherwise, true))?,
+            )?);
             form = product(&form, &union)?;
         }
         for (name, schema) in dependent {
@@ -291,8 +323,14 @@ impl Engine {
                 .into_iter()
                 .filter(|conj| !matches!(conj.shape, Shape::Object(_)))
                 .collect();
-            union.push(Conj::of(Shape::Object(Obj { absent: [name.clone()].into(), ..Obj::default() })));
-            let present = vec![Conj::of(Shape::Object(Obj { required: [name].into(), ..Obj::default() }))];
+            union.push(Conj::of(Shape::Object(Obj {
+                absent: [name.clone()].into(),
+                ..Obj::default()
+            })));
+            let present = vec![Conj::of(Shape::Object(Obj {
+                required: [name].into(),
+                ..Obj::default()
+            }))];
             union.extend(product(&present, &self.form((schema, true))?)?);
             form = product(&form, &union)?;
         }
@@ -329,7 +367,10 @@ impl Engine {
             }
             union.extend(none);
             for (first, second) in self.overlapping(&one_of) {
-                union.extend(product(&self.form((first, true))?, &self.form((second, true))?)?);
+                union.extend(product(
+                    &self.form((first, true))?,
+                    &self.form((second, true))?,
+                )?);
             }
         }
         if let Some(not) = not {
@@ -337,18 +378,29 @@ impl Engine {
         }
         if let Some((condition, then, otherwise)) = conditional {
             if let Some(then) = then {
-                union.extend(product(&self.form((condition, true))?, &self.form((then, false))?)?);
+                union.extend(product(
+                    &self.form((condition, true))?,
+                    &self.form((then, false))?,
+                )?);
             }
             if let Some(otherwise) = otherwise {
-                union.extend(product(&self.form((condition, false))?, &self.form((otherwise, false))?)?);
+                union.extend(product(
+                    &self.form((condition, false))?,
+                    &self.form((otherwise, false))?,
+                )?);
             }
         }
         for (name, schema) in dependent {
-            let present = vec![Conj::of(Shape::Object(Obj { required: [name].into(), ..Obj::default() }))];
+            let present = vec![Conj::of(Shape::Object(Obj {
+                required: [name].into(),
+                ..Obj::default()
+            }))];
             union.extend(product(&present, &self.form((schema, false))?)?);
         }
         if union.len() > FORM_LIMIT {
-            return Err(format!("the normal form has more than {FORM_LIMIT} branches"));
+            return Err(format!(
+                "the normal form has more than {FORM_LIMIT} branches"
+            ));
         }
         Ok(union)
     }
@@ -368,7 +420,10 @@ impl Engine {
         let mut pairs = Vec::new();
         for (index, &first) in branches.iter().enumerate() {
             for &second in &branches[index + 1..] {
-                if !matches!(self.inhabit(vec![(first, true), (second, true)]), Found::Empty) {
+                if !matches!(
+                    self.inhabit(vec![(first, true), (second, true)]),
+                    Found::Empty
+                ) {
                     pairs.push((first, second));
                 }
             }
@@ -384,7 +439,13 @@ impl Engine {
         for &branch in branches {
             let mut only = (*self.form((branch, true))?).clone();
             for &(a, b) in &pairs {
-                let other = if a == branch { b } else if b == branch { a } else { continue };
+                let other = if a == branch {
+                    b
+                } else if b == branch {
+                    a
+                } else {
+                    continue;
+                };
                 only = product(&only, &self.form((other, false))?)?;
             }
             union.extend(only);
@@ -409,14 +470,22 @@ impl Engine {
             }
             index += 1;
         }
-        let members: Vec<&Keywords> = chain.iter().filter_map(|&n| self.arena.keywords(n)).collect();
-        let conditional = members
+        let members: Vec<&Keywords> = chain
             .iter()
-            .any(|m| !m.any_of.is_empty() || !m.one_of.is_empty() || m.if_then_else.is_some() || !m.dependent_schemas.is_empty());
+            .filter_map(|&n| self.arena.keywords(n))
+            .collect();
+        let conditional = members.iter().any(|m| {
+            !m.any_of.is_empty()
+                || !m.one_of.is_empty()
+                || m.if_then_else.is_some()
+                || !m.dependent_schemas.is_empty()
+        });
         if let Some(rest) = k.unevaluated_properties
             && k.additional_properties.is_none()
         {
-            let all = members[1..].iter().any(|m| m.additional_properties.is_some() || m.unevaluated_properties.is_some());
+            let all = members[1..]
+                .iter()
+                .any(|m| m.additional_properties.is_some() || m.unevaluated_properties.is_some());
             if !all {
                 out.properties = Some(if conditional {
                     Err("`unevaluatedProperties` beside `anyOf`, `oneOf`, `if` or `dependentSchemas` is only checked, not proved".into())
@@ -424,8 +493,20 @@ impl Engine {
                     Ok(Clause {
                         side: self.arena.node(node).side,
                         explicit: true,
-                        properties: members.iter().flat_map(|m| m.properties.iter().map(|(name, _)| (name.clone(), self.truth))).collect(),
-                        patterns: members.iter().flat_map(|m| m.pattern_properties.iter().map(|(p, _)| (*p, self.truth))).collect(),
+                        properties: members
+                            .iter()
+                            .flat_map(|m| {
+                                m.properties
+                                    .iter()
+                                    .map(|(name, _)| (name.clone(), self.truth))
+                            })
+                            .collect(),
+                        patterns: members
+                            .iter()
+                            .flat_map(|m| {
+                                m.pattern_properties.iter().map(|(p, _)| (*p, self.truth))
+                            })
+                            .collect(),
                         additional: Some(rest),
                     })
                 });
@@ -434,13 +515,24 @@ impl Engine {
         if let Some(rest) = k.unevaluated_items
             && k.items.is_none()
         {
-            let all = members[1..].iter().any(|m| m.items.is_some() || m.unevaluated_items.is_some());
+            let all = members[1..]
+                .iter()
+                .any(|m| m.items.is_some() || m.unevaluated_items.is_some());
             if !all {
-                out.items = Some(if conditional || members.iter().any(|m| m.contains.is_some()) {
-                    Err("`unevaluatedItems` beside `contains`, `anyOf`, `oneOf` or `if` is only checked, not proved".into())
-                } else {
-                    Ok((members.iter().map(|m| m.prefix_items.len()).max().unwrap_or(0), rest))
-                });
+                out.items = Some(
+                    if conditional || members.iter().any(|m| m.contains.is_some()) {
+                        Err("`unevaluatedItems` beside `contains`, `anyOf`, `oneOf` or `if` is only checked, not proved".into())
+                    } else {
+                        Ok((
+                            members
+                                .iter()
+                                .map(|m| m.prefix_items.len())
+                                .max()
+                                .unwrap_or(0),
+                            rest,
+                        ))
+                    },
+                );
             }
         }
         out
@@ -460,7 +552,11 @@ impl Engine {
     fn probe(&mut self, conj: &Conj) -> Probe {
         if let Some(only) = &conj.only {
             return Probe {
-                candidates: only.iter().filter(|v| !conj.excluded.iter().any(|e| same(e, v))).cloned().collect(),
+                candidates: only
+                    .iter()
+                    .filter(|v| !conj.excluded.iter().any(|e| same(e, v)))
+                    .cloned()
+                    .collect(),
                 exhaustive: true,
                 reason: None,
             };
@@ -471,13 +567,19 @@ impl Engine {
                 if excluded.contains(&Value::Null) {
                     Probe::empty()
                 } else {
-                    Probe { candidates: vec![Value::Null], exhaustive: true, reason: None }
+                    Probe {
+                        candidates: vec![Value::Null],
+                        exhaustive: true,
+                        reason: None,
+                    }
                 }
             }
             Shape::Boolean(mask) => Probe {
                 candidates: [(1, false), (2, true)]
                     .into_iter()
-                    .filter(|(bit, value)| mask & bit != 0 && !excluded.contains(&Value::Bool(*value)))
+                    .filter(|(bit, value)| {
+                        mask & bit != 0 && !excluded.contains(&Value::Bool(*value))
+                    })
                     .map(|(_, value)| Value::Bool(value))
                     .collect(),
                 exhaustive: true,
@@ -491,11 +593,17 @@ impl Engine {
     }
 
     fn string_probe(&self, s: &Str, excluded: &[Value]) -> Probe {
-        let excluded: Vec<String> = excluded.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        let excluded: Vec<String> = excluded
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
         let patterns = &self.arena.patterns;
         let meets = |text: &str| -> Result<bool, String> {
             let length = text.chars().count() as u64;
-            if length < s.min || s.max.is_some_and(|max| length > max) || excluded.iter().any(|e| e == text) {
+            if length < s.min
+                || s.max.is_some_and(|max| length > max)
+                || excluded.iter().any(|e| e == text)
+            {
                 return Ok(false);
             }
             for (ids, wanted) in [(&s.matching, true), (&s.not_matching, false)] {
@@ -503,7 +611,12 @@ impl Engine {
                     match patterns.is_match(id, text) {
                         Some(hit) if hit != wanted => return Ok(false),
                         Some(_) => {}
-                        None => return Err(format!("pattern `{}` is outside the regular subset the engine decides", patterns.source(id))),
+                        None => {
+                            return Err(format!(
+                                "pattern `{}` is outside the regular subset the engine decides",
+                                patterns.source(id)
+                            ));
+                        }
                     }
                 }
             }
@@ -512,7 +625,12 @@ impl Engine {
                     match format.check(text) {
                         Some(hit) if hit != wanted => return Ok(false),
                         Some(_) => {}
-                        None => return Err(format!("format `{}` is not known, so its values cannot be decided", format.name())),
+                        None => {
+                            return Err(format!(
+                                "format `{}` is not known, so its values cannot be decided",
+                                format.name()
+                            ));
+                        }
                     }
                 }
             }
@@ -520,11 +638,16 @@ impl Engine {
         };
         if !s.formats.is_empty() {
             for (index, first) in s.formats.iter().enumerate() {
-                if s.formats[index + 1..].iter().any(|other| first.disjoint(other)) {
+                if s.formats[index + 1..]
+                    .iter()
+                    .any(|other| first.disjoint(other))
+                {
                     return Probe::empty();
                 }
                 let (shortest, longest) = first.lengths();
-                if s.max.is_some_and(|max| max < shortest) || longest.is_some_and(|longest| longest < s.min) {
+                if s.max.is_some_and(|max| max < shortest)
+                    || longest.is_some_and(|longest| longest < s.min)
+                {
                     return Probe::empty();
                 }
             }
@@ -540,7 +663,12 @@ impl Engine {
             let names: Vec<String> = s.formats.iter().map(Format::name).collect();
             return Probe {
                 exhaustive: false,
-                reason: reason.or_else(|| Some(format!("no `{}` string meeting the other constraints was found", names.join("` and `")))),
+                reason: reason.or_else(|| {
+                    Some(format!(
+                        "no `{}` string meeting the other constraints was found",
+                        names.join("` and `")
+                    ))
+                }),
                 candidates,
             };
         }
@@ -567,7 +695,13 @@ impl Engine {
                     .take(4)
                     .map(Value::String)
                     .collect();
-                Probe { candidates, exhaustive: false, reason: reason.or_else(|| Some("no string outside the excluded formats was found".into())) }
+                Probe {
+                    candidates,
+                    exhaustive: false,
+                    reason: reason.or_else(|| {
+                        Some("no string outside the excluded formats was found".into())
+                    }),
+                }
             }
             Search::Unknown(reason) => {
                 let fallback = ["", "a", "0", "ab", "A", " ", "-", "a0", "aaaaaaaaaa"];
@@ -576,7 +710,11 @@ impl Engine {
                     .filter(|text| meets(text).unwrap_or(false))
                     .map(|text| Value::String((*text).to_owned()))
                     .collect();
-                Probe { candidates, exhaustive: false, reason: Some(reason) }
+                Probe {
+                    candidates,
+                    exhaustive: false,
+                    reason: Some(reason),
+                }
             }
         }
     }
@@ -590,8 +728,12 @@ impl Engine {
         let mut a = a.clone();
         let mut merged: Vec<Count> = Vec::new();
         for count in std::mem::take(&mut a.counts) {
-            let same_set = |engine: &mut Engine, x: Lit, y: Lit| x == y || (x.1 == y.1 && engine.equivalent(x.0, y.0));
-            let index = (0..merged.len()).find(|&i| merged[i].start == count.start && same_set(self, merged[i].lit, count.lit));
+            let same_set = |engine: &mut Engine, x: Lit, y: Lit| {
+                x == y || (x.1 == y.1 && engine.equivalent(x.0, y.0))
+            };
+            let index = (0..merged.len()).find(|&i| {
+                merged[i].start == count.start && same_set(self, merged[i].lit, count.lit)
+            });
             match index.map(|i| &mut merged[i]) {
                 Some(existing) => {
                     existing.min = existing.min.max(count.min);
@@ -616,7 +758,12 @@ impl Engine {
         let a = &a;
         let base = |index: usize| -> Vec<Lit> {
             let mut lits: Vec<Lit> = a.positional.get(index).cloned().unwrap_or_default();
-            lits.extend(a.tails.iter().filter(|(start, _)| *start <= index).map(|(_, lit)| *lit));
+            lits.extend(
+                a.tails
+                    .iter()
+                    .filter(|(start, _)| *start <= index)
+                    .map(|(_, lit)| *lit),
+            );
             lits
         };
         let settled = a
@@ -640,11 +787,15 @@ impl Engine {
             note(&found, &mut reason);
         }
         for count in a.counts.iter().filter(|c| c.min > 0) {
-            if a.max.is_some_and(|max| max < count.start as u64 + count.min) {
+            if a.max
+                .is_some_and(|max| max < count.start as u64 + count.min)
+            {
                 return Probe::empty();
             }
             let last = settled.max(count.start);
-            let reachable = a.max.map_or(last, |max| last.min(max.saturating_sub(1) as usize));
+            let reachable = a
+                .max
+                .map_or(last, |max| last.min(max.saturating_sub(1) as usize));
             let mut any = false;
             for index in count.start..=reachable {
                 let mut goal = base(index);
@@ -661,11 +812,19 @@ impl Engine {
             }
         }
         // Construction: the shortest lengths that can satisfy every count.
-        let mut shortest = a.min.max(a.counts.iter().map(|c| c.start as u64 + c.min).max().unwrap_or(0));
+        let mut shortest = a.min.max(
+            a.counts
+                .iter()
+                .map(|c| c.start as u64 + c.min)
+                .max()
+                .unwrap_or(0),
+        );
         if a.duplicate {
             shortest = shortest.max(2);
         }
-        for (length, last) in (shortest..shortest + 3).flat_map(|length| [(length, false), (length, true)]) {
+        for (length, last) in
+            (shortest..shortest + 3).flat_map(|length| [(length, false), (length, true)])
+        {
             if a.max.is_some_and(|max| length > max) {
                 break;
             }
@@ -716,7 +875,9 @@ impl Engine {
                 return Probe::some(vec![candidate]);
             }
         }
-        Probe::unknown(reason.unwrap_or_else(|| "no array meeting every item constraint was found".into()))
+        Probe::unknown(
+            reason.unwrap_or_else(|| "no array meeting every item constraint was found".into()),
+        )
     }
 }
 
@@ -756,7 +917,12 @@ fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
     }
     if let (Some(low), Some(high)) = (low, high) {
         let middle = (low + high) / 2.0;
-        points.extend([middle, middle.floor(), middle.ceil(), low + (high - low) / 3.0]);
+        points.extend([
+            middle,
+            middle.floor(),
+            middle.ceil(),
+            low + (high - low) / 3.0,
+        ]);
     }
     let mut preferred = Vec::new();
     for &m in &n.multiples {
@@ -801,7 +967,11 @@ fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
     if !candidates.is_empty() {
         return Probe::some(candidates.into_iter().filter_map(number_value).collect());
     }
-    if n.integer && integer_low.is_finite() && integer_high.is_finite() && integer_high - integer_low <= 4096.0 {
+    if n.integer
+        && integer_low.is_finite()
+        && integer_high.is_finite()
+        && integer_high - integer_low <= 4096.0
+    {
         let mut x = integer_low;
         let mut all = Vec::new();
         while x <= integer_high {
@@ -810,7 +980,11 @@ fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
             }
             x += 1.0;
         }
-        return Probe { candidates: all, exhaustive: true, reason: None };
+        return Probe {
+            candidates: all,
+            exhaustive: true,
+            reason: None,
+        };
     }
     for &m in &n.multiples {
         if let (Some(low), Some(high)) = (n.low, n.high) {

@@ -22,15 +22,23 @@ pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         // Integers exactly (2^53 + 1 is not 2^53), other numbers by value.
         (Value::Number(x), Value::Number(y)) => {
-            let integer = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+            let integer = |n: &serde_json::Number| {
+                n.as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from))
+            };
             match (integer(x), integer(y)) {
                 (Some(a), Some(b)) => a == b,
                 _ => x.as_f64() == y.as_f64(),
             }
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(key, a)| y.get(key).is_some_and(|b| same(a, b)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, a)| y.get(key).is_some_and(|b| same(a, b)))
         }
         _ => a == b,
     }
@@ -177,7 +185,10 @@ impl<'a> Evaluator<'a> {
             }
         }
         if !k.one_of.is_empty() {
-            let mut passing = k.one_of.iter().filter_map(|&b| self.evaluate(value, b, depth + 1));
+            let mut passing = k
+                .one_of
+                .iter()
+                .filter_map(|&b| self.evaluate(value, b, depth + 1));
             let first = passing.next()?;
             if passing.next().is_some() {
                 return None;
@@ -260,7 +271,9 @@ impl<'a> Evaluator<'a> {
 
     fn string(&self, text: &str, k: &Keywords) -> Option<()> {
         let length = text.chars().count() as u64;
-        if k.min_length.is_some_and(|min| length < min) || k.max_length.is_some_and(|max| length > max) {
+        if k.min_length.is_some_and(|min| length < min)
+            || k.max_length.is_some_and(|max| length > max)
+        {
             return None;
         }
         if let Some(pattern) = k.pattern {
@@ -277,15 +290,25 @@ impl<'a> Evaluator<'a> {
             match format.check(text) {
                 Some(false) => return None,
                 Some(true) => {}
-                None => self.doubt(format!("format `{}` is not known, so its values cannot be decided", format.name())),
+                None => self.doubt(format!(
+                    "format `{}` is not known, so its values cannot be decided",
+                    format.name()
+                )),
             }
         }
         Some(())
     }
 
-    fn array(&self, items: &[Value], k: &Keywords, depth: usize, evaluated: &mut Evaluated) -> Option<()> {
+    fn array(
+        &self,
+        items: &[Value],
+        k: &Keywords,
+        depth: usize,
+        evaluated: &mut Evaluated,
+    ) -> Option<()> {
         let count = items.len() as u64;
-        if k.min_items.is_some_and(|min| count < min) || k.max_items.is_some_and(|max| count > max) {
+        if k.min_items.is_some_and(|min| count < min) || k.max_items.is_some_and(|max| count > max)
+        {
             return None;
         }
         if k.unique_items {
@@ -318,16 +341,26 @@ impl<'a> Evaluator<'a> {
             if matching == count {
                 evaluated.all_items = true;
             } else if k.unevaluated_items.is_some() {
-                self.doubt("`unevaluatedItems` beside `contains` that matched only some items".into());
+                self.doubt(
+                    "`unevaluatedItems` beside `contains` that matched only some items".into(),
+                );
             }
         }
         Some(())
     }
 
-    fn object(&self, value: &Value, k: &Keywords, depth: usize, evaluated: &mut Evaluated) -> Option<()> {
+    fn object(
+        &self,
+        value: &Value,
+        k: &Keywords,
+        depth: usize,
+        evaluated: &mut Evaluated,
+    ) -> Option<()> {
         let map = value.as_object()?;
         let count = map.len() as u64;
-        if k.min_properties.is_some_and(|min| count < min) || k.max_properties.is_some_and(|max| count > max) {
+        if k.min_properties.is_some_and(|min| count < min)
+            || k.max_properties.is_some_and(|max| count > max)
+        {
             return None;
         }
         if k.required.iter().any(|name| !map.contains_key(name)) {

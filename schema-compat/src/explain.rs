@@ -8,14 +8,19 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use crate::Change;
 use crate::engine::{Engine, Found};
 use crate::rule::Rule;
 use crate::schema::{Bound, Keywords, NodeId, Side, types};
-use crate::Change;
 
 pub fn changes(engine: &mut Engine, old: NodeId, new: NodeId) -> Vec<Change> {
-    let mut explainer = Explainer { engine, out: Vec::new(), seen: HashSet::new(), unpaired: Vec::new() };
-    explainer.pair(old, new);
+    let mut explainer = Explainer {
+        engine,
+        out: Vec::new(),
+        seen: HashSet::new(),
+        unpaired: Vec::new(),
+    };
+    explainer.pair(old, new, (true, true));
     explainer.out
 }
 
@@ -42,14 +47,21 @@ struct Difference {
 }
 
 fn difference(rule: Rule, backward: bool, forward: bool, message: String) -> Difference {
-    Difference { rule, message, backward, forward }
+    Difference {
+        rule,
+        message,
+        backward,
+        forward,
+    }
 }
 
 impl Explainer<'_> {
     fn through_refs(&self, mut node: NodeId) -> NodeId {
         for _ in 0..32 {
             match self.engine.arena.keywords(node) {
-                Some(k) if k.reference.is_some() && only_reference(k) => node = k.reference.unwrap_or(node),
+                Some(k) if k.reference.is_some() && only_reference(k) => {
+                    node = k.reference.unwrap_or(node)
+                }
                 _ => break,
             }
         }
@@ -58,33 +70,66 @@ impl Explainer<'_> {
 
     fn pointer(&self, node: NodeId) -> String {
         let pointer = &self.engine.arena.node(node).pointer;
-        if pointer.is_empty() { "/".to_owned() } else { pointer.clone() }
+        if pointer.is_empty() {
+            "/".to_owned()
+        } else {
+            pointer.clone()
+        }
     }
 
-    /// Returns which directions broke at this pair.
     fn related(&mut self, old: NodeId, new: NodeId, relation: Relation) -> bool {
         match relation {
             Relation::Included => {
                 matches!(self.engine.difference(old, new, None), Found::Empty)
                     || matches!(self.engine.difference(new, old, None), Found::Empty)
             }
-            Relation::Overlapping => !matches!(self.engine.inhabit(vec![(old, true), (new, true)]), Found::Empty),
+            Relation::Overlapping => !matches!(
+                self.engine.inhabit(vec![(old, true), (new, true)]),
+                Found::Empty
+            ),
         }
     }
 
     /// A union branch with no partner: a kind of value that came or went.
-    fn unpaired_branch(&mut self, branch: NodeId, old_side: bool, other: NodeId, breaks: (bool, bool)) -> bool {
-        let constant = self.engine.arena.keywords(branch).and_then(|k| k.values.clone());
+    fn unpaired_branch(
+        &mut self,
+        branch: NodeId,
+        old_side: bool,
+        other: NodeId,
+        breaks: (bool, bool),
+    ) -> bool {
+        let constant = self
+            .engine
+            .arena
+            .keywords(branch)
+            .and_then(|k| k.values.clone());
         let (rule, message) = match (constant, old_side) {
-            (Some(values), true) => (Rule::EnumValueRemoved, format!("{} no longer allowed", Value::Array(values))),
-            (Some(values), false) => (Rule::EnumValueAdded, format!("{} now allowed", Value::Array(values))),
-            (None, true) => (Rule::TypeNarrowed, "a branch of the union has no counterpart".to_owned()),
+            (Some(values), true) => (
+                Rule::EnumValueRemoved,
+                format!("{} no longer allowed", Value::Array(values)),
+            ),
+            (Some(values), false) => (
+                Rule::EnumValueAdded,
+                format!("{} now allowed", Value::Array(values)),
+            ),
+            (None, true) => (
+                Rule::TypeNarrowed,
+                "a branch of the union has no counterpart".to_owned(),
+            ),
             (None, false) => (Rule::TypeWidened, "the union has a new branch".to_owned()),
         };
         let breaking = if old_side { breaks.0 } else { breaks.1 };
-        let (old, new) = if old_side { (branch, other) } else { (other, branch) };
+        let (old, new) = if old_side {
+            (branch, other)
+        } else {
+            (other, branch)
+        };
         let witness = if breaking {
-            let (sub, sup, producer) = if old_side { (branch, other, Side::Old) } else { (branch, other, Side::New) };
+            let (sub, sup, producer) = if old_side {
+                (branch, other, Side::Old)
+            } else {
+                (branch, other, Side::New)
+            };
             witness_of(&self.engine.difference(sub, sup, Some(producer)))
         } else {
             None
@@ -101,7 +146,10 @@ impl Explainer<'_> {
         breaking
     }
 
-    fn pair(&mut self, old: NodeId, new: NodeId) -> (bool, bool) {
+    /// Returns which directions broke at this pair. `mask`: the directions that broke at
+    /// every pair above, the only ones a change here may claim (a subschema can break
+    /// where its context does not).
+    fn pair(&mut self, old: NodeId, new: NodeId, mask: (bool, bool)) -> (bool, bool) {
         let (old, new) = (self.through_refs(old), self.through_refs(new));
         if !self.seen.insert((old, new)) {
             return (false, false);
@@ -109,14 +157,16 @@ impl Explainer<'_> {
         let backward = self.engine.difference(old, new, Some(Side::Old));
         let forward = self.engine.difference(new, old, Some(Side::New));
         let breaks = |found: &Found| !matches!(found, Found::Empty);
-        let (breaks_backward, breaks_forward) = (breaks(&backward), breaks(&forward));
+        let (breaks_backward, breaks_forward) =
+            (mask.0 && breaks(&backward), mask.1 && breaks(&forward));
         let mut claimed = (false, false);
         self.unpaired.clear();
         let children = self.children(old, new);
         let unpaired = std::mem::take(&mut self.unpaired);
         for (branch, old_side) in unpaired {
             let other = if old_side { new } else { old };
-            let breaking = self.unpaired_branch(branch, old_side, other, (breaks_backward, breaks_forward));
+            let breaking =
+                self.unpaired_branch(branch, old_side, other, (breaks_backward, breaks_forward));
             if old_side {
                 claimed.0 |= breaking;
             } else {
@@ -125,13 +175,16 @@ impl Explainer<'_> {
         }
         for (old_child, new_child, rename) in children {
             let before = self.out.len();
-            let (b, f) = self.pair(old_child, new_child);
+            let (b, f) = self.pair(old_child, new_child, (breaks_backward, breaks_forward));
             if let Some((narrowed, widened)) = rename {
                 let here = Some(self.pointer(self.through_refs(old_child)));
-                let boolean = [old_child, new_child].iter().any(|n| self.engine.arena.keywords(*n).is_none());
+                let boolean = [old_child, new_child]
+                    .iter()
+                    .any(|n| self.engine.arena.keywords(*n).is_none());
                 for change in &mut self.out[before..] {
                     let generic = matches!(change.rule, Rule::ValuesNarrowed | Rule::ValuesWidened)
-                        || (boolean && matches!(change.rule, Rule::TypeNarrowed | Rule::TypeWidened));
+                        || (boolean
+                            && matches!(change.rule, Rule::TypeNarrowed | Rule::TypeWidened));
                     if generic && change.old_pointer == here {
                         change.rule = if change.backward { narrowed } else { widened };
                     }
@@ -140,8 +193,17 @@ impl Explainer<'_> {
             claimed.0 |= b;
             claimed.1 |= f;
         }
-        let (Some(old_k), Some(new_k)) = (self.engine.arena.keywords(old), self.engine.arena.keywords(new)) else {
-            return self.leftover(old, new, &backward, &forward, claimed);
+        let (Some(old_k), Some(new_k)) = (
+            self.engine.arena.keywords(old),
+            self.engine.arena.keywords(new),
+        ) else {
+            return self.leftover(
+                old,
+                new,
+                (&backward, &forward),
+                (breaks_backward, breaks_forward),
+                claimed,
+            );
         };
         let differences = keyword_differences(old_k, new_k);
         for d in differences {
@@ -166,22 +228,54 @@ impl Explainer<'_> {
                 witness,
             });
         }
-        self.leftover(old, new, &backward, &forward, claimed)
+        self.leftover(
+            old,
+            new,
+            (&backward, &forward),
+            (breaks_backward, breaks_forward),
+            claimed,
+        )
     }
 
     /// A change for each direction that broke here with no keyword or child to blame.
-    fn leftover(&mut self, old: NodeId, new: NodeId, backward: &Found, forward: &Found, claimed: (bool, bool)) -> (bool, bool) {
-        for (found, is_backward, was_claimed) in [(backward, true, claimed.0), (forward, false, claimed.1)] {
-            if was_claimed || matches!(found, Found::Empty) {
+    fn leftover(
+        &mut self,
+        old: NodeId,
+        new: NodeId,
+        (backward, forward): (&Found, &Found),
+        breaks: (bool, bool),
+        claimed: (bool, bool),
+    ) -> (bool, bool) {
+        for (found, is_backward, was_claimed, broken) in [
+            (backward, true, claimed.0, breaks.0),
+            (forward, false, claimed.1, breaks.1),
+        ] {
+            if was_claimed || !broken {
                 continue;
             }
-            let boolean = [old, new].iter().any(|n| self.engine.arena.keywords(*n).is_none());
+            let boolean = [old, new]
+                .iter()
+                .any(|n| self.engine.arena.keywords(*n).is_none());
             let (rule, message) = match found {
-                Found::Unknown(reason) => (Rule::Undecidable, format!("cannot be decided: {reason}")),
-                _ if boolean && is_backward => (Rule::TypeNarrowed, "values the old schema accepted are refused".to_owned()),
-                _ if boolean => (Rule::TypeWidened, "values the old schema refused are accepted".to_owned()),
-                _ if is_backward => (Rule::ValuesNarrowed, "some values the old schema accepted are refused".to_owned()),
-                _ => (Rule::ValuesWidened, "some values the new schema accepts were refused before".to_owned()),
+                Found::Unknown(reason) => {
+                    (Rule::Undecidable, format!("cannot be decided: {reason}"))
+                }
+                _ if boolean && is_backward => (
+                    Rule::TypeNarrowed,
+                    "values the old schema accepted are refused".to_owned(),
+                ),
+                _ if boolean => (
+                    Rule::TypeWidened,
+                    "values the old schema refused are accepted".to_owned(),
+                ),
+                _ if is_backward => (
+                    Rule::ValuesNarrowed,
+                    "some values the old schema accepted are refused".to_owned(),
+                ),
+                _ => (
+                    Rule::ValuesWidened,
+                    "some values the new schema accepts were refused before".to_owned(),
+                ),
             };
             self.out.push(Change {
                 rule,
@@ -193,13 +287,20 @@ impl Explainer<'_> {
                 witness: witness_of(found),
             });
         }
-        (!matches!(backward, Found::Empty), !matches!(forward, Found::Empty))
+        breaks
     }
 
     /// Subschemas that correspond: same property, items, extra properties, union branches
     /// related by inclusion; with the rules a break found only there is named by.
-    fn children(&mut self, old: NodeId, new: NodeId) -> Vec<(NodeId, NodeId, Option<(Rule, Rule)>)> {
-        let (Some(o), Some(n)) = (self.engine.arena.keywords(old), self.engine.arena.keywords(new)) else {
+    fn children(
+        &mut self,
+        old: NodeId,
+        new: NodeId,
+    ) -> Vec<(NodeId, NodeId, Option<(Rule, Rule)>)> {
+        let (Some(o), Some(n)) = (
+            self.engine.arena.keywords(old),
+            self.engine.arena.keywords(new),
+        ) else {
             return Vec::new();
         };
         let mut pairs = Vec::new();
@@ -217,7 +318,9 @@ impl Explainer<'_> {
             }
         }
         for (name, old_child) in &o.dependent_schemas {
-            if let Some((_, new_child)) = n.dependent_schemas.iter().find(|(other, _)| other == name) {
+            if let Some((_, new_child)) =
+                n.dependent_schemas.iter().find(|(other, _)| other == name)
+            {
                 pairs.push((*old_child, *new_child, None));
             }
         }
@@ -229,7 +332,10 @@ impl Explainer<'_> {
                 }
             }
         }
-        let extra = Some((Rule::AdditionalPropertiesClosed, Rule::AdditionalPropertiesOpened));
+        let extra = Some((
+            Rule::AdditionalPropertiesClosed,
+            Rule::AdditionalPropertiesOpened,
+        ));
         let names = Some((Rule::PropertyNamesChanged, Rule::PropertyNamesChanged));
         for (a, b, rename) in [
             (o.items, n.items, None),
@@ -286,7 +392,13 @@ impl Explainer<'_> {
                 .zip(&paired)
                 .filter(|(_, paired)| !**paired)
                 .map(|(branch, _)| (*branch, true))
-                .chain(new_branches.iter().zip(&used).filter(|(_, used)| !**used).map(|(branch, _)| (*branch, false)))
+                .chain(
+                    new_branches
+                        .iter()
+                        .zip(&used)
+                        .filter(|(_, used)| !**used)
+                        .map(|(branch, _)| (*branch, false)),
+                )
                 .collect();
         }
         pairs
@@ -301,20 +413,15 @@ fn witness_of(found: &Found) -> Option<Value> {
 }
 
 fn only_reference(k: &Keywords) -> bool {
-    k.types.is_none()
-        && k.values.is_none()
-        && k.properties.is_empty()
-        && k.all_of.is_empty()
-        && k.any_of.is_empty()
-        && k.one_of.is_empty()
-        && k.items.is_none()
-        && k.not.is_none()
-        && k.if_then_else.is_none()
-        && k.additional_properties.is_none()
+    k.reference.is_some() && k.is_only_reference()
 }
 
 fn branches(k: &Keywords) -> Vec<NodeId> {
-    if !k.one_of.is_empty() { k.one_of.clone() } else { k.any_of.clone() }
+    if !k.one_of.is_empty() {
+        k.one_of.clone()
+    } else {
+        k.any_of.clone()
+    }
 }
 
 /// The integers or numbers a bound admits, comparable: for integers an exclusive bound is
@@ -324,10 +431,18 @@ fn effective(bound: Option<Bound>, integer: bool, lower: bool) -> Option<(f64, b
     if integer {
         let value = if lower {
             let c = bound.value.ceil();
-            if bound.exclusive && c == bound.value { c + 1.0 } else { c }
+            if bound.exclusive && c == bound.value {
+                c + 1.0
+            } else {
+                c
+            }
         } else {
             let f = bound.value.floor();
-            if bound.exclusive && f == bound.value { f - 1.0 } else { f }
+            if bound.exclusive && f == bound.value {
+                f - 1.0
+            } else {
+                f
+            }
         };
         Some((value, false))
     } else {
@@ -346,142 +461,420 @@ fn tighter_upper(a: (f64, bool), b: (f64, bool)) -> bool {
 }
 
 fn show(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { value.to_string() }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        value.to_string()
+    }
 }
 
 fn keyword_differences(o: &Keywords, n: &Keywords) -> Vec<Difference> {
     let mut out = Vec::new();
     let (old_types, new_types) = (o.types.unwrap_or(types::ALL), n.types.unwrap_or(types::ALL));
-    let norm = |set: u8| if set & types::NUMBER != 0 { set | types::INTEGER } else { set };
+    let norm = |set: u8| {
+        if set & types::NUMBER != 0 {
+            set | types::INTEGER
+        } else {
+            set
+        }
+    };
     let (old_types, new_types) = (norm(old_types), norm(new_types));
     let lost = old_types & !new_types;
     let gained = new_types & !old_types;
     if lost & types::NULL != 0 {
-        out.push(difference(Rule::NullableRemoved, true, false, "null is no longer allowed".into()));
+        out.push(difference(
+            Rule::NullableRemoved,
+            true,
+            false,
+            "null is no longer allowed".into(),
+        ));
     }
     if gained & types::NULL != 0 {
-        out.push(difference(Rule::NullableAdded, false, true, "null is now allowed".into()));
+        out.push(difference(
+            Rule::NullableAdded,
+            false,
+            true,
+            "null is now allowed".into(),
+        ));
     }
     let names = |set: u8| types::names(set & !types::NULL).join("`, `");
     if lost & !types::NULL != 0 {
-        out.push(difference(Rule::TypeNarrowed, true, false, format!("`{}` values are no longer allowed", names(lost))));
+        out.push(difference(
+            Rule::TypeNarrowed,
+            true,
+            false,
+            format!("`{}` values are no longer allowed", names(lost)),
+        ));
     }
     if gained & !types::NULL != 0 {
-        out.push(difference(Rule::TypeWidened, false, true, format!("`{}` values are now allowed", names(gained))));
+        out.push(difference(
+            Rule::TypeWidened,
+            false,
+            true,
+            format!("`{}` values are now allowed", names(gained)),
+        ));
     }
     match (&o.values, &n.values) {
-        (None, Some(values)) => out.push(difference(Rule::EnumAdded, true, false, format!("values are now limited to {}", Value::Array(values.clone())))),
-        (Some(values), None) => out.push(difference(Rule::EnumRemoved, false, true, format!("values are no longer limited to {}", Value::Array(values.clone())))),
+        (None, Some(values)) => out.push(difference(
+            Rule::EnumAdded,
+            true,
+            false,
+            format!("values are now limited to {}", Value::Array(values.clone())),
+        )),
+        (Some(values), None) => out.push(difference(
+            Rule::EnumRemoved,
+            false,
+            true,
+            format!(
+                "values are no longer limited to {}",
+                Value::Array(values.clone())
+            ),
+        )),
         (Some(old), Some(new)) => {
-            let removed: Vec<Value> = old.iter().filter(|v| !new.iter().any(|w| crate::eval::same(v, w))).cloned().collect();
-            let added: Vec<Value> = new.iter().filter(|v| !old.iter().any(|w| crate::eval::same(v, w))).cloned().collect();
+            let removed: Vec<Value> = old
+                .iter()
+                .filter(|v| !new.iter().any(|w| crate::eval::same(v, w)))
+                .cloned()
+                .collect();
+            let added: Vec<Value> = new
+                .iter()
+                .filter(|v| !old.iter().any(|w| crate::eval::same(v, w)))
+                .cloned()
+                .collect();
             if !removed.is_empty() {
-                out.push(difference(Rule::EnumValueRemoved, true, false, format!("{} no longer allowed", Value::Array(removed))));
+                out.push(difference(
+                    Rule::EnumValueRemoved,
+                    true,
+                    false,
+                    format!("{} no longer allowed", Value::Array(removed)),
+                ));
             }
             if !added.is_empty() {
-                out.push(difference(Rule::EnumValueAdded, false, true, format!("{} now allowed", Value::Array(added))));
+                out.push(difference(
+                    Rule::EnumValueAdded,
+                    false,
+                    true,
+                    format!("{} now allowed", Value::Array(added)),
+                ));
             }
         }
         (None, None) => {}
     }
-    let integer = |k: &Keywords| k.types.is_some_and(|t| t & types::NUMBER == 0 && t & types::INTEGER != 0);
-    let (old_low, new_low) = (effective(o.minimum, integer(o), true), effective(n.minimum, integer(n), true));
+    let integer = |k: &Keywords| {
+        k.types
+            .is_some_and(|t| t & types::NUMBER == 0 && t & types::INTEGER != 0)
+    };
+    let (old_low, new_low) = (
+        effective(o.minimum, integer(o), true),
+        effective(n.minimum, integer(n), true),
+    );
     match (old_low, new_low) {
-        (None, Some(b)) => out.push(difference(Rule::MinimumRaised, true, false, format!("a lower bound of {} was added", show(b.0)))),
-        (Some(a), None) => out.push(difference(Rule::MinimumLowered, false, true, format!("the lower bound {} was removed", show(a.0)))),
-        (Some(a), Some(b)) if tighter_lower(b, a) => out.push(difference(Rule::MinimumRaised, true, false, format!("the lower bound rose from {} to {}", show(a.0), show(b.0)))),
-        (Some(a), Some(b)) if tighter_lower(a, b) => out.push(difference(Rule::MinimumLowered, false, true, format!("the lower bound fell from {} to {}", show(a.0), show(b.0)))),
+        (None, Some(b)) => out.push(difference(
+            Rule::MinimumRaised,
+            true,
+            false,
+            format!("a lower bound of {} was added", show(b.0)),
+        )),
+        (Some(a), None) => out.push(difference(
+            Rule::MinimumLowered,
+            false,
+            true,
+            format!("the lower bound {} was removed", show(a.0)),
+        )),
+        (Some(a), Some(b)) if tighter_lower(b, a) => out.push(difference(
+            Rule::MinimumRaised,
+            true,
+            false,
+            format!("the lower bound rose from {} to {}", show(a.0), show(b.0)),
+        )),
+        (Some(a), Some(b)) if tighter_lower(a, b) => out.push(difference(
+            Rule::MinimumLowered,
+            false,
+            true,
+            format!("the lower bound fell from {} to {}", show(a.0), show(b.0)),
+        )),
         _ => {}
     }
-    let (old_high, new_high) = (effective(o.maximum, integer(o), false), effective(n.maximum, integer(n), false));
+    let (old_high, new_high) = (
+        effective(o.maximum, integer(o), false),
+        effective(n.maximum, integer(n), false),
+    );
     match (old_high, new_high) {
-        (None, Some(b)) => out.push(difference(Rule::MaximumLowered, true, false, format!("an upper bound of {} was added", show(b.0)))),
-        (Some(a), None) => out.push(difference(Rule::MaximumRaised, false, true, format!("the upper bound {} was removed", show(a.0)))),
-        (Some(a), Some(b)) if tighter_upper(b, a) => out.push(difference(Rule::MaximumLowered, true, false, format!("the upper bound fell from {} to {}", show(a.0), show(b.0)))),
-        (Some(a), Some(b)) if tighter_upper(a, b) => out.push(difference(Rule::MaximumRaised, false, true, format!("the upper bound rose from {} to {}", show(a.0), show(b.0)))),
+        (None, Some(b)) => out.push(difference(
+            Rule::MaximumLowered,
+            true,
+            false,
+            format!("an upper bound of {} was added", show(b.0)),
+        )),
+        (Some(a), None) => out.push(difference(
+            Rule::MaximumRaised,
+            false,
+            true,
+            format!("the upper bound {} was removed", show(a.0)),
+        )),
+        (Some(a), Some(b)) if tighter_upper(b, a) => out.push(difference(
+            Rule::MaximumLowered,
+            true,
+            false,
+            format!("the upper bound fell from {} to {}", show(a.0), show(b.0)),
+        )),
+        (Some(a), Some(b)) if tighter_upper(a, b) => out.push(difference(
+            Rule::MaximumRaised,
+            false,
+            true,
+            format!("the upper bound rose from {} to {}", show(a.0), show(b.0)),
+        )),
         _ => {}
     }
     if o.multiple_of != n.multiple_of {
-        out.push(difference(Rule::MultipleOfChanged, true, true, format!("`multipleOf` changed from {:?} to {:?}", o.multiple_of, n.multiple_of)));
+        out.push(difference(
+            Rule::MultipleOfChanged,
+            true,
+            true,
+            format!(
+                "`multipleOf` changed from {:?} to {:?}",
+                o.multiple_of, n.multiple_of
+            ),
+        ));
     }
-    let mut counts = |old: Option<u64>, new: Option<u64>, min: bool, rules: (Rule, Rule), what: &str| {
-        let (old, new) = (old.unwrap_or(if min { 0 } else { u64::MAX }), new.unwrap_or(if min { 0 } else { u64::MAX }));
-        let shown = |v: u64| if v == u64::MAX { "none".to_owned() } else { v.to_string() };
-        if old == new {
-            return;
-        }
-        let narrower = if min { new > old } else { new < old };
-        let rule = if new > old { rules.0 } else { rules.1 };
-        out.push(difference(rule, narrower, !narrower, format!("{what} went from {} to {}", shown(old), shown(new))));
-    };
-    counts(o.min_length, n.min_length, true, (Rule::MinLengthRaised, Rule::MinLengthLowered), "the shortest length");
-    counts(o.max_length, n.max_length, false, (Rule::MaxLengthRaised, Rule::MaxLengthLowered), "the longest length");
-    counts(o.min_items, n.min_items, true, (Rule::MinItemsRaised, Rule::MinItemsLowered), "the fewest items");
-    counts(o.max_items, n.max_items, false, (Rule::MaxItemsRaised, Rule::MaxItemsLowered), "the most items");
-    counts(o.min_properties, n.min_properties, true, (Rule::MinPropertiesRaised, Rule::MinPropertiesLowered), "the fewest properties");
-    counts(o.max_properties, n.max_properties, false, (Rule::MaxPropertiesRaised, Rule::MaxPropertiesLowered), "the most properties");
+    let mut counts =
+        |old: Option<u64>, new: Option<u64>, min: bool, rules: (Rule, Rule), what: &str| {
+            let (old, new) = (
+                old.unwrap_or(if min { 0 } else { u64::MAX }),
+                new.unwrap_or(if min { 0 } else { u64::MAX }),
+            );
+            let shown = |v: u64| {
+                if v == u64::MAX {
+                    "none".to_owned()
+                } else {
+                    v.to_string()
+                }
+            };
+            if old == new {
+                return;
+            }
+            let narrower = if min { new > old } else { new < old };
+            let rule = if new > old { rules.0 } else { rules.1 };
+            out.push(difference(
+                rule,
+                narrower,
+                !narrower,
+                format!("{what} went from {} to {}", shown(old), shown(new)),
+            ));
+        };
+    counts(
+        o.min_length,
+        n.min_length,
+        true,
+        (Rule::MinLengthRaised, Rule::MinLengthLowered),
+        "the shortest length",
+    );
+    counts(
+        o.max_length,
+        n.max_length,
+        false,
+        (Rule::MaxLengthRaised, Rule::MaxLengthLowered),
+        "the longest length",
+    );
+    counts(
+        o.min_items,
+        n.min_items,
+        true,
+        (Rule::MinItemsRaised, Rule::MinItemsLowered),
+        "the fewest items",
+    );
+    counts(
+        o.max_items,
+        n.max_items,
+        false,
+        (Rule::MaxItemsRaised, Rule::MaxItemsLowered),
+        "the most items",
+    );
+    counts(
+        o.min_properties,
+        n.min_properties,
+        true,
+        (Rule::MinPropertiesRaised, Rule::MinPropertiesLowered),
+        "the fewest properties",
+    );
+    counts(
+        o.max_properties,
+        n.max_properties,
+        false,
+        (Rule::MaxPropertiesRaised, Rule::MaxPropertiesLowered),
+        "the most properties",
+    );
     if o.pattern.is_some() || n.pattern.is_some() {
         let same_pattern = o.pattern == n.pattern;
         if !same_pattern {
-            out.push(difference(Rule::PatternChanged, true, true, "the pattern changed".into()));
+            out.push(difference(
+                Rule::PatternChanged,
+                true,
+                true,
+                "the pattern changed".into(),
+            ));
         }
     }
     if o.format != n.format {
-        let name = |f: &Option<crate::format::Format>| f.as_ref().map_or("none".to_owned(), |f| format!("`{}`", f.name()));
-        out.push(difference(Rule::FormatChanged, true, true, format!("the format went from {} to {}", name(&o.format), name(&n.format))));
+        let name = |f: &Option<crate::format::Format>| {
+            f.as_ref()
+                .map_or("none".to_owned(), |f| format!("`{}`", f.name()))
+        };
+        out.push(difference(
+            Rule::FormatChanged,
+            true,
+            true,
+            format!(
+                "the format went from {} to {}",
+                name(&o.format),
+                name(&n.format)
+            ),
+        ));
     }
     if o.unique_items != n.unique_items {
-        let rule = if n.unique_items { Rule::UniqueItemsAdded } else { Rule::UniqueItemsRemoved };
-        out.push(difference(rule, n.unique_items, !n.unique_items, "`uniqueItems` changed".into()));
+        let rule = if n.unique_items {
+            Rule::UniqueItemsAdded
+        } else {
+            Rule::UniqueItemsRemoved
+        };
+        out.push(difference(
+            rule,
+            n.unique_items,
+            !n.unique_items,
+            "`uniqueItems` changed".into(),
+        ));
     }
-    if o.prefix_items.len() != n.prefix_items.len() || o.contains.is_some() != n.contains.is_some() || o.min_contains != n.min_contains || o.max_contains != n.max_contains {
-        out.push(difference(Rule::ItemsChanged, true, true, "the tuple or `contains` constraints changed".into()));
+    if o.prefix_items.len() != n.prefix_items.len()
+        || o.contains.is_some() != n.contains.is_some()
+        || o.min_contains != n.min_contains
+        || o.max_contains != n.max_contains
+    {
+        out.push(difference(
+            Rule::ItemsChanged,
+            true,
+            true,
+            "the tuple or `contains` constraints changed".into(),
+        ));
     }
     for (name, _) in &o.properties {
         if !n.properties.iter().any(|(other, _)| other == name) {
-            out.push(difference(Rule::PropertyRemoved, true, false, format!("`{name}` is no longer declared")));
+            out.push(difference(
+                Rule::PropertyRemoved,
+                true,
+                false,
+                format!("`{name}` is no longer declared"),
+            ));
         }
     }
     for (name, _) in &n.properties {
         if !o.properties.iter().any(|(other, _)| other == name) {
-            out.push(difference(Rule::PropertyAdded, false, true, format!("`{name}` was added")));
+            out.push(difference(
+                Rule::PropertyAdded,
+                false,
+                true,
+                format!("`{name}` was added"),
+            ));
         }
     }
     for name in &n.required {
         if !o.required.contains(name) {
             let declared_before = o.properties.iter().any(|(other, _)| other == name);
-            let rule = if declared_before { Rule::PropertyBecameRequired } else { Rule::RequiredPropertyAdded };
-            out.push(difference(rule, true, false, format!("`{name}` is now required")));
+            let rule = if declared_before {
+                Rule::PropertyBecameRequired
+            } else {
+                Rule::RequiredPropertyAdded
+            };
+            out.push(difference(
+                rule,
+                true,
+                false,
+                format!("`{name}` is now required"),
+            ));
         }
     }
     for name in &o.required {
         if !n.required.contains(name) {
-            out.push(difference(Rule::PropertyBecameOptional, false, true, format!("`{name}` is no longer required")));
+            out.push(difference(
+                Rule::PropertyBecameOptional,
+                false,
+                true,
+                format!("`{name}` is no longer required"),
+            ));
         }
     }
     match (o.additional_properties, n.additional_properties) {
-        (None, Some(_)) => out.push(difference(Rule::AdditionalPropertiesClosed, true, false, "undeclared properties are now constrained".into())),
-        (Some(_), None) => out.push(difference(Rule::AdditionalPropertiesOpened, false, true, "undeclared properties are no longer constrained".into())),
+        (None, Some(_)) => out.push(difference(
+            Rule::AdditionalPropertiesClosed,
+            true,
+            false,
+            "undeclared properties are now constrained".into(),
+        )),
+        (Some(_), None) => out.push(difference(
+            Rule::AdditionalPropertiesOpened,
+            false,
+            true,
+            "undeclared properties are no longer constrained".into(),
+        )),
         _ => {}
     }
-    if o.unevaluated_properties.is_some() != n.unevaluated_properties.is_some() || o.unevaluated_items.is_some() != n.unevaluated_items.is_some() {
-        out.push(difference(Rule::AdditionalPropertiesClosed, true, true, "`unevaluatedProperties` or `unevaluatedItems` changed".into()));
+    if o.unevaluated_properties.is_some() != n.unevaluated_properties.is_some()
+        || o.unevaluated_items.is_some() != n.unevaluated_items.is_some()
+    {
+        out.push(difference(
+            Rule::AdditionalPropertiesClosed,
+            true,
+            true,
+            "`unevaluatedProperties` or `unevaluatedItems` changed".into(),
+        ));
     }
-    let pattern_sources = |k: &Keywords| k.pattern_properties.iter().map(|(p, _)| *p).collect::<Vec<_>>();
-    if pattern_sources(o) != pattern_sources(n) || o.property_names.is_some() != n.property_names.is_some() {
-        out.push(difference(Rule::PropertyNamesChanged, true, true, "the allowed property names changed".into()));
+    let pattern_sources = |k: &Keywords| {
+        k.pattern_properties
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+    };
+    if pattern_sources(o) != pattern_sources(n)
+        || o.property_names.is_some() != n.property_names.is_some()
+    {
+        out.push(difference(
+            Rule::PropertyNamesChanged,
+            true,
+            true,
+            "the allowed property names changed".into(),
+        ));
     }
     let dependency_names = |k: &Keywords| {
-        let mut names: Vec<String> = k.dependent_required.iter().map(|(n, d)| format!("{n}:{}", d.join(","))).collect();
+        let mut names: Vec<String> = k
+            .dependent_required
+            .iter()
+            .map(|(n, d)| format!("{n}:{}", d.join(",")))
+            .collect();
         names.extend(k.dependent_schemas.iter().map(|(n, _)| n.clone()));
         names
     };
     if dependency_names(o) != dependency_names(n) {
-        out.push(difference(Rule::DependenciesChanged, true, true, "property dependencies changed".into()));
+        out.push(difference(
+            Rule::DependenciesChanged,
+            true,
+            true,
+            "property dependencies changed".into(),
+        ));
     }
-    let shape = |k: &Keywords| (k.all_of.len(), k.not.is_some(), k.if_then_else.is_some(), k.reference.is_some());
+    let shape = |k: &Keywords| {
+        (
+            k.all_of.len(),
+            k.not.is_some(),
+            k.if_then_else.is_some(),
+            k.reference.is_some(),
+        )
+    };
     if shape(o) != shape(n) {
-        out.push(difference(Rule::CompositionChanged, true, true, "the composition (`allOf`, `anyOf`, `oneOf`, `not`, `if`) changed".into()));
+        out.push(difference(
+            Rule::CompositionChanged,
+            true,
+            true,
+            "the composition (`allOf`, `anyOf`, `oneOf`, `not`, `if`) changed".into(),
+        ));
     }
     out
 }

@@ -132,11 +132,18 @@ impl Format {
     /// Values of the format, for witnesses.
     pub fn samples(&self) -> &'static [&'static str] {
         match self {
-            Format::DateTime => &["2024-01-01T00:00:00Z", "1999-12-31T23:59:59+01:00", "2024-02-29T12:30:00.5Z"],
+            Format::DateTime => &[
+                "2024-01-01T00:00:00Z",
+                "1999-12-31T23:59:59+01:00",
+                "2024-02-29T12:30:00.5Z",
+            ],
             Format::Date => &["2024-01-01", "1999-12-31"],
             Format::Time => &["00:00:00Z", "23:59:59+01:00"],
             Format::Duration => &["P1D", "PT1H", "P1Y2M"],
-            Format::Uuid => &["00000000-0000-0000-0000-000000000000", "123e4567-e89b-12d3-a456-426614174000"],
+            Format::Uuid => &[
+                "00000000-0000-0000-0000-000000000000",
+                "123e4567-e89b-12d3-a456-426614174000",
+            ],
             Format::Email => &["a@example.com", "first.last@example.org"],
             Format::Uri => &["https://example.com/", "urn:isbn:0451450523", "a:b"],
             Format::Ipv4 => &["127.0.0.1", "10.0.0.255"],
@@ -169,7 +176,12 @@ impl Format {
         if self == other {
             return false;
         }
-        let structured = |f: &Format| matches!(f, DateTime | Date | Time | Duration | Uuid | Ipv4 | Ipv6 | Email);
+        let structured = |f: &Format| {
+            matches!(
+                f,
+                DateTime | Date | Time | Duration | Uuid | Ipv4 | Ipv6 | Email
+            )
+        };
         let pair = |a: &Format, b: &Format| match (a, b) {
             (Uri, b) => matches!(b, DateTime | Date | Time | Duration | Uuid | Ipv4),
             (Hostname, b) => matches!(b, DateTime | Time | Email | Uri | Ipv6),
@@ -209,8 +221,13 @@ fn partial_time_and_offset(text: &str) -> bool {
     if bytes.len() < 9 || bytes[2] != b':' || bytes[5] != b':' {
         return false;
     }
-    let number = |range: std::ops::Range<usize>| text.get(range).filter(|t| digits(t)).and_then(|t| t.parse::<u32>().ok());
-    let (Some(hour), Some(minute), Some(second)) = (number(0..2), number(3..5), number(6..8)) else {
+    let number = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .filter(|t| digits(t))
+            .and_then(|t| t.parse::<u32>().ok())
+    };
+    let (Some(hour), Some(minute), Some(second)) = (number(0..2), number(3..5), number(6..8))
+    else {
         return false;
     };
     if hour > 23 || minute > 59 || second > 60 {
@@ -218,7 +235,9 @@ fn partial_time_and_offset(text: &str) -> bool {
     }
     let mut rest = &text[8..];
     if let Some(fraction) = rest.strip_prefix('.') {
-        let end = fraction.find(|c: char| !c.is_ascii_digit()).unwrap_or(fraction.len());
+        let end = fraction
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(fraction.len());
         if end == 0 {
             return false;
         }
@@ -228,8 +247,12 @@ fn partial_time_and_offset(text: &str) -> bool {
         [b'Z' | b'z'] => second < 60 || (hour == 23 && minute == 59),
         [b'+' | b'-', ..] if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
             let (Some(h), Some(m)) = (
-                rest.get(1..3).filter(|t| digits(t)).and_then(|t| t.parse::<u32>().ok()),
-                rest.get(4..6).filter(|t| digits(t)).and_then(|t| t.parse::<u32>().ok()),
+                rest.get(1..3)
+                    .filter(|t| digits(t))
+                    .and_then(|t| t.parse::<u32>().ok()),
+                rest.get(4..6)
+                    .filter(|t| digits(t))
+                    .and_then(|t| t.parse::<u32>().ok()),
             ) else {
                 return false;
             };
@@ -296,7 +319,9 @@ fn email(text: &str) -> bool {
     let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
     !local.is_empty()
         && local.len() <= 64
-        && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext))
+        && local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(atext))
         && (hostname(domain) || (domain.starts_with('[') && domain.ends_with(']')))
 }
 
@@ -304,14 +329,23 @@ fn uri(text: &str) -> bool {
     let Some((scheme, rest)) = text.split_once(':') else {
         return false;
     };
-    scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        && !rest.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"{}|\\^`".contains(c))
+    scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !rest
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"{}|\\^`".contains(c))
 }
 
 fn ipv4(text: &str) -> bool {
     text.parse::<Ipv4Addr>().is_ok()
-        && text.split('.').all(|octet| octet == "0" || !octet.starts_with('0'))
+        && text
+            .split('.')
+            .all(|octet| octet == "0" || !octet.starts_with('0'))
 }
 
 fn hostname(text: &str) -> bool {
@@ -333,17 +367,35 @@ mod tests {
 
     #[test]
     fn samples_belong_to_their_format_and_not_to_disjoint_ones() {
-        let known = ["date-time", "date", "time", "duration", "uuid", "email", "uri", "ipv4", "ipv6", "hostname"];
+        let known = [
+            "date-time",
+            "date",
+            "time",
+            "duration",
+            "uuid",
+            "email",
+            "uri",
+            "ipv4",
+            "ipv6",
+            "hostname",
+        ];
         for name in known {
             let format = Format::parse(name);
             for sample in format.samples() {
                 assert_eq!(format.check(sample), Some(true), "{name}: {sample}");
                 let (shortest, longest) = format.lengths();
                 let length = sample.chars().count() as u64;
-                assert!(length >= shortest && longest.is_none_or(|l| length <= l), "{name}: {sample}");
+                assert!(
+                    length >= shortest && longest.is_none_or(|l| length <= l),
+                    "{name}: {sample}"
+                );
                 for other in known.map(Format::parse) {
                     if format.disjoint(&other) {
-                        assert_eq!(other.check(sample), Some(false), "{name} and {other:?}: {sample}");
+                        assert_eq!(
+                            other.check(sample),
+                            Some(false),
+                            "{name} and {other:?}: {sample}"
+                        );
                     }
                 }
             }

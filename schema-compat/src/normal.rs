@@ -98,7 +98,10 @@ pub enum Names {
     Key(String),
     Pattern(PatternId),
     /// Names that are none of `keys` and match none of `patterns`.
-    Other { keys: Vec<String>, patterns: Vec<PatternId> },
+    Other {
+        keys: Vec<String>,
+        patterns: Vec<PatternId>,
+    },
     /// Names meeting a string literal (`propertyNames` negated).
     Meeting(Lit),
 }
@@ -192,8 +195,14 @@ impl Conj {
                     not_formats: union(&a.not_formats, &b.not_formats),
                 };
                 if string.max.is_some_and(|max| max < string.min)
-                    || string.matching.iter().any(|p| string.not_matching.contains(p))
-                    || string.formats.iter().any(|f| string.not_formats.contains(f))
+                    || string
+                        .matching
+                        .iter()
+                        .any(|p| string.not_matching.contains(p))
+                    || string
+                        .formats
+                        .iter()
+                        .any(|f| string.not_formats.contains(f))
                 {
                     return None;
                 }
@@ -239,7 +248,9 @@ impl Conj {
                         .cloned()
                         .collect(),
                 };
-                if object.max.is_some_and(|max| max < object.min || (object.required.len() as u64) > max)
+                if object
+                    .max
+                    .is_some_and(|max| max < object.min || (object.required.len() as u64) > max)
                     || object.required.iter().any(|k| object.absent.contains(k))
                 {
                     return None;
@@ -249,13 +260,25 @@ impl Conj {
             _ => return None,
         };
         let only = match (&self.only, &other.only) {
-            (Some(a), Some(b)) => Some(a.iter().filter(|v| b.iter().any(|w| crate::eval::same(v, w))).cloned().collect::<Vec<_>>()),
+            (Some(a), Some(b)) => Some(
+                a.iter()
+                    .filter(|v| b.iter().any(|w| crate::eval::same(v, w)))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
             (Some(a), None) | (None, Some(a)) => Some(a.clone()),
             (None, None) => None,
         };
-        let excluded: Vec<Value> = self.excluded.iter().chain(&other.excluded).cloned().collect();
+        let excluded: Vec<Value> = self
+            .excluded
+            .iter()
+            .chain(&other.excluded)
+            .cloned()
+            .collect();
         if let Some(only) = &only
-            && only.iter().all(|v| excluded.iter().any(|e| crate::eval::same(v, e)))
+            && only
+                .iter()
+                .all(|v| excluded.iter().any(|e| crate::eval::same(v, e)))
         {
             return None;
         }
@@ -273,11 +296,19 @@ impl Num {
     pub fn integer_range(&self) -> (f64, f64) {
         let low = self.low.map_or(f64::NEG_INFINITY, |b| {
             let c = b.value.ceil();
-            if b.exclusive && c == b.value { c + 1.0 } else { c }
+            if b.exclusive && c == b.value {
+                c + 1.0
+            } else {
+                c
+            }
         });
         let high = self.high.map_or(f64::INFINITY, |b| {
             let f = b.value.floor();
-            if b.exclusive && f == b.value { f - 1.0 } else { f }
+            if b.exclusive && f == b.value {
+                f - 1.0
+            } else {
+                f
+            }
         });
         (low, high)
     }
@@ -288,16 +319,16 @@ impl Num {
         }
         // Every multiple of `m` is a multiple of `n` when `m` is: nothing is left.
         let integer = self.integer.then_some(1.0);
-        if self
-            .multiples
-            .iter()
-            .chain(integer.as_ref())
-            .any(|m| self.not_multiples.iter().any(|n| crate::eval::is_multiple(*m, *n)))
-        {
+        if self.multiples.iter().chain(integer.as_ref()).any(|m| {
+            self.not_multiples
+                .iter()
+                .any(|n| crate::eval::is_multiple(*m, *n))
+        }) {
             return true;
         }
         if let (Some(low), Some(high)) = (self.low, self.high)
-            && (low.value > high.value || (low.value == high.value && (low.exclusive || high.exclusive)))
+            && (low.value > high.value
+                || (low.value == high.value && (low.exclusive || high.exclusive)))
         {
             return true;
         }
@@ -322,7 +353,10 @@ impl Num {
 fn tighter(a: Option<Bound>, b: Option<Bound>, lower: bool) -> Option<Bound> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if a.value == b.value {
-            Bound { value: a.value, exclusive: a.exclusive || b.exclusive }
+            Bound {
+                value: a.value,
+                exclusive: a.exclusive || b.exclusive,
+            }
         } else if (a.value > b.value) == lower {
             a
         } else {
@@ -371,8 +405,22 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
         };
         if let Some(Format::Numeric(format)) = &k.format {
             let (low, high, integer) = format.range();
-            number.low = tighter(number.low, Some(Bound { value: low, exclusive: false }), true);
-            number.high = tighter(number.high, Some(Bound { value: high, exclusive: false }), false);
+            number.low = tighter(
+                number.low,
+                Some(Bound {
+                    value: low,
+                    exclusive: false,
+                }),
+                true,
+            );
+            number.high = tighter(
+                number.high,
+                Some(Bound {
+                    value: high,
+                    exclusive: false,
+                }),
+                false,
+            );
             number.integer |= integer;
         }
         if !number.visibly_empty() {
@@ -384,7 +432,12 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
             min: k.min_length.unwrap_or(0),
             max: k.max_length,
             matching: k.pattern.into_iter().collect(),
-            formats: k.format.iter().filter(|f| !matches!(f, Format::Numeric(_))).cloned().collect(),
+            formats: k
+                .format
+                .iter()
+                .filter(|f| !matches!(f, Format::Numeric(_)))
+                .cloned()
+                .collect(),
             ..Str::default()
         };
         if string.max.is_none_or(|max| max >= string.min) {
@@ -395,7 +448,11 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
         let mut array = Arr {
             min: k.min_items.unwrap_or(0),
             max: k.max_items,
-            positional: k.prefix_items.iter().map(|&node| vec![(node, true)]).collect(),
+            positional: k
+                .prefix_items
+                .iter()
+                .map(|&node| vec![(node, true)])
+                .collect(),
             unique: k.unique_items,
             ..Arr::default()
         };
@@ -405,7 +462,12 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
         if let Some(contains) = k.contains {
             let min = k.min_contains.unwrap_or(1);
             if min > 0 || k.max_contains.is_some() {
-                array.counts.push(Count { start: 0, lit: (contains, true), min, max: k.max_contains });
+                array.counts.push(Count {
+                    start: 0,
+                    lit: (contains, true),
+                    min,
+                    max: k.max_contains,
+                });
             }
         }
         let mut conj = Conj::of(Shape::Array(array));
@@ -433,7 +495,10 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
             dependent_required: k.dependent_required.clone(),
             ..Obj::default()
         };
-        if !k.properties.is_empty() || !k.pattern_properties.is_empty() || k.additional_properties.is_some() {
+        if !k.properties.is_empty()
+            || !k.pattern_properties.is_empty()
+            || k.additional_properties.is_some()
+        {
             object.clauses.push(Clause {
                 side,
                 explicit: k.additional_properties.is_some(),
@@ -453,7 +518,9 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
             None => {}
         }
         if let Shape::Object(object) = &conj.shape
-            && object.max.is_none_or(|max| max >= object.min && max >= object.required.len() as u64)
+            && object
+                .max
+                .is_none_or(|max| max >= object.min && max >= object.required.len() as u64)
         {
             out.push(conj);
         }
@@ -463,7 +530,11 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
             .into_iter()
             .filter_map(|mut conj| {
                 let bits = conj.type_bits();
-                let mine: Vec<Value> = values.iter().filter(|v| type_of(v) & bits != 0).cloned().collect();
+                let mine: Vec<Value> = values
+                    .iter()
+                    .filter(|v| type_of(v) & bits != 0)
+                    .cloned()
+                    .collect();
                 if mine.is_empty() {
                     return None;
                 }
@@ -487,7 +558,10 @@ pub fn violations(k: &Keywords, unevaluated: &Unevaluated) -> Vec<Conj> {
             out.push(Conj::of(Shape::Boolean(3)));
         }
         if missing(types::NUMBER) {
-            out.push(Conj::of(Shape::Number(Num { fractional: !missing(types::INTEGER), ..Num::default() })));
+            out.push(Conj::of(Shape::Number(Num {
+                fractional: !missing(types::INTEGER),
+                ..Num::default()
+            })));
         }
         if missing(types::STRING) {
             out.push(Conj::of(Shape::String(Str::default())));
@@ -502,60 +576,125 @@ pub fn violations(k: &Keywords, unevaluated: &Unevaluated) -> Vec<Conj> {
     if let Some(values) = &k.values {
         for mut conj in Conj::everything() {
             let bits = conj.type_bits();
-            conj.excluded = values.iter().filter(|v| type_of(v) & bits != 0).cloned().collect();
+            conj.excluded = values
+                .iter()
+                .filter(|v| type_of(v) & bits != 0)
+                .cloned()
+                .collect();
             out.push(conj);
         }
     }
     let number = |num: Num| Conj::of(Shape::Number(num));
     if let Some(bound) = k.minimum {
-        out.push(number(Num { high: Some(Bound { value: bound.value, exclusive: !bound.exclusive }), ..Num::default() }));
+        out.push(number(Num {
+            high: Some(Bound {
+                value: bound.value,
+                exclusive: !bound.exclusive,
+            }),
+            ..Num::default()
+        }));
     }
     if let Some(bound) = k.maximum {
-        out.push(number(Num { low: Some(Bound { value: bound.value, exclusive: !bound.exclusive }), ..Num::default() }));
+        out.push(number(Num {
+            low: Some(Bound {
+                value: bound.value,
+                exclusive: !bound.exclusive,
+            }),
+            ..Num::default()
+        }));
     }
     if let Some(of) = k.multiple_of {
-        out.push(number(Num { not_multiples: vec![of], ..Num::default() }));
+        out.push(number(Num {
+            not_multiples: vec![of],
+            ..Num::default()
+        }));
     }
     let string = |s: Str| Conj::of(Shape::String(s));
     if let Some(format) = &k.format {
         match format {
             Format::Numeric(numeric) => {
                 let (low, high, integer) = numeric.range();
-                out.push(number(Num { high: Some(Bound { value: low, exclusive: true }), ..Num::default() }));
-                out.push(number(Num { low: Some(Bound { value: high, exclusive: true }), ..Num::default() }));
+                out.push(number(Num {
+                    high: Some(Bound {
+                        value: low,
+                        exclusive: true,
+                    }),
+                    ..Num::default()
+                }));
+                out.push(number(Num {
+                    low: Some(Bound {
+                        value: high,
+                        exclusive: true,
+                    }),
+                    ..Num::default()
+                }));
                 if integer {
-                    out.push(number(Num { fractional: true, ..Num::default() }));
+                    out.push(number(Num {
+                        fractional: true,
+                        ..Num::default()
+                    }));
                 }
             }
-            other => out.push(string(Str { not_formats: vec![other.clone()], ..Str::default() })),
+            other => out.push(string(Str {
+                not_formats: vec![other.clone()],
+                ..Str::default()
+            })),
         }
     }
     if let Some(min) = k.min_length.filter(|m| *m > 0) {
-        out.push(string(Str { max: Some(min - 1), ..Str::default() }));
+        out.push(string(Str {
+            max: Some(min - 1),
+            ..Str::default()
+        }));
     }
     if let Some(max) = k.max_length {
-        out.push(string(Str { min: max + 1, ..Str::default() }));
+        out.push(string(Str {
+            min: max + 1,
+            ..Str::default()
+        }));
     }
     if let Some(pattern) = k.pattern {
-        out.push(string(Str { not_matching: vec![pattern], ..Str::default() }));
+        out.push(string(Str {
+            not_matching: vec![pattern],
+            ..Str::default()
+        }));
     }
     let array = |a: Arr| Conj::of(Shape::Array(a));
     if let Some(min) = k.min_items.filter(|m| *m > 0) {
-        out.push(array(Arr { max: Some(min - 1), ..Arr::default() }));
+        out.push(array(Arr {
+            max: Some(min - 1),
+            ..Arr::default()
+        }));
     }
     if let Some(max) = k.max_items {
-        out.push(array(Arr { min: max + 1, ..Arr::default() }));
+        out.push(array(Arr {
+            min: max + 1,
+            ..Arr::default()
+        }));
     }
     if k.unique_items {
-        out.push(array(Arr { min: 2, duplicate: true, ..Arr::default() }));
+        out.push(array(Arr {
+            min: 2,
+            duplicate: true,
+            ..Arr::default()
+        }));
     }
     for (index, &node) in k.prefix_items.iter().enumerate() {
         let mut positional = vec![Vec::new(); index + 1];
         positional[index].push((node, false));
-        out.push(array(Arr { min: index as u64 + 1, positional, ..Arr::default() }));
+        out.push(array(Arr {
+            min: index as u64 + 1,
+            positional,
+            ..Arr::default()
+        }));
     }
     let some_item = |start: usize, lit: Lit| Arr {
-        counts: vec![Count { start, lit, min: 1, max: None }],
+        counts: vec![Count {
+            start,
+            lit,
+            min: 1,
+            max: None,
+        }],
         ..Arr::default()
     };
     if let Some(items) = k.items {
@@ -564,10 +703,26 @@ pub fn violations(k: &Keywords, unevaluated: &Unevaluated) -> Vec<Conj> {
     if let Some(contains) = k.contains {
         let min = k.min_contains.unwrap_or(1);
         if min > 0 {
-            out.push(array(Arr { counts: vec![Count { start: 0, lit: (contains, true), min: 0, max: Some(min - 1) }], ..Arr::default() }));
+            out.push(array(Arr {
+                counts: vec![Count {
+                    start: 0,
+                    lit: (contains, true),
+                    min: 0,
+                    max: Some(min - 1),
+                }],
+                ..Arr::default()
+            }));
         }
         if let Some(max) = k.max_contains {
-            out.push(array(Arr { counts: vec![Count { start: 0, lit: (contains, true), min: max + 1, max: None }], ..Arr::default() }));
+            out.push(array(Arr {
+                counts: vec![Count {
+                    start: 0,
+                    lit: (contains, true),
+                    min: max + 1,
+                    max: None,
+                }],
+                ..Arr::default()
+            }));
         }
     }
     match &unevaluated.items {
@@ -580,13 +735,25 @@ pub fn violations(k: &Keywords, unevaluated: &Unevaluated) -> Vec<Conj> {
         None => {}
     }
     let object = |o: Obj| Conj::of(Shape::Object(o));
-    let exists = |names: Names, value: Option<Lit>| Obj { exists: vec![Exists { names, value }], ..Obj::default() };
-    let clause_violations = |properties: &[(String, NodeId)], patterns: &[(PatternId, NodeId)], additional: Option<NodeId>, out: &mut Vec<Conj>| {
+    let exists = |names: Names, value: Option<Lit>| Obj {
+        exists: vec![Exists { names, value }],
+        ..Obj::default()
+    };
+    let clause_violations = |properties: &[(String, NodeId)],
+                             patterns: &[(PatternId, NodeId)],
+                             additional: Option<NodeId>,
+                             out: &mut Vec<Conj>| {
         for (name, node) in properties {
-            out.push(object(exists(Names::Key(name.clone()), Some((*node, false)))));
+            out.push(object(exists(
+                Names::Key(name.clone()),
+                Some((*node, false)),
+            )));
         }
         for (pattern, node) in patterns {
-            out.push(object(exists(Names::Pattern(*pattern), Some((*node, false)))));
+            out.push(object(exists(
+                Names::Pattern(*pattern),
+                Some((*node, false)),
+            )));
         }
         if let Some(node) = additional {
             let names = Names::Other {
@@ -596,9 +763,19 @@ pub fn violations(k: &Keywords, unevaluated: &Unevaluated) -> Vec<Conj> {
             out.push(object(exists(names, Some((node, false)))));
         }
     };
-    clause_violations(&k.properties, &k.pattern_properties, k.additional_properties, &mut out);
+    clause_violations(
+        &k.properties,
+        &k.pattern_properties,
+        k.additional_properties,
+        &mut out,
+    );
     match &unevaluated.properties {
-        Some(Ok(clause)) => clause_violations(&clause.properties, &clause.patterns, clause.additional, &mut out),
+        Some(Ok(clause)) => clause_violations(
+            &clause.properties,
+            &clause.patterns,
+            clause.additional,
+            &mut out,
+        ),
         Some(Err(doubt)) => {
             let mut conj = object(Obj::default());
             conj.doubt = Some(doubt.clone());
@@ -607,13 +784,22 @@ pub fn violations(k: &Keywords, unevaluated: &Unevaluated) -> Vec<Conj> {
         None => {}
     }
     for name in &k.required {
-        out.push(object(Obj { absent: [name.clone()].into(), ..Obj::default() }));
+        out.push(object(Obj {
+            absent: [name.clone()].into(),
+            ..Obj::default()
+        }));
     }
     if let Some(min) = k.min_properties.filter(|m| *m > 0) {
-        out.push(object(Obj { max: Some(min - 1), ..Obj::default() }));
+        out.push(object(Obj {
+            max: Some(min - 1),
+            ..Obj::default()
+        }));
     }
     if let Some(max) = k.max_properties {
-        out.push(object(Obj { min: max + 1, ..Obj::default() }));
+        out.push(object(Obj {
+            min: max + 1,
+            ..Obj::default()
+        }));
     }
     if let Some(names) = k.property_names {
         out.push(object(exists(Names::Meeting((names, false)), None)));

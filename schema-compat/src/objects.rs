@@ -44,22 +44,44 @@ impl Engine {
     pub(crate) fn object_probe(&mut self, o: &Obj, excluded: &[Value]) -> Probe {
         let producer = self.producer;
         let own = |clause: &&Clause| Some(clause.side) == producer;
-        let closed = o.clauses.iter().any(|c| own(&c)) && !o.clauses.iter().filter(own).any(|c| c.explicit);
-        let producer_keys: Vec<String> = o.clauses.iter().filter(own).flat_map(|c| c.properties.iter().map(|(k, _)| k.clone())).collect();
-        let producer_patterns: Vec<PatternId> = o.clauses.iter().filter(own).flat_map(|c| c.patterns.iter().map(|(p, _)| *p)).collect();
-        let mut declared: Vec<String> = o.clauses.iter().flat_map(|c| c.properties.iter().map(|(k, _)| k.clone())).collect();
+        let closed =
+            o.clauses.iter().any(|c| own(&c)) && !o.clauses.iter().filter(own).any(|c| c.explicit);
+        let producer_keys: Vec<String> = o
+            .clauses
+            .iter()
+            .filter(own)
+            .flat_map(|c| c.properties.iter().map(|(k, _)| k.clone()))
+            .collect();
+        let producer_patterns: Vec<PatternId> = o
+            .clauses
+            .iter()
+            .filter(own)
+            .flat_map(|c| c.patterns.iter().map(|(p, _)| *p))
+            .collect();
+        let mut declared: Vec<String> = o
+            .clauses
+            .iter()
+            .flat_map(|c| c.properties.iter().map(|(k, _)| k.clone()))
+            .collect();
         declared.extend(o.required.iter().cloned());
         declared.extend(o.absent.iter().cloned());
         for (trigger, needed) in &o.dependent_required {
             declared.push(trigger.clone());
             declared.extend(needed.iter().cloned());
         }
-        let mut patterns: Vec<PatternId> = o.clauses.iter().flat_map(|c| c.patterns.iter().map(|(p, _)| *p)).collect();
+        let mut patterns: Vec<PatternId> = o
+            .clauses
+            .iter()
+            .flat_map(|c| c.patterns.iter().map(|(p, _)| *p))
+            .collect();
         for exists in &o.exists {
             match &exists.names {
                 Names::Key(key) => declared.push(key.clone()),
                 Names::Pattern(p) => patterns.push(*p),
-                Names::Other { keys, patterns: others } => {
+                Names::Other {
+                    keys,
+                    patterns: others,
+                } => {
                     declared.extend(keys.iter().cloned());
                     patterns.extend(others.iter().copied());
                 }
@@ -83,7 +105,15 @@ impl Engine {
         if closed && producer_patterns.is_empty() && finite.is_none() {
             finite = Some(producer_keys.clone());
         }
-        let names = Names_ { object: o, closed, producer_keys, producer_patterns, finite, declared, patterns };
+        let names = Names_ {
+            object: o,
+            closed,
+            producer_keys,
+            producer_patterns,
+            finite,
+            declared,
+            patterns,
+        };
         let mut reason: Option<String> = None;
 
         // Required properties (and what they depend on) must each be possible.
@@ -158,7 +188,9 @@ impl Engine {
                         continue;
                     }
                     if !matches!(self.allowed(&names, other), Ok(true)) {
-                        return Probe::unknown(reason.unwrap_or_else(|| format!("`{name}` needs `{other}`, which cannot be written")));
+                        return Probe::unknown(reason.unwrap_or_else(|| {
+                            format!("`{name}` needs `{other}`, which cannot be written")
+                        }));
                     }
                     let Ok(goal) = self.value_goal(o, other) else {
                         return Probe::unknown("a dependent property's value cannot be decided");
@@ -169,7 +201,9 @@ impl Engine {
             }
         }
         if o.max.is_some_and(|max| (chosen.len() as u64) > max) {
-            return Probe::unknown(reason.unwrap_or_else(|| "`maxProperties` leaves no room for the properties needed".into()));
+            return Probe::unknown(reason.unwrap_or_else(|| {
+                "`maxProperties` leaves no room for the properties needed".into()
+            }));
         }
         let mut object = Map::new();
         for (name, goal) in chosen {
@@ -183,9 +217,15 @@ impl Engine {
         }
         let candidate = Value::Object(object);
         if excluded.iter().any(|e| same(e, &candidate)) {
-            return Probe::unknown(reason.unwrap_or_else(|| "the only object found is excluded".into()));
+            return Probe::unknown(
+                reason.unwrap_or_else(|| "the only object found is excluded".into()),
+            );
         }
-        Probe { candidates: vec![candidate], exhaustive: false, reason }
+        Probe {
+            candidates: vec![candidate],
+            exhaustive: false,
+            reason,
+        }
     }
 
     /// Whether a property of this name may be written at all.
@@ -201,7 +241,11 @@ impl Engine {
         if names.closed && !names.producer_keys.iter().any(|k| k == name) {
             let mut matched = false;
             for &p in &names.producer_patterns {
-                matched |= self.arena.patterns.is_match(p, name).ok_or_else(|| outside(self.arena.patterns.source(p)))?;
+                matched |= self
+                    .arena
+                    .patterns
+                    .is_match(p, name)
+                    .ok_or_else(|| outside(self.arena.patterns.source(p)))?;
             }
             if !matched {
                 return Ok(false);
@@ -220,7 +264,11 @@ impl Engine {
                 matched = true;
             }
             for (pattern, node) in &clause.patterns {
-                let hit = self.arena.patterns.is_match(*pattern, name).ok_or_else(|| outside(self.arena.patterns.source(*pattern)))?;
+                let hit = self
+                    .arena
+                    .patterns
+                    .is_match(*pattern, name)
+                    .ok_or_else(|| outside(self.arena.patterns.source(*pattern)))?;
                 if hit {
                     goal.push((*node, true));
                     matched = true;
@@ -237,13 +285,21 @@ impl Engine {
         let patterns = &self.arena.patterns;
         Ok(match set {
             Names::Key(key) => key == name,
-            Names::Pattern(p) => patterns.is_match(*p, name).ok_or_else(|| outside(patterns.source(*p)))?,
-            Names::Other { keys, patterns: others } => {
+            Names::Pattern(p) => patterns
+                .is_match(*p, name)
+                .ok_or_else(|| outside(patterns.source(*p)))?,
+            Names::Other {
+                keys,
+                patterns: others,
+            } => {
                 if keys.iter().any(|k| k == name) {
                     return Ok(false);
                 }
                 for p in others {
-                    if patterns.is_match(*p, name).ok_or_else(|| outside(patterns.source(*p)))? {
+                    if patterns
+                        .is_match(*p, name)
+                        .ok_or_else(|| outside(patterns.source(*p)))?
+                    {
                         return Ok(false);
                     }
                 }
@@ -255,15 +311,32 @@ impl Engine {
 
     /// A name in `set` (any name when `None`) whose value can meet its constraints plus
     /// `value`; `Empty` only when every class of names was ruled out.
-    fn find_name(&mut self, names: &Names_, chosen: &BTreeMap<String, Vec<Lit>>, set: Option<&Names>, value: Option<Lit>, reuse: bool) -> Named {
+    fn find_name(
+        &mut self,
+        names: &Names_,
+        chosen: &BTreeMap<String, Vec<Lit>>,
+        set: Option<&Names>,
+        value: Option<Lit>,
+        reuse: bool,
+    ) -> Named {
         let mut undecided: Option<String> = None;
-        let try_name = |engine: &mut Engine, name: &str, undecided: &mut Option<String>| -> Option<Vec<Lit>> {
-            let fresh = !chosen.contains_key(name);
-            if !fresh && !reuse {
-                return None;
-            }
-            if let Some(set) = set {
-                match engine.in_set(set, name) {
+        let try_name =
+            |engine: &mut Engine, name: &str, undecided: &mut Option<String>| -> Option<Vec<Lit>> {
+                let fresh = !chosen.contains_key(name);
+                if !fresh && !reuse {
+                    return None;
+                }
+                if let Some(set) = set {
+                    match engine.in_set(set, name) {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(why) => {
+                            undecided.get_or_insert(why);
+                            return None;
+                        }
+                    }
+                }
+                match engine.allowed(names, name) {
                     Ok(true) => {}
                     Ok(false) => return None,
                     Err(why) => {
@@ -271,38 +344,35 @@ impl Engine {
                         return None;
                     }
                 }
-            }
-            match engine.allowed(names, name) {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(why) => {
-                    undecided.get_or_insert(why);
-                    return None;
-                }
-            }
-            let mut goal = match chosen.get(name) {
-                Some(goal) => goal.clone(),
-                None => match engine.value_goal(names.object, name) {
-                    Ok(goal) => goal,
-                    Err(why) => {
+                let mut goal = match chosen.get(name) {
+                    Some(goal) => goal.clone(),
+                    None => match engine.value_goal(names.object, name) {
+                        Ok(goal) => goal,
+                        Err(why) => {
+                            undecided.get_or_insert(why);
+                            return None;
+                        }
+                    },
+                };
+                goal.extend(value);
+                match engine.inhabit(goal.clone()) {
+                    Found::Witness(_) => Some(goal),
+                    Found::Empty => None,
+                    Found::Unknown(why) => {
                         undecided.get_or_insert(why);
-                        return None;
+                        None
                     }
-                },
-            };
-            goal.extend(value);
-            match engine.inhabit(goal.clone()) {
-                Found::Witness(_) => Some(goal),
-                Found::Empty => None,
-                Found::Unknown(why) => {
-                    undecided.get_or_insert(why);
-                    None
                 }
-            }
-        };
+            };
         // Names already chosen first (an existential may reuse one), then declared ones.
         let mut known: Vec<String> = chosen.keys().cloned().collect();
-        known.extend(names.declared.iter().filter(|d| !chosen.contains_key(*d)).cloned());
+        known.extend(
+            names
+                .declared
+                .iter()
+                .filter(|d| !chosen.contains_key(*d))
+                .cloned(),
+        );
         if let Some(finite) = &names.finite {
             for name in finite {
                 if !known.contains(name) {
@@ -329,7 +399,11 @@ impl Engine {
         }
         // Every other name, class by class.
         if names.patterns.len() > CLASS_LIMIT {
-            return Named::Unknown(undecided.unwrap_or_else(|| format!("more than {CLASS_LIMIT} name patterns are in play")));
+            return Named::Unknown(
+                undecided.unwrap_or_else(|| {
+                    format!("more than {CLASS_LIMIT} name patterns are in play")
+                }),
+            );
         }
         let mut excluded: Vec<String> = names.declared.clone();
         excluded.extend(chosen.keys().cloned());
@@ -347,13 +421,20 @@ impl Engine {
             }
             let consistent = match set {
                 Some(Names::Pattern(p)) => matching.contains(p),
-                Some(Names::Other { patterns, .. }) => patterns.iter().all(|p| not_matching.contains(p)),
+                Some(Names::Other { patterns, .. }) => {
+                    patterns.iter().all(|p| not_matching.contains(p))
+                }
                 _ => true,
             };
             if !consistent {
                 continue;
             }
-            let spec = StringSpec { matching, not_matching, excluded: excluded.clone(), ..StringSpec::default() };
+            let spec = StringSpec {
+                matching,
+                not_matching,
+                excluded: excluded.clone(),
+                ..StringSpec::default()
+            };
             let mut lits = names.object.names.clone();
             if let Some(Names::Meeting(lit)) = set {
                 lits.push(*lit);
@@ -393,7 +474,9 @@ impl Engine {
         let mut found: Vec<String> = Vec::new();
         let mut unknown = None;
         for conj in form {
-            let Shape::String(s) = &conj.shape else { continue };
+            let Shape::String(s) = &conj.shape else {
+                continue;
+            };
             if !s.formats.is_empty() || !s.not_formats.is_empty() {
                 unknown.get_or_insert("a format on property names".to_owned());
                 continue;
@@ -406,15 +489,23 @@ impl Engine {
             };
             merged.matching.extend(s.matching.iter().copied());
             merged.not_matching.extend(s.not_matching.iter().copied());
-            merged.excluded.extend(conj.excluded.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+            merged.excluded.extend(
+                conj.excluded
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned)),
+            );
             let result = match &conj.only {
                 Some(values) => {
                     let patterns = &self.arena.patterns;
                     let mut listed = Vec::new();
                     for text in values.iter().filter_map(Value::as_str) {
                         let length = text.chars().count() as u64;
-                        let mut fits = length >= merged.min_length && merged.max_length.is_none_or(|m| length <= m) && !merged.excluded.iter().any(|e| e == text);
-                        for (ids, wanted) in [(&merged.matching, true), (&merged.not_matching, false)] {
+                        let mut fits = length >= merged.min_length
+                            && merged.max_length.is_none_or(|m| length <= m)
+                            && !merged.excluded.iter().any(|e| e == text);
+                        for (ids, wanted) in
+                            [(&merged.matching, true), (&merged.not_matching, false)]
+                        {
                             for &id in ids.iter() {
                                 match patterns.is_match(id, text) {
                                     Some(hit) => fits &= hit == wanted,
@@ -429,7 +520,11 @@ impl Engine {
                             listed.push(text.to_owned());
                         }
                     }
-                    if listed.is_empty() { Search::Empty } else { Search::Found(listed) }
+                    if listed.is_empty() {
+                        Search::Empty
+                    } else {
+                        Search::Found(listed)
+                    }
                 }
                 None => self.arena.patterns.search(&merged, limit),
             };

@@ -89,7 +89,8 @@ impl Patterns {
             matcher,
             dfa: OnceCell::new(),
         });
-        self.by_source.insert(source.to_owned(), self.list.len() - 1);
+        self.by_source
+            .insert(source.to_owned(), self.list.len() - 1);
         self.list.len() - 1
     }
 
@@ -138,8 +139,15 @@ impl Patterns {
         }
         // Lengths are told apart up to one past the longest excluded string, so a string
         // longer than every excluded one is reached whenever the language has one.
-        let longest_excluded = spec.excluded.iter().map(|e| e.chars().count() as u64 + 1).max().unwrap_or(0);
-        let cap = spec.max_length.map_or(spec.min_length.max(longest_excluded), |max| max + 1);
+        let longest_excluded = spec
+            .excluded
+            .iter()
+            .map(|e| e.chars().count() as u64 + 1)
+            .max()
+            .unwrap_or(0);
+        let cap = spec
+            .max_length
+            .map_or(spec.min_length.max(longest_excluded), |max| max + 1);
         if cap > 4096 {
             return Search::Unknown(format!("a length bound of {cap} is beyond the search"));
         }
@@ -191,7 +199,11 @@ impl Patterns {
                 if dead {
                     continue;
                 }
-                let grown = if byte & 0xC0 == 0x80 { length } else { length + 1 };
+                let grown = if byte & 0xC0 == 0x80 {
+                    length
+                } else {
+                    length + 1
+                };
                 if spec.max_length.is_some_and(|max| grown > max) {
                     continue;
                 }
@@ -270,7 +282,11 @@ fn translate(source: &str) -> Option<String> {
                 index += 2;
                 match next {
                     'd' => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
-                    'w' => out.push_str(if in_class { "A-Za-z0-9_" } else { "[A-Za-z0-9_]" }),
+                    'w' => out.push_str(if in_class {
+                        "A-Za-z0-9_"
+                    } else {
+                        "[A-Za-z0-9_]"
+                    }),
                     'D' if !in_class => out.push_str("[^0-9]"),
                     'W' if !in_class => out.push_str("[^A-Za-z0-9_]"),
                     's' | 'S' | 'n' | 'r' | 't' | 'f' | 'v' => {
@@ -285,7 +301,9 @@ fn translate(source: &str) -> Option<String> {
                         out.push('\\');
                         out.push(next);
                     }
-                    '0' if !chars.get(index).is_some_and(char::is_ascii_digit) => out.push_str("\\x00"),
+                    '0' if !chars.get(index).is_some_and(char::is_ascii_digit) => {
+                        out.push_str("\\x00")
+                    }
                     'x' => {
                         let hex: String = chars.get(index..index + 2)?.iter().collect();
                         u8::from_str_radix(&hex, 16).ok()?;

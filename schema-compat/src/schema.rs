@@ -135,6 +135,81 @@ pub struct Keywords {
     pub if_then_else: Option<(NodeId, Option<NodeId>, Option<NodeId>)>,
 }
 
+impl Keywords {
+    /// Nothing but a `$ref` (and annotations or definitions beside it).
+    pub fn is_only_reference(&self) -> bool {
+        let Keywords {
+            types,
+            values,
+            minimum,
+            maximum,
+            multiple_of,
+            min_length,
+            max_length,
+            pattern,
+            format,
+            prefix_items,
+            items,
+            contains,
+            min_contains,
+            max_contains,
+            min_items,
+            max_items,
+            unique_items,
+            unevaluated_items,
+            properties,
+            pattern_properties,
+            additional_properties,
+            required,
+            min_properties,
+            max_properties,
+            property_names,
+            dependent_required,
+            dependent_schemas,
+            unevaluated_properties,
+            all_of,
+            any_of,
+            one_of,
+            not,
+            reference: _,
+            if_then_else,
+        } = self;
+        types.is_none()
+            && values.is_none()
+            && minimum.is_none()
+            && maximum.is_none()
+            && multiple_of.is_none()
+            && min_length.is_none()
+            && max_length.is_none()
+            && pattern.is_none()
+            && format.is_none()
+            && prefix_items.is_empty()
+            && items.is_none()
+            && contains.is_none()
+            && min_contains.is_none()
+            && max_contains.is_none()
+            && min_items.is_none()
+            && max_items.is_none()
+            && !unique_items
+            && unevaluated_items.is_none()
+            && properties.is_empty()
+            && pattern_properties.is_empty()
+            && additional_properties.is_none()
+            && required.is_empty()
+            && min_properties.is_none()
+            && max_properties.is_none()
+            && property_names.is_none()
+            && dependent_required.is_empty()
+            && dependent_schemas.is_empty()
+            && unevaluated_properties.is_none()
+            && all_of.is_empty()
+            && any_of.is_empty()
+            && one_of.is_empty()
+            && not.is_none()
+            && if_then_else.is_none()
+    }
+}
+
 /// Annotations that never change what a schema accepts.
 const ANNOTATIONS: &[&str] = &[
     "title",
@@ -258,7 +333,9 @@ impl Index {
                     }
                 }
                 if pointer.is_empty() {
-                    self.resources.entry(base.clone()).or_insert_with(String::new);
+                    self.resources
+                        .entry(base.clone())
+                        .or_insert_with(String::new);
                 }
                 for key in ["$anchor", "$dynamicAnchor"] {
                     if let Some(anchor) = map.get(key).and_then(Value::as_str) {
@@ -298,15 +375,16 @@ fn split_fragment(uri: &str) -> (&str, &str) {
 /// RFC 3986 reference resolution, enough for schema identifiers: absolute references, `#`
 /// fragments, absolute paths and relative paths with `.` and `..` segments.
 fn resolve_uri(base: &str, reference: &str) -> String {
-    let has_scheme = reference
-        .split_once(':')
-        .is_some_and(|(scheme, _)| {
-            !scheme.is_empty()
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        });
+    let has_scheme = reference.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
     if has_scheme {
         return reference.to_owned();
     }
@@ -314,7 +392,9 @@ fn resolve_uri(base: &str, reference: &str) -> String {
     if let Some(fragment) = reference.strip_prefix('#') {
         return format!("{base_resource}#{fragment}");
     }
-    let (scheme, rest) = base_resource.split_once("://").unwrap_or(("", base_resource));
+    let (scheme, rest) = base_resource
+        .split_once("://")
+        .unwrap_or(("", base_resource));
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/"),
@@ -431,7 +511,12 @@ impl<'a> Reader<'a> {
         let list = value
             .as_array()
             .filter(|list| !list.is_empty())
-            .ok_or_else(|| self.error(&here, format!("`{key}` must be a non-empty array of schemas")))?;
+            .ok_or_else(|| {
+                self.error(
+                    &here,
+                    format!("`{key}` must be a non-empty array of schemas"),
+                )
+            })?;
         (0..list.len())
             .map(|index| self.node(&format!("{here}/{index}"), base))
             .collect()
@@ -461,36 +546,69 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
-    fn count(&self, map: &Map<String, Value>, pointer: &str, key: &str) -> Result<Option<u64>, SchemaError> {
+    fn count(
+        &self,
+        map: &Map<String, Value>,
+        pointer: &str,
+        key: &str,
+    ) -> Result<Option<u64>, SchemaError> {
         match map.get(key) {
             None => Ok(None),
             Some(value) => value
                 .as_u64()
-                .or_else(|| value.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                        .map(|f| f as u64)
+                })
                 .map(Some)
-                .ok_or_else(|| self.error(&format!("{pointer}/{key}"), format!("`{key}` must be a non-negative integer"))),
+                .ok_or_else(|| {
+                    self.error(
+                        &format!("{pointer}/{key}"),
+                        format!("`{key}` must be a non-negative integer"),
+                    )
+                }),
         }
     }
 
-    fn number(&self, map: &Map<String, Value>, pointer: &str, key: &str) -> Result<Option<f64>, SchemaError> {
+    fn number(
+        &self,
+        map: &Map<String, Value>,
+        pointer: &str,
+        key: &str,
+    ) -> Result<Option<f64>, SchemaError> {
         match map.get(key) {
             None => Ok(None),
-            Some(Value::Bool(_)) if self.draft == Draft::Draft4 || key.starts_with("exclusive") => Ok(None),
-            Some(value) => value
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| self.error(&format!("{pointer}/{key}"), format!("`{key}` must be a number"))),
+            Some(Value::Bool(_)) if self.draft == Draft::Draft4 || key.starts_with("exclusive") => {
+                Ok(None)
+            }
+            Some(value) => value.as_f64().map(Some).ok_or_else(|| {
+                self.error(
+                    &format!("{pointer}/{key}"),
+                    format!("`{key}` must be a number"),
+                )
+            }),
         }
     }
 
     fn strings(&self, value: &Value, here: &str, key: &str) -> Result<Vec<String>, SchemaError> {
         value
             .as_array()
-            .and_then(|list| list.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+            .and_then(|list| {
+                list.iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            })
             .ok_or_else(|| self.error(here, format!("`{key}` must be an array of strings")))
     }
 
-    fn reference(&mut self, reference: &str, pointer: &str, base: &str) -> Result<NodeId, SchemaError> {
+    fn reference(
+        &mut self,
+        reference: &str,
+        pointer: &str,
+        base: &str,
+    ) -> Result<NodeId, SchemaError> {
         let here = format!("{pointer}/$ref");
         let absolute = resolve_uri(base, reference);
         let (resource, fragment) = split_fragment(&absolute);
@@ -509,17 +627,32 @@ impl<'a> Reader<'a> {
         } else {
             match self.index.anchors.get(&absolute) {
                 Some(target) => target.clone(),
-                None => return Err(self.error(&here, format!("`{reference}` names no anchor in this document"))),
+                None => {
+                    return Err(self.error(
+                        &here,
+                        format!("`{reference}` names no anchor in this document"),
+                    ));
+                }
             }
         };
         if self.at(&target).is_none() {
             return Err(self.error(&here, format!("`{reference}` points at nothing")));
         }
-        let target_base = self.index.bases.get(&target).cloned().unwrap_or_else(|| resource.to_owned());
+        let target_base = self
+            .index
+            .bases
+            .get(&target)
+            .cloned()
+            .unwrap_or_else(|| resource.to_owned());
         self.node(&target, &target_base)
     }
 
-    fn keywords(&mut self, map: &Map<String, Value>, pointer: &str, base: &str) -> Result<Keywords, SchemaError> {
+    fn keywords(
+        &mut self,
+        map: &Map<String, Value>,
+        pointer: &str,
+        base: &str,
+    ) -> Result<Keywords, SchemaError> {
         let mut k = Keywords::default();
         let reference = map.get("$ref").or_else(|| map.get("$dynamicRef"));
         if let Some(reference) = reference {
@@ -556,26 +689,41 @@ impl<'a> Reader<'a> {
                 .as_array()
                 .ok_or_else(|| self.error(&format!("{pointer}/enum"), "`enum` must be an array"))?;
             k.values = Some(match k.values.take() {
-                Some(constant) => constant.into_iter().filter(|c| list.iter().any(|v| crate::eval::same(c, v))).collect(),
+                Some(constant) => constant
+                    .into_iter()
+                    .filter(|c| list.iter().any(|v| crate::eval::same(c, v)))
+                    .collect(),
                 None => list.clone(),
             });
         }
         let draft4_exclusive = |key: &str| map.get(key) == Some(&Value::Bool(true));
         if let Some(value) = self.number(map, pointer, "minimum")? {
-            k.minimum = Some(Bound { value, exclusive: draft4_exclusive("exclusiveMinimum") });
+            k.minimum = Some(Bound {
+                value,
+                exclusive: draft4_exclusive("exclusiveMinimum"),
+            });
         }
         if let Some(value) = self.number(map, pointer, "exclusiveMinimum")? {
-            let bound = Bound { value, exclusive: true };
+            let bound = Bound {
+                value,
+                exclusive: true,
+            };
             k.minimum = Some(match k.minimum {
                 Some(other) if other.value > value => other,
                 _ => bound,
             });
         }
         if let Some(value) = self.number(map, pointer, "maximum")? {
-            k.maximum = Some(Bound { value, exclusive: draft4_exclusive("exclusiveMaximum") });
+            k.maximum = Some(Bound {
+                value,
+                exclusive: draft4_exclusive("exclusiveMaximum"),
+            });
         }
         if let Some(value) = self.number(map, pointer, "exclusiveMaximum")? {
-            let bound = Bound { value, exclusive: true };
+            let bound = Bound {
+                value,
+                exclusive: true,
+            };
             k.maximum = Some(match k.maximum {
                 Some(other) if other.value < value => other,
                 _ => bound,
@@ -583,22 +731,25 @@ impl<'a> Reader<'a> {
         }
         if let Some(value) = self.number(map, pointer, "multipleOf")? {
             if value <= 0.0 {
-                return Err(self.error(&format!("{pointer}/multipleOf"), "`multipleOf` must be greater than 0"));
+                return Err(self.error(
+                    &format!("{pointer}/multipleOf"),
+                    "`multipleOf` must be greater than 0",
+                ));
             }
             k.multiple_of = Some(value);
         }
         k.min_length = self.count(map, pointer, "minLength")?;
         k.max_length = self.count(map, pointer, "maxLength")?;
         if let Some(value) = map.get("pattern") {
-            let source = value
-                .as_str()
-                .ok_or_else(|| self.error(&format!("{pointer}/pattern"), "`pattern` must be a string"))?;
+            let source = value.as_str().ok_or_else(|| {
+                self.error(&format!("{pointer}/pattern"), "`pattern` must be a string")
+            })?;
             k.pattern = Some(self.arena.patterns.intern(source));
         }
         if let Some(value) = map.get("format") {
-            let name = value
-                .as_str()
-                .ok_or_else(|| self.error(&format!("{pointer}/format"), "`format` must be a string"))?;
+            let name = value.as_str().ok_or_else(|| {
+                self.error(&format!("{pointer}/format"), "`format` must be a string")
+            })?;
             k.format = Some(Format::parse(name));
         }
         // Arrays: 2020-12 `prefixItems`/`items`, or the older array form of `items` with
@@ -630,7 +781,12 @@ impl<'a> Reader<'a> {
         match map.get("uniqueItems") {
             None => {}
             Some(Value::Bool(unique)) => k.unique_items = *unique,
-            Some(_) => return Err(self.error(&format!("{pointer}/uniqueItems"), "`uniqueItems` must be a boolean")),
+            Some(_) => {
+                return Err(self.error(
+                    &format!("{pointer}/uniqueItems"),
+                    "`uniqueItems` must be a boolean",
+                ));
+            }
         }
         if map.contains_key("unevaluatedItems") {
             k.unevaluated_items = Some(self.child(pointer, "unevaluatedItems", base)?);
@@ -653,9 +809,15 @@ impl<'a> Reader<'a> {
         }
         if let Some(value) = map.get("dependentRequired") {
             let here = format!("{pointer}/dependentRequired");
-            let entries = value.as_object().ok_or_else(|| self.error(&here, "`dependentRequired` must be an object"))?;
+            let entries = value
+                .as_object()
+                .ok_or_else(|| self.error(&here, "`dependentRequired` must be an object"))?;
             for (name, list) in entries {
-                let names = self.strings(list, &format!("{here}/{}", escape(name)), "dependentRequired")?;
+                let names = self.strings(
+                    list,
+                    &format!("{here}/{}", escape(name)),
+                    "dependentRequired",
+                )?;
                 k.dependent_required.push((name.clone(), names));
             }
         }
@@ -664,7 +826,8 @@ impl<'a> Reader<'a> {
             let here = format!("{pointer}/dependencies");
             for (name, value) in entries {
                 if value.is_array() {
-                    let names = self.strings(value, &format!("{here}/{}", escape(name)), "dependencies")?;
+                    let names =
+                        self.strings(value, &format!("{here}/{}", escape(name)), "dependencies")?;
                     k.dependent_required.push((name.clone(), names));
                 } else {
                     let id = self.child(&here, name, base)?;
@@ -683,8 +846,16 @@ impl<'a> Reader<'a> {
         }
         if map.contains_key("if") {
             let condition = self.child(pointer, "if", base)?;
-            let then = if map.contains_key("then") { Some(self.child(pointer, "then", base)?) } else { None };
-            let otherwise = if map.contains_key("else") { Some(self.child(pointer, "else", base)?) } else { None };
+            let then = if map.contains_key("then") {
+                Some(self.child(pointer, "then", base)?)
+            } else {
+                None
+            };
+            let otherwise = if map.contains_key("else") {
+                Some(self.child(pointer, "else", base)?)
+            } else {
+                None
+            };
             k.if_then_else = Some((condition, then, otherwise));
         }
         // Definitions are read so that a bad one is reported, though only references use them.
@@ -723,10 +894,19 @@ mod tests {
     #[test]
     fn references_resolve_against_their_base() {
         let base = "https://example.com/schemas/root.json";
-        assert_eq!(resolve_uri(base, "item.json"), "https://example.com/schemas/item.json");
-        assert_eq!(resolve_uri(base, "../other.json#/a"), "https://example.com/other.json#/a");
+        assert_eq!(
+            resolve_uri(base, "item.json"),
+            "https://example.com/schemas/item.json"
+        );
+        assert_eq!(
+            resolve_uri(base, "../other.json#/a"),
+            "https://example.com/other.json#/a"
+        );
         assert_eq!(resolve_uri(base, "/x.json"), "https://example.com/x.json");
-        assert_eq!(resolve_uri(base, "#/$defs/a"), "https://example.com/schemas/root.json#/$defs/a");
+        assert_eq!(
+            resolve_uri(base, "#/$defs/a"),
+            "https://example.com/schemas/root.json#/$defs/a"
+        );
         assert_eq!(resolve_uri(base, "urn:uuid:1"), "urn:uuid:1");
     }
 }

@@ -2,8 +2,8 @@
 //! Each row: name, OLD, NEW, backward compatible?, forward compatible?, a rule that must be
 //! reported (or "" for none).
 
-use schema_compat::compare;
 use proptest::prelude::*;
+use schema_compat::compare;
 use serde_json::{Value, json};
 
 fn obj(props: Value, required: &[&str]) -> Value {

@@ -7,9 +7,12 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
+use common::check_witness;
 use schema_compat::{Verdict, compare};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 #[derive(Deserialize)]
 struct Suite {
@@ -35,140 +38,18 @@ struct Mapping {
     reason: String,
 }
 
-const SUITES: &[&str] = &["jsoncompat", "confluent", "apicurio", "redpanda", "sentry", "karapace"];
+const SUITES: &[&str] = &[
+    "jsoncompat",
+    "confluent",
+    "apicurio",
+    "redpanda",
+    "sentry",
+    "karapace",
+];
 
 fn read(name: &str) -> String {
     let path = format!("{}/tests/corpus/{name}.json", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The schema a typed producer writes under: objects that declare properties and say
-/// nothing of others get `additionalProperties: false`. Left alone (`None`) where `allOf`
-/// composes objects, since closing each part would not mean the same.
-pub fn closed(schema: &Value) -> Option<Value> {
-    fn walk(node: &Value, in_all_of: bool) -> Option<Value> {
-        let Value::Object(map) = node else {
-            return Some(node.clone());
-        };
-        if map.contains_key("allOf") && map.values().any(|v| v.is_object()) {
-            let declares = |v: &Value| v.get("properties").is_some() || v.get("patternProperties").is_some();
-            if map.get("allOf").and_then(Value::as_array).is_some_and(|list| list.iter().any(declares)) || declares(node) {
-                return None;
-            }
-        }
-        let mut out = Map::new();
-        for (key, value) in map {
-            let child = match (key.as_str(), value) {
-                ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas", Value::Object(children)) => {
-                    let mut walked = Map::new();
-                    for (name, child) in children {
-                        walked.insert(name.clone(), walk(child, false)?);
-                    }
-                    Value::Object(walked)
-                }
-                ("anyOf" | "oneOf" | "prefixItems" | "items", Value::Array(children)) => {
-                    Value::Array(children.iter().map(|c| walk(c, false)).collect::<Option<Vec<_>>>()?)
-                }
-                ("allOf", Value::Array(children)) => Value::Array(children.iter().map(|c| walk(c, true)).collect::<Option<Vec<_>>>()?),
-                ("items" | "additionalProperties" | "additionalItems" | "contains" | "then" | "else" | "if" | "not" | "propertyNames", child) => walk(child, false)?,
-                _ => value.clone(),
-            };
-            out.insert(key.clone(), child);
-        }
-        let declares = map.contains_key("properties") || map.contains_key("patternProperties");
-        let explicit = map.contains_key("additionalProperties") || map.contains_key("unevaluatedProperties");
-        if declares && !explicit && !in_all_of && !map.contains_key("$ref") {
-            out.insert("additionalProperties".into(), Value::Bool(false));
-        }
-        Some(Value::Object(out))
-    }
-    walk(schema, false)
-}
-
-/// Numeric formats as the bounds they assert, so a validator that ignores them agrees.
-pub fn numeric_formats_as_bounds(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => {
-            let mut out: Map<String, Value> = map.iter().map(|(k, v)| (k.clone(), numeric_formats_as_bounds(v))).collect();
-            let range = match map.get("format").and_then(Value::as_str) {
-                Some("int8") => Some((json!(i8::MIN), json!(i8::MAX))),
-                Some("int16") => Some((json!(i16::MIN), json!(i16::MAX))),
-                Some("int32") => Some((json!(i32::MIN), json!(i32::MAX))),
-                Some("int64" | "int") => Some((json!(i64::MIN), json!(i64::MAX))),
-                Some("uint8") => Some((json!(0), json!(u8::MAX))),
-                Some("uint16") => Some((json!(0), json!(u16::MAX))),
-                Some("uint32") => Some((json!(0), json!(u32::MAX))),
-                Some("uint64" | "uint") => Some((json!(0), json!(u64::MAX))),
-                Some("float") => Some((json!(f32::MIN), json!(f32::MAX))),
-                _ => None,
-            };
-            if let Some((low, high)) = range {
-                let constraint = json!({"anyOf": [
-                    {"not": {"type": "number"}},
-                    {"minimum": low, "maximum": high, "not": {"not": {"multipleOf": if map.get("format").and_then(Value::as_str) == Some("float") { json!(f64::MIN_POSITIVE) } else { json!(1) }}}}
-                ]});
-                let all_of = out.entry("allOf").or_insert_with(|| json!([]));
-                if let Some(list) = all_of.as_array_mut() {
-                    list.push(constraint);
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(list) => Value::Array(list.iter().map(numeric_formats_as_bounds).collect()),
-        other => other.clone(),
-    }
-}
-
-/// The draft a schema without `$schema` is written in, judged by its spellings.
-fn legacy_draft(schema: &Value) -> Option<jsonschema::Draft> {
-    fn find(node: &Value, test: &dyn Fn(&Map<String, Value>) -> bool) -> bool {
-        match node {
-            Value::Object(map) => test(map) || map.values().any(|v| find(v, test)),
-            Value::Array(list) => list.iter().any(|v| find(v, test)),
-            _ => false,
-        }
-    }
-    if schema.get("$schema").is_some() {
-        return None;
-    }
-    if find(schema, &|m| m.get("exclusiveMinimum").is_some_and(Value::is_boolean) || m.get("exclusiveMaximum").is_some_and(Value::is_boolean)) {
-        Some(jsonschema::Draft::Draft4)
-    } else if find(schema, &|m| m.get("items").is_some_and(Value::is_array) || m.contains_key("additionalItems") || m.contains_key("dependencies")) {
-        Some(jsonschema::Draft::Draft7)
-    } else {
-        None
-    }
-}
-
-pub fn validates(schema: &Value, value: &Value) -> Result<bool, String> {
-    let draft = legacy_draft(schema);
-    let schema = numeric_formats_as_bounds(schema);
-    let mut options = jsonschema::options();
-    if let Some(draft) = draft {
-        options = options.with_draft(draft);
-    }
-    let validator = options
-        .should_validate_formats(true)
-        .build(&schema)
-        .map_err(|e| format!("jsonschema cannot build {schema}: {e}"))?;
-    Ok(validator.is_valid(value))
-}
-
-/// A witness is real when the producer accepts it (closed where closing is expressible)
-/// and the reader refuses it.
-pub fn check_witness(producer: &Value, reader: &Value, witness: &Value) -> Result<(), String> {
-    if !validates(producer, witness)? {
-        return Err(format!("the producer refuses the witness {witness}"));
-    }
-    if let Some(closed) = closed(producer)
-        && !validates(&closed, witness)?
-    {
-        return Err(format!("a typed producer would not write the witness {witness}"));
-    }
-    if validates(reader, witness)? {
-        return Err(format!("the reader accepts the witness {witness}"));
-    }
-    Ok(())
 }
 
 #[derive(Default)]
@@ -186,9 +67,22 @@ fn the_public_corpus_is_answered_soundly_and_almost_always_right() {
     let mappings: Vec<Mapping> = serde_json::from_str(&read("mapping")).expect("mapping.json");
     let mut flips: BTreeMap<(String, String, String), &Mapping> = BTreeMap::new();
     for mapping in &mappings {
-        assert!(!mapping.reason.trim().is_empty(), "{}: a flipped verdict needs its reason", mapping.id);
-        let key = (mapping.suite.clone(), mapping.id.clone(), mapping.direction.clone());
-        assert!(flips.insert(key, mapping).is_none(), "{} {}: mapped twice", mapping.suite, mapping.id);
+        assert!(
+            !mapping.reason.trim().is_empty(),
+            "{}: a flipped verdict needs its reason",
+            mapping.id
+        );
+        let key = (
+            mapping.suite.clone(),
+            mapping.id.clone(),
+            mapping.direction.clone(),
+        );
+        assert!(
+            flips.insert(key, mapping).is_none(),
+            "{} {}: mapped twice",
+            mapping.suite,
+            mapping.id
+        );
     }
     let mut used = 0;
     let mut scores: BTreeMap<String, Score> = BTreeMap::new();
@@ -205,7 +99,10 @@ fn the_public_corpus_is_answered_soundly_and_almost_always_right() {
                 let expected = match flips.get(&key) {
                     Some(mapping) => {
                         used += 1;
-                        assert_ne!(mapping.compatible, stated, "{key:?}: the mapping repeats the suite's verdict");
+                        assert_ne!(
+                            mapping.compatible, stated,
+                            "{key:?}: the mapping repeats the suite's verdict"
+                        );
                         mapping.compatible
                     }
                     None => stated,
@@ -214,9 +111,15 @@ fn the_public_corpus_is_answered_soundly_and_almost_always_right() {
                 let verdict = match &report {
                     Ok(report) if direction == "backward" => report.backward.clone(),
                     Ok(report) => report.forward.clone(),
-                    Err(error) => Verdict::Undecidable { reason: error.to_string() },
+                    Err(error) => Verdict::Undecidable {
+                        reason: error.to_string(),
+                    },
                 };
-                let (producer, reader) = if direction == "backward" { (&case.old, &case.new) } else { (&case.new, &case.old) };
+                let (producer, reader) = if direction == "backward" {
+                    (&case.old, &case.new)
+                } else {
+                    (&case.new, &case.old)
+                };
                 if let Verdict::Incompatible { witness } = &verdict
                     && let Err(why) = check_witness(producer, reader, witness)
                 {
@@ -226,23 +129,35 @@ fn the_public_corpus_is_answered_soundly_and_almost_always_right() {
                     score.agree += 1;
                 }
                 match (&verdict, expected) {
-                    (Verdict::Compatible, true) | (Verdict::Incompatible { .. }, false) => score.right += 1,
+                    (Verdict::Compatible, true) | (Verdict::Incompatible { .. }, false) => {
+                        score.right += 1
+                    }
                     (Verdict::Compatible, false) => {
                         score.unsound += 1;
-                        wrong.push(format!("UNSOUND {key:?}\n  old {}\n  new {}", case.old, case.new));
+                        wrong.push(format!(
+                            "UNSOUND {key:?}\n  old {}\n  new {}",
+                            case.old, case.new
+                        ));
                     }
                     (Verdict::Undecidable { reason }, _) => {
                         score.undecidable += 1;
                         wrong.push(format!("undecidable {key:?} (expected {expected}): {reason}\n  old {}\n  new {}", case.old, case.new));
                     }
                     (Verdict::Incompatible { witness }, true) => {
-                        wrong.push(format!("cautious {key:?}: witness {witness}\n  old {}\n  new {}", case.old, case.new));
+                        wrong.push(format!(
+                            "cautious {key:?}: witness {witness}\n  old {}\n  new {}",
+                            case.old, case.new
+                        ));
                     }
                 }
             }
         }
     }
-    assert_eq!(used, mappings.len(), "every mapping names a direction a suite states");
+    assert_eq!(
+        used,
+        mappings.len(),
+        "every mapping names a direction a suite states"
+    );
     let total: Score = scores.values().fold(Score::default(), |mut sum, s| {
         sum.directions += s.directions;
         sum.right += s.right;
@@ -251,7 +166,8 @@ fn the_public_corpus_is_answered_soundly_and_almost_always_right() {
         sum.undecidable += s.undecidable;
         sum
     });
-    let mut table = String::from("suite        directions  right    unsound  undecidable  same as the tool\n");
+    let mut table =
+        String::from("suite        directions  right    unsound  undecidable  same as the tool\n");
     for (name, s) in scores.iter().chain([(&"all".to_owned(), &total)]) {
         table.push_str(&format!(
             "{name:<12} {:>10}  {:>6.2}%  {:>7}  {:>11}  {:>6.2}%\n",
@@ -266,7 +182,15 @@ fn the_public_corpus_is_answered_soundly_and_almost_always_right() {
     if std::env::var_os("CORPUS_DETAILS").is_some() {
         println!("{}", wrong.join("\n"));
     }
-    assert!(bad_witnesses.is_empty(), "witnesses that do not hold:\n{}", bad_witnesses.join("\n"));
+    assert!(
+        bad_witnesses.is_empty(),
+        "witnesses that do not hold:\n{}",
+        bad_witnesses.join("\n")
+    );
     assert_eq!(total.unsound, 0, "{table}\n{}", wrong.join("\n"));
-    assert!(total.right * 100 >= total.directions * 97, "{table}\n{}", wrong.join("\n"));
+    assert!(
+        total.right * 100 >= total.directions * 97,
+        "{table}\n{}",
+        wrong.join("\n")
+    );
 }

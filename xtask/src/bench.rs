@@ -10,7 +10,7 @@ use xtask::workspace::cargo;
 use anyhow::{Context, bail};
 use ops_registry::document::Export;
 use ops_registry::generated::{self, event, insert, set_schema, struct_schema};
-use ops_registry::policy::{compare, semver_findings};
+use ops_registry::contract_policy::{compare, semver_findings};
 use ops_registry::snapshot::Snapshot;
 use serde_json::json;
 

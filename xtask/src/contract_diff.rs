@@ -1,5 +1,5 @@
 //! `cargo xtask contract-diff`: builds the current registry through the host's export,
-//! compares it with the committed snapshot under the policy of `ops_registry::policy`, runs
+//! compares it with the committed snapshot under the policy of `ops_registry::contract_policy`, runs
 //! the upcasters of new payload versions on samples of the old ones, checks semver, applies
 //! the committed acceptances and reports.
 
@@ -11,8 +11,8 @@ use std::process::Command;
 
 use anyhow::{Context, anyhow, bail};
 use ops_registry::document::Export;
-use ops_registry::instances;
-use ops_registry::policy::{self, Finding, Level, UpcastCheck};
+use schema_compat::instances;
+use ops_registry::contract_policy::{self as policy, Finding, Level, UpcastCheck};
 use ops_registry::snapshot::{SNAPSHOT_FORMAT, Snapshot};
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use ops_registry::compat::{Report, compare};
+use schema_compat::{Report, compare};
 
 use crate::Verdict;
 

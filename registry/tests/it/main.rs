@@ -1,6 +1,4 @@
-//! The registry's integration tests, one binary: the compatibility corpus, fuzzing of the
-//! engine, and the contract-diff policy.
+//! The registry's integration tests, one binary: the contract-diff policy. The schema
+//! engine's own tests are in `schema-compat`.
 
-mod compat_corpus;
-mod compat_fuzz;
-mod policy;
+mod contract_policy;

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use ops_registry::policy::{Finding, Level};
+use ops_registry::contract_policy::{Finding, Level};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]

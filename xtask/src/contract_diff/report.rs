@@ -1,7 +1,7 @@
 //! The four outputs of contract-diff: text for people, JSON for tools, GitHub workflow
 //! annotations, and SARIF 2.1.0 for code-scanning dashboards.
 
-use ops_registry::policy::{Finding, Level};
+use ops_registry::contract_policy::{Finding, Level};
 use serde_json::{Value, json};
 
 use super::SNAPSHOT_PATH;

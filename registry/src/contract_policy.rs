@@ -31,7 +31,7 @@ use semver::Version;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::compat::{self, Change};
+use schema_compat::{self as compat, Change};
 use crate::document::{Export, SourceLocation, TypeEntry};
 use crate::snapshot::{Snapshot, TypeHistory};
 

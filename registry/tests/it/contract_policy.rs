@@ -5,7 +5,7 @@ use ops_core::contract::{DedupeKind, Kind, SafetyClass, Visibility};
 use ops_core::pack::{PackManifest, ProvidedType};
 use ops_registry::document::{Export, PackEntry};
 use ops_registry::generated::{self, event, insert, set_schema, struct_schema};
-use ops_registry::policy::{Finding, Level, compare, semver_findings};
+use ops_registry::contract_policy::{Finding, Level, compare, semver_findings};
 use ops_registry::snapshot::Snapshot;
 use serde_json::json;
 

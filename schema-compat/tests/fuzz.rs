@@ -3,8 +3,8 @@
 //! drawn from the JSON Schema vocabulary (with wrong-typed values too), `$ref`s point at
 //! real, missing and self-referencing places, so the deep paths are reached.
 
-use ops_registry::compat::compare;
 use proptest::prelude::*;
+use schema_compat::compare;
 use serde_json::{Map, Value, json};
 
 const KEYWORDS: &[&str] = &[
