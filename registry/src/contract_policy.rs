@@ -31,9 +31,9 @@ use semver::Version;
 use serde::Serialize;
 use serde_json::Value;
 
-use schema_compat::{self as compat, Change};
 use crate::document::{Export, SourceLocation, TypeEntry};
 use crate::snapshot::{Snapshot, TypeHistory};
+use schema_compat::{self as compat, Change};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +105,10 @@ pub struct Finding {
     pub location: Option<SourceLocation>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
+    /// Payloads that show a schema break: valid as one side writes them, refused by the
+    /// other side's readers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<Witness>,
     /// The reason from the acceptances file, when this finding was accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<String>,
@@ -122,6 +126,7 @@ impl Finding {
             impact: None,
             location: None,
             changes: Vec::new(),
+            witnesses: Vec::new(),
             accepted: None,
         }
     }
@@ -150,6 +155,141 @@ impl Finding {
     pub fn is_violation(&self) -> bool {
         self.level == Level::Error && self.accepted.is_none()
     }
+}
+
+/// A payload one side of a schema change writes and the other side's readers refuse.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Witness {
+    /// `backward`: an old event new code cannot read; `forward`: a new event old code
+    /// cannot read.
+    pub direction: &'static str,
+    pub payload: Value,
+}
+
+impl Witness {
+    /// "this v1 event no longer reads: {…}".
+    pub fn sentence(&self, version: Option<u32>) -> String {
+        let version = version.map(|v| format!("v{v} ")).unwrap_or_default();
+        match self.direction {
+            "backward" => format!("this {version}event no longer reads: {}", self.payload),
+            _ => format!(
+                "old code cannot read this new {version}event: {}",
+                self.payload
+            ),
+        }
+    }
+}
+
+/// What each rule of the policy means, for SARIF rule descriptions and `--explain`-style
+/// help; every rule a finding can carry is here (a test checks the sources).
+pub const RULES: &[(&str, &str)] = &[
+    (
+        "type-removed",
+        "A public type was removed; stored events of it can no longer be read by name.",
+    ),
+    (
+        "type-renamed",
+        "A public type was renamed and declares `renamed_from` the old name.",
+    ),
+    ("type-added", "A public type was added."),
+    (
+        "visibility-narrowed",
+        "A public type was made private; other packs that read it break.",
+    ),
+    ("kind-changed", "A type changed between event and command."),
+    ("owner-changed", "A type moved to another owning crate."),
+    ("dedupe-changed", "A command's dedupe scope changed."),
+    ("compensation-changed", "A command's compensation changed."),
+    (
+        "safety-raised",
+        "A command's safety class was raised; callers need new capabilities.",
+    ),
+    (
+        "safety-lowered",
+        "A command's safety class was lowered; accepted only after review.",
+    ),
+    (
+        "schema-changed-compatibly",
+        "A payload schema changed within its version, and old and new payloads stay valid both ways.",
+    ),
+    (
+        "schema-changed-in-place",
+        "A payload schema changed within its version incompatibly; the witness shows a payload that breaks.",
+    ),
+    (
+        "schema-unreadable",
+        "A payload schema could not be compared; the message names the JSON pointer.",
+    ),
+    (
+        "version-removed",
+        "The latest payload version of a type is no longer declared.",
+    ),
+    (
+        "version-added",
+        "A new payload version was declared; its upcaster is run on samples of the old ones.",
+    ),
+    (
+        "manifest-type-removed",
+        "A pack no longer declares one of its types.",
+    ),
+    ("manifest-type-added", "A pack declares a new type."),
+    (
+        "manifest-contract-removed",
+        "A pack no longer declares a contract it used.",
+    ),
+    ("manifest-contract-added", "A pack declares a new contract."),
+    (
+        "manifest-changed",
+        "A pack's manifest changed (table prefix or identity).",
+    ),
+    (
+        "pack-removed",
+        "A pack is no longer installed; its events stay readable as raw envelopes.",
+    ),
+    ("pack-added", "A pack was installed."),
+    (
+        "envelope-version-changed",
+        "The envelope version changed; core review must accept it.",
+    ),
+    (
+        "semver-bump-too-small",
+        "A crate's or pack's version moved less than its largest change needs.",
+    ),
+    (
+        "semver-needless-major",
+        "A crate's or pack's version moved a major step for smaller changes.",
+    ),
+    (
+        "semver-version-lowered",
+        "A crate's or pack's version went down.",
+    ),
+    (
+        "snapshot-not-blessed",
+        "The committed snapshot does not record the current registry yet.",
+    ),
+    (
+        "acceptance-unused",
+        "An acceptance in the acceptances file matches no finding.",
+    ),
+    (
+        "upcaster-checked",
+        "The upcaster of a new payload version turned samples of the old one into valid payloads.",
+    ),
+    (
+        "upcaster-unchecked",
+        "The upcaster of a new payload version could not be run on samples.",
+    ),
+    (
+        "upcaster-failed",
+        "The upcaster of a new payload version failed or produced an invalid payload.",
+    ),
+];
+
+pub fn describe(rule: &str) -> Option<&'static str> {
+    RULES
+        .iter()
+        .find(|(id, _)| *id == rule)
+        .map(|(_, text)| *text)
 }
 
 /// A new payload version whose upcaster must be run on instances of an old version; the
@@ -499,6 +639,20 @@ fn schema_changed(
         (false, true) => "new code cannot read old events",
         _ => "old code cannot read new events",
     };
+    let undecided: Vec<String> = [("backward", &report.backward), ("forward", &report.forward)]
+        .into_iter()
+        .filter_map(|(direction, verdict)| match verdict {
+            compat::Verdict::Undecidable { reason } => Some(format!(
+                "{direction} cannot be decided ({reason}), so it counts as breaking"
+            )),
+            _ => None,
+        })
+        .collect();
+    let breaks = if undecided.is_empty() {
+        breaks.to_owned()
+    } else {
+        format!("{breaks}; {}", undecided.join("; "))
+    };
     let mut finding = Finding::new(
         "schema-changed-in-place",
         Level::Error,
@@ -509,11 +663,32 @@ fn schema_changed(
     .with_fix(upcaster_skeleton(entry))
     .located(location);
     finding.changes = report.changes;
+    finding.witnesses = [("backward", &report.backward), ("forward", &report.forward)]
+        .into_iter()
+        .filter_map(|(direction, verdict)| {
+            verdict.witness().map(|payload| Witness {
+                direction,
+                payload: payload.clone(),
+            })
+        })
+        .collect();
     finding
 }
 
-/// What to paste: the old shape kept as the previous version, the new one upcasting from it.
-fn upcaster_skeleton(entry: &TypeEntry) -> String {
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (index, c) in name.chars().enumerate() {
+        if c.is_uppercase() && index > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// What to paste into the owning crate, as it compiles: the old shape kept as the previous
+/// version, the new one upcasting from it, and the exact crate version to set.
+pub fn upcaster_skeleton(entry: &TypeEntry) -> String {
     let rust = entry
         .rust_type
         .rsplit("::")
@@ -521,13 +696,50 @@ fn upcaster_skeleton(entry: &TypeEntry) -> String {
         .unwrap_or(&entry.rust_type);
     let (version, next) = (entry.version, entry.version + 1);
     let attribute = noun(entry.kind);
+    let arguments = |version: u32| {
+        let mut arguments = Vec::new();
+        if entry.visibility == Visibility::Public {
+            arguments.push("public".to_owned());
+        }
+        // `pack.<id>.<domain>.<Name>`: the domain is the segment before the name.
+        let segments: Vec<&str> = entry.name.split('.').collect();
+        if segments.len() == 4 && segments[0] == "pack" {
+            arguments.push(format!("domain = \"{}\"", segments[2]));
+        }
+        if let Some(safety) = entry.safety {
+            arguments.push(format!("safety = {}", safety_name(safety).to_uppercase()));
+        }
+        if let Some(dedupe) = entry.dedupe
+            && let Some(name) = serde_json::to_value(dedupe)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        {
+            arguments.push(format!("dedupe = {name}"));
+        }
+        if let Some(compensation) = &entry.compensation {
+            arguments.push(format!(
+                "compensation = {}",
+                compensation.rsplit('.').next().unwrap_or(compensation)
+            ));
+        }
+        arguments.push(format!("version = {version}"));
+        arguments.join(", ")
+    };
+    let bumped = Version::parse(&entry.owner_crate_version)
+        .map(|v| next_version(&v, Impact::Minor).to_string())
+        .unwrap_or_else(|_| "its next minor version".to_owned());
+    // The module is named after the type (`incident_opened_v1`), so the skeleton compiles
+    // in a crate that already keeps other types' old versions in a `v1`.
+    let module = format!("{}_v{version}", snake_case(rust));
     format!(
         "keep the old shape as version {version} and declare the new one as version {next} with an upcaster:\n\
-         \n    pub mod v{version} {{\n        #[{attribute}(public, ..., version = {version})]\n        pub struct {rust} {{ /* the fields as they were */ }}\n    }}\n\
-         \n    #[{attribute}(public, ..., version = {next}, upcast_from = v{version}::{rust})]\n    pub struct {rust} {{ /* the new fields */ }}\n\
-         \n    impl ops_core::contract::Upcast<v{version}::{rust}> for {rust} {{\n        fn upcast(old: v{version}::{rust}) -> Self {{\n            /* build version {next} from every field of `old` */\n        }}\n    }}\n\
-         \nthen bump the minor version of `{}`",
-        entry.owner_crate
+         \n    pub mod {module} {{\n        #[ops_core::{attribute}({old_arguments})]\n        pub struct {rust} {{\n            // the fields as they were in version {version}\n        }}\n    }}\n\
+         \n    #[ops_core::{attribute}({new_arguments}, upcast_from = {module}::{rust})]\n    pub struct {rust} {{\n        // the new fields\n    }}\n\
+         \n    impl ops_core::contract::Upcast<{module}::{rust}> for {rust} {{\n        fn upcast(old: {module}::{rust}) -> Self {{\n            let _ = old;\n            todo!(\"build version {next} from every field of `old`\")\n        }}\n    }}\n\
+         \nthen set `version` in the `[package]` of `{crate_name}`'s Cargo.toml to {bumped}",
+        old_arguments = arguments(version),
+        new_arguments = arguments(next),
+        crate_name = entry.owner_crate,
     )
 }
 
@@ -688,6 +900,7 @@ pub fn semver_findings(old: &Snapshot, current: &Snapshot, findings: &[Finding])
         }
     }
     let mut out = Vec::new();
+    let mut to_set: Vec<String> = Vec::new();
     for (against, (impact, because)) in needed {
         let (name, versions, declared_in) = match against {
             Versioned::Crate(name) => (
@@ -736,6 +949,7 @@ pub fn semver_findings(old: &Snapshot, current: &Snapshot, findings: &[Finding])
                 )
                 .with_fix(format!("set {declared_in} to {suggested}")),
             );
+            to_set.push(format!("{declared_in} to {suggested}"));
         } else if moved == Bump::Major && impact < Impact::Major {
             out.push(Finding::new(
                 "semver-needless-major",
@@ -744,6 +958,12 @@ pub fn semver_findings(old: &Snapshot, current: &Snapshot, findings: &[Finding])
                 format!("`{name}` went from {before} to {after}, a major bump, but its largest change is {impact}"),
             ));
         }
+    }
+    // The first fix a reader sees names every version to set, so one edit fixes them all.
+    if to_set.len() > 1
+        && let Some(first) = out.iter_mut().find(|f| f.rule == "semver-bump-too-small")
+    {
+        first.fix = Some(format!("set {}", to_set.join("; set ")));
     }
     out
 }

@@ -8,8 +8,8 @@
 //! - [`releases`] describes what a binary links as releases, with its pins.
 //! - [`generated`] builds synthetic exports for tests and benchmarks.
 
+pub mod contract_policy;
 pub mod document;
 pub mod generated;
-pub mod contract_policy;
 pub mod releases;
 pub mod snapshot;

@@ -183,14 +183,20 @@ impl Snapshot {
         })
     }
 
-    /// Pretty JSON with a final newline, so the committed file diffs line by line.
+    /// Pretty JSON with a final newline, so the committed file diffs line by line; the
+    /// folder is created when it does not exist yet.
     pub fn write(&self, path: &Path) -> Result<(), SnapshotError> {
         let mut text = serde_json::to_string_pretty(self).expect("a snapshot is plain JSON");
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| SnapshotError::Write {
+        let failed = |source| SnapshotError::Write {
             path: path.display().to_string(),
             source,
-        })
+        };
+        // The first `--bless` of a workspace creates the folder the snapshot lives in.
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(failed)?;
+        }
+        std::fs::write(path, text).map_err(failed)
     }
 
     /// Public, still-declared types: the surface the policy protects.

@@ -672,6 +672,47 @@ impl Engine {
                 candidates,
             };
         }
+        // Without patterns only lengths and exclusions constrain: strings of `a`s and `b`s
+        // of every allowed length are enough, and no automaton is needed.
+        if s.matching.is_empty() && s.not_matching.is_empty() {
+            let longest = s
+                .max
+                .unwrap_or(s.min + excluded.len() as u64 + 1)
+                .min(s.min + excluded.len() as u64 + 1);
+            let mut candidates = Vec::new();
+            let mut reason = None;
+            'lengths: for length in s.min..=longest.max(s.min) {
+                for fill in ['a', 'b', '0'] {
+                    let text: String = std::iter::repeat_n(fill, length as usize).collect();
+                    match meets(&text) {
+                        Ok(true) => {
+                            candidates.push(Value::String(text));
+                            if candidates.len() >= 3 {
+                                break 'lengths;
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(why) => reason = Some(why),
+                    }
+                }
+            }
+            if candidates.is_empty()
+                && s.not_formats.is_empty()
+                && reason.is_none()
+                && s.max.is_some_and(|max| max < s.min)
+            {
+                return Probe::empty();
+            }
+            if !candidates.is_empty() || s.max.is_none() || !s.not_formats.is_empty() {
+                return Probe {
+                    candidates,
+                    exhaustive: false,
+                    reason: reason.or_else(|| {
+                        Some("no string outside the excluded values and formats was found".into())
+                    }),
+                };
+            }
+        }
         let spec = StringSpec {
             min_length: s.min,
             max_length: s.max,

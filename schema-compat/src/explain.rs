@@ -13,9 +13,15 @@ use crate::engine::{Engine, Found};
 use crate::rule::Rule;
 use crate::schema::{Bound, Keywords, NodeId, Side, types};
 
-pub fn changes(engine: &mut Engine, old: NodeId, new: NodeId) -> Vec<Change> {
+/// The changes between two documents, read into `engine` with roots `old` and `new`.
+pub fn changes(
+    engine: &mut Engine,
+    (old, old_document): (NodeId, &Value),
+    (new, new_document): (NodeId, &Value),
+) -> Vec<Change> {
     let mut explainer = Explainer {
         engine,
+        documents: (old_document, new_document),
         out: Vec::new(),
         seen: HashSet::new(),
         unpaired: Vec::new(),
@@ -24,8 +30,13 @@ pub fn changes(engine: &mut Engine, old: NodeId, new: NodeId) -> Vec<Change> {
     explainer.out
 }
 
+/// Subschemas that correspond, and the rules (narrowed, widened) a break found only there
+/// is named by.
+type ChildPair = (NodeId, NodeId, Option<(Rule, Rule)>);
+
 struct Explainer<'e> {
     engine: &'e mut Engine,
+    documents: (&'e Value, &'e Value),
     out: Vec<Change>,
     seen: HashSet<(NodeId, NodeId)>,
     /// Union branches of the pair being explained that have no partner (`true`: old).
@@ -75,6 +86,30 @@ impl Explainer<'_> {
         } else {
             pointer.clone()
         }
+    }
+
+    /// The same JSON with no reference inside: the same schema, nothing to explain.
+    fn identical(&self, old: NodeId, new: NodeId) -> bool {
+        let at = |document: &Value, node: NodeId| {
+            document
+                .pointer(&self.engine.arena.node(node).pointer)
+                .cloned()
+        };
+        let (Some(a), Some(b)) = (at(self.documents.0, old), at(self.documents.1, new)) else {
+            return false;
+        };
+        fn refers(value: &Value) -> bool {
+            match value {
+                Value::Object(map) => {
+                    map.contains_key("$ref")
+                        || map.contains_key("$dynamicRef")
+                        || map.values().any(refers)
+                }
+                Value::Array(list) => list.iter().any(refers),
+                _ => false,
+            }
+        }
+        a == b && !refers(&a)
     }
 
     fn related(&mut self, old: NodeId, new: NodeId, relation: Relation) -> bool {
@@ -151,7 +186,7 @@ impl Explainer<'_> {
     /// where its context does not).
     fn pair(&mut self, old: NodeId, new: NodeId, mask: (bool, bool)) -> (bool, bool) {
         let (old, new) = (self.through_refs(old), self.through_refs(new));
-        if !self.seen.insert((old, new)) {
+        if !self.seen.insert((old, new)) || self.identical(old, new) {
             return (false, false);
         }
         let backward = self.engine.difference(old, new, Some(Side::Old));
@@ -292,11 +327,7 @@ impl Explainer<'_> {
 
     /// Subschemas that correspond: same property, items, extra properties, union branches
     /// related by inclusion; with the rules a break found only there is named by.
-    fn children(
-        &mut self,
-        old: NodeId,
-        new: NodeId,
-    ) -> Vec<(NodeId, NodeId, Option<(Rule, Rule)>)> {
+    fn children(&mut self, old: NodeId, new: NodeId) -> Vec<ChildPair> {
         let (Some(o), Some(n)) = (
             self.engine.arena.keywords(old),
             self.engine.arena.keywords(new),

@@ -143,7 +143,7 @@ pub fn compare(old: &Value, new: &Value) -> Result<Report, SchemaError> {
     let mut engine = Engine::new(arena);
     let backward = Verdict::of(engine.difference(old_root, new_root, Some(Side::Old)));
     let forward = Verdict::of(engine.difference(new_root, old_root, Some(Side::New)));
-    let changes = explain::changes(&mut engine, old_root, new_root);
+    let changes = explain::changes(&mut engine, (old_root, old), (new_root, new));
     Ok(Report {
         backward_compatible: backward.is_compatible(),
         forward_compatible: forward.is_compatible(),

@@ -7,6 +7,7 @@
 //! whether it must or must not hold), decided when a witness needs that value.
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -115,7 +116,8 @@ pub struct Exists {
 
 #[derive(Clone, Debug, Default)]
 pub struct Obj {
-    pub clauses: Vec<Clause>,
+    /// Shared: conjunctions are merged often, clauses never change.
+    pub clauses: Vec<Rc<Clause>>,
     pub required: BTreeSet<String>,
     pub absent: BTreeSet<String>,
     pub min: u64,
@@ -499,19 +501,19 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
             || !k.pattern_properties.is_empty()
             || k.additional_properties.is_some()
         {
-            object.clauses.push(Clause {
+            object.clauses.push(Rc::new(Clause {
                 side,
                 explicit: k.additional_properties.is_some(),
                 properties: k.properties.clone(),
                 patterns: k.pattern_properties.clone(),
                 additional: k.additional_properties,
-            });
+            }));
         }
         let mut conj = Conj::of(Shape::Object(object));
         match &unevaluated.properties {
             Some(Ok(clause)) => {
                 if let Shape::Object(object) = &mut conj.shape {
-                    object.clauses.push(clause.clone());
+                    object.clauses.push(Rc::new(clause.clone()));
                 }
             }
             Some(Err(doubt)) => conj.doubt = Some(doubt.clone()),

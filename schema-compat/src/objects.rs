@@ -43,7 +43,7 @@ fn outside(reason: &str) -> String {
 impl Engine {
     pub(crate) fn object_probe(&mut self, o: &Obj, excluded: &[Value]) -> Probe {
         let producer = self.producer;
-        let own = |clause: &&Clause| Some(clause.side) == producer;
+        let own = |clause: &&std::rc::Rc<Clause>| Some(clause.side) == producer;
         let closed =
             o.clauses.iter().any(|c| own(&c)) && !o.clauses.iter().filter(own).any(|c| c.explicit);
         let producer_keys: Vec<String> = o

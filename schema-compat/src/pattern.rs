@@ -11,7 +11,7 @@
 
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use regex_automata::dfa::dense::{self, DFA};
 use regex_automata::dfa::{Automaton, StartKind};
@@ -20,6 +20,8 @@ use regex_automata::util::start;
 use regex_automata::{Anchored, meta, util::syntax};
 
 pub type PatternId = usize;
+
+type SharedDfa = Arc<DFA<Vec<u32>>>;
 
 /// Product states explored before a string question is answered "cannot be decided".
 const SEARCH_LIMIT: usize = 60_000;
@@ -30,14 +32,14 @@ struct Pattern {
     source: String,
     translated: Option<String>,
     matcher: Option<meta::Regex>,
-    dfa: OnceCell<Option<Rc<DFA<Vec<u32>>>>>,
+    dfa: OnceCell<Option<SharedDfa>>,
 }
 
 #[derive(Default)]
 pub struct Patterns {
     list: Vec<Pattern>,
     by_source: HashMap<String, PatternId>,
-    any_char: OnceCell<Option<Rc<DFA<Vec<u32>>>>>,
+    any_char: OnceCell<Option<SharedDfa>>,
 }
 
 /// What a string must be: lengths in code points, patterns it must and must not match.
@@ -56,7 +58,22 @@ pub enum Search {
     Unknown(String),
 }
 
-fn build(regex: &str) -> Option<Rc<DFA<Vec<u32>>>> {
+/// Each regex is compiled once per process: a contract diff compares thousands of schemas
+/// that share their patterns (and every string search needs the UTF-8 automaton).
+fn build(regex: &str) -> Option<SharedDfa> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Option<SharedDfa>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    if let Some(found) = built.lock().ok().and_then(|map| map.get(regex).cloned()) {
+        return found;
+    }
+    let dfa = compile(regex);
+    if let Ok(mut map) = built.lock() {
+        map.insert(regex.to_owned(), dfa.clone());
+    }
+    dfa
+}
+
+fn compile(regex: &str) -> Option<SharedDfa> {
     dense::Builder::new()
         .configure(
             dense::Config::new()
@@ -67,7 +84,7 @@ fn build(regex: &str) -> Option<Rc<DFA<Vec<u32>>>> {
         .syntax(syntax::Config::new().unicode(true).utf8(true))
         .build(regex)
         .ok()
-        .map(Rc::new)
+        .map(Arc::new)
 }
 
 impl Patterns {
@@ -76,12 +93,7 @@ impl Patterns {
             return id;
         }
         let translated = translate(source);
-        let matcher = translated.as_deref().and_then(|t| {
-            meta::Regex::builder()
-                .syntax(syntax::Config::new().unicode(true).utf8(true))
-                .build(t)
-                .ok()
-        });
+        let matcher = translated.as_deref().and_then(matcher);
         let translated = translated.filter(|_| matcher.is_some());
         self.list.push(Pattern {
             source: source.to_owned(),
@@ -103,7 +115,7 @@ impl Patterns {
         self.list[id].matcher.as_ref().map(|m| m.is_match(text))
     }
 
-    fn dfa(&self, id: PatternId) -> Option<Rc<DFA<Vec<u32>>>> {
+    fn dfa(&self, id: PatternId) -> Option<SharedDfa> {
         let pattern = &self.list[id];
         pattern
             .dfa
@@ -116,7 +128,7 @@ impl Patterns {
 
     /// Up to `limit` strings meeting `spec`, shortest first, or a proof there are none.
     pub fn search(&self, spec: &StringSpec, limit: usize) -> Search {
-        let mut automata: Vec<(Rc<DFA<Vec<u32>>>, bool)> = Vec::new();
+        let mut automata: Vec<(SharedDfa, bool)> = Vec::new();
         let Some(any) = self.any_char.get_or_init(|| build("(?s:.)*")).clone() else {
             return Search::Unknown("the UTF-8 automaton could not be built".into());
         };
@@ -243,7 +255,7 @@ fn spell(trail: &[(usize, u8)], mut at: usize) -> String {
 }
 
 /// One byte per class of bytes that every automaton treats alike, readable ones first.
-fn alphabet(automata: &[(Rc<DFA<Vec<u32>>>, bool)]) -> Vec<u8> {
+fn alphabet(automata: &[(SharedDfa, bool)]) -> Vec<u8> {
     let preference = |byte: u8| match byte {
         b'a'..=b'z' => 0,
         b'0'..=b'9' => 1,
@@ -265,6 +277,27 @@ fn alphabet(automata: &[(Rc<DFA<Vec<u32>>>, bool)]) -> Vec<u8> {
             classes.insert(class)
         })
         .collect()
+}
+
+/// The evaluator's matcher for a translated pattern, compiled once per process.
+fn matcher(translated: &str) -> Option<meta::Regex> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Option<meta::Regex>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    if let Some(found) = built
+        .lock()
+        .ok()
+        .and_then(|map| map.get(translated).cloned())
+    {
+        return found;
+    }
+    let regex = meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(true).utf8(true))
+        .build(translated)
+        .ok();
+    if let Ok(mut map) = built.lock() {
+        map.insert(translated.to_owned(), regex.clone());
+    }
+    regex
 }
 
 /// ECMA-262 to `regex-syntax`: `\d`, `\w` and `.` as ECMA defines them, escapes spelled the

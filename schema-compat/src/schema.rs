@@ -280,7 +280,7 @@ impl Arena {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Draft {
     Draft4,
-    Draft6Or7,
+    Draft7,
     Draft2019,
     Draft2020,
 }
@@ -293,7 +293,7 @@ impl Draft {
         if uri.contains("draft-04") || uri.contains("draft-03") {
             Draft::Draft4
         } else if uri.contains("draft-06") || uri.contains("draft-07") {
-            Draft::Draft6Or7
+            Draft::Draft7
         } else if uri.contains("2019-09") {
             Draft::Draft2019
         } else {
@@ -312,6 +312,7 @@ impl Draft {
 struct Index {
     resources: BTreeMap<String, String>,
     anchors: BTreeMap<String, String>,
+    /// The base URI of each resource root (the document's and each `$id`'s).
     bases: BTreeMap<String, String>,
 }
 
@@ -333,9 +334,7 @@ impl Index {
                     }
                 }
                 if pointer.is_empty() {
-                    self.resources
-                        .entry(base.clone())
-                        .or_insert_with(String::new);
+                    self.resources.entry(base.clone()).or_default();
                 }
                 for key in ["$anchor", "$dynamicAnchor"] {
                     if let Some(anchor) = map.get(key).and_then(Value::as_str) {
@@ -343,7 +342,9 @@ impl Index {
                             .insert(format!("{base}#{anchor}"), pointer.to_owned());
                     }
                 }
-                self.bases.insert(pointer.to_owned(), base.clone());
+                if pointer.is_empty() || map.contains_key(draft.id_keyword()) {
+                    self.bases.insert(pointer.to_owned(), base.clone());
+                }
                 for (key, child) in map {
                     if key == "enum" || key == "const" || ANNOTATIONS.contains(&key.as_str()) {
                         continue;
@@ -358,6 +359,20 @@ impl Index {
             }
             _ => {}
         }
+    }
+}
+
+impl Index {
+    /// The base URI at `pointer`: that of the nearest enclosing resource (`$id`).
+    fn base_of(&self, pointer: &str) -> Option<String> {
+        self.bases
+            .iter()
+            .filter(|(root, _)| {
+                pointer.starts_with(root.as_str())
+                    && (pointer.len() == root.len() || pointer.as_bytes()[root.len()] == b'/')
+            })
+            .max_by_key(|(root, _)| root.len())
+            .map(|(_, base)| base.clone())
     }
 }
 
@@ -483,9 +498,7 @@ impl<'a> Reader<'a> {
         if let Value::Object(map) = value {
             let base = self
                 .index
-                .bases
-                .get(pointer)
-                .cloned()
+                .base_of(pointer)
                 .unwrap_or_else(|| base.to_owned());
             let keywords = self.keywords(map, pointer, &base)?;
             self.arena.nodes[id].body = Body::Schema(Box::new(keywords));
@@ -640,9 +653,7 @@ impl<'a> Reader<'a> {
         }
         let target_base = self
             .index
-            .bases
-            .get(&target)
-            .cloned()
+            .base_of(&target)
             .unwrap_or_else(|| resource.to_owned());
         self.node(&target, &target_base)
     }
@@ -661,7 +672,7 @@ impl<'a> Reader<'a> {
                 .ok_or_else(|| self.error(&format!("{pointer}/$ref"), "`$ref` must be a string"))?;
             k.reference = Some(self.reference(text, pointer, base)?);
             // Before 2019-09 a `$ref` replaces every keyword beside it.
-            if self.draft <= Draft::Draft6Or7 {
+            if self.draft <= Draft::Draft7 {
                 return Ok(k);
             }
         }

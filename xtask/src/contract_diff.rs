@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, anyhow, bail};
-use ops_registry::document::Export;
-use schema_compat::instances;
 use ops_registry::contract_policy::{self as policy, Finding, Level, UpcastCheck};
+use ops_registry::document::Export;
 use ops_registry::snapshot::{SNAPSHOT_FORMAT, Snapshot};
+use schema_compat::instances;
 use serde_json::{Value, json};
 
 pub use report::Format;

@@ -31,6 +31,8 @@ enum Role {
     Contract,
     Pack,
     Registry,
+    /// `schema-compat`: JSON Schema inclusion, knowing nothing of ops.
+    SchemaCompat,
     Host,
     Xtask,
     Tests,
@@ -44,6 +46,7 @@ impl Role {
             "ops-sandbox" => Role::Sandbox,
             "ops-core-runtime" => Role::Runtime,
             "ops-registry" => Role::Registry,
+            "schema-compat" => Role::SchemaCompat,
             "ops-host" => Role::Host,
             "xtask" => Role::Xtask,
             "ops-tests" => Role::Tests,
@@ -295,7 +298,13 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
             "only ops-host links packs".to_owned(),
             format!("install `{to_name}` with one line in host/Cargo.toml instead"),
         ),
-        (Xtask, Runtime | Registry | Core | Sandbox) => return None,
+        (Xtask, Runtime | Registry | Core | Sandbox | SchemaCompat) => return None,
+        (Registry, SchemaCompat) => return None,
+        (SchemaCompat, _) => (
+            "section-7/schema-compat-stands-alone",
+            "schema-compat depends on none of our crates: it decides JSON Schema inclusion for anyone".to_owned(),
+            "keep ops knowledge in ops-registry and pass plain JSON schemas to schema-compat".to_owned(),
+        ),
         (_, Runtime) => (
             "section-7/runtime-is-host-only",
             "only ops-host, xtask and tests use the core runtime".to_owned(),

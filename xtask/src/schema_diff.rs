@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use schema_compat::{Report, compare};
+use schema_compat::{Report, Verdict as Answer, compare};
 
 use crate::Verdict;
 
@@ -46,11 +46,17 @@ fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
 }
 
 pub fn text(report: &Report) -> String {
-    let verdict = |ok: bool| if ok { "compatible" } else { "BREAKING" };
+    let verdict = |verdict: &Answer, producer: &str| match verdict {
+        Answer::Compatible => "compatible".to_owned(),
+        Answer::Incompatible { witness } => {
+            format!("BREAKING: {producer} writes {witness}, which the other side refuses")
+        }
+        Answer::Undecidable { reason } => format!("BREAKING (cannot be decided: {reason})"),
+    };
     let mut out = format!(
         "backward (new reads old): {}\nforward (old reads new): {}\n",
-        verdict(report.backward_compatible),
-        verdict(report.forward_compatible)
+        verdict(&report.backward, "old"),
+        verdict(&report.forward, "new")
     );
     for change in &report.changes {
         let breaks = match (change.backward, change.forward) {
@@ -60,12 +66,17 @@ pub fn text(report: &Report) -> String {
             (false, false) => "compatible",
         };
         out.push_str(&format!(
-            "  {:<16} {:<28} old {} new {}: {}\n",
+            "  {:<16} {:<28} old {} new {}: {}{}\n",
             breaks,
-            change.rule,
+            change.rule.id(),
             change.old_pointer.as_deref().unwrap_or("-"),
             change.new_pointer.as_deref().unwrap_or("-"),
-            change.message
+            change.message,
+            change
+                .witness
+                .as_ref()
+                .map(|w| format!(" (for example {w})"))
+                .unwrap_or_default()
         ));
     }
     out

@@ -3,9 +3,9 @@
 
 use ops_core::contract::{DedupeKind, Kind, SafetyClass, Visibility};
 use ops_core::pack::{PackManifest, ProvidedType};
+use ops_registry::contract_policy::{Finding, Level, compare, semver_findings};
 use ops_registry::document::{Export, PackEntry};
 use ops_registry::generated::{self, event, insert, set_schema, struct_schema};
-use ops_registry::contract_policy::{Finding, Level, compare, semver_findings};
 use ops_registry::snapshot::Snapshot;
 use serde_json::json;
 
@@ -151,13 +151,13 @@ fn schema_changes_within_a_version_must_be_compatible_both_ways() {
         finding.changes[0].new_pointer.as_deref(),
         Some("/properties/count")
     );
-    assert!(
-        finding
-            .fix
-            .as_deref()
-            .unwrap()
-            .contains("upcast_from = v1::Opened")
-    );
+    let fix = finding.fix.as_deref().unwrap();
+    assert!(fix.contains("upcast_from = opened_v1::Opened"), "{fix}");
+    assert!(fix.contains("pub mod opened_v1 {"), "{fix}");
+    // The payload that shows the break: an old event whose `count` is a number.
+    let witness = &finding.witnesses[0];
+    assert_eq!(witness.direction, "backward");
+    assert!(witness.payload["count"].is_u64(), "{witness:?}");
 }
 
 #[test]
@@ -389,4 +389,48 @@ fn snapshots_round_trip_through_their_file_format() {
             .starts_with("snapshot.json: not a registry snapshot at line 1"),
         "{error}"
     );
+}
+
+#[test]
+fn the_first_version_fix_names_every_crate_and_the_exact_version() {
+    let with_second_crate = || {
+        let mut export = base();
+        insert(&mut export, event("b", "Paid", 1), struct_schema("Paid", 3));
+        insert(
+            &mut export,
+            event("b", "Refunded", 1),
+            struct_schema("Refunded", 4),
+        );
+        export
+    };
+    let (old, mut new) = (with_second_crate(), with_second_crate());
+    edit_entry(&mut new, CLOSED, |t| t.visibility = Visibility::Private);
+    edit_entry(&mut new, "pack.b.generated.Paid", |t| {
+        t.visibility = Visibility::Private
+    });
+    let found = findings(&old, &new);
+    let fixes: Vec<&str> = found
+        .iter()
+        .filter(|f| f.rule == "semver-bump-too-small")
+        .filter_map(|f| f.fix.as_deref())
+        .collect();
+    assert_eq!(fixes.len(), 2, "{found:?}");
+    for name in ["ops-contract-a", "ops-contract-b"] {
+        assert!(
+            fixes[0].contains(&format!("`{name}`'s Cargo.toml to 0.2.0")),
+            "{}",
+            fixes[0]
+        );
+    }
+}
+
+#[test]
+fn blessing_a_workspace_without_a_registry_folder_creates_it() {
+    let folder = std::env::temp_dir().join(format!("registry-bless-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let path = folder.join("registry/snapshot.json");
+    Snapshot::of(&base()).write(&path).unwrap();
+    let read = Snapshot::read(&path).unwrap();
+    assert_eq!(read, Snapshot::of(&base()));
+    std::fs::remove_dir_all(&folder).unwrap();
 }

@@ -1,7 +1,8 @@
 //! The four outputs of contract-diff: text for people, JSON for tools, GitHub workflow
 //! annotations, and SARIF 2.1.0 for code-scanning dashboards.
 
-use ops_registry::contract_policy::{Finding, Level};
+use ops_registry::contract_policy::{self, Finding, Level};
+use schema_compat::{Change, Rule};
 use serde_json::{Value, json};
 
 use super::SNAPSHOT_PATH;
@@ -57,14 +58,8 @@ fn text(findings: &[Finding]) -> String {
         if let Some(location) = &finding.location {
             out.push_str(&format!("  --> {}:{}\n", location.file, location.line));
         }
-        for change in &finding.changes {
-            out.push_str(&format!(
-                "  = {} (old {}, new {}): {}\n",
-                change.rule,
-                change.old_pointer.as_deref().unwrap_or("-"),
-                change.new_pointer.as_deref().unwrap_or("-"),
-                change.message
-            ));
+        for line in detail_lines(finding) {
+            out.push_str(&format!("  = {line}\n"));
         }
         if let Some(reason) = &finding.accepted {
             out.push_str(&format!("  = accepted because: {reason}\n"));
@@ -86,6 +81,45 @@ fn text(findings: &[Finding]) -> String {
         count(Level::Note)
     ));
     out
+}
+
+fn breaks(change: &Change) -> &'static str {
+    match (change.backward, change.forward) {
+        (true, true) => "breaks backward and forward",
+        (true, false) => "breaks backward",
+        (false, true) => "breaks forward",
+        (false, false) => "compatible",
+    }
+}
+
+/// One line per schema change (rule, pointers, direction, witness), then one per payload
+/// that shows the break.
+fn detail_lines(finding: &Finding) -> Vec<String> {
+    let mut lines: Vec<String> = finding
+        .changes
+        .iter()
+        .map(|change| {
+            let mut line = format!(
+                "{} (old {}, new {}), {}: {}",
+                change.rule,
+                change.old_pointer.as_deref().unwrap_or("-"),
+                change.new_pointer.as_deref().unwrap_or("-"),
+                breaks(change),
+                change.message
+            );
+            if let Some(witness) = &change.witness {
+                line.push_str(&format!("; for example {witness}"));
+            }
+            line
+        })
+        .collect();
+    lines.extend(
+        finding
+            .witnesses
+            .iter()
+            .map(|w| w.sentence(finding.version)),
+    );
+    lines
 }
 
 /// `::error file=F,line=L,title=T::message`, escaped as the workflow command syntax asks.
@@ -113,6 +147,9 @@ fn github(finding: &Finding) -> String {
         escape_property(&format!("contract-diff {}", finding.rule))
     ));
     let mut message = heading(finding);
+    for line in detail_lines(finding) {
+        message.push_str(&format!("\n{line}"));
+    }
     if let Some(reason) = &finding.accepted {
         message.push_str(&format!("\naccepted because: {reason}"));
     } else if let Some(fix) = &finding.fix {
@@ -137,6 +174,9 @@ fn sarif(findings: &[Finding]) -> Value {
                 .as_ref()
                 .map_or((SNAPSHOT_PATH, 1), |l| (l.file.as_str(), l.line.max(1)));
             let mut text = heading(finding);
+            for line in detail_lines(finding) {
+                text.push_str(&format!("\n{line}"));
+            }
             if let Some(fix) = &finding.fix {
                 text.push_str(&format!("\nfix: {fix}"));
             }
@@ -153,6 +193,10 @@ fn sarif(findings: &[Finding]) -> Value {
             if let Some(reason) = &finding.accepted {
                 result["suppressions"] = json!([{"kind": "external", "justification": reason}]);
             }
+            if !finding.changes.is_empty() || !finding.witnesses.is_empty() {
+                result["properties"] =
+                    json!({"changes": finding.changes, "witnesses": finding.witnesses});
+            }
             result
         })
         .collect();
@@ -162,10 +206,29 @@ fn sarif(findings: &[Finding]) -> Value {
         "runs": [{
             "tool": {"driver": {
                 "name": "contract-diff",
-                "rules": rules.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+                "rules": rules.iter().map(|id| sarif_rule(id)).collect::<Vec<_>>(),
             }},
             "results": results,
         }]
+    })
+}
+
+/// A SARIF rule with its description: the policy's rules, and the schema change rules
+/// findings carry.
+fn sarif_rule(id: &str) -> Value {
+    let description = contract_policy::describe(id)
+        .or_else(|| {
+            Rule::ALL
+                .iter()
+                .find(|r| r.id() == id)
+                .map(|r| r.description())
+        })
+        .unwrap_or("A contract-diff finding.");
+    json!({
+        "id": id,
+        "shortDescription": {"text": description},
+        "fullDescription": {"text": description},
+        "help": {"text": description},
     })
 }
 
@@ -188,6 +251,96 @@ mod tests {
             line: 7,
         });
         finding
+    }
+
+    /// Every rule literal a finding is made with, in the policy and in contract-diff.
+    fn rules_in_sources() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let files = [
+            "registry/src/contract_policy.rs",
+            "xtask/src/contract_diff.rs",
+            "xtask/src/contract_diff/acceptances.rs",
+        ];
+        let mut rules = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            for call in ["Finding::new(", "upcast_finding("] {
+                for (at, _) in text.match_indices(call) {
+                    let rest = &text[at + call.len()..];
+                    if let Some(start) = rest
+                        .find('"')
+                        .filter(|&q| rest[..q].matches(',').count() <= 1)
+                    {
+                        let literal = &rest[start + 1..];
+                        let end = literal.find('"').unwrap();
+                        rules.push(literal[..end].to_owned());
+                    }
+                }
+            }
+        }
+        rules.retain(|rule| rule.contains('-'));
+        rules.sort();
+        rules.dedup();
+        rules
+    }
+
+    #[test]
+    fn every_rule_a_finding_can_carry_has_a_description() {
+        let rules = rules_in_sources();
+        assert!(rules.len() >= 15, "{rules:?}");
+        for rule in rules {
+            assert!(
+                contract_policy::describe(&rule).is_some(),
+                "rule `{rule}` has no description in `contract_policy::RULES`"
+            );
+        }
+    }
+
+    #[test]
+    fn every_finding_shows_its_changes_and_witnesses_in_every_format() {
+        let mut finding = finding();
+        finding.changes = vec![Change {
+            rule: Rule::TypeNarrowed,
+            old_pointer: Some("/properties/by".to_owned()),
+            new_pointer: Some("/properties/by".to_owned()),
+            backward: true,
+            forward: false,
+            message: "`string` values are no longer allowed".to_owned(),
+            witness: Some(json!("ana")),
+        }];
+        finding.witnesses = vec![ops_registry::contract_policy::Witness {
+            direction: "backward",
+            payload: json!({"by": "ana"}),
+        }];
+        let text = text(std::slice::from_ref(&finding));
+        assert!(
+            text.contains(
+                "type-narrowed (old /properties/by, new /properties/by), breaks backward"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("this v1 event no longer reads: {\"by\":\"ana\"}"),
+            "{text}"
+        );
+        let annotation = github(&finding);
+        assert!(
+            annotation.contains("type-narrowed")
+                && annotation.contains("this v1 event no longer reads"),
+            "{annotation}"
+        );
+        let document = sarif(std::slice::from_ref(&finding));
+        let result = &document["runs"][0]["results"][0];
+        assert_eq!(result["properties"]["changes"][0]["rule"], "type-narrowed");
+        assert_eq!(result["properties"]["changes"][0]["witness"], "ana");
+        assert_eq!(result["properties"]["witnesses"][0]["payload"]["by"], "ana");
+        let rule = &document["runs"][0]["tool"]["driver"]["rules"][0];
+        assert_eq!(
+            rule["shortDescription"]["text"],
+            contract_policy::describe("schema-changed-in-place").unwrap()
+        );
     }
 
     #[test]

@@ -87,6 +87,51 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Builds the code of a fix, pasted as printed into a crate of its own in the copy.
+    fn compiles_as_printed(&self, fix: &str) {
+        let code: String = fix
+            .lines()
+            .skip_while(|line| !line.starts_with("    "))
+            .take_while(|line| !line.starts_with("then "))
+            .map(|line| format!("{}\n", line.strip_prefix("    ").unwrap_or(line)))
+            .collect();
+        let crate_dir = self.dir.join("contracts/skeleton");
+        std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+        std::fs::write(
+            crate_dir.join("Cargo.toml"),
+            "[package]\nname = \"ops-contract-skeleton\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[dependencies]\nops-core.workspace = true\n",
+        )
+        .unwrap();
+        std::fs::write(
+            crate_dir.join("src/lib.rs"),
+            format!("#![no_std]\n#![forbid(unsafe_code)]\n\n{code}"),
+        )
+        .unwrap();
+        self.edit(
+            "Cargo.toml",
+            "    \"contracts/incidents\",",
+            "    \"contracts/incidents\",\n    \"contracts/skeleton\",",
+        );
+        let output = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "ops-contract-skeleton"])
+            .current_dir(&self.dir)
+            .env(
+                "CARGO_TARGET_DIR",
+                xtask::workspace::copies_target_dir(&repo_root()),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "the printed fix does not compile:\n{code}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.edit("Cargo.toml", "\n    \"contracts/skeleton\",", "");
+        std::fs::remove_dir_all(crate_dir).unwrap();
+    }
+}
+
 impl Drop for Workspace {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -124,12 +169,22 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
         .find(|f| f["rule"] == "schema-changed-in-place")
         .unwrap();
     assert_eq!(finding["version"], 1);
+    let fix = finding["fix"].as_str().unwrap();
     assert!(
-        finding["fix"]
-            .as_str()
-            .unwrap()
-            .contains("Upcast<v1::IncidentAcknowledged>")
+        fix.contains("Upcast<incident_acknowledged_v1::IncidentAcknowledged>"),
+        "{fix}"
     );
+    assert!(
+        fix.ends_with("`ops-contract-incidents`'s Cargo.toml to 0.1.1"),
+        "{fix}"
+    );
+    let witness = &finding["witnesses"][0];
+    assert_eq!(witness["direction"], "backward", "{finding}");
+    assert!(
+        witness["payload"].get("by").is_some(),
+        "an old event has `by`: {finding}"
+    );
+    workspace.compiles_as_printed(fix);
 
     // Keep version 1, declare version 2 with its upcaster.
     workspace.edit(
