@@ -96,8 +96,13 @@ pub(crate) fn product(a: &[Conj], b: &[Conj]) -> Result<Vec<Conj>, String> {
 }
 
 fn number_value(x: f64) -> Option<Value> {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+    // Integral values within `i64`/`u64` are written as integers, exactly.
+    if x.fract() == 0.0
+        && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&x)
+    {
         Some(Value::from(x as i64))
+    } else if x.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&x) {
+        Some(Value::from(x as u64))
     } else {
         Number::from_f64(x).map(Value::Number)
     }
@@ -661,6 +666,12 @@ impl Engine {
                 }
             }
             let names: Vec<String> = s.formats.iter().map(Format::name).collect();
+            if let Some(unknown) = s.formats.iter().find(|f| matches!(f, Format::Unknown(_))) {
+                reason = Some(format!(
+                    "format `{}` is not known, so its values cannot be decided",
+                    unknown.name()
+                ));
+            }
             return Probe {
                 exhaustive: false,
                 reason: reason.or_else(|| {
@@ -996,6 +1007,11 @@ fn number_probe(n: &Num, excluded: &[Value]) -> Probe {
         points.extend((0..64).map(|i| integer_high - i as f64));
     }
     let mut candidates: Vec<f64> = Vec::new();
+    // The simplest witness first: non-negative, integral, small.
+    points.sort_by(|a, b| {
+        let key = |x: &f64| (*x < 0.0, x.fract() != 0.0);
+        key(a).cmp(&key(b)).then(a.abs().total_cmp(&b.abs()))
+    });
     preferred.extend(points);
     for x in preferred {
         if passes(x) && !candidates.contains(&x) {

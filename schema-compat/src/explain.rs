@@ -501,7 +501,31 @@ fn show(value: f64) -> String {
 
 fn keyword_differences(o: &Keywords, n: &Keywords) -> Vec<Difference> {
     let mut out = Vec::new();
-    let (old_types, new_types) = (o.types.unwrap_or(types::ALL), n.types.unwrap_or(types::ALL));
+    // With `const`/`enum` the types that count are those of the values (an integral number
+    // counts as `integer` only).
+    let effective_types = |k: &Keywords| {
+        let declared = k.types.unwrap_or(types::ALL);
+        match &k.values {
+            Some(values) => {
+                let of_values = values.iter().fold(0, |set, v| {
+                    let bits = crate::eval::type_of(v);
+                    set | if bits & types::INTEGER != 0 {
+                        types::INTEGER
+                    } else {
+                        bits
+                    }
+                });
+                let declared = if declared & types::NUMBER != 0 {
+                    declared | types::INTEGER
+                } else {
+                    declared
+                };
+                declared & of_values
+            }
+            None => declared,
+        }
+    };
+    let (old_types, new_types) = (effective_types(o), effective_types(n));
     let norm = |set: u8| {
         if set & types::NUMBER != 0 {
             set | types::INTEGER

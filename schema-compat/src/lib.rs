@@ -34,8 +34,15 @@
 //! value found is validated by the evaluator ([`eval`]) before it is reported, and an answer
 //! is "undecidable" only where a rule could neither find a value nor prove there is none.
 //!
-//! [`compare`] adds the explanation ([`explain`]): each change with its [`Rule`], the JSON
-//! pointer in OLD and NEW, the directions it breaks and a witness.
+//! [`compare`] adds the explanation ([`explain`]): each change with its [`Rule`] (`rule`),
+//! the JSON pointer in OLD and NEW, the directions it breaks and a witness.
+//!
+//! The modules: `schema` reads a document into typed keyword nodes with references
+//! resolved; `format` holds the value sets of known formats; `normal` is the normal form;
+//! `engine` searches it for values, and `objects` does so for objects by classes of
+//! property names; `pattern` decides strings with automata; `eval` validates a value
+//! exactly; `explain` names the changes; [`instances`] makes sample payloads of a schema
+//! (examples, then minimal and full instances per union branch) for upcaster checks.
 
 mod engine;
 mod eval;

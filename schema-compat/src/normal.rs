@@ -497,10 +497,7 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
             dependent_required: k.dependent_required.clone(),
             ..Obj::default()
         };
-        if !k.properties.is_empty()
-            || !k.pattern_properties.is_empty()
-            || k.additional_properties.is_some()
-        {
+        if k.declares_properties || k.additional_properties.is_some() {
             object.clauses.push(Rc::new(Clause {
                 side,
                 explicit: k.additional_properties.is_some(),

@@ -118,6 +118,9 @@ pub struct Keywords {
     pub unique_items: bool,
     pub unevaluated_items: Option<NodeId>,
     pub properties: Vec<(String, NodeId)>,
+    /// `properties` or `patternProperties` is present, even empty: the object declares
+    /// which properties it has (typed producers write no others).
+    pub declares_properties: bool,
     pub pattern_properties: Vec<(PatternId, NodeId)>,
     pub additional_properties: Option<NodeId>,
     pub required: Vec<String>,
@@ -158,6 +161,7 @@ impl Keywords {
             unique_items,
             unevaluated_items,
             properties,
+            declares_properties,
             pattern_properties,
             additional_properties,
             required,
@@ -193,6 +197,7 @@ impl Keywords {
             && !unique_items
             && unevaluated_items.is_none()
             && properties.is_empty()
+            && !declares_properties
             && pattern_properties.is_empty()
             && additional_properties.is_none()
             && required.is_empty()
@@ -803,6 +808,8 @@ impl<'a> Reader<'a> {
             k.unevaluated_items = Some(self.child(pointer, "unevaluatedItems", base)?);
         }
         k.properties = self.schema_map(map, pointer, "properties", base)?;
+        k.declares_properties =
+            map.contains_key("properties") || map.contains_key("patternProperties");
         for (source, id) in self.schema_map(map, pointer, "patternProperties", base)? {
             let pattern = self.arena.patterns.intern(&source);
             k.pattern_properties.push((pattern, id));

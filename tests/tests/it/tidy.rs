@@ -36,7 +36,7 @@ fn modules(crate_dir: &Path) -> Vec<(String, PathBuf)> {
 #[test]
 fn every_module_has_docs_and_is_named_in_its_crates_docs() {
     let mut missing = Vec::new();
-    for crate_dir in ["core/api", "core/runtime", "registry"] {
+    for crate_dir in ["core/api", "core/runtime", "registry", "schema-compat"] {
         let dir = workspace().join(crate_dir);
         let root = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
         let crate_docs: String = root
@@ -45,7 +45,7 @@ fn every_module_has_docs_and_is_named_in_its_crates_docs() {
             .collect::<Vec<_>>()
             .join("\n");
         let found = modules(&dir);
-        assert!(found.len() > 5, "{crate_dir}: {found:?}");
+        assert!(found.len() >= 3, "{crate_dir}: {found:?}");
         for (name, file) in found {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             if !text.starts_with("//!") {
