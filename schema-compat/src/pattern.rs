@@ -163,7 +163,8 @@ impl Patterns {
         if cap > 4096 {
             return Search::Unknown(format!("a length bound of {cap} is beyond the search"));
         }
-        let alphabet = alphabet(&automata);
+        let classes = byte_classes(&automata);
+        let alphabet: Vec<u8> = classes.iter().map(|members| members[0]).collect();
         let config = start::Config::new().anchored(Anchored::Yes);
         let mut first = Vec::with_capacity(automata.len());
         for (dfa, _) in &automata {
@@ -185,7 +186,7 @@ impl Patterns {
         let mut accepted_any = false;
         seen.insert((first.clone(), 0));
         trail.push((usize::MAX, 0));
-        queue.push_back((first, 0, 0));
+        queue.push_back((first.clone(), 0, 0));
         while let Some((states, length, at)) = queue.pop_front() {
             let long_enough = length >= spec.min_length;
             if long_enough && accepts(&states) {
@@ -238,9 +239,88 @@ impl Patterns {
         match (found.is_empty(), accepted_any) {
             (false, _) => Search::Found(found),
             (true, false) => Search::Empty,
-            (true, true) => Search::Unknown("every string found is excluded".into()),
+            // Every string reached was excluded: the language may be finite, so list it.
+            (true, true) => {
+                // Strings that differ only within a byte class reach the same states, so
+                // the listing needs more than one member of each class.
+                let keep = spec.excluded.len() + 1;
+                let wide: Vec<u8> = classes
+                    .iter()
+                    .flat_map(|members| members.iter().take(keep).copied())
+                    .collect();
+                exhaust(&automata, &wide, &first, spec, &accepts)
+            }
         }
     }
+}
+
+/// Strings kept in all while listing a language whose reached strings were all excluded.
+const EXHAUST_LIMIT: usize = 200_000;
+
+/// Decides a search whose first pass found only excluded strings, exactly: breadth-first
+/// again, keeping up to `excluded + 1` distinct strings per state instead of one. A state
+/// reached by more strings than that keeps that many, so an accepting state either shows
+/// every string that reaches it or one that is not excluded.
+fn exhaust(
+    automata: &[(SharedDfa, bool)],
+    alphabet: &[u8],
+    first: &[StateID],
+    spec: &StringSpec,
+    accepts: &dyn Fn(&[StateID]) -> bool,
+) -> Search {
+    let keep = spec.excluded.len() + 1;
+    let cap = spec.max_length.map_or(spec.min_length, |max| max + 1);
+    let mut kept: HashMap<(Vec<StateID>, u64), usize> = HashMap::new();
+    let mut queue: VecDeque<(Vec<StateID>, Vec<u8>, u64)> = VecDeque::new();
+    kept.insert((first.to_vec(), 0), 1);
+    queue.push_back((first.to_vec(), Vec::new(), 0));
+    let mut total = 0;
+    while let Some((states, bytes, length)) = queue.pop_front() {
+        if length >= spec.min_length
+            && accepts(&states)
+            && let Ok(text) = String::from_utf8(bytes.clone())
+            && !spec.excluded.contains(&text)
+        {
+            return Search::Found(vec![text]);
+        }
+        for &byte in alphabet {
+            let next: Vec<StateID> = automata
+                .iter()
+                .zip(&states)
+                .map(|((dfa, _), &state)| dfa.next_state(state, byte))
+                .collect();
+            if automata
+                .iter()
+                .zip(&next)
+                .any(|((dfa, wanted), &state)| *wanted && dfa.is_dead_state(state))
+            {
+                continue;
+            }
+            let grown = if byte & 0xC0 == 0x80 {
+                length
+            } else {
+                length + 1
+            };
+            if spec.max_length.is_some_and(|max| grown > max) {
+                continue;
+            }
+            let count = kept.entry((next.clone(), grown.min(cap))).or_insert(0);
+            if *count >= keep {
+                continue;
+            }
+            *count += 1;
+            total += 1;
+            if total > EXHAUST_LIMIT {
+                return Search::Unknown(format!(
+                    "more than {EXHAUST_LIMIT} strings would have to be listed to get past the excluded ones"
+                ));
+            }
+            let mut longer = bytes.clone();
+            longer.push(byte);
+            queue.push_back((next, longer, grown));
+        }
+    }
+    Search::Empty
 }
 
 fn spell(trail: &[(usize, u8)], mut at: usize) -> String {
@@ -254,8 +334,9 @@ fn spell(trail: &[(usize, u8)], mut at: usize) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// One byte per class of bytes that every automaton treats alike, readable ones first.
-fn alphabet(automata: &[(SharedDfa, bool)]) -> Vec<u8> {
+/// The classes of bytes every automaton treats alike, each with its members, readable
+/// ones first (and the classes ordered by their first member).
+fn byte_classes(automata: &[(SharedDfa, bool)]) -> Vec<Vec<u8>> {
     let preference = |byte: u8| match byte {
         b'a'..=b'z' => 0,
         b'0'..=b'9' => 1,
@@ -266,17 +347,18 @@ fn alphabet(automata: &[(SharedDfa, bool)]) -> Vec<u8> {
     };
     let mut bytes: Vec<u8> = (0..=255).collect();
     bytes.sort_by_key(|&byte| (preference(byte), byte));
-    let mut classes: HashSet<Vec<u8>> = HashSet::new();
-    bytes
-        .into_iter()
-        .filter(|&byte| {
-            let class: Vec<u8> = automata
-                .iter()
-                .map(|(dfa, _)| dfa.byte_classes().get(byte))
-                .collect();
-            classes.insert(class)
-        })
-        .collect()
+    let mut classes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for byte in bytes {
+        let class: Vec<u8> = automata
+            .iter()
+            .map(|(dfa, _)| dfa.byte_classes().get(byte))
+            .collect();
+        match classes.iter_mut().find(|(key, _)| *key == class) {
+            Some((_, members)) => members.push(byte),
+            None => classes.push((class, vec![byte])),
+        }
+    }
+    classes.into_iter().map(|(_, members)| members).collect()
 }
 
 /// The evaluator's matcher for a translated pattern, compiled once per process.
@@ -478,5 +560,32 @@ mod tests {
             ..StringSpec::default()
         };
         assert_eq!(found(patterns.search(&spec, 1)), vec!["éé".to_owned()]);
+    }
+}
+
+#[cfg(test)]
+mod exclusions {
+    use super::{Patterns, Search, StringSpec};
+
+    #[test]
+    fn strings_merged_by_state_are_still_found_past_the_excluded_ones() {
+        let mut patterns = Patterns::default();
+        let either = patterns.intern("^[ab]$");
+        let spec = StringSpec {
+            matching: vec![either],
+            excluded: vec!["a".to_owned()],
+            ..StringSpec::default()
+        };
+        match patterns.search(&spec, 3) {
+            Search::Found(found) => assert_eq!(found, vec!["b".to_owned()]),
+            Search::Empty => panic!("empty"),
+            Search::Unknown(why) => panic!("unknown: {why}"),
+        }
+        let spec = StringSpec {
+            matching: vec![either],
+            excluded: vec!["a".to_owned(), "b".to_owned()],
+            ..StringSpec::default()
+        };
+        assert!(matches!(patterns.search(&spec, 3), Search::Empty));
     }
 }
