@@ -97,11 +97,10 @@ pub(crate) fn product(a: &[Conj], b: &[Conj]) -> Result<Vec<Conj>, String> {
 
 fn number_value(x: f64) -> Option<Value> {
     // Integral values within `i64`/`u64` are written as integers, exactly.
-    if x.fract() == 0.0
-        && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&x)
-    {
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    if x.fract() == 0.0 && (-TWO_TO_63..TWO_TO_63).contains(&x) {
         Some(Value::from(x as i64))
-    } else if x.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&x) {
+    } else if x.fract() == 0.0 && (0.0..2.0 * TWO_TO_63).contains(&x) {
         Some(Value::from(x as u64))
     } else {
         Number::from_f64(x).map(Value::Number)
