@@ -64,6 +64,32 @@ impl Probe {
     }
 }
 
+/// The applicators of a schema object, copied out so the engine can recurse while it
+/// folds them.
+struct Applicators {
+    all_of: Vec<NodeId>,
+    any_of: Vec<NodeId>,
+    one_of: Vec<NodeId>,
+    not: Option<NodeId>,
+    reference: Option<NodeId>,
+    conditional: Option<(NodeId, Option<NodeId>, Option<NodeId>)>,
+    dependent: Vec<(String, NodeId)>,
+}
+
+impl Applicators {
+    fn of(k: &Keywords) -> Applicators {
+        Applicators {
+            all_of: k.all_of.clone(),
+            any_of: k.any_of.clone(),
+            one_of: k.one_of.clone(),
+            not: k.not,
+            reference: k.reference,
+            conditional: k.if_then_else,
+            dependent: k.dependent_schemas.clone(),
+        }
+    }
+}
+
 pub struct Engine {
     pub arena: Arena,
     /// Whose objects are closed: typed producers write only the properties they declare.
@@ -288,33 +314,25 @@ impl Engine {
         let unevaluated = self.unevaluated(node);
         let k = self.keywords(node);
         let mut form = normal::assertions(k, side, &unevaluated);
-        let (all_of, any_of, one_of, not, reference, conditional, dependent) = (
-            k.all_of.clone(),
-            k.any_of.clone(),
-            k.one_of.clone(),
-            k.not,
-            k.reference,
-            k.if_then_else,
-            k.dependent_schemas.clone(),
-        );
-        for branch in all_of.into_iter().chain(reference) {
+        let applied = Applicators::of(k);
+        for branch in applied.all_of.into_iter().chain(applied.reference) {
             form = product(&form, &self.form((branch, true))?)?;
         }
-        if !any_of.is_empty() {
+        if !applied.any_of.is_empty() {
             let mut union = Vec::new();
-            for branch in any_of {
+            for branch in applied.any_of {
                 union.extend(self.form((branch, true))?.iter().cloned());
             }
             form = product(&form, &union)?;
         }
-        if !one_of.is_empty() {
-            let exactly_one = self.exactly_one(&one_of)?;
+        if !applied.one_of.is_empty() {
+            let exactly_one = self.exactly_one(&applied.one_of)?;
             form = product(&form, &exactly_one)?;
         }
-        if let Some(not) = not {
+        if let Some(not) = applied.not {
             form = product(&form, &self.form((not, false))?)?;
         }
-        if let Some((condition, then, otherwise)) = conditional {
+        if let Some((condition, then, otherwise)) = applied.conditional {
             let mut union = product(&self.form((condition, true))?, &self.maybe((then, true))?)?;
             union.extend(product(
                 &self.form((condition, false))?,
@@ -322,7 +340,7 @@ impl Engine {
             )?);
             form = product(&form, &union)?;
         }
-        for (name, schema) in dependent {
+        for (name, schema) in applied.dependent {
             let mut union: Vec<Conj> = Conj::everything()
                 .into_iter()
                 .filter(|conj| !matches!(conj.shape, Shape::Object(_)))
@@ -345,42 +363,34 @@ impl Engine {
         let unevaluated = self.unevaluated(node);
         let k = self.keywords(node);
         let mut union = normal::violations(k, &unevaluated);
-        let (all_of, any_of, one_of, not, reference, conditional, dependent) = (
-            k.all_of.clone(),
-            k.any_of.clone(),
-            k.one_of.clone(),
-            k.not,
-            k.reference,
-            k.if_then_else,
-            k.dependent_schemas.clone(),
-        );
-        for branch in all_of.into_iter().chain(reference) {
+        let applied = Applicators::of(k);
+        for branch in applied.all_of.into_iter().chain(applied.reference) {
             union.extend(self.form((branch, false))?.iter().cloned());
         }
-        if !any_of.is_empty() {
+        if !applied.any_of.is_empty() {
             let mut none = Conj::everything();
-            for branch in any_of {
+            for branch in applied.any_of {
                 none = product(&none, &self.form((branch, false))?)?;
             }
             union.extend(none);
         }
-        if !one_of.is_empty() {
+        if !applied.one_of.is_empty() {
             let mut none = Conj::everything();
-            for &branch in &one_of {
+            for &branch in &applied.one_of {
                 none = product(&none, &self.form((branch, false))?)?;
             }
             union.extend(none);
-            for (first, second) in self.overlapping(&one_of) {
+            for (first, second) in self.overlapping(&applied.one_of) {
                 union.extend(product(
                     &self.form((first, true))?,
                     &self.form((second, true))?,
                 )?);
             }
         }
-        if let Some(not) = not {
+        if let Some(not) = applied.not {
             union.extend(self.form((not, true))?.iter().cloned());
         }
-        if let Some((condition, then, otherwise)) = conditional {
+        if let Some((condition, then, otherwise)) = applied.conditional {
             if let Some(then) = then {
                 union.extend(product(
                     &self.form((condition, true))?,
@@ -394,7 +404,7 @@ impl Engine {
                 )?);
             }
         }
-        for (name, schema) in dependent {
+        for (name, schema) in applied.dependent {
             let present = vec![Conj::of(Shape::Object(Obj {
                 required: [name].into(),
                 ..Obj::default()

@@ -325,10 +325,8 @@ fn email(text: &str) -> bool {
         && (hostname(domain) || (domain.starts_with('[') && domain.ends_with(']')))
 }
 
-fn uri(text: &str) -> bool {
-    let Some((scheme, rest)) = text.split_once(':') else {
-        return false;
-    };
+/// An RFC 3986 scheme: a letter, then letters, digits, `+`, `-` or `.`.
+pub fn is_scheme(scheme: &str) -> bool {
     scheme
         .chars()
         .next()
@@ -336,6 +334,13 @@ fn uri(text: &str) -> bool {
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+}
+
+fn uri(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    is_scheme(scheme)
         && !rest
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || "<>\"{}|\\^`".contains(c))

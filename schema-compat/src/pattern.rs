@@ -200,26 +200,9 @@ impl Patterns {
                 }
             }
             for &byte in &alphabet {
-                let next: Vec<StateID> = automata
-                    .iter()
-                    .zip(&states)
-                    .map(|((dfa, _), &state)| dfa.next_state(state, byte))
-                    .collect();
-                let dead = automata
-                    .iter()
-                    .zip(&next)
-                    .any(|((dfa, wanted), &state)| *wanted && dfa.is_dead_state(state));
-                if dead {
+                let Some((next, grown)) = step(&automata, &states, byte, length, spec) else {
                     continue;
-                }
-                let grown = if byte & 0xC0 == 0x80 {
-                    length
-                } else {
-                    length + 1
                 };
-                if spec.max_length.is_some_and(|max| grown > max) {
-                    continue;
-                }
                 let counted = grown.min(cap);
                 if seen.insert((next.clone(), counted)) {
                     if seen.len() > SEARCH_LIMIT {
@@ -254,6 +237,39 @@ impl Patterns {
     }
 }
 
+/// The product states after one more byte and the length in code points, or `None` when a
+/// pattern that must match can no longer, or the string would be too long.
+fn step(
+    automata: &[(SharedDfa, bool)],
+    states: &[StateID],
+    byte: u8,
+    length: u64,
+    spec: &StringSpec,
+) -> Option<(Vec<StateID>, u64)> {
+    let next: Vec<StateID> = automata
+        .iter()
+        .zip(states)
+        .map(|((dfa, _), &state)| dfa.next_state(state, byte))
+        .collect();
+    if automata
+        .iter()
+        .zip(&next)
+        .any(|((dfa, wanted), &state)| *wanted && dfa.is_dead_state(state))
+    {
+        return None;
+    }
+    // A continuation byte adds no code point.
+    let grown = if byte & 0xC0 == 0x80 {
+        length
+    } else {
+        length + 1
+    };
+    if spec.max_length.is_some_and(|max| grown > max) {
+        return None;
+    }
+    Some((next, grown))
+}
+
 /// Strings kept in all while listing a language whose reached strings were all excluded.
 const EXHAUST_LIMIT: usize = 200_000;
 
@@ -284,26 +300,9 @@ fn exhaust(
             return Search::Found(vec![text]);
         }
         for &byte in alphabet {
-            let next: Vec<StateID> = automata
-                .iter()
-                .zip(&states)
-                .map(|((dfa, _), &state)| dfa.next_state(state, byte))
-                .collect();
-            if automata
-                .iter()
-                .zip(&next)
-                .any(|((dfa, wanted), &state)| *wanted && dfa.is_dead_state(state))
-            {
+            let Some((next, grown)) = step(automata, &states, byte, length, spec) else {
                 continue;
-            }
-            let grown = if byte & 0xC0 == 0x80 {
-                length
-            } else {
-                length + 1
             };
-            if spec.max_length.is_some_and(|max| grown > max) {
-                continue;
-            }
             let count = kept.entry((next.clone(), grown.min(cap))).or_insert(0);
             if *count >= keep {
                 continue;

@@ -395,16 +395,9 @@ fn split_fragment(uri: &str) -> (&str, &str) {
 /// RFC 3986 reference resolution, enough for schema identifiers: absolute references, `#`
 /// fragments, absolute paths and relative paths with `.` and `..` segments.
 fn resolve_uri(base: &str, reference: &str) -> String {
-    let has_scheme = reference.split_once(':').is_some_and(|(scheme, _)| {
-        !scheme.is_empty()
-            && scheme
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    });
+    let has_scheme = reference
+        .split_once(':')
+        .is_some_and(|(scheme, _)| crate::format::is_scheme(scheme));
     if has_scheme {
         return reference.to_owned();
     }
