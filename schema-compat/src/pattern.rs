@@ -226,12 +226,12 @@ impl Patterns {
             (true, true) => {
                 // Strings that differ only within a byte class reach the same states, so
                 // the listing needs more than one member of each class.
-                let keep = spec.excluded.len() + 1;
+                let keep = (spec.excluded.len() + 1).min(KEEP_LIMIT);
                 let wide: Vec<u8> = classes
                     .iter()
                     .flat_map(|members| members.iter().take(keep).copied())
                     .collect();
-                exhaust(&automata, &wide, &first, spec, &accepts)
+                exhaust(&automata, &wide, keep, &first, spec, &accepts)
             }
         }
     }
@@ -271,7 +271,10 @@ fn step(
 }
 
 /// Strings kept in all while listing a language whose reached strings were all excluded.
-const EXHAUST_LIMIT: usize = 200_000;
+const EXHAUST_LIMIT: usize = 20_000;
+/// Strings kept per state (and bytes per class) while listing; the listing proves there is
+/// no other string only while the excluded strings are fewer than this.
+const KEEP_LIMIT: usize = 8;
 
 /// Decides a search whose first pass found only excluded strings, exactly: breadth-first
 /// again, keeping up to `excluded + 1` distinct strings per state instead of one. A state
@@ -280,11 +283,12 @@ const EXHAUST_LIMIT: usize = 200_000;
 fn exhaust(
     automata: &[(SharedDfa, bool)],
     alphabet: &[u8],
+    keep: usize,
     first: &[StateID],
     spec: &StringSpec,
     accepts: &dyn Fn(&[StateID]) -> bool,
 ) -> Search {
-    let keep = spec.excluded.len() + 1;
+    let exact = keep > spec.excluded.len();
     let cap = spec.max_length.map_or(spec.min_length, |max| max + 1);
     let mut kept: HashMap<(Vec<StateID>, u64), usize> = HashMap::new();
     let mut queue: VecDeque<(Vec<StateID>, Vec<u8>, u64)> = VecDeque::new();
@@ -319,7 +323,11 @@ fn exhaust(
             queue.push_back((next, longer, grown));
         }
     }
-    Search::Empty
+    if exact {
+        Search::Empty
+    } else {
+        Search::Unknown("too many strings are excluded to list the rest".into())
+    }
 }
 
 fn spell(trail: &[(usize, u8)], mut at: usize) -> String {
