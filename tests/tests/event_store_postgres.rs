@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ops_contract_incidents::{IncidentOpened, Severity};
 use ops_core::envelope::EventEnvelope;
-use ops_core_runtime::cursors::CursorUpdate;
+use ops_core_runtime::cursors::{CursorFence, CursorUpdate};
 use ops_core_runtime::db::Db;
 use ops_core_runtime::store::{AppendError, EventStore, ExpectedVersion, LogPosition};
 use ops_shared_people::ServiceRef;
@@ -233,6 +233,7 @@ async fn a_connection_lost_mid_batch_stores_nothing() {
         stream: "tickets".to_owned(),
         cursor: "0001.jsonl:50".to_owned(),
         watermark: None,
+        expected: CursorFence::Is(None),
     };
     let append = {
         let store = store.clone();

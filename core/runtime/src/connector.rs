@@ -19,7 +19,7 @@ use ops_core::id::{CapabilityId, CorrelationId, DerivedArtifactId};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 
-use crate::cursors::CursorUpdate;
+use crate::cursors::{CursorFence, CursorUpdate};
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 /// One record as the source holds it.
@@ -220,6 +220,9 @@ pub struct SyncReport {
     pub deleted: usize,
     pub quarantined: usize,
     pub retries: usize,
+    /// Pages another worker stored first: this worker's copy was refused, and it went on
+    /// from the stored cursor.
+    pub superseded: usize,
     pub cursor: Option<String>,
 }
 
@@ -272,7 +275,7 @@ impl ConnectorRunner {
     pub async fn sync_stream(&mut self, stream: &str) -> Result<SyncReport, ConnectorError> {
         let stored = self.store.cursor(self.connector.id(), stream).await?;
         let (cursor, watermark) = stored.map_or((None, None), |(c, w)| (Some(c), w));
-        self.read_from(stream, cursor, watermark).await
+        self.read_from(stream, cursor, watermark, true).await
     }
 
     /// Reads `stream` again from `cursor` (`None`: from the start), whatever is stored:
@@ -282,15 +285,18 @@ impl ConnectorRunner {
         stream: &str,
         cursor: Option<&str>,
     ) -> Result<SyncReport, ConnectorError> {
-        self.read_from(stream, cursor.map(str::to_owned), None)
+        self.read_from(stream, cursor.map(str::to_owned), None, false)
             .await
     }
 
+    /// Reads pages from `cursor`; `fenced`: each page is stored only if the stored cursor is
+    /// still where this worker read it, else the worker goes on from the stored one.
     async fn read_from(
         &mut self,
         stream: &str,
         mut cursor: Option<String>,
         mut watermark: Option<Timestamp>,
+        fenced: bool,
     ) -> Result<SyncReport, ConnectorError> {
         let mut report = SyncReport::default();
         loop {
@@ -315,8 +321,13 @@ impl ConnectorRunner {
                 stream: stream.to_owned(),
                 cursor: next_cursor.clone(),
                 watermark,
+                expected: if fenced {
+                    CursorFence::Is(cursor.clone())
+                } else {
+                    CursorFence::Any
+                },
             };
-            let outcome = self
+            let appended = self
                 .store
                 .append_with_cursor(
                     &format!("connector/{}/{stream}", self.connector.id()),
@@ -324,12 +335,24 @@ impl ConnectorRunner {
                     &events,
                     Some(&update),
                 )
-                .await
-                .map_err(|source| ConnectorError::Append {
-                    connector: self.connector.id(),
-                    stream: stream.to_owned(),
-                    source: Box::new(source),
-                })?;
+                .await;
+            let outcome = match appended {
+                Ok(outcome) => outcome,
+                Err(AppendError::Fenced { what }) => {
+                    tracing::info!(%what, "another worker stored this page first; going on from its cursor");
+                    report.superseded += 1;
+                    let stored = self.store.cursor(self.connector.id(), stream).await?;
+                    (cursor, watermark) = stored.map_or((None, None), |(c, w)| (Some(c), w));
+                    continue;
+                }
+                Err(source) => {
+                    return Err(ConnectorError::Append {
+                        connector: self.connector.id(),
+                        stream: stream.to_owned(),
+                        source: Box::new(source),
+                    });
+                }
+            };
             report.appended += outcome.appended.len();
             report.duplicates += outcome.duplicates.len();
             cursor = Some(next_cursor);

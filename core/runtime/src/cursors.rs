@@ -4,7 +4,7 @@
 
 use ops_core::time::Timestamp;
 
-use crate::atomic::{AtomicWrite, Bind};
+use crate::atomic::{AtomicWrite, Bind, Fenced};
 use crate::db::{Db, on_db};
 
 /// Where a connector's stream has been read up to.
@@ -15,13 +15,48 @@ pub struct CursorUpdate {
     pub cursor: String,
     /// The latest `occurred_at` read so far.
     pub watermark: Option<Timestamp>,
+    pub expected: CursorFence,
+}
+
+/// What the stored cursor must be for the page to be stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CursorFence {
+    /// Whatever it is (a backfill reads again on purpose).
+    Any,
+    /// The cursor this worker read (`None`: none stored yet). When another worker moved it
+    /// in the meantime, the page and its events are refused together.
+    Is(Option<String>),
 }
 
 impl AtomicWrite for CursorUpdate {
     fn statement(&self) -> &'static str {
-        "INSERT INTO core_connector_cursors (connector_id, stream, cursor, watermark_us, updated_at_us) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
-         watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us"
+        match self.expected {
+            CursorFence::Any => {
+                "INSERT INTO core_connector_cursors (connector_id, stream, cursor, watermark_us, updated_at_us) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
+                 watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us"
+            }
+            // A stored row is replaced only when it holds the expected cursor; with none
+            // expected, any stored row means another worker got there first.
+            CursorFence::Is(_) => {
+                "INSERT INTO core_connector_cursors (connector_id, stream, cursor, watermark_us, updated_at_us) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connector_id, stream) DO UPDATE SET cursor = excluded.cursor, \
+                 watermark_us = excluded.watermark_us, updated_at_us = excluded.updated_at_us \
+                 WHERE core_connector_cursors.cursor = $6"
+            }
+        }
+    }
+
+    fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
+        if matches!(self.expected, CursorFence::Is(_)) && rows_affected == 0 {
+            return Err(Fenced {
+                what: format!(
+                    "connector `{}` stream `{}`: another worker moved the cursor since it was read",
+                    self.connector_id, self.stream
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn binds(&self) -> Vec<Bind<'_>> {
@@ -32,6 +67,12 @@ impl AtomicWrite for CursorUpdate {
             Bind::MaybeInt(self.watermark.map(|w| w.unix_micros())),
             Bind::Now,
         ]
+        .into_iter()
+        .chain(match &self.expected {
+            CursorFence::Any => None,
+            CursorFence::Is(cursor) => Some(Bind::MaybeText(cursor.as_deref())),
+        })
+        .collect()
     }
 }
 

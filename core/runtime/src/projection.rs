@@ -77,6 +77,9 @@ pub struct Freshness {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Checkpoint {
+    /// The stored checkpoint's generation this runner last read or wrote; `None` before
+    /// the first write. A write succeeds only if it is still the stored one.
+    generation: Option<i64>,
     follow: LogPosition,
     canonical_mark: Option<CanonicalKey>,
     applied: i64,
@@ -88,6 +91,9 @@ struct Checkpoint {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CatchUp {
     pub applied: usize,
+    /// Batches another worker stored first: this runner's were discarded and its state
+    /// reloaded from theirs, so no event was applied twice.
+    pub superseded: usize,
     pub late: usize,
     pub quarantined: usize,
     pub rebuilt: bool,
@@ -129,11 +135,14 @@ impl ProjectionRunner {
             checkpoint: Checkpoint::default(),
         };
         match runner.stored_version().await? {
-            Some(version) if version == projection.version() => runner.load().await?,
+            Some((version, _)) if version == projection.version() => runner.load().await?,
             previous => {
+                runner.checkpoint.generation = previous.map(|(_, generation)| generation);
                 runner.create_table().await?;
                 runner.rebuild_state().await?;
-                runner.switch_to_this_version(previous).await?;
+                runner
+                    .switch_to_this_version(previous.map(|(version, _)| version))
+                    .await?;
             }
         }
         Ok(runner)
@@ -170,17 +179,18 @@ impl ProjectionRunner {
         )
     }
 
-    async fn stored_version(&self) -> Result<Option<u32>, ProjectionRunError> {
+    /// The stored version and the generation of its checkpoint.
+    async fn stored_version(&self) -> Result<Option<(u32, i64)>, ProjectionRunError> {
         let owner = owner_of(self.projection);
-        let version: Option<i64> = on_db!(self.store.db(), pool => {
-            sqlx::query_scalar("SELECT version FROM core_projections WHERE owner = $1 AND name = $2")
+        let stored: Option<(i64, i64)> = on_db!(self.store.db(), pool => {
+            sqlx::query_as("SELECT version, generation FROM core_projections WHERE owner = $1 AND name = $2")
                 .bind(&owner)
                 .bind(self.projection.name())
                 .fetch_optional(pool)
                 .await
         })
         .map_err(|e| self.db_error(e))?;
-        Ok(version.map(|v| v as u32))
+        Ok(stored.map(|(version, generation)| (version as u32, generation)))
     }
 
     async fn create_table(&self) -> Result<(), ProjectionRunError> {
@@ -199,7 +209,7 @@ impl ProjectionRunner {
         let table = self.table();
         let (checkpoint, rows) = on_db!(self.store.db(), pool => async {
             let row = sqlx::query(
-                "SELECT follow_tx_order, follow_seq, canonical_mark, applied_events, late_events, rebuilds \
+                "SELECT generation, follow_tx_order, follow_seq, canonical_mark, applied_events, late_events, rebuilds \
                  FROM core_projections WHERE owner = $1 AND name = $2",
             )
             .bind(&owner)
@@ -208,6 +218,7 @@ impl ProjectionRunner {
             .await?;
             let mark: Option<String> = row.try_get("canonical_mark")?;
             let checkpoint = Checkpoint {
+                generation: Some(row.try_get("generation")?),
                 follow: LogPosition {
                     tx_order: row.try_get("follow_tx_order")?,
                     seq: row.try_get("follow_seq")?,
@@ -295,13 +306,16 @@ impl ProjectionRunner {
                     self.rebuild_state_until(Some(batch.next)).await?;
                     self.checkpoint.rebuilds += 1;
                     done.rebuilt = true;
-                    self.persist().await?;
+                    if !self.persist().await? {
+                        done.superseded += 1;
+                    }
                     continue;
                 }
             }
+            let mut applied = 0;
             for (key, event) in events {
                 if self.apply(&event).await? {
-                    done.applied += 1;
+                    applied += 1;
                 } else {
                     done.quarantined += 1;
                 }
@@ -316,7 +330,13 @@ impl ProjectionRunner {
                 }
             }
             self.checkpoint.follow = batch.next;
-            self.persist().await?;
+            // Another worker stored this batch first: its state is loaded, and the loop
+            // goes on from its checkpoint.
+            if self.persist().await? {
+                done.applied += applied;
+            } else {
+                done.superseded += 1;
+            }
         }
     }
 
@@ -326,7 +346,7 @@ impl ProjectionRunner {
     pub async fn rebuild(&mut self) -> Result<(), ProjectionRunError> {
         self.rebuild_state().await?;
         self.checkpoint.rebuilds += 1;
-        self.persist().await
+        self.persist().await.map(drop)
     }
 
     /// Applies one event; `false` when it was quarantined instead.
@@ -425,16 +445,24 @@ impl ProjectionRunner {
         Ok(())
     }
 
-    /// Stores the changed rows and the checkpoint in one transaction. On failure the
-    /// in-memory state is reloaded, so memory never runs ahead of what is stored.
-    async fn persist(&mut self) -> Result<(), ProjectionRunError> {
+    /// Stores the changed rows and the checkpoint in one transaction; `false` when another
+    /// worker had stored a checkpoint since this one read it (the write is refused and the
+    /// stored state loaded instead). On failure the in-memory state is reloaded too, so
+    /// memory never runs ahead of what is stored.
+    async fn persist(&mut self) -> Result<bool, ProjectionRunError> {
         let changes = self.state.take_changes();
-        let result = self.write(&changes, None).await;
-        if let Err(error) = result {
-            self.load().await?;
-            return Err(self.db_error(error));
+        match self.write(&changes, None).await {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                tracing::info!(projection = %self.label(), "another worker stored this batch first; its state is loaded");
+                self.load().await?;
+                Ok(false)
+            }
+            Err(error) => {
+                self.load().await?;
+                Err(self.db_error(error))
+            }
         }
-        Ok(())
     }
 
     /// The new version's table is complete: point `core_projections` at it and drop the
@@ -447,20 +475,28 @@ impl ProjectionRunner {
         let old_table = previous
             .filter(|old| *old != self.projection.version())
             .map(|old| state_table(self.projection.pack_id(), self.projection.name(), old));
-        self.write(&changes, old_table.as_deref())
+        let stored = self
+            .write(&changes, old_table.as_deref())
             .await
             .map_err(|e| self.db_error(e))?;
+        if !stored {
+            // Another worker built this version at the same time and switched first.
+            self.load().await?;
+            return Ok(());
+        }
         if let Some(old) = previous {
             tracing::info!(projection = %self.label(), from = old, to = self.projection.version(), "projection rebuilt into a new version");
         }
         Ok(())
     }
 
+    /// Writes rows and checkpoint if the stored checkpoint is still the generation this
+    /// runner read (`false`, nothing written, when it is not), and moves the generation on.
     async fn write(
-        &self,
+        &mut self,
         changes: &[((String, String), Option<Value>)],
         drop_table: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<bool, sqlx::Error> {
         let table = self.table();
         let owner = owner_of(self.projection);
         let dialect = self.store.db().dialect();
@@ -474,11 +510,49 @@ impl ProjectionRunner {
              ON CONFLICT (tbl, key) DO UPDATE SET document = excluded.document"
         );
         let delete = format!("DELETE FROM {table} WHERE tbl = $1 AND key = $2");
-        on_db!(self.store.db(), pool => {
+        let expected = checkpoint.generation;
+        let next_generation = expected.map_or(1, |g| g + 1);
+        let stored = on_db!(self.store.db(), pool => async {
             let mut tx = match dialect {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
+            // The fence, first: the checkpoint row is created only if there is none, and
+            // replaced only at the generation this runner read. Another writer of the same
+            // row waits on its lock, then sees the moved generation and writes nothing.
+            let fenced = match expected {
+                None => sqlx::query(
+                    "INSERT INTO core_projections (owner, name, version, state_table, follow_tx_order, follow_seq, \
+                     canonical_mark, applied_events, late_events, rebuilds, max_lag_ms, updated_at_us, generation) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (owner, name) DO NOTHING",
+                ),
+                Some(_) => sqlx::query(
+                    "UPDATE core_projections SET version = $3, state_table = $4, follow_tx_order = $5, follow_seq = $6, \
+                     canonical_mark = $7, applied_events = $8, late_events = $9, rebuilds = $10, max_lag_ms = $11, \
+                     updated_at_us = $12, generation = $13 WHERE owner = $1 AND name = $2 AND generation = $14",
+                ),
+            }
+            .bind(&owner)
+            .bind(self.projection.name())
+            .bind(i64::from(self.projection.version()))
+            .bind(&table)
+            .bind(checkpoint.follow.tx_order)
+            .bind(checkpoint.follow.seq)
+            .bind(mark)
+            .bind(checkpoint.applied)
+            .bind(checkpoint.late)
+            .bind(checkpoint.rebuilds)
+            .bind(self.projection.max_lag_ms() as i64)
+            .bind(Timestamp::now().unix_micros())
+            .bind(next_generation);
+            let fenced = match expected {
+                Some(generation) => fenced.bind(generation),
+                None => fenced,
+            };
+            if fenced.execute(&mut *tx).await?.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             for ((tbl, key), document) in changes {
                 match document {
                     Some(document) => {
@@ -494,35 +568,17 @@ impl ProjectionRunner {
                     }
                 }
             }
-            sqlx::query(
-                "INSERT INTO core_projections (owner, name, version, state_table, follow_tx_order, follow_seq, \
-                 canonical_mark, applied_events, late_events, rebuilds, max_lag_ms, updated_at_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (owner, name) DO UPDATE SET version = excluded.version, \
-                 state_table = excluded.state_table, follow_tx_order = excluded.follow_tx_order, \
-                 follow_seq = excluded.follow_seq, canonical_mark = excluded.canonical_mark, \
-                 applied_events = excluded.applied_events, late_events = excluded.late_events, \
-                 rebuilds = excluded.rebuilds, max_lag_ms = excluded.max_lag_ms, updated_at_us = excluded.updated_at_us",
-            )
-            .bind(&owner)
-            .bind(self.projection.name())
-            .bind(i64::from(self.projection.version()))
-            .bind(&table)
-            .bind(checkpoint.follow.tx_order)
-            .bind(checkpoint.follow.seq)
-            .bind(mark)
-            .bind(checkpoint.applied)
-            .bind(checkpoint.late)
-            .bind(checkpoint.rebuilds)
-            .bind(self.projection.max_lag_ms() as i64)
-            .bind(Timestamp::now().unix_micros())
-            .execute(&mut *tx)
-            .await?;
             if let Some(old_table) = drop_table {
                 sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
             }
-            tx.commit().await
-        })
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(true)
+        }
+        .await)?;
+        if stored {
+            self.checkpoint.generation = Some(next_generation);
+        }
+        Ok(stored)
     }
 
     /// Freshness against the log head; a violated objective is logged.

@@ -20,8 +20,10 @@ use ops_core::reaction::{DynReaction, reactor};
 
 use crate::budget::{BudgetError, Budgets};
 use crate::command::{BusError, CommandBus};
-use crate::cursors::CursorUpdate;
-use crate::store::{CurrentPayload, EventStore, ExpectedVersion, LogPosition, ReadError};
+use crate::cursors::{CursorFence, CursorUpdate};
+use crate::store::{
+    AppendError, CurrentPayload, EventStore, ExpectedVersion, LogPosition, ReadError,
+};
 
 const BATCH: usize = 500;
 
@@ -39,6 +41,8 @@ pub struct ReactionReport {
     /// The budget refused a call (its `BudgetDecided` receipt says why); the run stopped
     /// before the event whose command it refused.
     pub stopped_by_budget: bool,
+    /// Batches whose cursor another worker moved first; this worker went on from there.
+    pub superseded: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,11 +109,7 @@ impl ReactionRunner {
     /// Answers every event committed since the last run, or until the budget runs out.
     pub async fn catch_up(&self, bus: &CommandBus) -> Result<ReactionReport, ReactionError> {
         let (owner, stream) = self.cursor_key();
-        let mut position = match self.store.cursor(&owner, &stream).await? {
-            None => LogPosition::default(),
-            Some((text, _)) => serde_json::from_str(&text)
-                .map_err(|error| ReactionError::Cursor(format!("`{text}`: {error}")))?,
-        };
+        let (mut position, mut stored) = self.read_cursor(&owner, &stream).await?;
         let run_id = format!("{}@{}:{}", self.origin(), position.tx_order, position.seq);
         let mut report = ReactionReport::default();
         loop {
@@ -126,32 +126,66 @@ impl ReactionRunner {
                     report.events -= 1;
                     report.stopped_by_budget = true;
                     // Resume at this event: the cursor names the position before it.
-                    self.save(&owner, &stream, position_before(event.position, position))
-                        .await?;
+                    let before = position_before(event.position, position);
+                    self.save(&owner, &stream, before, stored).await?;
                     return Ok(report);
                 }
             }
             position = batch.next;
-            self.save(&owner, &stream, position).await?;
+            match self.save(&owner, &stream, position, stored.clone()).await? {
+                Some(saved) => stored = Some(saved),
+                None => {
+                    // Another worker moved the cursor first; the commands this one sent
+                    // again are deduplicated by their ids. Go on from its cursor.
+                    report.superseded += 1;
+                    (position, stored) = self.read_cursor(&owner, &stream).await?;
+                }
+            }
         }
     }
 
+    /// The stored position and its text, as the fence compares it.
+    async fn read_cursor(
+        &self,
+        owner: &str,
+        stream: &str,
+    ) -> Result<(LogPosition, Option<String>), ReactionError> {
+        match self.store.cursor(owner, stream).await? {
+            None => Ok((LogPosition::default(), None)),
+            Some((text, _)) => {
+                let position = serde_json::from_str(&text)
+                    .map_err(|error| ReactionError::Cursor(format!("`{text}`: {error}")))?;
+                Ok((position, Some(text)))
+            }
+        }
+    }
+
+    /// Stores the cursor if it is still `expected`: the text stored, or `None` when another
+    /// worker moved it since this one read it.
     async fn save(
         &self,
         owner: &str,
         stream: &str,
         position: LogPosition,
-    ) -> Result<(), ReactionError> {
+        expected: Option<String>,
+    ) -> Result<Option<String>, ReactionError> {
+        let text = serde_json::to_string(&position).expect("a position is plain JSON");
         let cursor = CursorUpdate {
             connector_id: owner.to_owned(),
             stream: stream.to_owned(),
-            cursor: serde_json::to_string(&position).expect("a position is plain JSON"),
+            cursor: text.clone(),
             watermark: None,
+            expected: CursorFence::Is(expected),
         };
-        self.store
+        match self
+            .store
             .append_with_cursor(owner, ExpectedVersion::Any, &[], Some(&cursor))
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(Some(text)),
+            Err(AppendError::Fenced { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Answers one event; `false` when the budget refused one of its commands.

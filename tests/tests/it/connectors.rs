@@ -9,8 +9,9 @@ use ops_core_runtime::connector::{
     ConnectorError, ConnectorOptions, ConnectorRunner, JsonLinesDirectory, RawRecord, SourceError,
     SourceReader,
 };
+use ops_core_runtime::cursors::{CursorFence, CursorUpdate};
 use ops_core_runtime::projection::ProjectionRunner;
-use ops_core_runtime::store::EventStore;
+use ops_core_runtime::store::{AppendError, EventStore, ExpectedVersion};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 use pack_filesync::{SAMPLE_EXPORT, TicketExport};
@@ -49,7 +50,58 @@ on_both_backends!(
     a_cursor_beyond_the_source_is_refused,
     transient_source_errors_are_retried_with_backoff,
     two_sources_that_disagree_become_a_conflict_event,
+    two_workers_reading_one_stream_store_each_page_once,
 );
+
+/// Two workers sync the same stream at once: a page is stored with its cursor only if the
+/// cursor is still where its worker read it, so the log and the cursor end as one worker's
+/// run leaves them, and a page written against a moved cursor is refused whole.
+async fn two_workers_reading_one_stream_store_each_page_once(backend: Backend) {
+    let alone = backend.store("two_workers_reading_one_stream_alone").await;
+    let single = runner(&alone, JsonLinesDirectory::new(SAMPLE_EXPORT))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+
+    let shared = backend.store("two_workers_reading_one_stream_shared").await;
+    let mut first = runner(&shared, JsonLinesDirectory::new(SAMPLE_EXPORT));
+    let mut second = runner(&shared, JsonLinesDirectory::new(SAMPLE_EXPORT));
+    let (a, b) = tokio::join!(first.sync_stream("tickets"), second.sync_stream("tickets"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(replayed_ids(&shared).await, replayed_ids(&alone).await);
+    assert_eq!(a.appended + b.appended, single.appended, "{a:?} {b:?}");
+    assert_eq!(
+        shared.cursor("tickets", "tickets").await.unwrap(),
+        alone.cursor("tickets", "tickets").await.unwrap()
+    );
+
+    // A page written against a cursor that has moved stores nothing.
+    let stale = CursorUpdate {
+        connector_id: "tickets".to_owned(),
+        stream: "tickets".to_owned(),
+        cursor: "0001.jsonl:4".to_owned(),
+        watermark: None,
+        expected: CursorFence::Is(Some("0001.jsonl:0".to_owned())),
+    };
+    let before = replayed_ids(&shared).await;
+    let refused = shared
+        .append_with_cursor(
+            "connector/tickets/tickets",
+            ExpectedVersion::Any,
+            &[],
+            Some(&stale),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(replayed_ids(&shared).await, before);
+    assert_eq!(
+        shared.cursor("tickets", "tickets").await.unwrap(),
+        alone.cursor("tickets", "tickets").await.unwrap()
+    );
+}
 
 async fn the_sample_export_feeds_the_incident_board(backend: Backend) {
     let store = backend

@@ -80,7 +80,78 @@ on_both_backends!(
     a_new_version_is_built_in_its_own_table_then_switched_to,
     freshness_reports_lag_against_the_objective,
     any_arrival_order_gives_byte_identical_state,
+    a_worker_whose_checkpoint_moved_on_is_refused_and_takes_the_stored_state,
 );
+
+/// Two workers run one projection on one database: a write from the one whose checkpoint
+/// another stored since it read it is refused, and it goes on from the stored state. The
+/// rows equal a single worker's, and every event is applied once.
+async fn a_worker_whose_checkpoint_moved_on_is_refused_and_takes_the_stored_state(
+    backend: Backend,
+) {
+    let first: Vec<EventEnvelope> = (0..40)
+        .map(|i| {
+            opened(
+                &format!("INC-{i}"),
+                i * MINUTE_US,
+                if i % 3 == 0 { "search" } else { "payments" },
+            )
+        })
+        .collect();
+    let second: Vec<EventEnvelope> = (0..40)
+        .step_by(2)
+        .map(|i| acknowledged(&format!("INC-{i}"), (i + 50) * MINUTE_US))
+        .collect();
+
+    let alone = backend
+        .store("a_worker_whose_checkpoint_moved_on_alone")
+        .await;
+    append(&alone, &first).await;
+    append(&alone, &second).await;
+    let mut single = ProjectionRunner::start(alone.clone(), &IncidentBoard)
+        .await
+        .unwrap();
+    single.catch_up().await.unwrap();
+    let expected = stored_rows(&alone, &IncidentBoard).await.unwrap();
+
+    let shared = backend
+        .store("a_worker_whose_checkpoint_moved_on_shared")
+        .await;
+    let mut a = ProjectionRunner::start(shared.clone(), &IncidentBoard)
+        .await
+        .unwrap();
+    let mut b = ProjectionRunner::start(shared.clone(), &IncidentBoard)
+        .await
+        .unwrap();
+    append(&shared, &first).await;
+    assert_eq!(a.catch_up().await.unwrap().applied, first.len());
+    // B read the checkpoint before A stored its batch: its write is refused.
+    let late = b.catch_up().await.unwrap();
+    assert_eq!((late.applied, late.superseded), (0, 1), "{late:?}");
+    assert_eq!(b.state(), a.state());
+    assert_eq!(b.position(), a.position());
+
+    append(&shared, &second).await;
+    assert_eq!(b.catch_up().await.unwrap().applied, second.len());
+    let stale = a.catch_up().await.unwrap();
+    assert_eq!((stale.applied, stale.superseded), (0, 1), "{stale:?}");
+    assert_eq!(a.state(), b.state());
+
+    assert_eq!(
+        stored_rows(&shared, &IncidentBoard).await.unwrap(),
+        expected
+    );
+    let freshness = a.freshness().await.unwrap();
+    assert_eq!(
+        freshness.applied_events as usize,
+        first.len() + second.len(),
+        "every event applied once"
+    );
+    assert_eq!(
+        freshness.applied_events,
+        single.freshness().await.unwrap().applied_events
+    );
+}
 
 async fn the_board_shows_open_incidents_and_time_to_acknowledge(backend: Backend) {
     let store = backend
