@@ -196,10 +196,23 @@ impl ProjectionRunner {
     async fn create_table(&self) -> Result<(), ProjectionRunError> {
         let table = self.table();
         let sql = format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key))"
+            "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key))"
         );
-        on_db!(self.store.db(), pool => sqlx::raw_sql(&sql).execute(pool).await.map(drop))
-            .map_err(|e| self.db_error(e))?;
+        // Workers starting together create the table once: on PostgreSQL two concurrent
+        // `CREATE TABLE IF NOT EXISTS` can both try, so they take turns on a lock first.
+        on_db!(self.store.db(), pool => async {
+            let mut tx = pool.begin().await?;
+            if self.store.db().dialect() == Dialect::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7203, hashtext($1))")
+                    .bind(&table)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::raw_sql(&sql).execute(&mut *tx).await?;
+            tx.commit().await
+        }
+        .await)
+        .map_err(|e| self.db_error(e))?;
         Ok(())
     }
 
@@ -476,7 +489,7 @@ impl ProjectionRunner {
             .filter(|old| *old != self.projection.version())
             .map(|old| state_table(self.projection.pack_id(), self.projection.name(), old));
         let stored = self
-            .write(&changes, old_table.as_deref())
+            .write(&changes, Some(old_table.as_deref()))
             .await
             .map_err(|e| self.db_error(e))?;
         if !stored {
@@ -492,10 +505,13 @@ impl ProjectionRunner {
 
     /// Writes rows and checkpoint if the stored checkpoint is still the generation this
     /// runner read (`false`, nothing written, when it is not), and moves the generation on.
+    /// `switching`: this write makes the version active (dropping the previous version's
+    /// table, if named); it replaces whatever the table holds, since a worker that crashed
+    /// while building, or lost the race to build, may have left rows there.
     async fn write(
         &mut self,
         changes: &[((String, String), Option<Value>)],
-        drop_table: Option<&str>,
+        switching: Option<Option<&str>>,
     ) -> Result<bool, sqlx::Error> {
         let table = self.table();
         let owner = owner_of(self.projection);
@@ -553,6 +569,9 @@ impl ProjectionRunner {
                 tx.rollback().await?;
                 return Ok(false);
             }
+            if switching.is_some() {
+                sqlx::raw_sql(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            }
             for ((tbl, key), document) in changes {
                 match document {
                     Some(document) => {
@@ -568,7 +587,7 @@ impl ProjectionRunner {
                     }
                 }
             }
-            if let Some(old_table) = drop_table {
+            if let Some(Some(old_table)) = switching {
                 sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
             }
             tx.commit().await?;

@@ -26,3 +26,4 @@ mod shredding;
 mod supply_chain;
 mod tidy;
 mod ui;
+mod workers;
