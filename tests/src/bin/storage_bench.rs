@@ -361,6 +361,48 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     report(&name, count, ours, baseline);
 }
 
+/// The incident board caught up over `count` events by `workers` workers at once (each
+/// starting the projection and catching up, as `ops-host run` does), against one worker
+/// doing the same on a copy of the log in the same run: the ratio is what adding workers
+/// gives (they compute batches in parallel, and only one stores each).
+async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
+    use ops_core_runtime::projection::ProjectionRunner;
+    let name = format!("projection_catch_up_{workers}_{backend:?}").to_lowercase();
+    let fill = |label: String| async move {
+        let store = backend.store(&label).await;
+        let events: Vec<EventEnvelope> = (0..count).map(|n| opened(&label, n)).collect();
+        for chunk in events.chunks(1000) {
+            store
+                .append("bench", ExpectedVersion::Any, chunk)
+                .await
+                .unwrap();
+        }
+        store
+    };
+    let one = |store: ops_core_runtime::store::EventStore| async move {
+        let mut runner = ProjectionRunner::start(store, &pack_incidents::IncidentBoard)
+            .await
+            .unwrap();
+        runner.catch_up().await.unwrap();
+    };
+    let baseline_store = fill(format!("bench_{name}_single")).await;
+    let started = Instant::now();
+    one(baseline_store).await;
+    let baseline = started.elapsed();
+
+    let shared = fill(format!("bench_{name}_shared")).await;
+    let started = Instant::now();
+    // At once, interleaved on one task: the runners' futures are not `Send`.
+    let worker = || one(shared.clone());
+    match workers {
+        1 => worker().await,
+        2 => drop(tokio::join!(worker(), worker())),
+        _ => drop(tokio::join!(worker(), worker(), worker(), worker())),
+    }
+    let ours = started.elapsed();
+    report(&name, count, ours, baseline);
+}
+
 /// `check` over `roots` delegation chains of `depth` capabilities each (10,000 in all for
 /// 2,000 chains of 5), from a warm book, against the cheapest possible authority: a hash
 /// set of the allowed (capability, destination) pairs computed beforehand. Also prints the
@@ -505,9 +547,14 @@ async fn main() {
         if wanted(&format!("replay_100000_{suffix}")) {
             replay_bench(backend, 100_000).await;
         }
-        for workers in [1, 2] {
+        for workers in [1, 2, 4] {
             if wanted(&format!("dispatch_{workers}_{suffix}")) {
                 dispatch_bench(backend, workers, 5_000).await;
+            }
+        }
+        for workers in [1, 2, 4] {
+            if wanted(&format!("projection_catch_up_{workers}_{suffix}")) {
+                catch_up_bench(backend, workers, 10_000).await;
             }
         }
         if wanted(&format!("retention_receipts_20000_{suffix}")) {
