@@ -123,13 +123,57 @@ async fn raw_insert(db: &Db, rows: &[RawRow]) {
     });
 }
 
-/// Rounds per append benchmark; each side's median counts.
-const ROUNDS: usize = 3;
+/// Four writers appending batches of ten to streams of their own at once, against four
+/// writers inserting the same rows into a bare table at once: what the store's ordering
+/// (the commit-order lock followers rely on, stream versions, dedupe) costs concurrent
+/// appenders.
+async fn concurrent_append_bench(backend: Backend, batches: usize) {
+    const WRITERS: usize = 4;
+    const BATCH: usize = 10;
+    let name = format!("append_concurrent_{WRITERS}x{BATCH}_{backend:?}").to_lowercase();
+    let events: Vec<EventEnvelope> = (0..WRITERS * BATCH * batches)
+        .map(|n| opened(&name, n))
+        .collect();
+    let rows = raw_rows(&events);
+    let share = events.len() / WRITERS;
+    let store = backend.store(&format!("bench_{name}_ours")).await;
+    let append = |writer: usize| {
+        let (store, events) = (store.clone(), &events[writer * share..(writer + 1) * share]);
+        async move {
+            for chunk in events.chunks(BATCH) {
+                store
+                    .append(&format!("bench-{writer}"), ExpectedVersion::Any, chunk)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let started = Instant::now();
+    tokio::join!(append(0), append(1), append(2), append(3));
+    let ours = started.elapsed();
 
-async fn append_bench(backend: Backend, batch: usize, batches: usize) {
-    let name = format!("append_batch_{batch}_{backend:?}").to_lowercase();
-    let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
-    let rows: Vec<RawRow> = events
+    let raw = backend.store(&format!("bench_{name}_raw")).await;
+    on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
+    let insert = |writer: usize| {
+        let (db, rows) = (
+            raw.db().clone(),
+            &rows[writer * share..(writer + 1) * share],
+        );
+        async move {
+            for chunk in rows.chunks(BATCH) {
+                raw_insert(&db, chunk).await;
+            }
+        }
+    };
+    let started = Instant::now();
+    tokio::join!(insert(0), insert(1), insert(2), insert(3));
+    let baseline = started.elapsed();
+    report(&name, events.len(), ours, baseline);
+}
+
+/// The rows a bare insert of `events` writes, for the baselines.
+fn raw_rows(events: &[EventEnvelope]) -> Vec<RawRow> {
+    events
         .iter()
         .enumerate()
         .map(|(index, e)| {
@@ -146,7 +190,16 @@ async fn append_bench(backend: Backend, batch: usize, batches: usize) {
                 envelope: serde_json::to_string(e).unwrap(),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Rounds per append benchmark; each side's median counts.
+const ROUNDS: usize = 3;
+
+async fn append_bench(backend: Backend, batch: usize, batches: usize) {
+    let name = format!("append_batch_{batch}_{backend:?}").to_lowercase();
+    let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
+    let rows = raw_rows(&events);
     // Each side writes into a fresh database of its own, so neither pays for the other's
     // checkpoints; the rounds alternate so both see the same machine.
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
@@ -543,6 +596,9 @@ async fn main() {
             if wanted(&format!("append_batch_{batch}_{suffix}")) {
                 append_bench(backend, batch, batches).await;
             }
+        }
+        if wanted(&format!("append_concurrent_4x10_{suffix}")) {
+            concurrent_append_bench(backend, 100).await;
         }
         if wanted(&format!("replay_100000_{suffix}")) {
             replay_bench(backend, 100_000).await;
