@@ -22,7 +22,7 @@ const FORM_LIMIT: usize = 4096;
 /// Nested goals (values inside values) searched before giving up.
 const DEPTH_LIMIT: usize = 40;
 /// Goals searched in one comparison before giving up.
-const STEP_LIMIT: usize = 200_000;
+const STEP_LIMIT: usize = 20_000;
 
 #[derive(Clone, Debug)]
 pub enum Found {
@@ -160,6 +160,7 @@ impl Engine {
     pub fn difference(&mut self, sub: NodeId, sup: NodeId, producer: Option<Side>) -> Found {
         self.producer = producer;
         self.steps = 0;
+        self.arena.patterns.reset_work();
         self.inhabit(vec![(sub, true), (sup, false)])
     }
 
@@ -208,6 +209,11 @@ impl Engine {
                 Ok(form) => form,
                 Err(reason) => return Found::Unknown(reason),
             };
+        }
+        // Each conjunction searched counts as a step too: big forms spend the budget.
+        self.steps += form.len();
+        if self.steps > STEP_LIMIT {
+            return Found::Unknown(format!("the comparison needs more than {STEP_LIMIT} steps"));
         }
         let mut doubt: Option<String> = None;
         for conj in &form {

@@ -112,6 +112,9 @@ pub struct Evaluator<'a> {
     arena: &'a Arena,
     /// Why the last answer is not certain, if it is not.
     doubt: RefCell<Option<String>>,
+    /// (node, value) pairs being evaluated: meeting one again means the schema refers to
+    /// itself without descending into the value.
+    open: RefCell<std::collections::HashSet<(NodeId, usize)>>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -119,6 +122,7 @@ impl<'a> Evaluator<'a> {
         Evaluator {
             arena,
             doubt: RefCell::new(None),
+            open: RefCell::new(std::collections::HashSet::new()),
         }
     }
 
@@ -138,7 +142,8 @@ impl<'a> Evaluator<'a> {
     }
 
     fn evaluate(&self, value: &Value, node: NodeId, depth: usize) -> Option<Evaluated> {
-        if depth > MAX_DEPTH {
+        let key = (node, value as *const Value as usize);
+        if depth > MAX_DEPTH || self.open.borrow().contains(&key) {
             self.doubt("the schema refers to itself without descending into the value".into());
             return None;
         }
@@ -146,7 +151,12 @@ impl<'a> Evaluator<'a> {
             Body::True => Some(Evaluated::default()),
             Body::False => None,
             Body::Const(constant) => same(constant, value).then(Evaluated::default),
-            Body::Schema(keywords) => self.keywords(value, keywords, depth),
+            Body::Schema(keywords) => {
+                self.open.borrow_mut().insert(key);
+                let evaluated = self.keywords(value, keywords, depth);
+                self.open.borrow_mut().remove(&key);
+                evaluated
+            }
         }
     }
 

@@ -25,6 +25,9 @@ type SharedDfa = Arc<DFA<Vec<u32>>>;
 
 /// Product states explored before a string question is answered "cannot be decided".
 const SEARCH_LIMIT: usize = 60_000;
+/// Automaton states one comparison may explore in all its string searches.
+const WORK_LIMIT: usize = 1_000_000;
+
 /// Bytes of DFA per pattern before it is given up.
 const DFA_LIMIT: usize = 4 << 20;
 
@@ -40,6 +43,9 @@ pub struct Patterns {
     list: Vec<Pattern>,
     by_source: HashMap<String, PatternId>,
     any_char: OnceCell<Option<SharedDfa>>,
+    /// Automaton states explored since the comparison began: one comparison never spends
+    /// more than `WORK_LIMIT`, however many string questions it asks.
+    spent: std::cell::Cell<usize>,
 }
 
 /// What a string must be: lengths in code points, patterns it must and must not match.
@@ -106,6 +112,17 @@ impl Patterns {
         self.list.len() - 1
     }
 
+    /// Starts a comparison's budget of string work afresh.
+    pub fn reset_work(&self) {
+        self.spent.set(0);
+    }
+
+    /// Counts `states` explored; `false` once the comparison's budget is spent.
+    fn work(&self, states: usize) -> bool {
+        self.spent.set(self.spent.get() + states);
+        self.spent.get() <= WORK_LIMIT
+    }
+
     pub fn source(&self, id: PatternId) -> &str {
         &self.list[id].source
     }
@@ -128,6 +145,11 @@ impl Patterns {
 
     /// Up to `limit` strings meeting `spec`, shortest first, or a proof there are none.
     pub fn search(&self, spec: &StringSpec, limit: usize) -> Search {
+        if !self.work(1) {
+            return Search::Unknown(format!(
+                "the comparison explored more than {WORK_LIMIT} automaton states"
+            ));
+        }
         let mut automata: Vec<(SharedDfa, bool)> = Vec::new();
         let Some(any) = self.any_char.get_or_init(|| build("(?s:.)*")).clone() else {
             return Search::Unknown("the UTF-8 automaton could not be built".into());
@@ -205,7 +227,7 @@ impl Patterns {
                 };
                 let counted = grown.min(cap);
                 if seen.insert((next.clone(), counted)) {
-                    if seen.len() > SEARCH_LIMIT {
+                    if seen.len() > SEARCH_LIMIT || !self.work(1) {
                         return if found.is_empty() {
                             Search::Unknown(format!(
                                 "the string automata have more than {SEARCH_LIMIT} states"
@@ -223,7 +245,7 @@ impl Patterns {
             (false, _) => Search::Found(found),
             (true, false) => Search::Empty,
             // Every string reached was excluded: the language may be finite, so list it.
-            (true, true) => {
+            (true, true) if self.spent.get() <= WORK_LIMIT => {
                 // Strings that differ only within a byte class reach the same states, so
                 // the listing needs more than one member of each class.
                 let keep = (spec.excluded.len() + 1).min(KEEP_LIMIT);
@@ -231,8 +253,13 @@ impl Patterns {
                     .iter()
                     .flat_map(|members| members.iter().take(keep).copied())
                     .collect();
-                exhaust(&automata, &wide, keep, &first, spec, &accepts)
+                let listed = exhaust(&automata, &wide, keep, &first, spec, &accepts);
+                self.work(EXHAUST_LIMIT / 4);
+                listed
             }
+            (true, true) => Search::Unknown(format!(
+                "the comparison explored more than {WORK_LIMIT} automaton states"
+            )),
         }
     }
 }

@@ -224,7 +224,15 @@ proptest! {
 
     #[test]
     fn the_engine_never_panics_on_documents_with_definitions(old in any_document(), new in any_document()) {
-        match compare(&old, &new) {
+        // On a thread of its own, so a comparison that never ends fails the test with its
+        // input instead of stalling CI.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (o, n) = (old.clone(), new.clone());
+        std::thread::spawn(move || sender.send(compare(&o, &n)));
+        let answer = receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the comparison does not end:\nold {old}\nnew {new}"));
+        match answer {
             Ok(report) => {
                 // A verdict must agree with its own list of changes.
                 prop_assert_eq!(report.backward_compatible, !report.changes.iter().any(|c| c.backward));
