@@ -735,7 +735,7 @@ pub fn upcaster_skeleton(entry: &TypeEntry) -> String {
         "keep the old shape as version {version} and declare the new one as version {next} with an upcaster:\n\
          \n    pub mod {module} {{\n        #[ops_core::{attribute}({old_arguments})]\n        pub struct {rust} {{\n            // the fields as they were in version {version}\n        }}\n    }}\n\
          \n    #[ops_core::{attribute}({new_arguments}, upcast_from = {module}::{rust})]\n    pub struct {rust} {{\n        // the new fields\n    }}\n\
-         \n    impl ops_core::contract::Upcast<{module}::{rust}> for {rust} {{\n        fn upcast(old: {module}::{rust}) -> Self {{\n            let _ = old;\n            todo!(\"build version {next} from every field of `old`\")\n        }}\n    }}\n\
+         \n    impl ops_core::contract::Upcast<{module}::{rust}> for {rust} {{\n        fn upcast(old: {module}::{rust}) -> Self {{\n            let _ = old;\n            {rust} {{\n                // build version {next} from every field of `old`\n            }}\n        }}\n    }}\n\
          \nthen set `version` in the `[package]` of `{crate_name}`'s Cargo.toml to {bumped}",
         old_arguments = arguments(version),
         new_arguments = arguments(next),

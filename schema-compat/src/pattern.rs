@@ -67,16 +67,29 @@ pub enum Search {
 /// Each regex is compiled once per process: a contract diff compares thousands of schemas
 /// that share their patterns (and every string search needs the UTF-8 automaton).
 fn build(regex: &str) -> Option<SharedDfa> {
-    static BUILT: OnceLock<Mutex<HashMap<String, Option<SharedDfa>>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    if let Some(found) = built.lock().ok().and_then(|map| map.get(regex).cloned()) {
+    static BUILT: Compiled<SharedDfa> = OnceLock::new();
+    once(&BUILT, regex, compile)
+}
+
+/// Compiled automata by their source, for the whole process.
+type Compiled<T> = OnceLock<Mutex<HashMap<String, Option<T>>>>;
+
+/// `make(source)`, compiled once per process: a contract diff compares thousands of
+/// schemas that share their patterns.
+fn once<T: Clone>(
+    cache: &Compiled<T>,
+    source: &str,
+    make: impl FnOnce(&str) -> Option<T>,
+) -> Option<T> {
+    let cache = cache.get_or_init(Default::default);
+    if let Some(found) = cache.lock().ok().and_then(|map| map.get(source).cloned()) {
         return found;
     }
-    let dfa = compile(regex);
-    if let Ok(mut map) = built.lock() {
-        map.insert(regex.to_owned(), dfa.clone());
+    let made = make(source);
+    if let Ok(mut map) = cache.lock() {
+        map.insert(source.to_owned(), made.clone());
     }
-    dfa
+    made
 }
 
 fn compile(regex: &str) -> Option<SharedDfa> {
@@ -397,23 +410,13 @@ fn byte_classes(automata: &[(SharedDfa, bool)]) -> Vec<Vec<u8>> {
 
 /// The evaluator's matcher for a translated pattern, compiled once per process.
 fn matcher(translated: &str) -> Option<meta::Regex> {
-    static BUILT: OnceLock<Mutex<HashMap<String, Option<meta::Regex>>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    if let Some(found) = built
-        .lock()
-        .ok()
-        .and_then(|map| map.get(translated).cloned())
-    {
-        return found;
-    }
-    let regex = meta::Regex::builder()
-        .syntax(syntax::Config::new().unicode(true).utf8(true))
-        .build(translated)
-        .ok();
-    if let Ok(mut map) = built.lock() {
-        map.insert(translated.to_owned(), regex.clone());
-    }
-    regex
+    static BUILT: Compiled<meta::Regex> = OnceLock::new();
+    once(&BUILT, translated, |source| {
+        meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(true).utf8(true))
+            .build(source)
+            .ok()
+    })
 }
 
 /// ECMA-262 to `regex-syntax`: `\d`, `\w` and `.` as ECMA defines them, escapes spelled the
