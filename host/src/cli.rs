@@ -91,10 +91,15 @@ pub(crate) enum Command {
         /// `DESTINATION=URL`: post that destination's effects to URL.
         #[arg(long = "webhook", value_name = "DESTINATION=URL")]
         webhooks: Vec<String>,
-        /// How long a claimed effect is this worker's; after a crash, another worker (or
-        /// this one restarted) takes it over once the lease ends.
+        /// How long a claimed effect, projection, reaction or connector stream is this
+        /// worker's; after a crash, another worker (or this one restarted) takes it over
+        /// once the lease ends. A worker that stops (Ctrl-C) releases its leases at once.
         #[arg(long, default_value_t = 30_000)]
         lease_ms: u64,
+        /// This worker's name in its leases and claims; unique among live workers
+        /// (default: host name, process id and start time).
+        #[arg(long)]
+        worker_id: Option<String>,
         #[command(flatten)]
         storage: Storage,
     },

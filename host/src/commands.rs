@@ -115,6 +115,7 @@ pub(crate) fn run(
             sources,
             webhooks,
             lease_ms,
+            worker_id,
             storage,
         } => block_on(async move {
             let options = worker::WorkerOptions {
@@ -130,6 +131,7 @@ pub(crate) fn run(
                     .collect(),
                 webhooks: pairs("--webhook", &webhooks)?,
                 lease: std::time::Duration::from_millis(lease_ms),
+                worker_id: worker_id.unwrap_or_else(worker::default_worker_id),
             };
             let store = storage.working_store(registry).await?;
             worker::run(store, options, &mut std::io::stdout().lock()).await?;

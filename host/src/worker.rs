@@ -33,6 +33,7 @@ use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::egress::{Dispatcher, Gateway, pending_destinations};
 use ops_core_runtime::governance::Policies;
+use ops_core_runtime::leases::Leases;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::retention::Retention;
@@ -72,8 +73,25 @@ pub struct WorkerOptions {
     pub sources: BTreeMap<String, PathBuf>,
     /// Destination → the URL its effects are posted to.
     pub webhooks: BTreeMap<String, String>,
-    /// How long a claimed effect is this worker's before another may take it over.
+    /// How long a claimed effect, projection, reaction or connector stream is this
+    /// worker's before another may take it over.
     pub lease: Duration,
+    /// This worker's name in its leases and claims; unique among live workers.
+    pub worker_id: String,
+}
+
+/// A worker name no other live worker has: the host, the process and when it started.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        Timestamp::now().unix_micros()
+    )
 }
 
 /// What a job does.
@@ -98,6 +116,7 @@ struct Worker {
     policies: Policies,
     connectors: BTreeMap<&'static str, ConnectorRunner>,
     projections: BTreeMap<String, ProjectionRunner>,
+    leases: Leases,
 }
 
 pub async fn run(
@@ -138,16 +157,22 @@ pub async fn run(
         }
         scheduler.tick();
         out.flush()?;
-        if worker.options.ticks.is_some_and(|ticks| tick >= ticks) {
+        let stopping = worker.options.ticks.is_some_and(|ticks| tick >= ticks)
+            || tokio::select! {
+                () = tokio::time::sleep(worker.options.interval) => false,
+                interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+            };
+        if stopping {
+            // Others take this worker's streams over at once, not after their leases end.
+            let released = worker.leases.release_all().await?;
             writeln!(
                 out,
-                "stopped after {tick} ticks; {} jobs waiting, the longest for {} ticks",
+                "stopped after {tick} ticks; {} jobs waiting, the longest for {} ticks; {released} leases released",
                 scheduler.len(),
                 scheduler.longest_wait()
             )?;
             return Ok(());
         }
-        tokio::time::sleep(worker.options.interval).await;
     }
 }
 
@@ -158,6 +183,7 @@ impl Worker {
         let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
         let budgets = Budgets::open(store.clone(), REACTION_BUDGET, host_capability).await?;
         let policies = Policies::load(store.clone(), Trust::default(), host_capability).await?;
+        let leases = Leases::new(store.db().clone(), &options.worker_id, options.lease);
         let mut connectors = BTreeMap::new();
         for connector in ops_core::connector::installed() {
             if let Some(source) = options.sources.get(connector.id()) {
@@ -167,7 +193,8 @@ impl Worker {
                     connector,
                     reader,
                     ConnectorOptions::default(),
-                )?;
+                )?
+                .with_leases(leases.clone());
                 connectors.insert(connector.id(), runner);
             }
         }
@@ -175,7 +202,9 @@ impl Worker {
         for projection in ops_core::projection::installed() {
             projections.insert(
                 projection_label(projection),
-                ProjectionRunner::start(store.clone(), projection).await?,
+                ProjectionRunner::start(store.clone(), projection)
+                    .await?
+                    .with_leases(leases.clone()),
             );
         }
         Ok(Worker {
@@ -189,6 +218,7 @@ impl Worker {
             policies,
             connectors,
             projections,
+            leases,
         })
     }
 
@@ -270,7 +300,7 @@ impl Worker {
                 };
                 let mut dispatcher = Dispatcher::new(
                     self.store.clone(),
-                    "worker",
+                    &self.options.worker_id,
                     gateway,
                     Arc::new(self.capabilities.clone()),
                 )
@@ -295,14 +325,32 @@ impl Worker {
                 let reports = runner.sync().await?;
                 let appended: usize = reports.iter().map(|(_, r)| r.appended).sum();
                 let quarantined: usize = reports.iter().map(|(_, r)| r.quarantined).sum();
-                format!("{appended} new events, {quarantined} quarantined")
+                // Streams another worker runs, or took over mid-run.
+                let elsewhere: String = reports
+                    .iter()
+                    .filter_map(
+                        |(stream, report)| match (&report.held_by, report.lease_lost) {
+                            (Some(holder), _) => Some(format!("; {stream} held by {holder}")),
+                            (None, true) => Some(format!("; {stream} taken over")),
+                            (None, false) => None,
+                        },
+                    )
+                    .collect();
+                format!("{appended} new events, {quarantined} quarantined{elsewhere}")
             }
             Work::Projection(projection) => {
                 let runner = self
                     .projections
                     .get_mut(&projection_label(projection))
                     .expect("started with the worker");
-                format!("{} applied", runner.catch_up().await?.applied)
+                let done = runner.catch_up().await?;
+                match (done.held_by, done.lease_lost) {
+                    (Some(holder), _) => format!("held by {holder}"),
+                    (None, true) => {
+                        format!("{} applied, then its lease was taken over", done.applied)
+                    }
+                    (None, false) => format!("{} applied", done.applied),
+                }
             }
             Work::Reaction(reaction) => {
                 let report = ReactionRunner::new(
@@ -311,15 +359,24 @@ impl Worker {
                     reaction_capability(reaction.pack_id())?,
                 )
                 .with_budget(self.budgets.clone())
+                .with_leases(self.leases.clone())
                 .catch_up(&self.bus)
                 .await?;
+                if let Some(holder) = report.held_by {
+                    return Ok(format!("held by {holder}"));
+                }
                 format!(
-                    "{} events, {} accepted, {} denied{}",
+                    "{} events, {} accepted, {} denied{}{}",
                     report.events,
                     report.accepted,
                     report.denied,
                     if report.stopped_by_budget {
                         ", stopped by its budget"
+                    } else {
+                        ""
+                    },
+                    if report.lease_lost {
+                        ", then its lease was taken over"
                     } else {
                         ""
                     }

@@ -19,7 +19,9 @@ use ops_core::id::{CapabilityId, CorrelationId, DerivedArtifactId};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 
+use crate::atomic::AtomicWrite;
 use crate::cursors::{CursorFence, CursorUpdate};
+use crate::leases::{Acquired, Lease, Leases};
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 /// One record as the source holds it.
@@ -209,6 +211,14 @@ pub enum ConnectorError {
         connector: &'static str,
         source: sqlx::Error,
     },
+    #[error(
+        "connector `{connector}`, stream `{stream}`: its lease could not be read or taken: {source}"
+    )]
+    Lease {
+        connector: &'static str,
+        stream: String,
+        source: sqlx::Error,
+    },
 }
 
 /// What one sync did.
@@ -223,6 +233,11 @@ pub struct SyncReport {
     /// Pages another worker stored first: this worker's copy was refused, and it went on
     /// from the stored cursor.
     pub superseded: usize,
+    /// Another worker holds this stream's lease: this one read nothing.
+    pub held_by: Option<String>,
+    /// Another worker took the lease over mid-run: this one's last page was refused and it
+    /// stopped.
+    pub lease_lost: bool,
     pub cursor: Option<String>,
 }
 
@@ -232,6 +247,17 @@ pub struct ConnectorRunner {
     reader: Box<dyn SourceReader>,
     options: ConnectorOptions,
     last_read: Option<Instant>,
+    leases: Option<Leases>,
+}
+
+/// How a page is stored.
+#[derive(Clone, Copy)]
+enum Fencing<'a> {
+    /// Only if the stored cursor is still where this worker read it (else the worker goes
+    /// on from the stored one), and, with a lease, while the lease is still this worker's.
+    Cursor(Option<&'a Lease>),
+    /// Whatever is stored (a backfill reads again on purpose).
+    None,
 }
 
 /// The time of records whose own time cannot be read: they keep a deterministic id.
@@ -258,7 +284,19 @@ impl ConnectorRunner {
             reader,
             options,
             last_read: None,
+            leases: None,
         })
+    }
+
+    /// Reads each stream only under its lease of `leases` (see [`crate::leases`]), each page
+    /// fenced by it.
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    pub fn lease_name(&self, stream: &str) -> String {
+        format!("connector:{}/{stream}", self.connector.id())
     }
 
     /// Reads every stream from its stored cursor to the end of the source.
@@ -273,9 +311,31 @@ impl ConnectorRunner {
 
     /// Reads `stream` from its stored cursor to the end of the source.
     pub async fn sync_stream(&mut self, stream: &str) -> Result<SyncReport, ConnectorError> {
+        let lease = match &self.leases {
+            None => None,
+            Some(leases) => {
+                match leases
+                    .acquire(&self.lease_name(stream))
+                    .await
+                    .map_err(|source| ConnectorError::Lease {
+                        connector: self.connector.id(),
+                        stream: stream.to_owned(),
+                        source,
+                    })? {
+                    Acquired::Held(lease) => Some(lease),
+                    Acquired::Busy { holder, .. } => {
+                        return Ok(SyncReport {
+                            held_by: Some(holder),
+                            ..SyncReport::default()
+                        });
+                    }
+                }
+            }
+        };
         let stored = self.store.cursor(self.connector.id(), stream).await?;
         let (cursor, watermark) = stored.map_or((None, None), |(c, w)| (Some(c), w));
-        self.read_from(stream, cursor, watermark, true).await
+        self.read_from(stream, cursor, watermark, Fencing::Cursor(lease.as_ref()))
+            .await
     }
 
     /// Reads `stream` again from `cursor` (`None`: from the start), whatever is stored:
@@ -285,18 +345,17 @@ impl ConnectorRunner {
         stream: &str,
         cursor: Option<&str>,
     ) -> Result<SyncReport, ConnectorError> {
-        self.read_from(stream, cursor.map(str::to_owned), None, false)
+        self.read_from(stream, cursor.map(str::to_owned), None, Fencing::None)
             .await
     }
 
-    /// Reads pages from `cursor`; `fenced`: each page is stored only if the stored cursor is
-    /// still where this worker read it, else the worker goes on from the stored one.
+    /// Reads pages from `cursor`, each stored as `fencing` says.
     async fn read_from(
         &mut self,
         stream: &str,
         mut cursor: Option<String>,
         mut watermark: Option<Timestamp>,
-        fenced: bool,
+        fencing: Fencing<'_>,
     ) -> Result<SyncReport, ConnectorError> {
         let mut report = SyncReport::default();
         loop {
@@ -321,23 +380,35 @@ impl ConnectorRunner {
                 stream: stream.to_owned(),
                 cursor: next_cursor.clone(),
                 watermark,
-                expected: if fenced {
-                    CursorFence::Is(cursor.clone())
-                } else {
-                    CursorFence::Any
+                expected: match fencing {
+                    Fencing::Cursor(_) => CursorFence::Is(cursor.clone()),
+                    Fencing::None => CursorFence::Any,
                 },
             };
+            let lease = match fencing {
+                Fencing::Cursor(lease) => lease,
+                Fencing::None => None,
+            };
+            let fence = lease.map(Lease::fence);
+            let mut sides: Vec<&dyn AtomicWrite> = vec![&update];
+            sides.extend(fence.as_ref().map(|fence| fence as &dyn AtomicWrite));
             let appended = self
                 .store
-                .append_with_cursor(
+                .append_with(
                     &format!("connector/{}/{stream}", self.connector.id()),
                     ExpectedVersion::Any,
                     &events,
-                    Some(&update),
+                    &sides,
                 )
                 .await;
             let outcome = match appended {
                 Ok(outcome) => outcome,
+                Err(AppendError::Fenced { what }) if self.lost(stream, lease).await? => {
+                    tracing::info!(%what, "another worker took this stream's lease; stopping");
+                    report.lease_lost = true;
+                    report.cursor = cursor;
+                    return Ok(report);
+                }
                 Err(AppendError::Fenced { what }) => {
                     tracing::info!(%what, "another worker stored this page first; going on from its cursor");
                     report.superseded += 1;
@@ -357,6 +428,22 @@ impl ConnectorRunner {
             report.duplicates += outcome.duplicates.len();
             cursor = Some(next_cursor);
         }
+    }
+
+    /// Whether `lease` was taken over by another worker.
+    async fn lost(&self, stream: &str, lease: Option<&Lease>) -> Result<bool, ConnectorError> {
+        let (Some(lease), Some(leases)) = (lease, &self.leases) else {
+            return Ok(false);
+        };
+        let holds = leases
+            .holds(lease)
+            .await
+            .map_err(|source| ConnectorError::Lease {
+                connector: self.connector.id(),
+                stream: stream.to_owned(),
+                source,
+            })?;
+        Ok(!holds)
     }
 
     /// One page, rate-limited, with transient errors retried.

@@ -6,7 +6,8 @@
 //! - [`store`] is the event log (`core_events`); other owners' writes join an append's
 //!   transaction through the `atomic` module's `AtomicWrite`.
 //! - `outbox` owns `core_outbox`, `command_log` owns `core_commands`, [`cursors`] owns
-//!   `core_connector_cursors`, `artifacts` owns `core_artifacts`, `quarantine` owns
+//!   `core_connector_cursors`, [`leases`] owns `core_leases` (which worker runs each
+//!   projection, reaction and connector stream), `artifacts` owns `core_artifacts`, `quarantine` owns
 //!   `core_quarantine`, and [`projection`] owns `core_projections` and the packs' state tables.
 //! - [`clock`] is the wall clock, which only the runtime and the host read; [`custody`]
 //!   keeps keys and sealing below the store, knowing nothing of it.
@@ -35,6 +36,7 @@ pub mod custody;
 pub mod db;
 pub mod egress;
 pub mod governance;
+pub mod leases;
 pub mod lineage;
 pub mod migrate;
 pub(crate) mod outbox;

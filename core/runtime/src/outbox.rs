@@ -92,6 +92,22 @@ impl AtomicWrite for HoldsClaim<'_> {
     fn binds(&self) -> Vec<Bind<'_>> {
         vec![Bind::Now, Bind::Int(self.id), Bind::Text(self.claimed_by)]
     }
+
+    /// A claim that ran out and was taken over refuses the events written with it.
+    fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
+        still_claimed(self.id, self.claimed_by, rows_affected)
+    }
+}
+
+/// Whether a write conditioned on `claimed_by`'s claim of row `id` touched the row.
+fn still_claimed(id: i64, claimed_by: &str, rows_affected: u64) -> Result<(), Fenced> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(Fenced {
+            what: format!("outbox row {id} is no longer claimed by `{claimed_by}`"),
+        })
+    }
 }
 
 /// Closes claimed row `id` in `state` with its receipt, if `claimed_by` still holds it.
@@ -118,16 +134,7 @@ impl AtomicWrite for Close<'_> {
 
     /// A close that found its row no longer claimed by its dispatcher writes nothing.
     fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
-        if rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(Fenced {
-                what: format!(
-                    "outbox row {} is no longer claimed by `{}`",
-                    self.id, self.claimed_by
-                ),
-            })
-        }
+        still_claimed(self.id, self.claimed_by, rows_affected)
     }
 }
 

@@ -24,7 +24,9 @@ use ops_core::time::Timestamp;
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::atomic::{self, AtomicWrite};
 use crate::db::{Dialect, on_db};
+use crate::leases::{Acquired, Lease, Leases};
 use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadError, StoredEvent};
 
 /// Events per read while following or replaying.
@@ -97,6 +99,21 @@ pub struct CatchUp {
     pub late: usize,
     pub quarantined: usize,
     pub rebuilt: bool,
+    /// Another worker holds this projection's lease: this one did nothing.
+    pub held_by: Option<String>,
+    /// Another worker took the lease over mid-run: this one's last batch was refused, its
+    /// state reloaded, and it stopped.
+    pub lease_lost: bool,
+}
+
+/// What a write of rows and checkpoint came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Written {
+    Stored,
+    /// Another worker stored a checkpoint since this one read it.
+    Superseded,
+    /// Another worker took this runner's lease over.
+    LeaseLost,
 }
 
 pub struct ProjectionRunner {
@@ -104,6 +121,10 @@ pub struct ProjectionRunner {
     projection: &'static dyn DynProjection,
     state: State,
     checkpoint: Checkpoint,
+    /// With leases, a catch-up runs only while this worker holds the projection's lease,
+    /// and each write is fenced by it.
+    leases: Option<Leases>,
+    lease: Option<Lease>,
 }
 
 fn owner_of(projection: &dyn DynProjection) -> String {
@@ -133,6 +154,8 @@ impl ProjectionRunner {
             projection,
             state: State::default(),
             checkpoint: Checkpoint::default(),
+            leases: None,
+            lease: None,
         };
         match runner.stored_version().await? {
             Some((version, _)) if version == projection.version() => runner.load().await?,
@@ -146,6 +169,46 @@ impl ProjectionRunner {
             }
         }
         Ok(runner)
+    }
+
+    /// Runs only under this projection's lease of `leases` (see [`crate::leases`]).
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// The lease of this projection, the same for every version.
+    pub fn lease_name(&self) -> String {
+        format!("projection:{}", self.label())
+    }
+
+    /// Takes or renews the lease, when leases are in use: `Err(holder)` when another worker
+    /// holds it. A lease newly taken reloads the state, which its last holder moved on.
+    async fn hold_lease(&mut self) -> Result<Result<(), String>, ProjectionRunError> {
+        let Some(leases) = self.leases.clone() else {
+            return Ok(Ok(()));
+        };
+        match leases
+            .acquire(&self.lease_name())
+            .await
+            .map_err(|e| self.db_error(e))?
+        {
+            Acquired::Busy { holder, .. } => {
+                self.lease = None;
+                Ok(Err(holder))
+            }
+            Acquired::Held(lease) => {
+                let taken = self
+                    .lease
+                    .as_ref()
+                    .is_none_or(|held| held.generation != lease.generation);
+                if taken {
+                    self.load().await?;
+                }
+                self.lease = Some(lease);
+                Ok(Ok(()))
+            }
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -270,6 +333,12 @@ impl ProjectionRunner {
     /// by batch, each with its checkpoint. Committed events that an older open transaction
     /// still holds back (PostgreSQL) are waited for, up to a bound.
     pub async fn catch_up(&mut self) -> Result<CatchUp, ProjectionRunError> {
+        if let Err(holder) = self.hold_lease().await? {
+            return Ok(CatchUp {
+                held_by: Some(holder),
+                ..CatchUp::default()
+            });
+        }
         let target = self
             .store
             .committed_head()
@@ -319,8 +388,13 @@ impl ProjectionRunner {
                     self.rebuild_state_until(Some(batch.next)).await?;
                     self.checkpoint.rebuilds += 1;
                     done.rebuilt = true;
-                    if !self.persist().await? {
-                        done.superseded += 1;
+                    match self.persist().await? {
+                        Written::Stored => {}
+                        Written::Superseded => done.superseded += 1,
+                        Written::LeaseLost => {
+                            done.lease_lost = true;
+                            return Ok(done);
+                        }
                     }
                     continue;
                 }
@@ -344,11 +418,14 @@ impl ProjectionRunner {
             }
             self.checkpoint.follow = batch.next;
             // Another worker stored this batch first: its state is loaded, and the loop
-            // goes on from its checkpoint.
-            if self.persist().await? {
-                done.applied += applied;
-            } else {
-                done.superseded += 1;
+            // goes on from its checkpoint; or it took the lease, and this worker stops.
+            match self.persist().await? {
+                Written::Stored => done.applied += applied,
+                Written::Superseded => done.superseded += 1,
+                Written::LeaseLost => {
+                    done.lease_lost = true;
+                    return Ok(done);
+                }
             }
         }
     }
@@ -458,18 +535,21 @@ impl ProjectionRunner {
         Ok(())
     }
 
-    /// Stores the changed rows and the checkpoint in one transaction; `false` when another
-    /// worker had stored a checkpoint since this one read it (the write is refused and the
-    /// stored state loaded instead). On failure the in-memory state is reloaded too, so
-    /// memory never runs ahead of what is stored.
-    async fn persist(&mut self) -> Result<bool, ProjectionRunError> {
+    /// Stores the changed rows and the checkpoint in one transaction. When another worker
+    /// had stored a checkpoint since this one read it, or took its lease, the write is
+    /// refused and the stored state loaded instead. On failure the in-memory state is
+    /// reloaded too, so memory never runs ahead of what is stored.
+    async fn persist(&mut self) -> Result<Written, ProjectionRunError> {
         let changes = self.state.take_changes();
         match self.write(&changes, None).await {
-            Ok(true) => Ok(true),
-            Ok(false) => {
-                tracing::info!(projection = %self.label(), "another worker stored this batch first; its state is loaded");
+            Ok(Written::Stored) => Ok(Written::Stored),
+            Ok(refused) => {
+                tracing::info!(projection = %self.label(), ?refused, "another worker stored this batch first or holds the lease; its state is loaded");
+                if refused == Written::LeaseLost {
+                    self.lease = None;
+                }
                 self.load().await?;
-                Ok(false)
+                Ok(refused)
             }
             Err(error) => {
                 self.load().await?;
@@ -488,11 +568,11 @@ impl ProjectionRunner {
         let old_table = previous
             .filter(|old| *old != self.projection.version())
             .map(|old| state_table(self.projection.pack_id(), self.projection.name(), old));
-        let stored = self
+        let written = self
             .write(&changes, Some(old_table.as_deref()))
             .await
             .map_err(|e| self.db_error(e))?;
-        if !stored {
+        if written != Written::Stored {
             // Another worker built this version at the same time and switched first.
             self.load().await?;
             return Ok(());
@@ -503,8 +583,9 @@ impl ProjectionRunner {
         Ok(())
     }
 
-    /// Writes rows and checkpoint if the stored checkpoint is still the generation this
-    /// runner read (`false`, nothing written, when it is not), and moves the generation on.
+    /// Writes rows and checkpoint if this runner's lease (when it has one) is still its own
+    /// and the stored checkpoint is still the generation it read (else nothing is
+    /// written), and moves the generation on.
     /// `switching`: this write makes the version active (dropping the previous version's
     /// table, if named); it replaces whatever the table holds, since a worker that crashed
     /// while building, or lost the race to build, may have left rows there.
@@ -512,7 +593,7 @@ impl ProjectionRunner {
         &mut self,
         changes: &[((String, String), Option<Value>)],
         switching: Option<Option<&str>>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Written, sqlx::Error> {
         let table = self.table();
         let owner = owner_of(self.projection);
         let dialect = self.store.db().dialect();
@@ -528,11 +609,20 @@ impl ProjectionRunner {
         let delete = format!("DELETE FROM {table} WHERE tbl = $1 AND key = $2");
         let expected = checkpoint.generation;
         let next_generation = expected.map_or(1, |g| g + 1);
-        let stored = on_db!(self.store.db(), pool => async {
+        let now_us = Timestamp::now().unix_micros();
+        let fence = self.lease.as_ref().map(Lease::fence);
+        let written = on_db!(self.store.db(), pool => async {
             let mut tx = match dialect {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
+            if let Some(fence) = &fence {
+                let touched = atomic::query(fence, now_us).execute(&mut *tx).await?.rows_affected();
+                if fence.check(touched).is_err() {
+                    tx.rollback().await?;
+                    return Ok(Written::LeaseLost);
+                }
+            }
             // The fence, first: the checkpoint row is created only if there is none, and
             // replaced only at the generation this runner read. Another writer of the same
             // row waits on its lock, then sees the moved generation and writes nothing.
@@ -559,7 +649,7 @@ impl ProjectionRunner {
             .bind(checkpoint.late)
             .bind(checkpoint.rebuilds)
             .bind(self.projection.max_lag_ms() as i64)
-            .bind(Timestamp::now().unix_micros())
+            .bind(now_us)
             .bind(next_generation);
             let fenced = match expected {
                 Some(generation) => fenced.bind(generation),
@@ -567,7 +657,7 @@ impl ProjectionRunner {
             };
             if fenced.execute(&mut *tx).await?.rows_affected() == 0 {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(Written::Superseded);
             }
             if switching.is_some() {
                 sqlx::raw_sql(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
@@ -591,13 +681,13 @@ impl ProjectionRunner {
                 sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(true)
+            Ok::<_, sqlx::Error>(Written::Stored)
         }
         .await)?;
-        if stored {
+        if written == Written::Stored {
             self.checkpoint.generation = Some(next_generation);
         }
-        Ok(stored)
+        Ok(written)
     }
 
     /// Freshness against the log head; a violated objective is logged.

@@ -18,9 +18,11 @@ use ops_core::envelope::CommandOutcome;
 use ops_core::id::CapabilityId;
 use ops_core::reaction::{DynReaction, reactor};
 
+use crate::atomic::AtomicWrite;
 use crate::budget::{BudgetError, Budgets};
 use crate::command::{BusError, CommandBus};
 use crate::cursors::{CursorFence, CursorUpdate};
+use crate::leases::{Acquired, Lease, Leases};
 use crate::store::{
     AppendError, CurrentPayload, EventStore, ExpectedVersion, LogPosition, ReadError,
 };
@@ -43,6 +45,11 @@ pub struct ReactionReport {
     pub stopped_by_budget: bool,
     /// Batches whose cursor another worker moved first; this worker went on from there.
     pub superseded: usize,
+    /// Another worker holds this reaction's lease: this one did nothing.
+    pub held_by: Option<String>,
+    /// Another worker took the lease over mid-run: this one's last cursor move was
+    /// refused and it stopped (the commands it sent are deduplicated by their ids).
+    pub lease_lost: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +66,8 @@ pub enum ReactionError {
     Save(#[from] crate::store::AppendError),
     #[error("the budget could not decide: {0}")]
     Budget(#[from] BudgetError),
+    #[error("the reaction's lease could not be read or taken: {0}")]
+    Lease(sqlx::Error),
 }
 
 pub struct ReactionRunner {
@@ -67,6 +76,7 @@ pub struct ReactionRunner {
     /// The capability the pack's reactions act on.
     capability_id: CapabilityId,
     budget: Option<Arc<Budgets>>,
+    leases: Option<Leases>,
 }
 
 impl ReactionRunner {
@@ -80,6 +90,7 @@ impl ReactionRunner {
             reaction,
             capability_id,
             budget: None,
+            leases: None,
         }
     }
 
@@ -87,6 +98,17 @@ impl ReactionRunner {
     pub fn with_budget(mut self, budget: Arc<Budgets>) -> Self {
         self.budget = Some(budget);
         self
+    }
+
+    /// Runs only under this reaction's lease of `leases` (see [`crate::leases`]), each
+    /// cursor move fenced by it.
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    pub fn lease_name(&self) -> String {
+        format!("reaction:{}", self.origin())
     }
 
     /// Where its cursor is kept: the connector cursor table, under a name no connector has.
@@ -108,10 +130,25 @@ impl ReactionRunner {
 
     /// Answers every event committed since the last run, or until the budget runs out.
     pub async fn catch_up(&self, bus: &CommandBus) -> Result<ReactionReport, ReactionError> {
+        let mut report = ReactionReport::default();
+        let lease = match &self.leases {
+            None => None,
+            Some(leases) => match leases
+                .acquire(&self.lease_name())
+                .await
+                .map_err(ReactionError::Lease)?
+            {
+                Acquired::Held(lease) => Some(lease),
+                Acquired::Busy { holder, .. } => {
+                    report.held_by = Some(holder);
+                    return Ok(report);
+                }
+            },
+        };
+        let lease = lease.as_ref();
         let (owner, stream) = self.cursor_key();
         let (mut position, mut stored) = self.read_cursor(&owner, &stream).await?;
         let run_id = format!("{}@{}:{}", self.origin(), position.tx_order, position.seq);
-        let mut report = ReactionReport::default();
         loop {
             let batch = self.store.follow(position, BATCH).await?;
             if batch.events.is_empty() && batch.corrupt.is_empty() {
@@ -127,13 +164,20 @@ impl ReactionRunner {
                     report.stopped_by_budget = true;
                     // Resume at this event: the cursor names the position before it.
                     let before = position_before(event.position, position);
-                    self.save(&owner, &stream, before, stored).await?;
+                    self.save(&owner, &stream, before, stored, lease).await?;
                     return Ok(report);
                 }
             }
             position = batch.next;
-            match self.save(&owner, &stream, position, stored.clone()).await? {
+            match self
+                .save(&owner, &stream, position, stored.clone(), lease)
+                .await?
+            {
                 Some(saved) => stored = Some(saved),
+                None if self.lost(lease).await? => {
+                    report.lease_lost = true;
+                    return Ok(report);
+                }
                 None => {
                     // Another worker moved the cursor first; the commands this one sent
                     // again are deduplicated by their ids. Go on from its cursor.
@@ -160,14 +204,25 @@ impl ReactionRunner {
         }
     }
 
-    /// Stores the cursor if it is still `expected`: the text stored, or `None` when another
-    /// worker moved it since this one read it.
+    /// Whether `lease` was taken over by another worker.
+    async fn lost(&self, lease: Option<&Lease>) -> Result<bool, ReactionError> {
+        match (lease, &self.leases) {
+            (Some(lease), Some(leases)) => {
+                Ok(!leases.holds(lease).await.map_err(ReactionError::Lease)?)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Stores the cursor if it is still `expected` and `lease` still this worker's: the
+    /// text stored, or `None` when another worker moved the cursor or took the lease.
     async fn save(
         &self,
         owner: &str,
         stream: &str,
         position: LogPosition,
         expected: Option<String>,
+        lease: Option<&Lease>,
     ) -> Result<Option<String>, ReactionError> {
         let text = serde_json::to_string(&position).expect("a position is plain JSON");
         let cursor = CursorUpdate {
@@ -177,9 +232,12 @@ impl ReactionRunner {
             watermark: None,
             expected: CursorFence::Is(expected),
         };
+        let fence = lease.map(Lease::fence);
+        let mut sides: Vec<&dyn AtomicWrite> = vec![&cursor];
+        sides.extend(fence.as_ref().map(|fence| fence as &dyn AtomicWrite));
         match self
             .store
-            .append_with_cursor(owner, ExpectedVersion::Any, &[], Some(&cursor))
+            .append_with(owner, ExpectedVersion::Any, &[], &sides)
             .await
         {
             Ok(_) => Ok(Some(text)),

@@ -1,0 +1,245 @@
+//! Leases on both backends: one worker runs each projection, reaction and connector stream
+//! at a time; an ended or released lease is taken over, and a write from a worker that lost
+//! its lease is refused.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ops_core_runtime::connector::{
+    ConnectorOptions, ConnectorRunner, JsonLinesDirectory, RawRecord, SourceError, SourceReader,
+};
+use ops_core_runtime::leases::{self, Acquired, Leases};
+use ops_core_runtime::projection::{ProjectionRunner, stored_rows};
+use ops_core_runtime::store::EventStore;
+use ops_tests::on_both_backends;
+use ops_tests::storage::Backend;
+use pack_filesync::{SAMPLE_EXPORT, TicketExport};
+use pack_incidents::IncidentBoard;
+
+on_both_backends!(
+    a_lease_is_one_workers_until_it_ends_or_is_released,
+    a_projection_runs_under_one_worker_and_a_takeover_goes_on_from_its_state,
+    a_page_written_after_the_lease_was_taken_over_is_refused,
+);
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn held(acquired: Acquired) -> leases::Lease {
+    match acquired {
+        Acquired::Held(lease) => lease,
+        Acquired::Busy { holder, .. } => panic!("held by {holder}"),
+    }
+}
+
+async fn a_lease_is_one_workers_until_it_ends_or_is_released(backend: Backend) {
+    let store = backend.store("lease_one_worker").await;
+    let a = Leases::new(store.db().clone(), "a", LONG);
+    let b = Leases::new(store.db().clone(), "b", LONG);
+
+    let first = held(a.acquire("projection:x").await.unwrap());
+    assert_eq!(first.generation, 1);
+    match b.acquire("projection:x").await.unwrap() {
+        Acquired::Busy { holder, .. } => assert_eq!(holder, "a"),
+        Acquired::Held(lease) => panic!("two holders: {lease:?}"),
+    }
+    // Renewing is not a takeover: the fencing token stays.
+    assert_eq!(held(a.acquire("projection:x").await.unwrap()), first);
+
+    assert_eq!(a.release_all().await.unwrap(), 1);
+    let taken = held(b.acquire("projection:x").await.unwrap());
+    assert_eq!(taken.generation, 2, "a takeover moves the generation on");
+    assert!(!a.holds(&first).await.unwrap());
+    assert!(b.holds(&taken).await.unwrap());
+
+    // A lease that ended (its worker died) is taken over without a release.
+    let brief = Leases::new(store.db().clone(), "c", Duration::from_millis(1));
+    held(brief.acquire("reaction:y").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(held(b.acquire("reaction:y").await.unwrap()).generation, 2);
+
+    // Workers racing for a free lease: exactly one wins.
+    let mut racers = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let racer = Leases::new(store.db().clone(), format!("racer-{n}"), LONG);
+        racers.spawn(async move { racer.acquire("connector:z/s").await.unwrap() });
+    }
+    let winners = racers
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|outcome| matches!(outcome, Acquired::Held(_)))
+        .count();
+    assert_eq!(winners, 1);
+
+    let stored = leases::all(store.db()).await.unwrap();
+    let names: Vec<(&str, &str, bool)> = stored
+        .iter()
+        .map(|lease| (lease.name.as_str(), lease.holder.as_str(), lease.live))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&("projection:x", "b", true)), "{names:?}");
+    assert!(names.contains(&("reaction:y", "b", true)), "{names:?}");
+}
+
+/// The sample export and, in `0003.jsonl`, `extra` more tickets opened.
+fn export_with(test: &str, extra: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ops-leases-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tickets")).unwrap();
+    for file in ["0001.jsonl", "0002.jsonl"] {
+        std::fs::copy(
+            Path::new(SAMPLE_EXPORT).join("tickets").join(file),
+            dir.join("tickets").join(file),
+        )
+        .unwrap();
+    }
+    if extra > 0 {
+        let lines: Vec<String> = (0..extra)
+            .map(|n| {
+                format!(
+                    r#"{{"seq": {}, "op": "create", "id": "T-{}", "at": "2026-11-20T14:{:02}:00Z", "service": "search", "title": "slow", "severity": "sev2"}}"#,
+                    100 + n,
+                    500 + n,
+                    n % 60
+                )
+            })
+            .collect();
+        std::fs::write(dir.join("tickets/0003.jsonl"), lines.join("\n") + "\n").unwrap();
+    }
+    dir
+}
+
+fn connector(store: &EventStore, source: impl SourceReader + 'static) -> ConnectorRunner {
+    let options = ConnectorOptions {
+        page_size: 4,
+        initial_backoff: Duration::from_millis(1),
+        ..ConnectorOptions::default()
+    };
+    ConnectorRunner::new(store.clone(), &TicketExport, Box::new(source), options).unwrap()
+}
+
+/// Two workers' runners of one projection: while one holds the lease the other does
+/// nothing; once it is released the other takes over from the stored state (its own, from
+/// before, is stale), applies only what is new, and the rows are what one runner makes.
+async fn a_projection_runs_under_one_worker_and_a_takeover_goes_on_from_its_state(
+    backend: Backend,
+) {
+    let source = export_with(&format!("projection-{backend:?}"), 0);
+    let store = backend.store("lease_projection").await;
+    let mut a = ProjectionRunner::start(store.clone(), &IncidentBoard)
+        .await
+        .unwrap()
+        .with_leases(Leases::new(store.db().clone(), "a", LONG));
+    let mut b = ProjectionRunner::start(store.clone(), &IncidentBoard)
+        .await
+        .unwrap()
+        .with_leases(Leases::new(store.db().clone(), "b", LONG));
+    connector(&store, JsonLinesDirectory::new(&source))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    let first = a.catch_up().await.unwrap();
+    assert!(first.applied > 0 && first.held_by.is_none(), "{first:?}");
+    let idle = b.catch_up().await.unwrap();
+    assert_eq!(idle.held_by.as_deref(), Some("a"), "{idle:?}");
+    assert_eq!(idle.applied, 0);
+
+    std::fs::remove_dir_all(&source).unwrap();
+    let source = export_with(&format!("projection-{backend:?}"), 3);
+    connector(&store, JsonLinesDirectory::new(&source))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    Leases::new(store.db().clone(), "a", LONG)
+        .release_all()
+        .await
+        .unwrap();
+    let taken = b.catch_up().await.unwrap();
+    assert_eq!(
+        (taken.applied, taken.superseded, taken.held_by),
+        (3, 0, None),
+        "only the three new tickets, from a's state"
+    );
+    assert_eq!(
+        a.catch_up().await.unwrap().held_by.as_deref(),
+        Some("b"),
+        "a's lease was taken over"
+    );
+
+    let alone = backend.store("lease_projection_alone").await;
+    connector(&alone, JsonLinesDirectory::new(&source))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    let mut one = ProjectionRunner::start(alone.clone(), &IncidentBoard)
+        .await
+        .unwrap();
+    one.catch_up().await.unwrap();
+    assert_eq!(
+        stored_rows(&store, &IncidentBoard).await.unwrap(),
+        stored_rows(&alone, &IncidentBoard).await.unwrap()
+    );
+    std::fs::remove_dir_all(&source).unwrap();
+}
+
+/// Reads the sample export; before its second page, worker `b` takes over the stream's
+/// lease, which worker `a`'s short lease let end.
+struct TakenOverBeforePageTwo {
+    inner: JsonLinesDirectory,
+    reads: std::sync::atomic::AtomicUsize,
+    thief: Leases,
+    lease: String,
+}
+
+impl SourceReader for TakenOverBeforePageTwo {
+    fn read_after(
+        &self,
+        stream: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, SourceError> {
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            std::thread::sleep(Duration::from_millis(20));
+            let taken = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(self.thief.acquire(&self.lease))
+            });
+            assert!(matches!(taken, Ok(Acquired::Held(_))), "{taken:?}");
+        }
+        self.inner.read_after(stream, cursor, limit)
+    }
+}
+
+async fn a_page_written_after_the_lease_was_taken_over_is_refused(backend: Backend) {
+    let store = backend.store("lease_connector_fence").await;
+    let mut runner = connector(
+        &store,
+        TakenOverBeforePageTwo {
+            inner: JsonLinesDirectory::new(SAMPLE_EXPORT),
+            reads: Default::default(),
+            thief: Leases::new(store.db().clone(), "b", LONG),
+            lease: "connector:tickets/tickets".to_owned(),
+        },
+    )
+    .with_leases(Leases::new(
+        store.db().clone(),
+        "a",
+        Duration::from_millis(1),
+    ));
+    assert_eq!(runner.lease_name("tickets"), "connector:tickets/tickets");
+    let report = runner.sync_stream("tickets").await.unwrap();
+    assert!(report.lease_lost, "{report:?}");
+    // The first page (four records) is stored with its cursor; the second, read after the
+    // takeover, is refused whole and the worker stopped.
+    assert_eq!(report.records, 8, "{report:?}");
+    assert_eq!(
+        store
+            .cursor("tickets", "tickets")
+            .await
+            .unwrap()
+            .map(|(c, _)| c),
+        Some("0001.jsonl:4".to_owned())
+    );
+    let stored = store.replay(None, 100).await.unwrap();
+    assert_eq!(stored.len(), report.appended, "{report:?}");
+    assert!(report.appended <= 4, "{report:?}");
+}
