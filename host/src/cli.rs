@@ -147,6 +147,10 @@ pub(crate) struct Storage {
     /// `sqlite://PATH` or `postgres://...`; overrides `--data`.
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+    /// The PostgreSQL schema the store lives in (one per tenant), instead of the
+    /// connection's default.
+    #[arg(long, value_name = "NAME", requires = "database")]
+    pub schema: Option<String>,
 }
 
 #[derive(Subcommand)]

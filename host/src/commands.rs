@@ -376,9 +376,15 @@ impl Storage {
     }
 
     async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
-        let db = match &self.database {
-            Some(url) => Db::connect(url).await?,
-            None => {
+        let db = match (&self.database, &self.schema) {
+            (Some(url), Some(schema)) if url.starts_with("postgres") => {
+                Db::connect_postgres(url, Some(schema)).await?
+            }
+            (Some(url), Some(_)) => {
+                anyhow::bail!("--schema is for a PostgreSQL store, and `{url}` is not one")
+            }
+            (Some(url), None) => Db::connect(url).await?,
+            (None, _) => {
                 let path = self.data.join("ops.db");
                 if create {
                     std::fs::create_dir_all(&self.data).with_context(|| {

@@ -41,6 +41,7 @@ use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::WebhookExecutor;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// What the host's reactions may spend: a call per proposed command.
 pub const REACTION_BUDGET: BudgetLimits = BudgetLimits {
@@ -94,6 +95,29 @@ pub fn default_worker_id() -> String {
     )
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM, listened for from the start: one that arrives while a job
+/// runs is seen when the tick ends, and the worker stops there.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
 /// What a job does.
 enum Work {
     Connector(&'static dyn DynConnector),
@@ -124,6 +148,7 @@ pub async fn run(
     options: WorkerOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let mut stop = StopSignals::listen()?;
     let mut worker = Worker::start(store, options).await?;
     let mut scheduler = Scheduler::new(worker.options.aging);
     let mut waiting: BTreeMap<String, (Work, u64)> = BTreeMap::new();
@@ -160,7 +185,7 @@ pub async fn run(
         let stopping = worker.options.ticks.is_some_and(|ticks| tick >= ticks)
             || tokio::select! {
                 () = tokio::time::sleep(worker.options.interval) => false,
-                interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+                () = stop.received() => true,
             };
         if stopping {
             // Others take this worker's streams over at once, not after their leases end.

@@ -2,6 +2,7 @@
 //! registry with every example pack in it.
 
 pub mod commands;
+pub mod export;
 pub mod storage;
 
 use ops_core::envelope::{Actor, ActorId, Causation, EventOrigin};

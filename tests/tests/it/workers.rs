@@ -18,45 +18,10 @@ const PER_FILE: usize = 250;
 
 on_both_backends!(three_workers_one_killed_end_as_one_worker_does,);
 
-/// A ticket export of `RECORDS` records: tickets opened, most acknowledged, some resolved.
+/// A ticket export of `RECORDS` records.
 fn export(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ops-workers-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tickets")).unwrap();
-    let services = ["payments", "search", "mail", "checkout"];
-    let mut lines = Vec::new();
-    let tickets = RECORDS / 2;
-    for n in 0..tickets {
-        let minute = n % 60;
-        lines.push(format!(
-            r#"{{"seq": {}, "op": "create", "id": "T-{n}", "at": "2026-11-20T09:{minute:02}:00Z", "service": "{}", "title": "ticket {n}", "severity": "sev2"}}"#,
-            lines.len() + 1,
-            services[n % services.len()]
-        ));
-    }
-    for n in 0..tickets {
-        let minute = n % 60;
-        let line = if n % 5 == 0 {
-            format!(
-                r#"{{"seq": {}, "op": "update", "id": "T-{n}", "at": "2026-11-20T10:{minute:02}:00Z", "status": "resolved", "assignee": {{"id": "U007", "name": "Grace Oncall"}}, "resolution": "fixed"}}"#,
-                lines.len() + 1
-            )
-        } else {
-            format!(
-                r#"{{"seq": {}, "op": "update", "id": "T-{n}", "at": "2026-11-20T10:{minute:02}:00Z", "status": "acknowledged", "assignee": {{"id": "U042", "name": "Ada Responder"}}}}"#,
-                lines.len() + 1
-            )
-        };
-        lines.push(line);
-    }
-    for (index, chunk) in lines.chunks(PER_FILE).enumerate() {
-        std::fs::write(
-            dir.join("tickets").join(format!("{:04}.jsonl", index + 1)),
-            chunk.join("\n") + "\n",
-        )
-        .unwrap();
-    }
-    dir
+    ops_tests::export::ticket_export(&dir, RECORDS, PER_FILE)
 }
 
 /// One worker's loop: read the source, bring the board up to date, until both are done.

@@ -1,0 +1,234 @@
+//! Several `ops-host run` processes on one PostgreSQL schema (at `DATABASE_URL`): three
+//! start at once on a fresh schema and ingest a few thousand records through the ticket
+//! connector; one is killed (SIGKILL) as soon as it holds a lease. The log and the
+//! incident board's rows end as one worker's run of the same input leaves them, every
+//! event stored once, and every lease the killed worker held was taken over.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[path = "../../tests/src/export.rs"]
+mod export;
+
+const RECORDS: usize = 3_000;
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema name unique to this run (`t<pid>_<n>_<name>`, the pattern the workspace
+/// tests' clean-up knows), dropped when the value is.
+struct Schema {
+    name: String,
+    runtime: tokio::runtime::Runtime,
+    pool: sqlx::PgPool,
+}
+
+impl Schema {
+    fn new(name: &str) -> Schema {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "t{}_{}_{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let pool = runtime
+            .block_on(sqlx::PgPool::connect(&database_url()))
+            .unwrap_or_else(|error| {
+                panic!("PostgreSQL at {} is unreachable: {error}", database_url())
+            });
+        Schema {
+            name,
+            runtime,
+            pool,
+        }
+    }
+
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        use sqlx::Row;
+        let sql = sql.replace("{schema}", &self.name);
+        self.runtime
+            .block_on(sqlx::query(&sql).fetch_all(&self.pool))
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        row.try_get::<String, _>(i)
+                            .or_else(|_| row.try_get::<i64, _>(i).map(|n| n.to_string()))
+                            .unwrap()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every event the input made, by id: its stream place and envelope, less when it was
+    /// ingested (which differs between any two runs). The retention receipts each worker
+    /// writes when it starts are its own, not the input's.
+    fn log(&self) -> Vec<String> {
+        self.rows(
+            "SELECT event_id, stream_id, stream_version, envelope FROM {schema}.core_events \
+             WHERE stream_id <> 'retention' ORDER BY event_id",
+        )
+        .into_iter()
+        .map(|row| {
+            let mut envelope: serde_json::Value = serde_json::from_str(&row[3]).unwrap();
+            envelope.as_object_mut().unwrap().remove("ingested_at");
+            format!("{} {} {} {envelope}", row[0], row[1], row[2])
+        })
+        .collect()
+    }
+
+    fn board(&self) -> Vec<Vec<String>> {
+        let table = &self.rows(
+            "SELECT state_table FROM {schema}.core_projections WHERE name = 'incident_board'",
+        )[0][0];
+        self.rows(&format!(
+            "SELECT tbl, key, document FROM {{schema}}.{table} ORDER BY tbl, key"
+        ))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        let _ = self
+            .runtime
+            .block_on(sqlx::query(&drop).execute(&self.pool));
+    }
+}
+
+fn worker(schema: &Schema, source: &Path, id: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args([
+            "run",
+            "--database",
+            &database_url(),
+            "--schema",
+            &schema.name,
+            "--source",
+            &format!("tickets={}", source.display()),
+            "--worker-id",
+            id,
+            "--interval-ms",
+            "10",
+            "--jobs-per-tick",
+            "16",
+            "--lease-ms",
+            "1500",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops a worker with SIGINT, as Ctrl-C does, and waits for it to end.
+fn interrupt(child: Child) -> String {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    finish(child)
+}
+
+fn finish(child: Child) -> String {
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn three_worker_processes_one_killed_end_as_one_worker_does() {
+    let source = export::ticket_export(
+        &std::env::temp_dir().join(format!("ops-host-workers-{}", std::process::id())),
+        RECORDS,
+        250,
+    );
+
+    let alone = Schema::new("workers_alone");
+    finish(worker(&alone, &source, "alone", &["--ticks", "5"]));
+    let expected_log = alone.log();
+    assert_eq!(expected_log.len(), RECORDS, "one event per record");
+    let expected_board = alone.board();
+    assert!(!expected_board.is_empty());
+
+    let shared = Schema::new("workers_shared");
+    // The one to be killed starts first; it is killed as soon as it holds a lease.
+    let mut doomed = worker(&shared, &source, "doomed", &[]);
+    let first = worker(&shared, &source, "first", &[]);
+    let second = worker(&shared, &source, "second", &[]);
+    let holding =
+        "SELECT name FROM {schema}.core_leases WHERE holder = 'doomed' AND expires_at_us > 0";
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30)
+        && shared
+            .rows("SELECT count(*)::bigint FROM pg_tables WHERE schemaname = '{schema}' AND tablename = 'core_leases'")
+            .first()
+            .is_none_or(|row| row[0] == "0" || shared.rows(holding).is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    doomed.kill().unwrap();
+    let status = doomed.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the worker was killed mid-run, not finished"
+    );
+    let held_when_killed = shared.rows(holding);
+    assert!(
+        !held_when_killed.is_empty(),
+        "the killed worker held no lease"
+    );
+    // The survivors run until the shared store holds what one worker made (or a minute
+    // passes), then are stopped as an operator would, with Ctrl-C.
+    let started = std::time::Instant::now();
+    let stored = "SELECT count(*)::bigint FROM {schema}.core_events WHERE stream_id <> 'retention'";
+    while started.elapsed() < Duration::from_secs(60)
+        && (shared.rows(stored)[0][0] != expected_log.len().to_string()
+            || shared.board() != expected_board)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (first, second) = (interrupt(first), interrupt(second));
+    assert!(
+        first.contains("leases released") && second.contains("leases released"),
+        "{first}\n{second}"
+    );
+    let log = shared.log();
+    assert_eq!(log.len(), expected_log.len(), "every event stored once");
+    let differ = log.iter().zip(&expected_log).position(|(a, b)| a != b);
+    assert_eq!(
+        differ,
+        None,
+        "the logs differ first at {:?}",
+        differ.map(|at| (&log[at], &expected_log[at]))
+    );
+    assert_eq!(shared.board(), expected_board);
+
+    // Leases divided the work: somebody waited on another's lease, and every lease the
+    // killed worker held was taken over once it ended.
+    assert!(
+        first.contains(": held by ") || second.contains(": held by "),
+        "{first}\n{second}"
+    );
+    let leases = shared.rows("SELECT name, holder, generation FROM {schema}.core_leases");
+    for name in held_when_killed {
+        assert!(
+            leases
+                .iter()
+                .any(|lease| lease[0] == name[0] && lease[1] != "doomed"),
+            "{name:?} was not taken over: {leases:?}"
+        );
+    }
+    std::fs::remove_dir_all(&source).unwrap();
+}
