@@ -1,10 +1,12 @@
 //! `ops-host status`: what needs an operator's attention. Projections over their freshness
 //! objective (Section 6) and sagas that failed are listed; the exit code is 1 when there is
-//! any, so a monitor can run it.
+//! any, so a monitor can run it. Which worker runs each stream of work now (its live
+//! leases) is listed too.
 
 use std::io::Write;
 
 use ops_core_runtime::egress::{SagaState, sagas};
+use ops_core_runtime::leases;
 use ops_core_runtime::projection::all_freshness;
 use ops_core_runtime::store::EventStore;
 
@@ -44,6 +46,24 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
             out,
             "  FAILED saga {}: unwind it with its compensations",
             saga.correlation_id
+        )?;
+    }
+    let leases = leases::all(store.db()).await?;
+    let live: Vec<_> = leases.iter().filter(|lease| lease.live).collect();
+    let workers: std::collections::BTreeSet<&str> =
+        live.iter().map(|lease| lease.holder.as_str()).collect();
+    writeln!(
+        out,
+        "workers: {} running {} streams of work; {} leases ended (free to take)",
+        workers.len(),
+        live.len(),
+        leases.len() - live.len()
+    )?;
+    for lease in live {
+        writeln!(
+            out,
+            "  {} run by {} until {} (generation {})",
+            lease.name, lease.holder, lease.expires_at, lease.generation
         )?;
     }
     Ok(healthy)

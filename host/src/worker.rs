@@ -227,9 +227,7 @@ impl Worker {
         for projection in ops_core::projection::installed() {
             projections.insert(
                 projection_label(projection),
-                ProjectionRunner::start(store.clone(), projection)
-                    .await?
-                    .with_leases(leases.clone()),
+                ProjectionRunner::start_with_leases(store.clone(), projection, leases.clone())?,
             );
         }
         Ok(Worker {

@@ -189,6 +189,22 @@ fn three_worker_processes_one_killed_end_as_one_worker_does() {
         !held_when_killed.is_empty(),
         "the killed worker held no lease"
     );
+    // The operator sees who runs what, the killed worker's leases until they end.
+    let status = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args([
+            "status",
+            "--database",
+            &database_url(),
+            "--schema",
+            &shared.name,
+        ])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!("{} run by doomed until ", held_when_killed[0][0])),
+        "{status}"
+    );
     // The survivors run until the shared store holds what one worker made (or a minute
     // passes), then are stopped as an operator would, with Ctrl-C.
     let started = std::time::Instant::now();

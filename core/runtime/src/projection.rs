@@ -143,38 +143,61 @@ impl ProjectionRunner {
         store: EventStore,
         projection: &'static dyn DynProjection,
     ) -> Result<Self, ProjectionRunError> {
+        let mut runner = Self::new(store, projection)?;
+        runner.prepare().await?;
+        Ok(runner)
+    }
+
+    /// A runner that works only while this worker holds the projection's lease of
+    /// `leases` (see [`crate::leases`]), each write fenced by it. Nothing is loaded or
+    /// built until it first holds the lease, so workers starting together build a new
+    /// version once, not once each.
+    pub fn start_with_leases(
+        store: EventStore,
+        projection: &'static dyn DynProjection,
+        leases: Leases,
+    ) -> Result<Self, ProjectionRunError> {
+        let mut runner = Self::new(store, projection)?;
+        runner.leases = Some(leases);
+        Ok(runner)
+    }
+
+    fn new(
+        store: EventStore,
+        projection: &'static dyn DynProjection,
+    ) -> Result<Self, ProjectionRunError> {
         if !is_valid_name(projection.name()) {
             return Err(ProjectionRunError::Name {
                 pack: projection.pack_id(),
                 name: projection.name(),
             });
         }
-        let mut runner = ProjectionRunner {
+        Ok(ProjectionRunner {
             store,
             projection,
             state: State::default(),
             checkpoint: Checkpoint::default(),
             leases: None,
             lease: None,
-        };
-        match runner.stored_version().await? {
-            Some((version, _)) if version == projection.version() => runner.load().await?,
-            previous => {
-                runner.checkpoint.generation = previous.map(|(_, generation)| generation);
-                runner.create_table().await?;
-                runner.rebuild_state().await?;
-                runner
-                    .switch_to_this_version(previous.map(|(version, _)| version))
-                    .await?;
-            }
-        }
-        Ok(runner)
+        })
     }
 
-    /// Runs only under this projection's lease of `leases` (see [`crate::leases`]).
-    pub fn with_leases(mut self, leases: Leases) -> Self {
-        self.leases = Some(leases);
-        self
+    /// Loads the stored state and checkpoint, or builds this version from the log when it
+    /// is new or another version is active.
+    async fn prepare(&mut self) -> Result<(), ProjectionRunError> {
+        match self.stored_version().await? {
+            Some((version, _)) if version == self.projection.version() => self.load().await,
+            previous => {
+                self.checkpoint = Checkpoint {
+                    generation: previous.map(|(_, generation)| generation),
+                    ..Checkpoint::default()
+                };
+                self.create_table().await?;
+                self.rebuild_state().await?;
+                self.switch_to_this_version(previous.map(|(version, _)| version))
+                    .await
+            }
+        }
     }
 
     /// The lease of this projection, the same for every version.
@@ -183,7 +206,8 @@ impl ProjectionRunner {
     }
 
     /// Takes or renews the lease, when leases are in use: `Err(holder)` when another worker
-    /// holds it. A lease newly taken reloads the state, which its last holder moved on.
+    /// holds it (or took it over while this one was building). A lease newly taken loads
+    /// the state (which its last holder moved on) or builds it.
     async fn hold_lease(&mut self) -> Result<Result<(), String>, ProjectionRunError> {
         let Some(leases) = self.leases.clone() else {
             return Ok(Ok(()));
@@ -202,11 +226,15 @@ impl ProjectionRunner {
                     .lease
                     .as_ref()
                     .is_none_or(|held| held.generation != lease.generation);
-                if taken {
-                    self.load().await?;
-                }
+                // Held from here on, so the build's own writes are fenced too.
                 self.lease = Some(lease);
-                Ok(Ok(()))
+                if taken {
+                    self.prepare().await?;
+                }
+                match self.lease {
+                    Some(_) => Ok(Ok(())),
+                    None => Ok(Err("another worker".to_owned())),
+                }
             }
         }
     }
@@ -572,10 +600,16 @@ impl ProjectionRunner {
             .write(&changes, Some(old_table.as_deref()))
             .await
             .map_err(|e| self.db_error(e))?;
-        if written != Written::Stored {
+        match written {
+            Written::Stored => {}
             // Another worker built this version at the same time and switched first.
-            self.load().await?;
-            return Ok(());
+            Written::Superseded => return self.load().await,
+            // Another worker took the lease over and builds it; this one tries again once
+            // it holds the lease.
+            Written::LeaseLost => {
+                self.lease = None;
+                return Ok(());
+            }
         }
         if let Some(old) = previous {
             tracing::info!(projection = %self.label(), from = old, to = self.projection.version(), "projection rebuilt into a new version");

@@ -107,8 +107,9 @@ impl ReactionRunner {
         self
     }
 
+    /// The lease of this reaction: where its cursor is kept, `reaction:<pack>/<stream>`.
     pub fn lease_name(&self) -> String {
-        format!("reaction:{}", self.origin())
+        self.origin()
     }
 
     /// Where its cursor is kept: the connector cursor table, under a name no connector has.

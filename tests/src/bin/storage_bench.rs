@@ -415,9 +415,11 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
 }
 
 /// The incident board caught up over `count` events by `workers` workers at once (each
-/// starting the projection and catching up, as `ops-host run` does), against one worker
-/// doing the same on a copy of the log in the same run: the ratio is what adding workers
-/// gives (they compute batches in parallel, and only one stores each).
+/// starting the projection and catching up under its own leases, as `ops-host run` does),
+/// against one worker doing the same without leases on a copy of the log in the same run:
+/// one worker holds the projection's lease and the others find it held, so the ratio is
+/// what leases and more workers cost a projection (more workers serve more projections,
+/// and take over after a crash; they do not split one).
 async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
     use ops_core_runtime::projection::ProjectionRunner;
     let name = format!("projection_catch_up_{workers}_{backend:?}").to_lowercase();
@@ -432,25 +434,39 @@ async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
         }
         store
     };
-    let one = |store: ops_core_runtime::store::EventStore| async move {
-        let mut runner = ProjectionRunner::start(store, &pack_incidents::IncidentBoard)
-            .await
-            .unwrap();
+    let one = |store: ops_core_runtime::store::EventStore, holder: Option<&'static str>| async move {
+        let projection = &pack_incidents::IncidentBoard;
+        let mut runner = match holder {
+            None => ProjectionRunner::start(store, projection).await.unwrap(),
+            Some(holder) => {
+                let leases = ops_core_runtime::leases::Leases::new(
+                    store.db().clone(),
+                    holder,
+                    std::time::Duration::from_secs(30),
+                );
+                ProjectionRunner::start_with_leases(store, projection, leases).unwrap()
+            }
+        };
         runner.catch_up().await.unwrap();
     };
     let baseline_store = fill(format!("bench_{name}_single")).await;
     let started = Instant::now();
-    one(baseline_store).await;
+    one(baseline_store, None).await;
     let baseline = started.elapsed();
 
     let shared = fill(format!("bench_{name}_shared")).await;
     let started = Instant::now();
     // At once, interleaved on one task: the runners' futures are not `Send`.
-    let worker = || one(shared.clone());
+    let worker = |holder| one(shared.clone(), Some(holder));
     match workers {
-        1 => worker().await,
-        2 => drop(tokio::join!(worker(), worker())),
-        _ => drop(tokio::join!(worker(), worker(), worker(), worker())),
+        1 => worker("w1").await,
+        2 => drop(tokio::join!(worker("w1"), worker("w2"))),
+        _ => drop(tokio::join!(
+            worker("w1"),
+            worker("w2"),
+            worker("w3"),
+            worker("w4")
+        )),
     }
     let ours = started.elapsed();
     report(&name, count, ours, baseline);
