@@ -334,6 +334,11 @@ impl CommandBus {
             pending.compensates = effect.compensates.as_ref().and_then(|id| id.parse().ok());
             events.push(pending.event());
         }
+        // Each event's place in the target stream, the one the append expects: events of
+        // one stream at the same instant sort in the order they were decided (A6).
+        for (event, version) in events.iter_mut().zip(current + 1..) {
+            event.source_sequence = Some(version as u64);
+        }
         // Personal data is sealed before any id is taken from the events, once.
         let events = self.store.seal_all(&events)?.unwrap_or(events);
         let event_ids: Vec<EventId> = events.iter().map(|e| e.event_id).collect();

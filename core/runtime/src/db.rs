@@ -72,7 +72,7 @@ impl Db {
             // WAL with NORMAL is durable against application crashes; a power loss may
             // drop the last commits but never corrupts the file.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

@@ -119,6 +119,13 @@ async fn accepted_commands_store_their_events_with_the_outcome(backend: Backend)
         "2026-11-26T06:05:00.000000Z",
         "when it was requested"
     );
+    // Each event's place in its stream is its source sequence, so same-instant events of
+    // one stream sort in the order they were decided.
+    let places: Vec<(Option<u64>, i64)> = stream
+        .iter()
+        .map(|stored| (stored.envelope.source_sequence, stored.stream_version))
+        .collect();
+    assert_eq!(places, [(Some(1), 1), (Some(2), 2)]);
 }
 
 async fn a_command_is_decided_once(backend: Backend) {
