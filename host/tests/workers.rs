@@ -84,10 +84,14 @@ impl Schema {
         .collect()
     }
 
+    /// The board's rows; none before a worker built it.
     fn board(&self) -> Vec<Vec<String>> {
-        let table = &self.rows(
+        let built = self.rows(
             "SELECT state_table FROM {schema}.core_projections WHERE name = 'incident_board'",
-        )[0][0];
+        );
+        let Some(table) = built.first().map(|row| &row[0]) else {
+            return Vec::new();
+        };
         self.rows(&format!(
             "SELECT tbl, key, document FROM {{schema}}.{table} ORDER BY tbl, key"
         ))
@@ -163,21 +167,28 @@ fn three_worker_processes_one_killed_end_as_one_worker_does() {
     assert!(!expected_board.is_empty());
 
     let shared = Schema::new("workers_shared");
-    // The one to be killed starts first; it is killed as soon as it holds a lease.
+    // The one to be killed starts first, and the others as soon as it has opened the
+    // store, so all three start on a fresh schema and it is the likelier to take leases;
+    // it is killed as soon as it holds one.
     let mut doomed = worker(&shared, &source, "doomed", &[]);
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(60), "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let has_leases = || {
+        shared.rows("SELECT count(*)::bigint FROM pg_tables WHERE schemaname = '{schema}' AND tablename = 'core_leases'")[0][0] == "1"
+    };
+    until("the first worker never opened the store", &has_leases);
     let first = worker(&shared, &source, "first", &[]);
     let second = worker(&shared, &source, "second", &[]);
     let holding =
         "SELECT name FROM {schema}.core_leases WHERE holder = 'doomed' AND expires_at_us > 0";
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(30)
-        && shared
-            .rows("SELECT count(*)::bigint FROM pg_tables WHERE schemaname = '{schema}' AND tablename = 'core_leases'")
-            .first()
-            .is_none_or(|row| row[0] == "0" || shared.rows(holding).is_empty())
-    {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    until("the first worker never held a lease", &|| {
+        !shared.rows(holding).is_empty()
+    });
     doomed.kill().unwrap();
     let status = doomed.wait().unwrap();
     assert!(
