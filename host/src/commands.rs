@@ -359,6 +359,16 @@ fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
     Ok(Ended::Done)
 }
 
+/// The data directory, created owner-only when missing: it holds the log and key files.
+pub(crate) fn create_data_directory(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
 impl Storage {
     /// The store, which must exist: inspecting commands never create one.
     async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
@@ -387,9 +397,7 @@ impl Storage {
             (None, _) => {
                 let path = self.data.join("ops.db");
                 if create {
-                    std::fs::create_dir_all(&self.data).with_context(|| {
-                        format!("creating the data directory {}", self.data.display())
-                    })?;
+                    create_data_directory(&self.data)?;
                 } else if !path.exists() {
                     anyhow::bail!(
                         "there is no event log at {}; run `ops-host demo --data {}` first, or pass `--database URL`",

@@ -38,8 +38,7 @@ pub async fn run(
     data_dir: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    crate::commands::create_data_directory(data_dir)?;
     let path = data_dir.join("ops.db");
     let db = Db::open_sqlite(&path).await?;
     // Personal data is sealed per subject from the first event on (keys next to the log).

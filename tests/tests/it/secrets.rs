@@ -337,3 +337,53 @@ fn a_tampered_or_moved_secret_does_not_decrypt() {
         Err(KeyError::BadKey(_))
     ));
 }
+
+/// The key file, the sealed values and their directory are created owner-only, and a key
+/// file or values file other users can read is refused with the `chmod` that fixes it.
+#[test]
+fn key_material_is_owner_only_and_a_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("ops-key-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (key, values) = (dir.join("keys/secrets.key"), dir.join("keys/secrets.json"));
+    let backend = EncryptedFile::open(&values, Some(&key)).unwrap();
+    backend
+        .put(SECRET_ID, &SecretValue::new(SECRET.as_bytes().to_vec()))
+        .unwrap();
+    assert_eq!(
+        (mode(&key), mode(&values), mode(&dir.join("keys"))),
+        (0o600, 0o600, 0o700)
+    );
+    // Opened again, the same key reads the value.
+    let again = EncryptedFile::open(&values, Some(&key)).unwrap();
+    assert_eq!(again.get(SECRET_ID).unwrap().expose(), SECRET.as_bytes());
+
+    chmod(&key, 0o644);
+    let refused = EncryptedFile::open(&values, Some(&key)).err().unwrap();
+    assert!(
+        matches!(refused, KeyError::Exposed { mode: 0o644, .. }),
+        "{refused}"
+    );
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("run `chmod 600 {}`", key.display())),
+        "{message}"
+    );
+    chmod(&key, 0o600);
+    chmod(&values, 0o640);
+    let readable = EncryptedFile::open(&values, Some(&key))
+        .unwrap()
+        .get(SECRET_ID)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(readable, KeyError::Exposed { mode: 0o640, .. }),
+        "{readable}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

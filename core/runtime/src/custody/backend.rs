@@ -12,7 +12,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroizing;
 
-use super::KeyError;
+use super::{KeyError, private_file};
 
 /// The environment variable holding the at-rest key, as 64 hex digits.
 pub const KEY_VARIABLE: &str = "OPS_SECRETS_KEY";
@@ -90,12 +90,13 @@ impl EncryptedFile {
     /// Replaces the file whole: a value removed from it is gone from the new file.
     fn write_all(&self, all: &BTreeMap<String, Sealed>) -> Result<(), KeyError> {
         let text = serde_json::to_vec_pretty(all).expect("sealed values are plain JSON");
-        let temporary = self.path.with_extension("tmp");
-        std::fs::write(&temporary, text).map_err(|e| self.file_error(e))?;
-        std::fs::rename(&temporary, &self.path).map_err(|e| self.file_error(e))
+        private_file::replace(&self.path, &text)
     }
 
     fn read_all(&self) -> Result<BTreeMap<String, Sealed>, KeyError> {
+        if self.path.exists() {
+            private_file::check(&self.path)?;
+        }
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.file_error(e)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
@@ -104,24 +105,18 @@ impl EncryptedFile {
     }
 }
 
+/// The key in `file`, created owner-only with a fresh key when there is none.
 fn read_or_create_key(file: &Path) -> Result<String, KeyError> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => Ok(text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = Zeroizing::new([0u8; 32]);
-            OsRng.fill_bytes(key.as_mut());
-            let text = hex::encode(key.as_ref());
-            std::fs::write(file, &text).map_err(|error| KeyError::File {
-                path: file.to_owned(),
-                reason: error.to_string(),
-            })?;
-            Ok(text)
-        }
-        Err(error) => Err(KeyError::File {
-            path: file.to_owned(),
-            reason: error.to_string(),
-        }),
-    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(key.as_mut());
+    let fresh = Zeroizing::new(hex::encode(key.as_ref()));
+    // Another process may create it first; then its key is the key.
+    private_file::create_new(file, fresh.as_bytes())?;
+    private_file::check(file)?;
+    std::fs::read_to_string(file).map_err(|error| KeyError::File {
+        path: file.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
 impl SecretBackend for EncryptedFile {

@@ -4,6 +4,7 @@
 //! store: `crate::secrets` (the secrets provider) and `crate::shredding` (erasure).
 
 mod backend;
+mod private_file;
 mod subject_keys;
 
 pub use backend::{EncryptedFile, KEY_VARIABLE, SecretBackend, SecretValue};
@@ -22,6 +23,10 @@ pub enum KeyError {
     BadKey(String),
     #[error("the secrets file {path} cannot be used: {reason}")]
     File { path: PathBuf, reason: String },
+    #[error(
+        "{path} holds key material and users other than its owner can read or change it (mode {mode:03o}); run `chmod 600 {path}`"
+    )]
+    Exposed { path: PathBuf, mode: u32 },
     #[error("secret `{0}` is not stored")]
     Unknown(String),
     #[error("secret `{secret_id}` does not decrypt with this key (tampered, or another key)")]
