@@ -12,17 +12,24 @@ use ops_core::time::Timestamp;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::store::EventStore;
 
+use crate::commands::{BadInput, OrBadInput};
+
 /// `human:ada@example.com`, `service:pack.notify` or `agent:triage-bot`.
 pub fn parse_actor(text: &str) -> anyhow::Result<Actor> {
     let (kind, id) = text
         .split_once(':')
-        .with_context(|| format!("`{text}` is not `human:ID`, `service:ID` or `agent:ID`"))?;
-    let id = ActorId::new(id).with_context(|| format!("`{id}` is not an actor id"))?;
+        .with_context(|| format!("`{text}` is not `human:ID`, `service:ID` or `agent:ID`"))
+        .or_bad_input()?;
+    let id = ActorId::new(id)
+        .with_context(|| format!("`{id}` is not an actor id"))
+        .or_bad_input()?;
     Ok(match kind {
         "human" => Actor::Human(id),
         "service" => Actor::Service(id),
         "agent" => Actor::Agent(id),
-        other => bail!("`{other}` is not an actor kind; use human, service or agent"),
+        other => bail!(BadInput(format!(
+            "`{other}` is not an actor kind; use human, service or agent"
+        ))),
     })
 }
 
@@ -32,7 +39,9 @@ pub fn parse_safety(text: &str) -> anyhow::Result<SafetyClass> {
         "write_internal" => SafetyClass::WriteInternal,
         "write_external" => SafetyClass::WriteExternalSideEffect,
         other => {
-            bail!("`{other}` is not a safety class; use read, write_internal or write_external")
+            bail!(BadInput(format!(
+                "`{other}` is not a safety class; use read, write_internal or write_external"
+            )))
         }
     })
 }
@@ -40,7 +49,8 @@ pub fn parse_safety(text: &str) -> anyhow::Result<SafetyClass> {
 fn parse_time(at: Option<&str>) -> anyhow::Result<Timestamp> {
     at.map_or(Ok(Timestamp::now()), |text| {
         text.parse()
-            .map_err(|error| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {error:?}"))
+            .map_err(|error| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {error}"))
+            .or_bad_input()
     })
 }
 

@@ -25,6 +25,47 @@ pub(crate) enum Ended {
     Refused,
 }
 
+/// Input the operator got wrong (a flag's value, a file, a name, a store that is not
+/// there): exit 2, where something refused or failed is 1.
+#[derive(Debug)]
+pub(crate) struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// `.or_bad_input()`: this error is the operator's input, said in full.
+pub(crate) trait OrBadInput<T> {
+    fn or_bad_input(self) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrBadInput<T> for Result<T, E> {
+    fn or_bad_input(self) -> anyhow::Result<T> {
+        self.map_err(|error| anyhow::Error::new(BadInput(format!("{:#}", error.into()))))
+    }
+}
+
+/// Whether `error` is bad input rather than a refusal or a failure.
+pub(crate) fn is_bad_input(error: &anyhow::Error) -> bool {
+    use ops_core_runtime::db::DbError;
+    error.chain().any(|cause| {
+        cause.is::<BadInput>()
+            || matches!(
+                cause.downcast_ref::<DbError>(),
+                Some(
+                    DbError::NoStore { .. }
+                        | DbError::Url { .. }
+                        | DbError::SchemaName { .. }
+                        | DbError::SchemaOnSqlite { .. }
+                )
+            )
+    })
+}
+
 impl From<bool> for Ended {
     fn from(healthy: bool) -> Self {
         if healthy { Ended::Done } else { Ended::Refused }
@@ -269,9 +310,9 @@ async fn projections_rebuild(
         .into_iter()
         .find(|p| format!("{}/{}", p.pack_id(), p.name()) == projection)
     else {
-        anyhow::bail!(
+        anyhow::bail!(BadInput(format!(
             "no installed projection `{projection}`; `ops-host projections status` lists them"
-        );
+        )));
     };
     let store = storage.store(registry).await?;
     let mut runner = ops_core_runtime::projection::ProjectionRunner::start(store, found).await?;
@@ -305,6 +346,7 @@ fn pairs(
                 .split_once('=')
                 .map(|(key, value)| (key.to_owned(), value.to_owned()))
                 .with_context(|| format!("{flag} `{value}`: expected KEY=VALUE"))
+                .or_bad_input()
         })
         .collect()
 }
@@ -325,10 +367,12 @@ struct StoredPayload {
 }
 
 fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
-    let text =
-        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("reading {}", input.display()))
+        .or_bad_input()?;
     let stored: Vec<StoredPayload> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: expected an array of stored payloads", input.display()))?;
+        .with_context(|| format!("{}: expected an array of stored payloads", input.display()))
+        .or_bad_input()?;
     let answers: Vec<serde_json::Value> = stored
         .into_iter()
         .map(|stored| {
@@ -386,28 +430,30 @@ impl Storage {
     }
 
     async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
-        let db = match (&self.database, &self.schema) {
-            (Some(url), Some(schema)) if url.starts_with("postgres") => {
-                Db::connect_postgres(url, Some(schema)).await?
+        let schema = self.schema.as_deref();
+        let db = match (&self.database, create) {
+            (Some(url), true) => Db::connect(url, schema).await?,
+            (Some(url), false) => Db::connect_existing(url, schema).await?,
+            (None, true) => {
+                create_data_directory(&self.data)?;
+                Db::open_sqlite(&self.data.join("ops.db")).await?
             }
-            (Some(url), Some(_)) => {
-                anyhow::bail!("--schema is for a PostgreSQL store, and `{url}` is not one")
-            }
-            (Some(url), None) => Db::connect(url).await?,
-            (None, _) => {
+            (None, false) => {
                 let path = self.data.join("ops.db");
-                if create {
-                    create_data_directory(&self.data)?;
-                } else if !path.exists() {
-                    anyhow::bail!(
+                if !path.exists() {
+                    anyhow::bail!(BadInput(format!(
                         "there is no event log at {}; run `ops-host demo --data {}` first, or pass `--database URL`",
                         path.display(),
                         self.data.display()
-                    );
+                    )));
                 }
                 Db::open_sqlite(&path).await?
             }
         };
-        Ok(EventStore::open(db, registry).await?)
+        Ok(if create {
+            EventStore::open(db, registry).await?
+        } else {
+            EventStore::open_existing(db, registry).await?
+        })
     }
 }

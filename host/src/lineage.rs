@@ -1,5 +1,6 @@
 //! `ops-host lineage <artifact_id>`: an artifact's chain back to its source events.
 
+use crate::commands::OrBadInput;
 use std::io::Write;
 
 use ops_core::id::{CapabilityId, ContentId};
@@ -12,9 +13,12 @@ pub async fn write_chain(
     artifact_id: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let id: ContentId = artifact_id.parse().map_err(|error| {
-        anyhow::anyhow!("`{artifact_id}` is not an artifact id (`cid_…`): {error}")
-    })?;
+    let id: ContentId = artifact_id
+        .parse()
+        .map_err(|error| {
+            anyhow::anyhow!("`{artifact_id}` is not an artifact id (`cid_…`): {error}")
+        })
+        .or_bad_input()?;
     // Reading lineage records nothing, so no capability is exercised here.
     let reader =
         CapabilityId::of("host.lineage-reader").expect("plain strings have a canonical form");

@@ -1,7 +1,8 @@
 //! `ops-host`: the binary that links the installed packs and runs the platform. The verbs
 //! are in `cli`, what they do in `commands`; `main` only maps how a command ended to the
 //! exit code: 0 done, 1 refused, unhealthy or failed (the error printed as one message),
-//! 2 a usage error (clap's).
+//! 2 a usage error (clap's) or other bad input: a flag's value, a file, a name, a store
+//! that is not there.
 
 mod capabilities;
 mod cli;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         Ok(commands::Ended::Refused) => ExitCode::from(1),
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(1)
+            ExitCode::from(if commands::is_bad_input(&error) { 2 } else { 1 })
         }
     }
 }

@@ -196,7 +196,10 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{releases}"
     );
     // A database where nothing was released: every installed artifact is named, exit 1.
+    // (Set up by one tick of a worker: `releases` only reads, and creates no store.)
     let empty = format!("sqlite://{}", data.join("empty.db").display());
+    let (ok, ran) = host(&["run", "--ticks", "1", "--database", &empty]);
+    assert!(ok, "{ran}");
     let (ok, unreleased) = host(&["releases", "--database", &empty]);
     assert!(
         !ok && unreleased.contains("pack `incidents` 0.1.1 cid_")
@@ -433,4 +436,98 @@ fn unknown_commands_are_usage_errors() {
         text.contains("unrecognized subcommand 'frobnicate'"),
         "{text}"
     );
+}
+
+/// The exit code and what was printed.
+fn host_exit(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Commands that only read refuse a store that is not there, for `--data` and `--database`
+/// alike, and create nothing; that and other bad input is exit 2, one message, no backtrace.
+#[test]
+fn a_read_only_command_creates_no_store_and_bad_input_is_exit_2() {
+    let dir = std::env::temp_dir().join(format!("ops-host-no-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("typo.db");
+    let url = format!("sqlite://{}", file.display());
+    let postgres = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("t{}_0_no_such_store", std::process::id());
+    let missing_data = dir.join("no-data");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["status", "--database", &url], "there is no store at"),
+        (
+            vec!["log", "types", "--database", &url],
+            "there is no store at",
+        ),
+        (
+            vec!["status", "--database", &postgres, "--schema", &schema],
+            "there is no store at schema",
+        ),
+        (
+            vec!["sagas", "list", "--data", missing_data.to_str().unwrap()],
+            "there is no event log at",
+        ),
+        (
+            vec!["status", "--database", &url, "--schema", "tenant_a"],
+            "is for a PostgreSQL store",
+        ),
+        (vec!["status", "--database", "mysql://x"], "is neither"),
+        (
+            vec![
+                "projections",
+                "rebuild",
+                "nobody/nothing",
+                "--database",
+                &url,
+            ],
+            "no installed projection `nobody/nothing`",
+        ),
+        (
+            vec![
+                "run",
+                "--ticks",
+                "1",
+                "--source",
+                "tickets",
+                "--database",
+                &url,
+            ],
+            "--source `tickets`: expected KEY=VALUE",
+        ),
+    ];
+    for (args, says) in cases {
+        let (code, text) = host_exit(&args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert!(
+            text.starts_with("error: ") && !text.contains("backtrace") && text.lines().count() == 1,
+            "{args:?}: one message: {text}"
+        );
+    }
+    assert!(
+        !file.exists(),
+        "a read-only command created {}",
+        file.display()
+    );
+    assert!(!missing_data.exists());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let created: Option<i32> = runtime.block_on(async {
+        let pool = sqlx::PgPool::connect(&postgres).await.unwrap();
+        sqlx::query_scalar("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+            .bind(&schema)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(created, None, "a read-only command created schema {schema}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,6 +22,17 @@ pub enum DbError {
     SchemaName { schema: String },
     #[error("`{url}` is neither `sqlite://PATH` nor `postgres://...`")]
     Url { url: String },
+    #[error("schema `{schema}` is for a PostgreSQL store, and `{url}` is a SQLite file")]
+    SchemaOnSqlite { schema: String, url: String },
+    #[error("there is no store at {place}; this command only reads one, and creates none")]
+    NoStore { place: String },
+}
+
+/// Whether opening may create the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Existing {
+    Create,
+    Required,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,9 +76,18 @@ pub use on_db;
 impl Db {
     /// A SQLite file, created if missing, in WAL mode.
     pub async fn open_sqlite(path: &Path) -> Result<Self, DbError> {
+        Self::sqlite(path, Existing::Create).await
+    }
+
+    async fn sqlite(path: &Path, existing: Existing) -> Result<Self, DbError> {
+        if existing == Existing::Required && !path.is_file() {
+            return Err(DbError::NoStore {
+                place: path.display().to_string(),
+            });
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(existing == Existing::Create)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL with NORMAL is durable against application crashes; a power loss may
             // drop the last commits but never corrupts the file.
@@ -88,6 +108,14 @@ impl Db {
     /// PostgreSQL at `url`; with `schema`, every connection works in that schema (created
     /// if missing), so tests and tenants can share one database.
     pub async fn connect_postgres(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+        Self::postgres(url, schema, Existing::Create).await
+    }
+
+    async fn postgres(
+        url: &str,
+        schema: Option<&str>,
+        existing: Existing,
+    ) -> Result<Self, DbError> {
         let connect_error = |source| DbError::ConnectPostgres {
             url: url.to_owned(),
             source,
@@ -109,18 +137,33 @@ impl Db {
                 .connect_with(options.clone())
                 .await
                 .map_err(connect_error)?;
-            // Hosts starting together take turns: `IF NOT EXISTS` alone races. The name was
-            // checked above, so it can stand in the statement.
-            let create = format!(
-                "SELECT pg_advisory_xact_lock(7202, hashtext('{schema}')); CREATE SCHEMA IF NOT EXISTS {schema}"
-            );
-            let mut tx = setup.begin().await.map_err(connect_error)?;
-            sqlx::raw_sql(&create)
-                .execute(&mut *tx)
-                .await
-                .map_err(connect_error)?;
-            tx.commit().await.map_err(connect_error)?;
-            setup.close().await;
+            if existing == Existing::Required {
+                let found: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+                        .bind(schema)
+                        .fetch_optional(&setup)
+                        .await
+                        .map_err(connect_error)?;
+                setup.close().await;
+                if found.is_none() {
+                    return Err(DbError::NoStore {
+                        place: format!("schema `{schema}` of {url}"),
+                    });
+                }
+            } else {
+                // Hosts starting together take turns: `IF NOT EXISTS` alone races. The name
+                // was checked above, so it can stand in the statement.
+                let create = format!(
+                    "SELECT pg_advisory_xact_lock(7202, hashtext('{schema}')); CREATE SCHEMA IF NOT EXISTS {schema}"
+                );
+                let mut tx = setup.begin().await.map_err(connect_error)?;
+                sqlx::raw_sql(&create)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(connect_error)?;
+                tx.commit().await.map_err(connect_error)?;
+                setup.close().await;
+            }
             options = options.options([("search_path", schema)]);
         }
         let pool = PgPoolOptions::new()
@@ -132,12 +175,29 @@ impl Db {
         Ok(Db::Postgres(pool))
     }
 
-    /// `sqlite://PATH` or `postgres://...`.
-    pub async fn connect(url: &str) -> Result<Self, DbError> {
+    /// `sqlite://PATH` or `postgres://...`, in `schema` if given (PostgreSQL only); a
+    /// missing SQLite file or schema is created.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+        Self::at(url, schema, Existing::Create).await
+    }
+
+    /// As [`Db::connect`], for a store that must exist already: a missing SQLite file or
+    /// schema is [`DbError::NoStore`], and nothing is created.
+    pub async fn connect_existing(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+        Self::at(url, schema, Existing::Required).await
+    }
+
+    async fn at(url: &str, schema: Option<&str>, existing: Existing) -> Result<Self, DbError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
-            Db::open_sqlite(Path::new(path)).await
+            if let Some(schema) = schema {
+                return Err(DbError::SchemaOnSqlite {
+                    schema: schema.to_owned(),
+                    url: url.to_owned(),
+                });
+            }
+            Db::sqlite(Path::new(path), existing).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Db::connect_postgres(url, None).await
+            Db::postgres(url, schema, existing).await
         } else {
             Err(DbError::Url {
                 url: url.to_owned(),

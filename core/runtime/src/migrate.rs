@@ -89,6 +89,36 @@ pub async fn run_core(db: &Db) -> Result<(), MigrationError> {
     apply(db, "core", migrations).await
 }
 
+/// Core's migrations this store has not applied (all of them when it has no ledger):
+/// read only, nothing is created.
+pub async fn core_pending(db: &Db) -> Result<Vec<&'static str>, sqlx::Error> {
+    let (migrations, ledger_exists) = match db.dialect() {
+        Dialect::Sqlite => (
+            SQLITE_CORE,
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'core_migrations'",
+        ),
+        Dialect::Postgres => (
+            POSTGRES_CORE,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'core_migrations'",
+        ),
+    };
+    let applied: Vec<String> = on_db!(db, pool => {
+        let tables: i64 = sqlx::query_scalar(ledger_exists).fetch_one(pool).await?;
+        if tables == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT name FROM core_migrations WHERE owner = 'core'")
+                .fetch_all(pool)
+                .await?
+        }
+    });
+    Ok(migrations
+        .iter()
+        .map(|migration| migration.name)
+        .filter(|name| !applied.iter().any(|done| done == name))
+        .collect())
+}
+
 /// Runs a pack's migrations in its name, after checking every one of them.
 pub async fn run_pack(
     db: &Db,

@@ -196,6 +196,13 @@ pub enum OpenError {
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    #[error(
+        "the store is not set up for this build: migrations {} are not applied; a command that only reads changes nothing, so run one that writes (`ops-host run`) first",
+        pending.join(", ")
+    )]
+    NotMigrated { pending: Vec<&'static str> },
+    #[error("reading the store's migrations failed: {0}")]
+    Ledger(sqlx::Error),
 }
 
 /// What `follow` found after a position.
@@ -238,6 +245,22 @@ impl EventStore {
     /// Opens the store on `db`, bringing core's tables up to date.
     pub async fn open(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
         migrate::run_core(&db).await?;
+        Ok(EventStore {
+            db,
+            registry,
+            keys: None,
+        })
+    }
+
+    /// Opens a store that is set up already, for commands that only read: one whose core
+    /// migrations are not all applied is refused, and nothing is created or migrated.
+    pub async fn open_existing(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
+        let pending = migrate::core_pending(&db)
+            .await
+            .map_err(OpenError::Ledger)?;
+        if !pending.is_empty() {
+            return Err(OpenError::NotMigrated { pending });
+        }
         Ok(EventStore {
             db,
             registry,
