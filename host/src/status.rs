@@ -1,11 +1,16 @@
 //! `ops-host status`: what needs an operator's attention. Projections over their freshness
-//! objective (Section 6) and sagas that failed are listed; the exit code is 1 when there is
-//! any, so a monitor can run it. Which worker runs each stream of work now (its live
-//! leases) is listed too.
+//! objective (Section 6), records set aside in the quarantine (connector, projection and
+//! reaction input and output), effects refused or given up, and sagas that failed are
+//! listed; the exit code is 1 when there is any, so a monitor can run it. Capability
+//! denials are counted, and which worker runs each stream of work now (its live leases)
+//! is listed.
 
 use std::io::Write;
 
-use ops_core_runtime::egress::{SagaState, sagas};
+use ops_core::capability::CapabilityDenied;
+use ops_core::contract::Contract;
+use ops_core::egress::EffectState;
+use ops_core_runtime::egress::{SagaState, effects, sagas};
 use ops_core_runtime::leases;
 use ops_core_runtime::projection::all_freshness;
 use ops_core_runtime::store::EventStore;
@@ -29,6 +34,50 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
             status.owner, status.name, status.version, status.lag_ms, status.max_lag_ms
         )?;
     }
+    let quarantined = store.quarantine_counts().await?;
+    let set_aside: i64 = quarantined.iter().map(|(_, count)| count).sum();
+    writeln!(out, "quarantine: {set_aside} records set aside")?;
+    for (origin, count) in &quarantined {
+        healthy = false;
+        writeln!(out, "  QUARANTINED {count} from {origin}")?;
+    }
+    let effects = effects(store).await?;
+    let ended = |state: EffectState| effects.iter().filter(|e| e.state == state).count();
+    let (refused, failed) = (ended(EffectState::Refused), ended(EffectState::Failed));
+    writeln!(
+        out,
+        "effects: {} pending, {} executed, {refused} refused, {failed} failed",
+        effects.iter().filter(|e| !e.state.is_final()).count(),
+        ended(EffectState::Executed)
+    )?;
+    for effect in effects
+        .iter()
+        .filter(|e| matches!(e.state, EffectState::Refused | EffectState::Failed))
+    {
+        healthy = false;
+        writeln!(
+            out,
+            "  {} effect of command {}: {}",
+            if effect.state == EffectState::Refused {
+                "REFUSED"
+            } else {
+                "FAILED"
+            },
+            effect.command_id,
+            effect.note.as_deref().unwrap_or("no reason recorded")
+        )?;
+    }
+    let denials = store
+        .count_by_type()
+        .await?
+        .into_iter()
+        .find(|(event_type, _)| event_type == CapabilityDenied::TYPE)
+        .map_or(0, |(_, count)| count);
+    writeln!(
+        out,
+        "capabilities: {denials} requests denied (each with its `{}` receipt)",
+        CapabilityDenied::TYPE
+    )?;
     let all = sagas(store).await?;
     let count = |state: SagaState| all.iter().filter(|saga| saga.state == state).count();
     writeln!(

@@ -728,6 +728,7 @@ impl ProjectionRunner {
     pub async fn freshness(&self) -> Result<Freshness, ProjectionRunError> {
         let freshness = freshness_of(
             &self.store,
+            Some(self.projection),
             FreshnessRow {
                 owner: owner_of(self.projection),
                 name: self.projection.name().to_owned(),
@@ -755,20 +756,34 @@ struct FreshnessRow {
     rebuilds: i64,
 }
 
-async fn freshness_of(store: &EventStore, row: FreshnessRow) -> Result<Freshness, ReadError> {
+/// How fresh `row` is; `projection` (when this build has it) says which events it folds.
+async fn freshness_of(
+    store: &EventStore,
+    projection: Option<&'static dyn DynProjection>,
+    row: FreshnessRow,
+) -> Result<Freshness, ReadError> {
     let head = store.committed_head().await?.map(|(position, _)| position);
-    let lag_ms = match head {
-        Some(head) if head > row.position => {
-            let next = store.follow(row.position, 1).await?;
-            let oldest_unseen = next
-                .events
-                .first()
-                .map_or_else(Timestamp::now, |e| e.recorded_at);
-            let lag = Timestamp::now().unix_micros() - oldest_unseen.unix_micros();
-            u64::try_from(lag / 1_000).unwrap_or(0)
+    // Lag is how long the oldest event it folds and has not applied has waited: events of
+    // other types after its checkpoint do not make it late. A projection this build does
+    // not install is measured against every event.
+    let oldest_unseen = match (head, projection) {
+        (Some(head), _) if head <= row.position => None,
+        (None, _) => None,
+        (Some(_), Some(projection)) => {
+            let types: Vec<&str> = projection.event_types().iter().map(|t| t.name()).collect();
+            store.first_recorded_after(row.position, &types).await?
         }
-        _ => 0,
+        (Some(_), None) => store
+            .follow(row.position, 1)
+            .await?
+            .events
+            .first()
+            .map(|e| e.recorded_at),
     };
+    let lag_ms = oldest_unseen.map_or(0, |recorded| {
+        let lag = Timestamp::now().unix_micros() - recorded.unix_micros();
+        u64::try_from(lag / 1_000).unwrap_or(0)
+    });
     let within_objective = lag_ms <= row.max_lag_ms;
     if !within_objective {
         tracing::warn!(
@@ -822,7 +837,10 @@ pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadErr
     });
     let mut out = Vec::new();
     for row in rows {
-        out.push(freshness_of(store, row).await?);
+        let installed = ops_core::projection::installed()
+            .into_iter()
+            .find(|p| owner_of(*p) == row.owner && p.name() == row.name);
+        out.push(freshness_of(store, installed, row).await?);
     }
     Ok(out)
 }

@@ -46,3 +46,12 @@ pub(crate) async fn of(
         .await
     })
 }
+
+/// How many entries each origin has kept, by origin.
+pub(crate) async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as("SELECT origin, COUNT(*) FROM core_quarantine GROUP BY origin ORDER BY origin")
+            .fetch_all(pool)
+            .await
+    })
+}

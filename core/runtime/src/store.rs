@@ -638,6 +638,40 @@ impl EventStore {
         decode_all(self.fetch(&sql, &binds).await?)
     }
 
+    /// When the first event of any of `event_types` after `after` (in commit order, final
+    /// rows only) was recorded: how long the oldest event a follower of those types has
+    /// not seen has waited. `None` when there is none.
+    pub async fn first_recorded_after(
+        &self,
+        after: LogPosition,
+        event_types: &[&str],
+    ) -> Result<Option<Timestamp>, ReadError> {
+        if event_types.is_empty() {
+            return Ok(None);
+        }
+        let placeholders: Vec<String> = (4..4 + event_types.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        let sql = format!(
+            "SELECT recorded_at_us FROM core_events WHERE (tx_order, seq) > ($1, $2) AND tx_order < $3 \
+             AND event_type IN ({}) ORDER BY tx_order, seq LIMIT 1",
+            placeholders.join(", ")
+        );
+        let bound = self.final_bound().await?;
+        let recorded: Option<i64> = on_db!(&self.db, pool => {
+            let query = sqlx::query_scalar(&sql)
+                .bind(after.tx_order)
+                .bind(after.seq)
+                .bind(bound);
+            event_types
+                .iter()
+                .fold(query, |query, event_type| query.bind(*event_type))
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(recorded.and_then(Timestamp::from_unix_micros))
+    }
+
     /// Every event of one correlation, in commit order.
     pub async fn read_by_correlation(
         &self,
@@ -921,6 +955,11 @@ impl EventStore {
     }
 
     /// Quarantined entries of `origin`, oldest first: `(reference, reason, raw)`.
+    /// How many records each origin (a connector, projection or reaction) set aside.
+    pub async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        crate::quarantine::counts(&self.db).await
+    }
+
     pub async fn quarantined(
         &self,
         origin: &str,

@@ -79,6 +79,7 @@ on_both_backends!(
     a_late_event_rebuilds_the_state_a_replay_would_give,
     a_new_version_is_built_in_its_own_table_then_switched_to,
     freshness_reports_lag_against_the_objective,
+    lag_counts_only_the_events_a_projection_folds,
     any_arrival_order_gives_byte_identical_state,
     a_worker_whose_checkpoint_moved_on_is_refused_and_takes_the_stored_state,
 );
@@ -333,6 +334,45 @@ async fn freshness_reports_lag_against_the_objective(backend: Backend) {
     assert_eq!(caught_up.lag_ms, 0);
     assert!(caught_up.within_objective);
     assert_eq!(caught_up.position, caught_up.head.unwrap());
+}
+
+/// The resolutions only, with an objective no runner can meet while one waits.
+struct ImpatientResolutions;
+
+impl Projection for ImpatientResolutions {
+    type Pack = IncidentsPack;
+    const NAME: &'static str = "impatient_resolutions";
+    const VERSION: u32 = 1;
+    const MAX_LAG_MS: u64 = 0;
+
+    const EVENTS: &'static [EventType] = &[EventType::of::<IncidentResolved>()];
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        IncidentBoard.apply(event, state)
+    }
+}
+
+/// Lag is measured against the events a projection folds: events of other types after its
+/// checkpoint leave it fresh, one it folds makes it late.
+async fn lag_counts_only_the_events_a_projection_folds(backend: Backend) {
+    let store = backend
+        .store("lag_counts_only_the_events_a_projection_folds")
+        .await;
+    let runner = ProjectionRunner::start(store.clone(), &ImpatientResolutions)
+        .await
+        .unwrap();
+    append(&store, &[opened("INC-1", 0, "payments")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let unrelated = runner.freshness().await.unwrap();
+    assert_eq!(unrelated.lag_ms, 0, "{unrelated:?}");
+    assert!(unrelated.within_objective && unrelated.position < unrelated.head.unwrap());
+    append(&store, &[resolved("INC-1", MINUTE_US)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let waiting = runner.freshness().await.unwrap();
+    assert!(
+        waiting.lag_ms >= 30 && !waiting.within_objective,
+        "{waiting:?}"
+    );
 }
 
 /// A small incident history: each incident opens, maybe is acknowledged, maybe resolved.
