@@ -395,6 +395,8 @@ impl Worker {
                     report.denied,
                     if report.stopped_by_budget {
                         ", stopped by its budget"
+                    } else if report.denied > 0 {
+                        ", waiting at the denied command until it is allowed"
                     } else {
                         ""
                     },

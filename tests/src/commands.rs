@@ -53,15 +53,23 @@ pub fn grant(capability_id: CapabilityId, holder: Actor, scope: Scope) -> Capabi
 /// The responder's and the notify pack's capabilities with `scope`, folded in memory by
 /// the same book the runtime keeps (the stored kind is tested in `capabilities.rs`).
 pub fn authority(scope: Scope) -> Arc<CapabilityBook> {
-    let mut book = CapabilityBook::default();
-    let grants = [
+    book_of([
         grant(capability(), responder(), scope.clone()),
         grant(
             reactor_capability(),
             ops_core::reaction::reactor("notify"),
             scope,
         ),
-    ];
+    ])
+}
+
+/// As [`authority`], before anyone granted the notify pack's reactions their capability.
+pub fn responder_only(scope: Scope) -> Arc<CapabilityBook> {
+    book_of([grant(capability(), responder(), scope)])
+}
+
+fn book_of<const N: usize>(grants: [CapabilityGranted; N]) -> Arc<CapabilityBook> {
+    let mut book = CapabilityBook::default();
     for grant in grants {
         let native_id = grant.capability_id.to_string();
         let event = EventEnvelope::new(&grant, crate::origin(&native_id)).expect("a valid grant");

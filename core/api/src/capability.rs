@@ -481,7 +481,9 @@ impl CapabilityBook {
                 return deny(
                     chain,
                     state_ref,
-                    format!("capability {id} was not granted by {at}"),
+                    // Not the time of the check: asked again unchanged, a denial reads the
+                    // same (the receipt says when it was written).
+                    format!("capability {id} was not granted"),
                 );
             };
             let nearest = chain.len() == 1;

@@ -268,6 +268,10 @@ pub(crate) struct Denial<'a> {
     pub correlation_id: CorrelationId,
     pub causation: Causation,
     pub source_ref: &'static str,
+    /// When the request was made, for a request that is asked again unchanged (a command a
+    /// reaction proposes until it is allowed): its denial under one capability state is
+    /// then one receipt, however often it is asked. `None`: every denial is its own.
+    pub requested_at: Option<Timestamp>,
 }
 
 /// Writes the `CapabilityDenied` receipt of a refused call, on the capability's stream of
@@ -285,8 +289,11 @@ pub(crate) async fn record_denial(
         capability_state_ref: denial.decision.state_ref,
         capability_chain: denial.decision.chain,
     };
-    let native_id = format!("{}:denied:{}", denial.subject, Timestamp::now());
-    let origin = EventOrigin {
+    let native_id = match denial.requested_at {
+        Some(_) => format!("{}:denied:{}", denial.subject, receipt.capability_state_ref),
+        None => format!("{}:denied:{}", denial.subject, Timestamp::now()),
+    };
+    let mut origin = EventOrigin {
         correlation_id: denial.correlation_id,
         causation: denial.causation,
         ..service_event::origin(
@@ -296,6 +303,9 @@ pub(crate) async fn record_denial(
             denial.capability_id,
         )
     };
+    if let Some(requested_at) = denial.requested_at {
+        origin.occurred_at = requested_at;
+    }
     let stream = format!("denials/{}", denial.capability_id);
     service_event::record(store, &stream, &receipt, origin)
         .await

@@ -231,6 +231,9 @@ impl CommandBus {
                 correlation_id: command.correlation_id,
                 causation: Causation::Command(command.command_id),
                 source_ref: "core.bus",
+                // The same command is the same request: asked again under the same
+                // capability state, it is the same denial.
+                requested_at: Some(command.requested_at),
             },
         )
         .await?;

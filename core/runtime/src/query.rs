@@ -213,6 +213,7 @@ impl QueryGateway {
                     UserActionId::of(subject).expect("plain strings have a canonical form"),
                 ),
                 source_ref: "core.query",
+                requested_at: None,
             },
         )
         .await;

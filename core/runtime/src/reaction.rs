@@ -7,7 +7,10 @@
 //!
 //! With a budget, every proposed command first spends one call of the run (one
 //! `catch_up`, named by where it started) and of the day; a denial stops the run with the
-//! cursor just before the event, so the next run answers it. A replayed command spends
+//! cursor just before the event, so the next run answers it. A command the pack's
+//! capability does not allow (no grant yet, or revoked) stops the run the same way, so
+//! the event is answered once it is allowed; asked again under the same capability state,
+//! the denial is the same receipt, not a new one per run. A replayed command spends
 //! too: the budget cannot know before the bus does, and erring on the side of spending
 //! never lets a runaway reaction through.
 
@@ -38,7 +41,8 @@ pub struct ReactionReport {
     pub replayed: usize,
     /// Events the reaction could not read or answer; each is in the quarantine.
     pub quarantined: usize,
-    /// Commands the pack's capability did not allow; each left a `CapabilityDenied` receipt.
+    /// Commands the pack's capability did not allow; each left a `CapabilityDenied` receipt,
+    /// and the run stopped before the event that proposed it.
     pub denied: usize,
     /// The budget refused a call (its `BudgetDecided` receipt says why); the run stopped
     /// before the event whose command it refused.
@@ -68,6 +72,16 @@ pub enum ReactionError {
     Budget(#[from] BudgetError),
     #[error("the reaction's lease could not be read or taken: {0}")]
     Lease(sqlx::Error),
+}
+
+/// How answering one event ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answered {
+    Done,
+    /// The budget refused a call: the run stops before the event.
+    OverBudget,
+    /// The capability refused a command: the run stops before the event.
+    Denied,
 }
 
 pub struct ReactionRunner {
@@ -160,9 +174,10 @@ impl ReactionRunner {
                     continue;
                 }
                 report.events += 1;
-                if !self.answer(bus, event, &run_id, &mut report).await? {
+                let answered = self.answer(bus, event, &run_id, &mut report).await?;
+                if answered != Answered::Done {
                     report.events -= 1;
-                    report.stopped_by_budget = true;
+                    report.stopped_by_budget = answered == Answered::OverBudget;
                     // Resume at this event: the cursor names the position before it.
                     let before = position_before(event.position, position);
                     self.save(&owner, &stream, before, stored, lease).await?;
@@ -247,14 +262,14 @@ impl ReactionRunner {
         }
     }
 
-    /// Answers one event; `false` when the budget refused one of its commands.
+    /// Answers one event, or stops at a command the budget or the capability refused.
     async fn answer(
         &self,
         bus: &CommandBus,
         event: &crate::store::StoredEvent,
         run_id: &str,
         report: &mut ReactionReport,
-    ) -> Result<bool, ReactionError> {
+    ) -> Result<Answered, ReactionError> {
         let envelope = &event.envelope;
         let raw = || serde_json::to_string(envelope).expect("an envelope is plain JSON");
         let payload = match self.store.current_payload(envelope) {
@@ -295,15 +310,15 @@ impl ReactionRunner {
                 };
                 let actor = reactor(self.reaction.pack_id());
                 if !budget.spend(run_id, &actor, one_call).await? {
-                    return Ok(false);
+                    return Ok(Answered::OverBudget);
                 }
             }
             let receipt = match bus.submit(&command, self.capability_id, None).await {
                 Ok(receipt) => receipt,
                 Err(BusError::Denied { reason, .. }) => {
-                    tracing::warn!(command = %command.command_id, %reason, "a reaction's command was denied");
+                    tracing::warn!(command = %command.command_id, %reason, "a reaction's command was denied; the reaction waits at its event until it is allowed");
                     report.denied += 1;
-                    continue;
+                    return Ok(Answered::Denied);
                 }
                 Err(error) => return Err(error.into()),
             };
@@ -316,7 +331,7 @@ impl ReactionRunner {
                 }
             }
         }
-        Ok(true)
+        Ok(Answered::Done)
     }
 
     async fn set_aside(
@@ -325,12 +340,12 @@ impl ReactionRunner {
         reason: &str,
         raw: &str,
         report: &mut ReactionReport,
-    ) -> Result<bool, ReactionError> {
+    ) -> Result<Answered, ReactionError> {
         report.quarantined += 1;
         self.store
             .quarantine(&self.origin(), &envelope.event_id.to_string(), reason, raw)
             .await?;
-        Ok(true)
+        Ok(Answered::Done)
     }
 }
 

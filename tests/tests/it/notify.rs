@@ -186,5 +186,50 @@ async fn a_lost_answer_is_retried_and_done_once(backend: Backend) {
 
 on_both_backends!(
     sev1_reaches_the_oncall_once_over_http,
-    a_lost_answer_is_retried_and_done_once
+    a_lost_answer_is_retried_and_done_once,
+    a_denied_reaction_waits_at_its_event_and_answers_once_allowed,
 );
+
+/// Before the notify pack's reactions are granted their capability, the reaction's
+/// command is denied and the reaction waits at the SEV1 event (its cursor stays), however
+/// often it runs, with one denial receipt; once granted, the next run answers it.
+async fn a_denied_reaction_waits_at_its_event_and_answers_once_allowed(backend: Backend) {
+    let store = backend.store("notify_denied_waits").await;
+    let ungranted = CommandBus::new(
+        store.clone(),
+        ops_tests::commands::responder_only(Scope::everything()),
+    )
+    .expect("consistent handlers");
+    for (id, severity) in [("INC-1", Severity::Sev1), ("INC-2", Severity::Sev3)] {
+        ungranted
+            .submit(&open_with(id, severity), capability(), None)
+            .await
+            .expect("opening an incident");
+    }
+    let runner = ReactionRunner::new(store.clone(), notify_reaction(), reactor_capability());
+    for _ in 0..2 {
+        let report = runner
+            .catch_up(&ungranted)
+            .await
+            .expect("the reaction runs");
+        assert_eq!(
+            (report.events, report.accepted, report.denied),
+            (0, 0, 1),
+            "it waits at INC-1: {report:?}"
+        );
+    }
+    let denials = store
+        .read_by_type(ops_core::capability::CapabilityDenied::TYPE)
+        .await
+        .expect("reading receipts");
+    assert_eq!(denials.len(), 1, "one receipt for one denial: {denials:?}");
+
+    let granted = CommandBus::new(store.clone(), authority(Scope::everything()))
+        .expect("consistent handlers");
+    let report = runner.catch_up(&granted).await.expect("the reaction runs");
+    assert_eq!(
+        (report.events, report.accepted, report.denied),
+        (2, 1, 0),
+        "{report:?}"
+    );
+}
