@@ -4,13 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn host(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
+    let (code, text) = host_exit(args);
+    (code == 0, text)
 }
 
 #[test]

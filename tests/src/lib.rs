@@ -10,7 +10,6 @@ use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
 use ops_core::registry::Registry;
 
 // Linked for their registrations; no code here names them otherwise.
-use pack_filesync as _;
 use pack_incidents as _;
 use pack_notify as _;
 
@@ -78,4 +77,20 @@ pub fn origin_at(
         ingested_at: occurred_at,
         ..origin(native_id)
     }
+}
+
+/// A copy of the filesync pack's sample export in a fresh `dir`, for a test to change.
+pub fn sample_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("tickets")).expect("creating the copy");
+    for file in ["0001.jsonl", "0002.jsonl"] {
+        std::fs::copy(
+            std::path::Path::new(pack_filesync::SAMPLE_EXPORT)
+                .join("tickets")
+                .join(file),
+            dir.join("tickets").join(file),
+        )
+        .expect("copying the sample");
+    }
+    dir.to_owned()
 }

@@ -1,6 +1,6 @@
 //! Ingress connectors on both backends, with the filesync pack's sample export.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use ops_core::connector::{DynConnector, SourceRecordDeleted, SourceSchemaDrifted};
@@ -30,17 +30,9 @@ fn runner(store: &EventStore, source: impl SourceReader + 'static) -> ConnectorR
 
 /// A copy of the sample export that a test may change.
 fn sample_copy(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ops-filesync-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tickets")).unwrap();
-    for file in ["0001.jsonl", "0002.jsonl"] {
-        std::fs::copy(
-            Path::new(SAMPLE_EXPORT).join("tickets").join(file),
-            dir.join("tickets").join(file),
-        )
-        .unwrap();
-    }
-    dir
+    ops_tests::sample_copy(
+        &std::env::temp_dir().join(format!("ops-filesync-{test}-{}", std::process::id())),
+    )
 }
 
 on_both_backends!(

@@ -2,7 +2,7 @@
 //! at a time; an ended or released lease is taken over, and a write from a worker that lost
 //! its lease is refused.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ops_core_runtime::connector::{
@@ -83,16 +83,9 @@ async fn a_lease_is_one_workers_until_it_ends_or_is_released(backend: Backend) {
 
 /// The sample export and, in `0003.jsonl`, `extra` more tickets opened.
 fn export_with(test: &str, extra: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ops-leases-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tickets")).unwrap();
-    for file in ["0001.jsonl", "0002.jsonl"] {
-        std::fs::copy(
-            Path::new(SAMPLE_EXPORT).join("tickets").join(file),
-            dir.join("tickets").join(file),
-        )
-        .unwrap();
-    }
+    let dir = ops_tests::sample_copy(
+        &std::env::temp_dir().join(format!("ops-leases-{test}-{}", std::process::id())),
+    );
     if extra > 0 {
         let lines: Vec<String> = (0..extra)
             .map(|n| {
