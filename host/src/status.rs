@@ -82,12 +82,13 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
     let count = |state: SagaState| all.iter().filter(|saga| saga.state == state).count();
     writeln!(
         out,
-        "sagas: {} running, {} completed, {} failed, {} compensating, {} compensated",
+        "sagas: {} running, {} completed, {} failed, {} compensating, {} compensated, {} aborted",
         count(SagaState::Running),
         count(SagaState::Completed),
         count(SagaState::Failed),
         count(SagaState::Compensating),
-        count(SagaState::Compensated)
+        count(SagaState::Compensated),
+        count(SagaState::Aborted)
     )?;
     for saga in all.iter().filter(|saga| saga.state == SagaState::Failed) {
         healthy = false;

@@ -271,14 +271,15 @@ pub(crate) async fn pending_destinations(db: &Db) -> Result<Vec<String>, sqlx::E
     })
 }
 
-/// The capability and correlation of `command_id`'s effect, while it is pending.
+/// The capability, correlation and requester (JSON) of `command_id`'s effect, while it
+/// is pending.
 pub(crate) async fn pending_effect(
     db: &Db,
     command_id: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
     on_db!(db, pool => {
         sqlx::query_as(
-            "SELECT capability_id, correlation_id FROM core_outbox WHERE command_id = $1 AND state = 'pending'",
+            "SELECT capability_id, correlation_id, actor FROM core_outbox WHERE command_id = $1 AND state = 'pending'",
         )
         .bind(command_id)
         .fetch_optional(pool)

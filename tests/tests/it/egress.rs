@@ -10,10 +10,10 @@ use ops_core::egress::{Approval, Check, EffectState, EgressExecuted, EgressRefus
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome};
 use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
-    ApprovalPolicy, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
+    ApprovalPolicy, Approved, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{Pager, authority, capability, opened, page, paged};
+use ops_tests::commands::{Pager, authority, capability, opened, operator, page, paged};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use serde_json::Value;
@@ -137,6 +137,8 @@ async fn an_executed_effect_is_undone_by_its_compensation(backend: Backend) {
         original.steps,
         [
             EffectState::Pending,
+            // approved by the policy: a step of its own (A9)
+            EffectState::Approved,
             EffectState::Dispatched,
             EffectState::Executed,
             EffectState::Compensating,
@@ -246,6 +248,8 @@ async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
     assert!(effects.iter().all(|effect| effect.steps
         == [
             EffectState::Pending,
+            // approved by the policy: a step of its own (A9)
+            EffectState::Approved,
             EffectState::Dispatched,
             EffectState::AttemptFailed,
             EffectState::Dispatched,
@@ -339,6 +343,8 @@ async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend
         effects[0].steps,
         [
             EffectState::Pending,
+            // approved by the policy: a step of its own (A9)
+            EffectState::Approved,
             EffectState::Dispatched,
             EffectState::Executed
         ]
@@ -372,6 +378,20 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
                 (last.effect.command_id, last.check),
                 (command.command_id, check)
             );
+            // Refused before it was dispatched (A9), and its saga, with nothing executed,
+            // is aborted: there is nothing to undo.
+            let effects = ops_core_runtime::egress::effects(store).await.unwrap();
+            let effect = effects
+                .iter()
+                .find(|effect| effect.command_id == command.command_id)
+                .unwrap();
+            assert_eq!(effect.steps, [EffectState::Pending, EffectState::Refused]);
+            let sagas = ops_core_runtime::egress::sagas(store).await.unwrap();
+            let saga = sagas
+                .iter()
+                .find(|saga| saga.correlation_id == effect.correlation_id)
+                .unwrap();
+            assert_eq!(saga.state, ops_core_runtime::egress::SagaState::Aborted);
             last.reason
         }
     };
@@ -436,15 +456,26 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
     let (store, bus) = opened(backend, "each_refusal_leaves_a_receipt_and_no_effect_2", 1).await;
     let command = page("INC-0", "U1", "pager");
     bus.submit(&command, capability(), None).await.unwrap();
-    assert!(
+    // Not by its requester: nobody approves their own effect.
+    let by_requester = approve(
+        &store,
+        &command.command_id,
+        &Approval::Actor { actor: responder() },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_requester, Approved::ByRequester);
+    assert_eq!(
         approve(
             &store,
             &command.command_id,
-            &Approval::Actor { actor: responder() },
+            &Approval::Actor { actor: operator() },
             None
         )
         .await
-        .unwrap()
+        .unwrap(),
+        Approved::Recorded
     );
     let report = dispatcher(&store, "d1", &pager, Gateway::default())
         .dispatch(10)

@@ -13,10 +13,12 @@ use ops_core::id::{ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::egress::{
-    BoxFuture, Dispatcher, Executor, Gateway, SagaState, approve, sagas,
+    Approved, BoxFuture, Dispatcher, Executor, Gateway, SagaState, approve, sagas,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{ApproveAll, Pager, authority, capability, opened, page, request};
+use ops_tests::commands::{
+    ApproveAll, Pager, authority, capability, opened, operator, page, request,
+};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use pack_notify::{ONCALL_DESTINATION, notify_oncall, publish_status_update};
@@ -168,6 +170,8 @@ async fn a_failed_step_undoes_the_steps_already_executed(backend: Backend) {
         notification.steps,
         [
             EffectState::Pending,
+            // approved by the policy: a step of its own (A9)
+            EffectState::Approved,
             EffectState::Dispatched,
             EffectState::Executed,
             EffectState::Compensating,
@@ -239,15 +243,16 @@ async fn an_expired_approval_and_an_actor_over_quota_are_refused(backend: Backen
     submit(&bus, &expired).await;
     let an_hour_ago = Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 3_600_000_000)
         .expect("a time in range");
-    assert!(
+    assert_eq!(
         approve(
             &store,
             &expired.command_id,
-            &Approval::Actor { actor: responder() },
+            &Approval::Actor { actor: operator() },
             Some(an_hour_ago)
         )
         .await
-        .expect("approving")
+        .expect("approving"),
+        Approved::Recorded
     );
     let report = dispatcher(&store, &pager, Gateway::default())
         .dispatch(10)

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::saga::gateway_actor;
 use super::{Effect, Facts, Gateway};
 use crate::atomic::AtomicWrite;
-use crate::outbox::{self, Close, CountedBy, HoldsClaim};
+use crate::outbox::{self, Approve, Close, CountedBy, HoldsClaim};
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -101,33 +101,70 @@ impl Dispatcher {
         let mut report = DispatchReport::default();
         let mut closing = Vec::new();
         let claimed = self.claim(limit).await?;
-        // Durable before any destination is reached: these effects are under way.
-        let dispatched: Vec<EventEnvelope> = claimed
-            .iter()
-            .map(|effect| effect.step(EffectState::Dispatched).event())
-            .collect();
-        if dispatched.is_empty() {
+        if claimed.is_empty() {
             return Ok(report);
         }
-        self.store
-            .append(
-                &format!("egress/{}", self.name),
-                ExpectedVersion::Any,
-                &dispatched,
-            )
-            .await
-            .map_err(|source| DispatchError::Close {
-                id: claimed.first().map_or(0, |e| e.id),
-                source,
-            })?;
+        // Every check first (A9): a refused effect goes from pending to refused, never
+        // dispatched; an allowed one is approved (a policy's approval is a step too, by
+        // the gateway, naming the policy) and then dispatched.
+        let mut allowed = Vec::new();
+        let mut under_way: Vec<EventEnvelope> = Vec::new();
+        // A policy's approval is kept on the row too, so a later attempt is approved already.
+        let mut approvals: Vec<(String, String)> = Vec::new();
         for effect in claimed {
-            let (approval, capability) = match self.gate(&effect).await {
-                Err((check, reason)) => {
-                    closing.push((effect, Outcome::Refused { check, reason }));
-                    continue;
+            match self.gate(&effect).await {
+                Err((check, reason)) => closing.push((effect, Outcome::Refused { check, reason })),
+                Ok((approval, capability)) => {
+                    if let (
+                        None,
+                        Approval::Policy {
+                            policy_id,
+                            policy_version,
+                        },
+                    ) = (&effect.approval, &approval)
+                    {
+                        under_way.push(
+                            effect
+                                .step(EffectState::Approved)
+                                .note(format!("policy {policy_id} {policy_version}"))
+                                .event(),
+                        );
+                        approvals.push((
+                            effect.command_id.to_string(),
+                            serde_json::to_string(&approval).expect("an approval is plain JSON"),
+                        ));
+                    }
+                    under_way.push(effect.step(EffectState::Dispatched).event());
+                    allowed.push((effect, approval, capability));
                 }
-                Ok(allowed) => allowed,
-            };
+            }
+        }
+        // Durable before any destination is reached: these effects are under way.
+        if !under_way.is_empty() {
+            let approves: Vec<Approve<'_>> = approvals
+                .iter()
+                .map(|(command_id, approval)| Approve {
+                    command_id,
+                    approval,
+                    expires_at_us: None,
+                })
+                .collect();
+            let sides: Vec<&dyn AtomicWrite> =
+                approves.iter().map(|a| a as &dyn AtomicWrite).collect();
+            self.store
+                .append_with(
+                    &format!("egress/{}", self.name),
+                    ExpectedVersion::Any,
+                    &under_way,
+                    &sides,
+                )
+                .await
+                .map_err(|source| DispatchError::Close {
+                    id: allowed.first().map_or(0, |(e, _, _)| e.id),
+                    source,
+                })?;
+        }
+        for (effect, approval, capability) in allowed {
             let executor = &self.executors[&effect.destination];
             // The destination gets the request as asked, personal data opened.
             let version = self

@@ -31,7 +31,7 @@ pub use dispatcher::{
 };
 pub use gateway::{ApprovalPolicy, Facts, Gateway};
 pub(crate) use saga::Step;
-pub use saga::{EffectStatus, SagaState, SagaStatus, approve, effects, sagas};
+pub use saga::{Approved, EffectStatus, SagaState, SagaStatus, approve, effects, sagas};
 
 use ops_core::egress::{Approval, EffectState, Reversibility};
 use ops_core::envelope::{Actor, EventOrigin};

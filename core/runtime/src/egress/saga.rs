@@ -81,6 +81,8 @@ pub enum SagaState {
     Compensating,
     /// An effect was refused or failed, and every executed effect was undone.
     Compensated,
+    /// An effect was refused or failed before any was executed: there is nothing to undo.
+    Aborted,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -129,32 +131,54 @@ fn saga_state(effects: &[EffectStatus]) -> SagaState {
         SagaState::Failed
     } else if running {
         SagaState::Running
-    } else if broke || is(EffectState::Compensated) {
+    } else if is(EffectState::Compensated) {
         SagaState::Compensated
+    } else if broke {
+        SagaState::Aborted
     } else {
         SagaState::Completed
     }
 }
 
-/// Records an actor's approval of a pending effect; an approval with `expires_at` no
-/// longer counts at dispatch after that time.
+/// What recording an approval came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Approved {
+    Recorded,
+    /// There is no pending effect of that command (never asked, or ended already).
+    NotPending,
+    /// The approver is who asked for the effect: nobody approves their own (A9).
+    ByRequester,
+}
+
+/// Records an approval of a pending effect by another actor than its requester; an
+/// approval with `expires_at` no longer counts at dispatch after that time.
 pub async fn approve(
     store: &EventStore,
     command_id: &CommandId,
     approval: &Approval,
     expires_at: Option<Timestamp>,
-) -> Result<bool, AppendError> {
+) -> Result<Approved, AppendError> {
     let text = serde_json::to_string(approval).expect("an approval is plain JSON");
     let row = outbox::pending_effect(store.db(), &command_id.to_string()).await?;
-    let Some((capability_id, correlation_id)) = row.and_then(|(capability, correlation)| {
-        let correlation = match correlation.as_str() {
-            "" => CorrelationId::of(&command_id.to_string()).ok()?,
-            stored => stored.parse().ok()?,
-        };
-        Some((capability.parse::<CapabilityId>().ok()?, correlation))
-    }) else {
-        return Ok(false);
+    let Some((capability_id, correlation_id, requester)) =
+        row.and_then(|(capability, correlation, requester)| {
+            let correlation = match correlation.as_str() {
+                "" => CorrelationId::of(&command_id.to_string()).ok()?,
+                stored => stored.parse().ok()?,
+            };
+            let requester: Actor = serde_json::from_str(&requester).ok()?;
+            Some((
+                capability.parse::<CapabilityId>().ok()?,
+                correlation,
+                requester,
+            ))
+        })
+    else {
+        return Ok(Approved::NotPending);
     };
+    if matches!(approval, Approval::Actor { actor } if *actor == requester) {
+        return Ok(Approved::ByRequester);
+    }
     let approver = match approval {
         Approval::Actor { actor } => actor.clone(),
         Approval::Policy { .. } => gateway_actor(),
@@ -183,8 +207,8 @@ pub async fn approve(
         )
         .await;
     match stored {
-        Ok(_) => Ok(true),
-        Err(AppendError::Fenced { .. }) => Ok(false),
+        Ok(_) => Ok(Approved::Recorded),
+        Err(AppendError::Fenced { .. }) => Ok(Approved::NotPending),
         Err(error) => Err(error),
     }
 }
