@@ -315,8 +315,20 @@ async fn projections_rebuild(
         )));
     };
     let store = storage.store(registry).await?;
-    let mut runner = ops_core_runtime::projection::ProjectionRunner::start(store, found).await?;
-    runner.rebuild().await?;
+    // Under the projection's lease, as a worker: a worker running it now is not raced.
+    let leases = ops_core_runtime::leases::Leases::new(
+        store.db().clone(),
+        format!("{}/rebuild", worker::default_worker_id()),
+        std::time::Duration::from_secs(300),
+    );
+    let mut runner = ops_core_runtime::projection::ProjectionRunner::start_with_leases(
+        store,
+        found,
+        leases.clone(),
+    )?;
+    let rebuilt = runner.rebuild().await;
+    leases.release_all().await?;
+    rebuilt?;
     println!("rebuilt {projection}: {} rows", runner.state().rows().len());
     Ok(Ended::Done)
 }

@@ -532,3 +532,71 @@ fn a_read_only_command_creates_no_store_and_bad_input_is_exit_2() {
     assert_eq!(created, None, "a read-only command created schema {schema}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An operator's rebuild takes the projection's lease as a worker would: while a running
+/// worker holds it the rebuild is refused (exit 1, naming the worker); once the worker
+/// stops (Ctrl-C releases its leases) the rebuild runs.
+#[test]
+fn a_rebuild_waits_for_the_worker_that_runs_the_projection() {
+    let data = demo_with_new_tickets("rebuild-lease", &[]);
+    let data_arg = data.to_str().unwrap();
+    let worker = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args([
+            "run",
+            "--data",
+            data_arg,
+            "--worker-id",
+            "busy-worker",
+            "--interval-ms",
+            "20",
+            "--lease-ms",
+            "60000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let refused = loop {
+        let (code, text) = host_exit(&[
+            "projections",
+            "rebuild",
+            "incidents/incident_board",
+            "--data",
+            data_arg,
+        ]);
+        if code != 0 || started.elapsed() > std::time::Duration::from_secs(30) {
+            break (code, text);
+        }
+        // The worker has not taken the lease yet; the rebuild ran alone.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(refused.0, 1, "{}", refused.1);
+    assert!(
+        refused.1.contains("is run by worker `busy-worker` now"),
+        "{}",
+        refused.1
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopped = worker.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&stopped.stdout);
+    assert!(
+        stopped.status.success() && said.contains("leases released"),
+        "{said}"
+    );
+    let (ok, rebuilt) = host(&[
+        "projections",
+        "rebuild",
+        "incidents/incident_board",
+        "--data",
+        data_arg,
+    ]);
+    assert!(
+        ok && rebuilt.contains("rebuilt incidents/incident_board"),
+        "{rebuilt}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+}

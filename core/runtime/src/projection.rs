@@ -52,6 +52,14 @@ pub enum ProjectionRunError {
         projection: String,
         source: sqlx::Error,
     },
+    #[error(
+        "projection `{projection}` is run by worker `{holder}` now, and a rebuild would race it: stop that worker, or wait until its lease ends"
+    )]
+    Held { projection: String, holder: String },
+    #[error(
+        "projection `{projection}`: another worker stored its state during the rebuild, so the rebuild stored nothing; run it again"
+    )]
+    Overtaken { projection: String },
     #[error("projection `{projection}`: stored row {table}/{key} is not JSON: {reason}")]
     CorruptRow {
         projection: String,
@@ -460,11 +468,23 @@ impl ProjectionRunner {
 
     /// Drops the state and replays the log in canonical order up to the last event a
     /// follower can reach; the new rows replace the old ones, with the checkpoint, in one
-    /// transaction.
+    /// transaction. Under leases it runs only while it holds the projection's lease; a
+    /// rebuild another worker's write overtook stores nothing and says so.
     pub async fn rebuild(&mut self) -> Result<(), ProjectionRunError> {
+        if let Err(holder) = self.hold_lease().await? {
+            return Err(ProjectionRunError::Held {
+                projection: self.label(),
+                holder,
+            });
+        }
         self.rebuild_state().await?;
         self.checkpoint.rebuilds += 1;
-        self.persist().await.map(drop)
+        match self.persist().await? {
+            Written::Stored => Ok(()),
+            Written::Superseded | Written::LeaseLost => Err(ProjectionRunError::Overtaken {
+                projection: self.label(),
+            }),
+        }
     }
 
     /// Applies one event; `false` when it was quarantined instead.
