@@ -230,6 +230,22 @@ impl Backend {
         }
     }
 
+    /// Another worker's store on `test`'s database as it is (nothing cleared): its own
+    /// connections, which it can lose all at once, as a killed process does.
+    pub async fn another_worker(self, test: &str) -> EventStore {
+        let db = match self {
+            Backend::Sqlite => Db::open_sqlite(&sqlite_path(test))
+                .await
+                .expect("open SQLite"),
+            Backend::Postgres => Db::connect_postgres(&database_url(), Some(&schema_of(test)))
+                .await
+                .expect("connect to the test schema"),
+        };
+        EventStore::open(db, linked_registry())
+            .await
+            .expect("open the event store")
+    }
+
     /// An event store with every example pack's types, on an empty database.
     pub async fn store(self, test: &str) -> EventStore {
         EventStore::open(self.db(test).await, linked_registry())

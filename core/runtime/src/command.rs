@@ -40,6 +40,9 @@ pub struct Receipt {
     pub command_id: CommandId,
     pub outcome: CommandOutcome,
     pub event_ids: Vec<EventId>,
+    /// The capability state its check relied on (the capability's last event), as the
+    /// command's record keeps it.
+    pub capability_state_ref: String,
     /// The outcome recorded when this command was first submitted.
     pub replayed: bool,
 }
@@ -133,12 +136,12 @@ impl CommandBus {
         if let Some(receipt) = self.recorded(&command.command_id).await? {
             return Ok(receipt);
         }
-        self.authorize(command, capability_id).await?;
+        let state_ref = self.authorize(command, capability_id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .decide_and_record(command, capability_id, expected)
+                .decide_and_record(command, capability_id, &state_ref, expected)
                 .await
             {
                 Err(BusError::Append(AppendError::Conflict { actual, .. }))
@@ -182,13 +185,14 @@ impl CommandBus {
         Ok(Cow::Owned(command.with_payload(payload)))
     }
 
-    /// Checks the command's capability now. A denial is not a decision (the same command
-    /// may pass once the capability allows it) but leaves a `CapabilityDenied` receipt.
+    /// Checks the command's capability now: the state the allowing check relied on. A
+    /// denial is not a decision (the same command may pass once the capability allows it)
+    /// but leaves a `CapabilityDenied` receipt.
     async fn authorize(
         &self,
         command: &CommandEnvelope,
         capability_id: CapabilityId,
-    ) -> Result<(), BusError> {
+    ) -> Result<String, BusError> {
         let safety = self
             .store
             .registry()
@@ -213,7 +217,7 @@ impl CommandBus {
         let now = Timestamp::now();
         let decision = self.authority.check(capability_id, &action, now);
         if decision.allowed {
-            return Ok(());
+            return Ok(decision.state_ref);
         }
         let reason = decision
             .reason
@@ -248,6 +252,7 @@ impl CommandBus {
         &self,
         command: &CommandEnvelope,
         capability_id: CapabilityId,
+        capability_state_ref: &str,
         expected: Option<i64>,
     ) -> Result<Receipt, BusError> {
         let history = self.store.read_stream(&command.target_ref).await?;
@@ -353,6 +358,7 @@ impl CommandBus {
                 .expect("a dedupe scope is plain JSON"),
             envelope: serde_json::to_string(command).expect("an envelope is plain JSON"),
             capability_id: capability_id.to_string(),
+            capability_state_ref: capability_state_ref.to_owned(),
             outcome: match outcome {
                 CommandOutcome::Accepted => "accepted",
                 CommandOutcome::Rejected { .. } => "rejected",
@@ -376,6 +382,7 @@ impl CommandBus {
             command_id: command.command_id,
             outcome,
             event_ids,
+            capability_state_ref: capability_state_ref.to_owned(),
             replayed: false,
         })
     }
@@ -441,17 +448,20 @@ impl CommandBus {
     /// The outcome recorded for `command_id`, if it was decided before.
     async fn recorded(&self, command_id: &CommandId) -> Result<Option<Receipt>, BusError> {
         let row = crate::command_log::outcome_of(self.store.db(), &command_id.to_string()).await?;
-        Ok(row.map(|(outcome, reason, event_ids)| Receipt {
-            command_id: *command_id,
-            outcome: match outcome.as_str() {
-                "accepted" => CommandOutcome::Accepted,
-                _ => CommandOutcome::Rejected {
-                    reason: reason.unwrap_or_default(),
+        Ok(row.map(
+            |(outcome, reason, event_ids, capability_state_ref)| Receipt {
+                command_id: *command_id,
+                outcome: match outcome.as_str() {
+                    "accepted" => CommandOutcome::Accepted,
+                    _ => CommandOutcome::Rejected {
+                        reason: reason.unwrap_or_default(),
+                    },
                 },
+                event_ids: serde_json::from_str(&event_ids).unwrap_or_default(),
+                capability_state_ref,
+                replayed: true,
             },
-            event_ids: serde_json::from_str(&event_ids).unwrap_or_default(),
-            replayed: true,
-        }))
+        ))
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) struct CommandRecord {
     pub dedupe_scope: String,
     pub envelope: String,
     pub capability_id: String,
+    /// The capability state the check relied on (its last event).
+    pub capability_state_ref: String,
     pub outcome: &'static str,
     pub reason: Option<String>,
     pub event_ids: String,
@@ -23,8 +25,8 @@ pub(crate) struct CommandRecord {
 impl AtomicWrite for CommandRecord {
     fn statement(&self) -> &'static str {
         "INSERT INTO core_commands (command_id, command_type, target_ref, dedupe_scope, \
-         envelope, capability_id, outcome, reason, event_ids, recorded_at_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+         envelope, capability_id, outcome, reason, event_ids, recorded_at_us, capability_state_ref) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     }
 
     fn binds(&self) -> Vec<Bind<'_>> {
@@ -39,17 +41,19 @@ impl AtomicWrite for CommandRecord {
             Bind::MaybeText(self.reason.as_deref()),
             Bind::Text(&self.event_ids),
             Bind::Now,
+            Bind::Text(&self.capability_state_ref),
         ]
     }
 }
 
-/// The recorded outcome of `command_id`: `(outcome, reason, event ids as JSON)`.
+/// The recorded outcome of `command_id`: `(outcome, reason, event ids as JSON, capability
+/// state ref)`.
 pub(crate) async fn outcome_of(
     db: &Db,
     command_id: &str,
-) -> Result<Option<(String, Option<String>, String)>, sqlx::Error> {
+) -> Result<Option<(String, Option<String>, String, String)>, sqlx::Error> {
     on_db!(db, pool => {
-        sqlx::query_as("SELECT outcome, reason, event_ids FROM core_commands WHERE command_id = $1")
+        sqlx::query_as("SELECT outcome, reason, event_ids, capability_state_ref FROM core_commands WHERE command_id = $1")
             .bind(command_id)
             .fetch_optional(pool)
             .await

@@ -3,6 +3,7 @@
 //! optimistic concurrency on the target.
 
 use ops_contract_incidents::AcknowledgeIncident;
+use ops_core::capability::Scope;
 use ops_core::envelope::{Causation, CommandOutcome, EventEnvelope};
 use ops_core::handler::{Decided, Handler, PastEvent};
 use ops_core_runtime::command::{BusError, CommandBus, history_seen_by};
@@ -126,6 +127,26 @@ async fn accepted_commands_store_their_events_with_the_outcome(backend: Backend)
         .map(|stored| (stored.envelope.source_sequence, stored.stream_version))
         .collect();
     assert_eq!(places, [(Some(1), 1), (Some(2), 2)]);
+    // The record names the capability state the check relied on: the responder's grant,
+    // and a replay reads the same.
+    let granted = EventEnvelope::new(
+        &ops_tests::commands::grant(capability(), ops_tests::responder(), Scope::everything()),
+        ops_tests::origin(&capability().to_string()),
+    )
+    .unwrap();
+    assert_eq!(
+        acknowledged.capability_state_ref,
+        granted.event_id.to_string()
+    );
+    let replayed = bus
+        .submit(&acknowledge("INC-1", "U042"), capability(), Some(1))
+        .await
+        .unwrap();
+    assert!(replayed.replayed);
+    assert_eq!(
+        replayed.capability_state_ref,
+        acknowledged.capability_state_ref
+    );
 }
 
 async fn a_command_is_decided_once(backend: Backend) {

@@ -82,12 +82,22 @@ async fn three_workers_one_killed_end_as_one_worker_does(backend: Backend) {
     );
 
     let shared = backend.store("three_workers_shared").await;
-    // Three workers at once, interleaved at every wait on the database; the third is
-    // killed mid-run (its future dropped wherever it is, transactions open or not).
-    let killed = tokio::time::timeout(
-        std::time::Duration::from_millis(150),
-        work(shared.clone(), source.clone()),
-    );
+    // Three workers at once, interleaved at every wait on the database; the third, on
+    // its own connections, is killed mid-run: its future dropped wherever it is,
+    // transactions open or not, then its connections closed, as a killed process loses
+    // them (a connection it left inside a transaction is never another worker's).
+    let doomed = backend.another_worker("three_workers_shared").await;
+    let killed = async {
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(150),
+            work(doomed.clone(), source.clone()),
+        )
+        .await;
+        // At once: a dropped future can leave its connection inside a transaction that
+        // holds SQLite's write lock until the connection closes.
+        doomed.db().close().await;
+        cut
+    };
     let ((), (), cut) = tokio::join!(
         work(shared.clone(), source.clone()),
         work(shared.clone(), source.clone()),
