@@ -88,9 +88,10 @@ pub(crate) enum Command {
         /// `CONNECTOR=DIR`: read that connector's JSON-lines source from DIR.
         #[arg(long = "source", value_name = "CONNECTOR=DIR")]
         sources: Vec<String>,
-        /// `DESTINATION=URL`: post that destination's effects to URL.
-        #[arg(long = "webhook", value_name = "DESTINATION=URL")]
-        webhooks: Vec<String>,
+        /// The destinations to post effects to, with their fences (`ops.toml`; `ops-host
+        /// config check` reads one). Without it no destination is served: effects wait.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// How long a claimed effect, projection, reaction or connector stream is this
         /// worker's; after a crash, another worker (or this one restarted) takes it over
         /// once the lease ends. A worker that stops (Ctrl-C) releases its leases at once.
@@ -102,6 +103,11 @@ pub(crate) enum Command {
         worker_id: Option<String>,
         #[command(flatten)]
         storage: Storage,
+    },
+    /// The configuration file (`ops.toml`): destinations and their fences.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Whether each installed pack, contract module and tool is the active, signed release
     /// of its artifact. Exit 1 when one is not.
@@ -151,6 +157,15 @@ pub(crate) struct Storage {
     /// connection's default.
     #[arg(long, value_name = "NAME", requires = "database")]
     pub schema: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Reads the file and prints what it declares, or what is wrong and where (exit 2).
+    Check {
+        #[arg(long, value_name = "FILE", default_value = "ops.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]

@@ -10,9 +10,10 @@ use ops_core_runtime::db::Db;
 use ops_core_runtime::store::EventStore;
 
 use crate::cli::{
-    CapabilitiesCommand, Command, LogCommand, PacksCommand, ProjectionsCommand, RegistryCommand,
-    SagasCommand, Storage,
+    CapabilitiesCommand, Command, ConfigCommand, LogCommand, PacksCommand, ProjectionsCommand,
+    RegistryCommand, SagasCommand, Storage,
 };
+use crate::config::Config;
 use crate::{
     capabilities, demo, lineage, releases, retention, runtime_demo, sagas, status, worker,
 };
@@ -154,7 +155,7 @@ pub(crate) fn run(
             aging,
             retention_every,
             sources,
-            webhooks,
+            config,
             lease_ms,
             worker_id,
             storage,
@@ -170,7 +171,10 @@ pub(crate) fn run(
                     .into_iter()
                     .map(|(id, dir)| (id, PathBuf::from(dir)))
                     .collect(),
-                webhooks: pairs("--webhook", &webhooks)?,
+                fences: match &config {
+                    Some(path) => Config::load(path)?,
+                    None => Config::default(),
+                },
                 lease: std::time::Duration::from_millis(lease_ms),
                 worker_id: worker_id.unwrap_or_else(worker::default_worker_id),
             };
@@ -178,6 +182,14 @@ pub(crate) fn run(
             worker::run(store, options, &mut std::io::stdout().lock()).await?;
             Ok(Ended::Done)
         }),
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => {
+            for line in Config::load(&config)?.describe() {
+                println!("{line}");
+            }
+            Ok(Ended::Done)
+        }
         Command::Releases { storage } => block_on(async move {
             let store = storage.store(registry).await?;
             Ok(

@@ -7,6 +7,7 @@
 mod capabilities;
 mod cli;
 mod commands;
+mod config;
 mod demo;
 mod lineage;
 mod releases;

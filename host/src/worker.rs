@@ -31,7 +31,7 @@ use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
-use ops_core_runtime::egress::{Dispatcher, Gateway, pending_destinations};
+use ops_core_runtime::egress::{Dispatcher, pending_destinations};
 use ops_core_runtime::governance::Policies;
 use ops_core_runtime::leases::Leases;
 use ops_core_runtime::projection::ProjectionRunner;
@@ -41,6 +41,8 @@ use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::WebhookExecutor;
+
+use crate::config::Config;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// What the host's reactions may spend: a call per proposed command.
@@ -72,8 +74,9 @@ pub struct WorkerOptions {
     pub retention: RetentionPolicy,
     /// Connector id → the directory of its JSON-lines source.
     pub sources: BTreeMap<String, PathBuf>,
-    /// Destination → the URL its effects are posted to.
-    pub webhooks: BTreeMap<String, String>,
+    /// The destinations it posts effects to and their fences (`ops.toml`); a destination
+    /// not declared there is not served.
+    pub fences: Config,
     /// How long a claimed effect, projection, reaction or connector stream is this
     /// worker's before another may take it over.
     pub lease: Duration,
@@ -253,7 +256,7 @@ impl Worker {
         let served = pending_destinations(&self.store)
             .await?
             .iter()
-            .any(|destination| self.options.webhooks.contains_key(destination));
+            .any(|destination| self.options.fences.destinations.contains_key(destination));
         if served {
             due.push((
                 "dispatch".to_owned(),
@@ -316,11 +319,10 @@ impl Worker {
             Work::Dispatch => {
                 // The policies active now, with today's counts so far.
                 self.policies.refresh().await?;
-                let gateway = Gateway {
-                    policies: vec![Box::new(self.policies.active_approvals().await?)],
-                    max_attempts: Some(5),
-                    ..Gateway::default()
-                };
+                let gateway = self
+                    .options
+                    .fences
+                    .gateway(vec![Box::new(self.policies.active_approvals().await?)]);
                 let mut dispatcher = Dispatcher::new(
                     self.store.clone(),
                     &self.options.worker_id,
@@ -328,10 +330,10 @@ impl Worker {
                     Arc::new(self.capabilities.clone()),
                 )
                 .with_lease(self.options.lease);
-                for (destination, url) in &self.options.webhooks {
+                for (destination, url) in self.options.fences.webhooks() {
                     dispatcher = dispatcher.with_executor(
-                        destination,
-                        Box::new(WebhookExecutor::new(url).map_err(anyhow::Error::msg)?),
+                        &destination,
+                        Box::new(WebhookExecutor::new(&url).map_err(anyhow::Error::msg)?),
                     );
                 }
                 let report = dispatcher.dispatch(100).await?;

@@ -280,16 +280,25 @@ fn sev1_ticket(n: u32) -> String {
     )
 }
 
-/// `ops-host run` arguments for `data`, its source and `webhook`, then `extra`.
+/// `ops-host run` arguments for `data`, its source and an `ops.toml` that sends the
+/// on-call's effects to `webhook`, then `extra`.
 fn worker_args(data: &Path, webhook: &str, extra: &[&str]) -> Vec<String> {
+    let config = data.join("ops.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nattempts = 5\n\n[destinations.\"webhook.oncall\"]\nurl = \"{webhook}\"\nquota = {{ effects = 1000, per_seconds = 86400 }}\n"
+        ),
+    )
+    .unwrap();
     let mut args: Vec<String> = [
         "run",
         "--data",
         data.to_str().unwrap(),
         "--source",
         &format!("tickets={}", data.join("source").display()),
-        "--webhook",
-        &format!("webhook.oncall={webhook}"),
+        "--config",
+        config.to_str().unwrap(),
     ]
     .iter()
     .map(|arg| (*arg).to_owned())
@@ -597,6 +606,94 @@ fn a_rebuild_waits_for_the_worker_that_runs_the_projection() {
     assert!(
         ok && rebuilt.contains("rebuilt incidents/incident_board"),
         "{rebuilt}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// `ops.toml` is read fail closed: `config check` says what it declares, and what is wrong
+/// is named with the file and its place (exit 2).
+#[test]
+fn config_check_reads_the_fences_and_names_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("ops-host-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ops.toml");
+    let check = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        host_exit(&["config", "check", "--config", file.to_str().unwrap()])
+    };
+    let (code, said) = check(
+        "[gateway]\nhold_seconds = 60\nattempts = 3\n\n[destinations.pager]\nurl = \"https://pager.example/hook\"\nquota = { effects = 10, per_seconds = 3600 }\nkilled = true\n",
+    );
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("gateway: running, irreversible effects held 60 s, 3 attempts")
+            && said.contains(
+                "destination pager: https://pager.example/hook at most 10 effects per 3600 s, STOPPED"
+            ),
+        "{said}"
+    );
+    for (text, says) in [
+        (
+            "[destinations.pager]\nurl = \"https://pager.example/hook\"\n",
+            "missing field `quota`",
+        ),
+        (
+            "[destinations.pager]\nurl = \"https://pager.example/hook\"\nquota = { effects = 1, per_seconds = 60 }\nkill = true\n",
+            "unknown field `kill`",
+        ),
+        (
+            "[destinations.pager]\nurl = \"ftp://pager.example\"\nquota = { effects = 1, per_seconds = 60 }\n",
+            "`destinations.\"pager\"`.url `ftp://pager.example` is not an http or https URL",
+        ),
+        (
+            "[destinations.pager]\nurl = \"https://pager.example\"\nquota = { effects = 0, per_seconds = 60 }\n",
+            "`destinations.\"pager\"`.quota allows nothing",
+        ),
+    ] {
+        let (code, said) = check(text);
+        assert_eq!(code, 2, "{text}: {said}");
+        assert!(
+            said.contains(&file.display().to_string()) && said.contains(says),
+            "{text}: {said}"
+        );
+    }
+    let (code, said) = check("[destinations.pager]\nurl = \"https://pager.example/hook\"\n");
+    assert!(code == 2 && said.contains("(line 1)"), "{said}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The worker's gateway has the fences `ops.toml` declares: over its quota, the on-call's
+/// next effect is refused with its receipt, and `status` shows it (exit 1).
+#[test]
+fn the_worker_keeps_the_quota_its_configuration_declares() {
+    let data = demo_with_new_tickets("worker-quota", &[sev1_ticket(300), sev1_ticket(301)]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime
+        .block_on(ops_host::webhook::WebhookSink::start())
+        .unwrap();
+    let args = worker_args(
+        &data,
+        &sink.url(),
+        &["--ticks", "6", "--interval-ms", "1", "--jobs-per-tick", "8"],
+    );
+    // The demo's effect and one more within the day, then no more.
+    std::fs::write(
+        data.join("ops.toml"),
+        format!(
+            "[destinations.\"webhook.oncall\"]\nurl = \"{}\"\nquota = {{ effects = 2, per_seconds = 86400 }}\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{worked}");
+    assert_eq!(sink.deliveries().len(), 1, "{worked}");
+    let (code, status) = host_exit(&["status", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 1, "{status}");
+    assert!(
+        status.contains("1 refused") && status.contains("REFUSED effect of command"),
+        "{status}"
     );
     std::fs::remove_dir_all(&data).unwrap();
 }

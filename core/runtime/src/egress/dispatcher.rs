@@ -111,8 +111,9 @@ impl Dispatcher {
         let mut under_way: Vec<EventEnvelope> = Vec::new();
         // A policy's approval is kept on the row too, so a later attempt is approved already.
         let mut approvals: Vec<(String, String)> = Vec::new();
+        let mut in_batch = Allowed::default();
         for effect in claimed {
-            match self.gate(&effect).await {
+            match self.gate(&effect, &in_batch).await {
                 Err((check, reason)) => closing.push((effect, Outcome::Refused { check, reason })),
                 Ok((approval, capability)) => {
                     if let (
@@ -135,6 +136,7 @@ impl Dispatcher {
                         ));
                     }
                     under_way.push(effect.step(EffectState::Dispatched).event());
+                    in_batch.count(&effect);
                     allowed.push((effect, approval, capability));
                 }
             }
@@ -261,7 +263,13 @@ impl Dispatcher {
 
     /// The checks of A5, in order, on the facts they need read now; the first that fails
     /// refuses the effect.
-    async fn gate(&self, effect: &Effect) -> Result<(Approval, Decision), (Check, String)> {
+    /// `in_batch`: the effects allowed before it in this batch, which count against the
+    /// quotas as if executed already (they are, before the batch closes).
+    async fn gate(
+        &self,
+        effect: &Effect,
+        in_batch: &Allowed,
+    ) -> Result<(Approval, Decision), (Check, String)> {
         let now = Timestamp::now();
         // Enforcement asks about now; the receipt names the state it relied on.
         let decision = self.authority.check(
@@ -280,6 +288,7 @@ impl Dispatcher {
             Some((_, window)) => Some(
                 self.executed_since(&effect.destination, *window)
                     .await
+                    .map(|used| used + in_batch.at(&effect.destination))
                     .map_err(unreadable),
             ),
             None => None,
@@ -288,6 +297,7 @@ impl Dispatcher {
             Some((_, window)) => Some(
                 self.executed_by_since(&effect.actor, window)
                     .await
+                    .map(|used| used + in_batch.by(&effect.actor))
                     .map_err(unreadable),
             ),
             None => None,
@@ -416,6 +426,41 @@ impl Dispatcher {
                 id: closing[0].0.id,
                 source,
             })
+    }
+}
+
+/// The effects one batch has allowed so far, per destination and per requester.
+#[derive(Default)]
+struct Allowed {
+    destinations: BTreeMap<String, i64>,
+    actors: Vec<(Actor, i64)>,
+}
+
+impl Allowed {
+    fn count(&mut self, effect: &Effect) {
+        *self
+            .destinations
+            .entry(effect.destination.clone())
+            .or_default() += 1;
+        match self
+            .actors
+            .iter_mut()
+            .find(|(actor, _)| *actor == effect.actor)
+        {
+            Some((_, count)) => *count += 1,
+            None => self.actors.push((effect.actor.clone(), 1)),
+        }
+    }
+
+    fn at(&self, destination: &str) -> i64 {
+        self.destinations.get(destination).copied().unwrap_or(0)
+    }
+
+    fn by(&self, actor: &Actor) -> i64 {
+        self.actors
+            .iter()
+            .find(|(counted, _)| counted == actor)
+            .map_or(0, |(_, count)| *count)
     }
 }
 

@@ -1,0 +1,184 @@
+//! `ops.toml`: where the worker's effects go and the fences around them. Every destination
+//! the worker posts to is declared with its URL and its quota, fail closed: there is no
+//! default quota, and a destination not declared is not served. `ops-host config check`
+//! reads a file and says what it declares, or what is wrong and where.
+//!
+//! ```toml
+//! [gateway]
+//! kill_all = false      # stop every effect
+//! hold_seconds = 0      # an irreversible effect waits this long, cancellable meanwhile
+//! attempts = 5          # unconfirmed attempts before an effect fails
+//!
+//! [destinations."webhook.oncall"]
+//! url = "http://127.0.0.1:8080/oncall"
+//! quota = { effects = 20, per_seconds = 86400 }
+//! killed = false        # stop this destination's effects
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use ops_core_runtime::egress::{ApprovalPolicy, Gateway};
+use serde::Deserialize;
+
+use crate::commands::BadInput;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    #[serde(default)]
+    pub destinations: BTreeMap<String, Destination>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    #[serde(default)]
+    pub kill_all: bool,
+    #[serde(default)]
+    pub hold_seconds: u64,
+    /// `None`: an effect is tried until it is confirmed.
+    pub attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub url: String,
+    pub quota: Quota,
+    #[serde(default)]
+    pub killed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// At most this many executed effects…
+    pub effects: i64,
+    /// …in any window of this many seconds.
+    pub per_seconds: u64,
+}
+
+impl Config {
+    /// Reads and checks `path`; what is wrong is bad input, named with its place.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| BadInput(format!("reading {}: {error}", path.display())))?;
+        let config: Config = toml::from_str(&text).map_err(|error| {
+            BadInput(
+                format!("{}: {}", path.display(), error.message())
+                    + &error
+                        .span()
+                        .map(|span| format!(" (line {})", line_of(&text, span.start)))
+                        .unwrap_or_default(),
+            )
+        })?;
+        config.check().map_err(|problem| {
+            anyhow::Error::new(BadInput(format!("{}: {problem}", path.display())))
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.gateway.attempts == Some(0) {
+            return Err(
+                "`gateway.attempts` is 0; give at least 1, or leave it out to try until confirmed"
+                    .to_owned(),
+            );
+        }
+        for (name, destination) in &self.destinations {
+            let at = format!("`destinations.\"{name}\"`");
+            let uri: hyper::Uri = destination
+                .url
+                .parse()
+                .map_err(|error| format!("{at}.url `{}` is not a URL: {error}", destination.url))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) {
+                return Err(format!(
+                    "{at}.url `{}` is not an http or https URL",
+                    destination.url
+                ));
+            }
+            if destination.quota.effects <= 0 || destination.quota.per_seconds == 0 {
+                return Err(format!(
+                    "{at}.quota allows nothing; give `effects` and `per_seconds` above 0"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Destination → the URL its effects are posted to.
+    pub fn webhooks(&self) -> BTreeMap<String, String> {
+        self.destinations
+            .iter()
+            .map(|(name, destination)| (name.clone(), destination.url.clone()))
+            .collect()
+    }
+
+    /// The gateway these fences make, with `policies` to approve effects.
+    pub fn gateway(&self, policies: Vec<Box<dyn ApprovalPolicy>>) -> Gateway {
+        Gateway {
+            kill_all: self.gateway.kill_all,
+            killed: self
+                .destinations
+                .iter()
+                .filter(|(_, destination)| destination.killed)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            quotas: self
+                .destinations
+                .iter()
+                .map(|(name, destination)| {
+                    (
+                        name.clone(),
+                        (
+                            destination.quota.effects,
+                            Duration::from_secs(destination.quota.per_seconds),
+                        ),
+                    )
+                })
+                .collect(),
+            policies,
+            hold: Duration::from_secs(self.gateway.hold_seconds),
+            max_attempts: self.gateway.attempts,
+            ..Gateway::default()
+        }
+    }
+
+    /// What it declares, a line each, for `config check`.
+    pub fn describe(&self) -> Vec<String> {
+        let gateway = &self.gateway;
+        let mut lines = vec![format!(
+            "gateway: {}, irreversible effects held {} s, {}",
+            if gateway.kill_all {
+                "EVERYTHING STOPPED"
+            } else {
+                "running"
+            },
+            gateway.hold_seconds,
+            gateway
+                .attempts
+                .map_or("tried until confirmed".to_owned(), |n| format!(
+                    "{n} attempts"
+                ))
+        )];
+        lines.extend(self.destinations.iter().map(|(name, destination)| {
+            format!(
+                "destination {name}: {} at most {} effects per {} s{}",
+                destination.url,
+                destination.quota.effects,
+                destination.quota.per_seconds,
+                if destination.killed { ", STOPPED" } else { "" }
+            )
+        }));
+        lines
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
