@@ -23,7 +23,7 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::db::Db;
-use ops_core_runtime::egress::{Dispatcher, Gateway, pending_destinations};
+use ops_core_runtime::egress::{Dispatcher, pending_destinations};
 use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
@@ -132,7 +132,7 @@ pub async fn run(
             )?;
         }
     }
-    let capabilities = reactions_and_egress(&store, out).await?;
+    let capabilities = reactions_and_egress(&store, data_dir, out).await?;
     let host_capability = CapabilityId::of("host.demo")?;
     crate::story_demo::delegation(&capabilities, out).await?;
     crate::story_demo::erasure(&store, host_capability, out).await?;
@@ -143,6 +143,7 @@ pub async fn run(
 
 async fn reactions_and_egress(
     store: &EventStore,
+    data_dir: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<Capabilities> {
     writeln!(out, "\n== capabilities")?;
@@ -223,23 +224,37 @@ async fn reactions_and_egress(
 
     writeln!(out, "\n== egress")?;
     let sink = WebhookSink::start().await?;
-    let destinations = pending_destinations(store).await?;
-    let gateway = Gateway {
-        policies: vec![Box::new(approvals)],
-        max_attempts: Some(3),
-        ..Gateway::default()
-    };
+    // The demo's fences, as an operator declares them: written next to the log, read
+    // back like any `ops.toml`, and the gateway built from them.
+    let config_path = data_dir.join("ops.toml");
+    let mut declared = String::from(
+        "# The demo's ops.toml: each destination its effects go to, with its fences.\n\
+         # Its URLs are the demo's own local endpoint, which lives only while the demo runs.\n\
+         [gateway]\nattempts = 3\n",
+    );
+    for destination in pending_destinations(store).await? {
+        declared.push_str(&format!(
+            "\n[destinations.\"{destination}\"]\nurl = \"{}\"\nquota = {{ effects = 100, per_seconds = 86400 }}\n",
+            sink.url()
+        ));
+    }
+    std::fs::write(&config_path, declared)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let config = crate::config::Config::load(&config_path)?;
+    writeln!(out, "fences read from {}:", config_path.display())?;
+    for line in config.describe() {
+        writeln!(out, "  {line}")?;
+    }
     let mut dispatcher = Dispatcher::new(
         store.clone(),
         "demo",
-        gateway,
+        config.gateway(vec![Box::new(approvals)]),
         Arc::new(capabilities.clone()),
     );
-    for destination in &destinations {
-        writeln!(out, "destination {destination} -> {}", sink.url())?;
+    for (destination, url) in config.webhooks() {
         dispatcher = dispatcher.with_executor(
-            destination,
-            Box::new(WebhookExecutor::new(&sink.url()).map_err(anyhow::Error::msg)?),
+            &destination,
+            Box::new(WebhookExecutor::new(&url).map_err(anyhow::Error::msg)?),
         );
     }
     let report = dispatcher.dispatch(100).await?;
