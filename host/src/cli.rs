@@ -104,6 +104,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// External effects: list them, approve or cancel one (each receipted like any action).
+    Effects {
+        #[command(subcommand)]
+        command: EffectsCommand,
+    },
+    /// What the runtime set aside because it could not read or apply it.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// The configuration file (`ops.toml`): destinations and their fences.
     Config {
         #[command(subcommand)]
@@ -157,6 +167,59 @@ pub(crate) struct Storage {
     /// connection's default.
     #[arg(long, value_name = "NAME", requires = "database")]
     pub schema: Option<String>,
+}
+
+/// How a list prints: for people, or for scripts.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum EffectsCommand {
+    /// Every external effect with its state and the steps it went through.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Approve a pending effect as `--by` (not its requester); exit 1 when refused.
+    Approve {
+        /// The command whose effect it is (`cmd_…`).
+        command: String,
+        /// `human:ID`, `service:ID` or `agent:ID`.
+        #[arg(long)]
+        by: String,
+        /// An RFC 3339 time after which the approval no longer counts.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Cancel a pending effect no dispatcher holds (one waiting out its hold, say): it is
+    /// refused with a receipt naming `--by` and `--reason`; exit 1 when there is none.
+    Cancel {
+        command: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum QuarantineCommand {
+    /// Every record set aside, with its origin, reference and reason.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Subcommand)]

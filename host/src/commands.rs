@@ -10,12 +10,12 @@ use ops_core_runtime::db::Db;
 use ops_core_runtime::store::EventStore;
 
 use crate::cli::{
-    CapabilitiesCommand, Command, ConfigCommand, LogCommand, PacksCommand, ProjectionsCommand,
-    RegistryCommand, SagasCommand, Storage,
+    CapabilitiesCommand, Command, ConfigCommand, EffectsCommand, LogCommand, PacksCommand,
+    ProjectionsCommand, QuarantineCommand, RegistryCommand, SagasCommand, Storage,
 };
 use crate::config::Config;
 use crate::{
-    capabilities, demo, lineage, releases, retention, runtime_demo, sagas, status, worker,
+    capabilities, demo, effects, lineage, releases, retention, runtime_demo, sagas, status, worker,
 };
 
 /// How a command ended, besides an error: done (exit 0), or it found something refused or
@@ -180,6 +180,40 @@ pub(crate) fn run(
             };
             let store = storage.working_store(registry).await?;
             worker::run(store, options, &mut std::io::stdout().lock()).await?;
+            Ok(Ended::Done)
+        }),
+        Command::Effects { command } => block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                EffectsCommand::List { format, storage } => {
+                    effects::list(&storage.store(registry).await?, format, out).await?;
+                    Ok(Ended::Done)
+                }
+                EffectsCommand::Approve {
+                    command,
+                    by,
+                    until,
+                    storage,
+                } => {
+                    let store = storage.store(registry).await?;
+                    effects::approve_effect(&store, &command, &by, until.as_deref(), out).await
+                }
+                EffectsCommand::Cancel {
+                    command,
+                    by,
+                    reason,
+                    storage,
+                } => {
+                    let store = storage.store(registry).await?;
+                    effects::cancel_effect(&store, &command, &by, &reason, out).await
+                }
+            }
+        }),
+        Command::Quarantine {
+            command: QuarantineCommand::List { format, storage },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            effects::list_quarantine(&store, format, &mut std::io::stdout().lock()).await?;
             Ok(Ended::Done)
         }),
         Command::Config {

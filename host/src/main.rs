@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod config;
 mod demo;
+mod effects;
 mod lineage;
 mod releases;
 mod retention;

@@ -697,3 +697,107 @@ fn the_worker_keeps_the_quota_its_configuration_declares() {
     );
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// The operator's hands on effects: a worker with no destinations leaves the on-call's
+/// effect pending; `effects list --format json` shows it, its requester cannot approve it,
+/// an operator can, and cancelling it refuses it with a receipt. `quarantine list` shows
+/// what the sample export's malformed record was set aside for.
+#[test]
+fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
+    let data = demo_with_new_tickets("effects-verbs", &[sev1_ticket(400)]);
+    let data_arg = data.to_str().unwrap();
+    let source = format!("tickets={}", data.join("source").display());
+    let (ok, worked) = host(&[
+        "run",
+        "--data",
+        data_arg,
+        "--source",
+        &source,
+        "--ticks",
+        "2",
+        "--interval-ms",
+        "1",
+    ]);
+    assert!(ok, "{worked}");
+    let (ok, listed) = host(&["effects", "list", "--format", "json", "--data", data_arg]);
+    assert!(ok, "{listed}");
+    let effects: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    let pending: Vec<&serde_json::Value> = effects
+        .iter()
+        .filter(|effect| effect["state"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{listed}");
+    let command = pending[0]["command_id"].as_str().unwrap().to_owned();
+
+    let (code, said) = host_exit(&[
+        "effects",
+        "approve",
+        &command,
+        "--by",
+        "service:pack.notify",
+        "--data",
+        data_arg,
+    ]);
+    assert!(
+        code == 1 && said.contains("nobody approves their own effect"),
+        "{said}"
+    );
+    let (code, said) = host_exit(&[
+        "effects",
+        "approve",
+        &command,
+        "--by",
+        "human:operator@example.com",
+        "--data",
+        data_arg,
+    ]);
+    assert!(code == 0 && said.contains("approved"), "{said}");
+    let (code, said) = host_exit(&[
+        "effects",
+        "cancel",
+        &command,
+        "--by",
+        "human:operator@example.com",
+        "--reason",
+        "paged by phone instead",
+        "--data",
+        data_arg,
+    ]);
+    assert!(code == 0 && said.contains("receipted"), "{said}");
+    let (_, listed) = host(&["effects", "list", "--data", data_arg]);
+    let line = listed
+        .lines()
+        .find(|line| line.starts_with(&command))
+        .unwrap();
+    assert!(
+        line.contains("Refused: Pending -> Approved -> Refused")
+            && line.contains(
+                "cancelled by human `operator@example.com` before dispatch: paged by phone instead"
+            ),
+        "{listed}"
+    );
+    let (code, said) = host_exit(&[
+        "effects",
+        "approve",
+        "cmd_x",
+        "--by",
+        "human:a@b.c",
+        "--data",
+        data_arg,
+    ]);
+    assert!(
+        code == 2 && said.contains("`cmd_x` is not a command id"),
+        "{said}"
+    );
+
+    let (ok, quarantined) = host(&["quarantine", "list", "--format", "json", "--data", data_arg]);
+    assert!(ok, "{quarantined}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&quarantined).unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["origin"] == "connector:tickets/tickets"),
+        "{quarantined}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+}

@@ -55,3 +55,12 @@ pub(crate) async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
             .await
     })
 }
+
+/// Every entry, oldest first: `(origin, reference, reason, recorded_at_us)`.
+pub(crate) async fn all(db: &Db) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
+    on_db!(db, pool => {
+        sqlx::query_as("SELECT origin, reference, reason, recorded_at_us FROM core_quarantine ORDER BY id")
+            .fetch_all(pool)
+            .await
+    })
+}

@@ -955,6 +955,20 @@ impl EventStore {
     }
 
     /// Quarantined entries of `origin`, oldest first: `(reference, reason, raw)`.
+    /// Everything set aside, oldest first: `(origin, reference, reason, when)`.
+    pub async fn quarantine_entries(
+        &self,
+    ) -> Result<Vec<(String, String, String, Timestamp)>, sqlx::Error> {
+        Ok(crate::quarantine::all(&self.db)
+            .await?
+            .into_iter()
+            .map(|(origin, reference, reason, at)| {
+                let at = Timestamp::from_unix_micros(at).unwrap_or_else(Timestamp::now);
+                (origin, reference, reason, at)
+            })
+            .collect())
+    }
+
     /// How many records each origin (a connector, projection or reaction) set aside.
     pub async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
         crate::quarantine::counts(&self.db).await

@@ -1,0 +1,161 @@
+//! `ops-host effects` and `ops-host quarantine`: the operator's hands on external effects
+//! (list, approve, cancel) and a view of what was set aside. Approving and cancelling go
+//! through the runtime like any other action: an approval is a step of the effect, refused
+//! to its own requester; a cancellation is a refusal with its receipt.
+
+use std::io::Write;
+
+use ops_core::egress::Approval;
+use ops_core::id::CommandId;
+use ops_core::time::Timestamp;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::egress::{Approved, Dispatcher, Gateway, approve, effects};
+use ops_core_runtime::store::EventStore;
+use serde_json::json;
+
+use crate::capabilities::parse_actor;
+use crate::cli::Format;
+use crate::commands::{BadInput, Ended};
+
+fn command_id(text: &str) -> anyhow::Result<CommandId> {
+    text.parse().map_err(|error| {
+        anyhow::Error::new(BadInput(format!(
+            "`{text}` is not a command id (`cmd_…`): {error}"
+        )))
+    })
+}
+
+/// Every external effect with its state and steps.
+pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let all = effects(store).await?;
+    match format {
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = all
+                .iter()
+                .map(|effect| {
+                    json!({
+                        "command_id": effect.command_id,
+                        "saga": effect.correlation_id,
+                        "state": effect.state,
+                        "attempt": effect.attempt,
+                        "steps": effect.steps,
+                        "note": effect.note,
+                        "compensates": effect.compensates,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        }
+        Format::Text => {
+            for effect in &all {
+                let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
+                writeln!(
+                    out,
+                    "{} {:?}: {}{}",
+                    effect.command_id,
+                    effect.state,
+                    steps.join(" -> "),
+                    effect
+                        .note
+                        .as_deref()
+                        .map(|note| format!("; {note}"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records `by`'s approval of a pending effect, until `until` if given.
+pub async fn approve_effect(
+    store: &EventStore,
+    command: &str,
+    by: &str,
+    until: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let command_id = command_id(command)?;
+    let actor = parse_actor(by)?;
+    let until: Option<Timestamp> = match until {
+        Some(text) => Some(text.parse().map_err(|error| {
+            anyhow::Error::new(BadInput(format!(
+                "`{text}` is not an RFC 3339 time: {error}"
+            )))
+        })?),
+        None => None,
+    };
+    let approval = Approval::Actor { actor };
+    Ok(match approve(store, &command_id, &approval, until).await? {
+        Approved::Recorded => {
+            writeln!(out, "approved {command_id} by {by}")?;
+            Ended::Done
+        }
+        Approved::NotPending => {
+            writeln!(out, "refused: {command_id} has no pending effect")?;
+            Ended::Refused
+        }
+        Approved::ByRequester => {
+            writeln!(
+                out,
+                "refused: {by} asked for {command_id}, and nobody approves their own effect"
+            )?;
+            Ended::Refused
+        }
+    })
+}
+
+/// Cancels a pending effect no dispatcher holds, with a refusal receipt naming `by`.
+pub async fn cancel_effect(
+    store: &EventStore,
+    command: &str,
+    by: &str,
+    reason: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let command_id = command_id(command)?;
+    let actor = parse_actor(by)?;
+    let capabilities = Capabilities::load(store.clone()).await?;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        &format!("{}/cancel", crate::worker::default_worker_id()),
+        Gateway::default(),
+        std::sync::Arc::new(capabilities),
+    );
+    Ok(if dispatcher.cancel(&command_id, &actor, reason).await? {
+        writeln!(out, "cancelled {command_id}, receipted")?;
+        Ended::Done
+    } else {
+        writeln!(
+            out,
+            "refused: {command_id} has no pending effect that no dispatcher holds"
+        )?;
+        Ended::Refused
+    })
+}
+
+/// Everything the runtime set aside, with where it came from and why.
+pub async fn list_quarantine(
+    store: &EventStore,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let entries = store.quarantine_entries().await?;
+    match format {
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|(origin, reference, reason, at)| {
+                    json!({"origin": origin, "reference": reference, "reason": reason, "at": at})
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        }
+        Format::Text => {
+            for (origin, reference, reason, at) in &entries {
+                writeln!(out, "{at} {origin} {reference}: {reason}")?;
+            }
+        }
+    }
+    Ok(())
+}
