@@ -4,6 +4,8 @@
 //! reads a file and says what it declares, or what is wrong and where.
 //!
 //! ```toml
+//! operators = ["human:operator@example.com"]   # who may grant root capabilities
+//!
 //! [gateway]
 //! kill_all = false      # stop every effect
 //! hold_seconds = 0      # an irreversible effect waits this long, cancellable meanwhile
@@ -27,6 +29,9 @@ use crate::commands::BadInput;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The actors who may grant root capabilities (`human:ID`, `service:ID`, `agent:ID`).
+    #[serde(default)]
+    pub operators: Vec<String>,
     #[serde(default)]
     pub gateway: GatewaySettings,
     #[serde(default)]
@@ -83,6 +88,10 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        for operator in &self.operators {
+            crate::capabilities::parse_actor(operator)
+                .map_err(|error| format!("`operators` has `{operator}`: {error:#}"))?;
+        }
         if self.gateway.attempts == Some(0) {
             return Err(
                 "`gateway.attempts` is 0; give at least 1, or leave it out to try until confirmed"
@@ -108,6 +117,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The operators, as actors (checked when the file was read).
+    pub fn operators(&self) -> anyhow::Result<Vec<ops_core::envelope::Actor>> {
+        self.operators
+            .iter()
+            .map(|operator| crate::capabilities::parse_actor(operator))
+            .collect()
     }
 
     /// Destination → the URL its effects are posted to.
@@ -152,6 +169,14 @@ impl Config {
     pub fn describe(&self) -> Vec<String> {
         let gateway = &self.gateway;
         let mut lines = vec![format!(
+            "operators (may grant root capabilities): {}",
+            if self.operators.is_empty() {
+                "none".to_owned()
+            } else {
+                self.operators.join(", ")
+            }
+        )];
+        lines.push(format!(
             "gateway: {}, irreversible effects held {} s, {}",
             if gateway.kill_all {
                 "EVERYTHING STOPPED"
@@ -164,7 +189,7 @@ impl Config {
                 .map_or("tried until confirmed".to_owned(), |n| format!(
                     "{n} attempts"
                 ))
-        )];
+        ));
         lines.extend(self.destinations.iter().map(|(name, destination)| {
             format!(
                 "destination {name}: {} at most {} effects per {} s{}",

@@ -146,9 +146,16 @@ async fn reactions_and_egress(
     data_dir: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<Capabilities> {
+    // The demo's fences and operators, as an operator declares them: written next to the
+    // log and read back like any `ops.toml` (again once its destinations are known).
+    let sink = WebhookSink::start().await?;
+    let config_path = data_dir.join("ops.toml");
+    let config = write_config(&config_path, &sink.url(), &[])?;
     writeln!(out, "\n== capabilities")?;
-    let capabilities = Capabilities::load(store.clone()).await?;
-    let operator = Actor::Human(ActorId::new("operator@example.com")?);
+    let capabilities = Capabilities::load(store.clone())
+        .await?
+        .with_operators(config.operators()?);
+    let operator = Actor::Human(ActorId::new(DEMO_OPERATOR)?);
     let mut reactors = std::collections::BTreeMap::new();
     for reaction in ops_core::reaction::installed() {
         let pack = reaction.pack_id();
@@ -223,24 +230,11 @@ async fn reactions_and_egress(
         crate::story_demo::governance(store, CapabilityId::of("host.demo")?, out).await?;
 
     writeln!(out, "\n== egress")?;
-    let sink = WebhookSink::start().await?;
-    // The demo's fences, as an operator declares them: written next to the log, read
-    // back like any `ops.toml`, and the gateway built from them.
-    let config_path = data_dir.join("ops.toml");
-    let mut declared = String::from(
-        "# The demo's ops.toml: each destination its effects go to, with its fences.\n\
-         # Its URLs are the demo's own local endpoint, which lives only while the demo runs.\n\
-         [gateway]\nattempts = 3\n",
-    );
-    for destination in pending_destinations(store).await? {
-        declared.push_str(&format!(
-            "\n[destinations.\"{destination}\"]\nurl = \"{}\"\nquota = {{ effects = 100, per_seconds = 86400 }}\n",
-            sink.url()
-        ));
-    }
-    std::fs::write(&config_path, declared)
-        .with_context(|| format!("writing {}", config_path.display()))?;
-    let config = crate::config::Config::load(&config_path)?;
+    let config = write_config(
+        &config_path,
+        &sink.url(),
+        &pending_destinations(store).await?,
+    )?;
     writeln!(out, "fences read from {}:", config_path.display())?;
     for line in config.describe() {
         writeln!(out, "  {line}")?;
@@ -286,4 +280,28 @@ async fn reactions_and_egress(
     }
     crate::sagas::write_sagas(store, out).await?;
     Ok(capabilities)
+}
+
+/// The demo's operator: the one actor its `ops.toml` lets grant root capabilities.
+const DEMO_OPERATOR: &str = "operator@example.com";
+
+/// Writes the demo's `ops.toml` (its operator, and `destinations` posted to `url`) and
+/// reads it back as any host reads its configuration.
+fn write_config(
+    path: &Path,
+    url: &str,
+    destinations: &[String],
+) -> anyhow::Result<crate::config::Config> {
+    let mut text = format!(
+        "# The demo's ops.toml. Its destinations post to the demo's own local endpoint,\n\
+         # which lives only while the demo runs.\n\
+         operators = [\"human:{DEMO_OPERATOR}\"]\n\n[gateway]\nattempts = 3\n"
+    );
+    for destination in destinations {
+        text.push_str(&format!(
+            "\n[destinations.\"{destination}\"]\nurl = \"{url}\"\nquota = {{ effects = 100, per_seconds = 86400 }}\n"
+        ));
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    crate::config::Config::load(path)
 }

@@ -41,6 +41,8 @@ pub enum CapabilityError {
 pub struct Capabilities {
     store: EventStore,
     book: Arc<RwLock<CapabilityBook>>,
+    /// Who may grant a root capability (one with no parent); nobody until the host says.
+    operators: Arc<Vec<Actor>>,
 }
 
 impl Capabilities {
@@ -49,6 +51,7 @@ impl Capabilities {
         let capabilities = Capabilities {
             store,
             book: Arc::default(),
+            operators: Arc::default(),
         };
         capabilities.refresh().await?;
         Ok(capabilities)
@@ -87,12 +90,30 @@ impl Capabilities {
         Ok(())
     }
 
-    /// Grants a capability; with a `parent`, delegates part of it.
+    /// The actors who may grant root capabilities: the operators the host's configuration
+    /// names. Without them no root capability can be granted (fail closed); delegation
+    /// needs none, since a delegate is bounded by its parent.
+    pub fn with_operators(mut self, operators: Vec<Actor>) -> Self {
+        self.operators = Arc::new(operators);
+        self
+    }
+
+    /// Grants a capability; with a `parent`, delegates part of it. A root grant's issuer
+    /// must be one of the operators.
     pub async fn grant(
         &self,
         grant: CapabilityGranted,
         at: Timestamp,
     ) -> Result<EventId, CapabilityError> {
+        if grant.parent.is_none() && !self.operators.contains(&grant.issuer) {
+            return Err(CapabilityError::Refused {
+                capability: grant.capability_id,
+                reason: format!(
+                    "a root capability is granted only by an operator, and {} is not one (operators are named in the host's configuration)",
+                    ops_core::capability::actor_label(&grant.issuer)
+                ),
+            });
+        }
         if let Some(reason) = self.read().refuses_grant(&grant, at) {
             return Err(CapabilityError::Refused {
                 capability: grant.capability_id,

@@ -80,7 +80,10 @@ async fn grant_pager_and_sms(capabilities: &Capabilities, id: CapabilityId, hold
 /// reload from the log.
 async fn same_instant_changes_apply_in_the_order_they_were_recorded(backend: Backend) {
     let store = backend.store("same_instant_changes_apply_in_order").await;
-    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     let ada = responder();
     let ids: Vec<CapabilityId> = (0..8)
         .map(|n| CapabilityId::of(&format!("same-instant-{n}")).expect("canonical"))
@@ -94,7 +97,10 @@ async fn same_instant_changes_apply_in_the_order_they_were_recorded(backend: Bac
                 .expect("changing");
         }
     }
-    let reloaded = Capabilities::load(store).await.expect("reloading");
+    let reloaded = Capabilities::load(store)
+        .await
+        .expect("reloading")
+        .with_operators(vec![operator()]);
     for book in [&capabilities, &reloaded] {
         for id in &ids {
             let allows = |destination: &str| {
@@ -117,7 +123,10 @@ async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happen
     backend: Backend,
 ) {
     let store = backend.store("capabilities_as_of").await;
-    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     let id = capability();
     let ada = responder();
     grant_pager_and_sms(&capabilities, id, &ada).await;
@@ -214,7 +223,10 @@ async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happen
     assert_eq!(expired[0].envelope.occurred_at, at("2026-12-01T00:00:00Z"));
 
     // Another host reading the same log answers the same.
-    let elsewhere = Capabilities::load(store).await.expect("loading");
+    let elsewhere = Capabilities::load(store)
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     for when in [
         "2026-02-01T00:00:00Z",
         "2026-04-30T00:00:00Z",
@@ -229,7 +241,10 @@ async fn answers_as_of_any_time_and_late_revocations_count_from_when_they_happen
 
 async fn delegation_stays_within_its_parent_and_falls_with_it(backend: Backend) {
     let store = backend.store("capabilities_delegation").await;
-    let capabilities = Capabilities::load(store).await.expect("loading");
+    let capabilities = Capabilities::load(store)
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     let (ada, grace) = (responder(), human("grace@example.com"));
     let root = capability();
     let now = at("2026-06-01T00:00:00Z");
@@ -387,7 +402,10 @@ async fn delegation_stays_within_its_parent_and_falls_with_it(backend: Backend) 
 
 async fn a_denied_command_leaves_a_receipt_and_passes_once_allowed(backend: Backend) {
     let store = backend.store("capabilities_denied_command").await;
-    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone())).expect("handlers");
     let open = ops_tests::commands::open("INC-1");
     let denied = bus.submit(&open, capability(), None).await;
@@ -430,7 +448,44 @@ on_both_backends!(
     answers_as_of_any_time_and_late_revocations_count_from_when_they_happened,
     delegation_stays_within_its_parent_and_falls_with_it,
     a_denied_command_leaves_a_receipt_and_passes_once_allowed,
+    a_root_capability_is_granted_only_by_an_operator,
 );
+
+/// Root grants come only from the operators the host names: none without them, not from
+/// anyone else with them; nothing is written for a refused grant.
+async fn a_root_capability_is_granted_only_by_an_operator(backend: Backend) {
+    let store = backend.store("root_grants_by_operators").await;
+    let at = "2026-06-01T00:00:00Z".parse().expect("a timestamp");
+    let unconfigured = Capabilities::load(store.clone()).await.expect("loading");
+    let by_operator = grant(capability(), responder(), Scope::everything());
+    let refused = unconfigured.grant(by_operator.clone(), at).await;
+    assert!(
+        matches!(&refused, Err(CapabilityError::Refused { reason, .. }) if reason.contains("granted only by an operator")),
+        "{refused:?}"
+    );
+    let configured = unconfigured.with_operators(vec![operator()]);
+    let self_granted = CapabilityGranted {
+        issuer: responder(),
+        ..by_operator.clone()
+    };
+    let refused = configured.grant(self_granted, at).await;
+    assert!(
+        matches!(&refused, Err(CapabilityError::Refused { reason, .. }) if reason.contains("human `ada@example.com` is not one")),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .read_by_type(CapabilityGranted::TYPE)
+            .await
+            .expect("reading")
+            .is_empty(),
+        "a refused grant writes nothing"
+    );
+    configured
+        .grant(by_operator, at)
+        .await
+        .expect("granted by an operator");
+}
 
 // Random scopes and histories, in memory: the same fold the runtime keeps.
 

@@ -13,7 +13,7 @@ use ops_core::id::CapabilityId;
 use ops_core::redaction::REDACTED;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::query::{QueryError, QueryGateway};
-use ops_tests::commands::{acknowledge, capability, caught_up_board, grant, opened};
+use ops_tests::commands::{acknowledge, capability, caught_up_board, grant, opened, operator};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 
@@ -34,7 +34,10 @@ async fn queries_redact_what_the_capability_does_not_reveal(backend: Backend) {
     bus.submit(&acknowledge("INC-0", "U042"), capability(), None)
         .await
         .expect("acknowledging");
-    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     let plain = CapabilityId::of("audit-plain").expect("canonical");
     let revealing = CapabilityId::of("audit-revealing").expect("canonical");
     let at = "2026-01-01T00:00:00Z".parse().expect("a timestamp");
@@ -97,7 +100,10 @@ async fn projection_rows_need_every_folded_type_and_sealing_to_redact(backend: B
         .await
         .expect("acknowledging");
     let (_runner, board) = caught_up_board(&store).await;
-    let capabilities = Capabilities::load(store.clone()).await.expect("loading");
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
     let incidents_only = CapabilityId::of("board-incidents-only").expect("canonical");
     let plain = CapabilityId::of("board-plain").expect("canonical");
     let revealing = CapabilityId::of("board-revealing").expect("canonical");
