@@ -280,14 +280,23 @@ fn sev1_ticket(n: u32) -> String {
     )
 }
 
+/// A local endpoint that records what it is posted, and the runtime that serves it.
+fn sink() -> (tokio::runtime::Runtime, ops_host::webhook::WebhookSink) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime
+        .block_on(ops_host::webhook::WebhookSink::start())
+        .unwrap();
+    (runtime, sink)
+}
+
 /// `ops-host run` arguments for `data`, its source and an `ops.toml` that sends the
-/// on-call's effects to `webhook`, then `extra`.
-fn worker_args(data: &Path, webhook: &str, extra: &[&str]) -> Vec<String> {
+/// on-call's effects to `webhook`, at most `quota` a day, then `extra`.
+fn worker_args(data: &Path, webhook: &str, quota: u32, extra: &[&str]) -> Vec<String> {
     let config = data.join("ops.toml");
     std::fs::write(
         &config,
         format!(
-            "[gateway]\nattempts = 5\n\n[destinations.\"webhook.oncall\"]\nurl = \"{webhook}\"\nquota = {{ effects = 1000, per_seconds = 86400 }}\n"
+            "[gateway]\nattempts = 5\n\n[destinations.\"webhook.oncall\"]\nurl = \"{webhook}\"\nquota = {{ effects = {quota}, per_seconds = 86400 }}\n"
         ),
     )
     .unwrap();
@@ -314,13 +323,11 @@ fn worker_args(data: &Path, webhook: &str, extra: &[&str]) -> Vec<String> {
 #[test]
 fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
     let data = demo_with_new_tickets("worker", &[sev1_ticket(105)]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sink = runtime
-        .block_on(ops_host::webhook::WebhookSink::start())
-        .unwrap();
+    let (_runtime, sink) = sink();
     let args = worker_args(
         &data,
         &sink.url(),
+        1000,
         &["--ticks", "4", "--interval-ms", "1", "--jobs-per-tick", "2"],
     );
     let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -370,15 +377,13 @@ fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
 fn a_killed_worker_loses_nothing_and_does_nothing_twice() {
     let tickets: Vec<String> = (200..212).map(sev1_ticket).collect();
     let data = demo_with_new_tickets("worker-kill", &tickets);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sink = runtime
-        .block_on(ops_host::webhook::WebhookSink::start())
-        .unwrap();
+    let (_runtime, sink) = sink();
     let lease = ["--lease-ms", "200"];
     for after_ms in [60, 150, 300] {
         let args = worker_args(
             &data,
             &sink.url(),
+            1000,
             &[
                 &["--interval-ms", "5", "--jobs-per-tick", "2"][..],
                 &lease[..],
@@ -399,6 +404,7 @@ fn a_killed_worker_loses_nothing_and_does_nothing_twice() {
     let args = worker_args(
         &data,
         &sink.url(),
+        1000,
         &[
             &[
                 "--ticks",
@@ -668,24 +674,14 @@ fn config_check_reads_the_fences_and_names_what_is_wrong() {
 #[test]
 fn the_worker_keeps_the_quota_its_configuration_declares() {
     let data = demo_with_new_tickets("worker-quota", &[sev1_ticket(300), sev1_ticket(301)]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sink = runtime
-        .block_on(ops_host::webhook::WebhookSink::start())
-        .unwrap();
+    let (_runtime, sink) = sink();
+    // The demo's effect and one more within the day, then no more.
     let args = worker_args(
         &data,
         &sink.url(),
+        2,
         &["--ticks", "6", "--interval-ms", "1", "--jobs-per-tick", "8"],
     );
-    // The demo's effect and one more within the day, then no more.
-    std::fs::write(
-        data.join("ops.toml"),
-        format!(
-            "[destinations.\"webhook.oncall\"]\nurl = \"{}\"\nquota = {{ effects = 2, per_seconds = 86400 }}\n",
-            sink.url()
-        ),
-    )
-    .unwrap();
     let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{worked}");
     assert_eq!(sink.deliveries().len(), 1, "{worked}");
