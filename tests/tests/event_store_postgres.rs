@@ -89,7 +89,7 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
                 .unwrap()
         })
     };
-    wait_until_blocked(&pool).await;
+    wait_until_blocked(&pool, HOLD_KEY).await;
     store
         .append("free", ExpectedVersion::Any, &[opened("late")])
         .await
@@ -202,11 +202,17 @@ async fn workers_starting_together_on_a_fresh_schema_all_open_it() {
     drop_schemas_of("workers_starting_together").await;
 }
 
-async fn wait_until_blocked(pool: &sqlx::PgPool) {
+/// Waits until a session waits for the advisory lock `key` (a one-number lock reads as
+/// `classid` 0, `objid` the key, `objsubid` 1): the held append, not any other test's
+/// session waiting on a lock of its own (migrations take advisory locks too).
+async fn wait_until_blocked(pool: &sqlx::PgPool, key: i64) {
     for _ in 0..200 {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND classid = 0 AND objid = $1::bigint::oid AND objsubid = 1 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
+        .bind(key)
         .fetch_one(pool)
         .await
         .unwrap();
@@ -243,7 +249,7 @@ async fn a_connection_lost_mid_batch_stores_nothing() {
                 .await
         })
     };
-    wait_until_blocked(&pool).await;
+    wait_until_blocked(&pool, HOLD_KEY).await;
     // The database goes away for the writing session in the middle of its batch.
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
