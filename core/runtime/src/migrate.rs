@@ -82,25 +82,26 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
 
 /// Brings core's tables up to date.
 pub async fn run_core(db: &Db) -> Result<(), MigrationError> {
-    let migrations = match db.dialect() {
+    apply(db, "core", core_of(db.dialect())).await
+}
+
+fn core_of(dialect: Dialect) -> &'static [Migration<'static>] {
+    match dialect {
         Dialect::Sqlite => SQLITE_CORE,
         Dialect::Postgres => POSTGRES_CORE,
-    };
-    apply(db, "core", migrations).await
+    }
 }
 
 /// Core's migrations this store has not applied (all of them when it has no ledger):
 /// read only, nothing is created.
 pub async fn core_pending(db: &Db) -> Result<Vec<&'static str>, sqlx::Error> {
-    let (migrations, ledger_exists) = match db.dialect() {
-        Dialect::Sqlite => (
-            SQLITE_CORE,
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'core_migrations'",
-        ),
-        Dialect::Postgres => (
-            POSTGRES_CORE,
-            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'core_migrations'",
-        ),
+    let ledger_exists = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'core_migrations'"
+        }
+        Dialect::Postgres => {
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'core_migrations'"
+        }
     };
     let applied: Vec<String> = on_db!(db, pool => {
         let tables: i64 = sqlx::query_scalar(ledger_exists).fetch_one(pool).await?;
@@ -112,7 +113,7 @@ pub async fn core_pending(db: &Db) -> Result<Vec<&'static str>, sqlx::Error> {
                 .await?
         }
     });
-    Ok(migrations
+    Ok(core_of(db.dialect())
         .iter()
         .map(|migration| migration.name)
         .filter(|name| !applied.iter().any(|done| done == name))

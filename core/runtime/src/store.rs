@@ -233,6 +233,14 @@ enum Bind<'a> {
 }
 
 /// A row as read, before its envelope is decoded.
+/// `$first, $first+1, …`: `count` placeholders for a list of values in a statement.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 struct RawRow {
     position: LogPosition,
     stream_id: String,
@@ -245,11 +253,15 @@ impl EventStore {
     /// Opens the store on `db`, bringing core's tables up to date.
     pub async fn open(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
         migrate::run_core(&db).await?;
-        Ok(EventStore {
+        Ok(Self::on(db, registry))
+    }
+
+    fn on(db: Db, registry: &'static Registry) -> Self {
+        EventStore {
             db,
             registry,
             keys: None,
-        })
+        }
     }
 
     /// Opens a store that is set up already, for commands that only read: one whose core
@@ -261,11 +273,7 @@ impl EventStore {
         if !pending.is_empty() {
             return Err(OpenError::NotMigrated { pending });
         }
-        Ok(EventStore {
-            db,
-            registry,
-            keys: None,
-        })
+        Ok(Self::on(db, registry))
     }
 
     pub fn subject_keys(&self) -> Option<&Arc<SubjectKeys>> {
@@ -629,10 +637,9 @@ impl EventStore {
     /// Every event of any of `event_types`, in commit order: what a service folds whose
     /// state several event types make.
     pub async fn read_by_types(&self, event_types: &[&str]) -> Result<Vec<StoredEvent>, ReadError> {
-        let placeholders: Vec<String> = (1..=event_types.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE event_type IN ({}) ORDER BY tx_order, seq",
-            placeholders.join(", ")
+            placeholders(1, event_types.len())
         );
         let binds: Vec<Bind<'_>> = event_types.iter().map(|t| Bind::Text(t)).collect();
         decode_all(self.fetch(&sql, &binds).await?)
@@ -649,27 +656,19 @@ impl EventStore {
         if event_types.is_empty() {
             return Ok(None);
         }
-        let placeholders: Vec<String> = (4..4 + event_types.len())
-            .map(|n| format!("${n}"))
-            .collect();
         let sql = format!(
-            "SELECT recorded_at_us FROM core_events WHERE (tx_order, seq) > ($1, $2) AND tx_order < $3 \
+            "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) AND tx_order < $3 \
              AND event_type IN ({}) ORDER BY tx_order, seq LIMIT 1",
-            placeholders.join(", ")
+            placeholders(4, event_types.len())
         );
         let bound = self.final_bound().await?;
-        let recorded: Option<i64> = on_db!(&self.db, pool => {
-            let query = sqlx::query_scalar(&sql)
-                .bind(after.tx_order)
-                .bind(after.seq)
-                .bind(bound);
-            event_types
-                .iter()
-                .fold(query, |query, event_type| query.bind(*event_type))
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(recorded.and_then(Timestamp::from_unix_micros))
+        let binds: Vec<Bind<'_>> = [after.tx_order, after.seq, bound]
+            .into_iter()
+            .map(Bind::Int)
+            .chain(event_types.iter().map(|t| Bind::Text(t)))
+            .collect();
+        let first = self.fetch(&sql, &binds).await?.into_iter().next();
+        Ok(first.and_then(|row| Timestamp::from_unix_micros(row.recorded_at_us)))
     }
 
     /// Every event of one correlation, in commit order.
