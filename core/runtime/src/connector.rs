@@ -19,9 +19,8 @@ use ops_core::id::{CapabilityId, CorrelationId, DerivedArtifactId};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 
-use crate::atomic::AtomicWrite;
 use crate::cursors::{CursorFence, CursorUpdate};
-use crate::leases::{Acquired, Lease, Leases};
+use crate::leases::{self, Lease, Leases};
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 /// One record as the source holds it.
@@ -311,25 +310,16 @@ impl ConnectorRunner {
 
     /// Reads `stream` from its stored cursor to the end of the source.
     pub async fn sync_stream(&mut self, stream: &str) -> Result<SyncReport, ConnectorError> {
-        let lease = match &self.leases {
-            None => None,
-            Some(leases) => {
-                match leases
-                    .acquire(&self.lease_name(stream))
-                    .await
-                    .map_err(|source| ConnectorError::Lease {
-                        connector: self.connector.id(),
-                        stream: stream.to_owned(),
-                        source,
-                    })? {
-                    Acquired::Held(lease) => Some(lease),
-                    Acquired::Busy { holder, .. } => {
-                        return Ok(SyncReport {
-                            held_by: Some(holder),
-                            ..SyncReport::default()
-                        });
-                    }
-                }
+        let held = leases::hold(self.leases.as_ref(), &self.lease_name(stream))
+            .await
+            .map_err(|source| self.lease_error(stream, source))?;
+        let lease = match held {
+            Ok(lease) => lease,
+            Err(holder) => {
+                return Ok(SyncReport {
+                    held_by: Some(holder),
+                    ..SyncReport::default()
+                });
             }
         };
         let stored = self.store.cursor(self.connector.id(), stream).await?;
@@ -389,21 +379,23 @@ impl ConnectorRunner {
                 Fencing::Cursor(lease) => lease,
                 Fencing::None => None,
             };
-            let fence = lease.map(Lease::fence);
-            let mut sides: Vec<&dyn AtomicWrite> = vec![&update];
-            sides.extend(fence.as_ref().map(|fence| fence as &dyn AtomicWrite));
             let appended = self
                 .store
-                .append_with(
+                .append_under_lease(
                     &format!("connector/{}/{stream}", self.connector.id()),
                     ExpectedVersion::Any,
                     &events,
-                    &sides,
+                    Some(&update),
+                    lease,
                 )
                 .await;
             let outcome = match appended {
                 Ok(outcome) => outcome,
-                Err(AppendError::Fenced { what }) if self.lost(stream, lease).await? => {
+                Err(AppendError::Fenced { what })
+                    if leases::taken_over(self.leases.as_ref(), lease)
+                        .await
+                        .map_err(|source| self.lease_error(stream, source))? =>
+                {
                     tracing::info!(%what, "another worker took this stream's lease; stopping");
                     report.lease_lost = true;
                     report.cursor = cursor;
@@ -430,20 +422,12 @@ impl ConnectorRunner {
         }
     }
 
-    /// Whether `lease` was taken over by another worker.
-    async fn lost(&self, stream: &str, lease: Option<&Lease>) -> Result<bool, ConnectorError> {
-        let (Some(lease), Some(leases)) = (lease, &self.leases) else {
-            return Ok(false);
-        };
-        let holds = leases
-            .holds(lease)
-            .await
-            .map_err(|source| ConnectorError::Lease {
-                connector: self.connector.id(),
-                stream: stream.to_owned(),
-                source,
-            })?;
-        Ok(!holds)
+    fn lease_error(&self, stream: &str, source: sqlx::Error) -> ConnectorError {
+        ConnectorError::Lease {
+            connector: self.connector.id(),
+            stream: stream.to_owned(),
+            source,
+        }
     }
 
     /// One page, rate-limited, with transient errors retried.

@@ -156,6 +156,33 @@ impl Leases {
     }
 }
 
+/// A run of `name` by a runner with or without leases: `Ok(None)` runs without one,
+/// `Ok(Some(lease))` runs under it, `Err(holder)` leaves it to the worker holding it.
+pub(crate) async fn hold(
+    leases: Option<&Leases>,
+    name: &str,
+) -> Result<Result<Option<Lease>, String>, sqlx::Error> {
+    let Some(leases) = leases else {
+        return Ok(Ok(None));
+    };
+    Ok(match leases.acquire(name).await? {
+        Acquired::Held(lease) => Ok(Some(lease)),
+        Acquired::Busy { holder, .. } => Err(holder),
+    })
+}
+
+/// Whether a fenced write under `lease` was refused because another worker took the lease
+/// over (and not because another fence of the write held).
+pub(crate) async fn taken_over(
+    leases: Option<&Leases>,
+    lease: Option<&Lease>,
+) -> Result<bool, sqlx::Error> {
+    match (leases, lease) {
+        (Some(leases), Some(lease)) => Ok(!leases.holds(lease).await?),
+        _ => Ok(false),
+    }
+}
+
 impl Lease {
     /// The fence of a write made under this lease: joins its transaction, renews the
     /// lease, and refuses the write when another worker took the lease over.

@@ -26,7 +26,7 @@ use sqlx::Row;
 
 use crate::atomic::{self, AtomicWrite};
 use crate::db::{Dialect, on_db};
-use crate::leases::{Acquired, Lease, Leases};
+use crate::leases::{self, Lease, Leases};
 use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadError, StoredEvent};
 
 /// Events per read while following or replaying.
@@ -217,33 +217,29 @@ impl ProjectionRunner {
     /// holds it (or took it over while this one was building). A lease newly taken loads
     /// the state (which its last holder moved on) or builds it.
     async fn hold_lease(&mut self) -> Result<Result<(), String>, ProjectionRunError> {
-        let Some(leases) = self.leases.clone() else {
-            return Ok(Ok(()));
-        };
-        match leases
-            .acquire(&self.lease_name())
+        let held = leases::hold(self.leases.as_ref(), &self.lease_name())
             .await
-            .map_err(|e| self.db_error(e))?
-        {
-            Acquired::Busy { holder, .. } => {
+            .map_err(|e| self.db_error(e))?;
+        let lease = match held {
+            Ok(None) => return Ok(Ok(())),
+            Ok(Some(lease)) => lease,
+            Err(holder) => {
                 self.lease = None;
-                Ok(Err(holder))
+                return Ok(Err(holder));
             }
-            Acquired::Held(lease) => {
-                let taken = self
-                    .lease
-                    .as_ref()
-                    .is_none_or(|held| held.generation != lease.generation);
-                // Held from here on, so the build's own writes are fenced too.
-                self.lease = Some(lease);
-                if taken {
-                    self.prepare().await?;
-                }
-                match self.lease {
-                    Some(_) => Ok(Ok(())),
-                    None => Ok(Err("another worker".to_owned())),
-                }
-            }
+        };
+        let taken = self
+            .lease
+            .as_ref()
+            .is_none_or(|held| held.generation != lease.generation);
+        // Held from here on, so the build's own writes are fenced too.
+        self.lease = Some(lease);
+        if taken {
+            self.prepare().await?;
+        }
+        match self.lease {
+            Some(_) => Ok(Ok(())),
+            None => Ok(Err("another worker".to_owned())),
         }
     }
 

@@ -21,11 +21,10 @@ use ops_core::envelope::CommandOutcome;
 use ops_core::id::CapabilityId;
 use ops_core::reaction::{DynReaction, reactor};
 
-use crate::atomic::AtomicWrite;
 use crate::budget::{BudgetError, Budgets};
 use crate::command::{BusError, CommandBus};
 use crate::cursors::{CursorFence, CursorUpdate};
-use crate::leases::{Acquired, Lease, Leases};
+use crate::leases::{self, Lease, Leases};
 use crate::store::{
     AppendError, CurrentPayload, EventStore, ExpectedVersion, LogPosition, ReadError,
 };
@@ -146,19 +145,15 @@ impl ReactionRunner {
     /// Answers every event committed since the last run, or until the budget runs out.
     pub async fn catch_up(&self, bus: &CommandBus) -> Result<ReactionReport, ReactionError> {
         let mut report = ReactionReport::default();
-        let lease = match &self.leases {
-            None => None,
-            Some(leases) => match leases
-                .acquire(&self.lease_name())
-                .await
-                .map_err(ReactionError::Lease)?
-            {
-                Acquired::Held(lease) => Some(lease),
-                Acquired::Busy { holder, .. } => {
-                    report.held_by = Some(holder);
-                    return Ok(report);
-                }
-            },
+        let lease = match leases::hold(self.leases.as_ref(), &self.lease_name())
+            .await
+            .map_err(ReactionError::Lease)?
+        {
+            Ok(lease) => lease,
+            Err(holder) => {
+                report.held_by = Some(holder);
+                return Ok(report);
+            }
         };
         let lease = lease.as_ref();
         let (owner, stream) = self.cursor_key();
@@ -190,7 +185,10 @@ impl ReactionRunner {
                 .await?
             {
                 Some(saved) => stored = Some(saved),
-                None if self.lost(lease).await? => {
+                None if leases::taken_over(self.leases.as_ref(), lease)
+                    .await
+                    .map_err(ReactionError::Lease)? =>
+                {
                     report.lease_lost = true;
                     return Ok(report);
                 }
@@ -220,16 +218,6 @@ impl ReactionRunner {
         }
     }
 
-    /// Whether `lease` was taken over by another worker.
-    async fn lost(&self, lease: Option<&Lease>) -> Result<bool, ReactionError> {
-        match (lease, &self.leases) {
-            (Some(lease), Some(leases)) => {
-                Ok(!leases.holds(lease).await.map_err(ReactionError::Lease)?)
-            }
-            _ => Ok(false),
-        }
-    }
-
     /// Stores the cursor if it is still `expected` and `lease` still this worker's: the
     /// text stored, or `None` when another worker moved the cursor or took the lease.
     async fn save(
@@ -248,12 +236,9 @@ impl ReactionRunner {
             watermark: None,
             expected: CursorFence::Is(expected),
         };
-        let fence = lease.map(Lease::fence);
-        let mut sides: Vec<&dyn AtomicWrite> = vec![&cursor];
-        sides.extend(fence.as_ref().map(|fence| fence as &dyn AtomicWrite));
         match self
             .store
-            .append_with(owner, ExpectedVersion::Any, &[], &sides)
+            .append_under_lease(owner, ExpectedVersion::Any, &[], Some(&cursor), lease)
             .await
         {
             Ok(_) => Ok(Some(text)),

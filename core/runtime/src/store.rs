@@ -394,9 +394,25 @@ impl EventStore {
         events: &[EventEnvelope],
         cursor: Option<&crate::cursors::CursorUpdate>,
     ) -> Result<AppendOutcome, AppendError> {
+        self.append_under_lease(stream, expected, events, cursor, None)
+            .await
+    }
+
+    /// As [`EventStore::append_with_cursor`], and only while `lease`, if given, is still
+    /// its worker's (the write renews it): what a runner under a lease stores.
+    pub(crate) async fn append_under_lease(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventEnvelope],
+        cursor: Option<&crate::cursors::CursorUpdate>,
+        lease: Option<&crate::leases::Lease>,
+    ) -> Result<AppendOutcome, AppendError> {
+        let fence = lease.map(crate::leases::Lease::fence);
         let sides: Vec<&dyn AtomicWrite> = cursor
             .map(|cursor| cursor as &dyn AtomicWrite)
             .into_iter()
+            .chain(fence.as_ref().map(|fence| fence as &dyn AtomicWrite))
             .collect();
         self.append_with(stream, expected, events, &sides).await
     }
