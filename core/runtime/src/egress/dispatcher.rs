@@ -153,18 +153,12 @@ impl Dispatcher {
                 .collect();
             let sides: Vec<&dyn AtomicWrite> =
                 approves.iter().map(|a| a as &dyn AtomicWrite).collect();
-            self.store
-                .append_with(
-                    &format!("egress/{}", self.name),
-                    ExpectedVersion::Any,
-                    &under_way,
-                    &sides,
-                )
-                .await
-                .map_err(|source| DispatchError::Close {
-                    id: allowed.first().map_or(0, |(e, _, _)| e.id),
-                    source,
-                })?;
+            self.record(
+                &under_way,
+                &sides,
+                allowed.first().map_or(0, |(e, _, _)| e.id),
+            )
+            .await?;
         }
         for (effect, approval, capability) in allowed {
             let executor = &self.executors[&effect.destination];
@@ -214,7 +208,7 @@ impl Dispatcher {
             let recorded = self
                 .store
                 .append_with(
-                    &format!("egress/{}", self.name),
+                    &self.stream(),
                     ExpectedVersion::Any,
                     &[failed],
                     &[&HoldsClaim {
@@ -413,19 +407,25 @@ impl Dispatcher {
             })
             .collect();
         let sides: Vec<&dyn AtomicWrite> = closes.iter().map(|c| c as &dyn AtomicWrite).collect();
+        self.record(&receipts, &sides, closing[0].0.id).await
+    }
+
+    /// Appends `events` to this dispatcher's stream with `sides`; a failure names row `id`.
+    async fn record(
+        &self,
+        events: &[EventEnvelope],
+        sides: &[&dyn AtomicWrite],
+        id: i64,
+    ) -> Result<(), DispatchError> {
         self.store
-            .append_with(
-                &format!("egress/{}", self.name),
-                ExpectedVersion::Any,
-                &receipts,
-                &sides,
-            )
+            .append_with(&self.stream(), ExpectedVersion::Any, events, sides)
             .await
             .map(drop)
-            .map_err(|source| DispatchError::Close {
-                id: closing[0].0.id,
-                source,
-            })
+            .map_err(|source| DispatchError::Close { id, source })
+    }
+
+    fn stream(&self) -> String {
+        format!("egress/{}", self.name)
     }
 }
 
@@ -433,7 +433,7 @@ impl Dispatcher {
 #[derive(Default)]
 struct Allowed {
     destinations: BTreeMap<String, i64>,
-    actors: Vec<(Actor, i64)>,
+    actors: std::collections::HashMap<Actor, i64>,
 }
 
 impl Allowed {
@@ -442,14 +442,7 @@ impl Allowed {
             .destinations
             .entry(effect.destination.clone())
             .or_default() += 1;
-        match self
-            .actors
-            .iter_mut()
-            .find(|(actor, _)| *actor == effect.actor)
-        {
-            Some((_, count)) => *count += 1,
-            None => self.actors.push((effect.actor.clone(), 1)),
-        }
+        *self.actors.entry(effect.actor.clone()).or_default() += 1;
     }
 
     fn at(&self, destination: &str) -> i64 {
@@ -457,10 +450,7 @@ impl Allowed {
     }
 
     fn by(&self, actor: &Actor) -> i64 {
-        self.actors
-            .iter()
-            .find(|(counted, _)| counted == actor)
-            .map_or(0, |(_, count)| *count)
+        self.actors.get(actor).copied().unwrap_or(0)
     }
 }
 
