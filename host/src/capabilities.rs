@@ -46,12 +46,15 @@ pub fn parse_safety(text: &str) -> anyhow::Result<SafetyClass> {
     })
 }
 
+/// An RFC 3339 time the operator gave.
+pub fn parse_timestamp(text: &str) -> anyhow::Result<Timestamp> {
+    text.parse()
+        .map_err(|error| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {error}"))
+        .or_bad_input()
+}
+
 fn parse_time(at: Option<&str>) -> anyhow::Result<Timestamp> {
-    at.map_or(Ok(Timestamp::now()), |text| {
-        text.parse()
-            .map_err(|error| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {error}"))
-            .or_bad_input()
-    })
+    at.map_or(Ok(Timestamp::now()), parse_timestamp)
 }
 
 /// Every capability as it stood at `at`.

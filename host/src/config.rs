@@ -19,9 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core_runtime::egress::{ApprovalPolicy, Gateway};
+use ops_core::capability::Authority;
+use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Gateway};
+use ops_core_runtime::store::EventStore;
+use ops_host::webhook::WebhookExecutor;
 use serde::Deserialize;
 
 use crate::commands::BadInput;
@@ -88,10 +92,8 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
-        for operator in &self.operators {
-            crate::capabilities::parse_actor(operator)
-                .map_err(|error| format!("`operators` has `{operator}`: {error:#}"))?;
-        }
+        self.operators()
+            .map_err(|error| format!("`operators`: {error:#}"))?;
         if self.gateway.attempts == Some(0) {
             return Err(
                 "`gateway.attempts` is 0; give at least 1, or leave it out to try until confirmed"
@@ -127,16 +129,24 @@ impl Config {
             .collect()
     }
 
-    /// Destination → the URL its effects are posted to.
-    pub fn webhooks(&self) -> BTreeMap<String, String> {
-        self.destinations
-            .iter()
-            .map(|(name, destination)| (name.clone(), destination.url.clone()))
-            .collect()
+    /// A dispatcher named `name` that posts each declared destination's effects to its URL
+    /// through the gateway these fences make, with `policies` to approve effects.
+    pub fn dispatcher(
+        &self,
+        store: EventStore,
+        name: &str,
+        policies: Vec<Box<dyn ApprovalPolicy>>,
+        authority: Arc<dyn Authority>,
+    ) -> anyhow::Result<Dispatcher> {
+        let mut dispatcher = Dispatcher::new(store, name, self.gateway(policies), authority);
+        for (destination, declared) in &self.destinations {
+            let executor = WebhookExecutor::new(&declared.url).map_err(anyhow::Error::msg)?;
+            dispatcher = dispatcher.with_executor(destination, Box::new(executor));
+        }
+        Ok(dispatcher)
     }
 
-    /// The gateway these fences make, with `policies` to approve effects.
-    pub fn gateway(&self, policies: Vec<Box<dyn ApprovalPolicy>>) -> Gateway {
+    fn gateway(&self, policies: Vec<Box<dyn ApprovalPolicy>>) -> Gateway {
         Gateway {
             kill_all: self.gateway.kill_all,
             killed: self

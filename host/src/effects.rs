@@ -7,13 +7,12 @@ use std::io::Write;
 
 use ops_core::egress::Approval;
 use ops_core::id::CommandId;
-use ops_core::time::Timestamp;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::egress::{Approved, Dispatcher, Gateway, approve, effects};
 use ops_core_runtime::store::EventStore;
 use serde_json::json;
 
-use crate::capabilities::parse_actor;
+use crate::capabilities::{parse_actor, parse_timestamp};
 use crate::cli::Format;
 use crate::commands::{BadInput, Ended};
 
@@ -25,46 +24,60 @@ fn command_id(text: &str) -> anyhow::Result<CommandId> {
     })
 }
 
-/// Every external effect with its state and steps.
-pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
-    let all = effects(store).await?;
+/// `items` as `format` says: a pretty JSON array of `json`, or a line of `text` each.
+fn write_list<T>(
+    out: &mut impl Write,
+    format: Format,
+    items: &[T],
+    json: impl Fn(&T) -> serde_json::Value,
+    text: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
     match format {
         Format::Json => {
-            let rows: Vec<serde_json::Value> = all
-                .iter()
-                .map(|effect| {
-                    json!({
-                        "command_id": effect.command_id,
-                        "saga": effect.correlation_id,
-                        "state": effect.state,
-                        "attempt": effect.attempt,
-                        "steps": effect.steps,
-                        "note": effect.note,
-                        "compensates": effect.compensates,
-                    })
-                })
-                .collect();
+            let rows: Vec<serde_json::Value> = items.iter().map(json).collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         }
         Format::Text => {
-            for effect in &all {
-                let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
-                writeln!(
-                    out,
-                    "{} {:?}: {}{}",
-                    effect.command_id,
-                    effect.state,
-                    steps.join(" -> "),
-                    effect
-                        .note
-                        .as_deref()
-                        .map(|note| format!("; {note}"))
-                        .unwrap_or_default()
-                )?;
+            for item in items {
+                writeln!(out, "{}", text(item))?;
             }
         }
     }
     Ok(())
+}
+
+/// Every external effect with its state and steps.
+pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    write_list(
+        out,
+        format,
+        &effects(store).await?,
+        |effect| {
+            json!({
+                "command_id": effect.command_id,
+                "saga": effect.correlation_id,
+                "state": effect.state,
+                "attempt": effect.attempt,
+                "steps": effect.steps,
+                "note": effect.note,
+                "compensates": effect.compensates,
+            })
+        },
+        |effect| {
+            let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
+            format!(
+                "{} {:?}: {}{}",
+                effect.command_id,
+                effect.state,
+                steps.join(" -> "),
+                effect
+                    .note
+                    .as_deref()
+                    .map(|note| format!("; {note}"))
+                    .unwrap_or_default()
+            )
+        },
+    )
 }
 
 /// Records `by`'s approval of a pending effect, until `until` if given.
@@ -77,14 +90,7 @@ pub async fn approve_effect(
 ) -> anyhow::Result<Ended> {
     let command_id = command_id(command)?;
     let actor = parse_actor(by)?;
-    let until: Option<Timestamp> = match until {
-        Some(text) => Some(text.parse().map_err(|error| {
-            anyhow::Error::new(BadInput(format!(
-                "`{text}` is not an RFC 3339 time: {error}"
-            )))
-        })?),
-        None => None,
-    };
+    let until = until.map(parse_timestamp).transpose()?;
     let approval = Approval::Actor { actor };
     Ok(match approve(store, &command_id, &approval, until).await? {
         Approved::Recorded => {
@@ -140,22 +146,11 @@ pub async fn list_quarantine(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let entries = store.quarantine_entries().await?;
-    match format {
-        Format::Json => {
-            let rows: Vec<serde_json::Value> = entries
-                .iter()
-                .map(|(origin, reference, reason, at)| {
-                    json!({"origin": origin, "reference": reference, "reason": reason, "at": at})
-                })
-                .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        }
-        Format::Text => {
-            for (origin, reference, reason, at) in &entries {
-                writeln!(out, "{at} {origin} {reference}: {reason}")?;
-            }
-        }
-    }
-    Ok(())
+    write_list(
+        out,
+        format,
+        &store.quarantine_entries().await?,
+        |(origin, reference, reason, at)| json!({"origin": origin, "reference": reference, "reason": reason, "at": at}),
+        |(origin, reference, reason, at)| format!("{at} {origin} {reference}: {reason}"),
+    )
 }

@@ -23,12 +23,12 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::db::Db;
-use ops_core_runtime::egress::{Dispatcher, pending_destinations};
+use ops_core_runtime::egress::pending_destinations;
 use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
-use ops_host::webhook::{WebhookExecutor, WebhookSink};
+use ops_host::webhook::WebhookSink;
 
 /// Rows shown per projection table.
 const ROWS_SHOWN: usize = 8;
@@ -239,18 +239,12 @@ async fn reactions_and_egress(
     for line in config.describe() {
         writeln!(out, "  {line}")?;
     }
-    let mut dispatcher = Dispatcher::new(
+    let dispatcher = config.dispatcher(
         store.clone(),
         "demo",
-        config.gateway(vec![Box::new(approvals)]),
+        vec![Box::new(approvals)],
         Arc::new(capabilities.clone()),
-    );
-    for (destination, url) in config.webhooks() {
-        dispatcher = dispatcher.with_executor(
-            &destination,
-            Box::new(WebhookExecutor::new(&url).map_err(anyhow::Error::msg)?),
-        );
-    }
+    )?;
     let report = dispatcher.dispatch(100).await?;
     writeln!(
         out,

@@ -31,7 +31,7 @@ use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
-use ops_core_runtime::egress::{Dispatcher, pending_destinations};
+use ops_core_runtime::egress::pending_destinations;
 use ops_core_runtime::governance::Policies;
 use ops_core_runtime::leases::Leases;
 use ops_core_runtime::projection::ProjectionRunner;
@@ -40,7 +40,6 @@ use ops_core_runtime::retention::Retention;
 use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
-use ops_host::webhook::WebhookExecutor;
 
 use crate::config::Config;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -319,23 +318,16 @@ impl Worker {
             Work::Dispatch => {
                 // The policies active now, with today's counts so far.
                 self.policies.refresh().await?;
-                let gateway = self
+                let dispatcher = self
                     .options
                     .fences
-                    .gateway(vec![Box::new(self.policies.active_approvals().await?)]);
-                let mut dispatcher = Dispatcher::new(
-                    self.store.clone(),
-                    &self.options.worker_id,
-                    gateway,
-                    Arc::new(self.capabilities.clone()),
-                )
-                .with_lease(self.options.lease);
-                for (destination, url) in self.options.fences.webhooks() {
-                    dispatcher = dispatcher.with_executor(
-                        &destination,
-                        Box::new(WebhookExecutor::new(&url).map_err(anyhow::Error::msg)?),
-                    );
-                }
+                    .dispatcher(
+                        self.store.clone(),
+                        &self.options.worker_id,
+                        vec![Box::new(self.policies.active_approvals().await?)],
+                        Arc::new(self.capabilities.clone()),
+                    )?
+                    .with_lease(self.options.lease);
                 let report = dispatcher.dispatch(100).await?;
                 format!(
                     "{} executed, {} refused, {} failed for now",
