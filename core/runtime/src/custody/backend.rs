@@ -94,13 +94,9 @@ impl EncryptedFile {
     }
 
     fn read_all(&self) -> Result<BTreeMap<String, Sealed>, KeyError> {
-        if self.path.exists() {
-            private_file::check(&self.path)?;
-        }
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.file_error(e)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(error) => Err(self.file_error(error)),
+        match private_file::read(&self.path)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.file_error(e)),
+            None => Ok(BTreeMap::new()),
         }
     }
 }
@@ -112,8 +108,8 @@ fn read_or_create_key(file: &Path) -> Result<String, KeyError> {
     let fresh = Zeroizing::new(hex::encode(key.as_ref()));
     // Another process may create it first; then its key is the key.
     private_file::create_new(file, fresh.as_bytes())?;
-    private_file::check(file)?;
-    std::fs::read_to_string(file).map_err(|error| KeyError::File {
+    let bytes = private_file::read(file)?.unwrap_or_default();
+    String::from_utf8(bytes).map_err(|error| KeyError::File {
         path: file.to_owned(),
         reason: error.to_string(),
     })

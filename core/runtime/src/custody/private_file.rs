@@ -30,9 +30,9 @@ fn create_directory(path: &Path) -> Result<(), KeyError> {
     }
 }
 
-/// Creates `path` holding `bytes`, owner-only; `false` (nothing written) when it exists
-/// already, so two processes creating one key agree on the first.
-pub(crate) fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, KeyError> {
+/// Creates `path` holding `bytes`, owner-only, unless it exists already (then nothing is
+/// written), so two processes creating one key agree on the first.
+pub(crate) fn create_new(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     create_directory(path)?;
     let mut file = match std::fs::OpenOptions::new()
         .write(true)
@@ -41,13 +41,12 @@ pub(crate) fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, KeyError> {
         .open(path)
     {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(error) => return Err(file_error(path, error)),
     };
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|error| file_error(path, error))?;
-    Ok(true)
+        .map_err(|error| file_error(path, error))
 }
 
 /// Replaces `path` whole with `bytes`, owner-only, through a temporary file renamed over it.
@@ -69,8 +68,19 @@ pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     std::fs::rename(&temporary, path).map_err(|error| file_error(path, error))
 }
 
+/// What `path` holds (`None` when there is no such file), refused when others can read it.
+pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    check(path)?;
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|error| file_error(path, error))
+}
+
 /// Refuses `path` when users other than its owner may read or write it.
-pub(crate) fn check(path: &Path) -> Result<(), KeyError> {
+fn check(path: &Path) -> Result<(), KeyError> {
     let mode = std::fs::metadata(path)
         .map_err(|error| file_error(path, error))?
         .permissions()
