@@ -114,6 +114,20 @@ pub struct CatchUp {
     pub lease_lost: bool,
 }
 
+impl CatchUp {
+    /// Counts a batch of `applied` events as `written`; `false` when the runner stops. When
+    /// another worker stored the batch first, its state was loaded and the runner goes on
+    /// from its checkpoint; when another took the lease, the runner stops.
+    fn count(&mut self, written: Written, applied: usize) -> bool {
+        match written {
+            Written::Stored => self.applied += applied,
+            Written::Superseded => self.superseded += 1,
+            Written::LeaseLost => self.lease_lost = true,
+        }
+        written != Written::LeaseLost
+    }
+}
+
 /// What a write of rows and checkpoint came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Written {
@@ -420,13 +434,9 @@ impl ProjectionRunner {
                     self.rebuild_state_until(Some(batch.next)).await?;
                     self.checkpoint.rebuilds += 1;
                     done.rebuilt = true;
-                    match self.persist().await? {
-                        Written::Stored => {}
-                        Written::Superseded => done.superseded += 1,
-                        Written::LeaseLost => {
-                            done.lease_lost = true;
-                            return Ok(done);
-                        }
+                    let written = self.persist().await?;
+                    if !done.count(written, 0) {
+                        return Ok(done);
                     }
                     continue;
                 }
@@ -449,15 +459,9 @@ impl ProjectionRunner {
                 }
             }
             self.checkpoint.follow = batch.next;
-            // Another worker stored this batch first: its state is loaded, and the loop
-            // goes on from its checkpoint; or it took the lease, and this worker stops.
-            match self.persist().await? {
-                Written::Stored => done.applied += applied,
-                Written::Superseded => done.superseded += 1,
-                Written::LeaseLost => {
-                    done.lease_lost = true;
-                    return Ok(done);
-                }
+            let written = self.persist().await?;
+            if !done.count(written, applied) {
+                return Ok(done);
             }
         }
     }
@@ -666,6 +670,7 @@ impl ProjectionRunner {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
+            // The lease's fence first (with one), so a worker that lost it writes nothing.
             if let Some(fence) = &fence {
                 let touched = atomic::query(fence, now_us).execute(&mut *tx).await?.rows_affected();
                 if fence.check(touched).is_err() {
@@ -673,9 +678,10 @@ impl ProjectionRunner {
                     return Ok(Written::LeaseLost);
                 }
             }
-            // The fence, first: the checkpoint row is created only if there is none, and
-            // replaced only at the generation this runner read. Another writer of the same
-            // row waits on its lock, then sees the moved generation and writes nothing.
+            // Then the checkpoint's own fence, before any row: it is created only if there
+            // is none, and replaced only at the generation this runner read. Another writer
+            // of the same row waits on its lock, then sees the moved generation and writes
+            // nothing.
             let fenced = match expected {
                 None => sqlx::query(
                     "INSERT INTO core_projections (owner, name, version, state_table, follow_tx_order, follow_seq, \
