@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod export;
+pub mod sources;
 pub mod storage;
 
 use ops_core::envelope::{Actor, ActorId, Causation, EventOrigin};

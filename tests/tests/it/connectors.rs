@@ -1,12 +1,11 @@
 //! Ingress connectors on both backends, with the filesync pack's sample export.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use ops_core::connector::{DynConnector, SourceRecordDeleted, SourceSchemaDrifted};
 use ops_core::contract::Contract;
 use ops_core_runtime::connector::{
-    ConnectorError, ConnectorOptions, ConnectorRunner, JsonLinesDirectory, RawRecord, SourceError,
+    ConnectorError, ConnectorOptions, ConnectorRunner, JsonLinesDirectory, SourceError,
     SourceReader,
 };
 use ops_core_runtime::cursors::{CursorFence, CursorUpdate};
@@ -258,46 +257,31 @@ async fn a_cursor_beyond_the_source_is_refused(backend: Backend) {
     assert!(store.cursor("tickets", "tickets").await.unwrap().is_none());
 }
 
-/// The sample export behind a source that is away for its first reads.
-struct FlakySource {
-    inner: JsonLinesDirectory,
-    failures_left: Mutex<u32>,
-}
-
-impl SourceReader for FlakySource {
-    fn read_after(
-        &self,
-        stream: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<RawRecord>, SourceError> {
-        let mut left = self.failures_left.lock().unwrap();
-        if *left > 0 {
-            *left -= 1;
-            return Err(SourceError::Transient(
+/// The sample export behind a source that is away for its first `failures` reads.
+fn flaky(failures: usize) -> impl SourceReader {
+    ops_tests::sources::SampleWith::new(move |read| {
+        if read < failures {
+            Err(SourceError::Transient(
                 "the export share is busy".to_owned(),
-            ));
+            ))
+        } else {
+            Ok(())
         }
-        self.inner.read_after(stream, cursor, limit)
-    }
+    })
 }
 
 async fn transient_source_errors_are_retried_with_backoff(backend: Backend) {
     let store = backend
         .store("transient_source_errors_are_retried_with_backoff")
         .await;
-    let flaky = FlakySource {
-        inner: JsonLinesDirectory::new(SAMPLE_EXPORT),
-        failures_left: Mutex::new(3),
-    };
-    let report = runner(&store, flaky).sync_stream("tickets").await.unwrap();
+    let report = runner(&store, flaky(3))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
     assert_eq!(report.retries, 3);
     assert_eq!(report.appended, 10);
 
-    let down = FlakySource {
-        inner: JsonLinesDirectory::new(SAMPLE_EXPORT),
-        failures_left: Mutex::new(100),
-    };
+    let down = flaky(100);
     let other = backend
         .store("transient_source_errors_are_retried_with_backoff_2")
         .await;

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ops_core_runtime::connector::{
-    ConnectorOptions, ConnectorRunner, JsonLinesDirectory, RawRecord, SourceError, SourceReader,
+    ConnectorOptions, ConnectorRunner, JsonLinesDirectory, SourceReader,
 };
 use ops_core_runtime::leases::{self, Acquired, Leases};
 use ops_core_runtime::projection::{ProjectionRunner, stored_rows};
 use ops_core_runtime::store::EventStore;
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
-use pack_filesync::{SAMPLE_EXPORT, TicketExport};
+use pack_filesync::TicketExport;
 use pack_incidents::IncidentBoard;
 
 on_both_backends!(
@@ -184,49 +184,25 @@ async fn a_projection_runs_under_one_worker_and_a_takeover_goes_on_from_its_stat
     std::fs::remove_dir_all(&source).unwrap();
 }
 
-/// Reads the sample export; before its second page, worker `b` takes over the stream's
-/// lease, which worker `a`'s short lease let end.
-struct TakenOverBeforePageTwo {
-    inner: JsonLinesDirectory,
-    reads: std::sync::atomic::AtomicUsize,
-    thief: Leases,
-    lease: String,
-}
-
-impl SourceReader for TakenOverBeforePageTwo {
-    fn read_after(
-        &self,
-        stream: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<RawRecord>, SourceError> {
-        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+async fn a_page_written_after_the_lease_was_taken_over_is_refused(backend: Backend) {
+    let store = backend.store("lease_connector_fence").await;
+    // Before the second page, worker `b` takes over the stream's lease, which worker `a`'s
+    // short lease let end.
+    let thief = Leases::new(store.db().clone(), "b", LONG);
+    let take_over = move |read: usize| {
+        if read == 1 {
             std::thread::sleep(Duration::from_millis(20));
             let taken = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(self.thief.acquire(&self.lease))
+                tokio::runtime::Handle::current()
+                    .block_on(thief.acquire("connector:tickets/tickets"))
             });
             assert!(matches!(taken, Ok(Acquired::Held(_))), "{taken:?}");
         }
-        self.inner.read_after(stream, cursor, limit)
-    }
-}
-
-async fn a_page_written_after_the_lease_was_taken_over_is_refused(backend: Backend) {
-    let store = backend.store("lease_connector_fence").await;
-    let mut runner = connector(
-        &store,
-        TakenOverBeforePageTwo {
-            inner: JsonLinesDirectory::new(SAMPLE_EXPORT),
-            reads: Default::default(),
-            thief: Leases::new(store.db().clone(), "b", LONG),
-            lease: "connector:tickets/tickets".to_owned(),
-        },
-    )
-    .with_leases(Leases::new(
-        store.db().clone(),
-        "a",
-        Duration::from_millis(1),
-    ));
+        Ok(())
+    };
+    let mut runner = connector(&store, ops_tests::sources::SampleWith::new(take_over)).with_leases(
+        Leases::new(store.db().clone(), "a", Duration::from_millis(1)),
+    );
     assert_eq!(runner.lease_name("tickets"), "connector:tickets/tickets");
     let report = runner.sync_stream("tickets").await.unwrap();
     assert!(report.lease_lost, "{report:?}");
