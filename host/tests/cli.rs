@@ -725,28 +725,17 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
     assert_eq!(pending.len(), 1, "{listed}");
     let command = pending[0]["command_id"].as_str().unwrap().to_owned();
 
-    let (code, said) = host_exit(&[
-        "effects",
-        "approve",
-        &command,
-        "--by",
-        "service:pack.notify",
-        "--data",
-        data_arg,
-    ]);
+    let approve = |command: &str, by: &str| {
+        host_exit(&[
+            "effects", "approve", command, "--by", by, "--data", data_arg,
+        ])
+    };
+    let (code, said) = approve(&command, "service:pack.notify");
     assert!(
         code == 1 && said.contains("nobody approves their own effect"),
         "{said}"
     );
-    let (code, said) = host_exit(&[
-        "effects",
-        "approve",
-        &command,
-        "--by",
-        "human:operator@example.com",
-        "--data",
-        data_arg,
-    ]);
+    let (code, said) = approve(&command, "human:operator@example.com");
     assert!(code == 0 && said.contains("approved"), "{said}");
     let (code, said) = host_exit(&[
         "effects",
@@ -772,15 +761,7 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
             ),
         "{listed}"
     );
-    let (code, said) = host_exit(&[
-        "effects",
-        "approve",
-        "cmd_x",
-        "--by",
-        "human:a@b.c",
-        "--data",
-        data_arg,
-    ]);
+    let (code, said) = approve("cmd_x", "human:a@b.c");
     assert!(
         code == 2 && said.contains("`cmd_x` is not a command id"),
         "{said}"

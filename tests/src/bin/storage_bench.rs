@@ -229,16 +229,21 @@ async fn append_bench(backend: Backend, batch: usize, batches: usize) {
     report(&name, events.len(), ours[ROUNDS / 2], baseline[ROUNDS / 2]);
 }
 
-async fn replay_bench(backend: Backend, count: usize) {
-    let name = format!("replay_{count}_{backend:?}").to_lowercase();
-    let store = backend.store(&format!("bench_{name}")).await;
-    let events: Vec<EventEnvelope> = (0..count).map(|n| mixed(&name, n)).collect();
+/// Stores `events` before a benchmark, a thousand per append.
+async fn fill(store: &ops_core_runtime::store::EventStore, events: &[EventEnvelope]) {
     for chunk in events.chunks(1000) {
         store
             .append("bench", ExpectedVersion::Any, chunk)
             .await
             .unwrap();
     }
+}
+
+async fn replay_bench(backend: Backend, count: usize) {
+    let name = format!("replay_{count}_{backend:?}").to_lowercase();
+    let store = backend.store(&format!("bench_{name}")).await;
+    let events: Vec<EventEnvelope> = (0..count).map(|n| mixed(&name, n)).collect();
+    fill(&store, &events).await;
     let started = Instant::now();
     let mut read = 0;
     let mut after = None;
@@ -426,12 +431,7 @@ async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
     let fill = |label: String| async move {
         let store = backend.store(&label).await;
         let events: Vec<EventEnvelope> = (0..count).map(|n| opened(&label, n)).collect();
-        for chunk in events.chunks(1000) {
-            store
-                .append("bench", ExpectedVersion::Any, chunk)
-                .await
-                .unwrap();
-        }
+        fill(&store, &events).await;
         store
     };
     let one = |store: ops_core_runtime::store::EventStore, holder: Option<&'static str>| async move {
