@@ -165,22 +165,32 @@ impl Backend {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
-                Db::open_sqlite(&path).await.expect("open SQLite")
             }
             Backend::Postgres => {
-                let url = database_url();
-                let schema = schema_of(test);
                 let admin = admin().await;
                 sweep_runs_that_are_gone(&admin).await;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&admin)
-                    .await
-                    .expect("drop the test schema");
+                sqlx::query(&format!(
+                    "DROP SCHEMA IF EXISTS {} CASCADE",
+                    schema_of(test)
+                ))
+                .execute(&admin)
+                .await
+                .expect("drop the test schema");
                 admin.close().await;
-                Db::connect_postgres(&url, Some(&schema))
-                    .await
-                    .expect("connect to the test schema")
             }
+        }
+        self.open(test).await
+    }
+
+    /// `test`'s database as it is, on connections of its own.
+    async fn open(self, test: &str) -> Db {
+        match self {
+            Backend::Sqlite => Db::open_sqlite(&sqlite_path(test))
+                .await
+                .expect("open SQLite"),
+            Backend::Postgres => Db::connect_postgres(&database_url(), Some(&schema_of(test)))
+                .await
+                .expect("connect to the test schema"),
         }
     }
 
@@ -233,25 +243,19 @@ impl Backend {
     /// Another worker's store on `test`'s database as it is (nothing cleared): its own
     /// connections, which it can lose all at once, as a killed process does.
     pub async fn another_worker(self, test: &str) -> EventStore {
-        let db = match self {
-            Backend::Sqlite => Db::open_sqlite(&sqlite_path(test))
-                .await
-                .expect("open SQLite"),
-            Backend::Postgres => Db::connect_postgres(&database_url(), Some(&schema_of(test)))
-                .await
-                .expect("connect to the test schema"),
-        };
-        EventStore::open(db, linked_registry())
-            .await
-            .expect("open the event store")
+        store_on(self.open(test).await).await
     }
 
     /// An event store with every example pack's types, on an empty database.
     pub async fn store(self, test: &str) -> EventStore {
-        EventStore::open(self.db(test).await, linked_registry())
-            .await
-            .expect("open the event store")
+        store_on(self.db(test).await).await
     }
+}
+
+async fn store_on(db: Db) -> EventStore {
+    EventStore::open(db, linked_registry())
+        .await
+        .expect("open the event store")
 }
 
 /// Runs each `async fn name(backend: Backend)` once per backend, as `sqlite::name` and
