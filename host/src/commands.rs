@@ -55,15 +55,9 @@ pub(crate) fn is_bad_input(error: &anyhow::Error) -> bool {
     use ops_core_runtime::db::DbError;
     error.chain().any(|cause| {
         cause.is::<BadInput>()
-            || matches!(
-                cause.downcast_ref::<DbError>(),
-                Some(
-                    DbError::NoStore { .. }
-                        | DbError::Url { .. }
-                        | DbError::SchemaName { .. }
-                        | DbError::SchemaOnSqlite { .. }
-                )
-            )
+            || cause
+                .downcast_ref::<DbError>()
+                .is_some_and(DbError::is_bad_input)
     })
 }
 

@@ -28,6 +28,20 @@ pub enum DbError {
     NoStore { place: String },
 }
 
+impl DbError {
+    /// Whether the caller named something that is not there or not a store (a URL, a
+    /// schema name, a store to read): their input, not a failure of the database.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            DbError::NoStore { .. }
+                | DbError::Url { .. }
+                | DbError::SchemaName { .. }
+                | DbError::SchemaOnSqlite { .. }
+        )
+    }
+}
+
 /// Whether opening may create the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Existing {
