@@ -75,10 +75,6 @@ impl Leases {
         }
     }
 
-    pub fn holder(&self) -> &str {
-        &self.holder
-    }
-
     /// At most a century, so an expiry stays a time.
     fn ttl_us(&self) -> i64 {
         const CENTURY_US: i64 = 100 * 366 * 86_400 * 1_000_000;
@@ -88,7 +84,8 @@ impl Leases {
     /// Takes or renews `name`: held when it is free, ended, or this worker's already.
     pub async fn acquire(&self, name: &str) -> Result<Acquired, sqlx::Error> {
         let now = Timestamp::now().unix_micros();
-        let until = now.saturating_add(self.ttl_us());
+        let ttl_us = self.ttl_us();
+        let until = now.saturating_add(ttl_us);
         // One statement, so two workers racing for a free lease cannot both win: the
         // loser's conflict sees the winner's row, whose lease has not ended.
         let generation: Option<i64> = on_db!(&self.db, pool => {
@@ -115,7 +112,7 @@ impl Leases {
                 name: name.to_owned(),
                 holder: self.holder.clone(),
                 generation,
-                ttl_us: self.ttl_us(),
+                ttl_us,
             }));
         }
         let (holder, until): (String, i64) = on_db!(&self.db, pool => {
