@@ -1,18 +1,21 @@
-//! `ops-host capabilities`: what each capability allowed at a time, for audits.
+//! `ops-host capabilities`: granting, delegating and revoking capabilities through the
+//! runtime's checks (root grants only by operators, delegations within their parent), and
+//! what each capability allowed at a time, for audits.
 
 use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use ops_core::capability::{Action, actor_label};
+use ops_core::capability::{Action, CapabilityGranted, Scope, Selector, actor_label};
 use ops_core::contract::SafetyClass;
 use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
-use ops_core::time::Timestamp;
-use ops_core_runtime::capability::Capabilities;
+use ops_core::time::{DAY, Timestamp};
+use ops_core_runtime::capability::{Capabilities, CapabilityError};
 use ops_core_runtime::store::EventStore;
 
-use crate::commands::{BadInput, OrBadInput};
+use crate::cli::{Format, ScopeArgs};
+use crate::commands::{BadInput, Ended, OrBadInput, write_list};
 
 /// `human:ada@example.com`, `service:pack.notify` or `agent:triage-bot`.
 pub fn parse_actor(text: &str) -> anyhow::Result<Actor> {
@@ -57,19 +60,126 @@ fn parse_time(at: Option<&str>) -> anyhow::Result<Timestamp> {
     at.map_or(Ok(Timestamp::now()), parse_timestamp)
 }
 
+/// `cap_…`, as the operator gave it.
+pub fn parse_capability(text: &str) -> anyhow::Result<CapabilityId> {
+    text.parse()
+        .map_err(|error| anyhow::anyhow!("`{text}` is not a capability id (`cap_…`): {error}"))
+        .or_bad_input()
+}
+
+/// The id of the capability an operator named `name` (`capabilities grant NAME`).
+pub fn named(name: &str) -> anyhow::Result<CapabilityId> {
+    Ok(CapabilityId::of(&("ops-host capability", name))?)
+}
+
+fn selector(names: &[String], empty: Selector) -> Selector {
+    if names.is_empty() {
+        empty
+    } else {
+        Selector::only(names.iter().map(String::as_str))
+    }
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> anyhow::Result<Scope> {
+        Ok(Scope {
+            types: selector(&self.types, Selector::none()),
+            max_safety: parse_safety(&self.max_safety)?,
+            tenants: selector(&self.tenants, Selector::All),
+            destinations: selector(&self.destinations, Selector::All),
+            sensitive: selector(&self.reveals, Selector::none()),
+        })
+    }
+
+    fn window(&self, from: Timestamp) -> anyhow::Result<Timestamp> {
+        match &self.until {
+            Some(until) => parse_timestamp(until),
+            None => from
+                .plus(DAY * self.days)
+                .with_context(|| format!("{} days from now is out of range", self.days))
+                .or_bad_input(),
+        }
+    }
+}
+
+/// What granting or delegating is asked for.
+pub struct Grant<'a> {
+    pub name: &'a str,
+    pub parent: Option<&'a str>,
+    pub to: &'a str,
+    pub by: &'a str,
+    pub scope: &'a ScopeArgs,
+}
+
+/// Grants (or, with a parent, delegates) a capability; `Refused` when the runtime's
+/// checks refuse it, with their reason.
+pub async fn grant(
+    capabilities: &Capabilities,
+    grant: Grant<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let now = Timestamp::now();
+    let granted = CapabilityGranted {
+        capability_id: named(grant.name)?,
+        holder: parse_actor(grant.to)?,
+        issuer: parse_actor(grant.by)?,
+        scope: grant.scope.scope()?,
+        valid_from: now,
+        valid_until: grant.scope.window(now)?,
+        parent: grant.parent.map(parse_capability).transpose()?,
+    };
+    let id = granted.capability_id;
+    match capabilities.grant(granted, now).await {
+        Ok(event) => {
+            writeln!(out, "granted {id} to {} ({event})", grant.to)?;
+            Ok(Ended::Done)
+        }
+        Err(CapabilityError::Refused { reason, .. }) => {
+            writeln!(out, "refused: {reason}")?;
+            Ok(Ended::Refused)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Revokes a capability, and with it its delegations, as `by`.
+pub async fn revoke(
+    capabilities: &Capabilities,
+    capability: &str,
+    by: &str,
+    reason: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let id = parse_capability(capability)?;
+    match capabilities
+        .revoke(id, parse_actor(by)?, reason, Timestamp::now())
+        .await
+    {
+        Ok(event) => {
+            writeln!(out, "revoked {id} and its delegations ({event})")?;
+            Ok(Ended::Done)
+        }
+        Err(CapabilityError::Refused { reason, .. }) => {
+            writeln!(out, "refused: {reason}")?;
+            Ok(Ended::Refused)
+        }
+        Err(error @ CapabilityError::Unknown(_)) => Err(BadInput(error.to_string()).into()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Every capability as it stood at `at`.
 pub async fn list(
     store: &EventStore,
     at: Option<&str>,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let at = parse_time(at)?;
     let book = Capabilities::load(store.clone()).await?.book();
-    for id in book.ids() {
-        let Some(state) = book.state_at(id, at) else {
-            writeln!(out, "{id} not granted by {at}")?;
-            continue;
-        };
+    let ids: Vec<CapabilityId> = book.ids().collect();
+    let standing = |id: &CapabilityId| {
+        let state = book.state_at(*id, at)?;
         let standing = match (
             state.revoked,
             state.expired || at >= state.grant.valid_until,
@@ -79,22 +189,43 @@ pub async fn list(
             (None, false) if at < state.grant.valid_from => "not yet valid".to_owned(),
             (None, false) => "active".to_owned(),
         };
-        writeln!(
-            out,
-            "{id} {standing}: held by {}, issued by {}, {} .. {}{}; last event {}",
-            actor_label(&state.grant.holder),
-            actor_label(&state.grant.issuer),
-            state.grant.valid_from,
-            state.grant.valid_until,
-            state
-                .grant
-                .parent
-                .map(|parent| format!(", delegated from {parent}"))
-                .unwrap_or_default(),
-            state.last_event
-        )?;
-    }
-    Ok(())
+        Some((state, standing))
+    };
+    write_list(
+        out,
+        format,
+        &ids,
+        |id| match standing(id) {
+            None => serde_json::json!({"capability_id": id, "standing": "not granted"}),
+            Some((state, standing)) => serde_json::json!({
+                "capability_id": id,
+                "standing": standing,
+                "holder": state.grant.holder,
+                "issuer": state.grant.issuer,
+                "scope": state.scope,
+                "valid_from": state.grant.valid_from,
+                "valid_until": state.grant.valid_until,
+                "parent": state.grant.parent,
+                "last_event": state.last_event,
+            }),
+        },
+        |id| match standing(id) {
+            None => format!("{id} not granted by {at}"),
+            Some((state, standing)) => format!(
+                "{id} {standing}: held by {}, issued by {}, {} .. {}{}; last event {}",
+                actor_label(&state.grant.holder),
+                actor_label(&state.grant.issuer),
+                state.grant.valid_from,
+                state.grant.valid_until,
+                state
+                    .grant
+                    .parent
+                    .map(|parent| format!(", delegated from {parent}"))
+                    .unwrap_or_default(),
+                state.last_event
+            ),
+        },
+    )
 }
 
 pub struct CheckRequest<'a> {
@@ -113,9 +244,7 @@ pub async fn check(
     request: CheckRequest<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let capability: CapabilityId = request.capability.parse().map_err(|error| {
-        anyhow::anyhow!("`{}` is not a capability id: {error}", request.capability)
-    })?;
+    let capability = parse_capability(request.capability)?;
     let action = Action {
         actor: parse_actor(request.actor)?,
         command_type: request.type_name.to_owned(),

@@ -104,6 +104,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Commands: submit one to its pack's handler, checked and receipted like any other.
+    Commands {
+        #[command(subcommand)]
+        command: CommandsCommand,
+    },
+    /// Data subjects: the ones whose personal data the log holds sealed, and erasing one.
+    Subjects {
+        #[command(subcommand)]
+        command: SubjectsCommand,
+    },
     /// External effects: list them, approve or cancel one (each receipted like any action).
     Effects {
         #[command(subcommand)]
@@ -167,6 +177,12 @@ pub(crate) struct Storage {
     /// connection's default.
     #[arg(long, value_name = "NAME", requires = "database")]
     pub schema: Option<String>,
+    /// Where the subject keys live (`subject-keys.json`, sealed with `secrets.key`), which
+    /// seal personal data per data subject: by default the data directory, for the
+    /// embedded store; a `--database` store seals with them only when this is given. A
+    /// working command creates them; others use them where `secrets.key` is.
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
 }
 
 /// How a list prints: for people, or for scripts.
@@ -185,13 +201,13 @@ pub(crate) enum EffectsCommand {
         #[command(flatten)]
         storage: Storage,
     },
-    /// Approve a pending effect as `--by` (not its requester); exit 1 when refused.
+    /// Approve a pending effect as `--by` (not its requester) on `--capability`, which
+    /// must allow the effect itself; exit 1 when refused.
     Approve {
         /// The command whose effect it is (`cmd_…`).
         command: String,
-        /// `human:ID`, `service:ID` or `agent:ID`.
-        #[arg(long)]
-        by: String,
+        #[command(flatten)]
+        acting: Acting,
         /// An RFC 3339 time after which the approval no longer counts.
         #[arg(long)]
         until: Option<String>,
@@ -206,6 +222,59 @@ pub(crate) enum EffectsCommand {
         by: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CommandsCommand {
+    /// Submits a command of an installed type (`pack.<id>.<module>.<Name>`) as `--by` on
+    /// `--capability`; prints its receipt. Submitting it again returns the first outcome.
+    /// Exit 1 when it is rejected or denied.
+    Submit {
+        #[arg(value_name = "TYPE")]
+        command_type: String,
+        /// The payload, a JSON object; `@FILE` reads it from a file.
+        #[arg(long)]
+        payload: String,
+        /// What it acts on (an aggregate, such as `incident/INC-7`).
+        #[arg(long)]
+        target: String,
+        /// For external effects: where it goes, and for which tenant.
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Refuse it when the target is no longer at this version.
+        #[arg(long)]
+        expect_version: Option<i64>,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SubjectsCommand {
+    /// The data subjects whose personal data the log holds sealed, and whether each is
+    /// erased.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Erases a subject: its key is destroyed, so every sealed field of it reads
+    /// `[shredded]` everywhere, and a `RedactionApplied` receipt names the fields. The log
+    /// is not rewritten.
+    Erase {
+        subject: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         storage: Storage,
     },
@@ -260,18 +329,119 @@ pub(crate) enum ProjectionsCommand {
 pub(crate) enum SagasCommand {
     /// Every saga with its effects, their current states and the steps they went through.
     List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Compensates the executed effects of every saga in which an effect was refused or
+    /// failed, each compensation a command decided and receipted like any other, on
+    /// `--capability`. Running it again finds nothing new to undo.
+    Unwind {
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         storage: Storage,
     },
 }
 
+/// Who does an action, and on which capability (`cap_…`) it is checked.
+#[derive(clap::Args)]
+pub(crate) struct Acting {
+    /// `human:ID`, `service:ID` or `agent:ID`.
+    #[arg(long)]
+    pub by: String,
+    #[arg(long, value_name = "CAPABILITY")]
+    pub capability: String,
+}
+
+/// What a granted or delegated capability reaches, and for how long.
+#[derive(clap::Args)]
+pub(crate) struct ScopeArgs {
+    /// Command and event types, comma-separated; `pack.incidents.*` covers a prefix.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub types: Vec<String>,
+    /// The highest safety class allowed: read, write_internal or write_external.
+    #[arg(long, default_value = "read")]
+    pub max_safety: String,
+    /// Tenants, comma-separated (default: every tenant).
+    #[arg(long, value_delimiter = ',')]
+    pub tenants: Vec<String>,
+    /// Destinations, comma-separated (default: every destination).
+    #[arg(long, value_delimiter = ',')]
+    pub destinations: Vec<String>,
+    /// Types whose sensitive fields reads on it reveal (default: none).
+    #[arg(long, value_delimiter = ',')]
+    pub reveals: Vec<String>,
+    /// Valid for this many days from now…
+    #[arg(long, default_value_t = 30, conflicts_with = "until")]
+    pub days: u32,
+    /// …or until this RFC 3339 time.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// The configuration file the operators are read from: `--config`, else `ops.toml` in the
+/// data directory when there is one. Without either, nobody is an operator.
+#[derive(clap::Args)]
+pub(crate) struct ConfigFile {
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum CapabilitiesCommand {
+    /// Grants a root capability `NAME` (its id is derived from the name) as `--by`, who
+    /// must be an operator of the configuration; prints its id.
+    Grant {
+        name: String,
+        /// Who holds it: `human:ID`, `service:ID` or `agent:ID`.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Delegates part of `--from` as `--by`, its holder: a capability `NAME` within the
+    /// parent's scope and window, ending when the parent ends.
+    Delegate {
+        name: String,
+        #[arg(long, value_name = "CAPABILITY")]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Revokes a capability and every capability delegated from it, as `--by`: an
+    /// operator, its holder, or an issuer or holder up its chain.
+    Revoke {
+        capability: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// Every capability as it stood at `--at` (default: now).
     List {
         /// An RFC 3339 time, e.g. 2026-11-26T09:00:00Z.
         #[arg(long)]
         at: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
         #[command(flatten)]
         storage: Storage,
     },

@@ -1,6 +1,7 @@
 //! What each verb of the command line does: one function per subcommand, each returning
 //! how it ended, so `main` alone turns that into the exit code.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -10,12 +11,14 @@ use ops_core_runtime::db::Db;
 use ops_core_runtime::store::EventStore;
 
 use crate::cli::{
-    CapabilitiesCommand, Command, ConfigCommand, EffectsCommand, LogCommand, PacksCommand,
-    ProjectionsCommand, QuarantineCommand, RegistryCommand, SagasCommand, Storage,
+    CapabilitiesCommand, Command, CommandsCommand, ConfigCommand, ConfigFile, EffectsCommand,
+    Format, LogCommand, PacksCommand, ProjectionsCommand, QuarantineCommand, RegistryCommand,
+    SagasCommand, Storage, SubjectsCommand,
 };
 use crate::config::Config;
 use crate::{
-    capabilities, demo, effects, lineage, releases, retention, runtime_demo, sagas, status, worker,
+    capabilities, demo, effects, lineage, releases, retention, runtime_demo, sagas, status,
+    subjects, submit, worker,
 };
 
 /// How a command ended, besides an error: done (exit 0), or it found something refused or
@@ -93,19 +96,130 @@ pub(crate) fn run(
                     storage,
                 },
         } => block_on(projections_rebuild(registry, projection, storage)),
-        Command::Sagas {
-            command: SagasCommand::List { storage },
+        Command::Sagas { command } => block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                SagasCommand::List { format, storage } => {
+                    sagas::list(&storage.store(registry).await?, format, out).await?;
+                    Ok(Ended::Done)
+                }
+                SagasCommand::Unwind { acting, storage } => {
+                    sagas::unwind(&storage.store(registry).await?, &acting, out).await
+                }
+            }
+        }),
+        Command::Capabilities {
+            command:
+                CapabilitiesCommand::List {
+                    at,
+                    format,
+                    storage,
+                },
         } => block_on(async move {
             let store = storage.store(registry).await?;
-            sagas::write_sagas(&store, &mut std::io::stdout().lock()).await?;
+            capabilities::list(&store, at.as_deref(), format, &mut std::io::stdout().lock())
+                .await?;
             Ok(Ended::Done)
         }),
         Command::Capabilities {
-            command: CapabilitiesCommand::List { at, storage },
+            command:
+                CapabilitiesCommand::Grant {
+                    name,
+                    to,
+                    by,
+                    scope,
+                    config,
+                    storage,
+                },
+        } => block_on(async move {
+            let capabilities = storage.capabilities(registry, &config).await?;
+            let grant = capabilities::Grant {
+                name: &name,
+                parent: None,
+                to: &to,
+                by: &by,
+                scope: &scope,
+            };
+            capabilities::grant(&capabilities, grant, &mut std::io::stdout().lock()).await
+        }),
+        Command::Capabilities {
+            command:
+                CapabilitiesCommand::Delegate {
+                    name,
+                    from,
+                    to,
+                    by,
+                    scope,
+                    storage,
+                },
         } => block_on(async move {
             let store = storage.store(registry).await?;
-            capabilities::list(&store, at.as_deref(), &mut std::io::stdout().lock()).await?;
-            Ok(Ended::Done)
+            let capabilities = ops_core_runtime::capability::Capabilities::load(store).await?;
+            let grant = capabilities::Grant {
+                name: &name,
+                parent: Some(&from),
+                to: &to,
+                by: &by,
+                scope: &scope,
+            };
+            capabilities::grant(&capabilities, grant, &mut std::io::stdout().lock()).await
+        }),
+        Command::Capabilities {
+            command:
+                CapabilitiesCommand::Revoke {
+                    capability,
+                    by,
+                    reason,
+                    config,
+                    storage,
+                },
+        } => block_on(async move {
+            let capabilities = storage.capabilities(registry, &config).await?;
+            let out = &mut std::io::stdout().lock();
+            capabilities::revoke(&capabilities, &capability, &by, &reason, out).await
+        }),
+        Command::Commands {
+            command:
+                CommandsCommand::Submit {
+                    command_type,
+                    payload,
+                    target,
+                    destination,
+                    tenant,
+                    expect_version,
+                    acting,
+                    storage,
+                },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            let submission = submit::Submission {
+                command_type: &command_type,
+                payload: &payload,
+                target: &target,
+                destination: destination.as_deref(),
+                tenant: &tenant,
+                expect_version,
+                acting: &acting,
+            };
+            submit::submit(&store, submission, &mut std::io::stdout().lock()).await
+        }),
+        Command::Subjects { command } => block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                SubjectsCommand::List { format, storage } => {
+                    subjects::list(&storage.store(registry).await?, format, out).await?;
+                    Ok(Ended::Done)
+                }
+                SubjectsCommand::Erase {
+                    subject,
+                    reason,
+                    acting,
+                    storage,
+                } => {
+                    let store = storage.store(registry).await?;
+                    subjects::erase_subject(&store, &subject, &reason, &acting, out).await
+                }
+            }
         }),
         Command::Capabilities {
             command:
@@ -185,12 +299,12 @@ pub(crate) fn run(
                 }
                 EffectsCommand::Approve {
                     command,
-                    by,
+                    acting,
                     until,
                     storage,
                 } => {
                     let store = storage.store(registry).await?;
-                    effects::approve_effect(&store, &command, &by, until.as_deref(), out).await
+                    effects::approve_effect(&store, &command, &acting, until.as_deref(), out).await
                 }
                 EffectsCommand::Cancel {
                     command,
@@ -455,6 +569,28 @@ fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
     Ok(Ended::Done)
 }
 
+/// `items` as `format` says: a pretty JSON array of `json`, or a line of `text` each.
+pub(crate) fn write_list<T>(
+    out: &mut impl Write,
+    format: Format,
+    items: &[T],
+    json: impl Fn(&T) -> serde_json::Value,
+    text: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = items.iter().map(json).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        }
+        Format::Text => {
+            for item in items {
+                writeln!(out, "{}", text(item))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The data directory, created owner-only when missing: it holds the log and key files.
 pub(crate) fn create_data_directory(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -481,6 +617,25 @@ impl Storage {
         Ok(store)
     }
 
+    /// The capabilities of the store, with the operators of `config`: the file given, else
+    /// `ops.toml` in the data directory when there is one, else nobody.
+    async fn capabilities(
+        &self,
+        registry: &'static Registry,
+        config: &ConfigFile,
+    ) -> anyhow::Result<ops_core_runtime::capability::Capabilities> {
+        let in_data = self.data.join("ops.toml");
+        let config = match &config.config {
+            Some(path) => Config::load(path)?,
+            None if self.database.is_none() && in_data.exists() => Config::load(&in_data)?,
+            None => Config::default(),
+        };
+        let store = self.store(registry).await?;
+        Ok(ops_core_runtime::capability::Capabilities::load(store)
+            .await?
+            .with_operators(config.operators()?))
+    }
+
     async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
         let schema = self.schema.as_deref();
         let db = match (&self.database, create) {
@@ -502,10 +657,26 @@ impl Storage {
                 Db::open_sqlite(&path).await?
             }
         };
-        Ok(if create {
+        let store = if create {
             EventStore::open(db, registry).await?
         } else {
             EventStore::open_existing(db, registry).await?
+        };
+        // Personal data is sealed under the subject keys of the data directory, as the
+        // demo keeps them; a store without them seals nothing.
+        let dir = match (&self.keys, &self.database) {
+            (Some(dir), _) => dir,
+            (None, None) => &self.data,
+            (None, Some(_)) => return Ok(store),
+        };
+        let kept = dir.join(crate::story_demo::KEY_FILE).exists();
+        Ok(if create || kept {
+            if create {
+                create_data_directory(dir)?;
+            }
+            store.with_subject_keys(crate::story_demo::subject_keys(dir)?)
+        } else {
+            store
         })
     }
 }

@@ -10,11 +10,15 @@
 //! kill_all = false      # stop every effect
 //! hold_seconds = 0      # an irreversible effect waits this long, cancellable meanwhile
 //! attempts = 5          # unconfirmed attempts before an effect fails
+//! approval_wait_seconds = 86400  # an effect no policy covers waits this long for an
+//!                                # operator's approval (`ops-host effects approve`)
 //!
 //! [destinations."webhook.oncall"]
 //! url = "http://127.0.0.1:8080/oncall"
 //! quota = { effects = 20, per_seconds = 86400 }
 //! killed = false        # stop this destination's effects
+//! hold_seconds = 300    # this destination's hold, in place of the gateway's
+//! attempts = 3          # this destination's attempts, in place of the gateway's
 //! ```
 
 use std::collections::BTreeMap;
@@ -42,7 +46,7 @@ pub struct Config {
     pub destinations: BTreeMap<String, Destination>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     #[serde(default)]
@@ -51,6 +55,23 @@ pub struct GatewaySettings {
     pub hold_seconds: u64,
     /// `None`: an effect is tried until it is confirmed.
     pub attempts: Option<u32>,
+    #[serde(default = "a_day")]
+    pub approval_wait_seconds: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            kill_all: false,
+            hold_seconds: 0,
+            attempts: None,
+            approval_wait_seconds: a_day(),
+        }
+    }
+}
+
+fn a_day() -> u64 {
+    86_400
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +81,9 @@ pub struct Destination {
     pub quota: Quota,
     #[serde(default)]
     pub killed: bool,
+    /// In place of the gateway's.
+    pub hold_seconds: Option<u64>,
+    pub attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,14 +118,17 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         self.operators()
             .map_err(|error| format!("`operators`: {error:#}"))?;
+        let no_attempts = |at: &str| {
+            format!("`{at}.attempts` is 0; give at least 1, or leave it out to try until confirmed")
+        };
         if self.gateway.attempts == Some(0) {
-            return Err(
-                "`gateway.attempts` is 0; give at least 1, or leave it out to try until confirmed"
-                    .to_owned(),
-            );
+            return Err(no_attempts("gateway"));
         }
         for (name, destination) in &self.destinations {
             let at = format!("`destinations.\"{name}\"`");
+            if destination.attempts == Some(0) {
+                return Err(no_attempts(&format!("destinations.\"{name}\"")));
+            }
             let uri: hyper::Uri = destination
                 .url
                 .parse()
@@ -170,7 +197,20 @@ impl Config {
                 .collect(),
             policies,
             hold: Duration::from_secs(self.gateway.hold_seconds),
+            holds: self
+                .destinations
+                .iter()
+                .filter_map(|(name, destination)| {
+                    Some((name.clone(), Duration::from_secs(destination.hold_seconds?)))
+                })
+                .collect(),
             max_attempts: self.gateway.attempts,
+            attempts: self
+                .destinations
+                .iter()
+                .filter_map(|(name, destination)| Some((name.clone(), destination.attempts?)))
+                .collect(),
+            approval_wait: Some(Duration::from_secs(self.gateway.approval_wait_seconds)),
             ..Gateway::default()
         }
     }
@@ -187,7 +227,7 @@ impl Config {
             }
         )];
         lines.push(format!(
-            "gateway: {}, irreversible effects held {} s, {}",
+            "gateway: {}, irreversible effects held {} s, {}, effects no policy covers wait {} s for an approval",
             if gateway.kill_all {
                 "EVERYTHING STOPPED"
             } else {
@@ -198,14 +238,23 @@ impl Config {
                 .attempts
                 .map_or("tried until confirmed".to_owned(), |n| format!(
                     "{n} attempts"
-                ))
+                )),
+            gateway.approval_wait_seconds
         ));
         lines.extend(self.destinations.iter().map(|(name, destination)| {
             format!(
-                "destination {name}: {} at most {} effects per {} s{}",
+                "destination {name}: {} at most {} effects per {} s{}{}{}",
                 destination.url,
                 destination.quota.effects,
                 destination.quota.per_seconds,
+                destination
+                    .hold_seconds
+                    .map(|hold| format!(", irreversible effects held {hold} s"))
+                    .unwrap_or_default(),
+                destination
+                    .attempts
+                    .map(|n| format!(", {n} attempts"))
+                    .unwrap_or_default(),
                 if destination.killed { ", STOPPED" } else { "" }
             )
         }));

@@ -5,16 +5,17 @@
 
 use std::io::Write;
 
-use ops_core::egress::Approval;
 use ops_core::id::CommandId;
 use ops_core_runtime::capability::Capabilities;
-use ops_core_runtime::egress::{Approved, Dispatcher, Gateway, approve, effects};
+use ops_core_runtime::egress::{
+    Approved, Approver, Dispatcher, EffectStatus, Gateway, approve, effects,
+};
 use ops_core_runtime::store::EventStore;
 use serde_json::json;
 
-use crate::capabilities::{parse_actor, parse_timestamp};
-use crate::cli::Format;
-use crate::commands::{BadInput, Ended};
+use crate::capabilities::{parse_actor, parse_capability, parse_timestamp};
+use crate::cli::{Acting, Format};
+use crate::commands::{BadInput, Ended, write_list};
 
 fn command_id(text: &str) -> anyhow::Result<CommandId> {
     text.parse().map_err(|error| {
@@ -24,77 +25,60 @@ fn command_id(text: &str) -> anyhow::Result<CommandId> {
     })
 }
 
-/// `items` as `format` says: a pretty JSON array of `json`, or a line of `text` each.
-fn write_list<T>(
-    out: &mut impl Write,
-    format: Format,
-    items: &[T],
-    json: impl Fn(&T) -> serde_json::Value,
-    text: impl Fn(&T) -> String,
-) -> anyhow::Result<()> {
-    match format {
-        Format::Json => {
-            let rows: Vec<serde_json::Value> = items.iter().map(json).collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        }
-        Format::Text => {
-            for item in items {
-                writeln!(out, "{}", text(item))?;
-            }
-        }
-    }
-    Ok(())
+/// An effect as `--format json` shows it.
+pub fn effect_json(effect: &EffectStatus) -> serde_json::Value {
+    json!({
+        "command_id": effect.command_id,
+        "saga": effect.correlation_id,
+        "state": effect.state,
+        "attempt": effect.attempt,
+        "steps": effect.steps,
+        "note": effect.note,
+        "compensates": effect.compensates,
+    })
 }
 
 /// Every external effect with its state and steps.
 pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
-    write_list(
-        out,
-        format,
-        &effects(store).await?,
-        |effect| {
-            json!({
-                "command_id": effect.command_id,
-                "saga": effect.correlation_id,
-                "state": effect.state,
-                "attempt": effect.attempt,
-                "steps": effect.steps,
-                "note": effect.note,
-                "compensates": effect.compensates,
-            })
-        },
-        |effect| {
-            let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
-            format!(
-                "{} {:?}: {}{}",
-                effect.command_id,
-                effect.state,
-                steps.join(" -> "),
-                effect
-                    .note
-                    .as_deref()
-                    .map(|note| format!("; {note}"))
-                    .unwrap_or_default()
-            )
-        },
-    )
+    write_list(out, format, &effects(store).await?, effect_json, |effect| {
+        let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
+        format!(
+            "{} {:?}: {}{}",
+            effect.command_id,
+            effect.state,
+            steps.join(" -> "),
+            effect
+                .note
+                .as_deref()
+                .map(|note| format!("; {note}"))
+                .unwrap_or_default()
+        )
+    })
 }
 
-/// Records `by`'s approval of a pending effect, until `until` if given.
+/// Records `acting.by`'s approval of a pending effect on `acting.capability`, which must
+/// allow the effect itself, until `until` if given.
 pub async fn approve_effect(
     store: &EventStore,
     command: &str,
-    by: &str,
+    acting: &Acting,
     until: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let command_id = command_id(command)?;
-    let actor = parse_actor(by)?;
+    let actor = parse_actor(&acting.by)?;
+    let capability_id = parse_capability(&acting.capability)?;
     let until = until.map(parse_timestamp).transpose()?;
-    let approval = Approval::Actor { actor };
-    Ok(match approve(store, &command_id, &approval, until).await? {
+    let capabilities = Capabilities::load(store.clone()).await?;
+    let approver = Approver {
+        actor,
+        capability_id,
+        authority: &capabilities,
+    };
+    let by = &acting.by;
+    Ok(match approve(store, &command_id, approver, until).await? {
         Approved::Recorded => {
-            writeln!(out, "approved {command_id} by {by}")?;
+            writeln!(out, "approved {command_id} by {by} on {capability_id}")?;
             Ended::Done
         }
         Approved::NotPending => {
@@ -105,6 +89,13 @@ pub async fn approve_effect(
             writeln!(
                 out,
                 "refused: {by} asked for {command_id}, and nobody approves their own effect"
+            )?;
+            Ended::Refused
+        }
+        Approved::Denied { reason } => {
+            writeln!(
+                out,
+                "refused: {capability_id} does not allow approving {command_id}: {reason} (receipted)"
             )?;
             Ended::Refused
         }

@@ -17,6 +17,8 @@ mod runtime_demo;
 mod sagas;
 mod status;
 mod story_demo;
+mod subjects;
+mod submit;
 mod worker;
 
 use std::process::ExitCode;

@@ -5,19 +5,16 @@
 //! command bus, and their external effects through the egress gateway to a local webhook
 //! endpoint standing in for the real destinations. It names no pack.
 
-use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ops_core::capability::{CapabilityGranted, Scope, Selector};
+use ops_core::capability::{Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::egress::EgressExecuted;
-use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
-use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
@@ -135,7 +132,7 @@ pub async fn run(
     let capabilities = reactions_and_egress(&store, data_dir, out).await?;
     let host_capability = CapabilityId::of("host.demo")?;
     crate::story_demo::delegation(&capabilities, out).await?;
-    crate::story_demo::erasure(&store, host_capability, out).await?;
+    crate::story_demo::erasure(&store, &capabilities, out).await?;
     crate::story_demo::lineage(&store, host_capability, out).await?;
     store.db().close().await;
     Ok(())
@@ -155,39 +152,23 @@ async fn reactions_and_egress(
     let capabilities = Capabilities::load(store.clone())
         .await?
         .with_operators(config.operators()?);
-    let operator = Actor::Human(ActorId::new(DEMO_OPERATOR)?);
     let mut reactors = std::collections::BTreeMap::new();
     for reaction in ops_core::reaction::installed() {
         let pack = reaction.pack_id();
-        let capability = crate::worker::reaction_capability(pack)?;
-        reactors.insert(pack, capability);
-        if capabilities.is_granted(capability) {
-            writeln!(
-                out,
-                "capability {capability} of pack.{pack}: granted before"
-            )?;
-            continue;
-        }
-        let now = Timestamp::now();
-        let in_a_year = now.plus(365 * DAY).context("a year from now")?;
         // A pack's reactions may send its own commands, to any destination, for a year.
-        let grant = CapabilityGranted {
-            capability_id: capability,
-            holder: ops_core::reaction::reactor(pack),
-            issuer: operator.clone(),
-            scope: Scope {
-                types: Selector::only([format!("pack.{pack}.*").as_str()]),
-                ..Scope::everything()
-            },
-            valid_from: now,
-            valid_until: in_a_year,
-            parent: None,
+        let scope = Scope {
+            types: Selector::only([format!("pack.{pack}.*").as_str()]),
+            ..Scope::everything()
         };
-        let event = capabilities.grant(grant, now).await?;
-        writeln!(
+        let capability = crate::story_demo::grant_once(
+            &capabilities,
+            &format!("reactions/{pack}"),
+            ops_core::reaction::reactor(pack),
+            scope,
             out,
-            "capability {capability} granted to pack.{pack} by the operator ({event})"
-        )?;
+        )
+        .await?;
+        reactors.insert(pack, capability);
     }
 
     writeln!(out, "\n== reactions")?;
@@ -276,9 +257,6 @@ async fn reactions_and_egress(
     Ok(capabilities)
 }
 
-/// The demo's operator: the one actor its `ops.toml` lets grant root capabilities.
-const DEMO_OPERATOR: &str = "operator@example.com";
-
 /// Writes the demo's `ops.toml` (its operator, and `destinations` posted to `url`) and
 /// reads it back as any host reads its configuration.
 fn write_config(
@@ -289,7 +267,8 @@ fn write_config(
     let mut text = format!(
         "# The demo's ops.toml. Its destinations post to the demo's own local endpoint,\n\
          # which lives only while the demo runs.\n\
-         operators = [\"human:{DEMO_OPERATOR}\"]\n\n[gateway]\nattempts = 3\n"
+         operators = [\"human:{}\"]\n\n[gateway]\nattempts = 3\n",
+        crate::story_demo::DEMO_OPERATOR
     );
     for destination in destinations {
         text.push_str(&format!(

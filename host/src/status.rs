@@ -94,7 +94,7 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
         healthy = false;
         writeln!(
             out,
-            "  FAILED saga {}: unwind it with its compensations",
+            "  FAILED saga {}: `ops-host sagas unwind` compensates what it executed",
             saga.correlation_id
         )?;
     }

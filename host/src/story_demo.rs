@@ -30,6 +30,9 @@ use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 use ops_core_runtime::supply_chain::Releases;
 
+/// The demo's operator: the one actor its `ops.toml` lets grant root capabilities.
+pub const DEMO_OPERATOR: &str = "operator@example.com";
+
 /// The demo signs with a fixed key so its runs agree; a deployment's key is its own.
 const DEMO_SIGNING_SEED: [u8; 32] = [42; 32];
 const POLICY: &str = "notify.oncall-sev1";
@@ -38,11 +41,15 @@ pub fn human(id: &str) -> anyhow::Result<Actor> {
     Ok(Actor::Human(ops_core::envelope::ActorId::new(id)?))
 }
 
+/// The key file that seals the subject keys of a data directory: where it is, personal
+/// data is sealed.
+pub const KEY_FILE: &str = "secrets.key";
+
 /// Subject keys kept next to the demo's database, sealed with a key file there too.
 pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
     let backend = EncryptedFile::open(
         &data_dir.join("subject-keys.json"),
-        Some(&data_dir.join("secrets.key")),
+        Some(&data_dir.join(KEY_FILE)),
     )?;
     Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
 }
@@ -292,10 +299,42 @@ pub async fn delegation(capabilities: &Capabilities, out: &mut impl Write) -> an
     Ok(())
 }
 
+/// The demo operator's capability `name` for `holder`, granted for a year on the first
+/// run.
+pub async fn grant_once(
+    capabilities: &Capabilities,
+    name: &str,
+    holder: Actor,
+    scope: Scope,
+    out: &mut impl Write,
+) -> anyhow::Result<CapabilityId> {
+    let capability = crate::capabilities::named(name)?;
+    if capabilities.is_granted(capability) {
+        writeln!(out, "capability {capability} ({name}): granted before")?;
+        return Ok(capability);
+    }
+    let now = Timestamp::now();
+    let grant = CapabilityGranted {
+        capability_id: capability,
+        holder,
+        issuer: human(DEMO_OPERATOR)?,
+        scope,
+        valid_from: now,
+        valid_until: now.plus(365 * DAY).context("a year from now")?,
+        parent: None,
+    };
+    let event = capabilities.grant(grant, now).await?;
+    writeln!(
+        out,
+        "capability {capability} ({name}) granted by the operator ({event})"
+    )?;
+    Ok(capability)
+}
+
 /// Erases the first data subject found sealed in the log, and shows what remains.
 pub async fn erasure(
     store: &EventStore,
-    capability: CapabilityId,
+    capabilities: &Capabilities,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     writeln!(out, "\n== right to erasure")?;
@@ -326,12 +365,27 @@ pub async fn erasure(
     )?;
     let erased = store.read_by_type(RedactionApplied::TYPE).await?;
     if erased.is_empty() {
+        // The privacy officer erases on a capability the operator granted for it alone.
+        let privacy = human("privacy@example.com")?;
+        let capability = grant_once(
+            capabilities,
+            "privacy",
+            privacy.clone(),
+            Scope {
+                types: Selector::only([RedactionApplied::TYPE]),
+                max_safety: SafetyClass::WriteInternal,
+                ..Scope::everything()
+            },
+            out,
+        )
+        .await?;
         let applied = erase(
             store,
             subject_id,
-            &human("privacy@example.com")?,
+            &privacy,
             "erasure request 2026-117",
             capability,
+            capabilities,
         )
         .await?;
         writeln!(

@@ -57,9 +57,11 @@ pub const REACTION_BUDGET: BudgetLimits = BudgetLimits {
     calls_per_minute: 120,
 };
 
-/// The capability a pack's reactions act on: granted by an operator (the demo does).
+/// The capability a pack's reactions act on: the one an operator grants as
+/// `reactions/<pack>` (`ops-host capabilities grant reactions/notify --to service:pack.notify
+/// …`; the demo does).
 pub fn reaction_capability(pack: &str) -> anyhow::Result<CapabilityId> {
-    Ok(CapabilityId::of(&("host.demo", pack))?)
+    crate::capabilities::named(&format!("reactions/{pack}"))
 }
 
 pub struct WorkerOptions {

@@ -156,7 +156,11 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         capabilities.contains("active: held by service `pack.notify`"),
         "{capabilities}"
     );
-    let notify_capability = capabilities.split(' ').next().unwrap_or_default();
+    let notify_capability = capabilities
+        .lines()
+        .find(|line| line.contains("held by service `pack.notify`"))
+        .and_then(|line| line.split(' ').next())
+        .unwrap_or_default();
     let check = |type_name: &str| {
         host(&[
             "capabilities",
@@ -725,9 +729,35 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
     assert_eq!(pending.len(), 1, "{listed}");
     let command = pending[0]["command_id"].as_str().unwrap().to_owned();
 
+    // The operator approves on a capability of its own that reaches the effect.
+    let (code, said) = host_exit(&[
+        "capabilities",
+        "grant",
+        "approvals",
+        "--to",
+        "human:operator@example.com",
+        "--by",
+        "human:operator@example.com",
+        "--types",
+        "pack.notify.*",
+        "--max-safety",
+        "write_external",
+        "--data",
+        data_arg,
+    ]);
+    assert_eq!(code, 0, "{said}");
+    let capability = said.split_whitespace().nth(1).unwrap().to_owned();
     let approve = |command: &str, by: &str| {
         host_exit(&[
-            "effects", "approve", command, "--by", by, "--data", data_arg,
+            "effects",
+            "approve",
+            command,
+            "--by",
+            by,
+            "--capability",
+            &capability,
+            "--data",
+            data_arg,
         ])
     };
     let (code, said) = approve(&command, "service:pack.notify");

@@ -6,67 +6,18 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[path = "../../tests/src/export.rs"]
 mod export;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use postgres::{Schema, database_url};
 
 const RECORDS: usize = 3_000;
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A schema name unique to this run (`t<pid>_<n>_<name>`, the pattern the workspace
-/// tests' clean-up knows), dropped when the value is.
-struct Schema {
-    name: String,
-    runtime: tokio::runtime::Runtime,
-    pool: sqlx::PgPool,
-}
-
 impl Schema {
-    fn new(name: &str) -> Schema {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "t{}_{}_{name}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let pool = runtime
-            .block_on(sqlx::PgPool::connect(&database_url()))
-            .unwrap_or_else(|error| {
-                panic!("PostgreSQL at {} is unreachable: {error}", database_url())
-            });
-        Schema {
-            name,
-            runtime,
-            pool,
-        }
-    }
-
-    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        use sqlx::Row;
-        let sql = sql.replace("{schema}", &self.name);
-        self.runtime
-            .block_on(sqlx::query(&sql).fetch_all(&self.pool))
-            .unwrap_or_else(|error| panic!("{sql}: {error}"))
-            .iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|i| {
-                        row.try_get::<String, _>(i)
-                            .or_else(|_| row.try_get::<i64, _>(i).map(|n| n.to_string()))
-                            .unwrap()
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
     /// Every event the input made, by id: its stream place and envelope, less when it was
     /// ingested (which differs between any two runs). The retention receipts each worker
     /// writes when it starts are its own, not the input's.
@@ -95,15 +46,6 @@ impl Schema {
         self.rows(&format!(
             "SELECT tbl, key, document FROM {{schema}}.{table} ORDER BY tbl, key"
         ))
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        let _ = self
-            .runtime
-            .block_on(sqlx::query(&drop).execute(&self.pool));
     }
 }
 

@@ -32,6 +32,11 @@ pub fn reactor_capability() -> CapabilityId {
     CapabilityId::of(&("reactions", "notify")).expect("canonical")
 }
 
+/// The capability operators approve effects on.
+pub fn approver_capability() -> CapabilityId {
+    CapabilityId::of(&("approvers", "operator@example.com")).expect("canonical")
+}
+
 /// Who grants the tests' capabilities.
 pub fn operator() -> Actor {
     Actor::Human(ActorId::new("operator@example.com").expect("a valid actor id"))
@@ -58,9 +63,30 @@ pub fn authority(scope: Scope) -> Arc<CapabilityBook> {
         grant(
             reactor_capability(),
             ops_core::reaction::reactor("notify"),
-            scope,
+            scope.clone(),
         ),
+        grant(approver_capability(), operator(), scope),
     ])
+}
+
+/// `actor`'s approval of `command_id`'s effect on [`approver_capability`] (held by the
+/// operator, reaching `reach`) until `expires_at`, if given.
+pub async fn approve_as(
+    store: &EventStore,
+    command_id: &ops_core::id::CommandId,
+    actor: Actor,
+    reach: Scope,
+    expires_at: Option<ops_core::time::Timestamp>,
+) -> ops_core_runtime::egress::Approved {
+    let authority = authority(reach);
+    let approver = ops_core_runtime::egress::Approver {
+        actor,
+        capability_id: approver_capability(),
+        authority: &*authority,
+    };
+    ops_core_runtime::egress::approve(store, command_id, approver, expires_at)
+        .await
+        .expect("recording the approval")
 }
 
 /// As [`authority`], before anyone granted the notify pack's reactions their capability.

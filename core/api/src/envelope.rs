@@ -107,6 +107,8 @@ impl DedupeScope {
 pub enum EnvelopeError {
     #[error("cannot encode the payload of `{type_name}`: {message}")]
     Encode { type_name: String, message: String },
+    #[error("the payload is not a `{type_name}`: {message}")]
+    NotOfType { type_name: String, message: String },
     #[error(
         "envelope version {found} is not supported; this build reads version {ENVELOPE_VERSION}"
     )]
@@ -334,6 +336,51 @@ impl CommandEnvelope {
             command_id,
             command_type: C::TYPE.to_owned(),
             payload_schema_version: C::VERSION,
+            payload,
+            target_ref: request.target_ref,
+            dedupe_scope: request.dedupe_scope,
+            correlation_id: request.correlation_id,
+            causation: request.causation,
+            actor: request.actor,
+            requested_at: request.requested_at,
+        })
+    }
+
+    /// A command whose type is known only at run time, by its registry entry (an
+    /// operator's `ops-host commands submit`): the payload must decode as `descriptor`'s
+    /// type and the dedupe scope be of the kind it declares, as [`Self::new`] ensures at
+    /// compile time.
+    pub fn of_descriptor(
+        descriptor: &crate::registry::TypeDescriptor,
+        payload: Value,
+        request: CommandRequest,
+    ) -> Result<Self, EnvelopeError> {
+        let not_a = |message: String| EnvelopeError::NotOfType {
+            type_name: descriptor.name.to_owned(),
+            message,
+        };
+        let (crate::contract::Kind::Command, Some(expected)) = (descriptor.kind, descriptor.dedupe)
+        else {
+            return Err(not_a("it is not a command".to_owned()));
+        };
+        if request.dedupe_scope.kind() != expected {
+            return Err(EnvelopeError::DedupeKindMismatch {
+                command_type: descriptor.name.to_owned(),
+                expected,
+                found: request.dedupe_scope.kind(),
+            });
+        }
+        (descriptor.check_payload)(&payload).map_err(not_a)?;
+        Ok(CommandEnvelope {
+            envelope_version: ENVELOPE_VERSION,
+            command_id: command_id_of(
+                descriptor.name,
+                &request.target_ref,
+                &payload,
+                &request.dedupe_scope,
+            ),
+            command_type: descriptor.name.to_owned(),
+            payload_schema_version: descriptor.version,
             payload,
             target_ref: request.target_ref,
             dedupe_scope: request.dedupe_scope,

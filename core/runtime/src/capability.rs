@@ -24,7 +24,8 @@ use crate::store::{AppendError, EventStore, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
-    #[error("capability {capability} cannot be granted: {reason}")]
+    /// A grant, scope change or revocation that may not be recorded, and why.
+    #[error("refused for capability {capability}: {reason}")]
     Refused {
         capability: CapabilityId,
         reason: String,
@@ -132,6 +133,7 @@ impl Capabilities {
         by: Actor,
         at: Timestamp,
     ) -> Result<EventId, CapabilityError> {
+        self.may_change(capability_id, &by, at)?;
         let parent_scope = {
             let book = self.read();
             let state = book
@@ -164,7 +166,7 @@ impl Capabilities {
         reason: &str,
         at: Timestamp,
     ) -> Result<EventId, CapabilityError> {
-        self.known(capability_id, at)?;
+        self.may_change(capability_id, &by, at)?;
         let revoked = CapabilityRevoked {
             capability_id,
             revoked_by: by.clone(),
@@ -218,6 +220,41 @@ impl Capabilities {
         self.read()
             .state_at(capability_id, Timestamp::now())
             .is_some()
+    }
+
+    /// Whether `by` may change or revoke `capability_id`: an operator, its holder (giving
+    /// it up), or whoever issued it or any capability it was delegated from, or held one
+    /// of those.
+    fn may_change(
+        &self,
+        capability_id: CapabilityId,
+        by: &Actor,
+        at: Timestamp,
+    ) -> Result<(), CapabilityError> {
+        self.known(capability_id, at)?;
+        if self.operators.contains(by) {
+            return Ok(());
+        }
+        let book = self.read();
+        let mut next = Some(capability_id);
+        let mut depth = 0;
+        while let Some(id) = next.filter(|_| depth <= ops_core::capability::MAX_DELEGATION_DEPTH) {
+            let Some(state) = book.state_at(id, at) else {
+                break;
+            };
+            if state.grant.issuer == *by || state.grant.holder == *by {
+                return Ok(());
+            }
+            next = state.grant.parent;
+            depth += 1;
+        }
+        Err(CapabilityError::Refused {
+            capability: capability_id,
+            reason: format!(
+                "{} is neither an operator nor its holder, nor issued or held it or a capability it was delegated from",
+                ops_core::capability::actor_label(by)
+            ),
+        })
     }
 
     fn known(&self, capability_id: CapabilityId, at: Timestamp) -> Result<(), CapabilityError> {

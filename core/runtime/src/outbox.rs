@@ -63,7 +63,9 @@ pub(crate) struct Approve<'a> {
 
 impl AtomicWrite for Approve<'_> {
     fn statement(&self) -> &'static str {
-        "UPDATE core_outbox SET approval = $1, approval_expires_us = $2, updated_at_us = $3 \
+        // A row set aside to wait for its approval is claimable again at once.
+        "UPDATE core_outbox SET approval = $1, approval_expires_us = $2, updated_at_us = $3, \
+         claimed_until_us = CASE WHEN claimed_by IS NULL THEN 0 ELSE claimed_until_us END \
          WHERE command_id = $4 AND state = 'pending'"
     }
 
@@ -141,8 +143,12 @@ impl AtomicWrite for Close<'_> {
 /// Which rows a claim takes.
 pub(crate) enum Claim<'a> {
     /// Pending rows whose hold is over (reversible ones, or irreversible ones created at or
-    /// before `held_until_us`), oldest first.
-    HoldOver { held_until_us: i64, limit: i64 },
+    /// before `held_until_us`, or before the time `destinations` gives theirs), oldest first.
+    HoldOver {
+        held_until_us: i64,
+        destinations: &'a [(String, i64)],
+        limit: i64,
+    },
     /// The one pending row of this command, whatever its hold.
     Only(&'a str),
 }
@@ -156,6 +162,8 @@ pub(crate) struct ClaimedRow {
     pub approval: Option<String>,
     pub attempts: i64,
     pub approval_expires_us: Option<i64>,
+    /// When the command that asked for it was accepted.
+    pub created_at_us: i64,
 }
 
 impl ClaimedRow {
@@ -188,6 +196,7 @@ impl ClaimedRow {
             approval: row.try_get("approval")?,
             attempts: row.try_get("attempts")?,
             approval_expires_us: row.try_get("approval_expires_us")?,
+            created_at_us: row.try_get("created_at_us")?,
         })
     }
 }
@@ -206,29 +215,72 @@ pub(crate) async fn claim(
         Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         Dialect::Sqlite => "",
     };
+    // One row by its command is claimable when nobody holds it, even while it waits for
+    // an approval; rows in general once their claim or wait ran out and their hold is over.
     let filter = match which {
-        Claim::Only(_) => "command_id = $5",
-        Claim::HoldOver { .. } => "(reversible = 1 OR created_at_us <= $5)",
+        Claim::Only(_) => "(claimed_until_us < $3 OR claimed_by IS NULL) AND command_id = $5",
+        Claim::HoldOver { destinations, .. } => &format!(
+            "claimed_until_us < $3 AND (reversible = 1 OR created_at_us <= {})",
+            if destinations.is_empty() {
+                "$5".to_owned()
+            } else {
+                let holds: Vec<String> = (0..destinations.len())
+                    .map(|n| format!("WHEN ${} THEN ${}", 6 + 2 * n, 7 + 2 * n))
+                    .collect();
+                format!("CASE destination {} ELSE $5 END", holds.join(" "))
+            }
+        ),
     };
     let sql = format!(
         "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' AND claimed_until_us < $3 \
+         WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' \
          AND {filter} ORDER BY id LIMIT $4 {lock}) \
          RETURNING id, command_id, command_type, destination, tenant_id, idempotency_key, request_hash, \
          request, actor, capability_id, approval, attempts, correlation_id, compensates, reversible, \
-         approval_expires_us"
+         approval_expires_us, created_at_us"
     );
     on_db!(db, pool => {
         let query = sqlx::query(&sql).bind(claimer).bind(lease_until_us).bind(now_us);
         let query = match which {
             Claim::Only(command_id) => query.bind(1_i64).bind(command_id),
-            Claim::HoldOver { held_until_us, limit } => query.bind(limit).bind(held_until_us),
+            Claim::HoldOver { held_until_us, destinations, limit } => {
+                let mut query = query.bind(limit).bind(held_until_us);
+                for (destination, held_until_us) in destinations {
+                    query = query.bind(destination).bind(held_until_us);
+                }
+                query
+            }
         };
         let rows = query.fetch_all(pool).await?;
         let mut claimed = rows.iter().map(ClaimedRow::decode).collect::<Result<Vec<_>, _>>()?;
         // `RETURNING` gives no order; dispatch goes oldest first.
         claimed.sort_by_key(|row| row.id);
         Ok(claimed)
+    })
+}
+
+/// Sets claimed rows aside to wait for an approval: unclaimed, not claimable again before
+/// `recheck_at_us` (an approval makes them claimable at once), and the claim's attempt not
+/// counted, since nothing was attempted.
+pub(crate) async fn await_approval(
+    db: &Db,
+    claimer: &str,
+    ids: &[i64],
+    recheck_at_us: i64,
+) -> Result<(), sqlx::Error> {
+    on_db!(db, pool => {
+        for id in ids {
+            sqlx::query(
+                "UPDATE core_outbox SET claimed_by = NULL, claimed_until_us = $1, attempts = attempts - 1 \
+                 WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
+            )
+            .bind(recheck_at_us)
+            .bind(id)
+            .bind(claimer)
+            .execute(pool)
+            .await?;
+        }
+        Ok(())
     })
 }
 
@@ -271,20 +323,38 @@ pub(crate) async fn pending_destinations(db: &Db) -> Result<Vec<String>, sqlx::E
     })
 }
 
-/// The capability, correlation and requester (JSON) of `command_id`'s effect, while it
-/// is pending.
+/// Who asked for `command_id`'s effect and where it goes, while it is pending.
 pub(crate) async fn pending_effect(
     db: &Db,
     command_id: &str,
-) -> Result<Option<(String, String, String)>, sqlx::Error> {
-    on_db!(db, pool => {
+) -> Result<Option<PendingRow>, sqlx::Error> {
+    let row: Option<(String, String, String, String, String)> = on_db!(db, pool => {
         sqlx::query_as(
-            "SELECT capability_id, correlation_id, actor FROM core_outbox WHERE command_id = $1 AND state = 'pending'",
+            "SELECT correlation_id, actor, command_type, destination, tenant_id FROM core_outbox \
+             WHERE command_id = $1 AND state = 'pending'",
         )
         .bind(command_id)
         .fetch_optional(pool)
         .await
-    })
+    })?;
+    Ok(row.map(
+        |(correlation_id, actor, command_type, destination, tenant_id)| PendingRow {
+            correlation_id,
+            actor,
+            command_type,
+            destination,
+            tenant_id,
+        },
+    ))
+}
+
+/// What a pending row says of who asked for it and where it goes.
+pub(crate) struct PendingRow {
+    pub correlation_id: String,
+    pub actor: String,
+    pub command_type: String,
+    pub destination: String,
+    pub tenant_id: String,
 }
 
 /// The state of `command_id`'s effect (`pending`, `executed`, …), if it has one.

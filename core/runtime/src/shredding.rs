@@ -15,6 +15,7 @@
 //! the sealed form, so their rows (and backups of them) hold no personal data in clear
 //! either; the query gateway opens what the reader's capability reveals.
 
+use crate::clock::WallClock;
 use crate::custody::KeyError;
 pub use crate::custody::{
     SEALED_PREFIX, SHREDDED, SubjectKeys, for_each_sealed, sealed_subject, subject_id,
@@ -30,21 +31,111 @@ pub enum EraseError {
     Keys(#[from] KeyError),
     #[error("recording the erasure failed (the key is destroyed already): {0}")]
     Append(#[from] crate::store::AppendError),
+    #[error("capability {capability} does not allow erasing a data subject: {reason}")]
+    Denied {
+        capability: ops_core::id::CapabilityId,
+        reason: String,
+    },
 }
 
-/// Erases a data subject: finds the fields of the log sealed under its key, destroys the
-/// key, and records `core.RedactionApplied` as the subject's tombstone. The log is not
-/// rewritten: every event and its id stay as they were.
+/// The action an erasure is checked as: writing the subject's tombstone.
+fn erasing(actor: &ops_core::envelope::Actor) -> ops_core::capability::Action {
+    use ops_core::contract::Contract;
+    ops_core::capability::Action {
+        actor: actor.clone(),
+        command_type: ops_core::redaction::RedactionApplied::TYPE.to_owned(),
+        safety: ops_core::contract::SafetyClass::WriteInternal,
+        tenant: None,
+        destination: None,
+    }
+}
+
+/// Every data subject with sealed fields in the log, and how many events hold them.
+pub async fn sealed_subjects(
+    store: &crate::store::EventStore,
+) -> Result<std::collections::BTreeMap<String, usize>, sqlx::Error> {
+    let mut subjects = std::collections::BTreeMap::new();
+    for text in store
+        .envelopes_containing(&format!("%{SEALED_PREFIX}%"))
+        .await?
+    {
+        let Ok(envelope) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let mut found = std::collections::BTreeSet::new();
+        for_each_string(&envelope["payload"], &mut |text| {
+            if let Some(subject) = sealed_subject(text) {
+                found.insert(subject.to_owned());
+            }
+        });
+        for subject in found {
+            *subjects.entry(subject).or_default() += 1;
+        }
+    }
+    Ok(subjects)
+}
+
+fn for_each_string(value: &serde_json::Value, visit: &mut impl FnMut(&str)) {
+    match value {
+        serde_json::Value::String(text) => visit(text),
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|item| for_each_string(item, visit))
+        }
+        serde_json::Value::Object(fields) => fields
+            .values()
+            .for_each(|item| for_each_string(item, visit)),
+        _ => {}
+    }
+}
+
+/// Erases a data subject on `capability_id`, which `authority` must find allows writing
+/// its tombstone (a refusal has its `CapabilityDenied` receipt): finds the fields of the
+/// log sealed under its key, destroys the key, and records `core.RedactionApplied` as the
+/// subject's tombstone. The log is not rewritten: every event and its id stay as they were.
 pub async fn erase(
     store: &crate::store::EventStore,
     subject_id: &str,
     actor: &ops_core::envelope::Actor,
     reason: &str,
     capability_id: ops_core::id::CapabilityId,
+    authority: &dyn ops_core::capability::Authority,
 ) -> Result<ops_core::redaction::RedactionApplied, EraseError> {
-    use ops_core::envelope::EventEnvelope;
+    use ops_core::envelope::{Causation, EventEnvelope};
+    use ops_core::id::{CorrelationId, UserActionId};
 
     let keys = store.subject_keys().ok_or(EraseError::NoKeys)?;
+    let decision = authority.check(
+        capability_id,
+        &erasing(actor),
+        ops_core::time::Timestamp::now(),
+    );
+    if !decision.allowed {
+        let reason = decision.reason.clone().unwrap_or_default();
+        let subject = format!("subjects/{subject_id}");
+        crate::capability::record_denial(
+            store,
+            crate::capability::Denial {
+                capability_id,
+                actor,
+                action: &erasing(actor).command_type,
+                subject: subject.clone(),
+                reason: &reason,
+                decision,
+                correlation_id: CorrelationId::of(&subject)
+                    .expect("plain strings have a canonical form"),
+                causation: Causation::UserAction(
+                    UserActionId::of(&subject).expect("plain strings have a canonical form"),
+                ),
+                source_ref: "core.shredding",
+                requested_at: None,
+            },
+        )
+        .await?;
+        return Err(EraseError::Denied {
+            capability: capability_id,
+            reason,
+        });
+    }
     let pattern = format!("%{SEALED_PREFIX}{subject_id}:%");
     let envelopes = store.envelopes_containing(&pattern).await?;
     let mut fields = std::collections::BTreeSet::new();

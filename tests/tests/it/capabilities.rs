@@ -369,6 +369,20 @@ async fn delegation_stays_within_its_parent_and_falls_with_it(backend: Backend) 
     assert_eq!(by_linus.chain, [grandchild_id, child_id, root]);
     assert!(by_linus.allowed);
 
+    // Only an operator, a holder or an issuer up the chain changes a capability: linus,
+    // who holds the grandchild, may not revoke its parent.
+    let by_stranger = capabilities
+        .revoke(
+            child_id,
+            human("linus@example.com"),
+            "not mine",
+            at("2026-06-03T00:00:00Z"),
+        )
+        .await;
+    assert!(
+        matches!(&by_stranger, Err(CapabilityError::Refused { reason, .. }) if reason.contains("neither an operator")),
+        "{by_stranger:?}"
+    );
     capabilities
         .revoke(root, operator(), "rota ended", at("2026-07-01T00:00:00Z"))
         .await

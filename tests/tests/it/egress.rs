@@ -5,15 +5,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ops_core::capability::CapabilityDenied;
 use ops_core::capability::{Scope, Selector};
 use ops_core::egress::{Approval, Check, EffectState, EgressExecuted, EgressRefused};
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome};
 use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
-    ApprovalPolicy, Approved, BoxFuture, Dispatcher, Effect, Executor, Gateway, approve,
+    ApprovalPolicy, Approved, BoxFuture, Dispatcher, Effect, Executor, Gateway,
 };
 use ops_core_runtime::store::EventStore;
-use ops_tests::commands::{Pager, authority, capability, opened, operator, page, paged};
+use ops_tests::commands::{
+    Pager, approve_as, approver_capability, authority, capability, opened, operator, page, paged,
+};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
 use serde_json::Value;
@@ -457,24 +460,35 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
     let command = page("INC-0", "U1", "pager");
     bus.submit(&command, capability(), None).await.unwrap();
     // Not by its requester: nobody approves their own effect.
-    let by_requester = approve(
-        &store,
-        &command.command_id,
-        &Approval::Actor { actor: responder() },
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(by_requester, Approved::ByRequester);
+    let everything = Scope::everything;
     assert_eq!(
-        approve(
-            &store,
-            &command.command_id,
-            &Approval::Actor { actor: operator() },
-            None
-        )
-        .await
-        .unwrap(),
+        approve_as(&store, &command.command_id, responder(), everything(), None).await,
+        Approved::ByRequester
+    );
+    // Nor on a capability that does not reach the effect's destination: refused, with the
+    // denial's receipt.
+    let elsewhere = Scope {
+        destinations: Selector::only(["sms"]),
+        ..Scope::everything()
+    };
+    let denied = approve_as(&store, &command.command_id, operator(), elsewhere, None).await;
+    assert!(
+        matches!(&denied, Approved::Denied { reason } if reason.contains("`pager`")),
+        "{denied:?}"
+    );
+    let denial: CapabilityDenied = serde_json::from_value(
+        store.read_by_type(CapabilityDenied::TYPE).await.unwrap()[0]
+            .envelope
+            .payload
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        (denial.capability_id, denial.subject),
+        (approver_capability(), command.command_id.to_string())
+    );
+    assert_eq!(
+        approve_as(&store, &command.command_id, operator(), everything(), None).await,
         Approved::Recorded
     );
     let report = dispatcher(&store, "d1", &pager, Gateway::default())

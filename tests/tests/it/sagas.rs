@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use ops_core::capability::Scope;
 use ops_core::contract::Contract;
-use ops_core::egress::{Approval, Check, EffectState, EgressFailed, EgressRefused};
+use ops_core::egress::{Check, EffectState, EgressFailed, EgressRefused};
 use ops_core::envelope::{CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
 use ops_core::id::{ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::egress::{
-    Approved, BoxFuture, Dispatcher, Executor, Gateway, SagaState, approve, sagas,
+    Approved, BoxFuture, Dispatcher, Executor, Gateway, SagaState, sagas,
 };
 use ops_core_runtime::store::EventStore;
 use ops_tests::commands::{
-    ApproveAll, Pager, authority, capability, opened, operator, page, request,
+    ApproveAll, Pager, approve_as, authority, capability, opened, operator, page, request,
 };
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, responder};
@@ -202,6 +202,23 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
         (1, 0, 0),
         "only the reversible notification goes out: {report:?}"
     );
+    // The hold may be the destination's own, in place of the gateway's.
+    let DedupeScope::Egress { destination, .. } = &update.dedupe_scope else {
+        panic!("an external effect");
+    };
+    let own_hold = dispatcher(
+        &store,
+        &pager,
+        approving(Gateway {
+            holds: [(destination.clone(), Duration::from_secs(3600))].into(),
+            ..Gateway::default()
+        }),
+    );
+    assert_eq!(
+        own_hold.dispatch(10).await.expect("dispatching"),
+        Default::default(),
+        "the update's destination holds it"
+    );
 
     assert!(
         held.cancel(&update.command_id, &responder(), "wrong incident")
@@ -244,14 +261,14 @@ async fn an_expired_approval_and_an_actor_over_quota_are_refused(backend: Backen
     let an_hour_ago = Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 3_600_000_000)
         .expect("a time in range");
     assert_eq!(
-        approve(
+        approve_as(
             &store,
             &expired.command_id,
-            &Approval::Actor { actor: operator() },
+            operator(),
+            Scope::everything(),
             Some(an_hour_ago)
         )
-        .await
-        .expect("approving"),
+        .await,
         Approved::Recorded
     );
     let report = dispatcher(&store, &pager, Gateway::default())

@@ -14,7 +14,7 @@ use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::projection::stored_rows;
 use ops_core_runtime::query::QueryGateway;
 use ops_core_runtime::secrets::EncryptedFile;
-use ops_core_runtime::shredding::{SHREDDED, SubjectKeys, erase};
+use ops_core_runtime::shredding::{EraseError, SHREDDED, SubjectKeys, erase};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 use ops_host::webhook::{WebhookExecutor, WebhookSink};
 use ops_shared_people::PersonRef;
@@ -199,12 +199,40 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
         .iter()
         .map(|e| e.envelope.event_id)
         .collect();
+    // Erasing is checked like any action: a capability that reaches only the incidents
+    // pack's types may not, and its denial is receipted; nothing is destroyed.
+    let incidents_only = authority(Scope {
+        types: ops_core::capability::Selector::only(["pack.incidents.*"]),
+        ..Scope::everything()
+    });
+    let denied = erase(
+        &store,
+        &subject_id,
+        &responder(),
+        "right to erasure request 17",
+        capability(),
+        &*incidents_only,
+    )
+    .await;
+    assert!(
+        matches!(&denied, Err(EraseError::Denied { reason, .. }) if reason.contains("RedactionApplied")),
+        "{denied:?}"
+    );
+    assert_eq!(
+        store
+            .read_by_type(ops_core::capability::CapabilityDenied::TYPE)
+            .await
+            .expect("reading")
+            .len(),
+        1
+    );
     let applied = erase(
         &store,
         &subject_id,
         &responder(),
         "right to erasure request 17",
         capability(),
+        &*authority(Scope::everything()),
     )
     .await
     .expect("erasing");
@@ -224,10 +252,11 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
         applied.fields
     );
 
-    // The log is unchanged but for the tombstone; the name reads as shredded, everywhere.
+    // The log is unchanged but for the denial's receipt and the tombstone; the name reads
+    // as shredded, everywhere.
     let after: Vec<_> = store.replay(None, 1_000).await.expect("replaying");
     let ids_after: Vec<_> = after.iter().map(|e| e.envelope.event_id).collect();
-    assert_eq!(ids_after.len(), ids_before.len() + 1);
+    assert_eq!(ids_after.len(), ids_before.len() + 2);
     assert!(
         ids_before.iter().all(|id| ids_after.contains(id)),
         "no event id changed"

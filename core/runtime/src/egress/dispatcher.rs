@@ -58,7 +58,13 @@ pub struct DispatchReport {
     pub lost_claims: usize,
     /// Given up after the last attempt, with an `EgressFailed` receipt.
     pub gave_up: usize,
+    /// No actor approved it yet and no policy covers it: left pending for an approval.
+    pub awaiting_approval: usize,
 }
+
+/// How often an effect waiting for an actor's approval is looked at again (an approval
+/// makes it due at once), for a policy that may cover it by then.
+const APPROVAL_RECHECK: Duration = Duration::from_secs(30);
 
 pub struct Dispatcher {
     store: EventStore,
@@ -112,8 +118,13 @@ impl Dispatcher {
         // A policy's approval is kept on the row too, so a later attempt is approved already.
         let mut approvals: Vec<(String, String)> = Vec::new();
         let mut in_batch = Allowed::default();
+        let mut awaiting = Vec::new();
+        let now = Timestamp::now();
         for effect in claimed {
             match self.gate(&effect, &in_batch).await {
+                Err((Check::Approval, _)) if self.gateway.awaits_approval(&effect, now) => {
+                    awaiting.push(effect.id);
+                }
                 Err((check, reason)) => closing.push((effect, Outcome::Refused { check, reason })),
                 Ok((approval, capability)) => {
                     if let (
@@ -140,6 +151,13 @@ impl Dispatcher {
                     allowed.push((effect, approval, capability));
                 }
             }
+        }
+        if !awaiting.is_empty() {
+            let recheck = now.unix_micros() + APPROVAL_RECHECK.as_micros() as i64;
+            outbox::await_approval(self.store.db(), &self.name, &awaiting, recheck)
+                .await
+                .map_err(DispatchError::Claim)?;
+            report.awaiting_approval = awaiting.len();
         }
         // Durable before any destination is reached: these effects are under way.
         if !under_way.is_empty() {
@@ -186,7 +204,7 @@ impl Dispatcher {
             };
             if self
                 .gateway
-                .max_attempts
+                .attempts_for(&effect.destination)
                 .is_some_and(|max| effect.attempts >= i64::from(max))
             {
                 tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed its last attempt");
@@ -356,10 +374,18 @@ impl Dispatcher {
         let now = Timestamp::now().unix_micros();
         let until = now + self.lease.as_micros() as i64;
         let only = only.map(ToString::to_string);
+        let held_until = |hold: &Duration| now - hold.as_micros() as i64;
+        let destinations: Vec<(String, i64)> = self
+            .gateway
+            .holds
+            .iter()
+            .map(|(destination, hold)| (destination.clone(), held_until(hold)))
+            .collect();
         let which = match &only {
             Some(command_id) => outbox::Claim::Only(command_id),
             None => outbox::Claim::HoldOver {
-                held_until_us: now - self.gateway.hold.as_micros() as i64,
+                held_until_us: held_until(&self.gateway.hold),
+                destinations: &destinations,
                 limit: limit as i64,
             },
         };

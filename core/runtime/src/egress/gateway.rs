@@ -32,8 +32,37 @@ pub struct Gateway {
     /// How long an irreversible effect waits after it was requested before it may be
     /// dispatched; until then it can be cancelled.
     pub hold: Duration,
+    /// The hold of these destinations, in place of `hold`.
+    pub holds: BTreeMap<String, Duration>,
     /// Unconfirmed attempts after which an effect fails; `None` tries until it is confirmed.
     pub max_attempts: Option<u32>,
+    /// The attempts of these destinations, in place of `max_attempts`.
+    pub attempts: BTreeMap<String, u32>,
+    /// How long an effect no actor approved and no policy covers waits, pending, for an
+    /// actor's approval before it is refused; `None` refuses it at once.
+    pub approval_wait: Option<Duration>,
+}
+
+impl Gateway {
+    /// The unconfirmed attempts after which an effect to `destination` fails.
+    pub fn attempts_for(&self, destination: &str) -> Option<u32> {
+        self.attempts
+            .get(destination)
+            .copied()
+            .or(self.max_attempts)
+    }
+
+    /// Whether `effect`, refused at the approval check at `now`, is rather left pending for
+    /// an actor to approve: it never had an approval, and its wait is not over.
+    pub fn awaits_approval(&self, effect: &Effect, now: Timestamp) -> bool {
+        effect.approval.is_none()
+            && self.approval_wait.is_some_and(|wait| {
+                effect
+                    .requested_at
+                    .plus(wait)
+                    .is_some_and(|deadline| now < deadline)
+            })
+    }
 }
 
 /// What the gateway judges an effect on besides the effect: read by the dispatcher just

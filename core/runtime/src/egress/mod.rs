@@ -31,7 +31,7 @@ pub use dispatcher::{
 };
 pub use gateway::{ApprovalPolicy, Facts, Gateway};
 pub(crate) use saga::Step;
-pub use saga::{Approved, EffectStatus, SagaState, SagaStatus, approve, effects, sagas};
+pub use saga::{Approved, Approver, EffectStatus, SagaState, SagaStatus, approve, effects, sagas};
 
 use ops_core::egress::{Approval, EffectState, Reversibility};
 use ops_core::envelope::{Actor, EventOrigin};
@@ -63,6 +63,8 @@ pub struct Effect {
     pub compensates: Option<CommandId>,
     pub reversibility: Reversibility,
     pub attempts: i64,
+    /// When its command was accepted and the effect asked for.
+    pub requested_at: Timestamp,
 }
 
 impl Effect {
@@ -151,6 +153,12 @@ impl TryFrom<ClaimedRow> for Effect {
                 })
                 .transpose()?,
             attempts: claimed.attempts,
+            requested_at: Timestamp::from_unix_micros(claimed.created_at_us).ok_or_else(|| {
+                corrupt(
+                    "created_at_us",
+                    format!("{} is out of range", claimed.created_at_us),
+                )
+            })?,
             command_type: row.command_type,
             destination: row.destination,
             tenant_id: row.tenant_id,

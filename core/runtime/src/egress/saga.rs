@@ -7,12 +7,14 @@
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
-use ops_core::contract::Contract;
+use ops_core::capability::{Action, Authority};
+use ops_core::contract::{Contract, SafetyClass};
 use ops_core::egress::{Approval, EffectState, EffectStateChanged};
-use ops_core::envelope::{Actor, CommandEnvelope, CommandOutcome};
+use ops_core::envelope::{Actor, Causation, CommandEnvelope, CommandOutcome};
 use ops_core::id::{CapabilityId, CommandId, CorrelationId};
 use ops_core::time::Timestamp;
 
+use crate::capability::{Denial, record_denial};
 use crate::command::{BusError, CommandBus, Receipt};
 use crate::outbox::{self, Approve};
 pub(crate) use crate::steps::{Step, gateway_actor};
@@ -141,58 +143,94 @@ fn saga_state(effects: &[EffectStatus]) -> SagaState {
 }
 
 /// What recording an approval came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Approved {
     Recorded,
     /// There is no pending effect of that command (never asked, or ended already).
     NotPending,
     /// The approver is who asked for the effect: nobody approves their own (A9).
     ByRequester,
+    /// The approver's capability does not allow the effect it would approve; the denial
+    /// has its receipt.
+    Denied {
+        reason: String,
+    },
 }
 
-/// Records an approval of a pending effect by another actor than its requester; an
-/// approval with `expires_at` no longer counts at dispatch after that time.
+/// Who approves an effect: an actor, on a capability that must allow the effect itself
+/// (its command, tenant and destination, as an external side effect), checked by
+/// `authority`.
+pub struct Approver<'a> {
+    pub actor: Actor,
+    pub capability_id: CapabilityId,
+    pub authority: &'a dyn Authority,
+}
+
+/// Records `approver`'s approval of a pending effect: refused to its requester and to an
+/// approver whose capability does not reach the effect. An approval with `expires_at` no
+/// longer counts at dispatch after that time. The step names the approver's capability,
+/// and its note the capability state the check relied on.
 pub async fn approve(
     store: &EventStore,
     command_id: &CommandId,
-    approval: &Approval,
+    approver: Approver<'_>,
     expires_at: Option<Timestamp>,
 ) -> Result<Approved, AppendError> {
-    let text = serde_json::to_string(approval).expect("an approval is plain JSON");
-    let row = outbox::pending_effect(store.db(), &command_id.to_string()).await?;
-    let Some((capability_id, correlation_id, requester)) =
-        row.and_then(|(capability, correlation, requester)| {
-            let correlation = match correlation.as_str() {
-                "" => CorrelationId::of(&command_id.to_string()).ok()?,
-                stored => stored.parse().ok()?,
-            };
-            let requester: Actor = serde_json::from_str(&requester).ok()?;
-            Some((
-                capability.parse::<CapabilityId>().ok()?,
-                correlation,
-                requester,
-            ))
-        })
+    let Some(pending) = outbox::pending_effect(store.db(), &command_id.to_string())
+        .await?
+        .and_then(|row| PendingEffect::read(command_id, row))
     else {
         return Ok(Approved::NotPending);
     };
-    if matches!(approval, Approval::Actor { actor } if *actor == requester) {
+    if approver.actor == pending.requester {
         return Ok(Approved::ByRequester);
     }
-    let approver = match approval {
-        Approval::Actor { actor } => actor.clone(),
-        Approval::Policy { .. } => gateway_actor(),
+    let action = Action {
+        actor: approver.actor.clone(),
+        command_type: pending.command_type.clone(),
+        safety: SafetyClass::WriteExternalSideEffect,
+        tenant: pending.tenant.clone(),
+        destination: Some(pending.destination.clone()),
     };
-    let mut step = Step::new(
-        *command_id,
-        correlation_id,
-        capability_id,
-        approver,
-        EffectState::Approved,
-    );
-    if let Some(expires_at) = expires_at {
-        step = step.note(format!("until {expires_at}"));
+    let decision = approver
+        .authority
+        .check(approver.capability_id, &action, Timestamp::now());
+    if !decision.allowed {
+        let reason = decision.reason.clone().unwrap_or_default();
+        record_denial(
+            store,
+            Denial {
+                capability_id: approver.capability_id,
+                actor: &approver.actor,
+                action: &pending.command_type,
+                subject: command_id.to_string(),
+                reason: &reason,
+                decision,
+                correlation_id: pending.correlation_id,
+                causation: Causation::Command(*command_id),
+                source_ref: "core.egress.approval",
+                requested_at: None,
+            },
+        )
+        .await?;
+        return Ok(Approved::Denied { reason });
     }
+    let approval = Approval::Actor {
+        actor: approver.actor.clone(),
+    };
+    let text = serde_json::to_string(&approval).expect("an approval is plain JSON");
+    let mut note = format!("capability state {}", decision.state_ref);
+    if let Some(expires_at) = expires_at {
+        note.push_str(&format!(", until {expires_at}"));
+    }
+    let step = Step::new(
+        *command_id,
+        pending.correlation_id,
+        approver.capability_id,
+        approver.actor,
+        EffectState::Approved,
+    )
+    .note(note);
     let command = command_id.to_string();
     let stored = store
         .append_with(
@@ -210,6 +248,31 @@ pub async fn approve(
         Ok(_) => Ok(Approved::Recorded),
         Err(AppendError::Fenced { .. }) => Ok(Approved::NotPending),
         Err(error) => Err(error),
+    }
+}
+
+/// A pending effect's outbox row, as much of it as approving needs.
+struct PendingEffect {
+    correlation_id: CorrelationId,
+    requester: Actor,
+    command_type: String,
+    destination: String,
+    tenant: Option<String>,
+}
+
+impl PendingEffect {
+    fn read(command_id: &CommandId, row: outbox::PendingRow) -> Option<Self> {
+        let correlation_id = match row.correlation_id.as_str() {
+            "" => CorrelationId::of(&command_id.to_string()).ok()?,
+            stored => stored.parse().ok()?,
+        };
+        Some(PendingEffect {
+            correlation_id,
+            requester: serde_json::from_str(&row.actor).ok()?,
+            command_type: row.command_type,
+            destination: row.destination,
+            tenant: Some(row.tenant_id).filter(|tenant| !tenant.is_empty()),
+        })
     }
 }
 

@@ -40,6 +40,7 @@ fn effect(approval: Option<Approval>, expires: Option<&str>) -> Effect {
         compensates: None,
         reversibility: Reversibility::Reversible,
         attempts: 1,
+        requested_at: at("2026-12-01T09:00:00Z"),
     }
 }
 
@@ -189,4 +190,38 @@ fn an_unknown_destination_is_refused_last() {
         check_of(Gateway::default().judge(&effect(by_ada(), None), &allowed(), &unknown)),
         Check::Destination
     );
+}
+
+#[test]
+fn an_effect_nobody_approved_waits_for_an_approval_until_its_wait_ends() {
+    let waiting = Gateway {
+        approval_wait: Some(Duration::from_secs(2 * 3600)),
+        ..Gateway::default()
+    };
+    let unapproved = effect(None, None);
+    assert!(waiting.awaits_approval(&unapproved, at("2026-12-01T10:59:59Z")));
+    assert!(!waiting.awaits_approval(&unapproved, at("2026-12-01T11:00:00Z")));
+    assert!(
+        !waiting.awaits_approval(
+            &effect(by_ada(), Some("2026-12-01T09:30:00Z")),
+            at("2026-12-01T10:00:00Z")
+        ),
+        "an expired approval is refused, not waited on"
+    );
+    assert!(
+        !Gateway::default().awaits_approval(&unapproved, at("2026-12-01T09:00:01Z")),
+        "without a wait it is refused at once"
+    );
+}
+
+#[test]
+fn a_destination_s_own_attempts_replace_the_gateway_s() {
+    let gateway = Gateway {
+        max_attempts: Some(5),
+        attempts: [("pager".to_owned(), 2)].into(),
+        ..Gateway::default()
+    };
+    assert_eq!(gateway.attempts_for("pager"), Some(2));
+    assert_eq!(gateway.attempts_for("sms"), Some(5));
+    assert_eq!(Gateway::default().attempts_for("pager"), None);
 }

@@ -1,0 +1,89 @@
+//! `ops-host subjects`: the data subjects whose personal data the log holds sealed, and
+//! erasing one (crypto-shredding, Section 11), checked against the eraser's capability and
+//! receipted.
+
+use std::io::Write;
+
+use ops_core::contract::Contract;
+use ops_core::redaction::RedactionApplied;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::shredding::{EraseError, erase, sealed_subjects};
+use ops_core_runtime::store::EventStore;
+
+use crate::capabilities::{parse_actor, parse_capability};
+use crate::cli::{Acting, Format};
+use crate::commands::{BadInput, Ended, write_list};
+
+/// Each sealed subject, how many events hold its data, and whether it is erased.
+pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let erased: std::collections::BTreeSet<String> = store
+        .read_by_type(RedactionApplied::TYPE)
+        .await?
+        .into_iter()
+        .filter_map(|stored| {
+            serde_json::from_value::<RedactionApplied>(stored.envelope.payload)
+                .ok()
+                .map(|applied| applied.subject_id)
+        })
+        .collect();
+    let subjects: Vec<(String, usize, bool)> = sealed_subjects(store)
+        .await?
+        .into_iter()
+        .map(|(subject, events)| {
+            let gone = erased.contains(&subject);
+            (subject, events, gone)
+        })
+        .collect();
+    write_list(
+        out,
+        format,
+        &subjects,
+        |(subject, events, erased)| serde_json::json!({"subject_id": subject, "events": events, "erased": erased}),
+        |(subject, events, erased)| {
+            format!(
+                "{subject}: sealed in {events} event(s){}",
+                if *erased { ", ERASED" } else { "" }
+            )
+        },
+    )
+}
+
+pub async fn erase_subject(
+    store: &EventStore,
+    subject: &str,
+    reason: &str,
+    acting: &Acting,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let actor = parse_actor(&acting.by)?;
+    let capability_id = parse_capability(&acting.capability)?;
+    if !sealed_subjects(store).await?.contains_key(subject) {
+        anyhow::bail!(BadInput(format!(
+            "no personal data of subject `{subject}` is sealed in the log; `ops-host subjects list` shows the subjects"
+        )));
+    }
+    let capabilities = Capabilities::load(store.clone()).await?;
+    match erase(store, subject, &actor, reason, capability_id, &capabilities).await {
+        Ok(applied) => {
+            writeln!(
+                out,
+                "erased subject {subject}: its key is destroyed; fields {}",
+                applied.fields.join(", ")
+            )?;
+            Ok(Ended::Done)
+        }
+        Err(EraseError::Denied { reason, .. }) => {
+            writeln!(
+                out,
+                "denied: {capability_id} does not allow erasing: {reason} (receipted)"
+            )?;
+            Ok(Ended::Refused)
+        }
+        Err(EraseError::NoKeys) => Err(BadInput(format!(
+            "{} (the data directory holds no subject-keys.json)",
+            EraseError::NoKeys
+        ))
+        .into()),
+        Err(error) => Err(error.into()),
+    }
+}

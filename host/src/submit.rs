@@ -1,0 +1,144 @@
+//! `ops-host commands submit`: an operator's command, through the same bus as a reaction's,
+//! so it is checked against its capability, decided once by its pack's handler and
+//! recorded with its receipt (or its denial's).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ops_core::contract::Kind;
+use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
+use ops_core::id::{CorrelationId, UserActionId};
+use ops_core::time::Timestamp;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::clock::WallClock;
+use ops_core_runtime::command::{BusError, CommandBus};
+use ops_core_runtime::store::EventStore;
+
+use crate::capabilities::{parse_actor, parse_capability};
+use crate::cli::Acting;
+use crate::commands::{BadInput, Ended, OrBadInput};
+
+/// What the operator asks for.
+pub struct Submission<'a> {
+    pub command_type: &'a str,
+    /// A JSON object, or `@FILE`.
+    pub payload: &'a str,
+    pub target: &'a str,
+    pub destination: Option<&'a str>,
+    pub tenant: &'a str,
+    pub expect_version: Option<i64>,
+    pub acting: &'a Acting,
+}
+
+pub async fn submit(
+    store: &EventStore,
+    submission: Submission<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let command = envelope(store, &submission)?;
+    let capability_id = parse_capability(&submission.acting.capability)?;
+    let capabilities = Capabilities::load(store.clone()).await?;
+    let bus = CommandBus::new(store.clone(), Arc::new(capabilities))?;
+    let receipt = match bus
+        .submit(&command, capability_id, submission.expect_version)
+        .await
+    {
+        Ok(receipt) => receipt,
+        Err(BusError::Denied { reason, .. }) => {
+            writeln!(
+                out,
+                "denied: {capability_id} does not allow {}: {reason} (receipted)",
+                command.command_type
+            )?;
+            return Ok(Ended::Refused);
+        }
+        Err(conflict @ BusError::Conflict { .. }) => {
+            writeln!(out, "refused: {conflict}")?;
+            return Ok(Ended::Refused);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let again = if receipt.replayed {
+        " (decided before; nothing new was written)"
+    } else {
+        ""
+    };
+    match &receipt.outcome {
+        CommandOutcome::Accepted => {
+            let events: Vec<String> = receipt.event_ids.iter().map(ToString::to_string).collect();
+            writeln!(
+                out,
+                "accepted {}{again}: events [{}]; capability state {}",
+                receipt.command_id,
+                events.join(", "),
+                receipt.capability_state_ref
+            )?;
+            Ok(Ended::Done)
+        }
+        CommandOutcome::Rejected { reason } => {
+            writeln!(
+                out,
+                "rejected {}{again}: {reason}; capability state {}",
+                receipt.command_id, receipt.capability_state_ref
+            )?;
+            Ok(Ended::Refused)
+        }
+    }
+}
+
+/// The command envelope the submission describes, checked against the installed type.
+fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<CommandEnvelope> {
+    let registry = store.registry();
+    let descriptor = registry
+        .latest(submission.command_type)
+        .filter(|descriptor| descriptor.kind == Kind::Command)
+        .with_context(|| {
+            format!(
+                "`{}` is not an installed command type; `ops-host registry export` lists them",
+                submission.command_type
+            )
+        })
+        .or_bad_input()?;
+    let text = match submission.payload.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading the payload from {file}"))
+            .or_bad_input()?,
+        None => submission.payload.to_owned(),
+    };
+    let payload: serde_json::Value = serde_json::from_str(&text)
+        .context("the payload is not JSON")
+        .or_bad_input()?;
+    let dedupe_scope = match (descriptor.dedupe, submission.destination) {
+        (Some(ops_core::contract::DedupeKind::Egress), Some(destination)) => DedupeScope::Egress {
+            destination: destination.to_owned(),
+            tenant_id: submission.tenant.to_owned(),
+        },
+        (Some(ops_core::contract::DedupeKind::Egress), None) => anyhow::bail!(BadInput(format!(
+            "`{}` is an external effect: give its `--destination`",
+            descriptor.name
+        ))),
+        (Some(ops_core::contract::DedupeKind::Command), _) => DedupeScope::Command {
+            aggregate_ref: submission.target.to_owned(),
+        },
+        (other, _) => anyhow::bail!(BadInput(format!(
+            "`{}` deduplicates by {other:?} scope, which only its connector gives",
+            descriptor.name
+        ))),
+    };
+    let requested_at = Timestamp::now();
+    let action = format!(
+        "ops-host commands submit {} {} {requested_at}",
+        descriptor.name, submission.target
+    );
+    let request = CommandRequest {
+        target_ref: submission.target.to_owned(),
+        dedupe_scope,
+        correlation_id: CorrelationId::of(&action)?,
+        causation: Causation::UserAction(UserActionId::of(&action)?),
+        actor: parse_actor(&submission.acting.by)?,
+        requested_at,
+    };
+    CommandEnvelope::of_descriptor(descriptor, payload, request)
+        .map_err(|error| anyhow::Error::new(BadInput(format!("{error}"))))
+}

@@ -1,0 +1,421 @@
+//! The operator's story, by hand, through `ops-host`'s commands alone, on the embedded
+//! store and on PostgreSQL (at `DATABASE_URL`): an operator grants capabilities (a
+//! non-operator may not), a responder submits commands, an effect no policy covers waits
+//! for an approval (not its requester's, nor on a capability that does not reach it), is
+//! approved and executed in A9's order; a reaction denied for want of a capability answers
+//! once it is granted; a killed destination refuses with a receipt and `status` says so
+//! (exit 1); a data subject is erased; a capability is revoked only by who may.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+const OPERATOR: &str = "human:operator@example.com";
+const ADA: &str = "human:ada@example.com";
+const LEAD: &str = "human:lead@example.com";
+
+/// `ops-host` with `args` and the store's arguments: exit code and what it printed.
+struct Host {
+    storage: Vec<String>,
+}
+
+impl Host {
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args(args)
+            .args(&self.storage)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code().unwrap_or(-1), text)
+    }
+
+    /// Runs `args`, which must end as `code`, and returns what it printed.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let (ended, text) = self.run(args);
+        assert_eq!(ended, code, "ops-host {}: {text}", args.join(" "));
+        text
+    }
+
+    fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        serde_json::from_str(&self.expect(0, &args)).unwrap()
+    }
+
+    /// The id a `granted cap_… to …` line names.
+    fn grant(&self, args: &[&str]) -> String {
+        let said = self.expect(0, args);
+        said.split_whitespace().nth(1).unwrap().to_owned()
+    }
+
+    fn worker(&self, config: &Path, ticks: &str) -> String {
+        self.expect(
+            0,
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--ticks",
+                ticks,
+                "--interval-ms",
+                "1",
+                "--jobs-per-tick",
+                "8",
+            ],
+        )
+    }
+
+    /// Every effect, by command id: its state and steps.
+    fn effects(&self) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+        self.json(&["sagas", "list"])
+            .iter()
+            .flat_map(|saga| saga["effects"].as_array().unwrap().clone())
+            .map(|effect| {
+                let steps = effect["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|step| step.as_str().unwrap().to_owned())
+                    .collect();
+                (
+                    effect["command_id"].as_str().unwrap().to_owned(),
+                    (effect["state"].as_str().unwrap().to_owned(), steps),
+                )
+            })
+            .collect()
+    }
+
+    /// Submits a command as ada on `capability`; its id, from the receipt.
+    fn submit(
+        &self,
+        capability: &str,
+        command_type: &str,
+        payload: &str,
+        extra: &[&str],
+    ) -> String {
+        let mut args = vec![
+            "commands",
+            "submit",
+            command_type,
+            "--payload",
+            payload,
+            "--by",
+            ADA,
+            "--capability",
+            capability,
+        ];
+        args.extend(extra);
+        let said = self.expect(0, &args);
+        assert!(said.starts_with("accepted cmd_"), "{said}");
+        said.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':')
+            .to_owned()
+    }
+}
+
+fn steps(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+/// An `ops.toml` whose operator is `OPERATOR`, posting the pager's and the on-call's
+/// effects to `url`, with the pager's kill switch as `pager_killed`.
+fn config(dir: &Path, name: &str, url: &str, pager_killed: bool) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "operators = [\"{OPERATOR}\"]\n\n[gateway]\nattempts = 3\n\n\
+             [destinations.pager]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\nkilled = {pager_killed}\n\n\
+             [destinations.\"webhook.oncall\"]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn story(host: &Host, dir: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sink = runtime
+        .block_on(ops_host::webhook::WebhookSink::start())
+        .unwrap();
+    let fences = config(dir, "ops.toml", &sink.url(), false);
+    let config_arg = ["--config", fences.to_str().unwrap()];
+    // The first worker creates the store.
+    host.worker(&fences, "1");
+
+    // Root capabilities come only from operators.
+    let types = [
+        "--types",
+        "pack.incidents.*",
+        "--max-safety",
+        "write_external",
+    ];
+    let mut grant_ada = vec![
+        "capabilities",
+        "grant",
+        "ada",
+        "--to",
+        ADA,
+        "--destinations",
+        "pager",
+    ];
+    grant_ada.extend(types);
+    grant_ada.extend(config_arg);
+    let mut by_ada = grant_ada.clone();
+    by_ada.extend(["--by", ADA]);
+    let refused = host.expect(1, &by_ada);
+    assert!(refused.contains("only by an operator"), "{refused}");
+    grant_ada.extend(["--by", OPERATOR]);
+    let ada = host.grant(&grant_ada);
+    let lead = host.grant(&[
+        "capabilities",
+        "grant",
+        "approvals",
+        "--to",
+        LEAD,
+        "--by",
+        OPERATOR,
+        "--types",
+        "pack.incidents.paging.*,pack.notify.*",
+        "--max-safety",
+        "write_external",
+        config_arg[0],
+        config_arg[1],
+    ]);
+
+    // A SEV1 incident, and a page that no policy covers: it waits for an approval.
+    host.submit(
+        &ada,
+        "pack.incidents.incident.OpenIncident",
+        r#"{"incident_id": "INC-1", "service": {"system": "catalog", "id": "payments"}, "title": "Payouts stall", "severity": "sev1"}"#,
+        &["--target", "incident/INC-1"],
+    );
+    let page = host.submit(
+        &ada,
+        "pack.incidents.paging.PageResponder",
+        r#"{"incident_id": "INC-1", "responder": {"system": "pagerduty", "id": "U7", "display_name": "Grace Hopper"}}"#,
+        &["--target", "incident/INC-1", "--destination", "pager", "--tenant", "acme"],
+    );
+    let worked = host.worker(&fences, "3");
+    assert_eq!(
+        host.effects()[&page],
+        ("pending".to_owned(), steps(&["pending"])),
+        "{worked}"
+    );
+    assert!(sink.deliveries().is_empty());
+    // The notify pack's reaction was denied: nobody granted it a capability yet.
+    let status = host.expect(0, &["status"]);
+    assert!(status.contains("1 requests denied"), "{status}");
+    assert_eq!(host.effects().len(), 1, "{worked}");
+    assert!(
+        worked.contains("1 denied, waiting at the denied command"),
+        "{worked}"
+    );
+
+    // Nobody approves their own effect, nor on a capability that does not reach it.
+    let approve = |command: &str, by: &str, capability: &str| {
+        host.run(&[
+            "effects",
+            "approve",
+            command,
+            "--by",
+            by,
+            "--capability",
+            capability,
+        ])
+    };
+    let (code, said) = approve(&page, ADA, &ada);
+    assert!(
+        code == 1 && said.contains("nobody approves their own effect"),
+        "{said}"
+    );
+    let (code, said) = approve(&page, LEAD, &ada);
+    assert!(code == 1 && said.contains("is not held by"), "{said}");
+    let (code, said) = approve(&page, LEAD, &lead);
+    assert!(code == 0 && said.contains("approved"), "{said}");
+
+    // Granted its capability, the reaction answers the event it was denied.
+    let notify = host.grant(&[
+        "capabilities",
+        "grant",
+        "reactions/notify",
+        "--to",
+        "service:pack.notify",
+        "--by",
+        OPERATOR,
+        "--types",
+        "pack.notify.*",
+        "--max-safety",
+        "write_external",
+        config_arg[0],
+        config_arg[1],
+    ]);
+    assert!(!notify.is_empty());
+    let worked = host.worker(&fences, "3");
+    let effects = host.effects();
+    assert_eq!(
+        effects[&page],
+        (
+            "executed".to_owned(),
+            steps(&["pending", "approved", "dispatched", "executed"])
+        ),
+        "{worked}"
+    );
+    let notification: Vec<&String> = effects
+        .iter()
+        .filter(|(id, (state, _))| *id != &page && state == "pending")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(notification.len(), 1, "{effects:?}");
+    let notification = notification[0].clone();
+    let (code, said) = approve(&notification, LEAD, &lead);
+    assert!(code == 0, "{said}");
+    host.worker(&fences, "2");
+    assert_eq!(
+        host.effects()[&notification].1,
+        steps(&["pending", "approved", "dispatched", "executed"])
+    );
+    assert_eq!(sink.deliveries().len(), 2);
+
+    // The pager's kill switch: an approved page is refused, with its receipt, and
+    // `status` says so (exit 1).
+    let killed = config(dir, "killed.toml", &sink.url(), true);
+    let second = host.submit(
+        &ada,
+        "pack.incidents.paging.PageResponder",
+        r#"{"incident_id": "INC-1", "responder": {"system": "pagerduty", "id": "U8", "display_name": "Alan Turing"}}"#,
+        &["--target", "incident/INC-1", "--destination", "pager", "--tenant", "acme"],
+    );
+    let (code, said) = approve(&second, LEAD, &lead);
+    assert!(code == 0, "{said}");
+    host.worker(&killed, "2");
+    assert_eq!(
+        host.effects()[&second],
+        (
+            "refused".to_owned(),
+            steps(&["pending", "approved", "refused"])
+        )
+    );
+    let status = host.expect(1, &["status"]);
+    assert!(
+        status.contains("the kill switch for `pager` is on"),
+        "{status}"
+    );
+    assert_eq!(sink.deliveries().len(), 2);
+    let said = host.expect(
+        0,
+        &["sagas", "unwind", "--by", OPERATOR, "--capability", &lead],
+    );
+    assert!(said.contains("left to undo"), "{said}");
+
+    // Erasing a data subject is checked and receipted; then its data reads as shredded.
+    let subjects = host.json(&["subjects", "list"]);
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    let subject = subjects[0]["subject_id"].as_str().unwrap().to_owned();
+    let erase = |capability: &str| {
+        host.run(&[
+            "subjects",
+            "erase",
+            &subject,
+            "--reason",
+            "request 17",
+            "--by",
+            "human:privacy@example.com",
+            "--capability",
+            capability,
+        ])
+    };
+    let (code, said) = erase(&lead);
+    assert!(code == 1 && said.contains("denied"), "{said}");
+    let privacy = host.grant(&[
+        "capabilities",
+        "grant",
+        "privacy",
+        "--to",
+        "human:privacy@example.com",
+        "--by",
+        OPERATOR,
+        "--types",
+        "core.RedactionApplied",
+        "--max-safety",
+        "write_internal",
+        config_arg[0],
+        config_arg[1],
+    ]);
+    let (code, said) = erase(&privacy);
+    assert!(code == 0 && said.contains("erased subject"), "{said}");
+    let subjects = host.json(&["subjects", "list"]);
+    assert_eq!(subjects[0]["erased"], true, "{subjects:?}");
+
+    // Revoking: not by a stranger; by the operator, which ends it.
+    let revoke = |by: &str| {
+        host.run(&[
+            "capabilities",
+            "revoke",
+            &ada,
+            "--by",
+            by,
+            "--reason",
+            "left the rota",
+            config_arg[0],
+            config_arg[1],
+        ])
+    };
+    let (code, said) = revoke(LEAD);
+    assert!(code == 1 && said.contains("neither an operator"), "{said}");
+    let (code, said) = revoke(OPERATOR);
+    assert!(code == 0, "{said}");
+    let (code, said) = host.run(&[
+        "capabilities",
+        "check",
+        "--capability",
+        &ada,
+        "--actor",
+        ADA,
+        "--type",
+        "pack.incidents.paging.PageResponder",
+        "--safety",
+        "write_external",
+        "--destination",
+        "pager",
+    ]);
+    assert!(code == 1 && said.contains("revoked"), "{said}");
+}
+
+#[test]
+fn an_operator_runs_the_story_by_hand_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("ops-host-operator-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = Host {
+        storage: vec!["--data".to_owned(), dir.join("data").display().to_string()],
+    };
+    story(&host, &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_operator_runs_the_story_by_hand_on_postgres() {
+    let schema = postgres::Schema::new("operator_story");
+    let dir = std::env::temp_dir().join(format!("ops-host-operator-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = Host {
+        storage: vec![
+            "--database".to_owned(),
+            postgres::database_url(),
+            "--schema".to_owned(),
+            schema.name.clone(),
+            "--keys".to_owned(),
+            dir.join("keys").display().to_string(),
+        ],
+    };
+    story(&host, &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
