@@ -214,12 +214,13 @@ pub(crate) enum EffectsCommand {
         #[command(flatten)]
         storage: Storage,
     },
-    /// Cancel a pending effect no dispatcher holds (one waiting out its hold, say): it is
-    /// refused with a receipt naming `--by` and `--reason`; exit 1 when there is none.
+    /// Cancel a pending effect no dispatcher holds (one waiting out its hold or for an
+    /// approval): it is refused with a receipt naming `--by` and `--reason`, on
+    /// `--capability`, which must allow the effect; exit 1 when refused or there is none.
     Cancel {
         command: String,
-        #[arg(long)]
-        by: String,
+        #[command(flatten)]
+        acting: Acting,
         #[arg(long)]
         reason: String,
         #[command(flatten)]

@@ -308,12 +308,12 @@ pub(crate) fn run(
                 }
                 EffectsCommand::Cancel {
                     command,
-                    by,
+                    acting,
                     reason,
                     storage,
                 } => {
                     let store = storage.store(registry).await?;
-                    effects::cancel_effect(&store, &command, &by, &reason, out).await
+                    effects::cancel_effect(&store, &command, &acting, &reason, out).await
                 }
             }
         }),

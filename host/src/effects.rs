@@ -8,7 +8,7 @@ use std::io::Write;
 use ops_core::id::CommandId;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::egress::{
-    Approved, Approver, Dispatcher, EffectStatus, Gateway, approve, effects,
+    Approved, Approver, Cancelled, Dispatcher, EffectStatus, Gateway, approve, effects,
 };
 use ops_core_runtime::store::EventStore;
 use serde_json::json;
@@ -102,16 +102,18 @@ pub async fn approve_effect(
     })
 }
 
-/// Cancels a pending effect no dispatcher holds, with a refusal receipt naming `by`.
+/// Cancels a pending effect no dispatcher holds, on `acting`'s capability, with a refusal
+/// receipt naming who cancelled it.
 pub async fn cancel_effect(
     store: &EventStore,
     command: &str,
-    by: &str,
+    acting: &Acting,
     reason: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let command_id = command_id(command)?;
-    let actor = parse_actor(by)?;
+    let actor = parse_actor(&acting.by)?;
+    let capability_id = parse_capability(&acting.capability)?;
     let capabilities = Capabilities::load(store.clone()).await?;
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -119,16 +121,29 @@ pub async fn cancel_effect(
         Gateway::default(),
         std::sync::Arc::new(capabilities),
     );
-    Ok(if dispatcher.cancel(&command_id, &actor, reason).await? {
-        writeln!(out, "cancelled {command_id}, receipted")?;
-        Ended::Done
-    } else {
-        writeln!(
-            out,
-            "refused: {command_id} has no pending effect that no dispatcher holds"
-        )?;
-        Ended::Refused
-    })
+    match dispatcher
+        .cancel(&command_id, &actor, capability_id, reason)
+        .await?
+    {
+        Cancelled::Done => {
+            writeln!(out, "cancelled {command_id}, receipted")?;
+            Ok(Ended::Done)
+        }
+        Cancelled::NotPending => {
+            writeln!(
+                out,
+                "refused: {command_id} has no pending effect that no dispatcher holds"
+            )?;
+            Ok(Ended::Refused)
+        }
+        Cancelled::Denied { reason } => {
+            writeln!(
+                out,
+                "refused: {capability_id} does not allow cancelling {command_id}: {reason} (receipted)"
+            )?;
+            Ok(Ended::Refused)
+        }
+    }
 }
 
 /// Everything the runtime set aside, with where it came from and why.

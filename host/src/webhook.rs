@@ -2,6 +2,9 @@
 //! HTTP endpoint, and a local endpoint that receives such posts (the demo's stand-in for a
 //! real on-call service, and what the tests count deliveries with).
 //!
+//! Destinations may be `https` (rustls, with the Mozilla roots and any the operator adds);
+//! a bearer token goes only over https, or to the loopback interface.
+//!
 //! The idempotency key travels in the `Idempotency-Key` header; an endpoint that honours
 //! it does each effect once however often it is asked, which is what lets the dispatcher
 //! retry after a lost answer.
@@ -24,19 +27,22 @@ use zeroize::Zeroizing;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{BoxFuture, Executor};
 use serde_json::Value;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-/// POSTs each effect's request as JSON to one URL.
+/// POSTs each effect's request as JSON to one URL, over http or https (rustls).
 pub struct WebhookExecutor {
     url: Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     credential: Option<Credential>,
 }
@@ -82,7 +88,7 @@ impl Credential {
                 .access_token(
                     &self.handle,
                     &self.audience,
-                    "post",
+                    TOKEN_SCOPE,
                     TOKEN_LIFETIME,
                     &self.requester,
                     self.capability_id,
@@ -94,7 +100,7 @@ impl Credential {
         };
         let secret = self
             .provider
-            .redeem(&token, &self.audience)
+            .redeem(&token, &self.audience, TOKEN_SCOPE)
             .map_err(|error| {
                 format!("the credential for `{}` is refused: {error}", self.audience)
             })?;
@@ -111,6 +117,9 @@ impl Credential {
         Ok(header)
     }
 }
+
+/// What the executor's tokens are for: posting to their audience.
+const TOKEN_SCOPE: &str = "post";
 
 /// How long an executor's access token lasts before it asks for another.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -129,27 +138,69 @@ impl WebhookExecutor {
         }
     }
 
+    /// An executor for `url`; an https URL's certificate is checked against the Mozilla
+    /// roots compiled in.
     pub fn new(url: &str) -> Result<Self, String> {
+        Self::trusting(url, &[])
+    }
+
+    /// As [`Self::new`], also trusting the certificate authorities of `extra_roots` (DER),
+    /// as a private endpoint's own authority.
+    pub fn trusting(url: &str, extra_roots: &[CertificateDer<'static>]) -> Result<Self, String> {
         let url: Uri = url
             .parse()
             .map_err(|error| format!("`{url}` is not a URL: {error}"))?;
-        if url.scheme_str() != Some("http") {
-            // TLS needs a certificate store; until a deployment asks for one, say so plainly.
-            return Err(format!(
-                "`{url}`: only http:// webhooks are supported in this build"
-            ));
+        if !matches!(url.scheme_str(), Some("http" | "https")) {
+            return Err(format!("`{url}` is not an http or https URL"));
         }
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for root in extra_roots {
+            roots.add(root.clone()).map_err(|error| {
+                format!("a trusted certificate for `{url}` is not valid: {error}")
+            })?;
+        }
+        let tls = ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("TLS cannot be set up: {error}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
         Ok(WebhookExecutor {
             url,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
             timeout: Duration::from_secs(10),
             credential: None,
         })
     }
 
-    pub fn with_credential(mut self, credential: Credential) -> Self {
+    /// Sends `credential`'s bearer token with each post: refused for a plain `http` URL
+    /// unless it is the loopback interface, since the token would cross the network in
+    /// clear.
+    pub fn with_credential(mut self, credential: Credential) -> Result<Self, String> {
+        let loopback = match self.url.host() {
+            Some("localhost") => true,
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        };
+        if self.url.scheme_str() != Some("https") && !loopback {
+            return Err(format!(
+                "`{}` is plain http: a bearer token is sent only over https (or to the loopback interface)",
+                self.url
+            ));
+        }
         self.credential = Some(credential);
-        self
+        Ok(self)
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -213,15 +264,39 @@ struct SinkState {
 #[derive(Clone)]
 pub struct WebhookSink {
     address: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<SinkState>>,
 }
 
 impl WebhookSink {
     /// Listens on a free port of 127.0.0.1 until the runtime stops.
     pub async fn start() -> std::io::Result<Self> {
+        Self::listen(None).await
+    }
+
+    /// As [`Self::start`], over TLS with `certificate` (DER, for 127.0.0.1) and its key.
+    pub async fn start_tls(
+        certificate: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    ) -> std::io::Result<Self> {
+        let config = ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| {
+            builder
+                .with_no_client_auth()
+                .with_single_cert(vec![certificate], key)
+        })
+        .map_err(std::io::Error::other)?;
+        Self::listen(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn listen(tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sink = WebhookSink {
             address: listener.local_addr()?,
+            scheme: if tls.is_some() { "https" } else { "http" },
             state: Arc::default(),
         };
         let serving = sink.clone();
@@ -230,16 +305,23 @@ impl WebhookSink {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let sink = serving.clone();
+                let (sink, tls) = (serving.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |post| {
                         let sink = sink.clone();
                         async move { sink.receive(post).await }
                     });
                     // A dropped answer ends the connection with an error; that is the point.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -247,7 +329,7 @@ impl WebhookSink {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.address)
+        format!("{}://{}/hook", self.scheme, self.address)
     }
 
     pub fn refuse_next(&self, posts: u32) {

@@ -775,6 +775,8 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
         "human:operator@example.com",
         "--reason",
         "paged by phone instead",
+        "--capability",
+        &capability,
         "--data",
         data_arg,
     ]);

@@ -107,18 +107,27 @@ pub struct EgressExecuted {
     pub approval: Approval,
 }
 
-/// The receipt of an effect the gateway refused. Version 2 added the hold check.
-#[event(public, version = 2, upcast_from = v1::EgressRefused)]
+/// The receipt of an effect the gateway refused. Version 2 added the hold check; version 3
+/// the capability state the refusal was judged on (A4), as every receipt carries it.
+#[event(public, version = 3, upcast_from = v2::EgressRefused)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = EgressRefused {
     effect: example_request(),
     check: Check::KillSwitch,
     reason: "the kill switch for `pager` is on".to_owned(),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+    capability_chain: Vec::new(),
 })]
 pub struct EgressRefused {
     pub effect: EffectRequest,
     pub check: Check,
     pub reason: String,
+    /// The capability event the checks relied on (the requester's; a cancellation's is the
+    /// canceller's): empty when the capability was unknown, and in receipts written before
+    /// version 3.
+    pub capability_state_ref: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capability_chain: Vec<CapabilityId>,
 }
 
 /// The receipt of an effect the destination never confirmed, after the gateway's last
@@ -204,10 +213,23 @@ pub struct EffectStateChanged {
     pub compensates: Option<CommandId>,
 }
 
-/// Every v1 receipt and step reads as v2: v2 only added values and an optional field.
-impl crate::contract::Upcast<v1::EgressRefused> for EgressRefused {
-    fn upcast(old: v1::EgressRefused) -> Self {
+/// A v2 refusal did not record the capability state it was judged on.
+impl crate::contract::Upcast<v2::EgressRefused> for EgressRefused {
+    fn upcast(old: v2::EgressRefused) -> Self {
         EgressRefused {
+            effect: old.effect,
+            check: old.check,
+            reason: old.reason,
+            capability_state_ref: String::new(),
+            capability_chain: Vec::new(),
+        }
+    }
+}
+
+/// Every v1 receipt and step reads as v2: v2 only added values and an optional field.
+impl crate::contract::Upcast<v1::EgressRefused> for v2::EgressRefused {
+    fn upcast(old: v1::EgressRefused) -> Self {
+        v2::EgressRefused {
             effect: old.effect,
             check: match old.check {
                 v1::Check::KillSwitch => Check::KillSwitch,
@@ -238,6 +260,25 @@ impl crate::contract::Upcast<v1::EffectStateChanged> for EffectStateChanged {
             note: old.note,
             compensates: None,
         }
+    }
+}
+
+/// Refusals before they carried their capability state.
+pub mod v2 {
+    use super::{Check, EffectRequest, example_request};
+    use crate::event;
+
+    #[event(public, version = 2, upcast_from = super::v1::EgressRefused)]
+    #[derive(Clone, Debug, PartialEq)]
+    #[schemars(example = EgressRefused {
+        effect: example_request(),
+        check: Check::KillSwitch,
+        reason: "the kill switch for `pager` is on".to_owned(),
+    })]
+    pub struct EgressRefused {
+        pub effect: EffectRequest,
+        pub check: Check,
+        pub reason: String,
     }
 }
 

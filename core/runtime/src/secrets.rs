@@ -7,8 +7,11 @@
 //! - [`SecretsProvider`] issues opaque [`SecretHandle`]s to packs and, for executors,
 //!   scoped, time-bounded, audience-bound [`AccessToken`]s, each on a capability checked
 //!   at issue and with a `SecretTokenIssued` receipt. Revoking a handle ends its tokens at
-//!   once, with a `SecretHandleRevoked` receipt. A token is refused at redemption when it
-//!   expired, was revoked, or is presented for another audience.
+//!   once, with a `SecretHandleRevoked` receipt; revoking is checked on the revoker's
+//!   capability like issuing. Handles end after their lifetime, and a token with its
+//!   handle. A token is refused at redemption when it expired, was revoked, or is presented
+//!   for another audience or scope. Every receipt names the capability state its check
+//!   relied on; a denial has its `CapabilityDenied` receipt.
 //! - [`SecretValue`] and [`AccessToken`] implement neither `Debug` (beyond their ids),
 //!   `Display` nor `Serialize`, and are wiped from memory on drop.
 //!
@@ -21,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
-use ops_core::capability::{Action, Authority};
-use ops_core::contract::{Contract, SafetyClass};
+use ops_core::capability::{Action, Authority, Decision};
+use ops_core::contract::SafetyClass;
 use ops_core::envelope::{Actor, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, TokenType};
@@ -70,6 +73,8 @@ pub enum SecretsError {
     UnknownHandle(String),
     #[error("handle {0} was revoked")]
     Revoked(String),
+    #[error("handle {0} ended at {1}")]
+    Expired(String, Timestamp),
     #[error("capability {capability} does not allow it: {reason}")]
     Denied {
         capability: CapabilityId,
@@ -87,13 +92,20 @@ struct Issued {
     handle_id: String,
     secret_id: String,
     audience: String,
+    scope: String,
     expires_at: Timestamp,
+}
+
+struct Handle {
+    secret_id: String,
+    revoked: bool,
+    /// `None` for handles issued before handles ended.
+    expires_at: Option<Timestamp>,
 }
 
 #[derive(Default)]
 struct Ledger {
-    /// handle id → secret id, and whether it was revoked.
-    handles: BTreeMap<String, (String, bool)>,
+    handles: BTreeMap<String, Handle>,
     /// token id → what it allows.
     tokens: BTreeMap<String, Issued>,
 }
@@ -113,20 +125,23 @@ impl SecretsProvider {
         authority: Arc<dyn Authority>,
     ) -> Result<Self, SecretsError> {
         let mut ledger = Ledger::default();
-        for stored in store.read_by_type(SecretTokenIssued::TYPE).await? {
-            if let Ok(issued) = serde_json::from_value::<SecretTokenIssued>(stored.envelope.payload)
-                && issued.token_type == TokenType::Handle
+        for issued in read_all::<SecretTokenIssued>(&store).await? {
+            if issued.token_type == TokenType::Handle
                 && let Some(handle_id) = issued.handle_id
             {
-                ledger.handles.insert(handle_id, (issued.secret_id, false));
+                ledger.handles.insert(
+                    handle_id,
+                    Handle {
+                        secret_id: issued.secret_id,
+                        revoked: false,
+                        expires_at: issued.expires_at,
+                    },
+                );
             }
         }
-        for stored in store.read_by_type(SecretHandleRevoked::TYPE).await? {
-            if let Ok(revoked) =
-                serde_json::from_value::<SecretHandleRevoked>(stored.envelope.payload)
-                && let Some(handle) = ledger.handles.get_mut(&revoked.handle_id)
-            {
-                handle.1 = true;
+        for revoked in read_all::<SecretHandleRevoked>(&store).await? {
+            if let Some(handle) = ledger.handles.get_mut(&revoked.handle_id) {
+                handle.revoked = true;
             }
         }
         Ok(SecretsProvider {
@@ -142,30 +157,36 @@ impl SecretsProvider {
         Ok(self.backend.put(secret_id, &value)?)
     }
 
-    /// An opaque handle to `secret_id`, for `requester` on `capability_id`.
+    /// An opaque handle to `secret_id`, for `requester` on `capability_id`, good for
+    /// `lifetime`: after that neither it nor a token from it is honoured.
     pub async fn handle(
         &self,
         secret_id: &str,
         requester: &Actor,
         capability_id: CapabilityId,
         correlation_id: CorrelationId,
+        lifetime: Duration,
     ) -> Result<SecretHandle, SecretsError> {
         let now = Timestamp::now();
-        self.authorize(capability_id, requester, None, now)?;
+        let decision = self
+            .authorize(capability_id, requester, None, now, secret_id)
+            .await?;
         let handle_id = format!(
             "hnd_{}",
             blake3::hash(format!("{secret_id}\n{requester:?}\n{capability_id}\n{now}").as_bytes())
                 .to_hex()
         );
+        let expires_at = now.plus(lifetime).unwrap_or(now);
         let receipt = SecretTokenIssued {
             capability_id,
+            capability_state_ref: decision.state_ref,
             token_type: TokenType::Handle,
             handle_id: Some(handle_id.clone()),
             secret_id: secret_id.to_owned(),
             audience: None,
             scope: "handle".to_owned(),
             issued_at: now,
-            expires_at: None,
+            expires_at: Some(expires_at),
             requester: requester.clone(),
             correlation_id,
         };
@@ -177,11 +198,14 @@ impl SecretsProvider {
             correlation_id,
         )
         .await?;
-        self.ledger
-            .lock()
-            .expect("never poisoned")
-            .handles
-            .insert(handle_id.clone(), (secret_id.to_owned(), false));
+        self.ledger.lock().expect("never poisoned").handles.insert(
+            handle_id.clone(),
+            Handle {
+                secret_id: secret_id.to_owned(),
+                revoked: false,
+                expires_at: Some(expires_at),
+            },
+        );
         Ok(SecretHandle {
             handle_id,
             secret_id: secret_id.to_owned(),
@@ -201,15 +225,20 @@ impl SecretsProvider {
         correlation_id: CorrelationId,
     ) -> Result<AccessToken, SecretsError> {
         let now = Timestamp::now();
-        let secret_id = self.live_handle(&handle.handle_id)?;
-        self.authorize(capability_id, requester, Some(audience), now)?;
+        let (secret_id, handle_ends) = self.live_handle(&handle.handle_id)?;
+        let decision = self
+            .authorize(capability_id, requester, Some(audience), now, &secret_id)
+            .await?;
         let mut bytes = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(bytes.as_mut());
         let bearer = Zeroizing::new(hex::encode(bytes.as_ref()));
         let token_id = token_id(&bearer);
-        let expires_at = now.plus(ttl).unwrap_or(now);
+        // A token ends with its handle, if that is sooner.
+        let asked = now.plus(ttl).unwrap_or(now);
+        let expires_at = handle_ends.map_or(asked, |ends| asked.min(ends));
         let receipt = SecretTokenIssued {
             capability_id,
+            capability_state_ref: decision.state_ref,
             token_type: TokenType::AccessToken,
             handle_id: Some(handle.handle_id.clone()),
             secret_id: secret_id.clone(),
@@ -234,6 +263,7 @@ impl SecretsProvider {
                 handle_id: handle.handle_id.clone(),
                 secret_id,
                 audience: audience.to_owned(),
+                scope: scope.to_owned(),
                 expires_at,
             },
         );
@@ -245,8 +275,13 @@ impl SecretsProvider {
         })
     }
 
-    /// The secret behind `token`, for an executor reaching `audience`.
-    pub fn redeem(&self, token: &AccessToken, audience: &str) -> Result<SecretValue, SecretsError> {
+    /// The secret behind `token`, for an executor reaching `audience` to do `scope`.
+    pub fn redeem(
+        &self,
+        token: &AccessToken,
+        audience: &str,
+        scope: &str,
+    ) -> Result<SecretValue, SecretsError> {
         let secret_id = {
             let ledger = self.ledger.lock().expect("never poisoned");
             let issued = ledger
@@ -259,13 +294,23 @@ impl SecretsProvider {
                     issued.audience
                 )));
             }
+            if issued.scope != scope {
+                return Err(SecretsError::TokenRefused(format!(
+                    "it is for `{}`, not `{scope}`",
+                    issued.scope
+                )));
+            }
             if Timestamp::now() >= issued.expires_at {
                 return Err(SecretsError::TokenRefused(format!(
                     "it expired at {}",
                     issued.expires_at
                 )));
             }
-            if ledger.handles.get(&issued.handle_id).is_none_or(|h| h.1) {
+            if ledger
+                .handles
+                .get(&issued.handle_id)
+                .is_none_or(|h| h.revoked)
+            {
                 return Err(SecretsError::TokenRefused(format!(
                     "its handle {} was revoked",
                     issued.handle_id
@@ -276,7 +321,8 @@ impl SecretsProvider {
         Ok(self.backend.get(&secret_id)?)
     }
 
-    /// Revokes a handle and every token issued from it, with a receipt.
+    /// Revokes a handle and every token issued from it, with a receipt, as `by` on
+    /// `capability_id`, which must allow using secrets (a denial has its receipt).
     pub async fn revoke(
         &self,
         handle_id: &str,
@@ -284,11 +330,14 @@ impl SecretsProvider {
         reason: &str,
         capability_id: CapabilityId,
     ) -> Result<(), SecretsError> {
-        let secret_id = self.live_handle(handle_id)?;
+        let (secret_id, _) = self.live_handle(handle_id)?;
+        let decision = self
+            .authorize(capability_id, by, None, Timestamp::now(), &secret_id)
+            .await?;
         {
             let mut ledger = self.ledger.lock().expect("never poisoned");
             if let Some(handle) = ledger.handles.get_mut(handle_id) {
-                handle.1 = true;
+                handle.revoked = true;
             }
             ledger
                 .tokens
@@ -299,6 +348,8 @@ impl SecretsProvider {
             secret_id,
             revoked_by: by.clone(),
             reason: reason.to_owned(),
+            capability_id: Some(capability_id),
+            capability_state_ref: decision.state_ref,
         };
         let correlation =
             CorrelationId::of(handle_id).expect("plain strings have a canonical form");
@@ -312,27 +363,50 @@ impl SecretsProvider {
         .await
     }
 
-    fn live_handle(&self, handle_id: &str) -> Result<String, SecretsError> {
-        match self
-            .ledger
+    /// Every handle issued, with its secret, whether it was revoked and when it ends.
+    pub fn handles(&self) -> Vec<(String, String, bool, Option<Timestamp>)> {
+        self.ledger
             .lock()
             .expect("never poisoned")
             .handles
-            .get(handle_id)
-        {
-            None => Err(SecretsError::UnknownHandle(handle_id.to_owned())),
-            Some((_, true)) => Err(SecretsError::Revoked(handle_id.to_owned())),
-            Some((secret_id, false)) => Ok(secret_id.clone()),
-        }
+            .iter()
+            .map(|(id, handle)| {
+                (
+                    id.clone(),
+                    handle.secret_id.clone(),
+                    handle.revoked,
+                    handle.expires_at,
+                )
+            })
+            .collect()
     }
 
-    fn authorize(
+    /// The secret a handle names and when it ends, while it is neither revoked nor over.
+    fn live_handle(&self, handle_id: &str) -> Result<(String, Option<Timestamp>), SecretsError> {
+        let ledger = self.ledger.lock().expect("never poisoned");
+        let handle = ledger
+            .handles
+            .get(handle_id)
+            .ok_or_else(|| SecretsError::UnknownHandle(handle_id.to_owned()))?;
+        if handle.revoked {
+            return Err(SecretsError::Revoked(handle_id.to_owned()));
+        }
+        if let Some(ended) = handle.expires_at.filter(|end| Timestamp::now() >= *end) {
+            return Err(SecretsError::Expired(handle_id.to_owned(), ended));
+        }
+        Ok((handle.secret_id.clone(), handle.expires_at))
+    }
+
+    /// Whether `capability_id` lets `requester` use secrets for `audience` now; a denial is
+    /// recorded with its receipt, naming the secret.
+    async fn authorize(
         &self,
         capability_id: CapabilityId,
         requester: &Actor,
         audience: Option<&str>,
         at: Timestamp,
-    ) -> Result<(), SecretsError> {
+        secret_id: &str,
+    ) -> Result<Decision, SecretsError> {
         let decision = self.authority.check(
             capability_id,
             &Action {
@@ -345,13 +419,34 @@ impl SecretsProvider {
             at,
         );
         if decision.allowed {
-            Ok(())
-        } else {
-            Err(SecretsError::Denied {
-                capability: capability_id,
-                reason: decision.reason.unwrap_or_default(),
-            })
+            return Ok(decision);
         }
+        let reason = decision.reason.clone().unwrap_or_default();
+        let subject = format!("secrets/{secret_id}");
+        crate::capability::record_denial(
+            &self.store,
+            crate::capability::Denial {
+                capability_id,
+                actor: requester,
+                action: SECRETS_ACTION,
+                subject: subject.clone(),
+                reason: &reason,
+                decision,
+                correlation_id: CorrelationId::of(&subject)
+                    .expect("plain strings have a canonical form"),
+                causation: ops_core::envelope::Causation::UserAction(
+                    ops_core::id::UserActionId::of(&subject)
+                        .expect("plain strings have a canonical form"),
+                ),
+                source_ref: "core.secrets",
+                requested_at: None,
+            },
+        )
+        .await?;
+        Err(SecretsError::Denied {
+            capability: capability_id,
+            reason,
+        })
     }
 
     async fn record<E: ops_core::contract::Event>(
@@ -374,4 +469,20 @@ impl SecretsProvider {
 /// `tok_` and a hash of the bearer string: what the ledger and the logs know a token by.
 fn token_id(bearer: &str) -> String {
     format!("tok_{}", blake3::hash(bearer.as_bytes()).to_hex())
+}
+
+/// Every stored `E`, read as its current version; one that does not read is skipped, as it
+/// can issue or revoke nothing.
+async fn read_all<E: ops_core::contract::Event>(store: &EventStore) -> Result<Vec<E>, ReadError> {
+    Ok(store
+        .read_by_type(E::TYPE)
+        .await?
+        .into_iter()
+        .filter_map(|stored| match store.current_payload(&stored.envelope) {
+            crate::store::CurrentPayload::Current { payload, .. } => {
+                serde_json::from_value(payload).ok()
+            }
+            _ => None,
+        })
+        .collect())
 }

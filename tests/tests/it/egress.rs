@@ -381,6 +381,11 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
                 (last.effect.command_id, last.check),
                 (command.command_id, check)
             );
+            // Judged on the requester's capability as it stood: the receipt names the state.
+            assert!(
+                last.capability_state_ref.starts_with("evt_") && !last.capability_chain.is_empty(),
+                "{last:?}"
+            );
             // Refused before it was dispatched (A9), and its saga, with nothing executed,
             // is aborted: there is nothing to undo.
             let effects = ops_core_runtime::egress::effects(store).await.unwrap();

@@ -13,7 +13,7 @@ use ops_core::id::{ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::egress::{
-    Approved, BoxFuture, Dispatcher, Executor, Gateway, SagaState, sagas,
+    Approved, BoxFuture, Cancelled, Dispatcher, Executor, Gateway, SagaState, sagas,
 };
 use ops_core_runtime::store::EventStore;
 use ops_tests::commands::{
@@ -220,16 +220,22 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
         "the update's destination holds it"
     );
 
-    assert!(
-        held.cancel(&update.command_id, &responder(), "wrong incident")
-            .await
-            .expect("cancelling")
+    assert_eq!(
+        held.cancel(
+            &update.command_id,
+            &responder(),
+            capability(),
+            "wrong incident"
+        )
+        .await
+        .expect("cancelling"),
+        Cancelled::Done
     );
-    assert!(
-        !held
-            .cancel(&update.command_id, &responder(), "again")
+    assert_eq!(
+        held.cancel(&update.command_id, &responder(), capability(), "again")
             .await
             .expect("cancelling"),
+        Cancelled::NotPending,
         "nothing left to cancel"
     );
     let refusals = store

@@ -39,7 +39,13 @@ async fn holding_the_secret(provider: &SecretsProvider) -> SecretHandle {
         .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
         .expect("storing the secret");
     provider
-        .handle(SECRET_ID, &responder(), capability(), correlation())
+        .handle(
+            SECRET_ID,
+            &responder(),
+            capability(),
+            correlation(),
+            Duration::from_secs(3600),
+        )
         .await
         .expect("a handle")
 }
@@ -132,16 +138,48 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
         .await
         .expect("reacting");
 
-    let sink = WebhookSink::start().await.expect("a local endpoint");
-    let executor = WebhookExecutor::new(&sink.url())
-        .expect("a URL")
-        .with_credential(Credential::new(
+    // Over https, to an endpoint whose certificate the executor is told to trust.
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+    let certificate = certified.cert.der().clone();
+    let key = rustls_key(certified.key_pair.serialize_der());
+    let sink = WebhookSink::start_tls(certificate.clone(), key)
+        .await
+        .expect("a local endpoint");
+    assert!(sink.url().starts_with("https://"));
+    let credential = || {
+        Credential::new(
             provider.clone(),
             handle.clone(),
             ONCALL_DESTINATION,
             responder(),
             capability(),
-        ));
+        )
+    };
+    // A bearer token never crosses the network in clear.
+    let plain = WebhookExecutor::new("http://oncall.example/hook")
+        .expect("a URL")
+        .with_credential(credential());
+    assert!(
+        matches!(&plain, Err(reason) if reason.contains("only over https")),
+        "{:?}",
+        plain.as_ref().err()
+    );
+    let untrusted = WebhookExecutor::new(&sink.url()).expect("a URL");
+    let answered = ops_core_runtime::egress::Executor::execute(
+        &untrusted,
+        &ops_core::id::ContentHash::of_bytes(b"probe"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert!(
+        matches!(&answered, Err(reason) if reason.contains("did not answer")),
+        "a certificate nobody trusts is refused before anything is sent: {answered:?}"
+    );
+    let executor = WebhookExecutor::trusting(&sink.url(), &[certificate])
+        .expect("a URL")
+        .with_credential(credential())
+        .expect("https carries the token");
     let dispatcher = approving_dispatcher(&store)
         .with_executor(ONCALL_DESTINATION, Box::new(executor))
         .with_lease(Duration::from_millis(50));
@@ -179,6 +217,13 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
             .expires_at
             .is_some_and(|expires| expires > token.issued_at)
     );
+    // Each receipt names the capability state its check relied on.
+    assert!(
+        issued
+            .iter()
+            .all(|receipt| receipt.capability_state_ref.starts_with("evt_")),
+        "{issued:?}"
+    );
 
     let token =
         async |audience: &str, ttl: Duration| post_token(&provider, &handle, audience, ttl).await;
@@ -187,14 +232,22 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
         .await
         .expect("a token for another audience");
     assert!(matches!(
-        provider.redeem(&elsewhere, ONCALL_DESTINATION),
+        provider.redeem(&elsewhere, ONCALL_DESTINATION, "post"),
         Err(SecretsError::TokenRefused(reason)) if reason.contains("not `webhook.oncall`")
+    ));
+    // …and to their scope: a token to post does not read.
+    let posting = token(ONCALL_DESTINATION, Duration::from_secs(60))
+        .await
+        .expect("a token");
+    assert!(matches!(
+        provider.redeem(&posting, ONCALL_DESTINATION, "read"),
+        Err(SecretsError::TokenRefused(reason)) if reason.contains("is for `post`, not `read`")
     ));
     let short = token(ONCALL_DESTINATION, Duration::ZERO)
         .await
         .expect("a token that is already over");
     assert!(matches!(
-        provider.redeem(&short, ONCALL_DESTINATION),
+        provider.redeem(&short, ONCALL_DESTINATION, "post"),
         Err(SecretsError::TokenRefused(reason)) if reason.contains("expired")
     ));
 
@@ -202,12 +255,32 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     let live = token(ONCALL_DESTINATION, Duration::from_secs(60))
         .await
         .expect("a token");
+    // Revoking is checked like issuing: not on a capability that does not cover secrets.
+    let narrow = self::provider(
+        &store,
+        &file,
+        Scope {
+            types: Selector::only(["pack.notify.*"]),
+            ..Scope::everything()
+        },
+    )
+    .await;
+    assert!(matches!(
+        narrow
+            .revoke(&handle.handle_id, &responder(), "rotated", capability())
+            .await,
+        Err(SecretsError::Denied { .. })
+    ));
     provider
         .revoke(&handle.handle_id, &responder(), "rotated", capability())
         .await
         .expect("revoking");
+    let revoked = ops_tests::payloads::<SecretHandleRevoked>(&store).await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].capability_id, Some(capability()));
+    assert!(revoked[0].capability_state_ref.starts_with("evt_"));
     assert!(matches!(
-        provider.redeem(&live, ONCALL_DESTINATION),
+        provider.redeem(&live, ONCALL_DESTINATION, "post"),
         Err(SecretsError::TokenRefused(_))
     ));
     assert!(matches!(
@@ -284,6 +357,30 @@ async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Ba
         matches!(&denied, Err(SecretsError::Denied { reason, .. }) if reason.contains("does not reach `webhook.oncall`")),
         "{denied:?}"
     );
+    assert_eq!(
+        store
+            .read_by_type(ops_core::capability::CapabilityDenied::TYPE)
+            .await
+            .expect("reading")
+            .len(),
+        1,
+        "the denial has its receipt"
+    );
+    // A handle ends after its lifetime, and with it every token from it.
+    let brief = provider
+        .handle(
+            SECRET_ID,
+            &responder(),
+            capability(),
+            correlation(),
+            Duration::ZERO,
+        )
+        .await
+        .expect("a handle");
+    assert!(matches!(
+        post_token(&provider, &brief, "webhook.other", Duration::from_secs(60)).await,
+        Err(SecretsError::Expired(..))
+    ));
 }
 
 on_both_backends!(
@@ -386,4 +483,8 @@ fn key_material_is_owner_only_and_a_file_others_can_read_is_refused() {
         "{readable}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn rustls_key(der: Vec<u8>) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
+    tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(der.into())
 }

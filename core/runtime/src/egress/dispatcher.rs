@@ -10,13 +10,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::capability::{Action, Authority, Decision, actor_label};
-use ops_core::contract::SafetyClass;
+use ops_core::capability::{Authority, Decision, actor_label};
 use ops_core::egress::{
     Approval, Check, EffectRequest, EffectState, EgressExecuted, EgressFailed, EgressRefused,
 };
 use ops_core::envelope::{Actor, EventEnvelope};
-use ops_core::id::{CommandId, ContentHash};
+use ops_core::id::{CapabilityId, CommandId, ContentHash};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 
@@ -60,6 +59,17 @@ pub struct DispatchReport {
     pub gave_up: usize,
     /// No actor approved it yet and no policy covers it: left pending for an approval.
     pub awaiting_approval: usize,
+}
+
+/// What a cancellation came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// Refused, with its receipt.
+    Done,
+    /// There is no pending effect of that command that no dispatcher holds.
+    NotPending,
+    /// The canceller's capability does not reach the effect; the denial has its receipt.
+    Denied { reason: String },
 }
 
 /// How often an effect waiting for an actor's approval is looked at again (an approval
@@ -121,12 +131,20 @@ impl Dispatcher {
         let mut awaiting = Vec::new();
         let now = Timestamp::now();
         for effect in claimed {
-            match self.gate(&effect, &in_batch).await {
+            let (judged, capability) = self.gate(&effect, &in_batch).await;
+            match judged {
                 Err((Check::Approval, _)) if self.gateway.awaits_approval(&effect, now) => {
                     awaiting.push(effect.id);
                 }
-                Err((check, reason)) => closing.push((effect, Outcome::Refused { check, reason })),
-                Ok((approval, capability)) => {
+                Err((check, reason)) => closing.push((
+                    effect,
+                    Outcome::Refused {
+                        check,
+                        reason,
+                        capability,
+                    },
+                )),
+                Ok(approval) => {
                     if let (
                         None,
                         Approval::Policy {
@@ -281,18 +299,12 @@ impl Dispatcher {
         &self,
         effect: &Effect,
         in_batch: &Allowed,
-    ) -> Result<(Approval, Decision), (Check, String)> {
+    ) -> (Result<Approval, (Check, String)>, Decision) {
         let now = Timestamp::now();
         // Enforcement asks about now; the receipt names the state it relied on.
         let decision = self.authority.check(
             effect.capability_id,
-            &Action {
-                actor: effect.actor.clone(),
-                command_type: effect.command_type.clone(),
-                safety: SafetyClass::WriteExternalSideEffect,
-                tenant: Some(effect.tenant_id.clone()),
-                destination: Some(effect.destination.clone()),
-            },
+            &effect.action_of(effect.actor.clone()),
             now,
         );
         let unreadable = |error: sqlx::Error| format!("the quota cannot be read: {error}");
@@ -320,9 +332,7 @@ impl Dispatcher {
             destination_used,
             actor_used,
         };
-        self.gateway
-            .judge(effect, &decision, &facts)
-            .map(|approval| (approval, decision))
+        (self.gateway.judge(effect, &decision, &facts), decision)
     }
 
     async fn executed_since(
@@ -341,24 +351,60 @@ impl Dispatcher {
     }
 
     /// Cancels a pending effect that no dispatcher holds (an irreversible one during its
-    /// hold, say): it is refused at the hold check, with a receipt naming who cancelled it
-    /// and why. `false` when there was no such effect to cancel.
+    /// hold, or one waiting for an approval): it is refused at the hold check, with a
+    /// receipt naming who cancelled it and why, on the canceller's capability, which must
+    /// allow the effect itself (a denial has its receipt and cancels nothing).
     pub async fn cancel(
         &self,
         command_id: &CommandId,
         by: &Actor,
+        capability_id: CapabilityId,
         reason: &str,
-    ) -> Result<bool, DispatchError> {
+    ) -> Result<Cancelled, DispatchError> {
         let claimed = self.claim_rows(1, Some(command_id)).await?;
         let Some(effect) = claimed.into_iter().next() else {
-            return Ok(false);
+            return Ok(Cancelled::NotPending);
         };
+        let decision = self.authority.check(
+            capability_id,
+            &effect.action_of(by.clone()),
+            Timestamp::now(),
+        );
+        if !decision.allowed {
+            let denied = decision.reason.clone().unwrap_or_default();
+            let recorded = crate::capability::record_denial(
+                &self.store,
+                crate::capability::Denial {
+                    capability_id,
+                    actor: by,
+                    action: &effect.command_type,
+                    subject: effect.command_id.to_string(),
+                    reason: &denied,
+                    decision,
+                    correlation_id: effect.correlation_id,
+                    causation: ops_core::envelope::Causation::Command(effect.command_id),
+                    source_ref: "core.egress.cancel",
+                    requested_at: None,
+                },
+            )
+            .await;
+            // Let go of the row at once: a dispatcher may take it as it would have.
+            outbox::await_approval(self.store.db(), &self.name, &[effect.id], 0)
+                .await
+                .map_err(DispatchError::Claim)?;
+            recorded.map_err(|source| DispatchError::Close {
+                id: effect.id,
+                source,
+            })?;
+            return Ok(Cancelled::Denied { reason: denied });
+        }
         let refusal = Outcome::Refused {
             check: Check::Hold,
             reason: format!("cancelled by {} before dispatch: {reason}", actor_label(by)),
+            capability: decision,
         };
         self.close(&[(effect, refusal)]).await?;
-        Ok(true)
+        Ok(Cancelled::Done)
     }
 
     async fn claim(&self, limit: usize) -> Result<Vec<Effect>, DispatchError> {
@@ -490,6 +536,8 @@ enum Outcome {
     Refused {
         check: Check,
         reason: String,
+        /// The capability check of the effect's requester, or of who cancelled it.
+        capability: Decision,
     },
     Failed {
         approval: Approval,
@@ -552,11 +600,17 @@ fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
             },
             origin,
         ),
-        Outcome::Refused { check, reason } => EventEnvelope::new(
+        Outcome::Refused {
+            check,
+            reason,
+            capability,
+        } => EventEnvelope::new(
             &EgressRefused {
                 effect: request,
                 check,
                 reason,
+                capability_state_ref: capability.state_ref,
+                capability_chain: capability.chain,
             },
             origin,
         ),

@@ -27,7 +27,7 @@ mod gateway;
 mod saga;
 
 pub use dispatcher::{
-    BoxFuture, DispatchError, DispatchReport, Dispatcher, Executor, pending_destinations,
+    BoxFuture, Cancelled, DispatchError, DispatchReport, Dispatcher, Executor, pending_destinations,
 };
 pub use gateway::{ApprovalPolicy, Facts, Gateway};
 pub(crate) use saga::Step;
@@ -68,6 +68,18 @@ pub struct Effect {
 }
 
 impl Effect {
+    /// This effect, as an action of `actor`'s: what its requester's capability must allow,
+    /// and an approver's or canceller's too.
+    pub fn action_of(&self, actor: Actor) -> ops_core::capability::Action {
+        ops_core::capability::Action {
+            actor,
+            command_type: self.command_type.clone(),
+            safety: ops_core::contract::SafetyClass::WriteExternalSideEffect,
+            tenant: Some(self.tenant_id.clone()),
+            destination: Some(self.destination.clone()),
+        }
+    }
+
     /// A step of this effect at its current attempt, by the gateway.
     fn step(&self, state: EffectState) -> Step {
         Step::new(
