@@ -114,6 +114,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SubjectsCommand,
     },
+    /// Secrets: store a value, list the handles issued, revoke one (each checked and
+    /// receipted; no receipt holds a value).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// External effects: list them, approve or cancel one (each receipted like any action).
     Effects {
         #[command(subcommand)]
@@ -252,6 +258,45 @@ pub(crate) enum CommandsCommand {
         expect_version: Option<i64>,
         #[command(flatten)]
         acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// Stores (or replaces) a secret's value, read from `--value-file` (`-`: standard
+    /// input), on `--capability`, which must cover `core.secrets.Store`.
+    Put {
+        secret: String,
+        #[arg(long, value_name = "FILE")]
+        value_file: PathBuf,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Every handle issued, with its secret and whether it still holds.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Revokes a handle (`hnd_…`) and every token issued from it, on `--capability`, which
+    /// must cover `core.secrets.Issue`.
+    Revoke {
+        handle: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        config: ConfigFile,
         #[command(flatten)]
         storage: Storage,
     },

@@ -13,12 +13,12 @@ use ops_core_runtime::store::EventStore;
 use crate::cli::{
     CapabilitiesCommand, Command, CommandsCommand, ConfigCommand, ConfigFile, EffectsCommand,
     Format, LogCommand, PacksCommand, ProjectionsCommand, QuarantineCommand, RegistryCommand,
-    SagasCommand, Storage, SubjectsCommand,
+    SagasCommand, SecretsCommand, Storage, SubjectsCommand,
 };
 use crate::config::Config;
 use crate::{
-    capabilities, demo, effects, lineage, releases, retention, runtime_demo, sagas, status,
-    subjects, submit, worker,
+    capabilities, demo, effects, lineage, releases, retention, runtime_demo, sagas, secrets,
+    status, subjects, submit, worker,
 };
 
 /// How a command ended, besides an error: done (exit 0), or it found something refused or
@@ -203,6 +203,40 @@ pub(crate) fn run(
             };
             submit::submit(&store, submission, &mut std::io::stdout().lock()).await
         }),
+        Command::Secrets { command } => block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                SecretsCommand::Put {
+                    secret,
+                    value_file,
+                    acting,
+                    config,
+                    storage,
+                } => {
+                    let provider = storage.secrets(registry, &config, true).await?;
+                    secrets::put(&provider, &secret, &value_file, &acting, out).await
+                }
+                SecretsCommand::List {
+                    format,
+                    config,
+                    storage,
+                } => {
+                    let provider = storage.secrets(registry, &config, false).await?;
+                    secrets::list(&provider, format, out)?;
+                    Ok(Ended::Done)
+                }
+                SecretsCommand::Revoke {
+                    handle,
+                    reason,
+                    acting,
+                    config,
+                    storage,
+                } => {
+                    let provider = storage.secrets(registry, &config, false).await?;
+                    secrets::revoke(&provider, &handle, &reason, &acting, out).await
+                }
+            }
+        }),
         Command::Subjects { command } => block_on(async move {
             let out = &mut std::io::stdout().lock();
             match command {
@@ -285,6 +319,11 @@ pub(crate) fn run(
                 },
                 lease: std::time::Duration::from_millis(lease_ms),
                 worker_id: worker_id.unwrap_or_else(worker::default_worker_id),
+                secrets: None,
+            };
+            let options = worker::WorkerOptions {
+                secrets: storage.secrets_dir(&options.fences),
+                ..options
             };
             let store = storage.working_store(registry).await?;
             worker::run(store, options, &mut std::io::stdout().lock()).await?;
@@ -624,16 +663,64 @@ impl Storage {
         registry: &'static Registry,
         config: &ConfigFile,
     ) -> anyhow::Result<ops_core_runtime::capability::Capabilities> {
-        let in_data = self.data.join("ops.toml");
-        let config = match &config.config {
-            Some(path) => Config::load(path)?,
-            None if self.database.is_none() && in_data.exists() => Config::load(&in_data)?,
-            None => Config::default(),
-        };
+        let config = self.config(config)?;
         let store = self.store(registry).await?;
         Ok(ops_core_runtime::capability::Capabilities::load(store)
             .await?
             .with_operators(config.operators()?))
+    }
+
+    /// The configuration: the file given, else `ops.toml` in the data directory when there
+    /// is one, else the defaults (nobody is an operator).
+    pub(crate) fn config(&self, config: &ConfigFile) -> anyhow::Result<Config> {
+        let in_data = self.data.join("ops.toml");
+        Ok(match &config.config {
+            Some(path) => Config::load(path)?,
+            None if self.database.is_none() && in_data.exists() => Config::load(&in_data)?,
+            None => Config::default(),
+        })
+    }
+
+    /// Where the subject keys live: `--keys`, else the data directory of an embedded
+    /// store; none for a `--database` store without `--keys`.
+    pub(crate) fn keys_dir(&self) -> Option<&Path> {
+        match (&self.keys, &self.database) {
+            (Some(dir), _) => Some(dir),
+            (None, None) => Some(&self.data),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Where the secrets backend keeps values: `[secrets] dir` of `config`, else the
+    /// keys directory.
+    pub(crate) fn secrets_dir(&self, config: &Config) -> Option<PathBuf> {
+        config
+            .secrets
+            .dir
+            .clone()
+            .or_else(|| self.keys_dir().map(Path::to_path_buf))
+    }
+
+    /// The secrets provider of the store, checking on its capabilities; a backend that is
+    /// not there yet is created only to `store` a value.
+    async fn secrets(
+        &self,
+        registry: &'static Registry,
+        config: &ConfigFile,
+        store_value: bool,
+    ) -> anyhow::Result<ops_core_runtime::secrets::SecretsProvider> {
+        let dir = self.secrets_dir(&self.config(config)?).ok_or_else(|| {
+            BadInput("a `--database` store keeps secrets where `--keys` or `[secrets] dir` says; give one".to_owned())
+        })?;
+        if !store_value && !dir.join(crate::story_demo::KEY_FILE).exists() {
+            anyhow::bail!(BadInput(format!(
+                "there is no secrets backend in {}; `ops-host secrets put` creates it",
+                dir.display()
+            )));
+        }
+        let store = self.store(registry).await?;
+        let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+        secrets::provider(&store, &dir, &capabilities).await
     }
 
     async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
@@ -664,10 +751,8 @@ impl Storage {
         };
         // Personal data is sealed under the subject keys of the data directory, as the
         // demo keeps them; a store without them seals nothing.
-        let dir = match (&self.keys, &self.database) {
-            (Some(dir), _) => dir,
-            (None, None) => &self.data,
-            (None, Some(_)) => return Ok(store),
+        let Some(dir) = self.keys_dir() else {
+            return Ok(store);
         };
         let kept = dir.join(crate::story_demo::KEY_FILE).exists();
         Ok(if create || kept {

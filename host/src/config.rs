@@ -19,6 +19,14 @@
 //! killed = false        # stop this destination's effects
 //! hold_seconds = 300    # this destination's hold, in place of the gateway's
 //! attempts = 3          # this destination's attempts, in place of the gateway's
+//! # a bearer token from the secrets provider (`ops-host secrets put`), asked for as
+//! # `service:ops-host` on this capability; sent only over https or to loopback
+//! credential = { secret = "webhook.oncall.token", capability = "cap_…" }
+//! ca_file = "private-ca.pem"  # trust this authority for an https URL, besides Mozilla's
+//!
+//! [secrets]
+//! dir = "/var/lib/ops/keys"   # secrets.json and its key secrets.key; default: the keys
+//!                             # directory (`--keys`, else the data directory)
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,11 +34,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use ops_core::capability::Authority;
+use ops_core::envelope::Actor;
 use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Gateway};
+use ops_core_runtime::secrets::SecretsProvider;
 use ops_core_runtime::store::EventStore;
-use ops_host::webhook::WebhookExecutor;
+use ops_host::webhook::{Credential, WebhookExecutor};
 use serde::Deserialize;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::commands::BadInput;
 
@@ -44,6 +57,23 @@ pub struct Config {
     pub gateway: GatewaySettings,
     #[serde(default)]
     pub destinations: BTreeMap<String, Destination>,
+    #[serde(default)]
+    pub secrets: SecretsSettings,
+}
+
+/// Where the secrets backend keeps values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// A destination's bearer credential: which secret, on which capability.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSettings {
+    pub secret: String,
+    pub capability: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +114,9 @@ pub struct Destination {
     /// In place of the gateway's.
     pub hold_seconds: Option<u64>,
     pub attempts: Option<u32>,
+    pub credential: Option<CredentialSettings>,
+    /// PEM certificates of authorities to trust for this destination, besides Mozilla's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +172,24 @@ impl Config {
                     destination.url
                 ));
             }
+            if let Some(credential) = &destination.credential {
+                credential
+                    .capability
+                    .parse::<ops_core::id::CapabilityId>()
+                    .map_err(|error| {
+                        format!(
+                            "{at}.credential.capability `{}`: {error}",
+                            credential.capability
+                        )
+                    })?;
+                // The executor refuses a token over plain http; say so when the file is read.
+                WebhookExecutor::new(&destination.url)
+                    .and_then(|executor| executor.refuses_credential().map_or(Ok(()), Err))
+                    .map_err(|reason| format!("{at}.credential: {reason}"))?;
+            }
+            if let Some(file) = &destination.ca_file {
+                ca_roots(file).map_err(|reason| format!("{at}.ca_file: {reason}"))?;
+            }
             if destination.quota.effects <= 0 || destination.quota.per_seconds == 0 {
                 return Err(format!(
                     "{at}.quota allows nothing; give `effects` and `per_seconds` above 0"
@@ -157,20 +208,80 @@ impl Config {
     }
 
     /// A dispatcher named `name` that posts each declared destination's effects to its URL
-    /// through the gateway these fences make, with `policies` to approve effects.
+    /// through the gateway these fences make, with `policies` to approve effects and the
+    /// destinations' `credentials` (from [`Config::credentials`]).
     pub fn dispatcher(
         &self,
         store: EventStore,
         name: &str,
         policies: Vec<Box<dyn ApprovalPolicy>>,
         authority: Arc<dyn Authority>,
+        credentials: &BTreeMap<String, Arc<Credential>>,
     ) -> anyhow::Result<Dispatcher> {
         let mut dispatcher = Dispatcher::new(store, name, self.gateway(policies), authority);
         for (destination, declared) in &self.destinations {
-            let executor = WebhookExecutor::new(&declared.url).map_err(anyhow::Error::msg)?;
+            let roots = match &declared.ca_file {
+                Some(file) => ca_roots(file).map_err(anyhow::Error::msg)?,
+                None => Vec::new(),
+            };
+            let mut executor =
+                WebhookExecutor::trusting(&declared.url, &roots).map_err(anyhow::Error::msg)?;
+            if let Some(credential) = credentials.get(destination) {
+                executor = executor
+                    .with_credential(credential.clone())
+                    .map_err(anyhow::Error::msg)?;
+            }
             dispatcher = dispatcher.with_executor(destination, Box::new(executor));
         }
         Ok(dispatcher)
+    }
+
+    /// The bearer credential of each destination that declares one: a handle to its
+    /// secret, asked for as `host` on the capability the file names (checked and
+    /// receipted by the provider), good for a day.
+    pub async fn credentials(
+        &self,
+        provider: &Arc<SecretsProvider>,
+        host: &Actor,
+    ) -> anyhow::Result<BTreeMap<String, Arc<Credential>>> {
+        let mut credentials = BTreeMap::new();
+        for (destination, declared) in &self.destinations {
+            let Some(wanted) = &declared.credential else {
+                continue;
+            };
+            let capability: ops_core::id::CapabilityId = wanted
+                .capability
+                .parse()
+                .map_err(|error| BadInput(format!("`{}`: {error}", wanted.capability)))?;
+            let handle = provider
+                .handle(
+                    &wanted.secret,
+                    host,
+                    capability,
+                    ops_core::id::CorrelationId::of(destination)?,
+                    ops_core::time::DAY,
+                )
+                .await
+                .with_context(|| format!("the credential of `{destination}`"))?;
+            credentials.insert(
+                destination.clone(),
+                Arc::new(Credential::new(
+                    provider.clone(),
+                    handle,
+                    destination,
+                    host.clone(),
+                    capability,
+                )),
+            );
+        }
+        Ok(credentials)
+    }
+
+    /// Whether any destination declares a credential.
+    pub fn wants_credentials(&self) -> bool {
+        self.destinations
+            .values()
+            .any(|destination| destination.credential.is_some())
     }
 
     fn gateway(&self, policies: Vec<Box<dyn ApprovalPolicy>>) -> Gateway {
@@ -254,12 +365,28 @@ impl Config {
                 destination
                     .attempts
                     .map(|n| format!(", {n} attempts"))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    + &destination
+                        .credential
+                        .as_ref()
+                        .map(|c| format!(", bearer credential `{}`", c.secret))
+                        .unwrap_or_default(),
                 if destination.killed { ", STOPPED" } else { "" }
             )
         }));
         lines
     }
+}
+
+/// The certificates of a PEM file, to trust.
+fn ca_roots(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+        .and_then(|certificates| certificates.collect::<Result<_, _>>())
+        .map_err(|error| format!("{}: {error}", file.display()))?;
+    if roots.is_empty() {
+        return Err(format!("{} holds no PEM certificate", file.display()));
+    }
+    Ok(roots)
 }
 
 /// The 1-based line of byte `offset` in `text`.

@@ -15,6 +15,7 @@ mod releases;
 mod retention;
 mod runtime_demo;
 mod sagas;
+mod secrets;
 mod status;
 mod story_demo;
 mod subjects;

@@ -225,6 +225,7 @@ async fn reactions_and_egress(
         "demo",
         vec![Box::new(approvals)],
         Arc::new(capabilities.clone()),
+        &Default::default(),
     )?;
     let report = dispatcher.dispatch(100).await?;
     writeln!(

@@ -44,7 +44,7 @@ pub struct WebhookExecutor {
     url: Uri,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
-    credential: Option<Credential>,
+    credential: Option<Arc<Credential>>,
 }
 
 /// How the executor authenticates: a bearer credential held by the secrets provider,
@@ -183,7 +183,19 @@ impl WebhookExecutor {
     /// Sends `credential`'s bearer token with each post: refused for a plain `http` URL
     /// unless it is the loopback interface, since the token would cross the network in
     /// clear.
-    pub fn with_credential(mut self, credential: Credential) -> Result<Self, String> {
+    pub fn with_credential(
+        mut self,
+        credential: impl Into<Arc<Credential>>,
+    ) -> Result<Self, String> {
+        if let Some(refused) = self.refuses_credential() {
+            return Err(refused);
+        }
+        self.credential = Some(credential.into());
+        Ok(self)
+    }
+
+    /// Why this executor's URL may not carry a bearer token, if it may not.
+    pub fn refuses_credential(&self) -> Option<String> {
         let loopback = match self.url.host() {
             Some("localhost") => true,
             Some(host) => host
@@ -193,14 +205,12 @@ impl WebhookExecutor {
                 .is_ok_and(|ip| ip.is_loopback()),
             None => false,
         };
-        if self.url.scheme_str() != Some("https") && !loopback {
-            return Err(format!(
+        (self.url.scheme_str() != Some("https") && !loopback).then(|| {
+            format!(
                 "`{}` is plain http: a bearer token is sent only over https (or to the loopback interface)",
                 self.url
-            ));
-        }
-        self.credential = Some(credential);
-        Ok(self)
+            )
+        })
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {

@@ -40,6 +40,7 @@ use ops_core_runtime::retention::Retention;
 use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
+use ops_host::webhook::Credential;
 
 use crate::config::Config;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -83,6 +84,8 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// This worker's name in its leases and claims; unique among live workers.
     pub worker_id: String,
+    /// Where the secrets backend keeps values, for destinations' credentials.
+    pub secrets: Option<PathBuf>,
 }
 
 /// A worker name no other live worker has: the host, the process and when it started.
@@ -145,6 +148,8 @@ struct Worker {
     connectors: BTreeMap<&'static str, ConnectorRunner>,
     projections: BTreeMap<String, ProjectionRunner>,
     leases: Leases,
+    /// Each destination's bearer credential, for the dispatcher's executors.
+    credentials: BTreeMap<String, Arc<Credential>>,
 }
 
 pub async fn run(
@@ -213,6 +218,17 @@ impl Worker {
         let budgets = Budgets::open(store.clone(), REACTION_BUDGET, host_capability).await?;
         let policies = Policies::load(store.clone(), Trust::default(), host_capability).await?;
         let leases = Leases::new(store.db().clone(), &options.worker_id, options.lease);
+        let host = Actor::Service(ActorId::new("ops-host")?);
+        let credentials = match (&options.secrets, options.fences.wants_credentials()) {
+            (Some(dir), true) => {
+                let provider = Arc::new(crate::secrets::provider(&store, dir, &capabilities).await?);
+                options.fences.credentials(&provider, &host).await?
+            }
+            (None, true) => anyhow::bail!(crate::commands::BadInput(
+                "a destination declares a credential, but there is no secrets backend: give `[secrets] dir` in the configuration, or `--keys`".to_owned()
+            )),
+            (_, false) => BTreeMap::new(),
+        };
         let mut connectors = BTreeMap::new();
         for connector in ops_core::connector::installed() {
             if let Some(source) = options.sources.get(connector.id()) {
@@ -237,7 +253,8 @@ impl Worker {
         Ok(Worker {
             store,
             options,
-            host: Actor::Service(ActorId::new("ops-host")?),
+            host,
+            credentials,
             host_capability,
             capabilities,
             bus,
@@ -328,6 +345,7 @@ impl Worker {
                         &self.options.worker_id,
                         vec![Box::new(self.policies.active_approvals().await?)],
                         Arc::new(self.capabilities.clone()),
+                        &self.credentials,
                     )?
                     .with_lease(self.options.lease);
                 let report = dispatcher.dispatch(100).await?;

@@ -124,15 +124,16 @@ fn steps(names: &[&str]) -> Vec<String> {
 }
 
 /// An `ops.toml` whose operator is `OPERATOR`, posting the pager's and the on-call's
-/// effects to `url`, with the pager's kill switch as `pager_killed`.
-fn config(dir: &Path, name: &str, url: &str, pager_killed: bool) -> PathBuf {
+/// effects to `url`, with the pager's kill switch as `pager_killed` and `oncall` added to
+/// the on-call destination.
+fn config(dir: &Path, name: &str, url: &str, pager_killed: bool, oncall: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(
         &path,
         format!(
             "operators = [\"{OPERATOR}\"]\n\n[gateway]\nattempts = 3\n\n\
              [destinations.pager]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\nkilled = {pager_killed}\n\n\
-             [destinations.\"webhook.oncall\"]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\n"
+             [destinations.\"webhook.oncall\"]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\n{oncall}\n"
         ),
     )
     .unwrap();
@@ -144,7 +145,7 @@ fn story(host: &Host, dir: &Path) {
     let sink = runtime
         .block_on(ops_host::webhook::WebhookSink::start())
         .unwrap();
-    let fences = config(dir, "ops.toml", &sink.url(), false);
+    let fences = config(dir, "ops.toml", &sink.url(), false, "");
     let config_arg = ["--config", fences.to_str().unwrap()];
     // The first worker creates the store.
     host.worker(&fences, "1");
@@ -285,7 +286,7 @@ fn story(host: &Host, dir: &Path) {
 
     // The pager's kill switch: an approved page is refused, with its receipt, and
     // `status` says so (exit 1).
-    let killed = config(dir, "killed.toml", &sink.url(), true);
+    let killed = config(dir, "killed.toml", &sink.url(), true, "");
     let second = host.submit(
         &ada,
         "pack.incidents.paging.PageResponder",
@@ -313,6 +314,126 @@ fn story(host: &Host, dir: &Path) {
         &["sagas", "unwind", "--by", OPERATOR, "--capability", &lead],
     );
     assert!(said.contains("left to undo"), "{said}");
+
+    // A secret, stored on a capability for it alone, reaches the on-call as a bearer
+    // token; its handle is listed, and revoked.
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "oncall-token-51\n").unwrap();
+    let put = |capability: &str| {
+        host.run(&[
+            "secrets",
+            "put",
+            "webhook.oncall.token",
+            "--value-file",
+            token_file.to_str().unwrap(),
+            "--by",
+            OPERATOR,
+            "--capability",
+            capability,
+            config_arg[0],
+            config_arg[1],
+        ])
+    };
+    let (code, said) = put(&lead);
+    assert!(code == 1 && said.contains("does not allow it"), "{said}");
+    let keeper = host.grant(&[
+        "capabilities",
+        "grant",
+        "secrets",
+        "--to",
+        OPERATOR,
+        "--by",
+        OPERATOR,
+        "--types",
+        "core.secrets.*",
+        "--max-safety",
+        "write_external",
+        config_arg[0],
+        config_arg[1],
+    ]);
+    let (code, said) = put(&keeper);
+    assert!(code == 0 && said.contains("stored secret"), "{said}");
+    let host_secrets = host.grant(&[
+        "capabilities",
+        "grant",
+        "host-secrets",
+        "--to",
+        "service:ops-host",
+        "--by",
+        OPERATOR,
+        "--types",
+        "core.secrets.Issue",
+        "--max-safety",
+        "write_external",
+        "--destinations",
+        "webhook.oncall",
+        config_arg[0],
+        config_arg[1],
+    ]);
+    let with_token = config(
+        dir,
+        "token.toml",
+        &sink.url(),
+        false,
+        &format!(
+            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
+        ),
+    );
+    host.submit(
+        &ada,
+        "pack.incidents.incident.OpenIncident",
+        r#"{"incident_id": "INC-2", "service": {"system": "catalog", "id": "payments"}, "title": "Refunds stall", "severity": "sev1"}"#,
+        &["--target", "incident/INC-2"],
+    );
+    host.worker(&with_token, "2");
+    let before: std::collections::BTreeSet<String> = host.effects().into_keys().collect();
+    let pending: Vec<String> = host
+        .effects()
+        .into_iter()
+        .filter(|(_, (state, _))| state == "pending")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(pending.len(), 1, "{before:?}");
+    let (code, said) = approve(&pending[0], LEAD, &lead);
+    assert!(code == 0, "{said}");
+    let worked = host.worker(&with_token, "2");
+    assert_eq!(host.effects()[&pending[0]].0, "executed", "{worked}");
+    let authorizations: Vec<Option<String>> = sink
+        .deliveries()
+        .into_values()
+        .map(|delivery| delivery.authorization)
+        .collect();
+    assert!(
+        authorizations.contains(&Some("Bearer oncall-token-51".to_owned())),
+        "{authorizations:?}"
+    );
+    // One handle per worker that started with the credential.
+    let handles = host.json(&["secrets", "list", config_arg[0], config_arg[1]]);
+    assert_eq!(handles.len(), 2, "{handles:?}");
+    for handle in &handles {
+        let said = host.expect(
+            0,
+            &[
+                "secrets",
+                "revoke",
+                handle["handle_id"].as_str().unwrap(),
+                "--reason",
+                "rotated",
+                "--by",
+                OPERATOR,
+                "--capability",
+                &keeper,
+                config_arg[0],
+                config_arg[1],
+            ],
+        );
+        assert!(said.contains("revoked handle"), "{said}");
+    }
+    let handles = host.json(&["secrets", "list", config_arg[0], config_arg[1]]);
+    assert!(
+        handles.iter().all(|handle| handle["revoked"] == true),
+        "{handles:?}"
+    );
 
     // Erasing a data subject is checked and receipted; then its data reads as shredded.
     let subjects = host.json(&["subjects", "list"]);

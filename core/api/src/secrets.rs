@@ -99,6 +99,23 @@ pub struct SecretHandleRevoked {
     pub capability_state_ref: String,
 }
 
+/// The receipt of a secret's value stored or replaced (never the value), on the capability
+/// the operator's tooling was checked on.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = SecretStored {
+    secret_id: "webhook.oncall.token".to_owned(),
+    stored_by: Actor::Human(crate::envelope::ActorId::new("operator@example.com").expect("an actor id")),
+    capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
+})]
+pub struct SecretStored {
+    pub secret_id: String,
+    pub stored_by: Actor,
+    pub capability_id: CapabilityId,
+    pub capability_state_ref: String,
+}
+
 impl crate::contract::Upcast<v1::SecretTokenIssued> for SecretTokenIssued {
     fn upcast(old: v1::SecretTokenIssued) -> Self {
         SecretTokenIssued {

@@ -28,7 +28,9 @@ use ops_core::capability::{Action, Authority, Decision};
 use ops_core::contract::SafetyClass;
 use ops_core::envelope::{Actor, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
-use ops_core::secrets::{SecretHandle, SecretHandleRevoked, SecretTokenIssued, TokenType};
+use ops_core::secrets::{
+    SecretHandle, SecretHandleRevoked, SecretStored, SecretTokenIssued, TokenType,
+};
 use ops_core::time::Timestamp;
 use zeroize::Zeroizing;
 
@@ -39,6 +41,9 @@ use crate::store::{AppendError, EventStore, ReadError};
 /// The command type a capability must cover to use secrets; the audience is its
 /// destination.
 pub const SECRETS_ACTION: &str = "core.secrets.Issue";
+
+/// The command type a capability must cover to store a secret's value.
+pub const SECRETS_STORE_ACTION: &str = "core.secrets.Store";
 
 /// A bearer token for one audience, until it expires. Its bearer string never prints.
 pub struct AccessToken {
@@ -152,9 +157,43 @@ impl SecretsProvider {
         })
     }
 
-    /// Stores (or replaces) a secret's value; only the operator's tooling calls this.
-    pub fn store_secret(&self, secret_id: &str, value: SecretValue) -> Result<(), SecretsError> {
-        Ok(self.backend.put(secret_id, &value)?)
+    /// Stores (or replaces) a secret's value as `by` on `capability_id`, which must cover
+    /// [`SECRETS_STORE_ACTION`]; the receipt names the secret, never its value.
+    pub async fn store_secret(
+        &self,
+        secret_id: &str,
+        value: SecretValue,
+        by: &Actor,
+        capability_id: CapabilityId,
+    ) -> Result<(), SecretsError> {
+        let now = Timestamp::now();
+        let decision = self
+            .check(
+                capability_id,
+                by,
+                SECRETS_STORE_ACTION,
+                None,
+                now,
+                secret_id,
+            )
+            .await?;
+        self.backend.put(secret_id, &value)?;
+        let receipt = SecretStored {
+            secret_id: secret_id.to_owned(),
+            stored_by: by.clone(),
+            capability_id,
+            capability_state_ref: decision.state_ref,
+        };
+        let correlation =
+            CorrelationId::of(secret_id).expect("plain strings have a canonical form");
+        self.record(
+            &receipt,
+            &format!("{secret_id}:stored:{now}"),
+            by,
+            capability_id,
+            correlation,
+        )
+        .await
     }
 
     /// An opaque handle to `secret_id`, for `requester` on `capability_id`, good for
@@ -407,11 +446,33 @@ impl SecretsProvider {
         at: Timestamp,
         secret_id: &str,
     ) -> Result<Decision, SecretsError> {
+        self.check(
+            capability_id,
+            requester,
+            SECRETS_ACTION,
+            audience,
+            at,
+            secret_id,
+        )
+        .await
+    }
+
+    /// Whether `capability_id` lets `requester` do `action` to `secret_id` now; a denial
+    /// is recorded with its receipt.
+    async fn check(
+        &self,
+        capability_id: CapabilityId,
+        requester: &Actor,
+        action: &str,
+        audience: Option<&str>,
+        at: Timestamp,
+        secret_id: &str,
+    ) -> Result<Decision, SecretsError> {
         let decision = self.authority.check(
             capability_id,
             &Action {
                 actor: requester.clone(),
-                command_type: SECRETS_ACTION.to_owned(),
+                command_type: action.to_owned(),
                 safety: SafetyClass::WriteExternalSideEffect,
                 tenant: None,
                 destination: audience.map(str::to_owned),
@@ -428,7 +489,7 @@ impl SecretsProvider {
             crate::capability::Denial {
                 capability_id,
                 actor: requester,
-                action: SECRETS_ACTION,
+                action,
                 subject: subject.clone(),
                 reason: &reason,
                 decision,

@@ -36,7 +36,13 @@ async fn provider(store: &EventStore, file: &std::path::Path, scope: Scope) -> S
 /// Stores the webhook secret in `provider` and returns the responder's handle to it.
 async fn holding_the_secret(provider: &SecretsProvider) -> SecretHandle {
     provider
-        .store_secret(SECRET_ID, SecretValue::new(SECRET.as_bytes().to_vec()))
+        .store_secret(
+            SECRET_ID,
+            SecretValue::new(SECRET.as_bytes().to_vec()),
+            &responder(),
+            capability(),
+        )
+        .await
         .expect("storing the secret");
     provider
         .handle(

@@ -1,0 +1,140 @@
+//! `ops-host secrets`: an operator stores a secret's value, lists the handles issued and
+//! revokes one, each through the secrets provider, checked on a capability and receipted
+//! (no receipt holds a value). The backend is the encrypted file in the secrets directory.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::secrets::{EncryptedFile, SecretValue, SecretsError, SecretsProvider};
+use ops_core_runtime::store::EventStore;
+
+use crate::capabilities::{parse_actor, parse_capability};
+use crate::cli::{Acting, Format};
+use crate::commands::{Ended, OrBadInput, write_list};
+
+/// The secrets provider over `dir/secrets.json`, sealed with `dir/secrets.key` (kept
+/// owner-only), checking on `capabilities`.
+pub async fn provider(
+    store: &EventStore,
+    dir: &Path,
+    capabilities: &Capabilities,
+) -> anyhow::Result<SecretsProvider> {
+    crate::commands::create_data_directory(dir)?;
+    let backend = EncryptedFile::open(
+        &dir.join("secrets.json"),
+        Some(&dir.join(crate::story_demo::KEY_FILE)),
+    )?;
+    Ok(SecretsProvider::open(
+        store.clone(),
+        Box::new(backend),
+        Arc::new(capabilities.clone()),
+    )
+    .await?)
+}
+
+/// Stores `secret_id`'s value, read from `value_file` (`-`: standard input), trimmed of
+/// a final newline.
+pub async fn put(
+    provider: &SecretsProvider,
+    secret_id: &str,
+    value_file: &Path,
+    acting: &Acting,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let mut value = Vec::new();
+    if value_file == Path::new("-") {
+        std::io::stdin().read_to_end(&mut value)?;
+    } else {
+        value = std::fs::read(value_file)
+            .with_context(|| format!("reading the value from {}", value_file.display()))
+            .or_bad_input()?;
+    }
+    while value
+        .last()
+        .is_some_and(|byte| *byte == b'\n' || *byte == b'\r')
+    {
+        value.pop();
+    }
+    let stored = provider
+        .store_secret(
+            secret_id,
+            SecretValue::new(value),
+            &parse_actor(&acting.by)?,
+            parse_capability(&acting.capability)?,
+        )
+        .await;
+    answered(stored, out, || {
+        format!("stored secret {secret_id}, receipted")
+    })
+}
+
+pub async fn revoke(
+    provider: &SecretsProvider,
+    handle: &str,
+    reason: &str,
+    acting: &Acting,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let revoked = provider
+        .revoke(
+            handle,
+            &parse_actor(&acting.by)?,
+            reason,
+            parse_capability(&acting.capability)?,
+        )
+        .await;
+    answered(revoked, out, || {
+        format!("revoked handle {handle} and every token issued from it, receipted")
+    })
+}
+
+/// A provider's answer as the CLI ends it: a denial or an unknown, revoked or ended handle
+/// is refused (exit 1), with what the provider said.
+fn answered(
+    done: Result<(), SecretsError>,
+    out: &mut impl Write,
+    said: impl FnOnce() -> String,
+) -> anyhow::Result<Ended> {
+    match done {
+        Ok(()) => {
+            writeln!(out, "{}", said())?;
+            Ok(Ended::Done)
+        }
+        Err(
+            refused @ (SecretsError::Denied { .. }
+            | SecretsError::UnknownHandle(_)
+            | SecretsError::Revoked(_)
+            | SecretsError::Expired(..)),
+        ) => {
+            writeln!(out, "refused: {refused}")?;
+            Ok(Ended::Refused)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub fn list(
+    provider: &SecretsProvider,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    write_list(
+        out,
+        format,
+        &provider.handles(),
+        |(handle, secret, revoked, ends)| serde_json::json!({"handle_id": handle, "secret_id": secret, "revoked": revoked, "expires_at": ends}),
+        |(handle, secret, revoked, ends)| {
+            format!(
+                "{handle} for {secret}: {}",
+                match (revoked, ends) {
+                    (true, _) => "REVOKED".to_owned(),
+                    (false, Some(ends)) => format!("until {ends}"),
+                    (false, None) => "without end".to_owned(),
+                }
+            )
+        },
+    )
+}
