@@ -23,6 +23,7 @@ use ops_core_runtime::db::Db;
 use ops_core_runtime::egress::pending_destinations;
 use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::query::QueryGateway;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::WebhookSink;
@@ -91,6 +92,36 @@ pub async fn run(
     }
     writeln!(out, "log holds {} events", store.count().await?)?;
 
+    // The demo's fences and operators, as an operator declares them: written next to the
+    // log and read back like any `ops.toml` (again once its destinations are known).
+    let sink = WebhookSink::start().await?;
+    let config_path = data_dir.join("ops.toml");
+    let config = write_config(&config_path, &sink.url(), &[])?;
+    writeln!(out, "\n== capabilities")?;
+    let capabilities = Capabilities::load(store.clone())
+        .await?
+        .with_operators(config.operators()?);
+    // The operator reads the projections through the query gateway, on a capability that
+    // reveals the personal data of the types they fold.
+    let folded: Vec<&str> = ops_core::projection::installed()
+        .into_iter()
+        .flat_map(|projection| projection.event_types().iter().map(|t| t.name()))
+        .collect();
+    let reader = crate::story_demo::grant_once(
+        &capabilities,
+        "projections-reader",
+        crate::story_demo::human(crate::story_demo::DEMO_OPERATOR)?,
+        Scope {
+            types: Selector::only(folded.iter().copied()),
+            max_safety: ops_core::contract::SafetyClass::Read,
+            sensitive: Selector::only(folded.iter().copied()),
+            ..Scope::everything()
+        },
+        out,
+    )
+    .await?;
+    let queries = QueryGateway::new(store.clone(), Arc::new(capabilities.clone()));
+
     writeln!(out, "\n== projections")?;
     for projection in ops_core::projection::installed() {
         let mut runner = ProjectionRunner::start(store.clone(), projection).await?;
@@ -109,49 +140,41 @@ pub async fn run(
             freshness.lag_ms,
             freshness.max_lag_ms
         )?;
+        let rows = queries
+            .rows(
+                projection,
+                &crate::story_demo::human(crate::story_demo::DEMO_OPERATOR)?,
+                reader,
+            )
+            .await?;
         let mut shown = std::collections::BTreeMap::<&str, usize>::new();
-        let mut sealed = 0;
-        for ((table, key), document) in runner.state().rows() {
-            let count = shown.entry(table).or_default();
+        for row in &rows {
+            let count = shown.entry(&row.table).or_default();
             *count += 1;
             if *count <= ROWS_SHOWN {
-                // Rows keep personal data sealed; the operator's view opens it.
-                let mut opened = document.clone();
-                store.open_sealed(&mut opened);
-                sealed += usize::from(opened != *document);
-                writeln!(out, "  {table}/{key} {opened}")?;
+                writeln!(out, "  {}/{} {}", row.table, row.key, row.document)?;
             }
         }
-        if sealed > 0 {
-            writeln!(
-                out,
-                "  ({sealed} of these rows hold personal data, stored sealed and opened here)"
-            )?;
-        }
+        writeln!(
+            out,
+            "  (read through the query gateway on {reader}, which reveals personal data; rows store it sealed)"
+        )?;
     }
-    let capabilities = reactions_and_egress(&store, data_dir, out).await?;
-    let host_capability = CapabilityId::of("host.demo")?;
+    reactions_and_egress(&store, &capabilities, &config_path, &sink, out).await?;
     crate::story_demo::delegation(&capabilities, out).await?;
     crate::story_demo::erasure(&store, &capabilities, out).await?;
-    crate::story_demo::lineage(&store, host_capability, out).await?;
+    crate::story_demo::lineage(&store, &capabilities, out).await?;
     store.db().close().await;
     Ok(())
 }
 
 async fn reactions_and_egress(
     store: &EventStore,
-    data_dir: &Path,
+    capabilities: &Capabilities,
+    config_path: &Path,
+    sink: &WebhookSink,
     out: &mut impl Write,
-) -> anyhow::Result<Capabilities> {
-    // The demo's fences and operators, as an operator declares them: written next to the
-    // log and read back like any `ops.toml` (again once its destinations are known).
-    let sink = WebhookSink::start().await?;
-    let config_path = data_dir.join("ops.toml");
-    let config = write_config(&config_path, &sink.url(), &[])?;
-    writeln!(out, "\n== capabilities")?;
-    let capabilities = Capabilities::load(store.clone())
-        .await?
-        .with_operators(config.operators()?);
+) -> anyhow::Result<()> {
     let mut reactors = std::collections::BTreeMap::new();
     for reaction in ops_core::reaction::installed() {
         let pack = reaction.pack_id();
@@ -161,7 +184,7 @@ async fn reactions_and_egress(
             ..Scope::everything()
         };
         let capability = crate::story_demo::grant_once(
-            &capabilities,
+            capabilities,
             &format!("reactions/{pack}"),
             ops_core::reaction::reactor(pack),
             scope,
@@ -255,7 +278,7 @@ async fn reactions_and_egress(
         )?;
     }
     crate::sagas::write_sagas(store, out).await?;
-    Ok(capabilities)
+    Ok(())
 }
 
 /// Writes the demo's `ops.toml` (its operator, and `destinations` posted to `url`) and

@@ -24,6 +24,7 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::governance::{ActivePolicies, Policies};
 use ops_core_runtime::lineage::Lineage;
 use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::query::QueryGateway;
 use ops_core_runtime::secrets::EncryptedFile;
 use ops_core_runtime::shredding::{SubjectKeys, erase, sealed_subject};
 use ops_core_runtime::signing::{Trust, sign};
@@ -408,7 +409,7 @@ pub async fn erasure(
 /// A summary derived from the incident board, with feedback and its chain.
 pub async fn lineage(
     store: &EventStore,
-    capability: CapabilityId,
+    capabilities: &Capabilities,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     writeln!(out, "\n== lineage")?;
@@ -418,9 +419,26 @@ pub async fn lineage(
     };
     let mut runner = ProjectionRunner::start(store.clone(), board).await?;
     runner.catch_up().await?;
-    let lineage = Lineage::new(store.clone(), capability);
-    let query = lineage.query_artifact(&runner, "demo").await?;
+    // The analyst reads the board on a capability of its own, through the query gateway;
+    // the query artifact records the check it relied on.
     let analyst = human("analyst@example.com")?;
+    let reads = board.event_types().iter().map(|t| t.name());
+    let capability = grant_once(
+        capabilities,
+        "analyst",
+        analyst.clone(),
+        Scope {
+            types: Selector::only(reads),
+            max_safety: SafetyClass::Read,
+            sensitive: Selector::none(),
+            ..Scope::everything()
+        },
+        out,
+    )
+    .await?;
+    let gateway = QueryGateway::new(store.clone(), Arc::new(capabilities.clone()));
+    let lineage = Lineage::new(store.clone(), capability);
+    let query = lineage.query_artifact(&gateway, &runner, &analyst).await?;
     let query_id = lineage
         .record(&Artifact::Query(query.clone()), &analyst)
         .await?;

@@ -14,6 +14,7 @@ use ops_core::supply_chain::ModelChange;
 use ops_core::time::Timestamp;
 
 use crate::projection::ProjectionRunner;
+use crate::query::QueryGateway;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
@@ -29,6 +30,8 @@ pub enum LineageError {
     Database(#[from] sqlx::Error),
     #[error("recording failed; nothing was written: {0}")]
     Append(#[from] AppendError),
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
 }
 
 /// One line of an artifact's chain, from the artifact back to its source events.
@@ -62,13 +65,19 @@ impl Lineage {
         }
     }
 
-    /// What a projection answers now, as a query artifact read on `capability_id`.
+    /// What a projection answers now, as a query artifact read by `reader` on this
+    /// lineage's capability through `gateway`: the read is checked (a denial is recorded
+    /// and nothing is), and the artifact records the capability state the check relied on.
     pub async fn query_artifact(
         &self,
+        gateway: &QueryGateway,
         runner: &ProjectionRunner,
-        state_ref: &str,
+        reader: &Actor,
     ) -> Result<QueryArtifact, LineageError> {
         let projection = runner.projection();
+        let (decision, _) = gateway
+            .check_rows(projection, reader, self.capability_id)
+            .await?;
         let position = runner.position();
         let mut source_events = Vec::new();
         let mut freshness_at = Timestamp::from_unix_micros(0).expect("the epoch");
@@ -104,7 +113,7 @@ impl Lineage {
             projection_version: projection.version(),
             freshness_at,
             capability_id: self.capability_id,
-            capability_state_ref: state_ref.to_owned(),
+            capability_state_ref: decision.state_ref,
             source_events,
             result_hash: ops_core::canonical::payload_hash(
                 &serde_json::to_value(rows).expect("rows are plain JSON"),

@@ -115,32 +115,8 @@ impl QueryGateway {
         actor: &Actor,
         capability_id: CapabilityId,
     ) -> Result<Vec<QueriedRow>, QueryError> {
-        let now = Timestamp::now();
-        let subject = format!("query:{}/{}", projection.pack_id(), projection.name());
-        let mut reveals = true;
-        let mut last = None;
-        for event_type in projection.event_types().iter().map(EventType::name) {
-            let decision = self
-                .authorize(event_type, &subject, actor, capability_id, now)
-                .await?;
-            reveals &= self.authority.reveals(capability_id, event_type, now);
-            last = Some((event_type, decision));
-        }
-        // Rows have no schema: without sealing nothing marks what to redact, so a reader
-        // who may not see personal data may not read them at all.
-        if let Some((event_type, decision)) = last
-            && !reveals
-            && !self.store.seals_personal_data()
-        {
-            let refused = Decision {
-                allowed: false,
-                reason: Some("this store seals no personal data, so the projection's rows cannot be redacted; read it on a capability that reveals the types it folds".to_owned()),
-                ..decision
-            };
-            return Err(self
-                .refuse(event_type, &subject, actor, capability_id, refused)
-                .await);
-        }
+        let (_, reveals) = self.check_rows(projection, actor, capability_id).await?;
+        let subject = query_subject(projection);
         let mut rows = Vec::new();
         for (table, key, document) in stored_rows(&self.store, projection).await? {
             let mut document: serde_json::Value =
@@ -160,6 +136,48 @@ impl QueryGateway {
             });
         }
         Ok(rows)
+    }
+
+    /// Whether `actor` on `capability_id` may read `projection`'s rows now (a denial is
+    /// recorded), the check it relied on, and whether its personal data is revealed: what
+    /// [`QueryGateway::rows`] checks, for a caller that records the read (lineage).
+    pub async fn check_rows(
+        &self,
+        projection: &dyn DynProjection,
+        actor: &Actor,
+        capability_id: CapabilityId,
+    ) -> Result<(Decision, bool), QueryError> {
+        let now = Timestamp::now();
+        let subject = query_subject(projection);
+        let mut reveals = true;
+        let mut last = None;
+        for event_type in projection.event_types().iter().map(EventType::name) {
+            let decision = self
+                .authorize(event_type, &subject, actor, capability_id, now)
+                .await?;
+            reveals &= self.authority.reveals(capability_id, event_type, now);
+            last = Some((event_type, decision));
+        }
+        let Some((event_type, decision)) = last else {
+            return Err(QueryError::Denied {
+                capability: capability_id,
+                event_type: String::new(),
+                reason: format!("{subject} folds no event type, so nothing allows reading it"),
+            });
+        };
+        // Rows have no schema: without sealing nothing marks what to redact, so a reader
+        // who may not see personal data may not read them at all.
+        if !reveals && !self.store.seals_personal_data() {
+            let refused = Decision {
+                allowed: false,
+                reason: Some("this store seals no personal data, so the projection's rows cannot be redacted; read it on a capability that reveals the types it folds".to_owned()),
+                ..decision
+            };
+            return Err(self
+                .refuse(event_type, &subject, actor, capability_id, refused)
+                .await);
+        }
+        Ok((decision, reveals))
     }
 
     /// Whether `capability_id`, held by `actor`, may read `event_type` now; a denial is
@@ -226,4 +244,9 @@ impl QueryGateway {
             Err(error) => error.into(),
         }
     }
+}
+
+/// What a query of `projection`'s rows is recorded as asking for.
+fn query_subject(projection: &dyn DynProjection) -> String {
+    format!("query:{}/{}", projection.pack_id(), projection.name())
 }

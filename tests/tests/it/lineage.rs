@@ -5,14 +5,16 @@
 use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 
+use ops_core::capability::{Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::id::ContentHash;
 use ops_core::lineage::{Artifact, ArtifactRecorded, DerivedArtifact, FeedbackKind, Input};
 use ops_core::retention::RetentionApplied;
 use ops_core::time::Timestamp;
 use ops_core_runtime::lineage::{Lineage, LineageError, Link};
+use ops_core_runtime::query::{QueryError, QueryGateway};
 use ops_core_runtime::retention::Retention;
-use ops_tests::commands::{acknowledge, capability, caught_up_board, opened};
+use ops_tests::commands::{acknowledge, authority, capability, caught_up_board, opened};
 use ops_tests::on_both_backends;
 use ops_tests::responder;
 use ops_tests::storage::Backend;
@@ -25,10 +27,31 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
     let (runner, _) = caught_up_board(&store).await;
 
     let lineage = Lineage::new(store.clone(), capability());
+    // The read goes through the query gateway: refused on a capability that does not
+    // cover what the board folds, recorded with the check it relied on otherwise.
+    let elsewhere = QueryGateway::new(
+        store.clone(),
+        authority(Scope {
+            types: Selector::only(["pack.notify.*"]),
+            ..Scope::everything()
+        }),
+    );
+    assert!(matches!(
+        lineage
+            .query_artifact(&elsewhere, &runner, &responder())
+            .await,
+        Err(LineageError::Query(QueryError::Denied { .. }))
+    ));
+    let gateway = QueryGateway::new(store.clone(), authority(Scope::everything()));
     let query = lineage
-        .query_artifact(&runner, "evt_grant")
+        .query_artifact(&gateway, &runner, &responder())
         .await
         .expect("a query artifact");
+    assert!(
+        query.capability_state_ref.starts_with("evt_"),
+        "{}",
+        query.capability_state_ref
+    );
     assert_eq!(query.projection, "incidents/incident_board");
     assert_eq!(
         query.source_events.len(),
