@@ -235,7 +235,7 @@ async fn reactions_and_egress(
 
     writeln!(out, "\n== egress")?;
     let config = write_config(
-        &config_path,
+        config_path,
         &sink.url(),
         &pending_destinations(store).await?,
     )?;
