@@ -101,6 +101,11 @@ pub(crate) enum Command {
         /// (default: host name, process id and start time).
         #[arg(long)]
         worker_id: Option<String>,
+        /// `enforce`: refuse to start while a pack, contract module or tool this binary
+        /// links is not the active, signed release (`ops-host releases list`); `warn`: say
+        /// so and run.
+        #[arg(long, value_enum, default_value = "enforce")]
+        releases: ReleaseMode,
         #[command(flatten)]
         storage: Storage,
     },
@@ -113,6 +118,11 @@ pub(crate) enum Command {
     Subjects {
         #[command(subcommand)]
         command: SubjectsCommand,
+    },
+    /// Approval policies: draft, simulate, approve, activate, deprecate, roll back, list.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
     },
     /// Secrets: store a value, list the handles issued, revoke one (each checked and
     /// receipted; no receipt holds a value).
@@ -135,11 +145,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Whether each installed pack, contract module and tool is the active, signed release
-    /// of its artifact. Exit 1 when one is not.
+    /// Releases of what this binary links: list (exit 1 when one is not active), activate,
+    /// and make a signing key.
     Releases {
-        #[command(flatten)]
-        storage: Storage,
+        #[command(subcommand)]
+        command: ReleasesCommand,
     },
     /// Apply the retention policy (Section 11): old artifact bodies, idle projections of
     /// uninstalled packs and the outbox rows of finished sagas are removed, each class
@@ -189,6 +199,13 @@ pub(crate) struct Storage {
     /// working command creates them; others use them where `secrets.key` is.
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+}
+
+/// Whether `run` requires what it links to be the active releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReleaseMode {
+    Enforce,
+    Warn,
 }
 
 /// How a list prints: for people, or for scripts.
@@ -260,6 +277,163 @@ pub(crate) enum CommandsCommand {
         acting: Acting,
         #[command(flatten)]
         storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PoliciesCommand {
+    /// Every policy version with its state.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Drafts a version from a JSON definition (`policy_id`, `version`, `owner_pack`,
+    /// `description`, `rule`, `pins`); a pack's policy may approve only its own commands.
+    Draft {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Replays the recorded external effects against a drafted version.
+    Simulate {
+        policy: String,
+        version: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Approves a simulated version; not by its author.
+    Approve {
+        policy: String,
+        version: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Activates an approved version on a passing eval (`cid_…`) and a signature of its
+    /// content id by a key `trusted_keys` lists (both hex).
+    Activate {
+        policy: String,
+        version: String,
+        #[arg(long)]
+        eval: String,
+        #[arg(long)]
+        signature: String,
+        #[arg(long)]
+        signer: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    Deprecate {
+        policy: String,
+        version: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Makes an earlier, once active version the active one again.
+    Rollback {
+        policy: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+impl PoliciesCommand {
+    /// The store and configuration every step reads.
+    pub fn place(&self) -> (&Storage, &ConfigFile) {
+        match self {
+            PoliciesCommand::List {
+                storage, config, ..
+            }
+            | PoliciesCommand::Draft {
+                storage, config, ..
+            }
+            | PoliciesCommand::Simulate {
+                storage, config, ..
+            }
+            | PoliciesCommand::Approve {
+                storage, config, ..
+            }
+            | PoliciesCommand::Activate {
+                storage, config, ..
+            }
+            | PoliciesCommand::Deprecate {
+                storage, config, ..
+            }
+            | PoliciesCommand::Rollback {
+                storage, config, ..
+            } => (storage, config),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ReleasesCommand {
+    /// Whether each installed pack (its code, manifest, migrations and schemas), contract
+    /// module and tool is the active, signed release of its artifact. Exit 1 when one is
+    /// not: `ops-host run` refuses to start then, in enforce mode.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Signs every installed release that is not active with `--key-file` (a key listed
+    /// in `trusted_keys`), records and activates it, as `--by`.
+    Activate {
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Makes a new Ed25519 signing key in `--out` (owner-only) and prints its public half,
+    /// for `trusted_keys`.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 

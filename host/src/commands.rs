@@ -13,12 +13,12 @@ use ops_core_runtime::store::EventStore;
 use crate::cli::{
     CapabilitiesCommand, Command, CommandsCommand, ConfigCommand, ConfigFile, EffectsCommand,
     Format, LogCommand, PacksCommand, ProjectionsCommand, QuarantineCommand, RegistryCommand,
-    SagasCommand, SecretsCommand, Storage, SubjectsCommand,
+    ReleaseMode, ReleasesCommand, SagasCommand, SecretsCommand, Storage, SubjectsCommand,
 };
 use crate::config::Config;
 use crate::{
-    capabilities, demo, effects, lineage, releases, retention, runtime_demo, sagas, secrets,
-    status, subjects, submit, worker,
+    capabilities, demo, effects, lineage, policies, releases, retention, runtime_demo, sagas,
+    secrets, status, subjects, submit, worker,
 };
 
 /// How a command ended, besides an error: done (exit 0), or it found something refused or
@@ -203,6 +203,18 @@ pub(crate) fn run(
             };
             submit::submit(&store, submission, &mut std::io::stdout().lock()).await
         }),
+        Command::Policies { command } => block_on(async move {
+            let (storage, config) = command.place();
+            let config = storage.config(config)?;
+            let store = storage.store(registry).await?;
+            let policies = ops_core_runtime::governance::Policies::load(
+                store,
+                config.trust(registry)?,
+                capabilities::named("host/policies")?,
+            )
+            .await?;
+            policies::run(&policies, command, &mut std::io::stdout().lock()).await
+        }),
         Command::Secrets { command } => block_on(async move {
             let out = &mut std::io::stdout().lock();
             match command {
@@ -300,6 +312,7 @@ pub(crate) fn run(
             config,
             lease_ms,
             worker_id,
+            releases: release_mode,
             storage,
         } => block_on(async move {
             let options = worker::WorkerOptions {
@@ -326,7 +339,25 @@ pub(crate) fn run(
                 ..options
             };
             let store = storage.working_store(registry).await?;
-            worker::run(store, options, &mut std::io::stdout().lock()).await?;
+            let out = &mut std::io::stdout().lock();
+            let inactive = releases::inactive(&store, registry).await?;
+            for (release, state) in &inactive {
+                writeln!(
+                    out,
+                    "release {} {}: {state}",
+                    release.label(),
+                    release.content_id()
+                )?;
+            }
+            if !inactive.is_empty() && release_mode == ReleaseMode::Enforce {
+                writeln!(
+                    out,
+                    "refused to run: {} of what this binary links is not the active release; `ops-host releases activate --key-file FILE` signs and activates it (or run with `--releases warn`)",
+                    inactive.len()
+                )?;
+                return Ok(Ended::Refused);
+            }
+            worker::run(store, options, out).await?;
             Ok(Ended::Done)
         }),
         Command::Effects { command } => block_on(async move {
@@ -371,13 +402,40 @@ pub(crate) fn run(
             }
             Ok(Ended::Done)
         }
-        Command::Releases { storage } => block_on(async move {
-            let store = storage.store(registry).await?;
-            Ok(
-                releases::verify(&store, registry, &mut std::io::stdout().lock())
-                    .await?
-                    .into(),
-            )
+        Command::Releases { command } => block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                ReleasesCommand::List { format, storage } => {
+                    let store = storage.store(registry).await?;
+                    Ok(releases::verify(&store, registry, format, out)
+                        .await?
+                        .into())
+                }
+                ReleasesCommand::Activate {
+                    key_file,
+                    by,
+                    config,
+                    storage,
+                } => {
+                    let trust = storage.config(&config)?.trust(registry)?;
+                    let key =
+                        ops_core_runtime::custody::read_signing_key(&key_file).or_bad_input()?;
+                    let store = storage.store(registry).await?;
+                    releases::activate(&store, trust, &key, &capabilities::parse_actor(&by)?, out)
+                        .await
+                }
+                ReleasesCommand::Keygen { out: file } => {
+                    let key =
+                        ops_core_runtime::custody::create_signing_key(&file).or_bad_input()?;
+                    writeln!(
+                        out,
+                        "made {}; its public key, for `trusted_keys`: {}",
+                        file.display(),
+                        hex::encode(key.verifying_key().as_bytes())
+                    )?;
+                    Ok(Ended::Done)
+                }
+            }
         }),
         Command::Retention {
             artifacts_days,

@@ -5,6 +5,8 @@
 //!
 //! ```toml
 //! operators = ["human:operator@example.com"]   # who may grant root capabilities
+//! trusted_keys = ["3b6a27bc…"]  # Ed25519 keys (hex) whose signatures activate releases
+//!                               # and policies
 //!
 //! [gateway]
 //! kill_all = false      # stop every effect
@@ -39,6 +41,7 @@ use ops_core::capability::Authority;
 use ops_core::envelope::Actor;
 use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Gateway};
 use ops_core_runtime::secrets::SecretsProvider;
+use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 use ops_host::webhook::{Credential, WebhookExecutor};
 use serde::Deserialize;
@@ -53,6 +56,9 @@ pub struct Config {
     /// The actors who may grant root capabilities (`human:ID`, `service:ID`, `agent:ID`).
     #[serde(default)]
     pub operators: Vec<String>,
+    /// Ed25519 verifying keys (hex) whose signatures may activate releases and policies.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
     #[serde(default)]
     pub gateway: GatewaySettings,
     #[serde(default)]
@@ -151,6 +157,7 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         self.operators()
             .map_err(|error| format!("`operators`: {error:#}"))?;
+        self.trusted_keys()?;
         let no_attempts = |at: &str| {
             format!("`{at}.attempts` is 0; give at least 1, or leave it out to try until confirmed")
         };
@@ -197,6 +204,33 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The trusted keys, parsed; which one is not a key, if one is not.
+    pub fn trusted_keys(&self) -> Result<Vec<ed25519_dalek::VerifyingKey>, String> {
+        self.trusted_keys
+            .iter()
+            .enumerate()
+            .map(|(n, text)| {
+                hex::decode(text.trim())
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "`trusted_keys[{n}]` `{text}` is not an Ed25519 key in 64 hex digits"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// What signatures this host trusts, and the pins it runs against.
+    pub fn trust(&self, registry: &ops_core::registry::Registry) -> anyhow::Result<Trust> {
+        Ok(Trust {
+            keys: self.trusted_keys().map_err(BadInput)?,
+            environment: ops_registry::releases::environment(registry),
+        })
     }
 
     /// The operators, as actors (checked when the file was read).
@@ -329,14 +363,24 @@ impl Config {
     /// What it declares, a line each, for `config check`.
     pub fn describe(&self) -> Vec<String> {
         let gateway = &self.gateway;
-        let mut lines = vec![format!(
-            "operators (may grant root capabilities): {}",
-            if self.operators.is_empty() {
-                "none".to_owned()
-            } else {
-                self.operators.join(", ")
-            }
-        )];
+        let mut lines = vec![
+            format!(
+                "operators (may grant root capabilities): {}",
+                if self.operators.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.operators.join(", ")
+                }
+            ),
+            format!(
+                "trusted signing keys: {}",
+                if self.trusted_keys.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.trusted_keys.join(", ")
+                }
+            ),
+        ];
         lines.push(format!(
             "gateway: {}, irreversible effects held {} s, {}, effects no policy covers wait {} s for an approval",
             if gateway.kill_all {

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod effects;
 mod lineage;
+mod policies;
 mod releases;
 mod retention;
 mod runtime_demo;

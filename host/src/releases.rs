@@ -1,5 +1,7 @@
 //! `ops-host releases`: whether each installed pack, contract module and tool is the
-//! active, signed release of its artifact, as a deployment check (Section 3).
+//! active, signed release of its artifact, as a deployment check (Section 3); activating
+//! what this binary links, signed with a key the configuration trusts; and making a key.
+//! `ops-host run` refuses to start, in enforce mode, while any is not active.
 
 use std::io::Write;
 
@@ -7,9 +9,12 @@ use ops_core::governance::Pins;
 use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
 use ops_core::supply_chain::Release;
-use ops_core_runtime::signing::Trust;
+use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::EventStore;
-use ops_core_runtime::supply_chain::Releases;
+use ops_core_runtime::supply_chain::{ReleaseError, Releases};
+
+use crate::cli::Format;
+use crate::commands::{Ended, write_list};
 use ops_host::webhook::WebhookExecutor;
 
 /// What this binary runs, as releases: installed packs, contract modules, the webhook tool.
@@ -22,12 +27,23 @@ pub fn installed(registry: &Registry) -> Vec<Release> {
     installed
 }
 
-/// Writes one line per installed release; `true` when every one is the active release.
-pub async fn verify(
+/// Each installed release that is not the active release of its artifact, with why not.
+pub async fn inactive(
     store: &EventStore,
     registry: &Registry,
-    out: &mut impl Write,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Vec<(Release, String)>> {
+    Ok(standing(store, registry)
+        .await?
+        .into_iter()
+        .filter(|(_, state)| state != "active")
+        .collect())
+}
+
+/// Every installed release and whether it is active (`active`, or why not).
+async fn standing(
+    store: &EventStore,
+    registry: &Registry,
+) -> anyhow::Result<Vec<(Release, String)>> {
     // Only read: what was verified was verified when it was activated.
     let book = Releases::load(
         store.clone(),
@@ -36,20 +52,102 @@ pub async fn verify(
     )
     .await?
     .book();
-    let mut all_active = true;
-    for release in installed(registry) {
-        let content_id = release.content_id();
-        let state = match book.active(release.kind, &release.name) {
-            Some((active, _)) if *active == content_id => "active".to_owned(),
-            Some((active, running)) => format!(
-                "NOT ACTIVE: the active release is {} {active}",
-                running.version
-            ),
-            None if book.release(&content_id).is_some() => "NOT ACTIVE: recorded only".to_owned(),
-            None => "NOT ACTIVE: never recorded".to_owned(),
-        };
-        all_active &= state == "active";
-        writeln!(out, "{} {content_id}: {state}", release.label())?;
+    Ok(installed(registry)
+        .into_iter()
+        .map(|release| {
+            let content_id = release.content_id();
+            let state = match book.active(release.kind, &release.name) {
+                Some((active, _)) if *active == content_id => "active".to_owned(),
+                Some((active, running)) => format!(
+                    "NOT ACTIVE: the active release is {} {active}",
+                    running.version
+                ),
+                None if book.release(&content_id).is_some() => {
+                    "NOT ACTIVE: recorded only".to_owned()
+                }
+                None => "NOT ACTIVE: never recorded".to_owned(),
+            };
+            (release, state)
+        })
+        .collect())
+}
+
+/// Writes one line per installed release; `true` when every one is the active release.
+pub async fn verify(
+    store: &EventStore,
+    registry: &Registry,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let standing = standing(store, registry).await?;
+    write_list(
+        out,
+        format,
+        &standing,
+        |(release, state)| {
+            serde_json::json!({
+                "kind": release.kind,
+                "name": release.name,
+                "version": release.version,
+                "content_id": release.content_id(),
+                "content_hash": release.content_hash,
+                "state": state,
+            })
+        },
+        |(release, state)| format!("{} {}: {state}", release.label(), release.content_id()),
+    )?;
+    Ok(standing.iter().all(|(_, state)| state == "active"))
+}
+
+/// Records, signs with `key` and activates every installed release that is not active,
+/// as `by`; the key must be one the configuration trusts. `Refused` when one is refused.
+pub async fn activate(
+    store: &EventStore,
+    trust: Trust,
+    key: &ed25519_dalek::SigningKey,
+    by: &ops_core::envelope::Actor,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let registry = store.registry();
+    let releases = Releases::load(
+        store.clone(),
+        trust,
+        crate::capabilities::named("host/releases")?,
+    )
+    .await?;
+    let mut ended = Ended::Done;
+    let pending = inactive(store, registry).await?;
+    if pending.is_empty() {
+        writeln!(out, "every installed release is active")?;
     }
-    Ok(all_active)
+    for (release, _) in pending {
+        let signature = sign(&release.content_id(), key);
+        let done = match releases.record(&release, Some(signature.clone()), by).await {
+            Ok(_) => releases
+                .activate(
+                    &release,
+                    &signature,
+                    None,
+                    "activated by ops-host releases activate",
+                    by,
+                )
+                .await
+                .map(drop),
+            Err(refused) => Err(refused),
+        };
+        match done {
+            Ok(()) => writeln!(
+                out,
+                "{} {}: signed, verified, active",
+                release.label(),
+                release.content_id()
+            )?,
+            Err(refused @ ReleaseError::Refused { .. }) => {
+                ended = Ended::Refused;
+                writeln!(out, "{} refused: {refused}", release.label())?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(ended)
 }

@@ -291,8 +291,12 @@ fn write_config(
     let mut text = format!(
         "# The demo's ops.toml. Its destinations post to the demo's own local endpoint,\n\
          # which lives only while the demo runs.\n\
-         operators = [\"human:{}\"]\n\n[gateway]\nattempts = 3\n",
-        crate::story_demo::DEMO_OPERATOR
+         operators = [\"human:{}\"]\n\
+         # The DEMO signing key: compiled into this binary, so anyone has it. Never list it\n\
+         # in a deployment's ops.toml; make your own with `ops-host releases keygen`.\n\
+         trusted_keys = [\"{}\"]\n\n[gateway]\nattempts = 3\n",
+        crate::story_demo::DEMO_OPERATOR,
+        crate::story_demo::demo_key_hex()
     );
     for destination in destinations {
         text.push_str(&format!(

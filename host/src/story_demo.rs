@@ -34,7 +34,8 @@ use ops_core_runtime::supply_chain::Releases;
 /// The demo's operator: the one actor its `ops.toml` lets grant root capabilities.
 pub const DEMO_OPERATOR: &str = "operator@example.com";
 
-/// The demo signs with a fixed key so its runs agree; a deployment's key is its own.
+/// The DEMO key: fixed so the demo's runs agree, and labelled as such wherever it is used;
+/// a deployment's key is its own (`ops-host releases keygen`).
 const DEMO_SIGNING_SEED: [u8; 32] = [42; 32];
 const POLICY: &str = "notify.oncall-sev1";
 
@@ -55,6 +56,15 @@ pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
     Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
 }
 
+/// The public half of the demo's key, hex.
+pub fn demo_key_hex() -> String {
+    hex::encode(
+        SigningKey::from_bytes(&DEMO_SIGNING_SEED)
+            .verifying_key()
+            .as_bytes(),
+    )
+}
+
 /// The demo trusts its own fixed key, and pins to what this binary runs.
 fn demo_trust(registry: &Registry) -> Trust {
     Trust {
@@ -72,6 +82,11 @@ pub async fn supply_chain(
 ) -> anyhow::Result<()> {
     writeln!(out, "\n== supply chain")?;
     let signer = SigningKey::from_bytes(&DEMO_SIGNING_SEED);
+    writeln!(
+        out,
+        "signing with the DEMO key {} (compiled into this binary, for the demo only; a deployment makes its own with `ops-host releases keygen` and lists it in `trusted_keys`)",
+        demo_key_hex()
+    )?;
     let releases = Releases::load(store.clone(), demo_trust(store.registry()), capability).await?;
     let operator = human("operator@example.com")?;
     let installed = crate::releases::installed(store.registry());
@@ -183,14 +198,22 @@ pub async fn governance(
         .approve(POLICY, "1.0.0", "the simulation changes no decision", &lead)
         .await?;
     writeln!(out, "approved by lead@example.com")?;
+    // The eval measures the simulation: the share of recorded decisions the candidate
+    // leaves as they were, against a threshold; it passes only if the share reaches it.
+    let unchanged = if report.compared == 0 {
+        1.0
+    } else {
+        1.0 - report.changed.len() as f64 / f64::from(report.compared)
+    };
+    const UNCHANGED_AT_LEAST: f64 = 0.9;
     let eval = EvalArtifact {
         inputs_hash: report.inputs_hash,
         policy_version: "1.0.0".to_owned(),
         tool_versions: Default::default(),
         model_config: Default::default(),
-        metrics: [("decisions_unchanged".to_owned(), 1.0)].into(),
-        thresholds: [("decisions_unchanged".to_owned(), 0.0)].into(),
-        passed: true,
+        metrics: [("decisions_unchanged".to_owned(), unchanged)].into(),
+        thresholds: [("decisions_unchanged".to_owned(), UNCHANGED_AT_LEAST)].into(),
+        passed: unchanged >= UNCHANGED_AT_LEAST,
         run_at: Timestamp::now(),
         environment: "demo".to_owned(),
         correlation_id: CorrelationId::of(POLICY)?,

@@ -193,7 +193,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{types}"
     );
 
-    let (ok, releases) = host(&["releases", "--data", data_arg]);
+    let (ok, releases) = host(&["releases", "list", "--data", data_arg]);
     assert!(ok, "{releases}");
     assert!(
         releases.contains("tool manifest `ops-host.webhook` 0.1.0 cid_")
@@ -201,11 +201,25 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{releases}"
     );
     // A database where nothing was released: every installed artifact is named, exit 1.
-    // (Set up by one tick of a worker: `releases` only reads, and creates no store.)
+    // (Set up by one tick of a worker, which in enforce mode refuses to run on it, and
+    // warns and runs with `--releases warn`: `releases` only reads, and creates no store.)
     let empty = format!("sqlite://{}", data.join("empty.db").display());
-    let (ok, ran) = host(&["run", "--ticks", "1", "--database", &empty]);
-    assert!(ok, "{ran}");
-    let (ok, unreleased) = host(&["releases", "--database", &empty]);
+    let (code, refused) = host_exit(&["run", "--ticks", "1", "--database", &empty]);
+    assert!(
+        code == 1 && refused.contains("refused to run") && refused.contains("never recorded"),
+        "{refused}"
+    );
+    let (ok, ran) = host(&[
+        "run",
+        "--ticks",
+        "1",
+        "--releases",
+        "warn",
+        "--database",
+        &empty,
+    ]);
+    assert!(ok && ran.contains("stopped after 1 ticks"), "{ran}");
+    let (ok, unreleased) = host(&["releases", "list", "--database", &empty]);
     assert!(
         !ok && unreleased.contains("pack `incidents` 0.1.1 cid_")
             && unreleased.contains("NOT ACTIVE: never recorded"),

@@ -119,19 +119,31 @@ impl Host {
     }
 }
 
+/// `ops-host releases keygen --out FILE`, which reads no store; what it printed.
+fn keygen(file: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args(["releases", "keygen", "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{said}");
+    said
+}
+
 fn steps(names: &[&str]) -> Vec<String> {
     names.iter().map(|name| (*name).to_owned()).collect()
 }
 
-/// An `ops.toml` whose operator is `OPERATOR`, posting the pager's and the on-call's
-/// effects to `url`, with the pager's kill switch as `pager_killed` and `oncall` added to
-/// the on-call destination.
+/// An `ops.toml` whose operator is `OPERATOR`, trusting the key whose public half
+/// `dir/key.pub` holds, posting the pager's and the on-call's effects to `url`, with the
+/// pager's kill switch as `pager_killed` and `oncall` added to the on-call destination.
 fn config(dir: &Path, name: &str, url: &str, pager_killed: bool, oncall: &str) -> PathBuf {
     let path = dir.join(name);
+    let key = std::fs::read_to_string(dir.join("key.pub")).unwrap();
     std::fs::write(
         &path,
         format!(
-            "operators = [\"{OPERATOR}\"]\n\n[gateway]\nattempts = 3\n\n\
+            "operators = [\"{OPERATOR}\"]\ntrusted_keys = [\"{key}\"]\n\n[gateway]\nattempts = 3\n\n\
              [destinations.pager]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\nkilled = {pager_killed}\n\n\
              [destinations.\"webhook.oncall\"]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\n{oncall}\n"
         ),
@@ -145,9 +157,51 @@ fn story(host: &Host, dir: &Path) {
     let sink = runtime
         .block_on(ops_host::webhook::WebhookSink::start())
         .unwrap();
+    // The operator's release key; its public half goes in `trusted_keys`.
+    let key_file = dir.join("release.key");
+    let made = keygen(&key_file);
+    std::fs::write(dir.join("key.pub"), made.trim().rsplit(' ').next().unwrap()).unwrap();
     let fences = config(dir, "ops.toml", &sink.url(), false, "");
     let config_arg = ["--config", fences.to_str().unwrap()];
-    // The first worker creates the store.
+    // The first worker creates the store, and refuses to run what is not released.
+    let (code, refused) = host.run(&[
+        "run",
+        "--config",
+        config_arg[1],
+        "--ticks",
+        "1",
+        "--interval-ms",
+        "1",
+    ]);
+    assert!(code == 1 && refused.contains("refused to run"), "{refused}");
+    let said = host.expect(1, &["releases", "list"]);
+    assert!(said.contains("NOT ACTIVE: never recorded"), "{said}");
+    // Activating takes a trusted key: not one the configuration does not list.
+    let stranger = dir.join("stranger.key");
+    keygen(&stranger);
+    let activate = |key: &Path| {
+        host.run(&[
+            "releases",
+            "activate",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--by",
+            OPERATOR,
+            config_arg[0],
+            config_arg[1],
+        ])
+    };
+    let (code, said) = activate(&stranger);
+    assert!(code == 1 && said.contains("refused"), "{said}");
+    // A key file others can read is refused, naming the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, said) = activate(&key_file);
+    assert!(code == 2 && said.contains("chmod 600"), "{said}");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, said) = activate(&key_file);
+    assert!(code == 0 && said.contains("active"), "{said}");
+    host.expect(0, &["releases", "list"]);
     host.worker(&fences, "1");
 
     // Root capabilities come only from operators.

@@ -67,6 +67,9 @@ fn worker(schema: &Schema, source: &Path, id: &str, extra: &[&str]) -> Child {
             "16",
             "--lease-ms",
             "1500",
+            // Releases are the operator tests' subject; these workers run a fresh schema.
+            "--releases",
+            "warn",
         ])
         .args(extra)
         .stdout(Stdio::piped())

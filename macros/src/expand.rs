@@ -351,6 +351,13 @@ fn pack_impls(pack: &Pack) -> TokenStream {
         .value();
     let impl_pack = pack_trait_impl(pack);
     let identity = compiled_in_owner(&pack.owning);
+    let code_hash = match crate::code_hash::of_crate() {
+        Ok(hash) => quote! { #hash },
+        Err(reason) => {
+            let message = format!("cannot hash this pack's code for its release: {reason}");
+            quote! { ::core::compile_error!(#message) }
+        }
+    };
     let migrations = pack.args.migrations.iter().map(|file| {
         let name = std::path::Path::new(&file.value())
             .file_stem()
@@ -385,6 +392,7 @@ fn pack_impls(pack: &Pack) -> TokenStream {
                     crate_name: ::core::env!("CARGO_PKG_NAME"),
                     contracts: <#ident as ::ops_core::pack::Pack>::CONTRACTS,
                     migrations: &[#(#migrations),*],
+                    code_hash: #code_hash,
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     type_path: ::core::any::type_name::<#ident>,
                     file: ::core::file!(),

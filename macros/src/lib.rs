@@ -7,6 +7,7 @@
 mod ast;
 mod attr;
 mod check;
+mod code_hash;
 mod ctxt;
 mod expand;
 mod owner;

@@ -47,14 +47,16 @@ fn schema_hashes(registry: &Registry, select: impl Fn(&TypeDescriptor) -> bool) 
     json!(hashes)
 }
 
-/// A pack's release: its manifest, its migrations' SQL and its types' schemas, pinned to
-/// the core and the contract modules it declares, as `running` has them.
+/// A pack's release: its manifest, its code (the hash `#[pack]` took of the crate's files),
+/// its migrations' SQL and its types' schemas, pinned to the core and the contract modules
+/// it declares, as `running` has them.
 fn pack_release(registry: &Registry, pack: &PackDescriptor, running: &Pins) -> Release {
     let manifest = registry.manifest(pack);
     let namespace = format!("pack.{}.", pack.id);
     let migrations: Vec<(&str, &str)> = pack.migrations.iter().map(|m| (m.name, m.sql)).collect();
     let content = json!({
         "manifest": manifest,
+        "code": pack.code_hash,
         "migrations": migrations,
         "schemas": schema_hashes(registry, |t| t.name.starts_with(&namespace)),
     });

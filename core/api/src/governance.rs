@@ -54,9 +54,17 @@ impl PolicyDefinition {
         ContentId::of(self).expect("a policy definition is plain JSON")
     }
 
-    /// Whether the rule covers an effect, quota aside.
+    /// Whether the rule covers an effect, quota aside: only an effect of a command its
+    /// owning pack owns (a pack's policy approves that pack's effects alone).
     pub fn covers(&self, command_type: &str, destination: &str) -> bool {
-        self.rule.command_type == command_type && self.rule.destination == destination
+        self.owns_its_command()
+            && self.rule.command_type == command_type
+            && self.rule.destination == destination
+    }
+
+    /// Whether the command its rule approves belongs to its owning pack.
+    pub fn owns_its_command(&self) -> bool {
+        crate::handler::owned_by(&self.rule.command_type, &self.owner_pack)
     }
 }
 

@@ -26,6 +26,9 @@ pub struct PackDescriptor {
     /// SQL migrations of the pack's own tables (`pack_<id>_*`), in order; the host runs
     /// them in the pack's name and refuses any that touches another prefix.
     pub migrations: &'static [PackMigration],
+    /// The hash of the crate's code (`Cargo.toml`, `build.rs`, `src/`, `migrations/`), as
+    /// `#[pack]` computed it when the crate was compiled: what its release covers.
+    pub code_hash: &'static str,
     pub rust_type: &'static str,
     /// `core::any::type_name` of the pack struct (see `TypeDescriptor::type_path`).
     pub type_path: fn() -> &'static str,

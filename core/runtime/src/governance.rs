@@ -102,6 +102,12 @@ impl Policies {
             version: definition.version.clone(),
             reason,
         };
+        if !definition.owns_its_command() {
+            return Err(refuse(format!(
+                "it approves `{}`, which pack `{}` does not own: a pack's policy approves only its own effects",
+                definition.rule.command_type, definition.owner_pack
+            )));
+        }
         let recorded = self
             .book()
             .version(&definition.policy_id, &definition.version)

@@ -121,6 +121,16 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         policies.draft(definition("1.0.0", 5), &alice).await,
         Err(PolicyError::Refused { reason, .. }) if reason.contains("bump the version")
     ));
+    // A pack's policy approves only its own pack's effects.
+    let foreign = PolicyDefinition {
+        owner_pack: "notify".to_owned(),
+        ..definition("1.0.1", 2)
+    };
+    assert!(!foreign.covers("pack.incidents.paging.PageResponder", "pager"));
+    assert!(matches!(
+        policies.draft(foreign, &alice).await,
+        Err(PolicyError::Refused { reason, .. }) if reason.contains("does not own")
+    ));
     refused(
         policies.approve(POLICY, "1.0.0", "fine", &bob).await,
         "only a Simulated policy",

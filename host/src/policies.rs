@@ -1,0 +1,163 @@
+//! `ops-host policies`: an approval policy's life from the CLI (Section 9): drafted from a
+//! definition file, simulated against the recorded decisions, approved by another actor
+//! than its author, activated on a passing eval and a trusted signature, deprecated or
+//! rolled back, each step a recorded event; `list` shows every version and its state.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use ops_core::governance::PolicyDefinition;
+use ops_core::supply_chain::SignatureRef;
+use ops_core_runtime::governance::{Policies, PolicyError};
+
+use crate::capabilities::parse_actor;
+use crate::cli::{Format, PoliciesCommand};
+use crate::commands::{BadInput, Ended, OrBadInput, write_list};
+
+pub async fn run(
+    policies: &Policies,
+    command: PoliciesCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let done = match command {
+        PoliciesCommand::List { format, .. } => {
+            list(policies, format, out)?;
+            return Ok(Ended::Done);
+        }
+        PoliciesCommand::Draft { file, by, .. } => {
+            let definition = read_definition(&file)?;
+            let (id, version) = (definition.policy_id.clone(), definition.version.clone());
+            policies
+                .draft(definition, &parse_actor(&by)?)
+                .await
+                .map(|content_id| format!("drafted {id} {version}: {content_id}"))
+        }
+        PoliciesCommand::Simulate {
+            policy,
+            version,
+            reason,
+            by,
+            ..
+        } => policies
+            .simulate(&policy, &version, &reason, &parse_actor(&by)?)
+            .await
+            .map(|report| {
+                format!(
+                    "simulated {policy} {version} against {} recorded decision(s): {} would change (inputs {})",
+                    report.compared,
+                    report.changed.len(),
+                    report.inputs_hash
+                )
+            }),
+        PoliciesCommand::Approve {
+            policy,
+            version,
+            reason,
+            by,
+            ..
+        } => policies
+            .approve(&policy, &version, &reason, &parse_actor(&by)?)
+            .await
+            .map(|()| format!("approved {policy} {version}")),
+        PoliciesCommand::Activate {
+            policy,
+            version,
+            eval,
+            signature,
+            signer,
+            reason,
+            by,
+            ..
+        } => {
+            let eval = eval
+                .parse()
+                .map_err(|error| BadInput(format!("`{eval}` is not an eval id (`cid_…`): {error}")))?;
+            let signature = SignatureRef { signature, signer };
+            policies
+                .activate(&policy, &version, eval, &signature, &reason, &parse_actor(&by)?)
+                .await
+                .map(|()| format!("activated {policy} {version}"))
+        }
+        PoliciesCommand::Deprecate {
+            policy,
+            version,
+            reason,
+            by,
+            ..
+        } => policies
+            .deprecate(&policy, &version, &reason, &parse_actor(&by)?)
+            .await
+            .map(|()| format!("deprecated {policy} {version}")),
+        PoliciesCommand::Rollback {
+            policy,
+            to,
+            reason,
+            by,
+            ..
+        } => policies
+            .rollback(&policy, &to, &reason, &parse_actor(&by)?)
+            .await
+            .map(|()| format!("rolled {policy} back to {to}")),
+    };
+    match done {
+        Ok(said) => {
+            writeln!(out, "{said}")?;
+            Ok(Ended::Done)
+        }
+        Err(refused @ PolicyError::Refused { .. }) => {
+            writeln!(out, "refused: {refused}")?;
+            Ok(Ended::Refused)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn read_definition(file: &Path) -> anyhow::Result<PolicyDefinition> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}", file.display()))
+        .or_bad_input()?;
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut reader).map_err(|error| {
+        anyhow::Error::new(BadInput(format!(
+            "{}: at `{}`: {}",
+            file.display(),
+            error.path(),
+            error.inner()
+        )))
+    })
+}
+
+fn list(policies: &Policies, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let book = policies.book();
+    let versions: Vec<_> = book.versions().collect();
+    write_list(
+        out,
+        format,
+        &versions,
+        |version| {
+            serde_json::json!({
+                "policy_id": version.definition.policy_id,
+                "version": version.definition.version,
+                "owner_pack": version.definition.owner_pack,
+                "state": version.state,
+                "content_id": version.content_id,
+                "rule": version.definition.rule,
+                "drafted_by": version.drafted_by,
+            })
+        },
+        |version| {
+            format!(
+                "{} {} ({}): {:?}; approves {} to {}, at most {} a day; {}",
+                version.definition.policy_id,
+                version.definition.version,
+                version.definition.owner_pack,
+                version.state,
+                version.definition.rule.command_type,
+                version.definition.rule.destination,
+                version.definition.rule.max_per_day,
+                version.content_id
+            )
+        },
+    )
+}
