@@ -23,6 +23,7 @@ ops_core::__private::inventory::submit! {
         crate_name: "pack-notify",
         contracts: &[],
         migrations: &[],
+        code_hash: "b3_forged",
         rust_type: "Forged",
         type_path: || "pack_notify::Forged",
         file: "packs/notify/src/lib.rs",
