@@ -85,6 +85,10 @@ pub(crate) enum Command {
         /// Apply the default retention policy every this many ticks.
         #[arg(long, default_value_t = 3600)]
         retention_every: u64,
+        /// Run every installed reconciler (conflicting facts of different sources) every
+        /// this many ticks.
+        #[arg(long, default_value_t = 60)]
+        reconcile_every: u64,
         /// `CONNECTOR=DIR`: read that connector's JSON-lines source from DIR.
         #[arg(long = "source", value_name = "CONNECTOR=DIR")]
         sources: Vec<String>,
@@ -171,6 +175,12 @@ pub(crate) enum Command {
     Lineage {
         /// `cid_…`
         artifact_id: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Runs every installed reconciler now: facts of different sources about one subject
+    /// that disagree become `SourceFactsConflicted` events (once each); prints them.
+    Reconcile {
         #[command(flatten)]
         storage: Storage,
     },

@@ -308,6 +308,7 @@ pub(crate) fn run(
             jobs_per_tick,
             aging,
             retention_every,
+            reconcile_every,
             sources,
             config,
             lease_ms,
@@ -321,6 +322,7 @@ pub(crate) fn run(
                 jobs_per_tick,
                 aging,
                 retention_every,
+                reconcile_every,
                 retention: RetentionPolicy::default(),
                 sources: pairs("--source", &sources)?
                     .into_iter()
@@ -475,6 +477,34 @@ pub(crate) fn run(
             Ok(status::write_status(&store, &mut std::io::stdout().lock())
                 .await?
                 .into())
+        }),
+        Command::Reconcile { storage } => block_on(async move {
+            let store = storage.working_store(registry).await?;
+            let out = &mut std::io::stdout().lock();
+            for reconciler in ops_core::connector::reconcilers() {
+                let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
+                writeln!(
+                    out,
+                    "{}: {} new conflicts between sources, {} known before",
+                    reconciler.name(),
+                    outcome.appended.len(),
+                    outcome.duplicates.len()
+                )?;
+            }
+            for conflict in store
+                .read_by_type(<ops_core::connector::SourceFactsConflicted as ops_core::contract::Contract>::TYPE)
+                .await?
+            {
+                let payload = &conflict.envelope.payload;
+                writeln!(
+                    out,
+                    "  {} ({}): {}",
+                    payload["subject"].as_str().unwrap_or_default(),
+                    conflict.envelope.event_id,
+                    payload["reason"].as_str().unwrap_or_default()
+                )?;
+            }
+            Ok(Ended::Done)
         }),
         Command::Log {
             command: LogCommand::Types { storage },

@@ -92,6 +92,18 @@ pub async fn run(
     }
     writeln!(out, "log holds {} events", store.count().await?)?;
 
+    writeln!(out, "\n== reconciliation")?;
+    for reconciler in ops_core::connector::reconcilers() {
+        let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
+        writeln!(
+            out,
+            "reconciler {}: {} new conflicts between sources, {} found before",
+            reconciler.name(),
+            outcome.appended.len(),
+            outcome.duplicates.len()
+        )?;
+    }
+
     // The demo's fences and operators, as an operator declares them: written next to the
     // log and read back like any `ops.toml` (again once its destinations are known).
     let sink = WebhookSink::start().await?;

@@ -4,7 +4,8 @@
 //!   for (someone is waiting on a page);
 //! - background: each connector it has a source for, each projection, each reaction (on
 //!   the reactions' budget);
-//! - batch: expiring ended capabilities, and every `retention_every` ticks the retention
+//! - batch: expiring ended capabilities, every `reconcile_every` ticks each installed
+//!   reconciler, and every `retention_every` ticks the retention
 //!   policy.
 //!
 //! Then it runs at most `jobs_per_tick` of them in the scheduler's order (lane raised by
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use ops_core::budget::{BudgetLimits, Usage};
 use ops_core::connector::DynConnector;
+use ops_core::connector::Reconciler;
 use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::projection::DynProjection;
@@ -36,6 +38,7 @@ use ops_core_runtime::governance::Policies;
 use ops_core_runtime::leases::Leases;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
+use ops_core_runtime::reconcile::reconcile;
 use ops_core_runtime::retention::Retention;
 use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use ops_core_runtime::signing::Trust;
@@ -74,6 +77,8 @@ pub struct WorkerOptions {
     pub aging: u64,
     pub retention_every: u64,
     pub retention: RetentionPolicy,
+    /// Run every installed reconciler every this many ticks.
+    pub reconcile_every: u64,
     /// Connector id → the directory of its JSON-lines source.
     pub sources: BTreeMap<String, PathBuf>,
     /// The destinations it posts effects to and their fences (`ops.toml`); a destination
@@ -133,6 +138,7 @@ enum Work {
     Dispatch,
     ExpireCapabilities,
     Retention,
+    Reconcile(&'static dyn Reconciler),
 }
 
 struct Worker {
@@ -328,6 +334,16 @@ impl Worker {
                 Work::Retention,
             ));
         }
+        if (tick - 1).is_multiple_of(self.options.reconcile_every.max(1)) {
+            for reconciler in ops_core::connector::reconcilers() {
+                due.push((
+                    format!("reconcile:{}", reconciler.name()),
+                    Lane::Batch,
+                    "ops-host".to_owned(),
+                    Work::Reconcile(reconciler),
+                ));
+            }
+        }
         Ok(due)
     }
 
@@ -438,6 +454,16 @@ impl Worker {
                     .await?;
                 let removed: usize = receipts.iter().map(|r| r.removed.len()).sum();
                 format!("{removed} removed, receipted")
+            }
+            Work::Reconcile(reconciler) => {
+                // Conflict events have ids of their own pair of facts: two workers
+                // reconciling at once store each conflict once.
+                let outcome = reconcile(&self.store, reconciler).await?;
+                format!(
+                    "{} new conflicts between sources, {} known before",
+                    outcome.appended.len(),
+                    outcome.duplicates.len()
+                )
             }
         })
     }

@@ -193,6 +193,13 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{types}"
     );
 
+    // The host runs the reconcilers its contract modules install.
+    let (ok, reconciled) = host(&["reconcile", "--data", data_arg]);
+    assert!(
+        ok && reconciled.contains("incident-openings: 0 new conflicts"),
+        "{reconciled}"
+    );
+
     let (ok, releases) = host(&["releases", "list", "--data", data_arg]);
     assert!(ok, "{releases}");
     assert!(

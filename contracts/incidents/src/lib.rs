@@ -3,6 +3,10 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod reconcile;
+
+pub use reconcile::IncidentOpenings;
+
 use ops_core::contract::Upcast;
 use ops_core::prelude::*;
 use ops_core::{command, data, event};

@@ -161,13 +161,47 @@ pub struct SourceFactsConflicted {
 }
 
 /// Reconciliation (A8): how to tell that events from different sources are about the
-/// same thing, and whether they disagree.
+/// same thing, and whether they disagree. It lives with the types it compares (a contract
+/// module, shared by the packs whose sources state them) and is installed with
+/// [`crate::install_reconciler!`]; the host runs every installed one.
 pub trait Reconciler: Send + Sync {
+    /// What it is called, in the host's output.
+    fn name(&self) -> &'static str;
+
+    /// The event types it compares.
+    fn event_types(&self) -> &'static [&'static str];
+
     /// What the event is about, when it takes part in reconciliation.
     fn subject(&self, event_type: &str, payload: &Value) -> Option<String>;
 
     /// Why two facts about the same subject conflict, or `None` when they agree.
     fn conflict(&self, first: &Value, second: &Value) -> Option<String>;
+}
+
+/// What [`crate::install_reconciler!`] submits.
+pub struct ReconcilerRegistration(pub &'static dyn Reconciler);
+
+inventory::collect!(ReconcilerRegistration);
+
+/// Installs a reconciler where its types are declared:
+/// `ops_core::install_reconciler!(IncidentOpenings);`.
+#[macro_export]
+macro_rules! install_reconciler {
+    ($reconciler:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::connector::ReconcilerRegistration(&$reconciler)
+        }
+    };
+}
+
+/// Every installed reconciler of this binary, by name.
+pub fn reconcilers() -> Vec<&'static dyn Reconciler> {
+    let mut all: Vec<&'static dyn Reconciler> = inventory::iter::<ReconcilerRegistration>
+        .into_iter()
+        .map(|registration| registration.0)
+        .collect();
+    all.sort_by_key(|reconciler| reconciler.name());
+    all
 }
 
 /// A connector as the runtime drives it, whatever its type.

@@ -21,15 +21,14 @@ pub enum ReconcileError {
     Append(#[from] AppendError),
 }
 
-/// Compares the facts of `event_types` from different sources about the same subject and
-/// appends a conflict event for each disagreeing pair.
+/// Compares the facts of the reconciler's event types from different sources about the
+/// same subject and appends a conflict event for each disagreeing pair.
 pub async fn reconcile(
     store: &EventStore,
     reconciler: &dyn Reconciler,
-    event_types: &[&str],
 ) -> Result<AppendOutcome, ReconcileError> {
     let mut by_subject: BTreeMap<String, Vec<(StoredEvent, serde_json::Value)>> = BTreeMap::new();
-    for event_type in event_types {
+    for event_type in reconciler.event_types() {
         for event in store.read_by_type(event_type).await? {
             let CurrentPayload::Current { payload, .. } = store.current_payload(&event.envelope)
             else {

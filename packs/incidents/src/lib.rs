@@ -7,12 +7,10 @@
 mod board;
 mod handlers;
 mod paging;
-mod reconcile;
 
 pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
 pub use handlers::{AcknowledgeIncidentHandler, OpenIncidentHandler};
 pub use paging::page_responder;
-pub use reconcile::IncidentOpenings;
 
 use ops_core::envelope::{EnvelopeError, EventEnvelope, EventOrigin};
 use ops_core::prelude::*;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use ops_contract_incidents::IncidentOpenings;
 use ops_core::connector::{DynConnector, SourceRecordDeleted, SourceSchemaDrifted};
 use ops_core::contract::Contract;
 use ops_core_runtime::connector::{
@@ -14,7 +15,7 @@ use ops_core_runtime::store::{AppendError, EventStore, ExpectedVersion};
 use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
 use pack_filesync::{SAMPLE_EXPORT, TicketExport};
-use pack_incidents::{IncidentBoard, IncidentOpenings, open_by_service, time_to_acknowledge};
+use pack_incidents::{IncidentBoard, open_by_service, time_to_acknowledge};
 
 const TICKETS: &dyn DynConnector = &TicketExport;
 
@@ -343,13 +344,9 @@ async fn two_sources_that_disagree_become_a_conflict_event(backend: Backend) {
         )
         .await
         .unwrap();
-    let outcome = ops_core_runtime::reconcile::reconcile(
-        &store,
-        &IncidentOpenings,
-        IncidentOpenings::EVENT_TYPES,
-    )
-    .await
-    .unwrap();
+    let outcome = ops_core_runtime::reconcile::reconcile(&store, &IncidentOpenings)
+        .await
+        .unwrap();
     assert_eq!(outcome.appended.len(), 1);
     let conflicts = store
         .read_by_type(ops_core::connector::SourceFactsConflicted::TYPE)
@@ -364,13 +361,9 @@ async fn two_sources_that_disagree_become_a_conflict_event(backend: Backend) {
     );
     assert!(!reason.contains("`title`"), "{reason}");
     // Reconciling again finds the same conflict and stores nothing new.
-    let again = ops_core_runtime::reconcile::reconcile(
-        &store,
-        &IncidentOpenings,
-        IncidentOpenings::EVENT_TYPES,
-    )
-    .await
-    .unwrap();
+    let again = ops_core_runtime::reconcile::reconcile(&store, &IncidentOpenings)
+        .await
+        .unwrap();
     assert_eq!((again.appended.len(), again.duplicates.len()), (0, 1));
 }
 

@@ -3,6 +3,7 @@
 //! matches its id, the type's namespace matches its registered owner, the payload version
 //! is registered and the payload validates against its schema (independent validator).
 
+use ops_contract_incidents::IncidentOpenings;
 use ops_contract_incidents::{IncidentOpened, Severity, v1};
 use ops_core::envelope::{ENVELOPE_VERSION, EventEnvelope};
 use ops_core::registry::Registry;
@@ -12,7 +13,6 @@ use ops_shared_people::{PersonRef, ServiceRef};
 use ops_tests::storage::Backend;
 use ops_tests::{linked_registry, on_both_backends, origin, origin_at};
 use pack_filesync::{SAMPLE_EXPORT, TicketExport};
-use pack_incidents::IncidentOpenings;
 use serde_json::Value;
 
 on_both_backends!(every_stored_event_keeps_the_envelope_contract);
@@ -72,13 +72,9 @@ async fn populated(backend: Backend) -> EventStore {
         .append("others", ExpectedVersion::Any, &events)
         .await
         .unwrap();
-    ops_core_runtime::reconcile::reconcile(
-        &store,
-        &IncidentOpenings,
-        IncidentOpenings::EVENT_TYPES,
-    )
-    .await
-    .unwrap();
+    ops_core_runtime::reconcile::reconcile(&store, &IncidentOpenings)
+        .await
+        .unwrap();
     store
 }
 

@@ -1,10 +1,10 @@
-//! Two sources that open the same incident must agree on what it is.
+//! Two sources that open the same incident must agree on what it is. This lives with
+//! `IncidentOpened`, shared by every pack whose source opens incidents (the incidents
+//! pack's commands, the filesync pack's ticket export), and the host runs it.
 
-use ops_contract_incidents::IncidentOpened;
+use crate::IncidentOpened;
 use ops_core::connector::Reconciler;
-use ops_core::contract::Contract;
 use ops_core::prelude::*;
-use serde_json::Value;
 
 /// Openings of one incident id from different sources: service, title and severity must
 /// match.
@@ -14,7 +14,17 @@ impl IncidentOpenings {
     pub const EVENT_TYPES: &'static [&'static str] = &[IncidentOpened::TYPE];
 }
 
+ops_core::install_reconciler!(IncidentOpenings);
+
 impl Reconciler for IncidentOpenings {
+    fn name(&self) -> &'static str {
+        "incident-openings"
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        Self::EVENT_TYPES
+    }
+
     fn subject(&self, event_type: &str, payload: &Value) -> Option<String> {
         (event_type == IncidentOpened::TYPE)
             .then(|| {
