@@ -298,7 +298,13 @@ pub(crate) fn run(
         }),
         Command::Backup { out, storage } => block_on(async move {
             let store = storage.store(registry).await?;
-            store.db().backup_to(&out).await?;
+            // One consistent copy, taken in one step: the progress says when it is done.
+            let progress = crate::progress::Progress::new("backup", "copies");
+            progress.advance(0, 1);
+            let copied = store.db().backup_to(&out).await;
+            progress.advance(u64::from(copied.is_ok()), 1);
+            progress.finish();
+            copied?;
             println!("backed up to {}", out.display());
             Ok(Ended::Done)
         }),
@@ -602,12 +608,15 @@ async fn projections_rebuild(
         format!("{}/rebuild", worker::default_worker_id()),
         std::time::Duration::from_secs(300),
     );
+    let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");
     let mut runner = ops_core_runtime::projection::ProjectionRunner::start_with_leases(
         store,
         found,
         leases.clone(),
-    )?;
+    )?
+    .with_progress(progress.callback());
     let rebuilt = runner.rebuild().await;
+    progress.finish();
     leases.release_all().await?;
     rebuilt?;
     println!("rebuilt {projection}: {} rows", runner.state().rows().len());

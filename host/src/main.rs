@@ -12,6 +12,7 @@ mod demo;
 mod effects;
 mod lineage;
 mod policies;
+mod progress;
 mod releases;
 mod retention;
 mod runtime_demo;

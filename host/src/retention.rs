@@ -1,4 +1,5 @@
-//! `ops-host retention`: applies a retention policy and prints each class's receipt.
+//! `ops-host retention`: applies a retention policy, showing its progress class by class,
+//! and prints each class's receipt.
 
 use ops_core_runtime::clock::WallClock;
 use std::io::Write;
@@ -18,10 +19,18 @@ pub async fn apply(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let retention = Retention::new(store.clone(), CapabilityId::of("host.retention")?);
-    for receipt in retention
-        .apply(policy, installed, Timestamp::now(), actor)
-        .await?
-    {
+    let progress = crate::progress::Progress::new("retention", "classes");
+    let receipts = retention
+        .apply_reporting(
+            policy,
+            installed,
+            Timestamp::now(),
+            actor,
+            Some(progress.callback()),
+        )
+        .await;
+    progress.finish();
+    for receipt in receipts? {
         writeln!(
             out,
             "{}: kept {} days, removed {}{}",

@@ -638,6 +638,18 @@ fn a_rebuild_waits_for_the_worker_that_runs_the_projection() {
         ok && rebuilt.contains("rebuilt incidents/incident_board"),
         "{rebuilt}"
     );
+    // Not on a terminal, its progress is a log line: every event of the log replayed.
+    let events: u64 = host(&["log", "types", "--data", data_arg])
+        .1
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        rebuilt.contains(&format!(
+            "rebuilding incidents/incident_board: {events}/{events} events"
+        )),
+        "{rebuilt}"
+    );
     std::fs::remove_dir_all(&data).unwrap();
 }
 

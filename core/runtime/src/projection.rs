@@ -147,7 +147,12 @@ pub struct ProjectionRunner {
     /// and each write is fenced by it.
     leases: Option<Leases>,
     lease: Option<Lease>,
+    /// Told how far a rebuild is: events replayed, and the log's size.
+    progress: Option<Progress>,
 }
+
+/// Called as long work goes: how much is done, of how much.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 fn owner_of(projection: &dyn DynProjection) -> String {
     format!("pack:{}", projection.pack_id())
@@ -201,7 +206,14 @@ impl ProjectionRunner {
             checkpoint: Checkpoint::default(),
             leases: None,
             lease: None,
+            progress: None,
         })
+    }
+
+    /// Reports a rebuild's progress to `progress` page by page.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Loads the stored state and checkpoint, or builds this version from the log when it
@@ -563,6 +575,11 @@ impl ProjectionRunner {
         self.state.clear();
         self.checkpoint.canonical_mark = None;
         self.checkpoint.applied = 0;
+        let total = match &self.progress {
+            Some(_) => self.store.count().await?.max(0) as u64,
+            None => 0,
+        };
+        let mut replayed = 0u64;
         let mut after: Option<CanonicalKey> = None;
         loop {
             let page = self
@@ -571,6 +588,10 @@ impl ProjectionRunner {
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(CanonicalKey::of(&last.envelope));
+            replayed += page.len() as u64;
+            if let Some(progress) = &self.progress {
+                progress(replayed, total.max(replayed));
+            }
             for event in page
                 .iter()
                 .filter(|e| self.projection.reads(&e.envelope.event_type))

@@ -54,15 +54,36 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<Vec<RetentionApplied>, RetentionError> {
+        self.apply_reporting(policy, installed, now, by, None).await
+    }
+
+    /// As [`Retention::apply`], telling `progress` as each of its three classes is done.
+    pub async fn apply_reporting(
+        &self,
+        policy: &RetentionPolicy,
+        installed: &[&str],
+        now: Timestamp,
+        by: &Actor,
+        progress: Option<crate::projection::Progress>,
+    ) -> Result<Vec<RetentionApplied>, RetentionError> {
         if policy.receipts_days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
-        Ok(vec![
-            self.artifacts(policy.artifacts_days, now, by).await?,
-            self.projections(policy.projections_days, installed, now, by)
-                .await?,
-            self.receipts(policy.receipts_days, now, by).await?,
-        ])
+        let done = |classes: u64| {
+            if let Some(progress) = &progress {
+                progress(classes, 3);
+            }
+        };
+        done(0);
+        let artifacts = self.artifacts(policy.artifacts_days, now, by).await?;
+        done(1);
+        let projections = self
+            .projections(policy.projections_days, installed, now, by)
+            .await?;
+        done(2);
+        let receipts = self.receipts(policy.receipts_days, now, by).await?;
+        done(3);
+        Ok(vec![artifacts, projections, receipts])
     }
 
     /// Artifact bodies recorded before the period.
