@@ -701,6 +701,17 @@ pub(crate) enum CapabilitiesCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum LogCommand {
+    /// The envelopes of one event type, read through the query gateway on `--capability`:
+    /// its scope must cover the type, and sensitive fields read `[redacted]` unless it
+    /// reveals them (the JSON pointers replaced are listed). A denial is receipted.
+    Events {
+        #[arg(value_name = "TYPE")]
+        event_type: String,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// Events per type, and whether this build can read them as typed payloads.
     Types {
         #[command(flatten)]

@@ -515,6 +515,49 @@ pub(crate) fn run(
         Command::Log {
             command: LogCommand::Types { storage },
         } => block_on(log_types(registry, storage)),
+        Command::Log {
+            command:
+                LogCommand::Events {
+                    event_type,
+                    acting,
+                    storage,
+                },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+            let gateway =
+                ops_core_runtime::query::QueryGateway::new(store, std::sync::Arc::new(capabilities));
+            let read = gateway
+                .events(
+                    &event_type,
+                    &capabilities::parse_actor(&acting.by)?,
+                    capabilities::parse_capability(&acting.capability)?,
+                )
+                .await;
+            let out = &mut std::io::stdout().lock();
+            match read {
+                Ok(events) => {
+                    for event in events {
+                        writeln!(
+                            out,
+                            "{}{}",
+                            serde_json::to_string(&event.envelope)?,
+                            if event.redacted.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (redacted: {})", event.redacted.join(", "))
+                            }
+                        )?;
+                    }
+                    Ok(Ended::Done)
+                }
+                Err(denied @ ops_core_runtime::query::QueryError::Denied { .. }) => {
+                    writeln!(out, "denied: {denied} (receipted)")?;
+                    Ok(Ended::Refused)
+                }
+                Err(error) => Err(error.into()),
+            }
+        }),
     }
 }
 

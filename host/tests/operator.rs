@@ -489,6 +489,26 @@ fn story(host: &Host, dir: &Path) {
         "{handles:?}"
     );
 
+    // The raw log is read through the query gateway: a type the capability does not
+    // cover is denied; the responder's name reads redacted on a capability that does not
+    // reveal it.
+    let read = |by: &str, capability: &str| {
+        host.run(&[
+            "log", "events", "pack.incidents.paging.PageRequested", "--by", by,
+            "--capability", capability,
+        ])
+    };
+    let (code, said) = read("service:pack.notify", &notify);
+    assert!(code == 1 && said.contains("denied"), "{said}");
+    let (code, said) = read(ADA, &ada);
+    assert!(
+        code == 0
+            && said.contains("\"display_name\":\"[redacted]\"")
+            && said.contains("(redacted: /responder/display_name)")
+            && !said.contains("Grace Hopper"),
+        "{said}"
+    );
+
     // Erasing a data subject is checked and receipted; then its data reads as shredded.
     let subjects = host.json(&["subjects", "list"]);
     assert_eq!(subjects.len(), 2, "{subjects:?}");
