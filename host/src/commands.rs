@@ -524,9 +524,12 @@ pub(crate) fn run(
                 },
         } => block_on(async move {
             let store = storage.store(registry).await?;
-            let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
-            let gateway =
-                ops_core_runtime::query::QueryGateway::new(store, std::sync::Arc::new(capabilities));
+            let capabilities =
+                ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+            let gateway = ops_core_runtime::query::QueryGateway::new(
+                store,
+                std::sync::Arc::new(capabilities),
+            );
             let read = gateway
                 .events(
                     &event_type,

@@ -13,6 +13,7 @@ use ops_core::egress::EffectState;
 use ops_core_runtime::egress::{SagaState, effects, sagas};
 use ops_core_runtime::leases;
 use ops_core_runtime::projection::all_freshness;
+use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
 
 /// Writes the status; `true` when nothing needs attention.
@@ -78,6 +79,26 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
         "capabilities: {denials} requests denied (each with its `{}` receipt)",
         CapabilityDenied::TYPE
     )?;
+    // A reaction holds its cursor at a command it was denied (or could not afford): the
+    // events past it wait, and say which capability to grant.
+    for reaction in ops_core::reaction::installed() {
+        let capability = crate::worker::reaction_capability(reaction.pack_id())?;
+        let waiting = ReactionRunner::new(store.clone(), reaction, capability)
+            .unanswered()
+            .await?;
+        if waiting > 0 {
+            healthy = false;
+            writeln!(
+                out,
+                "  WAITING reaction {}: {} -> {}: {waiting} events not answered yet; it acts on {capability} (`reactions/{}`), which must allow `{}`",
+                reaction.pack_id(),
+                reaction.event_type(),
+                reaction.command_type(),
+                reaction.pack_id(),
+                reaction.command_type()
+            )?;
+        }
+    }
     let all = sagas(store).await?;
     let count = |state: SagaState| all.iter().filter(|saga| saga.state == state).count();
     writeln!(

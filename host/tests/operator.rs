@@ -264,9 +264,16 @@ fn story(host: &Host, dir: &Path) {
         "{worked}"
     );
     assert!(sink.deliveries().is_empty());
-    // The notify pack's reaction was denied: nobody granted it a capability yet.
-    let status = host.expect(0, &["status"]);
-    assert!(status.contains("1 requests denied"), "{status}");
+    // The notify pack's reaction was denied: nobody granted it a capability yet. It
+    // waits at the event, and `status` says so and what to grant (exit 1).
+    let status = host.expect(1, &["status"]);
+    assert!(
+        status.contains("1 requests denied")
+            && status.contains("WAITING reaction notify")
+            && status.contains("1 events not answered yet")
+            && status.contains("`reactions/notify`"),
+        "{status}"
+    );
     assert_eq!(host.effects().len(), 1, "{worked}");
     assert!(
         worked.contains("1 denied, waiting at the denied command"),
@@ -494,8 +501,13 @@ fn story(host: &Host, dir: &Path) {
     // reveal it.
     let read = |by: &str, capability: &str| {
         host.run(&[
-            "log", "events", "pack.incidents.paging.PageRequested", "--by", by,
-            "--capability", capability,
+            "log",
+            "events",
+            "pack.incidents.paging.PageRequested",
+            "--by",
+            by,
+            "--capability",
+            capability,
         ])
     };
     let (code, said) = read("service:pack.notify", &notify);

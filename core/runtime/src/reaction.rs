@@ -202,6 +202,26 @@ impl ReactionRunner {
         }
     }
 
+    /// How many events of its type the log holds past its cursor: waiting to be answered
+    /// (held by a denial or a spent budget, or not yet reached). Only reads.
+    pub async fn unanswered(&self) -> Result<usize, ReactionError> {
+        let (owner, stream) = self.cursor_key();
+        let (mut position, _) = self.read_cursor(&owner, &stream).await?;
+        let mut waiting = 0;
+        loop {
+            let batch = self.store.follow(position, BATCH).await?;
+            if batch.events.is_empty() && batch.corrupt.is_empty() {
+                return Ok(waiting);
+            }
+            waiting += batch
+                .events
+                .iter()
+                .filter(|event| event.envelope.event_type == self.reaction.event_type())
+                .count();
+            position = batch.next;
+        }
+    }
+
     /// The stored position and its text, as the fence compares it.
     async fn read_cursor(
         &self,
