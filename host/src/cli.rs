@@ -308,6 +308,10 @@ pub(crate) enum PoliciesCommand {
         file: PathBuf,
         #[arg(long)]
         by: String,
+        /// The capability the step is checked on: it must cover the event type the step
+        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+        #[arg(long)]
+        capability: String,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]
@@ -321,6 +325,10 @@ pub(crate) enum PoliciesCommand {
         reason: String,
         #[arg(long)]
         by: String,
+        /// The capability the step is checked on: it must cover the event type the step
+        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+        #[arg(long)]
+        capability: String,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]
@@ -334,6 +342,10 @@ pub(crate) enum PoliciesCommand {
         reason: String,
         #[arg(long)]
         by: String,
+        /// The capability the step is checked on: it must cover the event type the step
+        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+        #[arg(long)]
+        capability: String,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]
@@ -354,6 +366,10 @@ pub(crate) enum PoliciesCommand {
         reason: String,
         #[arg(long)]
         by: String,
+        /// The capability the step is checked on: it must cover the event type the step
+        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+        #[arg(long)]
+        capability: String,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]
@@ -366,6 +382,10 @@ pub(crate) enum PoliciesCommand {
         reason: String,
         #[arg(long)]
         by: String,
+        /// The capability the step is checked on: it must cover the event type the step
+        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+        #[arg(long)]
+        capability: String,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]
@@ -380,6 +400,10 @@ pub(crate) enum PoliciesCommand {
         reason: String,
         #[arg(long)]
         by: String,
+        /// The capability the step is checked on: it must cover the event type the step
+        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+        #[arg(long)]
+        capability: String,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]
@@ -388,30 +412,49 @@ pub(crate) enum PoliciesCommand {
 }
 
 impl PoliciesCommand {
-    /// The store and configuration every step reads.
-    pub fn place(&self) -> (&Storage, &ConfigFile) {
+    /// The store and configuration every step reads, and the capability a step (not a
+    /// list) is checked on.
+    pub fn place(&self) -> (&Storage, &ConfigFile, Option<&str>) {
         match self {
             PoliciesCommand::List {
                 storage, config, ..
-            }
-            | PoliciesCommand::Draft {
-                storage, config, ..
+            } => (storage, config, None),
+            PoliciesCommand::Draft {
+                storage,
+                config,
+                capability,
+                ..
             }
             | PoliciesCommand::Simulate {
-                storage, config, ..
+                storage,
+                config,
+                capability,
+                ..
             }
             | PoliciesCommand::Approve {
-                storage, config, ..
+                storage,
+                config,
+                capability,
+                ..
             }
             | PoliciesCommand::Activate {
-                storage, config, ..
+                storage,
+                config,
+                capability,
+                ..
             }
             | PoliciesCommand::Deprecate {
-                storage, config, ..
+                storage,
+                config,
+                capability,
+                ..
             }
             | PoliciesCommand::Rollback {
-                storage, config, ..
-            } => (storage, config),
+                storage,
+                config,
+                capability,
+                ..
+            } => (storage, config, Some(capability)),
         }
     }
 }
@@ -428,12 +471,13 @@ pub(crate) enum ReleasesCommand {
         storage: Storage,
     },
     /// Signs every installed release that is not active with `--key-file` (a key listed
-    /// in `trusted_keys`), records and activates it, as `--by`.
+    /// in `trusted_keys`), records and activates it, as `--by` on `--capability` (which
+    /// must cover `core.ReleaseRecorded` and `core.ReleaseActivated`).
     Activate {
         #[arg(long, value_name = "FILE")]
         key_file: PathBuf,
-        #[arg(long)]
-        by: String,
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         config: ConfigFile,
         #[command(flatten)]

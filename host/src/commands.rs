@@ -204,15 +204,19 @@ pub(crate) fn run(
             submit::submit(&store, submission, &mut std::io::stdout().lock()).await
         }),
         Command::Policies { command } => block_on(async move {
-            let (storage, config) = command.place();
+            let (storage, config, capability) = command.place();
             let config = storage.config(config)?;
             let store = storage.store(registry).await?;
+            let checked = capability.map(capabilities::parse_capability).transpose()?;
             let policies = ops_core_runtime::governance::Policies::load(
-                store,
+                store.clone(),
                 config.trust(registry)?,
-                capabilities::named("host/policies")?,
+                checked.unwrap_or(capabilities::named("host/policies")?),
             )
-            .await?;
+            .await?
+            .checked_by(std::sync::Arc::new(
+                ops_core_runtime::capability::Capabilities::load(store).await?,
+            ));
             policies::run(&policies, command, &mut std::io::stdout().lock()).await
         }),
         Command::Secrets { command } => block_on(async move {
@@ -421,7 +425,7 @@ pub(crate) fn run(
                 }
                 ReleasesCommand::Activate {
                     key_file,
-                    by,
+                    acting,
                     config,
                     storage,
                 } => {
@@ -429,8 +433,7 @@ pub(crate) fn run(
                     let key =
                         ops_core_runtime::custody::read_signing_key(&key_file).or_bad_input()?;
                     let store = storage.store(registry).await?;
-                    releases::activate(&store, trust, &key, &capabilities::parse_actor(&by)?, out)
-                        .await
+                    releases::activate(&store, trust, &key, &acting, out).await
                 }
                 ReleasesCommand::Keygen { out: file } => {
                     let key =

@@ -105,7 +105,7 @@ pub async fn run(
             writeln!(out, "{said}")?;
             Ok(Ended::Done)
         }
-        Err(refused @ PolicyError::Refused { .. }) => {
+        Err(refused @ (PolicyError::Refused { .. } | PolicyError::Denied { .. })) => {
             writeln!(out, "refused: {refused}")?;
             Ok(Ended::Refused)
         }

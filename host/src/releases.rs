@@ -105,16 +105,20 @@ pub async fn activate(
     store: &EventStore,
     trust: Trust,
     key: &ed25519_dalek::SigningKey,
-    by: &ops_core::envelope::Actor,
+    acting: &crate::cli::Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let registry = store.registry();
+    let by = &crate::capabilities::parse_actor(&acting.by)?;
     let releases = Releases::load(
         store.clone(),
         trust,
-        crate::capabilities::named("host/releases")?,
+        crate::capabilities::parse_capability(&acting.capability)?,
     )
-    .await?;
+    .await?
+    .checked_by(std::sync::Arc::new(
+        ops_core_runtime::capability::Capabilities::load(store.clone()).await?,
+    ));
     let mut ended = Ended::Done;
     let pending = inactive(store, registry).await?;
     if pending.is_empty() {
@@ -142,7 +146,7 @@ pub async fn activate(
                 release.label(),
                 release.content_id()
             )?,
-            Err(refused @ ReleaseError::Refused { .. }) => {
+            Err(refused @ (ReleaseError::Refused { .. } | ReleaseError::Denied { .. })) => {
                 ended = Ended::Refused;
                 writeln!(out, "{} refused: {refused}", release.label())?;
             }

@@ -179,6 +179,21 @@ fn story(host: &Host, dir: &Path) {
     // Activating takes a trusted key: not one the configuration does not list.
     let stranger = dir.join("stranger.key");
     keygen(&stranger);
+    let releaser = host.grant(&[
+        "capabilities",
+        "grant",
+        "releases",
+        "--to",
+        OPERATOR,
+        "--by",
+        OPERATOR,
+        "--types",
+        "core.ReleaseRecorded,core.ReleaseActivated",
+        "--max-safety",
+        "write_internal",
+        config_arg[0],
+        config_arg[1],
+    ]);
     let activate = |key: &Path| {
         host.run(&[
             "releases",
@@ -187,6 +202,8 @@ fn story(host: &Host, dir: &Path) {
             key.to_str().unwrap(),
             "--by",
             OPERATOR,
+            "--capability",
+            &releaser,
             config_arg[0],
             config_arg[1],
         ])
@@ -495,6 +512,63 @@ fn story(host: &Host, dir: &Path) {
         handles.iter().all(|handle| handle["revoked"] == true),
         "{handles:?}"
     );
+
+    // A policy is drafted on a capability for it, and approves only its own pack's effects.
+    let policy = dir.join("policy.json");
+    let draft = |owner: &str, capability: &str| {
+        std::fs::write(
+            &policy,
+            format!(
+                r#"{{"policy_id": "notify.sev1", "version": "1.0.0", "owner_pack": "{owner}",
+                   "description": "notify the on-call of SEV1 incidents",
+                   "rule": {{"command_type": "pack.notify.oncall.NotifyOnCall",
+                             "destination": "webhook.oncall", "max_per_day": 20}},
+                   "pins": {{"core_version": "0", "contracts": {{}}, "tools": {{}}}}}}"#
+            ),
+        )
+        .unwrap();
+        host.run(&[
+            "policies",
+            "draft",
+            "--file",
+            policy.to_str().unwrap(),
+            "--by",
+            OPERATOR,
+            "--capability",
+            capability,
+            config_arg[0],
+            config_arg[1],
+        ])
+    };
+    let (code, said) = draft("notify", &lead);
+    assert!(
+        code == 1 && said.contains("does not allow this policy step"),
+        "{said}"
+    );
+    let governor = host.grant(&[
+        "capabilities",
+        "grant",
+        "governance",
+        "--to",
+        OPERATOR,
+        "--by",
+        OPERATOR,
+        "--types",
+        "core.PolicyDrafted,core.PolicyPromoted,core.PolicyRolledBack,core.EvalRecorded",
+        "--max-safety",
+        "write_internal",
+        config_arg[0],
+        config_arg[1],
+    ]);
+    let (code, said) = draft("incidents", &governor);
+    assert!(code == 1 && said.contains("does not own"), "{said}");
+    let (code, said) = draft("notify", &governor);
+    assert!(
+        code == 0 && said.contains("drafted notify.sev1 1.0.0"),
+        "{said}"
+    );
+    let policies = host.json(&["policies", "list", config_arg[0], config_arg[1]]);
+    assert_eq!(policies[0]["state"], "draft", "{policies:?}");
 
     // The raw log is read through the query gateway: a type the capability does not
     // cover is denied; the responder's name reads redacted on a capability that does not

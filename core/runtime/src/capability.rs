@@ -332,6 +332,105 @@ pub(crate) struct Denial<'a> {
     pub requested_at: Option<Timestamp>,
 }
 
+/// Where a check is asked from, for its denial's receipt: what was asked for, and the
+/// correlation and cause the receipt carries.
+pub(crate) struct Asked<'a> {
+    pub subject: String,
+    pub source_ref: &'static str,
+    pub correlation_id: CorrelationId,
+    pub causation: Causation,
+    pub actor: &'a Actor,
+}
+
+impl<'a> Asked<'a> {
+    /// Asked by `actor` from the operator's tooling about `subject` (`subjects/…`,
+    /// `secrets/…`), correlated by it.
+    pub fn by_user(actor: &'a Actor, subject: String, source_ref: &'static str) -> Self {
+        let canonical = "plain strings have a canonical form";
+        Asked {
+            correlation_id: CorrelationId::of(&subject).expect(canonical),
+            causation: Causation::UserAction(
+                ops_core::id::UserActionId::of(&subject).expect(canonical),
+            ),
+            subject,
+            source_ref,
+            actor,
+        }
+    }
+}
+
+/// Asks `authority` whether `capability_id` allows `action` now. Allowed: the decision it
+/// relied on. Not: its `CapabilityDenied` receipt is written and the reason returned.
+pub(crate) async fn check_or_deny(
+    store: &EventStore,
+    authority: &dyn Authority,
+    capability_id: CapabilityId,
+    action: &Action,
+    asked: Asked<'_>,
+) -> Result<Result<Decision, String>, AppendError> {
+    let decision = authority.check(capability_id, action, Timestamp::now());
+    if decision.allowed {
+        return Ok(Ok(decision));
+    }
+    let reason = decision.reason.clone().unwrap_or_default();
+    record_denial(
+        store,
+        Denial {
+            capability_id,
+            actor: asked.actor,
+            action: &action.command_type,
+            subject: asked.subject,
+            reason: &reason,
+            decision,
+            correlation_id: asked.correlation_id,
+            causation: asked.causation,
+            source_ref: asked.source_ref,
+            requested_at: None,
+        },
+    )
+    .await?;
+    Ok(Err(reason))
+}
+
+/// With an authority, whether `actor` may record `event_type` on `capability_id` (an
+/// operator's step on the core's records, such as a policy or release step); without
+/// one, the caller is the runtime itself and nothing is asked. A denial is receipted.
+pub(crate) async fn step_allowed(
+    store: &EventStore,
+    authority: Option<&Arc<dyn Authority>>,
+    capability_id: CapabilityId,
+    actor: &Actor,
+    event_type: &str,
+    subject: String,
+    source_ref: &'static str,
+) -> Result<Result<(), String>, AppendError> {
+    let Some(authority) = authority else {
+        return Ok(Ok(()));
+    };
+    let asked = Asked::by_user(actor, subject, source_ref);
+    Ok(check_or_deny(
+        store,
+        &**authority,
+        capability_id,
+        &step_of(actor, event_type),
+        asked,
+    )
+    .await?
+    .map(drop))
+}
+
+/// An operator's step on the core's records (a policy or release step, an erasure): the
+/// event type it writes, as an internal write of `actor`'s.
+pub(crate) fn step_of(actor: &Actor, event_type: &str) -> Action {
+    Action {
+        actor: actor.clone(),
+        command_type: event_type.to_owned(),
+        safety: ops_core::contract::SafetyClass::WriteInternal,
+        tenant: None,
+        destination: None,
+    }
+}
+
 /// Writes the `CapabilityDenied` receipt of a refused call, on the capability's stream of
 /// denials.
 pub(crate) async fn record_denial(

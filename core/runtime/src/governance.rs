@@ -7,7 +7,9 @@
 
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ops_core::capability::Authority;
 
 use ops_core::canonical::payload_hash;
 use ops_core::contract::{Contract, Event};
@@ -41,6 +43,11 @@ pub enum PolicyError {
     Database(#[from] sqlx::Error),
     #[error("recording the step failed; nothing was written: {0}")]
     Append(#[from] AppendError),
+    #[error("capability {capability} does not allow this policy step: {reason}")]
+    Denied {
+        capability: CapabilityId,
+        reason: String,
+    },
 }
 
 pub struct Policies {
@@ -50,6 +57,9 @@ pub struct Policies {
     trust: Trust,
     /// The capability governance steps are recorded under.
     capability_id: CapabilityId,
+    /// With it, each step is checked: the actor's capability must cover the step's event
+    /// type (an operator's tooling); without it the caller is the runtime itself.
+    authority: Option<Arc<dyn Authority>>,
 }
 
 impl Policies {
@@ -63,6 +73,7 @@ impl Policies {
             book: RwLock::new(PolicyBook::default()),
             trust,
             capability_id,
+            authority: None,
         };
         policies.refresh().await?;
         Ok(policies)
@@ -85,6 +96,12 @@ impl Policies {
         }
         *self.book.write().expect("never poisoned") = book;
         Ok(())
+    }
+
+    /// Checks each step with `authority` on the capability given at load: the actor's.
+    pub fn checked_by(mut self, authority: Arc<dyn Authority>) -> Self {
+        self.authority = Some(authority);
+        self
     }
 
     pub fn book(&self) -> PolicyBook {
@@ -454,6 +471,23 @@ impl Policies {
         steps: &[(&E, String)],
         by: &Actor,
     ) -> Result<(), PolicyError> {
+        if let Some((_, native_id)) = steps.first()
+            && let Err(reason) = crate::capability::step_allowed(
+                &self.store,
+                self.authority.as_ref(),
+                self.capability_id,
+                by,
+                E::TYPE,
+                format!("governance/{native_id}"),
+                "core.governance",
+            )
+            .await?
+        {
+            return Err(PolicyError::Denied {
+                capability: self.capability_id,
+                reason,
+            });
+        }
         let envelopes: Vec<EventEnvelope> = steps
             .iter()
             .map(|(event, native_id)| {

@@ -168,14 +168,7 @@ impl SecretsProvider {
     ) -> Result<(), SecretsError> {
         let now = Timestamp::now();
         let decision = self
-            .check(
-                capability_id,
-                by,
-                SECRETS_STORE_ACTION,
-                None,
-                now,
-                secret_id,
-            )
+            .check(capability_id, by, SECRETS_STORE_ACTION, None, secret_id)
             .await?;
         self.backend.put(secret_id, &value)?;
         let receipt = SecretStored {
@@ -208,7 +201,7 @@ impl SecretsProvider {
     ) -> Result<SecretHandle, SecretsError> {
         let now = Timestamp::now();
         let decision = self
-            .authorize(capability_id, requester, None, now, secret_id)
+            .authorize(capability_id, requester, None, secret_id)
             .await?;
         let handle_id = format!(
             "hnd_{}",
@@ -266,7 +259,7 @@ impl SecretsProvider {
         let now = Timestamp::now();
         let (secret_id, handle_ends) = self.live_handle(&handle.handle_id)?;
         let decision = self
-            .authorize(capability_id, requester, Some(audience), now, &secret_id)
+            .authorize(capability_id, requester, Some(audience), &secret_id)
             .await?;
         let mut bytes = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(bytes.as_mut());
@@ -370,9 +363,7 @@ impl SecretsProvider {
         capability_id: CapabilityId,
     ) -> Result<(), SecretsError> {
         let (secret_id, _) = self.live_handle(handle_id)?;
-        let decision = self
-            .authorize(capability_id, by, None, Timestamp::now(), &secret_id)
-            .await?;
+        let decision = self.authorize(capability_id, by, None, &secret_id).await?;
         {
             let mut ledger = self.ledger.lock().expect("never poisoned");
             if let Some(handle) = ledger.handles.get_mut(handle_id) {
@@ -443,7 +434,6 @@ impl SecretsProvider {
         capability_id: CapabilityId,
         requester: &Actor,
         audience: Option<&str>,
-        at: Timestamp,
         secret_id: &str,
     ) -> Result<Decision, SecretsError> {
         self.check(
@@ -451,7 +441,6 @@ impl SecretsProvider {
             requester,
             SECRETS_ACTION,
             audience,
-            at,
             secret_id,
         )
         .await
@@ -465,46 +454,29 @@ impl SecretsProvider {
         requester: &Actor,
         action: &str,
         audience: Option<&str>,
-        at: Timestamp,
         secret_id: &str,
     ) -> Result<Decision, SecretsError> {
-        let decision = self.authority.check(
-            capability_id,
-            &Action {
-                actor: requester.clone(),
-                command_type: action.to_owned(),
-                safety: SafetyClass::WriteExternalSideEffect,
-                tenant: None,
-                destination: audience.map(str::to_owned),
-            },
-            at,
+        let action = Action {
+            actor: requester.clone(),
+            command_type: action.to_owned(),
+            safety: SafetyClass::WriteExternalSideEffect,
+            tenant: None,
+            destination: audience.map(str::to_owned),
+        };
+        let asked = crate::capability::Asked::by_user(
+            requester,
+            format!("secrets/{secret_id}"),
+            "core.secrets",
         );
-        if decision.allowed {
-            return Ok(decision);
-        }
-        let reason = decision.reason.clone().unwrap_or_default();
-        let subject = format!("secrets/{secret_id}");
-        crate::capability::record_denial(
+        crate::capability::check_or_deny(
             &self.store,
-            crate::capability::Denial {
-                capability_id,
-                actor: requester,
-                action,
-                subject: subject.clone(),
-                reason: &reason,
-                decision,
-                correlation_id: CorrelationId::of(&subject)
-                    .expect("plain strings have a canonical form"),
-                causation: ops_core::envelope::Causation::UserAction(
-                    ops_core::id::UserActionId::of(&subject)
-                        .expect("plain strings have a canonical form"),
-                ),
-                source_ref: "core.secrets",
-                requested_at: None,
-            },
+            &*self.authority,
+            capability_id,
+            &action,
+            asked,
         )
-        .await?;
-        Err(SecretsError::Denied {
+        .await?
+        .map_err(|reason| SecretsError::Denied {
             capability: capability_id,
             reason,
         })

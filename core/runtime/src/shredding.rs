@@ -15,7 +15,6 @@
 //! the sealed form, so their rows (and backups of them) hold no personal data in clear
 //! either; the query gateway opens what the reader's capability reveals.
 
-use crate::clock::WallClock;
 use crate::custody::KeyError;
 pub use crate::custody::{
     SEALED_PREFIX, SHREDDED, SubjectKeys, for_each_sealed, sealed_subject, subject_id,
@@ -36,18 +35,6 @@ pub enum EraseError {
         capability: ops_core::id::CapabilityId,
         reason: String,
     },
-}
-
-/// The action an erasure is checked as: writing the subject's tombstone.
-fn erasing(actor: &ops_core::envelope::Actor) -> ops_core::capability::Action {
-    use ops_core::contract::Contract;
-    ops_core::capability::Action {
-        actor: actor.clone(),
-        command_type: ops_core::redaction::RedactionApplied::TYPE.to_owned(),
-        safety: ops_core::contract::SafetyClass::WriteInternal,
-        tenant: None,
-        destination: None,
-    }
 }
 
 /// Every data subject with sealed fields in the log, and how many events hold them.
@@ -100,37 +87,20 @@ pub async fn erase(
     capability_id: ops_core::id::CapabilityId,
     authority: &dyn ops_core::capability::Authority,
 ) -> Result<ops_core::redaction::RedactionApplied, EraseError> {
-    use ops_core::envelope::{Causation, EventEnvelope};
-    use ops_core::id::{CorrelationId, UserActionId};
+    use ops_core::contract::Contract;
+    use ops_core::envelope::EventEnvelope;
+    use ops_core::redaction::RedactionApplied;
 
     let keys = store.subject_keys().ok_or(EraseError::NoKeys)?;
-    let decision = authority.check(
-        capability_id,
-        &erasing(actor),
-        ops_core::time::Timestamp::now(),
+    let erasing = crate::capability::step_of(actor, RedactionApplied::TYPE);
+    let asked = crate::capability::Asked::by_user(
+        actor,
+        format!("subjects/{subject_id}"),
+        "core.shredding",
     );
-    if !decision.allowed {
-        let reason = decision.reason.clone().unwrap_or_default();
-        let subject = format!("subjects/{subject_id}");
-        crate::capability::record_denial(
-            store,
-            crate::capability::Denial {
-                capability_id,
-                actor,
-                action: &erasing(actor).command_type,
-                subject: subject.clone(),
-                reason: &reason,
-                decision,
-                correlation_id: CorrelationId::of(&subject)
-                    .expect("plain strings have a canonical form"),
-                causation: Causation::UserAction(
-                    UserActionId::of(&subject).expect("plain strings have a canonical form"),
-                ),
-                source_ref: "core.shredding",
-                requested_at: None,
-            },
-        )
-        .await?;
+    if let Err(reason) =
+        crate::capability::check_or_deny(store, authority, capability_id, &erasing, asked).await?
+    {
         return Err(EraseError::Denied {
             capability: capability_id,
             reason,

@@ -40,6 +40,11 @@ pub enum ReleaseError {
     Lineage(#[from] LineageError),
     #[error("recording the release failed; nothing was written: {0}")]
     Append(#[from] AppendError),
+    #[error("capability {capability} does not allow this release step: {reason}")]
+    Denied {
+        capability: CapabilityId,
+        reason: String,
+    },
 }
 
 pub struct Releases {
@@ -47,6 +52,8 @@ pub struct Releases {
     book: RwLock<ReleaseBook>,
     trust: Trust,
     capability_id: CapabilityId,
+    /// With it, each step is checked on the actor's capability (see `Policies::checked_by`).
+    authority: Option<std::sync::Arc<dyn ops_core::capability::Authority>>,
 }
 
 impl Releases {
@@ -67,7 +74,17 @@ impl Releases {
             book: RwLock::new(book),
             trust,
             capability_id,
+            authority: None,
         })
+    }
+
+    /// Checks each step with `authority` on the capability given at load: the actor's.
+    pub fn checked_by(
+        mut self,
+        authority: std::sync::Arc<dyn ops_core::capability::Authority>,
+    ) -> Self {
+        self.authority = Some(authority);
+        self
     }
 
     pub fn book(&self) -> ReleaseBook {
@@ -213,6 +230,22 @@ impl Releases {
         native_id: &str,
         by: &Actor,
     ) -> Result<(), ReleaseError> {
+        if let Err(reason) = crate::capability::step_allowed(
+            &self.store,
+            self.authority.as_ref(),
+            self.capability_id,
+            by,
+            E::TYPE,
+            format!("supply-chain/{native_id}"),
+            "core.supply_chain",
+        )
+        .await?
+        {
+            return Err(ReleaseError::Denied {
+                capability: self.capability_id,
+                reason,
+            });
+        }
         let origin = service_event::origin("core.supply_chain", native_id, by, self.capability_id);
         let envelope = service_event::record(&self.store, "supply-chain", event, origin).await?;
         apply(&mut self.book.write().expect("never poisoned"), &envelope);

@@ -365,39 +365,37 @@ impl Dispatcher {
         let Some(effect) = claimed.into_iter().next() else {
             return Ok(Cancelled::NotPending);
         };
-        let decision = self.authority.check(
+        let asked = crate::capability::Asked {
+            subject: effect.command_id.to_string(),
+            source_ref: "core.egress.cancel",
+            correlation_id: effect.correlation_id,
+            causation: ops_core::envelope::Causation::Command(effect.command_id),
+            actor: by,
+        };
+        let checked = crate::capability::check_or_deny(
+            &self.store,
+            &*self.authority,
             capability_id,
             &effect.action_of(by.clone()),
-            Timestamp::now(),
-        );
-        if !decision.allowed {
-            let denied = decision.reason.clone().unwrap_or_default();
-            let recorded = crate::capability::record_denial(
-                &self.store,
-                crate::capability::Denial {
-                    capability_id,
-                    actor: by,
-                    action: &effect.command_type,
-                    subject: effect.command_id.to_string(),
-                    reason: &denied,
-                    decision,
-                    correlation_id: effect.correlation_id,
-                    causation: ops_core::envelope::Causation::Command(effect.command_id),
-                    source_ref: "core.egress.cancel",
-                    requested_at: None,
-                },
-            )
-            .await;
+            asked,
+        )
+        .await;
+        if !matches!(checked, Ok(Ok(_))) {
             // Let go of the row at once: a dispatcher may take it as it would have.
             outbox::await_approval(self.store.db(), &self.name, &[effect.id], 0)
                 .await
                 .map_err(DispatchError::Claim)?;
-            recorded.map_err(|source| DispatchError::Close {
-                id: effect.id,
-                source,
-            })?;
-            return Ok(Cancelled::Denied { reason: denied });
         }
+        let decision = match checked {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(reason)) => return Ok(Cancelled::Denied { reason }),
+            Err(source) => {
+                return Err(DispatchError::Close {
+                    id: effect.id,
+                    source,
+                });
+            }
+        };
         let refusal = Outcome::Refused {
             check: Check::Hold,
             reason: format!("cancelled by {} before dispatch: {reason}", actor_label(by)),

@@ -14,7 +14,7 @@ use ops_core::envelope::{Actor, Causation, CommandEnvelope, CommandOutcome};
 use ops_core::id::{CapabilityId, CommandId, CorrelationId};
 use ops_core::time::Timestamp;
 
-use crate::capability::{Denial, record_denial};
+use crate::capability::{Asked, check_or_deny};
 use crate::command::{BusError, CommandBus, Receipt};
 use crate::outbox::{self, Approve};
 pub(crate) use crate::steps::{Step, gateway_actor};
@@ -192,29 +192,25 @@ pub async fn approve(
         tenant: pending.tenant.clone(),
         destination: Some(pending.destination.clone()),
     };
-    let decision = approver
-        .authority
-        .check(approver.capability_id, &action, Timestamp::now());
-    if !decision.allowed {
-        let reason = decision.reason.clone().unwrap_or_default();
-        record_denial(
-            store,
-            Denial {
-                capability_id: approver.capability_id,
-                actor: &approver.actor,
-                action: &pending.command_type,
-                subject: command_id.to_string(),
-                reason: &reason,
-                decision,
-                correlation_id: pending.correlation_id,
-                causation: Causation::Command(*command_id),
-                source_ref: "core.egress.approval",
-                requested_at: None,
-            },
-        )
-        .await?;
-        return Ok(Approved::Denied { reason });
-    }
+    let asked = Asked {
+        subject: command_id.to_string(),
+        source_ref: "core.egress.approval",
+        correlation_id: pending.correlation_id,
+        causation: Causation::Command(*command_id),
+        actor: &approver.actor,
+    };
+    let decision = match check_or_deny(
+        store,
+        approver.authority,
+        approver.capability_id,
+        &action,
+        asked,
+    )
+    .await?
+    {
+        Ok(decision) => decision,
+        Err(reason) => return Ok(Approved::Denied { reason }),
+    };
     let approval = Approval::Actor {
         actor: approver.actor.clone(),
     };
