@@ -563,6 +563,14 @@ pub(crate) enum QuarantineCommand {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Reads a connector stream's quarantined records again (`connector:<id>/<stream>`),
+    /// with this build's connector: each one it now reads is stored and released from the
+    /// quarantine in one transaction; the others stay, with why. Exit 1 when some stay.
+    Retry {
+        origin: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Subcommand)]

@@ -406,6 +406,12 @@ pub(crate) fn run(
             effects::list_quarantine(&store, format, &mut std::io::stdout().lock()).await?;
             Ok(Ended::Done)
         }),
+        Command::Quarantine {
+            command: QuarantineCommand::Retry { origin, storage },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            effects::retry_quarantine(&store, &origin, &mut std::io::stdout().lock()).await
+        }),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {

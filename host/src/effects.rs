@@ -160,3 +160,51 @@ pub async fn list_quarantine(
         |(origin, reference, reason, at)| format!("{at} {origin} {reference}: {reason}"),
     )
 }
+
+/// Retries a connector stream's quarantined records (`connector:<id>/<stream>`); other
+/// origins are named with what reads them again.
+pub async fn retry_quarantine(
+    store: &EventStore,
+    origin: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<Ended> {
+    let Some((connector, stream)) = origin
+        .strip_prefix("connector:")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        anyhow::bail!(BadInput(format!(
+            "`{origin}` is not a connector stream (`connector:<id>/<stream>`); a projection's quarantined events are read again by `ops-host projections rebuild`, a reaction's by its next run"
+        )));
+    };
+    let Some(installed) = ops_core::connector::installed()
+        .into_iter()
+        .find(|installed| installed.id() == connector)
+    else {
+        anyhow::bail!(BadInput(format!(
+            "no installed connector `{connector}`; `ops-host quarantine list` shows the origins"
+        )));
+    };
+    // Retrying reads only the quarantine, never the source: the reader is not used.
+    let runner = ops_core_runtime::connector::ConnectorRunner::new(
+        store.clone(),
+        installed,
+        Box::new(ops_core_runtime::connector::JsonLinesDirectory::new(
+            std::path::PathBuf::new(),
+        )),
+        Default::default(),
+    )?;
+    let retried = runner.retry_quarantined(stream).await?;
+    for (location, events) in &retried.stored {
+        writeln!(
+            out,
+            "stored {location}: {events} new events; released from the quarantine"
+        )?;
+    }
+    for (location, reason) in &retried.still_failing {
+        writeln!(out, "still set aside {location}: {reason}")?;
+    }
+    if retried.stored.is_empty() && retried.still_failing.is_empty() {
+        writeln!(out, "nothing of {origin} is set aside")?;
+    }
+    Ok(retried.still_failing.is_empty().into())
+}

@@ -220,6 +220,15 @@ pub enum ConnectorError {
     },
 }
 
+/// What retrying a stream's quarantined records came to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retried {
+    /// Records read now: where, and how many new events they stored.
+    pub stored: Vec<(String, usize)>,
+    /// Records still unreadable: where, and why.
+    pub still_failing: Vec<(String, String)>,
+}
+
 /// What one sync did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -470,6 +479,67 @@ impl ConnectorRunner {
         }
     }
 
+    /// Reads again every record of `stream` the quarantine holds, with this build's
+    /// connector: one it now reads is stored (its events, deduplicated by their ids) and
+    /// released from the quarantine in the same transaction; one it still cannot read
+    /// stays, with why. The stream's cursor does not move.
+    pub async fn retry_quarantined(&self, stream: &str) -> Result<Retried, ConnectorError> {
+        let origin = format!("connector:{}/{stream}", self.connector.id());
+        let mut retried = Retried::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for (location, _, text) in
+            self.store
+                .quarantined(&origin)
+                .await
+                .map_err(|source| ConnectorError::Quarantine {
+                    connector: self.connector.id(),
+                    source,
+                })?
+        {
+            // One entry per reason: a record is retried once.
+            if !seen.insert(location.clone()) {
+                continue;
+            }
+            let record = RawRecord {
+                cursor: String::new(),
+                content: serde_json::from_str(&text).map_err(|error| error.to_string()),
+                location,
+                text,
+            };
+            let events = match self.events_of(stream, &record) {
+                Ok(events) => events,
+                Err(drift) => {
+                    retried
+                        .still_failing
+                        .push((record.location, drift.to_string()));
+                    continue;
+                }
+            };
+            let release = crate::quarantine::Release {
+                origin: &origin,
+                reference: &record.location,
+            };
+            let outcome = self
+                .store
+                .append_with(
+                    &format!("connector/{}/{stream}", self.connector.id()),
+                    ExpectedVersion::Any,
+                    &events,
+                    &[&release],
+                )
+                .await
+                .map_err(|source| ConnectorError::Append {
+                    connector: self.connector.id(),
+                    stream: stream.to_owned(),
+                    source: Box::new(source),
+                })?;
+            retried
+                .stored
+                .push((record.location, outcome.appended.len()));
+        }
+        Ok(retried)
+    }
+
     /// The envelopes of one record: its facts, or a drift event after quarantining it.
     async fn record_events(
         &self,
@@ -477,17 +547,7 @@ impl ConnectorRunner {
         record: &RawRecord,
         report: &mut SyncReport,
     ) -> Result<Vec<EventEnvelope>, ConnectorError> {
-        let facts = match &record.content {
-            Ok(value) => self.connector.interpret(stream, value),
-            Err(reason) => Err(Drift::at("", format!("not JSON: {reason}"))),
-        };
-        let built = facts.and_then(|facts| {
-            facts
-                .into_iter()
-                .map(|fact| self.envelope(stream, record, fact))
-                .collect::<Result<Vec<_>, Drift>>()
-        });
-        match built {
+        match self.events_of(stream, record) {
             Ok(events) => {
                 report.deleted += events
                     .iter()
@@ -523,6 +583,18 @@ impl ConnectorRunner {
                 ])
             }
         }
+    }
+
+    /// The envelopes of the facts the connector reads in `record`, or where it drifted.
+    fn events_of(&self, stream: &str, record: &RawRecord) -> Result<Vec<EventEnvelope>, Drift> {
+        let facts = match &record.content {
+            Ok(value) => self.connector.interpret(stream, value),
+            Err(reason) => Err(Drift::at("", format!("not JSON: {reason}"))),
+        }?;
+        facts
+            .into_iter()
+            .map(|fact| self.envelope(stream, record, fact))
+            .collect()
     }
 
     fn envelope(

@@ -64,3 +64,23 @@ pub(crate) async fn all(db: &Db) -> Result<Vec<(String, String, String, i64)>, s
             .await
     })
 }
+
+/// Releases every entry of `(origin, reference)`: what was set aside there is stored now,
+/// in the same transaction as this write.
+pub(crate) struct Release<'a> {
+    pub origin: &'a str,
+    pub reference: &'a str,
+}
+
+impl crate::atomic::AtomicWrite for Release<'_> {
+    fn statement(&self) -> &'static str {
+        "DELETE FROM core_quarantine WHERE origin = $1 AND reference = $2"
+    }
+
+    fn binds(&self) -> Vec<crate::atomic::Bind<'_>> {
+        vec![
+            crate::atomic::Bind::Text(self.origin),
+            crate::atomic::Bind::Text(self.reference),
+        ]
+    }
+}

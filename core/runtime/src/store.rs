@@ -969,7 +969,6 @@ impl EventStore {
         crate::quarantine::keep(&self.db, origin, reference, reason, raw).await
     }
 
-    /// Quarantined entries of `origin`, oldest first: `(reference, reason, raw)`.
     /// Everything set aside, oldest first: `(origin, reference, reason, when)`.
     pub async fn quarantine_entries(
         &self,

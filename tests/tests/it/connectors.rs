@@ -43,7 +43,51 @@ on_both_backends!(
     transient_source_errors_are_retried_with_backoff,
     two_sources_that_disagree_become_a_conflict_event,
     two_workers_reading_one_stream_store_each_page_once,
+    a_quarantined_record_this_build_reads_is_stored_and_released,
 );
+
+/// The quarantine keeps what an earlier build could not read. Retried, a record this
+/// build reads is stored and released in one transaction (and retrying again stores
+/// nothing); one it still cannot read stays, with why.
+async fn a_quarantined_record_this_build_reads_is_stored_and_released(backend: Backend) {
+    let store = backend.store("quarantine_retry").await;
+    let origin = "connector:tickets/tickets";
+    let readable = r#"{"seq": 90, "op": "create", "id": "T-190", "at": "2026-11-20T13:00:00Z", "service": "payments", "title": "Payouts stall", "severity": "sev1"}"#;
+    store
+        .quarantine(
+            origin,
+            "tickets/0009.jsonl:1",
+            "an earlier build refused it",
+            readable,
+        )
+        .await
+        .unwrap();
+    store
+        .quarantine(origin, "tickets/0009.jsonl:2", "not JSON", "{broken")
+        .await
+        .unwrap();
+    let connector = runner(&store, JsonLinesDirectory::new(SAMPLE_EXPORT));
+    let retried = connector.retry_quarantined("tickets").await.unwrap();
+    assert_eq!(retried.stored, [("tickets/0009.jsonl:1".to_owned(), 1)]);
+    assert_eq!(retried.still_failing.len(), 1);
+    assert!(
+        retried.still_failing[0].1.contains("not JSON"),
+        "{retried:?}"
+    );
+    let left = store.quarantined(origin).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, "tickets/0009.jsonl:2");
+    let opened = store
+        .read_by_type(
+            <ops_contract_incidents::IncidentOpened as ops_core::contract::Contract>::TYPE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].envelope.payload["incident_id"], "T-190");
+    let again = connector.retry_quarantined("tickets").await.unwrap();
+    assert!(again.stored.is_empty(), "{again:?}");
+}
 
 /// Two workers sync the same stream at once: a page is stored with its cursor only if the
 /// cursor is still where its worker read it, so the log and the cursor end as one worker's
