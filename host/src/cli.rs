@@ -178,6 +178,11 @@ pub(crate) enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Installed connectors: read one's source now (a backfill), with its progress.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
     /// Runs every installed reconciler now: facts of different sources about one subject
     /// that disagree become `SourceFactsConflicted` events (once each); prints them.
     Reconcile {
@@ -549,6 +554,23 @@ pub(crate) enum SubjectsCommand {
         reason: String,
         #[command(flatten)]
         acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConnectorsCommand {
+    /// Reads every stream of connector `ID` from its stored cursor to the end of its
+    /// JSON-lines source in `--source DIR`, as a worker's connector job does (under the
+    /// stream's lease), showing the records read as it goes.
+    Sync {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        source: PathBuf,
+        /// As `run --releases`: the connector is pack code, run only as an active release.
+        #[arg(long, value_enum, default_value = "enforce")]
+        releases: ReleaseMode,
         #[command(flatten)]
         storage: Storage,
     },

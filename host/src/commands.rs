@@ -11,9 +11,9 @@ use ops_core_runtime::db::Db;
 use ops_core_runtime::store::EventStore;
 
 use crate::cli::{
-    CapabilitiesCommand, Command, CommandsCommand, ConfigCommand, ConfigFile, EffectsCommand,
-    Format, LogCommand, PacksCommand, ProjectionsCommand, QuarantineCommand, RegistryCommand,
-    ReleaseMode, ReleasesCommand, SagasCommand, SecretsCommand, Storage, SubjectsCommand,
+    CapabilitiesCommand, Command, CommandsCommand, ConfigCommand, ConfigFile, ConnectorsCommand,
+    EffectsCommand, Format, LogCommand, PacksCommand, ProjectionsCommand, QuarantineCommand,
+    RegistryCommand, ReleasesCommand, SagasCommand, SecretsCommand, Storage, SubjectsCommand,
 };
 use crate::config::Config;
 use crate::{
@@ -352,21 +352,7 @@ pub(crate) fn run(
             };
             let store = storage.working_store(registry).await?;
             let out = &mut std::io::stdout().lock();
-            let inactive = releases::inactive(&store, registry).await?;
-            for (release, state) in &inactive {
-                writeln!(
-                    out,
-                    "release {} {}: {state}",
-                    release.label(),
-                    release.content_id()
-                )?;
-            }
-            if !inactive.is_empty() && release_mode == ReleaseMode::Enforce {
-                writeln!(
-                    out,
-                    "refused to run: {} of what this binary links is not the active release; `ops-host releases activate --key-file FILE` signs and activates it (or run with `--releases warn`)",
-                    inactive.len()
-                )?;
+            if !releases::may_run(&store, release_mode, out).await? {
                 return Ok(Ended::Refused);
             }
             worker::run(store, options, out).await?;
@@ -492,6 +478,67 @@ pub(crate) fn run(
             Ok(status::write_status(&store, &mut std::io::stdout().lock())
                 .await?
                 .into())
+        }),
+        Command::Connectors {
+            command:
+                ConnectorsCommand::Sync {
+                    id,
+                    source,
+                    releases,
+                    storage,
+                },
+        } => block_on(async move {
+            let Some(connector) = ops_core::connector::installed()
+                .into_iter()
+                .find(|connector| connector.id() == id)
+            else {
+                anyhow::bail!(BadInput(format!(
+                    "no installed connector `{id}`; `ops-host registry export` lists the packs"
+                )));
+            };
+            if !source.is_dir() {
+                anyhow::bail!(BadInput(format!(
+                    "the source {} is not a directory",
+                    source.display()
+                )));
+            }
+            let store = storage.working_store(registry).await?;
+            if !releases::may_run(&store, releases, &mut std::io::stdout().lock()).await? {
+                return Ok(Ended::Refused);
+            }
+            let leases = ops_core_runtime::leases::Leases::new(
+                store.db().clone(),
+                format!("{}/sync", worker::default_worker_id()),
+                std::time::Duration::from_secs(300),
+            );
+            let progress = crate::progress::Progress::new(&format!("syncing {id}"), "records");
+            let mut runner = ops_core_runtime::connector::ConnectorRunner::new(
+                store,
+                connector,
+                Box::new(ops_core_runtime::connector::JsonLinesDirectory::new(source)),
+                Default::default(),
+            )?
+            .with_leases(leases.clone())
+            .with_progress(progress.callback());
+            let synced = runner.sync().await;
+            progress.finish();
+            leases.release_all().await?;
+            let out = &mut std::io::stdout().lock();
+            for (stream, report) in synced? {
+                match report.held_by {
+                    Some(holder) => writeln!(out, "{id}/{stream}: held by {holder}")?,
+                    None => writeln!(
+                        out,
+                        "{id}/{stream}: {} records, {} new events, {} already stored, {} quarantined; cursor {}",
+                        report.records,
+                        report.appended,
+                        report.duplicates,
+                        report.quarantined,
+                        report.cursor.as_deref().unwrap_or("-")
+                    )?,
+                }
+            }
+            Ok(Ended::Done)
         }),
         Command::Reconcile { storage } => block_on(async move {
             let store = storage.working_store(registry).await?;

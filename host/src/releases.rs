@@ -155,3 +155,30 @@ pub async fn activate(
     }
     Ok(ended)
 }
+
+/// Whether pack code may run on `store` in `mode`: says which linked release is not the
+/// active one, and in enforce mode refuses then.
+pub async fn may_run(
+    store: &EventStore,
+    mode: crate::cli::ReleaseMode,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let inactive = inactive(store, store.registry()).await?;
+    for (release, state) in &inactive {
+        writeln!(
+            out,
+            "release {} {}: {state}",
+            release.label(),
+            release.content_id()
+        )?;
+    }
+    if inactive.is_empty() || mode == crate::cli::ReleaseMode::Warn {
+        return Ok(true);
+    }
+    writeln!(
+        out,
+        "refused to run: {} of what this binary links is not the active release; `ops-host releases activate --key-file FILE` signs and activates it (or pass `--releases warn`)",
+        inactive.len()
+    )?;
+    Ok(false)
+}

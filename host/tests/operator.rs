@@ -667,6 +667,24 @@ fn story(host: &Host, dir: &Path) {
         "pager",
     ]);
     assert!(code == 1 && said.contains("revoked"), "{said}");
+
+    // A backfill from a source, with its progress (a log line here: not a terminal).
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample");
+    let synced = host.expect(
+        0,
+        &[
+            "connectors",
+            "sync",
+            "tickets",
+            "--source",
+            sample.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        synced.contains("tickets/tickets: 10 records, 10 new events")
+            && synced.contains("syncing tickets: 10/10 records"),
+        "{synced}"
+    );
 }
 
 #[test]

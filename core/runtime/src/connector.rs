@@ -256,6 +256,9 @@ pub struct ConnectorRunner {
     options: ConnectorOptions,
     last_read: Option<Instant>,
     leases: Option<Leases>,
+    /// Told, page by page, how many records a sync has read (a source does not say how
+    /// many it holds, so the total is what is read so far).
+    progress: Option<crate::projection::Progress>,
 }
 
 /// How a page is stored.
@@ -287,6 +290,7 @@ impl ConnectorRunner {
             return Err(ConnectorError::Id { connector: id });
         }
         Ok(ConnectorRunner {
+            progress: None,
             store,
             connector,
             reader,
@@ -308,6 +312,12 @@ impl ConnectorRunner {
     }
 
     /// Reads every stream from its stored cursor to the end of the source.
+    /// Reports each page of a sync to `progress` (a backfill of a large source).
+    pub fn with_progress(mut self, progress: crate::projection::Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     pub async fn sync(&mut self) -> Result<Vec<(String, SyncReport)>, ConnectorError> {
         let mut reports = Vec::new();
         for stream in self.connector.streams() {
@@ -427,6 +437,9 @@ impl ConnectorRunner {
             };
             report.appended += outcome.appended.len();
             report.duplicates += outcome.duplicates.len();
+            if let Some(progress) = &self.progress {
+                progress(report.records as u64, report.records as u64);
+            }
             cursor = Some(next_cursor);
         }
     }
