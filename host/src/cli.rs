@@ -311,16 +311,8 @@ pub(crate) enum PoliciesCommand {
     Draft {
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
-        #[arg(long)]
-        by: String,
-        /// The capability the step is checked on: it must cover the event type the step
-        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
-        #[arg(long)]
-        capability: String,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
-        storage: Storage,
+        step: PolicyStep,
     },
     /// Replays the recorded external effects against a drafted version.
     Simulate {
@@ -328,16 +320,8 @@ pub(crate) enum PoliciesCommand {
         version: String,
         #[arg(long)]
         reason: String,
-        #[arg(long)]
-        by: String,
-        /// The capability the step is checked on: it must cover the event type the step
-        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
-        #[arg(long)]
-        capability: String,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
-        storage: Storage,
+        step: PolicyStep,
     },
     /// Approves a simulated version; not by its author.
     Approve {
@@ -345,16 +329,8 @@ pub(crate) enum PoliciesCommand {
         version: String,
         #[arg(long)]
         reason: String,
-        #[arg(long)]
-        by: String,
-        /// The capability the step is checked on: it must cover the event type the step
-        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
-        #[arg(long)]
-        capability: String,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
-        storage: Storage,
+        step: PolicyStep,
     },
     /// Activates an approved version on a passing eval (`cid_…`) and a signature of its
     /// content id by a key `trusted_keys` lists (both hex).
@@ -369,32 +345,16 @@ pub(crate) enum PoliciesCommand {
         signer: String,
         #[arg(long)]
         reason: String,
-        #[arg(long)]
-        by: String,
-        /// The capability the step is checked on: it must cover the event type the step
-        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
-        #[arg(long)]
-        capability: String,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
-        storage: Storage,
+        step: PolicyStep,
     },
     Deprecate {
         policy: String,
         version: String,
         #[arg(long)]
         reason: String,
-        #[arg(long)]
-        by: String,
-        /// The capability the step is checked on: it must cover the event type the step
-        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
-        #[arg(long)]
-        capability: String,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
-        storage: Storage,
+        step: PolicyStep,
     },
     /// Makes an earlier, once active version the active one again.
     Rollback {
@@ -403,17 +363,24 @@ pub(crate) enum PoliciesCommand {
         to: String,
         #[arg(long)]
         reason: String,
-        #[arg(long)]
-        by: String,
-        /// The capability the step is checked on: it must cover the event type the step
-        /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
-        #[arg(long)]
-        capability: String,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
-        storage: Storage,
+        step: PolicyStep,
     },
+}
+
+/// Who takes a policy step, on which capability, against which store.
+#[derive(clap::Args)]
+pub(crate) struct PolicyStep {
+    #[arg(long)]
+    pub by: String,
+    /// The capability the step is checked on: it must cover the event type the step
+    /// records (`core.PolicyDrafted`, `core.PolicyPromoted`, …).
+    #[arg(long)]
+    pub capability: String,
+    #[command(flatten)]
+    pub config: ConfigFile,
+    #[command(flatten)]
+    pub storage: Storage,
 }
 
 impl PoliciesCommand {
@@ -424,42 +391,14 @@ impl PoliciesCommand {
             PoliciesCommand::List {
                 storage, config, ..
             } => (storage, config, None),
-            PoliciesCommand::Draft {
-                storage,
-                config,
-                capability,
-                ..
+            PoliciesCommand::Draft { step, .. }
+            | PoliciesCommand::Simulate { step, .. }
+            | PoliciesCommand::Approve { step, .. }
+            | PoliciesCommand::Activate { step, .. }
+            | PoliciesCommand::Deprecate { step, .. }
+            | PoliciesCommand::Rollback { step, .. } => {
+                (&step.storage, &step.config, Some(&step.capability))
             }
-            | PoliciesCommand::Simulate {
-                storage,
-                config,
-                capability,
-                ..
-            }
-            | PoliciesCommand::Approve {
-                storage,
-                config,
-                capability,
-                ..
-            }
-            | PoliciesCommand::Activate {
-                storage,
-                config,
-                capability,
-                ..
-            }
-            | PoliciesCommand::Deprecate {
-                storage,
-                config,
-                capability,
-                ..
-            }
-            | PoliciesCommand::Rollback {
-                storage,
-                config,
-                capability,
-                ..
-            } => (storage, config, Some(capability)),
         }
     }
 }

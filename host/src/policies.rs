@@ -12,7 +12,7 @@ use ops_core::supply_chain::SignatureRef;
 use ops_core_runtime::governance::{Policies, PolicyError};
 
 use crate::capabilities::parse_actor;
-use crate::cli::{Format, PoliciesCommand};
+use crate::cli::{Format, PoliciesCommand, PolicyStep};
 use crate::commands::{BadInput, Ended, OrBadInput, write_list};
 
 pub async fn run(
@@ -25,7 +25,8 @@ pub async fn run(
             list(policies, format, out)?;
             return Ok(Ended::Done);
         }
-        PoliciesCommand::Draft { file, by, .. } => {
+        PoliciesCommand::Draft { file, step } => {
+            let by = step.by;
             let definition = read_definition(&file)?;
             let (id, version) = (definition.policy_id.clone(), definition.version.clone());
             policies
@@ -37,8 +38,7 @@ pub async fn run(
             policy,
             version,
             reason,
-            by,
-            ..
+            step: PolicyStep { by, .. },
         } => policies
             .simulate(&policy, &version, &reason, &parse_actor(&by)?)
             .await
@@ -54,8 +54,7 @@ pub async fn run(
             policy,
             version,
             reason,
-            by,
-            ..
+            step: PolicyStep { by, .. },
         } => policies
             .approve(&policy, &version, &reason, &parse_actor(&by)?)
             .await
@@ -67,8 +66,7 @@ pub async fn run(
             signature,
             signer,
             reason,
-            by,
-            ..
+            step: PolicyStep { by, .. },
         } => {
             let eval = eval
                 .parse()
@@ -83,8 +81,7 @@ pub async fn run(
             policy,
             version,
             reason,
-            by,
-            ..
+            step: PolicyStep { by, .. },
         } => policies
             .deprecate(&policy, &version, &reason, &parse_actor(&by)?)
             .await
@@ -93,8 +90,7 @@ pub async fn run(
             policy,
             to,
             reason,
-            by,
-            ..
+            step: PolicyStep { by, .. },
         } => policies
             .rollback(&policy, &to, &reason, &parse_actor(&by)?)
             .await

@@ -317,25 +317,33 @@ fn command_id_of(
 
 impl CommandEnvelope {
     pub fn new<C: Command>(command: &C, request: CommandRequest) -> Result<Self, EnvelopeError> {
-        if request.dedupe_scope.kind() != C::DEDUPE {
-            return Err(EnvelopeError::DedupeKindMismatch {
-                command_type: C::TYPE.to_owned(),
-                expected: C::DEDUPE,
-                found: request.dedupe_scope.kind(),
-            });
-        }
-        let payload = encode(command)?;
-        let command_id = command_id_of(
+        check_dedupe(C::TYPE, C::DEDUPE, &request)?;
+        Ok(Self::assemble(
             C::TYPE,
-            &request.target_ref,
-            &payload,
-            &request.dedupe_scope,
-        );
-        Ok(CommandEnvelope {
+            C::VERSION,
+            encode(command)?,
+            request,
+        ))
+    }
+
+    /// The envelope of a checked payload: its id derived from type, target, payload and
+    /// scope.
+    fn assemble(
+        command_type: &str,
+        payload_schema_version: u32,
+        payload: Value,
+        request: CommandRequest,
+    ) -> Self {
+        CommandEnvelope {
             envelope_version: ENVELOPE_VERSION,
-            command_id,
-            command_type: C::TYPE.to_owned(),
-            payload_schema_version: C::VERSION,
+            command_id: command_id_of(
+                command_type,
+                &request.target_ref,
+                &payload,
+                &request.dedupe_scope,
+            ),
+            command_type: command_type.to_owned(),
+            payload_schema_version,
             payload,
             target_ref: request.target_ref,
             dedupe_scope: request.dedupe_scope,
@@ -343,7 +351,7 @@ impl CommandEnvelope {
             causation: request.causation,
             actor: request.actor,
             requested_at: request.requested_at,
-        })
+        }
     }
 
     /// A command whose type is known only at run time, by its registry entry (an
@@ -363,32 +371,14 @@ impl CommandEnvelope {
         else {
             return Err(not_a("it is not a command".to_owned()));
         };
-        if request.dedupe_scope.kind() != expected {
-            return Err(EnvelopeError::DedupeKindMismatch {
-                command_type: descriptor.name.to_owned(),
-                expected,
-                found: request.dedupe_scope.kind(),
-            });
-        }
+        check_dedupe(descriptor.name, expected, &request)?;
         (descriptor.check_payload)(&payload).map_err(not_a)?;
-        Ok(CommandEnvelope {
-            envelope_version: ENVELOPE_VERSION,
-            command_id: command_id_of(
-                descriptor.name,
-                &request.target_ref,
-                &payload,
-                &request.dedupe_scope,
-            ),
-            command_type: descriptor.name.to_owned(),
-            payload_schema_version: descriptor.version,
+        Ok(Self::assemble(
+            descriptor.name,
+            descriptor.version,
             payload,
-            target_ref: request.target_ref,
-            dedupe_scope: request.dedupe_scope,
-            correlation_id: request.correlation_id,
-            causation: request.causation,
-            actor: request.actor,
-            requested_at: request.requested_at,
-        })
+            request,
+        ))
     }
 
     /// The command that undoes `self`: `compensation_type` (the type its declaration names
@@ -465,6 +455,22 @@ impl CommandEnvelope {
 pub enum CommandOutcome {
     Accepted,
     Rejected { reason: String },
+}
+
+/// A command's dedupe scope must be of the kind its type declares.
+fn check_dedupe(
+    command_type: &str,
+    expected: crate::contract::DedupeKind,
+    request: &CommandRequest,
+) -> Result<(), EnvelopeError> {
+    if request.dedupe_scope.kind() == expected {
+        return Ok(());
+    }
+    Err(EnvelopeError::DedupeKindMismatch {
+        command_type: command_type.to_owned(),
+        expected,
+        found: request.dedupe_scope.kind(),
+    })
 }
 
 fn encode<T: Contract>(value: &T) -> Result<Value, EnvelopeError> {

@@ -481,13 +481,9 @@ async fn each_refusal_leaves_a_receipt_and_no_effect(backend: Backend) {
         matches!(&denied, Approved::Denied { reason } if reason.contains("`pager`")),
         "{denied:?}"
     );
-    let denial: CapabilityDenied = serde_json::from_value(
-        store.read_by_type(CapabilityDenied::TYPE).await.unwrap()[0]
-            .envelope
-            .payload
-            .clone(),
-    )
-    .unwrap();
+    let denial = ops_tests::payloads::<CapabilityDenied>(&store)
+        .await
+        .remove(0);
     assert_eq!(
         (denial.capability_id, denial.subject),
         (approver_capability(), command.command_id.to_string())

@@ -364,10 +364,8 @@ async fn a_capability_that_does_not_reach_the_audience_gets_no_token(backend: Ba
         "{denied:?}"
     );
     assert_eq!(
-        store
-            .read_by_type(ops_core::capability::CapabilityDenied::TYPE)
+        ops_tests::payloads::<ops_core::capability::CapabilityDenied>(&store)
             .await
-            .expect("reading")
             .len(),
         1,
         "the denial has its receipt"

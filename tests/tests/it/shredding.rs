@@ -219,10 +219,8 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
         "{denied:?}"
     );
     assert_eq!(
-        store
-            .read_by_type(ops_core::capability::CapabilityDenied::TYPE)
+        ops_tests::payloads::<ops_core::capability::CapabilityDenied>(&store)
             .await
-            .expect("reading")
             .len(),
         1
     );
