@@ -52,6 +52,36 @@ impl Host {
         said.split_whitespace().nth(1).unwrap().to_owned()
     }
 
+    /// A root capability `name` for `to`, granted by the operator `config` names, of
+    /// `types` up to `max_safety`, with `extra` scope arguments; its id.
+    fn grant_by_operator(
+        &self,
+        name: &str,
+        to: &str,
+        types: &str,
+        max_safety: &str,
+        extra: &[&str],
+        config: &Path,
+    ) -> String {
+        let mut args = vec![
+            "capabilities",
+            "grant",
+            name,
+            "--to",
+            to,
+            "--by",
+            OPERATOR,
+            "--types",
+            types,
+            "--max-safety",
+            max_safety,
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        self.grant(&args)
+    }
+
     fn worker(&self, config: &Path, ticks: &str) -> String {
         self.expect(
             0,
@@ -179,21 +209,14 @@ fn story(host: &Host, dir: &Path) {
     // Activating takes a trusted key: not one the configuration does not list.
     let stranger = dir.join("stranger.key");
     keygen(&stranger);
-    let releaser = host.grant(&[
-        "capabilities",
-        "grant",
+    let releaser = host.grant_by_operator(
         "releases",
-        "--to",
         OPERATOR,
-        "--by",
-        OPERATOR,
-        "--types",
         "core.ReleaseRecorded,core.ReleaseActivated",
-        "--max-safety",
         "write_internal",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &[],
+        &fences,
+    );
     let activate = |key: &Path| {
         host.run(&[
             "releases",
@@ -245,21 +268,14 @@ fn story(host: &Host, dir: &Path) {
     assert!(refused.contains("only by an operator"), "{refused}");
     grant_ada.extend(["--by", OPERATOR]);
     let ada = host.grant(&grant_ada);
-    let lead = host.grant(&[
-        "capabilities",
-        "grant",
+    let lead = host.grant_by_operator(
         "approvals",
-        "--to",
         LEAD,
-        "--by",
-        OPERATOR,
-        "--types",
         "pack.incidents.paging.*,pack.notify.*",
-        "--max-safety",
         "write_external",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &[],
+        &fences,
+    );
 
     // A SEV1 incident, and a page that no policy covers: it waits for an approval.
     host.submit(
@@ -320,21 +336,14 @@ fn story(host: &Host, dir: &Path) {
     assert!(code == 0 && said.contains("approved"), "{said}");
 
     // Granted its capability, the reaction answers the event it was denied.
-    let notify = host.grant(&[
-        "capabilities",
-        "grant",
+    let notify = host.grant_by_operator(
         "reactions/notify",
-        "--to",
         "service:pack.notify",
-        "--by",
-        OPERATOR,
-        "--types",
         "pack.notify.*",
-        "--max-safety",
         "write_external",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &[],
+        &fences,
+    );
     assert!(!notify.is_empty());
     let worked = host.worker(&fences, "3");
     let effects = host.effects();
@@ -414,40 +423,24 @@ fn story(host: &Host, dir: &Path) {
     };
     let (code, said) = put(&lead);
     assert!(code == 1 && said.contains("does not allow it"), "{said}");
-    let keeper = host.grant(&[
-        "capabilities",
-        "grant",
+    let keeper = host.grant_by_operator(
         "secrets",
-        "--to",
         OPERATOR,
-        "--by",
-        OPERATOR,
-        "--types",
         "core.secrets.*",
-        "--max-safety",
         "write_external",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &[],
+        &fences,
+    );
     let (code, said) = put(&keeper);
     assert!(code == 0 && said.contains("stored secret"), "{said}");
-    let host_secrets = host.grant(&[
-        "capabilities",
-        "grant",
+    let host_secrets = host.grant_by_operator(
         "host-secrets",
-        "--to",
         "service:ops-host",
-        "--by",
-        OPERATOR,
-        "--types",
         "core.secrets.Issue",
-        "--max-safety",
         "write_external",
-        "--destinations",
-        "webhook.oncall",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &["--destinations", "webhook.oncall"],
+        &fences,
+    );
     let with_token = config(
         dir,
         "token.toml",
@@ -545,21 +538,14 @@ fn story(host: &Host, dir: &Path) {
         code == 1 && said.contains("does not allow this policy step"),
         "{said}"
     );
-    let governor = host.grant(&[
-        "capabilities",
-        "grant",
+    let governor = host.grant_by_operator(
         "governance",
-        "--to",
         OPERATOR,
-        "--by",
-        OPERATOR,
-        "--types",
         "core.PolicyDrafted,core.PolicyPromoted,core.PolicyRolledBack,core.EvalRecorded",
-        "--max-safety",
         "write_internal",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &[],
+        &fences,
+    );
     let (code, said) = draft("incidents", &governor);
     assert!(code == 1 && said.contains("does not own"), "{said}");
     let (code, said) = draft("notify", &governor);
@@ -614,21 +600,14 @@ fn story(host: &Host, dir: &Path) {
     };
     let (code, said) = erase(&lead);
     assert!(code == 1 && said.contains("denied"), "{said}");
-    let privacy = host.grant(&[
-        "capabilities",
-        "grant",
+    let privacy = host.grant_by_operator(
         "privacy",
-        "--to",
         "human:privacy@example.com",
-        "--by",
-        OPERATOR,
-        "--types",
         "core.RedactionApplied",
-        "--max-safety",
         "write_internal",
-        config_arg[0],
-        config_arg[1],
-    ]);
+        &[],
+        &fences,
+    );
     let (code, said) = erase(&privacy);
     assert!(code == 0 && said.contains("erased subject"), "{said}");
     let subjects = host.json(&["subjects", "list"]);
