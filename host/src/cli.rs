@@ -714,6 +714,15 @@ pub(crate) enum CapabilitiesCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum LogCommand {
+    /// Every stored event by id and type, and whether it reads: its id and payload hash
+    /// recomputed, and its payload as the installed type's current version (`typed`) or,
+    /// its type not installed here, as a raw envelope (`raw`). Exit 1 when one does not.
+    Check {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// The envelopes of one event type, read through the query gateway on `--capability`:
     /// its scope must cover the type, and sensitive fields read `[redacted]` unless it
     /// reveals them (the JSON pointers replaced are listed). A denial is receipted.

@@ -572,6 +572,26 @@ pub(crate) fn run(
             command: LogCommand::Types { storage },
         } => block_on(log_types(registry, storage)),
         Command::Log {
+            command: LogCommand::Check { format, storage },
+        } => block_on(async move {
+            let store = storage.store(registry).await?;
+            let progress = crate::progress::Progress::new("checking the log", "events");
+            let checked = log_check(&store, &progress).await;
+            progress.finish();
+            let checked = checked?;
+            write_list(
+                &mut std::io::stdout().lock(),
+                format,
+                &checked,
+                |(id, event_type, reads)| serde_json::json!({"event_id": id, "type": event_type, "reads": reads}),
+                |(id, event_type, reads)| format!("{id} {event_type} {reads}"),
+            )?;
+            Ok(checked
+                .iter()
+                .all(|(_, _, reads)| reads == "typed" || reads == "raw")
+                .into())
+        }),
+        Command::Log {
             command:
                 LogCommand::Events {
                     event_type,
@@ -736,6 +756,47 @@ async fn log_types(registry: &'static Registry, storage: Storage) -> anyhow::Res
         println!("{event_type} {count} {readable}");
     }
     Ok(Ended::Done)
+}
+
+/// Every stored event in commit order: its id, type and how it reads (`typed`, `raw`, or
+/// `BROKEN: why`).
+async fn log_check(
+    store: &EventStore,
+    progress: &crate::progress::Progress,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    use ops_core_runtime::store::CurrentPayload;
+    let total = store.count().await?.max(0) as u64;
+    let mut checked = Vec::new();
+    let mut after = Default::default();
+    loop {
+        let batch = store.follow(after, 1_000).await?;
+        if batch.events.is_empty() && batch.corrupt.is_empty() {
+            return Ok(checked);
+        }
+        for corrupt in batch.corrupt {
+            checked.push((
+                corrupt.reference,
+                String::new(),
+                format!("BROKEN: {}", corrupt.reason),
+            ));
+        }
+        for event in batch.events {
+            let envelope = &event.envelope;
+            let reads = match (envelope.verify(), store.current_payload(envelope)) {
+                (Err(error), _) => format!("BROKEN: {error}"),
+                (Ok(()), CurrentPayload::Current { .. }) => "typed".to_owned(),
+                (Ok(()), CurrentPayload::UnknownType) => "raw".to_owned(),
+                (Ok(()), CurrentPayload::Unreadable { reason }) => format!("BROKEN: {reason}"),
+            };
+            checked.push((
+                envelope.event_id.to_string(),
+                envelope.event_type.clone(),
+                reads,
+            ));
+        }
+        progress.advance(checked.len() as u64, total.max(checked.len() as u64));
+        after = batch.next;
+    }
 }
 
 /// `KEY=VALUE` arguments of `flag`, by key.

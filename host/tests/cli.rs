@@ -240,6 +240,8 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "artifacts: kept 365 days, removed 0",
         "projections: kept 30 days, removed 0",
         "receipts: kept 90 days, removed 0",
+        // its progress, as a log line (not a terminal)
+        "retention: 3/3 classes",
     ] {
         assert!(retention.contains(class), "{retention}");
     }
@@ -841,5 +843,20 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
             .any(|entry| entry["origin"] == "connector:tickets/tickets"),
         "{quarantined}"
     );
+    // Retried with this build, the sample's malformed record is still unreadable: it stays
+    // (exit 1), with why; an origin that is not a connector stream is bad input.
+    let (code, said) = host_exit(&[
+        "quarantine",
+        "retry",
+        "connector:tickets/tickets",
+        "--data",
+        data_arg,
+    ]);
+    assert!(
+        code == 1 && said.contains("still set aside tickets/0002.jsonl:2"),
+        "{said}"
+    );
+    let (code, said) = host_exit(&["quarantine", "retry", "capabilities", "--data", data_arg]);
+    assert!(code == 2 && said.contains("projections rebuild"), "{said}");
     std::fs::remove_dir_all(&data).unwrap();
 }

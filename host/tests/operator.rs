@@ -555,6 +555,32 @@ fn story(host: &Host, dir: &Path) {
     );
     let policies = host.json(&["policies", "list", config_arg[0], config_arg[1]]);
     assert_eq!(policies[0]["state"], "draft", "{policies:?}");
+    let step = |verb: &str| {
+        host.run(&[
+            "policies",
+            verb,
+            "notify.sev1",
+            "1.0.0",
+            "--reason",
+            "review",
+            "--by",
+            OPERATOR,
+            "--capability",
+            &governor,
+            config_arg[0],
+            config_arg[1],
+        ])
+    };
+    let (code, said) = step("simulate");
+    assert!(
+        code == 0 && said.contains("simulated notify.sev1 1.0.0 against"),
+        "{said}"
+    );
+    let (code, said) = step("approve");
+    assert!(
+        code == 1 && said.contains("cannot approve their own"),
+        "{said}"
+    );
 
     // The raw log is read through the query gateway: a type the capability does not
     // cover is denied; the responder's name reads redacted on a capability that does not
@@ -613,7 +639,40 @@ fn story(host: &Host, dir: &Path) {
     let subjects = host.json(&["subjects", "list"]);
     assert_eq!(subjects[0]["erased"], true, "{subjects:?}");
 
-    // Revoking: not by a stranger; by the operator, which ends it.
+    // Delegating: only the holder, and only within the parent.
+    let delegate = |by: &str, types: &str| {
+        host.run(&[
+            "capabilities",
+            "delegate",
+            "ada-paging",
+            "--from",
+            &ada,
+            "--to",
+            "human:grace@example.com",
+            "--by",
+            by,
+            "--types",
+            types,
+            "--max-safety",
+            "write_external",
+            "--destinations",
+            "pager",
+            "--days",
+            "7",
+        ])
+    };
+    let (code, said) = delegate(LEAD, "pack.incidents.paging.*");
+    assert!(code == 1 && said.contains("only the holder"), "{said}");
+    let (code, said) = delegate(ADA, "pack.notify.*");
+    assert!(
+        code == 1 && said.contains("wider than its parent"),
+        "{said}"
+    );
+    let (code, said) = delegate(ADA, "pack.incidents.paging.*");
+    assert!(code == 0 && said.contains("granted cap_"), "{said}");
+    let delegated = said.split_whitespace().nth(1).unwrap().to_owned();
+
+    // Revoking: not by a stranger; by the operator, which ends it and its delegations.
     let revoke = |by: &str| {
         host.run(&[
             "capabilities",
@@ -646,6 +705,21 @@ fn story(host: &Host, dir: &Path) {
         "pager",
     ]);
     assert!(code == 1 && said.contains("revoked"), "{said}");
+    let (code, said) = host.run(&[
+        "capabilities",
+        "check",
+        "--capability",
+        &delegated,
+        "--actor",
+        "human:grace@example.com",
+        "--type",
+        "pack.incidents.paging.PageResponder",
+        "--safety",
+        "write_external",
+        "--destination",
+        "pager",
+    ]);
+    assert!(code == 1 && said.contains("which was revoked"), "{said}");
 
     // A backfill from a source, with its progress (a log line here: not a terminal).
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample");

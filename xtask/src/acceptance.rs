@@ -8,8 +8,12 @@
 //! 3. a pack that used the deleted contract fails at build time with cargo's error (never at
 //!    run time), and is uninstalled the same way;
 //! 4. no other file changed; ops-core builds and its tests pass; the host builds and runs the
-//!    demo with fewer features; every event written before is still in the log, the deleted
-//!    pack's as raw envelopes; its tables are left and listed by `ops-host packs orphaned`.
+//!    demo with fewer features; every event stored before is still stored, by id, and reads
+//!    (`ops-host log check`: typed, or the deleted pack's as raw envelopes); its tables are
+//!    left and listed by `ops-host packs orphaned`.
+//!
+//! Without a pack id, every pack of the workspace is deleted in turn, each in a fresh copy;
+//! the copies build in one shared target directory, so each builds only what changed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -159,7 +163,8 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
         demo.contains(&format!("pack {id} ")),
         &format!("the demo runs with pack `{id}`"),
     );
-    let types_before = copy.host(&["log", "types", "--data", data_arg])?;
+    let stored_before =
+        stored_events(&copy.host(&["log", "check", "--format", "json", "--data", data_arg])?)?;
     let before = copy.contents()?;
 
     println!("\n== delete pack `{id}`: its folders and its install line");
@@ -239,21 +244,33 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     );
 
     let types_after = copy.host(&["log", "types", "--data", data_arg])?;
-    let counts = |text: &str| -> BTreeMap<String, String> {
-        text.lines()
-            .filter_map(|line| line.split_once(' '))
-            .map(|(kind, rest)| {
-                (
-                    kind.to_owned(),
-                    rest.split(' ').next().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
-    };
+    // The demo run after the deletion adds events of its own: what must hold is that every
+    // event stored before is still stored, and reads (typed, or as a raw envelope).
+    let stored_after =
+        stored_events(&copy.host(&["log", "check", "--format", "json", "--data", data_arg])?)?;
+    let lost: Vec<&String> = stored_before
+        .keys()
+        .filter(|id| !stored_after.contains_key(*id))
+        .collect();
+    let unreadable: Vec<String> = stored_before
+        .keys()
+        .filter_map(|id| {
+            let reads = stored_after.get(id)?;
+            (reads != "typed" && reads != "raw").then(|| format!("{id}: {reads}"))
+        })
+        .collect();
     check(
         &mut passed,
-        counts(&types_before) == counts(&types_after),
-        "every event written before is still in the log",
+        lost.is_empty() && unreadable.is_empty(),
+        &format!(
+            "every one of the {} events stored before is still stored and reads{}",
+            stored_before.len(),
+            if lost.is_empty() && unreadable.is_empty() {
+                String::new()
+            } else {
+                format!("; lost: {lost:?}; unreadable: {}", unreadable.join(", "))
+            }
+        ),
     );
     let namespace = format!("pack.{id}.");
     let raw = types_after
@@ -287,6 +304,60 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     } else {
         Verdict::Violations
     })
+}
+
+/// `ops-host log check --format json`'s answer: how each stored event reads, by id.
+fn stored_events(json: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(json).context("`ops-host log check` did not answer a JSON array")?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                row["event_id"].as_str().unwrap_or_default().to_owned(),
+                row["reads"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// Every pack of the workspace deleted in turn, each in its own copy of the workspace.
+pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
+    let source = workspace_root.map_or_else(repo_root, Path::to_owned);
+    let mut ids: Vec<String> = std::fs::read_dir(source.join("packs"))
+        .with_context(|| format!("listing {}", source.join("packs").display()))?
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            dir.join("Cargo.toml").exists().then(|| {
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .replace('-', "_")
+            })
+        })
+        .collect();
+    ids.sort();
+    let mut verdict = Verdict::Clean;
+    for id in &ids {
+        println!(
+            "
+=== delete-pack {id}"
+        );
+        if matches!(delete_pack(id, Some(&source))?, Verdict::Violations) {
+            verdict = Verdict::Violations;
+        }
+    }
+    println!(
+        "
+{} pack(s): {}",
+        ids.len(),
+        if matches!(verdict, Verdict::Clean) {
+            "each deleted without breaking anything else"
+        } else {
+            "FAILED for at least one"
+        }
+    );
+    Ok(verdict)
 }
 
 fn indent(text: &str) -> String {

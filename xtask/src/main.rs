@@ -70,8 +70,9 @@ enum Command {
 enum AcceptanceCheck {
     /// Delete a pack in a copy of the workspace and prove nothing else breaks (Section 10).
     DeletePack {
-        /// The pack id, e.g. `incidents`.
-        id: String,
+        /// The pack id, e.g. `incidents`; without it, every pack of the workspace in
+        /// turn, each in its own copy (the copies share one build directory).
+        id: Option<String>,
         /// The workspace to copy (default: this one).
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,
@@ -108,7 +109,10 @@ fn main() -> ExitCode {
         ),
         Command::Acceptance {
             check: AcceptanceCheck::DeletePack { id, workspace },
-        } => acceptance::delete_pack(&id, workspace.as_deref()),
+        } => match id {
+            Some(id) => acceptance::delete_pack(&id, workspace.as_deref()),
+            None => acceptance::delete_every_pack(workspace.as_deref()),
+        },
         Command::Soak {
             scenarios,
             race_rows,
