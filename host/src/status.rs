@@ -47,9 +47,10 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
     let (refused, failed) = (ended(EffectState::Refused), ended(EffectState::Failed));
     writeln!(
         out,
-        "effects: {} pending, {} executed, {refused} refused, {failed} failed",
+        "effects: {} pending, {} executed, {refused} refused, {} cancelled, {failed} failed",
         effects.iter().filter(|e| !e.state.is_final()).count(),
-        ended(EffectState::Executed)
+        ended(EffectState::Executed),
+        ended(EffectState::Cancelled)
     )?;
     for effect in effects
         .iter()

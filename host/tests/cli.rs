@@ -137,7 +137,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         status.contains("projections: 1 within their freshness objective, 0 over it")
             && status.contains("quarantine: 1 records set aside")
             && status.contains("QUARANTINED 1 from connector:tickets/tickets")
-            && status.contains("effects: 0 pending, 1 executed, 0 refused, 0 failed"),
+            && status.contains("effects: 0 pending, 1 executed, 0 refused, 0 cancelled, 0 failed"),
         "{status}"
     );
     assert!(
@@ -822,7 +822,7 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
         .find(|line| line.starts_with(&command))
         .unwrap();
     assert!(
-        line.contains("Refused: Pending -> Approved -> Refused")
+        line.contains("Cancelled: Pending -> Approved -> Cancelled")
             && line.contains(
                 "cancelled by human `operator@example.com` before dispatch: paged by phone instead"
             ),

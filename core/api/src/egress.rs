@@ -171,6 +171,9 @@ pub enum EffectState {
     Executed,
     /// Refused by a check, with an [`EgressRefused`] receipt.
     Refused,
+    /// Cancelled by an actor before it was dispatched (during its hold, or while it waited
+    /// for an approval), with an [`EgressRefused`] receipt naming who and why.
+    Cancelled,
     /// Given up after the gateway's last attempt, with an [`EgressFailed`] receipt.
     Failed,
     /// Done, then undone: its compensating command was sent (its own effect follows).
@@ -184,14 +187,25 @@ impl EffectState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            EffectState::Executed | EffectState::Refused | EffectState::Failed
+            EffectState::Executed
+                | EffectState::Refused
+                | EffectState::Cancelled
+                | EffectState::Failed
+        )
+    }
+
+    /// It ended without being done: its saga's executed effects are to be undone.
+    pub fn broke(self) -> bool {
+        matches!(
+            self,
+            EffectState::Refused | EffectState::Cancelled | EffectState::Failed
         )
     }
 }
 
 /// A step of an external effect (the command that asked for it), in order. Version 2
-/// added the failed and compensated states and `compensates`.
-#[event(public, version = 2, upcast_from = v1::EffectStateChanged)]
+/// added the failed and compensated states and `compensates`; version 3 the cancelled state.
+#[event(public, version = 3, upcast_from = v2::EffectStateChanged)]
 #[derive(Clone, Debug, PartialEq)]
 #[schemars(example = EffectStateChanged {
     command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
@@ -243,18 +257,41 @@ impl crate::contract::Upcast<v1::EgressRefused> for v2::EgressRefused {
     }
 }
 
-impl crate::contract::Upcast<v1::EffectStateChanged> for EffectStateChanged {
-    fn upcast(old: v1::EffectStateChanged) -> Self {
+/// Every v2 step reads as v3: v3 only added a state.
+impl crate::contract::Upcast<v2::EffectStateChanged> for EffectStateChanged {
+    fn upcast(old: v2::EffectStateChanged) -> Self {
         EffectStateChanged {
             command_id: old.command_id,
             state: match old.state {
-                v1::EffectState::Pending => EffectState::Pending,
-                v1::EffectState::Approved => EffectState::Approved,
-                v1::EffectState::Dispatched => EffectState::Dispatched,
-                v1::EffectState::AttemptFailed => EffectState::AttemptFailed,
-                v1::EffectState::Executed => EffectState::Executed,
-                v1::EffectState::Refused => EffectState::Refused,
-                v1::EffectState::Compensating => EffectState::Compensating,
+                v2::EffectState::Pending => EffectState::Pending,
+                v2::EffectState::Approved => EffectState::Approved,
+                v2::EffectState::Dispatched => EffectState::Dispatched,
+                v2::EffectState::AttemptFailed => EffectState::AttemptFailed,
+                v2::EffectState::Executed => EffectState::Executed,
+                v2::EffectState::Refused => EffectState::Refused,
+                v2::EffectState::Failed => EffectState::Failed,
+                v2::EffectState::Compensating => EffectState::Compensating,
+                v2::EffectState::Compensated => EffectState::Compensated,
+            },
+            attempt: old.attempt,
+            note: old.note,
+            compensates: old.compensates,
+        }
+    }
+}
+
+impl crate::contract::Upcast<v1::EffectStateChanged> for v2::EffectStateChanged {
+    fn upcast(old: v1::EffectStateChanged) -> Self {
+        v2::EffectStateChanged {
+            command_id: old.command_id,
+            state: match old.state {
+                v1::EffectState::Pending => v2::EffectState::Pending,
+                v1::EffectState::Approved => v2::EffectState::Approved,
+                v1::EffectState::Dispatched => v2::EffectState::Dispatched,
+                v1::EffectState::AttemptFailed => v2::EffectState::AttemptFailed,
+                v1::EffectState::Executed => v2::EffectState::Executed,
+                v1::EffectState::Refused => v2::EffectState::Refused,
+                v1::EffectState::Compensating => v2::EffectState::Compensating,
             },
             attempt: old.attempt,
             note: old.note,
@@ -263,10 +300,46 @@ impl crate::contract::Upcast<v1::EffectStateChanged> for EffectStateChanged {
     }
 }
 
-/// Refusals before they carried their capability state.
+/// Refusals before they carried their capability state; steps before cancellation was a
+/// state of its own.
 pub mod v2 {
     use super::{Check, EffectRequest, example_request};
     use crate::event;
+    use crate::id::CommandId;
+
+    #[crate::data]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EffectState {
+        Pending,
+        Approved,
+        Dispatched,
+        AttemptFailed,
+        Executed,
+        Refused,
+        Failed,
+        Compensating,
+        Compensated,
+    }
+
+    #[event(public, version = 2, upcast_from = super::v1::EffectStateChanged)]
+    #[derive(Clone, Debug, PartialEq)]
+    #[schemars(example = EffectStateChanged {
+        command_id: "cmd_0000000000000000000000000000000000000000000000000000000000000000".parse().expect("an id"),
+        state: EffectState::Dispatched,
+        attempt: 1,
+        note: None,
+        compensates: None,
+    })]
+    pub struct EffectStateChanged {
+        pub command_id: CommandId,
+        pub state: EffectState,
+        pub attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub note: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub compensates: Option<CommandId>,
+    }
 
     #[event(public, version = 2, upcast_from = super::v1::EgressRefused)]
     #[derive(Clone, Debug, PartialEq)]

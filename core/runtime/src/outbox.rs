@@ -368,13 +368,13 @@ pub(crate) async fn state_of(db: &Db, command_id: &str) -> Result<Option<String>
 }
 
 /// The executed, reversible effects (not themselves compensations) of sagas in which an
-/// effect was refused or failed, that no compensation undoes yet, oldest first.
+/// effect was refused, cancelled or failed, that no compensation undoes yet, oldest first.
 pub(crate) async fn awaiting_compensation(db: &Db) -> Result<Vec<String>, sqlx::Error> {
     on_db!(db, pool => {
         sqlx::query_scalar(
             "SELECT command_id FROM core_outbox AS done WHERE state = 'executed' AND reversible = 1 \
              AND compensates IS NULL AND correlation_id <> '' \
-             AND correlation_id IN (SELECT correlation_id FROM core_outbox WHERE state IN ('refused', 'failed') AND compensates IS NULL) \
+             AND correlation_id IN (SELECT correlation_id FROM core_outbox WHERE state IN ('refused', 'cancelled', 'failed') AND compensates IS NULL) \
              AND NOT EXISTS (SELECT 1 FROM core_outbox AS undo WHERE undo.compensates = done.command_id) \
              ORDER BY id",
         )

@@ -280,7 +280,8 @@ fn finished_sagas_before(rows: &[SagaRow], cutoff: i64) -> Vec<&SagaRow> {
                 .iter()
                 .all(|row| row.state != "pending" && row.updated_at_us < cutoff);
             let went_wrong = saga.iter().any(|row| {
-                matches!(row.state.as_str(), "refused" | "failed") && row.compensates.is_none()
+                matches!(row.state.as_str(), "refused" | "cancelled" | "failed")
+                    && row.compensates.is_none()
             });
             let waiting_for_undo = went_wrong
                 && saga.iter().any(|done| {

@@ -255,6 +255,27 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
         refusal.reason
     );
     assert_eq!(pager.effects(), 1);
+    // Cancelled is its own terminal state (A9), and its saga, with the notification it
+    // executed, is to be undone.
+    let effects = ops_core_runtime::egress::effects(&store)
+        .await
+        .expect("reading steps");
+    let cancelled = effects
+        .iter()
+        .find(|effect| effect.command_id == update.command_id)
+        .expect("the update's effect");
+    assert_eq!(cancelled.state, EffectState::Cancelled);
+    assert_eq!(
+        cancelled.steps,
+        [EffectState::Pending, EffectState::Cancelled]
+    );
+    let saga = sagas(&store)
+        .await
+        .expect("reading sagas")
+        .into_iter()
+        .find(|saga| saga.correlation_id == cancelled.correlation_id)
+        .expect("its saga");
+    assert_eq!(saga.state, SagaState::Failed);
     let report = held.dispatch(10).await.expect("dispatching");
     assert_eq!(report, Default::default(), "nothing is left to dispatch");
 }

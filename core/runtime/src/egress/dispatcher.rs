@@ -142,6 +142,7 @@ impl Dispatcher {
                         check,
                         reason,
                         capability,
+                        cancelled: false,
                     },
                 )),
                 Ok(approval) => {
@@ -400,6 +401,7 @@ impl Dispatcher {
             check: Check::Hold,
             reason: format!("cancelled by {} before dispatch: {reason}", actor_label(by)),
             capability: decision,
+            cancelled: true,
         };
         self.close(&[(effect, refusal)]).await?;
         Ok(Cancelled::Done)
@@ -536,6 +538,8 @@ enum Outcome {
         reason: String,
         /// The capability check of the effect's requester, or of who cancelled it.
         capability: Decision,
+        /// Cancelled by an actor, not refused by a check: its own terminal state (A9).
+        cancelled: bool,
     },
     Failed {
         approval: Approval,
@@ -548,6 +552,9 @@ impl Outcome {
     fn state(&self) -> EffectState {
         match self {
             Outcome::Executed { .. } => EffectState::Executed,
+            Outcome::Refused {
+                cancelled: true, ..
+            } => EffectState::Cancelled,
             Outcome::Refused { .. } => EffectState::Refused,
             Outcome::Failed { .. } => EffectState::Failed,
         }
@@ -557,6 +564,9 @@ impl Outcome {
     fn row_state(&self) -> &'static str {
         match self {
             Outcome::Executed { .. } => "executed",
+            Outcome::Refused {
+                cancelled: true, ..
+            } => "cancelled",
             Outcome::Refused { .. } => "refused",
             Outcome::Failed { .. } => "failed",
         }
@@ -602,6 +612,7 @@ fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
             check,
             reason,
             capability,
+            ..
         } => EventEnvelope::new(
             &EgressRefused {
                 effect: request,

@@ -116,9 +116,7 @@ pub async fn sagas(store: &EventStore) -> Result<Vec<SagaStatus>, crate::store::
 
 fn saga_state(effects: &[EffectStatus]) -> SagaState {
     let steps: Vec<&EffectStatus> = effects.iter().filter(|e| e.compensates.is_none()).collect();
-    let broke = steps
-        .iter()
-        .any(|e| matches!(e.state, EffectState::Refused | EffectState::Failed));
+    let broke = steps.iter().any(|e| e.state.broke());
     let is = |state: EffectState| steps.iter().any(|e| e.state == state);
     let undoing = |e: &&&EffectStatus| {
         matches!(
