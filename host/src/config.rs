@@ -29,6 +29,9 @@
 //! [secrets]
 //! dir = "/var/lib/ops/keys"   # secrets.json and its key secrets.key; default: the keys
 //!                             # directory (`--keys`, else the data directory)
+//!
+//! [projections."incidents/incident_board"]
+//! max_lag_ms = 10000    # its freshness objective, in place of the one its pack declares
 //! ```
 
 use std::collections::BTreeMap;
@@ -65,6 +68,16 @@ pub struct Config {
     pub destinations: BTreeMap<String, Destination>,
     #[serde(default)]
     pub secrets: SecretsSettings,
+    /// `<pack>/<name>` → its objective.
+    #[serde(default)]
+    pub projections: BTreeMap<String, Objective>,
+}
+
+/// A projection's freshness objective, as the operator sets it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    pub max_lag_ms: u64,
 }
 
 /// Where the secrets backend keeps values.
@@ -204,6 +217,30 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The objective of each configured projection, refused when one is not installed.
+    pub fn objectives(
+        &self,
+        installed: &[&'static dyn ops_core::projection::DynProjection],
+    ) -> anyhow::Result<BTreeMap<String, u64>> {
+        let names: Vec<String> = installed
+            .iter()
+            .map(|projection| format!("{}/{}", projection.pack_id(), projection.name()))
+            .collect();
+        for name in self.projections.keys() {
+            if !names.contains(name) {
+                anyhow::bail!(BadInput(format!(
+                    "`projections.\"{name}\"` names no installed projection; installed: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        Ok(self
+            .projections
+            .iter()
+            .map(|(name, objective)| (name.clone(), objective.max_lag_ms))
+            .collect())
     }
 
     /// The trusted keys, parsed; which one is not a key, if one is not.
@@ -396,6 +433,12 @@ impl Config {
                 )),
             gateway.approval_wait_seconds
         ));
+        lines.extend(self.projections.iter().map(|(name, objective)| {
+            format!(
+                "projection {name}: fresh within {} ms",
+                objective.max_lag_ms
+            )
+        }));
         lines.extend(self.destinations.iter().map(|(name, destination)| {
             format!(
                 "destination {name}: {} at most {} effects per {} s{}{}{}",

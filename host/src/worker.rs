@@ -250,11 +250,17 @@ impl Worker {
             }
         }
         let mut projections = BTreeMap::new();
+        let objectives = options
+            .fences
+            .objectives(&ops_core::projection::installed())?;
         for projection in ops_core::projection::installed() {
-            projections.insert(
-                projection_label(projection),
-                ProjectionRunner::start_with_leases(store.clone(), projection, leases.clone())?,
-            );
+            let label = projection_label(projection);
+            let mut runner =
+                ProjectionRunner::start_with_leases(store.clone(), projection, leases.clone())?;
+            if let Some(max_lag_ms) = objectives.get(&label) {
+                runner = runner.with_objective(*max_lag_ms);
+            }
+            projections.insert(label, runner);
         }
         Ok(Worker {
             store,

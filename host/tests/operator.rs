@@ -165,7 +165,7 @@ fn steps(names: &[&str]) -> Vec<String> {
 }
 
 /// An `ops.toml` whose operator is `OPERATOR`, trusting the key whose public half
-/// `dir/key.pub` holds, posting the pager's and the on-call's effects to `url`, with the
+/// `dir/key.pub` holds, holding the incident board to 4321 ms, posting the pager's and the on-call's effects to `url`, with the
 /// pager's kill switch as `pager_killed` and `oncall` added to the on-call destination.
 fn config(dir: &Path, name: &str, url: &str, pager_killed: bool, oncall: &str) -> PathBuf {
     let path = dir.join(name);
@@ -174,6 +174,7 @@ fn config(dir: &Path, name: &str, url: &str, pager_killed: bool, oncall: &str) -
         &path,
         format!(
             "operators = [\"{OPERATOR}\"]\ntrusted_keys = [\"{key}\"]\n\n[gateway]\nattempts = 3\n\n\
+             [projections.\"incidents/incident_board\"]\nmax_lag_ms = 4321\n\n\
              [destinations.pager]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\nkilled = {pager_killed}\n\n\
              [destinations.\"webhook.oncall\"]\nurl = \"{url}\"\nquota = {{ effects = 10, per_seconds = 86400 }}\n{oncall}\n"
         ),
@@ -243,6 +244,28 @@ fn story(host: &Host, dir: &Path) {
     assert!(code == 0 && said.contains("active"), "{said}");
     host.expect(0, &["releases", "list"]);
     host.worker(&fences, "1");
+    // The board is held to the objective the configuration sets.
+    let said = host.expect(0, &["projections", "status"]);
+    assert!(said.contains("of 4321 ms allowed"), "{said}");
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(
+        &unknown,
+        "[projections.\"nobody/nothing\"]\nmax_lag_ms = 1\n",
+    )
+    .unwrap();
+    let (code, said) = host.run(&[
+        "run",
+        "--config",
+        unknown.to_str().unwrap(),
+        "--ticks",
+        "1",
+        "--interval-ms",
+        "1",
+    ]);
+    assert!(
+        code == 2 && said.contains("names no installed projection"),
+        "{said}"
+    );
 
     // Root capabilities come only from operators.
     let types = [

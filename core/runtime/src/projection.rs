@@ -149,6 +149,8 @@ pub struct ProjectionRunner {
     lease: Option<Lease>,
     /// Told how far a rebuild is: events replayed, and the log's size.
     progress: Option<Progress>,
+    /// Its freshness objective: the projection's own, unless the operator set another.
+    max_lag_ms: u64,
 }
 
 /// Called as long work goes: how much is done, of how much.
@@ -207,7 +209,15 @@ impl ProjectionRunner {
             leases: None,
             lease: None,
             progress: None,
+            max_lag_ms: projection.max_lag_ms(),
         })
+    }
+
+    /// Holds it to `max_lag_ms` in place of the objective its pack declares (an operator's
+    /// `ops.toml`); stored with its checkpoint, where `status` reads it.
+    pub fn with_objective(mut self, max_lag_ms: u64) -> Self {
+        self.max_lag_ms = max_lag_ms;
+        self
     }
 
     /// Reports a rebuild's progress to `progress` page by page.
@@ -725,7 +735,7 @@ impl ProjectionRunner {
             .bind(checkpoint.applied)
             .bind(checkpoint.late)
             .bind(checkpoint.rebuilds)
-            .bind(self.projection.max_lag_ms() as i64)
+            .bind(self.max_lag_ms as i64)
             .bind(now_us)
             .bind(next_generation);
             let fenced = match expected {
@@ -777,7 +787,7 @@ impl ProjectionRunner {
                 name: self.projection.name().to_owned(),
                 version: self.projection.version(),
                 position: self.checkpoint.follow,
-                max_lag_ms: self.projection.max_lag_ms(),
+                max_lag_ms: self.max_lag_ms,
                 applied_events: self.checkpoint.applied,
                 late_events: self.checkpoint.late,
                 rebuilds: self.checkpoint.rebuilds,
