@@ -39,6 +39,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::webhook::{Credential, WebhookExecutor};
 use anyhow::Context;
 use ops_core::capability::Authority;
 use ops_core::envelope::Actor;
@@ -46,7 +47,6 @@ use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Gateway};
 use ops_core_runtime::secrets::SecretsProvider;
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
-use ops_host::webhook::{Credential, WebhookExecutor};
 use serde::Deserialize;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;

@@ -15,7 +15,7 @@ use ops_core_runtime::supply_chain::{ReleaseError, Releases};
 
 use crate::cli::Format;
 use crate::commands::{Ended, write_list};
-use ops_host::webhook::WebhookExecutor;
+use crate::webhook::WebhookExecutor;
 
 /// What this binary runs, as releases: installed packs, contract modules, the webhook tool.
 pub fn installed(registry: &Registry) -> Vec<Release> {

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::webhook::WebhookSink;
 use anyhow::Context;
 use ops_core::capability::{Scope, Selector};
 use ops_core::contract::Contract;
@@ -26,7 +27,6 @@ use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::query::QueryGateway;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
-use ops_host::webhook::WebhookSink;
 
 /// Rows shown per projection table.
 const ROWS_SHOWN: usize = 8;

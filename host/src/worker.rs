@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::webhook::Credential;
 use ops_core::budget::{BudgetLimits, Usage};
 use ops_core::connector::DynConnector;
 use ops_core::connector::Reconciler;
@@ -43,7 +44,6 @@ use ops_core_runtime::retention::Retention;
 use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
-use ops_host::webhook::Credential;
 
 use crate::config::Config;
 use tokio::signal::unix::{Signal, SignalKind, signal};

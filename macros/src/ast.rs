@@ -124,6 +124,10 @@ impl Contract {
             .map(ToString::to_string)
             .as_deref()
         {
+            // An external effect is deduplicated per destination and tenant: inferred.
+            None if self.safety() == Some(Safety::WriteExternalSideEffect) => {
+                Some(DedupeKind::Egress)
+            }
             None | Some("command") => Some(DedupeKind::Command),
             Some("connector") => Some(DedupeKind::Connector),
             Some("egress") => Some(DedupeKind::Egress),

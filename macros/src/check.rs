@@ -4,7 +4,7 @@
 use quote::ToTokens;
 use syn::{Data, DeriveInput, Fields, Type, Visibility};
 
-use crate::ast::{Contract, ContractKind, Pack, Safety};
+use crate::ast::{Contract, ContractKind, DedupeKind, Pack, Safety};
 use crate::ctxt::Ctxt;
 use crate::owner::{Owner, is_identifier};
 
@@ -309,11 +309,22 @@ fn command_only(contract: &Contract, cx: &mut Ctxt) {
         ),
         (Some(_), Some(_)) => {}
     }
-    if let (Some(ident), None) = (&contract.args.dedupe, contract.dedupe()) {
-        cx.error_spanned_by(
+    match (&contract.args.dedupe, contract.dedupe(), contract.safety()) {
+        (Some(ident), None, _) => cx.error_spanned_by(
             ident,
             format!("unknown dedupe scope `{ident}`; expected `command`, `connector` or `egress`"),
-        );
+        ),
+        // Its proposals carry a destination and tenant; another scope would quarantine
+        // every one of them at run time.
+        (Some(ident), Some(kind), Some(Safety::WriteExternalSideEffect))
+            if kind != DedupeKind::Egress =>
+        {
+            cx.error_spanned_by(
+                ident,
+                format!("command `{name}` has an external side effect, deduplicated by its destination and tenant: write `dedupe = egress`, or leave `dedupe` out (it is inferred)"),
+            );
+        }
+        _ => {}
     }
     let args = &contract.args;
     match (contract.safety(), &args.compensation, args.irreversible) {

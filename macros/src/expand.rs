@@ -379,9 +379,22 @@ fn pack_impls(pack: &Pack) -> TokenStream {
             () => {};
         }
     };
+    // Each listed contract module is linked, so its registrations are there even when the
+    // pack's code names none of its types; one that is not a dependency fails to compile
+    // here, at its name in `contracts`.
+    let linked = pack.args.contracts.iter().filter_map(|contract| {
+        // A name that is no crate name is the check's error already.
+        let name = syn::parse_str::<syn::Ident>(&contract.value().replace('-', "_")).ok()?;
+        let name = syn::Ident::new(&name.to_string(), contract.span());
+        Some(quote_spanned! {contract.span()=>
+            #[allow(unused_extern_crates)]
+            extern crate #name as _;
+        })
+    });
     quote! {
         #item
         #one_per_crate
+        #(#linked)*
         const _: () = {
             #impl_pack
             #identity

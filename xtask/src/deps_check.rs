@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::{Verdict, repo_root};
 
-/// What a crate is, read from its name (DESIGN.md, "Crates and folders").
+/// What a crate is, read from its name (ARCHITECTURE.md, "Code map").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Core,
@@ -34,6 +34,8 @@ enum Role {
     /// `schema-compat`: JSON Schema inclusion, knowing nothing of ops.
     SchemaCompat,
     Host,
+    /// `ops-host-build`: a host crate's build script helper, knowing nothing of ops.
+    HostBuild,
     Xtask,
     Tests,
 }
@@ -48,6 +50,7 @@ impl Role {
             "ops-registry" => Role::Registry,
             "schema-compat" => Role::SchemaCompat,
             "ops-host" => Role::Host,
+            "ops-host-build" => Role::HostBuild,
             "xtask" => Role::Xtask,
             "ops-tests" => Role::Tests,
             _ if name.starts_with("ops-shared-") => Role::Shared,
@@ -293,6 +296,7 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
                 "move what the contract needs out of `{to_name}` into the contract or an `ops-shared-*` crate"
             ),
         ),
+        (_, HostBuild) if from == Host => return None,
         (_, Pack) => (
             "section-7/only-host-links-packs",
             "only ops-host links packs".to_owned(),
@@ -300,6 +304,11 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
         ),
         (Xtask, Runtime | Registry | Core | Sandbox | SchemaCompat) => return None,
         (Registry, SchemaCompat) => return None,
+        (HostBuild, _) => (
+            "section-7/host-build-stands-alone",
+            "ops-host-build depends on none of our crates: it only reads a host's manifest".to_owned(),
+            "keep it to the manifest; what the host does belongs in ops-host".to_owned(),
+        ),
         (SchemaCompat, _) => (
             "section-7/schema-compat-stands-alone",
             "schema-compat depends on none of our crates: it decides JSON Schema inclusion for anyone".to_owned(),

@@ -21,7 +21,7 @@ use ops_shared_people::{PersonRef, ServiceRef};
 use serde::Deserialize;
 use serde_json::Value;
 
-#[pack(id = "filesync", version = "0.1.0", contracts = ["ops-contract-incidents"])]
+#[pack(id = "filesync", contracts = ["ops-contract-incidents"])]
 pub struct FilesyncPack;
 
 /// The export of the ticketing system; its one stream is `tickets`.

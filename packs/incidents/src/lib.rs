@@ -17,7 +17,7 @@ use ops_core::prelude::*;
 use ops_core::{event, pack};
 use ops_shared_people::PersonRef;
 
-#[pack(id = "incidents", version = "0.1.1", contracts = ["ops-contract-incidents"])]
+#[pack(id = "incidents", contracts = ["ops-contract-incidents"])]
 pub struct IncidentsPack;
 
 /// A responder's working note; internal to this pack, so other packs cannot depend on it.

@@ -15,7 +15,7 @@ use ops_core::prelude::*;
 use ops_core::reaction::{Proposal, Reaction};
 use ops_core::{command, event, pack};
 
-#[pack(id = "notify", version = "0.1.0", contracts = ["ops-contract-incidents"])]
+#[pack(id = "notify", contracts = ["ops-contract-incidents"])]
 pub struct NotifyPack;
 
 /// Where on-call notifications go; the host maps it to a webhook URL.
@@ -49,7 +49,7 @@ pub(crate) struct NotificationRetracted {
 }
 
 /// What the status page says cannot be unsaid: no compensation, so the effect is held.
-#[command(domain = "status", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, irreversible)]
+#[command(domain = "status", safety = WRITE_EXTERNAL_SIDE_EFFECT, irreversible)]
 pub(crate) struct PublishStatusUpdate {
     incident_id: String,
     message: String,
