@@ -51,6 +51,7 @@ pub mod registry;
 pub mod retention;
 pub mod secrets;
 pub mod supply_chain;
+pub mod testing;
 pub mod time;
 
 pub use ops_macros::{command, data, event, pack};
