@@ -27,7 +27,8 @@
 //! - [`budget`]: usage, limits and budget receipts.
 //! - [`retention`]: the explicit retention policy and its receipt.
 //!
-//! [`prelude`] is what a `#![no_std]` pack imports.
+//! [`prelude`] is what a `#![no_std]` pack imports, and [`testing`] the harness its tests
+//! use: a handler's decisions and a projection's rows, pure.
 
 // Lets the macros' `::ops_core::...` paths resolve inside this crate too.
 extern crate self as ops_core;
