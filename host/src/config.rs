@@ -278,33 +278,49 @@ impl Config {
             .collect()
     }
 
-    /// A dispatcher named `name` that posts each declared destination's effects to its URL
-    /// through the gateway these fences make, with `policies` to approve effects and the
-    /// destinations' `credentials` (from [`Config::credentials`]).
+    /// A dispatcher named `name` that posts each declared destination's effects through
+    /// its executor (from [`Config::executors`]), through the gateway these fences make,
+    /// with `policies` to approve effects.
     pub fn dispatcher(
         &self,
         store: EventStore,
         name: &str,
         policies: Vec<Box<dyn ApprovalPolicy>>,
         authority: Arc<dyn Authority>,
+        executors: &BTreeMap<String, Arc<WebhookExecutor>>,
+    ) -> Dispatcher {
+        executors.iter().fold(
+            Dispatcher::new(store, name, self.gateway(policies), authority),
+            |dispatcher, (destination, executor)| {
+                dispatcher.with_executor(destination, Box::new(executor.clone()))
+            },
+        )
+    }
+
+    /// An executor per declared destination, posting to its URL (trusting its `ca_file`,
+    /// with its bearer credential from `credentials` if it has one): made once, so a
+    /// worker's ticks share their clients, connections and TLS setup.
+    pub fn executors(
+        &self,
         credentials: &BTreeMap<String, Arc<Credential>>,
-    ) -> anyhow::Result<Dispatcher> {
-        let mut dispatcher = Dispatcher::new(store, name, self.gateway(policies), authority);
-        for (destination, declared) in &self.destinations {
-            let roots = match &declared.ca_file {
-                Some(file) => ca_roots(file).map_err(anyhow::Error::msg)?,
-                None => Vec::new(),
-            };
-            let mut executor =
-                WebhookExecutor::trusting(&declared.url, &roots).map_err(anyhow::Error::msg)?;
-            if let Some(credential) = credentials.get(destination) {
-                executor = executor
-                    .with_credential(credential.clone())
-                    .map_err(anyhow::Error::msg)?;
-            }
-            dispatcher = dispatcher.with_executor(destination, Box::new(executor));
-        }
-        Ok(dispatcher)
+    ) -> anyhow::Result<BTreeMap<String, Arc<WebhookExecutor>>> {
+        self.destinations
+            .iter()
+            .map(|(destination, declared)| {
+                let roots = match &declared.ca_file {
+                    Some(file) => ca_roots(file).map_err(anyhow::Error::msg)?,
+                    None => Vec::new(),
+                };
+                let mut executor =
+                    WebhookExecutor::trusting(&declared.url, &roots).map_err(anyhow::Error::msg)?;
+                if let Some(credential) = credentials.get(destination) {
+                    executor = executor
+                        .with_credential(credential.clone())
+                        .map_err(anyhow::Error::msg)?;
+                }
+                Ok((destination.clone(), Arc::new(executor)))
+            })
+            .collect()
     }
 
     /// The bearer credential of each destination that declares one: a handle to its

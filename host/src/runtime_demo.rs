@@ -260,8 +260,8 @@ async fn reactions_and_egress(
         "demo",
         vec![Box::new(approvals)],
         Arc::new(capabilities.clone()),
-        &Default::default(),
-    )?;
+        &config.executors(&Default::default())?,
+    );
     let report = dispatcher.dispatch(100).await?;
     writeln!(
         out,

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::webhook::Credential;
+use crate::webhook::WebhookExecutor;
 use ops_core::budget::{BudgetLimits, Usage};
 use ops_core::connector::DynConnector;
 use ops_core::connector::Reconciler;
@@ -154,8 +154,8 @@ struct Worker {
     connectors: BTreeMap<&'static str, ConnectorRunner>,
     projections: BTreeMap<String, ProjectionRunner>,
     leases: Leases,
-    /// Each destination's bearer credential, for the dispatcher's executors.
-    credentials: BTreeMap<String, Arc<Credential>>,
+    /// Each declared destination's executor, made once for every tick's dispatcher.
+    executors: BTreeMap<String, Arc<WebhookExecutor>>,
 }
 
 pub async fn run(
@@ -235,6 +235,7 @@ impl Worker {
             )),
             (_, false) => BTreeMap::new(),
         };
+        let executors = options.fences.executors(&credentials)?;
         let mut connectors = BTreeMap::new();
         for connector in ops_core::connector::installed() {
             if let Some(source) = options.sources.get(connector.id()) {
@@ -266,7 +267,7 @@ impl Worker {
             store,
             options,
             host,
-            credentials,
+            executors,
             host_capability,
             capabilities,
             bus,
@@ -367,8 +368,8 @@ impl Worker {
                         &self.options.worker_id,
                         vec![Box::new(self.policies.active_approvals().await?)],
                         Arc::new(self.capabilities.clone()),
-                        &self.credentials,
-                    )?
+                        &self.executors,
+                    )
                     .with_lease(self.options.lease);
                 let report = dispatcher.dispatch(100).await?;
                 format!(

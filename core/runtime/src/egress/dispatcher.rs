@@ -37,6 +37,18 @@ pub trait Executor: Send + Sync {
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
+/// One executor shared by the dispatchers of many ticks: its client, connections and TLS
+/// setup are made once.
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    fn execute<'a>(
+        &'a self,
+        idempotency_key: &'a ContentHash,
+        request: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        (**self).execute(idempotency_key, request)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error("claiming outbox rows failed: {0}")]
