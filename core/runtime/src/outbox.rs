@@ -259,14 +259,15 @@ pub(crate) async fn claim(
     })
 }
 
-/// Sets claimed rows aside to wait for an approval: unclaimed, not claimable again before
-/// `recheck_at_us` (an approval makes them claimable at once), and the claim's attempt not
-/// counted, since nothing was attempted.
-pub(crate) async fn await_approval(
+/// Gives claimed rows back untouched: unclaimed, not claimable again before
+/// `claimable_from_us` (an approval makes them claimable at once), and the claim's attempt
+/// not counted, since nothing was attempted. A row waiting for its approval is given back
+/// until its next look; one a refused cancellation claimed, at once.
+pub(crate) async fn release_claims(
     db: &Db,
     claimer: &str,
     ids: &[i64],
-    recheck_at_us: i64,
+    claimable_from_us: i64,
 ) -> Result<(), sqlx::Error> {
     on_db!(db, pool => {
         for id in ids {
@@ -274,7 +275,7 @@ pub(crate) async fn await_approval(
                 "UPDATE core_outbox SET claimed_by = NULL, claimed_until_us = $1, attempts = attempts - 1 \
                  WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
             )
-            .bind(recheck_at_us)
+            .bind(claimable_from_us)
             .bind(id)
             .bind(claimer)
             .execute(pool)

@@ -185,7 +185,7 @@ impl Dispatcher {
         }
         if !awaiting.is_empty() {
             let recheck = now.unix_micros() + APPROVAL_RECHECK.as_micros() as i64;
-            outbox::await_approval(self.store.db(), &self.name, &awaiting, recheck)
+            outbox::release_claims(self.store.db(), &self.name, &awaiting, recheck)
                 .await
                 .map_err(DispatchError::Claim)?;
             report.awaiting_approval = awaiting.len();
@@ -395,7 +395,7 @@ impl Dispatcher {
         .await;
         if !matches!(checked, Ok(Ok(_))) {
             // Let go of the row at once: a dispatcher may take it as it would have.
-            outbox::await_approval(self.store.db(), &self.name, &[effect.id], 0)
+            outbox::release_claims(self.store.db(), &self.name, &[effect.id], 0)
                 .await
                 .map_err(DispatchError::Claim)?;
         }
