@@ -4,8 +4,8 @@
 //! The storage benchmarks live in `ops-tests` (`storage_bench`), which links the packs'
 //! types; this command runs them and prints every result the same way.
 
+use cargo_ops::workspace::cargo;
 use std::time::{Duration, Instant};
-use xtask::workspace::cargo;
 
 use anyhow::{Context, bail};
 use ops_registry::contract_policy::{compare, semver_findings};

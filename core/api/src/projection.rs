@@ -180,6 +180,84 @@ pub fn installed() -> Vec<&'static dyn DynProjection> {
     all
 }
 
+/// A typed handle on one table of a projection's [`State`]: rows of `V` by key, stored as
+/// the JSON documents `State` keeps, so a typed projection's rows read and rebuild like any
+/// other. Declare one per table as a constant and fold with it:
+///
+/// ```
+/// use ops_core::projection::{State, Table};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// struct Incident { title: String, open: bool }
+///
+/// const INCIDENTS: Table<Incident> = Table::new("incidents");
+///
+/// let mut state = State::default();
+/// INCIDENTS.put(&mut state, "INC-1", &Incident { title: "Payouts stall".into(), open: true }).unwrap();
+/// let mut incident = INCIDENTS.get(&state, "INC-1").unwrap().expect("the row was put");
+/// incident.open = false;
+/// INCIDENTS.put(&mut state, "INC-1", &incident).unwrap();
+/// assert_eq!(INCIDENTS.rows(&state).unwrap(), [("INC-1".to_owned(), incident)]);
+/// ```
+pub struct Table<V> {
+    name: &'static str,
+    rows: core::marker::PhantomData<fn() -> V>,
+}
+
+impl<V> Table<V> {
+    /// `name` is the table's name within the projection (`[a-z][a-z0-9_]*`).
+    pub const fn new(name: &'static str) -> Self {
+        Table {
+            name,
+            rows: core::marker::PhantomData,
+        }
+    }
+
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<V: serde::Serialize + serde::de::DeserializeOwned> Table<V> {
+    /// The row at `key`, `None` when there is none; `Err` when the stored document is not a
+    /// `V` (the projection's version should have changed with its row type).
+    pub fn get(&self, state: &State, key: &str) -> Result<Option<V>, String> {
+        state
+            .get(self.name, key)
+            .map(|document| self.decode(key, document))
+            .transpose()
+    }
+
+    pub fn put(&self, state: &mut State, key: &str, row: &V) -> Result<(), String> {
+        let document = serde_json::to_value(row)
+            .map_err(|error| format!("table `{}`, key `{key}`: {error}", self.name))?;
+        state.put(self.name, key, document);
+        Ok(())
+    }
+
+    pub fn delete(&self, state: &mut State, key: &str) {
+        state.delete(self.name, key);
+    }
+
+    /// Every row, by key in order.
+    pub fn rows(&self, state: &State) -> Result<Vec<(String, V)>, String> {
+        state
+            .table(self.name)
+            .map(|(key, document)| Ok((key.to_owned(), self.decode(key, document)?)))
+            .collect()
+    }
+
+    fn decode(&self, key: &str, document: &Value) -> Result<V, String> {
+        serde_json::from_value(document.clone()).map_err(|error| {
+            format!(
+                "table `{}`, key `{key}`: the stored row is not a row of this table: {error}",
+                self.name
+            )
+        })
+    }
+}
+
 /// The rows of a projection: named tables of JSON documents by key. Kept sorted, so the
 /// same rows always serialise to the same bytes.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,4 +1,4 @@
-//! `cargo xtask deps-check`: the dependency graph of constitution Section 7, the allow-list
+//! `cargo ops deps-check`: the dependency graph of constitution Section 7, the allow-list
 //! of what pack, contract and shared crates may depend on, the I/O deny-list of Sections 9
 //! and 12, and the sandbox rules of their manifests and source, read from `cargo metadata`
 //! and `cargo tree`.
@@ -17,62 +17,8 @@ use anyhow::Context;
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, Package, PackageId};
 use serde::Deserialize;
 
-use crate::{Verdict, repo_root};
-
-/// What a crate is, read from its name (ARCHITECTURE.md, "Code map").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Core,
-    Macros,
-    /// `ops-sandbox`: the sandbox rules, used by the macros and this gate.
-    Sandbox,
-    Runtime,
-    Shared,
-    Contract,
-    Pack,
-    Registry,
-    /// `schema-compat`: JSON Schema inclusion, knowing nothing of ops.
-    SchemaCompat,
-    Host,
-    /// `ops-host-build`: a host crate's build script helper, knowing nothing of ops.
-    HostBuild,
-    Xtask,
-    Tests,
-}
-
-impl Role {
-    fn of(name: &str) -> Option<Role> {
-        Some(match name {
-            "ops-core" => Role::Core,
-            "ops-macros" => Role::Macros,
-            "ops-sandbox" => Role::Sandbox,
-            "ops-core-runtime" => Role::Runtime,
-            "ops-registry" => Role::Registry,
-            "schema-compat" => Role::SchemaCompat,
-            "ops-host" => Role::Host,
-            "ops-host-build" => Role::HostBuild,
-            "xtask" => Role::Xtask,
-            "ops-tests" => Role::Tests,
-            _ if name.starts_with("ops-shared-") => Role::Shared,
-            _ if name.starts_with("ops-contract-") => Role::Contract,
-            _ if name.starts_with("pack-") => Role::Pack,
-            _ => return None,
-        })
-    }
-
-    /// Crates whose whole dependency tree must stay free of raw I/O.
-    fn is_sandboxed(self) -> bool {
-        matches!(
-            self,
-            Role::Core | Role::Macros | Role::Sandbox | Role::Shared | Role::Contract | Role::Pack
-        )
-    }
-
-    /// Crates that hold pack code: no ambient authority, dependencies by allow-list only.
-    fn is_pack_code(self) -> bool {
-        matches!(self, Role::Shared | Role::Contract | Role::Pack)
-    }
-}
+use crate::Verdict;
+use crate::roles::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Violation {
@@ -141,42 +87,54 @@ pub fn run(
     }
 }
 
-/// Reads a TOML list whose every entry must give a reason.
+/// The lists deps-check uses when it is given none: the ones next to this crate's manifest.
+const DEFAULT_DENY_LIST: (&str, &str) = (
+    "cargo-ops/deny-list.toml",
+    include_str!("../deny-list.toml"),
+);
+const DEFAULT_ALLOW_LIST: (&str, &str) = (
+    "cargo-ops/allow-list.toml",
+    include_str!("../allow-list.toml"),
+);
+
+/// Reads a TOML list, the given file or else the default, whose every entry must give a
+/// reason.
 fn read_list<T: for<'de> Deserialize<'de>>(
-    path: &Path,
+    path: Option<&Path>,
+    default: (&str, &str),
     reasons: impl Fn(&T) -> Vec<(&str, &str)>,
 ) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let list: T = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let (origin, text) = match path {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => (default.0.to_owned(), default.1.to_owned()),
+    };
+    let list: T = toml::from_str(&text).with_context(|| format!("parsing {origin}"))?;
     if let Some((name, _)) = reasons(&list)
         .into_iter()
         .find(|(_, reason)| reason.trim().is_empty())
     {
-        anyhow::bail!(
-            "{}: the entry for `{name}` has no reason; every entry says why",
-            path.display()
-        );
+        anyhow::bail!("{origin}: the entry for `{name}` has no reason; every entry says why");
     }
     Ok(list)
 }
 
+/// The violations of the workspace of `manifest_path` (default: the current directory's).
 pub fn check(
     manifest_path: Option<&Path>,
     deny_list: Option<&Path>,
     allow_list: Option<&Path>,
 ) -> anyhow::Result<Vec<Violation>> {
-    let root = repo_root();
-    let manifest_path = manifest_path.map_or_else(|| root.join("Cargo.toml"), Path::to_owned);
-    let deny_path = deny_list.map_or_else(|| root.join("xtask/deny-list.toml"), Path::to_owned);
-    let allow_path = allow_list.map_or_else(|| root.join("xtask/allow-list.toml"), Path::to_owned);
-    let deny: DenyList = read_list(&deny_path, |list: &DenyList| {
+    let manifest_path = crate::workspace::Workspace::open(manifest_path)?.manifest();
+    let deny: DenyList = read_list(deny_list, DEFAULT_DENY_LIST, |list: &DenyList| {
         list.deny
             .iter()
             .map(|e| (e.crate_name.as_str(), e.reason.as_str()))
             .collect()
     })?;
-    let allow: AllowList = read_list(&allow_path, |list: &AllowList| {
+    let allow: AllowList = read_list(allow_list, DEFAULT_ALLOW_LIST, |list: &AllowList| {
         list.allow
             .iter()
             .map(|e| (e.crate_name.as_str(), e.reason.as_str()))
@@ -192,7 +150,7 @@ pub fn check(
         allow: &allow.allow,
     };
     for package in sandboxed(&metadata) {
-        let role = Role::of(&package.name).expect("sandboxed crates have a role");
+        let role = role_of(package).expect("sandboxed crates have a role");
         let tree = crate_tree(&manifest_path, package)?;
         violations.extend(tree_violations(role, &tree, &lists));
         if role.is_pack_code() {
@@ -231,10 +189,15 @@ fn sandboxed(metadata: &Metadata) -> Vec<&Package> {
         .packages
         .iter()
         .filter(|p| nodes.contains_key(&p.id))
-        .filter(|p| Role::of(&p.name).is_some_and(Role::is_sandboxed))
+        .filter(|p| role_of(p).is_some_and(Role::is_sandboxed))
         .collect();
     packages.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     packages
+}
+
+/// A package's role, a declared role that is not one counting as none.
+fn role_of(package: &Package) -> Option<Role> {
+    Role::of(package).ok().flatten()
 }
 
 fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
@@ -243,22 +206,31 @@ fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
     let mut violations = Vec::new();
     for package in &metadata.packages {
         let from = package.name.to_string();
-        let role = Role::of(&from);
-        if role.is_none() && members.contains(&package.id) {
-            violations.push(Violation {
+        let role = Role::of(package);
+        match &role {
+            Err(message) => violations.push(Violation {
                 rule: "crate-role",
                 from: from.clone(),
                 to: from.clone(),
-                message: "this crate's name gives it no place in the dependency graph".into(),
-                fix: "name it `pack-<id>`, `ops-contract-<id>` or `ops-shared-<pkg>`, or give its role a place in ARCHITECTURE.md and deps-check".into(),
-            });
+                message: message.clone(),
+                fix: "declare `host`, `tooling` or `tests`, or remove the line and let the crate's name give its role".into(),
+            }),
+            Ok(None) if members.contains(&package.id) => violations.push(Violation {
+                rule: "crate-role",
+                from: from.clone(),
+                to: from.clone(),
+                message: "neither this crate's name nor its manifest gives it a place in the dependency graph".into(),
+                fix: "name pack code `pack-<id>`, `ops-contract-<id>` or `ops-shared-<pkg>`; for a host, tool or test crate add `[package.metadata.ops] role = \"host\"` (or `\"tooling\"`, `\"tests\"`) to its Cargo.toml".into(),
+            }),
+            Ok(_) => {}
         }
+        let role = role.ok().flatten();
         let (Some(from_role), Some(node)) = (role, nodes.get(&package.id)) else {
             continue;
         };
         for dep_id in linked_deps(node) {
             let to = metadata[dep_id].name.to_string();
-            let Some(to_role) = Role::of(&to) else {
+            let Some(to_role) = role_of(&metadata[dep_id]) else {
                 continue;
             };
             if let Some((rule, message, fix)) = edge_rule(from_role, to_role, &to) {
@@ -299,10 +271,10 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
         (_, HostBuild) if from == Host => return None,
         (_, Pack) => (
             "section-7/only-host-links-packs",
-            "only ops-host links packs".to_owned(),
-            format!("install `{to_name}` with one line in host/Cargo.toml instead"),
+            "only a host crate links packs".to_owned(),
+            format!("install `{to_name}` with one line in the host crate's Cargo.toml instead"),
         ),
-        (Xtask, Runtime | Registry | Core | Sandbox | SchemaCompat) => return None,
+        (Tooling, Tooling | Runtime | Registry | Core | Sandbox | SchemaCompat) => return None,
         (Registry, SchemaCompat) => return None,
         (HostBuild, _) => (
             "section-7/host-build-stands-alone",
@@ -333,7 +305,7 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
         ),
         (Contract | Pack, Core | Shared | Contract) => return None,
         (Runtime | Registry, Core) => return None,
-        (Contract | Pack | Runtime | Registry | Xtask, _) => (
+        (Contract | Pack | Runtime | Registry | Tooling, _) => (
             "section-7/layering",
             format!("{from:?} crates may not depend on {to:?} crates"),
             "see the dependency table in ARCHITECTURE.md".to_owned(),
@@ -422,7 +394,7 @@ fn tree_violations(role: Role, tree: &[TreeNode], lists: &Lists<'_>) -> Vec<Viol
             continue;
         }
         let through = node.path.join(" -> ");
-        let node_role = Role::of(&node.name);
+        let node_role = Role::of_name(&node.name);
         let inside_refused = under(&refused);
         // A direct edge is `graph_violations`' to judge; this finds the ones through others.
         if role.is_pack_code()
@@ -500,7 +472,7 @@ fn tree_violations(role: Role, tree: &[TreeNode], lists: &Lists<'_>) -> Vec<Viol
                     message: format!(
                         "pack, contract and shared crates depend only on ops crates and the pure crates of the allow-list (path: {through})"
                     ),
-                    fix: "remove the dependency (an effect is a `WRITE_EXTERNAL_SIDE_EFFECT` command, a source a connector), or add a pure crate to xtask/allow-list.toml with its reason".into(),
+                    fix: "remove the dependency (an effect is a `WRITE_EXTERNAL_SIDE_EFFECT` command, a source a connector), or add a pure crate with its reason to an allow-list (`cargo ops deps-check --allow-list FILE`; the default is cargo-ops/allow-list.toml)".into(),
                 });
                 refused.push(node.path.clone());
             }

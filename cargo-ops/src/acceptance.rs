@@ -1,16 +1,19 @@
-//! `cargo xtask acceptance delete-pack <id>` (constitution Section 10): deleting a pack is
-//! deleting its folders and its install line, and nothing else breaks.
+//! `cargo ops acceptance delete-pack <id>` (constitution Section 10): deleting a pack is
+//! deleting its folders and its install line, and nothing else breaks. It works on any
+//! workspace (the current directory's by default), finding the packs, their contracts and
+//! the host by role.
 //!
-//! In a temporary copy of the product workspace (without the workspace-level `tests` and
-//! `xtask` crates, which depend on every example pack on purpose):
+//! In a temporary copy of the workspace (without its tooling and test crates, which may
+//! depend on every pack on purpose):
 //! 1. the host runs the demo with every pack, writing events and projection tables;
-//! 2. the pack's folders (`packs/<id>`, `contracts/<id>`) and its lines in the manifests go;
+//! 2. the pack's folders (its crate's, and its contract crate's `ops-contract-<id>`) and
+//!    its entries in the workspace's and the host's manifests go;
 //! 3. a pack that used the deleted contract fails at build time with cargo's error (never at
 //!    run time), and is uninstalled the same way;
-//! 4. no other file changed; ops-core builds and its tests pass; the host builds and runs the
-//!    demo with fewer features; every event stored before is still stored, by id, and reads
-//!    (`ops-host log check`: typed, or the deleted pack's as raw envelopes); its tables are
-//!    left and listed by `ops-host packs orphaned`.
+//! 4. no other file changed; ops-core builds and its tests pass (when it is a member); the
+//!    host builds and runs the demo with fewer packs; every event stored before is still
+//!    stored, by id, and reads (`log check`: typed, or the deleted pack's as raw
+//!    envelopes); its tables are left and listed by `packs orphaned`.
 //!
 //! Without a pack id, every pack of the workspace is deleted in turn, each in a fresh copy;
 //! the copies build in one shared target directory, so each builds only what changed.
@@ -19,16 +22,45 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use xtask::workspace;
+use cargo_metadata::Package;
 
-use crate::{Verdict, repo_root};
-
-/// Workspace members that are tooling, not product: the copy leaves them out.
-const TOOLING_MEMBERS: &[&str] = &["tests", "xtask"];
+use crate::Verdict;
+use crate::manifest::Manifest;
+use crate::roles::Role;
+use crate::workspace::{self, Workspace};
 
 struct Copy {
     root: PathBuf,
     target: PathBuf,
+    /// The host crate's package name and folder.
+    host: String,
+    host_folder: PathBuf,
+}
+
+/// A pack as the deletion removes it: its crates' names and folders.
+struct Doomed {
+    id: String,
+    crates: Vec<(String, PathBuf)>,
+}
+
+impl Doomed {
+    fn of(workspace: &Workspace, id: &str, pack: &Package) -> Doomed {
+        let contract = format!("ops-contract-{}", id.replace('_', "-"));
+        let mut crates = vec![(pack.name.to_string(), workspace.folder_of(pack))];
+        if let Some(contract) = workspace.member(&contract) {
+            crates.push((contract.name.to_string(), workspace.folder_of(contract)));
+        }
+        Doomed {
+            id: id.to_owned(),
+            crates,
+        }
+    }
+
+    fn owns(&self, file: &Path) -> bool {
+        self.crates
+            .iter()
+            .any(|(_, folder)| file.starts_with(folder))
+    }
 }
 
 impl Copy {
@@ -48,46 +80,31 @@ impl Copy {
 
     /// Runs the host; its failure is this acceptance's failure.
     fn host(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut full = vec!["run", "--quiet", "--package", "ops-host", "--"];
+        let mut full = vec!["run", "--quiet", "--package", &self.host, "--"];
         full.extend_from_slice(args);
         let (ok, stdout, stderr) = self.cargo(&full)?;
         if !ok {
-            bail!("`ops-host {}` failed:\n{stderr}", args.join(" "));
+            bail!("`{} {}` failed:\n{stderr}", self.host, args.join(" "));
         }
         Ok(stdout)
     }
 
-    fn manifest_lines_without(&self, manifest: &Path, needles: &[String]) -> anyhow::Result<bool> {
-        let text = std::fs::read_to_string(manifest)
-            .with_context(|| format!("reading {}", manifest.display()))?;
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|line| !needles.iter().any(|needle| line.contains(needle.as_str())))
-            .collect();
-        let changed = kept.len() != text.lines().count();
-        std::fs::write(manifest, kept.join("\n") + "\n")?;
-        Ok(changed)
-    }
-
-    /// Removes a pack's folders and every manifest line that names its crates.
-    fn remove_pack(&self, id: &str) -> anyhow::Result<()> {
-        let crate_id = id.replace('_', "-");
-        for folder in [format!("packs/{crate_id}"), format!("contracts/{crate_id}")] {
-            let path = self.root.join(&folder);
+    /// Removes crates' folders and their entries in the workspace's and the host's
+    /// manifests.
+    fn remove(&self, crates: &[(String, PathBuf)]) -> anyhow::Result<()> {
+        let mut root = Manifest::read(&self.root.join("Cargo.toml"))?;
+        let mut host = Manifest::read(&self.root.join(&self.host_folder).join("Cargo.toml"))?;
+        for (name, folder) in crates {
+            let path = self.root.join(folder);
             if path.exists() {
                 std::fs::remove_dir_all(&path)?;
             }
+            root.remove_member(folder);
+            root.remove_workspace_dependency(name);
+            host.remove_dependency(name);
         }
-        let needles = vec![
-            format!("\"packs/{crate_id}\""),
-            format!("\"contracts/{crate_id}\""),
-            format!("pack-{crate_id} "),
-            format!("pack-{crate_id}."),
-            format!("ops-contract-{crate_id} "),
-        ];
-        self.manifest_lines_without(&self.root.join("Cargo.toml"), &needles)?;
-        self.manifest_lines_without(&self.root.join("host/Cargo.toml"), &needles)?;
-        Ok(())
+        root.write()?;
+        host.write()
     }
 
     fn contents(&self) -> anyhow::Result<BTreeMap<PathBuf, Vec<u8>>> {
@@ -98,29 +115,19 @@ impl Copy {
     }
 }
 
-/// Packs (ids) of the copy whose manifest names `ops-contract-<id>` or `pack-<id>`.
-fn dependents_of(root: &Path, id: &str) -> anyhow::Result<Vec<String>> {
-    let crate_id = id.replace('_', "-");
-    let mut dependents = Vec::new();
-    let packs = root.join("packs");
-    for entry in std::fs::read_dir(&packs)? {
-        let dir = entry?.path();
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-        if manifest.contains(&format!("ops-contract-{crate_id}"))
-            || manifest.contains(&format!("pack-{crate_id}."))
-        {
-            let name = dir
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .replace('-', "_");
-            if name != id {
-                dependents.push(name);
-            }
-        }
-    }
-    dependents.sort();
-    Ok(dependents)
+/// The other packs of the workspace whose manifests depend on the pack or its contract.
+fn dependents_of<'w>(workspace: &'w Workspace, doomed: &Doomed) -> Vec<(String, &'w Package)> {
+    workspace
+        .packs()
+        .into_iter()
+        .filter(|(id, package)| {
+            *id != doomed.id
+                && package
+                    .dependencies
+                    .iter()
+                    .any(|dep| doomed.crates.iter().any(|(name, _)| *name == dep.name))
+        })
+        .collect()
 }
 
 fn check(passed: &mut bool, ok: bool, what: &str) {
@@ -129,29 +136,37 @@ fn check(passed: &mut bool, ok: bool, what: &str) {
 }
 
 pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
-    let source = workspace_root.map_or_else(repo_root, Path::to_owned);
-    if !source
-        .join("packs")
-        .join(id.replace('_', "-"))
-        .join("Cargo.toml")
-        .exists()
-    {
+    let source = Workspace::open(workspace_root)?;
+    let packs = source.packs();
+    let Some((_, pack)) = packs.iter().find(|(pack_id, _)| pack_id == id) else {
         bail!(
-            "{}: there is no pack `{id}` (no packs/{id}/Cargo.toml)",
-            source.display()
+            "{}: there is no pack `{id}` (a member named `pack-{}`); the packs are: {}",
+            source.manifest().display(),
+            id.replace('_', "-"),
+            packs
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-    }
+    };
+    let host = source.host()?;
+    let doomed = Doomed::of(&source, id, pack);
     let scratch = std::env::temp_dir().join(format!("ops-acceptance-{id}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let copy = Copy {
         root: scratch.join("workspace"),
-        target: workspace::copies_target_dir(&repo_root()),
+        target: source.copies_target_dir(),
+        host: host.name.to_string(),
+        host_folder: source.folder_of(host),
     };
-    workspace::copy(&source, &copy.root)?;
-    for member in TOOLING_MEMBERS {
-        std::fs::remove_dir_all(copy.root.join(member))?;
-        copy.manifest_lines_without(&copy.root.join("Cargo.toml"), &[format!("\"{member}\",")])?;
-    }
+    workspace::copy(&source.root, &copy.root)?;
+    let tooling: Vec<(String, PathBuf)> = source
+        .members_with(Role::Tooling)
+        .chain(source.members_with(Role::Tests))
+        .map(|package| (package.name.to_string(), source.folder_of(package)))
+        .collect();
+    copy.remove(&tooling)?;
     let data = scratch.join("ops-data");
     let data_arg = data.to_str().context("the temp dir is not UTF-8")?;
     let mut passed = true;
@@ -168,46 +183,57 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     let before = copy.contents()?;
 
     println!("\n== delete pack `{id}`: its folders and its install line");
-    copy.remove_pack(id)?;
-    let dependents = dependents_of(&copy.root, id)?;
-    let (builds, _, error) = copy.cargo(&["build", "--quiet", "--package", "ops-host"])?;
+    copy.remove(&doomed.crates)?;
+    let dependents = dependents_of(&source, &doomed);
+    let (builds, _, error) = copy.cargo(&["build", "--quiet", "--package", &copy.host])?;
     if dependents.is_empty() {
         check(&mut passed, builds, "no other pack depends on it");
     } else {
-        // Cargo names the contract that is gone: the build stops, the host never starts.
-        let missing = format!("ops-contract-{}", id.replace('_', "-"));
+        // Cargo names the crate that is gone: the build stops, the host never starts.
         let cause = error
             .lines()
-            .find(|line| line.contains(&missing))
+            .find(|line| {
+                doomed
+                    .crates
+                    .iter()
+                    .any(|(name, _)| line.contains(name.as_str()))
+            })
             .unwrap_or_default();
         check(
             &mut passed,
             !builds && !cause.is_empty(),
             &format!(
-                "packs using its contract ({}) fail at build time: {}",
-                dependents.join(", "),
+                "packs using it ({}) fail at build time: {}",
+                dependents
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 cause.trim()
             ),
         );
-        for dependent in &dependents {
-            copy.remove_pack(dependent)?;
+        for (dependent_id, dependent) in &dependents {
+            copy.remove(&Doomed::of(&source, dependent_id, dependent).crates)?;
         }
         println!("     uninstalled them the same way");
     }
 
     let after = copy.contents()?;
-    let removed: Vec<String> = [id.to_owned()]
-        .into_iter()
-        .chain(dependents.iter().cloned())
+    let removed: Vec<Doomed> = std::iter::once(Doomed::of(&source, id, pack))
+        .chain(
+            dependents
+                .iter()
+                .map(|(dependent_id, dependent)| Doomed::of(&source, dependent_id, dependent)),
+        )
         .collect();
+    let manifests = [
+        PathBuf::from("Cargo.toml"),
+        copy.host_folder.join("Cargo.toml"),
+        PathBuf::from("Cargo.lock"),
+    ];
     let allowed = |file: &Path| {
-        let text = file.to_string_lossy();
-        ["Cargo.toml", "host/Cargo.toml", "Cargo.lock"].contains(&text.as_ref())
-            || removed.iter().any(|id| {
-                let id = id.replace('_', "-");
-                text.starts_with(&format!("packs/{id}/"))
-                    || text.starts_with(&format!("contracts/{id}/"))
-            })
+        manifests.iter().any(|manifest| manifest == file)
+            || removed.iter().any(|doomed| doomed.owns(file))
     };
     let changed: Vec<String> = before
         .iter()
@@ -230,12 +256,13 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     };
     check(&mut passed, changed.is_empty(), &unchanged);
 
-    let (core_ok, _, core_error) = copy.cargo(&["test", "--quiet", "--package", "ops-core"])?;
-    check(&mut passed, core_ok, "ops-core builds and its tests pass");
-    if !core_ok {
-        eprintln!("{core_error}");
+    if source.member("ops-core").is_some() {
+        let (core_ok, _, core_error) = copy.cargo(&["test", "--quiet", "--package", "ops-core"])?;
+        check(&mut passed, core_ok, "ops-core builds and its tests pass");
+        if !core_ok {
+            eprintln!("{core_error}");
+        }
     }
-
     let demo = copy.host(&["demo", "--data", data_arg])?;
     check(
         &mut passed,
@@ -289,7 +316,7 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
         !line.starts_with("table ")
             || removed
                 .iter()
-                .any(|id| line.starts_with(&format!("table pack_{id}_")))
+                .any(|doomed| line.starts_with(&format!("table pack_{}_", doomed.id)))
     });
     check(
         &mut passed,
@@ -323,27 +350,21 @@ fn stored_events(json: &str) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Every pack of the workspace deleted in turn, each in its own copy of the workspace.
 pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
-    let source = workspace_root.map_or_else(repo_root, Path::to_owned);
-    let mut ids: Vec<String> = std::fs::read_dir(source.join("packs"))
-        .with_context(|| format!("listing {}", source.join("packs").display()))?
-        .filter_map(|entry| {
-            let dir = entry.ok()?.path();
-            dir.join("Cargo.toml").exists().then(|| {
-                dir.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .replace('-', "_")
-            })
-        })
-        .collect();
-    ids.sort();
+    let source = Workspace::open(workspace_root)?;
+    let ids: Vec<String> = source.packs().into_iter().map(|(id, _)| id).collect();
+    if ids.is_empty() {
+        bail!(
+            "{}: no pack crates (`pack-<id>`) in this workspace",
+            source.manifest().display()
+        );
+    }
     let mut verdict = Verdict::Clean;
     for id in &ids {
         println!(
             "
 === delete-pack {id}"
         );
-        if matches!(delete_pack(id, Some(&source))?, Verdict::Violations) {
+        if matches!(delete_pack(id, Some(&source.root))?, Verdict::Violations) {
             verdict = Verdict::Violations;
         }
     }

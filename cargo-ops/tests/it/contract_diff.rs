@@ -1,9 +1,9 @@
-//! `cargo xtask contract-diff` end to end, on a copy of this workspace: a breaking change
+//! `cargo ops contract-diff` end to end, on a copy of this workspace: a breaking change
 //! to a public event fails with the right rule; a new payload version with an upcaster and
 //! a crate bump passes; blessing records it.
 //!
-//! The copy builds its own `ops-host` into `target/tests/workspace-copies`, a target
-//! directory kept between runs (and shared with `cargo xtask acceptance`) so only the
+//! The copy builds its own `ops-host` into `target/ops-workspace-copies`, a target
+//! directory kept between runs (and shared with `cargo ops acceptance`) so only the
 //! edited crates rebuild.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,13 @@ fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_owned()
+}
+
+/// Where copies of this workspace build (shared with `cargo ops acceptance`).
+fn copies_target() -> PathBuf {
+    cargo_ops::workspace::Workspace::open(Some(&repo_root()))
+        .unwrap()
+        .copies_target_dir()
 }
 
 struct Workspace {
@@ -54,7 +61,7 @@ impl Workspace {
             std::env::temp_dir().join(format!("contract-diff-e2e-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        xtask::workspace::copy(&repo_root(), &dir).unwrap();
+        cargo_ops::workspace::copy(&repo_root(), &dir).unwrap();
         Workspace { dir }
     }
 
@@ -66,14 +73,11 @@ impl Workspace {
     }
 
     fn contract_diff(&self, extra: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        let output = Command::new(env!("CARGO_BIN_EXE_cargo-ops"))
             .args(["contract-diff", "--format", "json", "--workspace"])
             .arg(&self.dir)
             .args(extra)
-            .env(
-                "CARGO_TARGET_DIR",
-                xtask::workspace::copies_target_dir(&repo_root()),
-            )
+            .env("CARGO_TARGET_DIR", copies_target())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -116,10 +120,7 @@ impl Workspace {
         let output = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "-p", "ops-contract-skeleton"])
             .current_dir(&self.dir)
-            .env(
-                "CARGO_TARGET_DIR",
-                xtask::workspace::copies_target_dir(&repo_root()),
-            )
+            .env("CARGO_TARGET_DIR", copies_target())
             .output()
             .unwrap();
         assert!(
@@ -368,7 +369,7 @@ fn a_crate_that_borrows_another_crates_name_is_refused_and_the_victim_not_blamed
         "{}",
         run.stderr
     );
-    let deps = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let deps = Command::new(env!("CARGO_BIN_EXE_cargo-ops"))
         .args(["deps-check", "--manifest-path"])
         .arg(workspace.dir.join("Cargo.toml"))
         .output()

@@ -1,4 +1,4 @@
-//! `cargo xtask schema-diff` as CI and people call it.
+//! `cargo ops schema-diff` as CI and people call it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,7 +12,7 @@ fn write(name: &str, text: &str) -> PathBuf {
 }
 
 fn schema_diff(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-ops"))
         .arg("schema-diff")
         .args(args)
         .output()

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn run_on(manifest: &Path) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-ops"));
     command
         .args(["deps-check", "--manifest-path"])
         .arg(manifest);
@@ -14,7 +14,7 @@ fn run_on(manifest: &Path) -> (Option<i32>, String) {
     if allow_list.is_file() {
         command.arg("--allow-list").arg(allow_list);
     }
-    let output = command.output().expect("xtask runs");
+    let output = command.output().expect("cargo-ops runs");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.code(), text)

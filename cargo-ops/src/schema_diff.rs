@@ -1,4 +1,4 @@
-//! `cargo xtask schema-diff OLD.json NEW.json [--format text|json]`.
+//! `cargo ops schema-diff OLD.json NEW.json [--format text|json]`.
 
 use std::path::Path;
 

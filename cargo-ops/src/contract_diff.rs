@@ -1,4 +1,4 @@
-//! `cargo xtask contract-diff`: builds the current registry through the host's export,
+//! `cargo ops contract-diff`: builds the current registry through the host's export,
 //! compares it with the committed snapshot under the policy of `ops_registry::contract_policy`, runs
 //! the upcasters of new payload versions on samples of the old ones, checks semver, applies
 //! the committed acceptances and reports.
@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 pub use report::Format;
 
-use crate::{Verdict, repo_root};
+use crate::Verdict;
+use crate::workspace::Workspace;
 
 pub const SNAPSHOT_PATH: &str = "registry/snapshot.json";
 pub const ACCEPTANCES_PATH: &str = "registry/acceptances.toml";
@@ -39,15 +40,16 @@ pub struct Options {
     /// the history never skips a version).
     #[arg(long)]
     require_blessed: bool,
-    /// The workspace to check (default: this repository).
+    /// The workspace to check (default: the current directory's).
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
 }
 
 pub fn run(options: &Options) -> anyhow::Result<Verdict> {
-    let workspace = options.workspace.clone().unwrap_or_else(repo_root);
+    let checked = Workspace::open(options.workspace.as_deref())?;
+    let workspace = checked.root.clone();
     let acceptances = acceptances::read(&workspace.join(ACCEPTANCES_PATH))?;
-    let host = Host::new(&workspace);
+    let host = Host::new(&checked)?;
     let scratch = Scratch::new()?;
     let export = host.export(&scratch.0)?;
     let snapshot_path = workspace.join(SNAPSHOT_PATH);
@@ -61,7 +63,7 @@ pub fn run(options: &Options) -> anyhow::Result<Verdict> {
             packs: Default::default(),
         },
         None if !snapshot_path.exists() => bail!(
-            "{}: no snapshot yet; record the current registry with `cargo xtask contract-diff --bless`",
+            "{}: no snapshot yet; record the current registry with `cargo ops contract-diff --bless`",
             snapshot_path.display()
         ),
         None => Snapshot::read(&snapshot_path)?,
@@ -90,7 +92,7 @@ pub fn run(options: &Options) -> anyhow::Result<Verdict> {
         ));
         if let Some(last) = findings.last_mut() {
             last.fix = Some(
-                "review the findings above, then run `cargo xtask contract-diff --bless` and commit the snapshot".to_owned(),
+                "review the findings above, then run `cargo ops contract-diff --bless` and commit the snapshot".to_owned(),
             );
         }
     }
@@ -143,21 +145,29 @@ fn read_against(workspace: &Path, against: &str) -> anyhow::Result<Snapshot> {
     )?)
 }
 
-/// The checked workspace's own `ops-host`, run through cargo so it is built first.
-struct Host {
+/// The checked workspace's own host crate, run through cargo so it is built first.
+pub struct Host {
     manifest: PathBuf,
+    package: String,
 }
 
 impl Host {
-    fn new(workspace: &Path) -> Self {
-        Host {
-            manifest: workspace.join("Cargo.toml"),
-        }
+    pub fn new(workspace: &Workspace) -> anyhow::Result<Self> {
+        Ok(Host {
+            manifest: workspace.manifest(),
+            package: workspace.host()?.name.to_string(),
+        })
     }
 
     fn run(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = xtask::workspace::cargo()
-            .args(["run", "--quiet", "--package", "ops-host", "--manifest-path"])
+        let output = crate::workspace::cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                &self.package,
+                "--manifest-path",
+            ])
             .arg(&self.manifest)
             .arg("--")
             .args(args)
@@ -165,7 +175,8 @@ impl Host {
             .context("running cargo")?;
         if !output.status.success() {
             bail!(
-                "`ops-host {}` failed in {}:\n{}",
+                "`{} {}` failed in {}:\n{}",
+                self.package,
                 args.join(" "),
                 self.manifest.display(),
                 String::from_utf8_lossy(&output.stderr).trim_end()
@@ -174,7 +185,7 @@ impl Host {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    fn export(&self, scratch: &Path) -> anyhow::Result<Export> {
+    pub fn export(&self, scratch: &Path) -> anyhow::Result<Export> {
         let dir = scratch.join("export");
         self.run(&["registry", "export", "--out", path_str(&dir)?])?;
         Ok(Export::read_from(&dir)?)
@@ -340,4 +351,14 @@ fn upcast_finding(
     finding.version = Some(check.from_version);
     finding.location = check.location.clone();
     finding
+}
+
+/// `cargo ops export`: the host's registry export, written to `out` (default:
+/// `registry/export` in the workspace).
+pub fn export(workspace: Option<&Path>, out: Option<PathBuf>) -> anyhow::Result<Verdict> {
+    let checked = Workspace::open(workspace)?;
+    let out = out.unwrap_or_else(|| checked.root.join("registry/export"));
+    let said = Host::new(&checked)?.run(&["registry", "export", "--out", path_str(&out)?])?;
+    print!("{said}");
+    Ok(Verdict::Clean)
 }

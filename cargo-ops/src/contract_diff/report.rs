@@ -260,8 +260,8 @@ mod tests {
             .unwrap();
         let files = [
             "registry/src/contract_policy.rs",
-            "xtask/src/contract_diff.rs",
-            "xtask/src/contract_diff/acceptances.rs",
+            "cargo-ops/src/contract_diff.rs",
+            "cargo-ops/src/contract_diff/acceptances.rs",
         ];
         let mut rules = Vec::new();
         for file in files {

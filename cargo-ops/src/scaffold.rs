@@ -1,0 +1,303 @@
+//! `cargo ops new` and `cargo ops new-pack`: a workspace with a host and a first pack, and
+//! a pack with its contract crate, each with a sample of every part a pack has (an event
+//! and a command in the contract, a handler, a typed projection, a connector with a sample
+//! source) and tests on ops-core's harness. The files come from `cargo-ops/templates/`.
+//!
+//! A new workspace depends on the framework by path: the checkout `cargo-ops` was built
+//! from, or `--framework DIR`; it starts from that checkout's `Cargo.lock` and toolchain
+//! file, so it builds with the versions the framework was tested with.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::Verdict;
+use crate::manifest::Manifest;
+use crate::workspace::Workspace;
+
+#[derive(clap::Args)]
+pub struct NewOptions {
+    /// The folder of the new workspace; its name names the host crate (`<name>-host`).
+    path: PathBuf,
+    /// The id of the first pack (`[a-z][a-z0-9_]*`).
+    #[arg(long, default_value = "items")]
+    pack: String,
+    /// The framework's checkout (default: the one this `cargo-ops` was built from).
+    #[arg(long, value_name = "DIR")]
+    framework: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct PackOptions {
+    /// The pack's id (`[a-z][a-z0-9_]*`): its crates are `pack-<id>` and
+    /// `ops-contract-<id>`, with `_` written `-`.
+    id: String,
+    /// The workspace (default: the current directory's).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+/// A pack's names, from its id.
+struct Names {
+    id: String,
+    /// `pack-<id>` and `ops-contract-<id>`.
+    pack_crate: String,
+    contract_crate: String,
+    /// `<Id>Pack`, the pack's manifest type.
+    pack_type: String,
+}
+
+impl Names {
+    fn of(id: &str) -> anyhow::Result<Names> {
+        let mut chars = id.chars();
+        let valid = matches!(chars.next(), Some('a'..='z'))
+            && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
+        if !valid {
+            bail!(
+                "`{id}` is not a pack id: use lower-case letters, digits and `_`, starting with a letter"
+            );
+        }
+        let crate_id = id.replace('_', "-");
+        let pack_type: String = id
+            .split('_')
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let (first, rest) = part.split_at(1);
+                first.to_uppercase() + rest
+            })
+            .collect::<String>()
+            + "Pack";
+        Ok(Names {
+            id: id.to_owned(),
+            pack_crate: format!("pack-{crate_id}"),
+            contract_crate: format!("ops-contract-{crate_id}"),
+            pack_type,
+        })
+    }
+
+    fn fill(&self, template: &str) -> String {
+        template
+            .replace("{{id}}", &self.id)
+            .replace("{{pack_crate}}", &self.pack_crate)
+            .replace("{{contract_crate}}", &self.contract_crate)
+            .replace("{{pack_rust}}", &self.pack_crate.replace('-', "_"))
+            .replace("{{contract_rust}}", &self.contract_crate.replace('-', "_"))
+            .replace("{{Pack}}", &self.pack_type)
+    }
+}
+
+/// Writes a new file; an existing one is never overwritten.
+fn create(path: &Path, text: &str) -> anyhow::Result<()> {
+    if path.exists() {
+        bail!(
+            "{}: already exists; nothing was overwritten",
+            path.display()
+        );
+    }
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The framework checkout this binary was built from, when it is still there.
+fn built_from() -> Option<PathBuf> {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.to_owned();
+    checkout
+        .join("core/api/Cargo.toml")
+        .is_file()
+        .then_some(checkout)
+}
+
+pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
+    let names = Names::of(&options.pack)?;
+    let framework = match &options.framework {
+        Some(dir) => dir.clone(),
+        None => built_from().context(
+            "the framework checkout this cargo-ops was built from is gone; name one with `--framework DIR`",
+        )?,
+    };
+    let framework = std::fs::canonicalize(&framework)
+        .with_context(|| format!("--framework {}: not found", framework.display()))?;
+    if !framework.join("core/api/Cargo.toml").is_file() {
+        bail!(
+            "--framework {}: not a checkout of the framework (no core/api/Cargo.toml)",
+            framework.display()
+        );
+    }
+    let root = &options.path;
+    if root.join("Cargo.toml").exists() {
+        bail!(
+            "{}: already holds a Cargo.toml; add a pack to it with `cargo ops new-pack <id>`",
+            root.display()
+        );
+    }
+    let name = root
+        .file_name()
+        .map(|name| {
+            name.to_string_lossy()
+                .to_lowercase()
+                .replace([' ', '_'], "-")
+        })
+        .filter(|name| !name.is_empty())
+        .with_context(|| format!("{}: give the workspace a folder name", root.display()))?;
+    let host_crate = format!("{name}-host");
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", &name)
+            .replace("{{host_crate}}", &host_crate)
+            .replace("{{framework}}", &framework.display().to_string())
+    };
+    create(
+        &root.join("Cargo.toml"),
+        &fill(include_str!("../templates/workspace/Cargo.toml.tmpl")),
+    )?;
+    create(
+        &root.join("host/Cargo.toml"),
+        &fill(include_str!("../templates/workspace/host-Cargo.toml.tmpl")),
+    )?;
+    create(
+        &root.join("host/build.rs"),
+        &fill(include_str!("../templates/workspace/host-build.rs.tmpl")),
+    )?;
+    create(
+        &root.join("host/src/main.rs"),
+        &fill(include_str!("../templates/workspace/host-main.rs.tmpl")),
+    )?;
+    create(
+        &root.join("README.md"),
+        &fill(include_str!("../templates/workspace/README.md.tmpl")),
+    )?;
+    create(
+        &root.join(".gitignore"),
+        include_str!("../templates/workspace/gitignore.tmpl"),
+    )?;
+    // The versions and the toolchain the framework was tested with.
+    for file in ["Cargo.lock", "rust-toolchain.toml"] {
+        let from = framework.join(file);
+        if from.is_file() {
+            std::fs::copy(&from, root.join(file))
+                .with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    add_pack(root, &host_crate_folder(), &names)?;
+    println!(
+        "created workspace {} with host `{host_crate}` and pack `{}`; try `cargo run -- demo` there",
+        root.display(),
+        names.id
+    );
+    Ok(Verdict::Clean)
+}
+
+fn host_crate_folder() -> PathBuf {
+    PathBuf::from("host")
+}
+
+pub fn new_pack(options: &PackOptions) -> anyhow::Result<Verdict> {
+    let names = Names::of(&options.id)?;
+    let workspace = Workspace::open(options.workspace.as_deref())?;
+    for name in [&names.pack_crate, &names.contract_crate] {
+        if workspace.member(name).is_some() {
+            bail!(
+                "{}: `{name}` is already a member; pick another pack id",
+                workspace.manifest().display()
+            );
+        }
+    }
+    let host = workspace.host()?;
+    add_pack(&workspace.root, &workspace.folder_of(host), &names)?;
+    println!(
+        "created pack `{0}` (packs/{1}, contracts/{1}) and installed it in `{2}`",
+        names.id,
+        names.id.replace('_', "-"),
+        host.name
+    );
+    Ok(Verdict::Clean)
+}
+
+/// The pack's and its contract's folders and files, and their lines in the workspace's and
+/// the host's manifests.
+fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()> {
+    let folder_id = names.id.replace('_', "-");
+    let pack_folder = PathBuf::from("packs").join(&folder_id);
+    let contract_folder = PathBuf::from("contracts").join(&folder_id);
+    for folder in [&pack_folder, &contract_folder] {
+        if root.join(folder).exists() {
+            bail!(
+                "{}: already exists; nothing was written",
+                root.join(folder).display()
+            );
+        }
+    }
+    let mut workspace = Manifest::read(&root.join("Cargo.toml"))?;
+    if !workspace.has_workspace_dependency("ops-core") {
+        bail!(
+            "{}: `[workspace.dependencies]` has no `ops-core`; add the framework's crates there first (`cargo ops new` writes them)",
+            root.join("Cargo.toml").display()
+        );
+    }
+    let inherited = |key: &str| workspace.inherits_package_field(key);
+    let package_fields: String = ["edition", "rust-version", "license", "publish"]
+        .iter()
+        .filter(|key| inherited(key))
+        .map(|key| format!("{key}.workspace = true\n"))
+        .collect();
+    let package_fields = if package_fields.contains("edition") {
+        package_fields
+    } else {
+        format!("edition = \"2024\"\n{package_fields}")
+    };
+    let manifest = |name: &str, description: &str, dependencies: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"{description}\"\n{package_fields}\n[dependencies]\n{dependencies}"
+        )
+    };
+    let contract = &names.contract_crate;
+    create(
+        &root.join(&contract_folder).join("Cargo.toml"),
+        &manifest(
+            contract,
+            &format!("The public events and commands of pack `{}`", names.id),
+            "ops-core.workspace = true\n",
+        ),
+    )?;
+    create(
+        &root.join(&contract_folder).join("src/lib.rs"),
+        &names.fill(include_str!("../templates/pack/contract.rs.tmpl")),
+    )?;
+    create(
+        &root.join(&pack_folder).join("Cargo.toml"),
+        &manifest(
+            &names.pack_crate,
+            &format!("Pack `{}`", names.id),
+            &format!(
+                "ops-core.workspace = true\n{contract}.workspace = true\nserde.workspace = true\n"
+            ),
+        ),
+    )?;
+    create(
+        &root.join(&pack_folder).join("src/lib.rs"),
+        &names.fill(include_str!("../templates/pack/pack.rs.tmpl")),
+    )?;
+    create(
+        &root.join(&pack_folder).join("tests/decisions.rs"),
+        &names.fill(include_str!("../templates/pack/tests.rs.tmpl")),
+    )?;
+    create(
+        &root.join(&pack_folder).join("sample/items/0001.jsonl"),
+        include_str!("../templates/pack/sample.jsonl.tmpl"),
+    )?;
+
+    workspace.add_member(&contract_folder)?;
+    workspace.add_member(&pack_folder)?;
+    workspace.add_workspace_dependency(contract, &contract_folder, "0.1.0")?;
+    workspace.add_workspace_dependency(&names.pack_crate, &pack_folder, "0.1.0")?;
+    if !workspace.has_workspace_dependency("serde") {
+        workspace.add_registry_dependency("serde", "1", &["derive"])?;
+    }
+    workspace.write()?;
+    let mut host = Manifest::read(&root.join(host_folder).join("Cargo.toml"))?;
+    host.add_workspace_dependency_use(&names.pack_crate)?;
+    host.write()
+}

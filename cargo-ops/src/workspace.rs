@@ -1,0 +1,167 @@
+//! The workspace a command works on (the current directory's by default, found the way
+//! cargo finds it), its crates by role, temporary copies of it for checks that change code
+//! and build it, and the cargo that builds them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use cargo_metadata::{MetadataCommand, Package};
+
+use crate::roles::{Role, pack_id};
+
+const COPIES: &str = "ops-workspace-copies";
+
+/// A cargo workspace, read with `cargo metadata` (its own crates, not their dependencies).
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+    members: Vec<Package>,
+}
+
+impl Workspace {
+    /// The workspace of `at`: a `Cargo.toml`, a directory, or else the current directory.
+    pub fn open(at: Option<&Path>) -> anyhow::Result<Workspace> {
+        let mut command = MetadataCommand::new();
+        command.no_deps();
+        let shown = match at {
+            Some(path) if path.is_dir() => {
+                command.current_dir(path);
+                path.display().to_string()
+            }
+            Some(path) => {
+                command.manifest_path(path);
+                path.display().to_string()
+            }
+            None => "the current directory".to_owned(),
+        };
+        let metadata = command.exec().with_context(|| {
+            format!("{shown}: not in a cargo workspace (`cargo metadata` failed)")
+        })?;
+        let members = metadata.workspace_packages().into_iter().cloned().collect();
+        Ok(Workspace {
+            root: metadata.workspace_root.clone().into_std_path_buf(),
+            target_dir: metadata.target_directory.clone().into_std_path_buf(),
+            members,
+        })
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("Cargo.toml")
+    }
+
+    pub fn members(&self) -> &[Package] {
+        &self.members
+    }
+
+    pub fn members_with(&self, role: Role) -> impl Iterator<Item = &Package> {
+        self.members
+            .iter()
+            .filter(move |package| Role::of(package).ok().flatten() == Some(role))
+    }
+
+    /// The one crate that links the packs: `ops-host`, or the crate that declares
+    /// `[package.metadata.ops] role = "host"` or depends on `ops-host`.
+    pub fn host(&self) -> anyhow::Result<&Package> {
+        let hosts: Vec<&Package> = self.members_with(Role::Host).collect();
+        match hosts.as_slice() {
+            [host] => Ok(host),
+            [] => bail!(
+                "{}: no host crate in this workspace; add one that depends on `ops-host` (`cargo ops new` makes one)",
+                self.manifest().display()
+            ),
+            _ => bail!(
+                "{}: several host crates ({}); keep one, or give the others `[package.metadata.ops] role = \"tooling\"`",
+                self.manifest().display(),
+                hosts
+                    .iter()
+                    .map(|p| format!("`{}`", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The workspace's packs, by id, with their crates.
+    pub fn packs(&self) -> Vec<(String, &Package)> {
+        let mut packs: Vec<(String, &Package)> = self
+            .members_with(Role::Pack)
+            .filter_map(|package| Some((pack_id(&package.name)?, package)))
+            .collect();
+        packs.sort_by(|a, b| a.0.cmp(&b.0));
+        packs
+    }
+
+    pub fn member(&self, name: &str) -> Option<&Package> {
+        self.members.iter().find(|package| package.name == name)
+    }
+
+    /// A member's folder, relative to the workspace root.
+    pub fn folder_of(&self, package: &Package) -> PathBuf {
+        let dir = package
+            .manifest_path
+            .parent()
+            .map(|dir| dir.as_std_path().to_owned())
+            .unwrap_or_default();
+        dir.strip_prefix(&self.root)
+            .map(Path::to_owned)
+            .unwrap_or(dir)
+    }
+
+    /// Where copies of this workspace build, so their dependencies build once. A
+    /// workspace that already builds there (a copy, or a test's workspace) shares it.
+    pub fn copies_target_dir(&self) -> PathBuf {
+        if self.target_dir.file_name() == Some(COPIES.as_ref()) {
+            self.target_dir.clone()
+        } else {
+            self.target_dir.join(COPIES)
+        }
+    }
+}
+
+/// The cargo that runs this chore (`CARGO` when run by cargo), ready for arguments.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Copies the workspace at `from` into `to`, without `target/` and `.git/`.
+pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `root` (relative, sorted), without `target/` and `.git/`.
+pub fn files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in std::fs::read_dir(root.join(&relative))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name == "target" || name == ".git" {
+                continue;
+            }
+            let path = relative.join(&name);
+            if entry.file_type()?.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,8 @@
+//! The tool end to end, one binary: a team workspace from `cargo ops new` to its gates,
+//! contract-diff on workspace copies, deps-check on fixture
+//! workspaces, schema-diff on files.
+
+mod contract_diff;
+mod deps_check;
+mod schema_diff;
+mod team_workspace;

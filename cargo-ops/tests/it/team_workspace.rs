@@ -1,0 +1,313 @@
+//! A team's own workspace, end to end, outside this repository: `cargo ops new` makes it;
+//! the team adds an event, a command with its handler and a projection; its tests pass;
+//! its host runs the demo with exactly its pack and answers the rest of the ops CLI;
+//! `cargo ops contract-diff --bless` records its contracts; a breaking change exits 1 with
+//! the rule that it broke; a version 2 with an upcaster (and the crates' bumps) exits 0;
+//! `cargo ops deps-check` and `cargo ops acceptance delete-pack` hold there too.
+//!
+//! It builds in the target directory of this workspace's copies, kept across runs, so the
+//! registry's crates build once and a second run builds only what changed; everything
+//! runs offline, on the framework's `Cargo.lock`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cargo-ops is inside the repository")
+        .to_owned()
+}
+
+struct Team {
+    dir: PathBuf,
+    target: PathBuf,
+}
+
+impl Team {
+    fn tool(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("CARGO_TARGET_DIR", &self.target)
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .unwrap()
+    }
+
+    fn cargo_ops(&self, args: &[&str]) -> Output {
+        self.tool(env!("CARGO_BIN_EXE_cargo-ops"), args)
+    }
+
+    fn cargo(&self, args: &[&str]) -> Output {
+        self.tool(env!("CARGO"), args)
+    }
+
+    fn append(&self, file: &str, text: &str) {
+        let path = self.dir.join(file);
+        let before = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, before + text).unwrap();
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `cargo ops contract-diff --format json`: the exit code and `(rule, subject)` pairs.
+    fn contract_diff(&self, extra: &[&str]) -> (Option<i32>, Vec<(String, String)>, String) {
+        let mut args = vec!["contract-diff", "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = self.cargo_ops(&args);
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        let rules = report["findings"]
+            .as_array()
+            .map(|findings| {
+                findings
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["rule"].as_str().unwrap_or_default().to_owned(),
+                            f["subject"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            output.status.code(),
+            rules,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+fn said(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+const CONTRACT: &str = "contracts/items/src/lib.rs";
+const PACK: &str = "packs/items/src/lib.rs";
+const RECORDED: &str = "pack.items.item.ItemRecorded";
+
+/// What the team adds to its pack: a private event, a command and its handler, and a
+/// projection of the new event.
+const ARCHIVING: &str = r#"
+/// An item was archived; private to this pack.
+#[event(domain = "item")]
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ItemArchived {
+    item_id: String,
+}
+
+#[command(domain = "item", safety = WRITE_INTERNAL)]
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ArchiveItem {
+    item_id: String,
+}
+
+pub(crate) struct ArchiveItemHandler;
+
+impl Handler for ArchiveItemHandler {
+    type Pack = ItemsPack;
+    type Command = ArchiveItem;
+
+    fn decide(&self, command: &ArchiveItem, history: &[PastEvent]) -> Result<Vec<Decided>, String> {
+        if !happened::<ItemRecorded>(history) {
+            return Err(format!("item {} was never recorded", command.item_id));
+        }
+        Ok(vec![Decided::event(&ItemArchived { item_id: command.item_id.clone() })?])
+    }
+}
+
+ops_core::install_handler!(ArchiveItemHandler);
+
+/// Archived item ids.
+pub const ARCHIVED: Table<bool> = Table::new("archived");
+
+pub struct Archive;
+
+impl Projection for Archive {
+    type Pack = ItemsPack;
+    const NAME: &'static str = "archive";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [EventType] = &[EventType::of::<ItemArchived>()];
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        if let Some(archived) = event.decode::<ItemArchived>() {
+            let archived = archived.map_err(|error| error.to_string())?;
+            ARCHIVED.put(state, &archived.item_id, &true)?;
+        }
+        Ok(())
+    }
+}
+
+ops_core::install_projection!(Archive);
+
+#[cfg(test)]
+mod archiving {
+    use super::*;
+    use ops_core::testing::{fold, given};
+
+    #[test]
+    fn only_a_recorded_item_is_archived() {
+        let archive = ArchiveItem { item_id: "A-1".to_owned() };
+        assert_eq!(
+            given().when(&ArchiveItemHandler, &archive).rejected(),
+            Some("item A-1 was never recorded")
+        );
+        let recorded = ItemRecorded { item_id: "A-1".to_owned(), title: "First".to_owned() };
+        let archived = given().event(&recorded).when(&ArchiveItemHandler, &archive);
+        assert_eq!(archived.then::<ItemArchived>(), [ItemArchived { item_id: "A-1".to_owned() }]);
+        let folded = fold(&Archive).event("items/item/A-1", &archived.then::<ItemArchived>()[0]);
+        assert_eq!(ARCHIVED.get(folded.state(), "A-1"), Ok(Some(true)));
+    }
+}
+"#;
+
+#[test]
+fn a_team_makes_runs_and_gates_its_own_workspace_with_cargo_ops() {
+    let base = std::env::temp_dir().join(format!("ops-team-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let team = Team {
+        dir: base.join("acme"),
+        // Shared with the copies of this workspace that the other tests build: the
+        // registry's crates build once for all of them.
+        target: cargo_ops::workspace::Workspace::open(Some(&repository()))
+            .unwrap()
+            .copies_target_dir(),
+    };
+
+    let made = Command::new(env!("CARGO_BIN_EXE_cargo-ops"))
+        .args(["ops", "new"])
+        .arg(&team.dir)
+        .args(["--pack", "items"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", said(&made));
+    assert!(team.dir.join("host/src/main.rs").is_file());
+    // A second `new` into the same folder overwrites nothing.
+    let again = team.cargo_ops(&["new", team.dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", said(&again));
+
+    team.append(PACK, ARCHIVING);
+    let tested = team.cargo(&["test", "--quiet", "--workspace"]);
+    assert!(tested.status.success(), "{}", said(&tested));
+    let tests = said(&tested);
+    assert!(
+        tests.contains("test result: ok. 1 passed") && tests.contains("test result: ok. 2 passed"),
+        "{tests}"
+    );
+
+    let data = base.join("ops-data");
+    let data = data.to_str().unwrap();
+    let demo = team.cargo(&["run", "--quiet", "--", "demo", "--data", data]);
+    let shown = said(&demo);
+    assert!(demo.status.success(), "{shown}");
+    for line in [
+        "== installed packs (pack-items)",
+        "pack.items.item.ArchiveItem",
+        "connector items/items: 2 records, 2 new events",
+        "projection items/archive v1",
+        "items/A-1 {\"title\":\"First item\"}",
+    ] {
+        assert!(shown.contains(line), "no `{line}` in:\n{shown}");
+    }
+    assert!(!shown.contains("pack incidents"), "{shown}");
+    // The host's CLI is the whole of ops-host's: a read-only verb on the demo's store.
+    let releases = team.cargo(&["run", "--quiet", "--", "releases", "list", "--data", data]);
+    assert!(
+        releases.status.success() && said(&releases).contains("pack `items` 0.1.0 cid_"),
+        "{}",
+        said(&releases)
+    );
+
+    // Nothing recorded yet: contract-diff says how to start.
+    let (code, _, stderr) = team.contract_diff(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cargo ops contract-diff --bless"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = team.contract_diff(&["--bless"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(team.dir.join("registry/snapshot.json").is_file());
+    let (code, rules, stderr) = team.contract_diff(&["--require-blessed"]);
+    assert_eq!(code, Some(0), "{rules:?}\n{stderr}");
+
+    // A public event's field renamed on the wire: readers of stored events would break.
+    team.edit(
+        CONTRACT,
+        "pub struct ItemRecorded {\n    pub item_id: String,\n    pub title: String,",
+        "pub struct ItemRecorded {\n    pub item_id: String,\n    #[serde(rename = \"name\")]\n    pub title: String,",
+    );
+    let (code, rules, stderr) = team.contract_diff(&[]);
+    assert_eq!(code, Some(1), "{rules:?}\n{stderr}");
+    assert!(
+        rules.contains(&("schema-changed-in-place".to_owned(), RECORDED.to_owned())),
+        "{rules:?}"
+    );
+
+    // Version 1 kept as it was, version 2 upcast from it, both crates bumped.
+    team.edit(
+        CONTRACT,
+        "#[event(public, domain = \"item\")]",
+        "#[event(public, domain = \"item\", version = 2, upcast_from = v1::ItemRecorded)]",
+    );
+    team.append(
+        CONTRACT,
+        r#"
+/// Earlier payload versions, kept so stored events stay readable.
+pub mod v1 {
+    use ops_core::prelude::*;
+
+    #[event(public, domain = "item", version = 1)]
+    #[derive(Clone, Debug, PartialEq)]
+    #[schemars(example = ItemRecorded { item_id: "A-1".to_owned(), title: "First item".to_owned() })]
+    pub struct ItemRecorded {
+        pub item_id: String,
+        pub title: String,
+    }
+}
+
+impl Upcast<v1::ItemRecorded> for ItemRecorded {
+    fn upcast(old: v1::ItemRecorded) -> Self {
+        ItemRecorded { item_id: old.item_id, title: old.title }
+    }
+}
+"#,
+    );
+    team.edit(
+        "contracts/items/Cargo.toml",
+        "version = \"0.1.0\"",
+        "version = \"0.1.1\"",
+    );
+    team.edit(
+        "packs/items/Cargo.toml",
+        "version = \"0.1.0\"",
+        "version = \"0.1.1\"",
+    );
+    let (code, rules, stderr) = team.contract_diff(&[]);
+    assert_eq!(code, Some(0), "{rules:?}\n{stderr}");
+    assert!(
+        rules.contains(&("upcaster-checked".to_owned(), RECORDED.to_owned())),
+        "{rules:?}"
+    );
+
+    let deps = team.cargo_ops(&["deps-check"]);
+    assert_eq!(deps.status.code(), Some(0), "{}", said(&deps));
+    let deleted = team.cargo_ops(&["acceptance", "delete-pack", "items"]);
+    assert_eq!(deleted.status.code(), Some(0), "{}", said(&deleted));
+    assert!(
+        said(&deleted).contains("events stored before is still stored and reads"),
+        "{}",
+        said(&deleted)
+    );
+
+    std::fs::remove_dir_all(&base).unwrap();
+}
