@@ -91,15 +91,19 @@ impl Manifest {
         folder: &Path,
         version: &str,
     ) -> anyhow::Result<()> {
+        let mut line = InlineTable::new();
+        line.insert("path", Value::from(folder_text(folder)));
+        line.insert("version", Value::from(version));
+        self.set_workspace_dependency(name, line)
+    }
+
+    fn set_workspace_dependency(&mut self, name: &str, line: InlineTable) -> anyhow::Result<()> {
         let workspace = self.workspace_table()?;
         let dependencies = workspace
             .entry("dependencies")
             .or_insert_with(|| Item::Table(Table::new()))
             .as_table_mut()
             .context("`workspace.dependencies` is not a table")?;
-        let mut line = InlineTable::new();
-        line.insert("path", Value::from(folder_text(folder)));
-        line.insert("version", Value::from(version));
         dependencies.insert(name, Item::Value(Value::InlineTable(line)));
         Ok(())
     }
@@ -111,19 +115,12 @@ impl Manifest {
         version: &str,
         features: &[&str],
     ) -> anyhow::Result<()> {
-        let workspace = self.workspace_table()?;
-        let dependencies = workspace
-            .entry("dependencies")
-            .or_insert_with(|| Item::Table(Table::new()))
-            .as_table_mut()
-            .context("`workspace.dependencies` is not a table")?;
         let mut line = InlineTable::new();
         line.insert("version", Value::from(version));
         if !features.is_empty() {
             line.insert("features", Value::Array(features.iter().copied().collect()));
         }
-        dependencies.insert(name, Item::Value(Value::InlineTable(line)));
-        Ok(())
+        self.set_workspace_dependency(name, line)
     }
 
     /// Whether `[workspace.package]` sets `key`, so members can write `key.workspace = true`.

@@ -149,30 +149,35 @@ pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
             .replace("{{host_crate}}", &host_crate)
             .replace("{{framework}}", &framework.display().to_string())
     };
-    create(
-        &root.join("Cargo.toml"),
-        &fill(include_str!("../templates/workspace/Cargo.toml.tmpl")),
-    )?;
-    create(
-        &root.join("host/Cargo.toml"),
-        &fill(include_str!("../templates/workspace/host-Cargo.toml.tmpl")),
-    )?;
-    create(
-        &root.join("host/build.rs"),
-        &fill(include_str!("../templates/workspace/host-build.rs.tmpl")),
-    )?;
-    create(
-        &root.join("host/src/main.rs"),
-        &fill(include_str!("../templates/workspace/host-main.rs.tmpl")),
-    )?;
-    create(
-        &root.join("README.md"),
-        &fill(include_str!("../templates/workspace/README.md.tmpl")),
-    )?;
-    create(
-        &root.join(".gitignore"),
-        include_str!("../templates/workspace/gitignore.tmpl"),
-    )?;
+    let files = [
+        (
+            "Cargo.toml",
+            include_str!("../templates/workspace/Cargo.toml.tmpl"),
+        ),
+        (
+            "host/Cargo.toml",
+            include_str!("../templates/workspace/host-Cargo.toml.tmpl"),
+        ),
+        (
+            "host/build.rs",
+            include_str!("../templates/workspace/host-build.rs.tmpl"),
+        ),
+        (
+            "host/src/main.rs",
+            include_str!("../templates/workspace/host-main.rs.tmpl"),
+        ),
+        (
+            "README.md",
+            include_str!("../templates/workspace/README.md.tmpl"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../templates/workspace/gitignore.tmpl"),
+        ),
+    ];
+    for (file, template) in files {
+        create(&root.join(file), &fill(template))?;
+    }
     // The versions and the toolchain the framework was tested with.
     for file in ["Cargo.lock", "rust-toolchain.toml"] {
         let from = framework.join(file);
@@ -263,10 +268,6 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
         ),
     )?;
     create(
-        &root.join(&contract_folder).join("src/lib.rs"),
-        &names.fill(include_str!("../templates/pack/contract.rs.tmpl")),
-    )?;
-    create(
         &root.join(&pack_folder).join("Cargo.toml"),
         &manifest(
             &names.pack_crate,
@@ -276,19 +277,31 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
             ),
         ),
     )?;
-    create(
-        &root.join(&pack_folder).join("src/lib.rs"),
-        &names.fill(include_str!("../templates/pack/pack.rs.tmpl")),
-    )?;
-    create(
-        &root.join(&pack_folder).join("tests/decisions.rs"),
-        &names.fill(include_str!("../templates/pack/tests.rs.tmpl")),
-    )?;
-    create(
-        &root.join(&pack_folder).join("sample/items/0001.jsonl"),
-        include_str!("../templates/pack/sample.jsonl.tmpl"),
-    )?;
-
+    let files = [
+        (
+            &contract_folder,
+            "src/lib.rs",
+            include_str!("../templates/pack/contract.rs.tmpl"),
+        ),
+        (
+            &pack_folder,
+            "src/lib.rs",
+            include_str!("../templates/pack/pack.rs.tmpl"),
+        ),
+        (
+            &pack_folder,
+            "tests/decisions.rs",
+            include_str!("../templates/pack/tests.rs.tmpl"),
+        ),
+        (
+            &pack_folder,
+            "sample/items/0001.jsonl",
+            include_str!("../templates/pack/sample.jsonl.tmpl"),
+        ),
+    ];
+    for (folder, file, template) in files {
+        create(&root.join(folder).join(file), &names.fill(template))?;
+    }
     workspace.add_member(&contract_folder)?;
     workspace.add_member(&pack_folder)?;
     workspace.add_workspace_dependency(contract, &contract_folder, "0.1.0")?;
