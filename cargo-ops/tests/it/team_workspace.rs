@@ -115,12 +115,14 @@ pub(crate) struct ArchiveItemHandler;
 impl Handler for ArchiveItemHandler {
     type Pack = ItemsPack;
     type Command = ArchiveItem;
+    type State = ItemState;
+    type Rejection = String;
 
-    fn decide(&self, command: &ArchiveItem, history: &[PastEvent]) -> Result<Vec<Decided>, String> {
-        if !happened::<ItemRecorded>(history) {
+    fn decide(&self, command: &ArchiveItem, item: &ItemState) -> Result<Vec<Decided>, String> {
+        if !item.recorded {
             return Err(format!("item {} was never recorded", command.item_id));
         }
-        Ok(vec![Decided::event(&ItemArchived { item_id: command.item_id.clone() })?])
+        Ok(vec![Decided::event(&ItemArchived { item_id: command.item_id.clone() })])
     }
 }
 
@@ -157,8 +159,8 @@ mod archiving {
     fn only_a_recorded_item_is_archived() {
         let archive = ArchiveItem { item_id: "A-1".to_owned() };
         assert_eq!(
-            given().when(&ArchiveItemHandler, &archive).rejected(),
-            Some("item A-1 was never recorded")
+            given().when(&ArchiveItemHandler, &archive).rejection(),
+            Some(&"item A-1 was never recorded".to_owned())
         );
         let recorded = ItemRecorded { item_id: "A-1".to_owned(), title: "First".to_owned() };
         let archived = given().event(&recorded).when(&ArchiveItemHandler, &archive);

@@ -2,9 +2,29 @@
 //!
 //! A pack implements [`Handler`] for a command it owns and installs it with
 //! [`crate::install_handler!`]; the installation does not compile when the command belongs
-//! to another owner. The runtime's command bus routes each command to its one handler,
-//! gives it the target's history, and records the outcome with the events it decided, in
-//! one transaction.
+//! to another owner. The handler decides on a typed state of the target, its
+//! [`Aggregate`]: the runtime's command bus folds the target stream's past events (those the
+//! pack may see, upcast to their current versions) into it with [`Aggregate::apply`], in
+//! stream order, then calls [`Handler::decide`], and records the outcome (the events it
+//! decided, or its typed rejection as the reason) in one transaction.
+//!
+//! ```
+//! use ops_core::handler::{Aggregate, PastEvent};
+//! use ops_core::capability::{CapabilityGranted, CapabilityRevoked};
+//!
+//! /// What a handler needs to know of a capability's stream.
+//! #[derive(Default)]
+//! struct Grant { granted: bool, revoked: bool }
+//!
+//! impl Aggregate for Grant {
+//!     fn apply(&mut self, event: &PastEvent) {
+//!         self.granted |= event.is::<CapabilityGranted>();
+//!         self.revoked |= event.is::<CapabilityRevoked>();
+//!     }
+//! }
+//! ```
+//!
+//! [`crate::testing`] decides with a handler on given events, without a database.
 
 use serde_json::Value;
 
@@ -22,38 +42,100 @@ pub struct PastEvent {
 impl PastEvent {
     /// Decodes the payload as `E`; `None` when this event is not an `E`.
     pub fn decode<E: Event>(&self) -> Option<Result<E, serde_json::Error>> {
-        (self.event_type == E::TYPE && self.version == E::VERSION)
+        self.is::<E>()
             .then(|| serde_json::from_value(self.payload.clone()))
+    }
+
+    /// Whether this event is an `E` (at the version this build reads).
+    pub fn is<E: Event>(&self) -> bool {
+        self.event_type == E::TYPE && self.version == E::VERSION
     }
 }
 
-/// Whether an `E` is in `history`: the usual first question of a handler.
-pub fn happened<E: Event>(history: &[PastEvent]) -> bool {
-    history.iter().any(|event| event.decode::<E>().is_some())
+/// What a handler knows of its target: a state folded from the target's past events, one
+/// at a time, in stream order. `apply` must depend on nothing but the event and the state,
+/// like a projection's; an event it does not know it leaves alone. `()` is the state of a
+/// handler whose decisions do not depend on the past.
+pub trait Aggregate: Default + Send + Sync + 'static {
+    fn apply(&mut self, event: &PastEvent);
+
+    /// The state `history` folds into.
+    fn fold<'e>(history: impl IntoIterator<Item = &'e PastEvent>) -> Self
+    where
+        Self: Sized,
+    {
+        let mut state = Self::default();
+        for event in history {
+            state.apply(event);
+        }
+        state
+    }
 }
 
-/// An event a handler decided on. Built only from a typed event ([`TypedEvent::event`]),
-/// so a handler states types it can name; the bus also refuses any that is not its pack's.
-pub type Decided = TypedEvent;
+impl Aggregate for () {
+    fn apply(&mut self, _: &PastEvent) {}
+}
+
+/// An event a handler decided on. Built only from a typed event ([`Decided::event`]), so a
+/// handler states types it can name; the bus also refuses any that is not its pack's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decided {
+    event_type: &'static str,
+    /// The event as JSON, or why it could not be written as JSON (the bus then refuses the
+    /// command with that reason: a decision is never half-recorded).
+    encoded: Result<TypedEvent, String>,
+}
+
+impl Decided {
+    pub fn event<E: Event>(event: &E) -> Self {
+        Decided {
+            event_type: E::TYPE,
+            encoded: TypedEvent::event(event),
+        }
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event_type
+    }
+
+    /// The event, or why it could not be encoded.
+    pub fn into_event(self) -> Result<TypedEvent, String> {
+        let event_type = self.event_type;
+        self.encoded.map_err(|error| {
+            format!("the decided `{event_type}` cannot be written as JSON: {error}")
+        })
+    }
+
+    /// The event as JSON, if it could be encoded.
+    pub fn encoded(&self) -> Option<&TypedEvent> {
+        self.encoded.as_ref().ok()
+    }
+}
 
 pub trait Handler: Send + Sync + 'static {
     type Pack: Pack;
     type Command: Command;
+    /// What it knows of the target, folded from the target's past events.
+    type State: Aggregate;
+    /// Why it refuses a command: a type of the pack's (an enum of its reasons, or a
+    /// `String`), whose text is the reason the command's record keeps.
+    type Rejection: core::fmt::Display;
 
-    /// The events that `command` causes given the target's `history`, or why it is refused.
+    /// The events that `command` causes given the target's `state`, or why it is refused.
     fn decide(
         &self,
         command: &Self::Command,
-        history: &[PastEvent],
-    ) -> Result<Vec<Decided>, String>;
+        state: &Self::State,
+    ) -> Result<Vec<Decided>, Self::Rejection>;
 }
 
-/// A handler as the bus drives it, whatever its types.
+/// A handler as the bus drives it, whatever its types: the target's history is folded into
+/// its state, a rejection becomes its text.
 pub trait DynHandler: Send + Sync {
     fn pack_id(&self) -> &'static str;
     fn command_type(&self) -> &'static str;
     fn command_version(&self) -> u32;
-    fn decide(&self, payload: &Value, history: &[PastEvent]) -> Result<Vec<Decided>, String>;
+    fn decide(&self, payload: &Value, history: &[PastEvent]) -> Result<Vec<TypedEvent>, String>;
 }
 
 impl<H: Handler> DynHandler for H {
@@ -66,10 +148,15 @@ impl<H: Handler> DynHandler for H {
     fn command_version(&self) -> u32 {
         <H::Command as crate::contract::Contract>::VERSION
     }
-    fn decide(&self, payload: &Value, history: &[PastEvent]) -> Result<Vec<Decided>, String> {
+    fn decide(&self, payload: &Value, history: &[PastEvent]) -> Result<Vec<TypedEvent>, String> {
         let command: H::Command = serde_json::from_value(payload.clone())
             .map_err(|error| format!("the payload is not a `{}`: {error}", self.command_type()))?;
-        Handler::decide(self, &command, history)
+        let state = H::State::fold(history);
+        Handler::decide(self, &command, &state)
+            .map_err(|rejection| rejection.to_string())?
+            .into_iter()
+            .map(Decided::into_event)
+            .collect()
     }
 }
 

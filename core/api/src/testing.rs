@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::contract::Event;
 use crate::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
-use crate::handler::{Decided, Handler, PastEvent};
+use crate::handler::{Aggregate, Decided, Handler, PastEvent};
 use crate::id::{CapabilityId, CorrelationId, UserActionId};
 use crate::projection::{ProjectedEvent, Projection, State};
 use crate::time::Timestamp;
@@ -48,21 +48,26 @@ impl Given {
     }
 
     /// What `handler` decides on `command` given this history.
-    pub fn when<H: Handler>(&self, handler: &H, command: &H::Command) -> Outcome {
-        Outcome(handler.decide(command, &self.history))
+    pub fn when<H: Handler>(&self, handler: &H, command: &H::Command) -> Outcome<H> {
+        Outcome(handler.decide(command, &self.state::<H::State>()))
+    }
+
+    /// The state this history folds into: what a handler with that state decides on.
+    pub fn state<S: Aggregate>(&self) -> S {
+        S::fold(&self.history)
     }
 }
 
 /// A handler's decision: the events it decided, or why it refused.
-#[derive(Debug)]
-pub struct Outcome(Result<Vec<Decided>, String>);
+pub struct Outcome<H: Handler>(Result<Vec<Decided>, H::Rejection>);
 
-impl Outcome {
+impl<H: Handler> Outcome<H> {
     /// The decided events of type `E`, decoded; panics, naming the reason, when the
     /// command was refused.
     pub fn then<E: Event>(&self) -> Vec<E> {
         self.decided()
             .iter()
+            .filter_map(Decided::encoded)
             .filter(|decided| decided.event_type() == E::TYPE && decided.version() == E::VERSION)
             .map(|decided| {
                 serde_json::from_value(decided.payload().clone())
@@ -76,9 +81,14 @@ impl Outcome {
         self.decided().iter().map(Decided::event_type).collect()
     }
 
-    /// Why the command was refused; `None` when it was accepted.
-    pub fn rejected(&self) -> Option<&str> {
-        self.0.as_ref().err().map(String::as_str)
+    /// Why the command was refused, as the handler said it; `None` when it was accepted.
+    pub fn rejection(&self) -> Option<&H::Rejection> {
+        self.0.as_ref().err()
+    }
+
+    /// The reason the command's record would keep; `None` when it was accepted.
+    pub fn rejected(&self) -> Option<String> {
+        self.rejection().map(ToString::to_string)
     }
 
     fn decided(&self) -> &[Decided] {

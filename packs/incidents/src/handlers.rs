@@ -1,33 +1,81 @@
-//! What incident commands mean, given the incident's history.
+//! What incident commands mean, given what the incident's history folds into.
+
+use core::fmt;
 
 use ops_contract_incidents::{
     AcknowledgeIncident, IncidentAcknowledged, IncidentOpened, IncidentResolved, OpenIncident,
 };
-use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::handler::{Aggregate, Decided, Handler, PastEvent};
 use ops_core::prelude::*;
 
 use crate::IncidentsPack;
+use crate::paging::PageRequested;
+
+/// An incident as its handlers see it, folded from its stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Incident {
+    pub opened: bool,
+    pub acknowledged: bool,
+    pub resolved: bool,
+    /// Whether a responder was paged for it (and not yet told it is off).
+    pub paged: bool,
+}
+
+impl Aggregate for Incident {
+    fn apply(&mut self, event: &PastEvent) {
+        self.opened |= event.is::<IncidentOpened>();
+        self.acknowledged |= event.is::<IncidentAcknowledged>();
+        self.resolved |= event.is::<IncidentResolved>();
+        self.paged |= event.is::<PageRequested>();
+    }
+}
+
+/// Why an incident command is refused; the text is what the command's record keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncidentRejection {
+    AlreadyOpen(String),
+    NeverOpened(String),
+    Resolved(String),
+    AlreadyAcknowledged(String),
+    NobodyPaged(String),
+}
+
+impl fmt::Display for IncidentRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IncidentRejection::AlreadyOpen(id) => write!(f, "incident {id} is already open"),
+            IncidentRejection::NeverOpened(id) => write!(f, "incident {id} was never opened"),
+            IncidentRejection::Resolved(id) => write!(f, "incident {id} is resolved"),
+            IncidentRejection::AlreadyAcknowledged(id) => {
+                write!(f, "incident {id} is already acknowledged")
+            }
+            IncidentRejection::NobodyPaged(id) => write!(f, "nobody was paged for incident {id}"),
+        }
+    }
+}
 
 pub struct OpenIncidentHandler;
 
 impl Handler for OpenIncidentHandler {
     type Pack = IncidentsPack;
     type Command = OpenIncident;
+    type State = Incident;
+    type Rejection = IncidentRejection;
 
     fn decide(
         &self,
         command: &OpenIncident,
-        history: &[PastEvent],
-    ) -> Result<Vec<Decided>, String> {
-        if happened::<IncidentOpened>(history) {
-            return Err(format!("incident {} is already open", command.incident_id));
+        incident: &Incident,
+    ) -> Result<Vec<Decided>, IncidentRejection> {
+        if incident.opened {
+            return Err(IncidentRejection::AlreadyOpen(command.incident_id.clone()));
         }
         Ok(vec![Decided::event(&IncidentOpened {
             incident_id: command.incident_id.clone(),
             service: command.service.clone(),
             title: command.title.clone(),
             severity: command.severity,
-        })?])
+        })])
     }
 }
 
@@ -36,26 +84,28 @@ pub struct AcknowledgeIncidentHandler;
 impl Handler for AcknowledgeIncidentHandler {
     type Pack = IncidentsPack;
     type Command = AcknowledgeIncident;
+    type State = Incident;
+    type Rejection = IncidentRejection;
 
     fn decide(
         &self,
         command: &AcknowledgeIncident,
-        history: &[PastEvent],
-    ) -> Result<Vec<Decided>, String> {
-        let id = &command.incident_id;
-        if !happened::<IncidentOpened>(history) {
-            return Err(format!("incident {id} was never opened"));
+        incident: &Incident,
+    ) -> Result<Vec<Decided>, IncidentRejection> {
+        let id = || command.incident_id.clone();
+        if !incident.opened {
+            return Err(IncidentRejection::NeverOpened(id()));
         }
-        if happened::<IncidentResolved>(history) {
-            return Err(format!("incident {id} is resolved"));
+        if incident.resolved {
+            return Err(IncidentRejection::Resolved(id()));
         }
-        if happened::<IncidentAcknowledged>(history) {
-            return Err(format!("incident {id} is already acknowledged"));
+        if incident.acknowledged {
+            return Err(IncidentRejection::AlreadyAcknowledged(id()));
         }
         Ok(vec![Decided::event(&IncidentAcknowledged {
-            incident_id: id.clone(),
+            incident_id: id(),
             by: command.by.clone(),
-        })?])
+        })])
     }
 }
 

@@ -9,7 +9,7 @@ mod handlers;
 mod paging;
 
 pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
-pub use handlers::{AcknowledgeIncidentHandler, OpenIncidentHandler};
+pub use handlers::{AcknowledgeIncidentHandler, Incident, IncidentRejection, OpenIncidentHandler};
 pub use paging::page_responder;
 
 use ops_core::envelope::{EnvelopeError, EventEnvelope, EventOrigin};

@@ -1,14 +1,14 @@
 //! Paging a responder: an external side effect. The pack decides that a page is due; the
 //! core's egress gateway, not the pack, reaches the pager.
 
-use ops_contract_incidents::IncidentOpened;
 use ops_core::envelope::{CommandEnvelope, CommandRequest, EnvelopeError};
-use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::handler::{Decided, Handler};
 use ops_core::prelude::*;
 use ops_core::{command, event};
 use ops_shared_people::PersonRef;
 
 use crate::IncidentsPack;
+use crate::handlers::{Incident, IncidentRejection};
 
 #[command(domain = "paging", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = CancelPage)]
 pub(crate) struct PageResponder {
@@ -52,19 +52,21 @@ pub(crate) struct PageResponderHandler;
 impl Handler for PageResponderHandler {
     type Pack = IncidentsPack;
     type Command = PageResponder;
+    type State = Incident;
+    type Rejection = IncidentRejection;
 
     fn decide(
         &self,
         command: &PageResponder,
-        history: &[PastEvent],
-    ) -> Result<Vec<Decided>, String> {
-        if !happened::<IncidentOpened>(history) {
-            return Err(format!("incident {} was never opened", command.incident_id));
+        incident: &Incident,
+    ) -> Result<Vec<Decided>, IncidentRejection> {
+        if !incident.opened {
+            return Err(IncidentRejection::NeverOpened(command.incident_id.clone()));
         }
         Ok(vec![Decided::event(&PageRequested {
             incident_id: command.incident_id.clone(),
             responder: command.responder.clone(),
-        })?])
+        })])
     }
 }
 
@@ -76,18 +78,21 @@ pub(crate) struct CancelPageHandler;
 impl Handler for CancelPageHandler {
     type Pack = IncidentsPack;
     type Command = CancelPage;
+    type State = Incident;
+    type Rejection = IncidentRejection;
 
-    fn decide(&self, command: &CancelPage, history: &[PastEvent]) -> Result<Vec<Decided>, String> {
-        if !happened::<PageRequested>(history) {
-            return Err(format!(
-                "nobody was paged for incident {}",
-                command.incident_id
-            ));
+    fn decide(
+        &self,
+        command: &CancelPage,
+        incident: &Incident,
+    ) -> Result<Vec<Decided>, IncidentRejection> {
+        if !incident.paged {
+            return Err(IncidentRejection::NobodyPaged(command.incident_id.clone()));
         }
         Ok(vec![Decided::event(&PageCancelled {
             incident_id: command.incident_id.clone(),
             responder: command.responder.clone(),
-        })?])
+        })])
     }
 }
 

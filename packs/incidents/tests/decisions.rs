@@ -7,7 +7,9 @@ use ops_contract_incidents::{
 use ops_core::contract::Contract;
 use ops_core::testing::{fold, given};
 use ops_shared_people::{PersonRef, ServiceRef};
-use pack_incidents::{AcknowledgeIncidentHandler, IncidentBoard, OpenIncidentHandler};
+use pack_incidents::{
+    AcknowledgeIncidentHandler, Incident, IncidentBoard, IncidentRejection, OpenIncidentHandler,
+};
 
 fn opened(id: &str) -> IncidentOpened {
     IncidentOpened {
@@ -46,7 +48,14 @@ fn an_incident_opens_once() {
     let again = given()
         .event(&opened("INC-1"))
         .when(&OpenIncidentHandler, &open);
-    assert_eq!(again.rejected(), Some("incident INC-1 is already open"));
+    assert_eq!(
+        again.rejection(),
+        Some(&IncidentRejection::AlreadyOpen("INC-1".to_owned()))
+    );
+    assert_eq!(
+        again.rejected().as_deref(),
+        Some("incident INC-1 is already open")
+    );
 }
 
 #[test]
@@ -57,10 +66,17 @@ fn an_incident_is_acknowledged_once_it_is_open() {
     };
     let never_opened = given().when(&AcknowledgeIncidentHandler, &acknowledge);
     assert_eq!(
-        never_opened.rejected(),
-        Some("incident INC-1 was never opened")
+        never_opened.rejection(),
+        Some(&IncidentRejection::NeverOpened("INC-1".to_owned()))
     );
     let open = given().event(&opened("INC-1"));
+    assert_eq!(
+        open.state::<Incident>(),
+        Incident {
+            opened: true,
+            ..Incident::default()
+        }
+    );
     let acknowledged = open.when(&AcknowledgeIncidentHandler, &acknowledge);
     assert_eq!(
         acknowledged.types(),
@@ -71,7 +87,7 @@ fn an_incident_is_acknowledged_once_it_is_open() {
         .event(&acknowledged.then::<IncidentAcknowledged>()[0])
         .when(&AcknowledgeIncidentHandler, &acknowledge);
     assert_eq!(
-        twice.rejected(),
+        twice.rejected().as_deref(),
         Some("incident INC-1 is already acknowledged")
     );
 }

@@ -10,7 +10,7 @@
 
 use ops_contract_incidents::{IncidentOpened, Severity};
 use ops_core::envelope::{CommandEnvelope, CommandRequest, DedupeScope, EnvelopeError};
-use ops_core::handler::{Decided, Handler, PastEvent, happened};
+use ops_core::handler::{Aggregate, Decided, Handler, PastEvent};
 use ops_core::prelude::*;
 use ops_core::reaction::{Proposal, Reaction};
 use ops_core::{command, event, pack};
@@ -128,28 +128,42 @@ pub(crate) struct NotifyOnCallHandler;
 impl Handler for NotifyOnCallHandler {
     type Pack = NotifyPack;
     type Command = NotifyOnCall;
+    type State = ();
+    type Rejection = String;
 
-    fn decide(&self, command: &NotifyOnCall, _: &[PastEvent]) -> Result<Vec<Decided>, String> {
+    fn decide(&self, command: &NotifyOnCall, _: &()) -> Result<Vec<Decided>, String> {
         Ok(vec![Decided::event(&OnCallNotified {
             incident_id: command.incident_id.clone(),
-        })?])
+        })])
     }
 }
 
 ops_core::install_handler!(NotifyOnCallHandler);
+
+/// Whether the on-call was told of the incident of a notification stream.
+#[derive(Default)]
+pub(crate) struct Notified(bool);
+
+impl Aggregate for Notified {
+    fn apply(&mut self, event: &PastEvent) {
+        self.0 |= event.is::<OnCallNotified>();
+    }
+}
 
 pub(crate) struct RetractNotificationHandler;
 
 impl Handler for RetractNotificationHandler {
     type Pack = NotifyPack;
     type Command = RetractNotification;
+    type State = Notified;
+    type Rejection = String;
 
     fn decide(
         &self,
         command: &RetractNotification,
-        history: &[PastEvent],
+        notified: &Notified,
     ) -> Result<Vec<Decided>, String> {
-        if !happened::<OnCallNotified>(history) {
+        if !notified.0 {
             return Err(format!(
                 "the on-call was never notified of incident {}",
                 command.incident_id
@@ -157,7 +171,7 @@ impl Handler for RetractNotificationHandler {
         }
         Ok(vec![Decided::event(&NotificationRetracted {
             incident_id: command.incident_id.clone(),
-        })?])
+        })])
     }
 }
 
@@ -168,19 +182,17 @@ pub(crate) struct PublishStatusUpdateHandler;
 impl Handler for PublishStatusUpdateHandler {
     type Pack = NotifyPack;
     type Command = PublishStatusUpdate;
+    type State = ();
+    type Rejection = String;
 
-    fn decide(
-        &self,
-        command: &PublishStatusUpdate,
-        _: &[PastEvent],
-    ) -> Result<Vec<Decided>, String> {
+    fn decide(&self, command: &PublishStatusUpdate, _: &()) -> Result<Vec<Decided>, String> {
         if command.message.trim().is_empty() {
             return Err("a status update needs a message".to_owned());
         }
         Ok(vec![Decided::event(&StatusUpdatePublished {
             incident_id: command.incident_id.clone(),
             message: command.message.clone(),
-        })?])
+        })])
     }
 }
 

@@ -5,7 +5,7 @@
 use ops_contract_incidents::AcknowledgeIncident;
 use ops_core::capability::Scope;
 use ops_core::envelope::{Causation, CommandOutcome, EventEnvelope};
-use ops_core::handler::{Decided, Handler, PastEvent};
+use ops_core::handler::{Decided, Handler};
 use ops_core_runtime::command::{BusError, CommandBus, history_seen_by};
 use ops_core_runtime::store::{EventStore, ExpectedVersion};
 use ops_tests::commands::{acknowledge, capability, open, opened};
@@ -277,8 +277,10 @@ struct Rogue;
 impl Handler for Rogue {
     type Pack = pack_filesync::FilesyncPack;
     type Command = AcknowledgeIncident;
+    type State = ();
+    type Rejection = String;
 
-    fn decide(&self, _: &AcknowledgeIncident, _: &[PastEvent]) -> Result<Vec<Decided>, String> {
+    fn decide(&self, _: &AcknowledgeIncident, _: &()) -> Result<Vec<Decided>, String> {
         Ok(Vec::new())
     }
 }
@@ -307,12 +309,10 @@ struct Forger;
 impl Handler for Forger {
     type Pack = pack_incidents::IncidentsPack;
     type Command = AcknowledgeIncident;
+    type State = ();
+    type Rejection = String;
 
-    fn decide(
-        &self,
-        command: &AcknowledgeIncident,
-        _: &[PastEvent],
-    ) -> Result<Vec<Decided>, String> {
+    fn decide(&self, command: &AcknowledgeIncident, _: &()) -> Result<Vec<Decided>, String> {
         let forged = ops_core::egress::EffectStateChanged {
             command_id: ops_core::id::CommandId::from_idempotency_key(
                 &ops_core::id::ContentHash::of_bytes(command.incident_id.as_bytes()),
@@ -322,7 +322,7 @@ impl Handler for Forger {
             note: None,
             compensates: None,
         };
-        Ok(vec![Decided::event(&forged)?])
+        Ok(vec![Decided::event(&forged)])
     }
 }
 

@@ -4,15 +4,17 @@
 #![forbid(unsafe_code)]
 use ops_core::prelude::*;
 use ops_contract_incidents::AcknowledgeIncident;
-use ops_core::handler::{Decided, Handler, PastEvent};
+use ops_core::handler::{Decided, Handler};
 
 struct AcknowledgeEverything;
 
 impl Handler for AcknowledgeEverything {
     type Pack = pack_filesync::FilesyncPack;
     type Command = AcknowledgeIncident;
+    type State = ();
+    type Rejection = String;
 
-    fn decide(&self, _: &AcknowledgeIncident, _: &[PastEvent]) -> Result<Vec<Decided>, String> {
+    fn decide(&self, _: &AcknowledgeIncident, _: &()) -> Result<Vec<Decided>, String> {
         Ok(Vec::new())
     }
 }
