@@ -95,6 +95,47 @@ impl Drift {
     }
 }
 
+/// A source of facts: it reads raw records the host fetches and says what they state,
+/// never reaching the source itself. `interpret` is a pure function, so a test calls it:
+///
+/// ```
+/// use ops_core::connector::{Connector, Drift, Fact, decode_record};
+/// use ops_core::pack::Pack;
+/// use serde_json::{Value, json};
+///
+/// # struct ExamplePack;
+/// # impl Pack for ExamplePack {
+/// #     const ID: &'static str = "example";
+/// #     const VERSION: &'static str = "0.1.0";
+/// #     const CONTRACTS: &'static [&'static str] = &[];
+/// # }
+/// /// Deletion notices of a ticket system: `{"id": "T-1", "at": "…"}`.
+/// struct Deletions;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Notice { id: String, at: String }
+///
+/// impl Connector for Deletions {
+///     type Pack = ExamplePack;
+///     const ID: &'static str = "deletions";
+///
+///     fn streams(&self) -> Vec<String> {
+///         vec!["tickets".to_owned()]
+///     }
+///
+///     fn interpret(&self, _stream: &str, record: &Value) -> Result<Vec<Fact>, Drift> {
+///         let notice: Notice = decode_record(record)?;
+///         let occurred_at = notice.at.parse().map_err(|_| Drift::at("/at", "not a time"))?;
+///         Ok(vec![Fact::Deleted { native_id: notice.id, occurred_at }])
+///     }
+/// }
+///
+/// let facts = Deletions.interpret("tickets", &json!({"id": "T-1", "at": "2026-12-01T09:00:00Z"}));
+/// assert!(matches!(facts.as_deref(), Ok([Fact::Deleted { native_id, .. }]) if native_id == "T-1"));
+/// // A record that no longer has the expected shape is drift, quarantined with its pointer.
+/// let drift = Deletions.interpret("tickets", &json!({"id": 7})).unwrap_err();
+/// assert_eq!(drift.pointer, "/id");
+/// ```
 pub trait Connector: Send + Sync + 'static {
     /// The pack the connector belongs to; its events are that pack's or its contracts'.
     type Pack: Pack;

@@ -112,6 +112,15 @@ impl Decided {
     }
 }
 
+/// What a command means. A pack's handler is tested with [`crate::testing`]: given past
+/// events, when a command, then events or a typed rejection. A doctest cannot define a
+/// pack's command (its crate is not a pack crate), so the runnable example is on
+/// `pack_incidents::OpenIncidentHandler`; in short:
+///
+/// ```text
+/// let decided = given().event(&opened).when(&OpenIncidentHandler, &open);
+/// assert_eq!(decided.rejection(), Some(&IncidentRejection::AlreadyOpen("INC-1".into())));
+/// ```
 pub trait Handler: Send + Sync + 'static {
     type Pack: Pack;
     type Command: Command;

@@ -66,7 +66,52 @@ pub struct ProjectionError {
 
 /// A read model of one pack. Its `Pack` names the owner, and its rows live in that pack's
 /// tables; a pack cannot name another pack's type without depending on it, which
-/// deps-check refuses.
+/// deps-check refuses. `apply` is a pure fold, tested with [`crate::testing::fold`]:
+///
+/// ```
+/// use ops_core::connector::SourceRecordDeleted;
+/// use ops_core::contract::EventType;
+/// use ops_core::pack::Pack;
+/// use ops_core::projection::{ProjectedEvent, Projection, State, Table};
+/// use ops_core::testing::fold;
+///
+/// # struct ExamplePack;
+/// # impl Pack for ExamplePack {
+/// #     const ID: &'static str = "example";
+/// #     const VERSION: &'static str = "0.1.0";
+/// #     const CONTRACTS: &'static [&'static str] = &[];
+/// # }
+/// /// How many records each connector's sources deleted.
+/// struct Deletions;
+///
+/// const BY_CONNECTOR: Table<u64> = Table::new("by_connector");
+///
+/// impl Projection for Deletions {
+///     type Pack = ExamplePack;
+///     const NAME: &'static str = "deletions";
+///     const VERSION: u32 = 1;
+///     const EVENTS: &'static [EventType] = &[EventType::of::<SourceRecordDeleted>()];
+///
+///     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+///         if let Some(deleted) = event.decode::<SourceRecordDeleted>() {
+///             let deleted = deleted.map_err(|error| error.to_string())?;
+///             let seen = BY_CONNECTOR.get(state, &deleted.connector_id)?.unwrap_or(0);
+///             BY_CONNECTOR.put(state, &deleted.connector_id, &(seen + 1))?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let deleted = |id: &str| SourceRecordDeleted {
+///     connector_id: "tickets".to_owned(),
+///     stream: "tickets".to_owned(),
+///     native_id: id.to_owned(),
+/// };
+/// let folded = fold(&Deletions)
+///     .event("connector/tickets", &deleted("T-1"))
+///     .event("connector/tickets", &deleted("T-2"));
+/// assert_eq!(BY_CONNECTOR.get(folded.state(), "tickets"), Ok(Some(2)));
+/// ```
 pub trait Projection: Send + Sync + 'static {
     type Pack: Pack;
     /// `[a-z][a-z0-9_]*`, unique within the pack.

@@ -54,6 +54,25 @@ impl fmt::Display for IncidentRejection {
     }
 }
 
+/// Opens an incident once; a second `OpenIncident` is refused.
+///
+/// ```
+/// use ops_contract_incidents::{IncidentOpened, OpenIncident, Severity};
+/// use ops_core::testing::given;
+/// use ops_shared_people::ServiceRef;
+/// use pack_incidents::{IncidentRejection, OpenIncidentHandler};
+///
+/// let open = OpenIncident {
+///     incident_id: "INC-1".to_owned(),
+///     service: ServiceRef { system: "catalog".to_owned(), id: "payments".to_owned() },
+///     title: "Payouts stall".to_owned(),
+///     severity: Severity::Sev2,
+/// };
+/// let opened = given().when(&OpenIncidentHandler, &open).then::<IncidentOpened>();
+/// assert_eq!(opened[0].incident_id, "INC-1");
+/// let again = given().event(&opened[0]).when(&OpenIncidentHandler, &open);
+/// assert_eq!(again.rejection(), Some(&IncidentRejection::AlreadyOpen("INC-1".to_owned())));
+/// ```
 pub struct OpenIncidentHandler;
 
 impl Handler for OpenIncidentHandler {
