@@ -138,14 +138,25 @@ pub trait Handler: Send + Sync + 'static {
     ) -> Result<Vec<Decided>, Self::Rejection>;
 }
 
-/// A handler as the bus drives it, whatever its types: the target's history is folded into
-/// its state, a rejection becomes its text.
+/// A handler's state as the bus keeps it between commands, whatever its type.
+pub type KeptState = Box<dyn core::any::Any + Send + Sync>;
+
+/// A handler as the bus drives it, whatever its types: its state is made, folded and kept
+/// by the bus, a rejection becomes its text.
 pub trait DynHandler: Send + Sync {
     fn pack_id(&self) -> &'static str;
     fn command_type(&self) -> &'static str;
     fn command_version(&self) -> u32;
-    fn decide(&self, payload: &Value, history: &[PastEvent]) -> Result<Vec<TypedEvent>, String>;
+    /// The state of a target with no past.
+    fn new_state(&self) -> KeptState;
+    /// Folds one past event of the target into a state this handler made.
+    fn apply(&self, state: &mut KeptState, event: &PastEvent);
+    /// Decides on a state this handler made.
+    fn decide(&self, payload: &Value, state: &KeptState) -> Result<Vec<TypedEvent>, String>;
 }
+
+/// The bus gives a handler only states it made itself.
+const OWN_STATE: &str = "a handler is given only states it made";
 
 impl<H: Handler> DynHandler for H {
     fn pack_id(&self) -> &'static str {
@@ -157,11 +168,20 @@ impl<H: Handler> DynHandler for H {
     fn command_version(&self) -> u32 {
         <H::Command as crate::contract::Contract>::VERSION
     }
-    fn decide(&self, payload: &Value, history: &[PastEvent]) -> Result<Vec<TypedEvent>, String> {
+    fn new_state(&self) -> KeptState {
+        Box::new(H::State::default())
+    }
+    fn apply(&self, state: &mut KeptState, event: &PastEvent) {
+        state
+            .downcast_mut::<H::State>()
+            .expect(OWN_STATE)
+            .apply(event);
+    }
+    fn decide(&self, payload: &Value, state: &KeptState) -> Result<Vec<TypedEvent>, String> {
         let command: H::Command = serde_json::from_value(payload.clone())
             .map_err(|error| format!("the payload is not a `{}`: {error}", self.command_type()))?;
-        let state = H::State::fold(history);
-        Handler::decide(self, &command, &state)
+        let state = state.downcast_ref::<H::State>().expect(OWN_STATE);
+        Handler::decide(self, &command, state)
             .map_err(|rejection| rejection.to_string())?
             .into_iter()
             .map(Decided::into_event)

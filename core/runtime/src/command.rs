@@ -1,15 +1,21 @@
-//! The command bus (A2, A3): routes a command to the one handler of its owning pack, gives
-//! it the target's history, and records the outcome (`accepted` with the events it caused,
+//! The command bus (A2, A3): routes a command to the one handler of its owning pack, folds
+//! the target's history into the handler's state, and records the outcome (`accepted` with the events it caused,
 //! or `rejected` with the reason) in the same transaction as those events. A command is
 //! decided once: submitting it again returns the recorded outcome and appends nothing.
 //! The target's stream version is checked when the events are stored, so two commands
 //! decided on the same state cannot both land: the later one is re-decided on the new
 //! state, or, when the caller said which version it saw, refused as a conflict.
+//!
+//! The bus keeps each handler's folded state of the targets it decided on last, with the
+//! stream version it was folded to, so the next command on a target folds only the events
+//! since. A kept state is dropped when an erasure was recorded since it was folded: it may
+//! hold the erased person's data in clear, which the log no longer opens.
 
 use crate::clock::WallClock;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use ops_core::capability::{Action, Authority};
 
@@ -18,7 +24,7 @@ use crate::capability::Denial;
 use ops_core::envelope::{
     Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
 };
-use ops_core::handler::{DynHandler, PastEvent, owned_by};
+use ops_core::handler::{DynHandler, KeptState, PastEvent, owned_by};
 use ops_core::id::{CapabilityId, CommandId, EventId};
 use ops_core::time::Timestamp;
 
@@ -81,6 +87,19 @@ pub struct CommandBus {
     pub(crate) store: EventStore,
     handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
     authority: Arc<dyn Authority>,
+    /// Handlers' states by command type and target.
+    kept: Mutex<HashMap<(&'static str, String), Kept>>,
+}
+
+/// How many handler states of targets a bus keeps; past that, an arbitrary one goes.
+const KEPT_STATES: usize = 4096;
+
+/// A handler's state of a target, folded up to `version` of its stream while the log held
+/// `erasures` erasures.
+struct Kept {
+    version: i64,
+    erasures: i64,
+    state: KeptState,
 }
 
 impl CommandBus {
@@ -117,6 +136,7 @@ impl CommandBus {
             store,
             handlers: by_type,
             authority,
+            kept: Mutex::new(HashMap::new()),
         })
     }
 
@@ -255,9 +275,25 @@ impl CommandBus {
         capability_state_ref: &str,
         expected: Option<i64>,
     ) -> Result<Receipt, BusError> {
-        let history = self.store.read_stream(&command.target_ref).await?;
-        let current = history.last().map_or(0, |event| event.stream_version);
+        let handler = self
+            .handlers
+            .get(command.command_type.as_str())
+            .copied()
+            .filter(|handler| handler.command_version() == command.payload_schema_version);
+        let (current, folded) = match handler {
+            Some(handler) => {
+                let folded = self.state_of(handler, &command.target_ref).await?;
+                (folded.version, Some(folded))
+            }
+            None => {
+                let history = self.store.read_stream_after(&command.target_ref, 0).await?;
+                (history.last().map_or(0, |event| event.stream_version), None)
+            }
+        };
         if let Some(expected) = expected.filter(|expected| *expected != current) {
+            if let (Some(handler), Some(folded)) = (handler, folded) {
+                self.keep(handler, &command.target_ref, folded);
+            }
             return Err(BusError::Conflict {
                 target: command.target_ref.clone(),
                 expected,
@@ -270,35 +306,34 @@ impl CommandBus {
             command.payload_schema_version,
             &command.payload,
         );
-        let decided = match self.handlers.get(command.command_type.as_str()) {
-            None => Err(format!(
-                "no installed pack handles `{}`",
-                command.command_type
-            )),
-            Some(handler) if handler.command_version() != command.payload_schema_version => {
-                Err(format!(
+        let decided = match (handler, folded) {
+            (Some(handler), Some(folded)) => {
+                let decided = handler.decide(&opened, &folded.state).and_then(|decided| {
+                    // A handler states facts of its own pack; receipts, saga steps and
+                    // other core events are the core's to write.
+                    match decided
+                        .iter()
+                        .find(|event| !owned_by(event.event_type(), handler.pack_id()))
+                    {
+                        Some(foreign) => Err(format!(
+                            "the handler of pack `{}` decided `{}`, which is not its pack's to state",
+                            handler.pack_id(),
+                            foreign.event_type()
+                        )),
+                        None => Ok(decided),
+                    }
+                });
+                self.keep(handler, &command.target_ref, folded);
+                decided
+            }
+            _ => Err(match self.handlers.get(command.command_type.as_str()) {
+                None => format!("no installed pack handles `{}`", command.command_type),
+                Some(handler) => format!(
                     "`{}` v{} is not the version this build handles (v{})",
                     command.command_type,
                     command.payload_schema_version,
                     handler.command_version()
-                ))
-            }
-            Some(handler) => handler
-                .decide(&opened, &history_seen_by(&self.store, handler.pack_id(), &history))
-                .and_then(|decided| {
-                // A handler states facts of its own pack; receipts, saga steps and other
-                // core events are the core's to write.
-                match decided
-                    .iter()
-                    .find(|event| !owned_by(event.event_type(), handler.pack_id()))
-                {
-                    Some(foreign) => Err(format!(
-                        "the handler of pack `{}` decided `{}`, which is not its pack's to state",
-                        handler.pack_id(),
-                        foreign.event_type()
-                    )),
-                    None => Ok(decided),
-                }
+                ),
             }),
         };
         let (outcome, events) = match decided {
@@ -443,6 +478,53 @@ impl CommandBus {
             compensates,
             reversible,
         }))
+    }
+
+    /// `handler`'s state of `target`, folded up to the stream's last version: the state it
+    /// kept, given the events since, or a new one given the whole stream.
+    async fn state_of(
+        &self,
+        handler: &'static dyn DynHandler,
+        target: &str,
+    ) -> Result<Kept, BusError> {
+        let erasures = self
+            .store
+            .count_of_type(
+                <ops_core::redaction::RedactionApplied as ops_core::contract::Contract>::TYPE,
+            )
+            .await?;
+        let kept = self
+            .kept
+            .lock()
+            .expect("no code panics while holding the kept states")
+            .remove(&(handler.command_type(), target.to_owned()))
+            .filter(|kept| kept.erasures == erasures);
+        let mut kept = kept.unwrap_or_else(|| Kept {
+            version: 0,
+            erasures,
+            state: handler.new_state(),
+        });
+        let newer = self.store.read_stream_after(target, kept.version).await?;
+        for event in history_seen_by(&self.store, handler.pack_id(), &newer) {
+            handler.apply(&mut kept.state, &event);
+        }
+        kept.version = newer
+            .last()
+            .map_or(kept.version, |event| event.stream_version);
+        Ok(kept)
+    }
+
+    fn keep(&self, handler: &'static dyn DynHandler, target: &str, folded: Kept) {
+        let mut kept = self
+            .kept
+            .lock()
+            .expect("no code panics while holding the kept states");
+        if kept.len() >= KEPT_STATES
+            && let Some(any) = kept.keys().next().cloned()
+        {
+            kept.remove(&any);
+        }
+        kept.insert((handler.command_type(), target.to_owned()), folded);
     }
 
     /// The outcome recorded for `command_id`, if it was decided before.

@@ -642,6 +642,33 @@ impl EventStore {
         decode_all(self.fetch(&sql, &[Bind::Text(stream)]).await?)
     }
 
+    /// The events of `stream` after its version `version`, in stream order: what a state
+    /// folded up to `version` has not seen yet.
+    pub async fn read_stream_after(
+        &self,
+        stream: &str,
+        version: i64,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM core_events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        );
+        decode_all(
+            self.fetch(&sql, &[Bind::Text(stream), Bind::Int(version)])
+                .await?,
+        )
+    }
+
+    /// How many events of `event_type` the log holds: it grows with every one committed
+    /// (a position would not: on PostgreSQL a later commit can hold an earlier `seq`).
+    pub async fn count_of_type(&self, event_type: &str) -> Result<i64, ReadError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM core_events WHERE event_type = $1")
+                .bind(event_type)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
     /// Every event of a type, in commit order.
     pub async fn read_by_type(&self, event_type: &str) -> Result<Vec<StoredEvent>, ReadError> {
         let sql = format!(

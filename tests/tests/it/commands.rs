@@ -2,6 +2,8 @@
 //! recorded with their events in one transaction, idempotent re-submission, and
 //! optimistic concurrency on the target.
 
+use std::collections::BTreeMap;
+
 use ops_contract_incidents::AcknowledgeIncident;
 use ops_core::capability::Scope;
 use ops_core::envelope::{Causation, CommandOutcome, EventEnvelope};
@@ -23,6 +25,7 @@ on_both_backends!(
     a_stale_expected_version_is_a_conflict_not_a_lost_write,
     concurrent_commands_on_one_target_are_decided_in_turn,
     a_handler_sees_only_the_history_its_pack_may_see,
+    a_kept_state_folds_only_what_happened_since_and_an_erasure_drops_it,
 );
 
 /// One stream holding a public incident event, the incidents pack's private triage note and
@@ -348,4 +351,128 @@ async fn a_handler_cannot_state_core_events() {
         }
     );
     assert_eq!(store.count().await.unwrap(), 0);
+}
+
+/// How many events `Counted` states folded, and how many the last decision saw, by
+/// incident (each backend's test uses its own).
+static APPLIED: std::sync::Mutex<BTreeMap<String, usize>> = std::sync::Mutex::new(BTreeMap::new());
+static SEEN: std::sync::Mutex<BTreeMap<String, usize>> = std::sync::Mutex::new(BTreeMap::new());
+
+fn tally(counts: &std::sync::Mutex<BTreeMap<String, usize>>, incident: &str) -> usize {
+    counts.lock().unwrap().get(incident).copied().unwrap_or(0)
+}
+
+/// A state that counts what it was given.
+#[derive(Default)]
+struct Counted {
+    events: usize,
+}
+
+impl ops_core::handler::Aggregate for Counted {
+    fn apply(&mut self, event: &ops_core::handler::PastEvent) {
+        let incident = event.payload["incident_id"].as_str().unwrap_or_default();
+        *APPLIED
+            .lock()
+            .unwrap()
+            .entry(incident.to_owned())
+            .or_default() += 1;
+        self.events += 1;
+    }
+}
+
+/// Accepts every acknowledgement with one more event on the target.
+struct Counting;
+
+impl Handler for Counting {
+    type Pack = pack_incidents::IncidentsPack;
+    type Command = AcknowledgeIncident;
+    type State = Counted;
+    type Rejection = String;
+
+    fn decide(
+        &self,
+        command: &AcknowledgeIncident,
+        state: &Counted,
+    ) -> Result<Vec<Decided>, String> {
+        SEEN.lock()
+            .unwrap()
+            .insert(command.incident_id.clone(), state.events);
+        Ok(vec![Decided::event(
+            &ops_contract_incidents::IncidentOpened {
+                incident_id: command.incident_id.clone(),
+                service: ops_shared_people::ServiceRef {
+                    system: "catalog".to_owned(),
+                    id: "payments".to_owned(),
+                },
+                title: format!("seen {}", state.events),
+                severity: ops_contract_incidents::Severity::Sev3,
+            },
+        )])
+    }
+}
+
+/// The bus keeps a handler's state of a target: the next command folds only the events
+/// since (its own and another writer's), and a recorded erasure makes it fold the whole
+/// stream again, since a kept state may hold the erased person's data in clear.
+async fn a_kept_state_folds_only_what_happened_since_and_an_erasure_drops_it(backend: Backend) {
+    let incident = format!("INC-{backend:?}");
+    let stream = format!("incident/{incident}");
+    let store = backend
+        .store("a_kept_state_folds_only_what_happened_since")
+        .await;
+    let bus = CommandBus::with_handlers(
+        store.clone(),
+        vec![&Counting],
+        ops_tests::commands::authority(Scope::everything()),
+    )
+    .unwrap();
+    // (events folded for this command, events the decision saw)
+    let decide = async |by: &str| {
+        let before = tally(&APPLIED, &incident);
+        let receipt = bus
+            .submit(&acknowledge(&incident, by), capability(), None)
+            .await
+            .unwrap();
+        assert_eq!(receipt.outcome, CommandOutcome::Accepted);
+        (tally(&APPLIED, &incident) - before, tally(&SEEN, &incident))
+    };
+    assert_eq!(decide("U1").await, (0, 0));
+    assert_eq!(decide("U2").await, (1, 1));
+    assert_eq!(decide("U3").await, (1, 2));
+
+    // Another writer's event on the target: folded next time, with the last decision's
+    // event and nothing before them.
+    let note = pack_incidents::triage_note(
+        &incident,
+        "rolled back",
+        ops_shared_people::PersonRef {
+            system: "pagerduty".into(),
+            id: "U042".into(),
+            display_name: "Ada".into(),
+        },
+        ops_tests::origin("note-kept"),
+    )
+    .unwrap();
+    store
+        .append(&stream, ExpectedVersion::Exact(3), &[note])
+        .await
+        .unwrap();
+    assert_eq!(decide("U4").await, (2, 4));
+
+    let erased = EventEnvelope::new(
+        &ops_core::redaction::RedactionApplied {
+            subject_id: "sub_0000000000000000000000000000000000000000000000000000000000000000"
+                .to_owned(),
+            fields: Vec::new(),
+            reason: "a test erasure".to_owned(),
+        },
+        ops_tests::origin("erasure-kept"),
+    )
+    .unwrap();
+    store
+        .append("subjects/erased", ExpectedVersion::NoStream, &[erased])
+        .await
+        .unwrap();
+    assert_eq!(decide("U5").await, (5, 5), "folded again from the start");
+    assert_eq!(decide("U6").await, (1, 6));
 }
