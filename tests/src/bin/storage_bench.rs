@@ -2,7 +2,9 @@
 //! machine: append vs. a raw sqlx multi-row `INSERT` of the same rows in one transaction,
 //! replay vs. a raw sqlx `SELECT ... ORDER BY` with `serde_json::from_str`, `event_id`
 //! derivation vs. `serde_json::to_vec` + `blake3`, and outbox dispatch vs. a raw
-//! claim-and-delete loop on the same table, and receipts retention vs. one raw `DELETE`. Run through `cargo xtask bench`, which
+//! claim-and-delete loop on the same table, receipts retention vs. one raw `DELETE`, and
+//! commands on a long stream through a bus that keeps its handlers' states vs. a new bus
+//! per command. Run through `cargo xtask bench`, which
 //! builds it in release. Prints one JSON object per line.
 
 use ops_core_runtime::clock::WallClock;
@@ -596,6 +598,58 @@ async fn retention_bench(backend: Backend, count: usize) {
 
 /// With an argument, runs only the benchmarks whose name starts with it. Prints one JSON
 /// timing per line.
+/// `commands` commands on one target whose stream already holds `history` events, through
+/// one bus, which keeps the handler's folded state and folds only what came since, against
+/// a new bus per command, which folds the whole stream each time: the same command records
+/// and events written, in two stores filled alike.
+async fn command_bench(backend: Backend, history: usize, commands: usize) {
+    let name = format!("commands_on_a_{history}_event_stream_{backend:?}").to_lowercase();
+    let target = "incident/INC-0";
+    let mut timings = Vec::new();
+    for kept in [true, false] {
+        let store = backend
+            .store(&format!(
+                "bench_{name}_{}",
+                if kept { "kept" } else { "refolded" }
+            ))
+            .await;
+        // Openings of incident INC-0, each its own event: what its handlers fold.
+        for start in (0..history).step_by(1000) {
+            let chunk: Vec<EventEnvelope> = (start..history.min(start + 1000))
+                .map(|n| opened(&format!("{name}-{n}"), 0))
+                .collect();
+            store
+                .append(target, ExpectedVersion::Any, &chunk)
+                .await
+                .unwrap();
+        }
+        let authority = ops_tests::commands::authority(Scope::everything());
+        let one_bus =
+            ops_core_runtime::command::CommandBus::new(store.clone(), authority.clone()).unwrap();
+        let started = Instant::now();
+        for n in 0..commands {
+            let fresh;
+            let bus = if kept {
+                &one_bus
+            } else {
+                fresh =
+                    ops_core_runtime::command::CommandBus::new(store.clone(), authority.clone())
+                        .unwrap();
+                &fresh
+            };
+            bus.submit(
+                &ops_tests::commands::acknowledge("INC-0", &format!("U{n}")),
+                ops_tests::commands::capability(),
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        timings.push(started.elapsed());
+    }
+    report(&name, commands, timings[0], timings[1]);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let only = std::env::args().nth(1).unwrap_or_default();
@@ -628,6 +682,9 @@ async fn main() {
             if wanted(&format!("projection_catch_up_{workers}_{suffix}")) {
                 catch_up_bench(backend, workers, 10_000).await;
             }
+        }
+        if wanted(&format!("commands_on_a_5000_event_stream_{suffix}")) {
+            command_bench(backend, 5_000, 200).await;
         }
         if wanted(&format!("retention_receipts_20000_{suffix}")) {
             retention_bench(backend, 20_000).await;
