@@ -133,6 +133,14 @@ pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
             root.display()
         );
     }
+    // A new workspace goes into a folder of its own, so nothing in it can be overwritten
+    // or left half-made.
+    if std::fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_some()) {
+        bail!(
+            "{}: is not empty; make the workspace in a new folder",
+            root.display()
+        );
+    }
     let name = root
         .file_name()
         .map(|name| {
@@ -143,6 +151,15 @@ pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
         .filter(|name| !name.is_empty())
         .with_context(|| format!("{}: give the workspace a folder name", root.display()))?;
     let host_crate = format!("{name}-host");
+    let mut chars = host_crate.chars();
+    if !(matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-')))
+    {
+        bail!(
+            "{}: the folder's name makes the host crate `{host_crate}`, which is not a crate name; name the folder with letters, digits and `-`, starting with a letter",
+            root.display()
+        );
+    }
     let fill = |template: &str| {
         template
             .replace("{{name}}", &name)
@@ -235,7 +252,10 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
             );
         }
     }
+    // Both manifests are read and edited in memory before anything is written, so a
+    // manifest that cannot take the pack leaves the workspace as it was.
     let mut workspace = Manifest::read(&root.join("Cargo.toml"))?;
+    let mut host = Manifest::read(&root.join(host_folder).join("Cargo.toml"))?;
     if !workspace.has_workspace_dependency("ops-core") {
         bail!(
             "{}: `[workspace.dependencies]` has no `ops-core`; add the framework's crates there first (`cargo ops new` writes them)",
@@ -259,6 +279,14 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
         )
     };
     let contract = &names.contract_crate;
+    workspace.add_member(&contract_folder)?;
+    workspace.add_member(&pack_folder)?;
+    workspace.add_workspace_dependency(contract, &contract_folder, "0.1.0")?;
+    workspace.add_workspace_dependency(&names.pack_crate, &pack_folder, "0.1.0")?;
+    if !workspace.has_workspace_dependency("serde") {
+        workspace.add_registry_dependency("serde", "1", &["derive"])?;
+    }
+    host.add_workspace_dependency_use(&names.pack_crate)?;
     create(
         &root.join(&contract_folder).join("Cargo.toml"),
         &manifest(
@@ -302,15 +330,6 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
     for (folder, file, template) in files {
         create(&root.join(folder).join(file), &names.fill(template))?;
     }
-    workspace.add_member(&contract_folder)?;
-    workspace.add_member(&pack_folder)?;
-    workspace.add_workspace_dependency(contract, &contract_folder, "0.1.0")?;
-    workspace.add_workspace_dependency(&names.pack_crate, &pack_folder, "0.1.0")?;
-    if !workspace.has_workspace_dependency("serde") {
-        workspace.add_registry_dependency("serde", "1", &["derive"])?;
-    }
     workspace.write()?;
-    let mut host = Manifest::read(&root.join(host_folder).join("Cargo.toml"))?;
-    host.add_workspace_dependency_use(&names.pack_crate)?;
     host.write()
 }

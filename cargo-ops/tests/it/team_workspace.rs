@@ -196,6 +196,26 @@ fn a_team_makes_runs_and_gates_its_own_workspace_with_cargo_ops() {
     // A second `new` into the same folder overwrites nothing.
     let again = team.cargo_ops(&["new", team.dir.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2), "{}", said(&again));
+    // Nor into a folder that holds anything, nor a pack whose id is taken.
+    let occupied = base.join("occupied");
+    std::fs::create_dir_all(&occupied).unwrap();
+    std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
+    let refused = team.cargo_ops(&["new", occupied.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+    assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
+    let manifests = |team: &Team| {
+        ["Cargo.toml", "host/Cargo.toml"]
+            .map(|file| std::fs::read_to_string(team.dir.join(file)).unwrap())
+    };
+    let before = manifests(&team);
+    let taken = team.cargo_ops(&["new-pack", "items"]);
+    assert_eq!(taken.status.code(), Some(2), "{}", said(&taken));
+    assert!(
+        said(&taken).contains("`pack-items` is already a member"),
+        "{}",
+        said(&taken)
+    );
+    assert_eq!(manifests(&team), before);
 
     team.append(PACK, ARCHIVING);
     let tested = team.cargo(&["test", "--quiet", "--workspace"]);

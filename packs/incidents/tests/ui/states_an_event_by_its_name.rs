@@ -3,13 +3,13 @@
 #![no_std]
 #![forbid(unsafe_code)]
 use ops_core::connector::{EventFact, Fact};
-use ops_core::contract::Visibility;
+use ops_core::contract::{TypedEvent, Visibility};
 use ops_core::handler::Decided;
 use ops_core::prelude::*;
 
 pub fn forged_fact() -> Fact {
     Fact::Event(EventFact {
-        event: Decided {
+        event: TypedEvent {
             event_type: "pack.notify.oncall.OnCallNotified",
             version: 1,
             payload: json!({}),
@@ -23,8 +23,7 @@ pub fn forged_fact() -> Fact {
 pub fn forged_decision() -> Decided {
     Decided {
         event_type: "pack.notify.oncall.OnCallNotified",
-        version: 1,
-        payload: json!({}),
+        encoded: Err(String::new()),
     }
 }
 
