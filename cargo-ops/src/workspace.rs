@@ -50,10 +50,6 @@ impl Workspace {
         self.root.join("Cargo.toml")
     }
 
-    pub fn members(&self) -> &[Package] {
-        &self.members
-    }
-
     pub fn members_with(&self, role: Role) -> impl Iterator<Item = &Package> {
         self.members
             .iter()
