@@ -285,10 +285,8 @@ impl CommandBus {
                 let folded = self.state_of(handler, &command.target_ref).await?;
                 (folded.version, Some(folded))
             }
-            None => {
-                let history = self.store.read_stream_after(&command.target_ref, 0).await?;
-                (history.last().map_or(0, |event| event.stream_version), None)
-            }
+            // Refused below without a decision: only the version is needed.
+            None => (self.store.stream_version(&command.target_ref).await?, None),
         };
         if let Some(expected) = expected.filter(|expected| *expected != current) {
             if let (Some(handler), Some(folded)) = (handler, folded) {

@@ -311,13 +311,13 @@ impl ConnectorRunner {
         format!("connector:{}/{stream}", self.connector.id())
     }
 
-    /// Reads every stream from its stored cursor to the end of the source.
     /// Reports each page of a sync to `progress` (a backfill of a large source).
     pub fn with_progress(mut self, progress: crate::projection::Progress) -> Self {
         self.progress = Some(progress);
         self
     }
 
+    /// Reads every stream from its stored cursor to the end of the source.
     pub async fn sync(&mut self) -> Result<Vec<(String, SyncReport)>, ConnectorError> {
         let mut reports = Vec::new();
         for stream in self.connector.streams() {

@@ -636,10 +636,7 @@ impl EventStore {
 
     /// Every event of `stream`, in stream order.
     pub async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, ReadError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM core_events WHERE stream_id = $1 ORDER BY stream_version"
-        );
-        decode_all(self.fetch(&sql, &[Bind::Text(stream)]).await?)
+        self.read_stream_after(stream, 0).await
     }
 
     /// The events of `stream` after its version `version`, in stream order: what a state
