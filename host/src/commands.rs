@@ -488,14 +488,7 @@ pub(crate) fn run(
                     storage,
                 },
         } => block_on(async move {
-            let Some(connector) = ops_core::connector::installed()
-                .into_iter()
-                .find(|connector| connector.id() == id)
-            else {
-                anyhow::bail!(BadInput(format!(
-                    "no installed connector `{id}`; `ops-host registry export` lists the packs"
-                )));
-            };
+            let connector = installed_connector(&id, "`ops-host registry export` lists the packs")?;
             if !source.is_dir() {
                 anyhow::bail!(BadInput(format!(
                     "the source {} is not a directory",
@@ -506,11 +499,7 @@ pub(crate) fn run(
             if !releases::may_run(&store, releases, &mut std::io::stdout().lock()).await? {
                 return Ok(Ended::Refused);
             }
-            let leases = ops_core_runtime::leases::Leases::new(
-                store.db().clone(),
-                format!("{}/sync", worker::default_worker_id()),
-                std::time::Duration::from_secs(300),
-            );
+            let leases = worker::one_off_leases(&store, "sync");
             let progress = crate::progress::Progress::new(&format!("syncing {id}"), "records");
             let mut runner = ops_core_runtime::connector::ConnectorRunner::new(
                 store,
@@ -725,11 +714,7 @@ async fn projections_rebuild(
     };
     let store = storage.store(registry).await?;
     // Under the projection's lease, as a worker: a worker running it now is not raced.
-    let leases = ops_core_runtime::leases::Leases::new(
-        store.db().clone(),
-        format!("{}/rebuild", worker::default_worker_id()),
-        std::time::Duration::from_secs(300),
-    );
+    let leases = worker::one_off_leases(&store, "rebuild");
     let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");
     let mut runner = ops_core_runtime::projection::ProjectionRunner::start_with_leases(
         store,
@@ -797,6 +782,21 @@ async fn log_check(
         progress.advance(checked.len() as u64, total.max(checked.len() as u64));
         after = batch.next;
     }
+}
+
+/// The installed connector `id`; bad input naming it otherwise, and `where_listed`.
+pub(crate) fn installed_connector(
+    id: &str,
+    where_listed: &str,
+) -> anyhow::Result<&'static dyn ops_core::connector::DynConnector> {
+    ops_core::connector::installed()
+        .into_iter()
+        .find(|connector| connector.id() == id)
+        .ok_or_else(|| {
+            anyhow::Error::new(BadInput(format!(
+                "no installed connector `{id}`; {where_listed}"
+            )))
+        })
 }
 
 /// `KEY=VALUE` arguments of `flag`, by key.

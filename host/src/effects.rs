@@ -176,14 +176,10 @@ pub async fn retry_quarantine(
             "`{origin}` is not a connector stream (`connector:<id>/<stream>`); a projection's quarantined events are read again by `ops-host projections rebuild`, a reaction's by its next run"
         )));
     };
-    let Some(installed) = ops_core::connector::installed()
-        .into_iter()
-        .find(|installed| installed.id() == connector)
-    else {
-        anyhow::bail!(BadInput(format!(
-            "no installed connector `{connector}`; `ops-host quarantine list` shows the origins"
-        )));
-    };
+    let installed = crate::commands::installed_connector(
+        connector,
+        "`ops-host quarantine list` shows the origins",
+    )?;
     // Retrying reads only the quarantine, never the source: the reader is not used.
     let runner = ops_core_runtime::connector::ConnectorRunner::new(
         store.clone(),

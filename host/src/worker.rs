@@ -107,6 +107,16 @@ pub fn default_worker_id() -> String {
     )
 }
 
+/// The leases of a one-off operator command (`what`: `sync`, `rebuild`) that works as a
+/// worker would, so a worker running the same stream of work now is not raced.
+pub fn one_off_leases(store: &EventStore, what: &str) -> Leases {
+    Leases::new(
+        store.db().clone(),
+        format!("{}/{what}", default_worker_id()),
+        Duration::from_secs(300),
+    )
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM, listened for from the start: one that arrives while a job
 /// runs is seen when the tick ends, and the worker stops there.
 struct StopSignals {
