@@ -26,7 +26,7 @@ use cargo_metadata::Package;
 
 use crate::Verdict;
 use crate::manifest::Manifest;
-use crate::roles::Role;
+use crate::roles::{self, Role};
 use crate::workspace::{self, Workspace};
 
 struct Copy {
@@ -45,7 +45,7 @@ struct Doomed {
 
 impl Doomed {
     fn of(workspace: &Workspace, id: &str, pack: &Package) -> Doomed {
-        let contract = format!("ops-contract-{}", id.replace('_', "-"));
+        let contract = roles::contract_crate(id);
         let mut crates = vec![(pack.name.to_string(), workspace.folder_of(pack))];
         if let Some(contract) = workspace.member(&contract) {
             crates.push((contract.name.to_string(), workspace.folder_of(contract)));
@@ -140,9 +140,9 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     let packs = source.packs();
     let Some((_, pack)) = packs.iter().find(|(pack_id, _)| pack_id == id) else {
         bail!(
-            "{}: there is no pack `{id}` (a member named `pack-{}`); the packs are: {}",
+            "{}: there is no pack `{id}` (a member named `{}`); the packs are: {}",
             source.manifest().display(),
-            id.replace('_', "-"),
+            roles::pack_crate(id),
             packs
                 .iter()
                 .map(|(id, _)| id.as_str())

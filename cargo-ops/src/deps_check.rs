@@ -18,7 +18,7 @@ use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Node, Package, P
 use serde::Deserialize;
 
 use crate::Verdict;
-use crate::roles::Role;
+use crate::roles::{Role, contract_of_pack_crate};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Violation {
@@ -150,7 +150,7 @@ pub fn check(
         allow: &allow.allow,
     };
     for package in sandboxed(&metadata) {
-        let role = role_of(package).expect("sandboxed crates have a role");
+        let role = Role::of_package(package).expect("sandboxed crates have a role");
         let tree = crate_tree(&manifest_path, package)?;
         violations.extend(tree_violations(role, &tree, &lists));
         if role.is_pack_code() {
@@ -189,15 +189,10 @@ fn sandboxed(metadata: &Metadata) -> Vec<&Package> {
         .packages
         .iter()
         .filter(|p| nodes.contains_key(&p.id))
-        .filter(|p| role_of(p).is_some_and(Role::is_sandboxed))
+        .filter(|p| Role::of_package(p).is_some_and(Role::is_sandboxed))
         .collect();
     packages.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     packages
-}
-
-/// A package's role, a declared role that is not one counting as none.
-fn role_of(package: &Package) -> Option<Role> {
-    Role::of(package).ok().flatten()
 }
 
 fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
@@ -230,7 +225,7 @@ fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
         };
         for dep_id in linked_deps(node) {
             let to = metadata[dep_id].name.to_string();
-            let Some(to_role) = role_of(&metadata[dep_id]) else {
+            let Some(to_role) = Role::of_package(&metadata[dep_id]) else {
                 continue;
             };
             if let Some((rule, message, fix)) = edge_rule(from_role, to_role, &to) {
@@ -250,7 +245,6 @@ fn graph_violations(metadata: &Metadata) -> Vec<Violation> {
 /// `None` when `from -> to` is allowed; otherwise the rule, what is wrong and the fix.
 fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, String, String)> {
     use Role::*;
-    let contract_of = |pack: &str| pack.replacen("pack-", "ops-contract-", 1);
     let broken = match (from, to) {
         (Host | Tests, _) => return None,
         (_, Pack) if from == Pack => (
@@ -258,7 +252,7 @@ fn edge_rule(from: Role, to: Role, to_name: &str) -> Option<(&'static str, Strin
             "a pack depends on another pack".to_owned(),
             format!(
                 "depend on `{}` and use its public events and commands",
-                contract_of(to_name)
+                contract_of_pack_crate(to_name)
             ),
         ),
         (Contract, Pack) => (
@@ -409,7 +403,7 @@ fn tree_violations(role: Role, tree: &[TreeNode], lists: &Lists<'_>) -> Vec<Viol
                 message: format!("a pack's code reaches another pack (path: {through})"),
                 fix: format!(
                     "depend on `{}` and use its public events and commands",
-                    node.name.replacen("pack-", "ops-contract-", 1)
+                    contract_of_pack_crate(&node.name)
                 ),
             });
             continue;

@@ -87,6 +87,11 @@ impl Role {
         }
     }
 
+    /// A package's role, a declared role that is not one counting as none.
+    pub fn of_package(package: &Package) -> Option<Role> {
+        Role::of(package).ok().flatten()
+    }
+
     /// Crates whose whole dependency tree must stay free of raw I/O.
     pub fn is_sandboxed(self) -> bool {
         matches!(
@@ -110,4 +115,19 @@ pub fn pack_id(crate_name: &str) -> Option<String> {
     crate_name
         .strip_prefix("pack-")
         .map(|rest| rest.replace('-', "_"))
+}
+
+/// The crate of pack `id`: `pack-<id>`, with `_` written `-`.
+pub fn pack_crate(id: &str) -> String {
+    format!("pack-{}", id.replace('_', "-"))
+}
+
+/// The contract crate of pack `id`: `ops-contract-<id>`, with `_` written `-`.
+pub fn contract_crate(id: &str) -> String {
+    format!("ops-contract-{}", id.replace('_', "-"))
+}
+
+/// The contract crate of the pack crate `pack-<id>`.
+pub fn contract_of_pack_crate(crate_name: &str) -> String {
+    crate_name.replacen("pack-", "ops-contract-", 1)
 }

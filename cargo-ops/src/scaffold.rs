@@ -37,6 +37,14 @@ pub struct PackOptions {
     workspace: Option<PathBuf>,
 }
 
+/// Lower-case letters, digits and `separator`, starting with a letter: a pack id (`_`) or
+/// a crate name (`-`).
+fn is_name(text: &str, separator: char) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == separator)
+}
+
 /// A pack's names, from its id.
 struct Names {
     id: String,
@@ -49,15 +57,11 @@ struct Names {
 
 impl Names {
     fn of(id: &str) -> anyhow::Result<Names> {
-        let mut chars = id.chars();
-        let valid = matches!(chars.next(), Some('a'..='z'))
-            && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
-        if !valid {
+        if !is_name(id, '_') {
             bail!(
                 "`{id}` is not a pack id: use lower-case letters, digits and `_`, starting with a letter"
             );
         }
-        let crate_id = id.replace('_', "-");
         let pack_type: String = id
             .split('_')
             .filter(|part| !part.is_empty())
@@ -69,8 +73,8 @@ impl Names {
             + "Pack";
         Ok(Names {
             id: id.to_owned(),
-            pack_crate: format!("pack-{crate_id}"),
-            contract_crate: format!("ops-contract-{crate_id}"),
+            pack_crate: crate::roles::pack_crate(id),
+            contract_crate: crate::roles::contract_crate(id),
             pack_type,
         })
     }
@@ -151,10 +155,7 @@ pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
         .filter(|name| !name.is_empty())
         .with_context(|| format!("{}: give the workspace a folder name", root.display()))?;
     let host_crate = format!("{name}-host");
-    let mut chars = host_crate.chars();
-    if !(matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-')))
-    {
+    if !is_name(&host_crate, '-') {
         bail!(
             "{}: the folder's name makes the host crate `{host_crate}`, which is not a crate name; name the folder with letters, digits and `-`, starting with a letter",
             root.display()

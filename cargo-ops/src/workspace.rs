@@ -53,7 +53,7 @@ impl Workspace {
     pub fn members_with(&self, role: Role) -> impl Iterator<Item = &Package> {
         self.members
             .iter()
-            .filter(move |package| Role::of(package).ok().flatten() == Some(role))
+            .filter(move |package| Role::of_package(package) == Some(role))
     }
 
     /// The one crate that links the packs: `ops-host`, or the crate that declares
