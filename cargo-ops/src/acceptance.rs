@@ -27,13 +27,13 @@ use cargo_metadata::Package;
 use crate::Verdict;
 use crate::manifest::Manifest;
 use crate::roles::{self, Role};
-use crate::workspace::{self, Workspace};
+use crate::workspace::{self, Host, Workspace};
 
 struct Copy {
     root: PathBuf,
-    target: PathBuf,
-    /// The host crate's package name and folder.
-    host: String,
+    /// The copy's host crate, building in the copies' shared target directory, and its
+    /// folder.
+    host: Host,
     host_folder: PathBuf,
 }
 
@@ -65,10 +65,10 @@ impl Doomed {
 
 impl Copy {
     fn cargo(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
-        let output = workspace::cargo()
+        let output = self
+            .host
+            .cargo()
             .args(args)
-            .current_dir(&self.root)
-            .env("CARGO_TARGET_DIR", &self.target)
             .output()
             .with_context(|| format!("running cargo {}", args.join(" ")))?;
         Ok((
@@ -80,13 +80,7 @@ impl Copy {
 
     /// Runs the host; its failure is this acceptance's failure.
     fn host(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut full = vec!["run", "--quiet", "--package", &self.host, "--"];
-        full.extend_from_slice(args);
-        let (ok, stdout, stderr) = self.cargo(&full)?;
-        if !ok {
-            bail!("`{} {}` failed:\n{stderr}", self.host, args.join(" "));
-        }
-        Ok(stdout)
+        self.host.run(args)
     }
 
     /// Removes crates' folders and their entries in the workspace's and the host's
@@ -154,11 +148,11 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     let doomed = Doomed::of(&source, id, pack);
     let scratch = std::env::temp_dir().join(format!("ops-acceptance-{id}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
+    let root = scratch.join("workspace");
     let copy = Copy {
-        root: scratch.join("workspace"),
-        target: source.copies_target_dir(),
-        host: host.name.to_string(),
+        host: Host::at(&root, &host.name, Some(&source.copies_target_dir())),
         host_folder: source.folder_of(host),
+        root,
     };
     workspace::copy(&source.root, &copy.root)?;
     let tooling: Vec<(String, PathBuf)> = source
@@ -185,7 +179,7 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     println!("\n== delete pack `{id}`: its folders and its install line");
     copy.remove(&doomed.crates)?;
     let dependents = dependents_of(&source, &doomed);
-    let (builds, _, error) = copy.cargo(&["build", "--quiet", "--package", &copy.host])?;
+    let (builds, _, error) = copy.cargo(&["build", "--quiet", "--package", copy.host.package()])?;
     if dependents.is_empty() {
         check(&mut passed, builds, "no other pack depends on it");
     } else {

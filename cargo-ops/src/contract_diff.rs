@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 pub use report::Format;
 
 use crate::Verdict;
-use crate::workspace::Workspace;
+use crate::workspace::{Host, Workspace};
 
 pub const SNAPSHOT_PATH: &str = "registry/snapshot.json";
 pub const ACCEPTANCES_PATH: &str = "registry/acceptances.toml";
@@ -145,46 +145,9 @@ fn read_against(workspace: &Path, against: &str) -> anyhow::Result<Snapshot> {
     )?)
 }
 
-/// The checked workspace's own host crate, run through cargo so it is built first.
-pub struct Host {
-    manifest: PathBuf,
-    package: String,
-}
-
+/// What contract-diff asks of the checked workspace's host: its registry, and its
+/// upcasters on samples.
 impl Host {
-    pub fn new(workspace: &Workspace) -> anyhow::Result<Self> {
-        Ok(Host {
-            manifest: workspace.manifest(),
-            package: workspace.host()?.name.to_string(),
-        })
-    }
-
-    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = crate::workspace::cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--package",
-                &self.package,
-                "--manifest-path",
-            ])
-            .arg(&self.manifest)
-            .arg("--")
-            .args(args)
-            .output()
-            .context("running cargo")?;
-        if !output.status.success() {
-            bail!(
-                "`{} {}` failed in {}:\n{}",
-                self.package,
-                args.join(" "),
-                self.manifest.display(),
-                String::from_utf8_lossy(&output.stderr).trim_end()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
     pub fn export(&self, scratch: &Path) -> anyhow::Result<Export> {
         let dir = scratch.join("export");
         self.run(&["registry", "export", "--out", path_str(&dir)?])?;

@@ -120,6 +120,65 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// A workspace's host crate, run through cargo so it is built first.
+pub struct Host {
+    root: PathBuf,
+    package: String,
+    /// Where it builds, when not the workspace's own target directory.
+    target: Option<PathBuf>,
+}
+
+impl Host {
+    /// The host crate of `workspace`.
+    pub fn new(workspace: &Workspace) -> anyhow::Result<Self> {
+        Ok(Host::at(&workspace.root, &workspace.host()?.name, None))
+    }
+
+    /// The host `package` of the workspace at `root`, building in `target`.
+    pub fn at(root: &Path, package: &str, target: Option<&Path>) -> Self {
+        Host {
+            root: root.to_owned(),
+            package: package.to_owned(),
+            target: target.map(Path::to_owned),
+        }
+    }
+
+    pub fn package(&self) -> &str {
+        &self.package
+    }
+
+    /// Cargo in the host's workspace, building where the host builds.
+    pub fn cargo(&self) -> Command {
+        let mut command = cargo();
+        command.current_dir(&self.root);
+        if let Some(target) = &self.target {
+            command.env("CARGO_TARGET_DIR", target);
+        }
+        command
+    }
+
+    /// Runs the host with `args` and answers what it printed; its failure is an error
+    /// with what it said.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self
+            .cargo()
+            .args(["run", "--quiet", "--package", &self.package, "--"])
+            .args(args)
+            .output()
+            .context("running cargo")?;
+        if !output.status.success() {
+            bail!(
+                "`{} {}` failed in {}:\n{}",
+                self.package,
+                args.join(" "),
+                self.root.display(),
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
 /// Copies the workspace at `from` into `to`, without `target/` and `.git/`.
 pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
