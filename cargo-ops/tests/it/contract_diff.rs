@@ -6,53 +6,15 @@
 //! directory kept between runs (and shared with `cargo ops acceptance`) so only the
 //! edited crates rebuild.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// Where copies of this workspace build (shared with `cargo ops acceptance`).
-fn copies_target() -> PathBuf {
-    cargo_ops::workspace::Workspace::open(Some(&repo_root()))
-        .unwrap()
-        .copies_target_dir()
-}
+use crate::support::{Run, copies_target, edit, repository};
 
 struct Workspace {
     dir: PathBuf,
-}
-
-struct Run {
-    code: Option<i32>,
-    report: Value,
-    stderr: String,
-}
-
-impl Run {
-    fn rules(&self) -> Vec<(String, String)> {
-        self.report["findings"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr))
-            .iter()
-            .map(|f| {
-                (
-                    f["rule"].as_str().unwrap().to_owned(),
-                    f["subject"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    fn has(&self, rule: &str, subject: &str) -> bool {
-        self.rules().iter().any(|(r, s)| r == rule && s == subject)
-    }
 }
 
 impl Workspace {
@@ -61,15 +23,12 @@ impl Workspace {
             std::env::temp_dir().join(format!("contract-diff-e2e-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        cargo_ops::workspace::copy(&repo_root(), &dir).unwrap();
+        cargo_ops::workspace::copy(&repository(), &dir).unwrap();
         Workspace { dir }
     }
 
     fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.dir.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{file} does not contain {from:?}");
-        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        edit(&self.dir, file, from, to);
     }
 
     fn contract_diff(&self, extra: &[&str]) -> Run {
@@ -80,14 +39,7 @@ impl Workspace {
             .env("CARGO_TARGET_DIR", copies_target())
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        Run {
-            code: output.status.code(),
-            report,
-            stderr,
-        }
+        Run::of(&output)
     }
 }
 

@@ -5,4 +5,5 @@
 mod contract_diff;
 mod deps_check;
 mod schema_diff;
+mod support;
 mod team_workspace;

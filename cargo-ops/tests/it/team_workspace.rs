@@ -9,17 +9,10 @@
 //! registry's crates build once and a second run builds only what changed; everything
 //! runs offline, on the framework's `Cargo.lock`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use serde_json::Value;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cargo-ops is inside the repository")
-        .to_owned()
-}
+use crate::support::{Run, copies_target, edit};
 
 struct Team {
     dir: PathBuf,
@@ -52,37 +45,14 @@ impl Team {
     }
 
     fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.dir.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{file} does not contain {from:?}");
-        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        edit(&self.dir, file, from, to);
     }
 
-    /// `cargo ops contract-diff --format json`: the exit code and `(rule, subject)` pairs.
-    fn contract_diff(&self, extra: &[&str]) -> (Option<i32>, Vec<(String, String)>, String) {
+    /// `cargo ops contract-diff --format json`.
+    fn contract_diff(&self, extra: &[&str]) -> Run {
         let mut args = vec!["contract-diff", "--format", "json"];
         args.extend_from_slice(extra);
-        let output = self.cargo_ops(&args);
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        let rules = report["findings"]
-            .as_array()
-            .map(|findings| {
-                findings
-                    .iter()
-                    .map(|f| {
-                        (
-                            f["rule"].as_str().unwrap_or_default().to_owned(),
-                            f["subject"].as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        (
-            output.status.code(),
-            rules,
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        Run::of(&self.cargo_ops(&args))
     }
 }
 
@@ -180,9 +150,7 @@ fn a_team_makes_runs_and_gates_its_own_workspace_with_cargo_ops() {
         dir: base.join("acme"),
         // Shared with the copies of this workspace that the other tests build: the
         // registry's crates build once for all of them.
-        target: cargo_ops::workspace::Workspace::open(Some(&repository()))
-            .unwrap()
-            .copies_target_dir(),
+        target: copies_target(),
     };
 
     let made = Command::new(env!("CARGO_BIN_EXE_cargo-ops"))
@@ -250,17 +218,20 @@ fn a_team_makes_runs_and_gates_its_own_workspace_with_cargo_ops() {
     );
 
     // Nothing recorded yet: contract-diff says how to start.
-    let (code, _, stderr) = team.contract_diff(&[]);
-    assert_eq!(code, Some(2), "{stderr}");
+    let unrecorded = team.contract_diff(&[]);
+    assert_eq!(unrecorded.code, Some(2), "{}", unrecorded.stderr);
     assert!(
-        stderr.contains("cargo ops contract-diff --bless"),
-        "{stderr}"
+        unrecorded
+            .stderr
+            .contains("cargo ops contract-diff --bless"),
+        "{}",
+        unrecorded.stderr
     );
-    let (code, _, stderr) = team.contract_diff(&["--bless"]);
-    assert_eq!(code, Some(0), "{stderr}");
+    let blessed = team.contract_diff(&["--bless"]);
+    assert_eq!(blessed.code, Some(0), "{}", blessed.stderr);
     assert!(team.dir.join("registry/snapshot.json").is_file());
-    let (code, rules, stderr) = team.contract_diff(&["--require-blessed"]);
-    assert_eq!(code, Some(0), "{rules:?}\n{stderr}");
+    let recorded = team.contract_diff(&["--require-blessed"]);
+    assert_eq!(recorded.code, Some(0), "{}", recorded.stderr);
 
     // A public event's field renamed on the wire: readers of stored events would break.
     team.edit(
@@ -268,11 +239,12 @@ fn a_team_makes_runs_and_gates_its_own_workspace_with_cargo_ops() {
         "pub struct ItemRecorded {\n    pub item_id: String,\n    pub title: String,",
         "pub struct ItemRecorded {\n    pub item_id: String,\n    #[serde(rename = \"name\")]\n    pub title: String,",
     );
-    let (code, rules, stderr) = team.contract_diff(&[]);
-    assert_eq!(code, Some(1), "{rules:?}\n{stderr}");
+    let broken = team.contract_diff(&[]);
+    assert_eq!(broken.code, Some(1), "{}", broken.stderr);
     assert!(
-        rules.contains(&("schema-changed-in-place".to_owned(), RECORDED.to_owned())),
-        "{rules:?}"
+        broken.has("schema-changed-in-place", RECORDED),
+        "{:?}",
+        broken.rules()
     );
 
     // Version 1 kept as it was, version 2 upcast from it, both crates bumped.
@@ -314,11 +286,12 @@ impl Upcast<v1::ItemRecorded> for ItemRecorded {
         "version = \"0.1.0\"",
         "version = \"0.1.1\"",
     );
-    let (code, rules, stderr) = team.contract_diff(&[]);
-    assert_eq!(code, Some(0), "{rules:?}\n{stderr}");
+    let fixed = team.contract_diff(&[]);
+    assert_eq!(fixed.code, Some(0), "{:?}\n{}", fixed.rules(), fixed.stderr);
     assert!(
-        rules.contains(&("upcaster-checked".to_owned(), RECORDED.to_owned())),
-        "{rules:?}"
+        fixed.has("upcaster-checked", RECORDED),
+        "{:?}",
+        fixed.rules()
     );
 
     let deps = team.cargo_ops(&["deps-check"]);
