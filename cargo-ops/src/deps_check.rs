@@ -528,19 +528,19 @@ fn manifest_violations(package: &Package) -> Vec<Violation> {
 
 /// The sandbox rules over the crate's library source.
 fn source_violations(package: &Package) -> anyhow::Result<Vec<Violation>> {
-    let Some(lib) = package
+    if !package
         .targets
         .iter()
-        .find(|t| t.kind.iter().any(|k| k.to_string() == "lib"))
-    else {
+        .any(|t| t.kind.iter().any(|k| k.to_string() == "lib"))
+    {
         return Ok(Vec::new());
-    };
+    }
     let manifest_dir = package
         .manifest_path
         .parent()
         .map(|dir| dir.as_std_path().to_owned())
         .unwrap_or_default();
-    let findings = ops_sandbox::scan_crate(lib.src_path.as_std_path())
+    let findings = ops_sandbox::scan_package(&manifest_dir)
         .with_context(|| format!("reading the source of `{}`", package.name))?;
     Ok(findings
         .into_iter()

@@ -22,8 +22,11 @@ pub fn check(owning: &OwningCrate) -> TokenStream {
     ) {
         return quote!();
     }
-    let Some((root, base)) = crate_root() else {
+    let Some(scanned) = scanned_crate() else {
         return quote!();
+    };
+    let root = match &scanned {
+        Scanned::Package(dir) | Scanned::RootFile(dir) => dir.clone(),
     };
     static SCANNED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
     let first_time = SCANNED
@@ -33,7 +36,14 @@ pub fn check(owning: &OwningCrate) -> TokenStream {
     if !first_time {
         return quote!();
     }
-    match ops_sandbox::scan_crate(&root) {
+    let (findings, base) = match &scanned {
+        Scanned::Package(dir) => (ops_sandbox::scan_package(dir), dir.clone()),
+        Scanned::RootFile(file) => (
+            ops_sandbox::scan_root_file(file),
+            file.parent().map(Path::to_owned).unwrap_or_default(),
+        ),
+    };
+    match findings {
         Ok(findings) => findings
             .iter()
             .map(|finding| {
@@ -48,15 +58,21 @@ pub fn check(owning: &OwningCrate) -> TokenStream {
     }
 }
 
-/// The crate's root file and the folder its messages name files from: `src/lib.rs` of the
-/// package, or for a binary (trybuild's cases) the file the macro expands in.
-fn crate_root() -> Option<(PathBuf, PathBuf)> {
+/// What the sandbox reads of the crate being compiled.
+enum Scanned {
+    /// A package's library, from its manifest folder: the same crate deps-check reads.
+    Package(PathBuf),
+    /// A binary's root file (trybuild's cases), read alone.
+    RootFile(PathBuf),
+}
+
+/// The library of the package being compiled, or for a binary (trybuild's cases) the file
+/// the macro expands in.
+fn scanned_crate() -> Option<Scanned> {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
-    let lib = manifest_dir.join("src/lib.rs");
-    if std::env::var_os("CARGO_BIN_NAME").is_none() && lib.is_file() {
-        return Some((lib, manifest_dir));
+    if std::env::var_os("CARGO_BIN_NAME").is_none() {
+        return Some(Scanned::Package(manifest_dir));
     }
     let file = proc_macro::Span::call_site().local_file()?;
-    let base = file.parent().map(Path::to_owned).unwrap_or_default();
-    Some((file, base))
+    Some(Scanned::RootFile(file))
 }

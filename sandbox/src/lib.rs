@@ -51,10 +51,20 @@ pub enum Rule {
     CoreInternals,
     /// The core runtime or a crate that does I/O, named in pack code.
     IoCrate,
+    /// A token the sandbox cannot read the way rustc does: it fails closed.
+    Unreadable,
+    /// A macro called, an attribute or a module named through a `macro_rules!` fragment:
+    /// what it becomes is decided where the rules cannot see it.
+    Fragment,
+    /// Pointer addresses (raw pointers, `{:p}`, `addr_of!`, `core::ptr`): they differ
+    /// between runs, so a fold that reads one is not deterministic.
+    Address,
+    /// The library root is not `src/lib.rs`, or a file under `src/` is a link.
+    SourceLayout,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 21] = [
         Rule::NoStd,
         Rule::ForbidUnsafe,
         Rule::Network,
@@ -72,6 +82,10 @@ impl Rule {
         Rule::ModulePath,
         Rule::CoreInternals,
         Rule::IoCrate,
+        Rule::Unreadable,
+        Rule::Fragment,
+        Rule::Address,
+        Rule::SourceLayout,
     ];
 
     /// A stable id: `sandbox/<name>`.
@@ -94,6 +108,10 @@ impl Rule {
             Rule::ModulePath => "sandbox/module-path",
             Rule::CoreInternals => "sandbox/core-internals",
             Rule::IoCrate => "sandbox/io-crate",
+            Rule::Unreadable => "sandbox/unreadable",
+            Rule::Fragment => "sandbox/fragment",
+            Rule::Address => "sandbox/address",
+            Rule::SourceLayout => "sandbox/source-layout",
         }
     }
 
@@ -130,6 +148,18 @@ impl Rule {
             }
             Rule::IoCrate => {
                 "the core runtime and crates that do I/O (databases, HTTP, sockets, processes, OS calls) belong to the host, never to a pack"
+            }
+            Rule::Unreadable => {
+                "the sandbox cannot read this token the way rustc does, so it cannot tell what the code around it is"
+            }
+            Rule::Fragment => {
+                "a macro, attribute or module named through a `macro_rules!` fragment becomes code the sandbox cannot see"
+            }
+            Rule::Address => {
+                "a pointer's address differs between runs, so what a fold or decision derives from it is not deterministic (and `concat!` can assemble a format string that prints one)"
+            }
+            Rule::SourceLayout => {
+                "rustc would compile a file the sandbox does not read as this crate's source"
             }
         }
     }
@@ -177,6 +207,18 @@ impl Rule {
             }
             Rule::IoCrate => {
                 "remove the dependency: state goes through projections, effects through `WRITE_EXTERNAL_SIDE_EFFECT` commands, sources through connectors"
+            }
+            Rule::Unreadable => {
+                "write it with the literals and identifiers of stable Rust (plain, raw, byte and C strings; no reserved prefixes)"
+            }
+            Rule::Fragment => {
+                "call the macro, write the attribute or declare the module by its own name; pass values, not names, to a `macro_rules!`"
+            }
+            Rule::Address => {
+                "compare and order values by their content (ids are content-addressed), and write format strings as one literal"
+            }
+            Rule::SourceLayout => {
+                "keep the library at `src/lib.rs` (remove `path` from `[lib]`) and its modules as plain files under `src/`"
             }
         }
     }
@@ -236,38 +278,112 @@ impl fmt::Display for ScanError {
 
 impl std::error::Error for ScanError {}
 
-/// Every finding in the crate whose root file is `root`, following its `mod` declarations,
-/// sorted by place.
-pub fn scan_crate(root: &Path) -> Result<Vec<Finding>, ScanError> {
-    // Every file of the crate first: a name bound to `std` in one module (`extern crate std
-    // as platform;` at the root) is the standard library in all of them.
-    let children = root.parent().map(Path::to_owned).unwrap_or_default();
-    let mut queue = vec![(root.to_owned(), children)];
-    let mut files: Vec<(PathBuf, String, PathBuf)> = Vec::new();
-    while let Some((file, children)) = queue.pop() {
-        if files.iter().any(|(seen, _, _)| *seen == file) {
-            continue;
-        }
-        let source = std::fs::read_to_string(&file).map_err(|error| ScanError {
-            file: file.clone(),
+/// The file rustc compiles as the library of the package in `manifest_dir`: its manifest's
+/// `[lib] path`, or `src/lib.rs`. The ops macros and deps-check both scan from here, so the
+/// compile-time rules and the gate read the same crate.
+pub fn library_root(manifest_dir: &Path) -> Result<PathBuf, ScanError> {
+    let manifest = manifest_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|error| ScanError {
+        file: manifest.clone(),
+        error,
+    })?;
+    let parsed: toml::Table = toml::from_str(&text).map_err(|error| ScanError {
+        file: manifest.clone(),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
+    })?;
+    let declared = parsed
+        .get("lib")
+        .and_then(|lib| lib.get("path"))
+        .and_then(|path| path.as_str());
+    Ok(manifest_dir.join(declared.unwrap_or("src/lib.rs")))
+}
+
+/// Every finding in the library of the package in `manifest_dir`, sorted by place: its root
+/// must be `src/lib.rs`, and every `.rs` file under `src/` is read, whether or not a `mod`
+/// the scan can see declares it (a module declared inside a macro is still a file there),
+/// so no file rustc may compile as this crate's is left unread.
+pub fn scan_package(manifest_dir: &Path) -> Result<Vec<Finding>, ScanError> {
+    let src = manifest_dir.join("src");
+    let standard_root = src.join("lib.rs");
+    let root = library_root(manifest_dir)?;
+    let mut layout = Vec::new();
+    let at = |file: &Path, found: String| Finding {
+        file: file.to_owned(),
+        line: 1,
+        column: 1,
+        rule: Rule::SourceLayout,
+        found,
+    };
+    if root != standard_root {
+        layout.push(at(
+            &manifest_dir.join("Cargo.toml"),
+            format!(
+                "[lib] path = \"{}\"",
+                root.strip_prefix(manifest_dir).unwrap_or(&root).display()
+            ),
+        ));
+    }
+    let mut files = vec![root.clone()];
+    let mut folders: Vec<PathBuf> = src.is_dir().then(|| src.clone()).into_iter().collect();
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|error| ScanError {
+            file: folder.clone(),
             error,
         })?;
-        for module in modules_of(&lex::tokens(&source), &children) {
-            queue.push((module.file, module.children));
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(std::fs::DirEntry::path);
+        for entry in entries {
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|error| ScanError {
+                file: path.clone(),
+                error,
+            })?;
+            if kind.is_symlink() {
+                layout.push(at(&path, "a link under `src/`".to_owned()));
+            } else if kind.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && path != root {
+                files.push(path);
+            }
         }
-        files.push((file, source, children));
     }
-    let lexed: Vec<Vec<Token<'_>>> = files
+    let mut findings = scan_files(&files)?;
+    findings.extend(layout);
+    findings.sort();
+    Ok(findings)
+}
+
+/// Every finding in one file read as a crate root (a trybuild case, a binary).
+pub fn scan_root_file(file: &Path) -> Result<Vec<Finding>, ScanError> {
+    scan_files(&[file.to_owned()])
+}
+
+/// The findings of `files`, the first of them the crate root.
+fn scan_files(files: &[PathBuf]) -> Result<Vec<Finding>, ScanError> {
+    let sources: Vec<String> = files
         .iter()
-        .map(|(_, source, _)| lex::tokens(source))
-        .collect();
+        .map(|file| {
+            std::fs::read_to_string(file).map_err(|error| ScanError {
+                file: file.clone(),
+                error,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    // Every file of the crate first: a name bound to `std` in one module (`extern crate std
+    // as platform;` at the root) is the standard library in all of them.
+    let lexed: Vec<Vec<Token<'_>>> = sources.iter().map(|source| lex::tokens(source)).collect();
     let mut std_names = vec!["std".to_owned()];
     for tokens in &lexed {
         std_names.extend(aliases_of_std(tokens));
     }
     let mut findings = Vec::new();
-    for (index, ((file, _, _), tokens)) in files.iter().zip(&lexed).enumerate() {
-        findings.extend(scan_file(file, tokens, index == 0, &std_names));
+    for (index, (file, tokens)) in files.iter().zip(&lexed).enumerate() {
+        let scan = Scan {
+            file,
+            std_names: &std_names,
+            at: None,
+        };
+        findings.extend(scan.tokens(tokens, index == 0, 0));
     }
     findings.sort();
     Ok(findings)
@@ -279,197 +395,281 @@ fn aliases_of_std(tokens: &[Token<'_>]) -> Vec<String> {
     tokens
         .windows(3)
         .filter(|w| w[0].is_ident("std") && w[1].is_ident("as") && w[2].kind == Kind::Ident)
-        .map(|w| w[2].text.to_owned())
+        .map(|w| w[2].text.to_string())
         .filter(|alias| alias != "_")
         .collect()
 }
 
-/// The files that `mod name;` declarations load (`name.rs` or `name/mod.rs`, in the folder
-/// of the enclosing inline modules), each with the folder of its own children.
-fn modules_of(tokens: &[Token<'_>], children: &Path) -> Vec<ModuleFile> {
-    let mut modules = Vec::new();
-    let mut inline: Vec<(PathBuf, usize)> = Vec::new();
-    let mut depth = 0usize;
-    for (index, token) in tokens.iter().enumerate() {
-        match token.kind {
-            Kind::Punct('{') => depth += 1,
-            Kind::Punct('}') => {
-                depth = depth.saturating_sub(1);
-                if inline.last().is_some_and(|(_, at)| *at == depth) {
-                    inline.pop();
-                }
-            }
-            _ => {}
-        }
-        if !token.is_ident("mod") {
-            continue;
-        }
-        let Some(name) = tokens.get(index + 1).filter(|t| t.kind == Kind::Ident) else {
-            continue;
+/// How one file is read: its name, the names bound to `std` in the crate, and, for the code
+/// inside a string literal that a derive macro parses as Rust (`#[serde(with = "…")]`), the
+/// place of that literal, which every finding inside it takes.
+struct Scan<'s> {
+    file: &'s Path,
+    std_names: &'s [String],
+    at: Option<(usize, usize)>,
+}
+
+/// Keys of attribute strings that hold prose or data, never code: their contents are not
+/// read as Rust. Every other string inside an attribute is (`with`, `bound`, `crate`,
+/// `default`, `schema_with`, …: derive macros parse those as paths and code).
+const PROSE_KEYS: [&str; 12] = [
+    "rename",
+    "rename_all",
+    "alias",
+    "tag",
+    "content",
+    "expecting",
+    "title",
+    "description",
+    "note",
+    "since",
+    "message",
+    "label",
+];
+
+impl Scan<'_> {
+    fn tokens(&self, tokens: &[Token<'_>], is_root: bool, depth: usize) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut nested = Vec::new();
+        let mut found = |rule: Rule, token: &Token<'_>, text: String| {
+            let (line, column) = self.at.unwrap_or((token.line, token.column));
+            findings.push(Finding {
+                file: self.file.to_owned(),
+                line,
+                column,
+                rule,
+                found: text,
+            })
         };
-        let dir = inline
-            .last()
-            .map_or_else(|| children.to_owned(), |(dir, _)| dir.clone());
-        match tokens.get(index + 2) {
-            Some(t) if t.is_punct('{') => inline.push((dir.join(name.text), depth)),
-            Some(t) if t.is_punct(';') => {
-                let flat = dir.join(format!("{}.rs", name.text));
-                let nested = dir.join(name.text).join("mod.rs");
-                if let Some(file) = [flat, nested].into_iter().find(|file| file.is_file()) {
-                    modules.push(ModuleFile {
-                        file,
-                        children: dir.join(name.text),
-                    });
+        if is_root {
+            root_attributes(tokens, &mut found);
+        }
+        // The bracket depth at which an attribute `#[...]` opened, while inside one, and
+        // whether it is a doc attribute (prose).
+        let mut attribute: Option<(usize, bool)> = None;
+        let mut brackets = 0usize;
+        // Inside `use …;`: a renamed import hides a name from the rules that look at what
+        // follows it (`use core::env as e;`).
+        let mut in_use = false;
+        // The rest of a `std::…` path already reported is not reported again piece by piece.
+        let mut reported_until = 0usize;
+        for (index, token) in tokens.iter().enumerate() {
+            let next = |n: usize| tokens.get(index + n);
+            let previous = |n: usize| index.checked_sub(n).and_then(|i| tokens.get(i));
+            match token.kind {
+                Kind::Punct('[') => {
+                    let opens_attribute = previous(1).is_some_and(|t| t.is_punct('#'))
+                        || (previous(1).is_some_and(|t| t.is_punct('!'))
+                            && previous(2).is_some_and(|t| t.is_punct('#')));
+                    if opens_attribute && attribute.is_none() {
+                        attribute = Some((brackets, next(1).is_some_and(|t| t.is_ident("doc"))));
+                    }
+                    brackets += 1;
                 }
-            }
-            _ => {}
-        }
-    }
-    modules
-}
-
-/// A module file a `mod name;` declaration loads, and where its own children live.
-struct ModuleFile {
-    file: PathBuf,
-    children: PathBuf,
-}
-
-fn scan_file(
-    file: &Path,
-    tokens: &[Token<'_>],
-    is_root: bool,
-    std_names: &[String],
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let mut found = |rule: Rule, token: &Token<'_>, text: String| {
-        findings.push(Finding {
-            file: file.to_owned(),
-            line: token.line,
-            column: token.column,
-            rule,
-            found: text,
-        })
-    };
-    if is_root {
-        let attributes = inner_attributes(tokens);
-        if let Some(first) = tokens.first() {
-            if !attributes
-                .iter()
-                .any(|a| a.len() == 1 && a[0].is_ident("no_std"))
-            {
-                found(Rule::NoStd, first, "crate root".to_owned());
-            }
-            let forbids_unsafe = attributes.iter().any(|a| {
-                a.first().is_some_and(|t| t.is_ident("forbid"))
-                    && a.iter().any(|t| t.is_ident("unsafe_code"))
-            });
-            if !forbids_unsafe {
-                found(Rule::ForbidUnsafe, first, "crate root".to_owned());
-            }
-        }
-    }
-    // The bracket depth at which an attribute `#[...]` opened, while inside one.
-    let mut attribute: Option<usize> = None;
-    let mut brackets = 0usize;
-    // The rest of a `std::…` path already reported is not reported again piece by piece.
-    let mut reported_until = 0usize;
-    for (index, token) in tokens.iter().enumerate() {
-        let next = |n: usize| tokens.get(index + n);
-        let previous = |n: usize| index.checked_sub(n).and_then(|i| tokens.get(i));
-        match token.kind {
-            Kind::Punct('[') => {
-                let opens_attribute = previous(1).is_some_and(|t| t.is_punct('#'))
-                    || (previous(1).is_some_and(|t| t.is_punct('!'))
-                        && previous(2).is_some_and(|t| t.is_punct('#')));
-                if opens_attribute && attribute.is_none() {
-                    attribute = Some(brackets);
+                Kind::Punct(']') => {
+                    brackets = brackets.saturating_sub(1);
+                    if attribute.is_some_and(|(at, _)| at == brackets) {
+                        attribute = None;
+                    }
                 }
-                brackets += 1;
-            }
-            Kind::Punct(']') => {
-                brackets = brackets.saturating_sub(1);
-                if attribute == Some(brackets) {
-                    attribute = None;
+                Kind::Punct(';') => in_use = false,
+                Kind::Punct('$') => {
+                    let fragment = next(1).map_or(String::new(), |t| t.text.to_string());
+                    if attribute.is_some() {
+                        found(Rule::Fragment, token, format!("#[… ${fragment} …]"));
+                    } else if next(2).is_some_and(|t| t.is_punct('!')) {
+                        found(Rule::Fragment, token, format!("${fragment}!"));
+                    } else if previous(1).is_some_and(|t| t.is_ident("mod")) {
+                        found(Rule::Fragment, token, format!("mod ${fragment}"));
+                    }
                 }
-            }
-            _ => {}
-        }
-        if token.kind != Kind::Ident || index < reported_until {
-            continue;
-        }
-        let followed_by_bang = next(1).is_some_and(|t| t.is_punct('!'));
-        let path_follows =
-            next(1).is_some_and(|t| t.is_punct(':')) && next(2).is_some_and(|t| t.is_punct(':'));
-        let after_path = previous(1).is_some_and(|t| t.is_punct(':'))
-            && previous(2).is_some_and(|t| t.is_punct(':'));
-        if std_names.iter().any(|name| name == token.text) {
-            let (uses, end) = std_uses(tokens, index);
-            for (rule, text) in uses {
-                found(rule, token, text);
-            }
-            reported_until = end;
-            continue;
-        }
-        match token.text {
-            "unsafe" => found(Rule::Unsafe, token, "unsafe".to_owned()),
-            "asm" | "global_asm" | "naked_asm" if followed_by_bang => {
-                found(Rule::Unsafe, token, format!("{}!", token.text))
-            }
-            "env" | "option_env" if followed_by_bang => {
-                found(Rule::BuildEnvironment, token, format!("{}!", token.text))
-            }
-            "include" | "include_str" | "include_bytes" if followed_by_bang => {
-                found(Rule::BuildFiles, token, format!("{}!", token.text))
-            }
-            "extern" if next(1).is_some_and(|t| t.kind == Kind::Str) => found(
-                Rule::ForeignCode,
-                token,
-                format!("extern \"{}\"", next(1).map_or("", |t| t.text)),
-            ),
-            "now" if after_path => found(Rule::Clock, token, "::now()".to_owned()),
-            "SystemTime" | "Instant" | "UNIX_EPOCH" => {
-                found(Rule::Clock, token, token.text.to_owned())
-            }
-            "RandomState" | "getrandom" | "OsRng" | "thread_rng" | "HashMap" | "HashSet" => {
-                found(Rule::Randomness, token, token.text.to_owned())
-            }
-            "rand" if path_follows => found(Rule::Randomness, token, "rand::".to_owned()),
-            name if name.starts_with("Atomic") && name.len() > "Atomic".len() => {
-                found(Rule::SharedState, token, name.to_owned())
-            }
-            "static" if next(1).is_some_and(|t| t.is_ident("mut")) => {
-                found(Rule::SharedState, token, "static mut".to_owned())
-            }
-            name if IO_CRATES.contains(&name)
-                && (path_follows || previous(1).is_some_and(|t| t.is_ident("crate"))) =>
-            {
-                found(Rule::IoCrate, token, name.to_owned())
-            }
-            "__private" | "inventory" | "TypeDescriptor" | "PackDescriptor" => {
-                found(Rule::CoreInternals, token, token.text.to_owned())
-            }
-            name if name.ends_with("Registration") && name.len() > "Registration".len() => {
-                found(Rule::CoreInternals, token, name.to_owned())
-            }
-            "impl" => {
-                if let Some(trait_name) = implemented_trait(tokens, index)
-                    && MACRO_ONLY_TRAITS.contains(&trait_name)
+                Kind::Punct('*')
+                    if next(1).is_some_and(|t| t.is_ident("const") || t.is_ident("mut")) =>
                 {
-                    found(Rule::CoreInternals, token, format!("impl {trait_name}"));
+                    let pointer = format!("*{}", next(1).map_or("", |t| &*t.text));
+                    found(Rule::Address, token, pointer);
                 }
+                Kind::Unreadable(reason) => {
+                    found(
+                        Rule::Unreadable,
+                        token,
+                        format!("{} ({reason})", token.text),
+                    );
+                }
+                Kind::Str => {
+                    if has_pointer_format(&token.text) {
+                        found(Rule::Address, token, format!("\"{}\"", token.text));
+                    }
+                    let key = previous(1)
+                        .filter(|t| t.is_punct('='))
+                        .and(previous(2))
+                        .map(|t| &*t.text);
+                    let code_in_attribute = attribute.is_some_and(|(_, doc)| !doc)
+                        && !key.is_some_and(|key| PROSE_KEYS.contains(&key));
+                    if code_in_attribute && depth < 2 {
+                        let inner = Scan {
+                            file: self.file,
+                            std_names: self.std_names,
+                            at: Some(self.at.unwrap_or((token.line, token.column))),
+                        };
+                        nested.extend(inner.tokens(&lex::tokens(&token.text), false, depth + 1));
+                    }
+                }
+                _ => {}
             }
-            "path" if attribute.is_some() && next(1).is_some_and(|t| t.is_punct('=')) => {
-                found(Rule::ModulePath, token, "#[path]".to_owned())
+            if token.kind != Kind::Ident || index < reported_until {
+                continue;
             }
-            "link" | "link_name" | "no_mangle" | "export_name" | "link_section" | "used"
-                if attribute.is_some() =>
-            {
-                found(Rule::ForeignCode, token, format!("#[{}]", token.text))
+            let text = &*token.text;
+            let followed_by_bang = next(1).is_some_and(|t| t.is_punct('!'));
+            let path_follows = next(1).is_some_and(|t| t.is_punct(':'))
+                && next(2).is_some_and(|t| t.is_punct(':'));
+            let after_path = previous(1).is_some_and(|t| t.is_punct(':'))
+                && previous(2).is_some_and(|t| t.is_punct(':'));
+            // A name used as a macro or an item, not a local word: `name!`, `…::name`,
+            // `name as alias`, or anywhere in a `use`.
+            let named_as_item = followed_by_bang
+                || after_path
+                || in_use
+                || next(1).is_some_and(|t| t.is_ident("as"));
+            if text == "use" {
+                in_use = true;
             }
-            _ => {}
+            if self.std_names.iter().any(|name| name == text) {
+                let (uses, end) = std_uses(tokens, index);
+                for (rule, text) in uses {
+                    found(rule, token, text);
+                }
+                reported_until = end;
+                continue;
+            }
+            match text {
+                "unsafe" => found(Rule::Unsafe, token, "unsafe".to_owned()),
+                "asm" | "global_asm" | "naked_asm" if followed_by_bang => {
+                    found(Rule::Unsafe, token, format!("{text}!"))
+                }
+                "option_env" => found(Rule::BuildEnvironment, token, text.to_owned()),
+                "env" if named_as_item => found(Rule::BuildEnvironment, token, text.to_owned()),
+                "include_str" | "include_bytes" => found(Rule::BuildFiles, token, text.to_owned()),
+                "include" if named_as_item => found(Rule::BuildFiles, token, text.to_owned()),
+                "concat" if followed_by_bang => found(Rule::Address, token, "concat!".to_owned()),
+                "addr_of"
+                | "addr_of_mut"
+                | "expose_provenance"
+                | "expose_addr"
+                | "with_exposed_provenance"
+                | "as_ptr"
+                | "as_mut_ptr"
+                | "Pointer" => found(Rule::Address, token, text.to_owned()),
+                "addr" if previous(1).is_some_and(|t| t.is_punct('.')) => {
+                    found(Rule::Address, token, ".addr()".to_owned())
+                }
+                "ptr" if after_path || path_follows => {
+                    found(Rule::Address, token, "ptr".to_owned())
+                }
+                "extern" if next(1).is_some_and(|t| t.kind == Kind::Str) => found(
+                    Rule::ForeignCode,
+                    token,
+                    format!("extern \"{}\"", next(1).map_or("", |t| &*t.text)),
+                ),
+                "now" if after_path => found(Rule::Clock, token, "::now()".to_owned()),
+                "SystemTime" | "Instant" | "UNIX_EPOCH" => {
+                    found(Rule::Clock, token, text.to_owned())
+                }
+                "RandomState" | "getrandom" | "OsRng" | "thread_rng" | "HashMap" | "HashSet" => {
+                    found(Rule::Randomness, token, text.to_owned())
+                }
+                "rand" if path_follows => found(Rule::Randomness, token, "rand::".to_owned()),
+                name if name.starts_with("Atomic") && name.len() > "Atomic".len() => {
+                    found(Rule::SharedState, token, name.to_owned())
+                }
+                "static" if next(1).is_some_and(|t| t.is_ident("mut")) => {
+                    found(Rule::SharedState, token, "static mut".to_owned())
+                }
+                name if IO_CRATES.contains(&name)
+                    && (path_follows || previous(1).is_some_and(|t| t.is_ident("crate"))) =>
+                {
+                    found(Rule::IoCrate, token, name.to_owned())
+                }
+                "__private" | "inventory" | "TypeDescriptor" | "PackDescriptor" => {
+                    found(Rule::CoreInternals, token, text.to_owned())
+                }
+                name if name.ends_with("Registration") && name.len() > "Registration".len() => {
+                    found(Rule::CoreInternals, token, name.to_owned())
+                }
+                name if MACRO_ONLY_TRAITS.contains(&name)
+                    && next(1).is_some_and(|t| t.is_ident("as")) =>
+                {
+                    found(Rule::CoreInternals, token, format!("{name} as …"))
+                }
+                "impl" => {
+                    if let Some(trait_name) = implemented_trait(tokens, index)
+                        && MACRO_ONLY_TRAITS.contains(&trait_name)
+                    {
+                        found(Rule::CoreInternals, token, format!("impl {trait_name}"));
+                    }
+                }
+                "path" if attribute.is_some() && next(1).is_some_and(|t| t.is_punct('=')) => {
+                    found(Rule::ModulePath, token, "#[path]".to_owned())
+                }
+                "link" | "link_name" | "no_mangle" | "export_name" | "link_section" | "used"
+                    if attribute.is_some() =>
+                {
+                    found(Rule::ForeignCode, token, format!("#[{text}]"))
+                }
+                _ => {}
+            }
         }
+        findings.extend(nested);
+        findings
     }
-    findings
+}
+
+/// The crate root says `#![no_std]` and `#![forbid(unsafe_code)]`, spelled as rustc reads
+/// them: `forbid(clippy::unsafe_code)` names a tool lint and forbids nothing.
+fn root_attributes(tokens: &[Token<'_>], found: &mut impl FnMut(Rule, &Token<'_>, String)) {
+    let Some(first) = tokens.first() else {
+        return;
+    };
+    let attributes = inner_attributes(tokens);
+    if !attributes
+        .iter()
+        .any(|a| a.len() == 1 && a[0].is_ident("no_std"))
+    {
+        found(Rule::NoStd, first, "crate root".to_owned());
+    }
+    let forbids_unsafe = attributes.iter().any(|a| {
+        a.first().is_some_and(|t| t.is_ident("forbid"))
+            && a.iter()
+                .enumerate()
+                .any(|(i, t)| t.is_ident("unsafe_code") && !(i > 0 && a[i - 1].is_punct(':')))
+    });
+    if !forbids_unsafe {
+        found(Rule::ForbidUnsafe, first, "crate root".to_owned());
+    }
+}
+
+/// Whether a string holds a format placeholder of type `p` (`{:p}`, `{x:#p}`, `{0:>8p}`):
+/// it prints an address, which differs between runs.
+fn has_pointer_format(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        if let Some(escaped) = rest.strip_prefix('{') {
+            rest = escaped;
+            continue;
+        }
+        let Some(close) = rest.find('}') else {
+            return false;
+        };
+        if let Some((_, spec)) = rest[..close].split_once(':')
+            && spec.ends_with('p')
+        {
+            return true;
+        }
+        rest = &rest[close + 1..];
+    }
+    false
 }
 
 /// Crates a pack may never name (`name::…` or `extern crate name`): the core runtime and
@@ -542,7 +742,7 @@ fn inner_attributes<'t, 'a>(tokens: &'t [Token<'a>]) -> Vec<&'t [Token<'a>]> {
 
 /// The trait of `impl<...> Path<...> for Type`: the last identifier of the path outside
 /// angle brackets, when a `for` follows.
-fn implemented_trait<'a>(tokens: &[Token<'a>], impl_at: usize) -> Option<&'a str> {
+fn implemented_trait<'t>(tokens: &'t [Token<'_>], impl_at: usize) -> Option<&'t str> {
     let mut angle = 0i32;
     let mut last = None;
     for token in &tokens[impl_at + 1..] {
@@ -551,7 +751,7 @@ fn implemented_trait<'a>(tokens: &[Token<'a>], impl_at: usize) -> Option<&'a str
             Kind::Punct('>') => angle -= 1,
             Kind::Punct('{' | ';') => return None,
             Kind::Ident if angle == 0 && token.text == "for" => return last,
-            Kind::Ident if angle == 0 => last = Some(token.text),
+            Kind::Ident if angle == 0 => last = Some(&*token.text),
             _ => {}
         }
     }
@@ -562,7 +762,7 @@ fn implemented_trait<'a>(tokens: &[Token<'a>], impl_at: usize) -> Option<&'a str
 /// [`Rule::Std`] when it names none (`use std;`, `extern crate std as s;`).
 fn std_uses(tokens: &[Token<'_>], at: usize) -> (Vec<(Rule, String)>, usize) {
     let mut uses = Vec::new();
-    let name = tokens[at].text;
+    let name = &*tokens[at].text;
     let mut segments: Vec<&str> = Vec::new();
     let mut index = at + 1;
     while tokens.get(index).is_some_and(|t| t.is_punct(':'))
@@ -570,7 +770,7 @@ fn std_uses(tokens: &[Token<'_>], at: usize) -> (Vec<(Rule, String)>, usize) {
     {
         match tokens.get(index + 2) {
             Some(token) if token.kind == Kind::Ident => {
-                segments.push(token.text);
+                segments.push(&token.text);
                 index += 3;
             }
             Some(token) if token.is_punct('{') => {
@@ -587,7 +787,7 @@ fn std_uses(tokens: &[Token<'_>], at: usize) -> (Vec<(Rule, String)>, usize) {
                             }
                         }
                         Kind::Ident => {
-                            if let Some(rule) = authority_of(inner.text) {
+                            if let Some(rule) = authority_of(&inner.text) {
                                 uses.push((rule, format!("{name}::{}", inner.text)));
                             }
                         }
