@@ -532,7 +532,7 @@ pub(crate) fn run(
         Command::Reconcile { storage } => block_on(async move {
             let store = storage.working_store(registry).await?;
             let out = &mut std::io::stdout().lock();
-            for reconciler in ops_core::connector::reconcilers() {
+            for reconciler in ops_core::connector::reconcilers(ops_core_runtime::CORE) {
                 let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
                 writeln!(
                     out,
@@ -704,7 +704,7 @@ async fn projections_rebuild(
     projection: String,
     storage: Storage,
 ) -> anyhow::Result<Ended> {
-    let Some(found) = ops_core::projection::installed()
+    let Some(found) = ops_core::projection::installed(ops_core_runtime::CORE)
         .into_iter()
         .find(|p| format!("{}/{}", p.pack_id(), p.name()) == projection)
     else {
@@ -789,7 +789,7 @@ pub(crate) fn installed_connector(
     id: &str,
     where_listed: &str,
 ) -> anyhow::Result<&'static dyn ops_core::connector::DynConnector> {
-    ops_core::connector::installed()
+    ops_core::connector::installed(ops_core_runtime::CORE)
         .into_iter()
         .find(|connector| connector.id() == id)
         .ok_or_else(|| {

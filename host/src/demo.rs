@@ -106,6 +106,7 @@ fn envelope_of(descriptor: &TypeDescriptor, payload: Value) -> anyhow::Result<Ev
         capability_id: CapabilityId::of(&("demo grant", demo_user.as_str()))?,
     };
     Ok(EventEnvelope::from_parts(
+        ops_core_runtime::CORE,
         descriptor.name.to_owned(),
         descriptor.version,
         payload,

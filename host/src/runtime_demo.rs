@@ -56,7 +56,7 @@ pub async fn run(
     }
 
     writeln!(out, "\n== ingress connectors")?;
-    for connector in ops_core::connector::installed() {
+    for connector in ops_core::connector::installed(ops_core_runtime::CORE) {
         let Some(sample) = connector.sample() else {
             writeln!(
                 out,
@@ -93,7 +93,7 @@ pub async fn run(
     writeln!(out, "log holds {} events", store.count().await?)?;
 
     writeln!(out, "\n== reconciliation")?;
-    for reconciler in ops_core::connector::reconcilers() {
+    for reconciler in ops_core::connector::reconcilers(ops_core_runtime::CORE) {
         let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
         writeln!(
             out,
@@ -115,7 +115,7 @@ pub async fn run(
         .with_operators(config.operators()?);
     // The operator reads the projections through the query gateway, on a capability that
     // reveals the personal data of the types they fold.
-    let folded: Vec<&str> = ops_core::projection::installed()
+    let folded: Vec<&str> = ops_core::projection::installed(ops_core_runtime::CORE)
         .into_iter()
         .flat_map(|projection| projection.event_types().iter().map(|t| t.name()))
         .collect();
@@ -135,7 +135,7 @@ pub async fn run(
     let queries = QueryGateway::new(store.clone(), Arc::new(capabilities.clone()));
 
     writeln!(out, "\n== projections")?;
-    for projection in ops_core::projection::installed() {
+    for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
         let mut runner = ProjectionRunner::start(store.clone(), projection).await?;
         let done = runner.catch_up().await?;
         let freshness = runner.freshness().await?;
@@ -188,7 +188,7 @@ async fn reactions_and_egress(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut reactors = std::collections::BTreeMap::new();
-    for reaction in ops_core::reaction::installed() {
+    for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
         let pack = reaction.pack_id();
         // A pack's reactions may send its own commands, to any destination, for a year.
         let scope = Scope {
@@ -217,7 +217,7 @@ async fn reactions_and_egress(
         "budget for reactions: {} calls a run, {} a day, {} a minute",
         limits.per_run.calls, limits.per_day.calls, limits.calls_per_minute
     )?;
-    for reaction in ops_core::reaction::installed() {
+    for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
         let report = ReactionRunner::new(store.clone(), reaction, reactors[reaction.pack_id()])
             .with_budget(budgets.clone())
             .catch_up(&bus)

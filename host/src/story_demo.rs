@@ -436,7 +436,10 @@ pub async fn lineage(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     writeln!(out, "\n== lineage")?;
-    let Some(board) = ops_core::projection::installed().into_iter().next() else {
+    let Some(board) = ops_core::projection::installed(ops_core_runtime::CORE)
+        .into_iter()
+        .next()
+    else {
         writeln!(out, "no projection installed")?;
         return Ok(());
     };

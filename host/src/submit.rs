@@ -139,6 +139,6 @@ fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<C
         actor: parse_actor(&submission.acting.by)?,
         requested_at,
     };
-    CommandEnvelope::of_descriptor(descriptor, payload, request)
+    CommandEnvelope::of_descriptor(ops_core_runtime::CORE, descriptor, payload, request)
         .map_err(|error| anyhow::Error::new(BadInput(format!("{error}"))))
 }

@@ -247,7 +247,7 @@ impl Worker {
         };
         let executors = options.fences.executors(&credentials)?;
         let mut connectors = BTreeMap::new();
-        for connector in ops_core::connector::installed() {
+        for connector in ops_core::connector::installed(ops_core_runtime::CORE) {
             if let Some(source) = options.sources.get(connector.id()) {
                 let reader = Box::new(JsonLinesDirectory::new(source.clone()));
                 let runner = ConnectorRunner::new(
@@ -263,8 +263,8 @@ impl Worker {
         let mut projections = BTreeMap::new();
         let objectives = options
             .fences
-            .objectives(&ops_core::projection::installed())?;
-        for projection in ops_core::projection::installed() {
+            .objectives(&ops_core::projection::installed(ops_core_runtime::CORE))?;
+        for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
             let label = projection_label(projection);
             let mut runner =
                 ProjectionRunner::start_with_leases(store.clone(), projection, leases.clone())?;
@@ -306,7 +306,7 @@ impl Worker {
                 Work::Dispatch,
             ));
         }
-        for connector in ops_core::connector::installed() {
+        for connector in ops_core::connector::installed(ops_core_runtime::CORE) {
             if self.connectors.contains_key(connector.id()) {
                 due.push((
                     format!("connector:{}", connector.id()),
@@ -316,7 +316,7 @@ impl Worker {
                 ));
             }
         }
-        for projection in ops_core::projection::installed() {
+        for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
             due.push((
                 format!("projection:{}", projection_label(projection)),
                 Lane::Background,
@@ -324,7 +324,7 @@ impl Worker {
                 Work::Projection(projection),
             ));
         }
-        for reaction in ops_core::reaction::installed() {
+        for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
             due.push((
                 format!(
                     "reaction:{}/{}->{}",
@@ -352,7 +352,7 @@ impl Worker {
             ));
         }
         if (tick - 1).is_multiple_of(self.options.reconcile_every.max(1)) {
-            for reconciler in ops_core::connector::reconcilers() {
+            for reconciler in ops_core::connector::reconcilers(ops_core_runtime::CORE) {
                 due.push((
                     format!("reconcile:{}", reconciler.name()),
                     Lane::Batch,

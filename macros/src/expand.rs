@@ -208,10 +208,14 @@ fn trait_impls(contract: &Contract) -> TokenStream {
     let version = contract.version();
     let (kind, visibility) = (kind_of(contract), visibility_of(contract));
     let kind_impl = match contract.kind {
-        ContractKind::Event => quote!(impl ::ops_core::contract::Event for #ident {}),
+        ContractKind::Event => quote! {
+            impl ::ops_core::__private::EventSeal for #ident {}
+            impl ::ops_core::contract::Event for #ident {}
+        },
         ContractKind::Command => command_parts(contract).0,
     };
     quote! {
+        impl ::ops_core::__private::ContractSeal for #ident {}
         impl ::ops_core::contract::Contract for #ident {
             const TYPE: &'static str = #type_name;
             const VERSION: u32 = #version;
@@ -264,6 +268,7 @@ fn command_parts(contract: &Contract) -> (TokenStream, TokenStream, TokenStream,
     let (external_impl, compensation) = match &contract.args.compensation {
         Some(path) => (
             quote_spanned! {path.span()=>
+                impl ::ops_core::__private::EffectSeal for #ident {}
                 impl ::ops_core::contract::ExternalEffect for #ident {
                     type Compensation = #path;
                 }
@@ -273,6 +278,7 @@ fn command_parts(contract: &Contract) -> (TokenStream, TokenStream, TokenStream,
         None => (quote!(), none()),
     };
     let impls = quote! {
+        impl ::ops_core::__private::CommandSeal for #ident {}
         impl ::ops_core::contract::Command for #ident {
             const SAFETY: ::ops_core::contract::SafetyClass = #safety;
             const DEDUPE: ::ops_core::contract::DedupeKind = #dedupe;
@@ -332,6 +338,7 @@ fn pack_trait_impl(pack: &Pack) -> TokenStream {
         .unwrap_or_default();
     let contracts = pack.args.contracts.iter();
     quote! {
+        impl ::ops_core::__private::PackSeal for #ident {}
         impl ::ops_core::pack::Pack for #ident {
             const ID: &'static str = #id;
             const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");

@@ -191,7 +191,7 @@ pub async fn opened(backend: Backend, test: &str, incidents: usize) -> (EventSto
 
 /// The incident board projection, caught up with `store`'s log.
 pub async fn caught_up_board(store: &EventStore) -> (ProjectionRunner, &'static dyn DynProjection) {
-    let board = ops_core::projection::installed()
+    let board = ops_core::projection::installed(ops_core_runtime::CORE)
         .into_iter()
         .find(|projection| projection.name() == "incident_board")
         .expect("installed");

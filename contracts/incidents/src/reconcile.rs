@@ -11,7 +11,7 @@ use ops_core::prelude::*;
 pub struct IncidentOpenings;
 
 impl IncidentOpenings {
-    pub const EVENT_TYPES: &'static [&'static str] = &[IncidentOpened::TYPE];
+    pub const EVENT_TYPES: &'static [EventType] = &[EventType::of::<IncidentOpened>()];
 }
 
 ops_core::install_reconciler!(IncidentOpenings);
@@ -21,7 +21,7 @@ impl Reconciler for IncidentOpenings {
         "incident-openings"
     }
 
-    fn event_types(&self) -> &'static [&'static str] {
+    fn event_types(&self) -> &'static [EventType] {
         Self::EVENT_TYPES
     }
 

@@ -9,9 +9,10 @@
 
 use serde_json::Value;
 
-use crate::contract::{Event, TypedEvent};
+use crate::contract::{Event, EventType, RustType, TypedEvent};
 use crate::event;
 use crate::pack::Pack;
+use crate::registry::PieceIdentity;
 use crate::time::Timestamp;
 
 /// A fact read from a source record.
@@ -205,12 +206,14 @@ pub struct SourceFactsConflicted {
 /// same thing, and whether they disagree. It lives with the types it compares (a contract
 /// module, shared by the packs whose sources state them) and is installed with
 /// [`crate::install_reconciler!`]; the host runs every installed one.
-pub trait Reconciler: Send + Sync {
+pub trait Reconciler: Send + Sync + 'static {
     /// What it is called, in the host's output.
     fn name(&self) -> &'static str;
 
-    /// The event types it compares.
-    fn event_types(&self) -> &'static [&'static str];
+    /// The event types it compares, as types (`EventType::of::<IncidentOpened>()`), never
+    /// names: public ones only, since it lives in a contract or shared crate and its
+    /// conflicts are public events. The host refuses to start otherwise.
+    fn event_types(&self) -> &'static [EventType];
 
     /// What the event is about, when it takes part in reconciliation.
     fn subject(&self, event_type: &str, payload: &Value) -> Option<String>;
@@ -219,10 +222,41 @@ pub trait Reconciler: Send + Sync {
     fn conflict(&self, first: &Value, second: &Value) -> Option<String>;
 }
 
-/// What [`crate::install_reconciler!`] submits.
-pub struct ReconcilerRegistration(pub &'static dyn Reconciler);
+/// What [`crate::install_reconciler!`] submits; only a [`Reconciler`] can be registered, with
+/// the Rust type rustc compiled it as.
+pub struct ReconcilerRegistration(&'static dyn Reconciler, RustType);
+
+impl ReconcilerRegistration {
+    pub const fn of<R: Reconciler>(reconciler: &'static R) -> Self {
+        ReconcilerRegistration(reconciler, RustType::of::<R>())
+    }
+
+    /// What rustc compiled it as, for the registry's identity check.
+    pub(crate) fn identity(&self) -> PieceIdentity {
+        PieceIdentity {
+            piece: format!("reconciler `{}`", self.0.name()),
+            claimed_pack: None,
+            rust: self.1,
+            pack: None,
+            types: self
+                .0
+                .event_types()
+                .iter()
+                .map(EventType::type_ref)
+                .collect(),
+        }
+    }
+}
 
 inventory::collect!(ReconcilerRegistration);
+
+/// Every installed reconciler's identity.
+pub(crate) fn reconciler_identities() -> Vec<PieceIdentity> {
+    inventory::iter::<ReconcilerRegistration>
+        .into_iter()
+        .map(ReconcilerRegistration::identity)
+        .collect()
+}
 
 /// Installs a reconciler where its types are declared:
 /// `ops_core::install_reconciler!(IncidentOpenings);`.
@@ -230,13 +264,13 @@ inventory::collect!(ReconcilerRegistration);
 macro_rules! install_reconciler {
     ($reconciler:expr) => {
         $crate::__private::inventory::submit! {
-            $crate::connector::ReconcilerRegistration(&$reconciler)
+            $crate::connector::ReconcilerRegistration::of(&$reconciler)
         }
     };
 }
 
 /// Every installed reconciler of this binary, by name.
-pub fn reconcilers() -> Vec<&'static dyn Reconciler> {
+pub fn reconcilers(_core: crate::CoreToken) -> Vec<&'static dyn Reconciler> {
     let mut all: Vec<&'static dyn Reconciler> = inventory::iter::<ReconcilerRegistration>
         .into_iter()
         .map(|registration| registration.0)
@@ -252,6 +286,8 @@ pub trait DynConnector: Send + Sync {
     fn sample(&self) -> Option<&'static str>;
     fn streams(&self) -> Vec<String>;
     fn interpret(&self, stream: &str, record: &Value) -> Result<Vec<Fact>, Drift>;
+    /// What rustc compiled it as, for the registry's identity check.
+    fn identity(&self) -> PieceIdentity;
 }
 
 impl<C: Connector> DynConnector for C {
@@ -269,6 +305,15 @@ impl<C: Connector> DynConnector for C {
     }
     fn interpret(&self, stream: &str, record: &Value) -> Result<Vec<Fact>, Drift> {
         Connector::interpret(self, stream, record)
+    }
+    fn identity(&self) -> PieceIdentity {
+        PieceIdentity {
+            piece: format!("connector `{}`", C::ID),
+            claimed_pack: Some(C::Pack::ID),
+            rust: RustType::of::<C>(),
+            pack: Some(RustType::of::<C::Pack>()),
+            types: Vec::new(),
+        }
     }
 }
 
@@ -304,7 +349,7 @@ macro_rules! install_connector {
 }
 
 /// Every installed connector of this binary, by pack and id.
-pub fn installed() -> Vec<&'static dyn DynConnector> {
+pub fn installed(_core: crate::CoreToken) -> Vec<&'static dyn DynConnector> {
     let mut all: Vec<&'static dyn DynConnector> = inventory::iter::<ConnectorRegistration>
         .into_iter()
         .map(|registration| registration.0)

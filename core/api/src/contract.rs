@@ -60,7 +60,14 @@ pub enum DedupeKind {
     label = "not declared with `#[event]` or `#[command]`",
     note = "declare it with `#[ops_core::event(...)]` or `#[ops_core::command(...)]`"
 )]
-pub trait Contract: Serialize + DeserializeOwned + schemars::JsonSchema + Sized + 'static {
+pub trait Contract:
+    Serialize
+    + DeserializeOwned
+    + schemars::JsonSchema
+    + Sized
+    + 'static
+    + crate::__private::ContractSeal
+{
     /// The namespaced type name: `pack.<id>.<domain>.<Name>`, `shared.<pkg>.<Name>` or `core.<Name>`.
     const TYPE: &'static str;
     /// `payload_schema_version`.
@@ -74,20 +81,20 @@ pub trait Contract: Serialize + DeserializeOwned + schemars::JsonSchema + Sized 
     label = "not declared with `#[event]`",
     note = "declare it with `#[ops_core::event(domain = \"...\")]`"
 )]
-pub trait Event: Contract {}
+pub trait Event: Contract + crate::__private::EventSeal {}
 
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a command",
     label = "not declared with `#[command]`",
     note = "declare it with `#[ops_core::command(domain = \"...\", safety = ...)]`"
 )]
-pub trait Command: Contract {
+pub trait Command: Contract + crate::__private::CommandSeal {
     const SAFETY: SafetyClass;
     const DEDUPE: DedupeKind;
 }
 
 /// A command with an external side effect names the command that undoes it (A5).
-pub trait ExternalEffect: Command {
+pub trait ExternalEffect: Command + crate::__private::EffectSeal {
     type Compensation: Command;
 }
 
@@ -129,6 +136,7 @@ pub enum UpcastError {
 pub struct TypedEvent {
     event_type: &'static str,
     version: u32,
+    rust: RustType,
     payload: serde_json::Value,
 }
 
@@ -137,6 +145,7 @@ impl TypedEvent {
         Ok(TypedEvent {
             event_type: E::TYPE,
             version: E::VERSION,
+            rust: RustType::of::<E>(),
             payload: serde_json::to_value(event).map_err(|e| e.to_string())?,
         })
     }
@@ -147,6 +156,12 @@ impl TypedEvent {
 
     pub fn version(&self) -> u32 {
         self.version
+    }
+
+    /// The Rust type it was made from, which the runtime checks against the registered type
+    /// of that name before it stores the event.
+    pub fn rust_type(&self) -> RustType {
+        self.rust
     }
 
     pub fn payload(&self) -> &serde_json::Value {
@@ -166,6 +181,7 @@ pub struct EventType {
     name: &'static str,
     version: u32,
     visibility: Visibility,
+    rust: RustType,
 }
 
 impl EventType {
@@ -174,6 +190,22 @@ impl EventType {
             name: E::TYPE,
             version: E::VERSION,
             visibility: E::VISIBILITY,
+            rust: RustType::of::<E>(),
+        }
+    }
+
+    /// The Rust type it names, which the registry checks against the registered type of
+    /// [`EventType::name`]: a constant can claim a name, not a type.
+    pub const fn rust_type(&self) -> RustType {
+        self.rust
+    }
+
+    /// The type as a [`TypeRef`], for identity checks.
+    pub const fn type_ref(&self) -> TypeRef {
+        TypeRef {
+            name: self.name,
+            version: self.version,
+            rust: self.rust,
         }
     }
 
@@ -192,6 +224,67 @@ impl EventType {
     /// Whether the pack `pack_id`, whose manifest lists `contracts`, may see this type.
     pub const fn visible_to(&self, pack_id: &str, contracts: &[&str]) -> bool {
         visible_to(pack_id, contracts, self.name, self.visibility)
+    }
+}
+
+/// A Rust type as rustc compiled it: `core::any::type_name`, taken by ops-core's own generic
+/// code, so the path (and its first segment, the crate) is the compiler's, never a constant
+/// a pack wrote. Identity checks compare these, not names.
+#[derive(Clone, Copy)]
+pub struct RustType {
+    path: fn() -> &'static str,
+}
+
+impl RustType {
+    pub const fn of<T: ?Sized>() -> Self {
+        RustType {
+            path: core::any::type_name::<T>,
+        }
+    }
+
+    /// The full path: `pack_incidents::board::IncidentBoard`.
+    pub fn path(&self) -> &'static str {
+        (self.path)()
+    }
+
+    /// The crate rustc compiled it in: the path's first segment. A type wrapped in another
+    /// (`alloc::boxed::Box<pack_x::Y>`) is the wrapper's crate, so it never passes for `pack_x`.
+    pub fn crate_name(&self) -> &'static str {
+        let path = self.path();
+        path.split("::").next().unwrap_or(path)
+    }
+}
+
+impl PartialEq for RustType {
+    fn eq(&self, other: &Self) -> bool {
+        self.path() == other.path()
+    }
+}
+
+impl Eq for RustType {}
+
+impl core::fmt::Debug for RustType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "`{}`", self.path())
+    }
+}
+
+/// A contract type an installed piece names (reads, handles, proposes): the name and
+/// version it claims and the Rust type behind the claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeRef {
+    pub name: &'static str,
+    pub version: u32,
+    pub rust: RustType,
+}
+
+impl TypeRef {
+    pub const fn of<C: Contract>() -> Self {
+        TypeRef {
+            name: C::TYPE,
+            version: C::VERSION,
+            rust: RustType::of::<C>(),
+        }
     }
 }
 

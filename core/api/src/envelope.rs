@@ -181,6 +181,7 @@ impl EventEnvelope {
     pub fn new<E: Event>(event: &E, origin: EventOrigin) -> Result<Self, EnvelopeError> {
         let payload = encode(event)?;
         Ok(EventEnvelope::from_parts(
+            crate::CoreToken::INTERNAL,
             E::TYPE.to_owned(),
             E::VERSION,
             payload,
@@ -206,6 +207,7 @@ impl EventEnvelope {
     }
 
     pub fn from_parts(
+        _core: crate::CoreToken,
         event_type: String,
         payload_schema_version: u32,
         payload: Value,
@@ -359,6 +361,7 @@ impl CommandEnvelope {
     /// type and the dedupe scope be of the kind it declares, as [`Self::new`] ensures at
     /// compile time.
     pub fn of_descriptor(
+        _core: crate::CoreToken,
         descriptor: &crate::registry::TypeDescriptor,
         payload: Value,
         request: CommandRequest,
@@ -386,6 +389,7 @@ impl CommandEnvelope {
     /// scope, caused by `self`.
     pub fn compensation(
         &self,
+        _core: crate::CoreToken,
         compensation_type: &str,
         payload_schema_version: u32,
         actor: Actor,

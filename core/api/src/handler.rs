@@ -28,8 +28,9 @@
 
 use serde_json::Value;
 
-use crate::contract::{Command, Event, TypedEvent};
+use crate::contract::{Command, Event, RustType, TypeRef, TypedEvent};
 use crate::pack::Pack;
+use crate::registry::PieceIdentity;
 
 /// An event of the target's stream, as the handler sees it: upcast to the current version.
 #[derive(Clone, Debug, PartialEq)]
@@ -153,6 +154,8 @@ pub trait DynHandler: Send + Sync {
     fn apply(&self, state: &mut KeptState, event: &PastEvent);
     /// Decides on a state this handler made.
     fn decide(&self, payload: &Value, state: &KeptState) -> Result<Vec<TypedEvent>, String>;
+    /// What rustc compiled it as, for the registry's identity check.
+    fn identity(&self) -> PieceIdentity;
 }
 
 /// The bus gives a handler only states it made itself.
@@ -186,6 +189,15 @@ impl<H: Handler> DynHandler for H {
             .into_iter()
             .map(Decided::into_event)
             .collect()
+    }
+    fn identity(&self) -> PieceIdentity {
+        PieceIdentity {
+            piece: format!("the handler of `{}`", self.command_type()),
+            claimed_pack: Some(<H::Pack as Pack>::ID),
+            rust: RustType::of::<H>(),
+            pack: Some(RustType::of::<H::Pack>()),
+            types: vec![TypeRef::of::<H::Command>()],
+        }
     }
 }
 
@@ -251,7 +263,7 @@ macro_rules! install_handler {
 }
 
 /// Every installed handler of this binary.
-pub fn installed() -> Vec<&'static dyn DynHandler> {
+pub fn installed(_core: crate::CoreToken) -> Vec<&'static dyn DynHandler> {
     inventory::iter::<HandlerRegistration>
         .into_iter()
         .map(|registration| registration.0)

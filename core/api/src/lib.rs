@@ -57,6 +57,29 @@ pub mod time;
 
 pub use ops_macros::{command, data, event, pack};
 
+/// Proof that the caller is the core (its runtime, a host, a test crate), never pack code. A
+/// holder may read every installed piece of every pack (`projection::installed`, …) and
+/// build envelopes from type names (`EventEnvelope::from_parts`,
+/// `CommandEnvelope::of_descriptor`, `CommandEnvelope::compensation`): the doors where a
+/// string would stand for a type. A pack cannot make one, because its constructor is
+/// `unsafe` and pack code forbids `unsafe` on rustc's command line (its manifest's
+/// `[lints.rust] unsafe_code = "forbid"`, which deps-check requires) and at its root.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreToken(());
+
+impl CoreToken {
+    /// # Safety
+    ///
+    /// Call it only in the core runtime, a host or a test crate, never in code a pack
+    /// supplies: it opens every installed piece and the string-typed envelope constructors.
+    pub const unsafe fn new() -> Self {
+        CoreToken(())
+    }
+
+    /// ops-core's own uses.
+    pub(crate) const INTERNAL: CoreToken = CoreToken(());
+}
+
 /// The version of the core this binary runs, which promotions pin.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -89,6 +112,31 @@ pub mod __private {
     pub use serde;
 
     use crate::contract::{Contract, Upcast, UpcastError};
+
+    // The seals of the traits only the ops macros write. Each is named only here, under
+    // `__private`, which the sandbox refuses in pack source under any spelling, and each
+    // trait has its own, so the output of one macro (a `#[data]` or `#[event]` type) unlocks
+    // no other trait: a hand-written `impl Pack`, `impl Contract`, `impl Event`,
+    // `impl Command` or `impl ExternalEffect` does not compile, whatever alias or macro
+    // fragment names the trait. What a build with the sandbox off could still forge, the
+    // registry refuses at host start by the Rust type (`Registry::forged_identities`).
+    macro_rules! seals {
+        ($($seal:ident: $what:literal, $fix:literal;)*) => {$(
+            #[diagnostic::on_unimplemented(
+                message = $what,
+                label = "implemented by hand",
+                note = $fix
+            )]
+            pub trait $seal {}
+        )*};
+    }
+    seals! {
+        ContractSeal: "`{Self}` is not a contract type: only `#[event]` and `#[command]` implement `Contract`", "declare it with `#[ops_core::event(...)]` or `#[ops_core::command(...)]`";
+        EventSeal: "`{Self}` is not an event: only `#[event]` implements `Event`", "declare it with `#[ops_core::event(domain = \"...\")]`";
+        CommandSeal: "`{Self}` is not a command: only `#[command]` implements `Command`", "declare it with `#[ops_core::command(domain = \"...\", safety = ...)]`";
+        EffectSeal: "`{Self}` is not an external effect: only `#[command(safety = WRITE_EXTERNAL_SIDE_EFFECT, ...)]` implements `ExternalEffect`", "declare the command with its `compensation` (or `irreversible`)";
+        PackSeal: "`{Self}` is not a pack: only `#[pack]` implements `Pack`", "declare the pack with `#[ops_core::pack]` on a unit struct in the pack crate's root";
+    }
 
     pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
         schemars::schema_for!(T).to_value()

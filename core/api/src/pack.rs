@@ -6,8 +6,8 @@ use crate::canonical::CanonicalError;
 use crate::contract::{Kind, Visibility};
 use crate::id::ContentId;
 
-/// Implemented by `#[pack]` on the pack's unit struct.
-pub trait Pack {
+/// Implemented by `#[pack]` on the pack's unit struct, and by nothing else (sealed).
+pub trait Pack: crate::__private::PackSeal + 'static {
     const ID: &'static str;
     const VERSION: &'static str;
     /// The contract modules its manifest lists: the only crates whose public types it may

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::contract::EventType;
+use crate::contract::{EventType, RustType};
 use crate::envelope::EventEnvelope;
 use crate::pack::Pack;
+use crate::registry::PieceIdentity;
 
 /// The order a projection needs its events in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +148,8 @@ pub trait DynProjection: Send + Sync {
         self.event_types().iter().any(|t| t.name() == name)
     }
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String>;
+    /// What rustc compiled it as, for the registry's identity check.
+    fn identity(&self) -> PieceIdentity;
 }
 
 impl<P: Projection> DynProjection for P {
@@ -173,6 +176,15 @@ impl<P: Projection> DynProjection for P {
     }
     fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
         Projection::apply(self, event, state)
+    }
+    fn identity(&self) -> PieceIdentity {
+        PieceIdentity {
+            piece: format!("projection `{}`", P::NAME),
+            claimed_pack: Some(P::Pack::ID),
+            rust: RustType::of::<P>(),
+            pack: Some(RustType::of::<P::Pack>()),
+            types: P::EVENTS.iter().map(EventType::type_ref).collect(),
+        }
     }
 }
 
@@ -216,7 +228,7 @@ macro_rules! install_projection {
 }
 
 /// Every installed projection of this binary, by pack and name.
-pub fn installed() -> Vec<&'static dyn DynProjection> {
+pub fn installed(_core: crate::CoreToken) -> Vec<&'static dyn DynProjection> {
     let mut all: Vec<&'static dyn DynProjection> = inventory::iter::<ProjectionRegistration>
         .into_iter()
         .map(|registration| registration.0)

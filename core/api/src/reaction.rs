@@ -8,12 +8,13 @@
 //! correlation; its id derives from its content, so following the log again proposes the
 //! same commands and the bus replays their outcomes instead of deciding twice.
 
-use crate::contract::{Command, Contract, Event};
+use crate::contract::{Command, Contract, Event, RustType, TypeRef};
 use crate::envelope::{
     Actor, ActorId, Causation, CommandEnvelope, CommandRequest, DedupeScope, EnvelopeError,
     EventEnvelope,
 };
 use crate::pack::Pack;
+use crate::registry::PieceIdentity;
 
 /// A command a reaction asks for, with its target and scope.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +46,8 @@ pub trait DynReaction: Send + Sync {
         event: &EventEnvelope,
         payload: &serde_json::Value,
     ) -> Result<Vec<CommandEnvelope>, EnvelopeError>;
+    /// What rustc compiled it as, for the registry's identity check.
+    fn identity(&self) -> PieceIdentity;
 }
 
 impl<R: Reaction> DynReaction for R {
@@ -86,6 +89,15 @@ impl<R: Reaction> DynReaction for R {
                 )
             })
             .collect()
+    }
+    fn identity(&self) -> PieceIdentity {
+        PieceIdentity {
+            piece: format!("the reaction to `{}`", self.event_type()),
+            claimed_pack: Some(<R::Pack as Pack>::ID),
+            rust: RustType::of::<R>(),
+            pack: Some(RustType::of::<R::Pack>()),
+            types: vec![TypeRef::of::<R::Event>(), TypeRef::of::<R::Command>()],
+        }
     }
 }
 
@@ -140,7 +152,7 @@ macro_rules! install_reaction {
 }
 
 /// Every installed reaction of this binary.
-pub fn installed() -> Vec<&'static dyn DynReaction> {
+pub fn installed(_core: crate::CoreToken) -> Vec<&'static dyn DynReaction> {
     inventory::iter::<ReactionRegistration>
         .into_iter()
         .map(|registration| registration.0)

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::contract::{DedupeKind, Kind, SafetyClass, UpcastError, Visibility};
+use crate::contract::{
+    DedupeKind, Kind, RustType, SafetyClass, TypeRef, TypedEvent, UpcastError, Visibility,
+};
 use crate::pack::{PackDescriptor, PackManifest, ProvidedType};
 
 /// What `#[event]` and `#[command]` submit for each type version.
@@ -133,6 +135,15 @@ pub enum RegistryProblem {
         second: String,
     },
     #[error(
+        "{piece} claims {claim}, but rustc compiled {what} as `{compiled}`; identity is the Rust type and the crate that compiles it: declare types with `#[event]`/`#[command]`, the pack with `#[pack]`, and install the piece from its own pack's crate with the ops macros"
+    )]
+    ForgedIdentity {
+        piece: String,
+        claim: String,
+        what: &'static str,
+        compiled: String,
+    },
+    #[error(
         "{reader} of pack `{pack}` reads `{type_name}`, which pack `{pack}` may not see; a pack reads its own types, public core types and public types of the contract modules it lists: ask the owner to publish it in its contract crate and list that crate in `#[pack(contracts = [...])]`"
     )]
     InvisibleType {
@@ -140,6 +151,24 @@ pub enum RegistryProblem {
         pack: &'static str,
         type_name: &'static str,
     },
+}
+
+/// What an installed piece (projection, handler, reaction, connector, reconciler) is, as
+/// rustc compiled it. Every field but `piece` and `claimed_pack` comes from ops-core's
+/// generic code over the piece's Rust type, so the registry can check a claim against the
+/// type behind it.
+#[derive(Clone, Debug)]
+pub struct PieceIdentity {
+    /// What it is, for messages: `projection `board``.
+    pub piece: String,
+    /// The pack it claims through its pack type's `Pack::ID`; `None` for a reconciler,
+    /// which belongs to the contract or shared crate that compiles it.
+    pub claimed_pack: Option<&'static str>,
+    pub rust: RustType,
+    /// Its `type Pack`.
+    pub pack: Option<RustType>,
+    /// Every contract type it names (reads, handles, proposes, compares).
+    pub types: Vec<TypeRef>,
 }
 
 /// Every problem found while building the registry, not just the first.
@@ -173,7 +202,8 @@ pub fn registry() -> Result<&'static Registry, &'static RegistryError> {
                 inventory::iter::<TypeDescriptor>(),
                 inventory::iter::<PackDescriptor>(),
             )?;
-            let problems = registry.invisible_reads();
+            let mut problems = registry.forged_identities(&installed_identities());
+            problems.extend(registry.invisible_reads());
             if problems.is_empty() {
                 Ok(registry)
             } else {
@@ -181,6 +211,33 @@ pub fn registry() -> Result<&'static Registry, &'static RegistryError> {
             }
         })
         .as_ref()
+}
+
+/// The identity of every piece installed in this binary.
+fn installed_identities() -> Vec<PieceIdentity> {
+    let mut pieces: Vec<PieceIdentity> = Vec::new();
+    pieces.extend(
+        crate::projection::installed(crate::CoreToken::INTERNAL)
+            .iter()
+            .map(|p| p.identity()),
+    );
+    pieces.extend(
+        crate::handler::installed(crate::CoreToken::INTERNAL)
+            .iter()
+            .map(|h| h.identity()),
+    );
+    pieces.extend(
+        crate::reaction::installed(crate::CoreToken::INTERNAL)
+            .iter()
+            .map(|r| r.identity()),
+    );
+    pieces.extend(
+        crate::connector::installed(crate::CoreToken::INTERNAL)
+            .iter()
+            .map(|c| c.identity()),
+    );
+    pieces.extend(crate::connector::reconciler_identities());
+    pieces
 }
 
 /// The crate segment of a Rust path (`pack_incidents::board::X` → `pack_incidents`).
@@ -428,11 +485,116 @@ impl Registry {
         Ok((latest.version, payload))
     }
 
+    /// Every claim of an installed piece that its Rust types do not back: a pack type that is
+    /// not the `#[pack]` type of the pack it names, a piece compiled outside that pack's
+    /// crate, a contract type whose name is registered for another Rust type, a reconciler
+    /// outside a contract or shared crate or comparing a type that is not public.
+    pub fn forged_identities(&self, pieces: &[PieceIdentity]) -> Vec<RegistryProblem> {
+        let mut problems = Vec::new();
+        let mut forged = |piece: &PieceIdentity, claim: String, what, compiled: &str| {
+            problems.push(RegistryProblem::ForgedIdentity {
+                piece: piece.piece.clone(),
+                claim,
+                what,
+                compiled: compiled.to_owned(),
+            })
+        };
+        for piece in pieces {
+            match (piece.claimed_pack, piece.pack) {
+                (Some(pack_id), Some(pack_type)) => {
+                    let genuine = self
+                        .packs
+                        .get(pack_id)
+                        .is_some_and(|pack| (pack.type_path)() == pack_type.path());
+                    if !genuine {
+                        forged(
+                            piece,
+                            format!("pack `{pack_id}`"),
+                            "its pack type",
+                            pack_type.path(),
+                        );
+                    }
+                    if piece.rust.crate_name() != format!("pack_{pack_id}") {
+                        forged(piece, format!("pack `{pack_id}`"), "it", piece.rust.path());
+                    }
+                }
+                _ => {
+                    let owner = piece.rust.crate_name();
+                    if !(owner.starts_with("ops_contract_") || owner.starts_with("ops_shared_")) {
+                        forged(
+                            piece,
+                            "a contract or shared crate".to_owned(),
+                            "it",
+                            piece.rust.path(),
+                        );
+                    }
+                }
+            }
+            for named in &piece.types {
+                match self.get(named.name, named.version) {
+                    Some(descriptor) if (descriptor.type_path)() == named.rust.path() => {
+                        if piece.claimed_pack.is_none()
+                            && descriptor.visibility != Visibility::Public
+                        {
+                            forged(
+                                piece,
+                                format!("`{}`, a private type,", named.name),
+                                "a reader of public types",
+                                piece.rust.path(),
+                            );
+                        }
+                    }
+                    Some(descriptor) => forged(
+                        piece,
+                        format!("`{}` v{}", named.name, named.version),
+                        "the type it names",
+                        &format!(
+                            "{} (registered as `{}`)",
+                            named.rust.path(),
+                            (descriptor.type_path)()
+                        ),
+                    ),
+                    None => forged(
+                        piece,
+                        format!("`{}` v{}", named.name, named.version),
+                        "the type it names",
+                        &format!(
+                            "{}, which no `#[event]` or `#[command]` registered",
+                            named.rust.path()
+                        ),
+                    ),
+                }
+            }
+        }
+        problems
+    }
+
+    /// Whether `event` was made from the Rust type registered under its name and version: a
+    /// hand-written `Event` impl (in a build with the sandbox off) can claim any name, never
+    /// the registered type, so what it states is refused before it is stored.
+    pub fn check_typed(&self, event: &TypedEvent) -> Result<(), String> {
+        let made_from = event.rust_type().path();
+        match self.get(event.event_type(), event.version()) {
+            Some(descriptor) if (descriptor.type_path)() == made_from => Ok(()),
+            Some(descriptor) => Err(format!(
+                "`{}` v{} was made from `{made_from}`, not from `{}`, the type `#[event]` registered under that name; only that type can state it",
+                event.event_type(),
+                event.version(),
+                (descriptor.type_path)()
+            )),
+            None => Err(format!(
+                "`{}` v{} (made from `{made_from}`) is not a type registered in this build",
+                event.event_type(),
+                event.version()
+            )),
+        }
+    }
+
     /// What installed projections and reactions read that their pack may not see, judged by
     /// the registered descriptors (a hand-written `Contract` impl cannot claim to be public).
     pub fn invisible_reads(&self) -> Vec<RegistryProblem> {
         let mut problems = Vec::new();
-        for projection in crate::projection::installed() {
+        for projection in crate::projection::installed(crate::CoreToken::INTERNAL) {
             for event in projection.event_types() {
                 if !self.visible_to(projection.pack_id(), event.name()) {
                     problems.push(RegistryProblem::InvisibleType {
@@ -443,7 +605,7 @@ impl Registry {
                 }
             }
         }
-        for reaction in crate::reaction::installed() {
+        for reaction in crate::reaction::installed(crate::CoreToken::INTERNAL) {
             if !self.visible_to(reaction.pack_id(), reaction.event_type()) {
                 problems.push(RegistryProblem::InvisibleType {
                     reader: format!("a reaction to `{}`", reaction.event_type()),

@@ -106,7 +106,7 @@ impl CommandBus {
     /// A bus over every installed handler, checking each command's capability with
     /// `authority`.
     pub fn new(store: EventStore, authority: Arc<dyn Authority>) -> Result<Self, BusError> {
-        Self::with_handlers(store, ops_core::handler::installed(), authority)
+        Self::with_handlers(store, ops_core::handler::installed(crate::CORE), authority)
     }
 
     /// Checks again at start what `install_handler!` checks at compile time, for handlers
@@ -309,6 +309,10 @@ impl CommandBus {
                 let decided = handler.decide(&opened, &folded.state).and_then(|decided| {
                     // A handler states facts of its own pack; receipts, saga steps and
                     // other core events are the core's to write.
+                    let registry = self.store.registry();
+                    if let Some(forged) = decided.iter().find_map(|e| registry.check_typed(e).err()) {
+                        return Err(forged);
+                    }
                     match decided
                         .iter()
                         .find(|event| !owned_by(event.event_type(), handler.pack_id()))
@@ -341,6 +345,7 @@ impl CommandBus {
                     .enumerate()
                     .map(|(index, event)| {
                         EventEnvelope::from_parts(
+                            crate::CORE,
                             event.event_type().to_owned(),
                             event.version(),
                             event.into_payload(),

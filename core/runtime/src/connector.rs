@@ -619,6 +619,10 @@ impl ConnectorRunner {
         match fact {
             Fact::Event(fact) => {
                 let event_type = fact.event().event_type();
+                self.store
+                    .registry()
+                    .check_typed(fact.event())
+                    .map_err(|reason| Drift::at("", reason))?;
                 // Receipts, tombstones, drift and other core events are the core's to state.
                 if event_type.starts_with("core.") {
                     return Err(Drift::at(
@@ -644,6 +648,7 @@ impl ConnectorRunner {
                 );
                 let event = fact.into_event();
                 let envelope = EventEnvelope::from_parts(
+                    crate::CORE,
                     event_type.to_owned(),
                     event.version(),
                     event.into_payload(),

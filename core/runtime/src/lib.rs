@@ -25,6 +25,11 @@
 
 pub(crate) mod artifacts;
 mod atomic;
+/// The runtime's proof that it is the core, for the doors of ops-core that pack code may not
+/// open (every installed piece, envelopes built from type names).
+// SAFETY: this crate is the core runtime, which packs never link (deps-check refuses it).
+pub const CORE: ops_core::CoreToken = unsafe { ops_core::CoreToken::new() };
+
 pub mod budget;
 pub mod capability;
 pub mod clock;

@@ -890,7 +890,7 @@ pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadErr
     });
     let mut out = Vec::new();
     for row in rows {
-        let installed = ops_core::projection::installed()
+        let installed = ops_core::projection::installed(crate::CORE)
             .into_iter()
             .find(|p| owner_of(*p) == row.owner && p.name() == row.name);
         out.push(freshness_of(store, installed, row).await?);

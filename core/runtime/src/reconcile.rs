@@ -6,6 +6,7 @@ use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ops_core::connector::{Reconciler, SourceFactsConflicted};
+use ops_core::contract::EventType;
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
 
@@ -28,7 +29,7 @@ pub async fn reconcile(
     reconciler: &dyn Reconciler,
 ) -> Result<AppendOutcome, ReconcileError> {
     let mut by_subject: BTreeMap<String, Vec<(StoredEvent, serde_json::Value)>> = BTreeMap::new();
-    for event_type in reconciler.event_types() {
+    for event_type in reconciler.event_types().iter().map(EventType::name) {
         for event in store.read_by_type(event_type).await? {
             let CurrentPayload::Current { payload, .. } = store.current_payload(&event.envelope)
             else {

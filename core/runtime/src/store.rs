@@ -296,6 +296,7 @@ impl EventStore {
         )?;
         Ok(payload.map(|payload| {
             EventEnvelope::from_parts(
+                crate::CORE,
                 envelope.event_type.clone(),
                 envelope.payload_schema_version,
                 payload,

@@ -173,7 +173,7 @@ async fn a_reaction_stops_when_its_run_is_spent_and_the_next_run_resumes(backend
             .await
             .expect("opening"),
     );
-    let reaction = ops_core::reaction::installed()
+    let reaction = ops_core::reaction::installed(ops_core_runtime::CORE)
         .into_iter()
         .find(|reaction| reaction.pack_id() == "notify")
         .expect("installed");

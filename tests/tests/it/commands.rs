@@ -49,6 +49,7 @@ async fn a_handler_sees_only_the_history_its_pack_may_see(backend: Backend) {
     )
     .unwrap();
     let notified = EventEnvelope::from_parts(
+        ops_core_runtime::CORE,
         "pack.notify.oncall.OnCallNotified".to_owned(),
         1,
         serde_json::json!({"incident_id": "INC-7"}),

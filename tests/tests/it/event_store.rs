@@ -117,6 +117,7 @@ async fn a_batch_with_one_bad_event_writes_nothing(backend: Backend) {
         .store("a_batch_with_one_bad_event_writes_nothing")
         .await;
     let bad = EventEnvelope::from_parts(
+        ops_core_runtime::CORE,
         IncidentOpened::TYPE.to_owned(),
         2,
         json!({"incident_id": "INC-9", "title": 7}),
@@ -145,6 +146,7 @@ async fn unknown_types_and_forged_envelopes_are_refused_on_append(backend: Backe
         .store("unknown_types_and_forged_envelopes_are_refused_on_append")
         .await;
     let unknown = EventEnvelope::from_parts(
+        ops_core_runtime::CORE,
         "pack.gone.thing.Happened".to_owned(),
         1,
         json!({}),
@@ -288,6 +290,7 @@ async fn events_of_an_uninstalled_pack_read_as_raw_envelopes(backend: Backend) {
         .await;
     // Written by a build that had the pack: the row is as that build stored it.
     let gone = EventEnvelope::from_parts(
+        ops_core_runtime::CORE,
         "pack.gone.thing.Happened".to_owned(),
         3,
         json!({"what": "it happened"}),

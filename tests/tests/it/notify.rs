@@ -33,7 +33,7 @@ impl ApprovalPolicy for OnCallPolicy {
 }
 
 fn notify_reaction() -> &'static dyn DynReaction {
-    ops_core::reaction::installed()
+    ops_core::reaction::installed(ops_core_runtime::CORE)
         .into_iter()
         .find(|reaction| reaction.pack_id() == "notify")
         .expect("the notify pack's reaction is installed")

@@ -135,7 +135,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     bus.submit(&open("INC-1"), capability(), None)
         .await
         .expect("opening");
-    let reaction = ops_core::reaction::installed()
+    let reaction = ops_core::reaction::installed(ops_core_runtime::CORE)
         .into_iter()
         .find(|reaction| reaction.pack_id() == "notify")
         .expect("installed");

@@ -319,6 +319,7 @@ impl CommandBus {
             ))
         })?;
         let command = original.compensation(
+            crate::CORE,
             compensation.name,
             compensation.version,
             actor.clone(),
