@@ -105,6 +105,7 @@ impl Drift {
 /// use serde_json::{Value, json};
 ///
 /// # struct ExamplePack;
+/// # impl ops_core::__private::PackSeal for ExamplePack {}
 /// # impl Pack for ExamplePack {
 /// #     const ID: &'static str = "example";
 /// #     const VERSION: &'static str = "0.1.0";

@@ -77,6 +77,7 @@ pub struct ProjectionError {
 /// use ops_core::testing::fold;
 ///
 /// # struct ExamplePack;
+/// # impl ops_core::__private::PackSeal for ExamplePack {}
 /// # impl Pack for ExamplePack {
 /// #     const ID: &'static str = "example";
 /// #     const VERSION: &'static str = "0.1.0";

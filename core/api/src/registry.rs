@@ -135,13 +135,15 @@ pub enum RegistryProblem {
         second: String,
     },
     #[error(
-        "{piece} claims {claim}, but rustc compiled {what} as `{compiled}`; identity is the Rust type and the crate that compiles it: declare types with `#[event]`/`#[command]`, the pack with `#[pack]`, and install the piece from its own pack's crate with the ops macros"
+        "{piece} claims {claim}, but rustc compiled {what} as `{compiled}`{detail}; identity is the Rust type and the crate that compiles it: declare types with `#[event]`/`#[command]`, the pack with `#[pack]`, and install the piece from its own pack's crate with the ops macros"
     )]
     ForgedIdentity {
         piece: String,
         claim: String,
         what: &'static str,
         compiled: String,
+        /// What the registry knows under the claimed name, when that is the point.
+        detail: String,
     },
     #[error(
         "{reader} of pack `{pack}` reads `{type_name}`, which pack `{pack}` may not see; a pack reads its own types, public core types and public types of the contract modules it lists: ask the owner to publish it in its contract crate and list that crate in `#[pack(contracts = [...])]`"
@@ -491,14 +493,16 @@ impl Registry {
     /// outside a contract or shared crate or comparing a type that is not public.
     pub fn forged_identities(&self, pieces: &[PieceIdentity]) -> Vec<RegistryProblem> {
         let mut problems = Vec::new();
-        let mut forged = |piece: &PieceIdentity, claim: String, what, compiled: &str| {
-            problems.push(RegistryProblem::ForgedIdentity {
-                piece: piece.piece.clone(),
-                claim,
-                what,
-                compiled: compiled.to_owned(),
-            })
-        };
+        let mut forged =
+            |piece: &PieceIdentity, claim: String, what, compiled: &str, detail: String| {
+                problems.push(RegistryProblem::ForgedIdentity {
+                    piece: piece.piece.clone(),
+                    claim,
+                    what,
+                    compiled: compiled.to_owned(),
+                    detail,
+                })
+            };
         for piece in pieces {
             match (piece.claimed_pack, piece.pack) {
                 (Some(pack_id), Some(pack_type)) => {
@@ -512,10 +516,17 @@ impl Registry {
                             format!("pack `{pack_id}`"),
                             "its pack type",
                             pack_type.path(),
+                            String::new(),
                         );
                     }
                     if piece.rust.crate_name() != format!("pack_{pack_id}") {
-                        forged(piece, format!("pack `{pack_id}`"), "it", piece.rust.path());
+                        forged(
+                            piece,
+                            format!("pack `{pack_id}`"),
+                            "it",
+                            piece.rust.path(),
+                            String::new(),
+                        );
                     }
                 }
                 _ => {
@@ -526,6 +537,7 @@ impl Registry {
                             "a contract or shared crate".to_owned(),
                             "it",
                             piece.rust.path(),
+                            String::new(),
                         );
                     }
                 }
@@ -541,6 +553,7 @@ impl Registry {
                                 format!("`{}`, a private type,", named.name),
                                 "a reader of public types",
                                 piece.rust.path(),
+                                String::new(),
                             );
                         }
                     }
@@ -548,9 +561,9 @@ impl Registry {
                         piece,
                         format!("`{}` v{}", named.name, named.version),
                         "the type it names",
-                        &format!(
-                            "{} (registered as `{}`)",
-                            named.rust.path(),
+                        named.rust.path(),
+                        format!(
+                            ", and that name is registered for `{}`",
                             (descriptor.type_path)()
                         ),
                     ),
@@ -558,10 +571,8 @@ impl Registry {
                         piece,
                         format!("`{}` v{}", named.name, named.version),
                         "the type it names",
-                        &format!(
-                            "{}, which no `#[event]` or `#[command]` registered",
-                            named.rust.path()
-                        ),
+                        named.rust.path(),
+                        ", which no `#[event]` or `#[command]` registered".to_owned(),
                     ),
                 }
             }

@@ -545,7 +545,7 @@ async fn a_connector_cannot_state_another_packs_private_event() {
         .await,
         "impersonating",
         "pack.notify.oncall.OnCallNotified",
-        "`pack.notify.oncall.OnCallNotified` is not visible to pack `filesync`, so its connector cannot state it",
+        "`pack.notify.oncall.OnCallNotified` v1 was made from `it::connectors::ClaimsToBeOnCallNotified`, not from `pack_notify::OnCallNotified`",
     )
     .await;
 }

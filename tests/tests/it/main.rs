@@ -11,6 +11,7 @@ mod egress_soak;
 mod envelope_contract;
 mod envelopes;
 mod event_store;
+mod identity;
 mod leases;
 mod lineage;
 mod notify;
