@@ -535,6 +535,14 @@ impl Scan<'_> {
             if text == "use" {
                 in_use = true;
             }
+            // A macro as written: `env!` when called, the bare name when imported or renamed.
+            let spelled = |name: &str| {
+                if followed_by_bang {
+                    format!("{name}!")
+                } else {
+                    name.to_owned()
+                }
+            };
             if self.std_names.iter().any(|name| name == text) {
                 let (uses, end) = std_uses(tokens, index);
                 for (rule, text) in uses {
@@ -548,10 +556,10 @@ impl Scan<'_> {
                 "asm" | "global_asm" | "naked_asm" if followed_by_bang => {
                     found(Rule::Unsafe, token, format!("{text}!"))
                 }
-                "option_env" => found(Rule::BuildEnvironment, token, text.to_owned()),
-                "env" if named_as_item => found(Rule::BuildEnvironment, token, text.to_owned()),
-                "include_str" | "include_bytes" => found(Rule::BuildFiles, token, text.to_owned()),
-                "include" if named_as_item => found(Rule::BuildFiles, token, text.to_owned()),
+                "option_env" => found(Rule::BuildEnvironment, token, spelled(text)),
+                "env" if named_as_item => found(Rule::BuildEnvironment, token, spelled(text)),
+                "include_str" | "include_bytes" => found(Rule::BuildFiles, token, spelled(text)),
+                "include" if named_as_item => found(Rule::BuildFiles, token, spelled(text)),
                 "concat" if followed_by_bang => found(Rule::Address, token, "concat!".to_owned()),
                 "addr_of"
                 | "addr_of_mut"

@@ -5,6 +5,13 @@
 use ops_core as _;
 use ops_core_runtime::egress::Executor;
 
+// An ops macro expands here, so the pack's own build runs the sandbox over this file: the
+// refusal is the sandbox's, whatever else the compiler says about unlinked crates.
+#[ops_core::data]
+pub struct Page {
+    pub to: String,
+}
+
 pub struct MyOwnPager;
 
 impl Executor for MyOwnPager {}

@@ -7,6 +7,13 @@ use ops_core as _;
 use ops_core_runtime::db::Db;
 use sqlx::SqlitePool;
 
+// An ops macro expands here, so the pack's own build runs the sandbox over this file: the
+// refusal is the sandbox's, whatever else the compiler says about unlinked crates.
+#[ops_core::data]
+pub struct Page {
+    pub to: String,
+}
+
 pub fn sneak(pool: SqlitePool, db: Db) {
     let _ = (pool, db);
 }

@@ -6,6 +6,13 @@ use ops_core::prelude::*;
 use ops_core::secrets::SecretHandle;
 use ops_core_runtime::secrets::SecretValue;
 
+// An ops macro expands here, so the pack's own build runs the sandbox over this file: the
+// refusal is the sandbox's, whatever else the compiler says about unlinked crates.
+#[ops_core::data]
+pub struct Page {
+    pub to: String,
+}
+
 pub fn leak(handle: &SecretHandle) -> Vec<u8> {
     handle.expose().to_vec()
 }
