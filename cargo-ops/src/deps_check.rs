@@ -10,7 +10,7 @@
 //! built alone, not by the workspace's unified set.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
@@ -59,20 +59,45 @@ struct AllowList {
 }
 
 #[derive(Debug, Deserialize)]
-struct AllowEntry {
+pub struct AllowEntry {
     #[serde(rename = "crate")]
-    crate_name: String,
+    pub crate_name: String,
     /// Every feature it may have; `None`: any.
     features: Option<Vec<String>>,
     reason: String,
 }
 
-pub fn run(
-    manifest_path: Option<&Path>,
-    deny_list: Option<&Path>,
-    allow_list: Option<&Path>,
-) -> anyhow::Result<Verdict> {
-    let violations = check(manifest_path, deny_list, allow_list)?;
+mod compiled_record;
+mod supply_chain;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The workspace to check (default: the current directory's).
+    #[arg(long, value_name = "Cargo.toml")]
+    pub manifest_path: Option<PathBuf>,
+    /// The deny-list (default: cargo-ops/deny-list.toml, built in).
+    #[arg(long, value_name = "FILE")]
+    pub deny_list: Option<PathBuf>,
+    /// The allow-list of pack, contract and shared dependencies (default:
+    /// cargo-ops/allow-list.toml, built in).
+    #[arg(long, value_name = "FILE")]
+    pub allow_list: Option<PathBuf>,
+    /// The framework's checkout, where the ops crates must come from (default: the
+    /// checkout this `cargo ops` was built from).
+    #[arg(long, value_name = "DIR")]
+    pub framework: Option<PathBuf>,
+}
+
+/// The checkout this tool was built from: the framework whose ops crates it vouches for.
+fn default_framework() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+pub fn run(options: &Options) -> anyhow::Result<Verdict> {
+    let violations = check(options)?;
     for violation in &violations {
         println!("{violation}\n");
     }
@@ -121,13 +146,12 @@ fn read_list<T: for<'de> Deserialize<'de>>(
     Ok(list)
 }
 
-/// The violations of the workspace of `manifest_path` (default: the current directory's).
-pub fn check(
-    manifest_path: Option<&Path>,
-    deny_list: Option<&Path>,
-    allow_list: Option<&Path>,
-) -> anyhow::Result<Vec<Violation>> {
-    let manifest_path = crate::workspace::Workspace::open(manifest_path)?.manifest();
+/// The violations of the workspace of `options.manifest_path` (default: the current
+/// directory's).
+pub fn check(options: &Options) -> anyhow::Result<Vec<Violation>> {
+    let (deny_list, allow_list) = (options.deny_list.as_deref(), options.allow_list.as_deref());
+    let manifest_path =
+        crate::workspace::Workspace::open(options.manifest_path.as_deref())?.manifest();
     let deny: DenyList = read_list(deny_list, DEFAULT_DENY_LIST, |list: &DenyList| {
         list.deny
             .iter()
@@ -145,19 +169,34 @@ pub fn check(
         .exec()
         .with_context(|| format!("running `cargo metadata` on {}", manifest_path.display()))?;
     let mut violations = graph_violations(&metadata);
+    let framework = options.framework.clone().unwrap_or_else(default_framework);
+    violations.extend(supply_chain::violations(
+        &metadata,
+        &allow.allow,
+        &supply_chain::checksums(metadata.workspace_root.as_std_path())?,
+        &framework,
+    ));
     let lists = Lists {
         deny: &deny.deny,
         allow: &allow.allow,
     };
+    let edition = workspace_edition(metadata.workspace_root.as_std_path());
+    let mut pack_code = Vec::new();
     for package in sandboxed(&metadata) {
         let role = Role::of_package(package).expect("sandboxed crates have a role");
         let tree = crate_tree(&manifest_path, package)?;
         violations.extend(tree_violations(role, &tree, &lists));
         if role.is_pack_code() {
-            violations.extend(manifest_violations(package));
+            violations.extend(manifest_violations(package, &edition));
             violations.extend(source_violations(package)?);
+            pack_code.push(package);
         }
     }
+    violations.extend(compiled_record::violations(
+        &manifest_path,
+        metadata.workspace_root.as_std_path(),
+        &pack_code,
+    )?);
     violations.sort();
     violations.dedup();
     Ok(violations)
@@ -486,9 +525,29 @@ fn denied<'a>(deny: &'a [DenyEntry], node: &TreeNode) -> Option<&'a DenyEntry> {
 /// A pack, contract or shared crate is one plain library: no build script (it runs code on
 /// the build machine and can rewrite the crate's identity with `cargo::rustc-env`), no
 /// procedural macro, and a library named after its package (the name is its identity).
-fn manifest_violations(package: &Package) -> Vec<Violation> {
+fn manifest_violations(package: &Package, edition: &str) -> Vec<Violation> {
     let name = package.name.to_string();
     let mut violations = Vec::new();
+    if package.edition.as_str() != edition {
+        violations.push(Violation {
+            rule: "sandbox/edition",
+            from: name.clone(),
+            to: format!("edition {}", package.edition.as_str()),
+            message: format!(
+                "pack code is compiled as the workspace's edition ({edition}), whose rules the sandbox reads (an older edition lets `#[no_mangle]` export a symbol without `unsafe`)"
+            ),
+            fix: "write `edition.workspace = true` in its `[package]`".into(),
+        });
+    }
+    if !forbids_unsafe_on_the_command_line(package) {
+        violations.push(Violation {
+            rule: "sandbox/unsafe-lint",
+            from: name.clone(),
+            to: "Cargo.toml".into(),
+            message: "pack code forbids `unsafe_code` on rustc's command line, where no attribute in its source can loosen it".into(),
+            fix: "add `[lints.rust]` with `unsafe_code = \"forbid\"` to its Cargo.toml".into(),
+        });
+    }
     for target in &package.targets {
         let kinds: Vec<String> = target.kind.iter().map(ToString::to_string).collect();
         if kinds.iter().any(|k| k == "custom-build") {
@@ -524,6 +583,59 @@ fn manifest_violations(package: &Package) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// The edition of the workspace's `[workspace.package]`, or the framework's own (2024).
+fn workspace_edition(root: &Path) -> String {
+    let declared = std::fs::read_to_string(root.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|manifest| {
+            manifest
+                .get("workspace")?
+                .get("package")?
+                .get("edition")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    declared.unwrap_or_else(|| "2024".to_owned())
+}
+
+/// Whether the package's manifest forbids `unsafe_code` in `[lints.rust]` (cargo passes it
+/// to rustc as `--forbid unsafe_code`). `lints.workspace = true` defers to the workspace's.
+fn forbids_unsafe_on_the_command_line(package: &Package) -> bool {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+    };
+    let Some(manifest) = read(package.manifest_path.as_std_path()) else {
+        return false;
+    };
+    let forbidden = |lints: Option<&toml::Value>| {
+        lints
+            .and_then(|lints| lints.get("rust"))
+            .and_then(|rust| rust.get("unsafe_code"))
+            .is_some_and(|level| {
+                level.as_str() == Some("forbid")
+                    || level.get("level").and_then(toml::Value::as_str) == Some("forbid")
+            })
+    };
+    let lints = manifest.get("lints");
+    if lints
+        .and_then(|l| l.get("workspace"))
+        .and_then(toml::Value::as_bool)
+        == Some(true)
+    {
+        let root = package
+            .manifest_path
+            .ancestors()
+            .skip(1)
+            .map(|dir| dir.join("Cargo.toml"))
+            .find_map(|path| read(path.as_std_path()).filter(|m| m.contains_key("workspace")));
+        return forbidden(root.as_ref().and_then(|m| m.get("workspace")?.get("lints")));
+    }
+    forbidden(lints)
 }
 
 /// The sandbox rules over the crate's library source.

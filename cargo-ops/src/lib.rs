@@ -44,18 +44,7 @@ pub enum Command {
     ContractDiff(contract_diff::Options),
     /// Enforce the dependency graph of constitution Section 7, the allow-list of pack
     /// dependencies, the I/O deny-list and the sandbox rules of pack source.
-    DepsCheck {
-        /// The workspace to check (default: the current directory's).
-        #[arg(long, value_name = "Cargo.toml")]
-        manifest_path: Option<PathBuf>,
-        /// The deny-list (default: cargo-ops/deny-list.toml, built in).
-        #[arg(long, value_name = "FILE")]
-        deny_list: Option<PathBuf>,
-        /// The allow-list of pack, contract and shared dependencies (default:
-        /// cargo-ops/allow-list.toml, built in).
-        #[arg(long, value_name = "FILE")]
-        allow_list: Option<PathBuf>,
-    },
+    DepsCheck(deps_check::Options),
     /// Acceptance checks of the constitution that need a whole workspace.
     Acceptance {
         #[command(subcommand)]
@@ -98,15 +87,7 @@ impl Command {
             Command::New(options) => scaffold::new(&options),
             Command::NewPack(options) => scaffold::new_pack(&options),
             Command::ContractDiff(options) => contract_diff::run(&options),
-            Command::DepsCheck {
-                manifest_path,
-                deny_list,
-                allow_list,
-            } => deps_check::run(
-                manifest_path.as_deref(),
-                deny_list.as_deref(),
-                allow_list.as_deref(),
-            ),
+            Command::DepsCheck(options) => deps_check::run(&options),
             Command::Acceptance {
                 check: AcceptanceCheck::DeletePack { id, workspace },
             } => match id {

@@ -276,7 +276,7 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
     };
     let manifest = |name: &str, description: &str, dependencies: &str| {
         format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"{description}\"\n{package_fields}\n[dependencies]\n{dependencies}"
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\ndescription = \"{description}\"\n{package_fields}\n[dependencies]\n{dependencies}\n[lints.rust]\n# cargo passes this to rustc as `--forbid unsafe_code`: no attribute in the source can loosen it\nunsafe_code = \"forbid\"\n"
         )
     };
     let contract = &names.contract_crate;
