@@ -387,11 +387,50 @@ pub fn pack(pack: &Pack, cx: &mut Ctxt) {
             );
         }
     }
+    for migration in &pack.args.migrations {
+        if let Err(reason) = migration_inside_crate(&migration.value()) {
+            cx.error_spanned_by(migration, reason);
+        }
+    }
     let unit = matches!(&pack.item.data, Data::Struct(data) if matches!(data.fields, Fields::Unit));
     if !unit || !pack.item.generics.params.is_empty() {
         cx.error_spanned_by(
             name,
             "`#[pack]` goes on a unit struct, e.g. `pub struct IncidentsPack;`",
         );
+    }
+}
+
+/// A migration is compiled into the pack, so its path must name a `.sql` file of the pack's
+/// own `migrations/` folder: relative, no `..`, and (links resolved) still inside it.
+fn migration_inside_crate(path: &str) -> Result<(), String> {
+    use std::path::{Component, Path};
+    let fix = "list it as `migrations/<name>.sql`, a file of this crate's `migrations/` folder";
+    let relative = Path::new(path);
+    let plain = relative
+        .components()
+        .all(|part| matches!(part, Component::Normal(_)));
+    let mut parts = relative.components();
+    let in_folder = parts.next() == Some(Component::Normal("migrations".as_ref()));
+    if !plain || !in_folder || parts.count() != 1 || !path.ends_with(".sql") {
+        return Err(format!(
+            "migration `{path}` is not a file of this crate's `migrations/` folder; {fix}"
+        ));
+    }
+    let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return Ok(());
+    };
+    let folder = Path::new(&manifest_dir).join("migrations");
+    match (
+        folder.canonicalize(),
+        folder
+            .join(relative.file_name().unwrap_or_default())
+            .canonicalize(),
+    ) {
+        (Ok(folder), Ok(file)) if !file.starts_with(&folder) => Err(format!(
+            "migration `{path}` is a link to {}, outside this crate's `migrations/` folder; {fix}",
+            file.display()
+        )),
+        _ => Ok(()),
     }
 }

@@ -323,9 +323,38 @@ impl<C: Connector> DynConnector for C {
 /// names it, since a pack reads no files and its source may not say `env!`.
 #[macro_export]
 macro_rules! pack_path {
-    ($relative:literal) => {
+    ($relative:literal) => {{
+        const _: () = ::core::assert!(
+            $crate::connector::is_inside_path($relative),
+            "`pack_path!` names a file or folder of the pack crate: a relative path with no `..`, e.g. `pack_path!(\"sample\")`"
+        );
         ::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "/", $relative)
-    };
+    }};
+}
+
+/// Whether `path` stays inside the folder it is joined to: not empty, relative, and no
+/// `..` segment (nor a `\\` that another platform would read as a separator). `const`, for
+/// `pack_path!`.
+pub const fn is_inside_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.is_empty() || bytes[0] == b'/' {
+        return false;
+    }
+    let mut index = 0;
+    let mut segment_start = 0;
+    while index <= bytes.len() {
+        if index == bytes.len() || bytes[index] == b'/' {
+            let length = index - segment_start;
+            if length == 2 && bytes[segment_start] == b'.' && bytes[segment_start + 1] == b'.' {
+                return false;
+            }
+            segment_start = index + 1;
+        } else if bytes[index] == b'\\' || bytes[index] == b':' {
+            return false;
+        }
+        index += 1;
+    }
+    true
 }
 
 /// What [`crate::install_connector!`] submits; only a [`Connector`] can be registered.

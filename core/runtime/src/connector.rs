@@ -9,7 +9,7 @@
 //! source errors retried with exponential backoff, per connector.
 
 use crate::clock::WallClock;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ops_core::connector::{Drift, DynConnector, Fact, SourceRecordDeleted, SourceSchemaDrifted};
@@ -59,6 +59,15 @@ pub trait SourceReader: Send + Sync {
     ) -> Result<Vec<RawRecord>, SourceError>;
 }
 
+/// Whether `name` is `[a-z][a-z0-9_-]*`: what a connector id and a stream name must be, so
+/// neither can be a path.
+pub fn is_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 /// A directory of JSON-lines export files: `ROOT/<stream>/*.jsonl`, read in file-name
 /// order. The cursor is `<file>:<line>` of the last record read. A last line without its
 /// newline is still being written and is not read yet.
@@ -71,8 +80,46 @@ impl JsonLinesDirectory {
         JsonLinesDirectory { root: root.into() }
     }
 
+    /// The folder of `stream`, which must be a name and, links resolved, lie inside the root.
+    fn stream_dir(&self, stream: &str) -> Result<PathBuf, SourceError> {
+        if !is_name(stream) {
+            return Err(SourceError::Permanent(format!(
+                "stream `{stream}` is not a name (`[a-z][a-z0-9_-]*`), so it is not read"
+            )));
+        }
+        self.inside_root(&self.root.join(stream), SourceError::Permanent)
+    }
+
+    /// `path` with its links resolved, refused unless it lies inside the root (a link in the
+    /// source that points elsewhere is not followed out of it); `unreadable` says how an I/O
+    /// failure counts.
+    fn inside_root(
+        &self,
+        path: &Path,
+        unreadable: fn(String) -> SourceError,
+    ) -> Result<PathBuf, SourceError> {
+        let cannot = |what: &Path, error: std::io::Error| {
+            unreadable(format!("cannot read {}: {error}", what.display()))
+        };
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| cannot(&self.root, e))?;
+        let resolved = path.canonicalize().map_err(|e| cannot(path, e))?;
+        if resolved.starts_with(&root) {
+            Ok(resolved)
+        } else {
+            Err(SourceError::Permanent(format!(
+                "{} resolves to {}, outside the source folder {}; it is not read",
+                path.display(),
+                resolved.display(),
+                root.display()
+            )))
+        }
+    }
+
     fn files(&self, stream: &str) -> Result<Vec<String>, SourceError> {
-        let dir = self.root.join(stream);
+        let dir = self.stream_dir(stream)?;
         let entries = std::fs::read_dir(&dir).map_err(|error| {
             SourceError::Permanent(format!("cannot list {}: {error}", dir.display()))
         })?;
@@ -118,7 +165,8 @@ impl SourceReader for JsonLinesDirectory {
             .iter()
             .filter(|f| start.is_none_or(|(s, _)| f.as_str() >= s))
         {
-            let path = self.root.join(stream).join(file);
+            let path =
+                self.inside_root(&self.root.join(stream).join(file), SourceError::Transient)?;
             let text = std::fs::read(&path).map_err(|error| {
                 SourceError::Transient(format!("cannot read {}: {error}", path.display()))
             })?;
@@ -189,6 +237,13 @@ impl Default for ConnectorOptions {
 pub enum ConnectorError {
     #[error("connector id `{connector}` is not valid: use `[a-z][a-z0-9_-]*`")]
     Id { connector: &'static str },
+    #[error(
+        "connector `{connector}` names stream `{stream}`, which is not a name: a stream is `[a-z][a-z0-9_-]*`, so it cannot reach outside its source's folder"
+    )]
+    Stream {
+        connector: &'static str,
+        stream: String,
+    },
     #[error("connector `{connector}`, stream `{stream}`: {source}")]
     Source {
         connector: &'static str,
@@ -282,11 +337,7 @@ impl ConnectorRunner {
         options: ConnectorOptions,
     ) -> Result<Self, ConnectorError> {
         let id = connector.id();
-        let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
-            && id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if !valid {
+        if !is_name(id) {
             return Err(ConnectorError::Id { connector: id });
         }
         Ok(ConnectorRunner {
@@ -327,8 +378,15 @@ impl ConnectorRunner {
         Ok(reports)
     }
 
-    /// Reads `stream` from its stored cursor to the end of the source.
+    /// Reads `stream` from its stored cursor to the end of the source. A stream is named by
+    /// the pack, so its name is checked like an id before it reaches a source or a lease.
     pub async fn sync_stream(&mut self, stream: &str) -> Result<SyncReport, ConnectorError> {
+        if !is_name(stream) {
+            return Err(ConnectorError::Stream {
+                connector: self.connector.id(),
+                stream: stream.to_owned(),
+            });
+        }
         let held = leases::hold(self.leases.as_ref(), &self.lease_name(stream))
             .await
             .map_err(|source| self.lease_error(stream, source))?;

@@ -549,3 +549,52 @@ async fn a_connector_cannot_state_another_packs_private_event() {
     )
     .await;
 }
+
+/// A stream name is the pack's to choose, so it is checked like an id: `../..` reaches no
+/// folder. And a source folder's link to a file or folder outside it is not followed.
+#[tokio::test]
+async fn a_connector_reads_only_inside_its_source_folder() {
+    let store = Backend::Sqlite
+        .store("a_connector_reads_only_inside_its_source_folder")
+        .await;
+    let source = sample_copy("inside-source");
+    for stream in ["../..", "tickets/../..", "/etc", "Tickets", ""] {
+        let error = runner(&store, JsonLinesDirectory::new(&source))
+            .sync_stream(stream)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("names stream `{stream}`, which is not a name")),
+            "{error}"
+        );
+        // The source itself refuses it too, whoever asks.
+        let refused = JsonLinesDirectory::new(&source).read_after(stream, None, 10);
+        assert!(
+            matches!(refused, Err(SourceError::Permanent(_))),
+            "{stream}: {refused:?}"
+        );
+    }
+    // A link inside the source folder that points outside it.
+    let outside = source.with_extension("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("0001.jsonl"), "{\"secret\": true}\n").unwrap();
+    std::os::unix::fs::symlink(&outside, source.join("linked")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("0001.jsonl"),
+        source.join("tickets/0000-linked.jsonl"),
+    )
+    .unwrap();
+    let reader = JsonLinesDirectory::new(&source);
+    for stream in ["linked", "tickets"] {
+        match reader.read_after(stream, None, 100) {
+            Err(SourceError::Permanent(reason)) => {
+                assert!(reason.contains("outside the source folder"), "{reason}")
+            }
+            other => panic!("{stream}: {other:?}"),
+        }
+    }
+    std::fs::remove_dir_all(&outside).ok();
+    std::fs::remove_dir_all(&source).ok();
+}
