@@ -4,6 +4,7 @@
 
 mod contract_diff;
 mod deps_check;
+mod sandbox;
 mod schema_diff;
 mod support;
 mod team_workspace;
