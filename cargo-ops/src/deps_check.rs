@@ -192,6 +192,9 @@ pub fn check(options: &Options) -> anyhow::Result<Vec<Violation>> {
             pack_code.push(package);
         }
     }
+    // The workspace's own pack code: what comes from the framework is the framework's, and
+    // its own CI read its record.
+    pack_code.retain(|package| metadata.workspace_members.contains(&package.id));
     violations.extend(compiled_record::violations(
         &manifest_path,
         metadata.workspace_root.as_std_path(),

@@ -568,7 +568,14 @@ impl Scan<'_> {
                 | "with_exposed_provenance"
                 | "as_ptr"
                 | "as_mut_ptr"
+                | "as_ptr_range"
+                | "as_mut_ptr_range"
+                | "into_raw"
                 | "Pointer" => found(Rule::Address, token, text.to_owned()),
+                // A cast to a function pointer, the step before its address as an integer.
+                "as" if next(1).is_some_and(|t| t.is_ident("fn")) => {
+                    found(Rule::Address, token, "as fn".to_owned())
+                }
                 "addr" if previous(1).is_some_and(|t| t.is_punct('.')) => {
                     found(Rule::Address, token, ".addr()".to_owned())
                 }

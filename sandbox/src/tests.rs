@@ -359,6 +359,9 @@ fn addresses_are_refused_in_every_spelling() {
         "fn f(s: &str) -> usize { s.as_ptr() as usize }",
         "fn f(x: &u8, g: &mut core::fmt::Formatter<'_>) { let _ = core::fmt::Pointer::fmt(&x, g); }",
         "fn f(x: &u8) -> String { format!(concat!(\"{\", \":p}\"), x) }",
+        "fn f(b: Box<u8>) -> usize { Box::into_raw(b) as usize }",
+        "fn g() {} fn f() -> usize { (g as fn()) as usize }",
+        "fn f(s: &[u8]) -> usize { s.as_ptr_range().start as usize }",
     ] {
         assert!(rules_only(body).contains(&Rule::Address), "{body}");
     }

@@ -31,7 +31,7 @@ pub fn violations(
     if packages.is_empty() {
         return Ok(Vec::new());
     }
-    let records = build(manifest_path, packages)?;
+    let (records, build_errors) = build(manifest_path, packages)?;
     let mut violations = Vec::new();
     for package in packages {
         let name = package.name.to_string();
@@ -40,7 +40,14 @@ pub fn violations(
                 rule: "sandbox/compiled-record",
                 from: name.clone(),
                 to: "lib".into(),
-                message: "cargo could not build its library, so there is no record of what rustc read for it".into(),
+                message: format!(
+                    "cargo could not build its library, so there is no record of what rustc read for it{}",
+                    if build_errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {build_errors}")
+                    }
+                ),
                 fix: format!("make `cargo build -p {name} --lib` succeed, then run deps-check again"),
             });
             continue;
@@ -89,11 +96,12 @@ struct Record {
     environment: Vec<String>,
 }
 
-/// Builds the libraries of `packages` and reads the dep-info of each one that built.
+/// Builds the libraries of `packages` and reads the dep-info of each one that built; with the
+/// first errors cargo printed, when any did not.
 fn build(
     manifest_path: &Path,
     packages: &[&Package],
-) -> anyhow::Result<BTreeMap<PackageId, Record>> {
+) -> anyhow::Result<(BTreeMap<PackageId, Record>, String)> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     command
         .args([
@@ -109,10 +117,21 @@ fn build(
     }
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .context("running `cargo build` for rustc's record of pack code")?;
     let stdout = child.stdout.take().expect("piped");
+    // Drained aside, so a long error output cannot stall cargo while its messages are read.
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text.lines()
+            .filter(|line| line.starts_with("error"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     let mut records = BTreeMap::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let Message::CompilerArtifact(artifact) =
@@ -132,7 +151,7 @@ fn build(
         }
     }
     child.wait().context("waiting for `cargo build`")?;
-    Ok(records)
+    Ok((records, errors.join().unwrap_or_default()))
 }
 
 /// `deps/libname-hash.rlib` (or `.rmeta`) → `deps/name-hash.d`, which rustc writes beside it.

@@ -217,29 +217,25 @@ pub fn registry() -> Result<&'static Registry, &'static RegistryError> {
 
 /// The identity of every piece installed in this binary.
 fn installed_identities() -> Vec<PieceIdentity> {
-    let mut pieces: Vec<PieceIdentity> = Vec::new();
-    pieces.extend(
-        crate::projection::installed(crate::CoreToken::INTERNAL)
-            .iter()
-            .map(|p| p.identity()),
-    );
-    pieces.extend(
-        crate::handler::installed(crate::CoreToken::INTERNAL)
-            .iter()
-            .map(|h| h.identity()),
-    );
-    pieces.extend(
-        crate::reaction::installed(crate::CoreToken::INTERNAL)
-            .iter()
-            .map(|r| r.identity()),
-    );
-    pieces.extend(
-        crate::connector::installed(crate::CoreToken::INTERNAL)
-            .iter()
-            .map(|c| c.identity()),
-    );
-    pieces.extend(crate::connector::reconciler_identities());
-    pieces
+    let core = crate::CoreToken::INTERNAL;
+    let projections = crate::projection::installed(core)
+        .into_iter()
+        .map(|p| p.identity());
+    let handlers = crate::handler::installed(core)
+        .into_iter()
+        .map(|h| h.identity());
+    let reactions = crate::reaction::installed(core)
+        .into_iter()
+        .map(|r| r.identity());
+    let connectors = crate::connector::installed(core)
+        .into_iter()
+        .map(|c| c.identity());
+    projections
+        .chain(handlers)
+        .chain(reactions)
+        .chain(connectors)
+        .chain(crate::connector::reconciler_identities())
+        .collect()
 }
 
 /// The crate segment of a Rust path (`pack_incidents::board::X` → `pack_incidents`).

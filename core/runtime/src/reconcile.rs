@@ -31,7 +31,10 @@ pub async fn reconcile(
     let mut by_subject: BTreeMap<String, Vec<(StoredEvent, serde_json::Value)>> = BTreeMap::new();
     for event_type in reconciler.event_types().iter().map(EventType::name) {
         for event in store.read_by_type(event_type).await? {
-            let CurrentPayload::Current { payload, .. } = store.current_payload(&event.envelope)
+            // Personal data stays sealed, as projections fold it: a reconciler's conflict
+            // text becomes a public event, so it must not see what its readers may not.
+            let CurrentPayload::Current { payload, .. } =
+                store.current_sealed_payload(&event.envelope)
             else {
                 continue;
             };
