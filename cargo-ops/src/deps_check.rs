@@ -62,6 +62,9 @@ struct AllowList {
 pub struct AllowEntry {
     #[serde(rename = "crate")]
     pub crate_name: String,
+    /// The versions it may have (a semver requirement, `"1"`); `None`: any.
+    #[serde(default)]
+    pub version: Option<String>,
     /// Every feature it may have; `None`: any.
     features: Option<Vec<String>>,
     reason: String,

@@ -73,7 +73,10 @@ pub fn violations(
         let name = package.name.as_str();
         let source = package.source.as_ref().map(|s| s.repr.as_str());
         let place = place_of(package);
-        if allow.iter().any(|entry| entry.crate_name == name) {
+        if let Some(entry) = allow.iter().find(|entry| entry.crate_name == name) {
+            if let Some(violation) = version_violation(entry, package) {
+                violations.push(violation);
+            }
             let from_crates_io = source.is_some_and(|s| CRATES_IO.contains(&s));
             if !from_crates_io {
                 violations.push(Violation {
@@ -156,6 +159,37 @@ pub fn violations(
         }
     }
     violations
+}
+
+/// The allow-list entry's version requirement, when the package's version does not meet it
+/// (or the requirement does not parse).
+fn version_violation(entry: &AllowEntry, package: &Package) -> Option<Violation> {
+    let requirement = entry.version.as_deref()?;
+    let name = package.name.to_string();
+    match cargo_metadata::semver::VersionReq::parse(requirement) {
+        Ok(req) if req.matches(&package.version) => None,
+        Ok(_) => Some(Violation {
+            rule: "supply-chain/version-not-allowed",
+            from: name.clone(),
+            to: package.version.to_string(),
+            message: format!(
+                "`{name}` is allowed at versions `{requirement}`, and this is {}",
+                package.version
+            ),
+            fix: format!(
+                "depend on `{name}` at `{requirement}`, or review the new version and widen the allow-list entry"
+            ),
+        }),
+        Err(error) => Some(Violation {
+            rule: "supply-chain/version-not-allowed",
+            from: name,
+            to: requirement.to_owned(),
+            message: format!(
+                "the allow-list's version requirement `{requirement}` does not parse: {error}"
+            ),
+            fix: "write a semver requirement such as `\"1\"` or `\">=1.0.200, <2\"`".into(),
+        }),
+    }
 }
 
 /// Where a package comes from, for messages: its source, or its manifest's folder.

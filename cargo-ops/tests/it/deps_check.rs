@@ -14,10 +14,10 @@ fn run_with(manifest: &Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, String)
         .args(["deps-check", "--manifest-path"])
         .arg(manifest)
         .args(args);
-    // A fixture workspace brings its own allow-list, and stands for the framework whose ops
-    // crates it holds; its crates build where copies of workspaces build.
+    // Unless told otherwise, a fixture workspace brings its own allow-list and stands for the
+    // framework whose ops crates it holds; its crates build where copies of workspaces build.
     let allow_list = manifest.with_file_name("allow-list.toml");
-    if allow_list.is_file() {
+    if allow_list.is_file() && args.is_empty() {
         command.arg("--allow-list").arg(allow_list);
         command
             .arg("--framework")
@@ -260,4 +260,37 @@ fn an_allow_listed_name_from_git_is_refused() {
         "{report}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An allow-list entry binds a crate to versions too: the same crates.io crate at a version
+/// the entry does not allow is refused.
+#[test]
+fn an_allow_listed_crate_outside_its_versions_is_refused() {
+    let fixture = fixtures().join("good-workspace");
+    let list = std::env::temp_dir().join(format!("ops-allow-list-{}.toml", std::process::id()));
+    std::fs::write(
+        &list,
+        "[[allow]]\ncrate = \"memchr\"\nversion = \"1\"\nfeatures = []\nreason = \"reviewed at 1.x only\"\n",
+    )
+    .unwrap();
+    let (code, report) = run_with(
+        &fixture.join("Cargo.toml"),
+        &[
+            "--allow-list".as_ref(),
+            list.as_os_str(),
+            "--framework".as_ref(),
+            fixture.as_os_str(),
+        ],
+    );
+    std::fs::remove_file(&list).ok();
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        findings(&report),
+        BTreeSet::from([(
+            "supply-chain/version-not-allowed".to_owned(),
+            "memchr".to_owned(),
+            "2.8.3".to_owned()
+        )]),
+        "{report}"
+    );
 }
