@@ -92,7 +92,11 @@ impl<R: Reaction> DynReaction for R {
     }
     fn identity(&self) -> PieceIdentity {
         PieceIdentity {
-            piece: format!("the reaction to `{}`", self.event_type()),
+            piece: format!(
+                "the reaction to `{}` proposing `{}`",
+                self.event_type(),
+                self.command_type()
+            ),
             claimed_pack: Some(<R::Pack as Pack>::ID),
             rust: RustType::of::<R>(),
             pack: Some(RustType::of::<R::Pack>()),

@@ -126,6 +126,14 @@ pub enum RegistryProblem {
         location: Location,
     },
     #[error(
+        "{piece} is installed twice: by `{first}` and by `{second}`; a connector id or reconciler name is one piece's across packs, any other name one piece's within its pack, so rename one"
+    )]
+    PieceClaimedTwice {
+        piece: String,
+        first: String,
+        second: String,
+    },
+    #[error(
         "{owner} is claimed by two crates: `{crate_name}` at {first} and at {second}; a host links one crate per pack and contract, so remove the other from its dependencies"
     )]
     ClaimedTwice {
@@ -236,6 +244,29 @@ fn installed_identities() -> Vec<PieceIdentity> {
         .chain(connectors)
         .chain(crate::connector::reconciler_identities())
         .collect()
+}
+
+/// Names that two installed pieces claim: a connector id or reconciler name anywhere (it
+/// keys cursors, leases and `source_ref`s across packs), any other piece's name within its
+/// pack. A second claim would read or move what the first one owns.
+fn claimed_twice(pieces: &[PieceIdentity]) -> Vec<RegistryProblem> {
+    let mut seen: BTreeMap<(Option<&str>, &str), &PieceIdentity> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for piece in pieces {
+        let global = piece.piece.starts_with("connector ") || piece.claimed_pack.is_none();
+        let key = (
+            if global { None } else { piece.claimed_pack },
+            piece.piece.as_str(),
+        );
+        if let Some(first) = seen.insert(key, piece) {
+            problems.push(RegistryProblem::PieceClaimedTwice {
+                piece: piece.piece.clone(),
+                first: first.rust.path().to_owned(),
+                second: piece.rust.path().to_owned(),
+            });
+        }
+    }
+    problems
 }
 
 /// The crate segment of a Rust path (`pack_incidents::board::X` → `pack_incidents`).
@@ -488,7 +519,7 @@ impl Registry {
     /// crate, a contract type whose name is registered for another Rust type, a reconciler
     /// outside a contract or shared crate or comparing a type that is not public.
     pub fn forged_identities(&self, pieces: &[PieceIdentity]) -> Vec<RegistryProblem> {
-        let mut problems = Vec::new();
+        let mut problems = claimed_twice(pieces);
         let mut forged =
             |piece: &PieceIdentity, claim: String, what, compiled: &str, detail: String| {
                 problems.push(RegistryProblem::ForgedIdentity {

@@ -1,16 +1,18 @@
 //! A host whose binary links pieces forged by hand, as a build with the sandbox off could
 //! write them: a pack type that claims to be the incidents pack (its seal named directly,
 //! which pack source cannot do), an event type that claims the incidents pack's private
-//! `TriageNoteAdded`, and a projection of the impostor pack that folds it into the incidents
-//! pack's tables. Every constant agrees with the claim; only the Rust types do not, and the
-//! registry refuses the host's start by them (`tests/tests/it/identity.rs`).
+//! `TriageNoteAdded`, a projection of the impostor pack that folds it into the incidents
+//! pack's tables, and a connector that claims the filesync pack's connector id. Every
+//! constant agrees with the claim; only the Rust types do not, and the registry refuses the
+//! host's start by them (`tests/tests/it/identity.rs`).
 
 use std::process::ExitCode;
 
 use ops_core::contract::{Contract, EventType, Kind, Visibility};
 use ops_core::projection::{ProjectedEvent, Projection, State};
 
-// The genuine pack, so the registry knows what `incidents` really is.
+// The genuine packs, so the registry knows what `incidents` and the `tickets` connector are.
+use pack_filesync as _;
 use pack_incidents as _;
 
 pub struct Impostor;
@@ -60,6 +62,28 @@ impl Projection for Eavesdropper {
 }
 
 ops_core::install_projection!(Eavesdropper);
+
+/// Claims the filesync pack's connector id, whose cursors and leases it would then move.
+pub struct CursorThief;
+
+impl ops_core::connector::Connector for CursorThief {
+    type Pack = Impostor;
+    const ID: &'static str = "tickets";
+
+    fn streams(&self) -> Vec<String> {
+        vec!["tickets".to_owned()]
+    }
+
+    fn interpret(
+        &self,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<Vec<ops_core::connector::Fact>, ops_core::connector::Drift> {
+        Ok(Vec::new())
+    }
+}
+
+ops_core::install_connector!(CursorThief);
 
 fn main() -> ExitCode {
     ops_host::main(&["pack-incidents"])

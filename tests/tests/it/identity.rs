@@ -19,6 +19,8 @@ fn a_host_with_forged_identities_refuses_to_start_naming_the_crate() {
     for claim in [
         "projection `notes_copy` claims pack `incidents`, but rustc compiled its pack type as `forged_host::Impostor`",
         "projection `notes_copy` claims pack `incidents`, but rustc compiled it as `forged_host::Eavesdropper`",
+        "connector `tickets` is installed twice: by `pack_filesync::TicketExport` and by `forged_host::CursorThief`",
+        "connector `tickets` claims pack `incidents`, but rustc compiled it as `forged_host::CursorThief`",
         "projection `notes_copy` claims `pack.incidents.triage.TriageNoteAdded` v1, but rustc compiled the type it names as `forged_host::ForgedTriageNote`, and that name is registered for `pack_incidents::TriageNoteAdded`",
     ] {
         assert!(stderr.contains(claim), "{claim}\n{stderr}");
