@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+/// The longest tick interval and lease, in milliseconds: a day. Longer ones are refused, not
+/// wrapped.
+const DAY_MS: u64 = 86_400_000;
+
 use clap::{Parser, Subcommand};
 use ops_core::retention::RetentionPolicy;
 
@@ -74,7 +78,7 @@ pub(crate) enum Command {
         /// Stop after this many ticks (default: run until killed).
         #[arg(long)]
         ticks: Option<u64>,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
         interval_ms: u64,
         /// Jobs run per tick; the rest wait, and age.
         #[arg(long, default_value_t = 4)]
@@ -99,7 +103,7 @@ pub(crate) enum Command {
         /// How long a claimed effect, projection, reaction or connector stream is this
         /// worker's; after a crash, another worker (or this one restarted) takes it over
         /// once the lease ends. A worker that stops (Ctrl-C) releases its leases at once.
-        #[arg(long, default_value_t = 30_000)]
+        #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
         lease_ms: u64,
         /// This worker's name in its leases and claims; unique among live workers
         /// (default: host name, process id and start time).

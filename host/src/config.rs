@@ -119,6 +119,9 @@ impl Default for GatewaySettings {
     }
 }
 
+/// The longest duration a configuration may give: a hundred years.
+pub const MAX_SECONDS: u64 = 100 * 365 * 86_400;
+
 fn a_day() -> u64 {
     86_400
 }
@@ -170,6 +173,7 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         self.operators()
             .map_err(|error| format!("`operators`: {error:#}"))?;
+        self.durations_in_range()?;
         self.trusted_keys()?;
         let no_attempts = |at: &str| {
             format!("`{at}.attempts` is 0; give at least 1, or leave it out to try until confirmed")
@@ -217,6 +221,45 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Every duration at most [`MAX_SECONDS`]: beyond that a time plus it is not representable,
+    /// and a duration that cannot be represented is refused here rather than wrapped or
+    /// saturated where it is used.
+    fn durations_in_range(&self) -> Result<(), String> {
+        let mut seconds: Vec<(String, Option<u64>)> = vec![
+            (
+                "gateway.hold_seconds".into(),
+                Some(self.gateway.hold_seconds),
+            ),
+            (
+                "gateway.approval_wait_seconds".into(),
+                Some(self.gateway.approval_wait_seconds),
+            ),
+        ];
+        for (name, destination) in &self.destinations {
+            let at = format!("destinations.\"{name}\"");
+            seconds.push((format!("{at}.hold_seconds"), destination.hold_seconds));
+            seconds.push((
+                format!("{at}.quota.per_seconds"),
+                Some(destination.quota.per_seconds),
+            ));
+        }
+        for (name, objective) in &self.projections {
+            seconds.push((
+                format!("projections.\"{name}\".max_lag_ms"),
+                Some(objective.max_lag_ms / 1000),
+            ));
+        }
+        match seconds
+            .into_iter()
+            .find(|(_, value)| value.is_some_and(|value| value > MAX_SECONDS))
+        {
+            Some((key, _)) => Err(format!(
+                "`{key}` is longer than a hundred years ({MAX_SECONDS} seconds), the longest duration this host represents; give a shorter one"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The objective of each configured projection, refused when one is not installed.

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::webhook::WebhookExecutor;
@@ -46,7 +47,7 @@ use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 
 use crate::config::Config;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// What the host's reactions may spend: a call per proposed command.
 pub const REACTION_BUDGET: BudgetLimits = BudgetLimits {
@@ -117,26 +118,43 @@ pub fn one_off_leases(store: &EventStore, what: &str) -> Leases {
     )
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM, listened for from the start: one that arrives while a job
-/// runs is seen when the tick ends, and the worker stops there.
+/// Ctrl-C (SIGINT) or SIGTERM, listened for from the start by a task of its own, which sets
+/// `flag` at once: a dispatch under way stops posting (what is in flight finishes with its
+/// receipt, the rest of its batch is given back), no further job starts, and the worker
+/// stops when the job it is in ends.
 struct StopSignals {
-    interrupt: Signal,
-    terminate: Signal,
+    flag: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
 }
 
 impl StopSignals {
     fn listen() -> std::io::Result<Self> {
-        Ok(StopSignals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let flag = Arc::new(AtomicBool::new(false));
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let (set, wake) = (flag.clone(), notify.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            set.store(true, Ordering::SeqCst);
+            wake.notify_waiters();
+        });
+        Ok(StopSignals { flag, notify })
     }
 
-    async fn received(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+    fn stopping(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    async fn received(&self) {
+        let notified = self.notify.notified();
+        if self.stopping() {
+            return;
         }
+        notified.await;
     }
 }
 
@@ -166,6 +184,8 @@ struct Worker {
     leases: Leases,
     /// Each declared destination's executor, made once for every tick's dispatcher.
     executors: BTreeMap<String, Arc<WebhookExecutor>>,
+    /// Set by SIGTERM or Ctrl-C.
+    stop: Arc<AtomicBool>,
 }
 
 pub async fn run(
@@ -173,8 +193,8 @@ pub async fn run(
     options: WorkerOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut stop = StopSignals::listen()?;
-    let mut worker = Worker::start(store, options).await?;
+    let stop = StopSignals::listen()?;
+    let mut worker = Worker::start(store, options, stop.flag.clone()).await?;
     let mut scheduler = Scheduler::new(worker.options.aging);
     let mut waiting: BTreeMap<String, (Work, u64)> = BTreeMap::new();
     let mut tick = 0;
@@ -187,6 +207,9 @@ pub async fn run(
             }
         }
         for _ in 0..worker.options.jobs_per_tick {
+            if stop.stopping() {
+                break;
+            }
             let Some(job) = scheduler.pop_next() else {
                 break;
             };
@@ -208,6 +231,7 @@ pub async fn run(
         scheduler.tick();
         out.flush()?;
         let stopping = worker.options.ticks.is_some_and(|ticks| tick >= ticks)
+            || stop.stopping()
             || tokio::select! {
                 () = tokio::time::sleep(worker.options.interval) => false,
                 () = stop.received() => true,
@@ -227,7 +251,11 @@ pub async fn run(
 }
 
 impl Worker {
-    async fn start(store: EventStore, options: WorkerOptions) -> anyhow::Result<Self> {
+    async fn start(
+        store: EventStore,
+        options: WorkerOptions,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
         let host_capability = CapabilityId::of("host.worker")?;
         let capabilities = Capabilities::load(store.clone()).await?;
         let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
@@ -278,6 +306,7 @@ impl Worker {
             options,
             host,
             executors,
+            stop,
             host_capability,
             capabilities,
             bus,
@@ -380,10 +409,16 @@ impl Worker {
                         Arc::new(self.capabilities.clone()),
                         &self.executors,
                     )
-                    .with_lease(self.options.lease);
+                    .with_lease(self.options.lease)
+                    .with_stop(self.stop.clone());
                 let report = dispatcher.dispatch(100).await?;
+                let released = if report.released > 0 {
+                    format!(", {} given back unposted to stop", report.released)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} executed, {} refused, {} failed for now",
+                    "{} executed, {} refused, {} failed for now{released}",
                     report.executed, report.refused, report.failed
                 )
             }

@@ -695,6 +695,23 @@ fn config_check_reads_the_fences_and_names_what_is_wrong() {
             "[destinations.pager]\nurl = \"https://pager.example\"\nquota = { effects = 0, per_seconds = 60 }\n",
             "`destinations.\"pager\"`.quota allows nothing",
         ),
+        // Durations that cannot be represented are refused, never wrapped or saturated.
+        (
+            "[gateway]\nhold_seconds = 10000000000000\n",
+            "`gateway.hold_seconds` is longer than a hundred years",
+        ),
+        (
+            "[gateway]\napproval_wait_seconds = 9223372036854775807\n",
+            "`gateway.approval_wait_seconds` is longer than a hundred years",
+        ),
+        (
+            "[destinations.pager]\nurl = \"https://pager.example\"\nquota = { effects = 1, per_seconds = 99999999999 }\n",
+            "`destinations.\"pager\".quota.per_seconds` is longer than a hundred years",
+        ),
+        (
+            "[destinations.pager]\nurl = \"https://pager.example\"\nhold_seconds = 4000000000\nquota = { effects = 1, per_seconds = 60 }\n",
+            "`destinations.\"pager\".hold_seconds` is longer than a hundred years",
+        ),
     ] {
         let (code, said) = check(text);
         assert_eq!(code, 2, "{text}: {said}");

@@ -57,6 +57,12 @@ pub fn grant(capability_id: CapabilityId, holder: Actor, scope: Scope) -> Capabi
 
 /// The responder's and the notify pack's capabilities with `scope`, folded in memory by
 /// the same book the runtime keeps (the stored kind is tested in `capabilities.rs`).
+/// Capabilities in which only the responder's is granted: the notify pack's reactions are
+/// denied until it is.
+pub fn authority_without_reactions() -> Arc<CapabilityBook> {
+    book_of([grant(capability(), responder(), Scope::everything())])
+}
+
 pub fn authority(scope: Scope) -> Arc<CapabilityBook> {
     book_of([
         grant(capability(), responder(), scope.clone()),
@@ -94,7 +100,7 @@ pub fn responder_only(scope: Scope) -> Arc<CapabilityBook> {
     book_of([grant(capability(), responder(), scope)])
 }
 
-fn book_of<const N: usize>(grants: [CapabilityGranted; N]) -> Arc<CapabilityBook> {
+pub fn book_of<const N: usize>(grants: [CapabilityGranted; N]) -> Arc<CapabilityBook> {
     let mut book = CapabilityBook::default();
     for grant in grants {
         let native_id = grant.capability_id.to_string();

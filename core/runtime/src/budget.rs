@@ -25,6 +25,9 @@ struct Ledger {
     runs: BTreeMap<String, Usage>,
     /// When each allowed call of the last minute happened.
     recent_calls: VecDeque<i64>,
+    /// The last refusal recorded, until something is allowed: the same one again is not
+    /// recorded again.
+    last_refusal: Option<String>,
 }
 
 pub struct Budgets {
@@ -96,27 +99,52 @@ impl Budgets {
             }
             let run_used = ledger.runs.get(run_id).copied().unwrap_or_default();
             let day_used = ledger.day_used;
-            let reason = if !run_used.plus(asked).within(self.limits.per_run) {
-                Some(over(
-                    &format!("run `{run_id}`"),
-                    run_used.plus(asked),
-                    self.limits.per_run,
+            // Why it is refused, and what the refusal is about: a run's limit belongs to the
+            // run, the day's and the minute's to every run alike.
+            let refusal = if !run_used.plus(asked).within(self.limits.per_run) {
+                Some((
+                    over(
+                        &format!("run `{run_id}`"),
+                        run_used.plus(asked),
+                        self.limits.per_run,
+                    ),
+                    format!("run {run_id} {run_used:?}"),
                 ))
             } else if !day_used.plus(asked).within(self.limits.per_day) {
-                Some(over("the day", day_used.plus(asked), self.limits.per_day))
+                Some((
+                    over("the day", day_used.plus(asked), self.limits.per_day),
+                    "day".to_owned(),
+                ))
             } else if ledger.recent_calls.len() as u64 + asked.calls > self.limits.calls_per_minute
             {
-                Some(format!(
-                    "{} calls in the last minute; the limit is {}",
-                    ledger.recent_calls.len(),
-                    self.limits.calls_per_minute
+                Some((
+                    format!(
+                        "{} calls in the last minute; the limit is {}",
+                        ledger.recent_calls.len(),
+                        self.limits.calls_per_minute
+                    ),
+                    "minute".to_owned(),
                 ))
             } else {
                 None
             };
-            if reason.is_none() {
-                record(&mut ledger, run_id, asked, at, at);
-            }
+            let reason = match refusal {
+                None => {
+                    record(&mut ledger, run_id, asked, at, at);
+                    ledger.last_refusal = None;
+                    None
+                }
+                Some((reason, about)) => {
+                    // The same refusal again, with nothing spent since, changes nothing: it
+                    // is recorded once, not once per tick.
+                    let key = format!("{about}|{reason}|{day_used:?}|{asked:?}");
+                    if ledger.last_refusal.as_deref() == Some(key.as_str()) {
+                        return Ok(false);
+                    }
+                    ledger.last_refusal = Some(key);
+                    Some(reason)
+                }
+            };
             BudgetDecided {
                 run_id: run_id.to_owned(),
                 actor: actor.clone(),

@@ -20,3 +20,10 @@ impl WallClock for Timestamp {
             .expect("the wall clock is within the representable range")
     }
 }
+
+/// A duration in microseconds, as the times it is added to or taken from; one too long to
+/// represent is the longest there is, never a wrapped (negative or short) one. Arithmetic on
+/// times saturates with it, so an overflow never means "no hold" or "deadline passed".
+pub fn micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}

@@ -205,14 +205,19 @@ impl CommandBus {
         Ok(Cow::Owned(command.with_payload(payload)))
     }
 
-    /// Checks the command's capability now: the state the allowing check relied on. A
-    /// denial is not a decision (the same command may pass once the capability allows it)
-    /// but leaves a `CapabilityDenied` receipt.
-    async fn authorize(
+    /// Whether `capability_id` allows `command` now: the check [`CommandBus::submit`] makes,
+    /// with no receipt. A reaction asks before it spends its budget, so a command that will be
+    /// denied costs none.
+    pub fn allows(&self, command: &CommandEnvelope, capability_id: CapabilityId) -> bool {
+        self.check(command, capability_id).allowed
+    }
+
+    /// The capability check of `command` now.
+    fn check(
         &self,
         command: &CommandEnvelope,
         capability_id: CapabilityId,
-    ) -> Result<String, BusError> {
+    ) -> ops_core::capability::Decision {
         let safety = self
             .store
             .registry()
@@ -234,8 +239,19 @@ impl CommandBus {
             tenant,
             destination,
         };
-        let now = Timestamp::now();
-        let decision = self.authority.check(capability_id, &action, now);
+        self.authority
+            .check(capability_id, &action, Timestamp::now())
+    }
+
+    /// Checks the command's capability now: the state the allowing check relied on. A
+    /// denial is not a decision (the same command may pass once the capability allows it)
+    /// but leaves a `CapabilityDenied` receipt.
+    async fn authorize(
+        &self,
+        command: &CommandEnvelope,
+        capability_id: CapabilityId,
+    ) -> Result<String, BusError> {
+        let decision = self.check(command, capability_id);
         if decision.allowed {
             return Ok(decision.state_ref);
         }

@@ -155,7 +155,14 @@ async fn apply(
     on_db!(db, pool => {
         // Hosts starting together on one schema take turns, from the ledger on: before it
         // exists too, since `CREATE TABLE IF NOT EXISTS` alone races.
-        let mut tx = pool.begin().await.map_err(|e| failed("ledger", e))?;
+        // On SQLite the write lock is taken when the transaction begins, so workers starting
+        // together wait for each other (the busy timeout) instead of failing at once when
+        // a deferred read upgrades to a write.
+        let begin = match db.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        let mut tx = pool.begin_with(begin).await.map_err(|e| failed("ledger", e))?;
         if db.dialect() == Dialect::Postgres {
             sqlx::query(MIGRATING)
                 .execute(&mut *tx)
@@ -166,7 +173,7 @@ async fn apply(
         tx.commit().await.map_err(|e| failed("ledger", e))?;
         for migration in migrations {
             let checksum = ContentHash::of_bytes(migration.sql.as_bytes()).to_string();
-            let mut tx = pool.begin().await.map_err(|e| failed(migration.name, e))?;
+            let mut tx = pool.begin_with(begin).await.map_err(|e| failed(migration.name, e))?;
             if db.dialect() == Dialect::Postgres {
                 sqlx::query(MIGRATING)
                     .execute(&mut *tx)

@@ -101,6 +101,37 @@ impl AtomicWrite for HoldsClaim<'_> {
     }
 }
 
+/// Extends `claimed_by`'s claim on row `id` to `until_us`, if it still holds it, with the
+/// events written with it (the step that says the effect is under way). A dispatcher posts
+/// an effect only after this, and writes it again while the post is in flight, so no other
+/// dispatcher can claim the row meanwhile. A claim that ran out but that nobody took over is
+/// still its own (claiming moves `claimed_by`), so it may go on.
+pub(crate) struct RenewsClaim<'a> {
+    pub id: i64,
+    pub claimed_by: &'a str,
+    pub until_us: i64,
+}
+
+impl AtomicWrite for RenewsClaim<'_> {
+    fn statement(&self) -> &'static str {
+        "UPDATE core_outbox SET claimed_until_us = $1, updated_at_us = $2 \
+         WHERE id = $3 AND claimed_by = $4 AND state = 'pending'"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![
+            Bind::Int(self.until_us),
+            Bind::Now,
+            Bind::Int(self.id),
+            Bind::Text(self.claimed_by),
+        ]
+    }
+
+    fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
+        still_claimed(self.id, self.claimed_by, rows_affected)
+    }
+}
+
 /// Whether a write conditioned on `claimed_by`'s claim of row `id` touched the row.
 fn still_claimed(id: i64, claimed_by: &str, rows_affected: u64) -> Result<(), Fenced> {
     if rows_affected == 1 {

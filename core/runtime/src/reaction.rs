@@ -10,9 +10,10 @@
 //! cursor just before the event, so the next run answers it. A command the pack's
 //! capability does not allow (no grant yet, or revoked) stops the run the same way, so
 //! the event is answered once it is allowed; asked again under the same capability state,
-//! the denial is the same receipt, not a new one per run. A replayed command spends
-//! too: the budget cannot know before the bus does, and erring on the side of spending
-//! never lets a runaway reaction through.
+//! the denial is the same receipt, not a new one per run, and it spends no budget (the
+//! capability is asked first). A replayed command spends too: the budget cannot know
+//! before the bus does, and erring on the side of spending never lets a runaway reaction
+//! through.
 
 use std::sync::Arc;
 
@@ -308,7 +309,13 @@ impl ReactionRunner {
             }
         };
         for command in commands {
-            if let Some(budget) = &self.budget {
+            // A command its capability will deny spends nothing: the reaction waits at the
+            // event with its budget intact, and answers as soon as it is allowed.
+            if let Some(budget) = self
+                .budget
+                .as_ref()
+                .filter(|_| bus.allows(&command, self.capability_id))
+            {
                 let one_call = Usage {
                     tokens: 0,
                     calls: 1,

@@ -255,7 +255,8 @@ struct Period<'a> {
 }
 
 fn cutoff(now: Timestamp, days: u32) -> i64 {
-    now.unix_micros() - i64::from(days) * DAY.as_micros() as i64
+    now.unix_micros()
+        .saturating_sub(i64::from(days).saturating_mul(crate::clock::micros(DAY)))
 }
 
 /// The rows of sagas whose every effect is closed and last changed before `cutoff`, and

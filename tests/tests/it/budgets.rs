@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ops_contract_incidents::Severity;
 use ops_core::budget::{BudgetDecided, BudgetLimits, Usage};
+use ops_core::capability::CapabilityDenied;
 use ops_core::capability::Scope;
 use ops_core::contract::Contract;
 use ops_core::envelope::{Actor, ActorId};
@@ -12,7 +13,9 @@ use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::db::on_db;
 use ops_core_runtime::reaction::ReactionRunner;
-use ops_tests::commands::{authority, capability, open_with, reactor_capability};
+use ops_tests::commands::{
+    authority, authority_without_reactions, capability, open_with, reactor_capability,
+};
 use ops_tests::storage::Backend;
 use ops_tests::{on_both_backends, payloads};
 
@@ -211,7 +214,112 @@ async fn a_reaction_stops_when_its_run_is_spent_and_the_next_run_resumes(backend
     );
 }
 
+/// How many events the log holds.
+async fn logged(store: &ops_core_runtime::store::EventStore) -> i64 {
+    on_db!(store.db(), pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM core_events")
+            .fetch_one(pool)
+            .await
+            .expect("counting")
+    })
+}
+
+/// The notify pack's reaction, on a budget.
+fn notifier(store: &ops_core_runtime::store::EventStore, budgets: Arc<Budgets>) -> ReactionRunner {
+    let reaction = ops_core::reaction::installed(ops_core_runtime::CORE)
+        .into_iter()
+        .find(|reaction| reaction.pack_id() == "notify")
+        .expect("installed");
+    ReactionRunner::new(store.clone(), reaction, reactor_capability()).with_budget(budgets)
+}
+
+const IDLE_TICKS: usize = 200;
+
+/// Idle is idle: a reaction whose capability is not granted yet waits at its event. Run
+/// again and again, it writes its denial once and nothing more, and spends no budget on
+/// denials; granted, it answers at once, its budget whole.
+async fn a_reaction_waiting_for_its_grant_writes_nothing_and_spends_nothing(backend: Backend) {
+    let store = backend.store("budgets_waiting_reaction").await;
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
+    bus.submit(&open_with("INC-1", Severity::Sev1), capability(), None)
+        .await
+        .expect("opening an incident");
+    let one_a_run = BudgetLimits {
+        per_run: Usage {
+            tokens: 0,
+            calls: 1,
+        },
+        ..limits()
+    };
+    let budgets = Arc::new(
+        Budgets::open(store.clone(), one_a_run, capability())
+            .await
+            .unwrap(),
+    );
+    let runner = notifier(&store, budgets);
+    let denying = CommandBus::new(store.clone(), authority_without_reactions()).expect("handlers");
+    let before = logged(&store).await;
+    for _ in 0..IDLE_TICKS {
+        let report = runner.catch_up(&denying).await.expect("the reaction runs");
+        assert_eq!((report.denied, report.accepted), (1, 0), "{report:?}");
+    }
+    assert_eq!(
+        logged(&store).await - before,
+        1,
+        "{IDLE_TICKS} runs at a denied command write one denial and nothing else"
+    );
+    assert_eq!(payloads::<CapabilityDenied>(&store).await.len(), 1);
+    assert!(
+        payloads::<BudgetDecided>(&store).await.is_empty(),
+        "a denial spends nothing"
+    );
+    let granted = runner.catch_up(&bus).await.expect("the reaction runs");
+    assert_eq!(
+        (granted.accepted, granted.stopped_by_budget),
+        (1, false),
+        "{granted:?}"
+    );
+}
+
+/// A reaction over its budget stops at its event; asked again every tick, the same refusal
+/// is recorded once, not once per tick.
+async fn a_reaction_over_its_budget_records_its_refusal_once(backend: Backend) {
+    let store = backend.store("budgets_refused_once").await;
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
+    bus.submit(&open_with("INC-1", Severity::Sev1), capability(), None)
+        .await
+        .expect("opening an incident");
+    let nothing_a_day = BudgetLimits {
+        per_day: Usage {
+            tokens: 0,
+            calls: 0,
+        },
+        ..limits()
+    };
+    let budgets = Arc::new(
+        Budgets::open(store.clone(), nothing_a_day, capability())
+            .await
+            .unwrap(),
+    );
+    let runner = notifier(&store, budgets);
+    let before = logged(&store).await;
+    for _ in 0..IDLE_TICKS {
+        let report = runner.catch_up(&bus).await.expect("the reaction runs");
+        assert!(report.stopped_by_budget, "{report:?}");
+    }
+    assert_eq!(
+        logged(&store).await - before,
+        1,
+        "one refusal for {IDLE_TICKS} runs"
+    );
+    let decided = payloads::<BudgetDecided>(&store).await;
+    assert_eq!(decided.len(), 1);
+    assert!(!decided[0].allowed);
+}
+
 on_both_backends!(
+    a_reaction_waiting_for_its_grant_writes_nothing_and_spends_nothing,
+    a_reaction_over_its_budget_records_its_refusal_once,
     spending_stops_at_each_limit_with_a_receipt,
     a_reaction_stops_when_its_run_is_spent_and_the_next_run_resumes,
 );

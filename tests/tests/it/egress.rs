@@ -11,7 +11,7 @@ use ops_core::egress::{Approval, Check, EffectState, EgressExecuted, EgressRefus
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome};
 use ops_core::id::ContentHash;
 use ops_core_runtime::egress::{
-    ApprovalPolicy, Approved, BoxFuture, Dispatcher, Effect, Executor, Gateway,
+    ApprovalPolicy, Approved, BoxFuture, DispatchReport, Dispatcher, Effect, Executor, Gateway,
 };
 use ops_core_runtime::store::EventStore;
 use ops_tests::commands::{
@@ -78,7 +78,9 @@ on_both_backends!(
     each_refusal_leaves_a_receipt_and_no_effect,
     two_dispatchers_never_carry_out_the_same_effect,
     an_effect_whose_answer_was_lost_is_carried_out_once,
-    a_dispatcher_that_lost_its_claim_writes_no_receipt,
+    a_claim_is_renewed_while_its_effect_is_in_flight,
+    slow_destinations_and_short_leases_post_each_effect_once,
+    a_stopping_dispatcher_gives_back_what_it_has_not_posted,
     an_executed_effect_is_undone_by_its_compensation,
 );
 
@@ -260,10 +262,12 @@ async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
         ]));
 }
 
-async fn a_dispatcher_that_lost_its_claim_writes_no_receipt(backend: Backend) {
+/// A post that outlasts the lease keeps its claim: the dispatcher renews it while the post is
+/// in flight, so a second dispatcher finds nothing to claim, and the pager is asked once.
+async fn a_claim_is_renewed_while_its_effect_is_in_flight(backend: Backend) {
     let (store, bus) = opened(
         backend,
-        "a_dispatcher_that_lost_its_claim_writes_no_receipt",
+        "a_claim_is_renewed_while_its_effect_is_in_flight",
         1,
     )
     .await;
@@ -281,15 +285,15 @@ async fn a_dispatcher_that_lost_its_claim_writes_no_receipt(backend: Backend) {
     .with_lease(Duration::from_millis(20));
     let slow = tokio::spawn(async move { slow.dispatch(1).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(60)).await;
-    // The slow one's lease ran out: another dispatcher takes the row and finishes it.
+    // Three leases later the post is still in flight, and its claim alive.
     let fast = dispatcher(&store, "fast", &pager, policy_gateway())
         .dispatch(1)
         .await
         .unwrap();
-    assert_eq!(fast.executed, 1);
+    assert_eq!(fast, Default::default());
     let slow = slow.await.unwrap();
-    assert_eq!((slow.executed, slow.lost_claims), (0, 1));
-    assert_eq!((pager.effects(), pager.asked()), (1, 2));
+    assert_eq!((slow.executed, slow.lost_claims), (1, 0));
+    assert_eq!((pager.effects(), pager.asked()), (1, 1));
     assert_eq!(
         store
             .read_by_type(EgressExecuted::TYPE)
@@ -298,6 +302,102 @@ async fn a_dispatcher_that_lost_its_claim_writes_no_receipt(backend: Backend) {
             .len(),
         1
     );
+}
+
+/// Two healthy dispatchers, a destination slower than the lease and batches far longer than
+/// it: the rows a dispatcher has not reached yet lose their claims to the other one, which
+/// posts them, and the first, finding its claim gone, does not. Each effect is posted once,
+/// and its receipt written as soon as its answer came.
+async fn slow_destinations_and_short_leases_post_each_effect_once(backend: Backend) {
+    const PAGES: usize = 12;
+    let (store, _) = paged(
+        backend,
+        "slow_destinations_and_short_leases_post_each_effect_once",
+        PAGES,
+    )
+    .await;
+    let pager = Pager::default();
+    let run = |name: &'static str| {
+        let dispatcher = dispatcher_with(
+            &store,
+            name,
+            policy_gateway(),
+            "pager",
+            Some(("pager", Box::new(SlowPager(pager.clone())))),
+        )
+        .with_lease(Duration::from_millis(100));
+        let pager = pager.clone();
+        tokio::spawn(async move {
+            let mut report = DispatchReport::default();
+            for _ in 0..200 {
+                if pager.effects() == PAGES {
+                    break;
+                }
+                let batch = dispatcher.dispatch(PAGES).await.unwrap();
+                if batch == Default::default() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                report.executed += batch.executed;
+                report.lost_claims += batch.lost_claims;
+            }
+            report
+        })
+    };
+    let (first, second) = (run("d1"), run("d2"));
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(first.executed + second.executed, PAGES);
+    assert_eq!(pager.effects(), PAGES);
+    assert_eq!(pager.asked(), PAGES, "an effect was posted twice");
+    assert!(
+        first.lost_claims + second.lost_claims > 0,
+        "the batches outlasted their leases, so some claims moved: {first:?} {second:?}"
+    );
+    assert_eq!(
+        store
+            .read_by_type(EgressExecuted::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        PAGES
+    );
+}
+
+/// SIGTERM stops posting at once: what is in flight finishes with its receipt, the rest of
+/// the batch is given back and another worker takes it straight away.
+async fn a_stopping_dispatcher_gives_back_what_it_has_not_posted(backend: Backend) {
+    const PAGES: usize = 10;
+    let (store, _) = paged(
+        backend,
+        "a_stopping_dispatcher_gives_back_what_it_has_not_posted",
+        PAGES,
+    )
+    .await;
+    let pager = Pager::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = dispatcher_with(
+        &store,
+        "stopping",
+        policy_gateway(),
+        "pager",
+        Some(("pager", Box::new(SlowPager(pager.clone())))),
+    )
+    .with_stop(stop.clone());
+    let stopping = tokio::spawn(async move { stopping.dispatch(PAGES).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stopped = stopping.await.unwrap();
+    assert!(
+        stopped.executed >= 1 && stopped.executed < PAGES,
+        "{stopped:?}"
+    );
+    assert_eq!(stopped.released, PAGES - stopped.executed);
+    // Given back at once, not after the 30 s lease.
+    let other = dispatcher(&store, "other", &pager, policy_gateway())
+        .dispatch(PAGES)
+        .await
+        .unwrap();
+    assert_eq!(other.executed, PAGES - stopped.executed);
+    assert_eq!((pager.effects(), pager.asked()), (PAGES, PAGES));
 }
 
 async fn an_external_command_is_carried_out_once_with_a_receipt(backend: Backend) {

@@ -68,3 +68,48 @@ async fn pack_migrations_run_once_in_their_prefix_and_never_outside_it(backend: 
             .contains("never edit an applied migration")
     );
 }
+
+/// SQLite workers started together on a new file take turns at the migrations (the write
+/// lock is taken as each migration's transaction begins), so none dies of `database is
+/// locked`, and each ends with the whole schema. Each worker is a thread with a runtime and
+/// a pool of its own, as separate processes would be.
+#[test]
+fn sqlite_workers_started_together_take_turns_at_migrations() {
+    let dir = std::env::temp_dir().join(format!("ops-migrate-together-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ops.sqlite");
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let db = ops_core_runtime::db::Db::open_sqlite(&path)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    let migrated = async {
+                        ops_core_runtime::migrate::run_core(&db).await?;
+                        run_pack(&db, "notes", &[NOTES]).await
+                    };
+                    migrated.await.map_err(|error| error.to_string())?;
+                    let pending = ops_core_runtime::migrate::core_pending(&db)
+                        .await
+                        .map_err(|error| error.to_string());
+                    db.close().await;
+                    pending
+                })
+            })
+        })
+        .collect();
+    for worker in workers {
+        let pending = worker
+            .join()
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(pending.is_empty(), "{pending:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

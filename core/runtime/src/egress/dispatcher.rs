@@ -3,11 +3,12 @@
 //! idempotency key, and closes the batch with receipts in one transaction that commits only
 //! while the claims hold.
 
-use crate::clock::WallClock;
+use crate::clock::{WallClock, micros};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_core::capability::{Authority, Decision, actor_label};
@@ -22,7 +23,7 @@ use serde_json::Value;
 use super::saga::gateway_actor;
 use super::{Effect, Facts, Gateway};
 use crate::atomic::AtomicWrite;
-use crate::outbox::{self, Approve, Close, CountedBy, HoldsClaim};
+use crate::outbox::{self, Approve, Close, CountedBy, HoldsClaim, RenewsClaim};
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -71,6 +72,17 @@ pub struct DispatchReport {
     pub gave_up: usize,
     /// No actor approved it yet and no policy covers it: left pending for an approval.
     pub awaiting_approval: usize,
+    /// Claimed, then given back unposted because the worker was asked to stop.
+    pub released: usize,
+}
+
+/// What posting an effect came to.
+enum Posted {
+    /// Its claim had run out before the post: another dispatcher may hold it, so it was not
+    /// posted.
+    Lost,
+    /// The destination's answer.
+    Answered(Result<(), String>),
 }
 
 /// What a cancellation came to.
@@ -95,6 +107,9 @@ pub struct Dispatcher {
     gateway: Gateway,
     authority: Arc<dyn Authority>,
     executors: BTreeMap<String, Box<dyn Executor>>,
+    /// Set when the worker is asked to stop: no effect is posted after it, and the claims of
+    /// those not posted yet are given back at once.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Dispatcher {
@@ -111,7 +126,21 @@ impl Dispatcher {
             gateway,
             authority,
             executors: BTreeMap::new(),
+            stop: None,
         }
+    }
+
+    /// Stops posting when `stop` is set (SIGTERM): what is in flight finishes and gets its
+    /// receipt, the rest of the batch is given back for another worker at once.
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::SeqCst))
     }
 
     pub fn with_executor(mut self, destination: &str, executor: Box<dyn Executor>) -> Self {
@@ -177,20 +206,19 @@ impl Dispatcher {
                             serde_json::to_string(&approval).expect("an approval is plain JSON"),
                         ));
                     }
-                    under_way.push(effect.step(EffectState::Dispatched).event());
                     in_batch.count(&effect);
                     allowed.push((effect, approval, capability));
                 }
             }
         }
         if !awaiting.is_empty() {
-            let recheck = now.unix_micros() + APPROVAL_RECHECK.as_micros() as i64;
+            let recheck = now.unix_micros().saturating_add(micros(APPROVAL_RECHECK));
             outbox::release_claims(self.store.db(), &self.name, &awaiting, recheck)
                 .await
                 .map_err(DispatchError::Claim)?;
             report.awaiting_approval = awaiting.len();
         }
-        // Durable before any destination is reached: these effects are under way.
+        // Durable before any destination is reached: a policy approved these effects.
         if !under_way.is_empty() {
             let approves: Vec<Approve<'_>> = approvals
                 .iter()
@@ -209,85 +237,167 @@ impl Dispatcher {
             )
             .await?;
         }
-        for (effect, approval, capability) in allowed {
-            let executor = &self.executors[&effect.destination];
-            // The destination gets the request as asked, personal data opened.
-            let version = self
-                .store
-                .registry()
-                .latest(&effect.command_type)
-                .map_or(0, |declared| declared.version);
-            let request = self
-                .store
-                .opened(&effect.command_type, version, &effect.request);
-            let reason = match executor.execute(&effect.idempotency_key, &request).await {
-                Ok(()) => {
-                    closing.push((
-                        effect,
-                        Outcome::Executed {
-                            approval,
-                            capability,
-                        },
-                    ));
+        // Refusals first, in one transaction: nothing was posted for them.
+        self.close_each(&closing, &mut report).await?;
+        let mut allowed = allowed.into_iter();
+        while let Some((effect, approval, capability)) = allowed.next() {
+            if self.stopping() {
+                let rest: Vec<i64> = std::iter::once(effect.id)
+                    .chain(allowed.map(|(effect, _, _)| effect.id))
+                    .collect();
+                outbox::release_claims(self.store.db(), &self.name, &rest, 0)
+                    .await
+                    .map_err(DispatchError::Claim)?;
+                report.released = rest.len();
+                break;
+            }
+            let outcome = match self.post(&effect).await? {
+                Posted::Lost => {
+                    report.lost_claims += 1;
                     continue;
                 }
-                Err(reason) => reason,
-            };
-            if self
-                .gateway
-                .attempts_for(&effect.destination)
-                .is_some_and(|max| effect.attempts >= i64::from(max))
-            {
-                tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed its last attempt");
-                closing.push((
-                    effect,
+                Posted::Answered(Ok(())) => Outcome::Executed {
+                    approval,
+                    capability,
+                },
+                Posted::Answered(Err(reason)) => {
+                    let last = self
+                        .gateway
+                        .attempts_for(&effect.destination)
+                        .is_some_and(|max| effect.attempts >= i64::from(max));
+                    if !last {
+                        self.attempt_failed(&effect, reason, &mut report).await?;
+                        continue;
+                    }
+                    tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed its last attempt");
                     Outcome::Failed {
                         approval,
                         capability,
                         reason,
-                    },
-                ));
-                continue;
-            }
-            tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
-            report.failed += 1;
-            let failed = effect.step(EffectState::AttemptFailed).note(reason).event();
-            // Only while the claim holds: if it ran out, the attempt is another
-            // dispatcher's story now.
-            let recorded = self
-                .store
-                .append_with(
-                    &self.stream(),
-                    ExpectedVersion::Any,
-                    &[failed],
-                    &[&HoldsClaim {
-                        id: effect.id,
-                        claimed_by: &self.name,
-                    }],
-                )
-                .await;
-            match recorded {
-                Ok(_) => {}
-                Err(AppendError::Fenced { .. }) => report.lost_claims += 1,
-                Err(source) => {
-                    return Err(DispatchError::Close {
-                        id: effect.id,
-                        source,
-                    });
+                    }
+                }
+            };
+            // Its receipt as soon as its answer is in: a crash later loses nothing posted.
+            self.close_each(&[(effect, outcome)], &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Posts `effect` to its destination: first its `Dispatched` step with its claim renewed,
+    /// in one transaction, then the post, with the claim renewed every third of the lease
+    /// while it is in flight, so no other dispatcher claims it meanwhile. `Lost` when another
+    /// dispatcher had claimed it: it was not posted.
+    async fn post(&self, effect: &Effect) -> Result<Posted, DispatchError> {
+        let dispatched = effect.step(EffectState::Dispatched).event();
+        if !self.renew(effect, &[dispatched]).await? {
+            return Ok(Posted::Lost);
+        }
+        let executor = &self.executors[&effect.destination];
+        // The destination gets the request as asked, personal data opened.
+        let version = self
+            .store
+            .registry()
+            .latest(&effect.command_type)
+            .map_or(0, |declared| declared.version);
+        let request = self
+            .store
+            .opened(&effect.command_type, version, &effect.request);
+        let answer = executor.execute(&effect.idempotency_key, &request);
+        tokio::pin!(answer);
+        let mut renewals = tokio::time::interval((self.lease / 3).max(Duration::from_millis(1)));
+        renewals.tick().await;
+        loop {
+            tokio::select! {
+                answer = &mut answer => return Ok(Posted::Answered(answer)),
+                _ = renewals.tick() => {
+                    if !self.renew(effect, &[]).await? {
+                        tracing::warn!(command = %effect.command_id, "another dispatcher claimed the effect while it was in flight");
+                    }
                 }
             }
         }
-        // One transaction for the whole batch; if a claim was lost meanwhile, close the
-        // rows one by one so the others keep their receipts.
-        match self.close(&closing).await {
-            Ok(()) => count(&closing, &mut report),
+    }
+
+    /// Extends this dispatcher's claim on `effect` by a lease from now, with `events`, if it
+    /// still holds it.
+    async fn renew(
+        &self,
+        effect: &Effect,
+        events: &[EventEnvelope],
+    ) -> Result<bool, DispatchError> {
+        let renews = RenewsClaim {
+            id: effect.id,
+            claimed_by: &self.name,
+            until_us: Timestamp::now()
+                .unix_micros()
+                .saturating_add(micros(self.lease)),
+        };
+        match self
+            .store
+            .append_with(&self.stream(), ExpectedVersion::Any, events, &[&renews])
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(AppendError::Fenced { .. }) => Ok(false),
+            Err(source) => Err(DispatchError::Close {
+                id: effect.id,
+                source,
+            }),
+        }
+    }
+
+    /// Records a failed attempt of an effect that stays in the outbox, while its claim holds
+    /// (if it ran out, the attempt is another dispatcher's story now).
+    async fn attempt_failed(
+        &self,
+        effect: &Effect,
+        reason: String,
+        report: &mut DispatchReport,
+    ) -> Result<(), DispatchError> {
+        tracing::warn!(command = %effect.command_id, destination = %effect.destination, %reason, "effect failed; it stays in the outbox");
+        report.failed += 1;
+        let failed = effect.step(EffectState::AttemptFailed).note(reason).event();
+        let recorded = self
+            .store
+            .append_with(
+                &self.stream(),
+                ExpectedVersion::Any,
+                &[failed],
+                &[&HoldsClaim {
+                    id: effect.id,
+                    claimed_by: &self.name,
+                }],
+            )
+            .await;
+        match recorded {
+            Ok(_) => Ok(()),
+            Err(AppendError::Fenced { .. }) => {
+                report.lost_claims += 1;
+                Ok(())
+            }
+            Err(source) => Err(DispatchError::Close {
+                id: effect.id,
+                source,
+            }),
+        }
+    }
+
+    /// Closes `closing` in one transaction; if a claim was lost meanwhile, one by one, so
+    /// the others keep their receipts.
+    async fn close_each(
+        &self,
+        closing: &[(Effect, Outcome)],
+        report: &mut DispatchReport,
+    ) -> Result<(), DispatchError> {
+        match self.close(closing).await {
+            Ok(()) => count(closing, report),
             Err(DispatchError::Close {
                 source: AppendError::Fenced { .. },
                 ..
             }) => {
                 for one in closing.chunks(1) {
                     match self.close(one).await {
-                        Ok(()) => count(one, &mut report),
+                        Ok(()) => count(one, report),
                         Err(DispatchError::Close {
                             source: AppendError::Fenced { what },
                             ..
@@ -301,7 +411,7 @@ impl Dispatcher {
             }
             Err(error) => return Err(error),
         }
-        Ok(report)
+        Ok(())
     }
 
     /// The checks of A5, in order, on the facts they need read now; the first that fails
@@ -353,12 +463,16 @@ impl Dispatcher {
         destination: &str,
         window: Duration,
     ) -> Result<i64, sqlx::Error> {
-        let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
+        let since = Timestamp::now()
+            .unix_micros()
+            .saturating_sub(micros(window));
         outbox::executed_since(self.store.db(), CountedBy::Destination(destination), since).await
     }
 
     async fn executed_by_since(&self, actor: &Actor, window: Duration) -> Result<i64, sqlx::Error> {
-        let since = Timestamp::now().unix_micros() - window.as_micros() as i64;
+        let since = Timestamp::now()
+            .unix_micros()
+            .saturating_sub(micros(window));
         let actor = serde_json::to_string(actor).expect("an actor is plain JSON");
         outbox::executed_since(self.store.db(), CountedBy::Actor(&actor), since).await
     }
@@ -430,9 +544,9 @@ impl Dispatcher {
         only: Option<&CommandId>,
     ) -> Result<Vec<Effect>, DispatchError> {
         let now = Timestamp::now().unix_micros();
-        let until = now + self.lease.as_micros() as i64;
+        let until = now.saturating_add(micros(self.lease));
         let only = only.map(ToString::to_string);
-        let held_until = |hold: &Duration| now - hold.as_micros() as i64;
+        let held_until = |hold: &Duration| now.saturating_sub(micros(*hold));
         let destinations: Vec<(String, i64)> = self
             .gateway
             .holds

@@ -57,10 +57,11 @@ impl Gateway {
     pub fn awaits_approval(&self, effect: &Effect, now: Timestamp) -> bool {
         effect.approval.is_none()
             && self.approval_wait.is_some_and(|wait| {
+                // A deadline past the last representable time is never reached: it waits.
                 effect
                     .requested_at
                     .plus(wait)
-                    .is_some_and(|deadline| now < deadline)
+                    .is_none_or(|deadline| now < deadline)
             })
     }
 }

@@ -214,6 +214,22 @@ fn an_effect_nobody_approved_waits_for_an_approval_until_its_wait_ends() {
     );
 }
 
+/// A wait whose end is past the last representable time never ends: an overflow means
+/// "still waiting", never "deadline passed".
+#[test]
+fn a_wait_longer_than_time_itself_still_waits() {
+    let waiting = Gateway {
+        approval_wait: Some(Duration::from_secs(u64::MAX)),
+        ..Gateway::default()
+    };
+    assert!(waiting.awaits_approval(&effect(None, None), at("2026-12-01T10:59:59Z")));
+    assert_eq!(
+        crate::clock::micros(Duration::from_secs(u64::MAX)),
+        i64::MAX
+    );
+    assert_eq!(crate::clock::micros(Duration::from_secs(1)), 1_000_000);
+}
+
 #[test]
 fn a_destination_s_own_attempts_replace_the_gateway_s() {
     let gateway = Gateway {
