@@ -517,6 +517,25 @@ pub(crate) enum ConnectorsCommand {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Moves the cursor of connector `ID`'s `STREAM` to `--to CURSOR` (`<file>:<line>`:
+    /// its next sync reads after that line) or `--to-start`, with a `SourceCursorReset`
+    /// receipt: when the source changed under the cursor (a sync stops and says so), or to
+    /// read again. Checked on `--capability`; a denial is receipted and moves nothing (exit 1).
+    Reset {
+        id: String,
+        stream: String,
+        #[arg(long, value_name = "CURSOR", required_unless_present = "to_start")]
+        to: Option<String>,
+        #[arg(long, conflicts_with = "to")]
+        to_start: bool,
+        /// Why, for the receipt.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Subcommand)]

@@ -523,11 +523,83 @@ pub(crate) fn run(
                         report.appended,
                         report.duplicates,
                         report.quarantined,
-                        report.cursor.as_deref().unwrap_or("-")
+                        report
+                            .cursor
+                            .as_deref()
+                            .map_or("-", ops_core_runtime::connector::cursor_place)
                     )?,
                 }
             }
             Ok(Ended::Done)
+        }),
+        Command::Connectors {
+            command:
+                ConnectorsCommand::Reset {
+                    id,
+                    stream,
+                    to,
+                    to_start: _,
+                    reason,
+                    acting,
+                    storage,
+                },
+        } => block_on(async move {
+            let connector = installed_connector(&id, "`ops-host registry export` lists the packs")?;
+            if !connector.streams().contains(&stream) {
+                anyhow::bail!(BadInput(format!(
+                    "connector `{id}` has no stream `{stream}`; its streams: {}",
+                    connector.streams().join(", ")
+                )));
+            }
+            if let Some(cursor) = &to
+                && !cursor
+                    .rsplit_once(':')
+                    .is_some_and(|(file, line)| !file.is_empty() && line.parse::<u64>().is_ok())
+            {
+                anyhow::bail!(BadInput(format!(
+                    "--to `{cursor}` is not a cursor: write `<file>:<line>`, the last line to count as read"
+                )));
+            }
+            let actor = crate::capabilities::parse_actor(&acting.by)?;
+            let capability_id = crate::capabilities::parse_capability(&acting.capability)?;
+            let store = storage.store(registry).await?;
+            let from = store.cursor(&id, &stream).await?.map(|(cursor, _)| cursor);
+            let capabilities =
+                ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+            let reset = ops_core::connector::SourceCursorReset {
+                connector_id: id.clone(),
+                stream: stream.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                reason,
+            };
+            let out = &mut std::io::stdout().lock();
+            match ops_core_runtime::connector::reset_cursor(
+                &store,
+                &capabilities,
+                reset,
+                &actor,
+                capability_id,
+            )
+            .await?
+            {
+                Ok(()) => {
+                    writeln!(
+                        out,
+                        "{id}/{stream}: cursor moved from {} to {} (receipted)",
+                        from.as_deref().unwrap_or("the start"),
+                        to.as_deref().unwrap_or("the start")
+                    )?;
+                    Ok(Ended::Done)
+                }
+                Err(reason) => {
+                    writeln!(
+                        out,
+                        "denied: {capability_id} does not allow moving the cursor: {reason} (receipted)"
+                    )?;
+                    Ok(Ended::Refused)
+                }
+            }
         }),
         Command::Reconcile { storage } => block_on(async move {
             let store = storage.working_store(registry).await?;

@@ -82,7 +82,10 @@ pub async fn run(
                 report.duplicates,
                 report.deleted,
                 report.quarantined,
-                report.cursor.as_deref().unwrap_or("-")
+                report
+                    .cursor
+                    .as_deref()
+                    .map_or("-", ops_core_runtime::connector::cursor_place)
             )?;
             let origin = format!("connector:{}/{stream}", connector.id());
             for (location, reason, _) in store.quarantined(&origin).await? {

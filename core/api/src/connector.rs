@@ -187,6 +187,26 @@ pub struct SourceRecordDeleted {
     pub native_id: String,
 }
 
+/// An operator moved a connector stream's cursor (`ops-host connectors reset`): after the
+/// source changed under it, or to read again. The receipt of the move: from where, to where
+/// (`None`: the start), by whom and why.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = SourceCursorReset {
+    connector_id: "tickets".to_owned(),
+    stream: "tickets".to_owned(),
+    from: Some("0002.jsonl:4".to_owned()),
+    to: None,
+    reason: "the export was rewritten from scratch".to_owned(),
+})]
+pub struct SourceCursorReset {
+    pub connector_id: String,
+    pub stream: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reason: String,
+}
+
 /// Two sources state different facts about the same thing (see `reconcile`).
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]

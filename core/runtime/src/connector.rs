@@ -45,6 +45,12 @@ pub enum SourceError {
     /// The cursor points past anything this source has: from another source, or the future.
     #[error("cursor `{cursor}` is beyond this source: {reason}")]
     CursorBeyondEnd { cursor: String, reason: String },
+    /// What the cursor was read from has changed, so reading on from it could skip records;
+    /// the operator decides where to go on (`ops-host connectors reset`).
+    #[error(
+        "the source changed under cursor `{cursor}`: {reason}; nothing after it was read. Check the source, then move the cursor with `ops-host connectors reset`"
+    )]
+    Changed { cursor: String, reason: String },
 }
 
 /// Where a connector's records come from; the host configures one per connector. It is
@@ -69,15 +75,40 @@ pub fn is_name(name: &str) -> bool {
 }
 
 /// A directory of JSON-lines export files: `ROOT/<stream>/*.jsonl`, read in file-name
-/// order. The cursor is `<file>:<line>` of the last record read. A last line without its
-/// newline is still being written and is not read yet.
+/// order.
+///
+/// The cursor is `<file>:<line>@<before>.<read>`: the last record read, with digests of the
+/// names of the files before `<file>` and of the bytes of `<file>` up to that line. Reading
+/// on from a cursor checks both, so nothing is skipped silently: a file that now sorts
+/// before the cursor's, or a cursor's file truncated, rewritten or deleted, is
+/// [`SourceError::Changed`] (the sync stops and says so; `ops-host connectors reset` moves
+/// the cursor on, with a receipt). A cursor of the older `<file>:<line>` form is read
+/// without the checks.
+///
+/// A last line without its newline is still being written and is not read yet, unless a
+/// later file exists (the writer has moved on): then it is a record. A UTF-8 byte-order mark
+/// is not part of the first record; a line that is not UTF-8, or longer than the record
+/// limit, is a record whose content is the reason, so it is quarantined, never altered.
 pub struct JsonLinesDirectory {
     root: PathBuf,
+    max_record_bytes: usize,
 }
+
+/// The longest record a source reads by default: 1 MiB.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 impl JsonLinesDirectory {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        JsonLinesDirectory { root: root.into() }
+        JsonLinesDirectory {
+            root: root.into(),
+            max_record_bytes: MAX_RECORD_BYTES,
+        }
+    }
+
+    /// Records longer than `bytes` are quarantined with their size, not parsed.
+    pub fn with_max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
+        self
     }
 
     /// The folder of `stream`, which must be a name and, links resolved, lie inside the root.
@@ -131,17 +162,128 @@ impl JsonLinesDirectory {
         files.sort();
         Ok(files)
     }
+
+    fn read_file(&self, stream: &str, file: &str) -> Result<Vec<u8>, SourceError> {
+        let path = self.inside_root(&self.root.join(stream).join(file), SourceError::Transient)?;
+        std::fs::read(&path).map_err(|error| {
+            SourceError::Transient(format!("cannot read {}: {error}", path.display()))
+        })
+    }
+
+    /// Where a cursor points, checked against the source as it is now.
+    fn resume<'c>(
+        &self,
+        stream: &str,
+        files: &[String],
+        cursor: &'c str,
+    ) -> Result<Cursor<'c>, SourceError> {
+        let parsed = Cursor::parse(cursor)?;
+        let changed = |reason: String| SourceError::Changed {
+            cursor: cursor.to_owned(),
+            reason,
+        };
+        if !files.iter().any(|f| f == parsed.file) {
+            return Err(SourceError::CursorBeyondEnd {
+                cursor: cursor.to_owned(),
+                reason: format!(
+                    "`{stream}/{}` is not in the source; move the cursor with `ops-host connectors reset`",
+                    parsed.file
+                ),
+            });
+        }
+        let Some((before, read)) = parsed.digests else {
+            return Ok(parsed);
+        };
+        if names_digest(files, parsed.file) != before {
+            return Err(changed(format!(
+                "the files before `{stream}/{}` are not those read before it (a file was added or removed ahead of the cursor)",
+                parsed.file
+            )));
+        }
+        let text = self.read_file(stream, parsed.file)?;
+        let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+        if lines.len() < parsed.line || content_digest(&lines[..parsed.line]) != read {
+            return Err(changed(format!(
+                "`{stream}/{}` no longer begins with the {} lines read from it (truncated or rewritten)",
+                parsed.file, parsed.line
+            )));
+        }
+        Ok(parsed)
+    }
 }
 
-fn parse_cursor(cursor: &str) -> Result<(&str, usize), SourceError> {
-    cursor
-        .rsplit_once(':')
-        .and_then(|(file, line)| Some((file, line.parse().ok()?)))
-        .ok_or_else(|| SourceError::CursorBeyondEnd {
-            cursor: cursor.to_owned(),
-            reason: "expected `<file>:<line>`".to_owned(),
-        })
+/// A parsed cursor: the file, how many of its lines were read, and the digests that say
+/// what the source looked like then.
+struct Cursor<'c> {
+    file: &'c str,
+    line: usize,
+    digests: Option<(&'c str, &'c str)>,
 }
+
+impl<'c> Cursor<'c> {
+    fn parse(cursor: &'c str) -> Result<Self, SourceError> {
+        let (place, digests) = match cursor.split_once('@') {
+            Some((place, digests)) => (place, digests.split_once('.').map(Some).unwrap_or(None)),
+            None => (cursor, None),
+        };
+        place
+            .rsplit_once(':')
+            .and_then(|(file, line)| {
+                Some(Cursor {
+                    file,
+                    line: line.parse().ok()?,
+                    digests,
+                })
+            })
+            .ok_or_else(|| SourceError::CursorBeyondEnd {
+                cursor: cursor.to_owned(),
+                reason: "expected `<file>:<line>@<digests>`".to_owned(),
+            })
+    }
+}
+
+/// Where a cursor points, for people: `0002.jsonl:5` of `0002.jsonl:5@<digests>`.
+pub fn cursor_place(cursor: &str) -> &str {
+    cursor.split_once('@').map_or(cursor, |(place, _)| place)
+}
+
+/// A short digest of the names of the files that sort before `file`.
+fn names_digest(files: &[String], file: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for name in files.iter().take_while(|name| name.as_str() < file) {
+        hasher.update(name.as_bytes());
+        hasher.update(b"\n");
+    }
+    short(hasher)
+}
+
+/// A short digest of the bytes of `lines`.
+fn content_digest(lines: &[&[u8]]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for line in lines {
+        hasher.update(line);
+    }
+    short(hasher)
+}
+
+fn short(hasher: blake3::Hasher) -> String {
+    hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// `bytes` as text: its UTF-8 as it is, each byte that is not UTF-8 as `\\xNN`.
+fn escaped(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    text
+}
+
+/// The UTF-8 byte-order mark some tools write at the start of a file.
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 impl SourceReader for JsonLinesDirectory {
     fn read_after(
@@ -151,64 +293,141 @@ impl SourceReader for JsonLinesDirectory {
         limit: usize,
     ) -> Result<Vec<RawRecord>, SourceError> {
         let files = self.files(stream)?;
-        let start = cursor.map(parse_cursor).transpose()?;
-        if let Some((file, _)) = start
-            && !files.iter().any(|f| f == file)
-        {
-            return Err(SourceError::CursorBeyondEnd {
-                cursor: cursor.unwrap_or_default().to_owned(),
-                reason: format!("`{stream}/{file}` is not in the source"),
-            });
-        }
+        let start = cursor
+            .map(|cursor| self.resume(stream, &files, cursor))
+            .transpose()?;
         let mut records = Vec::new();
-        for file in files
-            .iter()
-            .filter(|f| start.is_none_or(|(s, _)| f.as_str() >= s))
-        {
-            let path =
-                self.inside_root(&self.root.join(stream).join(file), SourceError::Transient)?;
-            let text = std::fs::read(&path).map_err(|error| {
-                SourceError::Transient(format!("cannot read {}: {error}", path.display()))
-            })?;
-            let mut complete_lines = 0;
-            let skip = match start {
-                Some((s, line)) if s == file => line,
+        for (index, file) in files.iter().enumerate() {
+            if start.as_ref().is_some_and(|s| file.as_str() < s.file) {
+                continue;
+            }
+            let text = self.read_file(stream, file)?;
+            let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+            let skip = match &start {
+                Some(s) if s.file == file => s.line,
                 _ => 0,
             };
-            for (index, line) in text.split_inclusive(|b| *b == b'\n').enumerate() {
-                if !line.ends_with(b"\n") {
+            if skip > lines.len() {
+                return Err(SourceError::CursorBeyondEnd {
+                    cursor: cursor.unwrap_or_default().to_owned(),
+                    reason: format!("`{stream}/{file}` has {} lines, not {skip}", lines.len()),
+                });
+            }
+            // A newer file means the writer has moved on: this file's last line is whole.
+            let finished = index + 1 < files.len();
+            let before = names_digest(&files, file);
+            for (at, line) in lines.iter().enumerate().skip(skip) {
+                if !line.ends_with(b"\n") && !finished {
                     break;
                 }
-                complete_lines = index + 1;
-                if index < skip {
-                    continue;
+                let number = at + 1;
+                let mut bytes: &[u8] = line;
+                if at == 0 {
+                    bytes = bytes.strip_prefix(BYTE_ORDER_MARK).unwrap_or(bytes);
                 }
-                let number = index + 1;
-                let text = String::from_utf8_lossy(line).trim_end().to_owned();
-                if text.is_empty() {
+                let bytes = bytes.trim_ascii_end();
+                if bytes.is_empty() {
                     continue;
                 }
                 if records.len() == limit {
                     return Ok(records);
                 }
+                let (text, content) = self.record(bytes);
                 records.push(RawRecord {
-                    cursor: format!("{file}:{number}"),
-                    location: format!("{stream}/{file}:{number}"),
-                    content: serde_json::from_str(&text).map_err(|e| e.to_string()),
-                    text,
-                });
-            }
-            if skip > complete_lines {
-                return Err(SourceError::CursorBeyondEnd {
-                    cursor: cursor.unwrap_or_default().to_owned(),
-                    reason: format!(
-                        "`{stream}/{file}` has {complete_lines} complete lines, not {skip}"
+                    cursor: format!(
+                        "{file}:{number}@{before}.{}",
+                        content_digest(&lines[..number])
                     ),
+                    location: format!("{stream}/{file}:{number}"),
+                    content,
+                    text,
                 });
             }
         }
         Ok(records)
     }
+}
+
+impl JsonLinesDirectory {
+    /// A record's text and content: JSON, or the reason it is not (too long, not UTF-8, not
+    /// JSON). What is not UTF-8 is kept escaped (`\\xff`), so the text is never altered.
+    fn record(&self, bytes: &[u8]) -> (String, Result<Value, String>) {
+        if bytes.len() > self.max_record_bytes {
+            return (
+                format!("{} bytes", bytes.len()),
+                Err(format!(
+                    "a record of {} bytes is over this source's limit of {} bytes",
+                    bytes.len(),
+                    self.max_record_bytes
+                )),
+            );
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => (
+                text.to_owned(),
+                serde_json::from_str(text).map_err(|e| e.to_string()),
+            ),
+            Err(error) => (
+                escaped(bytes),
+                Err(format!(
+                    "not UTF-8: invalid byte at offset {}",
+                    error.valid_up_to()
+                )),
+            ),
+        }
+    }
+}
+
+/// Moves `connector_id`'s `stream` cursor to `to` (`None`: back to the start), with its
+/// `SourceCursorReset` receipt in the same transaction, on a capability that allows
+/// recording that receipt; a denial is receipted and moves nothing. `Ok(Err(reason))`:
+/// denied.
+pub async fn reset_cursor(
+    store: &EventStore,
+    authority: &dyn ops_core::capability::Authority,
+    reset: ops_core::connector::SourceCursorReset,
+    actor: &ops_core::envelope::Actor,
+    capability_id: ops_core::id::CapabilityId,
+) -> Result<Result<(), String>, AppendError> {
+    use ops_core::contract::Contract;
+    let subject = format!("connector:{}/{}", reset.connector_id, reset.stream);
+    let resetting = crate::capability::step_of(actor, ops_core::connector::SourceCursorReset::TYPE);
+    let asked = crate::capability::Asked::by_user(actor, subject.clone(), "core.connectors");
+    if let Err(reason) =
+        crate::capability::check_or_deny(store, authority, capability_id, &resetting, asked).await?
+    {
+        return Ok(Err(reason));
+    }
+    let origin = crate::service_event::origin(
+        "core.connectors",
+        &format!(
+            "{subject}:{}->{}",
+            reset.from.as_deref().unwrap_or("start"),
+            reset.to.as_deref().unwrap_or("start")
+        ),
+        actor,
+        capability_id,
+    );
+    let receipt = EventEnvelope::new(&reset, origin).expect("core events are plain JSON");
+    let moved = reset.to.clone().map(|cursor| CursorUpdate {
+        connector_id: reset.connector_id.clone(),
+        stream: reset.stream.clone(),
+        cursor,
+        watermark: None,
+        expected: CursorFence::Is(reset.from.clone()),
+    });
+    let cleared = crate::cursors::ClearCursor {
+        connector_id: &reset.connector_id,
+        stream: &reset.stream,
+    };
+    let side: &dyn crate::atomic::AtomicWrite = match &moved {
+        Some(moved) => moved,
+        None => &cleared,
+    };
+    store
+        .append_with(&subject, ExpectedVersion::Any, &[receipt], &[side])
+        .await?;
+    Ok(Ok(()))
 }
 
 #[derive(Clone, Debug)]

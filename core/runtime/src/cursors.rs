@@ -76,6 +76,26 @@ impl AtomicWrite for CursorUpdate {
     }
 }
 
+/// Forgets where `connector_id`'s `stream` was read up to: its next sync reads from the start.
+pub(crate) struct ClearCursor<'a> {
+    pub connector_id: &'a str,
+    pub stream: &'a str,
+}
+
+impl AtomicWrite for ClearCursor<'_> {
+    fn statement(&self) -> &'static str {
+        "DELETE FROM core_connector_cursors WHERE connector_id = $1 AND stream = $2"
+    }
+
+    fn binds(&self) -> Vec<Bind<'_>> {
+        vec![Bind::Text(self.connector_id), Bind::Text(self.stream)]
+    }
+
+    fn check(&self, _: u64) -> Result<(), Fenced> {
+        Ok(())
+    }
+}
+
 /// The cursor and watermark of `connector_id`'s `stream`, if it was read before.
 pub(crate) async fn read(
     db: &Db,

@@ -43,6 +43,15 @@ pub enum MigrationError {
         applied: String,
         now: String,
     },
+    #[error(
+        "this store was migrated by a newer host: it has {owner} migration(s) {unknown} that this host ({version}, whose last is `{last}`) does not know; run a host at least as new as the one that migrated it, so nothing it wrote is read or written by code that does not know its shape"
+    )]
+    Newer {
+        owner: String,
+        unknown: String,
+        last: String,
+        version: &'static str,
+    },
     #[error("migration `{name}` of {owner} failed: {source}")]
     Failed {
         owner: String,
@@ -80,9 +89,41 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
     PRIMARY KEY (owner, name)
 )";
 
-/// Brings core's tables up to date.
+/// Brings core's tables up to date, after refusing a store a newer host migrated.
 pub async fn run_core(db: &Db) -> Result<(), MigrationError> {
+    refuse_newer_core(db).await?;
     apply(db, "core", core_of(db.dialect())).await
+}
+
+/// Refuses a store whose core migrations include one this binary does not know.
+pub async fn refuse_newer_core(db: &Db) -> Result<(), MigrationError> {
+    refuse_newer(db, "core", core_of(db.dialect())).await
+}
+
+/// Refuses a store whose ledger holds `owner` migrations this binary does not know: a newer
+/// host migrated it, and this one would read and write tables whose shape it does not know.
+async fn refuse_newer(db: &Db, owner: &str, known: &[Migration<'_>]) -> Result<(), MigrationError> {
+    let applied = applied(db, owner)
+        .await
+        .map_err(|source| MigrationError::Failed {
+            owner: owner.to_owned(),
+            name: "ledger".to_owned(),
+            source,
+        })?;
+    let unknown: Vec<String> = applied
+        .into_iter()
+        .filter(|name| !known.iter().any(|migration| migration.name == name))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(MigrationError::Newer {
+        owner: owner.to_owned(),
+        unknown: unknown.join(", "),
+        last: known.last().map_or("none", |m| m.name).to_owned(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 fn core_of(dialect: Dialect) -> &'static [Migration<'static>] {
@@ -95,6 +136,17 @@ fn core_of(dialect: Dialect) -> &'static [Migration<'static>] {
 /// Core's migrations this store has not applied (all of them when it has no ledger):
 /// read only, nothing is created.
 pub async fn core_pending(db: &Db) -> Result<Vec<&'static str>, sqlx::Error> {
+    let applied = applied(db, "core").await?;
+    Ok(core_of(db.dialect())
+        .iter()
+        .map(|migration| migration.name)
+        .filter(|name| !applied.iter().any(|done| done == name))
+        .collect())
+}
+
+/// The migrations of `owner` the ledger records (none when there is no ledger yet): read
+/// only, nothing is created.
+async fn applied(db: &Db, owner: &str) -> Result<Vec<String>, sqlx::Error> {
     let ledger_exists = match db.dialect() {
         Dialect::Sqlite => {
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'core_migrations'"
@@ -103,21 +155,17 @@ pub async fn core_pending(db: &Db) -> Result<Vec<&'static str>, sqlx::Error> {
             "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'core_migrations'"
         }
     };
-    let applied: Vec<String> = on_db!(db, pool => {
+    Ok(on_db!(db, pool => {
         let tables: i64 = sqlx::query_scalar(ledger_exists).fetch_one(pool).await?;
         if tables == 0 {
             Vec::new()
         } else {
-            sqlx::query_scalar("SELECT name FROM core_migrations WHERE owner = 'core'")
+            sqlx::query_scalar("SELECT name FROM core_migrations WHERE owner = $1 ORDER BY name")
+                .bind(owner)
                 .fetch_all(pool)
                 .await?
         }
-    });
-    Ok(core_of(db.dialect())
-        .iter()
-        .map(|migration| migration.name)
-        .filter(|name| !applied.iter().any(|done| done == name))
-        .collect())
+    }))
 }
 
 /// Runs a pack's migrations in its name, after checking every one of them.

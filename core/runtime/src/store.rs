@@ -267,6 +267,7 @@ impl EventStore {
     /// Opens a store that is set up already, for commands that only read: one whose core
     /// migrations are not all applied is refused, and nothing is created or migrated.
     pub async fn open_existing(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
+        migrate::refuse_newer_core(&db).await?;
         let pending = migrate::core_pending(&db)
             .await
             .map_err(OpenError::Ledger)?;

@@ -7,7 +7,7 @@ use ops_core::connector::{DynConnector, SourceRecordDeleted, SourceSchemaDrifted
 use ops_core::contract::Contract;
 use ops_core_runtime::connector::{
     ConnectorError, ConnectorOptions, ConnectorRunner, JsonLinesDirectory, SourceError,
-    SourceReader,
+    SourceReader, cursor_place,
 };
 use ops_core_runtime::cursors::{CursorFence, CursorUpdate};
 use ops_core_runtime::projection::ProjectionRunner;
@@ -151,9 +151,12 @@ async fn the_sample_export_feeds_the_incident_board(backend: Backend) {
     assert_eq!(report.appended, 10);
     assert_eq!(report.quarantined, 1);
     assert_eq!(report.deleted, 1);
-    assert_eq!(report.cursor.as_deref(), Some("0002.jsonl:5"));
+    assert_eq!(
+        report.cursor.as_deref().map(cursor_place),
+        Some("0002.jsonl:5")
+    );
     let (cursor, watermark) = store.cursor("tickets", "tickets").await.unwrap().unwrap();
-    assert_eq!(cursor, "0002.jsonl:5");
+    assert_eq!(cursor_place(&cursor), "0002.jsonl:5");
     assert_eq!(
         watermark.unwrap().to_string(),
         "2026-11-20T12:01:00.000000Z"
@@ -267,7 +270,10 @@ async fn only_new_and_complete_records_are_read(backend: Backend) {
     .unwrap();
     let report = connector.sync_stream("tickets").await.unwrap();
     assert_eq!((report.records, report.quarantined), (1, 0));
-    assert_eq!(report.cursor.as_deref(), Some("0003.jsonl:1"));
+    assert_eq!(
+        report.cursor.as_deref().map(cursor_place),
+        Some("0003.jsonl:1")
+    );
     std::fs::write(
         &third,
         "{\"seq\": 11, \"op\": \"update\", \"id\": \"T-100\", \"at\": \"2026-11-20T13:00:00Z\", \"status\": \"reopened\", \"assignee\": {\"id\": \"U042\", \"name\": \"Ada\"}}\n{\"seq\": 12, \"op\": \"create\", \"id\": \"T-105\", \"at\": \"2026-11-20T13:05:00Z\", \"service\": \"mail\", \"title\": \"Bounces\", \"severity\": \"sev2\"}\n",
@@ -597,4 +603,194 @@ async fn a_connector_reads_only_inside_its_source_folder() {
     }
     std::fs::remove_dir_all(&outside).ok();
     std::fs::remove_dir_all(&source).ok();
+}
+
+/// A source directory of one stream, `tickets`, with `files`.
+fn source_with(test: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ops-source-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tickets")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join("tickets").join(name), bytes).unwrap();
+    }
+    dir
+}
+
+fn cursor_after(source: &JsonLinesDirectory, cursor: Option<&str>) -> (Vec<String>, String) {
+    let records = source.read_after("tickets", cursor, 100).unwrap();
+    let texts = records.iter().map(|r| r.text.clone()).collect();
+    (
+        texts,
+        records.last().map(|r| r.cursor.clone()).unwrap_or_default(),
+    )
+}
+
+/// Sources never lose a record silently: a file truncated and written again, or a new file
+/// that sorts before the cursor's, stops the read with what changed, instead of skipping.
+#[test]
+fn a_source_that_changed_under_its_cursor_is_reported_not_skipped() {
+    let dir = source_with(
+        "changed",
+        &[("0002.jsonl", b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n")],
+    );
+    let source = JsonLinesDirectory::new(&dir);
+    let (read, cursor) = cursor_after(&source, None);
+    assert_eq!(read.len(), 3);
+    // Appended to: read on.
+    std::fs::write(
+        dir.join("tickets/0002.jsonl"),
+        b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n",
+    )
+    .unwrap();
+    let (read, cursor) = cursor_after(&source, Some(&cursor));
+    assert_eq!(read, ["{\"n\":4}"]);
+    // Truncated, then written past the old cursor again: what it pointed at changed.
+    std::fs::write(
+        dir.join("tickets/0002.jsonl"),
+        b"{\"n\":9}\n{\"n\":10}\n{\"n\":11}\n{\"n\":12}\n{\"n\":13}\n",
+    )
+    .unwrap();
+    match source.read_after("tickets", Some(&cursor), 100) {
+        Err(SourceError::Changed { reason, .. }) => {
+            assert!(reason.contains("truncated or rewritten"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A new file that sorts before the cursor's file.
+    let dir = source_with("earlier", &[("0002.jsonl", b"{\"n\":1}\n")]);
+    let source = JsonLinesDirectory::new(&dir);
+    let (_, cursor) = cursor_after(&source, None);
+    std::fs::write(dir.join("tickets/0001.jsonl"), b"{\"n\":0}\n").unwrap();
+    match source.read_after("tickets", Some(&cursor), 100) {
+        Err(SourceError::Changed { reason, .. }) => {
+            assert!(
+                reason.contains("a file was added or removed ahead of the cursor"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // The cursor's file deleted: beyond the source, with the verb that moves on.
+    std::fs::remove_file(dir.join("tickets/0002.jsonl")).unwrap();
+    match source.read_after("tickets", Some(&cursor), 100) {
+        Err(SourceError::CursorBeyondEnd { reason, .. }) => {
+            assert!(reason.contains("ops-host connectors reset"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A byte-order mark is not part of the first record; a line that is not UTF-8 or over the
+/// record limit is a record whose content is its reason (quarantined, its bytes escaped,
+/// not altered); the unterminated last line of a file the writer has moved on from is read.
+#[test]
+fn odd_bytes_are_read_or_reported_never_dropped_or_altered() {
+    let dir = source_with(
+        "odd",
+        &[
+            (
+                "0001.jsonl",
+                b"\xEF\xBB\xBF{\"n\":1}\n{\"n\":\"\xff\"}\n{\"n\":3}",
+            ),
+            (
+                "0002.jsonl",
+                b"{\"n\":4,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n{\"n\":5}",
+            ),
+        ],
+    );
+    let source = JsonLinesDirectory::new(&dir).with_max_record_bytes(32);
+    let records = source.read_after("tickets", None, 100).unwrap();
+    let contents: Vec<Result<serde_json::Value, String>> =
+        records.iter().map(|r| r.content.clone()).collect();
+    assert_eq!(
+        contents[0],
+        Ok(serde_json::json!({"n": 1})),
+        "the mark is not data"
+    );
+    assert!(
+        contents[1].as_ref().is_err_and(|e| e.contains("not UTF-8")),
+        "{:?}",
+        contents[1]
+    );
+    assert_eq!(records[1].text, "{\"n\":\"\\xff\"}");
+    assert_eq!(
+        contents[2],
+        Ok(serde_json::json!({"n": 3})),
+        "a later file exists"
+    );
+    assert!(
+        contents[3]
+            .as_ref()
+            .is_err_and(|e| e.contains("over this source's limit of 32 bytes")),
+        "{:?}",
+        contents[3]
+    );
+    // The newest file's unterminated last line is still being written.
+    assert_eq!(records.len(), 4);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `connectors reset` moves a cursor only on a capability that allows it, with a receipt;
+/// a denial is receipted too and moves nothing.
+#[tokio::test]
+async fn a_cursor_moves_only_on_a_capability_with_a_receipt() {
+    use ops_core::connector::SourceCursorReset;
+    let store = Backend::Sqlite
+        .store("a_cursor_moves_only_on_a_capability_with_a_receipt")
+        .await;
+    let dir = source_with("reset", &[("0001.jsonl", b"{\"n\":1}\n")]);
+    let reset = |to: Option<&str>| SourceCursorReset {
+        connector_id: "tickets".to_owned(),
+        stream: "tickets".to_owned(),
+        from: None,
+        to: to.map(str::to_owned),
+        reason: "the export was rewritten".to_owned(),
+    };
+    let denied = ops_core_runtime::connector::reset_cursor(
+        &store,
+        &*ops_tests::commands::authority_without_reactions(),
+        reset(Some("0001.jsonl:1")),
+        &ops_tests::commands::operator(),
+        ops_tests::commands::approver_capability(),
+    )
+    .await
+    .unwrap();
+    assert!(denied.is_err());
+    assert!(store.cursor("tickets", "tickets").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .read_by_type(ops_core::capability::CapabilityDenied::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let allowed = ops_core_runtime::connector::reset_cursor(
+        &store,
+        &*ops_tests::commands::authority(ops_core::capability::Scope::everything()),
+        reset(Some("0001.jsonl:1")),
+        &ops_tests::commands::operator(),
+        ops_tests::commands::approver_capability(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(allowed, Ok(()));
+    assert_eq!(
+        store
+            .cursor("tickets", "tickets")
+            .await
+            .unwrap()
+            .map(|(c, _)| c),
+        Some("0001.jsonl:1".to_owned())
+    );
+    assert_eq!(
+        store
+            .read_by_type(SourceCursorReset::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

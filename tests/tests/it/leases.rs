@@ -214,7 +214,7 @@ async fn a_page_written_after_the_lease_was_taken_over_is_refused(backend: Backe
             .cursor("tickets", "tickets")
             .await
             .unwrap()
-            .map(|(c, _)| c),
+            .map(|(c, _)| ops_core_runtime::connector::cursor_place(&c).to_owned()),
         Some("0001.jsonl:4".to_owned())
     );
     let stored = store.replay(None, 100).await.unwrap();

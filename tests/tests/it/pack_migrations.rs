@@ -18,7 +18,42 @@ const SNEAKY: PackMigration = PackMigration {
     sql: "CREATE TABLE pack_notes_more (id TEXT); DELETE FROM core_events;",
 };
 
-on_both_backends!(pack_migrations_run_once_in_their_prefix_and_never_outside_it);
+on_both_backends!(
+    pack_migrations_run_once_in_their_prefix_and_never_outside_it,
+    a_store_a_newer_host_migrated_is_refused,
+);
+
+/// A store migrated by a newer host (its ledger names a core migration this binary does not
+/// know) is refused by name, whether the command would write or only read: this host does
+/// not know the shape of what the newer one wrote.
+async fn a_store_a_newer_host_migrated_is_refused(backend: Backend) {
+    let store = backend
+        .store("a_store_a_newer_host_migrated_is_refused")
+        .await;
+    on_db!(store.db(), pool => {
+        sqlx::query("INSERT INTO core_migrations (owner, name, checksum) VALUES ('core', '9999_from_the_future', 'b3_x')")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let registry = ops_tests::linked_registry();
+    for opened in [
+        ops_core_runtime::store::EventStore::open(store.db().clone(), registry)
+            .await
+            .map(drop),
+        ops_core_runtime::store::EventStore::open_existing(store.db().clone(), registry)
+            .await
+            .map(drop),
+    ] {
+        let message = opened.unwrap_err().to_string();
+        assert!(
+            message.contains("migrated by a newer host")
+                && message.contains("`9999_from_the_future`")
+                && message.contains("whose last is `0008_command_capability_state`"),
+            "{message}"
+        );
+    }
+}
 
 async fn pack_migrations_run_once_in_their_prefix_and_never_outside_it(backend: Backend) {
     let store = backend
