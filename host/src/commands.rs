@@ -305,7 +305,10 @@ pub(crate) fn run(
             // One consistent copy, taken in one step: the progress says when it is done.
             let progress = crate::progress::Progress::new("backup", "copies");
             progress.advance(0, 1);
-            let copied = store.db().backup_to(&out).await;
+            let copied = store
+                .db()
+                .backup_to(&out, storage.database.as_deref())
+                .await;
             progress.advance(u64::from(copied.is_ok()), 1);
             progress.finish();
             copied?;

@@ -195,8 +195,9 @@ impl Backend {
     }
 
     /// The database a backup of `test`'s made by `Db::backup_to` restores to: the SQLite
-    /// file itself, or for PostgreSQL a fresh database of this run into which `psql` runs
-    /// the dump, read in the test's schema as the dump recreates it.
+    /// file itself, or for PostgreSQL a fresh database of this run, in which the test's
+    /// schema exists already, into which `psql -v ON_ERROR_STOP=1` runs the dump, read in
+    /// that schema.
     pub async fn restore(self, test: &str, backup: &std::path::Path) -> Db {
         match self {
             Backend::Sqlite => Db::open_sqlite(backup).await.expect("opening the backup"),
@@ -222,6 +223,16 @@ impl Backend {
                     } else {
                         format!("?{query}")
                     });
+                // The schema exists in the target already, as `public` always does: the dump
+                // must still restore with every error stopping it.
+                let target = sqlx::PgPool::connect(&restored_url)
+                    .await
+                    .expect("connect to the restore database");
+                sqlx::query(&format!("CREATE SCHEMA {}", schema_of(test)))
+                    .execute(&target)
+                    .await
+                    .expect("the schema, made before the restore");
+                target.close().await;
                 let output = std::process::Command::new("psql")
                     .args(["-v", "ON_ERROR_STOP=1", "-q", "-d", &restored_url, "-f"])
                     .arg(backup)

@@ -87,6 +87,63 @@ macro_rules! on_db {
 }
 pub use on_db;
 
+/// Whether a pooled connection is outside any transaction. One whose COMMIT failed (a full
+/// disk) and whose ROLLBACK found nothing to roll back stays counted inside its transaction,
+/// and every `begin` on it would fail; the pool drops it instead of handing it out, so the
+/// next job gets a fresh connection and works once the disk has room.
+fn outside_any_transaction<DB: sqlx::Database>(connection: &DB::Connection) -> bool {
+    <DB::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(connection) == 0
+}
+
+/// Makes a plain dump restore with `psql -v ON_ERROR_STOP=1` into a database where its schema
+/// exists already (`public` always does): `CREATE SCHEMA x;` becomes `CREATE SCHEMA IF NOT
+/// EXISTS x;`. Streamed line by line through a file beside the dump, then renamed over it.
+fn restorable_into_an_existing_schema(path: &Path) -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    let rewritten = path.with_extension("rewriting");
+    {
+        let input = std::io::BufReader::new(std::fs::File::open(path)?);
+        let mut output = std::io::BufWriter::new(std::fs::File::create(&rewritten)?);
+        for line in input.split(b'\n') {
+            let line = line?;
+            match line.strip_prefix(b"CREATE SCHEMA ") {
+                Some(rest) if !rest.starts_with(b"IF NOT EXISTS") => {
+                    output.write_all(b"CREATE SCHEMA IF NOT EXISTS ")?;
+                    output.write_all(rest)?;
+                }
+                _ => output.write_all(&line)?,
+            }
+            output.write_all(b"\n")?;
+        }
+        output.flush()?;
+    }
+    std::fs::rename(&rewritten, path)
+}
+
+/// libpq's name of an SSL mode, for `PGSSLMODE`.
+fn ssl_mode_name(mode: sqlx::postgres::PgSslMode) -> &'static str {
+    use sqlx::postgres::PgSslMode;
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// The password of a PostgreSQL URL, percent-decoded; `None` when it has none.
+fn password_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let password = parsed.password()?;
+    Some(
+        percent_encoding::percent_decode_str(password)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
 impl Db {
     /// A SQLite file, created if missing, in WAL mode.
     pub async fn open_sqlite(path: &Path) -> Result<Self, DbError> {
@@ -110,6 +167,9 @@ impl Db {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .before_acquire(|connection, _| {
+                Box::pin(async move { Ok(outside_any_transaction::<sqlx::Sqlite>(connection)) })
+            })
             .connect_with(options)
             .await
             .map_err(|source| DbError::OpenSqlite {
@@ -183,6 +243,9 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            .before_acquire(|connection, _| {
+                Box::pin(async move { Ok(outside_any_transaction::<sqlx::Postgres>(connection)) })
+            })
             .connect_with(options)
             .await
             .map_err(connect_error)?;
@@ -231,7 +294,9 @@ impl Db {
     /// of this schema, restored with `psql -f`; pg_dump authenticates as libpq does, with
     /// `PGPASSWORD` or `~/.pgpass`). It holds what the database holds: sealed personal data
     /// stays sealed, and subject keys, which live outside the database, are not in it.
-    pub async fn backup_to(&self, path: &Path) -> Result<(), DbError> {
+    /// `url` is the store's PostgreSQL URL, whose password `pg_dump` is given through its
+    /// environment (never its command line, which other users of the machine can read).
+    pub async fn backup_to(&self, path: &Path, url: Option<&str>) -> Result<(), DbError> {
         let failed = |reason: String| DbError::Backup {
             path: path.display().to_string(),
             reason,
@@ -267,6 +332,10 @@ impl Db {
                 if let Some(database) = options.get_database() {
                     dump.env("PGDATABASE", database);
                 }
+                dump.env("PGSSLMODE", ssl_mode_name(options.get_ssl_mode()));
+                if let Some(password) = url.and_then(password_of) {
+                    dump.env("PGPASSWORD", password);
+                }
                 let output = tokio::task::spawn_blocking(move || dump.output())
                     .await
                     .map_err(|error| failed(error.to_string()))?
@@ -276,7 +345,10 @@ impl Db {
                         ))
                     })?;
                 if output.status.success() {
-                    Ok(())
+                    restorable_into_an_existing_schema(path).map_err(|error| {
+                        let _ = std::fs::remove_file(path);
+                        failed(format!("rewriting the dump: {error}"))
+                    })
                 } else {
                     let _ = std::fs::remove_file(path);
                     Err(failed(format!(
@@ -313,4 +385,22 @@ pub(crate) async fn delete_where_in(
         list.push_unseparated(")");
         delete.build().execute(pool).await.map(drop)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_dump_gets_the_urls_password_decoded_and_its_ssl_mode() {
+        assert_eq!(
+            password_of("postgres://ops:p%40ss%2Fw0rd@db.example:5432/ops?sslmode=require"),
+            Some("p@ss/w0rd".to_owned())
+        );
+        assert_eq!(password_of("postgres://ops@db.example/ops"), None);
+        let options =
+            PgConnectOptions::from_str("postgres://ops@db.example/ops?sslmode=verify-full")
+                .expect("a URL");
+        assert_eq!(ssl_mode_name(options.get_ssl_mode()), "verify-full");
+    }
 }

@@ -182,7 +182,12 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
     // A backup made by the tool before the erasure (SQLite: a database file; PostgreSQL:
     // pg_dump's plain SQL, so a name in clear would show in the bytes).
     let backup = ops_tests::storage::temp_file(test, "backup");
-    store.db().backup_to(&backup).await.expect("backing up");
+    let url = ops_tests::storage::database_url();
+    store
+        .db()
+        .backup_to(&backup, Some(&url))
+        .await
+        .expect("backing up");
     let bytes = std::fs::read(&backup).expect("the backup");
     assert!(
         String::from_utf8_lossy(&bytes).contains(&subject_id),
