@@ -331,6 +331,9 @@ type Key = (String, String);
 /// A row and its change mark as they were before a change.
 type Undo = (Key, Option<Value>, Option<bool>);
 
+/// A row, `(table, key)`, and its document before a change (`None`: it did not exist).
+pub type RowBefore = ((String, String), Option<Value>);
+
 impl State {
     /// Rows as stored: `(table, key) -> document`.
     pub fn from_rows(rows: BTreeMap<(String, String), Value>) -> Self {
@@ -380,6 +383,29 @@ impl State {
     /// Keeps the changes since the savepoint.
     pub fn release(&mut self) {
         self.undo = None;
+    }
+
+    /// Keeps the changes since the savepoint, and says how to undo them: each changed row's
+    /// document before the change, oldest first. The runtime journals this per event, so a
+    /// late event rewinds the state to where it belongs instead of replaying the whole log.
+    pub fn release_with_undo(&mut self) -> Vec<RowBefore> {
+        self.undo
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, row, _)| (id, row))
+            .collect()
+    }
+
+    /// Puts rows back as `before` (from [`State::release_with_undo`]) had them, newest
+    /// first; each is a change the next [`State::take_changes`] reports.
+    pub fn undo(&mut self, before: Vec<RowBefore>) {
+        for ((table, key), row) in before.into_iter().rev() {
+            match row {
+                Some(row) => self.put(&table, &key, row),
+                None => self.delete(&table, &key),
+            }
+        }
     }
 
     /// Undoes every change since the savepoint.

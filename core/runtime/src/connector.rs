@@ -365,7 +365,7 @@ impl JsonLinesDirectory {
         match std::str::from_utf8(bytes) {
             Ok(text) => (
                 text.to_owned(),
-                serde_json::from_str(text).map_err(|e| e.to_string()),
+                serde_json::from_str(text).map_err(|e| format!("not JSON: {e}")),
             ),
             Err(error) => (
                 escaped(bytes),
@@ -439,6 +439,8 @@ pub struct ConnectorOptions {
     pub initial_backoff: Duration,
     /// At least this long between two reads of the source.
     pub min_interval: Duration,
+    /// How far after its reading a fact may be dated; later ones are quarantined.
+    pub max_future: Duration,
 }
 
 impl Default for ConnectorOptions {
@@ -448,6 +450,7 @@ impl Default for ConnectorOptions {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(50),
             min_interval: Duration::ZERO,
+            max_future: Duration::from_secs(86_400),
         }
     }
 }
@@ -792,7 +795,7 @@ impl ConnectorRunner {
             }
             let record = RawRecord {
                 cursor: String::new(),
-                content: serde_json::from_str(&text).map_err(|error| error.to_string()),
+                content: serde_json::from_str(&text).map_err(|error| format!("not JSON: {error}")),
                 location,
                 text,
             };
@@ -875,11 +878,30 @@ impl ConnectorRunner {
         }
     }
 
+    /// A fact dated further after its reading than `max_future` is not believed: stored, it
+    /// would sort after every real event and make each one after it late for every
+    /// projection. It is quarantined with its record instead.
+    fn plausible(&self, occurred_at: Timestamp) -> Result<(), Drift> {
+        let latest = Timestamp::now()
+            .unix_micros()
+            .saturating_add(crate::clock::micros(self.options.max_future));
+        if occurred_at.unix_micros() > latest {
+            return Err(Drift::at(
+                "",
+                format!(
+                    "it is dated {occurred_at}, more than {} s after it was read; a source's clock or data is wrong",
+                    self.options.max_future.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The envelopes of the facts the connector reads in `record`, or where it drifted.
     fn events_of(&self, stream: &str, record: &RawRecord) -> Result<Vec<EventEnvelope>, Drift> {
         let facts = match &record.content {
             Ok(value) => self.connector.interpret(stream, value),
-            Err(reason) => Err(Drift::at("", format!("not JSON: {reason}"))),
+            Err(reason) => Err(Drift::at("", reason.clone())),
         }?;
         facts
             .into_iter()
@@ -895,6 +917,7 @@ impl ConnectorRunner {
     ) -> Result<EventEnvelope, Drift> {
         match fact {
             Fact::Event(fact) => {
+                self.plausible(fact.occurred_at())?;
                 let event_type = fact.event().event_type();
                 self.store
                     .registry()
@@ -941,6 +964,7 @@ impl ConnectorRunner {
                 native_id,
                 occurred_at,
             } => {
+                self.plausible(occurred_at)?;
                 let tombstone = SourceRecordDeleted {
                     connector_id: self.connector.id().to_owned(),
                     stream: stream.to_owned(),

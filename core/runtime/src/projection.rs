@@ -8,11 +8,14 @@
 //! `core_projections` at it and drops the old table.
 //!
 //! Canonical projections see each batch sorted canonically. An event that sorts before one
-//! already applied is late: with [`LateEvents::Rebuild`] the state is rebuilt by a canonical
-//! replay of everything the follower has reached, so it equals what a replay from scratch
-//! gives; with [`LateEvents::ApplyInArrivalOrder`] it is applied as it comes. Either way it
-//! is counted, never dropped. Events a projection cannot read or apply are quarantined
-//! with the reason.
+//! already applied is late: with [`LateEvents::Rebuild`] the state is rewound to where the
+//! event belongs (the runner journals how to undo each event it applied, up to
+//! `JOURNAL_EVENTS`) and the log is applied again from there in canonical order, so the
+//! state equals what a replay from scratch gives at the cost of how late the event is; only
+//! an event earlier than the journal reaches (a runner just started on stored state) is
+//! handled by replaying everything the follower has reached. With
+//! [`LateEvents::ApplyInArrivalOrder`] it is applied as it comes. Either way it is counted,
+//! never dropped. Events a projection cannot read or apply are quarantined with the reason.
 
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
@@ -107,6 +110,8 @@ pub struct CatchUp {
     pub late: usize,
     pub quarantined: usize,
     pub rebuilt: bool,
+    /// Events applied again because a late one rewound the state to where it belongs.
+    pub reapplied: usize,
     /// Another worker holds this projection's lease: this one did nothing.
     pub held_by: Option<String>,
     /// Another worker took the lease over mid-run: this one's last batch was refused, its
@@ -151,6 +156,75 @@ pub struct ProjectionRunner {
     progress: Option<Progress>,
     /// Its freshness objective: the projection's own, unless the operator set another.
     max_lag_ms: u64,
+    /// How to undo the events applied last, in canonical order: what lets a late event
+    /// rewind the state to where it belongs.
+    journal: Journal,
+}
+
+/// How many applied events the journal keeps; a later event that sorts before all of them
+/// is handled by a whole rebuild, as before there was a journal.
+const JOURNAL_EVENTS: usize = 50_000;
+
+/// The undo of each event applied since the state was loaded or rebuilt, in canonical
+/// order, with the point below which nothing is journaled. A late event at key `k` can be
+/// handled by undoing every journaled event after `k` and applying the log again from
+/// there: work proportional to how late it is, not to the whole log.
+#[derive(Default)]
+struct Journal {
+    entries: std::collections::VecDeque<(CanonicalKey, Vec<ops_core::projection::RowBefore>)>,
+    /// Every applied event after this key is journaled; `None`: every one since the state
+    /// was empty.
+    floor: Option<CanonicalKey>,
+    /// Whether `floor` means "nothing below it is known" (loaded state, evicted entries)
+    /// rather than "from the start".
+    floored: bool,
+}
+
+impl Journal {
+    /// A journal for a state that holds everything up to `mark` already.
+    fn from(mark: Option<&CanonicalKey>) -> Self {
+        Journal {
+            entries: Default::default(),
+            floor: mark.cloned(),
+            floored: mark.is_some(),
+        }
+    }
+
+    fn record(&mut self, key: CanonicalKey, undo: Vec<ops_core::projection::RowBefore>) {
+        if self.entries.len() == JOURNAL_EVENTS
+            && let Some((evicted, _)) = self.entries.pop_front()
+        {
+            self.floor = Some(evicted);
+            self.floored = true;
+        }
+        self.entries.push_back((key, undo));
+    }
+
+    /// Whether every applied event after `key` is journaled.
+    fn reaches(&self, key: &CanonicalKey) -> bool {
+        !self.floored || self.floor.as_ref().is_some_and(|floor| floor < key)
+    }
+
+    /// Undoes every journaled event after `key`, newest first; returns how many, and the
+    /// key of the last event still applied (`None`: none is).
+    fn rewind(&mut self, key: &CanonicalKey, state: &mut State) -> (usize, Option<CanonicalKey>) {
+        let mut undone = 0;
+        while self
+            .entries
+            .back()
+            .is_some_and(|(applied, _)| applied > key)
+        {
+            let (_, undo) = self.entries.pop_back().expect("checked");
+            state.undo(undo);
+            undone += 1;
+        }
+        let last = self
+            .entries
+            .back()
+            .map(|(applied, _)| applied.clone())
+            .or_else(|| self.floor.clone());
+        (undone, last)
+    }
 }
 
 /// Called as long work goes: how much is done, of how much.
@@ -210,6 +284,7 @@ impl ProjectionRunner {
             lease: None,
             progress: None,
             max_lag_ms: projection.max_lag_ms(),
+            journal: Journal::default(),
         })
     }
 
@@ -394,6 +469,7 @@ impl ProjectionRunner {
         }
         self.state = State::from_rows(state);
         self.checkpoint = checkpoint;
+        self.journal = Journal::from(self.checkpoint.canonical_mark.as_ref());
         Ok(())
     }
 
@@ -452,6 +528,22 @@ impl ProjectionRunner {
                 done.late += late;
                 self.checkpoint.late += late as i64;
                 tracing::info!(projection = %self.label(), late, "late events");
+                let earliest = events.first().and_then(|(key, _)| key.clone());
+                if self.projection.late_events() == LateEvents::Rebuild
+                    && let Some(earliest) = earliest.filter(|key| self.journal.reaches(key))
+                {
+                    // Undo what was applied after the earliest late event and apply the
+                    // log again from there: as much work as the event is late.
+                    let (undone, last) = self.journal.rewind(&earliest, &mut self.state);
+                    self.checkpoint.applied -= undone as i64;
+                    self.checkpoint.canonical_mark = last.clone();
+                    done.reapplied += self.replay_after(last, batch.next).await?;
+                    let written = self.persist().await?;
+                    if !done.count(written, 0) {
+                        return Ok(done);
+                    }
+                    continue;
+                }
                 if self.projection.late_events() == LateEvents::Rebuild {
                     self.rebuild_state_until(Some(batch.next)).await?;
                     self.checkpoint.rebuilds += 1;
@@ -465,7 +557,7 @@ impl ProjectionRunner {
             }
             let mut applied = 0;
             for (key, event) in events {
-                if self.apply(&event).await? {
+                if self.apply(&event, key.as_ref()).await? {
                     applied += 1;
                 } else {
                     done.quarantined += 1;
@@ -510,7 +602,13 @@ impl ProjectionRunner {
     }
 
     /// Applies one event; `false` when it was quarantined instead.
-    async fn apply(&mut self, event: &StoredEvent) -> Result<bool, ProjectionRunError> {
+    /// Applies `event`; with its canonical `key`, journals how to undo it (for projections
+    /// that rebuild on late events).
+    async fn apply(
+        &mut self,
+        event: &StoredEvent,
+        key: Option<&CanonicalKey>,
+    ) -> Result<bool, ProjectionRunError> {
         let raw = || serde_json::to_string(&event.envelope).unwrap_or_default();
         let event_id = event.envelope.event_id.to_string();
         // Personal data stays sealed: a projection may copy it, and only the query gateway
@@ -537,7 +635,13 @@ impl ProjectionRunner {
         self.state.savepoint();
         match self.projection.apply(&projected, &mut self.state) {
             Ok(()) => {
-                self.state.release();
+                match key.filter(|_| self.projection.late_events() == LateEvents::Rebuild) {
+                    Some(key) => {
+                        let undo = self.state.release_with_undo();
+                        self.journal.record(key.clone(), undo);
+                    }
+                    None => self.state.release(),
+                }
                 self.checkpoint.applied += 1;
                 Ok(true)
             }
@@ -580,17 +684,29 @@ impl ProjectionRunner {
             self.state = State::default();
             self.checkpoint.follow = LogPosition::default();
             self.checkpoint.canonical_mark = None;
+            self.journal = Journal::default();
             return Ok(());
         };
         self.state.clear();
         self.checkpoint.canonical_mark = None;
         self.checkpoint.applied = 0;
+        self.journal = Journal::default();
+        self.replay_after(None, until).await?;
+        Ok(())
+    }
+
+    /// Applies, in canonical order, every event the follower can reach by `until` whose
+    /// key sorts after `after` (`None`: from the start); returns how many it replayed.
+    async fn replay_after(
+        &mut self,
+        mut after: Option<CanonicalKey>,
+        until: LogPosition,
+    ) -> Result<usize, ProjectionRunError> {
         let total = match &self.progress {
             Some(_) => self.store.count().await?.max(0) as u64,
             None => 0,
         };
         let mut replayed = 0u64;
-        let mut after: Option<CanonicalKey> = None;
         loop {
             let page = self
                 .store
@@ -606,12 +722,13 @@ impl ProjectionRunner {
                 .iter()
                 .filter(|e| self.projection.reads(&e.envelope.event_type))
             {
-                self.apply(event).await?;
-                self.checkpoint.canonical_mark = Some(CanonicalKey::of(&event.envelope));
+                let key = CanonicalKey::of(&event.envelope);
+                self.apply(event, Some(&key)).await?;
+                self.checkpoint.canonical_mark = Some(key);
             }
         }
         self.checkpoint.follow = until;
-        Ok(())
+        Ok(replayed as usize)
     }
 
     /// Stores the changed rows and the checkpoint in one transaction. When another worker

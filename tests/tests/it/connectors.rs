@@ -794,3 +794,44 @@ async fn a_cursor_moves_only_on_a_capability_with_a_receipt() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A record dated implausibly far after it was read (a source's clock or data is wrong) is
+/// quarantined with the reason, not stored: stored, it would sort after every real event and
+/// make each one after it late for every projection.
+#[tokio::test]
+async fn a_record_dated_far_in_the_future_is_quarantined() {
+    let store = Backend::Sqlite
+        .store("a_record_dated_far_in_the_future_is_quarantined")
+        .await;
+    let dir = source_with(
+        "future",
+        &[(
+            "0001.jsonl",
+            b"{\"seq\": 1, \"op\": \"create\", \"id\": \"T-1\", \"at\": \"9999-12-31T00:00:00Z\", \"service\": \"payments\", \"title\": \"x\", \"severity\": \"sev1\"}\n{\"seq\": 2, \"op\": \"create\", \"id\": \"T-2\", \"at\": \"2026-11-20T09:00:00Z\", \"service\": \"payments\", \"title\": \"y\", \"severity\": \"sev2\"}\n",
+        )],
+    );
+    let report = runner(&store, JsonLinesDirectory::new(&dir))
+        .sync_stream("tickets")
+        .await
+        .unwrap();
+    // Stored: T-2's opening and the drift that says why T-1 was set aside.
+    assert_eq!((report.quarantined, report.appended), (1, 2), "{report:?}");
+    assert_eq!(
+        store
+            .read_by_type(SourceSchemaDrifted::TYPE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let quarantined = store
+        .quarantined("connector:tickets/tickets")
+        .await
+        .unwrap();
+    assert!(
+        quarantined[0].1.contains("dated 9999-12-31")
+            && quarantined[0].1.contains("after it was read"),
+        "{quarantined:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
