@@ -165,13 +165,23 @@ pub struct ProjectionRunner {
 /// is handled by a whole rebuild, as before there was a journal.
 const JOURNAL_EVENTS: usize = 50_000;
 
+/// One event the runner applied (or set aside: it is tried again in its new place), with
+/// how to undo what it did.
+struct JournalEntry {
+    key: CanonicalKey,
+    undo: Vec<ops_core::projection::RowBefore>,
+    event: StoredEvent,
+    /// `false`: it was set aside, not applied.
+    applied: bool,
+}
+
 /// The undo of each event applied since the state was loaded or rebuilt, in canonical
 /// order, with the point below which nothing is journaled. A late event at key `k` can be
 /// handled by undoing every journaled event after `k` and applying the log again from
 /// there: work proportional to how late it is, not to the whole log.
 #[derive(Default)]
 struct Journal {
-    entries: std::collections::VecDeque<(CanonicalKey, Vec<ops_core::projection::RowBefore>)>,
+    entries: std::collections::VecDeque<JournalEntry>,
     /// Every applied event after this key is journaled; `None`: every one since the state
     /// was empty.
     floor: Option<CanonicalKey>,
@@ -190,14 +200,14 @@ impl Journal {
         }
     }
 
-    fn record(&mut self, key: CanonicalKey, undo: Vec<ops_core::projection::RowBefore>) {
+    fn record(&mut self, entry: JournalEntry) {
         if self.entries.len() == JOURNAL_EVENTS
-            && let Some((evicted, _)) = self.entries.pop_front()
+            && let Some(evicted) = self.entries.pop_front()
         {
-            self.floor = Some(evicted);
+            self.floor = Some(evicted.key);
             self.floored = true;
         }
-        self.entries.push_back((key, undo));
+        self.entries.push_back(entry);
     }
 
     /// Whether every applied event after `key` is journaled.
@@ -205,23 +215,24 @@ impl Journal {
         !self.floored || self.floor.as_ref().is_some_and(|floor| floor < key)
     }
 
-    /// Undoes every journaled event after `key`, newest first; returns how many, and the
-    /// key of the last event still applied (`None`: none is).
-    fn rewind(&mut self, key: &CanonicalKey, state: &mut State) -> (usize, Option<CanonicalKey>) {
-        let mut undone = 0;
-        while self
-            .entries
-            .back()
-            .is_some_and(|(applied, _)| applied > key)
-        {
-            let (_, undo) = self.entries.pop_back().expect("checked");
-            state.undo(undo);
-            undone += 1;
+    /// Undoes every journaled event after `key`, newest first; returns them, oldest first,
+    /// and the key of the last event still applied (`None`: none is).
+    fn rewind(
+        &mut self,
+        key: &CanonicalKey,
+        state: &mut State,
+    ) -> (Vec<JournalEntry>, Option<CanonicalKey>) {
+        let mut undone = Vec::new();
+        while self.entries.back().is_some_and(|entry| entry.key > *key) {
+            let mut entry = self.entries.pop_back().expect("checked");
+            state.undo(std::mem::take(&mut entry.undo));
+            undone.push(entry);
         }
+        undone.reverse();
         let last = self
             .entries
             .back()
-            .map(|(applied, _)| applied.clone())
+            .map(|entry| entry.key.clone())
             .or_else(|| self.floor.clone());
         (undone, last)
     }
@@ -532,14 +543,31 @@ impl ProjectionRunner {
                 if self.projection.late_events() == LateEvents::Rebuild
                     && let Some(earliest) = earliest.filter(|key| self.journal.reaches(key))
                 {
-                    // Undo what was applied after the earliest late event and apply the
-                    // log again from there: as much work as the event is late.
+                    // Undo what was applied after the earliest late event, then apply those
+                    // events again with this batch's, in canonical order: as much work as
+                    // the event is late, and nothing read again from the store.
                     let (undone, last) = self.journal.rewind(&earliest, &mut self.state);
-                    self.checkpoint.applied -= undone as i64;
-                    self.checkpoint.canonical_mark = last.clone();
-                    done.reapplied += self.replay_after(last, batch.next).await?;
+                    done.reapplied += undone.len();
+                    self.checkpoint.applied -= undone.iter().filter(|e| e.applied).count() as i64;
+                    self.checkpoint.canonical_mark = last;
+                    let mut redo: Vec<(CanonicalKey, StoredEvent)> = undone
+                        .into_iter()
+                        .map(|entry| (entry.key, entry.event))
+                        .chain(events.into_iter().filter_map(|(key, e)| Some((key?, e))))
+                        .collect();
+                    redo.sort_by(|a, b| a.0.cmp(&b.0));
+                    let mut applied = 0;
+                    for (key, event) in redo {
+                        if self.apply(&event, Some(&key)).await? {
+                            applied += 1;
+                        } else {
+                            done.quarantined += 1;
+                        }
+                        self.checkpoint.canonical_mark = Some(key);
+                    }
+                    self.checkpoint.follow = batch.next;
                     let written = self.persist().await?;
-                    if !done.count(written, 0) {
+                    if !done.count(written, applied) {
                         return Ok(done);
                     }
                     continue;
@@ -635,10 +663,15 @@ impl ProjectionRunner {
         self.state.savepoint();
         match self.projection.apply(&projected, &mut self.state) {
             Ok(()) => {
-                match key.filter(|_| self.projection.late_events() == LateEvents::Rebuild) {
+                match key.filter(|_| self.journaled()) {
                     Some(key) => {
                         let undo = self.state.release_with_undo();
-                        self.journal.record(key.clone(), undo);
+                        self.journal.record(JournalEntry {
+                            key: key.clone(),
+                            undo,
+                            event: event.clone(),
+                            applied: true,
+                        });
                     }
                     None => self.state.release(),
                 }
@@ -647,10 +680,25 @@ impl ProjectionRunner {
             }
             Err(reason) => {
                 self.state.rollback();
+                // Journaled too, with nothing to undo: in its new place after a late event
+                // it may apply (an acknowledgement whose opening arrived late).
+                if let Some(key) = key.filter(|_| self.journaled()) {
+                    self.journal.record(JournalEntry {
+                        key: key.clone(),
+                        undo: Vec::new(),
+                        event: event.clone(),
+                        applied: false,
+                    });
+                }
                 self.quarantine(&event_id, &reason, &raw()).await?;
                 Ok(false)
             }
         }
+    }
+
+    /// Whether applied events are journaled: for projections that rebuild on late events.
+    fn journaled(&self) -> bool {
+        self.projection.late_events() == LateEvents::Rebuild
     }
 
     async fn quarantine(

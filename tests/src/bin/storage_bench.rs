@@ -23,6 +23,15 @@ use serde_json::json;
 use sqlx::QueryBuilder;
 
 fn opened(run: &str, n: usize) -> EventEnvelope {
+    opened_at(
+        run,
+        n,
+        1_795_000_000_000_000 + (n as i64 % 5_000) * 1_000_000,
+    )
+}
+
+/// Incident `n` opened at `at` (microseconds since the epoch).
+fn opened_at(run: &str, n: usize, at: i64) -> EventEnvelope {
     let event = IncidentOpened {
         incident_id: format!("INC-{n}"),
         service: ServiceRef {
@@ -32,7 +41,6 @@ fn opened(run: &str, n: usize) -> EventEnvelope {
         title: "Card authorisations time out for one issuer".to_owned(),
         severity: Severity::Sev2,
     };
-    let at = 1_795_000_000_000_000 + (n as i64 % 5_000) * 1_000_000;
     EventEnvelope::new(
         &event,
         origin_at(&format!("{run}-{n}"), at, "bench", Some(n as u64)),
@@ -474,6 +482,50 @@ async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
     report(&name, count, ours, baseline);
 }
 
+/// The incident board built while tickets are ingested, `count` events in batches of 200
+/// with a catch-up after each. Ours: each batch's first ticket arrives with the next batch
+/// (late, so every catch-up rewinds). Baseline: the same events in order, in the same
+/// batches, with the same catch-ups: the same durable work (appends, rows, checkpoints),
+/// without lateness. Aim (issue 29): at most 1.5 times the baseline.
+async fn mid_ingest_bench(backend: Backend, count: usize) {
+    use ops_core_runtime::projection::ProjectionRunner;
+    const BATCH: usize = 200;
+    let name = format!("projection_mid_ingest_{count}_{backend:?}").to_lowercase();
+    // One second apart, so arrival order is the only thing that makes one late.
+    let ticket =
+        |run: &str, n: usize| opened_at(run, n, 1_795_000_000_000_000 + n as i64 * 1_000_000);
+    let run = |label: String, late: bool| async move {
+        let store = backend.store(&label).await;
+        let mut runner = ProjectionRunner::start(store.clone(), &pack_incidents::IncidentBoard)
+            .await
+            .unwrap();
+        let batches: Vec<Vec<EventEnvelope>> = (0..count / BATCH)
+            .map(|batch| {
+                let range = batch * BATCH..(batch + 1) * BATCH;
+                let mut events: Vec<EventEnvelope> = Vec::new();
+                if late && batch > 0 {
+                    events.push(ticket(&label, (batch - 1) * BATCH));
+                }
+                events.extend(
+                    range
+                        .filter(|n| !(late && n % BATCH == 0 && *n + BATCH < count))
+                        .map(|n| ticket(&label, n)),
+                );
+                events
+            })
+            .collect();
+        let started = Instant::now();
+        for events in &batches {
+            fill(&store, events).await;
+            runner.catch_up().await.unwrap();
+        }
+        started.elapsed()
+    };
+    let baseline = run(format!("bench_{name}_in_order"), false).await;
+    let ours = run(format!("bench_{name}_late"), true).await;
+    report(&name, count, ours, baseline);
+}
+
 /// `check` over `roots` delegation chains of `depth` capabilities each (10,000 in all for
 /// 2,000 chains of 5), from a warm book, against the cheapest possible authority: a hash
 /// set of the allowed (capability, destination) pairs computed beforehand. Also prints the
@@ -682,6 +734,9 @@ async fn main() {
             if wanted(&format!("projection_catch_up_{workers}_{suffix}")) {
                 catch_up_bench(backend, workers, 10_000).await;
             }
+        }
+        if wanted(&format!("projection_mid_ingest_20000_{suffix}")) {
+            mid_ingest_bench(backend, 20_000).await;
         }
         if wanted(&format!("commands_on_a_5000_event_stream_{suffix}")) {
             command_bench(backend, 5_000, 200).await;
