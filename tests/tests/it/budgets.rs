@@ -214,6 +214,19 @@ async fn a_reaction_stops_when_its_run_is_spent_and_the_next_run_resumes(backend
     );
 }
 
+/// A store where one SEV1 incident was opened, and the bus that opened it.
+async fn one_sev1_opened(
+    backend: Backend,
+    test: &str,
+) -> (ops_core_runtime::store::EventStore, CommandBus) {
+    let store = backend.store(test).await;
+    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
+    bus.submit(&open_with("INC-1", Severity::Sev1), capability(), None)
+        .await
+        .expect("opening an incident");
+    (store, bus)
+}
+
 /// How many events the log holds.
 async fn logged(store: &ops_core_runtime::store::EventStore) -> i64 {
     on_db!(store.db(), pool => {
@@ -239,11 +252,7 @@ const IDLE_TICKS: usize = 200;
 /// again and again, it writes its denial once and nothing more, and spends no budget on
 /// denials; granted, it answers at once, its budget whole.
 async fn a_reaction_waiting_for_its_grant_writes_nothing_and_spends_nothing(backend: Backend) {
-    let store = backend.store("budgets_waiting_reaction").await;
-    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
-    bus.submit(&open_with("INC-1", Severity::Sev1), capability(), None)
-        .await
-        .expect("opening an incident");
+    let (store, bus) = one_sev1_opened(backend, "budgets_waiting_reaction").await;
     let one_a_run = BudgetLimits {
         per_run: Usage {
             tokens: 0,
@@ -284,11 +293,7 @@ async fn a_reaction_waiting_for_its_grant_writes_nothing_and_spends_nothing(back
 /// A reaction over its budget stops at its event; asked again every tick, the same refusal
 /// is recorded once, not once per tick.
 async fn a_reaction_over_its_budget_records_its_refusal_once(backend: Backend) {
-    let store = backend.store("budgets_refused_once").await;
-    let bus = CommandBus::new(store.clone(), authority(Scope::everything())).expect("handlers");
-    bus.submit(&open_with("INC-1", Severity::Sev1), capability(), None)
-        .await
-        .expect("opening an incident");
+    let (store, bus) = one_sev1_opened(backend, "budgets_refused_once").await;
     let nothing_a_day = BudgetLimits {
         per_day: Usage {
             tokens: 0,

@@ -210,6 +210,26 @@ impl Executor for SlowPager {
     }
 }
 
+/// A dispatcher whose pager answers slowly, approved by the SEV1 policy.
+fn slow_dispatcher(store: &EventStore, name: &str, pager: &Pager) -> Dispatcher {
+    dispatcher_with(
+        store,
+        name,
+        policy_gateway(),
+        "pager",
+        Some(("pager", Box::new(SlowPager(pager.clone())))),
+    )
+}
+
+/// How many `EgressExecuted` receipts the log holds.
+async fn executed_receipts(store: &EventStore) -> usize {
+    store
+        .read_by_type(EgressExecuted::TYPE)
+        .await
+        .unwrap()
+        .len()
+}
+
 async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
     const PAGES: usize = 20;
     let (store, _) = paged(
@@ -241,14 +261,7 @@ async fn an_effect_whose_answer_was_lost_is_carried_out_once(backend: Backend) {
         (lossy.pager.effects(), lossy.pager.asked()),
         (PAGES, 2 * PAGES)
     );
-    assert_eq!(
-        store
-            .read_by_type(EgressExecuted::TYPE)
-            .await
-            .unwrap()
-            .len(),
-        PAGES
-    );
+    assert_eq!(executed_receipts(&store).await, PAGES);
     let effects = ops_core_runtime::egress::effects(&store).await.unwrap();
     assert!(effects.iter().all(|effect| effect.steps
         == [
@@ -275,14 +288,7 @@ async fn a_claim_is_renewed_while_its_effect_is_in_flight(backend: Backend) {
         .await
         .unwrap();
     let pager = Pager::default();
-    let slow = dispatcher_with(
-        &store,
-        "slow",
-        policy_gateway(),
-        "pager",
-        Some(("pager", Box::new(SlowPager(pager.clone())))),
-    )
-    .with_lease(Duration::from_millis(20));
+    let slow = slow_dispatcher(&store, "slow", &pager).with_lease(Duration::from_millis(20));
     let slow = tokio::spawn(async move { slow.dispatch(1).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(60)).await;
     // Three leases later the post is still in flight, and its claim alive.
@@ -294,14 +300,7 @@ async fn a_claim_is_renewed_while_its_effect_is_in_flight(backend: Backend) {
     let slow = slow.await.unwrap();
     assert_eq!((slow.executed, slow.lost_claims), (1, 0));
     assert_eq!((pager.effects(), pager.asked()), (1, 1));
-    assert_eq!(
-        store
-            .read_by_type(EgressExecuted::TYPE)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(executed_receipts(&store).await, 1);
 }
 
 /// Two healthy dispatchers, a destination slower than the lease and batches far longer than
@@ -318,14 +317,8 @@ async fn slow_destinations_and_short_leases_post_each_effect_once(backend: Backe
     .await;
     let pager = Pager::default();
     let run = |name: &'static str| {
-        let dispatcher = dispatcher_with(
-            &store,
-            name,
-            policy_gateway(),
-            "pager",
-            Some(("pager", Box::new(SlowPager(pager.clone())))),
-        )
-        .with_lease(Duration::from_millis(100));
+        let dispatcher =
+            slow_dispatcher(&store, name, &pager).with_lease(Duration::from_millis(100));
         let pager = pager.clone();
         tokio::spawn(async move {
             let mut report = DispatchReport::default();
@@ -352,14 +345,7 @@ async fn slow_destinations_and_short_leases_post_each_effect_once(backend: Backe
         first.lost_claims + second.lost_claims > 0,
         "the batches outlasted their leases, so some claims moved: {first:?} {second:?}"
     );
-    assert_eq!(
-        store
-            .read_by_type(EgressExecuted::TYPE)
-            .await
-            .unwrap()
-            .len(),
-        PAGES
-    );
+    assert_eq!(executed_receipts(&store).await, PAGES);
 }
 
 /// SIGTERM stops posting at once: what is in flight finishes with its receipt, the rest of
@@ -374,14 +360,7 @@ async fn a_stopping_dispatcher_gives_back_what_it_has_not_posted(backend: Backen
     .await;
     let pager = Pager::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopping = dispatcher_with(
-        &store,
-        "stopping",
-        policy_gateway(),
-        "pager",
-        Some(("pager", Box::new(SlowPager(pager.clone())))),
-    )
-    .with_stop(stop.clone());
+    let stopping = slow_dispatcher(&store, "stopping", &pager).with_stop(stop.clone());
     let stopping = tokio::spawn(async move { stopping.dispatch(PAGES).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -642,12 +621,5 @@ async fn two_dispatchers_never_carry_out_the_same_effect(backend: Backend) {
     assert_eq!(executed, pages);
     assert_eq!(pager.effects(), pages);
     assert_eq!(pager.asked(), pages, "an effect was carried out twice");
-    assert_eq!(
-        store
-            .read_by_type(EgressExecuted::TYPE)
-            .await
-            .unwrap()
-            .len(),
-        pages
-    );
+    assert_eq!(executed_receipts(&store).await, pages);
 }
