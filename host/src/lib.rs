@@ -38,7 +38,7 @@ use clap::Parser;
 /// `ops_host_build` lists them), and says how it ended.
 pub fn main(installed_packs: &[&str]) -> ExitCode {
     let command = cli::Cli::parse().command;
-    let ended = ops_core::registry::registry()
+    let ended = ops_core::registry::registry(ops_core_runtime::CORE)
         .map_err(|error| anyhow::anyhow!("{error}"))
         .and_then(|registry| commands::run(command, registry, installed_packs));
     match ended {

@@ -16,7 +16,7 @@ use pack_notify as _;
 
 /// The registry of this test binary: core plus every example pack.
 pub fn linked_registry() -> &'static Registry {
-    match ops_core::registry::registry() {
+    match ops_core::registry::registry(ops_core_runtime::CORE) {
         Ok(registry) => registry,
         Err(error) => panic!("{error}"),
     }

@@ -202,9 +202,11 @@ struct Schema {
     sensitive: bool,
 }
 
-/// The registry of this binary, built on first use, with every installed projection and
-/// reaction checked to read only what its pack may see: the host refuses to start otherwise.
-pub fn registry() -> Result<&'static Registry, &'static RegistryError> {
+/// The registry of this binary, built on first use, with every installed piece checked: its
+/// identity by its Rust types, and what it reads against what its pack may see. The host
+/// refuses to start otherwise. Only the core asks for it (a [`crate::CoreToken`]): it names
+/// every type by its string.
+pub fn registry(_core: crate::CoreToken) -> Result<&'static Registry, &'static RegistryError> {
     static REGISTRY: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
     REGISTRY
         .get_or_init(|| {
