@@ -968,6 +968,12 @@ pub(crate) fn write_list<T>(
 /// The data directory, created owner-only when missing: it holds the log and key files.
 pub(crate) fn create_data_directory(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(BadInput(format!(
+            "--data {}: that is a file, not a folder; name a folder for the store",
+            dir.display()
+        )));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

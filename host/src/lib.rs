@@ -45,10 +45,27 @@ pub fn main(installed_packs: &[&str]) -> ExitCode {
         Ok(commands::Ended::Done) => ExitCode::SUCCESS,
         Ok(commands::Ended::Refused) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message_of(&error));
             ExitCode::from(if commands::is_bad_input(&error) { 2 } else { 1 })
         }
     }
+}
+
+/// What went wrong, each cause once: errors that state their source in their own text are
+/// not followed by that source again.
+fn message_of(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// A host crate's whole `main.rs`: links the packs its `build.rs` found in its manifest

@@ -492,6 +492,33 @@ fn host_exit(args: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// A `--data` that is a file and a `--database` naming a database the server does not
+/// have are the operator's input: exit 2, and the message says each cause once.
+#[test]
+fn storage_flags_that_name_nothing_usable_are_exit_2_with_each_cause_once() {
+    let dir = std::env::temp_dir().join(format!("ops-host-bad-storage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    let (code, said) = host_exit(&["run", "--ticks", "1", "--data", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("is a file, not a folder"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "x",
+        "the file is untouched"
+    );
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (server, _) = url.rsplit_once('/').unwrap();
+    let missing = format!("{server}/ops_no_such_database_{}", std::process::id());
+    let (code, said) = host_exit(&["status", "--database", &missing]);
+    assert_eq!(code, 2, "{said}");
+    assert_eq!(said.matches("does not exist").count(), 1, "{said}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Commands that only read refuse a store that is not there, for `--data` and `--database`
 /// alike, and create nothing; that and other bad input is exit 2, one message, no backtrace.
 #[test]

@@ -32,13 +32,19 @@ impl DbError {
     /// Whether the caller named something that is not there or not a store (a URL, a
     /// schema name, a store to read): their input, not a failure of the database.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+        match self {
             DbError::NoStore { .. }
-                | DbError::Url { .. }
-                | DbError::SchemaName { .. }
-                | DbError::SchemaOnSqlite { .. }
-        )
+            | DbError::Url { .. }
+            | DbError::SchemaName { .. }
+            | DbError::SchemaOnSqlite { .. } => true,
+            // The URL names a database the server does not have (SQLSTATE 3D000): the
+            // operator's input, not the server's fault.
+            DbError::ConnectPostgres {
+                source: sqlx::Error::Database(error),
+                ..
+            } => error.code().as_deref() == Some("3D000"),
+            _ => false,
+        }
     }
 }
 
