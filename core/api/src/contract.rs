@@ -250,9 +250,13 @@ impl RustType {
     /// The crate rustc compiled it in: the path's first segment. A type wrapped in another
     /// (`alloc::boxed::Box<pack_x::Y>`) is the wrapper's crate, so it never passes for `pack_x`.
     pub fn crate_name(&self) -> &'static str {
-        let path = self.path();
-        path.split("::").next().unwrap_or(path)
+        crate_of(self.path())
     }
+}
+
+/// The crate segment of a Rust path (`pack_incidents::board::X` → `pack_incidents`).
+pub(crate) fn crate_of(rust_path: &str) -> &str {
+    rust_path.split("::").next().unwrap_or(rust_path)
 }
 
 impl PartialEq for RustType {

@@ -271,11 +271,6 @@ fn claimed_twice(pieces: &[PieceIdentity]) -> Vec<RegistryProblem> {
     problems
 }
 
-/// The crate segment of a Rust path (`pack_incidents::board::X` → `pack_incidents`).
-fn crate_of(rust_path: &str) -> &str {
-    rust_path.split("::").next().unwrap_or(rust_path)
-}
-
 /// The Rust crates that may define type `name`: `pack_<id>` and `ops_contract_<id>` for
 /// `pack.<id>.*`, `ops_shared_<pkg>` for `shared.<pkg>.*`, `ops_core` for `core.*`.
 fn owning_crates(name: &str) -> Vec<String> {
@@ -348,7 +343,7 @@ impl Registry {
         // Cargo's environment named; and each pack's crate and contract crate is one crate.
         let mut folders: BTreeMap<String, (&'static str, &'static str)> = BTreeMap::new();
         for descriptor in by_key.values() {
-            let compiled = crate_of((descriptor.type_path)());
+            let compiled = crate::contract::crate_of((descriptor.type_path)());
             if !owning_crates(descriptor.name).iter().any(|c| c == compiled)
                 || descriptor.crate_name.replace('-', "_") != compiled
             {
@@ -378,7 +373,7 @@ impl Registry {
         }
         let mut by_id: BTreeMap<&'static str, &'static PackDescriptor> = BTreeMap::new();
         for pack in packs {
-            let compiled = crate_of((pack.type_path)());
+            let compiled = crate::contract::crate_of((pack.type_path)());
             if compiled != format!("pack_{}", pack.id)
                 || pack.crate_name.replace('-', "_") != compiled
             {
