@@ -555,9 +555,7 @@ pub(crate) fn run(
                 )));
             }
             if let Some(cursor) = &to
-                && !cursor
-                    .rsplit_once(':')
-                    .is_some_and(|(file, line)| !file.is_empty() && line.parse::<u64>().is_ok())
+                && !ops_core_runtime::connector::is_cursor(cursor)
             {
                 anyhow::bail!(BadInput(format!(
                     "--to `{cursor}` is not a cursor: write `<file>:<line>`, the last line to count as read"

@@ -242,6 +242,12 @@ impl<'c> Cursor<'c> {
     }
 }
 
+/// Whether `cursor` reads as a JSON-lines cursor (`<file>:<line>`, digests optional): what
+/// an operator may give `connectors reset --to`.
+pub fn is_cursor(cursor: &str) -> bool {
+    Cursor::parse(cursor).is_ok_and(|parsed| !parsed.file.is_empty())
+}
+
 /// Where a cursor points, for people: `0002.jsonl:5` of `0002.jsonl:5@<digests>`.
 pub fn cursor_place(cursor: &str) -> &str {
     cursor.split_once('@').map_or(cursor, |(place, _)| place)
