@@ -558,12 +558,12 @@ impl ProjectionRunner {
                     redo.sort_by(|a, b| a.0.cmp(&b.0));
                     let mut applied = 0;
                     for (key, event) in redo {
-                        if self.apply(&event, Some(&key)).await? {
+                        self.checkpoint.canonical_mark = Some(key.clone());
+                        if self.apply(event, Some(key)).await? {
                             applied += 1;
                         } else {
                             done.quarantined += 1;
                         }
-                        self.checkpoint.canonical_mark = Some(key);
                     }
                     self.checkpoint.follow = batch.next;
                     let written = self.persist().await?;
@@ -585,7 +585,7 @@ impl ProjectionRunner {
             }
             let mut applied = 0;
             for (key, event) in events {
-                if self.apply(&event, key.as_ref()).await? {
+                if self.apply(event, key.clone()).await? {
                     applied += 1;
                 } else {
                     done.quarantined += 1;
@@ -629,13 +629,13 @@ impl ProjectionRunner {
         }
     }
 
-    /// Applies one event; `false` when it was quarantined instead.
-    /// Applies `event`; with its canonical `key`, journals how to undo it (for projections
-    /// that rebuild on late events).
+    /// Applies one event; `false` when it was quarantined instead. With its canonical `key`,
+    /// the event moves into the journal with how to undo it (for projections that rebuild
+    /// on late events), so it is kept without a copy.
     async fn apply(
         &mut self,
-        event: &StoredEvent,
-        key: Option<&CanonicalKey>,
+        event: StoredEvent,
+        key: Option<CanonicalKey>,
     ) -> Result<bool, ProjectionRunError> {
         let raw = || serde_json::to_string(&event.envelope).unwrap_or_default();
         let event_id = event.envelope.event_id.to_string();
@@ -661,39 +661,34 @@ impl ProjectionRunner {
             version,
         };
         self.state.savepoint();
-        match self.projection.apply(&projected, &mut self.state) {
+        let outcome = self.projection.apply(&projected, &mut self.state);
+        let undo = match &outcome {
+            Ok(()) if key.is_some() && self.journaled() => self.state.release_with_undo(),
             Ok(()) => {
-                match key.filter(|_| self.journaled()) {
-                    Some(key) => {
-                        let undo = self.state.release_with_undo();
-                        self.journal.record(JournalEntry {
-                            key: key.clone(),
-                            undo,
-                            event: event.clone(),
-                            applied: true,
-                        });
-                    }
-                    None => self.state.release(),
-                }
-                self.checkpoint.applied += 1;
-                Ok(true)
+                self.state.release();
+                Vec::new()
             }
             Err(reason) => {
                 self.state.rollback();
-                // Journaled too, with nothing to undo: in its new place after a late event
-                // it may apply (an acknowledgement whose opening arrived late).
-                if let Some(key) = key.filter(|_| self.journaled()) {
-                    self.journal.record(JournalEntry {
-                        key: key.clone(),
-                        undo: Vec::new(),
-                        event: event.clone(),
-                        applied: false,
-                    });
-                }
-                self.quarantine(&event_id, &reason, &raw()).await?;
-                Ok(false)
+                self.quarantine(&event_id, reason, &raw()).await?;
+                Vec::new()
             }
+        };
+        let applied = outcome.is_ok();
+        if applied {
+            self.checkpoint.applied += 1;
         }
+        // A set-aside event is journaled too, with nothing to undo: in its new place after
+        // a late event it may apply (an acknowledgement whose opening arrived late).
+        if let Some(key) = key.filter(|_| self.journaled()) {
+            self.journal.record(JournalEntry {
+                key,
+                undo,
+                event,
+                applied,
+            });
+        }
+        Ok(applied)
     }
 
     /// Whether applied events are journaled: for projections that rebuild on late events.
@@ -767,12 +762,12 @@ impl ProjectionRunner {
                 progress(replayed, total.max(replayed));
             }
             for event in page
-                .iter()
+                .into_iter()
                 .filter(|e| self.projection.reads(&e.envelope.event_type))
             {
                 let key = CanonicalKey::of(&event.envelope);
-                self.apply(event, Some(&key)).await?;
-                self.checkpoint.canonical_mark = Some(key);
+                self.checkpoint.canonical_mark = Some(key.clone());
+                self.apply(event, Some(key)).await?;
             }
         }
         self.checkpoint.follow = until;
