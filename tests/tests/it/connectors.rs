@@ -739,23 +739,28 @@ async fn a_cursor_moves_only_on_a_capability_with_a_receipt() {
     let store = Backend::Sqlite
         .store("a_cursor_moves_only_on_a_capability_with_a_receipt")
         .await;
-    let dir = source_with("reset", &[("0001.jsonl", b"{\"n\":1}\n")]);
-    let reset = |to: Option<&str>| SourceCursorReset {
-        connector_id: "tickets".to_owned(),
-        stream: "tickets".to_owned(),
-        from: None,
-        to: to.map(str::to_owned),
-        reason: "the export was rewritten".to_owned(),
+    let reset_on = |authority: std::sync::Arc<ops_core::capability::CapabilityBook>| {
+        let store = store.clone();
+        async move {
+            let reset = SourceCursorReset {
+                connector_id: "tickets".to_owned(),
+                stream: "tickets".to_owned(),
+                from: None,
+                to: Some("0001.jsonl:1".to_owned()),
+                reason: "the export was rewritten".to_owned(),
+            };
+            ops_core_runtime::connector::reset_cursor(
+                &store,
+                &*authority,
+                reset,
+                &ops_tests::commands::operator(),
+                ops_tests::commands::approver_capability(),
+            )
+            .await
+            .unwrap()
+        }
     };
-    let denied = ops_core_runtime::connector::reset_cursor(
-        &store,
-        &*ops_tests::commands::authority_without_reactions(),
-        reset(Some("0001.jsonl:1")),
-        &ops_tests::commands::operator(),
-        ops_tests::commands::approver_capability(),
-    )
-    .await
-    .unwrap();
+    let denied = reset_on(ops_tests::commands::authority_without_reactions()).await;
     assert!(denied.is_err());
     assert!(store.cursor("tickets", "tickets").await.unwrap().is_none());
     assert_eq!(
@@ -766,15 +771,10 @@ async fn a_cursor_moves_only_on_a_capability_with_a_receipt() {
             .len(),
         1
     );
-    let allowed = ops_core_runtime::connector::reset_cursor(
-        &store,
-        &*ops_tests::commands::authority(ops_core::capability::Scope::everything()),
-        reset(Some("0001.jsonl:1")),
-        &ops_tests::commands::operator(),
-        ops_tests::commands::approver_capability(),
-    )
-    .await
-    .unwrap();
+    let allowed = reset_on(ops_tests::commands::authority(
+        ops_core::capability::Scope::everything(),
+    ))
+    .await;
     assert_eq!(allowed, Ok(()));
     assert_eq!(
         store
@@ -792,7 +792,6 @@ async fn a_cursor_moves_only_on_a_capability_with_a_receipt() {
             .len(),
         1
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A record dated implausibly far after it was read (a source's clock or data is wrong) is
