@@ -19,6 +19,10 @@ use ops_core::retention::RetentionPolicy;
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Run pack code in runners the kernel does not confine (no system-call filter, no
+    /// memory limit), where it cannot: `status` and every fault receipt say so.
+    #[arg(long, global = true)]
+    pub unjailed: bool,
 }
 
 #[derive(Subcommand)]

@@ -353,6 +353,8 @@ pub(crate) fn run(
                 secrets: storage.secrets_dir(&options.fences),
                 ..options
             };
+            crate::jailing::set_limits(options.fences.pack_limits());
+            crate::jailing::check()?;
             let store = storage.working_store(registry).await?;
             let out = &mut std::io::stdout().lock();
             if !releases::may_run(&store, release_mode, out).await? {
@@ -1087,7 +1089,8 @@ impl Storage {
             EventStore::open(db, registry).await?
         } else {
             EventStore::open_existing(db, registry).await?
-        };
+        }
+        .with_pack_code(crate::jailing::pack_code()?);
         // Personal data is sealed under the subject keys of the data directory, as the
         // demo keeps them; a store without them seals nothing.
         let Some(dir) = self.keys_dir() else {

@@ -71,7 +71,23 @@ pub struct Config {
     /// `<pack>/<name>` → its objective.
     #[serde(default)]
     pub projections: BTreeMap<String, Objective>,
+    /// `<pack>` → the limits of its runner (`[packs.incidents] call_ms = 2000`).
+    #[serde(default)]
+    pub packs: BTreeMap<String, PackLimits>,
 }
+
+/// A pack's runner limits, as the operator sets them; each left out keeps its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackLimits {
+    /// How long one call of its code may take, in milliseconds.
+    pub call_ms: Option<u64>,
+    /// Its runner's address space, in MiB.
+    pub memory_mib: Option<u64>,
+}
+
+/// The least address space a runner starts in: the host binary itself is mapped into it.
+const LEAST_RUNNER_MIB: u64 = 64;
 
 /// A projection's freshness objective, as the operator sets it.
 #[derive(Debug, Deserialize)]
@@ -175,6 +191,22 @@ impl Config {
             .map_err(|error| format!("`operators`: {error:#}"))?;
         self.durations_in_range()?;
         self.trusted_keys()?;
+        for (pack, limits) in &self.packs {
+            if !ops_core::projection::is_valid_name(pack) {
+                return Err(format!("`packs.\"{pack}\"` is not a pack id (`[a-z][a-z0-9_]*`)"));
+            }
+            if limits.call_ms == Some(0) {
+                return Err(format!("`packs.\"{pack}\".call_ms` is 0; give at least 1"));
+            }
+            if let Some(mib) = limits.memory_mib
+                && !(LEAST_RUNNER_MIB..=1 << 24).contains(&mib)
+            {
+                return Err(format!(
+                    "`packs.\"{pack}\".memory_mib` is {mib}; give {LEAST_RUNNER_MIB} to {} (16 TiB)",
+                    1u64 << 24
+                ));
+            }
+        }
         let no_attempts = |at: &str| {
             format!("`{at}.attempts` is 0; give at least 1, or leave it out to try until confirmed")
         };
@@ -245,6 +277,12 @@ impl Config {
                 Some(destination.quota.per_seconds),
             ));
         }
+        for (pack, limits) in &self.packs {
+            seconds.push((
+                format!("packs.\"{pack}\".call_ms"),
+                limits.call_ms.map(|ms| ms / 1000),
+            ));
+        }
         for (name, objective) in &self.projections {
             seconds.push((
                 format!("projections.\"{name}\".max_lag_ms"),
@@ -260,6 +298,27 @@ impl Config {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Each configured pack's runner limits, the defaults where it sets none.
+    pub fn pack_limits(&self) -> Vec<(String, ops_core_runtime::jail::Limits)> {
+        let default = ops_core_runtime::jail::Limits::default();
+        self.packs
+            .iter()
+            .map(|(pack, limits)| {
+                (
+                    pack.clone(),
+                    ops_core_runtime::jail::Limits {
+                        call_time: limits
+                            .call_ms
+                            .map_or(default.call_time, std::time::Duration::from_millis),
+                        memory_bytes: limits
+                            .memory_mib
+                            .map_or(default.memory_bytes, |mib| mib << 20),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The objective of each configured projection, refused when one is not installed.

@@ -15,6 +15,7 @@ mod commands;
 mod config;
 mod demo;
 mod effects;
+mod jailing;
 mod lineage;
 mod policies;
 mod progress;
@@ -37,7 +38,13 @@ use clap::Parser;
 /// Runs the command line of a host that links `installed_packs` (their crate names, as
 /// `ops_host_build` lists them), and says how it ended.
 pub fn main(installed_packs: &[&str]) -> ExitCode {
-    let command = cli::Cli::parse().command;
+    // Started as a pack runner: serve, and nothing of the host runs.
+    if let Some(code) = ops_core_runtime::jail::serve_if_runner() {
+        return code;
+    }
+    let cli = cli::Cli::parse();
+    jailing::set_unjailed(cli.unjailed);
+    let command = cli.command;
     let ended = ops_core::registry::registry(ops_core_runtime::CORE)
         .map_err(|error| anyhow::anyhow!("{error}"))
         .and_then(|registry| commands::run(command, registry, installed_packs));

@@ -42,6 +42,7 @@ pub async fn run(
     // Personal data is sealed per subject from the first event on (keys next to the log).
     let store = EventStore::open(db.clone(), registry)
         .await?
+        .with_pack_code(crate::jailing::check()?)
         .with_subject_keys(crate::story_demo::subject_keys(data_dir)?);
     crate::story_demo::supply_chain(&store, CapabilityId::of("host.demo")?, out).await?;
     writeln!(out, "\n== event log: SQLite at {}", path.display())?;

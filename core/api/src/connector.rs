@@ -56,6 +56,23 @@ pub struct EventFact {
 }
 
 impl EventFact {
+    /// A fact a jailed connector stated, rebuilt by the host from what crossed the boundary
+    /// (its event through [`TypedEvent::registered`]).
+    pub fn from_parts(
+        _core: crate::CoreToken,
+        event: TypedEvent,
+        native_id: String,
+        occurred_at: Timestamp,
+        source_sequence: Option<u64>,
+    ) -> Fact {
+        Fact::Event(EventFact {
+            event,
+            native_id,
+            occurred_at,
+            source_sequence,
+        })
+    }
+
     pub fn event(&self) -> &TypedEvent {
         &self.event
     }
@@ -79,7 +96,7 @@ impl EventFact {
 }
 
 /// Why a record could not be read as the connector expects: the source's schema drifted.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("at `{pointer}`: {reason}")]
 pub struct Drift {
     /// JSON pointer into the raw record.

@@ -150,6 +150,26 @@ impl TypedEvent {
         })
     }
 
+    /// An event a jailed piece of pack code stated, as the host rebuilds it from what crossed
+    /// the boundary: the name and version must be registered, and the type is the one
+    /// registered for them (what the runner claims of its types is not believed; the
+    /// runtime checks the pack owns or may state the type, and the payload decodes, before
+    /// it stores the event).
+    pub fn registered(
+        _core: crate::CoreToken,
+        descriptor: &crate::registry::TypeDescriptor,
+        payload: serde_json::Value,
+    ) -> Self {
+        TypedEvent {
+            event_type: descriptor.name,
+            version: descriptor.version,
+            rust: RustType {
+                path: descriptor.type_path,
+            },
+            payload,
+        }
+    }
+
     pub fn event_type(&self) -> &'static str {
         self.event_type
     }

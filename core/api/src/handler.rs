@@ -33,7 +33,7 @@ use crate::pack::Pack;
 use crate::registry::PieceIdentity;
 
 /// An event of the target's stream, as the handler sees it: upcast to the current version.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PastEvent {
     pub event_type: String,
     pub version: u32,

@@ -40,6 +40,7 @@ pub mod connector;
 pub mod contract;
 pub mod egress;
 pub mod envelope;
+pub mod fault;
 pub mod governance;
 pub mod handler;
 pub mod id;

@@ -318,12 +318,28 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Table<V> {
 
 /// The rows of a projection: named tables of JSON documents by key. Kept sorted, so the
 /// same rows always serialise to the same bytes.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct State {
     rows: BTreeMap<Key, Value>,
     changed: BTreeMap<Key, bool>,
     /// While an event is applied: how to undo what it did, newest last.
     undo: Option<Vec<Undo>>,
+    /// Which rows these are: a number no other rows of this process had, taken anew with
+    /// every change (see [`State::revision`]).
+    revision: u64,
+}
+
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        self.rows == other.rows && self.changed == other.changed && self.undo == other.undo
+    }
+}
+
+/// Revisions are unique in the process, so two states with one revision hold one set of rows.
+static REVISIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_revision() -> u64 {
+    REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 type Key = (String, String);
@@ -339,8 +355,17 @@ impl State {
     pub fn from_rows(rows: BTreeMap<(String, String), Value>) -> Self {
         State {
             rows,
+            revision: next_revision(),
             ..State::default()
         }
+    }
+
+    /// Changes with every change of the rows, and is never the same for other rows (an
+    /// empty state that was never changed is 0): the runtime knows by it whether a jailed
+    /// runner's copy of the rows is still this state.
+    #[doc(hidden)]
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn get(&self, table: &str, key: &str) -> Option<&Value> {
@@ -350,6 +375,7 @@ impl State {
     pub fn put(&mut self, table: &str, key: &str, document: Value) {
         let id = (table.to_owned(), key.to_owned());
         self.remember(&id);
+        self.revision = next_revision();
         self.changed.insert(id.clone(), true);
         self.rows.insert(id, document);
     }
@@ -358,6 +384,7 @@ impl State {
         let id = (table.to_owned(), key.to_owned());
         if self.rows.contains_key(&id) {
             self.remember(&id);
+            self.revision = next_revision();
             self.rows.remove(&id);
             self.changed.insert(id, false);
         }
@@ -410,6 +437,7 @@ impl State {
 
     /// Undoes every change since the savepoint.
     pub fn rollback(&mut self) {
+        self.revision = next_revision();
         for (id, row, mark) in self.undo.take().unwrap_or_default().into_iter().rev() {
             match row {
                 Some(row) => self.rows.insert(id.clone(), row),

@@ -21,7 +21,7 @@ use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
 use ops_core::projection::{
-    DynProjection, LateEvents, Ordering, ProjectedEvent, State, is_valid_name,
+    DynProjection, LateEvents, Ordering, State, is_valid_name,
 };
 use ops_core::time::Timestamp;
 use serde_json::Value;
@@ -30,6 +30,7 @@ use sqlx::Row;
 use crate::atomic::{self, AtomicWrite};
 use crate::db::{Dialect, on_db};
 use crate::leases::{self, Lease, Leases};
+use crate::jail::PieceError;
 use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadError, StoredEvent};
 
 /// Events per read while following or replaying.
@@ -63,6 +64,16 @@ pub enum ProjectionRunError {
         "projection `{projection}`: another worker stored its state during the rebuild, so the rebuild stored nothing; run it again"
     )]
     Overtaken { projection: String },
+    #[error("projection `{projection}`: {source}; its state was reloaded from the last checkpoint")]
+    Jail {
+        projection: String,
+        source: crate::jail::JailError,
+    },
+    #[error("projection `{projection}`: recording a fault of its code: {source}")]
+    Receipt {
+        projection: String,
+        source: crate::store::AppendError,
+    },
     #[error("projection `{projection}`: stored row {table}/{key} is not JSON: {reason}")]
     CorruptRow {
         projection: String,
@@ -117,6 +128,11 @@ pub struct CatchUp {
     /// Another worker took the lease over mid-run: this one's last batch was refused, its
     /// state reloaded, and it stopped.
     pub lease_lost: bool,
+    /// Calls of the projection's code that faulted (each event quarantined, with a receipt).
+    pub faulted: usize,
+    /// The projection is paused after faults in a row: the receipt that paused it. A
+    /// paused projection is given no events until a rebuild resumes it.
+    pub paused: Option<ops_core::id::EventId>,
 }
 
 impl CatchUp {
@@ -159,6 +175,11 @@ pub struct ProjectionRunner {
     /// How to undo the events applied last, in canonical order: what lets a late event
     /// rewind the state to where it belongs.
     journal: Journal,
+    /// What a jailed runner holds of `state`.
+    mirror: crate::jail::Mirror,
+    /// The projection's faults in a row, and whether it is paused (read from the log when
+    /// the runner starts).
+    faults: crate::faults::FaultCount,
 }
 
 /// How many applied events the journal keeps; a later event that sorts before all of them
@@ -296,6 +317,8 @@ impl ProjectionRunner {
             progress: None,
             max_lag_ms: projection.max_lag_ms(),
             journal: Journal::default(),
+            mirror: crate::jail::Mirror::default(),
+            faults: crate::faults::FaultCount::default(),
         })
     }
 
@@ -315,6 +338,7 @@ impl ProjectionRunner {
     /// Loads the stored state and checkpoint, or builds this version from the log when it
     /// is new or another version is active.
     async fn prepare(&mut self) -> Result<(), ProjectionRunError> {
+        self.faults.paused = crate::faults::paused_piece(&self.store, &self.piece()).await?;
         match self.stored_version().await? {
             Some((version, _)) if version == self.projection.version() => self.load().await,
             previous => {
@@ -500,8 +524,14 @@ impl ProjectionRunner {
             .await?
             .map(|(position, _)| position);
         let started = std::time::Instant::now();
+        let faults_before = self.faults.total;
         let mut done = CatchUp::default();
         loop {
+            done.faulted = self.faults.total - faults_before;
+            done.paused = self.faults.paused;
+            if done.paused.is_some() {
+                return Ok(done);
+            }
             let batch = self.store.follow(self.checkpoint.follow, PAGE).await?;
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
@@ -556,15 +586,9 @@ impl ProjectionRunner {
                         .chain(events.into_iter().filter_map(|(key, e)| Some((key?, e))))
                         .collect();
                     redo.sort_by(|a, b| a.0.cmp(&b.0));
-                    let mut applied = 0;
-                    for (key, event) in redo {
-                        self.checkpoint.canonical_mark = Some(key.clone());
-                        if self.apply(event, Some(key)).await? {
-                            applied += 1;
-                        } else {
-                            done.quarantined += 1;
-                        }
-                    }
+                    let redo = redo.into_iter().map(|(key, e)| (Some(key), e)).collect();
+                    let (applied, quarantined) = self.apply_all(redo).await?;
+                    done.quarantined += quarantined;
                     self.checkpoint.follow = batch.next;
                     let written = self.persist().await?;
                     if !done.count(written, applied) {
@@ -583,23 +607,8 @@ impl ProjectionRunner {
                     continue;
                 }
             }
-            let mut applied = 0;
-            for (key, event) in events {
-                if self.apply(event, key.clone()).await? {
-                    applied += 1;
-                } else {
-                    done.quarantined += 1;
-                }
-                if let Some(key) = key
-                    && self
-                        .checkpoint
-                        .canonical_mark
-                        .as_ref()
-                        .is_none_or(|mark| key > *mark)
-                {
-                    self.checkpoint.canonical_mark = Some(key);
-                }
-            }
+            let (applied, quarantined) = self.apply_all(events).await?;
+            done.quarantined += quarantined;
             self.checkpoint.follow = batch.next;
             let written = self.persist().await?;
             if !done.count(written, applied) {
@@ -619,6 +628,17 @@ impl ProjectionRunner {
                 holder,
             });
         }
+        // A rebuild is how an operator gives a paused projection its events again.
+        let piece = self.piece();
+        if crate::faults::resume(&self.store, &piece, "the projection was rebuilt")
+            .await
+            .map_err(|source| ProjectionRunError::Receipt {
+                projection: self.label(),
+                source,
+            })?
+        {
+            self.faults = crate::faults::FaultCount::default();
+        }
         self.rebuild_state().await?;
         self.checkpoint.rebuilds += 1;
         match self.persist().await? {
@@ -629,57 +649,139 @@ impl ProjectionRunner {
         }
     }
 
-    /// Applies one event; `false` when it was quarantined instead. With its canonical `key`,
-    /// the event moves into the journal with how to undo it (for projections that rebuild
-    /// on late events), so it is kept without a copy.
-    async fn apply(
+    /// The piece's name in fault receipts and pauses: `projection <pack>/<name>`.
+    pub fn piece(&self) -> String {
+        format!("projection {}", self.label())
+    }
+
+    /// Applies `events` in order, through the store's pack code (jailed, one call for the
+    /// batch); returns how many applied and how many were quarantined instead. Each event
+    /// with its canonical `key` moves into the journal with how to undo it (for projections
+    /// that rebuild on late events), so it is kept without a copy, and moves the canonical
+    /// mark. A fault quarantines its event with a receipt; faults in a row pause the
+    /// projection, and the rest of the batch is set aside for the rebuild that resumes it.
+    async fn apply_all(
         &mut self,
-        event: StoredEvent,
-        key: Option<CanonicalKey>,
-    ) -> Result<bool, ProjectionRunError> {
-        let raw = || serde_json::to_string(&event.envelope).unwrap_or_default();
-        let event_id = event.envelope.event_id.to_string();
+        events: Vec<(Option<CanonicalKey>, StoredEvent)>,
+    ) -> Result<(usize, usize), ProjectionRunError> {
         // Personal data stays sealed: a projection may copy it, and only the query gateway
         // opens it, for readers who may see it.
-        let (version, payload) = match self.store.current_sealed_payload(&event.envelope) {
-            CurrentPayload::Current { version, payload } => (version, payload),
-            CurrentPayload::UnknownType => {
-                self.quarantine(&event_id, "its type is not declared in this build", &raw())
-                    .await?;
-                return Ok(false);
-            }
-            CurrentPayload::Unreadable { reason } => {
-                self.quarantine(&event_id, &reason, &raw()).await?;
-                return Ok(false);
-            }
+        let readable: Vec<Result<(u32, Value), String>> = events
+            .iter()
+            .map(|(_, event)| match self.store.current_sealed_payload(&event.envelope) {
+                CurrentPayload::Current { version, payload } => Ok((version, payload)),
+                CurrentPayload::UnknownType => {
+                    Err("its type is not declared in this build".to_owned())
+                }
+                CurrentPayload::Unreadable { reason } => Err(reason),
+            })
+            .collect();
+        let paused_before = self.faults.paused.is_some();
+        let outcomes = if paused_before {
+            Vec::new()
+        } else {
+            let inputs: Vec<crate::jail::ProjectedRef<'_>> = events
+                .iter()
+                .zip(&readable)
+                .filter_map(|((_, event), readable)| {
+                    let (version, payload) = readable.as_ref().ok()?;
+                    Some(crate::jail::ProjectedRef {
+                        envelope: &event.envelope,
+                        stream_id: &event.stream_id,
+                        stream_version: event.stream_version,
+                        payload,
+                        version: *version,
+                    })
+                })
+                .collect();
+            let journaled = self.journaled();
+            self.store.pack_code().project(
+                self.projection,
+                &mut self.mirror,
+                &inputs,
+                &mut self.state,
+                journaled,
+            )
         };
-        let projected = ProjectedEvent {
-            envelope: &event.envelope,
-            stream_id: &event.stream_id,
-            stream_version: event.stream_version,
-            payload: &payload,
-            version,
-        };
-        self.state.savepoint();
-        let outcome = self.projection.apply(&projected, &mut self.state);
-        let undo = match &outcome {
-            Ok(()) if key.is_some() && self.journaled() => self.state.release_with_undo(),
-            Ok(()) => {
-                self.state.release();
-                Vec::new()
-            }
-            Err(reason) => {
-                self.state.rollback();
-                self.quarantine(&event_id, reason, &raw()).await?;
-                Vec::new()
-            }
-        };
-        let applied = outcome.is_ok();
+        let mut outcomes = outcomes.into_iter();
+        let (mut applied, mut quarantined) = (0, 0);
+        for ((key, event), readable) in events.into_iter().zip(readable) {
+            let event_id = event.envelope.event_id;
+            let set_aside = match readable {
+                Err(reason) => Some(reason),
+                Ok(_) if self.faults.paused.is_some() => Some(format!(
+                    "not given to the projection: it is paused after {} faults in a row (receipt {}); a rebuild resumes it",
+                    crate::faults::PAUSE_AFTER,
+                    self.faults.paused.expect("paused")
+                )),
+                Ok(_) => match outcomes.next().expect("one outcome per readable event") {
+                    Ok(undo) => {
+                        self.faults.answered();
+                        self.record(key, event, undo, true);
+                        applied += 1;
+                        continue;
+                    }
+                    Err(PieceError::Refused(reason)) => {
+                        self.faults.answered();
+                        Some(reason)
+                    }
+                    Err(PieceError::Fault(fault)) => {
+                        let receipt = crate::faults::record(
+                            &self.store,
+                            self.projection.pack_id(),
+                            &self.piece(),
+                            crate::faults::Input::Event(event_id),
+                            &fault,
+                            &mut self.faults,
+                        )
+                        .await
+                        .map_err(|source| ProjectionRunError::Receipt {
+                            projection: self.label(),
+                            source,
+                        })?;
+                        Some(format!("the projection's code faulted: {fault} (receipt {})", receipt.event_id))
+                    }
+                    Err(PieceError::Jail(source)) => {
+                        self.load().await?;
+                        return Err(ProjectionRunError::Jail {
+                            projection: self.label(),
+                            source,
+                        });
+                    }
+                },
+            };
+            let reason = set_aside.expect("an event not applied has its reason");
+            let raw = serde_json::to_string(&event.envelope).unwrap_or_default();
+            self.quarantine(&event_id.to_string(), &reason, &raw).await?;
+            quarantined += 1;
+            // A set-aside event is journaled too, with nothing to undo: in its new place
+            // after a late event it may apply (an acknowledgement whose opening arrived late).
+            self.record(key, event, Vec::new(), false);
+        }
+        Ok((applied, quarantined))
+    }
+
+    /// Counts an event and moves the canonical mark to it, and journals it (for projections
+    /// that rebuild on late events).
+    fn record(
+        &mut self,
+        key: Option<CanonicalKey>,
+        event: StoredEvent,
+        undo: Vec<ops_core::projection::RowBefore>,
+        applied: bool,
+    ) {
         if applied {
             self.checkpoint.applied += 1;
         }
-        // A set-aside event is journaled too, with nothing to undo: in its new place after
-        // a late event it may apply (an acknowledgement whose opening arrived late).
+        if let Some(key) = &key
+            && self
+                .checkpoint
+                .canonical_mark
+                .as_ref()
+                .is_none_or(|mark| key > mark)
+        {
+            self.checkpoint.canonical_mark = Some(key.clone());
+        }
         if let Some(key) = key.filter(|_| self.journaled()) {
             self.journal.record(JournalEntry {
                 key,
@@ -688,7 +790,6 @@ impl ProjectionRunner {
                 applied,
             });
         }
-        Ok(applied)
     }
 
     /// Whether applied events are journaled: for projections that rebuild on late events.
@@ -761,14 +862,12 @@ impl ProjectionRunner {
             if let Some(progress) = &self.progress {
                 progress(replayed, total.max(replayed));
             }
-            for event in page
+            let events = page
                 .into_iter()
                 .filter(|e| self.projection.reads(&e.envelope.event_type))
-            {
-                let key = CanonicalKey::of(&event.envelope);
-                self.checkpoint.canonical_mark = Some(key.clone());
-                self.apply(event, Some(key)).await?;
-            }
+                .map(|event| (Some(CanonicalKey::of(&event.envelope)), event))
+                .collect();
+            self.apply_all(events).await?;
         }
         self.checkpoint.follow = until;
         Ok(replayed as usize)

@@ -176,6 +176,8 @@ pub enum AppendError {
     Keys(String),
     #[error("the database refused the append; nothing was written: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Read(#[from] ReadError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +222,8 @@ pub struct EventStore {
     registry: &'static Registry,
     /// When set, personal data is sealed per subject on the way in (see `shredding`).
     keys: Option<Arc<SubjectKeys>>,
+    /// Where the packs' code that reads this log runs (see `jail`).
+    code: crate::jail::PackCode,
 }
 
 /// Read with every event; each column costs time per row, so only what decoding needs (the
@@ -261,6 +265,7 @@ impl EventStore {
             db,
             registry,
             keys: None,
+            code: crate::jail::PackCode::default(),
         }
     }
 
@@ -275,6 +280,17 @@ impl EventStore {
             return Err(OpenError::NotMigrated { pending });
         }
         Ok(Self::on(db, registry))
+    }
+
+    /// Runs pack code through `code` from now on: every runner of projections, handlers,
+    /// reactions and connectors over this store calls its pieces that way.
+    pub fn with_pack_code(mut self, code: crate::jail::PackCode) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn pack_code(&self) -> &crate::jail::PackCode {
+        &self.code
     }
 
     pub fn subject_keys(&self) -> Option<&Arc<SubjectKeys>> {

@@ -1,0 +1,167 @@
+//! Receipts of pack code's faults, and which pieces are paused. A piece whose calls fault
+//! [`PAUSE_AFTER`] times in a row is paused: the runner of it gives it no more work (no
+//! crash loop, and nothing else waits on it) until an operator resumes it
+//! (`ops-host projections rebuild`, `ops-host quarantine retry`), and `ops-host status`
+//! names it with the receipt that paused it. Both are events in the log, so every worker
+//! and every restart sees the same.
+
+use std::collections::BTreeMap;
+
+use ops_core::contract::Contract;
+use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
+use ops_core::fault::{PackCodeFaulted, PackPieceResumed};
+use ops_core::id::{CapabilityId, CorrelationId, EventId, UserActionId};
+use ops_core::time::Timestamp;
+
+use crate::clock::WallClock;
+use crate::jail::Fault;
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+
+/// Faults in a row after which a piece is paused.
+pub const PAUSE_AFTER: u32 = 3;
+
+/// What a piece was given when it faulted.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Event(EventId),
+    Command(ops_core::id::CommandId),
+    /// A source record, by where it was read.
+    Record(&'a str),
+}
+
+/// One piece's faults as its runner counts them: in a row, and whether it is paused (with
+/// the receipt that paused it).
+#[derive(Clone, Debug, Default)]
+pub struct FaultCount {
+    /// Every fault this runner recorded.
+    pub total: usize,
+    pub in_a_row: u32,
+    pub paused: Option<EventId>,
+}
+
+impl FaultCount {
+    /// The piece answered: its count starts again.
+    pub fn answered(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+const CANONICAL: &str = "plain strings have a canonical form";
+
+/// Records that `piece` of `pack` faulted on `input`, counting it in `count`; the receipt
+/// says whether this fault paused the piece.
+pub async fn record(
+    store: &EventStore,
+    pack: &str,
+    piece: &str,
+    input: Input<'_>,
+    fault: &Fault,
+    count: &mut FaultCount,
+) -> Result<EventEnvelope, AppendError> {
+    count.in_a_row += 1;
+    count.total += 1;
+    let paused = count.in_a_row >= PAUSE_AFTER;
+    let (input_text, causation) = match input {
+        Input::Event(id) => (id.to_string(), Causation::Event(id)),
+        Input::Command(id) => (id.to_string(), Causation::Command(id)),
+        Input::Record(place) => (
+            place.to_owned(),
+            Causation::UserAction(UserActionId::of(place).expect(CANONICAL)),
+        ),
+    };
+    let now = Timestamp::now();
+    let origin = EventOrigin {
+        source_ref: "jail".to_owned(),
+        source_native_id: format!("{piece}:{input_text}"),
+        source_sequence: None,
+        occurred_at: now,
+        ingested_at: now,
+        effective_at: None,
+        correlation_id: CorrelationId::of(piece).expect(CANONICAL),
+        causation,
+        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
+        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
+    };
+    let receipt = PackCodeFaulted {
+        pack: pack.to_owned(),
+        piece: piece.to_owned(),
+        input: input_text,
+        fault: fault.to_string(),
+        confined: store.pack_code().confined(),
+        paused,
+    };
+    let envelope = EventEnvelope::new(&receipt, origin).expect("a fault receipt is plain JSON");
+    store
+        .append(
+            &format!("faults/{pack}"),
+            ExpectedVersion::Any,
+            std::slice::from_ref(&envelope),
+        )
+        .await?;
+    tracing::warn!(pack, piece, fault = %fault, paused, receipt = %envelope.event_id, "pack code faulted");
+    if paused {
+        count.paused = Some(envelope.event_id);
+    }
+    Ok(envelope)
+}
+
+/// The pieces paused now, by piece: their pack and the receipt that paused them.
+pub async fn paused(store: &EventStore) -> Result<BTreeMap<String, (String, EventId)>, ReadError> {
+    let events = store
+        .read_by_types(&[PackCodeFaulted::TYPE, PackPieceResumed::TYPE])
+        .await?;
+    let mut paused = BTreeMap::new();
+    for event in events {
+        let payload = &event.envelope.payload;
+        let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
+        if event.envelope.event_type == PackPieceResumed::TYPE {
+            paused.remove(&text("piece"));
+        } else if payload["paused"] == serde_json::Value::Bool(true) {
+            paused.insert(text("piece"), (text("pack"), event.envelope.event_id));
+        }
+    }
+    Ok(paused)
+}
+
+/// Whether `piece` is paused now, with the receipt that paused it.
+pub async fn paused_piece(store: &EventStore, piece: &str) -> Result<Option<EventId>, ReadError> {
+    Ok(paused(store).await?.remove(piece).map(|(_, receipt)| receipt))
+}
+
+/// Gives a paused piece work again; `false` when it was not paused.
+pub async fn resume(
+    store: &EventStore,
+    piece: &str,
+    reason: &str,
+) -> Result<bool, AppendError> {
+    let Some((pack, receipt)) = paused(store).await?.remove(piece) else {
+        return Ok(false);
+    };
+    let now = Timestamp::now();
+    let origin = EventOrigin {
+        source_ref: "jail".to_owned(),
+        source_native_id: format!("resume:{piece}:{receipt}"),
+        source_sequence: None,
+        occurred_at: now,
+        ingested_at: now,
+        effective_at: None,
+        correlation_id: CorrelationId::of(piece).expect(CANONICAL),
+        causation: Causation::Event(receipt),
+        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
+        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
+    };
+    let resumed = PackPieceResumed {
+        pack: pack.clone(),
+        piece: piece.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let envelope = EventEnvelope::new(&resumed, origin).expect("a resume is plain JSON");
+    store
+        .append(
+            &format!("faults/{pack}"),
+            ExpectedVersion::Any,
+            std::slice::from_ref(&envelope),
+        )
+        .await?;
+    Ok(true)
+}

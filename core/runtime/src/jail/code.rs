@@ -1,0 +1,511 @@
+//! [`PackCode`]: how the runtime calls a pack's pieces. Jailed, each call goes to the
+//! pack's runner and what comes back is checked before the host uses it; in process (a
+//! library's choice, and the benchmarks' baseline), the call is made here, with panics
+//! caught. Either way a call ends with its result, the piece's own refusal, or a
+//! [`Fault`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use ops_core::connector::{DynConnector, Drift, EventFact, Fact};
+use ops_core::contract::TypedEvent;
+use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, EventEnvelope};
+use ops_core::handler::{DynHandler, KeptState, PastEvent};
+use ops_core::projection::{DynProjection, ProjectedEvent, RowBefore, State};
+use ops_core::reaction::{DynReaction, reactor};
+use ops_core::registry::Registry;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::wire::{Reply, StatedEvent, StatedFact};
+use super::{Fault, Jail, JailError};
+
+/// Where pack code runs. Cheap to clone.
+#[derive(Clone, Default)]
+pub enum PackCode {
+    /// In the host's process: panics are caught, nothing else is.
+    #[default]
+    InProcess,
+    Jailed(Jail),
+}
+
+/// Why a piece gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum PieceError {
+    /// The piece's own answer: a projection's `Err`, a connector's drift, a handler's
+    /// payload it cannot read.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Fault(#[from] Fault),
+    #[error(transparent)]
+    Jail(#[from] JailError),
+}
+
+/// What a jailed runner holds of a projection's rows: which runner, and which revision of
+/// the host's [`State`] (`State::revision`). When either moved, the rows are sent again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mirror {
+    at: Option<(u64, u64)>,
+}
+
+/// One event's outcome in [`PackCode::project`]: how to undo what it changed (for a
+/// journaled projection), or why it was not applied.
+pub type Projected = Result<Vec<RowBefore>, PieceError>;
+
+/// An event as the runtime gives it to [`PackCode::project`].
+#[derive(Serialize)]
+pub struct ProjectedRef<'a> {
+    pub envelope: &'a EventEnvelope,
+    pub stream_id: &'a str,
+    pub stream_version: i64,
+    pub payload: &'a Value,
+    pub version: u32,
+}
+
+/// `wire::Call`'s variants, serialised from borrowed data (the same JSON).
+#[derive(Serialize)]
+enum CallRef<'a> {
+    Load {
+        projection: &'a str,
+        rows: Vec<(&'a str, &'a str, &'a Value)>,
+    },
+    Project {
+        projection: &'a str,
+        events: &'a [ProjectedRef<'a>],
+    },
+    Decide {
+        command_type: &'a str,
+        target: &'a str,
+        from: Option<i64>,
+        events: &'a [PastEvent],
+        to: i64,
+        payload: &'a Value,
+    },
+    React {
+        event_type: &'a str,
+        command_type: &'a str,
+        event: &'a EventEnvelope,
+        payload: &'a Value,
+    },
+    Interpret {
+        connector: &'a str,
+        stream: &'a str,
+        records: &'a [&'a Value],
+    },
+    Streams {
+        connector: &'a str,
+    },
+}
+
+fn unexpected(reply: Reply) -> Fault {
+    Fault::Unreadable(format!("an answer of the wrong kind: {reply:?}"))
+}
+
+/// Runs `call` on this thread, turning a panic into a fault.
+fn caught<T>(call: impl FnOnce() -> T) -> Result<T, Fault> {
+    catch_unwind(AssertUnwindSafe(call)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Fault::Panicked(message)
+    })
+}
+
+/// Blocking work inside the runtime's async code: on a multi-threaded runtime the thread
+/// is handed over first, so other tasks go on while a runner computes.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+impl PackCode {
+    /// Whether pack code runs confined: jailed, with the kernel's filter on.
+    pub fn confined(&self) -> bool {
+        matches!(self, PackCode::Jailed(jail) if jail.confined())
+    }
+
+    pub fn jail(&self) -> Option<&Jail> {
+        match self {
+            PackCode::Jailed(jail) => Some(jail),
+            PackCode::InProcess => None,
+        }
+    }
+
+    /// Folds `events` into `state` in order, each under its own savepoint: a refused or
+    /// faulted event leaves nothing behind, and the rest go on (a faulted runner is
+    /// replaced and given the rows again). With `journaled`, each applied event says how
+    /// to undo it.
+    pub fn project(
+        &self,
+        projection: &dyn DynProjection,
+        mirror: &mut Mirror,
+        events: &[ProjectedRef<'_>],
+        state: &mut State,
+        journaled: bool,
+    ) -> Vec<Projected> {
+        let release = |state: &mut State| {
+            if journaled {
+                state.release_with_undo()
+            } else {
+                state.release();
+                Vec::new()
+            }
+        };
+        match self {
+            PackCode::InProcess => events
+                .iter()
+                .map(|event| {
+                    let event = ProjectedEvent {
+                        envelope: event.envelope,
+                        stream_id: event.stream_id,
+                        stream_version: event.stream_version,
+                        payload: event.payload,
+                        version: event.version,
+                    };
+                    state.savepoint();
+                    match caught(|| projection.apply(&event, state)) {
+                        Ok(Ok(())) => Ok(release(state)),
+                        Ok(Err(reason)) => {
+                            state.rollback();
+                            Err(PieceError::Refused(reason))
+                        }
+                        Err(fault) => {
+                            state.rollback();
+                            Err(PieceError::Fault(fault))
+                        }
+                    }
+                })
+                .collect(),
+            PackCode::Jailed(jail) => blocking(|| {
+                let pack = projection.pack_id();
+                let slot = jail.pool.slot(pack);
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let mut outcomes: Vec<Projected> = Vec::with_capacity(events.len());
+                while outcomes.len() < events.len() {
+                    let rest = &events[outcomes.len()..];
+                    let synced = slot.alive().zip(Some(state.revision())) == mirror.at
+                        && mirror.at.is_some();
+                    if !synced {
+                        let rows = state
+                            .rows()
+                            .iter()
+                            .map(|((table, key), document)| (table.as_str(), key.as_str(), document))
+                            .collect();
+                        let load = CallRef::Load {
+                            projection: projection.name(),
+                            rows,
+                        };
+                        let loaded = jail.pool.exchange(pack, &mut slot, &load, 1, |_, reply| match reply {
+                            Reply::Loaded => Ok(()),
+                            other => Err(unexpected(other)),
+                        });
+                        match loaded {
+                            Ok(Ok(())) => mirror.at = slot.alive().zip(Some(state.revision())),
+                            Ok(Err((_, fault))) => {
+                                outcomes.push(Err(PieceError::Fault(fault)));
+                                continue;
+                            }
+                            Err(error) => {
+                                outcomes.extend(rest.iter().map(|_| Err(PieceError::Jail(JailError::Protocol(error.to_string())))));
+                                break;
+                            }
+                        }
+                    }
+                    let call = CallRef::Project {
+                        projection: projection.name(),
+                        events: rest,
+                    };
+                    let alive = slot.alive();
+                    let exchanged = jail.pool.exchange(pack, &mut slot, &call, rest.len(), |_, reply| {
+                        match reply {
+                            Reply::Projected(Ok(writes)) => {
+                                state.savepoint();
+                                for (table, key, document) in writes {
+                                    match document {
+                                        Some(document) => state.put(&table, &key, document),
+                                        None => state.delete(&table, &key),
+                                    }
+                                }
+                                outcomes.push(Ok(release(state)));
+                            }
+                            Reply::Projected(Err(reason)) => {
+                                outcomes.push(Err(PieceError::Refused(reason)))
+                            }
+                            other => return Err(unexpected(other)),
+                        }
+                        // The runner applied the same writes to its copy.
+                        mirror.at = alive.zip(Some(state.revision()));
+                        Ok(())
+                    });
+                    match exchanged {
+                        Ok(Ok(())) => {}
+                        Ok(Err((_, fault))) => {
+                            mirror.at = None;
+                            outcomes.push(Err(PieceError::Fault(fault)));
+                        }
+                        Err(error) => {
+                            let error = error.to_string();
+                            let missing = events.len() - outcomes.len();
+                            outcomes.extend((0..missing).map(|_| Err(PieceError::Jail(JailError::Protocol(error.clone())))));
+                        }
+                    }
+                }
+                outcomes
+            }),
+        }
+    }
+
+    /// The handler's decision on `payload` after folding `events` (the target's stream from
+    /// version `from` to `to`) into its state. In process, `kept` is the state at `from`;
+    /// jailed, the pack's runner holds it, and `Ok(None)` says the runner is not the one
+    /// that held it (the caller sends the whole stream, `from` = `None`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide(
+        &self,
+        registry: &Registry,
+        handler: &dyn DynHandler,
+        kept: &mut HandlerState,
+        target: &str,
+        events: &[PastEvent],
+        to: i64,
+        payload: &Value,
+    ) -> Result<Option<Vec<TypedEvent>>, PieceError> {
+        match self {
+            PackCode::InProcess => {
+                let state = match &mut kept.state {
+                    Some(state) => state,
+                    none => none.insert(handler.new_state()),
+                };
+                let decided = caught(|| {
+                    for event in events {
+                        handler.apply(state, event);
+                    }
+                    handler.decide(payload, state)
+                });
+                kept.version = Some(to);
+                match decided {
+                    Ok(decided) => decided.map(Some).map_err(PieceError::Refused),
+                    Err(fault) => {
+                        kept.state = None;
+                        kept.version = None;
+                        Err(PieceError::Fault(fault))
+                    }
+                }
+            }
+            PackCode::Jailed(jail) => blocking(|| {
+                let pack = handler.pack_id();
+                let slot = jail.pool.slot(pack);
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let from = kept.version.filter(|_| kept.runner.is_some() && kept.runner == slot.alive());
+                let call = CallRef::Decide {
+                    command_type: handler.command_type(),
+                    target,
+                    from,
+                    events,
+                    to,
+                    payload,
+                };
+                let mut answer = None;
+                let exchanged = jail.pool.exchange(pack, &mut slot, &call, 1, |_, reply| {
+                    match reply {
+                        Reply::Decided(decided) => answer = Some(Some(decided)),
+                        Reply::Stale => answer = Some(None),
+                        other => return Err(unexpected(other)),
+                    }
+                    Ok(())
+                })?;
+                if let Err((_, fault)) = exchanged {
+                    kept.runner = None;
+                    kept.version = None;
+                    return Err(PieceError::Fault(fault));
+                }
+                match answer.flatten() {
+                    None => {
+                        kept.runner = None;
+                        kept.version = None;
+                        Ok(None)
+                    }
+                    Some(decided) => {
+                        kept.runner = slot.alive();
+                        kept.version = Some(to);
+                        let decided = decided.map_err(PieceError::Refused)?;
+                        decided
+                            .into_iter()
+                            .map(|event| rebuilt(registry, event).map_err(PieceError::Refused))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(Some)
+                    }
+                }
+            }),
+        }
+    }
+
+    /// The commands `reaction` proposes for `event` (its payload read at the version the
+    /// reaction reads). Jailed, the host builds the envelopes: the command type is the
+    /// reaction's, and correlation, causation, actor and time are the event's, whatever the
+    /// runner said.
+    pub fn react(
+        &self,
+        registry: &Registry,
+        reaction: &dyn DynReaction,
+        event: &EventEnvelope,
+        payload: &Value,
+    ) -> Result<Vec<CommandEnvelope>, PieceError> {
+        match self {
+            PackCode::InProcess => caught(|| reaction.react(event, payload))?
+                .map_err(|error| PieceError::Refused(error.to_string())),
+            PackCode::Jailed(jail) => blocking(|| {
+                let call = CallRef::React {
+                    event_type: reaction.event_type(),
+                    command_type: reaction.command_type(),
+                    event,
+                    payload,
+                };
+                let proposed = jail.one(reaction.pack_id(), &call, |reply| match reply {
+                    Reply::Reacted(proposed) => Ok(proposed),
+                    other => Err(unexpected(other)),
+                })?;
+                let proposed = proposed.map_err(PieceError::Refused)?;
+                let descriptor = registry
+                    .latest(reaction.command_type())
+                    .ok_or_else(|| PieceError::Refused(format!("`{}` is not registered", reaction.command_type())))?;
+                proposed
+                    .into_iter()
+                    .map(|command| {
+                        CommandEnvelope::of_descriptor(
+                            crate::CORE,
+                            descriptor,
+                            command.payload,
+                            CommandRequest {
+                                target_ref: command.target_ref,
+                                dedupe_scope: command.dedupe_scope,
+                                correlation_id: event.correlation_id,
+                                causation: Causation::Event(event.event_id),
+                                actor: reactor(reaction.pack_id()),
+                                requested_at: event.occurred_at,
+                            },
+                        )
+                        .map_err(|error| PieceError::Refused(error.to_string()))
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// The facts `connector` reads in `record` of `stream`, or where it drifted.
+    pub fn interpret(
+        &self,
+        registry: &Registry,
+        connector: &dyn DynConnector,
+        stream: &str,
+        record: &Value,
+    ) -> Result<Result<Vec<Fact>, Drift>, PieceError> {
+        match self {
+            PackCode::InProcess => Ok(caught(|| connector.interpret(stream, record))?),
+            PackCode::Jailed(jail) => blocking(|| {
+                let call = CallRef::Interpret {
+                    connector: connector.id(),
+                    stream,
+                    records: &[record],
+                };
+                let facts = jail.one(connector.pack_id(), &call, |reply| match reply {
+                    Reply::Interpreted(facts) => Ok(facts),
+                    other => Err(unexpected(other)),
+                })?;
+                let Ok(facts) = facts else {
+                    return Ok(facts.map(|_| Vec::new()));
+                };
+                facts
+                    .into_iter()
+                    .map(|fact| match fact {
+                        StatedFact::Event {
+                            event,
+                            native_id,
+                            occurred_at,
+                            source_sequence,
+                        } => Ok(EventFact::from_parts(
+                            crate::CORE,
+                            rebuilt(registry, event).map_err(PieceError::Refused)?,
+                            native_id,
+                            occurred_at,
+                            source_sequence,
+                        )),
+                        StatedFact::Deleted {
+                            native_id,
+                            occurred_at,
+                        } => Ok(Fact::Deleted {
+                            native_id,
+                            occurred_at,
+                        }),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Ok)
+            }),
+        }
+    }
+
+    /// The streams `connector` reads.
+    pub fn streams(&self, connector: &dyn DynConnector) -> Result<Vec<String>, PieceError> {
+        match self {
+            PackCode::InProcess => Ok(caught(|| connector.streams())?),
+            PackCode::Jailed(jail) => blocking(|| {
+                let call = CallRef::Streams {
+                    connector: connector.id(),
+                };
+                Ok(jail.one(connector.pack_id(), &call, |reply| match reply {
+                    Reply::Streams(streams) => Ok(streams),
+                    other => Err(unexpected(other)),
+                })?)
+            }),
+        }
+    }
+}
+
+/// A handler's state of one target as the bus keeps it between commands: the stream
+/// version it reached, and the state itself (in process) or the runner that holds it.
+#[derive(Default)]
+pub struct HandlerState {
+    pub version: Option<i64>,
+    state: Option<KeptState>,
+    runner: Option<u64>,
+}
+
+impl Jail {
+    /// One call with one reply, read by `read`.
+    fn one<T>(
+        &self,
+        pack: &str,
+        call: &impl Serialize,
+        read: impl FnOnce(Reply) -> Result<T, Fault>,
+    ) -> Result<T, PieceError> {
+        let slot = self.pool.slot(pack);
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut read = Some(read);
+        let mut answer = None;
+        self.pool
+            .exchange(pack, &mut slot, call, 1, |_, reply| {
+                let read = read.take().expect("one reply");
+                answer = Some(read(reply)?);
+                Ok(())
+            })?
+            .map_err(|(_, fault)| PieceError::Fault(fault))?;
+        Ok(answer.expect("one reply was read"))
+    }
+}
+
+/// An event a runner stated, as the registered type of its name and version.
+fn rebuilt(registry: &Registry, event: StatedEvent) -> Result<TypedEvent, String> {
+    let descriptor = registry.get(&event.event_type, event.version).ok_or_else(|| {
+        format!(
+            "`{}` v{} is not a type registered in this build",
+            event.event_type, event.version
+        )
+    })?;
+    Ok(TypedEvent::registered(crate::CORE, descriptor, event.payload))
+}

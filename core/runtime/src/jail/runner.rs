@@ -1,0 +1,315 @@
+//! The runner's side: the host binary started as `<host> __pack-runner <pack> <memory>`.
+//! It finds its pack's installed pieces, confines itself, says it is ready, and answers
+//! calls until its input ends. It holds a copy of each projection's rows it folds and the
+//! handlers' states of the targets it decided on, nothing of other packs, and no handle on
+//! anything: its only channel is the pipe pair to the host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use ops_core::connector::{DynConnector, Fact};
+use ops_core::handler::{DynHandler, KeptState};
+use ops_core::projection::{DynProjection, ProjectedEvent, State};
+use ops_core::reaction::DynReaction;
+
+use super::wire::{
+    Call, ProjectedInput, ProposedCommand, Reply, RowWrite, StatedEvent, StatedFact,
+    read_frame_bytes, decode, write_frame,
+};
+
+/// The argument that starts the host binary as a runner.
+pub const RUNNER_ARG: &str = "__pack-runner";
+
+/// The most a call may be: the memory limit bounds it anyway.
+const MAX_CALL_BYTES: usize = 1 << 30;
+
+/// The last panic's message and place, as the hook saw it (the hook runs before unwinding).
+static PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// When the process was started as a runner, serves and returns its exit code; otherwise
+/// `None`, and the host goes on. A host's `main` calls this first.
+pub fn serve_if_runner() -> Option<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some(RUNNER_ARG) {
+        return None;
+    }
+    let pack = args.next().unwrap_or_default();
+    let memory = args.next().and_then(|m| m.parse::<u64>().ok());
+    let confine = args.next().as_deref() != Some("unconfined");
+    Some(serve(&pack, memory.unwrap_or(super::DEFAULT_MEMORY_BYTES), confine))
+}
+
+struct Pieces {
+    projections: BTreeMap<&'static str, &'static dyn DynProjection>,
+    handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
+    reactions: BTreeMap<(&'static str, &'static str), &'static dyn DynReaction>,
+    connectors: BTreeMap<&'static str, &'static dyn DynConnector>,
+}
+
+impl Pieces {
+    fn of(pack: &str) -> Self {
+        let core = crate::CORE;
+        Pieces {
+            projections: ops_core::projection::installed(core)
+                .into_iter()
+                .filter(|p| p.pack_id() == pack)
+                .map(|p| (p.name(), p))
+                .collect(),
+            handlers: ops_core::handler::installed(core)
+                .into_iter()
+                .filter(|h| h.pack_id() == pack)
+                .map(|h| (h.command_type(), h))
+                .collect(),
+            reactions: ops_core::reaction::installed(core)
+                .into_iter()
+                .filter(|r| r.pack_id() == pack)
+                .map(|r| ((r.event_type(), r.command_type()), r))
+                .collect(),
+            connectors: ops_core::connector::installed(core)
+                .into_iter()
+                .filter(|c| c.pack_id() == pack)
+                .map(|c| (c.id(), c))
+                .collect(),
+        }
+    }
+}
+
+/// What the runner keeps between calls.
+#[derive(Default)]
+struct Held {
+    rows: HashMap<String, State>,
+    /// Handler states by command type and target, with the stream version each reached.
+    states: HashMap<(String, String), (i64, KeptState)>,
+}
+
+fn serve(pack: &str, memory: u64, confine: bool) -> ExitCode {
+    let pieces = Pieces::of(pack);
+    // Before the filter: the panic hook keeps the message instead of printing it, and the
+    // thread's hash keys are drawn now (drawing them later would be a system call the
+    // filter refuses).
+    std::panic::set_hook(Box::new(|info| {
+        let message = match info.payload().downcast_ref::<&str>() {
+            Some(text) => (*text).to_owned(),
+            None => info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "a panic without a message".to_owned()),
+        };
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{message}{place}"));
+    }));
+    let mut held = Held::default();
+    let stdin = std::io::stdin();
+    let mut calls = stdin.lock();
+    let mut replies = BufWriter::new(std::io::stdout().lock());
+    if confine && let Err(reason) = super::confine::confine(memory) {
+        let _ = write_frame(&mut replies, &Reply::Unconfined(reason));
+        return ExitCode::from(3);
+    }
+    if write_frame(&mut replies, &Reply::Ready).is_err() {
+        return ExitCode::from(1);
+    }
+    loop {
+        let call = match read_frame_bytes(&mut calls, MAX_CALL_BYTES) {
+            Ok(Some(body)) => match decode::<Call>(&body) {
+                Ok(call) => call,
+                Err(_) => return ExitCode::from(1),
+            },
+            _ => return ExitCode::SUCCESS,
+        };
+        let answered = catch_unwind(AssertUnwindSafe(|| {
+            answer(&pieces, &mut held, call, &mut replies)
+        }));
+        match answered {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return ExitCode::from(1),
+            Err(_) => {
+                let message = PANIC
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .unwrap_or_else(|| "a panic".to_owned());
+                let _ = write_frame(&mut replies, &Reply::Panicked(message));
+                // What the panicking code left half-done is not used again.
+                return ExitCode::from(101);
+            }
+        }
+    }
+}
+
+fn answer(
+    pieces: &Pieces,
+    held: &mut Held,
+    call: Call,
+    replies: &mut impl Write,
+) -> std::io::Result<()> {
+    match call {
+        Call::Load { projection, rows } => {
+            let rows = rows.into_iter().map(|(t, k, v)| ((t, k), v)).collect();
+            held.rows.insert(projection, State::from_rows(rows));
+            write_frame(replies, &Reply::Loaded)
+        }
+        Call::Project { projection, events } => {
+            let Some(piece) = pieces.projections.get(projection.as_str()) else {
+                return write_frame(replies, &Reply::Unknown(projection));
+            };
+            let state = held.rows.entry(projection).or_default();
+            for event in &events {
+                write_frame(replies, &Reply::Projected(fold(*piece, event, state)))?;
+            }
+            // The changes were sent with each reply; the host stores them.
+            state.take_changes();
+            Ok(())
+        }
+        Call::Decide {
+            command_type,
+            target,
+            from,
+            events,
+            to,
+            payload,
+        } => {
+            let Some(handler) = pieces.handlers.get(command_type.as_str()) else {
+                return write_frame(replies, &Reply::Unknown(command_type));
+            };
+            let key = (command_type, target);
+            let mut state = match (from, held.states.remove(&key)) {
+                (None, _) => handler.new_state(),
+                (Some(from), Some((version, state))) if version == from => state,
+                (Some(_), _) => return write_frame(replies, &Reply::Stale),
+            };
+            for event in &events {
+                handler.apply(&mut state, event);
+            }
+            let decided = handler.decide(&payload, &state).map(|events| {
+                events
+                    .into_iter()
+                    .map(|event| StatedEvent {
+                        event_type: event.event_type().to_owned(),
+                        version: event.version(),
+                        payload: event.into_payload(),
+                    })
+                    .collect()
+            });
+            held.states.insert(key, (to, state));
+            write_frame(replies, &Reply::Decided(decided))
+        }
+        Call::React {
+            event_type,
+            command_type,
+            event,
+            payload,
+        } => {
+            let Some(reaction) = pieces
+                .reactions
+                .get(&(event_type.as_str(), command_type.as_str()))
+            else {
+                return write_frame(replies, &Reply::Unknown(format!("{event_type} -> {command_type}")));
+            };
+            let proposed = reaction
+                .react(&event, &payload)
+                .map(|commands| {
+                    commands
+                        .into_iter()
+                        .map(|command| ProposedCommand {
+                            payload: command.payload,
+                            target_ref: command.target_ref,
+                            dedupe_scope: command.dedupe_scope,
+                        })
+                        .collect()
+                })
+                .map_err(|error| error.to_string());
+            write_frame(replies, &Reply::Reacted(proposed))
+        }
+        Call::Interpret {
+            connector,
+            stream,
+            records,
+        } => {
+            let Some(piece) = pieces.connectors.get(connector.as_str()) else {
+                return write_frame(replies, &Reply::Unknown(connector));
+            };
+            for record in &records {
+                let facts = piece
+                    .interpret(&stream, record)
+                    .map(|facts| facts.into_iter().map(stated_fact).collect());
+                write_frame(replies, &Reply::Interpreted(facts))?;
+            }
+            Ok(())
+        }
+        Call::Streams { connector } => match pieces.connectors.get(connector.as_str()) {
+            Some(piece) => write_frame(replies, &Reply::Streams(piece.streams())),
+            None => write_frame(replies, &Reply::Unknown(connector)),
+        },
+    }
+}
+
+/// Folds one event into the runner's copy of the rows; the rows it changed go back.
+fn fold(
+    projection: &dyn DynProjection,
+    input: &ProjectedInput,
+    state: &mut State,
+) -> Result<Vec<RowWrite>, String> {
+    let event = ProjectedEvent {
+        envelope: &input.envelope,
+        stream_id: &input.stream_id,
+        stream_version: input.stream_version,
+        payload: &input.payload,
+        version: input.version,
+    };
+    state.savepoint();
+    match projection.apply(&event, state) {
+        Ok(()) => {
+            let mut touched: Vec<(String, String)> = state
+                .release_with_undo()
+                .into_iter()
+                .map(|(row, _)| row)
+                .collect();
+            touched.sort();
+            touched.dedup();
+            Ok(touched
+                .into_iter()
+                .map(|(table, key)| {
+                    let document = state.get(&table, &key).cloned();
+                    (table, key, document)
+                })
+                .collect())
+        }
+        Err(reason) => {
+            state.rollback();
+            Err(reason)
+        }
+    }
+}
+
+fn stated_fact(fact: Fact) -> StatedFact {
+    match fact {
+        Fact::Event(fact) => StatedFact::Event {
+            native_id: fact.native_id().to_owned(),
+            occurred_at: fact.occurred_at(),
+            source_sequence: fact.source_sequence(),
+            event: {
+                let event = fact.into_event();
+                StatedEvent {
+                    event_type: event.event_type().to_owned(),
+                    version: event.version(),
+                    payload: event.into_payload(),
+                }
+            },
+        },
+        Fact::Deleted {
+            native_id,
+            occurred_at,
+        } => StatedFact::Deleted {
+            native_id,
+            occurred_at,
+        },
+    }
+}

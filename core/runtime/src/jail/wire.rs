@@ -1,0 +1,149 @@
+//! What crosses between the host and a pack runner: length-prefixed JSON frames on the
+//! runner's standard input and output. Every name in a call is the host's (from the
+//! registry and the installed pieces); every reply is checked by the host like any other
+//! untrusted input before anything is stored.
+
+use std::io::{self, Read, Write};
+
+use ops_core::connector::Drift;
+use ops_core::envelope::EventEnvelope;
+use ops_core::handler::PastEvent;
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The largest reply the host reads: a runner that claims more is faulty.
+pub(crate) const MAX_REPLY_BYTES: usize = 64 << 20;
+
+/// One call to a runner. `Project` and `Interpret` get one reply per item, the others one.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Call {
+    /// The projection's rows as the host holds them; the runner folds into this copy.
+    Load {
+        projection: String,
+        rows: Vec<(String, String, Value)>,
+    },
+    Project {
+        projection: String,
+        events: Vec<ProjectedInput>,
+    },
+    /// Fold `events` into the handler's state of `target` (a new one when `from` is
+    /// `None`, or the one the runner holds at version `from`), then decide on `payload`.
+    Decide {
+        command_type: String,
+        target: String,
+        from: Option<i64>,
+        events: Vec<PastEvent>,
+        to: i64,
+        payload: Value,
+    },
+    React {
+        event_type: String,
+        command_type: String,
+        event: Box<EventEnvelope>,
+        payload: Value,
+    },
+    Interpret {
+        connector: String,
+        stream: String,
+        records: Vec<Value>,
+    },
+    Streams {
+        connector: String,
+    },
+}
+
+/// An event as a projection sees it, owned.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ProjectedInput {
+    pub envelope: EventEnvelope,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub payload: Value,
+    pub version: u32,
+}
+
+/// A row a projection's fold wrote (`Some`) or deleted (`None`).
+pub(crate) type RowWrite = (String, String, Option<Value>);
+
+/// An event a handler or connector stated, by registered name and version.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StatedEvent {
+    pub event_type: String,
+    pub version: u32,
+    pub payload: Value,
+}
+
+/// A command a reaction proposes; the host builds its envelope.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ProposedCommand {
+    pub payload: Value,
+    pub target_ref: String,
+    pub dedupe_scope: ops_core::envelope::DedupeScope,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum StatedFact {
+    Event {
+        event: StatedEvent,
+        native_id: String,
+        occurred_at: ops_core::time::Timestamp,
+        source_sequence: Option<u64>,
+    },
+    Deleted {
+        native_id: String,
+        occurred_at: ops_core::time::Timestamp,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// Confined and listening.
+    Ready,
+    /// The kernel would not confine it: it serves nothing.
+    Unconfined(String),
+    Loaded,
+    Projected(Result<Vec<RowWrite>, String>),
+    /// The runner does not hold the state the call folds from: send the whole history.
+    Stale,
+    Decided(Result<Vec<StatedEvent>, String>),
+    Reacted(Result<Vec<ProposedCommand>, String>),
+    Interpreted(Result<Vec<StatedFact>, Drift>),
+    Streams(Vec<String>),
+    /// The call named a piece this runner's pack does not have.
+    Unknown(String),
+    /// The piece panicked; the runner exits after this reply.
+    Panicked(String),
+}
+
+pub(crate) fn write_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(io::Error::other)?;
+    let length = u32::try_from(body.len()).map_err(io::Error::other)?;
+    out.write_all(&length.to_le_bytes())?;
+    out.write_all(&body)?;
+    out.flush()
+}
+
+/// One frame's bytes; `None` at the end of the stream. A frame longer than `max` is an
+/// error, so a lying peer cannot make the reader allocate without bound.
+pub(crate) fn read_frame_bytes<R: Read>(input: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut length = [0u8; 4];
+    match input.read_exact(&mut length) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_le_bytes(length) as usize;
+    if length > max {
+        return Err(io::Error::other(format!(
+            "a frame of {length} bytes is over the limit of {max}"
+        )));
+    }
+    let mut body = vec![0u8; length];
+    input.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|error| format!("an unreadable frame: {error}"))
+}
