@@ -550,10 +550,11 @@ pub(crate) fn run(
                 },
         } => block_on(async move {
             let connector = installed_connector(&id, "`ops-host registry export` lists the packs")?;
-            if !connector.streams().contains(&stream) {
+            let streams = crate::jailing::pack_code()?.streams(connector)?;
+            if !streams.contains(&stream) {
                 anyhow::bail!(BadInput(format!(
                     "connector `{id}` has no stream `{stream}`; its streams: {}",
-                    connector.streams().join(", ")
+                    streams.join(", ")
                 )));
             }
             if let Some(cursor) = &to

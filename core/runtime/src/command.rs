@@ -24,7 +24,12 @@ use crate::capability::Denial;
 use ops_core::envelope::{
     Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
 };
-use ops_core::handler::{DynHandler, KeptState, PastEvent, owned_by};
+use ops_core::handler::{DynHandler, PastEvent, owned_by};
+use ops_core::contract::TypedEvent;
+use serde_json::Value;
+
+use crate::faults::FaultCount;
+use crate::jail::{HandlerState, PieceError};
 use ops_core::id::{CapabilityId, CommandId, EventId};
 use ops_core::time::Timestamp;
 
@@ -77,6 +82,8 @@ pub enum BusError {
     Compensation { command: String, reason: String },
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Jail(crate::jail::JailError),
     #[error("recording the command failed; nothing was written: {0}")]
     Append(#[from] AppendError),
     #[error("reading the command record failed: {0}")]
@@ -89,17 +96,19 @@ pub struct CommandBus {
     authority: Arc<dyn Authority>,
     /// Handlers' states by command type and target.
     kept: Mutex<HashMap<(&'static str, String), Kept>>,
+    /// Each handler's faults in a row, and whether it is paused (read from the log at its
+    /// first command).
+    faults: tokio::sync::Mutex<HashMap<&'static str, FaultCount>>,
 }
 
 /// How many handler states of targets a bus keeps; past that, an arbitrary one goes.
 const KEPT_STATES: usize = 4096;
 
-/// A handler's state of a target, folded up to `version` of its stream while the log held
-/// `erasures` erasures.
+/// A handler's state of a target (held here, or by the pack's runner), folded while the
+/// log held `erasures` erasures.
 struct Kept {
-    version: i64,
     erasures: i64,
-    state: KeptState,
+    code: HandlerState,
 }
 
 impl CommandBus {
@@ -137,6 +146,7 @@ impl CommandBus {
             handlers: by_type,
             authority,
             kept: Mutex::new(HashMap::new()),
+            faults: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -296,17 +306,23 @@ impl CommandBus {
             .get(command.command_type.as_str())
             .copied()
             .filter(|handler| handler.command_version() == command.payload_schema_version);
-        let (current, folded) = match handler {
+        let (current, history) = match handler {
             Some(handler) => {
-                let folded = self.state_of(handler, &command.target_ref).await?;
-                (folded.version, Some(folded))
+                let (kept, newer) = self.history_of(handler, &command.target_ref).await?;
+                let current = newer
+                    .last()
+                    .map(|event| event.stream_version)
+                    .or(kept.code.version)
+                    .unwrap_or(0);
+                (current, Some((kept, newer)))
             }
             // Refused below without a decision: only the version is needed.
             None => (self.store.stream_version(&command.target_ref).await?, None),
         };
         if let Some(expected) = expected.filter(|expected| *expected != current) {
-            if let (Some(handler), Some(folded)) = (handler, folded) {
-                self.keep(handler, &command.target_ref, folded);
+            if let (Some(handler), Some((kept, _))) = (handler, history) {
+                // Nothing was folded: the state is kept at the version it had.
+                self.keep(handler, &command.target_ref, kept);
             }
             return Err(BusError::Conflict {
                 target: command.target_ref.clone(),
@@ -320,9 +336,12 @@ impl CommandBus {
             command.payload_schema_version,
             &command.payload,
         );
-        let decided = match (handler, folded) {
-            (Some(handler), Some(folded)) => {
-                let decided = handler.decide(&opened, &folded.state).and_then(|decided| {
+        let decided = match (handler, history) {
+            (Some(handler), Some((kept, newer))) => {
+                let decided = self
+                    .decide(handler, command, kept, newer, current, &opened)
+                    .await?
+                    .and_then(|decided| {
                     // A handler states facts of its own pack; receipts, saga steps and
                     // other core events are the core's to write.
                     let registry = self.store.registry();
@@ -341,7 +360,6 @@ impl CommandBus {
                         None => Ok(decided),
                     }
                 });
-                self.keep(handler, &command.target_ref, folded);
                 decided
             }
             _ => Err(match self.handlers.get(command.command_type.as_str()) {
@@ -499,13 +517,14 @@ impl CommandBus {
         }))
     }
 
-    /// `handler`'s state of `target`, folded up to the stream's last version: the state it
-    /// kept, given the events since, or a new one given the whole stream.
-    async fn state_of(
+    /// `handler`'s kept state of `target` and the target's events since the version it
+    /// reached: all of them when nothing holds a state of it (or erasures since made it
+    /// stale).
+    async fn history_of(
         &self,
         handler: &'static dyn DynHandler,
         target: &str,
-    ) -> Result<Kept, BusError> {
+    ) -> Result<(Kept, Vec<StoredEvent>), BusError> {
         let erasures = self
             .store
             .count_of_type(
@@ -517,20 +536,89 @@ impl CommandBus {
             .lock()
             .expect("no code panics while holding the kept states")
             .remove(&(handler.command_type(), target.to_owned()))
-            .filter(|kept| kept.erasures == erasures);
-        let mut kept = kept.unwrap_or_else(|| Kept {
-            version: 0,
+            .filter(|kept| kept.erasures == erasures && self.store.pack_code().holds(&kept.code));
+        let kept = kept.unwrap_or(Kept {
             erasures,
-            state: handler.new_state(),
+            code: HandlerState::default(),
         });
-        let newer = self.store.read_stream_after(target, kept.version).await?;
-        for event in history_seen_by(&self.store, handler.pack_id(), &newer) {
-            handler.apply(&mut kept.state, &event);
+        let newer = self
+            .store
+            .read_stream_after(target, kept.code.version.unwrap_or(0))
+            .await?;
+        Ok((kept, newer))
+    }
+
+    /// The handler's decision, folded from its kept state and `newer` events (up to
+    /// `current`): `Err` with the rejection's text, or with the fault its code ended in (a
+    /// receipt recorded). A handler paused after faults in a row decides nothing.
+    async fn decide(
+        &self,
+        handler: &'static dyn DynHandler,
+        command: &CommandEnvelope,
+        mut kept: Kept,
+        mut newer: Vec<StoredEvent>,
+        current: i64,
+        payload: &Value,
+    ) -> Result<Result<Vec<TypedEvent>, String>, BusError> {
+        let piece = format!("handler {}", handler.command_type());
+        let known = self.faults.lock().await.get(handler.command_type()).cloned();
+        let mut count = match known {
+            Some(count) => count,
+            None => FaultCount {
+                paused: crate::faults::paused_piece(&self.store, &piece).await?,
+                ..FaultCount::default()
+            },
+        };
+        if let Some(receipt) = count.paused {
+            return Ok(Err(format!(
+                "the handler of `{}` is paused after {} faults in a row (receipt {receipt}); `ops-host quarantine retry \"{piece}\"` resumes it",
+                handler.command_type(),
+                crate::faults::PAUSE_AFTER
+            )));
         }
-        kept.version = newer
-            .last()
-            .map_or(kept.version, |event| event.stream_version);
-        Ok(kept)
+        let code = self.store.pack_code();
+        let registry = self.store.registry();
+        let decided = loop {
+            let history = history_seen_by(&self.store, handler.pack_id(), &newer);
+            match code.decide(
+                registry,
+                handler,
+                &mut kept.code,
+                &command.target_ref,
+                &history,
+                current,
+                payload,
+            ) {
+                // The runner that held the state is gone: fold the whole stream.
+                Ok(None) => {
+                    kept.code = HandlerState::default();
+                    newer = self.store.read_stream(&command.target_ref).await?;
+                }
+                Ok(Some(decided)) => break Ok(decided),
+                Err(PieceError::Refused(reason)) => break Err(reason),
+                Err(PieceError::Fault(fault)) => {
+                    let receipt = crate::faults::record(
+                        &self.store,
+                        handler.pack_id(),
+                        &piece,
+                        crate::faults::Input::Command(command.command_id),
+                        &fault,
+                        &mut count,
+                    )
+                    .await?;
+                    self.faults.lock().await.insert(handler.command_type(), count);
+                    return Ok(Err(format!(
+                        "the handler's code faulted: {fault} (receipt {})",
+                        receipt.event_id
+                    )));
+                }
+                Err(PieceError::Jail(error)) => return Err(BusError::Jail(error)),
+            }
+        };
+        count.answered();
+        self.faults.lock().await.insert(handler.command_type(), count);
+        self.keep(handler, &command.target_ref, kept);
+        Ok(decided)
     }
 
     fn keep(&self, handler: &'static dyn DynHandler, target: &str, folded: Kept) {

@@ -20,6 +20,7 @@ use ops_core::time::Timestamp;
 use serde_json::Value;
 
 use crate::cursors::{CursorFence, CursorUpdate};
+use crate::jail::PieceError;
 use crate::leases::{self, Lease, Leases};
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
@@ -463,6 +464,16 @@ impl Default for ConnectorOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
+    #[error("connector `{connector}`: {source}")]
+    Jail {
+        connector: &'static str,
+        source: crate::jail::JailError,
+    },
+    #[error("connector `{connector}`: asking its code for its streams failed: {reason}")]
+    Streams {
+        connector: &'static str,
+        reason: String,
+    },
     #[error("connector id `{connector}` is not valid: use `[a-z][a-z0-9_-]*`")]
     Id { connector: &'static str },
     #[error(
@@ -599,7 +610,15 @@ impl ConnectorRunner {
     /// Reads every stream from its stored cursor to the end of the source.
     pub async fn sync(&mut self) -> Result<Vec<(String, SyncReport)>, ConnectorError> {
         let mut reports = Vec::new();
-        for stream in self.connector.streams() {
+        let streams = self
+            .store
+            .pack_code()
+            .streams(self.connector)
+            .map_err(|error| ConnectorError::Streams {
+                connector: self.connector.id(),
+                reason: error.to_string(),
+            })?;
+        for stream in streams {
             let report = self.sync_stream(&stream).await?;
             reports.push((stream, report));
         }
@@ -805,7 +824,7 @@ impl ConnectorRunner {
                 location,
                 text,
             };
-            let events = match self.events_of(stream, &record) {
+            let events = match self.events_of(stream, &record).await? {
                 Ok(events) => events,
                 Err(drift) => {
                     retried
@@ -846,7 +865,7 @@ impl ConnectorRunner {
         record: &RawRecord,
         report: &mut SyncReport,
     ) -> Result<Vec<EventEnvelope>, ConnectorError> {
-        match self.events_of(stream, record) {
+        match self.events_of(stream, record).await? {
             Ok(events) => {
                 report.deleted += events
                     .iter()
@@ -903,12 +922,58 @@ impl ConnectorRunner {
         Ok(())
     }
 
-    /// The envelopes of the facts the connector reads in `record`, or where it drifted.
-    fn events_of(&self, stream: &str, record: &RawRecord) -> Result<Vec<EventEnvelope>, Drift> {
-        let facts = match &record.content {
-            Ok(value) => self.connector.interpret(stream, value),
-            Err(reason) => Err(Drift::at("", reason.clone())),
-        }?;
+    /// The envelopes of the facts the connector reads in `record`, or where it drifted. A
+    /// fault of the connector's code is receipted and the record set aside like a drift,
+    /// with the fault as its reason.
+    async fn events_of(
+        &self,
+        stream: &str,
+        record: &RawRecord,
+    ) -> Result<Result<Vec<EventEnvelope>, Drift>, ConnectorError> {
+        let value = match &record.content {
+            Ok(value) => value,
+            Err(reason) => return Ok(Err(Drift::at("", reason.clone()))),
+        };
+        let code = self.store.pack_code();
+        let facts = match code.interpret(self.store.registry(), self.connector, stream, value) {
+            Ok(facts) => facts,
+            Err(PieceError::Refused(reason)) => Err(Drift::at("", reason)),
+            Err(PieceError::Fault(fault)) => {
+                let receipt = crate::faults::record(
+                    &self.store,
+                    self.connector.pack_id(),
+                    &format!("connector {}", self.connector.id()),
+                    crate::faults::Input::Record(&record.location),
+                    &fault,
+                    &mut crate::faults::FaultCount::default(),
+                )
+                .await
+                .map_err(|source| ConnectorError::Append {
+                    connector: self.connector.id(),
+                    stream: stream.to_owned(),
+                    source: Box::new(source),
+                })?;
+                Err(Drift::at(
+                    "",
+                    format!("the connector's code faulted: {fault} (receipt {})", receipt.event_id),
+                ))
+            }
+            Err(PieceError::Jail(error)) => {
+                return Err(ConnectorError::Jail {
+                    connector: self.connector.id(),
+                    source: error,
+                });
+            }
+        };
+        Ok(facts.and_then(|facts| self.envelopes(stream, record, facts)))
+    }
+
+    fn envelopes(
+        &self,
+        stream: &str,
+        record: &RawRecord,
+        facts: Vec<Fact>,
+    ) -> Result<Vec<EventEnvelope>, Drift> {
         facts
             .into_iter()
             .map(|fact| self.envelope(stream, record, fact))

@@ -30,6 +30,9 @@ use crate::store::{
     AppendError, CurrentPayload, EventStore, ExpectedVersion, LogPosition, ReadError,
 };
 
+use crate::faults::FaultCount;
+use crate::jail::PieceError;
+
 const BATCH: usize = 500;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,6 +57,11 @@ pub struct ReactionReport {
     /// Another worker took the lease over mid-run: this one's last cursor move was
     /// refused and it stopped (the commands it sent are deduplicated by their ids).
     pub lease_lost: bool,
+    /// Calls of the reaction's code that faulted (each event set aside, with a receipt).
+    pub faulted: usize,
+    /// The reaction is paused after faults in a row: the receipt that paused it. Its
+    /// cursor stays before the next event until an operator resumes it.
+    pub paused: Option<ops_core::id::EventId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +80,8 @@ pub enum ReactionError {
     Budget(#[from] BudgetError),
     #[error("the reaction's lease could not be read or taken: {0}")]
     Lease(sqlx::Error),
+    #[error(transparent)]
+    Jail(#[from] crate::jail::JailError),
 }
 
 /// How answering one event ended.
@@ -82,6 +92,8 @@ enum Answered {
     OverBudget,
     /// The capability refused a command: the run stops before the event.
     Denied,
+    /// The reaction is paused: the run stops before the event.
+    Paused,
 }
 
 pub struct ReactionRunner {
@@ -91,6 +103,8 @@ pub struct ReactionRunner {
     capability_id: CapabilityId,
     budget: Option<Arc<Budgets>>,
     leases: Option<Leases>,
+    /// Its faults in a row, and whether it is paused (read from the log at its first run).
+    faults: std::sync::Mutex<Option<FaultCount>>,
 }
 
 impl ReactionRunner {
@@ -105,6 +119,7 @@ impl ReactionRunner {
             capability_id,
             budget: None,
             leases: None,
+            faults: std::sync::Mutex::new(None),
         }
     }
 
@@ -157,6 +172,13 @@ impl ReactionRunner {
             }
         };
         let lease = lease.as_ref();
+        if self.faults().is_none() {
+            let paused = crate::faults::paused_piece(&self.store, &self.piece()).await?;
+            *self.faults.lock().expect("no code panics holding it") = Some(FaultCount {
+                paused,
+                ..FaultCount::default()
+            });
+        }
         let (owner, stream) = self.cursor_key();
         let (mut position, mut stored) = self.read_cursor(&owner, &stream).await?;
         let run_id = format!("{}@{}:{}", self.origin(), position.tx_order, position.seq);
@@ -174,6 +196,7 @@ impl ReactionRunner {
                 if answered != Answered::Done {
                     report.events -= 1;
                     report.stopped_by_budget = answered == Answered::OverBudget;
+                    report.paused = self.faults().and_then(|count| count.paused);
                     // Resume at this event: the cursor names the position before it.
                     let before = position_before(event.position, position);
                     self.save(&owner, &stream, before, stored, lease).await?;
@@ -268,6 +291,19 @@ impl ReactionRunner {
         }
     }
 
+    /// The piece's name in fault receipts and pauses: `reaction <event> -> <command>`.
+    pub fn piece(&self) -> String {
+        format!(
+            "reaction {} -> {}",
+            self.reaction.event_type(),
+            self.reaction.command_type()
+        )
+    }
+
+    fn faults(&self) -> Option<FaultCount> {
+        self.faults.lock().expect("no code panics holding it").clone()
+    }
+
     /// Answers one event, or stops at a command the budget or the capability refused.
     async fn answer(
         &self,
@@ -301,12 +337,40 @@ impl ReactionRunner {
                 return self.set_aside(envelope, &reason, &raw(), report).await;
             }
         };
-        let commands = match self.reaction.react(envelope, &payload) {
-            Ok(commands) => commands,
-            Err(error) => {
+        let mut count = self.faults().unwrap_or_default();
+        if count.paused.is_some() {
+            return Ok(Answered::Paused);
+        }
+        let code = self.store.pack_code();
+        let commands = match code.react(self.store.registry(), self.reaction, envelope, &payload) {
+            Ok(commands) => {
+                count.answered();
+                *self.faults.lock().expect("no code panics holding it") = Some(count);
+                commands
+            }
+            Err(PieceError::Refused(error)) => {
                 let reason = format!("the reaction could not build its command: {error}");
                 return self.set_aside(envelope, &reason, &raw(), report).await;
             }
+            Err(PieceError::Fault(fault)) => {
+                let receipt = crate::faults::record(
+                    &self.store,
+                    self.reaction.pack_id(),
+                    &self.piece(),
+                    crate::faults::Input::Event(envelope.event_id),
+                    &fault,
+                    &mut count,
+                )
+                .await?;
+                *self.faults.lock().expect("no code panics holding it") = Some(count);
+                report.faulted += 1;
+                let reason = format!(
+                    "the reaction's code faulted: {fault} (receipt {})",
+                    receipt.event_id
+                );
+                return self.set_aside(envelope, &reason, &raw(), report).await;
+            }
+            Err(PieceError::Jail(error)) => return Err(error.into()),
         };
         for command in commands {
             // A command its capability will deny spends nothing: the reaction waits at the

@@ -261,6 +261,15 @@ impl PackCode {
         }
     }
 
+    /// Whether the state `kept` says it has is still held: in process, when it is there;
+    /// jailed, when the runner that holds it is still the pack's runner.
+    pub fn holds(&self, kept: &HandlerState) -> bool {
+        match self {
+            PackCode::InProcess => kept.state.is_some(),
+            PackCode::Jailed(_) => kept.runner.is_some(),
+        }
+    }
+
     /// The handler's decision on `payload` after folding `events` (the target's stream from
     /// version `from` to `to`) into its state. In process, `kept` is the state at `from`;
     /// jailed, the pack's runner holds it, and `Ok(None)` says the runner is not the one
@@ -302,7 +311,13 @@ impl PackCode {
                 let pack = handler.pack_id();
                 let slot = jail.pool.slot(pack);
                 let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-                let from = kept.version.filter(|_| kept.runner.is_some() && kept.runner == slot.alive());
+                // Events since a version are no use to a runner that does not hold it.
+                if kept.version.is_some() && (kept.runner.is_none() || kept.runner != slot.alive()) {
+                    kept.runner = None;
+                    kept.version = None;
+                    return Ok(None);
+                }
+                let from = kept.version;
                 let call = CallRef::Decide {
                     command_type: handler.command_type(),
                     target,
