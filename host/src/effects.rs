@@ -168,6 +168,13 @@ pub async fn retry_quarantine(
     origin: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
+    // A paused piece of pack code (as `status` names it) is given work again.
+    if ops_core_runtime::faults::paused(store).await?.contains_key(origin) {
+        ops_core_runtime::faults::resume(store, origin, "resumed by `ops-host quarantine retry`")
+            .await?;
+        writeln!(out, "resumed {origin}: it is given work again")?;
+        return Ok(Ended::Done);
+    }
     let Some((connector, stream)) = origin
         .strip_prefix("connector:")
         .and_then(|rest| rest.split_once('/'))

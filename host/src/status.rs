@@ -10,6 +10,7 @@ use std::io::Write;
 use ops_core::capability::CapabilityDenied;
 use ops_core::contract::Contract;
 use ops_core::egress::EffectState;
+use ops_core::fault::PackCodeFaulted;
 use ops_core_runtime::egress::{SagaState, effects, sagas};
 use ops_core_runtime::leases;
 use ops_core_runtime::projection::all_freshness;
@@ -120,6 +121,7 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
             saga.correlation_id
         )?;
     }
+    write_pack_code(store, out, &mut healthy).await?;
     let leases = leases::all(store.db()).await?;
     let live: Vec<_> = leases.iter().filter(|lease| lease.live).collect();
     let workers: std::collections::BTreeSet<&str> =
@@ -139,4 +141,42 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
         )?;
     }
     Ok(healthy)
+}
+
+/// Where pack code runs, its faults, and the pieces paused after faults in a row (each a
+/// reason for attention, named with the receipt that paused it).
+async fn write_pack_code(
+    store: &EventStore,
+    out: &mut impl Write,
+    healthy: &mut bool,
+) -> anyhow::Result<()> {
+    let faults = store.read_by_type(PackCodeFaulted::TYPE).await?;
+    let unconfined = faults
+        .iter()
+        .filter(|e| e.envelope.payload["confined"] == serde_json::Value::Bool(false))
+        .count();
+    writeln!(
+        out,
+        "pack code: {}; {} faults recorded{}",
+        if store.pack_code().confined() {
+            "runs in runners the kernel confines"
+        } else {
+            "runs UNCONFINED (`--unjailed`)"
+        },
+        faults.len(),
+        if unconfined > 0 {
+            format!(", {unconfined} of them in unconfined runners")
+        } else {
+            String::new()
+        }
+    )?;
+    for (piece, (pack, receipt)) in ops_core_runtime::faults::paused(store).await? {
+        *healthy = false;
+        writeln!(
+            out,
+            "  PAUSED {piece} of pack {pack} after {} faults in a row (receipt {receipt}); fix the pack, then `ops-host projections rebuild` or `ops-host quarantine retry \"{piece}\"` resumes it",
+            ops_core_runtime::faults::PAUSE_AFTER
+        )?;
+    }
+    Ok(())
 }

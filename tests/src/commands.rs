@@ -143,13 +143,17 @@ pub fn open(id: &str) -> CommandEnvelope {
 }
 
 pub fn open_with(id: &str, severity: Severity) -> CommandEnvelope {
+    open_titled(id, "Card authorisations time out", severity)
+}
+
+pub fn open_titled(id: &str, title: &str, severity: Severity) -> CommandEnvelope {
     let command = OpenIncident {
         incident_id: id.to_owned(),
         service: ServiceRef {
             system: "catalogue".to_owned(),
             id: "payments".to_owned(),
         },
-        title: "Card authorisations time out".to_owned(),
+        title: title.to_owned(),
         severity,
     };
     CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")

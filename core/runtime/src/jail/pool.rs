@@ -258,15 +258,26 @@ impl Runner {
         let status = self.child.wait();
         // The diagnostics thread reads until the pipe closes; give it that instant.
         std::thread::sleep(Duration::from_millis(5));
-        let said = String::from_utf8_lossy(&self.diagnostics.lock().unwrap_or_else(|e| e.into_inner()))
+        let diagnostics =
+            String::from_utf8_lossy(&self.diagnostics.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_owned();
+        // The runtime says an allocation failed before it aborts; other lines (a note on
+        // backtraces) may follow.
+        let out_of_memory = diagnostics
+            .lines()
+            .find(|line| line.contains("memory allocation of"))
+            .map(str::to_owned);
+        let said = diagnostics
+            .lines()
+            .rfind(|line| !line.trim().is_empty() && !line.starts_with("note:"))
+            .unwrap_or_default()
             .trim()
             .to_owned();
-        let said = said.lines().last().unwrap_or_default().to_owned();
-        match status.ok().and_then(|s| s.signal()) {
-            Some(libc::SIGSYS) => Fault::Forbidden,
-            Some(libc::SIGABRT) if said.contains("memory allocation") => Fault::OutOfMemory(said),
-            Some(signal) => Fault::Killed { signal, said },
-            None => Fault::Exited(said),
+        match (status.ok().and_then(|s| s.signal()), out_of_memory) {
+            (Some(libc::SIGSYS), _) => Fault::Forbidden,
+            (Some(libc::SIGABRT), Some(line)) => Fault::OutOfMemory(line),
+            (Some(signal), _) => Fault::Killed { signal, said },
+            (None, _) => Fault::Exited(said),
         }
     }
 }

@@ -1,0 +1,249 @@
+//! The jail, on both backends: pack code runs in runner processes the kernel confines, and
+//! a panic, a call over its time limit, an allocation over the memory limit or a forbidden
+//! system call ends one call, with a receipt, while everything else goes on. A binary of
+//! its own: it links the faulty test pack (`tests/faulty-pack`), which no other test sees.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ops_contract_incidents::Severity;
+use ops_core::capability::Scope;
+use ops_core::contract::Contract;
+use ops_core::fault::PackCodeFaulted;
+use ops_core::projection::DynProjection;
+use ops_core_runtime::command::CommandBus;
+use ops_core_runtime::jail::{Jail, Limits, PackCode};
+use ops_core_runtime::projection::ProjectionRunner;
+use ops_core_runtime::reaction::ReactionRunner;
+use ops_core_runtime::store::EventStore;
+use ops_tests::commands::{book_of, capability, grant, open_titled};
+use ops_tests::responder;
+use ops_tests::on_both_backends;
+use ops_tests::storage::Backend;
+use pack_faulty as _;
+use serde_json::Value;
+
+/// The faulty host is the runner: it links the same packs as this test.
+fn jail() -> Jail {
+    Jail::with(
+        PathBuf::from(env!("CARGO_BIN_EXE_faulty_host")),
+        true,
+        Limits {
+            call_time: Duration::from_millis(1500),
+            memory_bytes: 512 << 20,
+        },
+        Vec::new(),
+    )
+}
+
+fn projection(pack: &str, name: &str) -> &'static dyn DynProjection {
+    ops_core::projection::installed(ops_core_runtime::CORE)
+        .into_iter()
+        .find(|p| p.pack_id() == pack && p.name() == name)
+        .expect("the projection is installed")
+}
+
+/// Every capability the tests act on, the faulty pack's reactions' included.
+fn bus(store: &EventStore) -> CommandBus {
+    let authority = book_of([
+        grant(capability(), responder(), Scope::everything()),
+        grant(
+            ops_core::id::CapabilityId::of(&("reactions", "faulty")).expect("canonical"),
+            ops_core::reaction::reactor("faulty"),
+            Scope::everything(),
+        ),
+    ]);
+    CommandBus::new(store.clone(), authority).expect("consistent handlers")
+}
+
+/// Incidents opened with these titles, through the bus (the incidents pack's handler runs
+/// in its runner too).
+async fn opened(store: &EventStore, titles: &[&str]) {
+    let bus = bus(store);
+    for (n, title) in titles.iter().enumerate() {
+        let receipt = bus
+            .submit(&open_titled(&format!("INC-{n}"), title, Severity::Sev2), capability(), None)
+            .await
+            .expect("opening an incident");
+        assert_eq!(receipt.outcome, ops_core::envelope::CommandOutcome::Accepted);
+    }
+}
+
+/// `table`'s rows of a projection as its runner holds them after catching up.
+fn rows(runner: &ProjectionRunner) -> Vec<((String, String), Value)> {
+    runner.state().rows().clone().into_iter().collect()
+}
+
+async fn receipts(store: &EventStore) -> Vec<PackCodeFaulted> {
+    store
+        .read_by_type(PackCodeFaulted::TYPE)
+        .await
+        .expect("reading receipts")
+        .into_iter()
+        .map(|e| serde_json::from_value(e.envelope.payload).expect("a receipt"))
+        .collect()
+}
+
+const TITLES: [&str; 9] = [
+    "fine one",
+    "fold:panic",
+    "fine two",
+    "fold:alloc",
+    "fine three",
+    "fold:socket",
+    "fine four",
+    "fold:loop",
+    "fine five",
+];
+
+async fn each_fault_ends_one_call_with_a_receipt(backend: Backend) {
+    let store = backend
+        .store("jail_each_fault")
+        .await
+        .with_pack_code(PackCode::Jailed(jail()));
+    let mut tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
+        .await
+        .expect("the projection starts");
+    opened(&store, &TITLES).await;
+    let report = tripwire.catch_up().await.expect("the catch-up ends normally");
+    assert_eq!((report.applied, report.quarantined, report.faulted), (5, 4, 4), "{report:?}");
+    assert_eq!(report.paused, None, "no two faults were in a row");
+    let seen: Vec<String> = rows(&tripwire).into_iter().map(|((_, key), _)| key).collect();
+    assert_eq!(seen, ["INC-0", "INC-2", "INC-4", "INC-6", "INC-8"]);
+
+    let receipts = receipts(&store).await;
+    let faults: Vec<&str> = receipts.iter().map(|r| r.fault.as_str()).collect();
+    assert_eq!(receipts.len(), 4, "{faults:?}");
+    assert!(receipts.iter().all(|r| r.pack == "faulty"
+        && r.piece == "projection pack:faulty/tripwire"
+        && r.confined));
+    // Applied in canonical order (which the event ids decide here), one of each.
+    let each = |kind: &str| faults.iter().filter(|fault| fault.starts_with(kind)).count();
+    assert_eq!(each("panicked: the faulty pack panics on cue"), 1, "{faults:?}");
+    assert_eq!(each("went over its memory limit: memory allocation of"), 1, "{faults:?}");
+    assert_eq!(each("made a system call the jail forbids"), 1, "{faults:?}");
+    assert_eq!(each("did not return within its time limit of 1500 ms"), 1, "{faults:?}");
+    let quarantined = store
+        .quarantined("projection:pack:faulty/tripwire")
+        .await
+        .expect("reading the quarantine");
+    assert_eq!(quarantined.len(), 4);
+
+    // Another pack's projection over the same log, jailed, ends as it does in process on a
+    // store that never ran the faulty pack's code.
+    let mut board = ProjectionRunner::start(store.clone(), projection("incidents", "incident_board"))
+        .await
+        .expect("the board starts");
+    board.catch_up().await.expect("the board catches up");
+    let plain = backend.store("jail_each_fault_plain").await;
+    opened(&plain, &TITLES).await;
+    let mut plain_board = ProjectionRunner::start(plain, projection("incidents", "incident_board"))
+        .await
+        .expect("the board starts");
+    plain_board.catch_up().await.expect("the board catches up");
+    assert!(!rows(&board).is_empty());
+    assert_eq!(rows(&board), rows(&plain_board));
+}
+
+async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
+    let store = backend
+        .store("jail_pause")
+        .await
+        .with_pack_code(PackCode::Jailed(jail()));
+    let mut tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
+        .await
+        .expect("the projection starts");
+    opened(&store, &["fold:panic", "fold:panic", "fold:panic", "fine", "fold:panic"]).await;
+    let report = tripwire.catch_up().await.expect("the catch-up ends normally");
+    let paused = report.paused.expect("three faults in a row pause it");
+    assert_eq!(report.faulted, 3, "{report:?}");
+    // What came after the pause was set aside, not given to the piece.
+    assert_eq!(report.quarantined, 5, "{report:?}");
+    let receipts = receipts(&store).await;
+    assert_eq!(receipts.iter().filter(|r| r.paused).count(), 1);
+    // Paused, it is given nothing, and a new runner of it knows.
+    let again = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
+        .await
+        .expect("the projection starts")
+        .catch_up()
+        .await
+        .expect("the catch-up ends");
+    assert_eq!((again.paused, again.faulted), (Some(paused), 0));
+    assert_eq!(
+        ops_core_runtime::faults::paused(&store).await.unwrap().len(),
+        1
+    );
+    // A rebuild resumes it and gives it every event again; the code was not fixed, so it
+    // faults three times in a row again and is paused by a new receipt.
+    tripwire.rebuild().await.expect("the rebuild runs");
+    let resumed = store
+        .read_by_type(ops_core::fault::PackPieceResumed::TYPE)
+        .await
+        .expect("reading the log");
+    assert_eq!(resumed.len(), 1);
+    let after = self::receipts(&store).await;
+    assert_eq!(after.len(), 6);
+    assert_eq!(after.iter().filter(|r| r.paused).count(), 2);
+    let paused_again = ops_core_runtime::faults::paused(&store).await.unwrap();
+    assert_ne!(paused_again.values().next().map(|(_, receipt)| *receipt), Some(paused));
+}
+
+async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: Backend) {
+    let store = backend
+        .store("jail_reaction")
+        .await
+        .with_pack_code(PackCode::Jailed(jail()));
+    opened(&store, &["fine", "react:loop", "decide:panic", "fine again"]).await;
+    let bus = bus(&store);
+    let reaction = ops_core::reaction::installed(ops_core_runtime::CORE)
+        .into_iter()
+        .find(|r| r.pack_id() == "faulty")
+        .expect("the faulty reaction is installed");
+    let capability = ops_core::id::CapabilityId::of(&("reactions", "faulty")).expect("canonical");
+    let started = std::time::Instant::now();
+    let report = ReactionRunner::new(store.clone(), reaction, capability)
+        .catch_up(&bus)
+        .await
+        .expect("the reaction's run ends normally");
+    assert!(started.elapsed() < Duration::from_secs(60), "the loop was ended");
+    assert_eq!(report.faulted, 1, "{report:?}");
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    // Three commands: two accepted, and the one whose handler panicked refused.
+    assert_eq!((report.accepted, report.rejected), (2, 1), "{report:?}");
+    let receipts = receipts(&store).await;
+    let pieces: Vec<&str> = receipts.iter().map(|r| r.piece.as_str()).collect();
+    assert_eq!(receipts.len(), 2, "{pieces:?}");
+    assert!(receipts.iter().any(|r| r.piece.starts_with("reaction ") && r.fault.contains("time limit")));
+    assert!(receipts.iter().any(|r| r.piece == "handler pack.faulty.trip.Trip" && r.fault.starts_with("panicked")));
+}
+
+on_both_backends!(
+    each_fault_ends_one_call_with_a_receipt,
+    faults_in_a_row_pause_the_piece_until_a_rebuild,
+    a_looping_reaction_and_a_panicking_handler_end_one_call_each,
+);
+
+/// The runner is confined while it works: seccomp in filter mode, no new privileges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_is_confined_by_the_kernel() {
+    let jail = jail();
+    let store = Backend::Sqlite
+        .store("jail_confined")
+        .await
+        .with_pack_code(PackCode::Jailed(jail.clone()));
+    opened(&store, &["fine"]).await;
+    let pids = jail.runner_pids();
+    let (pack, pid) = pids.first().expect("the incidents pack's runner decided the command");
+    assert_eq!(pack, "incidents");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the runner is alive");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+}
