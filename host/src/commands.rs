@@ -914,29 +914,19 @@ fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
     let stored: Vec<StoredPayload> = serde_json::from_str(&text)
         .with_context(|| format!("{}: expected an array of stored payloads", input.display()))
         .or_bad_input()?;
+    let code = crate::jailing::pack_code()?;
     let answers: Vec<serde_json::Value> = stored
         .into_iter()
         .map(|stored| {
             let name = registry
                 .current_name(&stored.type_name)
                 .unwrap_or(&stored.type_name);
-            // A panicking upcaster is a finding about that payload, not the end of the run.
-            let upcast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                registry.upcast_to_latest(name, stored.version, stored.payload)
-            }));
-            match upcast {
-                Ok(Ok((version, payload))) => {
+            // A faulting upcaster is a finding about that payload, not the end of the run.
+            match code.upcast(registry, name, stored.version, stored.payload) {
+                Ok((version, payload)) => {
                     serde_json::json!({"version": version, "payload": payload})
                 }
-                Ok(Err(error)) => serde_json::json!({"error": error.to_string()}),
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    serde_json::json!({"error": format!("the upcaster panicked: {message}")})
-                }
+                Err(error) => serde_json::json!({"error": error}),
             }
         })
         .collect();

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
 use ops_core::registry::{Registry, TypeDescriptor};
@@ -44,9 +44,9 @@ pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> any
             continue;
         }
         for example in examples_of(&export, descriptor) {
-            let (version, upcast) = registry
-                .upcast_to_latest(descriptor.name, 1, example.clone())
-                .with_context(|| format!("upcasting an example of `{}`", descriptor.name))?;
+            let (version, upcast) = crate::jailing::pack_code()?
+                .upcast(registry, descriptor.name, 1, example.clone())
+                .map_err(|error| anyhow::anyhow!("upcasting an example of `{}`: {error}", descriptor.name))?;
             (latest.check_payload)(&upcast).map_err(|error| {
                 anyhow::anyhow!(
                     "`{}` v{version} rejects the upcast example: {error}",

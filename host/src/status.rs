@@ -170,6 +170,23 @@ async fn write_pack_code(
             String::new()
         }
     )?;
+    // Each faulting piece once: how often, and its last fault with the receipt's id.
+    let mut by_piece: std::collections::BTreeMap<String, (usize, String)> =
+        std::collections::BTreeMap::new();
+    for event in &faults {
+        let payload = &event.envelope.payload;
+        let piece = payload["piece"].as_str().unwrap_or_default().to_owned();
+        let last = format!(
+            "{} (receipt {})",
+            payload["fault"].as_str().unwrap_or_default(),
+            event.envelope.event_id
+        );
+        let entry = by_piece.entry(piece).or_default();
+        *entry = (entry.0 + 1, last);
+    }
+    for (piece, (count, last)) in &by_piece {
+        writeln!(out, "  FAULTED {piece}: {count} time(s); last: {last}")?;
+    }
     for (piece, (pack, receipt)) in ops_core_runtime::faults::paused(store).await? {
         *healthy = false;
         writeln!(

@@ -247,3 +247,126 @@ async fn a_runner_is_confined_by_the_kernel() {
     assert_eq!(field("Seccomp:"), "2", "{status}");
     assert_eq!(field("NoNewPrivs:"), "1", "{status}");
 }
+
+/// The ticket export the filesync connector reads, one opened ticket per title.
+fn tickets(dir: &std::path::Path, titles: &[&str]) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("tickets")).expect("creating the export");
+    let lines: Vec<String> = titles
+        .iter()
+        .enumerate()
+        .map(|(n, title)| {
+            format!(
+                r#"{{"seq": {}, "op": "create", "id": "T-{n}", "at": "2026-11-20T09:{:02}:00Z", "service": "payments", "title": "{title}", "severity": "sev2"}}"#,
+                n + 1,
+                n % 60
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("tickets/0001.jsonl"), lines.join("\n") + "\n").expect("writing the export");
+}
+
+/// The runners a host process started: its children started as pack runners.
+fn runners_of(host: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("reading /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
+            let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(&host.to_string()) && String::from_utf8_lossy(&command).contains("__pack-runner")
+        })
+        .collect()
+}
+
+/// `ops-host run` with a pack that panics, allocates without bound, opens a socket and
+/// loops: the host ends its ticks normally, its runners are confined while it runs, the
+/// other packs' projections are complete (the incident board's stored rows are the ones an
+/// in-process rebuild gives), and `status` names the faults and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() {
+    let root = std::env::temp_dir().join(format!("ops-jail-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let source = root.join("source");
+    let titles = ["fine", "fold:panic", "fine too", "fold:alloc", "fold:socket", "fine again", "fold:loop", "last"];
+    tickets(&source, &titles);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).expect("creating the data directory");
+    let config = root.join("ops.toml");
+    std::fs::write(&config, "[packs.faulty]\ncall_ms = 1000\nmemory_mib = 512\n").expect("writing ops.toml");
+    let host = env!("CARGO_BIN_EXE_faulty_host");
+    let mut run = std::process::Command::new(host)
+        .args(["run", "--data"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .args(["--source", &format!("tickets={}", source.display())])
+        .args(["--interval-ms", "20", "--releases", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the host");
+    // Its runners, while it works, are confined.
+    let started = std::time::Instant::now();
+    let mut confined = Vec::new();
+    while confined.len() < 2 && started.elapsed() < Duration::from_secs(60) {
+        for pid in runners_of(run.id()) {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if status.lines().any(|l| l == "Seccomp:\t2") && status.lines().any(|l| l == "NoNewPrivs:\t1")
+                && !confined.contains(&pid)
+            {
+                confined.push(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(confined.len() >= 2, "confined runners seen: {confined:?}");
+    // Let it go through every fault (the loop takes its second), then stop it as Ctrl-C does.
+    let quiet = || {
+        let status = std::process::Command::new(host)
+            .args(["status", "--data"])
+            .arg(&data)
+            .output()
+            .expect("status runs");
+        String::from_utf8_lossy(&status.stdout).contains("FAULTED projection pack:faulty/tripwire: 4 time(s)")
+    };
+    while !quiet() && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .expect("signalling the host");
+    assert!(killed.success());
+    let ended = run.wait_with_output().expect("the host ends");
+    let said = String::from_utf8_lossy(&ended.stdout).into_owned() + &String::from_utf8_lossy(&ended.stderr);
+    assert!(ended.status.success(), "the host ends its ticks normally: {said}");
+
+    let status = std::process::Command::new(host)
+        .args(["status", "--data"])
+        .arg(&data)
+        .output()
+        .expect("status runs");
+    let report = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(1), "{report}");
+    assert!(report.contains("pack code: runs in runners the kernel confines"), "{report}");
+    assert!(report.contains("FAULTED projection pack:faulty/tripwire: 4 time(s)"), "{report}");
+
+    // The board the jailed worker stored is the one an in-process rebuild of the log gives.
+    let db = ops_core_runtime::db::Db::open_sqlite(&data.join("ops.db")).await.expect("opening the log");
+    let registry = ops_core::registry::registry(ops_core_runtime::CORE).expect("a consistent registry");
+    let store = EventStore::open_existing(db, registry).await.expect("the store");
+    let mut board = ProjectionRunner::start(store, projection("incidents", "incident_board"))
+        .await
+        .expect("the board loads");
+    let stored = rows(&board);
+    assert_eq!(
+        stored.iter().filter(|((table, _), _)| table == "incidents").count(),
+        titles.len(),
+        "every ticket is on the board: {stored:?}"
+    );
+    board.rebuild().await.expect("the board rebuilds in process");
+    assert_eq!(rows(&board), stored);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -26,6 +26,7 @@
 //! - [`lineage`]: query and derived artifacts and feedback.
 //! - [`budget`]: usage, limits and budget receipts.
 //! - [`retention`]: the explicit retention policy and its receipt.
+//! - [`fault`]: receipts of pack code that faulted in its jailed runner, and resumptions.
 //!
 //! [`prelude`] is what a `#![no_std]` pack imports, and [`testing`] the harness its tests
 //! use: a handler's decisions and a projection's rows, pure.

@@ -14,7 +14,9 @@
 //!
 //! Running packs: [`projection`] runs their projections, [`reaction`] their reactions,
 //! [`connector`] their ingress connectors, [`reconcile`] turns disagreeing sources into
-//! conflict events, and [`command`] is the command bus.
+//! conflict events, and [`command`] is the command bus. Their pack code runs through
+//! [`jail`]: in runner processes the kernel confines, one per pack; [`faults`] records what
+//! faulted there and which pieces are paused.
 //!
 //! Gateways and services: [`egress`] (dispatcher, gateway checks, sagas), [`capability`],
 //! [`query`] (the query gateway), [`secrets`] (the secrets provider), [`shredding`]

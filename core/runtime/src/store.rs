@@ -968,7 +968,8 @@ impl EventStore {
         let Some(name) = self.registry.current_name(&envelope.event_type) else {
             return CurrentPayload::UnknownType;
         };
-        match self.registry.upcast_to_latest(
+        match self.code.upcast(
+            self.registry,
             name,
             envelope.payload_schema_version,
             envelope.payload.clone(),
@@ -979,9 +980,7 @@ impl EventStore {
                 }
                 CurrentPayload::Current { version, payload }
             }
-            Err(error) => CurrentPayload::Unreadable {
-                reason: error.to_string(),
-            },
+            Err(reason) => CurrentPayload::Unreadable { reason },
         }
     }
 

@@ -19,6 +19,10 @@ use serde_json::Value;
 use super::wire::{Reply, StatedEvent, StatedFact};
 use super::{Fault, Jail, JailError};
 
+/// The runner of code that belongs to no pack: the contract and shared crates' upcasters.
+/// Not a pack id (those have no `-`), so no pack's runner is it.
+const CONTRACTS_RUNNER: &str = "-contracts";
+
 /// Where pack code runs. Cheap to clone.
 #[derive(Clone, Default)]
 pub enum PackCode {
@@ -94,6 +98,11 @@ enum CallRef<'a> {
     },
     Streams {
         connector: &'a str,
+    },
+    Upcast {
+        type_name: &'a str,
+        version: u32,
+        payload: &'a Value,
     },
 }
 
@@ -461,6 +470,42 @@ impl PackCode {
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Ok)
+            }),
+        }
+    }
+
+    /// A stored payload of `type_name` at `version` as the current version of its type,
+    /// through every upcaster in between (contract code: jailed, it runs in the runner of
+    /// the type's pack, or of the contract crates for theirs). A payload already at the
+    /// current version is not sent anywhere: no code of the type's runs for it.
+    pub fn upcast(
+        &self,
+        registry: &Registry,
+        type_name: &str,
+        version: u32,
+        payload: Value,
+    ) -> Result<(u32, Value), String> {
+        let current = registry.latest(type_name).map(|latest| latest.version);
+        match self {
+            PackCode::Jailed(_) if current == Some(version) => Ok((version, payload)),
+            PackCode::InProcess => caught(|| registry.upcast_to_latest(type_name, version, payload))
+                .map_err(|fault| format!("its upcaster faulted: {fault}"))?
+                .map_err(|error| error.to_string()),
+            PackCode::Jailed(jail) => blocking(|| {
+                let runner = type_name
+                    .strip_prefix("pack.")
+                    .and_then(|rest| rest.split_once('.'))
+                    .map_or(CONTRACTS_RUNNER, |(pack, _)| pack);
+                let call = CallRef::Upcast {
+                    type_name,
+                    version,
+                    payload: &payload,
+                };
+                jail.one(runner, &call, |reply| match reply {
+                    Reply::Upcast(upcast) => Ok(upcast),
+                    other => Err(unexpected(other)),
+                })
+                .map_err(|error| format!("its upcaster faulted: {error}"))?
             }),
         }
     }

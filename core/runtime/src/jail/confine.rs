@@ -59,8 +59,9 @@ pub(crate) fn confine(memory_bytes: u64) -> Result<(), String> {
     // SAFETY: as above. A runner that aborts leaves no core file of what it held.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     let program = filter().map_err(|error| format!("building the system-call filter: {error}"))?;
-    // Sets PR_SET_NO_NEW_PRIVS first, then installs the filter.
-    seccompiler::apply_filter(&program)
+    // Sets PR_SET_NO_NEW_PRIVS first, then installs the filter on every thread of the
+    // process (a runner has one, but a host's `main` might have started others first).
+    seccompiler::apply_filter_all_threads(&program)
         .map_err(|error| format!("installing the system-call filter: {error}"))
 }
 

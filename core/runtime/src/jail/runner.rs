@@ -43,6 +43,8 @@ pub fn serve_if_runner() -> Option<ExitCode> {
 }
 
 struct Pieces {
+    /// Every contract's upcasters (a stored payload is all an upcaster is given).
+    registry: Option<&'static ops_core::registry::Registry>,
     projections: BTreeMap<&'static str, &'static dyn DynProjection>,
     handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
     reactions: BTreeMap<(&'static str, &'static str), &'static dyn DynReaction>,
@@ -53,6 +55,7 @@ impl Pieces {
     fn of(pack: &str) -> Self {
         let core = crate::CORE;
         Pieces {
+            registry: ops_core::registry::registry(core).ok(),
             projections: ops_core::projection::installed(core)
                 .into_iter()
                 .filter(|p| p.pack_id() == pack)
@@ -243,6 +246,19 @@ fn answer(
                 write_frame(replies, &Reply::Interpreted(facts))?;
             }
             Ok(())
+        }
+        Call::Upcast {
+            type_name,
+            version,
+            payload,
+        } => {
+            let upcast = match pieces.registry {
+                Some(registry) => registry
+                    .upcast_to_latest(&type_name, version, payload)
+                    .map_err(|error| error.to_string()),
+                None => Err("this build's registry is not consistent".to_owned()),
+            };
+            write_frame(replies, &Reply::Upcast(upcast))
         }
         Call::Streams { connector } => match pieces.connectors.get(connector.as_str()) {
             Some(piece) => write_frame(replies, &Reply::Streams(piece.streams())),

@@ -51,6 +51,12 @@ pub(crate) enum Call {
     Streams {
         connector: String,
     },
+    /// Read a stored payload of `type_name` at `version` as its current version.
+    Upcast {
+        type_name: String,
+        version: u32,
+        payload: Value,
+    },
 }
 
 /// An event as a projection sees it, owned.
@@ -110,6 +116,7 @@ pub(crate) enum Reply {
     Reacted(Result<Vec<ProposedCommand>, String>),
     Interpreted(Result<Vec<StatedFact>, Drift>),
     Streams(Vec<String>),
+    Upcast(Result<(u32, Value), String>),
     /// The call named a piece this runner's pack does not have.
     Unknown(String),
     /// The piece panicked; the runner exits after this reply.
