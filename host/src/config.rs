@@ -557,6 +557,13 @@ impl Config {
                 objective.max_lag_ms
             )
         }));
+        lines.extend(self.pack_limits().into_iter().map(|(pack, limits)| {
+            format!(
+                "pack {pack}: each call of its code within {} ms, its runner in {} MiB",
+                limits.call_time.as_millis(),
+                limits.memory_bytes >> 20
+            )
+        }));
         lines.extend(self.destinations.iter().map(|(name, destination)| {
             format!(
                 "destination {name}: {} at most {} effects per {} s{}{}{}",

@@ -44,6 +44,10 @@ pub async fn run(
         .await?
         .with_pack_code(crate::jailing::check()?)
         .with_subject_keys(crate::story_demo::subject_keys(data_dir)?);
+    if !store.pack_code().confined() {
+        ops_core_runtime::faults::record_unconfined(&store, "demo").await?;
+        writeln!(out, "pack code runs UNCONFINED (`--unjailed`)")?;
+    }
     crate::story_demo::supply_chain(&store, CapabilityId::of("host.demo")?, out).await?;
     writeln!(out, "\n== event log: SQLite at {}", path.display())?;
     for pack in registry.packs() {

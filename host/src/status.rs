@@ -155,13 +155,16 @@ async fn write_pack_code(
         .iter()
         .filter(|e| e.envelope.payload["confined"] == serde_json::Value::Bool(false))
         .count();
+    let unconfined_runs = ops_core_runtime::faults::unconfined_runs(store).await?;
     writeln!(
         out,
         "pack code: {}; {} faults recorded{}",
-        if store.pack_code().confined() {
-            "runs in runners the kernel confines"
-        } else {
-            "runs UNCONFINED (`--unjailed`)"
+        match unconfined_runs.last() {
+            None => "runs in runners the kernel confines".to_owned(),
+            Some((host, at)) => format!(
+                "ran UNCONFINED (`--unjailed`) in {} host start(s), the last by {host} at {at}",
+                unconfined_runs.len()
+            ),
         },
         faults.len(),
         if unconfined > 0 {

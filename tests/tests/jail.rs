@@ -370,3 +370,42 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
     assert_eq!(rows(&board), stored);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `--unjailed`: runners without the kernel's filter, which the log records and `status`
+/// and every fault receipt say; a fault still ends one call.
+#[test]
+fn a_host_told_unjailed_says_so_in_status_and_receipts() {
+    let root = std::env::temp_dir().join(format!("ops-jail-unjailed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let source = root.join("source");
+    tickets(&source, &["fine", "fold:panic", "fine too"]);
+    let data = root.join("data");
+    let host = env!("CARGO_BIN_EXE_faulty_host");
+    let run = std::process::Command::new(host)
+        .args(["--unjailed", "run", "--data"])
+        .arg(&data)
+        .args(["--source", &format!("tickets={}", source.display())])
+        .args(["--ticks", "3", "--interval-ms", "10", "--releases", "warn"])
+        .output()
+        .expect("the host runs");
+    let said = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(run.status.success(), "{said}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(said.contains("pack code runs UNCONFINED"), "{said}");
+    let status = std::process::Command::new(host)
+        .args(["status", "--data"])
+        .arg(&data)
+        .output()
+        .expect("status runs");
+    let report = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(report.contains("ran UNCONFINED (`--unjailed`) in 1 host start(s)"), "{report}");
+    assert!(report.contains("FAULTED projection pack:faulty/tripwire: 1 time(s)"), "{report}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let receipts = runtime.block_on(async {
+        let db = ops_core_runtime::db::Db::open_sqlite(&data.join("ops.db")).await.unwrap();
+        let registry = ops_core::registry::registry(ops_core_runtime::CORE).unwrap();
+        receipts(&EventStore::open_existing(db, registry).await.unwrap()).await
+    });
+    assert_eq!(receipts.len(), 1);
+    assert!(!receipts[0].confined, "{receipts:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -45,3 +45,16 @@ pub struct PackPieceResumed {
     pub piece: String,
     pub reason: String,
 }
+
+/// A host started to run pack code in runners the kernel does not confine (`--unjailed`,
+/// where it cannot): from then on what that host's pack code outputs was not computed
+/// under the jail, and `ops-host status` says so.
+#[event(public)]
+#[derive(Clone, Debug, PartialEq)]
+#[schemars(example = PackCodeRanUnconfined {
+    host: "worker-1".to_owned(),
+})]
+pub struct PackCodeRanUnconfined {
+    /// The worker id (or `demo`) of the host that ran unconfined.
+    pub host: String,
+}

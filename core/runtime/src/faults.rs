@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ops_core::contract::Contract;
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
-use ops_core::fault::{PackCodeFaulted, PackPieceResumed};
+use ops_core::fault::{PackCodeFaulted, PackCodeRanUnconfined, PackPieceResumed};
 use ops_core::id::{CapabilityId, CorrelationId, EventId, UserActionId};
 use ops_core::time::Timestamp;
 
@@ -164,4 +164,42 @@ pub async fn resume(
         )
         .await?;
     Ok(true)
+}
+
+/// Records that `host` runs pack code unconfined from now on (`--unjailed`).
+pub async fn record_unconfined(store: &EventStore, host: &str) -> Result<(), AppendError> {
+    let now = Timestamp::now();
+    let origin = EventOrigin {
+        source_ref: "jail".to_owned(),
+        source_native_id: format!("unconfined:{host}:{}", now.unix_micros()),
+        source_sequence: None,
+        occurred_at: now,
+        ingested_at: now,
+        effective_at: None,
+        correlation_id: CorrelationId::of(host).expect(CANONICAL),
+        causation: Causation::UserAction(UserActionId::of(host).expect(CANONICAL)),
+        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
+        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
+    };
+    let ran = PackCodeRanUnconfined {
+        host: host.to_owned(),
+    };
+    let envelope = EventEnvelope::new(&ran, origin).expect("plain JSON");
+    store
+        .append("faults/unconfined", ExpectedVersion::Any, std::slice::from_ref(&envelope))
+        .await?;
+    Ok(())
+}
+
+/// Every host start that ran pack code unconfined: the host, and when.
+pub async fn unconfined_runs(store: &EventStore) -> Result<Vec<(String, Timestamp)>, ReadError> {
+    Ok(store
+        .read_by_type(PackCodeRanUnconfined::TYPE)
+        .await?
+        .into_iter()
+        .map(|event| {
+            let host = event.envelope.payload["host"].as_str().unwrap_or_default().to_owned();
+            (host, event.envelope.occurred_at)
+        })
+        .collect())
 }

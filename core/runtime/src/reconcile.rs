@@ -3,13 +3,13 @@
 //! conflicting events, so reconciling again adds nothing.
 
 use crate::clock::WallClock;
-use std::collections::BTreeMap;
 
 use ops_core::connector::{Reconciler, SourceFactsConflicted};
 use ops_core::contract::EventType;
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
 
+use crate::jail::PieceError;
 use crate::store::{
     AppendError, AppendOutcome, CurrentPayload, EventStore, ExpectedVersion, ReadError, StoredEvent,
 };
@@ -20,7 +20,12 @@ pub enum ReconcileError {
     Read(#[from] ReadError),
     #[error("storing the conflicts failed; none was stored: {0}")]
     Append(#[from] AppendError),
+    #[error("the reconciler's code did not answer: {0}")]
+    Faulted(String),
 }
+
+/// Whose code reconcilers are in fault receipts: contract crates', no one pack's.
+const CONTRACTS: &str = "contracts";
 
 /// Compares the facts of the reconciler's event types from different sources about the
 /// same subject and appends a conflict event for each disagreeing pair.
@@ -28,42 +33,59 @@ pub async fn reconcile(
     store: &EventStore,
     reconciler: &dyn Reconciler,
 ) -> Result<AppendOutcome, ReconcileError> {
-    let mut by_subject: BTreeMap<String, Vec<(StoredEvent, serde_json::Value)>> = BTreeMap::new();
+    let mut facts: Vec<(StoredEvent, serde_json::Value)> = Vec::new();
     for event_type in reconciler.event_types().iter().map(EventType::name) {
         for event in store.read_by_type(event_type).await? {
             // Personal data stays sealed, as projections fold it: a reconciler's conflict
             // text becomes a public event, so it must not see what its readers may not.
-            let CurrentPayload::Current { payload, .. } =
+            if let CurrentPayload::Current { payload, .. } =
                 store.current_sealed_payload(&event.envelope)
-            else {
-                continue;
-            };
-            if let Some(subject) = reconciler.subject(event_type, &payload) {
-                by_subject
-                    .entry(subject)
-                    .or_default()
-                    .push((event, payload));
+            {
+                facts.push((event, payload));
             }
         }
     }
-    let mut conflicts = Vec::new();
-    for (subject, facts) in &by_subject {
-        for (index, (first, first_payload)) in facts.iter().enumerate() {
-            for (second, second_payload) in &facts[index + 1..] {
-                if first.envelope.source_ref == second.envelope.source_ref {
-                    continue;
-                }
-                if let Some(reason) = reconciler.conflict(first_payload, second_payload) {
-                    conflicts.push(conflict_event(
-                        subject,
-                        &first.envelope,
-                        &second.envelope,
-                        reason,
-                    ));
-                }
-            }
+    let described: Vec<(&str, &str, &serde_json::Value)> = facts
+        .iter()
+        .map(|(event, payload)| {
+            (
+                event.envelope.event_type.as_str(),
+                event.envelope.source_ref.as_str(),
+                payload,
+            )
+        })
+        .collect();
+    let found = match store.pack_code().reconcile(reconciler, &described) {
+        Ok(found) => found,
+        Err(PieceError::Refused(reason)) => return Err(ReconcileError::Faulted(reason)),
+        Err(PieceError::Fault(fault)) => {
+            let receipt = crate::faults::record(
+                store,
+                CONTRACTS,
+                &format!("reconciler {}", reconciler.name()),
+                crate::faults::Input::Record("reconciliation"),
+                &fault,
+                &mut crate::faults::FaultCount::default(),
+            )
+            .await?;
+            return Err(ReconcileError::Faulted(format!(
+                "{fault} (receipt {})",
+                receipt.event_id
+            )));
         }
-    }
+        Err(PieceError::Jail(error)) => return Err(ReconcileError::Faulted(error.to_string())),
+    };
+    let conflicts: Vec<EventEnvelope> = found
+        .into_iter()
+        .map(|conflict| {
+            conflict_event(
+                &conflict.subject,
+                &facts[conflict.first].0.envelope,
+                &facts[conflict.second].0.envelope,
+                conflict.reason,
+            )
+        })
+        .collect();
     Ok(store
         .append("reconciliation", ExpectedVersion::Any, &conflicts)
         .await?)

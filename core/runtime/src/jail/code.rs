@@ -21,7 +21,7 @@ use super::{Fault, Jail, JailError};
 
 /// The runner of code that belongs to no pack: the contract and shared crates' upcasters.
 /// Not a pack id (those have no `-`), so no pack's runner is it.
-const CONTRACTS_RUNNER: &str = "-contracts";
+pub(crate) const CONTRACTS_RUNNER: &str = "-contracts";
 
 /// Where pack code runs. Cheap to clone.
 #[derive(Clone, Default)]
@@ -103,6 +103,10 @@ enum CallRef<'a> {
         type_name: &'a str,
         version: u32,
         payload: &'a Value,
+    },
+    Reconcile {
+        reconciler: &'a str,
+        facts: &'a [(&'a str, &'a str, &'a Value)],
     },
 }
 
@@ -508,6 +512,37 @@ impl PackCode {
                 .map_err(|error| format!("its upcaster faulted: {error}"))?
             }),
         }
+    }
+
+    /// The conflicts `reconciler` (contract code: jailed, in the contracts' runner) finds
+    /// among `facts` (`(event type, source, payload)`). Indices out of range or pairs of
+    /// one source are not believed.
+    pub fn reconcile(
+        &self,
+        reconciler: &dyn ops_core::connector::Reconciler,
+        facts: &[(&str, &str, &Value)],
+    ) -> Result<Vec<super::wire::Conflict>, PieceError> {
+        let conflicts = match self {
+            PackCode::InProcess => caught(|| super::wire::conflicts_among(reconciler, facts))?,
+            PackCode::Jailed(jail) => blocking(|| {
+                let call = CallRef::Reconcile {
+                    reconciler: reconciler.name(),
+                    facts,
+                };
+                jail.one(CONTRACTS_RUNNER, &call, |reply| match reply {
+                    Reply::Reconciled(conflicts) => Ok(conflicts),
+                    other => Err(unexpected(other)),
+                })
+            })?,
+        };
+        Ok(conflicts
+            .into_iter()
+            .filter(|c| {
+                c.first < c.second
+                    && c.second < facts.len()
+                    && facts[c.first].1 != facts[c.second].1
+            })
+            .collect())
     }
 
     /// The streams `connector` reads.

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use code::{HandlerState, Mirror, PackCode, PieceError, Projected};
 pub use code::ProjectedRef;
 pub use runner::{RUNNER_ARG, serve_if_runner};
+pub use wire::Conflict;
 
 /// How long one call of a piece may take, unless `ops.toml` says otherwise for its pack.
 pub const DEFAULT_CALL_TIME: Duration = Duration::from_secs(5);

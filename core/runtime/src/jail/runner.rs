@@ -49,6 +49,8 @@ struct Pieces {
     handlers: BTreeMap<&'static str, &'static dyn DynHandler>,
     reactions: BTreeMap<(&'static str, &'static str), &'static dyn DynReaction>,
     connectors: BTreeMap<&'static str, &'static dyn DynConnector>,
+    /// Contract crates' reconcilers, served by the contracts' runner only.
+    reconcilers: BTreeMap<&'static str, &'static dyn ops_core::connector::Reconciler>,
 }
 
 impl Pieces {
@@ -75,6 +77,11 @@ impl Pieces {
                 .into_iter()
                 .filter(|c| c.pack_id() == pack)
                 .map(|c| (c.id(), c))
+                .collect(),
+            reconcilers: ops_core::connector::reconcilers(core)
+                .into_iter()
+                .filter(|_| pack == super::code::CONTRACTS_RUNNER)
+                .map(|r| (r.name(), r))
                 .collect(),
         }
     }
@@ -246,6 +253,16 @@ fn answer(
                 write_frame(replies, &Reply::Interpreted(facts))?;
             }
             Ok(())
+        }
+        Call::Reconcile { reconciler, facts } => {
+            let Some(piece) = pieces.reconcilers.get(reconciler.as_str()) else {
+                return write_frame(replies, &Reply::Unknown(reconciler));
+            };
+            let facts: Vec<(&str, &str, &serde_json::Value)> = facts
+                .iter()
+                .map(|(event_type, source, payload)| (event_type.as_str(), source.as_str(), payload))
+                .collect();
+            write_frame(replies, &Reply::Reconciled(super::wire::conflicts_among(*piece, &facts)))
         }
         Call::Upcast {
             type_name,

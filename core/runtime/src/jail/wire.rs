@@ -51,6 +51,12 @@ pub(crate) enum Call {
     Streams {
         connector: String,
     },
+    /// Which facts of different sources about one subject conflict, by the reconciler's
+    /// own judgement: each fact is `(event type, source, payload)`.
+    Reconcile {
+        reconciler: String,
+        facts: Vec<(String, String, Value)>,
+    },
     /// Read a stored payload of `type_name` at `version` as its current version.
     Upcast {
         type_name: String,
@@ -117,10 +123,54 @@ pub(crate) enum Reply {
     Interpreted(Result<Vec<StatedFact>, Drift>),
     Streams(Vec<String>),
     Upcast(Result<(u32, Value), String>),
+    Reconciled(Vec<Conflict>),
     /// The call named a piece this runner's pack does not have.
     Unknown(String),
     /// The piece panicked; the runner exits after this reply.
     Panicked(String),
+}
+
+/// Two facts (indices into the call's facts) about `subject` that conflict, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub subject: String,
+    pub first: usize,
+    pub second: usize,
+    pub reason: String,
+}
+
+/// The conflicts a reconciler finds among `facts` (`(event type, source, payload)`): facts
+/// are grouped by the subject it names, and each pair of one subject from different sources
+/// is compared. Run where the reconciler's code runs: in a runner, or in process.
+pub(crate) fn conflicts_among(
+    reconciler: &dyn ops_core::connector::Reconciler,
+    facts: &[(&str, &str, &Value)],
+) -> Vec<Conflict> {
+    let mut by_subject: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (index, (event_type, _, payload)) in facts.iter().enumerate() {
+        if let Some(subject) = reconciler.subject(event_type, payload) {
+            by_subject.entry(subject).or_default().push(index);
+        }
+    }
+    let mut conflicts = Vec::new();
+    for (subject, indices) in by_subject {
+        for (n, &first) in indices.iter().enumerate() {
+            for &second in &indices[n + 1..] {
+                if facts[first].1 == facts[second].1 {
+                    continue;
+                }
+                if let Some(reason) = reconciler.conflict(facts[first].2, facts[second].2) {
+                    conflicts.push(Conflict {
+                        subject: subject.clone(),
+                        first,
+                        second,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    conflicts
 }
 
 pub(crate) fn write_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
