@@ -221,6 +221,7 @@ on_both_backends!(
     each_fault_ends_one_call_with_a_receipt,
     faults_in_a_row_pause_the_piece_until_a_rebuild,
     a_looping_reaction_and_a_panicking_handler_end_one_call_each,
+    a_reconciler_runs_in_the_contracts_runner,
 );
 
 /// The runner is confined while it works: seccomp in filter mode, no new privileges.
@@ -408,4 +409,48 @@ fn a_host_told_unjailed_says_so_in_status_and_receipts() {
     assert_eq!(receipts.len(), 1);
     assert!(!receipts[0].confined, "{receipts:?}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A contract's reconciler runs in the contracts' runner; what it finds is what it finds in
+/// process (the same conflict event, so the in-process run stores nothing new).
+async fn a_reconciler_runs_in_the_contracts_runner(backend: Backend) {
+    use ops_contract_incidents::{IncidentOpened, IncidentOpenings};
+    let jail = jail();
+    let store = backend
+        .store("jail_reconciler")
+        .await
+        .with_pack_code(PackCode::Jailed(jail.clone()));
+    let opened = |source: &str, severity| {
+        let event = IncidentOpened {
+            incident_id: "T-100".to_owned(),
+            service: ops_shared_people::ServiceRef {
+                system: "catalogue".to_owned(),
+                id: "payments".to_owned(),
+            },
+            title: "Card authorisations time out".to_owned(),
+            severity,
+        };
+        let origin = ops_tests::origin_at(&format!("{source}-T-100"), 1_795_165_300_000_000, source, None);
+        ops_core::envelope::EventEnvelope::new(&event, origin).expect("an envelope")
+    };
+    store
+        .append(
+            "sources",
+            ops_core_runtime::store::ExpectedVersion::Any,
+            &[opened("tickets", Severity::Sev1), opened("pager", Severity::Sev2)],
+        )
+        .await
+        .expect("appending both sources' facts");
+    let jailed = ops_core_runtime::reconcile::reconcile(&store, &IncidentOpenings)
+        .await
+        .expect("the reconciler runs");
+    assert_eq!(jailed.appended.len(), 1);
+    assert!(jail.runner_pids().iter().any(|(runner, _)| runner == "-contracts"));
+    let in_process = ops_core_runtime::reconcile::reconcile(
+        &store.clone().with_pack_code(PackCode::InProcess),
+        &IncidentOpenings,
+    )
+    .await
+    .expect("the reconciler runs");
+    assert_eq!((in_process.appended.len(), in_process.duplicates), (0, jailed.appended));
 }

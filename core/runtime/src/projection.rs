@@ -689,7 +689,7 @@ impl ProjectionRunner {
                         envelope: &event.envelope,
                         stream_id: &event.stream_id,
                         stream_version: event.stream_version,
-                        payload,
+                        payload: (*payload != event.envelope.payload).then_some(payload),
                         version: *version,
                     })
                 })
@@ -701,20 +701,28 @@ impl ProjectionRunner {
                 &inputs,
                 &mut self.state,
                 journaled,
+                crate::faults::PAUSE_AFTER.saturating_sub(self.faults.in_a_row),
             )
         };
         let mut outcomes = outcomes.into_iter();
         let (mut applied, mut quarantined) = (0, 0);
         for ((key, event), readable) in events.into_iter().zip(readable) {
             let event_id = event.envelope.event_id;
-            let set_aside = match readable {
-                Err(reason) => Some(reason),
-                Ok(_) if self.faults.paused.is_some() => Some(format!(
+            let not_given = || {
+                format!(
                     "not given to the projection: it is paused after {} faults in a row (receipt {}); a rebuild resumes it",
                     crate::faults::PAUSE_AFTER,
-                    self.faults.paused.expect("paused")
-                )),
-                Ok(_) => match outcomes.next().expect("one outcome per readable event") {
+                    self.faults
+                        .paused
+                        .map_or_else(|| "being recorded".to_owned(), |id| id.to_string())
+                )
+            };
+            let set_aside = match readable {
+                Err(reason) => Some(reason),
+                Ok(_) if paused_before => Some(not_given()),
+                Ok(_) => match outcomes.next() {
+                    None => Some(not_given()),
+                    Some(outcome) => match outcome {
                     Ok(undo) => {
                         self.faults.answered();
                         self.record(key, event, undo, true);
@@ -748,6 +756,7 @@ impl ProjectionRunner {
                             source,
                         });
                     }
+                    },
                 },
             };
             let reason = set_aside.expect("an event not applied has its reason");

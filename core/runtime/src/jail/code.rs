@@ -62,8 +62,16 @@ pub struct ProjectedRef<'a> {
     pub envelope: &'a EventEnvelope,
     pub stream_id: &'a str,
     pub stream_version: i64,
-    pub payload: &'a Value,
+    /// The payload as the projection reads it, when it is not the envelope's own (it was
+    /// upcast or its personal data sealed): what is the same is not sent twice.
+    pub payload: Option<&'a Value>,
     pub version: u32,
+}
+
+impl ProjectedRef<'_> {
+    fn payload(&self) -> &Value {
+        self.payload.unwrap_or(&self.envelope.payload)
+    }
 }
 
 /// `wire::Call`'s variants, serialised from borrowed data (the same JSON).
@@ -76,6 +84,7 @@ enum CallRef<'a> {
     Project {
         projection: &'a str,
         events: &'a [ProjectedRef<'a>],
+        flush_each: bool,
     },
     Decide {
         command_type: &'a str,
@@ -152,9 +161,47 @@ impl PackCode {
 
     /// Folds `events` into `state` in order, each under its own savepoint: a refused or
     /// faulted event leaves nothing behind, and the rest go on (a faulted runner is
-    /// replaced and given the rows again). With `journaled`, each applied event says how
-    /// to undo it.
+    /// replaced and given the rows again), until `faults_allowed` faults in a row: the
+    /// events after those are not given to it, and have no outcome (the result is shorter
+    /// than `events`). With `journaled`, each applied event says how to undo it.
     pub fn project(
+        &self,
+        projection: &dyn DynProjection,
+        mirror: &mut Mirror,
+        events: &[ProjectedRef<'_>],
+        state: &mut State,
+        journaled: bool,
+        faults_allowed: u32,
+    ) -> Vec<Projected> {
+        let mut outcomes: Vec<Projected> = Vec::with_capacity(events.len());
+        let mut in_a_row = 0;
+        let mut given = 0;
+        while given < events.len() {
+            // Faults end a call: what is given next starts after the last fault.
+            let batch = self.project_until_fault(
+                projection,
+                mirror,
+                &events[given..],
+                state,
+                journaled,
+            );
+            given += batch.len();
+            for outcome in batch {
+                match &outcome {
+                    Err(PieceError::Fault(_)) => in_a_row += 1,
+                    _ => in_a_row = 0,
+                }
+                outcomes.push(outcome);
+            }
+            if in_a_row >= faults_allowed {
+                break;
+            }
+        }
+        outcomes
+    }
+
+    /// [`PackCode::project`] up to and including the first fault.
+    fn project_until_fault(
         &self,
         projection: &dyn DynProjection,
         mirror: &mut Mirror,
@@ -171,18 +218,18 @@ impl PackCode {
             }
         };
         match self {
-            PackCode::InProcess => events
-                .iter()
-                .map(|event| {
+            PackCode::InProcess => {
+                let mut outcomes = Vec::with_capacity(events.len());
+                for event in events {
                     let event = ProjectedEvent {
                         envelope: event.envelope,
                         stream_id: event.stream_id,
                         stream_version: event.stream_version,
-                        payload: event.payload,
+                        payload: event.payload(),
                         version: event.version,
                     };
                     state.savepoint();
-                    match caught(|| projection.apply(&event, state)) {
+                    let outcome = match caught(|| projection.apply(&event, state)) {
                         Ok(Ok(())) => Ok(release(state)),
                         Ok(Err(reason)) => {
                             state.rollback();
@@ -192,14 +239,24 @@ impl PackCode {
                             state.rollback();
                             Err(PieceError::Fault(fault))
                         }
+                    };
+                    let faulted = matches!(outcome, Err(PieceError::Fault(_)));
+                    outcomes.push(outcome);
+                    if faulted {
+                        break;
                     }
-                })
-                .collect(),
+                }
+                outcomes
+            }
             PackCode::Jailed(jail) => blocking(|| {
                 let pack = projection.pack_id();
                 let slot = jail.pool.slot(pack);
                 let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
                 let mut outcomes: Vec<Projected> = Vec::with_capacity(events.len());
+                // Replies come in bursts; after a runner died without saying why, the
+                // events it had not answered are given again with a reply each, so the
+                // fault is known to be the event's it happens on.
+                let mut flush_each = false;
                 while outcomes.len() < events.len() {
                     let rest = &events[outcomes.len()..];
                     let synced = slot.alive().zip(Some(state.revision())) == mirror.at
@@ -222,7 +279,7 @@ impl PackCode {
                             Ok(Ok(())) => mirror.at = slot.alive().zip(Some(state.revision())),
                             Ok(Err((_, fault))) => {
                                 outcomes.push(Err(PieceError::Fault(fault)));
-                                continue;
+                                break;
                             }
                             Err(error) => {
                                 outcomes.extend(rest.iter().map(|_| Err(PieceError::Jail(JailError::Protocol(error.to_string())))));
@@ -233,6 +290,7 @@ impl PackCode {
                     let call = CallRef::Project {
                         projection: projection.name(),
                         events: rest,
+                        flush_each,
                     };
                     let alive = slot.alive();
                     let exchanged = jail.pool.exchange(pack, &mut slot, &call, rest.len(), |_, reply| {
@@ -258,9 +316,16 @@ impl PackCode {
                     });
                     match exchanged {
                         Ok(Ok(())) => {}
-                        Ok(Err((_, fault))) => {
+                        // A panic is said after every earlier reply; a death may have taken
+                        // replies still buffered with it.
+                        Ok(Err((_, fault))) if flush_each || matches!(fault, Fault::Panicked(_)) => {
                             mirror.at = None;
                             outcomes.push(Err(PieceError::Fault(fault)));
+                            break;
+                        }
+                        Ok(Err(_)) => {
+                            mirror.at = None;
+                            flush_each = true;
                         }
                         Err(error) => {
                             let error = error.to_string();

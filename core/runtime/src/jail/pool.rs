@@ -18,6 +18,8 @@ use super::{Fault, JailError, Limits, RUNNER_ARG};
 
 /// How long a new runner may take to confine itself and say it is ready.
 const START_TIME: Duration = Duration::from_secs(20);
+/// How much later than computed a reply may arrive: a runner's burst, and some.
+const REPLY_SLACK: Duration = Duration::from_millis(30);
 /// How much of what a runner wrote on its standard error the host keeps: the end of it.
 const DIAGNOSTICS_KEPT: usize = 4096;
 
@@ -234,8 +236,10 @@ impl Pool {
 }
 
 impl Runner {
+    /// The next reply within `limit`, and the slack a burst of replies may take (a runner
+    /// sends them in bursts, `runner::BURST`).
     fn next_reply(&mut self, limit: Duration) -> Result<Reply, Fault> {
-        match self.replies.recv_timeout(limit) {
+        match self.replies.recv_timeout(limit + REPLY_SLACK) {
             Ok(Some(frame)) => decode(&frame).map_err(|reason| {
                 self.kill();
                 Fault::Unreadable(reason)

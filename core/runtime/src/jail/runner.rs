@@ -17,11 +17,17 @@ use ops_core::reaction::DynReaction;
 
 use super::wire::{
     Call, ProjectedInput, ProposedCommand, Reply, RowWrite, StatedEvent, StatedFact,
-    read_frame_bytes, decode, write_frame,
+    buffer_frame, read_frame_bytes, decode, write_frame,
 };
 
 /// The argument that starts the host binary as a runner.
 pub const RUNNER_ARG: &str = "__pack-runner";
+
+/// The longest a runner keeps folded events' replies before sending them.
+const BURST: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How many handler states of targets a runner keeps (as many as the bus keeps).
+const KEPT_STATES: usize = 4096;
 
 /// The most a call may be: the memory limit bounds it anyway.
 const MAX_CALL_BYTES: usize = 1 << 30;
@@ -166,14 +172,26 @@ fn answer(
             held.rows.insert(projection, State::from_rows(rows));
             write_frame(replies, &Reply::Loaded)
         }
-        Call::Project { projection, events } => {
+        Call::Project {
+            projection,
+            events,
+            flush_each,
+        } => {
             let Some(piece) = pieces.projections.get(projection.as_str()) else {
                 return write_frame(replies, &Reply::Unknown(projection));
             };
             let state = held.rows.entry(projection).or_default();
+            // Replies leave in bursts (a write per event would cost more than many folds),
+            // so the host hears of progress at least every `BURST`.
+            let mut flushed = std::time::Instant::now();
             for event in &events {
-                write_frame(replies, &Reply::Projected(fold(*piece, event, state)))?;
+                buffer_frame(replies, &Reply::Projected(fold(*piece, event, state)))?;
+                if flush_each || flushed.elapsed() >= BURST {
+                    replies.flush()?;
+                    flushed = std::time::Instant::now();
+                }
             }
+            replies.flush()?;
             // The changes were sent with each reply; the host stores them.
             state.take_changes();
             Ok(())
@@ -208,6 +226,13 @@ fn answer(
                     })
                     .collect()
             });
+            // Bounded like the bus's own: past it an arbitrary state goes, and the host's
+            // next call for that target is answered `Stale`.
+            if held.states.len() >= KEPT_STATES
+                && let Some(any) = held.states.keys().next().cloned()
+            {
+                held.states.remove(&any);
+            }
             held.states.insert(key, (to, state));
             write_frame(replies, &Reply::Decided(decided))
         }
@@ -294,7 +319,7 @@ fn fold(
         envelope: &input.envelope,
         stream_id: &input.stream_id,
         stream_version: input.stream_version,
-        payload: &input.payload,
+        payload: input.payload.as_ref().unwrap_or(&input.envelope.payload),
         version: input.version,
     };
     state.savepoint();

@@ -23,9 +23,11 @@ pub(crate) enum Call {
         projection: String,
         rows: Vec<(String, String, Value)>,
     },
+    /// Replies are flushed in bursts, or one by one with `flush_each`.
     Project {
         projection: String,
         events: Vec<ProjectedInput>,
+        flush_each: bool,
     },
     /// Fold `events` into the handler's state of `target` (a new one when `from` is
     /// `None`, or the one the runner holds at version `from`), then decide on `payload`.
@@ -71,7 +73,8 @@ pub(crate) struct ProjectedInput {
     pub envelope: EventEnvelope,
     pub stream_id: String,
     pub stream_version: i64,
-    pub payload: Value,
+    /// `None`: the envelope's own payload.
+    pub payload: Option<Value>,
     pub version: u32,
 }
 
@@ -174,11 +177,16 @@ pub(crate) fn conflicts_among(
 }
 
 pub(crate) fn write_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
+    buffer_frame(out, value)?;
+    out.flush()
+}
+
+/// Writes a frame without flushing: it leaves with the next flush.
+pub(crate) fn buffer_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
     let body = serde_json::to_vec(value).map_err(io::Error::other)?;
     let length = u32::try_from(body.len()).map_err(io::Error::other)?;
     out.write_all(&length.to_le_bytes())?;
-    out.write_all(&body)?;
-    out.flush()
+    out.write_all(&body)
 }
 
 /// One frame's bytes; `None` at the end of the stream. A frame longer than `max` is an
