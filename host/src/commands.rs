@@ -914,20 +914,26 @@ fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
     let stored: Vec<StoredPayload> = serde_json::from_str(&text)
         .with_context(|| format!("{}: expected an array of stored payloads", input.display()))
         .or_bad_input()?;
-    let code = crate::jailing::pack_code()?;
-    let answers: Vec<serde_json::Value> = stored
-        .into_iter()
+    let names: Vec<&str> = stored
+        .iter()
         .map(|stored| {
-            let name = registry
+            registry
                 .current_name(&stored.type_name)
-                .unwrap_or(&stored.type_name);
-            // A faulting upcaster is a finding about that payload, not the end of the run.
-            match code.upcast(registry, name, stored.version, stored.payload) {
-                Ok((version, payload)) => {
-                    serde_json::json!({"version": version, "payload": payload})
-                }
-                Err(error) => serde_json::json!({"error": error}),
-            }
+                .unwrap_or(&stored.type_name)
+        })
+        .collect();
+    let payloads = stored
+        .iter()
+        .zip(&names)
+        .map(|(stored, name)| (*name, stored.version, stored.payload.clone()))
+        .collect();
+    // A faulting upcaster is a finding about that payload, not the end of the run.
+    let answers: Vec<serde_json::Value> = crate::jailing::pack_code()?
+        .upcast(registry, payloads)
+        .into_iter()
+        .map(|upcast| match upcast {
+            Ok((version, payload)) => serde_json::json!({"version": version, "payload": payload}),
+            Err(error) => serde_json::json!({"error": error}),
         })
         .collect();
     println!("{}", serde_json::to_string(&answers)?);

@@ -193,7 +193,9 @@ impl Config {
         self.trusted_keys()?;
         for (pack, limits) in &self.packs {
             if !ops_core::projection::is_valid_name(pack) {
-                return Err(format!("`packs.\"{pack}\"` is not a pack id (`[a-z][a-z0-9_]*`)"));
+                return Err(format!(
+                    "`packs.\"{pack}\"` is not a pack id (`[a-z][a-z0-9_]*`)"
+                ));
             }
             if limits.call_ms == Some(0) {
                 return Err(format!("`packs.\"{pack}\".call_ms` is 0; give at least 1"));

@@ -45,8 +45,12 @@ pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> any
         }
         for example in examples_of(&export, descriptor) {
             let (version, upcast) = crate::jailing::pack_code()?
-                .upcast(registry, descriptor.name, 1, example.clone())
-                .map_err(|error| anyhow::anyhow!("upcasting an example of `{}`: {error}", descriptor.name))?;
+                .upcast(registry, vec![(descriptor.name, 1, example.clone())])
+                .pop()
+                .expect("one result for one payload")
+                .map_err(|error| {
+                    anyhow::anyhow!("upcasting an example of `{}`: {error}", descriptor.name)
+                })?;
             (latest.check_payload)(&upcast).map_err(|error| {
                 anyhow::anyhow!(
                     "`{}` v{version} rejects the upcast example: {error}",

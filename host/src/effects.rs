@@ -169,7 +169,10 @@ pub async fn retry_quarantine(
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     // A paused piece of pack code (as `status` names it) is given work again.
-    if ops_core_runtime::faults::paused(store).await?.contains_key(origin) {
+    if ops_core_runtime::faults::paused(store)
+        .await?
+        .contains_key(origin)
+    {
         ops_core_runtime::faults::resume(store, origin, "resumed by `ops-host quarantine retry`")
             .await?;
         writeln!(out, "resumed {origin}: it is given work again")?;

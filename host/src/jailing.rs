@@ -35,7 +35,8 @@ pub(crate) fn pack_code() -> anyhow::Result<PackCode> {
     if let Some(code) = CODE.get() {
         return Ok(code.clone());
     }
-    let program = Jail::of_this_host().context("finding this host's binary to start pack runners")?;
+    let program =
+        Jail::of_this_host().context("finding this host's binary to start pack runners")?;
     let settings = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
     let jail = Jail::with(
         program,

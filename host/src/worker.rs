@@ -196,7 +196,10 @@ pub async fn run(
     let stop = StopSignals::listen()?;
     if !store.pack_code().confined() {
         ops_core_runtime::faults::record_unconfined(&store, &options.worker_id).await?;
-        writeln!(out, "pack code runs UNCONFINED (`--unjailed`); status and every fault receipt say so")?;
+        writeln!(
+            out,
+            "pack code runs UNCONFINED (`--unjailed`); status and every fault receipt say so"
+        )?;
     }
     let mut worker = Worker::start(store, options, stop.flag.clone()).await?;
     let mut scheduler = Scheduler::new(worker.options.aging);

@@ -17,8 +17,8 @@ use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
 use ops_tests::commands::{book_of, capability, grant, open_titled};
-use ops_tests::responder;
 use ops_tests::on_both_backends;
+use ops_tests::responder;
 use ops_tests::storage::Backend;
 use pack_faulty as _;
 use serde_json::Value;
@@ -62,10 +62,17 @@ async fn opened(store: &EventStore, titles: &[&str]) {
     let bus = bus(store);
     for (n, title) in titles.iter().enumerate() {
         let receipt = bus
-            .submit(&open_titled(&format!("INC-{n}"), title, Severity::Sev2), capability(), None)
+            .submit(
+                &open_titled(&format!("INC-{n}"), title, Severity::Sev2),
+                capability(),
+                None,
+            )
             .await
             .expect("opening an incident");
-        assert_eq!(receipt.outcome, ops_core::envelope::CommandOutcome::Accepted);
+        assert_eq!(
+            receipt.outcome,
+            ops_core::envelope::CommandOutcome::Accepted
+        );
     }
 }
 
@@ -105,24 +112,53 @@ async fn each_fault_ends_one_call_with_a_receipt(backend: Backend) {
         .await
         .expect("the projection starts");
     opened(&store, &TITLES).await;
-    let report = tripwire.catch_up().await.expect("the catch-up ends normally");
-    assert_eq!((report.applied, report.quarantined, report.faulted), (5, 4, 4), "{report:?}");
+    let report = tripwire
+        .catch_up()
+        .await
+        .expect("the catch-up ends normally");
+    assert_eq!(
+        (report.applied, report.quarantined, report.faulted),
+        (5, 4, 4),
+        "{report:?}"
+    );
     assert_eq!(report.paused, None, "no two faults were in a row");
-    let seen: Vec<String> = rows(&tripwire).into_iter().map(|((_, key), _)| key).collect();
+    let seen: Vec<String> = rows(&tripwire)
+        .into_iter()
+        .map(|((_, key), _)| key)
+        .collect();
     assert_eq!(seen, ["INC-0", "INC-2", "INC-4", "INC-6", "INC-8"]);
 
     let receipts = receipts(&store).await;
     let faults: Vec<&str> = receipts.iter().map(|r| r.fault.as_str()).collect();
     assert_eq!(receipts.len(), 4, "{faults:?}");
-    assert!(receipts.iter().all(|r| r.pack == "faulty"
-        && r.piece == "projection pack:faulty/tripwire"
-        && r.confined));
+    assert!(
+        receipts.iter().all(|r| r.pack == "faulty"
+            && r.piece == "projection pack:faulty/tripwire"
+            && r.confined)
+    );
     // Applied in canonical order (which the event ids decide here), one of each.
-    let each = |kind: &str| faults.iter().filter(|fault| fault.starts_with(kind)).count();
-    assert_eq!(each("panicked: the faulty pack panics on cue"), 1, "{faults:?}");
-    assert_eq!(each("went over its memory limit: memory allocation of"), 1, "{faults:?}");
+    let each = |kind: &str| {
+        faults
+            .iter()
+            .filter(|fault| fault.starts_with(kind))
+            .count()
+    };
+    assert_eq!(
+        each("panicked: the faulty pack panics on cue"),
+        1,
+        "{faults:?}"
+    );
+    assert_eq!(
+        each("went over its memory limit: memory allocation of"),
+        1,
+        "{faults:?}"
+    );
     assert_eq!(each("made a system call the jail forbids"), 1, "{faults:?}");
-    assert_eq!(each("did not return within its time limit of 1500 ms"), 1, "{faults:?}");
+    assert_eq!(
+        each("did not return within its time limit of 1500 ms"),
+        1,
+        "{faults:?}"
+    );
     let quarantined = store
         .quarantined("projection:pack:faulty/tripwire")
         .await
@@ -131,9 +167,10 @@ async fn each_fault_ends_one_call_with_a_receipt(backend: Backend) {
 
     // Another pack's projection over the same log, jailed, ends as it does in process on a
     // store that never ran the faulty pack's code.
-    let mut board = ProjectionRunner::start(store.clone(), projection("incidents", "incident_board"))
-        .await
-        .expect("the board starts");
+    let mut board =
+        ProjectionRunner::start(store.clone(), projection("incidents", "incident_board"))
+            .await
+            .expect("the board starts");
     board.catch_up().await.expect("the board catches up");
     let plain = backend.store("jail_each_fault_plain").await;
     opened(&plain, &TITLES).await;
@@ -153,8 +190,21 @@ async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
     let mut tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
         .await
         .expect("the projection starts");
-    opened(&store, &["fold:panic", "fold:panic", "fold:panic", "fine", "fold:panic"]).await;
-    let report = tripwire.catch_up().await.expect("the catch-up ends normally");
+    opened(
+        &store,
+        &[
+            "fold:panic",
+            "fold:panic",
+            "fold:panic",
+            "fine",
+            "fold:panic",
+        ],
+    )
+    .await;
+    let report = tripwire
+        .catch_up()
+        .await
+        .expect("the catch-up ends normally");
     let paused = report.paused.expect("three faults in a row pause it");
     assert_eq!(report.faulted, 3, "{report:?}");
     // What came after the pause was set aside, not given to the piece.
@@ -170,7 +220,10 @@ async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
         .expect("the catch-up ends");
     assert_eq!((again.paused, again.faulted), (Some(paused), 0));
     assert_eq!(
-        ops_core_runtime::faults::paused(&store).await.unwrap().len(),
+        ops_core_runtime::faults::paused(&store)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     // A rebuild resumes it and gives it every event again; the code was not fixed, so it
@@ -185,7 +238,10 @@ async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
     assert_eq!(after.len(), 6);
     assert_eq!(after.iter().filter(|r| r.paused).count(), 2);
     let paused_again = ops_core_runtime::faults::paused(&store).await.unwrap();
-    assert_ne!(paused_again.values().next().map(|(_, receipt)| *receipt), Some(paused));
+    assert_ne!(
+        paused_again.values().next().map(|(_, receipt)| *receipt),
+        Some(paused)
+    );
 }
 
 async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: Backend) {
@@ -193,7 +249,11 @@ async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: B
         .store("jail_reaction")
         .await
         .with_pack_code(PackCode::Jailed(jail()));
-    opened(&store, &["fine", "react:loop", "decide:panic", "fine again"]).await;
+    opened(
+        &store,
+        &["fine", "react:loop", "decide:panic", "fine again"],
+    )
+    .await;
     let bus = bus(&store);
     let reaction = ops_core::reaction::installed(ops_core_runtime::CORE)
         .into_iter()
@@ -205,7 +265,10 @@ async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: B
         .catch_up(&bus)
         .await
         .expect("the reaction's run ends normally");
-    assert!(started.elapsed() < Duration::from_secs(60), "the loop was ended");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the loop was ended"
+    );
     assert_eq!(report.faulted, 1, "{report:?}");
     assert_eq!(report.quarantined, 1, "{report:?}");
     // Three commands: two accepted, and the one whose handler panicked refused.
@@ -213,8 +276,16 @@ async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: B
     let receipts = receipts(&store).await;
     let pieces: Vec<&str> = receipts.iter().map(|r| r.piece.as_str()).collect();
     assert_eq!(receipts.len(), 2, "{pieces:?}");
-    assert!(receipts.iter().any(|r| r.piece.starts_with("reaction ") && r.fault.contains("time limit")));
-    assert!(receipts.iter().any(|r| r.piece == "handler pack.faulty.trip.Trip" && r.fault.starts_with("panicked")));
+    assert!(
+        receipts
+            .iter()
+            .any(|r| r.piece.starts_with("reaction ") && r.fault.contains("time limit"))
+    );
+    assert!(
+        receipts
+            .iter()
+            .any(|r| r.piece == "handler pack.faulty.trip.Trip" && r.fault.starts_with("panicked"))
+    );
 }
 
 on_both_backends!(
@@ -234,9 +305,12 @@ async fn a_runner_is_confined_by_the_kernel() {
         .with_pack_code(PackCode::Jailed(jail.clone()));
     opened(&store, &["fine"]).await;
     let pids = jail.runner_pids();
-    let (pack, pid) = pids.first().expect("the incidents pack's runner decided the command");
+    let (pack, pid) = pids
+        .first()
+        .expect("the incidents pack's runner decided the command");
     assert_eq!(pack, "incidents");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the runner is alive");
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the runner is alive");
     let field = |name: &str| {
         status
             .lines()
@@ -264,7 +338,8 @@ fn tickets(dir: &std::path::Path, titles: &[&str]) {
             )
         })
         .collect();
-    std::fs::write(dir.join("tickets/0001.jsonl"), lines.join("\n") + "\n").expect("writing the export");
+    std::fs::write(dir.join("tickets/0001.jsonl"), lines.join("\n") + "\n")
+        .expect("writing the export");
 }
 
 /// The runners a host process started: its children started as pack runners.
@@ -274,9 +349,13 @@ fn runners_of(host: u32) -> Vec<u32> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
+            let parent = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .map(str::trim);
             let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            parent == Some(&host.to_string()) && String::from_utf8_lossy(&command).contains("__pack-runner")
+            parent == Some(&host.to_string())
+                && String::from_utf8_lossy(&command).contains("__pack-runner")
         })
         .collect()
 }
@@ -290,12 +369,25 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
     let root = std::env::temp_dir().join(format!("ops-jail-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let source = root.join("source");
-    let titles = ["fine", "fold:panic", "fine too", "fold:alloc", "fold:socket", "fine again", "fold:loop", "last"];
+    let titles = [
+        "fine",
+        "fold:panic",
+        "fine too",
+        "fold:alloc",
+        "fold:socket",
+        "fine again",
+        "fold:loop",
+        "last",
+    ];
     tickets(&source, &titles);
     let data = root.join("data");
     std::fs::create_dir_all(&data).expect("creating the data directory");
     let config = root.join("ops.toml");
-    std::fs::write(&config, "[packs.faulty]\ncall_ms = 1000\nmemory_mib = 512\n").expect("writing ops.toml");
+    std::fs::write(
+        &config,
+        "[packs.faulty]\ncall_ms = 1000\nmemory_mib = 512\n",
+    )
+    .expect("writing ops.toml");
     let host = env!("CARGO_BIN_EXE_faulty_host");
     let mut run = std::process::Command::new(host)
         .args(["run", "--data"])
@@ -314,7 +406,8 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
     while confined.len() < 2 && started.elapsed() < Duration::from_secs(60) {
         for pid in runners_of(run.id()) {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if status.lines().any(|l| l == "Seccomp:\t2") && status.lines().any(|l| l == "NoNewPrivs:\t1")
+            if status.lines().any(|l| l == "Seccomp:\t2")
+                && status.lines().any(|l| l == "NoNewPrivs:\t1")
                 && !confined.contains(&pid)
             {
                 confined.push(pid);
@@ -330,7 +423,8 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
             .arg(&data)
             .output()
             .expect("status runs");
-        String::from_utf8_lossy(&status.stdout).contains("FAULTED projection pack:faulty/tripwire: 4 time(s)")
+        String::from_utf8_lossy(&status.stdout)
+            .contains("FAULTED projection pack:faulty/tripwire: 4 time(s)")
     };
     while !quiet() && started.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(200));
@@ -341,8 +435,12 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
         .expect("signalling the host");
     assert!(killed.success());
     let ended = run.wait_with_output().expect("the host ends");
-    let said = String::from_utf8_lossy(&ended.stdout).into_owned() + &String::from_utf8_lossy(&ended.stderr);
-    assert!(ended.status.success(), "the host ends its ticks normally: {said}");
+    let said = String::from_utf8_lossy(&ended.stdout).into_owned()
+        + &String::from_utf8_lossy(&ended.stderr);
+    assert!(
+        ended.status.success(),
+        "the host ends its ticks normally: {said}"
+    );
 
     let status = std::process::Command::new(host)
         .args(["status", "--data"])
@@ -351,23 +449,40 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
         .expect("status runs");
     let report = String::from_utf8_lossy(&status.stdout).into_owned();
     assert_eq!(status.status.code(), Some(1), "{report}");
-    assert!(report.contains("pack code: runs in runners the kernel confines"), "{report}");
-    assert!(report.contains("FAULTED projection pack:faulty/tripwire: 4 time(s)"), "{report}");
+    assert!(
+        report.contains("pack code: runs in runners the kernel confines"),
+        "{report}"
+    );
+    assert!(
+        report.contains("FAULTED projection pack:faulty/tripwire: 4 time(s)"),
+        "{report}"
+    );
 
     // The board the jailed worker stored is the one an in-process rebuild of the log gives.
-    let db = ops_core_runtime::db::Db::open_sqlite(&data.join("ops.db")).await.expect("opening the log");
-    let registry = ops_core::registry::registry(ops_core_runtime::CORE).expect("a consistent registry");
-    let store = EventStore::open_existing(db, registry).await.expect("the store");
+    let db = ops_core_runtime::db::Db::open_sqlite(&data.join("ops.db"))
+        .await
+        .expect("opening the log");
+    let registry =
+        ops_core::registry::registry(ops_core_runtime::CORE).expect("a consistent registry");
+    let store = EventStore::open_existing(db, registry)
+        .await
+        .expect("the store");
     let mut board = ProjectionRunner::start(store, projection("incidents", "incident_board"))
         .await
         .expect("the board loads");
     let stored = rows(&board);
     assert_eq!(
-        stored.iter().filter(|((table, _), _)| table == "incidents").count(),
+        stored
+            .iter()
+            .filter(|((table, _), _)| table == "incidents")
+            .count(),
         titles.len(),
         "every ticket is on the board: {stored:?}"
     );
-    board.rebuild().await.expect("the board rebuilds in process");
+    board
+        .rebuild()
+        .await
+        .expect("the board rebuilds in process");
     assert_eq!(rows(&board), stored);
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -390,7 +505,11 @@ fn a_host_told_unjailed_says_so_in_status_and_receipts() {
         .output()
         .expect("the host runs");
     let said = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(run.status.success(), "{said}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(said.contains("pack code runs UNCONFINED"), "{said}");
     let status = std::process::Command::new(host)
         .args(["status", "--data"])
@@ -398,11 +517,22 @@ fn a_host_told_unjailed_says_so_in_status_and_receipts() {
         .output()
         .expect("status runs");
     let report = String::from_utf8_lossy(&status.stdout).into_owned();
-    assert!(report.contains("ran UNCONFINED (`--unjailed`) in 1 host start(s)"), "{report}");
-    assert!(report.contains("FAULTED projection pack:faulty/tripwire: 1 time(s)"), "{report}");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(
+        report.contains("ran UNCONFINED (`--unjailed`) in 1 host start(s)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("FAULTED projection pack:faulty/tripwire: 1 time(s)"),
+        "{report}"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let receipts = runtime.block_on(async {
-        let db = ops_core_runtime::db::Db::open_sqlite(&data.join("ops.db")).await.unwrap();
+        let db = ops_core_runtime::db::Db::open_sqlite(&data.join("ops.db"))
+            .await
+            .unwrap();
         let registry = ops_core::registry::registry(ops_core_runtime::CORE).unwrap();
         receipts(&EventStore::open_existing(db, registry).await.unwrap()).await
     });
@@ -430,14 +560,22 @@ async fn a_reconciler_runs_in_the_contracts_runner(backend: Backend) {
             title: "Card authorisations time out".to_owned(),
             severity,
         };
-        let origin = ops_tests::origin_at(&format!("{source}-T-100"), 1_795_165_300_000_000, source, None);
+        let origin = ops_tests::origin_at(
+            &format!("{source}-T-100"),
+            1_795_165_300_000_000,
+            source,
+            None,
+        );
         ops_core::envelope::EventEnvelope::new(&event, origin).expect("an envelope")
     };
     store
         .append(
             "sources",
             ops_core_runtime::store::ExpectedVersion::Any,
-            &[opened("tickets", Severity::Sev1), opened("pager", Severity::Sev2)],
+            &[
+                opened("tickets", Severity::Sev1),
+                opened("pager", Severity::Sev2),
+            ],
         )
         .await
         .expect("appending both sources' facts");
@@ -445,12 +583,19 @@ async fn a_reconciler_runs_in_the_contracts_runner(backend: Backend) {
         .await
         .expect("the reconciler runs");
     assert_eq!(jailed.appended.len(), 1);
-    assert!(jail.runner_pids().iter().any(|(runner, _)| runner == "-contracts"));
+    assert!(
+        jail.runner_pids()
+            .iter()
+            .any(|(runner, _)| runner == "-contracts")
+    );
     let in_process = ops_core_runtime::reconcile::reconcile(
         &store.clone().with_pack_code(PackCode::InProcess),
         &IncidentOpenings,
     )
     .await
     .expect("the reconciler runs");
-    assert_eq!((in_process.appended.len(), in_process.duplicates), (0, jailed.appended));
+    assert_eq!(
+        (in_process.appended.len(), in_process.duplicates),
+        (0, jailed.appended)
+    );
 }

@@ -21,11 +21,11 @@ use ops_core::capability::{Action, Authority};
 
 use crate::capability::Denial;
 
+use ops_core::contract::TypedEvent;
 use ops_core::envelope::{
     Causation, CommandEnvelope, CommandOutcome, EnvelopeError, EventEnvelope, EventOrigin,
 };
 use ops_core::handler::{DynHandler, PastEvent, owned_by};
-use ops_core::contract::TypedEvent;
 use serde_json::Value;
 
 use crate::faults::FaultCount;
@@ -561,7 +561,12 @@ impl CommandBus {
         payload: &Value,
     ) -> Result<Result<Vec<TypedEvent>, String>, BusError> {
         let piece = format!("handler {}", handler.command_type());
-        let known = self.faults.lock().await.get(handler.command_type()).cloned();
+        let known = self
+            .faults
+            .lock()
+            .await
+            .get(handler.command_type())
+            .cloned();
         let mut count = match known {
             Some(count) => count,
             None => FaultCount {
@@ -606,7 +611,10 @@ impl CommandBus {
                         &mut count,
                     )
                     .await?;
-                    self.faults.lock().await.insert(handler.command_type(), count);
+                    self.faults
+                        .lock()
+                        .await
+                        .insert(handler.command_type(), count);
                     return Ok(Err(format!(
                         "the handler's code faulted: {fault} (receipt {})",
                         receipt.event_id
@@ -616,7 +624,10 @@ impl CommandBus {
             }
         };
         count.answered();
-        self.faults.lock().await.insert(handler.command_type(), count);
+        self.faults
+            .lock()
+            .await
+            .insert(handler.command_type(), count);
         self.keep(handler, &command.target_ref, kept);
         Ok(decided)
     }

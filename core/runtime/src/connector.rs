@@ -955,7 +955,10 @@ impl ConnectorRunner {
                 })?;
                 Err(Drift::at(
                     "",
-                    format!("the connector's code faulted: {fault} (receipt {})", receipt.event_id),
+                    format!(
+                        "the connector's code faulted: {fault} (receipt {})",
+                        receipt.event_id
+                    ),
                 ))
             }
             Err(PieceError::Jail(error)) => {

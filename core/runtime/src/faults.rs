@@ -125,15 +125,14 @@ pub async fn paused(store: &EventStore) -> Result<BTreeMap<String, (String, Even
 
 /// Whether `piece` is paused now, with the receipt that paused it.
 pub async fn paused_piece(store: &EventStore, piece: &str) -> Result<Option<EventId>, ReadError> {
-    Ok(paused(store).await?.remove(piece).map(|(_, receipt)| receipt))
+    Ok(paused(store)
+        .await?
+        .remove(piece)
+        .map(|(_, receipt)| receipt))
 }
 
 /// Gives a paused piece work again; `false` when it was not paused.
-pub async fn resume(
-    store: &EventStore,
-    piece: &str,
-    reason: &str,
-) -> Result<bool, AppendError> {
+pub async fn resume(store: &EventStore, piece: &str, reason: &str) -> Result<bool, AppendError> {
     let Some((pack, receipt)) = paused(store).await?.remove(piece) else {
         return Ok(false);
     };
@@ -186,7 +185,11 @@ pub async fn record_unconfined(store: &EventStore, host: &str) -> Result<(), App
     };
     let envelope = EventEnvelope::new(&ran, origin).expect("plain JSON");
     store
-        .append("faults/unconfined", ExpectedVersion::Any, std::slice::from_ref(&envelope))
+        .append(
+            "faults/unconfined",
+            ExpectedVersion::Any,
+            std::slice::from_ref(&envelope),
+        )
         .await?;
     Ok(())
 }
@@ -198,7 +201,10 @@ pub async fn unconfined_runs(store: &EventStore) -> Result<Vec<(String, Timestam
         .await?
         .into_iter()
         .map(|event| {
-            let host = event.envelope.payload["host"].as_str().unwrap_or_default().to_owned();
+            let host = event.envelope.payload["host"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             (host, event.envelope.occurred_at)
         })
         .collect())

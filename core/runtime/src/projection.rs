@@ -20,17 +20,15 @@
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
-use ops_core::projection::{
-    DynProjection, LateEvents, Ordering, State, is_valid_name,
-};
+use ops_core::projection::{DynProjection, LateEvents, Ordering, State, is_valid_name};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 use sqlx::Row;
 
 use crate::atomic::{self, AtomicWrite};
 use crate::db::{Dialect, on_db};
-use crate::leases::{self, Lease, Leases};
 use crate::jail::PieceError;
+use crate::leases::{self, Lease, Leases};
 use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadError, StoredEvent};
 
 /// Events per read while following or replaying.
@@ -666,9 +664,13 @@ impl ProjectionRunner {
     ) -> Result<(usize, usize), ProjectionRunError> {
         // Personal data stays sealed: a projection may copy it, and only the query gateway
         // opens it, for readers who may see it.
-        let readable: Vec<Result<(u32, Value), String>> = events
-            .iter()
-            .map(|(_, event)| match self.store.current_sealed_payload(&event.envelope) {
+        let envelopes: Vec<&ops_core::envelope::EventEnvelope> =
+            events.iter().map(|(_, event)| &event.envelope).collect();
+        let readable: Vec<Result<(u32, Value), String>> = self
+            .store
+            .current_sealed_payloads(&envelopes)
+            .into_iter()
+            .map(|current| match current {
                 CurrentPayload::Current { version, payload } => Ok((version, payload)),
                 CurrentPayload::UnknownType => {
                     Err("its type is not declared in this build".to_owned())
@@ -723,45 +725,51 @@ impl ProjectionRunner {
                 Ok(_) => match outcomes.next() {
                     None => Some(not_given()),
                     Some(outcome) => match outcome {
-                    Ok(undo) => {
-                        self.faults.answered();
-                        self.record(key, event, undo, true);
-                        applied += 1;
-                        continue;
-                    }
-                    Err(PieceError::Refused(reason)) => {
-                        self.faults.answered();
-                        Some(reason)
-                    }
-                    Err(PieceError::Fault(fault)) => {
-                        let receipt = crate::faults::record(
-                            &self.store,
-                            self.projection.pack_id(),
-                            &self.piece(),
-                            crate::faults::Input::Event(event_id),
-                            &fault,
-                            &mut self.faults,
-                        )
-                        .await
-                        .map_err(|source| ProjectionRunError::Receipt {
-                            projection: self.label(),
-                            source,
-                        })?;
-                        Some(format!("the projection's code faulted: {fault} (receipt {})", receipt.event_id))
-                    }
-                    Err(PieceError::Jail(source)) => {
-                        self.load().await?;
-                        return Err(ProjectionRunError::Jail {
-                            projection: self.label(),
-                            source,
-                        });
-                    }
+                        Ok(undo) => {
+                            self.faults.answered();
+                            self.record(key, event, undo, true);
+                            applied += 1;
+                            continue;
+                        }
+                        Err(PieceError::Refused(reason)) => {
+                            self.faults.answered();
+                            Some(reason)
+                        }
+                        Err(PieceError::Fault(fault)) => {
+                            let receipt = crate::faults::record(
+                                &self.store,
+                                self.projection.pack_id(),
+                                &self.piece(),
+                                crate::faults::Input::Event(event_id),
+                                &fault,
+                                &mut self.faults,
+                            )
+                            .await
+                            .map_err(|source| {
+                                ProjectionRunError::Receipt {
+                                    projection: self.label(),
+                                    source,
+                                }
+                            })?;
+                            Some(format!(
+                                "the projection's code faulted: {fault} (receipt {})",
+                                receipt.event_id
+                            ))
+                        }
+                        Err(PieceError::Jail(source)) => {
+                            self.load().await?;
+                            return Err(ProjectionRunError::Jail {
+                                projection: self.label(),
+                                source,
+                            });
+                        }
                     },
                 },
             };
             let reason = set_aside.expect("an event not applied has its reason");
             let raw = serde_json::to_string(&event.envelope).unwrap_or_default();
-            self.quarantine(&event_id.to_string(), &reason, &raw).await?;
+            self.quarantine(&event_id.to_string(), &reason, &raw)
+                .await?;
             quarantined += 1;
             // A set-aside event is journaled too, with nothing to undo: in its new place
             // after a late event it may apply (an acknowledgement whose opening arrived late).

@@ -301,7 +301,10 @@ impl ReactionRunner {
     }
 
     fn faults(&self) -> Option<FaultCount> {
-        self.faults.lock().expect("no code panics holding it").clone()
+        self.faults
+            .lock()
+            .expect("no code panics holding it")
+            .clone()
     }
 
     /// Answers one event, or stops at a command the budget or the capability refused.

@@ -965,23 +965,51 @@ impl EventStore {
     }
 
     fn current(&self, envelope: &EventEnvelope, open: bool) -> CurrentPayload {
-        let Some(name) = self.registry.current_name(&envelope.event_type) else {
-            return CurrentPayload::UnknownType;
-        };
-        match self.code.upcast(
-            self.registry,
-            name,
-            envelope.payload_schema_version,
-            envelope.payload.clone(),
-        ) {
-            Ok((version, mut payload)) => {
-                if open {
-                    self.open_payload(name, version, &mut payload);
+        self.currents(std::slice::from_ref(&envelope), open)
+            .pop()
+            .expect("one payload for one envelope")
+    }
+
+    /// As [`EventStore::current_sealed_payload`] for many envelopes, with their upcasters
+    /// run in one call per runner (see `jail`).
+    pub fn current_sealed_payloads(&self, envelopes: &[&EventEnvelope]) -> Vec<CurrentPayload> {
+        self.currents(envelopes, false)
+    }
+
+    fn currents(&self, envelopes: &[&EventEnvelope], open: bool) -> Vec<CurrentPayload> {
+        let names: Vec<Option<&'static str>> = envelopes
+            .iter()
+            .map(|envelope| self.registry.current_name(&envelope.event_type))
+            .collect();
+        let known: Vec<(&str, u32, Value)> = envelopes
+            .iter()
+            .zip(&names)
+            .filter_map(|(envelope, name)| {
+                Some((
+                    *name.as_ref()?,
+                    envelope.payload_schema_version,
+                    envelope.payload.clone(),
+                ))
+            })
+            .collect();
+        let mut upcast = self.code.upcast(self.registry, known).into_iter();
+        names
+            .into_iter()
+            .map(|name| {
+                let Some(name) = name else {
+                    return CurrentPayload::UnknownType;
+                };
+                match upcast.next().expect("one result per known payload") {
+                    Ok((version, mut payload)) => {
+                        if open {
+                            self.open_payload(name, version, &mut payload);
+                        }
+                        CurrentPayload::Current { version, payload }
+                    }
+                    Err(reason) => CurrentPayload::Unreadable { reason },
                 }
-                CurrentPayload::Current { version, payload }
-            }
-            Err(reason) => CurrentPayload::Unreadable { reason },
-        }
+            })
+            .collect()
     }
 
     /// Whether personal data is sealed per subject in this store.

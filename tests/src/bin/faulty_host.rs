@@ -38,5 +38,10 @@ unsafe impl GlobalAlloc for SocketOnCue {
 static ALLOCATOR: SocketOnCue = SocketOnCue;
 
 fn main() -> std::process::ExitCode {
-    ops_host::main(&["pack_faulty", "pack_filesync", "pack_incidents", "pack_notify"])
+    ops_host::main(&[
+        "pack_faulty",
+        "pack_filesync",
+        "pack_incidents",
+        "pack_notify",
+    ])
 }

@@ -542,10 +542,23 @@ async fn jailed_catch_up_bench(backend: Backend, what: &str, count: usize) {
     let name = format!("jailed_{what}_{count}_{backend:?}").to_lowercase();
     let mut timings = Vec::new();
     for code in [jailed(), ops_core_runtime::jail::PackCode::InProcess] {
-        let label = format!("bench_{name}_{}", if code.jail().is_some() { "jailed" } else { "in_process" });
+        let label = format!(
+            "bench_{name}_{}",
+            if code.jail().is_some() {
+                "jailed"
+            } else {
+                "in_process"
+            }
+        );
         let store = backend.store(&label).await.with_pack_code(code);
         let events: Vec<EventEnvelope> = (0..count)
-            .map(|n| if what == "catch_up" { opened(&label, n) } else { mixed(&label, n) })
+            .map(|n| {
+                if what == "catch_up" {
+                    opened(&label, n)
+                } else {
+                    mixed(&label, n)
+                }
+            })
             .collect();
         fill(&store, &events).await;
         let started = Instant::now();
@@ -566,11 +579,22 @@ async fn jailed_command_bench(backend: Backend, commands: usize) {
     let target = "incident/INC-0";
     let mut timings = Vec::new();
     for code in [jailed(), ops_core_runtime::jail::PackCode::InProcess] {
-        let label = format!("bench_{name}_{}", if code.jail().is_some() { "jailed" } else { "in_process" });
+        let label = format!(
+            "bench_{name}_{}",
+            if code.jail().is_some() {
+                "jailed"
+            } else {
+                "in_process"
+            }
+        );
         let store = backend.store(&label).await.with_pack_code(code);
-        let history: Vec<EventEnvelope> =
-            (0..1000).map(|n| opened(&format!("{label}-{n}"), 0)).collect();
-        store.append(target, ExpectedVersion::Any, &history).await.unwrap();
+        let history: Vec<EventEnvelope> = (0..1000)
+            .map(|n| opened(&format!("{label}-{n}"), 0))
+            .collect();
+        store
+            .append(target, ExpectedVersion::Any, &history)
+            .await
+            .unwrap();
         let bus = ops_core_runtime::command::CommandBus::new(
             store.clone(),
             ops_tests::commands::authority(Scope::everything()),

@@ -6,7 +6,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use ops_core::connector::{DynConnector, Drift, EventFact, Fact};
+use ops_core::connector::{Drift, DynConnector, EventFact, Fact};
 use ops_core::contract::TypedEvent;
 use ops_core::envelope::{Causation, CommandEnvelope, CommandRequest, EventEnvelope};
 use ops_core::handler::{DynHandler, KeptState, PastEvent};
@@ -109,9 +109,7 @@ enum CallRef<'a> {
         connector: &'a str,
     },
     Upcast {
-        type_name: &'a str,
-        version: u32,
-        payload: &'a Value,
+        payloads: &'a [(&'a str, u32, &'a Value)],
     },
     Reconcile {
         reconciler: &'a str,
@@ -178,13 +176,8 @@ impl PackCode {
         let mut given = 0;
         while given < events.len() {
             // Faults end a call: what is given next starts after the last fault.
-            let batch = self.project_until_fault(
-                projection,
-                mirror,
-                &events[given..],
-                state,
-                journaled,
-            );
+            let batch =
+                self.project_until_fault(projection, mirror, &events[given..], state, journaled);
             given += batch.len();
             for outcome in batch {
                 match &outcome {
@@ -265,16 +258,20 @@ impl PackCode {
                         let rows = state
                             .rows()
                             .iter()
-                            .map(|((table, key), document)| (table.as_str(), key.as_str(), document))
+                            .map(|((table, key), document)| {
+                                (table.as_str(), key.as_str(), document)
+                            })
                             .collect();
                         let load = CallRef::Load {
                             projection: projection.name(),
                             rows,
                         };
-                        let loaded = jail.pool.exchange(pack, &mut slot, &load, 1, |_, reply| match reply {
-                            Reply::Loaded => Ok(()),
-                            other => Err(unexpected(other)),
-                        });
+                        let loaded =
+                            jail.pool
+                                .exchange(pack, &mut slot, &load, 1, |_, reply| match reply {
+                                    Reply::Loaded => Ok(()),
+                                    other => Err(unexpected(other)),
+                                });
                         match loaded {
                             Ok(Ok(())) => mirror.at = slot.alive().zip(Some(state.revision())),
                             Ok(Err((_, fault))) => {
@@ -282,7 +279,9 @@ impl PackCode {
                                 break;
                             }
                             Err(error) => {
-                                outcomes.extend(rest.iter().map(|_| Err(PieceError::Jail(JailError::Protocol(error.to_string())))));
+                                outcomes.extend(rest.iter().map(|_| {
+                                    Err(PieceError::Jail(JailError::Protocol(error.to_string())))
+                                }));
                                 break;
                             }
                         }
@@ -293,32 +292,36 @@ impl PackCode {
                         flush_each,
                     };
                     let alive = slot.alive();
-                    let exchanged = jail.pool.exchange(pack, &mut slot, &call, rest.len(), |_, reply| {
-                        match reply {
-                            Reply::Projected(Ok(writes)) => {
-                                state.savepoint();
-                                for (table, key, document) in writes {
-                                    match document {
-                                        Some(document) => state.put(&table, &key, document),
-                                        None => state.delete(&table, &key),
+                    let exchanged =
+                        jail.pool
+                            .exchange(pack, &mut slot, &call, rest.len(), |_, reply| {
+                                match reply {
+                                    Reply::Projected(Ok(writes)) => {
+                                        state.savepoint();
+                                        for (table, key, document) in writes {
+                                            match document {
+                                                Some(document) => state.put(&table, &key, document),
+                                                None => state.delete(&table, &key),
+                                            }
+                                        }
+                                        outcomes.push(Ok(release(state)));
                                     }
+                                    Reply::Projected(Err(reason)) => {
+                                        outcomes.push(Err(PieceError::Refused(reason)))
+                                    }
+                                    other => return Err(unexpected(other)),
                                 }
-                                outcomes.push(Ok(release(state)));
-                            }
-                            Reply::Projected(Err(reason)) => {
-                                outcomes.push(Err(PieceError::Refused(reason)))
-                            }
-                            other => return Err(unexpected(other)),
-                        }
-                        // The runner applied the same writes to its copy.
-                        mirror.at = alive.zip(Some(state.revision()));
-                        Ok(())
-                    });
+                                // The runner applied the same writes to its copy.
+                                mirror.at = alive.zip(Some(state.revision()));
+                                Ok(())
+                            });
                     match exchanged {
                         Ok(Ok(())) => {}
                         // A panic is said after every earlier reply; a death may have taken
                         // replies still buffered with it.
-                        Ok(Err((_, fault))) if flush_each || matches!(fault, Fault::Panicked(_)) => {
+                        Ok(Err((_, fault)))
+                            if flush_each || matches!(fault, Fault::Panicked(_)) =>
+                        {
                             mirror.at = None;
                             outcomes.push(Err(PieceError::Fault(fault)));
                             break;
@@ -330,7 +333,9 @@ impl PackCode {
                         Err(error) => {
                             let error = error.to_string();
                             let missing = events.len() - outcomes.len();
-                            outcomes.extend((0..missing).map(|_| Err(PieceError::Jail(JailError::Protocol(error.clone())))));
+                            outcomes.extend((0..missing).map(|_| {
+                                Err(PieceError::Jail(JailError::Protocol(error.clone())))
+                            }));
                         }
                     }
                 }
@@ -390,7 +395,8 @@ impl PackCode {
                 let slot = jail.pool.slot(pack);
                 let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
                 // Events since a version are no use to a runner that does not hold it.
-                if kept.version.is_some() && (kept.runner.is_none() || kept.runner != slot.alive()) {
+                if kept.version.is_some() && (kept.runner.is_none() || kept.runner != slot.alive())
+                {
                     kept.runner = None;
                     kept.version = None;
                     return Ok(None);
@@ -465,9 +471,9 @@ impl PackCode {
                     other => Err(unexpected(other)),
                 })?;
                 let proposed = proposed.map_err(PieceError::Refused)?;
-                let descriptor = registry
-                    .latest(reaction.command_type())
-                    .ok_or_else(|| PieceError::Refused(format!("`{}` is not registered", reaction.command_type())))?;
+                let descriptor = registry.latest(reaction.command_type()).ok_or_else(|| {
+                    PieceError::Refused(format!("`{}` is not registered", reaction.command_type()))
+                })?;
                 proposed
                     .into_iter()
                     .map(|command| {
@@ -543,40 +549,79 @@ impl PackCode {
         }
     }
 
-    /// A stored payload of `type_name` at `version` as the current version of its type,
-    /// through every upcaster in between (contract code: jailed, it runs in the runner of
-    /// the type's pack, or of the contract crates for theirs). A payload already at the
-    /// current version is not sent anywhere: no code of the type's runs for it.
+    /// Stored payloads (`(type name, version, payload)`) as the current versions of their
+    /// types, through every upcaster in between (contract code: jailed, it runs in the
+    /// runner of the type's pack, or of the contract crates for theirs, one call per
+    /// runner). A payload already at the current version is not sent anywhere: no code of
+    /// its type runs for it.
     pub fn upcast(
         &self,
         registry: &Registry,
-        type_name: &str,
-        version: u32,
-        payload: Value,
-    ) -> Result<(u32, Value), String> {
-        let current = registry.latest(type_name).map(|latest| latest.version);
-        match self {
-            PackCode::Jailed(_) if current == Some(version) => Ok((version, payload)),
-            PackCode::InProcess => caught(|| registry.upcast_to_latest(type_name, version, payload))
-                .map_err(|fault| format!("its upcaster faulted: {fault}"))?
-                .map_err(|error| error.to_string()),
-            PackCode::Jailed(jail) => blocking(|| {
-                let runner = type_name
-                    .strip_prefix("pack.")
-                    .and_then(|rest| rest.split_once('.'))
-                    .map_or(CONTRACTS_RUNNER, |(pack, _)| pack);
-                let call = CallRef::Upcast {
-                    type_name,
-                    version,
-                    payload: &payload,
-                };
-                jail.one(runner, &call, |reply| match reply {
-                    Reply::Upcast(upcast) => Ok(upcast),
+        payloads: Vec<(&str, u32, Value)>,
+    ) -> Vec<Result<(u32, Value), String>> {
+        let jail = match self {
+            PackCode::InProcess => {
+                return payloads
+                    .into_iter()
+                    .map(|(type_name, version, payload)| {
+                        caught(|| registry.upcast_to_latest(type_name, version, payload))
+                            .map_err(|fault| format!("its upcaster faulted: {fault}"))?
+                            .map_err(|error| error.to_string())
+                    })
+                    .collect();
+            }
+            PackCode::Jailed(jail) => jail,
+        };
+        let runner_of = |type_name: &str| -> String {
+            type_name
+                .strip_prefix("pack.")
+                .and_then(|rest| rest.split_once('.'))
+                .map_or(CONTRACTS_RUNNER, |(pack, _)| pack)
+                .to_owned()
+        };
+        // `None`: already current, or not upcast yet.
+        let mut results: Vec<Option<Result<(u32, Value), String>>> = vec![None; payloads.len()];
+        // By runner: the indices of the payloads it upcasts.
+        let mut by_runner: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (index, (type_name, version, _)) in payloads.iter().enumerate() {
+            let current = registry.latest(type_name).map(|latest| latest.version);
+            if current != Some(*version) {
+                by_runner
+                    .entry(runner_of(type_name))
+                    .or_default()
+                    .push(index);
+            }
+        }
+        for (runner, indices) in by_runner {
+            let sent: Vec<(&str, u32, &Value)> = indices
+                .iter()
+                .map(|&i| (payloads[i].0, payloads[i].1, &payloads[i].2))
+                .collect();
+            let call = CallRef::Upcast { payloads: &sent };
+            let answered = blocking(|| {
+                jail.one(&runner, &call, |reply| match reply {
+                    Reply::Upcast(upcast) if upcast.len() == sent.len() => Ok(upcast),
                     other => Err(unexpected(other)),
                 })
-                .map_err(|error| format!("its upcaster faulted: {error}"))?
-            }),
+            });
+            match answered {
+                Ok(upcast) => {
+                    for (&i, result) in indices.iter().zip(upcast) {
+                        results[i] = Some(result);
+                    }
+                }
+                Err(error) => {
+                    for &i in &indices {
+                        results[i] = Some(Err(format!("its upcaster faulted: {error}")));
+                    }
+                }
+            }
         }
+        results
+            .into_iter()
+            .zip(payloads)
+            .map(|(result, (_, version, payload))| result.unwrap_or(Ok((version, payload))))
+            .collect()
     }
 
     /// The conflicts `reconciler` (contract code: jailed, in the contracts' runner) finds
@@ -661,11 +706,17 @@ impl Jail {
 
 /// An event a runner stated, as the registered type of its name and version.
 fn rebuilt(registry: &Registry, event: StatedEvent) -> Result<TypedEvent, String> {
-    let descriptor = registry.get(&event.event_type, event.version).ok_or_else(|| {
-        format!(
-            "`{}` v{} is not a type registered in this build",
-            event.event_type, event.version
-        )
-    })?;
-    Ok(TypedEvent::registered(crate::CORE, descriptor, event.payload))
+    let descriptor = registry
+        .get(&event.event_type, event.version)
+        .ok_or_else(|| {
+            format!(
+                "`{}` v{} is not a type registered in this build",
+                event.event_type, event.version
+            )
+        })?;
+    Ok(TypedEvent::registered(
+        crate::CORE,
+        descriptor,
+        event.payload,
+    ))
 }

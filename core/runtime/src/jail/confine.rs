@@ -92,5 +92,11 @@ fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
         )?])?],
     );
     let arch = std::env::consts::ARCH.try_into()?;
-    SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, arch)?.try_into()
+    SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch,
+    )?
+    .try_into()
 }

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use code::{HandlerState, Mirror, PackCode, PieceError, Projected};
 pub use code::ProjectedRef;
+pub use code::{HandlerState, Mirror, PackCode, PieceError, Projected};
 pub use runner::{RUNNER_ARG, serve_if_runner};
 pub use wire::Conflict;
 
@@ -128,9 +128,9 @@ impl Jail {
         let call = wire::Call::Streams {
             connector: String::new(),
         };
-        self.pool.exchange("", &mut slot, &call, 1, |_, _| Ok(()))?.map_err(|(_, fault)| {
-            JailError::Protocol(format!("a probe runner faulted: {fault}"))
-        })
+        self.pool
+            .exchange("", &mut slot, &call, 1, |_, _| Ok(()))?
+            .map_err(|(_, fault)| JailError::Protocol(format!("a probe runner faulted: {fault}")))
     }
 
     /// Whether runners are confined (`false` only when the host was told `--unjailed`).

@@ -78,7 +78,10 @@ impl Pool {
     }
 
     pub(super) fn limits_of(&self, pack: &str) -> Limits {
-        self.limits.get(pack).copied().unwrap_or(self.default_limits)
+        self.limits
+            .get(pack)
+            .copied()
+            .unwrap_or(self.default_limits)
     }
 
     pub(super) fn slot(&self, pack: &str) -> Arc<Mutex<Slot>> {
@@ -110,7 +113,11 @@ impl Pool {
             .arg(RUNNER_ARG)
             .arg(pack)
             .arg(limits.memory_bytes.to_string())
-            .arg(if self.confined { "confined" } else { "unconfined" })
+            .arg(if self.confined {
+                "confined"
+            } else {
+                "unconfined"
+            })
             // Nothing of the host's environment (a database URL, a password) goes along.
             .env_clear()
             .stdin(Stdio::piped())

@@ -16,8 +16,8 @@ use ops_core::projection::{DynProjection, ProjectedEvent, State};
 use ops_core::reaction::DynReaction;
 
 use super::wire::{
-    Call, ProjectedInput, ProposedCommand, Reply, RowWrite, StatedEvent, StatedFact,
-    buffer_frame, read_frame_bytes, decode, write_frame,
+    Call, ProjectedInput, ProposedCommand, Reply, RowWrite, StatedEvent, StatedFact, buffer_frame,
+    decode, read_frame_bytes, write_frame,
 };
 
 /// The argument that starts the host binary as a runner.
@@ -45,7 +45,11 @@ pub fn serve_if_runner() -> Option<ExitCode> {
     let pack = args.next().unwrap_or_default();
     let memory = args.next().and_then(|m| m.parse::<u64>().ok());
     let confine = args.next().as_deref() != Some("unconfined");
-    Some(serve(&pack, memory.unwrap_or(super::DEFAULT_MEMORY_BYTES), confine))
+    Some(serve(
+        &pack,
+        memory.unwrap_or(super::DEFAULT_MEMORY_BYTES),
+        confine,
+    ))
 }
 
 struct Pieces {
@@ -246,7 +250,10 @@ fn answer(
                 .reactions
                 .get(&(event_type.as_str(), command_type.as_str()))
             else {
-                return write_frame(replies, &Reply::Unknown(format!("{event_type} -> {command_type}")));
+                return write_frame(
+                    replies,
+                    &Reply::Unknown(format!("{event_type} -> {command_type}")),
+                );
             };
             let proposed = reaction
                 .react(&event, &payload)
@@ -285,21 +292,25 @@ fn answer(
             };
             let facts: Vec<(&str, &str, &serde_json::Value)> = facts
                 .iter()
-                .map(|(event_type, source, payload)| (event_type.as_str(), source.as_str(), payload))
+                .map(|(event_type, source, payload)| {
+                    (event_type.as_str(), source.as_str(), payload)
+                })
                 .collect();
-            write_frame(replies, &Reply::Reconciled(super::wire::conflicts_among(*piece, &facts)))
+            write_frame(
+                replies,
+                &Reply::Reconciled(super::wire::conflicts_among(*piece, &facts)),
+            )
         }
-        Call::Upcast {
-            type_name,
-            version,
-            payload,
-        } => {
-            let upcast = match pieces.registry {
-                Some(registry) => registry
-                    .upcast_to_latest(&type_name, version, payload)
-                    .map_err(|error| error.to_string()),
-                None => Err("this build's registry is not consistent".to_owned()),
-            };
+        Call::Upcast { payloads } => {
+            let upcast = payloads
+                .into_iter()
+                .map(|(type_name, version, payload)| match pieces.registry {
+                    Some(registry) => registry
+                        .upcast_to_latest(&type_name, version, payload)
+                        .map_err(|error| error.to_string()),
+                    None => Err("this build's registry is not consistent".to_owned()),
+                })
+                .collect();
             write_frame(replies, &Reply::Upcast(upcast))
         }
         Call::Streams { connector } => match pieces.connectors.get(connector.as_str()) {

@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use ops_core::connector::Drift;
 use ops_core::envelope::EventEnvelope;
 use ops_core::handler::PastEvent;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The largest reply the host reads: a runner that claims more is faulty.
@@ -59,11 +59,9 @@ pub(crate) enum Call {
         reconciler: String,
         facts: Vec<(String, String, Value)>,
     },
-    /// Read a stored payload of `type_name` at `version` as its current version.
+    /// Read stored payloads (`(type name, version, payload)`) as their current versions.
     Upcast {
-        type_name: String,
-        version: u32,
-        payload: Value,
+        payloads: Vec<(String, u32, Value)>,
     },
 }
 
@@ -125,7 +123,7 @@ pub(crate) enum Reply {
     Reacted(Result<Vec<ProposedCommand>, String>),
     Interpreted(Result<Vec<StatedFact>, Drift>),
     Streams(Vec<String>),
-    Upcast(Result<(u32, Value), String>),
+    Upcast(Vec<Result<(u32, Value), String>>),
     Reconciled(Vec<Conflict>),
     /// The call named a piece this runner's pack does not have.
     Unknown(String),
