@@ -91,6 +91,24 @@ async fn receipts(store: &EventStore) -> Vec<PackCodeFaulted> {
         .collect()
 }
 
+/// A jailed store and the faulty pack's projection started on it, then incidents opened
+/// with `titles`: the projection's catch-up is what folds them.
+async fn tripwire_over(
+    backend: Backend,
+    test: &str,
+    titles: &[&str],
+) -> (EventStore, ProjectionRunner) {
+    let store = backend
+        .store(test)
+        .await
+        .with_pack_code(PackCode::Jailed(jail()));
+    let tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
+        .await
+        .expect("the projection starts");
+    opened(&store, titles).await;
+    (store, tripwire)
+}
+
 const TITLES: [&str; 9] = [
     "fine one",
     "fold:panic",
@@ -104,14 +122,7 @@ const TITLES: [&str; 9] = [
 ];
 
 async fn each_fault_ends_one_call_with_a_receipt(backend: Backend) {
-    let store = backend
-        .store("jail_each_fault")
-        .await
-        .with_pack_code(PackCode::Jailed(jail()));
-    let mut tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
-        .await
-        .expect("the projection starts");
-    opened(&store, &TITLES).await;
+    let (store, mut tripwire) = tripwire_over(backend, "jail_each_fault", &TITLES).await;
     let report = tripwire
         .catch_up()
         .await
@@ -183,24 +194,8 @@ async fn each_fault_ends_one_call_with_a_receipt(backend: Backend) {
 }
 
 async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
-    let store = backend
-        .store("jail_pause")
-        .await
-        .with_pack_code(PackCode::Jailed(jail()));
-    let mut tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
-        .await
-        .expect("the projection starts");
-    opened(
-        &store,
-        &[
-            "fold:panic",
-            "fold:panic",
-            "fold:panic",
-            "fine",
-            "fold:panic",
-        ],
-    )
-    .await;
+    let titles = ["fold:panic", "fold:panic", "fold:panic", "fine", "fold:panic"];
+    let (store, mut tripwire) = tripwire_over(backend, "jail_pause", &titles).await;
     let report = tripwire
         .catch_up()
         .await

@@ -732,13 +732,7 @@ impl ConnectorRunner {
                     (cursor, watermark) = stored.map_or((None, None), |(c, w)| (Some(c), w));
                     continue;
                 }
-                Err(source) => {
-                    return Err(ConnectorError::Append {
-                        connector: self.connector.id(),
-                        stream: stream.to_owned(),
-                        source: Box::new(source),
-                    });
-                }
+                Err(source) => return Err(self.append_error(stream, source)),
             };
             report.appended += outcome.appended.len();
             report.duplicates += outcome.duplicates.len();
@@ -746,6 +740,14 @@ impl ConnectorRunner {
                 progress(report.records as u64, report.records as u64);
             }
             cursor = Some(next_cursor);
+        }
+    }
+
+    fn append_error(&self, stream: &str, source: AppendError) -> ConnectorError {
+        ConnectorError::Append {
+            connector: self.connector.id(),
+            stream: stream.to_owned(),
+            source: Box::new(source),
         }
     }
 
@@ -846,11 +848,7 @@ impl ConnectorRunner {
                     &[&release],
                 )
                 .await
-                .map_err(|source| ConnectorError::Append {
-                    connector: self.connector.id(),
-                    stream: stream.to_owned(),
-                    source: Box::new(source),
-                })?;
+                .map_err(|source| self.append_error(stream, source))?;
             retried
                 .stored
                 .push((record.location, outcome.appended.len()));
@@ -948,11 +946,7 @@ impl ConnectorRunner {
                     &mut crate::faults::FaultCount::default(),
                 )
                 .await
-                .map_err(|source| ConnectorError::Append {
-                    connector: self.connector.id(),
-                    stream: stream.to_owned(),
-                    source: Box::new(source),
-                })?;
+                .map_err(|source| self.append_error(stream, source))?;
                 Err(Drift::at(
                     "",
                     format!(

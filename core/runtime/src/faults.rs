@@ -48,6 +48,36 @@ impl FaultCount {
 
 const CANONICAL: &str = "plain strings have a canonical form";
 
+/// Appends `event` to `stream` as the jail states it now: `native_id` identifies it at
+/// its source, the jail, and `correlation` is the piece (or host) it is about.
+async fn state<E: ops_core::contract::Event>(
+    store: &EventStore,
+    stream: &str,
+    event: &E,
+    native_id: &str,
+    correlation: &str,
+    causation: Causation,
+) -> Result<EventEnvelope, AppendError> {
+    let now = Timestamp::now();
+    let origin = EventOrigin {
+        source_ref: "jail".to_owned(),
+        source_native_id: native_id.to_owned(),
+        source_sequence: None,
+        occurred_at: now,
+        ingested_at: now,
+        effective_at: None,
+        correlation_id: CorrelationId::of(correlation).expect(CANONICAL),
+        causation,
+        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
+        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
+    };
+    let envelope = EventEnvelope::new(event, origin).expect("the jail's events are plain JSON");
+    store
+        .append(stream, ExpectedVersion::Any, std::slice::from_ref(&envelope))
+        .await?;
+    Ok(envelope)
+}
+
 /// Records that `piece` of `pack` faulted on `input`, counting it in `count`; the receipt
 /// says whether this fault paused the piece.
 pub async fn record(
@@ -69,19 +99,6 @@ pub async fn record(
             Causation::UserAction(UserActionId::of(place).expect(CANONICAL)),
         ),
     };
-    let now = Timestamp::now();
-    let origin = EventOrigin {
-        source_ref: "jail".to_owned(),
-        source_native_id: format!("{piece}:{input_text}"),
-        source_sequence: None,
-        occurred_at: now,
-        ingested_at: now,
-        effective_at: None,
-        correlation_id: CorrelationId::of(piece).expect(CANONICAL),
-        causation,
-        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
-        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
-    };
     let receipt = PackCodeFaulted {
         pack: pack.to_owned(),
         piece: piece.to_owned(),
@@ -90,14 +107,8 @@ pub async fn record(
         confined: store.pack_code().confined(),
         paused,
     };
-    let envelope = EventEnvelope::new(&receipt, origin).expect("a fault receipt is plain JSON");
-    store
-        .append(
-            &format!("faults/{pack}"),
-            ExpectedVersion::Any,
-            std::slice::from_ref(&envelope),
-        )
-        .await?;
+    let native_id = format!("{piece}:{}", receipt.input);
+    let envelope = state(store, &format!("faults/{pack}"), &receipt, &native_id, piece, causation).await?;
     tracing::warn!(pack, piece, fault = %fault, paused, receipt = %envelope.event_id, "pack code faulted");
     if paused {
         count.paused = Some(envelope.event_id);
@@ -136,32 +147,14 @@ pub async fn resume(store: &EventStore, piece: &str, reason: &str) -> Result<boo
     let Some((pack, receipt)) = paused(store).await?.remove(piece) else {
         return Ok(false);
     };
-    let now = Timestamp::now();
-    let origin = EventOrigin {
-        source_ref: "jail".to_owned(),
-        source_native_id: format!("resume:{piece}:{receipt}"),
-        source_sequence: None,
-        occurred_at: now,
-        ingested_at: now,
-        effective_at: None,
-        correlation_id: CorrelationId::of(piece).expect(CANONICAL),
-        causation: Causation::Event(receipt),
-        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
-        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
-    };
     let resumed = PackPieceResumed {
         pack: pack.clone(),
         piece: piece.to_owned(),
         reason: reason.to_owned(),
     };
-    let envelope = EventEnvelope::new(&resumed, origin).expect("a resume is plain JSON");
-    store
-        .append(
-            &format!("faults/{pack}"),
-            ExpectedVersion::Any,
-            std::slice::from_ref(&envelope),
-        )
-        .await?;
+    let native_id = format!("resume:{piece}:{receipt}");
+    let stream = format!("faults/{pack}");
+    state(store, &stream, &resumed, &native_id, piece, Causation::Event(receipt)).await?;
     Ok(true)
 }
 

@@ -527,10 +527,21 @@ async fn mid_ingest_bench(backend: Backend, count: usize) {
     report(&name, count, ours, baseline);
 }
 
-/// Pack code in a confined runner of this binary (issue 28's jail).
-fn jailed() -> ops_core_runtime::jail::PackCode {
+/// The jail's benchmarks do the same work twice: with pack code in a confined runner of
+/// this binary (ours, first) and in process (the baseline), each on a store of its own.
+fn jailed_and_in_process(name: &str) -> [(String, ops_core_runtime::jail::PackCode); 2] {
     let program = std::env::current_exe().expect("this benchmark's binary");
-    ops_core_runtime::jail::PackCode::Jailed(ops_core_runtime::jail::Jail::new(program))
+    let jailed = ops_core_runtime::jail::Jail::new(program);
+    [
+        (
+            format!("bench_{name}_jailed"),
+            ops_core_runtime::jail::PackCode::Jailed(jailed),
+        ),
+        (
+            format!("bench_{name}_in_process"),
+            ops_core_runtime::jail::PackCode::InProcess,
+        ),
+    ]
 }
 
 /// The incident board built from `count` events (`upcast_catch_up`: one in ten stored at
@@ -541,15 +552,7 @@ async fn jailed_catch_up_bench(backend: Backend, what: &str, count: usize) {
     use ops_core_runtime::projection::ProjectionRunner;
     let name = format!("jailed_{what}_{count}_{backend:?}").to_lowercase();
     let mut timings = Vec::new();
-    for code in [jailed(), ops_core_runtime::jail::PackCode::InProcess] {
-        let label = format!(
-            "bench_{name}_{}",
-            if code.jail().is_some() {
-                "jailed"
-            } else {
-                "in_process"
-            }
-        );
+    for (label, code) in jailed_and_in_process(&name) {
         let store = backend.store(&label).await.with_pack_code(code);
         let events: Vec<EventEnvelope> = (0..count)
             .map(|n| {
@@ -578,15 +581,7 @@ async fn jailed_command_bench(backend: Backend, commands: usize) {
     let name = format!("jailed_commands_{commands}_{backend:?}").to_lowercase();
     let target = "incident/INC-0";
     let mut timings = Vec::new();
-    for code in [jailed(), ops_core_runtime::jail::PackCode::InProcess] {
-        let label = format!(
-            "bench_{name}_{}",
-            if code.jail().is_some() {
-                "jailed"
-            } else {
-                "in_process"
-            }
-        );
+    for (label, code) in jailed_and_in_process(&name) {
         let store = backend.store(&label).await.with_pack_code(code);
         let history: Vec<EventEnvelope> = (0..1000)
             .map(|n| opened(&format!("{label}-{n}"), 0))

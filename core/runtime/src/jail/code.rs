@@ -23,6 +23,9 @@ use super::{Fault, Jail, JailError};
 /// Not a pack id (those have no `-`), so no pack's runner is it.
 pub(crate) const CONTRACTS_RUNNER: &str = "-contracts";
 
+/// Events per call of a projection's batch.
+const CHUNK: usize = 50;
+
 /// Where pack code runs. Cheap to clone.
 #[derive(Clone, Default)]
 pub enum PackCode {
@@ -268,7 +271,7 @@ impl PackCode {
                         };
                         let loaded =
                             jail.pool
-                                .exchange(pack, &mut slot, &load, 1, |_, reply| match reply {
+                                .exchange(pack, &mut slot, &[load], 1, |_, reply| match reply {
                                     Reply::Loaded => Ok(()),
                                     other => Err(unexpected(other)),
                                 });
@@ -286,15 +289,19 @@ impl PackCode {
                             }
                         }
                     }
-                    let call = CallRef::Project {
-                        projection: projection.name(),
-                        events: rest,
-                        flush_each,
-                    };
+                    // In chunks, so the runner folds one while the host encodes the next.
+                    let calls: Vec<CallRef<'_>> = rest
+                        .chunks(CHUNK)
+                        .map(|events| CallRef::Project {
+                            projection: projection.name(),
+                            events,
+                            flush_each,
+                        })
+                        .collect();
                     let alive = slot.alive();
                     let exchanged =
                         jail.pool
-                            .exchange(pack, &mut slot, &call, rest.len(), |_, reply| {
+                            .exchange(pack, &mut slot, &calls, rest.len(), |_, reply| {
                                 match reply {
                                     Reply::Projected(Ok(writes)) => {
                                         state.savepoint();
@@ -411,7 +418,7 @@ impl PackCode {
                     payload,
                 };
                 let mut answer = None;
-                let exchanged = jail.pool.exchange(pack, &mut slot, &call, 1, |_, reply| {
+                let exchanged = jail.pool.exchange(pack, &mut slot, &[call], 1, |_, reply| {
                     match reply {
                         Reply::Decided(decided) => answer = Some(Some(decided)),
                         Reply::Stale => answer = Some(None),
@@ -694,7 +701,7 @@ impl Jail {
         let mut read = Some(read);
         let mut answer = None;
         self.pool
-            .exchange(pack, &mut slot, call, 1, |_, reply| {
+            .exchange(pack, &mut slot, std::slice::from_ref(call), 1, |_, reply| {
                 let read = read.take().expect("one reply");
                 answer = Some(read(reply)?);
                 Ok(())

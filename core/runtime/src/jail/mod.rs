@@ -129,7 +129,7 @@ impl Jail {
             connector: String::new(),
         };
         self.pool
-            .exchange("", &mut slot, &call, 1, |_, _| Ok(()))?
+            .exchange("", &mut slot, &[call], 1, |_, _| Ok(()))?
             .map_err(|(_, fault)| JailError::Protocol(format!("a probe runner faulted: {fault}")))
     }
 

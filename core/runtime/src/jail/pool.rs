@@ -194,14 +194,16 @@ impl Pool {
         Ok(())
     }
 
-    /// Sends `call` to `pack`'s runner (starting one when there is none) and reads
-    /// `replies` replies, each within the time limit, giving each to `each`. A fault ends
-    /// the call at the reply it happened on (its index), and the runner is gone.
+    /// Sends `calls` to `pack`'s runner (starting one when there is none), each as soon
+    /// as it is encoded, so the runner works on the first while the next is encoded, and
+    /// reads `replies` replies in all, each within the time limit, giving each to `each`.
+    /// A fault ends the exchange at the reply it happened on (its index), and the runner
+    /// is gone.
     pub(super) fn exchange(
         &self,
         pack: &str,
         slot: &mut Slot,
-        call: &impl serde::Serialize,
+        calls: &[impl serde::Serialize],
         replies: usize,
         mut each: impl FnMut(usize, Reply) -> Result<(), Fault>,
     ) -> Result<Result<(), (usize, Fault)>, JailError> {
@@ -210,9 +212,12 @@ impl Pool {
         }
         let limit = self.limits_of(pack).call_time;
         let runner = slot.runner.as_mut().expect("started above");
-        let mut frame = Vec::new();
-        write_frame(&mut frame, call).map_err(|e| JailError::Protocol(e.to_string()))?;
-        let sent = runner.calls.send(frame).is_ok();
+        let mut sent = true;
+        for call in calls {
+            let mut frame = Vec::new();
+            write_frame(&mut frame, call).map_err(|e| JailError::Protocol(e.to_string()))?;
+            sent &= runner.calls.send(frame).is_ok();
+        }
         for index in 0..replies {
             let reply = if sent {
                 runner.next_reply(limit)
