@@ -139,6 +139,16 @@ fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<C
         actor: parse_actor(&submission.acting.by)?,
         requested_at,
     };
-    CommandEnvelope::of_descriptor(ops_core_runtime::CORE, descriptor, payload, request)
-        .map_err(|error| anyhow::Error::new(BadInput(format!("{error}"))))
+    let decodes = crate::jailing::pack_code()?
+        .check_payloads(registry, &[(descriptor.name, descriptor.version, &payload)])
+        .pop()
+        .expect("one answer for one payload");
+    CommandEnvelope::of_descriptor(
+        ops_core_runtime::CORE,
+        descriptor,
+        payload,
+        decodes,
+        request,
+    )
+    .map_err(|error| anyhow::Error::new(BadInput(format!("{error}"))))
 }

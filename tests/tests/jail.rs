@@ -194,7 +194,13 @@ async fn each_fault_ends_one_call_with_a_receipt(backend: Backend) {
 }
 
 async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
-    let titles = ["fold:panic", "fold:panic", "fold:panic", "fine", "fold:panic"];
+    let titles = [
+        "fold:panic",
+        "fold:panic",
+        "fold:panic",
+        "fine",
+        "fold:panic",
+    ];
     let (store, mut tripwire) = tripwire_over(backend, "jail_pause", &titles).await;
     let report = tripwire
         .catch_up()
@@ -239,6 +245,8 @@ async fn faults_in_a_row_pause_the_piece_until_a_rebuild(backend: Backend) {
     );
 }
 
+/// Also: a command whose decoding panics (its type's `Deserialize` is its pack's code) is
+/// decoded in the pack's runner, never in the host, and its event set aside.
 async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: Backend) {
     let store = backend
         .store("jail_reaction")
@@ -246,7 +254,13 @@ async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: B
         .with_pack_code(PackCode::Jailed(jail()));
     opened(
         &store,
-        &["fine", "react:loop", "decide:panic", "fine again"],
+        &[
+            "fine",
+            "react:loop",
+            "decide:panic",
+            "decode:panic",
+            "fine again",
+        ],
     )
     .await;
     let bus = bus(&store);
@@ -265,7 +279,19 @@ async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: B
         "the loop was ended"
     );
     assert_eq!(report.faulted, 1, "{report:?}");
-    assert_eq!(report.quarantined, 1, "{report:?}");
+    assert_eq!(report.quarantined, 2, "{report:?}");
+    let set_aside = store
+        .quarantined(
+            "reaction:faulty/pack.incidents.incident.IncidentOpened->pack.faulty.trip.Trip",
+        )
+        .await
+        .expect("reading the quarantine");
+    assert!(
+        set_aside
+            .iter()
+            .any(|entry| format!("{entry:?}").contains("decoding it faulted: panicked")),
+        "{set_aside:?}"
+    );
     // Three commands: two accepted, and the one whose handler panicked refused.
     assert_eq!((report.accepted, report.rejected), (2, 1), "{report:?}");
     let receipts = receipts(&store).await;
@@ -384,7 +410,7 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
     )
     .expect("writing ops.toml");
     let host = env!("CARGO_BIN_EXE_faulty_host");
-    let mut run = std::process::Command::new(host)
+    let run = std::process::Command::new(host)
         .args(["run", "--data"])
         .arg(&data)
         .arg("--config")

@@ -357,13 +357,16 @@ impl CommandEnvelope {
     }
 
     /// A command whose type is known only at run time, by its registry entry (an
-    /// operator's `ops-host commands submit`): the payload must decode as `descriptor`'s
-    /// type and the dedupe scope be of the kind it declares, as [`Self::new`] ensures at
-    /// compile time.
+    /// operator's `ops-host commands submit`, a jailed reaction's proposal): the dedupe
+    /// scope must be of the kind it declares, as [`Self::new`] ensures at compile time.
+    /// `decodes` says whether the payload decodes as `descriptor`'s type: the caller asks
+    /// where that type's code runs (its `Deserialize` is its crate's code, which the
+    /// runtime runs in the crate's jailed runner).
     pub fn of_descriptor(
         _core: crate::CoreToken,
         descriptor: &crate::registry::TypeDescriptor,
         payload: Value,
+        decodes: Result<(), String>,
         request: CommandRequest,
     ) -> Result<Self, EnvelopeError> {
         let not_a = |message: String| EnvelopeError::NotOfType {
@@ -375,7 +378,7 @@ impl CommandEnvelope {
             return Err(not_a("it is not a command".to_owned()));
         };
         check_dedupe(descriptor.name, expected, &request)?;
-        (descriptor.check_payload)(&payload).map_err(not_a)?;
+        decodes.map_err(not_a)?;
         Ok(Self::assemble(
             descriptor.name,
             descriptor.version,

@@ -73,7 +73,11 @@ async fn state<E: ops_core::contract::Event>(
     };
     let envelope = EventEnvelope::new(event, origin).expect("the jail's events are plain JSON");
     store
-        .append(stream, ExpectedVersion::Any, std::slice::from_ref(&envelope))
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            std::slice::from_ref(&envelope),
+        )
         .await?;
     Ok(envelope)
 }
@@ -108,7 +112,15 @@ pub async fn record(
         paused,
     };
     let native_id = format!("{piece}:{}", receipt.input);
-    let envelope = state(store, &format!("faults/{pack}"), &receipt, &native_id, piece, causation).await?;
+    let envelope = state(
+        store,
+        &format!("faults/{pack}"),
+        &receipt,
+        &native_id,
+        piece,
+        causation,
+    )
+    .await?;
     tracing::warn!(pack, piece, fault = %fault, paused, receipt = %envelope.event_id, "pack code faulted");
     if paused {
         count.paused = Some(envelope.event_id);
@@ -154,7 +166,15 @@ pub async fn resume(store: &EventStore, piece: &str, reason: &str) -> Result<boo
     };
     let native_id = format!("resume:{piece}:{receipt}");
     let stream = format!("faults/{pack}");
-    state(store, &stream, &resumed, &native_id, piece, Causation::Event(receipt)).await?;
+    state(
+        store,
+        &stream,
+        &resumed,
+        &native_id,
+        piece,
+        Causation::Event(receipt),
+    )
+    .await?;
     Ok(true)
 }
 

@@ -487,22 +487,46 @@ impl EventStore {
 
     /// Checks every event before anything is written; returns each envelope's JSON text.
     fn validate(&self, events: &[EventEnvelope]) -> Result<Vec<String>, AppendError> {
-        events
+        self.check_all(events)?;
+        Ok(events
             .iter()
-            .enumerate()
-            .map(|(index, envelope)| {
-                self.check_at(index, envelope)?;
-                Ok(serde_json::to_string(envelope).expect("an envelope is plain JSON"))
-            })
-            .collect()
+            .map(|envelope| serde_json::to_string(envelope).expect("an envelope is plain JSON"))
+            .collect())
     }
 
     /// What `append` checks of each event, for callers that want to set one bad event
     /// aside (a connector's record) instead of failing its whole batch.
     pub fn check(&self, envelope: &EventEnvelope) -> Result<(), AppendError> {
-        self.check_at(0, envelope)
+        self.check_all(std::slice::from_ref(envelope))
     }
 
+    /// Each envelope's own checks, then whether each payload decodes as its type: through
+    /// the pack code (the decoding of a pack's or contract's type is its crate's code).
+    fn check_all(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+        for (index, envelope) in events.iter().enumerate() {
+            self.check_at(index, envelope)?;
+        }
+        let payloads: Vec<(&str, u32, &Value)> = events
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.payload_schema_version, &e.payload))
+            .collect();
+        let checked = self.code.check_payloads(self.registry, &payloads);
+        match checked
+            .into_iter()
+            .enumerate()
+            .find_map(|(index, c)| Some(index).zip(c.err()))
+        {
+            Some((index, reason)) => Err(AppendError::InvalidPayload {
+                index,
+                event_type: events[index].event_type.clone(),
+                version: events[index].payload_schema_version,
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// An envelope's checks that run no pack code: its ids, its sequence, its type.
     fn check_at(&self, index: usize, envelope: &EventEnvelope) -> Result<(), AppendError> {
         envelope
             .verify()
@@ -512,23 +536,17 @@ impl EventStore {
         {
             return Err(AppendError::SourceSequence { index, sequence });
         }
-        let descriptor = self
+        match self
             .registry
             .get(&envelope.event_type, envelope.payload_schema_version)
-            .filter(|d| d.kind == ops_core::contract::Kind::Event)
-            .ok_or_else(|| AppendError::UnknownType {
+        {
+            Some(descriptor) if descriptor.kind == ops_core::contract::Kind::Event => Ok(()),
+            _ => Err(AppendError::UnknownType {
                 index,
                 event_type: envelope.event_type.clone(),
                 version: envelope.payload_schema_version,
-            })?;
-        (descriptor.check_payload)(&envelope.payload).map_err(|reason| {
-            AppendError::InvalidPayload {
-                index,
-                event_type: envelope.event_type.clone(),
-                version: envelope.payload_schema_version,
-                reason,
-            }
-        })
+            }),
+        }
     }
 
     async fn try_append(

@@ -24,6 +24,15 @@ pub struct FaultyPack;
 pub(crate) struct Trip {
     incident_id: String,
     how: String,
+    /// Decoding a `Trip` runs this pack's code too: `panic` here panics it.
+    #[serde(deserialize_with = "decoded_on_cue")]
+    decode: String,
+}
+
+fn decoded_on_cue<'de, D: serde::Deserializer<'de>>(decoder: D) -> Result<String, D::Error> {
+    let decode = <String as serde::Deserialize>::deserialize(decoder)?;
+    fault(&decode);
+    Ok(decode)
 }
 
 #[event(domain = "trip")]
@@ -104,6 +113,7 @@ impl Reaction for TripOnOpen {
             command: Trip {
                 incident_id: opened.incident_id.clone(),
                 how: cue(&opened.title, "decide").to_owned(),
+                decode: cue(&opened.title, "decode").to_owned(),
             },
             target_ref: format!("trip/{}", opened.incident_id),
             dedupe_scope: DedupeScope::Command {

@@ -312,7 +312,16 @@ impl CommandBus {
                     original.command_type
                 ))
             })?;
-        (compensation.check_payload)(&original.payload).map_err(|reason| {
+        let decodes = self
+            .store
+            .pack_code()
+            .check_payloads(
+                self.store.registry(),
+                &[(compensation.name, compensation.version, &original.payload)],
+            )
+            .pop()
+            .expect("one answer for one payload");
+        decodes.map_err(|reason| {
             refuse(format!(
                 "its payload is not a `{}`: {reason}",
                 compensation.name

@@ -114,6 +114,9 @@ enum CallRef<'a> {
     Upcast {
         payloads: &'a [(&'a str, u32, &'a Value)],
     },
+    Check {
+        payloads: &'a [(&'a str, u32, &'a Value)],
+    },
     Reconcile {
         reconciler: &'a str,
         facts: &'a [(&'a str, &'a str, &'a Value)],
@@ -270,11 +273,16 @@ impl PackCode {
                             rows,
                         };
                         let loaded =
-                            jail.pool
-                                .exchange(pack, &mut slot, &[load], 1, |_, reply| match reply {
+                            jail.pool.exchange(
+                                pack,
+                                &mut slot,
+                                &[load],
+                                1,
+                                |_, reply| match reply {
                                     Reply::Loaded => Ok(()),
                                     other => Err(unexpected(other)),
-                                });
+                                },
+                            );
                         match loaded {
                             Ok(Ok(())) => mirror.at = slot.alive().zip(Some(state.revision())),
                             Ok(Err((_, fault))) => {
@@ -418,14 +426,16 @@ impl PackCode {
                     payload,
                 };
                 let mut answer = None;
-                let exchanged = jail.pool.exchange(pack, &mut slot, &[call], 1, |_, reply| {
-                    match reply {
-                        Reply::Decided(decided) => answer = Some(Some(decided)),
-                        Reply::Stale => answer = Some(None),
-                        other => return Err(unexpected(other)),
-                    }
-                    Ok(())
-                })?;
+                let exchanged = jail
+                    .pool
+                    .exchange(pack, &mut slot, &[call], 1, |_, reply| {
+                        match reply {
+                            Reply::Decided(decided) => answer = Some(Some(decided)),
+                            Reply::Stale => answer = Some(None),
+                            other => return Err(unexpected(other)),
+                        }
+                        Ok(())
+                    })?;
                 if let Err((_, fault)) = exchanged {
                     kept.runner = None;
                     kept.version = None;
@@ -481,13 +491,20 @@ impl PackCode {
                 let descriptor = registry.latest(reaction.command_type()).ok_or_else(|| {
                     PieceError::Refused(format!("`{}` is not registered", reaction.command_type()))
                 })?;
+                let payloads: Vec<(&str, u32, &Value)> = proposed
+                    .iter()
+                    .map(|command| (descriptor.name, descriptor.version, &command.payload))
+                    .collect();
+                let decodes = self.check_payloads(registry, &payloads);
                 proposed
                     .into_iter()
-                    .map(|command| {
+                    .zip(decodes)
+                    .map(|(command, decodes)| {
                         CommandEnvelope::of_descriptor(
                             crate::CORE,
                             descriptor,
                             command.payload,
+                            decodes,
                             CommandRequest {
                                 target_ref: command.target_ref,
                                 dedupe_scope: command.dedupe_scope,
@@ -579,55 +596,85 @@ impl PackCode {
             }
             PackCode::Jailed(jail) => jail,
         };
-        let runner_of = |type_name: &str| -> String {
-            type_name
-                .strip_prefix("pack.")
-                .and_then(|rest| rest.split_once('.'))
-                .map_or(CONTRACTS_RUNNER, |(pack, _)| pack)
-                .to_owned()
-        };
-        // `None`: already current, or not upcast yet.
-        let mut results: Vec<Option<Result<(u32, Value), String>>> = vec![None; payloads.len()];
-        // By runner: the indices of the payloads it upcasts.
-        let mut by_runner: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
-        for (index, (type_name, version, _)) in payloads.iter().enumerate() {
-            let current = registry.latest(type_name).map(|latest| latest.version);
-            if current != Some(*version) {
-                by_runner
-                    .entry(runner_of(type_name))
-                    .or_default()
-                    .push(index);
-            }
-        }
-        for (runner, indices) in by_runner {
-            let sent: Vec<(&str, u32, &Value)> = indices
-                .iter()
-                .map(|&i| (payloads[i].0, payloads[i].1, &payloads[i].2))
-                .collect();
-            let call = CallRef::Upcast { payloads: &sent };
-            let answered = blocking(|| {
-                jail.one(&runner, &call, |reply| match reply {
-                    Reply::Upcast(upcast) if upcast.len() == sent.len() => Ok(upcast),
-                    other => Err(unexpected(other)),
-                })
-            });
-            match answered {
-                Ok(upcast) => {
-                    for (&i, result) in indices.iter().zip(upcast) {
-                        results[i] = Some(result);
-                    }
-                }
-                Err(error) => {
-                    for &i in &indices {
-                        results[i] = Some(Err(format!("its upcaster faulted: {error}")));
-                    }
-                }
-            }
-        }
-        results
+        let sent: Vec<(&str, u32, &Value)> = payloads
+            .iter()
+            .map(|(type_name, version, payload)| (*type_name, *version, payload))
+            .filter(|(type_name, version, _)| {
+                registry.latest(type_name).map(|latest| latest.version) != Some(*version)
+            })
+            .collect();
+        let mut upcast = jail
+            .by_type_runner(
+                &sent,
+                |payloads| CallRef::Upcast { payloads },
+                |reply| match reply {
+                    Reply::Upcast(upcast) => Some(upcast),
+                    _ => None,
+                },
+            )
+            .into_iter();
+        payloads
             .into_iter()
-            .zip(payloads)
-            .map(|(result, (_, version, payload))| result.unwrap_or(Ok((version, payload))))
+            .map(|(type_name, version, payload)| {
+                if registry.latest(type_name).map(|latest| latest.version) == Some(version) {
+                    return Ok((version, payload));
+                }
+                upcast
+                    .next()
+                    .expect("one result per payload sent")
+                    .map_err(|error| format!("its upcaster faulted: {error}"))?
+            })
+            .collect()
+    }
+
+    /// Whether each payload (`(type name, version, payload)`) decodes as its registered
+    /// type. Decoding runs the type's `Deserialize`, which its crate may have written (or
+    /// pointed at its own functions): jailed, packs' and contracts' types are decoded in
+    /// their runner, the core's here.
+    pub fn check_payloads(
+        &self,
+        registry: &Registry,
+        payloads: &[(&str, u32, &Value)],
+    ) -> Vec<Result<(), String>> {
+        let here = |(type_name, version, payload): &(&str, u32, &Value)| match registry
+            .get(type_name, *version)
+        {
+            Some(descriptor) => caught(|| (descriptor.check_payload)(payload))
+                .map_err(|fault| format!("decoding it faulted: {fault}"))?,
+            None => Err(format!("`{type_name}` v{version} is not registered")),
+        };
+        let jail = match self {
+            PackCode::InProcess => return payloads.iter().map(here).collect(),
+            PackCode::Jailed(jail) => jail,
+        };
+        let is_core = |type_name: &str| type_name.starts_with("core.");
+        let sent: Vec<(&str, u32, &Value)> = payloads
+            .iter()
+            .filter(|(type_name, _, _)| !is_core(type_name))
+            .copied()
+            .collect();
+        let mut checked = jail
+            .by_type_runner(
+                &sent,
+                |payloads| CallRef::Check { payloads },
+                |reply| match reply {
+                    Reply::Checked(checked) => Some(checked),
+                    _ => None,
+                },
+            )
+            .into_iter();
+        payloads
+            .iter()
+            .map(|item| {
+                if is_core(item.0) {
+                    here(item)
+                } else {
+                    checked
+                        .next()
+                        .expect("one result per payload sent")
+                        .map_err(|error| format!("decoding it faulted: {error}"))?
+                }
+            })
             .collect()
     }
 
@@ -689,6 +736,61 @@ pub struct HandlerState {
 }
 
 impl Jail {
+    /// `payloads` sent to the runner of each one's type (its pack's, or the contracts'),
+    /// one call per runner, and each one's answer in their order: `Err` with the fault when
+    /// its runner's call faulted.
+    fn by_type_runner<T>(
+        &self,
+        payloads: &[(&str, u32, &Value)],
+        call: impl for<'a> Fn(&'a [(&'a str, u32, &'a Value)]) -> CallRef<'a>,
+        read: impl Fn(Reply) -> Option<Vec<T>>,
+    ) -> Vec<Result<T, PieceError>> {
+        let runner_of = |type_name: &str| -> String {
+            type_name
+                .strip_prefix("pack.")
+                .and_then(|rest| rest.split_once('.'))
+                .map_or(CONTRACTS_RUNNER, |(pack, _)| pack)
+                .to_owned()
+        };
+        let mut by_runner: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (index, (type_name, _, _)) in payloads.iter().enumerate() {
+            by_runner
+                .entry(runner_of(type_name))
+                .or_default()
+                .push(index);
+        }
+        let mut answers: Vec<Option<Result<T, PieceError>>> =
+            (0..payloads.len()).map(|_| None).collect();
+        for (runner, indices) in by_runner {
+            let sent: Vec<(&str, u32, &Value)> = indices.iter().map(|&i| payloads[i]).collect();
+            let answered = blocking(|| {
+                self.one(&runner, &call(&sent), |reply| match read(reply) {
+                    Some(answers) if answers.len() == sent.len() => Ok(answers),
+                    _ => Err(Fault::Unreadable(
+                        "an answer of the wrong kind or length".to_owned(),
+                    )),
+                })
+            });
+            match answered {
+                Ok(each) => {
+                    for (&i, answer) in indices.iter().zip(each) {
+                        answers[i] = Some(Ok(answer));
+                    }
+                }
+                Err(error) => {
+                    let error = error.to_string();
+                    for &i in &indices {
+                        answers[i] = Some(Err(PieceError::Refused(error.clone())));
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.expect("every payload went to a runner"))
+            .collect()
+    }
+
     /// One call with one reply, read by `read`.
     fn one<T>(
         &self,
@@ -701,11 +803,17 @@ impl Jail {
         let mut read = Some(read);
         let mut answer = None;
         self.pool
-            .exchange(pack, &mut slot, std::slice::from_ref(call), 1, |_, reply| {
-                let read = read.take().expect("one reply");
-                answer = Some(read(reply)?);
-                Ok(())
-            })?
+            .exchange(
+                pack,
+                &mut slot,
+                std::slice::from_ref(call),
+                1,
+                |_, reply| {
+                    let read = read.take().expect("one reply");
+                    answer = Some(read(reply)?);
+                    Ok(())
+                },
+            )?
             .map_err(|(_, fault)| PieceError::Fault(fault))?;
         Ok(answer.expect("one reply was read"))
     }

@@ -301,6 +301,18 @@ fn answer(
                 &Reply::Reconciled(super::wire::conflicts_among(*piece, &facts)),
             )
         }
+        Call::Check { payloads } => {
+            let checked = payloads
+                .into_iter()
+                .map(|(type_name, version, payload)| {
+                    match pieces.registry.and_then(|r| r.get(&type_name, version)) {
+                        Some(descriptor) => (descriptor.check_payload)(&payload),
+                        None => Err(format!("`{type_name}` v{version} is not registered")),
+                    }
+                })
+                .collect();
+            write_frame(replies, &Reply::Checked(checked))
+        }
         Call::Upcast { payloads } => {
             let upcast = payloads
                 .into_iter()

@@ -63,6 +63,10 @@ pub(crate) enum Call {
     Upcast {
         payloads: Vec<(String, u32, Value)>,
     },
+    /// Whether payloads (`(type name, version, payload)`) decode as their types.
+    Check {
+        payloads: Vec<(String, u32, Value)>,
+    },
 }
 
 /// An event as a projection sees it, owned.
@@ -124,6 +128,7 @@ pub(crate) enum Reply {
     Interpreted(Result<Vec<StatedFact>, Drift>),
     Streams(Vec<String>),
     Upcast(Vec<Result<(u32, Value), String>>),
+    Checked(Vec<Result<(), String>>),
     Reconciled(Vec<Conflict>),
     /// The call named a piece this runner's pack does not have.
     Unknown(String),
