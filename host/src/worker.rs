@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::webhook::WebhookExecutor;
 use ops_core::budget::{BudgetLimits, Usage};
 use ops_core::connector::DynConnector;
-use ops_core::connector::Reconciler;
+use ops_core::connector::DynReconciler;
 use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::projection::DynProjection;
@@ -166,7 +166,7 @@ enum Work {
     Dispatch,
     ExpireCapabilities,
     Retention,
-    Reconcile(&'static dyn Reconciler),
+    Reconcile(&'static dyn DynReconciler),
 }
 
 struct Worker {

@@ -10,20 +10,11 @@ use ops_core::prelude::*;
 /// match.
 pub struct IncidentOpenings;
 
-impl IncidentOpenings {
-    pub const EVENT_TYPES: &'static [EventType] = &[EventType::of::<IncidentOpened>()];
-}
-
 ops_core::install_reconciler!(IncidentOpenings);
 
 impl Reconciler for IncidentOpenings {
-    fn name(&self) -> &'static str {
-        "incident-openings"
-    }
-
-    fn event_types(&self) -> &'static [EventType] {
-        Self::EVENT_TYPES
-    }
+    const NAME: &'static str = "incident-openings";
+    const EVENTS: &'static [EventType] = &[EventType::of::<IncidentOpened>()];
 
     fn subject(&self, event_type: &str, payload: &Value) -> Option<String> {
         (event_type == IncidentOpened::TYPE)

@@ -244,14 +244,17 @@ pub struct SourceFactsConflicted {
 /// same thing, and whether they disagree. It lives with the types it compares (a contract
 /// module, shared by the packs whose sources state them) and is installed with
 /// [`crate::install_reconciler!`]; the host runs every installed one.
+///
+/// Its name and event types are constants, so the host reads them without running the
+/// crate's code; `subject` and `conflict` run where the crate's code runs (the jail).
 pub trait Reconciler: Send + Sync + 'static {
     /// What it is called, in the host's output.
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
 
     /// The event types it compares, as types (`EventType::of::<IncidentOpened>()`), never
     /// names: public ones only, since it lives in a contract or shared crate and its
     /// conflicts are public events. The host refuses to start otherwise.
-    fn event_types(&self) -> &'static [EventType];
+    const EVENTS: &'static [EventType];
 
     /// What the event is about, when it takes part in reconciliation.
     fn subject(&self, event_type: &str, payload: &Value) -> Option<String>;
@@ -260,9 +263,32 @@ pub trait Reconciler: Send + Sync + 'static {
     fn conflict(&self, first: &Value, second: &Value) -> Option<String>;
 }
 
+/// A reconciler as the runtime drives it, whatever its type: its constants as methods.
+pub trait DynReconciler: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn event_types(&self) -> &'static [EventType];
+    fn subject(&self, event_type: &str, payload: &Value) -> Option<String>;
+    fn conflict(&self, first: &Value, second: &Value) -> Option<String>;
+}
+
+impl<R: Reconciler> DynReconciler for R {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+    fn event_types(&self) -> &'static [EventType] {
+        R::EVENTS
+    }
+    fn subject(&self, event_type: &str, payload: &Value) -> Option<String> {
+        Reconciler::subject(self, event_type, payload)
+    }
+    fn conflict(&self, first: &Value, second: &Value) -> Option<String> {
+        Reconciler::conflict(self, first, second)
+    }
+}
+
 /// What [`crate::install_reconciler!`] submits; only a [`Reconciler`] can be registered, with
 /// the Rust type rustc compiled it as.
-pub struct ReconcilerRegistration(&'static dyn Reconciler, RustType);
+pub struct ReconcilerRegistration(&'static dyn DynReconciler, RustType);
 
 impl ReconcilerRegistration {
     pub const fn of<R: Reconciler>(reconciler: &'static R) -> Self {
@@ -308,8 +334,8 @@ macro_rules! install_reconciler {
 }
 
 /// Every installed reconciler of this binary, by name.
-pub fn reconcilers(_core: crate::CoreToken) -> Vec<&'static dyn Reconciler> {
-    let mut all: Vec<&'static dyn Reconciler> = inventory::iter::<ReconcilerRegistration>
+pub fn reconcilers(_core: crate::CoreToken) -> Vec<&'static dyn DynReconciler> {
+    let mut all: Vec<&'static dyn DynReconciler> = inventory::iter::<ReconcilerRegistration>
         .into_iter()
         .map(|registration| registration.0)
         .collect();

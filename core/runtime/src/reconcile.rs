@@ -4,7 +4,7 @@
 
 use crate::clock::WallClock;
 
-use ops_core::connector::{Reconciler, SourceFactsConflicted};
+use ops_core::connector::{DynReconciler, SourceFactsConflicted};
 use ops_core::contract::EventType;
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
@@ -31,7 +31,7 @@ const CONTRACTS: &str = "contracts";
 /// same subject and appends a conflict event for each disagreeing pair.
 pub async fn reconcile(
     store: &EventStore,
-    reconciler: &dyn Reconciler,
+    reconciler: &dyn DynReconciler,
 ) -> Result<AppendOutcome, ReconcileError> {
     let mut facts: Vec<(StoredEvent, serde_json::Value)> = Vec::new();
     for event_type in reconciler.event_types().iter().map(EventType::name) {

@@ -683,7 +683,7 @@ impl PackCode {
     /// one source are not believed.
     pub fn reconcile(
         &self,
-        reconciler: &dyn ops_core::connector::Reconciler,
+        reconciler: &dyn ops_core::connector::DynReconciler,
         facts: &[(&str, &str, &Value)],
     ) -> Result<Vec<super::wire::Conflict>, PieceError> {
         let conflicts = match self {

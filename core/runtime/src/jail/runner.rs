@@ -60,7 +60,7 @@ struct Pieces {
     reactions: BTreeMap<(&'static str, &'static str), &'static dyn DynReaction>,
     connectors: BTreeMap<&'static str, &'static dyn DynConnector>,
     /// Contract crates' reconcilers, served by the contracts' runner only.
-    reconcilers: BTreeMap<&'static str, &'static dyn ops_core::connector::Reconciler>,
+    reconcilers: BTreeMap<&'static str, &'static dyn ops_core::connector::DynReconciler>,
 }
 
 impl Pieces {

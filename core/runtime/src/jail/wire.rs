@@ -149,7 +149,7 @@ pub struct Conflict {
 /// are grouped by the subject it names, and each pair of one subject from different sources
 /// is compared. Run where the reconciler's code runs: in a runner, or in process.
 pub(crate) fn conflicts_among(
-    reconciler: &dyn ops_core::connector::Reconciler,
+    reconciler: &dyn ops_core::connector::DynReconciler,
     facts: &[(&str, &str, &Value)],
 ) -> Vec<Conflict> {
     let mut by_subject: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
