@@ -15,7 +15,7 @@
 //!    stored, by id, and reads (`log check`: typed, or the deleted pack's as raw
 //!    envelopes); its tables are left and listed by `packs orphaned`.
 //!
-//! Without a pack id, every pack of the workspace is deleted in turn, each in a fresh copy;
+//! Without a pack id, every pack the host installs is deleted in turn, each in a fresh copy;
 //! the copies build in one shared target directory, so each builds only what changed.
 
 use std::collections::BTreeMap;
@@ -109,11 +109,14 @@ impl Copy {
     }
 }
 
-/// The other packs of the workspace whose manifests depend on the pack or its contract.
-fn dependents_of<'w>(workspace: &'w Workspace, doomed: &Doomed) -> Vec<(String, &'w Package)> {
-    workspace
-        .packs()
-        .into_iter()
+/// The other packs the host installs whose manifests depend on the pack or its contract.
+fn dependents_of<'w>(
+    installed: &[(String, &'w Package)],
+    doomed: &Doomed,
+) -> Vec<(String, &'w Package)> {
+    installed
+        .iter()
+        .cloned()
         .filter(|(id, package)| {
             *id != doomed.id
                 && package
@@ -131,10 +134,10 @@ fn check(passed: &mut bool, ok: bool, what: &str) {
 
 pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
     let source = Workspace::open(workspace_root)?;
-    let packs = source.packs();
+    let packs = source.installed_packs()?;
     let Some((_, pack)) = packs.iter().find(|(pack_id, _)| pack_id == id) else {
         bail!(
-            "{}: there is no pack `{id}` (a member named `{}`); the packs are: {}",
+            "{}: there is no pack `{id}` the host installs (a member named `{}` it depends on); the installed packs are: {}",
             source.manifest().display(),
             roles::pack_crate(id),
             packs
@@ -155,10 +158,17 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
         root,
     };
     workspace::copy(&source.root, &copy.root)?;
-    let tooling: Vec<(String, PathBuf)> = source
+    let tooling_folders: Vec<PathBuf> = source
         .members_with(Role::Tooling)
         .chain(source.members_with(Role::Tests))
+        .map(|package| source.folder_of(package))
+        .collect();
+    // The tooling and test crates go, with every member inside their folders (a test's
+    // own fixture pack).
+    let tooling: Vec<(String, PathBuf)> = source
+        .members()
         .map(|package| (package.name.to_string(), source.folder_of(package)))
+        .filter(|(_, folder)| tooling_folders.iter().any(|tool| folder.starts_with(tool)))
         .collect();
     copy.remove(&tooling)?;
     let data = scratch.join("ops-data");
@@ -178,7 +188,7 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
 
     println!("\n== delete pack `{id}`: its folders and its install line");
     copy.remove(&doomed.crates)?;
-    let dependents = dependents_of(&source, &doomed);
+    let dependents = dependents_of(&packs, &doomed);
     let (builds, _, error) = copy.cargo(&["build", "--quiet", "--package", copy.host.package()])?;
     if dependents.is_empty() {
         check(&mut passed, builds, "no other pack depends on it");
@@ -345,7 +355,11 @@ fn stored_events(json: &str) -> anyhow::Result<BTreeMap<String, String>> {
 /// Every pack of the workspace deleted in turn, each in its own copy of the workspace.
 pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
     let source = Workspace::open(workspace_root)?;
-    let ids: Vec<String> = source.packs().into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = source
+        .installed_packs()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     if ids.is_empty() {
         bail!(
             "{}: no pack crates (`pack-<id>`) in this workspace",

@@ -50,6 +50,11 @@ impl Workspace {
         self.root.join("Cargo.toml")
     }
 
+    /// Every member, whatever its role.
+    pub fn members(&self) -> impl Iterator<Item = &Package> {
+        self.members.iter()
+    }
+
     pub fn members_with(&self, role: Role) -> impl Iterator<Item = &Package> {
         self.members
             .iter()
@@ -86,6 +91,21 @@ impl Workspace {
             .collect();
         packs.sort_by(|a, b| a.0.cmp(&b.0));
         packs
+    }
+
+    /// The packs the host crate installs (depends on): the ones a deletion is tried on. A
+    /// pack no host installs (a test's fixture) has nothing to break.
+    pub fn installed_packs(&self) -> anyhow::Result<Vec<(String, &Package)>> {
+        let host = self.host()?;
+        Ok(self
+            .packs()
+            .into_iter()
+            .filter(|(_, pack)| {
+                host.dependencies
+                    .iter()
+                    .any(|dep| dep.name == pack.name.as_str())
+            })
+            .collect())
     }
 
     pub fn member(&self, name: &str) -> Option<&Package> {
