@@ -19,8 +19,9 @@ use serde_json::Value;
 use super::wire::{Reply, StatedEvent, StatedFact};
 use super::{Fault, Jail, JailError};
 
-/// The runner of code that belongs to no pack: the contract and shared crates' upcasters.
-/// Not a pack id (those have no `-`), so no pack's runner is it.
+/// The runner of code that belongs to no pack: the contract and shared crates' upcasters,
+/// reconcilers and the decoding of their types. Not a pack id (those have no `-`), so no
+/// pack's runner is it.
 pub(crate) const CONTRACTS_RUNNER: &str = "-contracts";
 
 /// Events per call of a projection's batch.
