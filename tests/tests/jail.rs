@@ -59,8 +59,13 @@ fn bus(store: &EventStore) -> CommandBus {
 /// Incidents opened with these titles, through the bus (the incidents pack's handler runs
 /// in its runner too).
 async fn opened(store: &EventStore, titles: &[&str]) {
+    opened_from(store, 0, titles).await
+}
+
+/// As [`opened`], numbering the incidents from `first`.
+async fn opened_from(store: &EventStore, first: usize, titles: &[&str]) {
     let bus = bus(store);
-    for (n, title) in titles.iter().enumerate() {
+    for (n, title) in (first..).zip(titles) {
         let receipt = bus
             .submit(
                 &open_titled(&format!("INC-{n}"), title, Severity::Sev2),
@@ -309,7 +314,46 @@ async fn a_looping_reaction_and_a_panicking_handler_end_one_call_each(backend: B
     );
 }
 
+/// Two projection runners sharing one jail (one runner process per pack) over two stores
+/// keep their rows apart: each folds into its own copy in the runner, and ends as the same
+/// projection in process over its store.
+async fn runners_of_one_projection_keep_their_own_copies(backend: Backend) {
+    let jail = jail();
+    let board = projection("incidents", "incident_board");
+    let mut stores = Vec::new();
+    // Different counts of open incidents per service, so a fold into the wrong copy shows.
+    let logs: [(&str, &[&str]); 2] = [("jail_copies_a", &["a one", "a two"]), ("jail_copies_b", &["b one"])];
+    for (test, titles) in logs {
+        let store = backend
+            .store(test)
+            .await
+            .with_pack_code(PackCode::Jailed(jail.clone()));
+        opened(&store, titles).await;
+        stores.push(store);
+    }
+    let mut runners = Vec::new();
+    for store in &stores {
+        let mut runner = ProjectionRunner::start(store.clone(), board)
+            .await
+            .expect("the board starts");
+        runner.catch_up().await.expect("the board catches up");
+        runners.push(runner);
+    }
+    // The first store moves on after the second's runner folded into the same runner process.
+    opened_from(&stores[0], 2, &["a three"]).await;
+    runners[0].catch_up().await.expect("the board catches up");
+    for (store, runner) in stores.iter().zip(&runners) {
+        let mut in_process =
+            ProjectionRunner::start(store.clone().with_pack_code(PackCode::InProcess), board)
+                .await
+                .expect("the board loads");
+        in_process.rebuild().await.expect("the board rebuilds in process");
+        assert_eq!(rows(runner), rows(&in_process));
+    }
+}
+
 on_both_backends!(
+    runners_of_one_projection_keep_their_own_copies,
     each_fault_ends_one_call_with_a_receipt,
     faults_in_a_row_pause_the_piece_until_a_rebuild,
     a_looping_reaction_and_a_panicking_handler_end_one_call_each,

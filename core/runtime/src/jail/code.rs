@@ -49,11 +49,34 @@ pub enum PieceError {
     Jail(#[from] JailError),
 }
 
-/// What a jailed runner holds of a projection's rows: which runner, and which revision of
-/// the host's [`State`] (`State::revision`). When either moved, the rows are sent again.
-#[derive(Clone, Copy, Debug, Default)]
+/// What a jailed runner holds of one projection runner's rows: which runner, and which
+/// revision of the host's [`State`] (`State::revision`). When either moved, the rows are
+/// sent again. Each is its own copy in the runner (two runners of one projection in one
+/// host do not share one), dropped there when this is dropped.
 pub struct Mirror {
+    id: u64,
     at: Option<(u64, u64)>,
+    /// The jail and pack whose runner holds the copy, once one does.
+    held_by: Option<(Jail, String)>,
+}
+
+impl Default for Mirror {
+    fn default() -> Self {
+        static MIRRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Mirror {
+            id: MIRRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            at: None,
+            held_by: None,
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        if let Some((jail, pack)) = self.held_by.take() {
+            jail.forget(&pack, self.id);
+        }
+    }
 }
 
 /// One event's outcome in [`PackCode::project`]: how to undo what it changed (for a
@@ -82,11 +105,15 @@ impl ProjectedRef<'_> {
 #[derive(Serialize)]
 enum CallRef<'a> {
     Load {
-        projection: &'a str,
+        mirror: u64,
         rows: Vec<(&'a str, &'a str, &'a Value)>,
+    },
+    Forget {
+        mirror: u64,
     },
     Project {
         projection: &'a str,
+        mirror: u64,
         events: &'a [ProjectedRef<'a>],
         flush_each: bool,
     },
@@ -270,9 +297,10 @@ impl PackCode {
                             })
                             .collect();
                         let load = CallRef::Load {
-                            projection: projection.name(),
+                            mirror: mirror.id,
                             rows,
                         };
+                        mirror.held_by = Some((jail.clone(), pack.to_owned()));
                         let loaded =
                             jail.pool.exchange(
                                 pack,
@@ -303,6 +331,7 @@ impl PackCode {
                         .chunks(CHUNK)
                         .map(|events| CallRef::Project {
                             projection: projection.name(),
+                            mirror: mirror.id,
                             events,
                             flush_each,
                         })
@@ -737,6 +766,16 @@ pub struct HandlerState {
 }
 
 impl Jail {
+    /// Tells `pack`'s runner, if one is alive, to drop its copy `mirror` (no reply).
+    fn forget(&self, pack: &str, mirror: u64) {
+        let slot = self.pool.slot(pack);
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.alive().is_some() {
+            let forget = CallRef::Forget { mirror };
+            let _ = self.pool.exchange(pack, &mut slot, &[forget], 0, |_, _| Ok(()));
+        }
+    }
+
     /// `payloads` sent to the runner of each one's type (its pack's, or the contracts'),
     /// one call per runner, and each one's answer in their order: `Err` with the fault when
     /// its runner's call faulted.

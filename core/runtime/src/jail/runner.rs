@@ -100,7 +100,8 @@ impl Pieces {
 /// What the runner keeps between calls.
 #[derive(Default)]
 struct Held {
-    rows: HashMap<String, State>,
+    /// Each host copy's rows, by its `Mirror` id.
+    rows: HashMap<u64, State>,
     /// Handler states by command type and target, with the stream version each reached.
     states: HashMap<(String, String), (i64, KeptState)>,
 }
@@ -171,20 +172,26 @@ fn answer(
     replies: &mut impl Write,
 ) -> std::io::Result<()> {
     match call {
-        Call::Load { projection, rows } => {
+        Call::Load { mirror, rows } => {
             let rows = rows.into_iter().map(|(t, k, v)| ((t, k), v)).collect();
-            held.rows.insert(projection, State::from_rows(rows));
+            held.rows.insert(mirror, State::from_rows(rows));
             write_frame(replies, &Reply::Loaded)
+        }
+        Call::Forget { mirror } => {
+            held.rows.remove(&mirror);
+            Ok(())
         }
         Call::Project {
             projection,
+            mirror,
             events,
             flush_each,
         } => {
             let Some(piece) = pieces.projections.get(projection.as_str()) else {
                 return write_frame(replies, &Reply::Unknown(projection));
             };
-            let state = held.rows.entry(projection).or_default();
+            // The host loads a copy before it projects into it.
+            let state = held.rows.entry(mirror).or_default();
             // Replies leave in bursts (a write per event would cost more than many folds),
             // so the host hears of progress at least every `BURST`.
             let mut flushed = std::time::Instant::now();

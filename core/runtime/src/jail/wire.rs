@@ -19,13 +19,20 @@ pub(crate) const MAX_REPLY_BYTES: usize = 64 << 20;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Call {
     /// The projection's rows as the host holds them; the runner folds into this copy.
+    /// The rows of the host's copy `mirror` of a projection's state (one per runner of
+    /// the projection in the host).
     Load {
-        projection: String,
+        mirror: u64,
         rows: Vec<(String, String, Value)>,
+    },
+    /// The host's copy `mirror` is gone: the runner drops its own. No reply.
+    Forget {
+        mirror: u64,
     },
     /// Replies are flushed in bursts, or one by one with `flush_each`.
     Project {
         projection: String,
+        mirror: u64,
         events: Vec<ProjectedInput>,
         flush_each: bool,
     },
