@@ -772,7 +772,9 @@ impl Jail {
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if slot.alive().is_some() {
             let forget = CallRef::Forget { mirror };
-            let _ = self.pool.exchange(pack, &mut slot, &[forget], 0, |_, _| Ok(()));
+            let _ = self
+                .pool
+                .exchange(pack, &mut slot, &[forget], 0, |_, _| Ok(()));
         }
     }
 
