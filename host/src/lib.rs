@@ -60,7 +60,7 @@ pub fn main(installed_packs: &[&str]) -> ExitCode {
 
 /// What went wrong, each cause once: errors that state their source in their own text are
 /// not followed by that source again.
-fn message_of(error: &anyhow::Error) -> String {
+pub(crate) fn message_of(error: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in error.chain() {
         let text = cause.to_string();

@@ -1,7 +1,7 @@
 //! `ops-host status`: what needs an operator's attention. Projections over their freshness
 //! objective (Section 6), records set aside in the quarantine (connector, projection and
-//! reaction input and output), effects refused or given up, and sagas that failed are
-//! listed; the exit code is 1 when there is any, so a monitor can run it. Capability
+//! reaction input and output), effects refused or given up, sagas that failed, pack code
+//! that faulted or is paused, and jobs a worker recorded as failing are listed; the exit code is 1 when there is any, so a monitor can run it. Capability
 //! denials are counted, and which worker runs each stream of work now (its live leases)
 //! is listed.
 
@@ -122,6 +122,16 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
         )?;
     }
     write_pack_code(store, out, &mut healthy).await?;
+    let failing = ops_core_runtime::health::failing(store).await?;
+    writeln!(out, "jobs: {} failing", failing.len())?;
+    for (job, failing) in &failing {
+        healthy = false;
+        writeln!(
+            out,
+            "  FAILING {job} on worker {} since {} ({} failures in a row): {}",
+            failing.worker, failing.since, failing.failures, failing.error
+        )?;
+    }
     let leases = leases::all(store.db()).await?;
     let live: Vec<_> = leases.iter().filter(|lease| lease.live).collect();
     let workers: std::collections::BTreeSet<&str> =

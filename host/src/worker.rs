@@ -186,6 +186,8 @@ struct Worker {
     executors: BTreeMap<String, Arc<WebhookExecutor>>,
     /// Set by SIGTERM or Ctrl-C.
     stop: Arc<AtomicBool>,
+    /// Each job's failures in a row; a job that keeps failing is recorded, once.
+    health: ops_core_runtime::health::JobHealth,
 }
 
 pub async fn run(
@@ -223,10 +225,20 @@ pub async fn run(
             let (work, queued_at) = waiting
                 .remove(&job.id)
                 .expect("every queued job has its work");
-            let done = worker
-                .run_job(work)
-                .await
-                .unwrap_or_else(|error| format!("failed: {error:#}"));
+            let ended = worker.run_job(work).await;
+            if let Err(error) = &ended
+                && store_is_unusable(error)
+            {
+                // Nothing this worker does can work on a store that is not a database.
+                return Err(anyhow::anyhow!("{error:#}")
+                    .context("the store is damaged; the worker stopped"));
+            }
+            let error = ended.as_ref().err().map(crate::message_of);
+            worker.record_health(&job.id, error.as_deref(), out).await?;
+            let done = match (ended, error) {
+                (Ok(done), _) => done,
+                (Err(_), error) => format!("failed: {}", error.unwrap_or_default()),
+            };
             writeln!(
                 out,
                 "tick {tick} {:?} {}: {done} (waited {} ticks)",
@@ -257,13 +269,54 @@ pub async fn run(
     }
 }
 
+/// Whether `error` says the store's file is not a database any more (SQLite's "database
+/// disk image is malformed", "file is not a database"): no later tick can work.
+fn store_is_unusable(error: &anyhow::Error) -> bool {
+    error.chain().any(ops_core_runtime::db::is_damaged)
+}
+
 impl Worker {
+    /// Counts how a job ended, and records a job that starts failing or works again (once
+    /// per change). A store that cannot take the record is said in the output, not fatal:
+    /// the job's own failure already is.
+    async fn record_health(
+        &mut self,
+        job: &str,
+        error: Option<&str>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let outcome = error.map_or(Ok(()), Err);
+        match self
+            .health
+            .ended(&self.store, &self.options.worker_id, job, outcome)
+            .await
+        {
+            Ok(Some(recorded)) => writeln!(
+                out,
+                "job {job}: {} ({})",
+                if error.is_some() {
+                    "FAILING, recorded for status"
+                } else {
+                    "works again"
+                },
+                recorded.event_id
+            )?,
+            Ok(None) => {}
+            Err(record_error) => writeln!(
+                out,
+                "job {job}: its health could not be recorded: {record_error}"
+            )?,
+        }
+        Ok(())
+    }
+
     async fn start(
         store: EventStore,
         options: WorkerOptions,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
         let host_capability = CapabilityId::of("host.worker")?;
+        let health = ops_core_runtime::health::JobHealth::from_log(&store).await?;
         let capabilities = Capabilities::load(store.clone()).await?;
         let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
         let budgets = Budgets::open(store.clone(), REACTION_BUDGET, host_capability).await?;
@@ -322,6 +375,7 @@ impl Worker {
             connectors,
             projections,
             leases,
+            health,
         })
     }
 

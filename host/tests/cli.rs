@@ -904,3 +904,67 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
     assert!(code == 2 && said.contains("projections rebuild"), "{said}");
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// A job that fails every tick (here the connector: a source "file" that is a folder) is
+/// recorded once as failing, `status` names it and exits 1; once the source reads again,
+/// the next worker records it working and `status` is healthy on it. Six failing ticks
+/// record it once, not once per tick.
+#[test]
+fn a_job_that_keeps_failing_makes_status_unhealthy_until_it_works_again() {
+    let root = std::env::temp_dir().join(format!("ops-host-failing-job-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let source = root.join("source");
+    let bad = source.join("tickets").join("0001.jsonl");
+    std::fs::create_dir_all(&bad).unwrap();
+    let data = root.join("data");
+    let data_arg = data.to_str().unwrap();
+    let source_arg = format!("tickets={}", source.display());
+    let run = |ticks: &str| {
+        let args = [
+            "run",
+            "--data",
+            data_arg,
+            "--source",
+            &source_arg,
+            "--ticks",
+            ticks,
+            "--interval-ms",
+            "5",
+            "--releases",
+            "warn",
+        ];
+        let (code, text) = host_exit(&args);
+        assert_eq!(code, 0, "{text}");
+        text
+    };
+    let said = run("6");
+    assert_eq!(
+        said.matches("FAILING, recorded for status").count(),
+        1,
+        "{said}"
+    );
+    let (code, status) = host_exit(&["status", "--data", data_arg]);
+    assert_eq!(code, 1, "{status}");
+    assert!(
+        status.contains("FAILING connector:tickets on worker"),
+        "{status}"
+    );
+    // Each cause once.
+    assert_eq!(
+        status.matches("the source is unavailable").count(),
+        1,
+        "{status}"
+    );
+
+    std::fs::remove_dir(&bad).unwrap();
+    std::fs::write(
+        &bad,
+        r#"{"seq": 1, "op": "create", "id": "T-1", "at": "2026-11-20T09:00:00Z", "service": "payments", "title": "works again", "severity": "sev2"}"#.to_owned() + "\n",
+    )
+    .unwrap();
+    let said = run("2");
+    assert!(said.contains("works again"), "{said}");
+    let (_, status) = host_exit(&["status", "--data", data_arg]);
+    assert!(status.contains("jobs: 0 failing"), "{status}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -27,6 +27,7 @@
 //! - [`budget`]: usage, limits and budget receipts.
 //! - [`retention`]: the explicit retention policy and its receipt.
 //! - [`fault`]: receipts of pack code that faulted in its jailed runner, and resumptions.
+//! - [`health`]: a worker's jobs that keep failing, and their recovery.
 //!
 //! [`prelude`] is what a `#![no_std]` pack imports, and [`testing`] the harness its tests
 //! use: a handler's decisions and a projection's rows, pure.
@@ -44,6 +45,7 @@ pub mod envelope;
 pub mod fault;
 pub mod governance;
 pub mod handler;
+pub mod health;
 pub mod id;
 pub mod lineage;
 pub mod pack;

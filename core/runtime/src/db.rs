@@ -410,3 +410,20 @@ mod tests {
         assert_eq!(ssl_mode_name(options.get_ssl_mode()), "verify-full");
     }
 }
+
+/// Whether `error` says the database is damaged (SQLite's "database disk image is
+/// malformed", "file is not a database"): no later statement on it can work, so a worker
+/// stops instead of failing every tick.
+pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(database)) => {
+            // SQLITE_CORRUPT and SQLITE_NOTADB, and their extended codes.
+            let primary = database
+                .code()
+                .and_then(|code| code.parse::<u32>().ok())
+                .map(|code| code & 0xff);
+            matches!(primary, Some(11 | 26))
+        }
+        _ => false,
+    }
+}

@@ -16,7 +16,8 @@
 //! [`connector`] their ingress connectors, [`reconcile`] turns disagreeing sources into
 //! conflict events, and [`command`] is the command bus. Their pack code runs through
 //! [`jail`]: in runner processes the kernel confines, one per pack; [`faults`] records what
-//! faulted there and which pieces are paused.
+//! faulted there and which pieces are paused; [`health`] which of a worker's jobs keep
+//! failing.
 //!
 //! Gateways and services: [`egress`] (dispatcher, gateway checks, sagas), [`capability`],
 //! [`query`] (the query gateway), [`secrets`] (the secrets provider), [`shredding`]
@@ -44,6 +45,7 @@ pub mod db;
 pub mod egress;
 pub mod faults;
 pub mod governance;
+pub mod health;
 pub mod jail;
 pub mod leases;
 pub mod lineage;

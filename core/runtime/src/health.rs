@@ -1,0 +1,142 @@
+//! Jobs that keep failing, as the log records them (`core.JobFailing`, `core.JobRecovered`):
+//! a worker counts each job's failures in a row ([`JobHealth`]) and records a change once,
+//! when the count reaches [`FAILING_AFTER`] and when the job works again; `status` reads
+//! which jobs are failing now.
+
+use std::collections::BTreeMap;
+
+use ops_core::contract::Contract;
+use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
+use ops_core::health::{JobFailing, JobRecovered};
+use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::time::Timestamp;
+
+use crate::clock::WallClock;
+use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+
+/// Failures in a row after which a job is recorded as failing.
+pub const FAILING_AFTER: u32 = 3;
+
+/// One worker's count of each job's failures in a row.
+#[derive(Debug, Default)]
+pub struct JobHealth {
+    in_a_row: BTreeMap<String, u32>,
+}
+
+impl JobHealth {
+    /// The counts as the log leaves them: a job recorded as failing (by any worker) counts
+    /// as failing here too, so this worker records when it works again.
+    pub async fn from_log(store: &EventStore) -> Result<Self, ReadError> {
+        Ok(JobHealth {
+            in_a_row: failing(store)
+                .await?
+                .into_keys()
+                .map(|job| (job, FAILING_AFTER))
+                .collect(),
+        })
+    }
+
+    /// Counts how `job` ended; records the change (and returns it) when the job starts
+    /// failing or works again after it was recorded failing.
+    pub async fn ended(
+        &mut self,
+        store: &EventStore,
+        worker: &str,
+        job: &str,
+        outcome: Result<(), &str>,
+    ) -> Result<Option<EventEnvelope>, AppendError> {
+        match outcome {
+            Ok(()) => match self.in_a_row.remove(job) {
+                Some(failures) if failures >= FAILING_AFTER => {
+                    let recovered = JobRecovered {
+                        worker: worker.to_owned(),
+                        job: job.to_owned(),
+                    };
+                    record(store, worker, job, &recovered).await.map(Some)
+                }
+                _ => Ok(None),
+            },
+            Err(error) => {
+                let failures = self.in_a_row.entry(job.to_owned()).or_default();
+                *failures += 1;
+                if *failures != FAILING_AFTER {
+                    return Ok(None);
+                }
+                let failing = JobFailing {
+                    worker: worker.to_owned(),
+                    job: job.to_owned(),
+                    failures: *failures,
+                    error: error.to_owned(),
+                };
+                record(store, worker, job, &failing).await.map(Some)
+            }
+        }
+    }
+}
+
+async fn record<E: ops_core::contract::Event>(
+    store: &EventStore,
+    worker: &str,
+    job: &str,
+    event: &E,
+) -> Result<EventEnvelope, AppendError> {
+    let canonical = "plain strings have a canonical form";
+    let now = Timestamp::now();
+    let native_id = format!("{worker}:{job}:{}:{}", E::TYPE, now.unix_micros());
+    let origin = EventOrigin {
+        source_ref: "worker".to_owned(),
+        source_native_id: native_id.clone(),
+        source_sequence: None,
+        occurred_at: now,
+        ingested_at: now,
+        effective_at: None,
+        correlation_id: CorrelationId::of(job).expect(canonical),
+        causation: Causation::UserAction(UserActionId::of(&native_id).expect(canonical)),
+        actor: Actor::Service(ActorId::new("core.worker").expect("a valid actor id")),
+        capability_id: CapabilityId::of(&("core", "worker")).expect(canonical),
+    };
+    let envelope = EventEnvelope::new(event, origin).expect("plain JSON");
+    store
+        .append(
+            &format!("jobs/{job}"),
+            ExpectedVersion::Any,
+            std::slice::from_ref(&envelope),
+        )
+        .await?;
+    Ok(envelope)
+}
+
+/// A job recorded as failing: by which worker, since when, after how many failures, and
+/// the last error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failing {
+    pub worker: String,
+    pub since: Timestamp,
+    pub failures: u32,
+    pub error: String,
+}
+
+/// The jobs failing now, by job: recorded failing, and not recorded working again by any
+/// worker since.
+pub async fn failing(store: &EventStore) -> Result<BTreeMap<String, Failing>, ReadError> {
+    let mut failing = BTreeMap::new();
+    for event in store
+        .read_by_types(&[JobFailing::TYPE, JobRecovered::TYPE])
+        .await?
+    {
+        let payload = &event.envelope.payload;
+        let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
+        if event.envelope.event_type == JobRecovered::TYPE {
+            failing.remove(&text("job"));
+        } else {
+            let recorded = Failing {
+                worker: text("worker"),
+                since: event.envelope.occurred_at,
+                failures: payload["failures"].as_u64().unwrap_or_default() as u32,
+                error: text("error"),
+            };
+            failing.insert(text("job"), recorded);
+        }
+    }
+    Ok(failing)
+}
