@@ -104,6 +104,8 @@ impl Retention {
     }
 
     /// The state of projections of uninstalled packs that nothing updated in the period.
+    /// "Uninstalled" is this host's view: a projection another worker runs now (its lease
+    /// is live) is installed there, and kept, however idle.
     pub async fn projections(
         &self,
         days: u32,
@@ -112,12 +114,19 @@ impl Retention {
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
         let rows = crate::projection::idle_since(self.store.db(), cutoff(now, days)).await?;
+        let run_elsewhere: std::collections::BTreeSet<String> = crate::leases::all(self.store.db())
+            .await?
+            .into_iter()
+            .filter(|lease| lease.live)
+            .map(|lease| lease.name)
+            .collect();
         let due: Vec<(String, String, String)> = rows
             .into_iter()
-            .filter(|(owner, _, _)| {
+            .filter(|(owner, name, _)| {
                 owner
                     .strip_prefix("pack:")
                     .is_some_and(|pack| !installed.contains(&pack))
+                    && !run_elsewhere.contains(&format!("projection:{owner}/{name}"))
             })
             .collect();
         for (owner, name, table) in &due {

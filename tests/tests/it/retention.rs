@@ -100,6 +100,22 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
         .await
         .expect("retention");
     assert!(recent.removed.is_empty());
+    // Uninstalled here, but another worker runs it now (its lease is live): kept.
+    let elsewhere = ops_core_runtime::leases::Leases::new(
+        store.db().clone(),
+        "a-host-with-the-incidents-pack",
+        std::time::Duration::from_secs(30),
+    );
+    elsewhere
+        .acquire("projection:pack:incidents/incident_board")
+        .await
+        .expect("taking the lease");
+    let run_elsewhere = retention
+        .projections(1, &["filesync"], next_week, &responder())
+        .await
+        .expect("retention");
+    assert!(run_elsewhere.removed.is_empty(), "{run_elsewhere:?}");
+    elsewhere.release_all().await.expect("releasing the lease");
     let dropped = retention
         .projections(1, &["filesync"], next_week, &responder())
         .await
