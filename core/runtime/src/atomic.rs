@@ -29,6 +29,12 @@ pub(crate) trait AtomicWrite: Sync {
     fn check(&self, _rows_affected: u64) -> Result<(), Fenced> {
         Ok(())
     }
+
+    /// Whether its `Bind::Now` must be the database's clock (see `Db::now_us`): a lease's
+    /// expiry is, so hosts whose clocks disagree agree on when it ends.
+    fn on_the_database_clock(&self) -> bool {
+        false
+    }
 }
 
 /// A fenced write found its precondition gone (a claim lost to another worker): the append

@@ -150,6 +150,11 @@ fn password_of(url: &str) -> Option<String> {
     )
 }
 
+/// The PostgreSQL server's clock, in microseconds since the epoch (`clock_timestamp`, not
+/// the transaction's start).
+pub(crate) const POSTGRES_NOW_US: &str =
+    "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint";
+
 impl Db {
     /// A SQLite file, created if missing, in WAL mode.
     pub async fn open_sqlite(path: &Path) -> Result<Self, DbError> {
@@ -285,6 +290,18 @@ impl Db {
             Err(DbError::Url {
                 url: url.to_owned(),
             })
+        }
+    }
+
+    /// Now, in microseconds since the epoch, by the clock that judges leases: the
+    /// database server's for PostgreSQL (one clock for every host sharing it, however far
+    /// theirs are off), this machine's for SQLite (whose every user is on this machine).
+    pub async fn now_us(&self) -> Result<i64, sqlx::Error> {
+        match self {
+            Db::Sqlite(_) => {
+                Ok(<ops_core::time::Timestamp as crate::clock::WallClock>::now().unix_micros())
+            }
+            Db::Postgres(pool) => sqlx::query_scalar(POSTGRES_NOW_US).fetch_one(pool).await,
         }
     }
 

@@ -22,7 +22,6 @@ use std::time::Duration;
 use ops_core::time::Timestamp;
 
 use crate::atomic::{AtomicWrite, Bind, Fenced};
-use crate::clock::WallClock;
 use crate::db::{Db, on_db};
 
 /// The workers of one store, as one of them sees them: who it is and how long its leases
@@ -83,7 +82,7 @@ impl Leases {
 
     /// Takes or renews `name`: held when it is free, ended, or this worker's already.
     pub async fn acquire(&self, name: &str) -> Result<Acquired, sqlx::Error> {
-        let now = Timestamp::now().unix_micros();
+        let now = self.db.now_us().await?;
         let ttl_us = self.ttl_us();
         let until = now.saturating_add(ttl_us);
         // One statement, so two workers racing for a free lease cannot both win: the
@@ -205,6 +204,10 @@ impl AtomicWrite for LeaseFence<'_> {
         ]
     }
 
+    fn on_the_database_clock(&self) -> bool {
+        true
+    }
+
     fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
         if rows_affected == 1 {
             return Ok(());
@@ -225,7 +228,7 @@ pub async fn all(db: &Db) -> Result<Vec<LeaseState>, sqlx::Error> {
             .fetch_all(pool)
             .await
     })?;
-    let now = Timestamp::now().unix_micros();
+    let now = db.now_us().await?;
     Ok(rows
         .into_iter()
         .map(|(name, holder, generation, expires)| LeaseState {

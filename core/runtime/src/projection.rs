@@ -977,8 +977,15 @@ impl ProjectionRunner {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
-            // The lease's fence first (with one), so a worker that lost it writes nothing.
+            // The lease's fence first (with one), so a worker that lost it writes nothing;
+            // it renews the lease by the database's clock (`Db::now_us`).
             if let Some(fence) = &fence {
+                let now_us = match dialect {
+                    Dialect::Postgres => {
+                        sqlx::query_scalar(crate::db::POSTGRES_NOW_US).fetch_one(&mut *tx).await?
+                    }
+                    Dialect::Sqlite => now_us,
+                };
                 let touched = atomic::query(fence, now_us).execute(&mut *tx).await?.rows_affected();
                 if fence.check(touched).is_err() {
                     tx.rollback().await?;

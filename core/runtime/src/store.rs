@@ -571,6 +571,14 @@ impl EventStore {
                 // Before any write gives this transaction its id: see the module docs.
                 sqlx::query(APPENDING_SHARED).execute(&mut *tx).await?;
             }
+            // A lease's fence renews it by the database's clock (`Db::now_us`).
+            let clock_us = if dialect == Dialect::Postgres
+                && sides.iter().any(|side| side.on_the_database_clock())
+            {
+                sqlx::query_scalar(crate::db::POSTGRES_NOW_US).fetch_one(&mut *tx).await?
+            } else {
+                recorded_at_us
+            };
             let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
             let mut stored: BTreeSet<String> = BTreeSet::new();
             for chunk in ids.chunks(ROWS_PER_STATEMENT).filter(|_| look_up_stored) {
@@ -605,7 +613,7 @@ impl EventStore {
             outcome.stream_version = current;
             if fresh.is_empty() {
                 for side in sides {
-                    let done = atomic::query(*side, recorded_at_us).execute(&mut *tx).await?;
+                    let done = atomic::query(*side, clock_us).execute(&mut *tx).await?;
                     side.check(done.rows_affected())
                         .map_err(|fenced| AppendError::Fenced { what: fenced.what })?;
                 }
@@ -660,7 +668,7 @@ impl EventStore {
                 }
             }
             for side in sides {
-                let done = atomic::query(*side, recorded_at_us).execute(&mut *tx).await?;
+                let done = atomic::query(*side, clock_us).execute(&mut *tx).await?;
                 side.check(done.rows_affected())
                         .map_err(|fenced| AppendError::Fenced { what: fenced.what })?;
             }
