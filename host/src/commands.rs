@@ -61,6 +61,10 @@ pub(crate) fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<DbError>()
                 .is_some_and(DbError::is_bad_input)
+            // The reader of the output went away (`| head`): the invocation's fault.
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -312,7 +316,7 @@ pub(crate) fn run(
             progress.advance(u64::from(copied.is_ok()), 1);
             progress.finish();
             copied?;
-            println!("backed up to {}", out.display());
+            writeln!(std::io::stdout(), "backed up to {}", out.display())?;
             Ok(Ended::Done)
         }),
         Command::Run {
@@ -407,7 +411,7 @@ pub(crate) fn run(
             command: ConfigCommand::Check { config },
         } => {
             for line in Config::load(&config)?.describe() {
-                println!("{line}");
+                writeln!(std::io::stdout(), "{line}")?;
             }
             Ok(Ended::Done)
         }
@@ -721,11 +725,12 @@ fn registry_export(registry: &'static Registry, out: &Path) -> anyhow::Result<En
     export
         .write_to(out)
         .with_context(|| format!("exporting the registry to {}", out.display()))?;
-    println!(
+    writeln!(
+        std::io::stdout(),
         "wrote {} and {} schemas",
         out.join("registry.json").display(),
         export.schemas.len()
-    );
+    )?;
     Ok(Ended::Done)
 }
 
@@ -735,16 +740,16 @@ async fn packs_orphaned(registry: &'static Registry, storage: Storage) -> anyhow
     let recorded = ops_core_runtime::projection::recorded(store.db()).await?;
     let orphans = ops_core_runtime::migrate::orphans(store.db(), &installed, recorded).await?;
     for table in &orphans.tables {
-        println!("table {table}");
+        writeln!(std::io::stdout(), "table {table}")?;
     }
     for owner in &orphans.migration_owners {
-        println!("migrations {owner}");
+        writeln!(std::io::stdout(), "migrations {owner}")?;
     }
     for projection in &orphans.projections {
-        println!("projection {projection}");
+        writeln!(std::io::stdout(), "projection {projection}")?;
     }
     if orphans == Default::default() {
-        println!("nothing orphaned");
+        writeln!(std::io::stdout(), "nothing orphaned")?;
     }
     Ok(Ended::Done)
 }
@@ -755,7 +760,8 @@ async fn projections_status(
 ) -> anyhow::Result<Ended> {
     let store = storage.store(registry).await?;
     for status in ops_core_runtime::projection::all_freshness(&store).await? {
-        println!(
+        writeln!(
+            std::io::stdout(),
             "{}/{} v{}: lag {} ms of {} ms allowed ({}), {} applied, {} late, {} rebuilds",
             status.owner,
             status.name,
@@ -770,7 +776,7 @@ async fn projections_status(
             status.applied_events,
             status.late_events,
             status.rebuilds
-        );
+        )?;
     }
     Ok(Ended::Done)
 }
@@ -802,7 +808,11 @@ async fn projections_rebuild(
     progress.finish();
     leases.release_all().await?;
     rebuilt?;
-    println!("rebuilt {projection}: {} rows", runner.state().rows().len());
+    writeln!(
+        std::io::stdout(),
+        "rebuilt {projection}: {} rows",
+        runner.state().rows().len()
+    )?;
     Ok(Ended::Done)
 }
 
@@ -814,7 +824,7 @@ async fn log_types(registry: &'static Registry, storage: Storage) -> anyhow::Res
         } else {
             "raw envelope (type not installed)"
         };
-        println!("{event_type} {count} {readable}");
+        writeln!(std::io::stdout(), "{event_type} {count} {readable}")?;
     }
     Ok(Ended::Done)
 }
@@ -936,7 +946,7 @@ fn upcast_all(registry: &Registry, input: &Path) -> anyhow::Result<Ended> {
             Err(error) => serde_json::json!({"error": error}),
         })
         .collect();
-    println!("{}", serde_json::to_string(&answers)?);
+    writeln!(std::io::stdout(), "{}", serde_json::to_string(&answers)?)?;
     Ok(Ended::Done)
 }
 

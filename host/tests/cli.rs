@@ -968,3 +968,33 @@ fn a_job_that_keeps_failing_makes_status_unhealthy_until_it_works_again() {
     assert!(status.contains("jobs: 0 failing"), "{status}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Output into a pipe nobody reads any more (`ops-host log types | head -0`) is the
+/// invocation's fault: exit 2, no panic.
+#[test]
+fn a_reader_that_went_away_is_exit_2() {
+    let data = std::env::temp_dir().join(format!("ops-host-broken-pipe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap();
+    let (code, text) = host_exit(&["demo", "--data", data_arg]);
+    assert_eq!(code, 0, "{text}");
+    for args in [
+        &["log", "types", "--data", data_arg][..],
+        &["log", "check", "--format", "json", "--data", data_arg][..],
+        &["status", "--data", data_arg][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the host writes its first line.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(!said.contains("panicked"), "{said}");
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
