@@ -74,7 +74,22 @@ pub struct Config {
     /// `<pack>` → the limits of its runner (`[packs.incidents] call_ms = 2000`).
     #[serde(default)]
     pub packs: BTreeMap<String, PackLimits>,
+    /// `<connector id>` → how its source is read (`[connectors.tickets] max_record_bytes`).
+    #[serde(default)]
+    pub connectors: BTreeMap<String, ConnectorSettings>,
 }
+
+/// A connector's reading, as the operator sets it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// The longest record read; a longer one is quarantined with its size. 1 MiB unless
+    /// set; at most 1 GiB.
+    pub max_record_bytes: Option<u64>,
+}
+
+/// The longest record a connector may be told to read.
+const MOST_RECORD_BYTES: u64 = 1 << 30;
 
 /// A pack's runner limits, as the operator sets them; each left out keeps its default.
 #[derive(Debug, Deserialize)]
@@ -191,6 +206,15 @@ impl Config {
             .map_err(|error| format!("`operators`: {error:#}"))?;
         self.durations_in_range()?;
         self.trusted_keys()?;
+        for (connector, settings) in &self.connectors {
+            if let Some(bytes) = settings.max_record_bytes
+                && !(1..=MOST_RECORD_BYTES).contains(&bytes)
+            {
+                return Err(format!(
+                    "`connectors.\"{connector}\".max_record_bytes` is {bytes}; give 1 to {MOST_RECORD_BYTES} (1 GiB)"
+                ));
+            }
+        }
         for (pack, limits) in &self.packs {
             if !ops_core::projection::is_valid_name(pack) {
                 return Err(format!(
@@ -300,6 +324,16 @@ impl Config {
             )),
             None => Ok(()),
         }
+    }
+
+    /// The longest record connector `id` reads.
+    pub fn max_record_bytes(&self, id: &str) -> usize {
+        self.connectors
+            .get(id)
+            .and_then(|settings| settings.max_record_bytes)
+            .map_or(ops_core_runtime::connector::MAX_RECORD_BYTES, |bytes| {
+                bytes as usize
+            })
     }
 
     /// Each configured pack's runner limits, the defaults where it sets none.
@@ -557,6 +591,12 @@ impl Config {
             format!(
                 "projection {name}: fresh within {} ms",
                 objective.max_lag_ms
+            )
+        }));
+        lines.extend(self.connectors.keys().map(|id| {
+            format!(
+                "connector {id}: records of at most {} bytes",
+                self.max_record_bytes(id)
             )
         }));
         lines.extend(self.pack_limits().into_iter().map(|(pack, limits)| {

@@ -334,10 +334,28 @@ impl Worker {
             (_, false) => BTreeMap::new(),
         };
         let executors = options.fences.executors(&credentials)?;
+        let installed = ops_core::connector::installed(ops_core_runtime::CORE);
+        if let Some(unknown) = options.fences.connectors.keys().find(|id| {
+            !installed
+                .iter()
+                .any(|connector| connector.id() == id.as_str())
+        }) {
+            anyhow::bail!(crate::commands::BadInput(format!(
+                "`connectors.\"{unknown}\"` names no installed connector; installed: {}",
+                installed
+                    .iter()
+                    .map(|c| c.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let mut connectors = BTreeMap::new();
-        for connector in ops_core::connector::installed(ops_core_runtime::CORE) {
+        for connector in installed {
             if let Some(source) = options.sources.get(connector.id()) {
-                let reader = Box::new(JsonLinesDirectory::new(source.clone()));
+                let reader = Box::new(
+                    JsonLinesDirectory::new(source.clone())
+                        .with_max_record_bytes(options.fences.max_record_bytes(connector.id())),
+                );
                 let runner = ConnectorRunner::new(
                     store.clone(),
                     connector,

@@ -998,3 +998,70 @@ fn a_reader_that_went_away_is_exit_2() {
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A connector's record limit is set in `ops.toml`: a record over it is quarantined (the
+/// rest are read), an unknown connector or a limit out of range is bad input.
+#[test]
+fn a_connectors_record_limit_is_set_in_ops_toml() {
+    let root = std::env::temp_dir().join(format!("ops-host-record-limit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let source = root.join("source");
+    std::fs::create_dir_all(source.join("tickets")).unwrap();
+    let line = |n: u32, title: &str| {
+        format!(
+            r#"{{"seq": {n}, "op": "create", "id": "T-{n}", "at": "2026-11-20T09:0{n}:00Z", "service": "payments", "title": "{title}", "severity": "sev2"}}"#
+        )
+    };
+    let long = "x".repeat(400);
+    std::fs::write(
+        source.join("tickets/0001.jsonl"),
+        [line(1, "short"), line(2, &long), line(3, "short too")].join("\n") + "\n",
+    )
+    .unwrap();
+    let config = root.join("ops.toml");
+    let data = root.join("data");
+    let data_arg = data.to_str().unwrap();
+    let config_arg = config.to_str().unwrap();
+    let source_arg = format!("tickets={}", source.display());
+    let run = |toml: &str| {
+        std::fs::write(&config, toml).unwrap();
+        host_exit(&[
+            "run",
+            "--data",
+            data_arg,
+            "--config",
+            config_arg,
+            "--source",
+            &source_arg,
+            "--ticks",
+            "2",
+            "--interval-ms",
+            "5",
+            "--releases",
+            "warn",
+        ])
+    };
+    let (code, said) = run("[connectors.nothing]\nmax_record_bytes = 300\n");
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("`connectors.\"nothing\"` names no installed connector"),
+        "{said}"
+    );
+    let (code, said) = run("[connectors.tickets]\nmax_record_bytes = 0\n");
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("`connectors.\"tickets\".max_record_bytes` is 0"),
+        "{said}"
+    );
+    let (code, said) = run("[connectors.tickets]\nmax_record_bytes = 300\n");
+    assert_eq!(code, 0, "{said}");
+    let (_, list) = host_exit(&["quarantine", "list", "--data", data_arg]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("0001.jsonl:2"), "{list}");
+    let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
+    assert!(
+        types.contains("pack.incidents.incident.IncidentOpened 2 typed"),
+        "{types}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
