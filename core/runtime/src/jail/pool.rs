@@ -18,6 +18,8 @@ use super::{Fault, JailError, Limits, RUNNER_ARG};
 
 /// How long a new runner may take to confine itself and say it is ready.
 const START_TIME: Duration = Duration::from_secs(20);
+/// How long a runner whose output ended may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How much later than computed a reply may arrive: a runner's burst, and some.
 const REPLY_SLACK: Duration = Duration::from_millis(30);
 /// How much of what a runner wrote on its standard error the host keeps: the end of it.
@@ -47,10 +49,19 @@ impl Slot {
     }
 }
 
+/// What the reader of a runner's output passes on.
+enum Incoming {
+    Frame(Vec<u8>),
+    /// The output is not frames (one over the limit, say): the runner is faulty.
+    Broken(String),
+    /// The output ended.
+    Closed,
+}
+
 struct Runner {
     child: Child,
     calls: Sender<Vec<u8>>,
-    replies: Receiver<Option<Vec<u8>>>,
+    replies: Receiver<Incoming>,
     diagnostics: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -143,16 +154,14 @@ impl Pool {
         let mut output = BufReader::new(child.stdout.take().expect("stdout is piped"));
         std::thread::spawn(move || {
             loop {
-                match read_frame_bytes(&mut output, MAX_REPLY_BYTES) {
-                    Ok(Some(frame)) => {
-                        if replies_in.send(Some(frame)).is_err() {
-                            break;
-                        }
-                    }
-                    _ => {
-                        let _ = replies_in.send(None);
-                        break;
-                    }
+                let incoming = match read_frame_bytes(&mut output, MAX_REPLY_BYTES) {
+                    Ok(Some(frame)) => Incoming::Frame(frame),
+                    Ok(None) => Incoming::Closed,
+                    Err(error) => Incoming::Broken(error.to_string()),
+                };
+                let last = !matches!(incoming, Incoming::Frame(_));
+                if replies_in.send(incoming).is_err() || last {
+                    break;
                 }
             }
         });
@@ -252,11 +261,15 @@ impl Runner {
     /// sends them in bursts, `runner::BURST`).
     fn next_reply(&mut self, limit: Duration) -> Result<Reply, Fault> {
         match self.replies.recv_timeout(limit + REPLY_SLACK) {
-            Ok(Some(frame)) => decode(&frame).map_err(|reason| {
+            Ok(Incoming::Frame(frame)) => decode(&frame).map_err(|reason| {
                 self.kill();
                 Fault::Unreadable(reason)
             }),
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => Err(self.ended()),
+            Ok(Incoming::Broken(reason)) => {
+                self.kill();
+                Err(Fault::Unreadable(reason))
+            }
+            Ok(Incoming::Closed) | Err(RecvTimeoutError::Disconnected) => Err(self.ended()),
             Err(RecvTimeoutError::Timeout) => {
                 self.kill();
                 Err(Fault::TimedOut(limit))
@@ -269,8 +282,14 @@ impl Runner {
         let _ = self.child.wait();
     }
 
-    /// Why the runner's output ended: how it exited and the end of what it said.
+    /// Why the runner's output ended: how it exited and the end of what it said. A runner
+    /// that closed its output and lives on is given a moment to exit, then killed.
     fn ended(&mut self) -> Fault {
+        let given = std::time::Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && given.elapsed() < EXIT_GRACE {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = self.child.kill();
         let status = self.child.wait();
         // The diagnostics thread reads until the pipe closes; give it that instant.
         std::thread::sleep(Duration::from_millis(5));
