@@ -15,7 +15,7 @@ use ops_core::time::Timestamp;
 
 use crate::clock::WallClock;
 use crate::jail::Fault;
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+use crate::store::{AppendError, EventStore, ReadError};
 
 /// Faults in a row after which a piece is paused.
 pub const PAUSE_AFTER: u32 = 3;
@@ -71,15 +71,7 @@ async fn state<E: ops_core::contract::Event>(
         actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
         capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
     };
-    let envelope = EventEnvelope::new(event, origin).expect("the jail's events are plain JSON");
-    store
-        .append(
-            stream,
-            ExpectedVersion::Any,
-            std::slice::from_ref(&envelope),
-        )
-        .await?;
-    Ok(envelope)
+    crate::service_event::record(store, stream, event, origin).await
 }
 
 /// Records that `piece` of `pack` faulted on `input`, counting it in `count`; the receipt
@@ -180,30 +172,20 @@ pub async fn resume(store: &EventStore, piece: &str, reason: &str) -> Result<boo
 
 /// Records that `host` runs pack code unconfined from now on (`--unjailed`).
 pub async fn record_unconfined(store: &EventStore, host: &str) -> Result<(), AppendError> {
-    let now = Timestamp::now();
-    let origin = EventOrigin {
-        source_ref: "jail".to_owned(),
-        source_native_id: format!("unconfined:{host}:{}", now.unix_micros()),
-        source_sequence: None,
-        occurred_at: now,
-        ingested_at: now,
-        effective_at: None,
-        correlation_id: CorrelationId::of(host).expect(CANONICAL),
-        causation: Causation::UserAction(UserActionId::of(host).expect(CANONICAL)),
-        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
-        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
-    };
     let ran = PackCodeRanUnconfined {
         host: host.to_owned(),
     };
-    let envelope = EventEnvelope::new(&ran, origin).expect("plain JSON");
-    store
-        .append(
-            "faults/unconfined",
-            ExpectedVersion::Any,
-            std::slice::from_ref(&envelope),
-        )
-        .await?;
+    let native_id = format!("unconfined:{host}:{}", Timestamp::now().unix_micros());
+    let causation = Causation::UserAction(UserActionId::of(host).expect(CANONICAL));
+    state(
+        store,
+        "faults/unconfined",
+        &ran,
+        &native_id,
+        host,
+        causation,
+    )
+    .await?;
     Ok(())
 }
 

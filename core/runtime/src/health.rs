@@ -12,7 +12,7 @@ use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
 use ops_core::time::Timestamp;
 
 use crate::clock::WallClock;
-use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
+use crate::store::{AppendError, EventStore, ReadError};
 
 /// Failures in a row after which a job is recorded as failing.
 pub const FAILING_AFTER: u32 = 3;
@@ -95,15 +95,7 @@ async fn record<E: ops_core::contract::Event>(
         actor: Actor::Service(ActorId::new("core.worker").expect("a valid actor id")),
         capability_id: CapabilityId::of(&("core", "worker")).expect(canonical),
     };
-    let envelope = EventEnvelope::new(event, origin).expect("plain JSON");
-    store
-        .append(
-            &format!("jobs/{job}"),
-            ExpectedVersion::Any,
-            std::slice::from_ref(&envelope),
-        )
-        .await?;
-    Ok(envelope)
+    crate::service_event::record(store, &format!("jobs/{job}"), event, origin).await
 }
 
 /// A job recorded as failing: by which worker, since when, after how many failures, and

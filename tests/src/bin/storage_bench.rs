@@ -527,6 +527,17 @@ async fn mid_ingest_bench(backend: Backend, count: usize) {
     report(&name, count, ours, baseline);
 }
 
+/// The `n`th acknowledgement of incident INC-0, through `bus`.
+async fn acknowledge(bus: &ops_core_runtime::command::CommandBus, n: usize) {
+    bus.submit(
+        &ops_tests::commands::acknowledge("INC-0", &format!("U{n}")),
+        ops_tests::commands::capability(),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
 /// The jail's benchmarks do the same work twice: with pack code in a confined runner of
 /// this binary (ours, first) and in process (the baseline), each on a store of its own.
 fn jailed_and_in_process(name: &str) -> [(String, ops_core_runtime::jail::PackCode); 2] {
@@ -597,13 +608,7 @@ async fn jailed_command_bench(backend: Backend, commands: usize) {
         .unwrap();
         let started = Instant::now();
         for n in 0..commands {
-            bus.submit(
-                &ops_tests::commands::acknowledge("INC-0", &format!("U{n}")),
-                ops_tests::commands::capability(),
-                None,
-            )
-            .await
-            .unwrap();
+            acknowledge(&bus, n).await;
         }
         timings.push(started.elapsed());
     }
@@ -773,13 +778,7 @@ async fn command_bench(backend: Backend, history: usize, commands: usize) {
                         .unwrap();
                 &fresh
             };
-            bus.submit(
-                &ops_tests::commands::acknowledge("INC-0", &format!("U{n}")),
-                ops_tests::commands::capability(),
-                None,
-            )
-            .await
-            .unwrap();
+            acknowledge(&bus, n).await;
         }
         timings.push(started.elapsed());
     }
