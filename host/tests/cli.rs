@@ -1065,3 +1065,28 @@ fn a_connectors_record_limit_is_set_in_ops_toml() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A worker on a damaged store (a page of the SQLite file overwritten) stops with exit 1
+/// naming the damage, instead of failing every tick and exiting 0.
+#[test]
+fn a_worker_on_a_damaged_store_stops_with_an_error() {
+    let data = std::env::temp_dir().join(format!("ops-host-damaged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap();
+    let (code, text) = host_exit(&["demo", "--data", data_arg]);
+    assert_eq!(code, 0, "{text}");
+    // A page the worker's first jobs read (the reactions' cursors), overwritten.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(data.join("ops.db"))
+        .unwrap();
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(5 * 4096 + 100)).unwrap();
+    std::io::Write::write_all(&mut file, &[0xff; 3000]).unwrap();
+    drop(file);
+    let (code, said) = host_exit(&[
+        "run", "--data", data_arg, "--ticks", "3", "--interval-ms", "5", "--releases", "warn",
+    ]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("database disk image is malformed"), "{said}");
+    let _ = std::fs::remove_dir_all(&data);
+}
