@@ -1084,9 +1084,150 @@ fn a_worker_on_a_damaged_store_stops_with_an_error() {
     std::io::Write::write_all(&mut file, &[0xff; 3000]).unwrap();
     drop(file);
     let (code, said) = host_exit(&[
-        "run", "--data", data_arg, "--ticks", "3", "--interval-ms", "5", "--releases", "warn",
+        "run",
+        "--data",
+        data_arg,
+        "--ticks",
+        "3",
+        "--interval-ms",
+        "5",
+        "--releases",
+        "warn",
     ]);
     assert_eq!(code, 1, "{said}");
     assert!(said.contains("database disk image is malformed"), "{said}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A destination that answers each post after `delay`, counting the incidents posted.
+fn slow_destination(
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = posted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                seen.lock()
+                    .unwrap()
+                    .push(body["incident_id"].as_str().unwrap_or_default().to_owned());
+                std::thread::sleep(delay);
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    (url, posted)
+}
+
+/// SIGTERM while effects go to a slow destination: the worker stops claiming at once,
+/// finishes or gives back what is in flight, and ends within a bounded grace with exit 0;
+/// the next worker sends the rest, none twice.
+#[test]
+fn sigterm_during_a_slow_dispatch_ends_promptly_and_sends_nothing_twice() {
+    let tickets: Vec<String> = (300..312).map(sev1_ticket).collect();
+    let data = demo_with_new_tickets("worker-sigterm", &tickets);
+    let (slow_url, slow_posts) = slow_destination(std::time::Duration::from_millis(700));
+    let args = worker_args(
+        &data,
+        &slow_url,
+        1000,
+        &["--interval-ms", "5", "--jobs-per-tick", "8"],
+    );
+    let worker = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while slow_posts.lock().unwrap().is_empty()
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        !slow_posts.lock().unwrap().is_empty(),
+        "the slow destination was posted to"
+    );
+    let signalled = std::time::Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = worker.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One post in flight (0.7 s) and the leases given back; never the whole batch.
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "took {took:?}: {said}"
+    );
+    let first = slow_posts.lock().unwrap().clone();
+    assert!(
+        first.len() < tickets.len(),
+        "it stopped claiming: {first:?}"
+    );
+
+    let (_runtime, sink) = sink();
+    let args = worker_args(
+        &data,
+        &sink.url(),
+        1000,
+        &[
+            "--ticks",
+            "30",
+            "--interval-ms",
+            "20",
+            "--jobs-per-tick",
+            "8",
+        ],
+    );
+    let (ok, finished) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{finished}");
+    let mut all: Vec<String> = first;
+    all.extend(
+        sink.deliveries()
+            .values()
+            .filter_map(|delivery| delivery.request.as_ref())
+            .map(|request| {
+                request["incident_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            }),
+    );
+    all.sort();
+    let expected: Vec<String> = (300..312).map(|n| format!("T-{n}")).collect();
+    assert_eq!(all, expected, "each effect sent once: {finished}");
+    std::fs::remove_dir_all(&data).unwrap();
 }
