@@ -146,8 +146,17 @@ pub fn open_with(id: &str, severity: Severity) -> CommandEnvelope {
     open_titled(id, "Card authorisations time out", severity)
 }
 
-pub fn open_titled(id: &str, title: &str, severity: Severity) -> CommandEnvelope {
-    let command = OpenIncident {
+/// Opening incident `id` submitted for `target`, whatever the incident.
+pub fn open_at(id: &str, target: &str) -> CommandEnvelope {
+    let scope = DedupeScope::Command {
+        aggregate_ref: target.to_owned(),
+    };
+    let command = opening(id, "Card authorisations time out", Severity::Sev1);
+    CommandEnvelope::new(&command, request(target, scope)).expect("a valid command")
+}
+
+fn opening(id: &str, title: &str, severity: Severity) -> OpenIncident {
+    OpenIncident {
         incident_id: id.to_owned(),
         service: ServiceRef {
             system: "catalogue".to_owned(),
@@ -155,7 +164,11 @@ pub fn open_titled(id: &str, title: &str, severity: Severity) -> CommandEnvelope
         },
         title: title.to_owned(),
         severity,
-    };
+    }
+}
+
+pub fn open_titled(id: &str, title: &str, severity: Severity) -> CommandEnvelope {
+    let command = opening(id, title, severity);
     CommandEnvelope::new(&command, on_incident(id)).expect("a valid command")
 }
 

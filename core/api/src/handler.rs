@@ -137,6 +137,14 @@ pub trait Handler: Send + Sync + 'static {
         command: &Self::Command,
         state: &Self::State,
     ) -> Result<Vec<Decided>, Self::Rejection>;
+
+    /// What `command` acts on, when its payload says (`incident/<id>`): the bus refuses it
+    /// submitted for any other target, so one thing is never decided under two streams.
+    /// `None` (the default): the caller's target stands.
+    fn target(&self, command: &Self::Command) -> Option<String> {
+        let _ = command;
+        None
+    }
 }
 
 /// A handler's state as the bus keeps it between commands, whatever its type.
@@ -153,7 +161,12 @@ pub trait DynHandler: Send + Sync {
     /// Folds one past event of the target into a state this handler made.
     fn apply(&self, state: &mut KeptState, event: &PastEvent);
     /// Decides on a state this handler made.
-    fn decide(&self, payload: &Value, state: &KeptState) -> Result<Vec<TypedEvent>, String>;
+    fn decide(
+        &self,
+        payload: &Value,
+        target: &str,
+        state: &KeptState,
+    ) -> Result<Vec<TypedEvent>, String>;
     /// What rustc compiled it as, for the registry's identity check.
     fn identity(&self) -> PieceIdentity;
 }
@@ -180,9 +193,20 @@ impl<H: Handler> DynHandler for H {
             .expect(OWN_STATE)
             .apply(event);
     }
-    fn decide(&self, payload: &Value, state: &KeptState) -> Result<Vec<TypedEvent>, String> {
+    fn decide(
+        &self,
+        payload: &Value,
+        target: &str,
+        state: &KeptState,
+    ) -> Result<Vec<TypedEvent>, String> {
         let command: H::Command = serde_json::from_value(payload.clone())
             .map_err(|error| format!("the payload is not a `{}`: {error}", self.command_type()))?;
+        if let Some(expected) = Handler::target(self, &command).filter(|t| t != target) {
+            return Err(format!(
+                "`{}` acts on `{expected}` (its payload says so), not on `{target}`",
+                self.command_type()
+            ));
+        }
         let state = state.downcast_ref::<H::State>().expect(OWN_STATE);
         Handler::decide(self, &command, state)
             .map_err(|rejection| rejection.to_string())?

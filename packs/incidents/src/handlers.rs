@@ -8,8 +8,8 @@ use ops_contract_incidents::{
 use ops_core::handler::{Aggregate, Decided, Handler, PastEvent};
 use ops_core::prelude::*;
 
-use crate::IncidentsPack;
 use crate::paging::PageRequested;
+use crate::{IncidentsPack, incident_target};
 
 /// An incident as its handlers see it, folded from its stream.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,6 +96,10 @@ impl Handler for OpenIncidentHandler {
             severity: command.severity,
         })])
     }
+
+    fn target(&self, command: &OpenIncident) -> Option<String> {
+        Some(incident_target(&command.incident_id))
+    }
 }
 
 pub struct AcknowledgeIncidentHandler;
@@ -125,6 +129,10 @@ impl Handler for AcknowledgeIncidentHandler {
             incident_id: id(),
             by: command.by.clone(),
         })])
+    }
+
+    fn target(&self, command: &AcknowledgeIncident) -> Option<String> {
+        Some(incident_target(&command.incident_id))
     }
 }
 

@@ -28,6 +28,12 @@ pub(crate) struct TriageNoteAdded {
     by: PersonRef,
 }
 
+/// The stream an incident's commands act on: `incident/<id>`. Its handlers refuse one
+/// submitted for another target.
+pub fn incident_target(incident_id: &str) -> String {
+    format!("incident/{incident_id}")
+}
+
 /// Triage notes leave the pack only as envelopes, never as their private type.
 pub fn triage_note(
     incident_id: &str,

@@ -7,8 +7,8 @@ use ops_core::prelude::*;
 use ops_core::{command, event};
 use ops_shared_people::PersonRef;
 
-use crate::IncidentsPack;
 use crate::handlers::{Incident, IncidentRejection};
+use crate::{IncidentsPack, incident_target};
 
 #[command(domain = "paging", safety = WRITE_EXTERNAL_SIDE_EFFECT, dedupe = egress, compensation = CancelPage)]
 pub(crate) struct PageResponder {
@@ -68,6 +68,10 @@ impl Handler for PageResponderHandler {
             responder: command.responder.clone(),
         })])
     }
+
+    fn target(&self, command: &PageResponder) -> Option<String> {
+        Some(incident_target(&command.incident_id))
+    }
 }
 
 ops_core::install_handler!(PageResponderHandler);
@@ -93,6 +97,10 @@ impl Handler for CancelPageHandler {
             incident_id: command.incident_id.clone(),
             responder: command.responder.clone(),
         })])
+    }
+
+    fn target(&self, command: &CancelPage) -> Option<String> {
+        Some(incident_target(&command.incident_id))
     }
 }
 

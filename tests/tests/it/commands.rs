@@ -26,7 +26,33 @@ on_both_backends!(
     concurrent_commands_on_one_target_are_decided_in_turn,
     a_handler_sees_only_the_history_its_pack_may_see,
     a_kept_state_folds_only_what_happened_since_and_an_erasure_drops_it,
+    a_command_submitted_for_another_target_than_its_payloads_is_refused,
 );
+
+/// An incident's commands act on `incident/<id>` of their payload: opening INC-1 under
+/// other targets (five streams for one incident, or none) is refused, each time with
+/// why, and nothing is stated.
+async fn a_command_submitted_for_another_target_than_its_payloads_is_refused(backend: Backend) {
+    let (store, bus) = bus(backend, "command_target_from_payload").await;
+    for target in ["incident/INC-2", "", "anything/else"] {
+        let command = ops_tests::commands::open_at("INC-1", target);
+        let receipt = bus.submit(&command, capability(), None).await.unwrap();
+        assert_eq!(
+            receipt.outcome,
+            CommandOutcome::Rejected {
+                reason: format!(
+                    "`pack.incidents.incident.OpenIncident` acts on `incident/INC-1` (its payload says so), not on `{target}`"
+                )
+            }
+        );
+    }
+    assert_eq!(store.count().await.unwrap(), 0);
+    let opened = bus
+        .submit(&open("INC-1"), capability(), None)
+        .await
+        .unwrap();
+    assert_eq!(opened.outcome, CommandOutcome::Accepted);
+}
 
 /// One stream holding a public incident event, the incidents pack's private triage note and
 /// the notify pack's private notification (written under its type name, as a string door

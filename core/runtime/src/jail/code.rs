@@ -423,7 +423,7 @@ impl PackCode {
                     for event in events {
                         handler.apply(state, event);
                     }
-                    handler.decide(payload, state)
+                    handler.decide(payload, target, state)
                 });
                 kept.version = Some(to);
                 match decided {

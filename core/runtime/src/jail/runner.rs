@@ -227,7 +227,7 @@ fn answer(
             for event in &events {
                 handler.apply(&mut state, event);
             }
-            let decided = handler.decide(&payload, &state).map(|events| {
+            let decided = handler.decide(&payload, &key.1, &state).map(|events| {
                 events
                     .into_iter()
                     .map(|event| StatedEvent {
