@@ -176,17 +176,34 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .before_acquire(|connection, _| {
-                Box::pin(async move { Ok(outside_any_transaction::<sqlx::Sqlite>(connection)) })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|source| DbError::OpenSqlite {
-                path: path.display().to_string(),
-                source,
-            })?;
+        // Switching a new file to WAL takes a lock SQLite does not wait for (its busy
+        // handler is not asked), so hosts opening one new file at once may find it locked:
+        // they try again, for as long as the busy timeout would have waited.
+        let mut attempt = 0u32;
+        let pool = loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(8)
+                .before_acquire(|connection, _| {
+                    Box::pin(async move { Ok(outside_any_transaction::<sqlx::Sqlite>(connection)) })
+                })
+                .connect_with(options.clone())
+                .await;
+            match opened {
+                Err(sqlx::Error::Database(error))
+                    if error.code().as_deref() == Some("5") && attempt < 300 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(10 + u64::from(attempt % 10) * 7))
+                        .await;
+                }
+                opened => {
+                    break opened.map_err(|source| DbError::OpenSqlite {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+        };
         Ok(Db::Sqlite(pool))
     }
 
