@@ -307,6 +307,37 @@ fn sev1_ticket(n: u32) -> String {
     )
 }
 
+/// A worker on `data` sending to `sink` for 30 ticks (then `extra`): long enough to do
+/// all that is due. Its output; it must end with exit 0.
+fn run_to_the_end(data: &Path, sink: &ops_host::webhook::WebhookSink, extra: &[&str]) -> String {
+    let ticks = [
+        "--ticks",
+        "30",
+        "--interval-ms",
+        "20",
+        "--jobs-per-tick",
+        "8",
+    ];
+    let args = worker_args(data, &sink.url(), 1000, &[&ticks[..], extra].concat());
+    let (ok, finished) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{finished}");
+    finished
+}
+
+/// The incidents `sink` was posted notifications of, one per post.
+fn notified(sink: &ops_host::webhook::WebhookSink) -> Vec<String> {
+    sink.deliveries()
+        .values()
+        .filter_map(|delivery| delivery.request.as_ref())
+        .map(|request| {
+            request["incident_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// A local endpoint that records what it is posted, and the runtime that serves it.
 fn sink() -> (tokio::runtime::Runtime, ops_host::webhook::WebhookSink) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -428,36 +459,8 @@ fn a_killed_worker_loses_nothing_and_does_nothing_twice() {
         worker.wait().unwrap();
     }
     // Long enough for any lease a killed worker held to end.
-    let args = worker_args(
-        &data,
-        &sink.url(),
-        1000,
-        &[
-            &[
-                "--ticks",
-                "30",
-                "--interval-ms",
-                "20",
-                "--jobs-per-tick",
-                "8",
-            ][..],
-            &lease[..],
-        ]
-        .concat(),
-    );
-    let (ok, finished) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(ok, "{finished}");
-    let notified: std::collections::BTreeSet<String> = sink
-        .deliveries()
-        .values()
-        .filter_map(|delivery| delivery.request.as_ref())
-        .map(|request| {
-            request["incident_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let finished = run_to_the_end(&data, &sink, &lease);
+    let notified: std::collections::BTreeSet<String> = notified(&sink).into_iter().collect();
     let expected: std::collections::BTreeSet<String> =
         (200..212).map(|n| format!("T-{n}")).collect();
     assert_eq!(notified, expected, "{finished}");
@@ -1199,33 +1202,9 @@ fn sigterm_during_a_slow_dispatch_ends_promptly_and_sends_nothing_twice() {
     );
 
     let (_runtime, sink) = sink();
-    let args = worker_args(
-        &data,
-        &sink.url(),
-        1000,
-        &[
-            "--ticks",
-            "30",
-            "--interval-ms",
-            "20",
-            "--jobs-per-tick",
-            "8",
-        ],
-    );
-    let (ok, finished) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(ok, "{finished}");
+    let finished = run_to_the_end(&data, &sink, &[]);
     let mut all: Vec<String> = first;
-    all.extend(
-        sink.deliveries()
-            .values()
-            .filter_map(|delivery| delivery.request.as_ref())
-            .map(|request| {
-                request["incident_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            }),
-    );
+    all.extend(notified(&sink));
     all.sort();
     let expected: Vec<String> = (300..312).map(|n| format!("T-{n}")).collect();
     assert_eq!(all, expected, "each effect sent once: {finished}");
