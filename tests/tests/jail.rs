@@ -415,6 +415,19 @@ fn tickets(dir: &std::path::Path, titles: &[&str]) {
         .expect("writing the export");
 }
 
+/// `status` of the faulty host on `data`: its exit code and what it printed.
+fn status_of(data: &std::path::Path) -> (Option<i32>, String) {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_faulty_host"))
+        .args(["status", "--data"])
+        .arg(data)
+        .output()
+        .expect("status runs");
+    (
+        status.status.code(),
+        String::from_utf8_lossy(&status.stdout).into_owned(),
+    )
+}
+
 /// The runners a host process started: its children started as pack runners.
 fn runners_of(host: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -491,12 +504,8 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
     assert!(confined.len() >= 2, "confined runners seen: {confined:?}");
     // Let it go through every fault (the loop takes its second), then stop it as Ctrl-C does.
     let quiet = || {
-        let status = std::process::Command::new(host)
-            .args(["status", "--data"])
-            .arg(&data)
-            .output()
-            .expect("status runs");
-        String::from_utf8_lossy(&status.stdout)
+        status_of(&data)
+            .1
             .contains("FAULTED projection pack:faulty/tripwire: 4 time(s)")
     };
     while !quiet() && started.elapsed() < Duration::from_secs(90) {
@@ -515,13 +524,8 @@ async fn a_host_running_a_faulty_pack_keeps_the_others_working_and_reports_it() 
         "the host ends its ticks normally: {said}"
     );
 
-    let status = std::process::Command::new(host)
-        .args(["status", "--data"])
-        .arg(&data)
-        .output()
-        .expect("status runs");
-    let report = String::from_utf8_lossy(&status.stdout).into_owned();
-    assert_eq!(status.status.code(), Some(1), "{report}");
+    let (code, report) = status_of(&data);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains("pack code: runs in runners the kernel confines"),
         "{report}"
@@ -584,12 +588,7 @@ fn a_host_told_unjailed_says_so_in_status_and_receipts() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(said.contains("pack code runs UNCONFINED"), "{said}");
-    let status = std::process::Command::new(host)
-        .args(["status", "--data"])
-        .arg(&data)
-        .output()
-        .expect("status runs");
-    let report = String::from_utf8_lossy(&status.stdout).into_owned();
+    let (_, report) = status_of(&data);
     assert!(
         report.contains("ran UNCONFINED (`--unjailed`) in 1 host start(s)"),
         "{report}"

@@ -626,33 +626,27 @@ impl PackCode {
             }
             PackCode::Jailed(jail) => jail,
         };
-        let sent: Vec<(&str, u32, &Value)> = payloads
+        let borrowed: Vec<(&str, u32, &Value)> = payloads
             .iter()
             .map(|(type_name, version, payload)| (*type_name, *version, payload))
-            .filter(|(type_name, version, _)| {
-                registry.latest(type_name).map(|latest| latest.version) != Some(*version)
-            })
             .collect();
-        let mut upcast = jail
-            .by_type_runner(
-                &sent,
-                |payloads| CallRef::Upcast { payloads },
-                |reply| match reply {
-                    Reply::Upcast(upcast) => Some(upcast),
-                    _ => None,
-                },
-            )
-            .into_iter();
+        let upcast = jail.by_type_runner(
+            &borrowed,
+            |(type_name, version, _)| {
+                registry.latest(type_name).map(|latest| latest.version) != Some(*version)
+            },
+            |payloads| CallRef::Upcast { payloads },
+            |reply| match reply {
+                Reply::Upcast(upcast) => Some(upcast),
+                _ => None,
+            },
+        );
         payloads
             .into_iter()
-            .map(|(type_name, version, payload)| {
-                if registry.latest(type_name).map(|latest| latest.version) == Some(version) {
-                    return Ok((version, payload));
-                }
-                upcast
-                    .next()
-                    .expect("one result per payload sent")
-                    .map_err(|error| format!("its upcaster faulted: {error}"))?
+            .zip(upcast)
+            .map(|((_, version, payload), upcast)| match upcast {
+                None => Ok((version, payload)),
+                Some(upcast) => upcast.map_err(|error| format!("its upcaster faulted: {error}"))?,
             })
             .collect()
     }
@@ -677,32 +671,22 @@ impl PackCode {
             PackCode::InProcess => return payloads.iter().map(here).collect(),
             PackCode::Jailed(jail) => jail,
         };
-        let is_core = |type_name: &str| type_name.starts_with("core.");
-        let sent: Vec<(&str, u32, &Value)> = payloads
-            .iter()
-            .filter(|(type_name, _, _)| !is_core(type_name))
-            .copied()
-            .collect();
-        let mut checked = jail
-            .by_type_runner(
-                &sent,
-                |payloads| CallRef::Check { payloads },
-                |reply| match reply {
-                    Reply::Checked(checked) => Some(checked),
-                    _ => None,
-                },
-            )
-            .into_iter();
+        let checked = jail.by_type_runner(
+            payloads,
+            |(type_name, _, _)| !type_name.starts_with("core."),
+            |payloads| CallRef::Check { payloads },
+            |reply| match reply {
+                Reply::Checked(checked) => Some(checked),
+                _ => None,
+            },
+        );
         payloads
             .iter()
-            .map(|item| {
-                if is_core(item.0) {
-                    here(item)
-                } else {
-                    checked
-                        .next()
-                        .expect("one result per payload sent")
-                        .map_err(|error| format!("decoding it faulted: {error}"))?
+            .zip(checked)
+            .map(|(item, checked)| match checked {
+                None => here(item),
+                Some(checked) => {
+                    checked.map_err(|error| format!("decoding it faulted: {error}"))?
                 }
             })
             .collect()
@@ -778,15 +762,17 @@ impl Jail {
         }
     }
 
-    /// `payloads` sent to the runner of each one's type (its pack's, or the contracts'),
-    /// one call per runner, and each one's answer in their order: `Err` with the fault when
-    /// its runner's call faulted.
+    /// The `payloads` that `sent` picks, sent to the runner of each one's type (its
+    /// pack's, or the contracts'), one call per runner; each payload's answer in their
+    /// order (`None` for one not sent, `Err` with the fault when its runner's call
+    /// faulted).
     fn by_type_runner<T>(
         &self,
         payloads: &[(&str, u32, &Value)],
+        sent: impl Fn(&(&str, u32, &Value)) -> bool,
         call: impl for<'a> Fn(&'a [(&'a str, u32, &'a Value)]) -> CallRef<'a>,
         read: impl Fn(Reply) -> Option<Vec<T>>,
-    ) -> Vec<Result<T, PieceError>> {
+    ) -> Vec<Option<Result<T, PieceError>>> {
         let runner_of = |type_name: &str| -> String {
             type_name
                 .strip_prefix("pack.")
@@ -795,19 +781,19 @@ impl Jail {
                 .to_owned()
         };
         let mut by_runner: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
-        for (index, (type_name, _, _)) in payloads.iter().enumerate() {
+        for (index, payload) in payloads.iter().enumerate().filter(|(_, p)| sent(p)) {
             by_runner
-                .entry(runner_of(type_name))
+                .entry(runner_of(payload.0))
                 .or_default()
                 .push(index);
         }
         let mut answers: Vec<Option<Result<T, PieceError>>> =
             (0..payloads.len()).map(|_| None).collect();
         for (runner, indices) in by_runner {
-            let sent: Vec<(&str, u32, &Value)> = indices.iter().map(|&i| payloads[i]).collect();
+            let batch: Vec<(&str, u32, &Value)> = indices.iter().map(|&i| payloads[i]).collect();
             let answered = blocking(|| {
-                self.one(&runner, &call(&sent), |reply| match read(reply) {
-                    Some(answers) if answers.len() == sent.len() => Ok(answers),
+                self.one(&runner, &call(&batch), |reply| match read(reply) {
+                    Some(answers) if answers.len() == batch.len() => Ok(answers),
                     _ => Err(Fault::Unreadable(
                         "an answer of the wrong kind or length".to_owned(),
                     )),
@@ -828,9 +814,6 @@ impl Jail {
             }
         }
         answers
-            .into_iter()
-            .map(|answer| answer.expect("every payload went to a runner"))
-            .collect()
     }
 
     /// One call with one reply, read by `read`.
