@@ -578,18 +578,13 @@ impl ProjectionRunner {
                     done.reapplied += undone.len();
                     self.checkpoint.applied -= undone.iter().filter(|e| e.applied).count() as i64;
                     self.checkpoint.canonical_mark = last;
-                    let mut redo: Vec<(CanonicalKey, StoredEvent)> = undone
+                    let mut redo: Vec<(Option<CanonicalKey>, StoredEvent)> = undone
                         .into_iter()
-                        .map(|entry| (entry.key, entry.event))
-                        .chain(events.into_iter().filter_map(|(key, e)| Some((key?, e))))
+                        .map(|entry| (Some(entry.key), entry.event))
+                        .chain(events.into_iter().filter(|(key, _)| key.is_some()))
                         .collect();
                     redo.sort_by(|a, b| a.0.cmp(&b.0));
-                    let redo = redo.into_iter().map(|(key, e)| (Some(key), e)).collect();
-                    let (applied, quarantined) = self.apply_all(redo).await?;
-                    done.quarantined += quarantined;
-                    self.checkpoint.follow = batch.next;
-                    let written = self.persist().await?;
-                    if !done.count(written, applied) {
+                    if !self.store_batch(&mut done, redo, batch.next).await? {
                         return Ok(done);
                     }
                     continue;
@@ -605,11 +600,7 @@ impl ProjectionRunner {
                     continue;
                 }
             }
-            let (applied, quarantined) = self.apply_all(events).await?;
-            done.quarantined += quarantined;
-            self.checkpoint.follow = batch.next;
-            let written = self.persist().await?;
-            if !done.count(written, applied) {
+            if !self.store_batch(&mut done, events, batch.next).await? {
                 return Ok(done);
             }
         }
@@ -630,10 +621,7 @@ impl ProjectionRunner {
         let piece = self.piece();
         if crate::faults::resume(&self.store, &piece, "the projection was rebuilt")
             .await
-            .map_err(|source| ProjectionRunError::Receipt {
-                projection: self.label(),
-                source,
-            })?
+            .map_err(|source| self.receipt_error(source))?
         {
             self.faults = crate::faults::FaultCount::default();
         }
@@ -644,6 +632,28 @@ impl ProjectionRunner {
             Written::Superseded | Written::LeaseLost => Err(ProjectionRunError::Overtaken {
                 projection: self.label(),
             }),
+        }
+    }
+
+    /// Applies a batch's `events`, moves the follower to `next` and stores the rows with
+    /// the checkpoint, counting it in `done`; `false` when the runner stops.
+    async fn store_batch(
+        &mut self,
+        done: &mut CatchUp,
+        events: Vec<(Option<CanonicalKey>, StoredEvent)>,
+        next: LogPosition,
+    ) -> Result<bool, ProjectionRunError> {
+        let (applied, quarantined) = self.apply_all(events).await?;
+        done.quarantined += quarantined;
+        self.checkpoint.follow = next;
+        let written = self.persist().await?;
+        Ok(done.count(written, applied))
+    }
+
+    fn receipt_error(&self, source: crate::store::AppendError) -> ProjectionRunError {
+        ProjectionRunError::Receipt {
+            projection: self.label(),
+            source,
         }
     }
 
@@ -745,12 +755,7 @@ impl ProjectionRunner {
                                 &mut self.faults,
                             )
                             .await
-                            .map_err(|source| {
-                                ProjectionRunError::Receipt {
-                                    projection: self.label(),
-                                    source,
-                                }
-                            })?;
+                            .map_err(|source| self.receipt_error(source))?;
                             Some(format!(
                                 "the projection's code faulted: {fault} (receipt {})",
                                 receipt.event_id
