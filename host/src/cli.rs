@@ -285,9 +285,10 @@ pub(crate) enum CommandsCommand {
         /// The payload, a JSON object; `@FILE` reads it from a file.
         #[arg(long)]
         payload: String,
-        /// What it acts on (an aggregate, such as `incident/INC-7`).
+        /// What it acts on (an aggregate, such as `incident/INC-7`); by default, what its
+        /// payload names. One that disagrees with the payload is refused.
         #[arg(long)]
-        target: String,
+        target: Option<String>,
         /// For external effects: where it goes, and for which tenant.
         #[arg(long)]
         destination: Option<String>,

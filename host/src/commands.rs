@@ -199,7 +199,7 @@ pub(crate) fn run(
             let submission = submit::Submission {
                 command_type: &command_type,
                 payload: &payload,
-                target: &target,
+                target: target.as_deref(),
                 destination: destination.as_deref(),
                 tenant: &tenant,
                 expect_version,

@@ -13,6 +13,7 @@ use ops_core::time::Timestamp;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::clock::WallClock;
 use ops_core_runtime::command::{BusError, CommandBus};
+use ops_core_runtime::jail::PieceError;
 use ops_core_runtime::store::EventStore;
 
 use crate::capabilities::{parse_actor, parse_capability};
@@ -24,7 +25,8 @@ pub struct Submission<'a> {
     pub command_type: &'a str,
     /// A JSON object, or `@FILE`.
     pub payload: &'a str,
-    pub target: &'a str,
+    /// `None`: the target the command's payload names.
+    pub target: Option<&'a str>,
     pub destination: Option<&'a str>,
     pub tenant: &'a str,
     pub expect_version: Option<i64>,
@@ -36,10 +38,10 @@ pub async fn submit(
     submission: Submission<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
-    let command = envelope(store, &submission)?;
     let capability_id = parse_capability(&submission.acting.capability)?;
     let capabilities = Capabilities::load(store.clone()).await?;
     let bus = CommandBus::new(store.clone(), Arc::new(capabilities))?;
+    let command = envelope(store, &bus, &submission)?;
     let receipt = match bus
         .submit(&command, capability_id, submission.expect_version)
         .await
@@ -88,7 +90,11 @@ pub async fn submit(
 }
 
 /// The command envelope the submission describes, checked against the installed type.
-fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<CommandEnvelope> {
+fn envelope(
+    store: &EventStore,
+    bus: &CommandBus,
+    submission: &Submission<'_>,
+) -> anyhow::Result<CommandEnvelope> {
     let registry = store.registry();
     let descriptor = registry
         .latest(submission.command_type)
@@ -109,6 +115,7 @@ fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<C
     let payload: serde_json::Value = serde_json::from_str(&text)
         .context("the payload is not JSON")
         .or_bad_input()?;
+    let target = target(bus, descriptor.name, &payload, submission.target)?;
     let dedupe_scope = match (descriptor.dedupe, submission.destination) {
         (Some(ops_core::contract::DedupeKind::Egress), Some(destination)) => DedupeScope::Egress {
             destination: destination.to_owned(),
@@ -119,7 +126,7 @@ fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<C
             descriptor.name
         ))),
         (Some(ops_core::contract::DedupeKind::Command), _) => DedupeScope::Command {
-            aggregate_ref: submission.target.to_owned(),
+            aggregate_ref: target.clone(),
         },
         (other, _) => anyhow::bail!(BadInput(format!(
             "`{}` deduplicates by {other:?} scope, which only its connector gives",
@@ -129,10 +136,10 @@ fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<C
     let requested_at = Timestamp::now();
     let action = format!(
         "ops-host commands submit {} {} {requested_at}",
-        descriptor.name, submission.target
+        descriptor.name, target
     );
     let request = CommandRequest {
-        target_ref: submission.target.to_owned(),
+        target_ref: target,
         dedupe_scope,
         correlation_id: CorrelationId::of(&action)?,
         causation: Causation::UserAction(UserActionId::of(&action)?),
@@ -151,4 +158,36 @@ fn envelope(store: &EventStore, submission: &Submission<'_>) -> anyhow::Result<C
         request,
     )
     .map_err(|error| anyhow::Error::new(BadInput(format!("{error}"))))
+}
+
+/// What the command acts on: what its payload names (a `--target` that disagrees is bad
+/// input), else the operator's `--target`, which must name something.
+fn target(
+    bus: &CommandBus,
+    command_type: &str,
+    payload: &serde_json::Value,
+    given: Option<&str>,
+) -> anyhow::Result<String> {
+    let named = match bus.target_of(command_type, payload) {
+        Ok(named) => named,
+        Err(PieceError::Refused(reason)) => anyhow::bail!(BadInput(reason)),
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!("the handler of `{command_type}` could not read what it acts on")
+            });
+        }
+    };
+    match (named, given) {
+        (Some(named), Some(given)) if named != given => anyhow::bail!(BadInput(format!(
+            "`{command_type}` acts on `{named}` (its payload says so), not on `{given}`: leave out `--target`"
+        ))),
+        (Some(named), _) => Ok(named),
+        (None, Some(given)) if given.trim().is_empty() => anyhow::bail!(BadInput(format!(
+            "`--target` is empty: name what `{command_type}` acts on (such as `incident/INC-7`)"
+        ))),
+        (None, Some(given)) => Ok(given.to_owned()),
+        (None, None) => anyhow::bail!(BadInput(format!(
+            "`{command_type}`'s payload does not say what it acts on: give `--target`"
+        ))),
+    }
 }

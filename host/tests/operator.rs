@@ -300,13 +300,38 @@ fn story(host: &Host, dir: &Path) {
         &fences,
     );
 
-    // A SEV1 incident, and a page that no policy covers: it waits for an approval.
-    host.submit(
-        &ada,
-        "pack.incidents.incident.OpenIncident",
-        r#"{"incident_id": "INC-1", "service": {"system": "catalog", "id": "payments"}, "title": "Payouts stall", "severity": "sev1"}"#,
-        &["--target", "incident/INC-1"],
-    );
+    // A SEV1 incident, and a page that no policy covers: it waits for an approval. The
+    // incident's target is what its payload names; a `--target` that disagrees, or an
+    // empty one, is bad input and stores nothing.
+    let open_inc_1 = r#"{"incident_id": "INC-1", "service": {"system": "catalog", "id": "payments"}, "title": "Payouts stall", "severity": "sev1"}"#;
+    for (target, why) in [
+        ("incident/INC-2", "not on `incident/INC-2`"),
+        ("", "not on ``"),
+    ] {
+        let said = host.expect(
+            2,
+            &[
+                "commands",
+                "submit",
+                "pack.incidents.incident.OpenIncident",
+                "--payload",
+                open_inc_1,
+                "--target",
+                target,
+                "--by",
+                ADA,
+                "--capability",
+                &ada,
+            ],
+        );
+        assert!(
+            said.contains("acts on `incident/INC-1` (its payload says so)") && said.contains(why),
+            "{said}"
+        );
+    }
+    let types = host.expect(0, &["log", "types"]);
+    assert!(!types.contains("Command"), "{types}");
+    host.submit(&ada, "pack.incidents.incident.OpenIncident", open_inc_1, &[]);
     let page = host.submit(
         &ada,
         "pack.incidents.paging.PageResponder",

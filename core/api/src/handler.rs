@@ -160,6 +160,8 @@ pub trait DynHandler: Send + Sync {
     fn new_state(&self) -> KeptState;
     /// Folds one past event of the target into a state this handler made.
     fn apply(&self, state: &mut KeptState, event: &PastEvent);
+    /// What the command in `payload` acts on, when its payload says (`Handler::target`).
+    fn target_of(&self, payload: &Value) -> Result<Option<String>, String>;
     /// Decides on a state this handler made.
     fn decide(
         &self,
@@ -173,6 +175,16 @@ pub trait DynHandler: Send + Sync {
 
 /// The bus gives a handler only states it made itself.
 const OWN_STATE: &str = "a handler is given only states it made";
+
+/// Handler `H`'s command in `payload`, or why the payload is not one.
+fn command_of<H: Handler>(payload: &Value) -> Result<H::Command, String> {
+    serde_json::from_value(payload.clone()).map_err(|error| {
+        format!(
+            "the payload is not a `{}`: {error}",
+            <H::Command as crate::contract::Contract>::TYPE
+        )
+    })
+}
 
 impl<H: Handler> DynHandler for H {
     fn pack_id(&self) -> &'static str {
@@ -193,14 +205,16 @@ impl<H: Handler> DynHandler for H {
             .expect(OWN_STATE)
             .apply(event);
     }
+    fn target_of(&self, payload: &Value) -> Result<Option<String>, String> {
+        Ok(Handler::target(self, &command_of::<H>(payload)?))
+    }
     fn decide(
         &self,
         payload: &Value,
         target: &str,
         state: &KeptState,
     ) -> Result<Vec<TypedEvent>, String> {
-        let command: H::Command = serde_json::from_value(payload.clone())
-            .map_err(|error| format!("the payload is not a `{}`: {error}", self.command_type()))?;
+        let command = command_of::<H>(payload)?;
         if let Some(expected) = Handler::target(self, &command).filter(|t| t != target) {
             return Err(format!(
                 "`{}` acts on `{expected}` (its payload says so), not on `{target}`",

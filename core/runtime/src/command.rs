@@ -150,6 +150,20 @@ impl CommandBus {
         })
     }
 
+    /// What a command of `command_type` with `payload` acts on, when its handler reads it
+    /// from the payload (`Handler::target`); `None` when it does not, or no handler of
+    /// this bus takes the type. The handler is pack code: it runs where the store's does.
+    pub fn target_of(
+        &self,
+        command_type: &str,
+        payload: &Value,
+    ) -> Result<Option<String>, PieceError> {
+        match self.handlers.get(command_type) {
+            Some(handler) => self.store.pack_code().target_of(*handler, payload),
+            None => Ok(None),
+        }
+    }
+
     /// Decides `command` once, on the authority of `capability_id`. `expected` is the
     /// target version the caller saw, if it wants the command refused when it moved.
     pub async fn submit(

@@ -125,6 +125,10 @@ enum CallRef<'a> {
         to: i64,
         payload: &'a Value,
     },
+    Target {
+        command_type: &'a str,
+        payload: &'a Value,
+    },
     React {
         event_type: &'a str,
         command_type: &'a str,
@@ -396,6 +400,28 @@ impl PackCode {
             PackCode::InProcess => kept.state.is_some(),
             PackCode::Jailed(_) => kept.runner.is_some(),
         }
+    }
+
+    /// What the command in `payload` acts on, when its handler reads it from the payload.
+    pub fn target_of(
+        &self,
+        handler: &dyn DynHandler,
+        payload: &Value,
+    ) -> Result<Option<String>, PieceError> {
+        let target = match self {
+            PackCode::InProcess => caught(|| handler.target_of(payload))?,
+            PackCode::Jailed(jail) => blocking(|| {
+                let call = CallRef::Target {
+                    command_type: handler.command_type(),
+                    payload,
+                };
+                jail.one(handler.pack_id(), &call, |reply| match reply {
+                    Reply::Target(target) => Ok(target),
+                    other => Err(unexpected(other)),
+                })
+            })?,
+        };
+        target.map_err(PieceError::Refused)
     }
 
     /// The handler's decision on `payload` after folding `events` (the target's stream from

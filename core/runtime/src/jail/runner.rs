@@ -247,6 +247,13 @@ fn answer(
             held.states.insert(key, (to, state));
             write_frame(replies, &Reply::Decided(decided))
         }
+        Call::Target {
+            command_type,
+            payload,
+        } => match pieces.handlers.get(command_type.as_str()) {
+            Some(handler) => write_frame(replies, &Reply::Target(handler.target_of(&payload))),
+            None => write_frame(replies, &Reply::Unknown(command_type)),
+        },
         Call::React {
             event_type,
             command_type,

@@ -46,6 +46,11 @@ pub(crate) enum Call {
         to: i64,
         payload: Value,
     },
+    /// What the command in `payload` acts on, by its handler's reading of it.
+    Target {
+        command_type: String,
+        payload: Value,
+    },
     React {
         event_type: String,
         command_type: String,
@@ -131,6 +136,7 @@ pub(crate) enum Reply {
     /// The runner does not hold the state the call folds from: send the whole history.
     Stale,
     Decided(Result<Vec<StatedEvent>, String>),
+    Target(Result<Option<String>, String>),
     Reacted(Result<Vec<ProposedCommand>, String>),
     Interpreted(Result<Vec<StatedFact>, Drift>),
     Streams(Vec<String>),
