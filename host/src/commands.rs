@@ -61,6 +61,8 @@ pub(crate) fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<DbError>()
                 .is_some_and(DbError::is_bad_input)
+            // A command that writes, pointed at a store that cannot be written.
+            || ops_core_runtime::db::is_read_only(cause)
             // The reader of the output went away (`| head`): the invocation's fault.
             || cause
                 .downcast_ref::<std::io::Error>()
@@ -1089,7 +1091,7 @@ impl Storage {
                         self.data.display()
                     )));
                 }
-                Db::open_sqlite(&path).await?
+                Db::open_sqlite_existing(&path).await?
             }
         };
         let store = if create {

@@ -31,6 +31,7 @@ mod submit;
 pub mod webhook;
 mod worker;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -52,7 +53,12 @@ pub fn main(installed_packs: &[&str]) -> ExitCode {
         Ok(commands::Ended::Done) => ExitCode::SUCCESS,
         Ok(commands::Ended::Refused) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {}", message_of(&error));
+            let mut message = message_of(&error);
+            if error.chain().any(ops_core_runtime::db::is_read_only) {
+                message = format!("{message}: {}", ops_core_runtime::db::WRITES_TO_READ_ONLY);
+            }
+            // Not `eprintln!`, which panics when the reader of standard error went away too.
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::from(if commands::is_bad_input(&error) { 2 } else { 1 })
         }
     }

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/postgres.rs"]
+mod postgres;
+
 fn host(args: &[&str]) -> (bool, String) {
     let (code, text) = host_exit(args);
     (code == 0, text)
@@ -1209,4 +1212,121 @@ fn sigterm_during_a_slow_dispatch_ends_promptly_and_sends_nothing_twice() {
     let expected: Vec<String> = (300..312).map(|n| format!("T-{n}")).collect();
     assert_eq!(all, expected, "each effect sent once: {finished}");
     std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// `ops-host ARGS` with `dir` mounted read-only (in a mount namespace of its own, so the
+/// test needs no privilege and leaves no mount behind): the exit code and what it said.
+fn host_on_read_only(dir: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c"])
+        .arg(r#"mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@""#)
+        .arg(dir)
+        .arg(env!("CARGO_BIN_EXE_ops-host"))
+        .args(args)
+        .output()
+        .expect("unshare(1) runs the host in a mount namespace of its own");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// A store on a read-only filesystem is read by every command that only reads; a command
+/// that writes says the store is read-only (exit 2) and changes nothing. A write-ahead log
+/// with commits the file lacks is named instead of being read past.
+#[test]
+fn a_store_on_a_read_only_filesystem_is_read_and_writes_say_read_only() {
+    let data = std::env::temp_dir().join(format!("ops-host-read-only-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap();
+    let (code, text) = host_exit(&["demo", "--data", data_arg]);
+    assert_eq!(code, 0, "{text}");
+    let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
+    let (_, board) = host_exit(&["projections", "status", "--data", data_arg]);
+    let before = std::fs::read(data.join("ops.db")).unwrap();
+
+    let (code, read) = host_on_read_only(&data, &["log", "types", "--data", data_arg]);
+    assert_eq!((code, read.as_str()), (0, types.as_str()));
+    let (code, read) = host_on_read_only(&data, &["projections", "status", "--data", data_arg]);
+    assert_eq!((code, read.as_str()), (0, board.as_str()));
+    let (code, said) = host_on_read_only(&data, &["status", "--data", data_arg]);
+    assert!(said.contains("projections: 1 within"), "{code}: {said}");
+    for writes in [
+        &["run", "--ticks", "1", "--data", data_arg][..],
+        &[
+            "capabilities",
+            "grant",
+            "reader",
+            "--to",
+            "human:ada@example.com",
+            "--by",
+            "human:operator@example.com",
+            "--types",
+            "pack.incidents.*",
+            "--max-safety",
+            "read",
+            "--data",
+            data_arg,
+        ],
+    ] {
+        let (code, said) = host_on_read_only(&data, writes);
+        assert_eq!(code, 2, "{}: {said}", writes.join(" "));
+        assert!(
+            said.contains("the store is read-only") && said.matches("read-only (").count() == 1,
+            "{said}"
+        );
+    }
+    assert_eq!(std::fs::read(data.join("ops.db")).unwrap(), before);
+
+    std::fs::write(data.join("ops.db-wal"), b"commits not yet in the file").unwrap();
+    let (code, said) = host_on_read_only(&data, &["log", "types", "--data", data_arg]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("write-ahead log"), "{said}");
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// A PostgreSQL store the server keeps read-only (a standby, a read-only role) is read;
+/// a command that writes says the store is read-only (exit 2).
+#[test]
+fn a_postgres_store_the_server_keeps_read_only_is_read_and_writes_say_read_only() {
+    let schema = postgres::Schema::new("read_only");
+    let url = postgres::database_url();
+    let (code, text) = host_exit(&[
+        "run",
+        "--ticks",
+        "1",
+        "--releases",
+        "warn",
+        "--database",
+        &url,
+        "--schema",
+        &schema.name,
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let read_only_url = format!(
+        "{url}{}options=-c%20default_transaction_read_only%3Don",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    let (code, types) = host_exit(&[
+        "log",
+        "types",
+        "--database",
+        &read_only_url,
+        "--schema",
+        &schema.name,
+    ]);
+    assert_eq!(code, 0, "{types}");
+    assert!(types.contains("core."), "{types}");
+    let (code, said) = host_exit(&[
+        "run",
+        "--ticks",
+        "1",
+        "--releases",
+        "warn",
+        "--database",
+        &read_only_url,
+        "--schema",
+        &schema.name,
+    ]);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("the store is read-only"), "{said}");
 }

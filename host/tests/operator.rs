@@ -331,7 +331,12 @@ fn story(host: &Host, dir: &Path) {
     }
     let types = host.expect(0, &["log", "types"]);
     assert!(!types.contains("Command"), "{types}");
-    host.submit(&ada, "pack.incidents.incident.OpenIncident", open_inc_1, &[]);
+    host.submit(
+        &ada,
+        "pack.incidents.incident.OpenIncident",
+        open_inc_1,
+        &[],
+    );
     let page = host.submit(
         &ada,
         "pack.incidents.paging.PageResponder",

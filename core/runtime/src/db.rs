@@ -26,7 +26,16 @@ pub enum DbError {
     SchemaOnSqlite { schema: String, url: String },
     #[error("there is no store at {place}; this command only reads one, and creates none")]
     NoStore { place: String },
+    #[error("cannot open the SQLite database {place} to write: {WRITES_TO_READ_ONLY}")]
+    ReadOnly { place: String },
+    #[error(
+        "the store at {path} is read-only and its write-ahead log ({wal}) holds commits the file does not have yet; open it once where it can be written so they are checkpointed"
+    )]
+    ReadOnlyWithLog { path: String, wal: String },
 }
+
+/// What a command that writes is told of a store it cannot write.
+pub const WRITES_TO_READ_ONLY: &str = "the store is read-only (its filesystem, its file's permissions or its server say so) and this command writes to it; commands that only read (`status`, `log`, `projections status`, …) work on it";
 
 impl DbError {
     /// Whether the caller named something that is not there or not a store (a URL, a
@@ -34,6 +43,7 @@ impl DbError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             DbError::NoStore { .. }
+            | DbError::ReadOnly { .. }
             | DbError::Url { .. }
             | DbError::SchemaName { .. }
             | DbError::SchemaOnSqlite { .. } => true,
@@ -167,7 +177,16 @@ impl Db {
                 place: path.display().to_string(),
             });
         }
-        let options = SqliteConnectOptions::new()
+        let read_only = match writable(path) {
+            Writable::Yes | Writable::Missing => None,
+            Writable::No { filesystem } if existing == Existing::Required => Some(filesystem),
+            Writable::No { .. } => {
+                return Err(DbError::ReadOnly {
+                    place: path.display().to_string(),
+                });
+            }
+        };
+        let mut options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(existing == Existing::Create)
             .journal_mode(SqliteJournalMode::Wal)
@@ -176,6 +195,25 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        if let Some(filesystem) = read_only {
+            options = options.read_only(true);
+            // On a read-only filesystem SQLite cannot make the WAL index a reader needs;
+            // nobody can write there either, so the file is read as immutable, once no
+            // commit is left in a write-ahead log it would not see.
+            if filesystem {
+                let wal = path.with_extension(match path.extension() {
+                    Some(extension) => format!("{}-wal", extension.to_string_lossy()),
+                    None => "-wal".to_owned(),
+                });
+                if std::fs::metadata(&wal).is_ok_and(|wal| wal.len() > 0) {
+                    return Err(DbError::ReadOnlyWithLog {
+                        path: path.display().to_string(),
+                        wal: wal.display().to_string(),
+                    });
+                }
+                options = options.immutable(true);
+            }
+        }
         // Switching a new file to WAL takes a lock SQLite does not wait for (its busy
         // handler is not asked), so hosts opening one new file at once may find it locked:
         // they try again, for as long as the busy timeout would have waited.
@@ -205,6 +243,12 @@ impl Db {
             }
         };
         Ok(Db::Sqlite(pool))
+    }
+
+    /// A SQLite file that must exist already ([`DbError::NoStore`] otherwise); a file that
+    /// cannot be written is opened read-only, so commands that only read still work.
+    pub async fn open_sqlite_existing(path: &Path) -> Result<Self, DbError> {
+        Self::sqlite(path, Existing::Required).await
     }
 
     /// PostgreSQL at `url`; with `schema`, every connection works in that schema (created
@@ -442,6 +486,43 @@ mod tests {
             PgConnectOptions::from_str("postgres://ops@db.example/ops?sslmode=verify-full")
                 .expect("a URL");
         assert_eq!(ssl_mode_name(options.get_ssl_mode()), "verify-full");
+    }
+}
+
+/// Whether a store's file can be written.
+enum Writable {
+    Yes,
+    Missing,
+    /// Its permissions, or its whole filesystem (`filesystem`), say no.
+    No {
+        filesystem: bool,
+    },
+}
+
+/// Asks the kernel by opening the file for writing (which changes nothing): its answer
+/// covers permissions, a read-only mount and root's exemptions alike.
+fn writable(path: &Path) -> Writable {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Writable::Yes,
+        Err(error) => match error.kind() {
+            std::io::ErrorKind::ReadOnlyFilesystem => Writable::No { filesystem: true },
+            std::io::ErrorKind::PermissionDenied => Writable::No { filesystem: false },
+            // Missing, or a folder: opening says what it is.
+            _ => Writable::Missing,
+        },
+    }
+}
+
+/// Whether `error` says the store refused a write because it is read-only (SQLite's
+/// `SQLITE_READONLY` and its extended codes, PostgreSQL's `read_only_sql_transaction`).
+pub fn is_read_only(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(database)) => match database.code().as_deref() {
+            Some("25006") => true,
+            Some(code) => code.parse::<u32>().is_ok_and(|code| code & 0xff == 8),
+            None => false,
+        },
+        _ => false,
     }
 }
 
