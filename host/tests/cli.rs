@@ -1330,3 +1330,143 @@ fn a_postgres_store_the_server_keeps_read_only_is_read_and_writes_say_read_only(
     assert_eq!(code, 2, "{said}");
     assert!(said.contains("the store is read-only"), "{said}");
 }
+
+/// How many events of `event_type` `ops-host log types` counted in `types`.
+fn events_of(types: &str, event_type: &str) -> usize {
+    types
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{event_type} ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map_or(0, |count| count.parse().unwrap())
+}
+
+/// Waits up to a minute for `done`; whether it came.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// A worker whose disk fills up fails its jobs while it is full, loses nothing, and works
+/// again at its next tick once there is room: no restart. The store lives on a small
+/// filesystem of the worker's own (a tmpfs in a mount namespace of its own, which the test
+/// reads by entering it), filled to the last byte by the test while tickets keep arriving.
+#[test]
+fn a_full_disk_heals_without_a_restart() {
+    let root = std::env::temp_dir().join(format!("ops-host-full-disk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let source = root.join("source");
+    let small = root.join("small");
+    std::fs::create_dir_all(source.join("tickets")).unwrap();
+    std::fs::create_dir_all(&small).unwrap();
+    let tickets = |from: u32, to: u32| -> String {
+        (from..to)
+            .map(|n| {
+                format!(
+                    r#"{{"seq": {n}, "op": "create", "id": "T-{n}", "at": "2026-11-20T09:00:00Z", "service": "payments", "title": "ticket {n} {}", "severity": "sev3"}}"#,
+                    "x".repeat(200)
+                ) + "\n"
+            })
+            .collect()
+    };
+    std::fs::write(source.join("tickets/0001.jsonl"), tickets(1, 21)).unwrap();
+    let data = small.join("data");
+    let data_arg = data.to_str().unwrap();
+    let said = root.join("worker.out");
+    let worker = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=6m tmpfs "$0" && exec "$@""#)
+        .arg(&small)
+        .arg(env!("CARGO_BIN_EXE_ops-host"))
+        .args([
+            "run",
+            "--ticks",
+            "100000",
+            "--interval-ms",
+            "20",
+            "--releases",
+            "warn",
+        ])
+        .args(["--data", data_arg])
+        .arg("--source")
+        .arg(format!("tickets={}", source.display()))
+        .stdout(std::fs::File::create(&said).unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare(1) runs the worker in a mount namespace of its own");
+    let pid = worker.id().to_string();
+    // `ops-host ARGS` where the worker's small filesystem is mounted.
+    let beside_worker = |args: &[&str]| -> String {
+        let output = Command::new("nsenter")
+            .args([
+                "--target",
+                &pid,
+                "--user",
+                "--mount",
+                "--preserve-credentials",
+            ])
+            .arg(env!("CARGO_BIN_EXE_ops-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let opened = |beside_worker: &dyn Fn(&[&str]) -> String| {
+        events_of(
+            &beside_worker(&["log", "types", "--data", data_arg]),
+            "pack.incidents.incident.IncidentOpened",
+        )
+    };
+    assert!(eventually(|| opened(&beside_worker) == 20));
+
+    // Fill the filesystem to the last byte (through the worker's view of it), then more
+    // tickets arrive.
+    let seen = PathBuf::from(format!("/proc/{pid}/root")).join(small.strip_prefix("/").unwrap());
+    let mut filler = std::fs::File::create(seen.join("filler")).unwrap();
+    for size in [64 << 10, 512, 1] {
+        let block = vec![0u8; size];
+        loop {
+            match std::io::Write::write_all(&mut filler, &block) {
+                Ok(()) => {}
+                Err(error) if error.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(error) => panic!("filling the disk: {error}"),
+            }
+        }
+    }
+    std::fs::write(source.join("tickets/0002.jsonl"), tickets(21, 61)).unwrap();
+    assert!(eventually(|| {
+        std::fs::read_to_string(&said)
+            .unwrap()
+            .contains("database or disk is full")
+    }));
+    assert!(opened(&beside_worker) < 60);
+
+    // Room again: the same worker takes every ticket, each once.
+    drop(filler);
+    std::fs::remove_file(seen.join("filler")).unwrap();
+    assert!(
+        eventually(|| opened(&beside_worker) == 60),
+        "{} of 60 tickets",
+        opened(&beside_worker)
+    );
+    let board = beside_worker(&["projections", "status", "--data", data_arg]);
+    assert!(board.contains("60 applied"), "{board}");
+    let status = beside_worker(&["status", "--data", data_arg]);
+    assert!(status.contains("jobs: 0 failing"), "{status}");
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let ended = worker.wait_with_output().unwrap();
+    assert_eq!(
+        ended.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,7 +1,8 @@
 //! Jobs that keep failing, as the log records them (`core.JobFailing`, `core.JobRecovered`):
 //! a worker counts each job's failures in a row ([`JobHealth`]) and records a change once,
-//! when the count reaches [`FAILING_AFTER`] and when the job works again; `status` reads
-//! which jobs are failing now.
+//! when the count reaches [`FAILING_AFTER`] (or at the first failure after that whose record
+//! could be written: a full disk refuses it too) and when a job recorded failing works
+//! again; `status` reads which jobs are failing now.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +21,14 @@ pub const FAILING_AFTER: u32 = 3;
 /// One worker's count of each job's failures in a row.
 #[derive(Debug, Default)]
 pub struct JobHealth {
-    in_a_row: BTreeMap<String, u32>,
+    in_a_row: BTreeMap<String, Streak>,
+}
+
+#[derive(Debug, Default)]
+struct Streak {
+    failures: u32,
+    /// Whether the log says the job is failing.
+    recorded: bool,
 }
 
 impl JobHealth {
@@ -31,7 +39,13 @@ impl JobHealth {
             in_a_row: failing(store)
                 .await?
                 .into_keys()
-                .map(|job| (job, FAILING_AFTER))
+                .map(|job| {
+                    let streak = Streak {
+                        failures: FAILING_AFTER,
+                        recorded: true,
+                    };
+                    (job, streak)
+                })
                 .collect(),
         })
     }
@@ -47,7 +61,7 @@ impl JobHealth {
     ) -> Result<Option<EventEnvelope>, AppendError> {
         match outcome {
             Ok(()) => match self.in_a_row.remove(job) {
-                Some(failures) if failures >= FAILING_AFTER => {
+                Some(streak) if streak.recorded => {
                     let recovered = JobRecovered {
                         worker: worker.to_owned(),
                         job: job.to_owned(),
@@ -57,18 +71,20 @@ impl JobHealth {
                 _ => Ok(None),
             },
             Err(error) => {
-                let failures = self.in_a_row.entry(job.to_owned()).or_default();
-                *failures += 1;
-                if *failures != FAILING_AFTER {
+                let streak = self.in_a_row.entry(job.to_owned()).or_default();
+                streak.failures += 1;
+                if streak.recorded || streak.failures < FAILING_AFTER {
                     return Ok(None);
                 }
                 let failing = JobFailing {
                     worker: worker.to_owned(),
                     job: job.to_owned(),
-                    failures: *failures,
+                    failures: streak.failures,
                     error: error.to_owned(),
                 };
-                record(store, worker, job, &failing).await.map(Some)
+                let recorded = record(store, worker, job, &failing).await?;
+                streak.recorded = true;
+                Ok(Some(recorded))
             }
         }
     }
