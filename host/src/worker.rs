@@ -230,7 +230,7 @@ pub async fn run(
                 && store_is_unusable(error)
             {
                 // Nothing this worker does can work on a store that is not a database.
-                return Err(anyhow::anyhow!("{error:#}")
+                return Err(anyhow::anyhow!(crate::message_of(error))
                     .context("the store is damaged; the worker stopped"));
             }
             let error = ended.as_ref().err().map(crate::message_of);

@@ -1081,13 +1081,27 @@ fn a_worker_on_a_damaged_store_stops_with_an_error() {
     let data_arg = data.to_str().unwrap();
     let (code, text) = host_exit(&["demo", "--data", data_arg]);
     assert_eq!(code, 0, "{text}");
-    // A page the worker's first jobs read (the reactions' cursors), overwritten.
+    // The root page of the projections' table (which the worker's first jobs read, and
+    // opening the store does not), overwritten.
+    let root_page: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite://{}", data.join("ops.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let page = sqlx::query_scalar(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'core_projections'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        page
+    });
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .open(data.join("ops.db"))
         .unwrap();
-    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(5 * 4096 + 100)).unwrap();
-    std::io::Write::write_all(&mut file, &[0xff; 3000]).unwrap();
+    let page_start = (root_page as u64 - 1) * 4096;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(page_start)).unwrap();
+    std::io::Write::write_all(&mut file, &[0xff; 4096]).unwrap();
     drop(file);
     let (code, said) = host_exit(&[
         "run",
@@ -1101,7 +1115,15 @@ fn a_worker_on_a_damaged_store_stops_with_an_error() {
         "warn",
     ]);
     assert_eq!(code, 1, "{said}");
-    assert!(said.contains("database disk image is malformed"), "{said}");
+    assert!(
+        said.contains("the store is damaged; the worker stopped"),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("database disk image is malformed").count(),
+        1,
+        "{said}"
+    );
     let _ = std::fs::remove_dir_all(&data);
 }
 
