@@ -66,7 +66,9 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{text}"
     );
     assert!(
-        text.contains("open_by_service/catalogue/payments [\"T-100\",\"T-102\"]"),
+        text.contains("open/[\"catalogue/payments\",\"T-100\"] {")
+            && text.contains("open/[\"catalogue/payments\",\"T-102\"] {")
+            && text.matches("open/[").count() == 2,
         "{text}"
     );
     // The SEV1 incident T-100 reaches the on-call once, through the gateway, with a receipt.
@@ -127,7 +129,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     let (ok, status) = host(&["projections", "status", "--data", data_arg]);
     assert!(ok, "{status}");
     assert!(
-        status.contains("pack:incidents/incident_board v2: lag ")
+        status.contains("pack:incidents/incident_board v3: lag ")
             && status.contains("ms of 5000 ms allowed (fresh)"),
         "{status}"
     );
@@ -263,7 +265,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     );
     assert!(
         status.contains("projections: 0 within their freshness objective, 1 over it")
-            && status.contains("SLO VIOLATED pack:incidents/incident_board v2: lag "),
+            && status.contains("SLO VIOLATED pack:incidents/incident_board v3: lag "),
         "{status}"
     );
     std::fs::remove_dir_all(&data).unwrap();

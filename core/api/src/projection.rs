@@ -321,7 +321,9 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Table<V> {
 #[derive(Clone, Debug, Default)]
 pub struct State {
     rows: BTreeMap<Key, Value>,
-    changed: BTreeMap<Key, bool>,
+    /// Each row changed since the last [`State::take_changes`], with what it was then (as
+    /// stored): a row changed back to it is no change to store.
+    changed: BTreeMap<Key, Option<Value>>,
     /// While an event is applied: how to undo what it did, newest last.
     undo: Option<Vec<Undo>>,
     /// Which rows these are: a number no other rows of this process had, taken anew with
@@ -345,7 +347,7 @@ fn next_revision() -> u64 {
 type Key = (String, String);
 
 /// A row and its change mark as they were before a change.
-type Undo = (Key, Option<Value>, Option<bool>);
+type Undo = (Key, Option<Value>, Option<Option<Value>>);
 
 /// A row, `(table, key)`, and its document before a change (`None`: it did not exist).
 pub type RowBefore = ((String, String), Option<Value>);
@@ -376,7 +378,7 @@ impl State {
         let id = (table.to_owned(), key.to_owned());
         self.remember(&id);
         self.revision = next_revision();
-        self.changed.insert(id.clone(), true);
+        self.mark_changed(&id);
         self.rows.insert(id, document);
     }
 
@@ -385,8 +387,15 @@ impl State {
         if self.rows.contains_key(&id) {
             self.remember(&id);
             self.revision = next_revision();
+            self.mark_changed(&id);
             self.rows.remove(&id);
-            self.changed.insert(id, false);
+        }
+    }
+
+    /// Keeps what `id` was as stored, at its first change since the last take.
+    fn mark_changed(&mut self, id: &Key) {
+        if !self.changed.contains_key(id) {
+            self.changed.insert(id.clone(), self.rows.get(id).cloned());
         }
     }
 
@@ -395,7 +404,7 @@ impl State {
             undo.push((
                 id.clone(),
                 self.rows.get(id).cloned(),
-                self.changed.get(id).copied(),
+                self.changed.get(id).cloned(),
             ));
         }
     }
@@ -471,13 +480,14 @@ impl State {
     }
 
     /// Rows written (`Some`) or deleted (`None`) since the last call, for the runtime to
-    /// store with the checkpoint.
+    /// store with the checkpoint: only those that differ from what they were then (a late
+    /// event's rewind puts most rows back as they were).
     pub fn take_changes(&mut self) -> Vec<((String, String), Option<Value>)> {
         std::mem::take(&mut self.changed)
             .into_iter()
-            .map(|(id, written)| {
-                let value = written.then(|| self.rows.get(&id).cloned()).flatten();
-                (id, value)
+            .filter_map(|(id, stored)| {
+                let now = self.rows.get(&id);
+                (now != stored.as_ref()).then(|| (id, now.cloned()))
             })
             .collect()
     }
@@ -504,12 +514,10 @@ mod tests {
         state.put("open", "a", json!(3));
         state.delete("open", "b");
         state.delete("open", "missing");
+        // `b` came and went between two takes: nothing of it to store.
         assert_eq!(
             state.take_changes(),
-            vec![
-                (("open".into(), "a".into()), Some(json!(3))),
-                (("open".into(), "b".into()), None)
-            ]
+            vec![(("open".into(), "a".into()), Some(json!(3)))]
         );
         assert!(state.take_changes().is_empty());
         assert_eq!(
@@ -517,6 +525,35 @@ mod tests {
             vec![("a", &json!(3))]
         );
         assert_eq!(state.table("other").count(), 0);
+        state.delete("open", "a");
+        assert_eq!(
+            state.take_changes(),
+            vec![(("open".into(), "a".into()), None)]
+        );
+    }
+
+    /// A late event's rewind undoes rows and applies events again: rows that end as they
+    /// were stored are no change, the others are.
+    #[test]
+    fn rows_changed_back_to_what_was_stored_are_no_change() {
+        let mut state = State::from_rows(BTreeMap::from([
+            (("open".into(), "a".into()), json!(1)),
+            (("open".into(), "b".into()), json!(2)),
+        ]));
+        state.savepoint();
+        state.put("open", "a", json!(10));
+        state.delete("open", "b");
+        state.put("open", "c", json!(3));
+        let before = state.release_with_undo();
+        state.undo(before);
+        assert!(state.take_changes().is_empty());
+        state.put("open", "a", json!(10));
+        state.put("open", "a", json!(1));
+        state.put("open", "b", json!(20));
+        assert_eq!(
+            state.take_changes(),
+            vec![(("open".into(), "b".into()), Some(json!(20)))]
+        );
     }
 
     #[test]

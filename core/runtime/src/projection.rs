@@ -924,7 +924,15 @@ impl ProjectionRunner {
         &mut self,
         previous: Option<u32>,
     ) -> Result<(), ProjectionRunError> {
-        let changes = self.state.take_changes();
+        // The table is emptied first (a crashed or overtaken build may have left rows), so
+        // every row is written, not only those that differ from what was loaded.
+        self.state.take_changes();
+        let changes: Vec<_> = self
+            .state
+            .rows()
+            .iter()
+            .map(|(id, row)| (id.clone(), Some(row.clone())))
+            .collect();
         let old_table = previous
             .filter(|old| *old != self.projection.version())
             .map(|old| state_table(self.projection.pack_id(), self.projection.name(), old));

@@ -10,18 +10,20 @@ use serde_json::{Value, json};
 use crate::IncidentsPack;
 
 /// Rows: `incidents/<id>` (service, title, severity, status, opened/acknowledged/resolved
-/// times, who acknowledged it, by id and name, `time_to_acknowledge_ms`) and `open_by_service/<system>/<id>` (open incident ids,
-/// sorted).
+/// times, who acknowledged it, by id and name, `time_to_acknowledge_ms`) and one
+/// `open/["<system>/<id>","<incident id>"]` per open incident (its service and id), so an
+/// event changes a row or two however many incidents a service has open.
 pub struct IncidentBoard;
 
 const INCIDENTS: &str = "incidents";
-const OPEN_BY_SERVICE: &str = "open_by_service";
+const OPEN: &str = "open";
 
 impl Projection for IncidentBoard {
     type Pack = IncidentsPack;
     const NAME: &'static str = "incident_board";
     // v2: the acknowledger's name, which erasure of that person turns into `[shredded]`.
-    const VERSION: u32 = 2;
+    // v3: a row per open incident instead of one list per service.
+    const VERSION: u32 = 3;
 
     const EVENTS: &'static [EventType] = &[
         EventType::of::<IncidentOpened>(),
@@ -99,31 +101,29 @@ fn known(state: &State, incident_id: &str, what: &str) -> Result<Value, String> 
 }
 
 fn set_open(state: &mut State, service: &str, incident_id: &str, open: bool) {
-    let mut ids: Vec<String> = state
-        .get(OPEN_BY_SERVICE, service)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    ids.retain(|id| id != incident_id);
+    let key = serde_json::to_string(&(service, incident_id)).expect("strings are JSON");
     if open {
-        ids.push(incident_id.to_owned());
-        ids.sort();
-    }
-    if ids.is_empty() {
-        state.delete(OPEN_BY_SERVICE, service);
+        let row = json!({"service": service, "incident_id": incident_id});
+        state.put(OPEN, &key, row);
     } else {
-        state.put(OPEN_BY_SERVICE, service, json!(ids));
+        state.delete(OPEN, &key);
     }
 }
 
-/// Open incident ids per service, from a board's state.
+/// Open incident ids per service (services and ids sorted), from a board's state.
 pub fn open_by_service(state: &State) -> Vec<(String, Vec<String>)> {
-    state
-        .table(OPEN_BY_SERVICE)
-        .map(|(service, ids)| {
-            let ids = serde_json::from_value(ids.clone()).unwrap_or_default();
-            (service.to_owned(), ids)
-        })
-        .collect()
+    let mut by_service = BTreeMap::<String, Vec<String>>::new();
+    for (_, row) in state.table(OPEN) {
+        let text = |field: &str| row[field].as_str().unwrap_or_default().to_owned();
+        by_service
+            .entry(text("service"))
+            .or_default()
+            .push(text("incident_id"));
+    }
+    for ids in by_service.values_mut() {
+        ids.sort();
+    }
+    by_service.into_iter().collect()
 }
 
 /// Time to acknowledge of every acknowledged incident, in milliseconds.

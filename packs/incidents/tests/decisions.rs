@@ -108,7 +108,12 @@ fn the_board_shows_open_incidents_by_service_and_who_acknowledged() {
     assert_eq!(row["status"], "acknowledged");
     assert_eq!(row["acknowledged_by_name"], "Ada Responder");
     assert_eq!(
-        board.row("open_by_service", "catalog/payments"),
-        Some(&ops_core::prelude::json!(["INC-1", "INC-2"]))
+        board.row("open", r#"["catalog/payments","INC-1"]"#),
+        Some(&ops_core::prelude::json!({"service": "catalog/payments", "incident_id": "INC-1"}))
+    );
+    assert!(
+        board
+            .row("open", r#"["catalog/payments","INC-2"]"#)
+            .is_some()
     );
 }
