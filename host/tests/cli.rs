@@ -491,10 +491,16 @@ fn unknown_commands_are_usage_errors() {
 
 /// The exit code and what was printed.
 fn host_exit(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
-        .args(args)
-        .output()
-        .unwrap();
+    said(
+        Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// A finished process's exit code (-1 for a signal) and what it printed, out then err.
+fn said(output: std::process::Output) -> (i32, String) {
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), text)
@@ -1249,9 +1255,7 @@ fn host_on_read_only(dir: &Path, args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .expect("unshare(1) runs the host in a mount namespace of its own");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), text)
+    said(output)
 }
 
 /// A store on a read-only filesystem is read by every command that only reads; a command
@@ -1401,7 +1405,7 @@ fn a_full_disk_heals_without_a_restart() {
     std::fs::write(source.join("tickets/0001.jsonl"), tickets(1, 21)).unwrap();
     let data = small.join("data");
     let data_arg = data.to_str().unwrap();
-    let said = root.join("worker.out");
+    let worker_out = root.join("worker.out");
     let worker = Command::new("unshare")
         .args(["--map-root-user", "--mount", "sh", "-c"])
         .arg(r#"mount -t tmpfs -o size=6m tmpfs "$0" && exec "$@""#)
@@ -1419,7 +1423,7 @@ fn a_full_disk_heals_without_a_restart() {
         .args(["--data", data_arg])
         .arg("--source")
         .arg(format!("tickets={}", source.display()))
-        .stdout(std::fs::File::create(&said).unwrap())
+        .stdout(std::fs::File::create(&worker_out).unwrap())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("unshare(1) runs the worker in a mount namespace of its own");
@@ -1438,8 +1442,7 @@ fn a_full_disk_heals_without_a_restart() {
             .args(args)
             .output()
             .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr)
+        said(output).1
     };
     let opened = |beside_worker: &dyn Fn(&[&str]) -> String| {
         events_of(
@@ -1465,7 +1468,7 @@ fn a_full_disk_heals_without_a_restart() {
     }
     std::fs::write(source.join("tickets/0002.jsonl"), tickets(21, 61)).unwrap();
     assert!(eventually(|| {
-        std::fs::read_to_string(&said)
+        std::fs::read_to_string(&worker_out)
             .unwrap()
             .contains("database or disk is full")
     }));
