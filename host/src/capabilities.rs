@@ -67,9 +67,50 @@ pub fn parse_capability(text: &str) -> anyhow::Result<CapabilityId> {
         .or_bad_input()
 }
 
-/// The id of the capability an operator named `name` (`capabilities grant NAME`).
-pub fn named(name: &str) -> anyhow::Result<CapabilityId> {
-    Ok(CapabilityId::of(&("ops-host capability", name))?)
+/// The id of the `n`th grant of the name `name` (the first is 1). A name is granted again
+/// under a new id once its last grant ended (revoked or expired): an ended name never
+/// blocks a new grant, and whatever acts on the name moves to the new one.
+fn nth_named(name: &str, n: u32) -> anyhow::Result<CapabilityId> {
+    Ok(if n <= 1 {
+        CapabilityId::of(&("ops-host capability", name))?
+    } else {
+        CapabilityId::of(&("ops-host capability", name, n))?
+    })
+}
+
+/// What the name `name` (`capabilities grant NAME`) stands for now.
+pub struct Named {
+    /// Its latest grant (live or ended), or the id its first grant will take.
+    pub id: CapabilityId,
+    /// The id a new grant of the name takes: its latest's while that is live (so the
+    /// runtime refuses it as existing), the next one once it ended.
+    pub next_grant: CapabilityId,
+}
+
+/// The capability an operator named `name`, as the log has it now.
+pub fn named(capabilities: &Capabilities, name: &str) -> anyhow::Result<Named> {
+    let now = Timestamp::now();
+    let mut n = 1;
+    let mut latest = None;
+    loop {
+        let id = nth_named(name, n)?;
+        match capabilities.ended_at(id, now) {
+            Some(ended) => latest = Some((id, ended)),
+            None => break,
+        }
+        n += 1;
+    }
+    Ok(match latest {
+        None => Named {
+            id: nth_named(name, 1)?,
+            next_grant: nth_named(name, 1)?,
+        },
+        Some((id, false)) => Named { id, next_grant: id },
+        Some((id, true)) => Named {
+            id,
+            next_grant: nth_named(name, n)?,
+        },
+    })
 }
 
 fn selector(names: &[String], empty: Selector) -> Selector {
@@ -120,7 +161,7 @@ pub async fn grant(
 ) -> anyhow::Result<Ended> {
     let now = Timestamp::now();
     let granted = CapabilityGranted {
-        capability_id: named(grant.name)?,
+        capability_id: named(capabilities, grant.name)?.next_grant,
         holder: parse_actor(grant.to)?,
         issuer: parse_actor(grant.by)?,
         scope: grant.scope.scope()?,

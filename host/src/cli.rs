@@ -23,6 +23,12 @@ pub(crate) struct Cli {
     /// memory limit), where it cannot: `status` and every fault receipt say so.
     #[arg(long, global = true)]
     pub unjailed: bool,
+    /// `enforce`: every verb that runs pack code (`run`, `connectors sync`, `commands
+    /// submit`, `projections rebuild`, `reconcile`, `quarantine retry`, `sagas unwind`)
+    /// refuses while a pack, contract module or tool this binary links is not the active,
+    /// signed release (`ops-host releases list`); `warn`: says so and runs.
+    #[arg(long, global = true, value_enum, default_value = "enforce")]
+    pub releases: ReleaseMode,
 }
 
 #[derive(Subcommand)]
@@ -113,11 +119,6 @@ pub(crate) enum Command {
         /// (default: host name, process id and start time).
         #[arg(long)]
         worker_id: Option<String>,
-        /// `enforce`: refuse to start while a pack, contract module or tool this binary
-        /// links is not the active, signed release (`ops-host releases list`); `warn`: say
-        /// so and run.
-        #[arg(long, value_enum, default_value = "enforce")]
-        releases: ReleaseMode,
         #[command(flatten)]
         storage: Storage,
     },
@@ -173,9 +174,10 @@ pub(crate) enum Command {
         projections_days: u32,
         #[arg(long, default_value_t = RetentionPolicy::default().receipts_days)]
         receipts_days: u32,
-        /// Who applies it: `human:ID`, `service:ID` or `agent:ID`.
-        #[arg(long, default_value = "service:ops-host")]
-        actor: String,
+        /// Who applies it, on which capability: it must allow recording
+        /// `core.RetentionApplied` (a denial is receipted and removes nothing, exit 1).
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         storage: Storage,
     },
@@ -224,7 +226,7 @@ pub(crate) struct Storage {
     pub keys: Option<PathBuf>,
 }
 
-/// Whether `run` requires what it links to be the active releases.
+/// Whether verbs that run pack code require what the binary links to be the active releases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ReleaseMode {
     Enforce,
@@ -516,9 +518,6 @@ pub(crate) enum ConnectorsCommand {
         id: String,
         #[arg(long, value_name = "DIR")]
         source: PathBuf,
-        /// As `run --releases`: the connector is pack code, run only as an active release.
-        #[arg(long, value_enum, default_value = "enforce")]
-        releases: ReleaseMode,
         #[command(flatten)]
         storage: Storage,
     },

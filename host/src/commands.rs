@@ -13,7 +13,8 @@ use ops_core_runtime::store::EventStore;
 use crate::cli::{
     CapabilitiesCommand, Command, CommandsCommand, ConfigCommand, ConfigFile, ConnectorsCommand,
     EffectsCommand, Format, LogCommand, PacksCommand, ProjectionsCommand, QuarantineCommand,
-    RegistryCommand, ReleasesCommand, SagasCommand, SecretsCommand, Storage, SubjectsCommand,
+    RegistryCommand, ReleaseMode, ReleasesCommand, SagasCommand, SecretsCommand, Storage,
+    SubjectsCommand,
 };
 use crate::config::Config;
 use crate::{
@@ -80,6 +81,7 @@ pub(crate) fn run(
     command: Command,
     registry: &'static Registry,
     installed_packs: &[&str],
+    releases: ReleaseMode,
 ) -> anyhow::Result<Ended> {
     match command {
         Command::Demo { data } => demo(registry, installed_packs, &data),
@@ -101,7 +103,7 @@ pub(crate) fn run(
                     projection,
                     storage,
                 },
-        } => block_on(projections_rebuild(registry, projection, storage)),
+        } => block_on(projections_rebuild(registry, projection, storage, releases)),
         Command::Sagas { command } => block_on(async move {
             let out = &mut std::io::stdout().lock();
             match command {
@@ -110,7 +112,13 @@ pub(crate) fn run(
                     Ok(Ended::Done)
                 }
                 SagasCommand::Unwind { acting, storage } => {
-                    sagas::unwind(&storage.store(registry).await?, &acting, out).await
+                    let Some(store) = storage
+                        .pack_code_store(registry, Open::Existing, releases, out)
+                        .await?
+                    else {
+                        return Ok(Ended::Refused);
+                    };
+                    sagas::unwind(&store, &acting, out).await
                 }
             }
         }),
@@ -197,7 +205,13 @@ pub(crate) fn run(
                     storage,
                 },
         } => block_on(async move {
-            let store = storage.store(registry).await?;
+            let out = &mut std::io::stdout().lock();
+            let Some(store) = storage
+                .pack_code_store(registry, Open::Existing, releases, out)
+                .await?
+            else {
+                return Ok(Ended::Refused);
+            };
             let submission = submit::Submission {
                 command_type: &command_type,
                 payload: &payload,
@@ -207,22 +221,24 @@ pub(crate) fn run(
                 expect_version,
                 acting: &acting,
             };
-            submit::submit(&store, submission, &mut std::io::stdout().lock()).await
+            submit::submit(&store, submission, out).await
         }),
         Command::Policies { command } => block_on(async move {
             let (storage, config, capability) = command.place();
             let config = storage.config(config)?;
             let store = storage.store(registry).await?;
-            let checked = capability.map(capabilities::parse_capability).transpose()?;
+            let authority = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+            let checked = match capability {
+                Some(capability) => capabilities::parse_capability(capability)?,
+                None => capabilities::named(&authority, "host/policies")?.id,
+            };
             let policies = ops_core_runtime::governance::Policies::load(
                 store.clone(),
                 config.trust(registry)?,
-                checked.unwrap_or(capabilities::named("host/policies")?),
+                checked,
             )
             .await?
-            .checked_by(std::sync::Arc::new(
-                ops_core_runtime::capability::Capabilities::load(store).await?,
-            ));
+            .checked_by(std::sync::Arc::new(authority));
             policies::run(&policies, command, &mut std::io::stdout().lock()).await
         }),
         Command::Secrets { command } => block_on(async move {
@@ -332,7 +348,6 @@ pub(crate) fn run(
             config,
             lease_ms,
             worker_id,
-            releases: release_mode,
             storage,
         } => block_on(async move {
             let options = worker::WorkerOptions {
@@ -351,6 +366,7 @@ pub(crate) fn run(
                     Some(path) => Config::load(path)?,
                     None => Config::default(),
                 },
+                config: config.clone(),
                 lease: std::time::Duration::from_millis(lease_ms),
                 worker_id: worker_id.unwrap_or_else(worker::default_worker_id),
                 secrets: None,
@@ -361,11 +377,13 @@ pub(crate) fn run(
             };
             crate::jailing::set_limits(options.fences.pack_limits());
             crate::jailing::check()?;
-            let store = storage.working_store(registry).await?;
             let out = &mut std::io::stdout().lock();
-            if !releases::may_run(&store, release_mode, out).await? {
+            let Some(store) = storage
+                .pack_code_store(registry, Open::Working, releases, out)
+                .await?
+            else {
                 return Ok(Ended::Refused);
-            }
+            };
             worker::run(store, options, out).await?;
             Ok(Ended::Done)
         }),
@@ -406,8 +424,14 @@ pub(crate) fn run(
         Command::Quarantine {
             command: QuarantineCommand::Retry { origin, storage },
         } => block_on(async move {
-            let store = storage.store(registry).await?;
-            effects::retry_quarantine(&store, &origin, &mut std::io::stdout().lock()).await
+            let out = &mut std::io::stdout().lock();
+            let Some(store) = storage
+                .pack_code_store(registry, Open::Existing, releases, out)
+                .await?
+            else {
+                return Ok(Ended::Refused);
+            };
+            effects::retry_quarantine(&store, &origin, out).await
         }),
         Command::Config {
             command: ConfigCommand::Check { config },
@@ -455,7 +479,7 @@ pub(crate) fn run(
             artifacts_days,
             projections_days,
             receipts_days,
-            actor,
+            acting,
             storage,
         } => block_on(async move {
             let policy = RetentionPolicy {
@@ -463,18 +487,23 @@ pub(crate) fn run(
                 projections_days,
                 receipts_days,
             };
-            let actor = capabilities::parse_actor(&actor)?;
+            let actor = capabilities::parse_actor(&acting.by)?;
+            let capability_id = capabilities::parse_capability(&acting.capability)?;
             let store = storage.store(registry).await?;
+            let authority = std::sync::Arc::new(
+                ops_core_runtime::capability::Capabilities::load(store.clone()).await?,
+            );
             let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
             retention::apply(
                 &store,
+                authority,
                 &policy,
                 &installed,
                 &actor,
+                capability_id,
                 &mut std::io::stdout().lock(),
             )
-            .await?;
-            Ok(Ended::Done)
+            .await
         }),
         Command::Lineage {
             artifact_id,
@@ -495,7 +524,6 @@ pub(crate) fn run(
                 ConnectorsCommand::Sync {
                     id,
                     source,
-                    releases,
                     storage,
                 },
         } => block_on(async move {
@@ -506,10 +534,13 @@ pub(crate) fn run(
                     source.display()
                 )));
             }
-            let store = storage.working_store(registry).await?;
-            if !releases::may_run(&store, releases, &mut std::io::stdout().lock()).await? {
+            let out = &mut std::io::stdout().lock();
+            let Some(store) = storage
+                .pack_code_store(registry, Open::Working, releases, out)
+                .await?
+            else {
                 return Ok(Ended::Refused);
-            }
+            };
             let leases = worker::one_off_leases(&store, "sync");
             let progress = crate::progress::Progress::new(&format!("syncing {id}"), "records");
             let mut runner = ops_core_runtime::connector::ConnectorRunner::new(
@@ -612,8 +643,13 @@ pub(crate) fn run(
             }
         }),
         Command::Reconcile { storage } => block_on(async move {
-            let store = storage.working_store(registry).await?;
             let out = &mut std::io::stdout().lock();
+            let Some(store) = storage
+                .pack_code_store(registry, Open::Working, releases, out)
+                .await?
+            else {
+                return Ok(Ended::Refused);
+            };
             for reconciler in ops_core::connector::reconcilers(ops_core_runtime::CORE) {
                 let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
                 writeln!(
@@ -761,12 +797,15 @@ async fn projections_status(
     storage: Storage,
 ) -> anyhow::Result<Ended> {
     let store = storage.store(registry).await?;
+    let paused = ops_core_runtime::faults::paused(&store).await?;
+    let mut healthy = true;
     for status in ops_core_runtime::projection::all_freshness(&store).await? {
+        let label = format!("{}/{}", status.owner, status.name);
+        let paused = paused.get(&format!("projection {label}"));
+        healthy &= status.within_objective && paused.is_none();
         writeln!(
             std::io::stdout(),
-            "{}/{} v{}: lag {} ms of {} ms allowed ({}), {} applied, {} late, {} rebuilds",
-            status.owner,
-            status.name,
+            "{label} v{}: lag {} ms of {} ms allowed ({}), {} applied, {} late, {} rebuilds{}",
             status.version,
             status.lag_ms,
             status.max_lag_ms,
@@ -777,16 +816,21 @@ async fn projections_status(
             },
             status.applied_events,
             status.late_events,
-            status.rebuilds
+            status.rebuilds,
+            paused.map_or_else(String::new, |(_, receipt)| format!(
+                "; PAUSED after faults in a row (receipt {receipt}): `ops-host projections rebuild` resumes it"
+            )),
         )?;
     }
-    Ok(Ended::Done)
+    // Exit 1 while anything printed needs attention, so a monitor can run it.
+    Ok(Ended::from(healthy))
 }
 
 async fn projections_rebuild(
     registry: &'static Registry,
     projection: String,
     storage: Storage,
+    releases: ReleaseMode,
 ) -> anyhow::Result<Ended> {
     let Some(found) = ops_core::projection::installed(ops_core_runtime::CORE)
         .into_iter()
@@ -796,7 +840,13 @@ async fn projections_rebuild(
             "no installed projection `{projection}`; `ops-host projections status` lists them"
         )));
     };
-    let store = storage.store(registry).await?;
+    let out = &mut std::io::stdout().lock();
+    let Some(store) = storage
+        .pack_code_store(registry, Open::Existing, releases, out)
+        .await?
+    else {
+        return Ok(Ended::Refused);
+    };
     // Under the projection's lease, as a worker: a worker running it now is not raced.
     let leases = worker::one_off_leases(&store, "rebuild");
     let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");
@@ -811,7 +861,7 @@ async fn projections_rebuild(
     leases.release_all().await?;
     rebuilt?;
     writeln!(
-        std::io::stdout(),
+        out,
         "rebuilt {projection}: {} rows",
         runner.state().rows().len()
     )?;
@@ -990,7 +1040,31 @@ pub(crate) fn create_data_directory(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", dir.display()))
 }
 
+/// Which store a verb opens: one that exists already, or one created and migrated if need
+/// be (for verbs that do the work).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Open {
+    Existing,
+    Working,
+}
+
 impl Storage {
+    /// The store for a verb that runs pack code: `None` (the refusal said on `out`) when
+    /// what this binary links is not the active release and `mode` enforces that.
+    pub(crate) async fn pack_code_store(
+        &self,
+        registry: &'static Registry,
+        open: Open,
+        mode: ReleaseMode,
+        out: &mut impl Write,
+    ) -> anyhow::Result<Option<EventStore>> {
+        let store = match open {
+            Open::Existing => self.store(registry).await?,
+            Open::Working => self.working_store(registry).await?,
+        };
+        Ok(releases::may_run(&store, mode, out).await?.then_some(store))
+    }
+
     /// The store, which must exist: inspecting commands never create one.
     async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
         self.open(registry, false).await

@@ -53,6 +53,9 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::commands::BadInput;
 
+/// How long a destination credential's handle lasts; a worker renews it before it ends.
+const CREDENTIAL_HANDLE_LIFETIME: std::time::Duration = ops_core::time::DAY;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -463,7 +466,7 @@ impl Config {
 
     /// The bearer credential of each destination that declares one: a handle to its
     /// secret, asked for as `host` on the capability the file names (checked and
-    /// receipted by the provider), good for a day.
+    /// receipted by the provider), good for a day and renewed before it ends.
     pub async fn credentials(
         &self,
         provider: &Arc<SecretsProvider>,
@@ -484,7 +487,7 @@ impl Config {
                     host,
                     capability,
                     ops_core::id::CorrelationId::of(destination)?,
-                    ops_core::time::DAY,
+                    CREDENTIAL_HANDLE_LIFETIME,
                 )
                 .await
                 .with_context(|| format!("the credential of `{destination}`"))?;
@@ -493,6 +496,7 @@ impl Config {
                 Arc::new(Credential::new(
                     provider.clone(),
                     handle,
+                    CREDENTIAL_HANDLE_LIFETIME,
                     destination,
                     host.clone(),
                     capability,

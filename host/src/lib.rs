@@ -48,7 +48,7 @@ pub fn main(installed_packs: &[&str]) -> ExitCode {
     let command = cli.command;
     let ended = ops_core::registry::registry(ops_core_runtime::CORE)
         .map_err(|error| anyhow::anyhow!("{error}"))
-        .and_then(|registry| commands::run(command, registry, installed_packs));
+        .and_then(|registry| commands::run(command, registry, installed_packs, cli.releases));
     match ended {
         Ok(commands::Ended::Done) => ExitCode::SUCCESS,
         Ok(commands::Ended::Refused) => ExitCode::from(1),

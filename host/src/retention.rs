@@ -1,5 +1,6 @@
-//! `ops-host retention`: applies a retention policy, showing its progress class by class,
-//! and prints each class's receipt.
+//! `ops-host retention`: applies a retention policy as `--by` on `--capability` (checked,
+//! a denial receipted), showing its progress class by class, and prints each class's
+//! receipt.
 
 use ops_core_runtime::clock::WallClock;
 use std::io::Write;
@@ -8,17 +9,25 @@ use ops_core::envelope::Actor;
 use ops_core::id::CapabilityId;
 use ops_core::retention::RetentionPolicy;
 use ops_core::time::Timestamp;
-use ops_core_runtime::retention::Retention;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::retention::{Retention, RetentionError};
+use std::sync::Arc;
+
+use crate::commands::Ended;
 use ops_core_runtime::store::EventStore;
 
+/// Applies `policy` as `actor` on `capability_id`, checked on `capabilities`: a denial is
+/// receipted, removes nothing and ends the command refused (exit 1).
 pub async fn apply(
     store: &EventStore,
+    capabilities: Arc<Capabilities>,
     policy: &RetentionPolicy,
     installed: &[&str],
     actor: &Actor,
+    capability_id: CapabilityId,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let retention = Retention::new(store.clone(), CapabilityId::of("host.retention")?);
+) -> anyhow::Result<Ended> {
+    let retention = Retention::new(store.clone(), capability_id).checked_by(capabilities);
     let progress = crate::progress::Progress::new("retention", "classes");
     let receipts = retention
         .apply_reporting(
@@ -30,7 +39,15 @@ pub async fn apply(
         )
         .await;
     progress.finish();
-    for receipt in receipts? {
+    let receipts = match receipts {
+        Ok(receipts) => receipts,
+        Err(denied @ RetentionError::Denied { .. }) => {
+            writeln!(out, "denied: {denied}")?;
+            return Ok(Ended::Refused);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    for receipt in receipts {
         writeln!(
             out,
             "{}: kept {} days, removed {}{}",
@@ -44,5 +61,5 @@ pub async fn apply(
             }
         )?;
     }
-    Ok(())
+    Ok(Ended::Done)
 }

@@ -83,8 +83,9 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
     )?;
     // A reaction holds its cursor at a command it was denied (or could not afford): the
     // events past it wait, and say which capability to grant.
+    let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
     for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
-        let capability = crate::worker::reaction_capability(reaction.pack_id())?;
+        let capability = crate::worker::reaction_capability(&capabilities, reaction.pack_id())?;
         let waiting = ReactionRunner::new(store.clone(), reaction, capability)
             .unanswered()
             .await?;

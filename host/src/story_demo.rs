@@ -332,7 +332,7 @@ pub async fn grant_once(
     scope: Scope,
     out: &mut impl Write,
 ) -> anyhow::Result<CapabilityId> {
-    let capability = crate::capabilities::named(name)?;
+    let capability = crate::capabilities::named(capabilities, name)?.id;
     if capabilities.is_granted(capability) {
         writeln!(out, "capability {capability} ({name}): granted before")?;
         return Ok(capability);

@@ -51,7 +51,10 @@ pub struct WebhookExecutor {
 /// reached through a handle, for one audience.
 pub struct Credential {
     pub provider: Arc<SecretsProvider>,
-    pub handle: SecretHandle,
+    /// The handle tokens are asked from, renewed before it ends while it holds.
+    handle: Mutex<SecretHandle>,
+    /// How long each handle it asks for lasts.
+    handle_lifetime: Duration,
     /// The destination the credential is for; tokens are bound to it.
     pub audience: String,
     /// The host's actor and capability the tokens are issued to.
@@ -64,13 +67,15 @@ impl Credential {
     pub fn new(
         provider: Arc<SecretsProvider>,
         handle: SecretHandle,
+        handle_lifetime: Duration,
         audience: &str,
         requester: Actor,
         capability_id: CapabilityId,
     ) -> Self {
         Credential {
             provider,
-            handle,
+            handle: Mutex::new(handle),
+            handle_lifetime,
             audience: audience.to_owned(),
             requester,
             capability_id,
@@ -78,21 +83,54 @@ impl Credential {
         }
     }
 
+    /// The handle to ask tokens from: the one held, or a new one (asked for on the same
+    /// capability, checked and receipted) once the held one is about to end, so a worker
+    /// that runs for days keeps its credential. A revoked handle is never renewed.
+    async fn live_handle(&self) -> Result<SecretHandle, String> {
+        let held = self.handle.lock().expect("never poisoned").clone();
+        let ends = self
+            .provider
+            .handle_ends(&held)
+            .map_err(|error| format!("no credential for `{}`: {error}", self.audience))?;
+        let renew_before = (self.handle_lifetime / 10).min(HANDLE_RENEWAL);
+        let soon = Timestamp::now()
+            .plus(renew_before)
+            .unwrap_or(Timestamp::now());
+        if ends.is_none_or(|ends| ends > soon) {
+            return Ok(held);
+        }
+        let renewed = self
+            .provider
+            .handle(
+                &held.secret_id,
+                &self.requester,
+                self.capability_id,
+                CorrelationId::of(&self.audience).expect("plain strings have a canonical form"),
+                self.handle_lifetime,
+            )
+            .await
+            .map_err(|error| format!("renewing the credential for `{}`: {error}", self.audience))?;
+        *self.handle.lock().expect("never poisoned") = renewed.clone();
+        *self.token.lock().expect("never poisoned") = None;
+        Ok(renewed)
+    }
+
     /// The `Authorization` header: from the cached token while it holds, else a new one.
     async fn header(&self) -> Result<HeaderValue, String> {
+        let handle = self.live_handle().await?;
         let cached = self.token.lock().expect("never poisoned").take();
         let token = match cached.filter(|token| token.expires_at > Timestamp::now()) {
             Some(token) => token,
             None => self
                 .provider
                 .access_token(
-                    &self.handle,
+                    &handle,
                     &self.audience,
                     TOKEN_SCOPE,
                     TOKEN_LIFETIME,
                     &self.requester,
                     self.capability_id,
-                    CorrelationId::of(&self.handle.handle_id)
+                    CorrelationId::of(&handle.handle_id)
                         .expect("plain strings have a canonical form"),
                 )
                 .await
@@ -123,6 +161,10 @@ const TOKEN_SCOPE: &str = "post";
 
 /// How long an executor's access token lasts before it asks for another.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+
+/// How long before its handle ends a credential asks for a new one (at most a tenth of
+/// the handle's lifetime).
+const HANDLE_RENEWAL: Duration = Duration::from_secs(3600);
 
 impl WebhookExecutor {
     /// What this executor is, for the supply chain: a governed tool manifest.

@@ -16,7 +16,7 @@
 use ops_core_runtime::clock::WallClock;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -43,6 +43,7 @@ use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::reconcile::reconcile;
 use ops_core_runtime::retention::Retention;
 use ops_core_runtime::scheduler::{Job, Lane, Scheduler};
+use ops_core_runtime::secrets::SecretsProvider;
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 
@@ -65,8 +66,11 @@ pub const REACTION_BUDGET: BudgetLimits = BudgetLimits {
 /// The capability a pack's reactions act on: the one an operator grants as
 /// `reactions/<pack>` (`ops-host capabilities grant reactions/notify --to service:pack.notify
 /// …`; the demo does).
-pub fn reaction_capability(pack: &str) -> anyhow::Result<CapabilityId> {
-    crate::capabilities::named(&format!("reactions/{pack}"))
+pub fn reaction_capability(
+    capabilities: &Capabilities,
+    pack: &str,
+) -> anyhow::Result<CapabilityId> {
+    Ok(crate::capabilities::named(capabilities, &format!("reactions/{pack}"))?.id)
 }
 
 pub struct WorkerOptions {
@@ -85,6 +89,9 @@ pub struct WorkerOptions {
     /// The destinations it posts effects to and their fences (`ops.toml`); a destination
     /// not declared there is not served.
     pub fences: Config,
+    /// The file `fences` was read from: read again when it changes (or on SIGHUP), so its
+    /// kill switches, holds, quotas, credentials and objectives reach the running worker.
+    pub config: Option<PathBuf>,
     /// How long a claimed effect, projection, reaction or connector stream is this
     /// worker's before another may take it over.
     pub lease: Duration,
@@ -158,6 +165,19 @@ impl StopSignals {
     }
 }
 
+/// Set on every SIGHUP: the worker reads its configuration file again at its next tick.
+fn hangups() -> std::io::Result<Arc<AtomicBool>> {
+    let mut hangup = signal(SignalKind::hangup())?;
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            set.store(true, Ordering::SeqCst);
+        }
+    });
+    Ok(flag)
+}
+
 /// What a job does.
 enum Work {
     Connector(&'static dyn DynConnector),
@@ -182,8 +202,14 @@ struct Worker {
     connectors: BTreeMap<&'static str, ConnectorRunner>,
     projections: BTreeMap<String, ProjectionRunner>,
     leases: Leases,
-    /// Each declared destination's executor, made once for every tick's dispatcher.
+    /// Each declared destination's executor, made for every tick's dispatcher when the
+    /// configuration is read.
     executors: BTreeMap<String, Arc<WebhookExecutor>>,
+    /// The secrets provider behind the credentials, refreshed every tick so a handle
+    /// revoked anywhere is refused here within a tick.
+    secrets: Option<Arc<SecretsProvider>>,
+    /// The configuration file's text as last read, to notice a change.
+    config_text: Option<String>,
     /// Set by SIGTERM or Ctrl-C.
     stop: Arc<AtomicBool>,
     /// Each job's failures in a row; a job that keeps failing is recorded, once.
@@ -204,11 +230,15 @@ pub async fn run(
         )?;
     }
     let mut worker = Worker::start(store, options, stop.flag.clone()).await?;
+    let hangup = hangups()?;
     let mut scheduler = Scheduler::new(worker.options.aging);
     let mut waiting: BTreeMap<String, (Work, u64)> = BTreeMap::new();
     let mut tick = 0;
     loop {
         tick += 1;
+        worker
+            .reload_config(hangup.swap(false, Ordering::SeqCst), out)
+            .await?;
         for (id, lane, actor, work) in worker.due(tick).await? {
             if let std::collections::btree_map::Entry::Vacant(entry) = waiting.entry(id.clone()) {
                 entry.insert((work, tick));
@@ -269,6 +299,47 @@ pub async fn run(
     }
 }
 
+/// The executors of `fences`' destinations, with their credentials (asked for from the
+/// secrets backend in `secrets_dir`, whose provider is left in `secrets`); a configuration
+/// naming a connector that is not installed is refused.
+async fn armed(
+    store: &EventStore,
+    fences: &Config,
+    secrets_dir: Option<&Path>,
+    capabilities: &Capabilities,
+    host: &Actor,
+    secrets: &mut Option<Arc<SecretsProvider>>,
+) -> anyhow::Result<BTreeMap<String, Arc<WebhookExecutor>>> {
+    let installed = ops_core::connector::installed(ops_core_runtime::CORE);
+    if let Some(unknown) = fences.connectors.keys().find(|id| {
+        !installed
+            .iter()
+            .any(|connector| connector.id() == id.as_str())
+    }) {
+        anyhow::bail!(crate::commands::BadInput(format!(
+            "`connectors.\"{unknown}\"` names no installed connector; installed: {}",
+            installed
+                .iter()
+                .map(|c| c.id())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let credentials = match (secrets_dir, fences.wants_credentials()) {
+        (Some(dir), true) => {
+            let provider = Arc::new(crate::secrets::provider(store, dir, capabilities).await?);
+            let credentials = fences.credentials(&provider, host).await?;
+            *secrets = Some(provider);
+            credentials
+        }
+        (None, true) => anyhow::bail!(crate::commands::BadInput(
+            "a destination declares a credential, but there is no secrets backend: give `[secrets] dir` in the configuration, or `--keys`".to_owned()
+        )),
+        (_, false) => BTreeMap::new(),
+    };
+    fences.executors(&credentials)
+}
+
 /// Whether `error` says the store's file is not a database any more (SQLite's "database
 /// disk image is malformed", "file is not a database"): no later tick can work.
 fn store_is_unusable(error: &anyhow::Error) -> bool {
@@ -323,32 +394,21 @@ impl Worker {
         let policies = Policies::load(store.clone(), Trust::default(), host_capability).await?;
         let leases = Leases::new(store.db().clone(), &options.worker_id, options.lease);
         let host = Actor::Service(ActorId::new("ops-host")?);
-        let credentials = match (&options.secrets, options.fences.wants_credentials()) {
-            (Some(dir), true) => {
-                let provider = Arc::new(crate::secrets::provider(&store, dir, &capabilities).await?);
-                options.fences.credentials(&provider, &host).await?
-            }
-            (None, true) => anyhow::bail!(crate::commands::BadInput(
-                "a destination declares a credential, but there is no secrets backend: give `[secrets] dir` in the configuration, or `--keys`".to_owned()
-            )),
-            (_, false) => BTreeMap::new(),
-        };
-        let executors = options.fences.executors(&credentials)?;
+        let mut secrets = None;
+        let executors = armed(
+            &store,
+            &options.fences,
+            options.secrets.as_deref(),
+            &capabilities,
+            &host,
+            &mut secrets,
+        )
+        .await?;
         let installed = ops_core::connector::installed(ops_core_runtime::CORE);
-        if let Some(unknown) = options.fences.connectors.keys().find(|id| {
-            !installed
-                .iter()
-                .any(|connector| connector.id() == id.as_str())
-        }) {
-            anyhow::bail!(crate::commands::BadInput(format!(
-                "`connectors.\"{unknown}\"` names no installed connector; installed: {}",
-                installed
-                    .iter()
-                    .map(|c| c.id())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        let config_text = options
+            .config
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok());
         let mut connectors = BTreeMap::new();
         for connector in installed {
             if let Some(source) = options.sources.get(connector.id()) {
@@ -384,6 +444,8 @@ impl Worker {
             options,
             host,
             executors,
+            secrets,
+            config_text,
             stop,
             host_capability,
             capabilities,
@@ -397,10 +459,62 @@ impl Worker {
         })
     }
 
+    /// Reads the configuration file again when its text changed (or `forced`, on SIGHUP):
+    /// it is checked as `config check` would, and armed (credentials, executors) before it
+    /// replaces the one in force; a file that fails keeps the one in force, and says why.
+    async fn reload_config(&mut self, forced: bool, out: &mut impl Write) -> anyhow::Result<()> {
+        let Some(path) = self.options.config.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path).ok();
+        if !forced && text == self.config_text {
+            return Ok(());
+        }
+        self.config_text = text;
+        let reloaded = async {
+            let fences = Config::load(&path)?;
+            let mut secrets = None;
+            let executors = armed(
+                &self.store,
+                &fences,
+                self.options.secrets.as_deref(),
+                &self.capabilities,
+                &self.host,
+                &mut secrets,
+            )
+            .await?;
+            let objectives =
+                fences.objectives(&ops_core::projection::installed(ops_core_runtime::CORE))?;
+            anyhow::Ok((fences, executors, secrets, objectives))
+        }
+        .await;
+        match reloaded {
+            Ok((fences, executors, secrets, objectives)) => {
+                for (label, runner) in &mut self.projections {
+                    runner.set_objective(objectives.get(label).copied());
+                }
+                self.options.fences = fences;
+                self.executors = executors;
+                self.secrets = secrets;
+                writeln!(out, "configuration reloaded from {}", path.display())?;
+            }
+            Err(error) => writeln!(
+                out,
+                "configuration {} not reloaded, the one in force stays: {}",
+                path.display(),
+                crate::message_of(&error)
+            )?,
+        }
+        Ok(())
+    }
+
     /// What is due at `tick`: `(job id, lane, actor, work)`.
     async fn due(&self, tick: u64) -> anyhow::Result<Vec<(String, Lane, String, Work)>> {
         // Other hosts grant and revoke too; the tick's jobs see the log as it is now.
         self.capabilities.refresh().await?;
+        if let Some(secrets) = &self.secrets {
+            secrets.refresh().await?;
+        }
         let mut due = Vec::new();
         let served = pending_destinations(&self.store)
             .await?
@@ -540,7 +654,7 @@ impl Worker {
                 let report = ReactionRunner::new(
                     self.store.clone(),
                     reaction,
-                    reaction_capability(reaction.pack_id())?,
+                    reaction_capability(&self.capabilities, reaction.pack_id())?,
                 )
                 .with_budget(self.budgets.clone())
                 .with_leases(self.leases.clone())

@@ -238,8 +238,49 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "{unreleased}"
     );
 
+    // Retention is applied on a capability: on one that does not allow it, it is denied
+    // with a receipt and removes nothing (exit 1).
+    let operator = "human:operator@example.com";
+    let (code, denied) = host_exit(&[
+        "retention",
+        "--by",
+        operator,
+        "--capability",
+        "cap_0000000000000000000000000000000000000000000000000000000000000000",
+        "--data",
+        data_arg,
+    ]);
+    assert!(
+        code == 1
+            && denied.contains("does not allow applying retention")
+            && denied.contains("(receipted)"),
+        "{code}: {denied}"
+    );
+    let (_, types) = host(&["log", "types", "--data", data_arg]);
+    assert!(
+        types.contains("core.CapabilityDenied 1 typed") && !types.contains("RetentionApplied"),
+        "{types}"
+    );
+    let (ok, granted) = host(&[
+        "capabilities",
+        "grant",
+        "retention",
+        "--to",
+        operator,
+        "--by",
+        operator,
+        "--types",
+        "core.RetentionApplied",
+        "--max-safety",
+        "write_internal",
+        "--data",
+        data_arg,
+    ]);
+    assert!(ok, "{granted}");
+    let capability = granted.split_whitespace().nth(1).unwrap().to_owned();
+    let on_capability = ["--by", operator, "--capability", &capability];
     // Retention: one receipt per class; nothing from this run is old enough to go.
-    let (ok, retention) = host(&["retention", "--data", data_arg]);
+    let (ok, retention) = host(&[&["retention", "--data", data_arg][..], &on_capability].concat());
     assert!(ok, "{retention}");
     for class in [
         "artifacts: kept 365 days, removed 0",
@@ -250,7 +291,13 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     ] {
         assert!(retention.contains(class), "{retention}");
     }
-    let (ok, refused) = host(&["retention", "--receipts-days", "0", "--data", data_arg]);
+    let (ok, refused) = host(
+        &[
+            &["retention", "--receipts-days", "0", "--data", data_arg][..],
+            &on_capability,
+        ]
+        .concat(),
+    );
     assert!(
         !ok && refused.contains("receipts are kept at least one day"),
         "{refused}"
@@ -268,6 +315,9 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
             && status.contains("SLO VIOLATED pack:incidents/incident_board v3: lag "),
         "{status}"
     );
+    // `projections status` prints it STALE, and says so by its exit code too.
+    let (code, board) = host_exit(&["projections", "status", "--data", data_arg]);
+    assert!(code == 1 && board.contains("(STALE)"), "{code}: {board}");
     std::fs::remove_dir_all(&data).unwrap();
 }
 

@@ -125,7 +125,9 @@ impl Capabilities {
         self.write(id, &grant, issuer, "granted", at).await
     }
 
-    /// Changes the scope of a capability. A delegated one stays within its parent.
+    /// Changes the scope of a capability. A delegated one stays within its parent. Its
+    /// holder may only narrow it; widening it is for an operator, or whoever issued it or
+    /// holds a capability it was delegated from.
     pub async fn change_scope(
         &self,
         capability_id: CapabilityId,
@@ -134,20 +136,37 @@ impl Capabilities {
         at: Timestamp,
     ) -> Result<EventId, CapabilityError> {
         self.may_change(capability_id, &by, at)?;
-        let parent_scope = {
+        let (current, parent_scope, above_holder) = {
             let book = self.read();
             let state = book
                 .state_at(capability_id, at)
                 .ok_or(CapabilityError::Unknown(capability_id))?;
-            state
+            let parent = state
                 .grant
                 .parent
-                .and_then(|parent| book.state_at(parent, at).map(|p| p.scope.clone()))
+                .and_then(|parent| book.state_at(parent, at));
+            let above_holder = self.operators.contains(&by)
+                || state.grant.issuer == by
+                || up_the_chain(&book, state.grant.parent, &by, at);
+            (
+                state.scope.clone(),
+                parent.map(|parent| parent.scope.clone()),
+                above_holder,
+            )
         };
         if parent_scope.is_some_and(|parent| !scope.within(&parent)) {
             return Err(CapabilityError::Refused {
                 capability: capability_id,
                 reason: "the new scope is wider than its parent's".to_owned(),
+            });
+        }
+        if !above_holder && !scope.within(&current) {
+            return Err(CapabilityError::Refused {
+                capability: capability_id,
+                reason: format!(
+                    "{} holds it and may only narrow its scope; widening it is for an operator or whoever issued it",
+                    ops_core::capability::actor_label(&by)
+                ),
             });
         }
         let change = CapabilityScopeChanged {
@@ -215,6 +234,14 @@ impl Capabilities {
         self.read().clone()
     }
 
+    /// Whether `capability_id` was granted by `at`, and if so whether it had ended by then
+    /// (revoked, expired, or past its window).
+    pub fn ended_at(&self, capability_id: CapabilityId, at: Timestamp) -> Option<bool> {
+        self.read()
+            .state_at(capability_id, at)
+            .map(|state| state.revoked.is_some() || state.expired || at >= state.grant.valid_until)
+    }
+
     /// Whether `capability_id` was ever granted (whatever became of it since).
     pub fn is_granted(&self, capability_id: CapabilityId) -> bool {
         self.read()
@@ -232,21 +259,8 @@ impl Capabilities {
         at: Timestamp,
     ) -> Result<(), CapabilityError> {
         self.known(capability_id, at)?;
-        if self.operators.contains(by) {
+        if self.operators.contains(by) || up_the_chain(&self.read(), Some(capability_id), by, at) {
             return Ok(());
-        }
-        let book = self.read();
-        let mut next = Some(capability_id);
-        let mut depth = 0;
-        while let Some(id) = next.filter(|_| depth <= ops_core::capability::MAX_DELEGATION_DEPTH) {
-            let Some(state) = book.state_at(id, at) else {
-                break;
-            };
-            if state.grant.issuer == *by || state.grant.holder == *by {
-                return Ok(());
-            }
-            next = state.grant.parent;
-            depth += 1;
         }
         Err(CapabilityError::Refused {
             capability: capability_id,
@@ -467,4 +481,26 @@ pub(crate) async fn record_denial(
     service_event::record(store, &stream, &receipt, origin)
         .await
         .map(drop)
+}
+
+/// Whether `by` issued or holds `from` or a capability it was delegated from.
+fn up_the_chain(
+    book: &CapabilityBook,
+    from: Option<CapabilityId>,
+    by: &Actor,
+    at: Timestamp,
+) -> bool {
+    let mut next = from;
+    let mut depth = 0;
+    while let Some(id) = next.filter(|_| depth <= ops_core::capability::MAX_DELEGATION_DEPTH) {
+        let Some(state) = book.state_at(id, at) else {
+            break;
+        };
+        if state.grant.issuer == *by || state.grant.holder == *by {
+            return true;
+        }
+        next = state.grant.parent;
+        depth += 1;
+    }
+    false
 }

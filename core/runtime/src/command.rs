@@ -177,10 +177,12 @@ impl CommandBus {
         // id is no hash of personal data either; it is deterministic, so a retry matches.
         let sealed = self.sealed(command)?;
         let command = sealed.as_ref();
+        // A command submitted again is checked like a new one before its recorded outcome
+        // is given back: a capability revoked since then gets a denial, not the receipt.
+        let state_ref = self.authorize(command, capability_id).await?;
         if let Some(receipt) = self.recorded(&command.command_id).await? {
             return Ok(receipt);
         }
-        let state_ref = self.authorize(command, capability_id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -351,11 +353,10 @@ impl CommandBus {
             &command.payload,
         );
         let decided = match (handler, history) {
-            (Some(handler), Some((kept, newer))) => {
-                let decided = self
-                    .decide(handler, command, kept, newer, current, &opened)
-                    .await?
-                    .and_then(|decided| {
+            (Some(handler), Some((kept, newer))) => self
+                .decide(handler, command, kept, newer, current, &opened)
+                .await?
+                .and_then(|decided| {
                     // A handler states facts of its own pack; receipts, saga steps and
                     // other core events are the core's to write.
                     let registry = self.store.registry();
@@ -373,9 +374,7 @@ impl CommandBus {
                         )),
                         None => Ok(decided),
                     }
-                });
-                decided
-            }
+                }),
             _ => Err(match self.handlers.get(command.command_type.as_str()) {
                 None => format!("no installed pack handles `{}`", command.command_type),
                 Some(handler) => format!(

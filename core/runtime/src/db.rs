@@ -471,24 +471,6 @@ pub(crate) async fn delete_where_in(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pg_dump_gets_the_urls_password_decoded_and_its_ssl_mode() {
-        assert_eq!(
-            password_of("postgres://ops:p%40ss%2Fw0rd@db.example:5432/ops?sslmode=require"),
-            Some("p@ss/w0rd".to_owned())
-        );
-        assert_eq!(password_of("postgres://ops@db.example/ops"), None);
-        let options =
-            PgConnectOptions::from_str("postgres://ops@db.example/ops?sslmode=verify-full")
-                .expect("a URL");
-        assert_eq!(ssl_mode_name(options.get_ssl_mode()), "verify-full");
-    }
-}
-
 /// Whether a store's file can be written.
 enum Writable {
     Yes,
@@ -540,5 +522,23 @@ pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
             matches!(primary, Some(11 | 26))
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_dump_gets_the_urls_password_decoded_and_its_ssl_mode() {
+        assert_eq!(
+            password_of("postgres://ops:p%40ss%2Fw0rd@db.example:5432/ops?sslmode=require"),
+            Some("p@ss/w0rd".to_owned())
+        );
+        assert_eq!(password_of("postgres://ops@db.example/ops"), None);
+        let options =
+            PgConnectOptions::from_str("postgres://ops@db.example/ops?sslmode=verify-full")
+                .expect("a URL");
+        assert_eq!(ssl_mode_name(options.get_ssl_mode()), "verify-full");
     }
 }

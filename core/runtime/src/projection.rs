@@ -323,8 +323,13 @@ impl ProjectionRunner {
     /// Holds it to `max_lag_ms` in place of the objective its pack declares (an operator's
     /// `ops.toml`); stored with its checkpoint, where `status` reads it.
     pub fn with_objective(mut self, max_lag_ms: u64) -> Self {
-        self.max_lag_ms = max_lag_ms;
+        self.set_objective(Some(max_lag_ms));
         self
+    }
+
+    /// Its freshness objective from now on: `max_lag_ms`, or the projection's own.
+    pub fn set_objective(&mut self, max_lag_ms: Option<u64>) {
+        self.max_lag_ms = max_lag_ms.unwrap_or_else(|| self.projection.max_lag_ms());
     }
 
     /// Reports a rebuild's progress to `progress` page by page.

@@ -30,11 +30,20 @@ pub enum RetentionError {
     Database(#[from] sqlx::Error),
     #[error("recording the retention receipt failed; nothing was removed: {0}")]
     Append(#[from] AppendError),
+    #[error(
+        "capability {capability} does not allow applying retention: {reason} (receipted); nothing was removed"
+    )]
+    Denied {
+        capability: CapabilityId,
+        reason: String,
+    },
 }
 
 pub struct Retention {
     store: EventStore,
     capability_id: CapabilityId,
+    /// Who decides whether the capability allows it; `None`: the runtime's own job.
+    authority: Option<std::sync::Arc<dyn ops_core::capability::Authority>>,
 }
 
 impl Retention {
@@ -42,7 +51,19 @@ impl Retention {
         Retention {
             store,
             capability_id,
+            authority: None,
         }
+    }
+
+    /// Checks every application on `authority` first: the capability must allow recording
+    /// `core.RetentionApplied` for whoever applies it; a denial is receipted and removes
+    /// nothing.
+    pub fn checked_by(
+        mut self,
+        authority: std::sync::Arc<dyn ops_core::capability::Authority>,
+    ) -> Self {
+        self.authority = Some(authority);
+        self
     }
 
     /// Every class of `policy` as of `now`, in the order artifacts, projections, receipts;
@@ -68,6 +89,22 @@ impl Retention {
     ) -> Result<Vec<RetentionApplied>, RetentionError> {
         if policy.receipts_days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
+        }
+        let allowed = crate::capability::step_allowed(
+            &self.store,
+            self.authority.as_ref(),
+            self.capability_id,
+            by,
+            <RetentionApplied as ops_core::contract::Contract>::TYPE,
+            "retention".to_owned(),
+            "core.retention",
+        )
+        .await?;
+        if let Err(reason) = allowed {
+            return Err(RetentionError::Denied {
+                capability: self.capability_id,
+                reason,
+            });
         }
         let done = |classes: u64| {
             if let Some(progress) = &progress {

@@ -129,32 +129,49 @@ impl SecretsProvider {
         backend: Box<dyn SecretBackend>,
         authority: Arc<dyn Authority>,
     ) -> Result<Self, SecretsError> {
-        let mut ledger = Ledger::default();
-        for issued in read_all::<SecretTokenIssued>(&store).await? {
-            if issued.token_type == TokenType::Handle
-                && let Some(handle_id) = issued.handle_id
-            {
-                ledger.handles.insert(
-                    handle_id,
-                    Handle {
-                        secret_id: issued.secret_id,
-                        revoked: false,
-                        expires_at: issued.expires_at,
-                    },
-                );
-            }
-        }
-        for revoked in read_all::<SecretHandleRevoked>(&store).await? {
-            if let Some(handle) = ledger.handles.get_mut(&revoked.handle_id) {
-                handle.revoked = true;
-            }
-        }
-        Ok(SecretsProvider {
+        let provider = SecretsProvider {
             store,
             backend,
             authority,
-            ledger: Mutex::new(ledger),
-        })
+            ledger: Mutex::new(Ledger::default()),
+        };
+        provider.refresh().await?;
+        Ok(provider)
+    }
+
+    /// Reads the handles issued and revoked since, by any host: a handle revoked anywhere
+    /// is refused here from the next refresh on, with every token issued from it (a worker
+    /// refreshes every tick).
+    pub async fn refresh(&self) -> Result<(), SecretsError> {
+        let issued = read_all::<SecretTokenIssued>(&self.store).await?;
+        let revoked = read_all::<SecretHandleRevoked>(&self.store).await?;
+        let mut ledger = self.ledger.lock().expect("never poisoned");
+        for issued in issued {
+            if issued.token_type == TokenType::Handle
+                && let Some(handle_id) = issued.handle_id
+            {
+                ledger.handles.entry(handle_id).or_insert(Handle {
+                    secret_id: issued.secret_id,
+                    revoked: false,
+                    expires_at: issued.expires_at,
+                });
+            }
+        }
+        for revoked in revoked {
+            if let Some(handle) = ledger.handles.get_mut(&revoked.handle_id) {
+                handle.revoked = true;
+            }
+            ledger
+                .tokens
+                .retain(|_, issued| issued.handle_id != revoked.handle_id);
+        }
+        Ok(())
+    }
+
+    /// When `handle` ends, while it holds (`None`: it does not end); an error once it was
+    /// revoked or ended.
+    pub fn handle_ends(&self, handle: &SecretHandle) -> Result<Option<Timestamp>, SecretsError> {
+        self.live_handle(&handle.handle_id).map(|(_, ends)| ends)
     }
 
     /// Stores (or replaces) a secret's value as `by` on `capability_id`, which must cover

@@ -463,7 +463,47 @@ on_both_backends!(
     delegation_stays_within_its_parent_and_falls_with_it,
     a_denied_command_leaves_a_receipt_and_passes_once_allowed,
     a_root_capability_is_granted_only_by_an_operator,
+    a_holder_may_narrow_its_scope_and_only_its_issuer_widen_it,
 );
+
+/// The holder of a root capability may narrow its scope but not widen it again, not even
+/// back to what it was; the operator who granted it may. A refused change writes nothing.
+async fn a_holder_may_narrow_its_scope_and_only_its_issuer_widen_it(backend: Backend) {
+    let store = backend.store("holder_narrows_issuer_widens").await;
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
+    let id = capability();
+    let ada = responder();
+    grant_pager_and_sms(&capabilities, id, &ada).await;
+    let when = at("2026-03-01T00:00:00Z");
+    capabilities
+        .change_scope(id, reaching(&["pager"]), ada.clone(), when)
+        .await
+        .expect("its holder narrows it");
+    let written = store.count().await.unwrap();
+    for wider in [reaching(&["pager", "sms"]), Scope::everything()] {
+        let refused = capabilities
+            .change_scope(id, wider, ada.clone(), when)
+            .await;
+        assert!(
+            matches!(&refused, Err(CapabilityError::Refused { reason, .. }) if reason.contains("may only narrow")),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.count().await.unwrap(), written, "nothing written");
+    assert!(
+        !capabilities
+            .check(id, &paging_by(ada.clone(), "sms"), when)
+            .allowed
+    );
+    capabilities
+        .change_scope(id, reaching(&["pager", "sms"]), operator(), when)
+        .await
+        .expect("the operator who granted it widens it");
+    assert!(capabilities.check(id, &paging_by(ada, "sms"), when).allowed);
+}
 
 /// Root grants come only from the operators the host names: none without them, not from
 /// anyone else with them; nothing is written for a refused grant.

@@ -214,6 +214,18 @@ async fn a_command_is_decided_once(backend: Backend) {
     );
     assert_eq!(receipts.iter().filter(|r| !r.replayed).count(), 1);
     assert_eq!(store.count().await.unwrap(), 2);
+    // Submitted again on a capability that does not allow it, it is checked like a new
+    // command: denied, and its recorded outcome is not given back.
+    let denied = bus
+        .submit(&command, ops_tests::commands::approver_capability(), None)
+        .await;
+    assert!(
+        matches!(
+            denied,
+            Err(ops_core_runtime::command::BusError::Denied { .. })
+        ),
+        "{denied:?}"
+    );
 }
 
 async fn rejections_are_recorded_with_their_reason(backend: Backend) {

@@ -757,10 +757,10 @@ impl PackCode {
                 let call = CallRef::Streams {
                     connector: connector.id(),
                 };
-                Ok(jail.one(connector.pack_id(), &call, |reply| match reply {
+                jail.one(connector.pack_id(), &call, |reply| match reply {
                     Reply::Streams(streams) => Ok(streams),
                     other => Err(unexpected(other)),
-                })?)
+                })
             }),
         }
     }
