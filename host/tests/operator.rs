@@ -82,6 +82,25 @@ impl Host {
         self.grant(&args)
     }
 
+    /// A worker that runs until stopped, writing what it does to `out`.
+    fn spawn_worker(&self, config: &Path, out: &Path) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--interval-ms",
+                "50",
+                "--jobs-per-tick",
+                "8",
+            ])
+            .args(&self.storage)
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     fn worker(&self, config: &Path, ticks: &str) -> String {
         self.expect(
             0,
@@ -158,6 +177,28 @@ fn keygen(file: &Path) -> String {
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{said}");
     said
+}
+
+/// Waits up to 20 seconds for `done`; whether it came.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// SIGTERM to a worker, which must end with exit 0.
+fn stop(worker: &mut std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(worker.wait().unwrap().code(), Some(0));
 }
 
 fn steps(names: &[&str]) -> Vec<String> {
@@ -559,6 +600,129 @@ fn story(host: &Host, dir: &Path) {
         "{handles:?}"
     );
 
+    // A worker that keeps running hears of what the operator changes within seconds, with
+    // no restart: a revoked handle stops its bearer token, and a kill switch set in the
+    // file it was started with refuses its next page.
+    let running_config = config(
+        dir,
+        "running.toml",
+        &sink.url(),
+        false,
+        &format!(
+            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
+        ),
+    );
+    let running_out = dir.join("running.out");
+    let mut running = host.spawn_worker(&running_config, &running_out);
+    let new_effect = |before: &std::collections::BTreeSet<String>| -> String {
+        let mut found = None;
+        assert!(
+            eventually(|| {
+                found = host.effects().into_keys().find(|id| !before.contains(id));
+                found.is_some()
+            }),
+            "no new effect: {}",
+            std::fs::read_to_string(&running_out).unwrap_or_default()
+        );
+        found.unwrap()
+    };
+    let bearers = |incident: &str| -> Vec<Option<String>> {
+        sink.deliveries()
+            .into_values()
+            .filter(|delivery| {
+                delivery
+                    .request
+                    .as_ref()
+                    .is_some_and(|request| request["incident_id"] == incident)
+            })
+            .map(|delivery| delivery.authorization)
+            .collect()
+    };
+    let before: std::collections::BTreeSet<String> = host.effects().into_keys().collect();
+    host.submit(
+        &ada,
+        "pack.incidents.incident.OpenIncident",
+        r#"{"incident_id": "INC-3", "service": {"system": "catalog", "id": "payments"}, "title": "Ledger drift", "severity": "sev1"}"#,
+        &[],
+    );
+    let notify_inc_3 = new_effect(&before);
+    assert_eq!(approve(&notify_inc_3, LEAD, &lead).0, 0);
+    assert!(
+        eventually(|| bearers("INC-3") == [Some("Bearer oncall-token-51".to_owned())]),
+        "{:?}",
+        bearers("INC-3")
+    );
+    let live: Vec<String> = host
+        .json(&["secrets", "list", config_arg[0], config_arg[1]])
+        .into_iter()
+        .filter(|handle| handle["revoked"] == false)
+        .map(|handle| handle["handle_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(live.len(), 1, "the running worker's handle: {live:?}");
+    host.expect(
+        0,
+        &[
+            "secrets",
+            "revoke",
+            &live[0],
+            "--reason",
+            "leaked",
+            "--by",
+            OPERATOR,
+            "--capability",
+            &keeper,
+            config_arg[0],
+            config_arg[1],
+        ],
+    );
+    let before: std::collections::BTreeSet<String> = host.effects().into_keys().collect();
+    host.submit(
+        &ada,
+        "pack.incidents.incident.OpenIncident",
+        r#"{"incident_id": "INC-4", "service": {"system": "catalog", "id": "payments"}, "title": "Ledger drift again", "severity": "sev1"}"#,
+        &[],
+    );
+    let notify_inc_4 = new_effect(&before);
+    assert_eq!(approve(&notify_inc_4, LEAD, &lead).0, 0);
+    // The worker tries it at its next tick (and fails it for now: its credential is
+    // refused), and never posts the revoked token.
+    assert!(
+        eventually(|| host.effects()[&notify_inc_4].0 == "attempt_failed"),
+        "{:?}: {}",
+        host.effects()[&notify_inc_4],
+        std::fs::read_to_string(&running_out).unwrap_or_default()
+    );
+    assert!(bearers("INC-4").is_empty(), "{:?}", bearers("INC-4"));
+
+    // The pager's kill switch, set in the running worker's own file: its next page is
+    // refused (approved or not), with its receipt.
+    config(
+        dir,
+        "running.toml",
+        &sink.url(),
+        true,
+        &format!(
+            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
+        ),
+    );
+    let page_inc_3 = host.submit(
+        &ada,
+        "pack.incidents.paging.PageResponder",
+        r#"{"incident_id": "INC-3", "responder": {"system": "pagerduty", "id": "U9", "display_name": "Edsger Dijkstra"}}"#,
+        &["--destination", "pager", "--tenant", "acme"],
+    );
+    let posted = sink.deliveries().len();
+    assert!(
+        eventually(|| host.effects()[&page_inc_3].0 == "refused"),
+        "{:?}: {}",
+        host.effects()[&page_inc_3],
+        std::fs::read_to_string(&running_out).unwrap_or_default()
+    );
+    assert_eq!(sink.deliveries().len(), posted, "nothing went to the pager");
+    let said = std::fs::read_to_string(&running_out).unwrap();
+    assert!(said.contains("configuration reloaded from"), "{said}");
+    stop(&mut running);
+
     // A policy is drafted on a capability for it, and approves only its own pack's effects.
     let policy = dir.join("policy.json");
     let draft = |owner: &str, capability: &str| {
@@ -661,8 +825,9 @@ fn story(host: &Host, dir: &Path) {
     );
 
     // Erasing a data subject is checked and receipted; then its data reads as shredded.
+    // Three responders were paged: Grace Hopper, Alan Turing and Edsger Dijkstra.
     let subjects = host.json(&["subjects", "list"]);
-    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
     let subject = subjects[0]["subject_id"].as_str().unwrap().to_owned();
     let erase = |capability: &str| {
         host.run(&[
