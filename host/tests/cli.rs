@@ -1547,3 +1547,142 @@ fn a_full_disk_heals_without_a_restart() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// In the default enforce mode every verb that runs pack code refuses while what this
+/// binary links is not the active release, and runs nothing (exit 1); `--releases warn`
+/// says so and runs. Verbs that only read still read.
+#[test]
+fn every_verb_that_runs_pack_code_refuses_without_active_releases() {
+    let root = std::env::temp_dir().join(format!("ops-host-unreleased-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    let data_arg = data.to_str().unwrap();
+    let source = root.join("source");
+    std::fs::create_dir_all(source.join("tickets")).unwrap();
+    let (code, said) = host_exit(&[
+        "run",
+        "--ticks",
+        "1",
+        "--releases",
+        "warn",
+        "--data",
+        data_arg,
+    ]);
+    assert_eq!(code, 0, "{said}");
+    let (_, types_before) = host_exit(&["log", "types", "--data", data_arg]);
+    let capability = "cap_0000000000000000000000000000000000000000000000000000000000000000";
+    let acting = ["--by", "human:ada@example.com", "--capability", capability];
+    let source_arg = source.to_str().unwrap();
+    let verbs: Vec<Vec<&str>> = vec![
+        vec!["run", "--ticks", "1"],
+        vec!["connectors", "sync", "tickets", "--source", source_arg],
+        [
+            &[
+                "commands",
+                "submit",
+                "pack.incidents.incident.OpenIncident",
+                "--payload",
+                r#"{"incident_id": "INC-1", "service": {"system": "catalog", "id": "payments"}, "title": "Payouts stall", "severity": "sev1"}"#,
+            ][..],
+            &acting,
+        ]
+        .concat(),
+        vec!["projections", "rebuild", "incidents/incident_board"],
+        vec!["reconcile"],
+        vec!["quarantine", "retry", "connector:tickets/tickets"],
+        [&["sagas", "unwind"][..], &acting].concat(),
+    ];
+    for verb in &verbs {
+        let args = [&verb[..], &["--data", data_arg]].concat();
+        let (code, said) = host_exit(&args);
+        assert!(
+            code == 1 && said.contains("refused to run"),
+            "ops-host {}: {code}: {said}",
+            args.join(" ")
+        );
+        assert!(said.contains("is not the active release"), "{said}");
+    }
+    let (_, types_after) = host_exit(&["log", "types", "--data", data_arg]);
+    assert_eq!(types_after, types_before, "nothing was written");
+    let (code, said) = host_exit(&["reconcile", "--releases", "warn", "--data", data_arg]);
+    assert!(code == 0 && said.contains("incident-openings:"), "{said}");
+    let (code, said) = host_exit(&["log", "types", "--data", data_arg]);
+    assert_eq!(code, 0, "{said}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A revoked `reactions/<pack>` is granted again under the same name (a new capability,
+/// with its own id): the reaction that waited at its denied command answers with the new
+/// one, and `status` stops asking for the grant.
+#[test]
+fn a_revoked_reaction_capability_granted_again_answers() {
+    let data = demo_with_new_tickets("regrant", &[sev1_ticket(120)]);
+    let data_arg = data.to_str().unwrap();
+    let operator = "human:operator@example.com";
+    let (_, list) = host(&["capabilities", "list", "--data", data_arg]);
+    let old = list
+        .lines()
+        .find(|line| line.contains("held by service `pack.notify`"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_owned();
+    let (ok, said) = host(&[
+        "capabilities",
+        "revoke",
+        &old,
+        "--by",
+        operator,
+        "--reason",
+        "rotated",
+        "--data",
+        data_arg,
+    ]);
+    assert!(ok, "{said}");
+    let (_runtime, sink) = sink();
+    run_to_the_end(&data, &sink, &[]);
+    assert!(!notified(&sink).contains(&"T-120".to_owned()));
+    let (code, status) = host_exit(&["status", "--data", data_arg]);
+    assert!(
+        code == 1 && status.contains("WAITING reaction notify"),
+        "{status}"
+    );
+    // The worker's `ops.toml` (from `worker_args`) names no operator; this one does.
+    let operators = data.join("operators.toml");
+    std::fs::write(&operators, format!("operators = [\"{operator}\"]\n")).unwrap();
+    let grant = |name: &str| {
+        host(&[
+            "capabilities",
+            "grant",
+            name,
+            "--to",
+            "service:pack.notify",
+            "--by",
+            operator,
+            "--types",
+            "pack.notify.*",
+            "--max-safety",
+            "write_external",
+            "--config",
+            operators.to_str().unwrap(),
+            "--data",
+            data_arg,
+        ])
+    };
+    let (ok, granted) = grant("reactions/notify");
+    assert!(ok, "{granted}");
+    let new = granted.split_whitespace().nth(1).unwrap().to_owned();
+    assert_ne!(new, old);
+    // While it holds, the name is taken.
+    let (ok, again) = grant("reactions/notify");
+    assert!(!ok && again.contains("exists"), "{again}");
+    run_to_the_end(&data, &sink, &[]);
+    assert_eq!(
+        notified(&sink).iter().filter(|id| *id == "T-120").count(),
+        1,
+        "{:?}",
+        notified(&sink)
+    );
+    let (_, status) = host_exit(&["status", "--data", data_arg]);
+    assert!(!status.contains("WAITING"), "{status}");
+    std::fs::remove_dir_all(&data).unwrap();
+}
