@@ -1,14 +1,14 @@
 //! The command line: every verb and its arguments, as clap reads them. What each verb
-//! does is in `commands`.
+//! does is in its module of `verbs`.
 
 use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use ops_core::retention::RetentionPolicy;
 
 /// The longest tick interval and lease, in milliseconds: a day. Longer ones are refused, not
 /// wrapped.
 const DAY_MS: u64 = 86_400_000;
-
-use clap::{Parser, Subcommand};
-use ops_core::retention::RetentionPolicy;
 
 #[derive(Parser)]
 #[command(
@@ -34,176 +34,174 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Run the end-to-end demo on the embedded default (SQLite in `--data`).
-    Demo {
-        /// Where the demo's SQLite event log lives; running again reuses it, so the
-        /// second run shows every event as already stored.
-        #[arg(long, value_name = "DIR", default_value = "ops-data")]
-        data: PathBuf,
-    },
+    Demo(DemoArgs),
     /// Inspect the type registry of the installed packs.
-    Registry {
-        #[command(subcommand)]
-        command: RegistryCommand,
-    },
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// What packs are installed, and what uninstalled ones left behind.
-    Packs {
-        #[command(subcommand)]
-        command: PacksCommand,
-    },
+    #[command(subcommand)]
+    Packs(PacksCommand),
     /// Installed projections: freshness, and rebuilding one from the log.
-    Projections {
-        #[command(subcommand)]
-        command: ProjectionsCommand,
-    },
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Sagas (the external effects of one correlation) and where each effect is in its
     /// life: pending, approved, dispatched, executed, refused or failed, compensated.
-    Sagas {
-        #[command(subcommand)]
-        command: SagasCommand,
-    },
+    #[command(subcommand)]
+    Sagas(SagasCommand),
     /// Capabilities as of a time, and whether one allowed an action then (for audits).
-    Capabilities {
-        #[command(subcommand)]
-        command: CapabilitiesCommand,
-    },
+    #[command(subcommand)]
+    Capabilities(CapabilitiesCommand),
     /// What needs attention: projections over their freshness objective, failed sagas.
     /// Exit 1 when there is any.
-    Status {
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Status(StatusArgs),
     /// A consistent copy of the database in one new file: SQLite's database file, or
     /// pg_dump's SQL script of a PostgreSQL database. Personal data stays sealed in it and
     /// subject keys are not in it, so an erased subject stays erased in old backups.
-    Backup {
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Backup(BackupArgs),
     /// Run as a worker: each tick, queue what is due (dispatch: interactive; connectors,
     /// projections, reactions: background; capability expiry, retention: batch) and run
     /// it in the scheduler's order. Stopping it at any point loses nothing.
-    Run {
-        /// Stop after this many ticks (default: run until killed).
-        #[arg(long)]
-        ticks: Option<u64>,
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
-        interval_ms: u64,
-        /// Jobs run per tick; the rest wait, and age.
-        #[arg(long, default_value_t = 4)]
-        jobs_per_tick: usize,
-        /// Ticks of waiting that raise a job one lane.
-        #[arg(long, default_value_t = 3)]
-        aging: u64,
-        /// Apply the default retention policy every this many ticks.
-        #[arg(long, default_value_t = 3600)]
-        retention_every: u64,
-        /// Run every installed reconciler (conflicting facts of different sources) every
-        /// this many ticks.
-        #[arg(long, default_value_t = 60)]
-        reconcile_every: u64,
-        /// `CONNECTOR=DIR`: read that connector's JSON-lines source from DIR.
-        #[arg(long = "source", value_name = "CONNECTOR=DIR")]
-        sources: Vec<String>,
-        /// The destinations to post effects to, with their fences (`ops.toml`; `ops-host
-        /// config check` reads one). Without it no destination is served: effects wait.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// How long a claimed effect, projection, reaction or connector stream is this
-        /// worker's; after a crash, another worker (or this one restarted) takes it over
-        /// once the lease ends. A worker that stops (Ctrl-C) releases its leases at once.
-        #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
-        lease_ms: u64,
-        /// This worker's name in its leases and claims; unique among live workers
-        /// (default: host name, process id and start time).
-        #[arg(long)]
-        worker_id: Option<String>,
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Run(RunArgs),
     /// Commands: submit one to its pack's handler, checked and receipted like any other.
-    Commands {
-        #[command(subcommand)]
-        command: CommandsCommand,
-    },
+    #[command(subcommand)]
+    Commands(CommandsCommand),
     /// Data subjects: the ones whose personal data the log holds sealed, and erasing one.
-    Subjects {
-        #[command(subcommand)]
-        command: SubjectsCommand,
-    },
+    #[command(subcommand)]
+    Subjects(SubjectsCommand),
     /// Approval policies: draft, simulate, approve, activate, deprecate, roll back, list.
-    Policies {
-        #[command(subcommand)]
-        command: PoliciesCommand,
-    },
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
     /// Secrets: store a value, list the handles issued, revoke one (each checked and
     /// receipted; no receipt holds a value).
-    Secrets {
-        #[command(subcommand)]
-        command: SecretsCommand,
-    },
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// External effects: list them, approve or cancel one (each receipted like any action).
-    Effects {
-        #[command(subcommand)]
-        command: EffectsCommand,
-    },
+    #[command(subcommand)]
+    Effects(EffectsCommand),
     /// What the runtime set aside because it could not read or apply it.
-    Quarantine {
-        #[command(subcommand)]
-        command: QuarantineCommand,
-    },
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// The configuration file (`ops.toml`): destinations and their fences.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Releases of what this binary links: list (exit 1 when one is not active), activate,
     /// and make a signing key.
-    Releases {
-        #[command(subcommand)]
-        command: ReleasesCommand,
-    },
+    #[command(subcommand)]
+    Releases(ReleasesCommand),
     /// Apply the retention policy (Section 11): old artifact bodies, idle projections of
     /// uninstalled packs and the outbox rows of finished sagas are removed, each class
     /// with a `RetentionApplied` receipt. Events, receipts included, are never removed.
-    Retention {
-        #[arg(long, default_value_t = RetentionPolicy::default().artifacts_days)]
-        artifacts_days: u32,
-        #[arg(long, default_value_t = RetentionPolicy::default().projections_days)]
-        projections_days: u32,
-        #[arg(long, default_value_t = RetentionPolicy::default().receipts_days)]
-        receipts_days: u32,
-        /// Who applies it, on which capability: it must allow recording
-        /// `core.RetentionApplied` (a denial is receipted and removes nothing, exit 1).
-        #[command(flatten)]
-        acting: Acting,
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Retention(RetentionArgs),
     /// An artifact's lineage: what it was computed from, back to the source events.
-    Lineage {
-        /// `cid_…`
-        artifact_id: String,
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Lineage(LineageArgs),
     /// Installed connectors: read one's source now (a backfill), with its progress.
-    Connectors {
-        #[command(subcommand)]
-        command: ConnectorsCommand,
-    },
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
     /// Runs every installed reconciler now: facts of different sources about one subject
     /// that disagree become `SourceFactsConflicted` events (once each); prints them.
-    Reconcile {
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Reconcile(ReconcileArgs),
     /// Inspect the event log.
-    Log {
-        #[command(subcommand)]
-        command: LogCommand,
-    },
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+/// `ops-host demo`: see [`Command::Demo`].
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Where the demo's SQLite event log lives; running again reuses it, so the
+    /// second run shows every event as already stored.
+    #[arg(long, value_name = "DIR", default_value = "ops-data")]
+    pub data: PathBuf,
+}
+
+/// `ops-host status`: see [`Command::Status`].
+#[derive(clap::Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub storage: Storage,
+}
+
+/// `ops-host backup`: see [`Command::Backup`].
+#[derive(clap::Args)]
+pub(crate) struct BackupArgs {
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub storage: Storage,
+}
+
+/// `ops-host run`: see [`Command::Run`].
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// Stop after this many ticks (default: run until killed).
+    #[arg(long)]
+    pub ticks: Option<u64>,
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=DAY_MS))]
+    pub interval_ms: u64,
+    /// Jobs run per tick; the rest wait, and age.
+    #[arg(long, default_value_t = 4)]
+    pub jobs_per_tick: usize,
+    /// Ticks of waiting that raise a job one lane.
+    #[arg(long, default_value_t = 3)]
+    pub aging: u64,
+    /// Apply the default retention policy every this many ticks.
+    #[arg(long, default_value_t = 3600)]
+    pub retention_every: u64,
+    /// Run every installed reconciler (conflicting facts of different sources) every
+    /// this many ticks.
+    #[arg(long, default_value_t = 60)]
+    pub reconcile_every: u64,
+    /// `CONNECTOR=DIR`: read that connector's JSON-lines source from DIR.
+    #[arg(long = "source", value_name = "CONNECTOR=DIR")]
+    pub sources: Vec<String>,
+    /// The destinations to post effects to, with their fences (`ops.toml`; `ops-host
+    /// config check` reads one). Without it no destination is served: effects wait.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How long a claimed effect, projection, reaction or connector stream is this
+    /// worker's; after a crash, another worker (or this one restarted) takes it over
+    /// once the lease ends. A worker that stops (Ctrl-C) releases its leases at once.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(10..=DAY_MS))]
+    pub lease_ms: u64,
+    /// This worker's name in its leases and claims; unique among live workers
+    /// (default: host name, process id and start time).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    #[command(flatten)]
+    pub storage: Storage,
+}
+
+/// `ops-host retention`: see [`Command::Retention`].
+#[derive(clap::Args)]
+pub(crate) struct RetentionArgs {
+    #[arg(long, default_value_t = RetentionPolicy::default().artifacts_days)]
+    pub artifacts_days: u32,
+    #[arg(long, default_value_t = RetentionPolicy::default().projections_days)]
+    pub projections_days: u32,
+    #[arg(long, default_value_t = RetentionPolicy::default().receipts_days)]
+    pub receipts_days: u32,
+    /// Who applies it, on which capability: it must allow recording
+    /// `core.RetentionApplied` (a denial is receipted and removes nothing, exit 1).
+    #[command(flatten)]
+    pub acting: Acting,
+    #[command(flatten)]
+    pub storage: Storage,
+}
+
+/// `ops-host lineage`: see [`Command::Lineage`].
+#[derive(clap::Args)]
+pub(crate) struct LineageArgs {
+    /// `cid_…`
+    pub artifact_id: String,
+    #[command(flatten)]
+    pub storage: Storage,
+}
+
+/// `ops-host reconcile`: see [`Command::Reconcile`].
+#[derive(clap::Args)]
+pub(crate) struct ReconcileArgs {
+    #[command(flatten)]
+    pub storage: Storage,
 }
 
 /// Which database: the demo's SQLite file under `--data`, or `--database URL`.

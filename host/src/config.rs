@@ -51,7 +51,7 @@ use serde::Deserialize;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 
-use crate::commands::BadInput;
+use crate::outcome::BadInput;
 
 /// How long a destination credential's handle lasts; a worker renews it before it ends.
 const CREDENTIAL_HANDLE_LIFETIME: std::time::Duration = ops_core::time::DAY;
@@ -415,7 +415,7 @@ impl Config {
     pub fn operators(&self) -> anyhow::Result<Vec<ops_core::envelope::Actor>> {
         self.operators
             .iter()
-            .map(|operator| crate::capabilities::parse_actor(operator))
+            .map(|operator| crate::vocabulary::parse_actor(operator))
             .collect()
     }
 

@@ -70,7 +70,7 @@ pub fn reaction_capability(
     capabilities: &Capabilities,
     pack: &str,
 ) -> anyhow::Result<CapabilityId> {
-    Ok(crate::capabilities::named(capabilities, &format!("reactions/{pack}"))?.id)
+    Ok(crate::services::named(capabilities, &format!("reactions/{pack}"))?.id)
 }
 
 pub struct WorkerOptions {
@@ -260,10 +260,10 @@ pub async fn run(
                 && store_is_unusable(error)
             {
                 // Nothing this worker does can work on a store that is not a database.
-                return Err(anyhow::anyhow!(crate::message_of(error))
+                return Err(anyhow::anyhow!(crate::outcome::message_of(error))
                     .context("the store is damaged; the worker stopped"));
             }
-            let error = ended.as_ref().err().map(crate::message_of);
+            let error = ended.as_ref().err().map(crate::outcome::message_of);
             worker.record_health(&job.id, error.as_deref(), out).await?;
             let done = match (ended, error) {
                 (Ok(done), _) => done,
@@ -316,7 +316,7 @@ async fn armed(
             .iter()
             .any(|connector| connector.id() == id.as_str())
     }) {
-        anyhow::bail!(crate::commands::BadInput(format!(
+        anyhow::bail!(crate::outcome::BadInput(format!(
             "`connectors.\"{unknown}\"` names no installed connector; installed: {}",
             installed
                 .iter()
@@ -327,12 +327,12 @@ async fn armed(
     }
     let credentials = match (secrets_dir, fences.wants_credentials()) {
         (Some(dir), true) => {
-            let provider = Arc::new(crate::secrets::provider(store, dir, capabilities).await?);
+            let provider = Arc::new(crate::services::provider(store, dir, capabilities).await?);
             let credentials = fences.credentials(&provider, host).await?;
             *secrets = Some(provider);
             credentials
         }
-        (None, true) => anyhow::bail!(crate::commands::BadInput(
+        (None, true) => anyhow::bail!(crate::outcome::BadInput(
             "a destination declares a credential, but there is no secrets backend: give `[secrets] dir` in the configuration, or `--keys`".to_owned()
         )),
         (_, false) => BTreeMap::new(),
@@ -502,7 +502,7 @@ impl Worker {
                 out,
                 "configuration {} not reloaded, the one in force stays: {}",
                 path.display(),
-                crate::message_of(&error)
+                crate::outcome::message_of(&error)
             )?,
         }
         Ok(())

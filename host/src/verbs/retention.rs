@@ -13,8 +13,11 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::retention::{Retention, RetentionError};
 use std::sync::Arc;
 
-use crate::commands::Ended;
 use ops_core_runtime::store::EventStore;
+
+use crate::cli::*;
+use crate::outcome::{Ended, block_on};
+use crate::services::Context;
 
 /// Applies `policy` as `actor` on `capability_id`, checked on `capabilities`: a denial is
 /// receipted, removes nothing and ends the command refused (exit 1).
@@ -62,4 +65,40 @@ pub async fn apply(
         )?;
     }
     Ok(Ended::Done)
+}
+
+impl RetentionArgs {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let RetentionArgs {
+            artifacts_days,
+            projections_days,
+            receipts_days,
+            acting,
+            storage,
+        } = self;
+        block_on(async move {
+            let policy = RetentionPolicy {
+                artifacts_days,
+                projections_days,
+                receipts_days,
+            };
+            let actor = crate::vocabulary::parse_actor(&acting.by)?;
+            let capability_id = crate::vocabulary::parse_capability(&acting.capability)?;
+            let store = storage.store(ctx.registry).await?;
+            let authority = std::sync::Arc::new(
+                ops_core_runtime::capability::Capabilities::load(store.clone()).await?,
+            );
+            let installed: Vec<&str> = ctx.registry.packs().map(|pack| pack.id).collect();
+            apply(
+                &store,
+                authority,
+                &policy,
+                &installed,
+                &actor,
+                capability_id,
+                &mut std::io::stdout().lock(),
+            )
+            .await
+        })
+    }
 }

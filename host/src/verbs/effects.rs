@@ -13,9 +13,13 @@ use ops_core_runtime::egress::{
 use ops_core_runtime::store::EventStore;
 use serde_json::json;
 
-use crate::capabilities::{parse_actor, parse_capability, parse_timestamp};
 use crate::cli::{Acting, Format};
-use crate::commands::{BadInput, Ended, write_list};
+use crate::vocabulary::write_list;
+use crate::vocabulary::{parse_actor, parse_capability, parse_timestamp};
+
+use crate::cli::*;
+use crate::outcome::{BadInput, Ended, block_on};
+use crate::services::Context;
 
 fn command_id(text: &str) -> anyhow::Result<CommandId> {
     text.parse().map_err(|error| {
@@ -186,7 +190,7 @@ pub async fn retry_quarantine(
             "`{origin}` is not a connector stream (`connector:<id>/<stream>`); a projection's quarantined events are read again by `ops-host projections rebuild`, a reaction's by its next run"
         )));
     };
-    let installed = crate::commands::installed_connector(
+    let installed = crate::vocabulary::installed_connector(
         connector,
         "`ops-host quarantine list` shows the origins",
     )?;
@@ -213,4 +217,37 @@ pub async fn retry_quarantine(
         writeln!(out, "nothing of {origin} is set aside")?;
     }
     Ok(retried.still_failing.is_empty().into())
+}
+
+impl EffectsCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let command = self;
+        block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                EffectsCommand::List { format, storage } => {
+                    list(&storage.store(ctx.registry).await?, format, out).await?;
+                    Ok(Ended::Done)
+                }
+                EffectsCommand::Approve {
+                    command,
+                    acting,
+                    until,
+                    storage,
+                } => {
+                    let store = storage.store(ctx.registry).await?;
+                    approve_effect(&store, &command, &acting, until.as_deref(), out).await
+                }
+                EffectsCommand::Cancel {
+                    command,
+                    acting,
+                    reason,
+                    storage,
+                } => {
+                    let store = storage.store(ctx.registry).await?;
+                    cancel_effect(&store, &command, &acting, &reason, out).await
+                }
+            }
+        })
+    }
 }

@@ -6,14 +6,17 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use ops_core::governance::PolicyDefinition;
 use ops_core::supply_chain::SignatureRef;
 use ops_core_runtime::governance::{Policies, PolicyError};
 
-use crate::capabilities::parse_actor;
 use crate::cli::{Format, PoliciesCommand, PolicyStep};
-use crate::commands::{BadInput, Ended, OrBadInput, write_list};
+use crate::vocabulary::parse_actor;
+use crate::vocabulary::write_list;
+
+use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
+use crate::services::Context;
 
 pub async fn run(
     policies: &Policies,
@@ -156,4 +159,28 @@ fn list(policies: &Policies, format: Format, out: &mut impl Write) -> anyhow::Re
             )
         },
     )
+}
+
+impl PoliciesCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let command = self;
+        block_on(async move {
+            let (storage, config, capability) = command.place();
+            let config = storage.config(config)?;
+            let store = storage.store(ctx.registry).await?;
+            let authority = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+            let checked = match capability {
+                Some(capability) => crate::vocabulary::parse_capability(capability)?,
+                None => crate::services::named(&authority, "host/policies")?.id,
+            };
+            let policies = ops_core_runtime::governance::Policies::load(
+                store.clone(),
+                config.trust(ctx.registry)?,
+                checked,
+            )
+            .await?
+            .checked_by(std::sync::Arc::new(authority));
+            run(&policies, command, &mut std::io::stdout().lock()).await
+        })
+    }
 }

@@ -5,7 +5,6 @@
 
 use ops_core_runtime::clock::WallClock;
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -25,8 +24,7 @@ use ops_core_runtime::governance::{ActivePolicies, Policies};
 use ops_core_runtime::lineage::Lineage;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::query::QueryGateway;
-use ops_core_runtime::secrets::EncryptedFile;
-use ops_core_runtime::shredding::{SubjectKeys, erase, sealed_subject};
+use ops_core_runtime::shredding::{erase, sealed_subject};
 use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::{CurrentPayload, EventStore};
 use ops_core_runtime::supply_chain::Releases;
@@ -41,19 +39,6 @@ const POLICY: &str = "notify.oncall-sev1";
 
 pub fn human(id: &str) -> anyhow::Result<Actor> {
     Ok(Actor::Human(ops_core::envelope::ActorId::new(id)?))
-}
-
-/// The key file that seals the subject keys of a data directory: where it is, personal
-/// data is sealed.
-pub const KEY_FILE: &str = "secrets.key";
-
-/// Subject keys kept next to the demo's database, sealed with a key file there too.
-pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
-    let backend = EncryptedFile::open(
-        &data_dir.join("subject-keys.json"),
-        Some(&data_dir.join(KEY_FILE)),
-    )?;
-    Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
 }
 
 /// The public half of the demo's key, hex.
@@ -89,7 +74,7 @@ pub async fn supply_chain(
     )?;
     let releases = Releases::load(store.clone(), demo_trust(store.registry()), capability).await?;
     let operator = human("operator@example.com")?;
-    let installed = crate::releases::installed(store.registry());
+    let installed = crate::services::installed(store.registry());
     for release in &installed {
         let content_id = release.content_id();
         if releases
@@ -332,7 +317,7 @@ pub async fn grant_once(
     scope: Scope,
     out: &mut impl Write,
 ) -> anyhow::Result<CapabilityId> {
-    let capability = crate::capabilities::named(capabilities, name)?.id;
+    let capability = crate::services::named(capabilities, name)?.id;
     if capabilities.is_granted(capability) {
         writeln!(out, "capability {capability} ({name}): granted before")?;
         return Ok(capability);
@@ -487,7 +472,7 @@ pub async fn lineage(
         "derived artifact {derived_id} (\"{summary}\"); ops-host lineage {derived_id}:"
     )?;
     let mut chain = Vec::new();
-    crate::lineage::write_chain(store, &derived_id.to_string(), &mut chain).await?;
+    crate::verbs::lineage::write_chain(store, &derived_id.to_string(), &mut chain).await?;
     let text = String::from_utf8(chain)?;
     for line in text.lines().take(6) {
         writeln!(out, "  {line}")?;

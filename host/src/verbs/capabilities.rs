@@ -5,112 +5,23 @@
 use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::Context as _;
 use ops_core::capability::{Action, CapabilityGranted, Scope, Selector, actor_label};
-use ops_core::contract::SafetyClass;
-use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::{Capabilities, CapabilityError};
 use ops_core_runtime::store::EventStore;
 
 use crate::cli::{Format, ScopeArgs};
-use crate::commands::{BadInput, Ended, OrBadInput, write_list};
+use crate::vocabulary::write_list;
+use crate::vocabulary::{parse_actor, parse_capability, parse_safety, parse_timestamp};
 
-/// `human:ada@example.com`, `service:pack.notify` or `agent:triage-bot`.
-pub fn parse_actor(text: &str) -> anyhow::Result<Actor> {
-    let (kind, id) = text
-        .split_once(':')
-        .with_context(|| format!("`{text}` is not `human:ID`, `service:ID` or `agent:ID`"))
-        .or_bad_input()?;
-    let id = ActorId::new(id)
-        .with_context(|| format!("`{id}` is not an actor id"))
-        .or_bad_input()?;
-    Ok(match kind {
-        "human" => Actor::Human(id),
-        "service" => Actor::Service(id),
-        "agent" => Actor::Agent(id),
-        other => bail!(BadInput(format!(
-            "`{other}` is not an actor kind; use human, service or agent"
-        ))),
-    })
-}
-
-pub fn parse_safety(text: &str) -> anyhow::Result<SafetyClass> {
-    Ok(match text {
-        "read" => SafetyClass::Read,
-        "write_internal" => SafetyClass::WriteInternal,
-        "write_external" => SafetyClass::WriteExternalSideEffect,
-        other => {
-            bail!(BadInput(format!(
-                "`{other}` is not a safety class; use read, write_internal or write_external"
-            )))
-        }
-    })
-}
-
-/// An RFC 3339 time the operator gave.
-pub fn parse_timestamp(text: &str) -> anyhow::Result<Timestamp> {
-    text.parse()
-        .map_err(|error| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {error}"))
-        .or_bad_input()
-}
+use crate::cli::*;
+use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
+use crate::services::Context;
 
 fn parse_time(at: Option<&str>) -> anyhow::Result<Timestamp> {
     at.map_or(Ok(Timestamp::now()), parse_timestamp)
-}
-
-/// `cap_…`, as the operator gave it.
-pub fn parse_capability(text: &str) -> anyhow::Result<CapabilityId> {
-    text.parse()
-        .map_err(|error| anyhow::anyhow!("`{text}` is not a capability id (`cap_…`): {error}"))
-        .or_bad_input()
-}
-
-/// The id of the `n`th grant of the name `name` (the first is 1). A name is granted again
-/// under a new id once its last grant ended (revoked or expired): an ended name never
-/// blocks a new grant, and whatever acts on the name moves to the new one.
-fn nth_named(name: &str, n: u32) -> anyhow::Result<CapabilityId> {
-    Ok(if n <= 1 {
-        CapabilityId::of(&("ops-host capability", name))?
-    } else {
-        CapabilityId::of(&("ops-host capability", name, n))?
-    })
-}
-
-/// What the name `name` (`capabilities grant NAME`) stands for now.
-pub struct Named {
-    /// Its latest grant (live or ended), or the id its first grant will take.
-    pub id: CapabilityId,
-    /// The id a new grant of the name takes: its latest's while that is live (so the
-    /// runtime refuses it as existing), the next one once it ended.
-    pub next_grant: CapabilityId,
-}
-
-/// The capability an operator named `name`, as the log has it now.
-pub fn named(capabilities: &Capabilities, name: &str) -> anyhow::Result<Named> {
-    let now = Timestamp::now();
-    let mut n = 1;
-    let mut latest = None;
-    loop {
-        let id = nth_named(name, n)?;
-        match capabilities.ended_at(id, now) {
-            Some(ended) => latest = Some((id, ended)),
-            None => break,
-        }
-        n += 1;
-    }
-    Ok(match latest {
-        None => Named {
-            id: nth_named(name, 1)?,
-            next_grant: nth_named(name, 1)?,
-        },
-        Some((id, false)) => Named { id, next_grant: id },
-        Some((id, true)) => Named {
-            id,
-            next_grant: nth_named(name, n)?,
-        },
-    })
 }
 
 fn selector(names: &[String], empty: Selector) -> Selector {
@@ -161,7 +72,7 @@ pub async fn grant(
 ) -> anyhow::Result<Ended> {
     let now = Timestamp::now();
     let granted = CapabilityGranted {
-        capability_id: named(capabilities, grant.name)?.next_grant,
+        capability_id: crate::services::named(capabilities, grant.name)?.next_grant,
         holder: parse_actor(grant.to)?,
         issuer: parse_actor(grant.by)?,
         scope: grant.scope.scope()?,
@@ -315,4 +226,92 @@ pub async fn check(
         chain.join(" <- ")
     )?;
     Ok(decision.allowed)
+}
+
+impl CapabilitiesCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        match self {
+            CapabilitiesCommand::List {
+                at,
+                format,
+                storage,
+            } => block_on(async move {
+                let store = storage.store(ctx.registry).await?;
+                list(&store, at.as_deref(), format, &mut std::io::stdout().lock()).await?;
+                Ok(Ended::Done)
+            }),
+            CapabilitiesCommand::Grant {
+                name,
+                to,
+                by,
+                scope,
+                config,
+                storage,
+            } => block_on(async move {
+                let capabilities = storage.capabilities(ctx.registry, &config).await?;
+                let asked = Grant {
+                    name: &name,
+                    parent: None,
+                    to: &to,
+                    by: &by,
+                    scope: &scope,
+                };
+                grant(&capabilities, asked, &mut std::io::stdout().lock()).await
+            }),
+            CapabilitiesCommand::Delegate {
+                name,
+                from,
+                to,
+                by,
+                scope,
+                storage,
+            } => block_on(async move {
+                let store = storage.store(ctx.registry).await?;
+                let capabilities = ops_core_runtime::capability::Capabilities::load(store).await?;
+                let asked = Grant {
+                    name: &name,
+                    parent: Some(&from),
+                    to: &to,
+                    by: &by,
+                    scope: &scope,
+                };
+                grant(&capabilities, asked, &mut std::io::stdout().lock()).await
+            }),
+            CapabilitiesCommand::Revoke {
+                capability,
+                by,
+                reason,
+                config,
+                storage,
+            } => block_on(async move {
+                let capabilities = storage.capabilities(ctx.registry, &config).await?;
+                let out = &mut std::io::stdout().lock();
+                revoke(&capabilities, &capability, &by, &reason, out).await
+            }),
+            CapabilitiesCommand::Check {
+                capability,
+                actor,
+                type_name,
+                safety,
+                tenant,
+                destination,
+                at,
+                storage,
+            } => block_on(async move {
+                let store = storage.store(ctx.registry).await?;
+                let request = CheckRequest {
+                    capability: &capability,
+                    actor: &actor,
+                    type_name: &type_name,
+                    safety: &safety,
+                    tenant: tenant.as_deref(),
+                    destination: destination.as_deref(),
+                    at: at.as_deref(),
+                };
+                Ok(check(&store, request, &mut std::io::stdout().lock())
+                    .await?
+                    .into())
+            }),
+        }
+    }
 }

@@ -4,36 +4,17 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::Context;
-use ops_core_runtime::capability::Capabilities;
-use ops_core_runtime::secrets::{EncryptedFile, SecretValue, SecretsError, SecretsProvider};
-use ops_core_runtime::store::EventStore;
+use anyhow::Context as _;
+use ops_core_runtime::secrets::{SecretValue, SecretsError, SecretsProvider};
 
-use crate::capabilities::{parse_actor, parse_capability};
 use crate::cli::{Acting, Format};
-use crate::commands::{Ended, OrBadInput, write_list};
+use crate::vocabulary::write_list;
+use crate::vocabulary::{parse_actor, parse_capability};
 
-/// The secrets provider over `dir/secrets.json`, sealed with `dir/secrets.key` (kept
-/// owner-only), checking on `capabilities`.
-pub async fn provider(
-    store: &EventStore,
-    dir: &Path,
-    capabilities: &Capabilities,
-) -> anyhow::Result<SecretsProvider> {
-    crate::commands::create_data_directory(dir)?;
-    let backend = EncryptedFile::open(
-        &dir.join("secrets.json"),
-        Some(&dir.join(crate::story_demo::KEY_FILE)),
-    )?;
-    Ok(SecretsProvider::open(
-        store.clone(),
-        Box::new(backend),
-        Arc::new(capabilities.clone()),
-    )
-    .await?)
-}
+use crate::cli::*;
+use crate::outcome::{Ended, OrBadInput, block_on};
+use crate::services::Context;
 
 /// Stores `secret_id`'s value, read from `value_file` (`-`: standard input), trimmed of
 /// a final newline.
@@ -137,4 +118,44 @@ pub fn list(
             )
         },
     )
+}
+
+impl SecretsCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let command = self;
+        block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                SecretsCommand::Put {
+                    secret,
+                    value_file,
+                    acting,
+                    config,
+                    storage,
+                } => {
+                    let provider = storage.secrets(ctx.registry, &config, true).await?;
+                    put(&provider, &secret, &value_file, &acting, out).await
+                }
+                SecretsCommand::List {
+                    format,
+                    config,
+                    storage,
+                } => {
+                    let provider = storage.secrets(ctx.registry, &config, false).await?;
+                    list(&provider, format, out)?;
+                    Ok(Ended::Done)
+                }
+                SecretsCommand::Revoke {
+                    handle,
+                    reason,
+                    acting,
+                    config,
+                    storage,
+                } => {
+                    let provider = storage.secrets(ctx.registry, &config, false).await?;
+                    revoke(&provider, &handle, &reason, &acting, out).await
+                }
+            }
+        })
+    }
 }

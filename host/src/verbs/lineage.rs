@@ -1,12 +1,15 @@
 //! `ops-host lineage <artifact_id>`: an artifact's chain back to its source events.
 
-use crate::commands::OrBadInput;
 use std::io::Write;
 
 use ops_core::id::{CapabilityId, ContentId};
 use ops_core::lineage::Artifact;
 use ops_core_runtime::lineage::{Lineage, Link};
 use ops_core_runtime::store::EventStore;
+
+use crate::cli::*;
+use crate::outcome::{Ended, OrBadInput, block_on};
+use crate::services::Context;
 
 pub async fn write_chain(
     store: &EventStore,
@@ -72,4 +75,18 @@ pub async fn write_chain(
         }
     }
     Ok(())
+}
+
+impl LineageArgs {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let LineageArgs {
+            artifact_id,
+            storage,
+        } = self;
+        block_on(async move {
+            let store = storage.store(ctx.registry).await?;
+            write_chain(&store, &artifact_id, &mut std::io::stdout().lock()).await?;
+            Ok(Ended::Done)
+        })
+    }
 }

@@ -5,72 +5,18 @@
 
 use std::io::Write;
 
-use ops_core::governance::Pins;
-use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
-use ops_core::supply_chain::Release;
 use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::EventStore;
 use ops_core_runtime::supply_chain::{ReleaseError, Releases};
 
 use crate::cli::Format;
-use crate::commands::{Ended, write_list};
-use crate::webhook::WebhookExecutor;
+use crate::services::{inactive, standing};
+use crate::vocabulary::write_list;
 
-/// What this binary runs, as releases: installed packs, contract modules, the webhook tool.
-pub fn installed(registry: &Registry) -> Vec<Release> {
-    let mut installed = ops_registry::releases::installed(registry);
-    installed.push(WebhookExecutor::manifest().release(Pins {
-        core_version: ops_core::VERSION.to_owned(),
-        ..Pins::default()
-    }));
-    installed
-}
-
-/// Each installed release that is not the active release of its artifact, with why not.
-pub async fn inactive(
-    store: &EventStore,
-    registry: &Registry,
-) -> anyhow::Result<Vec<(Release, String)>> {
-    Ok(standing(store, registry)
-        .await?
-        .into_iter()
-        .filter(|(_, state)| state != "active")
-        .collect())
-}
-
-/// Every installed release and whether it is active (`active`, or why not).
-async fn standing(
-    store: &EventStore,
-    registry: &Registry,
-) -> anyhow::Result<Vec<(Release, String)>> {
-    // Only read: what was verified was verified when it was activated.
-    let book = Releases::load(
-        store.clone(),
-        Trust::default(),
-        CapabilityId::of("host.releases")?,
-    )
-    .await?
-    .book();
-    Ok(installed(registry)
-        .into_iter()
-        .map(|release| {
-            let content_id = release.content_id();
-            let state = match book.active(release.kind, &release.name) {
-                Some((active, _)) if *active == content_id => "active".to_owned(),
-                Some((active, running)) => format!(
-                    "NOT ACTIVE: the active release is {} {active}",
-                    running.version
-                ),
-                None if book.release(&content_id).is_some() => {
-                    "NOT ACTIVE: recorded only".to_owned()
-                }
-                None => "NOT ACTIVE: never recorded".to_owned(),
-            };
-            (release, state)
-        })
-        .collect())
-}
+use crate::cli::*;
+use crate::outcome::{Ended, OrBadInput, block_on};
+use crate::services::Context;
 
 /// Writes one line per installed release; `true` when every one is the active release.
 pub async fn verify(
@@ -109,11 +55,11 @@ pub async fn activate(
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let registry = store.registry();
-    let by = &crate::capabilities::parse_actor(&acting.by)?;
+    let by = &crate::vocabulary::parse_actor(&acting.by)?;
     let releases = Releases::load(
         store.clone(),
         trust,
-        crate::capabilities::parse_capability(&acting.capability)?,
+        crate::vocabulary::parse_capability(&acting.capability)?,
     )
     .await?
     .checked_by(std::sync::Arc::new(
@@ -156,29 +102,40 @@ pub async fn activate(
     Ok(ended)
 }
 
-/// Whether pack code may run on `store` in `mode`: says which linked release is not the
-/// active one, and in enforce mode refuses then.
-pub async fn may_run(
-    store: &EventStore,
-    mode: crate::cli::ReleaseMode,
-    out: &mut impl Write,
-) -> anyhow::Result<bool> {
-    let inactive = inactive(store, store.registry()).await?;
-    for (release, state) in &inactive {
-        writeln!(
-            out,
-            "release {} {}: {state}",
-            release.label(),
-            release.content_id()
-        )?;
+impl ReleasesCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let command = self;
+        block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                ReleasesCommand::List { format, storage } => {
+                    let store = storage.store(ctx.registry).await?;
+                    Ok(verify(&store, ctx.registry, format, out).await?.into())
+                }
+                ReleasesCommand::Activate {
+                    key_file,
+                    acting,
+                    config,
+                    storage,
+                } => {
+                    let trust = storage.config(&config)?.trust(ctx.registry)?;
+                    let key =
+                        ops_core_runtime::custody::read_signing_key(&key_file).or_bad_input()?;
+                    let store = storage.store(ctx.registry).await?;
+                    activate(&store, trust, &key, &acting, out).await
+                }
+                ReleasesCommand::Keygen { out: file } => {
+                    let key =
+                        ops_core_runtime::custody::create_signing_key(&file).or_bad_input()?;
+                    writeln!(
+                        out,
+                        "made {}; its public key, for `trusted_keys`: {}",
+                        file.display(),
+                        hex::encode(key.verifying_key().as_bytes())
+                    )?;
+                    Ok(Ended::Done)
+                }
+            }
+        })
     }
-    if inactive.is_empty() || mode == crate::cli::ReleaseMode::Warn {
-        return Ok(true);
-    }
-    writeln!(
-        out,
-        "refused to run: {} of what this binary links is not the active release; `ops-host releases activate --key-file FILE` signs and activates it (or pass `--releases warn`)",
-        inactive.len()
-    )?;
-    Ok(false)
 }

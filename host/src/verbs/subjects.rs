@@ -10,9 +10,13 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::shredding::{EraseError, erase, sealed_subjects};
 use ops_core_runtime::store::EventStore;
 
-use crate::capabilities::{parse_actor, parse_capability};
 use crate::cli::{Acting, Format};
-use crate::commands::{BadInput, Ended, write_list};
+use crate::vocabulary::write_list;
+use crate::vocabulary::{parse_actor, parse_capability};
+
+use crate::cli::*;
+use crate::outcome::{BadInput, Ended, block_on};
+use crate::services::Context;
 
 /// Each sealed subject, how many events hold its data, and whether it is erased.
 pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
@@ -85,5 +89,29 @@ pub async fn erase_subject(
         ))
         .into()),
         Err(error) => Err(error.into()),
+    }
+}
+
+impl SubjectsCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let command = self;
+        block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                SubjectsCommand::List { format, storage } => {
+                    list(&storage.store(ctx.registry).await?, format, out).await?;
+                    Ok(Ended::Done)
+                }
+                SubjectsCommand::Erase {
+                    subject,
+                    reason,
+                    acting,
+                    storage,
+                } => {
+                    let store = storage.store(ctx.registry).await?;
+                    erase_subject(&store, &subject, &reason, &acting, out).await
+                }
+            }
+        })
     }
 }

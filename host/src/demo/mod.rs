@@ -1,8 +1,6 @@
 //! The demo: what the installed packs provide, and the guarantees of the core shown on
 //! their own types. It names no pack: deleting a pack only shortens the output.
 
-use std::io::Write;
-
 use anyhow::bail;
 use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
@@ -10,6 +8,10 @@ use ops_core::registry::{Registry, TypeDescriptor};
 use ops_core::time::Timestamp;
 use ops_registry::document::Export;
 use serde_json::Value;
+use std::io::Write;
+
+pub(crate) mod runtime;
+pub(crate) mod story;
 
 pub fn run(registry: &Registry, installed: &[&str], out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "== installed packs ({})", installed.join(", "))?;

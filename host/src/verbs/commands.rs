@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use ops_core::contract::Kind;
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
 use ops_core::id::{CorrelationId, UserActionId};
@@ -16,9 +16,12 @@ use ops_core_runtime::command::{BusError, CommandBus};
 use ops_core_runtime::jail::PieceError;
 use ops_core_runtime::store::EventStore;
 
-use crate::capabilities::{parse_actor, parse_capability};
 use crate::cli::Acting;
-use crate::commands::{BadInput, Ended, OrBadInput};
+use crate::vocabulary::{parse_actor, parse_capability};
+
+use crate::cli::*;
+use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
+use crate::services::{Context, Open};
 
 /// What the operator asks for.
 pub struct Submission<'a> {
@@ -189,5 +192,40 @@ fn target(
         (None, None) => anyhow::bail!(BadInput(format!(
             "`{command_type}`'s payload does not say what it acts on: give `--target`"
         ))),
+    }
+}
+
+impl CommandsCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        match self {
+            CommandsCommand::Submit {
+                command_type,
+                payload,
+                target,
+                destination,
+                tenant,
+                expect_version,
+                acting,
+                storage,
+            } => block_on(async move {
+                let out = &mut std::io::stdout().lock();
+                let Some(store) = storage
+                    .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
+                    .await?
+                else {
+                    return Ok(Ended::Refused);
+                };
+                let submission = super::commands::Submission {
+                    command_type: &command_type,
+                    payload: &payload,
+                    target: target.as_deref(),
+                    destination: destination.as_deref(),
+                    tenant: &tenant,
+                    expect_version,
+                    acting: &acting,
+                };
+                super::commands::submit(&store, submission, out).await
+            }),
+        }
     }
 }

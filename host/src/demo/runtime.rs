@@ -36,19 +36,19 @@ pub async fn run(
     data_dir: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    crate::commands::create_data_directory(data_dir)?;
+    crate::services::create_data_directory(data_dir)?;
     let path = data_dir.join("ops.db");
     let db = Db::open_sqlite(&path).await?;
     // Personal data is sealed per subject from the first event on (keys next to the log).
     let store = EventStore::open(db.clone(), registry)
         .await?
         .with_pack_code(crate::jailing::check()?)
-        .with_subject_keys(crate::story_demo::subject_keys(data_dir)?);
+        .with_subject_keys(crate::services::subject_keys(data_dir)?);
     if !store.pack_code().confined() {
         ops_core_runtime::faults::record_unconfined(&store, "demo").await?;
         writeln!(out, "pack code runs UNCONFINED (`--unjailed`)")?;
     }
-    crate::story_demo::supply_chain(&store, CapabilityId::of("host.demo")?, out).await?;
+    crate::demo::story::supply_chain(&store, CapabilityId::of("host.demo")?, out).await?;
     writeln!(out, "\n== event log: SQLite at {}", path.display())?;
     for pack in registry.packs() {
         migrate::run_pack(&db, pack.id, pack.migrations).await?;
@@ -127,10 +127,10 @@ pub async fn run(
         .into_iter()
         .flat_map(|projection| projection.event_types().iter().map(|t| t.name()))
         .collect();
-    let reader = crate::story_demo::grant_once(
+    let reader = crate::demo::story::grant_once(
         &capabilities,
         "projections-reader",
-        crate::story_demo::human(crate::story_demo::DEMO_OPERATOR)?,
+        crate::demo::story::human(crate::demo::story::DEMO_OPERATOR)?,
         Scope {
             types: Selector::only(folded.iter().copied()),
             max_safety: ops_core::contract::SafetyClass::Read,
@@ -163,7 +163,7 @@ pub async fn run(
         let rows = queries
             .rows(
                 projection,
-                &crate::story_demo::human(crate::story_demo::DEMO_OPERATOR)?,
+                &crate::demo::story::human(crate::demo::story::DEMO_OPERATOR)?,
                 reader,
             )
             .await?;
@@ -181,9 +181,9 @@ pub async fn run(
         )?;
     }
     reactions_and_egress(&store, &capabilities, &config_path, &sink, out).await?;
-    crate::story_demo::delegation(&capabilities, out).await?;
-    crate::story_demo::erasure(&store, &capabilities, out).await?;
-    crate::story_demo::lineage(&store, &capabilities, out).await?;
+    crate::demo::story::delegation(&capabilities, out).await?;
+    crate::demo::story::erasure(&store, &capabilities, out).await?;
+    crate::demo::story::lineage(&store, &capabilities, out).await?;
     store.db().close().await;
     Ok(())
 }
@@ -203,7 +203,7 @@ async fn reactions_and_egress(
             types: Selector::only([format!("pack.{pack}.*").as_str()]),
             ..Scope::everything()
         };
-        let capability = crate::story_demo::grant_once(
+        let capability = crate::demo::story::grant_once(
             capabilities,
             &format!("reactions/{pack}"),
             ops_core::reaction::reactor(pack),
@@ -251,7 +251,7 @@ async fn reactions_and_egress(
     }
 
     let approvals =
-        crate::story_demo::governance(store, CapabilityId::of("host.demo")?, out).await?;
+        crate::demo::story::governance(store, CapabilityId::of("host.demo")?, out).await?;
 
     writeln!(out, "\n== egress")?;
     let config = write_config(
@@ -297,7 +297,7 @@ async fn reactions_and_egress(
             executed.approval
         )?;
     }
-    crate::sagas::write_sagas(store, out).await?;
+    crate::verbs::sagas::write_sagas(store, out).await?;
     Ok(())
 }
 
@@ -315,8 +315,8 @@ fn write_config(
          # The DEMO signing key: compiled into this binary, so anyone has it. Never list it\n\
          # in a deployment's ops.toml; make your own with `ops-host releases keygen`.\n\
          trusted_keys = [\"{}\"]\n\n[gateway]\nattempts = 3\n",
-        crate::story_demo::DEMO_OPERATOR,
-        crate::story_demo::demo_key_hex()
+        crate::demo::story::DEMO_OPERATOR,
+        crate::demo::story::demo_key_hex()
     );
     for destination in destinations {
         text.push_str(&format!(

@@ -17,6 +17,10 @@ use ops_core_runtime::projection::all_freshness;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
 
+use crate::cli::*;
+use crate::outcome::{Ended, block_on};
+use crate::services::Context;
+
 /// Writes the status; `true` when nothing needs attention.
 pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::Result<bool> {
     let mut healthy = true;
@@ -210,4 +214,16 @@ async fn write_pack_code(
         )?;
     }
     Ok(())
+}
+
+impl StatusArgs {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let StatusArgs { storage } = self;
+        block_on(async move {
+            let store = storage.store(ctx.registry).await?;
+            Ok(write_status(&store, &mut std::io::stdout().lock())
+                .await?
+                .into())
+        })
+    }
 }

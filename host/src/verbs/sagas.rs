@@ -10,10 +10,14 @@ use ops_core_runtime::command::{BusError, CommandBus};
 use ops_core_runtime::egress::{SagaStatus, sagas};
 use ops_core_runtime::store::EventStore;
 
-use crate::capabilities::{parse_actor, parse_capability};
 use crate::cli::{Acting, Format};
-use crate::commands::{Ended, write_list};
-use crate::effects::effect_json;
+use crate::verbs::effects::effect_json;
+use crate::vocabulary::write_list;
+use crate::vocabulary::{parse_actor, parse_capability};
+
+use crate::cli::*;
+use crate::outcome::{Ended, block_on};
+use crate::services::{Context, Open};
 
 pub async fn write_sagas(store: &EventStore, out: &mut impl Write) -> anyhow::Result<()> {
     list(store, Format::Text, out).await
@@ -104,4 +108,28 @@ pub async fn unwind(
         }
     }
     Ok(ended)
+}
+
+impl SagasCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        let command = self;
+        block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                SagasCommand::List { format, storage } => {
+                    list(&storage.store(ctx.registry).await?, format, out).await?;
+                    Ok(Ended::Done)
+                }
+                SagasCommand::Unwind { acting, storage } => {
+                    let Some(store) = storage
+                        .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
+                        .await?
+                    else {
+                        return Ok(Ended::Refused);
+                    };
+                    unwind(&store, &acting, out).await
+                }
+            }
+        })
+    }
 }

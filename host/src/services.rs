@@ -1,0 +1,368 @@
+//! The runtime as every verb receives it: the store the storage flags name (read-only,
+//! existing, or created and migrated for verbs that work), with its subject keys and pack
+//! code, the configuration, capabilities, the secrets provider and the check that pack
+//! code runs only as active releases. Where the store's files live (the data directory,
+//! its key files) is defined here, once, for production and demo alike.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::webhook::WebhookExecutor;
+use anyhow::Context as _;
+use ops_core::governance::Pins;
+use ops_core::id::CapabilityId;
+use ops_core::registry::Registry;
+use ops_core::supply_chain::Release;
+use ops_core::time::Timestamp;
+use ops_core_runtime::capability::Capabilities;
+use ops_core_runtime::clock::WallClock;
+use ops_core_runtime::db::Db;
+use ops_core_runtime::secrets::EncryptedFile;
+use ops_core_runtime::secrets::SecretsProvider;
+use ops_core_runtime::shredding::SubjectKeys;
+use ops_core_runtime::signing::Trust;
+use ops_core_runtime::store::EventStore;
+use ops_core_runtime::supply_chain::Releases;
+
+use crate::cli::{ConfigFile, ReleaseMode, Storage};
+use crate::config::Config;
+use crate::outcome::BadInput;
+
+/// What every verb is given besides its own arguments: the registry this binary links and
+/// the global flags.
+pub(crate) struct Context<'a> {
+    pub registry: &'static Registry,
+    pub installed_packs: &'a [&'a str],
+    /// Whether pack code runs only as active releases.
+    pub releases: ReleaseMode,
+}
+
+/// The key file of a data directory (or `--keys`, or `[secrets] dir`): it seals the
+/// subject keys and the secrets backend, and is kept owner-only.
+pub const KEY_FILE: &str = "secrets.key";
+
+/// The data directory, created owner-only when missing: it holds the log and key files.
+pub(crate) fn create_data_directory(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(BadInput(format!(
+            "--data {}: that is a file, not a folder; name a folder for the store",
+            dir.display()
+        )));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Which store a verb opens: one that exists already, or one created and migrated if need
+/// be (for verbs that do the work).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Open {
+    Existing,
+    Working,
+}
+
+impl Storage {
+    /// The store for a verb that runs pack code: `None` (the refusal said on `out`) when
+    /// what this binary links is not the active release and `mode` enforces that.
+    pub(crate) async fn pack_code_store(
+        &self,
+        registry: &'static Registry,
+        open: Open,
+        mode: ReleaseMode,
+        out: &mut impl Write,
+    ) -> anyhow::Result<Option<EventStore>> {
+        let store = match open {
+            Open::Existing => self.store(registry).await?,
+            Open::Working => self.working_store(registry).await?,
+        };
+        Ok(may_run(&store, mode, out).await?.then_some(store))
+    }
+
+    /// The store, which must exist: inspecting commands never create one.
+    pub(crate) async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+        self.open(registry, false).await
+    }
+
+    /// The store, created under `--data` if missing, with every installed pack's
+    /// migrations run: for commands that do the work.
+    pub(crate) async fn working_store(
+        &self,
+        registry: &'static Registry,
+    ) -> anyhow::Result<EventStore> {
+        let store = self.open(registry, true).await?;
+        for pack in registry.packs() {
+            ops_core_runtime::migrate::run_pack(store.db(), pack.id, pack.migrations).await?;
+        }
+        Ok(store)
+    }
+
+    /// The capabilities of the store, with the operators of `config`: the file given, else
+    /// `ops.toml` in the data directory when there is one, else nobody.
+    pub(crate) async fn capabilities(
+        &self,
+        registry: &'static Registry,
+        config: &ConfigFile,
+    ) -> anyhow::Result<ops_core_runtime::capability::Capabilities> {
+        let config = self.config(config)?;
+        let store = self.store(registry).await?;
+        Ok(ops_core_runtime::capability::Capabilities::load(store)
+            .await?
+            .with_operators(config.operators()?))
+    }
+
+    /// The configuration: the file given, else `ops.toml` in the data directory when there
+    /// is one, else the defaults (nobody is an operator).
+    pub(crate) fn config(&self, config: &ConfigFile) -> anyhow::Result<Config> {
+        let in_data = self.data.join("ops.toml");
+        Ok(match &config.config {
+            Some(path) => Config::load(path)?,
+            None if self.database.is_none() && in_data.exists() => Config::load(&in_data)?,
+            None => Config::default(),
+        })
+    }
+
+    /// Where the subject keys live: `--keys`, else the data directory of an embedded
+    /// store; none for a `--database` store without `--keys`.
+    pub(crate) fn keys_dir(&self) -> Option<&Path> {
+        match (&self.keys, &self.database) {
+            (Some(dir), _) => Some(dir),
+            (None, None) => Some(&self.data),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Where the secrets backend keeps values: `[secrets] dir` of `config`, else the
+    /// keys directory.
+    pub(crate) fn secrets_dir(&self, config: &Config) -> Option<PathBuf> {
+        config
+            .secrets
+            .dir
+            .clone()
+            .or_else(|| self.keys_dir().map(Path::to_path_buf))
+    }
+
+    /// The secrets provider of the store, checking on its capabilities; a backend that is
+    /// not there yet is created only to `store` a value.
+    pub(crate) async fn secrets(
+        &self,
+        registry: &'static Registry,
+        config: &ConfigFile,
+        store_value: bool,
+    ) -> anyhow::Result<ops_core_runtime::secrets::SecretsProvider> {
+        let dir = self.secrets_dir(&self.config(config)?).ok_or_else(|| {
+            BadInput("a `--database` store keeps secrets where `--keys` or `[secrets] dir` says; give one".to_owned())
+        })?;
+        if !store_value && !dir.join(KEY_FILE).exists() {
+            anyhow::bail!(BadInput(format!(
+                "there is no secrets backend in {}; `ops-host secrets put` creates it",
+                dir.display()
+            )));
+        }
+        let store = self.store(registry).await?;
+        let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+        provider(&store, &dir, &capabilities).await
+    }
+
+    async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
+        let schema = self.schema.as_deref();
+        let db = match (&self.database, create) {
+            (Some(url), true) => Db::connect(url, schema).await?,
+            (Some(url), false) => Db::connect_existing(url, schema).await?,
+            (None, true) => {
+                create_data_directory(&self.data)?;
+                Db::open_sqlite(&self.data.join("ops.db")).await?
+            }
+            (None, false) => {
+                let path = self.data.join("ops.db");
+                if !path.exists() {
+                    anyhow::bail!(BadInput(format!(
+                        "there is no event log at {}; run `ops-host demo --data {}` first, or pass `--database URL`",
+                        path.display(),
+                        self.data.display()
+                    )));
+                }
+                Db::open_sqlite_existing(&path).await?
+            }
+        };
+        let store = if create {
+            EventStore::open(db, registry).await?
+        } else {
+            EventStore::open_existing(db, registry).await?
+        }
+        .with_pack_code(crate::jailing::pack_code()?);
+        // Personal data is sealed under the subject keys of the data directory, as the
+        // demo keeps them; a store without them seals nothing.
+        let Some(dir) = self.keys_dir() else {
+            return Ok(store);
+        };
+        let kept = dir.join(KEY_FILE).exists();
+        Ok(if create || kept {
+            if create {
+                create_data_directory(dir)?;
+            }
+            store.with_subject_keys(subject_keys(dir)?)
+        } else {
+            store
+        })
+    }
+}
+
+/// The secrets provider over `dir/secrets.json`, sealed with `dir/secrets.key` (kept
+/// owner-only), checking on `capabilities`.
+pub async fn provider(
+    store: &EventStore,
+    dir: &Path,
+    capabilities: &Capabilities,
+) -> anyhow::Result<SecretsProvider> {
+    create_data_directory(dir)?;
+    let backend = EncryptedFile::open(&dir.join("secrets.json"), Some(&dir.join(KEY_FILE)))?;
+    Ok(SecretsProvider::open(
+        store.clone(),
+        Box::new(backend),
+        Arc::new(capabilities.clone()),
+    )
+    .await?)
+}
+
+/// The id of the `n`th grant of the name `name` (the first is 1). A name is granted again
+/// under a new id once its last grant ended (revoked or expired): an ended name never
+/// blocks a new grant, and whatever acts on the name moves to the new one.
+fn nth_named(name: &str, n: u32) -> anyhow::Result<CapabilityId> {
+    Ok(if n <= 1 {
+        CapabilityId::of(&("ops-host capability", name))?
+    } else {
+        CapabilityId::of(&("ops-host capability", name, n))?
+    })
+}
+
+/// What the name `name` (`capabilities grant NAME`) stands for now.
+pub struct Named {
+    /// Its latest grant (live or ended), or the id its first grant will take.
+    pub id: CapabilityId,
+    /// The id a new grant of the name takes: its latest's while that is live (so the
+    /// runtime refuses it as existing), the next one once it ended.
+    pub next_grant: CapabilityId,
+}
+
+/// The capability an operator named `name`, as the log has it now.
+pub fn named(capabilities: &Capabilities, name: &str) -> anyhow::Result<Named> {
+    let now = Timestamp::now();
+    let mut n = 1;
+    let mut latest = None;
+    loop {
+        let id = nth_named(name, n)?;
+        match capabilities.ended_at(id, now) {
+            Some(ended) => latest = Some((id, ended)),
+            None => break,
+        }
+        n += 1;
+    }
+    Ok(match latest {
+        None => Named {
+            id: nth_named(name, 1)?,
+            next_grant: nth_named(name, 1)?,
+        },
+        Some((id, false)) => Named { id, next_grant: id },
+        Some((id, true)) => Named {
+            id,
+            next_grant: nth_named(name, n)?,
+        },
+    })
+}
+
+/// The subject keys kept in `data_dir` (`subject-keys.json`), sealed with its key file:
+/// where that file is, personal data is sealed.
+pub fn subject_keys(data_dir: &Path) -> anyhow::Result<Arc<SubjectKeys>> {
+    let backend = EncryptedFile::open(
+        &data_dir.join("subject-keys.json"),
+        Some(&data_dir.join(KEY_FILE)),
+    )?;
+    Ok(Arc::new(SubjectKeys::new(Box::new(backend))))
+}
+
+/// What this binary runs, as releases: installed packs, contract modules, the webhook tool.
+pub fn installed(registry: &Registry) -> Vec<Release> {
+    let mut installed = ops_registry::releases::installed(registry);
+    installed.push(WebhookExecutor::manifest().release(Pins {
+        core_version: ops_core::VERSION.to_owned(),
+        ..Pins::default()
+    }));
+    installed
+}
+
+/// Each installed release that is not the active release of its artifact, with why not.
+pub async fn inactive(
+    store: &EventStore,
+    registry: &Registry,
+) -> anyhow::Result<Vec<(Release, String)>> {
+    Ok(standing(store, registry)
+        .await?
+        .into_iter()
+        .filter(|(_, state)| state != "active")
+        .collect())
+}
+
+/// Every installed release and whether it is active (`active`, or why not).
+pub(crate) async fn standing(
+    store: &EventStore,
+    registry: &Registry,
+) -> anyhow::Result<Vec<(Release, String)>> {
+    // Only read: what was verified was verified when it was activated.
+    let book = Releases::load(
+        store.clone(),
+        Trust::default(),
+        CapabilityId::of("host.releases")?,
+    )
+    .await?
+    .book();
+    Ok(installed(registry)
+        .into_iter()
+        .map(|release| {
+            let content_id = release.content_id();
+            let state = match book.active(release.kind, &release.name) {
+                Some((active, _)) if *active == content_id => "active".to_owned(),
+                Some((active, running)) => format!(
+                    "NOT ACTIVE: the active release is {} {active}",
+                    running.version
+                ),
+                None if book.release(&content_id).is_some() => {
+                    "NOT ACTIVE: recorded only".to_owned()
+                }
+                None => "NOT ACTIVE: never recorded".to_owned(),
+            };
+            (release, state)
+        })
+        .collect())
+}
+
+/// Whether pack code may run on `store` in `mode`: says which linked release is not the
+/// active one, and in enforce mode refuses then.
+pub async fn may_run(
+    store: &EventStore,
+    mode: ReleaseMode,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let inactive = inactive(store, store.registry()).await?;
+    for (release, state) in &inactive {
+        writeln!(
+            out,
+            "release {} {}: {state}",
+            release.label(),
+            release.content_id()
+        )?;
+    }
+    if inactive.is_empty() || mode == ReleaseMode::Warn {
+        return Ok(true);
+    }
+    writeln!(
+        out,
+        "refused to run: {} of what this binary links is not the active release; `ops-host releases activate --key-file FILE` signs and activates it (or pass `--releases warn`)",
+        inactive.len()
+    )?;
+    Ok(false)
+}

@@ -1,0 +1,103 @@
+//! `ops-host projections`: freshness (exit 1 when one is STALE or paused) and rebuilding one from the log.
+
+use std::io::Write;
+
+use crate::cli::*;
+use crate::outcome::{BadInput, Ended, block_on};
+use crate::services::{Context, Open};
+use ops_core::registry::Registry;
+
+impl ProjectionsCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        match self {
+            ProjectionsCommand::Status { storage } => {
+                block_on(projections_status(ctx.registry, storage))
+            }
+            ProjectionsCommand::Rebuild {
+                projection,
+                storage,
+            } => block_on(projections_rebuild(
+                ctx.registry,
+                projection,
+                storage,
+                ctx.releases,
+            )),
+        }
+    }
+}
+
+async fn projections_status(
+    registry: &'static Registry,
+    storage: Storage,
+) -> anyhow::Result<Ended> {
+    let store = storage.store(registry).await?;
+    let paused = ops_core_runtime::faults::paused(&store).await?;
+    let mut healthy = true;
+    for status in ops_core_runtime::projection::all_freshness(&store).await? {
+        let label = format!("{}/{}", status.owner, status.name);
+        let paused = paused.get(&format!("projection {label}"));
+        healthy &= status.within_objective && paused.is_none();
+        writeln!(
+            std::io::stdout(),
+            "{label} v{}: lag {} ms of {} ms allowed ({}), {} applied, {} late, {} rebuilds{}",
+            status.version,
+            status.lag_ms,
+            status.max_lag_ms,
+            if status.within_objective {
+                "fresh"
+            } else {
+                "STALE"
+            },
+            status.applied_events,
+            status.late_events,
+            status.rebuilds,
+            paused.map_or_else(String::new, |(_, receipt)| format!(
+                "; PAUSED after faults in a row (receipt {receipt}): `ops-host projections rebuild` resumes it"
+            )),
+        )?;
+    }
+    // Exit 1 while anything printed needs attention, so a monitor can run it.
+    Ok(Ended::from(healthy))
+}
+
+async fn projections_rebuild(
+    registry: &'static Registry,
+    projection: String,
+    storage: Storage,
+    releases: ReleaseMode,
+) -> anyhow::Result<Ended> {
+    let Some(found) = ops_core::projection::installed(ops_core_runtime::CORE)
+        .into_iter()
+        .find(|p| format!("{}/{}", p.pack_id(), p.name()) == projection)
+    else {
+        anyhow::bail!(BadInput(format!(
+            "no installed projection `{projection}`; `ops-host projections status` lists them"
+        )));
+    };
+    let out = &mut std::io::stdout().lock();
+    let Some(store) = storage
+        .pack_code_store(registry, Open::Existing, releases, out)
+        .await?
+    else {
+        return Ok(Ended::Refused);
+    };
+    // Under the projection's lease, as a worker: a worker running it now is not raced.
+    let leases = crate::worker::one_off_leases(&store, "rebuild");
+    let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");
+    let mut runner = ops_core_runtime::projection::ProjectionRunner::start_with_leases(
+        store,
+        found,
+        leases.clone(),
+    )?
+    .with_progress(progress.callback());
+    let rebuilt = runner.rebuild().await;
+    progress.finish();
+    leases.release_all().await?;
+    rebuilt?;
+    writeln!(
+        out,
+        "rebuilt {projection}: {} rows",
+        runner.state().rows().len()
+    )?;
+    Ok(Ended::Done)
+}

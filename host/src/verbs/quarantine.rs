@@ -1,0 +1,28 @@
+//! `ops-host quarantine`: what the runtime set aside, and reading a stream's records again.
+
+use crate::cli::*;
+use crate::outcome::{Ended, block_on};
+use crate::services::{Context, Open};
+
+impl QuarantineCommand {
+    pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
+        match self {
+            QuarantineCommand::List { format, storage } => block_on(async move {
+                let store = storage.store(ctx.registry).await?;
+                super::effects::list_quarantine(&store, format, &mut std::io::stdout().lock())
+                    .await?;
+                Ok(Ended::Done)
+            }),
+            QuarantineCommand::Retry { origin, storage } => block_on(async move {
+                let out = &mut std::io::stdout().lock();
+                let Some(store) = storage
+                    .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
+                    .await?
+                else {
+                    return Ok(Ended::Refused);
+                };
+                super::effects::retry_quarantine(&store, &origin, out).await
+            }),
+        }
+    }
+}
