@@ -20,6 +20,7 @@ mod demo;
 mod jailing;
 mod outcome;
 mod progress;
+mod report;
 mod services;
 mod verbs;
 mod vocabulary;

@@ -297,7 +297,7 @@ async fn reactions_and_egress(
             executed.approval
         )?;
     }
-    crate::verbs::sagas::write_sagas(store, out).await?;
+    crate::report::write_sagas(store, crate::cli::Format::Text, out).await?;
     Ok(())
 }
 

@@ -472,7 +472,7 @@ pub async fn lineage(
         "derived artifact {derived_id} (\"{summary}\"); ops-host lineage {derived_id}:"
     )?;
     let mut chain = Vec::new();
-    crate::verbs::lineage::write_chain(store, &derived_id.to_string(), &mut chain).await?;
+    crate::report::write_chain(store, &derived_id.to_string(), &mut chain).await?;
     let text = String::from_utf8(chain)?;
     for line in text.lines().take(6) {
         writeln!(out, "  {line}")?;

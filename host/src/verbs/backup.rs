@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::*;
+use crate::cli::BackupArgs;
 use crate::outcome::{Ended, block_on};
 use crate::services::Context;
 

@@ -12,11 +12,10 @@ use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::{Capabilities, CapabilityError};
 use ops_core_runtime::store::EventStore;
 
-use crate::cli::{Format, ScopeArgs};
 use crate::vocabulary::write_list;
 use crate::vocabulary::{parse_actor, parse_capability, parse_safety, parse_timestamp};
 
-use crate::cli::*;
+use crate::cli::{CapabilitiesCommand, Format, ScopeArgs};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
 use crate::services::Context;
 

@@ -16,10 +16,9 @@ use ops_core_runtime::command::{BusError, CommandBus};
 use ops_core_runtime::jail::PieceError;
 use ops_core_runtime::store::EventStore;
 
-use crate::cli::Acting;
 use crate::vocabulary::{parse_actor, parse_capability};
 
-use crate::cli::*;
+use crate::cli::{Acting, CommandsCommand};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
 use crate::services::{Context, Open};
 

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::*;
+use crate::cli::ConfigCommand;
 use crate::config::Config;
 use crate::outcome::Ended;
 use crate::services::Context;

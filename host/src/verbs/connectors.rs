@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::*;
+use crate::cli::ConnectorsCommand;
 use crate::outcome::{BadInput, Ended, block_on};
 use crate::services::{Context, Open};
 use crate::vocabulary::installed_connector;

@@ -1,6 +1,6 @@
 //! `ops-host demo`: the end-to-end demo on the embedded default.
 
-use crate::cli::*;
+use crate::cli::DemoArgs;
 use crate::outcome::{Ended, block_on};
 use crate::services::Context;
 

@@ -8,16 +8,15 @@ use std::io::Write;
 use ops_core::id::CommandId;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::egress::{
-    Approved, Approver, Cancelled, Dispatcher, EffectStatus, Gateway, approve, effects,
+    Approved, Approver, Cancelled, Dispatcher, Gateway, approve, effects,
 };
 use ops_core_runtime::store::EventStore;
 use serde_json::json;
 
-use crate::cli::{Acting, Format};
 use crate::vocabulary::write_list;
 use crate::vocabulary::{parse_actor, parse_capability, parse_timestamp};
 
-use crate::cli::*;
+use crate::cli::{Acting, EffectsCommand, Format};
 use crate::outcome::{BadInput, Ended, block_on};
 use crate::services::Context;
 
@@ -29,35 +28,28 @@ fn command_id(text: &str) -> anyhow::Result<CommandId> {
     })
 }
 
-/// An effect as `--format json` shows it.
-pub fn effect_json(effect: &EffectStatus) -> serde_json::Value {
-    json!({
-        "command_id": effect.command_id,
-        "saga": effect.correlation_id,
-        "state": effect.state,
-        "attempt": effect.attempt,
-        "steps": effect.steps,
-        "note": effect.note,
-        "compensates": effect.compensates,
-    })
-}
-
 /// Every external effect with its state and steps.
 pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
-    write_list(out, format, &effects(store).await?, effect_json, |effect| {
-        let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
-        format!(
-            "{} {:?}: {}{}",
-            effect.command_id,
-            effect.state,
-            steps.join(" -> "),
-            effect
-                .note
-                .as_deref()
-                .map(|note| format!("; {note}"))
-                .unwrap_or_default()
-        )
-    })
+    write_list(
+        out,
+        format,
+        &effects(store).await?,
+        crate::report::effect_json,
+        |effect| {
+            let steps: Vec<String> = effect.steps.iter().map(|s| format!("{s:?}")).collect();
+            format!(
+                "{} {:?}: {}{}",
+                effect.command_id,
+                effect.state,
+                steps.join(" -> "),
+                effect
+                    .note
+                    .as_deref()
+                    .map(|note| format!("; {note}"))
+                    .unwrap_or_default()
+            )
+        },
+    )
 }
 
 /// Records `acting.by`'s approval of a pending effect on `acting.capability`, which must

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::*;
+use crate::cli::{PacksCommand, Storage};
 use crate::outcome::{Ended, block_on};
 use crate::services::Context;
 use ops_core::registry::Registry;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::*;
+use crate::cli::{ProjectionsCommand, ReleaseMode, Storage};
 use crate::outcome::{BadInput, Ended, block_on};
 use crate::services::{Context, Open};
 use ops_core::registry::Registry;

@@ -1,6 +1,6 @@
 //! `ops-host quarantine`: what the runtime set aside, and reading a stream's records again.
 
-use crate::cli::*;
+use crate::cli::QuarantineCommand;
 use crate::outcome::{Ended, block_on};
 use crate::services::{Context, Open};
 

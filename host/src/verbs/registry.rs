@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::*;
+use crate::cli::RegistryCommand;
 use crate::outcome::{Ended, OrBadInput};
 use crate::services::Context;
 use anyhow::Context as _;

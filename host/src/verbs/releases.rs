@@ -10,11 +10,10 @@ use ops_core_runtime::signing::{Trust, sign};
 use ops_core_runtime::store::EventStore;
 use ops_core_runtime::supply_chain::{ReleaseError, Releases};
 
-use crate::cli::Format;
 use crate::services::{inactive, standing};
 use crate::vocabulary::write_list;
 
-use crate::cli::*;
+use crate::cli::{Format, ReleasesCommand};
 use crate::outcome::{Ended, OrBadInput, block_on};
 use crate::services::Context;
 

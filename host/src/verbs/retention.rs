@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ops_core_runtime::store::EventStore;
 
-use crate::cli::*;
+use crate::cli::RetentionArgs;
 use crate::outcome::{Ended, block_on};
 use crate::services::Context;
 

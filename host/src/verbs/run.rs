@@ -1,6 +1,6 @@
 //! `ops-host run`: the worker, on a store whose linked releases are active.
 
-use crate::cli::*;
+use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::outcome::{Ended, block_on};
 use crate::services::{Context, Open};

@@ -8,11 +8,10 @@ use std::path::Path;
 use anyhow::Context as _;
 use ops_core_runtime::secrets::{SecretValue, SecretsError, SecretsProvider};
 
-use crate::cli::{Acting, Format};
 use crate::vocabulary::write_list;
 use crate::vocabulary::{parse_actor, parse_capability};
 
-use crate::cli::*;
+use crate::cli::{Acting, Format, SecretsCommand};
 use crate::outcome::{Ended, OrBadInput, block_on};
 use crate::services::Context;
 

@@ -17,7 +17,7 @@ use ops_core_runtime::projection::all_freshness;
 use ops_core_runtime::reaction::ReactionRunner;
 use ops_core_runtime::store::EventStore;
 
-use crate::cli::*;
+use crate::cli::StatusArgs;
 use crate::outcome::{Ended, block_on};
 use crate::services::Context;
 

@@ -10,11 +10,10 @@ use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::shredding::{EraseError, erase, sealed_subjects};
 use ops_core_runtime::store::EventStore;
 
-use crate::cli::{Acting, Format};
 use crate::vocabulary::write_list;
 use crate::vocabulary::{parse_actor, parse_capability};
 
-use crate::cli::*;
+use crate::cli::{Acting, Format, SubjectsCommand};
 use crate::outcome::{BadInput, Ended, block_on};
 use crate::services::Context;
 
