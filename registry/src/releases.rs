@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use ops_core::canonical::payload_hash;
 use ops_core::governance::Pins;
+use ops_core::id::payload_hash;
 use ops_core::pack::PackDescriptor;
 use ops_core::registry::{Registry, TypeDescriptor};
 use ops_core::supply_chain::{ArtifactKind, Release};

@@ -4,8 +4,6 @@
 
 use serde::Serialize;
 
-use crate::id::ContentHash;
-
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write canonical JSON: {0}")]
 pub struct CanonicalError(#[from] serde_json::Error);
@@ -20,15 +18,10 @@ pub fn to_canonical_string<T: Serialize + ?Sized>(value: &T) -> Result<String, C
     Ok(serde_json_canonicalizer::to_string(&value)?)
 }
 
-/// `payload_hash = blake3(canonical payload)`.
-pub fn payload_hash(payload: &serde_json::Value) -> ContentHash {
-    let bytes = to_canonical_vec(payload).expect("a JSON value always has a canonical form");
-    ContentHash::of_bytes(&bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::payload_hash;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 

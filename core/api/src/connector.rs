@@ -9,10 +9,10 @@
 
 use serde_json::Value;
 
+use crate::contract::PieceIdentity;
 use crate::contract::{Event, EventType, RustType, TypedEvent};
 use crate::event;
 use crate::pack::Pack;
-use crate::registry::PieceIdentity;
 use crate::time::Timestamp;
 
 /// A fact read from a source record.

@@ -134,10 +134,10 @@ pub enum UpcastError {
 /// string can name a type a pack could not name in Rust.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TypedEvent {
-    event_type: &'static str,
-    version: u32,
-    rust: RustType,
-    payload: serde_json::Value,
+    pub(crate) event_type: &'static str,
+    pub(crate) version: u32,
+    pub(crate) rust: RustType,
+    pub(crate) payload: serde_json::Value,
 }
 
 impl TypedEvent {
@@ -148,26 +148,6 @@ impl TypedEvent {
             rust: RustType::of::<E>(),
             payload: serde_json::to_value(event).map_err(|e| e.to_string())?,
         })
-    }
-
-    /// An event a jailed piece of pack code stated, as the host rebuilds it from what crossed
-    /// the boundary: the name and version must be registered, and the type is the one
-    /// registered for them (what the runner claims of its types is not believed; the
-    /// runtime checks the pack owns or may state the type, and the payload decodes, before
-    /// it stores the event).
-    pub fn registered(
-        _core: crate::CoreToken,
-        descriptor: &crate::registry::TypeDescriptor,
-        payload: serde_json::Value,
-    ) -> Self {
-        TypedEvent {
-            event_type: descriptor.name,
-            version: descriptor.version,
-            rust: RustType {
-                path: descriptor.type_path,
-            },
-            payload,
-        }
     }
 
     pub fn event_type(&self) -> &'static str {
@@ -252,7 +232,7 @@ impl EventType {
 /// a pack wrote. Identity checks compare these, not names.
 #[derive(Clone, Copy)]
 pub struct RustType {
-    path: fn() -> &'static str,
+    pub(crate) path: fn() -> &'static str,
 }
 
 impl RustType {
@@ -322,13 +302,13 @@ pub const fn visible_to(
     name: &str,
     visibility: Visibility,
 ) -> bool {
-    if crate::handler::owned_by(name, pack_id) {
+    if owned_by(name, pack_id) {
         return true;
     }
     if !matches!(visibility, Visibility::Public) {
         return false;
     }
-    if crate::handler::starts_with(name.as_bytes(), b"core.") {
+    if starts_with(name.as_bytes(), b"core.") {
         return true;
     }
     let mut index = 0;
@@ -340,8 +320,6 @@ pub const fn visible_to(
     }
     false
 }
-
-use crate::handler::starts_with;
 
 /// Whether crate `module` (`ops-contract-incidents`) publishes type `name`
 /// (`pack.incidents.…`): the owner segment of the name, `_` read as `-`.
@@ -404,4 +382,49 @@ mod tests {
             Visibility::Public
         ));
     }
+}
+
+/// What an installed piece (projection, handler, reaction, connector, reconciler) is, as
+/// rustc compiled it. Every field but `piece` and `claimed_pack` comes from ops-core's
+/// generic code over the piece's Rust type, so the registry can check a claim against the
+/// type behind it.
+#[derive(Clone, Debug)]
+pub struct PieceIdentity {
+    /// What it is, for messages: `projection `board``.
+    pub piece: String,
+    /// The pack it claims through its pack type's `Pack::ID`; `None` for a reconciler,
+    /// which belongs to the contract or shared crate that compiles it.
+    pub claimed_pack: Option<&'static str>,
+    pub rust: RustType,
+    /// Its `type Pack`.
+    pub pack: Option<RustType>,
+    /// Every contract type it names (reads, handles, proposes, compares).
+    pub types: Vec<TypeRef>,
+}
+
+/// Whether `type_name` belongs to pack `pack_id` (`pack.<id>.…`); `const` so installing a
+/// handler for another owner's command fails to compile.
+pub const fn owned_by(type_name: &str, pack_id: &str) -> bool {
+    let (name, id) = (type_name.as_bytes(), pack_id.as_bytes());
+    let prefix = b"pack.";
+    if name.len() <= prefix.len() + id.len() + 1 || !starts_with(name, prefix) {
+        return false;
+    }
+    let (_, rest) = name.split_at(prefix.len());
+    starts_with(rest, id) && rest[id.len()] == b'.'
+}
+
+/// Whether `text` begins with `prefix`, byte by byte; `const`, for the install checks.
+pub(crate) const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    if text.len() < prefix.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < prefix.len() {
+        if text[index] != prefix[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
 }

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::canonical::payload_hash;
 use crate::contract::{Command, Contract, DedupeKind, Event};
+pub use crate::id::DedupeScope;
+use crate::id::payload_hash;
 use crate::id::{
     CapabilityId, CommandId, ContentHash, CorrelationId, DerivedArtifactId, EventId, EventIdInputs,
     UserActionId,
@@ -74,23 +75,6 @@ pub enum Actor {
     Human(ActorId),
     Service(ActorId),
     Agent(ActorId),
-}
-
-/// The typed dedupe scope of A3; closed on purpose.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum DedupeScope {
-    Connector {
-        connector_id: String,
-        stream: String,
-    },
-    Egress {
-        destination: String,
-        tenant_id: String,
-    },
-    Command {
-        aggregate_ref: String,
-    },
 }
 
 impl DedupeScope {
@@ -330,7 +314,7 @@ impl CommandEnvelope {
 
     /// The envelope of a checked payload: its id derived from type, target, payload and
     /// scope.
-    fn assemble(
+    pub(crate) fn assemble(
         command_type: &str,
         payload_schema_version: u32,
         payload: Value,
@@ -354,37 +338,6 @@ impl CommandEnvelope {
             actor: request.actor,
             requested_at: request.requested_at,
         }
-    }
-
-    /// A command whose type is known only at run time, by its registry entry (an
-    /// operator's `ops-host commands submit`, a jailed reaction's proposal): the dedupe
-    /// scope must be of the kind it declares, as [`Self::new`] ensures at compile time.
-    /// `decodes` says whether the payload decodes as `descriptor`'s type: the caller asks
-    /// where that type's code runs (its `Deserialize` is its crate's code, which the
-    /// runtime runs in the crate's jailed runner).
-    pub fn of_descriptor(
-        _core: crate::CoreToken,
-        descriptor: &crate::registry::TypeDescriptor,
-        payload: Value,
-        decodes: Result<(), String>,
-        request: CommandRequest,
-    ) -> Result<Self, EnvelopeError> {
-        let not_a = |message: String| EnvelopeError::NotOfType {
-            type_name: descriptor.name.to_owned(),
-            message,
-        };
-        let (crate::contract::Kind::Command, Some(expected)) = (descriptor.kind, descriptor.dedupe)
-        else {
-            return Err(not_a("it is not a command".to_owned()));
-        };
-        check_dedupe(descriptor.name, expected, &request)?;
-        decodes.map_err(not_a)?;
-        Ok(Self::assemble(
-            descriptor.name,
-            descriptor.version,
-            payload,
-            request,
-        ))
     }
 
     /// The command that undoes `self`: `compensation_type` (the type its declaration names
@@ -465,7 +418,7 @@ pub enum CommandOutcome {
 }
 
 /// A command's dedupe scope must be of the kind its type declares.
-fn check_dedupe(
+pub(crate) fn check_dedupe(
     command_type: &str,
     expected: crate::contract::DedupeKind,
     request: &CommandRequest,

@@ -64,7 +64,7 @@ impl PolicyDefinition {
 
     /// Whether the command its rule approves belongs to its owning pack.
     pub fn owns_its_command(&self) -> bool {
-        crate::handler::owned_by(&self.rule.command_type, &self.owner_pack)
+        crate::contract::owned_by(&self.rule.command_type, &self.owner_pack)
     }
 }
 
@@ -222,7 +222,7 @@ pub enum Evidence {
         /// The model-change impact check against the version it replaces, when it
         /// changes a pinned model or tool.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        impact: Option<crate::supply_chain::ImpactReport>,
+        impact: Option<ImpactReport>,
     },
     Deprecation {
         reason: String,
@@ -473,4 +473,27 @@ impl PolicyBook {
             Some(_) => None,
         }
     }
+}
+
+/// The model-change impact check an activation rests on.
+#[crate::data]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ImpactReport {
+    pub changes: Vec<ModelChange>,
+    /// Derived artifacts computed with a version the release replaces.
+    pub affected_artifacts: Vec<ContentId>,
+    /// The passing eval run with the new versions; required when anything changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_id: Option<ContentId>,
+}
+
+/// A pinned model or tool whose version a release changes.
+#[crate::data]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ModelChange {
+    pub tool: String,
+    /// `None` when the release adds it.
+    pub from: Option<String>,
+    /// `None` when the release drops it.
+    pub to: Option<String>,
 }

@@ -28,9 +28,10 @@
 
 use serde_json::Value;
 
+use crate::contract::PieceIdentity;
+pub use crate::contract::owned_by;
 use crate::contract::{Command, Event, RustType, TypeRef, TypedEvent};
 use crate::pack::Pack;
-use crate::registry::PieceIdentity;
 
 /// An event of the target's stream, as the handler sees it: upcast to the current version.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -249,33 +250,6 @@ impl HandlerRegistration {
 }
 
 inventory::collect!(HandlerRegistration);
-
-/// Whether `type_name` belongs to pack `pack_id` (`pack.<id>.…`); `const` so installing a
-/// handler for another owner's command fails to compile.
-pub const fn owned_by(type_name: &str, pack_id: &str) -> bool {
-    let (name, id) = (type_name.as_bytes(), pack_id.as_bytes());
-    let prefix = b"pack.";
-    if name.len() <= prefix.len() + id.len() + 1 || !starts_with(name, prefix) {
-        return false;
-    }
-    let (_, rest) = name.split_at(prefix.len());
-    starts_with(rest, id) && rest[id.len()] == b'.'
-}
-
-/// Whether `text` begins with `prefix`, byte by byte; `const`, for the install checks.
-pub(crate) const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
-    if text.len() < prefix.len() {
-        return false;
-    }
-    let mut index = 0;
-    while index < prefix.len() {
-        if text[index] != prefix[index] {
-            return false;
-        }
-        index += 1;
-    }
-    true
-}
 
 /// Installs a pack's handler: `ops_core::install_handler!(AcknowledgeHandler);`. Only the
 /// pack that owns the command may handle it.

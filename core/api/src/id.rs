@@ -6,10 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::canonical::{CanonicalError, to_canonical_vec};
-use crate::envelope::DedupeScope;
 use crate::time::Timestamp;
 
 const DIGEST_HEX_LEN: usize = 64;
@@ -312,10 +311,32 @@ impl CommandId {
     }
 }
 
+/// `payload_hash = blake3(canonical payload)`.
+pub fn payload_hash(payload: &serde_json::Value) -> ContentHash {
+    let bytes = to_canonical_vec(payload).expect("a JSON value always has a canonical form");
+    ContentHash::of_bytes(&bytes)
+}
+
+/// The typed dedupe scope of A3; closed on purpose.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DedupeScope {
+    Connector {
+        connector_id: String,
+        stream: String,
+    },
+    Egress {
+        destination: String,
+        tenant_id: String,
+    },
+    Command {
+        aggregate_ref: String,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::payload_hash;
     use serde_json::json;
 
     fn inputs<'a>(payload_hash: &'a ContentHash) -> EventIdInputs<'a> {

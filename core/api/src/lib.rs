@@ -196,11 +196,11 @@ pub mod __private {
     /// Whether `module_path` (of `module_path!()`) lies in crate `crate_ident`.
     pub const fn compiled_in(module_path: &str, crate_ident: &str) -> bool {
         let (path, name) = (module_path.as_bytes(), crate_ident.as_bytes());
-        crate::handler::starts_with(path, name)
+        crate::contract::starts_with(path, name)
             && (path.len() == name.len() || path[name.len()] == b':')
     }
 
     pub const fn same_str(left: &str, right: &str) -> bool {
-        left.len() == right.len() && crate::handler::starts_with(left.as_bytes(), right.as_bytes())
+        left.len() == right.len() && crate::contract::starts_with(left.as_bytes(), right.as_bytes())
     }
 }

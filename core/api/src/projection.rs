@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::contract::PieceIdentity;
 use crate::contract::{EventType, RustType};
 use crate::envelope::EventEnvelope;
 use crate::pack::Pack;
-use crate::registry::PieceIdentity;
 
 /// The order a projection needs its events in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,13 +8,13 @@
 //! correlation; its id derives from its content, so following the log again proposes the
 //! same commands and the bus replays their outcomes instead of deciding twice.
 
+use crate::contract::PieceIdentity;
 use crate::contract::{Command, Contract, Event, RustType, TypeRef};
 use crate::envelope::{
     Actor, ActorId, Causation, CommandEnvelope, CommandRequest, DedupeScope, EnvelopeError,
     EventEnvelope,
 };
 use crate::pack::Pack;
-use crate::registry::PieceIdentity;
 
 /// A command a reaction asks for, with its target and scope.
 #[derive(Clone, Debug, PartialEq)]

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::event;
 use crate::governance::Pins;
+pub use crate::governance::{ImpactReport, ModelChange};
 use crate::id::{ContentHash, ContentId};
 
 #[crate::data]
@@ -80,7 +81,7 @@ impl ToolManifest {
             kind: ArtifactKind::ToolManifest,
             name: self.name.clone(),
             version: self.version.clone(),
-            content_hash: crate::canonical::payload_hash(
+            content_hash: crate::id::payload_hash(
                 &serde_json::to_value(self).expect("a manifest is plain JSON"),
             ),
             pins: Pins {
@@ -108,17 +109,6 @@ pub fn may_record(
     }
 }
 
-/// A pinned model or tool whose version a release changes.
-#[crate::data]
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ModelChange {
-    pub tool: String,
-    /// `None` when the release adds it.
-    pub from: Option<String>,
-    /// `None` when the release drops it.
-    pub to: Option<String>,
-}
-
 /// Every pinned model or tool whose version differs between two pin sets.
 pub fn model_changes(
     active: &BTreeMap<String, String>,
@@ -134,18 +124,6 @@ pub fn model_changes(
             to: candidate.get(tool).cloned(),
         })
         .collect()
-}
-
-/// The model-change impact check an activation rests on.
-#[crate::data]
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct ImpactReport {
-    pub changes: Vec<ModelChange>,
-    /// Derived artifacts computed with a version the release replaces.
-    pub affected_artifacts: Vec<ContentId>,
-    /// The passing eval run with the new versions; required when anything changes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_id: Option<ContentId>,
 }
 
 /// An Ed25519 signature over the text of a content id.

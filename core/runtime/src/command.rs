@@ -39,9 +39,9 @@ use crate::outbox::OutboxRow;
 use crate::store::{
     AppendError, CurrentPayload, EventStore, ExpectedVersion, ReadError, StoredEvent,
 };
-use ops_core::canonical::payload_hash;
 use ops_core::contract::SafetyClass;
 use ops_core::envelope::DedupeScope;
+use ops_core::id::payload_hash;
 
 /// How often a command is re-decided when its target moved while it was being decided.
 const DECIDE_ATTEMPTS: usize = 3;

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use ops_core::capability::Authority;
 
-use ops_core::canonical::payload_hash;
 use ops_core::contract::{Contract, Event};
 use ops_core::egress::{Approval, EgressExecuted};
 use ops_core::envelope::{Actor, EventEnvelope};
@@ -19,6 +18,7 @@ use ops_core::governance::{
     DecisionChange, EvalArtifact, EvalRecorded, Evidence, PolicyBook, PolicyDefinition,
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
 };
+use ops_core::id::payload_hash;
 use ops_core::id::{CapabilityId, CommandId, ContentId};
 use ops_core::supply_chain::{ImpactReport, SignatureRef, may_record, model_changes};
 use ops_core::time::{Timestamp, day_of_micros};

@@ -115,7 +115,7 @@ impl Lineage {
             capability_id: self.capability_id,
             capability_state_ref: decision.state_ref,
             source_events,
-            result_hash: ops_core::canonical::payload_hash(
+            result_hash: ops_core::id::payload_hash(
                 &serde_json::to_value(rows).expect("rows are plain JSON"),
             ),
         })

@@ -157,6 +157,7 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
         Credential::new(
             provider.clone(),
             handle.clone(),
+            Duration::from_secs(3600),
             ONCALL_DESTINATION,
             responder(),
             capability(),
