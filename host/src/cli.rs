@@ -200,6 +200,9 @@ pub(crate) struct LineageArgs {
 /// `ops-host reconcile`: see [`Command::Reconcile`].
 #[derive(clap::Args)]
 pub(crate) struct ReconcileArgs {
+    /// Who runs them, on which capability: it must cover `core.reconcile.Run`.
+    #[command(flatten)]
+    pub acting: Acting,
     #[command(flatten)]
     pub storage: Storage,
 }
@@ -511,11 +514,14 @@ pub(crate) enum SubjectsCommand {
 pub(crate) enum ConnectorsCommand {
     /// Reads every stream of connector `ID` from its stored cursor to the end of its
     /// JSON-lines source in `--source DIR`, as a worker's connector job does (under the
-    /// stream's lease), showing the records read as it goes.
+    /// stream's lease), showing the records read as it goes. As `--by` on `--capability`,
+    /// which must cover `core.connectors.Sync`.
     Sync {
         id: String,
         #[arg(long, value_name = "DIR")]
         source: PathBuf,
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         storage: Storage,
     },
@@ -552,8 +558,11 @@ pub(crate) enum QuarantineCommand {
     /// Reads a connector stream's quarantined records again (`connector:<id>/<stream>`),
     /// with this build's connector: each one it now reads is stored and released from the
     /// quarantine in one transaction; the others stay, with why. Exit 1 when some stay.
+    /// As `--by` on `--capability`, which must cover `core.quarantine.Retry`.
     Retry {
         origin: String,
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         storage: Storage,
     },
@@ -585,9 +594,13 @@ pub(crate) enum ProjectionsCommand {
         #[command(flatten)]
         storage: Storage,
     },
-    /// Drops a projection's rows and replays the log into it: `<pack>/<name>`.
+    /// Drops a projection's rows and replays the log into it: `<pack>/<name>`, as `--by`
+    /// on `--capability`, which must cover `core.projections.Rebuild` (a denial is
+    /// receipted and rebuilds nothing, exit 1).
     Rebuild {
         projection: String,
+        #[command(flatten)]
+        acting: Acting,
         #[command(flatten)]
         storage: Storage,
     },

@@ -25,9 +25,10 @@ use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 use ops_core_runtime::supply_chain::Releases;
 
-use crate::cli::{ConfigFile, ReleaseMode, Storage};
+use crate::cli::{Acting, ConfigFile, ReleaseMode, Storage};
 use crate::config::Config;
 use crate::outcome::BadInput;
+use crate::vocabulary::{parse_actor, parse_capability};
 
 /// What every verb is given besides its own arguments: the registry this binary links and
 /// the global flags.
@@ -365,4 +366,32 @@ pub async fn may_run(
         inactive.len()
     )?;
     Ok(false)
+}
+
+/// Whether `acting` may take the operator's `action` (`core.<area>.<Verb>`) on `subject`:
+/// checked on its capability; a denial is receipted and said on `out`, and the verb then
+/// ends refused (exit 1) having done nothing.
+pub(crate) async fn allowed(
+    store: &EventStore,
+    acting: &Acting,
+    action: &str,
+    subject: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let capability = parse_capability(&acting.capability)?;
+    let actor = parse_actor(&acting.by)?;
+    let capabilities = Capabilities::load(store.clone()).await?;
+    match capabilities
+        .authorize_step(capability, &actor, action, subject.to_owned())
+        .await?
+    {
+        Ok(_) => Ok(true),
+        Err(reason) => {
+            writeln!(
+                out,
+                "denied: {capability} does not allow `{action}`: {reason} (receipted)"
+            )?;
+            Ok(false)
+        }
+    }
 }

@@ -941,16 +941,31 @@ fn story(host: &Host, dir: &Path) {
 
     // A backfill from a source, with its progress (a log line here: not a terminal).
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample");
-    let synced = host.expect(
-        0,
-        &[
+    let sync = |capability: &str| {
+        host.run(&[
             "connectors",
             "sync",
             "tickets",
             "--source",
             sample.to_str().unwrap(),
-        ],
+            "--by",
+            OPERATOR,
+            "--capability",
+            capability,
+        ])
+    };
+    let (code, said) = sync(&lead);
+    assert!(code == 1 && said.contains("(receipted)"), "{said}");
+    let syncer = host.grant_by_operator(
+        "syncer",
+        OPERATOR,
+        "core.connectors.Sync",
+        "write_internal",
+        &[],
+        &fences,
     );
+    let (code, synced) = sync(&syncer);
+    assert_eq!(code, 0, "{synced}");
     assert!(
         synced.contains("tickets/tickets: 10 records, 10 new events")
             && synced.contains("syncing tickets: 10/10 records"),

@@ -234,6 +234,29 @@ impl Capabilities {
         self.read().clone()
     }
 
+    /// Whether `actor` may take an operator's `action` (`core.<area>.<Verb>`, or the event
+    /// type it records) on `subject` now, on `capability_id`: `Ok` with the capability state
+    /// the check relied on, or the reason it is denied, whose `CapabilityDenied` receipt is
+    /// written first.
+    pub async fn authorize_step(
+        &self,
+        capability_id: CapabilityId,
+        actor: &Actor,
+        action: &str,
+        subject: String,
+    ) -> Result<Result<String, String>, AppendError> {
+        let asked = Asked::by_user(actor, subject, "core.operator");
+        Ok(check_or_deny(
+            &self.store,
+            self,
+            capability_id,
+            &step_of(actor, action),
+            asked,
+        )
+        .await?
+        .map(|decision| decision.state_ref))
+    }
+
     /// Whether `capability_id` was granted by `at`, and if so whether it had ended by then
     /// (revoked, expired, or past its window).
     pub fn ended_at(&self, capability_id: CapabilityId, at: Timestamp) -> Option<bool> {

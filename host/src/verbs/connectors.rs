@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::ConnectorsCommand;
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, allowed};
 use crate::vocabulary::installed_connector;
 
 impl ConnectorsCommand {
@@ -13,10 +13,11 @@ impl ConnectorsCommand {
             ConnectorsCommand::Sync {
                 id,
                 source,
+                acting,
                 storage,
             } => block_on(async move {
                 let connector =
-                    installed_connector(&id, "`ops-host ctx.registry export` lists the packs")?;
+                    installed_connector(&id, "`ops-host registry export` lists the packs")?;
                 if !source.is_dir() {
                     anyhow::bail!(BadInput(format!(
                         "the source {} is not a directory",
@@ -30,6 +31,9 @@ impl ConnectorsCommand {
                 else {
                     return Ok(Ended::Refused);
                 };
+                if !allowed(&store, &acting, "core.connectors.Sync", &id, out).await? {
+                    return Ok(Ended::Refused);
+                }
                 let leases = crate::worker::one_off_leases(&store, "sync");
                 let progress = crate::progress::Progress::new(&format!("syncing {id}"), "records");
                 let mut runner = ops_core_runtime::connector::ConnectorRunner::new(
@@ -73,7 +77,7 @@ impl ConnectorsCommand {
                 storage,
             } => block_on(async move {
                 let connector =
-                    installed_connector(&id, "`ops-host ctx.registry export` lists the packs")?;
+                    installed_connector(&id, "`ops-host registry export` lists the packs")?;
                 let streams = crate::jailing::pack_code()?.streams(connector)?;
                 if !streams.contains(&stream) {
                     anyhow::bail!(BadInput(format!(

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use crate::cli::{ProjectionsCommand, ReleaseMode, Storage};
+use crate::cli::{Acting, ProjectionsCommand, Storage};
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, allowed};
 use ops_core::registry::Registry;
 
 impl ProjectionsCommand {
@@ -15,13 +15,9 @@ impl ProjectionsCommand {
             }
             ProjectionsCommand::Rebuild {
                 projection,
+                acting,
                 storage,
-            } => block_on(projections_rebuild(
-                ctx.registry,
-                projection,
-                storage,
-                ctx.releases,
-            )),
+            } => block_on(projections_rebuild(ctx, projection, &acting, storage)),
         }
     }
 }
@@ -61,10 +57,10 @@ async fn projections_status(
 }
 
 async fn projections_rebuild(
-    registry: &'static Registry,
+    ctx: &Context<'_>,
     projection: String,
+    acting: &Acting,
     storage: Storage,
-    releases: ReleaseMode,
 ) -> anyhow::Result<Ended> {
     let Some(found) = ops_core::projection::installed(ops_core_runtime::CORE)
         .into_iter()
@@ -76,11 +72,14 @@ async fn projections_rebuild(
     };
     let out = &mut std::io::stdout().lock();
     let Some(store) = storage
-        .pack_code_store(registry, Open::Existing, releases, out)
+        .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
         .await?
     else {
         return Ok(Ended::Refused);
     };
+    if !allowed(&store, acting, "core.projections.Rebuild", &projection, out).await? {
+        return Ok(Ended::Refused);
+    }
     // Under the projection's lease, as a worker: a worker running it now is not raced.
     let leases = crate::worker::one_off_leases(&store, "rebuild");
     let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");

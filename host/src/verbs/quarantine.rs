@@ -2,7 +2,7 @@
 
 use crate::cli::QuarantineCommand;
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, allowed};
 
 impl QuarantineCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
@@ -13,7 +13,11 @@ impl QuarantineCommand {
                     .await?;
                 Ok(Ended::Done)
             }),
-            QuarantineCommand::Retry { origin, storage } => block_on(async move {
+            QuarantineCommand::Retry {
+                origin,
+                acting,
+                storage,
+            } => block_on(async move {
                 let out = &mut std::io::stdout().lock();
                 let Some(store) = storage
                     .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
@@ -21,6 +25,9 @@ impl QuarantineCommand {
                 else {
                     return Ok(Ended::Refused);
                 };
+                if !allowed(&store, &acting, "core.quarantine.Retry", &origin, out).await? {
+                    return Ok(Ended::Refused);
+                }
                 super::effects::retry_quarantine(&store, &origin, out).await
             }),
         }

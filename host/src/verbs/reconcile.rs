@@ -4,11 +4,11 @@ use std::io::Write;
 
 use crate::cli::ReconcileArgs;
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, allowed};
 
 impl ReconcileArgs {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
-        let ReconcileArgs { storage } = self;
+        let ReconcileArgs { acting, storage } = self;
         block_on(async move {
             let out = &mut std::io::stdout().lock();
             let Some(store) = storage
@@ -17,6 +17,9 @@ impl ReconcileArgs {
             else {
                 return Ok(Ended::Refused);
             };
+            if !allowed(&store, &acting, "core.reconcile.Run", "reconcilers", out).await? {
+                return Ok(Ended::Refused);
+            }
             for reconciler in ops_core::connector::reconcilers(ops_core_runtime::CORE) {
                 let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
                 writeln!(
