@@ -68,7 +68,8 @@ pub(crate) enum Command {
     /// Data subjects: the ones whose personal data the log holds sealed, and erasing one.
     #[command(subcommand)]
     Subjects(SubjectsCommand),
-    /// Approval policies: draft, simulate, approve, activate, deprecate, roll back, list.
+    /// Approval policies: draft, simulate, approve, evaluate, activate, deprecate, roll
+    /// back, list.
     #[command(subcommand)]
     Policies(PoliciesCommand),
     /// Secrets: store a value, list the handles issued, revoke one (each checked and
@@ -344,17 +345,35 @@ pub(crate) enum PoliciesCommand {
         #[command(flatten)]
         step: PolicyStep,
     },
-    /// Activates an approved version on a passing eval (`cid_…`) and a signature of its
-    /// content id by a key `trusted_keys` lists (both hex).
+    /// Evaluates a simulated version and records the eval the platform computes from its
+    /// simulation (the share of recorded decisions it leaves unchanged, against
+    /// `--unchanged-at-least`); prints its id (`cid_…`) for `activate`. Exit 1 when it
+    /// fails its threshold (it is recorded all the same).
+    Eval {
+        policy: String,
+        version: String,
+        #[arg(long, default_value_t = 0.9)]
+        unchanged_at_least: f64,
+        /// Where it was run, as the eval records it.
+        #[arg(long, default_value = "ops-host")]
+        environment: String,
+        #[command(flatten)]
+        step: PolicyStep,
+    },
+    /// Activates an approved version on a passing eval (`cid_…`, from `eval`) and a
+    /// signature of its content id by a key `trusted_keys` lists: made here with
+    /// `--key-file` (from `releases keygen`), or given as `--signature` and `--signer` (hex).
     Activate {
         policy: String,
         version: String,
         #[arg(long)]
         eval: String,
-        #[arg(long)]
-        signature: String,
-        #[arg(long)]
-        signer: String,
+        #[arg(long, value_name = "FILE", required_unless_present = "signature")]
+        key_file: Option<PathBuf>,
+        #[arg(long, requires = "signer", conflicts_with = "key_file")]
+        signature: Option<String>,
+        #[arg(long, requires = "signature")]
+        signer: Option<String>,
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -405,6 +424,7 @@ impl PoliciesCommand {
             } => (storage, config, None),
             PoliciesCommand::Draft { step, .. }
             | PoliciesCommand::Simulate { step, .. }
+            | PoliciesCommand::Eval { step, .. }
             | PoliciesCommand::Approve { step, .. }
             | PoliciesCommand::Activate { step, .. }
             | PoliciesCommand::Deprecate { step, .. }

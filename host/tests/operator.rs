@@ -725,6 +725,8 @@ fn story(host: &Host, dir: &Path) {
 
     // A policy is drafted on a capability for it, and approves only its own pack's effects.
     let policy = dir.join("policy.json");
+    // Pinned to the core this host runs, as activation requires.
+    let core = ops_core::VERSION;
     let draft = |owner: &str, capability: &str| {
         std::fs::write(
             &policy,
@@ -733,7 +735,7 @@ fn story(host: &Host, dir: &Path) {
                    "description": "notify the on-call of SEV1 incidents",
                    "rule": {{"command_type": "pack.notify.oncall.NotifyOnCall",
                              "destination": "webhook.oncall", "max_per_day": 20}},
-                   "pins": {{"core_version": "0", "contracts": {{}}, "tools": {{}}}}}}"#
+                   "pins": {{"core_version": "{core}", "contracts": {{}}, "tools": {{}}}}}}"#
             ),
         )
         .unwrap();
@@ -798,6 +800,92 @@ fn story(host: &Host, dir: &Path) {
         code == 1 && said.contains("cannot approve their own"),
         "{said}"
     );
+    // Approved by someone else, evaluated by the platform from its simulation (the eval
+    // is computed, not typed in), and activated signed with the operator's release key:
+    // the whole lifecycle from the command line.
+    let reviewer = host.grant_by_operator(
+        "governance-review",
+        LEAD,
+        "core.PolicyPromoted,core.EvalRecorded",
+        "write_internal",
+        &[],
+        &fences,
+    );
+    let by_lead = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--by",
+            LEAD,
+            "--capability",
+            &reviewer,
+            config_arg[0],
+            config_arg[1],
+        ]);
+        host.run(&all)
+    };
+    let (code, said) = by_lead(&[
+        "policies",
+        "approve",
+        "notify.sev1",
+        "1.0.0",
+        "--reason",
+        "the simulation changes no decision",
+    ]);
+    assert!(
+        code == 0 && said.contains("approved notify.sev1 1.0.0"),
+        "{said}"
+    );
+    let (code, said) = by_lead(&[
+        "policies",
+        "eval",
+        "notify.sev1",
+        "1.0.0",
+        "--unchanged-at-least",
+        "1.5",
+    ]);
+    assert!(
+        code == 2 && said.contains("not a share between 0 and 1"),
+        "{said}"
+    );
+    // The simulation found that the policy would have approved the notification an
+    // operator approved by hand, but not the other: half the decisions change, which fails
+    // a 0.9 threshold (recorded all the same, exit 1) and passes a 0.5 one.
+    let (code, said) = by_lead(&["policies", "eval", "notify.sev1", "1.0.0"]);
+    assert!(
+        code == 1 && said.contains("FAILED: `decisions_unchanged` is 0.5, under 0.9"),
+        "{said}"
+    );
+    let (code, said) = by_lead(&[
+        "policies",
+        "eval",
+        "notify.sev1",
+        "1.0.0",
+        "--unchanged-at-least",
+        "0.5",
+    ]);
+    assert!(
+        code == 0 && said.contains("recorded, passed: decisions_unchanged 0.5"),
+        "{said}"
+    );
+    let eval = said.split_whitespace().nth(1).unwrap().to_owned();
+    let (code, said) = by_lead(&[
+        "policies",
+        "activate",
+        "notify.sev1",
+        "1.0.0",
+        "--eval",
+        &eval,
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--reason",
+        "eval passed",
+    ]);
+    assert!(
+        code == 0 && said.contains("activated notify.sev1 1.0.0"),
+        "{said}"
+    );
+    let policies = host.json(&["policies", "list", config_arg[0], config_arg[1]]);
+    assert_eq!(policies[0]["state"], "active", "{policies:?}");
 
     // The raw log is read through the query gateway: a type the capability does not
     // cover is denied; the responder's name reads redacted on a capability that does not

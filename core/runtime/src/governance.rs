@@ -236,6 +236,56 @@ impl Policies {
         Ok(eval_id)
     }
 
+    /// Evaluates a simulated version and records the eval, computed here from the
+    /// simulation the log holds, never typed in: the metric `decisions_unchanged` (the
+    /// share of recorded decisions the version leaves as they were; 1 when there were none)
+    /// against `unchanged_at_least`, for the pinned tools, in `environment`.
+    pub async fn evaluate(
+        &self,
+        policy_id: &str,
+        version: &str,
+        unchanged_at_least: f64,
+        environment: &str,
+        by: &Actor,
+    ) -> Result<(ContentId, EvalArtifact), PolicyError> {
+        let (definition, report) = {
+            let book = self.book();
+            let found = book
+                .version(policy_id, version)
+                .ok_or_else(|| PolicyError::Refused {
+                    policy: policy_id.to_owned(),
+                    version: version.to_owned(),
+                    reason: "it was never drafted".to_owned(),
+                })?;
+            (found.definition.clone(), found.simulation.clone())
+        };
+        let report = report.ok_or_else(|| PolicyError::Refused {
+            policy: policy_id.to_owned(),
+            version: version.to_owned(),
+            reason: "it was never simulated; `ops-host policies simulate` replays the recorded decisions against it first".to_owned(),
+        })?;
+        let unchanged = if report.compared == 0 {
+            1.0
+        } else {
+            1.0 - report.changed.len() as f64 / f64::from(report.compared)
+        };
+        let eval = EvalArtifact {
+            inputs_hash: report.inputs_hash,
+            policy_version: version.to_owned(),
+            tool_versions: definition.pins.tools.clone(),
+            model_config: BTreeMap::new(),
+            metrics: [("decisions_unchanged".to_owned(), unchanged)].into(),
+            thresholds: [("decisions_unchanged".to_owned(), unchanged_at_least)].into(),
+            passed: unchanged >= unchanged_at_least,
+            run_at: Timestamp::now(),
+            environment: environment.to_owned(),
+            correlation_id: ops_core::id::CorrelationId::of(policy_id)
+                .expect("plain strings have a canonical form"),
+        };
+        let eval_id = self.record_eval(eval.clone(), by).await?;
+        Ok((eval_id, eval))
+    }
+
     /// Activates a version on a recorded, passing eval and a signature by a trusted key.
     pub async fn activate(
         &self,

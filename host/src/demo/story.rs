@@ -12,8 +12,8 @@ use ed25519_dalek::SigningKey;
 use ops_core::capability::{Action, CapabilityGranted, Scope, Selector};
 use ops_core::contract::{Contract, SafetyClass};
 use ops_core::envelope::Actor;
-use ops_core::governance::{ApprovalRule, EvalArtifact, Pins, PolicyDefinition, PolicyState};
-use ops_core::id::{CapabilityId, ContentHash, CorrelationId};
+use ops_core::governance::{ApprovalRule, Pins, PolicyDefinition, PolicyState};
+use ops_core::id::{CapabilityId, ContentHash};
 use ops_core::lineage::{Artifact, DerivedArtifact, FeedbackKind, Input};
 use ops_core::redaction::RedactionApplied;
 use ops_core::registry::Registry;
@@ -185,25 +185,9 @@ pub async fn governance(
     writeln!(out, "approved by lead@example.com")?;
     // The eval measures the simulation: the share of recorded decisions the candidate
     // leaves as they were, against a threshold; it passes only if the share reaches it.
-    let unchanged = if report.compared == 0 {
-        1.0
-    } else {
-        1.0 - report.changed.len() as f64 / f64::from(report.compared)
-    };
-    const UNCHANGED_AT_LEAST: f64 = 0.9;
-    let eval = EvalArtifact {
-        inputs_hash: report.inputs_hash,
-        policy_version: "1.0.0".to_owned(),
-        tool_versions: Default::default(),
-        model_config: Default::default(),
-        metrics: [("decisions_unchanged".to_owned(), unchanged)].into(),
-        thresholds: [("decisions_unchanged".to_owned(), UNCHANGED_AT_LEAST)].into(),
-        passed: unchanged >= UNCHANGED_AT_LEAST,
-        run_at: Timestamp::now(),
-        environment: "demo".to_owned(),
-        correlation_id: CorrelationId::of(POLICY)?,
-    };
-    let eval_id = policies.record_eval(eval, &lead).await?;
+    let (eval_id, _) = policies
+        .evaluate(POLICY, "1.0.0", 0.9, "demo", &lead)
+        .await?;
     let signature = sign(&content_id, &signer);
     policies
         .activate(

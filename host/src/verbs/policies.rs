@@ -62,10 +62,49 @@ pub async fn run(
             .approve(&policy, &version, &reason, &parse_actor(&by)?)
             .await
             .map(|()| format!("approved {policy} {version}")),
+        PoliciesCommand::Eval {
+            policy,
+            version,
+            unchanged_at_least,
+            environment,
+            step: PolicyStep { by, .. },
+        } => {
+            if !(0.0..=1.0).contains(&unchanged_at_least) {
+                anyhow::bail!(BadInput(format!(
+                    "`--unchanged-at-least {unchanged_at_least}` is not a share between 0 and 1"
+                )));
+            }
+            let evaluated = policies
+                .evaluate(
+                    &policy,
+                    &version,
+                    unchanged_at_least,
+                    &environment,
+                    &parse_actor(&by)?,
+                )
+                .await;
+            if let Ok((eval_id, eval)) = &evaluated
+                && !eval.passed
+            {
+                writeln!(
+                    out,
+                    "eval {eval_id} of {policy} {version} recorded, FAILED: {}",
+                    eval.failure().unwrap_or_default()
+                )?;
+                return Ok(Ended::Refused);
+            }
+            evaluated.map(|(eval_id, eval)| {
+                format!(
+                    "eval {eval_id} of {policy} {version} recorded, passed: decisions_unchanged {} (at least {unchanged_at_least})",
+                    eval.metrics["decisions_unchanged"]
+                )
+            })
+        }
         PoliciesCommand::Activate {
             policy,
             version,
             eval,
+            key_file,
             signature,
             signer,
             reason,
@@ -74,7 +113,23 @@ pub async fn run(
             let eval = eval
                 .parse()
                 .map_err(|error| BadInput(format!("`{eval}` is not an eval id (`cid_…`): {error}")))?;
-            let signature = SignatureRef { signature, signer };
+            let signature = match (key_file, signature, signer) {
+                (Some(key_file), _, _) => {
+                    let key = ops_core_runtime::custody::read_signing_key(&key_file).or_bad_input()?;
+                    let content_id = policies
+                        .book()
+                        .version(&policy, &version)
+                        .map(|found| found.content_id)
+                        .ok_or_else(|| {
+                            BadInput(format!("policy `{policy}` {version} was never drafted"))
+                        })?;
+                    ops_core_runtime::signing::sign(&content_id, &key)
+                }
+                (None, Some(signature), Some(signer)) => SignatureRef { signature, signer },
+                _ => anyhow::bail!(BadInput(
+                    "give `--key-file`, or `--signature` with `--signer`".to_owned()
+                )),
+            };
             policies
                 .activate(&policy, &version, eval, &signature, &reason, &parse_actor(&by)?)
                 .await
