@@ -93,7 +93,8 @@ pub(crate) enum Command {
     /// uninstalled packs and the outbox rows of finished sagas are removed, each class
     /// with a `RetentionApplied` receipt. Events, receipts included, are never removed.
     Retention(RetentionArgs),
-    /// An artifact's lineage: what it was computed from, back to the source events.
+    /// An artifact's lineage: what it was computed from, back to the source events;
+    /// recording a derived artifact, and feedback on one.
     Lineage(LineageArgs),
     /// Installed connectors: read one's source now (a backfill), with its progress.
     #[command(subcommand)]
@@ -191,11 +192,53 @@ pub(crate) struct RetentionArgs {
 
 /// `ops-host lineage`: see [`Command::Lineage`].
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct LineageArgs {
-    /// `cid_…`
-    pub artifact_id: String,
+    #[command(subcommand)]
+    pub command: Option<LineageCommand>,
+    /// `cid_…`: its chain back to the source events.
+    pub artifact_id: Option<String>,
     #[command(flatten)]
     pub storage: Storage,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LineageCommand {
+    /// Records a derived artifact: `--output FILE` computed by `--policy-version` from the
+    /// stored events (`evt_…`) and recorded artifacts (`cid_…`) `--from` names; each
+    /// input's hash and the output's are computed here. On `--capability`, which must cover
+    /// `core.ArtifactRecorded`; prints its id.
+    Derive {
+        #[arg(long = "from", value_delimiter = ',', required = true)]
+        inputs: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        #[arg(long)]
+        policy_version: String,
+        /// `NAME=VERSION` of a tool or model it was computed with.
+        #[arg(long = "tool", value_name = "NAME=VERSION")]
+        tools: Vec<String>,
+        /// The eval (`cid_…`) that vouches for it, if one does.
+        #[arg(long)]
+        eval: Option<String>,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Records what someone did with an artifact: `--kind accepted|rejected|edited|
+    /// overridden|snoozed`, on `--capability`, which must cover `core.FeedbackGiven`.
+    Feedback {
+        artifact_id: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        acting: Acting,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 /// `ops-host reconcile`: see [`Command::Reconcile`].

@@ -1771,3 +1771,97 @@ fn a_revoked_reaction_capability_granted_again_answers() {
     assert!(!status.contains("WAITING"), "{status}");
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// A derived artifact and feedback on it are recorded from the command line, each on a
+/// capability (a denial receipted): the artifact's inputs are hashed by the platform, and
+/// its lineage reads back through the demo's own derived artifact to the source events.
+#[test]
+fn a_derived_artifact_and_its_feedback_are_recorded_on_a_capability() {
+    let data = std::env::temp_dir().join(format!("ops-host-derive-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_arg = data.to_str().unwrap();
+    let (code, demo) = host_exit(&["demo", "--data", data_arg]);
+    assert_eq!(code, 0, "{demo}");
+    let summary = demo
+        .lines()
+        .find_map(|line| line.strip_prefix("derived artifact "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{demo}"))
+        .to_owned();
+    let output = data.join("report.txt");
+    std::fs::write(&output, "two incidents open on payments\n").unwrap();
+    let recorder = operator_capability(
+        &data,
+        "recorder",
+        "core.ArtifactRecorded,core.FeedbackGiven",
+    );
+    let derive = |from: &str, capability: &str| {
+        host_exit(&[
+            "lineage",
+            "derive",
+            "--from",
+            from,
+            "--output",
+            output.to_str().unwrap(),
+            "--policy-version",
+            "weekly-report 1.0.0",
+            "--tool",
+            "summariser=2.1",
+            "--by",
+            OPERATOR,
+            "--capability",
+            capability,
+            "--data",
+            data_arg,
+        ])
+    };
+    let (code, said) = derive(
+        &summary,
+        "cap_0000000000000000000000000000000000000000000000000000000000000000",
+    );
+    assert!(code == 1 && said.contains("(receipted)"), "{said}");
+    let unknown = "evt_0000000000000000000000000000000000000000000000000000000000000000";
+    let (code, said) = derive(unknown, &recorder);
+    assert!(code == 2 && said.contains("is not stored"), "{said}");
+    let (code, said) = derive(&summary, &recorder);
+    assert_eq!(code, 0, "{said}");
+    let report = said
+        .trim()
+        .strip_prefix("recorded derived artifact ")
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_owned();
+    let feedback = |kind: &str| {
+        host_exit(&[
+            "lineage",
+            "feedback",
+            &report,
+            "--kind",
+            kind,
+            "--note",
+            "checked by hand",
+            "--by",
+            OPERATOR,
+            "--capability",
+            &recorder,
+            "--data",
+            data_arg,
+        ])
+    };
+    let (code, said) = feedback("liked");
+    assert!(
+        code == 2 && said.contains("not a kind of feedback"),
+        "{said}"
+    );
+    let (code, said) = feedback("edited");
+    assert_eq!(code, 0, "{said}");
+    let (code, chain) = host_exit(&["lineage", &report, "--data", data_arg]);
+    assert_eq!(code, 0, "{chain}");
+    assert!(
+        chain.contains(&format!(
+            "{report} derived by weekly-report 1.0.0, 1 input(s); feedback [Edited]"
+        )) && chain.contains(&format!("{summary} derived by board-summary"))
+            && chain.contains("pack.incidents.incident.IncidentOpened"),
+        "{chain}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+}

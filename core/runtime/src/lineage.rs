@@ -6,9 +6,9 @@
 use crate::clock::WallClock;
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, EventEnvelope};
-use ops_core::id::{CapabilityId, ContentId, EventId};
+use ops_core::id::{CapabilityId, ContentHash, ContentId, EventId};
 use ops_core::lineage::{
-    Artifact, ArtifactRecorded, FeedbackGiven, FeedbackKind, Input, QueryArtifact,
+    Artifact, ArtifactRecorded, DerivedArtifact, FeedbackGiven, FeedbackKind, Input, QueryArtifact,
 };
 use ops_core::supply_chain::ModelChange;
 use ops_core::time::Timestamp;
@@ -22,6 +22,8 @@ use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 pub enum LineageError {
     #[error("artifact {0} is not known")]
     Unknown(ContentId),
+    #[error("event {0} is not stored")]
+    UnknownEvent(EventId),
     #[error("artifact {id} is damaged: {reason}")]
     Damaged { id: String, reason: String },
     #[error(transparent)]
@@ -150,6 +152,48 @@ impl Lineage {
             )
             .await?;
         Ok(id)
+    }
+
+    /// Records a derived artifact: `output_hash` computed by `policy_version` (with `tools`
+    /// and, where one vouches for it, eval `eval_id`) from `inputs`, each of which must be
+    /// stored: an event, or a recorded artifact. Each input's hash is the runtime's (the
+    /// event's payload hash, the artifact's canonical body), never the caller's.
+    pub async fn derive(
+        &self,
+        inputs: Vec<Input>,
+        output_hash: ContentHash,
+        policy_version: &str,
+        tools: std::collections::BTreeMap<String, String>,
+        eval_id: Option<ContentId>,
+        by: &Actor,
+    ) -> Result<ContentId, LineageError> {
+        let mut input_hashes = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            let hash = match input {
+                Input::Event(id) => self
+                    .store
+                    .payload_hash_of(*id)
+                    .await?
+                    .ok_or_else(|| LineageError::UnknownEvent(*id))?,
+                Input::Artifact(id) => {
+                    let artifact = self.get(*id).await?.ok_or(LineageError::Unknown(*id))?;
+                    ops_core::id::payload_hash(
+                        &serde_json::to_value(&artifact).expect("an artifact is plain JSON"),
+                    )
+                }
+            };
+            input_hashes.push(hash);
+        }
+        let derived = Artifact::Derived(DerivedArtifact {
+            inputs,
+            input_hashes,
+            policy_version: policy_version.to_owned(),
+            tool_versions: tools,
+            model_config: std::collections::BTreeMap::new(),
+            eval_id,
+            output_hash,
+        });
+        self.record(&derived, by).await
     }
 
     pub async fn feedback(

@@ -948,6 +948,25 @@ impl EventStore {
         })
     }
 
+    /// The payload hash of the stored event `id` (as its envelope records it), if it is
+    /// stored.
+    pub(crate) async fn payload_hash_of(
+        &self,
+        id: EventId,
+    ) -> Result<Option<ops_core::id::ContentHash>, ReadError> {
+        let envelope: Option<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT envelope FROM core_events WHERE event_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(envelope.and_then(|text| {
+            serde_json::from_str::<EventEnvelope>(&text)
+                .ok()
+                .map(|envelope| envelope.payload_hash)
+        }))
+    }
+
     /// The stored envelopes whose text matches the SQL `LIKE` pattern, in log order: how an
     /// erasure finds what was sealed under a subject without reading every event.
     pub(crate) async fn envelopes_containing(
