@@ -398,7 +398,7 @@ fn story(host: &Host, dir: &Path) {
         status.contains("1 requests denied")
             && status.contains("WAITING reaction notify")
             && status.contains("1 events not answered yet")
-            && status.contains("`reactions/notify`"),
+            && status.contains("`reactions/notify` was never granted: grant it"),
         "{status}"
     );
     assert_eq!(host.effects().len(), 1, "{worked}");

@@ -197,21 +197,28 @@ impl Db {
             .foreign_keys(true);
         if let Some(filesystem) = read_only {
             options = options.read_only(true);
-            // On a read-only filesystem SQLite cannot make the WAL index a reader needs;
-            // nobody can write there either, so the file is read as immutable, once no
-            // commit is left in a write-ahead log it would not see.
+            // On a read-only filesystem SQLite cannot make the WAL index a reader needs.
+            // With no commit left in the write-ahead log, nobody can write there either, so
+            // the file is read as immutable; with commits there, it is read through the
+            // index its last writer left (`-shm`), and refused when there is none, since
+            // they would not be seen.
             if filesystem {
-                let wal = path.with_extension(match path.extension() {
-                    Some(extension) => format!("{}-wal", extension.to_string_lossy()),
-                    None => "-wal".to_owned(),
-                });
-                if std::fs::metadata(&wal).is_ok_and(|wal| wal.len() > 0) {
+                let beside = |suffix: &str| {
+                    path.with_extension(match path.extension() {
+                        Some(extension) => format!("{}-{suffix}", extension.to_string_lossy()),
+                        None => format!("-{suffix}"),
+                    })
+                };
+                let wal = beside("wal");
+                let logged = std::fs::metadata(&wal).is_ok_and(|wal| wal.len() > 0);
+                if !logged {
+                    options = options.immutable(true);
+                } else if !beside("shm").is_file() {
                     return Err(DbError::ReadOnlyWithLog {
                         path: path.display().to_string(),
                         wal: wal.display().to_string(),
                     });
                 }
-                options = options.immutable(true);
             }
         }
         // Switching a new file to WAL takes a lock SQLite does not wait for (its busy

@@ -11,6 +11,8 @@ use ops_core::capability::CapabilityDenied;
 use ops_core::contract::Contract;
 use ops_core::egress::EffectState;
 use ops_core::fault::PackCodeFaulted;
+use ops_core::time::Timestamp;
+use ops_core_runtime::clock::WallClock;
 use ops_core_runtime::egress::{SagaState, effects, sagas};
 use ops_core_runtime::leases;
 use ops_core_runtime::projection::all_freshness;
@@ -95,14 +97,26 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
             .await?;
         if waiting > 0 {
             healthy = false;
+            let pack = reaction.pack_id();
+            // Say what is missing, never ask for what is already there.
+            let what_now = match capabilities.ended_at(capability, Timestamp::now()) {
+                None => format!(
+                    "`reactions/{pack}` was never granted: grant it to `service:pack.{pack}`, allowing `{}`",
+                    reaction.command_type()
+                ),
+                Some(true) => format!(
+                    "`reactions/{pack}` ({capability}) ended: grant `reactions/{pack}` again, allowing `{}`",
+                    reaction.command_type()
+                ),
+                Some(false) => format!(
+                    "it acts on `reactions/{pack}` ({capability}), which is granted: a worker answers them at its next tick unless that capability's scope or the reaction's budget refuses them (their receipts say which)"
+                ),
+            };
             writeln!(
                 out,
-                "  WAITING reaction {}: {} -> {}: {waiting} events not answered yet; it acts on {capability} (`reactions/{}`), which must allow `{}`",
-                reaction.pack_id(),
+                "  WAITING reaction {pack}: {} -> {}: {waiting} events not answered yet; {what_now}",
                 reaction.event_type(),
                 reaction.command_type(),
-                reaction.pack_id(),
-                reaction.command_type()
             )?;
         }
     }
