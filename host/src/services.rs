@@ -69,19 +69,36 @@ pub(crate) enum Open {
 
 impl Storage {
     /// The store for a verb that runs pack code: `None` (the refusal said on `out`) when
-    /// what this binary links is not the active release and `mode` enforces that.
+    /// what this binary links is not the active release and `ctx` enforces that.
     pub(crate) async fn pack_code_store(
         &self,
-        registry: &'static Registry,
+        ctx: &Context<'_>,
         open: Open,
-        mode: ReleaseMode,
         out: &mut impl Write,
     ) -> anyhow::Result<Option<EventStore>> {
         let store = match open {
-            Open::Existing => self.store(registry).await?,
-            Open::Working => self.working_store(registry).await?,
+            Open::Existing => self.store(ctx.registry).await?,
+            Open::Working => self.working_store(ctx.registry).await?,
         };
-        Ok(may_run(&store, mode, out).await?.then_some(store))
+        Ok(may_run(&store, ctx.releases, out).await?.then_some(store))
+    }
+
+    /// The store for an operator's `action` (`core.<area>.<Verb>`) on `subject` that runs
+    /// pack code, as `acting`: `None` (said on `out`) when the releases refuse it, or when
+    /// `acting`'s capability does not allow it (the denial receipted).
+    pub(crate) async fn acting_store(
+        &self,
+        ctx: &Context<'_>,
+        open: Open,
+        (acting, action, subject): (&Acting, &str, &str),
+        out: &mut impl Write,
+    ) -> anyhow::Result<Option<EventStore>> {
+        let Some(store) = self.pack_code_store(ctx, open, out).await? else {
+            return Ok(None);
+        };
+        Ok(allowed(&store, acting, action, subject, out)
+            .await?
+            .then_some(store))
     }
 
     /// The store, which must exist: inspecting commands never create one.

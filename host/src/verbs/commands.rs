@@ -208,10 +208,7 @@ impl CommandsCommand {
                 storage,
             } => block_on(async move {
                 let out = &mut std::io::stdout().lock();
-                let Some(store) = storage
-                    .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
-                    .await?
-                else {
+                let Some(store) = storage.pack_code_store(ctx, Open::Existing, out).await? else {
                     return Ok(Ended::Refused);
                 };
                 let submission = super::commands::Submission {

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::ConnectorsCommand;
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::{Context, Open, allowed};
+use crate::services::{Context, Open};
 use crate::vocabulary::installed_connector;
 
 impl ConnectorsCommand {
@@ -26,14 +26,16 @@ impl ConnectorsCommand {
                 }
                 let out = &mut std::io::stdout().lock();
                 let Some(store) = storage
-                    .pack_code_store(ctx.registry, Open::Working, ctx.releases, out)
+                    .acting_store(
+                        ctx,
+                        Open::Working,
+                        (&acting, "core.connectors.Sync", &id),
+                        out,
+                    )
                     .await?
                 else {
                     return Ok(Ended::Refused);
                 };
-                if !allowed(&store, &acting, "core.connectors.Sync", &id, out).await? {
-                    return Ok(Ended::Refused);
-                }
                 let leases = crate::worker::one_off_leases(&store, "sync");
                 let progress = crate::progress::Progress::new(&format!("syncing {id}"), "records");
                 let mut runner = ops_core_runtime::connector::ConnectorRunner::new(

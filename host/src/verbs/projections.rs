@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::{Acting, ProjectionsCommand, Storage};
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::{Context, Open, allowed};
+use crate::services::{Context, Open};
 use ops_core::registry::Registry;
 
 impl ProjectionsCommand {
@@ -72,14 +72,16 @@ async fn projections_rebuild(
     };
     let out = &mut std::io::stdout().lock();
     let Some(store) = storage
-        .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
+        .acting_store(
+            ctx,
+            Open::Existing,
+            (acting, "core.projections.Rebuild", &projection),
+            out,
+        )
         .await?
     else {
         return Ok(Ended::Refused);
     };
-    if !allowed(&store, acting, "core.projections.Rebuild", &projection, out).await? {
-        return Ok(Ended::Refused);
-    }
     // Under the projection's lease, as a worker: a worker running it now is not raced.
     let leases = crate::worker::one_off_leases(&store, "rebuild");
     let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");

@@ -2,7 +2,7 @@
 
 use crate::cli::QuarantineCommand;
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open, allowed};
+use crate::services::{Context, Open};
 
 impl QuarantineCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
@@ -20,14 +20,16 @@ impl QuarantineCommand {
             } => block_on(async move {
                 let out = &mut std::io::stdout().lock();
                 let Some(store) = storage
-                    .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
+                    .acting_store(
+                        ctx,
+                        Open::Existing,
+                        (&acting, "core.quarantine.Retry", &origin),
+                        out,
+                    )
                     .await?
                 else {
                     return Ok(Ended::Refused);
                 };
-                if !allowed(&store, &acting, "core.quarantine.Retry", &origin, out).await? {
-                    return Ok(Ended::Refused);
-                }
                 super::effects::retry_quarantine(&store, &origin, out).await
             }),
         }

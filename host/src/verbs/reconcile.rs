@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::ReconcileArgs;
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open, allowed};
+use crate::services::{Context, Open};
 
 impl ReconcileArgs {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
@@ -12,14 +12,16 @@ impl ReconcileArgs {
         block_on(async move {
             let out = &mut std::io::stdout().lock();
             let Some(store) = storage
-                .pack_code_store(ctx.registry, Open::Working, ctx.releases, out)
+                .acting_store(
+                    ctx,
+                    Open::Working,
+                    (&acting, "core.reconcile.Run", "reconcilers"),
+                    out,
+                )
                 .await?
             else {
                 return Ok(Ended::Refused);
             };
-            if !allowed(&store, &acting, "core.reconcile.Run", "reconcilers", out).await? {
-                return Ok(Ended::Refused);
-            }
             for reconciler in ops_core::connector::reconcilers(ops_core_runtime::CORE) {
                 let outcome = ops_core_runtime::reconcile::reconcile(&store, reconciler).await?;
                 writeln!(

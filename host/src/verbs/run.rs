@@ -52,10 +52,7 @@ impl RunArgs {
             crate::jailing::set_limits(options.fences.pack_limits());
             crate::jailing::check()?;
             let out = &mut std::io::stdout().lock();
-            let Some(store) = storage
-                .pack_code_store(ctx.registry, Open::Working, ctx.releases, out)
-                .await?
-            else {
+            let Some(store) = storage.pack_code_store(ctx, Open::Working, out).await? else {
                 return Ok(Ended::Refused);
             };
             crate::worker::run(store, options, out).await?;

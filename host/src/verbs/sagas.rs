@@ -72,9 +72,7 @@ impl SagasCommand {
                     Ok(Ended::Done)
                 }
                 SagasCommand::Unwind { acting, storage } => {
-                    let Some(store) = storage
-                        .pack_code_store(ctx.registry, Open::Existing, ctx.releases, out)
-                        .await?
+                    let Some(store) = storage.pack_code_store(ctx, Open::Existing, out).await?
                     else {
                         return Ok(Ended::Refused);
                     };
