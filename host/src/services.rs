@@ -1,14 +1,14 @@
 //! The runtime as every verb receives it: the store the storage flags name (read-only,
 //! existing, or created and migrated for verbs that work), with its subject keys and pack
-//! code, the configuration, capabilities, the secrets provider and the check that pack
-//! code runs only as active releases. Where the store's files live (the data directory,
+//! code, the configuration, capabilities, the secrets provider, and the checks every verb
+//! passes the same way: pack code runs only as active releases (`pack_code_store`), and an
+//! operator's action only on a capability that allows it (`acting_store`, `allowed`). Where the store's files live (the data directory,
 //! its key files) is defined here, once, for production and demo alike.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::webhook::WebhookExecutor;
 use anyhow::Context as _;
 use ops_core::governance::Pins;
 use ops_core::id::CapabilityId;
@@ -18,8 +18,7 @@ use ops_core::time::Timestamp;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::clock::WallClock;
 use ops_core_runtime::db::Db;
-use ops_core_runtime::secrets::EncryptedFile;
-use ops_core_runtime::secrets::SecretsProvider;
+use ops_core_runtime::secrets::{EncryptedFile, SecretsProvider};
 use ops_core_runtime::shredding::SubjectKeys;
 use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
@@ -29,6 +28,7 @@ use crate::cli::{Acting, ConfigFile, ReleaseMode, Storage};
 use crate::config::Config;
 use crate::outcome::BadInput;
 use crate::vocabulary::{parse_actor, parse_capability};
+use crate::webhook::WebhookExecutor;
 
 /// What every verb is given besides its own arguments: the registry this binary links and
 /// the global flags.

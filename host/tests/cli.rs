@@ -5,6 +5,8 @@ use std::process::Command;
 
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/running.rs"]
+mod running;
 
 fn host(args: &[&str]) -> (bool, String) {
     let (code, text) = host_exit(args);
@@ -733,6 +735,7 @@ fn a_rebuild_waits_for_the_worker_that_runs_the_projection() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let worker = running::Running::new(worker);
     let started = std::time::Instant::now();
     let refused = loop {
         let (code, text) = host_exit(
@@ -765,7 +768,7 @@ fn a_rebuild_waits_for_the_worker_that_runs_the_projection() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let stopped = worker.wait_with_output().unwrap();
+    let stopped = worker.wait_with_output();
     let said = String::from_utf8_lossy(&stopped.stdout);
     assert!(
         stopped.status.success() && said.contains("leases released"),
@@ -1315,12 +1318,14 @@ fn sigterm_during_a_slow_dispatch_ends_promptly_and_sends_nothing_twice() {
         1000,
         &["--interval-ms", "5", "--jobs-per-tick", "8"],
     );
-    let worker = Command::new(env!("CARGO_BIN_EXE_ops-host"))
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let worker = running::Running::new(
+        Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let started = std::time::Instant::now();
     while slow_posts.lock().unwrap().is_empty()
         && started.elapsed() < std::time::Duration::from_secs(60)
@@ -1337,7 +1342,7 @@ fn sigterm_during_a_slow_dispatch_ends_promptly_and_sends_nothing_twice() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let output = worker.wait_with_output().unwrap();
+    let output = worker.wait_with_output();
     let took = signalled.elapsed();
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -1552,6 +1557,7 @@ fn a_full_disk_heals_without_a_restart() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("unshare(1) runs the worker in a mount namespace of its own");
+    let worker = running::Running::new(worker);
     let pid = worker.id().to_string();
     // `ops-host ARGS` where the worker's small filesystem is mounted.
     let beside_worker = |args: &[&str]| -> String {
@@ -1613,7 +1619,7 @@ fn a_full_disk_heals_without_a_restart() {
     assert!(status.contains("jobs: 0 failing"), "{status}");
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(sent.success());
-    let ended = worker.wait_with_output().unwrap();
+    let ended = worker.wait_with_output();
     assert_eq!(
         ended.status.code(),
         Some(0),

@@ -5,13 +5,15 @@
 //! event stored once, and every lease the killed worker held was taken over.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[path = "../../tests/src/export.rs"]
 mod export;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/running.rs"]
+mod running;
 
 use postgres::{Schema, database_url};
 
@@ -49,37 +51,39 @@ impl Schema {
     }
 }
 
-fn worker(schema: &Schema, source: &Path, id: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ops-host"))
-        .args([
-            "run",
-            "--database",
-            &database_url(),
-            "--schema",
-            &schema.name,
-            "--source",
-            &format!("tickets={}", source.display()),
-            "--worker-id",
-            id,
-            "--interval-ms",
-            "10",
-            "--jobs-per-tick",
-            "16",
-            "--lease-ms",
-            "1500",
-            // Releases are the operator tests' subject; these workers run a fresh schema.
-            "--releases",
-            "warn",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn worker(schema: &Schema, source: &Path, id: &str, extra: &[&str]) -> running::Running {
+    running::Running::new(
+        Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args([
+                "run",
+                "--database",
+                &database_url(),
+                "--schema",
+                &schema.name,
+                "--source",
+                &format!("tickets={}", source.display()),
+                "--worker-id",
+                id,
+                "--interval-ms",
+                "10",
+                "--jobs-per-tick",
+                "16",
+                "--lease-ms",
+                "1500",
+                // Releases are the operator tests' subject; these workers run a fresh schema.
+                "--releases",
+                "warn",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Stops a worker with SIGINT, as Ctrl-C does, and waits for it to end.
-fn interrupt(child: Child) -> String {
+fn interrupt(child: running::Running) -> String {
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -88,8 +92,8 @@ fn interrupt(child: Child) -> String {
     finish(child)
 }
 
-fn finish(child: Child) -> String {
-    let output = child.wait_with_output().unwrap();
+fn finish(child: running::Running) -> String {
+    let output = child.wait_with_output();
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{text}");
@@ -115,7 +119,7 @@ fn three_worker_processes_one_killed_end_as_one_worker_does() {
     // The one to be killed starts first, and the others as soon as it has opened the
     // store, so all three start on a fresh schema and it is the likelier to take leases;
     // it is killed as soon as it holds one.
-    let mut doomed = worker(&shared, &source, "doomed", &[]);
+    let doomed = worker(&shared, &source, "doomed", &[]);
     let until = |what: &str, done: &dyn Fn() -> bool| {
         let started = std::time::Instant::now();
         while !done() {
@@ -134,8 +138,7 @@ fn three_worker_processes_one_killed_end_as_one_worker_does() {
     until("the first worker never held a lease", &|| {
         !shared.rows(holding).is_empty()
     });
-    doomed.kill().unwrap();
-    let status = doomed.wait().unwrap();
+    let status = doomed.kill();
     assert!(
         !status.success(),
         "the worker was killed mid-run, not finished"
