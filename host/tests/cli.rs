@@ -348,13 +348,19 @@ fn fall_behind(database: &Path) {
     });
 }
 
-/// A data directory where the demo ran, and a copy of the demo's ticket source in
-/// `DIR/source` with `tickets` added as a new file.
-fn demo_with_new_tickets(name: &str, tickets: &[String]) -> PathBuf {
+/// A new data directory of this test run's (`ops-host-<name>-<pid>`) where the demo ran.
+fn fresh_demo(name: &str) -> PathBuf {
     let data = std::env::temp_dir().join(format!("ops-host-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let (ok, text) = host(&["demo", "--data", data.to_str().unwrap()]);
     assert!(ok, "{text}");
+    data
+}
+
+/// A data directory where the demo ran, and a copy of the demo's ticket source in
+/// `DIR/source` with `tickets` added as a new file.
+fn demo_with_new_tickets(name: &str, tickets: &[String]) -> PathBuf {
+    let data = fresh_demo(name);
     let copy = data.join("source/tickets");
     std::fs::create_dir_all(&copy).unwrap();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packs/filesync/sample/tickets");
@@ -1112,11 +1118,8 @@ fn a_job_that_keeps_failing_makes_status_unhealthy_until_it_works_again() {
 /// invocation's fault: exit 2, no panic.
 #[test]
 fn a_reader_that_went_away_is_exit_2() {
-    let data = std::env::temp_dir().join(format!("ops-host-broken-pipe-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let data = fresh_demo("broken-pipe");
     let data_arg = data.to_str().unwrap();
-    let (code, text) = host_exit(&["demo", "--data", data_arg]);
-    assert_eq!(code, 0, "{text}");
     for args in [
         &["log", "types", "--data", data_arg][..],
         &["log", "check", "--format", "json", "--data", data_arg][..],
@@ -1209,11 +1212,8 @@ fn a_connectors_record_limit_is_set_in_ops_toml() {
 /// naming the damage, instead of failing every tick and exiting 0.
 #[test]
 fn a_worker_on_a_damaged_store_stops_with_an_error() {
-    let data = std::env::temp_dir().join(format!("ops-host-damaged-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let data = fresh_demo("damaged");
     let data_arg = data.to_str().unwrap();
-    let (code, text) = host_exit(&["demo", "--data", data_arg]);
-    assert_eq!(code, 0, "{text}");
     // The root page of the projections' table (which the worker's first jobs read, and
     // opening the store does not), overwritten.
     let root_page: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -1391,11 +1391,8 @@ fn host_on_read_only(dir: &Path, args: &[&str]) -> (i32, String) {
 /// named instead of being read past.
 #[test]
 fn a_store_on_a_read_only_filesystem_is_read_and_writes_say_read_only() {
-    let data = std::env::temp_dir().join(format!("ops-host-read-only-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let data = fresh_demo("read-only");
     let data_arg = data.to_str().unwrap();
-    let (code, text) = host_exit(&["demo", "--data", data_arg]);
-    assert_eq!(code, 0, "{text}");
     let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
     let (_, board) = host_exit(&["projections", "status", "--data", data_arg]);
     let before = std::fs::read(data.join("ops.db")).unwrap();
