@@ -890,14 +890,17 @@ fn story(host: &Host, dir: &Path) {
         code == 0 && said.contains("approved notify.sev1 1.0.0"),
         "{said}"
     );
-    let (code, said) = by_lead(&[
-        "policies",
-        "eval",
-        "notify.sev1",
-        "1.0.0",
-        "--unchanged-at-least",
-        "1.5",
-    ]);
+    let eval_at = |threshold: &str| {
+        by_lead(&[
+            "policies",
+            "eval",
+            "notify.sev1",
+            "1.0.0",
+            "--unchanged-at-least",
+            threshold,
+        ])
+    };
+    let (code, said) = eval_at("1.5");
     assert!(
         code == 2 && said.contains("not a share between 0 and 1"),
         "{said}"
@@ -906,21 +909,14 @@ fn story(host: &Host, dir: &Path) {
     // approved notifications an operator approved by hand, and not the pages, so part of
     // the decisions change. That fails a 0.9 threshold (recorded all the same, exit 1) and
     // passes a 0.5 one.
-    let (code, said) = by_lead(&["policies", "eval", "notify.sev1", "1.0.0"]);
+    let (code, said) = eval_at("0.9");
     assert!(
         code == 1
             && said.contains("FAILED: `decisions_unchanged` is 0.")
             && said.contains("under 0.9"),
         "{said}"
     );
-    let (code, said) = by_lead(&[
-        "policies",
-        "eval",
-        "notify.sev1",
-        "1.0.0",
-        "--unchanged-at-least",
-        "0.5",
-    ]);
+    let (code, said) = eval_at("0.5");
     assert!(
         code == 0 && said.contains("recorded, passed: decisions_unchanged 0."),
         "{said}"
