@@ -48,11 +48,8 @@ fn registry_export_writes_the_document_and_one_schema_per_type_version() {
 
 #[test]
 fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
-    let data = std::env::temp_dir().join(format!("ops-host-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let (data, text) = demo_said("demo");
     let data_arg = data.to_str().unwrap();
-    let (ok, text) = host(&["demo", "--data", data_arg]);
-    assert!(ok, "{text}");
     assert!(text.contains("pack incidents 0.1.1  cid_"), "{text}");
     assert!(
         text.contains("pack.incidents.incident.IncidentOpened v1"),
@@ -350,11 +347,16 @@ fn fall_behind(database: &Path) {
 
 /// A new data directory of this test run's (`ops-host-<name>-<pid>`) where the demo ran.
 fn fresh_demo(name: &str) -> PathBuf {
+    demo_said(name).0
+}
+
+/// As [`fresh_demo`], with what the demo printed.
+fn demo_said(name: &str) -> (PathBuf, String) {
     let data = std::env::temp_dir().join(format!("ops-host-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let (ok, text) = host(&["demo", "--data", data.to_str().unwrap()]);
     assert!(ok, "{text}");
-    data
+    (data, text)
 }
 
 /// A data directory where the demo ran, and a copy of the demo's ticket source in
@@ -1785,11 +1787,8 @@ fn a_revoked_reaction_capability_granted_again_answers() {
 /// its lineage reads back through the demo's own derived artifact to the source events.
 #[test]
 fn a_derived_artifact_and_its_feedback_are_recorded_on_a_capability() {
-    let data = std::env::temp_dir().join(format!("ops-host-derive-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let (data, demo) = demo_said("derive");
     let data_arg = data.to_str().unwrap();
-    let (code, demo) = host_exit(&["demo", "--data", data_arg]);
-    assert_eq!(code, 0, "{demo}");
     let summary = demo
         .lines()
         .find_map(|line| line.strip_prefix("derived artifact "))
