@@ -15,8 +15,7 @@ fn host(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn registry_export_writes_the_document_and_one_schema_per_type_version() {
-    let out = std::env::temp_dir().join(format!("ops-host-export-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = fresh_dir("export");
     let (ok, text) = host(&["registry", "export", "--out", out.to_str().unwrap()]);
     assert!(ok, "{text}");
     let document: serde_json::Value =
@@ -345,6 +344,13 @@ fn fall_behind(database: &Path) {
     });
 }
 
+/// `ops-host-<name>-<pid>` in the temporary directory, emptied: this test run's own.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ops-host-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// A new data directory of this test run's (`ops-host-<name>-<pid>`) where the demo ran.
 fn fresh_demo(name: &str) -> PathBuf {
     demo_said(name).0
@@ -352,8 +358,7 @@ fn fresh_demo(name: &str) -> PathBuf {
 
 /// As [`fresh_demo`], with what the demo printed.
 fn demo_said(name: &str) -> (PathBuf, String) {
-    let data = std::env::temp_dir().join(format!("ops-host-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let data = fresh_dir(name);
     let (ok, text) = host(&["demo", "--data", data.to_str().unwrap()]);
     assert!(ok, "{text}");
     (data, text)
@@ -609,8 +614,7 @@ fn said(output: std::process::Output) -> (i32, String) {
 /// have are the operator's input: exit 2, and the message says each cause once.
 #[test]
 fn storage_flags_that_name_nothing_usable_are_exit_2_with_each_cause_once() {
-    let dir = std::env::temp_dir().join(format!("ops-host-bad-storage-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("bad-storage");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("not-a-folder");
     std::fs::write(&file, "x").unwrap();
@@ -636,8 +640,7 @@ fn storage_flags_that_name_nothing_usable_are_exit_2_with_each_cause_once() {
 /// alike, and create nothing; that and other bad input is exit 2, one message, no backtrace.
 #[test]
 fn a_read_only_command_creates_no_store_and_bad_input_is_exit_2() {
-    let dir = std::env::temp_dir().join(format!("ops-host-no-store-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("no-store");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("typo.db");
     let url = format!("sqlite://{}", file.display());
@@ -818,8 +821,7 @@ fn a_rebuild_waits_for_the_worker_that_runs_the_projection() {
 /// is named with the file and its place (exit 2).
 #[test]
 fn config_check_reads_the_fences_and_names_what_is_wrong() {
-    let dir = std::env::temp_dir().join(format!("ops-host-config-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("config");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("ops.toml");
     let check = |text: &str| {
@@ -1058,8 +1060,7 @@ fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
 /// record it once, not once per tick.
 #[test]
 fn a_job_that_keeps_failing_makes_status_unhealthy_until_it_works_again() {
-    let root = std::env::temp_dir().join(format!("ops-host-failing-job-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = fresh_dir("failing-job");
     let source = root.join("source");
     let bad = source.join("tickets").join("0001.jsonl");
     std::fs::create_dir_all(&bad).unwrap();
@@ -1147,8 +1148,7 @@ fn a_reader_that_went_away_is_exit_2() {
 /// rest are read), an unknown connector or a limit out of range is bad input.
 #[test]
 fn a_connectors_record_limit_is_set_in_ops_toml() {
-    let root = std::env::temp_dir().join(format!("ops-host-record-limit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = fresh_dir("record-limit");
     let source = root.join("source");
     std::fs::create_dir_all(source.join("tickets")).unwrap();
     let line = |n: u32, title: &str| {
@@ -1515,8 +1515,7 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
 /// reads by entering it), filled to the last byte by the test while tickets keep arriving.
 #[test]
 fn a_full_disk_heals_without_a_restart() {
-    let root = std::env::temp_dir().join(format!("ops-host-full-disk-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = fresh_dir("full-disk");
     let source = root.join("source");
     let small = root.join("small");
     std::fs::create_dir_all(source.join("tickets")).unwrap();
@@ -1633,8 +1632,7 @@ fn a_full_disk_heals_without_a_restart() {
 /// says so and runs. Verbs that only read still read.
 #[test]
 fn every_verb_that_runs_pack_code_refuses_without_active_releases() {
-    let root = std::env::temp_dir().join(format!("ops-host-unreleased-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = fresh_dir("unreleased");
     let data = root.join("data");
     let data_arg = data.to_str().unwrap();
     let source = root.join("source");
