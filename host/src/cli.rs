@@ -817,7 +817,9 @@ pub(crate) enum CapabilitiesCommand {
 pub(crate) enum LogCommand {
     /// Every stored event by id and type, and whether it reads: its id and payload hash
     /// recomputed, and its payload as the installed type's current version (`typed`) or,
-    /// its type not installed here, as a raw envelope (`raw`). Exit 1 when one does not.
+    /// its type not installed here, as a raw envelope (`raw`); and whether the capability it
+    /// names was granted in the log (`UNGRANTED` when not). Exit 1 when one does not read
+    /// or names a capability nobody granted.
     Check {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,

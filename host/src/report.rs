@@ -1,9 +1,10 @@
 //! What a saga, an effect and an artifact's lineage look like in print: the verbs that list
 //! them and the demo print them the same way.
 
+use ops_core_runtime::service_capability;
 use std::io::Write;
 
-use ops_core::id::{CapabilityId, ContentId};
+use ops_core::id::ContentId;
 use ops_core::lineage::Artifact;
 use ops_core_runtime::egress::{EffectStatus, SagaStatus, sagas};
 use ops_core_runtime::lineage::{Lineage, Link};
@@ -87,8 +88,7 @@ pub async fn write_chain(
         })
         .or_bad_input()?;
     // Reading lineage records nothing, so no capability is exercised here.
-    let reader =
-        CapabilityId::of("host.lineage-reader").expect("plain strings have a canonical form");
+    let reader = service_capability::of(service_capability::READER);
     for link in Lineage::new(store.clone(), reader).chain(id).await? {
         match link {
             Link::Artifact {

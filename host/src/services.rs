@@ -5,6 +5,7 @@
 //! operator's action only on a capability that allows it (`acting_store`, `allowed`). Where the store's files live (the data directory,
 //! its key files) is defined here, once, for production and demo alike.
 
+use ops_core_runtime::service_capability;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -334,7 +335,7 @@ pub(crate) async fn standing(
     let book = Releases::load(
         store.clone(),
         Trust::default(),
-        CapabilityId::of("host.releases")?,
+        service_capability::of(service_capability::READER),
     )
     .await?
     .book();

@@ -14,6 +14,7 @@
 //! loses nothing, and a job that fails is reported and queued again the next tick.
 
 use ops_core_runtime::clock::WallClock;
+use ops_core_runtime::service_capability;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -386,7 +387,7 @@ impl Worker {
         options: WorkerOptions,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
-        let host_capability = CapabilityId::of("host.worker")?;
+        let host_capability = store.grant_service(service_capability::WORKER).await?;
         let health = ops_core_runtime::health::JobHealth::from_log(&store).await?;
         let capabilities = Capabilities::load(store.clone()).await?;
         let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;

@@ -1114,6 +1114,22 @@ fn story(host: &Host, dir: &Path) {
             && synced.contains("syncing tickets: 10/10 records"),
         "{synced}"
     );
+
+    // After all of it, every event reads and names a capability the log granted: the
+    // worker's, the jail's, the connector's and the demo's own receipts included.
+    let (code, checked) = host.run(&["log", "check"]);
+    assert_eq!(code, 0, "{checked}");
+    assert!(!checked.contains("UNGRANTED"), "{checked}");
+    for receipt in [
+        "core.JobFailing",
+        "core.SourceSchemaDrifted",
+        "core.EgressExecuted",
+    ] {
+        assert!(
+            checked.contains(receipt),
+            "no {receipt} in the story: {checked}"
+        );
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use ops_core::capability::{
     CapabilityRevoked, CapabilityScopeChanged, Decision, Scope,
 };
 use ops_core::contract::{Contract, Event};
-use ops_core::envelope::{Actor, Causation, EventOrigin};
+use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, EventId};
 use ops_core::time::Timestamp;
 
@@ -263,6 +263,13 @@ impl Capabilities {
         self.read()
             .state_at(capability_id, at)
             .map(|state| state.revoked.is_some() || state.expired || at >= state.grant.valid_until)
+    }
+
+    /// Whether `envelope` names a capability the log granted: every receipt names the one
+    /// its writer acted on, which must exist. A denial names the one it refused, which may
+    /// never have existed (its receipt says so).
+    pub fn names_granted(&self, envelope: &EventEnvelope) -> bool {
+        envelope.event_type == CapabilityDenied::TYPE || self.is_granted(envelope.capability_id)
     }
 
     /// Whether `capability_id` was ever granted (whatever became of it since).

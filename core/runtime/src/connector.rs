@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use ops_core::connector::{Drift, DynConnector, Fact, SourceRecordDeleted, SourceSchemaDrifted};
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, CorrelationId, DerivedArtifactId};
+use ops_core::envelope::{Causation, EventEnvelope, EventOrigin};
+use ops_core::id::{CorrelationId, DerivedArtifactId};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 
@@ -553,6 +553,8 @@ pub struct ConnectorRunner {
     /// Told, page by page, how many records a sync has read (a source does not say how
     /// many it holds, so the total is what is read so far).
     progress: Option<crate::projection::Progress>,
+    /// Whether this runner made sure its capability is granted (before its first write).
+    granted: std::sync::atomic::AtomicBool,
 }
 
 /// How a page is stored.
@@ -587,6 +589,7 @@ impl ConnectorRunner {
             options,
             last_read: None,
             leases: None,
+            granted: Default::default(),
         })
     }
 
@@ -595,6 +598,31 @@ impl ConnectorRunner {
     pub fn with_leases(mut self, leases: Leases) -> Self {
         self.leases = Some(leases);
         self
+    }
+
+    /// The service this connector records as: its actor, and the name of the capability
+    /// the core grants it.
+    fn service(&self) -> String {
+        format!("connector.{}", self.connector.id())
+    }
+
+    /// Makes sure the capability this connector records on is granted, before its first
+    /// record.
+    async fn grant_capability(&self, stream: &str) -> Result<(), ConnectorError> {
+        use std::sync::atomic::Ordering;
+        if self.granted.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.store
+            .grant_service(&self.service())
+            .await
+            .map_err(|source| ConnectorError::Append {
+                connector: self.connector.id(),
+                stream: stream.to_owned(),
+                source: Box::new(source),
+            })?;
+        self.granted.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn lease_name(&self, stream: &str) -> String {
@@ -703,6 +731,9 @@ impl ConnectorRunner {
                 Fencing::Cursor(lease) => lease,
                 Fencing::None => None,
             };
+            if !events.is_empty() {
+                self.grant_capability(stream).await?;
+            }
             let appended = self
                 .store
                 .append_under_lease(
@@ -839,6 +870,7 @@ impl ConnectorRunner {
                 origin: &origin,
                 reference: &record.location,
             };
+            self.grant_capability(stream).await?;
             let outcome = self
                 .store
                 .append_with(
@@ -1069,11 +1101,8 @@ impl ConnectorRunner {
             occurred_at,
             ingested_at: Timestamp::now(),
             effective_at: None,
-            actor: Actor::Service(
-                ActorId::new(format!("connector.{}", self.connector.id()))
-                    .expect("connector ids are actor ids"),
-            ),
-            capability_id: CapabilityId::of(&("connector", self.connector.id())).expect(canonical),
+            actor: crate::service_capability::actor(&self.service()),
+            capability_id: crate::service_capability::of(&self.service()),
         }
     }
 }

@@ -5,12 +5,13 @@
 //! names it with the receipt that paused it. Both are events in the log, so every worker
 //! and every restart sees the same.
 
+use crate::service_capability;
 use std::collections::BTreeMap;
 
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
+use ops_core::envelope::{Causation, EventEnvelope, EventOrigin};
 use ops_core::fault::{PackCodeFaulted, PackCodeRanUnconfined, PackPieceResumed};
-use ops_core::id::{CapabilityId, CorrelationId, EventId, UserActionId};
+use ops_core::id::{CorrelationId, EventId, UserActionId};
 use ops_core::time::Timestamp;
 
 use crate::clock::WallClock;
@@ -68,9 +69,10 @@ async fn state<E: ops_core::contract::Event>(
         effective_at: None,
         correlation_id: CorrelationId::of(correlation).expect(CANONICAL),
         causation,
-        actor: Actor::Service(ActorId::new("core.jail").expect("a valid actor id")),
-        capability_id: CapabilityId::of(&("core", "jail")).expect(CANONICAL),
+        actor: service_capability::actor(service_capability::JAIL),
+        capability_id: service_capability::of(service_capability::JAIL),
     };
+    store.grant_service(service_capability::JAIL).await?;
     crate::service_event::record(store, stream, event, origin).await
 }
 

@@ -4,12 +4,13 @@
 //! could be written: a full disk refuses it too) and when a job recorded failing works
 //! again; `status` reads which jobs are failing now.
 
+use crate::service_capability;
 use std::collections::BTreeMap;
 
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
+use ops_core::envelope::{Causation, EventEnvelope, EventOrigin};
 use ops_core::health::{JobFailing, JobRecovered};
-use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::id::{CorrelationId, UserActionId};
 use ops_core::time::Timestamp;
 
 use crate::clock::WallClock;
@@ -108,9 +109,10 @@ async fn record<E: ops_core::contract::Event>(
         effective_at: None,
         correlation_id: CorrelationId::of(job).expect(canonical),
         causation: Causation::UserAction(UserActionId::of(&native_id).expect(canonical)),
-        actor: Actor::Service(ActorId::new("core.worker").expect("a valid actor id")),
-        capability_id: CapabilityId::of(&("core", "worker")).expect(canonical),
+        actor: service_capability::actor(service_capability::WORKER),
+        capability_id: service_capability::of(service_capability::WORKER),
     };
+    store.grant_service(service_capability::WORKER).await?;
     crate::service_event::record(store, &format!("jobs/{job}"), event, origin).await
 }
 

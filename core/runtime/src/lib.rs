@@ -24,7 +24,9 @@
 //! (sealing per data subject and erasure), [`governance`] (policies), [`signing`] (Ed25519
 //! over content ids), [`supply_chain`] (releases), [`lineage`] (artifacts and their chain),
 //! [`retention`], [`budget`] and [`scheduler`] (priority lanes). `service_event` is how
-//! these services state their events, and `steps` how an effect's steps become events.
+//! these services state their events, [`service_capability`] the capabilities the core
+//! grants its own services so every receipt names one that exists, and `steps` how an
+//! effect's steps become events.
 
 pub(crate) mod artifacts;
 mod atomic;
@@ -59,6 +61,7 @@ pub mod reconcile;
 pub mod retention;
 pub mod scheduler;
 pub mod secrets;
+pub mod service_capability;
 mod service_event;
 pub mod shredding;
 pub mod signing;

@@ -3,11 +3,12 @@
 //! conflicting events, so reconciling again adds nothing.
 
 use crate::clock::WallClock;
+use crate::service_capability;
 
 use ops_core::connector::{DynReconciler, SourceFactsConflicted};
 use ops_core::contract::EventType;
-use ops_core::envelope::{Actor, ActorId, Causation, EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, CorrelationId};
+use ops_core::envelope::{Causation, EventEnvelope, EventOrigin};
+use ops_core::id::CorrelationId;
 
 use crate::jail::PieceError;
 use crate::store::{
@@ -86,6 +87,11 @@ pub async fn reconcile(
             )
         })
         .collect();
+    if !conflicts.is_empty() {
+        store
+            .grant_service(service_capability::RECONCILIATION)
+            .await?;
+    }
     Ok(store
         .append("reconciliation", ExpectedVersion::Any, &conflicts)
         .await?)
@@ -114,8 +120,8 @@ fn conflict_event(
         effective_at: None,
         correlation_id: CorrelationId::of(subject).expect(canonical),
         causation: Causation::Event(later.event_id),
-        actor: Actor::Service(ActorId::new("core.reconciliation").expect("a valid actor id")),
-        capability_id: CapabilityId::of(&("core", "reconciliation")).expect(canonical),
+        actor: service_capability::actor(service_capability::RECONCILIATION),
+        capability_id: service_capability::of(service_capability::RECONCILIATION),
     };
     let event = SourceFactsConflicted {
         subject: subject.to_owned(),

@@ -38,6 +38,7 @@ use crate::atomic::{self, AtomicWrite};
 use crate::custody::SubjectKeys;
 use crate::db::{Db, Dialect, on_db};
 use crate::migrate::{self, MigrationError};
+use crate::service_capability;
 
 /// The advisory lock of this store's appends, per schema: shared by every append for its
 /// transaction, exclusive for an instant when a follower takes its bound.
@@ -258,6 +259,26 @@ impl EventStore {
     pub async fn open(db: Db, registry: &'static Registry) -> Result<Self, OpenError> {
         migrate::run_core(&db).await?;
         Ok(Self::on(db, registry))
+    }
+
+    /// Grants `service` (an actor id) the capability it records on, unless the log has
+    /// it: once per store, whoever asks first (see `service_capability`).
+    pub async fn grant_service(
+        &self,
+        service: &str,
+    ) -> Result<ops_core::id::CapabilityId, AppendError> {
+        let capability_id = service_capability::of(service);
+        let stream = service_capability::stream(capability_id);
+        if self.stream_version(&stream).await? == 0 {
+            // The same envelope from every writer: one that lost the race is a duplicate.
+            self.append(
+                &stream,
+                ExpectedVersion::Any,
+                &[service_capability::grant(service)],
+            )
+            .await?;
+        }
+        Ok(capability_id)
     }
 
     fn on(db: Db, registry: &'static Registry) -> Self {

@@ -14,7 +14,6 @@ use anyhow::Context;
 use ops_core::capability::{Scope, Selector};
 use ops_core::contract::Contract;
 use ops_core::egress::EgressExecuted;
-use ops_core::id::CapabilityId;
 use ops_core::registry::Registry;
 use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::capability::Capabilities;
@@ -26,10 +25,14 @@ use ops_core_runtime::migrate;
 use ops_core_runtime::projection::ProjectionRunner;
 use ops_core_runtime::query::QueryGateway;
 use ops_core_runtime::reaction::ReactionRunner;
+use ops_core_runtime::service_capability;
 use ops_core_runtime::store::EventStore;
 
 /// Rows shown per projection table.
 const ROWS_SHOWN: usize = 8;
+
+/// The service the demo records its own receipts as (releases, budgets, policies).
+const DEMO_SERVICE: &str = "host.demo";
 
 pub async fn run(
     registry: &'static Registry,
@@ -48,7 +51,9 @@ pub async fn run(
         ops_core_runtime::faults::record_unconfined(&store, "demo").await?;
         writeln!(out, "pack code runs UNCONFINED (`--unjailed`)")?;
     }
-    crate::demo::story::supply_chain(&store, CapabilityId::of("host.demo")?, out).await?;
+    // What the demo itself records (releases, budgets, policies) is on its own capability.
+    let demo_capability = store.grant_service(DEMO_SERVICE).await?;
+    crate::demo::story::supply_chain(&store, demo_capability, out).await?;
     writeln!(out, "\n== event log: SQLite at {}", path.display())?;
     for pack in registry.packs() {
         migrate::run_pack(&db, pack.id, pack.migrations).await?;
@@ -219,7 +224,7 @@ async fn reactions_and_egress(
     // Automation spends from a budget: every proposed command is a call, receipted.
     let limits = crate::worker::REACTION_BUDGET;
     let budgets =
-        Arc::new(Budgets::open(store.clone(), limits, CapabilityId::of("host.demo")?).await?);
+        Arc::new(Budgets::open(store.clone(), limits, service_capability::of(DEMO_SERVICE)).await?);
     writeln!(
         out,
         "budget for reactions: {} calls a run, {} a day, {} a minute",
@@ -251,7 +256,7 @@ async fn reactions_and_egress(
     }
 
     let approvals =
-        crate::demo::story::governance(store, CapabilityId::of("host.demo")?, out).await?;
+        crate::demo::story::governance(store, service_capability::of(DEMO_SERVICE), out).await?;
 
     writeln!(out, "\n== egress")?;
     let config = write_config(

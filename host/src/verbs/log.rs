@@ -91,13 +91,15 @@ async fn log_types(registry: &'static Registry, storage: Storage) -> anyhow::Res
     Ok(Ended::Done)
 }
 
-/// Every stored event in commit order: its id, type and how it reads (`typed`, `raw`, or
-/// `BROKEN: why`).
+/// Every stored event in commit order: its id, type and how it reads (`typed`, `raw`,
+/// `BROKEN: why`, or `UNGRANTED` when it names a capability the log never granted: every
+/// receipt names the capability its writer acted on, and a denial the one it was refused).
 async fn log_check(
     store: &EventStore,
     progress: &crate::progress::Progress,
 ) -> anyhow::Result<Vec<(String, String, String)>> {
     use ops_core_runtime::store::CurrentPayload;
+    let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
     let total = store.count().await?.max(0) as u64;
     let mut checked = Vec::new();
     let mut after = Default::default();
@@ -120,6 +122,14 @@ async fn log_check(
                 (Ok(()), CurrentPayload::Current { .. }) => "typed".to_owned(),
                 (Ok(()), CurrentPayload::UnknownType) => "raw".to_owned(),
                 (Ok(()), CurrentPayload::Unreadable { reason }) => format!("BROKEN: {reason}"),
+            };
+            let reads = if reads.starts_with("BROKEN") || capabilities.names_granted(envelope) {
+                reads
+            } else {
+                format!(
+                    "UNGRANTED: it names capability {}, which the log never granted",
+                    envelope.capability_id
+                )
             };
             checked.push((
                 envelope.event_id.to_string(),

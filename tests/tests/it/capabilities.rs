@@ -464,7 +464,100 @@ on_both_backends!(
     a_denied_command_leaves_a_receipt_and_passes_once_allowed,
     a_root_capability_is_granted_only_by_an_operator,
     a_holder_may_narrow_its_scope_and_only_its_issuer_widen_it,
+    the_cores_services_act_on_capabilities_the_core_granted,
 );
+
+/// The core grants each of its services the capability it records on, once however often
+/// and by whichever worker it is asked; it reaches only what its service records, and only
+/// for the service's own actor. A receipt naming a capability nobody granted is told apart.
+async fn the_cores_services_act_on_capabilities_the_core_granted(backend: Backend) {
+    use ops_core_runtime::service_capability;
+    let store = backend.store("core_service_grants").await;
+    let again = backend.another_worker("core_service_grants").await;
+    let services = [
+        service_capability::WORKER,
+        service_capability::JAIL,
+        service_capability::RECONCILIATION,
+    ];
+    for service in services {
+        let id = store.grant_service(service).await.unwrap();
+        assert_eq!(id, service_capability::of(service));
+        assert_eq!(again.grant_service(service).await.unwrap(), id);
+    }
+    let connector = again.grant_service("connector.tickets").await.unwrap();
+    store.grant_service("connector.tickets").await.unwrap();
+    assert_eq!(
+        store.count_of_type(CapabilityGranted::TYPE).await.unwrap(),
+        services.len() as i64 + 1,
+        "granting again, from another worker too, records nothing new"
+    );
+    let capabilities = Capabilities::load(store.clone()).await.unwrap();
+    let now = at("2026-12-06T00:00:00Z");
+    for service in services {
+        let id = service_capability::of(service);
+        assert_eq!(capabilities.ended_at(id, now), Some(false), "{service}");
+        let own = Action {
+            actor: service_capability::actor(service),
+            command_type: "core.JobFailing".to_owned(),
+            safety: SafetyClass::WriteInternal,
+            tenant: None,
+            destination: None,
+        };
+        assert!(capabilities.check(id, &own, now).allowed, "{service}");
+        // Not a way to act as anyone else, on pack commands or outside the host.
+        let refused = [
+            Action {
+                actor: responder(),
+                ..own.clone()
+            },
+            Action {
+                command_type: "pack.incidents.paging.PageResponder".to_owned(),
+                ..own.clone()
+            },
+            Action {
+                safety: SafetyClass::WriteExternalSideEffect,
+                destination: Some("pager".to_owned()),
+                ..own.clone()
+            },
+        ];
+        for action in refused {
+            assert!(
+                !capabilities.check(id, &action, now).allowed,
+                "{service}: {action:?}"
+            );
+        }
+    }
+    assert!(capabilities.ended_at(connector, now) == Some(false));
+
+    let receipt = |capability_id| {
+        EventEnvelope::new(
+            &CapabilityDenied {
+                capability_id,
+                actor: responder(),
+                action: "core.reconcile.Run".to_owned(),
+                subject: "everything".to_owned(),
+                reason: "asked".to_owned(),
+                capability_state_ref: String::new(),
+                capability_chain: vec![],
+            },
+            ops_core::envelope::EventOrigin {
+                capability_id,
+                ..ops_tests::origin("denied")
+            },
+        )
+        .unwrap()
+    };
+    let nobody = CapabilityId::of("never granted").unwrap();
+    assert!(
+        capabilities.names_granted(&receipt(nobody)),
+        "a denial names what it refused"
+    );
+    let mut forged = receipt(nobody);
+    forged.event_type = "core.JobFailing".to_owned();
+    assert!(!capabilities.names_granted(&forged));
+    forged.capability_id = service_capability::of(service_capability::WORKER);
+    assert!(capabilities.names_granted(&forged));
+}
 
 /// The holder of a root capability may narrow its scope but not widen it again, not even
 /// back to what it was; the operator who granted it may. A refused change writes nothing.

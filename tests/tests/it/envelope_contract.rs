@@ -225,10 +225,12 @@ async fn every_stored_event_keeps_the_envelope_contract(backend: Backend) {
         .map(|e| e.envelope.event_type.as_str())
         .collect();
     // Every kind of producer is in the sample: pack facts, core tombstone, drift and
-    // conflict events, a private event and a legacy version.
+    // conflict events, the grant of the connector's capability, a private event and a legacy
+    // version.
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         [
+            "core.CapabilityGranted",
             "core.SourceFactsConflicted",
             "core.SourceRecordDeleted",
             "core.SourceSchemaDrifted",
