@@ -1116,12 +1116,12 @@ fn story(host: &Host, dir: &Path) {
     );
 
     // After all of it, every event reads and names a capability the log granted: the
-    // worker's, the jail's, the connector's and the demo's own receipts included.
+    // worker's budgets, the connector's records and the demo's own receipts included.
     let (code, checked) = host.run(&["log", "check"]);
     assert_eq!(code, 0, "{checked}");
     assert!(!checked.contains("UNGRANTED"), "{checked}");
     for receipt in [
-        "core.JobFailing",
+        "core.BudgetDecided",
         "core.SourceSchemaDrifted",
         "core.EgressExecuted",
     ] {
