@@ -156,10 +156,6 @@ pub(crate) struct RunArgs {
     /// `CONNECTOR=DIR`: read that connector's JSON-lines source from DIR.
     #[arg(long = "source", value_name = "CONNECTOR=DIR")]
     pub sources: Vec<String>,
-    /// The destinations to post effects to, with their fences (`ops.toml`; `ops-host
-    /// config check` reads one). Without it no destination is served: effects wait.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// How long a claimed effect, projection, reaction or connector stream is this
     /// worker's; after a crash, another worker (or this one restarted) takes it over
     /// once the lease ends. A worker that stops (Ctrl-C) releases its leases at once.
@@ -269,6 +265,12 @@ pub(crate) struct Storage {
     /// working command creates them; others use them where `secrets.key` is.
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    /// The configuration (`ops.toml`: operators, destinations and their fences, secrets,
+    /// pack limits; `ops-host config check FILE` reads one): this file, else `ops.toml` in
+    /// the data directory of an embedded store when there is one, else the defaults
+    /// (nobody is an operator, no destination is served).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Whether verbs that run pack code require what the binary links to be the active releases.
@@ -357,8 +359,6 @@ pub(crate) enum PoliciesCommand {
     List {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        #[command(flatten)]
-        config: ConfigFile,
         #[command(flatten)]
         storage: Storage,
     },
@@ -452,28 +452,22 @@ pub(crate) struct PolicyStep {
     #[arg(long)]
     pub capability: String,
     #[command(flatten)]
-    pub config: ConfigFile,
-    #[command(flatten)]
     pub storage: Storage,
 }
 
 impl PoliciesCommand {
     /// The store and configuration every step reads, and the capability a step (not a
     /// list) is checked on.
-    pub fn place(&self) -> (&Storage, &ConfigFile, Option<&str>) {
+    pub fn place(&self) -> (&Storage, Option<&str>) {
         match self {
-            PoliciesCommand::List {
-                storage, config, ..
-            } => (storage, config, None),
+            PoliciesCommand::List { storage, .. } => (storage, None),
             PoliciesCommand::Draft { step, .. }
             | PoliciesCommand::Simulate { step, .. }
             | PoliciesCommand::Eval { step, .. }
             | PoliciesCommand::Approve { step, .. }
             | PoliciesCommand::Activate { step, .. }
             | PoliciesCommand::Deprecate { step, .. }
-            | PoliciesCommand::Rollback { step, .. } => {
-                (&step.storage, &step.config, Some(&step.capability))
-            }
+            | PoliciesCommand::Rollback { step, .. } => (&step.storage, Some(&step.capability)),
         }
     }
 }
@@ -498,8 +492,6 @@ pub(crate) enum ReleasesCommand {
         #[command(flatten)]
         acting: Acting,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
         storage: Storage,
     },
     /// Makes a new Ed25519 signing key in `--out` (owner-only) and prints its public half,
@@ -521,16 +513,12 @@ pub(crate) enum SecretsCommand {
         #[command(flatten)]
         acting: Acting,
         #[command(flatten)]
-        config: ConfigFile,
-        #[command(flatten)]
         storage: Storage,
     },
     /// Every handle issued, with its secret and whether it still holds.
     List {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        #[command(flatten)]
-        config: ConfigFile,
         #[command(flatten)]
         storage: Storage,
     },
@@ -542,8 +530,6 @@ pub(crate) enum SecretsCommand {
         reason: String,
         #[command(flatten)]
         acting: Acting,
-        #[command(flatten)]
-        config: ConfigFile,
         #[command(flatten)]
         storage: Storage,
     },
@@ -725,14 +711,6 @@ pub(crate) struct ScopeArgs {
     pub until: Option<String>,
 }
 
-/// The configuration file the operators are read from: `--config`, else `ops.toml` in the
-/// data directory when there is one. Without either, nobody is an operator.
-#[derive(clap::Args)]
-pub(crate) struct ConfigFile {
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
-
 #[derive(Subcommand)]
 pub(crate) enum CapabilitiesCommand {
     /// Grants a root capability `NAME` (its id is derived from the name) as `--by`, who
@@ -746,8 +724,6 @@ pub(crate) enum CapabilitiesCommand {
         by: String,
         #[command(flatten)]
         scope: ScopeArgs,
-        #[command(flatten)]
-        config: ConfigFile,
         #[command(flatten)]
         storage: Storage,
     },
@@ -774,8 +750,6 @@ pub(crate) enum CapabilitiesCommand {
         by: String,
         #[arg(long)]
         reason: String,
-        #[command(flatten)]
-        config: ConfigFile,
         #[command(flatten)]
         storage: Storage,
     },

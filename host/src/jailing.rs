@@ -1,7 +1,7 @@
 //! Where this host runs pack code: in jailed runners (this binary started as a runner, see
 //! `ops_core_runtime::jail`), confined by the kernel unless the operator said `--unjailed`,
 //! with each pack's limits from `ops.toml`. One setting per process, made before the first
-//! store is opened.
+//! store is opened; the limits change with a reloaded configuration.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -25,9 +25,13 @@ pub(crate) fn set_unjailed(unjailed: bool) {
     SETTINGS.lock().unwrap_or_else(|e| e.into_inner()).unjailed = unjailed;
 }
 
-/// Each configured pack's limits (`[packs.<id>]` in `ops.toml`).
+/// Each configured pack's limits (`[packs.<id>]` in `ops.toml`): for the runners to come,
+/// and, once runners run (a reloaded configuration), for each pack from its next call on.
 pub(crate) fn set_limits(limits: Vec<(String, Limits)>) {
-    SETTINGS.lock().unwrap_or_else(|e| e.into_inner()).limits = limits;
+    SETTINGS.lock().unwrap_or_else(|e| e.into_inner()).limits = limits.clone();
+    if let Some(jail) = CODE.get().and_then(PackCode::jail) {
+        jail.set_limits(limits);
+    }
 }
 
 /// The pack code of this process: jailed runners of this binary.

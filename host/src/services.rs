@@ -1,10 +1,11 @@
-//! The runtime as every verb receives it: the store the storage flags name (read-only,
-//! existing, or created and migrated for verbs that work), with its subject keys and pack
-//! code, the configuration, capabilities, the secrets provider, and the checks every verb
-//! passes the same way: pack code runs only as active releases (`pack_code_store`), and an
-//! operator's action only on a capability that allows it (`acting_store`, `allowed`). Where the store's files live (the data directory,
-//! its key files) is defined here, once, for production and demo alike.
-
+//! The runtime as every verb receives it ([`Services`]): the store the storage flags name
+//! (as it is, or created and migrated for verbs that work), with its subject keys and pack
+//! code, the configuration in force, the capabilities with its operators, the bus and the
+//! secrets provider built from them, and the checks every verb passes the same way: pack
+//! code runs only as active releases (`pack_code_services`), and an operator's action only
+//! on a capability that allows it (`acting_services`, `Services::allowed`). Where the
+//! store's files live (the data directory, its key files) is defined here, once, for
+//! production and demo alike.
 use ops_core_runtime::service_capability;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use ops_core::supply_chain::Release;
 use ops_core::time::Timestamp;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::clock::WallClock;
+use ops_core_runtime::command::CommandBus;
 use ops_core_runtime::db::Db;
 use ops_core_runtime::secrets::{EncryptedFile, SecretsProvider};
 use ops_core_runtime::shredding::SubjectKeys;
@@ -25,7 +27,7 @@ use ops_core_runtime::signing::Trust;
 use ops_core_runtime::store::EventStore;
 use ops_core_runtime::supply_chain::Releases;
 
-use crate::cli::{Acting, ConfigFile, ReleaseMode, Storage};
+use crate::cli::{Acting, ReleaseMode, Storage};
 use crate::config::Config;
 use crate::outcome::BadInput;
 use crate::vocabulary::{parse_actor, parse_capability};
@@ -68,51 +70,134 @@ pub(crate) enum Open {
     Working,
 }
 
-impl Storage {
-    /// The store for a verb that runs pack code: `None` (the refusal said on `out`) when
-    /// what this binary links is not the active release and `ctx` enforces that.
-    pub(crate) async fn pack_code_store(
+/// The runtime a verb works with, assembled once from the storage flags and `ops.toml`:
+/// the store (as it is, or set up for work), the configuration, and the capabilities with
+/// the configuration's operators. The bus, the secrets provider and the checks every verb
+/// passes (`allowed`, `Storage::pack_code_services`) are built from these, the same way for
+/// every verb.
+pub(crate) struct Services {
+    pub store: EventStore,
+    pub config: Config,
+    pub capabilities: Capabilities,
+    /// Where the secrets backend keeps values (`[secrets] dir`, else the keys directory).
+    secrets_dir: Option<PathBuf>,
+}
+
+impl Services {
+    /// The command bus, checking on these capabilities.
+    pub fn bus(&self) -> anyhow::Result<CommandBus> {
+        Ok(CommandBus::new(
+            self.store.clone(),
+            Arc::new(self.capabilities.clone()),
+        )?)
+    }
+
+    /// Whether `acting` may take the operator's `action` (`core.<area>.<Verb>`) on
+    /// `subject`: checked on its capability; a denial is receipted and said on `out`, and
+    /// the verb then ends refused (exit 1) having done nothing.
+    pub async fn allowed(
         &self,
-        ctx: &Context<'_>,
-        open: Open,
+        acting: &Acting,
+        action: &str,
+        subject: &str,
         out: &mut impl Write,
-    ) -> anyhow::Result<Option<EventStore>> {
+    ) -> anyhow::Result<bool> {
+        let capability = parse_capability(&acting.capability)?;
+        let actor = parse_actor(&acting.by)?;
+        match self
+            .capabilities
+            .authorize_step(capability, &actor, action, subject.to_owned())
+            .await?
+        {
+            Ok(_) => Ok(true),
+            Err(reason) => {
+                writeln!(
+                    out,
+                    "denied: {capability} does not allow `{action}`: {reason} (receipted)"
+                )?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The secrets provider of the store, checking on its capabilities; a backend that is
+    /// not there yet is created only to `store` a value.
+    pub async fn secrets(&self, store_value: bool) -> anyhow::Result<SecretsProvider> {
+        let dir = self.secrets_dir.as_deref().ok_or_else(|| {
+            BadInput("a `--database` store keeps secrets where `--keys` or `[secrets] dir` says; give one".to_owned())
+        })?;
+        if !store_value && !dir.join(KEY_FILE).exists() {
+            anyhow::bail!(BadInput(format!(
+                "there is no secrets backend in {}; `ops-host secrets put` creates it",
+                dir.display()
+            )));
+        }
+        provider(&self.store, dir, &self.capabilities).await
+    }
+}
+
+impl Storage {
+    /// The runtime over the store as it is (which must exist: inspecting verbs never
+    /// create one), or, `Open::Working`, over one created under `--data` if missing with
+    /// every installed pack's migrations run.
+    pub(crate) async fn services(&self, ctx: &Context<'_>, open: Open) -> anyhow::Result<Services> {
+        let config = self.config()?;
         let store = match open {
             Open::Existing => self.store(ctx.registry).await?,
             Open::Working => self.working_store(ctx.registry).await?,
         };
-        Ok(may_run(&store, ctx.releases, out).await?.then_some(store))
+        let capabilities = Capabilities::load(store.clone())
+            .await?
+            .with_operators(config.operators()?);
+        Ok(Services {
+            secrets_dir: self.secrets_dir(&config),
+            store,
+            config,
+            capabilities,
+        })
     }
 
-    /// The store for an operator's `action` (`core.<area>.<Verb>`) on `subject` that runs
-    /// pack code, as `acting`: `None` (said on `out`) when the releases refuse it, or when
-    /// `acting`'s capability does not allow it (the denial receipted).
-    pub(crate) async fn acting_store(
+    /// The runtime for a verb that runs pack code: `None` (the refusal said on `out`) when
+    /// what this binary links is not the active release and `ctx` enforces that.
+    pub(crate) async fn pack_code_services(
+        &self,
+        ctx: &Context<'_>,
+        open: Open,
+        out: &mut impl Write,
+    ) -> anyhow::Result<Option<Services>> {
+        let services = self.services(ctx, open).await?;
+        Ok(may_run(&services.store, ctx.releases, out)
+            .await?
+            .then_some(services))
+    }
+
+    /// The runtime for an operator's `action` (`core.<area>.<Verb>`) on `subject` that
+    /// runs pack code, as `acting`: `None` (said on `out`) when the releases refuse it, or
+    /// when `acting`'s capability does not allow it (the denial receipted).
+    pub(crate) async fn acting_services(
         &self,
         ctx: &Context<'_>,
         open: Open,
         (acting, action, subject): (&Acting, &str, &str),
         out: &mut impl Write,
-    ) -> anyhow::Result<Option<EventStore>> {
-        let Some(store) = self.pack_code_store(ctx, open, out).await? else {
+    ) -> anyhow::Result<Option<Services>> {
+        let Some(services) = self.pack_code_services(ctx, open, out).await? else {
             return Ok(None);
         };
-        Ok(allowed(&store, acting, action, subject, out)
+        Ok(services
+            .allowed(acting, action, subject, out)
             .await?
-            .then_some(store))
+            .then_some(services))
     }
 
     /// The store, which must exist: inspecting commands never create one.
-    pub(crate) async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
+    async fn store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
         self.open(registry, false).await
     }
 
     /// The store, created under `--data` if missing, with every installed pack's
     /// migrations run: for commands that do the work.
-    pub(crate) async fn working_store(
-        &self,
-        registry: &'static Registry,
-    ) -> anyhow::Result<EventStore> {
+    async fn working_store(&self, registry: &'static Registry) -> anyhow::Result<EventStore> {
         let store = self.open(registry, true).await?;
         for pack in registry.packs() {
             ops_core_runtime::migrate::run_pack(store.db(), pack.id, pack.migrations).await?;
@@ -120,27 +205,22 @@ impl Storage {
         Ok(store)
     }
 
-    /// The capabilities of the store, with the operators of `config`: the file given, else
-    /// `ops.toml` in the data directory when there is one, else nobody.
-    pub(crate) async fn capabilities(
-        &self,
-        registry: &'static Registry,
-        config: &ConfigFile,
-    ) -> anyhow::Result<ops_core_runtime::capability::Capabilities> {
-        let config = self.config(config)?;
-        let store = self.store(registry).await?;
-        Ok(ops_core_runtime::capability::Capabilities::load(store)
-            .await?
-            .with_operators(config.operators()?))
+    /// The configuration file in force: `--config`, else `ops.toml` in the data directory
+    /// of an embedded store when there is one.
+    pub(crate) fn config_path(&self) -> Option<PathBuf> {
+        let in_data = self.data.join("ops.toml");
+        match &self.config {
+            Some(path) => Some(path.clone()),
+            None if self.database.is_none() && in_data.exists() => Some(in_data),
+            None => None,
+        }
     }
 
-    /// The configuration: the file given, else `ops.toml` in the data directory when there
-    /// is one, else the defaults (nobody is an operator).
-    pub(crate) fn config(&self, config: &ConfigFile) -> anyhow::Result<Config> {
-        let in_data = self.data.join("ops.toml");
-        Ok(match &config.config {
-            Some(path) => Config::load(path)?,
-            None if self.database.is_none() && in_data.exists() => Config::load(&in_data)?,
+    /// The configuration in force ([`Storage::config_path`]), else the defaults (nobody is
+    /// an operator, no destination is served).
+    pub(crate) fn config(&self) -> anyhow::Result<Config> {
+        Ok(match self.config_path() {
+            Some(path) => Config::load(&path)?,
             None => Config::default(),
         })
     }
@@ -155,36 +235,9 @@ impl Storage {
         }
     }
 
-    /// Where the secrets backend keeps values: `[secrets] dir` of `config`, else the
-    /// keys directory.
+    /// Where the secrets backend keeps values under `config`.
     pub(crate) fn secrets_dir(&self, config: &Config) -> Option<PathBuf> {
-        config
-            .secrets
-            .dir
-            .clone()
-            .or_else(|| self.keys_dir().map(Path::to_path_buf))
-    }
-
-    /// The secrets provider of the store, checking on its capabilities; a backend that is
-    /// not there yet is created only to `store` a value.
-    pub(crate) async fn secrets(
-        &self,
-        registry: &'static Registry,
-        config: &ConfigFile,
-        store_value: bool,
-    ) -> anyhow::Result<ops_core_runtime::secrets::SecretsProvider> {
-        let dir = self.secrets_dir(&self.config(config)?).ok_or_else(|| {
-            BadInput("a `--database` store keeps secrets where `--keys` or `[secrets] dir` says; give one".to_owned())
-        })?;
-        if !store_value && !dir.join(KEY_FILE).exists() {
-            anyhow::bail!(BadInput(format!(
-                "there is no secrets backend in {}; `ops-host secrets put` creates it",
-                dir.display()
-            )));
-        }
-        let store = self.store(registry).await?;
-        let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
-        provider(&store, &dir, &capabilities).await
+        secrets_dir(config, self.keys_dir())
     }
 
     async fn open(&self, registry: &'static Registry, create: bool) -> anyhow::Result<EventStore> {
@@ -229,6 +282,16 @@ impl Storage {
             store
         })
     }
+}
+
+/// Where the secrets backend keeps values: `[secrets] dir` of `config`, else the keys
+/// directory.
+pub(crate) fn secrets_dir(config: &Config, keys_dir: Option<&Path>) -> Option<PathBuf> {
+    config
+        .secrets
+        .dir
+        .clone()
+        .or_else(|| keys_dir.map(Path::to_path_buf))
 }
 
 /// The secrets provider over `dir/secrets.json`, sealed with `dir/secrets.key` (kept
@@ -384,32 +447,4 @@ pub async fn may_run(
         inactive.len()
     )?;
     Ok(false)
-}
-
-/// Whether `acting` may take the operator's `action` (`core.<area>.<Verb>`) on `subject`:
-/// checked on its capability; a denial is receipted and said on `out`, and the verb then
-/// ends refused (exit 1) having done nothing.
-pub(crate) async fn allowed(
-    store: &EventStore,
-    acting: &Acting,
-    action: &str,
-    subject: &str,
-    out: &mut impl Write,
-) -> anyhow::Result<bool> {
-    let capability = parse_capability(&acting.capability)?;
-    let actor = parse_actor(&acting.by)?;
-    let capabilities = Capabilities::load(store.clone()).await?;
-    match capabilities
-        .authorize_step(capability, &actor, action, subject.to_owned())
-        .await?
-    {
-        Ok(_) => Ok(true),
-        Err(reason) => {
-            writeln!(
-                out,
-                "denied: {capability} does not allow `{action}`: {reason} (receipted)"
-            )?;
-            Ok(false)
-        }
-    }
 }

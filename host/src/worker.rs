@@ -13,6 +13,7 @@
 //! Every job is a catch-up that resumes from the log, so stopping the worker at any point
 //! loses nothing, and a job that fails is reported and queued again the next tick.
 
+use crate::services::{Services, secrets_dir};
 use ops_core_runtime::clock::WallClock;
 use ops_core_runtime::service_capability;
 use std::collections::BTreeMap;
@@ -98,8 +99,9 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// This worker's name in its leases and claims; unique among live workers.
     pub worker_id: String,
-    /// Where the secrets backend keeps values, for destinations' credentials.
-    pub secrets: Option<PathBuf>,
+    /// Where the subject keys live: the secrets backend's directory, for destinations'
+    /// credentials, unless the configuration names one (`[secrets] dir`).
+    pub keys_dir: Option<PathBuf>,
 }
 
 /// A worker name no other live worker has: the host, the process and when it started.
@@ -218,19 +220,19 @@ struct Worker {
 }
 
 pub async fn run(
-    store: EventStore,
+    services: Services,
     options: WorkerOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let stop = StopSignals::listen()?;
-    if !store.pack_code().confined() {
-        ops_core_runtime::faults::record_unconfined(&store, &options.worker_id).await?;
+    if !services.store.pack_code().confined() {
+        ops_core_runtime::faults::record_unconfined(&services.store, &options.worker_id).await?;
         writeln!(
             out,
             "pack code runs UNCONFINED (`--unjailed`); status and every fault receipt say so"
         )?;
     }
-    let mut worker = Worker::start(store, options, stop.flag.clone()).await?;
+    let mut worker = Worker::start(services, options, stop.flag.clone()).await?;
     let hangup = hangups()?;
     let mut scheduler = Scheduler::new(worker.options.aging);
     let mut waiting: BTreeMap<String, (Work, u64)> = BTreeMap::new();
@@ -383,14 +385,18 @@ impl Worker {
     }
 
     async fn start(
-        store: EventStore,
+        services: Services,
         options: WorkerOptions,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
+        let bus = services.bus()?;
+        let Services {
+            store,
+            capabilities,
+            ..
+        } = services;
         let host_capability = store.grant_service(service_capability::WORKER).await?;
         let health = ops_core_runtime::health::JobHealth::from_log(&store).await?;
-        let capabilities = Capabilities::load(store.clone()).await?;
-        let bus = CommandBus::new(store.clone(), Arc::new(capabilities.clone()))?;
         let budgets = Budgets::open(store.clone(), REACTION_BUDGET, host_capability).await?;
         let policies = Policies::load(store.clone(), Trust::default(), host_capability).await?;
         let leases = Leases::new(store.db().clone(), &options.worker_id, options.lease);
@@ -399,7 +405,7 @@ impl Worker {
         let executors = armed(
             &store,
             &options.fences,
-            options.secrets.as_deref(),
+            secrets_dir(&options.fences, options.keys_dir.as_deref()).as_deref(),
             &capabilities,
             &host,
             &mut secrets,
@@ -478,7 +484,7 @@ impl Worker {
             let executors = armed(
                 &self.store,
                 &fences,
-                self.options.secrets.as_deref(),
+                secrets_dir(&fences, self.options.keys_dir.as_deref()).as_deref(),
                 &self.capabilities,
                 &self.host,
                 &mut secrets,
@@ -494,6 +500,7 @@ impl Worker {
                 for (label, runner) in &mut self.projections {
                     runner.set_objective(objectives.get(label).copied());
                 }
+                crate::jailing::set_limits(fences.pack_limits());
                 self.options.fences = fences;
                 self.executors = executors;
                 self.secrets = secrets;

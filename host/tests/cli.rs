@@ -900,19 +900,24 @@ fn the_worker_keeps_the_quota_its_configuration_declares() {
     std::fs::remove_dir_all(&data).unwrap();
 }
 
-/// The operator's hands on effects: a worker with no destinations leaves the on-call's
-/// effect pending; `effects list --format json` shows it, its requester cannot approve it,
-/// an operator can, and cancelling it refuses it with a receipt. `quarantine list` shows
-/// what the sample export's malformed record was set aside for.
+/// The operator's hands on effects: a worker whose configuration declares no destination
+/// (not the demo's `ops.toml` in the data directory: `--config` names another) leaves the
+/// on-call's effect pending; `effects list --format json` shows it, its requester cannot
+/// approve it, an operator can, and cancelling it refuses it with a receipt. `quarantine
+/// list` shows what the sample export's malformed record was set aside for.
 #[test]
 fn an_operator_lists_approves_and_cancels_effects_and_reads_the_quarantine() {
     let data = demo_with_new_tickets("effects-verbs", &[sev1_ticket(400)]);
     let data_arg = data.to_str().unwrap();
     let source = format!("tickets={}", data.join("source").display());
+    let no_destinations = data.join("no-destinations.toml");
+    std::fs::write(&no_destinations, "").unwrap();
     let (ok, worked) = host(&[
         "run",
         "--data",
         data_arg,
+        "--config",
+        no_destinations.to_str().unwrap(),
         "--source",
         &source,
         "--ticks",

@@ -4,13 +4,13 @@ use std::io::Write;
 
 use crate::cli::BackupArgs;
 use crate::outcome::{Ended, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open};
 
 impl BackupArgs {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         let BackupArgs { out, storage } = self;
         block_on(async move {
-            let store = storage.store(ctx.registry).await?;
+            let store = storage.services(ctx, Open::Existing).await?.store;
             // One consistent copy, taken in one step: the progress says when it is done.
             let progress = crate::progress::Progress::new("backup", "copies");
             progress.advance(0, 1);

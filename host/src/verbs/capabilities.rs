@@ -10,14 +10,13 @@ use ops_core::capability::{Action, CapabilityGranted, Scope, Selector, actor_lab
 use ops_core::id::CapabilityId;
 use ops_core::time::{DAY, Timestamp};
 use ops_core_runtime::capability::{Capabilities, CapabilityError};
-use ops_core_runtime::store::EventStore;
 
 use crate::vocabulary::write_list;
 use crate::vocabulary::{parse_actor, parse_capability, parse_safety, parse_timestamp};
 
 use crate::cli::{CapabilitiesCommand, Format, ScopeArgs};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open};
 
 fn parse_time(at: Option<&str>) -> anyhow::Result<Timestamp> {
     at.map_or(Ok(Timestamp::now()), parse_timestamp)
@@ -120,14 +119,14 @@ pub async fn revoke(
 }
 
 /// Every capability as it stood at `at`.
-pub async fn list(
-    store: &EventStore,
+pub fn list(
+    capabilities: &Capabilities,
     at: Option<&str>,
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let at = parse_time(at)?;
-    let book = Capabilities::load(store.clone()).await?.book();
+    let book = capabilities.book();
     let ids: Vec<CapabilityId> = book.ids().collect();
     let standing = |id: &CapabilityId| {
         let state = book.state_at(*id, at)?;
@@ -190,8 +189,8 @@ pub struct CheckRequest<'a> {
 }
 
 /// Whether an action was allowed at a time, from the events up to then.
-pub async fn check(
-    store: &EventStore,
+pub fn check(
+    capabilities: &Capabilities,
     request: CheckRequest<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
@@ -204,9 +203,7 @@ pub async fn check(
         destination: request.destination.map(str::to_owned),
     };
     let at = parse_time(request.at)?;
-    let decision = Capabilities::load(store.clone())
-        .await?
-        .check(capability, &action, at);
+    let decision = capabilities.check(capability, &action, at);
     let chain: Vec<String> = decision.chain.iter().map(ToString::to_string).collect();
     writeln!(
         out,
@@ -229,88 +226,85 @@ pub async fn check(
 
 impl CapabilitiesCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
-        match self {
-            CapabilitiesCommand::List {
-                at,
-                format,
-                storage,
-            } => block_on(async move {
-                let store = storage.store(ctx.registry).await?;
-                list(&store, at.as_deref(), format, &mut std::io::stdout().lock()).await?;
-                Ok(Ended::Done)
-            }),
-            CapabilitiesCommand::Grant {
-                name,
-                to,
-                by,
-                scope,
-                config,
-                storage,
-            } => block_on(async move {
-                let capabilities = storage.capabilities(ctx.registry, &config).await?;
-                let asked = Grant {
-                    name: &name,
-                    parent: None,
-                    to: &to,
-                    by: &by,
-                    scope: &scope,
-                };
-                grant(&capabilities, asked, &mut std::io::stdout().lock()).await
-            }),
-            CapabilitiesCommand::Delegate {
-                name,
-                from,
-                to,
-                by,
-                scope,
-                storage,
-            } => block_on(async move {
-                let store = storage.store(ctx.registry).await?;
-                let capabilities = ops_core_runtime::capability::Capabilities::load(store).await?;
-                let asked = Grant {
-                    name: &name,
-                    parent: Some(&from),
-                    to: &to,
-                    by: &by,
-                    scope: &scope,
-                };
-                grant(&capabilities, asked, &mut std::io::stdout().lock()).await
-            }),
-            CapabilitiesCommand::Revoke {
-                capability,
-                by,
-                reason,
-                config,
-                storage,
-            } => block_on(async move {
-                let capabilities = storage.capabilities(ctx.registry, &config).await?;
-                let out = &mut std::io::stdout().lock();
-                revoke(&capabilities, &capability, &by, &reason, out).await
-            }),
-            CapabilitiesCommand::Check {
-                capability,
-                actor,
-                type_name,
-                safety,
-                tenant,
-                destination,
-                at,
-                storage,
-            } => block_on(async move {
-                let store = storage.store(ctx.registry).await?;
-                let request = CheckRequest {
-                    capability: &capability,
-                    actor: &actor,
-                    type_name: &type_name,
-                    safety: &safety,
-                    tenant: tenant.as_deref(),
-                    destination: destination.as_deref(),
-                    at: at.as_deref(),
-                };
-                Ok(check(&store, request, &mut std::io::stdout().lock())
-                    .await?
-                    .into())
-            }),
-        }
+        let command = self;
+        block_on(async move {
+            let out = &mut std::io::stdout().lock();
+            let services = match &command {
+                CapabilitiesCommand::List { storage, .. }
+                | CapabilitiesCommand::Grant { storage, .. }
+                | CapabilitiesCommand::Delegate { storage, .. }
+                | CapabilitiesCommand::Revoke { storage, .. }
+                | CapabilitiesCommand::Check { storage, .. } => {
+                    storage.services(ctx, Open::Existing).await?
+                }
+            };
+            let capabilities = &services.capabilities;
+            match command {
+                CapabilitiesCommand::List { at, format, .. } => {
+                    list(capabilities, at.as_deref(), format, out)?;
+                    Ok(Ended::Done)
+                }
+                CapabilitiesCommand::Grant {
+                    name,
+                    to,
+                    by,
+                    scope,
+                    ..
+                } => {
+                    let asked = Grant {
+                        name: &name,
+                        parent: None,
+                        to: &to,
+                        by: &by,
+                        scope: &scope,
+                    };
+                    grant(capabilities, asked, out).await
+                }
+                CapabilitiesCommand::Delegate {
+                    name,
+                    from,
+                    to,
+                    by,
+                    scope,
+                    ..
+                } => {
+                    let asked = Grant {
+                        name: &name,
+                        parent: Some(&from),
+                        to: &to,
+                        by: &by,
+                        scope: &scope,
+                    };
+                    grant(capabilities, asked, out).await
+                }
+                CapabilitiesCommand::Revoke {
+                    capability,
+                    by,
+                    reason,
+                    ..
+                } => revoke(capabilities, &capability, &by, &reason, out).await,
+                CapabilitiesCommand::Check {
+                    capability,
+                    actor,
+                    type_name,
+                    safety,
+                    tenant,
+                    destination,
+                    at,
+                    ..
+                } => {
+                    let request = CheckRequest {
+                        capability: &capability,
+                        actor: &actor,
+                        type_name: &type_name,
+                        safety: &safety,
+                        tenant: tenant.as_deref(),
+                        destination: destination.as_deref(),
+                        at: at.as_deref(),
+                    };
+                    Ok(check(capabilities, request, out)?.into())
+                }
+            }
+        })
     }
 }

@@ -3,14 +3,12 @@
 //! recorded with its receipt (or its denial's).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use ops_core::contract::Kind;
 use ops_core::envelope::{Causation, CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
 use ops_core::id::{CorrelationId, UserActionId};
 use ops_core::time::Timestamp;
-use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::clock::WallClock;
 use ops_core_runtime::command::{BusError, CommandBus};
 use ops_core_runtime::jail::PieceError;
@@ -20,7 +18,7 @@ use crate::vocabulary::{parse_actor, parse_capability};
 
 use crate::cli::{Acting, CommandsCommand};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, Services};
 
 /// What the operator asks for.
 pub struct Submission<'a> {
@@ -36,14 +34,13 @@ pub struct Submission<'a> {
 }
 
 pub async fn submit(
-    store: &EventStore,
+    services: &Services,
     submission: Submission<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let capability_id = parse_capability(&submission.acting.capability)?;
-    let capabilities = Capabilities::load(store.clone()).await?;
-    let bus = CommandBus::new(store.clone(), Arc::new(capabilities))?;
-    let command = envelope(store, &bus, &submission)?;
+    let bus = services.bus()?;
+    let command = envelope(&services.store, &bus, &submission)?;
     let receipt = match bus
         .submit(&command, capability_id, submission.expect_version)
         .await
@@ -208,10 +205,11 @@ impl CommandsCommand {
                 storage,
             } => block_on(async move {
                 let out = &mut std::io::stdout().lock();
-                let Some(store) = storage.pack_code_store(ctx, Open::Existing, out).await? else {
+                let Some(services) = storage.pack_code_services(ctx, Open::Existing, out).await?
+                else {
                     return Ok(Ended::Refused);
                 };
-                let submission = super::commands::Submission {
+                let submission = Submission {
                     command_type: &command_type,
                     payload: &payload,
                     target: target.as_deref(),
@@ -220,7 +218,7 @@ impl CommandsCommand {
                     expect_version,
                     acting: &acting,
                 };
-                super::commands::submit(&store, submission, out).await
+                submit(&services, submission, out).await
             }),
         }
     }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::cli::ConnectorsCommand;
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, Services};
 use crate::vocabulary::installed_connector;
 
 impl ConnectorsCommand {
@@ -25,8 +25,8 @@ impl ConnectorsCommand {
                     )));
                 }
                 let out = &mut std::io::stdout().lock();
-                let Some(store) = storage
-                    .acting_store(
+                let Some(Services { store, .. }) = storage
+                    .acting_services(
                         ctx,
                         Open::Working,
                         (&acting, "core.connectors.Sync", &id),
@@ -96,10 +96,12 @@ impl ConnectorsCommand {
                 }
                 let actor = crate::vocabulary::parse_actor(&acting.by)?;
                 let capability_id = crate::vocabulary::parse_capability(&acting.capability)?;
-                let store = storage.store(ctx.registry).await?;
+                let Services {
+                    store,
+                    capabilities,
+                    ..
+                } = storage.services(ctx, Open::Existing).await?;
                 let from = store.cursor(&id, &stream).await?.map(|(cursor, _)| cursor);
-                let capabilities =
-                    ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
                 let reset = ops_core::connector::SourceCursorReset {
                     connector_id: id.clone(),
                     stream: stream.clone(),

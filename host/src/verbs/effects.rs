@@ -6,7 +6,6 @@
 use std::io::Write;
 
 use ops_core::id::CommandId;
-use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::egress::{
     Approved, Approver, Cancelled, Dispatcher, Gateway, approve, effects,
 };
@@ -18,7 +17,7 @@ use crate::vocabulary::{parse_actor, parse_capability, parse_timestamp};
 
 use crate::cli::{Acting, EffectsCommand, Format};
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open, Services};
 
 fn command_id(text: &str) -> anyhow::Result<CommandId> {
     text.parse().map_err(|error| {
@@ -55,21 +54,21 @@ pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> a
 /// Records `acting.by`'s approval of a pending effect on `acting.capability`, which must
 /// allow the effect itself, until `until` if given.
 pub async fn approve_effect(
-    store: &EventStore,
+    services: &Services,
     command: &str,
     acting: &Acting,
     until: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
+    let store = &services.store;
     let command_id = command_id(command)?;
     let actor = parse_actor(&acting.by)?;
     let capability_id = parse_capability(&acting.capability)?;
     let until = until.map(parse_timestamp).transpose()?;
-    let capabilities = Capabilities::load(store.clone()).await?;
     let approver = Approver {
         actor,
         capability_id,
-        authority: &capabilities,
+        authority: &services.capabilities,
     };
     let by = &acting.by;
     Ok(match approve(store, &command_id, approver, until).await? {
@@ -101,21 +100,21 @@ pub async fn approve_effect(
 /// Cancels a pending effect no dispatcher holds, on `acting`'s capability, with a refusal
 /// receipt naming who cancelled it.
 pub async fn cancel_effect(
-    store: &EventStore,
+    services: &Services,
     command: &str,
     acting: &Acting,
     reason: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
+    let store = &services.store;
     let command_id = command_id(command)?;
     let actor = parse_actor(&acting.by)?;
     let capability_id = parse_capability(&acting.capability)?;
-    let capabilities = Capabilities::load(store.clone()).await?;
     let dispatcher = Dispatcher::new(
         store.clone(),
         &format!("{}/cancel", crate::worker::default_worker_id()),
         Gateway::default(),
-        std::sync::Arc::new(capabilities),
+        std::sync::Arc::new(services.capabilities.clone()),
     );
     match dispatcher
         .cancel(&command_id, &actor, capability_id, reason)
@@ -218,7 +217,12 @@ impl EffectsCommand {
             let out = &mut std::io::stdout().lock();
             match command {
                 EffectsCommand::List { format, storage } => {
-                    list(&storage.store(ctx.registry).await?, format, out).await?;
+                    list(
+                        &storage.services(ctx, Open::Existing).await?.store,
+                        format,
+                        out,
+                    )
+                    .await?;
                     Ok(Ended::Done)
                 }
                 EffectsCommand::Approve {
@@ -227,8 +231,8 @@ impl EffectsCommand {
                     until,
                     storage,
                 } => {
-                    let store = storage.store(ctx.registry).await?;
-                    approve_effect(&store, &command, &acting, until.as_deref(), out).await
+                    let services = storage.services(ctx, Open::Existing).await?;
+                    approve_effect(&services, &command, &acting, until.as_deref(), out).await
                 }
                 EffectsCommand::Cancel {
                     command,
@@ -236,8 +240,8 @@ impl EffectsCommand {
                     reason,
                     storage,
                 } => {
-                    let store = storage.store(ctx.registry).await?;
-                    cancel_effect(&store, &command, &acting, &reason, out).await
+                    let services = storage.services(ctx, Open::Existing).await?;
+                    cancel_effect(&services, &command, &acting, &reason, out).await
                 }
             }
         })

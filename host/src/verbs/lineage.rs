@@ -12,7 +12,7 @@ use ops_core_runtime::lineage::Lineage;
 
 use crate::cli::{LineageArgs, LineageCommand};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
-use crate::services::{Context, allowed};
+use crate::services::{Context, Open};
 use crate::vocabulary::{pairs, parse_actor, parse_capability};
 
 impl LineageArgs {
@@ -20,7 +20,7 @@ impl LineageArgs {
         match (self.command, self.artifact_id) {
             (Some(command), _) => command.run(ctx),
             (None, Some(artifact_id)) => block_on(async move {
-                let store = self.storage.store(ctx.registry).await?;
+                let store = self.storage.services(ctx, Open::Existing).await?.store;
                 crate::report::write_chain(&store, &artifact_id, &mut std::io::stdout().lock())
                     .await?;
                 Ok(Ended::Done)
@@ -54,19 +54,19 @@ impl LineageCommand {
                 let bytes = std::fs::read(&output)
                     .with_context(|| format!("reading the output {}", output.display()))
                     .or_bad_input()?;
-                let store = storage.store(ctx.registry).await?;
-                if !allowed(
-                    &store,
-                    &acting,
-                    ArtifactRecorded::TYPE,
-                    &output.display().to_string(),
-                    out,
-                )
-                .await?
+                let services = storage.services(ctx, Open::Existing).await?;
+                if !services
+                    .allowed(
+                        &acting,
+                        ArtifactRecorded::TYPE,
+                        &output.display().to_string(),
+                        out,
+                    )
+                    .await?
                 {
                     return Ok(Ended::Refused);
                 }
-                let lineage = Lineage::new(store, parse_capability(&acting.capability)?);
+                let lineage = Lineage::new(services.store, parse_capability(&acting.capability)?);
                 let id = lineage
                     .derive(
                         inputs,
@@ -101,12 +101,15 @@ impl LineageCommand {
                             "`{kind}` is not a kind of feedback; use accepted, rejected, edited, overridden or snoozed"
                         ))
                     })?;
-                let store = storage.store(ctx.registry).await?;
-                if !allowed(&store, &acting, FeedbackGiven::TYPE, &artifact_id, out).await? {
+                let services = storage.services(ctx, Open::Existing).await?;
+                if !services
+                    .allowed(&acting, FeedbackGiven::TYPE, &artifact_id, out)
+                    .await?
+                {
                     return Ok(Ended::Refused);
                 }
                 let capability: CapabilityId = parse_capability(&acting.capability)?;
-                Lineage::new(store, capability)
+                Lineage::new(services.store, capability)
                     .feedback(id, kind, note.as_deref(), &parse_actor(&acting.by)?)
                     .await
                     .map_err(|error| match error {

@@ -4,19 +4,17 @@ use std::io::Write;
 
 use crate::cli::{LogCommand, Storage};
 use crate::outcome::{Ended, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open, Services};
 use crate::vocabulary::write_list;
-use ops_core::registry::Registry;
-use ops_core_runtime::store::EventStore;
 
 impl LogCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         match self {
-            LogCommand::Types { storage } => block_on(log_types(ctx.registry, storage)),
+            LogCommand::Types { storage } => block_on(log_types(ctx, storage)),
             LogCommand::Check { format, storage } => block_on(async move {
-                let store = storage.store(ctx.registry).await?;
+                let services = storage.services(ctx, Open::Existing).await?;
                 let progress = crate::progress::Progress::new("checking the log", "events");
-                let checked = log_check(&store, &progress).await;
+                let checked = log_check(&services, &progress).await;
                 progress.finish();
                 let checked = checked?;
                 write_list(
@@ -36,12 +34,10 @@ impl LogCommand {
                 acting,
                 storage,
             } => block_on(async move {
-                let store = storage.store(ctx.registry).await?;
-                let capabilities =
-                    ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+                let services = storage.services(ctx, Open::Existing).await?;
                 let gateway = ops_core_runtime::query::QueryGateway::new(
-                    store,
-                    std::sync::Arc::new(capabilities),
+                    services.store,
+                    std::sync::Arc::new(services.capabilities),
                 );
                 let read = gateway
                     .events(
@@ -78,8 +74,9 @@ impl LogCommand {
     }
 }
 
-async fn log_types(registry: &'static Registry, storage: Storage) -> anyhow::Result<Ended> {
-    let store = storage.store(registry).await?;
+async fn log_types(ctx: &Context<'_>, storage: Storage) -> anyhow::Result<Ended> {
+    let registry = ctx.registry;
+    let store = storage.services(ctx, Open::Existing).await?.store;
     for (event_type, count) in store.count_by_type().await? {
         let readable = if registry.current_name(&event_type).is_some() {
             "typed"
@@ -95,11 +92,11 @@ async fn log_types(registry: &'static Registry, storage: Storage) -> anyhow::Res
 /// `BROKEN: why`, or `UNGRANTED` when it names a capability the log never granted: every
 /// receipt names the capability its writer acted on, and a denial the one it was refused).
 async fn log_check(
-    store: &EventStore,
+    services: &Services,
     progress: &crate::progress::Progress,
 ) -> anyhow::Result<Vec<(String, String, String)>> {
     use ops_core_runtime::store::CurrentPayload;
-    let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+    let (store, capabilities) = (&services.store, &services.capabilities);
     let total = store.count().await?.max(0) as u64;
     let mut checked = Vec::new();
     let mut after = Default::default();

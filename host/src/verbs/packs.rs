@@ -4,19 +4,19 @@ use std::io::Write;
 
 use crate::cli::{PacksCommand, Storage};
 use crate::outcome::{Ended, block_on};
-use crate::services::Context;
-use ops_core::registry::Registry;
+use crate::services::{Context, Open};
 
 impl PacksCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         match self {
-            PacksCommand::Orphaned { storage } => block_on(packs_orphaned(ctx.registry, storage)),
+            PacksCommand::Orphaned { storage } => block_on(packs_orphaned(ctx, storage)),
         }
     }
 }
 
-async fn packs_orphaned(registry: &'static Registry, storage: Storage) -> anyhow::Result<Ended> {
-    let store = storage.store(registry).await?;
+async fn packs_orphaned(ctx: &Context<'_>, storage: Storage) -> anyhow::Result<Ended> {
+    let registry = ctx.registry;
+    let store = storage.services(ctx, Open::Existing).await?.store;
     let installed: Vec<&str> = registry.packs().map(|pack| pack.id).collect();
     let recorded = ops_core_runtime::projection::recorded(store.db()).await?;
     let orphans = ops_core_runtime::migrate::orphans(store.db(), &installed, recorded).await?;

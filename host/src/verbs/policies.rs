@@ -3,6 +3,7 @@
 //! than its author, activated on a passing eval and a trusted signature, deprecated or
 //! rolled back, each step a recorded event; `list` shows every version and its state.
 
+use ops_core_runtime::service_capability;
 use std::io::Write;
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use crate::vocabulary::parse_actor;
 use crate::vocabulary::write_list;
 
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open};
 
 pub async fn run(
     policies: &Policies,
@@ -220,21 +221,20 @@ impl PoliciesCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         let command = self;
         block_on(async move {
-            let (storage, config, capability) = command.place();
-            let config = storage.config(config)?;
-            let store = storage.store(ctx.registry).await?;
-            let authority = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+            let (storage, capability) = command.place();
+            let services = storage.services(ctx, Open::Existing).await?;
+            // Listing records nothing, so no capability is exercised then.
             let checked = match capability {
                 Some(capability) => crate::vocabulary::parse_capability(capability)?,
-                None => crate::services::named(&authority, "host/policies")?.id,
+                None => service_capability::of(service_capability::READER),
             };
             let policies = ops_core_runtime::governance::Policies::load(
-                store.clone(),
-                config.trust(ctx.registry)?,
+                services.store.clone(),
+                services.config.trust(ctx.registry)?,
                 checked,
             )
             .await?
-            .checked_by(std::sync::Arc::new(authority));
+            .checked_by(std::sync::Arc::new(services.capabilities));
             run(&policies, command, &mut std::io::stdout().lock()).await
         })
     }

@@ -4,15 +4,12 @@ use std::io::Write;
 
 use crate::cli::{Acting, ProjectionsCommand, Storage};
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::{Context, Open};
-use ops_core::registry::Registry;
+use crate::services::{Context, Open, Services};
 
 impl ProjectionsCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         match self {
-            ProjectionsCommand::Status { storage } => {
-                block_on(projections_status(ctx.registry, storage))
-            }
+            ProjectionsCommand::Status { storage } => block_on(projections_status(ctx, storage)),
             ProjectionsCommand::Rebuild {
                 projection,
                 acting,
@@ -22,11 +19,8 @@ impl ProjectionsCommand {
     }
 }
 
-async fn projections_status(
-    registry: &'static Registry,
-    storage: Storage,
-) -> anyhow::Result<Ended> {
-    let store = storage.store(registry).await?;
+async fn projections_status(ctx: &Context<'_>, storage: Storage) -> anyhow::Result<Ended> {
+    let store = storage.services(ctx, Open::Existing).await?.store;
     let paused = ops_core_runtime::faults::paused(&store).await?;
     let mut healthy = true;
     for status in ops_core_runtime::projection::all_freshness(&store).await? {
@@ -71,8 +65,8 @@ async fn projections_rebuild(
         )));
     };
     let out = &mut std::io::stdout().lock();
-    let Some(store) = storage
-        .acting_store(
+    let Some(Services { store, .. }) = storage
+        .acting_services(
             ctx,
             Open::Existing,
             (acting, "core.projections.Rebuild", &projection),

@@ -2,13 +2,13 @@
 
 use crate::cli::QuarantineCommand;
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, Services};
 
 impl QuarantineCommand {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         match self {
             QuarantineCommand::List { format, storage } => block_on(async move {
-                let store = storage.store(ctx.registry).await?;
+                let store = storage.services(ctx, Open::Existing).await?.store;
                 super::effects::list_quarantine(&store, format, &mut std::io::stdout().lock())
                     .await?;
                 Ok(Ended::Done)
@@ -19,8 +19,8 @@ impl QuarantineCommand {
                 storage,
             } => block_on(async move {
                 let out = &mut std::io::stdout().lock();
-                let Some(store) = storage
-                    .acting_store(
+                let Some(Services { store, .. }) = storage
+                    .acting_services(
                         ctx,
                         Open::Existing,
                         (&acting, "core.quarantine.Retry", &origin),

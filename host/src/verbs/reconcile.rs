@@ -4,15 +4,15 @@ use std::io::Write;
 
 use crate::cli::ReconcileArgs;
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, Services};
 
 impl ReconcileArgs {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         let ReconcileArgs { acting, storage } = self;
         block_on(async move {
             let out = &mut std::io::stdout().lock();
-            let Some(store) = storage
-                .acting_store(
+            let Some(Services { store, .. }) = storage
+                .acting_services(
                     ctx,
                     Open::Working,
                     (&acting, "core.reconcile.Run", "reconcilers"),

@@ -6,11 +6,11 @@
 use std::io::Write;
 
 use ops_core::registry::Registry;
-use ops_core_runtime::signing::{Trust, sign};
+use ops_core_runtime::signing::sign;
 use ops_core_runtime::store::EventStore;
 use ops_core_runtime::supply_chain::{ReleaseError, Releases};
 
-use crate::services::{inactive, standing};
+use crate::services::{Open, Services, inactive, standing};
 use crate::vocabulary::write_list;
 
 use crate::cli::{Format, ReleasesCommand};
@@ -47,13 +47,14 @@ pub async fn verify(
 /// Records, signs with `key` and activates every installed release that is not active,
 /// as `by`; the key must be one the configuration trusts. `Refused` when one is refused.
 pub async fn activate(
-    store: &EventStore,
-    trust: Trust,
+    services: Services,
     key: &ed25519_dalek::SigningKey,
     acting: &crate::cli::Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
+    let store = &services.store;
     let registry = store.registry();
+    let trust = services.config.trust(registry)?;
     let by = &crate::vocabulary::parse_actor(&acting.by)?;
     let releases = Releases::load(
         store.clone(),
@@ -61,9 +62,7 @@ pub async fn activate(
         crate::vocabulary::parse_capability(&acting.capability)?,
     )
     .await?
-    .checked_by(std::sync::Arc::new(
-        ops_core_runtime::capability::Capabilities::load(store.clone()).await?,
-    ));
+    .checked_by(std::sync::Arc::new(services.capabilities.clone()));
     let mut ended = Ended::Done;
     let pending = inactive(store, registry).await?;
     if pending.is_empty() {
@@ -108,20 +107,18 @@ impl ReleasesCommand {
             let out = &mut std::io::stdout().lock();
             match command {
                 ReleasesCommand::List { format, storage } => {
-                    let store = storage.store(ctx.registry).await?;
+                    let store = storage.services(ctx, Open::Existing).await?.store;
                     Ok(verify(&store, ctx.registry, format, out).await?.into())
                 }
                 ReleasesCommand::Activate {
                     key_file,
                     acting,
-                    config,
                     storage,
                 } => {
-                    let trust = storage.config(&config)?.trust(ctx.registry)?;
+                    let services = storage.services(ctx, Open::Existing).await?;
                     let key =
                         ops_core_runtime::custody::read_signing_key(&key_file).or_bad_input()?;
-                    let store = storage.store(ctx.registry).await?;
-                    activate(&store, trust, &key, &acting, out).await
+                    activate(services, &key, &acting, out).await
                 }
                 ReleasesCommand::Keygen { out: file } => {
                     let key =

@@ -17,7 +17,7 @@ use ops_core_runtime::store::EventStore;
 
 use crate::cli::RetentionArgs;
 use crate::outcome::{Ended, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open, Services};
 
 /// Applies `policy` as `actor` on `capability_id`, checked on `capabilities`: a denial is
 /// receipted, removes nothing and ends the command refused (exit 1).
@@ -84,10 +84,12 @@ impl RetentionArgs {
             };
             let actor = crate::vocabulary::parse_actor(&acting.by)?;
             let capability_id = crate::vocabulary::parse_capability(&acting.capability)?;
-            let store = storage.store(ctx.registry).await?;
-            let authority = std::sync::Arc::new(
-                ops_core_runtime::capability::Capabilities::load(store.clone()).await?,
-            );
+            let Services {
+                store,
+                capabilities,
+                ..
+            } = storage.services(ctx, Open::Existing).await?;
+            let authority = std::sync::Arc::new(capabilities);
             let installed: Vec<&str> = ctx.registry.packs().map(|pack| pack.id).collect();
             apply(
                 &store,

@@ -1,7 +1,6 @@
 //! `ops-host run`: the worker, on a store whose linked releases are active.
 
 use crate::cli::RunArgs;
-use crate::config::Config;
 use crate::outcome::{Ended, block_on};
 use crate::services::{Context, Open};
 use crate::vocabulary::pairs;
@@ -18,12 +17,24 @@ impl RunArgs {
             retention_every,
             reconcile_every,
             sources,
-            config,
             lease_ms,
             worker_id,
             storage,
         } = self;
         block_on(async move {
+            // What is asked is read before anything is opened or created.
+            let sources = pairs("--source", &sources)?
+                .into_iter()
+                .map(|(id, dir)| (id, PathBuf::from(dir)))
+                .collect();
+            // The runners' limits are set before the first runner starts.
+            let fences = storage.config()?;
+            crate::jailing::set_limits(fences.pack_limits());
+            crate::jailing::check()?;
+            let out = &mut std::io::stdout().lock();
+            let Some(services) = storage.pack_code_services(ctx, Open::Working, out).await? else {
+                return Ok(Ended::Refused);
+            };
             let options = crate::worker::WorkerOptions {
                 ticks,
                 interval: std::time::Duration::from_millis(interval_ms),
@@ -32,30 +43,14 @@ impl RunArgs {
                 retention_every,
                 reconcile_every,
                 retention: RetentionPolicy::default(),
-                sources: pairs("--source", &sources)?
-                    .into_iter()
-                    .map(|(id, dir)| (id, PathBuf::from(dir)))
-                    .collect(),
-                fences: match &config {
-                    Some(path) => Config::load(path)?,
-                    None => Config::default(),
-                },
-                config: config.clone(),
+                sources,
+                fences,
+                config: storage.config_path(),
                 lease: std::time::Duration::from_millis(lease_ms),
                 worker_id: worker_id.unwrap_or_else(crate::worker::default_worker_id),
-                secrets: None,
+                keys_dir: storage.keys_dir().map(PathBuf::from),
             };
-            let options = crate::worker::WorkerOptions {
-                secrets: storage.secrets_dir(&options.fences),
-                ..options
-            };
-            crate::jailing::set_limits(options.fences.pack_limits());
-            crate::jailing::check()?;
-            let out = &mut std::io::stdout().lock();
-            let Some(store) = storage.pack_code_store(ctx, Open::Working, out).await? else {
-                return Ok(Ended::Refused);
-            };
-            crate::worker::run(store, options, out).await?;
+            crate::worker::run(services, options, out).await?;
             Ok(Ended::Done)
         })
     }

@@ -2,32 +2,26 @@
 //! it, or JSON), and unwinding the failed ones through the command bus.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use ops_core::envelope::CommandOutcome;
-use ops_core_runtime::capability::Capabilities;
-use ops_core_runtime::command::{BusError, CommandBus};
-use ops_core_runtime::store::EventStore;
+use ops_core_runtime::command::BusError;
 
 use crate::vocabulary::{parse_actor, parse_capability};
 
 use crate::cli::{Acting, SagasCommand};
 use crate::outcome::{Ended, block_on};
-use crate::services::{Context, Open};
+use crate::services::{Context, Open, Services};
 
 /// Compensates what the failed sagas executed, on `acting`'s capability; one line per
 /// compensating command. `Refused` when one was rejected.
 pub async fn unwind(
-    store: &EventStore,
+    services: &Services,
     acting: &Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let actor = parse_actor(&acting.by)?;
     let capability_id = parse_capability(&acting.capability)?;
-    let bus = CommandBus::new(
-        store.clone(),
-        Arc::new(Capabilities::load(store.clone()).await?),
-    )?;
+    let bus = services.bus()?;
     let receipts = match bus.unwind_failed_sagas(&actor, capability_id).await {
         Ok(receipts) => receipts,
         Err(denied @ BusError::Denied { .. }) => {
@@ -67,16 +61,21 @@ impl SagasCommand {
             let out = &mut std::io::stdout().lock();
             match command {
                 SagasCommand::List { format, storage } => {
-                    crate::report::write_sagas(&storage.store(ctx.registry).await?, format, out)
-                        .await?;
+                    crate::report::write_sagas(
+                        &storage.services(ctx, Open::Existing).await?.store,
+                        format,
+                        out,
+                    )
+                    .await?;
                     Ok(Ended::Done)
                 }
                 SagasCommand::Unwind { acting, storage } => {
-                    let Some(store) = storage.pack_code_store(ctx, Open::Existing, out).await?
+                    let Some(services) =
+                        storage.pack_code_services(ctx, Open::Existing, out).await?
                     else {
                         return Ok(Ended::Refused);
                     };
-                    unwind(&store, &acting, out).await
+                    unwind(&services, &acting, out).await
                 }
             }
         })

@@ -13,7 +13,7 @@ use crate::vocabulary::{parse_actor, parse_capability};
 
 use crate::cli::{Acting, Format, SecretsCommand};
 use crate::outcome::{Ended, OrBadInput, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open};
 
 /// Stores `secret_id`'s value, read from `value_file` (`-`: standard input), trimmed of
 /// a final newline.
@@ -124,23 +124,25 @@ impl SecretsCommand {
         let command = self;
         block_on(async move {
             let out = &mut std::io::stdout().lock();
+            let (storage, store_value) = match &command {
+                SecretsCommand::Put { storage, .. } => (storage, true),
+                SecretsCommand::List { storage, .. } | SecretsCommand::Revoke { storage, .. } => {
+                    (storage, false)
+                }
+            };
+            let provider = storage
+                .services(ctx, Open::Existing)
+                .await?
+                .secrets(store_value)
+                .await?;
             match command {
                 SecretsCommand::Put {
                     secret,
                     value_file,
                     acting,
-                    config,
-                    storage,
-                } => {
-                    let provider = storage.secrets(ctx.registry, &config, true).await?;
-                    put(&provider, &secret, &value_file, &acting, out).await
-                }
-                SecretsCommand::List {
-                    format,
-                    config,
-                    storage,
-                } => {
-                    let provider = storage.secrets(ctx.registry, &config, false).await?;
+                    ..
+                } => put(&provider, &secret, &value_file, &acting, out).await,
+                SecretsCommand::List { format, .. } => {
                     list(&provider, format, out)?;
                     Ok(Ended::Done)
                 }
@@ -148,12 +150,8 @@ impl SecretsCommand {
                     handle,
                     reason,
                     acting,
-                    config,
-                    storage,
-                } => {
-                    let provider = storage.secrets(ctx.registry, &config, false).await?;
-                    revoke(&provider, &handle, &reason, &acting, out).await
-                }
+                    ..
+                } => revoke(&provider, &handle, &reason, &acting, out).await,
             }
         })
     }

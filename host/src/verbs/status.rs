@@ -21,10 +21,11 @@ use ops_core_runtime::store::EventStore;
 
 use crate::cli::StatusArgs;
 use crate::outcome::{Ended, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open, Services};
 
 /// Writes the status; `true` when nothing needs attention.
-pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn write_status(services: &Services, out: &mut impl Write) -> anyhow::Result<bool> {
+    let store = &services.store;
     let mut healthy = true;
     let projections = all_freshness(store).await?;
     let stale: Vec<_> = projections.iter().filter(|p| !p.within_objective).collect();
@@ -89,7 +90,7 @@ pub async fn write_status(store: &EventStore, out: &mut impl Write) -> anyhow::R
     )?;
     // A reaction holds its cursor at a command it was denied (or could not afford): the
     // events past it wait, and say which capability to grant.
-    let capabilities = ops_core_runtime::capability::Capabilities::load(store.clone()).await?;
+    let capabilities = &services.capabilities;
     for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
         let capability = crate::worker::reaction_capability(&capabilities, reaction.pack_id())?;
         let waiting = ReactionRunner::new(store.clone(), reaction, capability)
@@ -234,8 +235,8 @@ impl StatusArgs {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
         let StatusArgs { storage } = self;
         block_on(async move {
-            let store = storage.store(ctx.registry).await?;
-            Ok(write_status(&store, &mut std::io::stdout().lock())
+            let services = storage.services(ctx, Open::Existing).await?;
+            Ok(write_status(&services, &mut std::io::stdout().lock())
                 .await?
                 .into())
         })

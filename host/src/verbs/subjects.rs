@@ -6,7 +6,6 @@ use std::io::Write;
 
 use ops_core::contract::Contract;
 use ops_core::redaction::RedactionApplied;
-use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::shredding::{EraseError, erase, sealed_subjects};
 use ops_core_runtime::store::EventStore;
 
@@ -15,7 +14,7 @@ use crate::vocabulary::{parse_actor, parse_capability};
 
 use crate::cli::{Acting, Format, SubjectsCommand};
 use crate::outcome::{BadInput, Ended, block_on};
-use crate::services::Context;
+use crate::services::{Context, Open, Services};
 
 /// Each sealed subject, how many events hold its data, and whether it is erased.
 pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
@@ -52,12 +51,13 @@ pub async fn list(store: &EventStore, format: Format, out: &mut impl Write) -> a
 }
 
 pub async fn erase_subject(
-    store: &EventStore,
+    services: &Services,
     subject: &str,
     reason: &str,
     acting: &Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
+    let store = &services.store;
     let actor = parse_actor(&acting.by)?;
     let capability_id = parse_capability(&acting.capability)?;
     if !sealed_subjects(store).await?.contains_key(subject) {
@@ -65,8 +65,16 @@ pub async fn erase_subject(
             "no personal data of subject `{subject}` is sealed in the log; `ops-host subjects list` shows the subjects"
         )));
     }
-    let capabilities = Capabilities::load(store.clone()).await?;
-    match erase(store, subject, &actor, reason, capability_id, &capabilities).await {
+    match erase(
+        store,
+        subject,
+        &actor,
+        reason,
+        capability_id,
+        &services.capabilities,
+    )
+    .await
+    {
         Ok(applied) => {
             writeln!(
                 out,
@@ -98,7 +106,12 @@ impl SubjectsCommand {
             let out = &mut std::io::stdout().lock();
             match command {
                 SubjectsCommand::List { format, storage } => {
-                    list(&storage.store(ctx.registry).await?, format, out).await?;
+                    list(
+                        &storage.services(ctx, Open::Existing).await?.store,
+                        format,
+                        out,
+                    )
+                    .await?;
                     Ok(Ended::Done)
                 }
                 SubjectsCommand::Erase {
@@ -107,8 +120,8 @@ impl SubjectsCommand {
                     acting,
                     storage,
                 } => {
-                    let store = storage.store(ctx.registry).await?;
-                    erase_subject(&store, &subject, &reason, &acting, out).await
+                    let services = storage.services(ctx, Open::Existing).await?;
+                    erase_subject(&services, &subject, &reason, &acting, out).await
                 }
             }
         })

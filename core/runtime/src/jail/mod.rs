@@ -107,9 +107,7 @@ impl Jail {
     ) -> Self {
         let mut pool = pool::Pool::new(program, confined);
         pool.set_default_limits(default);
-        for (pack, limits) in per_pack {
-            pool.set_limits(&pack, limits);
-        }
+        pool.set_limits(per_pack.into_iter().collect());
         Jail {
             pool: Arc::new(pool),
         }
@@ -141,6 +139,12 @@ impl Jail {
     /// The process ids of the runners alive now, by pack.
     pub fn runner_pids(&self) -> Vec<(String, u32)> {
         self.pool.runner_pids()
+    }
+
+    /// Puts `per_pack` in force for every pack (the others get the default limits) from
+    /// their next call on: a pack whose limits changed gets a new runner.
+    pub fn set_limits(&self, per_pack: Vec<(String, Limits)>) {
+        self.pool.set_limits(per_pack.into_iter().collect());
     }
 
     pub fn limits_of(&self, pack: &str) -> Limits {

@@ -29,7 +29,8 @@ pub(super) struct Pool {
     program: PathBuf,
     confined: bool,
     default_limits: Limits,
-    limits: BTreeMap<String, Limits>,
+    /// Each configured pack's limits; changed while runners run (a reloaded `ops.toml`).
+    limits: std::sync::RwLock<BTreeMap<String, Limits>>,
     slots: Mutex<BTreeMap<String, Arc<Mutex<Slot>>>>,
 }
 
@@ -71,7 +72,7 @@ impl Pool {
             program,
             confined,
             default_limits: Limits::default(),
-            limits: BTreeMap::new(),
+            limits: Default::default(),
             slots: Mutex::new(BTreeMap::new()),
         }
     }
@@ -84,12 +85,38 @@ impl Pool {
         self.default_limits = limits;
     }
 
-    pub(super) fn set_limits(&mut self, pack: &str, limits: Limits) {
-        self.limits.insert(pack.to_owned(), limits);
+    /// Replaces every pack's own limits with `per_pack`. A pack whose limits changed has
+    /// its runner stopped once its call in flight ends, so the next call starts one under
+    /// the new limits (a runner's memory is fixed when it starts); what that runner held is
+    /// sent again, as after any runner's end.
+    pub(super) fn set_limits(&self, per_pack: BTreeMap<String, Limits>) {
+        let before = std::mem::replace(
+            &mut *self.limits.write().unwrap_or_else(|e| e.into_inner()),
+            per_pack,
+        );
+        let changed: Vec<String> = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .keys()
+                .filter(|pack| {
+                    before.get(*pack).copied().unwrap_or(self.default_limits)
+                        != self.limits_of(pack)
+                })
+                .cloned()
+                .collect()
+        };
+        for pack in changed {
+            self.slot(&pack)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .runner = None;
+        }
     }
 
     pub(super) fn limits_of(&self, pack: &str) -> Limits {
         self.limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(pack)
             .copied()
             .unwrap_or(self.default_limits)
