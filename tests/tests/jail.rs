@@ -368,6 +368,78 @@ on_both_backends!(
     a_reconciler_runs_in_the_contracts_runner,
 );
 
+/// Limits changed while runners run (a reloaded `ops.toml`) apply from the next call: the
+/// pack whose limits changed gets a new runner under them, and keeps its projection's
+/// rows; a pack whose limits did not change keeps its runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_changed_while_runners_run_apply_from_the_next_call() {
+    let jail = jail();
+    let store = Backend::Sqlite
+        .store("jail_limits_changed")
+        .await
+        .with_pack_code(PackCode::Jailed(jail.clone()));
+    let mut tripwire = ProjectionRunner::start(store.clone(), projection("faulty", "tripwire"))
+        .await
+        .expect("the projection starts");
+    opened(&store, &["fine one", "fine two"]).await;
+    tripwire.catch_up().await.expect("it catches up");
+    let pid_of = |pack: &str| {
+        jail.runner_pids()
+            .into_iter()
+            .find(|(running, _)| running == pack)
+            .map(|(_, pid)| pid)
+    };
+    let (faulty, incidents) = (pid_of("faulty"), pid_of("incidents"));
+    assert!(faulty.is_some() && incidents.is_some());
+
+    let tighter = Limits {
+        call_time: Duration::from_millis(300),
+        memory_bytes: 512 << 20,
+    };
+    jail.set_limits(vec![("faulty".to_owned(), tighter)]);
+    assert_eq!(jail.limits_of("faulty"), tighter);
+    assert_eq!(pid_of("faulty"), None, "its runner was stopped");
+    assert_eq!(pid_of("incidents"), incidents, "the other keeps its runner");
+
+    let receipt = bus(&store)
+        .submit(
+            &open_titled("INC-9", "fold:loop", Severity::Sev2),
+            capability(),
+            None,
+        )
+        .await
+        .expect("opening an incident");
+    assert_eq!(
+        receipt.outcome,
+        ops_core::envelope::CommandOutcome::Accepted
+    );
+    let report = tripwire.catch_up().await.expect("it catches up");
+    assert_eq!((report.quarantined, report.faulted), (1, 1), "{report:?}");
+    let faults: Vec<String> = receipts(&store)
+        .await
+        .into_iter()
+        .map(|r| r.fault)
+        .collect();
+    assert!(
+        faults[0].starts_with("did not return within its time limit of 300 ms"),
+        "{faults:?}"
+    );
+    assert_ne!(
+        pid_of("faulty"),
+        faulty,
+        "a new runner, under the new limits"
+    );
+    let seen: Vec<String> = rows(&tripwire)
+        .into_iter()
+        .map(|((_, key), _)| key)
+        .collect();
+    assert_eq!(
+        seen,
+        ["INC-0", "INC-1"],
+        "the new runner was given the rows"
+    );
+}
+
 /// The runner is confined while it works: seccomp in filter mode, no new privileges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_is_confined_by_the_kernel() {

@@ -393,6 +393,104 @@ on_both_backends!(
     a_capability_that_does_not_reach_the_audience_gets_no_token,
 );
 
+/// A credential renews its handle shortly before the handle ends (a tenth of its lifetime
+/// before), with a new handle checked and receipted like the first, so a worker that runs
+/// longer than a handle lasts keeps posting; the ended handle's tokens are no longer asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_renews_its_handle_before_it_ends() {
+    let test = "secrets_handle_renewal";
+    let store = Backend::Sqlite.store(test).await;
+    let file = temp_file(test, "secrets.json");
+    let provider = Arc::new(provider(&store, &file, Scope::everything()).await);
+    holding_the_secret(&provider).await;
+    let lifetime = Duration::from_secs(3);
+    let first = provider
+        .handle(
+            SECRET_ID,
+            &responder(),
+            capability(),
+            correlation(),
+            lifetime,
+        )
+        .await
+        .expect("a short handle");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+    let certificate = certified.cert.der().clone();
+    let sink = WebhookSink::start_tls(
+        certificate.clone(),
+        rustls_key(certified.key_pair.serialize_der()),
+    )
+    .await
+    .expect("a local endpoint");
+    let credential = Credential::new(
+        provider.clone(),
+        first.clone(),
+        lifetime,
+        ONCALL_DESTINATION,
+        responder(),
+        capability(),
+    );
+    let executor = WebhookExecutor::trusting(&sink.url(), &[certificate])
+        .expect("a URL")
+        .with_credential(credential)
+        .expect("https carries the token");
+    let post = |n: u32| {
+        let executor = &executor;
+        async move {
+            ops_core_runtime::egress::Executor::execute(
+                executor,
+                &ops_core::id::ContentHash::of_bytes(&n.to_be_bytes()),
+                &serde_json::json!({"post": n}),
+            )
+            .await
+        }
+    };
+    let handles = || async {
+        store
+            .read_by_type(SecretTokenIssued::TYPE)
+            .await
+            .expect("reading receipts")
+            .into_iter()
+            .filter_map(|stored| {
+                let issued: SecretTokenIssued =
+                    serde_json::from_value(stored.envelope.payload).expect("a receipt");
+                (issued.token_type == TokenType::Handle).then(|| issued.handle_id)
+            })
+            .flatten()
+            .collect::<Vec<String>>()
+    };
+    post(1).await.expect("posted on the first handle");
+    let before = handles().await;
+    let ends = provider
+        .handle_ends(&first)
+        .expect("it holds")
+        .expect("it ends");
+    let until = |at: ops_core::time::Timestamp| {
+        Duration::from_micros(
+            (at.unix_micros()
+                - <ops_core::time::Timestamp as ops_core_runtime::clock::WallClock>::now()
+                    .unix_micros())
+            .max(0) as u64,
+        )
+    };
+    // Midway into the last tenth of its lifetime: the next post asks for a new handle.
+    tokio::time::sleep(until(ends.minus(lifetime / 20).expect("a time"))).await;
+    post(2).await.expect("posted on a renewed handle");
+    let renewed = handles().await;
+    assert_eq!(renewed.len(), before.len() + 1, "{renewed:?}");
+    assert!(renewed.contains(&first.handle_id));
+    // Past the first handle's end, posts go on.
+    tokio::time::sleep(until(ends.plus(lifetime / 10).expect("a time"))).await;
+    assert!(matches!(
+        provider.handle_ends(&first),
+        Err(SecretsError::Expired(..))
+    ));
+    post(3).await.expect("posted after the first handle ended");
+    assert_eq!(handles().await.len(), renewed.len(), "renewed once");
+    assert_eq!(sink.deliveries().len(), 3);
+}
+
 #[test]
 fn a_tampered_or_moved_secret_does_not_decrypt() {
     let file = temp_file("secrets_tampered", "secrets.json");
