@@ -300,6 +300,24 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
+/// The receipt of an operator's step on the core's records (a policy or release step),
+/// which is checked on a capability: it names the capability event the check relied on.
+pub trait CheckedStep: crate::contract::Event + Clone {
+    fn relying_on(self, capability_state_ref: String) -> Self;
+}
+
+/// Implements [`CheckedStep`] for receipts with a `capability_state_ref` field.
+macro_rules! checked_step {
+    ($($receipt:ty),+ $(,)?) => {
+        $(impl $crate::capability::CheckedStep for $receipt {
+            fn relying_on(self, capability_state_ref: String) -> Self {
+                Self { capability_state_ref, ..self }
+            }
+        })+
+    };
+}
+pub(crate) use checked_step;
+
 /// Authority over actions: what the command bus, the egress gateway, the query gateway
 /// and the secrets provider ask.
 pub trait Authority: Send + Sync {

@@ -196,10 +196,14 @@ fn example_definition() -> PolicyDefinition {
 
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
-#[schemars(example = PolicyDrafted { definition: example_definition(), content_id: ContentId::example() })]
+#[schemars(example = PolicyDrafted { definition: example_definition(), content_id: ContentId::example(), capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned() })]
 pub struct PolicyDrafted {
     pub definition: PolicyDefinition,
     pub content_id: ContentId,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
 
 /// What a promotion rests on.
@@ -239,6 +243,7 @@ pub enum Evidence {
     to: PolicyState::Approved,
     evidence: Evidence::Approval { approved_by: Actor::Human(crate::envelope::ActorId::new("lead@example.com").expect("an actor id")) },
     reason: "the simulation changed no decision".to_owned(),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
 })]
 pub struct PolicyPromoted {
     pub policy_id: String,
@@ -249,6 +254,10 @@ pub struct PolicyPromoted {
     /// Why the actor took the step (empty in events recorded before it was asked).
     #[serde(default)]
     pub reason: String,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
 
 /// The active version of a policy goes back to a named earlier one.
@@ -259,12 +268,17 @@ pub struct PolicyPromoted {
     from_version: "1.1.0".to_owned(),
     to_version: "1.0.0".to_owned(),
     reason: "paged for SEV2 too".to_owned(),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
 })]
 pub struct PolicyRolledBack {
     pub policy_id: String,
     pub from_version: String,
     pub to_version: String,
     pub reason: String,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
 
 /// An eval artifact, recorded so a promotion can name it.
@@ -284,11 +298,23 @@ pub struct PolicyRolledBack {
         environment: "local".to_owned(),
         correlation_id: CorrelationId::of("example").expect("canonical"),
     },
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
 })]
 pub struct EvalRecorded {
     pub eval_id: ContentId,
     pub artifact: EvalArtifact,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
+
+crate::capability::checked_step!(
+    PolicyDrafted,
+    PolicyPromoted,
+    PolicyRolledBack,
+    EvalRecorded
+);
 
 /// One version of a policy as the book knows it.
 #[derive(Clone, Debug, PartialEq)]

@@ -17,12 +17,17 @@ use crate::event;
     subject_id: "sub_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
     fields: vec!["pack.incidents.incident.IncidentAcknowledged#/by/display_name".to_owned()],
     reason: "right to erasure request 2026-117".to_owned(),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
 })]
 pub struct RedactionApplied {
     pub subject_id: String,
     /// `<event type>#<JSON pointer>` of every field of the log that held the subject's data.
     pub fields: Vec<String>,
     pub reason: String,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
 
 /// What a redacted field reads as.

@@ -41,6 +41,7 @@ impl Default for RetentionPolicy {
     class: "artifacts".to_owned(),
     retention_days: 90,
     removed: vec![crate::id::ContentId::example().to_string()],
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
 })]
 pub struct RetentionApplied {
     /// `artifacts`, `projections` or `receipts`.
@@ -49,4 +50,8 @@ pub struct RetentionApplied {
     /// What was removed: artifact ids, projections (`owner/name`) or the command ids of
     /// outbox rows.
     pub removed: Vec<String>,
+    /// The capability event the operator's check relied on; empty when the runtime applied
+    /// its own policy (the worker) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }

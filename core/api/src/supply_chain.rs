@@ -149,12 +149,16 @@ fn example_release() -> Release {
 /// A release was recorded; drafts may be unsigned.
 #[event(public)]
 #[derive(Clone, Debug, PartialEq)]
-#[schemars(example = ReleaseRecorded { release: example_release(), content_id: ContentId::example(), signature: None })]
+#[schemars(example = ReleaseRecorded { release: example_release(), content_id: ContentId::example(), signature: None, capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned() })]
 pub struct ReleaseRecorded {
     pub release: Release,
     pub content_id: ContentId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureRef>,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
 
 /// A release became the active version of its artifact, verified.
@@ -169,6 +173,7 @@ pub struct ReleaseRecorded {
     impact: ImpactReport::default(),
     replaces: None,
     reason: "first release".to_owned(),
+    capability_state_ref: "evt_0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
 })]
 pub struct ReleaseActivated {
     pub kind: ArtifactKind,
@@ -181,7 +186,13 @@ pub struct ReleaseActivated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
     pub reason: String,
+    /// The capability event the check of this step relied on; empty when the runtime took
+    /// the step itself (nothing asked) and in receipts recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capability_state_ref: String,
 }
+
+crate::capability::checked_step!(ReleaseRecorded, ReleaseActivated);
 
 /// Every recorded release and the active version of each artifact.
 #[derive(Clone, Debug, Default)]

@@ -437,8 +437,10 @@ pub(crate) async fn check_or_deny(
 }
 
 /// With an authority, whether `actor` may record `event_type` on `capability_id` (an
-/// operator's step on the core's records, such as a policy or release step); without
-/// one, the caller is the runtime itself and nothing is asked. A denial is receipted.
+/// operator's step on the core's records, such as a policy or release step): `Ok` with
+/// the capability event the check relied on, which the step's receipt names. Without one,
+/// the caller is the runtime itself, nothing is asked and nothing relied on (`Ok("")`). A
+/// denial is receipted.
 pub(crate) async fn step_allowed(
     store: &EventStore,
     authority: Option<&Arc<dyn Authority>>,
@@ -447,9 +449,9 @@ pub(crate) async fn step_allowed(
     event_type: &str,
     subject: String,
     source_ref: &'static str,
-) -> Result<Result<(), String>, AppendError> {
+) -> Result<Result<String, String>, AppendError> {
     let Some(authority) = authority else {
-        return Ok(Ok(()));
+        return Ok(Ok(String::new()));
     };
     let asked = Asked::by_user(actor, subject, source_ref);
     Ok(check_or_deny(
@@ -460,7 +462,7 @@ pub(crate) async fn step_allowed(
         asked,
     )
     .await?
-    .map(drop))
+    .map(|decision| decision.state_ref))
 }
 
 /// An operator's step on the core's records (a policy or release step, an erasure): the

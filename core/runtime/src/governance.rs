@@ -6,12 +6,13 @@
 //! and version that approved them.
 
 use crate::clock::WallClock;
+use ops_core::capability::CheckedStep;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use ops_core::capability::Authority;
 
-use ops_core::contract::{Contract, Event};
+use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EgressExecuted};
 use ops_core::envelope::{Actor, EventEnvelope};
 use ops_core::governance::{
@@ -135,6 +136,7 @@ impl Policies {
         let drafted = PolicyDrafted {
             definition: definition.clone(),
             content_id,
+            capability_state_ref: String::new(),
         };
         self.record(&drafted, &format!("{content_id}:drafted"), by)
             .await?;
@@ -230,7 +232,11 @@ impl Policies {
         by: &Actor,
     ) -> Result<ContentId, PolicyError> {
         let eval_id = artifact.eval_id();
-        let recorded = EvalRecorded { eval_id, artifact };
+        let recorded = EvalRecorded {
+            eval_id,
+            artifact,
+            capability_state_ref: String::new(),
+        };
         self.record(&recorded, &format!("{eval_id}:eval"), by)
             .await?;
         Ok(eval_id)
@@ -404,6 +410,7 @@ impl Policies {
             from_version: from_version.clone(),
             to_version: to_version.to_owned(),
             reason: reason.to_owned(),
+            capability_state_ref: String::new(),
         };
         self.record(
             &rolled_back,
@@ -475,6 +482,7 @@ impl Policies {
             to,
             evidence,
             reason: reason.to_owned(),
+            capability_state_ref: String::new(),
         };
         let mut steps = vec![(promoted, format!("{content_id}:{to:?}"))];
         // The version this one replaces is deprecated in the same append, as its own step.
@@ -493,6 +501,7 @@ impl Policies {
                         reason: why.clone(),
                     },
                     reason: why,
+                    capability_state_ref: String::new(),
                 },
                 format!(
                     "{}:{:?}:by:{content_id}",
@@ -506,7 +515,7 @@ impl Policies {
         self.record_all(&steps, by).await
     }
 
-    async fn record<E: Event>(
+    async fn record<E: CheckedStep>(
         &self,
         event: &E,
         native_id: &str,
@@ -516,34 +525,35 @@ impl Policies {
     }
 
     /// Records several steps in one append: all or none.
-    async fn record_all<E: Event>(
+    async fn record_all<E: CheckedStep>(
         &self,
         steps: &[(&E, String)],
         by: &Actor,
     ) -> Result<(), PolicyError> {
-        if let Some((_, native_id)) = steps.first()
-            && let Err(reason) = crate::capability::step_allowed(
-                &self.store,
-                self.authority.as_ref(),
-                self.capability_id,
-                by,
-                E::TYPE,
-                format!("governance/{native_id}"),
-                "core.governance",
-            )
-            .await?
-        {
-            return Err(PolicyError::Denied {
-                capability: self.capability_id,
-                reason,
-            });
-        }
+        let Some((_, first)) = steps.first() else {
+            return Ok(());
+        };
+        let relied_on = crate::capability::step_allowed(
+            &self.store,
+            self.authority.as_ref(),
+            self.capability_id,
+            by,
+            E::TYPE,
+            format!("governance/{first}"),
+            "core.governance",
+        )
+        .await?
+        .map_err(|reason| PolicyError::Denied {
+            capability: self.capability_id,
+            reason,
+        })?;
         let envelopes: Vec<EventEnvelope> = steps
             .iter()
             .map(|(event, native_id)| {
                 let origin =
                     service_event::origin("core.governance", native_id, by, self.capability_id);
-                EventEnvelope::new(*event, origin).expect("core events are plain JSON")
+                let event = (*event).clone().relying_on(relied_on.clone());
+                EventEnvelope::new(&event, origin).expect("core events are plain JSON")
             })
             .collect();
         self.store

@@ -90,22 +90,8 @@ impl Retention {
         if policy.receipts_days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
-        let allowed = crate::capability::step_allowed(
-            &self.store,
-            self.authority.as_ref(),
-            self.capability_id,
-            by,
-            <RetentionApplied as ops_core::contract::Contract>::TYPE,
-            "retention".to_owned(),
-            "core.retention",
-        )
-        .await?;
-        if let Err(reason) = allowed {
-            return Err(RetentionError::Denied {
-                capability: self.capability_id,
-                reason,
-            });
-        }
+        // Checked here first, so a denial removes nothing of any class.
+        self.allowed(by).await?;
         let done = |classes: u64| {
             if let Some(progress) = &progress {
                 progress(classes, 3);
@@ -123,6 +109,26 @@ impl Retention {
         Ok(vec![artifacts, projections, receipts])
     }
 
+    /// Whether `by` may apply retention now: the capability event the check relied on,
+    /// which each receipt names (empty for the runtime's own job, with no authority), or
+    /// the denial, receipted.
+    async fn allowed(&self, by: &Actor) -> Result<String, RetentionError> {
+        crate::capability::step_allowed(
+            &self.store,
+            self.authority.as_ref(),
+            self.capability_id,
+            by,
+            <RetentionApplied as ops_core::contract::Contract>::TYPE,
+            "retention".to_owned(),
+            "core.retention",
+        )
+        .await?
+        .map_err(|reason| RetentionError::Denied {
+            capability: self.capability_id,
+            reason,
+        })
+    }
+
     /// Artifact bodies recorded before the period.
     pub async fn artifacts(
         &self,
@@ -135,6 +141,7 @@ impl Retention {
             class: "artifacts",
             days,
             now,
+            relied_on: self.allowed(by).await?,
         };
         self.remove_keys(period, &due, by, crate::artifacts::remove)
             .await
@@ -181,6 +188,7 @@ impl Retention {
             class: "projections",
             days,
             now,
+            relied_on: self.allowed(by).await?,
         };
         let label = |(owner, name, _): &(String, String, String)| format!("{owner}/{name}");
         let db = self.store.db();
@@ -219,6 +227,7 @@ impl Retention {
             class: "receipts",
             days,
             now,
+            relied_on: self.allowed(by).await?,
         };
         self.remove_keys(period, &due, by, crate::outbox::remove)
             .await
@@ -266,6 +275,7 @@ impl Retention {
                 class: period.class.to_owned(),
                 retention_days: period.days,
                 removed: labels,
+                capability_state_ref: period.relied_on.clone(),
             };
             let origin = service_event::origin(
                 "core.retention",
@@ -284,6 +294,7 @@ impl Retention {
             class: period.class.to_owned(),
             retention_days: period.days,
             removed,
+            capability_state_ref: period.relied_on,
         })
     }
 }
@@ -292,12 +303,13 @@ impl Retention {
 /// each receipted before it is removed.
 const RECEIPT_CHUNK: usize = 1_000;
 
-/// One class's run: what, kept how long, as of when.
-#[derive(Clone, Copy)]
+/// One class's run: what, kept how long, as of when, and the capability event its check
+/// relied on.
 struct Period<'a> {
     class: &'a str,
     days: u32,
     now: Timestamp,
+    relied_on: String,
 }
 
 fn cutoff(now: Timestamp, days: u32) -> i64 {

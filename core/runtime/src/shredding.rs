@@ -98,14 +98,14 @@ pub async fn erase(
         format!("subjects/{subject_id}"),
         "core.shredding",
     );
-    if let Err(reason) =
-        crate::capability::check_or_deny(store, authority, capability_id, &erasing, asked).await?
-    {
-        return Err(EraseError::Denied {
-            capability: capability_id,
-            reason,
-        });
-    }
+    let relied_on =
+        crate::capability::check_or_deny(store, authority, capability_id, &erasing, asked)
+            .await?
+            .map_err(|reason| EraseError::Denied {
+                capability: capability_id,
+                reason,
+            })?
+            .state_ref;
     let pattern = format!("%{SEALED_PREFIX}{subject_id}:%");
     let envelopes = store.envelopes_containing(&pattern).await?;
     let mut fields = std::collections::BTreeSet::new();
@@ -130,6 +130,7 @@ pub async fn erase(
         subject_id: subject_id.to_owned(),
         fields: fields.into_iter().collect(),
         reason: reason.to_owned(),
+        capability_state_ref: relied_on,
     };
     let origin = crate::service_event::origin(
         "core.shredding",

@@ -12,10 +12,11 @@
 //!   versions, and the derived artifacts computed with the replaced versions are listed.
 
 use crate::clock::WallClock;
+use ops_core::capability::CheckedStep;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use ops_core::contract::{Contract, Event};
+use ops_core::contract::Contract;
 use ops_core::envelope::{Actor, EventEnvelope};
 use ops_core::governance::{EvalRecorded, vouching_eval};
 use ops_core::id::{CapabilityId, ContentId};
@@ -115,6 +116,7 @@ impl Releases {
             release: release.clone(),
             content_id,
             signature,
+            capability_state_ref: String::new(),
         };
         self.append(&recorded, &format!("{content_id}:recorded"), by)
             .await?;
@@ -168,6 +170,7 @@ impl Releases {
             impact,
             replaces: active.map(|(_, active)| active.version.clone()),
             reason: reason.to_owned(),
+            capability_state_ref: String::new(),
         };
         self.append(
             &activated,
@@ -224,13 +227,13 @@ impl Releases {
         }))
     }
 
-    async fn append<E: Event>(
+    async fn append<E: CheckedStep>(
         &self,
         event: &E,
         native_id: &str,
         by: &Actor,
     ) -> Result<(), ReleaseError> {
-        if let Err(reason) = crate::capability::step_allowed(
+        let relied_on = crate::capability::step_allowed(
             &self.store,
             self.authority.as_ref(),
             self.capability_id,
@@ -240,14 +243,13 @@ impl Releases {
             "core.supply_chain",
         )
         .await?
-        {
-            return Err(ReleaseError::Denied {
-                capability: self.capability_id,
-                reason,
-            });
-        }
+        .map_err(|reason| ReleaseError::Denied {
+            capability: self.capability_id,
+            reason,
+        })?;
+        let event = event.clone().relying_on(relied_on);
         let origin = service_event::origin("core.supply_chain", native_id, by, self.capability_id);
-        let envelope = service_event::record(&self.store, "supply-chain", event, origin).await?;
+        let envelope = service_event::record(&self.store, "supply-chain", &event, origin).await?;
         apply(&mut self.book.write().expect("never poisoned"), &envelope);
         Ok(())
     }

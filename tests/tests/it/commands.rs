@@ -504,6 +504,7 @@ async fn a_kept_state_folds_only_what_happened_since_and_an_erasure_drops_it(bac
                 .to_owned(),
             fields: Vec::new(),
             reason: "a test erasure".to_owned(),
+            capability_state_ref: String::new(),
         },
         ops_tests::origin("erasure-kept"),
     )

@@ -362,4 +362,80 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     );
 }
 
-on_both_backends!(a_policy_passes_every_gate_before_it_approves_anything);
+on_both_backends!(
+    a_policy_passes_every_gate_before_it_approves_anything,
+    each_checked_step_names_the_capability_state_it_relied_on,
+);
+
+/// A retention run and a policy step, each checked on the operator's capability, name in
+/// their receipts the capability event the check relied on: its grant,
+/// then the change of its scope once that is the latest. Unchecked (the runtime's own
+/// job), nothing is relied on and the receipt says none.
+async fn each_checked_step_names_the_capability_state_it_relied_on(backend: Backend) {
+    use ops_core::capability::{Scope, Selector};
+    use ops_core::governance::PolicyDrafted;
+    use ops_core::retention::RetentionPolicy;
+    use ops_core_runtime::capability::Capabilities;
+    use ops_core_runtime::retention::Retention;
+    use ops_tests::commands::{grant, operator};
+    let store = backend.store("checked_steps_name_their_state").await;
+    let capabilities = Capabilities::load(store.clone())
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
+    let ada = ops_tests::responder();
+    let granted = capabilities
+        .grant(
+            grant(capability(), ada.clone(), Scope::everything()),
+            "2026-01-01T00:00:00Z".parse().expect("a time"),
+        )
+        .await
+        .expect("granted");
+    let authority = std::sync::Arc::new(capabilities.clone());
+    let now = Timestamp::now();
+
+    let retention = Retention::new(store.clone(), capability()).checked_by(authority.clone());
+    let applied = retention
+        .apply(&RetentionPolicy::default(), &[], now, &ada)
+        .await
+        .expect("retention");
+    assert_eq!(applied.len(), 3);
+    for receipt in &applied {
+        assert_eq!(receipt.capability_state_ref, granted.to_string());
+    }
+    let unchecked = Retention::new(store.clone(), capability())
+        .receipts(7, now, &ada)
+        .await
+        .expect("retention");
+    assert_eq!(unchecked.capability_state_ref, "");
+
+    let changed = capabilities
+        .change_scope(
+            capability(),
+            Scope {
+                types: Selector::only(["core.*"]),
+                ..Scope::everything()
+            },
+            operator(),
+            now,
+        )
+        .await
+        .expect("narrowed");
+    let policies = Policies::load(store.clone(), Trust::default(), capability())
+        .await
+        .expect("loading")
+        .checked_by(authority.clone());
+    policies
+        .draft(definition("1.0.0", 5), &ada)
+        .await
+        .expect("drafted");
+    let drafted: Vec<PolicyDrafted> = store
+        .read_by_type(PolicyDrafted::TYPE)
+        .await
+        .expect("reading")
+        .into_iter()
+        .map(|stored| serde_json::from_value(stored.envelope.payload).expect("a receipt"))
+        .collect();
+    assert_eq!(drafted.len(), 1);
+    assert_eq!(drafted[0].capability_state_ref, changed.to_string());
+}
