@@ -711,36 +711,33 @@ pub(crate) struct ScopeArgs {
     pub until: Option<String>,
 }
 
+/// What a grant or a delegation gives, to whom, as whom.
+#[derive(clap::Args)]
+pub(crate) struct GrantArgs {
+    pub name: String,
+    /// Who holds it: `human:ID`, `service:ID` or `agent:ID`.
+    #[arg(long)]
+    pub to: String,
+    #[arg(long)]
+    pub by: String,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub storage: Storage,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum CapabilitiesCommand {
     /// Grants a root capability `NAME` (its id is derived from the name) as `--by`, who
     /// must be an operator of the configuration; prints its id.
-    Grant {
-        name: String,
-        /// Who holds it: `human:ID`, `service:ID` or `agent:ID`.
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        by: String,
-        #[command(flatten)]
-        scope: ScopeArgs,
-        #[command(flatten)]
-        storage: Storage,
-    },
+    Grant(GrantArgs),
     /// Delegates part of `--from` as `--by`, its holder: a capability `NAME` within the
     /// parent's scope and window, ending when the parent ends.
     Delegate {
-        name: String,
         #[arg(long, value_name = "CAPABILITY")]
         from: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        by: String,
         #[command(flatten)]
-        scope: ScopeArgs,
-        #[command(flatten)]
-        storage: Storage,
+        grant: GrantArgs,
     },
     /// Revokes a capability and every capability delegated from it, as `--by`: an
     /// operator, its holder, or an issuer or holder up its chain.

@@ -59,21 +59,21 @@ fn bus(store: &EventStore) -> CommandBus {
 /// Incidents opened with these titles, through the bus (the incidents pack's handler runs
 /// in its runner too).
 async fn opened(store: &EventStore, titles: &[&str]) {
-    let bus = bus(store);
     for (n, title) in titles.iter().enumerate() {
-        let receipt = bus
-            .submit(
-                &open_titled(&format!("INC-{n}"), title, Severity::Sev2),
-                capability(),
-                None,
-            )
-            .await
-            .expect("opening an incident");
-        assert_eq!(
-            receipt.outcome,
-            ops_core::envelope::CommandOutcome::Accepted
-        );
+        open_one(store, &format!("INC-{n}"), title).await;
     }
+}
+
+/// Incident `id` opened with `title`, through the bus.
+async fn open_one(store: &EventStore, id: &str, title: &str) {
+    let receipt = bus(store)
+        .submit(&open_titled(id, title, Severity::Sev2), capability(), None)
+        .await
+        .expect("opening an incident");
+    assert_eq!(
+        receipt.outcome,
+        ops_core::envelope::CommandOutcome::Accepted
+    );
 }
 
 /// `table`'s rows of a projection as its runner holds them after catching up.
@@ -401,18 +401,7 @@ async fn limits_changed_while_runners_run_apply_from_the_next_call() {
     assert_eq!(pid_of("faulty"), None, "its runner was stopped");
     assert_eq!(pid_of("incidents"), incidents, "the other keeps its runner");
 
-    let receipt = bus(&store)
-        .submit(
-            &open_titled("INC-9", "fold:loop", Severity::Sev2),
-            capability(),
-            None,
-        )
-        .await
-        .expect("opening an incident");
-    assert_eq!(
-        receipt.outcome,
-        ops_core::envelope::CommandOutcome::Accepted
-    );
+    open_one(&store, "INC-9", "fold:loop").await;
     let report = tripwire.catch_up().await.expect("it catches up");
     assert_eq!((report.quarantined, report.faulted), (1, 1), "{report:?}");
     let faults: Vec<String> = receipts(&store)

@@ -14,7 +14,7 @@ use ops_core_runtime::capability::{Capabilities, CapabilityError};
 use crate::vocabulary::write_list;
 use crate::vocabulary::{parse_actor, parse_capability, parse_safety, parse_timestamp};
 
-use crate::cli::{CapabilitiesCommand, Format, ScopeArgs};
+use crate::cli::{CapabilitiesCommand, Format, GrantArgs, ScopeArgs};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
 use crate::services::{Context, Open};
 
@@ -52,31 +52,23 @@ impl ScopeArgs {
     }
 }
 
-/// What granting or delegating is asked for.
-pub struct Grant<'a> {
-    pub name: &'a str,
-    pub parent: Option<&'a str>,
-    pub to: &'a str,
-    pub by: &'a str,
-    pub scope: &'a ScopeArgs,
-}
-
-/// Grants (or, with a parent, delegates) a capability; `Refused` when the runtime's
+/// Grants (or, with a `parent`, delegates) a capability; `Refused` when the runtime's
 /// checks refuse it, with their reason.
-pub async fn grant(
+pub(crate) async fn grant(
     capabilities: &Capabilities,
-    grant: Grant<'_>,
+    grant: &GrantArgs,
+    parent: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let now = Timestamp::now();
     let granted = CapabilityGranted {
-        capability_id: crate::services::named(capabilities, grant.name)?.next_grant,
-        holder: parse_actor(grant.to)?,
-        issuer: parse_actor(grant.by)?,
+        capability_id: crate::services::named(capabilities, &grant.name)?.next_grant,
+        holder: parse_actor(&grant.to)?,
+        issuer: parse_actor(&grant.by)?,
         scope: grant.scope.scope()?,
         valid_from: now,
         valid_until: grant.scope.window(now)?,
-        parent: grant.parent.map(parse_capability).transpose()?,
+        parent: parent.map(parse_capability).transpose()?,
     };
     let id = granted.capability_id;
     match capabilities.grant(granted, now).await {
@@ -231,8 +223,11 @@ impl CapabilitiesCommand {
             let out = &mut std::io::stdout().lock();
             let services = match &command {
                 CapabilitiesCommand::List { storage, .. }
-                | CapabilitiesCommand::Grant { storage, .. }
-                | CapabilitiesCommand::Delegate { storage, .. }
+                | CapabilitiesCommand::Grant(GrantArgs { storage, .. })
+                | CapabilitiesCommand::Delegate {
+                    grant: GrantArgs { storage, .. },
+                    ..
+                }
                 | CapabilitiesCommand::Revoke { storage, .. }
                 | CapabilitiesCommand::Check { storage, .. } => {
                     storage.services(ctx, Open::Existing).await?
@@ -244,38 +239,9 @@ impl CapabilitiesCommand {
                     list(capabilities, at.as_deref(), format, out)?;
                     Ok(Ended::Done)
                 }
-                CapabilitiesCommand::Grant {
-                    name,
-                    to,
-                    by,
-                    scope,
-                    ..
-                } => {
-                    let asked = Grant {
-                        name: &name,
-                        parent: None,
-                        to: &to,
-                        by: &by,
-                        scope: &scope,
-                    };
-                    grant(capabilities, asked, out).await
-                }
-                CapabilitiesCommand::Delegate {
-                    name,
-                    from,
-                    to,
-                    by,
-                    scope,
-                    ..
-                } => {
-                    let asked = Grant {
-                        name: &name,
-                        parent: Some(&from),
-                        to: &to,
-                        by: &by,
-                        scope: &scope,
-                    };
-                    grant(capabilities, asked, out).await
+                CapabilitiesCommand::Grant(asked) => grant(capabilities, &asked, None, out).await,
+                CapabilitiesCommand::Delegate { from, grant: asked } => {
+                    grant(capabilities, &asked, Some(&from), out).await
                 }
                 CapabilitiesCommand::Revoke {
                     capability,
