@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::{CanonicalError, to_canonical_vec};
+use crate::canonical::{BufferedHasher, CanonicalError, Sink, to_canonical_vec};
 use crate::time::Timestamp;
 
 const DIGEST_HEX_LEN: usize = 64;
@@ -44,16 +44,41 @@ pub enum IdError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
 
+/// A blake3 derive-key context, its key computed once (`blake3::hazmat`): every id of a
+/// kind is hashed under the same context, and hashing the context costs as much as a
+/// small id's fields.
+pub(crate) struct HashContext {
+    text: &'static str,
+    key: std::sync::OnceLock<blake3::hazmat::ContextKey>,
+}
+
+impl HashContext {
+    pub(crate) const fn new(text: &'static str) -> Self {
+        HashContext {
+            text,
+            key: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn hasher(&self) -> blake3::Hasher {
+        use blake3::hazmat::HasherExt;
+        let key = self
+            .key
+            .get_or_init(|| blake3::hazmat::hash_derive_key_context(self.text));
+        blake3::Hasher::new_from_context_key(key)
+    }
+}
+
 impl Digest {
     /// Hashes fields with an unambiguous encoding: each field is preceded by its length
     /// as a little-endian u64, and `context` separates the uses of the hash.
-    fn of_fields(context: &str, fields: &[&[u8]]) -> Self {
-        let mut hasher = blake3::Hasher::new_derive_key(context);
+    fn of_fields(context: &HashContext, fields: &[&[u8]]) -> Self {
+        let mut hasher = BufferedHasher::new(context.hasher());
         for field in fields {
-            hasher.update(&(field.len() as u64).to_le_bytes());
-            hasher.update(field);
+            hasher.put(&(field.len() as u64).to_le_bytes());
+            hasher.put(field);
         }
-        Digest(*hasher.finalize().as_bytes())
+        Digest(hasher.finalize())
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -187,11 +212,10 @@ macro_rules! content_addressed {
         impl $name {
             /// The id of `content`: blake3 of its canonical JSON, separated by id kind.
             pub fn of<T: Serialize + ?Sized>(content: &T) -> Result<Self, CanonicalError> {
+                static CONTEXT: HashContext =
+                    HashContext::new(concat!("ops-core 2026 ", stringify!($name)));
                 let bytes = to_canonical_vec(content)?;
-                Ok($name(Digest::of_fields(
-                    concat!("ops-core 2026 ", stringify!($name)),
-                    &[&bytes],
-                )))
+                Ok($name(Digest::of_fields(&CONTEXT, &[&bytes])))
             }
         }
     )+};
@@ -266,11 +290,15 @@ pub struct EventIdInputs<'a> {
     pub occurred_at: Timestamp,
 }
 
+static EVENT_ID: HashContext = HashContext::new("ops-core 2026 EventId");
+static COMMAND_ID: HashContext = HashContext::new("ops-core 2026 CommandId");
+static COMMAND_ID_KEY: HashContext = HashContext::new("ops-core 2026 CommandId key");
+
 impl EventId {
     pub fn derive(inputs: EventIdInputs<'_>) -> Self {
         let occurred_at = inputs.occurred_at.to_string();
         EventId(Digest::of_fields(
-            "ops-core 2026 EventId",
+            &EVENT_ID,
             &[
                 inputs.source_ref.as_bytes(),
                 inputs.source_native_id.as_bytes(),
@@ -292,7 +320,7 @@ impl CommandId {
     ) -> Self {
         let scope = to_canonical_vec(dedupe_scope).expect("a dedupe scope is plain data");
         CommandId(Digest::of_fields(
-            "ops-core 2026 CommandId",
+            &COMMAND_ID,
             &[
                 command_type.as_bytes(),
                 target_ref.as_bytes(),
@@ -305,16 +333,18 @@ impl CommandId {
     /// A caller-supplied idempotency key, itself a content hash (e.g. of an upstream request).
     pub fn from_idempotency_key(key: &ContentHash) -> Self {
         CommandId(Digest::of_fields(
-            "ops-core 2026 CommandId key",
+            &COMMAND_ID_KEY,
             &[key.digest().as_bytes()],
         ))
     }
 }
 
-/// `payload_hash = blake3(canonical payload)`.
+/// `payload_hash = blake3(canonical payload)`, the canonical bytes written straight into
+/// the hasher.
 pub fn payload_hash(payload: &serde_json::Value) -> ContentHash {
-    let bytes = to_canonical_vec(payload).expect("a JSON value always has a canonical form");
-    ContentHash::of_bytes(&bytes)
+    let mut hasher = BufferedHasher::new(blake3::Hasher::new());
+    crate::canonical::write_canonical(payload, &mut hasher);
+    ContentHash(Digest(hasher.finalize()))
 }
 
 /// The typed dedupe scope of A3; closed on purpose.
@@ -338,6 +368,34 @@ pub enum DedupeScope {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The cached context key and the buffered hasher change nothing: an id is blake3 in
+    /// derive-key mode over the length-prefixed fields, as it was written at first, and a
+    /// payload hash the plain blake3 of the canonical bytes.
+    #[test]
+    fn ids_hash_exactly_as_derive_key_mode_over_length_prefixed_fields() {
+        let long = vec![7u8; 2_000];
+        let cases: [&[&[u8]]; 4] = [
+            &[],
+            &[b""],
+            &[b"a", b"bc", &[0u8; 32]],
+            &[&long, b"x", &long],
+        ];
+        for fields in cases {
+            let mut plain = blake3::Hasher::new_derive_key("ops-core 2026 EventId");
+            for field in fields {
+                plain.update(&(field.len() as u64).to_le_bytes());
+                plain.update(field);
+            }
+            assert_eq!(
+                Digest::of_fields(&EVENT_ID, fields).0,
+                *plain.finalize().as_bytes()
+            );
+        }
+        let payload = json!({"b": "x".repeat(1_500), "a": [1, 2.5, null], "é": {"z": true}});
+        let bytes = to_canonical_vec(&payload).unwrap();
+        assert_eq!(payload_hash(&payload), ContentHash::of_bytes(&bytes));
+    }
 
     fn inputs<'a>(payload_hash: &'a ContentHash) -> EventIdInputs<'a> {
         EventIdInputs {
