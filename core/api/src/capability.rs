@@ -13,7 +13,8 @@
 //! or expiring a parent ends all its descendants at once. A decision names the capability
 //! event it relied on (`state_ref`) and the chain of delegations, never a copy of a scope.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 
 use crate::contract::SafetyClass;
 use crate::envelope::{Actor, EventEnvelope};
@@ -330,10 +331,133 @@ pub trait Authority: Send + Sync {
 /// How deep delegations may nest; deeper chains are refused at grant time.
 pub const MAX_DELEGATION_DEPTH: usize = 8;
 
-/// Every capability's events, in the order they happened.
+/// Every capability's events, in the order they happened, with the state each left it in:
+/// a check finds a capability by its id and its state at a time by a binary search, not
+/// by folding its events again.
 #[derive(Clone, Debug, Default)]
 pub struct CapabilityBook {
-    histories: BTreeMap<CapabilityId, Vec<Recorded>>,
+    histories: HashMap<CapabilityId, History, BuildHasherDefault<DigestHasher>>,
+}
+
+/// Ids are blake3 digests, uniform already: their first eight bytes are the hash. (A
+/// general-purpose hasher would hash 32 random bytes again on every step of a chain.)
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_usize(&mut self, _length: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// One capability's events in order, and after each of them the state it stood in.
+#[derive(Clone, Debug, Default)]
+struct History {
+    records: Vec<Recorded>,
+    /// `states[n]` holds from `records[n].occurred_at` until the next record's.
+    states: Vec<Folded>,
+}
+
+/// A capability's state after some of its records, by the records that made it.
+#[derive(Clone, Debug)]
+struct Folded {
+    /// `None` while no grant was recorded yet.
+    grant: Option<usize>,
+    /// The grant, or the last scope change.
+    scope: usize,
+    revoked: Option<usize>,
+    expired: bool,
+    last_event: usize,
+    /// `records[last_event]`'s id as text: what a check names as the state it relied on.
+    last_event_text: String,
+}
+
+impl History {
+    /// Folds the records again into `states`, after one was placed among them.
+    fn refold(&mut self) {
+        self.states.clear();
+        let mut folded: Option<Folded> = None;
+        for (n, recorded) in self.records.iter().enumerate() {
+            let next = match (&recorded.change, folded.take()) {
+                (Change::Granted(_), None) => Some(Folded {
+                    grant: Some(n),
+                    scope: n,
+                    revoked: None,
+                    expired: false,
+                    last_event: n,
+                    last_event_text: String::new(),
+                }),
+                (Change::ScopeChanged(_), Some(state)) => Some(Folded {
+                    scope: n,
+                    last_event: n,
+                    ..state
+                }),
+                (Change::Revoked { .. }, Some(state)) => Some(Folded {
+                    revoked: state.revoked.or(Some(n)),
+                    last_event: n,
+                    ..state
+                }),
+                (Change::Expired, Some(state)) => Some(Folded {
+                    expired: true,
+                    last_event: n,
+                    ..state
+                }),
+                // A second grant of one id, or a change before any grant, changes nothing.
+                (_, state) => state,
+            };
+            folded = next.map(|mut state| {
+                if state.last_event == n {
+                    state.last_event_text = recorded.event_id.to_string();
+                }
+                state
+            });
+            self.states.push(folded.clone().unwrap_or(Folded {
+                grant: None,
+                scope: 0,
+                revoked: None,
+                expired: false,
+                last_event: 0,
+                last_event_text: String::new(),
+            }));
+        }
+    }
+
+    /// The state as of `at`, with the text of the event it rests on.
+    fn state_at(&self, at: Timestamp) -> Option<(State<'_>, &str)> {
+        let known = self
+            .records
+            .partition_point(|recorded| recorded.occurred_at <= at);
+        let folded = self.states.get(known.checked_sub(1)?)?;
+        let Change::Granted(grant) = &self.records[folded.grant?].change else {
+            unreachable!("a state's grant is a grant");
+        };
+        let scope = match &self.records[folded.scope].change {
+            Change::ScopeChanged(scope) => scope,
+            _ => &grant.scope,
+        };
+        let revoked = folded.revoked.map(|n| match &self.records[n].change {
+            Change::Revoked { reason } => reason.as_str(),
+            _ => unreachable!("a state's revocation is a revocation"),
+        });
+        let state = State {
+            grant,
+            scope,
+            revoked,
+            expired: folded.expired,
+            last_event: self.records[folded.last_event].event_id,
+        };
+        Some((state, &folded.last_event_text))
+    }
 }
 
 /// A capability as it stood at one time.
@@ -350,6 +474,7 @@ impl CapabilityBook {
     pub fn record(&mut self, capability_id: CapabilityId, recorded: Recorded) {
         let history = self.histories.entry(capability_id).or_default();
         if history
+            .records
             .iter()
             .any(|known| known.event_id == recorded.event_id)
         {
@@ -366,8 +491,11 @@ impl CapabilityBook {
                 r.event_id,
             )
         };
-        let at = history.partition_point(|known| order(known) <= order(&recorded));
-        history.insert(at, recorded);
+        let at = history
+            .records
+            .partition_point(|known| order(known) <= order(&recorded));
+        history.records.insert(at, recorded);
+        history.refold();
     }
 
     /// Records a capability event from the log. Other events are not the book's: `Ok(false)`.
@@ -412,22 +540,30 @@ impl CapabilityBook {
     /// Capabilities whose window ended by `now` with no `CapabilityExpired` recorded, and
     /// when each ended.
     pub fn ended_unrecorded(&self, now: Timestamp) -> Vec<(CapabilityId, Timestamp)> {
-        self.histories
+        let mut ended: Vec<(CapabilityId, Timestamp)> = self
+            .histories
             .iter()
             .filter_map(|(id, history)| {
-                let grant = history.iter().find_map(|recorded| match &recorded.change {
-                    Change::Granted(grant) => Some(grant),
-                    _ => None,
-                })?;
-                let recorded = history.iter().any(|r| r.change == Change::Expired);
+                let grant = history
+                    .records
+                    .iter()
+                    .find_map(|recorded| match &recorded.change {
+                        Change::Granted(grant) => Some(grant),
+                        _ => None,
+                    })?;
+                let recorded = history.records.iter().any(|r| r.change == Change::Expired);
                 (!recorded && grant.valid_until <= now).then_some((*id, grant.valid_until))
             })
-            .collect()
+            .collect();
+        ended.sort();
+        ended
     }
 
-    /// Every capability the book knows, by id.
+    /// Every capability the book knows, in the order of their ids.
     pub fn ids(&self) -> impl Iterator<Item = CapabilityId> + '_ {
-        self.histories.keys().copied()
+        let mut ids: Vec<CapabilityId> = self.histories.keys().copied().collect();
+        ids.sort();
+        ids.into_iter()
     }
 
     pub fn len(&self) -> usize {
@@ -440,42 +576,15 @@ impl CapabilityBook {
 
     /// The capability as of `at`: its events up to then, folded.
     pub fn state_at(&self, capability_id: CapabilityId, at: Timestamp) -> Option<State<'_>> {
-        let history = self.histories.get(&capability_id)?;
-        let known = history.partition_point(|recorded| recorded.occurred_at <= at);
-        let mut state: Option<State<'_>> = None;
-        for recorded in &history[..known] {
-            match (&recorded.change, state.as_mut()) {
-                (Change::Granted(grant), None) => {
-                    state = Some(State {
-                        grant,
-                        scope: &grant.scope,
-                        revoked: None,
-                        expired: false,
-                        last_event: recorded.event_id,
-                    });
-                }
-                (Change::ScopeChanged(scope), Some(state)) => {
-                    state.scope = scope;
-                    state.last_event = recorded.event_id;
-                }
-                (Change::Revoked { reason }, Some(state)) => {
-                    state.revoked = state.revoked.or(Some(reason));
-                    state.last_event = recorded.event_id;
-                }
-                (Change::Expired, Some(state)) => {
-                    state.expired = true;
-                    state.last_event = recorded.event_id;
-                }
-                // A second grant of one id, or a change before any grant, changes nothing.
-                _ => {}
-            }
-        }
-        state
+        self.histories
+            .get(&capability_id)?
+            .state_at(at)
+            .map(|(state, _)| state)
     }
 
     /// Whether `action` was allowed on `capability_id` at `at`.
     pub fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
-        let mut chain = Vec::new();
+        let mut chain = Vec::with_capacity(MAX_DELEGATION_DEPTH + 1);
         let mut state_ref = String::new();
         let mut next = Some(capability_id);
         let deny = |chain: Vec<CapabilityId>, state_ref: String, reason: String| Decision {
@@ -495,7 +604,11 @@ impl CapabilityBook {
                 );
             }
             chain.push(id);
-            let Some(state) = self.state_at(id, at) else {
+            let Some((state, state_text)) = self
+                .histories
+                .get(&id)
+                .and_then(|history| history.state_at(at))
+            else {
                 return deny(
                     chain,
                     state_ref,
@@ -506,7 +619,7 @@ impl CapabilityBook {
             };
             let nearest = chain.len() == 1;
             if nearest {
-                state_ref = state.last_event.to_string();
+                state_ref = state_text.to_owned();
                 if state.grant.holder != action.actor {
                     return deny(
                         chain,
@@ -518,30 +631,37 @@ impl CapabilityBook {
                     );
                 }
             }
-            let whose = if nearest {
-                format!("capability {id}")
-            } else {
-                format!("capability {capability_id} is delegated from {id}, which")
+            // Written only for a denial: an allowed check formats nothing.
+            let whose = || {
+                if nearest {
+                    format!("capability {id}")
+                } else {
+                    format!("capability {capability_id} is delegated from {id}, which")
+                }
             };
             if let Some(reason) = state.revoked {
-                return deny(chain, state_ref, format!("{whose} was revoked: {reason}"));
+                return deny(
+                    chain,
+                    state_ref,
+                    format!("{} was revoked: {reason}", whose()),
+                );
             }
             if at < state.grant.valid_from {
                 return deny(
                     chain,
                     state_ref,
-                    format!("{whose} is valid from {}", state.grant.valid_from),
+                    format!("{} is valid from {}", whose(), state.grant.valid_from),
                 );
             }
             if state.expired || at >= state.grant.valid_until {
                 return deny(
                     chain,
                     state_ref,
-                    format!("{whose} expired at {}", state.grant.valid_until),
+                    format!("{} expired at {}", whose(), state.grant.valid_until),
                 );
             }
             if let Some(reason) = state.scope.refuses(action) {
-                return deny(chain, state_ref, format!("{whose}: {reason}"));
+                return deny(chain, state_ref, format!("{}: {reason}", whose()));
             }
             next = state.grant.parent;
         }
