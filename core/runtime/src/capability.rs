@@ -20,7 +20,7 @@ use ops_core::id::{CapabilityId, CorrelationId, EventId};
 use ops_core::time::Timestamp;
 
 use crate::service_event;
-use crate::store::{AppendError, EventStore, ReadError};
+use crate::store::{AppendError, EventStore, LogPosition, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
@@ -42,9 +42,14 @@ pub enum CapabilityError {
 pub struct Capabilities {
     store: EventStore,
     book: Arc<RwLock<CapabilityBook>>,
+    /// How far in the log the book has read: each refresh reads only what came since.
+    read_up_to: Arc<tokio::sync::Mutex<LogPosition>>,
     /// Who may grant a root capability (one with no parent); nobody until the host says.
     operators: Arc<Vec<Actor>>,
 }
+
+/// How many capability events a refresh reads at a time.
+const REFRESH_BATCH: usize = 1_000;
 
 impl Capabilities {
     /// Every capability in the log, folded.
@@ -52,23 +57,43 @@ impl Capabilities {
         let capabilities = Capabilities {
             store,
             book: Arc::default(),
+            read_up_to: Arc::default(),
             operators: Arc::default(),
         };
         capabilities.refresh().await?;
         Ok(capabilities)
     }
 
-    /// Reads the capability events again, picking up other hosts' changes.
+    /// Reads the capability events recorded since the last refresh, picking up other
+    /// hosts' changes (a change that happened earlier than what the book has takes its
+    /// place by when it happened).
     pub async fn refresh(&self) -> Result<(), ReadError> {
-        let mut book = CapabilityBook::default();
-        for event_type in [
-            CapabilityGranted::TYPE,
-            CapabilityScopeChanged::TYPE,
-            CapabilityRevoked::TYPE,
-            CapabilityExpired::TYPE,
-        ] {
-            for stored in self.store.read_by_type(event_type).await? {
-                if let Err(reason) = book.record_event(&stored.envelope) {
+        let mut read_up_to = self.read_up_to.lock().await;
+        loop {
+            let batch = self
+                .store
+                .follow_types(
+                    &[
+                        CapabilityGranted::TYPE,
+                        CapabilityScopeChanged::TYPE,
+                        CapabilityRevoked::TYPE,
+                        CapabilityExpired::TYPE,
+                    ],
+                    *read_up_to,
+                    REFRESH_BATCH,
+                )
+                .await?;
+            if batch.events.is_empty() && batch.corrupt.is_empty() {
+                return Ok(());
+            }
+            *read_up_to = batch.next;
+            for stored in batch.events {
+                let recorded = self
+                    .book
+                    .write()
+                    .expect("the capability book is never poisoned")
+                    .record_event(&stored.envelope);
+                if let Err(reason) = recorded {
                     // Kept aside, not dropped: a capability the book cannot read allows nothing.
                     let raw =
                         serde_json::to_string(&stored.envelope).expect("an envelope is plain JSON");
@@ -83,12 +108,18 @@ impl Capabilities {
                         .map_err(ReadError::from)?;
                 }
             }
+            for corrupt in batch.corrupt {
+                self.store
+                    .quarantine(
+                        "capabilities",
+                        &corrupt.reference,
+                        &corrupt.reason,
+                        &corrupt.raw,
+                    )
+                    .await
+                    .map_err(ReadError::from)?;
+            }
         }
-        *self
-            .book
-            .write()
-            .expect("the capability book is never poisoned") = book;
-        Ok(())
     }
 
     /// The actors who may grant root capabilities: the operators the host's configuration

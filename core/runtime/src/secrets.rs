@@ -36,7 +36,8 @@ use zeroize::Zeroizing;
 
 pub use crate::custody::{EncryptedFile, KEY_VARIABLE, KeyError, SecretBackend, SecretValue};
 use crate::service_event;
-use crate::store::{AppendError, EventStore, ReadError};
+use crate::store::{AppendError, EventStore, LogPosition, ReadError};
+use ops_core::contract::Contract;
 
 /// The command type a capability must cover to use secrets; the audience is its
 /// destination.
@@ -108,6 +109,9 @@ struct Handle {
     expires_at: Option<Timestamp>,
 }
 
+/// How many receipts a refresh reads at a time.
+const REFRESH_BATCH: usize = 1_000;
+
 #[derive(Default)]
 struct Ledger {
     handles: BTreeMap<String, Handle>,
@@ -120,6 +124,8 @@ pub struct SecretsProvider {
     backend: Box<dyn SecretBackend>,
     authority: Arc<dyn Authority>,
     ledger: Mutex<Ledger>,
+    /// How far in the log the ledger has read: each refresh reads only what came since.
+    read_up_to: tokio::sync::Mutex<LogPosition>,
 }
 
 impl SecretsProvider {
@@ -134,6 +140,7 @@ impl SecretsProvider {
             backend,
             authority,
             ledger: Mutex::new(Ledger::default()),
+            read_up_to: Default::default(),
         };
         provider.refresh().await?;
         Ok(provider)
@@ -143,29 +150,58 @@ impl SecretsProvider {
     /// is refused here from the next refresh on, with every token issued from it (a worker
     /// refreshes every tick).
     pub async fn refresh(&self) -> Result<(), SecretsError> {
-        let issued = read_all::<SecretTokenIssued>(&self.store).await?;
-        let revoked = read_all::<SecretHandleRevoked>(&self.store).await?;
-        let mut ledger = self.ledger.lock().expect("never poisoned");
-        for issued in issued {
-            if issued.token_type == TokenType::Handle
-                && let Some(handle_id) = issued.handle_id
-            {
-                ledger.handles.entry(handle_id).or_insert(Handle {
-                    secret_id: issued.secret_id,
-                    revoked: false,
-                    expires_at: issued.expires_at,
-                });
+        // One refresh at a time, each from where the last one stopped, in commit order.
+        let mut read_up_to = self.read_up_to.lock().await;
+        loop {
+            let batch = self
+                .store
+                .follow_types(
+                    &[SecretTokenIssued::TYPE, SecretHandleRevoked::TYPE],
+                    *read_up_to,
+                    REFRESH_BATCH,
+                )
+                .await?;
+            if batch.events.is_empty() && batch.corrupt.is_empty() {
+                return Ok(());
+            }
+            *read_up_to = batch.next;
+            // Kept aside, not dropped: a receipt that cannot be read issues nothing.
+            for corrupt in &batch.corrupt {
+                self.store
+                    .quarantine("secrets", &corrupt.reference, &corrupt.reason, &corrupt.raw)
+                    .await
+                    .map_err(ReadError::from)?;
+            }
+            let mut ledger = self.ledger.lock().expect("never poisoned");
+            for stored in batch.events {
+                let crate::store::CurrentPayload::Current { payload, .. } =
+                    self.store.current_payload(&stored.envelope)
+                else {
+                    continue;
+                };
+                if stored.envelope.event_type == SecretTokenIssued::TYPE {
+                    let Ok(issued) = serde_json::from_value::<SecretTokenIssued>(payload) else {
+                        continue;
+                    };
+                    if issued.token_type == TokenType::Handle
+                        && let Some(handle_id) = issued.handle_id
+                    {
+                        ledger.handles.entry(handle_id).or_insert(Handle {
+                            secret_id: issued.secret_id,
+                            revoked: false,
+                            expires_at: issued.expires_at,
+                        });
+                    }
+                } else if let Ok(revoked) = serde_json::from_value::<SecretHandleRevoked>(payload) {
+                    if let Some(handle) = ledger.handles.get_mut(&revoked.handle_id) {
+                        handle.revoked = true;
+                    }
+                    ledger
+                        .tokens
+                        .retain(|_, issued| issued.handle_id != revoked.handle_id);
+                }
             }
         }
-        for revoked in revoked {
-            if let Some(handle) = ledger.handles.get_mut(&revoked.handle_id) {
-                handle.revoked = true;
-            }
-            ledger
-                .tokens
-                .retain(|_, issued| issued.handle_id != revoked.handle_id);
-        }
-        Ok(())
     }
 
     /// When `handle` ends, while it holds (`None`: it does not end); an error once it was
@@ -519,20 +555,4 @@ impl SecretsProvider {
 /// `tok_` and a hash of the bearer string: what the ledger and the logs know a token by.
 fn token_id(bearer: &str) -> String {
     format!("tok_{}", blake3::hash(bearer.as_bytes()).to_hex())
-}
-
-/// Every stored `E`, read as its current version; one that does not read is skipped, as it
-/// can issue or revoke nothing.
-async fn read_all<E: ops_core::contract::Event>(store: &EventStore) -> Result<Vec<E>, ReadError> {
-    Ok(store
-        .read_by_type(E::TYPE)
-        .await?
-        .into_iter()
-        .filter_map(|stored| match store.current_payload(&stored.envelope) {
-            crate::store::CurrentPayload::Current { payload, .. } => {
-                serde_json::from_value(payload).ok()
-            }
-            _ => None,
-        })
-        .collect())
 }

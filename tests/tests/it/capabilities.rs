@@ -465,7 +465,72 @@ on_both_backends!(
     a_root_capability_is_granted_only_by_an_operator,
     a_holder_may_narrow_its_scope_and_only_its_issuer_widen_it,
     the_cores_services_act_on_capabilities_the_core_granted,
+    a_refresh_reads_what_another_host_recorded_since_the_last_one,
 );
+
+/// A refresh reads only what was recorded since the last one (`follow_types`), and that is
+/// enough: another host's grant, then its revocation, then a revocation that happened
+/// earlier than what this host already read, each change the answers as of their times.
+async fn a_refresh_reads_what_another_host_recorded_since_the_last_one(backend: Backend) {
+    let store = backend.store("refresh_since_last").await;
+    let here = Capabilities::load(store.clone()).await.expect("loading");
+    let there = Capabilities::load(backend.another_worker("refresh_since_last").await)
+        .await
+        .expect("loading")
+        .with_operators(vec![operator()]);
+    let (id, ada) = (capability(), responder());
+    grant_pager_and_sms(&there, id, &ada).await;
+    let march = at("2026-03-01T00:00:00Z");
+    assert!(
+        !here
+            .check(id, &paging_by(ada.clone(), "sms"), march)
+            .allowed
+    );
+    here.refresh().await.expect("refreshing");
+    assert!(
+        here.check(id, &paging_by(ada.clone(), "sms"), march)
+            .allowed
+    );
+    there
+        .revoke(id, operator(), "left", at("2026-06-01T00:00:00Z"))
+        .await
+        .expect("revoked");
+    here.refresh().await.expect("refreshing");
+    assert!(
+        !here
+            .check(
+                id,
+                &paging_by(ada.clone(), "sms"),
+                at("2026-07-01T00:00:00Z")
+            )
+            .allowed
+    );
+    assert!(
+        here.check(id, &paging_by(ada.clone(), "sms"), march)
+            .allowed
+    );
+    // Recorded later, happened earlier: it takes its place by when it happened.
+    there
+        .change_scope(
+            id,
+            reaching(&["pager"]),
+            operator(),
+            at("2026-02-01T00:00:00Z"),
+        )
+        .await
+        .expect("narrowed");
+    here.refresh().await.expect("refreshing");
+    assert!(
+        !here
+            .check(id, &paging_by(ada.clone(), "sms"), march)
+            .allowed
+    );
+    assert!(
+        here.check(id, &paging_by(ada.clone(), "pager"), march)
+            .allowed
+    );
+    assert_eq!(here.book().len(), there.book().len());
+}
 
 /// The core grants each of its services the capability it records on, once however often
 /// and by whichever worker it is asked; it reaches only what its service records, and only
