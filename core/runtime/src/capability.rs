@@ -467,33 +467,74 @@ pub(crate) async fn check_or_deny(
     Ok(Err(reason))
 }
 
-/// With an authority, whether `actor` may record `event_type` on `capability_id` (an
-/// operator's step on the core's records, such as a policy or release step): `Ok` with
-/// the capability event the check relied on, which the step's receipt names. Without one,
-/// the caller is the runtime itself, nothing is asked and nothing relied on (`Ok("")`). A
-/// denial is receipted.
-pub(crate) async fn step_allowed(
-    store: &EventStore,
-    authority: Option<&Arc<dyn Authority>>,
+/// How one of the core's services (policies, releases, retention) checks an operator's
+/// steps: on the capability it was opened with, with an authority when an operator's
+/// tooling takes the steps, without one when the runtime takes them itself (then nothing
+/// is asked and nothing relied on). A denial is receipted in the service's name.
+#[derive(Clone)]
+pub(crate) struct StepCheck {
+    store: EventStore,
     capability_id: CapabilityId,
-    actor: &Actor,
-    event_type: &str,
-    subject: String,
     source_ref: &'static str,
-) -> Result<Result<String, String>, AppendError> {
-    let Some(authority) = authority else {
-        return Ok(Ok(String::new()));
-    };
-    let asked = Asked::by_user(actor, subject, source_ref);
-    Ok(check_or_deny(
-        store,
-        &**authority,
-        capability_id,
-        &step_of(actor, event_type),
-        asked,
-    )
-    .await?
-    .map(|decision| decision.state_ref))
+    authority: Option<Arc<dyn Authority>>,
+}
+
+impl StepCheck {
+    /// Steps the runtime takes itself, until [`StepCheck::checked_by`].
+    pub(crate) fn new(
+        store: EventStore,
+        capability_id: CapabilityId,
+        source_ref: &'static str,
+    ) -> Self {
+        StepCheck {
+            store,
+            capability_id,
+            source_ref,
+            authority: None,
+        }
+    }
+
+    pub(crate) fn checked_by(&mut self, authority: Arc<dyn Authority>) {
+        self.authority = Some(authority);
+    }
+
+    /// Whether `actor` may record `event_type` about `subject`: `Ok` with the capability
+    /// event the check relied on, which the step's receipt names (`""` when nothing was
+    /// asked), or the reason it is denied, receipted.
+    pub(crate) async fn allowed(
+        &self,
+        actor: &Actor,
+        event_type: &str,
+        subject: String,
+    ) -> Result<Result<String, String>, AppendError> {
+        let Some(authority) = &self.authority else {
+            return Ok(Ok(String::new()));
+        };
+        let asked = Asked::by_user(actor, subject, self.source_ref);
+        Ok(check_or_deny(
+            &self.store,
+            &**authority,
+            self.capability_id,
+            &step_of(actor, event_type),
+            asked,
+        )
+        .await?
+        .map(|decision| decision.state_ref))
+    }
+
+    /// `event` as its receipt records it when `actor` may take it: naming the capability
+    /// event the check relied on; else the reason it is denied, receipted.
+    pub(crate) async fn relying_on<E: ops_core::capability::CheckedStep>(
+        &self,
+        actor: &Actor,
+        event: &E,
+        subject: String,
+    ) -> Result<Result<E, String>, AppendError> {
+        Ok(self
+            .allowed(actor, E::TYPE, subject)
+            .await?
+            .map(|relied_on| event.clone().relying_on(relied_on)))
+    }
 }
 
 /// An operator's step on the core's records (a policy or release step, an erasure): the

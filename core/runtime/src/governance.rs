@@ -5,6 +5,7 @@
 //! effects for the egress gateway by the active versions, so receipts name the policy id
 //! and version that approved them.
 
+use crate::capability::StepCheck;
 use crate::clock::WallClock;
 use ops_core::capability::CheckedStep;
 use std::collections::BTreeMap;
@@ -58,9 +59,9 @@ pub struct Policies {
     trust: Trust,
     /// The capability governance steps are recorded under.
     capability_id: CapabilityId,
-    /// With it, each step is checked: the actor's capability must cover the step's event
-    /// type (an operator's tooling); without it the caller is the runtime itself.
-    authority: Option<Arc<dyn Authority>>,
+    /// How each step is checked: with an authority, the actor's capability must cover the
+    /// step's event type (an operator's tooling); without, the caller is the runtime itself.
+    steps: StepCheck,
 }
 
 impl Policies {
@@ -70,11 +71,11 @@ impl Policies {
         capability_id: CapabilityId,
     ) -> Result<Self, PolicyError> {
         let policies = Policies {
+            steps: StepCheck::new(store.clone(), capability_id, "core.governance"),
             store,
             book: RwLock::new(PolicyBook::default()),
             trust,
             capability_id,
-            authority: None,
         };
         policies.refresh().await?;
         Ok(policies)
@@ -101,7 +102,7 @@ impl Policies {
 
     /// Checks each step with `authority` on the capability given at load: the actor's.
     pub fn checked_by(mut self, authority: Arc<dyn Authority>) -> Self {
-        self.authority = Some(authority);
+        self.steps.checked_by(authority);
         self
     }
 
@@ -533,20 +534,14 @@ impl Policies {
         let Some((_, first)) = steps.first() else {
             return Ok(());
         };
-        let relied_on = crate::capability::step_allowed(
-            &self.store,
-            self.authority.as_ref(),
-            self.capability_id,
-            by,
-            E::TYPE,
-            format!("governance/{first}"),
-            "core.governance",
-        )
-        .await?
-        .map_err(|reason| PolicyError::Denied {
-            capability: self.capability_id,
-            reason,
-        })?;
+        let relied_on = self
+            .steps
+            .allowed(by, E::TYPE, format!("governance/{first}"))
+            .await?
+            .map_err(|reason| PolicyError::Denied {
+                capability: self.capability_id,
+                reason,
+            })?;
         let envelopes: Vec<EventEnvelope> = steps
             .iter()
             .map(|(event, native_id)| {

@@ -42,16 +42,20 @@ pub enum RetentionError {
 pub struct Retention {
     store: EventStore,
     capability_id: CapabilityId,
-    /// Who decides whether the capability allows it; `None`: the runtime's own job.
-    authority: Option<std::sync::Arc<dyn ops_core::capability::Authority>>,
+    /// How an application is checked; without an authority it is the runtime's own job.
+    steps: crate::capability::StepCheck,
 }
 
 impl Retention {
     pub fn new(store: EventStore, capability_id: CapabilityId) -> Self {
         Retention {
+            steps: crate::capability::StepCheck::new(
+                store.clone(),
+                capability_id,
+                "core.retention",
+            ),
             store,
             capability_id,
-            authority: None,
         }
     }
 
@@ -62,7 +66,7 @@ impl Retention {
         mut self,
         authority: std::sync::Arc<dyn ops_core::capability::Authority>,
     ) -> Self {
-        self.authority = Some(authority);
+        self.steps.checked_by(authority);
         self
     }
 
@@ -113,20 +117,17 @@ impl Retention {
     /// which each receipt names (empty for the runtime's own job, with no authority), or
     /// the denial, receipted.
     async fn allowed(&self, by: &Actor) -> Result<String, RetentionError> {
-        crate::capability::step_allowed(
-            &self.store,
-            self.authority.as_ref(),
-            self.capability_id,
-            by,
-            <RetentionApplied as ops_core::contract::Contract>::TYPE,
-            "retention".to_owned(),
-            "core.retention",
-        )
-        .await?
-        .map_err(|reason| RetentionError::Denied {
-            capability: self.capability_id,
-            reason,
-        })
+        self.steps
+            .allowed(
+                by,
+                <RetentionApplied as ops_core::contract::Contract>::TYPE,
+                "retention".to_owned(),
+            )
+            .await?
+            .map_err(|reason| RetentionError::Denied {
+                capability: self.capability_id,
+                reason,
+            })
     }
 
     /// Artifact bodies recorded before the period.

@@ -11,6 +11,7 @@
 //!   active release's, a recorded eval that passes its thresholds ran with exactly the new
 //!   versions, and the derived artifacts computed with the replaced versions are listed.
 
+use crate::capability::StepCheck;
 use crate::clock::WallClock;
 use ops_core::capability::CheckedStep;
 use std::collections::BTreeMap;
@@ -53,8 +54,8 @@ pub struct Releases {
     book: RwLock<ReleaseBook>,
     trust: Trust,
     capability_id: CapabilityId,
-    /// With it, each step is checked on the actor's capability (see `Policies::checked_by`).
-    authority: Option<std::sync::Arc<dyn ops_core::capability::Authority>>,
+    /// How each step is checked (see `Policies::checked_by`).
+    steps: StepCheck,
 }
 
 impl Releases {
@@ -71,11 +72,11 @@ impl Releases {
             apply(&mut book, &event.envelope);
         }
         Ok(Releases {
+            steps: StepCheck::new(store.clone(), capability_id, "core.supply_chain"),
             store,
             book: RwLock::new(book),
             trust,
             capability_id,
-            authority: None,
         })
     }
 
@@ -84,7 +85,7 @@ impl Releases {
         mut self,
         authority: std::sync::Arc<dyn ops_core::capability::Authority>,
     ) -> Self {
-        self.authority = Some(authority);
+        self.steps.checked_by(authority);
         self
     }
 
@@ -233,21 +234,14 @@ impl Releases {
         native_id: &str,
         by: &Actor,
     ) -> Result<(), ReleaseError> {
-        let relied_on = crate::capability::step_allowed(
-            &self.store,
-            self.authority.as_ref(),
-            self.capability_id,
-            by,
-            E::TYPE,
-            format!("supply-chain/{native_id}"),
-            "core.supply_chain",
-        )
-        .await?
-        .map_err(|reason| ReleaseError::Denied {
-            capability: self.capability_id,
-            reason,
-        })?;
-        let event = event.clone().relying_on(relied_on);
+        let event = self
+            .steps
+            .relying_on(by, event, format!("supply-chain/{native_id}"))
+            .await?
+            .map_err(|reason| ReleaseError::Denied {
+                capability: self.capability_id,
+                reason,
+            })?;
         let origin = service_event::origin("core.supply_chain", native_id, by, self.capability_id);
         let envelope = service_event::record(&self.store, "supply-chain", &event, origin).await?;
         apply(&mut self.book.write().expect("never poisoned"), &envelope);
