@@ -30,7 +30,6 @@ use ops_core_runtime::supply_chain::Releases;
 use crate::cli::{Acting, ReleaseMode, Storage};
 use crate::config::Config;
 use crate::outcome::BadInput;
-use crate::vocabulary::{parse_actor, parse_capability};
 use crate::webhook::WebhookExecutor;
 
 /// What every verb is given besides its own arguments: the registry this binary links and
@@ -102,8 +101,7 @@ impl Services {
         subject: &str,
         out: &mut impl Write,
     ) -> anyhow::Result<bool> {
-        let capability = parse_capability(&acting.capability)?;
-        let actor = parse_actor(&acting.by)?;
+        let (actor, capability) = acting.parsed()?;
         match self
             .capabilities
             .authorize_step(capability, &actor, action, subject.to_owned())

@@ -112,3 +112,11 @@ pub fn parse_capability(text: &str) -> anyhow::Result<CapabilityId> {
         .map_err(|error| anyhow::anyhow!("`{text}` is not a capability id (`cap_…`): {error}"))
         .or_bad_input()
 }
+
+impl crate::cli::Acting {
+    /// Who acts (`--by`) and on which capability (`--capability`), as the runtime reads
+    /// them; either malformed is bad input.
+    pub(crate) fn parsed(&self) -> anyhow::Result<(Actor, ops_core::id::CapabilityId)> {
+        Ok((parse_actor(&self.by)?, parse_capability(&self.capability)?))
+    }
+}

@@ -94,8 +94,7 @@ impl ConnectorsCommand {
                         "--to `{cursor}` is not a cursor: write `<file>:<line>`, the last line to count as read"
                     )));
                 }
-                let actor = crate::vocabulary::parse_actor(&acting.by)?;
-                let capability_id = crate::vocabulary::parse_capability(&acting.capability)?;
+                let (actor, capability_id) = acting.parsed()?;
                 let Services {
                     store,
                     capabilities,

@@ -12,8 +12,8 @@ use ops_core_runtime::egress::{
 use ops_core_runtime::store::EventStore;
 use serde_json::json;
 
+use crate::vocabulary::parse_timestamp;
 use crate::vocabulary::write_list;
-use crate::vocabulary::{parse_actor, parse_capability, parse_timestamp};
 
 use crate::cli::{Acting, EffectsCommand, Format};
 use crate::outcome::{BadInput, Ended, block_on};
@@ -62,8 +62,7 @@ pub async fn approve_effect(
 ) -> anyhow::Result<Ended> {
     let store = &services.store;
     let command_id = command_id(command)?;
-    let actor = parse_actor(&acting.by)?;
-    let capability_id = parse_capability(&acting.capability)?;
+    let (actor, capability_id) = acting.parsed()?;
     let until = until.map(parse_timestamp).transpose()?;
     let approver = Approver {
         actor,
@@ -108,8 +107,7 @@ pub async fn cancel_effect(
 ) -> anyhow::Result<Ended> {
     let store = &services.store;
     let command_id = command_id(command)?;
-    let actor = parse_actor(&acting.by)?;
-    let capability_id = parse_capability(&acting.capability)?;
+    let (actor, capability_id) = acting.parsed()?;
     let dispatcher = Dispatcher::new(
         store.clone(),
         &format!("{}/cancel", crate::worker::default_worker_id()),

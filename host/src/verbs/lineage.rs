@@ -6,14 +6,14 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use ops_core::contract::Contract;
-use ops_core::id::{CapabilityId, ContentHash, ContentId};
+use ops_core::id::{ContentHash, ContentId};
 use ops_core::lineage::{ArtifactRecorded, FeedbackGiven, FeedbackKind, Input};
 use ops_core_runtime::lineage::Lineage;
 
 use crate::cli::{LineageArgs, LineageCommand};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
 use crate::services::{Context, Open};
-use crate::vocabulary::{pairs, parse_actor, parse_capability};
+use crate::vocabulary::pairs;
 
 impl LineageArgs {
     pub(crate) fn run(self, ctx: &Context<'_>) -> anyhow::Result<Ended> {
@@ -66,7 +66,8 @@ impl LineageCommand {
                 {
                     return Ok(Ended::Refused);
                 }
-                let lineage = Lineage::new(services.store, parse_capability(&acting.capability)?);
+                let (actor, capability) = acting.parsed()?;
+                let lineage = Lineage::new(services.store, capability);
                 let id = lineage
                     .derive(
                         inputs,
@@ -74,7 +75,7 @@ impl LineageCommand {
                         &policy_version,
                         tools.into_iter().collect(),
                         eval,
-                        &parse_actor(&acting.by)?,
+                        &actor,
                     )
                     .await
                     .map_err(|error| match error {
@@ -108,9 +109,9 @@ impl LineageCommand {
                 {
                     return Ok(Ended::Refused);
                 }
-                let capability: CapabilityId = parse_capability(&acting.capability)?;
+                let (actor, capability) = acting.parsed()?;
                 Lineage::new(services.store, capability)
-                    .feedback(id, kind, note.as_deref(), &parse_actor(&acting.by)?)
+                    .feedback(id, kind, note.as_deref(), &actor)
                     .await
                     .map_err(|error| match error {
                         ops_core_runtime::lineage::LineageError::Unknown(_) => {

@@ -39,13 +39,8 @@ impl LogCommand {
                     services.store,
                     std::sync::Arc::new(services.capabilities),
                 );
-                let read = gateway
-                    .events(
-                        &event_type,
-                        &crate::vocabulary::parse_actor(&acting.by)?,
-                        crate::vocabulary::parse_capability(&acting.capability)?,
-                    )
-                    .await;
+                let (actor, capability) = acting.parsed()?;
+                let read = gateway.events(&event_type, &actor, capability).await;
                 let out = &mut std::io::stdout().lock();
                 match read {
                     Ok(events) => {

@@ -55,14 +55,11 @@ pub async fn activate(
     let store = &services.store;
     let registry = store.registry();
     let trust = services.config.trust(registry)?;
-    let by = &crate::vocabulary::parse_actor(&acting.by)?;
-    let releases = Releases::load(
-        store.clone(),
-        trust,
-        crate::vocabulary::parse_capability(&acting.capability)?,
-    )
-    .await?
-    .checked_by(std::sync::Arc::new(services.capabilities.clone()));
+    let (actor, capability) = acting.parsed()?;
+    let by = &actor;
+    let releases = Releases::load(store.clone(), trust, capability)
+        .await?
+        .checked_by(std::sync::Arc::new(services.capabilities.clone()));
     let mut ended = Ended::Done;
     let pending = inactive(store, registry).await?;
     if pending.is_empty() {

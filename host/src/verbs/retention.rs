@@ -82,8 +82,7 @@ impl RetentionArgs {
                 projections_days,
                 receipts_days,
             };
-            let actor = crate::vocabulary::parse_actor(&acting.by)?;
-            let capability_id = crate::vocabulary::parse_capability(&acting.capability)?;
+            let (actor, capability_id) = acting.parsed()?;
             let Services {
                 store,
                 capabilities,

@@ -6,8 +6,6 @@ use std::io::Write;
 use ops_core::envelope::CommandOutcome;
 use ops_core_runtime::command::BusError;
 
-use crate::vocabulary::{parse_actor, parse_capability};
-
 use crate::cli::{Acting, SagasCommand};
 use crate::outcome::{Ended, block_on};
 use crate::services::{Context, Open, Services};
@@ -19,8 +17,7 @@ pub async fn unwind(
     acting: &Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
-    let actor = parse_actor(&acting.by)?;
-    let capability_id = parse_capability(&acting.capability)?;
+    let (actor, capability_id) = acting.parsed()?;
     let bus = services.bus()?;
     let receipts = match bus.unwind_failed_sagas(&actor, capability_id).await {
         Ok(receipts) => receipts,

@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use ops_core_runtime::secrets::{SecretValue, SecretsError, SecretsProvider};
 
 use crate::vocabulary::write_list;
-use crate::vocabulary::{parse_actor, parse_capability};
 
 use crate::cli::{Acting, Format, SecretsCommand};
 use crate::outcome::{Ended, OrBadInput, block_on};
@@ -38,13 +37,9 @@ pub async fn put(
     {
         value.pop();
     }
+    let (actor, capability) = acting.parsed()?;
     let stored = provider
-        .store_secret(
-            secret_id,
-            SecretValue::new(value),
-            &parse_actor(&acting.by)?,
-            parse_capability(&acting.capability)?,
-        )
+        .store_secret(secret_id, SecretValue::new(value), &actor, capability)
         .await;
     answered(stored, out, || {
         format!("stored secret {secret_id}, receipted")
@@ -58,14 +53,8 @@ pub async fn revoke(
     acting: &Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
-    let revoked = provider
-        .revoke(
-            handle,
-            &parse_actor(&acting.by)?,
-            reason,
-            parse_capability(&acting.capability)?,
-        )
-        .await;
+    let (actor, capability) = acting.parsed()?;
+    let revoked = provider.revoke(handle, &actor, reason, capability).await;
     answered(revoked, out, || {
         format!("revoked handle {handle} and every token issued from it, receipted")
     })

@@ -10,7 +10,6 @@ use ops_core_runtime::shredding::{EraseError, erase, sealed_subjects};
 use ops_core_runtime::store::EventStore;
 
 use crate::vocabulary::write_list;
-use crate::vocabulary::{parse_actor, parse_capability};
 
 use crate::cli::{Acting, Format, SubjectsCommand};
 use crate::outcome::{BadInput, Ended, block_on};
@@ -58,8 +57,7 @@ pub async fn erase_subject(
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let store = &services.store;
-    let actor = parse_actor(&acting.by)?;
-    let capability_id = parse_capability(&acting.capability)?;
+    let (actor, capability_id) = acting.parsed()?;
     if !sealed_subjects(store).await?.contains_key(subject) {
         anyhow::bail!(BadInput(format!(
             "no personal data of subject `{subject}` is sealed in the log; `ops-host subjects list` shows the subjects"
