@@ -171,6 +171,13 @@ impl Host {
     }
 }
 
+/// Asserts that `answer` (the exit code and what was said) ended with `expected` and
+/// said `text`; what was said.
+fn assert_said((code, said): (i32, String), expected: i32, text: &str) -> String {
+    assert!(code == expected && said.contains(text), "{said}");
+    said
+}
+
 /// `ops-host releases keygen --out FILE`, which reads no store; what it printed.
 fn keygen(file: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
@@ -297,18 +304,18 @@ fn story(host: &Host, dir: &Path) {
         "[projections.\"nobody/nothing\"]\nmax_lag_ms = 1\n",
     )
     .unwrap();
-    let (code, said) = host.run(&[
-        "run",
-        "--config",
-        unknown.to_str().unwrap(),
-        "--ticks",
-        "1",
-        "--interval-ms",
-        "1",
-    ]);
-    assert!(
-        code == 2 && said.contains("names no installed projection"),
-        "{said}"
+    assert_said(
+        host.run(&[
+            "run",
+            "--config",
+            unknown.to_str().unwrap(),
+            "--ticks",
+            "1",
+            "--interval-ms",
+            "1",
+        ]),
+        2,
+        "names no installed projection",
     );
 
     // Root capabilities come only from operators.
@@ -422,10 +429,10 @@ fn story(host: &Host, dir: &Path) {
             capability,
         ])
     };
-    let (code, said) = approve(&page, ADA, &ada);
-    assert!(
-        code == 1 && said.contains("nobody approves their own effect"),
-        "{said}"
+    assert_said(
+        approve(&page, ADA, &ada),
+        1,
+        "nobody approves their own effect",
     );
     let (code, said) = approve(&page, LEAD, &ada);
     assert!(code == 1 && said.contains("is not held by"), "{said}");
@@ -807,11 +814,7 @@ fn story(host: &Host, dir: &Path) {
             config_arg[1],
         ])
     };
-    let (code, said) = draft("notify", &lead);
-    assert!(
-        code == 1 && said.contains("does not allow this policy step"),
-        "{said}"
-    );
+    assert_said(draft("notify", &lead), 1, "does not allow this policy step");
     let governor = host.grant_by_operator(
         "governance",
         OPERATOR,
@@ -822,11 +825,7 @@ fn story(host: &Host, dir: &Path) {
     );
     let (code, said) = draft("incidents", &governor);
     assert!(code == 1 && said.contains("does not own"), "{said}");
-    let (code, said) = draft("notify", &governor);
-    assert!(
-        code == 0 && said.contains("drafted notify.sev1 1.0.0"),
-        "{said}"
-    );
+    assert_said(draft("notify", &governor), 0, "drafted notify.sev1 1.0.0");
     let policies = host.json(&["policies", "list", config_arg[0], config_arg[1]]);
     assert_eq!(policies[0]["state"], "draft", "{policies:?}");
     let step = |verb: &str| {
@@ -845,16 +844,8 @@ fn story(host: &Host, dir: &Path) {
             config_arg[1],
         ])
     };
-    let (code, said) = step("simulate");
-    assert!(
-        code == 0 && said.contains("simulated notify.sev1 1.0.0 against"),
-        "{said}"
-    );
-    let (code, said) = step("approve");
-    assert!(
-        code == 1 && said.contains("cannot approve their own"),
-        "{said}"
-    );
+    assert_said(step("simulate"), 0, "simulated notify.sev1 1.0.0 against");
+    assert_said(step("approve"), 1, "cannot approve their own");
     // Approved by someone else, evaluated by the platform from its simulation (the eval
     // is computed, not typed in), and activated signed with the operator's release key:
     // the whole lifecycle from the command line.
@@ -878,17 +869,17 @@ fn story(host: &Host, dir: &Path) {
         ]);
         host.run(&all)
     };
-    let (code, said) = by_lead(&[
-        "policies",
-        "approve",
-        "notify.sev1",
-        "1.0.0",
-        "--reason",
-        "the simulation changes no decision",
-    ]);
-    assert!(
-        code == 0 && said.contains("approved notify.sev1 1.0.0"),
-        "{said}"
+    assert_said(
+        by_lead(&[
+            "policies",
+            "approve",
+            "notify.sev1",
+            "1.0.0",
+            "--reason",
+            "the simulation changes no decision",
+        ]),
+        0,
+        "approved notify.sev1 1.0.0",
     );
     let eval_at = |threshold: &str| {
         by_lead(&[
@@ -900,11 +891,7 @@ fn story(host: &Host, dir: &Path) {
             threshold,
         ])
     };
-    let (code, said) = eval_at("1.5");
-    assert!(
-        code == 2 && said.contains("not a share between 0 and 1"),
-        "{said}"
-    );
+    assert_said(eval_at("1.5"), 2, "not a share between 0 and 1");
     // The simulation compares the version with every recorded decision: it would have
     // approved notifications an operator approved by hand, and not the pages, so part of
     // the decisions change. That fails a 0.9 threshold (recorded all the same, exit 1) and
@@ -916,27 +903,27 @@ fn story(host: &Host, dir: &Path) {
             && said.contains("under 0.9"),
         "{said}"
     );
-    let (code, said) = eval_at("0.5");
-    assert!(
-        code == 0 && said.contains("recorded, passed: decisions_unchanged 0."),
-        "{said}"
+    let said = assert_said(
+        eval_at("0.5"),
+        0,
+        "recorded, passed: decisions_unchanged 0.",
     );
     let eval = said.split_whitespace().nth(1).unwrap().to_owned();
-    let (code, said) = by_lead(&[
-        "policies",
-        "activate",
-        "notify.sev1",
-        "1.0.0",
-        "--eval",
-        &eval,
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--reason",
-        "eval passed",
-    ]);
-    assert!(
-        code == 0 && said.contains("activated notify.sev1 1.0.0"),
-        "{said}"
+    assert_said(
+        by_lead(&[
+            "policies",
+            "activate",
+            "notify.sev1",
+            "1.0.0",
+            "--eval",
+            &eval,
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--reason",
+            "eval passed",
+        ]),
+        0,
+        "activated notify.sev1 1.0.0",
     );
     let policies = host.json(&["policies", "list", config_arg[0], config_arg[1]]);
     assert_eq!(policies[0]["state"], "active", "{policies:?}");
@@ -1024,11 +1011,7 @@ fn story(host: &Host, dir: &Path) {
     };
     let (code, said) = delegate(LEAD, "pack.incidents.paging.*");
     assert!(code == 1 && said.contains("only the holder"), "{said}");
-    let (code, said) = delegate(ADA, "pack.notify.*");
-    assert!(
-        code == 1 && said.contains("wider than its parent"),
-        "{said}"
-    );
+    assert_said(delegate(ADA, "pack.notify.*"), 1, "wider than its parent");
     let (code, said) = delegate(ADA, "pack.incidents.paging.*");
     assert!(code == 0 && said.contains("granted cap_"), "{said}");
     let delegated = said.split_whitespace().nth(1).unwrap().to_owned();
