@@ -545,15 +545,13 @@ fn story(host: &Host, dir: &Path) {
         &["--destinations", "webhook.oncall"],
         &fences,
     );
-    let with_token = config(
-        dir,
-        "token.toml",
-        &sink.url(),
-        false,
-        &format!(
-            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
-        ),
+    // The on-call destination's credential, asked for on that capability.
+    let credential = format!(
+        "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
     );
+    let with_credential =
+        |name: &str, pager_killed: bool| config(dir, name, &sink.url(), pager_killed, &credential);
+    let with_token = with_credential("token.toml", false);
     host.submit(
         &ada,
         "pack.incidents.incident.OpenIncident",
@@ -613,15 +611,7 @@ fn story(host: &Host, dir: &Path) {
     // A worker that keeps running hears of what the operator changes within seconds, with
     // no restart: a revoked handle stops its bearer token, and a kill switch set in the
     // file it was started with refuses its next page.
-    let running_config = config(
-        dir,
-        "running.toml",
-        &sink.url(),
-        false,
-        &format!(
-            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
-        ),
-    );
+    let running_config = with_credential("running.toml", false);
     let running_out = dir.join("running.out");
     let running = host.spawn_worker(&running_config, &running_out);
     let new_effect = |before: &std::collections::BTreeSet<String>| -> String {
@@ -706,15 +696,7 @@ fn story(host: &Host, dir: &Path) {
 
     // The pager's kill switch, set in the running worker's own file: its next page is
     // refused (approved or not), with its receipt.
-    config(
-        dir,
-        "running.toml",
-        &sink.url(),
-        true,
-        &format!(
-            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
-        ),
-    );
+    with_credential("running.toml", true);
     let page_inc_3 = host.submit(
         &ada,
         "pack.incidents.paging.PageResponder",
@@ -767,15 +749,7 @@ fn story(host: &Host, dir: &Path) {
             .count()
     };
     let before = reloads();
-    config(
-        dir,
-        "running.toml",
-        &sink.url(),
-        true,
-        &format!(
-            "credential = {{ secret = \"webhook.oncall.token\", capability = \"{host_secrets}\" }}"
-        ),
-    );
+    with_credential("running.toml", true);
     assert!(eventually(|| reloads() == before + 1));
     let hung_up = Command::new("kill")
         .args(["-HUP", &running.id().to_string()])
