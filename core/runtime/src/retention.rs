@@ -94,21 +94,31 @@ impl Retention {
         if policy.receipts_days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
-        // Checked here first, so a denial removes nothing of any class.
-        self.allowed(by).await?;
+        // Checked once, first, so a denial removes nothing of any class.
+        let checked = Checked(self.allowed(by).await?);
         let done = |classes: u64| {
             if let Some(progress) = &progress {
                 progress(classes, 3);
             }
         };
         done(0);
-        let artifacts = self.artifacts(policy.artifacts_days, now, by).await?;
+        let artifacts = self
+            .artifacts_checked(policy.artifacts_days, now, by, Some(checked.clone()))
+            .await?;
         done(1);
         let projections = self
-            .projections(policy.projections_days, installed, now, by)
+            .projections_checked(
+                policy.projections_days,
+                installed,
+                now,
+                by,
+                Some(checked.clone()),
+            )
             .await?;
         done(2);
-        let receipts = self.receipts(policy.receipts_days, now, by).await?;
+        let receipts = self
+            .receipts_checked(policy.receipts_days, now, by, Some(checked))
+            .await?;
         done(3);
         Ok(vec![artifacts, projections, receipts])
     }
@@ -130,6 +140,19 @@ impl Retention {
             })
     }
 
+    /// The capability event `by`'s check relied on: the one `checked` already made, else
+    /// a check now.
+    async fn relied_on(
+        &self,
+        by: &Actor,
+        checked: Option<Checked>,
+    ) -> Result<String, RetentionError> {
+        match checked {
+            Some(Checked(relied_on)) => Ok(relied_on),
+            None => self.allowed(by).await,
+        }
+    }
+
     /// Artifact bodies recorded before the period.
     pub async fn artifacts(
         &self,
@@ -137,12 +160,22 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
+        self.artifacts_checked(days, now, by, None).await
+    }
+
+    async fn artifacts_checked(
+        &self,
+        days: u32,
+        now: Timestamp,
+        by: &Actor,
+        checked: Option<Checked>,
+    ) -> Result<RetentionApplied, RetentionError> {
         let due = crate::artifacts::recorded_before(self.store.db(), cutoff(now, days)).await?;
         let period = Period {
             class: "artifacts",
             days,
             now,
-            relied_on: self.allowed(by).await?,
+            relied_on: self.relied_on(by, checked).await?,
         };
         self.remove_keys(period, &due, by, crate::artifacts::remove)
             .await
@@ -157,6 +190,18 @@ impl Retention {
         installed: &[&str],
         now: Timestamp,
         by: &Actor,
+    ) -> Result<RetentionApplied, RetentionError> {
+        self.projections_checked(days, installed, now, by, None)
+            .await
+    }
+
+    async fn projections_checked(
+        &self,
+        days: u32,
+        installed: &[&str],
+        now: Timestamp,
+        by: &Actor,
+        checked: Option<Checked>,
     ) -> Result<RetentionApplied, RetentionError> {
         let rows = crate::projection::idle_since(self.store.db(), cutoff(now, days)).await?;
         let run_elsewhere: std::collections::BTreeSet<String> = crate::leases::all(self.store.db())
@@ -189,7 +234,7 @@ impl Retention {
             class: "projections",
             days,
             now,
-            relied_on: self.allowed(by).await?,
+            relied_on: self.relied_on(by, checked).await?,
         };
         let label = |(owner, name, _): &(String, String, String)| format!("{owner}/{name}");
         let db = self.store.db();
@@ -216,6 +261,16 @@ impl Retention {
         now: Timestamp,
         by: &Actor,
     ) -> Result<RetentionApplied, RetentionError> {
+        self.receipts_checked(days, now, by, None).await
+    }
+
+    async fn receipts_checked(
+        &self,
+        days: u32,
+        now: Timestamp,
+        by: &Actor,
+        checked: Option<Checked>,
+    ) -> Result<RetentionApplied, RetentionError> {
         if days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
@@ -228,7 +283,7 @@ impl Retention {
             class: "receipts",
             days,
             now,
-            relied_on: self.allowed(by).await?,
+            relied_on: self.relied_on(by, checked).await?,
         };
         self.remove_keys(period, &due, by, crate::outbox::remove)
             .await
@@ -303,6 +358,10 @@ impl Retention {
 /// A receipt names at most this many removals, so a large backlog goes in bounded steps,
 /// each receipted before it is removed.
 const RECEIPT_CHUNK: usize = 1_000;
+
+/// A check already made for this application: the capability event it relied on.
+#[derive(Clone)]
+struct Checked(String);
 
 /// One class's run: what, kept how long, as of when, and the capability event its check
 /// relied on.
