@@ -553,8 +553,6 @@ pub struct ConnectorRunner {
     /// Told, page by page, how many records a sync has read (a source does not say how
     /// many it holds, so the total is what is read so far).
     progress: Option<crate::projection::Progress>,
-    /// Whether this runner made sure its capability is granted (before its first write).
-    granted: std::sync::atomic::AtomicBool,
 }
 
 /// How a page is stored.
@@ -589,7 +587,6 @@ impl ConnectorRunner {
             options,
             last_read: None,
             leases: None,
-            granted: Default::default(),
         })
     }
 
@@ -609,10 +606,6 @@ impl ConnectorRunner {
     /// Makes sure the capability this connector records on is granted, before its first
     /// record.
     async fn grant_capability(&self, stream: &str) -> Result<(), ConnectorError> {
-        use std::sync::atomic::Ordering;
-        if self.granted.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         self.store
             .grant_service(&self.service())
             .await
@@ -621,7 +614,6 @@ impl ConnectorRunner {
                 stream: stream.to_owned(),
                 source: Box::new(source),
             })?;
-        self.granted.store(true, Ordering::Relaxed);
         Ok(())
     }
 

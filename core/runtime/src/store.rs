@@ -225,6 +225,9 @@ pub struct EventStore {
     keys: Option<Arc<SubjectKeys>>,
     /// Where the packs' code that reads this log runs (see `jail`).
     code: crate::jail::PackCode,
+    /// The services this handle (and its clones) saw granted their capability: each asks
+    /// the log once, not before every receipt.
+    granted_services: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// Read with every event; each column costs time per row, so only what decoding needs (the
@@ -268,6 +271,14 @@ impl EventStore {
         service: &str,
     ) -> Result<ops_core::id::CapabilityId, AppendError> {
         let capability_id = service_capability::of(service);
+        let known = self
+            .granted_services
+            .lock()
+            .expect("never poisoned")
+            .contains(service);
+        if known {
+            return Ok(capability_id);
+        }
         let stream = service_capability::stream(capability_id);
         if self.stream_version(&stream).await? == 0 {
             // The same envelope from every writer: one that lost the race is a duplicate.
@@ -278,6 +289,10 @@ impl EventStore {
             )
             .await?;
         }
+        self.granted_services
+            .lock()
+            .expect("never poisoned")
+            .insert(service.to_owned());
         Ok(capability_id)
     }
 
@@ -287,6 +302,7 @@ impl EventStore {
             registry,
             keys: None,
             code: crate::jail::PackCode::default(),
+            granted_services: Arc::default(),
         }
     }
 
