@@ -19,7 +19,7 @@ pub(crate) enum Bind<'a> {
 /// A write another table's owner makes atomically with an append.
 pub(crate) trait AtomicWrite: Sync {
     /// The statement, with `$1`, `$2`, … placeholders (both backends read them).
-    fn statement(&self) -> &'static str;
+    fn statement(&self) -> &str;
 
     /// What the placeholders take, in order.
     fn binds(&self) -> Vec<Bind<'_>>;

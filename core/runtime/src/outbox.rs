@@ -101,73 +101,127 @@ impl AtomicWrite for HoldsClaim<'_> {
     }
 }
 
-/// Extends `claimed_by`'s claim on row `id` to `until_us`, if it still holds it, with the
-/// events written with it (the step that says the effect is under way). A dispatcher posts
-/// an effect only after this, and writes it again while the post is in flight, so no other
-/// dispatcher can claim the row meanwhile. A claim that ran out but that nobody took over is
-/// still its own (claiming moves `claimed_by`), so it may go on.
-pub(crate) struct RenewsClaim<'a> {
-    pub id: i64,
-    pub claimed_by: &'a str,
-    pub until_us: i64,
+/// Extends `claimed_by`'s claims on rows `ids` to `until_us`, if it still holds every one,
+/// with the events written with it (the steps that say the effects are under way). A
+/// dispatcher posts an effect only after this, and writes it again while the post is in
+/// flight, so no other dispatcher can claim the row meanwhile. A claim that ran out but
+/// that nobody took over is still its own (claiming moves `claimed_by`), so it may go on.
+pub(crate) struct RenewsClaims<'a> {
+    ids: Vec<i64>,
+    claimed_by: &'a str,
+    until_us: i64,
+    statement: String,
 }
 
-impl AtomicWrite for RenewsClaim<'_> {
-    fn statement(&self) -> &'static str {
-        "UPDATE core_outbox SET claimed_until_us = $1, updated_at_us = $2 \
-         WHERE id = $3 AND claimed_by = $4 AND state = 'pending'"
+impl<'a> RenewsClaims<'a> {
+    pub fn new(ids: Vec<i64>, claimed_by: &'a str, until_us: i64) -> Self {
+        let statement = format!(
+            "UPDATE core_outbox SET claimed_until_us = $1, updated_at_us = $2 \
+             WHERE claimed_by = $3 AND state = 'pending' AND id IN ({})",
+            placeholders(4, ids.len())
+        );
+        RenewsClaims {
+            ids,
+            claimed_by,
+            until_us,
+            statement,
+        }
+    }
+}
+
+impl AtomicWrite for RenewsClaims<'_> {
+    fn statement(&self) -> &str {
+        &self.statement
     }
 
     fn binds(&self) -> Vec<Bind<'_>> {
-        vec![
+        [
             Bind::Int(self.until_us),
             Bind::Now,
-            Bind::Int(self.id),
             Bind::Text(self.claimed_by),
         ]
+        .into_iter()
+        .chain(self.ids.iter().map(|id| Bind::Int(*id)))
+        .collect()
     }
 
     fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
-        still_claimed(self.id, self.claimed_by, rows_affected)
+        all_still_claimed(&self.ids, self.claimed_by, rows_affected)
     }
+}
+
+/// `$first, $first+1, …`: `count` placeholders, for a statement on several rows at once (one
+/// statement instead of one a row).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether a write conditioned on `claimed_by`'s claim of row `id` touched the row.
 fn still_claimed(id: i64, claimed_by: &str, rows_affected: u64) -> Result<(), Fenced> {
-    if rows_affected == 1 {
+    all_still_claimed(&[id], claimed_by, rows_affected)
+}
+
+/// Whether a write conditioned on `claimed_by`'s claims of rows `ids` touched every one.
+fn all_still_claimed(ids: &[i64], claimed_by: &str, rows_affected: u64) -> Result<(), Fenced> {
+    if rows_affected == ids.len() as u64 {
         Ok(())
     } else {
         Err(Fenced {
-            what: format!("outbox row {id} is no longer claimed by `{claimed_by}`"),
+            what: format!(
+                "{} of outbox rows {ids:?} are no longer claimed by `{claimed_by}`",
+                ids.len() as u64 - rows_affected.min(ids.len() as u64)
+            ),
         })
     }
 }
 
-/// Closes claimed row `id` in `state` with its receipt, if `claimed_by` still holds it.
-pub(crate) struct Close<'a> {
-    pub id: i64,
-    pub claimed_by: &'a str,
-    pub state: &'static str,
+/// Closes claimed rows `ids` in `state` with their receipts, if `claimed_by` still holds
+/// every one of them.
+pub(crate) struct Closes<'a> {
+    ids: Vec<i64>,
+    claimed_by: &'a str,
+    state: &'static str,
+    statement: String,
 }
 
-impl AtomicWrite for Close<'_> {
-    fn statement(&self) -> &'static str {
-        "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
-         WHERE id = $3 AND claimed_by = $4 AND state = 'pending'"
+impl<'a> Closes<'a> {
+    pub fn new(ids: Vec<i64>, claimed_by: &'a str, state: &'static str) -> Self {
+        let statement = format!(
+            "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
+             WHERE claimed_by = $3 AND state = 'pending' AND id IN ({})",
+            placeholders(4, ids.len())
+        );
+        Closes {
+            ids,
+            claimed_by,
+            state,
+            statement,
+        }
+    }
+}
+
+impl AtomicWrite for Closes<'_> {
+    fn statement(&self) -> &str {
+        &self.statement
     }
 
     fn binds(&self) -> Vec<Bind<'_>> {
-        vec![
+        [
             Bind::Text(self.state),
             Bind::Now,
-            Bind::Int(self.id),
             Bind::Text(self.claimed_by),
         ]
+        .into_iter()
+        .chain(self.ids.iter().map(|id| Bind::Int(*id)))
+        .collect()
     }
 
-    /// A close that found its row no longer claimed by its dispatcher writes nothing.
+    /// A close that found a row no longer claimed by its dispatcher writes nothing.
     fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
-        still_claimed(self.id, self.claimed_by, rows_affected)
+        all_still_claimed(&self.ids, self.claimed_by, rows_affected)
     }
 }
 

@@ -104,16 +104,17 @@ struct RawRow {
     envelope: String,
 }
 
-async fn raw_insert(db: &Db, rows: &[RawRow]) {
-    on_db!(db, pool => {
-        let mut tx = pool.begin().await.unwrap();
-        for chunk in rows.chunks(500) {
+/// Inserts `rows` into `bench_raw` in transaction `tx`, 500 to a multi-row `INSERT` (a
+/// macro: the same code for either backend's transaction type).
+macro_rules! raw_insert_rows {
+    ($tx:expr, $rows:expr) => {
+        for chunk in $rows.chunks(500) {
             let mut query = QueryBuilder::new(
                 "INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
                  payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
                  recorded_at_us, envelope) ",
             );
-            query.push_values(chunk, |mut row, raw| {
+            query.push_values(chunk, |mut row, raw: &RawRow| {
                 row.push_bind(raw.seq)
                     .push_bind(0i64)
                     .push_bind(raw.event_id.as_str())
@@ -128,8 +129,15 @@ async fn raw_insert(db: &Db, rows: &[RawRow]) {
                     .push_bind(0i64)
                     .push_bind(raw.envelope.as_str());
             });
-            query.build().execute(&mut *tx).await.unwrap();
+            query.build().execute(&mut *$tx).await.unwrap();
         }
+    };
+}
+
+async fn raw_insert(db: &Db, rows: &[RawRow]) {
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        raw_insert_rows!(tx, rows);
         tx.commit().await.unwrap();
     });
 }
@@ -362,7 +370,13 @@ impl Executor for NullSink {
 }
 
 /// Outbox dispatch with `workers` dispatchers (claim, gateway, execute, receipt) against
-/// the same number of workers claiming and deleting rows with nothing else.
+/// the same number of raw SQL workers doing the same durable work with the same null
+/// executor: claim a batch (the same `UPDATE … RETURNING` columns), post each request, then
+/// in one transaction write three event rows per effect (its `Dispatched` step, its receipt
+/// and its `Executed` step, each a JSON envelope with a blake3 id, into a copy of
+/// `core_events` with the same indexes) and close the rows. Ours commits twice a batch
+/// after the claim (the `Dispatched` steps must be durable before any destination is
+/// reached) and checks every effect's capability; the ratio shows what both cost.
 async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
     // The responder's capability: the rows below are the responder's pages.
@@ -400,34 +414,119 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
 
     let raw = backend.store(&format!("bench_{name}_raw")).await;
     fill_outbox(raw.db(), count, &capability.to_string(), "pending").await;
-    let lock = if backend == Backend::Postgres {
-        "FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "DELETE FROM core_outbox WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' ORDER BY id LIMIT 50 {lock}) RETURNING id"
-    );
+    on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
+    let seq = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..workers)
-        .map(|_| {
-            let (db, sql) = (raw.db().clone(), sql.clone());
+        .map(|worker| {
+            let (db, seq) = (raw.db().clone(), seq.clone());
             tokio::spawn(async move {
-                loop {
-                    let claimed: Vec<i64> =
-                        on_db!(&db, pool => sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap());
-                    if claimed.is_empty() {
-                        return;
+                let mut done = 0;
+                while let Some(claimed) = raw_claim(&db, worker).await {
+                    for (_, key, request) in &claimed {
+                        let key: ops_core::id::ContentHash = key.parse().unwrap();
+                        let request: serde_json::Value = serde_json::from_str(request).unwrap();
+                        NullSink.execute(&key, &request).await.unwrap();
                     }
+                    raw_close(&db, worker, &claimed, &seq).await;
+                    done += claimed.len();
+                }
+                done
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.unwrap();
+    }
+    let baseline = started.elapsed();
+    assert_eq!(done, count);
+    report(&name, count, ours, baseline);
+}
+
+/// The raw baseline's claim of up to 50 rows by `worker`, as the dispatcher's: `None` when
+/// nothing is left.
+async fn raw_claim(db: &Db, worker: usize) -> Option<Vec<(i64, String, String)>> {
+    let lock = match db {
+        Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        Db::Sqlite(_) => "",
+    };
+    let sql = format!(
+        "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' AND claimed_until_us < $3 \
+         ORDER BY id LIMIT 50 {lock}) \
+         RETURNING id, command_id, command_type, destination, tenant_id, idempotency_key, request_hash, \
+         request, actor, capability_id, approval, attempts, correlation_id, compensates, reversible, \
+         approval_expires_us, created_at_us"
+    );
+    let now = ops_core::time::Timestamp::now().unix_micros();
+    let rows: Vec<(i64, String, String)> = on_db!(db, pool => {
+        use sqlx::Row;
+        sqlx::query(&sql)
+            .bind(format!("raw-{worker}"))
+            .bind(now + 30_000_000)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get("id"), row.get("idempotency_key"), row.get("request")))
+            .collect()
+    });
+    (!rows.is_empty()).then_some(rows)
+}
+
+/// The raw baseline's writes for a posted batch, in one transaction: three event rows per
+/// effect and each row closed while `worker` still holds it.
+async fn raw_close(
+    db: &Db,
+    worker: usize,
+    claimed: &[(i64, String, String)],
+    seq: &std::sync::atomic::AtomicI64,
+) {
+    let rows: Vec<RawRow> = claimed
+        .iter()
+        .flat_map(|(id, key, _)| {
+            ["dispatched", "receipt", "executed"].map(|what| {
+                let envelope = json!({
+                    "event_type": format!("core.egress.{what}"),
+                    "outbox_id": id,
+                    "idempotency_key": key,
+                    "worker": worker,
+                })
+                .to_string();
+                let seq = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                RawRow {
+                    seq,
+                    event_id: blake3::hash(envelope.as_bytes()).to_hex().to_string(),
+                    stream_version: seq,
+                    event_type: format!("core.egress.{what}"),
+                    occurred_at_us: 0,
+                    source_ref: "bench".to_owned(),
+                    source_sequence_key: seq,
+                    correlation_id: key.clone(),
+                    envelope,
                 }
             })
         })
         .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let baseline = started.elapsed();
-    report(&name, count, ours, baseline);
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        raw_insert_rows!(tx, rows);
+        for (id, _, _) in claimed {
+            sqlx::query(
+                "UPDATE core_outbox SET state = 'executed', claimed_by = NULL, updated_at_us = $1 \
+                 WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
+            )
+            .bind(0_i64)
+            .bind(id)
+            .bind(format!("raw-{worker}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
 }
 
 /// The incident board caught up over `count` events by `workers` workers at once (each

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::saga::gateway_actor;
 use super::{Effect, Facts, Gateway};
 use crate::atomic::AtomicWrite;
-use crate::outbox::{self, Approve, Close, CountedBy, HoldsClaim, RenewsClaim};
+use crate::outbox::{self, Approve, Closes, CountedBy, HoldsClaim, RenewsClaims};
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -76,13 +76,21 @@ pub struct DispatchReport {
     pub released: usize,
 }
 
-/// What posting an effect came to.
-enum Posted {
-    /// Its claim had run out before the post: another dispatcher may hold it, so it was not
-    /// posted.
-    Lost,
+/// What became of a started effect, as the posting loop hands it to the receipt writer.
+enum Answer {
     /// The destination's answer.
-    Answered(Result<(), String>),
+    Posted {
+        effect: Effect,
+        approval: Approval,
+        capability: Decision,
+        answer: Result<(), String>,
+    },
+    /// Its claim had run out before the post and another dispatcher took it: not posted.
+    Lost,
+    /// Its claim could not be renewed before the post: not posted.
+    Unrecorded(DispatchError),
+    /// Not posted: the worker was asked to stop.
+    Released(Vec<Effect>),
 }
 
 /// What a cancellation came to.
@@ -99,6 +107,10 @@ pub enum Cancelled {
 /// How often an effect waiting for an actor's approval is looked at again (an approval
 /// makes it due at once), for a policy that may cover it by then.
 const APPROVAL_RECHECK: Duration = Duration::from_secs(30);
+
+/// The most rows one dispatch claims: its renewals and closes name every row in one
+/// statement, well under either backend's limit on a statement's parameters.
+pub const MAX_BATCH: usize = 1_000;
 
 pub struct Dispatcher {
     store: EventStore,
@@ -153,11 +165,12 @@ impl Dispatcher {
         self
     }
 
-    /// Claims up to `limit` pending rows and carries each through the gateway.
+    /// Claims up to `limit` pending rows (at most [`MAX_BATCH`]) and carries each through
+    /// the gateway.
     pub async fn dispatch(&self, limit: usize) -> Result<DispatchReport, DispatchError> {
         let mut report = DispatchReport::default();
         let mut closing = Vec::new();
-        let claimed = self.claim(limit).await?;
+        let claimed = self.claim(limit.min(MAX_BATCH)).await?;
         if claimed.is_empty() {
             return Ok(report);
         }
@@ -218,49 +231,180 @@ impl Dispatcher {
                 .map_err(DispatchError::Claim)?;
             report.awaiting_approval = awaiting.len();
         }
-        // Durable before any destination is reached: a policy approved these effects.
-        if !under_way.is_empty() {
-            let approves: Vec<Approve<'_>> = approvals
-                .iter()
-                .map(|(command_id, approval)| Approve {
-                    command_id,
-                    approval,
-                    expires_at_us: None,
-                })
-                .collect();
-            let sides: Vec<&dyn AtomicWrite> =
-                approves.iter().map(|a| a as &dyn AtomicWrite).collect();
-            self.record(
-                &under_way,
-                &sides,
-                allowed.first().map_or(0, |(e, _, _)| e.id),
-            )
-            .await?;
-        }
         // Refusals first, in one transaction: nothing was posted for them.
         self.close_each(&closing, &mut report).await?;
-        let mut allowed = allowed.into_iter();
-        while let Some((effect, approval, capability)) = allowed.next() {
-            if self.stopping() {
-                let rest: Vec<i64> = std::iter::once(effect.id)
-                    .chain(allowed.map(|(effect, _, _)| effect.id))
-                    .collect();
-                outbox::release_claims(self.store.db(), &self.name, &rest, 0)
-                    .await
-                    .map_err(DispatchError::Claim)?;
-                report.released = rest.len();
-                break;
+        if allowed.is_empty() {
+            return Ok(report);
+        }
+        if self.stopping() {
+            let ids: Vec<i64> = allowed.iter().map(|(effect, _, _)| effect.id).collect();
+            return self.release(&ids, report).await;
+        }
+        let held_since = std::time::Instant::now();
+        let started = self
+            .start(allowed, &under_way, &approvals, &mut report)
+            .await?;
+        self.post_all(started, held_since, report).await
+    }
+
+    /// Records, in one transaction, what must be durable before any destination is
+    /// reached: a policy's approvals and each effect's `Dispatched` step with its claim
+    /// renewed. If a claim ran out meanwhile, the approvals and then each effect on its own,
+    /// so the others go on; an effect whose claim another dispatcher took is not posted.
+    async fn start(
+        &self,
+        allowed: Vec<(Effect, Approval, Decision)>,
+        under_way: &[EventEnvelope],
+        approvals: &[(String, String)],
+        report: &mut DispatchReport,
+    ) -> Result<Vec<(Effect, Approval, Decision)>, DispatchError> {
+        let approves: Vec<Approve<'_>> = approvals
+            .iter()
+            .map(|(command_id, approval)| Approve {
+                command_id,
+                approval,
+                expires_at_us: None,
+            })
+            .collect();
+        let renews = RenewsClaims::new(
+            allowed.iter().map(|(effect, _, _)| effect.id).collect(),
+            &self.name,
+            self.claim_end(),
+        );
+        let events: Vec<EventEnvelope> = under_way
+            .iter()
+            .cloned()
+            .chain(
+                allowed
+                    .iter()
+                    .map(|(effect, _, _)| effect.step(EffectState::Dispatched).event()),
+            )
+            .collect();
+        let sides: Vec<&dyn AtomicWrite> = approves
+            .iter()
+            .map(|a| a as &dyn AtomicWrite)
+            .chain([&renews as &dyn AtomicWrite])
+            .collect();
+        let first = allowed[0].0.id;
+        match self
+            .store
+            .append_with(&self.stream(), ExpectedVersion::Any, &events, &sides)
+            .await
+        {
+            Ok(_) => return Ok(allowed),
+            Err(AppendError::Fenced { .. }) => {}
+            Err(source) => return Err(DispatchError::Close { id: first, source }),
+        }
+        if !under_way.is_empty() {
+            let approves: Vec<&dyn AtomicWrite> =
+                approves.iter().map(|a| a as &dyn AtomicWrite).collect();
+            self.record(under_way, &approves, first).await?;
+        }
+        let mut started = Vec::with_capacity(allowed.len());
+        for (effect, approval, capability) in allowed {
+            let dispatched = effect.step(EffectState::Dispatched).event();
+            if self.renew(&[&effect], &[dispatched]).await? {
+                started.push((effect, approval, capability));
+            } else {
+                report.lost_claims += 1;
             }
-            let outcome = match self.post(&effect).await? {
-                Posted::Lost => {
+        }
+        Ok(started)
+    }
+
+    /// Posts `started` to their destinations one after another, in the order they were
+    /// claimed, and writes each receipt as soon as its answer is in (a crash later loses
+    /// nothing posted): the answers in by the time a receipt is written share its
+    /// transaction, so fast destinations cost one transaction a batch and slow ones one an
+    /// effect. A claim covers only what the worker can finish: an effect whose claim is
+    /// past half its lease is renewed on its own before its post, and one another dispatcher
+    /// took meanwhile is not posted. Once the worker is asked to stop, nothing more is
+    /// posted and the rest is given back at once.
+    async fn post_all(
+        &self,
+        started: Vec<(Effect, Approval, Decision)>,
+        held_since: std::time::Instant,
+        mut report: DispatchReport,
+    ) -> Result<DispatchReport, DispatchError> {
+        let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+        let posting = async move {
+            let mut started = started.into_iter();
+            while let Some((effect, approval, capability)) = started.next() {
+                if self.stopping() {
+                    let rest = std::iter::once(effect).chain(started.map(|(e, _, _)| e));
+                    // Given back by the receipt writer, unless it failed already.
+                    let _ = answers.send(Answer::Released(rest.collect()));
+                    break;
+                }
+                let answer = if held_since.elapsed() < self.lease / 2 {
+                    Ok(true)
+                } else {
+                    self.renew(&[&effect], &[]).await
+                };
+                let answer = match answer {
+                    Ok(true) => Answer::Posted {
+                        answer: self.post(&effect).await,
+                        effect,
+                        approval,
+                        capability,
+                    },
+                    Ok(false) => Answer::Lost,
+                    Err(error) => Answer::Unrecorded(error),
+                };
+                if answers.send(answer).is_err() {
+                    break;
+                }
+            }
+        };
+        // Both at once: a receipt waiting for the database must not hold up a post whose
+        // claim renewal holds the write lock (SQLite has one writer), nor the other way.
+        let writing = async move {
+            while let Some(first) = answered.recv().await {
+                let mut ready = vec![first];
+                while let Ok(next) = answered.try_recv() {
+                    ready.push(next);
+                }
+                // Dropping the receiver on an error stops the posts.
+                report = self.receipt_answers(ready, report).await?;
+            }
+            Ok(report)
+        };
+        tokio::join!(posting, writing).1
+    }
+
+    /// The receipts of `ready` answers, in one transaction; a failed attempt that is not
+    /// the last stays in the outbox with its step, and released effects are given back.
+    async fn receipt_answers(
+        &self,
+        ready: Vec<Answer>,
+        mut report: DispatchReport,
+    ) -> Result<DispatchReport, DispatchError> {
+        let mut closing = Vec::new();
+        let mut released = Vec::new();
+        for answer in ready {
+            let (effect, approval, capability, answer) = match answer {
+                Answer::Released(effects) => {
+                    released.extend(effects.iter().map(|effect| effect.id));
+                    continue;
+                }
+                Answer::Lost => {
                     report.lost_claims += 1;
                     continue;
                 }
-                Posted::Answered(Ok(())) => Outcome::Executed {
+                Answer::Unrecorded(error) => return Err(error),
+                Answer::Posted {
+                    effect,
+                    approval,
+                    capability,
+                    answer,
+                } => (effect, approval, capability, answer),
+            };
+            let outcome = match answer {
+                Ok(()) => Outcome::Executed {
                     approval,
                     capability,
                 },
-                Posted::Answered(Err(reason)) => {
+                Err(reason) => {
                     let last = self
                         .gateway
                         .attempts_for(&effect.destination)
@@ -277,23 +421,34 @@ impl Dispatcher {
                     }
                 }
             };
-            // Its receipt as soon as its answer is in: a crash later loses nothing posted.
-            self.close_each(&[(effect, outcome)], &mut report).await?;
+            closing.push((effect, outcome));
         }
+        self.close_each(&closing, &mut report).await?;
+        if released.is_empty() {
+            Ok(report)
+        } else {
+            self.release(&released, report).await
+        }
+    }
+
+    /// Gives the claims of `ids` back at once, for another worker.
+    async fn release(
+        &self,
+        ids: &[i64],
+        mut report: DispatchReport,
+    ) -> Result<DispatchReport, DispatchError> {
+        outbox::release_claims(self.store.db(), &self.name, ids, 0)
+            .await
+            .map_err(DispatchError::Claim)?;
+        report.released += ids.len();
         Ok(report)
     }
 
-    /// Posts `effect` to its destination: first its `Dispatched` step with its claim renewed,
-    /// in one transaction, then the post, with the claim renewed every third of the lease
-    /// while it is in flight, so no other dispatcher claims it meanwhile. `Lost` when another
-    /// dispatcher had claimed it: it was not posted.
-    async fn post(&self, effect: &Effect) -> Result<Posted, DispatchError> {
-        let dispatched = effect.step(EffectState::Dispatched).event();
-        if !self.renew(effect, &[dispatched]).await? {
-            return Ok(Posted::Lost);
-        }
+    /// Posts `effect` to its destination, personal data opened, with its idempotency key,
+    /// renewing its claim every third of the lease while the post is in flight, so no other
+    /// dispatcher claims it meanwhile.
+    async fn post(&self, effect: &Effect) -> Result<(), String> {
         let executor = &self.executors[&effect.destination];
-        // The destination gets the request as asked, personal data opened.
         let version = self
             .store
             .registry()
@@ -304,34 +459,46 @@ impl Dispatcher {
             .opened(&effect.command_type, version, &effect.request);
         let answer = executor.execute(&effect.idempotency_key, &request);
         tokio::pin!(answer);
-        let mut renewals = tokio::time::interval((self.lease / 3).max(Duration::from_millis(1)));
-        renewals.tick().await;
+        // The first renewal a period from now: an interval's immediate first tick would wait
+        // for the timer driver, a millisecond an effect.
+        let period = (self.lease / 3).max(Duration::from_millis(1));
+        let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
-                answer = &mut answer => return Ok(Posted::Answered(answer)),
+                biased;
+                answer = &mut answer => return answer,
                 _ = renewals.tick() => {
-                    if !self.renew(effect, &[]).await? {
-                        tracing::warn!(command = %effect.command_id, "another dispatcher claimed the effect while it was in flight");
+                    // A renewal that cannot be written leaves the claim to run out: the
+                    // answer still gets its receipt if the claim holds by then.
+                    match self.renew(&[effect], &[]).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(command = %effect.command_id, "another dispatcher claimed the effect while it was in flight"),
+                        Err(error) => tracing::warn!(command = %effect.command_id, %error, "the claim of an effect in flight could not be renewed"),
                     }
                 }
             }
         }
     }
 
-    /// Extends this dispatcher's claim on `effect` by a lease from now, with `events`, if it
-    /// still holds it.
+    /// When a claim taken or renewed now runs out.
+    fn claim_end(&self) -> i64 {
+        Timestamp::now()
+            .unix_micros()
+            .saturating_add(micros(self.lease))
+    }
+
+    /// Extends this dispatcher's claims on `effects` by a lease from now, with `events`, if
+    /// it still holds every one of them; `false` (nothing written) if it lost one.
     async fn renew(
         &self,
-        effect: &Effect,
+        effects: &[&Effect],
         events: &[EventEnvelope],
     ) -> Result<bool, DispatchError> {
-        let renews = RenewsClaim {
-            id: effect.id,
-            claimed_by: &self.name,
-            until_us: Timestamp::now()
-                .unix_micros()
-                .saturating_add(micros(self.lease)),
-        };
+        let renews = RenewsClaims::new(
+            effects.iter().map(|effect| effect.id).collect(),
+            &self.name,
+            self.claim_end(),
+        );
         match self
             .store
             .append_with(&self.stream(), ExpectedVersion::Any, events, &[&renews])
@@ -340,7 +507,7 @@ impl Dispatcher {
             Ok(_) => Ok(true),
             Err(AppendError::Fenced { .. }) => Ok(false),
             Err(source) => Err(DispatchError::Close {
-                id: effect.id,
+                id: effects.first().map_or(0, |effect| effect.id),
                 source,
             }),
         }
@@ -596,13 +763,17 @@ impl Dispatcher {
                 );
             }
         }
-        let closes: Vec<Close<'_>> = closing
-            .iter()
-            .map(|(effect, outcome)| Close {
-                id: effect.id,
-                claimed_by: &self.name,
-                state: outcome.row_state(),
-            })
+        // One statement per final state, each closing its rows while the claims hold.
+        let mut by_state: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
+        for (effect, outcome) in closing {
+            by_state
+                .entry(outcome.row_state())
+                .or_default()
+                .push(effect.id);
+        }
+        let closes: Vec<Closes<'_>> = by_state
+            .into_iter()
+            .map(|(state, ids)| Closes::new(ids, &self.name, state))
             .collect();
         let sides: Vec<&dyn AtomicWrite> = closes.iter().map(|c| c as &dyn AtomicWrite).collect();
         self.record(&receipts, &sides, closing[0].0.id).await
