@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use ops_core::projection::{DynProjection, LateEvents, Ordering, State, is_valid_name};
 use ops_core::time::Timestamp;
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
 use crate::atomic::{self, AtomicWrite};
 use crate::db::{Dialect, on_db};
@@ -33,6 +33,10 @@ use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadEr
 
 /// Events per read while following or replaying.
 const PAGE: usize = 500;
+
+/// Rows one multi-row statement writes: three parameters each, well under either
+/// backend's limit on a statement's parameters.
+const ROWS_PER_STATEMENT: usize = 300;
 /// How long `catch_up` waits for committed events held back by an older open transaction.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -529,13 +533,23 @@ impl ProjectionRunner {
         let started = std::time::Instant::now();
         let faults_before = self.faults.total;
         let mut done = CatchUp::default();
+        // Only the types it folds are read, each through the index of its type.
+        let folded: Vec<&str> = self
+            .projection
+            .event_types()
+            .iter()
+            .map(|event_type| event_type.name())
+            .collect();
         loop {
             done.faulted = self.faults.total - faults_before;
             done.paused = self.faults.paused;
             if done.paused.is_some() {
                 return Ok(done);
             }
-            let batch = self.store.follow(self.checkpoint.follow, PAGE).await?;
+            let batch = self
+                .store
+                .follow_types(&folded, self.checkpoint.follow, PAGE)
+                .await?;
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
                 if reached || started.elapsed() > CATCH_UP_WAIT {
@@ -557,7 +571,6 @@ impl ProjectionRunner {
             let mut events: Vec<(Option<CanonicalKey>, StoredEvent)> = batch
                 .events
                 .into_iter()
-                .filter(|e| self.projection.reads(&e.envelope.event_type))
                 .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
                 .collect();
             events.sort_by(|a, b| a.0.cmp(&b.0));
@@ -981,11 +994,6 @@ impl ProjectionRunner {
             .canonical_mark
             .as_ref()
             .map(|mark| serde_json::to_string(mark).expect("a key is plain JSON"));
-        let upsert = format!(
-            "INSERT INTO {table} (tbl, key, document) VALUES ($1, $2, $3) \
-             ON CONFLICT (tbl, key) DO UPDATE SET document = excluded.document"
-        );
-        let delete = format!("DELETE FROM {table} WHERE tbl = $1 AND key = $2");
         let expected = checkpoint.generation;
         let next_generation = expected.map_or(1, |g| g + 1);
         let now_us = Timestamp::now().unix_micros();
@@ -1050,20 +1058,31 @@ impl ProjectionRunner {
             if switching.is_some() {
                 sqlx::raw_sql(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
             }
-            for ((tbl, key), document) in changes {
-                match document {
-                    Some(document) => {
-                        sqlx::query(&upsert)
-                            .bind(tbl)
-                            .bind(key)
-                            .bind(document.to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    None => {
-                        sqlx::query(&delete).bind(tbl).bind(key).execute(&mut *tx).await?;
-                    }
+            // Many rows to a statement, not one: a batch's rows cost a few round trips.
+            let (upserts, deletes): (Vec<_>, Vec<_>) =
+                changes.iter().partition(|(_, document)| document.is_some());
+            for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::new(format!("INSERT INTO {table} (tbl, key, document) "));
+                query.push_values(chunk, |mut row, ((tbl, key), document)| {
+                    row.push_bind(tbl.as_str())
+                        .push_bind(key.as_str())
+                        .push_bind(document.as_ref().map(Value::to_string));
+                });
+                query.push(" ON CONFLICT (tbl, key) DO UPDATE SET document = excluded.document");
+                query.build().execute(&mut *tx).await?;
+            }
+            for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::new(format!("DELETE FROM {table} WHERE (tbl, key) IN ("));
+                let mut rows = query.separated(", ");
+                for ((tbl, key), _) in chunk {
+                    rows.push("(");
+                    rows.push_bind_unseparated(tbl.as_str());
+                    rows.push_unseparated(", ");
+                    rows.push_bind_unseparated(key.as_str());
+                    rows.push_unseparated(")");
                 }
+                query.push(")");
+                query.build().execute(&mut *tx).await?;
             }
             if let Some(Some(old_table)) = switching {
                 sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;

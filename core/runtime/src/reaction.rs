@@ -183,7 +183,10 @@ impl ReactionRunner {
         let (mut position, mut stored) = self.read_cursor(&owner, &stream).await?;
         let run_id = format!("{}@{}:{}", self.origin(), position.tx_order, position.seq);
         loop {
-            let batch = self.store.follow(position, BATCH).await?;
+            let batch = self
+                .store
+                .follow_types(&[self.reaction.event_type()], position, BATCH)
+                .await?;
             if batch.events.is_empty() && batch.corrupt.is_empty() {
                 return Ok(report);
             }
@@ -233,7 +236,10 @@ impl ReactionRunner {
         let (mut position, _) = self.read_cursor(&owner, &stream).await?;
         let mut waiting = 0;
         loop {
-            let batch = self.store.follow(position, BATCH).await?;
+            let batch = self
+                .store
+                .follow_types(&[self.reaction.event_type()], position, BATCH)
+                .await?;
             if batch.events.is_empty() && batch.corrupt.is_empty() {
                 return Ok(waiting);
             }

@@ -88,7 +88,7 @@ CREATE UNIQUE INDEX bench_raw_event_id ON bench_raw (event_id);
 CREATE UNIQUE INDEX bench_raw_stream ON bench_raw (stream_id, stream_version);
 CREATE INDEX bench_raw_canonical ON bench_raw (occurred_at_us, source_ref, source_sequence_key, event_id);
 CREATE INDEX bench_raw_follow ON bench_raw (tx_order, seq);
-CREATE INDEX bench_raw_type ON bench_raw (event_type, seq);
+CREATE INDEX bench_raw_type ON bench_raw (event_type, tx_order, seq);
 CREATE INDEX bench_raw_correlation ON bench_raw (correlation_id, seq);";
 
 /// A row as the raw baseline inserts it, prepared before the clock starts.
@@ -531,10 +531,9 @@ async fn raw_close(
 
 /// The incident board caught up over `count` events by `workers` workers at once (each
 /// starting the projection and catching up under its own leases, as `ops-host run` does),
-/// against one worker doing the same without leases on a copy of the log in the same run:
-/// one worker holds the projection's lease and the others find it held, so the ratio is
-/// what leases and more workers cost a projection (more workers serve more projections,
-/// and take over after a crash; they do not split one).
+/// against plain Rust doing the same durable work on a copy of the log in the same run
+/// ([`raw_catch_up`]). One worker holds the projection's lease and the others find it held
+/// (a projection is not split across workers), so more workers show what leases cost.
 async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
     use ops_core_runtime::projection::ProjectionRunner;
     let name = format!("projection_catch_up_{workers}_{backend:?}").to_lowercase();
@@ -544,30 +543,28 @@ async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
         fill(&store, &events).await;
         store
     };
-    let one = |store: ops_core_runtime::store::EventStore, holder: Option<&'static str>| async move {
-        let projection = &pack_incidents::IncidentBoard;
-        let mut runner = match holder {
-            None => ProjectionRunner::start(store, projection).await.unwrap(),
-            Some(holder) => {
-                let leases = ops_core_runtime::leases::Leases::new(
-                    store.db().clone(),
-                    holder,
-                    std::time::Duration::from_secs(30),
-                );
-                ProjectionRunner::start_with_leases(store, projection, leases).unwrap()
-            }
-        };
-        runner.catch_up().await.unwrap();
+    let one = |store: ops_core_runtime::store::EventStore, holder: &'static str| async move {
+        let leases = ops_core_runtime::leases::Leases::new(
+            store.db().clone(),
+            holder,
+            std::time::Duration::from_secs(30),
+        );
+        ProjectionRunner::start_with_leases(store, &pack_incidents::IncidentBoard, leases)
+            .unwrap()
+            .catch_up()
+            .await
+            .unwrap();
     };
-    let baseline_store = fill(format!("bench_{name}_single")).await;
+    let raw = fill(format!("bench_{name}_raw")).await;
     let started = Instant::now();
-    one(baseline_store, None).await;
+    let folded = raw_catch_up(raw.db()).await;
     let baseline = started.elapsed();
+    assert_eq!(folded, count);
 
     let shared = fill(format!("bench_{name}_shared")).await;
     let started = Instant::now();
     // At once, interleaved on one task: the runners' futures are not `Send`.
-    let worker = |holder| one(shared.clone(), Some(holder));
+    let worker = |holder| one(shared.clone(), holder);
     match workers {
         1 => worker("w1").await,
         2 => drop(tokio::join!(worker("w1"), worker("w2"))),
@@ -580,6 +577,85 @@ async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
     }
     let ours = started.elapsed();
     report(&name, count, ours, baseline);
+}
+
+/// The honest baseline of a catch-up: plain Rust that reads the board's event types in
+/// commit order, 500 to a query (the runner's page), decodes each envelope, sorts the page
+/// canonically (the board's declared order), applies the same fold in process, and writes
+/// the changed rows (multi-row upserts) and a checkpoint in one transaction per page. No
+/// leases, fences, quarantine, journal for late events or jail. Returns how many events it
+/// folded.
+async fn raw_catch_up(db: &Db) -> usize {
+    use ops_core::projection::{DynProjection, ProjectedEvent, State};
+    let board = &pack_incidents::IncidentBoard;
+    let types: Vec<&str> = board.event_types().iter().map(|t| t.name()).collect();
+    on_db!(db, pool => sqlx::raw_sql(
+        "CREATE TABLE bench_board (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key));
+         CREATE TABLE bench_checkpoint (name TEXT PRIMARY KEY, tx_order BIGINT NOT NULL, seq BIGINT NOT NULL);
+         INSERT INTO bench_checkpoint VALUES ('board', 0, 0);"
+    ).execute(pool).await.map(drop)).unwrap();
+    let in_list = (0..types.len())
+        .map(|n| format!("${}", n + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT tx_order, seq, stream_id, stream_version, envelope FROM core_events \
+         WHERE (tx_order, seq) > ($1, $2) AND event_type IN ({in_list}) ORDER BY tx_order, seq LIMIT $3"
+    );
+    let mut state = State::default();
+    let (mut after, mut folded) = ((0_i64, 0_i64), 0);
+    loop {
+        let rows: Vec<(i64, i64, String, i64, String)> = on_db!(db, pool => {
+            let mut query = sqlx::query_as(&sql).bind(after.0).bind(after.1).bind(500_i64);
+            for event_type in &types {
+                query = query.bind(*event_type);
+            }
+            query.fetch_all(pool).await.unwrap()
+        });
+        let Some(last) = rows.last() else { break };
+        after = (last.0, last.1);
+        let mut page: Vec<(CanonicalKey, String, i64, EventEnvelope)> = rows
+            .into_iter()
+            .map(|(_, _, stream, version, text)| {
+                let envelope: EventEnvelope = serde_json::from_str(&text).unwrap();
+                (CanonicalKey::of(&envelope), stream, version, envelope)
+            })
+            .collect();
+        page.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, stream_id, stream_version, envelope) in &page {
+            let event = ProjectedEvent {
+                envelope,
+                stream_id,
+                stream_version: *stream_version,
+                payload: &envelope.payload,
+                version: envelope.payload_schema_version,
+            };
+            board.apply(&event, &mut state).unwrap();
+            folded += 1;
+        }
+        let changes = state.take_changes();
+        on_db!(db, pool => {
+            let mut tx = pool.begin().await.unwrap();
+            for chunk in changes.chunks(300) {
+                let mut query = QueryBuilder::new("INSERT INTO bench_board (tbl, key, document) ");
+                query.push_values(chunk, |mut row, ((tbl, key), document)| {
+                    row.push_bind(tbl.as_str())
+                        .push_bind(key.as_str())
+                        .push_bind(document.as_ref().map(|d| d.to_string()));
+                });
+                query.push(" ON CONFLICT (tbl, key) DO UPDATE SET document = excluded.document");
+                query.build().execute(&mut *tx).await.unwrap();
+            }
+            sqlx::query("UPDATE bench_checkpoint SET tx_order = $1, seq = $2 WHERE name = 'board'")
+                .bind(after.0)
+                .bind(after.1)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        });
+    }
+    folded
 }
 
 /// The incident board built while tickets are ingested, `count` events in batches of 200
