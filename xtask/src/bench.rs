@@ -77,6 +77,16 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
             if let Some(p99) = timing.get("p99_us") {
                 result["p99_us"] = p99.clone();
             }
+            if timing.get("engine_s").is_some() {
+                let items = timing["items"].as_f64().unwrap_or_default();
+                let engine_per_s = items / seconds("engine_s").as_secs_f64();
+                result["engine_per_s"] = json!(engine_per_s.round());
+                result["ratio_to_engine"] = json!(
+                    ((result["ours_per_s"].as_f64().unwrap_or_default() / engine_per_s) * 1000.0)
+                        .round()
+                        / 1000.0
+                );
+            }
             print_line(&result, format);
         }
     }
@@ -114,7 +124,7 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
     match format {
         Format::Json => println!("{measurement}"),
         Format::Text => println!(
-            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}{}",
+            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}{}{}",
             measurement["name"].as_str().unwrap_or_default(),
             measurement["ours_per_s"],
             measurement["baseline_per_s"],
@@ -122,6 +132,13 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
             measurement["p99_us"]
                 .as_f64()
                 .map(|p99| format!("  p99 {p99} µs"))
+                .unwrap_or_default(),
+            measurement["ratio_to_engine"]
+                .as_f64()
+                .map(|ratio| format!(
+                    "  engine {}/s, ratio to it {ratio:.2}",
+                    measurement["engine_per_s"]
+                ))
                 .unwrap_or_default(),
             measurement["ours_s"]
                 .as_f64()

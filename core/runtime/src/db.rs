@@ -228,6 +228,9 @@ impl Db {
         let pool = loop {
             let opened = SqlitePoolOptions::new()
                 .max_connections(8)
+                // A connection to a file cannot go stale the way a network one can: no ping
+                // (a round trip to its worker thread) before every use.
+                .test_before_acquire(false)
                 .before_acquire(|connection, _| {
                     Box::pin(async move { Ok(outside_any_transaction::<sqlx::Sqlite>(connection)) })
                 })

@@ -41,10 +41,17 @@ use crate::migrate::{self, MigrationError};
 use crate::service_capability;
 
 /// The advisory lock of this store's appends, per schema: shared by every append for its
-/// transaction, exclusive for an instant when a follower takes its bound.
-const APPENDING_SHARED: &str =
-    "SELECT pg_advisory_xact_lock_shared(28528, hashtext(current_schema()))";
+/// transaction (taken with the stream's version, [`STREAM_VERSION_APPENDING`]), exclusive
+/// for an instant when a follower takes its bound.
 const APPENDING_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(28528, hashtext(current_schema()))";
+
+/// A stream's version (0 for none), written so both backends read one index entry.
+const STREAM_VERSION: &str = "SELECT COALESCE((SELECT stream_version FROM core_events WHERE stream_id = $1 \
+     ORDER BY stream_version DESC LIMIT 1), 0)";
+
+/// [`STREAM_VERSION`] with the appends' shared lock taken first, in one round trip.
+const STREAM_VERSION_APPENDING: &str = "SELECT COALESCE((SELECT stream_version FROM core_events WHERE stream_id = $1 \
+     ORDER BY stream_version DESC LIMIT 1), 0) FROM (SELECT pg_advisory_xact_lock_shared(28528, hashtext(current_schema()))) AS appending";
 
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters.
@@ -604,10 +611,16 @@ impl EventStore {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
-            if dialect == Dialect::Postgres {
-                // Before any write gives this transaction its id: see the module docs.
-                sqlx::query(APPENDING_SHARED).execute(&mut *tx).await?;
-            }
+            // The stream's version now, read through one index entry; on PostgreSQL in the
+            // same round trip as the appends' shared lock, taken before any write gives this
+            // transaction its id (see the module docs).
+            let current: i64 = sqlx::query_scalar(match dialect {
+                Dialect::Sqlite => STREAM_VERSION,
+                Dialect::Postgres => STREAM_VERSION_APPENDING,
+            })
+            .bind(stream)
+            .fetch_one(&mut *tx)
+            .await?;
             // A lease's fence renews it by the database's clock (`Db::now_us`).
             let clock_us = if dialect == Dialect::Postgres
                 && sides.iter().any(|side| side.on_the_database_clock())
@@ -630,23 +643,23 @@ impl EventStore {
                 }
             }
             let mut outcome = AppendOutcome::default();
-            let mut fresh = Vec::new();
-            for (index, id) in ids.iter().enumerate() {
-                if stored.insert(id.clone()) {
-                    fresh.push(index);
-                    outcome.appended.push(events[index].event_id);
-                } else {
-                    outcome.duplicates.push(events[index].event_id);
+            // Without the look-up every event is taken as new: one stored already, or twice
+            // in the batch, makes the insert below come up short, and the retry looks.
+            let fresh: Vec<usize> = if look_up_stored {
+                let mut fresh = Vec::new();
+                for (index, id) in ids.iter().enumerate() {
+                    if stored.insert(id.clone()) {
+                        fresh.push(index);
+                        outcome.appended.push(events[index].event_id);
+                    } else {
+                        outcome.duplicates.push(events[index].event_id);
+                    }
                 }
-            }
-            // Written so both backends read one index entry, not the whole stream.
-            let current: i64 = sqlx::query_scalar(
-                "SELECT stream_version FROM core_events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-            )
-            .bind(stream)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
+                fresh
+            } else {
+                outcome.appended = events.iter().map(|e| e.event_id).collect();
+                (0..events.len()).collect()
+            };
             outcome.stream_version = current;
             if fresh.is_empty() {
                 for side in sides {
@@ -1025,15 +1038,9 @@ impl EventStore {
 
     /// The version of `stream` now: how many events it holds (0 for none).
     pub(crate) async fn stream_version(&self, stream: &str) -> Result<i64, sqlx::Error> {
-        let version: Option<i64> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
-                "SELECT stream_version FROM core_events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
-            )
-            .bind(stream)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(version.unwrap_or(0))
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_scalar(STREAM_VERSION).bind(stream).fetch_one(pool).await?
+        }))
     }
 
     /// The type of the stored event `id`, if it is stored.

@@ -73,6 +73,19 @@ fn report(name: &str, items: usize, ours: Duration, baseline: Duration) {
     println!("{}", timing(name, items, ours, baseline));
 }
 
+/// As [`report`], with a second baseline: the engine's own limit for the same rows.
+fn report_with_engine(
+    name: &str,
+    items: usize,
+    ours: Duration,
+    baseline: Duration,
+    engine: Duration,
+) {
+    let mut timing = timing(name, items, ours, baseline);
+    timing["engine_s"] = json!(engine.as_secs_f64());
+    println!("{timing}");
+}
+
 fn timing(name: &str, items: usize, ours: Duration, baseline: Duration) -> serde_json::Value {
     json!({
         "name": name,
@@ -107,7 +120,7 @@ struct RawRow {
 /// Inserts `rows` into `bench_raw` in transaction `tx`, 500 to a multi-row `INSERT` (a
 /// macro: the same code for either backend's transaction type).
 macro_rules! raw_insert_rows {
-    ($tx:expr, $rows:expr) => {
+    ($tx:expr, $rows:expr, $dialect:expr) => {
         for chunk in $rows.chunks(500) {
             let mut query = QueryBuilder::new(
                 "INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
@@ -116,7 +129,7 @@ macro_rules! raw_insert_rows {
             );
             query.push_values(chunk, |mut row, raw: &RawRow| {
                 row.push_bind(raw.seq)
-                    .push_bind(0i64)
+                    .push($dialect.tx_order_expr())
                     .push_bind(raw.event_id.as_str())
                     .push_bind("bench")
                     .push_bind(raw.stream_version)
@@ -129,17 +142,42 @@ macro_rules! raw_insert_rows {
                     .push_bind(0i64)
                     .push_bind(raw.envelope.as_str());
             });
+            query.push(" ON CONFLICT (event_id) DO NOTHING");
             query.build().execute(&mut *$tx).await.unwrap();
         }
     };
 }
 
+/// The statements an append of `rows` runs, through sqlx with nothing of the store around
+/// them: the write lock taken at `BEGIN` on SQLite (the appends' shared lock with the
+/// stream's version on PostgreSQL), the stream's version, the multi-row insert, the commit.
 async fn raw_insert(db: &Db, rows: &[RawRow]) {
-    on_db!(db, pool => {
-        let mut tx = pool.begin().await.unwrap();
-        raw_insert_rows!(tx, rows);
-        tx.commit().await.unwrap();
-    });
+    const VERSION: &str = "SELECT COALESCE((SELECT stream_version FROM bench_raw WHERE stream_id = $1 \
+         ORDER BY stream_version DESC LIMIT 1), 0)";
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            let _: i64 = sqlx::query_scalar(VERSION)
+                .bind("bench")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            raw_insert_rows!(tx, rows, db.dialect());
+            tx.commit().await.unwrap();
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            let _: i64 = sqlx::query_scalar(&format!(
+                "{VERSION} FROM (SELECT pg_advisory_xact_lock_shared(28528, hashtext(current_schema()))) AS appending"
+            ))
+            .bind("bench")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            raw_insert_rows!(tx, rows, db.dialect());
+            tx.commit().await.unwrap();
+        }
+    }
 }
 
 /// Four writers appending batches of ten to streams of their own at once, against four
@@ -153,7 +191,6 @@ async fn concurrent_append_bench(backend: Backend, batches: usize) {
     let events: Vec<EventEnvelope> = (0..WRITERS * BATCH * batches)
         .map(|n| opened(&name, n))
         .collect();
-    let rows = raw_rows(&events);
     let share = events.len() / WRITERS;
     let store = backend.store(&format!("bench_{name}_ours")).await;
     let append = |writer: usize| {
@@ -174,13 +211,13 @@ async fn concurrent_append_bench(backend: Backend, batches: usize) {
     let raw = backend.store(&format!("bench_{name}_raw")).await;
     on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
     let insert = |writer: usize| {
-        let (db, rows) = (
+        let (db, events) = (
             raw.db().clone(),
-            &rows[writer * share..(writer + 1) * share],
+            &events[writer * share..(writer + 1) * share],
         );
         async move {
-            for chunk in rows.chunks(BATCH) {
-                raw_insert(&db, chunk).await;
+            for (n, chunk) in events.chunks(BATCH).enumerate() {
+                raw_insert(&db, &raw_rows(chunk, writer * share + n * BATCH)).await;
             }
         }
     };
@@ -191,16 +228,19 @@ async fn concurrent_append_bench(backend: Backend, batches: usize) {
 }
 
 /// The rows a bare insert of `events` writes, for the baselines.
-fn raw_rows(events: &[EventEnvelope]) -> Vec<RawRow> {
+/// Built inside the baselines' timings, as the store serialises inside its own: both start
+/// from the same envelopes. `first` is the log position of the first.
+fn raw_rows(events: &[EventEnvelope], first: usize) -> Vec<RawRow> {
     events
         .iter()
         .enumerate()
         .map(|(index, e)| {
             let key = CanonicalKey::of(e);
+            let position = (first + index) as i64 + 1;
             RawRow {
-                seq: index as i64 + 1,
+                seq: position,
                 event_id: key.event_id,
-                stream_version: index as i64 + 1,
+                stream_version: position,
                 event_type: e.event_type.clone(),
                 occurred_at_us: key.occurred_at_us,
                 source_ref: key.source_ref,
@@ -218,10 +258,9 @@ const ROUNDS: usize = 3;
 async fn append_bench(backend: Backend, batch: usize, batches: usize) {
     let name = format!("append_batch_{batch}_{backend:?}").to_lowercase();
     let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
-    let rows = raw_rows(&events);
     // Each side writes into a fresh database of its own, so neither pays for the other's
     // checkpoints; the rounds alternate so both see the same machine.
-    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    let (mut ours, mut baseline, mut engine) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
         let started = Instant::now();
@@ -237,15 +276,122 @@ async fn append_bench(backend: Backend, batch: usize, batches: usize) {
         let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
         on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
         let started = Instant::now();
-        for chunk in rows.chunks(batch) {
-            raw_insert(raw.db(), chunk).await;
+        for (n, chunk) in events.chunks(batch).enumerate() {
+            raw_insert(raw.db(), &raw_rows(chunk, n * batch)).await;
         }
         baseline.push(started.elapsed());
         raw.db().close().await;
+
+        engine.push(
+            engine_insert(
+                backend,
+                &format!("bench_{name}_engine_{round}"),
+                &events,
+                batch,
+            )
+            .await,
+        );
     }
-    ours.sort();
-    baseline.sort();
-    report(&name, events.len(), ours[ROUNDS / 2], baseline[ROUNDS / 2]);
+    for timings in [&mut ours, &mut baseline, &mut engine] {
+        timings.sort();
+    }
+    report_with_engine(
+        &name,
+        events.len(),
+        ours[ROUNDS / 2],
+        baseline[ROUNDS / 2],
+        engine[ROUNDS / 2],
+    );
+}
+
+/// The engine's own limit for the rows the raw baseline inserts, `batch` to a transaction,
+/// on a fresh database of `label` with the same table and indexes: on SQLite, its C API
+/// (`rusqlite`) with one prepared statement stepped once a row, on a connection with the
+/// store's settings (WAL, `synchronous = NORMAL`); on PostgreSQL, `COPY … FROM STDIN` (CSV),
+/// one a batch. Neither goes through sqlx, so the gap to the raw baseline is sqlx's own.
+async fn engine_insert(
+    backend: Backend,
+    label: &str,
+    events: &[EventEnvelope],
+    batch: usize,
+) -> Duration {
+    let store = backend.store(label).await;
+    on_db!(store.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
+    let elapsed = match store.db() {
+        Db::Sqlite(_) => {
+            store.db().close().await;
+            let connection =
+                rusqlite::Connection::open(ops_tests::storage::sqlite_path(label)).unwrap();
+            connection
+                .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                .unwrap();
+            let started = Instant::now();
+            for (n, chunk) in events.chunks(batch).enumerate() {
+                let chunk = raw_rows(chunk, n * batch);
+                connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+                let mut insert = connection
+                    .prepare_cached(
+                        "INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
+                         payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+                         recorded_at_us, envelope) VALUES (?1, 0, ?2, 'bench', ?3, ?4, 2, ?5, ?6, ?7, ?8, 0, ?9)",
+                    )
+                    .unwrap();
+                for raw in &chunk {
+                    insert
+                        .execute(rusqlite::params![
+                            raw.seq,
+                            raw.event_id,
+                            raw.stream_version,
+                            raw.event_type,
+                            raw.occurred_at_us,
+                            raw.source_ref,
+                            raw.source_sequence_key,
+                            raw.correlation_id,
+                            raw.envelope,
+                        ])
+                        .unwrap();
+                }
+                connection.execute_batch("COMMIT").unwrap();
+            }
+            started.elapsed()
+        }
+        Db::Postgres(pool) => {
+            use sqlx::postgres::PgPoolCopyExt;
+            let started = Instant::now();
+            for (n, chunk) in events.chunks(batch).enumerate() {
+                let mut csv = String::new();
+                for raw in raw_rows(chunk, n * batch) {
+                    let quoted = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+                    csv.push_str(&format!(
+                        "{},0,{},bench,{},{},2,{},{},{},{},0,{}\n",
+                        raw.seq,
+                        quoted(&raw.event_id),
+                        raw.stream_version,
+                        quoted(&raw.event_type),
+                        raw.occurred_at_us,
+                        quoted(&raw.source_ref),
+                        raw.source_sequence_key,
+                        quoted(&raw.correlation_id),
+                        quoted(&raw.envelope),
+                    ));
+                }
+                let mut copy = pool
+                    .copy_in_raw(
+                        "COPY bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
+                         payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+                         recorded_at_us, envelope) FROM STDIN WITH (FORMAT csv)",
+                    )
+                    .await
+                    .unwrap();
+                copy.send(csv.into_bytes()).await.unwrap();
+                copy.finish().await.unwrap();
+            }
+            let elapsed = started.elapsed();
+            store.db().close().await;
+            elapsed
+        }
+    };
+    elapsed
 }
 
 /// Stores `events` before a benchmark, a thousand per append.
@@ -512,7 +658,7 @@ async fn raw_close(
         .collect();
     on_db!(db, pool => {
         let mut tx = pool.begin().await.unwrap();
-        raw_insert_rows!(tx, rows);
+        raw_insert_rows!(tx, rows, db.dialect());
         for (id, _, _) in claimed {
             sqlx::query(
                 "UPDATE core_outbox SET state = 'executed', claimed_by = NULL, updated_at_us = $1 \

@@ -400,7 +400,11 @@ async fn a_follower_of_some_types_sees_each_once_and_reaches_the_head(backend: B
         writers.push(tokio::spawn(async move {
             for batch in 0..BATCHES {
                 let id = format!("w{writer}-b{batch}");
-                let events = vec![opened(&id), acknowledged(&id), opened(&format!("{id}-late"))];
+                let events = vec![
+                    opened(&id),
+                    acknowledged(&id),
+                    opened(&format!("{id}-late")),
+                ];
                 store
                     .append(&format!("writer-{writer}"), ExpectedVersion::Any, &events)
                     .await
@@ -434,8 +438,15 @@ async fn a_follower_of_some_types_sees_each_once_and_reaches_the_head(backend: B
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), WRITERS * BATCHES, "an event was delivered twice");
-    assert!(positions.is_sorted(), "events of a type come in commit order");
+    assert_eq!(
+        unique.len(),
+        WRITERS * BATCHES,
+        "an event was delivered twice"
+    );
+    assert!(
+        positions.is_sorted(),
+        "events of a type come in commit order"
+    );
     // Nothing more of its type: one more read reaches the head, past the last `opened`.
     let last = follow(position).await;
     assert!(last.events.is_empty());
