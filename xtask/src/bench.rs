@@ -74,8 +74,16 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
                 seconds("ours_s"),
                 seconds("baseline_s"),
             );
-            if let Some(p99) = timing.get("p99_us") {
-                result["p99_us"] = p99.clone();
+            for passed_on in [
+                "p99_us",
+                "peak_rss_mb",
+                "rss_before_mb",
+                "baseline_peak_rss_mb",
+                "baseline_rss_before_mb",
+            ] {
+                if let Some(value) = timing.get(passed_on) {
+                    result[passed_on] = value.clone();
+                }
             }
             if timing.get("engine_s").is_some() {
                 let items = timing["items"].as_f64().unwrap_or_default();
@@ -124,7 +132,7 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
     match format {
         Format::Json => println!("{measurement}"),
         Format::Text => println!(
-            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}{}{}",
+            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}{}{}{}",
             measurement["name"].as_str().unwrap_or_default(),
             measurement["ours_per_s"],
             measurement["baseline_per_s"],
@@ -132,6 +140,13 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
             measurement["p99_us"]
                 .as_f64()
                 .map(|p99| format!("  p99 {p99} µs"))
+                .unwrap_or_default(),
+            measurement["peak_rss_mb"]
+                .as_u64()
+                .map(|peak| format!(
+                    "  peak RSS {peak} MiB (baseline {} MiB)",
+                    measurement["baseline_peak_rss_mb"]
+                ))
                 .unwrap_or_default(),
             measurement["ratio_to_engine"]
                 .as_f64()
