@@ -22,6 +22,8 @@ pub enum Bench {
     SchemaEngine,
     /// Append, replay and event ids on SQLite and PostgreSQL (needs `DATABASE_URL`).
     Storage,
+    /// A contract crate's compile time with our macros against plain `serde` + `schemars`.
+    CompileTime,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +45,9 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
     }
     if wanted(Bench::SchemaEngine) {
         print_line(&schema_engine()?, format);
+    }
+    if wanted(Bench::CompileTime) {
+        print_line(&compile_time()?, format);
     }
     if wanted(Bench::Storage) {
         let output = cargo()
@@ -116,6 +121,7 @@ fn rerun_in_release(only: Option<Bench>, format: Format) -> anyhow::Result<crate
         Some(Bench::ContractDiff) => command.arg("contract-diff"),
         Some(Bench::Storage) => command.arg("storage"),
         Some(Bench::SchemaEngine) => command.arg("schema-engine"),
+        Some(Bench::CompileTime) => command.arg("compile-time"),
         None => &mut command,
     };
     if format == Format::Json {
@@ -302,4 +308,109 @@ fn changed_copy(old: &Export, count: usize) -> Export {
 
 fn type_name(index: usize) -> String {
     format!("pack.p{}.generated.Event{index}", index / 50)
+}
+
+/// Event types in each crate of the compile-time benchmark.
+const COMPILED_TYPES: usize = 60;
+
+/// A contract crate of [`COMPILED_TYPES`] public event types declared with our macros
+/// (`#[event]`: namespaced name, JSON Schema, registration, ownership checks) against the same
+/// types with plain `serde` + `schemars` derives (the same `Serialize`, `Deserialize` and
+/// `JsonSchema`, nothing else): the same work a contract crate asks of the compiler, less what
+/// only our macros add. Both crates are generated into `target/compile-bench/` (a workspace
+/// of its own, this repository's lock file, so the same dependency versions), built once for
+/// their dependencies, then rebuilt with only their own source touched; the median of
+/// [`RUNS`] each. Rate: types compiled a second (aim: ours at least 1/1.2 of plain).
+fn compile_time() -> anyhow::Result<serde_json::Value> {
+    let root = crate::repo_root();
+    let dir = root.join("target/compile-bench");
+    let fields = "    pub id: String,\n    pub count: u32,\n    pub note: Option<String>,\n    pub tags: Vec<String>,\n";
+    let ours_source: String = (0..COMPILED_TYPES)
+        .map(|n| {
+            format!(
+                "/// Bench event {n}.\n#[event(public, domain = \"bench\", version = 1)]\n#[derive(Clone, Debug, PartialEq)]\npub struct Happened{n} {{\n{fields}}}\n\n"
+            )
+        })
+        .collect();
+    let plain_source: String = (0..COMPILED_TYPES)
+        .map(|n| {
+            format!(
+                "/// Bench event {n}.\n#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]\npub struct Happened{n} {{\n{fields}}}\n\n"
+            )
+        })
+        .collect();
+    let core = root.join("core/api");
+    let crates = [
+        (
+            "ours",
+            format!(
+                "[package]\nname = \"ops-contract-benchtypes\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nops-core = {{ path = {:?} }}\n",
+                core.display().to_string()
+            ),
+            format!(
+                "#![no_std]\n#![forbid(unsafe_code)]\nextern crate alloc;\nuse alloc::string::String;\nuse alloc::vec::Vec;\nuse ops_core::event;\nuse ops_core::prelude::*;\n\n{ours_source}"
+            ),
+        ),
+        (
+            "plain",
+            "[package]\nname = \"plain-benchtypes\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nschemars = \"1\"\n".to_owned(),
+            plain_source,
+        ),
+    ];
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"ours\", \"plain\"]\nresolver = \"3\"\n",
+    )?;
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
+    for (name, manifest, source) in &crates {
+        std::fs::create_dir_all(dir.join(name).join("src"))?;
+        std::fs::write(dir.join(name).join("Cargo.toml"), manifest)?;
+        std::fs::write(dir.join(name).join("src/lib.rs"), source)?;
+    }
+    let build = |name: &str| -> anyhow::Result<Duration> {
+        let source = dir.join(name).join("src/lib.rs");
+        // A new modification time: cargo rebuilds the crate and nothing it depends on.
+        std::fs::File::options()
+            .append(true)
+            .open(&source)?
+            .set_modified(std::time::SystemTime::now())?;
+        let started = Instant::now();
+        let output = cargo()
+            .args(["build", "--quiet", "--package"])
+            .arg(if name == "ours" {
+                "ops-contract-benchtypes"
+            } else {
+                "plain-benchtypes"
+            })
+            .env("CARGO_TARGET_DIR", dir.join("target"))
+            .current_dir(&dir)
+            .output()
+            .context("running cargo")?;
+        if !output.status.success() {
+            bail!(
+                "the {name} crate of the compile-time benchmark did not build:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(started.elapsed())
+    };
+    // Dependencies first, outside the timings.
+    build("ours")?;
+    build("plain")?;
+    let (mut ours, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        ours.push(build("ours")?);
+        plain.push(build("plain")?);
+    }
+    ours.sort();
+    plain.sort();
+    let mut result = measurement(
+        "compile_time_60_event_types",
+        COMPILED_TYPES,
+        ours[RUNS / 2],
+        plain[RUNS / 2],
+    );
+    with_absolute(&mut result, COMPILED_TYPES, ours[RUNS / 2]);
+    Ok(result)
 }

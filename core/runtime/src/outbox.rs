@@ -101,48 +101,67 @@ impl AtomicWrite for HoldsClaim<'_> {
     }
 }
 
-/// Extends `claimed_by`'s claims on rows `ids` to `until_us`, if it still holds every one,
-/// with the events written with it (the steps that say the effects are under way). A
-/// dispatcher posts an effect only after this, and writes it again while the post is in
-/// flight, so no other dispatcher can claim the row meanwhile. A claim that ran out but
-/// that nobody took over is still its own (claiming moves `claimed_by`), so it may go on.
-pub(crate) struct RenewsClaims<'a> {
+/// A write on rows `ids` that holds only while `claimed_by` still claims every one of them:
+/// renewing the claims ([`ClaimedRows::renew`]) or closing the rows ([`ClaimedRows::close`]).
+/// It names every row in one statement and refuses the append it belongs to if it touched
+/// fewer rows than it names.
+pub(crate) struct ClaimedRows<'a> {
     ids: Vec<i64>,
     claimed_by: &'a str,
-    until_us: i64,
+    value: Bind<'a>,
     statement: String,
 }
 
-impl<'a> RenewsClaims<'a> {
-    pub fn new(ids: Vec<i64>, claimed_by: &'a str, until_us: i64) -> Self {
+impl<'a> ClaimedRows<'a> {
+    /// Extends the claims to `until_us`, with the events written with it (the steps that
+    /// say the effects are under way). A dispatcher posts an effect only after this, and
+    /// writes it again while the post is in flight, so no other dispatcher can claim the
+    /// row meanwhile. A claim that ran out but that nobody took over is still its own
+    /// (claiming moves `claimed_by`), so it may go on.
+    pub fn renew(ids: Vec<i64>, claimed_by: &'a str, until_us: i64) -> Self {
+        Self::new(
+            "claimed_until_us = $1",
+            Bind::Int(until_us),
+            ids,
+            claimed_by,
+        )
+    }
+
+    /// Closes the rows in `state`, with their receipts.
+    pub fn close(ids: Vec<i64>, claimed_by: &'a str, state: &'static str) -> Self {
+        Self::new(
+            "state = $1, claimed_by = NULL",
+            Bind::Text(state),
+            ids,
+            claimed_by,
+        )
+    }
+
+    fn new(set: &str, value: Bind<'a>, ids: Vec<i64>, claimed_by: &'a str) -> Self {
         let statement = format!(
-            "UPDATE core_outbox SET claimed_until_us = $1, updated_at_us = $2 \
+            "UPDATE core_outbox SET {set}, updated_at_us = $2 \
              WHERE claimed_by = $3 AND state = 'pending' AND id IN ({})",
             placeholders(4, ids.len())
         );
-        RenewsClaims {
+        ClaimedRows {
             ids,
             claimed_by,
-            until_us,
+            value,
             statement,
         }
     }
 }
 
-impl AtomicWrite for RenewsClaims<'_> {
+impl AtomicWrite for ClaimedRows<'_> {
     fn statement(&self) -> &str {
         &self.statement
     }
 
     fn binds(&self) -> Vec<Bind<'_>> {
-        [
-            Bind::Int(self.until_us),
-            Bind::Now,
-            Bind::Text(self.claimed_by),
-        ]
-        .into_iter()
-        .chain(self.ids.iter().map(|id| Bind::Int(*id)))
-        .collect()
+        [self.value, Bind::Now, Bind::Text(self.claimed_by)]
+            .into_iter()
+            .chain(self.ids.iter().map(|id| Bind::Int(*id)))
+            .collect()
     }
 
     fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
@@ -175,53 +194,6 @@ fn all_still_claimed(ids: &[i64], claimed_by: &str, rows_affected: u64) -> Resul
                 ids.len() as u64 - rows_affected.min(ids.len() as u64)
             ),
         })
-    }
-}
-
-/// Closes claimed rows `ids` in `state` with their receipts, if `claimed_by` still holds
-/// every one of them.
-pub(crate) struct Closes<'a> {
-    ids: Vec<i64>,
-    claimed_by: &'a str,
-    state: &'static str,
-    statement: String,
-}
-
-impl<'a> Closes<'a> {
-    pub fn new(ids: Vec<i64>, claimed_by: &'a str, state: &'static str) -> Self {
-        let statement = format!(
-            "UPDATE core_outbox SET state = $1, claimed_by = NULL, updated_at_us = $2 \
-             WHERE claimed_by = $3 AND state = 'pending' AND id IN ({})",
-            placeholders(4, ids.len())
-        );
-        Closes {
-            ids,
-            claimed_by,
-            state,
-            statement,
-        }
-    }
-}
-
-impl AtomicWrite for Closes<'_> {
-    fn statement(&self) -> &str {
-        &self.statement
-    }
-
-    fn binds(&self) -> Vec<Bind<'_>> {
-        [
-            Bind::Text(self.state),
-            Bind::Now,
-            Bind::Text(self.claimed_by),
-        ]
-        .into_iter()
-        .chain(self.ids.iter().map(|id| Bind::Int(*id)))
-        .collect()
-    }
-
-    /// A close that found a row no longer claimed by its dispatcher writes nothing.
-    fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
-        all_still_claimed(&self.ids, self.claimed_by, rows_affected)
     }
 }
 

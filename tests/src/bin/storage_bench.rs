@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ops_contract_incidents::{IncidentOpened, Severity, v1};
 use ops_core::capability::Scope;
 use ops_core::envelope::EventEnvelope;
-use ops_core_runtime::db::{Db, on_db};
+use ops_core_runtime::db::{Db, Dialect, on_db};
 use ops_core_runtime::egress::{BoxFuture, Dispatcher, Executor, Gateway};
 use ops_core_runtime::store::{CanonicalKey, ExpectedVersion};
 use ops_shared_people::ServiceRef;
@@ -154,30 +154,25 @@ macro_rules! raw_insert_rows {
 async fn raw_insert(db: &Db, rows: &[RawRow]) {
     const VERSION: &str = "SELECT COALESCE((SELECT stream_version FROM bench_raw WHERE stream_id = $1 \
          ORDER BY stream_version DESC LIMIT 1), 0)";
-    match db {
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-            let _: i64 = sqlx::query_scalar(VERSION)
-                .bind("bench")
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap();
-            raw_insert_rows!(tx, rows, db.dialect());
-            tx.commit().await.unwrap();
-        }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            let _: i64 = sqlx::query_scalar(&format!(
+    let (begin, version) = match db.dialect() {
+        Dialect::Sqlite => ("BEGIN IMMEDIATE", VERSION.to_owned()),
+        Dialect::Postgres => (
+            "BEGIN",
+            format!(
                 "{VERSION} FROM (SELECT pg_advisory_xact_lock_shared(28528, hashtext(current_schema()))) AS appending"
-            ))
+            ),
+        ),
+    };
+    on_db!(db, pool => {
+        let mut tx = pool.begin_with(begin).await.unwrap();
+        let _: i64 = sqlx::query_scalar(&version)
             .bind("bench")
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-            raw_insert_rows!(tx, rows, db.dialect());
-            tx.commit().await.unwrap();
-        }
-    }
+        raw_insert_rows!(tx, rows, db.dialect());
+        tx.commit().await.unwrap();
+    });
 }
 
 /// Four writers appending batches of ten to streams of their own at once, against four

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::saga::gateway_actor;
 use super::{Effect, Facts, Gateway};
 use crate::atomic::AtomicWrite;
-use crate::outbox::{self, Approve, Closes, CountedBy, HoldsClaim, RenewsClaims};
+use crate::outbox::{self, Approve, ClaimedRows, CountedBy, HoldsClaim};
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -266,7 +266,7 @@ impl Dispatcher {
                 expires_at_us: None,
             })
             .collect();
-        let renews = RenewsClaims::new(
+        let renews = ClaimedRows::renew(
             allowed.iter().map(|(effect, _, _)| effect.id).collect(),
             &self.name,
             self.claim_end(),
@@ -494,7 +494,7 @@ impl Dispatcher {
         effects: &[&Effect],
         events: &[EventEnvelope],
     ) -> Result<bool, DispatchError> {
-        let renews = RenewsClaims::new(
+        let renews = ClaimedRows::renew(
             effects.iter().map(|effect| effect.id).collect(),
             &self.name,
             self.claim_end(),
@@ -771,9 +771,9 @@ impl Dispatcher {
                 .or_default()
                 .push(effect.id);
         }
-        let closes: Vec<Closes<'_>> = by_state
+        let closes: Vec<ClaimedRows<'_>> = by_state
             .into_iter()
-            .map(|(state, ids)| Closes::new(ids, &self.name, state))
+            .map(|(state, ids)| ClaimedRows::close(ids, &self.name, state))
             .collect();
         let sides: Vec<&dyn AtomicWrite> = closes.iter().map(|c| c as &dyn AtomicWrite).collect();
         self.record(&receipts, &sides, closing[0].0.id).await
