@@ -63,7 +63,10 @@ pub(crate) async fn recorded_before(db: &Db, cutoff_us: i64) -> Result<Vec<Strin
     })
 }
 
-/// Removes these bodies (retention, after its receipt); their `ArtifactRecorded` events stay.
-pub(crate) async fn remove(db: &Db, artifact_ids: &[String]) -> Result<(), sqlx::Error> {
-    crate::db::delete_where_in(db, "core_artifacts", "artifact_id", artifact_ids).await
+/// Removes these bodies (retention, with its receipt); their `ArtifactRecorded` events stay.
+pub(crate) fn remove(
+    dialect: crate::db::Dialect,
+    artifact_ids: &[String],
+) -> crate::db::DeleteWhereIn<'_> {
+    crate::db::DeleteWhereIn::new(dialect, "core_artifacts", "artifact_id", artifact_ids)
 }

@@ -72,6 +72,20 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// `count` placeholders from the `first`th, comma-separated, for values bound in the
+    /// order they appear: `?` on SQLite, whose lookup of a numbered parameter (`$n`) scans
+    /// every parameter (a statement naming a thousand rows would cost a million steps),
+    /// `$n` on PostgreSQL.
+    pub fn placeholders(self, first: usize, count: usize) -> String {
+        let each: Vec<String> = (first..first + count)
+            .map(|n| match self {
+                Dialect::Sqlite => "?".to_owned(),
+                Dialect::Postgres => format!("${n}"),
+            })
+            .collect();
+        each.join(", ")
+    }
+
     /// What orders commits: on PostgreSQL the writing transaction's id, so followers can
     /// tell which rows are final (see `EventStore::follow`); SQLite has one writer at a
     /// time, so commit order is row order and this is 0.
@@ -459,26 +473,40 @@ impl Db {
     }
 }
 
-/// `DELETE FROM table WHERE column IN (keys)`, in one statement: how a table's owner removes
-/// rows it names by key (retention, after its receipt).
-pub(crate) async fn delete_where_in(
-    db: &Db,
-    table: &str,
-    column: &str,
-    keys: &[String],
-) -> Result<(), sqlx::Error> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    on_db!(db, pool => {
-        let mut delete = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
-        let mut list = delete.separated(", ");
-        for key in keys {
-            list.push_bind(key);
+/// `DELETE FROM table WHERE column IN (keys)`, in one statement, in the transaction of the
+/// receipt that names the rows: how a table's owner removes rows it names by key
+/// (retention), so a receipt and its removal are written together or not at all.
+pub(crate) struct DeleteWhereIn<'a> {
+    keys: &'a [String],
+    statement: String,
+}
+
+impl<'a> DeleteWhereIn<'a> {
+    pub fn new(dialect: Dialect, table: &str, column: &str, keys: &'a [String]) -> Self {
+        // No key deletes nothing (`IN (NULL)` matches no row).
+        let list = if keys.is_empty() {
+            "NULL".to_owned()
+        } else {
+            dialect.placeholders(1, keys.len())
+        };
+        DeleteWhereIn {
+            keys,
+            statement: format!("DELETE FROM {table} WHERE {column} IN ({list})"),
         }
-        list.push_unseparated(")");
-        delete.build().execute(pool).await.map(drop)
-    })
+    }
+}
+
+impl crate::atomic::AtomicWrite for DeleteWhereIn<'_> {
+    fn statement(&self) -> &str {
+        &self.statement
+    }
+
+    fn binds(&self) -> Vec<crate::atomic::Bind<'_>> {
+        self.keys
+            .iter()
+            .map(|key| crate::atomic::Bind::Text(key))
+            .collect()
+    }
 }
 
 /// Whether a store's file can be written.

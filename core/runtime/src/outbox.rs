@@ -118,9 +118,10 @@ impl<'a> ClaimedRows<'a> {
     /// writes it again while the post is in flight, so no other dispatcher can claim the
     /// row meanwhile. A claim that ran out but that nobody took over is still its own
     /// (claiming moves `claimed_by`), so it may go on.
-    pub fn renew(ids: Vec<i64>, claimed_by: &'a str, until_us: i64) -> Self {
+    pub fn renew(dialect: Dialect, ids: Vec<i64>, claimed_by: &'a str, until_us: i64) -> Self {
         Self::new(
-            "claimed_until_us = $1",
+            dialect,
+            "claimed_until_us",
             Bind::Int(until_us),
             ids,
             claimed_by,
@@ -128,20 +129,33 @@ impl<'a> ClaimedRows<'a> {
     }
 
     /// Closes the rows in `state`, with their receipts.
-    pub fn close(ids: Vec<i64>, claimed_by: &'a str, state: &'static str) -> Self {
-        Self::new(
-            "state = $1, claimed_by = NULL",
-            Bind::Text(state),
-            ids,
-            claimed_by,
-        )
+    pub fn close(
+        dialect: Dialect,
+        ids: Vec<i64>,
+        claimed_by: &'a str,
+        state: &'static str,
+    ) -> Self {
+        Self::new(dialect, "state", Bind::Text(state), ids, claimed_by)
     }
 
-    fn new(set: &str, value: Bind<'a>, ids: Vec<i64>, claimed_by: &'a str) -> Self {
+    /// Sets `column` to `value`; a close also lets go of the claims.
+    fn new(
+        dialect: Dialect,
+        column: &str,
+        value: Bind<'a>,
+        ids: Vec<i64>,
+        claimed_by: &'a str,
+    ) -> Self {
+        let released = if column == "state" {
+            ", claimed_by = NULL"
+        } else {
+            ""
+        };
+        let [value_at, now, holder] = [1, 2, 3].map(|n| dialect.placeholders(n, 1));
         let statement = format!(
-            "UPDATE core_outbox SET {set}, updated_at_us = $2 \
-             WHERE claimed_by = $3 AND state = 'pending' AND id IN ({})",
-            placeholders(4, ids.len())
+            "UPDATE core_outbox SET {column} = {value_at}{released}, updated_at_us = {now} \
+             WHERE claimed_by = {holder} AND state = 'pending' AND id IN ({})",
+            dialect.placeholders(4, ids.len())
         );
         ClaimedRows {
             ids,
@@ -167,15 +181,6 @@ impl AtomicWrite for ClaimedRows<'_> {
     fn check(&self, rows_affected: u64) -> Result<(), Fenced> {
         all_still_claimed(&self.ids, self.claimed_by, rows_affected)
     }
-}
-
-/// `$first, $first+1, …`: `count` placeholders, for a statement on several rows at once (one
-/// statement instead of one a row).
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Whether a write conditioned on `claimed_by`'s claim of row `id` touched the row.
@@ -491,7 +496,7 @@ pub(crate) async fn saga_rows(db: &Db) -> Result<Vec<SagaRow>, sqlx::Error> {
     })
 }
 
-/// Removes the rows of these commands (retention, after its receipt).
-pub(crate) async fn remove(db: &Db, command_ids: &[String]) -> Result<(), sqlx::Error> {
-    crate::db::delete_where_in(db, "core_outbox", "command_id", command_ids).await
+/// Removes the rows of these commands (retention, with its receipt).
+pub(crate) fn remove(dialect: Dialect, command_ids: &[String]) -> crate::db::DeleteWhereIn<'_> {
+    crate::db::DeleteWhereIn::new(dialect, "core_outbox", "command_id", command_ids)
 }

@@ -11,7 +11,7 @@ use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
-use crate::db::Db;
+use crate::atomic::AtomicWrite;
 use crate::outbox::SagaRow;
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
@@ -243,6 +243,8 @@ impl Retention {
             &due,
             label,
             by,
+            // Tables are dropped after their receipt, each by its owner.
+            |_| None::<crate::db::DeleteWhereIn<'_>>,
             async |chunk: &[(String, String, String)]| {
                 for (owner, name, table) in chunk {
                     crate::projection::forget(db, owner, name, table).await?;
@@ -289,35 +291,39 @@ impl Retention {
             .await
     }
 
-    /// Removes the rows named by `due` through their table's owner, receipted.
-    async fn remove_keys(
+    /// Removes the rows named by `due` through their table's owner, each chunk in the
+    /// transaction of the receipt that names it.
+    async fn remove_keys<'k>(
         &self,
         period: Period<'_>,
-        due: &[String],
+        due: &'k [String],
         by: &Actor,
-        remove: impl AsyncFn(&Db, &[String]) -> Result<(), sqlx::Error>,
+        removes: impl Fn(crate::db::Dialect, &'k [String]) -> crate::db::DeleteWhereIn<'k>,
     ) -> Result<RetentionApplied, RetentionError> {
-        let db = self.store.db();
+        let dialect = self.store.db().dialect();
         self.receipted(
             period,
             due,
             String::clone,
             by,
-            async |chunk: &[String]| remove(db, chunk).await,
+            |chunk| Some(removes(dialect, chunk)),
+            async |_: &[String]| Ok(()),
         )
         .await
     }
 
-    /// Removes `due` in chunks of [`RECEIPT_CHUNK`], appending the receipt that names each
-    /// chunk before `remove` deletes it; with nothing due, one empty receipt. Returns what
-    /// was removed in all.
-    async fn receipted<T>(
+    /// Removes `due` in chunks of [`RECEIPT_CHUNK`], each with the receipt that names it:
+    /// what `with_receipt` writes goes in the receipt's transaction; what `after` removes
+    /// (a projection's table), right after it. With nothing due, one empty receipt. Returns
+    /// what was removed in all.
+    async fn receipted<'k, T, W: AtomicWrite + 'k>(
         &self,
         period: Period<'_>,
-        due: &[T],
+        due: &'k [T],
         label: impl Fn(&T) -> String,
         by: &Actor,
-        remove: impl AsyncFn(&[T]) -> Result<(), sqlx::Error>,
+        with_receipt: impl Fn(&'k [T]) -> Option<W>,
+        after: impl AsyncFn(&[T]) -> Result<(), sqlx::Error>,
     ) -> Result<RetentionApplied, RetentionError> {
         let chunks: Vec<&[T]> = if due.is_empty() {
             vec![&[]]
@@ -340,10 +346,13 @@ impl Retention {
                 self.capability_id,
             );
             let envelope = EventEnvelope::new(&applied, origin).expect("a receipt is plain JSON");
+            let side = with_receipt(chunk);
+            let sides: Vec<&dyn AtomicWrite> =
+                side.iter().map(|side| side as &dyn AtomicWrite).collect();
             self.store
-                .append("retention", ExpectedVersion::Any, &[envelope])
+                .append_with("retention", ExpectedVersion::Any, &[envelope], &sides)
                 .await?;
-            remove(chunk).await?;
+            after(chunk).await?;
             removed.extend(applied.removed);
         }
         Ok(RetentionApplied {

@@ -267,6 +267,7 @@ impl Dispatcher {
             })
             .collect();
         let renews = ClaimedRows::renew(
+            self.store.db().dialect(),
             allowed.iter().map(|(effect, _, _)| effect.id).collect(),
             &self.name,
             self.claim_end(),
@@ -495,6 +496,7 @@ impl Dispatcher {
         events: &[EventEnvelope],
     ) -> Result<bool, DispatchError> {
         let renews = ClaimedRows::renew(
+            self.store.db().dialect(),
             effects.iter().map(|effect| effect.id).collect(),
             &self.name,
             self.claim_end(),
@@ -773,7 +775,9 @@ impl Dispatcher {
         }
         let closes: Vec<ClaimedRows<'_>> = by_state
             .into_iter()
-            .map(|(state, ids)| ClaimedRows::close(ids, &self.name, state))
+            .map(|(state, ids)| {
+                ClaimedRows::close(self.store.db().dialect(), ids, &self.name, state)
+            })
             .collect();
         let sides: Vec<&dyn AtomicWrite> = closes.iter().map(|c| c as &dyn AtomicWrite).collect();
         self.record(&receipts, &sides, closing[0].0.id).await
