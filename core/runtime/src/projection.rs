@@ -719,7 +719,11 @@ impl ProjectionRunner {
                         envelope: &event.envelope,
                         stream_id: &event.stream_id,
                         stream_version: event.stream_version,
-                        payload: (*payload != event.envelope.payload).then_some(payload),
+                        // Only an upcast payload goes along: one stored at the current
+                        // version is the envelope's own (sealed, unopened), so the runner
+                        // reads it there, with no copy sent and no deep comparison made.
+                        payload: (*version != event.envelope.payload_schema_version)
+                            .then_some(payload),
                         version: *version,
                     })
                 })
