@@ -335,6 +335,33 @@ async fn insert_raw(store: &EventStore, envelope: &EventEnvelope) {
     });
 }
 
+/// `writers` tasks at once, each appending `batches` batches (`events(writer, batch)`) to a
+/// stream of its own.
+fn spawn_writers(
+    store: &EventStore,
+    writers: usize,
+    batches: usize,
+    events: impl Fn(usize, usize) -> Vec<EventEnvelope> + Send + Sync + Copy + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..writers)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for batch in 0..batches {
+                    store
+                        .append(
+                            &format!("writer-{writer}"),
+                            ExpectedVersion::Any,
+                            &events(writer, batch),
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect()
+}
+
 /// Many writers at once, a follower reading as they go: it sees every event exactly once.
 async fn concurrent_writers_never_make_a_follower_skip(backend: Backend) {
     let store = backend
@@ -342,21 +369,11 @@ async fn concurrent_writers_never_make_a_follower_skip(backend: Backend) {
         .await;
     const WRITERS: usize = 6;
     const BATCHES: usize = 15;
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
-        let store = store.clone();
-        writers.push(tokio::spawn(async move {
-            for batch in 0..BATCHES {
-                let events: Vec<_> = (0..3)
-                    .map(|n| opened(&format!("w{writer}-b{batch}-{n}")))
-                    .collect();
-                store
-                    .append(&format!("writer-{writer}"), ExpectedVersion::Any, &events)
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
+    let writers = spawn_writers(&store, WRITERS, BATCHES, |writer, batch| {
+        (0..3)
+            .map(|n| opened(&format!("w{writer}-b{batch}-{n}")))
+            .collect()
+    });
     let follower = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -394,24 +411,14 @@ async fn a_follower_of_some_types_sees_each_once_and_reaches_the_head(backend: B
     const WRITERS: usize = 4;
     const BATCHES: usize = 10;
     let acknowledged_type = acknowledged("INC-x").event_type;
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
-        let store = store.clone();
-        writers.push(tokio::spawn(async move {
-            for batch in 0..BATCHES {
-                let id = format!("w{writer}-b{batch}");
-                let events = vec![
-                    opened(&id),
-                    acknowledged(&id),
-                    opened(&format!("{id}-late")),
-                ];
-                store
-                    .append(&format!("writer-{writer}"), ExpectedVersion::Any, &events)
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
+    let writers = spawn_writers(&store, WRITERS, BATCHES, |writer, batch| {
+        let id = format!("w{writer}-b{batch}");
+        vec![
+            opened(&id),
+            acknowledged(&id),
+            opened(&format!("{id}-late")),
+        ]
+    });
     let mut seen = Vec::new();
     let mut positions = Vec::new();
     let mut position = LogPosition::default();
