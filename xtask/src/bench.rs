@@ -343,17 +343,16 @@ fn compile_time() -> anyhow::Result<serde_json::Value> {
     let crates = [
         (
             "ours",
-            format!(
-                "[package]\nname = \"ops-contract-benchtypes\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nops-core = {{ path = {:?} }}\n",
-                core.display().to_string()
-            ),
+            "ops-contract-benchtypes",
+            format!("ops-core = {{ path = {:?} }}\n", core.display().to_string()),
             format!(
                 "#![no_std]\n#![forbid(unsafe_code)]\nextern crate alloc;\nuse alloc::string::String;\nuse alloc::vec::Vec;\nuse ops_core::event;\nuse ops_core::prelude::*;\n\n{ours_source}"
             ),
         ),
         (
             "plain",
-            "[package]\nname = \"plain-benchtypes\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nschemars = \"1\"\n".to_owned(),
+            "plain-benchtypes",
+            "serde = { version = \"1\", features = [\"derive\"] }\nschemars = \"1\"\n".to_owned(),
             plain_source,
         ),
     ];
@@ -363,12 +362,17 @@ fn compile_time() -> anyhow::Result<serde_json::Value> {
         "[workspace]\nmembers = [\"ours\", \"plain\"]\nresolver = \"3\"\n",
     )?;
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
-    for (name, manifest, source) in &crates {
+    for (name, package, dependencies, source) in &crates {
         std::fs::create_dir_all(dir.join(name).join("src"))?;
-        std::fs::write(dir.join(name).join("Cargo.toml"), manifest)?;
+        std::fs::write(
+            dir.join(name).join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n{dependencies}"
+            ),
+        )?;
         std::fs::write(dir.join(name).join("src/lib.rs"), source)?;
     }
-    let build = |name: &str| -> anyhow::Result<Duration> {
+    let build = |(name, package, _, _): &(&str, &str, String, String)| -> anyhow::Result<Duration> {
         let source = dir.join(name).join("src/lib.rs");
         // A new modification time: cargo rebuilds the crate and nothing it depends on.
         std::fs::File::options()
@@ -377,12 +381,7 @@ fn compile_time() -> anyhow::Result<serde_json::Value> {
             .set_modified(std::time::SystemTime::now())?;
         let started = Instant::now();
         let output = cargo()
-            .args(["build", "--quiet", "--package"])
-            .arg(if name == "ours" {
-                "ops-contract-benchtypes"
-            } else {
-                "plain-benchtypes"
-            })
+            .args(["build", "--quiet", "--package", package])
             .env("CARGO_TARGET_DIR", dir.join("target"))
             .current_dir(&dir)
             .output()
@@ -396,12 +395,13 @@ fn compile_time() -> anyhow::Result<serde_json::Value> {
         Ok(started.elapsed())
     };
     // Dependencies first, outside the timings.
-    build("ours")?;
-    build("plain")?;
+    let [ours_crate, plain_crate] = &crates;
+    build(ours_crate)?;
+    build(plain_crate)?;
     let (mut ours, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        ours.push(build("ours")?);
-        plain.push(build("plain")?);
+        ours.push(build(ours_crate)?);
+        plain.push(build(plain_crate)?);
     }
     ours.sort();
     plain.sort();

@@ -77,13 +77,10 @@ impl Dialect {
     /// every parameter (a statement naming a thousand rows would cost a million steps),
     /// `$n` on PostgreSQL.
     pub fn placeholders(self, first: usize, count: usize) -> String {
-        let each: Vec<String> = (first..first + count)
-            .map(|n| match self {
-                Dialect::Sqlite => "?".to_owned(),
-                Dialect::Postgres => format!("${n}"),
-            })
-            .collect();
-        each.join(", ")
+        match self {
+            Dialect::Sqlite => vec!["?"; count].join(", "),
+            Dialect::Postgres => numbered_placeholders(first, count),
+        }
     }
 
     /// What orders commits: on PostgreSQL the writing transaction's id, so followers can
@@ -95,6 +92,15 @@ impl Dialect {
             Dialect::Postgres => "pg_current_xact_id()::text::bigint",
         }
     }
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders, which both backends read, for a
+/// statement whose values are not all bound in the order they appear.
+pub(crate) fn numbered_placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A pool of one backend. Cloning shares the pool.

@@ -248,14 +248,6 @@ enum Bind<'a> {
 }
 
 /// A row as read, before its envelope is decoded.
-/// `$first, $first+1, …`: `count` placeholders for a list of values in a statement.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 struct RawRow {
     position: LogPosition,
     stream_id: String,
@@ -773,7 +765,7 @@ impl EventStore {
     pub async fn read_by_types(&self, event_types: &[&str]) -> Result<Vec<StoredEvent>, ReadError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE event_type IN ({}) ORDER BY tx_order, seq",
-            placeholders(1, event_types.len())
+            crate::db::numbered_placeholders(1, event_types.len())
         );
         let binds: Vec<Bind<'_>> = event_types.iter().map(|t| Bind::Text(t)).collect();
         decode_all(self.fetch(&sql, &binds).await?)
@@ -793,7 +785,7 @@ impl EventStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) AND tx_order < $3 \
              AND event_type IN ({}) ORDER BY tx_order, seq LIMIT 1",
-            placeholders(4, event_types.len())
+            crate::db::numbered_placeholders(4, event_types.len())
         );
         let bound = self.final_bound().await?;
         let binds: Vec<Bind<'_>> = [after.tx_order, after.seq, bound]

@@ -392,12 +392,14 @@ async fn concurrent_writers_never_make_a_follower_skip(backend: Backend) {
     for writer in writers {
         writer.await.unwrap();
     }
-    let seen = follower.await.unwrap();
-    let mut unique = seen.clone();
-    unique.sort();
-    unique.dedup();
+    assert_each_once(&follower.await.unwrap(), WRITERS * BATCHES * 3);
+}
+
+/// `seen` holds `expected` events, none of them twice.
+fn assert_each_once(seen: &[ops_core::id::EventId], expected: usize) {
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "an event was delivered twice");
-    assert_eq!(seen.len(), WRITERS * BATCHES * 3);
+    assert_eq!(seen.len(), expected);
 }
 
 /// A follower of one type among concurrent writers of two (`follow_types`, pages of 4): it
@@ -442,14 +444,7 @@ async fn a_follower_of_some_types_sees_each_once_and_reaches_the_head(backend: B
     for writer in writers {
         writer.await.unwrap();
     }
-    let mut unique = seen.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(
-        unique.len(),
-        WRITERS * BATCHES,
-        "an event was delivered twice"
-    );
+    assert_each_once(&seen, WRITERS * BATCHES);
     assert!(
         positions.is_sorted(),
         "events of a type come in commit order"
