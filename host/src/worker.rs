@@ -15,6 +15,7 @@
 
 use crate::services::{Services, secrets_dir};
 use ops_core_runtime::clock::WallClock;
+use ops_core_runtime::projection::Partition;
 use ops_core_runtime::service_capability;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -184,7 +185,8 @@ fn hangups() -> std::io::Result<Arc<AtomicBool>> {
 /// What a job does.
 enum Work {
     Connector(&'static dyn DynConnector),
-    Projection(&'static dyn DynProjection),
+    /// The runner of one projection, or of one partition of a split one, by its label.
+    Projection(String),
     Reaction(&'static dyn DynReaction),
     Dispatch,
     ExpireCapabilities,
@@ -203,7 +205,11 @@ struct Worker {
     /// Read, not promoted: they were verified when they were activated.
     policies: Policies,
     connectors: BTreeMap<&'static str, ConnectorRunner>,
+    /// By label: `pack/name`, or `pack/name.<index>of<count>` for a partition.
     projections: BTreeMap<String, ProjectionRunner>,
+    /// Of each split projection (by `pack/name`), how many partitions this worker runs at
+    /// most: its fair share among the live workers, computed every tick.
+    shares: BTreeMap<String, usize>,
     leases: Leases,
     /// Each declared destination's executor, made for every tick's dispatcher when the
     /// configuration is read.
@@ -438,13 +444,18 @@ impl Worker {
             .fences
             .objectives(&ops_core::projection::installed(ops_core_runtime::CORE))?;
         for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
-            let label = projection_label(projection);
-            let mut runner =
-                ProjectionRunner::start_with_leases(store.clone(), projection, leases.clone())?;
-            if let Some(max_lag_ms) = objectives.get(&label) {
-                runner = runner.with_objective(*max_lag_ms);
+            for partition in Partition::all(projection) {
+                let mut runner = ProjectionRunner::start_partition(
+                    store.clone(),
+                    projection,
+                    leases.clone(),
+                    partition,
+                )?;
+                if let Some(max_lag_ms) = objectives.get(&projection_label(projection)) {
+                    runner = runner.with_objective(*max_lag_ms);
+                }
+                projections.insert(partition_label(projection, partition), runner);
             }
-            projections.insert(label, runner);
         }
         Ok(Worker {
             store,
@@ -461,6 +472,7 @@ impl Worker {
             policies,
             connectors,
             projections,
+            shares: BTreeMap::new(),
             leases,
             health,
         })
@@ -497,8 +509,9 @@ impl Worker {
         .await;
         match reloaded {
             Ok((fences, executors, secrets, objectives)) => {
-                for (label, runner) in &mut self.projections {
-                    runner.set_objective(objectives.get(label).copied());
+                for runner in self.projections.values_mut() {
+                    let label = projection_label(runner.projection());
+                    runner.set_objective(objectives.get(&label).copied());
                 }
                 crate::jailing::set_limits(fences.pack_limits());
                 self.options.fences = fences;
@@ -517,9 +530,10 @@ impl Worker {
     }
 
     /// What is due at `tick`: `(job id, lane, actor, work)`.
-    async fn due(&self, tick: u64) -> anyhow::Result<Vec<(String, Lane, String, Work)>> {
+    async fn due(&mut self, tick: u64) -> anyhow::Result<Vec<(String, Lane, String, Work)>> {
         // Other hosts grant and revoke too; the tick's jobs see the log as it is now.
         self.capabilities.refresh().await?;
+        self.share_partitions().await?;
         if let Some(secrets) = &self.secrets {
             secrets.refresh().await?;
         }
@@ -547,12 +561,15 @@ impl Worker {
             }
         }
         for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
-            due.push((
-                format!("projection:{}", projection_label(projection)),
-                Lane::Background,
-                format!("pack.{}", projection.pack_id()),
-                Work::Projection(projection),
-            ));
+            for partition in Partition::all(projection) {
+                let label = partition_label(projection, partition);
+                due.push((
+                    format!("projection:{label}"),
+                    Lane::Background,
+                    format!("pack.{}", projection.pack_id()),
+                    Work::Projection(label),
+                ));
+            }
         }
         for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
             due.push((
@@ -592,6 +609,50 @@ impl Worker {
             }
         }
         Ok(due)
+    }
+
+    /// Says this worker is alive (its presence lease), and sets its share of each split
+    /// projection's partitions: as many as the live workers' fair share, rounded up. A
+    /// worker holding more than that gives the rest back, so a worker that joins gets
+    /// partitions within a tick of the others seeing it.
+    async fn share_partitions(&mut self) -> anyhow::Result<()> {
+        self.leases
+            .acquire(&presence_lease(&self.options.worker_id))
+            .await?;
+        let workers = self.leases.live_holders(PRESENCE).await?.max(1) as usize;
+        for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
+            let partitions = Partition::all(projection);
+            if partitions.len() < 2 {
+                continue;
+            }
+            let label = projection_label(projection);
+            let share = partitions.len().div_ceil(workers);
+            self.shares.insert(label.clone(), share);
+            let mut held: Vec<String> = partitions
+                .iter()
+                .map(|partition| partition_label(projection, *partition))
+                .filter(|label| self.projections[label].holds_lease())
+                .collect();
+            while held.len() > share {
+                let extra = held.pop().expect("more than the share");
+                let runner = self.projections.get_mut(&extra).expect("started");
+                runner.release_lease().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many partitions of split projection `label` this worker holds.
+    fn held_partitions(&self, label: &str) -> usize {
+        self.projections
+            .values()
+            .filter(|runner| projection_label(runner.projection()) == label && runner.holds_lease())
+            .count()
+    }
+
+    /// How many partitions of `label` this worker runs at most (all, when it is not split).
+    fn share(&self, label: &str) -> usize {
+        self.shares.get(label).copied().unwrap_or(usize::MAX)
     }
 
     /// Runs one job; what it did, in a few words.
@@ -644,10 +705,18 @@ impl Worker {
                     .collect();
                 format!("{appended} new events, {quarantined} quarantined{elsewhere}")
             }
-            Work::Projection(projection) => {
+            Work::Projection(label) => {
                 let runner = self
                     .projections
-                    .get_mut(&projection_label(projection))
+                    .get(&label)
+                    .expect("started with the worker");
+                let projection = projection_label(runner.projection());
+                if !runner.holds_lease() && self.held_partitions(&projection) >= self.share(&projection) {
+                    return Ok("left to other workers: this one runs its share".to_owned());
+                }
+                let runner = self
+                    .projections
+                    .get_mut(&label)
                     .expect("started with the worker");
                 let done = runner.catch_up().await?;
                 match (done.held_by, done.lease_lost) {
@@ -725,3 +794,20 @@ impl Worker {
 fn projection_label(projection: &dyn DynProjection) -> String {
     format!("{}/{}", projection.pack_id(), projection.name())
 }
+
+/// The label of one partition's runner: the projection's own when it is not split.
+fn partition_label(projection: &dyn DynProjection, partition: Partition) -> String {
+    let label = projection_label(projection);
+    if partition.count == 1 {
+        label
+    } else {
+        format!("{label}.{}of{}", partition.index, partition.count)
+    }
+}
+
+/// The lease that says a worker is alive, so others know how many share the work.
+fn presence_lease(worker_id: &str) -> String {
+    format!("{PRESENCE}{worker_id}")
+}
+
+const PRESENCE: &str = "worker:";

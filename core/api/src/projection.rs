@@ -33,6 +33,30 @@ pub enum LateEvents {
     ApplyInArrivalOrder,
 }
 
+/// Whether a projection's work may be split across workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// One worker folds every event (the default): the fold may relate events of different
+    /// streams.
+    Whole,
+    /// Into `partitions` by stream: each stream's events go to one partition (by a hash of
+    /// its id) and are folded in the declared order within it, each partition with its own
+    /// lease and checkpoint, so several workers fold at once. Each row must come from one
+    /// partition's streams: the runtime refuses a row two partitions write. Changing the
+    /// number of partitions rebuilds the projection, as a new version does.
+    ByStream { partitions: u32 },
+}
+
+impl Split {
+    /// How many partitions it runs as (1 for `Whole`, never 0).
+    pub fn partitions(self) -> u32 {
+        match self {
+            Split::Whole => 1,
+            Split::ByStream { partitions } => partitions.max(1),
+        }
+    }
+}
+
 /// An event as a projection sees it: the stored envelope, with the payload read as the
 /// current version of its type.
 #[derive(Clone, Debug)]
@@ -124,6 +148,8 @@ pub trait Projection: Send + Sync + 'static {
     const LATE_EVENTS: LateEvents = LateEvents::Rebuild;
     /// The freshness objective: how far behind the log head the state may be.
     const MAX_LAG_MS: u64 = 5_000;
+    /// Whether workers may share its work, and how.
+    const SPLIT: Split = Split::Whole;
 
     /// The event types it reads, as types (`EventType::of::<IncidentOpened>()`); others are
     /// never given to it. Each must be visible to its pack: its own, a public core type, or
@@ -143,6 +169,7 @@ pub trait DynProjection: Send + Sync {
     fn ordering(&self) -> Ordering;
     fn late_events(&self) -> LateEvents;
     fn max_lag_ms(&self) -> u64;
+    fn split(&self) -> Split;
     fn event_types(&self) -> &'static [EventType];
     /// Whether it reads events of `name`.
     fn reads(&self, name: &str) -> bool {
@@ -171,6 +198,9 @@ impl<P: Projection> DynProjection for P {
     }
     fn max_lag_ms(&self) -> u64 {
         P::MAX_LAG_MS
+    }
+    fn split(&self) -> Split {
+        P::SPLIT
     }
     fn event_types(&self) -> &'static [EventType] {
         P::EVENTS

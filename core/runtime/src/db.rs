@@ -110,6 +110,16 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// A `LIKE … ESCAPE '!'` pattern for every text that starts with `prefix`: `_` and `%`
+/// (wildcards to `LIKE`) and `!` stand for themselves.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    let escaped = prefix
+        .replace('!', "!!")
+        .replace('_', "!_")
+        .replace('%', "!%");
+    format!("{escaped}%")
+}
+
 /// Runs `$body` with `$pool` bound to the typed pool of whichever backend `$db` is.
 #[macro_export]
 #[doc(hidden)]

@@ -139,6 +139,34 @@ impl Leases {
         Ok(held.is_some())
     }
 
+    /// Ends `name` if this worker holds it, so another takes it at once; `true` if it did.
+    pub async fn release(&self, name: &str) -> Result<bool, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            sqlx::query("UPDATE core_leases SET expires_at_us = 0 WHERE name = $1 AND holder = $2 AND expires_at_us > 0")
+                .bind(name)
+                .bind(&self.holder)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected() == 1)
+        })
+    }
+
+    /// How many distinct workers hold a live lease whose name starts with `prefix`.
+    pub async fn live_holders(&self, prefix: &str) -> Result<u64, sqlx::Error> {
+        let now = self.db.now_us().await?;
+        let pattern = crate::db::like_prefix(prefix);
+        let count: i64 = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT count(DISTINCT holder) FROM core_leases WHERE name LIKE $1 ESCAPE '!' AND expires_at_us > $2",
+            )
+            .bind(pattern)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(count.max(0) as u64)
+    }
+
     /// Ends every lease this worker holds, so others take them over at once (a worker
     /// that stops does, a killed one leaves them to end).
     pub async fn release_all(&self) -> Result<u64, sqlx::Error> {

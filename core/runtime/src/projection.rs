@@ -16,11 +16,19 @@
 //! handled by replaying everything the follower has reached. With
 //! [`LateEvents::ApplyInArrivalOrder`] it is applied as it comes. Either way it is counted,
 //! never dropped. Events a projection cannot read or apply are quarantined with the reason.
+//!
+//! A projection split by stream ([`Split::ByStream`]) runs as one runner per [`Partition`]:
+//! each folds the events of its streams, in the declared order, with its own lease and
+//! checkpoint row (`<name>.<index>of<count>`), into the rows of one shared table
+//! (`pack_<id>_<name>_v<version>_p<count>`, a `part` column saying whose each row is). A
+//! partition's write refuses a row another partition owns, so a fold that relates streams
+//! fails loudly instead of mixing states. A new version or partition count switches over
+//! when its last partition is built: that one drops the tables of every other layout.
 
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
-use ops_core::projection::{DynProjection, LateEvents, Ordering, State, is_valid_name};
+use ops_core::projection::{DynProjection, LateEvents, Ordering, Split, State, is_valid_name};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Row};
@@ -39,6 +47,52 @@ const PAGE: usize = 500;
 const ROWS_PER_STATEMENT: usize = 300;
 /// How long `catch_up` waits for committed events held back by an older open transaction.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most partitions a projection may declare: each is a lease, a checkpoint row and a
+/// runner on every worker.
+pub const MAX_PARTITIONS: u32 = 64;
+
+/// The share of a projection one runner folds: the streams whose id hashes to `index`
+/// among `count` partitions. `0 of 1` is the whole projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Partition {
+    pub const WHOLE: Partition = Partition { index: 0, count: 1 };
+
+    /// Every partition `projection` runs as (one, for a projection not split).
+    pub fn all(projection: &dyn DynProjection) -> Vec<Partition> {
+        let count = projection.split().partitions();
+        (0..count).map(|index| Partition { index, count }).collect()
+    }
+
+    fn is_split(self) -> bool {
+        self.count > 1
+    }
+
+    /// Whether events of `stream_id` are this partition's: the same answer on every host
+    /// and build (blake3, not the process's hasher).
+    pub fn holds(self, stream_id: &str) -> bool {
+        if !self.is_split() {
+            return true;
+        }
+        let digest = blake3::hash(stream_id.as_bytes());
+        let word = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
+        word % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// Its checkpoint row's name (and its lease's), beside the projection's own name: a
+    /// `.` no projection name contains.
+    fn row_name(self, name: &str) -> String {
+        if self.is_split() {
+            format!("{name}.{}of{}", self.index, self.count)
+        } else {
+            name.to_owned()
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionRunError {
@@ -76,6 +130,28 @@ pub enum ProjectionRunError {
         projection: String,
         source: crate::store::AppendError,
     },
+    #[error(
+        "projection `{name}` of pack `{pack}` declares {partitions} partitions; declare 1 to {MAX_PARTITIONS}"
+    )]
+    Partitions {
+        pack: &'static str,
+        name: &'static str,
+        partitions: u32,
+    },
+    #[error(
+        "projection `{projection}` may not be split by stream: row {table}/{key} belongs to partition {owner}, and partition {writer} wrote it too; declare `Split::Whole`, or key each row by one stream; its state was reloaded from the last checkpoint"
+    )]
+    CrossPartition {
+        projection: String,
+        table: String,
+        key: String,
+        owner: i64,
+        writer: u32,
+    },
+    #[error(
+        "projection `{projection}` is split by stream and runs as one runner per partition; start them with `start_all` or `start_partition`"
+    )]
+    Split { projection: String },
     #[error("projection `{projection}`: stored row {table}/{key} is not JSON: {reason}")]
     CorruptRow {
         projection: String,
@@ -146,15 +222,18 @@ impl CatchUp {
             Written::Stored => self.applied += applied,
             Written::Superseded => self.superseded += 1,
             Written::LeaseLost => self.lease_lost = true,
+            Written::Crossed(..) => unreachable!("`persist` makes a crossed row an error"),
         }
         written != Written::LeaseLost
     }
 }
 
 /// What a write of rows and checkpoint came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Written {
     Stored,
+    /// A row of this batch belongs to another partition (`(tbl, key)`, its owner).
+    Crossed(String, String, i64),
     /// Another worker stored a checkpoint since this one read it.
     Superseded,
     /// Another worker took this runner's lease over.
@@ -164,6 +243,8 @@ enum Written {
 pub struct ProjectionRunner {
     store: EventStore,
     projection: &'static dyn DynProjection,
+    /// Which of its streams this runner folds.
+    partition: Partition,
     state: State,
     checkpoint: Checkpoint,
     /// With leases, a catch-up runs only while this worker holds the projection's lease,
@@ -268,9 +349,36 @@ fn owner_of(projection: &dyn DynProjection) -> String {
     format!("pack:{}", projection.pack_id())
 }
 
-/// The state table of one projection version.
+/// The rows of one projection in `core_projections`, whatever its version or layout: its
+/// own (`$2`) and its partitions' (`$3`, from [`partitions_like`]), of owner `$1`.
+const OF_PROJECTION: &str = "owner = $1 AND (name = $2 OR name LIKE $3 ESCAPE '!')";
+
+/// The `LIKE` pattern of the partition rows of projection `name`.
+fn partitions_like(name: &str) -> String {
+    crate::db::like_prefix(&format!("{name}."))
+}
+
+/// Whether `table` is a name this module made (`pack_` and `[a-z0-9_]`): what it drops.
+fn is_state_table_name(table: &str) -> bool {
+    table.starts_with("pack_")
+        && table
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The state table of one projection version, not split.
 pub fn state_table(pack_id: &str, name: &str, version: u32) -> String {
     format!("pack_{pack_id}_{name}_v{version}")
+}
+
+/// The state table of the build of `projection` this binary runs: its version and, when
+/// it is split, its number of partitions.
+pub fn state_table_of(projection: &dyn DynProjection) -> String {
+    let table = state_table(projection.pack_id(), projection.name(), projection.version());
+    match projection.split() {
+        Split::ByStream { partitions } if partitions > 1 => format!("{table}_p{partitions}"),
+        _ => table,
+    }
 }
 
 impl ProjectionRunner {
@@ -281,8 +389,29 @@ impl ProjectionRunner {
         projection: &'static dyn DynProjection,
     ) -> Result<Self, ProjectionRunError> {
         let mut runner = Self::new(store, projection)?;
+        if projection.split().partitions() > 1 {
+            return Err(ProjectionRunError::Split {
+                projection: runner.label(),
+            });
+        }
         runner.prepare().await?;
         Ok(runner)
+    }
+
+    /// A runner for each partition of `projection` (one, when it is not split), each
+    /// loaded or built, with no leases: for a process that runs it alone.
+    pub async fn start_all(
+        store: EventStore,
+        projection: &'static dyn DynProjection,
+    ) -> Result<Vec<Self>, ProjectionRunError> {
+        let mut runners = Vec::new();
+        for partition in Partition::all(projection) {
+            let mut runner = Self::new(store.clone(), projection)?;
+            runner.partition = partition;
+            runner.prepare().await?;
+            runners.push(runner);
+        }
+        Ok(runners)
     }
 
     /// A runner that works only while this worker holds the projection's lease of
@@ -294,7 +423,26 @@ impl ProjectionRunner {
         projection: &'static dyn DynProjection,
         leases: Leases,
     ) -> Result<Self, ProjectionRunError> {
+        Self::start_partition(store, projection, leases, Partition::WHOLE)
+    }
+
+    /// A runner of one `partition` of a projection split by stream (see
+    /// [`Partition::all`]), under `leases` as [`Self::start_with_leases`].
+    pub fn start_partition(
+        store: EventStore,
+        projection: &'static dyn DynProjection,
+        leases: Leases,
+        partition: Partition,
+    ) -> Result<Self, ProjectionRunError> {
         let mut runner = Self::new(store, projection)?;
+        if partition.count != projection.split().partitions() || partition.index >= partition.count {
+            return Err(ProjectionRunError::Partitions {
+                pack: projection.pack_id(),
+                name: projection.name(),
+                partitions: partition.count,
+            });
+        }
+        runner.partition = partition;
         runner.leases = Some(leases);
         Ok(runner)
     }
@@ -309,9 +457,21 @@ impl ProjectionRunner {
                 name: projection.name(),
             });
         }
+        // A pack's constant, checked like any of its input.
+        let partitions = projection.split().partitions();
+        if partitions > MAX_PARTITIONS {
+            return Err(ProjectionRunError::Partitions {
+                pack: projection.pack_id(),
+                name: projection.name(),
+                partitions,
+            });
+        }
+        // Without leases a runner is alone: it folds every stream.
+        let partition = Partition::WHOLE;
         Ok(ProjectionRunner {
             store,
             projection,
+            partition,
             state: State::default(),
             checkpoint: Checkpoint::default(),
             leases: None,
@@ -396,6 +556,23 @@ impl ProjectionRunner {
         }
     }
 
+    /// Whether this runner held its lease when it last tried (always, without leases).
+    pub fn holds_lease(&self) -> bool {
+        self.leases.is_none() || self.lease.is_some()
+    }
+
+    /// Ends its lease, so another worker takes the work over at once; its state is loaded
+    /// again when it next holds it.
+    pub async fn release_lease(&mut self) -> Result<(), ProjectionRunError> {
+        if let (Some(leases), Some(_)) = (&self.leases, self.lease.take()) {
+            leases
+                .release(&self.lease_name())
+                .await
+                .map_err(|e| self.db_error(e))?;
+        }
+        Ok(())
+    }
+
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -409,7 +586,16 @@ impl ProjectionRunner {
     }
 
     fn label(&self) -> String {
-        format!("{}/{}", owner_of(self.projection), self.projection.name())
+        format!("{}/{}", owner_of(self.projection), self.row_name())
+    }
+
+    /// Its checkpoint row's name: the projection's, or its partition's.
+    fn row_name(&self) -> String {
+        self.partition.row_name(self.projection.name())
+    }
+
+    pub fn partition(&self) -> Partition {
+        self.partition
     }
 
     fn db_error(&self, source: sqlx::Error) -> ProjectionRunError {
@@ -420,11 +606,7 @@ impl ProjectionRunner {
     }
 
     fn table(&self) -> String {
-        state_table(
-            self.projection.pack_id(),
-            self.projection.name(),
-            self.projection.version(),
-        )
+        state_table_of(self.projection)
     }
 
     /// The stored version and the generation of its checkpoint.
@@ -433,7 +615,7 @@ impl ProjectionRunner {
         let stored: Option<(i64, i64)> = on_db!(self.store.db(), pool => {
             sqlx::query_as("SELECT version, generation FROM core_projections WHERE owner = $1 AND name = $2")
                 .bind(&owner)
-                .bind(self.projection.name())
+                .bind(self.row_name())
                 .fetch_optional(pool)
                 .await
         })
@@ -443,9 +625,17 @@ impl ProjectionRunner {
 
     async fn create_table(&self) -> Result<(), ProjectionRunError> {
         let table = self.table();
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key))"
-        );
+        // A split projection's rows say whose they are.
+        let sql = if self.partition.is_split() {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, part BIGINT NOT NULL, PRIMARY KEY (tbl, key));
+                 CREATE INDEX IF NOT EXISTS {table}_part ON {table} (part)"
+            )
+        } else {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key))"
+            )
+        };
         // Workers starting together create the table once: on PostgreSQL two concurrent
         // `CREATE TABLE IF NOT EXISTS` can both try, so they take turns on a lock first.
         on_db!(self.store.db(), pool => async {
@@ -474,7 +664,7 @@ impl ProjectionRunner {
                  FROM core_projections WHERE owner = $1 AND name = $2",
             )
             .bind(&owner)
-            .bind(self.projection.name())
+            .bind(self.row_name())
             .fetch_one(pool)
             .await?;
             let mark: Option<String> = row.try_get("canonical_mark")?;
@@ -489,10 +679,16 @@ impl ProjectionRunner {
                 late: row.try_get("late_events")?,
                 rebuilds: row.try_get("rebuilds")?,
             };
-            let rows: Vec<(String, String, String)> =
+            let rows: Vec<(String, String, String)> = if self.partition.is_split() {
+                sqlx::query_as(&format!("SELECT tbl, key, document FROM {table} WHERE part = $1"))
+                    .bind(i64::from(self.partition.index))
+                    .fetch_all(pool)
+                    .await?
+            } else {
                 sqlx::query_as(&format!("SELECT tbl, key, document FROM {table}"))
                     .fetch_all(pool)
-                    .await?;
+                    .await?
+            };
             Ok::<_, sqlx::Error>((checkpoint, rows))
         }
         .await)
@@ -561,7 +757,9 @@ impl ProjectionRunner {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             }
-            for corrupt in &batch.corrupt {
+            // A row that does not read has no stream to go by: the first partition sets it
+            // aside, once.
+            for corrupt in batch.corrupt.iter().filter(|_| self.partition.index == 0) {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
                     .await?;
                 done.quarantined += 1;
@@ -571,6 +769,7 @@ impl ProjectionRunner {
             let mut events: Vec<(Option<CanonicalKey>, StoredEvent)> = batch
                 .events
                 .into_iter()
+                .filter(|e| self.partition.holds(&e.stream_id))
                 .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
                 .collect();
             events.sort_by(|a, b| a.0.cmp(&b.0));
@@ -647,7 +846,7 @@ impl ProjectionRunner {
         self.checkpoint.rebuilds += 1;
         match self.persist().await? {
             Written::Stored => Ok(()),
-            Written::Superseded | Written::LeaseLost => Err(ProjectionRunError::Overtaken {
+            Written::Superseded | Written::LeaseLost | Written::Crossed(..) => Err(ProjectionRunError::Overtaken {
                 projection: self.label(),
             }),
         }
@@ -908,7 +1107,10 @@ impl ProjectionRunner {
             }
             let events = page
                 .into_iter()
-                .filter(|e| self.projection.reads(&e.envelope.event_type))
+                .filter(|e| {
+                    self.projection.reads(&e.envelope.event_type)
+                        && self.partition.holds(&e.stream_id)
+                })
                 .map(|event| (Some(CanonicalKey::of(&event.envelope)), event))
                 .collect();
             self.apply_all(events).await?;
@@ -923,8 +1125,12 @@ impl ProjectionRunner {
     /// reloaded too, so memory never runs ahead of what is stored.
     async fn persist(&mut self) -> Result<Written, ProjectionRunError> {
         let changes = self.state.take_changes();
-        match self.write(&changes, None).await {
+        match self.write(&changes, false).await {
             Ok(Written::Stored) => Ok(Written::Stored),
+            Ok(Written::Crossed(table, key, owner)) => {
+                self.load().await?;
+                Err(self.crossed(table, key, owner))
+            }
             Ok(refused) => {
                 tracing::info!(projection = %self.label(), ?refused, "another worker stored this batch first or holds the lease; its state is loaded");
                 if refused == Written::LeaseLost {
@@ -940,8 +1146,19 @@ impl ProjectionRunner {
         }
     }
 
-    /// The new version's table is complete: point `core_projections` at it and drop the
-    /// previous version's table, in one transaction.
+    fn crossed(&self, table: String, key: String, owner: i64) -> ProjectionRunError {
+        ProjectionRunError::CrossPartition {
+            projection: self.label(),
+            table,
+            key,
+            owner,
+            writer: self.partition.index,
+        }
+    }
+
+    /// This runner's share of the new version is complete: point its `core_projections`
+    /// row at it, in one transaction with the rows; when the build is complete (every
+    /// partition switched), drop the tables of every other version or layout.
     async fn switch_to_this_version(
         &mut self,
         previous: Option<u32>,
@@ -955,15 +1172,13 @@ impl ProjectionRunner {
             .iter()
             .map(|(id, row)| (id.clone(), Some(row.clone())))
             .collect();
-        let old_table = previous
-            .filter(|old| *old != self.projection.version())
-            .map(|old| state_table(self.projection.pack_id(), self.projection.name(), old));
         let written = self
-            .write(&changes, Some(old_table.as_deref()))
+            .write(&changes, true)
             .await
             .map_err(|e| self.db_error(e))?;
         match written {
             Written::Stored => {}
+            Written::Crossed(table, key, owner) => return Err(self.crossed(table, key, owner)),
             // Another worker built this version at the same time and switched first.
             Written::Superseded => return self.load().await,
             // Another worker took the lease over and builds it; this one tries again once
@@ -982,16 +1197,20 @@ impl ProjectionRunner {
     /// Writes rows and checkpoint if this runner's lease (when it has one) is still its own
     /// and the stored checkpoint is still the generation it read (else nothing is
     /// written), and moves the generation on.
-    /// `switching`: this write makes the version active (dropping the previous version's
-    /// table, if named); it replaces whatever the table holds, since a worker that crashed
-    /// while building, or lost the race to build, may have left rows there.
+    /// `switching`: this write makes the version active (for its partition); it replaces
+    /// whatever the table holds (of its partition), since a worker that crashed while
+    /// building, or lost the race to build, may have left rows there.
     async fn write(
         &mut self,
         changes: &[((String, String), Option<Value>)],
-        switching: Option<Option<&str>>,
+        switching: bool,
     ) -> Result<Written, sqlx::Error> {
         let table = self.table();
         let owner = owner_of(self.projection);
+        let row_name = self.row_name();
+        let partition = self.partition;
+        let part = i64::from(partition.index);
+        let partitions_like = partitions_like(self.projection.name());
         let dialect = self.store.db().dialect();
         let checkpoint = &self.checkpoint;
         let mark = checkpoint
@@ -1007,6 +1226,14 @@ impl ProjectionRunner {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
+            // Partitions switching at once take turns, so the last one sees every other's
+            // switch and retires the old layout (SQLite's writers take turns anyway).
+            if switching && dialect == Dialect::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7204, hashtext($1))")
+                    .bind(format!("{owner}/{}", self.projection.name()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // The lease's fence first (with one), so a worker that lost it writes nothing;
             // it renews the lease by the database's clock (`Db::now_us`).
             if let Some(fence) = &fence {
@@ -1022,6 +1249,22 @@ impl ProjectionRunner {
                     return Ok(Written::LeaseLost);
                 }
             }
+            // The tables of other versions and layouts, read before this write moves its own
+            // row off its old one.
+            let retired: Vec<String> = if switching {
+                let tables: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT DISTINCT state_table FROM core_projections WHERE {OF_PROJECTION} AND state_table <> $4"
+                ))
+                .bind(&owner)
+                .bind(self.projection.name())
+                .bind(&partitions_like)
+                .bind(&table)
+                .fetch_all(&mut *tx)
+                .await?;
+                tables.into_iter().filter(|t| is_state_table_name(t)).collect()
+            } else {
+                Vec::new()
+            };
             // Then the checkpoint's own fence, before any row: it is created only if there
             // is none, and replaced only at the generation this runner read. Another writer
             // of the same row waits on its lock, then sees the moved generation and writes
@@ -1039,7 +1282,7 @@ impl ProjectionRunner {
                 ),
             }
             .bind(&owner)
-            .bind(self.projection.name())
+            .bind(&row_name)
             .bind(i64::from(self.projection.version()))
             .bind(&table)
             .bind(checkpoint.follow.tx_order)
@@ -1059,21 +1302,53 @@ impl ProjectionRunner {
                 tx.rollback().await?;
                 return Ok(Written::Superseded);
             }
-            if switching.is_some() {
-                sqlx::raw_sql(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            // Only this partition's rows, when split.
+            let own = if partition.is_split() {
+                format!(" AND part = {part}")
+            } else {
+                String::new()
+            };
+            if switching {
+                sqlx::raw_sql(&format!("DELETE FROM {table} WHERE TRUE{own}")).execute(&mut *tx).await?;
             }
             // Many rows to a statement, not one: a batch's rows cost a few round trips.
             let (upserts, deletes): (Vec<_>, Vec<_>) =
                 changes.iter().partition(|(_, document)| document.is_some());
             for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::new(format!("INSERT INTO {table} (tbl, key, document) "));
+                let columns = if partition.is_split() { ", part" } else { "" };
+                let mut query = QueryBuilder::new(format!("INSERT INTO {table} (tbl, key, document{columns}) "));
                 query.push_values(chunk, |mut row, ((tbl, key), document)| {
                     row.push_bind(tbl.as_str())
                         .push_bind(key.as_str())
                         .push_bind(document.as_ref().map(Value::to_string));
+                    if partition.is_split() {
+                        row.push_bind(part);
+                    }
                 });
                 query.push(" ON CONFLICT (tbl, key) DO UPDATE SET document = excluded.document");
-                query.build().execute(&mut *tx).await?;
+                if partition.is_split() {
+                    // Another partition's row is left as it is, and the count tells.
+                    query.push(format!(" WHERE {table}.part = excluded.part"));
+                }
+                let written = query.build().execute(&mut *tx).await?.rows_affected();
+                if written != chunk.len() as u64 {
+                    // Which row, and whose, for the error.
+                    let mut query = QueryBuilder::new(format!("SELECT tbl, key, part FROM {table} WHERE part <> "));
+                    query.push_bind(part).push(" AND (tbl, key) IN (");
+                    let mut rows = query.separated(", ");
+                    for ((tbl, key), _) in chunk {
+                        rows.push("(");
+                        rows.push_bind_unseparated(tbl.as_str());
+                        rows.push_unseparated(", ");
+                        rows.push_bind_unseparated(key.as_str());
+                        rows.push_unseparated(")");
+                    }
+                    query.push(") ORDER BY tbl, key LIMIT 1");
+                    let (tbl, key, owner): (String, String, i64) =
+                        query.build_query_as().fetch_one(&mut *tx).await?;
+                    tx.rollback().await?;
+                    return Ok(Written::Crossed(tbl, key, owner));
+                }
             }
             for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
                 let mut query = QueryBuilder::new(format!("DELETE FROM {table} WHERE (tbl, key) IN ("));
@@ -1085,11 +1360,35 @@ impl ProjectionRunner {
                     rows.push_bind_unseparated(key.as_str());
                     rows.push_unseparated(")");
                 }
-                query.push(")");
+                query.push(format!("){own}"));
                 query.build().execute(&mut *tx).await?;
             }
-            if let Some(Some(old_table)) = switching {
-                sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
+            if switching {
+                // The build is complete when every partition of this layout points at its
+                // table: then every other layout's table goes, with its rows.
+                let switched: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM core_projections WHERE {OF_PROJECTION} AND state_table = $4"
+                ))
+                .bind(&owner)
+                .bind(self.projection.name())
+                .bind(&partitions_like)
+                .bind(&table)
+                .fetch_one(&mut *tx)
+                .await?;
+                if switched >= i64::from(partition.count) {
+                    for old_table in &retired {
+                        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(&format!(
+                        "DELETE FROM core_projections WHERE {OF_PROJECTION} AND state_table <> $4"
+                    ))
+                    .bind(&owner)
+                    .bind(self.projection.name())
+                    .bind(&partitions_like)
+                    .bind(&table)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Written::Stored)
@@ -1108,7 +1407,7 @@ impl ProjectionRunner {
             Some(self.projection),
             FreshnessRow {
                 owner: owner_of(self.projection),
-                name: self.projection.name().to_owned(),
+                name: self.row_name(),
                 version: self.projection.version(),
                 position: self.checkpoint.follow,
                 max_lag_ms: self.max_lag_ms,
@@ -1216,23 +1515,25 @@ pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadErr
     for row in rows {
         let installed = ops_core::projection::installed(crate::CORE)
             .into_iter()
-            .find(|p| owner_of(*p) == row.owner && p.name() == row.name);
+            .find(|p| owner_of(*p) == row.owner && projection_of_row(p.name(), &row.name));
         out.push(freshness_of(store, installed, row).await?);
     }
     Ok(out)
 }
 
+/// Whether checkpoint row `row` is projection `name`'s own or one of its partitions'.
+fn projection_of_row(name: &str, row: &str) -> bool {
+    row.strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// The stored rows of a projection's active version, sorted: `(tbl, key, document)` as
-/// stored bytes, for comparing states exactly.
+/// stored bytes, for comparing states exactly (every partition's, when it is split).
 pub async fn stored_rows(
     store: &EventStore,
     projection: &dyn DynProjection,
 ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    let table = state_table(
-        projection.pack_id(),
-        projection.name(),
-        projection.version(),
-    );
+    let table = state_table_of(projection);
     let sql = format!("SELECT tbl, key, document FROM {table} ORDER BY tbl, key");
     on_db!(store.db(), pool => sqlx::query_as(&sql).fetch_all(pool).await)
 }

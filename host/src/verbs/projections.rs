@@ -79,20 +79,26 @@ async fn projections_rebuild(
     // Under the projection's lease, as a worker: a worker running it now is not raced.
     let leases = crate::worker::one_off_leases(&store, "rebuild");
     let progress = crate::progress::Progress::new(&format!("rebuilding {projection}"), "events");
-    let mut runner = ops_core_runtime::projection::ProjectionRunner::start_with_leases(
-        store,
-        found,
-        leases.clone(),
-    )?
-    .with_progress(progress.callback());
-    let rebuilt = runner.rebuild().await;
+    // Every partition of a split projection, one after another, each under its lease.
+    let mut rows = 0;
+    let mut rebuilt = Ok(());
+    for partition in ops_core_runtime::projection::Partition::all(found) {
+        let mut runner = ops_core_runtime::projection::ProjectionRunner::start_partition(
+            store.clone(),
+            found,
+            leases.clone(),
+            partition,
+        )?
+        .with_progress(progress.callback());
+        rebuilt = runner.rebuild().await;
+        rows += runner.state().rows().len();
+        if rebuilt.is_err() {
+            break;
+        }
+    }
     progress.finish();
     leases.release_all().await?;
     rebuilt?;
-    writeln!(
-        out,
-        "rebuilt {projection}: {} rows",
-        runner.state().rows().len()
-    )?;
+    writeln!(out, "rebuilt {projection}: {rows} rows")?;
     Ok(Ended::Done)
 }

@@ -25,6 +25,7 @@ mod sagas;
 mod scheduler;
 mod secrets;
 mod shredding;
+mod split;
 mod supply_chain;
 mod tidy;
 mod ui;

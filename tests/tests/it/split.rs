@@ -1,0 +1,306 @@
+//! A projection split by stream across workers, on both backends: each partition folds
+//! its own streams under its own lease and checkpoint, together they store exactly the
+//! rows one worker folding everything stores, a fold that relates streams is refused, and
+//! a new layout replaces the old one only when its last partition is built.
+
+use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, Severity};
+use ops_core::contract::EventType;
+use ops_core::envelope::EventEnvelope;
+use ops_core::projection::{ProjectedEvent, Projection, Split, State};
+use ops_core_runtime::leases::Leases;
+use ops_core_runtime::projection::{
+    Partition, ProjectionRunError, ProjectionRunner, all_freshness, stored_rows,
+};
+use ops_core_runtime::store::{EventStore, ExpectedVersion};
+use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::storage::Backend;
+use ops_tests::{on_both_backends, origin_at};
+use pack_incidents::{IncidentBoard, IncidentsPack};
+
+/// The incident board, split three ways by stream.
+struct SplitBoard;
+
+impl Projection for SplitBoard {
+    type Pack = IncidentsPack;
+    const NAME: &'static str = "split_board";
+    const VERSION: u32 = 1;
+    const SPLIT: Split = Split::ByStream { partitions: 3 };
+    const EVENTS: &'static [EventType] = IncidentBoard::EVENTS;
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        IncidentBoard.apply(event, state)
+    }
+}
+
+/// The same board under the same name, not split: the layout a split replaces.
+struct WholeBoard;
+
+impl Projection for WholeBoard {
+    type Pack = IncidentsPack;
+    const NAME: &'static str = "split_board";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [EventType] = IncidentBoard::EVENTS;
+
+    fn apply(&self, event: &ProjectedEvent<'_>, state: &mut State) -> Result<(), String> {
+        IncidentBoard.apply(event, state)
+    }
+}
+
+const INCIDENTS: usize = 40;
+
+fn opened(id: &str, at_us: i64) -> EventEnvelope {
+    let event = IncidentOpened {
+        incident_id: id.to_owned(),
+        service: ServiceRef {
+            system: "catalogue".to_owned(),
+            id: format!("service-{}", id.len() % 3),
+        },
+        title: format!("{id} is down"),
+        severity: Severity::Sev2,
+    };
+    EventEnvelope::new(&event, origin_at(&format!("{id}-opened"), at_us, "tickets", None)).unwrap()
+}
+
+fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
+    let event = IncidentAcknowledged {
+        incident_id: id.to_owned(),
+        by: PersonRef {
+            system: "oncall".to_owned(),
+            id: "U042".to_owned(),
+            display_name: "Ada".to_owned(),
+        },
+    };
+    EventEnvelope::new(&event, origin_at(&format!("{id}-ack"), at_us, "tickets", None)).unwrap()
+}
+
+/// Each incident on its own stream, opened then (every other one) acknowledged, in
+/// interleaved appends.
+async fn incidents(store: &EventStore) {
+    for n in 0..INCIDENTS {
+        let id = format!("INC-{n}");
+        store
+            .append(&id, ExpectedVersion::Any, &[opened(&id, n as i64 * 1_000)])
+            .await
+            .unwrap();
+    }
+    for n in (0..INCIDENTS).step_by(2) {
+        let id = format!("INC-{n}");
+        let ack = acknowledged(&id, 1_000_000 + n as i64);
+        store.append(&id, ExpectedVersion::Any, &[ack]).await.unwrap();
+    }
+}
+
+fn worker(store: &EventStore, holder: &str) -> Leases {
+    Leases::new(store.db().clone(), holder, std::time::Duration::from_secs(30))
+}
+
+fn runner(store: &EventStore, leases: &Leases, index: u32) -> ProjectionRunner {
+    let partition = Partition { index, count: 3 };
+    ProjectionRunner::start_partition(store.clone(), &SplitBoard, leases.clone(), partition)
+        .unwrap()
+}
+
+async fn two_workers_share_the_partitions_and_store_what_one_worker_stores(backend: Backend) {
+    let label = "two_workers_share_the_partitions_and_store_what_one_worker_stores";
+    let split = backend.store(&format!("{label}_split")).await;
+    let whole = backend.store(&format!("{label}_whole")).await;
+    incidents(&split).await;
+    incidents(&whole).await;
+
+    // Worker a runs partitions 0 and 1, worker b partition 2; b finds the others held.
+    let (a, b) = (worker(&split, "a"), worker(&split, "b"));
+    for index in [0, 1] {
+        runner(&split, &a, index).catch_up().await.unwrap();
+    }
+    let mut taken = runner(&split, &b, 0);
+    assert_eq!(taken.catch_up().await.unwrap().held_by.as_deref(), Some("a"));
+    runner(&split, &b, 2).catch_up().await.unwrap();
+
+    let mut alone = ProjectionRunner::start(whole.clone(), &WholeBoard).await.unwrap();
+    alone.catch_up().await.unwrap();
+    let together = stored_rows(&split, &SplitBoard).await.unwrap();
+    assert_eq!(together.len(), 2 * INCIDENTS, "a row and an open row per incident");
+    assert_eq!(together, stored_rows(&whole, &WholeBoard).await.unwrap());
+
+    // Each partition has its own checkpoint, and its own lease.
+    let rows: Vec<(String, i64)> = all_freshness(&split)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name, f.applied_events))
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["split_board.0of3", "split_board.1of3", "split_board.2of3"]);
+    assert!(rows.iter().all(|(_, applied)| *applied > 0), "{rows:?}");
+    let applied: i64 = rows.iter().map(|(_, applied)| applied).sum();
+    assert_eq!(applied as usize, INCIDENTS + INCIDENTS / 2, "every event once, in one partition");
+    let leases: Vec<(String, String)> = ops_core_runtime::leases::all(split.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|lease| (lease.name, lease.holder))
+        .collect();
+    for (index, holder) in [(0, "a"), (1, "a"), (2, "b")] {
+        let name = format!("projection:pack:incidents/split_board.{index}of3");
+        assert!(leases.contains(&(name, holder.to_owned())), "{leases:?}");
+    }
+
+    // A worker that gives a partition back lets another take it over, from its checkpoint.
+    let mut first = runner(&split, &a, 0);
+    first.catch_up().await.unwrap();
+    first.release_lease().await.unwrap();
+    let later = acknowledged("INC-1", 2_000_000);
+    split.append("INC-1", ExpectedVersion::Any, &[later.clone()]).await.unwrap();
+    whole.append("INC-1", ExpectedVersion::Any, &[later]).await.unwrap();
+    for index in 0..3 {
+        let done = taken_or_own(&split, &a, &b, index).await;
+        assert!(done.held_by.is_none(), "partition {index}: {done:?}");
+    }
+    assert!(taken.catch_up().await.unwrap().held_by.is_none(), "b took partition 0 over");
+    alone.catch_up().await.unwrap();
+    assert_eq!(
+        stored_rows(&split, &SplitBoard).await.unwrap(),
+        stored_rows(&whole, &WholeBoard).await.unwrap()
+    );
+}
+
+/// Partition 0 by b (which may take it now), the others by their holders.
+async fn taken_or_own(
+    store: &EventStore,
+    a: &Leases,
+    b: &Leases,
+    index: u32,
+) -> ops_core_runtime::projection::CatchUp {
+    let leases = match index {
+        0 | 2 => b,
+        _ => a,
+    };
+    runner(store, leases, index).catch_up().await.unwrap()
+}
+
+/// A stream name of partition `index` (of 3), for a test that needs two partitions.
+fn stream_of(index: u32) -> String {
+    let partition = Partition { index, count: 3 };
+    (0..)
+        .map(|n| format!("stream-{n}"))
+        .find(|stream| partition.holds(stream))
+        .unwrap()
+}
+
+async fn a_row_written_from_two_partitions_is_refused(backend: Backend) {
+    let store = backend
+        .store("a_row_written_from_two_partitions_is_refused")
+        .await;
+    // One incident whose events sit in streams of different partitions: its row would be
+    // folded by two workers, each from half its history.
+    let (first, second) = (stream_of(0), stream_of(1));
+    store
+        .append(&first, ExpectedVersion::Any, &[opened("INC-7", 0)])
+        .await
+        .unwrap();
+    let leases = worker(&store, "a");
+    runner(&store, &leases, 0).catch_up().await.unwrap();
+    // Partition 1 never saw it opened: an opening of the same incident in one of its
+    // streams makes it write the incident's row again.
+    store
+        .append(&second, ExpectedVersion::Any, &[opened("INC-7", 5)])
+        .await
+        .unwrap();
+    let error = runner(&store, &leases, 1).catch_up().await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, ProjectionRunError::CrossPartition { owner: 0, writer: 1, .. }),
+        "{message}"
+    );
+    assert!(message.contains("incidents/INC-7"), "{message}");
+    assert!(message.contains("Split::Whole"), "{message}");
+    // Nothing of the refused batch is stored: partition 0's row stands as it was.
+    let rows = stored_rows(&store, &SplitBoard).await.unwrap();
+    assert_eq!(rows.iter().filter(|(t, k, _)| t == "incidents" && k == "INC-7").count(), 1);
+    let freshness = all_freshness(&store).await.unwrap();
+    assert!(freshness.iter().all(|f| f.name != "split_board.1of3" || f.applied_events == 0));
+}
+
+async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(backend: Backend) {
+    let store = backend
+        .store("a_split_replaces_the_whole_layout_once_its_last_partition_is_built")
+        .await;
+    incidents(&store).await;
+    let mut whole = ProjectionRunner::start(store.clone(), &WholeBoard).await.unwrap();
+    whole.catch_up().await.unwrap();
+    let before = stored_rows(&store, &WholeBoard).await.unwrap();
+    let tables = || async {
+        let names: Vec<(String, String)> = ops_core_runtime::db::on_db!(store.db(), pool => {
+            sqlx::query_as("SELECT name, state_table FROM core_projections ORDER BY name")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        });
+        names
+    };
+    let leases = worker(&store, "a");
+    for index in 0..2 {
+        runner(&store, &leases, index).catch_up().await.unwrap();
+        // Not built whole yet: the old layout stays, readable as it was.
+        assert_eq!(stored_rows(&store, &WholeBoard).await.unwrap(), before);
+        assert!(tables().await.contains(&(
+            "split_board".to_owned(),
+            "pack_incidents_split_board_v1".to_owned()
+        )));
+    }
+    runner(&store, &leases, 2).catch_up().await.unwrap();
+    let after = tables().await;
+    assert_eq!(
+        after.iter().map(|(_, table)| table.as_str()).collect::<Vec<_>>(),
+        ["pack_incidents_split_board_v1_p3"; 3],
+        "only the new layout is left"
+    );
+    assert!(stored_rows(&store, &WholeBoard).await.is_err(), "its table is dropped");
+    assert_eq!(stored_rows(&store, &SplitBoard).await.unwrap(), before);
+}
+
+/// A pack's declaration is input: a split beyond the bound is refused, and a split
+/// projection is never started as one whole runner.
+#[tokio::test]
+async fn partitions_out_of_bounds_are_refused() {
+    struct Huge;
+    impl Projection for Huge {
+        type Pack = IncidentsPack;
+        const NAME: &'static str = "huge";
+        const VERSION: u32 = 1;
+        const SPLIT: Split = Split::ByStream { partitions: 1_000_000 };
+        const EVENTS: &'static [EventType] = IncidentBoard::EVENTS;
+        fn apply(&self, _: &ProjectedEvent<'_>, _: &mut State) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let store = Backend::Sqlite.store("partitions_out_of_bounds_are_refused").await;
+    let error = ProjectionRunner::start(store.clone(), &Huge).await.err().unwrap();
+    assert!(matches!(error, ProjectionRunError::Partitions { partitions: 1_000_000, .. }));
+    let error = ProjectionRunner::start(store.clone(), &SplitBoard).await.err().unwrap();
+    assert!(matches!(error, ProjectionRunError::Split { .. }), "{error}");
+    let leases = worker(&store, "a");
+    let wrong = Partition { index: 3, count: 3 };
+    let error = ProjectionRunner::start_partition(store, &SplitBoard, leases, wrong).err().unwrap();
+    assert!(matches!(error, ProjectionRunError::Partitions { .. }), "{error}");
+}
+
+/// Streams spread over the partitions: none is empty, and each stream has one.
+#[test]
+fn every_stream_has_one_partition() {
+    let partitions: Vec<Partition> = (0..4).map(|index| Partition { index, count: 4 }).collect();
+    let mut sizes = [0usize; 4];
+    for n in 0..4_000 {
+        let stream = format!("incident/INC-{n}");
+        let holders: Vec<&Partition> = partitions.iter().filter(|p| p.holds(&stream)).collect();
+        assert_eq!(holders.len(), 1, "{stream}");
+        sizes[holders[0].index as usize] += 1;
+    }
+    assert!(sizes.iter().all(|size| (800..1_200).contains(size)), "{sizes:?}");
+}
+
+on_both_backends!(
+    two_workers_share_the_partitions_and_store_what_one_worker_stores,
+    a_row_written_from_two_partitions_is_refused,
+    a_split_replaces_the_whole_layout_once_its_last_partition_is_built,
+);
