@@ -742,9 +742,17 @@ impl ProjectionRunner {
             if done.paused.is_some() {
                 return Ok(done);
             }
+            // A partition reads every partition's rows and decodes its own: a page as
+            // many times longer as there are partitions keeps its batches as large.
+            let partition = self.partition;
             let batch = self
                 .store
-                .follow_types(&folded, self.checkpoint.follow, PAGE)
+                .follow_types_of_streams(
+                    &folded,
+                    self.checkpoint.follow,
+                    PAGE * partition.count as usize,
+                    &move |stream| partition.holds(stream),
+                )
                 .await?;
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
@@ -757,9 +765,7 @@ impl ProjectionRunner {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             }
-            // A row that does not read has no stream to go by: the first partition sets it
-            // aside, once.
-            for corrupt in batch.corrupt.iter().filter(|_| self.partition.index == 0) {
+            for corrupt in &batch.corrupt {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
                     .await?;
                 done.quarantined += 1;
@@ -769,7 +775,6 @@ impl ProjectionRunner {
             let mut events: Vec<(Option<CanonicalKey>, StoredEvent)> = batch
                 .events
                 .into_iter()
-                .filter(|e| self.partition.holds(&e.stream_id))
                 .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
                 .collect();
             events.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1094,26 +1099,41 @@ impl ProjectionRunner {
             None => 0,
         };
         let mut replayed = 0u64;
+        // Only the types it folds are read, and only its own streams' rows decoded.
+        let folded: Vec<&str> = self
+            .projection
+            .event_types()
+            .iter()
+            .map(|event_type| event_type.name())
+            .collect();
+        let partition = self.partition;
         loop {
             let page = self
                 .store
-                .replay_until(after.as_ref(), Some(until), PAGE)
+                .replay_of(
+                    after.as_ref(),
+                    until,
+                    PAGE * partition.count as usize,
+                    &folded,
+                    &move |stream| partition.holds(stream),
+                )
                 .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(CanonicalKey::of(&last.envelope));
-            replayed += page.len() as u64;
+            let Some(next) = page.next else { break };
+            after = Some(next);
+            replayed += page.read as u64;
             if let Some(progress) = &self.progress {
                 progress(replayed, total.max(replayed));
             }
             let events = page
+                .events
                 .into_iter()
-                .filter(|e| {
-                    self.projection.reads(&e.envelope.event_type)
-                        && self.partition.holds(&e.stream_id)
-                })
                 .map(|event| (Some(CanonicalKey::of(&event.envelope)), event))
                 .collect();
             self.apply_all(events).await?;
+        }
+        // Events of other types were not read: the rebuild is done all the same.
+        if let Some(progress) = &self.progress {
+            progress(total.max(replayed), total.max(replayed));
         }
         self.checkpoint.follow = until;
         Ok(replayed as usize)

@@ -248,6 +248,17 @@ enum Bind<'a> {
 }
 
 /// A row as read, before its envelope is decoded.
+/// A page of [`EventStore::replay_of`].
+#[derive(Debug, Default)]
+pub struct ReplayPage {
+    pub events: Vec<StoredEvent>,
+    /// The key the next page starts after; `None` when this one read nothing.
+    pub next: Option<CanonicalKey>,
+    /// Rows read, kept or not.
+    pub read: usize,
+}
+
+#[derive(Clone)]
 struct RawRow {
     position: LogPosition,
     stream_id: String,
@@ -874,6 +885,73 @@ impl EventStore {
         decode_all(rows)
     }
 
+    /// As [`EventStore::replay_until`], keeping only rows of `event_types` in the streams
+    /// `streams` accepts (a partition's), the others passed over before they are decoded;
+    /// `next` is where the next page starts (`None`: no row was left to read).
+    pub async fn replay_of(
+        &self,
+        after: Option<&CanonicalKey>,
+        until: LogPosition,
+        limit: usize,
+        event_types: &[&str],
+        streams: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<ReplayPage, ReadError> {
+        let start = after.cloned().unwrap_or(CanonicalKey {
+            occurred_at_us: i64::MIN,
+            source_ref: String::new(),
+            source_sequence_key: i64::MIN,
+            event_id: String::new(),
+        });
+        // Not filtered by type in SQL: both planners would then read the type's index and
+        // sort every row of the type on every page. The type is read with each row, and a
+        // row of another type or stream is passed over without being decoded.
+        let sql = format!(
+            "SELECT {COLUMNS}, event_type FROM core_events \
+             WHERE (occurred_at_us, source_ref, source_sequence_key, event_id) > ($1, $2, $3, $4) \
+             AND (tx_order, seq) <= ($5, $6) \
+             ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $7"
+        );
+        let rows: Vec<(RawRow, String)> = on_db!(&self.db, pool => {
+            sqlx::query(&sql)
+                .bind(start.occurred_at_us)
+                .bind(&start.source_ref)
+                .bind(start.source_sequence_key)
+                .bind(&start.event_id)
+                .bind(until.tx_order)
+                .bind(until.seq)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| Ok::<_, sqlx::Error>((raw_row(row)?, row.try_get(6)?)))
+                .collect::<Result<_, _>>()?
+        });
+        // The page's last row says where the next one starts, whoever's it is.
+        let next = match rows.last() {
+            None => None,
+            Some((last, event_type))
+                if streams(&last.stream_id) && event_types.contains(&event_type.as_str()) =>
+            {
+                None
+            }
+            Some((last, _)) => Some(decode_all(vec![last.clone()])?.remove(0)),
+        };
+        let read = rows.len();
+        let rows: Vec<RawRow> = rows
+            .into_iter()
+            .filter(|(row, event_type)| {
+                event_types.contains(&event_type.as_str()) && streams(&row.stream_id)
+            })
+            .map(|(row, _)| row)
+            .collect();
+        let events = decode_all(rows)?;
+        let next = next
+            .as_ref()
+            .or(events.last())
+            .map(|event| CanonicalKey::of(&event.envelope));
+        Ok(ReplayPage { events, next, read })
+    }
+
     /// Up to `limit` events after `after` in commit order, never skipping one that commits
     /// late (see the module docs). Undecodable rows come back in `corrupt`, in place.
     pub async fn follow(&self, after: LogPosition, limit: usize) -> Result<FollowBatch, ReadError> {
@@ -891,6 +969,20 @@ impl EventStore {
         event_types: &[&str],
         after: LogPosition,
         limit: usize,
+    ) -> Result<FollowBatch, ReadError> {
+        self.follow_types_of_streams(event_types, after, limit, &|_| true)
+            .await
+    }
+
+    /// [`Self::follow_types`], keeping only the events of the streams `streams` accepts
+    /// (a partition's): the others are passed over before they are decoded. `limit` counts
+    /// every row read, kept or not.
+    pub async fn follow_types_of_streams(
+        &self,
+        event_types: &[&str],
+        after: LogPosition,
+        limit: usize,
+        streams: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<FollowBatch, ReadError> {
         let bound = self.final_bound().await?;
         let (rows, head) = if event_types.is_empty() {
@@ -945,7 +1037,7 @@ impl EventStore {
             },
             ..FollowBatch::default()
         };
-        for row in rows {
+        for row in rows.into_iter().filter(|row| streams(&row.stream_id)) {
             match decode(row) {
                 Ok(event) => batch.events.push(event),
                 Err(corrupt) => batch.corrupt.push(corrupt),

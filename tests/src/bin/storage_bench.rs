@@ -904,6 +904,112 @@ async fn catch_up_bench(backend: Backend, workers: usize, count: usize) {
     report(&name, count, ours, baseline);
 }
 
+/// The incident board split four ways by stream, for [`split_catch_up_bench`].
+struct SplitBoard;
+
+impl ops_core::projection::Projection for SplitBoard {
+    type Pack = pack_incidents::IncidentsPack;
+    const NAME: &'static str = "split_board";
+    const VERSION: u32 = 1;
+    const SPLIT: ops_core::projection::Split =
+        ops_core::projection::Split::ByStream { partitions: 4 };
+    const EVENTS: &'static [ops_core::contract::EventType] =
+        <pack_incidents::IncidentBoard as ops_core::projection::Projection>::EVENTS;
+
+    fn apply(
+        &self,
+        event: &ops_core::projection::ProjectedEvent<'_>,
+        state: &mut ops_core::projection::State,
+    ) -> Result<(), String> {
+        pack_incidents::IncidentBoard.apply(event, state)
+    }
+}
+
+/// Incidents `0..count`, each in one of 500 streams, a stream's events in one append.
+async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, count: usize) {
+    const STREAMS: usize = 500;
+    for stream in 0..STREAMS {
+        let events: Vec<EventEnvelope> = (stream..count)
+            .step_by(STREAMS)
+            .map(|n| opened(run, n))
+            .collect();
+        store
+            .append(&format!("incident-{stream}"), ExpectedVersion::Any, &events)
+            .await
+            .unwrap();
+    }
+}
+
+/// The board split four ways by stream, caught up over `count` events (in 500 streams) by
+/// 1, 2 and 4 workers, each an OS thread with its own runtime and connections running its
+/// share of the partitions (`p % workers`) under its own leases, as `ops-host run`
+/// processes sharing one database do. Baseline: [`raw_catch_up`], one plain-Rust worker
+/// folding the same events. Each row also says how much faster than one worker it went.
+async fn split_catch_up_bench(backend: Backend, count: usize) {
+    use ops_core_runtime::projection::{Partition, ProjectionRunner};
+    let label = |workers: usize| format!("bench_split_catch_up_{workers}_{backend:?}").to_lowercase();
+    let raw = backend.store(&label(0)).await;
+    fill_streams(&raw, "raw", count).await;
+    let started = Instant::now();
+    let folded = raw_catch_up(raw.db()).await;
+    let baseline = started.elapsed();
+    assert_eq!(folded, count);
+    let mut one_worker = None;
+    for workers in [1, 2, 4] {
+        let shared = backend.store(&label(workers)).await;
+        fill_streams(&shared, "split", count).await;
+        let started = Instant::now();
+        let threads: Vec<_> = (0..workers)
+            .map(|worker| {
+                let label = label(workers);
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        let store = backend.another_worker(&label).await;
+                        let leases = ops_core_runtime::leases::Leases::new(
+                            store.db().clone(),
+                            format!("w{worker}"),
+                            std::time::Duration::from_secs(30),
+                        );
+                        for partition in Partition::all(&SplitBoard) {
+                            if partition.index as usize % workers == worker {
+                                ProjectionRunner::start_partition(
+                                    store.clone(),
+                                    &SplitBoard,
+                                    leases.clone(),
+                                    partition,
+                                )
+                                .unwrap()
+                                .catch_up()
+                                .await
+                                .unwrap();
+                            }
+                        }
+                        store.db().close().await;
+                    })
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let ours = started.elapsed();
+        let rows = ops_core_runtime::projection::stored_rows(&shared, &SplitBoard)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2 * count, "a row and an open row per incident");
+        let one = *one_worker.get_or_insert(ours);
+        let name = format!("projection_catch_up_split_{workers}_{backend:?}").to_lowercase();
+        let mut line = timing(&name, count, ours, baseline);
+        line["speedup_over_1_worker"] =
+            json!((one.as_secs_f64() / ours.as_secs_f64() * 100.0).round() / 100.0);
+        println!("{line}");
+    }
+}
+
 /// The honest baseline of a catch-up: plain Rust that reads the board's event types in
 /// commit order, 500 to a query (the runner's page), decodes each envelope, sorts the page
 /// canonically (the board's declared order), applies the same fold in process, and writes
@@ -1374,6 +1480,9 @@ async fn run() {
             if wanted(&format!("projection_catch_up_{workers}_{suffix}")) {
                 catch_up_bench(backend, workers, 10_000).await;
             }
+        }
+        if wanted(&format!("projection_catch_up_split_{suffix}")) {
+            split_catch_up_bench(backend, 10_000).await;
         }
         if wanted(&format!("projection_mid_ingest_20000_{suffix}")) {
             mid_ingest_bench(backend, 20_000).await;
