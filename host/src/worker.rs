@@ -15,7 +15,7 @@
 
 use crate::services::{Services, secrets_dir};
 use ops_core_runtime::clock::WallClock;
-use ops_core_runtime::projection::Partition;
+use ops_core_runtime::projection::{Partition, partitions_of};
 use ops_core_runtime::service_capability;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -444,7 +444,7 @@ impl Worker {
             .fences
             .objectives(&ops_core::projection::installed(ops_core_runtime::CORE))?;
         for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
-            for partition in Partition::all(projection) {
+            for partition in partitions_of(projection) {
                 let mut runner = ProjectionRunner::start_partition(
                     store.clone(),
                     projection,
@@ -561,7 +561,7 @@ impl Worker {
             }
         }
         for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
-            for partition in Partition::all(projection) {
+            for partition in partitions_of(projection) {
                 let label = partition_label(projection, partition);
                 due.push((
                     format!("projection:{label}"),
@@ -621,7 +621,7 @@ impl Worker {
             .await?;
         let workers = self.leases.live_holders(PRESENCE).await?.max(1) as usize;
         for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
-            let partitions = Partition::all(projection);
+            let partitions = partitions_of(projection);
             if partitions.len() < 2 {
                 continue;
             }

@@ -51,46 +51,22 @@ const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// runner on every worker.
 pub const MAX_PARTITIONS: u32 = 64;
 
-/// The share of a projection one runner folds: the streams whose id hashes to `index`
-/// among `count` partitions. `0 of 1` is the whole projection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Partition {
-    pub index: u32,
-    pub count: u32,
+/// Which of a split projection's partitions a runner folds.
+pub use crate::store::Partition;
+
+/// Every partition `projection` runs as (one, for a projection not split).
+pub fn partitions_of(projection: &dyn DynProjection) -> Vec<Partition> {
+    let count = projection.split().partitions();
+    (0..count).map(|index| Partition { index, count }).collect()
 }
 
-impl Partition {
-    pub const WHOLE: Partition = Partition { index: 0, count: 1 };
-
-    /// Every partition `projection` runs as (one, for a projection not split).
-    pub fn all(projection: &dyn DynProjection) -> Vec<Partition> {
-        let count = projection.split().partitions();
-        (0..count).map(|index| Partition { index, count }).collect()
-    }
-
-    fn is_split(self) -> bool {
-        self.count > 1
-    }
-
-    /// Whether events of `stream_id` are this partition's: the same answer on every host
-    /// and build (blake3, not the process's hasher).
-    pub fn holds(self, stream_id: &str) -> bool {
-        if !self.is_split() {
-            return true;
-        }
-        let digest = blake3::hash(stream_id.as_bytes());
-        let word = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
-        word % u64::from(self.count) == u64::from(self.index)
-    }
-
-    /// Its checkpoint row's name (and its lease's), beside the projection's own name: a
-    /// `.` no projection name contains.
-    fn row_name(self, name: &str) -> String {
-        if self.is_split() {
-            format!("{name}.{}of{}", self.index, self.count)
-        } else {
-            name.to_owned()
-        }
+/// Its checkpoint row's name (and its lease's), beside the projection's own name: a `.`
+/// no projection name contains.
+fn row_name_of(partition: Partition, name: &str) -> String {
+    if partition.is_split() {
+        format!("{name}.{}of{}", partition.index, partition.count)
+    } else {
+        name.to_owned()
     }
 }
 
@@ -405,7 +381,7 @@ impl ProjectionRunner {
         projection: &'static dyn DynProjection,
     ) -> Result<Vec<Self>, ProjectionRunError> {
         let mut runners = Vec::new();
-        for partition in Partition::all(projection) {
+        for partition in partitions_of(projection) {
             let mut runner = Self::new(store.clone(), projection)?;
             runner.partition = partition;
             runner.prepare().await?;
@@ -427,7 +403,7 @@ impl ProjectionRunner {
     }
 
     /// A runner of one `partition` of a projection split by stream (see
-    /// [`Partition::all`]), under `leases` as [`Self::start_with_leases`].
+    /// [`partitions_of`]), under `leases` as [`Self::start_with_leases`].
     pub fn start_partition(
         store: EventStore,
         projection: &'static dyn DynProjection,
@@ -591,7 +567,7 @@ impl ProjectionRunner {
 
     /// Its checkpoint row's name: the projection's, or its partition's.
     fn row_name(&self) -> String {
-        self.partition.row_name(self.projection.name())
+        row_name_of(self.partition, self.projection.name())
     }
 
     pub fn partition(&self) -> Partition {
@@ -742,17 +718,9 @@ impl ProjectionRunner {
             if done.paused.is_some() {
                 return Ok(done);
             }
-            // A partition reads every partition's rows and decodes its own: a page as
-            // many times longer as there are partitions keeps its batches as large.
-            let partition = self.partition;
             let batch = self
                 .store
-                .follow_types_of_streams(
-                    &folded,
-                    self.checkpoint.follow,
-                    PAGE * partition.count as usize,
-                    &move |stream| partition.holds(stream),
-                )
+                .follow_partition(&folded, self.checkpoint.follow, PAGE, self.partition)
                 .await?;
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
@@ -1110,13 +1078,7 @@ impl ProjectionRunner {
         loop {
             let page = self
                 .store
-                .replay_of(
-                    after.as_ref(),
-                    until,
-                    PAGE * partition.count as usize,
-                    &folded,
-                    &move |stream| partition.holds(stream),
-                )
+                .replay_of(after.as_ref(), until, PAGE, &folded, partition)
                 .await?;
             let Some(next) = page.next else { break };
             after = Some(next);

@@ -248,6 +248,49 @@ enum Bind<'a> {
 }
 
 /// A row as read, before its envelope is decoded.
+/// A stream as a number: 63 bits of blake3 of its id, the same on every host and build
+/// (stored with each event as `stream_bucket`).
+pub fn stream_bucket(stream_id: &str) -> i64 {
+    let digest = blake3::hash(stream_id.as_bytes());
+    let word = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
+    (word >> 1) as i64
+}
+
+/// A share of the streams: those whose bucket is `index` modulo `count`. `0 of 1` is every
+/// stream. A projection split by stream runs one runner per share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Partition {
+    pub const WHOLE: Partition = Partition { index: 0, count: 1 };
+
+    pub fn is_split(self) -> bool {
+        self.count > 1
+    }
+
+    /// Whether events of `stream_id` are in this share.
+    pub fn holds(self, stream_id: &str) -> bool {
+        !self.is_split() || stream_bucket(stream_id) % i64::from(self.count) == i64::from(self.index)
+    }
+
+    /// The condition a row of `core_events` in this share meets (events stored before
+    /// buckets were pass it, for [`Partition::holds`] to decide): numbers this type holds,
+    /// not text, so it is written into the statement.
+    fn condition(self) -> String {
+        if self.is_split() {
+            format!(
+                " AND (stream_bucket IS NULL OR stream_bucket % {} = {})",
+                self.count, self.index
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// A page of [`EventStore::replay_of`].
 #[derive(Debug, Default)]
 pub struct ReplayPage {
@@ -690,11 +733,12 @@ impl EventStore {
                     actual: current,
                 });
             }
+            let bucket = stream_bucket(stream);
             for (chunk_index, chunk) in fresh.chunks(ROWS_PER_STATEMENT).enumerate() {
                 let mut query = QueryBuilder::new(
                     "INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
                      payload_schema_version, occurred_at_us, source_ref, source_sequence_key, \
-                     correlation_id, recorded_at_us, envelope) ",
+                     correlation_id, recorded_at_us, envelope, stream_bucket) ",
                 );
                 query.push_values(chunk.iter().enumerate(), |mut row, (offset, &index)| {
                     let envelope = &events[index];
@@ -711,7 +755,8 @@ impl EventStore {
                         .push_bind(CanonicalKey::source_sequence_key(envelope))
                         .push_bind(envelope.correlation_id.to_string())
                         .push_bind(recorded_at_us)
-                        .push_bind(rows[index].as_str());
+                        .push_bind(rows[index].as_str())
+                        .push_bind(bucket);
                 });
                 query.push(" ON CONFLICT (event_id) DO NOTHING");
                 let inserted = query.build().execute(&mut *tx).await?.rows_affected();
@@ -885,8 +930,8 @@ impl EventStore {
         decode_all(rows)
     }
 
-    /// As [`EventStore::replay_until`], keeping only rows of `event_types` in the streams
-    /// `streams` accepts (a partition's), the others passed over before they are decoded;
+    /// As [`EventStore::replay_until`], keeping only rows of `event_types` in `partition`'s
+    /// streams, the others passed over in the database or before they are decoded;
     /// `next` is where the next page starts (`None`: no row was left to read).
     pub async fn replay_of(
         &self,
@@ -894,7 +939,7 @@ impl EventStore {
         until: LogPosition,
         limit: usize,
         event_types: &[&str],
-        streams: &(dyn Fn(&str) -> bool + Sync),
+        partition: Partition,
     ) -> Result<ReplayPage, ReadError> {
         let start = after.cloned().unwrap_or(CanonicalKey {
             occurred_at_us: i64::MIN,
@@ -908,8 +953,9 @@ impl EventStore {
         let sql = format!(
             "SELECT {COLUMNS}, event_type FROM core_events \
              WHERE (occurred_at_us, source_ref, source_sequence_key, event_id) > ($1, $2, $3, $4) \
-             AND (tx_order, seq) <= ($5, $6) \
-             ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $7"
+             AND (tx_order, seq) <= ($5, $6){} \
+             ORDER BY occurred_at_us, source_ref, source_sequence_key, event_id LIMIT $7",
+            partition.condition()
         );
         let rows: Vec<(RawRow, String)> = on_db!(&self.db, pool => {
             sqlx::query(&sql)
@@ -930,7 +976,7 @@ impl EventStore {
         let next = match rows.last() {
             None => None,
             Some((last, event_type))
-                if streams(&last.stream_id) && event_types.contains(&event_type.as_str()) =>
+                if partition.holds(&last.stream_id) && event_types.contains(&event_type.as_str()) =>
             {
                 None
             }
@@ -940,7 +986,7 @@ impl EventStore {
         let rows: Vec<RawRow> = rows
             .into_iter()
             .filter(|(row, event_type)| {
-                event_types.contains(&event_type.as_str()) && streams(&row.stream_id)
+                event_types.contains(&event_type.as_str()) && partition.holds(&row.stream_id)
             })
             .map(|(row, _)| row)
             .collect();
@@ -970,20 +1016,21 @@ impl EventStore {
         after: LogPosition,
         limit: usize,
     ) -> Result<FollowBatch, ReadError> {
-        self.follow_types_of_streams(event_types, after, limit, &|_| true)
+        self.follow_partition(event_types, after, limit, Partition::WHOLE)
             .await
     }
 
-    /// [`Self::follow_types`], keeping only the events of the streams `streams` accepts
-    /// (a partition's): the others are passed over before they are decoded. `limit` counts
-    /// every row read, kept or not.
-    pub async fn follow_types_of_streams(
+    /// [`Self::follow_types`], keeping only the events of `partition`'s streams: the others
+    /// are passed over in the database (or, stored before buckets were, before they are
+    /// decoded).
+    pub async fn follow_partition(
         &self,
         event_types: &[&str],
         after: LogPosition,
         limit: usize,
-        streams: &(dyn Fn(&str) -> bool + Sync),
+        partition: Partition,
     ) -> Result<FollowBatch, ReadError> {
+        let share = partition.condition();
         let bound = self.final_bound().await?;
         let (rows, head) = if event_types.is_empty() {
             let sql = format!(
@@ -1005,7 +1052,7 @@ impl EventStore {
                 .map(|n| {
                     format!(
                         "SELECT * FROM (SELECT {COLUMNS} FROM core_events WHERE event_type = ${} \
-                         AND (tx_order, seq) > ($1, $2) AND (tx_order, seq) <= ($4, $5) \
+                         AND (tx_order, seq) > ($1, $2) AND (tx_order, seq) <= ($4, $5){share} \
                          ORDER BY tx_order, seq LIMIT $3) AS of_type_{n}",
                         6 + n
                     )
@@ -1037,7 +1084,7 @@ impl EventStore {
             },
             ..FollowBatch::default()
         };
-        for row in rows.into_iter().filter(|row| streams(&row.stream_id)) {
+        for row in rows.into_iter().filter(|row| partition.holds(&row.stream_id)) {
             match decode(row) {
                 Ok(event) => batch.events.push(event),
                 Err(corrupt) => batch.corrupt.push(corrupt),

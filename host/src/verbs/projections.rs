@@ -82,7 +82,7 @@ async fn projections_rebuild(
     // Every partition of a split projection, one after another, each under its lease.
     let mut rows = 0;
     let mut rebuilt = Ok(());
-    for partition in ops_core_runtime::projection::Partition::all(found) {
+    for partition in ops_core_runtime::projection::partitions_of(found) {
         let mut runner = ops_core_runtime::projection::ProjectionRunner::start_partition(
             store.clone(),
             found,

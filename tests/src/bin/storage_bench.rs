@@ -115,6 +115,7 @@ struct RawRow {
     source_sequence_key: i64,
     correlation_id: String,
     envelope: String,
+    stream_bucket: i64,
 }
 
 /// Inserts `rows` into `bench_raw` in transaction `tx`, 500 to a multi-row `INSERT` (a
@@ -125,7 +126,7 @@ macro_rules! raw_insert_rows {
             let mut query = QueryBuilder::new(
                 "INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
                  payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
-                 recorded_at_us, envelope) ",
+                 recorded_at_us, envelope, stream_bucket) ",
             );
             query.push_values(chunk, |mut row, raw: &RawRow| {
                 row.push_bind(raw.seq)
@@ -140,7 +141,8 @@ macro_rules! raw_insert_rows {
                     .push_bind(raw.source_sequence_key)
                     .push_bind(raw.correlation_id.as_str())
                     .push_bind(0i64)
-                    .push_bind(raw.envelope.as_str());
+                    .push_bind(raw.envelope.as_str())
+                    .push_bind(raw.stream_bucket);
             });
             query.push(" ON CONFLICT (event_id) DO NOTHING");
             query.build().execute(&mut *$tx).await.unwrap();
@@ -242,6 +244,7 @@ fn raw_rows(events: &[EventEnvelope], first: usize) -> Vec<RawRow> {
                 source_sequence_key: key.source_sequence_key,
                 correlation_id: e.correlation_id.to_string(),
                 envelope: serde_json::to_string(e).unwrap(),
+                stream_bucket: ops_core_runtime::store::stream_bucket("bench"),
             }
         })
         .collect()
@@ -328,7 +331,7 @@ async fn engine_insert(
                     .prepare_cached(
                         "INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
                          payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
-                         recorded_at_us, envelope) VALUES (?1, 0, ?2, 'bench', ?3, ?4, 2, ?5, ?6, ?7, ?8, 0, ?9)",
+                         recorded_at_us, envelope, stream_bucket) VALUES (?1, 0, ?2, 'bench', ?3, ?4, 2, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
                     )
                     .unwrap();
                 for raw in &chunk {
@@ -343,6 +346,7 @@ async fn engine_insert(
                             raw.source_sequence_key,
                             raw.correlation_id,
                             raw.envelope,
+                            raw.stream_bucket,
                         ])
                         .unwrap();
                 }
@@ -358,7 +362,7 @@ async fn engine_insert(
                 for raw in raw_rows(chunk, n * batch) {
                     let quoted = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
                     csv.push_str(&format!(
-                        "{},0,{},bench,{},{},2,{},{},{},{},0,{}\n",
+                        "{},0,{},bench,{},{},2,{},{},{},{},0,{},{}\n",
                         raw.seq,
                         quoted(&raw.event_id),
                         raw.stream_version,
@@ -368,13 +372,14 @@ async fn engine_insert(
                         raw.source_sequence_key,
                         quoted(&raw.correlation_id),
                         quoted(&raw.envelope),
+                        raw.stream_bucket,
                     ));
                 }
                 let mut copy = pool
                     .copy_in_raw(
                         "COPY bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
                          payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
-                         recorded_at_us, envelope) FROM STDIN WITH (FORMAT csv)",
+                         recorded_at_us, envelope, stream_bucket) FROM STDIN WITH (FORMAT csv)",
                     )
                     .await
                     .unwrap();
@@ -831,6 +836,7 @@ async fn raw_close(
                     source_sequence_key: seq,
                     correlation_id: key.clone(),
                     envelope,
+                    stream_bucket: ops_core_runtime::store::stream_bucket("bench"),
                 }
             })
         })
@@ -946,7 +952,7 @@ async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, co
 /// processes sharing one database do. Baseline: [`raw_catch_up`], one plain-Rust worker
 /// folding the same events. Each row also says how much faster than one worker it went.
 async fn split_catch_up_bench(backend: Backend, count: usize) {
-    use ops_core_runtime::projection::{Partition, ProjectionRunner};
+    use ops_core_runtime::projection::ProjectionRunner;
     let label = |workers: usize| format!("bench_split_catch_up_{workers}_{backend:?}").to_lowercase();
     let raw = backend.store(&label(0)).await;
     fill_streams(&raw, "raw", count).await;
@@ -974,7 +980,7 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
                             format!("w{worker}"),
                             std::time::Duration::from_secs(30),
                         );
-                        for partition in Partition::all(&SplitBoard) {
+                        for partition in ops_core_runtime::projection::partitions_of(&SplitBoard) {
                             if partition.index as usize % workers == worker {
                                 ProjectionRunner::start_partition(
                                     store.clone(),
@@ -1369,6 +1375,7 @@ async fn raw_retention(db: &Db, cutoff: i64) -> usize {
             source_sequence_key: -1,
             correlation_id: format!("retention:{part}"),
             envelope,
+            stream_bucket: ops_core_runtime::store::stream_bucket("bench"),
         };
         raw_insert(db, std::slice::from_ref(&receipt)).await;
         on_db!(db, pool => {
