@@ -68,6 +68,9 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        // Rows `<bench>_<workers>_<backend>`: each one's throughput over the same bench's
+        // with one worker, measured earlier in the same run.
+        let mut one_worker: std::collections::HashMap<String, f64> = Default::default();
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             let timing: serde_json::Value = serde_json::from_str(line)
                 .with_context(|| format!("the storage benchmarks printed `{line}`"))?;
@@ -100,10 +103,33 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
                         / 1000.0
                 );
             }
+            if let Some((bench, workers)) = per_workers(result["name"].as_str().unwrap_or_default()) {
+                let ours_per_s = result["ours_per_s"].as_f64().unwrap_or_default();
+                if workers == 1 {
+                    one_worker.insert(bench.clone(), ours_per_s);
+                }
+                if let Some(one) = one_worker.get(&bench) {
+                    result["speedup_over_1_worker"] =
+                        json!((ours_per_s / one * 100.0).round() / 100.0);
+                }
+            }
             print_line(&result, format);
         }
     }
     Ok(crate::Verdict::Clean)
+}
+
+/// A row of a bench run with several worker counts, `<bench>_<workers>_<backend>`: the
+/// bench with its count left out, and the count.
+fn per_workers(name: &str) -> Option<(String, u32)> {
+    let mut parts: Vec<&str> = name.split('_').collect();
+    let backend = parts.pop()?;
+    let workers: u32 = parts.pop()?.parse().ok()?;
+    let known = ["dispatch", "projection_catch_up", "projection_catch_up_split"];
+    let bench = parts.join("_");
+    known
+        .contains(&bench.as_str())
+        .then(|| (format!("{bench}_{backend}"), workers))
 }
 
 fn rerun_in_release(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict> {
@@ -138,7 +164,7 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
     match format {
         Format::Json => println!("{measurement}"),
         Format::Text => println!(
-            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}{}{}{}",
+            "{:<32} ours {:>12}/s  baseline {:>12}/s  ratio {:.2}{}{}{}{}{}",
             measurement["name"].as_str().unwrap_or_default(),
             measurement["ours_per_s"],
             measurement["baseline_per_s"],
@@ -153,6 +179,10 @@ fn print_line(measurement: &serde_json::Value, format: Format) {
                     "  peak RSS {peak} MiB (baseline {} MiB)",
                     measurement["baseline_peak_rss_mb"]
                 ))
+                .unwrap_or_default(),
+            measurement["speedup_over_1_worker"]
+                .as_f64()
+                .map(|speedup| format!("  {speedup:.2}x one worker"))
                 .unwrap_or_default(),
             measurement["ratio_to_engine"]
                 .as_f64()

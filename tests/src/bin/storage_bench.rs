@@ -950,7 +950,8 @@ async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, co
 /// 1, 2 and 4 workers, each an OS thread with its own runtime and connections running its
 /// share of the partitions (`p % workers`) under its own leases, as `ops-host run`
 /// processes sharing one database do. Baseline: [`raw_catch_up`], one plain-Rust worker
-/// folding the same events. Each row also says how much faster than one worker it went.
+/// folding the same events. (`cargo xtask bench` says how much faster than one worker each
+/// count went.)
 async fn split_catch_up_bench(backend: Backend, count: usize) {
     use ops_core_runtime::projection::ProjectionRunner;
     let label = |workers: usize| format!("bench_split_catch_up_{workers}_{backend:?}").to_lowercase();
@@ -960,7 +961,6 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
     let folded = raw_catch_up(raw.db()).await;
     let baseline = started.elapsed();
     assert_eq!(folded, count);
-    let mut one_worker = None;
     for workers in [1, 2, 4] {
         let shared = backend.store(&label(workers)).await;
         fill_streams(&shared, "split", count).await;
@@ -1007,12 +1007,8 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
             .await
             .unwrap();
         assert_eq!(rows.len(), 2 * count, "a row and an open row per incident");
-        let one = *one_worker.get_or_insert(ours);
         let name = format!("projection_catch_up_split_{workers}_{backend:?}").to_lowercase();
-        let mut line = timing(&name, count, ours, baseline);
-        line["speedup_over_1_worker"] =
-            json!((one.as_secs_f64() / ours.as_secs_f64() * 100.0).round() / 100.0);
-        println!("{line}");
+        report(&name, count, ours, baseline);
     }
 }
 
