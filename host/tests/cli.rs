@@ -137,7 +137,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
     let (ok, status) = host(&["status", "--data", data_arg]);
     assert!(!ok, "{status}");
     assert!(
-        status.contains("projections: 1 within their freshness objective, 0 over it")
+        status.contains("projections: 3 within their freshness objective, 0 over it")
             && status.contains("quarantine: 1 records set aside")
             && status.contains("QUARANTINED 1 from connector:tickets/tickets")
             && status.contains("effects: 0 pending, 1 executed, 0 refused, 0 cancelled, 0 failed"),
@@ -319,7 +319,7 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
         "status exits 1 when an objective is violated: {status}"
     );
     assert!(
-        status.contains("projections: 0 within their freshness objective, 1 over it")
+        status.contains("projections: 1 within their freshness objective, 2 over it")
             && status.contains("SLO VIOLATED pack:incidents/incident_board v3: lag "),
         "{status}"
     );
@@ -1398,7 +1398,7 @@ fn a_store_on_a_read_only_filesystem_is_read_and_writes_say_read_only() {
     let (code, read) = host_on_read_only(&data, &["projections", "status", "--data", data_arg]);
     assert_eq!((code, read.as_str()), (0, board.as_str()));
     let (code, said) = host_on_read_only(&data, &["status", "--data", data_arg]);
-    assert!(said.contains("projections: 1 within"), "{code}: {said}");
+    assert!(said.contains("projections: 3 within"), "{code}: {said}");
     for writes in [
         &["run", "--ticks", "1", "--data", data_arg][..],
         &[

@@ -213,3 +213,67 @@ fn three_worker_processes_one_killed_end_as_one_worker_does() {
     }
     std::fs::remove_dir_all(&source).unwrap();
 }
+
+/// Two workers share a projection split by stream (the incident activity, two partitions):
+/// each runs one partition, and when one stops the other takes its partition over.
+#[test]
+fn two_workers_share_a_split_projection_and_one_takes_over_when_the_other_stops() {
+    let source = export::ticket_export(
+        &std::env::temp_dir().join(format!("ops-host-split-{}", std::process::id())),
+        200,
+        100,
+    );
+    let shared = Schema::new("workers_split");
+    let holders = || {
+        let opened = "SELECT count(*)::bigint FROM pg_tables WHERE schemaname = '{schema}' AND tablename = 'core_leases'";
+        if shared.rows(opened)[0][0] != "1" {
+            return Vec::new();
+        }
+        shared.rows(
+            "SELECT name, holder FROM {schema}.core_leases \
+             WHERE name LIKE 'projection:pack:incidents/incident\\_activity.%' AND expires_at_us > 0 ORDER BY name",
+        )
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{what}: {:?}",
+                holders()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let first = worker(&shared, &source, "first", &[]);
+    // Alone, it runs both partitions.
+    until("one worker never ran both partitions", &|| {
+        let held = holders();
+        held.len() == 2 && held.iter().all(|lease| lease[1] == "first")
+    });
+    let second = worker(&shared, &source, "second", &[]);
+    until("the second worker never got its share", &|| {
+        let held = holders();
+        held.len() == 2 && held[0][1] != held[1][1]
+    });
+    let said = interrupt(second);
+    assert!(said.contains("left to other workers") || said.contains("applied"), "{said}");
+    until("the remaining worker never took the partition back", &|| {
+        let held = holders();
+        held.len() == 2 && held.iter().all(|lease| lease[1] == "first")
+    });
+    interrupt(first);
+    // Each partition's checkpoint row, and together every incident event once.
+    let applied = shared.rows(
+        "SELECT name, applied_events FROM {schema}.core_projections \
+         WHERE name LIKE 'incident\\_activity.%' ORDER BY name",
+    );
+    let names: Vec<&str> = applied.iter().map(|row| row[0].as_str()).collect();
+    assert_eq!(names, ["incident_activity.0of2", "incident_activity.1of2"]);
+    let total: u64 = applied.iter().map(|row| row[1].parse::<u64>().unwrap()).sum();
+    let incident_events = shared.rows(
+        "SELECT count(*)::bigint FROM {schema}.core_events WHERE event_type LIKE 'pack.incidents.incident.%'",
+    );
+    assert_eq!(total.to_string(), incident_events[0][0]);
+    std::fs::remove_dir_all(&source).unwrap();
+}

@@ -83,6 +83,7 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
                 seconds("baseline_s"),
             );
             for passed_on in [
+                "p50_us",
                 "p99_us",
                 "peak_rss_mb",
                 "rss_before_mb",

@@ -334,9 +334,61 @@ pub const MAX_DELEGATION_DEPTH: usize = 8;
 /// Every capability's events, in the order they happened, with the state each left it in:
 /// a check finds a capability by its id and its state at a time by a binary search, not
 /// by folding its events again.
-#[derive(Clone, Debug, Default)]
+///
+/// A check's answer holds for a window of time: until a state along the chain changes or
+/// a validity bound is crossed. Each answer is kept with its window, by capability and
+/// action, so a check asked again in that window (a dispatcher checks one capability for
+/// each effect of a batch) is a lookup; recording any event forgets every kept answer.
+#[derive(Debug, Default)]
 pub struct CapabilityBook {
     histories: HashMap<CapabilityId, History, BuildHasherDefault<DigestHasher>>,
+    answers: std::sync::Mutex<Answers>,
+}
+
+impl Clone for CapabilityBook {
+    fn clone(&self) -> Self {
+        CapabilityBook {
+            histories: self.histories.clone(),
+            answers: Default::default(),
+        }
+    }
+}
+
+/// Kept answers, by capability: a few actions each, found by comparing them (no hashing
+/// of their strings), the oldest given up first.
+type Answers = HashMap<CapabilityId, Vec<Kept>, BuildHasherDefault<DigestHasher>>;
+
+/// Actions whose answers are kept per capability.
+const ANSWERS_PER_CAPABILITY: usize = 8;
+
+#[derive(Debug)]
+struct Kept {
+    action: Action,
+    window: Window,
+    decision: Decision,
+}
+
+/// When an answer holds: from `from` (inclusive) until `until` (exclusive); `None` is
+/// unbounded.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
+    from: Option<Timestamp>,
+    until: Option<Timestamp>,
+}
+
+impl Window {
+    fn holds(&self, at: Timestamp) -> bool {
+        self.from.is_none_or(|from| from <= at) && self.until.is_none_or(|until| at < until)
+    }
+
+    /// Narrowed to where `at` stands against `bound`: on or after it, or before it.
+    fn split_at(&mut self, at: Timestamp, bound: Timestamp) {
+        if at < bound {
+            self.until = Some(self.until.map_or(bound, |until| until.min(bound)));
+        } else {
+            self.from = Some(self.from.map_or(bound, |from| from.max(bound)));
+        }
+    }
 }
 
 /// Ids are blake3 digests, uniform already: their first eight bytes are the hash. (A
@@ -434,9 +486,21 @@ impl History {
 
     /// The state as of `at`, with the text of the event it rests on.
     fn state_at(&self, at: Timestamp) -> Option<(State<'_>, &str)> {
+        self.state_within(at, &mut Window::default())
+    }
+
+    /// [`Self::state_at`], narrowing `window` to the span around `at` with no record of
+    /// this history in it.
+    fn state_within(&self, at: Timestamp, window: &mut Window) -> Option<(State<'_>, &str)> {
         let known = self
             .records
             .partition_point(|recorded| recorded.occurred_at <= at);
+        if let Some(last) = known.checked_sub(1) {
+            window.split_at(at, self.records[last].occurred_at);
+        }
+        if let Some(next) = self.records.get(known) {
+            window.split_at(at, next.occurred_at);
+        }
         let folded = self.states.get(known.checked_sub(1)?)?;
         let Change::Granted(grant) = &self.records[folded.grant?].change else {
             unreachable!("a state's grant is a grant");
@@ -472,6 +536,10 @@ pub struct State<'a> {
 
 impl CapabilityBook {
     pub fn record(&mut self, capability_id: CapabilityId, recorded: Recorded) {
+        self.answers
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
         let history = self.histories.entry(capability_id).or_default();
         if history
             .records
@@ -584,6 +652,38 @@ impl CapabilityBook {
 
     /// Whether `action` was allowed on `capability_id` at `at`.
     pub fn check(&self, capability_id: CapabilityId, action: &Action, at: Timestamp) -> Decision {
+        let answers = || self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = answers().get(&capability_id).and_then(|kept| {
+            kept.iter()
+                .find(|kept| kept.window.holds(at) && kept.action == *action)
+                .map(|kept| kept.decision.clone())
+        }) {
+            return kept;
+        }
+        let mut window = Window::default();
+        let decision = self.decide(capability_id, action, at, &mut window);
+        let mut answers = answers();
+        let kept = answers.entry(capability_id).or_default();
+        if kept.len() == ANSWERS_PER_CAPABILITY {
+            kept.remove(0);
+        }
+        kept.push(Kept {
+            action: action.clone(),
+            window,
+            decision: decision.clone(),
+        });
+        decision
+    }
+
+    /// [`Self::check`] worked out from the histories, narrowing `window` to the time
+    /// around `at` in which the answer stays the same.
+    fn decide(
+        &self,
+        capability_id: CapabilityId,
+        action: &Action,
+        at: Timestamp,
+        window: &mut Window,
+    ) -> Decision {
         let mut chain = Vec::with_capacity(MAX_DELEGATION_DEPTH + 1);
         let mut state_ref = String::new();
         let mut next = Some(capability_id);
@@ -607,7 +707,7 @@ impl CapabilityBook {
             let Some((state, state_text)) = self
                 .histories
                 .get(&id)
-                .and_then(|history| history.state_at(at))
+                .and_then(|history| history.state_within(at, window))
             else {
                 return deny(
                     chain,
@@ -646,6 +746,8 @@ impl CapabilityBook {
                     format!("{} was revoked: {reason}", whose()),
                 );
             }
+            window.split_at(at, state.grant.valid_from);
+            window.split_at(at, state.grant.valid_until);
             if at < state.grant.valid_from {
                 return deny(
                     chain,

@@ -1390,6 +1390,7 @@ impl ProjectionRunner {
             FreshnessRow {
                 owner: owner_of(self.projection),
                 name: self.row_name(),
+                partition: self.partition,
                 version: self.projection.version(),
                 position: self.checkpoint.follow,
                 max_lag_ms: self.max_lag_ms,
@@ -1406,6 +1407,8 @@ impl ProjectionRunner {
 struct FreshnessRow {
     owner: String,
     name: String,
+    /// Whose streams' events count: a partition's lag is its own streams'.
+    partition: Partition,
     version: u32,
     position: LogPosition,
     max_lag_ms: u64,
@@ -1429,7 +1432,9 @@ async fn freshness_of(
         (None, _) => None,
         (Some(_), Some(projection)) => {
             let types: Vec<&str> = projection.event_types().iter().map(|t| t.name()).collect();
-            store.first_recorded_after(row.position, &types).await?
+            store
+                .first_recorded_after(row.position, &types, row.partition)
+                .await?
         }
         (Some(_), None) => store
             .follow(row.position, 1)
@@ -1477,9 +1482,11 @@ pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadErr
         .await?
         .iter()
         .map(|row| {
+            let name: String = row.try_get("name")?;
             Ok::<_, sqlx::Error>(FreshnessRow {
                 owner: row.try_get("owner")?,
-                name: row.try_get("name")?,
+                partition: partition_of_row(&name),
+                name,
                 version: row.try_get::<i64, _>("version")? as u32,
                 position: LogPosition {
                     tx_order: row.try_get("follow_tx_order")?,
@@ -1501,6 +1508,21 @@ pub async fn all_freshness(store: &EventStore) -> Result<Vec<Freshness>, ReadErr
         out.push(freshness_of(store, installed, row).await?);
     }
     Ok(out)
+}
+
+/// The partition a checkpoint row is of, by its name (`<name>.<index>of<count>`); a row
+/// of a projection not split is `WHOLE`.
+fn partition_of_row(row: &str) -> Partition {
+    let parsed = row.rsplit_once('.').and_then(|(_, part)| {
+        let (index, count) = part.split_once("of")?;
+        Some(Partition {
+            index: index.parse().ok()?,
+            count: count.parse().ok()?,
+        })
+    });
+    parsed
+        .filter(|partition| partition.index < partition.count)
+        .unwrap_or(Partition::WHOLE)
 }
 
 /// Whether checkpoint row `row` is projection `name`'s own or one of its partitions'.

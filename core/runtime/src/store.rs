@@ -834,14 +834,19 @@ impl EventStore {
         &self,
         after: LogPosition,
         event_types: &[&str],
+        partition: Partition,
     ) -> Result<Option<Timestamp>, ReadError> {
         if event_types.is_empty() {
             return Ok(None);
         }
+        // Rows stored before buckets pass the condition; the first few are looked at, and
+        // an old row of another partition found alone counts (a lag reported too high,
+        // never one hidden).
         let sql = format!(
             "SELECT {COLUMNS} FROM core_events WHERE (tx_order, seq) > ($1, $2) AND tx_order < $3 \
-             AND event_type IN ({}) ORDER BY tx_order, seq LIMIT 1",
-            crate::db::numbered_placeholders(4, event_types.len())
+             AND event_type IN ({}){} ORDER BY tx_order, seq LIMIT 50",
+            crate::db::numbered_placeholders(4, event_types.len()),
+            partition.condition()
         );
         let bound = self.final_bound().await?;
         let binds: Vec<Bind<'_>> = [after.tx_order, after.seq, bound]
@@ -849,7 +854,11 @@ impl EventStore {
             .map(Bind::Int)
             .chain(event_types.iter().map(|t| Bind::Text(t)))
             .collect();
-        let first = self.fetch(&sql, &binds).await?.into_iter().next();
+        let rows = self.fetch(&sql, &binds).await?;
+        let first = rows
+            .iter()
+            .find(|row| partition.holds(&row.stream_id))
+            .or(rows.first());
         Ok(first.and_then(|row| Timestamp::from_unix_micros(row.recorded_at_us)))
     }
 

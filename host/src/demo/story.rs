@@ -407,7 +407,7 @@ pub async fn lineage(
     writeln!(out, "\n== lineage")?;
     let Some(board) = ops_core::projection::installed(ops_core_runtime::CORE)
         .into_iter()
-        .next()
+        .find(|projection| projection.name() == "incident_board")
     else {
         writeln!(out, "no projection installed")?;
         return Ok(());

@@ -1,13 +1,15 @@
-//! The incidents pack: handles incident commands, keeps private triage notes and the
-//! incident board projection.
+//! The incidents pack: handles incident commands, keeps private triage notes, the incident
+//! board projection and the incident activity per stream (split across workers).
 
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod activity;
 mod board;
 mod handlers;
 mod paging;
 
+pub use activity::{IncidentActivity, events_per_stream};
 pub use board::{IncidentBoard, open_by_service, time_to_acknowledge};
 pub use handlers::{AcknowledgeIncidentHandler, Incident, IncidentRejection, OpenIncidentHandler};
 pub use paging::page_responder;

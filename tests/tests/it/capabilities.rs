@@ -829,7 +829,7 @@ proptest! {
     fn checks_agree_with_a_reference_model(
         (granted_scope, from, until, steps) in history(),
         action in action(),
-        asked_at in 0u32..130,
+        asked in proptest::collection::vec(0u32..130, 1..8),
     ) {
         let mut book = CapabilityBook::default();
         let id = capability();
@@ -850,6 +850,9 @@ proptest! {
                 Step::Expired => record_at(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when), sequence),
             }
         }
+        // Asked at several times in any order of one book: each answer is the reference's,
+        // whatever answers the book kept from before.
+        for asked_at in asked {
         // The reference: what had happened by then, read plainly.
         let happened: Vec<&(u32, Step)> = steps.iter().filter(|(when, _)| *when <= asked_at).collect();
         let revoked = happened.iter().any(|(_, step)| matches!(step, Step::Revoked));
@@ -867,6 +870,56 @@ proptest! {
             && covers(&scope.destinations, &action.destination);
         let decision = book.check(id, &action, minute(asked_at));
         prop_assert_eq!(decision.allowed, expected, "{:?}", decision);
+        }
+    }
+
+    /// Along a delegation chain whose links change at random times, a book asked again and
+    /// again answers exactly as a book that worked every answer out afresh.
+    #[test]
+    fn kept_answers_are_the_answers_worked_out_afresh(
+        (root_scope, from, until, root_steps) in history(),
+        (_, _, _, child_steps) in history(),
+        actions in proptest::collection::vec(action(), 1..3),
+        asked in proptest::collection::vec((0u32..130, 0usize..3), 1..12),
+    ) {
+        let mut book = CapabilityBook::default();
+        let root = capability();
+        let root_grant = CapabilityGranted {
+            holder: operator(),
+            valid_from: minute(from),
+            valid_until: minute(until),
+            ..grant(root, operator(), root_scope.clone())
+        };
+        record_at(&mut book, &root_grant, "root", minute(0), 0);
+        let child_id = CapabilityId::of("child").expect("canonical");
+        let child = CapabilityGranted {
+            issuer: operator(),
+            parent: Some(root),
+            valid_from: minute(from),
+            valid_until: minute(until),
+            ..grant(child_id, responder(), root_scope.clone())
+        };
+        record_at(&mut book, &child, "child", minute(0), 0);
+        for (id, steps) in [(root, &root_steps), (child_id, &child_steps)] {
+            for (index, (when, step)) in steps.iter().enumerate() {
+                let native = format!("{id}-step-{index}");
+                let sequence = index as u64 + 1;
+                match step {
+                    Step::ScopeChanged(scope) => record_at(&mut book, &ops_core::capability::CapabilityScopeChanged { capability_id: id, scope: scope.clone(), changed_by: operator() }, &native, minute(*when), sequence),
+                    Step::Revoked => record_at(&mut book, &ops_core::capability::CapabilityRevoked { capability_id: id, revoked_by: operator(), reason: "r".to_owned() }, &native, minute(*when), sequence),
+                    Step::Expired => record_at(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when), sequence),
+                }
+            }
+        }
+        for (asked_at, which) in asked {
+            let action = &actions[which % actions.len()];
+            for id in [child_id, root] {
+                let kept = book.check(id, action, minute(asked_at));
+                // A clone keeps no answers: it works each one out.
+                let afresh = book.clone().check(id, action, minute(asked_at));
+                prop_assert_eq!(kept, afresh);
+            }
+        }
     }
 }
 
