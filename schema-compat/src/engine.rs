@@ -528,6 +528,7 @@ impl Engine {
                             })
                             .collect(),
                         additional: Some(rest),
+                        required: Vec::new(),
                     })
                 });
             }

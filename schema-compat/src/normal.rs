@@ -92,6 +92,10 @@ pub struct Clause {
     pub properties: Vec<(String, NodeId)>,
     pub patterns: Vec<(PatternId, NodeId)>,
     pub additional: Option<NodeId>,
+    /// What its schema object requires: a typed producer declares every property it must
+    /// write, so under typed-producer semantics a required name is a declared one (of any
+    /// value, unless `properties` says more), never one it cannot write.
+    pub required: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -504,6 +508,7 @@ pub fn assertions(k: &Keywords, side: Side, unevaluated: &Unevaluated) -> Vec<Co
                 properties: k.properties.clone(),
                 patterns: k.pattern_properties.clone(),
                 additional: k.additional_properties,
+                required: k.required.clone(),
             }));
         }
         let mut conj = Conj::of(Shape::Object(object));

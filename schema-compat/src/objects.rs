@@ -50,7 +50,12 @@ impl Engine {
             .clauses
             .iter()
             .filter(own)
-            .flat_map(|c| c.properties.iter().map(|(k, _)| k.clone()))
+            .flat_map(|c| {
+                c.properties
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .chain(c.required.iter().cloned())
+            })
             .collect();
         let producer_patterns: Vec<PatternId> = o
             .clauses

@@ -786,6 +786,24 @@ fn corpus() -> Vec<(&'static str, Value, Value, bool, bool, &'static str)> {
             false,
             "format-changed",
         ),
+        // A typed producer writes every property it requires: a required name its
+        // `properties` do not list is one it writes (of any value), not one it cannot.
+        (
+            "a property required without being listed",
+            obj(json!({"a": s}), &["a"]),
+            obj(json!({"a": s}), &["a", "b"]),
+            false,
+            true,
+            "",
+        ),
+        (
+            "a property required without being listed, then closed out",
+            obj(json!({"a": s}), &["a", "b"]),
+            json!({"type": "object", "properties": {"a": s}, "required": ["a"], "additionalProperties": false}),
+            false,
+            false,
+            "",
+        ),
         (
             "a conditional requirement removed",
             json!({"type": "object", "properties": {"a": s}, "if": {"properties": {"a": {"const": "x"}}}, "then": {"required": ["a"]}}),

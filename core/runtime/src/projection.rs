@@ -745,7 +745,11 @@ impl ProjectionRunner {
                 .into_iter()
                 .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
                 .collect();
-            events.sort_by(|a, b| a.0.cmp(&b.0));
+            // Sorted when the projection wants the canonical order; one that applies events
+            // as they come takes them in commit order, as its rebuild does.
+            if !self.in_commit_order() {
+                events.sort_by(|a, b| a.0.cmp(&b.0));
+            }
             let late = match &self.checkpoint.canonical_mark {
                 Some(mark) => events
                     .iter()
@@ -1051,7 +1055,55 @@ impl ProjectionRunner {
         self.checkpoint.canonical_mark = None;
         self.checkpoint.applied = 0;
         self.journal = Journal::default();
-        self.replay_after(None, until).await?;
+        if self.in_commit_order() {
+            self.replay_in_commit_order(until).await?;
+        } else {
+            self.replay_after(None, until).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether it takes events in commit order, live and on rebuild: it declared each
+    /// stream in its own order (`Ordering::PerStream`; streams interleave as committed),
+    /// or late events applied as they come (`LateEvents::ApplyInArrivalOrder`). Either way
+    /// a rebuild gives the state that following the log live gave.
+    fn in_commit_order(&self) -> bool {
+        self.projection.ordering() == Ordering::PerStream
+            || self.projection.late_events() == LateEvents::ApplyInArrivalOrder
+    }
+
+    /// Applies, in commit order, every event of its types and partition up to `until`.
+    async fn replay_in_commit_order(&mut self, until: LogPosition) -> Result<(), ProjectionRunError> {
+        let folded: Vec<&str> = self
+            .projection
+            .event_types()
+            .iter()
+            .map(|event_type| event_type.name())
+            .collect();
+        let canonical = self.projection.ordering() == Ordering::Canonical;
+        let mut position = LogPosition::default();
+        while position < until {
+            let batch = self
+                .store
+                .follow_partition(&folded, position, PAGE, self.partition)
+                .await?;
+            if batch.next == position {
+                break;
+            }
+            for corrupt in batch.corrupt.iter().filter(|c| c.position <= until) {
+                self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
+                    .await?;
+            }
+            let events = batch
+                .events
+                .into_iter()
+                .filter(|event| event.position <= until)
+                .map(|e| (canonical.then(|| CanonicalKey::of(&e.envelope)), e))
+                .collect();
+            self.apply_all(events).await?;
+            position = batch.next;
+        }
+        self.checkpoint.follow = until;
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 /// The schema a typed producer writes under: objects that declare properties and say
-/// nothing of others get `additionalProperties: false`. Left alone (`None`) where `allOf`
+/// nothing of others get `additionalProperties: false`, their required names declared. Left alone (`None`) where `allOf`
 /// composes objects, since closing each part would not mean the same.
 pub fn closed(schema: &Value) -> Option<Value> {
     fn walk(node: &Value, in_all_of: bool) -> Option<Value> {
@@ -73,6 +73,17 @@ pub fn closed(schema: &Value) -> Option<Value> {
             map.contains_key("additionalProperties") || map.contains_key("unevaluatedProperties");
         if declares && !explicit && !in_all_of && !map.contains_key("$ref") {
             out.insert("additionalProperties".into(), Value::Bool(false));
+            // What it requires it writes: a required name it does not list is declared,
+            // of any value.
+            let required = map.get("required").and_then(Value::as_array);
+            for name in required.into_iter().flatten().filter_map(Value::as_str) {
+                let properties = out
+                    .entry("properties")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .expect("`properties` is an object");
+                properties.entry(name).or_insert(Value::Bool(true));
+            }
         }
         Some(Value::Object(out))
     }

@@ -14,6 +14,7 @@ mod event_store;
 mod identity;
 mod leases;
 mod lineage;
+mod ordering;
 mod notify;
 mod pack_migrations;
 mod policies;
