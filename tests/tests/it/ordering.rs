@@ -100,11 +100,13 @@ async fn a_rebuild_keeps_the_order_the_projection_declared(backend: Backend) {
         runner.rebuild().await.unwrap();
         let rebuilt = stored_rows(&store, projection).await.unwrap();
         assert_eq!(rebuilt, live, "{} after a rebuild", projection.name());
-        // A new runner on the stored state goes on in the same order.
-        store
-            .append("c", ExpectedVersion::Any, &[opened(5, 0)])
-            .await
-            .unwrap();
+    }
+    // One more, the earliest of all: followed live, then rebuilt by a new runner.
+    store
+        .append("c", ExpectedVersion::Any, &[opened(5, 0)])
+        .await
+        .unwrap();
+    for (runner, projection) in runners.iter_mut().zip(projections) {
         runner.catch_up().await.unwrap();
         let mut restarted = ProjectionRunner::start(store.clone(), projection).await.unwrap();
         restarted.rebuild().await.unwrap();
