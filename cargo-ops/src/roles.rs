@@ -110,7 +110,8 @@ fn declared(package: &Package) -> Option<&str> {
     package.metadata.get("ops")?.get("role")?.as_str()
 }
 
-/// The id of the pack crate `pack-<id>` (`pack-crm-sync` is pack `crm_sync`).
+/// The id of the pack crate `pack-<id>` (`pack-crm-sync` would be `crm_sync`, which
+/// `#[pack]` and the host refuse).
 pub fn pack_id(crate_name: &str) -> Option<String> {
     crate_name
         .strip_prefix("pack-")

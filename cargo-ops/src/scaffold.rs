@@ -29,8 +29,8 @@ pub struct NewOptions {
 
 #[derive(clap::Args)]
 pub struct PackOptions {
-    /// The pack's id (`[a-z][a-z0-9_]*`): its crates are `pack-<id>` and
-    /// `ops-contract-<id>`, with `_` written `-`.
+    /// The pack's id (`[a-z][a-z0-9]*`, no `_`: a pack's tables are `pack_<id>_*`): its
+    /// crates are `pack-<id>` and `ops-contract-<id>`.
     id: String,
     /// The workspace (default: the current directory's).
     #[arg(long, value_name = "DIR")]
@@ -57,9 +57,12 @@ struct Names {
 
 impl Names {
     fn of(id: &str) -> anyhow::Result<Names> {
-        if !is_name(id, '_') {
+        // No separator: a pack's tables are `pack_<id>_*`, and with `_` in ids pack `crm`
+        // would own the start of pack `crm_sync`'s tables (the host refuses such ids too).
+        if !is_name(id, '_') || id.contains('_') {
             bail!(
-                "`{id}` is not a pack id: use lower-case letters, digits and `_`, starting with a letter"
+                "`{id}` is not a pack id: use lower-case letters and digits, starting with a letter (no `_` or `-`: a pack's tables are named `pack_<id>_*`, and `{}` would start like another pack's)",
+                id.replace('-', "_")
             );
         }
         let pack_type: String = id

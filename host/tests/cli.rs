@@ -1605,8 +1605,19 @@ fn a_full_disk_heals_without_a_restart() {
         "{} of 60 tickets",
         opened(&beside_worker)
     );
-    let board = beside_worker(&["projections", "status", "--data", data_arg]);
-    assert!(board.contains("60 applied"), "{board}");
+    // The board catches up on them within a few ticks.
+    let board = || beside_worker(&["projections", "status", "--data", data_arg]);
+    let caught_up = |board: &str| {
+        board
+            .lines()
+            .any(|line| line.contains("incident_board") && line.contains(" 60 applied"))
+    };
+    assert!(
+        eventually(|| caught_up(&board())),
+        "{}\nthe worker said:\n{}",
+        board(),
+        std::fs::read_to_string(&worker_out).unwrap()
+    );
     let status = beside_worker(&["status", "--data", data_arg]);
     assert!(status.contains("jobs: 0 failing"), "{status}");
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

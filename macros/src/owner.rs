@@ -69,14 +69,28 @@ pub fn owner_of(crate_name: &str) -> Result<Owner, String> {
             ))
         }
     };
+    // A pack's tables are `pack_<id>_*`: an id with `_` would share its prefix with a
+    // shorter id's, so pack ids (and the contract modules named after them) have none.
+    let pack_id = |rest: &str| -> Result<String, String> {
+        let id = segment(rest)?;
+        if id.contains('_') {
+            return Err(format!(
+                "crate `{crate_name}` would make pack `{id}`, whose tables `pack_{id}_*` pack `{}` could claim too; pack ids are lower-case letters and digits, so name it `{}{}`",
+                id.split('_').next().unwrap_or_default(),
+                crate_name.strip_suffix(rest).unwrap_or_default(),
+                rest.replace('-', "")
+            ));
+        }
+        Ok(id)
+    };
     if crate_name == "ops-core" {
         Ok(Owner::Core)
     } else if let Some(rest) = crate_name.strip_prefix("ops-shared-") {
         segment(rest).map(|package| Owner::Shared { package })
     } else if let Some(rest) = crate_name.strip_prefix("ops-contract-") {
-        segment(rest).map(|pack_id| Owner::Contract { pack_id })
+        pack_id(rest).map(|pack_id| Owner::Contract { pack_id })
     } else if let Some(rest) = crate_name.strip_prefix("pack-") {
-        segment(rest).map(|pack_id| Owner::Pack { pack_id })
+        pack_id(rest).map(|pack_id| Owner::Pack { pack_id })
     } else {
         Err(format!(
             "crate `{crate_name}` cannot own contract types; define them in `pack-<id>`, `ops-contract-<id>`, `ops-shared-<pkg>` or `ops-core`"
@@ -150,10 +164,20 @@ mod tests {
                 pack_id: "incidents".into()
             })
         );
+        // Its tables would start `pack_crm_sync_`, which pack `crm` may also claim.
+        let refused = owner_of("pack-crm-sync").unwrap_err();
+        assert!(refused.contains("name it `pack-crmsync`"), "{refused}");
+        assert!(owner_of("ops-contract-crm-sync").is_err());
         assert_eq!(
-            owner_of("pack-crm-sync"),
+            owner_of("pack-crmsync"),
             Ok(Owner::Pack {
-                pack_id: "crm_sync".into()
+                pack_id: "crmsync".into()
+            })
+        );
+        assert_eq!(
+            owner_of("ops-shared-people-directory"),
+            Ok(Owner::Shared {
+                package: "people_directory".into()
             })
         );
         assert!(owner_of("serde").is_err());

@@ -64,6 +64,11 @@ pub struct EffectRequest {
     /// The actor of the command that asked for the effect.
     pub requested_by: Actor,
     pub capability_id: CapabilityId,
+    /// Whether it could be undone (A5, S2): what decided that it was held before dispatch,
+    /// and whether its saga can compensate it. Absent only in receipts written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversibility: Option<Reversibility>,
 }
 
 fn example_request() -> EffectRequest {
@@ -85,6 +90,7 @@ fn example_request() -> EffectRequest {
         capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000"
             .parse()
             .expect("an id"),
+        reversibility: Some(Reversibility::Irreversible),
     }
 }
 

@@ -15,6 +15,16 @@ pub trait Pack: crate::__private::PackSeal + 'static {
     const CONTRACTS: &'static [&'static str];
 }
 
+/// Whether `id` may be a pack's id: lower-case letters and digits, a letter first. No `_`:
+/// a pack's tables are `pack_<id>_*`, and with `_` in ids pack `crm` would own the prefix
+/// of pack `crm_sync`'s tables. (`#[pack]` refuses such a crate at compile time; the host
+/// checks again, since the id is the pack's constant.)
+pub fn is_valid_pack_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
 /// What `#[pack]` submits to the registry.
 #[derive(Debug)]
 pub struct PackDescriptor {

@@ -28,6 +28,14 @@ pub enum MigrationError {
         prefix: String,
         reason: String,
     },
+    #[error(
+        "pack `{pack_id}` may not own tables: its id holds `_`, so its prefix `pack_{pack_id}_` is also the start of another pack's (`{pack_id}` and a pack `{shorter}` would both claim `pack_{pack_id}_*`); pack ids are lower-case letters and digits (`[a-z][a-z0-9]*`), so name the crate `pack-{joined}`"
+    )]
+    AmbiguousPrefix {
+        pack_id: String,
+        shorter: String,
+        joined: String,
+    },
     #[error("migration `{name}` of {owner} is not SQL this host can check: {reason}")]
     Unparsable {
         owner: String,
@@ -174,6 +182,14 @@ pub async fn run_pack(
     pack_id: &str,
     migrations: &[PackMigration],
 ) -> Result<(), MigrationError> {
+    // A pack's constant: with a `_` its prefix would be another's too.
+    if !ops_core::pack::is_valid_pack_id(pack_id) {
+        return Err(MigrationError::AmbiguousPrefix {
+            pack_id: pack_id.to_owned(),
+            shorter: pack_id.split('_').next().unwrap_or_default().to_owned(),
+            joined: pack_id.replace('_', ""),
+        });
+    }
     let owner = format!("pack `{pack_id}`");
     let prefix = format!("pack_{pack_id}_");
     let migrations: Vec<Migration> = migrations

@@ -523,8 +523,11 @@ impl ProjectionRunner {
             .is_none_or(|held| held.generation != lease.generation);
         // Held from here on, so the build's own writes are fenced too.
         self.lease = Some(lease);
-        if taken {
-            self.prepare().await?;
+        if taken && let Err(error) = self.prepare().await {
+            // Not loaded or built (a full disk, say): held again, it prepares again, rather
+            // than going on from a state and checkpoint that were never stored.
+            self.lease = None;
+            return Err(error);
         }
         match self.lease {
             Some(_) => Ok(Ok(())),

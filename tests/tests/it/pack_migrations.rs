@@ -20,6 +20,7 @@ const SNEAKY: PackMigration = PackMigration {
 
 on_both_backends!(
     pack_migrations_run_once_in_their_prefix_and_never_outside_it,
+    a_pack_id_that_shares_another_packs_prefix_owns_no_tables,
     a_store_a_newer_host_migrated_is_refused,
 );
 
@@ -102,6 +103,37 @@ async fn pack_migrations_run_once_in_their_prefix_and_never_outside_it(backend: 
             .to_string()
             .contains("never edit an applied migration")
     );
+}
+
+/// A pack id with `_` owns no tables: pack `notes_archive`'s prefix `pack_notes_archive_`
+/// is also the start of what pack `notes` may create, so its migrations are refused before
+/// any runs, naming both and the fix, and nothing is created.
+async fn a_pack_id_that_shares_another_packs_prefix_owns_no_tables(backend: Backend) {
+    let db = &backend
+        .db("a_pack_id_that_shares_another_packs_prefix_owns_no_tables")
+        .await;
+    const ARCHIVE: PackMigration = PackMigration {
+        name: "0001_archive",
+        sql: "CREATE TABLE pack_notes_archive_items (id TEXT PRIMARY KEY);",
+    };
+    let error = run_pack(db, "notes_archive", &[ARCHIVE]).await.unwrap_err();
+    assert!(matches!(error, MigrationError::AmbiguousPrefix { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("a pack `notes` would both claim `pack_notes_archive_*`")
+            && message.contains("name the crate `pack-notesarchive`"),
+        "{message}"
+    );
+    let created: Vec<String> = ops_core_runtime::db::on_db!(db, pool => {
+        sqlx::query_scalar::<_, String>(match db.dialect() {
+            ops_core_runtime::db::Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE name LIKE 'pack%'",
+            ops_core_runtime::db::Dialect::Postgres => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'pack%'",
+        })
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
+    assert!(created.is_empty(), "{created:?}");
 }
 
 /// SQLite workers started together on a new file take turns at the migrations (the write

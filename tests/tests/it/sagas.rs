@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use ops_core::capability::Scope;
 use ops_core::contract::Contract;
-use ops_core::egress::{Check, EffectState, EgressFailed, EgressRefused};
+use ops_core::egress::{
+    Check, EffectState, EgressExecuted, EgressFailed, EgressRefused, Reversibility,
+};
 use ops_core::envelope::{CommandEnvelope, CommandOutcome, CommandRequest, DedupeScope};
 use ops_core::id::{ContentHash, CorrelationId};
 use ops_core::time::Timestamp;
@@ -246,6 +248,22 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
     let refusal: EgressRefused =
         serde_json::from_value(refusals[0].envelope.payload.clone()).expect("a receipt");
     assert_eq!(refusal.check, Check::Hold);
+    // Each receipt says whether its effect could be undone: the held update could not,
+    // the notification that went out could (A5, S2).
+    assert_eq!(
+        refusal.effect.reversibility,
+        Some(Reversibility::Irreversible)
+    );
+    let executed = store
+        .read_by_type(EgressExecuted::TYPE)
+        .await
+        .expect("reading");
+    let executed: EgressExecuted =
+        serde_json::from_value(executed[0].envelope.payload.clone()).expect("a receipt");
+    assert_eq!(
+        executed.effect.reversibility,
+        Some(Reversibility::Reversible)
+    );
     assert!(
         refusal
             .reason

@@ -895,6 +895,7 @@ fn receipt(effect: &Effect, outcome: Outcome) -> EventEnvelope {
         request_hash: effect.request_hash,
         requested_by: effect.actor.clone(),
         capability_id: effect.capability_id,
+        reversibility: Some(effect.reversibility),
     };
     let receipt = match outcome {
         Outcome::Executed {
