@@ -132,7 +132,44 @@ fn check(passed: &mut bool, ok: bool, what: &str) {
     *passed &= ok;
 }
 
+/// What deleting one pack came to: whether every check held, the packs that had to go
+/// with it (each with why), and the packs the host still ran with.
+struct Deletion {
+    verdict: Verdict,
+    went_with: Vec<(String, String)>,
+    still_installed: Vec<String>,
+}
+
+impl Deletion {
+    fn summary(&self, id: &str) -> String {
+        let with = if self.went_with.is_empty() {
+            "removed alone".to_owned()
+        } else {
+            format!(
+                "removed with {}",
+                self.went_with
+                    .iter()
+                    .map(|(other, why)| format!("{other} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let left = if self.still_installed.is_empty() {
+            "no pack left installed".to_owned()
+        } else {
+            format!("the host ran with {}", self.still_installed.join(", "))
+        };
+        format!("pack {id}: {with}; {left}")
+    }
+}
+
 pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
+    let deletion = delete_one(id, workspace_root)?;
+    println!("\n{}", deletion.summary(id));
+    Ok(deletion.verdict)
+}
+
+fn delete_one(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Deletion> {
     let source = Workspace::open(workspace_root)?;
     let packs = source.installed_packs()?;
     let Some((_, pack)) = packs.iter().find(|(pack_id, _)| pack_id == id) else {
@@ -176,10 +213,10 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     let mut passed = true;
 
     println!("== before: every pack installed");
-    let demo = copy.host(&["demo", "--data", data_arg])?;
+    let demo_before = copy.host(&["demo", "--data", data_arg])?;
     check(
         &mut passed,
-        demo.contains(&format!("pack {id} ")),
+        demo_before.contains(&format!("pack {id} ")),
         &format!("the demo runs with pack `{id}`"),
     );
     let stored_before =
@@ -316,24 +353,67 @@ pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Ve
     print!("{}", indent(&types_after));
 
     let orphaned = copy.host(&["packs", "orphaned", "--data", data_arg])?;
-    let tables_left = orphaned.lines().all(|line| {
+    // Every orphaned table is a removed pack's, and every removed pack whose projections
+    // the first demo built has its tables there: left in place, not dropped.
+    let only_theirs = orphaned.lines().all(|line| {
         !line.starts_with("table ")
             || removed
                 .iter()
                 .any(|doomed| line.starts_with(&format!("table pack_{}_", doomed.id)))
     });
+    let dropped: Vec<&str> = removed
+        .iter()
+        .filter(|doomed| demo_before.contains(&format!("projection {}/", doomed.id)))
+        .filter(|doomed| {
+            !orphaned
+                .lines()
+                .any(|line| line.starts_with(&format!("table pack_{}_", doomed.id)))
+        })
+        .map(|doomed| doomed.id.as_str())
+        .collect();
     check(
         &mut passed,
-        tables_left,
-        "its tables are left in place and listed by `ops-host packs orphaned`",
+        only_theirs && dropped.is_empty(),
+        &if dropped.is_empty() {
+            "its tables are left in place and listed by `ops-host packs orphaned`".to_owned()
+        } else {
+            format!(
+                "its tables are left in place and listed by `ops-host packs orphaned`, but none of {} is",
+                dropped.join(", ")
+            )
+        },
     );
     print!("{}", indent(&orphaned));
 
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(if passed {
-        Verdict::Clean
-    } else {
-        Verdict::Violations
+    let went_with = dependents
+        .iter()
+        .map(|(dependent_id, dependent)| {
+            let uses: Vec<&str> = dependent
+                .dependencies
+                .iter()
+                .filter(|dep| doomed.crates.iter().any(|(name, _)| *name == dep.name))
+                .map(|dep| dep.name.as_str())
+                .collect();
+            (
+                dependent_id.clone(),
+                format!("it depends on {}", uses.join(" and ")),
+            )
+        })
+        .collect();
+    let still_installed = packs
+        .iter()
+        .map(|(other, _)| other.clone())
+        .filter(|other| removed.iter().all(|doomed| doomed.id != *other))
+        .collect();
+    Ok(Deletion {
+        verdict: if passed {
+            Verdict::Clean
+        } else {
+            Verdict::Violations
+        },
+        went_with,
+        still_installed,
     })
 }
 
@@ -367,14 +447,28 @@ pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdic
         );
     }
     let mut verdict = Verdict::Clean;
+    let mut summaries = Vec::new();
+    let mut fewer_features_with_others = false;
     for id in &ids {
         println!(
             "
 === delete-pack {id}"
         );
-        if matches!(delete_pack(id, Some(&source.root))?, Verdict::Violations) {
+        let deletion = delete_one(id, Some(&source.root))?;
+        if matches!(deletion.verdict, Verdict::Violations) {
             verdict = Verdict::Violations;
         }
+        fewer_features_with_others |= !deletion.still_installed.is_empty();
+        summaries.push(deletion.summary(id));
+    }
+    println!("\n{}", summaries.join("\n"));
+    // Section 10: the host runs with fewer features. With several packs, some deletion
+    // must leave others installed, or no case shows it.
+    if ids.len() > 1 && !fewer_features_with_others {
+        println!(
+            "FAIL no deletion left another pack installed, so none shows the host running with fewer features: every pack depends on the one deleted"
+        );
+        verdict = Verdict::Violations;
     }
     println!(
         "

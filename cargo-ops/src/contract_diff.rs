@@ -198,18 +198,13 @@ impl Drop for Scratch {
     }
 }
 
-/// Samples of each old version, read through the new build's upcasters, must be valid
-/// under the new schema.
-fn check_upcasters(
-    checks: &[UpcastCheck],
-    host: &Host,
-    scratch: &Path,
-) -> anyhow::Result<Vec<Finding>> {
+/// Each check's valid samples of its old version. A check with none cannot be run, and
+/// that is an error: an upcaster nothing has run is not known to read stored events.
+fn samples_of(checks: &[UpcastCheck]) -> (Vec<Finding>, Vec<(&UpcastCheck, Vec<Value>)>) {
     let mut findings = Vec::new();
-    let mut stored = Vec::new();
-    let mut sampled: Vec<(&UpcastCheck, Vec<Value>)> = Vec::new();
+    let mut sampled = Vec::new();
     for check in checks {
-        let samples = match jsonschema::validator_for(&check.old_schema) {
+        let samples: Vec<Value> = match jsonschema::validator_for(&check.old_schema) {
             Ok(validator) => instances::samples(&check.old_schema)
                 .into_iter()
                 .filter(|sample| validator.is_valid(sample))
@@ -218,20 +213,53 @@ fn check_upcasters(
                 findings.push(upcast_finding(
                     check,
                     "upcaster-unchecked",
-                    Level::Warning,
+                    Level::Error,
                     format!(
-                        "the recorded schema of v{} is not usable: {error}",
+                        "the recorded schema of v{} is not usable, so the upcaster cannot be run: {error}",
                         check.from_version
                     ),
                 ));
                 continue;
             }
         };
-        for sample in &samples {
-            stored.push(json!({"type": check.stored_name, "version": check.from_version, "payload": sample}));
+        if samples.is_empty() {
+            let mut finding = upcast_finding(
+                check,
+                "upcaster-unchecked",
+                Level::Error,
+                format!(
+                    "no valid sample of v{} could be made, so the upcaster cannot be run on any",
+                    check.from_version
+                ),
+            );
+            finding.fix = Some(format!(
+                "add `#[schemars(example = ...)]` to v{} of `{}`, so its upcaster is run on it",
+                check.from_version, check.type_name
+            ));
+            findings.push(finding);
+            continue;
         }
         sampled.push((check, samples));
     }
+    (findings, sampled)
+}
+
+/// Samples of each old version, read through the new build's upcasters, must be valid
+/// under the new schema.
+fn check_upcasters(
+    checks: &[UpcastCheck],
+    host: &Host,
+    scratch: &Path,
+) -> anyhow::Result<Vec<Finding>> {
+    let (mut findings, sampled) = samples_of(checks);
+    let stored: Vec<Value> = sampled
+        .iter()
+        .flat_map(|(check, samples)| {
+            samples.iter().map(|sample| {
+                json!({"type": check.stored_name, "version": check.from_version, "payload": sample})
+            })
+        })
+        .collect();
     let mut answers = if stored.is_empty() {
         Vec::new()
     } else {
@@ -239,20 +267,6 @@ fn check_upcasters(
     }
     .into_iter();
     for (check, samples) in sampled {
-        if samples.is_empty() {
-            let mut finding = upcast_finding(
-                check,
-                "upcaster-unchecked",
-                Level::Warning,
-                format!(
-                    "no valid sample of v{} could be made, so the upcaster was not run",
-                    check.from_version
-                ),
-            );
-            finding.fix = Some("add `#[schemars(example = ...)]` to the old version".to_owned());
-            findings.push(finding);
-            continue;
-        }
         let validator = jsonschema::validator_for(&check.new_schema).map_err(|error| {
             anyhow!(
                 "the schema of `{}` v{}: {error}",
@@ -324,4 +338,56 @@ pub fn export(workspace: Option<&Path>, out: Option<PathBuf>) -> anyhow::Result<
     let said = Host::new(&checked)?.run(&["registry", "export", "--out", path_str(&out)?])?;
     print!("{said}");
     Ok(Verdict::Clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(old_schema: Value) -> UpcastCheck {
+        UpcastCheck {
+            type_name: "pack.notes.note.NoteAdded".to_owned(),
+            stored_name: "pack.notes.note.NoteAdded".to_owned(),
+            from_version: 1,
+            to_version: 2,
+            old_schema,
+            new_schema: json!({"type": "object"}),
+            location: None,
+        }
+    }
+
+    /// An upcaster that no sample of the old version can be run through fails the diff,
+    /// naming the fix; one with samples goes on to be run.
+    #[test]
+    fn an_upcaster_that_cannot_be_run_is_an_error() {
+        let impossible = check(json!({
+            "type": "object",
+            "properties": {"body": {"type": "string", "minLength": 5, "maxLength": 2}},
+            "required": ["body"]
+        }));
+        let (findings, sampled) = samples_of(std::slice::from_ref(&impossible));
+        assert!(sampled.is_empty());
+        assert_eq!(findings.len(), 1);
+        assert_eq!(
+            (findings[0].rule, findings[0].level),
+            ("upcaster-unchecked", Level::Error)
+        );
+        assert!(
+            findings[0]
+                .fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("#[schemars(example = ...)]")),
+            "{:?}",
+            findings[0].fix
+        );
+        let possible = check(json!({
+            "type": "object",
+            "properties": {"body": {"type": "string"}},
+            "required": ["body"]
+        }));
+        let (findings, sampled) = samples_of(std::slice::from_ref(&possible));
+        assert!(findings.is_empty());
+        assert_eq!(sampled.len(), 1);
+        assert!(!sampled[0].1.is_empty());
+    }
 }

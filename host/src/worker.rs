@@ -711,7 +711,9 @@ impl Worker {
                     .get(&label)
                     .expect("started with the worker");
                 let projection = projection_label(runner.projection());
-                if !runner.holds_lease() && self.held_partitions(&projection) >= self.share(&projection) {
+                if !runner.holds_lease()
+                    && self.held_partitions(&projection) >= self.share(&projection)
+                {
                     return Ok("left to other workers: this one runs its share".to_owned());
                 }
                 let runner = self

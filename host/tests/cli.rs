@@ -331,6 +331,27 @@ fn demo_runs_the_packs_end_to_end_and_a_second_run_resumes_from_the_cursor() {
 
 /// Rewinds every projection to the start of the log and gives it no lag allowance, as a
 /// projection whose runner stopped long ago.
+/// How many live leases `holder` holds in the SQLite store at `database` (none before the
+/// store has its lease table).
+fn leases_held_by(database: &Path, holder: &str) -> i64 {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = ops_core_runtime::db::Db::open_sqlite(database)
+            .await
+            .unwrap();
+        let held = ops_core_runtime::db::on_db!(&db, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM core_leases WHERE holder = $1 AND expires_at_us > 0",
+            )
+            .bind(holder)
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0)
+        });
+        db.close().await;
+        held
+    })
+}
+
 fn fall_behind(database: &Path) {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let db = ops_core_runtime::db::Db::open_sqlite(database).await.unwrap();
@@ -517,13 +538,23 @@ fn a_killed_worker_loses_nothing_and_does_nothing_twice() {
     let data = demo_with_new_tickets("worker-kill", &tickets);
     let (_runtime, sink) = sink();
     let lease = ["--lease-ms", "200"];
-    for after_ms in [60, 150, 300] {
+    // Each victim is killed mid-work: once it holds a lease (it is running a stream of
+    // work then), and a little later each time.
+    for (n, after_ms) in [0, 20, 80].into_iter().enumerate() {
+        let victim = format!("victim-{n}");
         let args = worker_args(
             &data,
             &sink.url(),
             1000,
             &[
-                &["--interval-ms", "5", "--jobs-per-tick", "2"][..],
+                &[
+                    "--interval-ms",
+                    "5",
+                    "--jobs-per-tick",
+                    "2",
+                    "--worker-id",
+                    &victim,
+                ][..],
                 &lease[..],
             ]
             .concat(),
@@ -534,9 +565,18 @@ fn a_killed_worker_loses_nothing_and_does_nothing_twice() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let started = std::time::Instant::now();
+        while leases_held_by(&data.join("ops.db"), &victim) == 0 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{victim} never held a lease"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         std::thread::sleep(std::time::Duration::from_millis(after_ms));
         worker.kill().unwrap();
-        worker.wait().unwrap();
+        let status = worker.wait().unwrap();
+        assert!(!status.success(), "{victim} was killed, not finished");
     }
     // Long enough for any lease a killed worker held to end.
     let finished = run_to_the_end(&data, &sink, &lease);

@@ -277,7 +277,7 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "upcaster-unchecked",
-        "The upcaster of a new payload version could not be run on samples.",
+        "The upcaster of a new payload version could not be run on any sample of the old one (an error: add an example to the old version).",
     ),
     (
         "upcaster-failed",

@@ -104,7 +104,8 @@ pub fn run(only: Option<Bench>, format: Format) -> anyhow::Result<crate::Verdict
                         / 1000.0
                 );
             }
-            if let Some((bench, workers)) = per_workers(result["name"].as_str().unwrap_or_default()) {
+            if let Some((bench, workers)) = per_workers(result["name"].as_str().unwrap_or_default())
+            {
                 let ours_per_s = result["ours_per_s"].as_f64().unwrap_or_default();
                 if workers == 1 {
                     one_worker.insert(bench.clone(), ours_per_s);
@@ -126,7 +127,11 @@ fn per_workers(name: &str) -> Option<(String, u32)> {
     let mut parts: Vec<&str> = name.split('_').collect();
     let backend = parts.pop()?;
     let workers: u32 = parts.pop()?.parse().ok()?;
-    let known = ["dispatch", "projection_catch_up", "projection_catch_up_split"];
+    let known = [
+        "dispatch",
+        "projection_catch_up",
+        "projection_catch_up_split",
+    ];
     let bench = parts.join("_");
     known
         .contains(&bench.as_str())

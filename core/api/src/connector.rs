@@ -43,6 +43,19 @@ impl Fact {
             source_sequence,
         }))
     }
+
+    /// The fact's event took effect at `at`, as its source says (a ticket filed after the
+    /// outage began says when it began; A1): kept in its envelope beside `occurred_at`,
+    /// which alone orders it. A deletion has no effective time of its own.
+    pub fn effective_at(self, at: Timestamp) -> Self {
+        match self {
+            Fact::Event(fact) => Fact::Event(EventFact {
+                event: fact.event.with_effective_at(Some(at)),
+                ..fact
+            }),
+            deleted => deleted,
+        }
+    }
 }
 
 /// The event of a [`Fact::Event`]. `native_id` identifies the record at its source; with the

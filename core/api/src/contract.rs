@@ -138,6 +138,9 @@ pub struct TypedEvent {
     pub(crate) version: u32,
     pub(crate) rust: RustType,
     pub(crate) payload: serde_json::Value,
+    /// When it took effect, where its producer knows (A1): part of the envelope, not of
+    /// the event's id or of the canonical order.
+    pub(crate) effective_at: Option<crate::time::Timestamp>,
 }
 
 impl TypedEvent {
@@ -147,7 +150,20 @@ impl TypedEvent {
             version: E::VERSION,
             rust: RustType::of::<E>(),
             payload: serde_json::to_value(event).map_err(|e| e.to_string())?,
+            effective_at: None,
         })
+    }
+
+    /// The same event, taking effect at `at` (or at no stated time).
+    pub fn with_effective_at(self, at: Option<crate::time::Timestamp>) -> Self {
+        TypedEvent {
+            effective_at: at,
+            ..self
+        }
+    }
+
+    pub fn effective_at(&self) -> Option<crate::time::Timestamp> {
+        self.effective_at
     }
 
     pub fn event_type(&self) -> &'static str {

@@ -96,6 +96,15 @@ impl Decided {
         }
     }
 
+    /// The event took effect at `at` (A1), as the handler knows from the command: kept in
+    /// its envelope beside when it was decided, which orders it.
+    pub fn effective_at(self, at: crate::time::Timestamp) -> Self {
+        Decided {
+            encoded: self.encoded.map(|event| event.with_effective_at(Some(at))),
+            ..self
+        }
+    }
+
     pub fn event_type(&self) -> &'static str {
         self.event_type
     }
@@ -284,7 +293,7 @@ pub fn installed(_core: crate::CoreToken) -> Vec<&'static dyn DynHandler> {
 
 #[cfg(test)]
 mod tests {
-    use super::owned_by;
+    use super::{Decided, owned_by};
 
     #[test]
     fn ownership_is_the_pack_segment_of_the_name() {
@@ -293,5 +302,33 @@ mod tests {
         assert!(!owned_by("pack.incidentsx.incident.Open", "incidents"));
         assert!(!owned_by("shared.people.Person", "people"));
         assert!(!owned_by("pack.incidents", "incidents"));
+    }
+
+    /// A handler may say when its event took effect; it travels with the event, and a
+    /// connector's fact carries its source's date the same way.
+    #[test]
+    fn an_effective_time_goes_with_the_decided_event() {
+        let expired = crate::capability::CapabilityExpired {
+            capability_id: "cap_0000000000000000000000000000000000000000000000000000000000000000"
+                .parse()
+                .unwrap(),
+        };
+        let at: crate::time::Timestamp = "2026-11-20T07:30:00Z".parse().unwrap();
+        let decided = Decided::event(&expired).effective_at(at);
+        assert_eq!(decided.into_event().unwrap().effective_at(), Some(at));
+        assert_eq!(
+            Decided::event(&expired)
+                .into_event()
+                .unwrap()
+                .effective_at(),
+            None
+        );
+        let fact = crate::connector::Fact::event(&expired, "record-1", at, None)
+            .unwrap()
+            .effective_at(at);
+        let crate::connector::Fact::Event(fact) = fact else {
+            panic!("an event fact");
+        };
+        assert_eq!(fact.event().effective_at(), Some(at));
     }
 }

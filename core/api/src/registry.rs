@@ -948,6 +948,7 @@ impl TypedEvent {
                 path: descriptor.type_path,
             },
             payload,
+            effective_at: None,
         }
     }
 }

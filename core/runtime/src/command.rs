@@ -391,12 +391,16 @@ impl CommandBus {
                     .into_iter()
                     .enumerate()
                     .map(|(index, event)| {
+                        let origin = EventOrigin {
+                            effective_at: event.effective_at(),
+                            ..origin(command, capability_id, index)
+                        };
                         EventEnvelope::from_parts(
                             crate::CORE,
                             event.event_type().to_owned(),
                             event.version(),
                             event.into_payload(),
-                            origin(command, capability_id, index),
+                            origin,
                         )
                     })
                     .collect::<Vec<_>>();
@@ -680,6 +684,7 @@ impl CommandBus {
 
 /// The events a command causes happen when it was requested, on its actor's authority,
 /// caused by it; their ids derive from the command's id, so deciding again gives the same.
+/// When each took effect is the handler's to say (`Decided::effective_at`).
 fn origin(command: &CommandEnvelope, capability_id: CapabilityId, index: usize) -> EventOrigin {
     EventOrigin {
         source_ref: format!("command:{}", command.command_type),

@@ -1039,6 +1039,11 @@ impl ConnectorRunner {
                     fact.source_sequence(),
                 );
                 let event = fact.into_event();
+                // When it took effect, as the source says (A1); not part of its id or order.
+                let origin = EventOrigin {
+                    effective_at: event.effective_at(),
+                    ..origin
+                };
                 let envelope = EventEnvelope::from_parts(
                     crate::CORE,
                     event_type.to_owned(),

@@ -350,7 +350,11 @@ pub fn state_table(pack_id: &str, name: &str, version: u32) -> String {
 /// The state table of the build of `projection` this binary runs: its version and, when
 /// it is split, its number of partitions.
 pub fn state_table_of(projection: &dyn DynProjection) -> String {
-    let table = state_table(projection.pack_id(), projection.name(), projection.version());
+    let table = state_table(
+        projection.pack_id(),
+        projection.name(),
+        projection.version(),
+    );
     match projection.split() {
         Split::ByStream { partitions } if partitions > 1 => format!("{table}_p{partitions}"),
         _ => table,
@@ -411,7 +415,8 @@ impl ProjectionRunner {
         partition: Partition,
     ) -> Result<Self, ProjectionRunError> {
         let mut runner = Self::new(store, projection)?;
-        if partition.count != projection.split().partitions() || partition.index >= partition.count {
+        if partition.count != projection.split().partitions() || partition.index >= partition.count
+        {
             return Err(ProjectionRunError::Partitions {
                 pack: projection.pack_id(),
                 name: projection.name(),
@@ -826,9 +831,11 @@ impl ProjectionRunner {
         self.checkpoint.rebuilds += 1;
         match self.persist().await? {
             Written::Stored => Ok(()),
-            Written::Superseded | Written::LeaseLost | Written::Crossed(..) => Err(ProjectionRunError::Overtaken {
-                projection: self.label(),
-            }),
+            Written::Superseded | Written::LeaseLost | Written::Crossed(..) => {
+                Err(ProjectionRunError::Overtaken {
+                    projection: self.label(),
+                })
+            }
         }
     }
 
@@ -1076,7 +1083,10 @@ impl ProjectionRunner {
     }
 
     /// Applies, in commit order, every event of its types and partition up to `until`.
-    async fn replay_in_commit_order(&mut self, until: LogPosition) -> Result<(), ProjectionRunError> {
+    async fn replay_in_commit_order(
+        &mut self,
+        until: LogPosition,
+    ) -> Result<(), ProjectionRunError> {
         let folded: Vec<&str> = self
             .projection
             .event_types()

@@ -273,7 +273,8 @@ impl Partition {
 
     /// Whether events of `stream_id` are in this share.
     pub fn holds(self, stream_id: &str) -> bool {
-        !self.is_split() || stream_bucket(stream_id) % i64::from(self.count) == i64::from(self.index)
+        !self.is_split()
+            || stream_bucket(stream_id) % i64::from(self.count) == i64::from(self.index)
     }
 
     /// The condition a row of `core_events` in this share meets (events stored before
@@ -985,7 +986,8 @@ impl EventStore {
         let next = match rows.last() {
             None => None,
             Some((last, event_type))
-                if partition.holds(&last.stream_id) && event_types.contains(&event_type.as_str()) =>
+                if partition.holds(&last.stream_id)
+                    && event_types.contains(&event_type.as_str()) =>
             {
                 None
             }
@@ -1093,7 +1095,10 @@ impl EventStore {
             },
             ..FollowBatch::default()
         };
-        for row in rows.into_iter().filter(|row| partition.holds(&row.stream_id)) {
+        for row in rows
+            .into_iter()
+            .filter(|row| partition.holds(&row.stream_id))
+        {
             match decode(row) {
                 Ok(event) => batch.events.push(event),
                 Err(corrupt) => batch.corrupt.push(corrupt),

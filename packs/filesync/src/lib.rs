@@ -44,6 +44,9 @@ struct Created {
     _op: String,
     id: String,
     at: String,
+    /// When it took effect, if the ticket says (an outage filed after it began).
+    #[serde(default)]
+    effective_at: Option<String>,
     service: String,
     title: String,
     severity: Severity,
@@ -57,6 +60,8 @@ struct Updated {
     _op: String,
     id: String,
     at: String,
+    #[serde(default)]
+    effective_at: Option<String>,
     status: Status,
     assignee: Assignee,
     #[serde(default)]
@@ -116,7 +121,13 @@ impl Connector for TicketExport {
                     title: created.title,
                     severity: created.severity,
                 };
-                event(&opened, &created.id, created.seq, &created.at)?
+                event(
+                    &opened,
+                    &created.id,
+                    created.seq,
+                    &created.at,
+                    created.effective_at.as_deref(),
+                )?
             }
             "update" => {
                 let updated: Updated = decode_record(record)?;
@@ -126,7 +137,13 @@ impl Connector for TicketExport {
                             incident_id: updated.id.clone(),
                             by: by(updated.assignee),
                         };
-                        event(&acknowledged, &updated.id, updated.seq, &updated.at)?
+                        event(
+                            &acknowledged,
+                            &updated.id,
+                            updated.seq,
+                            &updated.at,
+                            updated.effective_at.as_deref(),
+                        )?
                     }
                     Status::Resolved => {
                         let resolved = IncidentResolved {
@@ -136,7 +153,13 @@ impl Connector for TicketExport {
                                 Drift::at("/resolution", "a resolved ticket needs a resolution")
                             })?,
                         };
-                        event(&resolved, &updated.id, updated.seq, &updated.at)?
+                        event(
+                            &resolved,
+                            &updated.id,
+                            updated.seq,
+                            &updated.at,
+                            updated.effective_at.as_deref(),
+                        )?
                     }
                     // Reopening has no incident event yet: the record is read, and states
                     // nothing.
@@ -162,19 +185,29 @@ impl Connector for TicketExport {
 }
 
 fn time(at: &str) -> Result<Timestamp, Drift> {
-    at.parse()
-        .map_err(|error: ops_core::time::TimestampError| Drift::at("/at", error.to_string()))
+    time_at(at, "/at")
 }
 
-/// A change record's event: the record (`<ticket>#<seq>`) is its native id.
+fn time_at(text: &str, pointer: &str) -> Result<Timestamp, Drift> {
+    text.parse()
+        .map_err(|error: ops_core::time::TimestampError| Drift::at(pointer, error.to_string()))
+}
+
+/// A change record's event: the record (`<ticket>#<seq>`) is its native id; when it took
+/// effect, if the record says, goes with it.
 fn event<E: ops_core::contract::Event>(
     event: &E,
     ticket: &str,
     seq: u64,
     at: &str,
+    effective_at: Option<&str>,
 ) -> Result<Fact, Drift> {
-    Fact::event(event, format!("{ticket}#{seq}"), time(at)?, Some(seq))
-        .map_err(|reason| Drift::at("", reason))
+    let fact = Fact::event(event, format!("{ticket}#{seq}"), time(at)?, Some(seq))
+        .map_err(|reason| Drift::at("", reason))?;
+    Ok(match effective_at {
+        Some(text) => fact.effective_at(time_at(text, "/effective_at")?),
+        None => fact,
+    })
 }
 
 ops_core::install_connector!(TicketExport);

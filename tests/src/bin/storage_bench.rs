@@ -954,7 +954,8 @@ async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, co
 /// count went.)
 async fn split_catch_up_bench(backend: Backend, count: usize) {
     use ops_core_runtime::projection::ProjectionRunner;
-    let label = |workers: usize| format!("bench_split_catch_up_{workers}_{backend:?}").to_lowercase();
+    let label =
+        |workers: usize| format!("bench_split_catch_up_{workers}_{backend:?}").to_lowercase();
     let raw = backend.store(&label(0)).await;
     fill_streams(&raw, "raw", count).await;
     let started = Instant::now();

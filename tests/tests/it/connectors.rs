@@ -44,7 +44,60 @@ on_both_backends!(
     two_sources_that_disagree_become_a_conflict_event,
     two_workers_reading_one_stream_store_each_page_once,
     a_quarantined_record_this_build_reads_is_stored_and_released,
+    a_sources_effective_date_is_kept_beside_when_the_event_happened,
 );
+
+/// A ticket filed after the outage began says when it began: the connector states that
+/// as the event's `effective_at` (A1). It is kept in the envelope, and it changes neither
+/// the event's id nor where the event stands in the canonical order, which `occurred_at`
+/// decides.
+async fn a_sources_effective_date_is_kept_beside_when_the_event_happened(backend: Backend) {
+    let test = "a_sources_effective_date_is_kept_beside_when_the_event_happened";
+    let record = |effective: &str| {
+        format!(
+            "{{\"seq\": 1, \"op\": \"create\", \"id\": \"T-7\", \"at\": \"2026-11-20T09:00:00Z\", {effective}\"service\": \"payments\", \"title\": \"Card payments fail\", \"severity\": \"sev1\"}}\n"
+        )
+    };
+    let mut stored = Vec::new();
+    for (n, effective) in ["\"effective_at\": \"2026-11-20T07:30:00Z\", ", ""]
+        .into_iter()
+        .enumerate()
+    {
+        let store = backend.store(&format!("{test}_{n}")).await;
+        let dir = std::env::temp_dir().join(format!(
+            "ops-filesync-{test}-{backend:?}-{n}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tickets")).unwrap();
+        std::fs::write(dir.join("tickets/0001.jsonl"), record(effective)).unwrap();
+        let report = runner(&store, JsonLinesDirectory::new(&dir))
+            .sync_stream("tickets")
+            .await
+            .unwrap();
+        assert_eq!(report.appended, 1);
+        let events = store
+            .read_by_type("pack.incidents.incident.IncidentOpened")
+            .await
+            .unwrap();
+        stored.push(events[0].envelope.clone());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let (stated, unstated) = (&stored[0], &stored[1]);
+    assert_eq!(
+        stated.effective_at,
+        Some("2026-11-20T07:30:00Z".parse().unwrap())
+    );
+    assert_eq!(unstated.effective_at, None);
+    assert_eq!(stated.occurred_at, unstated.occurred_at);
+    assert_eq!(stated.event_id, unstated.event_id, "not part of the id");
+    assert_eq!(
+        ops_core_runtime::store::CanonicalKey::of(stated),
+        ops_core_runtime::store::CanonicalKey::of(unstated),
+        "not part of the order"
+    );
+    stated.verify().unwrap();
+}
 
 /// The quarantine keeps what an earlier build could not read. Retried, a record this
 /// build reads is stored and released in one transaction (and retrying again stores

@@ -80,7 +80,11 @@ async fn a_rebuild_keeps_the_order_the_projection_declared(backend: Backend) {
         [&PerStreamOrder, &ArrivalOrder];
     let mut runners = Vec::new();
     for projection in projections {
-        runners.push(ProjectionRunner::start(store.clone(), projection).await.unwrap());
+        runners.push(
+            ProjectionRunner::start(store.clone(), projection)
+                .await
+                .unwrap(),
+        );
     }
     // Each arrives earlier than the one before it, some in one stream, some in another,
     // with catch-ups between: commit order is the reverse of the canonical order.
@@ -108,7 +112,9 @@ async fn a_rebuild_keeps_the_order_the_projection_declared(backend: Backend) {
         .unwrap();
     for (runner, projection) in runners.iter_mut().zip(projections) {
         runner.catch_up().await.unwrap();
-        let mut restarted = ProjectionRunner::start(store.clone(), projection).await.unwrap();
+        let mut restarted = ProjectionRunner::start(store.clone(), projection)
+            .await
+            .unwrap();
         restarted.rebuild().await.unwrap();
         let order = &stored_rows(&store, projection).await.unwrap()[0].2;
         assert_eq!(order, r#"["INC-1","INC-2","INC-3","INC-4","INC-5"]"#);

@@ -117,7 +117,10 @@ async fn a_pack_id_that_shares_another_packs_prefix_owns_no_tables(backend: Back
         sql: "CREATE TABLE pack_notes_archive_items (id TEXT PRIMARY KEY);",
     };
     let error = run_pack(db, "notes_archive", &[ARCHIVE]).await.unwrap_err();
-    assert!(matches!(error, MigrationError::AmbiguousPrefix { .. }), "{error}");
+    assert!(
+        matches!(error, MigrationError::AmbiguousPrefix { .. }),
+        "{error}"
+    );
     let message = error.to_string();
     assert!(
         message.contains("a pack `notes` would both claim `pack_notes_archive_*`")

@@ -58,7 +58,11 @@ fn opened(id: &str, at_us: i64) -> EventEnvelope {
         title: format!("{id} is down"),
         severity: Severity::Sev2,
     };
-    EventEnvelope::new(&event, origin_at(&format!("{id}-opened"), at_us, "tickets", None)).unwrap()
+    EventEnvelope::new(
+        &event,
+        origin_at(&format!("{id}-opened"), at_us, "tickets", None),
+    )
+    .unwrap()
 }
 
 fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
@@ -70,7 +74,11 @@ fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
             display_name: "Ada".to_owned(),
         },
     };
-    EventEnvelope::new(&event, origin_at(&format!("{id}-ack"), at_us, "tickets", None)).unwrap()
+    EventEnvelope::new(
+        &event,
+        origin_at(&format!("{id}-ack"), at_us, "tickets", None),
+    )
+    .unwrap()
 }
 
 /// Each incident on its own stream, opened then (every other one) acknowledged, in
@@ -86,12 +94,19 @@ async fn incidents(store: &EventStore) {
     for n in (0..INCIDENTS).step_by(2) {
         let id = format!("INC-{n}");
         let ack = acknowledged(&id, 1_000_000 + n as i64);
-        store.append(&id, ExpectedVersion::Any, &[ack]).await.unwrap();
+        store
+            .append(&id, ExpectedVersion::Any, &[ack])
+            .await
+            .unwrap();
     }
 }
 
 fn worker(store: &EventStore, holder: &str) -> Leases {
-    Leases::new(store.db().clone(), holder, std::time::Duration::from_secs(30))
+    Leases::new(
+        store.db().clone(),
+        holder,
+        std::time::Duration::from_secs(30),
+    )
 }
 
 fn runner(store: &EventStore, leases: &Leases, index: u32) -> ProjectionRunner {
@@ -113,13 +128,22 @@ async fn two_workers_share_the_partitions_and_store_what_one_worker_stores(backe
         runner(&split, &a, index).catch_up().await.unwrap();
     }
     let mut taken = runner(&split, &b, 0);
-    assert_eq!(taken.catch_up().await.unwrap().held_by.as_deref(), Some("a"));
+    assert_eq!(
+        taken.catch_up().await.unwrap().held_by.as_deref(),
+        Some("a")
+    );
     runner(&split, &b, 2).catch_up().await.unwrap();
 
-    let mut alone = ProjectionRunner::start(whole.clone(), &WholeBoard).await.unwrap();
+    let mut alone = ProjectionRunner::start(whole.clone(), &WholeBoard)
+        .await
+        .unwrap();
     alone.catch_up().await.unwrap();
     let together = stored_rows(&split, &SplitBoard).await.unwrap();
-    assert_eq!(together.len(), 2 * INCIDENTS, "a row and an open row per incident");
+    assert_eq!(
+        together.len(),
+        2 * INCIDENTS,
+        "a row and an open row per incident"
+    );
     assert_eq!(together, stored_rows(&whole, &WholeBoard).await.unwrap());
 
     // Each partition has its own checkpoint, and its own lease.
@@ -130,10 +154,17 @@ async fn two_workers_share_the_partitions_and_store_what_one_worker_stores(backe
         .map(|f| (f.name, f.applied_events))
         .collect();
     let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["split_board.0of3", "split_board.1of3", "split_board.2of3"]);
+    assert_eq!(
+        names,
+        ["split_board.0of3", "split_board.1of3", "split_board.2of3"]
+    );
     assert!(rows.iter().all(|(_, applied)| *applied > 0), "{rows:?}");
     let applied: i64 = rows.iter().map(|(_, applied)| applied).sum();
-    assert_eq!(applied as usize, INCIDENTS + INCIDENTS / 2, "every event once, in one partition");
+    assert_eq!(
+        applied as usize,
+        INCIDENTS + INCIDENTS / 2,
+        "every event once, in one partition"
+    );
     let leases: Vec<(String, String)> = ops_core_runtime::leases::all(split.db())
         .await
         .unwrap()
@@ -150,13 +181,22 @@ async fn two_workers_share_the_partitions_and_store_what_one_worker_stores(backe
     first.catch_up().await.unwrap();
     first.release_lease().await.unwrap();
     let later = acknowledged("INC-1", 2_000_000);
-    split.append("INC-1", ExpectedVersion::Any, &[later.clone()]).await.unwrap();
-    whole.append("INC-1", ExpectedVersion::Any, &[later]).await.unwrap();
+    split
+        .append("INC-1", ExpectedVersion::Any, &[later.clone()])
+        .await
+        .unwrap();
+    whole
+        .append("INC-1", ExpectedVersion::Any, &[later])
+        .await
+        .unwrap();
     for index in 0..3 {
         let done = taken_or_own(&split, &a, &b, index).await;
         assert!(done.held_by.is_none(), "partition {index}: {done:?}");
     }
-    assert!(taken.catch_up().await.unwrap().held_by.is_none(), "b took partition 0 over");
+    assert!(
+        taken.catch_up().await.unwrap().held_by.is_none(),
+        "b took partition 0 over"
+    );
     alone.catch_up().await.unwrap();
     assert_eq!(
         stored_rows(&split, &SplitBoard).await.unwrap(),
@@ -209,16 +249,32 @@ async fn a_row_written_from_two_partitions_is_refused(backend: Backend) {
     let error = runner(&store, &leases, 1).catch_up().await.unwrap_err();
     let message = error.to_string();
     assert!(
-        matches!(error, ProjectionRunError::CrossPartition { owner: 0, writer: 1, .. }),
+        matches!(
+            error,
+            ProjectionRunError::CrossPartition {
+                owner: 0,
+                writer: 1,
+                ..
+            }
+        ),
         "{message}"
     );
     assert!(message.contains("incidents/INC-7"), "{message}");
     assert!(message.contains("Split::Whole"), "{message}");
     // Nothing of the refused batch is stored: partition 0's row stands as it was.
     let rows = stored_rows(&store, &SplitBoard).await.unwrap();
-    assert_eq!(rows.iter().filter(|(t, k, _)| t == "incidents" && k == "INC-7").count(), 1);
+    assert_eq!(
+        rows.iter()
+            .filter(|(t, k, _)| t == "incidents" && k == "INC-7")
+            .count(),
+        1
+    );
     let freshness = all_freshness(&store).await.unwrap();
-    assert!(freshness.iter().all(|f| f.name != "split_board.1of3" || f.applied_events == 0));
+    assert!(
+        freshness
+            .iter()
+            .all(|f| f.name != "split_board.1of3" || f.applied_events == 0)
+    );
 }
 
 async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(backend: Backend) {
@@ -226,7 +282,9 @@ async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(back
         .store("a_split_replaces_the_whole_layout_once_its_last_partition_is_built")
         .await;
     incidents(&store).await;
-    let mut whole = ProjectionRunner::start(store.clone(), &WholeBoard).await.unwrap();
+    let mut whole = ProjectionRunner::start(store.clone(), &WholeBoard)
+        .await
+        .unwrap();
     whole.catch_up().await.unwrap();
     let before = stored_rows(&store, &WholeBoard).await.unwrap();
     let tables = || async {
@@ -251,11 +309,17 @@ async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(back
     runner(&store, &leases, 2).catch_up().await.unwrap();
     let after = tables().await;
     assert_eq!(
-        after.iter().map(|(_, table)| table.as_str()).collect::<Vec<_>>(),
+        after
+            .iter()
+            .map(|(_, table)| table.as_str())
+            .collect::<Vec<_>>(),
         ["pack_incidents_split_board_v1_p3"; 3],
         "only the new layout is left"
     );
-    assert!(stored_rows(&store, &WholeBoard).await.is_err(), "its table is dropped");
+    assert!(
+        stored_rows(&store, &WholeBoard).await.is_err(),
+        "its table is dropped"
+    );
     assert_eq!(stored_rows(&store, &SplitBoard).await.unwrap(), before);
 }
 
@@ -268,21 +332,42 @@ async fn partitions_out_of_bounds_are_refused() {
         type Pack = IncidentsPack;
         const NAME: &'static str = "huge";
         const VERSION: u32 = 1;
-        const SPLIT: Split = Split::ByStream { partitions: 1_000_000 };
+        const SPLIT: Split = Split::ByStream {
+            partitions: 1_000_000,
+        };
         const EVENTS: &'static [EventType] = IncidentBoard::EVENTS;
         fn apply(&self, _: &ProjectedEvent<'_>, _: &mut State) -> Result<(), String> {
             Ok(())
         }
     }
-    let store = Backend::Sqlite.store("partitions_out_of_bounds_are_refused").await;
-    let error = ProjectionRunner::start(store.clone(), &Huge).await.err().unwrap();
-    assert!(matches!(error, ProjectionRunError::Partitions { partitions: 1_000_000, .. }));
-    let error = ProjectionRunner::start(store.clone(), &SplitBoard).await.err().unwrap();
+    let store = Backend::Sqlite
+        .store("partitions_out_of_bounds_are_refused")
+        .await;
+    let error = ProjectionRunner::start(store.clone(), &Huge)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(
+        error,
+        ProjectionRunError::Partitions {
+            partitions: 1_000_000,
+            ..
+        }
+    ));
+    let error = ProjectionRunner::start(store.clone(), &SplitBoard)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(error, ProjectionRunError::Split { .. }), "{error}");
     let leases = worker(&store, "a");
     let wrong = Partition { index: 3, count: 3 };
-    let error = ProjectionRunner::start_partition(store, &SplitBoard, leases, wrong).err().unwrap();
-    assert!(matches!(error, ProjectionRunError::Partitions { .. }), "{error}");
+    let error = ProjectionRunner::start_partition(store, &SplitBoard, leases, wrong)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, ProjectionRunError::Partitions { .. }),
+        "{error}"
+    );
 }
 
 /// Streams spread over the partitions: none is empty, and each stream has one.
@@ -296,7 +381,10 @@ fn every_stream_has_one_partition() {
         assert_eq!(holders.len(), 1, "{stream}");
         sizes[holders[0].index as usize] += 1;
     }
-    assert!(sizes.iter().all(|size| (800..1_200).contains(size)), "{sizes:?}");
+    assert!(
+        sizes.iter().all(|size| (800..1_200).contains(size)),
+        "{sizes:?}"
+    );
 }
 
 on_both_backends!(

@@ -335,7 +335,10 @@ impl<'a, S: Sink> Object<'a, S> {
             out: &mut self.buffer,
         })?;
         let end = self.buffer.len();
-        let last = self.entries.last_mut().expect("a key comes before its value");
+        let last = self
+            .entries
+            .last_mut()
+            .expect("a key comes before its value");
         last.2 = end;
         Ok(())
     }
@@ -347,7 +350,11 @@ impl<'a, S: Sink> Object<'a, S> {
             std::str::from_utf8(&buffer[start..end]).expect("a key is UTF-8")
         };
         self.entries.sort_by(|a, b| utf16_order(key(a), key(b)));
-        if self.entries.windows(2).any(|pair| key(&pair[0]) == key(&pair[1])) {
+        if self
+            .entries
+            .windows(2)
+            .any(|pair| key(&pair[0]) == key(&pair[1]))
+        {
             // `to_value` keeps the last of two equal keys; which one that was is lost here.
             return refuse("an object with a key twice");
         }
@@ -531,11 +538,7 @@ impl ser::Serializer for MapKey {
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Refused> {
         refuse("a map key that is not a string")
     }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, Refused> {
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Refused> {
         refuse("a map key that is not a string")
     }
     fn serialize_struct_variant(

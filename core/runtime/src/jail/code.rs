@@ -880,9 +880,8 @@ fn rebuilt(registry: &Registry, event: StatedEvent) -> Result<TypedEvent, String
                 event.event_type, event.version
             )
         })?;
-    Ok(TypedEvent::registered(
-        crate::CORE,
-        descriptor,
-        event.payload,
-    ))
+    Ok(
+        TypedEvent::registered(crate::CORE, descriptor, event.payload)
+            .with_effective_at(event.effective_at),
+    )
 }

@@ -233,6 +233,7 @@ fn answer(
                     .map(|event| StatedEvent {
                         event_type: event.event_type().to_owned(),
                         version: event.version(),
+                        effective_at: event.effective_at(),
                         payload: event.into_payload(),
                     })
                     .collect()
@@ -395,6 +396,7 @@ fn stated_fact(fact: Fact) -> StatedFact {
                 StatedEvent {
                     event_type: event.event_type().to_owned(),
                     version: event.version(),
+                    effective_at: event.effective_at(),
                     payload: event.into_payload(),
                 }
             },

@@ -101,6 +101,8 @@ pub(crate) struct StatedEvent {
     pub event_type: String,
     pub version: u32,
     pub payload: Value,
+    #[serde(default)]
+    pub effective_at: Option<ops_core::time::Timestamp>,
 }
 
 /// A command a reaction proposes; the host builds its envelope.
