@@ -325,6 +325,24 @@ fn owner_of(projection: &dyn DynProjection) -> String {
     format!("pack:{}", projection.pack_id())
 }
 
+/// Appends the `(tbl, key)` pairs of `changes` to `query`, comma-separated, each bound.
+fn push_row_keys<'a, DB>(
+    query: &mut QueryBuilder<'a, DB>,
+    changes: &[&'a ((String, String), Option<Value>)],
+) where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut rows = query.separated(", ");
+    for ((tbl, key), _) in changes {
+        rows.push("(");
+        rows.push_bind_unseparated(tbl.as_str());
+        rows.push_unseparated(", ");
+        rows.push_bind_unseparated(key.as_str());
+        rows.push_unseparated(")");
+    }
+}
+
 /// The rows of one projection in `core_projections`, whatever its version or layout: its
 /// own (`$2`) and its partitions' (`$3`, from [`partitions_like`]), of owner `$1`.
 const OF_PROJECTION: &str = "owner = $1 AND (name = $2 OR name LIKE $3 ESCAPE '!')";
@@ -1298,14 +1316,21 @@ impl ProjectionRunner {
             }
             // The tables of other versions and layouts, read before this write moves its own
             // row off its old one.
+            // A statement on this projection's rows (`OF_PROJECTION`), `$4` its new table.
+            macro_rules! on_its_rows {
+                ($make:path, $sql:literal) => {
+                    $make(&format!($sql))
+                        .bind(&owner)
+                        .bind(self.projection.name())
+                        .bind(&partitions_like)
+                        .bind(&table)
+                };
+            }
             let retired: Vec<String> = if switching {
-                let tables: Vec<String> = sqlx::query_scalar(&format!(
+                let tables: Vec<String> = on_its_rows!(
+                    sqlx::query_scalar,
                     "SELECT DISTINCT state_table FROM core_projections WHERE {OF_PROJECTION} AND state_table <> $4"
-                ))
-                .bind(&owner)
-                .bind(self.projection.name())
-                .bind(&partitions_like)
-                .bind(&table)
+                )
                 .fetch_all(&mut *tx)
                 .await?;
                 tables.into_iter().filter(|t| is_state_table_name(t)).collect()
@@ -1382,14 +1407,7 @@ impl ProjectionRunner {
                     // Which row, and whose, for the error.
                     let mut query = QueryBuilder::new(format!("SELECT tbl, key, part FROM {table} WHERE part <> "));
                     query.push_bind(part).push(" AND (tbl, key) IN (");
-                    let mut rows = query.separated(", ");
-                    for ((tbl, key), _) in chunk {
-                        rows.push("(");
-                        rows.push_bind_unseparated(tbl.as_str());
-                        rows.push_unseparated(", ");
-                        rows.push_bind_unseparated(key.as_str());
-                        rows.push_unseparated(")");
-                    }
+                    push_row_keys(&mut query, chunk);
                     query.push(") ORDER BY tbl, key LIMIT 1");
                     let (tbl, key, owner): (String, String, i64) =
                         query.build_query_as().fetch_one(&mut *tx).await?;
@@ -1399,40 +1417,27 @@ impl ProjectionRunner {
             }
             for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
                 let mut query = QueryBuilder::new(format!("DELETE FROM {table} WHERE (tbl, key) IN ("));
-                let mut rows = query.separated(", ");
-                for ((tbl, key), _) in chunk {
-                    rows.push("(");
-                    rows.push_bind_unseparated(tbl.as_str());
-                    rows.push_unseparated(", ");
-                    rows.push_bind_unseparated(key.as_str());
-                    rows.push_unseparated(")");
-                }
+                push_row_keys(&mut query, chunk);
                 query.push(format!("){own}"));
                 query.build().execute(&mut *tx).await?;
             }
             if switching {
                 // The build is complete when every partition of this layout points at its
                 // table: then every other layout's table goes, with its rows.
-                let switched: i64 = sqlx::query_scalar(&format!(
+                let switched: i64 = on_its_rows!(
+                    sqlx::query_scalar,
                     "SELECT count(*) FROM core_projections WHERE {OF_PROJECTION} AND state_table = $4"
-                ))
-                .bind(&owner)
-                .bind(self.projection.name())
-                .bind(&partitions_like)
-                .bind(&table)
+                )
                 .fetch_one(&mut *tx)
                 .await?;
                 if switched >= i64::from(partition.count) {
                     for old_table in &retired {
                         sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {old_table}")).execute(&mut *tx).await?;
                     }
-                    sqlx::query(&format!(
+                    on_its_rows!(
+                        sqlx::query,
                         "DELETE FROM core_projections WHERE {OF_PROJECTION} AND state_table <> $4"
-                    ))
-                    .bind(&owner)
-                    .bind(self.projection.name())
-                    .bind(&partitions_like)
-                    .bind(&table)
+                    )
                     .execute(&mut *tx)
                     .await?;
                 }

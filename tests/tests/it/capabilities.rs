@@ -814,6 +814,44 @@ enum Step {
     Expired,
 }
 
+/// Records `step` of capability `id` at minute `when`, at place `sequence` of its stream.
+fn record_step(
+    book: &mut CapabilityBook,
+    id: CapabilityId,
+    native: &str,
+    sequence: u64,
+    when: u32,
+    step: &Step,
+) {
+    use ops_core::capability::{CapabilityExpired, CapabilityRevoked, CapabilityScopeChanged};
+    let at = minute(when);
+    match step {
+        Step::ScopeChanged(scope) => {
+            let changed = CapabilityScopeChanged {
+                capability_id: id,
+                scope: scope.clone(),
+                changed_by: operator(),
+            };
+            record_at(book, &changed, native, at, sequence)
+        }
+        Step::Revoked => {
+            let revoked = CapabilityRevoked {
+                capability_id: id,
+                revoked_by: operator(),
+                reason: "r".to_owned(),
+            };
+            record_at(book, &revoked, native, at, sequence)
+        }
+        Step::Expired => record_at(
+            book,
+            &CapabilityExpired { capability_id: id },
+            native,
+            at,
+            sequence,
+        ),
+    }
+}
+
 fn history() -> impl Strategy<Value = (Scope, u32, u32, Vec<(u32, Step)>)> {
     let step = prop_oneof![
         scope().prop_map(Step::ScopeChanged),
@@ -874,13 +912,7 @@ proptest! {
         // Arriving in random order: the book must sort by when they happened, and at the
         // same instant by their place in the stream (`index + 1`).
         for (index, (when, step)) in steps.iter().enumerate().rev() {
-            let native = format!("step-{index}");
-            let sequence = index as u64 + 1;
-            match step {
-                Step::ScopeChanged(scope) => record_at(&mut book, &ops_core::capability::CapabilityScopeChanged { capability_id: id, scope: scope.clone(), changed_by: operator() }, &native, minute(*when), sequence),
-                Step::Revoked => record_at(&mut book, &ops_core::capability::CapabilityRevoked { capability_id: id, revoked_by: operator(), reason: "r".to_owned() }, &native, minute(*when), sequence),
-                Step::Expired => record_at(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when), sequence),
-            }
+            record_step(&mut book, id, &format!("step-{index}"), index as u64 + 1, *when, step);
         }
         // Asked at several times in any order of one book: each answer is the reference's,
         // whatever answers the book kept from before.
@@ -931,13 +963,7 @@ proptest! {
         record_at(&mut book, &child, "child", minute(0), 0);
         for (id, steps) in [(root, &root_steps), (child_id, &child_steps)] {
             for (index, (when, step)) in steps.iter().enumerate() {
-                let native = format!("{id}-step-{index}");
-                let sequence = index as u64 + 1;
-                match step {
-                    Step::ScopeChanged(scope) => record_at(&mut book, &ops_core::capability::CapabilityScopeChanged { capability_id: id, scope: scope.clone(), changed_by: operator() }, &native, minute(*when), sequence),
-                    Step::Revoked => record_at(&mut book, &ops_core::capability::CapabilityRevoked { capability_id: id, revoked_by: operator(), reason: "r".to_owned() }, &native, minute(*when), sequence),
-                    Step::Expired => record_at(&mut book, &ops_core::capability::CapabilityExpired { capability_id: id }, &native, minute(*when), sequence),
-                }
+                record_step(&mut book, id, &format!("{id}-step-{index}"), index as u64 + 1, *when, step);
             }
         }
         for (asked_at, which) in asked {

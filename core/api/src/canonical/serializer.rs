@@ -259,49 +259,28 @@ impl<S: Sink> Array<'_, S> {
     }
 }
 
-impl<S: Sink> ser::SerializeSeq for Array<'_, S> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.close()
-    }
+/// The four array-like traits of [`Array`], each element written as it comes.
+macro_rules! array_traits {
+    ($($trait:ident :: $method:ident),+) => {$(
+        impl<S: Sink> ser::$trait for Array<'_, S> {
+            type Ok = ();
+            type Error = Refused;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Refused> {
+                self.close()
+            }
+        }
+    )+};
 }
 
-impl<S: Sink> ser::SerializeTuple for Array<'_, S> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.close()
-    }
-}
-
-impl<S: Sink> ser::SerializeTupleStruct for Array<'_, S> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.close()
-    }
-}
-
-impl<S: Sink> ser::SerializeTupleVariant for Array<'_, S> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.close()
-    }
-}
+array_traits!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// An object: its entries are written into one buffer as they come (each key's raw bytes,
 /// then its value's canonical bytes) and emitted sorted when it ends.
@@ -388,36 +367,38 @@ impl<S: Sink> ser::SerializeMap for Object<'_, S> {
     }
 }
 
-impl<S: Sink> ser::SerializeStruct for Object<'_, S> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Refused> {
-        self.key(key);
-        self.value(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.close()
-    }
+/// The two struct-like traits of [`Object`]: a field is a key and its value.
+macro_rules! struct_traits {
+    ($($trait:ident),+) => {$(
+        impl<S: Sink> ser::$trait for Object<'_, S> {
+            type Ok = ();
+            type Error = Refused;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Refused> {
+                self.key(key);
+                self.value(value)
+            }
+            fn end(self) -> Result<(), Refused> {
+                self.close()
+            }
+        }
+    )+};
 }
 
-impl<S: Sink> ser::SerializeStructVariant for Object<'_, S> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Refused> {
-        self.key(key);
-        self.value(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.close()
-    }
+struct_traits!(SerializeStruct, SerializeStructVariant);
+
+const NOT_A_STRING_KEY: &str = "a map key that is not a string";
+
+/// Refuses a map key of each kind named, with its one argument.
+macro_rules! refuse_keys {
+    ($($method:ident($arg:ty)),+) => {$(
+        fn $method(self, _: $arg) -> Result<String, Refused> {
+            refuse(NOT_A_STRING_KEY)
+        }
+    )+};
 }
 
 /// A map key: strings as they are; anything else goes the `Value` road, where serde_json
@@ -456,53 +437,20 @@ impl ser::Serializer for MapKey {
     ) -> Result<String, Refused> {
         value.serialize(self)
     }
-    fn serialize_bool(self, _: bool) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_i8(self, _: i8) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_i16(self, _: i16) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_i32(self, _: i32) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_i64(self, _: i64) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_u8(self, _: u8) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_u16(self, _: u16) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_u32(self, _: u32) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_u64(self, _: u64) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_f32(self, _: f32) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_f64(self, _: f64) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
+    refuse_keys! {
+        serialize_bool(bool), serialize_i8(i8), serialize_i16(i16), serialize_i32(i32),
+        serialize_i64(i64), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32),
+        serialize_u64(u64), serialize_f32(f32), serialize_f64(f64), serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str)
     }
     fn serialize_none(self) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_unit(self) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -511,20 +459,20 @@ impl ser::Serializer for MapKey {
         _: &'static str,
         _: &T,
     ) -> Result<String, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_tuple_struct(
         self,
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleStruct, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_tuple_variant(
         self,
@@ -533,13 +481,13 @@ impl ser::Serializer for MapKey {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
     fn serialize_struct_variant(
         self,
@@ -548,7 +496,7 @@ impl ser::Serializer for MapKey {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant, Refused> {
-        refuse("a map key that is not a string")
+        refuse(NOT_A_STRING_KEY)
     }
 }
 
