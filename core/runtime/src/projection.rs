@@ -732,12 +732,7 @@ impl ProjectionRunner {
         let faults_before = self.faults.total;
         let mut done = CatchUp::default();
         // Only the types it folds are read, each through the index of its type.
-        let folded: Vec<&str> = self
-            .projection
-            .event_types()
-            .iter()
-            .map(|event_type| event_type.name())
-            .collect();
+        let folded = self.folded_types();
         loop {
             done.faulted = self.faults.total - faults_before;
             done.paused = self.faults.paused;
@@ -1091,6 +1086,15 @@ impl ProjectionRunner {
         Ok(())
     }
 
+    /// The names of the event types it folds: all it reads, each through its type's index.
+    fn folded_types(&self) -> Vec<&'static str> {
+        self.projection
+            .event_types()
+            .iter()
+            .map(|event_type| event_type.name())
+            .collect()
+    }
+
     /// Whether it takes events in commit order, live and on rebuild: it declared each
     /// stream in its own order (`Ordering::PerStream`; streams interleave as committed),
     /// or late events applied as they come (`LateEvents::ApplyInArrivalOrder`). Either way
@@ -1105,12 +1109,7 @@ impl ProjectionRunner {
         &mut self,
         until: LogPosition,
     ) -> Result<(), ProjectionRunError> {
-        let folded: Vec<&str> = self
-            .projection
-            .event_types()
-            .iter()
-            .map(|event_type| event_type.name())
-            .collect();
+        let folded = self.folded_types();
         let canonical = self.projection.ordering() == Ordering::Canonical;
         let mut position = LogPosition::default();
         while position < until {
@@ -1151,12 +1150,7 @@ impl ProjectionRunner {
         };
         let mut replayed = 0u64;
         // Only the types it folds are read, and only its own streams' rows decoded.
-        let folded: Vec<&str> = self
-            .projection
-            .event_types()
-            .iter()
-            .map(|event_type| event_type.name())
-            .collect();
+        let folded = self.folded_types();
         let partition = self.partition;
         loop {
             let page = self
