@@ -15,7 +15,7 @@
 
 use crate::services::{Services, secrets_dir};
 use ops_core_runtime::clock::WallClock;
-use ops_core_runtime::projection::{Partition, partitions_of};
+use ops_core_runtime::projection::{Partition, partition_name, partitions_of};
 use ops_core_runtime::service_capability;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -616,15 +616,19 @@ impl Worker {
     /// worker holding more than that gives the rest back, so a worker that joins gets
     /// partitions within a tick of the others seeing it.
     async fn share_partitions(&mut self) -> anyhow::Result<()> {
+        let split: Vec<_> = ops_core::projection::installed(ops_core_runtime::CORE)
+            .into_iter()
+            .filter(|projection| projection.split().partitions() > 1)
+            .collect();
+        if split.is_empty() {
+            return Ok(());
+        }
         self.leases
             .acquire(&presence_lease(&self.options.worker_id))
             .await?;
         let workers = self.leases.live_holders(PRESENCE).await?.max(1) as usize;
-        for projection in ops_core::projection::installed(ops_core_runtime::CORE) {
+        for projection in split {
             let partitions = partitions_of(projection);
-            if partitions.len() < 2 {
-                continue;
-            }
             let label = projection_label(projection);
             let share = partitions.len().div_ceil(workers);
             self.shares.insert(label.clone(), share);
@@ -799,12 +803,11 @@ fn projection_label(projection: &dyn DynProjection) -> String {
 
 /// The label of one partition's runner: the projection's own when it is not split.
 fn partition_label(projection: &dyn DynProjection, partition: Partition) -> String {
-    let label = projection_label(projection);
-    if partition.count == 1 {
-        label
-    } else {
-        format!("{label}.{}of{}", partition.index, partition.count)
-    }
+    format!(
+        "{}/{}",
+        projection.pack_id(),
+        partition_name(projection.name(), partition)
+    )
 }
 
 /// The lease that says a worker is alive, so others know how many share the work.

@@ -664,7 +664,10 @@ impl CapabilityBook {
         let decision = self.decide(capability_id, action, at, &mut window);
         let mut answers = answers();
         let kept = answers.entry(capability_id).or_default();
-        if kept.len() == ANSWERS_PER_CAPABILITY {
+        // An action's answer of another window is replaced, not kept beside this one.
+        if let Some(stale) = kept.iter().position(|kept| kept.action == *action) {
+            kept.remove(stale);
+        } else if kept.len() == ANSWERS_PER_CAPABILITY {
             kept.remove(0);
         }
         kept.push(Kept {

@@ -17,7 +17,7 @@
 //! [`LateEvents::ApplyInArrivalOrder`] it is applied as it comes. Either way it is counted,
 //! never dropped. Events a projection cannot read or apply are quarantined with the reason.
 //!
-//! A projection split by stream ([`Split::ByStream`]) runs as one runner per [`Partition`]:
+//! A projection split by stream ([`ops_core::projection::Split::ByStream`]) runs as one runner per [`Partition`]:
 //! each folds the events of its streams, in the declared order, with its own lease and
 //! checkpoint row (`<name>.<index>of<count>`), into the rows of one shared table
 //! (`pack_<id>_<name>_v<version>_p<count>`, a `part` column saying whose each row is). A
@@ -28,7 +28,7 @@
 use crate::clock::WallClock;
 use std::collections::BTreeMap;
 
-use ops_core::projection::{DynProjection, LateEvents, Ordering, Split, State, is_valid_name};
+use ops_core::projection::{DynProjection, LateEvents, Ordering, State, is_valid_name};
 use ops_core::time::Timestamp;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Row};
@@ -60,9 +60,9 @@ pub fn partitions_of(projection: &dyn DynProjection) -> Vec<Partition> {
     (0..count).map(|index| Partition { index, count }).collect()
 }
 
-/// Its checkpoint row's name (and its lease's), beside the projection's own name: a `.`
-/// no projection name contains.
-fn row_name_of(partition: Partition, name: &str) -> String {
+/// The name of `partition` of projection `name`: its checkpoint row's, its lease's and its
+/// job's, beside the projection's own (a `.` no projection name contains).
+pub fn partition_name(name: &str, partition: Partition) -> String {
     if partition.is_split() {
         format!("{name}.{}of{}", partition.index, partition.count)
     } else {
@@ -347,13 +347,23 @@ fn push_row_keys<'a, DB>(
 /// own (`$2`) and its partitions' (`$3`, from [`partitions_like`]), of owner `$1`.
 const OF_PROJECTION: &str = "owner = $1 AND (name = $2 OR name LIKE $3 ESCAPE '!')";
 
+/// The condition on a state table's rows that keeps `partition`'s (every row, unless the
+/// projection is split): its index is a number of ours, so it is written into the statement.
+fn own_rows(partition: Partition) -> String {
+    if partition.is_split() {
+        format!(" AND part = {}", partition.index)
+    } else {
+        String::new()
+    }
+}
+
 /// The `LIKE` pattern of the partition rows of projection `name`.
 fn partitions_like(name: &str) -> String {
     crate::db::like_prefix(&format!("{name}."))
 }
 
 /// Whether `table` is a name this module made (`pack_` and `[a-z0-9_]`): what it drops.
-fn is_state_table_name(table: &str) -> bool {
+pub(crate) fn is_state_table_name(table: &str) -> bool {
     table.starts_with("pack_")
         && table
             .chars()
@@ -373,9 +383,9 @@ pub fn state_table_of(projection: &dyn DynProjection) -> String {
         projection.name(),
         projection.version(),
     );
-    match projection.split() {
-        Split::ByStream { partitions } if partitions > 1 => format!("{table}_p{partitions}"),
-        _ => table,
+    match projection.split().partitions() {
+        1 => table,
+        partitions => format!("{table}_p{partitions}"),
     }
 }
 
@@ -593,7 +603,7 @@ impl ProjectionRunner {
 
     /// Its checkpoint row's name: the projection's, or its partition's.
     fn row_name(&self) -> String {
-        row_name_of(self.partition, self.projection.name())
+        partition_name(self.projection.name(), self.partition)
     }
 
     pub fn partition(&self) -> Partition {
@@ -628,16 +638,17 @@ impl ProjectionRunner {
     async fn create_table(&self) -> Result<(), ProjectionRunError> {
         let table = self.table();
         // A split projection's rows say whose they are.
-        let sql = if self.partition.is_split() {
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, part BIGINT NOT NULL, PRIMARY KEY (tbl, key));
-                 CREATE INDEX IF NOT EXISTS {table}_part ON {table} (part)"
+        let (part, by_part) = if self.partition.is_split() {
+            (
+                ", part BIGINT NOT NULL",
+                format!("; CREATE INDEX IF NOT EXISTS {table}_part ON {table} (part)"),
             )
         } else {
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (tbl, key))"
-            )
+            ("", String::new())
         };
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (tbl TEXT NOT NULL, key TEXT NOT NULL, document TEXT NOT NULL{part}, PRIMARY KEY (tbl, key)){by_part}"
+        );
         // Workers starting together create the table once: on PostgreSQL two concurrent
         // `CREATE TABLE IF NOT EXISTS` can both try, so they take turns on a lock first.
         on_db!(self.store.db(), pool => async {
@@ -681,16 +692,12 @@ impl ProjectionRunner {
                 late: row.try_get("late_events")?,
                 rebuilds: row.try_get("rebuilds")?,
             };
-            let rows: Vec<(String, String, String)> = if self.partition.is_split() {
-                sqlx::query_as(&format!("SELECT tbl, key, document FROM {table} WHERE part = $1"))
-                    .bind(i64::from(self.partition.index))
-                    .fetch_all(pool)
-                    .await?
-            } else {
-                sqlx::query_as(&format!("SELECT tbl, key, document FROM {table}"))
-                    .fetch_all(pool)
-                    .await?
-            };
+            let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+                "SELECT tbl, key, document FROM {table} WHERE TRUE{}",
+                own_rows(self.partition)
+            ))
+            .fetch_all(pool)
+            .await?;
             Ok::<_, sqlx::Error>((checkpoint, rows))
         }
         .await)
@@ -1308,8 +1315,6 @@ impl ProjectionRunner {
                     return Ok(Written::LeaseLost);
                 }
             }
-            // The tables of other versions and layouts, read before this write moves its own
-            // row off its old one.
             // A statement on this projection's rows (`OF_PROJECTION`), `$4` its new table.
             macro_rules! on_its_rows {
                 ($make:path, $sql:literal) => {
@@ -1320,6 +1325,8 @@ impl ProjectionRunner {
                         .bind(&table)
                 };
             }
+            // The tables of other versions and layouts, read before this write moves its own
+            // row off its old one.
             let retired: Vec<String> = if switching {
                 let tables: Vec<String> = on_its_rows!(
                     sqlx::query_scalar,
@@ -1368,12 +1375,7 @@ impl ProjectionRunner {
                 tx.rollback().await?;
                 return Ok(Written::Superseded);
             }
-            // Only this partition's rows, when split.
-            let own = if partition.is_split() {
-                format!(" AND part = {part}")
-            } else {
-                String::new()
-            };
+            let own = own_rows(partition);
             if switching {
                 sqlx::raw_sql(&format!("DELETE FROM {table} WHERE TRUE{own}")).execute(&mut *tx).await?;
             }

@@ -220,10 +220,7 @@ impl Retention {
             })
             .collect();
         for (owner, name, table) in &due {
-            let plain = table
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !plain || !table.starts_with("pack_") {
+            if !crate::projection::is_state_table_name(table) {
                 return Err(RetentionError::DamagedProjection {
                     projection: format!("{owner}/{name}"),
                     table: table.clone(),

@@ -78,6 +78,16 @@ pub struct CanonicalKey {
 }
 
 impl CanonicalKey {
+    /// A key below every event's: where a replay from the start begins.
+    fn before_all() -> Self {
+        CanonicalKey {
+            occurred_at_us: i64::MIN,
+            source_ref: String::new(),
+            source_sequence_key: i64::MIN,
+            event_id: String::new(),
+        }
+    }
+
     pub fn of(envelope: &EventEnvelope) -> Self {
         CanonicalKey {
             occurred_at_us: envelope.occurred_at.unix_micros(),
@@ -239,7 +249,8 @@ pub struct EventStore {
 
 /// Read with every event; each column costs time per row, so only what decoding needs (the
 /// event id is in the envelope).
-const COLUMNS: &str = "seq, tx_order, stream_id, stream_version, recorded_at_us, envelope";
+const COLUMNS: &str =
+    "seq, tx_order, stream_id, stream_version, recorded_at_us, envelope, stream_bucket";
 
 /// A value bound to a read query.
 enum Bind<'a> {
@@ -247,7 +258,6 @@ enum Bind<'a> {
     Text(&'a str),
 }
 
-/// A row as read, before its envelope is decoded.
 /// A stream as a number: 63 bits of blake3 of its id, the same on every host and build
 /// (stored with each event as `stream_bucket`).
 pub fn stream_bucket(stream_id: &str) -> i64 {
@@ -273,8 +283,21 @@ impl Partition {
 
     /// Whether events of `stream_id` are in this share.
     pub fn holds(self, stream_id: &str) -> bool {
-        !self.is_split()
-            || stream_bucket(stream_id) % i64::from(self.count) == i64::from(self.index)
+        !self.is_split() || self.holds_bucket(stream_bucket(stream_id))
+    }
+
+    fn holds_bucket(self, bucket: i64) -> bool {
+        bucket % i64::from(self.count) == i64::from(self.index)
+    }
+
+    /// Whether a row read is in this share: by its stored bucket, or (stored before
+    /// buckets were) by its stream id.
+    fn holds_row(self, row: &RawRow) -> bool {
+        match row.stream_bucket {
+            _ if !self.is_split() => true,
+            Some(bucket) => self.holds_bucket(bucket),
+            None => self.holds(&row.stream_id),
+        }
     }
 
     /// The condition a row of `core_events` in this share meets (events stored before
@@ -302,6 +325,7 @@ pub struct ReplayPage {
     pub read: usize,
 }
 
+/// A row as read, before its envelope is decoded.
 #[derive(Clone)]
 struct RawRow {
     position: LogPosition,
@@ -309,6 +333,8 @@ struct RawRow {
     stream_version: i64,
     recorded_at_us: i64,
     envelope: String,
+    /// `None` for rows stored before buckets were.
+    stream_bucket: Option<i64>,
 }
 
 impl EventStore {
@@ -858,7 +884,7 @@ impl EventStore {
         let rows = self.fetch(&sql, &binds).await?;
         let first = rows
             .iter()
-            .find(|row| partition.holds(&row.stream_id))
+            .find(|row| partition.holds_row(row))
             .or(rows.first());
         Ok(first.and_then(|row| Timestamp::from_unix_micros(row.recorded_at_us)))
     }
@@ -907,12 +933,7 @@ impl EventStore {
         until: Option<LogPosition>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, ReadError> {
-        let start = after.cloned().unwrap_or(CanonicalKey {
-            occurred_at_us: i64::MIN,
-            source_ref: String::new(),
-            source_sequence_key: i64::MIN,
-            event_id: String::new(),
-        });
+        let start = after.cloned().unwrap_or_else(CanonicalKey::before_all);
         let until = until.unwrap_or(LogPosition {
             tx_order: i64::MAX,
             seq: i64::MAX,
@@ -951,12 +972,7 @@ impl EventStore {
         event_types: &[&str],
         partition: Partition,
     ) -> Result<ReplayPage, ReadError> {
-        let start = after.cloned().unwrap_or(CanonicalKey {
-            occurred_at_us: i64::MIN,
-            source_ref: String::new(),
-            source_sequence_key: i64::MIN,
-            event_id: String::new(),
-        });
+        let start = after.cloned().unwrap_or_else(CanonicalKey::before_all);
         // Not filtered by type in SQL: both planners would then read the type's index and
         // sort every row of the type on every page. The type is read with each row, and a
         // row of another type or stream is passed over without being decoded.
@@ -979,15 +995,14 @@ impl EventStore {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| Ok::<_, sqlx::Error>((raw_row(row)?, row.try_get(6)?)))
+                .map(|row| Ok::<_, sqlx::Error>((raw_row(row)?, row.try_get(7)?)))
                 .collect::<Result<_, _>>()?
         });
         // The page's last row says where the next one starts, whoever's it is.
         let next = match rows.last() {
             None => None,
             Some((last, event_type))
-                if partition.holds(&last.stream_id)
-                    && event_types.contains(&event_type.as_str()) =>
+                if partition.holds_row(last) && event_types.contains(&event_type.as_str()) =>
             {
                 None
             }
@@ -997,7 +1012,7 @@ impl EventStore {
         let rows: Vec<RawRow> = rows
             .into_iter()
             .filter(|(row, event_type)| {
-                event_types.contains(&event_type.as_str()) && partition.holds(&row.stream_id)
+                event_types.contains(&event_type.as_str()) && partition.holds_row(row)
             })
             .map(|(row, _)| row)
             .collect();
@@ -1095,10 +1110,7 @@ impl EventStore {
             },
             ..FollowBatch::default()
         };
-        for row in rows
-            .into_iter()
-            .filter(|row| partition.holds(&row.stream_id))
-        {
+        for row in rows.into_iter().filter(|row| partition.holds_row(row)) {
             match decode(row) {
                 Ok(event) => batch.events.push(event),
                 Err(corrupt) => batch.corrupt.push(corrupt),
@@ -1366,6 +1378,7 @@ where
     R: Row,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     Ok(RawRow {
@@ -1377,6 +1390,7 @@ where
         stream_version: row.try_get(3)?,
         recorded_at_us: row.try_get(4)?,
         envelope: row.try_get(5)?,
+        stream_bucket: row.try_get(6)?,
     })
 }
 

@@ -3,15 +3,14 @@
 //! late events as they come (`LateEvents::ApplyInArrivalOrder`) fold in commit order live,
 //! and a rebuild replays the log in that same order, so it gives the same state.
 
-use ops_contract_incidents::{IncidentOpened, Severity};
+use ops_contract_incidents::IncidentOpened;
 use ops_core::contract::EventType;
 use ops_core::envelope::EventEnvelope;
 use ops_core::projection::{LateEvents, Ordering, ProjectedEvent, Projection, State};
 use ops_core_runtime::projection::{ProjectionRunner, stored_rows};
 use ops_core_runtime::store::ExpectedVersion;
-use ops_shared_people::ServiceRef;
+use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
-use ops_tests::{on_both_backends, origin_at};
 use pack_incidents::IncidentsPack;
 use serde_json::json;
 
@@ -59,17 +58,8 @@ impl Projection for ArrivalOrder {
 
 /// Incident `n` opened `minutes` after a fixed start.
 fn opened(n: usize, minutes: i64) -> EventEnvelope {
-    let event = IncidentOpened {
-        incident_id: format!("INC-{n}"),
-        service: ServiceRef {
-            system: "catalogue".to_owned(),
-            id: "payments".to_owned(),
-        },
-        title: "Payments are down".to_owned(),
-        severity: Severity::Sev2,
-    };
     let at = 1_795_000_000_000_000 + minutes * 60_000_000;
-    EventEnvelope::new(&event, origin_at(&format!("INC-{n}"), at, "tickets", None)).unwrap()
+    crate::projections::opened(&format!("INC-{n}"), at, "payments")
 }
 
 async fn a_rebuild_keeps_the_order_the_projection_declared(backend: Backend) {

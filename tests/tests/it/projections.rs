@@ -17,7 +17,8 @@ use proptest::test_runner::{Config, TestRunner};
 
 const MINUTE_US: i64 = 60_000_000;
 
-fn opened(id: &str, at_us: i64, service: &str) -> EventEnvelope {
+/// Incident `id` of `service` opened at `at_us`, as the tickets source states it.
+pub(crate) fn opened(id: &str, at_us: i64, service: &str) -> EventEnvelope {
     let event = IncidentOpened {
         incident_id: id.to_owned(),
         service: ServiceRef {
@@ -42,7 +43,7 @@ fn responder() -> PersonRef {
     }
 }
 
-fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
+pub(crate) fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
     let event = IncidentAcknowledged {
         incident_id: id.to_owned(),
         by: responder(),

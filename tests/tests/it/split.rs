@@ -3,19 +3,18 @@
 //! rows one worker folding everything stores, a fold that relates streams is refused, and
 //! a new layout replaces the old one only when its last partition is built.
 
-use ops_contract_incidents::{IncidentAcknowledged, IncidentOpened, Severity};
 use ops_core::contract::EventType;
-use ops_core::envelope::EventEnvelope;
 use ops_core::projection::{ProjectedEvent, Projection, Split, State};
 use ops_core_runtime::leases::Leases;
 use ops_core_runtime::projection::{
     Partition, ProjectionRunError, ProjectionRunner, all_freshness, stored_rows,
 };
 use ops_core_runtime::store::{EventStore, ExpectedVersion};
-use ops_shared_people::{PersonRef, ServiceRef};
+use ops_tests::on_both_backends;
 use ops_tests::storage::Backend;
-use ops_tests::{on_both_backends, origin_at};
 use pack_incidents::{IncidentBoard, IncidentsPack};
+
+use crate::projections::{acknowledged, opened};
 
 /// The incident board, split three ways by stream.
 struct SplitBoard;
@@ -48,46 +47,17 @@ impl Projection for WholeBoard {
 
 const INCIDENTS: usize = 40;
 
-fn opened(id: &str, at_us: i64) -> EventEnvelope {
-    let event = IncidentOpened {
-        incident_id: id.to_owned(),
-        service: ServiceRef {
-            system: "catalogue".to_owned(),
-            id: format!("service-{}", id.len() % 3),
-        },
-        title: format!("{id} is down"),
-        severity: Severity::Sev2,
-    };
-    EventEnvelope::new(
-        &event,
-        origin_at(&format!("{id}-opened"), at_us, "tickets", None),
-    )
-    .unwrap()
-}
-
-fn acknowledged(id: &str, at_us: i64) -> EventEnvelope {
-    let event = IncidentAcknowledged {
-        incident_id: id.to_owned(),
-        by: PersonRef {
-            system: "oncall".to_owned(),
-            id: "U042".to_owned(),
-            display_name: "Ada".to_owned(),
-        },
-    };
-    EventEnvelope::new(
-        &event,
-        origin_at(&format!("{id}-ack"), at_us, "tickets", None),
-    )
-    .unwrap()
-}
-
 /// Each incident on its own stream, opened then (every other one) acknowledged, in
 /// interleaved appends.
 async fn incidents(store: &EventStore) {
     for n in 0..INCIDENTS {
         let id = format!("INC-{n}");
         store
-            .append(&id, ExpectedVersion::Any, &[opened(&id, n as i64 * 1_000)])
+            .append(
+                &id,
+                ExpectedVersion::Any,
+                &[opened(&id, n as i64 * 1_000, "payments")],
+            )
             .await
             .unwrap();
     }
@@ -235,7 +205,11 @@ async fn a_row_written_from_two_partitions_is_refused(backend: Backend) {
     // folded by two workers, each from half its history.
     let (first, second) = (stream_of(0), stream_of(1));
     store
-        .append(&first, ExpectedVersion::Any, &[opened("INC-7", 0)])
+        .append(
+            &first,
+            ExpectedVersion::Any,
+            &[opened("INC-7", 0, "payments")],
+        )
         .await
         .unwrap();
     let leases = worker(&store, "a");
@@ -243,7 +217,11 @@ async fn a_row_written_from_two_partitions_is_refused(backend: Backend) {
     // Partition 1 never saw it opened: an opening of the same incident in one of its
     // streams makes it write the incident's row again.
     store
-        .append(&second, ExpectedVersion::Any, &[opened("INC-7", 5)])
+        .append(
+            &second,
+            ExpectedVersion::Any,
+            &[opened("INC-7", 5, "payments")],
+        )
         .await
         .unwrap();
     let error = runner(&store, &leases, 1).catch_up().await.unwrap_err();

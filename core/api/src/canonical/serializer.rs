@@ -70,6 +70,16 @@ impl<S: Sink> Canonical<'_, S> {
     }
 }
 
+/// Numbers of each type named, written as the double JSON reads them (`as`: a 64-bit
+/// integer past 2^53 becomes the nearest double, as serde_json's does).
+macro_rules! numbers {
+    ($($method:ident($number:ty)),+) => {$(
+        fn $method(self, value: $number) -> Result<(), Refused> {
+            self.number(value as f64)
+        }
+    )+};
+}
+
 impl<'a, S: Sink> ser::Serializer for Canonical<'a, S> {
     type Ok = ();
     type Error = Refused;
@@ -85,17 +95,10 @@ impl<'a, S: Sink> ser::Serializer for Canonical<'a, S> {
         self.out.put(if value { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, value: i8) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_i16(self, value: i16) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_i32(self, value: i32) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_i64(self, value: i64) -> Result<(), Refused> {
-        self.number(value as f64)
+    numbers! {
+        serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+        serialize_u8(u8), serialize_u16(u16), serialize_u32(u32), serialize_u64(u64),
+        serialize_f32(f32), serialize_f64(f64)
     }
     fn serialize_i128(self, value: i128) -> Result<(), Refused> {
         match i64::try_from(value) {
@@ -103,29 +106,11 @@ impl<'a, S: Sink> ser::Serializer for Canonical<'a, S> {
             Err(_) => refuse("a number outside 64 bits"),
         }
     }
-    fn serialize_u8(self, value: u8) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_u16(self, value: u16) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_u32(self, value: u32) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_u64(self, value: u64) -> Result<(), Refused> {
-        self.number(value as f64)
-    }
     fn serialize_u128(self, value: u128) -> Result<(), Refused> {
         match u64::try_from(value) {
             Ok(value) => self.number(value as f64),
             Err(_) => refuse("a number outside 64 bits"),
         }
-    }
-    fn serialize_f32(self, value: f32) -> Result<(), Refused> {
-        self.number(f64::from(value))
-    }
-    fn serialize_f64(self, value: f64) -> Result<(), Refused> {
-        self.number(value)
     }
     fn serialize_char(self, value: char) -> Result<(), Refused> {
         write_string(value.encode_utf8(&mut [0; 4]), self.out);

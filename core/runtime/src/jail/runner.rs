@@ -227,17 +227,9 @@ fn answer(
             for event in &events {
                 handler.apply(&mut state, event);
             }
-            let decided = handler.decide(&payload, &key.1, &state).map(|events| {
-                events
-                    .into_iter()
-                    .map(|event| StatedEvent {
-                        event_type: event.event_type().to_owned(),
-                        version: event.version(),
-                        effective_at: event.effective_at(),
-                        payload: event.into_payload(),
-                    })
-                    .collect()
-            });
+            let decided = handler
+                .decide(&payload, &key.1, &state)
+                .map(|events| events.into_iter().map(StatedEvent::of).collect());
             // Bounded like the bus's own: past it an arbitrary state goes, and the host's
             // next call for that target is answered `Stale`.
             if held.states.len() >= KEPT_STATES
@@ -391,15 +383,7 @@ fn stated_fact(fact: Fact) -> StatedFact {
             native_id: fact.native_id().to_owned(),
             occurred_at: fact.occurred_at(),
             source_sequence: fact.source_sequence(),
-            event: {
-                let event = fact.into_event();
-                StatedEvent {
-                    event_type: event.event_type().to_owned(),
-                    version: event.version(),
-                    effective_at: event.effective_at(),
-                    payload: event.into_payload(),
-                }
-            },
+            event: StatedEvent::of(fact.into_event()),
         },
         Fact::Deleted {
             native_id,

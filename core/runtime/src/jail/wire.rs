@@ -105,6 +105,18 @@ pub(crate) struct StatedEvent {
     pub effective_at: Option<ops_core::time::Timestamp>,
 }
 
+impl StatedEvent {
+    /// What crosses the boundary of an event a piece stated.
+    pub(crate) fn of(event: ops_core::contract::TypedEvent) -> Self {
+        StatedEvent {
+            event_type: event.event_type().to_owned(),
+            version: event.version(),
+            effective_at: event.effective_at(),
+            payload: event.into_payload(),
+        }
+    }
+}
+
 /// A command a reaction proposes; the host builds its envelope.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ProposedCommand {
