@@ -452,6 +452,8 @@ pub(crate) struct PolicyStep {
     #[arg(long)]
     pub capability: String,
     #[command(flatten)]
+    pub action: ActionKey,
+    #[command(flatten)]
     pub storage: Storage,
 }
 
@@ -683,6 +685,18 @@ pub(crate) struct Acting {
     pub by: String,
     #[arg(long, value_name = "CAPABILITY")]
     pub capability: String,
+    #[command(flatten)]
+    pub action: ActionKey,
+}
+
+/// The action a verb that records something is part of.
+#[derive(clap::Args)]
+pub(crate) struct ActionKey {
+    /// A key naming this action (letters, digits, `.`, `_`, `:`, `-`): run the verb again
+    /// with the same key (a retry after a crash or a timeout) and every receipt it records is
+    /// the one already stored, with the same id and time. Default: a new action each run.
+    #[arg(long = "action", value_name = "KEY")]
+    pub key: Option<String>,
 }
 
 /// What a granted or delegated capability reaches, and for how long.

@@ -94,26 +94,29 @@ impl Services {
     /// Whether `acting` may take the operator's `action` (`core.<area>.<Verb>`) on
     /// `subject`: checked on its capability; a denial is receipted and said on `out`, and
     /// the verb then ends refused (exit 1) having done nothing.
+    ///
+    /// The operator's action is recorded first (see [`Acting::taken`]) and answered when
+    /// it is allowed, for the receipts the verb goes on to record.
     pub async fn allowed(
         &self,
         acting: &Acting,
         action: &str,
         subject: &str,
         out: &mut impl Write,
-    ) -> anyhow::Result<bool> {
-        let (actor, capability) = acting.parsed()?;
+    ) -> anyhow::Result<Option<(ops_core_runtime::acting::Acting, CapabilityId)>> {
+        let (by, capability) = acting.taken(&self.store, action).await?;
         match self
             .capabilities
-            .authorize_step(capability, &actor, action, subject.to_owned())
+            .authorize_step(capability, &by, action, subject.to_owned())
             .await?
         {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Some((by, capability))),
             Err(reason) => {
                 writeln!(
                     out,
                     "denied: {capability} does not allow `{action}`: {reason} (receipted)"
                 )?;
-                Ok(false)
+                Ok(None)
             }
         }
     }
@@ -182,10 +185,8 @@ impl Storage {
         let Some(services) = self.pack_code_services(ctx, open, out).await? else {
             return Ok(None);
         };
-        Ok(services
-            .allowed(acting, action, subject, out)
-            .await?
-            .then_some(services))
+        let allowed = services.allowed(acting, action, subject, out).await?;
+        Ok(allowed.map(|_| services))
     }
 
     /// The store, which must exist: inspecting commands never create one.

@@ -9,6 +9,10 @@ use ops_core::envelope::{Actor, ActorId};
 use ops_core::id::CapabilityId;
 use ops_core::time::Timestamp;
 
+use ops_core_runtime::acting;
+use ops_core_runtime::clock::WallClock as _;
+use ops_core_runtime::store::EventStore;
+
 use crate::cli::Format;
 use crate::outcome::{BadInput, OrBadInput};
 
@@ -118,5 +122,70 @@ impl crate::cli::Acting {
     /// them; either malformed is bad input.
     pub(crate) fn parsed(&self) -> anyhow::Result<(Actor, ops_core::id::CapabilityId)> {
         Ok((parse_actor(&self.by)?, parse_capability(&self.capability)?))
+    }
+
+    /// Who acts, in the action `verb` (recorded in `store` before anything it causes), on
+    /// which capability: what every receipt of a verb that records something is taken by.
+    pub(crate) async fn taken(
+        &self,
+        store: &EventStore,
+        verb: &str,
+    ) -> anyhow::Result<(acting::Acting, ops_core::id::CapabilityId)> {
+        let (actor, capability) = self.parsed()?;
+        let action = self.action.taken(store, verb, &actor, capability).await?;
+        Ok((
+            acting::Acting::new(actor, acting::Cause::Operator(action)),
+            capability,
+        ))
+    }
+}
+
+impl crate::cli::PolicyStep {
+    /// As [`crate::cli::Acting::taken`], for a policy's step.
+    pub(crate) async fn taken(
+        &self,
+        store: &EventStore,
+        verb: &str,
+    ) -> anyhow::Result<acting::Acting> {
+        let acting = crate::cli::Acting {
+            by: self.by.clone(),
+            capability: self.capability.clone(),
+            action: crate::cli::ActionKey {
+                key: self.action.key.clone(),
+            },
+        };
+        Ok(acting.taken(store, verb).await?.0)
+    }
+}
+
+impl crate::cli::ActionKey {
+    /// The operator's action `verb` by `actor`: the one `--action` names (taken again, with
+    /// its first time, when this run is its retry), else a new one; recorded in `store`.
+    /// A key that is malformed, or names another verb's or actor's action, is bad input.
+    pub(crate) async fn taken(
+        &self,
+        store: &EventStore,
+        verb: &str,
+        actor: &Actor,
+        capability: ops_core::id::CapabilityId,
+    ) -> anyhow::Result<acting::OperatorAction> {
+        let now = Timestamp::now();
+        let key = self.key.clone().unwrap_or_else(|| {
+            format!(
+                "{}.{}.{}",
+                verb.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+                now.unix_micros(),
+                std::process::id()
+            )
+        });
+        acting::OperatorAction::record(store, &key, verb, actor, capability, now)
+            .await
+            .map_err(|error| match error {
+                acting::OperatorActionError::InvalidKey { .. }
+                | acting::OperatorActionError::KeyTaken { .. } => {
+                    anyhow::Error::new(BadInput(format!("--action: {error}")))
+                }
+                other => other.into(),
+            })
     }
 }

@@ -183,6 +183,7 @@ fn hangups() -> std::io::Result<Arc<AtomicBool>> {
 }
 
 /// What a job does.
+#[derive(Clone)]
 enum Work {
     Connector(&'static dyn DynConnector),
     /// The runner of one projection, or of one partition of a split one, by its label.
@@ -248,12 +249,8 @@ pub async fn run(
         worker
             .reload_config(hangup.swap(false, Ordering::SeqCst), out)
             .await?;
-        for (id, lane, actor, work) in worker.due(tick).await? {
-            if let std::collections::btree_map::Entry::Vacant(entry) = waiting.entry(id.clone()) {
-                entry.insert((work, tick));
-                scheduler.push(Job { id, lane, actor });
-            }
-        }
+        let due = worker.due(tick).await?;
+        queue(&mut scheduler, &mut waiting, tick, due);
         for _ in 0..worker.options.jobs_per_tick {
             if stop.stopping() {
                 break;
@@ -264,7 +261,29 @@ pub async fn run(
             let (work, queued_at) = waiting
                 .remove(&job.id)
                 .expect("every queued job has its work");
-            let ended = worker.run_job(work).await;
+            let mut ended = worker.run_job(work.clone()).await;
+            // A long job runs in slices; between them, interactive work that came in
+            // meanwhile preempts it (Section 6), and it resumes with its place in the queue.
+            let mut slices = 1;
+            while matches!(&ended, Ok(ran) if ran.more) && !stop.stopping() {
+                let interactive = worker.interactive_due().await?;
+                queue(&mut scheduler, &mut waiting, tick, interactive);
+                if scheduler.preempts(&job) {
+                    scheduler.preempted();
+                    waiting.insert(job.id.clone(), (work.clone(), queued_at));
+                    break;
+                }
+                ended = worker.run_job(work.clone()).await;
+                slices += 1;
+            }
+            let ended = ended.map(|ran| match (ran.more, slices) {
+                (true, _) => format!(
+                    "{} in {slices} slice(s), then preempted by interactive work; resumes in its place",
+                    ran.said
+                ),
+                (false, 1) => ran.said,
+                (false, _) => format!("{} in the last of {slices} slices", ran.said),
+            });
             if let Err(error) = &ended
                 && store_is_unusable(error)
             {
@@ -537,19 +556,7 @@ impl Worker {
         if let Some(secrets) = &self.secrets {
             secrets.refresh().await?;
         }
-        let mut due = Vec::new();
-        let served = pending_destinations(&self.store)
-            .await?
-            .iter()
-            .any(|destination| self.options.fences.destinations.contains_key(destination));
-        if served {
-            due.push((
-                "dispatch".to_owned(),
-                Lane::Interactive,
-                "egress".to_owned(),
-                Work::Dispatch,
-            ));
-        }
+        let mut due = self.interactive_due().await?;
         for connector in ops_core::connector::installed(ops_core_runtime::CORE) {
             if self.connectors.contains_key(connector.id()) {
                 due.push((
@@ -611,6 +618,25 @@ impl Worker {
         Ok(due)
     }
 
+    /// The interactive work due now: dispatching effects that wait for a destination this
+    /// worker serves.
+    async fn interactive_due(&self) -> anyhow::Result<Vec<(String, Lane, String, Work)>> {
+        let served = pending_destinations(&self.store)
+            .await?
+            .iter()
+            .any(|destination| self.options.fences.destinations.contains_key(destination));
+        Ok(if served {
+            vec![(
+                "dispatch".to_owned(),
+                Lane::Interactive,
+                "egress".to_owned(),
+                Work::Dispatch,
+            )]
+        } else {
+            Vec::new()
+        })
+    }
+
     /// Says this worker is alive (its presence lease), and sets its share of each split
     /// projection's partitions: as many as the live workers' fair share, rounded up. A
     /// worker holding more than that gives the rest back, so a worker that joins gets
@@ -659,9 +685,10 @@ impl Worker {
         self.shares.get(label).copied().unwrap_or(usize::MAX)
     }
 
-    /// Runs one job; what it did, in a few words.
-    async fn run_job(&mut self, work: Work) -> anyhow::Result<String> {
-        Ok(match work {
+    /// Runs one job, or one slice of a long one; what it did, in a few words.
+    async fn run_job(&mut self, work: Work) -> anyhow::Result<Ran> {
+        let mut more = false;
+        let said = match work {
             Work::Dispatch => {
                 // The policies active now, with today's counts so far.
                 self.policies.refresh().await?;
@@ -718,13 +745,14 @@ impl Worker {
                 if !runner.holds_lease()
                     && self.held_partitions(&projection) >= self.share(&projection)
                 {
-                    return Ok("left to other workers: this one runs its share".to_owned());
+                    return Ok(Ran::done("left to other workers: this one runs its share"));
                 }
                 let runner = self
                     .projections
                     .get_mut(&label)
                     .expect("started with the worker");
-                let done = runner.catch_up().await?;
+                let done = runner.catch_up_within(PROJECTION_SLICE).await?;
+                more = done.more;
                 match (done.held_by, done.lease_lost) {
                     (Some(holder), _) => format!("held by {holder}"),
                     (None, true) => {
@@ -744,7 +772,7 @@ impl Worker {
                 .catch_up(&self.bus)
                 .await?;
                 if let Some(holder) = report.held_by {
-                    return Ok(format!("held by {holder}"));
+                    return Ok(Ran::done(format!("held by {holder}")));
                 }
                 format!(
                     "{} events, {} accepted, {} denied{}{}",
@@ -772,13 +800,14 @@ impl Worker {
             Work::Retention => {
                 let installed: Vec<&str> =
                     self.store.registry().packs().map(|pack| pack.id).collect();
+                // The worker's own run: an act of its own, now.
+                let now = Timestamp::now();
+                let by = ops_core_runtime::acting::Acting::new(
+                    self.host.clone(),
+                    ops_core_runtime::acting::Cause::act("retention", now),
+                );
                 let receipts = Retention::new(self.store.clone(), self.host_capability)
-                    .apply(
-                        &self.options.retention,
-                        &installed,
-                        Timestamp::now(),
-                        &self.host,
-                    )
+                    .apply(&self.options.retention, &installed, now, &by)
                     .await?;
                 let removed: usize = receipts.iter().map(|r| r.removed.len()).sum();
                 format!("{removed} removed, receipted")
@@ -793,7 +822,43 @@ impl Worker {
                     outcome.duplicates.len()
                 )
             }
-        })
+        };
+        Ok(Ran { said, more })
+    }
+}
+
+/// What one run of a job did, and whether it stopped at the end of its slice with more to
+/// do.
+struct Ran {
+    said: String,
+    more: bool,
+}
+
+impl Ran {
+    fn done(said: impl Into<String>) -> Self {
+        Ran {
+            said: said.into(),
+            more: false,
+        }
+    }
+}
+
+/// Batches of a projection's catch-up run before the worker looks for interactive work
+/// that preempts it: a few thousand events, well under a second.
+const PROJECTION_SLICE: usize = 8;
+
+/// Queues what is due at `tick` that is not already waiting.
+fn queue(
+    scheduler: &mut Scheduler,
+    waiting: &mut BTreeMap<String, (Work, u64)>,
+    tick: u64,
+    due: Vec<(String, Lane, String, Work)>,
+) {
+    for (id, lane, actor, work) in due {
+        if let std::collections::btree_map::Entry::Vacant(entry) = waiting.entry(id.clone()) {
+            entry.insert((work, tick));
+            scheduler.push(Job { id, lane, actor });
+        }
     }
 }
 

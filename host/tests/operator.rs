@@ -42,10 +42,22 @@ impl Host {
         text
     }
 
+    /// Runs `args` with `--format json`, which must succeed; what it printed on stdout
+    /// (progress goes to stderr), parsed.
     fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
-        let mut args = args.to_vec();
-        args.extend(["--format", "json"]);
-        serde_json::from_str(&self.expect(0, &args)).unwrap()
+        let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+            .args(args)
+            .args(["--format", "json"])
+            .args(&self.storage)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "ops-host {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
     }
 
     /// The id a `granted cap_… to …` line names.
@@ -510,8 +522,8 @@ fn story(host: &Host, dir: &Path) {
     // token; its handle is listed, and revoked.
     let token_file = dir.join("token");
     std::fs::write(&token_file, "oncall-token-51\n").unwrap();
-    let put = |capability: &str| {
-        host.run(&[
+    let put_in = |capability: &str, action: &[&str]| {
+        let mut args = vec![
             "secrets",
             "put",
             "webhook.oncall.token",
@@ -523,8 +535,11 @@ fn story(host: &Host, dir: &Path) {
             capability,
             config_arg[0],
             config_arg[1],
-        ])
+        ];
+        args.extend_from_slice(action);
+        host.run(&args)
     };
+    let put = |capability: &str| put_in(capability, &[]);
     let (code, said) = put(&lead);
     assert!(code == 1 && said.contains("does not allow it"), "{said}");
     let keeper = host.grant_by_operator(
@@ -537,6 +552,48 @@ fn story(host: &Host, dir: &Path) {
     );
     let (code, said) = put(&keeper);
     assert!(code == 0 && said.contains("stored secret"), "{said}");
+    // An action under a key, run again (a retry), records its receipt once: the retry's
+    // receipt is the one already stored, with the same id and time.
+    let receipts = |event_type: &str| {
+        host.json(&["log", "check"])
+            .iter()
+            .filter(|event| event["type"] == event_type)
+            .map(|event| event["event_id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = receipts("core.SecretStored");
+    let (code, said) = put_in(&keeper, &["--action", "rotate-17"]);
+    assert!(code == 0 && said.contains("stored secret"), "{said}");
+    let once = receipts("core.SecretStored");
+    assert_eq!(once.len(), before.len() + 1, "{once:?}");
+    let (code, said) = put_in(&keeper, &["--action", "rotate-17"]);
+    assert!(code == 0 && said.contains("stored secret"), "{said}");
+    assert_eq!(
+        receipts("core.SecretStored"),
+        once,
+        "the retry stored a second receipt"
+    );
+    // The key names that action alone: another verb under it is bad input, and records
+    // nothing.
+    let (code, said) = host.run(&[
+        "secrets",
+        "revoke",
+        "hnd_unknown",
+        "--reason",
+        "reusing a key",
+        "--by",
+        OPERATOR,
+        "--capability",
+        &keeper,
+        "--action",
+        "rotate-17",
+        config_arg[0],
+        config_arg[1],
+    ]);
+    assert!(
+        code == 2 && said.contains("--action: the action key \"rotate-17\" was taken by"),
+        "{said}"
+    );
     let host_secrets = host.grant_by_operator(
         "host-secrets",
         "service:ops-host",

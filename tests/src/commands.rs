@@ -86,7 +86,7 @@ pub async fn approve_as(
 ) -> ops_core_runtime::egress::Approved {
     let authority = authority(reach);
     let approver = ops_core_runtime::egress::Approver {
-        actor,
+        by: crate::acting(actor),
         capability_id: approver_capability(),
         authority: &*authority,
     };

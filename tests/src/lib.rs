@@ -41,6 +41,20 @@ pub fn responder() -> Actor {
     Actor::Human(ActorId::new("ada@example.com").expect("a valid actor id"))
 }
 
+/// `actor` in an operator action of its own, taken now: a new action each call (its key
+/// counts up), as a CLI run without `--action` is.
+pub fn acting(actor: Actor) -> ops_core_runtime::acting::Acting {
+    use ops_core_runtime::clock::WallClock as _;
+    static ACTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = ACTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let action = ops_core_runtime::acting::OperatorAction::keyed(
+        &format!("test.{}.{n}", std::process::id()),
+        ops_core::time::Timestamp::now(),
+    )
+    .expect("a valid key");
+    ops_core_runtime::acting::Acting::new(actor, ops_core_runtime::acting::Cause::Operator(action))
+}
+
 /// An origin at a fixed time from a connector-like source.
 pub fn origin(native_id: &str) -> EventOrigin {
     let occurred_at = "2026-11-26T06:01:51.123456Z"

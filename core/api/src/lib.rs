@@ -20,6 +20,7 @@
 //! - [`capability`]: scopes, the capability events and the book that answers checks.
 //! - [`egress`]: receipts of external effects and the saga steps.
 //! - [`secrets`]: the handles a pack may hold and the custody receipts.
+//! - [`operator`]: an operator's action under a key, recorded once (`OperatorActionTaken`).
 //! - [`redaction`]: sensitive fields in payloads, and `RedactionApplied`.
 //! - [`governance`]: policies, their lifecycle and eval artifacts.
 //! - [`supply_chain`]: releases of packs, contract modules and tools.
@@ -48,6 +49,7 @@ pub mod handler;
 pub mod health;
 pub mod id;
 pub mod lineage;
+pub mod operator;
 pub mod pack;
 pub mod projection;
 pub mod reaction;

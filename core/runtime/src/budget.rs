@@ -13,6 +13,7 @@ use ops_core::envelope::{Actor, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::time::{Timestamp, day_of_micros};
 
+use crate::acting::{Acting, Cause};
 use crate::service_event;
 use crate::store::{AppendError, EventStore, ReadError};
 
@@ -28,6 +29,9 @@ struct Ledger {
     /// The last refusal recorded, until something is allowed: the same one again is not
     /// recorded again.
     last_refusal: Option<String>,
+    /// The steps already allowed (`<run>:<step>`): asked again (a retry after a crash), a
+    /// step is answered by its receipt and spends nothing twice.
+    allowed_steps: std::collections::BTreeSet<String>,
 }
 
 pub struct Budgets {
@@ -60,7 +64,10 @@ impl Budgets {
             let at = stored.envelope.occurred_at.unix_micros();
             match serde_json::from_value::<BudgetDecided>(stored.envelope.payload) {
                 Ok(decided) if decided.allowed => {
-                    record(&mut ledger, &decided.run_id, decided.asked, at, now)
+                    record(&mut ledger, &decided.run_id, decided.asked, at, now);
+                    ledger
+                        .allowed_steps
+                        .insert(stored.envelope.source_native_id);
                 }
                 _ => {}
             }
@@ -73,16 +80,24 @@ impl Budgets {
         })
     }
 
-    /// Asks to spend `asked` for `run_id`; the answer is also a receipt in the log.
+    /// Asks to spend `asked` for `step` of `run_id` (a command the run proposes, say); the
+    /// answer is also a receipt in the log. The decision is taken now, against the limits
+    /// as they stand; a step already allowed is allowed again without spending twice, so a
+    /// run retried after a crash is charged once.
     pub async fn spend(
         &self,
         run_id: &str,
+        step: &str,
         actor: &Actor,
         asked: Usage,
     ) -> Result<bool, BudgetError> {
         let now = Timestamp::now();
+        let native_id = format!("{run_id}:{step}");
         let decided = {
             let mut ledger = self.ledger.lock().expect("never poisoned");
+            if ledger.allowed_steps.contains(&native_id) {
+                return Ok(true);
+            }
             let at = now.unix_micros();
             if ledger.day != day_of_micros(at) {
                 *ledger = Ledger {
@@ -132,6 +147,7 @@ impl Budgets {
                 None => {
                     record(&mut ledger, run_id, asked, at, at);
                     ledger.last_refusal = None;
+                    ledger.allowed_steps.insert(native_id.clone());
                     None
                 }
                 Some((reason, about)) => {
@@ -155,12 +171,11 @@ impl Budgets {
                 day_used,
             }
         };
-        let native_id = format!("{run_id}:{now}");
+        // The decision is the act: it happens now, against the limits as they stand.
+        let by = Acting::new(actor.clone(), Cause::act(&native_id, now));
         let origin = EventOrigin {
-            occurred_at: now,
-            ingested_at: now,
             correlation_id: CorrelationId::of(run_id).expect("plain strings have a canonical form"),
-            ..service_event::origin("core.budgets", &native_id, actor, self.capability_id)
+            ..service_event::origin("core.budgets", &native_id, &by, self.capability_id)
         };
         service_event::record(&self.store, &format!("budget/{run_id}"), &decided, origin).await?;
         Ok(decided.allowed)

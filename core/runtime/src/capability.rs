@@ -15,10 +15,11 @@ use ops_core::capability::{
     CapabilityRevoked, CapabilityScopeChanged, Decision, Scope,
 };
 use ops_core::contract::{Contract, Event};
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
+use ops_core::envelope::{Actor, EventEnvelope, EventOrigin};
 use ops_core::id::{CapabilityId, CorrelationId, EventId};
 use ops_core::time::Timestamp;
 
+use crate::acting::{Acting, Cause};
 use crate::service_event;
 use crate::store::{AppendError, EventStore, LogPosition, ReadError};
 
@@ -265,23 +266,23 @@ impl Capabilities {
         self.read().clone()
     }
 
-    /// Whether `actor` may take an operator's `action` (`core.<area>.<Verb>`, or the event
+    /// Whether `by` may take an operator's `action` (`core.<area>.<Verb>`, or the event
     /// type it records) on `subject` now, on `capability_id`: `Ok` with the capability state
     /// the check relied on, or the reason it is denied, whose `CapabilityDenied` receipt is
     /// written first.
     pub async fn authorize_step(
         &self,
         capability_id: CapabilityId,
-        actor: &Actor,
+        by: &Acting,
         action: &str,
         subject: String,
     ) -> Result<Result<String, String>, AppendError> {
-        let asked = Asked::by_user(actor, subject, "core.operator");
+        let asked = Asked::by_user(by, subject, "core.operator");
         Ok(check_or_deny(
             &self.store,
             self,
             capability_id,
-            &step_of(actor, action),
+            &step_of(&by.actor, action),
             asked,
         )
         .await?
@@ -298,9 +299,12 @@ impl Capabilities {
 
     /// Whether `envelope` names a capability the log granted: every receipt names the one
     /// its writer acted on, which must exist. A denial names the one it refused, which may
-    /// never have existed (its receipt says so).
+    /// never have existed (its receipt says so); an operator's action, the one the operator
+    /// named, which what the action goes on to do is checked on.
     pub fn names_granted(&self, envelope: &EventEnvelope) -> bool {
-        envelope.event_type == CapabilityDenied::TYPE || self.is_granted(envelope.capability_id)
+        envelope.event_type == CapabilityDenied::TYPE
+            || envelope.event_type == ops_core::operator::OperatorActionTaken::TYPE
+            || self.is_granted(envelope.capability_id)
     }
 
     /// Whether `capability_id` was ever granted (whatever became of it since).
@@ -353,16 +357,14 @@ impl Capabilities {
         what: &str,
         at: Timestamp,
     ) -> Result<EventId, CapabilityError> {
+        // The step takes the time it is stated at (the operator's action's, for the
+        // host's verbs), so the same step stated again is the same event.
+        let native_id = format!("{capability_id}:{what}:{at}");
+        let by = Acting::new(actor, Cause::act(&native_id, at));
         let origin = EventOrigin {
-            occurred_at: at,
             correlation_id: CorrelationId::of(&capability_id.to_string())
                 .expect("plain strings have a canonical form"),
-            ..service_event::origin(
-                "core.capabilities",
-                &format!("{capability_id}:{what}:{at}"),
-                &actor,
-                capability_id,
-            )
+            ..service_event::origin("core.capabilities", &native_id, &by, capability_id)
         };
         let envelope = service_event::record_in_sequence(
             &self.store,
@@ -393,43 +395,38 @@ impl Authority for Capabilities {
 /// A check that said no, as its receipt records it.
 pub(crate) struct Denial<'a> {
     pub capability_id: CapabilityId,
-    pub actor: &'a Actor,
+    /// Who asked, in answer to what: the receipt takes the cause's time, so the same
+    /// request asked again unchanged (a command a reaction proposes until it is allowed,
+    /// an operator's retried action) under one capability state is one receipt, however
+    /// often it is asked.
+    pub by: &'a Acting,
     pub action: &'a str,
     pub subject: String,
     pub reason: &'a str,
     pub decision: Decision,
     pub correlation_id: CorrelationId,
-    pub causation: Causation,
     pub source_ref: &'static str,
-    /// When the request was made, for a request that is asked again unchanged (a command a
-    /// reaction proposes until it is allowed): its denial under one capability state is
-    /// then one receipt, however often it is asked. `None`: every denial is its own.
-    pub requested_at: Option<Timestamp>,
 }
 
-/// Where a check is asked from, for its denial's receipt: what was asked for, and the
-/// correlation and cause the receipt carries.
+/// Where a check is asked from, for its denial's receipt: what was asked for, by whom in
+/// answer to what, and the correlation the receipt carries.
 pub(crate) struct Asked<'a> {
     pub subject: String,
     pub source_ref: &'static str,
     pub correlation_id: CorrelationId,
-    pub causation: Causation,
-    pub actor: &'a Actor,
+    pub by: &'a Acting,
 }
 
 impl<'a> Asked<'a> {
-    /// Asked by `actor` from the operator's tooling about `subject` (`subjects/…`,
+    /// Asked by `by` from the operator's tooling about `subject` (`subjects/…`,
     /// `secrets/…`), correlated by it.
-    pub fn by_user(actor: &'a Actor, subject: String, source_ref: &'static str) -> Self {
-        let canonical = "plain strings have a canonical form";
+    pub fn by_user(by: &'a Acting, subject: String, source_ref: &'static str) -> Self {
         Asked {
-            correlation_id: CorrelationId::of(&subject).expect(canonical),
-            causation: Causation::UserAction(
-                ops_core::id::UserActionId::of(&subject).expect(canonical),
-            ),
+            correlation_id: CorrelationId::of(&subject)
+                .expect("plain strings have a canonical form"),
             subject,
             source_ref,
-            actor,
+            by,
         }
     }
 }
@@ -452,15 +449,13 @@ pub(crate) async fn check_or_deny(
         store,
         Denial {
             capability_id,
-            actor: asked.actor,
+            by: asked.by,
             action: &action.command_type,
             subject: asked.subject,
             reason: &reason,
             decision,
             correlation_id: asked.correlation_id,
-            causation: asked.causation,
             source_ref: asked.source_ref,
-            requested_at: None,
         },
     )
     .await?;
@@ -498,40 +493,40 @@ impl StepCheck {
         self.authority = Some(authority);
     }
 
-    /// Whether `actor` may record `event_type` about `subject`: `Ok` with the capability
+    /// Whether `by` may record `event_type` about `subject`: `Ok` with the capability
     /// event the check relied on, which the step's receipt names (`""` when nothing was
     /// asked), or the reason it is denied, receipted.
     pub(crate) async fn allowed(
         &self,
-        actor: &Actor,
+        by: &Acting,
         event_type: &str,
         subject: String,
     ) -> Result<Result<String, String>, AppendError> {
         let Some(authority) = &self.authority else {
             return Ok(Ok(String::new()));
         };
-        let asked = Asked::by_user(actor, subject, self.source_ref);
+        let asked = Asked::by_user(by, subject, self.source_ref);
         Ok(check_or_deny(
             &self.store,
             &**authority,
             self.capability_id,
-            &step_of(actor, event_type),
+            &step_of(&by.actor, event_type),
             asked,
         )
         .await?
         .map(|decision| decision.state_ref))
     }
 
-    /// `event` as its receipt records it when `actor` may take it: naming the capability
+    /// `event` as its receipt records it when `by` may take it: naming the capability
     /// event the check relied on; else the reason it is denied, receipted.
     pub(crate) async fn relying_on<E: ops_core::capability::CheckedStep>(
         &self,
-        actor: &Actor,
+        by: &Acting,
         event: &E,
         subject: String,
     ) -> Result<Result<E, String>, AppendError> {
         Ok(self
-            .allowed(actor, E::TYPE, subject)
+            .allowed(by, E::TYPE, subject)
             .await?
             .map(|relied_on| event.clone().relying_on(relied_on)))
     }
@@ -557,30 +552,23 @@ pub(crate) async fn record_denial(
 ) -> Result<(), AppendError> {
     let receipt = CapabilityDenied {
         capability_id: denial.capability_id,
-        actor: denial.actor.clone(),
+        actor: denial.by.actor.clone(),
         action: denial.action.to_owned(),
         subject: denial.subject.clone(),
         reason: denial.reason.to_owned(),
         capability_state_ref: denial.decision.state_ref,
         capability_chain: denial.decision.chain,
     };
-    let native_id = match denial.requested_at {
-        Some(_) => format!("{}:denied:{}", denial.subject, receipt.capability_state_ref),
-        None => format!("{}:denied:{}", denial.subject, Timestamp::now()),
-    };
-    let mut origin = EventOrigin {
+    let native_id = format!("{}:denied:{}", denial.subject, receipt.capability_state_ref);
+    let origin = EventOrigin {
         correlation_id: denial.correlation_id,
-        causation: denial.causation,
         ..service_event::origin(
             denial.source_ref,
             &native_id,
-            denial.actor,
+            denial.by,
             denial.capability_id,
         )
     };
-    if let Some(requested_at) = denial.requested_at {
-        origin.occurred_at = requested_at;
-    }
     let stream = format!("denials/{}", denial.capability_id);
     service_event::record(store, &stream, &receipt, origin)
         .await

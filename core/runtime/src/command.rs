@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use ops_core::capability::{Action, Authority};
 
+use crate::acting::{Acting, Cause};
 use crate::capability::Denial;
 
 use ops_core::contract::TypedEvent;
@@ -285,21 +286,20 @@ impl CommandBus {
             .reason
             .clone()
             .unwrap_or_else(|| "the capability does not allow it".to_owned());
+        // The same command is the same request: asked again under the same capability
+        // state, it is the same denial.
+        let by = Acting::new(command.actor.clone(), Cause::of_command(command));
         crate::capability::record_denial(
             &self.store,
             Denial {
                 capability_id,
-                actor: &command.actor,
+                by: &by,
                 action: &command.command_type,
                 subject: command.command_id.to_string(),
                 reason: &reason,
                 decision,
                 correlation_id: command.correlation_id,
-                causation: Causation::Command(command.command_id),
                 source_ref: "core.bus",
-                // The same command is the same request: asked again under the same
-                // capability state, it is the same denial.
-                requested_at: Some(command.requested_at),
             },
         )
         .await?;

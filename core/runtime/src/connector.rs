@@ -393,13 +393,14 @@ pub async fn reset_cursor(
     store: &EventStore,
     authority: &dyn ops_core::capability::Authority,
     reset: ops_core::connector::SourceCursorReset,
-    actor: &ops_core::envelope::Actor,
+    by: &crate::acting::Acting,
     capability_id: ops_core::id::CapabilityId,
 ) -> Result<Result<(), String>, AppendError> {
     use ops_core::contract::Contract;
     let subject = format!("connector:{}/{}", reset.connector_id, reset.stream);
-    let resetting = crate::capability::step_of(actor, ops_core::connector::SourceCursorReset::TYPE);
-    let asked = crate::capability::Asked::by_user(actor, subject.clone(), "core.connectors");
+    let resetting =
+        crate::capability::step_of(&by.actor, ops_core::connector::SourceCursorReset::TYPE);
+    let asked = crate::capability::Asked::by_user(by, subject.clone(), "core.connectors");
     if let Err(reason) =
         crate::capability::check_or_deny(store, authority, capability_id, &resetting, asked).await?
     {
@@ -412,7 +413,7 @@ pub async fn reset_cursor(
             reset.from.as_deref().unwrap_or("start"),
             reset.to.as_deref().unwrap_or("start")
         ),
-        actor,
+        by,
         capability_id,
     );
     let receipt = EventEnvelope::new(&reset, origin).expect("core events are plain JSON");

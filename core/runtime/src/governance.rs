@@ -15,7 +15,7 @@ use ops_core::capability::Authority;
 
 use ops_core::contract::Contract;
 use ops_core::egress::{Approval, EgressExecuted};
-use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::envelope::EventEnvelope;
 use ops_core::governance::{
     DecisionChange, EvalArtifact, EvalRecorded, Evidence, PolicyBook, PolicyDefinition,
     PolicyDrafted, PolicyPromoted, PolicyRolledBack, PolicyState, SimulationReport,
@@ -25,6 +25,7 @@ use ops_core::id::{CapabilityId, CommandId, ContentId};
 use ops_core::supply_chain::{ImpactReport, SignatureRef, may_record, model_changes};
 use ops_core::time::{Timestamp, day_of_micros};
 
+use crate::acting::Acting;
 use crate::egress::{ApprovalPolicy, Effect};
 use crate::lineage::Lineage;
 use crate::service_event;
@@ -113,7 +114,7 @@ impl Policies {
     pub async fn draft(
         &self,
         definition: PolicyDefinition,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<ContentId, PolicyError> {
         let content_id = definition.content_id();
         let refuse = |reason: String| PolicyError::Refused {
@@ -151,7 +152,7 @@ impl Policies {
         policy_id: &str,
         version: &str,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<SimulationReport, PolicyError> {
         let definition = self.definition(policy_id, version)?;
         let rows = crate::outbox::closed(self.store.db()).await?;
@@ -211,10 +212,10 @@ impl Policies {
         policy_id: &str,
         version: &str,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         let evidence = Evidence::Approval {
-            approved_by: by.clone(),
+            approved_by: by.actor.clone(),
         };
         self.promote(
             policy_id,
@@ -230,7 +231,7 @@ impl Policies {
     pub async fn record_eval(
         &self,
         artifact: EvalArtifact,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<ContentId, PolicyError> {
         let eval_id = artifact.eval_id();
         let recorded = EvalRecorded {
@@ -253,7 +254,7 @@ impl Policies {
         version: &str,
         unchanged_at_least: f64,
         environment: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(ContentId, EvalArtifact), PolicyError> {
         let (definition, report) = {
             let book = self.book();
@@ -284,7 +285,7 @@ impl Policies {
             metrics: [("decisions_unchanged".to_owned(), unchanged)].into(),
             thresholds: [("decisions_unchanged".to_owned(), unchanged_at_least)].into(),
             passed: unchanged >= unchanged_at_least,
-            run_at: Timestamp::now(),
+            run_at: by.cause.at(),
             environment: environment.to_owned(),
             correlation_id: ops_core::id::CorrelationId::of(policy_id)
                 .expect("plain strings have a canonical form"),
@@ -301,7 +302,7 @@ impl Policies {
         eval_id: ContentId,
         signature: &SignatureRef,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         let refuse = |reason: String| PolicyError::Refused {
             policy: policy_id.to_owned(),
@@ -369,7 +370,7 @@ impl Policies {
         policy_id: &str,
         version: &str,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         let evidence = Evidence::Deprecation {
             reason: reason.to_owned(),
@@ -391,7 +392,7 @@ impl Policies {
         policy_id: &str,
         to_version: &str,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         let book = self.book();
         if let Some(reason) = book.refuses_rollback(policy_id, to_version) {
@@ -417,7 +418,7 @@ impl Policies {
             &rolled_back,
             &format!(
                 "{policy_id}:{from_version}->{to_version}:{}",
-                Timestamp::now()
+                by.cause.label()
             ),
             by,
         )
@@ -462,7 +463,7 @@ impl Policies {
         to: PolicyState,
         evidence: Evidence,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         let book = self.book();
         if let Some(reason) = book.refuses(policy_id, version, to, &evidence) {
@@ -520,7 +521,7 @@ impl Policies {
         &self,
         event: &E,
         native_id: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         self.record_all(&[(event, native_id.to_owned())], by).await
     }
@@ -529,7 +530,7 @@ impl Policies {
     async fn record_all<E: CheckedStep>(
         &self,
         steps: &[(&E, String)],
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), PolicyError> {
         let Some((_, first)) = steps.first() else {
             return Ok(());

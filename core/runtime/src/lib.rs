@@ -24,10 +24,12 @@
 //! (sealing per data subject and erasure), [`governance`] (policies), [`signing`] (Ed25519
 //! over content ids), [`supply_chain`] (releases), [`lineage`] (artifacts and their chain),
 //! [`retention`], [`budget`] and [`scheduler`] (priority lanes). `service_event` is how
-//! these services state their events, [`service_capability`] the capabilities the core
+//! these services state their events, [`acting`] who acts in answer to what (the cause whose
+//! time and causation a receipt takes), [`service_capability`] the capabilities the core
 //! grants its own services so every receipt names one that exists, and `steps` how an
 //! effect's steps become events.
 
+pub mod acting;
 pub(crate) mod artifacts;
 mod atomic;
 /// The runtime's proof that it is the core, for the doors of ops-core that pack code may not

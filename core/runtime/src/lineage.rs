@@ -3,7 +3,6 @@
 //! artifact back to the source events. Retention of artifact bodies is
 //! [`crate::retention`]'s.
 
-use crate::clock::WallClock;
 use ops_core::contract::{Contract, Event};
 use ops_core::envelope::{Actor, EventEnvelope};
 use ops_core::id::{CapabilityId, ContentHash, ContentId, EventId};
@@ -13,6 +12,7 @@ use ops_core::lineage::{
 use ops_core::supply_chain::ModelChange;
 use ops_core::time::Timestamp;
 
+use crate::acting::Acting;
 use crate::projection::ProjectionRunner;
 use crate::query::QueryGateway;
 use crate::service_event;
@@ -124,7 +124,11 @@ impl Lineage {
     }
 
     /// Stores an artifact and records it; storing it again changes nothing.
-    pub async fn record(&self, artifact: &Artifact, by: &Actor) -> Result<ContentId, LineageError> {
+    pub async fn record(
+        &self,
+        artifact: &Artifact,
+        by: &Acting,
+    ) -> Result<ContentId, LineageError> {
         let id = artifact.artifact_id();
         if self.was_recorded(id).await? {
             return Ok(id);
@@ -165,7 +169,7 @@ impl Lineage {
         policy_version: &str,
         tools: std::collections::BTreeMap<String, String>,
         eval_id: Option<ContentId>,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<ContentId, LineageError> {
         let mut input_hashes = Vec::with_capacity(inputs.len());
         for input in &inputs {
@@ -201,7 +205,7 @@ impl Lineage {
         artifact_id: ContentId,
         feedback: FeedbackKind,
         note: Option<&str>,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), LineageError> {
         if self.get(artifact_id).await?.is_none() && !self.was_recorded(artifact_id).await? {
             return Err(LineageError::Unknown(artifact_id));
@@ -213,7 +217,7 @@ impl Lineage {
         };
         let event = self.event(
             &given,
-            &format!("{artifact_id}:{feedback:?}:{}", Timestamp::now()),
+            &format!("{artifact_id}:{feedback:?}:{}", by.cause.label()),
             by,
         );
         self.store
@@ -345,7 +349,7 @@ impl Lineage {
         Ok(self.store.event_type_of(id).await?)
     }
 
-    fn event<E: Event>(&self, event: &E, native_id: &str, by: &Actor) -> EventEnvelope {
+    fn event<E: Event>(&self, event: &E, native_id: &str, by: &Acting) -> EventEnvelope {
         let origin = service_event::origin("core.lineage", native_id, by, self.capability_id);
         EventEnvelope::new(event, origin).expect("lineage events are plain JSON")
     }

@@ -187,6 +187,9 @@ pub struct CatchUp {
     /// The projection is paused after faults in a row: the receipt that paused it. A
     /// paused projection is given no events until a rebuild resumes it.
     pub paused: Option<ops_core::id::EventId>,
+    /// Stopped at the end of its slice of batches with more to apply
+    /// ([`ProjectionRunner::catch_up_within`]).
+    pub more: bool,
 }
 
 impl CatchUp {
@@ -724,6 +727,14 @@ impl ProjectionRunner {
     /// by batch, each with its checkpoint. Committed events that an older open transaction
     /// still holds back (PostgreSQL) are waited for, up to a bound.
     pub async fn catch_up(&mut self) -> Result<CatchUp, ProjectionRunError> {
+        self.catch_up_within(usize::MAX).await
+    }
+
+    /// As [`ProjectionRunner::catch_up`], stopping after `batches` stored batches, with
+    /// `more` set when the log held more then: a worker runs a long catch-up in slices, so
+    /// that interactive work preempts it between batches (Section 6). The next call goes
+    /// on from the checkpoint.
+    pub async fn catch_up_within(&mut self, batches: usize) -> Result<CatchUp, ProjectionRunError> {
         if let Err(holder) = self.hold_lease().await? {
             return Ok(CatchUp {
                 held_by: Some(holder),
@@ -740,10 +751,15 @@ impl ProjectionRunner {
         let mut done = CatchUp::default();
         // Only the types it folds are read, each through the index of its type.
         let folded = self.folded_types();
+        let mut stored_batches = 0;
         loop {
             done.faulted = self.faults.total - faults_before;
             done.paused = self.faults.paused;
             if done.paused.is_some() {
+                return Ok(done);
+            }
+            if stored_batches == batches {
+                done.more = target.is_none_or(|target| self.checkpoint.follow < target);
                 return Ok(done);
             }
             let batch = self
@@ -761,6 +777,7 @@ impl ProjectionRunner {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             }
+            stored_batches += 1;
             for corrupt in &batch.corrupt {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
                     .await?;

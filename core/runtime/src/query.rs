@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use ops_core::capability::{Action, Authority, Decision};
 use ops_core::contract::SafetyClass;
-use ops_core::envelope::{Actor, Causation, EventEnvelope};
-use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::projection::DynProjection;
 use ops_core::redaction::{REDACTED, redact};
 use ops_core::time::Timestamp;
 
+use crate::acting::{Acting, Cause};
 use crate::capability::{Denial, record_denial};
 use crate::projection::stored_rows;
 use crate::shredding::for_each_sealed;
@@ -216,22 +217,20 @@ impl QueryGateway {
         decision: Decision,
     ) -> QueryError {
         let reason = decision.reason.clone().unwrap_or_default();
+        // A read is no action anyone retries: each refused read is its own, at its time.
+        let by = Acting::new(actor.clone(), Cause::act(subject, Timestamp::now()));
         let recorded = record_denial(
             &self.store,
             Denial {
                 capability_id,
-                actor,
+                by: &by,
                 action: event_type,
                 subject: subject.to_owned(),
                 reason: &reason,
                 decision,
                 correlation_id: CorrelationId::of(subject)
                     .expect("plain strings have a canonical form"),
-                causation: Causation::UserAction(
-                    UserActionId::of(subject).expect("plain strings have a canonical form"),
-                ),
                 source_ref: "core.query",
-                requested_at: None,
             },
         )
         .await;

@@ -394,7 +394,10 @@ impl ReactionRunner {
                     calls: 1,
                 };
                 let actor = reactor(self.reaction.pack_id());
-                if !budget.spend(run_id, &actor, one_call).await? {
+                if !budget
+                    .spend(run_id, &command.command_id.to_string(), &actor, one_call)
+                    .await?
+                {
                     return Ok(Answered::OverBudget);
                 }
             }

@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::envelope::EventEnvelope;
 use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
 use ops_core::time::{DAY, Timestamp};
 
+use crate::acting::Acting;
 use crate::atomic::AtomicWrite;
 use crate::outbox::SagaRow;
 use crate::service_event;
@@ -77,7 +78,7 @@ impl Retention {
         policy: &RetentionPolicy,
         installed: &[&str],
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<Vec<RetentionApplied>, RetentionError> {
         self.apply_reporting(policy, installed, now, by, None).await
     }
@@ -88,7 +89,7 @@ impl Retention {
         policy: &RetentionPolicy,
         installed: &[&str],
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
         progress: Option<crate::projection::Progress>,
     ) -> Result<Vec<RetentionApplied>, RetentionError> {
         if policy.receipts_days == 0 {
@@ -126,7 +127,7 @@ impl Retention {
     /// Whether `by` may apply retention now: the capability event the check relied on,
     /// which each receipt names (empty for the runtime's own job, with no authority), or
     /// the denial, receipted.
-    async fn allowed(&self, by: &Actor) -> Result<String, RetentionError> {
+    async fn allowed(&self, by: &Acting) -> Result<String, RetentionError> {
         self.steps
             .allowed(
                 by,
@@ -144,7 +145,7 @@ impl Retention {
     /// a check now.
     async fn relied_on(
         &self,
-        by: &Actor,
+        by: &Acting,
         checked: Option<Checked>,
     ) -> Result<String, RetentionError> {
         match checked {
@@ -158,7 +159,7 @@ impl Retention {
         &self,
         days: u32,
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<RetentionApplied, RetentionError> {
         self.artifacts_checked(days, now, by, None).await
     }
@@ -167,7 +168,7 @@ impl Retention {
         &self,
         days: u32,
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
         checked: Option<Checked>,
     ) -> Result<RetentionApplied, RetentionError> {
         let due = crate::artifacts::recorded_before(self.store.db(), cutoff(now, days)).await?;
@@ -189,7 +190,7 @@ impl Retention {
         days: u32,
         installed: &[&str],
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<RetentionApplied, RetentionError> {
         self.projections_checked(days, installed, now, by, None)
             .await
@@ -200,7 +201,7 @@ impl Retention {
         days: u32,
         installed: &[&str],
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
         checked: Option<Checked>,
     ) -> Result<RetentionApplied, RetentionError> {
         let rows = crate::projection::idle_since(self.store.db(), cutoff(now, days)).await?;
@@ -258,7 +259,7 @@ impl Retention {
         &self,
         days: u32,
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<RetentionApplied, RetentionError> {
         self.receipts_checked(days, now, by, None).await
     }
@@ -267,7 +268,7 @@ impl Retention {
         &self,
         days: u32,
         now: Timestamp,
-        by: &Actor,
+        by: &Acting,
         checked: Option<Checked>,
     ) -> Result<RetentionApplied, RetentionError> {
         if days == 0 {
@@ -294,7 +295,7 @@ impl Retention {
         &self,
         period: Period<'_>,
         due: &'k [String],
-        by: &Actor,
+        by: &Acting,
         removes: impl Fn(crate::db::Dialect, &'k [String]) -> crate::db::DeleteWhereIn<'k>,
     ) -> Result<RetentionApplied, RetentionError> {
         let dialect = self.store.db().dialect();
@@ -318,7 +319,7 @@ impl Retention {
         period: Period<'_>,
         due: &'k [T],
         label: impl Fn(&T) -> String,
-        by: &Actor,
+        by: &Acting,
         with_receipt: impl Fn(&'k [T]) -> Option<W>,
         after: impl AsyncFn(&[T]) -> Result<(), sqlx::Error>,
     ) -> Result<RetentionApplied, RetentionError> {

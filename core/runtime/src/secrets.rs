@@ -34,6 +34,7 @@ use ops_core::secrets::{
 use ops_core::time::Timestamp;
 use zeroize::Zeroizing;
 
+use crate::acting::{Acting, Cause};
 pub use crate::custody::{EncryptedFile, KEY_VARIABLE, KeyError, SecretBackend, SecretValue};
 use crate::service_event;
 use crate::store::{AppendError, EventStore, LogPosition, ReadError};
@@ -216,17 +217,16 @@ impl SecretsProvider {
         &self,
         secret_id: &str,
         value: SecretValue,
-        by: &Actor,
+        by: &Acting,
         capability_id: CapabilityId,
     ) -> Result<(), SecretsError> {
-        let now = Timestamp::now();
         let decision = self
             .check(capability_id, by, SECRETS_STORE_ACTION, None, secret_id)
             .await?;
         self.backend.put(secret_id, &value)?;
         let receipt = SecretStored {
             secret_id: secret_id.to_owned(),
-            stored_by: by.clone(),
+            stored_by: by.actor.clone(),
             capability_id,
             capability_state_ref: decision.state_ref,
         };
@@ -234,7 +234,7 @@ impl SecretsProvider {
             CorrelationId::of(secret_id).expect("plain strings have a canonical form");
         self.record(
             &receipt,
-            &format!("{secret_id}:stored:{now}"),
+            &format!("{secret_id}:stored:{}", by.cause.label()),
             by,
             capability_id,
             correlation,
@@ -253,14 +253,14 @@ impl SecretsProvider {
         lifetime: Duration,
     ) -> Result<SecretHandle, SecretsError> {
         let now = Timestamp::now();
-        let decision = self
-            .authorize(capability_id, requester, None, secret_id)
-            .await?;
         let handle_id = format!(
             "hnd_{}",
             blake3::hash(format!("{secret_id}\n{requester:?}\n{capability_id}\n{now}").as_bytes())
                 .to_hex()
         );
+        // A handle is new each time one is asked for.
+        let by = Acting::new(requester.clone(), Cause::act(&handle_id, now));
+        let decision = self.authorize(capability_id, &by, None, secret_id).await?;
         let expires_at = now.plus(lifetime).unwrap_or(now);
         let receipt = SecretTokenIssued {
             capability_id,
@@ -275,14 +275,8 @@ impl SecretsProvider {
             requester: requester.clone(),
             correlation_id,
         };
-        self.record(
-            &receipt,
-            &handle_id,
-            requester,
-            capability_id,
-            correlation_id,
-        )
-        .await?;
+        self.record(&receipt, &handle_id, &by, capability_id, correlation_id)
+            .await?;
         self.ledger.lock().expect("never poisoned").handles.insert(
             handle_id.clone(),
             Handle {
@@ -311,13 +305,15 @@ impl SecretsProvider {
     ) -> Result<AccessToken, SecretsError> {
         let now = Timestamp::now();
         let (secret_id, handle_ends) = self.live_handle(&handle.handle_id)?;
-        let decision = self
-            .authorize(capability_id, requester, Some(audience), &secret_id)
-            .await?;
         let mut bytes = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(bytes.as_mut());
         let bearer = Zeroizing::new(hex::encode(bytes.as_ref()));
         let token_id = token_id(&bearer);
+        // A token is new each time one is asked for.
+        let by = Acting::new(requester.clone(), Cause::act(&token_id, now));
+        let decision = self
+            .authorize(capability_id, &by, Some(audience), &secret_id)
+            .await?;
         // A token ends with its handle, if that is sooner.
         let asked = now.plus(ttl).unwrap_or(now);
         let expires_at = handle_ends.map_or(asked, |ends| asked.min(ends));
@@ -334,14 +330,8 @@ impl SecretsProvider {
             requester: requester.clone(),
             correlation_id,
         };
-        self.record(
-            &receipt,
-            &token_id,
-            requester,
-            capability_id,
-            correlation_id,
-        )
-        .await?;
+        self.record(&receipt, &token_id, &by, capability_id, correlation_id)
+            .await?;
         self.ledger.lock().expect("never poisoned").tokens.insert(
             token_id.clone(),
             Issued {
@@ -411,7 +401,7 @@ impl SecretsProvider {
     pub async fn revoke(
         &self,
         handle_id: &str,
-        by: &Actor,
+        by: &Acting,
         reason: &str,
         capability_id: CapabilityId,
     ) -> Result<(), SecretsError> {
@@ -429,7 +419,7 @@ impl SecretsProvider {
         let receipt = SecretHandleRevoked {
             handle_id: handle_id.to_owned(),
             secret_id,
-            revoked_by: by.clone(),
+            revoked_by: by.actor.clone(),
             reason: reason.to_owned(),
             capability_id: Some(capability_id),
             capability_state_ref: decision.state_ref,
@@ -485,42 +475,33 @@ impl SecretsProvider {
     async fn authorize(
         &self,
         capability_id: CapabilityId,
-        requester: &Actor,
+        by: &Acting,
         audience: Option<&str>,
         secret_id: &str,
     ) -> Result<Decision, SecretsError> {
-        self.check(
-            capability_id,
-            requester,
-            SECRETS_ACTION,
-            audience,
-            secret_id,
-        )
-        .await
+        self.check(capability_id, by, SECRETS_ACTION, audience, secret_id)
+            .await
     }
 
-    /// Whether `capability_id` lets `requester` do `action` to `secret_id` now; a denial
+    /// Whether `capability_id` lets `by` do `action` to `secret_id` now; a denial
     /// is recorded with its receipt.
     async fn check(
         &self,
         capability_id: CapabilityId,
-        requester: &Actor,
+        by: &Acting,
         action: &str,
         audience: Option<&str>,
         secret_id: &str,
     ) -> Result<Decision, SecretsError> {
         let action = Action {
-            actor: requester.clone(),
+            actor: by.actor.clone(),
             command_type: action.to_owned(),
             safety: SafetyClass::WriteExternalSideEffect,
             tenant: None,
             destination: audience.map(str::to_owned),
         };
-        let asked = crate::capability::Asked::by_user(
-            requester,
-            format!("secrets/{secret_id}"),
-            "core.secrets",
-        );
+        let asked =
+            crate::capability::Asked::by_user(by, format!("secrets/{secret_id}"), "core.secrets");
         crate::capability::check_or_deny(
             &self.store,
             &*self.authority,
@@ -539,13 +520,13 @@ impl SecretsProvider {
         &self,
         receipt: &E,
         native_id: &str,
-        actor: &Actor,
+        by: &Acting,
         capability_id: CapabilityId,
         correlation_id: CorrelationId,
     ) -> Result<(), SecretsError> {
         let origin = EventOrigin {
             correlation_id,
-            ..service_event::origin("core.secrets", native_id, actor, capability_id)
+            ..service_event::origin("core.secrets", native_id, by, capability_id)
         };
         service_event::record(&self.store, "secrets", receipt, origin).await?;
         Ok(())

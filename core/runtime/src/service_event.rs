@@ -3,36 +3,35 @@
 //! capability are recorded, and the action is the causation. One place, so every receipt
 //! of the core carries the same provenance.
 
+use crate::acting::Acting;
 use crate::clock::WallClock;
 use ops_core::contract::Event;
-use ops_core::envelope::{Actor, Causation, EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, CorrelationId, UserActionId};
+use ops_core::envelope::{EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, CorrelationId};
 use ops_core::time::Timestamp;
 
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
-/// The origin of an event `service` states now about `native_id`, for `actor` on
-/// `capability_id`, correlated and caused by the action `native_id` names. Callers adjust
-/// the time or correlation with struct update syntax.
+/// The origin of an event `service` states about `native_id`, for `by` on `capability_id`:
+/// it takes the time and causation of what `by` answers (never the clock's reading as it is
+/// written, so a retry of the cause states the same event), and is correlated by
+/// `native_id`. Callers adjust the correlation with struct update syntax.
 pub(crate) fn origin(
     service: &str,
     native_id: &str,
-    actor: &Actor,
+    by: &Acting,
     capability_id: CapabilityId,
 ) -> EventOrigin {
-    let now = Timestamp::now();
     EventOrigin {
         source_ref: service.to_owned(),
         source_native_id: native_id.to_owned(),
         source_sequence: None,
-        occurred_at: now,
-        ingested_at: now,
+        occurred_at: by.cause.at(),
+        ingested_at: Timestamp::now(),
         effective_at: None,
         correlation_id: CorrelationId::of(native_id).expect("plain strings have a canonical form"),
-        causation: Causation::UserAction(
-            UserActionId::of(native_id).expect("plain strings have a canonical form"),
-        ),
-        actor: actor.clone(),
+        causation: by.cause.causation(),
+        actor: by.actor.clone(),
         capability_id,
     }
 }

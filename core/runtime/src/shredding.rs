@@ -82,7 +82,7 @@ fn for_each_string(value: &serde_json::Value, visit: &mut impl FnMut(&str)) {
 pub async fn erase(
     store: &crate::store::EventStore,
     subject_id: &str,
-    actor: &ops_core::envelope::Actor,
+    by: &crate::acting::Acting,
     reason: &str,
     capability_id: ops_core::id::CapabilityId,
     authority: &dyn ops_core::capability::Authority,
@@ -92,12 +92,9 @@ pub async fn erase(
     use ops_core::redaction::RedactionApplied;
 
     let keys = store.subject_keys().ok_or(EraseError::NoKeys)?;
-    let erasing = crate::capability::step_of(actor, RedactionApplied::TYPE);
-    let asked = crate::capability::Asked::by_user(
-        actor,
-        format!("subjects/{subject_id}"),
-        "core.shredding",
-    );
+    let erasing = crate::capability::step_of(&by.actor, RedactionApplied::TYPE);
+    let asked =
+        crate::capability::Asked::by_user(by, format!("subjects/{subject_id}"), "core.shredding");
     let relied_on =
         crate::capability::check_or_deny(store, authority, capability_id, &erasing, asked)
             .await?
@@ -135,7 +132,7 @@ pub async fn erase(
     let origin = crate::service_event::origin(
         "core.shredding",
         &format!("{subject_id}:erased"),
-        actor,
+        by,
         capability_id,
     );
     crate::service_event::record(store, &format!("subjects/{subject_id}"), &applied, origin)

@@ -12,21 +12,20 @@
 //!   versions, and the derived artifacts computed with the replaced versions are listed.
 
 use crate::capability::StepCheck;
-use crate::clock::WallClock;
 use ops_core::capability::CheckedStep;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, EventEnvelope};
+use ops_core::envelope::EventEnvelope;
 use ops_core::governance::{EvalRecorded, vouching_eval};
 use ops_core::id::{CapabilityId, ContentId};
 use ops_core::supply_chain::{
     ImpactReport, Release, ReleaseActivated, ReleaseBook, ReleaseRecorded, SignatureRef,
     may_record, model_changes,
 };
-use ops_core::time::Timestamp;
 
+use crate::acting::Acting;
 use crate::lineage::{Lineage, LineageError};
 use crate::service_event;
 use crate::signing::Trust;
@@ -99,7 +98,7 @@ impl Releases {
         &self,
         release: &Release,
         signature: Option<SignatureRef>,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<ContentId, ReleaseError> {
         let content_id = release.content_id();
         let refuse = |reason: String| refused(release, reason);
@@ -132,7 +131,7 @@ impl Releases {
         signature: &SignatureRef,
         eval_id: Option<ContentId>,
         reason: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<ReleaseActivated, ReleaseError> {
         let refuse = |reason: String| refused(release, reason);
         let content_id = release.content_id();
@@ -175,7 +174,7 @@ impl Releases {
         };
         self.append(
             &activated,
-            &format!("{content_id}:activated:{}", Timestamp::now()),
+            &format!("{content_id}:activated:{}", by.cause.label()),
             by,
         )
         .await?;
@@ -232,7 +231,7 @@ impl Releases {
         &self,
         event: &E,
         native_id: &str,
-        by: &Actor,
+        by: &Acting,
     ) -> Result<(), ReleaseError> {
         let event = self
             .steps

@@ -19,6 +19,7 @@ use ops_core::redaction::RedactionApplied;
 use ops_core::registry::Registry;
 use ops_core::supply_chain::Release;
 use ops_core::time::{DAY, Timestamp};
+use ops_core_runtime::acting::{Acting, Cause, OperatorAction};
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::governance::{ActivePolicies, Policies};
 use ops_core_runtime::lineage::Lineage;
@@ -91,7 +92,11 @@ pub async fn supply_chain(
         }
         let signature = sign(&content_id, &signer);
         releases
-            .record(release, Some(signature.clone()), &operator)
+            .record(
+                release,
+                Some(signature.clone()),
+                &acting(&operator, "release-record")?,
+            )
             .await?;
         releases
             .activate(
@@ -99,7 +104,7 @@ pub async fn supply_chain(
                 &signature,
                 None,
                 "installed by the demo",
-                &operator,
+                &acting(&operator, "release-activate")?,
             )
             .await?;
         writeln!(
@@ -116,7 +121,13 @@ pub async fn supply_chain(
         };
         let signature = sign(&pack.content_id(), &signer);
         if let Err(refused) = releases
-            .activate(&tampered, &signature, None, "tampered", &operator)
+            .activate(
+                &tampered,
+                &signature,
+                None,
+                "tampered",
+                &acting(&operator, "release-tampered")?,
+            )
             .await
         {
             writeln!(out, "a changed copy refused: {refused}")?;
@@ -159,13 +170,20 @@ pub async fn governance(
         )?;
         return Ok(policies.active_approvals().await?);
     }
-    let content_id = policies.draft(definition, &author).await?;
+    let content_id = policies
+        .draft(definition, &acting(&author, "policy-draft")?)
+        .await?;
     writeln!(
         out,
         "policy {POLICY} 1.0.0 drafted by the operator: {content_id}"
     )?;
     let report = policies
-        .simulate(POLICY, "1.0.0", "replay today's decisions", &author)
+        .simulate(
+            POLICY,
+            "1.0.0",
+            "replay today's decisions",
+            &acting(&author, "policy-simulate")?,
+        )
         .await?;
     writeln!(
         out,
@@ -174,19 +192,29 @@ pub async fn governance(
         report.changed.len()
     )?;
     if let Err(refused) = policies
-        .approve(POLICY, "1.0.0", "looks right to me", &author)
+        .approve(
+            POLICY,
+            "1.0.0",
+            "looks right to me",
+            &acting(&author, "policy-approve-own")?,
+        )
         .await
     {
         writeln!(out, "approval by its author refused: {refused}")?;
     }
     policies
-        .approve(POLICY, "1.0.0", "the simulation changes no decision", &lead)
+        .approve(
+            POLICY,
+            "1.0.0",
+            "the simulation changes no decision",
+            &acting(&lead, "policy-approve")?,
+        )
         .await?;
     writeln!(out, "approved by lead@example.com")?;
     // The eval measures the simulation: the share of recorded decisions the candidate
     // leaves as they were, against a threshold; it passes only if the share reaches it.
     let (eval_id, _) = policies
-        .evaluate(POLICY, "1.0.0", 0.9, "demo", &lead)
+        .evaluate(POLICY, "1.0.0", 0.9, "demo", &acting(&lead, "policy-eval")?)
         .await?;
     let signature = sign(&content_id, &signer);
     policies
@@ -196,7 +224,7 @@ pub async fn governance(
             eval_id,
             &signature,
             "eval passed; signed by the release key",
-            &lead,
+            &acting(&lead, "policy-activate")?,
         )
         .await?;
     writeln!(out, "activated on eval {eval_id} with a verified signature")?;
@@ -375,7 +403,7 @@ pub async fn erasure(
         let applied = erase(
             store,
             subject_id,
-            &privacy,
+            &acting(&privacy, "erase")?,
             "erasure request 2026-117",
             capability,
             capabilities,
@@ -435,7 +463,10 @@ pub async fn lineage(
     let lineage = Lineage::new(store.clone(), capability);
     let query = lineage.query_artifact(&gateway, &runner, &analyst).await?;
     let query_id = lineage
-        .record(&Artifact::Query(query.clone()), &analyst)
+        .record(
+            &Artifact::Query(query.clone()),
+            &acting(&analyst, "query-artifact")?,
+        )
         .await?;
     let summary = format!("{} event(s) on the board", query.source_events.len());
     let derived = Artifact::Derived(DerivedArtifact {
@@ -447,9 +478,16 @@ pub async fn lineage(
         eval_id: None,
         output_hash: ContentHash::of_bytes(summary.as_bytes()),
     });
-    let derived_id = lineage.record(&derived, &analyst).await?;
+    let derived_id = lineage
+        .record(&derived, &acting(&analyst, "derive")?)
+        .await?;
     lineage
-        .feedback(derived_id, FeedbackKind::Accepted, None, &analyst)
+        .feedback(
+            derived_id,
+            FeedbackKind::Accepted,
+            None,
+            &acting(&analyst, "feedback")?,
+        )
         .await?;
     writeln!(
         out,
@@ -465,4 +503,15 @@ pub async fn lineage(
         writeln!(out, "  … {} more source event(s)", text.lines().count() - 6)?;
     }
     Ok(())
+}
+
+/// `actor` taking the demo's `step`, an action as the CLI's `--action` names one.
+fn acting(actor: &Actor, step: &str) -> anyhow::Result<Acting> {
+    Ok(Acting::new(
+        actor.clone(),
+        Cause::Operator(OperatorAction::keyed(
+            &format!("demo.{step}"),
+            Timestamp::now(),
+        )?),
+    ))
 }

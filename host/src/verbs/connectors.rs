@@ -94,12 +94,17 @@ impl ConnectorsCommand {
                         "--to `{cursor}` is not a cursor: write `<file>:<line>`, the last line to count as read"
                     )));
                 }
-                let (actor, capability_id) = acting.parsed()?;
                 let Services {
                     store,
                     capabilities,
                     ..
                 } = storage.services(ctx, Open::Existing).await?;
+                let (by, capability_id) = acting
+                    .taken(
+                        &store,
+                        <ops_core::connector::SourceCursorReset as ops_core::contract::Contract>::TYPE,
+                    )
+                    .await?;
                 let from = store.cursor(&id, &stream).await?.map(|(cursor, _)| cursor);
                 let reset = ops_core::connector::SourceCursorReset {
                     connector_id: id.clone(),
@@ -113,7 +118,7 @@ impl ConnectorsCommand {
                     &store,
                     &capabilities,
                     reset,
-                    &actor,
+                    &by,
                     capability_id,
                 )
                 .await?

@@ -62,10 +62,10 @@ pub async fn approve_effect(
 ) -> anyhow::Result<Ended> {
     let store = &services.store;
     let command_id = command_id(command)?;
-    let (actor, capability_id) = acting.parsed()?;
     let until = until.map(parse_timestamp).transpose()?;
+    let (by, capability_id) = acting.taken(store, "core.egress.Approve").await?;
     let approver = Approver {
-        actor,
+        by,
         capability_id,
         authority: &services.capabilities,
     };
@@ -107,7 +107,7 @@ pub async fn cancel_effect(
 ) -> anyhow::Result<Ended> {
     let store = &services.store;
     let command_id = command_id(command)?;
-    let (actor, capability_id) = acting.parsed()?;
+    let (by, capability_id) = acting.taken(store, "core.egress.Cancel").await?;
     let dispatcher = Dispatcher::new(
         store.clone(),
         &format!("{}/cancel", crate::worker::default_worker_id()),
@@ -115,7 +115,7 @@ pub async fn cancel_effect(
         std::sync::Arc::new(services.capabilities.clone()),
     );
     match dispatcher
-        .cancel(&command_id, &actor, capability_id, reason)
+        .cancel(&command_id, &by, capability_id, reason)
         .await?
     {
         Cancelled::Done => {

@@ -55,7 +55,7 @@ impl LineageCommand {
                     .with_context(|| format!("reading the output {}", output.display()))
                     .or_bad_input()?;
                 let services = storage.services(ctx, Open::Existing).await?;
-                if !services
+                let Some((by, capability)) = services
                     .allowed(
                         &acting,
                         ArtifactRecorded::TYPE,
@@ -63,10 +63,9 @@ impl LineageCommand {
                         out,
                     )
                     .await?
-                {
+                else {
                     return Ok(Ended::Refused);
-                }
-                let (actor, capability) = acting.parsed()?;
+                };
                 let lineage = Lineage::new(services.store, capability);
                 let id = lineage
                     .derive(
@@ -75,7 +74,7 @@ impl LineageCommand {
                         &policy_version,
                         tools.into_iter().collect(),
                         eval,
-                        &actor,
+                        &by,
                     )
                     .await
                     .map_err(|error| match error {
@@ -103,15 +102,14 @@ impl LineageCommand {
                         ))
                     })?;
                 let services = storage.services(ctx, Open::Existing).await?;
-                if !services
+                let Some((by, capability)) = services
                     .allowed(&acting, FeedbackGiven::TYPE, &artifact_id, out)
                     .await?
-                {
+                else {
                     return Ok(Ended::Refused);
-                }
-                let (actor, capability) = acting.parsed()?;
+                };
                 Lineage::new(services.store, capability)
-                    .feedback(id, kind, note.as_deref(), &actor)
+                    .feedback(id, kind, note.as_deref(), &by)
                     .await
                     .map_err(|error| match error {
                         ops_core_runtime::lineage::LineageError::Unknown(_) => {

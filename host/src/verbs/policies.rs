@@ -12,15 +12,15 @@ use ops_core::governance::PolicyDefinition;
 use ops_core::supply_chain::SignatureRef;
 use ops_core_runtime::governance::{Policies, PolicyError};
 
-use crate::cli::{Format, PoliciesCommand, PolicyStep};
-use crate::vocabulary::parse_actor;
+use crate::cli::{Format, PoliciesCommand};
 use crate::vocabulary::write_list;
+use ops_core_runtime::store::EventStore;
 
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
 use crate::services::{Context, Open};
 
 pub async fn run(
-    policies: &Policies,
+    (store, policies): (&EventStore, &Policies),
     command: PoliciesCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
@@ -30,11 +30,10 @@ pub async fn run(
             return Ok(Ended::Done);
         }
         PoliciesCommand::Draft { file, step } => {
-            let by = step.by;
             let definition = read_definition(&file)?;
             let (id, version) = (definition.policy_id.clone(), definition.version.clone());
             policies
-                .draft(definition, &parse_actor(&by)?)
+                .draft(definition, &step.taken(store, "policies draft").await?)
                 .await
                 .map(|content_id| format!("drafted {id} {version}: {content_id}"))
         }
@@ -42,9 +41,9 @@ pub async fn run(
             policy,
             version,
             reason,
-            step: PolicyStep { by, .. },
+            step,
         } => policies
-            .simulate(&policy, &version, &reason, &parse_actor(&by)?)
+            .simulate(&policy, &version, &reason, &step.taken(store, "policies simulate").await?)
             .await
             .map(|report| {
                 format!(
@@ -58,9 +57,9 @@ pub async fn run(
             policy,
             version,
             reason,
-            step: PolicyStep { by, .. },
+            step,
         } => policies
-            .approve(&policy, &version, &reason, &parse_actor(&by)?)
+            .approve(&policy, &version, &reason, &step.taken(store, "policies approve").await?)
             .await
             .map(|()| format!("approved {policy} {version}")),
         PoliciesCommand::Eval {
@@ -68,7 +67,7 @@ pub async fn run(
             version,
             unchanged_at_least,
             environment,
-            step: PolicyStep { by, .. },
+            step,
         } => {
             if !(0.0..=1.0).contains(&unchanged_at_least) {
                 anyhow::bail!(BadInput(format!(
@@ -81,7 +80,7 @@ pub async fn run(
                     &version,
                     unchanged_at_least,
                     &environment,
-                    &parse_actor(&by)?,
+                    &step.taken(store, "policies eval").await?,
                 )
                 .await;
             if let Ok((eval_id, eval)) = &evaluated
@@ -109,7 +108,7 @@ pub async fn run(
             signature,
             signer,
             reason,
-            step: PolicyStep { by, .. },
+            step,
         } => {
             let eval = eval
                 .parse()
@@ -132,7 +131,7 @@ pub async fn run(
                 )),
             };
             policies
-                .activate(&policy, &version, eval, &signature, &reason, &parse_actor(&by)?)
+                .activate(&policy, &version, eval, &signature, &reason, &step.taken(store, "policies activate").await?)
                 .await
                 .map(|()| format!("activated {policy} {version}"))
         }
@@ -140,18 +139,18 @@ pub async fn run(
             policy,
             version,
             reason,
-            step: PolicyStep { by, .. },
+            step,
         } => policies
-            .deprecate(&policy, &version, &reason, &parse_actor(&by)?)
+            .deprecate(&policy, &version, &reason, &step.taken(store, "policies deprecate").await?)
             .await
             .map(|()| format!("deprecated {policy} {version}")),
         PoliciesCommand::Rollback {
             policy,
             to,
             reason,
-            step: PolicyStep { by, .. },
+            step,
         } => policies
-            .rollback(&policy, &to, &reason, &parse_actor(&by)?)
+            .rollback(&policy, &to, &reason, &step.taken(store, "policies rollback").await?)
             .await
             .map(|()| format!("rolled {policy} back to {to}")),
     };
@@ -234,8 +233,13 @@ impl PoliciesCommand {
                 checked,
             )
             .await?
-            .checked_by(std::sync::Arc::new(services.capabilities));
-            run(&policies, command, &mut std::io::stdout().lock()).await
+            .checked_by(std::sync::Arc::new(services.capabilities.clone()));
+            run(
+                (&services.store, &policies),
+                command,
+                &mut std::io::stdout().lock(),
+            )
+            .await
         })
     }
 }

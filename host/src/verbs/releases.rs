@@ -55,8 +55,8 @@ pub async fn activate(
     let store = &services.store;
     let registry = store.registry();
     let trust = services.config.trust(registry)?;
-    let (actor, capability) = acting.parsed()?;
-    let by = &actor;
+    let (by, capability) = acting.taken(store, "releases activate").await?;
+    let by = &by;
     let releases = Releases::load(store.clone(), trust, capability)
         .await?
         .checked_by(std::sync::Arc::new(services.capabilities.clone()));

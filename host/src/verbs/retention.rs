@@ -2,13 +2,11 @@
 //! a denial receipted), showing its progress class by class, and prints each class's
 //! receipt.
 
-use ops_core_runtime::clock::WallClock;
 use std::io::Write;
 
-use ops_core::envelope::Actor;
 use ops_core::id::CapabilityId;
 use ops_core::retention::RetentionPolicy;
-use ops_core::time::Timestamp;
+use ops_core_runtime::acting::Acting;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::retention::{Retention, RetentionError};
 use std::sync::Arc;
@@ -19,14 +17,14 @@ use crate::cli::RetentionArgs;
 use crate::outcome::{Ended, block_on};
 use crate::services::{Context, Open, Services};
 
-/// Applies `policy` as `actor` on `capability_id`, checked on `capabilities`: a denial is
+/// Applies `policy` as `by` on `capability_id`, checked on `capabilities`: a denial is
 /// receipted, removes nothing and ends the command refused (exit 1).
 pub async fn apply(
     store: &EventStore,
     capabilities: Arc<Capabilities>,
     policy: &RetentionPolicy,
     installed: &[&str],
-    actor: &Actor,
+    by: &Acting,
     capability_id: CapabilityId,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
@@ -36,8 +34,9 @@ pub async fn apply(
         .apply_reporting(
             policy,
             installed,
-            Timestamp::now(),
-            actor,
+            // As of the action's time: a retry of it removes what the first run removed.
+            by.cause.at(),
+            by,
             Some(progress.callback()),
         )
         .await;
@@ -82,12 +81,17 @@ impl RetentionArgs {
                 projections_days,
                 receipts_days,
             };
-            let (actor, capability_id) = acting.parsed()?;
             let Services {
                 store,
                 capabilities,
                 ..
             } = storage.services(ctx, Open::Existing).await?;
+            let (by, capability_id) = acting
+                .taken(
+                    &store,
+                    <ops_core::retention::RetentionApplied as ops_core::contract::Contract>::TYPE,
+                )
+                .await?;
             let authority = std::sync::Arc::new(capabilities);
             let installed: Vec<&str> = ctx.registry.packs().map(|pack| pack.id).collect();
             apply(
@@ -95,7 +99,7 @@ impl RetentionArgs {
                 authority,
                 &policy,
                 &installed,
-                &actor,
+                &by,
                 capability_id,
                 &mut std::io::stdout().lock(),
             )

@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
+use ops_core::contract::Contract;
 use ops_core_runtime::secrets::{SecretValue, SecretsError, SecretsProvider};
+use ops_core_runtime::store::EventStore;
 
 use crate::vocabulary::write_list;
 
@@ -17,7 +19,7 @@ use crate::services::{Context, Open};
 /// Stores `secret_id`'s value, read from `value_file` (`-`: standard input), trimmed of
 /// a final newline.
 pub async fn put(
-    provider: &SecretsProvider,
+    (store, provider): (&EventStore, &SecretsProvider),
     secret_id: &str,
     value_file: &Path,
     acting: &Acting,
@@ -37,9 +39,11 @@ pub async fn put(
     {
         value.pop();
     }
-    let (actor, capability) = acting.parsed()?;
+    let (by, capability) = acting
+        .taken(store, ops_core::secrets::SecretStored::TYPE)
+        .await?;
     let stored = provider
-        .store_secret(secret_id, SecretValue::new(value), &actor, capability)
+        .store_secret(secret_id, SecretValue::new(value), &by, capability)
         .await;
     answered(stored, out, || {
         format!("stored secret {secret_id}, receipted")
@@ -47,14 +51,16 @@ pub async fn put(
 }
 
 pub async fn revoke(
-    provider: &SecretsProvider,
+    (store, provider): (&EventStore, &SecretsProvider),
     handle: &str,
     reason: &str,
     acting: &Acting,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
-    let (actor, capability) = acting.parsed()?;
-    let revoked = provider.revoke(handle, &actor, reason, capability).await;
+    let (by, capability) = acting
+        .taken(store, ops_core::secrets::SecretHandleRevoked::TYPE)
+        .await?;
+    let revoked = provider.revoke(handle, &by, reason, capability).await;
     answered(revoked, out, || {
         format!("revoked handle {handle} and every token issued from it, receipted")
     })
@@ -119,18 +125,16 @@ impl SecretsCommand {
                     (storage, false)
                 }
             };
-            let provider = storage
-                .services(ctx, Open::Existing)
-                .await?
-                .secrets(store_value)
-                .await?;
+            let services = storage.services(ctx, Open::Existing).await?;
+            let provider = services.secrets(store_value).await?;
+            let store = &services.store;
             match command {
                 SecretsCommand::Put {
                     secret,
                     value_file,
                     acting,
                     ..
-                } => put(&provider, &secret, &value_file, &acting, out).await,
+                } => put((store, &provider), &secret, &value_file, &acting, out).await,
                 SecretsCommand::List { format, .. } => {
                     list(&provider, format, out)?;
                     Ok(Ended::Done)
@@ -140,7 +144,7 @@ impl SecretsCommand {
                     reason,
                     acting,
                     ..
-                } => revoke(&provider, &handle, &reason, &acting, out).await,
+                } => revoke((store, &provider), &handle, &reason, &acting, out).await,
             }
         })
     }

@@ -57,16 +57,16 @@ pub async fn erase_subject(
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let store = &services.store;
-    let (actor, capability_id) = acting.parsed()?;
     if !sealed_subjects(store).await?.contains_key(subject) {
         anyhow::bail!(BadInput(format!(
             "no personal data of subject `{subject}` is sealed in the log; `ops-host subjects list` shows the subjects"
         )));
     }
+    let (by, capability_id) = acting.taken(store, RedactionApplied::TYPE).await?;
     match erase(
         store,
         subject,
-        &actor,
+        &by,
         reason,
         capability_id,
         &services.capabilities,

@@ -1327,7 +1327,7 @@ async fn retention_bench(backend: Backend, count: usize) {
     );
     let started = Instant::now();
     let applied = retention
-        .receipts(1, now, &ops_tests::responder())
+        .receipts(1, now, &ops_tests::acting(ops_tests::responder()))
         .await
         .unwrap();
     let ours = started.elapsed();

@@ -48,38 +48,47 @@ async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
         .expect("opening");
     assert!(
         budgets
-            .spend("run-1", &bot(), tokens(600))
+            .spend("run-1", "step-1", &bot(), tokens(600))
             .await
             .expect("deciding")
     );
     assert!(
         !budgets
-            .spend("run-1", &bot(), tokens(600))
+            .spend("run-1", "step-2", &bot(), tokens(600))
             .await
             .expect("deciding"),
         "over the run's 1000"
     );
     assert!(
         budgets
-            .spend("run-1", &bot(), tokens(400))
+            .spend("run-1", "step-3", &bot(), tokens(400))
             .await
             .expect("deciding"),
         "exactly the run's limit"
     );
     assert!(
         budgets
-            .spend("run-2", &bot(), tokens(900))
+            .spend("run-2", "step-4", &bot(), tokens(900))
             .await
             .expect("deciding")
     );
     assert!(
         !budgets
-            .spend("run-3", &bot(), tokens(900))
+            .spend("run-3", "step-5", &bot(), tokens(900))
             .await
             .expect("deciding"),
         "over the day's 2500"
     );
 
+    // Asked again (a run retried after a crash), an allowed step spends nothing twice and
+    // records nothing new.
+    assert!(
+        budgets
+            .spend("run-2", "step-4", &bot(), tokens(900))
+            .await
+            .expect("deciding"),
+        "an allowed step is allowed again"
+    );
     let receipts: Vec<BudgetDecided> = ops_tests::payloads::<BudgetDecided>(&store).await;
     assert_eq!(
         receipts.iter().map(|r| r.allowed).collect::<Vec<_>>(),
@@ -117,16 +126,16 @@ async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
         .expect("opening");
     assert!(
         !reopened
-            .spend("run-4", &bot(), tokens(700))
+            .spend("run-4", "step-6", &bot(), tokens(700))
             .await
             .expect("deciding"),
         "the day is nearly spent"
     );
     let mut allowed = 0;
-    for _ in 0..5 {
+    for step in 7..12 {
         allowed += usize::from(
             reopened
-                .spend("run-5", &bot(), tokens(1))
+                .spend("run-5", &format!("step-{step}"), &bot(), tokens(1))
                 .await
                 .expect("deciding"),
         );

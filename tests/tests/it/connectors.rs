@@ -807,7 +807,7 @@ async fn a_cursor_moves_only_on_a_capability_with_a_receipt() {
                 &store,
                 &*authority,
                 reset,
-                &ops_tests::commands::operator(),
+                &ops_tests::acting(ops_tests::commands::operator()),
                 ops_tests::commands::approver_capability(),
             )
             .await

@@ -59,12 +59,18 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
         "two openings and an acknowledgement"
     );
     let query_id = lineage
-        .record(&Artifact::Query(query.clone()), &responder())
+        .record(
+            &Artifact::Query(query.clone()),
+            &ops_tests::acting(responder()),
+        )
         .await
         .expect("recording");
     assert_eq!(
         lineage
-            .record(&Artifact::Query(query.clone()), &responder())
+            .record(
+                &Artifact::Query(query.clone()),
+                &ops_tests::acting(responder())
+            )
             .await
             .expect("again"),
         query_id
@@ -84,7 +90,7 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
         output_hash: ContentHash::of_bytes(b"Two incidents on payments; one acknowledged."),
     });
     let derived_id = lineage
-        .record(&derived, &responder())
+        .record(&derived, &ops_tests::acting(responder()))
         .await
         .expect("recording");
     lineage
@@ -92,14 +98,19 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
             derived_id,
             FeedbackKind::Edited,
             Some("named the service"),
-            &responder(),
+            &ops_tests::acting(responder()),
         )
         .await
         .expect("feedback");
     let unknown = ops_core::id::ContentId::of("nothing").expect("canonical");
     assert!(matches!(
         lineage
-            .feedback(unknown, FeedbackKind::Accepted, None, &responder())
+            .feedback(
+                unknown,
+                FeedbackKind::Accepted,
+                None,
+                &ops_tests::acting(responder())
+            )
             .await,
         Err(LineageError::Unknown(_))
     ));
@@ -155,7 +166,7 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
         .expect("in range");
     let retention = Retention::new(store.clone(), capability());
     let removed = retention
-        .artifacts(0, tomorrow, &responder())
+        .artifacts(0, tomorrow, &ops_tests::acting(responder()))
         .await
         .expect("retention")
         .removed;
@@ -176,7 +187,7 @@ async fn a_derived_artifact_leads_back_to_its_source_events(backend: Backend) {
     );
     assert!(
         retention
-            .artifacts(0, tomorrow, &responder())
+            .artifacts(0, tomorrow, &ops_tests::acting(responder()))
             .await
             .expect("retention")
             .removed

@@ -2,6 +2,7 @@
 //! registry, most on both backends. `event_store_postgres` is a binary of its own: its tests
 //! hold appends open and end sessions that wait on a lock, which must not meet the others.
 
+mod acting;
 mod budgets;
 mod capabilities;
 mod commands;

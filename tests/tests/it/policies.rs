@@ -115,10 +115,13 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         .expect("loading");
     let (alice, bob) = (human("alice@example.com"), human("bob@example.com"));
     let v1 = definition("1.0.0", 2);
-    let content_id = policies.draft(v1.clone(), &alice).await.expect("drafting");
+    let content_id = policies
+        .draft(v1.clone(), &ops_tests::acting(alice.clone()))
+        .await
+        .expect("drafting");
     assert_eq!(content_id, v1.content_id());
     assert!(matches!(
-        policies.draft(definition("1.0.0", 5), &alice).await,
+        policies.draft(definition("1.0.0", 5), &ops_tests::acting(alice.clone())).await,
         Err(PolicyError::Refused { reason, .. }) if reason.contains("bump the version")
     ));
     // A pack's policy approves only its own pack's effects.
@@ -128,17 +131,24 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     };
     assert!(!foreign.covers("pack.incidents.paging.PageResponder", "pager"));
     assert!(matches!(
-        policies.draft(foreign, &alice).await,
+        policies.draft(foreign, &ops_tests::acting(alice.clone())).await,
         Err(PolicyError::Refused { reason, .. }) if reason.contains("does not own")
     ));
     refused(
-        policies.approve(POLICY, "1.0.0", "fine", &bob).await,
+        policies
+            .approve(POLICY, "1.0.0", "fine", &ops_tests::acting(bob.clone()))
+            .await,
         "only a Simulated policy",
     );
 
     // The replay: the candidate would have approved two of the three pages (its cap is two).
     let report = policies
-        .simulate(POLICY, "1.0.0", "what would it change", &alice)
+        .simulate(
+            POLICY,
+            "1.0.0",
+            "what would it change",
+            &ops_tests::acting(alice.clone()),
+        )
         .await
         .expect("simulating");
     assert_eq!(report.compared, 3);
@@ -152,25 +162,45 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
 
     refused(
         policies
-            .approve(POLICY, "1.0.0", "mine is fine", &alice)
+            .approve(
+                POLICY,
+                "1.0.0",
+                "mine is fine",
+                &ops_tests::acting(alice.clone()),
+            )
             .await,
         "cannot approve their own",
     );
     policies
-        .approve(POLICY, "1.0.0", "one page fewer, as intended", &bob)
+        .approve(
+            POLICY,
+            "1.0.0",
+            "one page fewer, as intended",
+            &ops_tests::acting(bob.clone()),
+        )
         .await
         .expect("approving");
 
     let signature = sign(&content_id, &signer);
     let activate_v1 = async |eval_id, signature: &SignatureRef| {
         policies
-            .activate(POLICY, "1.0.0", eval_id, signature, "eval passed", &bob)
+            .activate(
+                POLICY,
+                "1.0.0",
+                eval_id,
+                signature,
+                "eval passed",
+                &ops_tests::acting(bob.clone()),
+            )
             .await
     };
     let missing = ops_core::id::ContentId::of("no such eval").expect("canonical");
     refused(activate_v1(missing, &signature).await, "is not recorded");
     let failing = policies
-        .record_eval(eval("1.0.0", report.inputs_hash, 0.5), &bob)
+        .record_eval(
+            eval("1.0.0", report.inputs_hash, 0.5),
+            &ops_tests::acting(bob.clone()),
+        )
         .await
         .expect("recording");
     refused(
@@ -179,12 +209,18 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     );
     let elsewhere = ContentHash::of_bytes(b"other inputs");
     let mismatched = policies
-        .record_eval(eval("1.0.0", elsewhere, 0.99), &bob)
+        .record_eval(
+            eval("1.0.0", elsewhere, 0.99),
+            &ops_tests::acting(bob.clone()),
+        )
         .await
         .expect("recording");
     refused(activate_v1(mismatched, &signature).await, "ran on inputs");
     let passing = policies
-        .record_eval(eval("1.0.0", report.inputs_hash, 0.99), &bob)
+        .record_eval(
+            eval("1.0.0", report.inputs_hash, 0.99),
+            &ops_tests::acting(bob.clone()),
+        )
         .await
         .expect("recording");
     refused(
@@ -195,7 +231,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
                 passing,
                 &sign(&content_id, &stranger),
                 "eval passed",
-                &bob,
+                &ops_tests::acting(bob.clone()),
             )
             .await,
         "is not trusted",
@@ -243,18 +279,29 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
     // Version 1.1.0, which pins a model, through the gates, then an explicit rollback.
     let mut v2 = definition("1.1.0", 50);
     v2.pins.tools = [("triage-model".to_owned(), "2026-06".to_owned())].into();
-    let v2_id = policies.draft(v2.clone(), &alice).await.expect("drafting");
+    let v2_id = policies
+        .draft(v2.clone(), &ops_tests::acting(alice.clone()))
+        .await
+        .expect("drafting");
     let report = policies
-        .simulate(POLICY, "1.1.0", "raise the cap", &alice)
+        .simulate(
+            POLICY,
+            "1.1.0",
+            "raise the cap",
+            &ops_tests::acting(alice.clone()),
+        )
         .await
         .expect("simulating");
     policies
-        .approve(POLICY, "1.1.0", "fine", &bob)
+        .approve(POLICY, "1.1.0", "fine", &ops_tests::acting(bob.clone()))
         .await
         .expect("approving");
     // The model-change impact check: an eval that did not run the pinned model is refused.
     let without_model = policies
-        .record_eval(eval("1.1.0", report.inputs_hash, 0.97), &bob)
+        .record_eval(
+            eval("1.1.0", report.inputs_hash, 0.97),
+            &ops_tests::acting(bob.clone()),
+        )
         .await
         .expect("recording");
     let activate_v2 = async |eval_id| {
@@ -265,7 +312,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
                 eval_id,
                 &sign(&v2_id, &signer),
                 "eval passed",
-                &bob,
+                &ops_tests::acting(bob.clone()),
             )
             .await
     };
@@ -278,7 +325,7 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         ..eval("1.1.0", report.inputs_hash, 0.97)
     };
     let eval_id = policies
-        .record_eval(with_model, &bob)
+        .record_eval(with_model, &ops_tests::acting(bob.clone()))
         .await
         .expect("recording");
     activate_v2(eval_id).await.expect("activating");
@@ -309,11 +356,18 @@ async fn a_policy_passes_every_gate_before_it_approves_anything(backend: Backend
         "the version it replaced"
     );
     refused(
-        policies.rollback(POLICY, "1.1.0", "no", &bob).await,
+        policies
+            .rollback(POLICY, "1.1.0", "no", &ops_tests::acting(bob.clone()))
+            .await,
         "already active",
     );
     policies
-        .rollback(POLICY, "1.0.0", "pages too often", &bob)
+        .rollback(
+            POLICY,
+            "1.0.0",
+            "pages too often",
+            &ops_tests::acting(bob.clone()),
+        )
         .await
         .expect("rolling back");
     let active: Vec<String> = policies
@@ -396,7 +450,12 @@ async fn each_checked_step_names_the_capability_state_it_relied_on(backend: Back
 
     let retention = Retention::new(store.clone(), capability()).checked_by(authority.clone());
     let applied = retention
-        .apply(&RetentionPolicy::default(), &[], now, &ada)
+        .apply(
+            &RetentionPolicy::default(),
+            &[],
+            now,
+            &ops_tests::acting(ada.clone()),
+        )
         .await
         .expect("retention");
     assert_eq!(applied.len(), 3);
@@ -404,7 +463,7 @@ async fn each_checked_step_names_the_capability_state_it_relied_on(backend: Back
         assert_eq!(receipt.capability_state_ref, granted.to_string());
     }
     let unchecked = Retention::new(store.clone(), capability())
-        .receipts(7, now, &ada)
+        .receipts(7, now, &ops_tests::acting(ada.clone()))
         .await
         .expect("retention");
     assert_eq!(unchecked.capability_state_ref, "");
@@ -426,7 +485,7 @@ async fn each_checked_step_names_the_capability_state_it_relied_on(backend: Back
         .expect("loading")
         .checked_by(authority.clone());
     policies
-        .draft(definition("1.0.0", 5), &ada)
+        .draft(definition("1.0.0", 5), &ops_tests::acting(ada.clone()))
         .await
         .expect("drafted");
     let drafted: Vec<PolicyDrafted> = store

@@ -84,7 +84,48 @@ on_both_backends!(
     lag_counts_only_the_events_a_projection_folds,
     any_arrival_order_gives_byte_identical_state,
     a_worker_whose_checkpoint_moved_on_is_refused_and_takes_the_stored_state,
+    a_catch_up_in_slices_ends_where_one_catch_up_ends,
 );
+
+/// A catch-up in slices (how a worker runs a long one, so interactive work preempts it
+/// between batches) stops after each slice saying there is more, and ends with the rows one
+/// catch-up stores.
+async fn a_catch_up_in_slices_ends_where_one_catch_up_ends(backend: Backend) {
+    const EVENTS: i64 = 1_200;
+    let events: Vec<EventEnvelope> = (0..EVENTS)
+        .map(|i| opened(&format!("INC-{i}"), i * MINUTE_US, "payments"))
+        .collect();
+    let sliced = backend.store("catch_up_in_slices").await;
+    let whole = backend.store("catch_up_in_one").await;
+    // Started first: what the log holds at the start is built at once, not caught up.
+    let mut runner = ProjectionRunner::start(sliced.clone(), &IncidentBoard)
+        .await
+        .expect("starting");
+    for store in [&sliced, &whole] {
+        store
+            .append("incidents", ExpectedVersion::Any, &events)
+            .await
+            .expect("appending");
+    }
+    let mut slices = Vec::new();
+    loop {
+        let done = runner.catch_up_within(1).await.expect("a slice");
+        slices.push((done.applied, done.more));
+        if !done.more {
+            break;
+        }
+    }
+    // One batch of 500 events a slice.
+    assert_eq!(slices, [(500, true), (500, true), (200, false)]);
+    let mut one = ProjectionRunner::start(whole.clone(), &IncidentBoard)
+        .await
+        .expect("starting");
+    assert!(!one.catch_up().await.expect("catching up").more);
+    assert_eq!(
+        stored_rows(&sliced, &IncidentBoard).await.expect("rows"),
+        stored_rows(&whole, &IncidentBoard).await.expect("rows")
+    );
+}
 
 /// Two workers run one projection on one database: a write from the one whose checkpoint
 /// another stored since it read it is refused, and it goes on from the stored state. The

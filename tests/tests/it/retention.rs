@@ -46,15 +46,19 @@ async fn finished_sagas_lose_their_outbox_rows_but_never_their_receipts(backend:
 
     let retention = Retention::new(store.clone(), capability());
     let in_three_days = Timestamp::now().plus(DAY * 3).expect("in range");
-    refused_too_short(retention.receipts(0, in_three_days, &responder()).await);
+    refused_too_short(
+        retention
+            .receipts(0, in_three_days, &ops_tests::acting(responder()))
+            .await,
+    );
     // Within the period nothing is due, and the receipt says so.
     let kept = retention
-        .receipts(7, in_three_days, &responder())
+        .receipts(7, in_three_days, &ops_tests::acting(responder()))
         .await
         .expect("retention");
     assert!(kept.removed.is_empty());
     let applied = retention
-        .receipts(1, in_three_days, &responder())
+        .receipts(1, in_three_days, &ops_tests::acting(responder()))
         .await
         .expect("retention");
     // INC-0's saga is finished; INC-1's still has the third page pending, so its executed
@@ -90,13 +94,23 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
     let next_week = Timestamp::now().plus(DAY * 7).expect("in range");
     // Installed: kept, however idle.
     let kept = retention
-        .projections(1, &["incidents"], next_week, &responder())
+        .projections(
+            1,
+            &["incidents"],
+            next_week,
+            &ops_tests::acting(responder()),
+        )
         .await
         .expect("retention");
     assert!(kept.removed.is_empty());
     // Uninstalled, but updated within the period: kept.
     let recent = retention
-        .projections(30, &["filesync"], next_week, &responder())
+        .projections(
+            30,
+            &["filesync"],
+            next_week,
+            &ops_tests::acting(responder()),
+        )
         .await
         .expect("retention");
     assert!(recent.removed.is_empty());
@@ -111,13 +125,13 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
         .await
         .expect("taking the lease");
     let run_elsewhere = retention
-        .projections(1, &["filesync"], next_week, &responder())
+        .projections(1, &["filesync"], next_week, &ops_tests::acting(responder()))
         .await
         .expect("retention");
     assert!(run_elsewhere.removed.is_empty(), "{run_elsewhere:?}");
     elsewhere.release_all().await.expect("releasing the lease");
     let dropped = retention
-        .projections(1, &["filesync"], next_week, &responder())
+        .projections(1, &["filesync"], next_week, &ops_tests::acting(responder()))
         .await
         .expect("retention");
     assert_eq!(dropped.removed, ["pack:incidents/incident_board"]);
@@ -140,7 +154,7 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
             &RetentionPolicy::default(),
             &["incidents"],
             next_week,
-            &responder(),
+            &ops_tests::acting(responder()),
         )
         .await
         .expect("retention");
@@ -155,7 +169,7 @@ async fn an_uninstalled_packs_idle_projection_is_dropped_and_rebuilds_the_same(b
                 },
                 &["incidents"],
                 next_week,
-                &responder(),
+                &ops_tests::acting(responder()),
             )
             .await,
     );

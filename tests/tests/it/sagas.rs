@@ -225,7 +225,7 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
     assert_eq!(
         held.cancel(
             &update.command_id,
-            &responder(),
+            &ops_tests::acting(responder()),
             capability(),
             "wrong incident"
         )
@@ -234,9 +234,14 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
         Cancelled::Done
     );
     assert_eq!(
-        held.cancel(&update.command_id, &responder(), capability(), "again")
-            .await
-            .expect("cancelling"),
+        held.cancel(
+            &update.command_id,
+            &ops_tests::acting(responder()),
+            capability(),
+            "again"
+        )
+        .await
+        .expect("cancelling"),
         Cancelled::NotPending,
         "nothing left to cancel"
     );

@@ -39,7 +39,7 @@ async fn holding_the_secret(provider: &SecretsProvider) -> SecretHandle {
         .store_secret(
             SECRET_ID,
             SecretValue::new(SECRET.as_bytes().to_vec()),
-            &responder(),
+            &ops_tests::acting(responder()),
             capability(),
         )
         .await
@@ -274,12 +274,22 @@ async fn the_webhook_credential_reaches_its_audience_only_through_the_provider(b
     .await;
     assert!(matches!(
         narrow
-            .revoke(&handle.handle_id, &responder(), "rotated", capability())
+            .revoke(
+                &handle.handle_id,
+                &ops_tests::acting(responder()),
+                "rotated",
+                capability()
+            )
             .await,
         Err(SecretsError::Denied { .. })
     ));
     provider
-        .revoke(&handle.handle_id, &responder(), "rotated", capability())
+        .revoke(
+            &handle.handle_id,
+            &ops_tests::acting(responder()),
+            "rotated",
+            capability(),
+        )
         .await
         .expect("revoking");
     let revoked = ops_tests::payloads::<SecretHandleRevoked>(&store).await;

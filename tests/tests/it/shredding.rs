@@ -213,7 +213,7 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
     let denied = erase(
         &store,
         &subject_id,
-        &responder(),
+        &ops_tests::acting(responder()),
         "right to erasure request 17",
         capability(),
         &*incidents_only,
@@ -232,7 +232,7 @@ async fn an_erased_subject_reads_as_shredded_and_is_nowhere_at_rest(backend: Bac
     let applied = erase(
         &store,
         &subject_id,
-        &responder(),
+        &ops_tests::acting(responder()),
         "right to erasure request 17",
         capability(),
         &*authority(Scope::everything()),

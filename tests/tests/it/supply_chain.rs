@@ -59,7 +59,7 @@ async fn eval_with(store: &EventStore, model: &str, score: f64) -> ContentId {
         correlation_id: CorrelationId::of(model).expect("canonical"),
     };
     policies
-        .record_eval(eval, &responder())
+        .record_eval(eval, &ops_tests::acting(responder()))
         .await
         .expect("recording the eval")
 }
@@ -101,19 +101,23 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
 
     // A draft needs no signature; a declared one must verify.
     let content_id = releases
-        .record(&pack, None, &responder())
+        .record(&pack, None, &ops_tests::acting(responder()))
         .await
         .expect("recording a draft");
     assert_eq!(
         releases
-            .record(&pack, None, &responder())
+            .record(&pack, None, &ops_tests::acting(responder()))
             .await
             .expect("again"),
         content_id
     );
     refused(
         releases
-            .record(&pack, Some(sign(&content_id, &stranger)), &responder())
+            .record(
+                &pack,
+                Some(sign(&content_id, &stranger)),
+                &ops_tests::acting(responder()),
+            )
             .await,
         "is not trusted",
     );
@@ -126,7 +130,7 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
                 &sign(&content_id, &stranger),
                 None,
                 "first",
-                &responder(),
+                &ops_tests::acting(responder()),
             )
             .await,
         "is not trusted",
@@ -138,7 +142,13 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
     };
     refused(
         releases
-            .activate(&tampered, &signature, None, "first", &responder())
+            .activate(
+                &tampered,
+                &signature,
+                None,
+                "first",
+                &ops_tests::acting(responder()),
+            )
             .await,
         "no longer hashes to",
     );
@@ -147,7 +157,13 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
     forged.signature = sign(&tampered.content_id(), &signer).signature;
     refused(
         releases
-            .activate(&pack, &forged, None, "first", &responder())
+            .activate(
+                &pack,
+                &forged,
+                None,
+                "first",
+                &ops_tests::acting(responder()),
+            )
             .await,
         "does not verify",
     );
@@ -161,7 +177,7 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
         ..pack.clone()
     };
     let old_id = releases
-        .record(&old_core, None, &responder())
+        .record(&old_core, None, &ops_tests::acting(responder()))
         .await
         .expect("recording");
     refused(
@@ -171,21 +187,33 @@ async fn a_pack_release_is_active_only_signed_unchanged_and_pinned_to_this_host(
                 &sign(&old_id, &signer),
                 None,
                 "old",
-                &responder(),
+                &ops_tests::acting(responder()),
             )
             .await,
         "it pins ops-core 0.0.9",
     );
 
     let activated = releases
-        .activate(&pack, &signature, None, "first release", &responder())
+        .activate(
+            &pack,
+            &signature,
+            None,
+            "first release",
+            &ops_tests::acting(responder()),
+        )
         .await
         .expect("activating");
     assert_eq!(activated.replaces, None);
     assert!(activated.impact.changes.is_empty());
     refused(
         releases
-            .activate(&pack, &signature, None, "again", &responder())
+            .activate(
+                &pack,
+                &signature,
+                None,
+                "again",
+                &ops_tests::acting(responder()),
+            )
             .await,
         "already active",
     );
@@ -220,12 +248,15 @@ async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: 
         output_hash: ContentHash::of_bytes(b"a summary"),
     });
     let summary_id = lineage
-        .record(&old_summary, &responder())
+        .record(&old_summary, &ops_tests::acting(responder()))
         .await
         .expect("recording the summary");
 
     let v1 = summarizer("1.0.0", "2026-01").release(Default::default());
-    let v1_id = releases.record(&v1, None, &responder()).await.expect("v1");
+    let v1_id = releases
+        .record(&v1, None, &ops_tests::acting(responder()))
+        .await
+        .expect("v1");
     let old_eval = eval_with(&store, "2026-01", 0.95).await;
     releases
         .activate(
@@ -233,17 +264,26 @@ async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: 
             &sign(&v1_id, &signer),
             Some(old_eval),
             "first",
-            &responder(),
+            &ops_tests::acting(responder()),
         )
         .await
         .expect("activating v1");
 
     let v2 = summarizer("2.0.0", "2026-06").release(Default::default());
-    let v2_id = releases.record(&v2, None, &responder()).await.expect("v2");
+    let v2_id = releases
+        .record(&v2, None, &ops_tests::acting(responder()))
+        .await
+        .expect("v2");
     let v2_signature = sign(&v2_id, &signer);
     let activate_v2 = async |eval| {
         releases
-            .activate(&v2, &v2_signature, eval, "new model", &responder())
+            .activate(
+                &v2,
+                &v2_signature,
+                eval,
+                "new model",
+                &ops_tests::acting(responder()),
+            )
             .await
     };
     refused(activate_v2(None).await, "model-change impact check");
@@ -275,7 +315,7 @@ async fn a_model_change_needs_a_passing_eval_and_names_what_it_affects(backend: 
             &sign(&v1_id, &signer),
             Some(old_eval),
             "rollback: summaries too long",
-            &responder(),
+            &ops_tests::acting(responder()),
         )
         .await
         .expect("rolling back");

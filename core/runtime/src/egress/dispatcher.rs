@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::saga::gateway_actor;
 use super::{Effect, Facts, Gateway};
+use crate::acting::Acting;
 use crate::atomic::AtomicWrite;
 use crate::outbox::{self, Approve, ClaimedRows, CountedBy, HoldsClaim};
 use crate::store::{AppendError, EventStore, ExpectedVersion};
@@ -653,7 +654,7 @@ impl Dispatcher {
     pub async fn cancel(
         &self,
         command_id: &CommandId,
-        by: &Actor,
+        by: &Acting,
         capability_id: CapabilityId,
         reason: &str,
     ) -> Result<Cancelled, DispatchError> {
@@ -665,14 +666,13 @@ impl Dispatcher {
             subject: effect.command_id.to_string(),
             source_ref: "core.egress.cancel",
             correlation_id: effect.correlation_id,
-            causation: ops_core::envelope::Causation::Command(effect.command_id),
-            actor: by,
+            by,
         };
         let checked = crate::capability::check_or_deny(
             &self.store,
             &*self.authority,
             capability_id,
-            &effect.action_of(by.clone()),
+            &effect.action_of(by.actor.clone()),
             asked,
         )
         .await;
@@ -694,7 +694,10 @@ impl Dispatcher {
         };
         let refusal = Outcome::Refused {
             check: Check::Hold,
-            reason: format!("cancelled by {} before dispatch: {reason}", actor_label(by)),
+            reason: format!(
+                "cancelled by {} before dispatch: {reason}",
+                actor_label(&by.actor)
+            ),
             capability: decision,
             cancelled: true,
         };

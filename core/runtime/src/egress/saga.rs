@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use ops_core::capability::{Action, Authority};
 use ops_core::contract::{Contract, SafetyClass};
 use ops_core::egress::{Approval, EffectState, EffectStateChanged};
-use ops_core::envelope::{Actor, Causation, CommandEnvelope, CommandOutcome};
+use ops_core::envelope::{Actor, CommandEnvelope, CommandOutcome};
 use ops_core::id::{CapabilityId, CommandId, CorrelationId};
 use ops_core::time::Timestamp;
 
+use crate::acting::Acting;
 use crate::capability::{Asked, check_or_deny};
 use crate::command::{BusError, CommandBus, Receipt};
 use crate::outbox::{self, Approve};
@@ -159,7 +160,8 @@ pub enum Approved {
 /// (its command, tenant and destination, as an external side effect), checked by
 /// `authority`.
 pub struct Approver<'a> {
-    pub actor: Actor,
+    /// Who approves, in which action: a denial's receipt takes the action's time.
+    pub by: Acting,
     pub capability_id: CapabilityId,
     pub authority: &'a dyn Authority,
 }
@@ -180,11 +182,11 @@ pub async fn approve(
     else {
         return Ok(Approved::NotPending);
     };
-    if approver.actor == pending.requester {
+    if approver.by.actor == pending.requester {
         return Ok(Approved::ByRequester);
     }
     let action = Action {
-        actor: approver.actor.clone(),
+        actor: approver.by.actor.clone(),
         command_type: pending.command_type.clone(),
         safety: SafetyClass::WriteExternalSideEffect,
         tenant: pending.tenant.clone(),
@@ -194,8 +196,7 @@ pub async fn approve(
         subject: command_id.to_string(),
         source_ref: "core.egress.approval",
         correlation_id: pending.correlation_id,
-        causation: Causation::Command(*command_id),
-        actor: &approver.actor,
+        by: &approver.by,
     };
     let decision = match check_or_deny(
         store,
@@ -210,7 +211,7 @@ pub async fn approve(
         Err(reason) => return Ok(Approved::Denied { reason }),
     };
     let approval = Approval::Actor {
-        actor: approver.actor.clone(),
+        actor: approver.by.actor.clone(),
     };
     let text = serde_json::to_string(&approval).expect("an approval is plain JSON");
     let mut note = format!("capability state {}", decision.state_ref);
@@ -221,7 +222,7 @@ pub async fn approve(
         *command_id,
         pending.correlation_id,
         approver.capability_id,
-        approver.actor,
+        approver.by.actor,
         EffectState::Approved,
     )
     .note(note);
