@@ -15,8 +15,9 @@
 //!    stored, by id, and reads (`log check`: typed, or the deleted pack's as raw
 //!    envelopes); its tables are left and listed by `packs orphaned`.
 //!
-//! Without a pack id, every pack the host installs is deleted in turn, each in a fresh copy;
-//! the copies build in one shared target directory, so each builds only what changed.
+//! Without a pack id, every pack the host installs is deleted in turn. The copy and the
+//! demo's data are made once; before each deletion the copy's files and data are put back
+//! as they were, in place, so cargo builds again only what the deletion changed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -164,13 +165,102 @@ impl Deletion {
 }
 
 pub fn delete_pack(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
-    let deletion = delete_one(id, workspace_root)?;
+    let source = Workspace::open(workspace_root)?;
+    let before = Before::prepare(&source)?;
+    let deletion = delete_one(&source, &before, id)?;
     println!("\n{}", deletion.summary(id));
     Ok(deletion.verdict)
 }
 
-fn delete_one(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Deletion> {
-    let source = Workspace::open(workspace_root)?;
+/// The copy every deletion starts from: the workspace without its tooling and test crates,
+/// after the host ran the demo in it with every pack. Made once; each deletion restores it
+/// (files and data) in place, so what a deletion did not touch is not built again.
+struct Before {
+    scratch: PathBuf,
+    copy: Copy,
+    data: PathBuf,
+    /// The data directory as the demo left it, restored before each deletion.
+    data_kept: PathBuf,
+    demo: String,
+    stored: BTreeMap<String, String>,
+    contents: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl Before {
+    fn prepare(source: &Workspace) -> anyhow::Result<Before> {
+        let host = source.host()?;
+        let scratch = std::env::temp_dir().join(format!("ops-acceptance-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let root = scratch.join("workspace");
+        let copy = Copy {
+            host: Host::at(&root, &host.name, Some(&source.copies_target_dir())),
+            host_folder: source.folder_of(host),
+            root,
+        };
+        workspace::copy(&source.root, &copy.root)?;
+        let tooling_folders: Vec<PathBuf> = source
+            .members_with(Role::Tooling)
+            .chain(source.members_with(Role::Tests))
+            .map(|package| source.folder_of(package))
+            .collect();
+        // The tooling and test crates go, with every member inside their folders (a test's
+        // own fixture pack).
+        let tooling: Vec<(String, PathBuf)> = source
+            .members()
+            .map(|package| (package.name.to_string(), source.folder_of(package)))
+            .filter(|(_, folder)| tooling_folders.iter().any(|tool| folder.starts_with(tool)))
+            .collect();
+        copy.remove(&tooling)?;
+        let data = scratch.join("ops-data");
+        let data_arg = data.to_str().context("the temp dir is not UTF-8")?;
+        println!("== before: every pack installed");
+        let demo = copy.host(&["demo", "--data", data_arg])?;
+        let stored =
+            stored_events(&copy.host(&["log", "check", "--format", "json", "--data", data_arg])?)?;
+        let contents = copy.contents()?;
+        let data_kept = scratch.join("ops-data-before");
+        workspace::copy(&data, &data_kept)?;
+        Ok(Before {
+            scratch,
+            copy,
+            data,
+            data_kept,
+            demo,
+            stored,
+            contents,
+        })
+    }
+
+    /// The copy and its data as they were before any deletion: files put back where they
+    /// differ (the others keep their times, so cargo builds again only what changed), and
+    /// the data directory as the demo left it.
+    fn restore(&self) -> anyhow::Result<&Copy> {
+        let now = self.copy.contents()?;
+        for (file, content) in &self.contents {
+            if now.get(file) != Some(content) {
+                let path = self.copy.root.join(file);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(path, content)?;
+            }
+        }
+        for file in now.keys().filter(|file| !self.contents.contains_key(*file)) {
+            std::fs::remove_file(self.copy.root.join(file))?;
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+        workspace::copy(&self.data_kept, &self.data)?;
+        Ok(&self.copy)
+    }
+}
+
+impl Drop for Before {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn delete_one(source: &Workspace, prepared: &Before, id: &str) -> anyhow::Result<Deletion> {
     let packs = source.installed_packs()?;
     let Some((_, pack)) = packs.iter().find(|(pack_id, _)| pack_id == id) else {
         bail!(
@@ -184,44 +274,21 @@ fn delete_one(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Deletio
                 .join(", ")
         );
     };
-    let host = source.host()?;
-    let doomed = Doomed::of(&source, id, pack);
-    let scratch = std::env::temp_dir().join(format!("ops-acceptance-{id}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let root = scratch.join("workspace");
-    let copy = Copy {
-        host: Host::at(&root, &host.name, Some(&source.copies_target_dir())),
-        host_folder: source.folder_of(host),
-        root,
-    };
-    workspace::copy(&source.root, &copy.root)?;
-    let tooling_folders: Vec<PathBuf> = source
-        .members_with(Role::Tooling)
-        .chain(source.members_with(Role::Tests))
-        .map(|package| source.folder_of(package))
-        .collect();
-    // The tooling and test crates go, with every member inside their folders (a test's
-    // own fixture pack).
-    let tooling: Vec<(String, PathBuf)> = source
-        .members()
-        .map(|package| (package.name.to_string(), source.folder_of(package)))
-        .filter(|(_, folder)| tooling_folders.iter().any(|tool| folder.starts_with(tool)))
-        .collect();
-    copy.remove(&tooling)?;
-    let data = scratch.join("ops-data");
-    let data_arg = data.to_str().context("the temp dir is not UTF-8")?;
+    let doomed = Doomed::of(source, id, pack);
+    let copy = prepared.restore()?;
+    let data_arg = prepared
+        .data
+        .to_str()
+        .context("the temp dir is not UTF-8")?;
     let mut passed = true;
-
-    println!("== before: every pack installed");
-    let demo_before = copy.host(&["demo", "--data", data_arg])?;
+    let demo_before = &prepared.demo;
     check(
         &mut passed,
         demo_before.contains(&format!("pack {id} ")),
         &format!("the demo runs with pack `{id}`"),
     );
-    let stored_before =
-        stored_events(&copy.host(&["log", "check", "--format", "json", "--data", data_arg])?)?;
-    let before = copy.contents()?;
+    let stored_before = &prepared.stored;
+    let before = &prepared.contents;
 
     println!("\n== delete pack `{id}`: its folders and its install line");
     copy.remove(&doomed.crates)?;
@@ -254,17 +321,17 @@ fn delete_one(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Deletio
             ),
         );
         for (dependent_id, dependent) in &dependents {
-            copy.remove(&Doomed::of(&source, dependent_id, dependent).crates)?;
+            copy.remove(&Doomed::of(source, dependent_id, dependent).crates)?;
         }
         println!("     uninstalled them the same way");
     }
 
     let after = copy.contents()?;
-    let removed: Vec<Doomed> = std::iter::once(Doomed::of(&source, id, pack))
+    let removed: Vec<Doomed> = std::iter::once(Doomed::of(source, id, pack))
         .chain(
             dependents
                 .iter()
-                .map(|(dependent_id, dependent)| Doomed::of(&source, dependent_id, dependent)),
+                .map(|(dependent_id, dependent)| Doomed::of(source, dependent_id, dependent)),
         )
         .collect();
     let manifests = [
@@ -385,7 +452,6 @@ fn delete_one(id: &str, workspace_root: Option<&Path>) -> anyhow::Result<Deletio
     );
     print!("{}", indent(&orphaned));
 
-    let _ = std::fs::remove_dir_all(&scratch);
     let went_with = dependents
         .iter()
         .map(|(dependent_id, dependent)| {
@@ -446,6 +512,7 @@ pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdic
             source.manifest().display()
         );
     }
+    let before = Before::prepare(&source)?;
     let mut verdict = Verdict::Clean;
     let mut summaries = Vec::new();
     let mut fewer_features_with_others = false;
@@ -454,7 +521,7 @@ pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdic
             "
 === delete-pack {id}"
         );
-        let deletion = delete_one(id, Some(&source.root))?;
+        let deletion = delete_one(&source, &before, id)?;
         if matches!(deletion.verdict, Verdict::Violations) {
             verdict = Verdict::Violations;
         }
