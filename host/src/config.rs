@@ -43,6 +43,7 @@ use crate::webhook::{Credential, WebhookExecutor};
 use anyhow::Context;
 use ops_core::capability::Authority;
 use ops_core::envelope::Actor;
+use ops_core_runtime::connector::{ConnectorOptions, ReadModel};
 use ops_core_runtime::egress::{ApprovalPolicy, Dispatcher, Gateway};
 use ops_core_runtime::secrets::SecretsProvider;
 use ops_core_runtime::signing::Trust;
@@ -82,13 +83,91 @@ pub struct Config {
     pub connectors: BTreeMap<String, ConnectorSettings>,
 }
 
-/// A connector's reading, as the operator sets it.
+/// A connector's reading, as the operator sets it: the longest record, and how its
+/// streams are read (A8), each stream as the connector unless `streams` says otherwise.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorSettings {
     /// The longest record read; a longer one is quarantined with its size. 1 MiB unless
     /// set; at most 1 GiB.
     pub max_record_bytes: Option<u64>,
+    pub min_interval_ms: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub initial_backoff_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+    /// `<stream>` → how that stream is read, over the connector's settings.
+    #[serde(default)]
+    pub streams: BTreeMap<String, ReadSettings>,
+}
+
+/// A stream's rate limit and retry model, as the operator sets them; each left out keeps
+/// what the connector says, or the default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadSettings {
+    /// At least this long between two reads of the source (0: no rate limit).
+    pub min_interval_ms: Option<u64>,
+    /// Reads of one page before a source that is away is given up on (1 to 100).
+    pub max_attempts: Option<u32>,
+    /// The first retry waits this long; each next one twice as long, up to
+    /// `max_backoff_ms`.
+    pub initial_backoff_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+}
+
+/// The longest wait a read model may set: a day.
+const MOST_READ_WAIT_MS: u64 = 86_400_000;
+
+impl ReadSettings {
+    /// `base` with what these settings set.
+    fn over(&self, base: ReadModel) -> ReadModel {
+        let ms = |set: Option<u64>, base: Duration| set.map_or(base, Duration::from_millis);
+        ReadModel {
+            min_interval: ms(self.min_interval_ms, base.min_interval),
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            initial_backoff: ms(self.initial_backoff_ms, base.initial_backoff),
+            max_backoff: ms(self.max_backoff_ms, base.max_backoff),
+        }
+    }
+
+    /// What is wrong with the model these settings give over `base`, naming the key under
+    /// `at` (`connectors."tickets"`).
+    fn check(&self, base: ReadModel, at: &str) -> Result<ReadModel, String> {
+        for (key, value) in [
+            ("min_interval_ms", self.min_interval_ms),
+            ("initial_backoff_ms", self.initial_backoff_ms),
+            ("max_backoff_ms", self.max_backoff_ms),
+        ] {
+            if let Some(value) = value.filter(|value| *value > MOST_READ_WAIT_MS) {
+                return Err(format!(
+                    "`{at}.{key}` is {value}; give at most {MOST_READ_WAIT_MS} (a day)"
+                ));
+            }
+        }
+        if let Some(attempts) = self.max_attempts.filter(|n| !(1..=100).contains(n)) {
+            return Err(format!("`{at}.max_attempts` is {attempts}; give 1 to 100"));
+        }
+        let model = self.over(base);
+        if model.max_backoff < model.initial_backoff {
+            return Err(format!(
+                "`{at}`: `max_backoff_ms` ({}) is shorter than `initial_backoff_ms` ({}); give a longest wait at least as long as the first",
+                model.max_backoff.as_millis(),
+                model.initial_backoff.as_millis()
+            ));
+        }
+        Ok(model)
+    }
+}
+
+impl ConnectorSettings {
+    fn reading(&self) -> ReadSettings {
+        ReadSettings {
+            min_interval_ms: self.min_interval_ms,
+            max_attempts: self.max_attempts,
+            initial_backoff_ms: self.initial_backoff_ms,
+            max_backoff_ms: self.max_backoff_ms,
+        }
+    }
 }
 
 /// The longest record a connector may be told to read.
@@ -217,6 +296,16 @@ impl Config {
                     "`connectors.\"{connector}\".max_record_bytes` is {bytes}; give 1 to {MOST_RECORD_BYTES} (1 GiB)"
                 ));
             }
+            let at = format!("connectors.\"{connector}\"");
+            let reading = settings.reading().check(ReadModel::default(), &at)?;
+            for (stream, stream_settings) in &settings.streams {
+                if !ops_core_runtime::connector::is_name(stream) {
+                    return Err(format!(
+                        "`{at}.streams.\"{stream}\"` is not a stream name (`[a-z][a-z0-9_-]*`)"
+                    ));
+                }
+                stream_settings.check(reading, &format!("{at}.streams.\"{stream}\""))?;
+            }
         }
         for (pack, limits) in &self.packs {
             if !ops_core::projection::is_valid_name(pack) {
@@ -326,6 +415,24 @@ impl Config {
                 "`{key}` is longer than a hundred years ({MAX_SECONDS} seconds), the longest duration this host represents; give a shorter one"
             )),
             None => Ok(()),
+        }
+    }
+
+    /// How connector `id` reads its streams: the defaults, with what this configuration
+    /// sets for it and for each of its streams (checked when it was loaded).
+    pub fn connector_options(&self, id: &str) -> ConnectorOptions {
+        let Some(settings) = self.connectors.get(id) else {
+            return ConnectorOptions::default();
+        };
+        let reading = settings.reading().over(ReadModel::default());
+        ConnectorOptions {
+            reading,
+            streams: settings
+                .streams
+                .iter()
+                .map(|(stream, settings)| (stream.clone(), settings.over(reading)))
+                .collect(),
+            ..ConnectorOptions::default()
         }
     }
 
@@ -597,12 +704,20 @@ impl Config {
                 objective.max_lag_ms
             )
         }));
-        lines.extend(self.connectors.keys().map(|id| {
-            format!(
-                "connector {id}: records of at most {} bytes",
-                self.max_record_bytes(id)
-            )
-        }));
+        for id in self.connectors.keys() {
+            let options = self.connector_options(id);
+            lines.push(format!(
+                "connector {id}: records of at most {} bytes; {}",
+                self.max_record_bytes(id),
+                options.reading
+            ));
+            lines.extend(
+                options
+                    .streams
+                    .iter()
+                    .map(|(stream, model)| format!("connector {id}, stream {stream}: {model}")),
+            );
+        }
         lines.extend(self.pack_limits().into_iter().map(|(pack, limits)| {
             format!(
                 "pack {pack}: each call of its code within {} ms, its runner in {} MiB",

@@ -37,7 +37,7 @@ use ops_core::time::Timestamp;
 use ops_core_runtime::budget::Budgets;
 use ops_core_runtime::capability::Capabilities;
 use ops_core_runtime::command::CommandBus;
-use ops_core_runtime::connector::{ConnectorOptions, ConnectorRunner, JsonLinesDirectory};
+use ops_core_runtime::connector::{ConnectorRunner, JsonLinesDirectory};
 use ops_core_runtime::egress::pending_destinations;
 use ops_core_runtime::governance::Policies;
 use ops_core_runtime::leases::Leases;
@@ -452,7 +452,7 @@ impl Worker {
                     store.clone(),
                     connector,
                     reader,
-                    ConnectorOptions::default(),
+                    options.fences.connector_options(connector.id()),
                 )?
                 .with_leases(leases.clone());
                 connectors.insert(connector.id(), runner);
@@ -723,6 +723,15 @@ impl Worker {
                 let reports = runner.sync().await?;
                 let appended: usize = reports.iter().map(|(_, r)| r.appended).sum();
                 let quarantined: usize = reports.iter().map(|(_, r)| r.quarantined).sum();
+                let retries: usize = reports.iter().map(|(_, r)| r.retries).sum();
+                let limited: std::time::Duration =
+                    reports.iter().map(|(_, r)| r.rate_limited).sum();
+                let reading = match (retries, limited.as_millis()) {
+                    (0, 0) => String::new(),
+                    (retries, limited) => {
+                        format!("; {retries} reads retried, {limited} ms waited for the rate limit")
+                    }
+                };
                 // Streams another worker runs, or took over mid-run.
                 let elsewhere: String = reports
                     .iter()
@@ -734,7 +743,7 @@ impl Worker {
                         },
                     )
                     .collect();
-                format!("{appended} new events, {quarantined} quarantined{elsewhere}")
+                format!("{appended} new events, {quarantined} quarantined{reading}{elsewhere}")
             }
             Work::Projection(label) => {
                 let runner = self

@@ -1241,6 +1241,47 @@ fn a_connectors_record_limit_is_set_in_ops_toml() {
         types.contains("pack.incidents.incident.IncidentOpened 2 typed"),
         "{types}"
     );
+
+    // A8: the rate limit and retry model, for the connector and one of its streams; each
+    // wrong value is named, and what is in force is shown by `config check` and `status`.
+    let reading = "[connectors.tickets]\nmax_record_bytes = 300\nmin_interval_ms = 5\nmax_attempts = 3\n[connectors.tickets.streams.tickets]\nmin_interval_ms = 20\nmax_backoff_ms = 400\n";
+    for (toml, named) in [
+        (
+            "[connectors.tickets]\nmax_attempts = 0\n",
+            "`connectors.\"tickets\".max_attempts` is 0; give 1 to 100",
+        ),
+        (
+            "[connectors.tickets.streams.tickets]\ninitial_backoff_ms = 900\nmax_backoff_ms = 100\n",
+            "`connectors.\"tickets\".streams.\"tickets\"`: `max_backoff_ms` (100) is shorter than `initial_backoff_ms` (900)",
+        ),
+        (
+            "[connectors.tickets.streams.\"../x\"]\nmin_interval_ms = 1\n",
+            "`connectors.\"tickets\".streams.\"../x\"` is not a stream name",
+        ),
+        (
+            "[connectors.tickets]\nmin_interval_ms = 86400001\n",
+            "`connectors.\"tickets\".min_interval_ms` is 86400001; give at most 86400000 (a day)",
+        ),
+    ] {
+        let (code, said) = run(toml);
+        assert!(code == 2 && said.contains(named), "{toml}: {said}");
+    }
+    let (code, said) = run(reading);
+    assert_eq!(code, 0, "{said}");
+    let (code, checked) = host_exit(&["config", "check", "--config", config_arg]);
+    assert_eq!(code, 0, "{checked}");
+    for line in [
+        "connector tickets: records of at most 300 bytes; at most one read every 5 ms; a read that fails for now is tried 3 times, waiting 50 ms, doubled each time up to 30000 ms",
+        "connector tickets, stream tickets: at most one read every 20 ms; a read that fails for now is tried 3 times, waiting 50 ms, doubled each time up to 400 ms",
+    ] {
+        assert!(checked.contains(line), "no `{line}` in:\n{checked}");
+    }
+    let (_, status) = host_exit(&["status", "--data", data_arg, "--config", config_arg]);
+    assert!(
+        status.contains("connector tickets: at most one read every 5 ms")
+            && status.contains("  stream tickets: at most one read every 20 ms"),
+        "{status}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 

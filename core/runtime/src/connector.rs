@@ -9,6 +9,7 @@
 //! source errors retried with exponential backoff, per connector.
 
 use crate::clock::WallClock;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -438,15 +439,68 @@ pub async fn reset_cursor(
     Ok(Ok(()))
 }
 
+/// How a stream's source is read (A8): its rate limit and its retry model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadModel {
+    /// At least this long between two reads of the stream's source: its rate limit.
+    pub min_interval: Duration,
+    /// Reads of one page before an error that is worth retrying is given up on.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each next one twice as long, up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ReadModel {
+    fn default() -> Self {
+        ReadModel {
+            min_interval: Duration::ZERO,
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ReadModel {
+    /// The wait before retry `retry` (from 1): the first backoff, doubled for each retry
+    /// before it, at most the longest.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let doubled = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(doubled)
+            .min(self.max_backoff)
+    }
+}
+
+impl std::fmt::Display for ReadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min_interval.is_zero() {
+            write!(f, "no rate limit")?;
+        } else {
+            write!(
+                f,
+                "at most one read every {} ms",
+                self.min_interval.as_millis()
+            )?;
+        }
+        write!(
+            f,
+            "; a read that fails for now is tried {} times, waiting {} ms, doubled each time up to {} ms",
+            self.max_attempts,
+            self.initial_backoff.as_millis(),
+            self.max_backoff.as_millis()
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ConnectorOptions {
     pub page_size: usize,
-    /// Reads of one page before a transient error is given up on.
-    pub max_attempts: u32,
-    /// The first retry waits this long; each next one twice as long.
-    pub initial_backoff: Duration,
-    /// At least this long between two reads of the source.
-    pub min_interval: Duration,
+    /// How each stream is read, unless `streams` names it.
+    pub reading: ReadModel,
+    /// Streams read their own way, by name.
+    pub streams: BTreeMap<String, ReadModel>,
     /// How far after its reading a fact may be dated; later ones are quarantined.
     pub max_future: Duration,
 }
@@ -455,11 +509,17 @@ impl Default for ConnectorOptions {
     fn default() -> Self {
         ConnectorOptions {
             page_size: 200,
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(50),
-            min_interval: Duration::ZERO,
+            reading: ReadModel::default(),
+            streams: BTreeMap::new(),
             max_future: Duration::from_secs(86_400),
         }
+    }
+}
+
+impl ConnectorOptions {
+    /// How `stream` is read.
+    pub fn reading_of(&self, stream: &str) -> ReadModel {
+        self.streams.get(stream).copied().unwrap_or(self.reading)
     }
 }
 
@@ -483,6 +543,14 @@ pub enum ConnectorError {
     Stream {
         connector: &'static str,
         stream: String,
+    },
+    #[error(
+        "connector `{connector}` has no stream `{stream}` to read its own way; its streams are: {streams}"
+    )]
+    UnknownStream {
+        connector: &'static str,
+        stream: String,
+        streams: String,
     },
     #[error("connector `{connector}`, stream `{stream}`: {source}")]
     Source {
@@ -533,6 +601,8 @@ pub struct SyncReport {
     pub deleted: usize,
     pub quarantined: usize,
     pub retries: usize,
+    /// How long reads waited for the stream's rate limit.
+    pub rate_limited: Duration,
     /// Pages another worker stored first: this worker's copy was refused, and it went on
     /// from the stored cursor.
     pub superseded: usize,
@@ -549,7 +619,8 @@ pub struct ConnectorRunner {
     connector: &'static dyn DynConnector,
     reader: Box<dyn SourceReader>,
     options: ConnectorOptions,
-    last_read: Option<Instant>,
+    /// When each stream's source was last read, for its rate limit.
+    last_read: BTreeMap<String, Instant>,
     leases: Option<Leases>,
     /// Told, page by page, how many records a sync has read (a source does not say how
     /// many it holds, so the total is what is read so far).
@@ -586,7 +657,7 @@ impl ConnectorRunner {
             connector,
             reader,
             options,
-            last_read: None,
+            last_read: BTreeMap::new(),
             leases: None,
         })
     }
@@ -639,6 +710,20 @@ impl ConnectorRunner {
                 connector: self.connector.id(),
                 reason: error.to_string(),
             })?;
+        // A stream read its own way that the connector does not have is a mistake in the
+        // configuration, said rather than ignored.
+        if let Some(unknown) = self
+            .options
+            .streams
+            .keys()
+            .find(|configured| !streams.contains(configured))
+        {
+            return Err(ConnectorError::UnknownStream {
+                connector: self.connector.id(),
+                stream: unknown.clone(),
+                streams: streams.join(", "),
+            });
+        }
         for stream in streams {
             let report = self.sync_stream(&stream).await?;
             reports.push((stream, report));
@@ -790,27 +875,27 @@ impl ConnectorRunner {
         cursor: Option<&str>,
         report: &mut SyncReport,
     ) -> Result<Vec<RawRecord>, ConnectorError> {
-        let mut backoff = self.options.initial_backoff;
+        let model = self.options.reading_of(stream);
         let mut attempt = 0;
         loop {
-            if let Some(last) = self.last_read {
-                let wait = self.options.min_interval.saturating_sub(last.elapsed());
+            if let Some(last) = self.last_read.get(stream) {
+                let wait = model.min_interval.saturating_sub(last.elapsed());
                 if !wait.is_zero() {
+                    report.rate_limited += wait;
                     tokio::time::sleep(wait).await;
                 }
             }
-            self.last_read = Some(Instant::now());
+            self.last_read.insert(stream.to_owned(), Instant::now());
             attempt += 1;
             match self
                 .reader
                 .read_after(stream, cursor, self.options.page_size)
             {
                 Ok(records) => return Ok(records),
-                Err(SourceError::Transient(reason)) if attempt < self.options.max_attempts => {
+                Err(SourceError::Transient(reason)) if attempt < model.max_attempts => {
                     tracing::info!(connector = self.connector.id(), stream, attempt, %reason, "source unavailable; retrying");
                     report.retries += 1;
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    tokio::time::sleep(model.backoff(attempt)).await;
                 }
                 Err(source) => {
                     return Err(ConnectorError::Source {
@@ -1102,5 +1187,25 @@ impl ConnectorRunner {
             actor: crate::service_capability::actor(&self.service()),
             capability_id: crate::service_capability::of(&self.service()),
         }
+    }
+}
+
+#[cfg(test)]
+mod read_model {
+    use super::ReadModel;
+    use std::time::Duration;
+
+    #[test]
+    fn each_retry_waits_twice_as_long_up_to_the_longest_wait() {
+        let model = ReadModel {
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(300),
+            ..ReadModel::default()
+        };
+        let waits: Vec<u128> = (1..=6)
+            .map(|retry| model.backoff(retry).as_millis())
+            .collect();
+        assert_eq!(waits, [50, 100, 200, 300, 300, 300]);
+        assert_eq!(model.backoff(u32::MAX), Duration::from_millis(300));
     }
 }

@@ -25,7 +25,7 @@ impl ConnectorsCommand {
                     )));
                 }
                 let out = &mut std::io::stdout().lock();
-                let Some(Services { store, .. }) = storage
+                let Some(Services { store, config, .. }) = storage
                     .acting_services(
                         ctx,
                         Open::Working,
@@ -41,8 +41,11 @@ impl ConnectorsCommand {
                 let mut runner = ops_core_runtime::connector::ConnectorRunner::new(
                     store,
                     connector,
-                    Box::new(ops_core_runtime::connector::JsonLinesDirectory::new(source)),
-                    Default::default(),
+                    Box::new(
+                        ops_core_runtime::connector::JsonLinesDirectory::new(source)
+                            .with_max_record_bytes(config.max_record_bytes(&id)),
+                    ),
+                    config.connector_options(&id),
                 )?
                 .with_leases(leases.clone())
                 .with_progress(progress.callback());

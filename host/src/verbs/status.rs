@@ -2,8 +2,8 @@
 //! objective (Section 6), records set aside in the quarantine (connector, projection and
 //! reaction input and output), effects refused or given up, sagas that failed, pack code
 //! that faulted or is paused, and jobs a worker recorded as failing are listed; the exit code is 1 when there is any, so a monitor can run it. Capability
-//! denials are counted, and which worker runs each stream of work now (its live leases)
-//! is listed.
+//! denials are counted, which worker runs each stream of work now (its live leases) is
+//! listed, and how each connector reads its streams (rate limit and retry model).
 
 use std::io::Write;
 
@@ -169,6 +169,15 @@ pub async fn write_status(services: &Services, out: &mut impl Write) -> anyhow::
             "  {} run by {} until {} (generation {})",
             lease.name, lease.holder, lease.expires_at, lease.generation
         )?;
+    }
+    // How each installed connector reads its streams: its rate limit and retry model, as
+    // the configuration sets them (A8).
+    for connector in ops_core::connector::installed(ops_core_runtime::CORE) {
+        let options = services.config.connector_options(connector.id());
+        writeln!(out, "connector {}: {}", connector.id(), options.reading)?;
+        for (stream, model) in &options.streams {
+            writeln!(out, "  stream {stream}: {model}")?;
+        }
     }
     Ok(healthy)
 }

@@ -22,7 +22,10 @@ const TICKETS: &dyn DynConnector = &TicketExport;
 fn runner(store: &EventStore, source: impl SourceReader + 'static) -> ConnectorRunner {
     let options = ConnectorOptions {
         page_size: 4,
-        initial_backoff: std::time::Duration::from_millis(1),
+        reading: ops_core_runtime::connector::ReadModel {
+            initial_backoff: std::time::Duration::from_millis(1),
+            ..Default::default()
+        },
         ..ConnectorOptions::default()
     };
     ConnectorRunner::new(store.clone(), TICKETS, Box::new(source), options).unwrap()
@@ -45,7 +48,122 @@ on_both_backends!(
     two_workers_reading_one_stream_store_each_page_once,
     a_quarantined_record_this_build_reads_is_stored_and_released,
     a_sources_effective_date_is_kept_beside_when_the_event_happened,
+    a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_its_reads,
 );
+
+/// The sample export behind a source that notes when each read came, and is away for
+/// reads `away` (counted from 0).
+fn counting(
+    away: std::ops::RangeInclusive<usize>,
+) -> (
+    impl SourceReader,
+    std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+) {
+    let reads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = reads.clone();
+    let source = ops_tests::sources::SampleWith::new(move |read| {
+        noted.lock().unwrap().push(std::time::Instant::now());
+        if away.contains(&read) {
+            Err(SourceError::Transient(
+                "the export share is busy".to_owned(),
+            ))
+        } else {
+            Ok(())
+        }
+    });
+    (source, reads)
+}
+
+/// A8: a stream's rate limit spaces every read of its source (retries too), and its retry
+/// model decides how often a source that is away is asked again; a stream without its own
+/// model reads as its connector says, and a model for a stream the connector does not have
+/// is refused before anything is read.
+async fn a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_its_reads(
+    backend: Backend,
+) {
+    use ops_core_runtime::connector::ReadModel;
+    use std::time::Duration;
+    let label = "a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_its_reads";
+    let never_retry = ReadModel {
+        max_attempts: 1,
+        ..ReadModel::default()
+    };
+    let limited = ReadModel {
+        min_interval: Duration::from_millis(30),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(8),
+    };
+    let options = |streams: &[(&str, ReadModel)]| ConnectorOptions {
+        page_size: 4,
+        reading: never_retry,
+        streams: streams
+            .iter()
+            .map(|(stream, model)| ((*stream).to_owned(), *model))
+            .collect(),
+        ..ConnectorOptions::default()
+    };
+
+    // The tickets stream's own model: away twice, asked again twice, every read 30 ms
+    // or more after the one before.
+    let store = backend.store(label).await;
+    let (source, reads) = counting(1..=2);
+    let mut runner = ConnectorRunner::new(
+        store.clone(),
+        TICKETS,
+        Box::new(source),
+        options(&[("tickets", limited)]),
+    )
+    .unwrap();
+    let reports = runner.sync().await.unwrap();
+    let (_, report) = &reports[0];
+    assert_eq!((report.appended, report.retries), (10, 2), "{report:?}");
+    let reads = reads.lock().unwrap().clone();
+    // Ten records in pages of four: three pages and the empty one that ends the stream,
+    // and the two reads that found the source away.
+    assert_eq!(reads.len(), 4 + 2);
+    for pair in reads.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= limited.min_interval, "reads {gap:?} apart");
+    }
+    assert!(report.rate_limited > Duration::ZERO, "{report:?}");
+
+    // Without a model of its own, the stream reads as its connector says: never again.
+    let other = backend.store(&format!("{label}_2")).await;
+    let (source, reads) = counting(1..=2);
+    let error = ConnectorRunner::new(other.clone(), TICKETS, Box::new(source), options(&[]))
+        .unwrap()
+        .sync()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("the export share is busy"),
+        "{error}"
+    );
+    assert_eq!(
+        reads.lock().unwrap().len(),
+        2,
+        "one page, then one read that failed"
+    );
+
+    // A model for a stream the connector does not have is a mistake, said before reading.
+    let (source, reads) = counting(0..=0);
+    let error = ConnectorRunner::new(
+        other.clone(),
+        TICKETS,
+        Box::new(source),
+        options(&[("tickets", limited), ("tikcets", limited)]),
+    )
+    .unwrap()
+    .sync()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&error, ConnectorError::UnknownStream { stream, .. } if stream == "tikcets"),
+        "{error}"
+    );
+    assert!(reads.lock().unwrap().is_empty());
+}
 
 /// A ticket filed after the outage began says when it began: the connector states that
 /// as the event's `effective_at` (A1). It is kept in the envelope, and it changes neither

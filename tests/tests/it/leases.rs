@@ -105,7 +105,10 @@ fn export_with(test: &str, extra: usize) -> PathBuf {
 fn connector(store: &EventStore, source: impl SourceReader + 'static) -> ConnectorRunner {
     let options = ConnectorOptions {
         page_size: 4,
-        initial_backoff: Duration::from_millis(1),
+        reading: ops_core_runtime::connector::ReadModel {
+            initial_backoff: Duration::from_millis(1),
+            ..Default::default()
+        },
         ..ConnectorOptions::default()
     };
     ConnectorRunner::new(store.clone(), &TicketExport, Box::new(source), options).unwrap()

@@ -28,7 +28,10 @@ fn export(test: &str) -> PathBuf {
 async fn work(store: EventStore, source: PathBuf) {
     let options = ConnectorOptions {
         page_size: 50,
-        initial_backoff: std::time::Duration::from_millis(1),
+        reading: ops_core_runtime::connector::ReadModel {
+            initial_backoff: std::time::Duration::from_millis(1),
+            ..Default::default()
+        },
         ..ConnectorOptions::default()
     };
     let mut connector = ConnectorRunner::new(
