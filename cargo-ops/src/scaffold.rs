@@ -3,9 +3,13 @@
 //! and a command in the contract, a handler, a typed projection, a connector with a sample
 //! source) and tests on ops-core's harness. The files come from `cargo-ops/templates/`.
 //!
-//! A new workspace depends on the framework by path: the checkout `cargo-ops` was built
-//! from, or `--framework DIR`; it starts from that checkout's `Cargo.lock` and toolchain
-//! file, so it builds with the versions the framework was tested with.
+//! A new workspace names the framework the way a team gets it: a git repository at a
+//! revision, with the version of each framework crate (`--git URL --rev REV`; by default
+//! the checkout `cargo-ops` was built from, served as a `file://` repository at its
+//! `HEAD`). `--framework DIR` depends on a local checkout by path instead, for work on the
+//! framework itself. It starts from the framework checkout's `Cargo.lock` and toolchain
+//! file, when there is one at hand, so it builds with the versions the framework was tested
+//! with.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +26,135 @@ pub struct NewOptions {
     /// The id of the first pack (`[a-z][a-z0-9_]*`).
     #[arg(long, default_value = "items")]
     pack: String,
-    /// The framework's checkout (default: the one this `cargo-ops` was built from).
+    /// The framework's git repository (default: the checkout this `cargo-ops` was built
+    /// from, as a `file://` repository).
+    #[arg(long, value_name = "URL", conflicts_with = "framework")]
+    git: Option<String>,
+    /// The revision of `--git` to build (a commit, tag or branch; default: the checkout's
+    /// `HEAD` when `--git` is not given, else the repository's default branch).
+    #[arg(long, value_name = "REV", conflicts_with = "framework")]
+    rev: Option<String>,
+    /// A local checkout of the framework, depended on by path (for work on the framework).
     #[arg(long, value_name = "DIR")]
     framework: Option<PathBuf>,
+}
+
+/// Where a new workspace gets the framework's crates from.
+enum FrameworkSource {
+    /// A local checkout, by path.
+    Path(PathBuf),
+    /// A git repository at a revision, each crate with its version when it is known.
+    Git { url: String, rev: Option<String> },
+}
+
+/// The framework crates a workspace depends on, by folder in the framework.
+const FRAMEWORK_CRATES: [(&str, &str); 3] = [
+    ("ops-core", "core/api"),
+    ("ops-host", "host"),
+    ("ops-host-build", "host-build"),
+];
+
+impl FrameworkSource {
+    /// The source of the framework `options` name, and the checkout at hand (for its
+    /// lock file, toolchain and versions), if any.
+    fn of(options: &NewOptions) -> anyhow::Result<(FrameworkSource, Option<PathBuf>)> {
+        if let Some(dir) = &options.framework {
+            let framework = std::fs::canonicalize(dir)
+                .with_context(|| format!("--framework {}: not found", dir.display()))?;
+            if !framework.join("core/api/Cargo.toml").is_file() {
+                bail!(
+                    "--framework {}: not a checkout of the framework (no core/api/Cargo.toml)",
+                    framework.display()
+                );
+            }
+            return Ok((FrameworkSource::Path(framework.clone()), Some(framework)));
+        }
+        let checkout = built_from();
+        if let Some(url) = &options.git {
+            return Ok((
+                FrameworkSource::Git {
+                    url: url.clone(),
+                    rev: options.rev.clone(),
+                },
+                checkout,
+            ));
+        }
+        let checkout = checkout.context(
+            "the framework checkout this cargo-ops was built from is gone; name the framework with `--git URL --rev REV`, or a local checkout with `--framework DIR`",
+        )?;
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&checkout)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .with_context(|| {
+                format!(
+                    "{} is not a git repository with a commit; name the framework with `--git URL --rev REV`, or this checkout by path with `--framework {}`",
+                    checkout.display(),
+                    checkout.display()
+                )
+            })?;
+        Ok((
+            FrameworkSource::Git {
+                url: format!("file://{}", checkout.display()),
+                rev: Some(options.rev.clone().unwrap_or(head)),
+            },
+            Some(checkout),
+        ))
+    }
+
+    /// The `[workspace.dependencies]` lines of the framework's crates, after a comment
+    /// naming the source.
+    fn dependencies(&self, checkout: Option<&Path>) -> anyhow::Result<String> {
+        let mut lines = vec![match self {
+            FrameworkSource::Path(dir) => {
+                format!("# the framework: the checkout at {}", dir.display())
+            }
+            FrameworkSource::Git { url, rev } => format!(
+                "# the framework: {url}{}",
+                rev.as_deref()
+                    .map(|rev| format!(" at {rev}"))
+                    .unwrap_or_default()
+            ),
+        }];
+        for (name, folder) in FRAMEWORK_CRATES {
+            lines.push(match self {
+                FrameworkSource::Path(dir) => {
+                    format!("{name} = {{ path = \"{}\" }}", dir.join(folder).display())
+                }
+                FrameworkSource::Git { url, rev } => {
+                    let mut spec = format!("git = \"{url}\"");
+                    if let Some(rev) = rev {
+                        spec.push_str(&format!(", rev = \"{rev}\""));
+                    }
+                    if let Some(version) = checkout
+                        .map(|checkout| crate_version(&checkout.join(folder).join("Cargo.toml")))
+                        .transpose()?
+                        .flatten()
+                    {
+                        spec.push_str(&format!(", version = \"{version}\""));
+                    }
+                    format!("{name} = {{ {spec} }}")
+                }
+            });
+        }
+        Ok(lines.join("\n"))
+    }
+}
+
+/// The `version` of the `[package]` of the manifest at `path`, when it states one.
+fn crate_version(path: &Path) -> anyhow::Result<Option<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not TOML", path.display()))?;
+    Ok(manifest
+        .get("package")
+        .and_then(|package| package.get("version"))
+        .and_then(|version| version.as_str())
+        .map(str::to_owned))
 }
 
 #[derive(clap::Args)]
@@ -119,20 +249,8 @@ fn built_from() -> Option<PathBuf> {
 
 pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
     let names = Names::of(&options.pack)?;
-    let framework = match &options.framework {
-        Some(dir) => dir.clone(),
-        None => built_from().context(
-            "the framework checkout this cargo-ops was built from is gone; name one with `--framework DIR`",
-        )?,
-    };
-    let framework = std::fs::canonicalize(&framework)
-        .with_context(|| format!("--framework {}: not found", framework.display()))?;
-    if !framework.join("core/api/Cargo.toml").is_file() {
-        bail!(
-            "--framework {}: not a checkout of the framework (no core/api/Cargo.toml)",
-            framework.display()
-        );
-    }
+    let (source, checkout) = FrameworkSource::of(options)?;
+    let framework = source.dependencies(checkout.as_deref())?;
     let root = &options.path;
     if root.join("Cargo.toml").exists() {
         bail!(
@@ -168,7 +286,7 @@ pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
         template
             .replace("{{name}}", &name)
             .replace("{{host_crate}}", &host_crate)
-            .replace("{{framework}}", &framework.display().to_string())
+            .replace("{{framework}}", &framework)
     };
     let files = [
         (
@@ -201,7 +319,9 @@ pub fn new(options: &NewOptions) -> anyhow::Result<Verdict> {
     }
     // The versions and the toolchain the framework was tested with.
     for file in ["Cargo.lock", "rust-toolchain.toml"] {
-        let from = framework.join(file);
+        let Some(from) = checkout.as_ref().map(|checkout| checkout.join(file)) else {
+            continue;
+        };
         if from.is_file() {
             std::fs::copy(&from, root.join(file))
                 .with_context(|| format!("copying {}", from.display()))?;

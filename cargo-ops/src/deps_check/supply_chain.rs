@@ -6,7 +6,9 @@
 //!   `Cargo.lock`; from any other source it is refused, whatever its name;
 //! - the framework's crates (`ops-core`, `ops-macros`, `ops-sandbox`, the runtime, the
 //!   host, the gates) are the ones of the framework's checkout (`--framework`, by default
-//!   the checkout this tool was built from), known by where their manifest is;
+//!   the checkout this tool was built from), known by where their manifest is, or of the
+//!   git repository the workspace's own manifest names for `ops-core` (what `cargo ops
+//!   new` writes), known by their source;
 //! - pack, contract and shared crates are members of the workspace or of the framework;
 //! - no two packages of the graph carry one ops name: the second is refused with both
 //!   places named, in CI, before a host refuses it at start.
@@ -59,6 +61,20 @@ pub fn checksums(workspace_root: &Path) -> anyhow::Result<BTreeSet<(String, Stri
         .collect())
 }
 
+/// The git repository the workspace at `root` names for `ops-core` in its
+/// `[workspace.dependencies]`: the framework, as the team's own manifest says it gets it.
+fn framework_repository(root: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
+    let manifest: toml::Table = toml::from_str(&text).ok()?;
+    manifest
+        .get("workspace")?
+        .get("dependencies")?
+        .get("ops-core")?
+        .get("git")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 pub fn violations(
     metadata: &Metadata,
     allow: &[AllowEntry],
@@ -67,6 +83,7 @@ pub fn violations(
 ) -> Vec<Violation> {
     let members: BTreeSet<_> = metadata.workspace_members.iter().collect();
     let framework = canonical(framework);
+    let framework_git = framework_repository(metadata.workspace_root.as_std_path());
     let mut violations = Vec::new();
     let mut by_name: BTreeMap<&str, Vec<&Package>> = BTreeMap::new();
     for package in &metadata.packages {
@@ -108,7 +125,14 @@ pub fn violations(
         };
         by_name.entry(name).or_default().push(package);
         let manifest = canonical(package.manifest_path.as_std_path());
-        let in_framework = source.is_none() && manifest.starts_with(&framework);
+        let in_framework = match (source, &framework_git) {
+            (None, _) => manifest.starts_with(&framework),
+            (Some(source), Some(repository)) => source.strip_prefix("git+").is_some_and(|rest| {
+                rest.strip_prefix(repository.as_str())
+                    .is_some_and(|after| after.is_empty() || after.starts_with(['?', '#']))
+            }),
+            (Some(_), None) => false,
+        };
         let member = members.contains(&package.id);
         let allowed = if role.is_pack_code() {
             member || in_framework

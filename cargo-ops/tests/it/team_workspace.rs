@@ -5,9 +5,10 @@
 //! the rule that it broke; a version 2 with an upcaster (and the crates' bumps) exits 0;
 //! `cargo ops deps-check` and `cargo ops acceptance delete-pack` hold there too.
 //!
-//! It builds in the target directory of this workspace's copies, kept across runs, so the
-//! registry's crates build once and a second run builds only what changed; everything
-//! runs offline, on the framework's `Cargo.lock`.
+//! The framework comes as a team gets it: a git repository (this checkout, served as a
+//! `file://` repository at its last commit) at a revision. It builds in the target
+//! directory of this workspace's copies, kept across runs, so the registry's crates build
+//! once and a second run builds only what changed, on the framework's `Cargo.lock`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -25,7 +26,6 @@ impl Team {
             .args(args)
             .current_dir(&self.dir)
             .env("CARGO_TARGET_DIR", &self.target)
-            .env("CARGO_NET_OFFLINE", "true")
             .output()
             .unwrap()
     }
@@ -153,14 +153,32 @@ fn a_team_makes_runs_and_gates_its_own_workspace_with_cargo_ops() {
         target: copies_target(),
     };
 
+    // The team gets the framework as a git repository at a revision: this checkout, served
+    // as a `file://` repository at its last commit.
+    let checkout = crate::support::repository();
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&checkout)
+        .output()
+        .unwrap();
+    assert!(head.status.success(), "{}", said(&head));
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let url = format!("file://{}", checkout.display());
     let made = Command::new(env!("CARGO_BIN_EXE_cargo-ops"))
         .args(["ops", "new"])
         .arg(&team.dir)
-        .args(["--pack", "items"])
+        .args(["--pack", "items", "--git", &url, "--rev", &head])
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", said(&made));
     assert!(team.dir.join("host/src/main.rs").is_file());
+    let manifest = std::fs::read_to_string(team.dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "ops-core = {{ git = \"{url}\", rev = \"{head}\", version = "
+        )) && !manifest.contains("path = \"/"),
+        "{manifest}"
+    );
     // A second `new` into the same folder overwrites nothing.
     let again = team.cargo_ops(&["new", team.dir.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2), "{}", said(&again));
