@@ -47,7 +47,7 @@ fn findings(report: &str) -> BTreeSet<(String, String, String)> {
 #[test]
 fn every_broken_rule_in_the_fixture_is_reported() {
     let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-workspace/Cargo.toml");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.fixtures/bad-workspace/Cargo.toml");
     let (code, report) = run_on(&fixture);
     assert_eq!(code, Some(1), "{report}");
     let expected: BTreeSet<(String, String, String)> = [
@@ -140,7 +140,7 @@ fn every_broken_rule_in_the_fixture_is_reported() {
 #[test]
 fn features_are_judged_per_crate_not_by_the_unified_set() {
     let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good-workspace/Cargo.toml");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.fixtures/good-workspace/Cargo.toml");
     let (code, report) = run_on(&fixture);
     assert_eq!(code, Some(0), "{report}");
 }
@@ -159,8 +159,12 @@ fn an_unreadable_manifest_is_a_usage_error() {
     assert!(report.contains("/nonexistent/Cargo.toml"), "{report}");
 }
 
+/// The fixture workspaces, in a hidden folder: their crates are named `ops-core` and
+/// `ops-host` on purpose, and cargo looks for a git dependency's packages everywhere in the
+/// repository but hidden folders, so a team getting the framework from git finds the
+/// framework's crates, never a fixture's.
 fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.fixtures")
 }
 
 /// Trusted names from other sources: an allow-listed crate from a path and one through

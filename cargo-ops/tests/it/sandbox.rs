@@ -9,7 +9,7 @@ use crate::support::{copies_target, repository};
 #[test]
 fn a_pack_library_that_breaks_the_rules_does_not_build() {
     let dir = std::env::temp_dir().join(format!("ops-leaky-pack-{}", std::process::id()));
-    let fixture = repository().join("cargo-ops/tests/fixtures/leaky-pack");
+    let fixture = repository().join("cargo-ops/tests/.fixtures/leaky-pack");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     for file in ["src/lib.rs", "src/hidden.rs"] {
         std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
