@@ -343,17 +343,7 @@ fn delete_one(source: &Workspace, prepared: &Before, id: &str) -> anyhow::Result
         manifests.iter().any(|manifest| manifest == file)
             || removed.iter().any(|doomed| doomed.owns(file))
     };
-    let changed: Vec<String> = before
-        .iter()
-        .filter(|(file, content)| after.get(*file) != Some(content) && !allowed(file))
-        .map(|(file, _)| file.display().to_string())
-        .chain(
-            after
-                .keys()
-                .filter(|f| !before.contains_key(*f))
-                .map(|f| f.display().to_string()),
-        )
-        .collect();
+    let changed = files_changed(before, &after, allowed);
     let unchanged = if changed.is_empty() {
         "no other file changed".to_owned()
     } else {
@@ -383,17 +373,7 @@ fn delete_one(source: &Workspace, prepared: &Before, id: &str) -> anyhow::Result
     // event stored before is still stored, and reads (typed, or as a raw envelope).
     let stored_after =
         stored_events(&copy.host(&["log", "check", "--format", "json", "--data", data_arg])?)?;
-    let lost: Vec<&String> = stored_before
-        .keys()
-        .filter(|id| !stored_after.contains_key(*id))
-        .collect();
-    let unreadable: Vec<String> = stored_before
-        .keys()
-        .filter_map(|id| {
-            let reads = stored_after.get(id)?;
-            (reads != "typed" && reads != "raw").then(|| format!("{id}: {reads}"))
-        })
-        .collect();
+    let (lost, unreadable) = events_lost(stored_before, &stored_after);
     check(
         &mut passed,
         lost.is_empty() && unreadable.is_empty(),
@@ -420,24 +400,8 @@ fn delete_one(source: &Workspace, prepared: &Before, id: &str) -> anyhow::Result
     print!("{}", indent(&types_after));
 
     let orphaned = copy.host(&["packs", "orphaned", "--data", data_arg])?;
-    // Every orphaned table is a removed pack's, and every removed pack whose projections
-    // the first demo built has its tables there: left in place, not dropped.
-    let only_theirs = orphaned.lines().all(|line| {
-        !line.starts_with("table ")
-            || removed
-                .iter()
-                .any(|doomed| line.starts_with(&format!("table pack_{}_", doomed.id)))
-    });
-    let dropped: Vec<&str> = removed
-        .iter()
-        .filter(|doomed| demo_before.contains(&format!("projection {}/", doomed.id)))
-        .filter(|doomed| {
-            !orphaned
-                .lines()
-                .any(|line| line.starts_with(&format!("table pack_{}_", doomed.id)))
-        })
-        .map(|doomed| doomed.id.as_str())
-        .collect();
+    let removed_ids: Vec<&str> = removed.iter().map(|doomed| doomed.id.as_str()).collect();
+    let (only_theirs, dropped) = tables_left(demo_before, &orphaned, &removed_ids);
     check(
         &mut passed,
         only_theirs && dropped.is_empty(),
@@ -550,6 +514,149 @@ pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdic
     Ok(verdict)
 }
 
+/// The files that changed from `before` to `after` (or appeared) that `allowed` does not
+/// allow to: what a deletion must leave as it was.
+fn files_changed(
+    before: &BTreeMap<PathBuf, Vec<u8>>,
+    after: &BTreeMap<PathBuf, Vec<u8>>,
+    allowed: impl Fn(&Path) -> bool,
+) -> Vec<String> {
+    before
+        .iter()
+        .filter(|(file, content)| after.get(*file) != Some(content) && !allowed(file))
+        .map(|(file, _)| file.display().to_string())
+        .chain(
+            after
+                .keys()
+                .filter(|file| !before.contains_key(*file))
+                .map(|file| file.display().to_string()),
+        )
+        .collect()
+}
+
+/// Of the events stored before (by id, how each read), those no longer stored, and those
+/// stored that no longer read (neither typed nor as a raw envelope), with how they read.
+fn events_lost(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> (Vec<String>, Vec<String>) {
+    let lost = before
+        .keys()
+        .filter(|id| !after.contains_key(*id))
+        .cloned()
+        .collect();
+    let unreadable = before
+        .keys()
+        .filter_map(|id| {
+            let reads = after.get(id)?;
+            (reads != "typed" && reads != "raw").then(|| format!("{id}: {reads}"))
+        })
+        .collect();
+    (lost, unreadable)
+}
+
+/// Whether every table `ops-host packs orphaned` lists is a removed pack's, and the removed
+/// packs whose projections the first demo built that have no table there (dropped, not left
+/// in place).
+fn tables_left<'a>(demo_before: &str, orphaned: &str, removed: &[&'a str]) -> (bool, Vec<&'a str>) {
+    let only_theirs = orphaned.lines().all(|line| {
+        !line.starts_with("table ")
+            || removed
+                .iter()
+                .any(|id| line.starts_with(&format!("table pack_{id}_")))
+    });
+    let dropped = removed
+        .iter()
+        .filter(|id| demo_before.contains(&format!("projection {id}/")))
+        .filter(|id| {
+            !orphaned
+                .lines()
+                .any(|line| line.starts_with(&format!("table pack_{id}_")))
+        })
+        .copied()
+        .collect();
+    (only_theirs, dropped)
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|line| format!("     {line}\n")).collect()
+}
+
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    fn files(entries: &[(&str, &str)]) -> BTreeMap<PathBuf, Vec<u8>> {
+        entries
+            .iter()
+            .map(|(file, text)| (PathBuf::from(file), text.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn another_packs_file_changed_or_added_is_named() {
+        let before = files(&[
+            ("Cargo.toml", "members"),
+            ("packs/crm/src/lib.rs", "crm"),
+            ("packs/notify/src/lib.rs", "notify"),
+        ]);
+        let removed_crm =
+            |file: &Path| file == Path::new("Cargo.toml") || file.starts_with("packs/crm");
+        let clean = files(&[
+            ("Cargo.toml", "fewer members"),
+            ("packs/notify/src/lib.rs", "notify"),
+        ]);
+        assert!(files_changed(&before, &clean, removed_crm).is_empty());
+        let touched = files(&[
+            ("Cargo.toml", "fewer members"),
+            ("packs/notify/src/lib.rs", "notify, edited"),
+            ("host/generated.rs", "new"),
+        ]);
+        assert_eq!(
+            files_changed(&before, &touched, removed_crm),
+            ["packs/notify/src/lib.rs", "host/generated.rs"]
+        );
+    }
+
+    #[test]
+    fn an_event_gone_or_no_longer_readable_is_named() {
+        let reads = |entries: &[(&str, &str)]| -> BTreeMap<String, String> {
+            entries
+                .iter()
+                .map(|(id, reads)| ((*id).to_owned(), (*reads).to_owned()))
+                .collect()
+        };
+        let before = reads(&[("evt_1", "typed"), ("evt_2", "typed"), ("evt_3", "typed")]);
+        let kept = reads(&[
+            ("evt_1", "typed"),
+            ("evt_2", "raw"),
+            ("evt_3", "typed"),
+            ("evt_4", "typed"),
+        ]);
+        assert_eq!(events_lost(&before, &kept), (vec![], vec![]));
+        let broken = reads(&[
+            ("evt_1", "typed"),
+            ("evt_3", "BROKEN: payload does not match its schema"),
+        ]);
+        assert_eq!(
+            events_lost(&before, &broken),
+            (
+                vec!["evt_2".to_owned()],
+                vec!["evt_3: BROKEN: payload does not match its schema".to_owned()]
+            )
+        );
+    }
+
+    #[test]
+    fn a_removed_packs_tables_dropped_or_another_packs_listed_fail() {
+        let demo = "projection crm/accounts v1: 3 rows\nprojection notify/pages v1: 1 row\n";
+        let left = "table pack_crm_accounts_v1 (3 rows)\n";
+        assert_eq!(tables_left(demo, left, &["crm"]), (true, vec![]));
+        // Dropped: the projection was built, and no table of it is left.
+        assert_eq!(tables_left(demo, "", &["crm"]), (true, vec!["crm"]));
+        // Another pack's table listed as orphaned: the deletion took more than its own.
+        let theirs_too =
+            "table pack_crm_accounts_v1 (3 rows)\ntable pack_notify_pages_v1 (1 row)\n";
+        assert_eq!(tables_left(demo, theirs_too, &["crm"]), (false, vec![]));
+    }
 }

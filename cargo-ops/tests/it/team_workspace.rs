@@ -322,5 +322,20 @@ impl Upcast<v1::ItemRecorded> for ItemRecorded {
         said(&deleted)
     );
 
+    // A host whose build writes into its own folder changes a file the deletion did not
+    // delete: the acceptance fails, naming it.
+    team.edit(
+        "host/build.rs",
+        "    ops_host_build::link_installed_packs();",
+        "    ops_host_build::link_installed_packs();\n    let manifest = std::fs::read_to_string(\"Cargo.toml\").unwrap();\n    std::fs::write(\"linked.txt\", manifest.lines().filter(|line| line.starts_with(\"pack-\")).collect::<Vec<_>>().join(\"\\n\")).unwrap();",
+    );
+    let changed = team.cargo_ops(&["acceptance", "delete-pack", "items"]);
+    assert_eq!(changed.status.code(), Some(1), "{}", said(&changed));
+    assert!(
+        said(&changed).contains("FAIL no other file changed, but these did: host/linked.txt"),
+        "{}",
+        said(&changed)
+    );
+
     std::fs::remove_dir_all(&base).unwrap();
 }
