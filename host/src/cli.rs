@@ -737,6 +737,8 @@ pub(crate) struct GrantArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[command(flatten)]
+    pub action: ActionKey,
+    #[command(flatten)]
     pub storage: Storage,
 }
 

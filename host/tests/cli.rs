@@ -1956,3 +1956,52 @@ fn a_derived_artifact_and_its_feedback_are_recorded_on_a_capability() {
     );
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// A6, A7 from the CLI: a grant under an action key, run again (a retry after a timeout),
+/// finds the capability it granted and grants nothing twice; a new action is a new grant.
+#[test]
+fn a_retried_grant_under_its_action_key_grants_once() {
+    let data = fresh_demo("grant-retry");
+    let data_arg = data.to_str().unwrap();
+    let operators = data.join("operators.toml");
+    std::fs::write(&operators, format!("operators = [\"{OPERATOR}\"]\n")).unwrap();
+    let grant = |name: &str, action: &str| {
+        host_exit(&[
+            "capabilities",
+            "grant",
+            name,
+            "--to",
+            "human:ada@example.com",
+            "--by",
+            OPERATOR,
+            "--types",
+            "pack.incidents.*",
+            "--action",
+            action,
+            "--config",
+            operators.to_str().unwrap(),
+            "--data",
+            data_arg,
+        ])
+    };
+    let granted = || {
+        let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
+        events_of(&types, "core.CapabilityGranted")
+    };
+    let before = granted();
+    let (code, first) = grant("on-call", "grant-on-call-1");
+    assert!(code == 0 && first.starts_with("granted cap_"), "{first}");
+    assert_eq!(granted(), before + 1);
+    let (code, again) = grant("on-call", "grant-on-call-1");
+    assert!(
+        code == 0 && again.contains("(already, by this action)"),
+        "{again}"
+    );
+    let id = |said: &str| said.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(id(&again), id(&first));
+    assert_eq!(granted(), before + 1, "the retry granted again");
+    let (code, other) = grant("pager", "grant-pager-1");
+    assert!(code == 0 && !other.contains("already"), "{other}");
+    assert_eq!(granted(), before + 2);
+    let _ = std::fs::remove_dir_all(&data);
+}

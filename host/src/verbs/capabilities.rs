@@ -17,6 +17,7 @@ use crate::vocabulary::{parse_actor, parse_capability, parse_safety, parse_times
 use crate::cli::{CapabilitiesCommand, Format, GrantArgs, ScopeArgs};
 use crate::outcome::{BadInput, Ended, OrBadInput, block_on};
 use crate::services::{Context, Open};
+use ops_core_runtime::store::EventStore;
 
 fn parse_time(at: Option<&str>) -> anyhow::Result<Timestamp> {
     at.map_or(Ok(Timestamp::now()), parse_timestamp)
@@ -54,24 +55,44 @@ impl ScopeArgs {
 
 /// Grants (or, with a `parent`, delegates) a capability; `Refused` when the runtime's
 /// checks refuse it, with their reason.
+///
+/// The grant is an operator action (`--action KEY`): it is dated by the action, so a retry
+/// of it finds the capability it granted, as it granted it, and grants nothing twice.
 pub(crate) async fn grant(
-    capabilities: &Capabilities,
+    (store, capabilities): (&EventStore, &Capabilities),
     grant: &GrantArgs,
     parent: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
-    let now = Timestamp::now();
+    let issuer = parse_actor(&grant.by)?;
+    let capability_id = crate::services::named(capabilities, &grant.name)?.next_grant;
+    let action = grant
+        .action
+        .taken(store, "capabilities grant", &issuer, capability_id)
+        .await?;
+    let at = action.at();
     let granted = CapabilityGranted {
-        capability_id: crate::services::named(capabilities, &grant.name)?.next_grant,
+        capability_id,
         holder: parse_actor(&grant.to)?,
-        issuer: parse_actor(&grant.by)?,
+        issuer,
         scope: grant.scope.scope()?,
-        valid_from: now,
-        valid_until: grant.scope.window(now)?,
+        valid_from: at,
+        valid_until: grant.scope.window(at)?,
         parent: parent.map(parse_capability).transpose()?,
     };
     let id = granted.capability_id;
-    match capabilities.grant(granted, now).await {
+    let book = capabilities.book();
+    if let Some(state) = book.state_at(id, at)
+        && *state.grant == granted
+    {
+        writeln!(
+            out,
+            "granted {id} to {} (already, by this action)",
+            grant.to
+        )?;
+        return Ok(Ended::Done);
+    }
+    match capabilities.grant(granted, at).await {
         Ok(event) => {
             writeln!(out, "granted {id} to {} ({event})", grant.to)?;
             Ok(Ended::Done)
@@ -239,9 +260,11 @@ impl CapabilitiesCommand {
                     list(capabilities, at.as_deref(), format, out)?;
                     Ok(Ended::Done)
                 }
-                CapabilitiesCommand::Grant(asked) => grant(capabilities, &asked, None, out).await,
+                CapabilitiesCommand::Grant(asked) => {
+                    grant((&services.store, capabilities), &asked, None, out).await
+                }
                 CapabilitiesCommand::Delegate { from, grant: asked } => {
-                    grant(capabilities, &asked, Some(&from), out).await
+                    grant((&services.store, capabilities), &asked, Some(&from), out).await
                 }
                 CapabilitiesCommand::Revoke {
                     capability,
