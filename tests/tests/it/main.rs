@@ -30,5 +30,4 @@ mod shredding;
 mod split;
 mod supply_chain;
 mod tidy;
-mod ui;
 mod workers;
