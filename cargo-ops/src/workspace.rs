@@ -112,6 +112,28 @@ impl Workspace {
         self.members.iter().find(|package| package.name == name)
     }
 
+    /// The members `name` builds with, itself included: the members it depends on (for its
+    /// code, its build script or its tests), and theirs, transitively.
+    pub fn closure_of(&self, name: &str) -> std::collections::BTreeSet<String> {
+        let mut closure = std::collections::BTreeSet::new();
+        let mut pending = vec![name.to_owned()];
+        while let Some(next) = pending.pop() {
+            let Some(member) = self.member(&next) else {
+                continue;
+            };
+            if !closure.insert(next) {
+                continue;
+            }
+            pending.extend(
+                member
+                    .dependencies
+                    .iter()
+                    .map(|dependency| dependency.name.to_string()),
+            );
+        }
+        closure
+    }
+
     /// A member's folder, relative to the workspace root.
     pub fn folder_of(&self, package: &Package) -> PathBuf {
         let dir = package
