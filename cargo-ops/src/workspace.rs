@@ -148,12 +148,58 @@ impl Workspace {
 
     /// Where copies of this workspace build, so their dependencies build once. A
     /// workspace that already builds there (a copy, or a test's workspace) shares it.
+    ///
+    /// The first time, it starts from this workspace's own debug build: what that built of
+    /// crates that are not members (from crates.io or git: the same code under the same
+    /// hash in every copy) is copied in, so a copy builds its members only. Members are
+    /// never copied: a copy's member may differ from this one under the same hash.
     pub fn copies_target_dir(&self) -> PathBuf {
         if self.target_dir.file_name() == Some(COPIES.as_ref()) {
-            self.target_dir.clone()
-        } else {
-            self.target_dir.join(COPIES)
+            return self.target_dir.clone();
         }
+        let copies = self.target_dir.join(COPIES);
+        // Without a seed a copy builds everything itself: slower, never wrong.
+        let _ = self.seed(&copies);
+        copies
+    }
+
+    /// Copies the debug build's non-member artifacts into `copies`, unless it has a debug
+    /// build of its own. Made aside and renamed into place, so two seeding at once leave
+    /// one whole seed.
+    fn seed(&self, copies: &Path) -> std::io::Result<()> {
+        let built = self.target_dir.join("debug");
+        let seeded = copies.join("debug");
+        if seeded.exists() || !built.is_dir() {
+            return Ok(());
+        }
+        let aside = copies.join(format!("debug.seeding-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&aside);
+        let members: std::collections::BTreeSet<String> = self
+            .members
+            .iter()
+            .flat_map(|package| {
+                std::iter::once(package.name.to_string())
+                    .chain(package.targets.iter().map(|target| target.name.clone()))
+            })
+            .flat_map(|name| [name.replace('-', "_"), name])
+            .collect();
+        for folder in ["deps", "build", ".fingerprint"] {
+            let to = aside.join(folder);
+            std::fs::create_dir_all(&to)?;
+            for entry in std::fs::read_dir(built.join(folder))? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if built_for(&name).is_none_or(|owner| members.contains(owner)) {
+                    continue;
+                }
+                copy_all(&entry.path(), &to.join(&name))?;
+            }
+        }
+        if std::fs::rename(&aside, &seeded).is_err() {
+            // Another seeder came first.
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +284,32 @@ pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The crate or package an artifact of a target directory was built for, from its name:
+/// `[lib]<name>-<16 hex digits>[.<extension>]`.
+fn built_for(artifact: &str) -> Option<&str> {
+    let stem = artifact.split_once('.').map_or(artifact, |(stem, _)| stem);
+    let (name, hash) = stem.rsplit_once('-')?;
+    let hashed = hash.len() == 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit());
+    hashed.then(|| name.strip_prefix("lib").unwrap_or(name))
+}
+
+/// Copies a file, or a folder with everything in it (links as links).
+fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
+    let kind = std::fs::symlink_metadata(from)?.file_type();
+    if kind.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if kind.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_all(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(drop)
+    }
 }
 
 /// Every file under `root` (relative, sorted), without `target/` and `.git/`.
