@@ -764,6 +764,8 @@ pub(crate) enum CapabilitiesCommand {
         #[arg(long)]
         reason: String,
         #[command(flatten)]
+        action: ActionKey,
+        #[command(flatten)]
         storage: Storage,
     },
     /// Every capability as it stood at `--at` (default: now).

@@ -2003,5 +2003,34 @@ fn a_retried_grant_under_its_action_key_grants_once() {
     let (code, other) = grant("pager", "grant-pager-1");
     assert!(code == 0 && !other.contains("already"), "{other}");
     assert_eq!(granted(), before + 2);
+
+    // A revocation retried under its key states the revocation already stored.
+    let revoked = || {
+        let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
+        events_of(&types, "core.CapabilityRevoked")
+    };
+    let revoked_before = revoked();
+    let revoke = || {
+        host_exit(&[
+            "capabilities",
+            "revoke",
+            &id(&first),
+            "--by",
+            OPERATOR,
+            "--reason",
+            "rota ended",
+            "--action",
+            "revoke-on-call-1",
+            "--config",
+            operators.to_str().unwrap(),
+            "--data",
+            data_arg,
+        ])
+    };
+    let (code, once) = revoke();
+    assert!(code == 0 && once.starts_with("revoked "), "{once}");
+    let (code, twice) = revoke();
+    assert!(code == 0 && twice == once, "{once} then {twice}");
+    assert_eq!(revoked(), revoked_before + 1, "the retry revoked again");
     let _ = std::fs::remove_dir_all(&data);
 }

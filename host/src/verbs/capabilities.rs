@@ -105,19 +105,22 @@ pub(crate) async fn grant(
     }
 }
 
-/// Revokes a capability, and with it its delegations, as `by`.
+/// Revokes a capability, and with it its delegations, as `by`, in an operator action
+/// (`--action KEY`): dated by the action, so a retry of it states the revocation already
+/// stored.
 pub async fn revoke(
-    capabilities: &Capabilities,
-    capability: &str,
-    by: &str,
+    (store, capabilities): (&EventStore, &Capabilities),
+    (capability, by, action): (&str, &str, &crate::cli::ActionKey),
     reason: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<Ended> {
     let id = parse_capability(capability)?;
-    match capabilities
-        .revoke(id, parse_actor(by)?, reason, Timestamp::now())
-        .await
-    {
+    let by = parse_actor(by)?;
+    let at = action
+        .taken(store, "capabilities revoke", &by, id)
+        .await?
+        .at();
+    match capabilities.revoke(id, by, reason, at).await {
         Ok(event) => {
             writeln!(out, "revoked {id} and its delegations ({event})")?;
             Ok(Ended::Done)
@@ -270,8 +273,17 @@ impl CapabilitiesCommand {
                     capability,
                     by,
                     reason,
+                    action,
                     ..
-                } => revoke(capabilities, &capability, &by, &reason, out).await,
+                } => {
+                    revoke(
+                        (&services.store, capabilities),
+                        (&capability, &by, &action),
+                        &reason,
+                        out,
+                    )
+                    .await
+                }
                 CapabilitiesCommand::Check {
                     capability,
                     actor,
