@@ -143,6 +143,10 @@ pub(crate) struct RunArgs {
     /// Jobs run per tick; the rest wait, and age.
     #[arg(long, default_value_t = 4)]
     pub jobs_per_tick: usize,
+    /// Batches (of 500 events) a projection's catch-up runs before the worker looks for
+    /// interactive work that preempts it.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub slice_batches: u32,
     /// Ticks of waiting that raise a job one lane.
     #[arg(long, default_value_t = 3)]
     pub aging: u64,

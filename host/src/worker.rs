@@ -81,6 +81,8 @@ pub struct WorkerOptions {
     pub ticks: Option<u64>,
     pub interval: Duration,
     pub jobs_per_tick: usize,
+    /// Batches a projection's catch-up runs before interactive work may preempt it.
+    pub slice_batches: usize,
     /// Ticks of waiting that raise a job one lane.
     pub aging: u64,
     pub retention_every: u64,
@@ -760,7 +762,7 @@ impl Worker {
                     .projections
                     .get_mut(&label)
                     .expect("started with the worker");
-                let done = runner.catch_up_within(PROJECTION_SLICE).await?;
+                let done = runner.catch_up_within(self.options.slice_batches).await?;
                 more = done.more;
                 match (done.held_by, done.lease_lost) {
                     (Some(holder), _) => format!("held by {holder}"),
@@ -851,10 +853,6 @@ impl Ran {
         }
     }
 }
-
-/// Batches of a projection's catch-up run before the worker looks for interactive work
-/// that preempts it: a few thousand events, well under a second.
-const PROJECTION_SLICE: usize = 8;
 
 /// Queues what is due at `tick` that is not already waiting.
 fn queue(

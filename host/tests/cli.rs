@@ -529,6 +529,72 @@ fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
     std::fs::remove_dir_all(&data).unwrap();
 }
 
+/// S6 from the CLI: a long projection catch-up runs in slices, and interactive work that
+/// arrives meanwhile (an effect the notify reaction asked for) runs between them; the
+/// catch-up resumes after it, in its place, and ends where an uninterrupted one would.
+#[test]
+fn interactive_work_preempts_a_long_catch_up_between_its_slices() {
+    // Two thousand SEV2 tickets (no one is paged) and one SEV1 (the on-call is); slices
+    // of one batch (500 events).
+    let mut tickets: Vec<String> = (0..2_000u32)
+        .map(|n| {
+            format!(
+                r#"{{"seq": {}, "op": "create", "id": "B-{n}", "at": "2026-11-20T12:{:02}:{:02}Z", "service": "payments", "title": "Slow page", "severity": "sev2"}}"#,
+                n + 1_000,
+                (n / 60) % 60,
+                n % 60
+            )
+        })
+        .collect();
+    tickets.push(sev1_ticket(105).replace("\"seq\": 116", "\"seq\": 99999"));
+    let data = demo_with_new_tickets("preempt", &tickets);
+    let (_runtime, sink) = sink();
+    let args = worker_args(
+        &data,
+        &sink.url(),
+        1000,
+        &[
+            "--ticks",
+            "3",
+            "--interval-ms",
+            "1",
+            "--jobs-per-tick",
+            "5",
+            "--slice-batches",
+            "1",
+        ],
+    );
+    let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{worked}");
+    let lines: Vec<&str> = worked.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{worked}"))
+    };
+    let preempted = at("then preempted by interactive work; resumes in its place");
+    let job = lines[preempted]
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(':');
+    assert!(job.starts_with("projection:"), "{worked}");
+    let dispatched = at("Interactive dispatch: 1 executed");
+    let resumed = preempted
+        + 1
+        + lines[preempted + 1..]
+            .iter()
+            .position(|line| line.contains(&format!(" {job}: ")))
+            .unwrap_or_else(|| panic!("`{job}` never resumed:\n{worked}"));
+    assert!(preempted < dispatched && dispatched < resumed, "{worked}");
+    assert_eq!(notified(&sink), ["T-105"]);
+    // Every event folded once: the board holds each incident.
+    let (_, board) = host_exit(&["projections", "status", "--data", data.to_str().unwrap()]);
+    assert!(!board.contains("SLO VIOLATED"), "{board}");
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
 /// A worker process killed (SIGKILL) three times at different moments, then run to the
 /// end: every new SEV1 ticket reaches the on-call once, with one receipt each. (Twelve:
 /// with the demo's, within the on-call policy's twenty a day.)
