@@ -475,6 +475,21 @@ fn worker_args(data: &Path, webhook: &str, quota: u32, extra: &[&str]) -> Vec<St
     args
 }
 
+/// What a worker run with `args` printed; it must end with exit 0.
+fn worker_said(args: &[String]) -> String {
+    let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{worked}");
+    worked
+}
+
+/// The index of the first of `lines` that contains `needle`; it must be there.
+fn line_with(lines: &[&str], needle: &str) -> usize {
+    lines
+        .iter()
+        .position(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no `{needle}` in:\n{}", lines.join("\n")))
+}
+
 /// The worker on the demo's data: a new SEV1 ticket arrives in the source; the worker
 /// ingests it (background), the notify reaction asks for the on-call to be told
 /// (background), the effect goes out to a live endpoint first thing the next tick
@@ -489,15 +504,9 @@ fn the_worker_runs_due_work_in_lane_order_and_batch_work_still_runs() {
         1000,
         &["--ticks", "4", "--interval-ms", "1", "--jobs-per-tick", "2"],
     );
-    let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(ok, "{worked}");
+    let worked = worker_said(&args);
     let lines: Vec<&str> = worked.lines().collect();
-    let at = |needle: &str| {
-        lines
-            .iter()
-            .position(|line| line.contains(needle))
-            .unwrap_or_else(|| panic!("no `{needle}` in:\n{worked}"))
-    };
+    let at = |needle: &str| line_with(&lines, needle);
     let ingested = at("tick 1 Background connector:tickets: 1 new events");
     let reacted = at(
         "Background reaction:notify/pack.incidents.incident.IncidentOpened->pack.notify.oncall.NotifyOnCall: 1 events, 1 accepted",
@@ -564,15 +573,9 @@ fn interactive_work_preempts_a_long_catch_up_between_its_slices() {
             "1",
         ],
     );
-    let (ok, worked) = host(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(ok, "{worked}");
+    let worked = worker_said(&args);
     let lines: Vec<&str> = worked.lines().collect();
-    let at = |needle: &str| {
-        lines
-            .iter()
-            .position(|line| line.contains(needle))
-            .unwrap_or_else(|| panic!("no `{needle}` in:\n{worked}"))
-    };
+    let at = |needle: &str| line_with(&lines, needle);
     let preempted = at("then preempted by interactive work; resumes in its place");
     let job = lines[preempted]
         .split(' ')
