@@ -106,35 +106,39 @@ impl FrameworkSource {
     }
 
     /// The `[workspace.dependencies]` lines of the framework's crates, after a comment
-    /// naming the source.
+    /// naming the source. What the operator gave is written as TOML strings, escaped, so it
+    /// stays one value whatever it holds.
     fn dependencies(&self, checkout: Option<&Path>) -> anyhow::Result<String> {
         let mut lines = vec![match self {
-            FrameworkSource::Path(dir) => {
-                format!("# the framework: the checkout at {}", dir.display())
-            }
+            FrameworkSource::Path(dir) => format!(
+                "# the framework: the checkout at {}",
+                dir.display().to_string().escape_debug()
+            ),
             FrameworkSource::Git { url, rev } => format!(
-                "# the framework: {url}{}",
+                "# the framework: {}{}",
+                url.escape_debug(),
                 rev.as_deref()
-                    .map(|rev| format!(" at {rev}"))
+                    .map(|rev| format!(" at {}", rev.escape_debug()))
                     .unwrap_or_default()
             ),
         }];
         for (name, folder) in FRAMEWORK_CRATES {
             lines.push(match self {
                 FrameworkSource::Path(dir) => {
-                    format!("{name} = {{ path = \"{}\" }}", dir.join(folder).display())
+                    let path = dir.join(folder).display().to_string();
+                    format!("{name} = {{ path = {} }}", toml_string(&path))
                 }
                 FrameworkSource::Git { url, rev } => {
-                    let mut spec = format!("git = \"{url}\"");
+                    let mut spec = format!("git = {}", toml_string(url));
                     if let Some(rev) = rev {
-                        spec.push_str(&format!(", rev = \"{rev}\""));
+                        spec.push_str(&format!(", rev = {}", toml_string(rev)));
                     }
                     if let Some(version) = checkout
                         .map(|checkout| crate_version(&checkout.join(folder).join("Cargo.toml")))
                         .transpose()?
                         .flatten()
                     {
-                        spec.push_str(&format!(", version = \"{version}\""));
+                        spec.push_str(&format!(", version = {}", toml_string(&version)));
                     }
                     format!("{name} = {{ {spec} }}")
                 }
@@ -142,6 +146,11 @@ impl FrameworkSource {
         }
         Ok(lines.join("\n"))
     }
+}
+
+/// `text` as a TOML string, quoted and escaped.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }
 
 /// The `version` of the `[package]` of the manifest at `path`, when it states one.
@@ -456,4 +465,31 @@ fn add_pack(root: &Path, host_folder: &Path, names: &Names) -> anyhow::Result<()
     }
     workspace.write()?;
     host.write()
+}
+
+#[cfg(test)]
+mod framework_source {
+    use super::FrameworkSource;
+
+    /// A URL or revision that would close the TOML string stays one value: the manifest
+    /// names exactly what was given, and nothing else.
+    #[test]
+    fn what_the_operator_gives_stays_one_value_of_the_manifest() {
+        let url = "file:///srv/x\", path = \"/etc\nops-host = { path = \"/tmp\" }";
+        let rev = "abc\"def";
+        let source = FrameworkSource::Git {
+            url: url.to_owned(),
+            rev: Some(rev.to_owned()),
+        };
+        let text = format!("[workspace.dependencies]\n{}", source.dependencies(None).unwrap());
+        let manifest: toml::Table = toml::from_str(&text).unwrap();
+        let dependencies = manifest["workspace"]["dependencies"].as_table().unwrap();
+        assert_eq!(dependencies.len(), 3, "{text}");
+        for (_, spec) in dependencies {
+            let spec = spec.as_table().unwrap();
+            assert_eq!(spec["git"].as_str(), Some(url));
+            assert_eq!(spec["rev"].as_str(), Some(rev));
+            assert!(!spec.contains_key("path"), "{text}");
+        }
+    }
 }
