@@ -481,7 +481,10 @@ mod framework_source {
             url: url.to_owned(),
             rev: Some(rev.to_owned()),
         };
-        let text = format!("[workspace.dependencies]\n{}", source.dependencies(None).unwrap());
+        let text = format!(
+            "[workspace.dependencies]\n{}",
+            source.dependencies(None).unwrap()
+        );
         let manifest: toml::Table = toml::from_str(&text).unwrap();
         let dependencies = manifest["workspace"]["dependencies"].as_table().unwrap();
         assert_eq!(dependencies.len(), 3, "{text}");

@@ -728,12 +728,18 @@ impl Worker {
                 let retries: usize = reports.iter().map(|(_, r)| r.retries).sum();
                 let limited: std::time::Duration =
                     reports.iter().map(|(_, r)| r.rate_limited).sum();
-                let reading = match (retries, limited.as_millis()) {
+                let mut reading = match (retries, limited.as_millis()) {
                     (0, 0) => String::new(),
                     (retries, limited) => {
                         format!("; {retries} reads retried, {limited} ms waited for the rate limit")
                     }
                 };
+                if let Some(held) = reports.iter().filter_map(|(_, r)| r.held_back).min() {
+                    reading.push_str(&format!(
+                        "; the rate limit holds the next read {} ms, read on later",
+                        held.as_millis()
+                    ));
+                }
                 // Streams another worker runs, or took over mid-run.
                 let elsewhere: String = reports
                     .iter()

@@ -439,6 +439,10 @@ pub async fn reset_cursor(
     Ok(Ok(()))
 }
 
+/// The longest a sync sleeps for a stream's rate limit: a longer wait ends the stream's
+/// sync for now (the worker's other jobs run meanwhile), and a later sync reads on.
+const LONGEST_RATE_WAIT: Duration = Duration::from_secs(1);
+
 /// How a stream's source is read (A8): its rate limit and its retry model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadModel {
@@ -603,6 +607,9 @@ pub struct SyncReport {
     pub retries: usize,
     /// How long reads waited for the stream's rate limit.
     pub rate_limited: Duration,
+    /// The rate limit held the next read back this long, longer than a sync waits: the
+    /// stream reads on at a later sync.
+    pub held_back: Option<Duration>,
     /// Pages another worker stored first: this worker's copy was refused, and it went on
     /// from the stored cursor.
     pub superseded: usize,
@@ -779,9 +786,13 @@ impl ConnectorRunner {
     ) -> Result<SyncReport, ConnectorError> {
         let mut report = SyncReport::default();
         loop {
-            let records = self
+            let Some(records) = self
                 .read_page(stream, cursor.as_deref(), &mut report)
-                .await?;
+                .await?
+            else {
+                report.cursor = cursor;
+                return Ok(report);
+            };
             let Some(last) = records.last() else {
                 report.cursor = cursor;
                 return Ok(report);
@@ -868,18 +879,24 @@ impl ConnectorRunner {
         }
     }
 
-    /// One page, rate-limited, with transient errors retried.
+    /// One page, rate-limited, with transient errors retried; `None` when the rate limit
+    /// holds the next read back longer than a sync waits (the stream reads on at a later
+    /// sync, from its stored cursor).
     async fn read_page(
         &mut self,
         stream: &str,
         cursor: Option<&str>,
         report: &mut SyncReport,
-    ) -> Result<Vec<RawRecord>, ConnectorError> {
+    ) -> Result<Option<Vec<RawRecord>>, ConnectorError> {
         let model = self.options.reading_of(stream);
         let mut attempt = 0;
         loop {
             if let Some(last) = self.last_read.get(stream) {
                 let wait = model.min_interval.saturating_sub(last.elapsed());
+                if wait > LONGEST_RATE_WAIT {
+                    report.held_back = Some(wait);
+                    return Ok(None);
+                }
                 if !wait.is_zero() {
                     report.rate_limited += wait;
                     tokio::time::sleep(wait).await;
@@ -891,7 +908,7 @@ impl ConnectorRunner {
                 .reader
                 .read_after(stream, cursor, self.options.page_size)
             {
-                Ok(records) => return Ok(records),
+                Ok(records) => return Ok(Some(records)),
                 Err(SourceError::Transient(reason)) if attempt < model.max_attempts => {
                     tracing::info!(connector = self.connector.id(), stream, attempt, %reason, "source unavailable; retrying");
                     report.retries += 1;

@@ -146,6 +146,39 @@ async fn a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_
         "one page, then one read that failed"
     );
 
+    // A rate limit longer than a sync waits ends the stream's sync for now, after a page,
+    // with its cursor stored; the next sync (a worker's next tick) holds back too, until
+    // the interval is over, and reads nothing meanwhile.
+    let slow = backend.store(&format!("{label}_3")).await;
+    let (source, reads) = counting(1..=0);
+    let hourly = ReadModel {
+        min_interval: Duration::from_secs(3_600),
+        ..ReadModel::default()
+    };
+    let mut runner = ConnectorRunner::new(
+        slow.clone(),
+        TICKETS,
+        Box::new(source),
+        options(&[("tickets", hourly)]),
+    )
+    .unwrap();
+    let report = runner.sync_stream("tickets").await.unwrap();
+    assert_eq!(report.appended, 4, "{report:?}");
+    assert!(
+        report
+            .held_back
+            .is_some_and(|held| held > Duration::from_secs(3_590)),
+        "{report:?}"
+    );
+    assert!(slow.cursor("tickets", "tickets").await.unwrap().is_some());
+    let again = runner.sync_stream("tickets").await.unwrap();
+    assert_eq!(
+        (again.records, again.held_back.is_some()),
+        (0, true),
+        "{again:?}"
+    );
+    assert_eq!(reads.lock().unwrap().len(), 1);
+
     // A model for a stream the connector does not have is a mistake, said before reading.
     let (source, reads) = counting(0..=0);
     let error = ConnectorRunner::new(
