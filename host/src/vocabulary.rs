@@ -132,11 +132,8 @@ impl crate::cli::Acting {
         verb: &str,
     ) -> anyhow::Result<(acting::Acting, ops_core::id::CapabilityId)> {
         let (actor, capability) = self.parsed()?;
-        let action = self.action.taken(store, verb, &actor, capability).await?;
-        Ok((
-            acting::Acting::new(actor, acting::Cause::Operator(action)),
-            capability,
-        ))
+        let by = self.action.acting(store, verb, actor, capability).await?;
+        Ok((by, capability))
     }
 }
 
@@ -147,14 +144,8 @@ impl crate::cli::PolicyStep {
         store: &EventStore,
         verb: &str,
     ) -> anyhow::Result<acting::Acting> {
-        let acting = crate::cli::Acting {
-            by: self.by.clone(),
-            capability: self.capability.clone(),
-            action: crate::cli::ActionKey {
-                key: self.action.key.clone(),
-            },
-        };
-        Ok(acting.taken(store, verb).await?.0)
+        let (actor, capability) = (parse_actor(&self.by)?, parse_capability(&self.capability)?);
+        self.action.acting(store, verb, actor, capability).await
     }
 }
 
@@ -187,5 +178,17 @@ impl crate::cli::ActionKey {
                 }
                 other => other.into(),
             })
+    }
+
+    /// `actor` acting in the action [`Self::taken`] answers.
+    async fn acting(
+        &self,
+        store: &EventStore,
+        verb: &str,
+        actor: Actor,
+        capability: ops_core::id::CapabilityId,
+    ) -> anyhow::Result<acting::Acting> {
+        let action = self.taken(store, verb, &actor, capability).await?;
+        Ok(acting::Acting::new(actor, acting::Cause::Operator(action)))
     }
 }

@@ -289,6 +289,14 @@ impl Capabilities {
         .map(|decision| decision.state_ref))
     }
 
+    /// Whether the log holds `grant` as it is: a grant stated again (an operator's retried
+    /// action) is the one already recorded.
+    pub fn records(&self, grant: &CapabilityGranted) -> bool {
+        self.read()
+            .state_at(grant.capability_id, grant.valid_from)
+            .is_some_and(|state| state.grant == grant)
+    }
+
     /// Whether `capability_id` was granted by `at`, and if so whether it had ended by then
     /// (revoked, expired, or past its window).
     pub fn ended_at(&self, capability_id: CapabilityId, at: Timestamp) -> Option<bool> {

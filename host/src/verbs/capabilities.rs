@@ -81,10 +81,7 @@ pub(crate) async fn grant(
         parent: parent.map(parse_capability).transpose()?,
     };
     let id = granted.capability_id;
-    let book = capabilities.book();
-    if let Some(state) = book.state_at(id, at)
-        && *state.grant == granted
-    {
+    if capabilities.records(&granted) {
         writeln!(
             out,
             "granted {id} to {} (already, by this action)",
