@@ -5,8 +5,8 @@
 //! action key) yields the receipt already stored, with the same id, not a second one.
 
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, Causation, CommandEnvelope, EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, CommandId, CorrelationId, EventId, UserActionId};
+use ops_core::envelope::{Actor, Causation, CommandEnvelope, EventEnvelope};
+use ops_core::id::{CapabilityId, CommandId, EventId, UserActionId};
 use ops_core::operator::{OperatorActionTaken, is_valid_action_key};
 use ops_core::time::Timestamp;
 
@@ -159,22 +159,10 @@ impl OperatorAction {
             verb: verb.to_owned(),
         };
         let stream = format!("operator-actions/{key}");
-        let envelope = EventEnvelope::new(
-            &taken,
-            EventOrigin {
-                source_ref: "core.operator".to_owned(),
-                source_native_id: key.to_owned(),
-                source_sequence: None,
-                occurred_at: now,
-                ingested_at: now,
-                effective_at: None,
-                correlation_id: CorrelationId::of(key).expect("a plain string has one"),
-                causation: Causation::UserAction(fresh.id),
-                actor: actor.clone(),
-                capability_id,
-            },
-        )
-        .expect("core events are plain JSON");
+        // The action is its own cause: the record takes its time and names its id.
+        let by = Acting::new(actor.clone(), Cause::Operator(fresh.clone()));
+        let origin = crate::service_event::origin("core.operator", key, &by, capability_id);
+        let envelope = EventEnvelope::new(&taken, origin).expect("core events are plain JSON");
         match store
             .append(&stream, ExpectedVersion::NoStream, &[envelope])
             .await

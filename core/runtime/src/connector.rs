@@ -786,13 +786,9 @@ impl ConnectorRunner {
     ) -> Result<SyncReport, ConnectorError> {
         let mut report = SyncReport::default();
         loop {
-            let Some(records) = self
+            let records = self
                 .read_page(stream, cursor.as_deref(), &mut report)
-                .await?
-            else {
-                report.cursor = cursor;
-                return Ok(report);
-            };
+                .await?;
             let Some(last) = records.last() else {
                 report.cursor = cursor;
                 return Ok(report);
@@ -879,15 +875,15 @@ impl ConnectorRunner {
         }
     }
 
-    /// One page, rate-limited, with transient errors retried; `None` when the rate limit
-    /// holds the next read back longer than a sync waits (the stream reads on at a later
-    /// sync, from its stored cursor).
+    /// One page, rate-limited, with transient errors retried; empty, as at the end of the
+    /// source, when the rate limit holds the next read back longer than a sync waits
+    /// (`report.held_back`: the stream reads on at a later sync, from its stored cursor).
     async fn read_page(
         &mut self,
         stream: &str,
         cursor: Option<&str>,
         report: &mut SyncReport,
-    ) -> Result<Option<Vec<RawRecord>>, ConnectorError> {
+    ) -> Result<Vec<RawRecord>, ConnectorError> {
         let model = self.options.reading_of(stream);
         let mut attempt = 0;
         loop {
@@ -895,7 +891,7 @@ impl ConnectorRunner {
                 let wait = model.min_interval.saturating_sub(last.elapsed());
                 if wait > LONGEST_RATE_WAIT {
                     report.held_back = Some(wait);
-                    return Ok(None);
+                    return Ok(Vec::new());
                 }
                 if !wait.is_zero() {
                     report.rate_limited += wait;
@@ -908,7 +904,7 @@ impl ConnectorRunner {
                 .reader
                 .read_after(stream, cursor, self.options.page_size)
             {
-                Ok(records) => return Ok(Some(records)),
+                Ok(records) => return Ok(records),
                 Err(SourceError::Transient(reason)) if attempt < model.max_attempts => {
                     tracing::info!(connector = self.connector.id(), stream, attempt, %reason, "source unavailable; retrying");
                     report.retries += 1;

@@ -102,13 +102,13 @@ impl Scheduler {
     }
 
     /// Priority, arrival, then the tie-break: served least, push order, id.
-    fn key(&self, waiting: &Waiting) -> (u64, u64, u64, u64, String) {
+    fn key<'a>(&self, waiting: &'a Waiting) -> (u64, u64, u64, u64, &'a str) {
         (
             self.effective(waiting),
             waiting.since,
             self.served.get(&waiting.job.actor).copied().unwrap_or(0),
             waiting.arrival,
-            waiting.job.id.clone(),
+            &waiting.job.id,
         )
     }
 
