@@ -593,18 +593,14 @@ fn manifest_violations(package: &Package, edition: &str) -> Vec<Violation> {
 
 /// The edition of the workspace's `[workspace.package]`, or the framework's own (2024).
 fn workspace_edition(root: &Path) -> String {
-    let declared = std::fs::read_to_string(root.join("Cargo.toml"))
+    crate::manifest::Manifest::read(&root.join("Cargo.toml"))
         .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
         .and_then(|manifest| {
             manifest
-                .get("workspace")?
-                .get("package")?
-                .get("edition")?
-                .as_str()
+                .string_at(&["workspace", "package", "edition"])
                 .map(str::to_owned)
-        });
-    declared.unwrap_or_else(|| "2024".to_owned())
+        })
+        .unwrap_or_else(|| "2024".to_owned())
 }
 
 /// Whether the package's manifest forbids `unsafe_code` in `[lints.rust]` (cargo passes it

@@ -123,6 +123,15 @@ impl Manifest {
         self.set_workspace_dependency(name, line)
     }
 
+    /// The string at `keys` (`["workspace", "package", "edition"]`), through tables and
+    /// inline tables alike, when there is one.
+    pub fn string_at(&self, keys: &[&str]) -> Option<&str> {
+        let (first, rest) = keys.split_first()?;
+        rest.iter()
+            .try_fold(self.document.get(first)?, |item, key| item.get(key))?
+            .as_str()
+    }
+
     /// Whether `[workspace.package]` sets `key`, so members can write `key.workspace = true`.
     pub fn inherits_package_field(&self, key: &str) -> bool {
         self.document

@@ -155,14 +155,8 @@ fn toml_string(text: &str) -> String {
 
 /// The `version` of the `[package]` of the manifest at `path`, when it states one.
 fn crate_version(path: &Path) -> anyhow::Result<Option<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: not TOML", path.display()))?;
-    Ok(manifest
-        .get("package")
-        .and_then(|package| package.get("version"))
-        .and_then(|version| version.as_str())
+    Ok(Manifest::read(path)?
+        .string_at(&["package", "version"])
         .map(str::to_owned))
 }
 

@@ -192,7 +192,7 @@ impl Workspace {
                 if built_for(&name).is_none_or(|owner| members.contains(owner)) {
                     continue;
                 }
-                copy_all(&entry.path(), &to.join(&name))?;
+                copy_tree(&entry.path(), &to.join(&name), &|_| false)?;
             }
         }
         if std::fs::rename(&aside, &seeded).is_err() {
@@ -269,21 +269,7 @@ impl Host {
 
 /// Copies the workspace at `from` into `to`, without `target/` and `.git/`.
 pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == "target" || name == ".git" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type()?.is_dir() {
-            copy(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
+    copy_tree(from, to, &|name| name == "target" || name == ".git")
 }
 
 /// The crate or package an artifact of a target directory was built for, from its name:
@@ -295,8 +281,13 @@ fn built_for(artifact: &str) -> Option<&str> {
     hashed.then(|| name.strip_prefix("lib").unwrap_or(name))
 }
 
-/// Copies a file, or a folder with everything in it (links as links).
-fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a file, or a folder with everything in it but the entries named as `skip` says
+/// (links as links).
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    skip: &dyn Fn(&std::ffi::OsStr) -> bool,
+) -> std::io::Result<()> {
     let kind = std::fs::symlink_metadata(from)?.file_type();
     if kind.is_symlink() {
         std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
@@ -304,7 +295,10 @@ fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(to)?;
         for entry in std::fs::read_dir(from)? {
             let entry = entry?;
-            copy_all(&entry.path(), &to.join(entry.file_name()))?;
+            let name = entry.file_name();
+            if !skip(&name) {
+                copy_tree(&entry.path(), &to.join(name), skip)?;
+            }
         }
         Ok(())
     } else {

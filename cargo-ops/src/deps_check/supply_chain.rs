@@ -64,14 +64,9 @@ pub fn checksums(workspace_root: &Path) -> anyhow::Result<BTreeSet<(String, Stri
 /// The git repository the workspace at `root` names for `ops-core` in its
 /// `[workspace.dependencies]`: the framework, as the team's own manifest says it gets it.
 fn framework_repository(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
-    let manifest: toml::Table = toml::from_str(&text).ok()?;
-    manifest
-        .get("workspace")?
-        .get("dependencies")?
-        .get("ops-core")?
-        .get("git")?
-        .as_str()
+    crate::manifest::Manifest::read(&root.join("Cargo.toml"))
+        .ok()?
+        .string_at(&["workspace", "dependencies", "ops-core", "git"])
         .map(str::to_owned)
 }
 
