@@ -2053,10 +2053,11 @@ fn a_retried_grant_under_its_action_key_grants_once() {
             data_arg,
         ])
     };
-    let granted = || {
+    let stored = |event_type: &str| {
         let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
-        events_of(&types, "core.CapabilityGranted")
+        events_of(&types, event_type)
     };
+    let granted = || stored("core.CapabilityGranted");
     let before = granted();
     let (code, first) = grant("on-call", "grant-on-call-1");
     assert!(code == 0 && first.starts_with("granted cap_"), "{first}");
@@ -2074,10 +2075,7 @@ fn a_retried_grant_under_its_action_key_grants_once() {
     assert_eq!(granted(), before + 2);
 
     // A revocation retried under its key states the revocation already stored.
-    let revoked = || {
-        let (_, types) = host_exit(&["log", "types", "--data", data_arg]);
-        events_of(&types, "core.CapabilityRevoked")
-    };
+    let revoked = || stored("core.CapabilityRevoked");
     let revoked_before = revoked();
     let revoke = || {
         host_exit(&[

@@ -24,12 +24,17 @@ struct Host {
 }
 
 impl Host {
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
+    /// `ops-host` with `args`, then the store's arguments.
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_ops-host"))
             .args(args)
             .args(&self.storage)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let output = self.output(args);
         let text = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
         (output.status.code().unwrap_or(-1), text)
@@ -45,12 +50,7 @@ impl Host {
     /// Runs `args` with `--format json`, which must succeed; what it printed on stdout
     /// (progress goes to stderr), parsed.
     fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
-        let output = Command::new(env!("CARGO_BIN_EXE_ops-host"))
-            .args(args)
-            .args(["--format", "json"])
-            .args(&self.storage)
-            .output()
-            .unwrap();
+        let output = self.output(&[args, &["--format", "json"]].concat());
         assert!(
             output.status.success(),
             "ops-host {}: {}",

@@ -314,13 +314,13 @@ impl Upcast<v1::ItemRecorded> for ItemRecorded {
 
     let deps = team.cargo_ops(&["deps-check"]);
     assert_eq!(deps.status.code(), Some(0), "{}", said(&deps));
-    let deleted = team.cargo_ops(&["acceptance", "delete-pack", "items"]);
-    assert_eq!(deleted.status.code(), Some(0), "{}", said(&deleted));
-    assert!(
-        said(&deleted).contains("events stored before is still stored and reads"),
-        "{}",
-        said(&deleted)
-    );
+    // `cargo ops acceptance delete-pack items` ends as `code`, saying `text`.
+    let deletes = |code: i32, text: &str| {
+        let deleted = team.cargo_ops(&["acceptance", "delete-pack", "items"]);
+        assert_eq!(deleted.status.code(), Some(code), "{}", said(&deleted));
+        assert!(said(&deleted).contains(text), "{}", said(&deleted));
+    };
+    deletes(0, "events stored before is still stored and reads");
 
     // A host whose build writes into its own folder changes a file the deletion did not
     // delete: the acceptance fails, naming it.
@@ -329,12 +329,9 @@ impl Upcast<v1::ItemRecorded> for ItemRecorded {
         "    ops_host_build::link_installed_packs();",
         "    ops_host_build::link_installed_packs();\n    let manifest = std::fs::read_to_string(\"Cargo.toml\").unwrap();\n    std::fs::write(\"linked.txt\", manifest.lines().filter(|line| line.starts_with(\"pack-\")).collect::<Vec<_>>().join(\"\\n\")).unwrap();",
     );
-    let changed = team.cargo_ops(&["acceptance", "delete-pack", "items"]);
-    assert_eq!(changed.status.code(), Some(1), "{}", said(&changed));
-    assert!(
-        said(&changed).contains("FAIL no other file changed, but these did: host/linked.txt"),
-        "{}",
-        said(&changed)
+    deletes(
+        1,
+        "FAIL no other file changed, but these did: host/linked.txt",
     );
 
     std::fs::remove_dir_all(&base).unwrap();

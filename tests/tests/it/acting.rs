@@ -3,7 +3,7 @@
 //! key) states the receipts already stored, with the same ids, and records nothing twice.
 
 use ops_core::contract::Contract;
-use ops_core::envelope::Causation;
+use ops_core::envelope::{Actor, Causation};
 use ops_core::id::ContentHash;
 use ops_core::lineage::{Artifact, DerivedArtifact, FeedbackGiven, FeedbackKind};
 use ops_core::operator::OperatorActionTaken;
@@ -23,20 +23,21 @@ async fn a_retried_action_states_the_receipts_already_stored(backend: Backend) {
     let store = backend.store("acting_retry").await;
     let lineage = Lineage::new(store.clone(), capability());
     let by = |action: OperatorAction| Acting::new(responder(), Cause::Operator(action));
-    let ada = responder();
-    let take = |now: &str| {
-        OperatorAction::record(
-            &store,
-            "feedback-17",
-            "lineage feedback",
-            &ada,
-            capability(),
-            at(now),
-        )
+    // `actor` takes action `key` with `verb` at `now`.
+    let take = |key: &'static str, verb: &'static str, actor: Actor, now: &str| {
+        let store = &store;
+        let now = at(now);
+        async move { OperatorAction::record(store, key, verb, &actor, capability(), now).await }
     };
-    let first = take("2026-12-01T10:00:00Z")
-        .await
-        .expect("taking the action");
+    let given = || ops_tests::payloads::<FeedbackGiven>(&store);
+    let first = take(
+        "feedback-17",
+        "lineage feedback",
+        responder(),
+        "2026-12-01T10:00:00Z",
+    )
+    .await
+    .expect("taking the action");
     let artifact = Artifact::Derived(DerivedArtifact {
         inputs: Vec::new(),
         input_hashes: Vec::new(),
@@ -62,16 +63,23 @@ async fn a_retried_action_states_the_receipts_already_stored(backend: Backend) {
     give(first.clone()).await;
 
     // The retry, an hour later: the same action, with its first time.
-    let retry = take("2026-12-01T11:00:00Z").await.expect("taking it again");
+    let retry = take(
+        "feedback-17",
+        "lineage feedback",
+        responder(),
+        "2026-12-01T11:00:00Z",
+    )
+    .await
+    .expect("taking it again");
     assert_eq!(retry, first);
     assert_eq!(retry.at(), at("2026-12-01T10:00:00Z"));
     give(retry).await;
-    let given = store
+    assert_eq!(given().await.len(), 1, "the retry stated a second receipt");
+    let stored = store
         .read_by_type(FeedbackGiven::TYPE)
         .await
         .expect("reading");
-    assert_eq!(given.len(), 1, "the retry stated a second receipt");
-    let receipt = &given[0].envelope;
+    let receipt = &stored[0].envelope;
     assert_eq!(receipt.occurred_at, at("2026-12-01T10:00:00Z"));
     assert_eq!(receipt.causation, Causation::UserAction(first.id()));
     let taken = store
@@ -82,47 +90,34 @@ async fn a_retried_action_states_the_receipts_already_stored(backend: Backend) {
     assert_eq!(taken[0].envelope.occurred_at, first.at());
 
     // Another action (another key) is its own receipt.
-    let other = OperatorAction::record(
-        &store,
+    let other = take(
         "feedback-18",
         "lineage feedback",
-        &responder(),
-        capability(),
-        at("2026-12-01T12:00:00Z"),
+        responder(),
+        "2026-12-01T12:00:00Z",
     )
     .await
     .expect("another action");
     give(other).await;
-    assert_eq!(
-        store
-            .read_by_type(FeedbackGiven::TYPE)
-            .await
-            .expect("reading")
-            .len(),
-        2
-    );
+    assert_eq!(given().await.len(), 2);
 
     // The key names its action alone: another verb, or another actor, is refused.
-    let reused = OperatorAction::record(
-        &store,
+    let reused = take(
         "feedback-17",
         "secrets put",
-        &responder(),
-        capability(),
-        at("2026-12-01T13:00:00Z"),
+        responder(),
+        "2026-12-01T13:00:00Z",
     )
     .await;
     assert!(
         matches!(&reused, Err(OperatorActionError::KeyTaken { verb, .. }) if verb == "lineage feedback"),
         "{reused:?}"
     );
-    let someone_else = OperatorAction::record(
-        &store,
+    let someone_else = take(
         "feedback-17",
         "lineage feedback",
-        &ops_tests::commands::operator(),
-        capability(),
-        at("2026-12-01T13:00:00Z"),
+        ops_tests::commands::operator(),
+        "2026-12-01T13:00:00Z",
     )
     .await;
     assert!(
