@@ -41,52 +41,38 @@ fn tokens(tokens: u64) -> Usage {
     Usage { tokens, calls: 1 }
 }
 
+/// Whether `budgets` lets `step` of `run` spend `n` tokens in one call.
+async fn spends(budgets: &Budgets, run: &str, step: &str, n: u64) -> bool {
+    budgets
+        .spend(run, step, &bot(), tokens(n))
+        .await
+        .expect("deciding")
+}
+
 async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
     let store = backend.store("budgets_limits").await;
     let budgets = Budgets::open(store.clone(), limits(), capability())
         .await
         .expect("opening");
+    assert!(spends(&budgets, "run-1", "step-1", 600).await);
     assert!(
-        budgets
-            .spend("run-1", "step-1", &bot(), tokens(600))
-            .await
-            .expect("deciding")
-    );
-    assert!(
-        !budgets
-            .spend("run-1", "step-2", &bot(), tokens(600))
-            .await
-            .expect("deciding"),
+        !spends(&budgets, "run-1", "step-2", 600).await,
         "over the run's 1000"
     );
     assert!(
-        budgets
-            .spend("run-1", "step-3", &bot(), tokens(400))
-            .await
-            .expect("deciding"),
+        spends(&budgets, "run-1", "step-3", 400).await,
         "exactly the run's limit"
     );
+    assert!(spends(&budgets, "run-2", "step-4", 900).await);
     assert!(
-        budgets
-            .spend("run-2", "step-4", &bot(), tokens(900))
-            .await
-            .expect("deciding")
-    );
-    assert!(
-        !budgets
-            .spend("run-3", "step-5", &bot(), tokens(900))
-            .await
-            .expect("deciding"),
+        !spends(&budgets, "run-3", "step-5", 900).await,
         "over the day's 2500"
     );
 
     // Asked again (a run retried after a crash), an allowed step spends nothing twice and
     // records nothing new.
     assert!(
-        budgets
-            .spend("run-2", "step-4", &bot(), tokens(900))
-            .await
-            .expect("deciding"),
+        spends(&budgets, "run-2", "step-4", 900).await,
         "an allowed step is allowed again"
     );
     let receipts: Vec<BudgetDecided> = ops_tests::payloads::<BudgetDecided>(&store).await;
@@ -125,20 +111,12 @@ async fn spending_stops_at_each_limit_with_a_receipt(backend: Backend) {
         .await
         .expect("opening");
     assert!(
-        !reopened
-            .spend("run-4", "step-6", &bot(), tokens(700))
-            .await
-            .expect("deciding"),
+        !spends(&reopened, "run-4", "step-6", 700).await,
         "the day is nearly spent"
     );
     let mut allowed = 0;
     for step in 7..12 {
-        allowed += usize::from(
-            reopened
-                .spend("run-5", &format!("step-{step}"), &bot(), tokens(1))
-                .await
-                .expect("deciding"),
-        );
+        allowed += usize::from(spends(&reopened, "run-5", &format!("step-{step}"), 1).await);
     }
     assert_eq!(allowed, 3, "three calls were made this minute already");
     let last: BudgetDecided = serde_json::from_value(

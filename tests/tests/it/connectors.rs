@@ -94,27 +94,27 @@ async fn a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(8),
     };
-    let options = |streams: &[(&str, ReadModel)]| ConnectorOptions {
-        page_size: 4,
-        reading: never_retry,
-        streams: streams
-            .iter()
-            .map(|(stream, model)| ((*stream).to_owned(), *model))
-            .collect(),
-        ..ConnectorOptions::default()
-    };
+    // The tickets connector on `store`, reading `source` as `streams` say (and never
+    // retrying a stream they do not name).
+    let runner_on =
+        |store: &EventStore, source: Box<dyn SourceReader>, streams: &[(&str, ReadModel)]| {
+            let options = ConnectorOptions {
+                page_size: 4,
+                reading: never_retry,
+                streams: streams
+                    .iter()
+                    .map(|(stream, model)| ((*stream).to_owned(), *model))
+                    .collect(),
+                ..ConnectorOptions::default()
+            };
+            ConnectorRunner::new(store.clone(), TICKETS, source, options).unwrap()
+        };
 
     // The tickets stream's own model: away twice, asked again twice, every read 30 ms
     // or more after the one before.
     let store = backend.store(label).await;
     let (source, reads) = counting(1..=2);
-    let mut runner = ConnectorRunner::new(
-        store.clone(),
-        TICKETS,
-        Box::new(source),
-        options(&[("tickets", limited)]),
-    )
-    .unwrap();
+    let mut runner = runner_on(&store, Box::new(source), &[("tickets", limited)]);
     let reports = runner.sync().await.unwrap();
     let (_, report) = &reports[0];
     assert_eq!((report.appended, report.retries), (10, 2), "{report:?}");
@@ -131,8 +131,7 @@ async fn a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_
     // Without a model of its own, the stream reads as its connector says: never again.
     let other = backend.store(&format!("{label}_2")).await;
     let (source, reads) = counting(1..=2);
-    let error = ConnectorRunner::new(other.clone(), TICKETS, Box::new(source), options(&[]))
-        .unwrap()
+    let error = runner_on(&other, Box::new(source), &[])
         .sync()
         .await
         .unwrap_err();
@@ -155,13 +154,7 @@ async fn a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_
         min_interval: Duration::from_secs(3_600),
         ..ReadModel::default()
     };
-    let mut runner = ConnectorRunner::new(
-        slow.clone(),
-        TICKETS,
-        Box::new(source),
-        options(&[("tickets", hourly)]),
-    )
-    .unwrap();
+    let mut runner = runner_on(&slow, Box::new(source), &[("tickets", hourly)]);
     let report = runner.sync_stream("tickets").await.unwrap();
     assert_eq!(report.appended, 4, "{report:?}");
     assert!(
@@ -181,13 +174,11 @@ async fn a_streams_rate_limit_and_retry_model_hold_against_a_source_that_counts_
 
     // A model for a stream the connector does not have is a mistake, said before reading.
     let (source, reads) = counting(0..=0);
-    let error = ConnectorRunner::new(
-        other.clone(),
-        TICKETS,
+    let error = runner_on(
+        &other,
         Box::new(source),
-        options(&[("tickets", limited), ("tikcets", limited)]),
+        &[("tickets", limited), ("tikcets", limited)],
     )
-    .unwrap()
     .sync()
     .await
     .unwrap_err();
