@@ -222,26 +222,22 @@ async fn an_irreversible_effect_is_held_and_can_be_cancelled(backend: Backend) {
         "the update's destination holds it"
     );
 
+    let cancel = |reason: &'static str| {
+        let (held, command_id) = (&held, &update.command_id);
+        async move {
+            held.cancel(
+                command_id,
+                &ops_tests::acting(responder()),
+                capability(),
+                reason,
+            )
+            .await
+            .expect("cancelling")
+        }
+    };
+    assert_eq!(cancel("wrong incident").await, Cancelled::Done);
     assert_eq!(
-        held.cancel(
-            &update.command_id,
-            &ops_tests::acting(responder()),
-            capability(),
-            "wrong incident"
-        )
-        .await
-        .expect("cancelling"),
-        Cancelled::Done
-    );
-    assert_eq!(
-        held.cancel(
-            &update.command_id,
-            &ops_tests::acting(responder()),
-            capability(),
-            "again"
-        )
-        .await
-        .expect("cancelling"),
+        cancel("again").await,
         Cancelled::NotPending,
         "nothing left to cancel"
     );
