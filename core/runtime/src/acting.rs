@@ -5,11 +5,12 @@
 //! action key) yields the receipt already stored, with the same id, not a second one.
 
 use ops_core::contract::Contract;
-use ops_core::envelope::{Actor, Causation, CommandEnvelope, EventEnvelope};
-use ops_core::id::{CapabilityId, CommandId, EventId, UserActionId};
+use ops_core::envelope::{Actor, Causation, CommandEnvelope, EventEnvelope, EventOrigin};
+use ops_core::id::{CapabilityId, CommandId, CorrelationId, EventId, UserActionId};
 use ops_core::operator::{OperatorActionTaken, is_valid_action_key};
 use ops_core::time::Timestamp;
 
+use crate::clock::WallClock;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 /// An actor acting in answer to a cause.
@@ -22,6 +23,31 @@ pub struct Acting {
 impl Acting {
     pub fn new(actor: Actor, cause: Cause) -> Self {
         Acting { actor, cause }
+    }
+
+    /// The origin of an event `service` states about `native_id`, for this actor on
+    /// `capability_id`: it takes the time and causation of the cause (never the clock's
+    /// reading as it is written, so a retry of the cause states the same event), and is
+    /// correlated by `native_id`. Callers adjust the correlation with struct update syntax.
+    pub(crate) fn origin(
+        &self,
+        service: &str,
+        native_id: &str,
+        capability_id: CapabilityId,
+    ) -> EventOrigin {
+        EventOrigin {
+            source_ref: service.to_owned(),
+            source_native_id: native_id.to_owned(),
+            source_sequence: None,
+            occurred_at: self.cause.at(),
+            ingested_at: Timestamp::now(),
+            effective_at: None,
+            correlation_id: CorrelationId::of(native_id)
+                .expect("plain strings have a canonical form"),
+            causation: self.cause.causation(),
+            actor: self.actor.clone(),
+            capability_id,
+        }
     }
 }
 
@@ -161,7 +187,7 @@ impl OperatorAction {
         let stream = format!("operator-actions/{key}");
         // The action is its own cause: the record takes its time and names its id.
         let by = Acting::new(actor.clone(), Cause::Operator(fresh.clone()));
-        let origin = crate::service_event::origin("core.operator", key, &by, capability_id);
+        let origin = by.origin("core.operator", key, capability_id);
         let envelope = EventEnvelope::new(&taken, origin).expect("core events are plain JSON");
         match store
             .append(&stream, ExpectedVersion::NoStream, &[envelope])

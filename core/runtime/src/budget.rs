@@ -175,7 +175,7 @@ impl Budgets {
         let by = Acting::new(actor.clone(), Cause::act(&native_id, now));
         let origin = EventOrigin {
             correlation_id: CorrelationId::of(run_id).expect("plain strings have a canonical form"),
-            ..service_event::origin("core.budgets", &native_id, &by, self.capability_id)
+            ..by.origin("core.budgets", &native_id, self.capability_id)
         };
         service_event::record(&self.store, &format!("budget/{run_id}"), &decided, origin).await?;
         Ok(decided.allowed)

@@ -372,7 +372,7 @@ impl Capabilities {
         let origin = EventOrigin {
             correlation_id: CorrelationId::of(&capability_id.to_string())
                 .expect("plain strings have a canonical form"),
-            ..service_event::origin("core.capabilities", &native_id, &by, capability_id)
+            ..by.origin("core.capabilities", &native_id, capability_id)
         };
         let envelope = service_event::record_in_sequence(
             &self.store,
@@ -570,12 +570,9 @@ pub(crate) async fn record_denial(
     let native_id = format!("{}:denied:{}", denial.subject, receipt.capability_state_ref);
     let origin = EventOrigin {
         correlation_id: denial.correlation_id,
-        ..service_event::origin(
-            denial.source_ref,
-            &native_id,
-            denial.by,
-            denial.capability_id,
-        )
+        ..denial
+            .by
+            .origin(denial.source_ref, &native_id, denial.capability_id)
     };
     let stream = format!("denials/{}", denial.capability_id);
     service_event::record(store, &stream, &receipt, origin)

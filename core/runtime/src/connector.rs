@@ -407,14 +407,13 @@ pub async fn reset_cursor(
     {
         return Ok(Err(reason));
     }
-    let origin = crate::service_event::origin(
+    let origin = by.origin(
         "core.connectors",
         &format!(
             "{subject}:{}->{}",
             reset.from.as_deref().unwrap_or("start"),
             reset.to.as_deref().unwrap_or("start")
         ),
-        by,
         capability_id,
     );
     let receipt = EventEnvelope::new(&reset, origin).expect("core events are plain JSON");

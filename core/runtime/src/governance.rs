@@ -28,7 +28,6 @@ use ops_core::time::{Timestamp, day_of_micros};
 use crate::acting::Acting;
 use crate::egress::{ApprovalPolicy, Effect};
 use crate::lineage::Lineage;
-use crate::service_event;
 use crate::signing::Trust;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
@@ -546,8 +545,7 @@ impl Policies {
         let envelopes: Vec<EventEnvelope> = steps
             .iter()
             .map(|(event, native_id)| {
-                let origin =
-                    service_event::origin("core.governance", native_id, by, self.capability_id);
+                let origin = by.origin("core.governance", native_id, self.capability_id);
                 let event = (*event).clone().relying_on(relied_on.clone());
                 EventEnvelope::new(&event, origin).expect("core events are plain JSON")
             })

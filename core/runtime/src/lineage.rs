@@ -15,7 +15,6 @@ use ops_core::time::Timestamp;
 use crate::acting::Acting;
 use crate::projection::ProjectionRunner;
 use crate::query::QueryGateway;
-use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion, ReadError};
 
 #[derive(Debug, thiserror::Error)]
@@ -350,7 +349,7 @@ impl Lineage {
     }
 
     fn event<E: Event>(&self, event: &E, native_id: &str, by: &Acting) -> EventEnvelope {
-        let origin = service_event::origin("core.lineage", native_id, by, self.capability_id);
+        let origin = by.origin("core.lineage", native_id, self.capability_id);
         EventEnvelope::new(event, origin).expect("lineage events are plain JSON")
     }
 }

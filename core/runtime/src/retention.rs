@@ -14,7 +14,6 @@ use ops_core::time::{DAY, Timestamp};
 use crate::acting::Acting;
 use crate::atomic::AtomicWrite;
 use crate::outbox::SagaRow;
-use crate::service_event;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 #[derive(Debug, thiserror::Error)]
@@ -337,10 +336,9 @@ impl Retention {
                 removed: labels,
                 capability_state_ref: period.relied_on.clone(),
             };
-            let origin = service_event::origin(
+            let origin = by.origin(
                 "core.retention",
                 &format!("retention:{}:{}:{part}", period.class, period.now),
-                by,
                 self.capability_id,
             );
             let envelope = EventEnvelope::new(&applied, origin).expect("a receipt is plain JSON");

@@ -526,7 +526,7 @@ impl SecretsProvider {
     ) -> Result<(), SecretsError> {
         let origin = EventOrigin {
             correlation_id,
-            ..service_event::origin("core.secrets", native_id, by, capability_id)
+            ..by.origin("core.secrets", native_id, capability_id)
         };
         service_event::record(&self.store, "secrets", receipt, origin).await?;
         Ok(())

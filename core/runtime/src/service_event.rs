@@ -1,40 +1,12 @@
 //! How the core's own services (capabilities, governance, budgets, lineage, secrets,
-//! shredding) state their events: the service is the source, the acting actor and the
-//! capability are recorded, and the action is the causation. One place, so every receipt
-//! of the core carries the same provenance.
+//! shredding) append their events, once built with the origin `Acting::origin` gives (the
+//! service as source, the acting actor and capability, the cause's time and causation), so
+//! every receipt of the core carries the same provenance.
 
-use crate::acting::Acting;
-use crate::clock::WallClock;
 use ops_core::contract::Event;
 use ops_core::envelope::{EventEnvelope, EventOrigin};
-use ops_core::id::{CapabilityId, CorrelationId};
-use ops_core::time::Timestamp;
 
 use crate::store::{AppendError, EventStore, ExpectedVersion};
-
-/// The origin of an event `service` states about `native_id`, for `by` on `capability_id`:
-/// it takes the time and causation of what `by` answers (never the clock's reading as it is
-/// written, so a retry of the cause states the same event), and is correlated by
-/// `native_id`. Callers adjust the correlation with struct update syntax.
-pub(crate) fn origin(
-    service: &str,
-    native_id: &str,
-    by: &Acting,
-    capability_id: CapabilityId,
-) -> EventOrigin {
-    EventOrigin {
-        source_ref: service.to_owned(),
-        source_native_id: native_id.to_owned(),
-        source_sequence: None,
-        occurred_at: by.cause.at(),
-        ingested_at: Timestamp::now(),
-        effective_at: None,
-        correlation_id: CorrelationId::of(native_id).expect("plain strings have a canonical form"),
-        causation: by.cause.causation(),
-        actor: by.actor.clone(),
-        capability_id,
-    }
-}
 
 /// Builds the event and appends it to `stream`.
 pub(crate) async fn record<E: Event>(

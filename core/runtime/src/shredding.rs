@@ -129,10 +129,9 @@ pub async fn erase(
         reason: reason.to_owned(),
         capability_state_ref: relied_on,
     };
-    let origin = crate::service_event::origin(
+    let origin = by.origin(
         "core.shredding",
         &format!("{subject_id}:erased"),
-        by,
         capability_id,
     );
     crate::service_event::record(store, &format!("subjects/{subject_id}"), &applied, origin)

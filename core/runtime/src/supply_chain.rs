@@ -241,7 +241,7 @@ impl Releases {
                 capability: self.capability_id,
                 reason,
             })?;
-        let origin = service_event::origin("core.supply_chain", native_id, by, self.capability_id);
+        let origin = by.origin("core.supply_chain", native_id, self.capability_id);
         let envelope = service_event::record(&self.store, "supply-chain", &event, origin).await?;
         apply(&mut self.book.write().expect("never poisoned"), &envelope);
         Ok(())
