@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use crate::contract::{Command, Contract, DedupeKind, Event};
 pub use crate::id::DedupeScope;
-use crate::id::payload_hash;
 use crate::id::{
     CapabilityId, CommandId, ContentHash, CorrelationId, DerivedArtifactId, EventId, EventIdInputs,
     UserActionId,
 };
+use crate::id::{payload_hash, payload_hash_of};
 use crate::time::Timestamp;
 
 /// Structural version of both envelopes; changing it is a core decision (Section 1).
@@ -163,12 +163,14 @@ pub struct EventOrigin {
 
 impl EventEnvelope {
     pub fn new<E: Event>(event: &E, origin: EventOrigin) -> Result<Self, EnvelopeError> {
+        // Hashed from the typed value: the same bytes as from `payload`, without walking it.
+        let payload_hash = payload_hash_of(event).map_err(|error| encode_error::<E>(&error))?;
         let payload = encode(event)?;
-        Ok(EventEnvelope::from_parts(
-            crate::CoreToken::INTERNAL,
+        Ok(EventEnvelope::with_payload_hash(
             E::TYPE.to_owned(),
             E::VERSION,
             payload,
+            payload_hash,
             origin,
         ))
     }
@@ -198,6 +200,23 @@ impl EventEnvelope {
         origin: EventOrigin,
     ) -> Self {
         let payload_hash = payload_hash(&payload);
+        EventEnvelope::with_payload_hash(
+            event_type,
+            payload_schema_version,
+            payload,
+            payload_hash,
+            origin,
+        )
+    }
+
+    /// The envelope of `payload`, whose hash its caller computed.
+    fn with_payload_hash(
+        event_type: String,
+        payload_schema_version: u32,
+        payload: Value,
+        payload_hash: ContentHash,
+        origin: EventOrigin,
+    ) -> Self {
         let event_id = EventId::derive(EventIdInputs {
             source_ref: &origin.source_ref,
             source_native_id: &origin.source_native_id,
@@ -434,8 +453,12 @@ pub(crate) fn check_dedupe(
 }
 
 fn encode<T: Contract>(value: &T) -> Result<Value, EnvelopeError> {
-    serde_json::to_value(value).map_err(|error| EnvelopeError::Encode {
+    serde_json::to_value(value).map_err(|error| encode_error::<T>(&error))
+}
+
+fn encode_error<T: Contract>(error: &dyn std::fmt::Display) -> EnvelopeError {
+    EnvelopeError::Encode {
         type_name: T::TYPE.to_owned(),
         message: error.to_string(),
-    })
+    }
 }

@@ -60,12 +60,9 @@ impl HashContext {
         }
     }
 
-    fn hasher(&self) -> blake3::Hasher {
-        use blake3::hazmat::HasherExt;
-        let key = self
-            .key
-            .get_or_init(|| blake3::hazmat::hash_derive_key_context(self.text));
-        blake3::Hasher::new_from_context_key(key)
+    fn key(&self) -> &blake3::hazmat::ContextKey {
+        self.key
+            .get_or_init(|| blake3::hazmat::hash_derive_key_context(self.text))
     }
 }
 
@@ -73,7 +70,7 @@ impl Digest {
     /// Hashes fields with an unambiguous encoding: each field is preceded by its length
     /// as a little-endian u64, and `context` separates the uses of the hash.
     fn of_fields(context: &HashContext, fields: &[&[u8]]) -> Self {
-        let mut hasher = BufferedHasher::new(context.hasher());
+        let mut hasher = BufferedHasher::derive_key(context.key());
         for field in fields {
             hasher.put(&(field.len() as u64).to_le_bytes());
             hasher.put(field);
@@ -296,14 +293,22 @@ static COMMAND_ID_KEY: HashContext = HashContext::new("ops-core 2026 CommandId k
 
 impl EventId {
     pub fn derive(inputs: EventIdInputs<'_>) -> Self {
-        let occurred_at = inputs.occurred_at.to_string();
+        let fixed = inputs.occurred_at.fixed_text();
+        let written;
+        let occurred_at: &[u8] = match &fixed {
+            Some(text) => text,
+            None => {
+                written = inputs.occurred_at.to_string();
+                written.as_bytes()
+            }
+        };
         EventId(Digest::of_fields(
             &EVENT_ID,
             &[
                 inputs.source_ref.as_bytes(),
                 inputs.source_native_id.as_bytes(),
                 inputs.payload_hash.digest().as_bytes(),
-                occurred_at.as_bytes(),
+                occurred_at,
             ],
         ))
     }
@@ -342,9 +347,20 @@ impl CommandId {
 /// `payload_hash = blake3(canonical payload)`, the canonical bytes written straight into
 /// the hasher.
 pub fn payload_hash(payload: &serde_json::Value) -> ContentHash {
-    let mut hasher = BufferedHasher::new(blake3::Hasher::new());
+    let mut hasher = BufferedHasher::plain();
     crate::canonical::write_canonical(payload, &mut hasher);
     ContentHash(Digest(hasher.finalize()))
+}
+
+/// [`payload_hash`] of a typed value, its canonical bytes written straight from it into
+/// the hasher with no `serde_json::Value` built; through a `Value` only for what serde_json
+/// alone decides (see [`crate::canonical::write_canonical_typed`]). The same hash either way.
+pub fn payload_hash_of<T: Serialize + ?Sized>(value: &T) -> Result<ContentHash, CanonicalError> {
+    let mut hasher = BufferedHasher::plain();
+    if crate::canonical::write_canonical_typed(value, &mut hasher).is_ok() {
+        return Ok(ContentHash(Digest(hasher.finalize())));
+    }
+    Ok(payload_hash(&serde_json::to_value(value)?))
 }
 
 /// The typed dedupe scope of A3; closed on purpose.
@@ -369,6 +385,38 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A typed payload hashes as its `Value` does, both where the typed serializer writes
+    /// it (fields out of order, nesting, escapes) and where it hands over to serde_json
+    /// (a map whose keys are numbers).
+    #[test]
+    fn a_typed_payload_hashes_as_its_json_value() {
+        #[derive(Serialize)]
+        struct Inner {
+            zeta: &'static str,
+            alpha: Vec<u32>,
+        }
+        #[derive(Serialize)]
+        struct Outer {
+            title: &'static str,
+            inner: Inner,
+            by_number: std::collections::BTreeMap<u8, bool>,
+        }
+        let typed = Outer {
+            title: "tab\there \"quoted\" \u{1F600}",
+            inner: Inner {
+                zeta: "z",
+                alpha: vec![3, 1],
+            },
+            by_number: [(2, true), (10, false)].into(),
+        };
+        let as_value = serde_json::to_value(&typed).unwrap();
+        assert_eq!(payload_hash_of(&typed).unwrap(), payload_hash(&as_value));
+        assert_eq!(
+            payload_hash_of(&typed.inner).unwrap(),
+            payload_hash(&as_value["inner"])
+        );
+    }
+
     /// The cached context key and the buffered hasher change nothing: an id is blake3 in
     /// derive-key mode over the length-prefixed fields, as it was written at first, and a
     /// payload hash the plain blake3 of the canonical bytes.
@@ -392,9 +440,14 @@ mod tests {
                 *plain.finalize().as_bytes()
             );
         }
-        let payload = json!({"b": "x".repeat(1_500), "a": [1, 2.5, null], "é": {"z": true}});
-        let bytes = to_canonical_vec(&payload).unwrap();
-        assert_eq!(payload_hash(&payload), ContentHash::of_bytes(&bytes));
+        // Under the buffer (hashed at once), and past it (through a hasher).
+        for payload in [
+            json!({"b": "x", "a": [1, 2.5, null]}),
+            json!({"b": "x".repeat(1_500), "a": [1, 2.5, null], "é": {"z": true}}),
+        ] {
+            let bytes = to_canonical_vec(&payload).unwrap();
+            assert_eq!(payload_hash(&payload), ContentHash::of_bytes(&bytes));
+        }
     }
 
     fn inputs<'a>(payload_hash: &'a ContentHash) -> EventIdInputs<'a> {

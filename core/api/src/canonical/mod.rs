@@ -24,42 +24,78 @@ pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
 }
 
+// Inlined: most writes are one constant byte (`{`, `,`, `"`), which then costs a store
+// where a call cost as much as the rest of the writing.
 impl Sink for Vec<u8> {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
 }
 
-/// A blake3 hasher fed through a buffer: canonical JSON and length-prefixed fields arrive
-/// in many small writes, and each `update` of the hasher has a fixed cost.
-pub struct BufferedHasher {
-    hasher: blake3::Hasher,
+/// A blake3 hash fed through a buffer: canonical JSON and length-prefixed fields arrive
+/// in many small writes, and each `update` of a hasher has a fixed cost. Most inputs (an
+/// event's payload, an id's fields) fit the buffer whole: they are hashed in one call at
+/// the end, and a `blake3::Hasher` (two kilobytes to set up and move) is made only for an
+/// input that overflows it.
+pub struct BufferedHasher<'k> {
+    /// blake3's derive-key mode under this context key, or its plain mode.
+    context_key: Option<&'k blake3::hazmat::ContextKey>,
+    /// Made when the buffer first overflows; boxed, so the rest moves as a few hundred bytes.
+    hasher: Option<Box<blake3::Hasher>>,
     buffer: [u8; 512],
     len: usize,
 }
 
-impl BufferedHasher {
-    pub fn new(hasher: blake3::Hasher) -> Self {
+impl<'k> BufferedHasher<'k> {
+    /// blake3's plain hash of what is written.
+    pub fn plain() -> Self {
         BufferedHasher {
-            hasher,
+            context_key: None,
+            hasher: None,
             buffer: [0; 512],
             len: 0,
         }
     }
 
-    pub fn finalize(mut self) -> [u8; 32] {
-        self.hasher.update(&self.buffer[..self.len]);
-        *self.hasher.finalize().as_bytes()
+    /// blake3 in derive-key mode, under a context's key (`blake3::hazmat`).
+    pub fn derive_key(context_key: &'k blake3::hazmat::ContextKey) -> Self {
+        BufferedHasher {
+            context_key: Some(context_key),
+            ..BufferedHasher::plain()
+        }
+    }
+
+    fn start(context_key: Option<&blake3::hazmat::ContextKey>) -> blake3::Hasher {
+        use blake3::hazmat::HasherExt;
+        match context_key {
+            Some(key) => blake3::Hasher::new_from_context_key(key),
+            None => blake3::Hasher::new(),
+        }
+    }
+
+    pub fn finalize(self) -> [u8; 32] {
+        let rest = &self.buffer[..self.len];
+        match (self.hasher, self.context_key) {
+            (None, None) => *blake3::hash(rest).as_bytes(),
+            (Some(mut hasher), _) => *hasher.update(rest).finalize().as_bytes(),
+            (None, context_key) => *Self::start(context_key).update(rest).finalize().as_bytes(),
+        }
     }
 }
 
-impl Sink for BufferedHasher {
+impl Sink for BufferedHasher<'_> {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         if self.len + bytes.len() > self.buffer.len() {
-            self.hasher.update(&self.buffer[..self.len]);
+            let context_key = self.context_key;
+            let hasher = self
+                .hasher
+                .get_or_insert_with(|| Box::new(Self::start(context_key)));
+            hasher.update(&self.buffer[..self.len]);
             self.len = 0;
             if bytes.len() > self.buffer.len() {
-                self.hasher.update(bytes);
+                hasher.update(bytes);
                 return;
             }
         }
@@ -113,12 +149,12 @@ pub fn write_canonical(value: &Value, out: &mut impl Sink) {
             let canonical = map
                 .keys()
                 .zip(map.keys().skip(1))
-                .all(|(a, b)| utf16_order(a, b).is_lt());
+                .all(|(a, b)| utf16_order(a.as_bytes(), b.as_bytes()).is_lt());
             if canonical {
                 write_object(map.iter(), out);
             } else {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_by(|(a, _), (b, _)| utf16_order(a, b));
+                entries.sort_by(|(a, _), (b, _)| utf16_order(a.as_bytes(), b.as_bytes()));
                 write_object(entries.into_iter(), out);
             }
         }
@@ -142,9 +178,9 @@ fn write_object<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out:
 /// UTF-8 bytes except where a character at or above U+10000 (four bytes, lead byte `F0`
 /// or more) meets one in U+E000..U+FFFF (lead byte `EE` or `EF`): in UTF-16 the first is a
 /// surrogate pair, and surrogates come before U+E000. Equal prefixes keep both strings at
-/// the same place in a character, so the first differing byte decides.
-fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+/// the same place in a character, so the first differing byte decides. Keys are taken as
+/// the UTF-8 bytes of `str`s: the typed serializer compares keys it copied, unvalidated.
+fn utf16_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let Some(at) = a.iter().zip(b).position(|(x, y)| x != y) else {
         return a.len().cmp(&b.len());
     };
@@ -162,9 +198,32 @@ fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// A string as RFC 8785 section 3.2.2.2 writes it: `"` and `\` escaped, the five named
 /// controls in their short forms, other controls as `\u00xx`, everything else literal.
 fn write_string(text: &str, out: &mut impl Sink) {
+    write_string_bytes(text.as_bytes(), out);
+}
+
+/// The bytes a JSON string escapes: the controls, `"` and `\\`.
+static ESCAPED: [bool; 256] = {
+    let mut escaped = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escaped[byte] = true;
+        byte += 1;
+    }
+    escaped[b'"' as usize] = true;
+    escaped[b'\\' as usize] = true;
+    escaped
+};
+
+/// [`write_string`] of a `str`'s UTF-8 bytes.
+fn write_string_bytes(bytes: &[u8], out: &mut impl Sink) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.put(b"\"");
-    let bytes = text.as_bytes();
+    // Most strings have nothing to escape: one look-up a byte, then one write.
+    if !bytes.iter().any(|&byte| ESCAPED[usize::from(byte)]) {
+        out.put(bytes);
+        out.put(b"\"");
+        return;
+    }
     let mut start = 0;
     let mut unicode = *b"\\u0000";
     for (at, &byte) in bytes.iter().enumerate() {
@@ -347,8 +406,8 @@ mod tests {
             rest in any::<String>(),
         ) {
             let (a, b) = (format!("{prefix}{a}{rest}"), format!("{prefix}{b}"));
-            prop_assert_eq!(utf16_order(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
-            prop_assert_eq!(utf16_order(&b, &a), b.encode_utf16().cmp(a.encode_utf16()));
+            prop_assert_eq!(utf16_order(a.as_bytes(), b.as_bytes()), a.encode_utf16().cmp(b.encode_utf16()));
+            prop_assert_eq!(utf16_order(b.as_bytes(), a.as_bytes()), b.encode_utf16().cmp(a.encode_utf16()));
         }
 
         #[test]

@@ -13,7 +13,7 @@
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
-use super::{Sink, utf16_order, write_string};
+use super::{Sink, utf16_order, write_string, write_string_bytes};
 
 /// Why the serializer stopped; the sink holds a partial write and must be thrown away.
 #[derive(Debug)]
@@ -271,67 +271,105 @@ array_traits!(
 /// then its value's canonical bytes) and emitted sorted when it ends.
 pub struct Object<'a, S: Sink> {
     out: &'a mut S,
-    buffer: Vec<u8>,
-    /// Per entry: where its key starts, where its value starts, where it ends.
-    entries: Vec<(usize, usize, usize)>,
+    scratch: Scratch,
     /// Inside `{"variant":` …, closed with the object.
     variant: bool,
+}
+
+/// An object's buffer and its entries: per entry, where its key starts, where its value
+/// starts, where it ends.
+#[derive(Default)]
+struct Scratch {
+    buffer: Vec<u8>,
+    entries: Vec<(usize, usize, usize)>,
+}
+
+/// Objects nest only as deep as a value does, so a few spare scratches per thread serve
+/// every object: an event's id costs no allocation for its objects once the thread has
+/// hashed one, where a fresh buffer per object cost as much as the hash's own writing.
+const SPARE_SCRATCHES: usize = 16;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    fn take() -> Self {
+        SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_default()
+    }
+
+    fn give_back(mut self) {
+        self.buffer.clear();
+        self.entries.clear();
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_SCRATCHES {
+                spare.push(self);
+            }
+        });
+    }
 }
 
 impl<'a, S: Sink> Object<'a, S> {
     fn new(out: &'a mut S, variant: bool) -> Self {
         Object {
             out,
-            buffer: Vec::with_capacity(256),
-            entries: Vec::with_capacity(8),
+            scratch: Scratch::take(),
             variant,
         }
     }
 
     fn key(&mut self, key: &str) {
-        let start = self.buffer.len();
-        self.buffer.extend_from_slice(key.as_bytes());
-        self.entries.push((start, self.buffer.len(), usize::MAX));
+        let Scratch { buffer, entries } = &mut self.scratch;
+        let start = buffer.len();
+        buffer.extend_from_slice(key.as_bytes());
+        entries.push((start, buffer.len(), usize::MAX));
     }
 
     fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        value.serialize(Canonical {
-            out: &mut self.buffer,
-        })?;
-        let end = self.buffer.len();
-        let last = self
-            .entries
-            .last_mut()
-            .expect("a key comes before its value");
+        let Scratch { buffer, entries } = &mut self.scratch;
+        value.serialize(Canonical { out: buffer })?;
+        let end = buffer.len();
+        let last = entries.last_mut().expect("a key comes before its value");
         last.2 = end;
         Ok(())
     }
 
-    fn close(mut self) -> Result<(), Refused> {
-        let buffer = &self.buffer;
-        let key = |&(start, end, _): &(usize, usize, usize)| {
-            // Keys were `&str`s, copied whole.
-            std::str::from_utf8(&buffer[start..end]).expect("a key is UTF-8")
-        };
-        self.entries.sort_by(|a, b| utf16_order(key(a), key(b)));
-        if self
-            .entries
+    fn close(self) -> Result<(), Refused> {
+        let Object {
+            out,
+            mut scratch,
+            variant,
+        } = self;
+        let written = Self::write_sorted(out, &mut scratch, variant);
+        scratch.give_back();
+        written
+    }
+
+    fn write_sorted(out: &mut S, scratch: &mut Scratch, variant: bool) -> Result<(), Refused> {
+        let Scratch { buffer, entries } = scratch;
+        // Keys were `&str`s, copied whole: compared and written as their bytes.
+        let key = |&(start, end, _): &(usize, usize, usize)| &buffer[start..end];
+        entries.sort_by(|a, b| utf16_order(key(a), key(b)));
+        if entries
             .windows(2)
             .any(|pair| key(&pair[0]) == key(&pair[1]))
         {
             // `to_value` keeps the last of two equal keys; which one that was is lost here.
             return refuse("an object with a key twice");
         }
-        self.out.put(b"{");
-        for (n, entry) in self.entries.iter().enumerate() {
+        out.put(b"{");
+        for (n, entry) in entries.iter().enumerate() {
             if n > 0 {
-                self.out.put(b",");
+                out.put(b",");
             }
-            write_string(key(entry), self.out);
-            self.out.put(b":");
-            self.out.put(&buffer[entry.1..entry.2]);
+            write_string_bytes(key(entry), out);
+            out.put(b":");
+            out.put(&buffer[entry.1..entry.2]);
         }
-        self.out.put(if self.variant { b"}}" } else { b"}" });
+        out.put(if variant { b"}}" } else { b"}" });
         Ok(())
     }
 }
