@@ -742,9 +742,10 @@ impl Executor for NullSink {
 
 /// Outbox dispatch with `workers` dispatchers (claim, gateway, execute, receipt) against
 /// the same number of raw SQL workers doing the same durable work with the same null
-/// executor: claim a batch (the same `UPDATE … RETURNING` columns), post each request, then
-/// in one transaction write three event rows per effect (its `Dispatched` step, its receipt
-/// and its `Executed` step, each a JSON envelope with a blake3 id, into a copy of
+/// executor: claim a batch (the same `UPDATE … RETURNING` columns, decoded as ours decodes
+/// them), post each request, then in one transaction write three event rows per effect
+/// (its `Dispatched` step, its `EgressExecuted` receipt and its `Executed` step: the same
+/// event types with the same fields, so rows of the same size, into a copy of
 /// `core_events` with the same indexes) and close the rows. Ours commits twice a batch
 /// after the claim (the `Dispatched` steps must be durable before any destination is
 /// reached) and checks every effect's capability; the ratio shows what both cost.
@@ -794,10 +795,11 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
             tokio::spawn(async move {
                 let mut done = 0;
                 while let Some(claimed) = raw_claim(&db, worker).await {
-                    for (_, key, request) in &claimed {
-                        let key: ops_core::id::ContentHash = key.parse().unwrap();
-                        let request: serde_json::Value = serde_json::from_str(request).unwrap();
-                        NullSink.execute(&key, &request).await.unwrap();
+                    for effect in &claimed {
+                        NullSink
+                            .execute(&effect.request.idempotency_key, &effect.body)
+                            .await
+                            .unwrap();
                     }
                     raw_close(&db, worker, &claimed, &seq).await;
                     done += claimed.len();
@@ -815,9 +817,18 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     report(&name, count, ours, baseline);
 }
 
+/// A row the raw baseline claimed, decoded as the dispatcher decodes its own.
+struct RawClaimed {
+    id: i64,
+    attempts: u32,
+    request: ops_core::egress::EffectRequest,
+    body: serde_json::Value,
+}
+
 /// The raw baseline's claim of up to 50 rows by `worker`, as the dispatcher's: `None` when
 /// nothing is left.
-async fn raw_claim(db: &Db, worker: usize) -> Option<Vec<(i64, String, String)>> {
+async fn raw_claim(db: &Db, worker: usize) -> Option<Vec<RawClaimed>> {
+    use ops_core::egress::{EffectRequest, Reversibility};
     let lock = match db {
         Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         Db::Sqlite(_) => "",
@@ -831,7 +842,7 @@ async fn raw_claim(db: &Db, worker: usize) -> Option<Vec<(i64, String, String)>>
          approval_expires_us, created_at_us"
     );
     let now = ops_core::time::Timestamp::now().unix_micros();
-    let rows: Vec<(i64, String, String)> = on_db!(db, pool => {
+    let rows: Vec<RawClaimed> = on_db!(db, pool => {
         use sqlx::Row;
         sqlx::query(&sql)
             .bind(format!("raw-{worker}"))
@@ -841,62 +852,93 @@ async fn raw_claim(db: &Db, worker: usize) -> Option<Vec<(i64, String, String)>>
             .await
             .unwrap()
             .iter()
-            .map(|row| (row.get("id"), row.get("idempotency_key"), row.get("request")))
+            .map(|row| {
+                let text = |column: &str| row.get::<String, _>(column);
+                // Stored as 0 or 1 on both backends.
+                let reversible = row.get::<i64, _>("reversible") != 0;
+                RawClaimed {
+                    id: row.get("id"),
+                    attempts: row.get::<i64, _>("attempts") as u32,
+                    request: EffectRequest {
+                        command_id: text("command_id").parse().unwrap(),
+                        destination: text("destination"),
+                        tenant_id: text("tenant_id"),
+                        idempotency_key: text("idempotency_key").parse().unwrap(),
+                        request_hash: text("request_hash").parse().unwrap(),
+                        requested_by: serde_json::from_str(&text("actor")).unwrap(),
+                        capability_id: text("capability_id").parse().unwrap(),
+                        reversibility: Some(if reversible {
+                            Reversibility::Reversible
+                        } else {
+                            Reversibility::Irreversible
+                        }),
+                    },
+                    body: serde_json::from_str(&text("request")).unwrap(),
+                }
+            })
             .collect()
     });
     (!rows.is_empty()).then_some(rows)
 }
 
-/// The raw baseline's writes for a posted batch, in one transaction: three event rows per
-/// effect and each row closed while `worker` still holds it.
+/// The raw baseline's writes for a posted batch, in one transaction: three events per
+/// effect (as ours: its two steps and its receipt) and the rows closed while `worker`
+/// still holds them, in one statement.
 async fn raw_close(
     db: &Db,
     worker: usize,
-    claimed: &[(i64, String, String)],
+    claimed: &[RawClaimed],
     seq: &std::sync::atomic::AtomicI64,
 ) {
-    let rows: Vec<RawRow> = claimed
+    use ops_core::egress::{Approval, EffectState, EffectStateChanged, EgressExecuted};
+    let events: Vec<EventEnvelope> = claimed
         .iter()
-        .flat_map(|(id, key, _)| {
-            ["dispatched", "receipt", "executed"].map(|what| {
-                let envelope = json!({
-                    "event_type": format!("core.egress.{what}"),
-                    "outbox_id": id,
-                    "idempotency_key": key,
-                    "worker": worker,
-                })
-                .to_string();
-                let seq = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                RawRow {
-                    seq,
-                    event_id: blake3::hash(envelope.as_bytes()).to_hex().to_string(),
-                    stream_version: seq,
-                    event_type: format!("core.egress.{what}"),
-                    occurred_at_us: 0,
-                    source_ref: "bench".to_owned(),
-                    source_sequence_key: seq,
-                    correlation_id: key.clone(),
-                    envelope,
-                    stream_bucket: ops_core_runtime::store::stream_bucket("bench"),
-                }
-            })
+        .flat_map(|effect| {
+            let command_id = effect.request.command_id;
+            let origin = ops_tests::origin(&command_id.to_string());
+            let step = |state| {
+                let changed = EffectStateChanged {
+                    command_id,
+                    state,
+                    attempt: effect.attempts,
+                    note: None,
+                    compensates: None,
+                };
+                EventEnvelope::new(&changed, origin.clone()).unwrap()
+            };
+            let executed = EgressExecuted {
+                effect: effect.request.clone(),
+                // As long as the capability event id ours names.
+                capability_state_ref: command_id.to_string(),
+                capability_chain: vec![effect.request.capability_id],
+                approval: Approval::Actor {
+                    actor: effect.request.requested_by.clone(),
+                },
+            };
+            [
+                step(EffectState::Dispatched),
+                EventEnvelope::new(&executed, origin.clone()).unwrap(),
+                step(EffectState::Executed),
+            ]
         })
         .collect();
+    let count = events.len() as i64;
+    let first = seq.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+    let rows = raw_rows(&events, first as usize);
     on_db!(db, pool => {
         let mut tx = pool.begin().await.unwrap();
         raw_insert_rows!(tx, rows, db.dialect());
-        for (id, _, _) in claimed {
-            sqlx::query(
-                "UPDATE core_outbox SET state = 'executed', claimed_by = NULL, updated_at_us = $1 \
-                 WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
-            )
-            .bind(0_i64)
-            .bind(id)
-            .bind(format!("raw-{worker}"))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        // One statement closes the batch, as ours does.
+        let mut close = QueryBuilder::new("UPDATE core_outbox SET state = 'executed', claimed_by = NULL, updated_at_us = 0 WHERE claimed_by = ");
+        close.push_bind(format!("raw-{worker}"));
+        close.push(" AND state = 'pending' AND id IN (");
+        let mut ids = close.separated(", ");
+        for effect in claimed {
+            ids.push_bind(effect.id);
         }
+        close.push(")");
+        let closed = close.build().execute(&mut *tx).await.unwrap().rows_affected();
+        assert_eq!(closed, claimed.len() as u64, "each claimed row is closed");
         tx.commit().await.unwrap();
     });
 }
