@@ -677,6 +677,12 @@ impl EventStore {
     ) -> Result<Option<AppendOutcome>, AppendError> {
         let dialect = self.db.dialect();
         let recorded_at_us = Timestamp::now().unix_micros();
+        if let (Db::Sqlite(pool), [], false, 1..=ROWS_PER_STATEMENT) =
+            (&self.db, sides, look_up_stored, events.len())
+        {
+            return append_in_one_statement(pool, stream, expected, events, rows, recorded_at_us)
+                .await;
+        }
         on_db!(&self.db, pool => {
             let mut tx = match dialect {
                 // Take the write lock now, not on the first insert: a deferred upgrade
@@ -1428,4 +1434,84 @@ fn decode_all(rows: Vec<RawRow>) -> Result<Vec<StoredEvent>, ReadError> {
             })
         })
         .collect()
+}
+
+/// An append of new events on SQLite with nothing beside it, as one statement outside any
+/// transaction: the stream's version read, checked against `expected`, and every row
+/// inserted, atomically (a writing statement takes SQLite's write lock before it reads).
+/// It costs one round trip to sqlx's connection thread where a transaction costs four,
+/// and most appends are one batch of new events. `None` when the batch must take the
+/// careful road: nothing was inserted, because the version did not match or an event was
+/// stored already (or raced in), which that road looks up.
+async fn append_in_one_statement(
+    pool: &sqlx::SqlitePool,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: &[EventEnvelope],
+    rows: &[String],
+    recorded_at_us: i64,
+) -> Result<Option<AppendOutcome>, AppendError> {
+    let mut query = QueryBuilder::new(
+        "WITH current(version) AS (SELECT COALESCE((SELECT stream_version FROM core_events \
+         WHERE stream_id = ",
+    );
+    query.push_bind(stream);
+    query.push(
+        " ORDER BY stream_version DESC LIMIT 1), 0)), batch(position, event_id, event_type, \
+         payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+         envelope) AS (",
+    );
+    let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    query.push_values(events.iter().enumerate(), |mut row, (index, envelope)| {
+        row.push_bind(index as i64 + 1)
+            .push_bind(ids[index].as_str())
+            .push_bind(envelope.event_type.as_str())
+            .push_bind(i64::from(envelope.payload_schema_version))
+            .push_bind(envelope.occurred_at.unix_micros())
+            .push_bind(envelope.source_ref.as_str())
+            .push_bind(CanonicalKey::source_sequence_key(envelope))
+            .push_bind(envelope.correlation_id.to_string())
+            .push_bind(rows[index].as_str());
+    });
+    query.push(
+        ") INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
+         payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+         recorded_at_us, envelope, stream_bucket) \
+         SELECT 0, batch.event_id, ",
+    );
+    query.push_bind(stream);
+    query.push(
+        ", current.version + batch.position, batch.event_type, batch.payload_schema_version, \
+         batch.occurred_at_us, batch.source_ref, batch.source_sequence_key, batch.correlation_id, ",
+    );
+    query.push_bind(recorded_at_us);
+    query.push(", batch.envelope, ");
+    query.push_bind(stream_bucket(stream));
+    query.push(" FROM current, batch");
+    match expected {
+        ExpectedVersion::Any => {}
+        ExpectedVersion::NoStream => {
+            query.push(" WHERE current.version = 0");
+        }
+        ExpectedVersion::Exact(version) => {
+            query.push(" WHERE current.version = ");
+            query.push_bind(version);
+        }
+    }
+    query.push(" ORDER BY batch.position RETURNING stream_version");
+    let versions: Vec<i64> = match query.build_query_scalar().fetch_all(pool).await {
+        Ok(versions) => versions,
+        Err(sqlx::Error::Database(error)) if error.kind() == ErrorKind::UniqueViolation => {
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let Some(&last) = versions.iter().max() else {
+        return Ok(None);
+    };
+    Ok(Some(AppendOutcome {
+        appended: events.iter().map(|e| e.event_id).collect(),
+        stream_version: last,
+        ..AppendOutcome::default()
+    }))
 }

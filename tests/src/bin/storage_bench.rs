@@ -152,8 +152,42 @@ macro_rules! raw_insert_rows {
 
 /// The statements an append of `rows` runs, through sqlx with nothing of the store around
 /// them: the write lock taken at `BEGIN` on SQLite (the appends' shared lock with the
-/// stream's version on PostgreSQL), the stream's version, the multi-row insert, the commit.
+/// stream's version on PostgreSQL), the stream's version, the multi-row insert, the commit;
+/// on SQLite, a batch that fits one insert is one statement that reads the version itself,
+/// outside a transaction, as the store writes it.
 async fn raw_insert(db: &Db, rows: &[RawRow]) {
+    if let (Db::Sqlite(pool), 1..=500) = (db, rows.len()) {
+        let mut query = QueryBuilder::new(
+            "WITH current(version) AS (SELECT COALESCE((SELECT stream_version FROM bench_raw \
+             WHERE stream_id = 'bench' ORDER BY stream_version DESC LIMIT 1), 0)), \
+             batch(position, seq, event_id, event_type, occurred_at_us, source_ref, \
+             source_sequence_key, correlation_id, envelope, stream_bucket) AS (",
+        );
+        query.push_values(rows.iter().enumerate(), |mut row, (index, raw)| {
+            row.push_bind(index as i64 + 1)
+                .push_bind(raw.seq)
+                .push_bind(raw.event_id.as_str())
+                .push_bind(raw.event_type.as_str())
+                .push_bind(raw.occurred_at_us)
+                .push_bind(raw.source_ref.as_str())
+                .push_bind(raw.source_sequence_key)
+                .push_bind(raw.correlation_id.as_str())
+                .push_bind(raw.envelope.as_str())
+                .push_bind(raw.stream_bucket);
+        });
+        query.push(
+            ") INSERT INTO bench_raw (seq, tx_order, event_id, stream_id, stream_version, event_type, \
+             payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+             recorded_at_us, envelope, stream_bucket) \
+             SELECT batch.seq, 0, batch.event_id, 'bench', current.version + batch.position, \
+             batch.event_type, 2, batch.occurred_at_us, batch.source_ref, batch.source_sequence_key, \
+             batch.correlation_id, 0, batch.envelope, batch.stream_bucket FROM current, batch \
+             ORDER BY batch.position RETURNING stream_version",
+        );
+        let versions: Vec<i64> = query.build_query_scalar().fetch_all(pool).await.unwrap();
+        assert_eq!(versions.len(), rows.len(), "every row is inserted");
+        return;
+    }
     const VERSION: &str = "SELECT COALESCE((SELECT stream_version FROM bench_raw WHERE stream_id = $1 \
          ORDER BY stream_version DESC LIMIT 1), 0)";
     let (begin, version) = match db.dialect() {
