@@ -776,18 +776,12 @@ impl EventStore {
                 query.push_values(chunk.iter().enumerate(), |mut row, (offset, &index)| {
                     let envelope = &events[index];
                     let version = current + (chunk_index * ROWS_PER_STATEMENT + offset) as i64 + 1;
-                    // The canonical key's parts, without formatting the id a second time.
                     row.push(dialect.tx_order_expr())
                         .push_bind(ids[index].as_str())
                         .push_bind(stream)
-                        .push_bind(version)
-                        .push_bind(envelope.event_type.as_str())
-                        .push_bind(i64::from(envelope.payload_schema_version))
-                        .push_bind(envelope.occurred_at.unix_micros())
-                        .push_bind(envelope.source_ref.as_str())
-                        .push_bind(CanonicalKey::source_sequence_key(envelope))
-                        .push_bind(envelope.correlation_id.to_string())
-                        .push_bind(recorded_at_us)
+                        .push_bind(version);
+                    push_envelope_columns(&mut row, envelope);
+                    row.push_bind(recorded_at_us)
                         .push_bind(rows[index].as_str())
                         .push_bind(bucket);
                 });
@@ -1464,14 +1458,9 @@ async fn append_in_one_statement(
     let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
     query.push_values(events.iter().enumerate(), |mut row, (index, envelope)| {
         row.push_bind(index as i64 + 1)
-            .push_bind(ids[index].as_str())
-            .push_bind(envelope.event_type.as_str())
-            .push_bind(i64::from(envelope.payload_schema_version))
-            .push_bind(envelope.occurred_at.unix_micros())
-            .push_bind(envelope.source_ref.as_str())
-            .push_bind(CanonicalKey::source_sequence_key(envelope))
-            .push_bind(envelope.correlation_id.to_string())
-            .push_bind(rows[index].as_str());
+            .push_bind(ids[index].as_str());
+        push_envelope_columns(&mut row, envelope);
+        row.push_bind(rows[index].as_str());
     });
     query.push(
         ") INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
@@ -1514,4 +1503,24 @@ async fn append_in_one_statement(
         stream_version: last,
         ..AppendOutcome::default()
     }))
+}
+
+/// An envelope's own columns, in the order both inserts of `core_events` list them: its
+/// type, payload version, time, source, place in its source and correlation (the canonical
+/// key's parts, without formatting the id a second time).
+fn push_envelope_columns<'args, DB>(
+    row: &mut sqlx::query_builder::Separated<'_, 'args, DB, &'static str>,
+    envelope: &'args EventEnvelope,
+) where
+    DB: sqlx::Database,
+    &'args str: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+{
+    row.push_bind(envelope.event_type.as_str())
+        .push_bind(i64::from(envelope.payload_schema_version))
+        .push_bind(envelope.occurred_at.unix_micros())
+        .push_bind(envelope.source_ref.as_str())
+        .push_bind(CanonicalKey::source_sequence_key(envelope))
+        .push_bind(envelope.correlation_id.to_string());
 }
