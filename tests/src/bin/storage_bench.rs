@@ -156,7 +156,13 @@ macro_rules! raw_insert_rows {
 /// on SQLite, a batch that fits one insert is one statement that reads the version itself,
 /// outside a transaction, as the store writes it.
 async fn raw_insert(db: &Db, rows: &[RawRow]) {
-    if let (Db::Sqlite(pool), 1..=500) = (db, rows.len()) {
+    raw_insert_closing(db, rows, &[]).await;
+}
+
+/// [`raw_insert`], and the outbox rows of `closing` (command ids) deleted in the same
+/// transaction, as a receipt and what it receipts are written together.
+async fn raw_insert_closing(db: &Db, rows: &[RawRow], closing: &[String]) {
+    if let (Db::Sqlite(pool), 1..=500, []) = (db, rows.len(), closing) {
         let mut query = QueryBuilder::new(
             "WITH current(version) AS (SELECT COALESCE((SELECT stream_version FROM bench_raw \
              WHERE stream_id = 'bench' ORDER BY stream_version DESC LIMIT 1), 0)), \
@@ -207,6 +213,15 @@ async fn raw_insert(db: &Db, rows: &[RawRow]) {
             .await
             .unwrap();
         raw_insert_rows!(tx, rows, db.dialect());
+        if !closing.is_empty() {
+            let mut query = QueryBuilder::new("DELETE FROM core_outbox WHERE command_id IN (");
+            let mut keys = query.separated(", ");
+            for key in closing {
+                keys.push_bind(key.as_str());
+            }
+            query.push(")");
+            query.build().execute(&mut *tx).await.unwrap();
+        }
         tx.commit().await.unwrap();
     });
 }
@@ -1462,7 +1477,7 @@ async fn retention_bench(backend: Backend, count: usize) {
 /// Retention's baseline in raw SQL, the same durable work: the rows of sagas whose every
 /// effect is closed and older than `cutoff` (the saga rule, in one query), then a thousand
 /// at a time a receipt naming them (one event row, its JSON with a blake3 id) and the
-/// delete of those rows. Returns how many rows it removed.
+/// delete of those rows, in one transaction as ours. Returns how many rows it removed.
 async fn raw_retention(db: &Db, cutoff: i64) -> usize {
     let due: Vec<String> = on_db!(db, pool => {
         sqlx::query_scalar(
@@ -1494,16 +1509,7 @@ async fn raw_retention(db: &Db, cutoff: i64) -> usize {
             envelope,
             stream_bucket: ops_core_runtime::store::stream_bucket("bench"),
         };
-        raw_insert(db, std::slice::from_ref(&receipt)).await;
-        on_db!(db, pool => {
-            let mut query = QueryBuilder::new("DELETE FROM core_outbox WHERE command_id IN (");
-            let mut keys = query.separated(", ");
-            for key in chunk {
-                keys.push_bind(key.as_str());
-            }
-            query.push(")");
-            query.build().execute(pool).await.unwrap();
-        });
+        raw_insert_closing(db, std::slice::from_ref(&receipt), chunk).await;
     }
     due.len()
 }
