@@ -356,11 +356,8 @@ pub fn payload_hash(payload: &serde_json::Value) -> ContentHash {
 /// the hasher with no `serde_json::Value` built; through a `Value` only for what serde_json
 /// alone decides (see [`crate::canonical::write_canonical_typed`]). The same hash either way.
 pub fn payload_hash_of<T: Serialize + ?Sized>(value: &T) -> Result<ContentHash, CanonicalError> {
-    let mut hasher = BufferedHasher::plain();
-    if crate::canonical::write_canonical_typed(value, &mut hasher).is_ok() {
-        return Ok(ContentHash(Digest(hasher.finalize())));
-    }
-    Ok(payload_hash(&serde_json::to_value(value)?))
+    let hasher = crate::canonical::write_canonical_into(value, BufferedHasher::plain)?;
+    Ok(ContentHash(Digest(hasher.finalize())))
 }
 
 /// The typed dedupe scope of A3; closed on purpose.

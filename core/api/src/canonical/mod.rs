@@ -107,11 +107,22 @@ impl Sink for BufferedHasher<'_> {
 /// The RFC 8785 bytes of `value`: written straight from the typed value, or through a
 /// `serde_json::Value` for what only serde_json decides (see [`write_canonical_typed`]).
 pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
-    let mut out = Vec::new();
-    if write_canonical_typed(value, &mut out).is_err() {
-        out.clear();
-        write_canonical(&serde_json::to_value(value)?, &mut out);
+    write_canonical_into(value, Vec::new)
+}
+
+/// The RFC 8785 form of `value` written into a sink from `fresh`: straight from the typed
+/// value, or, where the typed serializer refuses (its sink half-written and dropped), through
+/// a `serde_json::Value` into another fresh sink.
+pub fn write_canonical_into<T: Serialize + ?Sized, S: Sink>(
+    value: &T,
+    fresh: impl Fn() -> S,
+) -> Result<S, CanonicalError> {
+    let mut out = fresh();
+    if write_canonical_typed(value, &mut out).is_ok() {
+        return Ok(out);
     }
+    let mut out = fresh();
+    write_canonical(&serde_json::to_value(value)?, &mut out);
     Ok(out)
 }
 
