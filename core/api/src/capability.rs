@@ -722,12 +722,13 @@ impl CapabilityBook {
         let mut links = [None; MAX_DELEGATION_DEPTH + 1];
         let mut next = Some(capability_id);
         for link in &mut links {
-            let Some(history) = next.and_then(|id| Some((id, self.histories.get(&id)?))) else {
+            let Some((id, history)) = next.and_then(|id| Some((id, self.histories.get(&id)?)))
+            else {
                 break;
             };
-            *link = Some(history);
-            history.1.fetch_ahead();
-            next = history.1.parent;
+            *link = Some((id, history));
+            history.fetch_ahead();
+            next = history.parent;
         }
         links
     }
