@@ -158,21 +158,25 @@ pub mod __private {
     pub fn decode_located<T: serde::de::DeserializeOwned>(
         payload: &serde_json::Value,
     ) -> Result<T, (String, String)> {
-        serde_path_to_error::deserialize(payload).map_err(|error| {
-            let pointer: String = error
-                .path()
-                .iter()
-                .map(|segment| match segment {
-                    serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
-                    serde_path_to_error::Segment::Map { key } => {
-                        format!("/{}", key.replace('~', "~0").replace('/', "~1"))
-                    }
-                    serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
-                    serde_path_to_error::Segment::Unknown => "/?".to_owned(),
-                })
-                .collect();
-            (pointer, error.into_inner().to_string())
-        })
+        serde_path_to_error::deserialize(payload).map_err(located)
+    }
+
+    /// Where a decode failed and why. Not generic, so it is compiled once here rather than
+    /// once for every contract type in the crate that declares it.
+    fn located(error: serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+        let pointer: String = error
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+                serde_path_to_error::Segment::Map { key } => {
+                    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+                }
+                serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
+                serde_path_to_error::Segment::Unknown => "/?".to_owned(),
+            })
+            .collect();
+        (pointer, error.into_inner().to_string())
     }
 
     fn located_message((pointer, reason): (String, String)) -> String {
