@@ -11,7 +11,9 @@ use std::process::Command;
 fn resolved(root: &Path, selection: &[&str], edges: &str) -> BTreeSet<String> {
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(root)
-        .args(["tree", "--quiet", "--prefix", "none", "--format", "{p} {f}", "-e", edges])
+        .args([
+            "tree", "--quiet", "--prefix", "none", "--format", "{p} {f}", "-e", edges,
+        ])
         .args(selection)
         .output()
         .expect("running cargo tree");
@@ -32,7 +34,9 @@ fn resolved(root: &Path, selection: &[&str], edges: &str) -> BTreeSet<String> {
 #[test]
 fn the_tools_build_their_dependencies_as_the_workspace_tests_do() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("a member one level below the root");
+    let root = manifest_dir
+        .parent()
+        .expect("a member one level below the root");
     let metadata = cargo_metadata::MetadataCommand::new()
         .current_dir(root)
         .no_deps()
@@ -70,7 +74,9 @@ fn the_tools_build_their_dependencies_as_the_workspace_tests_do() {
             different
                 .iter()
                 .filter_map(|line| line.split(' ').next())
-                .flat_map(|name| workspace.iter().filter(move |line| line.split(' ').next() == Some(name)))
+                .flat_map(|name| workspace
+                    .iter()
+                    .filter(move |line| line.split(' ').next() == Some(name)))
                 .map(|line| format!("  {line}"))
                 .collect::<Vec<_>>()
                 .join("\n")
