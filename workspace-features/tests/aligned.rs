@@ -1,38 +1,91 @@
-//! The packages that depend on `workspace-features` resolve every dependency with the
-//! features `cargo test --workspace` builds it with. When one drifts (a new dependency, a
-//! feature turned on somewhere), this names the crate and the features to add to
-//! `workspace-features/Cargo.toml`.
+//! The packages that depend on `workspace-features` (the ones the gates run) compile nothing
+//! that `cargo test --workspace` did not compile already, but their own binaries. When
+//! something drifts (a new dependency, a feature turned on somewhere, a profile setting),
+//! this names the first crate built differently and the features the workspace builds it
+//! with, to add to `workspace-features/Cargo.toml`.
+//!
+//! It reads cargo's unit graph: the one exact account of what cargo compiles (a crate's
+//! features, profile, and the same for everything below it). `--unit-graph` is unstable;
+//! `RUSTC_BOOTSTRAP=1` lets the pinned stable cargo print it, for this read only.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::process::Command;
 
-/// `cargo tree` lines, `name version features`, for `selection` with the given edges.
-fn resolved(root: &Path, selection: &[&str], edges: &str) -> BTreeSet<String> {
+use serde_json::Value;
+
+/// The units cargo would compile for `arguments`, each with an identity that covers what
+/// decides whether a build of it can be reused: the package, target, mode, features,
+/// profile settings (not the profile's name: `test` and `dev` alike build a dependency the
+/// same) and, recursively, the identities of what it depends on.
+fn units(root: &Path, arguments: &[&str]) -> Vec<(u64, Value)> {
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(root)
-        .args([
-            "tree", "--quiet", "--prefix", "none", "--format", "{p} {f}", "-e", edges,
-        ])
-        .args(selection)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args(arguments)
+        .args(["--quiet", "--unit-graph", "-Z", "unstable-options"])
         .output()
-        .expect("running cargo tree");
+        .expect("running cargo");
     assert!(
         output.status.success(),
-        "cargo tree {selection:?} failed: {}",
+        "cargo {arguments:?} --unit-graph failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout)
-        .expect("cargo tree prints UTF-8")
-        .lines()
-        // A repeated crate is printed again with ` (*)`; members by their path.
-        .map(|line| line.trim_end_matches(" (*)").to_owned())
-        .filter(|line| !line.contains(" (/"))
+    let graph: Value = serde_json::from_slice(&output.stdout).expect("a unit graph");
+    let units = graph["units"].as_array().expect("units").clone();
+    let mut identities: HashMap<usize, u64> = HashMap::new();
+    fn identity(index: usize, units: &[Value], identities: &mut HashMap<usize, u64>) -> u64 {
+        if let Some(known) = identities.get(&index) {
+            return *known;
+        }
+        let unit = &units[index];
+        let mut profile = unit["profile"].clone();
+        profile.as_object_mut().expect("a profile").remove("name");
+        let mut below: Vec<u64> = unit["dependencies"]
+            .as_array()
+            .expect("dependencies")
+            .iter()
+            .map(|dependency| {
+                let at = dependency["index"].as_u64().expect("an index") as usize;
+                identity(at, units, identities)
+            })
+            .collect();
+        below.sort_unstable();
+        let mut hasher = DefaultHasher::new();
+        (
+            unit["pkg_id"].to_string(),
+            unit["target"]["name"].to_string(),
+            unit["target"]["kind"].to_string(),
+            unit["mode"].to_string(),
+            unit["features"].to_string(),
+            profile.to_string(),
+            below,
+        )
+            .hash(&mut hasher);
+        let id = hasher.finish();
+        identities.insert(index, id);
+        id
+    }
+    (0..units.len())
+        .map(|index| {
+            (
+                identity(index, &units, &mut identities),
+                units[index].clone(),
+            )
+        })
         .collect()
 }
 
+/// `name@version` of a unit's package.
+fn package_of(unit: &Value) -> String {
+    let id = unit["pkg_id"].as_str().unwrap_or_default();
+    id.rsplit(['#', '/']).next().unwrap_or(id).to_owned()
+}
+
 #[test]
-fn the_tools_build_their_dependencies_as_the_workspace_tests_do() {
+fn the_tools_compile_nothing_the_workspace_tests_did_not() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = manifest_dir
         .parent()
@@ -42,7 +95,7 @@ fn the_tools_build_their_dependencies_as_the_workspace_tests_do() {
         .no_deps()
         .exec()
         .expect("cargo metadata");
-    let aligned: Vec<String> = metadata
+    let aligned: Vec<(String, String)> = metadata
         .workspace_packages()
         .into_iter()
         .filter(|package| {
@@ -51,35 +104,69 @@ fn the_tools_build_their_dependencies_as_the_workspace_tests_do() {
                 .iter()
                 .any(|dependency| dependency.name == env!("CARGO_PKG_NAME"))
         })
-        .map(|package| package.name.to_string())
+        .map(|package| (package.name.to_string(), package.id.repr.clone()))
         .collect();
     assert!(
-        aligned.iter().any(|name| name == "ops-host") && aligned.iter().any(|name| name == "xtask"),
+        ["ops-host", "xtask"]
+            .iter()
+            .all(|tool| aligned.iter().any(|(name, _)| name == tool)),
         "ops-host and xtask (what the gates run) depend on this crate; found {aligned:?}"
     );
-    let workspace = resolved(root, &["--workspace"], "normal,build,dev");
-    for package in &aligned {
-        let alone = resolved(root, &["--package", package], "normal,build");
-        let different: Vec<&String> = alone.difference(&workspace).collect();
-        assert!(
-            different.is_empty(),
-            "`cargo run -p {package}` builds these with other features than `cargo test --workspace` \
-             (name, version, features), so it compiles them and all above them again; add the \
-             workspace's features to workspace-features/Cargo.toml:\n{}\nthe workspace has:\n{}",
-            different
-                .iter()
-                .map(|line| format!("  {line}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            different
-                .iter()
-                .filter_map(|line| line.split(' ').next())
-                .flat_map(|name| workspace
+    let tested = units(root, &["test", "--workspace", "--no-run"]);
+    let built_by_tests: BTreeSet<u64> = tested.iter().map(|(id, _)| *id).collect();
+    for (package, package_id) in &aligned {
+        let run = units(root, &["build", "--package", package]);
+        let again: BTreeSet<u64> = run
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !built_by_tests.contains(id))
+            .collect();
+        // The first to differ: built again though everything below it is reused. The
+        // package's own binaries are expected (the tests build a binary only when an
+        // integration test runs it).
+        let first: Vec<String> = run
+            .iter()
+            .filter(|(id, unit)| {
+                again.contains(id)
+                    && !(unit["pkg_id"] == package_id.as_str()
+                        && unit["target"]["kind"] == serde_json::json!(["bin"]))
+            })
+            .filter(|(_, unit)| {
+                unit["dependencies"]
+                    .as_array()
+                    .expect("dependencies")
                     .iter()
-                    .filter(move |line| line.split(' ').next() == Some(name)))
-                .map(|line| format!("  {line}"))
-                .collect::<Vec<_>>()
-                .join("\n")
+                    .all(|dependency| {
+                        let at = dependency["index"].as_u64().expect("an index") as usize;
+                        !again.contains(&run[at].0)
+                    })
+            })
+            .map(|(_, unit)| {
+                let same_package: Vec<String> = tested
+                    .iter()
+                    .filter(|(_, other)| other["pkg_id"] == unit["pkg_id"])
+                    .map(|(_, other)| other["features"].to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                format!(
+                    "  {} ({} {}): features {}, profile {}; the workspace's test build has features {}",
+                    package_of(unit),
+                    unit["target"]["name"],
+                    unit["mode"],
+                    unit["features"],
+                    unit["profile"],
+                    same_package.join(" or ")
+                )
+            })
+            .collect();
+        assert!(
+            first.is_empty(),
+            "`cargo run -p {package}` after `cargo test --workspace` compiles these again, and \
+             everything above them; give them the workspace's features in \
+             workspace-features/Cargo.toml, or to the crates they are built on when their own \
+             features already match (or align the profile in Cargo.toml):\n{}",
+            first.join("\n")
         );
     }
 }
