@@ -453,6 +453,23 @@ async fn fill(store: &ops_core_runtime::store::EventStore, events: &[EventEnvelo
             .await
             .unwrap();
     }
+    settle(store.db()).await;
+}
+
+/// After a fill, before anything is timed: SQLite copies its write-ahead log into the
+/// database file now, rather than in whichever timed run passes the log's size limit
+/// (megabytes of the fill written back in the middle of one side's timing, not the
+/// other's); PostgreSQL gathers the new tables' statistics now, rather than whenever
+/// autovacuum gets to them, so both sides are planned on the same statistics.
+async fn settle(db: &Db) {
+    match db {
+        Db::Sqlite(pool) => sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await
+            .map(drop),
+        Db::Postgres(pool) => sqlx::raw_sql("ANALYZE").execute(pool).await.map(drop),
+    }
+    .expect("settling the database after a fill");
 }
 
 async fn replay_bench(backend: Backend, count: usize) {
@@ -774,6 +791,7 @@ async fn fill_outbox(db: &Db, count: usize, capability: &str, state: &str) {
         }
         tx.commit().await.unwrap();
     });
+    settle(db).await;
 }
 
 /// A destination that accepts everything at once.
@@ -1076,6 +1094,7 @@ async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, co
             .await
             .unwrap();
     }
+    settle(store.db()).await;
 }
 
 /// The board split four ways by stream, caught up over `count` events (in 500 streams) by
@@ -1342,6 +1361,7 @@ async fn jailed_command_bench(backend: Backend, commands: usize) {
             .append(target, ExpectedVersion::Any, &history)
             .await
             .unwrap();
+        settle(store.db()).await;
         let bus = ops_core_runtime::command::CommandBus::new(
             store.clone(),
             ops_tests::commands::authority(Scope::everything()),
@@ -1514,8 +1534,6 @@ async fn raw_retention(db: &Db, cutoff: i64) -> usize {
     due.len()
 }
 
-/// With an argument, runs only the benchmarks whose name starts with it. Prints one JSON
-/// timing per line.
 /// `commands` commands on one target whose stream already holds `history` events, through
 /// one bus, which keeps the handler's folded state and folds only what came since, against
 /// a new bus per command, which folds the whole stream each time: the same command records
@@ -1541,6 +1559,7 @@ async fn command_bench(backend: Backend, history: usize, commands: usize) {
                 .await
                 .unwrap();
         }
+        settle(store.db()).await;
         let authority = ops_tests::commands::authority(Scope::everything());
         let one_bus =
             ops_core_runtime::command::CommandBus::new(store.clone(), authority.clone()).unwrap();
@@ -1562,6 +1581,8 @@ async fn command_bench(backend: Backend, history: usize, commands: usize) {
     report(&name, commands, timings[0], timings[1]);
 }
 
+/// With an argument, runs only the benchmarks whose name starts with it. Prints one JSON
+/// timing per line.
 fn main() -> std::process::ExitCode {
     // The jail's benchmarks start this binary as their pack runner: it links the packs.
     if let Some(code) = ops_core_runtime::jail::serve_if_runner() {
