@@ -445,7 +445,6 @@ async fn engine_insert(
     elapsed
 }
 
-/// Stores `events` before a benchmark, a thousand per append.
 /// Appends `events` to stream `bench` and settles the database: a store's contents before
 /// anything is timed.
 async fn fill(store: &ops_core_runtime::store::EventStore, events: &[EventEnvelope]) {
