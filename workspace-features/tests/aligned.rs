@@ -33,8 +33,10 @@ fn units(root: &Path, arguments: &[&str]) -> Vec<(u64, Value)> {
         "cargo {arguments:?} --unit-graph failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let graph: Value = serde_json::from_slice(&output.stdout).expect("a unit graph");
-    let units = graph["units"].as_array().expect("units").clone();
+    let mut graph: Value = serde_json::from_slice(&output.stdout).expect("a unit graph");
+    let Value::Array(units) = graph["units"].take() else {
+        panic!("a unit graph has units");
+    };
     let mut identities: HashMap<usize, u64> = HashMap::new();
     fn identity(index: usize, units: &[Value], identities: &mut HashMap<usize, u64>) -> u64 {
         if let Some(known) = identities.get(&index) {
@@ -68,14 +70,10 @@ fn units(root: &Path, arguments: &[&str]) -> Vec<(u64, Value)> {
         identities.insert(index, id);
         id
     }
-    (0..units.len())
-        .map(|index| {
-            (
-                identity(index, &units, &mut identities),
-                units[index].clone(),
-            )
-        })
-        .collect()
+    let ids: Vec<u64> = (0..units.len())
+        .map(|index| identity(index, &units, &mut identities))
+        .collect();
+    ids.into_iter().zip(units).collect()
 }
 
 /// `name@version` of a unit's package.
