@@ -3,8 +3,8 @@
 //! workspace (the current directory's by default), finding the packs, their contracts and
 //! the host by role.
 //!
-//! In a temporary copy of the workspace (without its tooling and test crates, which may
-//! depend on every pack on purpose):
+//! In the workspace's kept copy (`Workspace::kept_copy`), without its tooling and test
+//! crates, which may depend on every pack on purpose:
 //! 1. the host runs the demo with every pack, writing events and projection tables;
 //! 2. the pack's folders (its crate's, and its contract crate's `ops-contract-<id>`) and
 //!    its entries in the workspace's and the host's manifests go;
@@ -32,6 +32,8 @@ use crate::workspace::{self, Host, Workspace};
 
 struct Copy {
     root: PathBuf,
+    /// The workspace's kept copy, held while the deletions run in it.
+    _kept: workspace::KeptCopy,
     /// The copy's host crate, building in the copies' shared target directory, and its
     /// folder.
     host: Host,
@@ -194,20 +196,26 @@ impl Before {
         let host = source.host()?;
         let scratch = std::env::temp_dir().join(format!("ops-acceptance-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
-        let root = scratch.join("workspace");
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        let kept = source.kept_copy()?;
         let copy = Copy {
-            host: Host::at(&root, &host.name, Some(&source.copies_target_dir())),
+            host: Host::at(&kept.root, &host.name, Some(&source.copies_target_dir())),
             host_folder: source.folder_of(host),
-            root,
+            root: kept.root.clone(),
+            _kept: kept,
         };
-        workspace::copy(&source.root, &copy.root)?;
+        let host_builds_with = source.closure_of(&host.name);
         let tooling_folders: Vec<PathBuf> = source
             .members_with(Role::Tooling)
             .chain(source.members_with(Role::Tests))
+            .filter(|package| !host_builds_with.contains(package.name.as_str()))
             .map(|package| source.folder_of(package))
             .collect();
         // The tooling and test crates go, with every member inside their folders (a test's
-        // own fixture pack).
+        // own fixture pack). One the host builds with stays: without it the host would be a
+        // different build (fewer features of a dependency, say) from the one the workspace
+        // runs.
         let tooling: Vec<(String, PathBuf)> = source
             .members()
             .map(|package| (package.name.to_string(), source.folder_of(package)))
@@ -492,7 +500,7 @@ fn stored_events(json: &str) -> anyhow::Result<BTreeMap<String, String>> {
         .collect())
 }
 
-/// Every pack of the workspace deleted in turn, each in its own copy of the workspace.
+/// Every pack of the workspace deleted in turn, each from the copy as it was before any.
 pub fn delete_every_pack(workspace_root: Option<&Path>) -> anyhow::Result<Verdict> {
     let source = Workspace::open(workspace_root)?;
     let ids: Vec<String> = source

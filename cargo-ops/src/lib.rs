@@ -73,7 +73,7 @@ pub enum AcceptanceCheck {
     /// Delete a pack in a copy of the workspace and prove nothing else breaks (Section 10).
     DeletePack {
         /// The pack id, e.g. `incidents`; without it, every pack of the workspace in
-        /// turn, each in its own copy (the copies share one build directory).
+        /// turn, each from the copy as it was before any deletion.
         id: Option<String>,
         /// The workspace to copy (default: the current directory's).
         #[arg(long, value_name = "DIR")]

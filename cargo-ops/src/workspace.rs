@@ -1,6 +1,6 @@
 //! The workspace a command works on (the current directory's by default, found the way
-//! cargo finds it), its crates by role, temporary copies of it for checks that change code
-//! and build it, and the cargo that builds them.
+//! cargo finds it), its crates by role, the kept copy of it that checks change and build,
+//! and the cargo that builds them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -201,6 +201,114 @@ impl Workspace {
         }
         Ok(())
     }
+
+    /// This workspace's kept copy, brought up to date with it, held until the answer is
+    /// dropped (another process or thread asking waits).
+    ///
+    /// Each workspace has one copy for its copies' target directory, in the system's
+    /// temporary directory, kept between uses: a member crate's build is keyed by its path,
+    /// so a copy at a new path would build every member again, and one at the same path
+    /// builds only what differs from its last use. Cargo decides that by file times;
+    /// bringing the copy up to date writes exactly the files whose content differs (their
+    /// time is then later than any build of the copy), removes what the workspace does not
+    /// have, and leaves the rest with their times. (Not inside the target directory: there,
+    /// trybuild left the copy's own paths in ops-core's compile-fail output, where its
+    /// expected output has them relative to the workspace.)
+    pub fn kept_copy(&self) -> anyhow::Result<KeptCopy> {
+        let copies = std::env::temp_dir().join(COPIES);
+        std::fs::create_dir_all(&copies)
+            .with_context(|| format!("creating {}", copies.display()))?;
+        let name = format!(
+            "{}-{:016x}",
+            self.root
+                .file_name()
+                .map_or("workspace".into(), |name| name.to_string_lossy()),
+            // Two workspaces of one name at different places get two copies.
+            std::hash::BuildHasher::hash_one(
+                &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+                (&self.root, self.copies_target_dir())
+            )
+        );
+        let lock_path = copies.join(format!("{name}.lock"));
+        let held = std::fs::File::create(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?;
+        held.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+        let root = copies.join(name);
+        bring_up_to_date(&self.root, &root)
+            .with_context(|| format!("copying {} to {}", self.root.display(), root.display()))?;
+        Ok(KeptCopy { root, _held: held })
+    }
+}
+
+/// A workspace's kept copy (`Workspace::kept_copy`), held while this lives.
+pub struct KeptCopy {
+    pub root: PathBuf,
+    _held: std::fs::File,
+}
+
+/// Makes `to` hold what `from` holds, without `target/` and `.git/`, writing only the
+/// files whose content differs.
+fn bring_up_to_date(from: &Path, to: &Path) -> std::io::Result<()> {
+    let skipped = |name: &std::ffi::OsStr| name == "target" || name == ".git";
+    let kind = std::fs::symlink_metadata(from)?.file_type();
+    let there = std::fs::symlink_metadata(to)
+        .ok()
+        .map(|meta| meta.file_type());
+    if kind.is_dir() {
+        match there {
+            Some(there) if there.is_dir() => {
+                for entry in std::fs::read_dir(to)? {
+                    let name = entry?.file_name();
+                    if !skipped(&name) && std::fs::symlink_metadata(from.join(&name)).is_err() {
+                        remove(&to.join(name))?;
+                    }
+                }
+            }
+            Some(_) => {
+                std::fs::remove_file(to)?;
+                std::fs::create_dir_all(to)?;
+            }
+            None => std::fs::create_dir_all(to)?,
+        }
+        for entry in std::fs::read_dir(from)? {
+            let name = entry?.file_name();
+            if !skipped(&name) {
+                bring_up_to_date(&from.join(&name), &to.join(&name))?;
+            }
+        }
+        return Ok(());
+    }
+    if kind.is_symlink() {
+        let link = std::fs::read_link(from)?;
+        if there.is_some_and(|there| there.is_symlink())
+            && std::fs::read_link(to).ok().as_ref() == Some(&link)
+        {
+            return Ok(());
+        }
+        if there.is_some() {
+            remove(to)?;
+        }
+        return std::os::unix::fs::symlink(link, to);
+    }
+    let content = std::fs::read(from)?;
+    if there.is_some_and(|there| there.is_file()) && std::fs::read(to)? == content {
+        return Ok(());
+    }
+    if there.is_some() {
+        remove(to)?;
+    }
+    std::fs::write(to, content)?;
+    // The mode too: a script the workspace runs stays runnable.
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())
+}
+
+fn remove(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
 }
 
 /// The cargo that runs this chore (`CARGO` when run by cargo), ready for arguments.
@@ -267,7 +375,7 @@ impl Host {
     }
 }
 
-/// Copies the workspace at `from` into `to`, without `target/` and `.git/`.
+/// Copies the folder `from` (a data directory, say) into `to`, without `target/` and `.git/`.
 pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
     copy_tree(from, to, &|name| name == "target" || name == ".git")
 }
@@ -282,7 +390,7 @@ fn built_for(artifact: &str) -> Option<&str> {
 }
 
 /// Copies a file, or a folder with everything in it but the entries named as `skip` says
-/// (links as links).
+/// (links as links, files with their modification times).
 fn copy_tree(
     from: &Path,
     to: &Path,
@@ -302,7 +410,14 @@ fn copy_tree(
         }
         Ok(())
     } else {
-        std::fs::copy(from, to).map(drop)
+        std::fs::copy(from, to)?;
+        // Cargo compares a build's time with its dependencies' outputs' times: a seeded
+        // artifact stamped with the copy's time would look newer than what was built on it,
+        // and everything above it would build again.
+        std::fs::File::options()
+            .write(true)
+            .open(to)?
+            .set_modified(std::fs::metadata(from)?.modified()?)
     }
 }
 
@@ -327,4 +442,82 @@ pub fn files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(label: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ops-workspace-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn modified(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn bringing_a_copy_up_to_date_writes_only_what_differs() {
+        let dir = scratch("up-to-date");
+        let (from, to) = (dir.join("from"), dir.join("to"));
+        for (file, text) in [
+            ("same.rs", "same"),
+            ("changed.rs", "new"),
+            ("src/lib.rs", "lib"),
+        ] {
+            let path = from.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        std::fs::create_dir_all(from.join("target")).unwrap();
+        std::fs::write(from.join("target/built"), "not copied").unwrap();
+        bring_up_to_date(&from, &to).unwrap();
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+        for file in ["same.rs", "changed.rs", "src/lib.rs"] {
+            std::fs::File::options()
+                .write(true)
+                .open(to.join(file))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        std::fs::write(from.join("changed.rs"), "newer").unwrap();
+        std::fs::remove_dir_all(from.join("src")).unwrap();
+        std::fs::write(to.join("added-by-a-test.rs"), "gone next time").unwrap();
+        std::fs::create_dir_all(to.join("target")).unwrap();
+        std::fs::write(to.join("target/kept"), "the copy's own build").unwrap();
+
+        bring_up_to_date(&from, &to).unwrap();
+
+        assert_eq!(modified(&to.join("same.rs")), long_ago);
+        assert_eq!(
+            std::fs::read_to_string(to.join("changed.rs")).unwrap(),
+            "newer"
+        );
+        assert!(modified(&to.join("changed.rs")) > long_ago);
+        assert!(!to.join("src").exists() && !to.join("added-by-a-test.rs").exists());
+        assert!(to.join("target/kept").exists() && !to.join("target/built").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_copied_file_keeps_its_modification_time() {
+        let dir = scratch("copy-times");
+        let from = dir.join("artifact");
+        std::fs::write(&from, "built").unwrap();
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+        std::fs::File::options()
+            .write(true)
+            .open(&from)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        copy(&from, &dir.join("seeded")).unwrap();
+        assert_eq!(modified(&dir.join("seeded")), long_ago);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

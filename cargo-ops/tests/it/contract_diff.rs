@@ -2,29 +2,34 @@
 //! to a public event fails with the right rule; a new payload version with an upcaster and
 //! a crate bump passes; blessing records it.
 //!
-//! The copy builds its own `ops-host` into `target/ops-workspace-copies`, a target
-//! directory kept between runs (and shared with `cargo ops acceptance`) so only the
-//! edited crates rebuild.
+//! The copy is this workspace's kept copy (shared with `cargo ops acceptance`, one test at a
+//! time), building its own `ops-host` into `target/ops-workspace-copies`, so only what a
+//! test edits builds again.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use cargo_ops::workspace::KeptCopy;
 use serde_json::Value;
 
 use crate::support::{Run, copies_target, edit, repository};
 
 struct Workspace {
     dir: PathBuf,
+    _kept: KeptCopy,
 }
 
 impl Workspace {
-    fn copy(label: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("contract-diff-e2e-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        cargo_ops::workspace::copy(&repository(), &dir).unwrap();
-        Workspace { dir }
+    /// The kept copy, as this workspace is now.
+    fn copy() -> Self {
+        let kept = cargo_ops::workspace::Workspace::open(Some(&repository()))
+            .unwrap()
+            .kept_copy()
+            .unwrap();
+        Workspace {
+            dir: kept.root.clone(),
+            _kept: kept,
+        }
     }
 
     fn edit(&self, file: &str, from: &str, to: &str) {
@@ -85,18 +90,12 @@ impl Workspace {
     }
 }
 
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 const ACKNOWLEDGED: &str = "pack.incidents.incident.IncidentAcknowledged";
 const CONTRACT: &str = "contracts/incidents/src/lib.rs";
 
 #[test]
 fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
-    let workspace = Workspace::copy("versions");
+    let workspace = Workspace::copy();
     let clean = workspace.contract_diff(&["--require-blessed"]);
     assert_eq!(clean.code, Some(0), "{}", clean.stderr);
     assert_eq!(clean.report["violations"], 0);
@@ -259,7 +258,7 @@ fn breaking_change_fails_then_a_new_version_with_an_upcaster_passes() {
 
 #[test]
 fn an_acceptance_without_a_reason_is_an_input_error() {
-    let workspace = Workspace::copy("acceptance");
+    let workspace = Workspace::copy();
     std::fs::write(
         workspace.dir.join("registry/acceptances.toml"),
         "[[accept]]\nrule = \"safety-lowered\"\nsubject = \"pack.incidents.incident.OpenIncident\"\n",
@@ -280,7 +279,7 @@ fn an_acceptance_without_a_reason_is_an_input_error() {
 /// blames the victim, and deps-check refuses the build script.
 #[test]
 fn a_crate_that_borrows_another_crates_name_is_refused_and_the_victim_not_blamed() {
-    let workspace = Workspace::copy("borrowed-identity");
+    let workspace = Workspace::copy();
     let thief = workspace.dir.join("contracts/thief");
     std::fs::create_dir_all(thief.join("src")).unwrap();
     std::fs::write(
