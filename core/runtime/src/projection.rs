@@ -37,7 +37,9 @@ use crate::atomic::{self, AtomicWrite};
 use crate::db::{Dialect, on_db};
 use crate::jail::PieceError;
 use crate::leases::{self, Lease, Leases};
-use crate::store::{CanonicalKey, CurrentPayload, EventStore, LogPosition, ReadError, StoredEvent};
+use crate::store::{
+    CanonicalKey, CurrentPayload, EventStore, FollowBatch, LogPosition, ReadError, StoredEvent,
+};
 
 /// Events per read while following or replaying.
 const PAGE: usize = 500;
@@ -50,6 +52,46 @@ const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most partitions a projection may declare: each is a lease, a checkpoint row and a
 /// runner on every worker.
 pub const MAX_PARTITIONS: u32 = 64;
+
+/// The page after the one being applied, read meanwhile on another of the runtime's
+/// threads: a jailed fold keeps the host waiting on its runner, an in-process one keeps
+/// this thread busy, and either way the read (its query, and decoding each envelope) need
+/// not wait for it. Used only when the follower is where the read started; dropped
+/// unused, it is stopped.
+struct ReadAhead {
+    after: LogPosition,
+    read: tokio::task::JoinHandle<Result<FollowBatch, ReadError>>,
+}
+
+impl ReadAhead {
+    fn start(
+        store: &EventStore,
+        types: &[&'static str],
+        after: LogPosition,
+        partition: Partition,
+    ) -> ReadAhead {
+        let (store, types) = (store.clone(), types.to_vec());
+        ReadAhead {
+            after,
+            read: tokio::spawn(async move {
+                store.follow_partition(&types, after, PAGE, partition).await
+            }),
+        }
+    }
+
+    async fn batch(mut self) -> Result<FollowBatch, ReadError> {
+        match (&mut self.read).await {
+            Ok(read) => read,
+            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.read.abort();
+    }
+}
 
 /// Which of a split projection's partitions a runner folds.
 pub use crate::store::Partition;
@@ -752,6 +794,7 @@ impl ProjectionRunner {
         // Only the types it folds are read, each through the index of its type.
         let folded = self.folded_types();
         let mut stored_batches = 0;
+        let mut ahead: Option<ReadAhead> = None;
         loop {
             done.faulted = self.faults.total - faults_before;
             done.paused = self.faults.paused;
@@ -762,10 +805,14 @@ impl ProjectionRunner {
                 done.more = target.is_none_or(|target| self.checkpoint.follow < target);
                 return Ok(done);
             }
-            let batch = self
-                .store
-                .follow_partition(&folded, self.checkpoint.follow, PAGE, self.partition)
-                .await?;
+            let batch = match ahead.take() {
+                Some(read) if read.after == self.checkpoint.follow => read.batch().await?,
+                _ => {
+                    self.store
+                        .follow_partition(&folded, self.checkpoint.follow, PAGE, self.partition)
+                        .await?
+                }
+            };
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
                 if reached || started.elapsed() > CATCH_UP_WAIT {
@@ -778,6 +825,14 @@ impl ProjectionRunner {
                 continue;
             }
             stored_batches += 1;
+            if stored_batches < batches {
+                ahead = Some(ReadAhead::start(
+                    &self.store,
+                    &folded,
+                    batch.next,
+                    self.partition,
+                ));
+            }
             for corrupt in &batch.corrupt {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
                     .await?;
