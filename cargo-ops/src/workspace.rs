@@ -237,14 +237,27 @@ impl Workspace {
         let root = copies.join(name);
         bring_up_to_date(&self.root, &root)
             .with_context(|| format!("copying {} to {}", self.root.display(), root.display()))?;
-        Ok(KeptCopy { root, _held: held })
+        Ok(KeptCopy {
+            root,
+            lock_path,
+            _held: held,
+        })
     }
 }
 
 /// A workspace's kept copy (`Workspace::kept_copy`), held while this lives.
 pub struct KeptCopy {
     pub root: PathBuf,
+    lock_path: PathBuf,
     _held: std::fs::File,
+}
+
+impl KeptCopy {
+    /// Removes the copy, for a workspace that will not be copied again (a test's own).
+    pub fn discard(self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(&self.root)?;
+        std::fs::remove_file(&self.lock_path)
+    }
 }
 
 /// Makes `to` hold what `from` holds, without `target/` and `.git/`, writing only the

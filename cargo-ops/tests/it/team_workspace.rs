@@ -334,5 +334,9 @@ impl Upcast<v1::ItemRecorded> for ItemRecorded {
         "FAIL no other file changed, but these did: host/linked.txt",
     );
 
+    // The copy the acceptance kept goes too: no later run copies this workspace.
+    let mut workspace = cargo_ops::workspace::Workspace::open(Some(&team.dir)).unwrap();
+    workspace.target_dir = team.target.clone();
+    workspace.kept_copy().unwrap().discard().unwrap();
     std::fs::remove_dir_all(&base).unwrap();
 }
