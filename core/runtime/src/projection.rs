@@ -54,10 +54,9 @@ const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub const MAX_PARTITIONS: u32 = 64;
 
 /// The page after the one being applied, read meanwhile on another of the runtime's
-/// threads: a jailed fold keeps the host waiting on its runner, an in-process one keeps
-/// this thread busy, and either way the read (its query, and decoding each envelope) need
-/// not wait for it. Used only when the follower is where the read started; dropped
-/// unused, it is stopped.
+/// threads: its query and the decoding of each envelope need not wait for this page's
+/// fold and write. Used only when the follower is where the read started; dropped unused,
+/// it is stopped.
 struct ReadAhead {
     after: LogPosition,
     read: tokio::task::JoinHandle<Result<FollowBatch, ReadError>>,
