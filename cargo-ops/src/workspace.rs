@@ -263,7 +263,6 @@ impl KeptCopy {
 /// Makes `to` hold what `from` holds, without `target/` and `.git/`, writing only the
 /// files whose content differs.
 fn bring_up_to_date(from: &Path, to: &Path) -> std::io::Result<()> {
-    let skipped = |name: &std::ffi::OsStr| name == "target" || name == ".git";
     let kind = std::fs::symlink_metadata(from)?.file_type();
     let there = std::fs::symlink_metadata(to)
         .ok()
@@ -273,7 +272,7 @@ fn bring_up_to_date(from: &Path, to: &Path) -> std::io::Result<()> {
             Some(there) if there.is_dir() => {
                 for entry in std::fs::read_dir(to)? {
                     let name = entry?.file_name();
-                    if !skipped(&name) && std::fs::symlink_metadata(from.join(&name)).is_err() {
+                    if !not_copied(&name) && std::fs::symlink_metadata(from.join(&name)).is_err() {
                         remove(&to.join(name))?;
                     }
                 }
@@ -286,7 +285,7 @@ fn bring_up_to_date(from: &Path, to: &Path) -> std::io::Result<()> {
         }
         for entry in std::fs::read_dir(from)? {
             let name = entry?.file_name();
-            if !skipped(&name) {
+            if !not_copied(&name) {
                 bring_up_to_date(&from.join(&name), &to.join(&name))?;
             }
         }
@@ -388,9 +387,14 @@ impl Host {
     }
 }
 
+/// What a copy of a workspace leaves out: its builds and its git history.
+fn not_copied(name: &std::ffi::OsStr) -> bool {
+    name == "target" || name == ".git"
+}
+
 /// Copies the folder `from` (a data directory, say) into `to`, without `target/` and `.git/`.
 pub fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
-    copy_tree(from, to, &|name| name == "target" || name == ".git")
+    copy_tree(from, to, &not_copied)
 }
 
 /// The crate or package an artifact of a target directory was built for, from its name:
@@ -442,7 +446,7 @@ pub fn files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         for entry in std::fs::read_dir(root.join(&relative))? {
             let entry = entry?;
             let name = entry.file_name();
-            if name == "target" || name == ".git" {
+            if not_copied(&name) {
                 continue;
             }
             let path = relative.join(&name);
