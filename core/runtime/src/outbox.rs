@@ -459,40 +459,39 @@ pub(crate) async fn closed(db: &Db) -> Result<Vec<(String, String, String, i64)>
     })
 }
 
-/// A row as the saga rule of retention reads it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct SagaRow {
-    pub id: i64,
-    pub command_id: String,
-    pub correlation_id: String,
-    pub state: String,
-    pub reversible: i64,
-    pub compensates: Option<String>,
-    pub updated_at_us: i64,
-}
-
-/// Every row, by id, for the saga rule of retention.
-pub(crate) async fn saga_rows(db: &Db) -> Result<Vec<SagaRow>, sqlx::Error> {
+/// The command ids of the rows of sagas whose every effect is closed and last changed
+/// before `cutoff`, and that have no executed, reversible effect still waiting for its
+/// compensation (an undo in the same saga), in row order. A row without a correlation is
+/// a saga of its own. Decided in SQL so that only the rows due are read back: each row
+/// read costs more than the query's own work (sqlx's SQLite rows come one by one from
+/// its connection thread). No subquery is correlated, and the one that can be large
+/// (the unfinished sagas) is joined, not tested with `NOT IN` (PostgreSQL checks a `NOT
+/// IN` row by row once it outgrows `work_mem`): a correlated subquery, or an `effect`
+/// materialised where the planner cannot see its size, made this quadratic (seconds
+/// for 20,000 rows). The one `NOT IN` reads the compensated effects, a few.
+pub(crate) async fn finished_sagas_before(
+    db: &Db,
+    cutoff: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     on_db!(db, pool => {
-        sqlx::query(
-            "SELECT id, command_id, correlation_id, state, reversible, compensates, updated_at_us \
-             FROM core_outbox ORDER BY id",
+        sqlx::query_scalar(
+            "WITH effect AS NOT MATERIALIZED (SELECT id, command_id, state, reversible, compensates, \
+                 updated_at_us, CASE WHEN correlation_id = '' THEN command_id ELSE correlation_id END AS saga \
+                 FROM core_outbox), \
+             unfinished AS ( \
+                 SELECT saga FROM effect WHERE state = 'pending' OR updated_at_us >= $1 \
+                 UNION \
+                 SELECT saga FROM effect WHERE state = 'executed' AND reversible = 1 AND compensates IS NULL \
+                 AND saga IN (SELECT saga FROM effect \
+                     WHERE state IN ('refused', 'cancelled', 'failed') AND compensates IS NULL) \
+                 AND command_id NOT IN (SELECT done.command_id FROM effect AS undo JOIN effect AS done \
+                     ON done.command_id = undo.compensates AND done.saga = undo.saga)) \
+             SELECT command_id FROM effect LEFT JOIN unfinished ON unfinished.saga = effect.saga \
+             WHERE unfinished.saga IS NULL ORDER BY id",
         )
+        .bind(cutoff)
         .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(SagaRow {
-                id: row.try_get("id")?,
-                command_id: row.try_get("command_id")?,
-                correlation_id: row.try_get("correlation_id")?,
-                state: row.try_get("state")?,
-                reversible: row.try_get("reversible")?,
-                compensates: row.try_get("compensates")?,
-                updated_at_us: row.try_get("updated_at_us")?,
-            })
-        })
-        .collect()
+        .await
     })
 }
 

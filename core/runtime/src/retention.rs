@@ -3,9 +3,6 @@
 //! then removes it, so a crash in between leaves a receipt and rows that the next run
 //! removes (and names) again; nothing is ever removed without a receipt. What each class
 //! covers, and why the log itself is not one, is said in [`ops_core::retention`].
-
-use std::collections::BTreeMap;
-
 use ops_core::envelope::EventEnvelope;
 use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};
@@ -13,7 +10,6 @@ use ops_core::time::{DAY, Timestamp};
 
 use crate::acting::Acting;
 use crate::atomic::AtomicWrite;
-use crate::outbox::SagaRow;
 use crate::store::{AppendError, EventStore, ExpectedVersion};
 
 #[derive(Debug, thiserror::Error)]
@@ -273,11 +269,7 @@ impl Retention {
         if days == 0 {
             return Err(RetentionError::ReceiptsTooShort);
         }
-        let rows = crate::outbox::saga_rows(self.store.db()).await?;
-        let due: Vec<String> = finished_sagas_before(&rows, cutoff(now, days))
-            .into_iter()
-            .map(|row| row.command_id.clone())
-            .collect();
+        let due = crate::outbox::finished_sagas_before(self.store.db(), cutoff(now, days)).await?;
         let period = Period {
             class: "receipts",
             days,
@@ -380,111 +372,4 @@ struct Period<'a> {
 fn cutoff(now: Timestamp, days: u32) -> i64 {
     now.unix_micros()
         .saturating_sub(i64::from(days).saturating_mul(crate::clock::micros(DAY)))
-}
-
-/// The rows of sagas whose every effect is closed and last changed before `cutoff`, and
-/// that have no executed, reversible effect still waiting for its compensation. A row
-/// without a correlation is a saga of its own. In row order.
-fn finished_sagas_before(rows: &[SagaRow], cutoff: i64) -> Vec<&SagaRow> {
-    let saga_of = |row: &SagaRow| {
-        if row.correlation_id.is_empty() {
-            row.command_id.clone()
-        } else {
-            row.correlation_id.clone()
-        }
-    };
-    let mut sagas: BTreeMap<String, Vec<&SagaRow>> = BTreeMap::new();
-    for row in rows {
-        sagas.entry(saga_of(row)).or_default().push(row);
-    }
-    let mut due: Vec<&SagaRow> = sagas
-        .into_values()
-        .filter(|saga| {
-            let closed = saga
-                .iter()
-                .all(|row| row.state != "pending" && row.updated_at_us < cutoff);
-            let went_wrong = saga.iter().any(|row| {
-                matches!(row.state.as_str(), "refused" | "cancelled" | "failed")
-                    && row.compensates.is_none()
-            });
-            let waiting_for_undo = went_wrong
-                && saga.iter().any(|done| {
-                    done.state == "executed"
-                        && done.reversible == 1
-                        && done.compensates.is_none()
-                        && !saga
-                            .iter()
-                            .any(|undo| undo.compensates.as_deref() == Some(&done.command_id))
-                });
-            closed && !waiting_for_undo
-        })
-        .flatten()
-        .collect();
-    due.sort_by_key(|row| row.id);
-    due
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: i64, saga: &str, state: &str, compensates: Option<&str>, at: i64) -> SagaRow {
-        SagaRow {
-            id,
-            command_id: format!("cmd-{id}"),
-            correlation_id: saga.to_owned(),
-            state: state.to_owned(),
-            reversible: 1,
-            compensates: compensates.map(str::to_owned),
-            updated_at_us: at,
-        }
-    }
-
-    fn due(rows: &[SagaRow], cutoff: i64) -> Vec<i64> {
-        finished_sagas_before(rows, cutoff)
-            .iter()
-            .map(|row| row.id)
-            .collect()
-    }
-
-    #[test]
-    fn only_whole_finished_sagas_before_the_cutoff_are_due() {
-        let rows = [
-            row(1, "done", "executed", None, 10),
-            row(2, "done", "executed", None, 20),
-            // One effect still pending keeps the whole saga.
-            row(3, "running", "executed", None, 10),
-            row(4, "running", "pending", None, 10),
-            // One effect changed after the cutoff keeps the whole saga.
-            row(5, "recent", "executed", None, 10),
-            row(6, "recent", "refused", None, 500),
-            // Without a correlation, a row is a saga of its own.
-            row(7, "", "refused", None, 10),
-        ];
-        assert_eq!(due(&rows, 100), [1, 2, 7]);
-        assert_eq!(due(&rows, 5), Vec::<i64>::new());
-    }
-
-    #[test]
-    fn a_failed_saga_is_kept_until_its_executed_effects_are_compensated() {
-        let waiting = [
-            row(1, "s", "executed", None, 10),
-            row(2, "s", "failed", None, 10),
-        ];
-        assert!(due(&waiting, 100).is_empty());
-        let undone = [
-            row(1, "s", "executed", None, 10),
-            row(2, "s", "failed", None, 10),
-            row(3, "s", "executed", Some("cmd-1"), 10),
-        ];
-        assert_eq!(due(&undone, 100), [1, 2, 3]);
-        let irreversible = [
-            SagaRow {
-                reversible: 0,
-                ..row(1, "s", "executed", None, 10)
-            },
-            row(2, "s", "refused", None, 10),
-        ];
-        assert_eq!(due(&irreversible, 100), [1, 2]);
-    }
 }
