@@ -509,6 +509,13 @@ impl State {
         &self.rows
     }
 
+    /// Forgets which rows changed, as [`State::take_changes`] does, without reading them:
+    /// for a copy of the rows whose changes went elsewhere (a jailed runner's, whose host
+    /// stores them).
+    pub fn forget_changes(&mut self) {
+        self.changed.clear();
+    }
+
     /// Rows written (`Some`) or deleted (`None`) since the last call, for the runtime to
     /// store with the checkpoint: only those that differ from what they were then (a late
     /// event's rewind puts most rows back as they were).

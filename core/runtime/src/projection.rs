@@ -38,7 +38,8 @@ use crate::db::{Dialect, on_db};
 use crate::jail::PieceError;
 use crate::leases::{self, Lease, Leases};
 use crate::store::{
-    CanonicalKey, CurrentPayload, EventStore, FollowBatch, LogPosition, ReadError, StoredEvent,
+    CanonicalKey, CurrentPayload, EventStore, FollowBatch, LogPosition, ReadError, ReplayPage,
+    StoredEvent,
 };
 
 /// Events per read while following or replaying.
@@ -55,30 +56,25 @@ pub const MAX_PARTITIONS: u32 = 64;
 
 /// The page after the one being applied, read meanwhile on another of the runtime's
 /// threads: its query and the decoding of each envelope need not wait for this page's
-/// fold and write. Used only when the follower is where the read started; dropped unused,
-/// it is stopped.
-struct ReadAhead {
-    after: LogPosition,
-    read: tokio::task::JoinHandle<Result<FollowBatch, ReadError>>,
+/// fold (in a jailed runner, the host only waits for the reply) and write. Used only
+/// when the reader is where the read started (`after`); dropped unused, it is stopped.
+struct ReadAhead<At, Page> {
+    after: At,
+    read: tokio::task::JoinHandle<Result<Page, ReadError>>,
 }
 
-impl ReadAhead {
+impl<At, Page: Send + 'static> ReadAhead<At, Page> {
     fn start(
-        store: &EventStore,
-        types: &[&'static str],
-        after: LogPosition,
-        partition: Partition,
-    ) -> ReadAhead {
-        let (store, types) = (store.clone(), types.to_vec());
+        after: At,
+        read: impl std::future::Future<Output = Result<Page, ReadError>> + Send + 'static,
+    ) -> Self {
         ReadAhead {
             after,
-            read: tokio::spawn(async move {
-                store.follow_partition(&types, after, PAGE, partition).await
-            }),
+            read: tokio::spawn(read),
         }
     }
 
-    async fn batch(mut self) -> Result<FollowBatch, ReadError> {
+    async fn page(mut self) -> Result<Page, ReadError> {
         match (&mut self.read).await {
             Ok(read) => read,
             Err(failed) => std::panic::resume_unwind(failed.into_panic()),
@@ -86,10 +82,23 @@ impl ReadAhead {
     }
 }
 
-impl Drop for ReadAhead {
+impl<At, Page> Drop for ReadAhead<At, Page> {
     fn drop(&mut self) {
         self.read.abort();
     }
+}
+
+/// The follower's page of `types` after `after`, read ahead.
+fn follow_ahead(
+    store: &EventStore,
+    types: &[&'static str],
+    after: LogPosition,
+    partition: Partition,
+) -> ReadAhead<LogPosition, FollowBatch> {
+    let (store, types) = (store.clone(), types.to_vec());
+    ReadAhead::start(after, async move {
+        store.follow_partition(&types, after, PAGE, partition).await
+    })
 }
 
 /// Which of a split projection's partitions a runner folds.
@@ -793,7 +802,7 @@ impl ProjectionRunner {
         // Only the types it folds are read, each through the index of its type.
         let folded = self.folded_types();
         let mut stored_batches = 0;
-        let mut ahead: Option<ReadAhead> = None;
+        let mut ahead: Option<ReadAhead<LogPosition, FollowBatch>> = None;
         loop {
             done.faulted = self.faults.total - faults_before;
             done.paused = self.faults.paused;
@@ -805,7 +814,7 @@ impl ProjectionRunner {
                 return Ok(done);
             }
             let batch = match ahead.take() {
-                Some(read) if read.after == self.checkpoint.follow => read.batch().await?,
+                Some(read) if read.after == self.checkpoint.follow => read.page().await?,
                 _ => {
                     self.store
                         .follow_partition(&folded, self.checkpoint.follow, PAGE, self.partition)
@@ -825,7 +834,7 @@ impl ProjectionRunner {
             }
             stored_batches += 1;
             if stored_batches < batches {
-                ahead = Some(ReadAhead::start(
+                ahead = Some(follow_ahead(
                     &self.store,
                     &folded,
                     batch.next,
@@ -1190,13 +1199,26 @@ impl ProjectionRunner {
         let folded = self.folded_types();
         let canonical = self.projection.ordering() == Ordering::Canonical;
         let mut position = LogPosition::default();
+        let mut ahead: Option<ReadAhead<LogPosition, FollowBatch>> = None;
         while position < until {
-            let batch = self
-                .store
-                .follow_partition(&folded, position, PAGE, self.partition)
-                .await?;
+            let batch = match ahead.take() {
+                Some(read) if read.after == position => read.page().await?,
+                _ => {
+                    self.store
+                        .follow_partition(&folded, position, PAGE, self.partition)
+                        .await?
+                }
+            };
             if batch.next == position {
                 break;
+            }
+            if batch.next < until {
+                ahead = Some(follow_ahead(
+                    &self.store,
+                    &folded,
+                    batch.next,
+                    self.partition,
+                ));
             }
             for corrupt in batch.corrupt.iter().filter(|c| c.position <= until) {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
@@ -1230,12 +1252,24 @@ impl ProjectionRunner {
         // Only the types it folds are read, and only its own streams' rows decoded.
         let folded = self.folded_types();
         let partition = self.partition;
+        let mut ahead: Option<ReadAhead<CanonicalKey, ReplayPage>> = None;
         loop {
-            let page = self
-                .store
-                .replay_of(after.as_ref(), until, PAGE, &folded, partition)
-                .await?;
+            let page = match ahead.take() {
+                Some(read) if Some(&read.after) == after.as_ref() => read.page().await?,
+                _ => {
+                    self.store
+                        .replay_of(after.as_ref(), until, PAGE, &folded, partition)
+                        .await?
+                }
+            };
             let Some(next) = page.next else { break };
+            let (store, types) = (self.store.clone(), folded.clone());
+            let from = next.clone();
+            ahead = Some(ReadAhead::start(next.clone(), async move {
+                store
+                    .replay_of(Some(&from), until, PAGE, &types, partition)
+                    .await
+            }));
             after = Some(next);
             replayed += page.read as u64;
             if let Some(progress) = &self.progress {

@@ -16,8 +16,8 @@ use ops_core::projection::{DynProjection, ProjectedEvent, State};
 use ops_core::reaction::DynReaction;
 
 use super::wire::{
-    Call, ProjectedInput, ProposedCommand, Reply, RowWrite, StatedEvent, StatedFact, buffer_frame,
-    decode, read_frame_bytes, write_frame,
+    Call, ProjectedInput, ProjectedReply, ProposedCommand, Reply, StatedEvent, StatedFact,
+    buffer_frame, decode, read_frame_bytes, write_frame,
 };
 
 /// The argument that starts the host binary as a runner.
@@ -196,7 +196,8 @@ fn answer(
             // so the host hears of progress at least every `BURST`.
             let mut flushed = std::time::Instant::now();
             for event in &events {
-                buffer_frame(replies, &Reply::Projected(fold(*piece, event, state)))?;
+                let touched = fold(*piece, event, state);
+                buffer_frame(replies, &ProjectedReply::of(&touched, state))?;
                 if flush_each || flushed.elapsed() >= BURST {
                     replies.flush()?;
                     flushed = std::time::Instant::now();
@@ -204,7 +205,7 @@ fn answer(
             }
             replies.flush()?;
             // The changes were sent with each reply; the host stores them.
-            state.take_changes();
+            state.forget_changes();
             Ok(())
         }
         Call::Decide {
@@ -339,12 +340,13 @@ fn answer(
     }
 }
 
-/// Folds one event into the runner's copy of the rows; the rows it changed go back.
+/// Folds one event into the runner's copy of the rows; the rows it changed go back (as
+/// they now stand in `state`).
 fn fold(
     projection: &dyn DynProjection,
     input: &ProjectedInput,
     state: &mut State,
-) -> Result<Vec<RowWrite>, String> {
+) -> Result<Vec<(String, String)>, String> {
     let event = ProjectedEvent {
         envelope: &input.envelope,
         stream_id: &input.stream_id,
@@ -362,13 +364,7 @@ fn fold(
                 .collect();
             touched.sort();
             touched.dedup();
-            Ok(touched
-                .into_iter()
-                .map(|(table, key)| {
-                    let document = state.get(&table, &key).cloned();
-                    (table, key, document)
-                })
-                .collect())
+            Ok(touched)
         }
         Err(reason) => {
             state.rollback();

@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use ops_core::connector::Drift;
 use ops_core::envelope::EventEnvelope;
 use ops_core::handler::PastEvent;
+use ops_core::projection::State;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -94,6 +95,26 @@ pub(crate) struct ProjectedInput {
 
 /// A row a projection's fold wrote (`Some`) or deleted (`None`).
 pub(crate) type RowWrite = (String, String, Option<Value>);
+
+/// [`Reply::Projected`] as the runner writes it: each row it touched by reference into
+/// its copy of the state, not cloned for the write. The same JSON (a test holds it to
+/// that), read back as a `Reply`.
+#[derive(Serialize)]
+pub(crate) enum ProjectedReply<'a> {
+    Projected(Result<Vec<(&'a str, &'a str, Option<&'a Value>)>, &'a str>),
+}
+
+impl<'a> ProjectedReply<'a> {
+    pub fn of(touched: &'a Result<Vec<(String, String)>, String>, state: &'a State) -> Self {
+        ProjectedReply::Projected(match touched {
+            Ok(rows) => Ok(rows
+                .iter()
+                .map(|(table, key)| (table.as_str(), key.as_str(), state.get(table, key)))
+                .collect()),
+            Err(reason) => Err(reason),
+        })
+    }
+}
 
 /// An event a handler or connector stated, by registered name and version.
 #[derive(Debug, Serialize, Deserialize)]
@@ -241,4 +262,44 @@ pub(crate) fn read_frame_bytes<R: Read>(input: &mut R, max: usize) -> io::Result
 
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|error| format!("an unreadable frame: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_projected_reply_by_reference_reads_back_as_the_reply() {
+        let mut state = State::default();
+        state.put(
+            "open",
+            "INC-1",
+            serde_json::json!({"title": "down", "sev": 1}),
+        );
+        let touched = Ok(vec![
+            ("open".to_owned(), "INC-1".to_owned()),
+            ("open".to_owned(), "INC-2".to_owned()),
+        ]);
+        let owned = Reply::Projected(Ok(vec![
+            (
+                "open".to_owned(),
+                "INC-1".to_owned(),
+                state.get("open", "INC-1").cloned(),
+            ),
+            ("open".to_owned(), "INC-2".to_owned(), None),
+        ]));
+        let refused = Err("no such incident".to_owned());
+        for (by_reference, owned) in [
+            (&touched, owned),
+            (
+                &refused,
+                Reply::Projected(Err("no such incident".to_owned())),
+            ),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&ProjectedReply::of(by_reference, &state)).unwrap(),
+                serde_json::to_string(&owned).unwrap()
+            );
+        }
+    }
 }
