@@ -101,7 +101,7 @@ impl ProjectedRef<'_> {
     }
 }
 
-/// `wire::Call`'s variants, serialised from borrowed data (the same JSON).
+/// `wire::Call`'s variants, serialised from borrowed data (the same frame).
 #[derive(Serialize)]
 enum CallRef<'a> {
     Load {

@@ -1,4 +1,4 @@
-//! What crosses between the host and a pack runner: length-prefixed JSON frames on the
+//! What crosses between the host and a pack runner: length-prefixed MessagePack frames on the
 //! runner's standard input and output. Every name in a call is the host's (from the
 //! registry and the installed pieces); every reply is checked by the host like any other
 //! untrusted input before anything is stored.
@@ -97,7 +97,7 @@ pub(crate) struct ProjectedInput {
 pub(crate) type RowWrite = (String, String, Option<Value>);
 
 /// [`Reply::Projected`] as the runner writes it: each row it touched by reference into
-/// its copy of the state, not cloned for the write. The same JSON (a test holds it to
+/// its copy of the state, not cloned for the write. The same frame (a test holds it to
 /// that), read back as a `Reply`.
 #[derive(Serialize)]
 pub(crate) enum ProjectedReply<'a> {
@@ -232,9 +232,13 @@ pub(crate) fn write_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io:
     out.flush()
 }
 
-/// Writes a frame without flushing: it leaves with the next flush.
+/// Writes a frame without flushing: it leaves with the next flush. Frames are MessagePack
+/// with named fields: self-describing like JSON (a payload is a `serde_json::Value`, read
+/// back as one), but lengths come before strings and numbers are binary, so reading a
+/// page of envelopes does not scan every string for escapes (the runner's share of a
+/// jailed catch-up is on its critical path).
 pub(crate) fn buffer_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
-    let body = serde_json::to_vec(value).map_err(io::Error::other)?;
+    let body = rmp_serde::to_vec_named(value).map_err(io::Error::other)?;
     let length = u32::try_from(body.len()).map_err(io::Error::other)?;
     out.write_all(&length.to_le_bytes())?;
     out.write_all(&body)
@@ -261,7 +265,7 @@ pub(crate) fn read_frame_bytes<R: Read>(input: &mut R, max: usize) -> io::Result
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|error| format!("an unreadable frame: {error}"))
+    rmp_serde::from_slice(body).map_err(|error| format!("an unreadable frame: {error}"))
 }
 
 #[cfg(test)]
@@ -296,10 +300,10 @@ mod tests {
                 Reply::Projected(Err("no such incident".to_owned())),
             ),
         ] {
-            assert_eq!(
-                serde_json::to_string(&ProjectedReply::of(by_reference, &state)).unwrap(),
-                serde_json::to_string(&owned).unwrap()
-            );
+            let mut frames = (Vec::new(), Vec::new());
+            buffer_frame(&mut frames.0, &ProjectedReply::of(by_reference, &state)).unwrap();
+            buffer_frame(&mut frames.1, &owned).unwrap();
+            assert_eq!(frames.0, frames.1);
         }
     }
 }
