@@ -980,7 +980,7 @@ impl ProjectionRunner {
         // opens it, for readers who may see it.
         let envelopes: Vec<&ops_core::envelope::EventEnvelope> =
             events.iter().map(|(_, event)| &event.envelope).collect();
-        let readable: Vec<Result<(u32, Value), String>> = self
+        let readable: Vec<Result<(u32, std::borrow::Cow<'_, Value>), String>> = self
             .store
             .current_sealed_payloads(&envelopes)
             .into_iter()
@@ -1009,7 +1009,7 @@ impl ProjectionRunner {
                         // version is the envelope's own (sealed, unopened), so the runner
                         // reads it there, with no copy sent and no deep comparison made.
                         payload: (*version != event.envelope.payload_schema_version)
-                            .then_some(payload),
+                            .then_some(&**payload),
                         version: *version,
                     })
                 })
@@ -1025,6 +1025,9 @@ impl ProjectionRunner {
             )
         };
         let mut outcomes = outcomes.into_iter();
+        // What could not be read, and why: the payloads themselves are done with.
+        let readable: Vec<Result<(), String>> =
+            readable.into_iter().map(|read| read.map(drop)).collect();
         let (mut applied, mut quarantined) = (0, 0);
         for ((key, event), readable) in events.into_iter().zip(readable) {
             let event_id = event.envelope.event_id;

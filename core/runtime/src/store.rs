@@ -133,11 +133,14 @@ pub struct CorruptEvent {
     pub raw: String,
 }
 
-/// The payload of a stored event as this build reads it.
+/// The payload of a stored event as this build reads it: owned, or, from
+/// [`EventStore::current_sealed_payloads`], borrowed from its envelope when it is stored at
+/// the current version already (`Cow<Value>`: most are, and a copy of each cost a replay
+/// as much as decoding it).
 #[derive(Clone, Debug, PartialEq)]
-pub enum CurrentPayload {
+pub enum CurrentPayload<Payload = Value> {
     /// Upcast to the current version of its type.
-    Current { version: u32, payload: Value },
+    Current { version: u32, payload: Payload },
     /// No linked crate declares this type (say, its pack was uninstalled).
     UnknownType,
     /// Declared, but the stored payload does not read as it.
@@ -1272,47 +1275,76 @@ impl EventStore {
     }
 
     fn current(&self, envelope: &EventEnvelope, open: bool) -> CurrentPayload {
-        self.currents(std::slice::from_ref(&envelope), open)
+        let current = self
+            .current_sealed_payloads(std::slice::from_ref(&envelope))
             .pop()
-            .expect("one payload for one envelope")
+            .expect("one payload for one envelope");
+        match current {
+            CurrentPayload::Current { version, payload } => {
+                let mut payload = payload.into_owned();
+                if open {
+                    let name = self.registry.current_name(&envelope.event_type);
+                    self.open_payload(
+                        name.expect("a current payload's type is known"),
+                        version,
+                        &mut payload,
+                    );
+                }
+                CurrentPayload::Current { version, payload }
+            }
+            CurrentPayload::UnknownType => CurrentPayload::UnknownType,
+            CurrentPayload::Unreadable { reason } => CurrentPayload::Unreadable { reason },
+        }
     }
 
     /// As [`EventStore::current_sealed_payload`] for many envelopes, with their upcasters
-    /// run in one call per runner (see `jail`).
-    pub fn current_sealed_payloads(&self, envelopes: &[&EventEnvelope]) -> Vec<CurrentPayload> {
-        self.currents(envelopes, false)
-    }
-
-    fn currents(&self, envelopes: &[&EventEnvelope], open: bool) -> Vec<CurrentPayload> {
+    /// run in one call per runner (see `jail`); a payload stored at its type's current
+    /// version is borrowed from its envelope, not upcast.
+    pub fn current_sealed_payloads<'e>(
+        &self,
+        envelopes: &[&'e EventEnvelope],
+    ) -> Vec<CurrentPayload<Cow<'e, Value>>> {
         let names: Vec<Option<&'static str>> = envelopes
             .iter()
             .map(|envelope| self.registry.current_name(&envelope.event_type))
             .collect();
-        let known: Vec<(&str, u32, Value)> = envelopes
+        let is_current = |envelope: &EventEnvelope, name: &str| {
+            self.registry.latest(name).map(|latest| latest.version)
+                == Some(envelope.payload_schema_version)
+        };
+        let older: Vec<(&str, u32, Value)> = envelopes
             .iter()
             .zip(&names)
             .filter_map(|(envelope, name)| {
-                Some((
-                    *name.as_ref()?,
-                    envelope.payload_schema_version,
-                    envelope.payload.clone(),
-                ))
+                let name = (*name)?;
+                (!is_current(envelope, name)).then(|| {
+                    (
+                        name,
+                        envelope.payload_schema_version,
+                        envelope.payload.clone(),
+                    )
+                })
             })
             .collect();
-        let mut upcast = self.code.upcast(self.registry, known).into_iter();
-        names
-            .into_iter()
-            .map(|name| {
+        let mut upcast = self.code.upcast(self.registry, older).into_iter();
+        envelopes
+            .iter()
+            .zip(names)
+            .map(|(envelope, name)| {
                 let Some(name) = name else {
                     return CurrentPayload::UnknownType;
                 };
-                match upcast.next().expect("one result per known payload") {
-                    Ok((version, mut payload)) => {
-                        if open {
-                            self.open_payload(name, version, &mut payload);
-                        }
-                        CurrentPayload::Current { version, payload }
-                    }
+                if is_current(envelope, name) {
+                    return CurrentPayload::Current {
+                        version: envelope.payload_schema_version,
+                        payload: Cow::Borrowed(&envelope.payload),
+                    };
+                }
+                match upcast.next().expect("one result per older payload") {
+                    Ok((version, payload)) => CurrentPayload::Current {
+                        version,
+                        payload: Cow::Owned(payload),
+                    },
                     Err(reason) => CurrentPayload::Unreadable { reason },
                 }
             })
