@@ -579,6 +579,120 @@ pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
     }
 }
 
+/// A value bound to a read through [`SqliteReads`], by its place (`$1`, `$2`, …).
+pub(crate) enum ReadBind {
+    Int(i64),
+    Text(String),
+}
+
+/// Reads of many rows on SQLite through its C API (`rusqlite`), on read-only connections of
+/// their own to the same file, each query on a blocking thread. sqlx's SQLite driver hands
+/// every row over from its connection thread one at a time, which cost a replay more than
+/// decoding the rows; here a page costs one hand-over. A store these connections cannot
+/// read (one opened immutable on a read-only filesystem, say) is read through sqlx, as
+/// before: the first failure turns them off for good, so nothing is read twice by chance.
+pub(crate) struct SqliteReads {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    off: std::sync::atomic::AtomicBool,
+}
+
+impl SqliteReads {
+    /// The reads of `db`'s file; `None` for PostgreSQL.
+    pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
+        match db {
+            Db::Sqlite(pool) => Some(std::sync::Arc::new(SqliteReads {
+                path: pool.connect_options().get_filename().to_owned(),
+                idle: Default::default(),
+                off: Default::default(),
+            })),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// Every row of `sql` with `binds`, each made by `row`; `None` when these reads are off
+    /// (the caller reads through sqlx).
+    pub async fn query<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        sql: &str,
+        binds: Vec<ReadBind>,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Option<Vec<T>> {
+        use std::sync::atomic::Ordering;
+        if self.off.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (reads, sql) = (self.clone(), sql.to_owned());
+        let read = tokio::task::spawn_blocking(move || {
+            let idle = reads.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let connection = match idle {
+                Some(connection) => connection,
+                None => reads.open()?,
+            };
+            let rows = Self::rows(&connection, &sql, &binds, row)?;
+            reads
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(connection);
+            Ok::<_, rusqlite::Error>(rows)
+        })
+        .await;
+        match read {
+            Ok(Ok(rows)) => Some(rows),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, path = %self.path.display(), "reading through sqlx from now on");
+                self.off.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let connection = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(Duration::from_secs(30))?;
+        Ok(connection)
+    }
+
+    fn rows<T>(
+        connection: &rusqlite::Connection,
+        sql: &str,
+        binds: &[ReadBind],
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        let mut statement = connection.prepare_cached(sql)?;
+        let mut bound = 0;
+        for (place, bind) in binds.iter().enumerate() {
+            let Some(index) = statement.parameter_index(&format!("${}", place + 1))? else {
+                continue;
+            };
+            bound += 1;
+            match bind {
+                ReadBind::Int(value) => statement.raw_bind_parameter(index, value)?,
+                ReadBind::Text(value) => statement.raw_bind_parameter(index, value.as_str())?,
+            }
+        }
+        // Every parameter is one of `$1`…`$n`, or one would be read as NULL.
+        if bound != statement.parameter_count() {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                bound,
+                statement.parameter_count(),
+            ));
+        }
+        let mut rows = statement.raw_query();
+        let mut read = Vec::new();
+        while let Some(next) = rows.next()? {
+            read.push(row(next)?);
+        }
+        Ok(read)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,5 +708,42 @@ mod tests {
             PgConnectOptions::from_str("postgres://ops@db.example/ops?sslmode=verify-full")
                 .expect("a URL");
         assert_eq!(ssl_mode_name(options.get_ssl_mode()), "verify-full");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_see_every_commit_and_turn_off_at_the_first_failure() {
+        let dir = std::env::temp_dir().join(format!("ops-sqlite-reads-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let db = Db::open_sqlite(&dir.join("store.db"))
+            .await
+            .expect("a store");
+        let Db::Sqlite(pool) = &db else {
+            unreachable!("opened on SQLite")
+        };
+        sqlx::raw_sql("CREATE TABLE t (n INTEGER, s TEXT)")
+            .execute(pool)
+            .await
+            .expect("a table");
+        let reads = SqliteReads::of(&db).expect("SQLite has them");
+        let row = |row: &rusqlite::Row<'_>| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?));
+        let select = "SELECT n, s FROM t WHERE n > $2 AND s <> $1 ORDER BY n";
+        let binds = || vec![ReadBind::Text("skip".to_owned()), ReadBind::Int(1)];
+        assert_eq!(reads.query(select, binds(), row).await, Some(Vec::new()));
+        for (n, s) in [(1, "a"), (2, "b"), (3, "skip"), (4, "d")] {
+            sqlx::query("INSERT INTO t VALUES ($1, $2)")
+                .bind(n)
+                .bind(s)
+                .execute(pool)
+                .await
+                .expect("a row");
+        }
+        // Committed through sqlx, read on a connection of its own, binds by their place.
+        let read = reads.query(select, binds(), row).await;
+        assert_eq!(read, Some(vec![(2, "b".to_owned()), (4, "d".to_owned())]));
+        // A parameter not among `$1`…`$n` would read as NULL: refused, and reads turn off.
+        let unbound = "SELECT n, s FROM t WHERE n > ?3";
+        assert_eq!(reads.query(unbound, binds(), row).await, None);
+        assert_eq!(reads.query(select, binds(), row).await, None);
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 }

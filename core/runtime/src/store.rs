@@ -248,6 +248,8 @@ pub struct EventStore {
     /// The services this handle (and its clones) saw granted their capability: each asks
     /// the log once, not before every receipt.
     granted_services: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// On SQLite, pages of events are read through its C API (see `db::SqliteReads`).
+    sqlite_reads: Option<Arc<crate::db::SqliteReads>>,
 }
 
 /// Read with every event; each column costs time per row, so only what decoding needs (the
@@ -381,6 +383,7 @@ impl EventStore {
 
     fn on(db: Db, registry: &'static Registry) -> Self {
         EventStore {
+            sqlite_reads: crate::db::SqliteReads::of(&db),
             db,
             registry,
             keys: None,
@@ -907,6 +910,18 @@ impl EventStore {
     }
 
     async fn fetch(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<RawRow>, sqlx::Error> {
+        if let Some(reads) = &self.sqlite_reads {
+            let owned = binds
+                .iter()
+                .map(|bind| match bind {
+                    Bind::Int(value) => crate::db::ReadBind::Int(*value),
+                    Bind::Text(value) => crate::db::ReadBind::Text((*value).to_owned()),
+                })
+                .collect();
+            if let Some(rows) = reads.query(sql, owned, sqlite_raw_row).await {
+                return Ok(rows);
+            }
+        }
         on_db!(&self.db, pool => {
             let mut query = sqlx::query(sql);
             for bind in binds {
@@ -1423,6 +1438,21 @@ where
         recorded_at_us: row.try_get(4)?,
         envelope: row.try_get(5)?,
         stream_bucket: row.try_get(6)?,
+    })
+}
+
+/// [`raw_row`] from SQLite's C API.
+fn sqlite_raw_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        position: LogPosition {
+            seq: row.get(0)?,
+            tx_order: row.get(1)?,
+        },
+        stream_id: row.get(2)?,
+        stream_version: row.get(3)?,
+        recorded_at_us: row.get(4)?,
+        envelope: row.get(5)?,
+        stream_bucket: row.get(6)?,
     })
 }
 
