@@ -509,9 +509,9 @@ impl State {
         &self.rows
     }
 
-    /// Forgets which rows changed, as [`State::take_changes`] does, without reading them:
-    /// for a copy of the rows whose changes went elsewhere (a jailed runner's, whose host
-    /// stores them).
+    /// Forgets which rows changed, as [`State::take_changes`] does, without copying them:
+    /// when the changes go elsewhere (a jailed runner's copy of the rows, whose host stores
+    /// them) or every row is written anyway (a rebuild's switch to its new table).
     pub fn forget_changes(&mut self) {
         self.changed.clear();
     }

@@ -1339,7 +1339,7 @@ impl ProjectionRunner {
     ) -> Result<(), ProjectionRunError> {
         // The table is emptied first (a crashed or overtaken build may have left rows), so
         // every row is written, not only those that differ from what was loaded.
-        self.state.take_changes();
+        self.state.forget_changes();
         let changes: Vec<_> = self
             .state
             .rows()
