@@ -1419,6 +1419,24 @@ impl EventStore {
     }
 }
 
+/// A [`RawRow`] from a row of [`COLUMNS`], each column read by its place with `$get`
+/// (sqlx's `try_get`, rusqlite's `get`).
+macro_rules! raw_row_of {
+    ($row:expr, $get:ident) => {
+        RawRow {
+            position: LogPosition {
+                seq: $row.$get(0)?,
+                tx_order: $row.$get(1)?,
+            },
+            stream_id: $row.$get(2)?,
+            stream_version: $row.$get(3)?,
+            recorded_at_us: $row.$get(4)?,
+            envelope: $row.$get(5)?,
+            stream_bucket: $row.$get(6)?,
+        }
+    };
+}
+
 /// Reads the columns of [`COLUMNS`], by position.
 fn raw_row<R>(row: &R) -> Result<RawRow, sqlx::Error>
 where
@@ -1428,32 +1446,12 @@ where
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
-    Ok(RawRow {
-        position: LogPosition {
-            seq: row.try_get(0)?,
-            tx_order: row.try_get(1)?,
-        },
-        stream_id: row.try_get(2)?,
-        stream_version: row.try_get(3)?,
-        recorded_at_us: row.try_get(4)?,
-        envelope: row.try_get(5)?,
-        stream_bucket: row.try_get(6)?,
-    })
+    Ok(raw_row_of!(row, try_get))
 }
 
 /// [`raw_row`] from SQLite's C API.
 fn sqlite_raw_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok(RawRow {
-        position: LogPosition {
-            seq: row.get(0)?,
-            tx_order: row.get(1)?,
-        },
-        stream_id: row.get(2)?,
-        stream_version: row.get(3)?,
-        recorded_at_us: row.get(4)?,
-        envelope: row.get(5)?,
-        stream_bucket: row.get(6)?,
-    })
+    Ok(raw_row_of!(row, get))
 }
 
 fn decode(row: RawRow) -> Result<StoredEvent, CorruptEvent> {
