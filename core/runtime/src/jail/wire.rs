@@ -101,8 +101,11 @@ pub(crate) type RowWrite = (String, String, Option<Value>);
 /// that), read back as a `Reply`.
 #[derive(Serialize)]
 pub(crate) enum ProjectedReply<'a> {
-    Projected(Result<Vec<(&'a str, &'a str, Option<&'a Value>)>, &'a str>),
+    Projected(Result<Vec<RowWriteRef<'a>>, &'a str>),
 }
+
+/// A [`RowWrite`] by reference.
+type RowWriteRef<'a> = (&'a str, &'a str, Option<&'a Value>);
 
 impl<'a> ProjectedReply<'a> {
     pub fn of(touched: &'a Result<Vec<(String, String)>, String>, state: &'a State) -> Self {
