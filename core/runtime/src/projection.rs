@@ -80,6 +80,21 @@ impl<At, Page: Send + 'static> ReadAhead<At, Page> {
             Err(failed) => std::panic::resume_unwind(failed.into_panic()),
         }
     }
+
+    /// The page after `at`: the one `ahead` read if it started there, or `read` now.
+    async fn or_read(
+        ahead: Option<Self>,
+        at: &At,
+        read: impl std::future::Future<Output = Result<Page, ReadError>>,
+    ) -> Result<Page, ReadError>
+    where
+        At: PartialEq,
+    {
+        match ahead {
+            Some(ahead) if ahead.after == *at => ahead.page().await,
+            _ => read.await,
+        }
+    }
 }
 
 impl<At, Page> Drop for ReadAhead<At, Page> {
@@ -813,14 +828,14 @@ impl ProjectionRunner {
                 done.more = target.is_none_or(|target| self.checkpoint.follow < target);
                 return Ok(done);
             }
-            let batch = match ahead.take() {
-                Some(read) if read.after == self.checkpoint.follow => read.page().await?,
-                _ => {
-                    self.store
-                        .follow_partition(&folded, self.checkpoint.follow, PAGE, self.partition)
-                        .await?
-                }
-            };
+            let at = self.checkpoint.follow;
+            let batch = ReadAhead::or_read(
+                ahead.take(),
+                &at,
+                self.store
+                    .follow_partition(&folded, at, PAGE, self.partition),
+            )
+            .await?;
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
                 if reached || started.elapsed() > CATCH_UP_WAIT {
@@ -1204,14 +1219,13 @@ impl ProjectionRunner {
         let mut position = LogPosition::default();
         let mut ahead: Option<ReadAhead<LogPosition, FollowBatch>> = None;
         while position < until {
-            let batch = match ahead.take() {
-                Some(read) if read.after == position => read.page().await?,
-                _ => {
-                    self.store
-                        .follow_partition(&folded, position, PAGE, self.partition)
-                        .await?
-                }
-            };
+            let batch = ReadAhead::or_read(
+                ahead.take(),
+                &position,
+                self.store
+                    .follow_partition(&folded, position, PAGE, self.partition),
+            )
+            .await?;
             if batch.next == position {
                 break;
             }
@@ -1255,25 +1269,23 @@ impl ProjectionRunner {
         // Only the types it folds are read, and only its own streams' rows decoded.
         let folded = self.folded_types();
         let partition = self.partition;
-        let mut ahead: Option<ReadAhead<CanonicalKey, ReplayPage>> = None;
+        let mut ahead: Option<ReadAhead<Option<CanonicalKey>, ReplayPage>> = None;
         loop {
-            let page = match ahead.take() {
-                Some(read) if Some(&read.after) == after.as_ref() => read.page().await?,
-                _ => {
-                    self.store
-                        .replay_of(after.as_ref(), until, PAGE, &folded, partition)
-                        .await?
-                }
-            };
+            let page = ReadAhead::or_read(
+                ahead.take(),
+                &after,
+                self.store
+                    .replay_of(after.as_ref(), until, PAGE, &folded, partition),
+            )
+            .await?;
             let Some(next) = page.next else { break };
-            let (store, types) = (self.store.clone(), folded.clone());
-            let from = next.clone();
-            ahead = Some(ReadAhead::start(next.clone(), async move {
+            after = Some(next);
+            let (store, types, from) = (self.store.clone(), folded.clone(), after.clone());
+            ahead = Some(ReadAhead::start(after.clone(), async move {
                 store
-                    .replay_of(Some(&from), until, PAGE, &types, partition)
+                    .replay_of(from.as_ref(), until, PAGE, &types, partition)
                     .await
             }));
-            after = Some(next);
             replayed += page.read as u64;
             if let Some(progress) = &self.progress {
                 progress(replayed, total.max(replayed));
