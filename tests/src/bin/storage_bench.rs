@@ -465,8 +465,11 @@ async fn append_all(store: &ops_core_runtime::store::EventStore, events: &[Event
 /// After a fill, before anything is timed: SQLite copies its write-ahead log into the
 /// database file now, rather than in whichever timed run passes the log's size limit
 /// (megabytes of the fill written back in the middle of one side's timing, not the
-/// other's); PostgreSQL gathers the new tables' statistics now, rather than whenever
-/// autovacuum gets to them, so both sides are planned on the same statistics.
+/// other's); PostgreSQL vacuums and gathers the new tables' statistics now, rather than
+/// whenever autovacuum gets to them, so both sides are planned on the same statistics and
+/// neither is the first to read the new rows (the first reader of a row marks it
+/// committed and writes its page again: seconds of a million-event replay, on whichever
+/// side ran first).
 async fn settle(db: &Db) {
     match db {
         Db::Sqlite(pool) => sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -483,7 +486,7 @@ async fn settle(db: &Db) {
             .fetch_all(pool)
             .await
             .expect("listing the store's tables");
-            sqlx::raw_sql(&format!("ANALYZE {}", tables.join(", ")))
+            sqlx::raw_sql(&format!("VACUUM (ANALYZE) {}", tables.join(", ")))
                 .execute(pool)
                 .await
                 .map(drop)
