@@ -103,19 +103,6 @@ impl<At, Page> Drop for ReadAhead<At, Page> {
     }
 }
 
-/// The follower's page of `types` after `after`, read ahead.
-fn follow_ahead(
-    store: &EventStore,
-    types: &[&'static str],
-    after: LogPosition,
-    partition: Partition,
-) -> ReadAhead<LogPosition, FollowBatch> {
-    let (store, types) = (store.clone(), types.to_vec());
-    ReadAhead::start(after, async move {
-        store.follow_partition(&types, after, PAGE, partition).await
-    })
-}
-
 /// Which of a split projection's partitions a runner folds.
 pub use crate::store::Partition;
 
@@ -828,14 +815,9 @@ impl ProjectionRunner {
                 done.more = target.is_none_or(|target| self.checkpoint.follow < target);
                 return Ok(done);
             }
-            let at = self.checkpoint.follow;
-            let batch = ReadAhead::or_read(
-                ahead.take(),
-                &at,
-                self.store
-                    .follow_partition(&folded, at, PAGE, self.partition),
-            )
-            .await?;
+            let batch = self
+                .follow_page(ahead.take(), &folded, self.checkpoint.follow)
+                .await?;
             if batch.next == self.checkpoint.follow {
                 let reached = target.is_none_or(|target| self.checkpoint.follow >= target);
                 if reached || started.elapsed() > CATCH_UP_WAIT {
@@ -849,12 +831,7 @@ impl ProjectionRunner {
             }
             stored_batches += 1;
             if stored_batches < batches {
-                ahead = Some(follow_ahead(
-                    &self.store,
-                    &folded,
-                    batch.next,
-                    self.partition,
-                ));
+                ahead = Some(self.follow_ahead(&folded, batch.next));
             }
             for corrupt in &batch.corrupt {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)
@@ -1209,6 +1186,30 @@ impl ProjectionRunner {
             || self.projection.late_events() == LateEvents::ApplyInArrivalOrder
     }
 
+    /// Its partition's page of `types` after `at`: the one `ahead` read if it started
+    /// there, or read now.
+    async fn follow_page(
+        &self,
+        ahead: Option<ReadAhead<LogPosition, FollowBatch>>,
+        types: &[&'static str],
+        at: LogPosition,
+    ) -> Result<FollowBatch, ReadError> {
+        let read_now = self.store.follow_partition(types, at, PAGE, self.partition);
+        ReadAhead::or_read(ahead, &at, read_now).await
+    }
+
+    /// Its partition's page of `types` after `after`, read ahead.
+    fn follow_ahead(
+        &self,
+        types: &[&'static str],
+        after: LogPosition,
+    ) -> ReadAhead<LogPosition, FollowBatch> {
+        let (store, types, partition) = (self.store.clone(), types.to_vec(), self.partition);
+        ReadAhead::start(after, async move {
+            store.follow_partition(&types, after, PAGE, partition).await
+        })
+    }
+
     /// Applies, in commit order, every event of its types and partition up to `until`.
     async fn replay_in_commit_order(
         &mut self,
@@ -1219,23 +1220,12 @@ impl ProjectionRunner {
         let mut position = LogPosition::default();
         let mut ahead: Option<ReadAhead<LogPosition, FollowBatch>> = None;
         while position < until {
-            let batch = ReadAhead::or_read(
-                ahead.take(),
-                &position,
-                self.store
-                    .follow_partition(&folded, position, PAGE, self.partition),
-            )
-            .await?;
+            let batch = self.follow_page(ahead.take(), &folded, position).await?;
             if batch.next == position {
                 break;
             }
             if batch.next < until {
-                ahead = Some(follow_ahead(
-                    &self.store,
-                    &folded,
-                    batch.next,
-                    self.partition,
-                ));
+                ahead = Some(self.follow_ahead(&folded, batch.next));
             }
             for corrupt in batch.corrupt.iter().filter(|c| c.position <= until) {
                 self.quarantine(&corrupt.reference, &corrupt.reason, &corrupt.raw)

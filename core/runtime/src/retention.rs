@@ -3,6 +3,7 @@
 //! then removes it, so a crash in between leaves a receipt and rows that the next run
 //! removes (and names) again; nothing is ever removed without a receipt. What each class
 //! covers, and why the log itself is not one, is said in [`ops_core::retention`].
+
 use ops_core::envelope::EventEnvelope;
 use ops_core::id::CapabilityId;
 use ops_core::retention::{RetentionApplied, RetentionPolicy};

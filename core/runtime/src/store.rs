@@ -1319,37 +1319,36 @@ impl EventStore {
         &self,
         envelopes: &[&'e EventEnvelope],
     ) -> Vec<CurrentPayload<Cow<'e, Value>>> {
-        let names: Vec<Option<&'static str>> = envelopes
+        // Each envelope's registered name, and whether it is stored at the current version.
+        let known: Vec<Option<(&'static str, bool)>> = envelopes
             .iter()
-            .map(|envelope| self.registry.current_name(&envelope.event_type))
+            .map(|envelope| {
+                let name = self.registry.current_name(&envelope.event_type)?;
+                let latest = self.registry.latest(name).map(|latest| latest.version);
+                Some((name, latest == Some(envelope.payload_schema_version)))
+            })
             .collect();
-        let is_current = |envelope: &EventEnvelope, name: &str| {
-            self.registry.latest(name).map(|latest| latest.version)
-                == Some(envelope.payload_schema_version)
-        };
         let older: Vec<(&str, u32, Value)> = envelopes
             .iter()
-            .zip(&names)
-            .filter_map(|(envelope, name)| {
-                let name = (*name)?;
-                (!is_current(envelope, name)).then(|| {
-                    (
-                        name,
-                        envelope.payload_schema_version,
-                        envelope.payload.clone(),
-                    )
-                })
+            .zip(&known)
+            .filter_map(|(envelope, known)| match known {
+                Some((name, false)) => Some((
+                    *name,
+                    envelope.payload_schema_version,
+                    envelope.payload.clone(),
+                )),
+                _ => None,
             })
             .collect();
         let mut upcast = self.code.upcast(self.registry, older).into_iter();
         envelopes
             .iter()
-            .zip(names)
-            .map(|(envelope, name)| {
-                let Some(name) = name else {
+            .zip(known)
+            .map(|(envelope, known)| {
+                let Some((_, current)) = known else {
                     return CurrentPayload::UnknownType;
                 };
-                if is_current(envelope, name) {
+                if current {
                     return CurrentPayload::Current {
                         version: envelope.payload_schema_version,
                         payload: Cow::Borrowed(&envelope.payload),
