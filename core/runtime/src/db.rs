@@ -585,7 +585,7 @@ pub(crate) enum ReadBind {
     Text(String),
 }
 
-/// Reads of many rows on SQLite through its C API (`rusqlite`), on read-only connections of
+/// Reads of many rows on SQLite through its C API (`rusqlite`), on `query_only` connections of
 /// their own to the same file, each query on a blocking thread. sqlx's SQLite driver hands
 /// every row over from its connection thread one at a time, which cost a replay more than
 /// decoding the rows; here a page costs one hand-over. A store these connections cannot
@@ -651,10 +651,13 @@ impl SqliteReads {
 
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
         use rusqlite::OpenFlags;
+        // Opened for writing (never creating), but `query_only`: a read-only connection
+        // that closes last cannot copy the write-ahead log into the file, and leaves it.
         let connection = rusqlite::Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        connection.pragma_update(None, "query_only", true)?;
         connection.busy_timeout(Duration::from_secs(30))?;
         Ok(connection)
     }
@@ -744,6 +747,40 @@ mod tests {
         let unbound = "SELECT n, s FROM t WHERE n > ?3";
         assert_eq!(reads.query(unbound, binds(), row).await, None);
         assert_eq!(reads.query(select, binds(), row).await, None);
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
+    }
+
+    /// SQLite copies its write-ahead log into the file when the last connection closes. A
+    /// reading connection that outlives the pool is that last one: it must not leave the
+    /// log behind (a store copied or checked file by file after a run would lack it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_closed_after_its_reads_leaves_no_write_ahead_log() {
+        let dir = std::env::temp_dir().join(format!("ops-sqlite-close-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let path = dir.join("store.db");
+        let db = Db::open_sqlite(&path).await.expect("a store");
+        let reads = SqliteReads::of(&db).expect("SQLite has them");
+        let Db::Sqlite(pool) = db else {
+            unreachable!("opened on SQLite")
+        };
+        sqlx::raw_sql("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1)")
+            .execute(&pool)
+            .await
+            .expect("a row");
+        let row = |row: &rusqlite::Row<'_>| row.get::<_, i64>(0);
+        assert_eq!(
+            reads.query("SELECT n FROM t", Vec::new(), row).await,
+            Some(vec![1])
+        );
+        pool.close().await;
+        drop(reads);
+        let log = dir.join("store.db-wal");
+        assert!(
+            std::fs::metadata(&log).map_or(true, |log| log.len() == 0),
+            "{} is left with {:?} bytes",
+            log.display(),
+            std::fs::metadata(&log).map(|log| log.len())
+        );
         std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 }
