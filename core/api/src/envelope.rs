@@ -14,6 +14,8 @@ use crate::id::{
 use crate::id::{payload_hash, payload_hash_of};
 use crate::time::Timestamp;
 
+pub mod packed;
+
 /// Structural version of both envelopes; changing it is a core decision (Section 1).
 pub const ENVELOPE_VERSION: u32 = 1;
 

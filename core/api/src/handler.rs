@@ -45,7 +45,7 @@ impl PastEvent {
     /// Decodes the payload as `E`; `None` when this event is not an `E`.
     pub fn decode<E: Event>(&self) -> Option<Result<E, serde_json::Error>> {
         self.is::<E>()
-            .then(|| serde_json::from_value(self.payload.clone()))
+            .then(|| serde::Deserialize::deserialize(&self.payload))
     }
 
     /// Whether this event is an `E` (at the version this build reads).

@@ -77,7 +77,7 @@ impl ProjectedEvent<'_> {
     /// Decodes the payload as `E`; `None` when this event is not an `E`.
     pub fn decode<E: crate::contract::Event>(&self) -> Option<Result<E, serde_json::Error>> {
         (self.envelope.event_type == E::TYPE && self.version == E::VERSION)
-            .then(|| serde_json::from_value(self.payload.clone()))
+            .then(|| serde::Deserialize::deserialize(self.payload))
     }
 }
 
@@ -337,7 +337,7 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Table<V> {
     }
 
     fn decode(&self, key: &str, document: &Value) -> Result<V, String> {
-        serde_json::from_value(document.clone()).map_err(|error| {
+        <V as serde::Deserialize>::deserialize(document).map_err(|error| {
             format!(
                 "table `{}`, key `{key}`: the stored row is not a row of this table: {error}",
                 self.name

@@ -1323,32 +1323,37 @@ async fn acknowledge(bus: &ops_core_runtime::command::CommandBus, n: usize) {
     .unwrap();
 }
 
-/// The jail's benchmarks do the same work twice: with pack code in a confined runner of
-/// this binary (ours, first) and in process (the baseline), each on a store of its own.
-fn jailed_and_in_process(name: &str) -> [(String, ops_core_runtime::jail::PackCode); 2] {
+/// The jail's benchmarks do the same work with pack code in a confined runner of this
+/// binary (ours) and in process (the baseline), each on a store of its own, in
+/// [`ROUNDS`] alternating rounds so both sides see the same machine: `side` does the timed
+/// work once for a store label and its pack code. Reports the medians.
+async fn jailed_against_in_process<Side, Timed>(name: &str, count: usize, mut side: Side)
+where
+    Side: FnMut(String, ops_core_runtime::jail::PackCode) -> Timed,
+    Timed: std::future::Future<Output = Duration>,
+{
+    use ops_core_runtime::jail::{Jail, PackCode};
     let program = std::env::current_exe().expect("this benchmark's binary");
-    let jailed = ops_core_runtime::jail::Jail::new(program);
-    [
-        (
-            format!("bench_{name}_jailed"),
-            ops_core_runtime::jail::PackCode::Jailed(jailed),
-        ),
-        (
-            format!("bench_{name}_in_process"),
-            ops_core_runtime::jail::PackCode::InProcess,
-        ),
-    ]
+    let (mut jailed, mut in_process) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let code = PackCode::Jailed(Jail::new(program.clone()));
+        jailed.push(side(format!("bench_{name}_jailed_{round}"), code).await);
+        let code = PackCode::InProcess;
+        in_process.push(side(format!("bench_{name}_in_process_{round}"), code).await);
+    }
+    jailed.sort();
+    in_process.sort();
+    report(name, count, jailed[ROUNDS / 2], in_process[ROUNDS / 2]);
 }
 
 /// The incident board built from `count` events (`upcast_catch_up`: one in ten stored at
 /// v1, so upcasters run too), its folds and upcasters in a confined runner (ours) against
 /// the same catch-up with them in process (baseline): the same appends, rows and
-/// checkpoints, measured in one run. Aim (issue 28): at least 0.8.
+/// checkpoints. Aim (issue 28): at least 0.8.
 async fn jailed_catch_up_bench(backend: Backend, what: &str, count: usize) {
     use ops_core_runtime::projection::ProjectionRunner;
     let name = format!("jailed_{what}_{count}_{backend:?}").to_lowercase();
-    let mut timings = Vec::new();
-    for (label, code) in jailed_and_in_process(&name) {
+    jailed_against_in_process(&name, count, |label, code| async move {
         let store = backend.store(&label).await.with_pack_code(code);
         let events: Vec<EventEnvelope> = (0..count)
             .map(|n| {
@@ -1365,9 +1370,9 @@ async fn jailed_catch_up_bench(backend: Backend, what: &str, count: usize) {
             .await
             .unwrap();
         runner.catch_up().await.unwrap();
-        timings.push(started.elapsed());
-    }
-    report(&name, count, timings[0], timings[1]);
+        started.elapsed()
+    })
+    .await;
 }
 
 /// `commands` acknowledgements of one incident with a 1,000-event history, decided by its
@@ -1375,9 +1380,8 @@ async fn jailed_catch_up_bench(backend: Backend, what: &str, count: usize) {
 /// that keeps the handler's state: the same checks, decisions and appends.
 async fn jailed_command_bench(backend: Backend, commands: usize) {
     let name = format!("jailed_commands_{commands}_{backend:?}").to_lowercase();
-    let target = "incident/INC-0";
-    let mut timings = Vec::new();
-    for (label, code) in jailed_and_in_process(&name) {
+    jailed_against_in_process(&name, commands, |label, code| async move {
+        let target = "incident/INC-0";
         let store = backend.store(&label).await.with_pack_code(code);
         let history: Vec<EventEnvelope> = (0..1000)
             .map(|n| opened(&format!("{label}-{n}"), 0))
@@ -1396,9 +1400,9 @@ async fn jailed_command_bench(backend: Backend, commands: usize) {
         for n in 0..commands {
             acknowledge(&bus, n).await;
         }
-        timings.push(started.elapsed());
-    }
-    report(&name, commands, timings[0], timings[1]);
+        started.elapsed()
+    })
+    .await;
 }
 
 /// `check` over `roots` delegation chains of `depth` capabilities each (10,000 in all for

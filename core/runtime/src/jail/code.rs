@@ -86,6 +86,7 @@ pub type Projected = Result<Vec<RowBefore>, PieceError>;
 /// An event as the runtime gives it to [`PackCode::project`].
 #[derive(Serialize)]
 pub struct ProjectedRef<'a> {
+    #[serde(serialize_with = "ops_core::envelope::packed::serialize")]
     pub envelope: &'a EventEnvelope,
     pub stream_id: &'a str,
     pub stream_version: i64,
@@ -132,6 +133,7 @@ enum CallRef<'a> {
     React {
         event_type: &'a str,
         command_type: &'a str,
+        #[serde(serialize_with = "ops_core::envelope::packed::serialize")]
         event: &'a EventEnvelope,
         payload: &'a Value,
     },

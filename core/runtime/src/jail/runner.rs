@@ -126,6 +126,7 @@ fn serve(pack: &str, memory: u64, confine: bool) -> ExitCode {
             .unwrap_or_default();
         *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{message}{place}"));
     }));
+    keep_freed_memory();
     let mut held = Held::default();
     let stdin = std::io::stdin();
     let mut calls = stdin.lock();
@@ -164,6 +165,28 @@ fn serve(pack: &str, memory: u64, confine: bool) -> ExitCode {
         }
     }
 }
+
+/// A runner decodes each call into fresh allocations and frees them all before the next.
+/// glibc's malloc would hand the freed top of its heap back to the kernel every time (its
+/// trim threshold starts at 128 KiB) and fault the same pages in again for the next call:
+/// an eighth of a projection runner's time. Kept, the freed memory is reused; the address
+/// space never grows past what the largest call needed, which the memory limit bounds
+/// either way.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets two of the allocator's tunables, under the allocator's own lock;
+    // it touches no memory of ours.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// Allocations from this size on get pages of their own, returned when freed, so one huge
+/// call does not stay in the heap. (Setting either tunable turns off glibc's own moving
+/// threshold, which would otherwise give every frame over 128 KiB pages of its own.)
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 32 << 20;
 
 fn answer(
     pieces: &Pieces,

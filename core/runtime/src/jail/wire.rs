@@ -55,6 +55,10 @@ pub(crate) enum Call {
     React {
         event_type: String,
         command_type: String,
+        #[serde(
+            serialize_with = "ops_core::envelope::packed::serialize",
+            deserialize_with = "boxed_envelope"
+        )]
         event: Box<EventEnvelope>,
         payload: Value,
     },
@@ -85,12 +89,19 @@ pub(crate) enum Call {
 /// An event as a projection sees it, owned.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ProjectedInput {
+    #[serde(with = "ops_core::envelope::packed")]
     pub envelope: EventEnvelope,
     pub stream_id: String,
     pub stream_version: i64,
     /// `None`: the envelope's own payload.
     pub payload: Option<Value>,
     pub version: u32,
+}
+
+fn boxed_envelope<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Box<EventEnvelope>, D::Error> {
+    ops_core::envelope::packed::deserialize(deserializer).map(Box::new)
 }
 
 /// A row a projection's fold wrote (`Some`) or deleted (`None`).

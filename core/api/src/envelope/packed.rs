@@ -1,0 +1,199 @@
+//! The event envelope as the jail's frames carry it, for `#[serde(with = "packed")]`: its
+//! fields in order without their names, and causation and actor as plain enums. The stored
+//! form flattens causation into the envelope and tags both enums by field, which serde can
+//! only read from a self-describing format through a buffer of the whole envelope; a host
+//! and its runners (one binary) read this form straight through. Never stored or hashed:
+//! the stored form and the ids stay the envelope's own.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::{Actor, ActorId, Causation, EventEnvelope};
+use crate::id::{
+    CapabilityId, CommandId, ContentHash, CorrelationId, DerivedArtifactId, EventId, UserActionId,
+};
+use crate::time::Timestamp;
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Causation")]
+enum CausationForm {
+    Event(EventId),
+    Command(CommandId),
+    DerivedArtifact(DerivedArtifactId),
+    UserAction(UserActionId),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Actor")]
+enum ActorForm {
+    Human(ActorId),
+    Service(ActorId),
+    Agent(ActorId),
+}
+
+/// [`EventEnvelope`]'s fields in declaration order, borrowed.
+#[derive(Serialize)]
+struct Borrowed<'a>(
+    u32,
+    &'a EventId,
+    &'a str,
+    u32,
+    &'a Value,
+    &'a ContentHash,
+    &'a Timestamp,
+    &'a Timestamp,
+    &'a Option<Timestamp>,
+    &'a CorrelationId,
+    #[serde(with = "CausationForm")] &'a Causation,
+    &'a str,
+    &'a str,
+    &'a Option<u64>,
+    #[serde(with = "ActorForm")] &'a Actor,
+    &'a CapabilityId,
+);
+
+/// [`Borrowed`], owned: what a frame is read into.
+#[derive(Deserialize)]
+struct Owned(
+    u32,
+    EventId,
+    String,
+    u32,
+    Value,
+    ContentHash,
+    Timestamp,
+    Timestamp,
+    Option<Timestamp>,
+    CorrelationId,
+    #[serde(with = "CausationForm")] Causation,
+    String,
+    String,
+    Option<u64>,
+    #[serde(with = "ActorForm")] Actor,
+    CapabilityId,
+);
+
+pub fn serialize<S: Serializer>(
+    envelope: &EventEnvelope,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let e = envelope;
+    Borrowed(
+        e.envelope_version,
+        &e.event_id,
+        &e.event_type,
+        e.payload_schema_version,
+        &e.payload,
+        &e.payload_hash,
+        &e.occurred_at,
+        &e.ingested_at,
+        &e.effective_at,
+        &e.correlation_id,
+        &e.causation,
+        &e.source_ref,
+        &e.source_native_id,
+        &e.source_sequence,
+        &e.actor,
+        &e.capability_id,
+    )
+    .serialize(serializer)
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<EventEnvelope, D::Error> {
+    let Owned(
+        envelope_version,
+        event_id,
+        event_type,
+        payload_schema_version,
+        payload,
+        payload_hash,
+        occurred_at,
+        ingested_at,
+        effective_at,
+        correlation_id,
+        causation,
+        source_ref,
+        source_native_id,
+        source_sequence,
+        actor,
+        capability_id,
+    ) = Owned::deserialize(deserializer)?;
+    Ok(EventEnvelope {
+        envelope_version,
+        event_id,
+        event_type,
+        payload_schema_version,
+        payload,
+        payload_hash,
+        occurred_at,
+        ingested_at,
+        effective_at,
+        correlation_id,
+        causation,
+        source_ref,
+        source_native_id,
+        source_sequence,
+        actor,
+        capability_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Framed(#[serde(with = "super")] EventEnvelope);
+
+    /// Every field, the optional ones set and not, every causation and every actor kind:
+    /// the packed form reads back as the same envelope, and holds no field's name.
+    #[test]
+    fn every_envelope_reads_back_from_its_packed_form() {
+        let digits = "0123456789abcdef".repeat(4);
+        let causations = [
+            Causation::Event(format!("evt_{digits}").parse().unwrap()),
+            Causation::Command(format!("cmd_{digits}").parse().unwrap()),
+            Causation::DerivedArtifact(DerivedArtifactId::of("derived").unwrap()),
+            Causation::UserAction(UserActionId::of("clicked").unwrap()),
+        ];
+        let actors = [Actor::Human, Actor::Service, Actor::Agent];
+        let decided = crate::budget::BudgetDecided {
+            run_id: "run-1".to_owned(),
+            actor: Actor::Agent(ActorId::new("triage-bot").unwrap()),
+            asked: crate::budget::Usage {
+                tokens: 1,
+                calls: 1,
+            },
+            allowed: true,
+            reason: None,
+            run_used: crate::budget::Usage {
+                tokens: 2,
+                calls: 2,
+            },
+            day_used: crate::budget::Usage {
+                tokens: 3,
+                calls: 3,
+            },
+        };
+        for (n, causation) in causations.into_iter().enumerate() {
+            let at: Timestamp = "2026-02-03T04:05:06.123456Z".parse().unwrap();
+            let origin = super::super::EventOrigin {
+                source_ref: format!("source {n}"),
+                source_native_id: format!("record {n}"),
+                source_sequence: (n % 2 == 0).then_some(n as u64 + 7),
+                occurred_at: at,
+                ingested_at: at,
+                effective_at: (n % 2 == 1).then_some(at),
+                correlation_id: CorrelationId::of(&n).unwrap(),
+                causation,
+                actor: actors[n % 3](ActorId::new(format!("actor{n}")).unwrap()),
+                capability_id: CapabilityId::of(&n).unwrap(),
+            };
+            let envelope = EventEnvelope::new(&decided, origin).unwrap();
+            let packed = serde_json::to_string(&Framed(envelope.clone())).unwrap();
+            assert!(!packed.contains("event_id"), "{packed}");
+            let read: Framed = serde_json::from_str(&packed).unwrap();
+            assert_eq!(read.0, envelope, "{packed}");
+        }
+    }
+}
