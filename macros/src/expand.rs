@@ -134,44 +134,41 @@ fn mark_sensitive(item: &syn::DeriveInput) -> syn::DeriveInput {
 fn contract_impls(contract: &Contract) -> TokenStream {
     let item = serde_and_schema(&contract.item);
     let ident = contract.ident();
-    let type_name = type_name(contract);
-    let version = contract.version();
     let impls = trait_impls(contract);
-    let (upcast_checks, upcaster) = upcast_parts(contract);
-    let (kind, visibility) = (kind_of(contract), visibility_of(contract));
-    let (_, safety, dedupe, compensation) = command_parts(contract);
+    let (upcast_checks, upcast_from) = upcast_parts(contract);
     let identity = compiled_in_owner(&contract.owning);
-    let renamed_from = match &contract.args.renamed_from {
-        Some(old) => quote!(::core::option::Option::Some(#old)),
-        None => quote!(::core::option::Option::None),
+    let renamed_from = contract
+        .args
+        .renamed_from
+        .as_ref()
+        .map(|old| quote!(.renamed_from(#old)));
+    let describe = match (contract.kind, &contract.args.compensation) {
+        (ContractKind::Event, _) => quote!(describe_event),
+        (ContractKind::Command, None) => quote!(describe_command),
+        (ContractKind::Command, Some(_)) => quote!(describe_effect),
     };
+    let rust_type = format!("::{ident}");
+    // The descriptor is built by a `const fn` of ops-core from the type's impls; only what
+    // they do not say is spelled out here, once, outside `submit!` (which copies it).
     quote! {
         #item
         const _: () = {
             #impls
             #upcast_checks
             #identity
-            ::ops_core::__private::inventory::submit! {
-                ::ops_core::registry::TypeDescriptor {
-                    name: #type_name,
-                    version: #version,
-                    kind: #kind,
-                    visibility: #visibility,
-                    safety: #safety,
-                    dedupe: #dedupe,
-                    compensation: #compensation,
-                    renamed_from: #renamed_from,
-                    rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-                    type_path: ::core::any::type_name::<#ident>,
-                    crate_name: ::core::env!("CARGO_PKG_NAME"),
-                    crate_version: ::core::env!("CARGO_PKG_VERSION"),
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                    schema: ::ops_core::__private::schema_of::<#ident>,
-                    check_payload: ::ops_core::__private::check_payload::<#ident>,
-                    upcast_from_previous: #upcaster,
-                }
-            }
+            const DESCRIPTOR: ::ops_core::registry::TypeDescriptor =
+                ::ops_core::__private::#describe::<#ident>(
+                    ::ops_core::__private::Declared::at(
+                        ::core::concat!(::core::module_path!(), #rust_type),
+                        ::core::env!("CARGO_PKG_NAME"),
+                        ::core::env!("CARGO_PKG_VERSION"),
+                        ::core::file!(),
+                        ::core::line!(),
+                    )
+                    #renamed_from
+                    #upcast_from
+                );
+            ::ops_core::__private::inventory::submit! { DESCRIPTOR }
         };
     }
 }
@@ -212,7 +209,7 @@ fn trait_impls(contract: &Contract) -> TokenStream {
             impl ::ops_core::__private::EventSeal for #ident {}
             impl ::ops_core::contract::Event for #ident {}
         },
-        ContractKind::Command => command_parts(contract).0,
+        ContractKind::Command => command_impls(contract),
     };
     quote! {
         impl ::ops_core::__private::ContractSeal for #ident {}
@@ -237,67 +234,53 @@ fn compiled_in_owner(owning: &OwningCrate) -> TokenStream {
         owning.crate_name
     );
     quote! {
-        const _: () = ::core::assert!(
-            ::ops_core::__private::compiled_in(::core::module_path!(), #expected),
-            #message
+        const _: () = ::ops_core::__private::assert_compiled_in(
+            ::core::module_path!(),
+            #expected,
+            #message,
         );
     }
 }
 
-/// The `Command` (and `ExternalEffect`) impls and the descriptor's safety, dedupe and
-/// compensation. A rejected command still gets impls, with the defaults where its
-/// arguments could not be read.
-fn command_parts(contract: &Contract) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
-    let none = || quote!(::core::option::Option::None);
-    if contract.kind == ContractKind::Event {
-        return (quote!(), none(), none(), none());
-    }
+/// The `Command` (and `ExternalEffect`) impls. A rejected command still gets them, with
+/// the defaults where its arguments could not be read.
+fn command_impls(contract: &Contract) -> TokenStream {
     let ident = contract.ident();
     let safety = match contract.safety().unwrap_or(Safety::WriteInternal) {
-        Safety::Read => quote!(::ops_core::contract::SafetyClass::Read),
-        Safety::WriteInternal => quote!(::ops_core::contract::SafetyClass::WriteInternal),
-        Safety::WriteExternalSideEffect => {
-            quote!(::ops_core::contract::SafetyClass::WriteExternalSideEffect)
-        }
+        Safety::Read => quote!(Read),
+        Safety::WriteInternal => quote!(WriteInternal),
+        Safety::WriteExternalSideEffect => quote!(WriteExternalSideEffect),
     };
     let dedupe = match contract.dedupe().unwrap_or(DedupeKind::Command) {
-        DedupeKind::Command => quote!(::ops_core::contract::DedupeKind::Command),
-        DedupeKind::Connector => quote!(::ops_core::contract::DedupeKind::Connector),
-        DedupeKind::Egress => quote!(::ops_core::contract::DedupeKind::Egress),
+        DedupeKind::Command => quote!(Command),
+        DedupeKind::Connector => quote!(Connector),
+        DedupeKind::Egress => quote!(Egress),
     };
-    let (external_impl, compensation) = match &contract.args.compensation {
-        Some(path) => (
-            quote_spanned! {path.span()=>
-                impl ::ops_core::__private::EffectSeal for #ident {}
-                impl ::ops_core::contract::ExternalEffect for #ident {
-                    type Compensation = #path;
-                }
-            },
-            quote!(::core::option::Option::Some(<#path as ::ops_core::contract::Contract>::TYPE)),
-        ),
-        None => (quote!(), none()),
-    };
-    let impls = quote! {
+    let external_impl = contract.args.compensation.as_ref().map(|path| {
+        quote_spanned! {path.span()=>
+            impl ::ops_core::__private::EffectSeal for #ident {}
+            impl ::ops_core::contract::ExternalEffect for #ident {
+                type Compensation = #path;
+            }
+        }
+    });
+    quote! {
         impl ::ops_core::__private::CommandSeal for #ident {}
         impl ::ops_core::contract::Command for #ident {
-            const SAFETY: ::ops_core::contract::SafetyClass = #safety;
-            const DEDUPE: ::ops_core::contract::DedupeKind = #dedupe;
+            const SAFETY: ::ops_core::contract::SafetyClass =
+                ::ops_core::contract::SafetyClass::#safety;
+            const DEDUPE: ::ops_core::contract::DedupeKind =
+                ::ops_core::contract::DedupeKind::#dedupe;
         }
         #external_impl
-    };
-    (
-        impls,
-        quote!(::core::option::Option::Some(#safety)),
-        quote!(::core::option::Option::Some(#dedupe)),
-        compensation,
-    )
+    }
 }
 
 /// Compile-time proof that `upcast_from` names the previous version of the same type and
 /// that an `Upcast` impl exists, plus the JSON-level upcaster for the registry.
 fn upcast_parts(contract: &Contract) -> (TokenStream, TokenStream) {
     let Some(previous) = contract.upcast_from() else {
-        return (quote!(), quote!(::core::option::Option::None));
+        return (quote!(), quote!());
     };
     let ident = contract.ident();
     let version = contract.version();
@@ -323,7 +306,7 @@ fn upcast_parts(contract: &Contract) -> (TokenStream, TokenStream) {
         );
     };
     let upcaster = quote_spanned! {span=>
-        ::core::option::Option::Some(::ops_core::__private::upcast_json::<#previous, #ident>)
+        .upcast_from::<#previous, #ident>()
     };
     (checks, upcaster)
 }

@@ -117,7 +117,10 @@ pub mod __private {
     pub use schemars;
     pub use serde;
 
-    use crate::contract::{Contract, Upcast, UpcastError};
+    use crate::contract::{
+        Command, Contract, DedupeKind, Event, ExternalEffect, SafetyClass, Upcast, UpcastError,
+    };
+    use crate::registry::TypeDescriptor;
 
     // The seals of the traits only the ops macros write. Each is named only here, under
     // `__private`, which the sandbox refuses in pack source under any spelling, and each
@@ -142,6 +145,100 @@ pub mod __private {
         CommandSeal: "`{Self}` is not a command: only `#[command]` implements `Command`", "declare it with `#[ops_core::command(domain = \"...\", safety = ...)]`";
         EffectSeal: "`{Self}` is not an external effect: only `#[command(safety = WRITE_EXTERNAL_SIDE_EFFECT, ...)]` implements `ExternalEffect`", "declare the command with its `compensation` (or `irreversible`)";
         PackSeal: "`{Self}` is not a pack: only `#[pack]` implements `Pack`", "declare the pack with `#[ops_core::pack]` on a unit struct in the pack crate's root";
+    }
+
+    /// What `#[event]` and `#[command]` know of a declaration that the type's own impls do
+    /// not say. The descriptor is built here, in one generic `const fn` per kind, so each
+    /// declared type expands to a call rather than the whole descriptor (compile time: the
+    /// expansion passes through `inventory::submit!`, which copies its tokens three times).
+    #[derive(Clone, Copy)]
+    pub struct Declared {
+        rust_type: &'static str,
+        crate_name: &'static str,
+        crate_version: &'static str,
+        file: &'static str,
+        line: u32,
+        renamed_from: Option<&'static str>,
+        upcast_from_previous:
+            Option<fn(serde_json::Value) -> Result<serde_json::Value, UpcastError>>,
+    }
+
+    impl Declared {
+        pub const fn at(
+            rust_type: &'static str,
+            crate_name: &'static str,
+            crate_version: &'static str,
+            file: &'static str,
+            line: u32,
+        ) -> Self {
+            Declared {
+                rust_type,
+                crate_name,
+                crate_version,
+                file,
+                line,
+                renamed_from: None,
+                upcast_from_previous: None,
+            }
+        }
+
+        pub const fn renamed_from(mut self, old: &'static str) -> Self {
+            self.renamed_from = Some(old);
+            self
+        }
+
+        pub const fn upcast_from<Old: Contract, New: Contract + Upcast<Old>>(mut self) -> Self {
+            self.upcast_from_previous = Some(upcast_json::<Old, New>);
+            self
+        }
+    }
+
+    pub const fn describe_event<T: Event>(declared: Declared) -> TypeDescriptor {
+        describe::<T>(declared, None, None, None)
+    }
+
+    pub const fn describe_command<T: Command>(declared: Declared) -> TypeDescriptor {
+        describe::<T>(declared, Some(T::SAFETY), Some(T::DEDUPE), None)
+    }
+
+    pub const fn describe_effect<T: ExternalEffect>(declared: Declared) -> TypeDescriptor {
+        let compensation = Some(<T::Compensation as Contract>::TYPE);
+        describe::<T>(declared, Some(T::SAFETY), Some(T::DEDUPE), compensation)
+    }
+
+    const fn describe<T: Contract>(
+        declared: Declared,
+        safety: Option<SafetyClass>,
+        dedupe: Option<DedupeKind>,
+        compensation: Option<&'static str>,
+    ) -> TypeDescriptor {
+        TypeDescriptor {
+            name: T::TYPE,
+            version: T::VERSION,
+            kind: T::KIND,
+            visibility: T::VISIBILITY,
+            safety,
+            dedupe,
+            compensation,
+            renamed_from: declared.renamed_from,
+            rust_type: declared.rust_type,
+            type_path: core::any::type_name::<T>,
+            crate_name: declared.crate_name,
+            crate_version: declared.crate_version,
+            file: declared.file,
+            line: declared.line,
+            schema: schema_of::<T>,
+            check_payload: check_payload::<T>,
+            upcast_from_previous: declared.upcast_from_previous,
+        }
+    }
+
+    /// Stops the build when `module_path` (of `module_path!()`) does not lie in crate
+    /// `crate_ident`, saying `message`.
+    pub const fn assert_compiled_in(module_path: &str, crate_ident: &str, message: &str) {
+        if !compiled_in(module_path, crate_ident) {
+            panic!("{}", message);
+        }
     }
 
     pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {

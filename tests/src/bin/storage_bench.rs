@@ -831,17 +831,43 @@ impl Executor for NullSink {
     }
 }
 
-/// Outbox dispatch with `workers` dispatchers (claim, gateway, execute, receipt) against
-/// the same number of raw SQL workers doing the same durable work with the same null
-/// executor: claim a batch (the same `UPDATE … RETURNING` columns, decoded as ours decodes
+/// Outbox dispatch with 1, 2 and 4 dispatchers (claim, gateway, execute, receipt), each
+/// against the same number of raw SQL workers doing the same durable work with the same
+/// null executor, in [`ROUNDS`] rounds that run every count on fresh stores, so each
+/// count's median saw the same machine as the others: claim a batch (the same `UPDATE … RETURNING` columns, decoded as ours decodes
 /// them), post each request, then in one transaction write three event rows per effect
 /// (its `Dispatched` step, its `EgressExecuted` receipt and its `Executed` step: the same
 /// event types with the same fields, so rows of the same size, into a copy of
 /// `core_events` with the same indexes) and close the rows. Ours commits twice a batch
 /// after the claim (the `Dispatched` steps must be durable before any destination is
 /// reached) and checks every effect's capability; the ratio shows what both cost.
-async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
-    let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
+async fn dispatch_bench(backend: Backend, count: usize) {
+    const WORKERS: [usize; 3] = [1, 2, 4];
+    let mut timings: [(Vec<Duration>, Vec<Duration>); WORKERS.len()] = Default::default();
+    for round in 0..ROUNDS {
+        for ((ours, baseline), workers) in timings.iter_mut().zip(WORKERS) {
+            let label = format!("dispatch_{workers}_{round}_{backend:?}").to_lowercase();
+            let (one, raw) = dispatch_once(backend, &label, workers, count).await;
+            ours.push(one);
+            baseline.push(raw);
+        }
+    }
+    for ((mut ours, mut baseline), workers) in timings.into_iter().zip(WORKERS) {
+        ours.sort();
+        baseline.sort();
+        let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
+        report(&name, count, ours[ROUNDS / 2], baseline[ROUNDS / 2]);
+    }
+}
+
+/// One round of [`dispatch_bench`] with `workers` dispatchers, on fresh stores named after
+/// `name`: how long ours took, and the raw baseline.
+async fn dispatch_once(
+    backend: Backend,
+    name: &str,
+    workers: usize,
+    count: usize,
+) -> (Duration, Duration) {
     // The responder's capability: the rows below are the responder's pages.
     let capability = ops_tests::commands::capability();
     let store = backend.store(&format!("bench_{name}_ours")).await;
@@ -905,7 +931,7 @@ async fn dispatch_bench(backend: Backend, workers: usize, count: usize) {
     }
     let baseline = started.elapsed();
     assert_eq!(done, count);
-    report(&name, count, ours, baseline);
+    (ours, baseline)
 }
 
 /// A row the raw baseline claimed, decoded as the dispatcher decodes its own.
@@ -1125,67 +1151,85 @@ async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, co
 /// 1, 2 and 4 workers, each an OS thread with its own runtime and connections running its
 /// share of the partitions (`p % workers`) under its own leases, as `ops-host run`
 /// processes sharing one database do. Baseline: [`raw_catch_up`], one plain-Rust worker
-/// folding the same events. (`cargo xtask bench` says how much faster than one worker each
-/// count went.)
+/// folding the same events. Each of [`ROUNDS`] rounds runs the baseline and every worker
+/// count once, on fresh stores, so each count's median saw the same machine as the others
+/// (`cargo xtask bench` says how much faster than one worker each count went).
 async fn split_catch_up_bench(backend: Backend, count: usize) {
-    use ops_core_runtime::projection::ProjectionRunner;
-    let label =
-        |workers: usize| format!("bench_split_catch_up_{workers}_{backend:?}").to_lowercase();
-    let raw = backend.store(&label(0)).await;
-    fill_streams(&raw, "raw", count).await;
-    let started = Instant::now();
-    let folded = raw_catch_up(raw.db()).await;
-    let baseline = started.elapsed();
-    assert_eq!(folded, count);
-    for workers in [1, 2, 4] {
-        let shared = backend.store(&label(workers)).await;
-        fill_streams(&shared, "split", count).await;
+    const WORKERS: [usize; 3] = [1, 2, 4];
+    let label = |workers: usize, round: usize| {
+        format!("bench_split_catch_up_{workers}_{round}_{backend:?}").to_lowercase()
+    };
+    let mut baseline = Vec::new();
+    let mut ours: [Vec<Duration>; WORKERS.len()] = Default::default();
+    for round in 0..ROUNDS {
+        let raw = backend.store(&label(0, round)).await;
+        fill_streams(&raw, "raw", count).await;
         let started = Instant::now();
-        let threads: Vec<_> = (0..workers)
-            .map(|worker| {
-                let label = label(workers);
-                std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    runtime.block_on(async move {
-                        let store = backend.another_worker(&label).await;
-                        let leases = ops_core_runtime::leases::Leases::new(
-                            store.db().clone(),
-                            format!("w{worker}"),
-                            std::time::Duration::from_secs(30),
-                        );
-                        for partition in ops_core_runtime::projection::partitions_of(&SplitBoard) {
-                            if partition.index as usize % workers == worker {
-                                ProjectionRunner::start_partition(
-                                    store.clone(),
-                                    &SplitBoard,
-                                    leases.clone(),
-                                    partition,
-                                )
-                                .unwrap()
-                                .catch_up()
-                                .await
-                                .unwrap();
-                            }
+        let folded = raw_catch_up(raw.db()).await;
+        baseline.push(started.elapsed());
+        assert_eq!(folded, count);
+        for (timings, workers) in ours.iter_mut().zip(WORKERS) {
+            timings.push(split_catch_up(backend, &label(workers, round), count, workers).await);
+        }
+    }
+    baseline.sort();
+    for (mut timings, workers) in ours.into_iter().zip(WORKERS) {
+        timings.sort();
+        let name = format!("projection_catch_up_split_{workers}_{backend:?}").to_lowercase();
+        report(&name, count, timings[ROUNDS / 2], baseline[ROUNDS / 2]);
+    }
+}
+
+/// One run of [`split_catch_up_bench`]: `count` events caught up by `workers` workers, on
+/// a fresh store named `label`.
+async fn split_catch_up(backend: Backend, label: &str, count: usize, workers: usize) -> Duration {
+    use ops_core_runtime::projection::ProjectionRunner;
+    let shared = backend.store(label).await;
+    fill_streams(&shared, "split", count).await;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..workers)
+        .map(|worker| {
+            let label = label.to_owned();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let store = backend.another_worker(&label).await;
+                    let leases = ops_core_runtime::leases::Leases::new(
+                        store.db().clone(),
+                        format!("w{worker}"),
+                        std::time::Duration::from_secs(30),
+                    );
+                    for partition in ops_core_runtime::projection::partitions_of(&SplitBoard) {
+                        if partition.index as usize % workers == worker {
+                            ProjectionRunner::start_partition(
+                                store.clone(),
+                                &SplitBoard,
+                                leases.clone(),
+                                partition,
+                            )
+                            .unwrap()
+                            .catch_up()
+                            .await
+                            .unwrap();
                         }
-                        store.db().close().await;
-                    })
+                    }
+                    store.db().close().await;
                 })
             })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
-        let ours = started.elapsed();
-        let rows = ops_core_runtime::projection::stored_rows(&shared, &SplitBoard)
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 2 * count, "a row and an open row per incident");
-        let name = format!("projection_catch_up_split_{workers}_{backend:?}").to_lowercase();
-        report(&name, count, ours, baseline);
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
     }
+    let elapsed = started.elapsed();
+    let rows = ops_core_runtime::projection::stored_rows(&shared, &SplitBoard)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2 * count, "a row and an open row per incident");
+    elapsed
 }
 
 /// The honest baseline of a catch-up: plain Rust that reads the board's event types in
@@ -1651,10 +1695,11 @@ async fn run() {
         if wanted(&format!("replay_1000000_{suffix}")) {
             replay_memory_bench(backend, 1_000_000).await;
         }
-        for workers in [1, 2, 4] {
-            if wanted(&format!("dispatch_{workers}_{suffix}")) {
-                dispatch_bench(backend, workers, 5_000).await;
-            }
+        if [1, 2, 4]
+            .iter()
+            .any(|workers| wanted(&format!("dispatch_{workers}_{suffix}")))
+        {
+            dispatch_bench(backend, 5_000).await;
         }
         for workers in [1, 2, 4] {
             if wanted(&format!("projection_catch_up_{workers}_{suffix}")) {
