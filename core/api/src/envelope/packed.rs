@@ -100,41 +100,24 @@ pub fn serialize<S: Serializer>(
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<EventEnvelope, D::Error> {
-    let Owned(
-        envelope_version,
-        event_id,
-        event_type,
-        payload_schema_version,
-        payload,
-        payload_hash,
-        occurred_at,
-        ingested_at,
-        effective_at,
-        correlation_id,
-        causation,
-        source_ref,
-        source_native_id,
-        source_sequence,
-        actor,
-        capability_id,
-    ) = Owned::deserialize(deserializer)?;
+    let fields = Owned::deserialize(deserializer)?;
     Ok(EventEnvelope {
-        envelope_version,
-        event_id,
-        event_type,
-        payload_schema_version,
-        payload,
-        payload_hash,
-        occurred_at,
-        ingested_at,
-        effective_at,
-        correlation_id,
-        causation,
-        source_ref,
-        source_native_id,
-        source_sequence,
-        actor,
-        capability_id,
+        envelope_version: fields.0,
+        event_id: fields.1,
+        event_type: fields.2,
+        payload_schema_version: fields.3,
+        payload: fields.4,
+        payload_hash: fields.5,
+        occurred_at: fields.6,
+        ingested_at: fields.7,
+        effective_at: fields.8,
+        correlation_id: fields.9,
+        causation: fields.10,
+        source_ref: fields.11,
+        source_native_id: fields.12,
+        source_sequence: fields.13,
+        actor: fields.14,
+        capability_id: fields.15,
     })
 }
 
