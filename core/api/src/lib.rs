@@ -284,11 +284,16 @@ pub mod __private {
     pub fn upcast_json<Old: Contract, New: Contract + Upcast<Old>>(
         payload: serde_json::Value,
     ) -> Result<serde_json::Value, UpcastError> {
-        let old: Old = decode_located(&payload).map_err(|located| UpcastError::Decode {
-            type_name: Old::TYPE,
-            version: Old::VERSION,
-            message: located_message(located),
-        })?;
+        // Replays upcast every older payload: read it straight, and only a payload that
+        // does not decode is read again, tracking where, for the error.
+        let old: Old = match <Old as serde::Deserialize>::deserialize(&payload) {
+            Ok(old) => old,
+            Err(_) => decode_located(&payload).map_err(|located| UpcastError::Decode {
+                type_name: Old::TYPE,
+                version: Old::VERSION,
+                message: located_message(located),
+            })?,
+        };
         serde_json::to_value(New::upcast(old)).map_err(|source| UpcastError::Encode {
             type_name: New::TYPE,
             version: New::VERSION,
