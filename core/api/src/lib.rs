@@ -206,6 +206,10 @@ pub mod __private {
         describe::<T>(declared, Some(T::SAFETY), Some(T::DEDUPE), compensation)
     }
 
+    /// The constants read here are the ones the type's own macro wrote beside this call:
+    /// `Contract` and `Command` are sealed, so a type has no other impl of them, and the
+    /// registry still checks the owner against the crate the type was compiled in
+    /// (`Registry::forged_identities`).
     const fn describe<T: Contract>(
         declared: Declared,
         safety: Option<SafetyClass>,
