@@ -304,6 +304,12 @@ fn raw_rows(events: &[EventEnvelope], first: usize) -> Vec<RawRow> {
 /// Rounds per append benchmark; each side's median counts.
 const ROUNDS: usize = 3;
 
+/// The middle one of a side's timings, one per round.
+fn median(mut timings: Vec<Duration>) -> Duration {
+    timings.sort();
+    timings[timings.len() / 2]
+}
+
 async fn append_bench(backend: Backend, batch: usize, batches: usize) {
     let name = format!("append_batch_{batch}_{backend:?}").to_lowercase();
     let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
@@ -341,15 +347,12 @@ async fn append_bench(backend: Backend, batch: usize, batches: usize) {
             .await,
         );
     }
-    for timings in [&mut ours, &mut baseline, &mut engine] {
-        timings.sort();
-    }
     report_with_engine(
         &name,
         events.len(),
-        ours[ROUNDS / 2],
-        baseline[ROUNDS / 2],
-        engine[ROUNDS / 2],
+        median(ours),
+        median(baseline),
+        median(engine),
     );
 }
 
@@ -516,16 +519,7 @@ async fn replay_bench(backend: Backend, count: usize) {
         );
         engine.push(started.elapsed());
     }
-    for timings in [&mut ours, &mut baseline, &mut engine] {
-        timings.sort();
-    }
-    report_with_engine(
-        &name,
-        count,
-        ours[ROUNDS / 2],
-        baseline[ROUNDS / 2],
-        engine[ROUNDS / 2],
-    );
+    report_with_engine(&name, count, median(ours), median(baseline), median(engine));
 }
 
 /// The engine's own limit for a replay: the same columns of every row in canonical order,
@@ -769,11 +763,9 @@ fn event_id_bench(count: usize) {
     assert_eq!(first.payload_hash, payload_hash_of(&events[0]).unwrap());
     // Rounds alternate the sides, so both see the same machine; each side's median counts.
     let rounds = |ours: &dyn Fn() -> Duration| {
-        let (mut mine, mut theirs): (Vec<Duration>, Vec<Duration>) =
+        let (mine, theirs): (Vec<Duration>, Vec<Duration>) =
             (0..ID_ROUNDS).map(|_| (ours(), baseline())).unzip();
-        mine.sort();
-        theirs.sort();
-        (mine[ID_ROUNDS / 2], theirs[ID_ROUNDS / 2])
+        (median(mine), median(theirs))
     };
     let (ours, against) = rounds(&ids);
     report("event_id", count, ours, against);
@@ -852,11 +844,9 @@ async fn dispatch_bench(backend: Backend, count: usize) {
             baseline.push(raw);
         }
     }
-    for ((mut ours, mut baseline), workers) in timings.into_iter().zip(WORKERS) {
-        ours.sort();
-        baseline.sort();
+    for ((ours, baseline), workers) in timings.into_iter().zip(WORKERS) {
         let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
-        report(&name, count, ours[ROUNDS / 2], baseline[ROUNDS / 2]);
+        report(&name, count, median(ours), median(baseline));
     }
 }
 
@@ -1172,11 +1162,10 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
             timings.push(split_catch_up(backend, &label(workers, round), count, workers).await);
         }
     }
-    baseline.sort();
-    for (mut timings, workers) in ours.into_iter().zip(WORKERS) {
-        timings.sort();
+    let baseline = median(baseline);
+    for (timings, workers) in ours.into_iter().zip(WORKERS) {
         let name = format!("projection_catch_up_split_{workers}_{backend:?}").to_lowercase();
-        report(&name, count, timings[ROUNDS / 2], baseline[ROUNDS / 2]);
+        report(&name, count, median(timings), baseline);
     }
 }
 
@@ -1385,9 +1374,7 @@ where
         let code = PackCode::InProcess;
         in_process.push(side(format!("bench_{name}_in_process_{round}"), code).await);
     }
-    jailed.sort();
-    in_process.sort();
-    report(name, count, jailed[ROUNDS / 2], in_process[ROUNDS / 2]);
+    report(name, count, median(jailed), median(in_process));
 }
 
 /// The incident board built from `count` events (`upcast_catch_up`: one in ten stored at
