@@ -78,7 +78,11 @@ async fn open_one(store: &EventStore, id: &str, title: &str) {
 
 /// `table`'s rows of a projection as its runner holds them after catching up.
 fn rows(runner: &ProjectionRunner) -> Vec<((String, String), Value)> {
-    runner.state().rows().clone().into_iter().collect()
+    runner
+        .state()
+        .rows()
+        .map(|((table, key), row)| ((table.to_owned(), key.to_owned()), row.clone()))
+        .collect()
 }
 
 async fn receipts(store: &EventStore) -> Vec<PackCodeFaulted> {

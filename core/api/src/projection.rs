@@ -5,7 +5,7 @@
 //! with its checkpoint in one transaction, rebuilds it when its version changes, and reports
 //! its freshness. A projection never sees a database handle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -346,14 +346,15 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Table<V> {
     }
 }
 
-/// The rows of a projection: named tables of JSON documents by key. Kept sorted, so the
-/// same rows always serialise to the same bytes.
+/// The rows of a projection: named tables of JSON documents by key. Whatever lists them
+/// ([`State::rows`], [`State::table`], [`State::take_changes`]) lists them sorted, so the
+/// same rows always come out in the same order.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    rows: BTreeMap<Key, Value>,
+    rows: Tables<Value>,
     /// Each row changed since the last [`State::take_changes`], with what it was then (as
     /// stored): a row changed back to it is no change to store.
-    changed: BTreeMap<Key, Option<Value>>,
+    changed: Tables<Option<Value>>,
     /// While an event is applied: how to undo what it did, newest last.
     undo: Option<Vec<Undo>>,
     /// Which rows these are: a number no other rows of this process had, taken anew with
@@ -382,11 +383,97 @@ type Undo = (Key, Option<Value>, Option<Option<Value>>);
 /// A row, `(table, key)`, and its document before a change (`None`: it did not exist).
 pub type RowBefore = ((String, String), Option<Value>);
 
+/// Values by table, then by key. A fold looks rows up by key several times per event and
+/// lists them rarely: each table is hashed (a B-tree of `(table, key)` strings compared
+/// both strings dozens of times per lookup, and a lookup by `&str` made two `String`s),
+/// and listing sorts. The hash is std's, keyed per process: keys come from events, which
+/// an outsider may choose. A table with no rows is removed, so equal rows compare equal.
+#[derive(Clone, Debug)]
+struct Tables<V>(BTreeMap<String, HashMap<String, V>>);
+
+impl<V> Default for Tables<V> {
+    fn default() -> Self {
+        Tables(BTreeMap::new())
+    }
+}
+
+impl<V: PartialEq> PartialEq for Tables<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<V> Tables<V> {
+    fn get(&self, table: &str, key: &str) -> Option<&V> {
+        self.0.get(table)?.get(key)
+    }
+
+    fn contains(&self, table: &str, key: &str) -> bool {
+        self.get(table, key).is_some()
+    }
+
+    /// Sets the value at `(table, key)`; its key is copied only the first time.
+    fn insert(&mut self, table: &str, key: &str, value: V) {
+        if !self.0.contains_key(table) {
+            self.0.insert(table.to_owned(), HashMap::new());
+        }
+        let rows = self.0.get_mut(table).expect("the table was just made");
+        match rows.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => {
+                rows.insert(key.to_owned(), value);
+            }
+        }
+    }
+
+    fn remove(&mut self, table: &str, key: &str) -> Option<V> {
+        let rows = self.0.get_mut(table)?;
+        let removed = rows.remove(key);
+        if rows.is_empty() {
+            self.0.remove(table);
+        }
+        removed
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
+    }
+
+    /// One table's values, by key in order.
+    fn table<'a>(&'a self, table: &str) -> std::vec::IntoIter<(&'a str, &'a V)> {
+        let mut rows: Vec<(&str, &V)> = self
+            .0
+            .get(table)
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.as_str(), value))
+            .collect();
+        rows.sort_unstable_by_key(|(key, _)| *key);
+        rows.into_iter()
+    }
+
+    /// Every value, by table and then key in order.
+    fn sorted(&self) -> impl Iterator<Item = ((&str, &str), &V)> {
+        self.0.keys().flat_map(move |table| {
+            self.table(table)
+                .map(move |(key, value)| ((table.as_str(), key), value))
+        })
+    }
+}
+
 impl State {
     /// Rows as stored: `(table, key) -> document`.
-    pub fn from_rows(rows: BTreeMap<(String, String), Value>) -> Self {
+    pub fn from_rows(rows: impl IntoIterator<Item = ((String, String), Value)>) -> Self {
+        let mut tables = Tables::default();
+        for ((table, key), document) in rows {
+            tables
+                .0
+                .entry(table)
+                .or_insert_with(HashMap::new)
+                .insert(key, document);
+        }
         State {
-            rows,
+            rows: tables,
             revision: next_revision(),
             ..State::default()
         }
@@ -401,40 +488,39 @@ impl State {
     }
 
     pub fn get(&self, table: &str, key: &str) -> Option<&Value> {
-        self.rows.get(&(table.to_owned(), key.to_owned()))
+        self.rows.get(table, key)
     }
 
     pub fn put(&mut self, table: &str, key: &str, document: Value) {
-        let id = (table.to_owned(), key.to_owned());
-        self.remember(&id);
+        self.remember(table, key);
         self.revision = next_revision();
-        self.mark_changed(&id);
-        self.rows.insert(id, document);
+        self.mark_changed(table, key);
+        self.rows.insert(table, key, document);
     }
 
     pub fn delete(&mut self, table: &str, key: &str) {
-        let id = (table.to_owned(), key.to_owned());
-        if self.rows.contains_key(&id) {
-            self.remember(&id);
+        if self.rows.contains(table, key) {
+            self.remember(table, key);
             self.revision = next_revision();
-            self.mark_changed(&id);
-            self.rows.remove(&id);
+            self.mark_changed(table, key);
+            self.rows.remove(table, key);
         }
     }
 
-    /// Keeps what `id` was as stored, at its first change since the last take.
-    fn mark_changed(&mut self, id: &Key) {
-        if !self.changed.contains_key(id) {
-            self.changed.insert(id.clone(), self.rows.get(id).cloned());
+    /// Keeps what the row was as stored, at its first change since the last take.
+    fn mark_changed(&mut self, table: &str, key: &str) {
+        if !self.changed.contains(table, key) {
+            let stored = self.rows.get(table, key).cloned();
+            self.changed.insert(table, key, stored);
         }
     }
 
-    fn remember(&mut self, id: &Key) {
+    fn remember(&mut self, table: &str, key: &str) {
         if let Some(undo) = &mut self.undo {
             undo.push((
-                id.clone(),
-                self.rows.get(id).cloned(),
-                self.changed.get(id).cloned(),
+                (table.to_owned(), key.to_owned()),
+                self.rows.get(table, key).cloned(),
+                self.changed.get(table, key).cloned(),
             ));
         }
     }
@@ -477,54 +563,62 @@ impl State {
     /// Undoes every change since the savepoint.
     pub fn rollback(&mut self) {
         self.revision = next_revision();
-        for (id, row, mark) in self.undo.take().unwrap_or_default().into_iter().rev() {
+        for ((table, key), row, mark) in self.undo.take().unwrap_or_default().into_iter().rev() {
             match row {
-                Some(row) => self.rows.insert(id.clone(), row),
-                None => self.rows.remove(&id),
+                Some(row) => self.rows.insert(&table, &key, row),
+                None => drop(self.rows.remove(&table, &key)),
             };
             match mark {
-                Some(mark) => self.changed.insert(id, mark),
-                None => self.changed.remove(&id),
+                Some(mark) => self.changed.insert(&table, &key, mark),
+                None => drop(self.changed.remove(&table, &key)),
             };
         }
     }
 
-    /// The rows of one table, by key.
-    pub fn table<'a>(&'a self, table: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> {
-        self.rows
-            .range((table.to_owned(), String::new())..)
-            .take_while(move |((t, _), _)| t == table)
-            .map(|((_, key), value)| (key.as_str(), value))
+    /// The rows of one table, by key in order.
+    pub fn table<'a>(&'a self, table: &str) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.rows.table(table)
     }
 
     /// Removes every row (reported as deleted by the next `take_changes`).
     pub fn clear(&mut self) {
-        let ids: Vec<Key> = self.rows.keys().cloned().collect();
+        let ids: Vec<(String, String)> = self
+            .rows
+            .sorted()
+            .map(|((table, key), _)| (table.to_owned(), key.to_owned()))
+            .collect();
         for (table, key) in ids {
             self.delete(&table, &key);
         }
     }
 
-    pub fn rows(&self) -> &BTreeMap<(String, String), Value> {
-        &self.rows
+    /// Every row, `((table, key), document)`, by table and then key in order.
+    pub fn rows(&self) -> impl Iterator<Item = ((&str, &str), &Value)> {
+        self.rows.sorted()
+    }
+
+    /// How many rows there are.
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
     }
 
     /// Forgets which rows changed, as [`State::take_changes`] does, without copying them:
     /// when the changes go elsewhere (a jailed runner's copy of the rows, whose host stores
     /// them) or every row is written anyway (a rebuild's switch to its new table).
     pub fn forget_changes(&mut self) {
-        self.changed.clear();
+        self.changed = Tables::default();
     }
 
-    /// Rows written (`Some`) or deleted (`None`) since the last call, for the runtime to
-    /// store with the checkpoint: only those that differ from what they were then (a late
-    /// event's rewind puts most rows back as they were).
+    /// Rows written (`Some`) or deleted (`None`) since the last call, by table and then key
+    /// in order, for the runtime to store with the checkpoint: only those that differ from
+    /// what they were then (a late event's rewind puts most rows back as they were).
     pub fn take_changes(&mut self) -> Vec<((String, String), Option<Value>)> {
-        std::mem::take(&mut self.changed)
-            .into_iter()
-            .filter_map(|(id, stored)| {
-                let now = self.rows.get(&id);
-                (now != stored.as_ref()).then(|| (id, now.cloned()))
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .sorted()
+            .filter_map(|((table, key), stored)| {
+                let now = self.rows.get(table, key);
+                (now != stored.as_ref()).then(|| ((table.to_owned(), key.to_owned()), now.cloned()))
             })
             .collect()
     }
@@ -611,6 +705,63 @@ mod tests {
         assert_eq!(state.get("open", "c"), Some(&json!(5)));
         state.rollback();
         assert_eq!(state.get("open", "c"), Some(&json!(5)));
+    }
+
+    /// Rows are hashed by key but listed sorted: against a sorted map kept beside it, the
+    /// same puts and deletes list the same rows in the same order, and report the same
+    /// changes, whatever order they came in.
+    #[test]
+    fn rows_list_sorted_whatever_order_they_came_in() {
+        use proptest::prelude::*;
+        let step = (0..3u8, "[a-c]{0,2}", proptest::option::of(0..4i64));
+        proptest!(|(steps in proptest::collection::vec(step, 0..40))| {
+            let mut state = State::default();
+            let mut model = BTreeMap::<(String, String), Value>::new();
+            let mut stored = model.clone();
+            for (n, (table, key, document)) in steps.into_iter().enumerate() {
+                let table = ["t", "open", "o"][usize::from(table)];
+                let id = (table.to_owned(), key.clone());
+                match document {
+                    Some(document) => {
+                        state.put(table, &key, json!(document));
+                        model.insert(id, json!(document));
+                    }
+                    None => {
+                        state.delete(table, &key);
+                        model.remove(&id);
+                    }
+                }
+                let listed: Vec<_> = state
+                    .rows()
+                    .map(|((table, key), row)| ((table.to_owned(), key.to_owned()), row.clone()))
+                    .collect();
+                prop_assert_eq!(&listed, &model.clone().into_iter().collect::<Vec<_>>());
+                let open: Vec<_> = state.table("open").map(|(key, row)| (key.to_owned(), row.clone())).collect();
+                let in_model: Vec<_> = model
+                    .iter()
+                    .filter(|((t, _), _)| t == "open")
+                    .map(|((_, key), row)| (key.clone(), row.clone()))
+                    .collect();
+                prop_assert_eq!(open, in_model);
+                prop_assert_eq!(state.row_count(), model.len());
+                if n % 5 == 4 {
+                    let expected: Vec<_> = stored
+                        .keys()
+                        .chain(model.keys())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .filter(|id| stored.get(*id) != model.get(*id))
+                        .map(|id| (id.clone(), model.get(id).cloned()))
+                        .collect();
+                    prop_assert_eq!(state.take_changes(), expected);
+                    stored = model.clone();
+                }
+            }
+            // Rows put and deleted again leave a state equal to one that never had them.
+            let rebuilt = State::from_rows(model);
+            state.forget_changes();
+            prop_assert_eq!(state.rows, rebuilt.rows);
+        });
     }
 
     #[test]

@@ -105,8 +105,7 @@ impl Lineage {
         let rows: Vec<(String, String, serde_json::Value)> = runner
             .state()
             .rows()
-            .iter()
-            .map(|((table, key), row)| (table.clone(), key.clone(), row.clone()))
+            .map(|((table, key), row)| (table.to_owned(), key.to_owned(), row.clone()))
             .collect();
         Ok(QueryArtifact {
             snapshot_id: format!("{}:{}", position.tx_order, position.seq),

@@ -1345,8 +1345,7 @@ impl ProjectionRunner {
         let changes: Vec<_> = self
             .state
             .rows()
-            .iter()
-            .map(|(id, row)| (id.clone(), Some(row.clone())))
+            .map(|((table, key), row)| ((table.to_owned(), key.to_owned()), Some(row.clone())))
             .collect();
         let written = self
             .write(&changes, true)

@@ -91,7 +91,7 @@ async fn projections_rebuild(
         )?
         .with_progress(progress.callback());
         rebuilt = runner.rebuild().await;
-        rows += runner.state().rows().len();
+        rows += runner.state().row_count();
         if rebuilt.is_err() {
             break;
         }

@@ -297,10 +297,7 @@ impl PackCode {
                     if !synced {
                         let rows = state
                             .rows()
-                            .iter()
-                            .map(|((table, key), document)| {
-                                (table.as_str(), key.as_str(), document)
-                            })
+                            .map(|((table, key), document)| (table, key, document))
                             .collect();
                         let load = CallRef::Load {
                             mirror: mirror.id,

@@ -196,7 +196,7 @@ fn answer(
 ) -> std::io::Result<()> {
     match call {
         Call::Load { mirror, rows } => {
-            let rows = rows.into_iter().map(|(t, k, v)| ((t, k), v)).collect();
+            let rows = rows.into_iter().map(|(t, k, v)| ((t, k), v));
             held.rows.insert(mirror, State::from_rows(rows));
             write_frame(replies, &Reply::Loaded)
         }
