@@ -351,10 +351,10 @@ impl<V: serde::Serialize + serde::de::DeserializeOwned> Table<V> {
 /// same rows always come out in the same order.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    rows: Tables<Value>,
-    /// Each row changed since the last [`State::take_changes`], with what it was then (as
-    /// stored): a row changed back to it is no change to store.
-    changed: Tables<Option<Value>>,
+    rows: Tables,
+    /// The rows changed since the last [`State::take_changes`], each where its change mark
+    /// was first set (a rollback may have cleared one since, and a row may come twice).
+    changed: Vec<Key>,
     /// While an event is applied: how to undo what it did, newest last.
     undo: Option<Vec<Undo>>,
     /// Which rows these are: a number no other rows of this process had, taken anew with
@@ -364,7 +364,8 @@ pub struct State {
 
 impl PartialEq for State {
     fn eq(&self, other: &Self) -> bool {
-        self.rows == other.rows && self.changed == other.changed && self.undo == other.undo
+        // `changed` only says where to look: the marks it points at are in the rows.
+        self.rows == other.rows && self.undo == other.undo
     }
 }
 
@@ -377,87 +378,89 @@ fn next_revision() -> u64 {
 
 type Key = (String, String);
 
-/// A row and its change mark as they were before a change.
-type Undo = (Key, Option<Value>, Option<Option<Value>>);
+/// A row, `(table, key)`, as it was before a change: `None` when the state had no entry.
+type Undo = (Key, Option<Row>);
 
 /// A row, `(table, key)`, and its document before a change (`None`: it did not exist).
 pub type RowBefore = ((String, String), Option<Value>);
 
-/// Values by table, then by key. A fold looks rows up by key several times per event and
-/// lists them rarely: each table is hashed (a B-tree of `(table, key)` strings compared
+/// One row's entry: its document, and what it was as stored when it changed since the last
+/// take. An entry with neither is removed, so equal rows compare equal.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Row {
+    /// `None` once deleted: the entry stays until its deletion is taken.
+    document: Option<Value>,
+    /// Set at the row's first change since the last take: the document then.
+    stored: Option<Option<Value>>,
+}
+
+impl Row {
+    fn is_empty(&self) -> bool {
+        self.document.is_none() && self.stored.is_none()
+    }
+}
+
+/// Rows by table, then by key. A fold looks rows up by key several times per event and
+/// lists them rarely, so each table is hashed (a B-tree of `(table, key)` strings compared
 /// both strings dozens of times per lookup, and a lookup by `&str` made two `String`s),
-/// and listing sorts. The hash is std's, keyed per process: keys come from events, which
-/// an outsider may choose. A table with no rows is removed, so equal rows compare equal.
-#[derive(Clone, Debug)]
-struct Tables<V>(BTreeMap<String, HashMap<String, V>>);
+/// one entry holds a row with its change mark (one lookup per change), and listing sorts.
+/// The hash is std's, keyed per process: keys come from events, which an outsider may
+/// choose.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tables(BTreeMap<String, HashMap<String, Row>>);
 
-impl<V> Default for Tables<V> {
-    fn default() -> Self {
-        Tables(BTreeMap::new())
-    }
-}
-
-impl<V: PartialEq> PartialEq for Tables<V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl<V> Tables<V> {
-    fn get(&self, table: &str, key: &str) -> Option<&V> {
+impl Tables {
+    fn get(&self, table: &str, key: &str) -> Option<&Row> {
         self.0.get(table)?.get(key)
     }
 
-    fn contains(&self, table: &str, key: &str) -> bool {
-        self.get(table, key).is_some()
-    }
-
-    /// Sets the value at `(table, key)`; its key is copied only the first time.
-    fn insert(&mut self, table: &str, key: &str, value: V) {
+    /// The entry of `(table, key)`, made empty when there was none; its key is copied only
+    /// then.
+    fn entry(&mut self, table: &str, key: &str) -> &mut Row {
         if !self.0.contains_key(table) {
             self.0.insert(table.to_owned(), HashMap::new());
         }
         let rows = self.0.get_mut(table).expect("the table was just made");
-        match rows.get_mut(key) {
-            Some(slot) => *slot = value,
-            None => {
-                rows.insert(key.to_owned(), value);
-            }
+        if !rows.contains_key(key) {
+            rows.insert(key.to_owned(), Row::default());
+        }
+        rows.get_mut(key).expect("the row was just made")
+    }
+
+    /// Puts `row` at `(table, key)`, or removes the entry when `row` is empty.
+    fn set(&mut self, table: &str, key: &str, row: Row) {
+        if row.is_empty() {
+            self.remove_if_empty(table, key, true);
+        } else {
+            *self.entry(table, key) = row;
         }
     }
 
-    fn remove(&mut self, table: &str, key: &str) -> Option<V> {
-        let rows = self.0.get_mut(table)?;
-        let removed = rows.remove(key);
+    /// Removes the entry of `(table, key)` if it is empty (or `always`), and its table
+    /// with its last entry.
+    fn remove_if_empty(&mut self, table: &str, key: &str, always: bool) {
+        let Some(rows) = self.0.get_mut(table) else {
+            return;
+        };
+        if always || rows.get(key).is_some_and(Row::is_empty) {
+            rows.remove(key);
+        }
         if rows.is_empty() {
             self.0.remove(table);
         }
-        removed
     }
 
-    fn len(&self) -> usize {
-        self.0.values().map(HashMap::len).sum()
-    }
-
-    /// One table's values, by key in order.
-    fn table<'a>(&'a self, table: &str) -> std::vec::IntoIter<(&'a str, &'a V)> {
-        let mut rows: Vec<(&str, &V)> = self
+    /// One table's documents, by key in order.
+    fn table<'a>(&'a self, table: &str) -> std::vec::IntoIter<(&'a str, &'a Value)> {
+        let mut rows: Vec<(&str, &Value)> = self
             .0
             .get(table)
             .into_iter()
             .flatten()
-            .map(|(key, value)| (key.as_str(), value))
+            .filter_map(|(key, row)| Some((key.as_str(), row.document.as_ref()?)))
             .collect();
         rows.sort_unstable_by_key(|(key, _)| *key);
         rows.into_iter()
-    }
-
-    /// Every value, by table and then key in order.
-    fn sorted(&self) -> impl Iterator<Item = ((&str, &str), &V)> {
-        self.0.keys().flat_map(move |table| {
-            self.table(table)
-                .map(move |(key, value)| ((table.as_str(), key), value))
-        })
     }
 }
 
@@ -466,11 +469,11 @@ impl State {
     pub fn from_rows(rows: impl IntoIterator<Item = ((String, String), Value)>) -> Self {
         let mut tables = Tables::default();
         for ((table, key), document) in rows {
-            tables
-                .0
-                .entry(table)
-                .or_insert_with(HashMap::new)
-                .insert(key, document);
+            let row = Row {
+                document: Some(document),
+                stored: None,
+            };
+            tables.0.entry(table).or_default().insert(key, row);
         }
         State {
             rows: tables,
@@ -488,40 +491,32 @@ impl State {
     }
 
     pub fn get(&self, table: &str, key: &str) -> Option<&Value> {
-        self.rows.get(table, key)
+        self.rows.get(table, key)?.document.as_ref()
     }
 
     pub fn put(&mut self, table: &str, key: &str, document: Value) {
-        self.remember(table, key);
-        self.revision = next_revision();
-        self.mark_changed(table, key);
-        self.rows.insert(table, key, document);
+        self.change(table, key, Some(document));
     }
 
     pub fn delete(&mut self, table: &str, key: &str) {
-        if self.rows.contains(table, key) {
-            self.remember(table, key);
-            self.revision = next_revision();
-            self.mark_changed(table, key);
-            self.rows.remove(table, key);
+        if self.get(table, key).is_some() {
+            self.change(table, key, None);
         }
     }
 
-    /// Keeps what the row was as stored, at its first change since the last take.
-    fn mark_changed(&mut self, table: &str, key: &str) {
-        if !self.changed.contains(table, key) {
-            let stored = self.rows.get(table, key).cloned();
-            self.changed.insert(table, key, stored);
-        }
-    }
-
-    fn remember(&mut self, table: &str, key: &str) {
+    /// Sets the row's document, keeping how to undo it (after a savepoint) and, at its
+    /// first change since the last take, what it was as stored.
+    fn change(&mut self, table: &str, key: &str, document: Option<Value>) {
+        self.revision = next_revision();
+        let row = self.rows.entry(table, key);
         if let Some(undo) = &mut self.undo {
-            undo.push((
-                (table.to_owned(), key.to_owned()),
-                self.rows.get(table, key).cloned(),
-                self.changed.get(table, key).cloned(),
-            ));
+            let before = (!row.is_empty()).then(|| row.clone());
+            undo.push(((table.to_owned(), key.to_owned()), before));
+        }
+        let before = std::mem::replace(&mut row.document, document);
+        if row.stored.is_none() {
+            row.stored = Some(before);
+            self.changed.push((table.to_owned(), key.to_owned()));
         }
     }
 
@@ -545,7 +540,7 @@ impl State {
             .take()
             .unwrap_or_default()
             .into_iter()
-            .map(|(id, row, _)| (id, row))
+            .map(|(id, before)| (id, before.and_then(|row| row.document)))
             .collect()
     }
 
@@ -563,15 +558,8 @@ impl State {
     /// Undoes every change since the savepoint.
     pub fn rollback(&mut self) {
         self.revision = next_revision();
-        for ((table, key), row, mark) in self.undo.take().unwrap_or_default().into_iter().rev() {
-            match row {
-                Some(row) => self.rows.insert(&table, &key, row),
-                None => drop(self.rows.remove(&table, &key)),
-            };
-            match mark {
-                Some(mark) => self.changed.insert(&table, &key, mark),
-                None => drop(self.changed.remove(&table, &key)),
-            };
+        for ((table, key), before) in self.undo.take().unwrap_or_default().into_iter().rev() {
+            self.rows.set(&table, &key, before.unwrap_or_default());
         }
     }
 
@@ -583,8 +571,7 @@ impl State {
     /// Removes every row (reported as deleted by the next `take_changes`).
     pub fn clear(&mut self) {
         let ids: Vec<(String, String)> = self
-            .rows
-            .sorted()
+            .rows()
             .map(|((table, key), _)| (table.to_owned(), key.to_owned()))
             .collect();
         for (table, key) in ids {
@@ -594,33 +581,61 @@ impl State {
 
     /// Every row, `((table, key), document)`, by table and then key in order.
     pub fn rows(&self) -> impl Iterator<Item = ((&str, &str), &Value)> {
-        self.rows.sorted()
+        self.rows.0.keys().flat_map(move |table| {
+            self.rows
+                .table(table)
+                .map(move |(key, document)| ((table.as_str(), key), document))
+        })
     }
 
-    /// How many rows there are.
+    /// How many rows there are (counted: for reports, not folds).
     pub fn row_count(&self) -> usize {
-        self.rows.len()
+        let documents = self.rows.0.values().flat_map(HashMap::values);
+        documents.filter(|row| row.document.is_some()).count()
     }
 
     /// Forgets which rows changed, as [`State::take_changes`] does, without copying them:
     /// when the changes go elsewhere (a jailed runner's copy of the rows, whose host stores
     /// them) or every row is written anyway (a rebuild's switch to its new table).
     pub fn forget_changes(&mut self) {
-        self.changed = Tables::default();
+        for (table, key) in std::mem::take(&mut self.changed) {
+            if let Some(row) = self
+                .rows
+                .0
+                .get_mut(&table)
+                .and_then(|rows| rows.get_mut(&key))
+            {
+                row.stored = None;
+            }
+            self.rows.remove_if_empty(&table, &key, false);
+        }
     }
 
     /// Rows written (`Some`) or deleted (`None`) since the last call, by table and then key
     /// in order, for the runtime to store with the checkpoint: only those that differ from
     /// what they were then (a late event's rewind puts most rows back as they were).
     pub fn take_changes(&mut self) -> Vec<((String, String), Option<Value>)> {
-        let changed = std::mem::take(&mut self.changed);
-        changed
-            .sorted()
-            .filter_map(|((table, key), stored)| {
-                let now = self.rows.get(table, key);
-                (now != stored.as_ref()).then(|| ((table.to_owned(), key.to_owned()), now.cloned()))
-            })
-            .collect()
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.sort_unstable();
+        changed.dedup();
+        let mut changes = Vec::new();
+        for (table, key) in changed {
+            let Some(row) = self
+                .rows
+                .0
+                .get_mut(&table)
+                .and_then(|rows| rows.get_mut(&key))
+            else {
+                continue;
+            };
+            if let Some(stored) = row.stored.take()
+                && stored != row.document
+            {
+                changes.push(((table.clone(), key.clone()), row.document.clone()));
+            }
+            self.rows.remove_if_empty(&table, &key, false);
+        }
+        changes
     }
 }
 
@@ -708,19 +723,31 @@ mod tests {
     }
 
     /// Rows are hashed by key but listed sorted: against a sorted map kept beside it, the
-    /// same puts and deletes list the same rows in the same order, and report the same
-    /// changes, whatever order they came in.
+    /// same puts and deletes (and rolled-back ones between them) list the same rows in the
+    /// same order, and report the same changes, whatever order they came in.
     #[test]
     fn rows_list_sorted_whatever_order_they_came_in() {
         use proptest::prelude::*;
-        let step = (0..3u8, "[a-c]{0,2}", proptest::option::of(0..4i64));
+        let step = (
+            0..3u8,
+            "[a-c]{0,2}",
+            proptest::option::of(0..4i64),
+            any::<bool>(),
+        );
         proptest!(|(steps in proptest::collection::vec(step, 0..40))| {
             let mut state = State::default();
             let mut model = BTreeMap::<(String, String), Value>::new();
             let mut stored = model.clone();
-            for (n, (table, key, document)) in steps.into_iter().enumerate() {
+            for (n, (table, key, document, rolled_back)) in steps.into_iter().enumerate() {
                 let table = ["t", "open", "o"][usize::from(table)];
                 let id = (table.to_owned(), key.clone());
+                // A change undone by a rollback is no change at all.
+                if rolled_back {
+                    state.savepoint();
+                    state.put(table, &key, json!("undone"));
+                    state.delete(table, "c");
+                    state.rollback();
+                }
                 match document {
                     Some(document) => {
                         state.put(table, &key, json!(document));

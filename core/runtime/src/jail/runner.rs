@@ -17,7 +17,7 @@ use ops_core::reaction::DynReaction;
 
 use super::wire::{
     Call, ProjectedInput, ProjectedReply, ProposedCommand, Reply, StatedEvent, StatedFact,
-    buffer_frame, decode, read_frame_bytes, write_frame,
+    buffer_frame, decode, read_frame_into, write_frame,
 };
 
 /// The argument that starts the host binary as a runner.
@@ -138,9 +138,10 @@ fn serve(pack: &str, memory: u64, confine: bool) -> ExitCode {
     if write_frame(&mut replies, &Reply::Ready).is_err() {
         return ExitCode::from(1);
     }
+    let mut body = Vec::new();
     loop {
-        let call = match read_frame_bytes(&mut calls, MAX_CALL_BYTES) {
-            Ok(Some(body)) => match decode::<Call>(&body) {
+        let call = match read_frame_into(&mut calls, MAX_CALL_BYTES, &mut body) {
+            Ok(true) => match decode::<Call>(&body) {
                 Ok(call) => call,
                 Err(_) => return ExitCode::from(1),
             },

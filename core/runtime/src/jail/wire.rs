@@ -251,20 +251,52 @@ pub(crate) fn write_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io:
 /// back as one), but lengths come before strings and numbers are binary, so reading a
 /// page of envelopes does not scan every string for escapes (the runner's share of a
 /// jailed catch-up is on its critical path).
+///
+/// The body is written into a buffer the thread keeps, as a runner writes a reply per
+/// event: a fresh one each time cost an allocation and a free per event.
 pub(crate) fn buffer_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
-    let body = rmp_serde::to_vec_named(value).map_err(io::Error::other)?;
-    let length = u32::try_from(body.len()).map_err(io::Error::other)?;
-    out.write_all(&length.to_le_bytes())?;
-    out.write_all(&body)
+    thread_local! {
+        static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BODY.with_borrow_mut(|body| {
+        body.clear();
+        let written = rmp_serde::encode::write_named(body, value)
+            .map_err(io::Error::other)
+            .and_then(|()| u32::try_from(body.len()).map_err(io::Error::other))
+            .and_then(|length| {
+                out.write_all(&length.to_le_bytes())?;
+                out.write_all(body)
+            });
+        // A large frame (a projection's rows, loaded) is not kept for the small ones.
+        if body.capacity() > KEPT_BODY_BYTES {
+            *body = Vec::new();
+        }
+        written
+    })
 }
+
+/// The most of a frame's buffer a thread keeps between frames.
+const KEPT_BODY_BYTES: usize = 1 << 20;
 
 /// One frame's bytes; `None` at the end of the stream. A frame longer than `max` is an
 /// error, so a lying peer cannot make the reader allocate without bound.
 pub(crate) fn read_frame_bytes<R: Read>(input: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    Ok(read_frame_into(input, max, &mut body)?.then_some(body))
+}
+
+/// [`read_frame_bytes`] into `body`, replacing what it held; `false` at the end of the
+/// stream. A runner reads every call into one buffer: a fresh one per call was a large
+/// allocation each time, and glibc tidies its free lists before each.
+pub(crate) fn read_frame_into<R: Read>(
+    input: &mut R,
+    max: usize,
+    body: &mut Vec<u8>,
+) -> io::Result<bool> {
     let mut length = [0u8; 4];
     match input.read_exact(&mut length) {
         Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(error) => return Err(error),
     }
     let length = u32::from_le_bytes(length) as usize;
@@ -273,9 +305,13 @@ pub(crate) fn read_frame_bytes<R: Read>(input: &mut R, max: usize) -> io::Result
             "a frame of {length} bytes is over the limit of {max}"
         )));
     }
-    let mut body = vec![0u8; length];
-    input.read_exact(&mut body)?;
-    Ok(Some(body))
+    if body.capacity() > KEPT_BODY_BYTES.max(length) {
+        *body = Vec::new();
+    }
+    body.clear();
+    body.resize(length, 0);
+    input.read_exact(body)?;
+    Ok(true)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
