@@ -414,17 +414,15 @@ impl Tables {
         self.0.get(table)?.get(key)
     }
 
-    /// The entry of `(table, key)`, made empty when there was none; its key is copied only
-    /// then.
+    /// The entry of `(table, key)`, made empty when there was none. The key is hashed once:
+    /// a copy of it is made even when the entry exists, which costs less than hashing it
+    /// again (std's map cannot look up by `&str` and insert on a miss in one step).
     fn entry(&mut self, table: &str, key: &str) -> &mut Row {
         if !self.0.contains_key(table) {
             self.0.insert(table.to_owned(), HashMap::new());
         }
         let rows = self.0.get_mut(table).expect("the table was just made");
-        if !rows.contains_key(key) {
-            rows.insert(key.to_owned(), Row::default());
-        }
-        rows.get_mut(key).expect("the row was just made")
+        rows.entry(key.to_owned()).or_default()
     }
 
     /// Puts `row` at `(table, key)`, or removes the entry when `row` is empty.
