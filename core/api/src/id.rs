@@ -79,6 +79,13 @@ impl<Id: FromStr<Err = IdError>> serde::de::Visitor<'_> for IdVisitor<Id> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
 
+/// An id read back from its digest's bytes, as the jail's frames carry it
+/// (`envelope::packed`): the same id as its text, without the hex.
+pub(crate) trait DigestBytes: Sized {
+    fn digest_bytes(&self) -> &[u8; 32];
+    fn from_digest_bytes(bytes: [u8; 32]) -> Self;
+}
+
 /// A blake3 derive-key context, its key computed once (`blake3::hazmat`): every id of a
 /// kind is hashed under the same context, and hashing the context costs as much as a
 /// small id's fields.
@@ -184,6 +191,16 @@ macro_rules! digest_id {
 
             pub fn digest(&self) -> &Digest {
                 &self.0
+            }
+        }
+
+        impl DigestBytes for $name {
+            fn digest_bytes(&self) -> &[u8; 32] {
+                &self.0.0
+            }
+
+            fn from_digest_bytes(bytes: [u8; 32]) -> Self {
+                $name(Digest(bytes))
             }
         }
 
