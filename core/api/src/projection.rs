@@ -414,6 +414,10 @@ impl Tables {
         self.0.get(table)?.get(key)
     }
 
+    fn get_mut(&mut self, table: &str, key: &str) -> Option<&mut Row> {
+        self.0.get_mut(table)?.get_mut(key)
+    }
+
     /// The entry of `(table, key)`, made empty when there was none. The key is hashed once:
     /// a copy of it is made even when the entry exists, which costs less than hashing it
     /// again (std's map cannot look up by `&str` and insert on a miss in one step).
@@ -425,22 +429,18 @@ impl Tables {
         rows.entry(key.to_owned()).or_default()
     }
 
-    /// Puts `row` at `(table, key)`, or removes the entry when `row` is empty.
+    /// Puts `row` at `(table, key)`; an empty row is no entry.
     fn set(&mut self, table: &str, key: &str, row: Row) {
-        if row.is_empty() {
-            self.remove_if_empty(table, key, true);
-        } else {
-            *self.entry(table, key) = row;
-        }
+        *self.entry(table, key) = row;
+        self.remove_if_empty(table, key);
     }
 
-    /// Removes the entry of `(table, key)` if it is empty (or `always`), and its table
-    /// with its last entry.
-    fn remove_if_empty(&mut self, table: &str, key: &str, always: bool) {
+    /// Removes the entry of `(table, key)` if it is empty, and its table with its last entry.
+    fn remove_if_empty(&mut self, table: &str, key: &str) {
         let Some(rows) = self.0.get_mut(table) else {
             return;
         };
-        if always || rows.get(key).is_some_and(Row::is_empty) {
+        if rows.get(key).is_some_and(Row::is_empty) {
             rows.remove(key);
         }
         if rows.is_empty() {
@@ -597,15 +597,10 @@ impl State {
     /// them) or every row is written anyway (a rebuild's switch to its new table).
     pub fn forget_changes(&mut self) {
         for (table, key) in std::mem::take(&mut self.changed) {
-            if let Some(row) = self
-                .rows
-                .0
-                .get_mut(&table)
-                .and_then(|rows| rows.get_mut(&key))
-            {
+            if let Some(row) = self.rows.get_mut(&table, &key) {
                 row.stored = None;
             }
-            self.rows.remove_if_empty(&table, &key, false);
+            self.rows.remove_if_empty(&table, &key);
         }
     }
 
@@ -618,20 +613,18 @@ impl State {
         changed.dedup();
         let mut changes = Vec::new();
         for (table, key) in changed {
-            let Some(row) = self
-                .rows
-                .0
-                .get_mut(&table)
-                .and_then(|rows| rows.get_mut(&key))
-            else {
+            let Some(row) = self.rows.get_mut(&table, &key) else {
                 continue;
             };
-            if let Some(stored) = row.stored.take()
-                && stored != row.document
-            {
-                changes.push(((table.clone(), key.clone()), row.document.clone()));
+            let changed_from_stored = row
+                .stored
+                .take()
+                .is_some_and(|stored| stored != row.document);
+            let document = changed_from_stored.then(|| row.document.clone());
+            self.rows.remove_if_empty(&table, &key);
+            if let Some(document) = document {
+                changes.push(((table, key), document));
             }
-            self.rows.remove_if_empty(&table, &key, false);
         }
         changes
     }
