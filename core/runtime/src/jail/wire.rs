@@ -267,16 +267,21 @@ pub(crate) fn buffer_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io
                 out.write_all(&length.to_le_bytes())?;
                 out.write_all(body)
             });
-        // A large frame (a projection's rows, loaded) is not kept for the small ones.
-        if body.capacity() > KEPT_BODY_BYTES {
-            *body = Vec::new();
-        }
+        forget_if_large(body);
         written
     })
 }
 
-/// The most of a frame's buffer a thread keeps between frames.
+/// The most of a frame's buffer kept between frames.
 const KEPT_BODY_BYTES: usize = 1 << 20;
+
+/// Lets a buffer that held a large frame (a projection's rows, loaded) go, rather than
+/// keep it for the small ones that follow.
+fn forget_if_large(body: &mut Vec<u8>) {
+    if body.capacity() > KEPT_BODY_BYTES {
+        *body = Vec::new();
+    }
+}
 
 /// One frame's bytes; `None` at the end of the stream. A frame longer than `max` is an
 /// error, so a lying peer cannot make the reader allocate without bound.
@@ -305,9 +310,7 @@ pub(crate) fn read_frame_into<R: Read>(
             "a frame of {length} bytes is over the limit of {max}"
         )));
     }
-    if body.capacity() > KEPT_BODY_BYTES.max(length) {
-        *body = Vec::new();
-    }
+    forget_if_large(body);
     body.clear();
     body.resize(length, 0);
     input.read_exact(body)?;
