@@ -66,7 +66,9 @@ impl Timestamp {
     /// id. `None` for a year outside 0000–9999 or a leap second, which chrono writes.
     pub(crate) fn fixed_text(&self) -> Option<[u8; 27]> {
         use chrono::{Datelike, Timelike};
-        let (year, nanos) = (self.0.year(), self.0.nanosecond());
+        // Each of a `DateTime`'s own accessors converts it to local time first.
+        let time = self.0.naive_utc();
+        let (year, nanos) = (time.year(), time.nanosecond());
         let year = u32::try_from(year).ok().filter(|year| *year <= 9999)?;
         if nanos >= 1_000_000_000 {
             return None;
@@ -74,11 +76,11 @@ impl Timestamp {
         let mut text = *b"0000-00-00T00:00:00.000000Z";
         let fields = [
             (0, 4, year),
-            (5, 2, self.0.month()),
-            (8, 2, self.0.day()),
-            (11, 2, self.0.hour()),
-            (14, 2, self.0.minute()),
-            (17, 2, self.0.second()),
+            (5, 2, time.month()),
+            (8, 2, time.day()),
+            (11, 2, time.hour()),
+            (14, 2, time.minute()),
+            (17, 2, time.second()),
             (20, 6, nanos / 1_000),
         ];
         for (at, width, mut value) in fields {

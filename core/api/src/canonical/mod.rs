@@ -206,12 +206,6 @@ fn utf16_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     }
 }
 
-/// A string as RFC 8785 section 3.2.2.2 writes it: `"` and `\` escaped, the five named
-/// controls in their short forms, other controls as `\u00xx`, everything else literal.
-fn write_string(text: &str, out: &mut impl Sink) {
-    write_string_bytes(text.as_bytes(), out);
-}
-
 /// The bytes a JSON string escapes: the controls, `"` and `\\`.
 static ESCAPED: [bool; 256] = {
     let mut escaped = [false; 256];
@@ -225,12 +219,19 @@ static ESCAPED: [bool; 256] = {
     escaped
 };
 
-/// [`write_string`] of a `str`'s UTF-8 bytes.
-fn write_string_bytes(bytes: &[u8], out: &mut impl Sink) {
+/// Whether JSON escapes any of `bytes`.
+fn escapes_any(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&byte| ESCAPED[usize::from(byte)])
+}
+
+/// A string as RFC 8785 section 3.2.2.2 writes it: `"` and `\` escaped, the five named
+/// controls in their short forms, other controls as `\u00xx`, everything else literal.
+fn write_string(text: &str, out: &mut impl Sink) {
+    let bytes = text.as_bytes();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.put(b"\"");
     // Most strings have nothing to escape: one look-up a byte, then one write.
-    if !bytes.iter().any(|&byte| ESCAPED[usize::from(byte)]) {
+    if !escapes_any(bytes) {
         out.put(bytes);
         out.put(b"\"");
         return;

@@ -6,14 +6,14 @@
 //! It writes exactly what [`super::write_canonical`] writes for `serde_json::to_value` of
 //! the same value (the tests below hold it to that on random values), or refuses with
 //! [`Refused`] whatever it cannot mirror byte for byte (a map key that is not a string, a
-//! number outside 64 bits, two entries of one key, serde_json's private raw values, an
-//! error of the type's own `Serialize`). The caller then takes the `Value` road, which
-//! gives the answer or the error `serde_json` gives.
+//! key with a character to escape, a number outside 64 bits, two entries of one key,
+//! serde_json's private raw values, an error of the type's own `Serialize`). The caller
+//! then takes the `Value` road, which gives the answer or the error `serde_json` gives.
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
-use super::{Sink, utf16_order, write_string, write_string_bytes};
+use super::{Sink, escapes_any, utf16_order, write_string};
 
 /// Why the serializer stopped; the sink holds a partial write and must be thrown away.
 #[derive(Debug)]
@@ -276,8 +276,10 @@ pub struct Object<'a, S: Sink> {
     variant: bool,
 }
 
-/// An object's buffer and its entries: per entry, where its key starts, where its value
-/// starts, where it ends.
+/// An object's buffer and its entries. Each entry is written as it will be copied out,
+/// `,"key":value`, so an object costs one write into its sink per entry (the first skips
+/// its comma), where writing the key, its quotes, the colon and the value one by one cost
+/// more than hashing them. Per entry: where it starts, where its key ends, where it ends.
 #[derive(Default)]
 struct Scratch {
     buffer: Vec<u8>,
@@ -321,11 +323,20 @@ impl<'a, S: Sink> Object<'a, S> {
         }
     }
 
-    fn key(&mut self, key: &str) {
+    /// A key with a character to escape (a control, `"` or `\`, in no field name) goes
+    /// the `Value` road: the key's text in the buffer is then its bytes as they sort.
+    fn key(&mut self, key: &str) -> Result<(), Refused> {
+        if escapes_any(key.as_bytes()) {
+            return refuse("a key with a character to escape");
+        }
         let Scratch { buffer, entries } = &mut self.scratch;
         let start = buffer.len();
+        buffer.extend_from_slice(b",\"");
         buffer.extend_from_slice(key.as_bytes());
-        entries.push((start, buffer.len(), usize::MAX));
+        let key_end = buffer.len();
+        buffer.extend_from_slice(b"\":");
+        entries.push((start, key_end, usize::MAX));
+        Ok(())
     }
 
     fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
@@ -350,8 +361,8 @@ impl<'a, S: Sink> Object<'a, S> {
 
     fn write_sorted(out: &mut S, scratch: &mut Scratch, variant: bool) -> Result<(), Refused> {
         let Scratch { buffer, entries } = scratch;
-        // Keys were `&str`s, copied whole: compared and written as their bytes.
-        let key = |&(start, end, _): &(usize, usize, usize)| &buffer[start..end];
+        // Keys were `&str`s with nothing to escape: their bytes after `,"` are the key's.
+        let key = |&(start, key_end, _): &(usize, usize, usize)| &buffer[start + 2..key_end];
         entries.sort_by(|a, b| utf16_order(key(a), key(b)));
         if entries
             .windows(2)
@@ -361,13 +372,9 @@ impl<'a, S: Sink> Object<'a, S> {
             return refuse("an object with a key twice");
         }
         out.put(b"{");
-        for (n, entry) in entries.iter().enumerate() {
-            if n > 0 {
-                out.put(b",");
-            }
-            write_string_bytes(key(entry), out);
-            out.put(b":");
-            out.put(&buffer[entry.1..entry.2]);
+        for (n, &(start, _, end)) in entries.iter().enumerate() {
+            let without_comma = usize::from(n == 0);
+            out.put(&buffer[start + without_comma..end]);
         }
         out.put(if variant { b"}}" } else { b"}" });
         Ok(())
@@ -379,8 +386,7 @@ impl<S: Sink> ser::SerializeMap for Object<'_, S> {
     type Error = Refused;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Refused> {
         let key = key.serialize(MapKey)?;
-        self.key(&key);
-        Ok(())
+        self.key(&key)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
         self.value(value)
@@ -401,7 +407,7 @@ macro_rules! struct_traits {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), Refused> {
-                self.key(key);
+                self.key(key)?;
                 self.value(value)
             }
             fn end(self) -> Result<(), Refused> {
@@ -539,6 +545,16 @@ mod tests {
         out
     }
 
+    fn has_key_to_escape(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(key, value)| escapes_any(key.as_bytes()) || has_key_to_escape(value)),
+            serde_json::Value::Array(items) => items.iter().any(has_key_to_escape),
+            _ => false,
+        }
+    }
+
     fn typed<T: Serialize>(value: &T) -> Result<Vec<u8>, Refused> {
         let mut out = Vec::new();
         write_canonical_typed(value, &mut out).map(|()| out)
@@ -660,10 +676,15 @@ mod tests {
         }
 
         /// Any JSON document, serialised through its own `Serialize`, comes out as it does
-        /// through `write_canonical`.
+        /// through `write_canonical`, or is refused for a key JSON escapes; either way the
+        /// canonical bytes are the `Value` road's.
         #[test]
         fn a_value_serialised_typed_is_its_canonical_form(value in crate::canonical::tests::arbitrary_json()) {
-            prop_assert_eq!(typed(&value).unwrap(), by_value(&value));
+            match typed(&value) {
+                Ok(bytes) => prop_assert_eq!(bytes, by_value(&value)),
+                Err(refused) => prop_assert!(has_key_to_escape(&value), "{refused}"),
+            }
+            prop_assert_eq!(crate::canonical::to_canonical_vec(&value).unwrap(), by_value(&value));
         }
     }
 
@@ -685,5 +706,11 @@ mod tests {
         };
         assert!(typed(&twice).is_err());
         assert_eq!(typed(&(u64::MAX as u128)).unwrap(), by_value(&u64::MAX));
+        for key in ["say \"hi\"", "back\\slash", "line\nbreak", "\u{1}"] {
+            let escaped_key: BTreeMap<&str, u8> = [(key, 1)].into();
+            assert!(typed(&escaped_key).is_err(), "{key:?}");
+            let written = crate::canonical::to_canonical_vec(&escaped_key).unwrap();
+            assert_eq!(written, by_value(&escaped_key), "{key:?}");
+        }
     }
 }
