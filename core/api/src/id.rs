@@ -180,6 +180,33 @@ impl fmt::Display for Digest {
     }
 }
 
+/// The longest prefix an id has.
+const MAX_PREFIX_LEN: usize = 3;
+
+/// An id's text, `{prefix}_{hex}`, on the stack: every envelope written names five ids,
+/// and writing them through `fmt` (`write!`, then serde_json escaping each piece) cost
+/// more than the rest of the envelope's JSON.
+struct IdText {
+    bytes: [u8; MAX_PREFIX_LEN + 1 + DIGEST_HEX_LEN],
+    len: usize,
+}
+
+impl IdText {
+    fn new(prefix: &str, digest: &Digest) -> Self {
+        let hex = blake3::Hash::from_bytes(digest.0).to_hex();
+        let mut bytes = [0; MAX_PREFIX_LEN + 1 + DIGEST_HEX_LEN];
+        let len = prefix.len() + 1 + DIGEST_HEX_LEN;
+        bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        bytes[prefix.len()] = b'_';
+        bytes[prefix.len() + 1..len].copy_from_slice(hex.as_bytes());
+        IdText { bytes, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("a prefix and hex digits are ASCII")
+    }
+}
+
 macro_rules! digest_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -204,9 +231,11 @@ macro_rules! digest_id {
             }
         }
 
+        const _: () = assert!($prefix.len() <= MAX_PREFIX_LEN, "an id's prefix fits `IdText`");
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}_{}", $prefix, self.0)
+                f.write_str(IdText::new($prefix, &self.0).as_str())
             }
         }
 
@@ -226,7 +255,7 @@ macro_rules! digest_id {
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                serializer.serialize_str(IdText::new($prefix, &self.0).as_str())
             }
         }
 

@@ -123,7 +123,13 @@ impl FromStr for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // One string, where `collect_str` goes through `fmt` and escapes piece by piece.
+        match self.fixed_text() {
+            Some(text) => {
+                serializer.serialize_str(std::str::from_utf8(&text).expect("ASCII digits"))
+            }
+            None => serializer.collect_str(self),
+        }
     }
 }
 
