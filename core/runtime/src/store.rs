@@ -1012,11 +1012,9 @@ impl EventStore {
                 .bind(until.tx_order)
                 .bind(until.seq)
                 .bind(limit as i64)
+                .try_map(|row| Ok((raw_row(&row)?, Row::try_get::<String, _>(&row, 7)?)))
                 .fetch_all(pool)
                 .await?
-                .iter()
-                .map(|row| Ok::<_, sqlx::Error>((raw_row(row)?, row.try_get(7)?)))
-                .collect::<Result<_, _>>()?
         });
         // The page's last row says where the next one starts, whoever's it is.
         let next = match rows.last() {
