@@ -119,7 +119,6 @@ fn dependents_of<'w>(
 ) -> Vec<(String, &'w Package)> {
     installed
         .iter()
-        .cloned()
         .filter(|(id, package)| {
             *id != doomed.id
                 && package
@@ -127,6 +126,7 @@ fn dependents_of<'w>(
                     .iter()
                     .any(|dep| doomed.crates.iter().any(|(name, _)| *name == dep.name))
         })
+        .cloned()
         .collect()
 }
 

@@ -688,6 +688,64 @@ fn pack_location(pack: &PackDescriptor) -> Location {
     }
 }
 
+/// Envelopes built from a registry entry: kept here, so the envelope knows nothing of the
+/// registry.
+impl CommandEnvelope {
+    /// A command whose type is known only at run time, by its registry entry (an
+    /// operator's `ops-host commands submit`, a jailed reaction's proposal): the dedupe
+    /// scope must be of the kind it declares, as [`Self::new`] ensures at compile time.
+    /// `decodes` says whether the payload decodes as `descriptor`'s type: the caller asks
+    /// where that type's code runs (its `Deserialize` is its crate's code, which the
+    /// runtime runs in the crate's jailed runner).
+    pub fn of_descriptor(
+        _core: crate::CoreToken,
+        descriptor: &crate::registry::TypeDescriptor,
+        payload: Value,
+        decodes: Result<(), String>,
+        request: CommandRequest,
+    ) -> Result<Self, EnvelopeError> {
+        let not_a = |message: String| EnvelopeError::NotOfType {
+            type_name: descriptor.name.to_owned(),
+            message,
+        };
+        let (crate::contract::Kind::Command, Some(expected)) = (descriptor.kind, descriptor.dedupe)
+        else {
+            return Err(not_a("it is not a command".to_owned()));
+        };
+        crate::envelope::check_dedupe(descriptor.name, expected, &request)?;
+        decodes.map_err(not_a)?;
+        Ok(CommandEnvelope::assemble(
+            descriptor.name,
+            descriptor.version,
+            payload,
+            request,
+        ))
+    }
+}
+
+impl TypedEvent {
+    /// An event a jailed piece of pack code stated, as the host rebuilds it from what crossed
+    /// the boundary: the name and version must be registered, and the type is the one
+    /// registered for them (what the runner claims of its types is not believed; the
+    /// runtime checks the pack owns or may state the type, and the payload decodes, before
+    /// it stores the event).
+    pub fn registered(
+        _core: crate::CoreToken,
+        descriptor: &TypeDescriptor,
+        payload: serde_json::Value,
+    ) -> Self {
+        TypedEvent {
+            event_type: descriptor.name,
+            version: descriptor.version,
+            rust: crate::contract::RustType {
+                path: descriptor.type_path,
+            },
+            payload,
+            effective_at: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -892,63 +950,5 @@ mod tests {
         assert!(registry.visible_to("fixture", "pack.fixture.triage.Noted"));
         assert!(!registry.visible_to("other", "pack.fixture.incident.Opened"));
         assert!(!registry.visible_to("reader", "pack.unknown.incident.Opened"));
-    }
-}
-
-/// Envelopes built from a registry entry: kept here, so the envelope knows nothing of the
-/// registry.
-impl CommandEnvelope {
-    /// A command whose type is known only at run time, by its registry entry (an
-    /// operator's `ops-host commands submit`, a jailed reaction's proposal): the dedupe
-    /// scope must be of the kind it declares, as [`Self::new`] ensures at compile time.
-    /// `decodes` says whether the payload decodes as `descriptor`'s type: the caller asks
-    /// where that type's code runs (its `Deserialize` is its crate's code, which the
-    /// runtime runs in the crate's jailed runner).
-    pub fn of_descriptor(
-        _core: crate::CoreToken,
-        descriptor: &crate::registry::TypeDescriptor,
-        payload: Value,
-        decodes: Result<(), String>,
-        request: CommandRequest,
-    ) -> Result<Self, EnvelopeError> {
-        let not_a = |message: String| EnvelopeError::NotOfType {
-            type_name: descriptor.name.to_owned(),
-            message,
-        };
-        let (crate::contract::Kind::Command, Some(expected)) = (descriptor.kind, descriptor.dedupe)
-        else {
-            return Err(not_a("it is not a command".to_owned()));
-        };
-        crate::envelope::check_dedupe(descriptor.name, expected, &request)?;
-        decodes.map_err(not_a)?;
-        Ok(CommandEnvelope::assemble(
-            descriptor.name,
-            descriptor.version,
-            payload,
-            request,
-        ))
-    }
-}
-
-impl TypedEvent {
-    /// An event a jailed piece of pack code stated, as the host rebuilds it from what crossed
-    /// the boundary: the name and version must be registered, and the type is the one
-    /// registered for them (what the runner claims of its types is not believed; the
-    /// runtime checks the pack owns or may state the type, and the payload decodes, before
-    /// it stores the event).
-    pub fn registered(
-        _core: crate::CoreToken,
-        descriptor: &TypeDescriptor,
-        payload: serde_json::Value,
-    ) -> Self {
-        TypedEvent {
-            event_type: descriptor.name,
-            version: descriptor.version,
-            rust: crate::contract::RustType {
-                path: descriptor.type_path,
-            },
-            payload,
-            effective_at: None,
-        }
     }
 }

@@ -92,7 +92,7 @@ pub async fn write_status(services: &Services, out: &mut impl Write) -> anyhow::
     // events past it wait, and say which capability to grant.
     let capabilities = &services.capabilities;
     for reaction in ops_core::reaction::installed(ops_core_runtime::CORE) {
-        let capability = crate::worker::reaction_capability(&capabilities, reaction.pack_id())?;
+        let capability = crate::worker::reaction_capability(capabilities, reaction.pack_id())?;
         let waiting = ReactionRunner::new(store.clone(), reaction, capability)
             .unanswered()
             .await?;

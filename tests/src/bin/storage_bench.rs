@@ -369,7 +369,7 @@ async fn engine_insert(
 ) -> Duration {
     let store = backend.store(label).await;
     on_db!(store.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
-    let elapsed = match store.db() {
+    match store.db() {
         Db::Sqlite(_) => {
             store.db().close().await;
             let connection =
@@ -444,8 +444,7 @@ async fn engine_insert(
             store.db().close().await;
             elapsed
         }
-    };
-    elapsed
+    }
 }
 
 /// Appends `events` to stream `bench` and settles the database: a store's contents before
@@ -1634,7 +1633,7 @@ async fn command_bench(backend: Backend, history: usize, commands: usize) {
                         .unwrap();
                 &fresh
             };
-            acknowledge(&bus, n).await;
+            acknowledge(bus, n).await;
         }
         timings.push(started.elapsed());
     }

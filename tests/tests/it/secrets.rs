@@ -465,7 +465,7 @@ async fn a_credential_renews_its_handle_before_it_ends() {
             .filter_map(|stored| {
                 let issued: SecretTokenIssued =
                     serde_json::from_value(stored.envelope.payload).expect("a receipt");
-                (issued.token_type == TokenType::Handle).then(|| issued.handle_id)
+                (issued.token_type == TokenType::Handle).then_some(issued.handle_id)
             })
             .flatten()
             .collect::<Vec<String>>()

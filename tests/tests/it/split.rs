@@ -152,7 +152,7 @@ async fn two_workers_share_the_partitions_and_store_what_one_worker_stores(backe
     first.release_lease().await.unwrap();
     let later = acknowledged("INC-1", 2_000_000);
     split
-        .append("INC-1", ExpectedVersion::Any, &[later.clone()])
+        .append("INC-1", ExpectedVersion::Any, std::slice::from_ref(&later))
         .await
         .unwrap();
     whole
