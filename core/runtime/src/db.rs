@@ -514,12 +514,19 @@ fn truncate_write_ahead_log(path: &Path) -> rusqlite::Result<()> {
     if !std::fs::metadata(&log).is_ok_and(|log| log.len() > 0) {
         return Ok(());
     }
+    open_existing_with_c_api(path)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
+/// A connection through SQLite's C API to the store's file, which must exist: opened for
+/// writing (never creating), waiting for locks as the pool's connections do.
+fn open_existing_with_c_api(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
     let connection = rusqlite::Connection::open_with_flags(
         path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(Duration::from_secs(30))?;
-    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+    Ok(connection)
 }
 
 /// `DELETE FROM table WHERE column IN (keys)`, in one statement, in the transaction of the
@@ -683,15 +690,10 @@ impl SqliteReads {
     }
 
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
-        use rusqlite::OpenFlags;
-        // Opened for writing (never creating), but `query_only`: a read-only connection
-        // that closes last cannot copy the write-ahead log into the file, and leaves it.
-        let connection = rusqlite::Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        // Opened for writing, but `query_only`: a read-only connection that closes last
+        // cannot copy the write-ahead log into the file, and leaves it.
+        let connection = open_existing_with_c_api(&self.path)?;
         connection.pragma_update(None, "query_only", true)?;
-        connection.busy_timeout(Duration::from_secs(30))?;
         Ok(connection)
     }
 

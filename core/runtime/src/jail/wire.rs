@@ -267,7 +267,7 @@ pub(crate) fn buffer_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io
                 out.write_all(&length.to_le_bytes())?;
                 out.write_all(body)
             });
-        forget_if_large(body);
+        forget_if_large(body, 0);
         written
     })
 }
@@ -276,9 +276,9 @@ pub(crate) fn buffer_frame<W: Write, T: Serialize>(out: &mut W, value: &T) -> io
 const KEPT_BODY_BYTES: usize = 1 << 20;
 
 /// Lets a buffer that held a large frame (a projection's rows, loaded) go, rather than
-/// keep it for the small ones that follow.
-fn forget_if_large(body: &mut Vec<u8>) {
-    if body.capacity() > KEPT_BODY_BYTES {
+/// keep it for the small ones that follow; one the next frame needs (`needed` bytes) stays.
+fn forget_if_large(body: &mut Vec<u8>, needed: usize) {
+    if body.capacity() > KEPT_BODY_BYTES.max(needed) {
         *body = Vec::new();
     }
 }
@@ -310,7 +310,7 @@ pub(crate) fn read_frame_into<R: Read>(
             "a frame of {length} bytes is over the limit of {max}"
         )));
     }
-    forget_if_large(body);
+    forget_if_large(body, length);
     body.clear();
     body.resize(length, 0);
     input.read_exact(body)?;
