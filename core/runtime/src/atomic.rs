@@ -56,10 +56,25 @@ where
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    write
-        .binds()
-        .into_iter()
-        .fold(sqlx::query(write.statement()), |query, bind| match bind {
+    bound(write.statement(), &write.binds(), now_us)
+}
+
+/// `sql` with `binds` bound in order for the backend `DB`, `Bind::Now` as `now_us`.
+pub(crate) fn bound<'q, DB>(
+    sql: &'q str,
+    binds: &[Bind<'q>],
+    now_us: i64,
+) -> Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    binds
+        .iter()
+        .fold(sqlx::query(sql), |query, bind| match *bind {
             Bind::Text(text) => query.bind(text),
             Bind::MaybeText(text) => query.bind(text),
             Bind::Int(value) => query.bind(value),

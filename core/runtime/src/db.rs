@@ -619,6 +619,105 @@ pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
     }
 }
 
+/// Statements that are a whole transaction on their own (an append that fits one insert),
+/// run through SQLite's C API (`rusqlite`) on the caller's thread. sqlx's SQLite driver
+/// hands each statement to its connection thread and the result back, two thread switches
+/// that cost an append of one event more than SQLite takes to store it. The connection
+/// never waits, so the caller's thread is never held: when another connection holds the
+/// write lock, or another task this connection, `None` says to run the statement through
+/// the pool, which waits. A statement that fails wrote nothing (it was its own
+/// transaction), and the pool's run of it reports why.
+pub(crate) struct SqliteWrites {
+    path: std::path::PathBuf,
+    connection: std::sync::Mutex<Option<rusqlite::Connection>>,
+    /// Set when the file cannot be opened this way: everything goes through the pool.
+    off: std::sync::atomic::AtomicBool,
+}
+
+impl SqliteWrites {
+    /// The direct writes of `db`'s file; `None` for PostgreSQL.
+    pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
+        match db {
+            Db::Sqlite(pool) => Some(std::sync::Arc::new(SqliteWrites {
+                path: pool.connect_options().get_filename().to_owned(),
+                connection: Default::default(),
+                off: Default::default(),
+            })),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// The first column of every row `sql` returns, bound with `binds` in order (`?`
+    /// placeholders); `None`: it did not run here (busy, in use, or failed), run it
+    /// through the pool.
+    pub fn returning_ints(&self, sql: &str, binds: &[crate::atomic::Bind<'_>]) -> Option<Vec<i64>> {
+        use std::sync::atomic::Ordering;
+        if self.off.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut slot = self.connection.try_lock().ok()?;
+        if slot.is_none() {
+            match self.open() {
+                Ok(connection) => *slot = Some(connection),
+                Err(error) => {
+                    tracing::debug!(%error, path = %self.path.display(), "writing through sqlx from now on");
+                    self.off.store(true, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let connection = slot.as_ref()?;
+        Self::run(connection, sql, binds)
+            .inspect_err(|error| tracing::debug!(%error, "a direct write is run through sqlx"))
+            .ok()
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let connection = open_existing_with_c_api(&self.path)?;
+        // Never waits: a busy file is written through the pool, whose connections wait.
+        connection.busy_timeout(Duration::ZERO)?;
+        // As the pool's connections are set up (`Db::sqlite`): both are per connection.
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", true)?;
+        Ok(connection)
+    }
+
+    fn run(
+        connection: &rusqlite::Connection,
+        sql: &str,
+        binds: &[crate::atomic::Bind<'_>],
+    ) -> rusqlite::Result<Vec<i64>> {
+        use crate::atomic::Bind;
+        let mut statement = connection.prepare_cached(sql)?;
+        for (place, bind) in (1..).zip(binds) {
+            match *bind {
+                Bind::Text(text) => statement.raw_bind_parameter(place, text)?,
+                Bind::MaybeText(text) => statement.raw_bind_parameter(place, text)?,
+                Bind::Int(value) => statement.raw_bind_parameter(place, value)?,
+                Bind::MaybeInt(value) => statement.raw_bind_parameter(place, value)?,
+                // The database's clock is read in a transaction of the pool's.
+                Bind::Now => {
+                    return Err(rusqlite::Error::InvalidParameterName(format!(
+                        "?{place}, the database's clock"
+                    )));
+                }
+            }
+        }
+        if binds.len() != statement.parameter_count() {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                binds.len(),
+                statement.parameter_count(),
+            ));
+        }
+        let mut rows = statement.raw_query();
+        let mut values = Vec::new();
+        while let Some(row) = rows.next()? {
+            values.push(row.get(0)?);
+        }
+        Ok(values)
+    }
+}
+
 /// A value bound to a read through [`SqliteReads`], by its place (`$1`, `$2`, …).
 pub(crate) enum ReadBind {
     Int(i64),

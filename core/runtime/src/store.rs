@@ -250,6 +250,9 @@ pub struct EventStore {
     granted_services: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     /// On SQLite, pages of events are read through its C API (see `db::SqliteReads`).
     sqlite_reads: Option<Arc<crate::db::SqliteReads>>,
+    /// On SQLite, appends that are one statement are written through its C API when they
+    /// can be (see `db::SqliteWrites`).
+    sqlite_writes: Option<Arc<crate::db::SqliteWrites>>,
 }
 
 /// Read with every event; each column costs time per row, so only what decoding needs (the
@@ -384,6 +387,7 @@ impl EventStore {
     fn on(db: Db, registry: &'static Registry) -> Self {
         EventStore {
             sqlite_reads: crate::db::SqliteReads::of(&db),
+            sqlite_writes: crate::db::SqliteWrites::of(&db),
             db,
             registry,
             keys: None,
@@ -686,8 +690,17 @@ impl EventStore {
         if let (Db::Sqlite(pool), [], false, 1..=ROWS_PER_STATEMENT) =
             (&self.db, sides, look_up_stored, events.len())
         {
-            return append_in_one_statement(pool, stream, expected, events, rows, recorded_at_us)
-                .await;
+            let direct = self.sqlite_writes.as_deref();
+            return append_in_one_statement(
+                pool,
+                direct,
+                stream,
+                expected,
+                events,
+                rows,
+                recorded_at_us,
+            )
+            .await;
         }
         on_db!(&self.db, pool => {
             let mut tx = match dialect {
@@ -1492,67 +1505,89 @@ fn decode_all(rows: Vec<RawRow>) -> Result<Vec<StoredEvent>, ReadError> {
 /// An append of new events on SQLite with nothing beside it, as one statement outside any
 /// transaction: the stream's version read, checked against `expected`, and every row
 /// inserted, atomically (a writing statement takes SQLite's write lock before it reads).
-/// It costs one round trip to sqlx's connection thread where a transaction costs four,
-/// and most appends are one batch of new events. `None` when the batch must take the
-/// careful road: nothing was inserted, because the version did not match or an event was
-/// stored already (or raced in), which that road looks up.
+/// It costs one round trip to sqlx's connection thread where a transaction costs four, or
+/// none when it runs through SQLite's C API on this thread (`direct`, see
+/// [`crate::db::SqliteWrites`]), and most appends are one batch of new events. `None` when
+/// the batch must take the careful road: nothing was inserted, because the version did not
+/// match or an event was stored already (or raced in), which that road looks up.
 async fn append_in_one_statement(
     pool: &sqlx::SqlitePool,
+    direct: Option<&crate::db::SqliteWrites>,
     stream: &str,
     expected: ExpectedVersion,
     events: &[EventEnvelope],
     rows: &[String],
     recorded_at_us: i64,
 ) -> Result<Option<AppendOutcome>, AppendError> {
-    let mut query = QueryBuilder::new(
-        "WITH current(version) AS (SELECT COALESCE((SELECT stream_version FROM core_events \
-         WHERE stream_id = ",
-    );
-    query.push_bind(stream);
-    query.push(
-        " ORDER BY stream_version DESC LIMIT 1), 0)), batch(position, event_id, event_type, \
-         payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
-         envelope) AS (",
-    );
     let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-    query.push_values(events.iter().enumerate(), |mut row, (index, envelope)| {
-        row.push_bind(index as i64 + 1)
-            .push_bind(ids[index].as_str());
-        push_envelope_columns(&mut row, envelope);
-        row.push_bind(rows[index].as_str());
-    });
-    query.push(
+    let correlations: Vec<String> = events
+        .iter()
+        .map(|e| e.correlation_id.to_string())
+        .collect();
+    let mut sql = String::from(
+        "WITH current(version) AS (SELECT COALESCE((SELECT stream_version FROM core_events \
+         WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1), 0)), batch(position, \
+         event_id, event_type, payload_schema_version, occurred_at_us, source_ref, \
+         source_sequence_key, correlation_id, envelope) AS (VALUES ",
+    );
+    let mut binds = vec![atomic::Bind::Text(stream)];
+    for (index, envelope) in events.iter().enumerate() {
+        sql.push_str(if index == 0 {
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        });
+        binds.extend([
+            atomic::Bind::Int(index as i64 + 1),
+            atomic::Bind::Text(&ids[index]),
+            atomic::Bind::Text(&envelope.event_type),
+            atomic::Bind::Int(i64::from(envelope.payload_schema_version)),
+            atomic::Bind::Int(envelope.occurred_at.unix_micros()),
+            atomic::Bind::Text(&envelope.source_ref),
+            atomic::Bind::Int(CanonicalKey::source_sequence_key(envelope)),
+            atomic::Bind::Text(&correlations[index]),
+            atomic::Bind::Text(&rows[index]),
+        ]);
+    }
+    sql.push_str(
         ") INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
          payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
          recorded_at_us, envelope, stream_bucket) \
-         SELECT 0, batch.event_id, ",
+         SELECT 0, batch.event_id, ?, current.version + batch.position, batch.event_type, \
+         batch.payload_schema_version, batch.occurred_at_us, batch.source_ref, \
+         batch.source_sequence_key, batch.correlation_id, ?, batch.envelope, ? FROM current, batch",
     );
-    query.push_bind(stream);
-    query.push(
-        ", current.version + batch.position, batch.event_type, batch.payload_schema_version, \
-         batch.occurred_at_us, batch.source_ref, batch.source_sequence_key, batch.correlation_id, ",
-    );
-    query.push_bind(recorded_at_us);
-    query.push(", batch.envelope, ");
-    query.push_bind(stream_bucket(stream));
-    query.push(" FROM current, batch");
+    binds.extend([
+        atomic::Bind::Text(stream),
+        atomic::Bind::Int(recorded_at_us),
+        atomic::Bind::Int(stream_bucket(stream)),
+    ]);
     match expected {
         ExpectedVersion::Any => {}
-        ExpectedVersion::NoStream => {
-            query.push(" WHERE current.version = 0");
-        }
+        ExpectedVersion::NoStream => sql.push_str(" WHERE current.version = 0"),
         ExpectedVersion::Exact(version) => {
-            query.push(" WHERE current.version = ");
-            query.push_bind(version);
+            sql.push_str(" WHERE current.version = ?");
+            binds.push(atomic::Bind::Int(version));
         }
     }
-    query.push(" ORDER BY batch.position RETURNING stream_version");
-    let versions: Vec<i64> = match query.build_query_scalar().fetch_all(pool).await {
-        Ok(versions) => versions,
-        Err(sqlx::Error::Database(error)) if error.kind() == ErrorKind::UniqueViolation => {
-            return Ok(None);
-        }
-        Err(error) => return Err(error.into()),
+    sql.push_str(" ORDER BY batch.position RETURNING stream_version");
+    // The pool is closed: nothing may be written any more, this way or the other.
+    let written_here = direct
+        .filter(|_| !pool.is_closed())
+        .and_then(|direct| direct.returning_ints(&sql, &binds));
+    let versions: Vec<i64> = match written_here {
+        Some(versions) => versions,
+        None => match atomic::bound(&sql, &binds, recorded_at_us)
+            .try_map(|row: sqlx::sqlite::SqliteRow| row.try_get::<i64, _>(0))
+            .fetch_all(pool)
+            .await
+        {
+            Ok(versions) => versions,
+            Err(sqlx::Error::Database(error)) if error.kind() == ErrorKind::UniqueViolation => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        },
     };
     let Some(&last) = versions.iter().max() else {
         return Ok(None);

@@ -50,6 +50,7 @@ on_both_backends!(
     events_of_an_uninstalled_pack_read_as_raw_envelopes,
     concurrent_writers_never_make_a_follower_skip,
     a_follower_of_some_types_sees_each_once_and_reaches_the_head,
+    nothing_is_appended_once_the_store_is_closed,
 );
 
 async fn appended_events_read_back_by_stream_type_and_correlation(backend: Backend) {
@@ -455,4 +456,59 @@ async fn a_follower_of_some_types_sees_each_once_and_reaches_the_head(backend: B
     let (head, _) = store.head().await.unwrap().unwrap();
     assert_eq!(last.next, head);
     assert!(head > *positions.last().unwrap());
+}
+
+/// A closed store writes nothing more, whichever way its appends would have gone (on
+/// SQLite, an append of one statement is written through its own connection when it can).
+async fn nothing_is_appended_once_the_store_is_closed(backend: Backend) {
+    const TEST: &str = "nothing_is_appended_once_the_store_is_closed";
+    let store = backend.store(TEST).await;
+    store
+        .append("s", ExpectedVersion::Any, &[opened("INC-1")])
+        .await
+        .unwrap();
+    store.db().close().await;
+    let refused = store
+        .append("s", ExpectedVersion::Any, &[opened("INC-2")])
+        .await;
+    assert!(refused.is_err(), "a closed store appended: {refused:?}");
+    let reopened = backend.another_worker(TEST).await;
+    assert_eq!(reopened.count().await.unwrap(), 1);
+    reopened.db().close().await;
+}
+
+/// On SQLite, an append that finds the file's write lock held by another connection waits
+/// for it, as the pool's connections do, and then stores its events after the other's.
+#[tokio::test]
+async fn on_sqlite_an_append_waits_for_a_writer_holding_the_lock() {
+    use ops_core_runtime::db::Db;
+    const TEST: &str = "on_sqlite_an_append_waits_for_a_writer_holding_the_lock";
+    let store = Backend::Sqlite.store(TEST).await;
+    store
+        .append("s", ExpectedVersion::Any, &[opened("INC-1")])
+        .await
+        .unwrap();
+    let Db::Sqlite(pool) = store.db() else {
+        unreachable!("a SQLite store")
+    };
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let appending = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .append("s", ExpectedVersion::Exact(1), &[opened("INC-2")])
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !appending.is_finished(),
+        "the append did not wait for the lock: {:?}",
+        appending.await
+    );
+    holder.commit().await.unwrap();
+    let outcome = appending.await.unwrap().unwrap();
+    assert_eq!(outcome.stream_version, 2);
+    assert_eq!(store.count().await.unwrap(), 2);
+    store.db().close().await;
 }
