@@ -626,7 +626,10 @@ pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
 /// never waits, so the caller's thread is never held: when another connection holds the
 /// write lock, or another task this connection, `None` says to run the statement through
 /// the pool, which waits. A statement that fails wrote nothing (it was its own
-/// transaction), and the pool's run of it reports why.
+/// transaction), and the pool's run of it reports why. Like any connection's commit, one
+/// of these now and then copies the write-ahead log into the file (SQLite's automatic
+/// checkpoint), here on the caller's thread: turning that off would let a log that only
+/// these statements write grow without end.
 pub(crate) struct SqliteWrites {
     path: std::path::PathBuf,
     connection: std::sync::Mutex<Option<rusqlite::Connection>>,
