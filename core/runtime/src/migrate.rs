@@ -83,9 +83,9 @@ macro_rules! core_migrations {
     };
 }
 
-const SQLITE_CORE: &[Migration<'static>] = core_migrations!("sqlite": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts", "0006_projection_generation", "0007_leases", "0008_command_capability_state", "0009_events_by_type_in_commit_order", "0010_events_stream_bucket");
+const SQLITE_CORE: &[Migration<'static>] = core_migrations!("sqlite": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts", "0006_projection_generation", "0007_leases", "0008_command_capability_state", "0009_events_by_type_in_commit_order", "0010_events_stream_bucket", "0011_outbox_claimable");
 
-const POSTGRES_CORE: &[Migration<'static>] = core_migrations!("postgres": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts", "0006_projection_generation", "0007_leases", "0008_command_capability_state", "0009_events_by_type_in_commit_order", "0010_events_stream_bucket");
+const POSTGRES_CORE: &[Migration<'static>] = core_migrations!("postgres": "0001_event_log", "0002_commands", "0003_outbox", "0004_sagas", "0005_artifacts", "0006_projection_generation", "0007_leases", "0008_command_capability_state", "0009_events_by_type_in_commit_order", "0010_events_stream_bucket", "0011_outbox_claimable");
 
 /// The lock migrations of one schema take, in their transaction.
 const MIGRATING: &str = "SELECT pg_advisory_xact_lock(7201, hashtext(current_schema()))";

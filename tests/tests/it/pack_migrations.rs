@@ -50,7 +50,7 @@ async fn a_store_a_newer_host_migrated_is_refused(backend: Backend) {
         assert!(
             message.contains("migrated by a newer host")
                 && message.contains("`9999_from_the_future`")
-                && message.contains("whose last is `0010_events_stream_bucket`"),
+                && message.contains("whose last is `0011_outbox_claimable`"),
             "{message}"
         );
     }
