@@ -44,22 +44,8 @@ pub(crate) struct Fenced {
     pub what: String,
 }
 
-/// The statement of `write`, bound for the backend `DB`.
-pub(crate) fn query<'q, DB>(
-    write: &'q dyn AtomicWrite,
-    now_us: i64,
-) -> Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
-where
-    DB: sqlx::Database,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    bound(write.statement(), &write.binds(), now_us)
-}
-
-/// `sql` with `binds` bound in order for the backend `DB`, `Bind::Now` as `now_us`.
+/// `sql` with `binds` bound in order for the backend `DB`, `Bind::Now` as `now_us`: a
+/// write's statement is `bound(write.statement(), &write.binds(), now_us)`.
 pub(crate) fn bound<'q, DB>(
     sql: &'q str,
     binds: &[Bind<'q>],

@@ -619,6 +619,14 @@ pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
     }
 }
 
+/// The file of a SQLite store; `None` for PostgreSQL.
+fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
+    match db {
+        Db::Sqlite(pool) => Some(pool.connect_options().get_filename().to_owned()),
+        Db::Postgres(_) => None,
+    }
+}
+
 /// Statements that are a whole transaction on their own (an append that fits one insert),
 /// run through SQLite's C API (`rusqlite`) on the caller's thread. sqlx's SQLite driver
 /// hands each statement to its connection thread and the result back, two thread switches
@@ -640,14 +648,13 @@ pub(crate) struct SqliteWrites {
 impl SqliteWrites {
     /// The direct writes of `db`'s file; `None` for PostgreSQL.
     pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
-        match db {
-            Db::Sqlite(pool) => Some(std::sync::Arc::new(SqliteWrites {
-                path: pool.connect_options().get_filename().to_owned(),
+        sqlite_file(db).map(|path| {
+            std::sync::Arc::new(SqliteWrites {
+                path,
                 connection: Default::default(),
                 off: Default::default(),
-            })),
-            Db::Postgres(_) => None,
-        }
+            })
+        })
     }
 
     /// The first column of every row `sql` returns, bound with `binds` in order (`?`
@@ -742,14 +749,13 @@ pub(crate) struct SqliteReads {
 impl SqliteReads {
     /// The reads of `db`'s file; `None` for PostgreSQL.
     pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
-        match db {
-            Db::Sqlite(pool) => Some(std::sync::Arc::new(SqliteReads {
-                path: pool.connect_options().get_filename().to_owned(),
+        sqlite_file(db).map(|path| {
+            std::sync::Arc::new(SqliteReads {
+                path,
                 idle: Default::default(),
                 off: Default::default(),
-            })),
-            Db::Postgres(_) => None,
-        }
+            })
+        })
     }
 
     /// Every row of `sql` with `binds`, each made by `row`; `None` when these reads are off

@@ -1418,7 +1418,7 @@ impl ProjectionRunner {
                     }
                     Dialect::Sqlite => now_us,
                 };
-                let touched = atomic::query(fence, now_us).execute(&mut *tx).await?.rows_affected();
+                let touched = atomic::bound(fence.statement(), &fence.binds(), now_us).execute(&mut *tx).await?.rows_affected();
                 if fence.check(touched).is_err() {
                     tx.rollback().await?;
                     return Ok(Written::LeaseLost);

@@ -761,7 +761,7 @@ impl EventStore {
             outcome.stream_version = current;
             if fresh.is_empty() {
                 for side in sides {
-                    let done = atomic::query(*side, clock_us).execute(&mut *tx).await?;
+                    let done = atomic::bound(side.statement(), &side.binds(), clock_us).execute(&mut *tx).await?;
                     side.check(done.rows_affected())
                         .map_err(|fenced| AppendError::Fenced { what: fenced.what })?;
                 }
@@ -812,7 +812,7 @@ impl EventStore {
                 }
             }
             for side in sides {
-                let done = atomic::query(*side, clock_us).execute(&mut *tx).await?;
+                let done = atomic::bound(side.statement(), &side.binds(), clock_us).execute(&mut *tx).await?;
                 side.check(done.rows_affected())
                         .map_err(|fenced| AppendError::Fenced { what: fenced.what })?;
             }
