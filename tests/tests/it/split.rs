@@ -370,3 +370,68 @@ on_both_backends!(
     a_row_written_from_two_partitions_is_refused,
     a_split_replaces_the_whole_layout_once_its_last_partition_is_built,
 );
+
+/// On PostgreSQL, once the log has statistics, a share's page is read through an index in
+/// the page's order, never by reading the whole log and sorting it: that made every page
+/// cost the whole log, a catch-up quadratic in it (`Partition`'s condition says why).
+#[tokio::test]
+async fn on_postgres_a_shares_page_walks_an_index_once_the_log_has_statistics() {
+    use ops_core_runtime::db::Db;
+    const TEST: &str = "on_postgres_a_shares_page_walks_an_index_once_the_log_has_statistics";
+    let store = Backend::Postgres.store(TEST).await;
+    let Db::Postgres(pool) = store.db() else {
+        unreachable!("a PostgreSQL store")
+    };
+    // Rows straight in SQL: the plan depends on how many rows there are and how they
+    // spread over streams, not on what their envelopes say.
+    sqlx::raw_sql(
+        "INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
+         payload_schema_version, occurred_at_us, source_ref, source_sequence_key, correlation_id, \
+         recorded_at_us, envelope, stream_bucket) \
+         SELECT 1 + g / 10, md5(g::text), 'incident-' || (g % 500), g / 500 + 1, \
+         'incidents.incident.opened', 2, g * 1000, 'planned', -1, md5((g % 500)::text), 0, \
+         repeat('x', 700), hashtext('incident-' || (g % 500))::bigint & 2147483647 \
+         FROM generate_series(0, 19999) AS g; ANALYZE core_events",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    for index in 0..4 {
+        let partition = Partition { index, count: 4 };
+        let replay: Vec<String> = sqlx::query_scalar(&format!(
+            "EXPLAIN {}",
+            EventStore::replay_statement(partition)
+        ))
+        .bind(0_i64)
+        .bind("")
+        .bind(-1_i64)
+        .bind("")
+        .bind(i64::MAX)
+        .bind(i64::MAX)
+        .bind(500_i64)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let follow: Vec<String> = sqlx::query_scalar(&format!(
+            "EXPLAIN {}",
+            EventStore::follow_statement(1, partition)
+        ))
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(500_i64)
+        .bind(i64::MAX)
+        .bind(i64::MAX)
+        .bind("incidents.incident.opened")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (read, plan) in [("replay", replay), ("follow", follow)] {
+            let plan = plan.join("\n");
+            assert!(
+                !plan.contains("Seq Scan"),
+                "share {index}'s {read} page reads the whole log:\n{plan}"
+            );
+        }
+    }
+    store.db().close().await;
+}
