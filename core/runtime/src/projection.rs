@@ -1401,14 +1401,6 @@ impl ProjectionRunner {
                 Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Dialect::Postgres => pool.begin().await?,
             };
-            // Partitions switching at once take turns, so the last one sees every other's
-            // switch and retires the old layout (SQLite's writers take turns anyway).
-            if switching && dialect == Dialect::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7204, hashtext($1))")
-                    .bind(format!("{owner}/{}", self.projection.name()))
-                    .execute(&mut *tx)
-                    .await?;
-            }
             // The lease's fence first (with one), so a worker that lost it writes nothing;
             // it renews the lease by the database's clock (`Db::now_us`).
             if let Some(fence) = &fence {
@@ -1527,6 +1519,16 @@ impl ProjectionRunner {
                 query.build().execute(&mut *tx).await?;
             }
             if switching {
+                // Partitions switching at once take turns from here to their commits, so
+                // the last one counts every other's switch and retires the old layout
+                // (SQLite's writers take turns anyway). Only from here: each one's rows
+                // are written above at the same time as the others'.
+                if dialect == Dialect::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock(7204, hashtext($1))")
+                        .bind(format!("{owner}/{}", self.projection.name()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 // The build is complete when every partition of this layout points at its
                 // table: then every other layout's table goes, with its rows.
                 let switched: i64 = on_its_rows!(

@@ -301,6 +301,45 @@ async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(back
     assert_eq!(stored_rows(&store, &SplitBoard).await.unwrap(), before);
 }
 
+/// Every partition finishing its build at the same time, each on connections of its own:
+/// whichever switches last sees the others' switches and drops the old layout.
+async fn partitions_built_at_once_retire_the_old_layout(backend: Backend) {
+    const TEST: &str = "partitions_built_at_once_retire_the_old_layout";
+    let store = backend.store(TEST).await;
+    incidents(&store).await;
+    let mut whole = ProjectionRunner::start(store.clone(), &WholeBoard)
+        .await
+        .unwrap();
+    whole.catch_up().await.unwrap();
+    let before = stored_rows(&store, &WholeBoard).await.unwrap();
+    let mut workers = Vec::new();
+    for index in 0..3 {
+        let own = backend.another_worker(TEST).await;
+        let leases = worker(&own, &format!("w{index}"));
+        workers.push(runner(&own, &leases, index));
+    }
+    let [mut p0, mut p1, mut p2]: [ProjectionRunner; 3] = workers.try_into().ok().unwrap();
+    let (r0, r1, r2) = tokio::join!(p0.catch_up(), p1.catch_up(), p2.catch_up());
+    for caught_up in [r0, r1, r2] {
+        caught_up.unwrap();
+    }
+    let tables: Vec<String> = ops_core_runtime::db::on_db!(store.db(), pool => {
+        sqlx::query_scalar("SELECT state_table FROM core_projections ORDER BY name")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        tables, ["pack_incidents_split_board_v1_p3"; 3],
+        "only the new layout is left"
+    );
+    assert!(
+        stored_rows(&store, &WholeBoard).await.is_err(),
+        "its table is dropped"
+    );
+    assert_eq!(stored_rows(&store, &SplitBoard).await.unwrap(), before);
+}
+
 /// A pack's declaration is input: a split beyond the bound is refused, and a split
 /// projection is never started as one whole runner.
 #[tokio::test]
@@ -369,6 +408,7 @@ on_both_backends!(
     two_workers_share_the_partitions_and_store_what_one_worker_stores,
     a_row_written_from_two_partitions_is_refused,
     a_split_replaces_the_whole_layout_once_its_last_partition_is_built,
+    partitions_built_at_once_retire_the_old_layout,
 );
 
 /// On PostgreSQL, once the log has statistics, a share's page is read through an index in
