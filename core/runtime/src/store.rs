@@ -792,6 +792,7 @@ impl EventStore {
                 });
             }
             let bucket = stream_bucket(stream);
+            let correlations = correlation_texts(events);
             for (chunk_index, chunk) in fresh.chunks(ROWS_PER_STATEMENT).enumerate() {
                 let mut query = QueryBuilder::new(
                     "INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
@@ -805,7 +806,13 @@ impl EventStore {
                         .push_bind(ids[index].as_str())
                         .push_bind(stream)
                         .push_bind(version);
-                    push_envelope_columns(&mut row, envelope);
+                    for column in envelope_columns(envelope, &correlations[index]) {
+                        match column {
+                            atomic::Bind::Text(text) => row.push_bind(text),
+                            atomic::Bind::Int(value) => row.push_bind(value),
+                            _ => unreachable!("an envelope's columns are text and numbers"),
+                        };
+                    }
                     row.push_bind(recorded_at_us)
                         .push_bind(rows[index].as_str())
                         .push_bind(bucket);
@@ -1544,10 +1551,7 @@ async fn append_in_one_statement(
     recorded_at_us: i64,
 ) -> Result<Option<AppendOutcome>, AppendError> {
     let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-    let correlations: Vec<String> = events
-        .iter()
-        .map(|e| e.correlation_id.to_string())
-        .collect();
+    let correlations = correlation_texts(events);
     let mut sql = String::from(
         "WITH current(version) AS (SELECT COALESCE((SELECT stream_version FROM core_events \
          WHERE stream_id = ? ORDER BY stream_version DESC LIMIT 1), 0)), batch(position, \
@@ -1564,14 +1568,9 @@ async fn append_in_one_statement(
         binds.extend([
             atomic::Bind::Int(index as i64 + 1),
             atomic::Bind::Text(&ids[index]),
-            atomic::Bind::Text(&envelope.event_type),
-            atomic::Bind::Int(i64::from(envelope.payload_schema_version)),
-            atomic::Bind::Int(envelope.occurred_at.unix_micros()),
-            atomic::Bind::Text(&envelope.source_ref),
-            atomic::Bind::Int(CanonicalKey::source_sequence_key(envelope)),
-            atomic::Bind::Text(&correlations[index]),
-            atomic::Bind::Text(&rows[index]),
         ]);
+        binds.extend(envelope_columns(envelope, &correlations[index]));
+        binds.push(atomic::Bind::Text(&rows[index]));
     }
     sql.push_str(
         ") INSERT INTO core_events (tx_order, event_id, stream_id, stream_version, event_type, \
@@ -1625,20 +1624,26 @@ async fn append_in_one_statement(
 
 /// An envelope's own columns, in the order both inserts of `core_events` list them: its
 /// type, payload version, time, source, place in its source and correlation (the canonical
-/// key's parts, without formatting the id a second time).
-fn push_envelope_columns<'args, DB>(
-    row: &mut sqlx::query_builder::Separated<'_, 'args, DB, &'static str>,
-    envelope: &'args EventEnvelope,
-) where
-    DB: sqlx::Database,
-    &'args str: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
-{
-    row.push_bind(envelope.event_type.as_str())
-        .push_bind(i64::from(envelope.payload_schema_version))
-        .push_bind(envelope.occurred_at.unix_micros())
-        .push_bind(envelope.source_ref.as_str())
-        .push_bind(CanonicalKey::source_sequence_key(envelope))
-        .push_bind(envelope.correlation_id.to_string());
+/// key's parts, without formatting the id a second time); `correlation` is its
+/// correlation id's text ([`correlation_texts`]).
+fn envelope_columns<'a>(
+    envelope: &'a EventEnvelope,
+    correlation: &'a str,
+) -> [atomic::Bind<'a>; 6] {
+    [
+        atomic::Bind::Text(&envelope.event_type),
+        atomic::Bind::Int(i64::from(envelope.payload_schema_version)),
+        atomic::Bind::Int(envelope.occurred_at.unix_micros()),
+        atomic::Bind::Text(&envelope.source_ref),
+        atomic::Bind::Int(CanonicalKey::source_sequence_key(envelope)),
+        atomic::Bind::Text(correlation),
+    ]
+}
+
+/// Each event's correlation id as text, for [`envelope_columns`].
+fn correlation_texts(events: &[EventEnvelope]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e.correlation_id.to_string())
+        .collect()
 }

@@ -255,16 +255,22 @@ async fn a_row_written_from_two_partitions_is_refused(backend: Backend) {
     );
 }
 
-async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(backend: Backend) {
-    let store = backend
-        .store("a_split_replaces_the_whole_layout_once_its_last_partition_is_built")
-        .await;
-    incidents(&store).await;
+/// The incidents, folded by the board not split: the layout a split replaces. Returns its
+/// rows.
+async fn built_whole(store: &EventStore) -> Vec<(String, String, String)> {
+    incidents(store).await;
     let mut whole = ProjectionRunner::start(store.clone(), &WholeBoard)
         .await
         .unwrap();
     whole.catch_up().await.unwrap();
-    let before = stored_rows(&store, &WholeBoard).await.unwrap();
+    stored_rows(store, &WholeBoard).await.unwrap()
+}
+
+async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(backend: Backend) {
+    let store = backend
+        .store("a_split_replaces_the_whole_layout_once_its_last_partition_is_built")
+        .await;
+    let before = built_whole(&store).await;
     let tables = || async {
         let names: Vec<(String, String)> = ops_core_runtime::db::on_db!(store.db(), pool => {
             sqlx::query_as("SELECT name, state_table FROM core_projections ORDER BY name")
@@ -306,12 +312,7 @@ async fn a_split_replaces_the_whole_layout_once_its_last_partition_is_built(back
 async fn partitions_built_at_once_retire_the_old_layout(backend: Backend) {
     const TEST: &str = "partitions_built_at_once_retire_the_old_layout";
     let store = backend.store(TEST).await;
-    incidents(&store).await;
-    let mut whole = ProjectionRunner::start(store.clone(), &WholeBoard)
-        .await
-        .unwrap();
-    whole.catch_up().await.unwrap();
-    let before = stored_rows(&store, &WholeBoard).await.unwrap();
+    let before = built_whole(&store).await;
     let mut workers = Vec::new();
     for index in 0..3 {
         let own = backend.another_worker(TEST).await;
