@@ -109,6 +109,8 @@ pub(crate) struct ClaimedRows<'a> {
     ids: Vec<i64>,
     claimed_by: &'a str,
     value: Bind<'a>,
+    /// A close, which also lets go of the claims and says when the row changed.
+    closes: bool,
     statement: String,
 }
 
@@ -138,7 +140,10 @@ impl<'a> ClaimedRows<'a> {
         Self::new(dialect, "state", Bind::Text(state), ids, claimed_by)
     }
 
-    /// Sets `column` to `value`; a close also lets go of the claims.
+    /// Sets `column` to `value`; a close also lets go of the claims and sets when the row
+    /// changed (`updated_at_us`, which quotas count closed rows by). A renewal sets no
+    /// indexed column, so on PostgreSQL the row's new version stays on its page (a
+    /// heap-only update, see migration 0011) and no index grows by it.
     fn new(
         dialect: Dialect,
         column: &str,
@@ -146,21 +151,25 @@ impl<'a> ClaimedRows<'a> {
         ids: Vec<i64>,
         claimed_by: &'a str,
     ) -> Self {
-        let released = if column == "state" {
-            ", claimed_by = NULL"
+        let closes = column == "state";
+        let at = |n: usize| dialect.placeholders(n, 1);
+        let (closing, holder_at) = if closes {
+            (format!(", claimed_by = NULL, updated_at_us = {}", at(2)), 3)
         } else {
-            ""
+            (String::new(), 2)
         };
-        let [value_at, now, holder] = [1, 2, 3].map(|n| dialect.placeholders(n, 1));
         let statement = format!(
-            "UPDATE core_outbox SET {column} = {value_at}{released}, updated_at_us = {now} \
-             WHERE claimed_by = {holder} AND state = 'pending' AND id IN ({})",
-            dialect.placeholders(4, ids.len())
+            "UPDATE core_outbox SET {column} = {}{closing} \
+             WHERE claimed_by = {} AND state = 'pending' AND id IN ({})",
+            at(1),
+            at(holder_at),
+            dialect.placeholders(holder_at + 1, ids.len())
         );
         ClaimedRows {
             ids,
             claimed_by,
             value,
+            closes,
             statement,
         }
     }
@@ -172,8 +181,9 @@ impl AtomicWrite for ClaimedRows<'_> {
     }
 
     fn binds(&self) -> Vec<Bind<'_>> {
-        [self.value, Bind::Now, Bind::Text(self.claimed_by)]
-            .into_iter()
+        std::iter::once(self.value)
+            .chain(self.closes.then_some(Bind::Now))
+            .chain([Bind::Text(self.claimed_by)])
             .chain(self.ids.iter().map(|id| Bind::Int(*id)))
             .collect()
     }
