@@ -283,9 +283,18 @@ pub(crate) async fn claim(
     now_us: i64,
     which: Claim<'_>,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
-    let lock = match db.dialect() {
-        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
+    // On PostgreSQL the claim's commit does not wait for the log to reach the disk: nothing
+    // is posted on a claim alone. The `Dispatched` steps are written before any post, in a
+    // transaction that does wait, and the log is flushed in order, so that wait makes the
+    // claim durable too; a claim lost with the server before then was never acted on, and
+    // its rows are claimed again. One flush a batch fewer, where dispatchers queue on the
+    // log's flushes.
+    let (lock, relaxed) = match db.dialect() {
+        Dialect::Postgres => (
+            "FOR UPDATE SKIP LOCKED",
+            " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed",
+        ),
+        Dialect::Sqlite => ("", ""),
     };
     // One row by its command is claimable when nobody holds it, even while it waits for
     // an approval; rows in general once their claim or wait ran out and their hold is over.
@@ -304,7 +313,7 @@ pub(crate) async fn claim(
         ),
     };
     let sql = format!(
-        "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1 \
+        "UPDATE core_outbox SET claimed_by = $1, claimed_until_us = $2, attempts = attempts + 1{relaxed} \
          WHERE id IN (SELECT id FROM core_outbox WHERE state = 'pending' \
          AND {filter} ORDER BY id LIMIT $4 {lock}) \
          RETURNING id, command_id, command_type, destination, tenant_id, idempotency_key, request_hash, \
