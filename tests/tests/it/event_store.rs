@@ -491,7 +491,7 @@ async fn on_sqlite_an_append_waits_for_a_writer_holding_the_lock() {
     let Db::Sqlite(pool) = store.db() else {
         unreachable!("a SQLite store")
     };
-    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
     let appending = tokio::spawn({
         let store = store.clone();
         async move {
