@@ -353,7 +353,10 @@ pub(crate) async fn release_claims(
     on_db!(db, pool => {
         for id in ids {
             sqlx::query(
-                "UPDATE core_outbox SET claimed_by = NULL, claimed_until_us = $1, attempts = attempts - 1 \
+                // An approval given while the row was claimed (its claimer saw none) makes
+                // it claimable at once too, not only one given after it was let go.
+                "UPDATE core_outbox SET claimed_by = NULL, \
+                 claimed_until_us = CASE WHEN approval IS NULL THEN $1 ELSE 0 END, attempts = attempts - 1 \
                  WHERE id = $2 AND claimed_by = $3 AND state = 'pending'",
             )
             .bind(claimable_from_us)
@@ -517,4 +520,76 @@ pub(crate) async fn finished_sagas_before(
 /// Removes the rows of these commands (retention, with its receipt).
 pub(crate) fn remove(dialect: Dialect, command_ids: &[String]) -> crate::db::DeleteWhereIn<'_> {
     crate::db::DeleteWhereIn::new(dialect, "core_outbox", "command_id", command_ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `write` on its own, `Bind::Now` as `now_us`.
+    async fn run(db: &Db, write: &dyn AtomicWrite, now_us: i64) {
+        on_db!(db, pool => crate::atomic::bound(write.statement(), &write.binds(), now_us)
+            .execute(pool)
+            .await
+            .map(drop))
+        .expect("the write");
+    }
+
+    /// An approval that lands while a dispatcher holds the row it judged as waiting for one
+    /// must not wait for that dispatcher's next look (30 s): the row is claimable at once.
+    #[tokio::test]
+    async fn an_approval_given_while_the_row_is_claimed_makes_it_claimable_at_once() {
+        let dir = std::env::temp_dir().join(format!("ops-outbox-approval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let path = dir.join("store.db");
+        let _ = std::fs::remove_file(&path);
+        let db = Db::open_sqlite(&path).await.expect("a store");
+        crate::migrate::run_core(&db).await.expect("core tables");
+        let row = OutboxRow {
+            command_id: "cmd_1".to_owned(),
+            command_type: "pack.notify.Page".to_owned(),
+            destination: "pager".to_owned(),
+            tenant_id: "t".to_owned(),
+            idempotency_key: "key".to_owned(),
+            request_hash: "hash".to_owned(),
+            request: "{}".to_owned(),
+            actor: "{}".to_owned(),
+            capability_id: "cap".to_owned(),
+            correlation_id: String::new(),
+            compensates: None,
+            reversible: true,
+        };
+        let now = 1_000_000;
+        run(&db, &row, now).await;
+        let claimable = |claimer: &'static str| {
+            let db = db.clone();
+            async move {
+                let which = Claim::HoldOver {
+                    held_until_us: now,
+                    destinations: &[],
+                    limit: 10,
+                };
+                claim(&db, claimer, now + 60_000_000, now, which)
+                    .await
+                    .expect("a claim")
+            }
+        };
+        let claimed = claimable("a").await;
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].approval, None, "claimed before its approval");
+        let approve = Approve {
+            command_id: "cmd_1",
+            approval: r#"{"by":"lead"}"#,
+            expires_at_us: None,
+        };
+        run(&db, &approve, now).await;
+        release_claims(&db, "a", &[claimed[0].id], now + 30_000_000)
+            .await
+            .expect("let go");
+        let again = claimable("b").await;
+        assert_eq!(again.len(), 1, "the approved row waits for the recheck");
+        assert!(again[0].approval.is_some());
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
