@@ -619,11 +619,26 @@ pub fn is_damaged(error: &(dyn std::error::Error + 'static)) -> bool {
     }
 }
 
-/// The file of a SQLite store; `None` for PostgreSQL.
-fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
-    match db {
-        Db::Sqlite(pool) => Some(pool.connect_options().get_filename().to_owned()),
-        Db::Postgres(_) => None,
+/// Connections of our own to a SQLite store's file through its C API (`rusqlite`), beside
+/// sqlx's pool: [`SqliteReads`] (idle ones) and [`SqliteWrites`] (one).
+#[derive(Default)]
+pub(crate) struct SqliteFile<Connections> {
+    path: std::path::PathBuf,
+    connections: std::sync::Mutex<Connections>,
+    /// Set at a failure that means this file cannot be used this way: sqlx does it all.
+    off: std::sync::atomic::AtomicBool,
+}
+
+impl<Connections: Default> SqliteFile<Connections> {
+    /// Those of `db`'s file, none open yet; `None` for PostgreSQL.
+    pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
+        match db {
+            Db::Sqlite(pool) => Some(std::sync::Arc::new(SqliteFile {
+                path: pool.connect_options().get_filename().to_owned(),
+                ..Default::default()
+            })),
+            Db::Postgres(_) => None,
+        }
     }
 }
 
@@ -638,25 +653,9 @@ fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
 /// of these now and then copies the write-ahead log into the file (SQLite's automatic
 /// checkpoint), here on the caller's thread: turning that off would let a log that only
 /// these statements write grow without end.
-pub(crate) struct SqliteWrites {
-    path: std::path::PathBuf,
-    connection: std::sync::Mutex<Option<rusqlite::Connection>>,
-    /// Set when the file cannot be opened this way: everything goes through the pool.
-    off: std::sync::atomic::AtomicBool,
-}
+pub(crate) type SqliteWrites = SqliteFile<Option<rusqlite::Connection>>;
 
 impl SqliteWrites {
-    /// The direct writes of `db`'s file; `None` for PostgreSQL.
-    pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
-        sqlite_file(db).map(|path| {
-            std::sync::Arc::new(SqliteWrites {
-                path,
-                connection: Default::default(),
-                off: Default::default(),
-            })
-        })
-    }
-
     /// The first column of every row `sql` returns, bound with `binds` in order (`?`
     /// placeholders); `None`: it did not run here (busy, in use, or failed), run it
     /// through the pool.
@@ -665,7 +664,7 @@ impl SqliteWrites {
         if self.off.load(Ordering::Relaxed) {
             return None;
         }
-        let mut slot = self.connection.try_lock().ok()?;
+        let mut slot = self.connections.try_lock().ok()?;
         if slot.is_none() {
             match self.open() {
                 Ok(connection) => *slot = Some(connection),
@@ -740,24 +739,9 @@ pub(crate) enum ReadBind {
 /// decoding the rows; here a page costs one hand-over. A store these connections cannot
 /// read (one opened immutable on a read-only filesystem, say) is read through sqlx, as
 /// before: the first failure turns them off for good, so nothing is read twice by chance.
-pub(crate) struct SqliteReads {
-    path: std::path::PathBuf,
-    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
-    off: std::sync::atomic::AtomicBool,
-}
+pub(crate) type SqliteReads = SqliteFile<Vec<rusqlite::Connection>>;
 
 impl SqliteReads {
-    /// The reads of `db`'s file; `None` for PostgreSQL.
-    pub fn of(db: &Db) -> Option<std::sync::Arc<Self>> {
-        sqlite_file(db).map(|path| {
-            std::sync::Arc::new(SqliteReads {
-                path,
-                idle: Default::default(),
-                off: Default::default(),
-            })
-        })
-    }
-
     /// Every row of `sql` with `binds`, each made by `row`; `None` when these reads are off
     /// (the caller reads through sqlx).
     pub async fn query<T: Send + 'static>(
@@ -772,14 +756,18 @@ impl SqliteReads {
         }
         let (reads, sql) = (self.clone(), sql.to_owned());
         let read = tokio::task::spawn_blocking(move || {
-            let idle = reads.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let idle = reads
+                .connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             let connection = match idle {
                 Some(connection) => connection,
                 None => reads.open()?,
             };
             let rows = Self::rows(&connection, &sql, &binds, row)?;
             reads
-                .idle
+                .connections
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(connection);
