@@ -99,29 +99,29 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS core_migrations (
 
 /// Brings core's tables up to date, after refusing a store a newer host migrated.
 pub async fn run_core(db: &Db) -> Result<(), MigrationError> {
-    refuse_newer_core(db).await?;
-    apply(db, "core", core_of(db.dialect())).await
+    let known = core_of(db.dialect());
+    let recorded = ledger_of(db, "core").await?;
+    refuse_unknown("core", &recorded, known)?;
+    apply(db, "core", known, &recorded).await
 }
 
 /// Refuses a store whose core migrations include one this binary does not know.
 pub async fn refuse_newer_core(db: &Db) -> Result<(), MigrationError> {
-    refuse_newer(db, "core", core_of(db.dialect())).await
+    refuse_unknown("core", &ledger_of(db, "core").await?, core_of(db.dialect()))
 }
 
-/// Refuses a store whose ledger holds `owner` migrations this binary does not know: a newer
-/// host migrated it, and this one would read and write tables whose shape it does not know.
-async fn refuse_newer(db: &Db, owner: &str, known: &[Migration<'_>]) -> Result<(), MigrationError> {
-    let applied = applied(db, owner)
-        .await
-        .map_err(|source| MigrationError::Failed {
-            owner: owner.to_owned(),
-            name: "ledger".to_owned(),
-            source,
-        })?;
-    let unknown: Vec<String> = applied
-        .into_iter()
-        .filter(|name| !known.iter().any(|migration| migration.name == name))
-        .map(|name| format!("`{name}`"))
+/// Refuses a ledger holding `owner` migrations this binary does not know: a newer host
+/// migrated the store, and this one would read and write tables whose shape it does not
+/// know.
+fn refuse_unknown(
+    owner: &str,
+    recorded: &[Recorded],
+    known: &[Migration<'_>],
+) -> Result<(), MigrationError> {
+    let unknown: Vec<String> = recorded
+        .iter()
+        .filter(|done| !known.iter().any(|migration| migration.name == done.name))
+        .map(|done| format!("`{}`", done.name))
         .collect();
     if unknown.is_empty() {
         return Ok(());
@@ -144,17 +144,34 @@ fn core_of(dialect: Dialect) -> &'static [Migration<'static>] {
 /// Core's migrations this store has not applied (all of them when it has no ledger):
 /// read only, nothing is created.
 pub async fn core_pending(db: &Db) -> Result<Vec<&'static str>, sqlx::Error> {
-    let applied = applied(db, "core").await?;
+    let recorded = recorded(db, "core").await?;
     Ok(core_of(db.dialect())
         .iter()
         .map(|migration| migration.name)
-        .filter(|name| !applied.iter().any(|done| done == name))
+        .filter(|name| !recorded.iter().any(|done| done.name == *name))
         .collect())
+}
+
+/// A migration the ledger records as applied.
+struct Recorded {
+    name: String,
+    checksum: String,
+}
+
+/// [`recorded`], a failure named as the ledger's.
+async fn ledger_of(db: &Db, owner: &str) -> Result<Vec<Recorded>, MigrationError> {
+    recorded(db, owner)
+        .await
+        .map_err(|source| MigrationError::Failed {
+            owner: owner.to_owned(),
+            name: "ledger".to_owned(),
+            source,
+        })
 }
 
 /// The migrations of `owner` the ledger records (none when there is no ledger yet): read
 /// only, nothing is created.
-async fn applied(db: &Db, owner: &str) -> Result<Vec<String>, sqlx::Error> {
+async fn recorded(db: &Db, owner: &str) -> Result<Vec<Recorded>, sqlx::Error> {
     let ledger_exists = match db.dialect() {
         Dialect::Sqlite => {
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'core_migrations'"
@@ -168,10 +185,13 @@ async fn applied(db: &Db, owner: &str) -> Result<Vec<String>, sqlx::Error> {
         if tables == 0 {
             Vec::new()
         } else {
-            sqlx::query_scalar("SELECT name FROM core_migrations WHERE owner = $1 ORDER BY name")
+            sqlx::query_as("SELECT name, checksum FROM core_migrations WHERE owner = $1 ORDER BY name")
                 .bind(owner)
                 .fetch_all(pool)
                 .await?
+                .into_iter()
+                .map(|(name, checksum)| Recorded { name, checksum })
+                .collect()
         }
     }))
 }
@@ -202,15 +222,37 @@ pub async fn run_pack(
     for migration in &migrations {
         check_pack_sql(db.dialect(), &owner, &prefix, migration)?;
     }
-    apply(db, &format!("pack:{pack_id}"), &migrations).await
+    let ledger_owner = format!("pack:{pack_id}");
+    let recorded = ledger_of(db, &ledger_owner).await?;
+    apply(db, &ledger_owner, &migrations, &recorded).await
 }
 
+/// Applies the `migrations` the ledger does not record yet (`recorded`, read before).
+/// A store whose ledger records every one, each with its checksum, is up to date: rows of
+/// the ledger are only ever added, so that read needs no lock, and a host opening a
+/// migrated store reads one table rather than taking the lock once per migration.
 async fn apply(
     db: &Db,
     ledger_owner: &str,
     migrations: &[Migration<'_>],
+    recorded: &[Recorded],
 ) -> Result<(), MigrationError> {
     let owner_text = ledger_owner.to_owned();
+    let checksums: Vec<String> = migrations
+        .iter()
+        .map(|migration| ContentHash::of_bytes(migration.sql.as_bytes()).to_string())
+        .collect();
+    let mut pending = false;
+    for (migration, checksum) in migrations.iter().zip(&checksums) {
+        match recorded.iter().find(|done| done.name == migration.name) {
+            Some(done) if done.checksum == *checksum => {}
+            Some(done) => return Err(edited(&owner_text, migration, &done.checksum, checksum)),
+            None => pending = true,
+        }
+    }
+    if !pending {
+        return Ok(());
+    }
     let failed = |name: &str, source| MigrationError::Failed {
         owner: owner_text.clone(),
         name: name.to_owned(),
@@ -235,8 +277,7 @@ async fn apply(
         }
         sqlx::query(LEDGER).execute(&mut *tx).await.map_err(|e| failed("ledger", e))?;
         tx.commit().await.map_err(|e| failed("ledger", e))?;
-        for migration in migrations {
-            let checksum = ContentHash::of_bytes(migration.sql.as_bytes()).to_string();
+        for (migration, checksum) in migrations.iter().zip(&checksums) {
             let mut tx = pool.begin_with(begin).await.map_err(|e| failed(migration.name, e))?;
             if db.dialect() == Dialect::Postgres {
                 sqlx::query(MIGRATING)
@@ -253,15 +294,8 @@ async fn apply(
             .await
             .map_err(|e| failed(migration.name, e))?;
             match applied {
-                Some((applied,)) if applied == checksum => continue,
-                Some((applied,)) => {
-                    return Err(MigrationError::Edited {
-                        owner: owner_text.clone(),
-                        name: migration.name.to_owned(),
-                        applied,
-                        now: checksum,
-                    });
-                }
+                Some((applied,)) if applied == *checksum => continue,
+                Some((applied,)) => return Err(edited(&owner_text, migration, &applied, checksum)),
                 None => {}
             }
             sqlx::raw_sql(migration.sql)
@@ -271,7 +305,7 @@ async fn apply(
             sqlx::query("INSERT INTO core_migrations (owner, name, checksum) VALUES ($1, $2, $3)")
                 .bind(ledger_owner)
                 .bind(migration.name)
-                .bind(&checksum)
+                .bind(checksum)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| failed(migration.name, e))?;
@@ -279,6 +313,17 @@ async fn apply(
         }
         Ok(())
     })
+}
+
+/// The refusal of `migration`, applied with checksum `applied`, whose text now hashes to
+/// `now`.
+fn edited(owner: &str, migration: &Migration<'_>, applied: &str, now: &str) -> MigrationError {
+    MigrationError::Edited {
+        owner: owner.to_owned(),
+        name: migration.name.to_owned(),
+        applied: applied.to_owned(),
+        now: now.to_owned(),
+    }
 }
 
 /// What uninstalled packs left in the database: kept, never dropped by the host, so an

@@ -22,7 +22,49 @@ on_both_backends!(
     pack_migrations_run_once_in_their_prefix_and_never_outside_it,
     a_pack_id_that_shares_another_packs_prefix_owns_no_tables,
     a_store_a_newer_host_migrated_is_refused,
+    an_up_to_date_store_opens_while_another_host_holds_the_migrations_lock,
 );
+
+/// A host opening a store whose ledger records every migration it knows reads the ledger
+/// and takes no lock, so it opens while another host holds the migrations' lock
+/// (PostgreSQL's advisory lock, SQLite's write lock): a worker starting up does not queue
+/// behind a migration, nor take the lock once per migration.
+async fn an_up_to_date_store_opens_while_another_host_holds_the_migrations_lock(
+    backend: Backend,
+) {
+    let store = backend
+        .store("an_up_to_date_store_opens_while_another_host_holds_the_migrations_lock")
+        .await;
+    run_pack(store.db(), "notes", &[NOTES]).await.unwrap();
+    let (lock, unlock) = match store.db().dialect() {
+        ops_core_runtime::db::Dialect::Sqlite => ("BEGIN IMMEDIATE", "ROLLBACK"),
+        ops_core_runtime::db::Dialect::Postgres => (
+            "SELECT pg_advisory_lock(7201, hashtext(current_schema()))",
+            "SELECT pg_advisory_unlock_all()",
+        ),
+    };
+    let registry = ops_tests::linked_registry();
+    let opened = on_db!(store.db(), pool => {
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::raw_sql(lock).execute(&mut *holder).await.unwrap();
+        let opened = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            ops_core_runtime::store::EventStore::open(store.db().clone(), registry)
+                .await
+                .map_err(|error| error.to_string())?;
+            run_pack(store.db(), "notes", &[NOTES])
+                .await
+                .map_err(|error| error.to_string())
+        })
+        .await;
+        sqlx::raw_sql(unlock).execute(&mut *holder).await.unwrap();
+        opened
+    });
+    match opened {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => panic!("the up-to-date store was refused: {error}"),
+        Err(_) => panic!("opening the up-to-date store waited for the migrations' lock"),
+    }
+}
 
 /// A store migrated by a newer host (its ledger names a core migration this binary does not
 /// know) is refused by name, whether the command would write or only read: this host does
