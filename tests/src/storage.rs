@@ -156,6 +156,23 @@ pub async fn drop_schemas_of(test: &str) {
     }
 }
 
+/// Removes the stores this run made for tests or benchmarks whose name starts with
+/// `prefix`: their PostgreSQL schemas and restore databases, and their SQLite files.
+pub async fn remove_stores_of(prefix: &str) {
+    drop_schemas_of(prefix).await;
+    let dir = std::env::temp_dir().join("ops-tests");
+    let this_run = format!("-{}.db", std::process::id());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = ["", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| name.ends_with(&format!("{this_run}{suffix}")));
+        if ours && name.starts_with(prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl Backend {
     /// An empty database of this backend, named after the test.
     pub async fn db(self, test: &str) -> Db {

@@ -1675,52 +1675,66 @@ async fn run() {
     if wanted("capability_check") {
         capability_bench(2_000, 5, 200_000);
     }
+    // Each benchmark's stores are removed once it is done: a full run makes gigabytes.
+    let tidy = || ops_tests::storage::remove_stores_of("bench_");
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let suffix = format!("{backend:?}").to_lowercase();
         for (batch, batches) in [(1, 500), (100, 50), (1000, 10)] {
             if wanted(&format!("append_batch_{batch}_{suffix}")) {
                 append_bench(backend, batch, batches).await;
+                tidy().await;
             }
         }
         if wanted(&format!("append_concurrent_4x10_{suffix}")) {
             concurrent_append_bench(backend, 100).await;
+            tidy().await;
         }
         if wanted(&format!("replay_100000_{suffix}")) {
             replay_bench(backend, 100_000).await;
+            tidy().await;
         }
         if wanted(&format!("replay_1000000_{suffix}")) {
             replay_memory_bench(backend, 1_000_000).await;
+            tidy().await;
         }
         if [1, 2, 4]
             .iter()
             .any(|workers| wanted(&format!("dispatch_{workers}_{suffix}")))
         {
             dispatch_bench(backend, 5_000).await;
+            tidy().await;
         }
         for workers in [1, 2, 4] {
             if wanted(&format!("projection_catch_up_{workers}_{suffix}")) {
                 catch_up_bench(backend, workers, 10_000).await;
+                tidy().await;
             }
         }
         if wanted(&format!("projection_catch_up_split_{suffix}")) {
             split_catch_up_bench(backend, 10_000).await;
+            tidy().await;
         }
         if wanted(&format!("projection_mid_ingest_20000_{suffix}")) {
             mid_ingest_bench(backend, 20_000).await;
+            tidy().await;
         }
         if wanted(&format!("commands_on_a_5000_event_stream_{suffix}")) {
             command_bench(backend, 5_000, 200).await;
+            tidy().await;
         }
         for (what, events) in [("catch_up", 10_000), ("upcast_catch_up", 10_000)] {
             if wanted(&format!("jailed_{what}_{events}_{suffix}")) {
                 jailed_catch_up_bench(backend, what, events).await;
+                tidy().await;
             }
         }
         if wanted(&format!("jailed_commands_200_{suffix}")) {
             jailed_command_bench(backend, 200).await;
+            tidy().await;
         }
         if wanted(&format!("retention_receipts_20000_{suffix}")) {
             retention_bench(backend, 20_000).await;
+            tidy().await;
         }
     }
 }
