@@ -29,9 +29,7 @@ on_both_backends!(
 /// and takes no lock, so it opens while another host holds the migrations' lock
 /// (PostgreSQL's advisory lock, SQLite's write lock): a worker starting up does not queue
 /// behind a migration, nor take the lock once per migration.
-async fn an_up_to_date_store_opens_while_another_host_holds_the_migrations_lock(
-    backend: Backend,
-) {
+async fn an_up_to_date_store_opens_while_another_host_holds_the_migrations_lock(backend: Backend) {
     let store = backend
         .store("an_up_to_date_store_opens_while_another_host_holds_the_migrations_lock")
         .await;
