@@ -37,10 +37,18 @@ pub fn temp_file(test: &str, suffix: &str) -> std::path::PathBuf {
 
 /// Where the SQLite database of `test` lives, so a test can read its raw bytes.
 pub fn sqlite_path(test: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("ops-tests");
+    let dir = sqlite_dir();
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join(format!("{test}-{}.db", std::process::id()))
 }
+
+/// Where [`sqlite_path`] puts the stores' files.
+fn sqlite_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("ops-tests")
+}
+
+/// A SQLite store's files: the database and, beside it, its write-ahead log and index.
+const SQLITE_FILES: [&str; 3] = ["", "-wal", "-shm"];
 
 /// The schemas (and restore databases) this process made, by the test name they were made
 /// for: the same name gives the same schema for the whole run, so a restore reconnects to it.
@@ -160,11 +168,13 @@ pub async fn drop_schemas_of(test: &str) {
 /// `prefix`: their PostgreSQL schemas and restore databases, and their SQLite files.
 pub async fn remove_stores_of(prefix: &str) {
     drop_schemas_of(prefix).await;
-    let dir = std::env::temp_dir().join("ops-tests");
     let this_run = format!("-{}.db", std::process::id());
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+    let Ok(entries) = std::fs::read_dir(sqlite_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = ["", "-wal", "-shm"]
+        let ours = SQLITE_FILES
             .iter()
             .any(|suffix| name.ends_with(&format!("{this_run}{suffix}")));
         if ours && name.starts_with(prefix) {
@@ -179,7 +189,7 @@ impl Backend {
         match self {
             Backend::Sqlite => {
                 let path = sqlite_path(test);
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in SQLITE_FILES {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }
