@@ -238,39 +238,50 @@ async fn concurrent_append_bench(backend: Backend, batches: usize) {
         .map(|n| opened(&name, n))
         .collect();
     let share = events.len() / WRITERS;
-    let store = backend.store(&format!("bench_{name}_ours")).await;
-    let append = |writer: usize| {
-        let (store, events) = (store.clone(), &events[writer * share..(writer + 1) * share]);
-        async move {
-            for chunk in events.chunks(BATCH) {
-                store
-                    .append(&format!("bench-{writer}"), ExpectedVersion::Any, chunk)
-                    .await
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for round in 0..APPEND_ROUNDS {
+        for side in turns(round, 2) {
+            if side == 0 {
+                let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
+                let append = |writer: usize| {
+                    let (store, events) =
+                        (store.clone(), &events[writer * share..(writer + 1) * share]);
+                    async move {
+                        for chunk in events.chunks(BATCH) {
+                            store
+                                .append(&format!("bench-{writer}"), ExpectedVersion::Any, chunk)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                };
+                let started = Instant::now();
+                tokio::join!(append(0), append(1), append(2), append(3));
+                ours.push(started.elapsed());
+                store.db().close().await;
+            } else {
+                let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
+                on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop))
                     .unwrap();
+                let insert = |writer: usize| {
+                    let (db, events) = (
+                        raw.db().clone(),
+                        &events[writer * share..(writer + 1) * share],
+                    );
+                    async move {
+                        for (n, chunk) in events.chunks(BATCH).enumerate() {
+                            raw_insert(&db, &raw_rows(chunk, writer * share + n * BATCH)).await;
+                        }
+                    }
+                };
+                let started = Instant::now();
+                tokio::join!(insert(0), insert(1), insert(2), insert(3));
+                baseline.push(started.elapsed());
+                raw.db().close().await;
             }
         }
-    };
-    let started = Instant::now();
-    tokio::join!(append(0), append(1), append(2), append(3));
-    let ours = started.elapsed();
-
-    let raw = backend.store(&format!("bench_{name}_raw")).await;
-    on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
-    let insert = |writer: usize| {
-        let (db, events) = (
-            raw.db().clone(),
-            &events[writer * share..(writer + 1) * share],
-        );
-        async move {
-            for (n, chunk) in events.chunks(BATCH).enumerate() {
-                raw_insert(&db, &raw_rows(chunk, writer * share + n * BATCH)).await;
-            }
-        }
-    };
-    let started = Instant::now();
-    tokio::join!(insert(0), insert(1), insert(2), insert(3));
-    let baseline = started.elapsed();
-    report(&name, events.len(), ours, baseline);
+    }
+    report(&name, events.len(), median(ours), median(baseline));
 }
 
 /// The rows a bare insert of `events` writes, for the baselines.
@@ -301,8 +312,14 @@ fn raw_rows(events: &[EventEnvelope], first: usize) -> Vec<RawRow> {
         .collect()
 }
 
-/// Rounds per append benchmark; each side's median counts.
+/// Rounds per benchmark of the longer kinds (replay, dispatch, catch-up); each side's median
+/// counts.
 const ROUNDS: usize = 3;
+
+/// Rounds per append benchmark; each side's median counts. An append bench times a fraction
+/// of a second a side, where one slow flush of the server moves a round by a tenth: five rounds
+/// make the median one round's, not one flush's.
+const APPEND_ROUNDS: usize = 5;
 
 /// The middle one of a side's timings, one per round.
 fn median(mut timings: Vec<Duration>) -> Duration {
@@ -310,42 +327,55 @@ fn median(mut timings: Vec<Duration>) -> Duration {
     timings[timings.len() / 2]
 }
 
+/// The sides of a benchmark in the order they run in `round`: each goes first in turn, so
+/// none is always the one that meets the server still flushing what the last round wrote.
+fn turns(round: usize, sides: usize) -> impl Iterator<Item = usize> {
+    (0..sides).map(move |side| (round + side) % sides)
+}
+
 async fn append_bench(backend: Backend, batch: usize, batches: usize) {
     let name = format!("append_batch_{batch}_{backend:?}").to_lowercase();
     let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
     // Each side writes into a fresh database of its own, so neither pays for the other's
-    // checkpoints; the rounds alternate so both see the same machine.
+    // checkpoints.
     let (mut ours, mut baseline, mut engine) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
-        let started = Instant::now();
-        for chunk in events.chunks(batch) {
-            store
-                .append("bench", ExpectedVersion::Any, chunk)
-                .await
-                .unwrap();
+    for round in 0..APPEND_ROUNDS {
+        for side in turns(round, 3) {
+            match side {
+                0 => {
+                    let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
+                    let started = Instant::now();
+                    for chunk in events.chunks(batch) {
+                        store
+                            .append("bench", ExpectedVersion::Any, chunk)
+                            .await
+                            .unwrap();
+                    }
+                    ours.push(started.elapsed());
+                    store.db().close().await;
+                }
+                1 => {
+                    let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
+                    on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop))
+                        .unwrap();
+                    let started = Instant::now();
+                    for (n, chunk) in events.chunks(batch).enumerate() {
+                        raw_insert(raw.db(), &raw_rows(chunk, n * batch)).await;
+                    }
+                    baseline.push(started.elapsed());
+                    raw.db().close().await;
+                }
+                _ => engine.push(
+                    engine_insert(
+                        backend,
+                        &format!("bench_{name}_engine_{round}"),
+                        &events,
+                        batch,
+                    )
+                    .await,
+                ),
+            }
         }
-        ours.push(started.elapsed());
-        store.db().close().await;
-
-        let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
-        on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop)).unwrap();
-        let started = Instant::now();
-        for (n, chunk) in events.chunks(batch).enumerate() {
-            raw_insert(raw.db(), &raw_rows(chunk, n * batch)).await;
-        }
-        baseline.push(started.elapsed());
-        raw.db().close().await;
-
-        engine.push(
-            engine_insert(
-                backend,
-                &format!("bench_{name}_engine_{round}"),
-                &events,
-                batch,
-            )
-            .await,
-        );
     }
     report_with_engine(
         &name,
@@ -1366,7 +1396,7 @@ async fn acknowledge(bus: &ops_core_runtime::command::CommandBus, n: usize) {
 
 /// The jail's benchmarks do the same work with pack code in a confined runner of this
 /// binary (ours) and in process (the baseline), each on a store of its own, in
-/// [`ROUNDS`] alternating rounds so both sides see the same machine: `side` does the timed
+/// [`ROUNDS`] rounds, each side first in turn, so both see the same machine: `side` does the timed
 /// work once for a store label and its pack code. Reports the medians.
 async fn jailed_against_in_process<Side, Timed>(name: &str, count: usize, mut side: Side)
 where
@@ -1377,10 +1407,15 @@ where
     let program = std::env::current_exe().expect("this benchmark's binary");
     let (mut jailed, mut in_process) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let code = PackCode::Jailed(Jail::new(program.clone()));
-        jailed.push(side(format!("bench_{name}_jailed_{round}"), code).await);
-        let code = PackCode::InProcess;
-        in_process.push(side(format!("bench_{name}_in_process_{round}"), code).await);
+        for turn in turns(round, 2) {
+            if turn == 0 {
+                let code = PackCode::Jailed(Jail::new(program.clone()));
+                jailed.push(side(format!("bench_{name}_jailed_{round}"), code).await);
+            } else {
+                let code = PackCode::InProcess;
+                in_process.push(side(format!("bench_{name}_in_process_{round}"), code).await);
+            }
+        }
     }
     report(name, count, median(jailed), median(in_process));
 }
