@@ -42,9 +42,73 @@ pub fn sqlite_path(test: &str) -> std::path::PathBuf {
     dir.join(format!("{test}-{}.db", std::process::id()))
 }
 
-/// Where [`sqlite_path`] puts the stores' files.
+/// Where [`sqlite_path`] puts the stores' files. The first call of a run removes the files
+/// earlier runs left there whose process is gone (a failed test keeps its store for a look;
+/// the next run removes it), as [`sweep_runs_that_are_gone`] does for PostgreSQL.
 fn sqlite_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join("ops-tests")
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let dir = std::env::temp_dir().join("ops-tests");
+    SWEPT.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if run_is_gone(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    });
+    dir
+}
+
+/// Whether the file `name` (`<test>-<pid>.<suffix>`, as [`sqlite_path`] and [`temp_file`]
+/// name them) belongs to a process that is no longer running. A name of another form is
+/// not one of ours and is kept.
+fn run_is_gone(name: &str) -> bool {
+    // A store's log and index are named after its database file.
+    let file = SQLITE_FILES[1..]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    let Some((_, after)) = file.rsplit_once('-') else {
+        return false;
+    };
+    let pid: String = after.chars().take_while(char::is_ascii_digit).collect();
+    !pid.is_empty()
+        && after[pid.len()..].starts_with('.')
+        && pid != std::process::id().to_string()
+        && !std::path::Path::new("/proc").join(&pid).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_is_gone;
+
+    #[test]
+    fn only_the_files_of_processes_that_are_gone_are_swept() {
+        // No process has the largest pid the kernel could give; pid 1 always runs.
+        let gone = u32::MAX;
+        let this = std::process::id();
+        for name in [
+            format!("append-{gone}.db"),
+            format!("append-{gone}.db-wal"),
+            format!("append-{gone}.db-shm"),
+            format!("a-test-with-dashes-{gone}.key"),
+        ] {
+            assert!(run_is_gone(&name), "{name} is of a run that is gone");
+        }
+        for name in [
+            format!("append-{this}.db"),
+            format!("append-{this}.db-wal"),
+            "append-1.db".to_owned(),
+            "notes.txt".to_owned(),
+            "append-wal".to_owned(),
+            format!("append-{gone}"),
+        ] {
+            assert!(!run_is_gone(&name), "{name} is kept");
+        }
+    }
 }
 
 /// A SQLite store's files: the database and, beside it, its write-ahead log and index.
