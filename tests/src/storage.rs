@@ -81,36 +81,6 @@ fn run_is_gone(name: &str) -> bool {
         && !std::path::Path::new("/proc").join(&pid).exists()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::run_is_gone;
-
-    #[test]
-    fn only_the_files_of_processes_that_are_gone_are_swept() {
-        // No process has the largest pid the kernel could give; pid 1 always runs.
-        let gone = u32::MAX;
-        let this = std::process::id();
-        for name in [
-            format!("append-{gone}.db"),
-            format!("append-{gone}.db-wal"),
-            format!("append-{gone}.db-shm"),
-            format!("a-test-with-dashes-{gone}.key"),
-        ] {
-            assert!(run_is_gone(&name), "{name} is of a run that is gone");
-        }
-        for name in [
-            format!("append-{this}.db"),
-            format!("append-{this}.db-wal"),
-            "append-1.db".to_owned(),
-            "notes.txt".to_owned(),
-            "append-wal".to_owned(),
-            format!("append-{gone}"),
-        ] {
-            assert!(!run_is_gone(&name), "{name} is kept");
-        }
-    }
-}
-
 /// A SQLite store's files: the database and, beside it, its write-ahead log and index.
 const SQLITE_FILES: [&str; 3] = ["", "-wal", "-shm"];
 
@@ -383,4 +353,34 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_is_gone;
+
+    #[test]
+    fn only_the_files_of_processes_that_are_gone_are_swept() {
+        // No process has the largest pid the kernel could give; pid 1 always runs.
+        let gone = u32::MAX;
+        let this = std::process::id();
+        for name in [
+            format!("append-{gone}.db"),
+            format!("append-{gone}.db-wal"),
+            format!("append-{gone}.db-shm"),
+            format!("a-test-with-dashes-{gone}.key"),
+        ] {
+            assert!(run_is_gone(&name), "{name} is of a run that is gone");
+        }
+        for name in [
+            format!("append-{this}.db"),
+            format!("append-{this}.db-wal"),
+            "append-1.db".to_owned(),
+            "notes.txt".to_owned(),
+            "append-wal".to_owned(),
+            format!("append-{gone}"),
+        ] {
+            assert!(!run_is_gone(&name), "{name} is kept");
+        }
+    }
 }
