@@ -136,7 +136,8 @@ fn contract_impls(contract: &Contract) -> TokenStream {
     let ident = contract.ident();
     let impls = trait_impls(contract);
     let (upcast_checks, upcast_from) = upcast_parts(contract);
-    let identity = compiled_in_owner(&contract.owning);
+    let identity = compiled_in_owner_check(&contract.owning)
+        .map(|(expected, message)| quote!(.compiled_in(#expected, #message)));
     let renamed_from = contract
         .args
         .renamed_from
@@ -149,14 +150,15 @@ fn contract_impls(contract: &Contract) -> TokenStream {
     };
     let rust_type = format!("::{ident}");
     // The descriptor is built by a `const fn` of ops-core from the type's impls; only what
-    // they do not say is spelled out here, once, outside `submit!` (which copies it).
+    // they do not say is spelled out here. Every item emitted here is one more the compiler
+    // checks on each build of the crate: the owner check rides in the descriptor's
+    // evaluation, and the descriptor is `submit!`'s value, not a constant of its own.
     quote! {
         #item
         const _: () = {
             #impls
             #upcast_checks
-            #identity
-            const DESCRIPTOR: ::ops_core::registry::TypeDescriptor =
+            ::ops_core::__private::inventory::submit! {
                 ::ops_core::__private::#describe::<#ident>(
                     ::ops_core::__private::Declared::at(
                         ::core::concat!(::core::module_path!(), #rust_type),
@@ -165,10 +167,11 @@ fn contract_impls(contract: &Contract) -> TokenStream {
                         ::core::file!(),
                         ::core::line!(),
                     )
+                    #identity
                     #renamed_from
                     #upcast_from
-                );
-            ::ops_core::__private::inventory::submit! { DESCRIPTOR }
+                )
+            }
         };
     }
 }
@@ -223,16 +226,23 @@ fn trait_impls(contract: &Contract) -> TokenStream {
     }
 }
 
-/// A build script can rewrite `CARGO_PKG_NAME`, not the crate rustc compiles: the type must
-/// find itself in the crate whose name gives it its owner.
-fn compiled_in_owner(owning: &OwningCrate) -> TokenStream {
-    let Some(expected) = &owning.compiled_as else {
-        return quote!();
-    };
+/// The crate the generated code must find itself in, and what the build says when it does
+/// not; `None` where that is not known (trybuild's cases).
+fn compiled_in_owner_check(owning: &OwningCrate) -> Option<(&str, String)> {
+    let expected = owning.compiled_as.as_deref()?;
     let message = format!(
         "this type claims the owner of crate `{}`, but it is compiled in another crate; the owner is the crate that compiles the type: remove the `CARGO_PKG_NAME` override (a build script's `cargo::rustc-env`)",
         owning.crate_name
     );
+    Some((expected, message))
+}
+
+/// A build script can rewrite `CARGO_PKG_NAME`, not the crate rustc compiles: the type must
+/// find itself in the crate whose name gives it its owner.
+fn compiled_in_owner(owning: &OwningCrate) -> TokenStream {
+    let Some((expected, message)) = compiled_in_owner_check(owning) else {
+        return quote!();
+    };
     quote! {
         const _: () = ::ops_core::__private::assert_compiled_in(
             ::core::module_path!(),
