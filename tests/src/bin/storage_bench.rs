@@ -532,21 +532,22 @@ async fn replay_bench(backend: Backend, count: usize) {
     let store = backend.store(&format!("bench_{name}")).await;
     let events: Vec<EventEnvelope> = (0..count).map(|n| mixed(&name, n)).collect();
     fill(&store, &events).await;
-    // The rounds alternate, so both sides see the same page cache and machine.
+    // The sides alternate, each first in turn, so all see the same page cache and machine.
     let (mut ours, mut baseline, mut engine) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        assert_eq!(replay_all(&store).await, count);
-        ours.push(started.elapsed());
-        let started = Instant::now();
-        assert_eq!(raw_replay_all(store.db()).await, count);
-        baseline.push(started.elapsed());
-        let started = Instant::now();
-        assert_eq!(
-            engine_replay_all(backend, &format!("bench_{name}"), store.db()).await,
-            count
-        );
-        engine.push(started.elapsed());
+    for round in 0..ROUNDS {
+        for side in turns(round, 3) {
+            let started = Instant::now();
+            let (replayed, timings) = match side {
+                0 => (replay_all(&store).await, &mut ours),
+                1 => (raw_replay_all(store.db()).await, &mut baseline),
+                _ => (
+                    engine_replay_all(backend, &format!("bench_{name}"), store.db()).await,
+                    &mut engine,
+                ),
+            };
+            timings.push(started.elapsed());
+            assert_eq!(replayed, count);
+        }
     }
     report_with_engine(&name, count, median(ours), median(baseline), median(engine));
 }
@@ -854,8 +855,8 @@ impl Executor for NullSink {
 
 /// Outbox dispatch with 1, 2 and 4 dispatchers (claim, gateway, execute, receipt), each
 /// against the same number of raw SQL workers doing the same durable work with the same
-/// null executor, in [`ROUNDS`] rounds that run every count on fresh stores, so each
-/// count's median saw the same machine as the others: claim a batch (the same `UPDATE … RETURNING` columns, decoded as ours decodes
+/// null executor, in [`ROUNDS`] rounds that run every count on fresh stores, each count
+/// first in turn, so each count's median saw the same machine as the others: claim a batch (the same `UPDATE … RETURNING` columns, decoded as ours decodes
 /// them), post each request, then in one transaction write three event rows per effect
 /// (its `Dispatched` step, its `EgressExecuted` receipt and its `Executed` step: the same
 /// event types with the same fields, so rows of the same size, into a copy of
@@ -866,9 +867,11 @@ async fn dispatch_bench(backend: Backend, count: usize) {
     const WORKERS: [usize; 3] = [1, 2, 4];
     let mut timings: [(Vec<Duration>, Vec<Duration>); WORKERS.len()] = Default::default();
     for round in 0..ROUNDS {
-        for ((ours, baseline), workers) in timings.iter_mut().zip(WORKERS) {
+        for turn in turns(round, WORKERS.len()) {
+            let workers = WORKERS[turn];
             let label = format!("dispatch_{workers}_{round}_{backend:?}").to_lowercase();
             let (one, raw) = dispatch_once(backend, &label, workers, count).await;
+            let (ours, baseline) = &mut timings[turn];
             ours.push(one);
             baseline.push(raw);
         }
@@ -1180,7 +1183,8 @@ async fn fill_streams(store: &ops_core_runtime::store::EventStore, run: &str, co
 /// share of the partitions (`p % workers`) under its own leases, as `ops-host run`
 /// processes sharing one database do. Baseline: [`raw_catch_up`], one plain-Rust worker
 /// folding the same events. Each of [`ROUNDS`] rounds runs the baseline and every worker
-/// count once, on fresh stores, so each count's median saw the same machine as the others
+/// count once, each first in turn, on fresh stores, so each count's median saw the same
+/// machine as the others
 /// (`cargo xtask bench` says how much faster than one worker each count went).
 async fn split_catch_up_bench(backend: Backend, count: usize) {
     const WORKERS: [usize; 3] = [1, 2, 4];
@@ -1190,14 +1194,17 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
     let mut baseline = Vec::new();
     let mut ours: [Vec<Duration>; WORKERS.len()] = Default::default();
     for round in 0..ROUNDS {
-        let raw = backend.store(&label(0, round)).await;
-        fill_streams(&raw, "raw", count).await;
-        let started = Instant::now();
-        let folded = raw_catch_up(raw.db()).await;
-        baseline.push(started.elapsed());
-        assert_eq!(folded, count);
-        for (timings, workers) in ours.iter_mut().zip(WORKERS) {
-            timings.push(split_catch_up(backend, &label(workers, round), count, workers).await);
+        for turn in turns(round, WORKERS.len() + 1) {
+            let Some(&workers) = WORKERS.get(turn) else {
+                let raw = backend.store(&label(0, round)).await;
+                fill_streams(&raw, "raw", count).await;
+                let started = Instant::now();
+                let folded = raw_catch_up(raw.db()).await;
+                baseline.push(started.elapsed());
+                assert_eq!(folded, count);
+                continue;
+            };
+            ours[turn].push(split_catch_up(backend, &label(workers, round), count, workers).await);
         }
     }
     let baseline = median(baseline);
@@ -1208,27 +1215,31 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
 }
 
 /// One run of [`split_catch_up_bench`]: `count` events caught up by `workers` workers, on
-/// a fresh store named `label`.
+/// a fresh store named `label`, from when every worker has its store open (connections, the
+/// migration ledger's read) until the last one is done, before it closes it: the baseline's
+/// store is open before its clock starts and stays open after, and a host opens its store
+/// once, not once a catch-up.
 async fn split_catch_up(backend: Backend, label: &str, count: usize, workers: usize) -> Duration {
     use ops_core_runtime::projection::ProjectionRunner;
     let shared = backend.store(label).await;
     fill_streams(&shared, "split", count).await;
-    let started = Instant::now();
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(workers + 1));
     let threads: Vec<_> = (0..workers)
         .map(|worker| {
-            let label = label.to_owned();
+            let (label, ready) = (label.to_owned(), ready.clone());
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
+                let store = runtime.block_on(backend.another_worker(&label));
+                let leases = ops_core_runtime::leases::Leases::new(
+                    store.db().clone(),
+                    format!("w{worker}"),
+                    std::time::Duration::from_secs(30),
+                );
+                ready.wait();
                 runtime.block_on(async move {
-                    let store = backend.another_worker(&label).await;
-                    let leases = ops_core_runtime::leases::Leases::new(
-                        store.db().clone(),
-                        format!("w{worker}"),
-                        std::time::Duration::from_secs(30),
-                    );
                     for partition in ops_core_runtime::projection::partitions_of(&SplitBoard) {
                         if partition.index as usize % workers == worker {
                             ProjectionRunner::start_partition(
@@ -1243,15 +1254,21 @@ async fn split_catch_up(backend: Backend, label: &str, count: usize, workers: us
                             .unwrap();
                         }
                     }
+                    let finished = Instant::now();
                     store.db().close().await;
+                    finished
                 })
             })
         })
         .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let elapsed = started.elapsed();
+    ready.wait();
+    let started = Instant::now();
+    let finished = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .max()
+        .expect("at least one worker");
+    let elapsed = finished - started;
     let rows = ops_core_runtime::projection::stored_rows(&shared, &SplitBoard)
         .await
         .unwrap();
