@@ -75,10 +75,15 @@ fn run_is_gone(name: &str) -> bool {
         return false;
     };
     let pid: String = after.chars().take_while(char::is_ascii_digit).collect();
+    after[pid.len()..].starts_with('.') && process_is_gone(&pid)
+}
+
+/// Whether `pid` (digits read from a store's name) is another process's that has ended:
+/// what the sweeps of both backends remove. Not this run's, nor a running process's.
+fn process_is_gone(pid: &str) -> bool {
     !pid.is_empty()
-        && after[pid.len()..].starts_with('.')
         && pid != std::process::id().to_string()
-        && !std::path::Path::new("/proc").join(&pid).exists()
+        && !std::path::Path::new("/proc").join(pid).exists()
 }
 
 /// A SQLite store's files: the database and, beside it, its write-ahead log and index.
@@ -135,9 +140,7 @@ async fn sweep_runs_that_are_gone(admin: &sqlx::PgPool) {
         .get_or_init(|| async {
             let gone = |name: &String| {
                 let pid: String = name[1..].chars().take_while(char::is_ascii_digit).collect();
-                !pid.is_empty()
-                    && pid != std::process::id().to_string()
-                    && !std::path::Path::new("/proc").join(&pid).exists()
+                process_is_gone(&pid)
             };
             let schemas: Vec<String> = sqlx::query_scalar(
                 "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t[0-9]+_[0-9]+_'",
