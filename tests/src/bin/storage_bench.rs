@@ -238,49 +238,49 @@ async fn concurrent_append_bench(backend: Backend, batches: usize) {
         .map(|n| opened(&name, n))
         .collect();
     let share = events.len() / WRITERS;
-    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    for round in 0..APPEND_ROUNDS {
-        for side in turns(round, 2) {
-            if side == 0 {
-                let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
-                let append = |writer: usize| {
-                    let (store, events) =
-                        (store.clone(), &events[writer * share..(writer + 1) * share]);
-                    async move {
-                        for chunk in events.chunks(BATCH) {
-                            store
-                                .append(&format!("bench-{writer}"), ExpectedVersion::Any, chunk)
-                                .await
-                                .unwrap();
-                        }
+    let [ours, baseline] = in_turns(APPEND_ROUNDS, async |round, side| {
+        if side == 0 {
+            let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
+            let append = |writer: usize| {
+                let (store, events) =
+                    (store.clone(), &events[writer * share..(writer + 1) * share]);
+                async move {
+                    for chunk in events.chunks(BATCH) {
+                        store
+                            .append(&format!("bench-{writer}"), ExpectedVersion::Any, chunk)
+                            .await
+                            .unwrap();
                     }
-                };
-                let started = Instant::now();
-                tokio::join!(append(0), append(1), append(2), append(3));
-                ours.push(started.elapsed());
-                store.db().close().await;
-            } else {
-                let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
-                on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop))
-                    .unwrap();
-                let insert = |writer: usize| {
-                    let (db, events) = (
-                        raw.db().clone(),
-                        &events[writer * share..(writer + 1) * share],
-                    );
-                    async move {
-                        for (n, chunk) in events.chunks(BATCH).enumerate() {
-                            raw_insert(&db, &raw_rows(chunk, writer * share + n * BATCH)).await;
-                        }
+                }
+            };
+            let started = Instant::now();
+            tokio::join!(append(0), append(1), append(2), append(3));
+            let elapsed = started.elapsed();
+            store.db().close().await;
+            elapsed
+        } else {
+            let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
+            on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop))
+                .unwrap();
+            let insert = |writer: usize| {
+                let (db, events) = (
+                    raw.db().clone(),
+                    &events[writer * share..(writer + 1) * share],
+                );
+                async move {
+                    for (n, chunk) in events.chunks(BATCH).enumerate() {
+                        raw_insert(&db, &raw_rows(chunk, writer * share + n * BATCH)).await;
                     }
-                };
-                let started = Instant::now();
-                tokio::join!(insert(0), insert(1), insert(2), insert(3));
-                baseline.push(started.elapsed());
-                raw.db().close().await;
-            }
+                }
+            };
+            let started = Instant::now();
+            tokio::join!(insert(0), insert(1), insert(2), insert(3));
+            let elapsed = started.elapsed();
+            raw.db().close().await;
+            elapsed
         }
-    }
+    })
+    .await;
     report(&name, events.len(), median(ours), median(baseline));
 }
 
@@ -327,10 +327,21 @@ fn median(mut timings: Vec<Duration>) -> Duration {
     timings[timings.len() / 2]
 }
 
-/// The sides of a benchmark in the order they run in `round`: each goes first in turn, so
-/// none is always the one that meets the server still flushing what the last round wrote.
-fn turns(round: usize, sides: usize) -> impl Iterator<Item = usize> {
-    (0..sides).map(move |side| (round + side) % sides)
+/// Runs `side(round, side)` for each of `SIDES` sides in each of `rounds` rounds, each side
+/// first in turn, so none is always the one that meets the server still flushing what the
+/// last round wrote. What each side returned, in round order.
+async fn in_turns<const SIDES: usize, T>(
+    rounds: usize,
+    mut side: impl AsyncFnMut(usize, usize) -> T,
+) -> [Vec<T>; SIDES] {
+    let mut results: [Vec<T>; SIDES] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        for turn in 0..SIDES {
+            let which = (round + turn) % SIDES;
+            results[which].push(side(round, which).await);
+        }
+    }
+    results
 }
 
 async fn append_bench(backend: Backend, batch: usize, batches: usize) {
@@ -338,45 +349,38 @@ async fn append_bench(backend: Backend, batch: usize, batches: usize) {
     let events: Vec<EventEnvelope> = (0..batch * batches).map(|n| opened(&name, n)).collect();
     // Each side writes into a fresh database of its own, so neither pays for the other's
     // checkpoints.
-    let (mut ours, mut baseline, mut engine) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..APPEND_ROUNDS {
-        for side in turns(round, 3) {
-            match side {
-                0 => {
-                    let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
-                    let started = Instant::now();
-                    for chunk in events.chunks(batch) {
-                        store
-                            .append("bench", ExpectedVersion::Any, chunk)
-                            .await
-                            .unwrap();
-                    }
-                    ours.push(started.elapsed());
-                    store.db().close().await;
-                }
-                1 => {
-                    let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
-                    on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop))
-                        .unwrap();
-                    let started = Instant::now();
-                    for (n, chunk) in events.chunks(batch).enumerate() {
-                        raw_insert(raw.db(), &raw_rows(chunk, n * batch)).await;
-                    }
-                    baseline.push(started.elapsed());
-                    raw.db().close().await;
-                }
-                _ => engine.push(
-                    engine_insert(
-                        backend,
-                        &format!("bench_{name}_engine_{round}"),
-                        &events,
-                        batch,
-                    )
-                    .await,
-                ),
+    let [ours, baseline, engine] = in_turns(APPEND_ROUNDS, async |round, side| match side {
+        0 => {
+            let store = backend.store(&format!("bench_{name}_ours_{round}")).await;
+            let started = Instant::now();
+            for chunk in events.chunks(batch) {
+                store
+                    .append("bench", ExpectedVersion::Any, chunk)
+                    .await
+                    .unwrap();
             }
+            let elapsed = started.elapsed();
+            store.db().close().await;
+            elapsed
         }
-    }
+        1 => {
+            let raw = backend.store(&format!("bench_{name}_raw_{round}")).await;
+            on_db!(raw.db(), pool => sqlx::raw_sql(RAW_TABLE).execute(pool).await.map(drop))
+                .unwrap();
+            let started = Instant::now();
+            for (n, chunk) in events.chunks(batch).enumerate() {
+                raw_insert(raw.db(), &raw_rows(chunk, n * batch)).await;
+            }
+            let elapsed = started.elapsed();
+            raw.db().close().await;
+            elapsed
+        }
+        _ => {
+            let label = format!("bench_{name}_engine_{round}");
+            engine_insert(backend, &label, &events, batch).await
+        }
+    })
+    .await;
     report_with_engine(
         &name,
         events.len(),
@@ -533,22 +537,18 @@ async fn replay_bench(backend: Backend, count: usize) {
     let events: Vec<EventEnvelope> = (0..count).map(|n| mixed(&name, n)).collect();
     fill(&store, &events).await;
     // The sides alternate, each first in turn, so all see the same page cache and machine.
-    let (mut ours, mut baseline, mut engine) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        for side in turns(round, 3) {
-            let started = Instant::now();
-            let (replayed, timings) = match side {
-                0 => (replay_all(&store).await, &mut ours),
-                1 => (raw_replay_all(store.db()).await, &mut baseline),
-                _ => (
-                    engine_replay_all(backend, &format!("bench_{name}"), store.db()).await,
-                    &mut engine,
-                ),
-            };
-            timings.push(started.elapsed());
-            assert_eq!(replayed, count);
-        }
-    }
+    let [ours, baseline, engine] = in_turns(ROUNDS, async |_, side| {
+        let started = Instant::now();
+        let replayed = match side {
+            0 => replay_all(&store).await,
+            1 => raw_replay_all(store.db()).await,
+            _ => engine_replay_all(backend, &format!("bench_{name}"), store.db()).await,
+        };
+        let elapsed = started.elapsed();
+        assert_eq!(replayed, count);
+        elapsed
+    })
+    .await;
     report_with_engine(&name, count, median(ours), median(baseline), median(engine));
 }
 
@@ -865,18 +865,15 @@ impl Executor for NullSink {
 /// reached) and checks every effect's capability; the ratio shows what both cost.
 async fn dispatch_bench(backend: Backend, count: usize) {
     const WORKERS: [usize; 3] = [1, 2, 4];
-    let mut timings: [(Vec<Duration>, Vec<Duration>); WORKERS.len()] = Default::default();
-    for round in 0..ROUNDS {
-        for turn in turns(round, WORKERS.len()) {
+    let timings: [Vec<(Duration, Duration)>; WORKERS.len()] =
+        in_turns(ROUNDS, async |round, turn| {
             let workers = WORKERS[turn];
             let label = format!("dispatch_{workers}_{round}_{backend:?}").to_lowercase();
-            let (one, raw) = dispatch_once(backend, &label, workers, count).await;
-            let (ours, baseline) = &mut timings[turn];
-            ours.push(one);
-            baseline.push(raw);
-        }
-    }
-    for ((ours, baseline), workers) in timings.into_iter().zip(WORKERS) {
+            dispatch_once(backend, &label, workers, count).await
+        })
+        .await;
+    for (rounds, workers) in timings.into_iter().zip(WORKERS) {
+        let (ours, baseline) = rounds.into_iter().unzip();
         let name = format!("dispatch_{workers}_{backend:?}").to_lowercase();
         report(&name, count, median(ours), median(baseline));
     }
@@ -1191,24 +1188,22 @@ async fn split_catch_up_bench(backend: Backend, count: usize) {
     let label = |workers: usize, round: usize| {
         format!("bench_split_catch_up_{workers}_{round}_{backend:?}").to_lowercase()
     };
-    let mut baseline = Vec::new();
-    let mut ours: [Vec<Duration>; WORKERS.len()] = Default::default();
-    for round in 0..ROUNDS {
-        for turn in turns(round, WORKERS.len() + 1) {
-            let Some(&workers) = WORKERS.get(turn) else {
-                let raw = backend.store(&label(0, round)).await;
-                fill_streams(&raw, "raw", count).await;
-                let started = Instant::now();
-                let folded = raw_catch_up(raw.db()).await;
-                baseline.push(started.elapsed());
-                assert_eq!(folded, count);
-                continue;
-            };
-            ours[turn].push(split_catch_up(backend, &label(workers, round), count, workers).await);
-        }
-    }
+    // The baseline is the last side: in turn first, as every worker count is.
+    let [one, two, four, baseline] = in_turns(ROUNDS, async |round, turn| {
+        let Some(&workers) = WORKERS.get(turn) else {
+            let raw = backend.store(&label(0, round)).await;
+            fill_streams(&raw, "raw", count).await;
+            let started = Instant::now();
+            let folded = raw_catch_up(raw.db()).await;
+            let elapsed = started.elapsed();
+            assert_eq!(folded, count);
+            return elapsed;
+        };
+        split_catch_up(backend, &label(workers, round), count, workers).await
+    })
+    .await;
     let baseline = median(baseline);
-    for (timings, workers) in ours.into_iter().zip(WORKERS) {
+    for (timings, workers) in [one, two, four].into_iter().zip(WORKERS) {
         let name = format!("projection_catch_up_split_{workers}_{backend:?}").to_lowercase();
         report(&name, count, median(timings), baseline);
     }
@@ -1422,18 +1417,19 @@ where
 {
     use ops_core_runtime::jail::{Jail, PackCode};
     let program = std::env::current_exe().expect("this benchmark's binary");
-    let (mut jailed, mut in_process) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        for turn in turns(round, 2) {
-            if turn == 0 {
-                let code = PackCode::Jailed(Jail::new(program.clone()));
-                jailed.push(side(format!("bench_{name}_jailed_{round}"), code).await);
-            } else {
-                let code = PackCode::InProcess;
-                in_process.push(side(format!("bench_{name}_in_process_{round}"), code).await);
-            }
+    let [jailed, in_process] = in_turns(ROUNDS, async |round, turn| {
+        if turn == 0 {
+            let code = PackCode::Jailed(Jail::new(program.clone()));
+            side(format!("bench_{name}_jailed_{round}"), code).await
+        } else {
+            side(
+                format!("bench_{name}_in_process_{round}"),
+                PackCode::InProcess,
+            )
+            .await
         }
-    }
+    })
+    .await;
     report(name, count, median(jailed), median(in_process));
 }
 
